@@ -1,0 +1,317 @@
+"""``OpenTrainClient``: one aiohttp session, one request pipeline, shared by every task.
+
+Every request goes through the same steps: wait for the pacer (rate control shared by
+the whole client), take the semaphore (``max_concurrency`` requests on the wire at
+most), send, release the semaphore, then classify the answer.  Retries wrap that
+pipeline (see ``_retry``), so a backoff never holds the semaphore or a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import attrs
+import cattrs
+
+from ._config import resolve_settings
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    DeliveryUnknownError,
+    InternalServerError,
+    RateLimitError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+from ._models import Message, structure
+from ._pacing import Pacer, PacingStore
+from ._retry import RetryEvent, RetryPolicy
+from ._validation import validate_content, validate_conversation_id
+from ._version import __version__
+
+__all__ = ["ClientStats", "OpenTrainClient", "send_message"]
+
+logger = logging.getLogger("opentrain_async")
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@attrs.define
+class ClientStats:
+    """Counters of what one client did on the wire (for progress displays and benchmarks)."""
+
+    requests: int = 0
+    """HTTP attempts made (every retry counts)."""
+    rate_limited: int = 0
+    """429 answers received."""
+    retries: int = 0
+    """Waits taken before a retry."""
+
+
+class OpenTrainClient:
+    """Async client for the OpenTrain public API's messaging surface.
+
+    Use it as an async context manager and share one instance across tasks::
+
+        async with OpenTrainClient() as client:
+            message = await client.send_message("conv_123", "Batch 7 is live")
+
+    ``api_token`` and ``base_url`` default to the environment and the official CLI's
+    config file (see ``resolve_settings``).  ``max_concurrency`` bounds requests on the
+    wire; ``rate_limit`` (requests per second) paces smoothly when you know the limit,
+    and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
+    so that backoff and pacing are testable without waiting.
+    """
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        base_url: str | None = None,
+        *,
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        max_retry_after: float = 120.0,
+        timeout: float = 30.0,
+        rate_limit: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        pacer: Pacer | None = None,
+        pacing_store: PacingStore | None = None,
+        session: aiohttp.ClientSession | None = None,
+        log_content: bool = False,
+        user_agent: str | None = None,
+        env: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
+        self._root = self._settings.api_root
+        self.max_concurrency = max_concurrency
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout)
+        self._retry = retry_policy or RetryPolicy(
+            max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
+        )
+        self._pacer = pacer or Pacer(
+            rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
+        )
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._session = session
+        self._owns_session = session is None
+        self._headers = {
+            **_JSON_HEADERS,
+            "Authorization": f"Bearer {self._settings.token}",
+            "User-Agent": user_agent or f"opentrain-async/{__version__}",
+        }
+        self.log_content = log_content
+        self.stats = ClientStats()
+        self.in_flight = 0
+        """Requests on the wire right now."""
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenTrainClient(api_root={self._root!r}, max_concurrency={self.max_concurrency}, "
+            f"token=<redacted>)"
+        )
+
+    @property
+    def api_root(self) -> str:
+        """The API root URL requests go to (``<origin>/api/public/v1``)."""
+        return self._root
+
+    @property
+    def pacer(self) -> Pacer:
+        """The rate control shared by every request of this client."""
+        return self._pacer
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry rules this client applies."""
+        return self._retry
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> OpenTrainClient:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._owns_session = True
+        return self._session
+
+    # -- the request pipeline --------------------------------------------------------
+
+    async def _attempt(
+        self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
+    ) -> tuple[int, Any]:
+        """One HTTP attempt: pace, take the semaphore, send, classify the answer."""
+        await self._pacer.acquire()
+        session = self._ensure_session()
+        async with self._semaphore:
+            self.in_flight += 1
+            self.stats.requests += 1
+            sent_at = self._clock()
+            try:
+                async with session.request(
+                    method,
+                    self._root + path,
+                    params=params,
+                    data=data,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                ) as response:
+                    status = response.status
+                    raw = await response.read()
+                    headers = response.headers
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise APITimeoutError(
+                    f"{method} {path}: timed out connecting ({type(exc).__name__})",
+                    reached_server=False,
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise APIConnectionError(
+                    f"{method} {path}: could not connect: {exc}", reached_server=False
+                ) from None
+            except asyncio.TimeoutError:
+                raise APITimeoutError(
+                    f"{method} {path}: no answer within {self._timeout.total}s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise APIConnectionError(
+                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                ) from None
+            finally:
+                self.in_flight -= 1
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1fms",
+                method,
+                path,
+                status,
+                (self._clock() - sent_at) * 1000,
+            )
+        if 200 <= status < 300:
+            self._pacer.on_success(sent_at)
+            try:
+                return status, json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise UnexpectedResponseError(
+                    f"HTTP {status} with a body that is not JSON",
+                    status=status,
+                    request_id=headers.get("X-Request-Id"),
+                    method=method,
+                    path=path,
+                ) from None
+        error = error_from_response(status, raw, headers, method=method, path=path)
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+            self._pacer.on_throttle(sent_at, error.retry_after)
+        raise error
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> tuple[int, Any]:
+        """Send one API request through the pipeline with the retry policy applied.
+
+        ``path`` is relative to the API root (``/messages``).  Returns the status and
+        the decoded JSON body.  GETs are treated as idempotent; other methods retry
+        only when the request certainly never reached the server, or on 429.
+        """
+        data = None if json_body is None else json.dumps(json_body).encode()
+        retrying = self._retry.retrying(method, path, idempotent=method == "GET")
+        before = self.stats.requests
+        try:
+            return await retrying(self._attempt, method, path, params, data)
+        finally:
+            self.stats.retries += max(0, self.stats.requests - before - 1)
+
+    # -- messages --------------------------------------------------------------------
+
+    async def send_message(self, conversation_id: str, content: str) -> Message:
+        """Send a plain-text message; returns the created ``Message``.
+
+        Input is validated locally first (``InvalidRequestError``).  If the outcome is
+        unknown (timeout after the request was written, dropped connection, 5xx), the
+        message is not resent blindly: ``DeliveryUnknownError`` is raised instead.
+        """
+        validate_conversation_id(conversation_id)
+        validate_content(content)
+        if self.log_content and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sending to %s: %r", conversation_id, content)
+        started = datetime.now(timezone.utc).timestamp()
+        body = {"conversationId": conversation_id, "content": content}
+        try:
+            status, payload = await self.request("POST", "/messages", json_body=body)
+        except (APIConnectionError, InternalServerError) as exc:
+            if isinstance(exc, APIConnectionError) and exc.reached_server is False:
+                raise
+            raise DeliveryUnknownError(
+                f"sending to {conversation_id} failed after the request may have reached the "
+                f"server ({exc}); the message may or may not have been delivered",
+                cause=exc,
+                conversation_id=conversation_id,
+                started_at=started,
+            ) from exc
+        return _parse_message(payload, status, "POST", "/messages")
+
+
+def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
+    message = payload.get("message") if isinstance(payload, dict) else None
+    try:
+        return structure(message, Message)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        raise UnexpectedResponseError(
+            f"HTTP {status} but the body has no valid 'message' object "
+            f"({type(exc).__name__}: {exc})",
+            status=status,
+            method=method,
+            path=path,
+        ) from None
+
+
+async def send_message(conversation_id: str, content: str, **client_options: Any) -> Message:
+    """One-shot send for bots: a client is opened, used once and closed.
+
+    Token and base URL resolve exactly as ``OpenTrainClient`` does; ``client_options``
+    are passed to it.  Share one ``OpenTrainClient`` instead when sending many.
+    """
+    validate_conversation_id(conversation_id)
+    validate_content(content)
+    async with OpenTrainClient(**client_options) as client:
+        return await client.send_message(conversation_id, content)

@@ -1,0 +1,153 @@
+"""Where the token and base URL come from, in the official OpenTrain CLI's order.
+
+token:    argument, env ``OT_API_TOKEN``, env ``OPENTRAIN_API_TOKEN``, then the CLI's file
+          ``${XDG_CONFIG_HOME:-~/.config}/opentrain/cli.json`` (key ``apiToken``)
+base URL: argument, env ``OT_API_BASE_URL``, env ``OPENTRAIN_API_BASE_URL``, the file's
+          ``baseUrl``, then ``https://app.opentrain.ai``.
+
+The base URL is an origin; ``/api/public/v1`` is appended (never twice).  Plain ``http://``
+is refused unless the host is loopback, so a bearer token never travels in clear text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "Settings",
+    "api_root",
+    "config_file_path",
+    "resolve_settings",
+]
+
+DEFAULT_BASE_URL = "https://app.opentrain.ai"
+API_PREFIX = "/api/public/v1"
+TOKEN_ENV_VARS = ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN")
+BASE_URL_ENV_VARS = ("OT_API_BASE_URL", "OPENTRAIN_API_BASE_URL")
+
+
+class Settings:
+    """A resolved token and API root; the token is kept out of ``repr``."""
+
+    __slots__ = ("_token", "api_root", "token_source")
+
+    def __init__(self, token: str, api_root: str, token_source: str) -> None:
+        self._token = token
+        self.api_root = api_root
+        self.token_source = token_source
+
+    @property
+    def token(self) -> str:
+        """The bearer token (never printed by the SDK)."""
+        return self._token
+
+    def __repr__(self) -> str:
+        return f"Settings(api_root={self.api_root!r}, token=<redacted from {self.token_source}>)"
+
+
+def config_file_path(env: Mapping[str, str] | None = None) -> Path:
+    """The official CLI's config file: ``${XDG_CONFIG_HOME:-~/.config}/opentrain/cli.json``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "opentrain" / "cli.json"
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{path} is not valid JSON") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def api_root(base_url: str) -> str:
+    """Turn an origin (or an origin with the API prefix) into the API root URL.
+
+    Raises ``ConfigurationError`` (a ValueError) for a non-HTTP(S) URL, or for plain
+    ``http://`` to a host that is not loopback.
+    """
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base URL must be an http(s) URL with a host, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing plain http:// to {parts.hostname}: the bearer token would travel in "
+            "clear text; use https:// (plain http is allowed only for loopback hosts)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base URL must not carry a query or fragment: {url!r}")
+    if url.endswith(API_PREFIX):
+        return url
+    return url + API_PREFIX
+
+
+def resolve_settings(
+    api_token: str | None = None,
+    base_url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Resolve the token and API root the way the official CLI does."""
+    env = os.environ if env is None else env
+    path = config_path if config_path is not None else config_file_path(env)
+    file_data: dict[str, Any] | None = None
+
+    def file_value(key: str) -> str | None:
+        nonlocal file_data
+        if file_data is None:
+            file_data = _read_config_file(path)
+        value = file_data.get(key)
+        return value if isinstance(value, str) and value.strip() else None
+
+    token, source = api_token, "argument"
+    if not token:
+        for name in TOKEN_ENV_VARS:
+            if env.get(name):
+                token, source = env[name], f"${name}"
+                break
+    if not token:
+        token, source = file_value("apiToken"), str(path)
+    if not token:
+        raise ConfigurationError(
+            "no OpenTrain API token found: pass api_token=..., or set OT_API_TOKEN or "
+            f"OPENTRAIN_API_TOKEN, or log in with the OpenTrain CLI so that {path} holds "
+            '"apiToken"'
+        )
+    token = token.strip()
+
+    url = base_url
+    if not url:
+        for name in BASE_URL_ENV_VARS:
+            if env.get(name):
+                url = env[name]
+                break
+    if not url:
+        url = file_value("baseUrl")
+    return Settings(token, api_root(url or DEFAULT_BASE_URL), source)

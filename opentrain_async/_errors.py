@@ -1,0 +1,294 @@
+"""The exception tree. Every error the SDK raises is an ``OpenTrainError``::
+
+    OpenTrainError
+     ├── InvalidRequestError (also ValueError)     bad input, caught before any request
+     ├── ConfigurationError (also ValueError)      no token, plain-http base URL, ...
+     ├── APIError                                  the server answered with an error
+     │    ├── BadRequestError          400  .issues
+     │    ├── AuthenticationError      401
+     │    ├── PermissionDeniedError    403  .claim_url .policy
+     │    ├── NotFoundError            404
+     │    ├── ConflictError            409
+     │    ├── RateLimitError           429  .retry_after
+     │    ├── InternalServerError      5xx  (also non-JSON proxy pages)
+     │    └── UnexpectedResponseError  2xx whose body is not what the API documents
+     ├── APIConnectionError                        the request got no answer
+     │    └── APITimeoutError
+     ├── DeliveryUnknownError                      a send may or may not have been delivered
+     └── WebhookVerificationError                  a webhook signature did not verify
+
+Responses are parsed once, when the exception is built, so retry code reads
+attributes (``.retry_after``), never headers.  No exception ever carries the token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "DeliveryUnknownError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OpenTrainError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnexpectedResponseError",
+    "WebhookVerificationError",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+
+class OpenTrainError(Exception):
+    """Base class of every error raised by opentrain_async."""
+
+
+class InvalidRequestError(OpenTrainError, ValueError):
+    """Input the server would reject, caught locally before any request was made.
+
+    ``field`` names the offending field, ``limit`` the rule, ``actual`` what was given.
+    """
+
+    def __init__(
+        self, message: str, *, field: str, limit: str | None = None, actual: object = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.limit = limit
+        self.actual = actual
+
+
+class ConfigurationError(OpenTrainError, ValueError):
+    """The client cannot be set up: no token found, an unsafe base URL, and so on."""
+
+
+class APIError(OpenTrainError):
+    """The server answered with a non-2xx status (or an undocumented body).
+
+    Attributes mirror the API's error envelope: ``status``, ``code``, ``message``,
+    ``request_id``, ``details`` and ``reason`` (``details.reason`` or None).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.details: Mapping[str, Any] = details or {}
+        reason = self.details.get("reason")
+        self.reason: str | None = reason if isinstance(reason, str) else None
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"{self.status}"]
+        if self.code:
+            parts.append(self.code)
+        text = " ".join(parts) + f": {self.message}"
+        if self.reason:
+            text += f" (reason: {self.reason})"
+        if self.method and self.path:
+            text += f" [{self.method} {self.path}]"
+        if self.request_id:
+            text += f" request_id={self.request_id}"
+        return text
+
+
+class BadRequestError(APIError):
+    """400: the server rejected the request's fields; ``issues`` holds its validation issues."""
+
+    @property
+    def issues(self) -> list[Any]:
+        """The zod validation issues from ``details.issues`` (empty when absent)."""
+        issues = self.details.get("issues")
+        return list(issues) if isinstance(issues, list) else []
+
+
+class AuthenticationError(APIError):
+    """401: the token is missing, malformed, revoked or unknown."""
+
+
+class PermissionDeniedError(APIError):
+    """403: scope, feature, account claim, participation or content policy forbids this."""
+
+    @property
+    def claim_url(self) -> str | None:
+        """Where to claim the account, when ``reason == "account_claim_required"``."""
+        value = self.details.get("claimUrl")
+        return value if isinstance(value, str) else None
+
+    @property
+    def policy(self) -> str | None:
+        """The content policy that blocked the message (``message_policy_blocked``)."""
+        value = self.details.get("policy")
+        return value if isinstance(value, str) else None
+
+
+class NotFoundError(APIError):
+    """404: no such conversation (or resource)."""
+
+
+class ConflictError(APIError):
+    """409: the send is blocked by the conversation's state; ``reason`` says which."""
+
+
+class RateLimitError(APIError):
+    """429: the request was rejected (never committed); ``retry_after`` is the server's hint."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class InternalServerError(APIError):
+    """5xx, including HTML pages from proxies in front of the API."""
+
+
+class UnexpectedResponseError(APIError):
+    """A success status whose body does not match what the API documents."""
+
+
+class APIConnectionError(OpenTrainError):
+    """No HTTP answer arrived: DNS failure, refused or dropped connection.
+
+    ``reached_server`` is False when the request certainly never reached the server
+    (so a retry cannot duplicate it) and None when that is unknown.
+    """
+
+    def __init__(self, message: str, *, reached_server: bool | None = None) -> None:
+        super().__init__(message)
+        self.reached_server = reached_server
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class DeliveryUnknownError(OpenTrainError):
+    """A send failed in a way that leaves its outcome unknown.
+
+    The request may have been committed by the server before the connection broke,
+    the timeout fired, or a proxy answered 5xx.  Resending blindly could post the
+    message twice, so the SDK does not; ``cause`` is the underlying error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: OpenTrainError,
+        conversation_id: str | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.conversation_id = conversation_id
+        self.started_at = started_at
+
+
+class WebhookVerificationError(OpenTrainError):
+    """A webhook delivery's signature is missing, malformed, stale or wrong."""
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def parse_retry_after(value: object) -> float | None:
+    """Read a retry hint given as seconds (int, float or numeric string); else None.
+
+    HTTP-date ``Retry-After`` values are not used by this API and yield None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    method: str | None = None,
+    path: str | None = None,
+) -> APIError:
+    """Build the typed error for a non-2xx answer, tolerating non-JSON bodies."""
+    payload: Any = None
+    try:
+        payload = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    message: str | None = None
+    code: str | None = None
+    request_id: str | None = headers.get("X-Request-Id")
+    details: Mapping[str, Any] | None = None
+    if isinstance(payload, dict):
+        if isinstance(payload.get("error"), str):
+            message = payload["error"]
+        if isinstance(payload.get("code"), str):
+            code = payload["code"]
+        if isinstance(payload.get("requestId"), str):
+            request_id = payload["requestId"]
+        if isinstance(payload.get("details"), dict):
+            details = payload["details"]
+    if message is None:
+        snippet = body[:80].decode("utf-8", "replace").strip() if body else ""
+        message = f"HTTP {status} without the API's JSON envelope" + (
+            f": {snippet!r}" if snippet else ""
+        )
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "request_id": request_id,
+        "details": details,
+        "method": method,
+        "path": path,
+    }
+    if status == 429:
+        hint = parse_retry_after((details or {}).get("retryAfterSeconds"))
+        if hint is None:
+            hint = parse_retry_after(headers.get("Retry-After"))
+        return RateLimitError(message, retry_after=hint, **kwargs)
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIError
+    return cls(message, **kwargs)

@@ -1,0 +1,129 @@
+"""Frozen attrs models and the one cattrs converter that maps them to the API's JSON.
+
+Field names are snake_case here and camelCase on the wire; the converter derives the
+mapping from the attribute names, so a model never spells a wire name by hand.  Unknown
+fields from the server are ignored (forward compatible); optional fields default.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+__all__ = ["Message", "OutgoingMessage", "converter", "parse_datetime", "structure", "to_camel"]
+
+T = TypeVar("T")
+
+_CAMEL_RE = re.compile(r"_([a-z0-9])")
+
+
+def to_camel(name: str) -> str:
+    """``conversation_id`` -> ``conversationId``."""
+    return _CAMEL_RE.sub(lambda m: m.group(1).upper(), name)
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse the API's ISO-8601 timestamps into timezone-aware datetimes (UTC if naive)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    else:
+        raise TypeError(f"expected an ISO-8601 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+converter = cattrs.Converter()
+"""The SDK's single converter: camelCase <-> snake_case for every model."""
+converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
+converter.register_unstructure_hook(datetime, _format_datetime)
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bool, _strict_bool)
+converter.register_structure_hook(int, _strict_int)
+
+
+def _camel_overrides(cls: type) -> dict[str, Any]:
+    return {a.name: override(rename=to_camel(a.name)) for a in attrs.fields(cls)}
+
+
+converter.register_structure_hook_factory(
+    attrs.has,
+    lambda cls: make_dict_structure_fn(cls, converter, **_camel_overrides(cls)),
+)
+converter.register_unstructure_hook_factory(
+    attrs.has,
+    lambda cls: make_dict_unstructure_fn(cls, converter, **_camel_overrides(cls)),
+)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Structure API JSON into ``cls`` with the SDK's converter."""
+    return converter.structure(data, cls)
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One message, as sent or read: the API's message object in snake_case."""
+
+    id: str
+    conversation_id: str
+    created_at: datetime
+    updated_at: datetime | None = None
+    job_id: str | None = None
+    sender_user_id: str | None = None
+    is_from_viewer: bool = False
+    content: str = ""
+    message_type: str | None = None
+    system: bool = False
+    has_unread_flag: bool = False
+    attachment_count: int = 0
+    has_audio: bool = False
+    edited_at: datetime | None = None
+    reaction_count: int = 0
+
+
+@attrs.frozen
+class OutgoingMessage:
+    """A message to send: where, what, and an optional ``key`` of the caller's for correlation.
+
+    ``key`` never goes to the server; bulk outcomes and the CLI journal use it.
+    """
+
+    conversation_id: str
+    content: str
+    key: str | None = None

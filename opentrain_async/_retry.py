@@ -1,0 +1,161 @@
+"""Which failures are retried and how long to wait: the client's tenacity policy.
+
+=====================================  ==========  ==========================================
+failure                                POST /...   GET
+=====================================  ==========  ==========================================
+429 with hint <= ``max_retry_after``   retry       retry (wait >= the hint, plus jitter)
+429 with hint above the cap            raise       raise (the caller decides)
+400 401 403 404 409                    raise       raise (exactly one request)
+never reached the server (DNS, refused) retry      retry (exponential backoff, full jitter)
+outcome unknown (timeout, reset, 5xx)  raise       retry 502/503/504, timeouts and resets
+=====================================  ==========  ==========================================
+
+A 429 means the server rejected the request, so retrying it can never duplicate.  An
+unknown-outcome POST is not retried here: the caller turns it into
+``DeliveryUnknownError`` (or reconciles by reading the conversation back).
+
+Every wait is observable: ``on_retry`` receives a frozen ``RetryEvent`` and the
+``opentrain_async`` logger gets a record with the attempt, the wait, the reason and the
+request id.  ``sleep`` and ``random`` are injectable, so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random as _random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import tenacity
+
+from ._errors import APIConnectionError, APITimeoutError, InternalServerError, RateLimitError
+
+__all__ = ["RetryEvent", "RetryPolicy"]
+
+logger = logging.getLogger("opentrain_async")
+
+_RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
+
+
+@attrs.frozen
+class RetryEvent:
+    """What is about to be waited out before the next attempt of one request."""
+
+    method: str
+    path: str
+    attempt: int
+    """The attempt that just failed, counting from 1."""
+    wait: float
+    """Seconds until the next attempt."""
+    reason: str
+    """``rate_limited``, ``connection_failed``, ``timeout`` or ``server_error``."""
+    request_id: str | None
+    error: BaseException
+
+
+@attrs.define(kw_only=True)
+class RetryPolicy:
+    """The retry rules of one client; subclass or pass your own to ``OpenTrainClient``.
+
+    ``max_retries`` is the number of retries after the first attempt.  A 429 hint above
+    ``max_retry_after`` seconds is not waited out: ``RateLimitError`` is raised at once.
+    """
+
+    max_retries: int = 5
+    max_retry_after: float = 120.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.1
+    """Extra wait on top of a 429 hint, as a fraction of the hint (never shortens it)."""
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    random: Callable[[], float] = _random.random
+    on_retry: Callable[[RetryEvent], None] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.max_retry_after < 0:
+            raise ValueError("max_retry_after must be >= 0")
+
+    def retry_reason(self, error: BaseException | None, *, idempotent: bool) -> str | None:
+        """Why ``error`` may be retried, or None when it is terminal."""
+        if isinstance(error, RateLimitError):
+            if error.retry_after is not None and error.retry_after > self.max_retry_after:
+                return None
+            return "rate_limited"
+        if isinstance(error, APIConnectionError):
+            if error.reached_server is False:
+                return "connection_failed"
+            if idempotent:
+                return "timeout" if isinstance(error, APITimeoutError) else "connection_failed"
+            return None
+        if (
+            idempotent
+            and isinstance(error, InternalServerError)
+            and error.status in _RETRYABLE_GET_STATUSES
+        ):
+            return "server_error"
+        return None
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter for the retry after ``attempt``."""
+        ceiling = min(self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
+        return float(ceiling * (0.5 + self.random() / 2))
+
+    def compute_wait(self, error: BaseException | None, attempt: int) -> float:
+        """Seconds to wait after ``attempt`` failed with ``error``."""
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            hint = error.retry_after
+            return hint + max(hint, 0.001) * self.jitter * self.random()
+        return self.backoff(attempt)
+
+    def retrying(self, method: str, path: str, *, idempotent: bool) -> tenacity.AsyncRetrying:
+        """A tenacity controller for one request under this policy."""
+
+        def should_retry(state: tenacity.RetryCallState) -> bool:
+            outcome = state.outcome
+            if outcome is None or not outcome.failed:
+                return False
+            return self.retry_reason(outcome.exception(), idempotent=idempotent) is not None
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            assert state.outcome is not None
+            return self.compute_wait(state.outcome.exception(), state.attempt_number)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            assert state.outcome is not None
+            assert state.next_action is not None
+            error = state.outcome.exception()
+            assert error is not None
+            event = RetryEvent(
+                method=method,
+                path=path,
+                attempt=state.attempt_number,
+                wait=state.next_action.sleep,
+                reason=self.retry_reason(error, idempotent=idempotent) or "unknown",
+                request_id=getattr(error, "request_id", None),
+                error=error,
+            )
+            logger.info(
+                "retrying %s %s in %.3fs after attempt %d (%s, request_id=%s)",
+                method,
+                path,
+                event.wait,
+                event.attempt,
+                event.reason,
+                event.request_id,
+                extra={"opentrain_retry": event},
+            )
+            if self.on_retry is not None:
+                self.on_retry(event)
+
+        return tenacity.AsyncRetrying(
+            retry=should_retry,
+            wait=wait,
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
