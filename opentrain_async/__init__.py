@@ -4,6 +4,7 @@ Send with ``OpenTrainClient.send_message`` (or the one-shot ``send_message``); e
 error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.testing``.
 """
 
+from ._bulk import BulkReport, BulkSend, SendItem, SendOutcome
 from ._client import ClientStats, OpenTrainClient, send_message
 from ._config import Settings, resolve_settings
 from ._errors import (
@@ -37,6 +38,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkReport",
+    "BulkSend",
     "ClientStats",
     "ConfigurationError",
     "ConflictError",
@@ -56,6 +59,8 @@ __all__ = [
     "RateLimitError",
     "RetryEvent",
     "RetryPolicy",
+    "SendItem",
+    "SendOutcome",
     "Settings",
     "UnexpectedResponseError",
     "WebhookVerificationError",
