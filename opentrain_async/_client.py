@@ -273,11 +273,10 @@ class OpenTrainClient:
         """
         data = None if json_body is None else json.dumps(json_body).encode()
         retrying = self._retry.retrying(method, path, idempotent=method == "GET")
-        before = self.stats.requests
         try:
             return await retrying(self._attempt, method, path, params, data)
         finally:
-            self.stats.retries += max(0, self.stats.requests - before - 1)
+            self.stats.retries += retrying.statistics.get("attempt_number", 1) - 1
 
     # -- messages --------------------------------------------------------------------
 
