@@ -272,9 +272,26 @@ class OpenTrainClient:
         only when the request certainly never reached the server, or on 429.
         """
         data = None if json_body is None else json.dumps(json_body).encode()
-        retrying = self._retry.retrying(method, path, idempotent=method == "GET")
+        idempotent = method == "GET"
         try:
-            return await retrying(self._attempt, method, path, params, data)
+            # Fast path: most requests succeed first time, so tenacity is only set up
+            # once an attempt has failed in a retryable way.
+            return await self._attempt(method, path, params, data)
+        except OpenTrainError as exc:
+            if self._retry.retry_reason(exc, idempotent=idempotent) is None:
+                raise
+            first_failure: OpenTrainError | None = exc
+
+        async def attempt() -> tuple[int, Any]:
+            nonlocal first_failure
+            if first_failure is not None:  # replay attempt 1 so tenacity counts it
+                failure, first_failure = first_failure, None
+                raise failure
+            return await self._attempt(method, path, params, data)
+
+        retrying = self._retry.retrying(method, path, idempotent=idempotent)
+        try:
+            return await retrying(attempt)
         finally:
             self.stats.retries += retrying.statistics.get("attempt_number", 1) - 1
 

@@ -22,7 +22,7 @@ from opentrain_async import (
     RateLimitError,
     SendOutcome,
 )
-from opentrain_async.testing import Fault, FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .conftest import RecordingSleep, make_client
 
@@ -56,7 +56,8 @@ async def test_every_input_gets_exactly_one_outcome(
     assert sorted(by_index) == list(range(len(items)))
     assert len(outcomes) == len(items)
     assert [by_index[i].ok for i in range(3)] == [True, True, True]
-    assert by_index[1].key == "k-1" and by_index[2].key == "k-2"
+    assert by_index[1].key == "k-1"
+    assert by_index[2].key == "k-2"
     assert by_index[2].item is items[2]
     for i in (3, 4, 5, 6):
         assert isinstance(by_index[i].error, InvalidRequestError)
@@ -178,9 +179,13 @@ async def test_failing_input_iterable_is_reported_after_its_items(
         raise RuntimeError("input file truncated")
 
     seen: list[SendOutcome] = []
-    with pytest.raises(RuntimeError, match="truncated"):
+
+    async def consume() -> None:
         async for outcome in client.send_many(broken()):
             seen.append(outcome)
+
+    with pytest.raises(RuntimeError, match="truncated"):
+        await consume()
     assert sorted(o.index for o in seen) == [0, 1]
 
 
@@ -212,7 +217,8 @@ async def test_committed_send_is_found_by_read_back_not_resent(
     conv = server.add_conversation()
     server.inject_fault(fault, count=1)
     (outcome,) = await collect(client, [(conv, "hello")])
-    assert outcome.ok and outcome.reconciled
+    assert outcome.ok
+    assert outcome.reconciled
     assert [m["id"] for m in server.messages(conv)] == [outcome.message.id]  # type: ignore[union-attr]
     assert len(server.sends) == 1
     assert [r.method for r in server.requests] == ["POST", "GET"]
@@ -226,7 +232,8 @@ async def test_uncommitted_send_is_resent_after_read_back(
     conv = server.add_conversation()
     server.inject_fault(fault, count=1)
     (outcome,) = await collect(client, [(conv, "hello")])
-    assert outcome.ok and not outcome.reconciled
+    assert outcome.ok
+    assert not outcome.reconciled
     assert len(server.messages(conv)) == 1
     assert [r.method for r in server.requests] == ["POST", "GET", "POST"]
 
@@ -234,12 +241,13 @@ async def test_uncommitted_send_is_resent_after_read_back(
 async def test_identical_earlier_message_is_not_mistaken_for_ours(
     server: FakeOpenTrain, client: OpenTrainClient
 ) -> None:
-    """Same content already delivered by this client is not claimed twice: the lost one is resent."""
+    """Identical content this client already delivered is not claimed again: it is resent."""
     conv = server.add_conversation()
     await client.send_message(conv, "same")
     server.inject_fault(Fault.RESET_BEFORE_COMMIT, count=1)
     (outcome,) = await collect(client, [(conv, "same")])
-    assert outcome.ok and not outcome.reconciled
+    assert outcome.ok
+    assert not outcome.reconciled
     assert len(server.messages(conv)) == 2
 
 
@@ -256,7 +264,9 @@ async def test_unreadable_conversation_gives_delivery_unknown(
     assert len(server.sends) == 1
 
 
-async def test_timeout_waits_before_reading_back(server: FakeOpenTrain, no_wait: RecordingSleep) -> None:
+async def test_timeout_waits_before_reading_back(
+    server: FakeOpenTrain, no_wait: RecordingSleep
+) -> None:
     """After a timeout the client gives the server reconcile_delay before reading back."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
