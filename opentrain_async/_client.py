@@ -354,6 +354,36 @@ class OpenTrainClient:
         outcomes = self.send_many(items, concurrency=concurrency, reconcile=reconcile)
         return await run_batch(outcomes, on_outcome)
 
+    async def find_own_message(
+        self, conversation_id: str, content: str, *, since: float
+    ) -> Message | None:
+        """Read the conversation back for a message of ours with this content.
+
+        Matches a message from the viewer with exactly ``content``, created at or after
+        ``since`` (a Unix timestamp) less ``clock_skew``, and not already attributed to
+        another send of this client.  Used to settle sends whose outcome is unknown,
+        e.g. by a journal after a crash.  Raises ``DeliveryUnknownError`` when the
+        conversation cannot be read back.
+        """
+        validate_conversation_id(conversation_id)
+        unknown = DeliveryUnknownError(
+            f"the outcome of a send to {conversation_id} is unknown",
+            cause=APIConnectionError("outcome unknown"),
+            conversation_id=conversation_id,
+            started_at=since,
+        )
+        found = await find_own_message(
+            self,
+            conversation_id,
+            content,
+            since=since - self.clock_skew,
+            claimed=self._claimed,
+            cause=unknown,
+        )
+        if found is not None:
+            self._reconciled.add(found.id)
+        return found
+
     async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
         """One input to exactly one outcome; never raises (except cancellation)."""
         key = item.key if isinstance(item, OutgoingMessage) else None

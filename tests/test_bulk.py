@@ -310,3 +310,26 @@ def test_concurrency_must_be_positive(server: FakeOpenTrain) -> None:
     client = make_client(server)
     with pytest.raises(ValueError, match="concurrency"):
         client.send_many([], concurrency=-1)
+
+
+async def test_find_own_message_settles_a_crashed_send(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """find_own_message finds our committed message after `since` and not older ones."""
+    conv = server.add_conversation()
+    sent = await client.send_message(conv, "from a crashed run")
+    other = await client.find_own_message(conv, "never sent", since=0)
+    assert other is None
+    fresh = OpenTrainClient(server.token, server.base_url)
+    async with fresh:
+        found = await fresh.find_own_message(conv, "from a crashed run", since=0)
+        assert found is not None
+        assert found.id == sent.id
+        again = await fresh.find_own_message(conv, "from a crashed run", since=0)
+        assert again is None
+        future = await OpenTrainClient(server.token, server.base_url).__aenter__()
+        try:
+            late = await future.find_own_message(conv, "from a crashed run", since=4e9)
+        finally:
+            await future.close()
+        assert late is None
