@@ -1,9 +1,10 @@
 """Bulk sending: one outcome per input, lazily, at the pace the client allows.
 
-``BulkSend`` is the engine behind ``OpenTrainClient.send_many``.  Workers pull the next
-input only when a slot is free; a slot is held from the moment an input is pulled until
-the caller has taken its outcome, so input in flight plus outcomes not yet consumed
-never exceed ``concurrency`` (memory stays O(concurrency) for any input size).  Nothing
+``BulkSend`` is the engine behind ``OpenTrainClient.send_many``.  ``concurrency`` workers
+each pull one input, send it and put its outcome on a queue bounded to ``concurrency``;
+a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
+not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
+input size) and a slow consumer slows the sending down.  Nothing
 fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
 outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
 stops the workers, so no send starts after the loop ended; ``async with`` or
@@ -217,9 +218,8 @@ class _Engine:
             self._items = iter(items)
         self._concurrency = concurrency
         self._reconcile = reconcile
-        self._slots = asyncio.Semaphore(concurrency)
         self._pull_lock = asyncio.Lock()
-        self._outcomes: asyncio.Queue[Any] = asyncio.Queue()
+        self._outcomes: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._index = 0
         self._live_workers = 0
@@ -243,7 +243,6 @@ class _Engine:
             if self._input_error is not None:
                 raise self._input_error
             raise StopAsyncIteration
-        self._slots.release()
         assert isinstance(outcome, SendOutcome)
         return outcome
 
@@ -260,41 +259,39 @@ class _Engine:
             task.cancel()
         return [t for t in self._workers if not t.done()]
 
-    async def _next_item(self) -> tuple[int, Any]:
-        async with self._pull_lock:
-            if self._exhausted:
-                return -1, _END
-            try:
-                if self._async_items is not None:
-                    item = await self._async_items.__anext__()
-                else:
-                    assert self._items is not None
-                    item = next(self._items)
-            except (StopIteration, StopAsyncIteration):
-                self._exhausted = True
-                return -1, _END
-            except Exception as exc:  # the caller's iterable failed: stop, report it last
-                self._exhausted = True
-                self._input_error = exc
-                return -1, _END
-            index = self._index
-            self._index += 1
-            return index, item
+    async def _next_item(self) -> Any:
+        if self._exhausted:
+            return _END
+        try:
+            if self._async_items is None:
+                # A plain next() cannot be interleaved with another worker's: no lock.
+                assert self._items is not None
+                return next(self._items)
+            async with self._pull_lock:  # an async generator must not be re-entered
+                if self._exhausted:
+                    return _END
+                return await self._async_items.__anext__()
+        except (StopIteration, StopAsyncIteration):
+            self._exhausted = True
+        except Exception as exc:  # the caller's iterable failed: stop, report it last
+            self._exhausted = True
+            self._input_error = exc
+        return _END
 
     async def _work(self) -> None:
         try:
             while True:
-                await self._slots.acquire()
-                index, item = await self._next_item()
+                item = await self._next_item()
                 if item is _END:
-                    self._slots.release()
-                    return
+                    break
+                index = self._index
+                self._index += 1
                 outcome = await self._client._send_outcome(index, item, self._reconcile)
-                self._outcomes.put_nowait(outcome)
+                await self._outcomes.put(outcome)
         finally:
             self._live_workers -= 1
-            if self._live_workers == 0:
-                self._outcomes.put_nowait(_END)
+        if self._live_workers == 0:  # the last worker out closes the stream
+            await self._outcomes.put(_END)
 
 
 async def run_batch(

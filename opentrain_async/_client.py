@@ -33,7 +33,7 @@ from ._errors import (
     UnexpectedResponseError,
     error_from_response,
 )
-from ._models import Message, OutgoingMessage, structure
+from ._models import Message, OutgoingMessage, structure_message
 from ._pacing import Pacer, PacingStore
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
@@ -123,11 +123,15 @@ class OpenTrainClient:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._session = session
         self._owns_session = session is None
+        # Per-request headers and timeout, needed only on a session the user passed in.
+        self._request_options: dict[str, Any] = {}
         self._headers = {
             **_JSON_HEADERS,
             "Authorization": f"Bearer {self._settings.token}",
             "User-Agent": user_agent or f"opentrain-async/{__version__}",
         }
+        if session is not None:
+            self._request_options = {"headers": self._headers, "timeout": self._timeout}
         self.log_content = log_content
         self._reconcile = reconcile
         self.reconcile_delay = reconcile_delay
@@ -184,8 +188,12 @@ class OpenTrainClient:
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # Our own session carries the headers, so requests need not merge them.
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, timeout=self._timeout
+            )
             self._owns_session = True
+            self._request_options = {}
         return self._session
 
     # -- the request pipeline --------------------------------------------------------
@@ -206,8 +214,7 @@ class OpenTrainClient:
                     self._root + path,
                     params=params,
                     data=data,
-                    headers=self._headers,
-                    timeout=self._timeout,
+                    **self._request_options,
                 ) as response:
                     status = response.status
                     raw = await response.read()
@@ -242,7 +249,7 @@ class OpenTrainClient:
         if 200 <= status < 300:
             self._pacer.on_success(sent_at)
             try:
-                return status, json.loads(raw)
+                return status, json.loads(raw.decode())
             except (ValueError, UnicodeDecodeError):
                 raise UnexpectedResponseError(
                     f"HTTP {status} with a body that is not JSON",
@@ -328,14 +335,14 @@ class OpenTrainClient:
         tuples, mappings with ``conversationId``/``content`` (optional ``key``), or
         ``OutgoingMessage``s; it is pulled lazily as capacity frees up.  Outcomes arrive
         in completion order; ``outcome.index`` is the input position.  ``concurrency``
-        (default: twice ``max_concurrency``) bounds inputs in progress; the client's
+        (default: ``max_concurrency``) bounds inputs in progress; the client's
         semaphore still bounds requests on the wire and its pacer the rate.  Unknown
         outcomes are reconciled by read-back unless ``reconcile=False``.
         """
         return BulkSend(
             self,
             items,
-            concurrency=concurrency or 2 * self.max_concurrency,
+            concurrency=concurrency or self.max_concurrency,
             reconcile=reconcile,
         )
 
@@ -465,7 +472,7 @@ class OpenTrainClient:
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
     message = payload.get("message") if isinstance(payload, dict) else None
     try:
-        return structure(message, Message)
+        return structure_message(message)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
         raise UnexpectedResponseError(
             f"HTTP {status} but the body has no valid 'message' object "
