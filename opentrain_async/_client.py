@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._models import Message, structure
 from ._pacing import Pacer, PacingStore
+from ._read import ReadMixin
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
@@ -57,7 +58,7 @@ class ClientStats:
     """Waits taken before a retry."""
 
 
-class OpenTrainClient:
+class OpenTrainClient(ReadMixin):
     """Async client for the OpenTrain public API's messaging surface.
 
     Use it as an async context manager and share one instance across tasks::
