@@ -4,6 +4,7 @@ Send with ``OpenTrainClient.send_message`` (or the one-shot ``send_message``); e
 error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.testing``.
 """
 
+from ._bulk import BulkReport, BulkSend, SendItem, SendOutcome
 from ._client import ClientStats, OpenTrainClient, send_message
 from ._config import Settings, resolve_settings
 from ._errors import (
@@ -66,6 +67,8 @@ __all__ = [
     "Actor",
     "AuthenticationError",
     "BadRequestError",
+    "BulkReport",
+    "BulkSend",
     "Capabilities",
     "ClientStats",
     "ConfigurationError",
@@ -101,6 +104,8 @@ __all__ = [
     "RateLimitError",
     "RetryEvent",
     "RetryPolicy",
+    "SendItem",
+    "SendOutcome",
     "Settings",
     "TokenInfo",
     "UnexpectedResponseError",

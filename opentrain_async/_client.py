@@ -12,8 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,19 +21,22 @@ import aiohttp
 import attrs
 import cattrs
 
+from ._bulk import BulkReport, BulkSend, SendOutcome, normalize_item, run_batch
 from ._config import resolve_settings
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
     DeliveryUnknownError,
     InternalServerError,
+    OpenTrainError,
     RateLimitError,
     UnexpectedResponseError,
     error_from_response,
 )
-from ._models import Message, structure
+from ._models import Message, OutgoingMessage, structure
 from ._pacing import Pacer, PacingStore
 from ._read import ReadMixin
+from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
@@ -71,6 +73,11 @@ class OpenTrainClient(ReadMixin):
     wire; ``rate_limit`` (requests per second) paces smoothly when you know the limit,
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
+
+    ``reconcile=True`` makes single sends read the conversation back after an unknown
+    outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
+    to let a timed-out request finish server-side first, ``clock_skew`` how far before
+    the first attempt a found message may be stamped.
     """
 
     def __init__(
@@ -88,12 +95,16 @@ class OpenTrainClient(ReadMixin):
         pacer: Pacer | None = None,
         pacing_store: PacingStore | None = None,
         session: aiohttp.ClientSession | None = None,
+        reconcile: bool = False,
+        reconcile_delay: float = 1.0,
+        clock_skew: float = 60.0,
         log_content: bool = False,
         user_agent: str | None = None,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
@@ -119,6 +130,13 @@ class OpenTrainClient(ReadMixin):
             "User-Agent": user_agent or f"opentrain-async/{__version__}",
         }
         self.log_content = log_content
+        self._reconcile = reconcile
+        self.reconcile_delay = reconcile_delay
+        self.clock_skew = clock_skew
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._claimed = ClaimedIds()
+        self._reconciled = ClaimedIds(capacity=10_000)
         self.stats = ClientStats()
         self.in_flight = 0
         """Requests on the wire right now."""
@@ -264,18 +282,125 @@ class OpenTrainClient(ReadMixin):
 
     # -- messages --------------------------------------------------------------------
 
-    async def send_message(self, conversation_id: str, content: str) -> Message:
+    async def send_message(
+        self, conversation_id: str, content: str, *, reconcile: bool | None = None
+    ) -> Message:
         """Send a plain-text message; returns the created ``Message``.
 
         Input is validated locally first (``InvalidRequestError``).  If the outcome is
         unknown (timeout after the request was written, dropped connection, 5xx), the
-        message is not resent blindly: ``DeliveryUnknownError`` is raised instead.
+        message is never resent blindly.  With ``reconcile`` off (the default for single
+        sends, unless the client was built with ``reconcile=True``) that raises
+        ``DeliveryUnknownError``; with it on, the conversation is read back first:
+        found means delivered, not found means it is safe to resend.
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
+        return await self._deliver(
+            conversation_id, content, self._reconcile if reconcile is None else reconcile
+        )
+
+    def send_many(
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        concurrency: int | None = None,
+        reconcile: bool = True,
+    ) -> BulkSend:
+        """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
+
+        ``items`` is any iterable or async iterable of ``(conversation_id, content)``
+        tuples, mappings with ``conversationId``/``content`` (optional ``key``), or
+        ``OutgoingMessage``s; it is pulled lazily as capacity frees up.  Outcomes arrive
+        in completion order; ``outcome.index`` is the input position.  ``concurrency``
+        (default: twice ``max_concurrency``) bounds inputs in progress; the client's
+        semaphore still bounds requests on the wire and its pacer the rate.  Unknown
+        outcomes are reconciled by read-back unless ``reconcile=False``.
+        """
+        return BulkSend(
+            self,
+            items,
+            concurrency=concurrency or 2 * self.max_concurrency,
+            reconcile=reconcile,
+        )
+
+    async def send_all(
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        concurrency: int | None = None,
+        reconcile: bool = True,
+        on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+    ) -> BulkReport:
+        """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
+
+        ``on_outcome`` is called with every outcome as it arrives (e.g. for progress).
+        """
+        outcomes = self.send_many(items, concurrency=concurrency, reconcile=reconcile)
+        return await run_batch(outcomes, on_outcome)
+
+    async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
+        """One input to exactly one outcome; never raises (except cancellation)."""
+        key = item.key if isinstance(item, OutgoingMessage) else None
+        try:
+            outgoing = normalize_item(item)
+            key = outgoing.key
+            message = await self._deliver(outgoing.conversation_id, outgoing.content, reconcile)
+        except OpenTrainError as exc:
+            return SendOutcome(index, item, error=exc, key=key)
+        except Exception as exc:  # a bug must not lose the input: it becomes its outcome
+            error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return SendOutcome(index, item, error=error, key=key)
+        return SendOutcome(
+            index, item, message=message, key=key, reconciled=message.id in self._reconciled
+        )
+
+    async def _deliver(self, conversation_id: str, content: str, reconcile: bool) -> Message:
+        """POST the message; on an unknown outcome, read back before any resend."""
+        started = self._wall_clock()
+        resends = 0
+        while True:
+            try:
+                message = await self._post_message(conversation_id, content, started)
+            except DeliveryUnknownError as unknown:
+                if not reconcile:
+                    raise
+                if isinstance(unknown.cause, APITimeoutError) and self.reconcile_delay > 0:
+                    # The server may still be processing the request we gave up on.
+                    await self._sleep(self.reconcile_delay)
+                found = await find_own_message(
+                    self,
+                    conversation_id,
+                    content,
+                    since=started - self.clock_skew,
+                    claimed=self._claimed,
+                    cause=unknown,
+                )
+                if found is not None:
+                    logger.info(
+                        "send to %s: outcome was unknown (%s); read-back found message %s",
+                        conversation_id,
+                        type(unknown.cause).__name__,
+                        found.id,
+                    )
+                    self._reconciled.add(found.id)
+                    return found
+                resends += 1
+                if resends > self._retry.max_retries:
+                    raise unknown.cause from unknown
+                logger.info(
+                    "send to %s: outcome was unknown (%s); not found by read-back, resending",
+                    conversation_id,
+                    type(unknown.cause).__name__,
+                )
+                continue
+            self._claimed.add(message.id)
+            return message
+
+    async def _post_message(self, conversation_id: str, content: str, started: float) -> Message:
         if self.log_content and logger.isEnabledFor(logging.DEBUG):
             logger.debug("sending to %s: %r", conversation_id, content)
-        started = datetime.now(timezone.utc).timestamp()
         body = {"conversationId": conversation_id, "content": content}
         try:
             status, payload = await self.request("POST", "/messages", json_body=body)

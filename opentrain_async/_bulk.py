@@ -1,0 +1,297 @@
+"""Bulk sending: one outcome per input, lazily, at the pace the client allows.
+
+``BulkSend`` is the engine behind ``OpenTrainClient.send_many``.  Workers pull the next
+input only when a slot is free; a slot is held from the moment an input is pulled until
+the caller has taken its outcome, so input in flight plus outcomes not yet consumed
+never exceed ``concurrency`` (memory stays O(concurrency) for any input size).  Nothing
+fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
+outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
+stops the workers, so no send starts after the loop ended; ``async with`` or
+``aclose()`` makes that deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    DeliveryUnknownError,
+    InvalidRequestError,
+    OpenTrainError,
+)
+from ._models import Message, OutgoingMessage
+from ._validation import validate_content, validate_conversation_id
+
+if TYPE_CHECKING:
+    from ._client import OpenTrainClient
+
+__all__ = ["BulkReport", "BulkSend", "SendItem", "SendOutcome", "normalize_item", "outcome_kind"]
+
+SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
+"""What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
+with ``conversationId``/``content`` (and optional ``key``), or an ``OutgoingMessage``."""
+
+
+@attrs.frozen
+class SendOutcome:
+    """The one outcome of one input: ``message`` when ``ok``, ``error`` otherwise."""
+
+    index: int
+    """Position of the input in the iterable, from 0."""
+    item: Any
+    """The input exactly as given."""
+    message: Message | None = None
+    error: OpenTrainError | None = None
+    key: str | None = None
+    """The caller's correlation key, when the input carried one."""
+    reconciled: bool = False
+    """True when the message was found by read-back after an unknown outcome."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the message was delivered."""
+        return self.message is not None
+
+    @property
+    def kind(self) -> str:
+        """``sent``, or a short name for the failure (see ``outcome_kind``)."""
+        return outcome_kind(self.error)
+
+
+def outcome_kind(error: OpenTrainError | None) -> str:
+    """Classify an outcome for reports: ``sent``, ``invalid``, ``delivery_unknown``,
+    the server's ``details.reason`` (``read_only_conversation``...), or its code."""
+    if error is None:
+        return "sent"
+    if isinstance(error, InvalidRequestError):
+        return "invalid"
+    if isinstance(error, DeliveryUnknownError):
+        return "delivery_unknown"
+    if isinstance(error, APIError):
+        if error.reason:
+            return error.reason
+        return (error.code or f"http_{error.status}").lower()
+    if isinstance(error, APIConnectionError):
+        return "connection_error"
+    return "error"
+
+
+def normalize_item(item: Any) -> OutgoingMessage:
+    """Turn one accepted input shape into a validated ``OutgoingMessage``."""
+    if isinstance(item, OutgoingMessage):
+        message = item
+    elif isinstance(item, Mapping):
+        key = item.get("key")
+        conversation_id: Any = item.get("conversationId", item.get("conversation_id"))
+        content: Any = item.get("content")
+        message = OutgoingMessage(conversation_id, content, None if key is None else str(key))
+    elif isinstance(item, tuple) and len(item) == 2:
+        message = OutgoingMessage(item[0], item[1])
+    else:
+        raise InvalidRequestError(
+            "each item must be a (conversation_id, content) tuple, a mapping with "
+            f"conversationId/content, or an OutgoingMessage; got {type(item).__name__}",
+            field="item",
+            limit="(conversation_id, content) | mapping | OutgoingMessage",
+            actual=type(item).__name__,
+        )
+    validate_conversation_id(message.conversation_id)
+    validate_content(message.content)
+    return message
+
+
+_END = object()
+
+
+@attrs.define
+class BulkReport:
+    """Totals of a whole batch (from ``OpenTrainClient.send_all``)."""
+
+    total: int = 0
+    sent: int = 0
+    counts: Counter[str] = attrs.Factory(Counter)
+    """Outcomes by kind (``sent``, ``invalid``, ``read_only_conversation``, ...)."""
+    failures: list[SendOutcome] = attrs.Factory(list)
+    """Every outcome that was not delivered (inputs included, for a retry later)."""
+    reconciled: int = 0
+    """Deliveries confirmed by read-back after an unknown outcome."""
+    elapsed: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Inputs that were not delivered."""
+        return self.total - self.sent
+
+    def add(self, outcome: SendOutcome) -> None:
+        """Account for one outcome."""
+        self.total += 1
+        self.counts[outcome.kind] += 1
+        if outcome.ok:
+            self.sent += 1
+            self.reconciled += outcome.reconciled
+        else:
+            self.failures.append(outcome)
+
+
+class BulkSend(AsyncIterator[SendOutcome]):
+    """Async iterator of ``SendOutcome``s, in completion order (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: OpenTrainClient,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        concurrency: int,
+        reconcile: bool,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._client = client
+        if isinstance(items, AsyncIterable):
+            self._async_items: AsyncIterator[Any] | None = aiter(items)
+            self._items: Iterator[Any] | None = None
+        else:
+            self._async_items = None
+            self._items = iter(items)
+        self._concurrency = concurrency
+        self._reconcile = reconcile
+        self._slots = asyncio.Semaphore(concurrency)
+        self._pull_lock = asyncio.Lock()
+        self._outcomes: asyncio.Queue[Any] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._index = 0
+        self._live_workers = 0
+        self._input_error: BaseException | None = None
+        self._exhausted = False
+        self._closed = False
+
+    # -- consumer side -----------------------------------------------------------------
+
+    def __aiter__(self) -> BulkSend:
+        return self
+
+    async def __anext__(self) -> SendOutcome:
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._workers:
+            self._start()
+        try:
+            outcome = await self._outcomes.get()
+        except BaseException:
+            self._cancel()
+            raise
+        if outcome is _END:
+            self._closed = True
+            if self._input_error is not None:
+                raise self._input_error
+            raise StopAsyncIteration
+        self._slots.release()
+        assert isinstance(outcome, SendOutcome)
+        return outcome
+
+    async def __aenter__(self) -> BulkSend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop pulling input and cancel in-flight sends; wait until they have stopped."""
+        self._closed = True
+        workers = self._cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def __del__(self) -> None:
+        # A plain ``async for ... break`` drops the last reference: stop the workers.
+        if getattr(self, "_workers", None):
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                self._cancel()
+
+    def _cancel(self) -> list[asyncio.Task[None]]:
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        return [t for t in workers if not t.done()]
+
+    # -- worker side -------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._live_workers = self._concurrency
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+
+    async def _next_item(self) -> tuple[int, Any]:
+        async with self._pull_lock:
+            if self._exhausted:
+                return -1, _END
+            try:
+                if self._async_items is not None:
+                    item = await self._async_items.__anext__()
+                else:
+                    assert self._items is not None
+                    item = next(self._items)
+            except (StopIteration, StopAsyncIteration):
+                self._exhausted = True
+                return -1, _END
+            except Exception as exc:  # the caller's iterable failed: stop, report it last
+                self._exhausted = True
+                self._input_error = exc
+                return -1, _END
+            index = self._index
+            self._index += 1
+            return index, item
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                await self._slots.acquire()
+                index, item = await self._next_item()
+                if item is _END:
+                    self._slots.release()
+                    return
+                outcome = await self._client._send_outcome(index, item, self._reconcile)
+                self._outcomes.put_nowait(outcome)
+        finally:
+            self._live_workers -= 1
+            if self._live_workers == 0:
+                self._outcomes.put_nowait(_END)
+
+
+async def run_batch(
+    outcomes: BulkSend, on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None
+) -> BulkReport:
+    """Drain ``outcomes`` into a ``BulkReport``, calling ``on_outcome`` for each."""
+    report = BulkReport()
+    started = time.monotonic()
+    async with outcomes:
+        async for outcome in outcomes:
+            report.add(outcome)
+            if on_outcome is not None:
+                result = on_outcome(outcome)
+                if asyncio.iscoroutine(result):
+                    await result
+    report.elapsed = time.monotonic() - started
+    return report
