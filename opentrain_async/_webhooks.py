@@ -160,7 +160,12 @@ def parse_webhook_event(raw_body: str | bytes) -> Event:
 
 
 class WebhookHandler:
-    """An aiohttp.web request handler for OpenTrain deliveries (see ``webhook_handler``)."""
+    """Verifies, dedupes and dispatches OpenTrain deliveries (see ``webhook_handler``).
+
+    ``handle`` is the aiohttp.web request handler; ``install(app, path)`` routes it and
+    drains background handlers when the app shuts down.  ``received``, ``duplicates``
+    and ``rejected`` count deliveries.
+    """
 
     def __init__(
         self,
@@ -191,7 +196,17 @@ class WebhookHandler:
         self.rejected = 0
         """Deliveries refused because they did not verify."""
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    def install(self, app: web.Application, path: str = "/webhooks/opentrain") -> None:
+        """Route POST ``path`` to ``handle`` and drain pending handlers on app cleanup."""
+        app.router.add_post(path, self.handle)
+
+        async def drain_on_cleanup(_: web.Application) -> None:
+            await self.drain()
+
+        app.on_cleanup.append(drain_on_cleanup)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp.web handler: one delivery in, a JSON acknowledgement out."""
         body = await request.read()
         try:
             verify_webhook_signature(
@@ -257,8 +272,8 @@ def webhook_handler(
     background: bool = True,
     dedupe_size: int = 10_000,
     clock: Callable[[], float] = time.time,
-) -> WebhookHandler:
-    """Build an aiohttp.web handler that verifies, dedupes and dispatches deliveries::
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp.web handler that verifies, dedupes and dispatches deliveries::
 
         app.router.add_post("/webhooks/opentrain", webhook_handler(secret, on_event))
 
@@ -269,7 +284,9 @@ def webhook_handler(
     (the default) the handler answers 202 at once and runs ``on_event`` as a task, so
     slow user code never makes OpenTrain time out (10 s) and retry; failures are logged.
     With ``background=False`` it awaits ``on_event`` and answers 500 if it raises, so
-    OpenTrain retries the delivery.  ``await handler.drain()`` on shutdown.
+    OpenTrain retries the delivery.  The returned handler is ``WebhookHandler.handle``
+    (its ``__self__`` has the counters and ``drain()``); use ``WebhookHandler(...)
+    .install(app)`` to have pending handlers drained when the app shuts down.
     """
     return WebhookHandler(
         secret,
@@ -278,4 +295,4 @@ def webhook_handler(
         background=background,
         dedupe_size=dedupe_size,
         clock=clock,
-    )
+    ).handle
