@@ -17,7 +17,7 @@ import attrs
 import cattrs
 
 from ._errors import UnexpectedResponseError
-from ._models import Message, structure
+from ._models import Message, converter, structure
 
 __all__ = [
     "EVENT_TYPES",
@@ -59,6 +59,17 @@ EVENT_TYPES = frozenset(
     }
 )
 """The event types the docs list; others pass through as plain ``Event`` records."""
+
+
+
+def _strict_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
+    """A JSON array of strings; a bare string is refused (cattrs would split it)."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return tuple(converter.structure(item, str) for item in value)
+
+
+converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strict_str_tuple)
 
 _STRUCTURE_ERRORS = (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError)
 
