@@ -152,7 +152,11 @@ class BulkReport:
 
 
 class BulkSend(AsyncIterator[SendOutcome]):
-    """Async iterator of ``SendOutcome``s, in completion order (see the module docstring)."""
+    """Async iterator of ``SendOutcome``s, in completion order (see the module docstring).
+
+    This handle is all the caller holds; the workers only reference the engine behind
+    it, so dropping the handle (a plain ``break``) cancels them at once.
+    """
 
     def __init__(
         self,
@@ -164,48 +168,13 @@ class BulkSend(AsyncIterator[SendOutcome]):
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self._client = client
-        if isinstance(items, AsyncIterable):
-            self._async_items: AsyncIterator[Any] | None = aiter(items)
-            self._items: Iterator[Any] | None = None
-        else:
-            self._async_items = None
-            self._items = iter(items)
-        self._concurrency = concurrency
-        self._reconcile = reconcile
-        self._slots = asyncio.Semaphore(concurrency)
-        self._pull_lock = asyncio.Lock()
-        self._outcomes: asyncio.Queue[Any] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
-        self._index = 0
-        self._live_workers = 0
-        self._input_error: BaseException | None = None
-        self._exhausted = False
-        self._closed = False
-
-    # -- consumer side -----------------------------------------------------------------
+        self._engine = _Engine(client, items, concurrency, reconcile)
 
     def __aiter__(self) -> BulkSend:
         return self
 
     async def __anext__(self) -> SendOutcome:
-        if self._closed:
-            raise StopAsyncIteration
-        if not self._workers:
-            self._start()
-        try:
-            outcome = await self._outcomes.get()
-        except BaseException:
-            self._cancel()
-            raise
-        if outcome is _END:
-            self._closed = True
-            if self._input_error is not None:
-                raise self._input_error
-            raise StopAsyncIteration
-        self._slots.release()
-        assert isinstance(outcome, SendOutcome)
-        return outcome
+        return await self._engine.next_outcome()
 
     async def __aenter__(self) -> BulkSend:
         return self
@@ -220,28 +189,76 @@ class BulkSend(AsyncIterator[SendOutcome]):
 
     async def aclose(self) -> None:
         """Stop pulling input and cancel in-flight sends; wait until they have stopped."""
-        self._closed = True
-        workers = self._cancel()
-        if workers:
-            await asyncio.gather(*workers, return_exceptions=True)
+        await self._engine.aclose()
 
     def __del__(self) -> None:
-        # A plain ``async for ... break`` drops the last reference: stop the workers.
-        if getattr(self, "_workers", None):
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                self._cancel()
+                engine.cancel()
 
-    def _cancel(self) -> list[asyncio.Task[None]]:
-        workers, self._workers = self._workers, []
-        for task in workers:
+
+class _Engine:
+    """The workers and queues behind one ``BulkSend``."""
+
+    def __init__(
+        self,
+        client: OpenTrainClient,
+        items: Iterable[Any] | AsyncIterable[Any],
+        concurrency: int,
+        reconcile: bool,
+    ) -> None:
+        self._client = client
+        self._async_items: AsyncIterator[Any] | None = None
+        self._items: Iterator[Any] | None = None
+        if isinstance(items, AsyncIterable):
+            self._async_items = aiter(items)
+        else:
+            self._items = iter(items)
+        self._concurrency = concurrency
+        self._reconcile = reconcile
+        self._slots = asyncio.Semaphore(concurrency)
+        self._pull_lock = asyncio.Lock()
+        self._outcomes: asyncio.Queue[Any] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._index = 0
+        self._live_workers = 0
+        self._input_error: BaseException | None = None
+        self._exhausted = False
+        self._closed = False
+
+    async def next_outcome(self) -> SendOutcome:
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._workers:
+            self._live_workers = self._concurrency
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        try:
+            outcome = await self._outcomes.get()
+        except BaseException:
+            self.cancel()
+            raise
+        if outcome is _END:
+            self._closed = True
+            if self._input_error is not None:
+                raise self._input_error
+            raise StopAsyncIteration
+        self._slots.release()
+        assert isinstance(outcome, SendOutcome)
+        return outcome
+
+    async def aclose(self) -> None:
+        pending = self.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Stop everything now; returns the workers still winding down."""
+        self._closed = True
+        self._exhausted = True
+        for task in self._workers:
             task.cancel()
-        return [t for t in workers if not t.done()]
-
-    # -- worker side -------------------------------------------------------------------
-
-    def _start(self) -> None:
-        self._live_workers = self._concurrency
-        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        return [t for t in self._workers if not t.done()]
 
     async def _next_item(self) -> tuple[int, Any]:
         async with self._pull_lock:

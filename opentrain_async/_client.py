@@ -273,12 +273,28 @@ class OpenTrainClient(ReadMixin):
         only when the request certainly never reached the server, or on 429.
         """
         data = None if json_body is None else json.dumps(json_body).encode()
-        retrying = self._retry.retrying(method, path, idempotent=method == "GET")
-        before = self.stats.requests
+        idempotent = method == "GET"
         try:
-            return await retrying(self._attempt, method, path, params, data)
+            # Fast path: most requests succeed first time, so tenacity is only set up
+            # once an attempt has failed in a retryable way.
+            return await self._attempt(method, path, params, data)
+        except OpenTrainError as exc:
+            if self._retry.retry_reason(exc, idempotent=idempotent) is None:
+                raise
+            first_failure: OpenTrainError | None = exc
+
+        async def attempt() -> tuple[int, Any]:
+            nonlocal first_failure
+            if first_failure is not None:  # replay attempt 1 so tenacity counts it
+                failure, first_failure = first_failure, None
+                raise failure
+            return await self._attempt(method, path, params, data)
+
+        retrying = self._retry.retrying(method, path, idempotent=idempotent)
+        try:
+            return await retrying(attempt)
         finally:
-            self.stats.retries += max(0, self.stats.requests - before - 1)
+            self.stats.retries += retrying.statistics.get("attempt_number", 1) - 1
 
     # -- messages --------------------------------------------------------------------
 
@@ -338,6 +354,36 @@ class OpenTrainClient(ReadMixin):
         """
         outcomes = self.send_many(items, concurrency=concurrency, reconcile=reconcile)
         return await run_batch(outcomes, on_outcome)
+
+    async def find_own_message(
+        self, conversation_id: str, content: str, *, since: float
+    ) -> Message | None:
+        """Read the conversation back for a message of ours with this content.
+
+        Matches a message from the viewer with exactly ``content``, created at or after
+        ``since`` (a Unix timestamp) less ``clock_skew``, and not already attributed to
+        another send of this client.  Used to settle sends whose outcome is unknown,
+        e.g. by a journal after a crash.  Raises ``DeliveryUnknownError`` when the
+        conversation cannot be read back.
+        """
+        validate_conversation_id(conversation_id)
+        unknown = DeliveryUnknownError(
+            f"the outcome of a send to {conversation_id} is unknown",
+            cause=APIConnectionError("outcome unknown"),
+            conversation_id=conversation_id,
+            started_at=since,
+        )
+        found = await find_own_message(
+            self,
+            conversation_id,
+            content,
+            since=since - self.clock_skew,
+            claimed=self._claimed,
+            cause=unknown,
+        )
+        if found is not None:
+            self._reconciled.add(found.id)
+        return found
 
     async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
         """One input to exactly one outcome; never raises (except cancellation)."""

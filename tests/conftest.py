@@ -35,7 +35,12 @@ def no_wait() -> RecordingSleep:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's real token, base URL or CLI config file."""
-    for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN", "OT_API_BASE_URL", "OPENTRAIN_API_BASE_URL"):
+    for name in (
+        "OT_API_TOKEN",
+        "OPENTRAIN_API_TOKEN",
+        "OT_API_BASE_URL",
+        "OPENTRAIN_API_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 

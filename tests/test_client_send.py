@@ -27,7 +27,7 @@ from opentrain_async import (
     RateLimitError,
     RetryEvent,
 )
-from opentrain_async.testing import Fault, FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .conftest import RecordingSleep, make_client
 
@@ -69,7 +69,9 @@ async def test_emoji_boundary_is_accepted_by_both_sides(
     assert len(server.sends) == 1
 
 
-async def test_server_side_400_carries_issues(server: FakeOpenTrain, client: OpenTrainClient) -> None:
+async def test_server_side_400_carries_issues(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
     """A body the server rejects raises BadRequestError with zod issues, in one request."""
     with pytest.raises(BadRequestError) as info:
         await client.request("POST", "/messages", json_body={"content": ""})
@@ -84,7 +86,8 @@ async def test_401_unknown_token(server: FakeOpenTrain, no_wait: RecordingSleep)
     async with make_client(server, token="ot_pat_wrong", sleep=no_wait) as client:
         with pytest.raises(AuthenticationError) as info:
             await client.send_message(conv, "hi")
-    assert info.value.status == 401 and info.value.code == "UNAUTHORIZED"
+    assert info.value.status == 401
+    assert info.value.code == "UNAUTHORIZED"
     assert len(server.requests) == 1
     assert "ot_pat_wrong" not in str(info.value)
 
@@ -113,7 +116,9 @@ async def test_403_account_reasons(
     assert no_wait.waits == []
 
 
-async def test_403_not_participant_and_policy(server: FakeOpenTrain, client: OpenTrainClient) -> None:
+async def test_403_not_participant_and_policy(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
     """Not being a participant and a content-policy block are terminal 403s with details."""
     outsider = server.add_conversation(participant=False)
     with pytest.raises(PermissionDeniedError) as info:
@@ -175,7 +180,8 @@ async def test_429_waits_the_hint_then_succeeds(
     assert all(expected_min <= w <= expected_min * 1.1 + 0.01 for w in retry_waits)
     assert [e.attempt for e in events] == [1, 2]
     assert all(e.reason == "rate_limited" and e.request_id for e in events)
-    assert client.stats.rate_limited == 2 and client.stats.retries == 2
+    assert client.stats.rate_limited == 2
+    assert client.stats.retries == 2
 
 
 async def test_429_hint_above_cap_raises_at_once(
@@ -213,7 +219,8 @@ async def test_429_without_any_hint_backs_off_exponentially(
         await client.send_message(conv, "hi")
     waits = [e.wait for e in events]
     assert waits[0] < waits[2]
-    assert 0.25 <= waits[0] <= 0.5 and 1.0 <= waits[2] <= 2.0
+    assert 0.25 <= waits[0] <= 0.5
+    assert 1.0 <= waits[2] <= 2.0
 
 
 async def test_backoff_does_not_hold_the_semaphore(
@@ -226,7 +233,8 @@ async def test_backoff_does_not_hold_the_semaphore(
         held: list[bool] = []
         no_wait.hooks.append(lambda _: held.append(client.in_flight > 0))
         await client.send_message(conv, "hi")
-    assert held and not any(held)
+    assert held
+    assert not any(held)
 
 
 async def test_semaphore_bounds_requests_on_the_wire(server: FakeOpenTrain) -> None:
@@ -284,7 +292,9 @@ async def test_unknown_outcome_is_not_resent(
     assert len(server.sends) == 1
 
 
-async def test_html_502_from_a_proxy_is_typed(server: FakeOpenTrain, client: OpenTrainClient) -> None:
+async def test_html_502_from_a_proxy_is_typed(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
     """A non-JSON 502 page becomes InternalServerError inside DeliveryUnknownError."""
     conv = server.add_conversation()
     server.fail_next(1, status=502, body="<html>502 Bad Gateway</html>", content_type="text/html")

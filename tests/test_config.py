@@ -39,7 +39,7 @@ def test_ot_env_beats_opentrain_env(cli_file: Path) -> None:
 
 
 def test_cli_file_is_last_resort_and_found_via_xdg(tmp_path: Path) -> None:
-    """With no argument or env, the token and base URL come from $XDG_CONFIG_HOME/opentrain/cli.json."""
+    """Without argument or env, token and base URL come from $XDG_CONFIG_HOME/opentrain/cli.json."""
     env = {"XDG_CONFIG_HOME": str(tmp_path)}
     path = config_file_path(env)
     assert path == tmp_path / "opentrain" / "cli.json"
@@ -102,7 +102,11 @@ def test_base_url_order(cli_file: Path) -> None:
 
 @pytest.mark.parametrize(
     "base_url",
-    ["https://app.opentrain.ai", "https://app.opentrain.ai/", "https://app.opentrain.ai/api/public/v1"],
+    [
+        "https://app.opentrain.ai",
+        "https://app.opentrain.ai/",
+        "https://app.opentrain.ai/api/public/v1",
+    ],
 )
 def test_api_prefix_is_appended_once(base_url: str, cli_file: Path) -> None:
     """The /api/public/v1 prefix is appended to an origin and never doubled."""

@@ -50,7 +50,8 @@ def test_status_maps_to_class(status: int, code: str, cls: type[APIError]) -> No
         "req-1",
         "nope",
     )
-    assert "POST /messages" in str(error) and "req-1" in str(error)
+    assert "POST /messages" in str(error)
+    assert "req-1" in str(error)
 
 
 def test_403_carries_reason_claim_url_and_policy() -> None:

@@ -75,7 +75,9 @@ def test_never_reached_is_retried_for_writes_unknown_is_not() -> None:
     assert policy.retry_reason(timeout, idempotent=True) == "timeout"
 
 
-@pytest.mark.parametrize(("status", "retried"), [(500, False), (502, True), (503, True), (504, True)])
+@pytest.mark.parametrize(
+    ("status", "retried"), [(500, False), (502, True), (503, True), (504, True)]
+)
 def test_gets_retry_gateway_errors(status: int, retried: bool) -> None:
     """GETs retry 502/503/504; writes never retry a 5xx (it may have committed)."""
     policy = RetryPolicy()

@@ -24,8 +24,10 @@ def test_content_at_the_utf16_boundary() -> None:
     error = info.value
     assert error.field == "content"
     assert error.actual == 10_002
-    assert "10,000" in str(error) and "10,002" in str(error)
-    assert isinstance(error, ValueError) and isinstance(error, OpenTrainError)
+    assert "10,000" in str(error)
+    assert "10,002" in str(error)
+    assert isinstance(error, ValueError)
+    assert isinstance(error, OpenTrainError)
 
 
 def test_ascii_boundary() -> None:

@@ -1,0 +1,186 @@
+"""``make bench``: this SDK against its peers, side by side, in one run.
+
+Every (scenario, runner) pair gets a fresh fake server in its own process on loopback;
+the runner sends from this process with 64 requests in flight.  The table shows time,
+the ratio to the limit (raw aiohttp when unthrottled, else the ideal n/rate), the 429s
+the server answered, and messages lost and duplicated according to the server's own
+records.  Results are also written to benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._server import fake_server
+from .runners import RUNNERS
+
+CONCURRENCY = 64
+CONVERSATIONS = 50
+RESULTS = Path(__file__).parent / "results"
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    n: int
+    server_args: tuple[str, ...] = ()
+    rate: float | None = None
+    """The server's limit, for the ideal time n/rate."""
+
+
+SCENARIOS = [
+    Scenario("unthrottled", 3000),
+    Scenario("bucket 500/s exact hints", 1500, ("--rate", "500", "--burst", "10"), 500),
+    Scenario(
+        "bucket 200/s integer hints",
+        1000,
+        ("--rate", "200", "--burst", "10", "--integer-hints"),
+        200,
+    ),
+    Scenario("fixed window 100/1s", 500, ("--window-limit", "100", "--window", "1"), 100),
+    Scenario(
+        "faults after commit 25%", 1000, ("--fault", "reset_after_commit", "--fault-rate", "0.25")
+    ),
+]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
+    items = [
+        (f"conv_{i % CONVERSATIONS + 1:04d}", f"{scenario.name} message {i}")
+        for i in range(scenario.n)
+    ]
+    ideal = scenario.n / scenario.rate if scenario.rate else None
+    budget = max(60.0, 15 * ideal) if ideal else 120.0
+    args = ("--conversations", str(CONVERSATIONS), "--seed", "7", *scenario.server_args)
+    with fake_server(args) as server:
+        runner = RUNNERS[runner_name]
+        started = time.perf_counter()
+        timed_out = False
+        try:
+            asyncio.run(
+                asyncio.wait_for(runner(server.base_url, server.token, items, CONCURRENCY), budget)
+            )
+        except (asyncio.TimeoutError, TimeoutError):
+            timed_out = True
+        elapsed = time.perf_counter() - started
+        stats = server.stats()
+    distinct = stats.get("distinct", stats["committed"] - stats["duplicates"])
+    return {
+        "scenario": scenario.name,
+        "runner": runner_name,
+        "n": scenario.n,
+        "seconds": round(elapsed, 3),
+        "ideal_seconds": ideal,
+        "throughput": round(scenario.n / elapsed, 1),
+        "rate_limited": stats["rate_limited"],
+        "lost": scenario.n - distinct,
+        "duplicated": stats["committed"] - distinct,
+        "timed_out": timed_out,
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'scenario':<27} {'runner':<16} {'time s':>8} {'ratio':>7} {'msg/s':>8} "
+        f"{'429s':>6} {'lost':>6} {'dup':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row.get("ratio")
+        ratio_text = f"{ratio:.2f}x" if ratio is not None else "-"
+        time_text = f"{row['seconds']:.2f}" + ("!" if row["timed_out"] else "")
+        print(
+            f"{row['scenario']:<27} {row['runner']:<16} {time_text:>8} {ratio_text:>7} "
+            f"{row['throughput']:>8.0f} {row['rate_limited']:>6} {row['lost']:>6} "
+            f"{row['duplicated']:>5}"
+        )
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        if row["ideal_seconds"]:
+            row["ratio"] = round(row["seconds"] / row["ideal_seconds"], 3)
+            row["ratio_to"] = "ideal n/rate"
+        else:
+            raw = next(
+                (
+                    r
+                    for r in rows
+                    if r["scenario"] == row["scenario"] and r["runner"] == "raw aiohttp"
+                ),
+                None,
+            )
+            if raw is not None:
+                # Throughput relative to raw aiohttp (higher is better, 1.0 = the limit).
+                row["ratio"] = round(row["throughput"] / raw["throughput"], 3)
+                row["ratio_to"] = "raw aiohttp throughput"
+
+
+def run_memory(n_values: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for n in n_values:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.memory", "--n", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--runners", help="comma-separated runner names (default: all)")
+    parser.add_argument(
+        "--memory", default="100000,1000000", help="n values for the memory run ('' to skip)"
+    )
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args()
+    runners = args.runners.split(",") if args.runners else list(RUNNERS)
+    print(f"machine: {machine()}")
+    rows: list[dict[str, Any]] = []
+    for scenario in SCENARIOS:
+        if args.only and args.only not in scenario.name:
+            continue
+        for name in runners:
+            rows.append(run_one(scenario, name))
+            print(f"  {scenario.name} / {name}: {rows[-1]['seconds']:.2f}s", file=sys.stderr)
+    add_ratios(rows)
+    print()
+    print_table(rows)
+    memory = run_memory([int(v) for v in args.memory.split(",") if v]) if args.memory else []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "rows": rows, "memory": memory}, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""A faithful fake OpenTrain server for tests, benchmarks and users' bot tests.
+
+``FakeOpenTrain`` serves the public messaging API over real loopback HTTP and can
+script the failures a client must survive (429s, HTML 502s, dropped connections
+before or after the commit, stalls). It does not import the SDK, so it cannot mask
+client bugs. See ``opentrain_async.testing.pytest_plugin`` for a ready fixture and
+``python -m opentrain_async.testing`` for an out-of-process server.
+"""
+
+from ._limits import FixedWindow, RateLimit, TokenBucket
+from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
+from ._server import API_PREFIX, DEFAULT_TOKEN, FakeOpenTrain
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_SCOPES",
+    "DEFAULT_TOKEN",
+    "FakeAccount",
+    "FakeConversation",
+    "FakeOpenTrain",
+    "Fault",
+    "FixedWindow",
+    "RateLimit",
+    "RecordedRequest",
+    "TokenBucket",
+]

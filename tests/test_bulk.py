@@ -1,0 +1,335 @@
+"""send_many / send_all: one outcome per input, laziness, cancellation, reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from opentrain_async import (
+    ConflictError,
+    DeliveryUnknownError,
+    InvalidRequestError,
+    NotFoundError,
+    OpenTrainClient,
+    OpenTrainError,
+    OutgoingMessage,
+    PermissionDeniedError,
+    RateLimitError,
+    SendOutcome,
+)
+from opentrain_async.testing import FakeOpenTrain, Fault
+
+from .conftest import RecordingSleep, make_client
+
+
+async def collect(client: OpenTrainClient, items: Any, **options: Any) -> list[SendOutcome]:
+    return [o async for o in client.send_many(items, **options)]
+
+
+async def test_every_input_gets_exactly_one_outcome(
+    server: FakeOpenTrain, no_wait: RecordingSleep
+) -> None:
+    """Good, invalid and refused inputs each get one outcome; nothing fails fast."""
+    conv = server.add_conversation()
+    read_only = server.add_conversation(send_block="read_only_conversation")
+    server.block_content("spam")
+    items: list[Any] = [
+        (conv, "tuple"),
+        {"conversationId": conv, "content": "mapping", "key": "k-1"},
+        OutgoingMessage(conv, "attrs", key="k-2"),
+        (conv, ""),
+        {"conversationId": conv},
+        42,
+        (conv, "x" * 10_001),
+        (read_only, "blocked"),
+        (conv, "spam spam"),
+        ("conv_missing", "nowhere"),
+    ]
+    async with make_client(server, sleep=no_wait) as client:
+        outcomes = await collect(client, items)
+    by_index = {o.index: o for o in outcomes}
+    assert sorted(by_index) == list(range(len(items)))
+    assert len(outcomes) == len(items)
+    assert [by_index[i].ok for i in range(3)] == [True, True, True]
+    assert by_index[1].key == "k-1"
+    assert by_index[2].key == "k-2"
+    assert by_index[2].item is items[2]
+    for i in (3, 4, 5, 6):
+        assert isinstance(by_index[i].error, InvalidRequestError)
+        assert by_index[i].kind == "invalid"
+    assert isinstance(by_index[7].error, ConflictError)
+    assert by_index[7].kind == "read_only_conversation"
+    assert isinstance(by_index[8].error, PermissionDeniedError)
+    assert by_index[8].kind == "message_policy_blocked"
+    assert isinstance(by_index[9].error, NotFoundError)
+    assert [m["content"] for m in server.messages(conv)] == ["tuple", "mapping", "attrs"]
+    assert len(server.sends) == 6
+
+
+async def test_exhausted_retry_budget_is_an_outcome(
+    server: FakeOpenTrain, no_wait: RecordingSleep
+) -> None:
+    """An input whose 429 retries run out gets a RateLimitError outcome; the rest go on."""
+    conv = server.add_conversation()
+    server.throttle_next(3, retry_after=0.01)
+    async with make_client(server, sleep=no_wait, max_retries=2) as client:
+        outcomes = await collect(client, [(conv, "first")], concurrency=1)
+        outcomes += await collect(client, [(conv, "second")], concurrency=1)
+    assert isinstance(outcomes[0].error, RateLimitError)
+    assert outcomes[0].kind == "rate_limited"
+    assert outcomes[1].ok
+
+
+async def test_async_iterable_input(server: FakeOpenTrain, client: OpenTrainClient) -> None:
+    """An async generator of inputs works like a list."""
+    conv = server.add_conversation()
+
+    async def items() -> AsyncIterator[tuple[str, str]]:
+        for i in range(25):
+            yield conv, f"m{i}"
+
+    outcomes = await collect(client, items())
+    assert sorted(o.index for o in outcomes) == list(range(25))
+    assert all(o.ok for o in outcomes)
+    assert len(server.messages(conv)) == 25
+
+
+async def test_input_is_pulled_lazily(server: FakeOpenTrain, client: OpenTrainClient) -> None:
+    """Inputs are pulled only as capacity frees: never more than consumed + concurrency."""
+    conv = server.add_conversation()
+    pulled = 0
+
+    def endless() -> Iterator[tuple[str, str]]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield conv, f"m{pulled}"
+
+    consumed = 0
+    async with client.send_many(endless(), concurrency=4) as outcomes:
+        async for outcome in outcomes:
+            assert outcome.ok
+            consumed += 1
+            assert pulled <= consumed + 4
+            if consumed == 30:
+                break
+    settled = client.stats.requests
+    assert settled <= 34
+    await client.send_message(conv, "after")
+    assert client.stats.requests == settled + 1
+
+
+async def test_break_without_context_manager_stops_sending(
+    server: FakeOpenTrain, client: OpenTrainClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plain `async for ... break` cancels in-flight work; nothing is sent afterwards."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=0.01)
+    items = ((conv, f"m{i}") for i in range(10_000))
+    async for outcome in client.send_many(items, concurrency=8):
+        assert outcome.ok
+        break
+    gc.collect()
+    started = client.stats.requests
+    assert started <= 1 + 8
+    server.clear_faults()
+    await client.send_message(conv, "probe")
+    assert client.stats.requests == started + 1
+    assert not [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
+
+
+async def test_cancelling_the_consumer_cancels_the_sends(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Cancelling the task that iterates stops the bulk send cleanly."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=0.01)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with client.send_many(((conv, f"m{i}") for i in range(10_000)), concurrency=4) as it:
+            async for _ in it:
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = client.stats.requests
+    server.clear_faults()
+    await client.send_message(conv, "probe")
+    assert client.stats.requests == started + 1
+
+
+async def test_failing_input_iterable_is_reported_after_its_items(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """If the caller's iterable raises, items already pulled still get outcomes, then it raises."""
+    conv = server.add_conversation()
+
+    def broken() -> Iterator[tuple[str, str]]:
+        yield conv, "one"
+        yield conv, "two"
+        raise RuntimeError("input file truncated")
+
+    seen: list[SendOutcome] = []
+
+    async def consume() -> None:
+        async for outcome in client.send_many(broken()):
+            seen.append(outcome)
+
+    with pytest.raises(RuntimeError, match="truncated"):
+        await consume()
+    assert sorted(o.index for o in seen) == [0, 1]
+
+
+async def test_send_all_reports_counts_and_failures(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """send_all returns totals by kind and the failed inputs for a later retry."""
+    conv = server.add_conversation()
+    blocked = server.add_conversation(send_block="message_blocked")
+    seen: list[int] = []
+
+    async def on_outcome(outcome: SendOutcome) -> None:
+        seen.append(outcome.index)
+
+    items = [(conv, "a"), (blocked, "b"), (conv, ""), (conv, "c")]
+    report = await client.send_all(items, on_outcome=on_outcome)
+    assert (report.total, report.sent, report.failed) == (4, 2, 2)
+    assert report.counts == {"sent": 2, "message_blocked": 1, "invalid": 1}
+    assert sorted(o.index for o in report.failures) == [1, 2]
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert report.elapsed > 0
+
+
+@pytest.mark.parametrize("fault", [Fault.RESET_AFTER_COMMIT, Fault.BAD_GATEWAY_AFTER_COMMIT])
+async def test_committed_send_is_found_by_read_back_not_resent(
+    server: FakeOpenTrain, client: OpenTrainClient, fault: Fault
+) -> None:
+    """After a fault past commit, read-back finds the message: delivered once, no resend."""
+    conv = server.add_conversation()
+    server.inject_fault(fault, count=1)
+    (outcome,) = await collect(client, [(conv, "hello")])
+    assert outcome.ok
+    assert outcome.reconciled
+    assert [m["id"] for m in server.messages(conv)] == [outcome.message.id]  # type: ignore[union-attr]
+    assert len(server.sends) == 1
+    assert [r.method for r in server.requests] == ["POST", "GET"]
+
+
+@pytest.mark.parametrize("fault", [Fault.RESET_BEFORE_COMMIT, Fault.BAD_GATEWAY_BEFORE_COMMIT])
+async def test_uncommitted_send_is_resent_after_read_back(
+    server: FakeOpenTrain, client: OpenTrainClient, fault: Fault
+) -> None:
+    """After a fault before commit, read-back finds nothing and the message is resent once."""
+    conv = server.add_conversation()
+    server.inject_fault(fault, count=1)
+    (outcome,) = await collect(client, [(conv, "hello")])
+    assert outcome.ok
+    assert not outcome.reconciled
+    assert len(server.messages(conv)) == 1
+    assert [r.method for r in server.requests] == ["POST", "GET", "POST"]
+
+
+async def test_identical_earlier_message_is_not_mistaken_for_ours(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Identical content this client already delivered is not claimed again: it is resent."""
+    conv = server.add_conversation()
+    await client.send_message(conv, "same")
+    server.inject_fault(Fault.RESET_BEFORE_COMMIT, count=1)
+    (outcome,) = await collect(client, [(conv, "same")])
+    assert outcome.ok
+    assert not outcome.reconciled
+    assert len(server.messages(conv)) == 2
+
+
+async def test_unreadable_conversation_gives_delivery_unknown(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Where read-back is impossible the outcome is DeliveryUnknownError, never a resend."""
+    conv = server.add_conversation(readable=False)
+    server.inject_fault(Fault.RESET_AFTER_COMMIT, count=1)
+    (outcome,) = await collect(client, [(conv, "hello")])
+    assert isinstance(outcome.error, DeliveryUnknownError)
+    assert outcome.kind == "delivery_unknown"
+    assert "could not be read back" in str(outcome.error)
+    assert len(server.sends) == 1
+
+
+async def test_timeout_waits_before_reading_back(
+    server: FakeOpenTrain, no_wait: RecordingSleep
+) -> None:
+    """After a timeout the client gives the server reconcile_delay before reading back."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
+    async with make_client(server, timeout=0.2, sleep=no_wait, reconcile_delay=2.5) as client:
+        message = await client.send_message(conv, "hello", reconcile=True)
+    assert message.content == "hello"
+    assert 2.5 in no_wait.waits
+    assert len(server.messages(conv)) == 1
+
+
+async def test_faults_on_a_quarter_of_sends_lose_and_duplicate_nothing(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """With 25% of sends failing before or after commit, every message lands exactly once."""
+    convs = [server.add_conversation() for _ in range(5)]
+    server.inject_fault(Fault.RESET_AFTER_COMMIT, probability=0.125)
+    server.inject_fault(Fault.BAD_GATEWAY_BEFORE_COMMIT, probability=0.125)
+    items = [(convs[i % 5], f"message {i}") for i in range(200)]
+    outcomes = await collect(client, items)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    assert len(outcomes) == 200
+    stored = [m["content"] for c in convs for m in server.messages(c)]
+    assert sorted(stored) == sorted(content for _, content in items)
+    assert server.stats()["duplicates"] == 0
+    assert sum(o.reconciled for o in outcomes) > 0
+
+
+async def test_bulk_without_reconcile_reports_unknown(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """reconcile=False leaves an unknown outcome as DeliveryUnknownError, unsent again."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.RESET_AFTER_COMMIT, count=1)
+    (outcome,) = await collect(client, [(conv, "x")], reconcile=False)
+    assert isinstance(outcome.error, DeliveryUnknownError)
+    assert isinstance(outcome.error, OpenTrainError)
+
+
+def test_concurrency_must_be_positive(server: FakeOpenTrain) -> None:
+    """send_many refuses a concurrency below 1."""
+    client = make_client(server)
+    with pytest.raises(ValueError, match="concurrency"):
+        client.send_many([], concurrency=-1)
+
+
+async def test_find_own_message_settles_a_crashed_send(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """find_own_message finds our committed message after `since` and not older ones."""
+    conv = server.add_conversation()
+    sent = await client.send_message(conv, "from a crashed run")
+    other = await client.find_own_message(conv, "never sent", since=0)
+    assert other is None
+    fresh = OpenTrainClient(server.token, server.base_url)
+    async with fresh:
+        found = await fresh.find_own_message(conv, "from a crashed run", since=0)
+        assert found is not None
+        assert found.id == sent.id
+        again = await fresh.find_own_message(conv, "from a crashed run", since=0)
+        assert again is None
+        future = await OpenTrainClient(server.token, server.base_url).__aenter__()
+        try:
+            late = await future.find_own_message(conv, "from a crashed run", since=4e9)
+        finally:
+            await future.close()
+        assert late is None
