@@ -61,7 +61,6 @@ EVENT_TYPES = frozenset(
 """The event types the docs list; others pass through as plain ``Event`` records."""
 
 
-
 def _strict_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
     """A JSON array of strings; a bare string is refused (cattrs would split it)."""
     if not isinstance(value, list):

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from opentrain_async import (
     InvalidRequestError,
+    NotFoundError,
     OpenTrainClient,
     UnexpectedResponseError,
 )
@@ -60,7 +61,7 @@ class Canned:
 
     async def handle(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/api/public/v1")
-        self.requests.append((request.method, path, dict(request.query)))
+        self.requests.append((request.method, request.raw_path, dict(request.query)))
         queue = self.routes.get((request.method, path))
         if not queue:
             return web.json_response({"error": "no canned answer", "code": "NOT_FOUND"}, status=404)
@@ -294,3 +295,13 @@ async def test_iterator_stops_when_cursor_repeats_with_items(
     pages = [p async for p in client.iter_conversations(cursor="same")]
     assert [[c.id for c in p.conversations] for p in pages] == [["c1"]]
     assert client.stats.requests == 1
+
+
+async def test_proposal_id_is_escaped_into_one_path_segment(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """A proposal id with / or ? cannot reach another route: it stays one escaped segment."""
+    canned.post("/proposals/a/b/conversation", payload={"ok": True})
+    with pytest.raises(NotFoundError):
+        await client.start_proposal_conversation("a/b?x")
+    assert canned.requests[-1][1] == "/api/public/v1/proposals/a%2Fb%3Fx/conversation"
