@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._models import Message, OutgoingMessage, structure_message
 from ._pacing import Pacer, PacingStore
+from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
@@ -59,7 +60,7 @@ class ClientStats:
     """Waits taken before a retry."""
 
 
-class OpenTrainClient:
+class OpenTrainClient(ReadMixin):
     """Async client for the OpenTrain public API's messaging surface.
 
     Use it as an async context manager and share one instance across tasks::

@@ -209,7 +209,15 @@ class DeliveryUnknownError(OpenTrainError):
 
 
 class WebhookVerificationError(OpenTrainError):
-    """A webhook delivery's signature is missing, malformed, stale or wrong."""
+    """A webhook delivery's signature is missing, malformed, stale or wrong.
+
+    ``reason`` is one of ``missing``, ``malformed``, ``stale``, ``mismatch`` (the
+    signature) or ``invalid_payload`` (a verified body that is not an event record).
+    """
+
+    def __init__(self, message: str, *, reason: str = "mismatch") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {

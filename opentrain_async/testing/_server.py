@@ -176,6 +176,33 @@ def _decode_cursor(cursor: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+_FEED_SCOPES: Final = frozenset({"proposals:read", "messages:read", "payments:read"})
+
+
+def _event_scope(event_type: str) -> str | None:
+    """The read scope an event type needs in the feed (None: unknown type, always shown)."""
+    prefix = event_type.split(".", 1)[0]
+    if prefix == "message":
+        return "messages:read"
+    if prefix == "proposal":
+        return "proposals:read"
+    if prefix in ("contract", "milestone", "payment", "approval"):
+        return "payments:read"
+    return None
+
+
+@attrs.define
+class _FakeProposal:
+    """A proposal the default account can open (or not) a pre-hire thread for."""
+
+    id: str
+    job_id: str
+    ready: bool
+    employer: str
+    candidate: str
+    conversation_id: str | None = None
+
+
 class _ApiError(Exception):
     """Raised inside handlers to answer with the error envelope."""
 
@@ -300,6 +327,12 @@ class FakeOpenTrain:
         self._base_url: str | None = None
         self._stop: asyncio.Future[None] | None = None
         self._sleepers: set[asyncio.Task[Any]] = set()
+
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._event_counter = 0
+        self._proposals: dict[str, _FakeProposal] = {}
+        self.echo_cursor_bug = False
+        """Simulate a buggy server: every page asked for with a cursor echoes that cursor."""
 
         self._default = self.add_token(token)
 
@@ -460,11 +493,230 @@ class FakeOpenTrain:
         conv = self._conversations[conversation_id]
         conv.participants.add(sender_user_id)
         message = self._store(conv, sender_user_id, content)
+        self._announce_message(conv, message)
         return {**message, "isFromViewer": sender_user_id == self._default.user_id}
 
     def block_content(self, substring: str, *, policy: str = "profanity") -> None:
         """Sends whose content contains `substring` answer 403 message_policy_blocked."""
         self._blocked.append((substring, policy))
+
+    # ------------------------------------------------------------------ read side
+
+    def add_event(
+        self,
+        type: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        resource_id: str | None = None,
+        job_id: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an event (any type, known or not) to one account's /updates feed.
+
+        The feed is the default token's unless `token` names another. Returns the record.
+        """
+        account = self._default if token is None else self._accounts[token]
+        return self._append_event(account.user_id, type, dict(data or {}), resource_id, job_id)
+
+    def events(self, token: str | None = None) -> list[dict[str, Any]]:
+        """The /updates feed of `token` (default token when None), oldest first."""
+        account = self._default if token is None else self._accounts[token]
+        return list(self._events.get(account.user_id, ()))
+
+    def add_proposal(
+        self,
+        proposal_id: str,
+        *,
+        job_id: str = "job_0001",
+        ready: bool = True,
+        owner: bool = True,
+        candidate_user_id: str = OTHER_USER,
+    ) -> None:
+        """Register a proposal for POST /proposals/{id}/conversation.
+
+        `owner`: the default token's user owns the job (else it is the candidate, and
+        the employer is someone else). `ready=False` answers 409
+        proposal_not_ready_for_messaging.
+        """
+        if proposal_id in self._proposals:
+            raise ValueError(f"proposal already exists: {proposal_id!r}")
+        employer = self._default.user_id if owner else OTHER_USER
+        candidate = candidate_user_id if owner else self._default.user_id
+        self._proposals[proposal_id] = _FakeProposal(
+            id=proposal_id, job_id=job_id, ready=ready, employer=employer, candidate=candidate
+        )
+
+    def _append_event(
+        self,
+        user_id: str,
+        type: str,
+        data: dict[str, Any],
+        resource_id: str | None,
+        job_id: str | None,
+    ) -> dict[str, Any]:
+        self._event_counter += 1
+        event = {
+            "id": str(self._event_counter),
+            "type": type,
+            "apiVersion": "v1",
+            "createdAt": _iso(self._now()),
+            "resourceId": resource_id,
+            "jobId": job_id,
+            "data": data,
+        }
+        self._events.setdefault(user_id, []).append(event)
+        return event
+
+    def _announce_message(self, conv: FakeConversation, message: dict[str, Any]) -> None:
+        """message.received for every participant but the sender."""
+        for user_id in conv.participants:
+            if user_id != message["senderUserId"]:
+                self._append_event(
+                    user_id,
+                    "message.received",
+                    {"conversationId": conv.id, "messageId": message["id"]},
+                    message["id"],
+                    conv.job_id,
+                )
+
+    async def _h_get_updates(self, call: _Call) -> web.StreamResponse:
+        """GET /updates: the account's event feed, oldest first, numeric cursors."""
+        query = call.request.query
+        issues: list[dict[str, Any]] = []
+        limit = _int_param(query, "limit", 50, 1, 200, issues)
+        cursor = query.get("cursor")
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+            issues.append(_issue("custom", ["cursor"], "Invalid cursor"))
+        if issues:
+            raise _ApiError(400, "Invalid query parameters", {"issues": issues})
+        account = call.account
+        readable = {s.replace(":write", ":read") for s in account.scopes}
+        if not readable & _FEED_SCOPES:
+            raise _ApiError(
+                403,
+                "Token needs one of proposals:read, messages:read, payments:read",
+                {"reason": "insufficient_scope"},
+            )
+        start = 0 if cursor is None else int(cursor)
+        visible = [
+            e
+            for e in self._events.get(account.user_id, ())
+            if int(e["id"]) >= start and _event_scope(e["type"]) in readable | {None}
+        ]
+        page = visible[:limit]
+        has_more = len(visible) > limit
+        next_cursor = str(int(page[-1]["id"]) + 1) if page else cursor
+        if self.echo_cursor_bug and cursor is not None:
+            next_cursor, has_more = cursor, True
+        return self._json(
+            200, {"events": page, "nextCursor": next_cursor, "hasMore": has_more}, call.rid
+        )
+
+    async def _h_proposal_conversation(self, call: _Call) -> web.StreamResponse:
+        """POST /proposals/{proposalId}/conversation: idempotent get-or-create."""
+        account = call.account
+        self._check_write_access(account)
+        proposal = self._proposals.get(call.params["proposalId"])
+        if proposal is None:
+            raise _ApiError(404, "Proposal not found")
+        if account.user_id == proposal.candidate:
+            raise _ApiError(
+                403,
+                "The employer must send the first message",
+                {"reason": "employer_first_message_required"},
+            )
+        if account.user_id != proposal.employer:
+            raise _ApiError(403, "This proposal belongs to another account's job")
+        if not proposal.ready:
+            raise _ApiError(
+                409,
+                "This proposal is not ready for messaging",
+                {"reason": "proposal_not_ready_for_messaging"},
+            )
+        created = proposal.conversation_id is None
+        if proposal.conversation_id is None:
+            proposal.conversation_id = self.add_conversation(
+                job_id=proposal.job_id,
+                proposal_id=proposal.id,
+                bucket="proposal",
+                participant=False,
+                members=(proposal.employer, proposal.candidate),
+            )
+        return self._json(
+            201 if created else 200,
+            {
+                "ok": True,
+                "conversationId": proposal.conversation_id,
+                "proposalId": proposal.id,
+                "jobId": proposal.job_id,
+                "created": created,
+            },
+            call.rid,
+        )
+
+    def _check_write_access(self, account: FakeAccount) -> None:
+        """The write gates shared by sends and proposal conversations."""
+        if "messages:write" not in account.scopes:
+            raise _ApiError(
+                403,
+                "Token is missing the messages:write scope",
+                {"reason": "insufficient_scope", "requiredScope": "messages:write"},
+            )
+        if not account.messaging_writes:
+            raise _ApiError(
+                403,
+                "Messaging writes are not enabled for this account",
+                {"reason": "feature_disabled", "feature": "public_api_messaging_writes"},
+            )
+        if not account.claimed:
+            raise _ApiError(
+                403,
+                "Claim this account before sending messages",
+                {"reason": "account_claim_required", "claimUrl": CLAIM_URL},
+            )
+
+    async def _h_auth_me(self, call: _Call) -> web.StreamResponse:
+        """GET /auth/me: actor, token (with scopes) and account.
+
+        ``account.claimed`` / ``account.claimUrl`` are not in the documented shape; the
+        fake sends them so preflight's claim check can be exercised.
+        """
+        account = call.account
+        n = account.user_id.rsplit("_", 1)[-1]
+        body = {
+            "actor": {
+                "userId": account.user_id,
+                "email": f"{account.user_id}@example.test",
+                "firstName": "Fake",
+                "lastName": f"User {n}",
+                "fullName": f"Fake User {n}",
+                "userType": "EMPLOYER",
+            },
+            "token": {
+                "id": f"tok_{n}",
+                "label": "fake token",
+                "scopes": sorted(account.scopes),
+                "ownerOrganizationId": f"org_{n}",
+            },
+            "account": {
+                "kind": "organization" if account.claimed else "agent",
+                "organizationId": f"org_{n}",
+                "ownerUserId": account.user_id,
+                "memberRole": "OWNER",
+                "claimed": account.claimed,
+                "claimUrl": None if account.claimed else CLAIM_URL,
+            },
+        }
+        return self._json(200, body, call.rid)
+
+    async def _h_capabilities(self, call: _Call) -> web.StreamResponse:
+        """GET /job-drafts/capabilities: the account's feature flags (any valid token)."""
+        account = call.account
+        body = {
+            "capabilities": {"messagingWrites": account.messaging_writes, "jobDrafts": True},
+            "enabled": True,
+        }
+        return self._json(200, body, call.rid)
 
     # ------------------------------------------------------------------ scripting
 
@@ -976,6 +1228,8 @@ class FakeOpenTrain:
             payload = self._list_messages(
                 account.user_id, conversation_id, limit, cursor, direction or "older"
             )
+        if self.echo_cursor_bug and cursor_raw is not None:
+            payload["nextCursor"] = cursor_raw
         return self._json(200, payload, call.rid)
 
     def _list_messages(
@@ -1193,6 +1447,10 @@ _SEND_PATH: Final = API_PREFIX + "/messages"
 _ROUTES: Final[list[tuple[str, str, _Handler]]] = [
     ("POST", "/messages", FakeOpenTrain._h_send_message),
     ("GET", "/messages", FakeOpenTrain._h_get_messages),
+    ("GET", "/updates", FakeOpenTrain._h_get_updates),
+    ("POST", "/proposals/{proposalId}/conversation", FakeOpenTrain._h_proposal_conversation),
+    ("GET", "/auth/me", FakeOpenTrain._h_auth_me),
+    ("GET", "/job-drafts/capabilities", FakeOpenTrain._h_capabilities),
 ]
 _STATIC_ROUTES: dict[tuple[str, str], _Handler] = {}
 _DYNAMIC_ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = []

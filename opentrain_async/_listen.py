@@ -1,0 +1,288 @@
+"""``listen()``: a bot's loop over new incoming messages, and where it keeps its cursor.
+
+The /updates feed is the source of truth.  Each ``message.received`` event only says
+where to read (``conversationId``, ``messageId``), so ``listen`` reads the conversation's
+newest messages to find the message itself, skips the account's own messages
+(``isFromViewer``) and yields the others in feed order.
+
+Delivery is at-least-once: the cursor is saved only after every message of a page has
+been yielded, so a crash mid-page re-delivers that page on restart.  Within one run,
+message ids are deduped.  The cursor lives in a ``CursorStore``; the default writes a
+small JSON file atomically (temp file, fsync, ``os.replace``) so a crash while saving
+leaves the old cursor, never a torn file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ._errors import ConfigurationError, InvalidRequestError
+from ._models import Message
+from ._read_models import Event, EventPage, MessagePage
+
+__all__ = [
+    "CursorStore",
+    "JSONFileCursorStore",
+    "ListenStart",
+    "MemoryCursorStore",
+    "listen_messages",
+]
+
+logger = logging.getLogger("opentrain_async")
+
+ListenStart = Literal["latest", "beginning"]
+
+_LOOKUP_PAGE_SIZE = 100
+_MAX_LOOKUP_PAGES = 10
+_SEEN_CAPACITY = 50_000
+
+
+class CursorStore(Protocol):
+    """Where ``listen()`` keeps the /updates cursor between runs."""
+
+    async def load(self) -> str | None:
+        """The saved cursor, or None when nothing was saved yet."""
+
+    async def save(self, cursor: str) -> None:
+        """Persist ``cursor`` durably (it replaces the previous one)."""
+
+
+class MemoryCursorStore:
+    """A cursor kept in memory: survives ``listen()`` restarts within one process only."""
+
+    def __init__(self, cursor: str | None = None) -> None:
+        self.cursor = cursor
+        self.saves = 0
+
+    async def load(self) -> str | None:
+        return self.cursor
+
+    async def save(self, cursor: str) -> None:
+        self.cursor = cursor
+        self.saves += 1
+
+
+class JSONFileCursorStore:
+    """The default store: ``{"cursor": "...", "savedAt": "..."}`` in one JSON file.
+
+    Writes go to a temp file in the same directory, are fsynced, then ``os.replace``d
+    over the target, so the file always holds either the old or the new cursor.  A
+    file that exists but cannot be read raises ``ConfigurationError`` rather than
+    silently starting over (which would replay or skip messages).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"JSONFileCursorStore({str(self.path)!r})"
+
+    async def load(self) -> str | None:
+        return await asyncio.to_thread(self._load)
+
+    async def save(self, cursor: str) -> None:
+        await asyncio.to_thread(self._save, cursor)
+
+    def _load(self) -> str | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the cursor file {self.path}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"the cursor file {self.path} is not JSON; fix or delete it (deleting it "
+                f"makes listen() start over)"
+            ) from None
+        cursor = data.get("cursor") if isinstance(data, dict) else None
+        if cursor is not None and not (isinstance(cursor, str) and cursor):
+            raise ConfigurationError(f"the cursor file {self.path} has no valid 'cursor'")
+        return cursor
+
+    def _save(self, cursor: str) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "cursor": cursor,
+            "savedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        }
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+
+class _Reader(Protocol):
+    async def get_updates(self, *, cursor: str | None = ..., limit: int = ...) -> EventPage: ...
+
+    async def read_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int = ...,
+        cursor: str | None = ...,
+        direction: Literal["older", "newer"] = ...,
+    ) -> MessagePage: ...
+
+
+def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
+    if store is None:
+        return MemoryCursorStore()
+    if isinstance(store, (str, Path)):
+        return JSONFileCursorStore(store)
+    return store
+
+
+def _check_number(value: object, field: str, *, minimum: float, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value > minimum if strict else value >= minimum  # type: ignore[operator]
+    if not ok:
+        rule = f"{'>' if strict else '>='} {minimum:g}"
+        raise InvalidRequestError(
+            f"{field} must be a number {rule}, got {value!r}", field=field, limit=rule, actual=value
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+async def _find_messages(
+    reader: _Reader, conversation_id: str, wanted: set[str]
+) -> dict[str, Message]:
+    """Read a conversation back from its newest message until every wanted id is found."""
+    found: dict[str, Message] = {}
+    cursor: str | None = None
+    for _ in range(_MAX_LOOKUP_PAGES):
+        page = await reader.read_messages(
+            conversation_id, limit=_LOOKUP_PAGE_SIZE, cursor=cursor, direction="older"
+        )
+        for message in page.messages:
+            if message.id in wanted:
+                found[message.id] = message
+        if len(found) == len(wanted) or page.next_cursor in (None, cursor):
+            break
+        cursor = page.next_cursor
+    return found
+
+
+async def _fast_forward(reader: _Reader, limit: int) -> str | None:
+    """The cursor after the newest event now in the feed (history is skipped)."""
+    cursor: str | None = None
+    while True:
+        page = await reader.get_updates(cursor=cursor, limit=limit)
+        next_cursor = page.next_cursor or cursor
+        if not page.events or not page.has_more or next_cursor == cursor:
+            return next_cursor
+        cursor = next_cursor
+
+
+async def listen_messages(
+    reader: _Reader,
+    *,
+    store: CursorStore | str | Path | None = None,
+    start: ListenStart = "latest",
+    limit: int = 100,
+    idle_backoff: float = 1.0,
+    max_idle_backoff: float = 30.0,
+    backoff_factor: float = 2.0,
+    until_idle: bool = False,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+) -> AsyncIterator[Message]:
+    """The engine of ``OpenTrainClient.listen()`` (documented there)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
+        raise InvalidRequestError(
+            f"limit must be an integer from 1 to 200, got {limit!r}",
+            field="limit",
+            limit="1-200",
+            actual=limit,
+        )
+    if start not in ("latest", "beginning"):
+        raise InvalidRequestError(
+            f"start must be 'latest' or 'beginning', got {start!r}",
+            field="start",
+            limit="latest | beginning",
+            actual=start,
+        )
+    initial = _check_number(idle_backoff, "idle_backoff", minimum=0)
+    ceiling = _check_number(max_idle_backoff, "max_idle_backoff", minimum=initial)
+    factor = _check_number(backoff_factor, "backoff_factor", minimum=1)
+    pause = sleep or asyncio.sleep
+    cursor_store = _as_store(store)
+
+    cursor = await cursor_store.load()
+    if cursor is None and start == "latest":
+        cursor = await _fast_forward(reader, limit)
+        if cursor is not None:
+            await cursor_store.save(cursor)
+    seen: OrderedDict[str, None] = OrderedDict()
+    wait = initial
+    while True:
+        page = await reader.get_updates(cursor=cursor, limit=limit)
+        wanted: list[tuple[Event, str, str]] = []
+        for event in page.events:
+            if event.type != "message.received":
+                continue
+            conversation_id, message_id = event.conversation_id, event.message_id
+            if conversation_id is None or message_id is None:
+                logger.warning("message.received event %s without ids; skipped", event.id)
+                continue
+            if message_id not in seen:
+                wanted.append((event, conversation_id, message_id))
+        by_conversation: dict[str, set[str]] = {}
+        for _, conversation_id, message_id in wanted:
+            by_conversation.setdefault(conversation_id, set()).add(message_id)
+        found: dict[str, Message] = {}
+        for conversation_id, ids in by_conversation.items():
+            found.update(await _find_messages(reader, conversation_id, ids))
+        for event, conversation_id, message_id in wanted:
+            if message_id in seen:
+                continue  # the same message announced twice in one page
+            seen[message_id] = None
+            if len(seen) > _SEEN_CAPACITY:
+                seen.popitem(last=False)
+            message = found.get(message_id)
+            if message is None:
+                logger.warning(
+                    "message %s of event %s not found in conversation %s; skipped",
+                    message_id,
+                    event.id,
+                    conversation_id,
+                )
+                continue
+            if message.is_from_viewer:
+                continue
+            yield message
+        next_cursor = page.next_cursor or cursor
+        progressed = next_cursor != cursor
+        if progressed and next_cursor is not None:
+            await cursor_store.save(next_cursor)  # only now: every message was yielded
+            cursor = next_cursor
+        if page.events and page.has_more and progressed:
+            wait = initial
+            continue  # more is waiting: fetch it now
+        if until_idle:
+            return
+        if page.events and progressed:
+            wait = initial
+        await pause(wait)
+        if not (page.events and progressed):
+            wait = min(wait * factor, ceiling)

@@ -1,0 +1,386 @@
+"""The read side of ``OpenTrainClient``: conversations, messages, updates, identity.
+
+``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through
+``self.request`` and so shares the client's semaphore, pacing and retry policy (GETs
+retry 502/503/504 and network failures).  Parameters are validated locally before any
+request (``InvalidRequestError`` naming the field and the rule).
+
+Iterators fetch one page at a time, stop when ``next_cursor`` is None, and stop too when
+the server answers a page with no items and the cursor it was given (instead of asking
+for the same page forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+from ._errors import InvalidRequestError
+from ._listen import CursorStore, ListenStart, listen_messages
+from ._models import Message
+from ._read_models import (
+    Capabilities,
+    ConversationPage,
+    EventPage,
+    MessagePage,
+    Preflight,
+    PreflightProblem,
+    ProposalConversation,
+    WhoAmI,
+    parse_capabilities,
+    parse_conversation_page,
+    parse_event_page,
+    parse_message_page,
+    parse_proposal_conversation,
+    parse_whoami,
+)
+from ._validation import validate_conversation_id
+
+__all__ = [
+    "CONVERSATION_FILTERS",
+    "MESSAGE_DIRECTIONS",
+    "ConversationFilter",
+    "Direction",
+    "ReadMixin",
+]
+
+ConversationFilter = Literal["all", "job", "proposal"]
+Direction = Literal["older", "newer"]
+CONVERSATION_FILTERS: tuple[str, ...] = ("all", "job", "proposal")
+MESSAGE_DIRECTIONS: tuple[str, ...] = ("older", "newer")
+MAX_MESSAGES_LIMIT = 100
+MAX_UPDATES_LIMIT = 200
+WRITE_SCOPE = "messages:write"
+
+
+def _validate_limit(limit: object, maximum: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise InvalidRequestError(
+            f"limit must be an integer from 1 to {maximum}, got {limit!r}",
+            field="limit",
+            limit=f"1-{maximum}",
+            actual=limit,
+        )
+    return limit
+
+
+def _validate_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidRequestError(
+            f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}",
+            field=field,
+            limit=" | ".join(choices),
+            actual=value,
+        )
+    return value
+
+
+def _validate_cursor(cursor: object) -> str | None:
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.strip():
+        raise InvalidRequestError(
+            f"cursor must be None or a non-empty string (a previous next_cursor), got {cursor!r}",
+            field="cursor",
+            limit="None or non-empty string",
+            actual=cursor,
+        )
+    return cursor
+
+
+def _validate_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequestError(
+            f"{field} must be True or False, got {value!r}",
+            field=field,
+            limit="bool",
+            actual=value,
+        )
+    return value
+
+
+def _stalled(cursor: str | None, next_cursor: str | None, items: int) -> bool:
+    """True when a page made no progress: no items and the cursor we sent came back."""
+    return items == 0 and next_cursor is not None and next_cursor == cursor
+
+
+class ReadMixin:
+    """Reading conversations, messages and the updates feed; identity and preflight."""
+
+    if TYPE_CHECKING:
+
+        async def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, str] | None = None,
+            json_body: Any = None,
+        ) -> tuple[int, Any]: ...
+
+    # -- conversations -----------------------------------------------------------------
+
+    async def list_conversations(
+        self,
+        *,
+        filter: ConversationFilter = "all",  # the API's own parameter name
+        unread_only: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> ConversationPage:
+        """One page of the conversations this account participates in (GET /messages).
+
+        ``filter`` is ``all``, ``job`` or ``proposal``; ``limit`` 1-100.  Pass the page's
+        ``next_cursor`` back as ``cursor`` for the next page (None: last page).
+        """
+        params = self._conversation_params(filter, unread_only, limit, cursor)
+        status, payload = await self.request("GET", "/messages", params=params)
+        return parse_conversation_page(payload, status, "GET", "/messages")
+
+    async def iter_conversations(
+        self,
+        *,
+        filter: ConversationFilter = "all",  # the API's own parameter name
+        unread_only: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> AsyncIterator[ConversationPage]:
+        """Every page of ``list_conversations``, fetched lazily one at a time."""
+        self._conversation_params(filter, unread_only, limit, cursor)  # fail before iterating
+        while True:
+            page = await self.list_conversations(
+                filter=filter, unread_only=unread_only, limit=limit, cursor=cursor
+            )
+            if _stalled(cursor, page.next_cursor, len(page.conversations)):
+                return
+            yield page
+            if page.next_cursor is None or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
+
+    @staticmethod
+    def _conversation_params(
+        filter: object,
+        unread_only: object,
+        limit: object,
+        cursor: object,
+    ) -> dict[str, str]:
+        params = {
+            "filter": _validate_choice(filter, "filter", CONVERSATION_FILTERS),
+            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
+        }
+        if _validate_bool(unread_only, "unreadOnly"):
+            params["unreadOnly"] = "true"
+        checked = _validate_cursor(cursor)
+        if checked is not None:
+            params["cursor"] = checked
+        return params
+
+    # -- messages ----------------------------------------------------------------------
+
+    async def read_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        direction: Direction = "older",
+    ) -> MessagePage:
+        """One page of a conversation's messages (GET /messages?conversationId=...).
+
+        ``direction="older"`` (default) pages back in time from the newest message;
+        ``"newer"`` pages forward.  Pass ``next_cursor`` back with the same direction.
+        The order of messages inside a page is the server's: sort if it matters.
+        """
+        params = self._message_params(conversation_id, limit, cursor, direction)
+        status, payload = await self.request("GET", "/messages", params=params)
+        return parse_message_page(payload, status, "GET", "/messages")
+
+    async def iter_messages(
+        self,
+        conversation_id: str,
+        *,
+        direction: Direction = "older",
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> AsyncIterator[MessagePage]:
+        """Every page of ``read_messages`` in ``direction``, fetched lazily one at a time."""
+        self._message_params(conversation_id, limit, cursor, direction)
+        while True:
+            page = await self.read_messages(
+                conversation_id, limit=limit, cursor=cursor, direction=direction
+            )
+            if _stalled(cursor, page.next_cursor, len(page.messages)):
+                return
+            yield page
+            if page.next_cursor is None or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
+
+    @staticmethod
+    def _message_params(
+        conversation_id: object, limit: object, cursor: object, direction: object
+    ) -> dict[str, str]:
+        params = {
+            "conversationId": validate_conversation_id(conversation_id),
+            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
+            "direction": _validate_choice(direction, "direction", MESSAGE_DIRECTIONS),
+        }
+        checked = _validate_cursor(cursor)
+        if checked is not None:
+            params["cursor"] = checked
+        return params
+
+    # -- proposals ---------------------------------------------------------------------
+
+    async def start_proposal_conversation(self, proposal_id: str) -> ProposalConversation:
+        """Open (or get) the pre-hire conversation of a proposal you own the job of.
+
+        Idempotent on the server (``created`` is True only the first time), so it is safe
+        to call again after an error whose outcome is unknown.  Raises
+        ``ConflictError`` (``proposal_not_ready_for_messaging``), ``PermissionDeniedError``
+        (scope, feature, claim, another account's job, or
+        ``employer_first_message_required`` for the candidate), ``NotFoundError``.
+        """
+        validate_conversation_id(proposal_id, field="proposalId")
+        path = f"/proposals/{quote(proposal_id, safe='')}/conversation"
+        status, payload = await self.request("POST", path)
+        return parse_proposal_conversation(payload, status, "POST", path)
+
+    # -- the updates feed ----------------------------------------------------------------
+
+    async def get_updates(self, *, cursor: str | None = None, limit: int = 100) -> EventPage:
+        """One page of the account's event feed (GET /updates), oldest first.
+
+        Omit ``cursor`` to start at the beginning of the account's history; persist
+        ``next_cursor`` and pass it back (an empty page echoes your cursor).  Events of
+        types this SDK does not know pass through as plain ``Event`` records.
+        """
+        params = {"limit": str(_validate_limit(limit, MAX_UPDATES_LIMIT))}
+        checked = _validate_cursor(cursor)
+        if checked is not None:
+            params["cursor"] = checked
+        status, payload = await self.request("GET", "/updates", params=params)
+        return parse_event_page(payload, status, "GET", "/updates")
+
+    async def iter_updates(
+        self, *, cursor: str | None = None, limit: int = 100
+    ) -> AsyncIterator[EventPage]:
+        """Every page of the feed available now, lazily; ends when the feed is caught up.
+
+        Stops after a page with ``has_more`` False, a null cursor, or an empty page
+        that echoes the cursor.  For a never-ending bot loop use ``listen()``.
+        """
+        _validate_limit(limit, MAX_UPDATES_LIMIT)
+        _validate_cursor(cursor)
+        while True:
+            page = await self.get_updates(cursor=cursor, limit=limit)
+            if _stalled(cursor, page.next_cursor, len(page.events)):
+                return
+            yield page
+            if not page.has_more or page.next_cursor is None or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
+
+    def listen(
+        self,
+        *,
+        store: CursorStore | str | Path | None = None,
+        start: ListenStart = "latest",
+        limit: int = 100,
+        idle_backoff: float = 1.0,
+        max_idle_backoff: float = 30.0,
+        backoff_factor: float = 2.0,
+        until_idle: bool = False,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+    ) -> AsyncIterator[Message]:
+        """New incoming messages, forever: a bot's main loop (see ``_listen``).
+
+        Polls /updates, follows each ``message.received`` event to the message itself,
+        skips the account's own messages and yields the rest.  The cursor is saved in
+        ``store`` (a ``CursorStore``, or a path for the JSON-file default; None keeps it
+        in memory) only after every message of a page was yielded, so a restarted bot
+        neither replays history nor misses what arrived while it was down (a crash
+        mid-page re-delivers that page: at-least-once).  With no saved cursor, ``start``
+        says where to begin: ``"latest"`` (skip history) or ``"beginning"``.  When idle
+        it waits ``idle_backoff`` seconds, growing by ``backoff_factor`` up to
+        ``max_idle_backoff``; ``until_idle=True`` returns instead (for cron-style runs).
+        """
+        return listen_messages(
+            self,
+            store=store,
+            start=start,
+            limit=limit,
+            idle_backoff=idle_backoff,
+            max_idle_backoff=max_idle_backoff,
+            backoff_factor=backoff_factor,
+            until_idle=until_idle,
+            sleep=sleep,
+        )
+
+    # -- identity and preflight ------------------------------------------------------------
+
+    async def whoami(self) -> WhoAmI:
+        """Who this token acts as, its scopes, and its account (GET /auth/me)."""
+        status, payload = await self.request("GET", "/auth/me")
+        return parse_whoami(payload, status, "GET", "/auth/me")
+
+    async def capabilities(self) -> Capabilities:
+        """The account's feature flags (GET /job-drafts/capabilities)."""
+        path = "/job-drafts/capabilities"
+        status, payload = await self.request("GET", path)
+        return parse_capabilities(payload, status, "GET", path)
+
+    async def preflight(self) -> Preflight:
+        """Whether this token can send, checked without a write; if not, what to fix.
+
+        Reads ``whoami()`` and ``capabilities()`` and reports each missing piece: the
+        ``messages:write`` scope, a claimed account (with the claim URL when the server
+        gives one), the ``messagingWrites`` capability.  A flag the server does not
+        report is not counted as missing.
+        """
+        me = await self.whoami()
+        caps = await self.capabilities()
+        problems: list[PreflightProblem] = []
+        account = me.account
+        if account.claimed is False:
+            problems.append(
+                PreflightProblem(
+                    code="account_not_claimed",
+                    missing="claimed account",
+                    fix=(
+                        "claim the account (agent-registered accounts must be claimed by "
+                        "a person before they can send)"
+                        + (f" at {account.claim_url}" if account.claim_url else "")
+                    ),
+                    url=account.claim_url,
+                )
+            )
+        if not me.has_scope(WRITE_SCOPE):
+            problems.append(
+                PreflightProblem(
+                    code="missing_scope",
+                    missing=WRITE_SCOPE,
+                    fix=(
+                        f"create an API token with the {WRITE_SCOPE} scope in the OpenTrain "
+                        f"web app's API token settings (this token has: "
+                        f"{', '.join(me.token.scopes) or 'no scopes'})"
+                    ),
+                )
+            )
+        if caps.messaging_writes is False:
+            problems.append(
+                PreflightProblem(
+                    code="messaging_writes_disabled",
+                    missing="messagingWrites",
+                    fix=(
+                        "the account's public_api_messaging_writes feature is off: ask "
+                        "OpenTrain support to enable public API messaging for the account"
+                    ),
+                )
+            )
+        return Preflight(
+            can_send=not problems, problems=tuple(problems), whoami=me, capabilities=caps
+        )

@@ -1,0 +1,49 @@
+"""The README's echo bot, run as written (a subprocess) against the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import opentrain_async
+from opentrain_async import OpenTrainClient
+from opentrain_async.testing import FakeOpenTrain
+
+ECHO_BOT = Path(__file__).resolve().parent.parent / "examples" / "echo_bot.py"
+
+
+async def test_echo_bot_answers_new_messages(
+    server: FakeOpenTrain, client: OpenTrainClient, tmp_path: Path
+) -> None:
+    """The echo bot replies to messages newer than its saved cursor, then stops after N."""
+    cid = server.add_conversation()
+    server.add_incoming_message(cid, "old news")
+    head = (await client.get_updates()).next_cursor
+    assert head is not None
+    cursor_file = tmp_path / "cursor.json"
+    cursor_file.write_text(json.dumps({"cursor": head}))  # as a previous run left it
+    server.add_incoming_message(cid, "hello bot")
+    server.add_incoming_message(server.add_conversation(), "second thread")
+    env = {
+        **os.environ,
+        "OT_API_TOKEN": server.token,
+        "OT_API_BASE_URL": server.base_url,
+        "OT_CURSOR_FILE": str(cursor_file),
+        # the subprocess must import this checkout's package, not another installed copy
+        "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ECHO_BOT),
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    replies = sorted(r.json["content"] for r in server.sends)
+    assert replies == ["echo: hello bot", "echo: second thread"]

@@ -1,0 +1,307 @@
+"""Narrow read-side cases on canned loopback answers: validation, malformed bodies, shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from opentrain_async import (
+    InvalidRequestError,
+    NotFoundError,
+    OpenTrainClient,
+    UnexpectedResponseError,
+)
+
+MESSAGES = "/messages"
+UPDATES = "/updates"
+ME = "/auth/me"
+CAPS = "/job-drafts/capabilities"
+
+MESSAGE: dict[str, Any] = {
+    "id": "m1",
+    "createdAt": "2026-06-12T09:15:00.000Z",
+    "conversationId": "c1",
+    "isFromViewer": False,
+    "content": "hi",
+}
+
+
+class Canned:
+    """A loopback server answering each path with queued canned responses.
+
+    aioresponses 0.7.9 cannot build responses for aiohttp 3.14, so the narrow cases
+    use this instead: the last response queued for a path repeats.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[web.Response | Callable[[], web.Response]]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def _add(self, method: str, path: str, payload: Any, status: int, body: str | None) -> None:
+        def make() -> web.Response:
+            if body is not None:
+                return web.Response(status=status, text=body, content_type="text/html")
+            return web.json_response(payload, status=status)
+
+        self.routes.setdefault((method, path), []).append(make)
+
+    def get(
+        self, path: str, *, payload: Any = None, status: int = 200, body: str | None = None
+    ) -> None:
+        self._add("GET", path, payload, status, body)
+
+    def post(
+        self, path: str, *, payload: Any = None, status: int = 200, body: str | None = None
+    ) -> None:
+        self._add("POST", path, payload, status, body)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path.removeprefix("/api/public/v1")
+        self.requests.append((request.method, request.raw_path, dict(request.query)))
+        queue = self.routes.get((request.method, path))
+        if not queue:
+            return web.json_response({"error": "no canned answer", "code": "NOT_FOUND"}, status=404)
+        make = queue.pop(0) if len(queue) > 1 else queue[0]
+        assert callable(make)
+        return make()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[tuple[Canned, str]]:
+    canned = Canned()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", canned.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield canned, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+async def _no_wait(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def client(http: tuple[Canned, str]) -> AsyncIterator[OpenTrainClient]:
+    async with OpenTrainClient("ot_pat_unit", http[1], sleep=_no_wait) as c:
+        yield c
+
+
+@pytest.fixture
+def canned(http: tuple[Canned, str]) -> Canned:
+    return http[0]
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "limit"),
+    [
+        (lambda c: c.list_conversations(limit=0), "limit", "1-100"),
+        (lambda c: c.list_conversations(limit=101), "limit", "1-100"),
+        (lambda c: c.list_conversations(limit=True), "limit", "1-100"),
+        (lambda c: c.list_conversations(filter="unread"), "filter", "all | job | proposal"),
+        (lambda c: c.list_conversations(unread_only="yes"), "unreadOnly", "bool"),
+        (lambda c: c.list_conversations(cursor=""), "cursor", "None or non-empty string"),
+        (lambda c: c.read_messages(""), "conversationId", "non-empty string"),
+        (lambda c: c.read_messages("c1", limit=500), "limit", "1-100"),
+        (lambda c: c.read_messages("c1", direction="up"), "direction", "older | newer"),
+        (lambda c: c.read_messages("c1", cursor=5), "cursor", "None or non-empty string"),
+        (lambda c: c.get_updates(limit=201), "limit", "1-200"),
+        (lambda c: c.get_updates(limit=0), "limit", "1-200"),
+        (lambda c: c.get_updates(cursor=" "), "cursor", "None or non-empty string"),
+        (lambda c: c.start_proposal_conversation(" "), "proposalId", "non-empty string"),
+    ],
+)
+async def test_parameters_are_validated_before_any_request(
+    client: OpenTrainClient, canned: Canned, call: Any, field: str, limit: str
+) -> None:
+    """Bad parameters raise InvalidRequestError naming field and rule; nothing is sent."""
+    with pytest.raises(InvalidRequestError) as info:
+        await call(client)
+    assert (info.value.field, info.value.limit) == (field, limit)
+    assert client.stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    "make_iter",
+    [
+        lambda c: c.iter_conversations(limit=0),
+        lambda c: c.iter_messages("c1", direction="sideways"),
+        lambda c: c.iter_updates(limit=1000),
+        lambda c: c.listen(limit=0),
+        lambda c: c.listen(start="middle"),
+        lambda c: c.listen(idle_backoff=-1),
+        lambda c: c.listen(idle_backoff=5, max_idle_backoff=1),
+        lambda c: c.listen(backoff_factor=0.5),
+    ],
+)
+async def test_iterators_validate_on_first_step(
+    client: OpenTrainClient, canned: Canned, make_iter: Any
+) -> None:
+    """Iterators and listen() reject bad parameters before their first request."""
+    with pytest.raises(InvalidRequestError):
+        await make_iter(client).__anext__()
+    assert client.stats.requests == 0
+
+
+@pytest.mark.parametrize("key", ["messages", "items", "data"])
+async def test_message_page_key_is_tolerated(
+    client: OpenTrainClient, canned: Canned, key: str
+) -> None:
+    """The array of messages may sit under messages, items or data."""
+    canned.get(MESSAGES, payload={key: [MESSAGE], "nextCursor": "n1"})
+    page = await client.read_messages("c1")
+    assert [m.id for m in page.messages] == ["m1"]
+    assert page.next_cursor == "n1"
+
+
+async def test_message_page_may_be_a_bare_list(client: OpenTrainClient, canned: Canned) -> None:
+    """A bare JSON list is a single, final page."""
+    canned.get(MESSAGES, payload=[MESSAGE])
+    page = await client.read_messages("c1")
+    assert ([m.id for m in page.messages], page.next_cursor) == (["m1"], None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"nothing": []},
+        {"messages": "nope"},
+        {"messages": [{"id": "m1"}]},
+        {"messages": [dict(MESSAGE, createdAt="yesterday")]},
+        {"messages": [MESSAGE], "nextCursor": {"x": 1}},
+        {"messages": [42]},
+        "just a string",
+    ],
+)
+async def test_malformed_message_pages_raise_unexpected_response(
+    client: OpenTrainClient, canned: Canned, body: Any
+) -> None:
+    """Wrong shapes become UnexpectedResponseError, never a cattrs or KeyError traceback."""
+    canned.get(MESSAGES, payload=body)
+    with pytest.raises(UnexpectedResponseError) as info:
+        await client.read_messages("c1")
+    assert info.value.status == 200
+    assert info.value.path == "/messages"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"conversations": [{"type": "DIRECT_MESSAGE"}]},
+        {"conversations": [{"id": "c1", "unreadCount": "1"}]},
+        {"conversations": [{"id": "c1", "lastMessage": {"content": "x"}}]},
+        {"conversations": None},
+    ],
+)
+async def test_malformed_conversation_pages(
+    client: OpenTrainClient, canned: Canned, body: Any
+) -> None:
+    """A conversation without an id or with wrong types is an UnexpectedResponseError."""
+    canned.get(MESSAGES, payload=body)
+    with pytest.raises(UnexpectedResponseError):
+        await client.list_conversations()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"events": {"id": "1"}},
+        {"events": [{"type": "message.received"}]},
+        {"events": [{"id": "1", "type": "x", "data": "text"}]},
+        {"events": [], "hasMore": "no"},
+        {"events": [], "nextCursor": True},
+    ],
+)
+async def test_malformed_update_pages(client: OpenTrainClient, canned: Canned, body: Any) -> None:
+    """A malformed /updates body is an UnexpectedResponseError."""
+    canned.get(UPDATES, payload=body)
+    with pytest.raises(UnexpectedResponseError):
+        await client.get_updates()
+
+
+async def test_numeric_event_ids_and_cursor_become_strings(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """An unquoted numeric event id or cursor is read as its string form."""
+    canned.get(UPDATES, payload={"events": [{"id": 7, "type": "x"}], "nextCursor": 8})
+    page = await client.get_updates()
+    assert (page.events[0].id, page.next_cursor, page.has_more) == ("7", "8", False)
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "call"),
+    [
+        (ME, {"actor": None}, lambda c: c.whoami()),
+        (
+            ME,
+            {"actor": {"userId": "u"}, "token": {"scopes": "messages:read"}},
+            lambda c: c.whoami(),
+        ),
+        (CAPS, [], lambda c: c.capabilities()),
+        (CAPS, {"capabilities": []}, lambda c: c.capabilities()),
+        (CAPS, {"capabilities": {"messagingWrites": "yes"}}, lambda c: c.capabilities()),
+        (CAPS, {"capabilities": {}, "enabled": 1}, lambda c: c.capabilities()),
+    ],
+)
+async def test_malformed_identity_bodies(
+    client: OpenTrainClient, canned: Canned, url: str, body: Any, call: Any
+) -> None:
+    """Malformed /auth/me and capabilities bodies are UnexpectedResponseError."""
+    canned.get(url, payload=body)
+    with pytest.raises(UnexpectedResponseError):
+        await call(client)
+
+
+async def test_malformed_proposal_conversation_body(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """A proposal-conversation answer without conversationId is an UnexpectedResponseError."""
+    canned.post("/proposals/p1/conversation", payload={"ok": True})
+    with pytest.raises(UnexpectedResponseError):
+        await client.start_proposal_conversation("p1")
+
+
+async def test_reads_retry_gateway_errors(client: OpenTrainClient, canned: Canned) -> None:
+    """GET reads share the client's retry policy: a 503 then a 200 succeeds."""
+    canned.get(MESSAGES, status=503, body="<html>busy</html>")
+    canned.get(MESSAGES, payload={"messages": [MESSAGE], "nextCursor": None})
+    page = await client.read_messages("c1")
+    assert len(page.messages) == 1
+    assert client.stats.requests == 2
+
+
+async def test_iterator_stops_on_echoed_cursor_with_no_items(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """A server that echoes the cursor on an empty page does not make iteration loop forever."""
+    canned.get(MESSAGES, payload={"messages": [MESSAGE], "nextCursor": "n1"})
+    canned.get(MESSAGES, payload={"messages": [], "nextCursor": "n1"})
+    pages = [page async for page in client.iter_messages("c1")]
+    assert [len(p.messages) for p in pages] == [1]
+    assert client.stats.requests == 2
+
+
+async def test_iterator_stops_when_cursor_repeats_with_items(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """A page that hands back the very cursor it was given ends iteration after that page."""
+    conversation = {"id": "c1"}
+    canned.get(MESSAGES, payload={"conversations": [conversation], "nextCursor": "same"})
+    pages = [p async for p in client.iter_conversations(cursor="same")]
+    assert [[c.id for c in p.conversations] for p in pages] == [["c1"]]
+    assert client.stats.requests == 1
+
+
+async def test_proposal_id_is_escaped_into_one_path_segment(
+    client: OpenTrainClient, canned: Canned
+) -> None:
+    """A proposal id with / or ? cannot reach another route: it stays one escaped segment."""
+    canned.post("/proposals/a/b/conversation", payload={"ok": True})
+    with pytest.raises(NotFoundError):
+        await client.start_proposal_conversation("a/b?x")
+    assert canned.requests[-1][1] == "/api/public/v1/proposals/a%2Fb%3Fx/conversation"
