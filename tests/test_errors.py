@@ -124,3 +124,12 @@ def test_non_json_proxy_bodies_become_typed_errors(body: bytes) -> None:
     assert error.status == 502
     assert error.request_id == "edge-9"
     assert "502" in str(error)
+
+
+def test_stdlib_json_fallback_round_trips() -> None:
+    """Without orjson the stdlib codec produces the same compact UTF-8 JSON and parses it."""
+    from opentrain_async._json import _std_dumps, _std_loads
+
+    body = {"conversationId": "c1", "content": "héllo 😀"}
+    assert _std_dumps(body) == '{"conversationId":"c1","content":"héllo 😀"}'.encode()
+    assert _std_loads(_std_dumps(body)) == body
