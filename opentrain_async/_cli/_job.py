@@ -134,7 +134,7 @@ class Summary:
             "reconciled": self.reconciled,
             "skipped": {"delivered": self.skipped_delivered, "failed": self.skipped_failed},
             "failed": self.failed_total,
-            "failedByReason": dict(sorted(self.failed.items())),
+            "failedByReason": {k: v for k, v in sorted(self.failed.items()) if v},
             "unknown": self.unknown,
             "badLines": [{"line": n, "reason": r} for n, r in self.bad_lines],
             "elapsedSeconds": round(self.elapsed, 3),
@@ -257,7 +257,8 @@ class _Runner:
         summary = self.summary
         summary.inputs = plan.inputs
         summary.bad_lines = sorted(plan.bad.items())
-        summary.failed["invalid"] += len(plan.bad)
+        if plan.bad:
+            summary.failed["invalid"] += len(plan.bad)
         summary.skipped_delivered = plan.actions[Action.DONE]
         summary.skipped_failed = plan.actions[Action.SKIP_FAILED]
         options = self.options
@@ -406,7 +407,7 @@ class _Runner:
         try:
             async with (
                 display,
-                client.send_many(items, concurrency=2 * options.concurrency) as outcomes,
+                client.send_many(items, concurrency=options.concurrency) as outcomes,
             ):
                 async for outcome in outcomes:
                     stop = await self._record(outcome)
