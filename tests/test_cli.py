@@ -418,3 +418,18 @@ async def test_progress_lines_when_not_a_terminal(tmp_path: Path) -> None:
     assert "150/150" in lines[-1]
     assert "429s" in lines[-1]
     assert "pace" in lines[-1]
+
+
+async def test_demo_runs_the_bulk_path_against_the_embedded_server(tmp_path: Path) -> None:
+    """demo sends a job to its in-process fake server and checks the server's records."""
+    result = await run_cli(
+        "demo", "--messages", "300", "--server-rate", "2000", "--json", env=cli_env(None, tmp_path)
+    )
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["ok"] is True
+    assert report["server"]["duplicates"] == 0
+    assert report["server"]["committed"] == report["bulk"]["sent"]
+    assert report["bulk"]["failedByReason"]["invalid"] == 3
+    assert {"read_only_conversation", "not_participant"} <= set(report["bulk"]["failedByReason"])
+    assert "NOT told the limit" in result.err
