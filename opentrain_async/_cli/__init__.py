@@ -1,0 +1,288 @@
+"""The ``opentrain-async`` command line (also ``python -m opentrain_async``).
+
+Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with
+``--journal``) and ``demo`` (a bulk job against the embedded fake server).  The token
+is never a flag: it comes from ``OT_API_TOKEN``/``OPENTRAIN_API_TOKEN`` or the official
+CLI's config file, exactly as the client resolves it.
+
+Exit codes: 0 all delivered; 1 some inputs failed; 2 usage or input error; 3 could not
+start (no token, token rejected, server unreachable).  Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from opentrain_async._client import OpenTrainClient
+from opentrain_async._config import Settings, resolve_settings
+from opentrain_async._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidRequestError,
+    OpenTrainError,
+)
+from opentrain_async._models import Message, converter
+from opentrain_async._validation import validate_content, validate_conversation_id
+from opentrain_async._version import __version__
+
+from ._input import InputError, JobSource
+from ._job import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_START,
+    EXIT_USAGE,
+    JobOptions,
+    JournalError,
+    StartError,
+    dry_run,
+    run_job,
+)
+
+__all__ = ["main"]
+
+PROG = "opentrain-async"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 with one line (plus the usage line)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _common(*, top: bool) -> _Parser:
+    """Options accepted before and after the command (after it, they must not reset)."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--base-url",
+        default=None if top else argparse.SUPPRESS,
+        help="API origin (default: $OT_API_BASE_URL, $OPENTRAIN_API_BASE_URL, the CLI "
+        "config file, then https://app.opentrain.ai)",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="log to stderr (-v: info, -vv: debug)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    common = _common(top=False)
+    parser = _Parser(
+        prog=PROG,
+        description="Send OpenTrain messages from the shell: one, or a whole crash-safe job. "
+        "The token comes from $OT_API_TOKEN, $OPENTRAIN_API_TOKEN or the OpenTrain CLI's "
+        "config file; it is never a flag.",
+        parents=[_common(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    send = commands.add_parser(
+        "send", parents=[common], help="send one message", description="Send one message."
+    )
+    send.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    send.add_argument(
+        "text", metavar="TEXT", nargs="?", default="-", help="the message; - or omitted: stdin"
+    )
+    send.add_argument("--json", action="store_true", help="print the API's message object")
+
+    bulk = commands.add_parser(
+        "bulk",
+        parents=[common],
+        help="send a JSONL or CSV file of messages",
+        description="Send every message of FILE (JSON Lines with conversationId, content and "
+        "optional key; or CSV with those headers; - for stdin) at the server's pace.",
+    )
+    bulk.add_argument("file", metavar="FILE")
+    bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
+    bulk.add_argument(
+        "--concurrency", type=_positive_int, default=16, help="requests on the wire (16)"
+    )
+    bulk.add_argument(
+        "--rate",
+        type=_positive_float,
+        help="the server's known limit in messages/second (default: learned from 429s)",
+    )
+    bulk.add_argument(
+        "--journal",
+        type=Path,
+        metavar="PATH",
+        help="crash-safe progress file: rerun with the same PATH to resume",
+    )
+    bulk.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --journal: resend inputs that failed in an earlier run",
+    )
+    bulk.add_argument("--dry-run", action="store_true", help="validate everything, send nothing")
+    bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
+    bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="a 2,000-message job against the embedded fake server",
+        description="Start the fake OpenTrain server on loopback (rate limited, with a few "
+        "conversations that refuse messages) and run a bulk job against it.",
+    )
+    demo.add_argument("--messages", type=_positive_int, default=2000, help=argparse.SUPPRESS)
+    demo.add_argument("--server-rate", type=float, default=400.0, help=argparse.SUPPRESS)
+    demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _setup_logging(verbose: int) -> None:
+    if not verbose:
+        logging.getLogger("opentrain_async").setLevel(logging.WARNING)
+        logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
+        return
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _read_stdin() -> str:
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise InputError("stdin is not UTF-8 text") from None
+
+
+def _show_message(message: Message, out: TextIO) -> None:
+    preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
+    created = converter.unstructure(message.created_at)
+    print(f"sent {message.id} to {message.conversation_id} at {created}", file=out)
+    print(f"  {preview}", file=out)
+
+
+async def _send(args: argparse.Namespace, settings: Settings) -> int:
+    text = _read_stdin() if args.text == "-" else args.text
+    if args.text == "-" and text.endswith("\n"):
+        text = text[:-1].removesuffix("\r")  # the newline echo and heredocs add
+    try:
+        validate_conversation_id(args.conversation_id)
+        validate_content(text)
+    except InvalidRequestError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    async with OpenTrainClient(settings.token, settings.api_root, reconcile=True) as client:
+        try:
+            message = await client.send_message(args.conversation_id, text)
+        except AuthenticationError:
+            return _fail(
+                f"authentication failed: the API token (from {settings.token_source}) was "
+                f"rejected (401)",
+                EXIT_START,
+            )
+        except APIConnectionError as exc:
+            if exc.reached_server is False:
+                return _fail(f"cannot reach {settings.api_root}: {exc}", EXIT_START)
+            return _fail(str(exc), EXIT_FAILED)
+        except OpenTrainError as exc:
+            return _fail(f"not sent: {exc}", EXIT_FAILED)
+    if args.json:
+        print(json.dumps(converter.unstructure(message), ensure_ascii=False))
+    else:
+        _show_message(message, sys.stdout)
+    return EXIT_OK
+
+
+def _job_options(args: argparse.Namespace) -> JobOptions:
+    return JobOptions(
+        concurrency=args.concurrency,
+        rate=args.rate,
+        journal=args.journal,
+        retry_failed=args.retry_failed,
+        dry_run=args.dry_run,
+        strict=args.strict,
+        json=args.json,
+        live=sys.stderr.isatty(),
+        progress_interval=args.progress_interval,
+    )
+
+
+async def _bulk(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        source = JobSource("<stdin>", fmt=args.format, stdin_text=_read_stdin())
+    else:
+        source = JobSource(args.file, fmt=args.format)
+    options = _job_options(args)
+    if options.dry_run:
+        return dry_run(source, options, sys.stdout, sys.stderr)
+    settings = resolve_settings(None, args.base_url)
+    return await run_job(source, options, settings)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.command == "send":
+        settings = resolve_settings(None, args.base_url)
+        return await _send(args, settings)
+    if args.command == "bulk":
+        return await _bulk(args)
+    from ._demo import run_demo
+
+    return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return asyncio.run(_main(args))
+    except ConfigurationError as exc:
+        return _fail(str(exc), EXIT_START)
+    except StartError as exc:
+        return _fail(str(exc), EXIT_START)
+    except (InputError, JournalError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail(
+            "interrupted; sends in progress are recorded as started in the journal (if any): "
+            "rerun with the same --journal to resume",
+            130,
+        )
+    except OpenTrainError as exc:
+        return _fail(str(exc), EXIT_FAILED)
