@@ -213,7 +213,44 @@ class OpenTrainClient(ReadMixin):
         self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
     ) -> tuple[int, Any]:
         """One HTTP attempt: pace, take the semaphore, send, classify the answer."""
-        await self._pacer.acquire()
+        admitted = await self._pacer.acquire()
+        try:
+            status, raw, headers, sent_at = await self._send(method, path, params, data)
+        except BaseException:  # the pacer must hear back about every admitted request
+            self._pacer.on_error(admitted)
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1fms",
+                method,
+                path,
+                status,
+                (self._clock() - sent_at) * 1000,
+            )
+        if 200 <= status < 300:
+            self._pacer.on_success(admitted)
+            try:
+                return status, json_loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise UnexpectedResponseError(
+                    f"HTTP {status} with a body that is not JSON",
+                    status=status,
+                    request_id=headers.get("X-Request-Id"),
+                    method=method,
+                    path=path,
+                ) from None
+        error = error_from_response(status, raw, headers, method=method, path=path)
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+            self._pacer.on_throttle(admitted, error.retry_after)
+        else:
+            self._pacer.on_error(admitted)
+        raise error
+
+    async def _send(
+        self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
+    ) -> tuple[int, bytes, Any, float]:
+        """Put one request on the wire under the semaphore; map transport failures."""
         session = self._ensure_session()
         url = self._urls.get(path)
         if url is None:
@@ -230,9 +267,7 @@ class OpenTrainClient(ReadMixin):
                     data=data,
                     **self._request_options,
                 ) as response:
-                    status = response.status
-                    raw = await response.read()
-                    headers = response.headers
+                    return response.status, await response.read(), response.headers, sent_at
             except aiohttp.ConnectionTimeoutError as exc:
                 raise APITimeoutError(
                     f"{method} {path}: timed out connecting ({type(exc).__name__})",
@@ -252,31 +287,6 @@ class OpenTrainClient(ReadMixin):
                 ) from None
             finally:
                 self.in_flight -= 1
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d in %.1fms",
-                method,
-                path,
-                status,
-                (self._clock() - sent_at) * 1000,
-            )
-        if 200 <= status < 300:
-            self._pacer.on_success(sent_at)
-            try:
-                return status, json_loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise UnexpectedResponseError(
-                    f"HTTP {status} with a body that is not JSON",
-                    status=status,
-                    request_id=headers.get("X-Request-Id"),
-                    method=method,
-                    path=path,
-                ) from None
-        error = error_from_response(status, raw, headers, method=method, path=path)
-        if isinstance(error, RateLimitError):
-            self.stats.rate_limited += 1
-            self._pacer.on_throttle(sent_at, error.retry_after)
-        raise error
 
     async def request(
         self,

@@ -1,23 +1,28 @@
 """Rate control shared by every request of one client: the pacer.
 
-Before each attempt the client awaits ``Pacer.acquire()``; after it, it reports
-``on_success`` or ``on_throttle`` (a 429 and its hint).  The pacer turns those reports
-into a sending rate:
+Before each attempt the client awaits ``Pacer.acquire()``; afterwards it reports
+``on_success``, ``on_throttle`` (a 429 and its hint) or ``on_error``.  The pacer turns
+those reports into when the next request may start:
 
 * **Stated limit** (``rate_limit=``): requests are spaced evenly at that rate (GCRA
   virtual scheduling), so a server with that limit never has to answer 429.
-* **Learned limit** (default): nothing is paced until the first 429.  Then the rate
-  becomes what the server demonstrably accepted over the last second (its measured
-  throughput), cut a little, and grows back along a cubic curve (as CUBIC/botocore do)
-  so that a raised limit is found again within a second or two.  Each 429 also pauses
-  the whole client until the server's hint when the hint is short, so requests already
-  queued do not run into the same wall.  Only one cut happens per reaction: 429s for
-  requests sent before the last cut do not cut again.
+* **Learned limit** (default):
 
-The state worth sharing between processes that use one token (current limit, the time
-of the last cut, pause-until) lives in a ``PacingState`` held by a ``PacingStore``;
-the default keeps it in memory.  A shared store (Redis, a file) can implement the same
-two methods without touching the send path.
+  - *Before the first 429* nothing is paced, but requests in flight ramp up as TCP's
+    slow start does (doubling per round trip), so a small server burst is not met by a
+    wall of concurrent requests.
+  - *On a 429* the rejected request waits at least its hint (the retry policy), and the
+    whole client pauses until the hint too, when the hint is short: nothing else can
+    get through before then.  The sending rate is set from what the server
+    demonstrably accepted over the last ``window`` (its measured throughput), cut by
+    ``beta``, once per reaction (429s for requests sent before the cut do not cut again).
+  - *Between 429s* the rate climbs back along a cubic curve (CUBIC, as botocore does)
+    and past the old limit, so a raised limit is found again within a second or two.
+
+The state that processes sharing one token could share (learned limit, time of the
+last cut, pause-until) lives in a ``PacingState`` behind a ``PacingStore``; the
+default keeps it in memory, and a shared store can implement the same two methods
+without touching the send path.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class PacingState:
     """What the pacer has learned; everything a shared store would need to hold."""
 
     limit: float | None = None
-    """The learned (or stated) sustainable rate in requests/second; None: unknown."""
+    """The learned sustainable rate in requests/second; None until the first 429."""
     cut_at: float | None = None
     """Clock time of the last rate cut (a reaction to a 429)."""
     pause_until: float = 0.0
@@ -75,13 +80,13 @@ class InMemoryPacingStore:
 class Pacer:
     """Decides when each request of one client may start; see the module docstring.
 
-    ``beta`` is the cut applied to the measured rate on a 429; ``recover`` is the time
-    (seconds) the cubic curve takes to climb back to the limit after a cut, after which
-    it probes above it.  ``clock`` and ``sleep`` are injectable for tests.
+    Tuning (defaults were chosen with ``python -m benchmarks.pacing_sim``): ``beta`` is
+    the cut on a 429 (rate <- beta * the rate that drew it); ``recover`` the seconds the
+    cubic curve takes to climb back to that rate, after which it probes above it;
+    ``doubling`` the seconds per doubling while the limit is still being searched for.
+    ``max_pause`` caps the whole-client pause on a whole-second (possibly rounded)
+    hint, ``max_exact_pause`` on a fractional one.  ``clock``/``sleep`` are injectable.
     """
-
-    window = 1.0
-    """Seconds of successes used to measure the server's accepted rate."""
 
     def __init__(
         self,
@@ -89,7 +94,13 @@ class Pacer:
         *,
         store: PacingStore | None = None,
         beta: float = 0.9,
-        recover: float = 0.5,
+        recover: float = 0.3,
+        doubling: float = 0.1,
+        max_pause: float = 0.05,
+        max_exact_pause: float = 1.0,
+        initial_window: int = 4,
+        slow_start_growth: float = 0.25,
+        window: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
@@ -98,14 +109,29 @@ class Pacer:
         self.rate_limit = rate_limit
         self.beta = beta
         self.recover = recover
+        self.doubling = doubling
+        self._cubic_c = (1 - beta) / recover**3
+        self._recover = recover  # stretched when hints are long (see on_throttle)
+        self.max_pause = max_pause
+        self.max_exact_pause = max_exact_pause
+        self.slow_start_growth = slow_start_growth
+        self.window = window
         self._clock = clock
         self._sleep = sleep
         self._store: PacingStore = store or InMemoryPacingStore()
-        self._cubic_c = (1 - beta) / recover**3
         self._lock = asyncio.Lock()
         self._next_slot = 0.0
-        self._successes: deque[float] = deque()
         self._started: float | None = None
+        self._successes = 0
+        self._successes_at_cut = 0
+        self._streak = 0  # 429s since the last success
+        self._pause_began = 0.0
+        self._recent: deque[float] = deque()  # success times within the last window
+        self._searching = True  # no cut while paced yet: grow exponentially
+        # Slow start (before the first 429 only): requests in flight, and how many may be.
+        self._in_flight = 0
+        self._cwnd: float = initial_window
+        self._cwnd_waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def state(self) -> PacingState:
@@ -118,75 +144,154 @@ class Pacer:
         if state.limit is None or state.cut_at is None:
             return self.rate_limit
         now = self._clock() if now is None else now
-        dt = now - state.cut_at
-        rate = state.limit * (1 + self._cubic_c * (dt - self.recover) ** 3)
-        rate = max(rate, state.limit * self.beta * 0.5, 0.1)
+        dt = max(0.0, now - state.cut_at)
+        if self._searching:
+            rate = state.limit * 2 ** (dt / self.doubling)
+        else:
+            rate = state.limit * (1 + self._cubic_c * (dt - self._recover) ** 3)
         if self.rate_limit is not None:
             rate = min(rate, self.rate_limit)
         return rate
 
-    async def acquire(self) -> None:
-        """Wait until the next request may start."""
+    async def acquire(self) -> float:
+        """Wait until the next request may start; returns the admission time.
+
+        Report that time back as ``sent_at``: a 429 for a request admitted before the
+        last cut is a consequence of the old rate and does not cut again.
+        """
         now = self._clock()
         if self._started is None:
             self._started = now
         state = self._store.load()
-        if state.cut_at is None and self.rate_limit is None and now >= state.pause_until:
-            return
+        while state.limit is None and self.rate_limit is None:
+            # Unpaced: only the slow-start window (and a pause) may hold a request back.
+            if now < state.pause_until:
+                await self._sleep(state.pause_until - now)
+            elif self._in_flight < self._cwnd:
+                self._in_flight += 1
+                return now
+            else:
+                waiter = asyncio.get_running_loop().create_future()
+                self._cwnd_waiters.append(waiter)
+                await waiter
+            now = self._clock()
+            state = self._store.load()
         async with self._lock:
             while True:
                 now = self._clock()
                 state = self._store.load()
                 rate = self.current_rate(now)
-                start = max(now, state.pause_until)
-                if rate is not None:
-                    interval = 1.0 / rate
-                    # Allow catching up a little after oversleeping, never a burst.
-                    self._next_slot = max(self._next_slot, now - 2 * interval)
-                    start = max(start, self._next_slot)
+                assert rate is not None
+                interval = 1.0 / rate
+                # Allow catching up a little after oversleeping, never a burst.
+                self._next_slot = max(self._next_slot, now - 2 * interval)
+                start = max(now, state.pause_until, self._next_slot)
                 if start <= now:
-                    if rate is not None:
-                        self._next_slot += 1.0 / rate
-                    return
+                    self._next_slot += interval
+                    self._in_flight += 1
+                    return now
                 await self._sleep(start - now)
 
-    def on_success(self, sent_at: float) -> None:
-        """Record an accepted request (feeds the measured rate)."""
-        now = self._clock()
-        successes = self._successes
-        successes.append(now)
-        horizon = now - self.window
-        while successes[0] < horizon:
-            successes.popleft()
+    def _release(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        # Wake as many waiters as the window has room for (all of them once paced: the
+        # rate takes over).  Each re-checks on waking; a cancelled one is skipped.
+        waiters = self._cwnd_waiters
+        paced = self._store.load().limit is not None
+        room = self._cwnd - self._in_flight
+        while waiters and (paced or room >= 1):
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
 
-    def measured_rate(self, now: float | None = None) -> float:
-        """Accepted requests per second over the last ``window`` seconds."""
+    def on_success(self, sent_at: float) -> None:
+        """Record an accepted request: the rate creeps up (additive per request)."""
+        self._successes += 1
+        self._streak = 0
+        now = self._clock()
+        recent = self._recent
+        recent.append(now)
+        horizon = now - self.window
+        while recent[0] < horizon:
+            recent.popleft()
+        if self._store.load().limit is None:
+            # Slow start: the window grows by a quarter per round trip, so a server
+            # burst (say a fixed window filling up) meets few requests in flight.
+            self._cwnd += self.slow_start_growth
+        self._release()
+
+    def accepted_rate(self, now: float | None = None) -> float:
+        """Requests per second the server accepted over the last ``window`` seconds."""
         now = self._clock() if now is None else now
         horizon = now - self.window
-        count = sum(1 for t in self._successes if t >= horizon)
-        started = self._started if self._started is not None else now
-        span = max(min(self.window, now - started), 0.05)
-        return count / span
+        # Only time when sending was allowed counts: not before the start, nor a pause.
+        paused_until = min(self._store.load().pause_until, now)
+        start = max(horizon, self._started if self._started is not None else now, paused_until)
+        count = sum(1 for t in self._recent if t >= start)
+        return count / max(now - start, 1e-3)
+
+    def on_error(self, sent_at: float) -> None:
+        """Record a request that ended neither in success nor in a 429."""
+        self._release()
 
     def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
-        """React to a 429 for a request that started at ``sent_at``."""
+        """React to a 429 for a request admitted at ``sent_at``."""
         now = self._clock()
-        state = self._store.load()
-        state = attrs.evolve(state, throttles=state.throttles + 1)
+        state = attrs.evolve(self._store.load())
+        state.throttles += 1
+        pause_end = now
         if retry_after is not None and retry_after > 0:
-            state.pause_until = max(state.pause_until, now + min(retry_after, self.window / 4))
-        if state.cut_at is None or sent_at >= state.cut_at:
-            current = self.current_rate(now)
-            measured = self.measured_rate(now)
-            base = measured if current is None else min(current, measured)
-            state.limit = max(base, 0.5)
-            # The cubic curve starts at beta * limit.
-            state.cut_at = now
+            # A fractional hint is taken as exact: nothing gets through before it, so
+            # everyone waits.  A whole-second hint may be rounded up; only a short
+            # pause then, and the rejected request alone waits the full hint.
+            # Back-to-back 429s (no success between) double the short pause; requests
+            # admitted before the current pause began are part of the same burst.
+            exact = retry_after != int(retry_after)
+            if sent_at >= self._pause_began:
+                self._streak += 1
+            cap = self.max_exact_pause if exact else self.max_pause * 2 ** (self._streak - 1)
+            pause_end = now + min(retry_after, cap)
+            if pause_end > state.pause_until:
+                self._pause_began = now
+        if state.limit is None or state.cut_at is None:
+            # First 429: start pacing at what got through so far (an underestimate)
+            # and double until the next 429 says where the limit is.
+            started = self._started if self._started is not None else now
+            state.limit = max(self._successes / max(now - started, 0.1), 1.0)
+            state.cut_at = max(pause_end, state.pause_until)
+        elif (
+            sent_at > state.cut_at
+            # 429s with no success between them are one episode: one cut.
+            and self._successes > self._successes_at_cut
+            # While searching, a 429 before the rate has grown at all is the burst's
+            # aftermath (the server is still empty), not a verdict on the new rate.
+            and not (self._searching and now - state.cut_at < self.doubling)
+        ):
+            # Remember the rate that drew the 429 (CUBIC's W_max), or what the server
+            # accepted just before if that was less (a slowly draining bucket makes
+            # the drawing rate overstate the limit), and restart the curve below it
+            # once the pause is over.
+            rate = self.current_rate(now) or state.limit
+            state.limit = max(min(rate, self.accepted_rate(now)), 0.5)
+            state.cut_at = max(pause_end, state.pause_until)
+            self._successes_at_cut = self._successes
+            self._searching = False
+            # A probe above the limit costs its request the hint: with long hints,
+            # probe less often (the curve takes longer to climb back and past).
+            hint = retry_after or 0.0
+            self._recover = min(max(self.recover, 1.5 * hint), max(self.recover, 2.0))
+            self._cubic_c = (1 - self.beta) / self._recover**3
+        elif pause_end > max(state.pause_until, now):
+            # A pause without a cut freezes the curve for its duration.
+            state.cut_at += pause_end - max(state.pause_until, now)
+        state.pause_until = max(state.pause_until, pause_end)
         self._store.save(state)
+        self._release()
 
     def describe(self) -> str:
         """A short human description of the current pace (for progress displays)."""
         rate = self.current_rate()
         if rate is None:
             return "unpaced"
-        return f"{rate:,.0f}/s" + (" (stated)" if self.state.limit is None else " (learned)")
+        return f"{rate:,.0f}/s" + (" (learned)" if self.state.limit is not None else " (stated)")
