@@ -212,20 +212,53 @@ class OpenTrainClient(ReadMixin):
     async def _attempt(
         self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
     ) -> tuple[int, Any]:
-        """One HTTP attempt: pace, take the semaphore, send, classify the answer."""
+        """One HTTP attempt: pace, take the semaphore, send, classify the answer.
+
+        Kept in one frame on purpose: every coroutine layer is re-entered each time
+        aiohttp resumes, so the send path stays shallow.
+        """
         admitted = await self._pacer.acquire()
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self._root + path)
         try:
-            status, raw, headers, sent_at = await self._send(method, path, params, data)
+            session = self._ensure_session()
+            async with self._semaphore:
+                self.in_flight += 1
+                self.stats.requests += 1
+                sent_at = self._clock()
+                try:
+                    async with session.request(
+                        method, url, params=params, data=data, **self._request_options
+                    ) as response:
+                        status = response.status
+                        raw = await response.read()
+                        headers = response.headers
+                except aiohttp.ConnectionTimeoutError as exc:
+                    raise APITimeoutError(
+                        f"{method} {path}: timed out connecting ({type(exc).__name__})",
+                        reached_server=False,
+                    ) from None
+                except aiohttp.ClientConnectorError as exc:
+                    raise APIConnectionError(
+                        f"{method} {path}: could not connect: {exc}", reached_server=False
+                    ) from None
+                except asyncio.TimeoutError:
+                    raise APITimeoutError(
+                        f"{method} {path}: no answer within {self._timeout.total}s"
+                    ) from None
+                except aiohttp.ClientError as exc:
+                    raise APIConnectionError(
+                        f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                    ) from None
+                finally:
+                    self.in_flight -= 1
         except BaseException:  # the pacer must hear back about every admitted request
             self._pacer.on_error(admitted)
             raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "%s %s -> %d in %.1fms",
-                method,
-                path,
-                status,
-                (self._clock() - sent_at) * 1000,
+                "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
         if 200 <= status < 300:
             self._pacer.on_success(admitted)
@@ -247,47 +280,6 @@ class OpenTrainClient(ReadMixin):
             self._pacer.on_error(admitted)
         raise error
 
-    async def _send(
-        self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
-    ) -> tuple[int, bytes, Any, float]:
-        """Put one request on the wire under the semaphore; map transport failures."""
-        session = self._ensure_session()
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(self._root + path)
-        async with self._semaphore:
-            self.in_flight += 1
-            self.stats.requests += 1
-            sent_at = self._clock()
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    **self._request_options,
-                ) as response:
-                    return response.status, await response.read(), response.headers, sent_at
-            except aiohttp.ConnectionTimeoutError as exc:
-                raise APITimeoutError(
-                    f"{method} {path}: timed out connecting ({type(exc).__name__})",
-                    reached_server=False,
-                ) from None
-            except aiohttp.ClientConnectorError as exc:
-                raise APIConnectionError(
-                    f"{method} {path}: could not connect: {exc}", reached_server=False
-                ) from None
-            except asyncio.TimeoutError:
-                raise APITimeoutError(
-                    f"{method} {path}: no answer within {self._timeout.total}s"
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise APIConnectionError(
-                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
-                ) from None
-            finally:
-                self.in_flight -= 1
-
     async def request(
         self,
         method: str,
@@ -303,20 +295,35 @@ class OpenTrainClient(ReadMixin):
         only when the request certainly never reached the server, or on 429.
         """
         data = None if json_body is None else json_dumps(json_body)
-        idempotent = method == "GET"
         try:
-            # Fast path: most requests succeed first time, so tenacity is only set up
-            # once an attempt has failed in a retryable way.
             return await self._attempt(method, path, params, data)
         except OpenTrainError as exc:
-            if self._retry.retry_reason(exc, idempotent=idempotent) is None:
-                raise
-            first_failure: OpenTrainError | None = exc
+            first_failure = exc
+        return await self._retry_request(first_failure, method, path, params, data)
+
+    async def _retry_request(
+        self,
+        first_failure: OpenTrainError,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+    ) -> tuple[int, Any]:
+        """Continue after a failed first attempt under the retry policy (tenacity).
+
+        Most requests succeed first time, so tenacity is only set up here, once an
+        attempt has failed; it replays that failure as attempt 1 so that counting,
+        waits and hooks are exactly as if it had run every attempt.
+        """
+        idempotent = method == "GET"
+        if self._retry.retry_reason(first_failure, idempotent=idempotent) is None:
+            raise first_failure
+        pending: OpenTrainError | None = first_failure
 
         async def attempt() -> tuple[int, Any]:
-            nonlocal first_failure
-            if first_failure is not None:  # replay attempt 1 so tenacity counts it
-                failure, first_failure = first_failure, None
+            nonlocal pending
+            if pending is not None:
+                failure, pending = pending, None
                 raise failure
             return await self._attempt(method, path, params, data)
 
@@ -435,62 +442,70 @@ class OpenTrainClient(ReadMixin):
     async def _deliver(self, conversation_id: str, content: str, reconcile: bool) -> Message:
         """POST the message; on an unknown outcome, read back before any resend."""
         started = self._wall_clock()
+        if self.log_content and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sending to %s: %r", conversation_id, content)
+        body = json_dumps({"conversationId": conversation_id, "content": content})
         resends = 0
         while True:
             try:
-                message = await self._post_message(conversation_id, content, started)
-            except DeliveryUnknownError as unknown:
-                if not reconcile:
-                    raise
-                if isinstance(unknown.cause, APITimeoutError) and self.reconcile_delay > 0:
-                    # The server may still be processing the request we gave up on.
-                    await self._sleep(self.reconcile_delay)
-                found = await find_own_message(
-                    self,
-                    conversation_id,
-                    content,
-                    since=started - self.clock_skew,
-                    claimed=self._claimed,
-                    cause=unknown,
-                )
-                if found is not None:
-                    logger.info(
-                        "send to %s: outcome was unknown (%s); read-back found message %s",
-                        conversation_id,
-                        type(unknown.cause).__name__,
-                        found.id,
+                try:
+                    status, payload = await self._attempt("POST", "/messages", None, body)
+                except OpenTrainError as exc:
+                    status, payload = await self._retry_request(
+                        exc, "POST", "/messages", None, body
                     )
-                    self._reconciled.add(found.id)
+            except (APIConnectionError, InternalServerError) as exc:
+                if isinstance(exc, APIConnectionError) and exc.reached_server is False:
+                    raise
+                unknown = DeliveryUnknownError(
+                    f"sending to {conversation_id} failed after the request may have reached "
+                    f"the server ({exc}); the message may or may not have been delivered",
+                    cause=exc,
+                    conversation_id=conversation_id,
+                    started_at=started,
+                )
+                if not reconcile:
+                    raise unknown from exc
+                found = await self._read_back(conversation_id, content, started, unknown)
+                if found is not None:
                     return found
                 resends += 1
                 if resends > self._retry.max_retries:
-                    raise unknown.cause from unknown
+                    raise
                 logger.info(
                     "send to %s: outcome was unknown (%s); not found by read-back, resending",
                     conversation_id,
-                    type(unknown.cause).__name__,
+                    type(exc).__name__,
                 )
                 continue
+            message = _parse_message(payload, status, "POST", "/messages")
             self._claimed.add(message.id)
             return message
 
-    async def _post_message(self, conversation_id: str, content: str, started: float) -> Message:
-        if self.log_content and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("sending to %s: %r", conversation_id, content)
-        body = {"conversationId": conversation_id, "content": content}
-        try:
-            status, payload = await self.request("POST", "/messages", json_body=body)
-        except (APIConnectionError, InternalServerError) as exc:
-            if isinstance(exc, APIConnectionError) and exc.reached_server is False:
-                raise
-            raise DeliveryUnknownError(
-                f"sending to {conversation_id} failed after the request may have reached the "
-                f"server ({exc}); the message may or may not have been delivered",
-                cause=exc,
-                conversation_id=conversation_id,
-                started_at=started,
-            ) from exc
-        return _parse_message(payload, status, "POST", "/messages")
+    async def _read_back(
+        self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
+    ) -> Message | None:
+        """Settle an unknown outcome: our message if the server has it, else None."""
+        if isinstance(unknown.cause, APITimeoutError) and self.reconcile_delay > 0:
+            # The server may still be processing the request we gave up on.
+            await self._sleep(self.reconcile_delay)
+        found = await find_own_message(
+            self,
+            conversation_id,
+            content,
+            since=started - self.clock_skew,
+            claimed=self._claimed,
+            cause=unknown,
+        )
+        if found is not None:
+            logger.info(
+                "send to %s: outcome was unknown (%s); read-back found message %s",
+                conversation_id,
+                type(unknown.cause).__name__,
+                found.id,
+            )
+            self._reconciled.add(found.id)
+        return found
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
