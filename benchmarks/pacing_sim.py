@@ -137,7 +137,11 @@ SCENARIOS: dict[str, tuple[TokenBucket | FixedWindow, int, float]] = {
     "fixed window 100/1s": (FixedWindow(limit=100, window=1.0), 500, 100),
     "bucket 50/s exact hints": (TokenBucket(rate=50, burst=5), 300, 50),
     "bucket 2000/s burst 50": (TokenBucket(rate=2000, burst=50), 6000, 2000),
-    "fixed window 300/1s integer": (FixedWindow(limit=300, window=1.0, integer_hints=True), 1500, 300),
+    "fixed window 300/1s integer": (
+        FixedWindow(limit=300, window=1.0, integer_hints=True),
+        1500,
+        300,
+    ),
 }
 
 

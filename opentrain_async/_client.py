@@ -217,7 +217,9 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        admitted = await self._pacer.acquire()
+        admitted = self._pacer.try_acquire()
+        if admitted is None:
+            admitted = await self._pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self._root + path)

@@ -78,6 +78,13 @@ converter.register_unstructure_hook(datetime, _format_datetime)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
+# Optional fields get direct hooks: cattrs would otherwise dispatch on every call.
+converter.register_structure_hook(
+    str | None, lambda v, _: None if v is None else _strict_str(v, str)
+)
+converter.register_structure_hook(
+    datetime | None, lambda v, _: None if v is None else parse_datetime(v)
+)
 
 
 def _camel_overrides(cls: type) -> dict[str, Any]:

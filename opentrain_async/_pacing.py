@@ -153,6 +153,21 @@ class Pacer:
             rate = min(rate, self.rate_limit)
         return rate
 
+    def try_acquire(self) -> float | None:
+        """Admit a request at once if nothing holds it back (no pause, pace or full
+        slow-start window); returns the admission time, or None to ``await acquire()``.
+        """
+        state = self._store.load()
+        if state.limit is not None or self.rate_limit is not None:
+            return None
+        now = self._clock()
+        if now < state.pause_until or self._in_flight >= self._cwnd:
+            return None
+        if self._started is None:
+            self._started = now
+        self._in_flight += 1
+        return now
+
     async def acquire(self) -> float:
         """Wait until the next request may start; returns the admission time.
 
@@ -209,16 +224,17 @@ class Pacer:
         """Record an accepted request: the rate creeps up (additive per request)."""
         self._successes += 1
         self._streak = 0
-        now = self._clock()
-        recent = self._recent
-        recent.append(now)
-        horizon = now - self.window
-        while recent[0] < horizon:
-            recent.popleft()
         if self._store.load().limit is None:
             # Slow start: the window grows by a quarter per round trip, so a server
             # burst (say a fixed window filling up) meets few requests in flight.
             self._cwnd += self.slow_start_growth
+        else:  # paced: remember when, for the accepted rate at the next cut
+            now = self._clock()
+            recent = self._recent
+            recent.append(now)
+            horizon = now - self.window
+            while recent[0] < horizon:
+                recent.popleft()
         self._release()
 
     def accepted_rate(self, now: float | None = None) -> float:
