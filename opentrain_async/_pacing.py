@@ -37,6 +37,8 @@ import attrs
 
 __all__ = ["InMemoryPacingStore", "Pacer", "PacingState", "PacingStore"]
 
+_MAX_WINDOW = 1.0  # seconds of accepted requests remembered for measuring
+
 
 @attrs.define
 class PacingState:
@@ -198,11 +200,13 @@ class Pacer:
                 rate = self.current_rate(now)
                 assert rate is not None
                 interval = 1.0 / rate
-                # Allow catching up a little after oversleeping, never a burst.
-                self._next_slot = max(self._next_slot, now - 2 * interval)
                 start = max(now, state.pause_until, self._next_slot)
                 if start <= now:
-                    self._next_slot += interval
+                    # Virtual scheduling: an on-time request (even one woken a little
+                    # late) keeps the cadence; after idling, the schedule restarts now.
+                    # Never more than one request per slot, so never a burst.
+                    on_time = now - self._next_slot < interval
+                    self._next_slot = (self._next_slot if on_time else now) + interval
                     self._in_flight += 1
                     return now
                 await self._sleep(start - now)
@@ -232,15 +236,16 @@ class Pacer:
             now = self._clock()
             recent = self._recent
             recent.append(now)
-            horizon = now - self.window
+            horizon = now - _MAX_WINDOW
             while recent[0] < horizon:
                 recent.popleft()
         self._release()
 
-    def accepted_rate(self, now: float | None = None) -> float:
-        """Requests per second the server accepted over the last ``window`` seconds."""
+    def accepted_rate(self, now: float | None = None, span: float | None = None) -> float:
+        """Requests per second the server accepted over the last ``span`` seconds
+        (default ``window``) of sending: pauses and time before the start don't count."""
         now = self._clock() if now is None else now
-        horizon = now - self.window
+        horizon = now - (self.window if span is None else span)
         # Only time when sending was allowed counts: not before the start, nor a pause.
         paused_until = min(self._store.load().pause_until, now)
         start = max(horizon, self._started if self._started is not None else now, paused_until)
@@ -288,8 +293,11 @@ class Pacer:
             # accepted just before if that was less (a slowly draining bucket makes
             # the drawing rate overstate the limit), and restart the curve below it
             # once the pause is over.
+            # The server's granularity (its hint) sets how far back to look: a
+            # longer window dilutes the burst a bucket adds to what it accepts.
             rate = self.current_rate(now) or state.limit
-            state.limit = max(min(rate, self.accepted_rate(now)), 0.5)
+            span = min(max(self.window, retry_after or 0.0), _MAX_WINDOW)
+            state.limit = max(min(rate, self.accepted_rate(now, span)), 0.5)
             state.cut_at = max(pause_end, state.pause_until)
             self._successes_at_cut = self._successes
             self._searching = False

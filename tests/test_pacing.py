@@ -1,0 +1,248 @@
+"""Pacing decisions with an injected clock and sleep: no real waiting anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from opentrain_async import InMemoryPacingStore, Pacer, PacingState
+
+
+class FakeTime:
+    """A manual clock whose sleep() advances it instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make(time: FakeTime, **options: object) -> Pacer:
+    return Pacer(clock=time.clock, sleep=time.sleep, **options)  # type: ignore[arg-type]
+
+
+async def admit(pacer: Pacer, time: FakeTime, n: int) -> list[float]:
+    """Admit n requests one after another, each finishing at once; their start times."""
+    starts = []
+    for _ in range(n):
+        admitted = await pacer.acquire()
+        starts.append(time.now)
+        pacer.on_success(admitted)
+    return starts
+
+
+async def test_unpaced_until_the_first_429() -> None:
+    """Before any 429 (and without a stated limit) requests start without waiting."""
+    time = FakeTime()
+    pacer = make(time)
+    starts = await admit(pacer, time, 50)
+    assert time.sleeps == []
+    assert starts == [100.0] * 50
+    assert pacer.current_rate() is None
+    assert pacer.describe() == "unpaced"
+
+
+async def test_stated_limit_spaces_requests_evenly() -> None:
+    """rate_limit=10 starts requests exactly 0.1 s apart: smooth, no burst."""
+    time = FakeTime()
+    pacer = make(time, rate_limit=10)
+    starts = await admit(pacer, time, 6)
+    gaps = [round(b - a, 9) for a, b in itertools.pairwise(starts)]
+    assert gaps == [0.1] * 5
+    assert "stated" in pacer.describe()
+
+
+async def test_slow_start_bounds_requests_in_flight() -> None:
+    """Before the first 429, requests in flight are capped by a window that grows per success."""
+    time = FakeTime()
+    pacer = make(time, initial_window=2, slow_start_growth=1.0)
+    first = [await pacer.acquire() for _ in range(2)]
+    third = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    assert not third.done()  # window of 2 is full
+    pacer.on_success(first[0])  # frees a slot and grows the window to 3
+    assert await third == 100.0
+    fourth = await asyncio.wait_for(pacer.acquire(), 1)  # room from the growth
+    pacer.on_error(fourth)
+    assert pacer.try_acquire() is not None
+
+
+async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
+    """A fractional hint pauses the whole client until it has passed; pacing begins."""
+    time = FakeTime()
+    pacer = make(time)
+    admitted = await pacer.acquire()
+    pacer.on_throttle(admitted, 0.75)
+    assert pacer.state.limit is not None
+    assert pacer.state.pause_until == pytest.approx(100.75)
+    await pacer.acquire()
+    assert time.now >= 100.75
+    assert pacer.state.throttles == 1
+
+
+async def test_whole_second_hint_pauses_only_briefly() -> None:
+    """A whole-second hint may be rounded up: the client pauses max_pause, not the full hint."""
+    time = FakeTime()
+    pacer = make(time, max_pause=0.05)
+    admitted = await pacer.acquire()
+    pacer.on_throttle(admitted, 1)
+    assert pacer.state.pause_until == pytest.approx(100.05)
+
+
+async def test_back_to_back_429s_double_the_short_pause() -> None:
+    """429s with no success between them (a quiet window) back off the pause exponentially."""
+    time = FakeTime()
+    pacer = make(time, max_pause=0.05)
+    pauses = []
+    for _ in range(4):
+        admitted = await pacer.acquire()
+        pacer.on_throttle(admitted, 5)
+        pauses.append(round(pacer.state.pause_until - time.now, 6))
+    assert pauses == [0.05, 0.1, 0.2, 0.4]
+
+
+async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
+    """After the first 429 the rate doubles per period until the next 429, then drops to
+    at most the rate the server accepted over the last window."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.1, window=0.25)
+    await admit(pacer, time, 10)
+    admitted = await pacer.acquire()
+    time.now += 0.1
+    pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
+    start_rate = pacer.current_rate()
+    assert start_rate is not None
+    time.now += 0.2  # two doublings later
+    assert pacer.current_rate() == pytest.approx(start_rate * 4, rel=0.05)
+    starts = await admit(pacer, time, 200)  # keep sending for longer than the window
+    accepted = sum(1 for t in starts if t >= time.now - 0.25) / 0.25
+    admitted = await pacer.acquire()
+    drawing_rate = pacer.current_rate()
+    pacer.on_throttle(admitted, 0.001)
+    limit = pacer.state.limit
+    assert limit is not None
+    assert drawing_rate is not None
+    assert limit <= drawing_rate
+    assert limit == pytest.approx(accepted, rel=0.2)
+    assert pacer.current_rate() == pytest.approx(0.9 * limit, rel=0.05)
+
+
+async def test_one_cut_per_episode() -> None:
+    """429s admitted before the last cut, or with no success since it, do not cut again."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.01)
+    await admit(pacer, time, 20)
+    early = await pacer.acquire()
+    time.now += 0.1
+    pacer.on_throttle(early, 0.001)
+    time.now += 0.05
+    await admit(pacer, time, 20)
+    stale = pacer.state.cut_at
+    assert stale is not None
+    late = [await pacer.acquire() for _ in range(3)]
+    pacer.on_throttle(late[0], 0.001)  # cuts
+    limit_after_cut = pacer.state.limit
+    pacer.on_throttle(early, 0.001)  # admitted before the cut: ignored
+    pacer.on_throttle(late[1], 0.001)  # no success since the cut: same episode
+    assert pacer.state.limit == limit_after_cut
+    assert pacer.state.throttles == 4
+
+
+async def test_rate_relaxes_above_the_old_limit_over_time() -> None:
+    """After a cut the rate climbs back to the limit and then keeps probing above it."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.01, recover=0.3)
+    await admit(pacer, time, 20)
+    first = await pacer.acquire()
+    time.now += 0.1
+    pacer.on_throttle(first, 0.001)
+    time.now += 0.05
+    await admit(pacer, time, 20)
+    second = await pacer.acquire()
+    pacer.on_throttle(second, 0.001)
+    limit = pacer.state.limit
+    assert limit is not None
+    cut = pacer.state.cut_at
+    assert cut is not None
+    rates = [pacer.current_rate(cut + dt) for dt in (0.0, 0.15, 0.3, 0.6, 1.0)]
+    assert None not in rates
+    r0, r1, r2, r3, r4 = (float(r) for r in rates if r is not None)
+    assert r0 == pytest.approx(0.9 * limit)
+    assert r2 == pytest.approx(limit)
+    assert r0 < r1 < r2 < r3 < r4
+    assert r4 > 1.5 * limit
+
+
+async def test_long_hints_make_probing_rarer() -> None:
+    """A cut with a 1 s hint stretches the climb back, since each probe 429 costs 1 s."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.01, recover=0.3)
+    await admit(pacer, time, 20)
+    first = await pacer.acquire()
+    time.now += 0.1
+    pacer.on_throttle(first, 0.001)
+    time.now += 0.05
+    await admit(pacer, time, 20)
+    second = await pacer.acquire()
+    pacer.on_throttle(second, 1)
+    cut = pacer.state.cut_at
+    limit = pacer.state.limit
+    assert cut is not None
+    assert limit is not None
+    early = pacer.current_rate(cut + 0.3)
+    assert early is not None
+    assert early < 0.96 * limit  # with a short hint it would be back at the limit by now
+    assert pacer.current_rate(cut + 1.5) == pytest.approx(limit)
+
+
+async def test_stated_limit_caps_the_learned_rate() -> None:
+    """With rate_limit set, learning can lower the pace but never raise it above the limit."""
+    time = FakeTime()
+    pacer = make(time, rate_limit=50)
+    admitted = await pacer.acquire()
+    pacer.on_throttle(admitted, 0.01)
+    time.now += 10
+    rate = pacer.current_rate()
+    assert rate is not None
+    assert rate <= 50
+
+
+def test_state_lives_in_the_store() -> None:
+    """The learned state is held by the PacingStore, so a shared store sees every change."""
+    store = InMemoryPacingStore()
+    time = FakeTime()
+    pacer = make(time, store=store)
+    pacer.on_throttle(time.now, 0.5)
+    assert isinstance(store.load(), PacingState)
+    assert store.load().limit is not None
+    assert store.load().pause_until == pytest.approx(100.5)
+    other = make(time, store=store)
+    assert other.current_rate() == pacer.current_rate()
+
+
+def test_invalid_stated_limit_is_refused() -> None:
+    """rate_limit must be a positive number."""
+    with pytest.raises(ValueError, match="rate_limit"):
+        Pacer(rate_limit=0)
+
+
+async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
+    """A request cancelled while waiting for the slow-start window frees nothing it never took."""
+    time = FakeTime()
+    pacer = make(time, initial_window=1, slow_start_growth=0.0)
+    held = await pacer.acquire()
+    waiting = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    pacer.on_success(held)
+    assert pacer.try_acquire() is not None

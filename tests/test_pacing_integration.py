@@ -1,0 +1,47 @@
+"""Pacing against the fake server over loopback: what reaches the wire, not how fast."""
+
+from __future__ import annotations
+
+from opentrain_async.testing import FakeOpenTrain, TokenBucket
+
+from .conftest import make_client
+
+
+async def test_stated_limit_draws_no_429s(server: FakeOpenTrain) -> None:
+    """A client told the server's limit paces smoothly and is never answered 429."""
+    convs = [server.add_conversation() for _ in range(4)]
+    server.set_rate_limit(TokenBucket(rate=400, burst=5))
+    items = [(convs[i % 4], f"stated {i}") for i in range(120)]
+    async with make_client(server, max_concurrency=32, rate_limit=400) as client:
+        report = await client.send_all(items)
+    assert report.sent == 120
+    assert server.stats()["rate_limited"] == 0
+    assert client.stats.rate_limited == 0
+
+
+async def test_learned_limit_delivers_everything_with_few_429s(server: FakeOpenTrain) -> None:
+    """Not told the limit, the client learns it: all delivered once, 429s under 10%."""
+    convs = [server.add_conversation() for _ in range(4)]
+    server.set_rate_limit(TokenBucket(rate=500, burst=10))
+    items = [(convs[i % 4], f"learned {i}") for i in range(300)]
+    async with make_client(server, max_concurrency=64) as client:
+        report = await client.send_all(items)
+    stats = server.stats()
+    assert report.sent == 300
+    assert stats["committed"] == 300
+    assert stats["duplicates"] == 0
+    assert stats["rate_limited"] <= 30
+    assert client.pacer.state.limit is not None
+
+
+async def test_single_and_bulk_sends_share_one_pacer(server: FakeOpenTrain) -> None:
+    """A 429 seen by send_message slows the client's bulk sends too: one pacer per client."""
+    conv = server.add_conversation()
+    server.throttle_next(1, retry_after=0.05)
+    async with make_client(server) as client:
+        await client.send_message(conv, "single")
+        assert client.pacer.state.throttles == 1
+        assert client.pacer.current_rate() is not None
+        report = await client.send_all([(conv, f"bulk {i}") for i in range(5)])
+    assert report.sent == 5
+    assert client.pacer.describe().endswith("(learned)")
