@@ -90,7 +90,7 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
             timed_out = True
         elapsed = time.perf_counter() - started
         stats = server.stats()
-    distinct = stats.get("distinct", stats["committed"] - stats["duplicates"])
+    distinct = stats["distinct"]
     return {
         "scenario": scenario.name,
         "runner": runner_name,

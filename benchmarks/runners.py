@@ -1,7 +1,8 @@
 """One function per way a Python user could bulk-send: this SDK and its peers.
 
 Each runner sends ``items`` (``(conversation_id, content)`` pairs) with 64 requests in
-flight and returns how many it believes were delivered.  Peers are written the way
+flight and returns how many it believes were delivered.  Every library is imported
+here, at module level, so that no runner's timing includes an import.  Peers are written the way
 their documentation suggests, with no knowledge of the server's rate.
 """
 
@@ -11,6 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
+import httpx
+import tenacity
+from aiohttp_retry import ExponentialRetry, RetryClient
+from opentrain._client import AsyncTransport
+
+from opentrain_async import OpenTrainClient
 
 Items = Sequence[tuple[str, str]]
 Runner = Callable[[str, str, Items, int], Awaitable[int]]
@@ -20,8 +27,6 @@ API = "/api/public/v1"
 
 async def run_opentrain_async(base_url: str, token: str, items: Items, concurrency: int) -> int:
     """This SDK: send_all with its default pacing (the rate is never stated)."""
-    from opentrain_async import OpenTrainClient
-
     async with OpenTrainClient(token, base_url, max_concurrency=concurrency) as client:
         report = await client.send_all(items)
     return report.sent
@@ -54,9 +59,6 @@ async def run_raw_aiohttp(base_url: str, token: str, items: Items, concurrency: 
 
 async def run_official_sdk(base_url: str, token: str, items: Items, concurrency: int) -> int:
     """The official ``opentrain-ai`` package's async httpx transport (no retries of its own)."""
-    import httpx
-    from opentrain._client import AsyncTransport
-
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     http = httpx.AsyncClient(limits=limits, timeout=30.0)
     transport = AsyncTransport(api_token=token, base_url=base_url, http_client=http)
@@ -85,8 +87,6 @@ async def run_official_sdk(base_url: str, token: str, items: Items, concurrency:
 
 async def run_aiohttp_retry(base_url: str, token: str, items: Items, concurrency: int) -> int:
     """aiohttp-retry's RetryClient with ExponentialRetry on 429 and 5xx (its usual setup)."""
-    from aiohttp_retry import ExponentialRetry, RetryClient
-
     options = ExponentialRetry(attempts=10, start_timeout=0.1, statuses={429, 500, 502, 503, 504})
     semaphore = asyncio.Semaphore(concurrency)
     url = base_url + API + "/messages"
@@ -118,8 +118,6 @@ class _Throttled(Exception):
 
 async def run_tenacity_loop(base_url: str, token: str, items: Items, concurrency: int) -> int:
     """A per-task tenacity loop that waits each 429's hint (up to 50 attempts)."""
-    import tenacity
-
     semaphore = asyncio.Semaphore(concurrency)
     url = base_url + API + "/messages"
     delivered = 0

@@ -47,3 +47,10 @@ async def test_echo_bot_answers_new_messages(
     assert process.returncode == 0, stderr.decode()
     replies = sorted(r.json["content"] for r in server.sends)
     assert replies == ["echo: hello bot", "echo: second thread"]
+
+
+def test_readme_shows_the_echo_bot_that_is_tested() -> None:
+    """The echo bot in the README is, byte for byte, the file this module runs."""
+    readme = (ECHO_BOT.parent.parent / "README.md").read_text(encoding="utf-8")
+    source = ECHO_BOT.read_text(encoding="utf-8")
+    assert f"```python\n{source}```" in readme

@@ -742,10 +742,12 @@ async def test_duplicates_counts_repeated_conversation_content_pairs(
     for conv, content in [(a, "x"), (a, "x"), (a, "x"), (b, "x"), (a, "y"), (b, "y"), (b, "y")]:
         assert (await send(http, server, conv, content)).status == 201
     assert server.stats()["duplicates"] == 2
+    assert server.stats()["distinct"] == 4  # 7 committed: 3 extra copies
     server.add_incoming_message(a, "y")  # not a send: not counted
     assert server.stats()["duplicates"] == 2
     server.reset_stats()
     assert server.stats() == {
+        "distinct": 0,
         "requests": 0,
         "sends": 0,
         "committed": 0,

@@ -821,8 +821,11 @@ class FakeOpenTrain:
         return self._peak_in_flight
 
     def stats(self) -> dict[str, int]:
-        """Counters: requests, sends, committed, rate_limited, faults, duplicates, peak."""
+        """Counters: requests, sends, committed, rate_limited, faults, peak, and
+        ``duplicates`` (pairs of conversation and content stored more than once) and
+        ``distinct`` (pairs stored at least once): committed - distinct extra copies."""
         return {
+            "distinct": len(self._content_counts),
             "requests": self._n_requests,
             "sends": self._n_sends,
             "committed": self._n_committed,
