@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from ._errors import InvalidRequestError
@@ -106,6 +106,30 @@ def _stalled(cursor: str | None, next_cursor: str | None, items: int) -> bool:
     return items == 0 and next_cursor is not None and next_cursor == cursor
 
 
+_Page = TypeVar("_Page", ConversationPage, MessagePage, EventPage)
+
+
+async def _pages(
+    fetch: Callable[[str | None], Awaitable[_Page]],
+    cursor: str | None,
+    size: Callable[[_Page], int],
+    more: Callable[[_Page], bool] = lambda page: True,
+) -> AsyncIterator[_Page]:
+    """Fetch pages lazily until the cursor runs out, or the server echoes it back.
+
+    A server that returns the cursor it was given makes no progress: the iterator stops
+    rather than loop forever (after yielding that page, if it had items).
+    """
+    while True:
+        page = await fetch(cursor)
+        if _stalled(cursor, page.next_cursor, size(page)):
+            return
+        yield page
+        if not more(page) or page.next_cursor is None or page.next_cursor == cursor:
+            return
+        cursor = page.next_cursor
+
+
 class ReadMixin:
     """Reading conversations, messages and the updates feed; identity and preflight."""
 
@@ -149,16 +173,14 @@ class ReadMixin:
     ) -> AsyncIterator[ConversationPage]:
         """Every page of ``list_conversations``, fetched lazily one at a time."""
         self._conversation_params(filter, unread_only, limit, cursor)  # fail before iterating
-        while True:
-            page = await self.list_conversations(
-                filter=filter, unread_only=unread_only, limit=limit, cursor=cursor
+
+        def fetch(at: str | None) -> Awaitable[ConversationPage]:
+            return self.list_conversations(
+                filter=filter, unread_only=unread_only, limit=limit, cursor=at
             )
-            if _stalled(cursor, page.next_cursor, len(page.conversations)):
-                return
+
+        async for page in _pages(fetch, cursor, lambda p: len(p.conversations)):
             yield page
-            if page.next_cursor is None or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
 
     @staticmethod
     def _conversation_params(
@@ -208,16 +230,12 @@ class ReadMixin:
     ) -> AsyncIterator[MessagePage]:
         """Every page of ``read_messages`` in ``direction``, fetched lazily one at a time."""
         self._message_params(conversation_id, limit, cursor, direction)
-        while True:
-            page = await self.read_messages(
-                conversation_id, limit=limit, cursor=cursor, direction=direction
-            )
-            if _stalled(cursor, page.next_cursor, len(page.messages)):
-                return
+
+        def fetch(at: str | None) -> Awaitable[MessagePage]:
+            return self.read_messages(conversation_id, limit=limit, cursor=at, direction=direction)
+
+        async for page in _pages(fetch, cursor, lambda p: len(p.messages)):
             yield page
-            if page.next_cursor is None or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
 
     @staticmethod
     def _message_params(
@@ -275,14 +293,12 @@ class ReadMixin:
         """
         _validate_limit(limit, MAX_UPDATES_LIMIT)
         _validate_cursor(cursor)
-        while True:
-            page = await self.get_updates(cursor=cursor, limit=limit)
-            if _stalled(cursor, page.next_cursor, len(page.events)):
-                return
+
+        def fetch(at: str | None) -> Awaitable[EventPage]:
+            return self.get_updates(cursor=at, limit=limit)
+
+        async for page in _pages(fetch, cursor, lambda p: len(p.events), lambda p: p.has_more):
             yield page
-            if not page.has_more or page.next_cursor is None or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
 
     def listen(
         self,

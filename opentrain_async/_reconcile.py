@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
-
-import cattrs
+from typing import TYPE_CHECKING
 
 from ._errors import DeliveryUnknownError, OpenTrainError
-from ._models import Message, structure
+from ._models import Message
 
 if TYPE_CHECKING:
     from ._client import OpenTrainClient
 
-__all__ = ["ClaimedIds", "find_own_message", "messages_from_page"]
+__all__ = ["ClaimedIds", "find_own_message"]
 
 PAGE_LIMIT = 100
 MAX_PAGES = 10
@@ -46,26 +44,6 @@ class ClaimedIds:
         return message_id in self._ids
 
 
-def messages_from_page(payload: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """The raw message objects and next cursor of a GET /messages page.
-
-    The docs leave the array's key unknown: ``messages`` is the natural reading, but
-    ``items`` and ``data`` (or a bare list) are accepted too.
-    """
-    if isinstance(payload, list):
-        return [m for m in payload if isinstance(m, dict)], None
-    if not isinstance(payload, dict):
-        return [], None
-    for key in ("messages", "items", "data"):
-        value = payload.get(key)
-        if isinstance(value, list):
-            cursor = payload.get("nextCursor")
-            return [m for m in value if isinstance(m, dict)], (
-                cursor if isinstance(cursor, str) and cursor else None
-            )
-    return [], None
-
-
 async def find_own_message(
     client: OpenTrainClient,
     conversation_id: str,
@@ -77,17 +55,16 @@ async def find_own_message(
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``.
 
-    Raises ``DeliveryUnknownError`` (chained to the read error) when the conversation
-    cannot be read back, e.g. without the ``messages:read`` scope.
+    Pages back from the newest message (``read_messages``, the same reader bots use)
+    until messages are older than ``since``, for at most ``MAX_PAGES`` pages.  Raises
+    ``DeliveryUnknownError`` (chained to the read error) when the conversation cannot
+    be read back, e.g. without the ``messages:read`` scope, or answers malformed pages.
     """
     since_dt = datetime.fromtimestamp(since, tz=timezone.utc)
     cursor: str | None = None
     for _ in range(MAX_PAGES):
-        params = {"conversationId": conversation_id, "limit": str(PAGE_LIMIT)}
-        if cursor:
-            params["cursor"] = cursor
         try:
-            _, payload = await client.request("GET", "/messages", params=params)
+            page = await client.read_messages(conversation_id, limit=PAGE_LIMIT, cursor=cursor)
         except OpenTrainError as exc:
             raise DeliveryUnknownError(
                 f"sending to {conversation_id}: the outcome is unknown and the conversation "
@@ -96,15 +73,7 @@ async def find_own_message(
                 conversation_id=conversation_id,
                 started_at=cause.started_at,
             ) from exc
-        raw_messages, next_cursor = messages_from_page(payload)
-        oldest_seen: datetime | None = None
-        for raw in raw_messages:
-            try:
-                message = structure(raw, Message)
-            except (cattrs.BaseValidationError, TypeError, ValueError):
-                continue
-            if oldest_seen is None or message.created_at < oldest_seen:
-                oldest_seen = message.created_at
+        for message in page.messages:  # the order inside a page is not documented
             if (
                 message.is_from_viewer
                 and message.content == content
@@ -113,9 +82,8 @@ async def find_own_message(
             ):
                 claimed.add(message.id)
                 return message
-        if next_cursor is None or next_cursor == cursor or not raw_messages:
+        older = [m.created_at for m in page.messages]
+        if page.next_cursor in (None, cursor) or not older or min(older) < since_dt:
             return None
-        if oldest_seen is not None and oldest_seen < since_dt:
-            return None
-        cursor = next_cursor
+        cursor = page.next_cursor
     return None

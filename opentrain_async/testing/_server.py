@@ -1094,24 +1094,7 @@ class FakeOpenTrain:
         conversation_id: str = obj["conversationId"]
         content: str = obj["content"]
         account = call.account
-        if "messages:write" not in account.scopes:
-            raise _ApiError(
-                403,
-                "Token is missing the messages:write scope",
-                {"reason": "insufficient_scope", "requiredScope": "messages:write"},
-            )
-        if not account.messaging_writes:
-            raise _ApiError(
-                403,
-                "Messaging writes are not enabled for this account",
-                {"reason": "feature_disabled", "feature": "public_api_messaging_writes"},
-            )
-        if not account.claimed:
-            raise _ApiError(
-                403,
-                "Claim this account before sending messages",
-                {"reason": "account_claim_required", "claimUrl": CLAIM_URL},
-            )
+        self._check_write_access(account)
         conv = self._conversations.get(conversation_id)
         if conv is None:
             raise _ApiError(404, "Conversation not found")
