@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check opentrain_async tests benchmarks
-	$(BIN)/ruff format --check opentrain_async tests benchmarks
+	$(BIN)/ruff check opentrain_async tests benchmarks examples
+	$(BIN)/ruff format --check opentrain_async tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict opentrain_async
