@@ -7,14 +7,16 @@ not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for an
 input size) and a slow consumer slows the sending down.  Nothing
 fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
 outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
-stops the workers, so no send starts after the loop ended; ``async with`` or
-``aclose()`` makes that deterministic.
+stops the workers: with ``async with`` (or ``aclose()``) no send starts after the loop
+ended.  A plain ``async for ... break`` gets the same as soon as the iterator is
+dropped, which is at once unless something else still references it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections import Counter
 from collections.abc import (
@@ -239,9 +241,10 @@ class _Engine:
             self.cancel()
             raise
         if outcome is _END:
-            self._closed = True
-            if self._input_error is not None:
+            if self._input_error is not None and not self._closed:
+                self._closed = True
                 raise self._input_error
+            self._closed = True
             raise StopAsyncIteration
         assert isinstance(outcome, SendOutcome)
         return outcome
@@ -252,11 +255,18 @@ class _Engine:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def cancel(self) -> list[asyncio.Task[None]]:
-        """Stop everything now; returns the workers still winding down."""
+        """Stop everything now; returns the workers still winding down.
+
+        A consumer waiting in ``next_outcome`` (say ``aclose()`` was called from another
+        task) is woken and sees the end of the stream.
+        """
         self._closed = True
         self._exhausted = True
         for task in self._workers:
             task.cancel()
+        while not self._outcomes.empty():
+            self._outcomes.get_nowait()
+        self._outcomes.put_nowait(_END)
         return [t for t in self._workers if not t.done()]
 
     async def _next_item(self) -> Any:
@@ -305,7 +315,7 @@ async def run_batch(
             report.add(outcome)
             if on_outcome is not None:
                 result = on_outcome(outcome)
-                if asyncio.iscoroutine(result):
+                if inspect.isawaitable(result):
                     await result
     report.elapsed = time.monotonic() - started
     return report

@@ -25,6 +25,7 @@ from ._bulk import BulkReport, BulkSend, SendOutcome, normalize_item, run_batch
 from ._config import resolve_settings
 from ._errors import (
     APIConnectionError,
+    ConfigurationError,
     APITimeoutError,
     DeliveryUnknownError,
     InternalServerError,
@@ -127,6 +128,7 @@ class OpenTrainClient(ReadMixin):
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         # Per-request headers and timeout, needed only on a session the user passed in.
         self._request_options: dict[str, Any] = {}
         self._headers = {
@@ -172,6 +174,7 @@ class OpenTrainClient(ReadMixin):
     # -- lifecycle -------------------------------------------------------------------
 
     async def __aenter__(self) -> OpenTrainClient:
+        self._closed = False  # entering again reopens a closed client
         self._ensure_session()
         return self
 
@@ -184,12 +187,17 @@ class OpenTrainClient(ReadMixin):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it."""
+        """Close the session if this client created it; the client cannot send after."""
+        self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError(
+                "this OpenTrainClient was closed; open a new one (or use `async with`)"
+            )
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
@@ -289,19 +297,23 @@ class OpenTrainClient(ReadMixin):
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        idempotent: bool | None = None,
     ) -> tuple[int, Any]:
         """Send one API request through the pipeline with the retry policy applied.
 
         ``path`` is relative to the API root (``/messages``).  Returns the status and
-        the decoded JSON body.  GETs are treated as idempotent; other methods retry
-        only when the request certainly never reached the server, or on 429.
+        the decoded JSON body.  ``idempotent`` defaults to True for GET only; a
+        non-idempotent request is retried only when it certainly never reached the
+        server, or on 429.
         """
         data = None if json_body is None else json_dumps(json_body)
+        if idempotent is None:
+            idempotent = method == "GET"
         try:
             return await self._attempt(method, path, params, data)
         except OpenTrainError as exc:
             first_failure = exc
-        return await self._retry_request(first_failure, method, path, params, data)
+        return await self._retry_request(first_failure, method, path, params, data, idempotent)
 
     async def _retry_request(
         self,
@@ -310,6 +322,7 @@ class OpenTrainClient(ReadMixin):
         path: str,
         params: Mapping[str, str] | None,
         data: bytes | None,
+        idempotent: bool = False,
     ) -> tuple[int, Any]:
         """Continue after a failed first attempt under the retry policy (tenacity).
 
@@ -317,7 +330,6 @@ class OpenTrainClient(ReadMixin):
         attempt has failed; it replays that failure as attempt 1 so that counting,
         waits and hooks are exactly as if it had run every attempt.
         """
-        idempotent = method == "GET"
         if self._retry.retry_reason(first_failure, idempotent=idempotent) is None:
             raise first_failure
         pending: OpenTrainError | None = first_failure
@@ -375,7 +387,7 @@ class OpenTrainClient(ReadMixin):
         return BulkSend(
             self,
             items,
-            concurrency=concurrency or self.max_concurrency,
+            concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
         )
 
@@ -426,7 +438,12 @@ class OpenTrainClient(ReadMixin):
 
     async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
         """One input to exactly one outcome; never raises (except cancellation)."""
-        key = item.key if isinstance(item, OutgoingMessage) else None
+        if isinstance(item, OutgoingMessage):
+            key = item.key
+        elif isinstance(item, Mapping) and item.get("key") is not None:
+            key = str(item["key"])  # kept even when the rest of the item is invalid
+        else:
+            key = None
         try:
             outgoing = normalize_item(item)
             key = outgoing.key
@@ -456,7 +473,10 @@ class OpenTrainClient(ReadMixin):
                     status, payload = await self._retry_request(
                         exc, "POST", "/messages", None, body
                     )
-            except (APIConnectionError, InternalServerError) as exc:
+                message = _parse_message(payload, status, "POST", "/messages")
+            except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
+                # A 2xx we cannot read is an unknown outcome too: it was most likely
+                # committed, so reporting it as failed would invite a duplicate.
                 if isinstance(exc, APIConnectionError) and exc.reached_server is False:
                     raise
                 unknown = DeliveryUnknownError(
@@ -480,7 +500,6 @@ class OpenTrainClient(ReadMixin):
                     type(exc).__name__,
                 )
                 continue
-            message = _parse_message(payload, status, "POST", "/messages")
             self._claimed.add(message.id)
             return message
 

@@ -52,6 +52,10 @@ class PacingState:
     """No request starts before this clock time."""
     throttles: int = 0
     """429s reported to this pacer."""
+    searching: bool = True
+    """No cut while paced yet: the rate doubles until a 429 says where the limit is."""
+    recover: float | None = None
+    """Seconds the cubic curve takes to climb back to ``limit`` (None: the default)."""
 
 
 class PacingStore(Protocol):
@@ -108,12 +112,15 @@ class Pacer:
     ) -> None:
         if rate_limit is not None and not rate_limit > 0:
             raise ValueError("rate_limit must be a positive number of requests per second")
+        if not 0 < beta < 1:
+            raise ValueError("beta must be between 0 and 1 (exclusive)")
+        for name, value in (("recover", recover), ("doubling", doubling), ("window", window)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0")
         self.rate_limit = rate_limit
         self.beta = beta
         self.recover = recover
         self.doubling = doubling
-        self._cubic_c = (1 - beta) / recover**3
-        self._recover = recover  # stretched when hints are long (see on_throttle)
         self.max_pause = max_pause
         self.max_exact_pause = max_exact_pause
         self.slow_start_growth = slow_start_growth
@@ -129,11 +136,10 @@ class Pacer:
         self._streak = 0  # 429s since the last success
         self._pause_began = 0.0
         self._recent: deque[float] = deque()  # success times within the last window
-        self._searching = True  # no cut while paced yet: grow exponentially
         # Slow start (before the first 429 only): requests in flight, and how many may be.
         self._in_flight = 0
         self._cwnd: float = initial_window
-        self._cwnd_waiters: deque[asyncio.Future[None]] = deque()
+        self._cwnd_waiters: deque[asyncio.Future[bool]] = deque()
 
     @property
     def state(self) -> PacingState:
@@ -147,10 +153,14 @@ class Pacer:
             return self.rate_limit
         now = self._clock() if now is None else now
         dt = max(0.0, now - state.cut_at)
-        if self._searching:
-            rate = state.limit * 2 ** (dt / self.doubling)
+        if state.searching:
+            # Bounded: a search that never meets a 429 must not overflow (2**30 is
+            # far past any server's limit, and the curve stays finite).
+            rate = state.limit * 2 ** min(dt / self.doubling, 30.0)
         else:
-            rate = state.limit * (1 + self._cubic_c * (dt - self._recover) ** 3)
+            recover = state.recover or self.recover
+            cubic = (1 - self.beta) / recover**3
+            rate = state.limit * (1 + cubic * (min(dt, 60.0) - recover) ** 3)
         if self.rate_limit is not None:
             rate = min(rate, self.rate_limit)
         return rate
@@ -163,7 +173,7 @@ class Pacer:
         if state.limit is not None or self.rate_limit is not None:
             return None
         now = self._clock()
-        if now < state.pause_until or self._in_flight >= self._cwnd:
+        if now < state.pause_until or self._in_flight >= self._cwnd or self._cwnd_waiters:
             return None
         if self._started is None:
             self._started = now
@@ -184,13 +194,20 @@ class Pacer:
             # Unpaced: only the slow-start window (and a pause) may hold a request back.
             if now < state.pause_until:
                 await self._sleep(state.pause_until - now)
-            elif self._in_flight < self._cwnd:
+            elif self._in_flight < self._cwnd and not self._cwnd_waiters:
                 self._in_flight += 1
                 return now
-            else:
-                waiter = asyncio.get_running_loop().create_future()
+            else:  # wait in line for the window (first come, first served)
+                waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 self._cwnd_waiters.append(waiter)
-                await waiter
+                try:
+                    granted = await waiter
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled() and waiter.result():
+                        self._release()  # handed a slot we will not use: pass it on
+                    raise
+                if granted:  # the releaser counted us in
+                    return self._clock()
             now = self._clock()
             state = self._store.load()
         async with self._lock:
@@ -212,17 +229,19 @@ class Pacer:
                 await self._sleep(start - now)
 
     def _release(self) -> None:
-        self._in_flight = max(0, self._in_flight - 1)
-        # Wake as many waiters as the window has room for (all of them once paced: the
-        # rate takes over).  Each re-checks on waking; a cancelled one is skipped.
+        """One admitted request is over: hand its slot to the next waiter in line."""
+        self._in_flight -= 1
         waiters = self._cwnd_waiters
         paced = self._store.load().limit is not None
-        room = self._cwnd - self._in_flight
-        while waiters and (paced or room >= 1):
+        while waiters and (paced or self._in_flight < self._cwnd):
             waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+            if waiter.done():  # cancelled while waiting
+                continue
+            if paced:
+                waiter.set_result(False)  # the rate decides now: go and wait for it
+            else:
+                self._in_flight += 1  # hand the slot over
+                waiter.set_result(True)
 
     def on_success(self, sent_at: float) -> None:
         """Record an accepted request: the rate creeps up (additive per request)."""
@@ -287,7 +306,7 @@ class Pacer:
             and self._successes > self._successes_at_cut
             # While searching, a 429 before the rate has grown at all is the burst's
             # aftermath (the server is still empty), not a verdict on the new rate.
-            and not (self._searching and now - state.cut_at < self.doubling)
+            and not (state.searching and now - state.cut_at < self.doubling)
         ):
             # Remember the rate that drew the 429 (CUBIC's W_max), or what the server
             # accepted just before if that was less (a slowly draining bucket makes
@@ -300,12 +319,11 @@ class Pacer:
             state.limit = max(min(rate, self.accepted_rate(now, span)), 0.5)
             state.cut_at = max(pause_end, state.pause_until)
             self._successes_at_cut = self._successes
-            self._searching = False
+            state.searching = False
             # A probe above the limit costs its request the hint: with long hints,
             # probe less often (the curve takes longer to climb back and past).
             hint = retry_after or 0.0
-            self._recover = min(max(self.recover, 1.5 * hint), max(self.recover, 2.0))
-            self._cubic_c = (1 - self.beta) / self._recover**3
+            state.recover = min(max(self.recover, 1.5 * hint), max(self.recover, 2.0))
         elif pause_end > max(state.pause_until, now):
             # A pause without a cut freezes the curve for its duration.
             state.cut_at += pause_end - max(state.pause_until, now)

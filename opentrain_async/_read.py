@@ -142,6 +142,7 @@ class ReadMixin:
             *,
             params: Mapping[str, str] | None = None,
             json_body: Any = None,
+            idempotent: bool | None = None,
         ) -> tuple[int, Any]: ...
 
     # -- conversations -----------------------------------------------------------------
@@ -264,7 +265,8 @@ class ReadMixin:
         """
         validate_conversation_id(proposal_id, field="proposalId")
         path = f"/proposals/{quote(proposal_id, safe='')}/conversation"
-        status, payload = await self.request("POST", path)
+        # Idempotent on the server (get-or-create): safe to retry like a GET.
+        status, payload = await self.request("POST", path, idempotent=True)
         return parse_proposal_conversation(payload, status, "POST", path)
 
     # -- the updates feed ----------------------------------------------------------------

@@ -333,3 +333,40 @@ async def test_find_own_message_settles_a_crashed_send(
         finally:
             await future.close()
         assert late is None
+
+
+async def test_aclose_from_another_task_ends_the_consumer(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """aclose() called elsewhere wakes a consumer waiting for the next outcome: the loop ends."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
+    outcomes = client.send_many(((conv, f"m{i}") for i in range(100)), concurrency=2)
+    seen: list[SendOutcome] = []
+
+    async def consume() -> None:
+        async for outcome in outcomes:
+            seen.append(outcome)
+
+    consumer = asyncio.create_task(consume())
+    # Both sends on the wire (stalled by the server); polls a counter, never waits on time.
+    while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
+        await asyncio.sleep(0)
+    await outcomes.aclose()
+    await asyncio.wait_for(consumer, 5)
+    assert seen == []
+    assert client.stats.requests == 2
+
+
+async def test_invalid_mapping_keeps_its_key(client: OpenTrainClient) -> None:
+    """An invalid mapping input still carries the caller's key, for correlation."""
+    (outcome,) = await collect(client, [{"conversationId": "c1", "content": "", "key": 7}])
+    assert outcome.kind == "invalid"
+    assert outcome.key == "7"
+
+
+def test_zero_concurrency_is_refused(server: FakeOpenTrain) -> None:
+    """concurrency=0 is an error, not a silent fallback to the default."""
+    client = make_client(server)
+    with pytest.raises(ValueError, match="concurrency"):
+        client.send_many([], concurrency=0)

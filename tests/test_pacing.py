@@ -220,11 +220,13 @@ def test_state_lives_in_the_store() -> None:
     store = InMemoryPacingStore()
     time = FakeTime()
     pacer = make(time, store=store)
-    pacer.on_throttle(time.now, 0.5)
+    pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
     assert isinstance(store.load(), PacingState)
     assert store.load().limit is not None
     assert store.load().pause_until == pytest.approx(100.5)
     other = make(time, store=store)
+    assert other.current_rate() == pacer.current_rate()
+    time.now += 0.3  # the search state is shared too: both compute the same curve later
     assert other.current_rate() == pacer.current_rate()
 
 
@@ -246,3 +248,53 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
         await waiting
     pacer.on_success(held)
     assert pacer.try_acquire() is not None
+
+
+async def test_a_search_that_never_meets_a_429_stays_finite() -> None:
+    """Long after a single 429 (no second one to end the search) the rate is finite."""
+    time = FakeTime()
+    pacer = make(time)
+    admitted = await pacer.acquire()
+    pacer.on_throttle(admitted, 0.01)
+    time.now += 500
+    rate = pacer.current_rate()
+    assert rate is not None
+    assert rate < float("inf")
+    assert "/s" in pacer.describe()
+    await pacer.acquire()
+
+
+async def test_woken_then_cancelled_waiter_passes_its_slot_on() -> None:
+    """A waiter handed a slot but cancelled before running gives the slot to the next one."""
+    time = FakeTime()
+    pacer = make(time, initial_window=1, slow_start_growth=0.0)
+    held = await pacer.acquire()
+    first = asyncio.ensure_future(pacer.acquire())
+    second = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    pacer.on_success(held)  # hands the slot to `first`...
+    first.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(second, 1) == time.now
+
+
+async def test_slow_start_window_is_first_come_first_served() -> None:
+    """A new request cannot take a freed slot ahead of requests already waiting for it."""
+    time = FakeTime()
+    pacer = make(time, initial_window=1, slow_start_growth=0.0)
+    held = await pacer.acquire()
+    waiting = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    pacer.on_success(held)
+    assert pacer.try_acquire() is None  # the slot went to the waiter
+    assert await waiting == time.now
+
+
+@pytest.mark.parametrize(
+    "options", [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"window": 0}]
+)
+def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:
+    """Pacer parameters outside their range are refused at construction."""
+    with pytest.raises(ValueError, match="must be"):
+        Pacer(**options)  # type: ignore[arg-type]
