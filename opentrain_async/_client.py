@@ -25,8 +25,8 @@ from ._bulk import BulkReport, BulkSend, SendOutcome, normalize_item, run_batch
 from ._config import resolve_settings
 from ._errors import (
     APIConnectionError,
-    ConfigurationError,
     APITimeoutError,
+    ConfigurationError,
     DeliveryUnknownError,
     InternalServerError,
     OpenTrainError,
