@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -435,6 +435,15 @@ class OpenTrainClient(ReadMixin):
         if found is not None:
             self._reconciled.add(found.id)
         return found
+
+    def claim_ids(self, message_ids: Container[str]) -> None:
+        """Tell read-back that these message ids already belong to other sends.
+
+        A journal of an earlier run passes the ids it recorded as delivered, so that a
+        message is never credited to two inputs with the same conversation and text.
+        The collection is consulted live, not copied: ids added to it later count too.
+        """
+        self._claimed.include(message_ids)
 
     async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
         """One input to exactly one outcome; never raises (except cancellation)."""

@@ -11,6 +11,7 @@ message was not delivered and may be resent.  Unreadable: the outcome stays unkn
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Container
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,11 @@ class ClaimedIds:
     def __init__(self, capacity: int = 100_000) -> None:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._capacity = capacity
+        self._elsewhere: list[Container[str]] = []
+
+    def include(self, ids: Container[str]) -> None:
+        """Also treat every id in ``ids`` (a live collection, not copied) as claimed."""
+        self._elsewhere.append(ids)
 
     def add(self, message_id: str) -> None:
         """Remember ``message_id`` (evicting the oldest beyond capacity)."""
@@ -41,7 +47,9 @@ class ClaimedIds:
             ids.popitem(last=False)
 
     def __contains__(self, message_id: object) -> bool:
-        return message_id in self._ids
+        if message_id in self._ids:
+            return True
+        return isinstance(message_id, str) and any(message_id in c for c in self._elsewhere)
 
 
 async def find_own_message(

@@ -271,6 +271,8 @@ class _Runner:
         started = time.monotonic()
         try:
             async with client:
+                # Messages earlier runs delivered are never credited to another input.
+                client.claim_ids(self.state.delivered_ids)
                 await self._settle(client, plan)
                 summary.to_send = plan.actions[Action.SEND] + sum(
                     1 for a in self.overrides.values() if a is Action.SEND
@@ -312,14 +314,10 @@ class _Runner:
         progress = self.state.inputs[ident]
         since = progress.first_started or 0.0
         try:
+            # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
                 message.conversation_id, message.content, since=since
             )
-            # Never attribute one message to two inputs (same text, same conversation).
-            while found is not None and found.id in self.state.delivered_ids:
-                found = await client.find_own_message(
-                    message.conversation_id, message.content, since=since
-                )
         except DeliveryUnknownError as exc:
             self.overrides[ident] = Action.UNKNOWN
             self.summary.unknown += 1
