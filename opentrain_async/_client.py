@@ -9,7 +9,9 @@ pipeline (see ``_retry``), so a backoff never holds the semaphore or a connectio
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
@@ -113,6 +115,7 @@ class OpenTrainClient(ReadMixin):
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
+        self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = self._settings.api_root
         self.max_concurrency = max_concurrency
         # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
@@ -435,6 +438,13 @@ class OpenTrainClient(ReadMixin):
         if found is not None:
             self._reconciled.add(found.id)
         return found
+
+    def _default_cursor_path(self) -> Path:
+        """Where ``listen()`` keeps its cursor by default: one file per API root and
+        token, named by a hash (the token itself is never written)."""
+        digest = hashlib.sha256(f"{self._root}\n{self._settings.token}".encode()).hexdigest()
+        state = self._env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(state) / "opentrain_async" / f"listen-{digest[:16]}.json"
 
     def claim_ids(self, message_ids: Container[str]) -> None:
         """Tell read-back that these message ids already belong to other sends.

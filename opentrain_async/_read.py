@@ -135,6 +135,8 @@ class ReadMixin:
 
     if TYPE_CHECKING:
 
+        def _default_cursor_path(self) -> Path: ...
+
         async def request(
             self,
             method: str,
@@ -318,14 +320,18 @@ class ReadMixin:
 
         Polls /updates, follows each ``message.received`` event to the message itself,
         skips the account's own messages and yields the rest.  The cursor is saved in
-        ``store`` (a ``CursorStore``, or a path for the JSON-file default; None keeps it
-        in memory) only after every message of a page was yielded, so a restarted bot
+        ``store`` (a ``CursorStore``, a path for a JSON file, or None for the default
+        JSON file ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/listen-<id>.json``,
+        one per API root and token) only after every message of a page was yielded, so
+        a restarted bot
         neither replays history nor misses what arrived while it was down (a crash
         mid-page re-delivers that page: at-least-once).  With no saved cursor, ``start``
         says where to begin: ``"latest"`` (skip history) or ``"beginning"``.  When idle
         it waits ``idle_backoff`` seconds, growing by ``backoff_factor`` up to
         ``max_idle_backoff``; ``until_idle=True`` returns instead (for cron-style runs).
         """
+        if store is None:
+            store = self._default_cursor_path()
         return listen_messages(
             self,
             store=store,

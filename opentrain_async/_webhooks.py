@@ -188,6 +188,7 @@ class WebhookHandler:
         self._dedupe_size = dedupe_size
         self._clock = clock
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._in_progress: set[str] = set()  # deliveries being handled (background=False)
         self._tasks: set[asyncio.Task[None]] = set()
         self.received = 0
         """Deliveries handed to ``on_event``."""
@@ -227,19 +228,26 @@ class WebhookHandler:
             self._seen.move_to_end(key)
             self.duplicates += 1
             return web.json_response({"ok": True, "duplicate": True})
-        self._remember(key)
+        if key in self._in_progress:
+            # A retry while the first delivery is still being handled: not acknowledged,
+            # so that OpenTrain tries again if that handling fails.
+            return web.json_response({"ok": False, "error": "in_progress"}, status=409)
         self.received += 1
         if self._background:
+            self._remember(key)
             task = asyncio.create_task(self._run(event, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return web.json_response({"ok": True}, status=202)
+        self._in_progress.add(key)
         try:
             await self._on_event(event)
-        except Exception:
-            self._seen.pop(key, None)  # let OpenTrain's retry of this delivery through
+        except Exception:  # not remembered: OpenTrain's retry of this delivery gets through
             logger.exception("webhook event handler failed for event %s", event.id)
             return web.json_response({"ok": False, "error": "handler_failed"}, status=500)
+        finally:
+            self._in_progress.discard(key)
+        self._remember(key)
         return web.json_response({"ok": True})
 
     def _remember(self, key: str) -> None:

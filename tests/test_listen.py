@@ -256,3 +256,23 @@ async def test_json_store_failed_write_keeps_the_old_cursor(
     monkeypatch.undo()
     assert await store.load() == "10"
     assert os.listdir(tmp_path) == ["cursor.json"]
+
+
+async def test_default_cursor_store_is_a_file_per_token(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """With no store given, the cursor persists in a JSON file under $XDG_STATE_HOME,
+    named by a hash: a restarted bot resumes, and the token is not in the name."""
+    conv = server.add_conversation()
+    server.add_incoming_message(conv, "first")
+    async with OpenTrainClient(server.token, server.base_url) as client:
+        got = [m.content async for m in client.listen(start="beginning", until_idle=True)]
+        path = client._default_cursor_path()
+    assert got == ["first"]
+    assert path.parent == tmp_path / "state" / "opentrain_async"
+    assert path.exists()
+    assert server.token not in path.name
+    server.add_incoming_message(conv, "second")
+    async with OpenTrainClient(server.token, server.base_url) as restarted:
+        again = [m.content async for m in restarted.listen(until_idle=True)]
+    assert again == ["second"]

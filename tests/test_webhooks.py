@@ -372,3 +372,28 @@ async def test_webhook_handler_factory_routes_with_plain_add_post() -> None:
         response = await client.post("/hook", data=BODY, headers=_headers(BODY))
         assert response.status == 200
     assert [e.id for e in received.events] == ["1042"]
+
+
+async def test_retry_during_slow_handling_is_not_acknowledged(make_app: AppFactory) -> None:
+    """A redelivery while the first is still being handled gets 409, so a failure is retried."""
+    started, release = asyncio.Event(), asyncio.Event()
+    outcomes: list[str] = []
+
+    async def slow_then_fail(event: Event) -> None:
+        started.set()
+        await release.wait()
+        outcomes.append(event.id)
+        raise RuntimeError("user code failed")
+
+    client, _ = await make_app(slow_then_fail, background=False)
+    first = asyncio.ensure_future(
+        client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_7"))
+    )
+    await started.wait()
+    retry = await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_7"))
+    assert retry.status == 409
+    release.set()
+    assert (await first).status == 500
+    again = await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_7"))
+    assert again.status == 500  # not swallowed as a duplicate: user code saw it again
+    assert len(outcomes) == 2

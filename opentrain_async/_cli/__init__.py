@@ -26,6 +26,7 @@ from opentrain_async._errors import (
     APIConnectionError,
     AuthenticationError,
     ConfigurationError,
+    DeliveryUnknownError,
     InvalidRequestError,
     OpenTrainError,
 )
@@ -220,6 +221,8 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
             if exc.reached_server is False:
                 return _fail(f"cannot reach {settings.api_root}: {exc}", EXIT_START)
             return _fail(str(exc), EXIT_FAILED)
+        except DeliveryUnknownError as exc:
+            return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
@@ -286,3 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OpenTrainError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # e.g. the journal's disk filled up: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"I/O error{where}: {exc.strerror or exc}", EXIT_USAGE)
