@@ -155,6 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
 
+    conversations = commands.add_parser(
+        "conversations",
+        parents=[common],
+        help="list your conversations",
+        description="List the conversations you take part in, most recently updated first.",
+    )
+    conversations.add_argument("--filter", choices=["all", "job", "proposal"], default="all")
+    conversations.add_argument("--unread", action="store_true", help="only those with unread")
+    conversations.add_argument(
+        "--limit", type=_positive_int, default=50, help="page size, 1-100 (50)"
+    )
+    conversations.add_argument("--max", type=_positive_int, help="stop after N conversations")
+    conversations.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
+    messages = commands.add_parser(
+        "messages",
+        parents=[common],
+        help="print a conversation's messages (--follow to tail it)",
+        description="Print a conversation's messages, newest first by default; --follow "
+        "prints new ones as they arrive until interrupted.",
+    )
+    messages.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    messages.add_argument("--direction", choices=["older", "newer"], default="older")
+    messages.add_argument("--limit", type=_positive_int, default=50, help="page size (50)")
+    messages.add_argument("--max", type=_positive_int, help="stop after N messages")
+    messages.add_argument("--follow", action="store_true", help="keep printing new messages")
+    messages.add_argument(
+        "--interval", type=_positive_float, default=2.0, help="--follow poll interval (2 s)"
+    )
+    messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -264,6 +295,12 @@ async def _main(args: argparse.Namespace) -> int:
         return await _send(args, settings)
     if args.command == "bulk":
         return await _bulk(args)
+    if args.command in ("conversations", "messages"):
+        from ._read import list_conversations, show_messages
+
+        settings = resolve_settings(None, args.base_url)
+        command = list_conversations if args.command == "conversations" else show_messages
+        return await command(args, settings, sys.stdout)
     from ._demo import run_demo
 
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
@@ -287,6 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rerun with the same --journal to resume",
             130,
         )
+    except AuthenticationError as exc:
+        return _fail(f"authentication failed: {exc}", EXIT_START)
+    except APIConnectionError as exc:
+        return _fail(str(exc), EXIT_START if exc.reached_server is False else EXIT_FAILED)
     except OpenTrainError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except OSError as exc:  # e.g. the journal's disk filled up: one line, no traceback

@@ -1,0 +1,121 @@
+"""``opentrain-async conversations`` and ``messages``: the read side, from a shell.
+
+Both print one line per item (or the API's objects as JSON Lines with ``--json``).
+``messages --max N`` shows the latest N messages in time order.
+``messages --follow`` tails a conversation: it polls the newest page every
+``--interval`` seconds and prints messages it has not shown yet, oldest first, until
+interrupted (or until ``--max`` messages were shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections import OrderedDict
+from typing import Any, TextIO
+
+from opentrain_async._client import OpenTrainClient
+from opentrain_async._config import Settings
+from opentrain_async._models import Message, converter
+from opentrain_async._read_models import Conversation
+
+__all__ = ["list_conversations", "show_messages"]
+
+_SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
+
+
+def _line(text: str, width: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _timestamp(value: Any) -> str:
+    return str(converter.unstructure(value)) if value is not None else "-"
+
+
+def _print_json(obj: Any, out: TextIO) -> None:
+    print(json.dumps(converter.unstructure(obj), ensure_ascii=False), file=out, flush=True)
+
+
+def _print_conversation(conv: Conversation, out: TextIO) -> None:
+    last = conv.last_message
+    preview = ""
+    if last is not None:
+        who = "you" if last.is_from_viewer else (last.sender_user_id or "them")
+        preview = f"  {who}: {_line(last.content, 60)}"
+    print(
+        f"{conv.id}  {conv.bucket or '-':<8} unread {conv.unread_count:<3} "
+        f"updated {_timestamp(conv.updated_at)}{preview}",
+        file=out,
+        flush=True,
+    )
+
+
+def _print_message(message: Message, out: TextIO) -> None:
+    who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
+    print(
+        f"{_timestamp(message.created_at)}  {message.id}  {who}: {_line(message.content, 200)}",
+        file=out,
+        flush=True,
+    )
+
+
+async def list_conversations(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Print every conversation (up to ``--max``), most recently updated first."""
+    shown = 0
+    async with OpenTrainClient(settings.token, settings.api_root) as client:
+        async for page in client.iter_conversations(
+            filter=args.filter, unread_only=args.unread, limit=args.limit
+        ):
+            for conv in page.conversations:
+                if args.max is not None and shown >= args.max:
+                    return 0
+                _print_json(conv, out) if args.json else _print_conversation(conv, out)
+                shown += 1
+    return 0
+
+
+async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Print a conversation's messages; with ``--follow``, keep printing new ones."""
+    shown = 0
+    seen: OrderedDict[str, None] = OrderedDict()
+
+    def emit(messages: list[Message]) -> bool:
+        """Print the unseen ones oldest first; False once ``--max`` is reached."""
+        nonlocal shown
+        for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
+            if message.id in seen:
+                continue
+            seen[message.id] = None
+            if len(seen) > _SEEN_MEMORY:
+                seen.popitem(last=False)
+            if args.max is not None and shown >= args.max:
+                return False
+            _print_json(message, out) if args.json else _print_message(message, out)
+            shown += 1
+        return True
+
+    async with OpenTrainClient(settings.token, settings.api_root) as client:
+        if not args.follow and args.max is not None and args.direction == "older":
+            # The latest N, shown in time order: collect (N at most), then print.
+            latest: list[Message] = []
+            async for page in client.iter_messages(args.conversation_id, limit=args.limit):
+                latest.extend(page.messages)
+                if len(latest) >= args.max:
+                    break
+            latest.sort(key=lambda m: (m.created_at, m.id))
+            emit(latest[-args.max :])
+            return 0
+        if not args.follow:
+            async for page in client.iter_messages(
+                args.conversation_id, direction=args.direction, limit=args.limit
+            ):
+                if not emit(list(page.messages)):
+                    return 0
+            return 0
+        while True:  # tail: the newest page, again and again
+            page = await client.read_messages(args.conversation_id, limit=args.limit)
+            if not emit(list(page.messages)):
+                return 0
+            await asyncio.sleep(args.interval)
