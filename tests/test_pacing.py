@@ -39,6 +39,23 @@ async def admit(pacer: Pacer, time: FakeTime, n: int) -> list[float]:
     return starts
 
 
+async def cut_after_search(pacer: Pacer, time: FakeTime, hint: float) -> tuple[float, float]:
+    """Drive a pacer through its search (a first 429, successes) to a real cut; returns
+    the cut's (limit, curve origin)."""
+    await admit(pacer, time, 20)
+    first = await pacer.acquire()
+    time.now += 0.1
+    pacer.on_throttle(first, 0.001)
+    time.now += 0.05
+    await admit(pacer, time, 20)
+    second = await pacer.acquire()
+    pacer.on_throttle(second, hint)
+    limit, cut = pacer.state.limit, pacer.state.cut_at
+    assert limit is not None
+    assert cut is not None
+    return limit, cut
+
+
 async def test_unpaced_until_the_first_429() -> None:
     """Before any 429 (and without a stated limit) requests start without waiting."""
     time = FakeTime()
@@ -160,18 +177,7 @@ async def test_rate_relaxes_above_the_old_limit_over_time() -> None:
     """After a cut the rate climbs back to the limit and then keeps probing above it."""
     time = FakeTime()
     pacer = make(time, doubling=0.01, recover=0.3)
-    await admit(pacer, time, 20)
-    first = await pacer.acquire()
-    time.now += 0.1
-    pacer.on_throttle(first, 0.001)
-    time.now += 0.05
-    await admit(pacer, time, 20)
-    second = await pacer.acquire()
-    pacer.on_throttle(second, 0.001)
-    limit = pacer.state.limit
-    assert limit is not None
-    cut = pacer.state.cut_at
-    assert cut is not None
+    limit, cut = await cut_after_search(pacer, time, 0.001)
     rates = [pacer.current_rate(cut + dt) for dt in (0.0, 0.15, 0.3, 0.6, 1.0)]
     assert None not in rates
     r0, r1, r2, r3, r4 = (float(r) for r in rates if r is not None)
@@ -185,18 +191,7 @@ async def test_long_hints_make_probing_rarer() -> None:
     """A cut with a 1 s hint stretches the climb back, since each probe 429 costs 1 s."""
     time = FakeTime()
     pacer = make(time, doubling=0.01, recover=0.3)
-    await admit(pacer, time, 20)
-    first = await pacer.acquire()
-    time.now += 0.1
-    pacer.on_throttle(first, 0.001)
-    time.now += 0.05
-    await admit(pacer, time, 20)
-    second = await pacer.acquire()
-    pacer.on_throttle(second, 1)
-    cut = pacer.state.cut_at
-    limit = pacer.state.limit
-    assert cut is not None
-    assert limit is not None
+    limit, cut = await cut_after_search(pacer, time, 1)
     early = pacer.current_rate(cut + 0.3)
     assert early is not None
     assert early < 0.96 * limit  # with a short hint it would be back at the limit by now
