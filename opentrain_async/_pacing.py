@@ -8,19 +8,25 @@ those reports into when the next request may start:
   virtual scheduling), so a server with that limit never has to answer 429.
 * **Learned limit** (default):
 
-  - *Before the first 429* nothing is paced, but requests in flight ramp up as TCP's
-    slow start does (doubling per round trip), so a small server burst is not met by a
-    wall of concurrent requests.
-  - *On a 429* the rejected request waits at least its hint (the retry policy), and the
-    whole client pauses until the hint too, when the hint is short: nothing else can
-    get through before then.  The sending rate is set from what the server
-    demonstrably accepted over the last ``window`` (its measured throughput), cut by
-    ``beta``, once per reaction (429s for requests sent before the cut do not cut again).
-  - *Between 429s* the rate climbs back along a cubic curve (CUBIC, as botocore does)
-    and past the old limit, so a raised limit is found again within a second or two.
+  - *Before the first 429* nothing is paced, but requests in flight ramp up as in TCP
+    slow start (the window grows by a quarter per round trip), so a server burst, say a
+    fixed window filling up, is not met by a wall of concurrent requests.
+  - *On a 429* the rejected request waits at least its hint (the retry policy).  A
+    fractional hint is taken as exact and pauses the whole client until it has passed;
+    a whole-second hint may be rounded up, so the client pauses only briefly, doubling
+    that pause while 429s come back to back.
+  - *The first 429* starts pacing at what got through so far, and the rate doubles
+    every ``doubling`` seconds until the next 429 says where the limit is.
+  - *Each later 429* remembers the lower of the rate that drew it and what the server
+    accepted over the last 0.25-1 s (CUBIC's W_max), and restarts a cubic curve at
+    ``beta`` times that.  The curve climbs back to it within ``recover`` seconds
+    (longer when hints are long: a probe's 429 costs its request the hint), then probes
+    above it, so a raised limit is found again within a second or two.  There is one cut
+    per episode: 429s for requests admitted before the cut, or with no success since it,
+    do not cut again.
 
-The state that processes sharing one token could share (learned limit, time of the
-last cut, pause-until) lives in a ``PacingState`` behind a ``PacingStore``; the
+What processes sharing one token could share (learned limit, search or curve, time of
+the last cut, pause-until) lives in a ``PacingState`` behind a ``PacingStore``; the
 default keeps it in memory, and a shared store can implement the same two methods
 without touching the send path.
 """
@@ -228,11 +234,14 @@ class Pacer:
                     return now
                 await self._sleep(start - now)
 
-    def _release(self) -> None:
+    def _release(self, paced: bool | None = None) -> None:
         """One admitted request is over: hand its slot to the next waiter in line."""
         self._in_flight -= 1
         waiters = self._cwnd_waiters
-        paced = self._store.load().limit is not None
+        if not waiters:
+            return
+        if paced is None:
+            paced = self._store.load().limit is not None
         while waiters and (paced or self._in_flight < self._cwnd):
             waiter = waiters.popleft()
             if waiter.done():  # cancelled while waiting
@@ -244,10 +253,12 @@ class Pacer:
                 waiter.set_result(True)
 
     def on_success(self, sent_at: float) -> None:
-        """Record an accepted request: the rate creeps up (additive per request)."""
+        """Record an accepted request: it grows the slow-start window, or, once paced,
+        counts towards the accepted rate measured at the next cut."""
         self._successes += 1
         self._streak = 0
-        if self._store.load().limit is None:
+        paced = self._store.load().limit is not None
+        if not paced:
             # Slow start: the window grows by a quarter per round trip, so a server
             # burst (say a fixed window filling up) meets few requests in flight.
             self._cwnd += self.slow_start_growth
@@ -258,7 +269,7 @@ class Pacer:
             horizon = now - _MAX_WINDOW
             while recent[0] < horizon:
                 recent.popleft()
-        self._release()
+        self._release(paced)
 
     def accepted_rate(self, now: float | None = None, span: float | None = None) -> float:
         """Requests per second the server accepted over the last ``span`` seconds
