@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -146,11 +146,13 @@ class BulkReport:
     def add(self, outcome: SendOutcome) -> None:
         """Account for one outcome."""
         self.total += 1
-        self.counts[outcome.kind] += 1
-        if outcome.ok:
+        if outcome.message is not None:
             self.sent += 1
-            self.reconciled += outcome.reconciled
+            self.counts["sent"] += 1
+            if outcome.reconciled:
+                self.reconciled += 1
         else:
+            self.counts[outcome.kind] += 1
             self.failures.append(outcome)
 
 
@@ -201,8 +203,78 @@ class BulkSend(AsyncIterator[SendOutcome]):
                 engine.cancel()
 
 
+class _Outcomes:
+    """The bounded FIFO from the workers to the consumer.
+
+    asyncio.Queue does task accounting (``join``) that nothing here uses, at a dozen
+    calls per outcome; this keeps only the bound and the waiting.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[Any] = deque()
+        self._maxsize = maxsize
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def clear(self) -> None:
+        self._items.clear()
+        _wake(self._putters)
+
+    def put_nowait(self, item: Any) -> None:
+        """Append regardless of the bound (for the end marker) and wake a consumer."""
+        self._items.append(item)
+        if self._getters:
+            _wake(self._getters)
+
+    async def put(self, item: Any) -> None:
+        """Append once there is room, waking a consumer."""
+        while len(self._items) >= self._maxsize:
+            await _wait(self._putters)
+        self._items.append(item)
+        if self._getters:
+            _wake(self._getters)
+
+    async def get(self) -> Any:
+        """Take the oldest item, waiting for one; frees room for a worker."""
+        items = self._items
+        while not items:
+            await _wait(self._getters)
+        item = items.popleft()
+        if self._putters:
+            _wake(self._putters)
+        if items and self._getters:  # another consumer may take the next one
+            _wake(self._getters)
+        return item
+
+
+async def _wait(waiters: deque[asyncio.Future[None]]) -> None:
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        if not waiter.done():  # cancelled: leave the line
+            waiters.remove(waiter)
+
+
+def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
 class _Engine:
-    """The workers and queues behind one ``BulkSend``."""
+    """The workers behind one ``BulkSend`` or ``send_all``.
+
+    Each worker pulls an input, turns it into exactly one outcome and hands it on:
+    to the queue a ``BulkSend`` reads, or straight to a ``sink`` (``send_all``),
+    which spares every outcome a trip through the queue and the consumer task.
+    """
 
     def __init__(
         self,
@@ -210,6 +282,7 @@ class _Engine:
         items: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
         reconcile: bool,
+        sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
     ) -> None:
         self._client = client
         self._async_items: AsyncIterator[Any] | None = None
@@ -220,34 +293,55 @@ class _Engine:
             self._items = iter(items)
         self._concurrency = concurrency
         self._reconcile = reconcile
+        self._sink = sink
         self._pull_lock = asyncio.Lock()
-        self._outcomes: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency)
+        self._outcomes = _Outcomes(concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._index = 0
         self._live_workers = 0
         self._input_error: BaseException | None = None
+        self._sink_error: BaseException | None = None
         self._exhausted = False
         self._closed = False
+
+    def start(self) -> None:
+        if not self._workers:
+            self._live_workers = self._concurrency
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
     async def next_outcome(self) -> SendOutcome:
         if self._closed:
             raise StopAsyncIteration
-        if not self._workers:
-            self._live_workers = self._concurrency
-            self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        self.start()
         try:
             outcome = await self._outcomes.get()
         except BaseException:
             self.cancel()
             raise
         if outcome is _END:
-            if self._input_error is not None and not self._closed:
-                self._closed = True
-                raise self._input_error
             self._closed = True
+            self._raise_input_error()
             raise StopAsyncIteration
         assert isinstance(outcome, SendOutcome)
         return outcome
+
+    async def run(self) -> None:
+        """Sink mode: run every input through the sink; return when all are done."""
+        self.start()
+        try:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        except BaseException:  # cancelled: stop the workers and wait for them
+            await self.aclose()
+            raise
+        self._closed = True
+        if self._sink_error is not None:
+            raise self._sink_error
+        self._raise_input_error()
+
+    def _raise_input_error(self) -> None:
+        error, self._input_error = self._input_error, None
+        if error is not None:
+            raise error
 
     async def aclose(self) -> None:
         pending = self.cancel()
@@ -264,58 +358,124 @@ class _Engine:
         self._exhausted = True
         for task in self._workers:
             task.cancel()
-        while not self._outcomes.empty():
-            self._outcomes.get_nowait()
+        self._outcomes.clear()
         self._outcomes.put_nowait(_END)
         return [t for t in self._workers if not t.done()]
 
-    async def _next_item(self) -> Any:
-        if self._exhausted:
-            return _END
-        try:
-            if self._async_items is None:
-                # A plain next() cannot be interleaved with another worker's: no lock.
-                assert self._items is not None
-                return next(self._items)
-            async with self._pull_lock:  # an async generator must not be re-entered
-                if self._exhausted:
-                    return _END
+    async def _next_async_item(self) -> Any:
+        assert self._async_items is not None
+        async with self._pull_lock:  # an async generator must not be re-entered
+            if self._exhausted:
+                return _END
+            try:
                 return await self._async_items.__anext__()
-        except (StopIteration, StopAsyncIteration):
-            self._exhausted = True
-        except Exception as exc:  # the caller's iterable failed: stop, report it last
-            self._exhausted = True
-            self._input_error = exc
+            except StopAsyncIteration:
+                self._exhausted = True
+            except Exception as exc:  # the caller's iterable failed: stop, report it last
+                self._exhausted = True
+                self._input_error = exc
         return _END
 
     async def _work(self) -> None:
+        """One worker.  Kept in one frame with the outcome logic: the send path is
+        re-entered through every coroutine layer each time aiohttp resumes it."""
+        deliver = self._client._deliver
+        reconcile = self._reconcile
+        items = self._items
         try:
-            while True:
-                item = await self._next_item()
-                if item is _END:
-                    break
+            while not self._exhausted:
+                if items is not None:
+                    # A plain next() cannot be interleaved with another worker's: no lock.
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        self._exhausted = True
+                        break
+                    except Exception as exc:  # the caller's iterable failed
+                        self._exhausted = True
+                        self._input_error = exc
+                        break
+                else:
+                    item = await self._next_async_item()
+                    if item is _END:
+                        break
                 index = self._index
                 self._index += 1
-                outcome = await self._client._send_outcome(index, item, self._reconcile)
-                await self._outcomes.put(outcome)
+                key: str | None = None
+                try:
+                    if item.__class__ is tuple and len(item) == 2:
+                        outgoing = OutgoingMessage(item[0], item[1])
+                        validate_conversation_id(outgoing.conversation_id)
+                        validate_content(outgoing.content)
+                    else:
+                        key = _key_of(item)  # kept even when the rest of the item is invalid
+                        outgoing = normalize_item(item)
+                        key = outgoing.key
+                    message, reconciled = await deliver(
+                        outgoing.conversation_id, outgoing.content, reconcile
+                    )
+                except OpenTrainError as exc:
+                    outcome = SendOutcome(index, item, None, exc, key)
+                except Exception as exc:  # a bug must not lose the input: it is its outcome
+                    error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    outcome = SendOutcome(index, item, None, error, key)
+                else:
+                    outcome = SendOutcome(index, item, message, None, key, reconciled)
+                if self._sink is None:
+                    await self._outcomes.put(outcome)
+                    continue
+                try:
+                    result = self._sink(outcome)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+                except Exception as exc:  # the caller's callback failed: stop everything
+                    if self._sink_error is None:
+                        self._sink_error = exc
+                    self.cancel()
+                    return
         finally:
             self._live_workers -= 1
-        if self._live_workers == 0:  # the last worker out closes the stream
+        if self._live_workers == 0 and self._sink is None:  # the last one closes the stream
             await self._outcomes.put(_END)
 
 
+def _key_of(item: Any) -> str | None:
+    if isinstance(item, OutgoingMessage):
+        return item.key
+    if isinstance(item, Mapping) and item.get("key") is not None:
+        return str(item["key"])
+    return None
+
+
 async def run_batch(
-    outcomes: BulkSend, on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None
+    client: OpenTrainClient,
+    items: Iterable[Any] | AsyncIterable[Any],
+    *,
+    concurrency: int,
+    reconcile: bool,
+    on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
 ) -> BulkReport:
-    """Drain ``outcomes`` into a ``BulkReport``, calling ``on_outcome`` for each."""
+    """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
+
+    The workers account for each outcome themselves (no queue, no consumer task). If
+    ``on_outcome`` raises, the batch stops and the exception propagates.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
     report = BulkReport()
+    add = report.add
+    sink: Callable[[SendOutcome], Awaitable[None] | None]
+    if on_outcome is None:
+        sink = add
+    else:
+        callback = on_outcome
+
+        def sink(outcome: SendOutcome) -> Awaitable[None] | None:
+            add(outcome)
+            return callback(outcome)
+
     started = time.monotonic()
-    async with outcomes:
-        async for outcome in outcomes:
-            report.add(outcome)
-            if on_outcome is not None:
-                result = on_outcome(outcome)
-                if inspect.isawaitable(result):
-                    await result
+    await _Engine(client, items, concurrency, reconcile, sink).run()
     report.elapsed = time.monotonic() - started
     return report

@@ -23,7 +23,7 @@ import attrs
 import cattrs
 from yarl import URL
 
-from ._bulk import BulkReport, BulkSend, SendOutcome, normalize_item, run_batch
+from ._bulk import BulkReport, BulkSend, SendOutcome, run_batch
 from ._config import resolve_settings
 from ._errors import (
     APIConnectionError,
@@ -37,7 +37,8 @@ from ._errors import (
     error_from_response,
 )
 from ._json import json_dumps, json_loads
-from ._models import Message, OutgoingMessage, structure_message
+from ._models import Message
+from ._models import structure_message_hook as _structure_message
 from ._pacing import Pacer, PacingStore
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
@@ -148,7 +149,6 @@ class OpenTrainClient(ReadMixin):
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._claimed = ClaimedIds()
-        self._reconciled = ClaimedIds(capacity=10_000)
         self.stats = ClientStats()
         self.in_flight = 0
         """Requests on the wire right now."""
@@ -228,53 +228,64 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        admitted = self._pacer.try_acquire()
+        pacer = self._pacer
+        admitted = pacer.try_acquire()
         if admitted is None:
-            admitted = await self._pacer.acquire()
+            admitted = await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self._root + path)
+        debug = logger.isEnabledFor(logging.DEBUG)
         try:
             session = self._ensure_session()
-            async with self._semaphore:
-                self.in_flight += 1
-                self.stats.requests += 1
-                sent_at = self._clock()
+            # acquire/release rather than ``async with``: two fewer coroutine frames on
+            # the hottest path, same semantics.
+            semaphore = self._semaphore
+            await semaphore.acquire()
+            self.in_flight += 1
+            self.stats.requests += 1
+            sent_at = self._clock() if debug else 0.0
+            try:
+                # Awaiting the request (not ``async with``) keeps aiohttp's frames one
+                # level shallower; the response is released below either way.
+                response = await session.request(
+                    method, url, params=params, data=data, **self._request_options
+                )
                 try:
-                    async with session.request(
-                        method, url, params=params, data=data, **self._request_options
-                    ) as response:
-                        status = response.status
-                        raw = await response.read()
-                        headers = response.headers
-                except aiohttp.ConnectionTimeoutError as exc:
-                    raise APITimeoutError(
-                        f"{method} {path}: timed out connecting ({type(exc).__name__})",
-                        reached_server=False,
-                    ) from None
-                except aiohttp.ClientConnectorError as exc:
-                    raise APIConnectionError(
-                        f"{method} {path}: could not connect: {exc}", reached_server=False
-                    ) from None
-                except asyncio.TimeoutError:
-                    raise APITimeoutError(
-                        f"{method} {path}: no answer within {self._timeout.total}s"
-                    ) from None
-                except aiohttp.ClientError as exc:
-                    raise APIConnectionError(
-                        f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
-                    ) from None
+                    status = response.status
+                    raw = await response.read()
+                    headers = response.headers
                 finally:
-                    self.in_flight -= 1
+                    response.release()
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise APITimeoutError(
+                    f"{method} {path}: timed out connecting ({type(exc).__name__})",
+                    reached_server=False,
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise APIConnectionError(
+                    f"{method} {path}: could not connect: {exc}", reached_server=False
+                ) from None
+            except asyncio.TimeoutError:
+                raise APITimeoutError(
+                    f"{method} {path}: no answer within {self._timeout.total}s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise APIConnectionError(
+                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                ) from None
+            finally:
+                self.in_flight -= 1
+                semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
-            self._pacer.on_error(admitted)
+            pacer.on_error(admitted)
             raise
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
         if 200 <= status < 300:
-            self._pacer.on_success(admitted)
+            pacer.on_success(admitted)
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -366,9 +377,10 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        return await self._deliver(
+        message, _ = await self._deliver(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
+        return message
 
     def send_many(
         self,
@@ -406,8 +418,13 @@ class OpenTrainClient(ReadMixin):
 
         ``on_outcome`` is called with every outcome as it arrives (e.g. for progress).
         """
-        outcomes = self.send_many(items, concurrency=concurrency, reconcile=reconcile)
-        return await run_batch(outcomes, on_outcome)
+        return await run_batch(
+            self,
+            items,
+            concurrency=self.max_concurrency if concurrency is None else concurrency,
+            reconcile=reconcile,
+            on_outcome=on_outcome,
+        )
 
     async def find_own_message(
         self, conversation_id: str, content: str, *, since: float
@@ -427,7 +444,7 @@ class OpenTrainClient(ReadMixin):
             conversation_id=conversation_id,
             started_at=since,
         )
-        found = await find_own_message(
+        return await find_own_message(
             self,
             conversation_id,
             content,
@@ -435,9 +452,6 @@ class OpenTrainClient(ReadMixin):
             claimed=self._claimed,
             cause=unknown,
         )
-        if found is not None:
-            self._reconciled.add(found.id)
-        return found
 
     def _default_cursor_path(self) -> Path:
         """Where ``listen()`` keeps its cursor by default: one file per API root and
@@ -455,30 +469,13 @@ class OpenTrainClient(ReadMixin):
         """
         self._claimed.include(message_ids)
 
-    async def _send_outcome(self, index: int, item: Any, reconcile: bool) -> SendOutcome:
-        """One input to exactly one outcome; never raises (except cancellation)."""
-        if isinstance(item, OutgoingMessage):
-            key = item.key
-        elif isinstance(item, Mapping) and item.get("key") is not None:
-            key = str(item["key"])  # kept even when the rest of the item is invalid
-        else:
-            key = None
-        try:
-            outgoing = normalize_item(item)
-            key = outgoing.key
-            message = await self._deliver(outgoing.conversation_id, outgoing.content, reconcile)
-        except OpenTrainError as exc:
-            return SendOutcome(index, item, error=exc, key=key)
-        except Exception as exc:  # a bug must not lose the input: it becomes its outcome
-            error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            return SendOutcome(index, item, error=error, key=key)
-        return SendOutcome(
-            index, item, message=message, key=key, reconciled=message.id in self._reconciled
-        )
+    async def _deliver(
+        self, conversation_id: str, content: str, reconcile: bool
+    ) -> tuple[Message, bool]:
+        """POST the message; on an unknown outcome, read back before any resend.
 
-    async def _deliver(self, conversation_id: str, content: str, reconcile: bool) -> Message:
-        """POST the message; on an unknown outcome, read back before any resend."""
+        Returns the message and whether read-back (not the POST's answer) found it.
+        """
         started = self._wall_clock()
         if self.log_content and logger.isEnabledFor(logging.DEBUG):
             logger.debug("sending to %s: %r", conversation_id, content)
@@ -509,7 +506,7 @@ class OpenTrainClient(ReadMixin):
                     raise unknown from exc
                 found = await self._read_back(conversation_id, content, started, unknown)
                 if found is not None:
-                    return found
+                    return found, True
                 resends += 1
                 if resends > self._retry.max_retries:
                     raise
@@ -520,7 +517,7 @@ class OpenTrainClient(ReadMixin):
                 )
                 continue
             self._claimed.add(message.id)
-            return message
+            return message, False
 
     async def _read_back(
         self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
@@ -544,14 +541,14 @@ class OpenTrainClient(ReadMixin):
                 type(unknown.cause).__name__,
                 found.id,
             )
-            self._reconciled.add(found.id)
         return found
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
     message = payload.get("message") if isinstance(payload, dict) else None
     try:
-        return structure_message(message)
+        parsed: Message = _structure_message(message, Message)
+        return parsed
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
         raise UnexpectedResponseError(
             f"HTTP {status} but the body has no valid 'message' object "

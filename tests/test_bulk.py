@@ -387,3 +387,107 @@ async def test_claimed_ids_are_never_matched_by_read_back(
         found = await resumed.find_own_message(conv, "same text", since=0)
     assert found is not None
     assert found.id == second.id
+
+
+async def test_send_all_with_faults_counts_reconciled_and_sync_callback(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """send_all (workers report straight into the report) accounts for every input
+    exactly once under faults, counts read-back deliveries, and takes a plain callback."""
+    convs = [server.add_conversation() for _ in range(4)]
+    server.inject_fault(Fault.RESET_AFTER_COMMIT, probability=0.25)
+    items = [(convs[i % 4], f"message {i}") for i in range(120)]
+    seen: list[int] = []
+    report = await client.send_all(items, on_outcome=lambda o: seen.append(o.index))
+    assert sorted(seen) == list(range(120))
+    assert (report.total, report.sent, report.failed) == (120, 120, 0)
+    assert report.counts == {"sent": 120}
+    assert 0 < report.reconciled < 120
+    assert server.stats()["duplicates"] == 0
+
+
+async def test_send_all_stops_when_the_callback_raises(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """An exception from on_outcome ends the batch: it propagates, sending stops."""
+    conv = server.add_conversation()
+    calls = 0
+
+    def on_outcome(outcome: SendOutcome) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyError("journal full")
+
+    with pytest.raises(KeyError, match="journal full"):
+        await client.send_all(((conv, f"m{i}") for i in range(1000)), on_outcome=on_outcome)
+    started = client.stats.requests
+    assert started < 3 + 2 * client.max_concurrency
+    await client.send_message(conv, "probe")
+    assert client.stats.requests == started + 1
+
+
+async def test_send_all_raises_a_failing_input_after_its_items(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """If the input iterable fails, the inputs pulled before it are still sent."""
+    conv = server.add_conversation()
+
+    async def broken() -> AsyncIterator[tuple[str, str]]:
+        yield conv, "one"
+        yield conv, "two"
+        raise RuntimeError("input file truncated")
+
+    with pytest.raises(RuntimeError, match="truncated"):
+        await client.send_all(broken())
+    assert sorted(m["content"] for m in server.messages(conv)) == ["one", "two"]
+
+
+async def test_cancelling_send_all_stops_its_workers(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Cancelling the task awaiting send_all cancels the in-flight sends; none start after."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
+    task = asyncio.create_task(
+        client.send_all(((conv, f"m{i}") for i in range(100)), concurrency=2)
+    )
+    while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.in_flight == 0
+    started = client.stats.requests
+    server.clear_faults()
+    await client.send_message(conv, "probe")
+    assert client.stats.requests == started + 1
+
+
+async def test_send_all_refuses_zero_concurrency(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """send_all, like send_many, refuses a concurrency below 1 before sending anything."""
+    conv = server.add_conversation()
+    with pytest.raises(ValueError, match="concurrency"):
+        await client.send_all([(conv, "x")], concurrency=0)
+    assert server.sends == []
+
+
+async def test_two_consumers_share_one_stream(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Two tasks reading one send_many each get distinct outcomes, and both see the end."""
+    conv = server.add_conversation()
+    outcomes = client.send_many([(conv, f"m{i}") for i in range(50)], concurrency=3)
+    seen: list[list[int]] = [[], []]
+
+    async def consume(into: list[int]) -> None:
+        async for outcome in outcomes:
+            into.append(outcome.index)
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(consume(seen[0]), consume(seen[1])), 10)
+    assert sorted(seen[0] + seen[1]) == list(range(50))
+    assert seen[0]
+    assert seen[1]
