@@ -403,17 +403,16 @@ class _Engine:
                 self._index += 1
                 key: str | None = None
                 try:
-                    if item.__class__ is tuple and len(item) == 2:
-                        outgoing = OutgoingMessage(item[0], item[1])
-                        validate_conversation_id(outgoing.conversation_id)
-                        validate_content(outgoing.content)
+                    if item.__class__ is tuple and len(item) == 2:  # the common shape
+                        conversation_id = validate_conversation_id(item[0])
+                        content = validate_content(item[1])
                     else:
                         key = _key_of(item)  # kept even when the rest of the item is invalid
                         outgoing = normalize_item(item)
                         key = outgoing.key
-                    message, reconciled = await deliver(
-                        outgoing.conversation_id, outgoing.content, reconcile
-                    )
+                        conversation_id = outgoing.conversation_id
+                        content = outgoing.content
+                    message, reconciled = await deliver(conversation_id, content, reconcile)
                 except OpenTrainError as exc:
                     outcome = SendOutcome(index, item, None, exc, key)
                 except Exception as exc:  # a bug must not lose the input: it is its outcome

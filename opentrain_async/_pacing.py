@@ -269,7 +269,10 @@ class Pacer:
             horizon = now - _MAX_WINDOW
             while recent[0] < horizon:
                 recent.popleft()
-        self._release(paced)
+        if self._cwnd_waiters:
+            self._release(paced)
+        else:  # nobody to hand the slot to (the common case)
+            self._in_flight -= 1
 
     def accepted_rate(self, now: float | None = None, span: float | None = None) -> float:
         """Requests per second the server accepted over the last ``span`` seconds
