@@ -457,8 +457,9 @@ async def run_batch(
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
-    The workers account for each outcome themselves (no queue, no consumer task). If
-    ``on_outcome`` raises, the batch stops and the exception propagates.
+    The workers account for each outcome themselves (no queue, no consumer task).  Calls
+    of ``on_outcome`` never overlap, async ones included.  If it raises, the batch stops
+    and the exception propagates.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -469,12 +470,31 @@ async def run_batch(
         sink = add
     else:
         callback = on_outcome
+        turn = asyncio.Lock()
 
         def sink(outcome: SendOutcome) -> Awaitable[None] | None:
             add(outcome)
-            return callback(outcome)
+            result = callback(outcome)
+            if result is not None and inspect.isawaitable(result):
+                return _await_in_turn(turn, result)
+            return None
 
     started = time.monotonic()
     await _Engine(client, items, concurrency, reconcile, sink).run()
     report.elapsed = time.monotonic() - started
     return report
+
+
+async def _await_in_turn(turn: asyncio.Lock, result: Awaitable[None]) -> None:
+    """Await an async ``on_outcome`` once no other call is running: callbacks see the
+    outcomes one at a time, as they would from an ``async for`` loop."""
+    try:
+        await turn.acquire()
+    except BaseException:
+        if inspect.iscoroutine(result):
+            result.close()  # cancelled before its turn: never started, never awaited
+        raise
+    try:
+        await result
+    finally:
+        turn.release()

@@ -419,7 +419,9 @@ class OpenTrainClient(ReadMixin):
     ) -> BulkReport:
         """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
 
-        ``on_outcome`` is called with every outcome as it arrives (e.g. for progress).
+        ``on_outcome`` is called with every outcome as it arrives (e.g. for progress), one
+        call at a time (an async one is awaited before the next starts).  If it raises,
+        the batch stops and the exception propagates.
         """
         return await run_batch(
             self,

@@ -491,3 +491,24 @@ async def test_two_consumers_share_one_stream(
     assert sorted(seen[0] + seen[1]) == list(range(50))
     assert seen[0]
     assert seen[1]
+
+
+async def test_async_callbacks_of_send_all_never_overlap(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """An async on_outcome sees outcomes one at a time, though workers send concurrently."""
+    conv = server.add_conversation()
+    active = peak = calls = 0
+
+    async def on_outcome(outcome: SendOutcome) -> None:
+        nonlocal active, peak, calls
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        active -= 1
+        calls += 1
+
+    report = await client.send_all([(conv, f"m{i}") for i in range(60)], on_outcome=on_outcome)
+    assert (report.sent, calls, peak) == (60, 60, 1)
+    assert server.peak_in_flight > 1
