@@ -255,9 +255,13 @@ async def _wait(waiters: deque[asyncio.Future[None]]) -> None:
     waiters.append(waiter)
     try:
         await waiter
-    finally:
-        if not waiter.done():  # cancelled: leave the line
-            waiters.remove(waiter)
+    except BaseException:
+        if waiter.cancelled():  # cancelled in line: leave it
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+        else:  # woken, then cancelled before it ran: pass the wake-up on
+            _wake(waiters)
+        raise
 
 
 def _wake(waiters: deque[asyncio.Future[None]]) -> None:
@@ -319,8 +323,10 @@ class _Engine:
             self.cancel()
             raise
         if outcome is _END:
-            self._closed = True
-            self._raise_input_error()
+            closed_by_cancel, self._closed = self._closed, True
+            self._outcomes.put_nowait(_END)  # any other consumer sees the end too
+            if not closed_by_cancel:  # after aclose() the stream just ends
+                self._raise_input_error()
             raise StopAsyncIteration
         assert isinstance(outcome, SendOutcome)
         return outcome
@@ -428,11 +434,14 @@ class _Engine:
                     result = self._sink(outcome)
                     if result is not None and inspect.isawaitable(result):
                         await result
-                except Exception as exc:  # the caller's callback failed: stop everything
-                    if self._sink_error is None:
-                        self._sink_error = exc
+                except BaseException as exc:  # the caller's callback failed: stop everything
+                    if self._closed:  # this worker was cancelled by the engine itself
+                        raise
+                    self._sink_error = exc
                     self.cancel()
-                    return
+                    if isinstance(exc, Exception):
+                        return
+                    raise
         finally:
             self._live_workers -= 1
         if self._live_workers == 0 and self._sink is None:  # the last one closes the stream

@@ -246,9 +246,9 @@ class OpenTrainClient(ReadMixin):
             semaphore = self._semaphore
             await semaphore.acquire()
             self.in_flight += 1
-            self.stats.requests += 1
-            sent_at = self._clock() if debug else 0.0
             try:
+                self.stats.requests += 1
+                sent_at = self._clock() if debug else 0.0
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
                 # level shallower; the response is released below either way.
                 response = await session.request(

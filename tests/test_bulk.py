@@ -512,3 +512,63 @@ async def test_async_callbacks_of_send_all_never_overlap(
     report = await client.send_all([(conv, f"m{i}") for i in range(60)], on_outcome=on_outcome)
     assert (report.sent, calls, peak) == (60, 60, 1)
     assert server.peak_in_flight > 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+async def test_every_consumer_of_a_shared_stream_sees_its_end(
+    server: FakeOpenTrain, client: OpenTrainClient, n: int
+) -> None:
+    """However the outcomes split between two consumers, neither hangs at the end."""
+    conv = server.add_conversation()
+    outcomes = client.send_many([(conv, f"m{i}") for i in range(n)], concurrency=3)
+
+    async def consume() -> int:
+        return len([o async for o in outcomes])
+
+    a, b = await asyncio.wait_for(asyncio.gather(consume(), consume()), 10)
+    assert a + b == n
+
+
+async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """After aclose() the loops just end, even though the input had failed meanwhile."""
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
+
+    def items() -> Iterator[tuple[str, str]]:
+        yield conv, "a"
+        yield conv, "b"
+        raise RuntimeError("input broke")
+
+    outcomes = client.send_many(items(), concurrency=3)
+
+    async def consume() -> int:
+        return len([o async for o in outcomes])
+
+    consumers = [asyncio.create_task(consume()) for _ in range(2)]
+    while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
+        await asyncio.sleep(0)
+    await outcomes.aclose()
+    assert await asyncio.wait_for(asyncio.gather(*consumers), 5) == [0, 0]
+
+
+async def test_send_all_callback_raising_a_base_exception_stops_the_batch(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Not only Exceptions: a callback raising CancelledError stops sending too."""
+    conv = server.add_conversation()
+    calls = 0
+
+    def on_outcome(outcome: SendOutcome) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await client.send_all(
+            [(conv, f"m{i}") for i in range(30)], concurrency=3, on_outcome=on_outcome
+        )
+    assert len(server.sends) < 2 + 2 * 3
+    assert client.in_flight == 0
