@@ -85,6 +85,7 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
     with fake_server(args) as server:
         runner = RUNNERS[runner_name]
         started = time.perf_counter()
+        cpu_started = time.process_time()  # this process only: the server is another one
         timed_out = False
         reported = 0
         try:
@@ -94,6 +95,7 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
         except (asyncio.TimeoutError, TimeoutError):
             timed_out = True
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         stats = server.stats()
     distinct = stats["distinct"]
     return {
@@ -103,6 +105,7 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "ideal_seconds": ideal,
         "throughput": round(scenario.n / elapsed, 1),
+        "client_cpu_us_per_msg": round(cpu / scenario.n * 1e6, 1),
         "rate_limited": stats["rate_limited"],
         "reported_ok": reported,
         "lost": scenario.n - distinct,
@@ -128,6 +131,7 @@ def run_scenario(scenario: Scenario, runners: list[str]) -> list[dict[str, Any]]
         if scenario.repeats > 1:
             row["repeats"] = scenario.repeats
             row["seconds_all"] = [r["seconds"] for r in runs[name]]
+            row["client_cpu_us_all"] = [r["client_cpu_us_per_msg"] for r in runs[name]]
             for field in ("rate_limited", "lost", "duplicated"):
                 row[field] = max(r[field] for r in runs[name])
             row["reported_ok"] = min(r["reported_ok"] for r in runs[name])
@@ -210,7 +214,11 @@ def main() -> None:
     for row in rows:
         if row.get("repeats"):
             spread = ", ".join(f"{t:.2f}" for t in row["seconds_all"])
-            print(f"  {row['scenario']} / {row['runner']}: median of {spread} s")
+            cpu = ", ".join(f"{t:.0f}" for t in row["client_cpu_us_all"])
+            print(
+                f"  {row['scenario']} / {row['runner']}: median of {spread} s; "
+                f"client CPU per message {cpu} µs"
+            )
     memory = run_memory([int(v) for v in args.memory.split(",") if v]) if args.memory else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
