@@ -216,12 +216,11 @@ class _Outcomes:
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
 
-    def empty(self) -> bool:
-        return not self._items
-
     def clear(self) -> None:
+        """Drop every item; any worker waiting for room may go on."""
         self._items.clear()
-        _wake(self._putters)
+        while self._putters:
+            _wake(self._putters)
 
     def put_nowait(self, item: Any) -> None:
         """Append regardless of the bound (for the end marker) and wake a consumer."""

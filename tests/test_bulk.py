@@ -31,6 +31,17 @@ async def collect(client: OpenTrainClient, items: Any, **options: Any) -> list[S
     return [o async for o in client.send_many(items, **options)]
 
 
+async def assert_nothing_more_is_sent(
+    server: FakeOpenTrain, client: OpenTrainClient, conv: str
+) -> None:
+    """After a bulk send ended, one probe is the only request the client still makes:
+    no worker of the old batch sends anything more."""
+    server.clear_faults()
+    started = client.stats.requests
+    await client.send_message(conv, "probe")
+    assert client.stats.requests == started + 1
+
+
 async def test_every_input_gets_exactly_one_outcome(
     server: FakeOpenTrain, no_wait: RecordingSleep
 ) -> None:
@@ -118,10 +129,8 @@ async def test_input_is_pulled_lazily(server: FakeOpenTrain, client: OpenTrainCl
             assert pulled <= consumed + 2 * 4
             if consumed == 30:
                 break
-    settled = client.stats.requests
-    assert settled <= 30 + 2 * 4
-    await client.send_message(conv, "after")
-    assert client.stats.requests == settled + 1
+    assert client.stats.requests <= 30 + 2 * 4
+    await assert_nothing_more_is_sent(server, client, conv)
 
 
 async def test_break_without_context_manager_stops_sending(
@@ -135,11 +144,8 @@ async def test_break_without_context_manager_stops_sending(
         assert outcome.ok
         break
     gc.collect()
-    started = client.stats.requests
-    assert started <= 1 + 2 * 8
-    server.clear_faults()
-    await client.send_message(conv, "probe")
-    assert client.stats.requests == started + 1
+    assert client.stats.requests <= 1 + 2 * 8
+    await assert_nothing_more_is_sent(server, client, conv)
     assert not [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
 
 
@@ -161,10 +167,7 @@ async def test_cancelling_the_consumer_cancels_the_sends(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    started = client.stats.requests
-    server.clear_faults()
-    await client.send_message(conv, "probe")
-    assert client.stats.requests == started + 1
+    await assert_nothing_more_is_sent(server, client, conv)
 
 
 async def test_failing_input_iterable_is_reported_after_its_items(
@@ -421,10 +424,8 @@ async def test_send_all_stops_when_the_callback_raises(
 
     with pytest.raises(KeyError, match="journal full"):
         await client.send_all(((conv, f"m{i}") for i in range(1000)), on_outcome=on_outcome)
-    started = client.stats.requests
-    assert started < 3 + 2 * client.max_concurrency
-    await client.send_message(conv, "probe")
-    assert client.stats.requests == started + 1
+    assert client.stats.requests < 3 + 2 * client.max_concurrency
+    await assert_nothing_more_is_sent(server, client, conv)
 
 
 async def test_send_all_raises_a_failing_input_after_its_items(
@@ -458,10 +459,7 @@ async def test_cancelling_send_all_stops_its_workers(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert client.in_flight == 0
-    started = client.stats.requests
-    server.clear_faults()
-    await client.send_message(conv, "probe")
-    assert client.stats.requests == started + 1
+    await assert_nothing_more_is_sent(server, client, conv)
 
 
 async def test_send_all_refuses_zero_concurrency(
