@@ -4,7 +4,8 @@
 each pull one input, send it and put its outcome on a queue bounded to ``concurrency``;
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
 not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
-input size) and a slow consumer slows the sending down.  Nothing
+input size) and a slow consumer slows the sending down.  ``send_all`` runs the same
+workers but has them account for each outcome in its report directly.  Nothing
 fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
 outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
 stops the workers: with ``async with`` (or ``aclose()``) no send starts after the loop
