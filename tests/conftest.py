@@ -1,4 +1,4 @@
-"""Shared fixtures: the fake OpenTrain server (our own pytest plugin) and a no-wait sleep."""
+"""Shared fixtures: the fake OpenTrain server (and our own pytest plugin) and a no-wait sleep."""
 
 from __future__ import annotations
 
@@ -11,27 +11,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
 
 
-class RecordingSleep:
-    """An injectable sleep that records waits and returns at once (no real waiting)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self.hooks: list[Callable[[float], None]] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        for hook in self.hooks:
-            hook(seconds)
-
-
 @pytest.fixture
-def no_wait() -> RecordingSleep:
-    return RecordingSleep()
+def no_wait() -> FakeTime:
+    """The client's sleep in these tests: records every wait and returns at once."""
+    return FakeTime()
 
 
 @pytest.fixture(autouse=True)
@@ -49,13 +37,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def server(fake_opentrain: FakeOpenTrain) -> FakeOpenTrain:
-    return fake_opentrain
+async def server() -> AsyncIterator[FakeOpenTrain]:
+    """A fake server on the real clock: CLI subprocesses and real-time pacing share it."""
+    async with FakeOpenTrain() as fake:
+        yield fake
 
 
 @pytest.fixture
-async def client(server: FakeOpenTrain, no_wait: RecordingSleep) -> AsyncIterator[OpenTrainClient]:
-    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait) as c:
+async def client(server: FakeOpenTrain, no_wait: FakeTime) -> AsyncIterator[OpenTrainClient]:
+    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as c:
         yield c
 
 

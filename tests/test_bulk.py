@@ -22,9 +22,9 @@ from opentrain_async import (
     RateLimitError,
     SendOutcome,
 )
-from opentrain_async.testing import FakeOpenTrain, Fault
+from opentrain_async.testing import FakeOpenTrain, FakeTime, Fault
 
-from .conftest import RecordingSleep, make_client
+from .conftest import make_client
 
 
 async def collect(client: OpenTrainClient, items: Any, **options: Any) -> list[SendOutcome]:
@@ -43,7 +43,7 @@ async def assert_nothing_more_is_sent(
 
 
 async def test_every_input_gets_exactly_one_outcome(
-    server: FakeOpenTrain, no_wait: RecordingSleep
+    server: FakeOpenTrain, no_wait: FakeTime
 ) -> None:
     """Good, invalid and refused inputs each get one outcome; nothing fails fast."""
     conv = server.add_conversation()
@@ -61,7 +61,7 @@ async def test_every_input_gets_exactly_one_outcome(
         (conv, "spam spam"),
         ("conv_missing", "nowhere"),
     ]
-    async with make_client(server, sleep=no_wait) as client:
+    async with make_client(server, sleep=no_wait.sleep) as client:
         outcomes = await collect(client, items)
     by_index = {o.index: o for o in outcomes}
     assert sorted(by_index) == list(range(len(items)))
@@ -83,12 +83,12 @@ async def test_every_input_gets_exactly_one_outcome(
 
 
 async def test_exhausted_retry_budget_is_an_outcome(
-    server: FakeOpenTrain, no_wait: RecordingSleep
+    server: FakeOpenTrain, no_wait: FakeTime
 ) -> None:
     """An input whose 429 retries run out gets a RateLimitError outcome; the rest go on."""
     conv = server.add_conversation()
     server.throttle_next(3, retry_after=0.01)
-    async with make_client(server, sleep=no_wait, max_retries=2) as client:
+    async with make_client(server, sleep=no_wait.sleep, max_retries=2) as client:
         outcomes = await collect(client, [(conv, "first")], concurrency=1)
         outcomes += await collect(client, [(conv, "second")], concurrency=1)
     assert isinstance(outcomes[0].error, RateLimitError)
@@ -267,16 +267,14 @@ async def test_unreadable_conversation_gives_delivery_unknown(
     assert len(server.sends) == 1
 
 
-async def test_timeout_waits_before_reading_back(
-    server: FakeOpenTrain, no_wait: RecordingSleep
-) -> None:
+async def test_timeout_waits_before_reading_back(server: FakeOpenTrain, no_wait: FakeTime) -> None:
     """After a timeout the client gives the server reconcile_delay before reading back."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
-    async with make_client(server, timeout=0.2, sleep=no_wait, reconcile_delay=2.5) as client:
+    async with make_client(server, timeout=0.2, sleep=no_wait.sleep, reconcile_delay=2.5) as client:
         message = await client.send_message(conv, "hello", reconcile=True)
     assert message.content == "hello"
-    assert 2.5 in no_wait.waits
+    assert 2.5 in no_wait.sleeps
     assert len(server.messages(conv)) == 1
 
 

@@ -27,9 +27,9 @@ from opentrain_async import (
     RateLimitError,
     RetryEvent,
 )
-from opentrain_async.testing import FakeOpenTrain, Fault
+from opentrain_async.testing import FakeOpenTrain, FakeTime, Fault
 
-from .conftest import RecordingSleep, make_client
+from .conftest import make_client
 
 
 async def test_send_returns_a_typed_message(server: FakeOpenTrain, client: OpenTrainClient) -> None:
@@ -80,10 +80,10 @@ async def test_server_side_400_carries_issues(
     assert len(server.requests) == 1
 
 
-async def test_401_unknown_token(server: FakeOpenTrain, no_wait: RecordingSleep) -> None:
+async def test_401_unknown_token(server: FakeOpenTrain, no_wait: FakeTime) -> None:
     """An unknown token raises AuthenticationError after exactly one request."""
     conv = server.add_conversation()
-    async with make_client(server, token="ot_pat_wrong", sleep=no_wait) as client:
+    async with make_client(server, token="ot_pat_wrong", sleep=no_wait.sleep) as client:
         with pytest.raises(AuthenticationError) as info:
             await client.send_message(conv, "hi")
     assert info.value.status == 401
@@ -101,19 +101,19 @@ async def test_401_unknown_token(server: FakeOpenTrain, no_wait: RecordingSleep)
     ],
 )
 async def test_403_account_reasons(
-    server: FakeOpenTrain, no_wait: RecordingSleep, account: dict[str, object], reason: str
+    server: FakeOpenTrain, no_wait: FakeTime, account: dict[str, object], reason: str
 ) -> None:
     """Scope, feature and claim problems raise PermissionDeniedError with the reason, once."""
     server.add_token("ot_pat_limited", **account)  # type: ignore[arg-type]
     conv = server.add_conversation()
-    async with make_client(server, token="ot_pat_limited", sleep=no_wait) as client:
+    async with make_client(server, token="ot_pat_limited", sleep=no_wait.sleep) as client:
         with pytest.raises(PermissionDeniedError) as info:
             await client.send_message(conv, "hi")
     assert info.value.reason == reason
     if reason == "account_claim_required":
         assert info.value.claim_url
     assert len(server.sends) == 1
-    assert no_wait.waits == []
+    assert no_wait.sleeps == []
 
 
 async def test_403_not_participant_and_policy(
@@ -144,7 +144,7 @@ async def test_404_unknown_conversation(server: FakeOpenTrain, client: OpenTrain
     "reason", ["read_only_conversation", "employer_first_message_required", "message_blocked"]
 )
 async def test_409_conflicts_are_terminal(
-    server: FakeOpenTrain, client: OpenTrainClient, no_wait: RecordingSleep, reason: str
+    server: FakeOpenTrain, client: OpenTrainClient, no_wait: FakeTime, reason: str
 ) -> None:
     """Each documented 409 reason raises ConflictError with .reason, without a retry."""
     conv = server.add_conversation(send_block=reason)
@@ -152,7 +152,7 @@ async def test_409_conflicts_are_terminal(
         await client.send_message(conv, "hi")
     assert info.value.reason == reason
     assert len(server.sends) == 1
-    assert no_wait.waits == []
+    assert no_wait.sleeps == []
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ async def test_409_conflicts_are_terminal(
 )
 async def test_429_waits_the_hint_then_succeeds(
     server: FakeOpenTrain,
-    no_wait: RecordingSleep,
+    no_wait: FakeTime,
     hint: float,
     header: str | None,
     in_body: bool,
@@ -171,7 +171,7 @@ async def test_429_waits_the_hint_then_succeeds(
     conv = server.add_conversation()
     server.throttle_next(2, retry_after=hint, in_body=in_body, header=header)
     events: list[RetryEvent] = []
-    async with make_client(server, sleep=no_wait, on_retry=events.append) as client:
+    async with make_client(server, sleep=no_wait.sleep, on_retry=events.append) as client:
         message = await client.send_message(conv, "hi")
     assert message.content == "hi"
     assert len(server.sends) == 3
@@ -184,38 +184,36 @@ async def test_429_waits_the_hint_then_succeeds(
     assert client.stats.retries == 2
 
 
-async def test_429_hint_above_cap_raises_at_once(
-    server: FakeOpenTrain, no_wait: RecordingSleep
-) -> None:
+async def test_429_hint_above_cap_raises_at_once(server: FakeOpenTrain, no_wait: FakeTime) -> None:
     """A hint longer than max_retry_after is not waited out: RateLimitError immediately."""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=600)
-    async with make_client(server, sleep=no_wait, max_retry_after=120) as client:
+    async with make_client(server, sleep=no_wait.sleep, max_retry_after=120) as client:
         with pytest.raises(RateLimitError) as info:
             await client.send_message(conv, "hi")
     assert info.value.retry_after == 600
     assert len(server.sends) == 1
-    assert all(w < 1 for w in no_wait.waits)
+    assert all(w < 1 for w in no_wait.sleeps)
 
 
-async def test_429_retry_budget_is_bounded(server: FakeOpenTrain, no_wait: RecordingSleep) -> None:
+async def test_429_retry_budget_is_bounded(server: FakeOpenTrain, no_wait: FakeTime) -> None:
     """After max_retries the last RateLimitError is raised; max_retries+1 requests in all."""
     conv = server.add_conversation()
     server.throttle_next(10, retry_after=0.5)
-    async with make_client(server, sleep=no_wait, max_retries=3) as client:
+    async with make_client(server, sleep=no_wait.sleep, max_retries=3) as client:
         with pytest.raises(RateLimitError):
             await client.send_message(conv, "hi")
     assert len(server.sends) == 4
 
 
 async def test_429_without_any_hint_backs_off_exponentially(
-    server: FakeOpenTrain, no_wait: RecordingSleep
+    server: FakeOpenTrain, no_wait: FakeTime
 ) -> None:
     """With no hint at all, waits grow exponentially."""
     conv = server.add_conversation()
     server.throttle_next(3, in_body=False)
     events: list[RetryEvent] = []
-    async with make_client(server, sleep=no_wait, on_retry=events.append) as client:
+    async with make_client(server, sleep=no_wait.sleep, on_retry=events.append) as client:
         await client.send_message(conv, "hi")
     waits = [e.wait for e in events]
     assert waits[0] < waits[2]
@@ -224,14 +222,14 @@ async def test_429_without_any_hint_backs_off_exponentially(
 
 
 async def test_backoff_does_not_hold_the_semaphore(
-    server: FakeOpenTrain, no_wait: RecordingSleep
+    server: FakeOpenTrain, no_wait: FakeTime
 ) -> None:
     """While a 429 is waited out, no concurrency slot is held."""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=1)
-    async with make_client(server, sleep=no_wait, max_concurrency=1) as client:
+    async with make_client(server, sleep=no_wait.sleep, max_concurrency=1) as client:
         held: list[bool] = []
-        no_wait.hooks.append(lambda _: held.append(client.in_flight > 0))
+        no_wait.on_sleep.append(lambda _: held.append(client.in_flight > 0))
         await client.send_message(conv, "hi")
     assert held
     assert not any(held)
@@ -253,13 +251,13 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_connection_refused_is_retried_then_raised(no_wait: RecordingSleep) -> None:
+async def test_connection_refused_is_retried_then_raised(no_wait: FakeTime) -> None:
     """A refused connection never reached the server: retried with backoff, then raised."""
     events: list[RetryEvent] = []
     async with OpenTrainClient(
         "ot_pat_x",
         f"http://127.0.0.1:{closed_port()}",
-        sleep=no_wait,
+        sleep=no_wait.sleep,
         max_retries=2,
         on_retry=events.append,
     ) as client:
@@ -354,7 +352,7 @@ async def test_client_works_without_context_manager(server: FakeOpenTrain) -> No
 
 
 async def test_secrets_never_leak(
-    server: FakeOpenTrain, caplog: pytest.LogCaptureFixture, no_wait: RecordingSleep
+    server: FakeOpenTrain, caplog: pytest.LogCaptureFixture, no_wait: FakeTime
 ) -> None:
     """The token appears in no repr, log record or exception; content is not logged by default."""
     conv = server.add_conversation(send_block="read_only_conversation")
@@ -362,7 +360,7 @@ async def test_secrets_never_leak(
     server.throttle_next(1, retry_after=0.1)
     caplog.set_level(logging.DEBUG, logger="opentrain_async")
     texts: list[str] = []
-    async with make_client(server, sleep=no_wait) as client:
+    async with make_client(server, sleep=no_wait.sleep) as client:
         texts.append(repr(client))
         texts.append(repr(client._settings))
         await client.send_message(ok_conv, "secret content 42")

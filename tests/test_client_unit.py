@@ -10,8 +10,9 @@ from opentrain_async import (
     OpenTrainClient,
     UnexpectedResponseError,
 )
+from opentrain_async.testing import FakeTime
 
-from .conftest import Canned, RecordingSleep
+from .conftest import Canned
 
 
 @pytest.mark.parametrize(
@@ -32,16 +33,16 @@ async def test_unreadable_2xx_on_a_send_is_an_unknown_outcome(
 
 
 async def test_idempotent_post_retries_gateway_errors(
-    http: tuple[Canned, str], no_wait: RecordingSleep
+    http: tuple[Canned, str], no_wait: FakeTime
 ) -> None:
     """request(..., idempotent=True) retries a 503 like a GET; a plain POST does not."""
     canned, url = http
     canned.post("/thing", status=503, body="<html>busy</html>")
     canned.post("/thing", payload={"ok": True}, status=200)
-    async with OpenTrainClient("ot_pat_unit", url, sleep=no_wait) as client:
+    async with OpenTrainClient("ot_pat_unit", url, sleep=no_wait.sleep) as client:
         status, payload = await client.request("POST", "/thing", idempotent=True)
     assert (status, payload) == (200, {"ok": True})
-    assert len(no_wait.waits) == 1
+    assert len(no_wait.sleeps) == 1
 
 
 async def test_a_closed_client_says_so(http: tuple[Canned, str]) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from opentrain_async.testing import (
     FakeOpenTrain,
+    FakeTime,
     Fault,
     FixedWindow,
     RecordedRequest,
@@ -49,19 +50,6 @@ MESSAGE_KEYS = {
 }
 
 
-class FakeClock:
-    """A manually advanced monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Reply:
     """A decoded HTTP answer."""
 
@@ -73,13 +61,13 @@ class Reply:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[FakeOpenTrain]:
-    async with FakeOpenTrain(clock=clock, now=lambda: FIXED_NOW) as fake:
+async def server(clock: FakeTime) -> AsyncIterator[FakeOpenTrain]:
+    async with FakeOpenTrain(clock=clock.clock, now=lambda: FIXED_NOW) as fake:
         yield fake
 
 
@@ -459,7 +447,7 @@ async def test_scripted_answers_come_before_validation(
 
 
 async def test_token_bucket_gives_exact_float_hints(
-    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeClock
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeTime
 ) -> None:
     """TokenBucket admits `burst` sends, then hints the exact seconds until the next token."""
     server.set_rate_limit(TokenBucket(rate=4.0, burst=2))
@@ -483,7 +471,7 @@ async def test_token_bucket_gives_exact_float_hints(
 
 
 async def test_token_bucket_integer_hints_and_header(
-    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeClock
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeTime
 ) -> None:
     """integer_hints rounds the wait up to whole seconds (at least 1); the header is opt-in."""
     server.set_rate_limit(
@@ -519,7 +507,7 @@ async def test_rate_limit_is_per_account_and_removable(
 
 
 async def test_fixed_window_hints_until_window_end(
-    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeClock
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeTime
 ) -> None:
     """FixedWindow admits `limit` per window and hints the seconds until the window ends."""
     server.set_rate_limit(FixedWindow(limit=2, window=1.0))
@@ -538,7 +526,7 @@ async def test_fixed_window_hints_until_window_end(
 
 
 async def test_fixed_window_integer_hints(
-    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeClock
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeTime
 ) -> None:
     """FixedWindow with integer_hints answers whole seconds, at least 1."""
     server.set_rate_limit(FixedWindow(limit=1, window=10.0, integer_hints=True))
@@ -633,7 +621,7 @@ async def test_timeout_after_commit_delays_then_answers(
 
 
 async def test_timeout_fault_times_out_client_and_close_is_clean(
-    clock: FakeClock, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    clock: FakeTime, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A stalled request times the client out, keeps the message, and close() ends it fast."""
     caplog.set_level(logging.DEBUG, logger="aiohttp")
@@ -643,7 +631,7 @@ async def test_timeout_fault_times_out_client_and_close_is_clean(
         committed.set()  # called when a message is stored; the stall starts right after
         return FIXED_NOW
 
-    server = FakeOpenTrain(clock=clock, now=now)
+    server = FakeOpenTrain(clock=clock.clock, now=now)
     await server.start()
     try:
         conv = server.add_conversation()
@@ -702,7 +690,7 @@ async def test_fault_probability_is_reproducible_with_seed(http: aiohttp.ClientS
 
 
 async def test_requests_are_recorded_with_token_redacted(
-    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeClock
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str, clock: FakeTime
 ) -> None:
     """Every request is recorded in order; the Authorization header value is redacted."""
     clock.advance(5.0)
@@ -717,7 +705,7 @@ async def test_requests_are_recorded_with_token_redacted(
     assert first.token == server.token
     assert first.headers["Authorization"] == "Bearer ***"
     assert server.token not in str(first.headers)
-    assert first.received_at == 5.0
+    assert first.received_at == clock.clock()
     assert first.conversation_id == conv
     assert (second.method, second.query, second.status) == (
         "GET",

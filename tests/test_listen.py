@@ -16,21 +16,21 @@ from opentrain_async import (
     Message,
     OpenTrainClient,
 )
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 
-class Clock:
-    """An injected sleep: records waits and runs a scripted action at chosen waits."""
+def scripted_time(actions: dict[int, Callable[[], None]] | None = None) -> FakeTime:
+    """Fake time that runs a scripted action when the n-th sleep is requested."""
+    time = FakeTime()
+    steps = actions or {}
 
-    def __init__(self, actions: dict[int, Callable[[], None]] | None = None) -> None:
-        self.waits: list[float] = []
-        self.actions = actions or {}
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        action = self.actions.get(len(self.waits))
+    def on_sleep(_: float) -> None:
+        action = steps.get(len(time.sleeps))
         if action is not None:
             action()
+
+    time.on_sleep.append(on_sleep)
+    return time
 
 
 class Stop(Exception):
@@ -79,10 +79,10 @@ async def test_listen_start_latest_skips_history(
     cid = server.add_conversation()
     for i in range(3):
         server.add_incoming_message(cid, f"old {i}")
-    clock = Clock({1: lambda: server.add_incoming_message(cid, "new")})
-    got = await _take(client, 1, sleep=clock, limit=2)
+    clock = scripted_time({1: lambda: server.add_incoming_message(cid, "new")})
+    got = await _take(client, 1, sleep=clock.sleep, limit=2)
     assert [m.content for m in got] == ["new"]
-    assert clock.waits == [1.0]
+    assert clock.sleeps == [1.0]
 
 
 async def test_listen_idle_backoff_grows_and_resets(
@@ -90,18 +90,20 @@ async def test_listen_idle_backoff_grows_and_resets(
 ) -> None:
     """Idle polls wait longer each time up to the cap, and activity resets the wait."""
     cid = server.add_conversation()
-    clock = Clock(
+    clock = scripted_time(
         {
             4: lambda: server.add_incoming_message(cid, "wake up"),
             6: _stop,
         }
     )
     got: list[str] = []
-    listen = client.listen(sleep=clock, idle_backoff=0.5, max_idle_backoff=3, backoff_factor=2)
+    listen = client.listen(
+        sleep=clock.sleep, idle_backoff=0.5, max_idle_backoff=3, backoff_factor=2
+    )
     with pytest.raises(Stop):
         await _collect(listen, got)
     assert got == ["wake up"]
-    assert clock.waits == [0.5, 1.0, 2.0, 3.0, 0.5, 0.5]
+    assert clock.sleeps == [0.5, 1.0, 2.0, 3.0, 0.5, 0.5]
 
 
 async def test_listen_drains_pages_without_waiting(
@@ -111,10 +113,10 @@ async def test_listen_drains_pages_without_waiting(
     cid = server.add_conversation()
     for i in range(5):
         server.add_incoming_message(cid, f"m{i}")
-    clock = Clock()
-    got = await _take(client, 5, start="beginning", limit=2, sleep=clock)
+    clock = scripted_time()
+    got = await _take(client, 5, start="beginning", limit=2, sleep=clock.sleep)
     assert [m.content for m in got] == [f"m{i}" for i in range(5)]
-    assert clock.waits == []
+    assert clock.sleeps == []
 
 
 async def test_listen_restart_neither_replays_nor_misses(
@@ -124,10 +126,10 @@ async def test_listen_restart_neither_replays_nor_misses(
     store = tmp_path / "state" / "cursor.json"
     cid = server.add_conversation()
     server.add_incoming_message(cid, "history")
-    clock = Clock({1: lambda: server.add_incoming_message(cid, "during run 1"), 2: _stop})
+    clock = scripted_time({1: lambda: server.add_incoming_message(cid, "during run 1"), 2: _stop})
     first: list[str] = []
     with pytest.raises(Stop):  # the bot is killed while idle
-        await _collect(client.listen(store=store, sleep=clock), first)
+        await _collect(client.listen(store=store, sleep=clock.sleep), first)
     assert first == ["during run 1"]
     saved = json.loads(store.read_text())["cursor"]
     # the bot is down: messages keep arriving
@@ -201,12 +203,12 @@ async def test_listen_does_not_spin_on_an_echoed_cursor(
     server.add_incoming_message(cid, "only once")
     store = MemoryCursorStore("1")
     server.echo_cursor_bug = True
-    clock = Clock({4: _stop})
+    clock = scripted_time({4: _stop})
     got: list[str] = []
     with pytest.raises(Stop):
-        await _collect(client.listen(store=store, sleep=clock), got)
+        await _collect(client.listen(store=store, sleep=clock.sleep), got)
     assert got == ["only once"]
-    assert clock.waits == [1.0, 2.0, 4.0, 8.0]
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
     assert len([r for r in server.requests if r.path.endswith("/updates")]) == 4
 
 

@@ -8,21 +8,7 @@ import itertools
 import pytest
 
 from opentrain_async import InMemoryPacingStore, Pacer, PacingState
-
-
-class FakeTime:
-    """A manual clock whose sleep() advances it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from opentrain_async.testing import FakeTime
 
 
 def make(time: FakeTime, **options: object) -> Pacer:
@@ -58,7 +44,7 @@ async def cut_after_search(pacer: Pacer, time: FakeTime, hint: float) -> tuple[f
 
 async def test_unpaced_until_the_first_429() -> None:
     """Before any 429 (and without a stated limit) requests start without waiting."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time)
     starts = await admit(pacer, time, 50)
     assert time.sleeps == []
@@ -69,7 +55,7 @@ async def test_unpaced_until_the_first_429() -> None:
 
 async def test_stated_limit_spaces_requests_evenly() -> None:
     """rate_limit=10 starts requests exactly 0.1 s apart: smooth, no burst."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, rate_limit=10)
     starts = await admit(pacer, time, 6)
     gaps = [round(b - a, 9) for a, b in itertools.pairwise(starts)]
@@ -79,7 +65,7 @@ async def test_stated_limit_spaces_requests_evenly() -> None:
 
 async def test_slow_start_bounds_requests_in_flight() -> None:
     """Before the first 429, requests in flight are capped by a window that grows per success."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, initial_window=2, slow_start_growth=1.0)
     first = [await pacer.acquire() for _ in range(2)]
     third = asyncio.ensure_future(pacer.acquire())
@@ -94,7 +80,7 @@ async def test_slow_start_bounds_requests_in_flight() -> None:
 
 async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
     """A fractional hint pauses the whole client until it has passed; pacing begins."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time)
     admitted = await pacer.acquire()
     pacer.on_throttle(admitted, 0.75)
@@ -107,7 +93,7 @@ async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
 
 async def test_whole_second_hint_pauses_only_briefly() -> None:
     """A whole-second hint may be rounded up: the client pauses max_pause, not the full hint."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, max_pause=0.05)
     admitted = await pacer.acquire()
     pacer.on_throttle(admitted, 1)
@@ -116,7 +102,7 @@ async def test_whole_second_hint_pauses_only_briefly() -> None:
 
 async def test_back_to_back_429s_double_the_short_pause() -> None:
     """429s with no success between them (a quiet window) back off the pause exponentially."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, max_pause=0.05)
     pauses = []
     for _ in range(4):
@@ -129,7 +115,7 @@ async def test_back_to_back_429s_double_the_short_pause() -> None:
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     """After the first 429 the rate doubles per period until the next 429, then drops to
     at most the rate the server accepted over the last window."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, doubling=0.1, window=0.25)
     await admit(pacer, time, 10)
     admitted = await pacer.acquire()
@@ -154,7 +140,7 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
 
 async def test_one_cut_per_episode() -> None:
     """429s admitted before the last cut, or with no success since it, do not cut again."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, doubling=0.01)
     await admit(pacer, time, 20)
     early = await pacer.acquire()
@@ -175,7 +161,7 @@ async def test_one_cut_per_episode() -> None:
 
 async def test_rate_relaxes_above_the_old_limit_over_time() -> None:
     """After a cut the rate climbs back to the limit and then keeps probing above it."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, doubling=0.01, recover=0.3)
     limit, cut = await cut_after_search(pacer, time, 0.001)
     rates = [pacer.current_rate(cut + dt) for dt in (0.0, 0.15, 0.3, 0.6, 1.0)]
@@ -189,7 +175,7 @@ async def test_rate_relaxes_above_the_old_limit_over_time() -> None:
 
 async def test_long_hints_make_probing_rarer() -> None:
     """A cut with a 1 s hint stretches the climb back, since each probe 429 costs 1 s."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, doubling=0.01, recover=0.3)
     limit, cut = await cut_after_search(pacer, time, 1)
     early = pacer.current_rate(cut + 0.3)
@@ -200,7 +186,7 @@ async def test_long_hints_make_probing_rarer() -> None:
 
 async def test_stated_limit_caps_the_learned_rate() -> None:
     """With rate_limit set, learning can lower the pace but never raise it above the limit."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, rate_limit=50)
     admitted = await pacer.acquire()
     pacer.on_throttle(admitted, 0.01)
@@ -213,7 +199,7 @@ async def test_stated_limit_caps_the_learned_rate() -> None:
 def test_state_lives_in_the_store() -> None:
     """The learned state is held by the PacingStore, so a shared store sees every change."""
     store = InMemoryPacingStore()
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, store=store)
     pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
     assert isinstance(store.load(), PacingState)
@@ -233,7 +219,7 @@ def test_invalid_stated_limit_is_refused() -> None:
 
 async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     """A request cancelled while waiting for the slow-start window frees nothing it never took."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, initial_window=1, slow_start_growth=0.0)
     held = await pacer.acquire()
     waiting = asyncio.ensure_future(pacer.acquire())
@@ -247,7 +233,7 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
 
 async def test_a_search_that_never_meets_a_429_stays_finite() -> None:
     """Long after a single 429 (no second one to end the search) the rate is finite."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time)
     admitted = await pacer.acquire()
     pacer.on_throttle(admitted, 0.01)
@@ -261,7 +247,7 @@ async def test_a_search_that_never_meets_a_429_stays_finite() -> None:
 
 async def test_woken_then_cancelled_waiter_passes_its_slot_on() -> None:
     """A waiter handed a slot but cancelled before running gives the slot to the next one."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, initial_window=1, slow_start_growth=0.0)
     held = await pacer.acquire()
     first = asyncio.ensure_future(pacer.acquire())
@@ -276,7 +262,7 @@ async def test_woken_then_cancelled_waiter_passes_its_slot_on() -> None:
 
 async def test_slow_start_window_is_first_come_first_served() -> None:
     """A new request cannot take a freed slot ahead of requests already waiting for it."""
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     pacer = make(time, initial_window=1, slow_start_growth=0.0)
     held = await pacer.acquire()
     waiting = asyncio.ensure_future(pacer.acquire())

@@ -15,9 +15,9 @@ from opentrain_async import (
     OpenTrainClient,
     PermissionDeniedError,
 )
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
-from .conftest import RecordingSleep, make_client
+from .conftest import make_client
 
 
 def _conversations(server: FakeOpenTrain, n: int, **options: Any) -> list[str]:
@@ -372,7 +372,7 @@ async def test_preflight_predicts_the_send_outcome(server: FakeOpenTrain) -> Non
     }
     for token, options in cases.items():
         server.conversation(cid).participants.add(server.add_token(token, **options).user_id)
-        async with make_client(server, token=token, sleep=RecordingSleep()) as client:
+        async with make_client(server, token=token, sleep=FakeTime().sleep) as client:
             assert not (await client.preflight()).can_send
             with pytest.raises(PermissionDeniedError):
                 await client.send_message(cid, "hi")

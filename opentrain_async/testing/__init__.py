@@ -3,13 +3,15 @@
 ``FakeOpenTrain`` serves the public messaging API over real loopback HTTP and can
 script the failures a client must survive (429s, HTML 502s, dropped connections
 before or after the commit, stalls). It does not import the SDK, so it cannot mask
-client bugs. See ``opentrain_async.testing.pytest_plugin`` for a ready fixture and
+client bugs. ``FakeTime`` lets tests skip every wait. See
+``opentrain_async.testing.pytest_plugin`` for ready fixtures and
 ``python -m opentrain_async.testing`` for an out-of-process server.
 """
 
 from ._limits import FixedWindow, RateLimit, TokenBucket
 from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
 from ._server import API_PREFIX, DEFAULT_TOKEN, FakeOpenTrain
+from ._time import FakeTime
 
 __all__ = [
     "API_PREFIX",
@@ -18,6 +20,7 @@ __all__ = [
     "FakeAccount",
     "FakeConversation",
     "FakeOpenTrain",
+    "FakeTime",
     "Fault",
     "FixedWindow",
     "RateLimit",
