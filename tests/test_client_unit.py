@@ -1,4 +1,4 @@
-"""Narrow client cases on canned loopback answers: what the fake server never sends."""
+"""Narrow client cases on scripted answers: what the fake server never sends by itself."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from opentrain_async import (
     OpenTrainClient,
     UnexpectedResponseError,
 )
-from opentrain_async.testing import FakeTime
-
-from .conftest import Canned
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 
 @pytest.mark.parametrize(
@@ -20,12 +18,14 @@ from .conftest import Canned
     [({"ok": True, "message": {"id": 5}}, None), (None, "<html>created</html>")],
 )
 async def test_unreadable_2xx_on_a_send_is_an_unknown_outcome(
-    http: tuple[Canned, str], payload: object, body: str | None
+    server: FakeOpenTrain, payload: object, body: str | None
 ) -> None:
     """A 2xx whose body is not a message means 'probably committed': DeliveryUnknownError."""
-    canned, url = http
-    canned.post("/messages", payload=payload, status=201, body=body)
-    async with OpenTrainClient("ot_pat_unit", url) as client:
+    if body is None:
+        server.script("POST /messages", status=201, json=payload)
+    else:
+        server.script("POST /messages", status=201, body=body, content_type="text/html")
+    async with OpenTrainClient(server.token, server.base_url) as client:
         with pytest.raises(DeliveryUnknownError) as info:
             await client.send_message("conv_1", "hi")
     assert isinstance(info.value.cause, UnexpectedResponseError)
@@ -33,22 +33,20 @@ async def test_unreadable_2xx_on_a_send_is_an_unknown_outcome(
 
 
 async def test_idempotent_post_retries_gateway_errors(
-    http: tuple[Canned, str], no_wait: FakeTime
+    server: FakeOpenTrain, no_wait: FakeTime
 ) -> None:
     """request(..., idempotent=True) retries a 503 like a GET; a plain POST does not."""
-    canned, url = http
-    canned.post("/thing", status=503, body="<html>busy</html>")
-    canned.post("/thing", payload={"ok": True}, status=200)
-    async with OpenTrainClient("ot_pat_unit", url, sleep=no_wait.sleep) as client:
+    server.script("POST /thing", status=503, body="<html>busy</html>", content_type="text/html")
+    server.script("POST /thing", status=200, json={"ok": True})
+    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as client:
         status, payload = await client.request("POST", "/thing", idempotent=True)
     assert (status, payload) == (200, {"ok": True})
     assert len(no_wait.sleeps) == 1
 
 
-async def test_a_closed_client_says_so(http: tuple[Canned, str]) -> None:
+async def test_a_closed_client_says_so(server: FakeOpenTrain) -> None:
     """Using a client after close() is a clear error, not a silently leaked new session."""
-    _, url = http
-    client = OpenTrainClient("ot_pat_unit", url)
+    client = OpenTrainClient(server.token, server.base_url)
     await client.close()
     with pytest.raises(ConfigurationError, match="closed"):
         await client.send_message("conv_1", "hi")

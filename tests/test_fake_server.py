@@ -443,6 +443,98 @@ async def test_scripted_answers_come_before_validation(
     assert_envelope(await call(http, server, "POST", "/messages", data=b""), 503, "INTERNAL_ERROR")
 
 
+async def test_script_answers_any_route_then_the_real_answer_resumes(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """script() answers the next n requests to one route as told; others are untouched."""
+    server.script("GET /messages", json={"messages": [], "nextCursor": "x"}, times=2)
+    server.script("GET /auth/me", status=503, body="<html>busy</html>", content_type="text/html")
+    for _ in range(2):
+        reply = await call(http, server, "GET", "/messages", params={"conversationId": conv})
+        assert (reply.status, reply.json) == (200, {"messages": [], "nextCursor": "x"})
+        assert reply.headers["X-Request-Id"]
+    real = await call(http, server, "GET", "/messages", params={"conversationId": conv})
+    assert (real.status, real.json["messages"]) == (200, [])
+    assert real.json["nextCursor"] is None
+    me = await call(http, server, "GET", "/auth/me")
+    assert (me.status, me.text, me.headers["Content-Type"]) == (
+        503,
+        "<html>busy</html>",
+        "text/html",
+    )
+    assert (await call(http, server, "GET", "/auth/me")).status == 200
+    assert server.stats()["faults"] == 3
+
+
+async def test_script_fires_before_auth_and_on_unserved_paths(
+    server: FakeOpenTrain, http: aiohttp.ClientSession
+) -> None:
+    """A scripted answer comes before authentication (like a gateway) and works for any path."""
+    server.script("POST /thing", status=202, json={"ok": True}, headers={"X-Extra": "1"})
+    reply = await call(http, server, "POST", "/thing", token="ot_pat_nobody")
+    assert (reply.status, reply.json, reply.headers["X-Extra"]) == (202, {"ok": True}, "1")
+    assert_envelope(await call(http, server, "POST", "/thing"), 404, "NOT_FOUND")
+
+
+async def test_script_envelope_after_commit_and_forever(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """An error envelope after the commit stores the message; times=None never runs out."""
+    server.script("POST /messages", status=503, details={"why": "proxy"}, after_commit=True)
+    reply = await send(http, server, conv, "kept")
+    assert assert_envelope(reply, 503, "INTERNAL_ERROR") == {"why": "proxy"}
+    assert reply.json["error"] == "Service Unavailable"
+    assert [m["content"] for m in server.messages(conv)] == ["kept"]
+    server.script("POST /messages", status=418, error="teapot", times=None)
+    for _ in range(3):
+        teapot = await send(http, server, conv, "no")
+        assert assert_envelope(teapot, 418, "BAD_REQUEST") == {}
+        assert teapot.json["error"] == "teapot"
+    assert len(server.messages(conv)) == 1
+    server.clear_faults()
+    assert (await send(http, server, conv, "yes")).status == 201
+
+
+async def test_script_rules_apply_in_order_and_count_as_stats(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """throttle_next, fail_next and script() queue in order; 429s count as rate_limited."""
+    server.throttle_next(2, retry_after=0.5)
+    server.fail_next(1, status=502)
+    server.script("POST /messages", probability=0.0, status=500, times=None)  # never fires
+    statuses = [(await send(http, server, conv, f"m{i}")).status for i in range(4)]
+    assert statuses == [429, 429, 502, 201]
+    stats = server.stats()
+    assert (stats["rate_limited"], stats["faults"], stats["committed"]) == (2, 1, 1)
+
+
+async def test_script_drop_closes_the_connection_unanswered(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """drop=True closes the connection: the client sees a disconnect and nothing is stored."""
+    server.script("POST /messages", drop=True)
+    with pytest.raises(aiohttp.ClientError):
+        await send(http, server, conv, "lost")
+    assert server.messages(conv) == []
+    assert server.sends[-1].status is None
+
+
+@pytest.mark.parametrize(
+    ("route", "options", "match"),
+    [
+        ("messages", {}, "route must look like"),
+        ("FETCH /messages", {}, "route must look like"),
+        ("GET /messages", {"after_commit": True}, "after_commit applies"),
+        ("POST /messages", {"status": 99}, "HTTP status"),
+        ("POST /messages", {"probability": 1.5}, "probability"),
+    ],
+)
+def test_script_refuses_what_it_cannot_do(route: str, options: dict[str, Any], match: str) -> None:
+    """A malformed route, an impossible stage, status or probability is a clear ValueError."""
+    with pytest.raises(ValueError, match=match):
+        FakeOpenTrain().script(route, **options)
+
+
 # ---------------------------------------------------------------- rate limits
 
 
@@ -757,6 +849,37 @@ async def test_peak_in_flight_observes_concurrency(
     assert server.peak_in_flight == 6
     assert server.stats()["peak_in_flight"] == 6
     assert server.in_flight == 0
+
+
+async def test_no_repr_or_error_shows_a_token(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """Tokens never appear in the reprs of the server, its accounts, requests or sends, nor
+    in its errors (a test failure report prints all of these)."""
+    secret = "ot_pat_do_not_print_4242"
+    account = server.add_token(secret)
+    server.conversation(conv).participants.add(account.user_id)
+    assert (await send(http, server, conv, "hi", token=secret)).status == 201
+    assert (await call(http, server, "GET", "/auth/me", token=secret)).status == 200
+    shown = [
+        repr(server),
+        str(server),
+        repr(account),
+        repr(server.account(secret)),
+        repr(server.requests),
+        repr(server.sends),
+        str(server.sends[0]),
+    ]
+    for text in shown:
+        assert secret not in text
+        assert server.token not in text
+    assert "'<redacted>'" in repr(server.sends[0])
+    assert server.sends[0].token == secret  # still there for assertions
+    for bad in (lambda: server.add_token(secret), lambda: server.account(secret + "x")):
+        with pytest.raises((ValueError, KeyError)) as info:
+            bad()
+        assert secret not in str(info.value)
+        assert secret not in repr(info.value)
 
 
 # ---------------------------------------------------------------- GET /messages

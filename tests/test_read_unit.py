@@ -1,4 +1,5 @@
-"""Narrow read-side cases on canned loopback answers: validation, malformed bodies, shapes."""
+"""Narrow read-side cases on scripted answers of the fake server: validation, malformed
+bodies, shapes."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from opentrain_async import (
     OpenTrainClient,
     UnexpectedResponseError,
 )
-
-from .conftest import Canned
+from opentrain_async.testing import FakeOpenTrain
 
 MESSAGES = "/messages"
 UPDATES = "/updates"
@@ -35,14 +35,9 @@ async def _no_wait(_: float) -> None:
 
 
 @pytest.fixture
-async def client(http: tuple[Canned, str]) -> AsyncIterator[OpenTrainClient]:
-    async with OpenTrainClient("ot_pat_unit", http[1], sleep=_no_wait) as c:
+async def client(server: FakeOpenTrain) -> AsyncIterator[OpenTrainClient]:
+    async with OpenTrainClient(server.token, server.base_url, sleep=_no_wait) as c:
         yield c
-
-
-@pytest.fixture
-def canned(http: tuple[Canned, str]) -> Canned:
-    return http[0]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +60,7 @@ def canned(http: tuple[Canned, str]) -> Canned:
     ],
 )
 async def test_parameters_are_validated_before_any_request(
-    client: OpenTrainClient, canned: Canned, call: Any, field: str, limit: str
+    client: OpenTrainClient, server: FakeOpenTrain, call: Any, field: str, limit: str
 ) -> None:
     """Bad parameters raise InvalidRequestError naming field and rule; nothing is sent."""
     with pytest.raises(InvalidRequestError) as info:
@@ -88,7 +83,7 @@ async def test_parameters_are_validated_before_any_request(
     ],
 )
 async def test_iterators_validate_on_first_step(
-    client: OpenTrainClient, canned: Canned, make_iter: Any
+    client: OpenTrainClient, server: FakeOpenTrain, make_iter: Any
 ) -> None:
     """Iterators and listen() reject bad parameters before their first request."""
     with pytest.raises(InvalidRequestError):
@@ -98,18 +93,20 @@ async def test_iterators_validate_on_first_step(
 
 @pytest.mark.parametrize("key", ["messages", "items", "data"])
 async def test_message_page_key_is_tolerated(
-    client: OpenTrainClient, canned: Canned, key: str
+    client: OpenTrainClient, server: FakeOpenTrain, key: str
 ) -> None:
     """The array of messages may sit under messages, items or data."""
-    canned.get(MESSAGES, payload={key: [MESSAGE], "nextCursor": "n1"})
+    server.script(f"GET {MESSAGES}", json={key: [MESSAGE], "nextCursor": "n1"})
     page = await client.read_messages("c1")
     assert [m.id for m in page.messages] == ["m1"]
     assert page.next_cursor == "n1"
 
 
-async def test_message_page_may_be_a_bare_list(client: OpenTrainClient, canned: Canned) -> None:
+async def test_message_page_may_be_a_bare_list(
+    client: OpenTrainClient, server: FakeOpenTrain
+) -> None:
     """A bare JSON list is a single, final page."""
-    canned.get(MESSAGES, payload=[MESSAGE])
+    server.script(f"GET {MESSAGES}", json=[MESSAGE])
     page = await client.read_messages("c1")
     assert ([m.id for m in page.messages], page.next_cursor) == (["m1"], None)
 
@@ -127,10 +124,10 @@ async def test_message_page_may_be_a_bare_list(client: OpenTrainClient, canned: 
     ],
 )
 async def test_malformed_message_pages_raise_unexpected_response(
-    client: OpenTrainClient, canned: Canned, body: Any
+    client: OpenTrainClient, server: FakeOpenTrain, body: Any
 ) -> None:
     """Wrong shapes become UnexpectedResponseError, never a cattrs or KeyError traceback."""
-    canned.get(MESSAGES, payload=body)
+    server.script(f"GET {MESSAGES}", json=body)
     with pytest.raises(UnexpectedResponseError) as info:
         await client.read_messages("c1")
     assert info.value.status == 200
@@ -147,10 +144,10 @@ async def test_malformed_message_pages_raise_unexpected_response(
     ],
 )
 async def test_malformed_conversation_pages(
-    client: OpenTrainClient, canned: Canned, body: Any
+    client: OpenTrainClient, server: FakeOpenTrain, body: Any
 ) -> None:
     """A conversation without an id or with wrong types is an UnexpectedResponseError."""
-    canned.get(MESSAGES, payload=body)
+    server.script(f"GET {MESSAGES}", json=body)
     with pytest.raises(UnexpectedResponseError):
         await client.list_conversations()
 
@@ -166,18 +163,20 @@ async def test_malformed_conversation_pages(
         {"events": [], "nextCursor": True},
     ],
 )
-async def test_malformed_update_pages(client: OpenTrainClient, canned: Canned, body: Any) -> None:
+async def test_malformed_update_pages(
+    client: OpenTrainClient, server: FakeOpenTrain, body: Any
+) -> None:
     """A malformed /updates body is an UnexpectedResponseError."""
-    canned.get(UPDATES, payload=body)
+    server.script(f"GET {UPDATES}", json=body)
     with pytest.raises(UnexpectedResponseError):
         await client.get_updates()
 
 
 async def test_numeric_event_ids_and_cursor_become_strings(
-    client: OpenTrainClient, canned: Canned
+    client: OpenTrainClient, server: FakeOpenTrain
 ) -> None:
     """An unquoted numeric event id or cursor is read as its string form."""
-    canned.get(UPDATES, payload={"events": [{"id": 7, "type": "x"}], "nextCursor": 8})
+    server.script(f"GET {UPDATES}", json={"events": [{"id": 7, "type": "x"}], "nextCursor": 8})
     page = await client.get_updates()
     assert (page.events[0].id, page.next_cursor, page.has_more) == ("7", "8", False)
 
@@ -198,59 +197,59 @@ async def test_numeric_event_ids_and_cursor_become_strings(
     ],
 )
 async def test_malformed_identity_bodies(
-    client: OpenTrainClient, canned: Canned, url: str, body: Any, call: Any
+    client: OpenTrainClient, server: FakeOpenTrain, url: str, body: Any, call: Any
 ) -> None:
     """Malformed /auth/me and capabilities bodies are UnexpectedResponseError."""
-    canned.get(url, payload=body)
+    server.script(f"GET {url}", json=body)
     with pytest.raises(UnexpectedResponseError):
         await call(client)
 
 
 async def test_malformed_proposal_conversation_body(
-    client: OpenTrainClient, canned: Canned
+    client: OpenTrainClient, server: FakeOpenTrain
 ) -> None:
     """A proposal-conversation answer without conversationId is an UnexpectedResponseError."""
-    canned.post("/proposals/p1/conversation", payload={"ok": True})
+    server.script("POST /proposals/p1/conversation", json={"ok": True})
     with pytest.raises(UnexpectedResponseError):
         await client.start_proposal_conversation("p1")
 
 
-async def test_reads_retry_gateway_errors(client: OpenTrainClient, canned: Canned) -> None:
+async def test_reads_retry_gateway_errors(client: OpenTrainClient, server: FakeOpenTrain) -> None:
     """GET reads share the client's retry policy: a 503 then a 200 succeeds."""
-    canned.get(MESSAGES, status=503, body="<html>busy</html>")
-    canned.get(MESSAGES, payload={"messages": [MESSAGE], "nextCursor": None})
+    server.script(f"GET {MESSAGES}", status=503, body="<html>busy</html>", content_type="text/html")
+    server.script(f"GET {MESSAGES}", json={"messages": [MESSAGE], "nextCursor": None})
     page = await client.read_messages("c1")
     assert len(page.messages) == 1
     assert client.stats.requests == 2
 
 
 async def test_iterator_stops_on_echoed_cursor_with_no_items(
-    client: OpenTrainClient, canned: Canned
+    client: OpenTrainClient, server: FakeOpenTrain
 ) -> None:
     """A server that echoes the cursor on an empty page does not make iteration loop forever."""
-    canned.get(MESSAGES, payload={"messages": [MESSAGE], "nextCursor": "n1"})
-    canned.get(MESSAGES, payload={"messages": [], "nextCursor": "n1"})
+    server.script(f"GET {MESSAGES}", json={"messages": [MESSAGE], "nextCursor": "n1"})
+    server.script(f"GET {MESSAGES}", json={"messages": [], "nextCursor": "n1"})
     pages = [page async for page in client.iter_messages("c1")]
     assert [len(p.messages) for p in pages] == [1]
     assert client.stats.requests == 2
 
 
 async def test_iterator_stops_when_cursor_repeats_with_items(
-    client: OpenTrainClient, canned: Canned
+    client: OpenTrainClient, server: FakeOpenTrain
 ) -> None:
     """A page that hands back the very cursor it was given ends iteration after that page."""
     conversation = {"id": "c1"}
-    canned.get(MESSAGES, payload={"conversations": [conversation], "nextCursor": "same"})
+    server.script(f"GET {MESSAGES}", json={"conversations": [conversation], "nextCursor": "same"})
     pages = [p async for p in client.iter_conversations(cursor="same")]
     assert [[c.id for c in p.conversations] for p in pages] == [["c1"]]
     assert client.stats.requests == 1
 
 
 async def test_proposal_id_is_escaped_into_one_path_segment(
-    client: OpenTrainClient, canned: Canned
+    client: OpenTrainClient, server: FakeOpenTrain
 ) -> None:
     """A proposal id with / or ? cannot reach another route: it stays one escaped segment."""
-    canned.post("/proposals/a/b/conversation", payload={"ok": True})
+    server.script("POST /proposals/a/b/conversation", json={"ok": True})
     with pytest.raises(NotFoundError):
         await client.start_proposal_conversation("a/b?x")
-    assert canned.requests[-1][1] == "/api/public/v1/proposals/a%2Fb%3Fx/conversation"
+    assert server.requests[-1].raw_path == "/api/public/v1/proposals/a%2Fb%3Fx/conversation"

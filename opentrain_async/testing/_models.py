@@ -47,11 +47,16 @@ class Fault(str, enum.Enum):
         return self.value.endswith("_after_commit")
 
 
+def _redacted(value: object) -> str:
+    """How a token appears in a repr: never its value."""
+    return "None" if value is None else "'<redacted>'"
+
+
 @attrs.define(eq=False)
 class FakeAccount:
     """One API token and the user/account behind it (each token is its own viewer)."""
 
-    token: str
+    token: str = attrs.field(repr=_redacted)
     user_id: str
     scopes: frozenset[str] = frozenset()
     claimed: bool = True
@@ -97,9 +102,11 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    token: str | None
+    token: str | None = attrs.field(repr=_redacted)
     received_at: float
     raw_body: bytes = b""
+    raw_path: str = ""
+    """The path as sent, percent-escapes kept (``path`` is decoded)."""
     json: Any = None
     status: int | None = None
     """The status answered; None while in progress or when the connection was dropped."""

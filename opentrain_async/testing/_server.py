@@ -22,7 +22,6 @@ import math
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -40,6 +39,7 @@ from ._models import (
     Fault,
     RecordedRequest,
 )
+from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
 
 __all__ = ["API_PREFIX", "DEFAULT_TOKEN", "FakeOpenTrain"]
 
@@ -59,10 +59,6 @@ _CODES: Final = {
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
 }
-_BAD_GATEWAY_HTML: Final = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
-    "<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-)
 _INVALID_JSON: Final = object()
 _JS_TYPES: Final = {
     bool: "boolean",
@@ -220,29 +216,6 @@ class _ApiError(Exception):
         self.headers = headers
 
 
-@attrs.define
-class _FaultRule:
-    """An injected fault and how often it still fires."""
-
-    fault: Fault
-    remaining: int | None
-    probability: float | None
-    delay: float
-
-
-@attrs.define
-class _Scripted:
-    """A fail_next/throttle_next entry: the next `remaining` sends get this answer."""
-
-    remaining: int
-    status: int
-    message: str
-    details: dict[str, Any] | None
-    raw_body: bytes | None
-    content_type: str
-    headers: dict[str, str]
-
-
 class _Call:
     """Per-request context handed to route handlers."""
 
@@ -312,8 +285,7 @@ class FakeOpenTrain:
         self._msg_counter = 0
         self._seq = 0
         self._blocked: list[tuple[str, str]] = []
-        self._scripted: deque[_Scripted] = deque()
-        self._faults: list[_FaultRule] = []
+        self._script = Script(self._random)
         self._rate_limit: TokenBucket | FixedWindow | None = None
         self._limiters: dict[str, _BucketLimiter | _WindowLimiter] = {}
 
@@ -335,6 +307,14 @@ class FakeOpenTrain:
         """Simulate a buggy server: every page asked for with a cursor echoes that cursor."""
 
         self._default = self.add_token(token)
+
+    def __repr__(self) -> str:
+        """Where it serves and what it holds; never a token."""
+        where = self._base_url or "not started"
+        return (
+            f"FakeOpenTrain({where}, accounts={len(self._accounts)}, "
+            f"conversations={len(self._conversations)}, requests={len(self._requests)})"
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -418,7 +398,7 @@ class FakeOpenTrain:
     ) -> FakeAccount:
         """Register a token; each token is its own viewer user. Returns its mutable account."""
         if token in self._accounts:
-            raise ValueError(f"token already registered: {token!r}")
+            raise ValueError(f"token already registered (for {self._accounts[token].user_id})")
         if user_id is None:
             self._user_counter += 1
             user_id = f"user_{self._user_counter:04d}"
@@ -434,7 +414,16 @@ class FakeOpenTrain:
 
     def account(self, token: str) -> FakeAccount:
         """The mutable account behind `token` (KeyError if unknown)."""
-        return self._accounts[token]
+        return self._lookup(token)
+
+    def _lookup(self, token: str | None) -> FakeAccount:
+        """The account behind `token` (the default's when None); KeyError never shows it."""
+        if token is None:
+            return self._default
+        account = self._accounts.get(token)
+        if account is None:
+            raise KeyError("no account has this token") from None
+        return account
 
     def add_conversation(
         self,
@@ -515,12 +504,12 @@ class FakeOpenTrain:
 
         The feed is the default token's unless `token` names another. Returns the record.
         """
-        account = self._default if token is None else self._accounts[token]
+        account = self._lookup(token)
         return self._append_event(account.user_id, type, dict(data or {}), resource_id, job_id)
 
     def events(self, token: str | None = None) -> list[dict[str, Any]]:
         """The /updates feed of `token` (default token when None), oldest first."""
-        account = self._default if token is None else self._accounts[token]
+        account = self._lookup(token)
         return list(self._events.get(account.user_id, ()))
 
     def add_proposal(
@@ -720,6 +709,52 @@ class FakeOpenTrain:
 
     # ------------------------------------------------------------------ scripting
 
+    def script(
+        self,
+        route: str,
+        *,
+        status: int | None = None,
+        json: Any = NO_JSON,
+        body: str | bytes | None = None,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        drop: bool = False,
+        delay: float = 0.0,
+        times: int | None = 1,
+        probability: float | None = None,
+        after_commit: bool = False,
+    ) -> None:
+        """Answer the next `times` requests to `route` (``"GET /updates"``) this way.
+
+        The answer is `status` (200 if only a body is given) with the JSON value `json`,
+        else the raw `body`, else the error envelope (`error`, `details`); `drop` closes
+        the connection unanswered; `delay` stalls first; with neither a status nor a body
+        the real answer follows the stall.
+        `times=None` scripts every matching request (each with `probability`, if given).
+        `after_commit=True` (POST /messages only) stores the message first, as when a
+        proxy fails after the server committed. Rules apply in the order scripted, before
+        authentication, to any path under the API prefix, served or not.
+        """
+        method, path = parse_route(route)
+        raw = body.encode() if isinstance(body, str) else body
+        if status is None and (json is not NO_JSON or raw is not None):
+            status = 200
+        answer = Answer(
+            status=status,
+            json=json,
+            body=raw,
+            content_type=content_type,
+            headers=dict(headers or {}),
+            error=error,
+            details=None if details is None else dict(details),
+            drop=drop,
+            delay=delay,
+        )
+        counts_as = "rate_limited" if status == 429 else "faults"
+        self._script.add(Rule(method, path, answer, times, probability, after_commit, counts_as))
+
     def throttle_next(
         self,
         n: int,
@@ -729,14 +764,17 @@ class FakeOpenTrain:
         header: str | None = None,
     ) -> None:
         """The next `n` sends answer 429 (hint in body and/or a Retry-After header)."""
-        if n < 1:
-            return
         details: dict[str, Any] = {"reason": "rate_limited"}
         if in_body:
             details["retryAfterSeconds"] = retry_after
         headers = {"Retry-After": header} if header is not None else {}
-        self._scripted.append(
-            _Scripted(n, 429, "Rate limit exceeded", details, None, "application/json", headers)
+        self.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details=details,
+            headers=headers,
+            times=n,
         )
 
     def fail_next(
@@ -748,14 +786,18 @@ class FakeOpenTrain:
         content_type: str = "application/json",
     ) -> None:
         """The next `n` sends answer `status` before committing (raw `body`, or the envelope)."""
-        raw = None if body is None else body.encode()
-        if n < 1:
-            return
         try:
             message = HTTPStatus(status).phrase
         except ValueError:
             message = "Error"
-        self._scripted.append(_Scripted(n, status, message, None, raw, content_type, {}))
+        self.script(
+            "POST /messages",
+            status=status,
+            body=body,
+            content_type=content_type,
+            error=message,
+            times=n,
+        )
 
     def set_rate_limit(self, limit: RateLimit | None) -> None:
         """Install (or with None remove) the per-account POST /messages limit; state restarts.
@@ -774,16 +816,11 @@ class FakeOpenTrain:
         delay: float = 60.0,
     ) -> None:
         """Inject a transport fault on sends: the next `count`, each with `probability`, or all."""
-        if probability is not None and not 0.0 <= probability <= 1.0:
-            raise ValueError("probability must be within [0, 1]")
-        if count is not None and count < 1:
-            return
-        self._faults.append(_FaultRule(Fault(fault), count, probability, delay))
+        self._script.add(fault_rule(Fault(fault), count, probability, delay))
 
     def clear_faults(self) -> None:
-        """Remove all injected faults and pending fail_next/throttle_next answers."""
-        self._faults.clear()
-        self._scripted.clear()
+        """Remove every scripted answer: faults, fail_next/throttle_next and script() rules."""
+        self._script.clear()
 
     # ------------------------------------------------------------------ inspection
 
@@ -874,15 +911,6 @@ class FakeOpenTrain:
             payload["details"] = exc.details
         return self._json(exc.status, payload, rid, exc.headers)
 
-    def _html_502(self, rid: str) -> web.Response:
-        """A proxy-style HTML 502."""
-        return web.Response(
-            text=_BAD_GATEWAY_HTML,
-            status=502,
-            content_type="text/html",
-            headers={"X-Request-Id": rid},
-        )
-
     def _drop(self, call: _Call) -> web.Response:
         """Close the connection without answering.
 
@@ -895,20 +923,36 @@ class FakeOpenTrain:
         call.dropped = True
         return web.Response(status=500)
 
-    def _fire_fault(self, after_commit: bool) -> _FaultRule | None:
-        """The first injected fault for this stage that fires now (consuming its count)."""
-        for rule in self._faults:
-            if rule.fault.after_commit is not after_commit:
-                continue
-            if rule.probability is not None and self._random.random() >= rule.probability:
-                continue
-            if rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    self._faults.remove(rule)
+    async def _answer(self, rule: Rule, call: _Call) -> web.StreamResponse | None:
+        """Carry out a scripted answer; None when the real answer should follow."""
+        if rule.counts_as == "rate_limited":
+            self._n_rate_limited += 1
+        else:
             self._n_faults += 1
-            return rule
-        return None
+        answer = rule.answer
+        if answer.delay > 0 and await self._stall(answer.delay):
+            return self._drop(call)
+        if answer.drop:
+            return self._drop(call)
+        if answer.status is None:
+            return None
+        headers = {"X-Request-Id": call.rid, **answer.headers}
+        if answer.has_json:
+            body = _dumps(answer.json)
+        elif answer.body is not None:
+            body = answer.body
+        else:
+            error = answer.error
+            if error is None:
+                try:
+                    error = HTTPStatus(answer.status).phrase
+                except ValueError:
+                    error = "Error"
+            details = None if answer.details is None else dict(answer.details)
+            raise _ApiError(answer.status, error, details, dict(answer.headers))
+        return web.Response(
+            body=body, status=answer.status, content_type=answer.content_type, headers=headers
+        )
 
     async def _stall(self, delay: float) -> bool:
         """Sleep `delay` seconds; returns True if woken early because the server is closing."""
@@ -978,6 +1022,7 @@ class FakeOpenTrain:
             record = RecordedRequest(
                 method=method,
                 path=path,
+                raw_path=request.raw_path.partition("?")[0],
                 query=dict(request.query),
                 headers={
                     k: ("Bearer ***" if k.lower() == "authorization" else v)
@@ -1019,16 +1064,12 @@ class FakeOpenTrain:
                     record.conversation_id = cid if isinstance(cid, str) else None
                 elif "conversationId" in record.query:
                     record.conversation_id = record.query["conversationId"]
-            handler = self._resolve(method, path, call)
-            if handler is None:
-                raise _ApiError(404, f"No route for {method} {path}")
-            account = self._accounts.get(token) if token is not None else None
-            if account is None:
-                raise _ApiError(
-                    401, "Missing bearer token" if token is None else "Invalid API token"
-                )
-            call.account = account
-            response = await handler(self, call)
+            scripted: web.StreamResponse | None = None
+            if self._script:
+                rule = self._script.take(method, path.removeprefix(API_PREFIX), after_commit=False)
+                if rule is not None:
+                    scripted = await self._answer(rule, call)
+            response = scripted or await self._route(method, path, token, call)
         except _ApiError as exc:
             response = self._error(exc, rid)
         finally:
@@ -1036,6 +1077,19 @@ class FakeOpenTrain:
         if record is not None:
             record.status = None if call is not None and call.dropped else response.status
         return response
+
+    async def _route(
+        self, method: str, path: str, token: str | None, call: _Call
+    ) -> web.StreamResponse:
+        """Authenticate and run the route's handler."""
+        handler = self._resolve(method, path, call)
+        if handler is None:
+            raise _ApiError(404, f"No route for {method} {path}")
+        account = self._accounts.get(token) if token is not None else None
+        if account is None:
+            raise _ApiError(401, "Missing bearer token" if token is None else "Invalid API token")
+        call.account = account
+        return await handler(self, call)
 
     def _resolve(self, method: str, path: str, call: _Call) -> _Handler | None:
         """Find the handler for (method, path); fills `call.params` for templated routes."""
@@ -1063,33 +1117,8 @@ class FakeOpenTrain:
     # ------------------------------------------------------------------ handlers
 
     async def _h_send_message(self, call: _Call) -> web.StreamResponse:
-        """POST /messages, with the spec's order of checks and the scripted failures."""
-        if self._scripted:
-            scripted = self._scripted[0]
-            scripted.remaining -= 1
-            if scripted.remaining <= 0:
-                self._scripted.popleft()
-            if scripted.status == 429:
-                self._n_rate_limited += 1
-            else:
-                self._n_faults += 1
-            if scripted.raw_body is None:
-                raise _ApiError(
-                    scripted.status, scripted.message, scripted.details, scripted.headers
-                )
-            return web.Response(
-                body=scripted.raw_body,
-                status=scripted.status,
-                content_type=scripted.content_type,
-                headers={"X-Request-Id": call.rid, **scripted.headers},
-            )
-        if self._faults:
-            rule = self._fire_fault(after_commit=False)
-            if rule is not None:
-                if rule.fault is Fault.RESET_BEFORE_COMMIT:
-                    return self._drop(call)
-                return self._html_502(call.rid)
-
+        """POST /messages, with the spec's order of checks (scripted answers fire earlier,
+        in ``_dispatch``, or after the commit here)."""
         obj = self._send_body(call)
         conversation_id: str = obj["conversationId"]
         content: str = obj["content"]
@@ -1140,15 +1169,12 @@ class FakeOpenTrain:
         if seen == 2:
             self._n_duplicates += 1
 
-        if self._faults:
-            rule = self._fire_fault(after_commit=True)
+        if self._script:
+            rule = self._script.take("POST", "/messages", after_commit=True)
             if rule is not None:
-                if rule.fault is Fault.RESET_AFTER_COMMIT:
-                    return self._drop(call)
-                if rule.fault is Fault.BAD_GATEWAY_AFTER_COMMIT:
-                    return self._html_502(call.rid)
-                if await self._stall(rule.delay):
-                    return self._drop(call)
+                scripted = await self._answer(rule, call)
+                if scripted is not None:
+                    return scripted
         return self._json(201, {"ok": True, "message": message}, call.rid)
 
     def _send_body(self, call: _Call) -> dict[str, Any]:
