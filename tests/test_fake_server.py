@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from opentrain_async import OpenTrainClient
 from opentrain_async.testing import (
     FakeOpenTrain,
     FakeTime,
@@ -1155,6 +1156,117 @@ async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) 
     assert proc.returncode == 0
     assert out == b""
     assert err == b""
+
+
+async def _run_module(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_out_of_process_server_has_a_second_person_and_takes_injected_messages(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A bot on the default token sees, as incoming, what the person sends with the CLI and
+    what `python -m opentrain_async.testing inject` stores; its own sends are not echoed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path)}
+    for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN", "OT_API_BASE_URL"):
+        env.pop(name, None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "opentrain_async.testing",
+        "--conversations",
+        "2",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+        _, base_url, token = line.split()
+        async with http.get(base_url + "/__fake__/info") as resp:
+            info = await resp.json()
+        assert info["token"] == token
+        assert info["baseUrl"] == base_url
+        assert info["conversations"] == ["conv_0001", "conv_0002"]
+        person = info["personToken"]
+        assert person != token
+        person_env = {**env, "OT_API_TOKEN": person, "OT_API_BASE_URL": base_url}
+        code, _, err = await _run_module(
+            "-m", "opentrain_async", "send", "conv_0001", "hi from a person", env=person_env
+        )
+        assert code == 0, err
+        code, out, err = await _run_module(
+            "-m", "opentrain_async.testing", "inject", base_url, "conv_0002", "injected", env=env
+        )
+        assert code == 0, err
+        assert out.strip().startswith("msg_")
+        code, _, err = await _run_module(
+            "-m", "opentrain_async.testing", "inject", base_url, "conv_9999", "x", env=env
+        )
+        assert (code, "404" in err, "Traceback" in err) == (1, True, False)
+        async with OpenTrainClient(token, base_url) as bot:
+            await bot.send_message("conv_0001", "the bot's own reply")
+            seen = [m async for m in bot.listen(start="beginning", until_idle=True)]
+        assert [(m.conversation_id, m.content) for m in seen] == [
+            ("conv_0001", "hi from a person"),
+            ("conv_0002", "injected"),
+        ]
+        assert not any(m.is_from_viewer for m in seen)
+        assert {m.sender_user_id for m in seen} == {info["personUserId"]}
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0
+
+
+async def test_admin_inject_refuses_bad_bodies(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """POST /__fake__/inject validates like the API: clear 400s, 404 for an unknown
+    conversation, and a stored, announced message on success."""
+    url = server.base_url + "/__fake__/inject"
+    for body, status in [
+        (b"not json", 400),
+        (b"[]", 400),
+        (b'{"conversationId": "", "content": "x"}', 400),
+        (b'{"conversationId": "c", "content": "x", "senderUserId": 5}', 400),
+        (b'{"conversationId": "conv_9999", "content": "x"}', 404),
+    ]:
+        async with http.post(url, data=body) as resp:
+            assert resp.status == status, body
+    async with http.post(url, json={"conversationId": conv, "content": "hey"}) as resp:
+        assert resp.status == 201
+        message = (await resp.json())["message"]
+    assert server.messages(conv)[-1]["id"] == message["id"]
+    assert server.events()[-1]["data"] == {"conversationId": conv, "messageId": message["id"]}
+    assert server.requests == []
+
+
+async def test_api_sends_are_announced_to_other_account_holders(
+    server: FakeOpenTrain, http: aiohttp.ClientSession, conv: str
+) -> None:
+    """A message sent through the API lands in the feeds of the other participants that have
+    a token, never in the sender's."""
+    other = server.add_token("ot_pat_other_person", user_id="user_other")
+    assert (await send(http, server, conv, "from the bot")).status == 201
+    assert (await send(http, server, conv, "from the person", token=other.token)).status == 201
+    mine = [e["data"]["messageId"] for e in server.events()]
+    theirs = [e["data"]["messageId"] for e in server.events(other.token)]
+    stored = [m["id"] for m in server.messages(conv)]
+    assert (mine, theirs) == ([stored[1]], [stored[0]])
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs loop signal handlers")

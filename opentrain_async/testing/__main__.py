@@ -1,9 +1,15 @@
-"""Run a FakeOpenTrain in its own process (used by the benchmarks).
+"""Run a FakeOpenTrain in its own process (the benchmarks, or a bot tried by hand).
 
 Prints exactly one line, ``READY http://127.0.0.1:PORT TOKEN``, once serving, then
 serves until SIGTERM or SIGINT. Requests are not recorded (nobody could read them);
 counters are available at ``GET /__fake__/stats`` and ``POST /__fake__/reset-stats``.
-Conversations ``conv_0001`` .. ``conv_NNNN`` are created for the default token.
+Conversations ``conv_0001`` .. ``conv_NNNN`` are created for the default token, with a
+second person in each: their token (``--person-token``, ``PERSON_TOKEN`` by default)
+sends as someone else, so a bot on the default token sees those messages as incoming.
+``GET /__fake__/info`` lists both tokens and the conversations.
+
+``python -m opentrain_async.testing inject BASE_URL CONVERSATION_ID TEXT`` stores an
+incoming message from that person in a running server (``POST /__fake__/inject``).
 """
 
 from __future__ import annotations
@@ -11,12 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
+import urllib.error
+import urllib.request
+from typing import Any, Final
 
 from ._limits import FixedWindow, TokenBucket
 from ._models import Fault
-from ._server import DEFAULT_TOKEN, FakeOpenTrain
+from ._server import DEFAULT_TOKEN, OTHER_USER, FakeOpenTrain
+
+PERSON_TOKEN: Final = "ot_pat_fake_person_9876543210"  # noqa: S105 - a fake, public test token
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bot's (default) token")
+    parser.add_argument(
+        "--person-token",
+        default=PERSON_TOKEN,
+        help="the other person in every conversation (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds of simulated work per request"
@@ -60,8 +77,15 @@ async def _serve(args: argparse.Namespace) -> None:
         latency=args.latency,
         record_requests=False,
     )
-    for _ in range(args.conversations):
-        server.add_conversation()
+    person = server.add_token(args.person_token, user_id=OTHER_USER)
+    conversations = [server.add_conversation() for _ in range(args.conversations)]
+    server.info = {
+        "baseUrl": None,
+        "token": args.token,
+        "personToken": person.token,
+        "personUserId": person.user_id,
+        "conversations": conversations,
+    }
     if args.rate is not None:
         server.set_rate_limit(
             TokenBucket(
@@ -91,6 +115,7 @@ async def _serve(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
     try:
         async with server:
+            server.info["baseUrl"] = server.base_url
             sys.stdout.write(f"READY {server.base_url} {server.token}\n")
             sys.stdout.flush()
             await stop.wait()
@@ -100,12 +125,63 @@ async def _serve(args: argparse.Namespace) -> None:
                 loop.remove_signal_handler(sig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and serve until terminated."""
+def _inject_parser() -> argparse.ArgumentParser:
+    """The ``inject`` command's interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m opentrain_async.testing inject",
+        description="Store an incoming message in a running fake server.",
+    )
+    parser.add_argument("base_url", help="the server's origin, as printed on its READY line")
+    parser.add_argument("conversation_id")
+    parser.add_argument("content")
+    parser.add_argument(
+        "--sender", default=OTHER_USER, help="sender user id (default: the other person)"
+    )
+    return parser
+
+
+def inject(argv: list[str]) -> int:
+    """POST the message to the server's admin endpoint; print its id; 0 on success."""
+    args = _inject_parser().parse_args(argv)
+    payload = json.dumps(
+        {
+            "conversationId": args.conversation_id,
+            "content": args.content,
+            "senderUserId": args.sender,
+        }
+    ).encode()
+    url = args.base_url.rstrip("/") + "/__fake__/inject"
+    if not url.startswith(("http://", "https://")):
+        sys.stderr.write(f"inject: error: base URL must start with http://, got {args.base_url}\n")
+        return 2
+    request = urllib.request.Request(  # noqa: S310 - http(s) checked above
+        url, data=payload, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    answer: Any
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            answer = json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        sys.stderr.write(f"inject: error: {exc.code}: {detail}\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"inject: error: cannot reach {args.base_url}: {exc}\n")
+        return 3
+    print(answer["message"]["id"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until terminated, or run the ``inject`` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["inject"]:
+        return inject(argv[1:])
     args = _parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

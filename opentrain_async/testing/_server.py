@@ -41,7 +41,7 @@ from ._models import (
 )
 from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
 
-__all__ = ["API_PREFIX", "DEFAULT_TOKEN", "FakeOpenTrain"]
+__all__ = ["API_PREFIX", "DEFAULT_TOKEN", "OTHER_USER", "FakeOpenTrain"]
 
 API_PREFIX: Final = "/api/public/v1"
 ADMIN_PREFIX: Final = "/__fake__/"
@@ -303,6 +303,8 @@ class FakeOpenTrain:
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._event_counter = 0
         self._proposals: dict[str, _FakeProposal] = {}
+        self.info: dict[str, Any] = {}
+        """What ``GET /__fake__/info`` answers (set by ``python -m opentrain_async.testing``)."""
         self.echo_cursor_bug = False
         """Simulate a buggy server: every page asked for with a cursor echoes that cursor."""
 
@@ -555,6 +557,24 @@ class FakeOpenTrain:
         }
         self._events.setdefault(user_id, []).append(event)
         return event
+
+    def _announce_to_accounts(self, conv: FakeConversation, message: dict[str, Any]) -> None:
+        """message.received for the other participants that have a token (sent via the API).
+
+        Participants without an account have no feed anyone could read, so they get no
+        events: a benchmark's million sends cost no memory here.
+        """
+        sender = message["senderUserId"]
+        for account in self._accounts.values():
+            user_id = account.user_id
+            if user_id != sender and user_id in conv.participants:
+                self._append_event(
+                    user_id,
+                    "message.received",
+                    {"conversationId": conv.id, "messageId": message["id"]},
+                    message["id"],
+                    conv.job_id,
+                )
 
     def _announce_message(self, conv: FakeConversation, message: dict[str, Any]) -> None:
         """message.received for every participant but the sender."""
@@ -999,7 +1019,7 @@ class FakeOpenTrain:
         """Entry point for every request: record, route, authenticate, answer."""
         path = request.path
         if path.startswith(ADMIN_PREFIX):
-            return self._admin(request)
+            return await self._admin(request)
         self._in_flight += 1
         if self._in_flight > self._peak_in_flight:
             self._peak_in_flight = self._in_flight
@@ -1104,15 +1124,45 @@ class FakeOpenTrain:
                     return route_handler
         return None
 
-    def _admin(self, request: web.BaseRequest) -> web.Response:
-        """Out-of-band control for a server in another process (not recorded, no auth)."""
+    async def _admin(self, request: web.BaseRequest) -> web.Response:
+        """Out-of-band control for a server in another process (not recorded, no auth).
+
+        ``GET stats``, ``POST reset-stats``, and ``POST inject`` with ``{"conversationId",
+        "content", "senderUserId"?}``: an incoming message, as ``add_incoming_message``.
+        """
         name = request.path[len(ADMIN_PREFIX) :]
+        if request.method == "POST" and name == "inject":
+            return await self._admin_inject(request)
+        if request.method == "GET" and name == "info":
+            return self._json(200, self.info, "admin")
         if request.method == "GET" and name == "stats":
             return self._json(200, self.stats(), "admin")
         if request.method == "POST" and name == "reset-stats":
             self.reset_stats()
             return self._json(200, self.stats(), "admin")
         return self._error(_ApiError(404, "Unknown admin endpoint"), "admin")
+
+    async def _admin_inject(self, request: web.BaseRequest) -> web.Response:
+        """POST /__fake__/inject: store a message from someone else, announce it."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._error(_ApiError(400, "Body must be a JSON object"), "admin")
+        issues = _string_issues(body, "conversationId", 1, None)
+        issues += _string_issues(body, "content", 1, MAX_CONTENT_UNITS)
+        sender = body.get("senderUserId", OTHER_USER)
+        if not isinstance(sender, str) or not sender:
+            issues.append(_type_issue("senderUserId", "string", sender, missing=False))
+        if issues:
+            return self._error(_ApiError(400, "Invalid inject body", {"issues": issues}), "admin")
+        if body["conversationId"] not in self._conversations:
+            return self._error(_ApiError(404, "Conversation not found"), "admin")
+        message = self.add_incoming_message(
+            body["conversationId"], body["content"], sender_user_id=sender
+        )
+        return self._json(201, {"ok": True, "message": message}, "admin")
 
     # ------------------------------------------------------------------ handlers
 
@@ -1162,6 +1212,7 @@ class FakeOpenTrain:
                 )
 
         message = self._store(conv, account.user_id, content)
+        self._announce_to_accounts(conv, message)
         self._n_committed += 1
         key = (conversation_id, content)
         seen = self._content_counts.get(key, 0) + 1
