@@ -9,9 +9,12 @@ at the end the server's own counters are printed next to the client's summary.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
+import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,31 @@ __all__ = ["run_demo"]
 
 ORDINARY = 50
 BLOCKED_PHRASE = "FREE MONEY"
+
+
+def _width(stream: Any) -> int:
+    """Columns to wrap the demo's text at: the terminal's (at most 100), else 100."""
+    try:
+        return min(os.get_terminal_size(stream.fileno()).columns - 1, 100)
+    except (OSError, ValueError, AttributeError):
+        return 100
+
+
+def _sayer(stream: Any) -> Callable[[str], None]:
+    """Print to `stream`, wrapped to its width; continuation lines align under the text
+    after a leading label (``"  server   ..."``)."""
+    width = _width(stream)
+
+    def say(text: str) -> None:
+        label = len(text) - len(text.lstrip(" "))
+        if text[label:].split(" ", 1)[0] in ("server", "client", "job", "journal"):
+            label += 9
+        lines = textwrap.wrap(
+            text, width=width, subsequent_indent=" " * label, break_on_hyphens=False
+        )
+        print("\n".join(lines) if lines else "", file=stream)
+
+    return say
 
 
 def _job(
@@ -79,7 +107,7 @@ async def run_demo(
             job = Path(tmp) / "job.jsonl"
             job.write_text("\n".join(lines) + "\n", encoding="utf-8")
             journal = Path(tmp) / "journal.jsonl"
-            say = (lambda text: print(text, file=err)) if as_json else print
+            say = _sayer(err if as_json else out)
             say("opentrain-async demo: a bulk job against the embedded fake OpenTrain server")
             say(
                 f"  server   {server.base_url} (this process, loopback); POST /messages "
@@ -120,19 +148,20 @@ async def run_demo(
         print(json.dumps(result), file=out)
         return 0 if honest else 1
     print_summary(summary, options, out, err)
-    print()
-    print("what the server recorded (its own counters, not the client's):")
-    print(
+    say = _sayer(out)
+    say("")
+    say("what the server recorded (its own counters, not the client's):")
+    say(
         f"  requests {stats['requests']:,} · sends {stats['sends']:,} · "
         f"429s answered {stats['rate_limited']:,} · committed {stats['committed']:,} "
         f"(expected {deliverable:,}) · duplicates {stats['duplicates']:,}"
     )
-    print(
+    say(
         f"  {deliverable:,} deliverable messages at {server_rate:,.0f}/s (burst {limit.burst}) "
         f"take at least {ideal:.2f} s; this run took {wall:.2f} s "
         f"({wall / ideal if ideal else 0:.2f}x that, including start-up and refused sends)"
     )
-    print(
+    say(
         "demo ok: every deliverable message committed exactly once; the refusals and bad "
         "lines are the demo's on purpose (a real `bulk` run would exit 1 for them)"
         if honest

@@ -394,14 +394,20 @@ class _Runner:
 
     async def _send(self, client: OpenTrainClient) -> None:
         options = self.options
+        summary = self.summary
         items = self._items()
+        # The bar counts every input, like the summary: bad lines and skips are done already.
         display = ProgressDisplay(
             client,
-            self.summary.to_send,
+            summary.inputs,
             live=options.live,
             stream=self.err,
             interval=options.progress_interval,
+            already_done=summary.inputs - summary.to_send,
+            already_failed=summary.failed_total + summary.unknown,
+            max_attempts=client.retry_policy.max_retries + 1,
         )
+        client.retry_policy.on_retry = display.retrying  # "retrying ... because ...", live
         try:
             async with (
                 display,
@@ -409,7 +415,7 @@ class _Runner:
             ):
                 async for outcome in outcomes:
                     stop = await self._record(outcome)
-                    display.advance()
+                    display.advance(outcome.ok)
                     if stop is not None:
                         self.summary.stopped = stop
                         break
