@@ -76,7 +76,7 @@ class RetryPolicy:
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if self.max_retry_after < 0:
+        if not self.max_retry_after >= 0:  # NaN too: every hint would pass the cap
             raise ValueError("max_retry_after must be >= 0")
 
     def retry_reason(self, error: BaseException | None, *, idempotent: bool) -> str | None:
