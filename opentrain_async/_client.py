@@ -126,11 +126,11 @@ class OpenTrainClient(ReadMixin):
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0")
+            raise ConfigurationError("max_concurrency must be >= 1")
+        if not timeout > 0:  # NaN too
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_response_bytes < 1:
-            raise ValueError("max_response_bytes must be >= 1")
+            raise ConfigurationError("max_response_bytes must be >= 1")
         self._max_response_bytes = max_response_bytes
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._env: Mapping[str, str] = os.environ if env is None else env

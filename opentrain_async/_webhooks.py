@@ -137,7 +137,7 @@ def verify_webhook_signature(
     """
     secret_bytes = _as_bytes(secret, "secret")
     if not secret_bytes:
-        raise ValueError("the webhook secret is empty")
+        raise ConfigurationError("the webhook secret is empty")
     tolerance = _check_tolerance(tolerance)
     body = _as_bytes(raw_body, "raw_body")
     if signature_header is None or not signature_header.strip():
@@ -198,9 +198,9 @@ class WebhookHandler:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not _as_bytes(secret, "secret"):
-            raise ValueError("the webhook secret is empty")
+            raise ConfigurationError("the webhook secret is empty")
         if dedupe_size < 1:
-            raise ValueError("dedupe_size must be >= 1")
+            raise ConfigurationError("dedupe_size must be >= 1")
         self._secret = secret
         self._on_event = on_event
         self._tolerance = _check_tolerance(tolerance)

@@ -32,6 +32,8 @@ from opentrain_async import (
     OpenTrainError,
     RateLimitError,
     RedirectError,
+    RetryEvent,
+    RetryPolicy,
     UnexpectedResponseError,
     parse_webhook_event,
 )
@@ -302,6 +304,43 @@ async def bad_status_line_on_a_send(arena: Arena) -> list[BaseException]:
     assert isinstance(error, DeliveryUnknownError)
     assert isinstance(error.cause, APIConnectionError)
     return [error]
+
+
+@scenario
+async def garbage_until_the_retry_budget_ends(arena: Arena) -> list[BaseException]:
+    """A GET retried through the policy (tenacity) ends in a clean APIConnectionError."""
+    arena.raw_answers += [b"HTTP/1.1 abc nonsense\r\n\r\n"] * 5
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with OpenTrainClient(
+        TOKEN, arena.raw_url, env={}, max_retries=2, sleep=no_wait
+    ) as client:
+        error = await caught(client.whoami(), APIConnectionError)
+    assert len(waits) == 2
+    return [error]
+
+
+@scenario
+async def gateway_errors_until_the_retry_budget_ends(arena: Arena) -> list[BaseException]:
+    """Retried 502s end in an InternalServerError; the retry events carry clean errors too."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=502, text="<html>bad gateway</html>", content_type="text/html")
+
+    arena.hostile.handler = answer
+    events: list[RetryEvent] = []
+    policy = RetryPolicy(max_retries=2, sleep=_no_wait, on_retry=events.append)
+    async with arena.client(retry_policy=policy) as client:
+        error = await caught(client.whoami(), InternalServerError)
+    assert len(arena.hostile.requests) == 3
+    return [error, *(event.error for event in events)]
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
 
 
 # -- bounded bodies ---------------------------------------------------------------------
