@@ -61,6 +61,7 @@ _JSON_HEADERS = {
 }
 
 _OWN_SESSION_OPTIONS: dict[str, Any] = {"allow_redirects": False}
+_URL_CACHE_SIZE = 64
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 """The largest answer body read (16 MiB): the API's biggest page is about 6 MB."""
@@ -131,6 +132,8 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be >= 1")
+        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+            raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._env: Mapping[str, str] = os.environ if env is None else env
@@ -255,7 +258,9 @@ class OpenTrainClient(ReadMixin):
             admitted = await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = URL(self._root + path)
+            url = URL(self._root + path)
+            if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids (proposals) are unbounded
+                self._urls[path] = url
         debug = logger.isEnabledFor(logging.DEBUG)
         # Failures are raised below, outside the ``except`` that caught aiohttp's error,
         # so that it is not attached as ``__context__``: aiohttp's errors carry the

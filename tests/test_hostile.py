@@ -544,6 +544,21 @@ async def test_no_exception_chain_holds_a_secret(caplog: pytest.LogCaptureFixtur
         assert not any(secret in record.getMessage() for secret in SECRETS)
 
 
+async def test_many_distinct_paths_do_not_grow_the_url_cache(arena: Arena) -> None:
+    """Parsed URLs are cached per path, but ids make paths unbounded: the cache stays small."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = {"ok": True, "conversationId": "c1", "proposalId": "x", "created": False}
+        return web.json_response(body)
+
+    arena.hostile.handler = answer
+    async with arena.client() as client:
+        for i in range(100):
+            await client.start_proposal_conversation(f"prop_{i}")
+        assert len(client._urls) <= 64
+    assert len(arena.hostile.requests) == 100
+
+
 def test_the_walker_finds_a_token_hidden_in_a_context() -> None:
     """The walker is not blind: aiohttp's error, suppressed with ``from None`` but kept as
     ``__context__`` (what the client used to raise), is found through its request headers."""

@@ -169,10 +169,22 @@ def test_a_private_token_file_or_an_unused_one_is_not_warned_about(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-def test_the_client_refuses_a_zero_response_cap() -> None:
-    """max_response_bytes must be positive."""
-    with pytest.raises(ValueError, match="max_response_bytes"):
-        OpenTrainClient("ot_pat_x", "https://api.example", env={}, max_response_bytes=0)
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_response_bytes", 0),
+        ("timeout", math.nan),
+        ("timeout", 0),
+        ("max_concurrency", 0),
+        ("user_agent", "bot/1\r\nX-Evil: 1"),
+    ],
+)
+def test_client_options_that_would_fail_every_request_are_refused(
+    option: str, value: object
+) -> None:
+    """Bad options are a ConfigurationError (a ValueError) naming the option, up front."""
+    with pytest.raises(ConfigurationError, match=option):
+        OpenTrainClient("ot_pat_x", "https://api.example", env={}, **{option: value})
 
 
 # -- hints and JSON ----------------------------------------------------------------------
