@@ -22,6 +22,7 @@ from ._errors import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RedirectError",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",
