@@ -46,6 +46,7 @@ from ._job import (
     dry_run,
     run_job,
 )
+from ._progress import describe_retry
 
 __all__ = ["main"]
 
@@ -247,6 +248,10 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     except InvalidRequestError as exc:
         return _fail(str(exc), EXIT_USAGE)
     async with OpenTrainClient(settings.token, settings.api_root, reconcile=True) as client:
+        attempts = client.retry_policy.max_retries + 1
+        client.retry_policy.on_retry = lambda event: print(  # never a silent wait
+            f"{PROG}: {describe_retry(event, attempts)}", file=sys.stderr, flush=True
+        )
         try:
             message = await client.send_message(args.conversation_id, text)
         except AuthenticationError:

@@ -197,11 +197,9 @@ class ProgressDisplay:
 
     def note(self, text: str) -> None:
         """A line printed above the live line (or among the plain lines)."""
-        if self._live:
-            width = self._width()
-            shown = text if len(text) <= width else text[: width - 1] + "…"
-            self._stream.write(_CLEAR + shown + "\n")
-            self._stream.write(self.live_line(width))
+        if self._live:  # the note may wrap; only the live line must fit to redraw in place
+            self._stream.write(_CLEAR + text + "\n")
+            self._stream.write(self.live_line())
             self._drawn = True
             self._stream.flush()
         else:
