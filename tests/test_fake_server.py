@@ -25,6 +25,8 @@ from opentrain_async.testing import (
     RecordedRequest,
     TokenBucket,
 )
+from opentrain_async.testing._world import ApiError, World, decode_cursor
+from opentrain_async.testing._zod import enum_param, int_param, string_issues, utf16_len
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
 
@@ -534,6 +536,84 @@ def test_script_refuses_what_it_cannot_do(route: str, options: dict[str, Any], m
     """A malformed route, an impossible stage, status or probability is a clear ValueError."""
     with pytest.raises(ValueError, match=match):
         FakeOpenTrain().script(route, **options)
+
+
+# ---------------------------------------------------------------- the parts, without HTTP
+
+
+def test_world_applies_the_send_rules_in_the_documented_order() -> None:
+    """World.send: write access, then not found, not a participant, blocked, policy, limit;
+    a stored message is counted and announced to other account holders."""
+    time = FakeTime()
+    world = World("ot_pat_a", clock=time.clock, now=time.datetime)
+    me = world.default
+    person = world.add_token("ot_pat_b", user_id="user_other")
+    conv = world.add_conversation()
+    closed = world.add_conversation(send_block="read_only_conversation")
+    elsewhere = world.add_conversation(participant=False)
+    world.block_content("SPAM", policy="spam")
+    world.set_rate_limit(TokenBucket(rate=1, burst=1))
+    refusals = []
+    for target, text in [("nope", "x"), (elsewhere, "x"), (closed, "x"), (conv, "SPAM!")]:
+        with pytest.raises(ApiError) as info:
+            world.send(me, target, text)
+        refusals.append((info.value.status, (info.value.details or {}).get("reason")))
+    assert refusals == [
+        (404, None),
+        (403, "not_participant"),
+        (409, "read_only_conversation"),
+        (403, "message_policy_blocked"),
+    ]
+    message = world.send(me, conv, "hello")
+    with pytest.raises(ApiError) as limited:
+        world.send(me, conv, "too soon")
+    assert limited.value.status == 429
+    assert limited.value.details == {"reason": "rate_limited", "retryAfterSeconds": 1.0}
+    time.advance(1.0)
+    world.send(me, conv, "hello")
+    assert (world.committed, world.duplicates, world.distinct, world.throttled) == (2, 1, 1, 1)
+    announced = [e["data"]["messageId"] for e in world.events(person.token)]
+    assert announced[:1] == [message["id"]]
+    assert world.events() == []
+    me.scopes = frozenset({"messages:read"})
+    with pytest.raises(ApiError) as scope:
+        world.send(me, conv, "x")
+    assert scope.value.details == {
+        "reason": "insufficient_scope",
+        "requiredScope": "messages:write",
+    }
+
+
+def test_world_pages_messages_with_cursors() -> None:
+    """World.list_messages pages newest first with an opaque cursor that decodes back."""
+    world = World("ot_pat_a")
+    conv = world.add_conversation()
+    for i in range(5):
+        world.add_incoming_message(conv, f"m{i}")
+    first = world.list_messages(world.default.user_id, conv, 2, None, "older")
+    assert [m["content"] for m in first["messages"]] == ["m4", "m3"]
+    cursor = decode_cursor(first["nextCursor"])
+    second = world.list_messages(world.default.user_id, conv, 2, cursor, "older")
+    assert [m["content"] for m in second["messages"]] == ["m2", "m1"]
+    assert decode_cursor("not base64 json!") is None
+
+
+def test_zod_issues_match_the_servers_shapes() -> None:
+    """The validation helpers give zod's issue shapes, lengths in UTF-16 code units."""
+    assert string_issues({"content": "😀" * 5000}, "content", 1, 10_000) == []
+    (too_big,) = string_issues({"content": "😀" * 5001}, "content", 1, 10_000)
+    assert (too_big["code"], too_big["maximum"], too_big["path"]) == (
+        "too_big",
+        10_000,
+        ["content"],
+    )
+    (missing,) = string_issues({}, "content", 1, None)
+    assert (missing["message"], missing["received"]) == ("Required", "undefined")
+    issues: list[dict[str, Any]] = []
+    assert int_param({"limit": "2.5"}, "limit", 20, 1, 100, issues) == 20
+    assert enum_param({"direction": "up"}, "direction", ("older", "newer"), issues) is None
+    assert [i["code"] for i in issues] == ["invalid_type", "invalid_enum_value"]
+    assert utf16_len("a😀") == 3
 
 
 # ---------------------------------------------------------------- rate limits

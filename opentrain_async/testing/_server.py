@@ -6,49 +6,49 @@ envelope, the order of checks, UTF-16 content lengths, cursors. On top it script
 failures a production client must survive (429s with every retry-hint flavour, HTML
 502s, connections dropped before or after the commit, stalls) and records what it saw.
 
-It is deliberately independent of the SDK so it cannot mask client bugs, and it is
-cheap per request (counters, no uuid4, no logging) because benchmarks drive it hard.
-Routes live in one small table (``_ROUTES``); to add an endpoint, write a
-``_h_<name>(self, call)`` method and register it there.
+It is the HTTP adapter over three plain-Python parts: the ``World`` (accounts,
+conversations, messages, events: ``_world``), zod-style validation (``_zod``) and the
+``Script`` of canned answers (``_scripting``). It is deliberately independent of the
+SDK so it cannot mask client bugs, and it is cheap per request (counters, no uuid4, no
+logging) because benchmarks drive it hard. Routes live in one small table
+(``_ROUTES``); to add an endpoint, write a ``_h_<name>(self, call)`` method and
+register it there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
-import math
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final
 
-import attrs
 from aiohttp import web
 
-from ._limits import FixedWindow, RateLimit, TokenBucket, _BucketLimiter, _WindowLimiter
-from ._models import (
-    DEFAULT_SCOPES,
-    FakeAccount,
-    FakeConversation,
-    Fault,
-    RecordedRequest,
-)
+from ._limits import RateLimit
+from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
 from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
+from ._world import OTHER_USER, ApiError, World, _default_now, decode_cursor
+from ._zod import (
+    MAX_CONTENT_UNITS,
+    enum_param,
+    int_param,
+    issue,
+    js_type,
+    string_issues,
+    type_issue,
+)
 
 __all__ = ["API_PREFIX", "DEFAULT_TOKEN", "OTHER_USER", "FakeOpenTrain"]
 
 API_PREFIX: Final = "/api/public/v1"
 ADMIN_PREFIX: Final = "/__fake__/"
 DEFAULT_TOKEN: Final = "ot_pat_fake_0123456789"  # noqa: S105 - a fake, public test token
-CLAIM_URL: Final = "https://app.opentrain.ai/claim"
-MAX_CONTENT_UNITS: Final = 10_000
-OTHER_USER: Final = "user_other"
 
 _CODES: Final = {
     400: "BAD_REQUEST",
@@ -60,27 +60,6 @@ _CODES: Final = {
     500: "INTERNAL_ERROR",
 }
 _INVALID_JSON: Final = object()
-_JS_TYPES: Final = {
-    bool: "boolean",
-    int: "number",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
-
-def _default_now() -> datetime:
-    """The current time, aware UTC."""
-    return datetime.now(timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a trailing Z (naive datetimes are taken as UTC)."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt.isoformat(timespec="milliseconds") + "Z"
 
 
 def _code(status: int) -> str:
@@ -93,127 +72,12 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _js_type(value: Any) -> str:
-    """The name zod uses for a JSON value's type."""
-    return _JS_TYPES.get(type(value), "unknown")
-
-
-def _utf16_len(text: str) -> int:
-    """JavaScript string length: UTF-16 code units."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _issue(code: str, path: list[str | int], message: str, **extra: Any) -> dict[str, Any]:
-    """A zod-shaped validation issue."""
-    issue: dict[str, Any] = {"code": code, "path": path, "message": message}
-    issue.update(extra)
-    return issue
-
-
-def _type_issue(field: str, expected: str, value: Any, missing: bool) -> dict[str, Any]:
-    """zod's invalid_type issue for a missing or wrongly typed field."""
-    received = "undefined" if missing else _js_type(value)
-    message = "Required" if missing else f"Expected {expected}, received {received}"
-    return _issue("invalid_type", [field], message, expected=expected, received=received)
-
-
-def _string_issues(
-    obj: Mapping[str, Any], field: str, minimum: int, maximum: int | None
-) -> list[dict[str, Any]]:
-    """Validate one required string field; lengths in UTF-16 code units."""
-    if field not in obj:
-        return [_type_issue(field, "string", None, missing=True)]
-    value = obj[field]
-    if not isinstance(value, str):
-        return [_type_issue(field, "string", value, missing=False)]
-    length = len(value) if minimum <= len(value) <= MAX_CONTENT_UNITS // 2 else _utf16_len(value)
-    if length < minimum:
-        return [
-            _issue(
-                "too_small",
-                [field],
-                f"String must contain at least {minimum} character(s)",
-                minimum=minimum,
-                type="string",
-                inclusive=True,
-                exact=False,
-            )
-        ]
-    if maximum is not None and length > maximum:
-        return [
-            _issue(
-                "too_big",
-                [field],
-                f"String must contain at most {maximum} character(s)",
-                maximum=maximum,
-                type="string",
-                inclusive=True,
-                exact=False,
-            )
-        ]
-    return []
-
-
-def _encode_cursor(payload: dict[str, Any]) -> str:
-    """An opaque cursor string."""
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict[str, Any] | None:
-    """The cursor's payload, or None when it is not one of ours."""
+def _phrase(status: int) -> str:
+    """The reason phrase of a status ("Error" for one HTTP does not name)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (ValueError, binascii.Error):
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-_FEED_SCOPES: Final = frozenset({"proposals:read", "messages:read", "payments:read"})
-
-
-def _event_scope(event_type: str) -> str | None:
-    """The read scope an event type needs in the feed (None: unknown type, always shown)."""
-    prefix = event_type.split(".", 1)[0]
-    if prefix == "message":
-        return "messages:read"
-    if prefix == "proposal":
-        return "proposals:read"
-    if prefix in ("contract", "milestone", "payment", "approval"):
-        return "payments:read"
-    return None
-
-
-@attrs.define
-class _FakeProposal:
-    """A proposal the default account can open (or not) a pre-hire thread for."""
-
-    id: str
-    job_id: str
-    ready: bool
-    employer: str
-    candidate: str
-    conversation_id: str | None = None
-
-
-class _ApiError(Exception):
-    """Raised inside handlers to answer with the error envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
-        self.headers = headers
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 class _Call:
@@ -260,14 +124,12 @@ class FakeOpenTrain:
     ) -> None:
         """Configure (not start) the server; `clock` drives rate limits, `now` timestamps."""
         self._clock = clock
-        self._now = now
         self._host = host
         self._port = port
         self._record = record_requests
         self.latency = latency
         """Seconds each API request takes before it is processed (0: one event-loop turn)."""
         self._random = random.Random(seed)
-        self._origin = clock()
         bits = self._random.getrandbits(64)
         # uuid-shaped request ids: a seeded random prefix plus a counter (no uuid4 per request)
         self._rid_prefix = (
@@ -277,45 +139,30 @@ class FakeOpenTrain:
             + f"8{bits & 0xFFF:03x}-"
         )
         self._rid_counter = 0
-
-        self._accounts: dict[str, FakeAccount] = {}
-        self._user_counter = 0
-        self._conversations: dict[str, FakeConversation] = {}
-        self._conv_counter = 0
-        self._msg_counter = 0
-        self._seq = 0
-        self._blocked: list[tuple[str, str]] = []
+        self.world = World(token, clock=clock, now=now)
+        """The accounts, conversations, messages and events behind the API."""
         self._script = Script(self._random)
-        self._rate_limit: TokenBucket | FixedWindow | None = None
-        self._limiters: dict[str, _BucketLimiter | _WindowLimiter] = {}
 
         self._requests: list[RecordedRequest] = []
         self._sends: list[RecordedRequest] = []
         self._in_flight = 0
-        self._content_counts: dict[tuple[str, str], int] = {}
         self._stats_zero()
 
         self._runner: web.ServerRunner | None = None
         self._base_url: str | None = None
         self._stop: asyncio.Future[None] | None = None
         self._sleepers: set[asyncio.Task[Any]] = set()
-
-        self._events: dict[str, list[dict[str, Any]]] = {}
-        self._event_counter = 0
-        self._proposals: dict[str, _FakeProposal] = {}
         self.info: dict[str, Any] = {}
         """What ``GET /__fake__/info`` answers (set by ``python -m opentrain_async.testing``)."""
         self.echo_cursor_bug = False
         """Simulate a buggy server: every page asked for with a cursor echoes that cursor."""
 
-        self._default = self.add_token(token)
-
     def __repr__(self) -> str:
         """Where it serves and what it holds; never a token."""
         where = self._base_url or "not started"
         return (
-            f"FakeOpenTrain({where}, accounts={len(self._accounts)}, "
-            f"conversations={len(self._conversations)}, requests={len(self._requests)})"
+            f"FakeOpenTrain({where}, accounts={self.world.accounts}, "
+            f"conversations={self.world.conversations}, requests={len(self._requests)})"
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -380,14 +227,14 @@ class FakeOpenTrain:
     @property
     def token(self) -> str:
         """The default valid token (all messaging scopes, claimed, writes enabled)."""
-        return self._default.token
+        return self.world.default.token
 
     @property
     def user_id(self) -> str:
         """The user id behind the default token."""
-        return self._default.user_id
+        return self.world.default.user_id
 
-    # ------------------------------------------------------------------ state setup
+    # ------------------------------------------------------------------ the world
 
     def add_token(
         self,
@@ -399,33 +246,17 @@ class FakeOpenTrain:
         user_id: str | None = None,
     ) -> FakeAccount:
         """Register a token; each token is its own viewer user. Returns its mutable account."""
-        if token in self._accounts:
-            raise ValueError(f"token already registered (for {self._accounts[token].user_id})")
-        if user_id is None:
-            self._user_counter += 1
-            user_id = f"user_{self._user_counter:04d}"
-        account = FakeAccount(
-            token=token,
-            user_id=user_id,
-            scopes=frozenset(scopes),
+        return self.world.add_token(
+            token,
+            scopes=scopes,
             claimed=claimed,
             messaging_writes=messaging_writes,
+            user_id=user_id,
         )
-        self._accounts[token] = account
-        return account
 
     def account(self, token: str) -> FakeAccount:
-        """The mutable account behind `token` (KeyError if unknown)."""
-        return self._lookup(token)
-
-    def _lookup(self, token: str | None) -> FakeAccount:
-        """The account behind `token` (the default's when None); KeyError never shows it."""
-        if token is None:
-            return self._default
-        account = self._accounts.get(token)
-        if account is None:
-            raise KeyError("no account has this token") from None
-        return account
+        """The mutable account behind `token` (KeyError if unknown; it never shows the token)."""
+        return self.world.account(token)
 
     def add_conversation(
         self,
@@ -439,59 +270,33 @@ class FakeOpenTrain:
         bucket: str = "job",
         members: Iterable[str | FakeAccount] = (),
     ) -> str:
-        """Create a conversation and return its id.
-
-        `participant` says whether the default token's user is in it; `members` adds more
-        user ids or accounts. `send_block` makes sends answer 409 with that reason.
-        """
-        if conversation_id is None:
-            while True:
-                self._conv_counter += 1
-                conversation_id = f"conv_{self._conv_counter:04d}"
-                if conversation_id not in self._conversations:
-                    break
-        elif conversation_id in self._conversations:
-            raise ValueError(f"conversation already exists: {conversation_id!r}")
-        participants = {OTHER_USER}
-        if participant:
-            participants.add(self._default.user_id)
-        for member in members:
-            participants.add(member.user_id if isinstance(member, FakeAccount) else member)
-        created = _iso(self._now())
-        self._seq += 1
-        self._conversations[conversation_id] = FakeConversation(
-            id=conversation_id,
-            participants=participants,
-            created_at=created,
-            updated_at=created,
-            seq=self._seq,
+        """Create a conversation and return its id (see ``World.add_conversation``)."""
+        return self.world.add_conversation(
+            conversation_id,
+            participant=participant,
             send_block=send_block,
             readable=readable,
             job_id=job_id,
             proposal_id=proposal_id,
             bucket=bucket,
+            members=members,
         )
-        return conversation_id
 
     def conversation(self, conversation_id: str) -> FakeConversation:
         """The mutable conversation record (KeyError if unknown)."""
-        return self._conversations[conversation_id]
+        return self.world.conversation(conversation_id)
 
     def add_incoming_message(
         self, conversation_id: str, content: str, *, sender_user_id: str = OTHER_USER
     ) -> dict[str, Any]:
         """Store a message from someone else; returns it as the default viewer sees it."""
-        conv = self._conversations[conversation_id]
-        conv.participants.add(sender_user_id)
-        message = self._store(conv, sender_user_id, content)
-        self._announce_message(conv, message)
-        return {**message, "isFromViewer": sender_user_id == self._default.user_id}
+        return self.world.add_incoming_message(
+            conversation_id, content, sender_user_id=sender_user_id
+        )
 
     def block_content(self, substring: str, *, policy: str = "profanity") -> None:
         """Sends whose content contains `substring` answer 403 message_policy_blocked."""
-        self._blocked.append((substring, policy))
-
-    # ------------------------------------------------------------------ read side
+        self.world.block_content(substring, policy=policy)
 
     def add_event(
         self,
@@ -502,17 +307,13 @@ class FakeOpenTrain:
         job_id: str | None = None,
         token: str | None = None,
     ) -> dict[str, Any]:
-        """Append an event (any type, known or not) to one account's /updates feed.
-
-        The feed is the default token's unless `token` names another. Returns the record.
-        """
-        account = self._lookup(token)
-        return self._append_event(account.user_id, type, dict(data or {}), resource_id, job_id)
+        """Append an event to one account's /updates feed (the default token's unless
+        `token` names another). Returns the record."""
+        return self.world.add_event(type, data, resource_id=resource_id, job_id=job_id, token=token)
 
     def events(self, token: str | None = None) -> list[dict[str, Any]]:
         """The /updates feed of `token` (default token when None), oldest first."""
-        account = self._lookup(token)
-        return list(self._events.get(account.user_id, ()))
+        return self.world.events(token)
 
     def add_proposal(
         self,
@@ -523,209 +324,25 @@ class FakeOpenTrain:
         owner: bool = True,
         candidate_user_id: str = OTHER_USER,
     ) -> None:
-        """Register a proposal for POST /proposals/{id}/conversation.
-
-        `owner`: the default token's user owns the job (else it is the candidate, and
-        the employer is someone else). `ready=False` answers 409
-        proposal_not_ready_for_messaging.
-        """
-        if proposal_id in self._proposals:
-            raise ValueError(f"proposal already exists: {proposal_id!r}")
-        employer = self._default.user_id if owner else OTHER_USER
-        candidate = candidate_user_id if owner else self._default.user_id
-        self._proposals[proposal_id] = _FakeProposal(
-            id=proposal_id, job_id=job_id, ready=ready, employer=employer, candidate=candidate
+        """Register a proposal for POST /proposals/{id}/conversation (see ``World``)."""
+        self.world.add_proposal(
+            proposal_id,
+            job_id=job_id,
+            ready=ready,
+            owner=owner,
+            candidate_user_id=candidate_user_id,
         )
 
-    def _append_event(
-        self,
-        user_id: str,
-        type: str,
-        data: dict[str, Any],
-        resource_id: str | None,
-        job_id: str | None,
-    ) -> dict[str, Any]:
-        self._event_counter += 1
-        event = {
-            "id": str(self._event_counter),
-            "type": type,
-            "apiVersion": "v1",
-            "createdAt": _iso(self._now()),
-            "resourceId": resource_id,
-            "jobId": job_id,
-            "data": data,
-        }
-        self._events.setdefault(user_id, []).append(event)
-        return event
+    def set_rate_limit(self, limit: RateLimit | None) -> None:
+        """Install (or with None remove) the per-account POST /messages limit; state restarts.
 
-    def _announce_to_accounts(self, conv: FakeConversation, message: dict[str, Any]) -> None:
-        """message.received for the other participants that have a token (sent via the API).
-
-        Participants without an account have no feed anyone could read, so they get no
-        events: a benchmark's million sends cost no memory here.
+        FixedWindow windows are aligned to the clock's value when this server was created.
         """
-        sender = message["senderUserId"]
-        for account in self._accounts.values():
-            user_id = account.user_id
-            if user_id != sender and user_id in conv.participants:
-                self._append_event(
-                    user_id,
-                    "message.received",
-                    {"conversationId": conv.id, "messageId": message["id"]},
-                    message["id"],
-                    conv.job_id,
-                )
+        self.world.set_rate_limit(limit)
 
-    def _announce_message(self, conv: FakeConversation, message: dict[str, Any]) -> None:
-        """message.received for every participant but the sender."""
-        for user_id in conv.participants:
-            if user_id != message["senderUserId"]:
-                self._append_event(
-                    user_id,
-                    "message.received",
-                    {"conversationId": conv.id, "messageId": message["id"]},
-                    message["id"],
-                    conv.job_id,
-                )
-
-    async def _h_get_updates(self, call: _Call) -> web.StreamResponse:
-        """GET /updates: the account's event feed, oldest first, numeric cursors."""
-        query = call.request.query
-        issues: list[dict[str, Any]] = []
-        limit = _int_param(query, "limit", 50, 1, 200, issues)
-        cursor = query.get("cursor")
-        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
-            issues.append(_issue("custom", ["cursor"], "Invalid cursor"))
-        if issues:
-            raise _ApiError(400, "Invalid query parameters", {"issues": issues})
-        account = call.account
-        readable = {s.replace(":write", ":read") for s in account.scopes}
-        if not readable & _FEED_SCOPES:
-            raise _ApiError(
-                403,
-                "Token needs one of proposals:read, messages:read, payments:read",
-                {"reason": "insufficient_scope"},
-            )
-        start = 0 if cursor is None else int(cursor)
-        visible = [
-            e
-            for e in self._events.get(account.user_id, ())
-            if int(e["id"]) >= start and _event_scope(e["type"]) in readable | {None}
-        ]
-        page = visible[:limit]
-        has_more = len(visible) > limit
-        next_cursor = str(int(page[-1]["id"]) + 1) if page else cursor
-        if self.echo_cursor_bug and cursor is not None:
-            next_cursor, has_more = cursor, True
-        return self._json(
-            200, {"events": page, "nextCursor": next_cursor, "hasMore": has_more}, call.rid
-        )
-
-    async def _h_proposal_conversation(self, call: _Call) -> web.StreamResponse:
-        """POST /proposals/{proposalId}/conversation: idempotent get-or-create."""
-        account = call.account
-        self._check_write_access(account)
-        proposal = self._proposals.get(call.params["proposalId"])
-        if proposal is None:
-            raise _ApiError(404, "Proposal not found")
-        if account.user_id == proposal.candidate:
-            raise _ApiError(
-                403,
-                "The employer must send the first message",
-                {"reason": "employer_first_message_required"},
-            )
-        if account.user_id != proposal.employer:
-            raise _ApiError(403, "This proposal belongs to another account's job")
-        if not proposal.ready:
-            raise _ApiError(
-                409,
-                "This proposal is not ready for messaging",
-                {"reason": "proposal_not_ready_for_messaging"},
-            )
-        created = proposal.conversation_id is None
-        if proposal.conversation_id is None:
-            proposal.conversation_id = self.add_conversation(
-                job_id=proposal.job_id,
-                proposal_id=proposal.id,
-                bucket="proposal",
-                participant=False,
-                members=(proposal.employer, proposal.candidate),
-            )
-        return self._json(
-            201 if created else 200,
-            {
-                "ok": True,
-                "conversationId": proposal.conversation_id,
-                "proposalId": proposal.id,
-                "jobId": proposal.job_id,
-                "created": created,
-            },
-            call.rid,
-        )
-
-    def _check_write_access(self, account: FakeAccount) -> None:
-        """The write gates shared by sends and proposal conversations."""
-        if "messages:write" not in account.scopes:
-            raise _ApiError(
-                403,
-                "Token is missing the messages:write scope",
-                {"reason": "insufficient_scope", "requiredScope": "messages:write"},
-            )
-        if not account.messaging_writes:
-            raise _ApiError(
-                403,
-                "Messaging writes are not enabled for this account",
-                {"reason": "feature_disabled", "feature": "public_api_messaging_writes"},
-            )
-        if not account.claimed:
-            raise _ApiError(
-                403,
-                "Claim this account before sending messages",
-                {"reason": "account_claim_required", "claimUrl": CLAIM_URL},
-            )
-
-    async def _h_auth_me(self, call: _Call) -> web.StreamResponse:
-        """GET /auth/me: actor, token (with scopes) and account.
-
-        ``account.claimed`` / ``account.claimUrl`` are not in the documented shape; the
-        fake sends them so preflight's claim check can be exercised.
-        """
-        account = call.account
-        n = account.user_id.rsplit("_", 1)[-1]
-        body = {
-            "actor": {
-                "userId": account.user_id,
-                "email": f"{account.user_id}@example.test",
-                "firstName": "Fake",
-                "lastName": f"User {n}",
-                "fullName": f"Fake User {n}",
-                "userType": "EMPLOYER",
-            },
-            "token": {
-                "id": f"tok_{n}",
-                "label": "fake token",
-                "scopes": sorted(account.scopes),
-                "ownerOrganizationId": f"org_{n}",
-            },
-            "account": {
-                "kind": "organization" if account.claimed else "agent",
-                "organizationId": f"org_{n}",
-                "ownerUserId": account.user_id,
-                "memberRole": "OWNER",
-                "claimed": account.claimed,
-                "claimUrl": None if account.claimed else CLAIM_URL,
-            },
-        }
-        return self._json(200, body, call.rid)
-
-    async def _h_capabilities(self, call: _Call) -> web.StreamResponse:
-        """GET /job-drafts/capabilities: the account's feature flags (any valid token)."""
-        account = call.account
-        body = {
-            "capabilities": {"messagingWrites": account.messaging_writes, "jobDrafts": True},
-            "enabled": True,
-        }
-        return self._json(200, body, call.rid)
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Stored messages in creation order, API shape, as the default viewer sees them."""
+        return self.world.messages(conversation_id)
 
     # ------------------------------------------------------------------ scripting
 
@@ -806,26 +423,14 @@ class FakeOpenTrain:
         content_type: str = "application/json",
     ) -> None:
         """The next `n` sends answer `status` before committing (raw `body`, or the envelope)."""
-        try:
-            message = HTTPStatus(status).phrase
-        except ValueError:
-            message = "Error"
         self.script(
             "POST /messages",
             status=status,
             body=body,
             content_type=content_type,
-            error=message,
+            error=_phrase(status),
             times=n,
         )
-
-    def set_rate_limit(self, limit: RateLimit | None) -> None:
-        """Install (or with None remove) the per-account POST /messages limit; state restarts.
-
-        FixedWindow windows are aligned to the clock's value when this server was created.
-        """
-        self._rate_limit = limit
-        self._limiters.clear()
 
     def inject_fault(
         self,
@@ -859,13 +464,7 @@ class FakeOpenTrain:
         self._requests.clear()
         self._sends.clear()
 
-    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Stored messages in creation order, API shape, as the default viewer sees them."""
-        uid = self._default.user_id
-        return [
-            {**m, "isFromViewer": m["senderUserId"] == uid}
-            for m in self._conversations[conversation_id].messages
-        ]
+    # ------------------------------------------------------------------ inspection
 
     @property
     def in_flight(self) -> int:
@@ -882,29 +481,27 @@ class FakeOpenTrain:
         ``duplicates`` (pairs of conversation and content stored more than once) and
         ``distinct`` (pairs stored at least once): committed - distinct extra copies."""
         return {
-            "distinct": len(self._content_counts),
+            "distinct": self.world.distinct,
             "requests": self._n_requests,
             "sends": self._n_sends,
-            "committed": self._n_committed,
-            "rate_limited": self._n_rate_limited,
+            "committed": self.world.committed,
+            "rate_limited": self._n_rate_limited + self.world.throttled,
             "faults": self._n_faults,
-            "duplicates": self._n_duplicates,
+            "duplicates": self.world.duplicates,
             "peak_in_flight": self._peak_in_flight,
         }
 
     def reset_stats(self) -> None:
         """Zero the counters (duplicate tracking restarts too); recorded requests are kept."""
         self._stats_zero()
-        self._content_counts.clear()
+        self.world.reset_counts()
 
     def _stats_zero(self) -> None:
         """Set every counter to zero (peak to the current concurrency)."""
         self._n_requests = 0
         self._n_sends = 0
-        self._n_committed = 0
         self._n_rate_limited = 0
         self._n_faults = 0
-        self._n_duplicates = 0
         self._peak_in_flight = self._in_flight
 
     # ------------------------------------------------------------------ plumbing
@@ -920,7 +517,7 @@ class FakeOpenTrain:
             body=_dumps(payload), status=status, content_type="application/json", headers=hdrs
         )
 
-    def _error(self, exc: _ApiError, rid: str) -> web.Response:
+    def _error(self, exc: ApiError, rid: str) -> web.Response:
         """The error envelope response for `exc`."""
         payload: dict[str, Any] = {
             "error": exc.message,
@@ -962,14 +559,9 @@ class FakeOpenTrain:
         elif answer.body is not None:
             body = answer.body
         else:
-            error = answer.error
-            if error is None:
-                try:
-                    error = HTTPStatus(answer.status).phrase
-                except ValueError:
-                    error = "Error"
+            error = answer.error if answer.error is not None else _phrase(answer.status)
             details = None if answer.details is None else dict(answer.details)
-            raise _ApiError(answer.status, error, details, dict(answer.headers))
+            raise ApiError(answer.status, error, details, dict(answer.headers))
         return web.Response(
             body=body, status=answer.status, content_type=answer.content_type, headers=headers
         )
@@ -987,33 +579,6 @@ class FakeOpenTrain:
         finally:
             self._sleepers.discard(task)
         return stop.done()
-
-    def _store(self, conv: FakeConversation, sender: str, content: str) -> dict[str, Any]:
-        """Append a message to `conv` and return the stored dict."""
-        self._msg_counter += 1
-        ts = _iso(self._now())
-        message = {
-            "id": f"msg_{self._msg_counter:06d}",
-            "createdAt": ts,
-            "updatedAt": ts,
-            "conversationId": conv.id,
-            "jobId": conv.job_id,
-            "senderUserId": sender,
-            "isFromViewer": True,
-            "content": content,
-            "messageType": None,
-            "system": False,
-            "hasUnreadFlag": False,
-            "attachmentCount": 0,
-            "hasAudio": False,
-            "editedAt": None,
-            "reactionCount": 0,
-        }
-        conv.messages.append(message)
-        self._seq += 1
-        conv.seq = self._seq
-        conv.updated_at = ts
-        return message
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """Entry point for every request: record, route, authenticate, answer."""
@@ -1063,7 +628,7 @@ class FakeOpenTrain:
             try:
                 body = await request.read() if request.body_exists else b""
             except web.HTTPException as exc:
-                raise _ApiError(400, f"Unreadable request body: {exc.reason}") from None
+                raise ApiError(400, f"Unreadable request body: {exc.reason}") from None
             except ConnectionError:
                 # The client went away before its body was read: nothing to answer.
                 if record is not None:
@@ -1090,7 +655,7 @@ class FakeOpenTrain:
                 if rule is not None:
                     scripted = await self._answer(rule, call)
             response = scripted or await self._route(method, path, token, call)
-        except _ApiError as exc:
+        except ApiError as exc:
             response = self._error(exc, rid)
         finally:
             self._in_flight -= 1
@@ -1104,10 +669,10 @@ class FakeOpenTrain:
         """Authenticate and run the route's handler."""
         handler = self._resolve(method, path, call)
         if handler is None:
-            raise _ApiError(404, f"No route for {method} {path}")
-        account = self._accounts.get(token) if token is not None else None
+            raise ApiError(404, f"No route for {method} {path}")
+        account = self.world.find(token)
         if account is None:
-            raise _ApiError(401, "Missing bearer token" if token is None else "Invalid API token")
+            raise ApiError(401, "Missing bearer token" if token is None else "Invalid API token")
         call.account = account
         return await handler(self, call)
 
@@ -1140,7 +705,7 @@ class FakeOpenTrain:
         if request.method == "POST" and name == "reset-stats":
             self.reset_stats()
             return self._json(200, self.stats(), "admin")
-        return self._error(_ApiError(404, "Unknown admin endpoint"), "admin")
+        return self._error(ApiError(404, "Unknown admin endpoint"), "admin")
 
     async def _admin_inject(self, request: web.BaseRequest) -> web.Response:
         """POST /__fake__/inject: store a message from someone else, announce it."""
@@ -1149,16 +714,16 @@ class FakeOpenTrain:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return self._error(_ApiError(400, "Body must be a JSON object"), "admin")
-        issues = _string_issues(body, "conversationId", 1, None)
-        issues += _string_issues(body, "content", 1, MAX_CONTENT_UNITS)
+            return self._error(ApiError(400, "Body must be a JSON object"), "admin")
+        issues = string_issues(body, "conversationId", 1, None)
+        issues += string_issues(body, "content", 1, MAX_CONTENT_UNITS)
         sender = body.get("senderUserId", OTHER_USER)
         if not isinstance(sender, str) or not sender:
-            issues.append(_type_issue("senderUserId", "string", sender, missing=False))
+            issues.append(type_issue("senderUserId", "string", sender, missing=False))
         if issues:
-            return self._error(_ApiError(400, "Invalid inject body", {"issues": issues}), "admin")
-        if body["conversationId"] not in self._conversations:
-            return self._error(_ApiError(404, "Conversation not found"), "admin")
+            return self._error(ApiError(400, "Invalid inject body", {"issues": issues}), "admin")
+        if not self.world.has_conversation(body["conversationId"]):
+            return self._error(ApiError(404, "Conversation not found"), "admin")
         message = self.add_incoming_message(
             body["conversationId"], body["content"], sender_user_id=sender
         )
@@ -1167,59 +732,10 @@ class FakeOpenTrain:
     # ------------------------------------------------------------------ handlers
 
     async def _h_send_message(self, call: _Call) -> web.StreamResponse:
-        """POST /messages, with the spec's order of checks (scripted answers fire earlier,
-        in ``_dispatch``, or after the commit here)."""
+        """POST /messages: validate, let the world decide, then any after-commit answer
+        (scripted answers before the commit fire earlier, in ``_dispatch``)."""
         obj = self._send_body(call)
-        conversation_id: str = obj["conversationId"]
-        content: str = obj["content"]
-        account = call.account
-        self._check_write_access(account)
-        conv = self._conversations.get(conversation_id)
-        if conv is None:
-            raise _ApiError(404, "Conversation not found")
-        if account.user_id not in conv.participants:
-            raise _ApiError(
-                403, "You are not a participant in this conversation", {"reason": "not_participant"}
-            )
-        if conv.send_block is not None:
-            raise _ApiError(
-                409, "Sending is blocked in this conversation", {"reason": conv.send_block}
-            )
-        for substring, policy in self._blocked:
-            if substring in content:
-                raise _ApiError(
-                    403,
-                    "Message blocked by content policy",
-                    {"reason": "message_policy_blocked", "policy": policy},
-                )
-        limit = self._rate_limit
-        if limit is not None:
-            limiter = self._limiters.get(account.user_id)
-            now = self._clock()
-            if limiter is None:
-                limiter = limit._limiter(self._origin, now)
-                self._limiters[account.user_id] = limiter
-            wait = limiter.acquire(now)
-            if wait is not None:
-                self._n_rate_limited += 1
-                raise _ApiError(
-                    429,
-                    "Rate limit exceeded",
-                    {"reason": "rate_limited", "retryAfterSeconds": wait},
-                    {"Retry-After": str(max(1, math.ceil(wait)))}
-                    if limit.retry_after_header
-                    else None,
-                )
-
-        message = self._store(conv, account.user_id, content)
-        self._announce_to_accounts(conv, message)
-        self._n_committed += 1
-        key = (conversation_id, content)
-        seen = self._content_counts.get(key, 0) + 1
-        self._content_counts[key] = seen
-        if seen == 2:
-            self._n_duplicates += 1
-
+        message = self.world.send(call.account, obj["conversationId"], obj["content"])
         if self._script:
             rule = self._script.take("POST", "/messages", after_commit=True)
             if rule is not None:
@@ -1231,40 +747,40 @@ class FakeOpenTrain:
     def _send_body(self, call: _Call) -> dict[str, Any]:
         """The validated POST /messages body (raises 400 with zod-like issues)."""
         if not call.body.strip():
-            raise _ApiError(400, "Request body is required")
+            raise ApiError(400, "Request body is required")
         obj = call.json
         if obj is _INVALID_JSON:
-            raise _ApiError(400, "Request body is not valid JSON")
+            raise ApiError(400, "Request body is not valid JSON")
         if not isinstance(obj, dict):
-            issue = _issue(
+            wrong = issue(
                 "invalid_type",
                 [],
-                f"Expected object, received {_js_type(obj)}",
+                f"Expected object, received {js_type(obj)}",
                 expected="object",
-                received=_js_type(obj),
+                received=js_type(obj),
             )
-            raise _ApiError(400, "Invalid request body", {"issues": [issue]})
-        issues = _string_issues(obj, "conversationId", 1, None)
-        issues += _string_issues(obj, "content", 1, MAX_CONTENT_UNITS)
+            raise ApiError(400, "Invalid request body", {"issues": [wrong]})
+        issues = string_issues(obj, "conversationId", 1, None)
+        issues += string_issues(obj, "content", 1, MAX_CONTENT_UNITS)
         if issues:
-            raise _ApiError(400, "Invalid request body", {"issues": issues})
+            raise ApiError(400, "Invalid request body", {"issues": issues})
         return obj
 
     async def _h_get_messages(self, call: _Call) -> web.StreamResponse:
         """GET /messages: list conversations, or page one conversation's messages."""
         query = call.request.query
         issues: list[dict[str, Any]] = []
-        limit = _int_param(query, "limit", 20, 1, 100, issues)
-        direction = _enum_param(query, "direction", ("older", "newer"), issues)
-        bucket_filter = _enum_param(query, "filter", ("all", "job", "proposal"), issues)
-        unread_raw = _enum_param(query, "unreadOnly", ("true", "1", "false", "0"), issues)
+        limit = int_param(query, "limit", 20, 1, 100, issues)
+        direction = enum_param(query, "direction", ("older", "newer"), issues)
+        bucket_filter = enum_param(query, "filter", ("all", "job", "proposal"), issues)
+        unread_raw = enum_param(query, "unreadOnly", ("true", "1", "false", "0"), issues)
         conversation_id = query.get("conversationId")
         if conversation_id is not None and conversation_id == "":
-            issues += _string_issues(query, "conversationId", 1, None)
+            issues += string_issues(query, "conversationId", 1, None)
         cursor_raw = query.get("cursor")
         cursor: dict[str, Any] | None = None
         if cursor_raw is not None:
-            cursor = _decode_cursor(cursor_raw)
+            cursor = decode_cursor(cursor_raw)
             expected_mode = "list" if conversation_id is None else "msg"
             if (
                 cursor is None
@@ -1272,235 +788,56 @@ class FakeOpenTrain:
                 or (expected_mode == "msg" and cursor.get("c") != conversation_id)
                 or (expected_mode == "msg" and cursor.get("d") != (direction or "older"))
             ):
-                issues.append(_issue("custom", ["cursor"], "Invalid cursor"))
+                issues.append(issue("custom", ["cursor"], "Invalid cursor"))
                 cursor = None
         if issues:
-            raise _ApiError(400, "Invalid query parameters", {"issues": issues})
+            raise ApiError(400, "Invalid query parameters", {"issues": issues})
         account = call.account
         if not account.can_read_messages():
-            raise _ApiError(
+            raise ApiError(
                 403,
                 "Token is missing the messages:read scope",
                 {"reason": "insufficient_scope", "requiredScope": "messages:read"},
             )
         if conversation_id is None:
-            payload = self._list_conversations(
+            payload = self.world.list_conversations(
                 account.user_id, limit, cursor, bucket_filter or "all", unread_raw in ("true", "1")
             )
         else:
-            payload = self._list_messages(
+            payload = self.world.list_messages(
                 account.user_id, conversation_id, limit, cursor, direction or "older"
             )
         if self.echo_cursor_bug and cursor_raw is not None:
             payload["nextCursor"] = cursor_raw
         return self._json(200, payload, call.rid)
 
-    def _list_messages(
-        self,
-        uid: str,
-        conversation_id: str,
-        limit: int,
-        cursor: dict[str, Any] | None,
-        direction: str,
-    ) -> dict[str, Any]:
-        """Message mode: a page of one conversation's messages."""
-        conv = self._conversations.get(conversation_id)
-        if conv is None:
-            raise _ApiError(404, "Conversation not found")
-        if uid not in conv.participants or not conv.readable:
-            raise _ApiError(
-                403, "You are not a participant in this conversation", {"reason": "not_participant"}
-            )
-        messages = conv.messages
-        total = len(messages)
-        position = cursor.get("p") if cursor is not None else None
-        if position is not None and (type(position) is not int or not 0 <= position <= total):
-            raise _ApiError(
-                400,
-                "Invalid query parameters",
-                {"issues": [_issue("custom", ["cursor"], "Invalid cursor")]},
-            )
-        next_position: int | None
-        if direction == "older":
-            end = total if position is None else position
-            start = max(0, end - limit)
-            page = messages[start:end][::-1]
-            next_position = start if start > 0 else None
-        else:
-            start = 0 if position is None else position
-            end = min(total, start + limit)
-            page = messages[start:end]
-            next_position = end if end < total else None
-        next_cursor = (
-            None
-            if next_position is None
-            else _encode_cursor(
-                {"m": "msg", "c": conversation_id, "d": direction, "p": next_position}
-            )
-        )
-        return {
-            "messages": [{**m, "isFromViewer": m["senderUserId"] == uid} for m in page],
-            "nextCursor": next_cursor,
-        }
+    async def _h_get_updates(self, call: _Call) -> web.StreamResponse:
+        """GET /updates: the account's event feed, oldest first, numeric cursors."""
+        query = call.request.query
+        issues: list[dict[str, Any]] = []
+        limit = int_param(query, "limit", 50, 1, 200, issues)
+        cursor = query.get("cursor")
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+            issues.append(issue("custom", ["cursor"], "Invalid cursor"))
+        if issues:
+            raise ApiError(400, "Invalid query parameters", {"issues": issues})
+        page = self.world.updates(call.account, cursor, limit)
+        if self.echo_cursor_bug and cursor is not None:
+            page["nextCursor"], page["hasMore"] = cursor, True
+        return self._json(200, page, call.rid)
 
-    def _list_conversations(
-        self,
-        uid: str,
-        limit: int,
-        cursor: dict[str, Any] | None,
-        bucket_filter: str,
-        unread_only: bool,
-    ) -> dict[str, Any]:
-        """List mode: the caller's conversations, most recently updated first."""
-        after: tuple[int, str] | None = None
-        if cursor is not None:
-            seq, cid = cursor.get("s"), cursor.get("i")
-            if type(seq) is not int or not isinstance(cid, str):
-                raise _ApiError(
-                    400,
-                    "Invalid query parameters",
-                    {"issues": [_issue("custom", ["cursor"], "Invalid cursor")]},
-                )
-            after = (seq, cid)
-        rows: list[tuple[FakeConversation, int]] = []
-        candidates = sorted(
-            (
-                c
-                for c in self._conversations.values()
-                if uid in c.participants
-                and c.readable
-                and (bucket_filter == "all" or c.bucket == bucket_filter)
-                and (after is None or (c.seq, c.id) < after)
-            ),
-            key=lambda c: (c.seq, c.id),
-            reverse=True,
-        )
-        more = False
-        for conv in candidates:
-            unread = conv.unread_for(uid)
-            if unread_only and unread == 0:
-                continue
-            if len(rows) == limit:
-                more = True
-                break
-            rows.append((conv, unread))
-        items = []
-        for conv, unread in rows:
-            last = conv.messages[-1] if conv.messages else None
-            items.append(
-                {
-                    "id": conv.id,
-                    "type": "DIRECT_MESSAGE",
-                    "bucket": conv.bucket,
-                    "jobId": conv.job_id,
-                    "proposalId": conv.proposal_id,
-                    "channelName": None,
-                    "updatedAt": conv.updated_at,
-                    "lastMessage": None
-                    if last is None
-                    else {
-                        "id": last["id"],
-                        "content": last["content"],
-                        "senderUserId": last["senderUserId"],
-                        "isFromViewer": last["senderUserId"] == uid,
-                        "createdAt": last["createdAt"],
-                    },
-                    "unreadCount": unread,
-                    "needsReplyCount": unread,
-                }
-            )
-        next_cursor = None
-        if more and rows:
-            tail = rows[-1][0]
-            next_cursor = _encode_cursor({"m": "list", "s": tail.seq, "i": tail.id})
-        return {"conversations": items, "nextCursor": next_cursor}
+    async def _h_proposal_conversation(self, call: _Call) -> web.StreamResponse:
+        """POST /proposals/{proposalId}/conversation: idempotent get-or-create."""
+        created, body = self.world.proposal_conversation(call.account, call.params["proposalId"])
+        return self._json(201 if created else 200, body, call.rid)
 
+    async def _h_auth_me(self, call: _Call) -> web.StreamResponse:
+        """GET /auth/me: actor, token (with scopes) and account."""
+        return self._json(200, self.world.whoami(call.account), call.rid)
 
-def _int_param(
-    query: Mapping[str, str],
-    name: str,
-    default: int,
-    minimum: int,
-    maximum: int,
-    issues: list[dict[str, Any]],
-) -> int:
-    """A coerced integer query parameter (zod ``z.coerce.number().int().min().max()``)."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw) if raw.strip() else math.nan
-    except ValueError:
-        value = math.nan
-    if math.isnan(value):
-        issues.append(
-            _issue(
-                "invalid_type",
-                [name],
-                "Expected number, received nan",
-                expected="number",
-                received="nan",
-            )
-        )
-        return default
-    if not value.is_integer():
-        issues.append(
-            _issue(
-                "invalid_type",
-                [name],
-                "Expected integer, received float",
-                expected="integer",
-                received="float",
-            )
-        )
-        return default
-    if value < minimum:
-        issues.append(
-            _issue(
-                "too_small",
-                [name],
-                f"Number must be greater than or equal to {minimum}",
-                minimum=minimum,
-                type="number",
-                inclusive=True,
-                exact=False,
-            )
-        )
-        return default
-    if value > maximum:
-        issues.append(
-            _issue(
-                "too_big",
-                [name],
-                f"Number must be less than or equal to {maximum}",
-                maximum=maximum,
-                type="number",
-                inclusive=True,
-                exact=False,
-            )
-        )
-        return default
-    return int(value)
-
-
-def _enum_param(
-    query: Mapping[str, str], name: str, options: tuple[str, ...], issues: list[dict[str, Any]]
-) -> str | None:
-    """An enum query parameter, or None when absent."""
-    raw = query.get(name)
-    if raw is None or raw in options:
-        return raw
-    expected = " | ".join(f"'{o}'" for o in options)
-    issues.append(
-        _issue(
-            "invalid_enum_value",
-            [name],
-            f"Invalid enum value. Expected {expected}, received '{raw}'",
-            options=list(options),
-            received=raw,
-        )
-    )
-    return None
+    async def _h_capabilities(self, call: _Call) -> web.StreamResponse:
+        """GET /job-drafts/capabilities: the account's feature flags (any valid token)."""
+        return self._json(200, self.world.capabilities(call.account), call.rid)
 
 
 _SEND_PATH: Final = API_PREFIX + "/messages"

@@ -1,0 +1,698 @@
+"""The fake server's world: accounts, conversations, messages, events and proposals.
+
+Plain Python, no HTTP: each method is one rule of the documented API (who may send
+where, what a page of messages or conversations holds, what the /updates feed shows)
+and raises ``ApiError`` with the status, message and ``details`` the real server would
+answer. ``FakeOpenTrain`` (``_server``) parses requests into these calls and renders
+their results; tests may drive a ``World`` directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import attrs
+
+from ._limits import RateLimit, _BucketLimiter, _WindowLimiter
+from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation
+from ._zod import issue
+
+__all__ = ["CLAIM_URL", "OTHER_USER", "ApiError", "World", "decode_cursor", "encode_cursor"]
+
+CLAIM_URL: Final = "https://app.opentrain.ai/claim"
+OTHER_USER: Final = "user_other"
+_FEED_SCOPES: Final = frozenset({"proposals:read", "messages:read", "payments:read"})
+
+
+def _default_now() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _iso(dt: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a trailing Z (naive datetimes are taken as UTC)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.isoformat(timespec="milliseconds") + "Z"
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    """An opaque cursor string."""
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any] | None:
+    """The cursor's payload, or None when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except (ValueError, binascii.Error):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _event_scope(event_type: str) -> str | None:
+    """The read scope an event type needs in the feed (None: unknown type, always shown)."""
+    prefix = event_type.split(".", 1)[0]
+    if prefix == "message":
+        return "messages:read"
+    if prefix == "proposal":
+        return "proposals:read"
+    if prefix in ("contract", "milestone", "payment", "approval"):
+        return "payments:read"
+    return None
+
+
+@attrs.define
+class _FakeProposal:
+    """A proposal the default account can open (or not) a pre-hire thread for."""
+
+    id: str
+    job_id: str
+    ready: bool
+    employer: str
+    candidate: str
+    conversation_id: str | None = None
+
+
+class ApiError(Exception):
+    """A rule refused the request: answer this status, message and ``details``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+class World:
+    """Everything the fake server knows, and the API's rules over it."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = _default_now,
+    ) -> None:
+        """A world with one account (`token`, all messaging scopes); `clock` drives rate
+        limits, `now` timestamps."""
+        self._clock = clock
+        self._now = now
+        self._origin = clock()
+        self._accounts: dict[str, FakeAccount] = {}
+        self._user_counter = 0
+        self._conversations: dict[str, FakeConversation] = {}
+        self._conv_counter = 0
+        self._msg_counter = 0
+        self._seq = 0
+        self._blocked: list[tuple[str, str]] = []
+        self._rate_limit: RateLimit | None = None
+        self._limiters: dict[str, _BucketLimiter | _WindowLimiter] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._event_counter = 0
+        self._proposals: dict[str, _FakeProposal] = {}
+        self._content_counts: dict[tuple[str, str], int] = {}
+        self.committed = 0
+        """Messages stored through the API since creation (or ``reset_counts``)."""
+        self.duplicates = 0
+        """Pairs of conversation and content stored more than once."""
+        self.throttled = 0
+        """Sends refused by the rate limit."""
+        self.default = self.add_token(token)
+
+    @property
+    def distinct(self) -> int:
+        """Pairs of conversation and content stored at least once."""
+        return len(self._content_counts)
+
+    @property
+    def accounts(self) -> int:
+        """How many tokens are registered."""
+        return len(self._accounts)
+
+    @property
+    def conversations(self) -> int:
+        """How many conversations exist."""
+        return len(self._conversations)
+
+    def reset_counts(self) -> None:
+        """Zero committed/duplicates/throttled; duplicate tracking restarts."""
+        self.committed = self.duplicates = self.throttled = 0
+        self._content_counts.clear()
+
+    # ------------------------------------------------------------------ setup
+
+    def add_token(
+        self,
+        token: str,
+        *,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
+        claimed: bool = True,
+        messaging_writes: bool = True,
+        user_id: str | None = None,
+    ) -> FakeAccount:
+        """Register a token; each token is its own viewer user. Returns its mutable account."""
+        if token in self._accounts:
+            raise ValueError(f"token already registered (for {self._accounts[token].user_id})")
+        if user_id is None:
+            self._user_counter += 1
+            user_id = f"user_{self._user_counter:04d}"
+        account = FakeAccount(
+            token=token,
+            user_id=user_id,
+            scopes=frozenset(scopes),
+            claimed=claimed,
+            messaging_writes=messaging_writes,
+        )
+        self._accounts[token] = account
+        return account
+
+    def account(self, token: str) -> FakeAccount:
+        """The mutable account behind `token` (KeyError if unknown)."""
+        return self._lookup(token)
+
+    def find(self, token: str | None) -> FakeAccount | None:
+        """The account behind `token`, or None (no token, or an unknown one)."""
+        return None if token is None else self._accounts.get(token)
+
+    def _lookup(self, token: str | None) -> FakeAccount:
+        """The account behind `token` (the default's when None); KeyError never shows it."""
+        if token is None:
+            return self.default
+        account = self._accounts.get(token)
+        if account is None:
+            raise KeyError("no account has this token") from None
+        return account
+
+    def add_conversation(
+        self,
+        conversation_id: str | None = None,
+        *,
+        participant: bool = True,
+        send_block: str | None = None,
+        readable: bool = True,
+        job_id: str | None = None,
+        proposal_id: str | None = None,
+        bucket: str = "job",
+        members: Iterable[str | FakeAccount] = (),
+    ) -> str:
+        """Create a conversation and return its id.
+
+        `participant` says whether the default token's user is in it; `members` adds more
+        user ids or accounts. `send_block` makes sends answer 409 with that reason.
+        """
+        if conversation_id is None:
+            while True:
+                self._conv_counter += 1
+                conversation_id = f"conv_{self._conv_counter:04d}"
+                if conversation_id not in self._conversations:
+                    break
+        elif conversation_id in self._conversations:
+            raise ValueError(f"conversation already exists: {conversation_id!r}")
+        participants = {OTHER_USER}
+        if participant:
+            participants.add(self.default.user_id)
+        for member in members:
+            participants.add(member.user_id if isinstance(member, FakeAccount) else member)
+        created = _iso(self._now())
+        self._seq += 1
+        self._conversations[conversation_id] = FakeConversation(
+            id=conversation_id,
+            participants=participants,
+            created_at=created,
+            updated_at=created,
+            seq=self._seq,
+            send_block=send_block,
+            readable=readable,
+            job_id=job_id,
+            proposal_id=proposal_id,
+            bucket=bucket,
+        )
+        return conversation_id
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        """Whether a conversation with this id exists."""
+        return conversation_id in self._conversations
+
+    def conversation(self, conversation_id: str) -> FakeConversation:
+        """The mutable conversation record (KeyError if unknown)."""
+        return self._conversations[conversation_id]
+
+    def add_incoming_message(
+        self, conversation_id: str, content: str, *, sender_user_id: str = OTHER_USER
+    ) -> dict[str, Any]:
+        """Store a message from someone else; returns it as the default viewer sees it."""
+        conv = self._conversations[conversation_id]
+        conv.participants.add(sender_user_id)
+        message = self._store(conv, sender_user_id, content)
+        self._announce_message(conv, message)
+        return {**message, "isFromViewer": sender_user_id == self.default.user_id}
+
+    def block_content(self, substring: str, *, policy: str = "profanity") -> None:
+        """Sends whose content contains `substring` answer 403 message_policy_blocked."""
+        self._blocked.append((substring, policy))
+
+    # ------------------------------------------------------------------ read side
+
+    def add_event(
+        self,
+        type: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        resource_id: str | None = None,
+        job_id: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an event (any type, known or not) to one account's /updates feed.
+
+        The feed is the default token's unless `token` names another. Returns the record.
+        """
+        account = self._lookup(token)
+        return self._append_event(account.user_id, type, dict(data or {}), resource_id, job_id)
+
+    def events(self, token: str | None = None) -> list[dict[str, Any]]:
+        """The /updates feed of `token` (default token when None), oldest first."""
+        account = self._lookup(token)
+        return list(self._events.get(account.user_id, ()))
+
+    def add_proposal(
+        self,
+        proposal_id: str,
+        *,
+        job_id: str = "job_0001",
+        ready: bool = True,
+        owner: bool = True,
+        candidate_user_id: str = OTHER_USER,
+    ) -> None:
+        """Register a proposal for POST /proposals/{id}/conversation.
+
+        `owner`: the default token's user owns the job (else it is the candidate, and
+        the employer is someone else). `ready=False` answers 409
+        proposal_not_ready_for_messaging.
+        """
+        if proposal_id in self._proposals:
+            raise ValueError(f"proposal already exists: {proposal_id!r}")
+        employer = self.default.user_id if owner else OTHER_USER
+        candidate = candidate_user_id if owner else self.default.user_id
+        self._proposals[proposal_id] = _FakeProposal(
+            id=proposal_id, job_id=job_id, ready=ready, employer=employer, candidate=candidate
+        )
+
+    def _append_event(
+        self,
+        user_id: str,
+        type: str,
+        data: dict[str, Any],
+        resource_id: str | None,
+        job_id: str | None,
+    ) -> dict[str, Any]:
+        self._event_counter += 1
+        event = {
+            "id": str(self._event_counter),
+            "type": type,
+            "apiVersion": "v1",
+            "createdAt": _iso(self._now()),
+            "resourceId": resource_id,
+            "jobId": job_id,
+            "data": data,
+        }
+        self._events.setdefault(user_id, []).append(event)
+        return event
+
+    def _announce_to_accounts(self, conv: FakeConversation, message: dict[str, Any]) -> None:
+        """message.received for the other participants that have a token (sent via the API).
+
+        Participants without an account have no feed anyone could read, so they get no
+        events: a benchmark's million sends cost no memory here.
+        """
+        sender = message["senderUserId"]
+        for account in self._accounts.values():
+            user_id = account.user_id
+            if user_id != sender and user_id in conv.participants:
+                self._append_event(
+                    user_id,
+                    "message.received",
+                    {"conversationId": conv.id, "messageId": message["id"]},
+                    message["id"],
+                    conv.job_id,
+                )
+
+    def _announce_message(self, conv: FakeConversation, message: dict[str, Any]) -> None:
+        """message.received for every participant but the sender."""
+        for user_id in conv.participants:
+            if user_id != message["senderUserId"]:
+                self._append_event(
+                    user_id,
+                    "message.received",
+                    {"conversationId": conv.id, "messageId": message["id"]},
+                    message["id"],
+                    conv.job_id,
+                )
+
+    def check_write_access(self, account: FakeAccount) -> None:
+        """The write gates shared by sends and proposal conversations."""
+        if "messages:write" not in account.scopes:
+            raise ApiError(
+                403,
+                "Token is missing the messages:write scope",
+                {"reason": "insufficient_scope", "requiredScope": "messages:write"},
+            )
+        if not account.messaging_writes:
+            raise ApiError(
+                403,
+                "Messaging writes are not enabled for this account",
+                {"reason": "feature_disabled", "feature": "public_api_messaging_writes"},
+            )
+        if not account.claimed:
+            raise ApiError(
+                403,
+                "Claim this account before sending messages",
+                {"reason": "account_claim_required", "claimUrl": CLAIM_URL},
+            )
+
+    def set_rate_limit(self, limit: RateLimit | None) -> None:
+        """Install (or with None remove) the per-account POST /messages limit; state restarts.
+
+        FixedWindow windows are aligned to the clock's value when this server was created.
+        """
+        self._rate_limit = limit
+        self._limiters.clear()
+
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Stored messages in creation order, API shape, as the default viewer sees them."""
+        uid = self.default.user_id
+        return [
+            {**m, "isFromViewer": m["senderUserId"] == uid}
+            for m in self._conversations[conversation_id].messages
+        ]
+
+    def send(self, account: FakeAccount, conversation_id: str, content: str) -> dict[str, Any]:
+        """POST /messages after validation: the spec's order of checks, then the commit."""
+        self.check_write_access(account)
+        conv = self._conversations.get(conversation_id)
+        if conv is None:
+            raise ApiError(404, "Conversation not found")
+        if account.user_id not in conv.participants:
+            raise ApiError(
+                403, "You are not a participant in this conversation", {"reason": "not_participant"}
+            )
+        if conv.send_block is not None:
+            raise ApiError(
+                409, "Sending is blocked in this conversation", {"reason": conv.send_block}
+            )
+        for substring, policy in self._blocked:
+            if substring in content:
+                raise ApiError(
+                    403,
+                    "Message blocked by content policy",
+                    {"reason": "message_policy_blocked", "policy": policy},
+                )
+        limit = self._rate_limit
+        if limit is not None:
+            limiter = self._limiters.get(account.user_id)
+            now = self._clock()
+            if limiter is None:
+                limiter = limit._limiter(self._origin, now)
+                self._limiters[account.user_id] = limiter
+            wait = limiter.acquire(now)
+            if wait is not None:
+                self.throttled += 1
+                raise ApiError(
+                    429,
+                    "Rate limit exceeded",
+                    {"reason": "rate_limited", "retryAfterSeconds": wait},
+                    {"Retry-After": str(max(1, math.ceil(wait)))}
+                    if limit.retry_after_header
+                    else None,
+                )
+        message = self._store(conv, account.user_id, content)
+        self._announce_to_accounts(conv, message)
+        self.committed += 1
+        key = (conversation_id, content)
+        seen = self._content_counts.get(key, 0) + 1
+        self._content_counts[key] = seen
+        if seen == 2:
+            self.duplicates += 1
+        return message
+
+    def updates(self, account: FakeAccount, cursor: str | None, limit: int) -> dict[str, Any]:
+        """GET /updates after validation: the account's feed from `cursor`, oldest first."""
+        readable = {s.replace(":write", ":read") for s in account.scopes}
+        if not readable & _FEED_SCOPES:
+            raise ApiError(
+                403,
+                "Token needs one of proposals:read, messages:read, payments:read",
+                {"reason": "insufficient_scope"},
+            )
+        start = 0 if cursor is None else int(cursor)
+        visible = [
+            e
+            for e in self._events.get(account.user_id, ())
+            if int(e["id"]) >= start and _event_scope(e["type"]) in readable | {None}
+        ]
+        page = visible[:limit]
+        has_more = len(visible) > limit
+        next_cursor = str(int(page[-1]["id"]) + 1) if page else cursor
+        return {"events": page, "nextCursor": next_cursor, "hasMore": has_more}
+
+    def proposal_conversation(
+        self, account: FakeAccount, proposal_id: str
+    ) -> tuple[bool, dict[str, Any]]:
+        """POST /proposals/{id}/conversation: idempotent get-or-create; (created, body)."""
+        self.check_write_access(account)
+        proposal = self._proposals.get(proposal_id)
+        if proposal is None:
+            raise ApiError(404, "Proposal not found")
+        if account.user_id == proposal.candidate:
+            raise ApiError(
+                403,
+                "The employer must send the first message",
+                {"reason": "employer_first_message_required"},
+            )
+        if account.user_id != proposal.employer:
+            raise ApiError(403, "This proposal belongs to another account's job")
+        if not proposal.ready:
+            raise ApiError(
+                409,
+                "This proposal is not ready for messaging",
+                {"reason": "proposal_not_ready_for_messaging"},
+            )
+        created = proposal.conversation_id is None
+        if proposal.conversation_id is None:
+            proposal.conversation_id = self.add_conversation(
+                job_id=proposal.job_id,
+                proposal_id=proposal.id,
+                bucket="proposal",
+                participant=False,
+                members=(proposal.employer, proposal.candidate),
+            )
+        return created, {
+            "ok": True,
+            "conversationId": proposal.conversation_id,
+            "proposalId": proposal.id,
+            "jobId": proposal.job_id,
+            "created": created,
+        }
+
+    def whoami(self, account: FakeAccount) -> dict[str, Any]:
+        """GET /auth/me: actor, token (with scopes) and account.
+
+        ``account.claimed`` / ``account.claimUrl`` are not in the documented shape; the
+        fake sends them so preflight's claim check can be exercised.
+        """
+        n = account.user_id.rsplit("_", 1)[-1]
+        return {
+            "actor": {
+                "userId": account.user_id,
+                "email": f"{account.user_id}@example.test",
+                "firstName": "Fake",
+                "lastName": f"User {n}",
+                "fullName": f"Fake User {n}",
+                "userType": "EMPLOYER",
+            },
+            "token": {
+                "id": f"tok_{n}",
+                "label": "fake token",
+                "scopes": sorted(account.scopes),
+                "ownerOrganizationId": f"org_{n}",
+            },
+            "account": {
+                "kind": "organization" if account.claimed else "agent",
+                "organizationId": f"org_{n}",
+                "ownerUserId": account.user_id,
+                "memberRole": "OWNER",
+                "claimed": account.claimed,
+                "claimUrl": None if account.claimed else CLAIM_URL,
+            },
+        }
+
+    @staticmethod
+    def capabilities(account: FakeAccount) -> dict[str, Any]:
+        """GET /job-drafts/capabilities: the account's feature flags."""
+        return {
+            "capabilities": {"messagingWrites": account.messaging_writes, "jobDrafts": True},
+            "enabled": True,
+        }
+
+    def _store(self, conv: FakeConversation, sender: str, content: str) -> dict[str, Any]:
+        """Append a message to `conv` and return the stored dict."""
+        self._msg_counter += 1
+        ts = _iso(self._now())
+        message = {
+            "id": f"msg_{self._msg_counter:06d}",
+            "createdAt": ts,
+            "updatedAt": ts,
+            "conversationId": conv.id,
+            "jobId": conv.job_id,
+            "senderUserId": sender,
+            "isFromViewer": True,
+            "content": content,
+            "messageType": None,
+            "system": False,
+            "hasUnreadFlag": False,
+            "attachmentCount": 0,
+            "hasAudio": False,
+            "editedAt": None,
+            "reactionCount": 0,
+        }
+        conv.messages.append(message)
+        self._seq += 1
+        conv.seq = self._seq
+        conv.updated_at = ts
+        return message
+
+    def list_messages(
+        self,
+        uid: str,
+        conversation_id: str,
+        limit: int,
+        cursor: dict[str, Any] | None,
+        direction: str,
+    ) -> dict[str, Any]:
+        """Message mode: a page of one conversation's messages."""
+        conv = self._conversations.get(conversation_id)
+        if conv is None:
+            raise ApiError(404, "Conversation not found")
+        if uid not in conv.participants or not conv.readable:
+            raise ApiError(
+                403, "You are not a participant in this conversation", {"reason": "not_participant"}
+            )
+        messages = conv.messages
+        total = len(messages)
+        position = cursor.get("p") if cursor is not None else None
+        if position is not None and (type(position) is not int or not 0 <= position <= total):
+            raise ApiError(
+                400,
+                "Invalid query parameters",
+                {"issues": [issue("custom", ["cursor"], "Invalid cursor")]},
+            )
+        next_position: int | None
+        if direction == "older":
+            end = total if position is None else position
+            start = max(0, end - limit)
+            page = messages[start:end][::-1]
+            next_position = start if start > 0 else None
+        else:
+            start = 0 if position is None else position
+            end = min(total, start + limit)
+            page = messages[start:end]
+            next_position = end if end < total else None
+        next_cursor = (
+            None
+            if next_position is None
+            else encode_cursor(
+                {"m": "msg", "c": conversation_id, "d": direction, "p": next_position}
+            )
+        )
+        return {
+            "messages": [{**m, "isFromViewer": m["senderUserId"] == uid} for m in page],
+            "nextCursor": next_cursor,
+        }
+
+    def list_conversations(
+        self,
+        uid: str,
+        limit: int,
+        cursor: dict[str, Any] | None,
+        bucket_filter: str,
+        unread_only: bool,
+    ) -> dict[str, Any]:
+        """List mode: the caller's conversations, most recently updated first."""
+        after: tuple[int, str] | None = None
+        if cursor is not None:
+            seq, cid = cursor.get("s"), cursor.get("i")
+            if type(seq) is not int or not isinstance(cid, str):
+                raise ApiError(
+                    400,
+                    "Invalid query parameters",
+                    {"issues": [issue("custom", ["cursor"], "Invalid cursor")]},
+                )
+            after = (seq, cid)
+        rows: list[tuple[FakeConversation, int]] = []
+        candidates = sorted(
+            (
+                c
+                for c in self._conversations.values()
+                if uid in c.participants
+                and c.readable
+                and (bucket_filter == "all" or c.bucket == bucket_filter)
+                and (after is None or (c.seq, c.id) < after)
+            ),
+            key=lambda c: (c.seq, c.id),
+            reverse=True,
+        )
+        more = False
+        for conv in candidates:
+            unread = conv.unread_for(uid)
+            if unread_only and unread == 0:
+                continue
+            if len(rows) == limit:
+                more = True
+                break
+            rows.append((conv, unread))
+        items = []
+        for conv, unread in rows:
+            last = conv.messages[-1] if conv.messages else None
+            items.append(
+                {
+                    "id": conv.id,
+                    "type": "DIRECT_MESSAGE",
+                    "bucket": conv.bucket,
+                    "jobId": conv.job_id,
+                    "proposalId": conv.proposal_id,
+                    "channelName": None,
+                    "updatedAt": conv.updated_at,
+                    "lastMessage": None
+                    if last is None
+                    else {
+                        "id": last["id"],
+                        "content": last["content"],
+                        "senderUserId": last["senderUserId"],
+                        "isFromViewer": last["senderUserId"] == uid,
+                        "createdAt": last["createdAt"],
+                    },
+                    "unreadCount": unread,
+                    "needsReplyCount": unread,
+                }
+            )
+        next_cursor = None
+        if more and rows:
+            tail = rows[-1][0]
+            next_cursor = encode_cursor({"m": "list", "s": tail.seq, "i": tail.id})
+        return {"conversations": items, "nextCursor": next_cursor}
