@@ -52,10 +52,11 @@ async def test_a_token_with_a_newline_is_one_line_exit_3(
 
 
 @pytest.mark.parametrize("how", ["env", "flag"])
-async def test_a_base_url_with_a_password_is_one_line_exit_3(
+async def test_a_base_url_with_a_password_is_one_line_and_never_shown(
     server: FakeOpenTrain, tmp_path: Path, how: str
 ) -> None:
-    """user:password@ in the base URL (env or --base-url): exit 3, the password never shown."""
+    """user:password@ in the base URL: one line, the password never shown; exit 3 from the
+    environment (could not start), 2 from --base-url (a usage error, issue 14)."""
     url = server.base_url.replace("http://", f"http://me:{PASSWORD}@")
     env = cli_env(server, tmp_path)
     args = ["conversations"]
@@ -64,7 +65,7 @@ async def test_a_base_url_with_a_password_is_one_line_exit_3(
     else:
         args = ["--base-url", url, *args]
     result = await run_cli(*args, env=env)
-    assert result.code == 3
+    assert result.code == (3 if how == "env" else 2)
     assert_one_line_error(result)
     assert "user:password@" in result.err
     assert_clean(result, PASSWORD, server.token)
@@ -90,13 +91,13 @@ async def test_an_argument_that_is_not_utf8_is_a_usage_error(
     assert server.stats()["requests"] == 0
 
 
-async def test_a_base_url_that_is_not_utf8_is_one_line_exit_3(
+async def test_a_base_url_that_is_not_utf8_is_a_one_line_usage_error(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
-    """--base-url with undecodable bytes: exit 3, one line."""
+    """--base-url with undecodable bytes: a usage error (exit 2, issue 14), one line."""
     url = f"http://{NOT_UTF8}.example"
     result = await run_cli("--base-url", url, "conversations", env=cli_env(server, tmp_path))
-    assert result.code == 3
+    assert result.code == 2
     assert_one_line_error(result)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from opentrain_async._client import OpenTrainClient
-from opentrain_async._config import Settings, resolve_settings
+from opentrain_async._config import Settings, api_root, resolve_settings
 from opentrain_async._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -58,6 +58,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit 2 with one line (plus the usage line)."""
 
     def error(self, message: str) -> NoReturn:
+        if "--token" in message or "--api-token" in message:
+            # Not echoed: what follows the flag is probably the token itself.
+            message = (
+                "there is no --token option: the token is never a flag (it would show in ps "
+                "and shell history); set OT_API_TOKEN=... in the environment"
+            )
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
 
@@ -90,9 +96,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _common(*, top: bool) -> _Parser:
+def _common(*, top: bool, base_url: bool = True) -> _Parser:
     """Options accepted before and after the command (after it, they must not reset)."""
     common = _Parser(add_help=False)
+    if not base_url:  # demo serves itself: no --base-url to offer
+        common.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log to stderr"
+        )
+        return common
     common.add_argument(
         "--base-url",
         default=None if top else argparse.SUPPRESS,
@@ -196,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        parents=[common],
+        parents=[_common(top=False, base_url=False)],
         help="a 2,000-message job against the embedded fake server",
         description="Start the fake OpenTrain server on loopback (rate limited, with a few "
         "conversations that refuse messages) and run a bulk job against it.",
@@ -205,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--server-rate", type=float, default=400.0, help=argparse.SUPPRESS)
     demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     return parser
+
+
+def _auth_failed(settings: Settings | None = None) -> str:
+    """The one wording of a 401, whichever command met it."""
+    if settings is None:
+        return "authentication failed: the API token was rejected (401)"
+    return (
+        f"authentication failed: the API token (from {settings.token_source}) was rejected "
+        f"by {settings.api_root} (401)"
+    )
 
 
 def _fail(message: str, code: int) -> int:
@@ -239,6 +260,8 @@ def _show_message(message: Message, out: TextIO) -> None:
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
+    if args.text == "-" and sys.stdin.isatty():
+        print("type the message, then Ctrl-D on a new line:", file=sys.stderr, flush=True)
     text = _read_stdin() if args.text == "-" else args.text
     if args.text == "-" and text.endswith("\n"):
         text = text[:-1].removesuffix("\r")  # the newline echo and heredocs add
@@ -255,11 +278,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         try:
             message = await client.send_message(args.conversation_id, text)
         except AuthenticationError:
-            return _fail(
-                f"authentication failed: the API token (from {settings.token_source}) was "
-                f"rejected (401)",
-                EXIT_START,
-            )
+            return _fail(_auth_failed(settings), EXIT_START)
         except APIConnectionError as exc:
             if exc.reached_server is False:
                 return _fail(f"cannot reach {settings.api_root}: {exc}", EXIT_START)
@@ -312,7 +331,10 @@ async def _main(args: argparse.Namespace) -> int:
 
         settings = resolve_settings(None, args.base_url)
         command = list_conversations if args.command == "conversations" else show_messages
-        return await command(args, settings, sys.stdout)
+        try:
+            return await command(args, settings, sys.stdout)
+        except AuthenticationError:
+            return _fail(_auth_failed(settings), EXIT_START)
     from ._demo import run_demo
 
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
@@ -320,12 +342,21 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.base_url is not None:
+        parser.error("demo runs its own fake server: --base-url does not apply")
+    if args.base_url is not None:
+        try:
+            api_root(args.base_url)
+        except ConfigurationError as exc:  # a bad flag is a usage error (2), not "could not start"
+            return _fail(f"--base-url: {exc}", EXIT_USAGE)
     _setup_logging(args.verbose)
     try:
         return asyncio.run(_main(args))
     except ConfigurationError as exc:
-        return _fail(str(exc), EXIT_START)
+        # The SDK's wording names the Python argument; a shell user sets the variable.
+        return _fail(str(exc).replace("pass api_token=..., or set ", "set "), EXIT_START)
     except StartError as exc:
         return _fail(str(exc), EXIT_START)
     except (InputError, JournalError, InvalidRequestError) as exc:
@@ -336,8 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rerun with the same --journal to resume",
             130,
         )
-    except AuthenticationError as exc:
-        return _fail(f"authentication failed: {exc}", EXIT_START)
+    except AuthenticationError:
+        return _fail(_auth_failed(), EXIT_START)
     except APIConnectionError as exc:
         return _fail(str(exc), EXIT_START if exc.reached_server is False else EXIT_FAILED)
     except OpenTrainError as exc:
