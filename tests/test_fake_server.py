@@ -1194,21 +1194,13 @@ async def test_pytest_plugin_fixture_serves(
     assert (await send(http, fake_opentrain, conv, "via plugin")).status == 201
 
 
-async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) -> None:
-    """`python -m opentrain_async.testing` prints one READY line, serves, exits on SIGTERM."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+async def _serve_module(*args: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``python -m opentrain_async.testing ARGS``; the process and its READY line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "opentrain_async.testing",
-        "--port",
-        "0",
-        "--conversations",
-        "2",
-        "--rate",
-        "1000",
-        "--burst",
-        "10",
+        *args,
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -1216,7 +1208,20 @@ async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) 
     )
     assert proc.stdout is not None
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+        return proc, (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+
+
+async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) -> None:
+    """`python -m opentrain_async.testing` prints one READY line, serves, exits on SIGTERM."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc, line = await _serve_module(
+        "--port", "0", "--conversations", "2", "--rate", "1000", "--burst", "10", env=env
+    )
+    try:
         word, base_url, token = line.split()
         assert word == "READY"
         assert base_url.startswith("http://127.0.0.1:")
@@ -1260,20 +1265,8 @@ async def test_out_of_process_server_has_a_second_person_and_takes_injected_mess
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path)}
     for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN", "OT_API_BASE_URL"):
         env.pop(name, None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "opentrain_async.testing",
-        "--conversations",
-        "2",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
+    proc, line = await _serve_module("--conversations", "2", env=env)
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
         _, base_url, token = line.split()
         async with http.get(base_url + "/__fake__/info") as resp:
             info = await resp.json()

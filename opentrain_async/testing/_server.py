@@ -22,7 +22,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
@@ -30,8 +30,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ._limits import RateLimit
-from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
+from ._models import FakeAccount, Fault, RecordedRequest
 from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
 from ._world import OTHER_USER, ApiError, World, _default_now, decode_cursor
 from ._zod import (
@@ -141,6 +140,19 @@ class FakeOpenTrain:
         self._rid_counter = 0
         self.world = World(token, clock=clock, now=now)
         """The accounts, conversations, messages and events behind the API."""
+        # Setting up and reading the world is the world's own API (see World's docstrings).
+        world = self.world
+        self.add_token = world.add_token
+        self.account = world.account
+        self.add_conversation = world.add_conversation
+        self.conversation = world.conversation
+        self.add_incoming_message = world.add_incoming_message
+        self.block_content = world.block_content
+        self.add_event = world.add_event
+        self.events = world.events
+        self.add_proposal = world.add_proposal
+        self.set_rate_limit = world.set_rate_limit
+        self.messages = world.messages
         self._script = Script(self._random)
 
         self._requests: list[RecordedRequest] = []
@@ -233,116 +245,6 @@ class FakeOpenTrain:
     def user_id(self) -> str:
         """The user id behind the default token."""
         return self.world.default.user_id
-
-    # ------------------------------------------------------------------ the world
-
-    def add_token(
-        self,
-        token: str,
-        *,
-        scopes: Iterable[str] = DEFAULT_SCOPES,
-        claimed: bool = True,
-        messaging_writes: bool = True,
-        user_id: str | None = None,
-    ) -> FakeAccount:
-        """Register a token; each token is its own viewer user. Returns its mutable account."""
-        return self.world.add_token(
-            token,
-            scopes=scopes,
-            claimed=claimed,
-            messaging_writes=messaging_writes,
-            user_id=user_id,
-        )
-
-    def account(self, token: str) -> FakeAccount:
-        """The mutable account behind `token` (KeyError if unknown; it never shows the token)."""
-        return self.world.account(token)
-
-    def add_conversation(
-        self,
-        conversation_id: str | None = None,
-        *,
-        participant: bool = True,
-        send_block: str | None = None,
-        readable: bool = True,
-        job_id: str | None = None,
-        proposal_id: str | None = None,
-        bucket: str = "job",
-        members: Iterable[str | FakeAccount] = (),
-    ) -> str:
-        """Create a conversation and return its id (see ``World.add_conversation``)."""
-        return self.world.add_conversation(
-            conversation_id,
-            participant=participant,
-            send_block=send_block,
-            readable=readable,
-            job_id=job_id,
-            proposal_id=proposal_id,
-            bucket=bucket,
-            members=members,
-        )
-
-    def conversation(self, conversation_id: str) -> FakeConversation:
-        """The mutable conversation record (KeyError if unknown)."""
-        return self.world.conversation(conversation_id)
-
-    def add_incoming_message(
-        self, conversation_id: str, content: str, *, sender_user_id: str = OTHER_USER
-    ) -> dict[str, Any]:
-        """Store a message from someone else; returns it as the default viewer sees it."""
-        return self.world.add_incoming_message(
-            conversation_id, content, sender_user_id=sender_user_id
-        )
-
-    def block_content(self, substring: str, *, policy: str = "profanity") -> None:
-        """Sends whose content contains `substring` answer 403 message_policy_blocked."""
-        self.world.block_content(substring, policy=policy)
-
-    def add_event(
-        self,
-        type: str,
-        data: Mapping[str, Any] | None = None,
-        *,
-        resource_id: str | None = None,
-        job_id: str | None = None,
-        token: str | None = None,
-    ) -> dict[str, Any]:
-        """Append an event to one account's /updates feed (the default token's unless
-        `token` names another). Returns the record."""
-        return self.world.add_event(type, data, resource_id=resource_id, job_id=job_id, token=token)
-
-    def events(self, token: str | None = None) -> list[dict[str, Any]]:
-        """The /updates feed of `token` (default token when None), oldest first."""
-        return self.world.events(token)
-
-    def add_proposal(
-        self,
-        proposal_id: str,
-        *,
-        job_id: str = "job_0001",
-        ready: bool = True,
-        owner: bool = True,
-        candidate_user_id: str = OTHER_USER,
-    ) -> None:
-        """Register a proposal for POST /proposals/{id}/conversation (see ``World``)."""
-        self.world.add_proposal(
-            proposal_id,
-            job_id=job_id,
-            ready=ready,
-            owner=owner,
-            candidate_user_id=candidate_user_id,
-        )
-
-    def set_rate_limit(self, limit: RateLimit | None) -> None:
-        """Install (or with None remove) the per-account POST /messages limit; state restarts.
-
-        FixedWindow windows are aligned to the clock's value when this server was created.
-        """
-        self.world.set_rate_limit(limit)
-
-    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Stored messages in creation order, API shape, as the default viewer sees them."""
-        return self.world.messages(conversation_id)
 
     # ------------------------------------------------------------------ scripting
 

@@ -341,21 +341,14 @@ class World:
         Participants without an account have no feed anyone could read, so they get no
         events: a benchmark's million sends cost no memory here.
         """
-        sender = message["senderUserId"]
-        for account in self._accounts.values():
-            user_id = account.user_id
-            if user_id != sender and user_id in conv.participants:
-                self._append_event(
-                    user_id,
-                    "message.received",
-                    {"conversationId": conv.id, "messageId": message["id"]},
-                    message["id"],
-                    conv.job_id,
-                )
+        holders = {account.user_id for account in self._accounts.values()}
+        self._announce_message(conv, message, holders & conv.participants)
 
-    def _announce_message(self, conv: FakeConversation, message: dict[str, Any]) -> None:
-        """message.received for every participant but the sender."""
-        for user_id in conv.participants:
+    def _announce_message(
+        self, conv: FakeConversation, message: dict[str, Any], to: Iterable[str] | None = None
+    ) -> None:
+        """message.received for the participants (or those `to`) but the sender."""
+        for user_id in conv.participants if to is None else to:
             if user_id != message["senderUserId"]:
                 self._append_event(
                     user_id,
