@@ -93,6 +93,10 @@ class OpenTrainClient(ReadMixin):
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
 
+    Redirects are never followed (``RedirectError``), a passed ``session``'s
+    ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
+    is not read (a typed error instead).
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
