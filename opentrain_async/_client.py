@@ -232,7 +232,11 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(
                 "this OpenTrainClient was closed; open a new one (or use `async with`)"
             )
-        if self._session is None or (self._owns_session and self._session.closed):
+        if self._session is None or self._session.closed:
+            if self._session is not None and not self._owns_session:
+                raise ConfigurationError(
+                    "the aiohttp session passed as session= is closed; pass an open one"
+                )
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
             # no cookie jar: the API authenticates by bearer token, never by cookie.

@@ -285,6 +285,19 @@ async def session_that_raises_for_status_meets_a_redirect(arena: Arena) -> list[
 
 
 @scenario
+async def a_closed_session_of_the_caller(arena: Arena) -> list[BaseException]:
+    """A caller's session closed under the client is a ConfigurationError, not RuntimeError."""
+    session = aiohttp.ClientSession()
+    await session.close()
+    client = arena.client(session=session)
+    entering = await caught(client.__aenter__(), ConfigurationError)
+    error = await caught(client.send_message("conv_1", "hi"), ConfigurationError)
+    assert "session= is closed" in str(error)
+    assert arena.hostile.requests == []
+    return [entering, error]
+
+
+@scenario
 async def bad_status_line(arena: Arena) -> list[BaseException]:
     """A garbled status line is an APIConnectionError (aiohttp's error, headers and all,
     is not attached)."""
