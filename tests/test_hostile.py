@@ -227,29 +227,19 @@ def deep_json(depth: int) -> str:
 
 
 @scenario
-async def deeply_nested_error_body(arena: Arena) -> list[BaseException]:
-    """A 500 whose JSON is nested 100,000 deep is an InternalServerError, not RecursionError."""
+async def deeply_nested_bodies(arena: Arena) -> list[BaseException]:
+    """JSON nested 100,000 deep is unreadable, not RecursionError: a 500 stays an
+    InternalServerError, a 200 is an UnexpectedResponseError."""
+    errors: list[BaseException] = []
+    for status, kind in [(500, InternalServerError), (200, UnexpectedResponseError)]:
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=500, text=deep_json(100_000))
+        async def answer(request: web.Request, status: int = status) -> web.StreamResponse:
+            return web.Response(status=status, text=deep_json(100_000))
 
-    arena.hostile.handler = answer
-    async with arena.client() as client:
-        error = await caught(client.whoami(), InternalServerError)
-    return [error]
-
-
-@scenario
-async def deeply_nested_success_body(arena: Arena) -> list[BaseException]:
-    """A 200 whose JSON is nested 100,000 deep is an UnexpectedResponseError."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=200, text=deep_json(100_000))
-
-    arena.hostile.handler = answer
-    async with arena.client() as client:
-        error = await caught(client.whoami(), UnexpectedResponseError)
-    return [error]
+        arena.hostile.handler = answer
+        async with arena.client() as client:
+            errors.append(await caught(client.whoami(), kind))
+    return errors
 
 
 @scenario
