@@ -4,6 +4,7 @@ command line without its extra explains itself."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import tarfile
@@ -41,6 +42,8 @@ def test_wheel_and_sdist_carry_the_license_and_metadata(tmp_path: Path) -> None:
         assert member is not None
         assert member.read().decode() == license_text
         assert not any("/.venv/" in n or "/.git/" in n for n in names)
+        for doc in ("docs/cli.md", "docs/read-side.md", "CHANGELOG.md", "examples/echo_bot.py"):
+            assert any(n.endswith("/" + doc) for n in names), doc
     assert meta["License-Expression"] == "Apache-2.0"
     classifiers = meta.get_all("Classifier") or []
     for version in ("3.10", "3.11", "3.12", "3.13"):
@@ -85,3 +88,12 @@ async def test_the_installed_script_runs_the_command_line(tmp_path: Path) -> Non
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     assert out.decode().startswith("opentrain-async ")
+
+
+def test_readme_links_work_on_the_package_page() -> None:
+    """The README is the package page: every link in it is an absolute address (a relative
+    one would point nowhere on the index)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]+)\)", readme)
+    assert targets
+    assert [t for t in targets if not t.startswith(("https://", "http://"))] == []
