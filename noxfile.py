@@ -20,3 +20,11 @@ def tests(session: nox.Session) -> None:
     """The whole pytest suite on one interpreter."""
     session.install("-e", ".[dev]")
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python="3.10")
+def oldest_testing(session: nox.Session) -> None:
+    """The testing extra's lower bounds (pytest 8.2, pytest-asyncio 0.24) run the kit's tests."""
+    session.install("-e", ".[dev]")
+    session.install("pytest==8.2.*", "pytest-asyncio==0.24.*")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_testing_kit.py")
