@@ -119,3 +119,63 @@ async def test_send_prompts_when_reading_the_text_from_a_terminal(tmp_path: Path
     assert proc.returncode == 0
     assert b"sent msg_" in out
     assert server.messages(conv)[0]["content"] == "typed on a terminal"
+
+
+async def test_bad_lines_say_one_line_number_and_hint_at_snake_case(tmp_path: Path) -> None:
+    """A JSON error names the file's line and only a column; conversation_id gets a hint."""
+    job = write_jsonl(
+        tmp_path / "job.jsonl",
+        [
+            {"conversation_id": "c1", "content": "x"},
+            '{"conversationId": "conv_0001", "content": "unterminated',
+        ],
+    )
+    result = await run_cli("bulk", str(job), "--dry-run", env=cli_env(None, tmp_path))
+    assert result.code == 2
+    lines = result.out.splitlines()
+    assert lines[0] == (
+        "line 1: missing field 'conversationId' "
+        "(found 'conversation_id'; the API's name is 'conversationId')"
+    )
+    assert lines[1] == "line 2: invalid JSON: Invalid control character at column 57"
+    assert "line 1 column" not in result.out
+
+
+async def test_dry_run_without_a_journal_says_nothing_about_one(tmp_path: Path) -> None:
+    """--dry-run mentions the journal only when there is one."""
+    job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": "c1", "content": "x"}])
+    env = cli_env(None, tmp_path)
+    plain = await run_cli("bulk", str(job), "--dry-run", env=env)
+    assert plain.code == 0
+    assert "journal" not in plain.out
+    assert "would send 1" in plain.out
+    journaled = await run_cli(
+        "bulk", str(job), "--dry-run", "--journal", str(tmp_path / "j"), env=env
+    )
+    assert "journal: 0 already delivered" in journaled.out
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("empty.jsonl", ""), ("blank.jsonl", "\n  \n"), ("rows.csv", "conversationId,content\n")],
+)
+async def test_an_empty_job_is_a_usage_error(tmp_path: Path, name: str, text: str) -> None:
+    """A job with no inputs exits 2 saying so (a wrong file, not a success)."""
+    job = tmp_path / name
+    job.write_text(text, encoding="utf-8")
+    for extra in ([], ["--dry-run"]):
+        result = await run_cli(
+            "bulk", str(job), *extra, env=cli_env(None, tmp_path, OT_API_TOKEN="ot_pat_x")
+        )
+        assert result.code == 2
+        assert_one_line_error(result)
+        assert "has no inputs" in result.err
+
+
+async def test_retry_failed_needs_a_journal(tmp_path: Path) -> None:
+    """--retry-failed without --journal is a usage error, not silently ignored."""
+    job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": "c1", "content": "x"}])
+    result = await run_cli("bulk", str(job), "--retry-failed", env=cli_env(None, tmp_path))
+    assert result.code == 2
+    assert_one_line_error(result)
+    assert "--journal" in result.err

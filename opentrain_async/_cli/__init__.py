@@ -314,6 +314,8 @@ async def _bulk(args: argparse.Namespace) -> int:
     else:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
+    if options.retry_failed and options.journal is None:
+        raise InputError("--retry-failed resends what a journal recorded as failed: add --journal")
     if options.dry_run:
         return dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)

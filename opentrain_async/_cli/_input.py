@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -103,10 +104,29 @@ class JobSource:
                 raise InputError(f"{self.name}: not UTF-8 text") from None
 
 
+def _hint(record: dict[str, Any], missing: list[str]) -> str:
+    """Name the field the user probably meant (``conversation_id`` for ``conversationId``)."""
+    for field in missing:
+        for near in (re.sub(r"([A-Z])", r"_\1", field).lower(), field.lower()):
+            if near != field and near in record:
+                return f" (found {near!r}; the API's name is {field!r})"
+    return ""
+
+
+def _json_problem(exc: Exception) -> str:
+    """Why a line is not JSON; only the column, since the file's line is already given."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON ({exc})"
+
+
 def _check(number: int, record: dict[str, Any]) -> Line:
     missing = [f for f in _FIELDS if record.get(f) is None]
     if missing:
-        return Line(number, problem="missing field " + ", ".join(repr(f) for f in missing))
+        problem = "missing field " + ", ".join(repr(f) for f in missing) + _hint(record, missing)
+        return Line(number, problem=problem)
     try:
         message = normalize_item(record)
     except InvalidRequestError as exc:
@@ -123,7 +143,7 @@ def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
         try:
             record = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            yield Line(number, problem=f"invalid JSON ({exc})")
+            yield Line(number, problem=_json_problem(exc))
             continue
         if not isinstance(record, dict):
             yield Line(number, problem=f"expected a JSON object, got {type(record).__name__}")

@@ -197,6 +197,8 @@ def _plan(source: JobSource, state: JournalState, retry_failed: bool) -> _Plan:
         plan.actions[action] += 1
         if action is Action.RECONCILE:
             plan.to_settle.append((ident, line))
+    if plan.inputs == 0:  # an empty job is a mistake (wrong file?), not a success
+        raise InputError(f"{source.name}: has no inputs (nothing to send)")
     return plan
 
 
@@ -501,8 +503,13 @@ def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: TextIO) ->
         print(
             f"dry run: {plan.inputs:,} inputs, {result['valid']:,} valid, {len(bad):,} bad; "
             f"would send {result['wouldSend']:,}, reconcile {result['wouldReconcile']:,}; "
-            f"journal: {result['alreadyDelivered']:,} already delivered, "
-            f"{result['previouslyFailed']:,} previously failed; nothing was sent",
+            + (
+                f"journal: {result['alreadyDelivered']:,} already delivered, "
+                f"{result['previouslyFailed']:,} previously failed; "
+                if options.journal
+                else ""
+            )
+            + "nothing was sent",
             file=out,
         )
     return EXIT_USAGE if bad else EXIT_OK
