@@ -14,7 +14,7 @@ from opentrain_async import (
     OpenTrainClient,
     UnexpectedResponseError,
 )
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 MESSAGES = "/messages"
 UPDATES = "/updates"
@@ -30,13 +30,9 @@ MESSAGE: dict[str, Any] = {
 }
 
 
-async def _no_wait(_: float) -> None:
-    return None
-
-
 @pytest.fixture
 async def client(server: FakeOpenTrain) -> AsyncIterator[OpenTrainClient]:
-    async with OpenTrainClient(server.token, server.base_url, sleep=_no_wait) as c:
+    async with OpenTrainClient(server.token, server.base_url, sleep=FakeTime().sleep) as c:
         yield c
 
 
