@@ -18,14 +18,16 @@ import pytest
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import (
+    ApiError,
     FakeOpenTrain,
     FakeTime,
     Fault,
     FixedWindow,
     RecordedRequest,
     TokenBucket,
+    World,
 )
-from opentrain_async.testing._world import ApiError, World, decode_cursor
+from opentrain_async.testing._world import decode_cursor
 from opentrain_async.testing._zod import enum_param, int_param, string_issues, utf16_len
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]

@@ -3,7 +3,10 @@
 ``FakeOpenTrain`` serves the public messaging API over real loopback HTTP and can
 script the failures a client must survive (429s, HTML 502s, dropped connections
 before or after the commit, stalls). It does not import the SDK, so it cannot mask
-client bugs. ``FakeTime`` lets tests skip every wait. See
+client bugs. Its parts: the ``World`` (accounts, conversations, messages, events and
+the API's rules, plain Python), zod-style validation, one scripting primitive
+(``FakeOpenTrain.script``) and the HTTP adapter. ``FakeTime`` lets tests skip every
+wait. See
 ``opentrain_async.testing.pytest_plugin`` for ready fixtures and
 ``python -m opentrain_async.testing`` for an out-of-process server.
 """
@@ -12,9 +15,12 @@ from ._limits import FixedWindow, RateLimit, TokenBucket
 from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
 from ._server import API_PREFIX, DEFAULT_TOKEN, FakeOpenTrain
 from ._time import FakeTime
+from ._world import OTHER_USER, ApiError, World
 
 __all__ = [
     "API_PREFIX",
+    "OTHER_USER",
+    "ApiError",
     "DEFAULT_SCOPES",
     "DEFAULT_TOKEN",
     "FakeAccount",
@@ -26,4 +32,5 @@ __all__ = [
     "RateLimit",
     "RecordedRequest",
     "TokenBucket",
+    "World",
 ]
