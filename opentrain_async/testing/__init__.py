@@ -19,10 +19,10 @@ from ._world import OTHER_USER, ApiError, World
 
 __all__ = [
     "API_PREFIX",
-    "OTHER_USER",
-    "ApiError",
     "DEFAULT_SCOPES",
     "DEFAULT_TOKEN",
+    "OTHER_USER",
+    "ApiError",
     "FakeAccount",
     "FakeConversation",
     "FakeOpenTrain",
