@@ -29,6 +29,7 @@ __all__ = ["ProgressDisplay", "describe_retry", "fit_fields"]
 
 _CLEAR = "\r\x1b[K"
 _BAR_MIN, _BAR_MAX = 10, 30
+_REPEAT_AFTER = 5.0  # seconds before the same retry reason is said again
 # Field names from most to least important: the first ones survive a narrow terminal.
 _IMPORTANCE = ("count", "failed", "percent", "eta", "rate", "bar", "429s", "flight", "pace")
 
@@ -183,15 +184,17 @@ class ProgressDisplay:
             self.failed += 1
 
     def retrying(self, event: RetryEvent) -> None:
-        """An ``on_retry`` hook: say at once why a request waits (429s only count)."""
+        """An ``on_retry`` hook: say at once why a request waits (429s only count); the
+        same reason again is said at most every 5 s."""
         if event.reason == "rate_limited":
             return
         note = describe_retry(event, self._max_attempts)
         now = self._clock()
         if self._last_note is not None:
             last, at = self._last_note
-            if last.split(" because ", 1)[1] == note.split(" because ", 1)[1] and now - at < 1.0:
-                return  # the same trouble, said less than a second ago
+            same = last.split(" because ", 1)[1] == note.split(" because ", 1)[1]
+            if same and now - at < _REPEAT_AFTER:
+                return  # the same trouble (many workers meet it at once), said just now
         self._last_note = (note, now)
         self.note(note)
 
