@@ -27,7 +27,7 @@ from opentrain_async.testing import (
     TokenBucket,
     World,
 )
-from opentrain_async.testing._world import decode_cursor
+from opentrain_async.testing._world import FEED_RETENTION, decode_cursor
 from opentrain_async.testing._zod import enum_param, int_param, string_issues, utf16_len
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
@@ -1305,6 +1305,21 @@ async def test_out_of_process_server_has_a_second_person_and_takes_injected_mess
             proc.terminate()
         await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
+
+
+def test_each_feed_keeps_the_last_events_only() -> None:
+    """A feed keeps its newest FEED_RETENTION events: a million sends to a person with a
+    token (the out-of-process server's) cannot grow the server without bound."""
+    world = World("ot_pat_a")
+    person = world.add_token("ot_pat_b", user_id="user_other")
+    conv = world.add_conversation()
+    for i in range(FEED_RETENTION + 5):
+        world.send(world.default, conv, f"m{i}")
+    feed = world.events(person.token)
+    assert len(feed) == FEED_RETENTION
+    assert feed[0]["data"]["messageId"] == world.messages(conv)[5]["id"]
+    page = world.updates(person, None, 3)
+    assert [e["id"] for e in page["events"]] == [e["id"] for e in feed[:3]]
 
 
 async def test_admin_inject_refuses_bad_bodies(

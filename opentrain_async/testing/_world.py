@@ -14,6 +14,7 @@ import binascii
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -28,6 +29,8 @@ __all__ = ["CLAIM_URL", "OTHER_USER", "ApiError", "World", "decode_cursor", "enc
 
 CLAIM_URL: Final = "https://app.opentrain.ai/claim"
 OTHER_USER: Final = "user_other"
+FEED_RETENTION: Final = 10_000
+"""Events kept per account feed (oldest dropped): a long benchmark's feeds stay bounded."""
 _FEED_SCOPES: Final = frozenset({"proposals:read", "messages:read", "payments:read"})
 
 
@@ -124,7 +127,7 @@ class World:
         self._blocked: list[tuple[str, str]] = []
         self._rate_limit: RateLimit | None = None
         self._limiters: dict[str, _BucketLimiter | _WindowLimiter] = {}
-        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._events: dict[str, deque[dict[str, Any]]] = {}
         self._event_counter = 0
         self._proposals: dict[str, _FakeProposal] = {}
         self._content_counts: dict[tuple[str, str], int] = {}
@@ -332,7 +335,10 @@ class World:
             "jobId": job_id,
             "data": data,
         }
-        self._events.setdefault(user_id, []).append(event)
+        feed = self._events.get(user_id)
+        if feed is None:
+            feed = self._events[user_id] = deque(maxlen=FEED_RETENTION)
+        feed.append(event)
         return event
 
     def _announce_to_accounts(self, conv: FakeConversation, message: dict[str, Any]) -> None:
