@@ -61,7 +61,8 @@ def test_wheel_and_sdist_carry_the_license_and_metadata(tmp_path: Path) -> None:
 async def test_command_line_without_the_cli_extra_says_how_to_install_it(
     tmp_path: Path,
 ) -> None:
-    """With rich missing, the command line is one line naming the extra, exit 3, no traceback."""
+    """With rich missing, the command line is one line naming the extra, exit 3, no
+    traceback; the SDK and the testing kit import fine."""
     shadow = tmp_path / "shadow" / "rich"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'rich'\")\n")
@@ -72,6 +73,15 @@ async def test_command_line_without_the_cli_extra_says_how_to_install_it(
     assert_one_line_error(result)
     assert "pip install 'opentrain-async[cli]'" in result.err
     assert result.out == ""
+    sdk = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import opentrain_async, opentrain_async.testing, opentrain_async.testing.pytest_plugin",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(sdk.communicate(), 60)
+    assert sdk.returncode == 0, err.decode()  # the SDK and the kit never need rich
 
 
 async def test_the_installed_script_runs_the_command_line(tmp_path: Path) -> None:
