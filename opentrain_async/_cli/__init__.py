@@ -143,8 +143,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--journal",
         type=Path,
         metavar="PATH",
-        help="crash-safe progress file: rerun with the same PATH to resume",
+        help="crash-safe progress file (default: one per input file under "
+        "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given)",
     )
+    bulk.add_argument(
+        "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
+    )
+    bulk.add_argument(
+        "--allow-changed",
+        action="store_true",
+        help="send inputs whose key was sent before with other content (default: refuse)",
+    )
+    bulk.add_argument(
+        "--reuse-journal",
+        action="store_true",
+        help="use a journal written for another input path or API (a moved job file)",
+    )
+    bulk.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="write every input not delivered to FILE (input format, plus line and reason)",
+    )
+    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
@@ -268,6 +289,11 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         concurrency=args.concurrency,
         rate=args.rate,
         journal=args.journal,
+        no_journal=args.no_journal,
+        allow_changed=args.allow_changed,
+        reuse_journal=args.reuse_journal,
+        failures=args.failures,
+        grace=args.grace,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         strict=args.strict,
@@ -284,7 +310,7 @@ async def _bulk(args: argparse.Namespace) -> int:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
     if options.dry_run:
-        return dry_run(source, options, sys.stdout, sys.stderr)
+        return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
     return await run_job(source, options, settings)
 
@@ -319,11 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, JournalError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail(
-            "interrupted; sends in progress are recorded as started in the journal (if any): "
-            "rerun with the same --journal to resume",
-            130,
-        )
+        return _fail("interrupted", 130)
     except AuthenticationError as exc:
         return _fail(f"authentication failed: {exc}", EXIT_START)
     except APIConnectionError as exc:
