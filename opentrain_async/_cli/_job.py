@@ -555,7 +555,8 @@ class _Runner:
         message = item.message
         assert self.journal is not None
         progress = self.state.inputs[item.ident]
-        since = progress.first_started or 0.0
+        # A time in the future (the clock was stepped back since): read back from now.
+        since = min(progress.first_started or 0.0, time.time())
         try:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
