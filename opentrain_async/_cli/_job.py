@@ -897,20 +897,20 @@ async def execute(
             raise InputError(
                 f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
             )
-    if preflight:  # before the journal: a server that is not the API is exit 3, first
-        await _preflight(settings)
-    if path is not None:
-        if options.journal is None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        journal, state = await open_journal(
-            FileJournalStore(path),
-            _input_identity(source, settings.api_root),
-            reuse=options.reuse_journal,
-        )
     runner = _Runner(source, options, settings, err)
-    runner.summary.journal = None if journal is None else journal.name
-    try:
-        with runner.signals_handled():
+    with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
+        if preflight:  # before the journal: a server that is not the API is exit 3, first
+            await _preflight(settings)
+        if path is not None:
+            if options.journal is None:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            journal, state = await open_journal(
+                FileJournalStore(path),
+                _input_identity(source, settings.api_root),
+                reuse=options.reuse_journal,
+            )
+        runner.summary.journal = None if journal is None else journal.name
+        try:
             plan = _plan(source, state, options)
             _refuse_changed(plan, "" if journal is None else journal.name)
             bad = sorted(plan.bad.items())
@@ -927,9 +927,9 @@ async def execute(
             if journal is not None:
                 await journal.run_started(source.name)
             return await runner.run(plan)
-    finally:
-        if journal is not None:
-            await journal.aclose()
+        finally:
+            if journal is not None:
+                await journal.aclose()
 
 
 __all__ += [
