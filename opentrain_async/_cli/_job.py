@@ -63,6 +63,7 @@ from ._journal import (
     Journal,
     JournalError,
     JournalState,
+    JournalStore,
     content_hash,
     identity,
     load_journal,
@@ -126,6 +127,8 @@ class JobOptions:
     """Seconds an interrupted send is given to finish server-side before read-back."""
     grace: float = 10.0
     """After SIGINT/SIGTERM: seconds sends on the wire get to finish and be journaled."""
+    journal_store: JournalStore | None = None
+    """Where the journal lives, when not in a file (``--journal``/the default path)."""
 
 
 @attrs.frozen
@@ -346,6 +349,17 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
+
+
+def _journal_store(source: JobSource, options: JobOptions) -> JournalStore | None:
+    if options.journal_store is not None and not options.no_journal:
+        return options.journal_store
+    path = _journal_path(source, options)
+    if path is None:
+        return None
+    if options.journal is None:  # the default place: create its directory
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return FileJournalStore(path)
 
 
 def _journal_path(source: JobSource, options: JobOptions) -> Path | None:
@@ -815,10 +829,13 @@ def write_failures(path: Path, source: JobSource, summary: Summary) -> int:
 
 async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: TextIO) -> int:
     """Validate everything and say what a real run would do; send nothing."""
+    store = None if options.journal_store is None else options.journal_store
     path = _journal_path(source, options)
+    if store is None and path is not None:
+        store = FileJournalStore(path)
     state = JournalState()
-    if path is not None:
-        state = await load_journal(FileJournalStore(path))
+    if store is not None:
+        state = await load_journal(store)
     plan = _plan(source, state, options)
     bad = sorted(plan.bad.items())
     result = {
@@ -831,7 +848,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
         "alreadyDelivered": plan.actions[Action.DONE],
         "previouslyFailed": plan.actions[Action.SKIP_FAILED],
         "changedKeys": [{"line": i.line.number, "key": i.message.key} for i in plan.changed],
-        "journal": None if path is None else str(path),
+        "journal": None if store is None else store.name,
     }
     if options.json:
         print(json.dumps(result), file=out)
@@ -883,8 +900,8 @@ async def execute(
     """Run a bulk job (steps 1-4 of the module docstring) and return its figures."""
     journal: Journal | None = None
     state = JournalState()
-    path = _journal_path(source, options)
-    if path is None and source.is_stdin and not options.no_journal:
+    store = _journal_store(source, options)
+    if store is None and source.is_stdin and not options.no_journal:
         print(
             "reading stdin without --journal: this run cannot be resumed (a rerun would "
             "send every input again)",
@@ -901,13 +918,9 @@ async def execute(
     with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
         if preflight:  # before the journal: a server that is not the API is exit 3, first
             await _preflight(settings)
-        if path is not None:
-            if options.journal is None:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if store is not None:
             journal, state = await open_journal(
-                FileJournalStore(path),
-                _input_identity(source, settings.api_root),
-                reuse=options.reuse_journal,
+                store, _input_identity(source, settings.api_root), reuse=options.reuse_journal
             )
         runner.summary.journal = None if journal is None else journal.name
         try:
@@ -916,9 +929,9 @@ async def execute(
             bad = sorted(plan.bad.items())
             if bad:
                 _print_bad_lines(bad, err, SHOW_BAD_LINES)
-            if state.torn_tail:
+            if journal is not None and state.torn_tail:
                 print(
-                    f"journal {path}: ignored a partial last line (the previous run "
+                    f"journal {journal.name}: ignored a partial last line (the previous run "
                     "was killed while writing it)",
                     file=err,
                 )
