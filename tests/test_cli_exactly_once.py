@@ -224,3 +224,19 @@ async def test_resume_with_a_journal_from_the_future_does_not_stall(
     assert result.code == 0, result.err
     assert (result.json()["reconciled"], result.json()["sent"]) == (1, 0)
     assert [m["id"] for m in server.messages(conv)] == [delivered.id]
+
+
+async def test_a_run_of_429s_never_ends_an_input(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """More 429s in a row than the retry budget (with hints under max_retry_after): every
+    input still ends delivered, none recorded as a rate_limited failure; exit 0."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 4))
+    server.throttle_next(14, retry_after=0.01)
+    result = await run_cli(
+        "bulk", str(job), "--concurrency", "1", "--json", env=cli_env(server, tmp_path)
+    )
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert (summary["sent"], summary["failed"]) == (4, 0)
+    assert summary["rateLimited"] == 14
+    assert len(server.messages(conv)) == 4
