@@ -413,7 +413,7 @@ async def _preflight(settings: Settings) -> None:
                 "such as https://app.opentrain.ai, without a path)"
             ) from None
         except APIError as exc:
-            if exc.status is not None and exc.status < 500:
+            if exc.status is not None and exc.status < 500 and exc.status != 429:
                 raise StartError(
                     f"{root} refused the pre-send check ({_describe_error(exc)}); nothing was sent"
                 ) from None
