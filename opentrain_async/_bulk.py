@@ -227,12 +227,13 @@ class BulkSend(AsyncIterator[SendOutcome]):
         concurrency: int,
         reconcile: bool,
         grace: float = LEAVE_GRACE,
+        before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if not grace >= 0:
             raise ValueError("grace must be >= 0 seconds")
-        self._engine = _Engine(client, items, concurrency, reconcile)
+        self._engine = _Engine(client, items, concurrency, reconcile, before_send=before_send)
         self.grace = grace
 
     @property
@@ -372,8 +373,13 @@ class _Engine:
         concurrency: int,
         reconcile: bool,
         sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+        *,
+        before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
+        self._before_send = before_send
+        """Awaited with each valid input right before its send (a journal's durable
+        "started" record); if it raises an ``OpenTrainError`` that is the outcome."""
         self._async_items: AsyncIterator[Any] | None = None
         self._items: Iterator[Any] | None = None
         if isinstance(items, AsyncIterable):
@@ -512,6 +518,7 @@ class _Engine:
         re-entered through every coroutine layer each time aiohttp resumes it."""
         SEND_GATE.set(self)  # this worker's context only: the client checks it per send
         deliver = self._client._deliver
+        before_send = self._before_send
         policy = self._client.retry_policy
         reconcile = self._reconcile
         items = self._items
@@ -547,6 +554,8 @@ class _Engine:
                         content = outgoing.content
                     if self._halt is not None:
                         raise self._not_attempted()
+                    if before_send is not None:
+                        await before_send(item)
                     waits = 0
                     while True:
                         try:

@@ -314,3 +314,21 @@ async def test_the_job_runs_on_any_journal_store(server: FakeOpenTrain, tmp_path
     second = await execute(JobSource(str(job)), options, settings, err=io.StringIO())
     assert (second.sent, second.skipped_delivered) == (1, 12)
     assert len(server.messages(conv)) == 13
+
+
+class FailingStore(MemoryJournalStore):
+    """A store whose disk fills up after the header."""
+
+    async def append(self, records: Sequence[Mapping[str, object]]) -> None:
+        raise OSError(28, "No space left on device")
+
+
+async def test_a_failed_journal_write_is_never_silent() -> None:
+    """A write that fails, even one nobody waited for (an `ended` record), is raised by
+    the next append and by aclose: a run never goes on believing its journal."""
+    journal, _ = await open_journal(FailingStore(), JOB)
+    await journal.ended_ok("key:a", "m1", reconciled=False)  # not waited for
+    with pytest.raises(JournalError, match="No space left"):
+        await journal.started("key:b", 2, "conv", "0" * 64, 1.0)
+    with pytest.raises(JournalError, match="No space left"):
+        await journal.aclose()

@@ -34,7 +34,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,7 +42,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from opentrain_async._bulk import SendOutcome, stops_engine
+from opentrain_async._bulk import BulkSend, SendOutcome, stops_engine
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
 from opentrain_async._errors import (
@@ -50,6 +50,7 @@ from opentrain_async._errors import (
     APIError,
     AuthenticationError,
     DeliveryUnknownError,
+    NotAttemptedError,
     NotFoundError,
     OpenTrainError,
     UnexpectedResponseError,
@@ -442,8 +443,10 @@ class _Runner:
         self.journal: Journal | None = None
         self.state = JournalState()
         self.overrides: dict[str, Action] = {}
+        self.pulled: dict[str, _Input] = {}
+        """Inputs the engine pulled and has not reported yet, by identity."""
         self.lines: dict[str, _Input] = {}
-        """Inputs started by this run and not ended yet, by identity."""
+        """Inputs journaled as started by this run and not ended yet, by identity."""
         self._sending = False
         self._work: asyncio.Future[None] | None = None
         self._grace: asyncio.TimerHandle | None = None
@@ -606,8 +609,9 @@ class _Runner:
     def _halted(self) -> bool:
         return self.summary.interrupted is not None or self.summary.stopped is not None
 
-    async def _items(self) -> AsyncGenerator[OutgoingMessage, None]:
-        """The inputs still to send, each journaled as started right before it is sent."""
+    def _items(self) -> Generator[OutgoingMessage, None, None]:
+        """The inputs still to send, in file order; no I/O (the engine pulls with a plain
+        ``next``), so ``_before_send`` journals each one in the worker that sends it."""
         options = self.options
         for item in _inputs(self.source):
             if not isinstance(item, _Input):
@@ -617,21 +621,34 @@ class _Runner:
                 continue
             if self._halted():
                 return  # a signal, or a failure every later send would meet too
+            self.pulled[item.ident] = item
             message = item.message
-            if self.journal is not None:
-                # Once journaled as started it is sent, even if a signal came meanwhile:
-                # stopping here would leave it open for the next run to read back.
-                await self.journal.started(
-                    item.ident, item.line.number, message.conversation_id, item.digest, time.time()
-                )
-            self.lines[item.ident] = item
             yield OutgoingMessage(message.conversation_id, message.content, key=item.ident)
+
+    async def _before_send(self, message: OutgoingMessage) -> None:
+        """Right before an input's send: the durable ``started`` record.  Workers call
+        this concurrently, so their records share fsyncs (group commit)."""
+        ident = message.key
+        assert ident is not None
+        if self._halted():
+            raise NotAttemptedError("not started: the run is stopping")
+        item = self.pulled[ident]
+        if self.journal is not None:
+            # Once journaled as started it is sent, even if a signal came meanwhile:
+            # stopping here would leave it open for the next run to read back.
+            await self.journal.started(
+                ident, item.line.number, message.conversation_id, item.digest, time.time()
+            )
+        self.lines[ident] = item
 
     async def _record(self, outcome: SendOutcome) -> str | None:
         """Journal and count one outcome; returns why the run must stop, if it must."""
         ident = outcome.key
         assert ident is not None
-        item = self.lines.pop(ident)
+        pulled = self.pulled.pop(ident)
+        item = self.lines.pop(ident, None)
+        if item is None:  # never started (the run was stopping): the next run sends it
+            return None
         self._recorded += 1
         summary = self.summary
         if outcome.ok:
@@ -653,7 +670,7 @@ class _Runner:
             summary.unknown += 1
         else:
             summary.failed[kind] += 1
-        self._failure(item, kind, error)
+        self._failure(pulled, kind, error)
         logger.info("%s: not delivered: %s", ident, _describe_error(error))
         if self.journal is not None:
             await self.journal.ended_failed(
@@ -676,18 +693,22 @@ class _Runner:
             stream=self.err,
             interval=options.progress_interval,
         )
+        sending = BulkSend(
+            client,
+            items,
+            concurrency=options.concurrency,
+            reconcile=True,
+            before_send=self._before_send,
+        )
         try:
-            async with (
-                display,
-                client.send_many(items, concurrency=options.concurrency) as outcomes,
-            ):
+            async with display, sending as outcomes:
                 async for outcome in outcomes:
                     stop = await self._record(outcome)
                     display.advance()
                     if stop is not None and self.summary.stopped is None:
                         self.summary.stopped = stop  # no new input; in-flight ones finish
         finally:
-            await items.aclose()
+            items.close()
 
 
 def _print_bad_lines(bad: list[tuple[int, str]], stream: TextIO, limit: int | None) -> None:

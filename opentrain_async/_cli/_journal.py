@@ -514,9 +514,13 @@ async def open_journal(
 class Journal:
     """An open journal for one run: typed records and group-committed durability.
 
-    ``append`` queues a record and returns once a store write that includes it has
-    finished; while one write is under way, every record queued meanwhile waits for
-    the next one, so a busy run pays for far fewer fsyncs than records.
+    Records are queued and written by one store write at a time; while a write is under
+    way, every record queued meanwhile goes into the next one, so a busy run pays for
+    far fewer fsyncs than records.  ``append(durable=True)`` returns once its record is
+    durable (``started`` must be, before the send); ``durable=False`` returns at once
+    (``ended``: if it is lost in a crash, the input is read back on the next run, which
+    is correct, only slower).  A failed write is raised by the next ``append`` or by
+    ``aclose``.
     """
 
     def __init__(self, store: JournalStore) -> None:
@@ -525,40 +529,70 @@ class Journal:
         self._queued = 0
         self._durable = 0
         self._flush: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
         self.records = 0
 
     @property
     def name(self) -> str:
         return self.store.name
 
-    async def append(self, record: Mapping[str, Any]) -> None:
-        """Queue one record and return once it is durable."""
+    async def append(self, record: Mapping[str, Any], *, durable: bool = True) -> None:
+        """Queue one record; with ``durable``, return once it is on stable storage."""
+        self._check()
         self._pending.append(record)
         self._queued += 1
         self.records += 1
         sequence = self._queued
+        if self._flush is None or self._flush.done():
+            self._start_flush()
+        if not durable:
+            return
         while self._durable < sequence:
             if self._flush is None or self._flush.done():
-                self._flush = asyncio.ensure_future(self._write_pending())
-            await asyncio.shield(self._flush)
+                self._check()
+                self._start_flush()
+            assert self._flush is not None
+            try:
+                await asyncio.shield(self._flush)
+            except Exception:
+                self._check()
+                raise
+
+    def _start_flush(self) -> None:
+        flush = asyncio.ensure_future(self._write_pending())
+        # A failure is kept in ``_failed`` and raised by the next append or aclose.
+        flush.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._flush = flush
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise JournalError(
+                f"writing journal {self.name} failed: {self._failed}"
+            ) from self._failed
 
     async def _write_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        target = self._queued
-        await self.store.append(batch)
-        self._durable = target
+        while self._pending and self._failed is None:  # what queued meanwhile goes next
+            batch, self._pending = self._pending, []
+            target = self._queued - len(self._pending)
+            try:
+                await self.store.append(batch)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            self._durable = target
 
     async def aclose(self) -> None:
-        """Finish any write under way, write what is queued, and release the journal."""
+        """Write everything queued and release the journal; raises if a write failed."""
         try:
-            if self._flush is not None and not self._flush.done():
+            while self._flush is not None and not self._flush.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._flush)
-            if self._pending:
+            if self._pending and self._failed is None:
                 with contextlib.suppress(Exception):
                     await self._write_pending()
         finally:
             await self.store.close()
+        self._check()
 
     # -- the records ------------------------------------------------------------------
 
@@ -600,7 +634,7 @@ class Journal:
         }
         if reconciled:
             record["reconciled"] = True
-        await self.append(record)
+        await self.append(record, durable=False)
 
     async def ended_failed(
         self,
@@ -626,4 +660,4 @@ class Journal:
             record["code"] = code
         if status is not None:
             record["status"] = status
-        await self.append(record)
+        await self.append(record, durable=False)
