@@ -10,9 +10,10 @@ The order of a run:
    changed since it was sent;
 3. settle inputs a previous run left open (started, never ended): read their conversation
    back; found means delivered, not found means send, unreadable means unknown;
-4. feed ``send_many`` a generator over the inputs still to send; the generator writes
-   the durable ``started`` record right before yielding an input (the engine pulls it
-   only when its send is about to start), and every outcome writes ``ended``;
+4. feed the bulk engine a generator over the inputs still to send; the worker that
+   pulled an input writes its durable ``started`` record right before the send
+   (``before_send``, so concurrent records share fsyncs), and every outcome queues an
+   ``ended`` record;
 5. print the summary and return the exit code.
 
 SIGINT and SIGTERM stop the run gracefully: no new input is started, sends already on
