@@ -324,6 +324,8 @@ async def listen_messages(
                 continue
             yield message
         if retry:
+            if until_idle:
+                return  # the cursor stays before that message: the next run retries it
             await pause(wait)
             wait = min(wait * factor, ceiling)
             continue

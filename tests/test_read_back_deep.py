@@ -249,3 +249,22 @@ async def test_listen_retries_a_page_it_could_not_read_back_far_enough(
         await run()
     assert got == [buried["id"]]
     assert "retrying the page" in caplog.text
+
+
+async def test_listen_until_idle_stops_before_a_message_it_could_not_look_up(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """A cron-style run (until_idle) that cannot read a conversation back far enough
+    returns without moving the cursor; the next run delivers the message."""
+    conv = server.add_conversation()
+    buried = server.add_incoming_message(conv, "buried")
+    for i in range(250):
+        server.add_incoming_message(conv, f"newer {i}", sender_user_id=server.user_id)
+    store = MemoryCursorStore()
+    server.echo_cursor_bug = True
+    first = [m.id async for m in client.listen(store=store, start="beginning", until_idle=True)]
+    assert first == []
+    assert store.cursor is None
+    server.echo_cursor_bug = False
+    second = [m.id async for m in client.listen(store=store, start="beginning", until_idle=True)]
+    assert second == [buried["id"]]
