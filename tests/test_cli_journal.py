@@ -332,3 +332,15 @@ async def test_a_failed_journal_write_is_never_silent() -> None:
         await journal.started("key:b", 2, "conv", "0" * 64, 1.0)
     with pytest.raises(JournalError, match="No space left"):
         await journal.aclose()
+
+
+async def test_a_journal_in_use_can_still_be_read_for_a_dry_run(tmp_path: Path) -> None:
+    """--dry-run reads a journal without its lock, so it works while a job runs."""
+    path = tmp_path / "j.journal"
+    running, _ = await open_journal(FileJournalStore(path), JOB)
+    try:
+        await running.started("key:a", 1, "conv", "0" * 64, 1.0)
+        state = await load_journal(FileJournalStore(path, read_only=True))
+        assert state.inputs["key:a"].open
+    finally:
+        await running.aclose()

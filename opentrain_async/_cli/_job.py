@@ -854,7 +854,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     store = None if options.journal_store is None else options.journal_store
     path = _journal_path(source, options)
     if store is None and path is not None:
-        store = FileJournalStore(path)
+        store = FileJournalStore(path, read_only=True)
     state = JournalState()
     if store is not None:
         state = await load_journal(store)

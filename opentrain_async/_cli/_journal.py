@@ -171,10 +171,12 @@ class FileJournalStore:
     into place, so the path never holds a partial header.
     """
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
         self.path = path
         self.name = str(path)
         self._fsync = fsync
+        self._read_only = read_only
+        """Only ``read`` (``--dry-run``): no lock, so it works while a job runs."""
         self._fd: int | None = None
         self._torn_checked = False
 
@@ -182,8 +184,9 @@ class FileJournalStore:
         return f"FileJournalStore({self.name!r})"
 
     async def open(self) -> None:
+        flags = os.O_RDONLY if self._read_only else os.O_RDWR | os.O_APPEND
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NONBLOCK)
+            fd = os.open(self.path, flags | os.O_NONBLOCK)
         except FileNotFoundError:
             return  # created by ``create``
         except IsADirectoryError:
@@ -201,7 +204,7 @@ class FileJournalStore:
                     "refusing to use it"
                 )
             os.set_blocking(fd, True)
-            if fcntl is not None:
+            if fcntl is not None and not self._read_only:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
