@@ -5,12 +5,20 @@ each pull one input, send it and put its outcome on a queue bounded to ``concurr
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
 not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
 input size) and a slow consumer slows the sending down.  ``send_all`` runs the same
-workers but has them account for each outcome in its report directly.  Nothing
-fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
-outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
-stops the workers: with ``async with`` (or ``aclose()``) no send starts after the loop
-ended.  A plain ``async for ... break`` gets the same as soon as the iterator is
-dropped, which is at once unless something else still references it.
+workers but has them account for each outcome in its report directly.
+
+Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above
+``max_retry_after`` is that input's outcome and the rest go on.  A 429 under that cap
+is never an outcome: the input waits.  A failure that dooms every send of the token
+(``stops_engine``: 401, a 403 about the account or token) stops the sending: every later
+input gets a ``NotAttemptedError`` outcome without a request.
+
+Leaving the loop early under ``async with`` (``break``, an exception) or with
+``aclose()``: no input is pulled and no send starts (the client asks ``SEND_GATE``
+before each send), sends on the wire get a grace to finish, and the outcomes the loop
+did not see are kept in ``unreported``.  Cancellation stops at once.  A plain
+``async for ... break`` cancels as soon as the iterator is dropped, which is at once
+unless something else still references it.
 """
 
 from __future__ import annotations
