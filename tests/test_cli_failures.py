@@ -41,6 +41,7 @@ async def test_summary_names_each_failure_and_json_lists_them_all(
         (12, "read_only_conversation"),
     }
     assert [b["line"] for b in result.json()["badLines"]] == [21, 26]
+    assert "to nowhere" not in result.out + human.out  # no message content unless asked
 
 
 async def test_failures_file_can_be_fixed_and_fed_back(
@@ -64,6 +65,7 @@ async def test_failures_file_can_be_fixed_and_fed_back(
     assert rows[0]["key"] == "k-gone"
     assert rows[2]["raw"] == '{"conversationId": "conv_1", "content": '
     assert failures.stat().st_mode & 0o777 == 0o600
+    assert server.token not in failures.read_text() + result.err + result.out
     # The operator fixes the file and feeds it back.
     server.conversation(closed).send_block = None
     fixed = [
