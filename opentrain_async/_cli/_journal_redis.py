@@ -1,0 +1,728 @@
+"""The bulk journal on Redis: a job that survives its machine.
+
+``--journal redis://[[user]:password@]host[:port][/db]?job=NAME`` (``rediss://`` for TLS)
+keeps a job's records in Redis under its name, so a rerun on any machine resumes it, and
+holds a lease so that only one runner sends for a job at a time, across machines.
+
+Keys (one hash tag per job, so a cluster keeps them on one slot)::
+
+    opentrain:journal:{NAME}:records   list of JSON records (the file journal's lines)
+    opentrain:journal:{NAME}:lease     hash: owner, token, host, pid, machine, since
+    opentrain:journal:{NAME}:fence     counter: the lease's fencing token
+
+**Records** are appended with one Lua script per batch (group commit: every record
+written while a round trip is under way goes in the next one), and the script appends
+only while the lease is ours: a runner that lost its lease can record nothing.  Each
+append renews the lease and pushes the records' expiry to ``retention`` after the last
+write, so a finished or abandoned job's records go away on their own (default 7 days).
+
+**The lease** is taken with ``INCR`` of the fence (a token that only grows) and a hash
+with a TTL (``lease``, default 15 s) naming the holder; a background task renews it every
+third of the TTL.  A second run finds it held and refuses, naming the holder.  A holder
+that died on this machine (same kernel boot and PID namespace, PID gone) is taken over at
+once; elsewhere, its lease expires after at most one TTL.
+
+**Fencing.**  The runner may send only while its lease is confirmed: every send checks,
+right before the request goes on the wire, that the last successful renewal or append
+started less than ``TTL - margin`` ago (a monotonic clock, which keeps counting while a
+process is stopped), and every record's append checks the owner in Redis atomically.  A
+runner paused past its lease (SIGSTOP, a GC pause, a partition) therefore wakes up unable
+to send or record, while the run that took over reads back what it left open.
+
+The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
+raised here is built from that redacted form, with no exception chain from the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import aiohttp
+import attrs
+
+from opentrain_async._errors import OpenTrainError
+
+from ._journal import Journal, JournalError, JournalState, _apply
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_RETENTION",
+    "JournalBusyError",
+    "JournalLostError",
+    "JournalUnavailableError",
+    "LeaseHolder",
+    "RedisJournal",
+    "RedisJournalStore",
+    "RedisJournalURL",
+    "is_redis_url",
+    "open_redis_journal",
+    "parse_duration",
+    "read_job",
+]
+
+DEFAULT_LEASE = 15.0
+"""Seconds a lease lasts unless renewed (renewed every third of it)."""
+DEFAULT_RETENTION = 7 * 86400.0
+"""Seconds a job's records are kept after its last write (7 days)."""
+MAX_BATCH = 1000
+"""Records per append script call (Lua's unpack() has a stack limit)."""
+READ_CHUNK = 10_000
+KEY_PREFIX = "opentrain:journal:"
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
+
+
+class JournalUnavailableError(JournalError, OpenTrainError):
+    """The journal's Redis cannot be reached or refused us before the run started."""
+
+
+class JournalBusyError(JournalError, OpenTrainError):
+    """Another live run holds the job's lease."""
+
+    def __init__(self, message: str, holder: LeaseHolder) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class JournalLostError(JournalError, OpenTrainError):
+    """The run lost its journal mid-run (Redis gone, or the lease taken over): it must
+    stop sending, since nothing more it does can be recorded."""
+
+
+def is_redis_url(text: str) -> bool:
+    """True for ``redis://`` and ``rediss://`` journal locations."""
+    return text.lower().startswith(("redis://", "rediss://"))
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, field: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d`` -> seconds (> 0)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise JournalError(
+            f"journal URL: {field}={text!r} is not a duration (a number of seconds, or "
+            "with a unit: 90s, 15m, 12h, 7d)"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise JournalError(f"journal URL: {field} must be greater than 0")
+    return seconds
+
+
+@attrs.frozen
+class RedisJournalURL:
+    """A parsed ``redis://`` / ``rediss://`` journal location (never shows the password)."""
+
+    host: str
+    port: int
+    db: int
+    job: str
+    tls: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    lease: float = DEFAULT_LEASE
+    retention: float = DEFAULT_RETENTION
+
+    @classmethod
+    def parse(cls, url: str) -> RedisJournalURL:
+        """Parse and check a journal URL; errors name the part at fault (no password)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 6379
+        except ValueError:
+            raise JournalError(
+                f"journal URL {_redact(url)}: not a valid URL (bad host or port)"
+            ) from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("redis", "rediss"):
+            raise JournalError(f"journal URL {_redact(url)}: scheme must be redis or rediss")
+        if not parts.hostname:
+            raise JournalError(f"journal URL {_redact(url)}: no host")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise JournalError(
+                f"journal URL {_redact(url)}: the path is the database number (0-15 usually), "
+                f"got {path!r}"
+            )
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(query) - {"job", "lease", "retention"})
+        if unknown:
+            raise JournalError(
+                f"journal URL {_redact(url)}: unknown parameter {unknown[0]!r} "
+                "(known: job, lease, retention)"
+            )
+        job = query.get("job", "")
+        if not _JOB_NAME.fullmatch(job):
+            raise JournalError(
+                f"journal URL {_redact(url)}: job must be 1-200 characters of letters, digits "
+                f"and ._:@+- (starting with a letter or digit), got {job!r}; e.g. ?job=invoices"
+            )
+        lease = parse_duration(query["lease"], "lease") if "lease" in query else DEFAULT_LEASE
+        if lease < 1:
+            raise JournalError("journal URL: lease must be at least 1 second")
+        retention = (
+            parse_duration(query["retention"], "retention")
+            if "retention" in query
+            else DEFAULT_RETENTION
+        )
+        return cls(
+            host=parts.hostname,
+            port=port,
+            db=int(path or 0),
+            job=job,
+            tls=scheme == "rediss",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            lease=lease,
+            retention=retention,
+        )
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+    def redacted(self) -> str:
+        """The URL as shown to people: the password replaced by ``***``."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = ""
+        if self.username or self.password is not None:
+            auth = quote(self.username or "", safe="")
+            if self.password is not None:
+                auth += ":***"
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{auth}{host}:{self.port}/{self.db}?job={self.job}"
+
+    @property
+    def where(self) -> str:
+        """Short form for messages: ``job NAME on host:port/db``."""
+        return f"job {self.job!r} on {self.host}:{self.port}/{self.db}"
+
+    def key(self, name: str) -> str:
+        return f"{KEY_PREFIX}{{{self.job}}}:{name}"
+
+    def connect(self) -> Redis:
+        """A redis-py asyncio client (the ``redis`` extra) for this location."""
+        try:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise JournalError(
+                "a redis:// journal needs the redis extra: pip install 'opentrain-async[redis]'"
+            ) from None
+        return Redis(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            ssl=self.tls,
+            socket_timeout=max(2.0, self.lease / 3),
+            socket_connect_timeout=max(2.0, self.lease / 3),
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=0,
+        )
+
+
+def _redact(url: str) -> str:
+    """Hide whatever sits between ``:`` and ``@`` in the authority of an unparsed URL."""
+    return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", url)
+
+
+def _machine_id() -> str | None:
+    """This kernel boot and PID namespace: PIDs compare only between processes sharing it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot}:{namespace}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+@attrs.frozen
+class LeaseHolder:
+    """Who holds a job's lease: for messages, ``journal show`` and the takeover rule."""
+
+    host: str
+    pid: int
+    since: float
+    """Wall-clock time the holder took the lease."""
+    token: int
+    """Fencing token: every new lease gets a larger one."""
+    machine: str | None = None
+    expires_in: float | None = None
+    """Seconds left on the lease when it was read."""
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[Any, Any], ttl_ms: int | None) -> LeaseHolder:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return cls(
+            host=fields.get("host", "?"),
+            pid=int(fields.get("pid", "0") or 0),
+            since=float(fields.get("since", "0") or 0),
+            token=int(fields.get("token", "0") or 0),
+            machine=fields.get("machine") or None,
+            expires_in=None if ttl_ms is None or ttl_ms < 0 else ttl_ms / 1000,
+        )
+
+    def describe(self) -> str:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+        text = f"host {self.host}, pid {self.pid}, since {since} (lease #{self.token}"
+        if self.expires_in is not None:
+            text += f", expires in {self.expires_in:.0f} s unless renewed"
+        return text + ")"
+
+    def dead_here(self, machine: str | None) -> bool:
+        """True when the holder ran on this machine and its process is gone."""
+        return machine is not None and self.machine == machine and not _pid_alive(self.pid)
+
+
+# KEYS: lease, fence.  ARGV: owner, lease_ms, host, pid, machine, since, steal_owner
+_ACQUIRE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[7] then
+  return {0, redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'host', ARGV[3],
+  'pid', ARGV[4], 'machine', ARGV[5], 'since', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PERSIST', KEYS[2])
+return {1, token}
+"""
+
+# KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, record...
+# Returns the list's new length, or -1 when the lease is not ours.
+_APPEND = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local n = redis.call('LLEN', KEYS[2])
+if #ARGV > 3 then n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 4)) end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return n
+"""
+
+# KEYS: lease.  ARGV: owner, lease_ms.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: lease, records, fence.  ARGV: owner, retention_ms.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+def _describe_redis_error(exc: BaseException) -> str:
+    """A short reason from a redis-py error (its messages hold host/port, no password)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """One record as stored: the file journal's line, without the newline."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+class RedisJournalStore:
+    """A job's records and lease in Redis, for one run (``open`` -> appends -> ``close``).
+
+    Not thread-safe; one event loop.  ``clock`` is monotonic (the fencing deadline).
+    """
+
+    def __init__(
+        self,
+        url: RedisJournalURL,
+        *,
+        client: Redis | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self.url = url
+        self._redis = client if client is not None else url.connect()
+        self._clock = clock
+        self._host = host or socket.gethostname()
+        self._pid = os.getpid() if pid is None else pid
+        self._machine = _machine_id()
+        self.owner = os.urandom(16).hex()
+        self.token: int | None = None
+        self._lease_ms = round(url.lease * 1000)
+        self._retention_ms = round(url.retention * 1000)
+        self._margin = min(2.0, url.lease / 5)
+        self._valid_until = float("-inf")
+        self._lost: str | None = None
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self.records = 0
+        self.took_over: LeaseHolder | None = None
+        """The dead holder this run took the lease from, if any."""
+        self._k_lease = url.key("lease")
+        self._k_records = url.key("records")
+        self._k_fence = url.key("fence")
+        # EVALSHA, falling back to EVAL once per connection when Redis lacks the script.
+        self._append_script = self._redis.register_script(_APPEND)
+        self._renew_script = self._redis.register_script(_RENEW)
+
+    def __repr__(self) -> str:
+        return f"RedisJournalStore({self.url.redacted()!r}, token={self.token})"
+
+    # -- the lease -----------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Take the job's lease or raise ``JournalBusyError`` naming its live holder;
+        ``JournalUnavailableError`` when Redis cannot be reached."""
+        steal = ""
+        for _ in range(2):
+            sent = self._clock()
+            reply = await self._call_at_start(
+                _ACQUIRE,
+                [self._k_lease, self._k_fence],
+                [
+                    self.owner,
+                    self._lease_ms,
+                    self._host,
+                    self._pid,
+                    self._machine or "",
+                    f"{time.time():.3f}",
+                    steal,
+                ],
+            )
+            if int(reply[0]) == 1:
+                self.token = int(reply[1])
+                self._valid_until = sent + self.url.lease - self._margin
+                self._renewer = asyncio.create_task(self._renew_forever())
+                return
+            raw = reply[1]
+            holder = LeaseHolder.from_redis(
+                dict(zip(raw[::2], raw[1::2], strict=True)), int(reply[2])
+            )
+            if not steal and holder.dead_here(self._machine):
+                owner = dict(zip(raw[::2], raw[1::2], strict=True)).get(b"owner", b"")
+                steal = owner.decode()
+                self.took_over = holder
+                continue
+            raise JournalBusyError(
+                f"{self.url.where} is being run by another process: {holder.describe()}; "
+                "wait for it to finish (if it died on another machine, its lease expires "
+                "within the time shown)",
+                holder,
+            )
+        raise JournalBusyError(  # pragma: no cover - the holder changed under us twice
+            f"{self.url.where} is being taken over by another process", holder
+        )
+
+    async def _call_at_start(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._redis.eval(script, len(keys), *keys, *args)
+        except Exception as exc:
+            raise JournalUnavailableError(
+                f"cannot use the journal at {self.url.redacted()}: {_describe_redis_error(exc)}"
+            ) from None
+
+    async def _renew_forever(self) -> None:
+        interval = self.url.lease / 3
+        while self._lost is None:
+            await asyncio.sleep(interval)
+            sent = self._clock()
+            try:
+                held = await self._renew_script(
+                    keys=[self._k_lease], args=[self.owner, self._lease_ms]
+                )
+            except Exception as exc:
+                # Keep trying: the deadline stops sends if Redis stays away.
+                if self._clock() > self._valid_until:
+                    self._lose(f"Redis unreachable ({_describe_redis_error(exc)})")
+                continue
+            if int(held) != 1:
+                self._lose("its lease was taken over by another run")
+                return
+            self._confirmed(sent)
+
+    def _confirmed(self, sent: float) -> None:
+        if self._lost is None:
+            self._valid_until = max(self._valid_until, sent + self.url.lease - self._margin)
+
+    def _lose(self, why: str) -> None:
+        if self._lost is None:
+            self._lost = why
+
+    @property
+    def lost(self) -> str | None:
+        """Why this run may no longer send or record (None while the lease holds)."""
+        if self._lost is None and self._clock() > self._valid_until:
+            self._lose("its lease could not be renewed in time")
+        return self._lost
+
+    def check_send(self) -> None:
+        """Raise ``JournalLostError`` unless this run may start a send now."""
+        why = self.lost
+        if why is not None:
+            raise JournalLostError(self._lost_message(why))
+
+    def _lost_message(self, why: str) -> str:
+        return (
+            f"stopped sending: the journal for {self.url.where} can no longer be written "
+            f"({why}); nothing more was sent. Rerun the same command to resume once Redis is "
+            "reachable (sends left open are checked by read-back, never resent blindly)"
+        )
+
+    # -- records -------------------------------------------------------------------
+
+    async def read_records(self) -> list[dict[str, Any]]:
+        """Every record of the job, oldest first."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            try:
+                chunk = await self._redis.lrange(
+                    self._k_records, start, start + READ_CHUNK - 1
+                )
+            except Exception as exc:
+                raise JournalUnavailableError(
+                    f"cannot read the journal at {self.url.redacted()}: "
+                    f"{_describe_redis_error(exc)}"
+                ) from None
+            for offset, raw in enumerate(chunk):
+                try:
+                    record = json.loads(raw)
+                    if not isinstance(record, dict):
+                        raise ValueError("not an object")
+                except ValueError as exc:
+                    raise JournalError(
+                        f"journal {self.url.redacted()} is corrupt at record {start + offset + 1} "
+                        f"({exc}); it was not written by this tool"
+                    ) from None
+                out.append(record)
+            if len(chunk) < READ_CHUNK:
+                return out
+            start += READ_CHUNK
+
+    async def append(self, record: Mapping[str, Any]) -> None:
+        """Record one event; returns once Redis has it (batched with concurrent appends)."""
+        await self.append_encoded(encode_record(record))
+
+    async def append_encoded(self, data: bytes) -> None:
+        if self._lost is not None:
+            raise JournalLostError(self._lost_message(self._lost))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._pending.append((data, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            error: BaseException | None = None
+            if self._lost is not None:
+                error = JournalLostError(self._lost_message(self._lost))
+            else:
+                sent = self._clock()
+                try:
+                    length = await self._append_script(
+                        keys=[self._k_lease, self._k_records],
+                        args=[
+                            self.owner,
+                            self._lease_ms,
+                            self._retention_ms,
+                            *(data for data, _ in batch),
+                        ],
+                    )
+                except Exception as exc:
+                    self._lose(f"Redis failed: {_describe_redis_error(exc)}")
+                    error = JournalLostError(self._lost_message(self._lost or ""))
+                else:
+                    if int(length) < 0:
+                        self._lose("its lease was taken over by another run")
+                        error = JournalLostError(self._lost_message(self._lost or ""))
+                    else:
+                        self._confirmed(sent)
+                        self.records += len(batch)
+            for _, future in batch:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    async def close(self) -> None:
+        """Wait for pending appends, release the lease (records then expire after the
+        retention) and disconnect.  Never raises: at worst the lease just expires."""
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._flusher)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._renewer
+        if self.token is not None and self._lost is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._redis.eval(
+                        _RELEASE,
+                        3,
+                        self._k_lease,
+                        self._k_records,
+                        self._k_fence,
+                        self.owner,
+                        self._retention_ms,
+                    ),
+                    timeout=max(2.0, self.url.lease / 3),
+                )
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    """Mark a failed append's error as seen (its awaiter may have been cancelled)."""
+    if not future.cancelled():
+        future.exception()
+
+
+@attrs.frozen
+class JobInfo:
+    """What ``journal show`` reports about a job on Redis besides its records."""
+
+    holder: LeaseHolder | None
+    records_ttl: float | None
+    """Seconds until the records expire (None: no expiry set, or no records)."""
+
+
+async def read_job(url: RedisJournalURL, *, client: Redis | None = None) -> tuple[
+    list[dict[str, Any]], JobInfo
+]:
+    """Read a job's records and lease without taking the lease (for ``journal show``)."""
+    redis = client if client is not None else url.connect()
+    store = RedisJournalStore(url, client=redis)
+    try:
+        records = await store.read_records()
+        try:
+            raw = await redis.hgetall(url.key("lease"))
+            lease_ttl = await redis.pttl(url.key("lease"))
+            records_ttl = await redis.pttl(url.key("records"))
+        except Exception as exc:
+            raise JournalUnavailableError(
+                f"cannot read the journal at {url.redacted()}: {_describe_redis_error(exc)}"
+            ) from None
+        holder = LeaseHolder.from_redis(dict(raw), int(lease_ttl)) if raw else None
+        ttl = None if int(records_ttl) < 0 else int(records_ttl) / 1000
+        return records, JobInfo(holder, ttl)
+    finally:
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+
+
+class RedisJournal(Journal):
+    """The ``Journal`` record API (``started``, ``ended_ok``...) over a ``RedisJournalStore``.
+
+    Appends are group-committed by the store: one round trip per batch of records.
+    """
+
+    def __init__(self, store: RedisJournalStore) -> None:  # no file: nothing to open
+        self.store = store
+        self.path = Path(store.url.redacted())
+        self.location = store.url.redacted()
+        self.records = 0
+
+    async def append(self, record: Mapping[str, Any]) -> None:
+        await self.store.append(record)
+        self.records += 1
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        raise NotImplementedError("a Redis journal only appends (await append())")
+
+    def cut_torn_tail(self) -> None:
+        """Redis appends whole records: there is never a torn tail."""
+
+    def close_now(self) -> None:
+        """Stop renewing; the lease expires on its own (used after an error at start)."""
+        if self.store._renewer is not None:
+            self.store._renewer.cancel()
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+    def check_send(self) -> None:
+        """Raise ``JournalLostError`` unless this run still holds its lease."""
+        self.store.check_send()
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """An aiohttp hook that stops every POST before it goes on the wire once the lease
+        is lost (fencing for sends the engine had already pulled)."""
+        config = aiohttp.TraceConfig()
+
+        async def on_request_start(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestStartParams,
+        ) -> None:
+            if params.method == "POST":
+                self.store.check_send()
+
+        config.on_request_start.append(on_request_start)
+        return config
+
+
+async def open_redis_journal(
+    url: RedisJournalURL, *, client: Redis | None = None
+) -> tuple[RedisJournal, JournalState]:
+    """Take the job's lease and read its records: ``JournalBusyError`` when another live
+    run holds it, ``JournalUnavailableError`` when Redis cannot be reached."""
+    store = RedisJournalStore(url, client=client)
+    try:
+        await store.acquire()
+        records = await store.read_records()
+        state = JournalState()
+        for number, record in enumerate(records, 1):
+            try:
+                _apply(state, record)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalError(
+                    f"journal {url.redacted()} is corrupt at record {number} ({exc})"
+                ) from None
+    except BaseException:
+        await store.close()
+        raise
+    return RedisJournal(store), state
