@@ -46,6 +46,14 @@ from ._job import (
     dry_run,
     run_job,
 )
+from ._journal_redis import (
+    JournalLostError,
+    JournalUnavailableError,
+    RedisJournalURL,
+    is_redis_url,
+    read_job,
+    state_from_records,
+)
 
 __all__ = ["main"]
 
@@ -141,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--journal",
-        type=Path,
-        metavar="PATH",
-        help="crash-safe progress file: rerun with the same PATH to resume",
+        metavar="PATH|URL",
+        help="crash-safe progress file: rerun with the same PATH to resume; or "
+        "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
     )
     bulk.add_argument(
         "--retry-failed",
@@ -185,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_positive_float, default=2.0, help="--follow poll interval (2 s)"
     )
     messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
+    from ._journal_cmd import add_journal_parser
+
+    add_journal_parser(commands, common)
 
     demo = commands.add_parser(
         "demo",
@@ -264,10 +276,12 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _job_options(args: argparse.Namespace) -> JobOptions:
+    redis_url = args.journal is not None and is_redis_url(args.journal)
     return JobOptions(
         concurrency=args.concurrency,
         rate=args.rate,
-        journal=args.journal,
+        journal=Path(args.journal) if args.journal is not None and not redis_url else None,
+        journal_url=RedisJournalURL.parse(args.journal) if redis_url else None,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         strict=args.strict,
@@ -284,7 +298,11 @@ async def _bulk(args: argparse.Namespace) -> int:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
     if options.dry_run:
-        return dry_run(source, options, sys.stdout, sys.stderr)
+        state = None
+        if options.journal_url is not None:  # read it without taking the job's lease
+            records, _ = await read_job(options.journal_url)
+            state = state_from_records(records, options.journal_url.redacted())
+        return dry_run(source, options, sys.stdout, sys.stderr, state)
     settings = resolve_settings(None, args.base_url)
     return await run_job(source, options, settings)
 
@@ -295,6 +313,10 @@ async def _main(args: argparse.Namespace) -> int:
         return await _send(args, settings)
     if args.command == "bulk":
         return await _bulk(args)
+    if args.command == "journal":
+        from ._journal_cmd import journal_command
+
+        return await journal_command(args, sys.stdout)
     if args.command in ("conversations", "messages"):
         from ._read import list_conversations, show_messages
 
@@ -316,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_START)
     except StartError as exc:
         return _fail(str(exc), EXIT_START)
+    except JournalUnavailableError as exc:  # Redis unreachable before any send
+        return _fail(str(exc), EXIT_START)
+    except JournalLostError as exc:  # mid-run: stopped sending, says how to resume
+        return _fail(str(exc), EXIT_FAILED)
     except (InputError, JournalError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import attrs
 from rich.console import Console
 from rich.table import Table
@@ -45,6 +46,7 @@ from opentrain_async._models import Message, OutgoingMessage
 from ._input import InputError, JobSource, Line
 from ._journal import Journal, JournalError, JournalState, content_hash, identity, open_journal
 from ._journal import load_journal as _load_journal
+from ._journal_redis import RedisJournal, RedisJournalURL, open_redis_journal
 from ._progress import ProgressDisplay
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
@@ -79,6 +81,8 @@ class JobOptions:
     concurrency: int = 16
     rate: float | None = None
     journal: Path | None = None
+    journal_url: RedisJournalURL | None = None
+    """A journal on Redis (``--journal redis://...?job=NAME``) instead of a file."""
     retry_failed: bool = False
     dry_run: bool = False
     strict: bool = False
@@ -262,11 +266,15 @@ class _Runner:
         summary.skipped_delivered = plan.actions[Action.DONE]
         summary.skipped_failed = plan.actions[Action.SKIP_FAILED]
         options = self.options
+        session = None
+        if isinstance(self.journal, RedisJournal):  # fencing: no POST once the lease is lost
+            session = aiohttp.ClientSession(trace_configs=[self.journal.trace_config()])
         client = OpenTrainClient(
             self.settings.token,
             self.settings.api_root,
             max_concurrency=options.concurrency,
             rate_limit=options.rate,
+            session=session,
         )
         started = time.monotonic()
         try:
@@ -285,6 +293,8 @@ class _Runner:
             summary.rate_limited = client.stats.rate_limited
             summary.retries = client.stats.retries
             summary.pace = client.pacer.describe()
+            if session is not None:
+                await session.close()
         return summary
 
     async def _settle(self, client: OpenTrainClient, plan: _Plan) -> None:
@@ -428,7 +438,7 @@ def _print_bad_lines(bad: list[tuple[int, str]], stream: TextIO, limit: int | No
         )
 
 
-def _summary_table(summary: Summary, journal: Path | None) -> Table:
+def _summary_table(summary: Summary, journal: object) -> Table:
     table = Table(title="bulk summary", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
@@ -466,16 +476,23 @@ def print_summary(summary: Summary, options: JobOptions, out: TextIO, err: TextI
     """The table (stdout; stderr with ``--json``) and the JSON summary (stdout)."""
     stream = err if options.json else out
     console = Console(file=stream, width=100 if not stream.isatty() else None)
-    console.print(_summary_table(summary, options.journal))
+    console.print(_summary_table(summary, options.journal or options.journal_url))
     if summary.stopped:
         print(f"stopped early: {summary.stopped}", file=err)
     if options.json:
         print(json.dumps(summary.as_json()), file=out, flush=True)
 
 
-def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: TextIO) -> int:
+def dry_run(
+    source: JobSource,
+    options: JobOptions,
+    out: TextIO,
+    err: TextIO,
+    state: JournalState | None = None,
+) -> int:
     """Validate everything and say what a real run would do; send nothing."""
-    state = _load_journal(options.journal) if options.journal else JournalState()
+    if state is None:
+        state = _load_journal(options.journal) if options.journal else JournalState()
     plan = _plan(source, state, options.retry_failed)
     bad = sorted(plan.bad.items())
     result = {
@@ -528,7 +545,9 @@ async def execute(
     """Run a bulk job (steps 1-4 of the module docstring) and return its figures."""
     journal: Journal | None = None
     state = JournalState()
-    if options.journal is not None:
+    if options.journal_url is not None:
+        journal, state = await open_redis_journal(options.journal_url)
+    elif options.journal is not None:
         journal, state = open_journal(options.journal)
     try:
         plan = _plan(source, state, options.retry_failed)
@@ -540,6 +559,12 @@ async def execute(
                     f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
                 )
             _print_bad_lines(bad, err, SHOW_BAD_LINES)
+        if isinstance(journal, RedisJournal) and journal.store.took_over is not None:
+            print(
+                f"{journal.store.url.where}: took over the lease of a run that is gone "
+                f"({journal.store.took_over.describe()})",
+                file=err,
+            )
         if state.torn_tail:
             print(
                 f"journal {options.journal}: ignored a partial last line (the previous run "

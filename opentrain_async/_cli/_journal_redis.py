@@ -51,6 +51,7 @@ import aiohttp
 import attrs
 
 from opentrain_async._errors import OpenTrainError
+from opentrain_async._version import __version__
 
 from ._journal import Journal, JournalError, JournalState, _apply
 
@@ -71,6 +72,7 @@ __all__ = [
     "open_redis_journal",
     "parse_duration",
     "read_job",
+    "state_from_records",
 ]
 
 DEFAULT_LEASE = 15.0
@@ -380,8 +382,8 @@ class RedisJournalStore:
         self.url = url
         self._redis = client if client is not None else url.connect()
         self._clock = clock
-        self._host = host or socket.gethostname()
-        self._pid = os.getpid() if pid is None else pid
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid() if pid is None else pid
         self._machine = _machine_id()
         self.owner = os.urandom(16).hex()
         self.token: int | None = None
@@ -420,8 +422,8 @@ class RedisJournalStore:
                 [
                     self.owner,
                     self._lease_ms,
-                    self._host,
-                    self._pid,
+                    self.host,
+                    self.pid,
                     self._machine or "",
                     f"{time.time():.3f}",
                     steal,
@@ -514,9 +516,7 @@ class RedisJournalStore:
         start = 0
         while True:
             try:
-                chunk = await self._redis.lrange(
-                    self._k_records, start, start + READ_CHUNK - 1
-                )
+                chunk = await self._redis.lrange(self._k_records, start, start + READ_CHUNK - 1)
             except Exception as exc:
                 raise JournalUnavailableError(
                     f"cannot read the journal at {self.url.redacted()}: "
@@ -630,9 +630,9 @@ class JobInfo:
     """Seconds until the records expire (None: no expiry set, or no records)."""
 
 
-async def read_job(url: RedisJournalURL, *, client: Redis | None = None) -> tuple[
-    list[dict[str, Any]], JobInfo
-]:
+async def read_job(
+    url: RedisJournalURL, *, client: Redis | None = None
+) -> tuple[list[dict[str, Any]], JobInfo]:
     """Read a job's records and lease without taking the lease (for ``journal show``)."""
     redis = client if client is not None else url.connect()
     store = RedisJournalStore(url, client=redis)
@@ -670,6 +670,20 @@ class RedisJournal(Journal):
         await self.store.append(record)
         self.records += 1
 
+    async def run_started(self, source: str) -> None:
+        """The run header, with where it runs and its lease (for ``journal show``)."""
+        await self.append(
+            {
+                "event": "run",
+                "at": time.time(),
+                "pid": self.store.pid,
+                "host": self.store.host,
+                "lease": self.store.token,
+                "input": source,
+                "version": __version__,
+            }
+        )
+
     def write(self, record: Mapping[str, Any]) -> None:
         raise NotImplementedError("a Redis journal only appends (await append())")
 
@@ -705,6 +719,17 @@ class RedisJournal(Journal):
         return config
 
 
+def state_from_records(records: Sequence[Mapping[str, Any]], where: str) -> JournalState:
+    """What a journal's records say, by input (the file journal's rules, one home)."""
+    state = JournalState()
+    for number, record in enumerate(records, 1):
+        try:
+            _apply(state, record)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JournalError(f"journal {where} is corrupt at record {number} ({exc})") from None
+    return state
+
+
 async def open_redis_journal(
     url: RedisJournalURL, *, client: Redis | None = None
 ) -> tuple[RedisJournal, JournalState]:
@@ -713,15 +738,7 @@ async def open_redis_journal(
     store = RedisJournalStore(url, client=client)
     try:
         await store.acquire()
-        records = await store.read_records()
-        state = JournalState()
-        for number, record in enumerate(records, 1):
-            try:
-                _apply(state, record)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise JournalError(
-                    f"journal {url.redacted()} is corrupt at record {number} ({exc})"
-                ) from None
+        state = state_from_records(await store.read_records(), url.redacted())
     except BaseException:
         await store.close()
         raise
