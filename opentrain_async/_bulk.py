@@ -37,9 +37,13 @@ import attrs
 from ._errors import (
     APIConnectionError,
     APIError,
+    AuthenticationError,
     DeliveryUnknownError,
     InvalidRequestError,
+    NotAttemptedError,
     OpenTrainError,
+    PermissionDeniedError,
+    RateLimitError,
 )
 from ._models import Message, OutgoingMessage
 from ._validation import validate_content, validate_conversation_id
@@ -47,7 +51,37 @@ from ._validation import validate_content, validate_conversation_id
 if TYPE_CHECKING:
     from ._client import OpenTrainClient
 
-__all__ = ["BulkReport", "BulkSend", "SendItem", "SendOutcome", "normalize_item", "outcome_kind"]
+__all__ = [
+    "BulkReport",
+    "BulkSend",
+    "SendItem",
+    "SendOutcome",
+    "normalize_item",
+    "outcome_kind",
+    "stops_engine",
+]
+
+ACCOUNT_REASONS = frozenset(
+    {
+        "insufficient_scope",
+        "missing_scope",
+        "feature_disabled",
+        "messaging_writes_disabled",
+        "account_claim_required",
+    }
+)
+"""403 reasons about the token or account, not the message: every send would get them."""
+
+
+def stops_engine(error: OpenTrainError) -> bool:
+    """True for failures every later send of this token would meet too: 401, and a 403
+    about the account or token (missing scope, feature disabled, unclaimed account)."""
+    if isinstance(error, AuthenticationError):
+        return True
+    if isinstance(error, PermissionDeniedError):
+        return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
+    return False
+
 
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
@@ -89,6 +123,8 @@ def outcome_kind(error: OpenTrainError | None) -> str:
         return "invalid"
     if isinstance(error, DeliveryUnknownError):
         return "delivery_unknown"
+    if isinstance(error, NotAttemptedError):
+        return "not_attempted"
     if isinstance(error, APIError):
         if error.reason:
             return error.reason
@@ -307,6 +343,8 @@ class _Engine:
         self._sink_error: BaseException | None = None
         self._exhausted = False
         self._closed = False
+        self._halt: OpenTrainError | None = None
+        """Set by the first failure that dooms every later send (``stops_engine``)."""
 
     def start(self) -> None:
         if not self._workers:
@@ -368,6 +406,15 @@ class _Engine:
         self._outcomes.put_nowait(_END)
         return [t for t in self._workers if not t.done()]
 
+    def _not_attempted(self) -> NotAttemptedError:
+        cause = self._halt
+        assert cause is not None
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        return NotAttemptedError(
+            f"not attempted: an earlier send showed this token cannot send ({first})",
+            cause=cause,
+        )
+
     async def _next_async_item(self) -> Any:
         assert self._async_items is not None
         async with self._pull_lock:  # an async generator must not be re-entered
@@ -380,12 +427,20 @@ class _Engine:
             except Exception as exc:  # the caller's iterable failed: stop, report it last
                 self._exhausted = True
                 self._input_error = exc
+            except asyncio.CancelledError as exc:
+                if self._closed:  # the engine is stopping this worker
+                    raise
+                # The iterable itself raised CancelledError: end the stream with it
+                # rather than lose the worker (and hang the consumer).
+                self._exhausted = True
+                self._input_error = exc
         return _END
 
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
         deliver = self._client._deliver
+        policy = self._client.retry_policy
         reconcile = self._reconcile
         items = self._items
         try:
@@ -418,8 +473,25 @@ class _Engine:
                         key = outgoing.key
                         conversation_id = outgoing.conversation_id
                         content = outgoing.content
-                    message, reconciled = await deliver(conversation_id, content, reconcile)
+                    if self._halt is not None:
+                        raise self._not_attempted()
+                    waits = 0
+                    while True:
+                        try:
+                            message, reconciled = await deliver(conversation_id, content, reconcile)
+                            break
+                        except RateLimitError as exc:
+                            # 429 means "later", never "no": the input waits while the
+                            # hints stay under max_retry_after, however many it takes.
+                            if policy.retry_reason(exc, idempotent=False) is None:
+                                raise
+                            waits += 1
+                            await policy.sleep(policy.compute_wait(exc, waits))
+                            if self._halt is not None:
+                                raise self._not_attempted() from None
                 except OpenTrainError as exc:
+                    if self._halt is None and stops_engine(exc):
+                        self._halt = exc  # no further sends: every later input is not attempted
                     outcome = SendOutcome(index, item, None, exc, key)
                 except Exception as exc:  # a bug must not lose the input: it is its outcome
                     error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
@@ -444,8 +516,8 @@ class _Engine:
                     raise
         finally:
             self._live_workers -= 1
-        if self._live_workers == 0 and self._sink is None:  # the last one closes the stream
-            await self._outcomes.put(_END)
+            if self._live_workers == 0 and self._sink is None and not self._closed:
+                self._outcomes.put_nowait(_END)  # the last one closes the stream
 
 
 def _key_of(item: Any) -> str | None:

@@ -81,3 +81,17 @@ def assert_one_line_error(result: Result) -> None:
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1, result.err
     assert lines[0].startswith("opentrain-async: error: ")
+
+
+def journal_header(job: Path, server: FakeOpenTrain | None = None) -> str:
+    """The header line a journal for ``job`` starts with (to write journals by hand)."""
+    record = {
+        "journal": "opentrain-async",
+        "format": 2,
+        "input": {
+            "path": str(job.resolve()),
+            "apiRoot": None if server is None else server.base_url + "/api/public/v1",
+        },
+        "at": 0.0,
+    }
+    return json.dumps(record) + "\n"

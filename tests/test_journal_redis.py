@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,7 +16,8 @@ import redis.asyncio as redis_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from opentrain_async._cli._journal import JournalError
+from opentrain_async._cli._journal import InputIdentity, Journal, JournalError, JournalState
+from opentrain_async._cli._journal import open_journal as _open_journal
 from opentrain_async._cli._journal_redis import (
     DEFAULT_LEASE,
     DEFAULT_RETENTION,
@@ -25,7 +27,6 @@ from opentrain_async._cli._journal_redis import (
     RedisJournalStore,
     RedisJournalURL,
     is_redis_url,
-    open_redis_journal,
     parse_duration,
     read_job,
 )
@@ -36,6 +37,19 @@ from .redis_server import RedisServer, require_redis_binary
 def _url(server: RedisServer, job: str = "invoices", **query: str) -> RedisJournalURL:
     extra = "".join(f"&{k}={v}" for k, v in query.items())
     return RedisJournalURL.parse(f"{server.url}?job={job}{extra}")
+
+
+JOB = InputIdentity("/jobs/invoices.jsonl", "http://127.0.0.1/api/public/v1")
+
+
+async def open_redis_journal(url: RedisJournalURL, **options: Any) -> tuple[Journal, JournalState]:
+    """What ``bulk`` does: take the job's lease, check and read its records."""
+    return await _open_journal(RedisJournalStore(url, **options), JOB)
+
+
+def _store(journal: Journal) -> RedisJournalStore:
+    assert isinstance(journal.store, RedisJournalStore)
+    return journal.store
 
 
 async def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -147,26 +161,35 @@ async def test_records_survive_the_run_and_are_read_back(redis_server: RedisServ
     finally:
         await again.aclose()
     records, info = await read_job(url)
-    assert [r["event"] for r in records] == ["run", "started", "ended", "started"]
+    assert records[0]["journal"] == "opentrain-async"  # the header marks it as ours
+    assert records[0]["input"]["path"] == JOB.path
+    assert [r["event"] for r in records[1:]] == ["run", "started", "ended", "started"]
+    assert (records[1]["host"], records[1]["pid"], records[1]["lease"]) == (
+        _store(journal).host,
+        os.getpid(),
+        1,
+    )
     assert info.holder is None  # released at the end of the run
 
 
 async def test_concurrent_appends_are_batched(
     redis_server: RedisServer, raw: redis_asyncio.Redis
 ) -> None:
-    """300 concurrent appends land whole and in call order, in far fewer round trips."""
+    """300 concurrent appends land whole and in call order, in far fewer round trips
+    (the journal's group commit: one script call per batch)."""
     url = _url(redis_server)
-    store = RedisJournalStore(url)
-    await store.acquire()
+    journal, _ = await open_redis_journal(url)
     await raw.config_resetstat()
-    await asyncio.gather(*(store.append({"event": "run", "n": i, "at": 1.0}) for i in range(300)))
+    await asyncio.gather(
+        *(journal.started(f"key:{i}", i, "conv", "0" * 64, float(i)) for i in range(300))
+    )
     stats = await raw.info("commandstats")
-    await store.close()
+    await journal.aclose()
     calls = sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
     assert 1 <= calls <= 30
     records, _ = await read_job(url)
-    assert [r["n"] for r in records] == list(range(300))
-    assert store.records == 300
+    assert [r["id"] for r in records[1:]] == [f"key:{i}" for i in range(300)]
+    assert _store(journal).records == 301  # the header, then the 300
 
 
 async def test_a_non_journal_value_is_an_error(
@@ -174,8 +197,11 @@ async def test_a_non_journal_value_is_an_error(
 ) -> None:
     """A record that is not a JSON object is reported with its position, never skipped."""
     url = _url(redis_server)
-    await raw.rpush(url.key("records"), b'{"event":"run","at":1}', b"garbage")
-    with pytest.raises(JournalError, match="corrupt at record 2"):
+    journal, _ = await open_redis_journal(url)
+    await journal.run_started("job.jsonl")
+    await journal.aclose()
+    await raw.rpush(url.key("records"), b"garbage")
+    with pytest.raises(JournalError, match="corrupt: record 3"):
         await open_redis_journal(url)
     # The failed open released its lease: a later run is not locked out.
     assert await raw.exists(url.key("lease")) == 0
@@ -211,7 +237,7 @@ async def test_second_run_is_refused_naming_the_holder(redis_server: RedisServer
     try:
         other = RedisJournalStore(url, host="node-b", pid=os.getpid() + 1)
         with pytest.raises(JournalBusyError) as caught:
-            await other.acquire()
+            await other.open()
         await other.close()
         message = str(caught.value)
         assert f"pid {os.getpid()}" in message
@@ -224,7 +250,7 @@ async def test_second_run_is_refused_naming_the_holder(redis_server: RedisServer
     finally:
         await first.aclose()
     second, _ = await open_redis_journal(url)  # released: the next run goes
-    assert second.store.token == 2  # fencing tokens only grow
+    assert _store(second).token == 2  # fencing tokens only grow
     await second.aclose()
 
 
@@ -236,15 +262,15 @@ async def test_holder_dead_on_this_machine_is_taken_over_at_once(
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()  # a PID that no longer runs on this machine
     ghost = RedisJournalStore(url, pid=child.pid)
-    await ghost.acquire()
+    await ghost.open()
     ghost._renewer.cancel()  # type: ignore[union-attr]  # it "died" holding the lease
     journal, _ = await open_redis_journal(url)
     try:
-        assert journal.store.took_over is not None
-        assert journal.store.took_over.pid == child.pid
-        assert journal.store.token == 2
+        assert _store(journal).took_over is not None
+        assert _store(journal).took_over.pid == child.pid
+        assert _store(journal).token == 2
         with pytest.raises(JournalLostError, match="taken over"):
-            await ghost.append({"event": "run", "at": 1})
+            await ghost.append([{"event": "run", "at": 1}])
     finally:
         await journal.aclose()
         await ghost.close()
@@ -257,26 +283,20 @@ async def test_paused_holder_loses_its_lease_and_cannot_send_or_record(
     run takes over; on waking the first can neither send nor record anything."""
     url = _url(redis_server, lease="1")
     paused, _ = await open_redis_journal(url)
-    paused.check_send()  # fine while the lease holds
-    assert paused.store._renewer is not None
-    paused.store._renewer.cancel()  # the process is frozen: nothing renews
+    _store(paused).check_send()  # fine while the lease holds
+    assert _store(paused)._renewer is not None
+    _store(paused)._renewer.cancel()  # the process is frozen: nothing renews
     other = RedisJournalStore(url, host="node-b", pid=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            await other.acquire()
-            break
-        except JournalBusyError:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+    await _acquire_eventually(other)
     try:
         with pytest.raises(JournalLostError, match="stopped sending"):
-            paused.check_send()
+            _store(paused).check_send()
         with pytest.raises(JournalLostError):
             await paused.started("key:a", 1, "c", "0" * 64, 1.0)
-        await other.append({"event": "run", "at": 2.0})
-        records = await other.read_records()
-        assert records == [{"event": "run", "at": 2.0}]  # nothing from the paused run
+        await other.append([{"event": "run", "at": 2.0}])
+        records = (await other.read()).records
+        assert [r.get("event") for r in records] == [None, "run"]  # header, the new run's
+        assert "host" in records[1]  # and nothing from the paused run
     finally:
         await other.close()
         await paused.aclose()
@@ -287,7 +307,7 @@ async def test_fencing_is_checked_in_redis_not_only_locally(redis_server: RedisS
     url = _url(redis_server, lease="1")
     frozen = [0.0]
     stale = RedisJournalStore(url, clock=lambda: frozen[0])
-    await stale.acquire()
+    await stale.open()
     assert stale._renewer is not None
     stale._renewer.cancel()
     other = RedisJournalStore(url, host="node-b", pid=1)
@@ -295,7 +315,7 @@ async def test_fencing_is_checked_in_redis_not_only_locally(redis_server: RedisS
     try:
         stale.check_send()  # its own clock has not moved: locally it looks valid
         with pytest.raises(JournalLostError, match="taken over"):
-            await stale.append({"event": "started", "id": "x", "at": 1.0})
+            await stale.append([{"event": "started", "id": "x", "at": 1.0}])
         with pytest.raises(JournalLostError):  # and from then on, sends stop too
             stale.check_send()
     finally:
@@ -307,7 +327,7 @@ async def _acquire_eventually(store: RedisJournalStore, timeout: float = 10.0) -
     deadline = time.monotonic() + timeout
     while True:
         try:
-            await store.acquire()
+            await store.open()
             return
         except JournalBusyError:
             assert time.monotonic() < deadline, "the lease never expired"
@@ -323,8 +343,8 @@ async def test_renewal_keeps_a_live_holder(redis_server: RedisServer) -> None:
         other = RedisJournalStore(url, host="node-b", pid=1)
         while time.monotonic() < until:
             with pytest.raises(JournalBusyError):
-                await other.acquire()
-            journal.check_send()
+                await other.open()
+            _store(journal).check_send()
             await asyncio.sleep(0.1)
         await other.close()
     finally:
@@ -380,7 +400,7 @@ async def test_redis_killed_mid_run_stops_sends_and_records(redis_server: RedisS
         await journal.started("key:a", 1, "c", "0" * 64, 1.0)
     assert "stopped sending" in str(caught.value)
     with pytest.raises(JournalLostError):
-        journal.check_send()
+        _store(journal).check_send()
     await asyncio.wait_for(journal.aclose(), 10)  # closing does not hang or raise
 
 
@@ -399,11 +419,11 @@ async def test_send_hook_stops_posts_once_the_lease_is_lost(redis_server: RedisS
     url = _url(redis_server, lease="1")
     journal, _ = await open_redis_journal(url)
     try:
-        async with aiohttp.ClientSession(trace_configs=[journal.trace_config()]) as session:
+        async with aiohttp.ClientSession(trace_configs=[_store(journal).trace_config()]) as session:
             await (await session.post(http.make_url("/"))).release()
-            assert journal.store._renewer is not None
-            journal.store._renewer.cancel()
-            await _wait_for(lambda: journal.store.lost is not None)
+            assert _store(journal)._renewer is not None
+            _store(journal)._renewer.cancel()
+            await _wait_for(lambda: _store(journal).lost is not None)
             with pytest.raises(JournalLostError):
                 await session.post(http.make_url("/"))
             await (await session.get(http.make_url("/"))).release()  # reads still go

@@ -51,8 +51,6 @@ from ._journal_redis import (
     JournalUnavailableError,
     RedisJournalURL,
     is_redis_url,
-    read_job,
-    state_from_records,
 )
 
 __all__ = ["main"]
@@ -150,9 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument(
         "--journal",
         metavar="PATH|URL",
-        help="crash-safe progress file: rerun with the same PATH to resume; or "
+        help="crash-safe progress file (default: one per input file under "
+        "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
         "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
     )
+    bulk.add_argument(
+        "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
+    )
+    bulk.add_argument(
+        "--allow-changed",
+        action="store_true",
+        help="send inputs whose key was sent before with other content (default: refuse)",
+    )
+    bulk.add_argument(
+        "--reuse-journal",
+        action="store_true",
+        help="use a journal written for another input path or API (a moved job file)",
+    )
+    bulk.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="write every input not delivered to FILE (input format, plus line and reason)",
+    )
+    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
@@ -282,6 +301,11 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         rate=args.rate,
         journal=Path(args.journal) if args.journal is not None and not redis_url else None,
         journal_url=RedisJournalURL.parse(args.journal) if redis_url else None,
+        no_journal=args.no_journal,
+        allow_changed=args.allow_changed,
+        reuse_journal=args.reuse_journal,
+        failures=args.failures,
+        grace=args.grace,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         strict=args.strict,
@@ -298,11 +322,7 @@ async def _bulk(args: argparse.Namespace) -> int:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
     if options.dry_run:
-        state = None
-        if options.journal_url is not None:  # read it without taking the job's lease
-            records, _ = await read_job(options.journal_url)
-            state = state_from_records(records, options.journal_url.redacted())
-        return dry_run(source, options, sys.stdout, sys.stderr, state)
+        return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
     return await run_job(source, options, settings)
 
@@ -345,11 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, JournalError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail(
-            "interrupted; sends in progress are recorded as started in the journal (if any): "
-            "rerun with the same --journal to resume",
-            130,
-        )
+        return _fail("interrupted", 130)
     except AuthenticationError as exc:
         return _fail(f"authentication failed: {exc}", EXIT_START)
     except APIConnectionError as exc:

@@ -16,15 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._journal import JournalError, JournalState
-from ._journal_redis import (
-    JobInfo,
-    RedisJournalURL,
-    encode_record,
-    is_redis_url,
-    read_job,
-    state_from_records,
-)
+from ._journal import JournalError, JournalState, StoredRecords, _replay
+from ._journal_redis import JobInfo, RedisJournalURL, encode_record, is_redis_url, read_job
 
 __all__ = ["add_journal_parser", "journal_command"]
 
@@ -55,6 +48,7 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
     """Run ``journal show`` or ``journal export``; returns the exit code."""
     location: str = args.location
     info: JobInfo | None = None
+    torn = False
     if is_redis_url(location):
         url = RedisJournalURL.parse(location)
         where = url.redacted()
@@ -63,13 +57,14 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
             raise JournalError(f"no journal for {url.where}: never run, or its records expired")
     else:
         where = location
-        records = _file_records(Path(location))
+        records, torn = _file_records(Path(location))
+    state = _replay(where, StoredRecords(records, torn))  # refuses what is not ours
     if args.journal_action == "export":
         for record in records:
             out.write(encode_record(record).decode("utf-8", "surrogatepass") + "\n")
         out.flush()
         return 0
-    summary = _summarise(where, records, state_from_records(records, where), info)
+    summary = _summarise(where, records, state, info)
     if args.json:
         print(json.dumps(summary), file=out)
     else:
@@ -77,8 +72,9 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _file_records(path: Path) -> list[dict[str, Any]]:
-    """A journal file's records; a torn last line (a killed writer) is left out."""
+def _file_records(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """A journal file's records (no lock: the job may be running) and whether a torn
+    last line (a killed writer) was left out."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -86,7 +82,8 @@ def _file_records(path: Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
     records: list[dict[str, Any]] = []
-    for number, line in enumerate(raw.split(b"\n")[:-1], 1):
+    lines = raw.split(b"\n")
+    for number, line in enumerate(lines[:-1], 1):
         if not line.strip():
             continue
         try:
@@ -96,7 +93,7 @@ def _file_records(path: Path) -> list[dict[str, Any]]:
         except ValueError as exc:
             raise JournalError(f"journal {path} is corrupt at line {number} ({exc})") from None
         records.append(record)
-    return records
+    return records, bool(lines[-1].strip())
 
 
 def _when(at: float | None) -> str | None:
@@ -119,8 +116,10 @@ def _summarise(
     last = max(
         (float(r["at"]) for r in records if isinstance(r.get("at"), int | float)), default=None
     )
+    header = state.header or {}
     summary: dict[str, Any] = {
         "journal": where,
+        "input": (header.get("input") or {}).get("path"),
         "records": len(records),
         "lastWriteAt": _when(last),
         "runs": runs,
@@ -157,6 +156,7 @@ def _duration(seconds: float) -> str:
 
 def _print_summary(s: dict[str, Any], out: TextIO) -> None:
     print(f"journal   {s['journal']}", file=out)
+    print(f"input     {s['input'] or '-'}", file=out)
     print(
         f"records   {s['records']:,} in {len(s['runs']):,} run(s); last write "
         f"{s['lastWriteAt'] or '-'}",

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -51,28 +51,27 @@ import aiohttp
 import attrs
 
 from opentrain_async._errors import OpenTrainError
-from opentrain_async._version import __version__
 
-from ._journal import Journal, JournalError, JournalState, _apply
+from ._journal import CorruptRecordError, JournalError, StoredRecords
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_RETENTION",
+    "JobInfo",
     "JournalBusyError",
     "JournalLostError",
     "JournalUnavailableError",
     "LeaseHolder",
-    "RedisJournal",
     "RedisJournalStore",
     "RedisJournalURL",
+    "encode_record",
     "is_redis_url",
-    "open_redis_journal",
     "parse_duration",
     "read_job",
-    "state_from_records",
 ]
 
 DEFAULT_LEASE = 15.0
@@ -323,13 +322,14 @@ redis.call('PERSIST', KEYS[2])
 return {1, token}
 """
 
-# KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, record...
-# Returns the list's new length, or -1 when the lease is not ours.
+# KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, first (1: only into an
+# empty list), record...  Returns the list's new length; -1 when the lease is not ours,
+# -2 when ``first`` and the list is not empty.
 _APPEND = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local n = redis.call('LLEN', KEYS[2])
-if #ARGV > 3 then n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 4)) end
+if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
+local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return n
 """
@@ -351,6 +351,14 @@ return 1
 """
 
 
+async def _eval(script: str, keys: list[str], args: list[str | int], redis: Redis) -> Any:
+    return await redis.eval(script, len(keys), *keys, *args)
+
+
+async def _lrange(key: str, start: int, stop: int, redis: Redis) -> list[Any]:
+    return list(await redis.lrange(key, start, stop))
+
+
 def _describe_redis_error(exc: BaseException) -> str:
     """A short reason from a redis-py error (its messages hold host/port, no password)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -365,22 +373,27 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
 
 
 class RedisJournalStore:
-    """A job's records and lease in Redis, for one run (``open`` -> appends -> ``close``).
+    """A ``JournalStore`` in Redis: a job's records plus the lease of the run using it.
 
-    Not thread-safe; one event loop.  ``clock`` is monotonic (the fencing deadline).
+    ``open`` takes the lease (``read_only``: connects only, for ``--dry-run`` and
+    ``journal show``), ``read``/``create``/``append`` move records, ``close`` releases.
+    One event loop; ``clock`` is monotonic (the fencing deadline).
     """
 
     def __init__(
         self,
         url: RedisJournalURL,
         *,
+        read_only: bool = False,
         client: Redis | None = None,
         clock: Callable[[], float] = time.monotonic,
         host: str | None = None,
         pid: int | None = None,
     ) -> None:
         self.url = url
-        self._redis = client if client is not None else url.connect()
+        self.name = url.redacted()
+        self.read_only = read_only
+        self._client = client
         self._clock = clock
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
@@ -392,74 +405,163 @@ class RedisJournalStore:
         self._margin = min(2.0, url.lease / 5)
         self._valid_until = float("-inf")
         self._lost: str | None = None
-        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._append_script: AsyncScript | None = None
         self.records = 0
+        """Records this run appended."""
         self.took_over: LeaseHolder | None = None
         """The dead holder this run took the lease from, if any."""
         self._k_lease = url.key("lease")
         self._k_records = url.key("records")
         self._k_fence = url.key("fence")
-        # EVALSHA, falling back to EVAL once per connection when Redis lacks the script.
-        self._append_script = self._redis.register_script(_APPEND)
-        self._renew_script = self._redis.register_script(_RENEW)
 
     def __repr__(self) -> str:
-        return f"RedisJournalStore({self.url.redacted()!r}, token={self.token})"
+        return f"RedisJournalStore({self.name!r}, token={self.token})"
 
-    # -- the lease -----------------------------------------------------------------
+    @property
+    def _redis(self) -> Redis:
+        if self._client is None:
+            self._client = self.url.connect()
+        return self._client
 
-    async def acquire(self) -> None:
-        """Take the job's lease or raise ``JournalBusyError`` naming its live holder;
-        ``JournalUnavailableError`` when Redis cannot be reached."""
+    # -- JournalStore ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Take the job's lease (``JournalBusyError`` naming a live holder;
+        ``JournalUnavailableError`` when Redis cannot be reached)."""
+        if self.read_only:
+            await self._call_at_start(lambda r: r.ping())
+            return
         steal = ""
+        holder: LeaseHolder | None = None
         for _ in range(2):
             sent = self._clock()
+            args: list[str | int] = [self.owner, self._lease_ms, self.host, self.pid]
+            args += [self._machine or "", f"{time.time():.3f}", steal]
             reply = await self._call_at_start(
-                _ACQUIRE,
-                [self._k_lease, self._k_fence],
-                [
-                    self.owner,
-                    self._lease_ms,
-                    self.host,
-                    self.pid,
-                    self._machine or "",
-                    f"{time.time():.3f}",
-                    steal,
-                ],
+                functools.partial(_eval, _ACQUIRE, [self._k_lease, self._k_fence], args)
             )
             if int(reply[0]) == 1:
                 self.token = int(reply[1])
                 self._valid_until = sent + self.url.lease - self._margin
                 self._renewer = asyncio.create_task(self._renew_forever())
                 return
-            raw = reply[1]
-            holder = LeaseHolder.from_redis(
-                dict(zip(raw[::2], raw[1::2], strict=True)), int(reply[2])
-            )
+            fields = dict(zip(reply[1][::2], reply[1][1::2], strict=True))
+            holder = LeaseHolder.from_redis(fields, int(reply[2]))
             if not steal and holder.dead_here(self._machine):
-                owner = dict(zip(raw[::2], raw[1::2], strict=True)).get(b"owner", b"")
-                steal = owner.decode()
+                steal = _text(fields.get(b"owner", b""))
                 self.took_over = holder
                 continue
-            raise JournalBusyError(
-                f"{self.url.where} is being run by another process: {holder.describe()}; "
-                "wait for it to finish (if it died on another machine, its lease expires "
-                "within the time shown)",
-                holder,
-            )
-        raise JournalBusyError(  # pragma: no cover - the holder changed under us twice
-            f"{self.url.where} is being taken over by another process", holder
+            break
+        assert holder is not None
+        raise JournalBusyError(
+            f"{self.url.where} is being run by another process: {holder.describe()}; "
+            "wait for it to finish (if it died on another machine, its lease expires "
+            "within the time shown)",
+            holder,
         )
 
-    async def _call_at_start(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def read(self) -> StoredRecords:
+        """Every record of the job, oldest first (Redis never holds a torn one)."""
+        records: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            stop = start + READ_CHUNK - 1
+            chunk = await self._call_at_start(
+                functools.partial(_lrange, self._k_records, start, stop)
+            )
+            for raw in chunk:
+                try:
+                    record = json.loads(raw)
+                except ValueError as exc:
+                    raise CorruptRecordError(len(records), str(exc)) from None
+                if not isinstance(record, dict):
+                    raise CorruptRecordError(len(records), "not an object")
+                records.append(record)
+            if len(chunk) < READ_CHUNK:
+                return StoredRecords(records)
+            start += READ_CHUNK
+
+    async def create(self, header: Mapping[str, Any]) -> None:
+        """Write the header as the first record, only if the job has no records yet."""
+        await self._write([header], first=True)
+
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Append records (one round trip per ``MAX_BATCH``) while the lease is ours."""
+        for at in range(0, len(records), MAX_BATCH):
+            await self._write(records[at : at + MAX_BATCH], first=False)
+
+    async def close(self) -> None:
+        """Release the lease (records then expire after the retention) and disconnect.
+        Never raises: at worst the lease just expires."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._renewer
+            self._renewer = None
+        if self.token is not None and self._lost is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._redis.eval(
+                        _RELEASE,
+                        3,
+                        self._k_lease,
+                        self._k_records,
+                        self._k_fence,
+                        self.owner,
+                        self._retention_ms,
+                    ),
+                    timeout=max(2.0, self.url.lease / 3),
+                )
+            self._lost = "the run ended"
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    # -- writing under the lease -----------------------------------------------------
+
+    async def _write(self, records: Sequence[Mapping[str, Any]], *, first: bool) -> None:
+        if self._lost is not None:
+            raise JournalLostError(self._lost_message(self._lost))
+        encoded = [encode_record(self._stamp(r)) for r in records]
+        sent = self._clock()
+        if self._append_script is None:  # EVALSHA, falling back to EVAL when Redis lacks it
+            self._append_script = self._redis.register_script(_APPEND)
         try:
-            return await self._redis.eval(script, len(keys), *keys, *args)
+            length = await self._append_script(
+                keys=[self._k_lease, self._k_records],
+                args=[self.owner, self._lease_ms, self._retention_ms, 1 if first else 0, *encoded],
+            )
+        except Exception as exc:
+            self._lose(f"Redis failed: {_describe_redis_error(exc)}")
+            raise JournalLostError(self._lost_message(self._lost or "")) from None
+        if int(length) == -1:
+            self._lose("its lease was taken over by another run")
+            raise JournalLostError(self._lost_message(self._lost or ""))
+        if int(length) == -2:
+            raise JournalError(f"journal {self.name} was created by another run at the same time")
+        self._confirmed(sent)
+        self.records += len(encoded)
+
+    def _stamp(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Run records name the host and lease that wrote them (for ``journal show``)."""
+        if record.get("event") != "run":
+            return record
+        return {**record, "host": self.host, "lease": self.token}
+
+    async def _call_at_start(self, call: Callable[[Redis], Awaitable[Any]]) -> Any:
+        """Run one Redis call; any failure is ``JournalUnavailableError`` (no password,
+        no exception chain)."""
+        try:
+            return await call(self._redis)
+        except JournalError:
+            raise
         except Exception as exc:
             raise JournalUnavailableError(
-                f"cannot use the journal at {self.url.redacted()}: {_describe_redis_error(exc)}"
+                f"cannot use the journal at {self.name}: {_describe_redis_error(exc)}"
             ) from None
+
+    # -- the lease -------------------------------------------------------------------
 
     async def _renew_forever(self) -> None:
         interval = self.url.lease / 3
@@ -467,9 +569,7 @@ class RedisJournalStore:
             await asyncio.sleep(interval)
             sent = self._clock()
             try:
-                held = await self._renew_script(
-                    keys=[self._k_lease], args=[self.owner, self._lease_ms]
-                )
+                held = await self._redis.eval(_RENEW, 1, self._k_lease, self.owner, self._lease_ms)
             except Exception as exc:
                 # Keep trying: the deadline stops sends if Redis stays away.
                 if self._clock() > self._valid_until:
@@ -508,117 +608,21 @@ class RedisJournalStore:
             "reachable (sends left open are checked by read-back, never resent blindly)"
         )
 
-    # -- records -------------------------------------------------------------------
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """An aiohttp hook that stops every POST before it goes on the wire once the lease
+        is lost (fencing for sends already pulled, waiting for the pacer or a slot)."""
+        config = aiohttp.TraceConfig()
 
-    async def read_records(self) -> list[dict[str, Any]]:
-        """Every record of the job, oldest first."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            try:
-                chunk = await self._redis.lrange(self._k_records, start, start + READ_CHUNK - 1)
-            except Exception as exc:
-                raise JournalUnavailableError(
-                    f"cannot read the journal at {self.url.redacted()}: "
-                    f"{_describe_redis_error(exc)}"
-                ) from None
-            for offset, raw in enumerate(chunk):
-                try:
-                    record = json.loads(raw)
-                    if not isinstance(record, dict):
-                        raise ValueError("not an object")
-                except ValueError as exc:
-                    raise JournalError(
-                        f"journal {self.url.redacted()} is corrupt at record {start + offset + 1} "
-                        f"({exc}); it was not written by this tool"
-                    ) from None
-                out.append(record)
-            if len(chunk) < READ_CHUNK:
-                return out
-            start += READ_CHUNK
+        async def on_request_start(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestStartParams,
+        ) -> None:
+            if params.method == "POST":
+                self.check_send()
 
-    async def append(self, record: Mapping[str, Any]) -> None:
-        """Record one event; returns once Redis has it (batched with concurrent appends)."""
-        await self.append_encoded(encode_record(record))
-
-    async def append_encoded(self, data: bytes) -> None:
-        if self._lost is not None:
-            raise JournalLostError(self._lost_message(self._lost))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_consume)
-        self._pending.append((data, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(future)
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            error: BaseException | None = None
-            if self._lost is not None:
-                error = JournalLostError(self._lost_message(self._lost))
-            else:
-                sent = self._clock()
-                try:
-                    length = await self._append_script(
-                        keys=[self._k_lease, self._k_records],
-                        args=[
-                            self.owner,
-                            self._lease_ms,
-                            self._retention_ms,
-                            *(data for data, _ in batch),
-                        ],
-                    )
-                except Exception as exc:
-                    self._lose(f"Redis failed: {_describe_redis_error(exc)}")
-                    error = JournalLostError(self._lost_message(self._lost or ""))
-                else:
-                    if int(length) < 0:
-                        self._lose("its lease was taken over by another run")
-                        error = JournalLostError(self._lost_message(self._lost or ""))
-                    else:
-                        self._confirmed(sent)
-                        self.records += len(batch)
-            for _, future in batch:
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
-
-    async def close(self) -> None:
-        """Wait for pending appends, release the lease (records then expire after the
-        retention) and disconnect.  Never raises: at worst the lease just expires."""
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._flusher)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(BaseException):
-                await self._renewer
-        if self.token is not None and self._lost is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self._redis.eval(
-                        _RELEASE,
-                        3,
-                        self._k_lease,
-                        self._k_records,
-                        self._k_fence,
-                        self.owner,
-                        self._retention_ms,
-                    ),
-                    timeout=max(2.0, self.url.lease / 3),
-                )
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    """Mark a failed append's error as seen (its awaiter may have been cancelled)."""
-    if not future.cancelled():
-        future.exception()
+        config.on_request_start.append(on_request_start)
+        return config
 
 
 @attrs.frozen
@@ -630,116 +634,21 @@ class JobInfo:
     """Seconds until the records expire (None: no expiry set, or no records)."""
 
 
-async def read_job(
-    url: RedisJournalURL, *, client: Redis | None = None
-) -> tuple[list[dict[str, Any]], JobInfo]:
-    """Read a job's records and lease without taking the lease (for ``journal show``)."""
-    redis = client if client is not None else url.connect()
-    store = RedisJournalStore(url, client=redis)
+async def read_job(url: RedisJournalURL) -> tuple[list[dict[str, Any]], JobInfo]:
+    """A job's records and lease, read without taking the lease (``journal show``)."""
+    store = RedisJournalStore(url, read_only=True)
     try:
-        records = await store.read_records()
-        try:
-            raw = await redis.hgetall(url.key("lease"))
-            lease_ttl = await redis.pttl(url.key("lease"))
-            records_ttl = await redis.pttl(url.key("records"))
-        except Exception as exc:
-            raise JournalUnavailableError(
-                f"cannot read the journal at {url.redacted()}: {_describe_redis_error(exc)}"
-            ) from None
-        holder = LeaseHolder.from_redis(dict(raw), int(lease_ttl)) if raw else None
-        ttl = None if int(records_ttl) < 0 else int(records_ttl) / 1000
-        return records, JobInfo(holder, ttl)
-    finally:
-        with contextlib.suppress(Exception):
-            await redis.aclose()
-
-
-class RedisJournal(Journal):
-    """The ``Journal`` record API (``started``, ``ended_ok``...) over a ``RedisJournalStore``.
-
-    Appends are group-committed by the store: one round trip per batch of records.
-    """
-
-    def __init__(self, store: RedisJournalStore) -> None:  # no file: nothing to open
-        self.store = store
-        self.path = Path(store.url.redacted())
-        self.location = store.url.redacted()
-        self.records = 0
-
-    async def append(self, record: Mapping[str, Any]) -> None:
-        await self.store.append(record)
-        self.records += 1
-
-    async def run_started(self, source: str) -> None:
-        """The run header, with where it runs and its lease (for ``journal show``)."""
-        await self.append(
-            {
-                "event": "run",
-                "at": time.time(),
-                "pid": self.store.pid,
-                "host": self.store.host,
-                "lease": self.store.token,
-                "input": source,
-                "version": __version__,
-            }
+        await store.open()
+        stored = await store.read()
+        raw, lease_ttl, records_ttl = await store._call_at_start(
+            lambda r: asyncio.gather(
+                r.hgetall(url.key("lease")), r.pttl(url.key("lease")), r.pttl(url.key("records"))
+            )
         )
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        raise NotImplementedError("a Redis journal only appends (await append())")
-
-    def cut_torn_tail(self) -> None:
-        """Redis appends whole records: there is never a torn tail."""
-
-    def close_now(self) -> None:
-        """Stop renewing; the lease expires on its own (used after an error at start)."""
-        if self.store._renewer is not None:
-            self.store._renewer.cancel()
-
-    async def aclose(self) -> None:
-        await self.store.close()
-
-    def check_send(self) -> None:
-        """Raise ``JournalLostError`` unless this run still holds its lease."""
-        self.store.check_send()
-
-    def trace_config(self) -> aiohttp.TraceConfig:
-        """An aiohttp hook that stops every POST before it goes on the wire once the lease
-        is lost (fencing for sends the engine had already pulled)."""
-        config = aiohttp.TraceConfig()
-
-        async def on_request_start(
-            session: aiohttp.ClientSession,
-            context: Any,
-            params: aiohttp.TraceRequestStartParams,
-        ) -> None:
-            if params.method == "POST":
-                self.store.check_send()
-
-        config.on_request_start.append(on_request_start)
-        return config
-
-
-def state_from_records(records: Sequence[Mapping[str, Any]], where: str) -> JournalState:
-    """What a journal's records say, by input (the file journal's rules, one home)."""
-    state = JournalState()
-    for number, record in enumerate(records, 1):
-        try:
-            _apply(state, record)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise JournalError(f"journal {where} is corrupt at record {number} ({exc})") from None
-    return state
-
-
-async def open_redis_journal(
-    url: RedisJournalURL, *, client: Redis | None = None
-) -> tuple[RedisJournal, JournalState]:
-    """Take the job's lease and read its records: ``JournalBusyError`` when another live
-    run holds it, ``JournalUnavailableError`` when Redis cannot be reached."""
-    store = RedisJournalStore(url, client=client)
-    try:
-        await store.acquire()
-        state = state_from_records(await store.read_records(), url.redacted())
-    except BaseException:
+    except CorruptRecordError as exc:
+        raise JournalError(f"journal {store.name} is corrupt: {exc}") from None
+    finally:
         await store.close()
-        raise
-    return RedisJournal(store), state
+    holder = LeaseHolder.from_redis(dict(raw), int(lease_ttl)) if raw else None
+    ttl = None if int(records_ttl) < 0 else int(records_ttl) / 1000
+    return stored.records, JobInfo(holder, ttl)
