@@ -428,7 +428,15 @@ class RedisJournalStore:
 
     async def open(self) -> None:
         """Take the job's lease (``JournalBusyError`` naming a live holder;
-        ``JournalUnavailableError`` when Redis cannot be reached)."""
+        ``JournalUnavailableError`` when Redis cannot be reached).  On failure the
+        connection is closed: the caller has nothing to clean up."""
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         if self.read_only:
             await self._call_at_start(lambda r: r.ping())
             return
