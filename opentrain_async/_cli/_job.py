@@ -625,11 +625,11 @@ class _Runner:
                 return  # a signal, or a failure every later send would meet too
             message = item.message
             if self.journal is not None:
+                # Once journaled as started it is sent, even if a signal came meanwhile:
+                # stopping here would leave it open for the next run to read back.
                 await self.journal.started(
                     item.ident, item.line.number, message.conversation_id, item.digest, time.time()
                 )
-                if self._halted():  # the signal came while the record was written
-                    return
             self.lines[item.ident] = item
             yield OutgoingMessage(message.conversation_id, message.content, key=item.ident)
 
