@@ -23,6 +23,7 @@ from ._errors import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RedirectError",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",
