@@ -96,6 +96,7 @@ def test_url_parts_and_defaults() -> None:
         ("redis://h:6379/0", "job must be"),
         ("redis://h/0?job=has space", "job must be"),
         ("redis://h/0?job={tag}", "job must be"),
+        ("redis://h/0?job=a+b", "job must be"),
         ("redis://h/zero?job=j", "database number"),
         ("redis://h/0?job=j&lease=soon", "lease='soon' is not a duration"),
         ("redis://h/0?job=j&lease=0.5", "lease must be at least 1 second"),

@@ -82,7 +82,7 @@ MAX_BATCH = 1000
 """Records per append script call (Lua's unpack() has a stack limit)."""
 READ_CHUNK = 10_000
 KEY_PREFIX = "opentrain:journal:"
-_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
 
 
 class JournalUnavailableError(JournalError, OpenTrainError):
@@ -170,7 +170,7 @@ class RedisJournalURL:
         if not _JOB_NAME.fullmatch(job):
             raise JournalError(
                 f"journal URL {_redact(url)}: job must be 1-200 characters of letters, digits "
-                f"and ._:@+- (starting with a letter or digit), got {job!r}; e.g. ?job=invoices"
+                f"and ._:@- (starting with a letter or digit), got {job!r}; e.g. ?job=invoices"
             )
         lease = parse_duration(query["lease"], "lease") if "lease" in query else DEFAULT_LEASE
         if lease < 1:
