@@ -10,7 +10,9 @@ journal's own format, so an export of a Redis journal is a file journal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -60,9 +62,13 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
         records, torn = _file_records(Path(location))
     state = _replay(where, StoredRecords(records, torn))  # refuses what is not ours
     if args.journal_action == "export":
-        for record in records:
-            out.write(encode_record(record).decode("utf-8", "surrogatepass") + "\n")
-        out.flush()
+        try:
+            for record in records:
+                out.write(encode_record(record).decode("utf-8", "surrogatepass") + "\n")
+            out.flush()
+        except BrokenPipeError:  # `journal export ... | head`: the reader has enough
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         return 0
     summary = _summarise(where, records, state, info)
     if args.json:

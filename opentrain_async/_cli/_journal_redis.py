@@ -458,7 +458,7 @@ class RedisJournalStore:
             holder = LeaseHolder.from_redis(fields, int(reply[2]))
             if not steal and holder.dead_here(self._machine):
                 steal = _text(fields.get(b"owner", b""))
-                self.took_over = holder
+                self.took_over = attrs.evolve(holder, expires_in=None)
                 continue
             break
         assert holder is not None
