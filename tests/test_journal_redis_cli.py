@@ -266,6 +266,31 @@ async def test_redis_unreachable_at_start_exits_3_before_any_send(
     assert server.stats()["sends"] == 0
 
 
+async def test_password_from_rediscli_auth(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """A password-protected Redis: the password can come from $REDISCLI_AUTH instead of
+    the command line; a wrong one is exit 3 before any send, and is never printed."""
+    conv = server.add_conversation()
+    job = _job(tmp_path / "job.jsonl", [conv], 6)
+    redis = RedisServer(require_redis_binary(), tmp_path / "redis", password="Right-S3cret")
+    redis.start()
+    try:
+        url = f"redis://127.0.0.1:{redis.port}/0?job=authed"
+        home, env = _machine(tmp_path, "node", server)
+        wrong = await _run(home, {**env, "REDISCLI_AUTH": "Wrong-S3cret"}, "bulk", str(job),
+                           "--journal", url)  # fmt: skip
+        assert wrong.code == 3
+        assert_one_line_error(wrong)
+        assert "S3cret" not in wrong.err + wrong.out
+        assert server.stats()["sends"] == 0
+        right = await _run(home, {**env, "REDISCLI_AUTH": "Right-S3cret"}, "bulk", str(job),
+                           "--journal", url, "--json")  # fmt: skip
+        assert right.code == 0, right.err
+        assert right.json()["sent"] == 6
+        assert "S3cret" not in right.err + right.out
+    finally:
+        redis.stop()
+
+
 async def test_bad_journal_url_is_a_usage_error(server: FakeOpenTrain, tmp_path: Path) -> None:
     """A Redis URL without ?job= exits 2 naming the parameter, before anything else."""
     job = _job(tmp_path / "job.jsonl", [server.add_conversation()], 2)

@@ -215,8 +215,10 @@ class RedisJournalURL:
     def key(self, name: str) -> str:
         return f"{KEY_PREFIX}{{{self.job}}}:{name}"
 
-    def connect(self) -> Redis:
-        """A redis-py asyncio client (the ``redis`` extra) for this location."""
+    def connect(self, env: Mapping[str, str] | None = None) -> Redis:
+        """A redis-py asyncio client (the ``redis`` extra) for this location.  Without a
+        password in the URL, ``$REDISCLI_AUTH`` (what redis-cli reads) supplies it, so it
+        need not appear on a command line."""
         try:
             from redis.asyncio import Redis
             from redis.asyncio.retry import Retry
@@ -230,7 +232,9 @@ class RedisJournalURL:
             port=self.port,
             db=self.db,
             username=self.username,
-            password=self.password,
+            password=self.password
+            if self.password is not None
+            else (os.environ if env is None else env).get("REDISCLI_AUTH") or None,
             ssl=self.tls,
             socket_timeout=max(2.0, self.lease / 3),
             socket_connect_timeout=max(2.0, self.lease / 3),
