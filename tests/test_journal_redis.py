@@ -432,3 +432,21 @@ async def test_send_hook_stops_posts_once_the_lease_is_lost(redis_server: RedisS
     finally:
         await journal.aclose()
         await http.close()
+
+
+async def test_redis_gone_stops_sends_within_the_lease_even_without_writes(
+    redis_server: RedisServer,
+) -> None:
+    """Nothing to record for a while (every send waiting on the pacer) and Redis dies:
+    the renewals fail, and sends stop once the lease could have expired."""
+    url = _url(redis_server, lease="1")
+    journal, _ = await open_redis_journal(url)
+    store = _store(journal)
+    store.check_send()
+    redis_server.kill()
+    started = time.monotonic()
+    await _wait_for(lambda: store.lost is not None, timeout=5)
+    assert time.monotonic() - started <= 1.0 + 0.5  # within the 1 s lease (plus polling)
+    with pytest.raises(JournalLostError, match="stopped sending"):
+        store.check_send()
+    await asyncio.wait_for(journal.aclose(), 10)

@@ -348,6 +348,17 @@ async def test_journal_show_and_export(redis_server: RedisServer, tmp_path: Path
             assert from_file.json()[field] == summary[field]
         assert "running" not in from_file.json()
 
+        piped = await asyncio.create_subprocess_shell(
+            f"{sys.executable} -m opentrain_async journal export '{url}' | head -1",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=home,
+        )
+        head, errors = await asyncio.wait_for(piped.communicate(), 60)
+        assert json.loads(head)["journal"] == "opentrain-async"
+        assert errors == b""  # a reader that stops early is not an error
+
         missing = await _run(home, env, "journal", "show", f"{redis_server.url}?job=never-ran")
         assert missing.code == 2
         assert_one_line_error(missing)
@@ -374,3 +385,13 @@ async def test_journal_show_of_a_file_journal_and_of_something_else(
     assert_one_line_error(refused)
     assert "not a journal written by opentrain-async" in refused.err
     assert notes.read_text() == "remember the milk"
+    absent = await _run(home, env, "journal", "export", str(tmp_path / "nope.journal"))
+    assert absent.code == 2
+    assert_one_line_error(absent)
+    assert "no journal at" in absent.err
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([*lines[:2], "{not json", *lines[2:]]) + "\n")
+    corrupt = await _run(home, env, "journal", "show", str(journal))
+    assert corrupt.code == 2
+    assert_one_line_error(corrupt)
+    assert "corrupt at line 3" in corrupt.err
