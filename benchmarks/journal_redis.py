@@ -25,8 +25,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from opentrain_async._cli._journal_redis import RedisJournalStore, RedisJournalU
 from tests.redis_server import RedisServer, require_redis_binary
 
 from ._server import fake_server
+from .journal import _run as _bulk
 
 WRITERS = 16
 
@@ -63,20 +62,6 @@ async def _appends(store: JournalStore, records: int) -> float:
     elapsed = time.perf_counter() - started
     await journal.aclose()
     return WRITERS * (per_writer // 2) * 2 / elapsed
-
-
-def _bulk(job: Path, env: dict[str, str], journal: str) -> float:
-    done = subprocess.run(
-        [sys.executable, "-m", "opentrain_async", "bulk", str(job), "--json", "--journal", journal],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bulk run failed ({done.returncode}): {done.stderr[-2000:]}")
-    rate: float = json.loads(done.stdout)["ratePerSecond"]
-    return rate
 
 
 def _summary(name: str, values: list[float], base: list[float] | None, unit: str) -> str:
@@ -131,7 +116,7 @@ def main() -> None:
                 for name, make in stores.items():
                     store, location = make(f"{name}-{r}")
                     appends[name].append(asyncio.run(_appends(store, args.records)))
-                    bulk[name].append(_bulk(job, env, location))
+                    bulk[name].append(_bulk(job, env, "--journal", location))
                 print(
                     f"round {r + 1}: "
                     + "; ".join(

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
-from .cli_helpers import ROOT, Result, assert_one_line_error, cli_env, write_jsonl
+from .cli_helpers import (
+    Result,
+    assert_one_line_error,
+    cli_env,
+    run_cli,
+    start_cli,
+    write_jsonl,
+)
 from .redis_server import RedisServer, require_redis_binary
 
 
@@ -42,18 +49,7 @@ def _machine(tmp_path: Path, name: str, server: FakeOpenTrain) -> tuple[Path, di
 
 
 async def _start(cwd: Path, env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
-    assert ROOT  # the package is found through PYTHONPATH (cli_env), from any directory
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "opentrain_async",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-    )
+    return await start_cli(*args, env=env, cwd=cwd)
 
 
 async def _finish(proc: asyncio.subprocess.Process, timeout: float = 60.0) -> Result:
@@ -63,7 +59,7 @@ async def _finish(proc: asyncio.subprocess.Process, timeout: float = 60.0) -> Re
 
 
 async def _run(cwd: Path, env: Mapping[str, str], *args: str) -> Result:
-    return await _finish(await _start(cwd, env, *args))
+    return await run_cli(*args, env=env, cwd=cwd)
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
