@@ -391,3 +391,32 @@ async def test_journal_show_of_a_file_journal_and_of_something_else(
     assert corrupt.code == 2
     assert_one_line_error(corrupt)
     assert "corrupt at line 3" in corrupt.err
+
+
+async def test_sigterm_releases_the_job_for_the_next_pod(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """SIGTERM (a pod being evicted): the run stops gracefully (143) and releases its
+    lease, so the next run starts at once, elsewhere, and finishes exactly once."""
+    n = 200
+    async with FakeOpenTrain(record_requests=False) as server:
+        conv = server.add_conversation()
+        server.set_rate_limit(TokenBucket(rate=100, burst=5))
+        job = _job(tmp_path / "job.jsonl", [conv], n)
+        url = f"{redis_server.url}?job=evicted&lease=60"
+        a_dir, a_env = _machine(tmp_path, "node-1", server)
+        b_dir, b_env = _machine(tmp_path, "node-2", server)
+        first = await _start(a_dir, a_env, "bulk", str(job), "--journal", url)
+        await _until(lambda: server.stats()["committed"] >= 20, "20 deliveries")
+        first.send_signal(signal.SIGTERM)
+        stopped = await _finish(first)
+        assert stopped.code == 143, stopped.err
+        _no_traceback(stopped)
+        shown = await _run(b_dir, b_env, "journal", "show", url, "--json")
+        assert shown.json()["running"] is None  # released, not left to expire (60 s)
+        assert shown.json()["open"] == 0  # sends on the wire were journaled
+        resumed = await _run(b_dir, b_env, "bulk", str(job), "--journal", url, "--json")
+        assert resumed.code == 0, resumed.err
+        assert "took over" not in resumed.err
+    stats = server.stats()
+    assert (stats["committed"], stats["duplicates"]) == (n, 0)
