@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import time
 from collections import Counter, deque
@@ -160,6 +161,24 @@ def normalize_item(item: Any) -> OutgoingMessage:
 
 _END = object()
 
+LEAVE_GRACE = 5.0
+"""Seconds sends on the wire get to finish when a ``send_many`` loop is left early."""
+
+SEND_GATE: contextvars.ContextVar[_Engine | None] = contextvars.ContextVar(
+    "opentrain_send_gate", default=None
+)
+"""The bulk engine a worker task belongs to; the client refuses to start a send for an
+engine whose consumer has left (``closing``)."""
+
+
+def refuse_if_closing() -> None:
+    """Called by the client right before a non-GET request goes on the wire."""
+    engine = SEND_GATE.get()
+    if engine is not None and engine.closing:
+        raise NotAttemptedError(
+            "not sent: the loop over send_many's outcomes ended before this send started"
+        )
+
 
 @attrs.define
 class BulkReport:
@@ -207,10 +226,22 @@ class BulkSend(AsyncIterator[SendOutcome]):
         *,
         concurrency: int,
         reconcile: bool,
+        grace: float = LEAVE_GRACE,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if not grace >= 0:
+            raise ValueError("grace must be >= 0 seconds")
         self._engine = _Engine(client, items, concurrency, reconcile)
+        self.grace = grace
+
+    @property
+    def unreported(self) -> list[SendOutcome]:
+        """After the loop was left early: the outcomes it never saw, one per input that
+        was pulled and not reported (delivered during the grace, refused, never sent
+        because the loop had ended: ``NotAttemptedError``, or cut off when the grace ran
+        out: ``DeliveryUnknownError``)."""
+        return self._engine.unreported
 
     def __aiter__(self) -> BulkSend:
         return self
@@ -227,11 +258,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            await self._engine.aclose()  # cancelled: stop now
+            return
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Stop pulling input and cancel in-flight sends; wait until they have stopped."""
-        await self._engine.aclose()
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop pulling input; sends already on the wire get ``grace`` seconds (default:
+        the ``grace`` given to ``send_many``) to finish, no new send starts, then what
+        is left is cancelled.  Returns once every worker has stopped; what the loop
+        did not see is in ``unreported``."""
+        await self._engine.drain(self.grace if grace is None else grace)
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -256,6 +293,18 @@ class _Outcomes:
     def clear(self) -> None:
         """Drop every item; any worker waiting for room may go on."""
         self._items.clear()
+        while self._putters:
+            _wake(self._putters)
+
+    def take_all(self) -> list[Any]:
+        """Remove and return every item (the end marker excluded)."""
+        items = [i for i in self._items if i is not _END]
+        self._items.clear()
+        return items
+
+    def unbounded(self) -> None:
+        """Lift the bound, letting every waiting worker put."""
+        self._maxsize = 1 << 62
         while self._putters:
             _wake(self._putters)
 
@@ -345,6 +394,10 @@ class _Engine:
         self._closed = False
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
+        self.closing = False
+        """The consumer left: no new send may start (checked by the client, see
+        ``SEND_GATE``); outcomes go to ``unreported``."""
+        self.unreported: list[SendOutcome] = []
 
     def start(self) -> None:
         if not self._workers:
@@ -391,6 +444,24 @@ class _Engine:
         pending = self.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def drain(self, grace: float) -> None:
+        """Leave early: no new input, no new send; sends on the wire get ``grace``
+        seconds to finish; every outcome the consumer will not see goes to
+        ``unreported``; then the rest is cancelled."""
+        if self._closed:
+            return
+        self.closing = True
+        self._closed = True  # the stream just ends for every consumer
+        self._exhausted = True
+        self.unreported.extend(self._outcomes.take_all())
+        self._outcomes.unbounded()  # workers waiting for room hand their outcome over
+        self._outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+        pending = [t for t in self._workers if not t.done()]
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+        self.unreported.extend(o for o in self._outcomes.take_all() if o is not _END)
+        await self.aclose()
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop everything now; returns the workers still winding down.
@@ -439,6 +510,7 @@ class _Engine:
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
+        SEND_GATE.set(self)  # this worker's context only: the client checks it per send
         deliver = self._client._deliver
         policy = self._client.retry_policy
         reconcile = self._reconcile
@@ -497,10 +569,22 @@ class _Engine:
                     error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     outcome = SendOutcome(index, item, None, error, key)
+                except asyncio.CancelledError:
+                    if self.closing:  # the grace ran out with this send under way
+                        unknown = DeliveryUnknownError(
+                            "the send_many loop was left and this send did not finish within "
+                            "the grace; it may or may not have been delivered",
+                            cause=APIConnectionError("cancelled after the grace"),
+                        )
+                        self.unreported.append(SendOutcome(index, item, None, unknown, key))
+                    raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
                 if self._sink is None:
-                    await self._outcomes.put(outcome)
+                    if self.closing:
+                        self.unreported.append(outcome)
+                    else:
+                        await self._outcomes.put(outcome)
                     continue
                 try:
                     result = self._sink(outcome)

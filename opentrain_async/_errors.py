@@ -228,9 +228,10 @@ class DeliveryUnknownError(OpenTrainError):
 class NotAttemptedError(OpenTrainError):
     """Bulk: this input was never sent, because an earlier send showed that every send
     of this token would fail (401, or a 403 about the account or token such as a
-    missing scope or an unclaimed account).  ``cause`` is that error."""
+    missing scope or an unclaimed account; ``cause`` is that error), or because the
+    loop over ``send_many`` was left before its send started (``cause`` is None)."""
 
-    def __init__(self, message: str, *, cause: OpenTrainError) -> None:
+    def __init__(self, message: str, *, cause: OpenTrainError | None = None) -> None:
         super().__init__(message)
         self.cause = cause
 

@@ -88,13 +88,13 @@ async def test_429_is_never_final_while_hints_stay_under_the_cap(
     """In bulk, 429s beyond the retry budget do not end an input: it waits each hint
     and is delivered; nothing is sent twice."""
     conv = server.add_conversation()
-    server.throttle_next(9, retry_after=0.25)
+    server.throttle_next(9, retry_after=0.02)
     async with make_client(server, sleep=no_wait, max_retries=2) as client:
         outcomes = await collect(client, [(conv, "first"), (conv, "second")], concurrency=1)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     assert [m["content"] for m in server.messages(conv)] == ["first", "second"]
     assert server.stats()["rate_limited"] == 9
-    assert len([w for w in no_wait.waits if w >= 0.25]) >= 9  # every hint was waited out
+    assert len([w for w in no_wait.waits if w >= 0.02]) >= 9  # every hint was waited out
 
 
 async def test_429_hint_above_max_retry_after_is_an_outcome(
@@ -372,7 +372,7 @@ async def test_aclose_from_another_task_ends_the_consumer(
     # Both sends on the wire (stalled by the server); polls a counter, never waits on time.
     while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
         await asyncio.sleep(0)
-    await outcomes.aclose()
+    await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     await asyncio.wait_for(consumer, 5)
     assert seen == []
     assert client.stats.requests == 2
@@ -569,5 +569,5 @@ async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
     consumers = [asyncio.create_task(consume()) for _ in range(2)]
     while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
         await asyncio.sleep(0)
-    await outcomes.aclose()
+    await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     assert await asyncio.wait_for(asyncio.gather(*consumers), 5) == [0, 0]

@@ -2,11 +2,12 @@
 
 The order of a run:
 
-1. read and validate every input (bad lines are reported; ``--strict`` refuses to go on;
-   ``--dry-run`` stops here); open the journal (by default one per input file, see
-   ``default_journal_path``) and refuse a key whose content changed since it was sent;
-2. ``preflight()``: the token is accepted, can send (scope, claimed account, feature)
+1. ``preflight()``: the token is accepted, can send (scope, claimed account, feature)
    and the base URL speaks the API, or the run does not start (exit 3);
+2. open the journal (by default one per input file, see ``default_journal_path``),
+   read and validate every input (bad lines are reported; ``--strict`` refuses to go
+   on; ``--dry-run`` stops here and needs no token) and refuse a key whose content
+   changed since it was sent;
 3. settle inputs a previous run left open (started, never ended): read their conversation
    back; found means delivered, not found means send, unreadable means unknown;
 4. feed ``send_many`` a generator over the inputs still to send; the generator writes
@@ -764,6 +765,8 @@ def _print_failures(summary: Summary, stream: TextIO, options: JobOptions) -> No
 
 def _how_to_resume(summary: Summary, stream: TextIO) -> None:
     if summary.interrupted is None and summary.stopped is None:
+        if summary.journal is not None:
+            print(f"journal {summary.journal} (a rerun sends nothing twice)", file=stream)
         return
     if summary.stopped:
         print(f"stopped early: {summary.stopped}", file=stream)
@@ -909,6 +912,15 @@ async def execute(
             "send every input again)",
             file=err,
         )
+    if options.strict:  # refuse before any request
+        bad = sorted((e[0].number, e[1]) for e in _inputs(source) if not isinstance(e, _Input))
+        if bad:
+            _print_bad_lines(bad, err, None)
+            raise InputError(
+                f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
+            )
+    if preflight:  # before the journal: a server that is not the API is exit 3, first
+        await _preflight(settings)
     if store is not None:
         if isinstance(store, FileJournalStore) and options.journal is None and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -925,11 +937,6 @@ async def execute(
             _refuse_changed(plan, "" if journal is None else journal.name)
             bad = sorted(plan.bad.items())
             if bad:
-                if options.strict:
-                    _print_bad_lines(bad, err, None)
-                    raise InputError(
-                        f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
-                    )
                 _print_bad_lines(bad, err, SHOW_BAD_LINES)
             if isinstance(store, RedisJournalStore) and store.took_over is not None:
                 runner.note(
@@ -942,8 +949,6 @@ async def execute(
                     "was killed while writing it)",
                     file=err,
                 )
-            if preflight and runner.summary.interrupted is None:
-                await _preflight(settings)
             runner.journal = journal
             runner.state = state
             if journal is not None:
