@@ -93,6 +93,10 @@ class OpenTrainClient(ReadMixin):
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
 
+    Redirects are never followed (``RedirectError``), a passed ``session``'s
+    ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
+    is not read (a typed error instead).
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -228,7 +232,11 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(
                 "this OpenTrainClient was closed; open a new one (or use `async with`)"
             )
-        if self._session is None or (self._owns_session and self._session.closed):
+        if self._session is None or self._session.closed:
+            if self._session is not None and not self._owns_session:
+                raise ConfigurationError(
+                    "the aiohttp session passed as session= is closed; pass an open one"
+                )
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
             # no cookie jar: the API authenticates by bearer token, never by cookie.

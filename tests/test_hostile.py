@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -226,29 +227,19 @@ def deep_json(depth: int) -> str:
 
 
 @scenario
-async def deeply_nested_error_body(arena: Arena) -> list[BaseException]:
-    """A 500 whose JSON is nested 100,000 deep is an InternalServerError, not RecursionError."""
+async def deeply_nested_bodies(arena: Arena) -> list[BaseException]:
+    """JSON nested 100,000 deep is unreadable, not RecursionError: a 500 stays an
+    InternalServerError, a 200 is an UnexpectedResponseError."""
+    errors: list[BaseException] = []
+    for status, kind in [(500, InternalServerError), (200, UnexpectedResponseError)]:
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=500, text=deep_json(100_000))
+        async def answer(request: web.Request, status: int = status) -> web.StreamResponse:
+            return web.Response(status=status, text=deep_json(100_000))
 
-    arena.hostile.handler = answer
-    async with arena.client() as client:
-        error = await caught(client.whoami(), InternalServerError)
-    return [error]
-
-
-@scenario
-async def deeply_nested_success_body(arena: Arena) -> list[BaseException]:
-    """A 200 whose JSON is nested 100,000 deep is an UnexpectedResponseError."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=200, text=deep_json(100_000))
-
-    arena.hostile.handler = answer
-    async with arena.client() as client:
-        error = await caught(client.whoami(), UnexpectedResponseError)
-    return [error]
+        arena.hostile.handler = answer
+        async with arena.client() as client:
+            errors.append(await caught(client.whoami(), kind))
+    return errors
 
 
 @scenario
@@ -282,6 +273,19 @@ async def session_that_raises_for_status_meets_a_redirect(arena: Arena) -> list[
         error = await caught(client.send_message("conv_1", "hi"), RedirectError)
     assert arena.elsewhere.requests == []
     return [error]
+
+
+@scenario
+async def a_closed_session_of_the_caller(arena: Arena) -> list[BaseException]:
+    """A caller's session closed under the client is a ConfigurationError, not RuntimeError."""
+    session = aiohttp.ClientSession()
+    await session.close()
+    client = arena.client(session=session)
+    entering = await caught(client.__aenter__(), ConfigurationError)
+    error = await caught(client.send_message("conv_1", "hi"), ConfigurationError)
+    assert "session= is closed" in str(error)
+    assert arena.hostile.requests == []
+    return [entering, error]
 
 
 @scenario
@@ -346,27 +350,37 @@ async def _no_wait(seconds: float) -> None:
 # -- bounded bodies ---------------------------------------------------------------------
 
 
+@attrs.define
+class Stream:
+    """What a streaming handler got out before the client hung up (or it finished)."""
+
+    written: int = 0
+    finished: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+
 def streaming(
-    total: int, *, status: int = 200, declared: bool = False
-) -> tuple[Handler, list[int]]:
-    """A handler streaming ``total`` bytes in 256 KiB pieces; ``written`` counts what got out."""
-    written = [0]
+    total: int, *, status: int = 200, declared: bool = False, piece: bytes = b" " * 262_144
+) -> tuple[Handler, Stream]:
+    """A handler streaming ``total`` bytes in pieces, counting what got out."""
+    stream = Stream()
 
     async def answer(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
         if declared:
             response.content_length = total
         await response.prepare(request)
-        piece = b" " * (256 * 1024)
         try:
-            while written[0] < total:
-                await response.write(piece[: total - written[0]])
-                written[0] += min(len(piece), total - written[0])
+            while stream.written < total:
+                chunk = piece[: total - stream.written]
+                await response.write(chunk)
+                stream.written += len(chunk)
         except (ConnectionError, RuntimeError):
             pass  # the client hung up, as it should
+        finally:
+            stream.finished.set()
         return response
 
-    return answer, written
+    return answer, stream
 
 
 @scenario
@@ -405,16 +419,14 @@ async def oversized_error_body_keeps_its_status(arena: Arena) -> list[BaseExcept
 async def fifty_megabytes_under_the_default_cap(arena: Arena) -> list[BaseException]:
     """With the default cap a 50 MB answer is refused; the client stops reading at the cap."""
     total = 50 * 1024 * 1024
-    arena.hostile.handler, written = streaming(total, declared=True)
+    arena.hostile.handler, stream = streaming(total, declared=True)
     async with arena.client() as client:
         error = await caught(client.whoami(), UnexpectedResponseError)
-    assert f"{MAX_RESPONSE_BYTES:,} bytes" in str(error)
-    # The server could not push the whole body: the client hung up near the cap.
-    for _ in range(200):
-        if written[0] < total and arena.hostile.requests:
-            break
-        await asyncio.sleep(0.01)
-    assert written[0] < total
+        assert f"{MAX_RESPONSE_BYTES:,} bytes" in str(error)
+        # The server could not push the whole body: the client hung up past the cap
+        # (plus what socket buffers held), not at the end.
+        await asyncio.wait_for(stream.finished.wait(), 30)
+    assert MAX_RESPONSE_BYTES < stream.written < 2 * MAX_RESPONSE_BYTES
     return [error]
 
 
@@ -542,6 +554,30 @@ async def test_no_exception_chain_holds_a_secret(caplog: pytest.LogCaptureFixtur
         assert list(find_secrets(error)) == [], error
     for record in caplog.records:
         assert not any(secret in record.getMessage() for secret in SECRETS)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_an_answer_in_many_pieces_under_the_cap_is_read_whole(
+    arena: Arena, declared: bool
+) -> None:
+    """A valid answer streamed in small pieces (chunked or with a length) is read whole."""
+    body = json.dumps({"capabilities": {"messagingWrites": True}, "pad": "x" * 50_000}).encode()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        # Pieces of 1 KiB: the client sees many reads before the end of the body.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if declared:
+            response.content_length = len(body)
+        await response.prepare(request)
+        for start in range(0, len(body), 1024):
+            await response.write(body[start : start + 1024])
+            await asyncio.sleep(0)
+        return response
+
+    arena.hostile.handler = answer
+    async with arena.client(max_response_bytes=len(body)) as client:
+        caps = await client.capabilities()
+    assert caps.messaging_writes is True
 
 
 async def test_many_distinct_paths_do_not_grow_the_url_cache(arena: Arena) -> None:
