@@ -120,16 +120,19 @@ async def test_second_run_of_a_job_is_refused_while_the_first_runs(
 ) -> None:
     """Two runs of one job: the second exits 2 naming the first's host, pid and start,
     sends nothing; --dry-run and journal show still read the job; all delivered once."""
-    n = 240
+    n = 120
     async with FakeOpenTrain(record_requests=False) as server:
         conv = server.add_conversation()
-        server.set_rate_limit(TokenBucket(rate=40, burst=2))
+        server.set_rate_limit(TokenBucket(rate=100, burst=2))
         job = _job(tmp_path / "job.jsonl", [conv], n)
-        url = f"{redis_server.url}?job=nightly"
+        url = f"{redis_server.url}?job=nightly&lease=60"
         a_dir, a_env = _machine(tmp_path, "node-1", server)
         b_dir, b_env = _machine(tmp_path, "node-2", server)
         first = await _start(a_dir, a_env, "bulk", str(job), "--journal", url, "--json")
         await _until(lambda: server.stats()["committed"] >= 5, "the first run to send")
+        # Held still (alive, lease valid) while the other commands run, so it cannot
+        # finish first on a slow machine.
+        first.send_signal(signal.SIGSTOP)
 
         second = await _run(b_dir, b_env, "bulk", str(job), "--journal", url, "--json")
         assert second.code == 2, second.err
@@ -149,6 +152,7 @@ async def test_second_run_of_a_job_is_refused_while_the_first_runs(
         assert running["pid"] == first.pid
         assert running["lease"] == 1
         assert first.returncode is None  # all of the above happened while it ran
+        first.send_signal(signal.SIGCONT)
 
         done = await _finish(first)
         assert done.code == 0, done.err
