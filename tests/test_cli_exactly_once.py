@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
+from opentrain_async import OpenTrainClient
+from opentrain_async._cli._journal import content_hash, identity
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
+from .cli_helpers import assert_one_line_error, cli_env, journal_header, run_cli, write_jsonl
 
 
 def _records(conv: str, n: int, prefix: str = "notice") -> list[dict[str, str]]:
@@ -186,4 +189,54 @@ async def test_journal_of_another_job_is_refused(server: FakeOpenTrain, tmp_path
         "bulk", str(second), "--journal", str(journal), "--reuse-journal", env=env
     )
     assert reused.code == 0, reused.err
+    assert len(server.messages(conv)) == 4
+
+
+async def test_resume_with_a_journal_from_the_future_does_not_stall(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """The clock was stepped back: the journal's open send is dated an hour ahead. The
+    resume waits at most its 1 s settle time (not an hour), and still finds the message."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": conv, "content": "ping"}])
+    async with OpenTrainClient(server.token, server.base_url) as client:
+        delivered = await client.send_message(conv, "ping")  # the crashed run's send
+    digest = content_hash(conv, "ping")
+    journal = tmp_path / "job.journal"
+    started = {
+        "event": "started",
+        "id": identity(None, digest, 1),
+        "line": 1,
+        "conversationId": conv,
+        "sha256": digest,
+        "at": time.time() + 3600,
+    }
+    journal.write_text(journal_header(job, server) + json.dumps(started) + "\n")
+    result = await run_cli(
+        "bulk",
+        str(job),
+        "--journal",
+        str(journal),
+        "--json",
+        env=cli_env(server, tmp_path),
+        timeout=60,
+    )
+    assert result.code == 0, result.err
+    assert (result.json()["reconciled"], result.json()["sent"]) == (1, 0)
+    assert [m["id"] for m in server.messages(conv)] == [delivered.id]
+
+
+async def test_a_run_of_429s_never_ends_an_input(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """More 429s in a row than the retry budget (with hints under max_retry_after): every
+    input still ends delivered, none recorded as a rate_limited failure; exit 0."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 4))
+    server.throttle_next(14, retry_after=0.01)
+    result = await run_cli(
+        "bulk", str(job), "--concurrency", "1", "--json", env=cli_env(server, tmp_path)
+    )
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert (summary["sent"], summary["failed"]) == (4, 0)
+    assert summary["rateLimited"] == 14
     assert len(server.messages(conv)) == 4

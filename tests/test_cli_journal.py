@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from opentrain_async._cli._input import JobSource, detect_format
+from opentrain_async._cli._job import JobOptions, execute
 from opentrain_async._cli._journal import (
     FileJournalStore,
     InputIdentity,
     JournalError,
+    StoredRecords,
     content_hash,
     identity,
     load_journal,
     open_journal,
 )
+from opentrain_async._config import Settings, api_root
+from opentrain_async.testing import FakeOpenTrain
 
 JOB = InputIdentity("/jobs/job.jsonl", "http://127.0.0.1:1/api/public/v1")
 
@@ -256,3 +262,55 @@ def test_csv_line_numbers_follow_multiline_records(tmp_path: Path) -> None:
         (4, False),
         (5, True),
     ]
+
+
+class MemoryJournalStore:
+    """A JournalStore in memory: proves the job logic needs nothing but the interface."""
+
+    def __init__(self) -> None:
+        self.name = "memory"
+        self.records: list[dict[str, object]] = []
+        self.owned = False
+        self.appends = 0
+
+    async def open(self) -> None:
+        if self.owned:
+            raise JournalError("journal memory is in use by another running job")
+        self.owned = True
+
+    async def read(self) -> StoredRecords:
+        return StoredRecords([dict(r) for r in self.records])
+
+    async def create(self, header: Mapping[str, object]) -> None:
+        assert not self.records
+        self.records.append(dict(header))
+
+    async def append(self, records: Sequence[Mapping[str, object]]) -> None:
+        assert self.records, "append before a header"
+        self.appends += 1
+        self.records.extend(dict(r) for r in records)
+
+    async def close(self) -> None:
+        self.owned = False
+
+
+async def test_the_job_runs_on_any_journal_store(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """A bulk job journals through the five-method interface: the second run with the same
+    store sends nothing, and an edited input is identified by content there too."""
+    conv = server.add_conversation()
+    job = tmp_path / "job.jsonl"
+    job.write_text(
+        "".join(json.dumps({"conversationId": conv, "content": f"m{i}"}) + "\n" for i in range(12))
+    )
+    store = MemoryJournalStore()
+    options = JobOptions(concurrency=4, journal_store=store)
+    settings = Settings(server.token, api_root(server.base_url), "test")
+    first = await execute(JobSource(str(job)), options, settings, err=io.StringIO())
+    assert first.sent == 12
+    assert store.records[0]["journal"] == "opentrain-async"
+    assert not store.owned
+    assert store.appends < len(store.records)  # group commit through the interface
+    job.write_text(json.dumps({"conversationId": conv, "content": "new"}) + "\n" + job.read_text())
+    second = await execute(JobSource(str(job)), options, settings, err=io.StringIO())
+    assert (second.sent, second.skipped_delivered) == (1, 12)
+    assert len(server.messages(conv)) == 13

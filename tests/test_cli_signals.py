@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from opentrain_async._cli._input import JobSource
+from opentrain_async._cli._job import default_journal_path
 from opentrain_async._cli._journal import FileJournalStore, load_journal
 from opentrain_async.testing import FakeOpenTrain, Fault
 
@@ -35,13 +37,18 @@ async def _finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> Resu
     return Result(proc.returncode, out.decode(), err.decode())
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code", "explicit"),
+    [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)],
+    ids=["SIGTERM --journal", "SIGINT default journal"],
+)
 async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
-    tmp_path: Path, signum: signal.Signals, code: int
+    tmp_path: Path, signum: signal.Signals, code: int, explicit: bool
 ) -> None:
-    """A signal mid-run: exit 128+N with the summary and how to resume; every send that
-    was on the wire ended in the journal (none left open); the rerun sends the rest,
-    and the server holds each message exactly once."""
+    """A signal mid-run (with --journal, or with no journal option at all): exit 128+N
+    with the summary and how to resume; every send that was on the wire ended in the
+    journal (none left open); the rerun sends the rest, and the server holds each
+    message exactly once."""
     n = 120
     async with FakeOpenTrain(record_requests=False, latency=0.05) as server:
         convs = [server.add_conversation() for _ in range(4)]
@@ -49,9 +56,14 @@ async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
             tmp_path / "job.jsonl",
             [{"conversationId": convs[i % 4], "content": f"shift {i}"} for i in range(n)],
         )
-        journal = tmp_path / "job.journal"
-        args = ("bulk", str(job), "--journal", str(journal), "--concurrency", "8", "--json")
         env = cli_env(server, tmp_path)
+        if explicit:
+            journal = tmp_path / "job.journal"
+            args: tuple[str, ...] = ("bulk", str(job), "--journal", str(journal))
+        else:
+            journal = default_journal_path(JobSource(str(job)), env)
+            args = ("bulk", str(job))
+        args += ("--concurrency", "8", "--json")
         proc = await start_cli(*args, env=env)
         await _wait_for_commits(server, proc, 20)
         proc.send_signal(signum)
@@ -61,6 +73,7 @@ async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
         assert f"interrupted by {signum.name}" in result.err
         assert "rerun the same command to resume" in result.err
         summary = result.json()
+        assert summary["journal"] == str(journal)
         assert summary["interrupted"] == signum.name
         assert summary["exitCode"] == code
         assert summary["notStarted"] > 0

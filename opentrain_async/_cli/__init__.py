@@ -49,6 +49,7 @@ from ._job import (
 from ._journal_redis import (
     JournalLostError,
     JournalUnavailableError,
+    RedisJournalStore,
     RedisJournalURL,
     is_redis_url,
 )
@@ -307,7 +308,10 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         concurrency=args.concurrency,
         rate=args.rate,
         journal=Path(args.journal) if args.journal is not None and not redis_url else None,
-        journal_url=RedisJournalURL.parse(args.journal) if redis_url else None,
+        # --dry-run only reads the job: it takes no lease, so it works while a run goes on.
+        journal_store=RedisJournalStore(RedisJournalURL.parse(args.journal), read_only=args.dry_run)
+        if redis_url
+        else None,
         no_journal=args.no_journal,
         allow_changed=args.allow_changed,
         reuse_journal=args.reuse_journal,

@@ -70,7 +70,7 @@ from ._journal import (
     load_journal,
     open_journal,
 )
-from ._journal_redis import RedisJournalStore, RedisJournalURL
+from ._journal_redis import RedisJournalStore
 from ._progress import ProgressDisplay
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
@@ -111,8 +111,6 @@ class JobOptions:
     rate: float | None = None
     journal: Path | None = None
     """An explicit journal path (default: ``default_journal_path`` of the input)."""
-    journal_url: RedisJournalURL | None = None
-    """A journal on Redis (``--journal redis://...?job=NAME``) instead of a file."""
     no_journal: bool = False
     retry_failed: bool = False
     allow_changed: bool = False
@@ -131,6 +129,8 @@ class JobOptions:
     """Seconds an interrupted send is given to finish server-side before read-back."""
     grace: float = 10.0
     """After SIGINT/SIGTERM: seconds sends on the wire get to finish and be journaled."""
+    journal_store: JournalStore | None = None
+    """Where the journal lives, when not in a file (``--journal``/the default path)."""
 
 
 @attrs.frozen
@@ -353,6 +353,17 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
 
 
+def _journal_store(source: JobSource, options: JobOptions) -> JournalStore | None:
+    if options.journal_store is not None and not options.no_journal:
+        return options.journal_store
+    path = _journal_path(source, options)
+    if path is None:
+        return None
+    if options.journal is None:  # the default place: create its directory
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return FileJournalStore(path)
+
+
 def _journal_path(source: JobSource, options: JobOptions) -> Path | None:
     if options.no_journal:
         return None
@@ -361,16 +372,6 @@ def _journal_path(source: JobSource, options: JobOptions) -> Path | None:
     if source.is_stdin:
         return None
     return default_journal_path(source)
-
-
-def _journal_store(
-    source: JobSource, options: JobOptions, *, read_only: bool = False
-) -> JournalStore | None:
-    """Where this run's journal lives: Redis (``--journal redis://``) or a file."""
-    if options.journal_url is not None and not options.no_journal:
-        return RedisJournalStore(options.journal_url, read_only=read_only)
-    path = _journal_path(source, options)
-    return None if path is None else FileJournalStore(path)
 
 
 def _input_identity(source: JobSource, api_root: str | None) -> InputIdentity:
@@ -414,7 +415,7 @@ async def _preflight(settings: Settings) -> None:
                 "such as https://app.opentrain.ai, without a path)"
             ) from None
         except APIError as exc:
-            if exc.status is not None and exc.status < 500:
+            if exc.status is not None and exc.status < 500 and exc.status != 429:
                 raise StartError(
                     f"{root} refused the pre-send check ({_describe_error(exc)}); nothing was sent"
                 ) from None
@@ -577,7 +578,8 @@ class _Runner:
         message = item.message
         assert self.journal is not None
         progress = self.state.inputs[item.ident]
-        since = progress.first_started or 0.0
+        # A time in the future (the clock was stepped back since): read back from now.
+        since = min(progress.first_started or 0.0, time.time())
         try:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
@@ -836,7 +838,10 @@ def write_failures(path: Path, source: JobSource, summary: Summary) -> int:
 
 async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: TextIO) -> int:
     """Validate everything and say what a real run would do; send nothing."""
-    store = _journal_store(source, options, read_only=True)
+    store = None if options.journal_store is None else options.journal_store
+    path = _journal_path(source, options)
+    if store is None and path is not None:
+        store = FileJournalStore(path)
     state = JournalState()
     if store is not None:
         state = await load_journal(store)
@@ -905,7 +910,6 @@ async def execute(
     journal: Journal | None = None
     state = JournalState()
     store = _journal_store(source, options)
-    path = _journal_path(source, options)
     if store is None and source.is_stdin and not options.no_journal:
         print(
             "reading stdin without --journal: this run cannot be resumed (a rerun would "
@@ -919,20 +923,16 @@ async def execute(
             raise InputError(
                 f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
             )
-    if preflight:  # before the journal: a server that is not the API is exit 3, first
-        await _preflight(settings)
-    if store is not None:
-        if isinstance(store, FileJournalStore) and options.journal is None and path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        journal, state = await open_journal(
-            store,
-            _input_identity(source, settings.api_root),
-            reuse=options.reuse_journal,
-        )
     runner = _Runner(source, options, settings, err)
-    runner.summary.journal = None if journal is None else journal.name
-    try:
-        with runner.signals_handled():
+    with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
+        if preflight:  # before the journal: a server that is not the API is exit 3, first
+            await _preflight(settings)
+        if store is not None:
+            journal, state = await open_journal(
+                store, _input_identity(source, settings.api_root), reuse=options.reuse_journal
+            )
+        runner.summary.journal = None if journal is None else journal.name
+        try:
             plan = _plan(source, state, options)
             _refuse_changed(plan, "" if journal is None else journal.name)
             bad = sorted(plan.bad.items())
@@ -943,9 +943,9 @@ async def execute(
                     f"{store.url.where}: took over the lease of a run that is gone "
                     f"({store.took_over.describe()})"
                 )
-            if state.torn_tail:
+            if journal is not None and state.torn_tail:
                 print(
-                    f"journal {path}: ignored a partial last line (the previous run "
+                    f"journal {journal.name}: ignored a partial last line (the previous run "
                     "was killed while writing it)",
                     file=err,
                 )
@@ -954,9 +954,9 @@ async def execute(
             if journal is not None:
                 await journal.run_started(source.name)
             return await runner.run(plan)
-    finally:
-        if journal is not None:
-            await journal.aclose()
+        finally:
+            if journal is not None:
+                await journal.aclose()
 
 
 __all__ += [
