@@ -384,6 +384,8 @@ async def test_wrong_password_is_unavailable_without_leaking(tmp_path: Path) -> 
 
 
 def _assert_no_secret(error: BaseException, secret: str) -> None:
+    assert error.__cause__ is None
+    assert error.__context__ is None  # nothing of the Redis client's rides along
     seen: BaseException | None = error
     while seen is not None:
         assert secret not in str(seen)
@@ -400,6 +402,7 @@ async def test_redis_killed_mid_run_stops_sends_and_records(redis_server: RedisS
     with pytest.raises(JournalLostError, match="Rerun the same command") as caught:
         await journal.started("key:a", 1, "c", "0" * 64, 1.0)
     assert "stopped sending" in str(caught.value)
+    assert caught.value.__context__ is None  # the client's error is not attached
     with pytest.raises(JournalLostError):
         _store(journal).check_send()
     await asyncio.wait_for(journal.aclose(), 10)  # closing does not hang or raise

@@ -1,7 +1,8 @@
 """The ``opentrain-async`` command line (also ``python -m opentrain_async``).
 
-Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with
-``--journal``) and ``demo`` (a bulk job against the embedded fake server).  The token
+Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with its
+journal, in a file or on Redis), ``journal show|export`` (what a job's journal says) and
+``demo`` (a bulk job against the embedded fake server).  The token
 is never a flag: it comes from ``OT_API_TOKEN``/``OPENTRAIN_API_TOKEN`` or the official
 CLI's config file, exactly as the client resolves it.
 

@@ -145,9 +145,9 @@ class RedisJournalURL:
             parts = urlsplit(url)
             port = parts.port or 6379
         except ValueError:
-            raise JournalError(
-                f"journal URL {_redact(url)}: not a valid URL (bad host or port)"
-            ) from None
+            port = -1  # raised below, outside the handler: no exception chain to leak
+        if port < 0:
+            raise JournalError(f"journal URL {_redact(url)}: not a valid URL (bad host or port)")
         scheme = parts.scheme.lower()
         if scheme not in ("redis", "rediss"):
             raise JournalError(f"journal URL {_redact(url)}: scheme must be redis or rediss")
@@ -539,6 +539,7 @@ class RedisJournalStore:
         sent = self._clock()
         if self._append_script is None:  # EVALSHA, falling back to EVAL when Redis lacks it
             self._append_script = self._redis.register_script(_APPEND)
+        length: Any = None
         try:
             length = await self._append_script(
                 keys=[self._k_lease, self._k_records],
@@ -546,7 +547,8 @@ class RedisJournalStore:
             )
         except Exception as exc:
             self._lose(f"Redis failed: {_describe_redis_error(exc)}")
-            raise JournalLostError(self._lost_message(self._lost or "")) from None
+        if length is None:  # raised outside the handler: nothing of the client's attached
+            raise JournalLostError(self._lost_message(self._lost or ""))
         if int(length) == -1:
             self._lose("its lease was taken over by another run")
             raise JournalLostError(self._lost_message(self._lost or ""))
@@ -569,9 +571,9 @@ class RedisJournalStore:
         except JournalError:
             raise
         except Exception as exc:
-            raise JournalUnavailableError(
-                f"cannot use the journal at {self.name}: {_describe_redis_error(exc)}"
-            ) from None
+            reason = _describe_redis_error(exc)
+        # Raised outside the handler: no __context__ pointing at the client's exception.
+        raise JournalUnavailableError(f"cannot use the journal at {self.name}: {reason}")
 
     # -- the lease -------------------------------------------------------------------
 
