@@ -24,10 +24,13 @@ once; elsewhere, its lease expires after at most one TTL.
 
 **Fencing.**  The runner may send only while its lease is confirmed: every send checks,
 right before the request goes on the wire, that the last successful renewal or append
-started less than ``TTL - margin`` ago (a monotonic clock, which keeps counting while a
-process is stopped), and every record's append checks the owner in Redis atomically.  A
-runner paused past its lease (SIGSTOP, a GC pause, a partition) therefore wakes up unable
-to send or record, while the run that took over reads back what it left open.
+started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which keeps counting while
+a process is stopped or the machine suspended), and every record's append checks the
+owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a GC pause, a
+partition) therefore wakes up unable to send or record, while the run that took over
+reads back what it left open.  What fencing cannot stop is a request that passed the
+check and was frozen on its way to the socket (microseconds, or a new connection's
+handshake): the server has no fencing token to compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.
@@ -248,6 +251,15 @@ def _redact(url: str) -> str:
     return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", url)
 
 
+def _lease_clock() -> float:
+    """Seconds on a clock that keeps counting while the process is stopped and while the
+    machine is suspended (Linux ``CLOCK_BOOTTIME``; elsewhere ``time.monotonic``)."""
+    return time.clock_gettime(_BOOTTIME)
+
+
+_BOOTTIME: int = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def _machine_id() -> str | None:
     """This kernel boot and PID namespace: PIDs compare only between processes sharing it."""
     try:
@@ -381,7 +393,8 @@ class RedisJournalStore:
 
     ``open`` takes the lease (``read_only``: connects only, for ``--dry-run`` and
     ``journal show``), ``read``/``create``/``append`` move records, ``close`` releases.
-    One event loop; ``clock`` is monotonic (the fencing deadline).
+    One event loop; ``clock`` measures the fencing deadline (it must keep counting while
+    the process is stopped or the machine suspended).
     """
 
     def __init__(
@@ -390,7 +403,7 @@ class RedisJournalStore:
         *,
         read_only: bool = False,
         client: Redis | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = _lease_clock,
         host: str | None = None,
         pid: int | None = None,
     ) -> None:
