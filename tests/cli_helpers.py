@@ -44,7 +44,10 @@ def cli_env(server: FakeOpenTrain | None, tmp_path: Path, **extra: str) -> dict[
     return env
 
 
-async def start_cli(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+async def start_cli(
+    *args: str, env: Mapping[str, str], cwd: Path = ROOT
+) -> asyncio.subprocess.Process:
+    """Start ``python -m opentrain_async ARGS`` (from any ``cwd``: PYTHONPATH finds it)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -54,15 +57,19 @@ async def start_cli(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Pr
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=dict(env),
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
 async def run_cli(
-    *args: str, env: Mapping[str, str], stdin: str | None = None, timeout: float = 60.0
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path = ROOT,
 ) -> Result:
     """Run ``python -m opentrain_async ARGS`` to completion."""
-    proc = await start_cli(*args, env=env)
+    proc = await start_cli(*args, env=env, cwd=cwd)
     data = stdin.encode() if stdin is not None else b""
     out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert proc.returncode is not None

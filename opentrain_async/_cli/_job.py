@@ -39,6 +39,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import attrs
 from rich.console import Console
 from rich.table import Table
@@ -71,6 +72,7 @@ from ._journal import (
     load_journal,
     open_journal,
 )
+from ._journal_redis import RedisJournalStore
 from ._progress import ProgressDisplay
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
@@ -507,11 +509,16 @@ class _Runner:
         summary.skipped_failed = plan.actions[Action.SKIP_FAILED]
         summary.failures.extend(plan.earlier_failures)
         options = self.options
+        session = None
+        store = None if self.journal is None else self.journal.store
+        if isinstance(store, RedisJournalStore):  # fencing: no POST once the lease is lost
+            session = aiohttp.ClientSession(trace_configs=[store.trace_config()])
         client = OpenTrainClient(
             self.settings.token,
             self.settings.api_root,
             max_concurrency=options.concurrency,
             rate_limit=options.rate,
+            session=session,
         )
         started = time.monotonic()
         try:
@@ -534,6 +541,8 @@ class _Runner:
             summary.retries = client.stats.retries
             summary.pace = client.pacer.describe()
             summary.not_started = max(0, summary.to_send - self._recorded - len(self.lines))
+            if session is not None:
+                await session.close()
         return summary
 
     async def _settle_and_send(self, client: OpenTrainClient, plan: _Plan) -> None:
@@ -951,6 +960,11 @@ async def execute(
             bad = sorted(plan.bad.items())
             if bad:
                 _print_bad_lines(bad, err, SHOW_BAD_LINES)
+            if isinstance(store, RedisJournalStore) and store.took_over is not None:
+                runner.note(
+                    f"{store.url.where}: took over the lease of a run that is gone "
+                    f"({store.took_over.describe()})"
+                )
             if journal is not None and state.torn_tail:
                 print(
                     f"journal {journal.name}: ignored a partial last line (the previous run "
