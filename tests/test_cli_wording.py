@@ -145,7 +145,7 @@ async def test_dry_run_without_a_journal_says_nothing_about_one(tmp_path: Path) 
     """--dry-run mentions the journal only when there is one."""
     job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": "c1", "content": "x"}])
     env = cli_env(None, tmp_path)
-    plain = await run_cli("bulk", str(job), "--dry-run", env=env)
+    plain = await run_cli("bulk", str(job), "--dry-run", "--no-journal", env=env)
     assert plain.code == 0
     assert "journal" not in plain.out
     assert "would send 1" in plain.out
@@ -173,9 +173,15 @@ async def test_an_empty_job_is_a_usage_error(tmp_path: Path, name: str, text: st
 
 
 async def test_retry_failed_needs_a_journal(tmp_path: Path) -> None:
-    """--retry-failed without --journal is a usage error, not silently ignored."""
+    """--retry-failed with no journal to read (--no-journal, or stdin without --journal) is a
+    usage error, not silently ignored."""
     job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": "c1", "content": "x"}])
-    result = await run_cli("bulk", str(job), "--retry-failed", env=cli_env(None, tmp_path))
-    assert result.code == 2
-    assert_one_line_error(result)
-    assert "--journal" in result.err
+    env = cli_env(None, tmp_path)
+    opted_out = await run_cli("bulk", str(job), "--retry-failed", "--no-journal", env=env)
+    assert opted_out.code == 2
+    assert_one_line_error(opted_out)
+    assert "drop --no-journal" in opted_out.err
+    piped = await run_cli("bulk", "-", "--retry-failed", env=env, stdin=job.read_text())
+    assert piped.code == 2
+    assert_one_line_error(piped)
+    assert "add --journal PATH" in piped.err
