@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 import attrs
 import cattrs
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._bulk import BulkReport, BulkSend, SendOutcome, run_batch
@@ -343,7 +345,9 @@ class OpenTrainClient(ReadMixin):
             raise UnexpectedResponseError(
                 f"HTTP {status} with a body that is not JSON",
                 status=status,
-                request_id=headers.get("X-Request-Id"),
+                request_id=_without_secret(self._settings.token, None, headers)[1].get(
+                    "X-Request-Id"
+                ),
                 method=method,
                 path=path,
             )
@@ -359,6 +363,7 @@ class OpenTrainClient(ReadMixin):
         self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
     ) -> APIError:
         """The typed error for an answer that is not a readable 2xx."""
+        raw, headers = _without_secret(self._settings.token, raw, headers)
         request_id = headers.get("X-Request-Id")
         if 300 <= status < 400:
             location = without_userinfo(headers.get("Location", ""))[:300]
@@ -647,6 +652,24 @@ async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) ->
         chunks.append(chunk)
         size += len(chunk)
     return None
+
+
+def _without_secret(
+    secret: str, raw: bytes | None, headers: Mapping[str, str]
+) -> tuple[bytes | None, Mapping[str, str]]:
+    """An answer's body and headers with every echo of ``secret`` replaced by ``***``.
+
+    Proxies and debug pages echo request headers back (``Authorization`` included); what
+    the server says goes into exceptions, logs and CLI output, so the token must not.
+    """
+    if raw is not None:
+        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+            raw = raw.replace(form.encode(), b"***")
+    if any(secret in value for value in headers.values()):
+        headers = CIMultiDict(
+            (name, value.replace(secret, "***")) for name, value in headers.items()
+        )
+    return raw, headers
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
