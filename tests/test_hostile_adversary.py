@@ -16,14 +16,16 @@ from aiohttp import web
 
 from opentrain_async import (
     APIError,
+    DeliveryUnknownError,
     OpenTrainError,
     RateLimitError,
     RedirectError,
     RetryEvent,
     RetryPolicy,
+    UnexpectedResponseError,
 )
 
-from .test_hostile import SECRETS, Arena, arena, caught, find_secrets
+from .test_hostile import MESSAGE, SECRETS, Arena, arena, caught, find_secrets
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
 
@@ -107,6 +109,28 @@ async def test_an_answer_that_echoes_the_token_never_puts_it_in_an_error(
         assert events  # retried, and the retry log line names the (masked) request id
     for record in caplog.records:
         assert not any(secret in record.getMessage() for secret in SECRETS)
+
+
+@pytest.mark.parametrize("field", ["createdAt", "updatedAt"])
+async def test_a_timestamp_that_echoes_the_token_is_refused_without_it(
+    arena: Arena, field: str
+) -> None:
+    """A 2xx whose timestamp is the Authorization header: an unreadable answer whose
+    message (and chain) does not quote the value."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        message = {**MESSAGE["message"], field: request.headers["Authorization"]}
+        if request.method == "POST":
+            return web.json_response({"ok": True, "message": message}, status=201)
+        return web.json_response({"messages": [message], "nextCursor": None})
+
+    arena.hostile.handler = answer
+    async with arena.client() as client:
+        read = await caught(client.read_messages("conv_1"), UnexpectedResponseError)
+        sent = await caught(client.send_message("conv_1", "hi"), DeliveryUnknownError)
+    assert "ISO-8601 timestamp" in str(read)
+    for error in (read, sent):
+        assert list(find_secrets(error)) == [], error
 
 
 async def _no_wait(seconds: float) -> None:
