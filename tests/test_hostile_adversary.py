@@ -8,8 +8,12 @@ Exceptions are walked with their ``__cause__``/``__context__`` chains and attrib
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -25,7 +29,8 @@ from opentrain_async import (
     UnexpectedResponseError,
 )
 
-from .test_hostile import MESSAGE, SECRETS, Arena, arena, caught, find_secrets
+from .cli_helpers import assert_one_line_error, cli_env, run_cli
+from .test_hostile import MESSAGE, SECRETS, TOKEN, Arena, arena, caught, find_secrets
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
 
@@ -135,3 +140,105 @@ async def test_a_timestamp_that_echoes_the_token_is_refused_without_it(
 
 async def _no_wait(seconds: float) -> None:
     return None
+
+
+# -- the CLI prints what others wrote: never as terminal controls, never a traceback ---
+
+HOSTILE_TEXT = "hi \x1b]0;PWNED\x07 \x1b[2J\x9b31m there"
+"""An OSC title change with BEL, a clear-screen CSI and a C1 CSI: text for a terminal."""
+
+
+def _hostile_read_server(arena: Arena, content: str) -> None:
+    message = {
+        **MESSAGE["message"],
+        "isFromViewer": False,
+        "senderUserId": "u\x1b[31m",
+        "content": content,
+    }
+    conversation = {
+        "id": "conv\x1b[2J",
+        "bucket": "job",
+        "unreadCount": 1,
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "lastMessage": message,
+    }
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        # json.dumps writes a lone surrogate as the escape a JavaScript server writes.
+        if request.method == "POST":
+            body: Any = {"ok": True, "message": message}
+        elif "conversationId" in request.query:
+            body = {"messages": [message], "nextCursor": None}
+        else:
+            body = {"conversations": [conversation], "nextCursor": None}
+        status = 201 if request.method == "POST" else 200
+        return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+    arena.hostile.handler = answer
+
+
+def _env(arena: Arena, tmp_path: Path, *, stdlib_json: bool = False) -> dict[str, str]:
+    env = cli_env(None, tmp_path, OT_API_TOKEN=TOKEN, OT_API_BASE_URL=arena.hostile.url)
+    if stdlib_json:  # as installed without the [speed] extra: the stdlib json loader
+        shadow = tmp_path / "no_orjson"
+        shadow.mkdir(exist_ok=True)
+        (shadow / "orjson.py").write_text("raise ImportError('not installed')\n")
+        env["PYTHONPATH"] = f"{shadow}{os.pathsep}{env['PYTHONPATH']}"
+    return env
+
+
+COMMANDS = [
+    ("send", "conv_1", "hello"),
+    ("send", "conv_1", "hello", "--json"),
+    ("messages", "conv_1"),
+    ("messages", "conv_1", "--json"),
+    ("conversations",),
+    ("conversations", "--json"),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+async def test_the_cli_never_prints_terminal_controls_it_read(
+    arena: Arena, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Content, ids and names from the server reach the terminal escaped (``\\x1b``)."""
+    _hostile_read_server(arena, HOSTILE_TEXT)
+    result = await run_cli(*args, env=_env(arena, tmp_path))
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    for control in ("\x1b", "\x07", "\x9b"):
+        assert control not in result.out + result.err
+    assert "PWNED" in result.out  # shown, as text
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+async def test_a_lone_surrogate_from_the_server_is_printed_escaped(
+    arena: Arena, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """JSON "\\ud800" (what JavaScript writes for a lone surrogate) with the stdlib
+    loader: printed as \\ud800, not a UnicodeEncodeError traceback."""
+    _hostile_read_server(arena, "bad \ud800 text")
+    result = await run_cli(*args, env=_env(arena, tmp_path, stdlib_json=True))
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert "\\ud800" in result.out
+
+
+@pytest.mark.parametrize("args", [("send", "conv_1", "hello"), ("messages", "conv_1")])
+async def test_a_server_error_is_one_line_without_the_token(
+    arena: Arena, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """An error text with a newline, escape sequences and the echoed Authorization header
+    is one line on stderr, escaped, with the token masked."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        text = f"nope {request.headers['Authorization']}\nopentrain-async: error: forged\x1b[2K"
+        return web.json_response({"error": text, "code": "BAD"}, status=409)
+
+    arena.hostile.handler = answer
+    result = await run_cli(*args, env=_env(arena, tmp_path))
+    assert result.code == 1
+    assert_one_line_error(result)
+    assert "\x1b" not in result.err
+    assert TOKEN not in result.out + result.err
+    assert "Bearer ***" in result.err

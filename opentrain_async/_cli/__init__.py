@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import io
 import logging
 import sys
 from collections.abc import Sequence
@@ -46,6 +46,7 @@ from ._job import (
     dry_run,
     run_job,
 )
+from ._read import print_json, terminal_safe
 
 __all__ = ["main"]
 
@@ -207,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    # One line whatever the server said: its text may hold newlines or escape sequences.
+    print(f"{PROG}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
     return code
 
 
@@ -233,8 +235,9 @@ def _read_stdin() -> str:
 def _show_message(message: Message, out: TextIO) -> None:
     preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
     created = converter.unstructure(message.created_at)
-    print(f"sent {message.id} to {message.conversation_id} at {created}", file=out)
-    print(f"  {preview}", file=out)
+    sent = f"sent {message.id} to {message.conversation_id} at {created}"
+    print(terminal_safe(sent), file=out)
+    print(f"  {terminal_safe(preview)}", file=out)
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
@@ -264,7 +267,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
-        print(json.dumps(converter.unstructure(message), ensure_ascii=False))
+        print_json(message, sys.stdout)
     else:
         _show_message(message, sys.stdout)
     return EXIT_OK
@@ -315,6 +318,11 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text from the server may hold lone surrogates (JSON "\\ud800"), which UTF-8
+        # cannot encode: print them escaped rather than die with a traceback.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
