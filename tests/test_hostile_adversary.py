@@ -28,6 +28,7 @@ from opentrain_async import (
     RetryPolicy,
     UnexpectedResponseError,
 )
+from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli
 from .test_hostile import MESSAGE, SECRETS, TOKEN, Arena, arena, caught, find_secrets
@@ -242,3 +243,35 @@ async def test_a_server_error_is_one_line_without_the_token(
     assert "\x1b" not in result.err
     assert TOKEN not in result.out + result.err
     assert "Bearer ***" in result.err
+
+
+# -- job files that are not regular files -------------------------------------------------
+
+
+async def test_a_job_read_from_a_pipe_loses_no_input(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """``cmd | opentrain-async bulk /dev/stdin`` (or ``bulk <(cmd)``): a pipe can be read
+    once only; all 500 inputs are sent (the first pass used to eat the first ~8 KiB, and
+    the send pass got the rest: 424 inputs, one of them a torn line)."""
+    conv = server.add_conversation()
+    lines = [
+        json.dumps({"conversationId": conv, "content": f"message {i:05d} " + "x" * 40})
+        for i in range(500)
+    ]
+    result = await run_cli(
+        "bulk", "/dev/stdin", env=cli_env(server, tmp_path), stdin="\n".join(lines) + "\n"
+    )
+    assert result.code == 0, result.err
+    assert len(server.messages(conv)) == 500
+    assert server.stats()["duplicates"] == 0
+
+
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+async def test_a_device_as_job_file_is_one_line_exit_2(
+    server: FakeOpenTrain, tmp_path: Path, extra: list[str]
+) -> None:
+    """``bulk /dev/zero`` is refused at once (it used to read until MemoryError)."""
+    result = await run_cli("bulk", "/dev/zero", *extra, env=cli_env(server, tmp_path))
+    assert result.code == 2
+    assert_one_line_error(result)
+    assert "/dev/zero: not a regular file" in result.err
+    assert server.sends == []
