@@ -275,3 +275,17 @@ async def test_a_device_as_job_file_is_one_line_exit_2(
     assert_one_line_error(result)
     assert "/dev/zero: not a regular file" in result.err
     assert server.sends == []
+
+
+async def test_a_concurrency_typo_is_a_usage_error(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """``--concurrency 3000000`` (zeros too many) is exit 2 at once; it used to start three
+    million workers for a one-line job and run out of memory before sending."""
+    job = tmp_path / "job.jsonl"
+    job.write_text(json.dumps({"conversationId": server.add_conversation(), "content": "x"}))
+    result = await run_cli(
+        "bulk", str(job), "--concurrency", "3000000", env=cli_env(server, tmp_path), timeout=30
+    )
+    assert result.code == 2
+    assert "at most 1,000" in result.err
+    assert "Traceback" not in result.err
+    assert server.sends == []

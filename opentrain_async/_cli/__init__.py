@@ -52,6 +52,7 @@ __all__ = ["main"]
 
 PROG = "opentrain-async"
 _MAX_PAGE_SIZE = 100
+_MAX_CONCURRENCY = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +78,15 @@ def _page_size(text: str) -> int:
     value = _positive_int(text)
     if value > _MAX_PAGE_SIZE:
         raise argparse.ArgumentTypeError(f"must be at most {_MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    """``--concurrency``: 1-1,000 (each is a task and a socket; a typo of 3,000,000 would
+    exhaust memory and file descriptors before the first send)."""
+    value = _positive_int(text)
+    if value > _MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_CONCURRENCY:,}, got {value:,}")
     return value
 
 
@@ -142,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", metavar="FILE")
     bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
     bulk.add_argument(
-        "--concurrency", type=_positive_int, default=16, help="requests on the wire (16)"
+        "--concurrency", type=_concurrency, default=16, help="requests on the wire, 1-1000 (16)"
     )
     bulk.add_argument(
         "--rate",
