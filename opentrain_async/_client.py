@@ -138,6 +138,10 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be >= 1")
+        if rate_limit is not None and not rate_limit > 0:  # NaN too
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes
