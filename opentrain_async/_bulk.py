@@ -37,6 +37,7 @@ import attrs
 from ._errors import (
     APIConnectionError,
     APIError,
+    ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
     OpenTrainError,
@@ -173,7 +174,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         reconcile: bool,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise ConfigurationError("concurrency must be >= 1")
         self._engine = _Engine(client, items, concurrency, reconcile)
 
     def __aiter__(self) -> BulkSend:
@@ -471,7 +472,7 @@ async def run_batch(
     and the exception propagates.
     """
     if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+        raise ConfigurationError("concurrency must be >= 1")
     report = BulkReport()
     add = report.add
     sink: Callable[[SendOutcome], Awaitable[None] | None]

@@ -342,3 +342,23 @@ def test_a_cli_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: 
         path.symlink_to("/dev/zero")
     with pytest.raises(ConfigurationError, match="not a regular file"):
         resolve_settings(env={}, config_path=path)
+
+
+# -- argument errors are OpenTrainErrors too ------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0, -5, float("nan")])
+def test_a_rate_limit_that_is_not_positive_is_a_configuration_error(rate: float) -> None:
+    """Was the pacer's raw ValueError (not an OpenTrainError)."""
+    with pytest.raises(ConfigurationError, match="rate_limit"):
+        OpenTrainClient("tok_abc", env={}, rate_limit=rate)
+
+
+async def test_a_bulk_concurrency_below_one_is_a_configuration_error(arena: Arena) -> None:
+    """send_many/send_all(concurrency=0) raised a raw ValueError; nothing is sent."""
+    async with arena.client() as client:
+        with pytest.raises(ConfigurationError, match="concurrency"):
+            client.send_many([("conv_1", "hi")], concurrency=0)
+        with pytest.raises(ConfigurationError, match="concurrency"):
+            await client.send_all([("conv_1", "hi")], concurrency=-1)
+    assert arena.hostile.requests == []
