@@ -362,3 +362,19 @@ async def test_a_bulk_concurrency_below_one_is_a_configuration_error(arena: Aren
         with pytest.raises(ConfigurationError, match="concurrency"):
             await client.send_all([("conv_1", "hi")], concurrency=-1)
     assert arena.hostile.requests == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+async def test_a_csv_header_naming_a_column_twice_is_refused(
+    server: FakeOpenTrain, tmp_path: Path, extra: list[str]
+) -> None:
+    """``conversationId,content,content``: which text was meant? (The last column used
+    to be sent silently.)"""
+    conv = server.add_conversation()
+    job = tmp_path / "job.csv"
+    job.write_text(f"conversationId,content,content\n{conv},draft,final\n")
+    result = await run_cli("bulk", str(job), *extra, env=cli_env(server, tmp_path))
+    assert result.code == 2
+    assert_one_line_error(result)
+    assert "content more than once" in result.err
+    assert server.sends == []

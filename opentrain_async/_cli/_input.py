@@ -176,6 +176,9 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
             f"{name}: CSV header must name conversationId and content (optionally key); "
             f"missing {', '.join(absent)}"
         )
+    repeated = [f for f in (*_FIELDS, "key") if headers.count(f) > 1]
+    if repeated:  # csv.DictReader would silently keep the last column of each
+        raise InputError(f"{name}: CSV header names {', '.join(repeated)} more than once")
     start = reader.line_num + 1
     while True:
         try:
