@@ -29,6 +29,9 @@ from opentrain_async import (
     RetryEvent,
     RetryPolicy,
     UnexpectedResponseError,
+    WebhookVerificationError,
+    sign_webhook_payload,
+    verify_webhook_signature,
 )
 from opentrain_async._config import resolve_settings
 from opentrain_async.testing import FakeOpenTrain
@@ -378,3 +381,20 @@ async def test_a_csv_header_naming_a_column_twice_is_refused(
     assert_one_line_error(result)
     assert "content more than once" in result.err
     assert server.sends == []
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("now", [float("nan"), "1700000000", None])
+def test_a_now_that_is_not_a_time_is_refused(now: Any) -> None:
+    """``now=NaN`` (or a clock returning NaN) let a signature from 1970 pass as fresh, as a
+    NaN tolerance did; a string was a raw TypeError.  ``None`` means the real clock."""
+    body = b'{"id": "evt_1", "type": "x", "createdAt": "2026-01-01T00:00:00Z", "data": {}}'
+    header = sign_webhook_payload("whsec_test", body, timestamp=1)
+    if now is None:
+        with pytest.raises(WebhookVerificationError, match="stale"):
+            verify_webhook_signature("whsec_test", body, header)
+        return
+    with pytest.raises(ConfigurationError, match="now must be"):
+        verify_webhook_signature("whsec_test", body, header, now=now)
