@@ -398,3 +398,24 @@ def test_a_now_that_is_not_a_time_is_refused(now: Any) -> None:
         return
     with pytest.raises(ConfigurationError, match="now must be"):
         verify_webhook_signature("whsec_test", body, header, now=now)
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+async def test_bulk_logs_quote_the_server_without_terminal_controls(
+    arena: Arena, tmp_path: Path, verbose: list[str]
+) -> None:
+    """The bulk job logs what the server answered (its token check, -v: each failure);
+    escape sequences in that text reach stderr escaped."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = {"error": "closed \x1b]0;PWNED\x07\x1b[2J", "code": "CONFLICT"}
+        return web.json_response(body, status=409)
+
+    arena.hostile.handler = answer
+    job = tmp_path / "job.jsonl"
+    job.write_text(json.dumps({"conversationId": "conv_1", "content": "hi"}) + "\n")
+    result = await run_cli("bulk", str(job), *verbose, env=_env(arena, tmp_path))
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert "\\x1b]0;PWNED" in result.err  # the warning about the token check, escaped
+    assert "\x1b" not in result.err

@@ -223,16 +223,23 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class _TerminalSafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they quote what the server said."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 def _setup_logging(verbose: int) -> None:
     if not verbose:
         logging.getLogger("opentrain_async").setLevel(logging.WARNING)
-        logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-        return
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        level, fmt = logging.WARNING, f"{PROG}: %(message)s"
+    else:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalSafeFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _read_stdin() -> str:
