@@ -419,3 +419,29 @@ async def test_bulk_logs_quote_the_server_without_terminal_controls(
     assert "Traceback" not in result.err
     assert "\\x1b]0;PWNED" in result.err  # the warning about the token check, escaped
     assert "\x1b" not in result.err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_a_failure_reason_in_rich_markup_does_not_break_the_summary(
+    arena: Arena, tmp_path: Path, as_json: bool
+) -> None:
+    """A 409 whose details.reason reads "[/bold]" is shown as text in the summary table;
+    it was parsed as rich markup and the run ended in a MarkupError traceback (after
+    sending, so the --json summary was lost too)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            return web.json_response({"conversations": [], "nextCursor": None})
+        body = {"error": "no", "code": "CONFLICT", "details": {"reason": "[/bold] [link=x]y"}}
+        return web.json_response(body, status=409)
+
+    arena.hostile.handler = answer
+    job = tmp_path / "job.jsonl"
+    job.write_text(json.dumps({"conversationId": "conv_1", "content": "hi"}) + "\n")
+    args = ["--json"] if as_json else []
+    result = await run_cli("bulk", str(job), *args, env=_env(arena, tmp_path))
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert "[/bold] [link=x]y" in (result.err if as_json else result.out)
+    if as_json:
+        assert result.json()["failedByReason"] == {"[/bold] [link=x]y": 1}

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import attrs
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opentrain_async._bulk import SendOutcome
@@ -46,6 +47,7 @@ from ._input import InputError, JobSource, Line
 from ._journal import Journal, JournalError, JournalState, content_hash, identity, open_journal
 from ._journal import load_journal as _load_journal
 from ._progress import ProgressDisplay
+from ._read import terminal_safe
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
 
@@ -448,7 +450,8 @@ def _summary_table(summary: Summary, journal: Path | None) -> Table:
     )
     table.add_row("failed", f"{summary.failed_total:,}", "not delivered" if journal else "")
     for kind, count in sorted(summary.failed.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(f"  {kind}", f"{count:,}", "")
+        # The kind is the server's details.reason: text, never rich markup ("[/bold]").
+        table.add_row(f"  {escape(terminal_safe(kind))}", f"{count:,}", "")
     table.add_row("unknown", f"{summary.unknown:,}", "may or may not have been delivered")
     sent_now = summary.sent + summary.reconciled
     rate = sent_now / summary.elapsed if summary.elapsed > 0 else 0.0
