@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
@@ -325,7 +326,7 @@ class OpenTrainClient(ReadMixin):
                 )
             except aiohttp.ClientError as exc:
                 failure = APIConnectionError(
-                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                    f"{method} {path}: connection failed: {_described(exc, self._settings.token)}"
                 )
             finally:
                 self.in_flight -= 1
@@ -656,6 +657,19 @@ async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) ->
         chunks.append(chunk)
         size += len(chunk)
     return None
+
+
+_RAW_BYTES = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
+
+
+def _described(error: aiohttp.ClientError, secret: str) -> str:
+    """aiohttp's error as text, without the answer bytes its parser quotes (``b'...'``).
+
+    A malformed status line or header may echo the request (the token, perhaps cut
+    short), so the quoted bytes are left out and the token is masked.
+    """
+    text = _RAW_BYTES.sub("b'...'", f"{type(error).__name__}: {error}")
+    return text.replace(secret, "***")
 
 
 def _without_secret(

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from opentrain_async import (
+    APIConnectionError,
     APIError,
     ConfigurationError,
     DeliveryUnknownError,
@@ -445,3 +446,32 @@ async def test_a_failure_reason_in_rich_markup_does_not_break_the_summary(
     assert "[/bold] [link=x]y" in (result.err if as_json else result.out)
     if as_json:
         assert result.json()["failedByReason"] == {"[/bold] [link=x]y": 1}
+
+
+# -- answers aiohttp cannot parse, quoting the request back ------------------------------
+
+_AUTH = f"Bearer {TOKEN}".encode()
+GARBLED = {
+    "status line": b"HTTP/1.1 abc " + _AUTH + b"\r\n\r\n",
+    "status line, token cut short": b"HTTP/1.1 abc " + _AUTH[:20] + b"\r\n\r\n",
+    "header with NUL": b"HTTP/1.1 200 OK\r\nX-Echo: " + _AUTH + b"\x00\r\n\r\n",
+    "header over 8 KiB": b"HTTP/1.1 200 OK\r\nX-Echo: " + _AUTH + b"a" * 9000 + b"\r\n\r\n",
+    "chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _AUTH + b"\r\n",
+    "Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: " + _AUTH + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("garbled", list(GARBLED))
+async def test_an_unparsable_answer_quoting_the_token_is_not_quoted_back(
+    arena: Arena, garbled: str
+) -> None:
+    """aiohttp's parser errors quote the bytes it choked on; a server echoing the request
+    there put the token (or its first characters) into APIConnectionError's message."""
+    arena.raw_answers += [GARBLED[garbled]] * 2
+    async with OpenTrainClient(TOKEN, arena.raw_url, env={}, max_retries=0) as client:
+        read = await caught(client.whoami(), APIConnectionError)
+        sent = await caught(client.send_message("conv_1", "hi"), DeliveryUnknownError)
+    for error in (read, sent):
+        assert list(find_secrets(error)) == [], error
+        assert TOKEN[:12] not in str(error)
+    assert "connection failed: ClientResponseError" in str(read)  # what failed is still said
