@@ -35,6 +35,7 @@ from opentrain_async import (
     verify_webhook_signature,
 )
 from opentrain_async._config import resolve_settings
+from opentrain_async._listen import JSONFileCursorStore
 from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli
@@ -475,3 +476,21 @@ async def test_an_unparsable_answer_quoting_the_token_is_not_quoted_back(
         assert list(find_secrets(error)) == [], error
         assert TOKEN[:12] not in str(error)
     assert "connection failed: ClientResponseError" in str(read)  # what failed is still said
+
+
+# -- a listen() cursor file someone edited -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"cursor": "caf\xe9"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["latin-1", "nested 100,000 deep"],
+)
+async def test_a_damaged_cursor_file_is_a_configuration_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Was a raw UnicodeDecodeError / RecursionError out of listen()'s first load."""
+    path = tmp_path / "cursor.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigurationError, match="cursor file"):
+        await JSONFileCursorStore(path).load()
