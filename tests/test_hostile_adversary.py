@@ -494,3 +494,21 @@ async def test_a_damaged_cursor_file_is_a_configuration_error(
     path.write_bytes(content)
     with pytest.raises(ConfigurationError, match="cursor file"):
         await JSONFileCursorStore(path).load()
+
+
+async def test_a_journal_line_nested_thousands_deep_is_one_line_exit_2(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """An edited (or foreign) journal whose line is JSON nested 50,000 deep: refused in
+    one line, nothing sent (was a RecursionError traceback)."""
+    conv = server.add_conversation()
+    job = tmp_path / "job.jsonl"
+    job.write_text(json.dumps({"conversationId": conv, "content": "hi"}) + "\n")
+    journal = tmp_path / "job.journal"
+    journal.write_bytes(b"[" * 50_000 + b"]" * 50_000 + b"\n")
+    result = await run_cli(
+        "bulk", str(job), "--journal", str(journal), env=cli_env(server, tmp_path)
+    )
+    assert result.code == 2
+    assert_one_line_error(result)
+    assert server.sends == []

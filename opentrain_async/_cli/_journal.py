@@ -124,7 +124,7 @@ def load_journal(path: Path) -> JournalState:
             if not isinstance(record, dict):
                 raise ValueError("not an object")
             _apply(state, record)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # Recursion: deep
             raise JournalError(
                 f"journal {path} is corrupt at line {number} ({exc}); it was not written "
                 "by this tool or two runs wrote it at once"
