@@ -1,9 +1,11 @@
 """Breaks found by an adversarial pass after issue 10, each kept fixed by a test.
 
-The servers here are hostile on purpose: they echo the request's ``Authorization``
-header back (as debug pages and some proxies do), or send text meant for a terminal.
+Hostile servers (loopback, some raw TCP) echo the request's ``Authorization`` header
+back, as debug pages and some proxies do, or send text meant for a terminal; careless
+users hand over odd base URLs, ``cli.json`` files, job files, journals and arguments.
 Exceptions are walked with their ``__cause__``/``__context__`` chains and attributes by
-``find_secrets`` from ``test_hostile``, as an error reporter would.
+``find_secrets`` from ``test_hostile``, as an error reporter would; the CLI runs as a
+subprocess.
 """
 
 from __future__ import annotations
