@@ -406,7 +406,7 @@ def _replay(name: str, stored: StoredRecords) -> JournalState:
     for index, record in enumerate(stored.records[1:], 2):
         try:
             _apply(state, record)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # Recursion: deep
             raise JournalError(
                 f"journal {name} is corrupt at record {index} ({type(exc).__name__}: {exc}); "
                 "two runs wrote it at once, or it was edited"
