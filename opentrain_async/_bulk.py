@@ -47,6 +47,7 @@ from ._errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
     NotAttemptedError,
@@ -238,9 +239,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise ConfigurationError("concurrency must be >= 1")
         if not grace >= 0:
-            raise ValueError("grace must be >= 0 seconds")
+            raise ConfigurationError("grace must be >= 0 seconds")
         self._engine = _Engine(client, items, concurrency, reconcile, before_send=before_send)
         self.grace = grace
 
@@ -644,7 +645,7 @@ async def run_batch(
     and the exception propagates.
     """
     if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+        raise ConfigurationError("concurrency must be >= 1")
     report = BulkReport()
     add = report.add
     sink: Callable[[SendOutcome], Awaitable[None] | None]
