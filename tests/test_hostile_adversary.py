@@ -408,8 +408,8 @@ def test_a_now_that_is_not_a_time_is_refused(now: Any) -> None:
 async def test_bulk_logs_quote_the_server_without_terminal_controls(
     arena: Arena, tmp_path: Path, verbose: list[str]
 ) -> None:
-    """The bulk job logs what the server answered (its token check, -v: each failure);
-    escape sequences in that text reach stderr escaped."""
+    """What the server answered to the pre-send check reaches stderr with its escape
+    sequences escaped (the run stops there, exit 3, nothing sent)."""
 
     async def answer(request: web.Request) -> web.StreamResponse:
         body = {"error": "closed \x1b]0;PWNED\x07\x1b[2J", "code": "CONFLICT"}
@@ -419,7 +419,7 @@ async def test_bulk_logs_quote_the_server_without_terminal_controls(
     job = tmp_path / "job.jsonl"
     job.write_text(json.dumps({"conversationId": "conv_1", "content": "hi"}) + "\n")
     result = await run_cli("bulk", str(job), *verbose, env=_env(arena, tmp_path))
-    assert result.code == 1
+    assert result.code == 3
     assert "Traceback" not in result.err
     assert "\\x1b]0;PWNED" in result.err  # the warning about the token check, escaped
     assert "\x1b" not in result.err
@@ -434,6 +434,16 @@ async def test_a_failure_reason_in_rich_markup_does_not_break_the_summary(
     sending, so the --json summary was lost too)."""
 
     async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/auth/me"):  # the CLI's pre-send check passes
+            return web.json_response(
+                {
+                    "actor": {"userId": "u1", "userType": "employer"},
+                    "token": {"id": "t1", "label": "ci", "scopes": ["messages:write"]},
+                    "account": {"kind": "organization", "organizationId": "o1"},
+                }
+            )
+        if request.path.endswith("/capabilities"):
+            return web.json_response({"capabilities": {"messagingWrites": True}})
         if request.method == "GET":
             return web.json_response({"conversations": [], "nextCursor": None})
         body = {"error": "no", "code": "CONFLICT", "details": {"reason": "[/bold] [link=x]y"}}

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 from opentrain_async._version import __version__
 
 __all__ = [
@@ -227,7 +228,7 @@ class FileJournalStore:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json_loads(line)
             except ValueError as exc:
                 raise CorruptRecordError(len(records), f"line {index + 1}: {exc}") from None
             if not isinstance(record, dict):
