@@ -10,7 +10,12 @@ import attrs
 import pytest
 
 from opentrain_async import APIConnectionError, OpenTrainClient, RetryEvent
-from opentrain_async._cli._progress import ProgressDisplay, describe_retry, fit_fields
+from opentrain_async._cli._progress import (
+    ProgressDisplay,
+    clip_to_terminal,
+    describe_retry,
+    fit_fields,
+)
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .cli_helpers import cli_env, run_cli, write_jsonl
@@ -176,3 +181,17 @@ def test_client_is_the_real_type_the_display_expects() -> None:
     assert isinstance(client.in_flight, int)
     assert isinstance(client.stats.rate_limited, int)
     assert isinstance(client.pacer.describe(), str)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_clip_to_terminal_cuts_only_on_a_terminal() -> None:
+    """On a terminal a long line is cut to the width with an ellipsis; piped, it is whole."""
+    text = "x" * 200
+    clipped = clip_to_terminal(text, _Terminal())  # no real terminal behind it: 80 columns
+    assert clipped == "x" * 78 + "…"
+    assert clip_to_terminal("short", _Terminal()) == "short"
+    assert clip_to_terminal(text, io.StringIO()) == text

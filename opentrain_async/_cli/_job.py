@@ -74,7 +74,7 @@ from ._journal import (
     open_journal,
 )
 from ._journal_redis import RedisJournalStore
-from ._progress import ProgressDisplay
+from ._progress import ProgressDisplay, clip_to_terminal
 from ._read import terminal_safe
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
@@ -792,10 +792,8 @@ def _print_failures(summary: Summary, stream: TextIO, options: JobOptions) -> No
         key = f" key {failure.key!r}" if failure.key is not None else ""
         conv = f" to {failure.conversation_id}" if failure.conversation_id else ""
         earlier = " (earlier run)" if failure.earlier else ""
-        print(
-            f"  line {failure.line}{key}{conv}: {failure.reason}{earlier}: {failure.error}",
-            file=stream,
-        )
+        text = f"  line {failure.line}{key}{conv}: {failure.reason}{earlier}: {failure.error}"
+        print(clip_to_terminal(text, stream), file=stream)  # the full text: --failures/--json
     rest = len(failures) - SHOW_FAILURES
     if rest > 0:
         where = f"--failures {options.failures}" if options.failures else "--failures FILE"

@@ -25,7 +25,7 @@ from opentrain_async._retry import RetryEvent
 if TYPE_CHECKING:
     from opentrain_async._client import OpenTrainClient
 
-__all__ = ["ProgressDisplay", "describe_retry", "fit_fields"]
+__all__ = ["ProgressDisplay", "clip_to_terminal", "describe_retry", "fit_fields"]
 
 _CLEAR = "\r\x1b[K"
 _BAR_MIN, _BAR_MAX = 10, 30
@@ -81,6 +81,15 @@ def fit_fields(fields: dict[str, str], width: int) -> str:
         if not droppable:
             return " ".join(kept.values())[:width]
         del kept[droppable[0]]
+
+
+def clip_to_terminal(text: str, stream: TextIO) -> str:
+    """`text` cut to the terminal's width with an ellipsis, when `stream` is a terminal;
+    untouched otherwise (logs keep every character)."""
+    if not stream.isatty():
+        return text
+    width = _columns(stream)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _columns(stream: TextIO) -> int:
