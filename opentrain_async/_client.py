@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
@@ -40,11 +40,15 @@ from ._json import json_dumps, json_loads
 from ._models import Message
 from ._models import structure_message_hook as _structure_message
 from ._pacing import Pacer, PacingStore
+from ._pacing_redis import RedisPacer, shared_pacer
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["ClientStats", "OpenTrainClient", "send_message"]
 
@@ -69,6 +73,8 @@ class ClientStats:
     """429 answers received."""
     retries: int = 0
     """Waits taken before a retry."""
+    pacing_fallbacks: int = 0
+    """Times the shared pacing store (Redis) was unreachable and the client paced itself."""
 
 
 class OpenTrainClient(ReadMixin):
@@ -105,6 +111,9 @@ class OpenTrainClient(ReadMixin):
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
         pacing_store: PacingStore | None = None,
+        pacing_url: str | None = None,
+        pacing_redis: Redis | None = None,
+        pacing_fail_closed: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
         reconcile_delay: float = 1.0,
@@ -130,8 +139,27 @@ class OpenTrainClient(ReadMixin):
         self._retry = retry_policy or RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
         )
-        self._pacer = pacer or Pacer(
-            rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
+        self.stats = ClientStats()
+        if (pacer is not None or pacing_store is not None) and (pacing_url or pacing_redis):
+            raise ConfigurationError(
+                "pass either pacer/pacing_store or pacing_url/pacing_redis, not both"
+            )
+        shared = None
+        if pacer is None and pacing_store is None:
+            shared = shared_pacer(
+                api_root=self._root,
+                token=self._settings.token,
+                pacing_url=pacing_url,
+                pacing_redis=pacing_redis,
+                fail_closed=pacing_fail_closed,
+                env=self._env,
+                rate_limit=rate_limit,
+                on_fallback=self._count_pacing_fallback,
+                clock=clock,
+                sleep=sleep,
+            )
+        self._pacer: Pacer | RedisPacer = (
+            pacer or shared or Pacer(rate_limit, store=pacing_store, clock=clock, sleep=sleep)
         )
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -155,7 +183,6 @@ class OpenTrainClient(ReadMixin):
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._claimed = ClaimedIds()
-        self.stats = ClientStats()
         self.in_flight = 0
         """Requests on the wire right now."""
 
@@ -171,9 +198,12 @@ class OpenTrainClient(ReadMixin):
         return self._root
 
     @property
-    def pacer(self) -> Pacer:
+    def pacer(self) -> Pacer | RedisPacer:
         """The rate control shared by every request of this client."""
         return self._pacer
+
+    def _count_pacing_fallback(self) -> None:
+        self.stats.pacing_fallbacks += 1
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -198,6 +228,8 @@ class OpenTrainClient(ReadMixin):
     async def close(self) -> None:
         """Close the session if this client created it; the client cannot send after."""
         self._closed = True
+        if isinstance(self._pacer, RedisPacer):
+            await self._pacer.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
