@@ -123,7 +123,7 @@ async def _run(
                     delivered += 1
                     break
                 throttled += 1
-                pacer.on_throttle(sent_at, float(hint))
+                await pacer.on_throttle(sent_at, float(hint))
                 error = RateLimitError("429", status=429, retry_after=float(hint))
                 await asyncio.sleep(retry.compute_wait(error, attempt))
 
