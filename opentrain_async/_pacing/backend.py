@@ -161,6 +161,11 @@ def apply_report(
         accepted, offered = accepted_rate(state, now, span)
         paced = current_rate(state, now - span / 2, tuning, cap) or drew
         measured = accepted if curve.trust_accepted(offered, paced) else None
+        if feedback.retry_after is not None and feedback.retry_after >= 2:
+            # A window of seconds: what it lets through is its average since the last
+            # episode, however it bunched them.
+            since = now - state.cut_at
+            measured = (state.successes - state.successes_at_cut) / since
         return curve.cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
     # A pause without a cut freezes the curve for its duration.
     return curve.freeze(state, paused_before, resume)

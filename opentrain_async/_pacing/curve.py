@@ -79,7 +79,11 @@ def cut(
     climbs back more slowly.
     """
     limit = drew if accepted is None else min(drew, accepted)
-    recover = min(max(tuning.recover, 1.5 * (hint or 0.0)), max(tuning.recover, 2.0))
+    if state.searching:
+        # The rate one doubling ago drew no 429: the limit is at least that, while the
+        # accepted rate averages the whole climb and so lags behind it.
+        limit = max(limit, drew / 2)
+    recover = max(tuning.recover, 1.5 * (hint or 0.0))
     return attrs.evolve(
         state,
         limit=max(limit, MIN_RATE),

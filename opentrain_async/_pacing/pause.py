@@ -1,11 +1,12 @@
 """The hint pause: how long a 429's hint holds every request back (pure functions).
 
 A fractional hint is taken as exact: nothing gets through before it, so everyone waits
-it out.  A whole-second hint ``h`` may be rounded up: the server is sure to refuse for
-``h - 1`` seconds (a full fixed window says when it resets), so everyone waits that
-long; the last, uncertain second gets only a short pause, doubling while 429s come back
-to back (a 429 for a request admitted before the current pause began is part of the
-same burst and does not double it).
+it out.  So is a whole-second hint of 2 s or more: a full window says when it resets,
+and probing into it before then costs each probe its request the whole hint, while
+waiting for the rounded-up part costs less than a second per episode.  A hint of one
+whole second (a fast limit that rounds its hints up) gets only a short pause, doubling
+while 429s come back to back (a 429 for a request admitted before the current pause
+began is part of the same burst and does not double it).
 """
 
 from __future__ import annotations
@@ -35,12 +36,10 @@ def on_hint(
     streak = state.streak
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
-    if is_exact(retry_after):
+    if is_exact(retry_after) or retry_after >= 2:
         wait = min(retry_after, tuning.max_hint_pause)
     else:
-        sure = min(retry_after - 1.0, tuning.max_hint_pause)
-        short = min(tuning.max_pause * 2 ** max(streak - 1, 0), 1.0)
-        wait = sure + short
+        wait = min(tuning.max_pause * 2 ** max(streak - 1, 0), 1.0)
     end = now + wait
     if end <= state.pause_until:
         return attrs.evolve(state, streak=streak)
