@@ -27,7 +27,15 @@ from ._errors import (
 )
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
 from ._models import Message, OutgoingMessage
-from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
+from ._pacing import (
+    InMemoryPacingBackend,
+    Pacer,
+    PacingBackend,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+    Reservation,
+)
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -81,7 +89,7 @@ __all__ = [
     "Direction",
     "Event",
     "EventPage",
-    "InMemoryPacingStore",
+    "InMemoryPacingBackend",
     "InternalServerError",
     "InvalidRequestError",
     "JSONFileCursorStore",
@@ -95,13 +103,16 @@ __all__ = [
     "OpenTrainError",
     "OutgoingMessage",
     "Pacer",
+    "PacingBackend",
+    "PacingFeedback",
     "PacingState",
-    "PacingStore",
+    "PacingTuning",
     "PermissionDeniedError",
     "Preflight",
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "Reservation",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import attrs
@@ -39,16 +39,13 @@ from ._errors import (
 from ._json import json_dumps, json_loads
 from ._models import Message
 from ._models import structure_message_hook as _structure_message
-from ._pacing import Pacer, PacingStore
-from ._pacing_redis import RedisPacer, shared_pacer
+from ._pacing import Pacer, PacingBackend
+from ._pacing.redis_backend import RedisPacingBackend, client_backend
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 __all__ = ["ClientStats", "OpenTrainClient", "send_message"]
 
@@ -110,9 +107,8 @@ class OpenTrainClient(ReadMixin):
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
-        pacing_store: PacingStore | None = None,
+        pacing_backend: PacingBackend | None = None,
         pacing_url: str | None = None,
-        pacing_redis: Redis | None = None,
         pacing_fail_closed: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
@@ -140,26 +136,20 @@ class OpenTrainClient(ReadMixin):
             max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
         )
         self.stats = ClientStats()
-        if (pacer is not None or pacing_store is not None) and (pacing_url or pacing_redis):
-            raise ConfigurationError(
-                "pass either pacer/pacing_store or pacing_url/pacing_redis, not both"
-            )
-        shared = None
-        if pacer is None and pacing_store is None:
-            shared = shared_pacer(
-                api_root=self._root,
-                token=self._settings.token,
-                pacing_url=pacing_url,
-                pacing_redis=pacing_redis,
-                fail_closed=pacing_fail_closed,
-                env=self._env,
-                rate_limit=rate_limit,
-                on_fallback=self._count_pacing_fallback,
-                clock=clock,
-                sleep=sleep,
-            )
-        self._pacer: Pacer | RedisPacer = (
-            pacer or shared or Pacer(rate_limit, store=pacing_store, clock=clock, sleep=sleep)
+        pacing_backend = client_backend(
+            pacer_given=pacer is not None,
+            backend=pacing_backend,
+            pacing_url=pacing_url,
+            fail_closed=pacing_fail_closed,
+            env=self._env,
+            api_root=self._root,
+            token=self._settings.token,
+            on_fallback=self._count_pacing_fallback,
+            clock=clock,
+            sleep=sleep,
+        )
+        self._pacer = pacer or Pacer(
+            rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep
         )
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -198,7 +188,7 @@ class OpenTrainClient(ReadMixin):
         return self._root
 
     @property
-    def pacer(self) -> Pacer | RedisPacer:
+    def pacer(self) -> Pacer:
         """The rate control shared by every request of this client."""
         return self._pacer
 
@@ -228,8 +218,8 @@ class OpenTrainClient(ReadMixin):
     async def close(self) -> None:
         """Close the session if this client created it; the client cannot send after."""
         self._closed = True
-        if isinstance(self._pacer, RedisPacer):
-            await self._pacer.aclose()
+        if isinstance(self._pacer.backend, RedisPacingBackend):
+            await self._pacer.backend.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -263,10 +253,13 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        pacer = self._pacer
-        admitted = pacer.try_acquire()
-        if admitted is None:
-            admitted = await pacer.acquire()
+        # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
+        # resume's settling) would otherwise inflate the first estimate of the rate.
+        pacer = self._pacer if method != "GET" else None
+        admitted = 0.0
+        if pacer is not None:
+            fast = pacer.try_acquire()
+            admitted = fast if fast is not None else await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self._root + path)
@@ -313,14 +306,16 @@ class OpenTrainClient(ReadMixin):
                 self.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
         if 200 <= status < 300:
-            pacer.on_success(admitted)
+            if pacer is not None:
+                pacer.on_success(admitted)
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -334,9 +329,10 @@ class OpenTrainClient(ReadMixin):
         error = error_from_response(status, raw, headers, method=method, path=path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
-            self._pacer.on_throttle(admitted, error.retry_after)
-        else:
-            self._pacer.on_error(admitted)
+            if pacer is not None:
+                await pacer.on_throttle(admitted, error.retry_after)
+        elif pacer is not None:
+            pacer.on_error(admitted)
         raise error
 
     async def request(

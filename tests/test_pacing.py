@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from opentrain_async import InMemoryPacingStore, Pacer, PacingState
+from opentrain_async import InMemoryPacingBackend, Pacer, PacingState, PacingTuning
 
 
 class FakeTime:
@@ -25,8 +25,13 @@ class FakeTime:
         self.now += seconds
 
 
-def make(time: FakeTime, **options: object) -> Pacer:
-    return Pacer(clock=time.clock, sleep=time.sleep, **options)  # type: ignore[arg-type]
+def make(time: FakeTime, rate_limit: float | None = None, **tuning: float) -> Pacer:
+    return Pacer(
+        rate_limit,
+        tuning=PacingTuning(**tuning),  # type: ignore[arg-type]
+        clock=time.clock,
+        sleep=time.sleep,
+    )
 
 
 async def admit(pacer: Pacer, time: FakeTime, n: int) -> list[float]:
@@ -45,12 +50,12 @@ async def cut_after_search(pacer: Pacer, time: FakeTime, hint: float) -> tuple[f
     await admit(pacer, time, 20)
     first = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(first, 0.001)
+    await pacer.on_throttle(first, 0.001)
     time.now += 0.05
     await admit(pacer, time, 20)
     second = await pacer.acquire()
-    pacer.on_throttle(second, hint)
-    limit, cut = pacer.state.limit, pacer.state.cut_at
+    await pacer.on_throttle(second, hint)
+    limit, cut = pacer.state.limit, pacer.state.origin
     assert limit is not None
     assert cut is not None
     return limit, cut
@@ -97,7 +102,7 @@ async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
     time = FakeTime()
     pacer = make(time)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.75)
+    await pacer.on_throttle(admitted, 0.75)
     assert pacer.state.limit is not None
     assert pacer.state.pause_until == pytest.approx(100.75)
     await pacer.acquire()
@@ -110,7 +115,7 @@ async def test_whole_second_hint_pauses_only_briefly() -> None:
     time = FakeTime()
     pacer = make(time, max_pause=0.05)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 1)
+    await pacer.on_throttle(admitted, 1)
     assert pacer.state.pause_until == pytest.approx(100.05)
 
 
@@ -121,20 +126,32 @@ async def test_back_to_back_429s_double_the_short_pause() -> None:
     pauses = []
     for _ in range(4):
         admitted = await pacer.acquire()
-        pacer.on_throttle(admitted, 5)
+        await pacer.on_throttle(admitted, 1)
         pauses.append(round(pacer.state.pause_until - time.now, 6))
     assert pauses == [0.05, 0.1, 0.2, 0.4]
+
+
+async def test_long_whole_second_hint_pauses_everyone_for_its_sure_part() -> None:
+    """A hint of 7 whole seconds may be rounded up by less than one: everyone waits 6 s
+    (nothing can get through before), then only the short pause."""
+    time = FakeTime()
+    pacer = make(time, max_pause=0.05)
+    admitted = await pacer.acquire()
+    await pacer.on_throttle(admitted, 7)
+    assert pacer.state.pause_until == pytest.approx(106.05)
+    await pacer.acquire()
+    assert time.now >= 106.05
 
 
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     """After the first 429 the rate doubles per period until the next 429, then drops to
     at most the rate the server accepted over the last window."""
     time = FakeTime()
-    pacer = make(time, doubling=0.1, window=0.25)
+    pacer = make(time, doubling=0.1)
     await admit(pacer, time, 10)
     admitted = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
+    await pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
     start_rate = pacer.current_rate()
     assert start_rate is not None
     time.now += 0.2  # two doublings later
@@ -143,7 +160,7 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     accepted = sum(1 for t in starts if t >= time.now - 0.25) / 0.25
     admitted = await pacer.acquire()
     drawing_rate = pacer.current_rate()
-    pacer.on_throttle(admitted, 0.001)
+    await pacer.on_throttle(admitted, 0.001)
     limit = pacer.state.limit
     assert limit is not None
     assert drawing_rate is not None
@@ -159,16 +176,16 @@ async def test_one_cut_per_episode() -> None:
     await admit(pacer, time, 20)
     early = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(early, 0.001)
+    await pacer.on_throttle(early, 0.001)
     time.now += 0.05
     await admit(pacer, time, 20)
     stale = pacer.state.cut_at
     assert stale is not None
     late = [await pacer.acquire() for _ in range(3)]
-    pacer.on_throttle(late[0], 0.001)  # cuts
+    await pacer.on_throttle(late[0], 0.001)  # cuts
     limit_after_cut = pacer.state.limit
-    pacer.on_throttle(early, 0.001)  # admitted before the cut: ignored
-    pacer.on_throttle(late[1], 0.001)  # no success since the cut: same episode
+    await pacer.on_throttle(early, 0.001)  # admitted before the cut: ignored
+    await pacer.on_throttle(late[1], 0.001)  # no success since the cut: same episode
     assert pacer.state.limit == limit_after_cut
     assert pacer.state.throttles == 4
 
@@ -203,23 +220,23 @@ async def test_stated_limit_caps_the_learned_rate() -> None:
     time = FakeTime()
     pacer = make(time, rate_limit=50)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.01)
+    await pacer.on_throttle(admitted, 0.01)
     time.now += 10
     rate = pacer.current_rate()
     assert rate is not None
     assert rate <= 50
 
 
-def test_state_lives_in_the_store() -> None:
-    """The learned state is held by the PacingStore, so a shared store sees every change."""
-    store = InMemoryPacingStore()
+async def test_state_lives_in_the_backend() -> None:
+    """The learned state is held by the backend, so pacers sharing one see every change."""
     time = FakeTime()
-    pacer = make(time, store=store)
-    pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
-    assert isinstance(store.load(), PacingState)
-    assert store.load().limit is not None
-    assert store.load().pause_until == pytest.approx(100.5)
-    other = make(time, store=store)
+    backend = InMemoryPacingBackend(clock=time.clock)
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    await pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
+    assert isinstance(await backend.load(), PacingState)
+    assert backend.state.limit is not None
+    assert backend.state.pause_until == pytest.approx(100.5)
+    other = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
     assert other.current_rate() == pacer.current_rate()
     time.now += 0.3  # the search state is shared too: both compute the same curve later
     assert other.current_rate() == pacer.current_rate()
@@ -250,7 +267,7 @@ async def test_a_search_that_never_meets_a_429_stays_finite() -> None:
     time = FakeTime()
     pacer = make(time)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.01)
+    await pacer.on_throttle(admitted, 0.01)
     time.now += 500
     rate = pacer.current_rate()
     assert rate is not None
@@ -287,9 +304,10 @@ async def test_slow_start_window_is_first_come_first_served() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"window": 0}]
+    "options",
+    [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"tolerance": -1}],
 )
 def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:
-    """Pacer parameters outside their range are refused at construction."""
-    with pytest.raises(ValueError, match="must be"):
-        Pacer(**options)  # type: ignore[arg-type]
+    """Tuning outside its range is refused at construction, naming the field."""
+    with pytest.raises(ValueError, match=f"{next(iter(options))} must be"):
+        PacingTuning(**options)  # type: ignore[arg-type]
