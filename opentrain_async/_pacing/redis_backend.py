@@ -353,6 +353,17 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
+class _Queued:
+    """A report waiting for the next transaction, and the state it produced."""
+
+    __slots__ = ("cap", "feedback", "result")
+
+    def __init__(self, feedback: PacingFeedback, cap: float | None) -> None:
+        self.feedback = feedback
+        self.cap = cap
+        self.result: PacingState | None = None
+
+
 class RedisPacingBackend:
     """A ``PacingBackend`` in Redis, shared by every process that sends with one token.
 
@@ -400,6 +411,7 @@ class RedisPacingBackend:
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         self._report_lock = asyncio.Lock()
+        self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
         return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
@@ -500,15 +512,29 @@ class RedisPacingBackend:
         return state, now, fields.get(_VERSION, "0")
 
     async def _report(self, feedback: PacingFeedback, cap: float | None) -> PacingState:
-        """Reports waiting in this process go in one transaction (a burst of 429s is
-        one load and one store, not one contended round each)."""
+        """Reports waiting in this process go in one transaction: a burst of 429s costs
+        one load and one store, not one contended round each."""
+        entry = _Queued(feedback, cap)
+        self._queued.append(entry)
         async with self._report_lock:
-            return await self._report_locked(feedback, cap)
+            if entry.result is None:
+                batch, self._queued = self._queued, []
+                try:
+                    state = await self._report_batch(batch)
+                except BaseException:
+                    self._queued[:0] = [e for e in batch if e is not entry]
+                    raise
+                for queued in batch:
+                    queued.result = state
+        assert entry.result is not None
+        return entry.result
 
-    async def _report_locked(self, feedback: PacingFeedback, cap: float | None) -> PacingState:
+    async def _report_batch(self, batch: list[_Queued]) -> PacingState:
         for _ in range(_REPORT_ATTEMPTS):
             state, now, version = await self._load()
-            new = apply_report(state, now, feedback, cap, self.tuning)
+            new = state
+            for queued in batch:
+                new = apply_report(new, now, queued.feedback, queued.cap, self.tuning)
             args: list[Any] = [version, round(self.options.ttl * 1000)]
             for name, value in encode_state(new).items():
                 args += [name, value]
@@ -570,6 +596,32 @@ class RedisPacingBackend:
             limit=share, searching=False, origin=now, cut_at=now, recover=self.tuning.recover
         )
 
+    async def _hand_back(self) -> None:
+        """Redis answers again.  If it lost the state (a restart), give it what this
+        process learned meanwhile, so the processes do not all start from scratch (only
+        if nobody wrote first)."""
+        state, now, version = await self._load()
+        local = self._local.state
+        if version != "0" or local.limit is None:
+            return
+        shift = now - self._clock()
+        moved = {
+            name: getattr(local, name) + shift
+            for name in ("origin", "cut_at", "pause_until", "pause_began", "tat")
+        }
+        seeded = attrs.evolve(
+            PacingState(),
+            limit=local.limit,
+            searching=local.searching,
+            recover=local.recover,
+            cuts=local.cuts,
+            **moved,
+        )
+        args: list[Any] = ["0", round(self.options.ttl * 1000)]
+        for name, value in encode_state(seeded).items():
+            args += [name, value]
+        await self._store_script(keys=[self._key()], args=args)
+
     def _came_back(self) -> None:
         if self._down_since is None:
             return
@@ -587,7 +639,7 @@ class RedisPacingBackend:
 
         async def probe() -> None:
             try:
-                await asyncio.wait_for(self._load(), self.options.budget)
+                await asyncio.wait_for(self._hand_back(), self.options.budget)
             except self._errors:
                 return
             self._came_back()
