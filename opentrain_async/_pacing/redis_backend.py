@@ -600,7 +600,7 @@ class RedisPacingBackend:
         """Redis answers again.  If it lost the state (a restart), give it what this
         process learned meanwhile, so the processes do not all start from scratch (only
         if nobody wrote first)."""
-        state, now, version = await self._load()
+        _, now, version = await self._load()
         local = self._local.state
         if version != "0" or local.limit is None:
             return
