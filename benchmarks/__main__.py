@@ -201,6 +201,11 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args()
+    if args.only == "processes":  # many processes, one token: its own module and table
+        from . import processes
+
+        processes.main([])
+        return
     runners = args.runners.split(",") if args.runners else list(RUNNERS)
     print(f"machine: {machine()}")
     rows: list[dict[str, Any]] = []
