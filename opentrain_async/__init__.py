@@ -36,6 +36,7 @@ from ._pacing import (
     PacingTuning,
     Reservation,
 )
+from ._pacing.redis_backend import RedisPacingBackend, RedisPacingOptions
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -112,6 +113,8 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RedisPacingBackend",
+    "RedisPacingOptions",
     "Reservation",
     "RetryEvent",
     "RetryPolicy",

@@ -88,6 +88,12 @@ class OpenTrainClient(ReadMixin):
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
 
+    ``pacing_url="redis://host:6379/0"`` (else ``$OT_PACING_URL``; ``""`` for none)
+    shares one learned limit with every process sending with this token, in Redis; it
+    fails open (local pacing, counted in ``stats.pacing_fallbacks``) unless
+    ``pacing_fail_closed=True``.  Holding a ``redis.asyncio.Redis`` already, pass
+    ``pacing_backend=RedisPacingBackend(redis)`` instead.
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
