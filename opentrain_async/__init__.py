@@ -22,6 +22,7 @@ from ._errors import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RedirectError",
     "RedisPacingBackend",
     "RedisPacingOptions",
     "Reservation",
