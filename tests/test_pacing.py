@@ -131,16 +131,16 @@ async def test_back_to_back_429s_double_the_short_pause() -> None:
     assert pauses == [0.05, 0.1, 0.2, 0.4]
 
 
-async def test_long_whole_second_hint_pauses_everyone_for_its_sure_part() -> None:
-    """A hint of 7 whole seconds may be rounded up by less than one: everyone waits 6 s
-    (nothing can get through before), then only the short pause."""
+async def test_long_whole_second_hint_pauses_everyone() -> None:
+    """A hint of 7 whole seconds (a full window) pauses every request for all of it:
+    a probe before then would only cost its request another 7 s."""
     time = FakeTime()
     pacer = make(time, max_pause=0.05)
     admitted = await pacer.acquire()
     await pacer.on_throttle(admitted, 7)
-    assert pacer.state.pause_until == pytest.approx(106.05)
+    assert pacer.state.pause_until == pytest.approx(107.0)
     await pacer.acquire()
-    assert time.now >= 106.05
+    assert time.now >= 107.0
 
 
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:

@@ -158,6 +158,8 @@ def apply_report(
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
+        if curve.doubling(state, now, tuning):  # a steep climb: only the latest counts
+            span = 0.15
         accepted, offered = accepted_rate(state, now, span)
         paced = current_rate(state, now - span / 2, tuning, cap) or drew
         measured = accepted if curve.trust_accepted(offered, paced) else None
