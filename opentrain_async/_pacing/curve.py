@@ -71,7 +71,7 @@ def first_cut(
         limit=max(local_rate or MIN_RATE, MIN_RATE),
         searching=True,
         origin=resume,
-        cut_at=now,
+        cut_at=resume,
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,
     )
@@ -94,18 +94,19 @@ def cut(
     climbs back more slowly.
     """
     limit = drew if accepted is None else min(drew, accepted)
-    if doubling(state, now, tuning):
+    window = state.window_hint > 0
+    if doubling(state, now, tuning) and not window:
         # The rate one doubling ago drew no 429: the limit is at least that, while the
         # accepted rate averages the whole climb and so lags behind it.
         limit = max(limit, drew / 2)
-    recover = max(tuning.recover, 1.5 * (hint or 0.0))
+    recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
     return attrs.evolve(
         state,
         limit=max(limit, MIN_RATE),
         searching=False,
         origin=resume,
         recover=recover,
-        cut_at=now,
+        cut_at=resume,
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,
     )
