@@ -35,7 +35,7 @@ import attrs
 from . import curve
 from .pause import learn_window, on_hint
 from .samples import accepted_rate, record
-from .schedule import reserve_slots
+from .schedule import reserve_slots, restart_if_idle
 from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
@@ -114,8 +114,10 @@ def apply_reserve(
     cap: float | None,
     tuning: PacingTuning,
 ) -> tuple[PacingState, Reservation]:
-    """``reserve`` as a pure function: count successes, then reserve slots (GCRA)."""
+    """``reserve`` as a pure function: count successes, restart an idle schedule (the
+    curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
     state = _count_successes(state, now, successes)
+    state = restart_if_idle(state, now, tuning)
     rate = current_rate(state, now, tuning, cap)
     interval = 0.0 if rate is None else 1.0 / rate
     state, first, n = reserve_slots(state, now, interval, count, tuning)
