@@ -22,6 +22,7 @@ from ._errors import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RedirectError",
     "Reservation",
     "RetryEvent",
     "RetryPolicy",

@@ -24,15 +24,17 @@ import cattrs
 from yarl import URL
 
 from ._bulk import BulkReport, BulkSend, SendOutcome, run_batch
-from ._config import resolve_settings
+from ._config import resolve_settings, without_userinfo
 from ._errors import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     ConfigurationError,
     DeliveryUnknownError,
     InternalServerError,
     OpenTrainError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     error_from_response,
 )
@@ -46,7 +48,7 @@ from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
 
-__all__ = ["ClientStats", "OpenTrainClient", "send_message"]
+__all__ = ["MAX_RESPONSE_BYTES", "ClientStats", "OpenTrainClient", "send_message"]
 
 logger = logging.getLogger("opentrain_async")
 
@@ -57,6 +59,12 @@ _JSON_HEADERS = {
     # than with skip_auto_headers, spares aiohttp a header merge on every request.
     "Accept-Encoding": "identity",
 }
+
+_OWN_SESSION_OPTIONS: dict[str, Any] = {"allow_redirects": False}
+_URL_CACHE_SIZE = 64
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The largest answer body read (16 MiB): the API's biggest page is about 6 MB."""
 
 
 @attrs.define
@@ -85,6 +93,10 @@ class OpenTrainClient(ReadMixin):
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
 
+    Redirects are never followed (``RedirectError``), a passed ``session``'s
+    ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
+    is not read (a typed error instead).
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -111,6 +123,7 @@ class OpenTrainClient(ReadMixin):
         clock_skew: float = 60.0,
         log_content: bool = False,
         user_agent: str | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -118,9 +131,14 @@ class OpenTrainClient(ReadMixin):
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0")
+            raise ConfigurationError("max_concurrency must be >= 1")
+        if not timeout > 0:  # NaN too
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be >= 1")
+        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+            raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+        self._max_response_bytes = max_response_bytes
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = self._settings.api_root
@@ -139,15 +157,22 @@ class OpenTrainClient(ReadMixin):
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        # Per-request headers and timeout, needed only on a session the user passed in.
-        self._request_options: dict[str, Any] = {}
+        # Redirects are never followed (the request would go to another origin); on a
+        # session the user passed in, also per-request headers and timeout, and our own
+        # status handling whatever its raise_for_status says.
+        self._request_options: dict[str, Any] = _OWN_SESSION_OPTIONS
         self._headers = {
             **_JSON_HEADERS,
             "Authorization": f"Bearer {self._settings.token}",
             "User-Agent": user_agent or f"opentrain-async/{__version__}",
         }
         if session is not None:
-            self._request_options = {"headers": self._headers, "timeout": self._timeout}
+            self._request_options = {
+                **_OWN_SESSION_OPTIONS,
+                "headers": self._headers,
+                "timeout": self._timeout,
+                "raise_for_status": False,
+            }
         self.log_content = log_content
         self._reconcile = reconcile
         self.reconcile_delay = reconcile_delay
@@ -207,7 +232,11 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(
                 "this OpenTrainClient was closed; open a new one (or use `async with`)"
             )
-        if self._session is None or (self._owns_session and self._session.closed):
+        if self._session is None or self._session.closed:
+            if self._session is not None and not self._owns_session:
+                raise ConfigurationError(
+                    "the aiohttp session passed as session= is closed; pass an open one"
+                )
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
             # no cookie jar: the API authenticates by bearer token, never by cookie.
@@ -218,7 +247,7 @@ class OpenTrainClient(ReadMixin):
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._owns_session = True
-            self._request_options = {}
+            self._request_options = _OWN_SESSION_OPTIONS
         return self._session
 
     # -- the request pipeline --------------------------------------------------------
@@ -240,8 +269,14 @@ class OpenTrainClient(ReadMixin):
             admitted = fast if fast is not None else await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = URL(self._root + path)
+            url = URL(self._root + path)
+            if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids (proposals) are unbounded
+                self._urls[path] = url
         debug = logger.isEnabledFor(logging.DEBUG)
+        # Failures are raised below, outside the ``except`` that caught aiohttp's error,
+        # so that it is not attached as ``__context__``: aiohttp's errors carry the
+        # request's headers, and with them the token.
+        failure: OpenTrainError | None = None
         try:
             session = self._ensure_session()
             # acquire/release rather than ``async with``: two fewer coroutine frames on
@@ -259,27 +294,36 @@ class OpenTrainClient(ReadMixin):
                 )
                 try:
                     status = response.status
-                    raw = await response.read()
                     headers = response.headers
+                    # The body is read with a size cap: an answer usually arrives in
+                    # one piece, and only a longer one takes the counting loop.
+                    content = response.content
+                    body = await content.readany()
+                    cap = self._max_response_bytes
+                    raw = (
+                        body
+                        if content.at_eof() and len(body) <= cap
+                        else await _read_capped(content, body, cap)
+                    )
                 finally:
                     response.release()
             except aiohttp.ConnectionTimeoutError as exc:
-                raise APITimeoutError(
+                failure = APITimeoutError(
                     f"{method} {path}: timed out connecting ({type(exc).__name__})",
                     reached_server=False,
-                ) from None
+                )
             except aiohttp.ClientConnectorError as exc:
-                raise APIConnectionError(
+                failure = APIConnectionError(
                     f"{method} {path}: could not connect: {exc}", reached_server=False
-                ) from None
+                )
             except asyncio.TimeoutError:
-                raise APITimeoutError(
+                failure = APITimeoutError(
                     f"{method} {path}: no answer within {self._timeout.total}s"
-                ) from None
+                )
             except aiohttp.ClientError as exc:
-                raise APIConnectionError(
+                failure = APIConnectionError(
                     f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
-                ) from None
+                )
             finally:
                 self.in_flight -= 1
                 semaphore.release()
@@ -287,24 +331,29 @@ class OpenTrainClient(ReadMixin):
             if pacer is not None:
                 pacer.on_error(admitted)
             raise
+        if failure is not None:
+            if pacer is not None:
+                pacer.on_error(admitted)
+            raise failure
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
-        if 200 <= status < 300:
+        if raw is not None and 200 <= status < 300:
             if pacer is not None:
                 pacer.on_success(admitted)
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
-                raise UnexpectedResponseError(
-                    f"HTTP {status} with a body that is not JSON",
-                    status=status,
-                    request_id=headers.get("X-Request-Id"),
-                    method=method,
-                    path=path,
-                ) from None
-        error = error_from_response(status, raw, headers, method=method, path=path)
+                pass  # raised below, outside the handler: the decoder's error holds the body
+            raise UnexpectedResponseError(
+                f"HTTP {status} with a body that is not JSON",
+                status=status,
+                request_id=headers.get("X-Request-Id"),
+                method=method,
+                path=path,
+            )
+        error = self._error(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
             if pacer is not None:
@@ -312,6 +361,41 @@ class OpenTrainClient(ReadMixin):
         elif pacer is not None:
             pacer.on_error(admitted)
         raise error
+
+    def _error(
+        self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
+    ) -> APIError:
+        """The typed error for an answer that is not a readable 2xx."""
+        request_id = headers.get("X-Request-Id")
+        if 300 <= status < 400:
+            location = without_userinfo(headers.get("Location", ""))[:300]
+            where = f"to {location!r}" if location else "without a Location"
+            text = (
+                f"HTTP {status} redirect {where}: redirects are never followed, so the "
+                "request was not repeated there"
+            )
+            if method == "POST" and path == "/messages":
+                text += "; the message was not delivered"
+            return RedirectError(
+                text,
+                location=location or None,
+                status=status,
+                request_id=request_id,
+                method=method,
+                path=path,
+            )
+        if raw is None:
+            limit = f"a body over {self._max_response_bytes:,} bytes (max_response_bytes), not read"
+            if 200 <= status < 300:
+                return UnexpectedResponseError(
+                    f"HTTP {status} with {limit}",
+                    status=status,
+                    request_id=request_id,
+                    method=method,
+                    path=path,
+                )
+            raw = json_dumps({"error": f"HTTP {status} with {limit}"})
+        return error_from_response(status, raw, headers, method=method, path=path)
 
     async def request(
         self,
@@ -553,6 +637,23 @@ class OpenTrainClient(ReadMixin):
                 found.id,
             )
         return found
+
+
+async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) -> bytes | None:
+    """The rest of a body after its first piece; None once it exceeds ``cap`` bytes.
+
+    Counts what arrives (after any decompression), so neither a false Content-Length
+    nor a compressed answer can make the client buffer more than ``cap``.
+    """
+    chunks = [first]
+    size = len(first)
+    while size <= cap:
+        chunk = await content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:

@@ -11,6 +11,7 @@
      │    ├── ConflictError            409
      │    ├── RateLimitError           429  .retry_after
      │    ├── InternalServerError      5xx  (also non-JSON proxy pages)
+     │    ├── RedirectError            3xx  .location (never followed)
      │    └── UnexpectedResponseError  2xx whose body is not what the API documents
      ├── APIConnectionError                        the request got no answer
      │    └── APITimeoutError
@@ -23,10 +24,11 @@ attributes (``.retry_after``), never headers.  No exception ever carries the tok
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ._json import json_loads
 
 __all__ = [
     "APIConnectionError",
@@ -43,6 +45,7 @@ __all__ = [
     "OpenTrainError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "UnexpectedResponseError",
     "WebhookVerificationError",
     "error_from_response",
@@ -166,6 +169,18 @@ class InternalServerError(APIError):
     """5xx, including HTML pages from proxies in front of the API."""
 
 
+class RedirectError(APIError):
+    """3xx: the server redirected; an API client never follows (``location`` says where).
+
+    Following would re-post content to another origin, or turn a send into a GET whose
+    answer could look like success.  The request was not repeated anywhere.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any) -> None:
+        self.location = location
+        super().__init__(message, **kwargs)
+
+
 class UnexpectedResponseError(APIError):
     """A success status whose body does not match what the API documents."""
 
@@ -238,7 +253,10 @@ def parse_retry_after(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits: no usable hint
+            return None
     elif isinstance(value, str):
         try:
             seconds = float(value.strip())
@@ -262,7 +280,7 @@ def error_from_response(
     """Build the typed error for a non-2xx answer, tolerating non-JSON bodies."""
     payload: Any = None
     try:
-        payload = json.loads(body) if body else None
+        payload = json_loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         payload = None
     message: str | None = None

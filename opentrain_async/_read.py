@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import quote
 
 from ._errors import InvalidRequestError
 from ._listen import CursorStore, ListenStart, listen_messages
@@ -37,7 +36,7 @@ from ._read_models import (
     parse_proposal_conversation,
     parse_whoami,
 )
-from ._validation import validate_conversation_id
+from ._validation import path_segment, validate_conversation_id, validate_text
 
 __all__ = [
     "CONVERSATION_FILTERS",
@@ -88,7 +87,7 @@ def _validate_cursor(cursor: object) -> str | None:
             limit="None or non-empty string",
             actual=cursor,
         )
-    return cursor
+    return validate_text(cursor, "cursor")
 
 
 def _validate_bool(value: object, field: str) -> bool:
@@ -266,8 +265,7 @@ class ReadMixin:
         (scope, feature, claim, another account's job, or
         ``employer_first_message_required`` for the candidate), ``NotFoundError``.
         """
-        validate_conversation_id(proposal_id, field="proposalId")
-        path = f"/proposals/{quote(proposal_id, safe='')}/conversation"
+        path = f"/proposals/{path_segment(proposal_id, 'proposalId')}/conversation"
         # Idempotent on the server (get-or-create): safe to retry like a GET.
         status, payload = await self.request("POST", path, idempotent=True)
         return parse_proposal_conversation(payload, status, "POST", path)
