@@ -131,16 +131,16 @@ async def test_back_to_back_429s_double_the_short_pause() -> None:
     assert pauses == [0.05, 0.1, 0.2, 0.4]
 
 
-async def test_long_whole_second_hint_pauses_everyone_for_its_sure_part() -> None:
-    """A hint of 7 whole seconds may be rounded up by less than one: everyone waits 6 s
-    (nothing can get through before), then only the short pause."""
+async def test_long_whole_second_hint_pauses_everyone() -> None:
+    """A hint of 7 whole seconds (a full window) pauses every request for all of it:
+    a probe before then would only cost its request another 7 s."""
     time = FakeTime()
     pacer = make(time, max_pause=0.05)
     admitted = await pacer.acquire()
     await pacer.on_throttle(admitted, 7)
-    assert pacer.state.pause_until == pytest.approx(106.05)
+    assert pacer.state.pause_until == pytest.approx(107.0)
     await pacer.acquire()
-    assert time.now >= 106.05
+    assert time.now >= 107.0
 
 
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
@@ -311,3 +311,136 @@ def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:
     """Tuning outside its range is refused at construction, naming the field."""
     with pytest.raises(ValueError, match=f"{next(iter(options))} must be"):
         PacingTuning(**options)  # type: ignore[arg-type]
+
+
+class LateTime(FakeTime):
+    """A clock whose sleeps overshoot: a busy event loop fires timers late."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.late)
+        await asyncio.sleep(0)  # let the woken waiters run, as a real loop would
+
+
+async def test_every_due_slot_is_released_at_once_so_late_timers_cost_nothing() -> None:
+    """At 1,000/s with timers 5 ms late, requests still start at 1,000/s: each wake-up
+    releases every slot that is due, instead of one per timer."""
+    time = LateTime(late=0.005)
+    pacer = make(time, rate_limit=1000)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(50):
+            admitted = await pacer.acquire()
+            starts.append(time.now)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    assert len(starts) == 1000
+    elapsed = max(starts) - min(starts)
+    assert elapsed == pytest.approx(1.0, rel=0.03)  # one at a time would take 6 s
+    assert len(set(starts)) < 400  # released in groups, not one per wake-up
+
+
+async def test_a_consumer_pause_does_not_make_the_pacer_forget() -> None:
+    """Paced at a learned rate, then idle for a second (a slow on_outcome): the pace
+    afterwards is the one it had, not a restart from scratch nor a burst."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.01)
+    limit, _ = await cut_after_search(pacer, time, 0.001)
+    await admit(pacer, time, 50)
+    before = pacer.current_rate()
+    assert before is not None
+    time.now += 1.0  # nobody asks for a slot
+    starts = await admit(pacer, time, 3)
+    after = pacer.current_rate()
+    assert after is not None
+    assert after == pytest.approx(before, rel=0.15)
+    assert starts[1] - starts[0] == pytest.approx(1 / after, rel=0.15)  # no burst
+    # A 429 right after the pause cuts from the pace, not from what trickled through.
+    admitted = await pacer.acquire()
+    await pacer.on_throttle(admitted, 0.001)
+    assert pacer.state.limit is not None
+    assert pacer.state.limit >= 0.8 * limit
+
+
+async def test_pacers_sharing_a_backend_learn_from_each_other() -> None:
+    """A 429 seen by one pacer paces the other at its next check-in (every 50 ms)."""
+    time = FakeTime()
+    backend = InMemoryPacingBackend(clock=time.clock)
+    one = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    two = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    two.on_success(await two.acquire())
+    await one.on_throttle(await one.acquire(), 0.2)
+    assert two.try_acquire() is not None  # not checked in yet: still unpaced
+    time.now += 0.06
+    assert two.try_acquire() is None  # check-in due
+    await two.acquire()
+    assert time.now >= 100.2  # it waited out the shared pause
+    assert two.current_rate() == one.current_rate()
+    assert two.describe().endswith("(learned)")
+
+
+class SlowBackend(InMemoryPacingBackend):
+    """A backend whose calls take a round trip (as Redis would)."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(clock=time.clock)
+        self.time = time
+        self.reserves = 0
+
+    async def reserve(self, count: int, *, successes: int = 0, cap: float | None = None):  # type: ignore[no-untyped-def]
+        self.reserves += 1
+        await asyncio.sleep(0)
+        self.time.now += 0.0005
+        return await super().reserve(count, successes=successes, cap=cap)
+
+
+async def test_a_remote_backend_is_asked_once_per_batch_of_slots() -> None:
+    """With a backend that takes a round trip, waiting requests share reservations:
+    far fewer calls than requests, and every request still gets its own slot."""
+    time = FakeTime()
+    backend = SlowBackend(time)
+    pacer = Pacer(2000, backend=backend, clock=time.clock, sleep=time.sleep)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(20):
+            admitted = await pacer.acquire()
+            starts.append(admitted)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(32)))
+    assert len(starts) == 640
+    assert backend.reserves < 640 / 5
+    assert (await backend.load()).successes >= 600  # successes rode along
+
+
+async def test_a_cancelled_leader_hands_the_lead_on() -> None:
+    """The request sleeping until the queue's next slot is cancelled: the next in line
+    takes over the lead and gets the slot."""
+    now = [100.0]
+    sleeping: list[asyncio.Future[None]] = []
+
+    async def sleep(seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sleeping.append(future)
+        await future
+        now[0] += seconds
+
+    pacer = Pacer(1, clock=lambda: now[0], sleep=sleep)
+    pacer.on_success(await pacer.acquire())
+    leader = asyncio.ensure_future(pacer.acquire())
+    follower = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    assert len(sleeping) == 1  # the leader sleeps until the next slot
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    await asyncio.sleep(0)
+    assert len(sleeping) == 2  # the follower leads now
+    sleeping[1].set_result(None)
+    assert await asyncio.wait_for(follower, 1) == pytest.approx(101.0)

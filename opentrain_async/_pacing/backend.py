@@ -33,9 +33,9 @@ from typing import Protocol
 import attrs
 
 from . import curve
-from .pause import on_hint
+from .pause import learn_window, on_hint
 from .samples import accepted_rate, record
-from .schedule import reserve_slots
+from .schedule import reserve_slots, restart_if_idle
 from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
@@ -114,8 +114,10 @@ def apply_reserve(
     cap: float | None,
     tuning: PacingTuning,
 ) -> tuple[PacingState, Reservation]:
-    """``reserve`` as a pure function: count successes, then reserve slots (GCRA)."""
+    """``reserve`` as a pure function: count successes, restart an idle schedule (the
+    curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
     state = _count_successes(state, now, successes)
+    state = restart_if_idle(state, now, tuning)
     rate = current_rate(state, now, tuning, cap)
     interval = 0.0 if rate is None else 1.0 / rate
     state, first, n = reserve_slots(state, now, interval, count, tuning)
@@ -123,16 +125,18 @@ def apply_reserve(
 
 
 def _new_episode(
-    state: PacingState, now: float, sent_at: float | None, tuning: PacingTuning
+    state: PacingState, now: float, feedback: PacingFeedback, tuning: PacingTuning
 ) -> bool:
     """One cut per episode: a 429 cuts only for a request admitted after the last cut,
     with a success since it, and (while searching) not in the search's first doubling,
-    when the server is still recovering from the burst that drew the first 429."""
+    when the server may still be recovering from the burst that drew the first 429
+    (unless the hint was a window's, which everyone waited out)."""
+    sent_at = feedback.throttled_at
     return (
         sent_at is not None
         and sent_at > state.cut_at
         and state.successes > state.successes_at_cut
-        and not (state.searching and now - state.origin < tuning.doubling)
+        and not (state.searching and now - state.origin < tuning.doubling and not state.window_hint)
     )
 
 
@@ -149,23 +153,30 @@ def apply_report(
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
     paused_before = max(state.pause_until, now)
+    state = learn_window(state, feedback.retry_after)
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
         return curve.first_cut(state, now, feedback.local_rate, resume)
-    if _new_episode(state, now, feedback.throttled_at, tuning):
+    if _new_episode(state, now, feedback, tuning):
         drew = current_rate(state, now, tuning, cap) or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
+        if curve.doubling(state, now, tuning):  # a steep climb: only the latest counts
+            span = 0.15
         accepted, offered = accepted_rate(state, now, span)
         paced = current_rate(state, now - span / 2, tuning, cap) or drew
         measured = accepted if curve.trust_accepted(offered, paced) else None
-        if feedback.retry_after is not None and feedback.retry_after >= 2:
-            # A window of seconds: what it lets through is its average since the last
-            # episode, however it bunched them.
-            since = now - state.cut_at
-            measured = (state.successes - state.successes_at_cut) / since
+        since = resume - state.cut_at
+        if state.window_hint and since > 0:
+            # A window of seconds: what it lets through is its average from reset to
+            # reset (each pause on its hint ends just after one), however it bunched
+            # them; that is the limit when the rate that drew the 429 was a burst.
+            # Paced near that average, the 429 only says "a little slower" (what got
+            # through was what was offered): the drawing rate is the limit.
+            average = (state.successes - state.successes_at_cut) / since
+            measured = average if drew > 2 * average else None
         return curve.cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
     # A pause without a cut freezes the curve for its duration.
     return curve.freeze(state, paused_before, resume)

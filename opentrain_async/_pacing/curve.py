@@ -9,7 +9,9 @@
   accepted little because it sent little).  The curve restarts at ``beta * limit``.
 * **CUBIC.**  ``rate = limit * (1 + c * (dt - recover)**3)`` with
   ``c = (1 - beta) / recover**3``: back to ``limit`` after ``recover`` seconds, then
-  probing above it, so a raised limit is found within a second or two.
+  probing above it; past ``2 * recover`` with no 429 the limit has likely risen, and
+  the rate doubles every ``doubling`` seconds from there, so a raised limit is found
+  within a second.
 * **Freeze.**  Time the sender spends idle or paused without a cut does not move the
   curve: ``origin`` moves forward by it, so a consumer pause forgets nothing.
 
@@ -22,7 +24,7 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["MIN_RATE", "cut", "first_cut", "freeze", "rate", "trust_accepted"]
+__all__ = ["MIN_RATE", "cut", "doubling", "first_cut", "freeze", "rate", "trust_accepted"]
 
 MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
@@ -43,7 +45,20 @@ def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
         return float(limit * 2 ** min(dt / tuning.doubling, _MAX_DOUBLINGS))
     recover = state.recover or tuning.recover
     cubic = (1 - tuning.beta) / recover**3
-    return float(limit * (1 + cubic * (min(dt, _MAX_DT) - recover) ** 3))
+    dt = min(dt, _MAX_DT)
+    if dt <= 2 * recover:
+        return float(limit * (1 + cubic * (dt - recover) ** 3))
+    # Past twice the recovery time without a 429 the limit has likely risen: search
+    # again, doubling from where the cubic curve is (1 + (1 - beta)) * limit.
+    over = min((dt - 2 * recover) / tuning.doubling, _MAX_DOUBLINGS)
+    return float(limit * (2 - tuning.beta) * 2**over)
+
+
+def doubling(state: PacingState, now: float, tuning: PacingTuning) -> bool:
+    """True while the rate doubles (the search, or a probe past twice the recovery)."""
+    if state.searching:
+        return True
+    return now - state.origin > 2 * (state.recover or tuning.recover)
 
 
 def first_cut(
@@ -56,7 +71,7 @@ def first_cut(
         limit=max(local_rate or MIN_RATE, MIN_RATE),
         searching=True,
         origin=resume,
-        cut_at=now,
+        cut_at=resume,
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,
     )
@@ -79,18 +94,19 @@ def cut(
     climbs back more slowly.
     """
     limit = drew if accepted is None else min(drew, accepted)
-    if state.searching:
+    window = state.window_hint > 0
+    if doubling(state, now, tuning) and not window:
         # The rate one doubling ago drew no 429: the limit is at least that, while the
         # accepted rate averages the whole climb and so lags behind it.
         limit = max(limit, drew / 2)
-    recover = max(tuning.recover, 1.5 * (hint or 0.0))
+    recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
     return attrs.evolve(
         state,
         limit=max(limit, MIN_RATE),
         searching=False,
         origin=resume,
         recover=recover,
-        cut_at=now,
+        cut_at=resume,
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,
     )

@@ -174,6 +174,8 @@ class Pacer:
                         await self._lead(waiter)
                     finally:
                         self._leader = None
+                        if waiter.slot is None and waiter in self._queue:
+                            self._queue.remove(waiter)  # cancelled while leading
                         if self._queue:  # the next in line leads on
                             self._queue[0].wake()
                 else:
@@ -191,8 +193,11 @@ class Pacer:
         """Reserve slots for the queue, sleep until the next is due, release all due."""
         slots = self._slots
         queue = self._queue
+        tolerance = self.tuning.tolerance
         while me.slot is None:
             now = self._clock()
+            while slots and slots[0] < now - tolerance:
+                slots.popleft()  # reserved before an idle spell: starting it now is a burst
             while slots and slots[0] <= now and queue:
                 queue.popleft().wake(slots.popleft())
             if me.slot is not None:

@@ -19,7 +19,17 @@ from .curve import freeze
 from .samples import record
 from .state import PacingState, PacingTuning
 
-__all__ = ["reserve_slots"]
+__all__ = ["reserve_slots", "restart_if_idle"]
+
+
+def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
+    """A sender idle for longer than ``tolerance`` restarts the schedule at ``now`` (no
+    burst of the slots it did not use) and its curve is frozen for the idle time (a
+    consumer pause is not probing time).  Called before the rate is read."""
+    if state.tat >= now - tuning.tolerance:
+        return state
+    state = freeze(state, max(state.tat, state.pause_until), now)
+    return attrs.evolve(state, tat=now)
 
 
 def reserve_slots(
@@ -31,11 +41,7 @@ def reserve_slots(
     count = max(1, count)
     if interval <= 0:
         return state, max(now, state.pause_until), count
-    start = state.tat
-    if start < now - tuning.tolerance:  # the sender idled: restart now, curve frozen
-        state = freeze(state, max(start, state.pause_until), now)
-        start = now
-    start = max(start, state.pause_until)
+    start = max(state.tat, state.pause_until, now - tuning.tolerance)
     n = 1
     if start < now + tuning.horizon:
         n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))

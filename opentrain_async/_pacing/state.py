@@ -35,7 +35,8 @@ class PacingState:
     recover: float = 0.0
     """Seconds the cubic curve takes to climb back to ``limit`` (0: the tuning's default)."""
     cut_at: float = float("-inf")
-    """When the last cut was made: a 429 for a request admitted before it does not cut."""
+    """When the pause after the last cut ended: a 429 for a request admitted before it
+    does not cut again."""
     cuts: int = 0
     """Cuts made so far (first estimate included): the episode number."""
     successes: int = 0
@@ -50,6 +51,10 @@ class PacingState:
     """When the current (latest) pause was set: 429s admitted before it are its burst."""
     streak: int = 0
     """429s since the last success that extended the short pause (it doubles with each)."""
+    window_hint: float = 0.0
+    """The longest whole-second hint of 2 s or more seen since the last fractional one:
+    the limit is a window of seconds (every whole hint is then waited out in full, and
+    its rate measured over whole episodes); 0 when not."""
     tat: float = float("-inf")
     """GCRA: the theoretical start time of the next slot."""
     sample_at: float = 0.0
