@@ -56,6 +56,7 @@ def random_state(rng: random.Random, now: float) -> PacingState:
         pause_until=rng.choice([0.0, now + rng.uniform(-1, 0.3)]),
         pause_began=rng.choice([float("-inf"), now - rng.uniform(0, 2)]),
         streak=rng.randint(0, 4),
+        window_hint=rng.choice([0.0, float(rng.randint(2, 60))]),
         tat=rng.choice([float("-inf"), now + rng.uniform(-0.5, 0.2)]),
         sample_at=round((now - rng.uniform(0, 1.5)) / 0.1) * 0.1,
         accepted=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),

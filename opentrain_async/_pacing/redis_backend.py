@@ -9,8 +9,9 @@ backend times into durations).
 * ``reserve`` is one Lua script, one round trip per batch: it counts the successes the
   pacer saw since its last call and reserves the next slots at the *shared* rate (GCRA,
   honouring the shared pause-until).  It mirrors ``backend.apply_reserve`` (the curve's
-  rate, ``schedule.reserve_slots``, ``samples.record``); a test holds the two to the same
-  answers.
+  rate, ``schedule.restart_if_idle`` and ``reserve_slots``, ``samples.record``); a test
+  holds the two to the same answers over random states, so a change to one of those
+  functions fails it until the script follows.
 * ``report`` (a 429 and its hint) runs ``backend.apply_report`` itself, the one home of
   the pause and cut rules, as an optimistic transaction: one script reads the state and
   ``TIME``, another writes the new state only if nobody wrote in between (else it reads
@@ -133,6 +134,14 @@ if successes > 0 then
   streak = 0
 end
 
+-- schedule.restart_if_idle: an idle sender restarts at now, its curve frozen meanwhile
+if tat < now - tolerance then
+  local stalled = now - math.max(math.max(tat, pause_until), origin)
+  if stalled > 0 and limit ~= nil then origin = origin + stalled end
+  tat = now
+end
+
+-- curve.rate
 local rate = nil
 if limit ~= nil then
   local dt = math.max(now - origin, 0)
@@ -141,7 +150,12 @@ if limit ~= nil then
   else
     local r = recover
     if r == 0 then r = recover0 end
-    rate = limit * (1 + (1 - beta) / r ^ 3 * (math.min(dt, 60) - r) ^ 3)
+    dt = math.min(dt, 60)
+    if dt <= 2 * r then
+      rate = limit * (1 + (1 - beta) / r ^ 3 * (dt - r) ^ 3)
+    else
+      rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
+    end
   end
 end
 if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
@@ -149,14 +163,7 @@ if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
 local first, n, interval = math.max(now, pause_until), count, 0
 if rate ~= nil then
   interval = 1 / rate
-  local start = tat
-  if start < now - tolerance then
-    -- idle: restart now, the curve frozen for the idle time (curve.freeze)
-    local stalled = now - math.max(math.max(start, pause_until), origin)
-    if stalled > 0 and limit ~= nil then origin = origin + stalled end
-    start = now
-  end
-  start = math.max(start, pause_until)
+  local start = math.max(tat, pause_until, now - tolerance)
   n = 1
   if start < now + horizon then
     n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
