@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import AsyncIterator
 
 import attrs
@@ -261,3 +262,40 @@ def test_client_pacing_options_conflict_and_env(monkeypatch: pytest.MonkeyPatch)
             pacing_url="redis://127.0.0.1:1/0",
             pacer=off.pacer,
         )
+
+
+async def test_losing_redis_while_paced_keeps_pacing_locally(
+    redis_server: RedisServer, redis: redis_asyncio.Redis
+) -> None:
+    """Redis dies while the shared limit is known: the local fallback starts paced at
+    this process's recent share (not unpaced, which would meet the server with a
+    burst), and says so once."""
+    backend = RedisPacingBackend(redis, key="share")
+    now = await redis_now(redis)
+    await redis.hset(
+        "share",
+        mapping=encode_state(PacingState(limit=200.0, searching=False, origin=now, cut_at=now)),
+    )
+    granted = 0
+    for _ in range(10):
+        granted += (await backend.reserve(4)).count
+    redis_server.kill()
+    fallback = await backend.reserve(4)
+    assert not backend.shared
+    assert backend.fallbacks == 1
+    assert fallback.rate is not None
+    local = await backend.load()
+    assert local.limit == pytest.approx(granted)
+    # Nothing learned yet when Redis goes: the fallback starts unpaced (slow start).
+    fresh = RedisPacingBackend(redis, key="fresh")
+    assert (await fresh.reserve(1)).rate is None
+    assert (await fresh.load()).limit is None
+
+
+def test_without_the_redis_extra_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No redis package: pacing_url is a ConfigurationError naming the extra."""
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ConfigurationError, match=r"opentrain-async\[redis\]"):
+        OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url="redis://127.0.0.1:1/0")

@@ -342,7 +342,7 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
 def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     try:
         from redis.asyncio import Redis
-    except ImportError:  # pragma: no cover - the dev extra installs it
+    except ImportError:
         raise ConfigurationError(
             'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
         ) from None
@@ -418,6 +418,7 @@ class RedisPacingBackend:
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         self._report_lock = asyncio.Lock()
+        self._paced = False  # the last answer from Redis had a rate
         self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
@@ -440,6 +441,7 @@ class RedisPacingBackend:
         if result is None:
             return await self._local.reserve(count, successes=successes, cap=cap)
         now = self._clock()
+        self._paced = result.rate is not None
         granted = self._granted
         granted.append((now, result.count if result.rate is not None else 0))
         while granted[0][0] < now - 1.0:
@@ -482,7 +484,8 @@ class RedisPacingBackend:
 
     async def _reserve(self, count: int, successes: int, cap: float | None) -> Reservation:
         t = self.tuning
-        raw = await self._reserve_script(
+        raw = await self._timed(
+            self._reserve_script,
             keys=[self._key()],
             args=[
                 SAMPLE_BUCKETS,
@@ -509,8 +512,12 @@ class RedisPacingBackend:
             pause_until=float(_text(raw[6])),
         )
 
+    async def _timed(self, script: Any, **kwargs: Any) -> Any:
+        """One round trip, within the budget (a slower Redis counts as unreachable)."""
+        return await asyncio.wait_for(script(**kwargs), self.options.budget)
+
     async def _load(self) -> tuple[PacingState, float, str]:
-        raw = await self._load_script(keys=[self._key()], args=[])
+        raw = await self._timed(self._load_script, keys=[self._key()], args=[])
         now = int(raw[0]) + int(raw[1]) / 1e6
         flat = [_text(x) for x in raw[2]]
         fields = dict(zip(flat[::2], flat[1::2], strict=False))
@@ -545,8 +552,9 @@ class RedisPacingBackend:
             args: list[Any] = [version, round(self.options.ttl * 1000)]
             for name, value in encode_state(new).items():
                 args += [name, value]
-            if await self._store_script(keys=[self._key()], args=args):
+            if await self._timed(self._store_script, keys=[self._key()], args=args):
                 self._last = (new, now, self._clock())
+                self._paced = self._paced or new.limit is not None
                 return new
         raise TimeoutError("pacing state contended")  # handled as a slow Redis
 
@@ -560,7 +568,7 @@ class RedisPacingBackend:
                 self._maybe_probe()
                 return None
             try:
-                result = await asyncio.wait_for(call(), options.budget)
+                result = await call()
             except asyncio.CancelledError:
                 raise
             except self._errors as exc:
@@ -594,8 +602,9 @@ class RedisPacingBackend:
 
     def _seed_local(self, now: float) -> None:
         """Pace locally from this process's recent share of the shared rate."""
-        if self._last is None or self._last[0].limit is None:
-            self._local.state = PacingState()
+        last = self._last[0] if self._last is not None else None
+        if not self._paced and (last is None or last.limit is None):
+            self._local.state = PacingState()  # nothing learned yet: slow start locally
             return
         slots = sum(n for t, n in self._granted if t >= now - 1.0)
         share = max(float(slots), MIN_RATE)
@@ -627,7 +636,7 @@ class RedisPacingBackend:
         args: list[Any] = ["0", round(self.options.ttl * 1000)]
         for name, value in encode_state(seeded).items():
             args += [name, value]
-        await self._store_script(keys=[self._key()], args=args)
+        await self._timed(self._store_script, keys=[self._key()], args=args)
 
     def _came_back(self) -> None:
         if self._down_since is None:
@@ -646,7 +655,7 @@ class RedisPacingBackend:
 
         async def probe() -> None:
             try:
-                await asyncio.wait_for(self._hand_back(), self.options.budget)
+                await self._hand_back()
             except self._errors:
                 return
             self._came_back()
