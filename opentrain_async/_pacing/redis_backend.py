@@ -477,7 +477,7 @@ class RedisPacingBackend:
     def _key(self) -> str:
         if self.key is None:
             raise ConfigurationError(
-                "RedisPacingBackend has no key: give key=, or pass it to OpenTrainClient"
+                "RedisPacingBackend has no key: give key=, or pass it to OpenTrainClient "
                 "(pacing_backend=...), which names it after its API root and token"
             )
         return self.key
