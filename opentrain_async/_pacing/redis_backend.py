@@ -70,6 +70,7 @@ PACING_URL_ENV = "OT_PACING_URL"
 _KEY_PREFIX = "opentrain:pacing:"
 _VERSION = "v"  # hash field bumped by every write (the optimistic transaction's check)
 _REPORT_ATTEMPTS = 20
+_FIRST_CALL_BUDGET = 2.0  # seconds: connect, handshake and script load (see _timed)
 
 _LUA_COMMON = """
 local NB = tonumber(ARGV[1])
@@ -419,6 +420,7 @@ class RedisPacingBackend:
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         self._report_lock = asyncio.Lock()
         self._paced = False  # the last answer from Redis had a rate
+        self._connected = False  # a call has succeeded since the last failure
         self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
@@ -513,8 +515,17 @@ class RedisPacingBackend:
         )
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
-        """One round trip, within the budget (a slower Redis counts as unreachable)."""
-        return await asyncio.wait_for(script(**kwargs), self.options.budget)
+        """One round trip, within the budget (a slower Redis counts as unreachable).
+
+        Until a call has succeeded on this connection, the budget is at least
+        ``_FIRST_CALL_BUDGET``: connecting, the client's handshake and loading the script
+        take several round trips, often while every process starts at once."""
+        budget = self.options.budget
+        if not self._connected:
+            budget = max(budget, _FIRST_CALL_BUDGET)
+        result = await asyncio.wait_for(script(**kwargs), budget)
+        self._connected = True
+        return result
 
     async def _load(self) -> tuple[PacingState, float, str]:
         raw = await self._timed(self._load_script, keys=[self._key()], args=[])
@@ -581,6 +592,7 @@ class RedisPacingBackend:
             return result
 
     def _went_down(self, exc: BaseException) -> None:
+        self._connected = False
         now = self._clock()
         self._next_probe = now + self.options.retry_every
         if self._down_since is not None:
