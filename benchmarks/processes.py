@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(
                     f"  {scenario.name} / {mode} (round {round_no + 1}/{args.rounds}): "
                     f"{row['seconds']:.2f}s, {row['rate_limited']} 429s, lost {row['lost']}, "
-                    f"dup {row['duplicated']}",
+                    f"dup {row['duplicated']}, Redis fallbacks {row['fallbacks']}",
                     file=sys.stderr,
                 )
         for mode in scenario.modes:

@@ -299,3 +299,30 @@ def test_without_the_redis_extra_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ConfigurationError, match=r"opentrain-async\[redis\]"):
         OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url="redis://127.0.0.1:1/0")
+
+
+async def test_unpaced_requests_admitted_before_hearing_of_a_pause_are_its_burst(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Before the limit is known, a process that had not heard of another's 429 yet
+    admitted on old knowledge: its 429 does not count as a new burst (the short pause
+    does not double).  Once it has heard (or is paced), a later 429 does."""
+    a = RedisPacingBackend(redis, key="burst-rule")
+    b = RedisPacingBackend(redis, key="burst-rule")
+    heard = await b.reserve(1)  # b checks in, unpaced
+    assert heard.rate is None
+    slot = await a.reserve(1)
+    first = await a.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=1.0, local_rate=50)
+    )
+    assert first.streak == 1
+    late = first.pause_began + 0.001  # b admitted after the pause began, unaware of it
+    same = await b.report(PacingFeedback(throttled=True, throttled_at=late, retry_after=1.0))
+    assert same.streak == 1
+    # Not doubled (0.1 s from now would end at least 0.05 s later than the first).
+    assert same.pause_until - first.pause_until < 0.04
+    again = await b.reserve(1)  # now b has heard (and is paced)
+    new = await b.report(
+        PacingFeedback(throttled=True, throttled_at=again.first + 0.001, retry_after=1.0)
+    )
+    assert new.streak == 2

@@ -421,6 +421,7 @@ class RedisPacingBackend:
         self._report_lock = asyncio.Lock()
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
+        self._known_at: float | None = None  # Redis time of the last answer
         self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
@@ -443,6 +444,7 @@ class RedisPacingBackend:
         if result is None:
             return await self._local.reserve(count, successes=successes, cap=cap)
         now = self._clock()
+        self._known_at = result.now
         self._paced = result.rate is not None
         granted = self._granted
         granted.append((now, result.count if result.rate is not None else 0))
@@ -451,7 +453,16 @@ class RedisPacingBackend:
         return result
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        """Apply a 429 (pause, one cut per episode) or successes to the shared state."""
+        """Apply a 429 (pause, one cut per episode) or successes to the shared state.
+
+        Before the limit is known a process admits on its own (slow start) and hears
+        from Redis only now and then: a request it admitted after another process's
+        429 had set a pause, but before it heard of it, is judged as of when it last
+        heard (part of the same burst: it does not lengthen the pause as a new one
+        would).  Paced requests were admitted on slots from Redis: judged as they are."""
+        known = self._known_at
+        if not self._paced and feedback.throttled_at is not None and known is not None:
+            feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
         result: PacingState | None = await self._shared(lambda: self._report(feedback, cap))
         if result is None:
             return await self._local.report(feedback, cap=cap)
@@ -565,6 +576,7 @@ class RedisPacingBackend:
                 args += [name, value]
             if await self._timed(self._store_script, keys=[self._key()], args=args):
                 self._last = (new, now, self._clock())
+                self._known_at = now
                 self._paced = self._paced or new.limit is not None
                 return new
         raise TimeoutError("pacing state contended")  # handled as a slow Redis
