@@ -96,9 +96,9 @@ async def _work(
         }
 
 
-def worker(argv: list[str]) -> None:
-    """``--worker``: send the share described by a JSON argument, print a JSON result."""
-    spec = json.loads(argv[0])
+def worker() -> None:
+    """``--worker``: send the share described by a JSON line on stdin, print a JSON result."""
+    spec = json.loads(sys.stdin.readline())
     items = [tuple(x) for x in spec["items"]]
     result = asyncio.run(_work(spec["base_url"], spec["token"], items, spec["options"]))  # type: ignore[arg-type]
     print(json.dumps(result), flush=True)
@@ -123,12 +123,15 @@ def _spawn(server: Any, items: list[tuple[str, str]], options: dict[str, Any]) -
     """A worker process, imported and connected, waiting for GO."""
     spec = {"base_url": server.base_url, "token": server.token, "items": items, "options": options}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.processes", "--worker", json.dumps(spec)],
+        [sys.executable, "-m", "benchmarks.processes", "--worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdin is not None
     assert proc.stdout is not None
+    proc.stdin.write(json.dumps(spec) + "\n")  # too long for a command line
+    proc.stdin.flush()
     if proc.stdout.readline().strip() != "READY":
         raise RuntimeError("a worker did not start")
     return proc
@@ -312,6 +315,6 @@ def print_table(rows: list[dict[str, Any]], cost: list[dict[str, Any]]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2:])
+        worker()
     else:
         main()
