@@ -326,3 +326,27 @@ async def test_unpaced_requests_admitted_before_hearing_of_a_pause_are_its_burst
         PacingFeedback(throttled=True, throttled_at=again.first + 0.001, retry_after=1.0)
     )
     assert new.streak == 2
+
+
+async def test_first_estimate_counts_every_process_successes(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """The first 429 may reach a process with no success of its own yet: the search
+    starts from what every process got through (30 successes reported by the other),
+    not from the 0.5/s floor."""
+    a = RedisPacingBackend(redis, key="first")
+    b = RedisPacingBackend(redis, key="first")
+    await b.reserve(1, successes=30)
+    slot = await a.reserve(1)
+    state = await a.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=0.0)
+    )
+    assert state.limit is not None
+    assert 25 <= state.limit <= 300
+    # Nobody got anything through: the floor.
+    c = RedisPacingBackend(redis, key="first-empty")
+    slot = await c.reserve(1)
+    floor = await c.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=0.0)
+    )
+    assert floor.limit == 0.5

@@ -361,6 +361,22 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
+def _first_estimate(state: PacingState, now: float, feedback: PacingFeedback) -> PacingFeedback:
+    """The first 429 starts the search from what got through so far: with many
+    processes, what got through for *all* of them (the successes they reported, per
+    second since the first), not only for the process that happened to see it first,
+    which may have had none yet (the search would start at the 0.5/s floor, and
+    slots reserved at that rate would hold everyone back for seconds)."""
+    active = [i for i, n in enumerate(state.accepted) if n]
+    if not active:
+        return feedback
+    first = state.sample_at - (len(state.accepted) - 1 - active[0]) * SAMPLE_SECONDS
+    shared = sum(state.accepted) / max(now - first, SAMPLE_SECONDS)
+    if shared <= (feedback.local_rate or 0.0):
+        return feedback
+    return attrs.evolve(feedback, local_rate=shared)
+
+
 class _Queued:
     """A report waiting for the next transaction, and the state it produced."""
 
@@ -570,7 +586,10 @@ class RedisPacingBackend:
             state, now, version = await self._load()
             new = state
             for queued in batch:
-                new = apply_report(new, now, queued.feedback, queued.cap, self.tuning)
+                feedback = queued.feedback
+                if new.limit is None and feedback.throttled:
+                    feedback = _first_estimate(new, now, feedback)
+                new = apply_report(new, now, feedback, queued.cap, self.tuning)
             args: list[Any] = [version, round(self.options.ttl * 1000)]
             for name, value in encode_state(new).items():
                 args += [name, value]
