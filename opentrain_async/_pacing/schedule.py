@@ -23,11 +23,19 @@ __all__ = ["reserve_slots", "restart_if_idle"]
 
 
 def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
-    """A sender idle for longer than ``tolerance`` restarts the schedule at ``now`` (no
-    burst of the slots it did not use) and its curve is frozen for the idle time (a
-    consumer pause is not probing time).  Called before the rate is read."""
-    if state.tat >= now - tuning.tolerance:
+    """Bring a lagging schedule up to ``now`` before the rate is read.
+
+    A schedule behind by up to ``tolerance`` keeps its slots (they are due).  Behind by
+    more, but less than ``idle_after``, the sender was busy and late (a slow event-loop
+    turn): the schedule catches up by ``tolerance`` at most.  Behind by ``idle_after`` or
+    more, the sender idled (a consumer pause, a slow input): the schedule restarts at
+    ``now`` (no burst) and the curve is frozen for the idle time, which was no probing.
+    """
+    lag = now - state.tat
+    if lag <= tuning.tolerance:
         return state
+    if lag < tuning.idle_after:
+        return attrs.evolve(state, tat=now - tuning.tolerance)
     state = freeze(state, max(state.tat, state.pause_until), now)
     return attrs.evolve(state, tat=now)
 

@@ -77,7 +77,8 @@ class PacingTuning:
     hint makes sure of (a fractional hint whole, a whole-second hint ``h`` for
     ``h - 1``).  ``tolerance``: how late a slot may be taken and still count as on time
     (GCRA's burst tolerance: slots missed by timer lateness are released together
-    instead of lost).  ``horizon``: a reservation covers at most the slots due within
+    instead of lost).  ``idle_after``: a schedule this far behind means the sender
+    idled: it restarts without a burst and the curve is frozen meanwhile.  ``horizon``: a reservation covers at most the slots due within
     this many seconds (at least one).  ``initial_window`` and ``slow_start_growth``: the
     in-flight window before the first 429.
     """
@@ -88,6 +89,7 @@ class PacingTuning:
     max_pause: float = 0.05
     max_hint_pause: float = 60.0
     tolerance: float = 0.01
+    idle_after: float = 0.1
     horizon: float = 0.02
     initial_window: int = 4
     slow_start_growth: float = 0.25
@@ -99,7 +101,7 @@ class PacingTuning:
         for name in ("recover", "doubling", "max_pause", "max_hint_pause"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("tolerance", "horizon"):
+        for name in ("tolerance", "horizon", "idle_after"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.initial_window < 1:
