@@ -72,15 +72,15 @@ class PacingTuning:
     ``beta``: after a cut the curve restarts at ``beta`` times the learned limit.
     ``recover``: seconds the cubic curve takes to climb back to the limit, after which
     it probes above it.  ``doubling``: seconds per doubling while searching.
-    ``max_pause``: the short whole-client pause on a whole-second (possibly rounded)
-    hint, doubling while 429s come back to back; ``max_hint_pause`` caps the pause a
-    hint makes sure of (a fractional hint whole, a whole-second hint ``h`` for
-    ``h - 1``).  ``tolerance``: how late a slot may be taken and still count as on time
-    (GCRA's burst tolerance: slots missed by timer lateness are released together
-    instead of lost).  ``idle_after``: a schedule this far behind means the sender
-    idled: it restarts without a burst and the curve is frozen meanwhile.  ``horizon``: a reservation covers at most the slots due within
-    this many seconds (at least one).  ``initial_window`` and ``slow_start_growth``: the
-    in-flight window before the first 429.
+    ``max_pause``: the short whole-client pause on a one-second (possibly rounded)
+    hint, doubling while 429s come back to back; ``max_hint_pause`` caps the pause on
+    an exact hint or a window's.  ``tolerance``: how late a slot may be taken and
+    still count as on time (GCRA's burst tolerance: slots missed by timer lateness are
+    released together instead of lost).  ``idle_after``: a schedule this far behind
+    means the sender idled: it restarts without a burst, the curve frozen meanwhile.
+    ``horizon``: a reservation covers at most the slots due within this many seconds
+    (at least one).  ``initial_window`` and ``slow_start_growth``: the in-flight
+    window before the first 429.
     """
 
     beta: float = 0.9
