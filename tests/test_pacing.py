@@ -444,3 +444,31 @@ async def test_a_cancelled_leader_hands_the_lead_on() -> None:
     assert len(sleeping) == 2  # the follower leads now
     sleeping[1].set_result(None)
     assert await asyncio.wait_for(follower, 1) == pytest.approx(101.0)
+
+
+async def test_the_leader_never_spins_when_time_passes_between_its_steps() -> None:
+    """Each clock read costs time (a busy machine) and slots are tighter than that: the
+    leader still releases what is due or sleeps; it never loops on reservations (with
+    the in-memory backend, a loop that never awaits would freeze the event loop)."""
+    now = [100.0]
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        if reads[0] > 200_000:
+            raise RuntimeError("the pacer is spinning")
+        now[0] += 0.00003  # 30 µs per step, slots 20 µs apart
+        return now[0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += max(seconds, 0.0) + 0.012  # and every timer fires 12 ms late
+        await asyncio.sleep(0)
+
+    pacer = Pacer(50_000, clock=clock, sleep=sleep)
+    for _ in range(3):
+        admitted = await pacer.acquire()
+        pacer.on_success(admitted)
+        now[0] += 0.05  # busy elsewhere: the schedule falls behind, not idle
+    results = await asyncio.gather(*(pacer.acquire() for _ in range(64)))
+    assert len(results) == 64
+    assert reads[0] < 20_000

@@ -194,15 +194,16 @@ class Pacer:
         slots = self._slots
         queue = self._queue
         tolerance = self.tuning.tolerance
+        woke = True  # slots held from before (or slept past) may be stale
         while me.slot is None:
             now = self._clock()
-            while slots and slots[0] < now - tolerance:
-                slots.popleft()  # reserved before an idle spell: starting it now is a burst
-            while slots and slots[0] <= now and queue:
-                queue.popleft().wake(slots.popleft())
-            if me.slot is not None:
-                return
+            if woke:
+                woke = False
+                while slots and slots[0] < now - tolerance:
+                    slots.popleft()  # came due while nobody took it: now it is a burst
             if not slots:
+                # Fresh slots start no earlier than the tolerance allows, so the first is
+                # due at once or worth a sleep: either way the loop moves on.
                 reservation = await self._reserve(len(queue))
                 now = self._clock()
                 slots.extend(self._absorb(reservation, now))
@@ -210,8 +211,12 @@ class Pacer:
                     slots.clear()
                     while queue:
                         queue.popleft().wake(max(now, self._pause_until))
-                continue
-            await self._sleep(slots[0] - now)
+                    return
+            while slots and slots[0] <= now and queue:
+                queue.popleft().wake(slots.popleft())
+            if me.slot is None and slots:  # (none left: all went to those before me)
+                await self._sleep(slots[0] - now)
+                woke = True
 
     # -- feedback -------------------------------------------------------------------------
 

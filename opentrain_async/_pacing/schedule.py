@@ -35,6 +35,10 @@ def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> Pac
     if lag <= tuning.tolerance:
         return state
     if lag < tuning.idle_after:
+        # Busy but behind: the rate was not what held sends back, so the curve does not
+        # climb for the time lost (a sender limited by its concurrency or its CPU must
+        # not grow a rate it never uses, then burst at it).
+        state = freeze(state, state.tat, now - tuning.tolerance)
         return attrs.evolve(state, tat=now - tuning.tolerance)
     state = freeze(state, max(state.tat, state.pause_until), now)
     return attrs.evolve(state, tat=now)
