@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opentrain_async._errors import ConfigurationError
+
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
@@ -64,9 +66,13 @@ class Pacer:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if rate_limit is not None and not rate_limit > 0:
-            raise ValueError("rate_limit must be a positive number of requests per second")
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
         if backend is not None and tuning is not None:
-            raise ValueError("pass tuning to the backend, not to the Pacer, when giving both")
+            raise ConfigurationError(
+                "pass tuning to the backend, not to the Pacer, when giving both"
+            )
         self.rate_limit = rate_limit
         self.backend: PacingBackend = backend or InMemoryPacingBackend(tuning, clock=clock)
         self.tuning = self.backend.tuning

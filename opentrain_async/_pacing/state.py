@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from opentrain_async._errors import ConfigurationError
+
 __all__ = ["SAMPLE_BUCKETS", "SAMPLE_SECONDS", "PacingFeedback", "PacingState", "PacingTuning"]
 
 SAMPLE_BUCKETS = 10
@@ -97,15 +99,15 @@ class PacingTuning:
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
         if not 0 < self.beta < 1:
-            raise ValueError("beta must be between 0 and 1 (exclusive)")
+            raise ConfigurationError(f"beta must be between 0 and 1 (exclusive), got {self.beta!r}")
         for name in ("recover", "doubling", "max_pause", "max_hint_pause"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("tolerance", "horizon", "idle_after"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0")
+                raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.initial_window < 1:
-            raise ValueError("initial_window must be >= 1")
+            raise ConfigurationError(f"initial_window must be >= 1, got {self.initial_window!r}")
 
 
 @attrs.frozen
