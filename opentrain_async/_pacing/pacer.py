@@ -91,6 +91,7 @@ class Pacer:
         self._queue: deque[_Waiter] = deque()
         self._leader: _Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
+        self._late_ok = self.tuning.tolerance
         if self._paced:
             self.window.open_up()
 
@@ -162,6 +163,11 @@ class Pacer:
         if reservation.cuts != self._cuts:
             self._cuts = reservation.cuts
             self._slots.clear()
+        # How late a held slot may still start: the tolerance, or one interval at a
+        # stated limit (the server must never see it exceeded, not even in a bunch).
+        self._late_ok = self.tuning.tolerance
+        if reservation.rate is not None and reservation.rate == self.rate_limit:
+            self._late_ok = min(self._late_ok, reservation.interval)
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -199,13 +205,12 @@ class Pacer:
         """Reserve slots for the queue, sleep until the next is due, release all due."""
         slots = self._slots
         queue = self._queue
-        tolerance = self.tuning.tolerance
         woke = True  # slots held from before (or slept past) may be stale
         while me.slot is None:
             now = self._clock()
             if woke:
                 woke = False
-                while slots and slots[0] < now - tolerance:
+                while slots and slots[0] < now - self._late_ok:
                     slots.popleft()  # came due while nobody took it: now it is a burst
             if not slots:
                 # Fresh slots start no earlier than the tolerance allows, so the first is

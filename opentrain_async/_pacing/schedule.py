@@ -45,15 +45,23 @@ def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> Pac
 
 
 def reserve_slots(
-    state: PacingState, now: float, interval: float, count: int, tuning: PacingTuning
+    state: PacingState,
+    now: float,
+    interval: float,
+    count: int,
+    tuning: PacingTuning,
+    strict: bool = False,
 ) -> tuple[PacingState, float, int]:
     """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n).
 
-    ``interval`` 0 means unpaced: ``count`` slots at the end of any pause."""
+    ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
+    (pacing at a limit the user stated, which the server must never see exceeded):
+    late slots catch up by one interval at most, so requests never bunch."""
     count = max(1, count)
     if interval <= 0:
         return state, max(now, state.pause_until), count
-    start = max(state.tat, state.pause_until, now - tuning.tolerance)
+    tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
+    start = max(state.tat, state.pause_until, now - tolerance)
     n = 1
     if start < now + tuning.horizon:
         n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
