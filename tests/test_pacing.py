@@ -321,15 +321,18 @@ class LateTime(FakeTime):
         self.late = late
 
     async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)  # the waiters woken so far start now, as in a real loop
         await super().sleep(seconds + self.late)
-        await asyncio.sleep(0)  # let the woken waiters run, as a real loop would
 
 
 async def test_every_due_slot_is_released_at_once_so_late_timers_cost_nothing() -> None:
-    """At 1,000/s with timers 5 ms late, requests still start at 1,000/s: each wake-up
-    releases every slot that is due, instead of one per timer."""
+    """At a learned 1,000/s with timers 5 ms late, requests still start at 1,000/s: each
+    wake-up releases every slot that is due, instead of one per timer."""
     time = LateTime(late=0.005)
-    pacer = make(time, rate_limit=1000)
+    # A learned limit whose curve stays at 1,000/s for the test's second.
+    state = PacingState(limit=1000 / 0.9, searching=False, origin=100.0, recover=1e6)
+    backend = InMemoryPacingBackend(clock=time.clock, state=state)
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
     starts: list[float] = []
 
     async def worker() -> None:
@@ -343,6 +346,26 @@ async def test_every_due_slot_is_released_at_once_so_late_timers_cost_nothing() 
     elapsed = max(starts) - min(starts)
     assert elapsed == pytest.approx(1.0, rel=0.03)  # one at a time would take 6 s
     assert len(set(starts)) < 400  # released in groups, not one per wake-up
+
+
+async def test_a_stated_limit_never_bunches_late_slots() -> None:
+    """At a stated limit a late timer catches up one slot at most: the server, whose
+    limit it is, never sees two requests closer than the interval allows in a bunch."""
+    time = LateTime(late=0.005)
+    pacer = make(time, rate_limit=1000)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(10):
+            admitted = await pacer.acquire()
+            starts.append(time.now)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    assert len(starts) == 200
+    bunches = [starts.count(t) for t in set(starts)]
+    assert max(bunches) <= 2
+    assert len(starts) / (max(starts) - min(starts)) <= 1000
 
 
 async def test_a_consumer_pause_does_not_make_the_pacer_forget() -> None:
@@ -444,3 +467,31 @@ async def test_a_cancelled_leader_hands_the_lead_on() -> None:
     assert len(sleeping) == 2  # the follower leads now
     sleeping[1].set_result(None)
     assert await asyncio.wait_for(follower, 1) == pytest.approx(101.0)
+
+
+async def test_the_leader_never_spins_when_time_passes_between_its_steps() -> None:
+    """Each clock read costs time (a busy machine) and slots are tighter than that: the
+    leader still releases what is due or sleeps; it never loops on reservations (with
+    the in-memory backend, a loop that never awaits would freeze the event loop)."""
+    now = [100.0]
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        if reads[0] > 200_000:
+            raise RuntimeError("the pacer is spinning")
+        now[0] += 0.00003  # 30 µs per step, slots 20 µs apart
+        return now[0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += max(seconds, 0.0) + 0.012  # and every timer fires 12 ms late
+        await asyncio.sleep(0)
+
+    pacer = Pacer(50_000, clock=clock, sleep=sleep)
+    for _ in range(3):
+        admitted = await pacer.acquire()
+        pacer.on_success(admitted)
+        now[0] += 0.05  # busy elsewhere: the schedule falls behind, not idle
+    results = await asyncio.gather(*(pacer.acquire() for _ in range(64)))
+    assert len(results) == 64
+    assert reads[0] < 20_000

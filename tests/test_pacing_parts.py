@@ -66,11 +66,13 @@ def test_cubic_climbs_back_then_probes_then_searches_again() -> None:
 
 def test_cut_takes_the_accepted_rate_only_as_evidence() -> None:
     """The cut remembers min(drawing rate, accepted rate); with no evidence (None) the
-    drawing rate itself, never a collapse to what an idle sender happened to send."""
+    drawing rate itself; and one episode never cuts below half the drawing rate (a
+    stalled sender's trickle is not the limit: a real drop shows again at once)."""
     state = paced(100.0)  # 0.2 s later the curve is still climbing back
     assert cut(state, 0.2, 120.0, 90.0, None, 0.2, T).limit == pytest.approx(90.0)
     assert cut(state, 0.2, 120.0, None, None, 0.2, T).limit == pytest.approx(120.0)
-    assert cut(state, 0.2, 120.0, 0.0, None, 0.2, T).limit == MIN_RATE
+    assert cut(state, 0.2, 120.0, 0.0, None, 0.2, T).limit == pytest.approx(60.0)
+    assert cut(state, 0.2, 0.6, 0.0, None, 0.2, T).limit == MIN_RATE
 
 
 def test_a_searching_cut_keeps_at_least_half_the_drawing_rate() -> None:

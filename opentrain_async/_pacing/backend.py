@@ -120,7 +120,8 @@ def apply_reserve(
     state = restart_if_idle(state, now, tuning)
     rate = current_rate(state, now, tuning, cap)
     interval = 0.0 if rate is None else 1.0 / rate
-    state, first, n = reserve_slots(state, now, interval, count, tuning)
+    strict = cap is not None and rate == cap
+    state, first, n = reserve_slots(state, now, interval, count, tuning, strict)
     return state, Reservation(now, first, interval, n, rate, state.cuts, state.pause_until)
 
 

@@ -30,7 +30,8 @@ MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
 _MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curve finite
 _MAX_DT = 60.0
-_TRUST_OFFERED = 0.5  # the accepted rate counts when at least this share of the pace was offered
+_TRUST_OFFERED = 0.5
+_MAX_CUT = 0.5  # the accepted rate counts when at least this share of the pace was offered
 
 
 def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
@@ -95,6 +96,12 @@ def cut(
     """
     limit = drew if accepted is None else min(drew, accepted)
     window = state.window_hint > 0
+    if not window:
+        # One episode cuts at most in half: a sender stalled for part of the measured
+        # span (a busy machine, a blocking call) accepted less than the server allowed,
+        # and a real drop is followed within a moment by the next episode.  (A window's
+        # average is measured from reset to reset, so it stands.)
+        limit = max(limit, _MAX_CUT * drew)
     if doubling(state, now, tuning) and not window:
         # The rate one doubling ago drew no 429: the limit is at least that, while the
         # accepted rate averages the whole climb and so lags behind it.

@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opentrain_async._errors import ConfigurationError
+
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
@@ -64,9 +66,13 @@ class Pacer:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if rate_limit is not None and not rate_limit > 0:
-            raise ValueError("rate_limit must be a positive number of requests per second")
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
         if backend is not None and tuning is not None:
-            raise ValueError("pass tuning to the backend, not to the Pacer, when giving both")
+            raise ConfigurationError(
+                "pass tuning to the backend, not to the Pacer, when giving both"
+            )
         self.rate_limit = rate_limit
         self.backend: PacingBackend = backend or InMemoryPacingBackend(tuning, clock=clock)
         self.tuning = self.backend.tuning
@@ -85,6 +91,7 @@ class Pacer:
         self._queue: deque[_Waiter] = deque()
         self._leader: _Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
+        self._late_ok = self.tuning.tolerance
         if self._paced:
             self.window.open_up()
 
@@ -156,6 +163,11 @@ class Pacer:
         if reservation.cuts != self._cuts:
             self._cuts = reservation.cuts
             self._slots.clear()
+        # How late a held slot may still start: the tolerance, or one interval at a
+        # stated limit (the server must never see it exceeded, not even in a bunch).
+        self._late_ok = self.tuning.tolerance
+        if reservation.rate is not None and reservation.rate == self.rate_limit:
+            self._late_ok = min(self._late_ok, reservation.interval)
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -193,16 +205,16 @@ class Pacer:
         """Reserve slots for the queue, sleep until the next is due, release all due."""
         slots = self._slots
         queue = self._queue
-        tolerance = self.tuning.tolerance
+        woke = True  # slots held from before (or slept past) may be stale
         while me.slot is None:
             now = self._clock()
-            while slots and slots[0] < now - tolerance:
-                slots.popleft()  # reserved before an idle spell: starting it now is a burst
-            while slots and slots[0] <= now and queue:
-                queue.popleft().wake(slots.popleft())
-            if me.slot is not None:
-                return
+            if woke:
+                woke = False
+                while slots and slots[0] < now - self._late_ok:
+                    slots.popleft()  # came due while nobody took it: now it is a burst
             if not slots:
+                # Fresh slots start no earlier than the tolerance allows, so the first is
+                # due at once or worth a sleep: either way the loop moves on.
                 reservation = await self._reserve(len(queue))
                 now = self._clock()
                 slots.extend(self._absorb(reservation, now))
@@ -210,8 +222,12 @@ class Pacer:
                     slots.clear()
                     while queue:
                         queue.popleft().wake(max(now, self._pause_until))
-                continue
-            await self._sleep(slots[0] - now)
+                    return
+            while slots and slots[0] <= now and queue:
+                queue.popleft().wake(slots.popleft())
+            if me.slot is None and slots:  # (none left: all went to those before me)
+                await self._sleep(slots[0] - now)
+                woke = True
 
     # -- feedback -------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ local function fmt(x) return string.format('%.17g', x) end
 """
 
 # reserve: ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
-# tolerance, horizon, ttl_ms.  Returns strings {now, first, interval, n, rate ('' none),
+# tolerance, horizon, ttl_ms, idle_after.  Returns strings {now, first, interval, n, rate ('' none),
 # cuts, pause_until}.  Mirrors backend.apply_reserve.
 _RESERVE = (
     _LUA_COMMON
@@ -98,6 +98,7 @@ local successes = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local beta, recover0, doubling = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local tolerance, horizon = tonumber(ARGV[9]), tonumber(ARGV[10])
+local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts')
 local limit = tonumber(f[1])
@@ -135,11 +136,21 @@ if successes > 0 then
   streak = 0
 end
 
--- schedule.restart_if_idle: an idle sender restarts at now, its curve frozen meanwhile
-if tat < now - tolerance then
-  local stalled = now - math.max(math.max(tat, pause_until), origin)
+-- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
+-- one restarts at now, its curve frozen meanwhile (curve.freeze)
+local function freeze(b, e)
+  local stalled = e - math.max(b, origin)
   if stalled > 0 and limit ~= nil then origin = origin + stalled end
-  tat = now
+end
+local lag = now - tat
+if lag > tolerance then
+  if lag < idle_after then
+    freeze(tat, now - tolerance)
+    tat = now - tolerance
+  else
+    freeze(math.max(tat, pause_until), now)
+    tat = now
+  end
 end
 
 -- curve.rate
@@ -164,7 +175,10 @@ if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
 local first, n, interval = math.max(now, pause_until), count, 0
 if rate ~= nil then
   interval = 1 / rate
-  local start = math.max(tat, pause_until, now - tolerance)
+  -- strict (a stated limit decides): late slots catch up one interval at most
+  local tol = tolerance
+  if cap ~= nil and rate == cap then tol = math.min(tolerance, interval) end
+  local start = math.max(tat, pause_until, now - tol)
   n = 1
   if start < now + horizon then
     n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
@@ -528,6 +542,7 @@ class RedisPacingBackend:
                 t.tolerance,
                 t.horizon,
                 round(self.options.ttl * 1000),
+                t.idle_after,
             ],
         )
         rate = _text(raw[4])

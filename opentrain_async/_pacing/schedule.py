@@ -23,25 +23,45 @@ __all__ = ["reserve_slots", "restart_if_idle"]
 
 
 def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
-    """A sender idle for longer than ``tolerance`` restarts the schedule at ``now`` (no
-    burst of the slots it did not use) and its curve is frozen for the idle time (a
-    consumer pause is not probing time).  Called before the rate is read."""
-    if state.tat >= now - tuning.tolerance:
+    """Bring a lagging schedule up to ``now`` before the rate is read.
+
+    A schedule behind by up to ``tolerance`` keeps its slots (they are due).  Behind by
+    more, but less than ``idle_after``, the sender was busy and late (a slow event-loop
+    turn): the schedule catches up by ``tolerance`` at most.  Behind by ``idle_after`` or
+    more, the sender idled (a consumer pause, a slow input): the schedule restarts at
+    ``now`` (no burst) and the curve is frozen for the idle time, which was no probing.
+    """
+    lag = now - state.tat
+    if lag <= tuning.tolerance:
         return state
+    if lag < tuning.idle_after:
+        # Busy but behind: the rate was not what held sends back, so the curve does not
+        # climb for the time lost (a sender limited by its concurrency or its CPU must
+        # not grow a rate it never uses, then burst at it).
+        state = freeze(state, state.tat, now - tuning.tolerance)
+        return attrs.evolve(state, tat=now - tuning.tolerance)
     state = freeze(state, max(state.tat, state.pause_until), now)
     return attrs.evolve(state, tat=now)
 
 
 def reserve_slots(
-    state: PacingState, now: float, interval: float, count: int, tuning: PacingTuning
+    state: PacingState,
+    now: float,
+    interval: float,
+    count: int,
+    tuning: PacingTuning,
+    strict: bool = False,
 ) -> tuple[PacingState, float, int]:
     """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n).
 
-    ``interval`` 0 means unpaced: ``count`` slots at the end of any pause."""
+    ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
+    (pacing at a limit the user stated, which the server must never see exceeded):
+    late slots catch up by one interval at most, so requests never bunch."""
     count = max(1, count)
     if interval <= 0:
         return state, max(now, state.pause_until), count
-    start = max(state.tat, state.pause_until, now - tuning.tolerance)
+    tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
+    start = max(state.tat, state.pause_until, now - tolerance)
     n = 1
     if start < now + tuning.horizon:
         n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from opentrain_async._errors import ConfigurationError
+
 __all__ = ["SAMPLE_BUCKETS", "SAMPLE_SECONDS", "PacingFeedback", "PacingState", "PacingTuning"]
 
 SAMPLE_BUCKETS = 10
@@ -72,14 +74,15 @@ class PacingTuning:
     ``beta``: after a cut the curve restarts at ``beta`` times the learned limit.
     ``recover``: seconds the cubic curve takes to climb back to the limit, after which
     it probes above it.  ``doubling``: seconds per doubling while searching.
-    ``max_pause``: the short whole-client pause on a whole-second (possibly rounded)
-    hint, doubling while 429s come back to back; ``max_hint_pause`` caps the pause a
-    hint makes sure of (a fractional hint whole, a whole-second hint ``h`` for
-    ``h - 1``).  ``tolerance``: how late a slot may be taken and still count as on time
-    (GCRA's burst tolerance: slots missed by timer lateness are released together
-    instead of lost).  ``horizon``: a reservation covers at most the slots due within
-    this many seconds (at least one).  ``initial_window`` and ``slow_start_growth``: the
-    in-flight window before the first 429.
+    ``max_pause``: the short whole-client pause on a one-second (possibly rounded)
+    hint, doubling while 429s come back to back; ``max_hint_pause`` caps the pause on
+    an exact hint or a window's.  ``tolerance``: how late a slot may be taken and
+    still count as on time (GCRA's burst tolerance: slots missed by timer lateness are
+    released together instead of lost).  ``idle_after``: a schedule this far behind
+    means the sender idled: it restarts without a burst, the curve frozen meanwhile.
+    ``horizon``: a reservation covers at most the slots due within this many seconds
+    (at least one).  ``initial_window`` and ``slow_start_growth``: the in-flight
+    window before the first 429.
     """
 
     beta: float = 0.9
@@ -88,6 +91,7 @@ class PacingTuning:
     max_pause: float = 0.05
     max_hint_pause: float = 60.0
     tolerance: float = 0.01
+    idle_after: float = 0.1
     horizon: float = 0.02
     initial_window: int = 4
     slow_start_growth: float = 0.25
@@ -95,15 +99,15 @@ class PacingTuning:
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
         if not 0 < self.beta < 1:
-            raise ValueError("beta must be between 0 and 1 (exclusive)")
+            raise ConfigurationError(f"beta must be between 0 and 1 (exclusive), got {self.beta!r}")
         for name in ("recover", "doubling", "max_pause", "max_hint_pause"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
-        for name in ("tolerance", "horizon"):
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("tolerance", "horizon", "idle_after"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0")
+                raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.initial_window < 1:
-            raise ValueError("initial_window must be >= 1")
+            raise ConfigurationError(f"initial_window must be >= 1, got {self.initial_window!r}")
 
 
 @attrs.frozen
