@@ -200,7 +200,7 @@ async def test_redis_killed_mid_run_and_back_delivers_exactly_once(
         server.token,
         server.base_url,
         max_concurrency=16,
-        pacing_url=redis_server.url + "?retry_every=0.05&budget=0.1",
+        pacing_url=redis_server.url + "?retry_every=0.05&budget=1",
     ) as client:
         report = await client.send_all(items, on_outcome=on_outcome)
         assert report.sent == 300
