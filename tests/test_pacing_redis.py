@@ -189,7 +189,8 @@ async def test_keys_are_hashed_per_token_and_expire(
         await client.pacer.backend.reserve(1)
         await client.close()
     stored = await redis.keys("opentrain:pacing:*")
-    assert len(stored) == 2
+    assert len(stored) == 4  # per token: the state, and the processes sharing it
+    assert sum(key.endswith(":processes") for key in stored) == 2
     for key in stored:
         assert 0 < await redis.pttl(key) <= 600_000
 
@@ -350,3 +351,12 @@ async def test_first_estimate_counts_every_process_successes(
         PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=0.0)
     )
     assert floor.limit == 0.5
+    # Before anyone reported a success: this process's own rate times the processes
+    # that share the key (each reports its successes only now and then).
+    d, e = (RedisPacingBackend(redis, key="first-many") for _ in range(2))
+    await d.reserve(1)
+    slot = await e.reserve(1)
+    many = await e.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=20)
+    )
+    assert many.limit == pytest.approx(40)

@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -85,7 +86,8 @@ local function fmt(x) return string.format('%.17g', x) end
 """
 
 # reserve: ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
-# tolerance, horizon, ttl_ms, idle_after.  Returns strings {now, first, interval, n, rate ('' none),
+# tolerance, horizon, ttl_ms, idle_after, this process's id (KEYS[2]: the processes).
+# Returns strings {now, first, interval, n, rate ('' none),
 # cuts, pause_until}.  Mirrors backend.apply_reserve.
 _RESERVE = (
     _LUA_COMMON
@@ -93,6 +95,11 @@ _RESERVE = (
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+if KEYS[2] then  -- the processes sharing the key, by when they last reserved
+  redis.call('ZADD', KEYS[2], now, ARGV[13])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[11]))
+end
 local count = math.max(1, tonumber(ARGV[3]))
 local successes = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
@@ -199,10 +206,13 @@ return {fmt(now), fmt(first), fmt(interval), n, ratetext, cuts, fmt(pause_until)
 """
 )
 
-# load: the state and TIME, for the optimistic transaction.
+# load: the state, TIME and how many processes reserved within 2 s (KEYS[2], optional),
+# for the optimistic transaction.
 _LOAD = """
 local t = redis.call('TIME')
-return {t[1], t[2], redis.call('HGETALL', KEYS[1])}
+local procs = 0
+if KEYS[2] then procs = redis.call('ZCOUNT', KEYS[2], tonumber(t[1]) - 2, '+inf') end
+return {t[1], t[2], redis.call('HGETALL', KEYS[1]), procs}
 """
 
 # store: ARGV = expected version, ttl_ms, field, value, ...  Writes only if the version
@@ -272,7 +282,7 @@ def _text(value: Any) -> str:
 def pacing_key(api_root: str, token: str) -> str:
     """The Redis key of one (API root, token) pair: a hash, never the token itself."""
     digest = hashlib.sha256(f"{api_root}\n{token}".encode()).hexdigest()[:32]
-    return _KEY_PREFIX + digest
+    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: with ":processes", one cluster slot
 
 
 def redact_url(url: str) -> str:
@@ -375,17 +385,21 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
-def _first_estimate(state: PacingState, now: float, feedback: PacingFeedback) -> PacingFeedback:
+def _first_estimate(
+    state: PacingState, now: float, feedback: PacingFeedback, processes: int
+) -> PacingFeedback:
     """The first 429 starts the search from what got through so far: with many
-    processes, what got through for *all* of them (the successes they reported, per
-    second since the first), not only for the process that happened to see it first,
-    which may have had none yet (the search would start at the 0.5/s floor, and
-    slots reserved at that rate would hold everyone back for seconds)."""
+    processes, what got through for *all* of them, not only for the process that
+    happened to see it first (perhaps with no success yet: the search would start at
+    the 0.5/s floor, and every process's first slot at that rate would hold all of them
+    back for seconds).  The larger of: the successes reported so far, per second since
+    the first; and this process's own rate times the processes sharing the key (each
+    reports its successes only now and then, so the first is late)."""
+    shared = (feedback.local_rate or 0.0) * processes
     active = [i for i, n in enumerate(state.accepted) if n]
-    if not active:
-        return feedback
-    first = state.sample_at - (len(state.accepted) - 1 - active[0]) * SAMPLE_SECONDS
-    shared = sum(state.accepted) / max(now - first, SAMPLE_SECONDS)
+    if active:
+        first = state.sample_at - (len(state.accepted) - 1 - active[0]) * SAMPLE_SECONDS
+        shared = max(shared, sum(state.accepted) / max(now - first, SAMPLE_SECONDS))
     if shared <= (feedback.local_rate or 0.0):
         return feedback
     return attrs.evolve(feedback, local_rate=shared)
@@ -452,6 +466,8 @@ class RedisPacingBackend:
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
+        self._id = secrets.token_hex(8)  # this process (backend) among those sharing the key
+        self._processes = 1  # how many reserved within 2 s, as of the last load
         self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
@@ -529,7 +545,7 @@ class RedisPacingBackend:
         t = self.tuning
         raw = await self._timed(
             self._reserve_script,
-            keys=[self._key()],
+            keys=self._keys(),
             args=[
                 SAMPLE_BUCKETS,
                 SAMPLE_SECONDS,
@@ -543,6 +559,7 @@ class RedisPacingBackend:
                 t.horizon,
                 round(self.options.ttl * 1000),
                 t.idle_after,
+                self._id,
             ],
         )
         rate = _text(raw[4])
@@ -555,6 +572,10 @@ class RedisPacingBackend:
             cuts=int(raw[5]),
             pause_until=float(_text(raw[6])),
         )
+
+    def _keys(self) -> list[str]:
+        key = self._key()
+        return [key, key + ":processes"]
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
         """One round trip, within the budget (a slower Redis counts as unreachable).
@@ -570,12 +591,13 @@ class RedisPacingBackend:
         return result
 
     async def _load(self) -> tuple[PacingState, float, str]:
-        raw = await self._timed(self._load_script, keys=[self._key()], args=[])
+        raw = await self._timed(self._load_script, keys=self._keys(), args=[])
         now = int(raw[0]) + int(raw[1]) / 1e6
         flat = [_text(x) for x in raw[2]]
         fields = dict(zip(flat[::2], flat[1::2], strict=False))
         state = decode_state(fields)
         self._last = (state, now, self._clock())
+        self._processes = max(int(raw[3]), 1) if len(raw) > 3 else 1
         return state, now, fields.get(_VERSION, "0")
 
     async def _report(self, feedback: PacingFeedback, cap: float | None) -> PacingState:
@@ -603,7 +625,7 @@ class RedisPacingBackend:
             for queued in batch:
                 feedback = queued.feedback
                 if new.limit is None and feedback.throttled:
-                    feedback = _first_estimate(new, now, feedback)
+                    feedback = _first_estimate(new, now, feedback, self._processes)
                 new = apply_report(new, now, feedback, queued.cap, self.tuning)
             args: list[Any] = [version, round(self.options.ttl * 1000)]
             for name, value in encode_state(new).items():
