@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
@@ -21,9 +23,10 @@ from typing import Any
 import aiohttp
 import attrs
 import cattrs
+from multidict import CIMultiDict
 from yarl import URL
 
-from ._bulk import BulkReport, BulkSend, SendOutcome, run_batch
+from ._bulk import BulkReport, BulkSend, SendOutcome, refuse_if_closing, run_batch
 from ._config import resolve_settings, without_userinfo
 from ._errors import (
     APIConnectionError,
@@ -136,6 +139,10 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be >= 1")
+        if rate_limit is not None and not rate_limit > 0:  # NaN too
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes
@@ -285,6 +292,8 @@ class OpenTrainClient(ReadMixin):
             await semaphore.acquire()
             self.in_flight += 1
             try:
+                if method != "GET":  # a send_many loop that was left starts no new send
+                    refuse_if_closing()
                 self.stats.requests += 1
                 sent_at = self._clock() if debug else 0.0
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
@@ -322,7 +331,7 @@ class OpenTrainClient(ReadMixin):
                 )
             except aiohttp.ClientError as exc:
                 failure = APIConnectionError(
-                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                    f"{method} {path}: connection failed: {_described(exc, self._settings.token)}"
                 )
             finally:
                 self.in_flight -= 1
@@ -349,7 +358,9 @@ class OpenTrainClient(ReadMixin):
             raise UnexpectedResponseError(
                 f"HTTP {status} with a body that is not JSON",
                 status=status,
-                request_id=headers.get("X-Request-Id"),
+                request_id=_without_secret(self._settings.token, None, headers)[1].get(
+                    "X-Request-Id"
+                ),
                 method=method,
                 path=path,
             )
@@ -366,6 +377,7 @@ class OpenTrainClient(ReadMixin):
         self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
     ) -> APIError:
         """The typed error for an answer that is not a readable 2xx."""
+        raw, headers = _without_secret(self._settings.token, raw, headers)
         request_id = headers.get("X-Request-Id")
         if 300 <= status < 400:
             location = without_userinfo(headers.get("Location", ""))[:300]
@@ -481,6 +493,7 @@ class OpenTrainClient(ReadMixin):
         *,
         concurrency: int | None = None,
         reconcile: bool = True,
+        grace: float = 5.0,
     ) -> BulkSend:
         """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
 
@@ -490,13 +503,17 @@ class OpenTrainClient(ReadMixin):
         in completion order; ``outcome.index`` is the input position.  ``concurrency``
         (default: ``max_concurrency``) bounds inputs in progress; the client's
         semaphore still bounds requests on the wire and its pacer the rate.  Unknown
-        outcomes are reconciled by read-back unless ``reconcile=False``.
+        outcomes are reconciled by read-back unless ``reconcile=False``.  Leaving the
+        loop early (``break`` or an exception under ``async with``, or ``aclose()``)
+        starts no new send and gives sends on the wire ``grace`` seconds to finish; the
+        outcomes the loop did not see are then in ``.unreported``.
         """
         return BulkSend(
             self,
             items,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
+            grace=grace,
         )
 
     async def send_all(
@@ -654,6 +671,37 @@ async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) ->
         chunks.append(chunk)
         size += len(chunk)
     return None
+
+
+_RAW_BYTES = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
+
+
+def _described(error: aiohttp.ClientError, secret: str) -> str:
+    """aiohttp's error as text, without the answer bytes its parser quotes (``b'...'``).
+
+    A malformed status line or header may echo the request (the token, perhaps cut
+    short), so the quoted bytes are left out and the token is masked.
+    """
+    text = _RAW_BYTES.sub("b'...'", f"{type(error).__name__}: {error}")
+    return text.replace(secret, "***")
+
+
+def _without_secret(
+    secret: str, raw: bytes | None, headers: Mapping[str, str]
+) -> tuple[bytes | None, Mapping[str, str]]:
+    """An answer's body and headers with every echo of ``secret`` replaced by ``***``.
+
+    Proxies and debug pages echo request headers back (``Authorization`` included); what
+    the server says goes into exceptions, logs and CLI output, so the token must not.
+    """
+    if raw is not None:
+        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+            raw = raw.replace(form.encode(), b"***")
+    if any(secret in value for value in headers.values()):
+        headers = CIMultiDict(
+            (name, value.replace(secret, "***")) for name, value in headers.items()
+        )
+    return raw, headers
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:

@@ -16,6 +16,7 @@
      ├── APIConnectionError                        the request got no answer
      │    └── APITimeoutError
      ├── DeliveryUnknownError                      a send may or may not have been delivered
+     ├── NotAttemptedError                         bulk: never sent, the job was stopped
      └── WebhookVerificationError                  a webhook signature did not verify
 
 Responses are parsed once, when the exception is built, so retry code reads
@@ -41,6 +42,7 @@ __all__ = [
     "DeliveryUnknownError",
     "InternalServerError",
     "InvalidRequestError",
+    "NotAttemptedError",
     "NotFoundError",
     "OpenTrainError",
     "PermissionDeniedError",
@@ -221,6 +223,17 @@ class DeliveryUnknownError(OpenTrainError):
         self.cause = cause
         self.conversation_id = conversation_id
         self.started_at = started_at
+
+
+class NotAttemptedError(OpenTrainError):
+    """Bulk: this input was never sent, because an earlier send showed that every send
+    of this token would fail (401, or a 403 about the account or token such as a
+    missing scope or an unclaimed account; ``cause`` is that error), or because the
+    loop over ``send_many`` was left before its send started (``cause`` is None)."""
+
+    def __init__(self, message: str, *, cause: OpenTrainError | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class WebhookVerificationError(OpenTrainError):

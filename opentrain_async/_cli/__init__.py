@@ -1,7 +1,8 @@
 """The ``opentrain-async`` command line (also ``python -m opentrain_async``).
 
-Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with
-``--journal``) and ``demo`` (a bulk job against the embedded fake server).  The token
+Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with its
+journal, in a file or on Redis), ``journal show|export`` (what a job's journal says) and
+``demo`` (a bulk job against the embedded fake server).  The token
 is never a flag: it comes from ``OT_API_TOKEN``/``OPENTRAIN_API_TOKEN`` or the official
 CLI's config file, exactly as the client resolves it.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import io
 import logging
 import sys
 from collections.abc import Sequence
@@ -46,11 +47,20 @@ from ._job import (
     dry_run,
     run_job,
 )
+from ._journal_redis import (
+    JournalLostError,
+    JournalUnavailableError,
+    RedisJournalStore,
+    RedisJournalURL,
+    is_redis_url,
+)
+from ._read import print_json, terminal_safe
 
 __all__ = ["main"]
 
 PROG = "opentrain-async"
 _MAX_PAGE_SIZE = 100
+_MAX_CONCURRENCY = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +86,15 @@ def _page_size(text: str) -> int:
     value = _positive_int(text)
     if value > _MAX_PAGE_SIZE:
         raise argparse.ArgumentTypeError(f"must be at most {_MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    """``--concurrency``: 1-1,000 (each is a task and a socket; a typo of 3,000,000 would
+    exhaust memory and file descriptors before the first send)."""
+    value = _positive_int(text)
+    if value > _MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_CONCURRENCY:,}, got {value:,}")
     return value
 
 
@@ -141,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", metavar="FILE")
     bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
     bulk.add_argument(
-        "--concurrency", type=_positive_int, default=16, help="requests on the wire (16)"
+        "--concurrency", type=_concurrency, default=16, help="requests on the wire, 1-1000 (16)"
     )
     bulk.add_argument(
         "--rate",
@@ -150,10 +169,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--journal",
-        type=Path,
-        metavar="PATH",
-        help="crash-safe progress file: rerun with the same PATH to resume",
+        metavar="PATH|URL",
+        help="crash-safe progress file (default: one per input file under "
+        "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
+        "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
     )
+    bulk.add_argument(
+        "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
+    )
+    bulk.add_argument(
+        "--allow-changed",
+        action="store_true",
+        help="send inputs whose key was sent before with other content (default: refuse)",
+    )
+    bulk.add_argument(
+        "--reuse-journal",
+        action="store_true",
+        help="use a journal written for another input path or API (a moved job file)",
+    )
+    bulk.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="write every input not delivered to FILE (input format, plus line and reason)",
+    )
+    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
@@ -193,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
 
+    from ._journal_cmd import add_journal_parser
+
+    add_journal_parser(commands, common)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -207,20 +251,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    # One line whatever the server said: its text may hold newlines or escape sequences.
+    print(f"{PROG}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
     return code
+
+
+class _TerminalSafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they quote what the server said."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def _setup_logging(verbose: int) -> None:
     if not verbose:
         logging.getLogger("opentrain_async").setLevel(logging.WARNING)
-        logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-        return
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        level, fmt = logging.WARNING, f"{PROG}: %(message)s"
+    else:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalSafeFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _read_stdin() -> str:
@@ -233,8 +285,9 @@ def _read_stdin() -> str:
 def _show_message(message: Message, out: TextIO) -> None:
     preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
     created = converter.unstructure(message.created_at)
-    print(f"sent {message.id} to {message.conversation_id} at {created}", file=out)
-    print(f"  {preview}", file=out)
+    sent = f"sent {message.id} to {message.conversation_id} at {created}"
+    print(terminal_safe(sent), file=out)
+    print(f"  {terminal_safe(preview)}", file=out)
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
@@ -264,17 +317,27 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
-        print(json.dumps(converter.unstructure(message), ensure_ascii=False))
+        print_json(message, sys.stdout)
     else:
         _show_message(message, sys.stdout)
     return EXIT_OK
 
 
 def _job_options(args: argparse.Namespace) -> JobOptions:
+    redis_url = args.journal is not None and is_redis_url(args.journal)
     return JobOptions(
         concurrency=args.concurrency,
         rate=args.rate,
-        journal=args.journal,
+        journal=Path(args.journal) if args.journal is not None and not redis_url else None,
+        # --dry-run only reads the job: it takes no lease, so it works while a run goes on.
+        journal_store=RedisJournalStore(RedisJournalURL.parse(args.journal), read_only=args.dry_run)
+        if redis_url
+        else None,
+        no_journal=args.no_journal,
+        allow_changed=args.allow_changed,
+        reuse_journal=args.reuse_journal,
+        failures=args.failures,
+        grace=args.grace,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         strict=args.strict,
@@ -291,7 +354,7 @@ async def _bulk(args: argparse.Namespace) -> int:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
     if options.dry_run:
-        return dry_run(source, options, sys.stdout, sys.stderr)
+        return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
     return await run_job(source, options, settings)
 
@@ -302,6 +365,10 @@ async def _main(args: argparse.Namespace) -> int:
         return await _send(args, settings)
     if args.command == "bulk":
         return await _bulk(args)
+    if args.command == "journal":
+        from ._journal_cmd import journal_command
+
+        return await journal_command(args, sys.stdout)
     if args.command in ("conversations", "messages"):
         from ._read import list_conversations, show_messages
 
@@ -315,6 +382,11 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text from the server may hold lone surrogates (JSON "\\ud800"), which UTF-8
+        # cannot encode: print them escaped rather than die with a traceback.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
@@ -323,14 +395,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_START)
     except StartError as exc:
         return _fail(str(exc), EXIT_START)
+    except JournalUnavailableError as exc:  # Redis unreachable before any send
+        return _fail(str(exc), EXIT_START)
+    except JournalLostError as exc:  # mid-run: stopped sending, says how to resume
+        return _fail(str(exc), EXIT_FAILED)
     except (InputError, JournalError, InvalidRequestError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail(
-            "interrupted; sends in progress are recorded as started in the journal (if any): "
-            "rerun with the same --journal to resume",
-            130,
-        )
+        return _fail("interrupted", 130)
     except AuthenticationError as exc:
         return _fail(f"authentication failed: {exc}", EXIT_START)
     except APIConnectionError as exc:

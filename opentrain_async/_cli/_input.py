@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +48,10 @@ class Line:
     number: int
     message: OutgoingMessage | None = None
     problem: str | None = None
+    record: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    """The fields as read (for ``--failures``), when the line parsed as a record."""
+    raw: str | None = attrs.field(default=None, eq=False, repr=False)
+    """The line's text, when it did not parse at all."""
 
 
 def detect_format(name: str, head: str) -> Format:
@@ -64,6 +70,10 @@ class JobSource:
 
     def __init__(self, name: str, *, fmt: Format | None = None, stdin_text: str | None = None):
         self.name = name
+        if stdin_text is None:
+            stdin_text = _read_if_not_a_file(name)
+        # stdin or a pipe: read once, and its name means nothing to the next run
+        self.is_stdin = stdin_text is not None
         self._text = stdin_text
         if stdin_text is None:
             path = Path(name)
@@ -103,17 +113,43 @@ class JobSource:
                 raise InputError(f"{self.name}: not UTF-8 text") from None
 
 
+def _read_if_not_a_file(name: str) -> str | None:
+    """The whole text of a pipe (``<(cmd)``, ``/dev/stdin``), which can be read only once;
+    None for a regular file (read lazily, as often as needed).
+
+    A job is read more than once (validation, then sending): a pipe reopened after the
+    first pass would yield only what that pass left unread, silently losing inputs.
+    Devices (``/dev/zero``) are refused: they never end.
+    """
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return None  # reported when it is opened
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        raise InputError(f"{name}: not a regular file or a pipe (a device?)")
+    try:
+        with open(name, "rb") as handle:
+            return handle.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
 def _check(number: int, record: dict[str, Any]) -> Line:
     missing = [f for f in _FIELDS if record.get(f) is None]
     if missing:
-        return Line(number, problem="missing field " + ", ".join(repr(f) for f in missing))
+        problem = "missing field " + ", ".join(repr(f) for f in missing)
+        return Line(number, problem=problem, record=record)
     try:
         message = normalize_item(record)
     except InvalidRequestError as exc:
-        return Line(number, problem=str(exc))
+        return Line(number, problem=str(exc), record=record)
     if message.key is not None and not message.key.strip():
         message = attrs.evolve(message, key=None)
-    return Line(number, message=message)
+    return Line(number, message=message, record=record)
 
 
 def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
@@ -123,10 +159,11 @@ def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
         try:
             record = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            yield Line(number, problem=f"invalid JSON ({exc})")
+            yield Line(number, problem=f"invalid JSON ({exc})", raw=text.rstrip("\r\n"))
             continue
         if not isinstance(record, dict):
-            yield Line(number, problem=f"expected a JSON object, got {type(record).__name__}")
+            problem = f"expected a JSON object, got {type(record).__name__}"
+            yield Line(number, problem=problem, raw=text.rstrip("\r\n"))
             continue
         if "key" in record and record["key"] is not None and not isinstance(record["key"], str):
             record["key"] = str(record["key"])
@@ -147,6 +184,9 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
             f"{name}: CSV header must name conversationId and content (optionally key); "
             f"missing {', '.join(absent)}"
         )
+    repeated = [f for f in (*_FIELDS, "key") if headers.count(f) > 1]
+    if repeated:  # csv.DictReader would silently keep the last column of each
+        raise InputError(f"{name}: CSV header names {', '.join(repeated)} more than once")
     start = reader.line_num + 1
     while True:
         try:
@@ -154,14 +194,15 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Line(start, problem=f"bad CSV ({exc})")
+            yield Line(start, problem=f"bad CSV ({exc})", raw="")
             start = reader.line_num + 1
             continue
         number, start = start, reader.line_num + 1
-        if None in row:
-            yield Line(number, problem="more fields than the header names")
-            continue
         record: dict[str, Any] = {k: v for k, v in row.items() if v is not None}
+        if None in row:
+            record["extra"] = record.pop(None)  # type: ignore[call-overload]
+            yield Line(number, problem="more fields than the header names", record=record)
+            continue
         if not record.get("key"):
             record.pop("key", None)
         yield _check(number, record)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import unicodedata
 from collections import OrderedDict
 from typing import Any, TextIO
 
@@ -20,13 +22,27 @@ from opentrain_async._config import Settings
 from opentrain_async._models import Message, converter
 from opentrain_async._read_models import Conversation
 
-__all__ = ["list_conversations", "show_messages"]
+__all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
 
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters and lone surrogates shown escaped (``\\x1b``).
+
+    What a server or another participant wrote must not move the cursor, retitle or
+    clear the terminal, or forge output lines when the CLI prints it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ascii(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cs") else char for char in text
+    )
 
 
 def _line(text: str, width: int = 80) -> str:
-    text = " ".join(text.split())
+    text = terminal_safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -34,8 +50,10 @@ def _timestamp(value: Any) -> str:
     return str(converter.unstructure(value)) if value is not None else "-"
 
 
-def _print_json(obj: Any, out: TextIO) -> None:
-    print(json.dumps(converter.unstructure(obj), ensure_ascii=False), file=out, flush=True)
+def print_json(obj: Any, out: TextIO) -> None:
+    """One JSON line; C1 controls and DEL escaped too (json escapes only C0 ones)."""
+    text = json.dumps(converter.unstructure(obj), ensure_ascii=False)
+    print(_C1.sub(lambda char: f"\\u{ord(char.group()):04x}", text), file=out, flush=True)
 
 
 def _print_conversation(conv: Conversation, out: TextIO) -> None:
@@ -43,10 +61,10 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
     preview = ""
     if last is not None:
         who = "you" if last.is_from_viewer else (last.sender_user_id or "them")
-        preview = f"  {who}: {_line(last.content, 60)}"
+        preview = f"  {terminal_safe(who)}: {_line(last.content, 60)}"
     print(
-        f"{conv.id}  {conv.bucket or '-':<8} unread {conv.unread_count:<3} "
-        f"updated {_timestamp(conv.updated_at)}{preview}",
+        f"{terminal_safe(conv.id)}  {terminal_safe(conv.bucket or '-'):<8} "
+        f"unread {conv.unread_count:<3} updated {_timestamp(conv.updated_at)}{preview}",
         file=out,
         flush=True,
     )
@@ -55,7 +73,8 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
 def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
-        f"{_timestamp(message.created_at)}  {message.id}  {who}: {_line(message.content, 200)}",
+        f"{_timestamp(message.created_at)}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
+        f"{_line(message.content, 200)}",
         file=out,
         flush=True,
     )
@@ -71,7 +90,7 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
             for conv in page.conversations:
                 if args.max is not None and shown >= args.max:
                     return 0
-                _print_json(conv, out) if args.json else _print_conversation(conv, out)
+                print_json(conv, out) if args.json else _print_conversation(conv, out)
                 shown += 1
     return 0
 
@@ -92,7 +111,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
                 seen.popitem(last=False)
             if args.max is not None and shown >= args.max:
                 return False
-            _print_json(message, out) if args.json else _print_message(message, out)
+            print_json(message, out) if args.json else _print_message(message, out)
             shown += 1
         return True
 
