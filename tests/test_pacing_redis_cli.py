@@ -37,11 +37,18 @@ async def test_two_bulk_processes_share_the_limit(
     ]
     env = cli_env(server, tmp_path)
     a = await start_cli(
-        "bulk", str(jobs[0]), "--rate", "90", "--json", "--pacing-url", redis_server.url, env=env
+        "bulk",
+        str(jobs[0]),
+        "--rate",
+        "90",
+        "--json",
+        "--pacing-url",
+        redis_server.url + "?budget=5",
+        env=env,
     )
     b = await start_cli(
         "bulk", str(jobs[1]), "--rate", "90", "--json",
-        env={**env, "OT_PACING_URL": redis_server.url},
+        env={**env, "OT_PACING_URL": redis_server.url + "?budget=5"},
     )  # fmt: skip
     outs = [await p.communicate() for p in (a, b)]
     assert [p.returncode for p in (a, b)] == [0, 0], [o[1].decode() for o in outs]
