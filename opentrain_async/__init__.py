@@ -29,7 +29,16 @@ from ._errors import (
 )
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
 from ._models import Message, OutgoingMessage
-from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
+from ._pacing import (
+    InMemoryPacingBackend,
+    Pacer,
+    PacingBackend,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+    Reservation,
+)
+from ._pacing.redis_backend import RedisPacingBackend, RedisPacingOptions
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -83,7 +92,7 @@ __all__ = [
     "Direction",
     "Event",
     "EventPage",
-    "InMemoryPacingStore",
+    "InMemoryPacingBackend",
     "InternalServerError",
     "InvalidRequestError",
     "JSONFileCursorStore",
@@ -98,14 +107,19 @@ __all__ = [
     "OpenTrainError",
     "OutgoingMessage",
     "Pacer",
+    "PacingBackend",
+    "PacingFeedback",
     "PacingState",
-    "PacingStore",
+    "PacingTuning",
     "PermissionDeniedError",
     "Preflight",
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
     "RedirectError",
+    "RedisPacingBackend",
+    "RedisPacingOptions",
+    "Reservation",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

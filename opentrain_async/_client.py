@@ -44,7 +44,8 @@ from ._errors import (
 from ._json import json_dumps, json_loads
 from ._models import Message
 from ._models import structure_message_hook as _structure_message
-from ._pacing import Pacer, PacingStore
+from ._pacing import Pacer, PacingBackend
+from ._pacing.redis_backend import RedisPacingBackend, client_backend
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
@@ -80,6 +81,8 @@ class ClientStats:
     """429 answers received."""
     retries: int = 0
     """Waits taken before a retry."""
+    pacing_fallbacks: int = 0
+    """Times the shared pacing store (Redis) was unreachable and the client paced itself."""
 
 
 class OpenTrainClient(ReadMixin):
@@ -100,6 +103,12 @@ class OpenTrainClient(ReadMixin):
     ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
     is not read (a typed error instead).
 
+    ``pacing_url="redis://host:6379/0"`` (else ``$OT_PACING_URL``; ``""`` for none)
+    shares one learned limit with every process sending with this token, in Redis; it
+    fails open (local pacing, counted in ``stats.pacing_fallbacks``) unless
+    ``pacing_fail_closed=True``.  Holding a ``redis.asyncio.Redis`` already, pass
+    ``pacing_backend=RedisPacingBackend(redis)`` instead.
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -119,7 +128,9 @@ class OpenTrainClient(ReadMixin):
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
-        pacing_store: PacingStore | None = None,
+        pacing_backend: PacingBackend | None = None,
+        pacing_url: str | None = None,
+        pacing_fail_closed: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
         reconcile_delay: float = 1.0,
@@ -155,8 +166,21 @@ class OpenTrainClient(ReadMixin):
         self._retry = retry_policy or RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
         )
+        self.stats = ClientStats()
+        pacing_backend = client_backend(
+            pacer_given=pacer is not None,
+            backend=pacing_backend,
+            pacing_url=pacing_url,
+            fail_closed=pacing_fail_closed,
+            env=self._env,
+            api_root=self._root,
+            token=self._settings.token,
+            on_fallback=self._count_pacing_fallback,
+            clock=clock,
+            sleep=sleep,
+        )
         self._pacer = pacer or Pacer(
-            rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
+            rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep
         )
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -187,7 +211,6 @@ class OpenTrainClient(ReadMixin):
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._claimed = ClaimedIds()
-        self.stats = ClientStats()
         self.in_flight = 0
         """Requests on the wire right now."""
 
@@ -206,6 +229,9 @@ class OpenTrainClient(ReadMixin):
     def pacer(self) -> Pacer:
         """The rate control shared by every request of this client."""
         return self._pacer
+
+    def _count_pacing_fallback(self) -> None:
+        self.stats.pacing_fallbacks += 1
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -230,6 +256,8 @@ class OpenTrainClient(ReadMixin):
     async def close(self) -> None:
         """Close the session if this client created it; the client cannot send after."""
         self._closed = True
+        if isinstance(self._pacer.backend, RedisPacingBackend):
+            await self._pacer.backend.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -267,10 +295,13 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        pacer = self._pacer
-        admitted = pacer.try_acquire()
-        if admitted is None:
-            admitted = await pacer.acquire()
+        # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
+        # resume's settling) would otherwise inflate the first estimate of the rate.
+        pacer = self._pacer if method != "GET" else None
+        admitted = 0.0
+        if pacer is not None:
+            fast = pacer.try_acquire()
+            admitted = fast if fast is not None else await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = URL(self._root + path)
@@ -334,17 +365,20 @@ class OpenTrainClient(ReadMixin):
                 self.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise
         if failure is not None:
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise failure
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
         if raw is not None and 200 <= status < 300:
-            pacer.on_success(admitted)
+            if pacer is not None:
+                pacer.on_success(admitted)
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -361,8 +395,9 @@ class OpenTrainClient(ReadMixin):
         error = self._error(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
-            pacer.on_throttle(admitted, error.retry_after)
-        else:
+            if pacer is not None:
+                await pacer.on_throttle(admitted, error.retry_after)
+        elif pacer is not None:
             pacer.on_error(admitted)
         raise error
 
