@@ -301,33 +301,66 @@ def _action(item: _Input, state: JournalState, options: JobOptions) -> Action:
     return Action.SKIP_FAILED
 
 
+def _by_digest(state: JournalState) -> dict[str, list[str]]:
+    """Identities the journal has as delivered (or maybe delivered), by content hash."""
+    found: dict[str, list[str]] = {}
+    for ident, progress in state.inputs.items():
+        if progress.sha256 is not None and (
+            progress.ok or progress.open or progress.kind == "delivery_unknown"
+        ):
+            found.setdefault(progress.sha256, []).append(ident)
+    return found
+
+
 def _plan(source: JobSource, state: JournalState, options: JobOptions) -> _Plan:
     plan = _Plan()
+    by_digest = _by_digest(state)
+    seen: set[str] = set()
+    unrecorded: list[_Input] = []
     for entry in _inputs(source):
         plan.inputs += 1
         if not isinstance(entry, _Input):
             line, problem = entry
             plan.bad[line.number] = problem
             continue
-        action = _action(entry, state, options)
-        plan.actions[action] += 1
-        if action is Action.RECONCILE:
-            plan.to_settle.append(entry)
-        elif action is Action.CHANGED:
-            plan.changed.append(entry)
-        elif action is Action.SKIP_FAILED:
-            progress = state.inputs[entry.ident]
-            plan.earlier_failures.append(
-                Failure(
-                    entry.line.number,
-                    progress.kind or "error",
-                    progress.error or "",
-                    entry.message.key,
-                    entry.message.conversation_id,
-                    earlier=True,
-                )
-            )
+        if entry.ident in state.inputs:
+            seen.add(entry.ident)
+        elif entry.digest in by_digest:
+            unrecorded.append(entry)  # a key added or removed? decided once all are seen
+            continue
+        _plan_one(plan, entry, state, options)
+    for entry in unrecorded:
+        # The same message (conversation, content) recorded under an identity no line
+        # has any more: a key was added to the line, or removed from it.  It is that
+        # input, not a new one (adding keys to a half-sent job must not resend it).
+        olds = [i for i in by_digest[entry.digest] if i not in seen]
+        if olds:
+            seen.add(olds[0])
+            state.inputs[entry.ident] = state.inputs[olds[0]]
+        _plan_one(plan, entry, state, options)
     return plan
+
+
+def _plan_one(plan: _Plan, entry: _Input, state: JournalState, options: JobOptions) -> None:
+    """Decide one input's action and note it in ``plan``."""
+    action = _action(entry, state, options)
+    plan.actions[action] += 1
+    if action is Action.RECONCILE:
+        plan.to_settle.append(entry)
+    elif action is Action.CHANGED:
+        plan.changed.append(entry)
+    elif action is Action.SKIP_FAILED:
+        progress = state.inputs[entry.ident]
+        plan.earlier_failures.append(
+            Failure(
+                entry.line.number,
+                progress.kind or "error",
+                progress.error or "",
+                entry.message.key,
+                entry.message.conversation_id,
+                earlier=True,
+            )
+        )
 
 
 def _refuse_changed(plan: _Plan, journal: str) -> None:
