@@ -3,11 +3,12 @@ runs that the journal's identities did not survive.  Every test runs the real CL
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, write_jsonl
+from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
 
 
 def _records(conv: str, n: int, *, keys: bool = False) -> list[dict[str, str]]:
@@ -41,3 +42,44 @@ async def test_adding_then_removing_keys_sends_nothing_again(
     assert server.stats()["sends"] == 11
     contents = sorted(m["content"] for m in server.messages(conv))
     assert contents == sorted([f"notice {i}" for i in range(10)] + ["notice 3"])
+
+
+async def test_moved_renamed_or_converted_job_file_is_not_sent_again(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """The default journal is per path: a delivered job moved to another directory,
+    renamed, or converted to CSV was a new job and sent everything again.  Now the run
+    (and --dry-run) refuses, naming the journal that has them; resuming that journal
+    with --reuse-journal sends nothing; an explicit new --journal is a new job."""
+    conv = server.add_conversation()
+    records = _records(conv, 10)
+    job = write_jsonl(tmp_path / "job.jsonl", records)
+    env = cli_env(server, tmp_path)
+    first = await run_cli("bulk", str(job), "--json", env=env)
+    assert first.code == 0, first.err
+    journal = first.json()["journal"]
+    (tmp_path / "done").mkdir()
+    moved = job.rename(tmp_path / "done" / "batch-7.jsonl")
+    converted = tmp_path / "job.csv"
+    with converted.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["conversationId", "content"])
+        writer.writeheader()
+        writer.writerows(records)
+    for again in (moved, converted):
+        for extra in ((), ("--dry-run",)):
+            refused = await run_cli("bulk", str(again), *extra, env=env)
+            assert refused.code == 2, refused.err
+            assert_one_line_error(refused)
+            assert "10 of these inputs were already sent" in refused.err
+            assert journal in refused.err
+    assert server.stats()["sends"] == 10
+    resumed = await run_cli(
+        "bulk", str(moved), "--journal", journal, "--reuse-journal", "--json", env=env
+    )
+    assert resumed.code == 0, resumed.err
+    assert (resumed.json()["sent"], resumed.json()["skipped"]["delivered"]) == (0, 10)
+    fresh = await run_cli(
+        "bulk", str(converted), "--journal", str(tmp_path / "new.journal"), "--json", env=env
+    )
+    assert (fresh.code, fresh.json()["sent"]) == (0, 10)
+    assert server.stats()["sends"] == 20

@@ -390,6 +390,41 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
 
 
+async def _refuse_moved_job(source: JobSource, options: JobOptions) -> None:
+    """A file about to get a new default journal, whose inputs another default journal
+    already delivered (the file was moved, renamed or converted to CSV): exit 2 naming
+    that journal, rather than send them all again.  An explicit ``--journal`` says
+    "this is a job of its own" and skips the check."""
+    if options.journal is not None or options.journal_store is not None:
+        return
+    path = _journal_path(source, options)
+    if path is None or path.exists() or not path.parent.is_dir():
+        return
+    others = sorted(p for p in path.parent.glob("*.journal") if p != path)
+    if not others:
+        return
+    mine = {e.ident: e.digest for e in _inputs(source) if isinstance(e, _Input)}
+    for other in others:
+        try:
+            state = await load_journal(FileJournalStore(other, read_only=True))
+        except (JournalError, OSError):
+            continue  # not ours, or unreadable: it says nothing about this job
+        sent = sum(
+            1
+            for ident, progress in state.inputs.items()
+            if mine.get(ident) == progress.sha256 and (progress.ok or progress.open)
+        )
+        if not sent:
+            continue
+        was = (state.header or {}).get("input") or {}
+        raise JournalError(
+            f"{sent:,} of these inputs were already sent by the job of {was.get('path')} "
+            f"(journal {other}): was this file moved, renamed or converted? Nothing was "
+            f"sent. Resume that job with --journal {other} --reuse-journal, or pass "
+            "--journal with a new path to send everything as a new job"
+        )
+
+
 def _journal_store(source: JobSource, options: JobOptions) -> JournalStore | None:
     if options.journal_store is not None and not options.no_journal:
         return options.journal_store
@@ -901,6 +936,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     if store is None and path is not None:
         store = FileJournalStore(path, read_only=True)
     state = JournalState()
+    await _refuse_moved_job(source, options)
     if store is not None:
         state = await load_journal(store)
     plan = _plan(source, state, options)
@@ -981,6 +1017,7 @@ async def execute(
             raise InputError(
                 f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
             )
+    await _refuse_moved_job(source, options)
     runner = _Runner(source, options, settings, err)
     with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
         if preflight:  # before the journal: a server that is not the API is exit 3, first
