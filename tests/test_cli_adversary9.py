@@ -4,6 +4,7 @@ runs that the journal's identities did not survive.  Every test runs the real CL
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain
@@ -83,3 +84,40 @@ async def test_moved_renamed_or_converted_job_file_is_not_sent_again(
     )
     assert (fresh.code, fresh.json()["sent"]) == (0, 10)
     assert server.stats()["sends"] == 20
+
+
+def _lie(message_id: str, conversation_id: str, content: str) -> str:
+    """A 201 answer for a message the server did not store."""
+    at = "2026-11-25T12:00:00.000Z"
+    message = {
+        "id": message_id,
+        "conversationId": conversation_id,
+        "createdAt": at,
+        "updatedAt": at,
+        "isFromViewer": True,
+        "content": content,
+    }
+    return json.dumps({"ok": True, "message": message})
+
+
+async def test_a_201_for_another_conversation_or_a_reused_id_is_not_taken_as_delivered(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """A server (or proxy cache) that lies: 201 with a message of another conversation,
+    then 201 with the id it gave an earlier input, and nothing stored either time.  Both
+    were journaled as delivered (exit 0, 2 of 3 messages lost).  Now such an answer is
+    an unknown outcome: read back, not found, sent: every message once."""
+    conv, other = server.add_conversation(), server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 3))
+    env = cli_env(server, tmp_path)
+    first = await run_cli("bulk", str(job), "--concurrency", "1", "--json", env=env)
+    assert first.code == 0, first.err
+    job = write_jsonl(tmp_path / "job.jsonl", [*_records(conv, 3), *_records(conv, 5)[3:]])
+    server.fail_next(1, status=201, body=_lie("msg_777777", other, "notice 3"))
+    reused = server.messages(conv)[0]["id"]
+    server.fail_next(1, status=201, body=_lie(reused, conv, "notice 4"))
+    again = await run_cli("bulk", str(job), "--concurrency", "1", "--json", env=env)
+    assert again.code == 0, again.err
+    contents = sorted(m["content"] for m in server.messages(conv))
+    assert contents == [f"notice {i}" for i in range(5)]
+    assert server.messages(other) == []
