@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
 
@@ -71,7 +71,7 @@ async def test_moved_renamed_or_converted_job_file_is_not_sent_again(
             refused = await run_cli("bulk", str(again), *extra, env=env)
             assert refused.code == 2, refused.err
             assert_one_line_error(refused)
-            assert "10 of these inputs were already sent" in refused.err
+            assert "10 of these inputs were already sent (or may have been" in refused.err
             assert journal in refused.err
     assert server.stats()["sends"] == 10
     resumed = await run_cli(
@@ -121,3 +121,39 @@ async def test_a_201_for_another_conversation_or_a_reused_id_is_not_taken_as_del
     contents = sorted(m["content"] for m in server.messages(conv))
     assert contents == [f"notice {i}" for i in range(5)]
     assert server.messages(other) == []
+
+
+async def test_failures_file_fed_back_does_not_resend_an_unknown_outcome(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """--failures lists unknown outcomes too, and the docs say to fix the rows and feed
+    the file back: a new file, a new default journal, and the message that may well have
+    been delivered was sent again.  Now that run refuses (exit 2) naming the journal; the
+    refused row alone, fed back, is sent."""
+    conv = server.add_conversation()
+    hidden = server.add_conversation(readable=False)  # read-back cannot settle it
+    records = [
+        {"conversationId": hidden, "content": "maybe delivered"},
+        {"conversationId": "conv_9999", "content": "wrong conversation"},
+        {"conversationId": conv, "content": "fine"},
+    ]
+    job = write_jsonl(tmp_path / "job.jsonl", records)
+    env = cli_env(server, tmp_path)
+    server.inject_fault(Fault.RESET_AFTER_COMMIT, count=1)
+    failed = tmp_path / "failed.jsonl"
+    first = await run_cli(
+        "bulk", str(job), "--concurrency", "1", "--failures", str(failed), "--json", env=env
+    )
+    assert first.code == 1, first.err
+    assert (first.json()["unknown"], first.json()["failedByReason"]) == (1, {"not_found": 1})
+    rows = [json.loads(line) for line in failed.read_text().splitlines()]
+    assert sorted(r["reason"] for r in rows) == ["delivery_unknown", "not_found"]
+    fed = await run_cli("bulk", str(failed), env=env)
+    assert fed.code == 2, fed.err
+    assert_one_line_error(fed)
+    assert "1 of these inputs were already sent (or may have been" in fed.err
+    assert len(server.messages(hidden)) == 1
+    write_jsonl(failed, [{**r, "conversationId": conv} for r in rows if r["reason"] == "not_found"])
+    fixed = await run_cli("bulk", str(failed), "--json", env=env)
+    assert (fixed.code, fixed.json()["sent"]) == (0, 1), fixed.err
+    assert len(server.messages(hidden)) == 1

@@ -412,13 +412,15 @@ async def _refuse_moved_job(source: JobSource, options: JobOptions) -> None:
         sent = sum(
             1
             for ident, progress in state.inputs.items()
-            if mine.get(ident) == progress.sha256 and (progress.ok or progress.open)
+            if mine.get(ident) == progress.sha256
+            and (progress.ok or progress.open or progress.kind == "delivery_unknown")
         )
         if not sent:
             continue
         was = (state.header or {}).get("input") or {}
         raise JournalError(
-            f"{sent:,} of these inputs were already sent by the job of {was.get('path')} "
+            f"{sent:,} of these inputs were already sent (or may have been: outcome "
+            f"unknown) by the job of {was.get('path')} "
             f"(journal {other}): was this file moved, renamed or converted? Nothing was "
             f"sent. Resume that job with --journal {other} --reuse-journal, or pass "
             "--journal with a new path to send everything as a new job"
