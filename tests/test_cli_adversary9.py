@@ -3,13 +3,16 @@ runs that the journal's identities did not survive.  Every test runs the real CL
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
+import time
 from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain, Fault
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
+from .cli_helpers import assert_one_line_error, cli_env, run_cli, start_cli, write_jsonl
+from .redis_server import RedisServer, require_redis_binary
 
 
 def _records(conv: str, n: int, *, keys: bool = False) -> list[dict[str, str]]:
@@ -157,3 +160,47 @@ async def test_failures_file_fed_back_does_not_resend_an_unknown_outcome(
     fixed = await run_cli("bulk", str(failed), "--json", env=env)
     assert (fixed.code, fixed.json()["sent"]) == (0, 1), fixed.err
     assert len(server.messages(hidden)) == 1
+
+
+async def test_redis_killed_mid_run_says_why_the_run_stopped(tmp_path: Path) -> None:
+    """Redis killed while the journal's next write was a 'started' record (one worker,
+    no rate limit): the run stopped sending, but the reason was dropped: exit 1, "not
+    started 150", and "journal ... (a rerun sends nothing twice)" as after a normal run,
+    no word of Redis.  Now it says it stopped because the journal cannot be written and
+    how to resume; the rerun delivers the rest, each message once."""
+    n = 200
+    redis = RedisServer(
+        require_redis_binary(),
+        tmp_path / "redis",
+        extra_args=("--appendonly", "yes", "--appendfsync", "always"),
+    )
+    redis.start()
+    try:
+        async with FakeOpenTrain(latency=0.005) as server:
+            conv = server.add_conversation()
+            job = write_jsonl(tmp_path / "job.jsonl", _records(conv, n))
+            env = cli_env(server, tmp_path)
+            url = f"{redis.url}?job=died&lease=3"
+            args = ("bulk", str(job), "--journal", url, "--concurrency", "1")
+            proc = await start_cli(*args, "--json", env=env)
+            deadline = time.monotonic() + 30
+            while server.stats()["committed"] < 50:
+                assert time.monotonic() < deadline, "timed out waiting for 50 deliveries"
+                await asyncio.sleep(0.005)
+            redis.kill()
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            lost = err.decode()
+            assert proc.returncode == 1, lost
+            assert "Traceback" not in lost
+            assert "can no longer be written" in lost, lost
+            assert "rerun the same command to resume" in lost
+            assert "a rerun sends nothing twice" not in lost
+            if out:  # the summary came (else the error line said it all)
+                assert "can no longer be written" in json.loads(out)["stopped"]
+            assert server.stats()["committed"] < n
+            redis.start()
+            resumed = await run_cli(*args, "--json", env=env)
+            assert resumed.code == 0, resumed.err
+            assert (server.stats()["committed"], server.stats()["duplicates"]) == (n, 0)
+    finally:
+        redis.stop()

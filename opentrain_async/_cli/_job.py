@@ -718,9 +718,17 @@ class _Runner:
         if self.journal is not None:
             # Once journaled as started it is sent, even if a signal came meanwhile:
             # stopping here would leave it open for the next run to read back.
-            await self.journal.started(
-                ident, item.line.number, message.conversation_id, item.digest, time.time()
-            )
+            try:
+                await self.journal.started(
+                    ident, item.line.number, message.conversation_id, item.digest, time.time()
+                )
+            except JournalError as exc:
+                # The engine takes an OpenTrainError (a lost Redis lease is one) for this
+                # input's outcome, and an input never started is not reported: say why
+                # the run stops, or it ends as if it had finished.
+                if self.summary.stopped is None:
+                    self.summary.stopped = str(exc)
+                raise NotAttemptedError("not started: the journal cannot be written") from None
         self.lines[ident] = item
 
     async def _record(self, outcome: SendOutcome) -> str | None:
