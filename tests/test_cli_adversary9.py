@@ -9,6 +9,9 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
+from opentrain_async import DeliveryUnknownError, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli, start_cli, write_jsonl
@@ -204,3 +207,18 @@ async def test_redis_killed_mid_run_says_why_the_run_stopped(tmp_path: Path) -> 
             assert (server.stats()["committed"], server.stats()["duplicates"]) == (n, 0)
     finally:
         redis.stop()
+
+
+async def test_send_message_does_not_take_another_conversations_message_for_its_own(
+    server: FakeOpenTrain,
+) -> None:
+    """The SDK side of the lie: without read-back, a 201 carrying a message of another
+    conversation is DeliveryUnknownError, not a Message the caller records as sent."""
+    conv, other = server.add_conversation(), server.add_conversation()
+    server.fail_next(1, status=201, body=_lie("msg_777777", other, "hello"))
+    async with OpenTrainClient(server.token, server.base_url) as client:
+        with pytest.raises(DeliveryUnknownError, match="a message of conversation"):
+            await client.send_message(conv, "hello")
+        found = await client.send_message(conv, "hello", reconcile=True)
+    assert found.conversation_id == conv
+    assert [m["content"] for m in server.messages(conv)] == ["hello"]
