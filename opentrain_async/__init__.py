@@ -29,7 +29,15 @@ from ._errors import (
 )
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
 from ._models import Message, OutgoingMessage
-from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
+from ._pacing import (
+    InMemoryPacingBackend,
+    Pacer,
+    PacingBackend,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+    Reservation,
+)
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -83,7 +91,7 @@ __all__ = [
     "Direction",
     "Event",
     "EventPage",
-    "InMemoryPacingStore",
+    "InMemoryPacingBackend",
     "InternalServerError",
     "InvalidRequestError",
     "JSONFileCursorStore",
@@ -98,14 +106,17 @@ __all__ = [
     "OpenTrainError",
     "OutgoingMessage",
     "Pacer",
+    "PacingBackend",
+    "PacingFeedback",
     "PacingState",
-    "PacingStore",
+    "PacingTuning",
     "PermissionDeniedError",
     "Preflight",
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
     "RedirectError",
+    "Reservation",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

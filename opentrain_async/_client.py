@@ -44,7 +44,7 @@ from ._errors import (
 from ._json import json_dumps, json_loads
 from ._models import Message
 from ._models import structure_message_hook as _structure_message
-from ._pacing import Pacer, PacingStore
+from ._pacing import Pacer, PacingBackend
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
@@ -119,7 +119,7 @@ class OpenTrainClient(ReadMixin):
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
-        pacing_store: PacingStore | None = None,
+        pacing_backend: PacingBackend | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
         reconcile_delay: float = 1.0,
@@ -156,7 +156,7 @@ class OpenTrainClient(ReadMixin):
             max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
         )
         self._pacer = pacer or Pacer(
-            rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
+            rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep
         )
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -267,10 +267,13 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        pacer = self._pacer
-        admitted = pacer.try_acquire()
-        if admitted is None:
-            admitted = await pacer.acquire()
+        # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
+        # resume's settling) would otherwise inflate the first estimate of the rate.
+        pacer = self._pacer if method != "GET" else None
+        admitted = 0.0
+        if pacer is not None:
+            fast = pacer.try_acquire()
+            admitted = fast if fast is not None else await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = URL(self._root + path)
@@ -334,17 +337,20 @@ class OpenTrainClient(ReadMixin):
                 self.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise
         if failure is not None:
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise failure
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
             )
         if raw is not None and 200 <= status < 300:
-            pacer.on_success(admitted)
+            if pacer is not None:
+                pacer.on_success(admitted)
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -361,8 +367,9 @@ class OpenTrainClient(ReadMixin):
         error = self._error(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
-            pacer.on_throttle(admitted, error.retry_after)
-        else:
+            if pacer is not None:
+                await pacer.on_throttle(admitted, error.retry_after)
+        elif pacer is not None:
             pacer.on_error(admitted)
         raise error
 

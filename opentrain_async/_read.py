@@ -1,9 +1,10 @@
 """The read side of ``OpenTrainClient``: conversations, messages, updates, identity.
 
 ``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through
-``self.request`` and so shares the client's semaphore, pacing and retry policy (GETs
-retry 502/503/504 and network failures).  Parameters are validated locally before any
-request (``InvalidRequestError`` naming the field and the rule).
+``self.request`` and so shares the client's semaphore and retry policy (GETs retry
+502/503/504 and network failures); reads are not paced (pacing counts sends only).
+Parameters are validated locally before any request (``InvalidRequestError`` naming
+the field and the rule).
 
 Iterators fetch one page at a time, stop when ``next_cursor`` is None, and stop too when
 the server answers a page with no items and the cursor it was given (instead of asking
