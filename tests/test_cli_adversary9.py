@@ -92,6 +92,29 @@ async def test_moved_renamed_or_converted_job_file_is_not_sent_again(
     assert server.stats()["sends"] == 20
 
 
+async def test_a_moved_job_sent_to_another_api_is_its_own_job(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """The moved-file check looks only at journals of the same API: the job delivered to
+    staging, moved and run against production, is sent there (and a second run is not)."""
+    conv = server.add_conversation("conv_shared")
+    records = _records(conv, 5)
+    job = write_jsonl(tmp_path / "job.jsonl", records)
+    staging = await run_cli("bulk", str(job), "--json", env=cli_env(server, tmp_path))
+    assert staging.code == 0, staging.err
+    moved = job.rename(tmp_path / "for-production.jsonl")
+    async with FakeOpenTrain() as production:
+        production.add_conversation("conv_shared")
+        env = cli_env(production, tmp_path)
+        sent = await run_cli("bulk", str(moved), "--json", env=env)
+        assert sent.code == 0, sent.err
+        assert sent.json()["sent"] == 5
+        again = await run_cli("bulk", str(moved), "--json", env=env)
+        assert (again.code, again.json()["sent"]) == (0, 0)
+        assert production.stats()["sends"] == 5
+    assert server.stats()["sends"] == 5
+
+
 def _lie(message_id: str, conversation_id: str, content: str) -> str:
     """A 201 answer for a message the server did not store."""
     at = "2026-11-25T12:00:00.000Z"

@@ -392,11 +392,15 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
 
 
-async def _refuse_moved_job(source: JobSource, options: JobOptions) -> None:
+async def _refuse_moved_job(
+    source: JobSource, options: JobOptions, api_root: str | None = None
+) -> None:
     """A file about to get a new default journal, whose inputs another default journal
     already delivered (the file was moved, renamed or converted to CSV): exit 2 naming
     that journal, rather than send them all again.  An explicit ``--journal`` says
-    "this is a job of its own" and skips the check."""
+    "this is a job of its own" and skips the check.  Journals of another API (staging
+    vs production) are not this job's, when ``api_root`` is known (``--dry-run``, which
+    needs no token, does not resolve it and so looks at every API's journals)."""
     if options.journal is not None or options.journal_store is not None:
         return
     path = _journal_path(source, options)
@@ -420,6 +424,8 @@ async def _refuse_moved_job(source: JobSource, options: JobOptions) -> None:
         if not sent:
             continue
         was = (state.header or {}).get("input") or {}
+        if api_root is not None and was.get("apiRoot") not in (None, api_root):
+            continue  # sent to another API: says nothing about this one
         raise JournalError(
             f"{sent:,} of these inputs were already sent (or may have been: outcome "
             f"unknown) by the job of {was.get('path')} "
@@ -1030,7 +1036,7 @@ async def execute(
             raise InputError(
                 f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
             )
-    await _refuse_moved_job(source, options)
+    await _refuse_moved_job(source, options, settings.api_root)
     runner = _Runner(source, options, settings, err)
     with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
         if preflight:  # before the journal: a server that is not the API is exit 3, first
