@@ -10,6 +10,7 @@ from ._config import Settings, resolve_settings
 from ._errors import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_CONTENT_LENGTH",
     "APIConnectionError",
     "APIError",
+    "APIStatusError",
     "APITimeoutError",
     "Account",
     "Actor",

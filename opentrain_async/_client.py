@@ -445,7 +445,6 @@ class OpenTrainClient(ReadMixin):
         validate_conversation_id(conversation_id)
         unknown = DeliveryUnknownError(
             f"the outcome of a send to {conversation_id} is unknown",
-            cause=APIConnectionError("outcome unknown"),
             conversation_id=conversation_id,
             started_at=since,
         )
@@ -528,7 +527,7 @@ class OpenTrainClient(ReadMixin):
         self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
     ) -> Message | None:
         """Settle an unknown outcome: our message if the server has it, else None."""
-        if isinstance(unknown.cause, APITimeoutError) and self.reconcile_delay > 0:
+        if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
             # The server may still be processing the request we gave up on.
             await self._sleep(self.reconcile_delay)
         found = await find_own_message(
@@ -543,7 +542,7 @@ class OpenTrainClient(ReadMixin):
             logger.info(
                 "send to %s: outcome was unknown (%s); read-back found message %s",
                 conversation_id,
-                type(unknown.cause).__name__,
+                type(unknown.__cause__).__name__,
                 found.id,
             )
         return found

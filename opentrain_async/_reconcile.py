@@ -65,8 +65,9 @@ async def find_own_message(
 
     Pages back from the newest message (``read_messages``, the same reader bots use)
     until messages are older than ``since``, for at most ``MAX_PAGES`` pages.  Raises
-    ``DeliveryUnknownError`` (chained to the read error) when the conversation cannot
-    be read back, e.g. without the ``messages:read`` scope, or answers malformed pages.
+    ``DeliveryUnknownError`` (chained to the send failure, else to the read error) when
+    the conversation cannot be read back, e.g. without the ``messages:read`` scope, or
+    answers malformed pages.
     """
     since_dt = datetime.fromtimestamp(since, tz=timezone.utc)
     cursor: str | None = None
@@ -77,10 +78,10 @@ async def find_own_message(
             raise DeliveryUnknownError(
                 f"sending to {conversation_id}: the outcome is unknown and the conversation "
                 f"could not be read back to check ({exc}); not resending",
-                cause=cause.cause,
+                cause=cause.__cause__,
                 conversation_id=conversation_id,
                 started_at=cause.started_at,
-            ) from exc
+            ) from (cause.__cause__ or exc)
         for message in page.messages:  # the order inside a page is not documented
             if (
                 message.is_from_viewer

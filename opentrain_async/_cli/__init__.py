@@ -248,12 +248,12 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 f"rejected (401)",
                 EXIT_START,
             )
+        except DeliveryUnknownError as exc:  # before APIConnectionError, its parent
+            return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except APIConnectionError as exc:
             if exc.reached_server is False:
                 return _fail(f"cannot reach {settings.api_root}: {exc}", EXIT_START)
             return _fail(str(exc), EXIT_FAILED)
-        except DeliveryUnknownError as exc:
-            return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
