@@ -5,24 +5,27 @@
 retry 502/503/504 and network failures).  Parameters are validated locally before any
 request (``InvalidRequestError`` naming the field and the rule).
 
-Iterators fetch one page at a time, stop when ``next_cursor`` is None, and stop too when
-the server answers a page with no items and the cursor it was given (instead of asking
-for the same page forever).
+``iter_*`` return an ``AsyncPaginator``: items across pages, or ``.pages()``; it fetches
+one page at a time and ends at a null cursor or a cursor seen before (see
+``_pagination``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from ._errors import InvalidRequestError
 from ._listen import CursorStore, ListenStart, listen_messages
 from ._models import Message
+from ._pagination import AsyncPaginator
 from ._read_models import (
     Capabilities,
+    Conversation,
     ConversationPage,
+    Event,
     EventPage,
     MessagePage,
     Preflight,
@@ -101,33 +104,20 @@ def _validate_bool(value: object, field: str) -> bool:
     return value
 
 
-def _stalled(cursor: str | None, next_cursor: str | None, items: int) -> bool:
-    """True when a page made no progress: no items and the cursor we sent came back."""
-    return items == 0 and next_cursor is not None and next_cursor == cursor
+def _conversations_of(page: ConversationPage) -> tuple[Conversation, ...]:
+    return page.conversations
 
 
-_Page = TypeVar("_Page", ConversationPage, MessagePage, EventPage)
+def _messages_of(page: MessagePage) -> tuple[Message, ...]:
+    return page.messages
 
 
-async def _pages(
-    fetch: Callable[[str | None], Awaitable[_Page]],
-    cursor: str | None,
-    size: Callable[[_Page], int],
-    more: Callable[[_Page], bool] = lambda page: True,
-) -> AsyncIterator[_Page]:
-    """Fetch pages lazily until the cursor runs out, or the server echoes it back.
+def _events_of(page: EventPage) -> tuple[Event, ...]:
+    return page.events
 
-    A server that returns the cursor it was given makes no progress: the iterator stops
-    rather than loop forever (after yielding that page, if it had items).
-    """
-    while True:
-        page = await fetch(cursor)
-        if _stalled(cursor, page.next_cursor, size(page)):
-            return
-        yield page
-        if not more(page) or page.next_cursor is None or page.next_cursor == cursor:
-            return
-        cursor = page.next_cursor
+
+def _has_more(page: EventPage) -> bool:
+    return page.has_more
 
 
 class ReadMixin:
@@ -166,24 +156,27 @@ class ReadMixin:
         status, payload = await self.request("GET", "/messages", params=params)
         return parse_conversation_page(payload, status, "GET", "/messages")
 
-    async def iter_conversations(
+    def iter_conversations(
         self,
         *,
         filter: ConversationFilter = "all",  # the API's own parameter name
         unread_only: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> AsyncIterator[ConversationPage]:
-        """Every page of ``list_conversations``, fetched lazily one at a time."""
-        self._conversation_params(filter, unread_only, limit, cursor)  # fail before iterating
+    ) -> AsyncPaginator[ConversationPage, Conversation]:
+        """Every conversation, across pages fetched lazily (``limit`` per page).
+
+        ``async for conversation in client.iter_conversations()``; page by page with
+        ``.pages()``.  Parameters are checked now, before anything is fetched.
+        """
+        self._conversation_params(filter, unread_only, limit, cursor)
 
         def fetch(at: str | None) -> Awaitable[ConversationPage]:
             return self.list_conversations(
                 filter=filter, unread_only=unread_only, limit=limit, cursor=at
             )
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.conversations)):
-            yield page
+        return AsyncPaginator(fetch, _conversations_of, cursor=cursor)
 
     @staticmethod
     def _conversation_params(
@@ -223,22 +216,25 @@ class ReadMixin:
         status, payload = await self.request("GET", "/messages", params=params)
         return parse_message_page(payload, status, "GET", "/messages")
 
-    async def iter_messages(
+    def iter_messages(
         self,
         conversation_id: str,
         *,
         direction: Direction = "older",
         limit: int = 20,
         cursor: str | None = None,
-    ) -> AsyncIterator[MessagePage]:
-        """Every page of ``read_messages`` in ``direction``, fetched lazily one at a time."""
+    ) -> AsyncPaginator[MessagePage, Message]:
+        """Every message of a conversation in ``direction``, across pages fetched lazily.
+
+        ``async for message in client.iter_messages(cid)``; ``limit`` is the page size;
+        page by page with ``.pages()``.  The order inside a page is the server's.
+        """
         self._message_params(conversation_id, limit, cursor, direction)
 
         def fetch(at: str | None) -> Awaitable[MessagePage]:
             return self.read_messages(conversation_id, limit=limit, cursor=at, direction=direction)
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.messages)):
-            yield page
+        return AsyncPaginator(fetch, _messages_of, cursor=cursor)
 
     @staticmethod
     def _message_params(
@@ -287,13 +283,14 @@ class ReadMixin:
         status, payload = await self.request("GET", "/updates", params=params)
         return parse_event_page(payload, status, "GET", "/updates")
 
-    async def iter_updates(
+    def iter_updates(
         self, *, cursor: str | None = None, limit: int = 100
-    ) -> AsyncIterator[EventPage]:
-        """Every page of the feed available now, lazily; ends when the feed is caught up.
+    ) -> AsyncPaginator[EventPage, Event]:
+        """Every event of the feed available now, oldest first; ends when caught up.
 
         Stops after a page with ``has_more`` False, a null cursor, or an empty page
-        that echoes the cursor.  For a never-ending bot loop use ``listen()``.
+        that echoes the cursor; page by page with ``.pages()`` (persist each page's
+        ``next_cursor``).  For a never-ending bot loop use ``listen()``.
         """
         _validate_limit(limit, MAX_UPDATES_LIMIT)
         _validate_cursor(cursor)
@@ -301,8 +298,7 @@ class ReadMixin:
         def fetch(at: str | None) -> Awaitable[EventPage]:
             return self.get_updates(cursor=at, limit=limit)
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.events), lambda p: p.has_more):
-            yield page
+        return AsyncPaginator(fetch, _events_of, cursor=cursor, more=_has_more)
 
     def listen(
         self,

@@ -65,14 +65,13 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
     """Print every conversation (up to ``--max``), most recently updated first."""
     shown = 0
     async with OpenTrainClient(settings.token, settings.api_root) as client:
-        async for page in client.iter_conversations(
+        async for conv in client.iter_conversations(
             filter=args.filter, unread_only=args.unread, limit=args.limit
         ):
-            for conv in page.conversations:
-                if args.max is not None and shown >= args.max:
-                    return 0
-                _print_json(conv, out) if args.json else _print_conversation(conv, out)
-                shown += 1
+            if args.max is not None and shown >= args.max:
+                return 0
+            _print_json(conv, out) if args.json else _print_conversation(conv, out)
+            shown += 1
     return 0
 
 
@@ -100,7 +99,8 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
         if not args.follow and args.max is not None and args.direction == "older":
             # The latest N, shown in time order: collect (N at most), then print.
             latest: list[Message] = []
-            async for page in client.iter_messages(args.conversation_id, limit=args.limit):
+            pages = client.iter_messages(args.conversation_id, limit=args.limit).pages()
+            async for page in pages:
                 latest.extend(page.messages)
                 if len(latest) >= args.max:
                     break
@@ -108,14 +108,15 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
             emit(latest[-args.max :])
             return 0
         if not args.follow:
-            async for page in client.iter_messages(
+            walk = client.iter_messages(
                 args.conversation_id, direction=args.direction, limit=args.limit
-            ):
+            )
+            async for page in walk.pages():  # each page printed in time order
                 if not emit(list(page.messages)):
                     return 0
             return 0
         while True:  # tail: the newest page, again and again
-            page = await client.read_messages(args.conversation_id, limit=args.limit)
-            if not emit(list(page.messages)):
+            newest = await client.read_messages(args.conversation_id, limit=args.limit)
+            if not emit(list(newest.messages)):
                 return 0
             await asyncio.sleep(args.interval)
