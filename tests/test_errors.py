@@ -239,7 +239,8 @@ async def test_every_error_a_caller_meets_has_the_readme_attributes(
         WebhookVerificationError,
     }
     for error in seen:
-        assert isinstance(error.message, str) and error.message
+        assert isinstance(error.message, str)
+        assert error.message
         assert error.status is None or isinstance(error.status, int)
         assert error.code is None or isinstance(error.code, str)
         assert error.reason is None or isinstance(error.reason, str)
