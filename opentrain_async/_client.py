@@ -40,6 +40,7 @@ from ._json import json_dumps, json_loads
 from ._models import Message
 from ._models import structure_message_hook as _structure_message
 from ._pacing import Pacer, PacingStore
+from ._proxy import proxy_from_env
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
@@ -97,9 +98,9 @@ class OpenTrainClient(ReadMixin):
         base_url: str | None = None,
         *,
         max_concurrency: int = 8,
-        max_retries: int = 5,
-        max_retry_after: float = 120.0,
-        timeout: float = 30.0,
+        max_retries: int | None = None,
+        max_retry_after: float | None = None,
+        timeout: float | aiohttp.ClientTimeout = 30.0,
         rate_limit: float | None = None,
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
@@ -111,6 +112,7 @@ class OpenTrainClient(ReadMixin):
         clock_skew: float = 60.0,
         log_content: bool = False,
         user_agent: str | None = None,
+        trust_env: bool = True,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -119,35 +121,45 @@ class OpenTrainClient(ReadMixin):
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0")
+        _refuse_overridden_knobs(
+            "retry_policy",
+            retry_policy,
+            max_retries=max_retries,
+            max_retry_after=max_retry_after,
+            on_retry=on_retry,
+        )
+        _refuse_overridden_knobs("pacer", pacer, rate_limit=rate_limit, pacing_store=pacing_store)
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = self._settings.api_root
         self.max_concurrency = max_concurrency
-        # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        self._timeout = as_client_timeout(timeout)
         self._retry = retry_policy or RetryPolicy(
-            max_retries=max_retries, max_retry_after=max_retry_after, on_retry=on_retry, sleep=sleep
+            max_retries=5 if max_retries is None else max_retries,
+            max_retry_after=120.0 if max_retry_after is None else max_retry_after,
+            on_retry=on_retry,
+            sleep=sleep,
         )
         self._pacer = pacer or Pacer(
             rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
         )
+        self._proxy = proxy_from_env(self._root, self._env) if trust_env else None
+        self._parent: OpenTrainClient | None = None
+        """The client whose session a ``with_options`` copy shares (None: this one)."""
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        # Per-request headers and timeout, needed only on a session the user passed in.
+        # What each request must carry that the session does not (see _wire_options).
         self._request_options: dict[str, Any] = {}
         self._headers = {
             **_JSON_HEADERS,
             "Authorization": f"Bearer {self._settings.token}",
             "User-Agent": user_agent or f"opentrain-async/{__version__}",
         }
-        if session is not None:
-            self._request_options = {"headers": self._headers, "timeout": self._timeout}
+        self._request_options = self._wire_options(None)
         self.log_content = log_content
         self._reconcile = reconcile
         self.reconcile_delay = reconcile_delay
@@ -196,9 +208,12 @@ class OpenTrainClient(ReadMixin):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it; the client cannot send after."""
+        """Close the session if this client created it; the client cannot send after.
+
+        A ``with_options`` copy only stops itself: the session is its parent's.
+        """
         self._closed = True
-        if self._owns_session and self._session is not None:
+        if self._parent is None and self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
@@ -207,19 +222,81 @@ class OpenTrainClient(ReadMixin):
             raise ConfigurationError(
                 "this OpenTrainClient was closed; open a new one (or use `async with`)"
             )
+        if self._parent is not None:
+            return self._parent._ensure_session()
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
             # no cookie jar: the API authenticates by bearer token, never by cookie.
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers=self._headers,
+                headers=self._session_headers(),
                 timeout=self._timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                proxy=self._proxy.url if self._proxy is not None else None,
             )
             self._owns_session = True
-            self._request_options = {}
+            self._request_options = self._wire_options(None)
         return self._session
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> OpenTrainClient:
+        """A copy of this client with another timeout or retry budget (as openai-python).
+
+        The copy shares everything else: the session, the pacer and the concurrency
+        limit, the ids read-back has claimed, the stats.  It is cheap (no new
+        connection), so ``client.with_options(timeout=5).send_message(...)`` is fine.
+        Closing the copy leaves this client open.
+        """
+        copy = object.__new__(OpenTrainClient)
+        copy.__dict__.update(self.__dict__)
+        copy._parent = self._parent or self
+        copy._session = None
+        copy._closed = False
+        if max_retries is not None:
+            copy._retry = attrs.evolve(self._retry, max_retries=max_retries)
+        if timeout is not None:
+            copy._timeout = as_client_timeout(timeout)
+            copy._request_options = copy._wire_options(copy._timeout)
+        return copy
+
+    def _wire_options(self, timeout: aiohttp.ClientTimeout | None) -> dict[str, Any]:
+        """What each request must carry that the session does not: headers and timeout on
+        a caller's session, proxy credentials, a copy's own timeout."""
+        root = self._parent or self
+        options: dict[str, Any] = {}
+        if not root._owns_session:
+            options = {"headers": self._headers, "timeout": self._timeout}
+        elif root._proxy is not None:
+            options = {"headers": {"Authorization": self._headers["Authorization"]}}
+            if root._proxy.authorization is not None:
+                options["proxy_headers"] = {"Proxy-Authorization": root._proxy.authorization}
+        if timeout is not None:
+            options["timeout"] = timeout
+        return options
+
+    def _session_headers(self) -> dict[str, str]:
+        """The headers our own session sends on every request.
+
+        Behind a proxy the token goes per request instead: aiohttp copies a session's
+        headers into the CONNECT sent to the proxy, turning ``Authorization`` into
+        ``Proxy-Authorization``, which would hand the token to the proxy in clear text.
+        """
+        if self._proxy is None:
+            return self._headers
+        return {k: v for k, v in self._headers.items() if k != "Authorization"}
+
+    def _options(
+        self, timeout: float | aiohttp.ClientTimeout | None, max_retries: int | None
+    ) -> OpenTrainClient:
+        """This client, or a ``with_options`` copy when a call overrides an option."""
+        if timeout is None and max_retries is None:
+            return self
+        return self.with_options(timeout=timeout, max_retries=max_retries)
 
     # -- the request pipeline --------------------------------------------------------
 
@@ -263,6 +340,11 @@ class OpenTrainClient(ReadMixin):
             except aiohttp.ConnectionTimeoutError as exc:
                 raise APITimeoutError(
                     f"{method} {path}: timed out connecting ({type(exc).__name__})",
+                    reached_server=False,
+                ) from None
+            except aiohttp.ClientHttpProxyError as exc:  # the tunnel was never opened
+                raise APIConnectionError(
+                    f"{method} {path}: the proxy refused the connection ({exc.status})",
                     reached_server=False,
                 ) from None
             except aiohttp.ClientConnectorError as exc:
@@ -367,7 +449,13 @@ class OpenTrainClient(ReadMixin):
     # -- messages --------------------------------------------------------------------
 
     async def send_message(
-        self, conversation_id: str, content: str, *, reconcile: bool | None = None
+        self,
+        conversation_id: str,
+        content: str,
+        *,
+        reconcile: bool | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> Message:
         """Send a plain-text message; returns the created ``Message``.
 
@@ -376,11 +464,12 @@ class OpenTrainClient(ReadMixin):
         message is never resent blindly.  With ``reconcile`` off (the default for single
         sends, unless the client was built with ``reconcile=True``) that raises
         ``DeliveryUnknownError``; with it on, the conversation is read back first:
-        found means delivered, not found means it is safe to resend.
+        found means delivered, not found means it is safe to resend.  ``timeout`` and
+        ``max_retries`` apply to this call alone (see ``with_options``).
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        message, _ = await self._deliver(
+        message, _ = await self._options(timeout, max_retries)._deliver(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
         return message
@@ -548,6 +637,33 @@ class OpenTrainClient(ReadMixin):
         return found
 
 
+def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
+    """``timeout=`` as aiohttp wants it: seconds for the whole request, or your own
+    ``aiohttp.ClientTimeout`` (to tell connecting from reading apart)."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigurationError(
+            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, "
+            f"got {timeout!r}"
+        )
+    # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
+    return aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+
+
+def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:
+    """A policy object replaces the knobs it is built from: passing both is a mistake
+    that would otherwise be silently ignored."""
+    if policy is None:
+        return
+    given = [knob for knob, value in knobs.items() if value is not None]
+    if given:
+        raise ConfigurationError(
+            f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
+            f"{name} itself (also given: {', '.join(given)})"
+        )
+
+
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
     message = payload.get("message") if isinstance(payload, dict) else None
     try:
@@ -563,13 +679,32 @@ def _parse_message(payload: Any, status: int, method: str, path: str) -> Message
         ) from None
 
 
-async def send_message(conversation_id: str, content: str, **client_options: Any) -> Message:
+async def send_message(
+    conversation_id: str,
+    content: str,
+    *,
+    api_token: str | None = None,
+    base_url: str | None = None,
+    timeout: float | aiohttp.ClientTimeout = 30.0,
+    max_retries: int | None = None,
+    reconcile: bool = False,
+    trust_env: bool = True,
+    session: aiohttp.ClientSession | None = None,
+) -> Message:
     """One-shot send for bots: a client is opened, used once and closed.
 
-    Token and base URL resolve exactly as ``OpenTrainClient`` does; ``client_options``
-    are passed to it.  Share one ``OpenTrainClient`` instead when sending many.
+    Token and base URL resolve exactly as ``OpenTrainClient`` does; the options mean
+    what they mean there.  Share one ``OpenTrainClient`` instead when sending many.
     """
     validate_conversation_id(conversation_id)
     validate_content(content)
-    async with OpenTrainClient(**client_options) as client:
+    async with OpenTrainClient(
+        api_token,
+        base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        reconcile=reconcile,
+        trust_env=trust_env,
+        session=session,
+    ) as client:
         return await client.send_message(conversation_id, content)

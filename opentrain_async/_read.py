@@ -5,9 +5,10 @@
 retry 502/503/504 and network failures).  Parameters are validated locally before any
 request (``InvalidRequestError`` naming the field and the rule).
 
-``iter_*`` return an ``AsyncPaginator``: items across pages, or ``.pages()``; it fetches
-one page at a time and ends at a null cursor or a cursor seen before (see
-``_pagination``).
+Every read takes ``timeout=`` and ``max_retries=`` for that call alone (see
+``OpenTrainClient.with_options``).  ``iter_*`` return an ``AsyncPaginator``: items
+across pages, or ``.pages()``; it fetches one page at a time and ends at a null cursor
+or a cursor seen before (see ``_pagination``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
+
+import aiohttp
 
 from ._errors import InvalidRequestError
 from ._listen import CursorStore, ListenStart, listen_messages
@@ -127,6 +130,10 @@ class ReadMixin:
 
         def _default_cursor_path(self) -> Path: ...
 
+        def _options(
+            self, timeout: float | aiohttp.ClientTimeout | None, max_retries: int | None
+        ) -> ReadMixin: ...
+
         async def request(
             self,
             method: str,
@@ -146,6 +153,8 @@ class ReadMixin:
         unread_only: bool = False,
         limit: int = 20,
         cursor: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> ConversationPage:
         """One page of the conversations this account participates in (GET /messages).
 
@@ -153,7 +162,8 @@ class ReadMixin:
         ``next_cursor`` back as ``cursor`` for the next page (None: last page).
         """
         params = self._conversation_params(filter, unread_only, limit, cursor)
-        status, payload = await self.request("GET", "/messages", params=params)
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("GET", "/messages", params=params)
         return parse_conversation_page(payload, status, "GET", "/messages")
 
     def iter_conversations(
@@ -163,6 +173,8 @@ class ReadMixin:
         unread_only: bool = False,
         limit: int = 20,
         cursor: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> AsyncPaginator[ConversationPage, Conversation]:
         """Every conversation, across pages fetched lazily (``limit`` per page).
 
@@ -173,7 +185,12 @@ class ReadMixin:
 
         def fetch(at: str | None) -> Awaitable[ConversationPage]:
             return self.list_conversations(
-                filter=filter, unread_only=unread_only, limit=limit, cursor=at
+                filter=filter,
+                unread_only=unread_only,
+                limit=limit,
+                cursor=at,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
         return AsyncPaginator(fetch, _conversations_of, cursor=cursor)
@@ -205,6 +222,8 @@ class ReadMixin:
         limit: int = 20,
         cursor: str | None = None,
         direction: Direction = "older",
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> MessagePage:
         """One page of a conversation's messages (GET /messages?conversationId=...).
 
@@ -213,7 +232,8 @@ class ReadMixin:
         The order of messages inside a page is the server's: sort if it matters.
         """
         params = self._message_params(conversation_id, limit, cursor, direction)
-        status, payload = await self.request("GET", "/messages", params=params)
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("GET", "/messages", params=params)
         return parse_message_page(payload, status, "GET", "/messages")
 
     def iter_messages(
@@ -223,6 +243,8 @@ class ReadMixin:
         direction: Direction = "older",
         limit: int = 20,
         cursor: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> AsyncPaginator[MessagePage, Message]:
         """Every message of a conversation in ``direction``, across pages fetched lazily.
 
@@ -232,7 +254,14 @@ class ReadMixin:
         self._message_params(conversation_id, limit, cursor, direction)
 
         def fetch(at: str | None) -> Awaitable[MessagePage]:
-            return self.read_messages(conversation_id, limit=limit, cursor=at, direction=direction)
+            return self.read_messages(
+                conversation_id,
+                limit=limit,
+                cursor=at,
+                direction=direction,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
 
         return AsyncPaginator(fetch, _messages_of, cursor=cursor)
 
@@ -252,7 +281,13 @@ class ReadMixin:
 
     # -- proposals ---------------------------------------------------------------------
 
-    async def start_proposal_conversation(self, proposal_id: str) -> ProposalConversation:
+    async def start_proposal_conversation(
+        self,
+        proposal_id: str,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> ProposalConversation:
         """Open (or get) the pre-hire conversation of a proposal you own the job of.
 
         Idempotent on the server (``created`` is True only the first time), so it is safe
@@ -264,12 +299,20 @@ class ReadMixin:
         validate_conversation_id(proposal_id, field="proposalId")
         path = f"/proposals/{quote(proposal_id, safe='')}/conversation"
         # Idempotent on the server (get-or-create): safe to retry like a GET.
-        status, payload = await self.request("POST", path, idempotent=True)
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("POST", path, idempotent=True)
         return parse_proposal_conversation(payload, status, "POST", path)
 
     # -- the updates feed ----------------------------------------------------------------
 
-    async def get_updates(self, *, cursor: str | None = None, limit: int = 100) -> EventPage:
+    async def get_updates(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> EventPage:
         """One page of the account's event feed (GET /updates), oldest first.
 
         Omit ``cursor`` to start at the beginning of the account's history; persist
@@ -280,11 +323,17 @@ class ReadMixin:
         checked = _validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
-        status, payload = await self.request("GET", "/updates", params=params)
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("GET", "/updates", params=params)
         return parse_event_page(payload, status, "GET", "/updates")
 
     def iter_updates(
-        self, *, cursor: str | None = None, limit: int = 100
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> AsyncPaginator[EventPage, Event]:
         """Every event of the feed available now, oldest first; ends when caught up.
 
@@ -296,7 +345,9 @@ class ReadMixin:
         _validate_cursor(cursor)
 
         def fetch(at: str | None) -> Awaitable[EventPage]:
-            return self.get_updates(cursor=at, limit=limit)
+            return self.get_updates(
+                cursor=at, limit=limit, timeout=timeout, max_retries=max_retries
+            )
 
         return AsyncPaginator(fetch, _events_of, cursor=cursor, more=_has_more)
 
@@ -342,15 +393,27 @@ class ReadMixin:
 
     # -- identity and preflight ------------------------------------------------------------
 
-    async def whoami(self) -> WhoAmI:
+    async def whoami(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> WhoAmI:
         """Who this token acts as, its scopes, and its account (GET /auth/me)."""
-        status, payload = await self.request("GET", "/auth/me")
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("GET", "/auth/me")
         return parse_whoami(payload, status, "GET", "/auth/me")
 
-    async def capabilities(self) -> Capabilities:
+    async def capabilities(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> Capabilities:
         """The account's feature flags (GET /job-drafts/capabilities)."""
         path = "/job-drafts/capabilities"
-        status, payload = await self.request("GET", path)
+        client = self._options(timeout, max_retries)
+        status, payload = await client.request("GET", path)
         return parse_capabilities(payload, status, "GET", path)
 
     async def preflight(self) -> Preflight:
