@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from opentrain_async._errors import (
     InvalidRequestError,
     OpenTrainError,
 )
-from opentrain_async._models import Message, converter
+from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
 from opentrain_async._version import __version__
 
@@ -225,7 +224,7 @@ def _read_stdin() -> str:
 
 def _show_message(message: Message, out: TextIO) -> None:
     preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
-    created = converter.unstructure(message.created_at)
+    created = message.to_dict()["createdAt"]
     print(f"sent {message.id} to {message.conversation_id} at {created}", file=out)
     print(f"  {preview}", file=out)
 
@@ -257,7 +256,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
-        print(json.dumps(converter.unstructure(message), ensure_ascii=False))
+        print(message.to_json())
     else:
         _show_message(message, sys.stdout)
     return EXIT_OK

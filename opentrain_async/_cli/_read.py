@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections import OrderedDict
-from typing import Any, TextIO
+from typing import TextIO
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
-from opentrain_async._models import Message, converter
+from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
 
 __all__ = ["list_conversations", "show_messages"]
@@ -30,12 +29,12 @@ def _line(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _timestamp(value: Any) -> str:
-    return str(converter.unstructure(value)) if value is not None else "-"
+def _timestamp(record: WireModel, key: str) -> str:
+    return str(record.to_dict().get(key) or "-")
 
 
-def _print_json(obj: Any, out: TextIO) -> None:
-    print(json.dumps(converter.unstructure(obj), ensure_ascii=False), file=out, flush=True)
+def _print_json(obj: WireModel, out: TextIO) -> None:
+    print(obj.to_json(), file=out, flush=True)
 
 
 def _print_conversation(conv: Conversation, out: TextIO) -> None:
@@ -46,7 +45,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
         preview = f"  {who}: {_line(last.content, 60)}"
     print(
         f"{conv.id}  {conv.bucket or '-':<8} unread {conv.unread_count:<3} "
-        f"updated {_timestamp(conv.updated_at)}{preview}",
+        f"updated {_timestamp(conv, 'updatedAt')}{preview}",
         file=out,
         flush=True,
     )
@@ -55,7 +54,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
 def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
-        f"{_timestamp(message.created_at)}  {message.id}  {who}: {_line(message.content, 200)}",
+        f"{_timestamp(message, 'createdAt')}  {message.id}  {who}: {_line(message.content, 200)}",
         file=out,
         flush=True,
     )
