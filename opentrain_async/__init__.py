@@ -4,7 +4,7 @@ Send with ``OpenTrainClient.send_message`` (or the one-shot ``send_message``); e
 error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.testing``.
 """
 
-from ._bulk import BulkReport, BulkSend, SendItem, SendOutcome
+from ._bulk import OUTCOME_KINDS, BulkReport, BulkSend, OutcomeKind, SendItem, SendOutcome
 from ._client import ClientStats, OpenTrainClient, send_message
 from ._config import Settings, resolve_settings
 from ._errors import (
@@ -27,6 +27,7 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
+from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
 from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
 from ._read import ConversationFilter, Direction
@@ -61,6 +62,7 @@ from ._webhooks import (
 __all__ = [
     "EVENT_TYPES",
     "MAX_CONTENT_LENGTH",
+    "OUTCOME_KINDS",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -95,6 +97,7 @@ __all__ = [
     "NotFoundError",
     "OpenTrainClient",
     "OpenTrainError",
+    "OutcomeKind",
     "OutgoingMessage",
     "Pacer",
     "PacingState",
@@ -123,3 +126,5 @@ __all__ = [
     "verify_webhook_signature",
     "webhook_handler",
 ]
+
+configure_logging_from_env()

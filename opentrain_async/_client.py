@@ -23,7 +23,14 @@ import attrs
 import cattrs
 from yarl import URL
 
-from ._bulk import BulkReport, BulkSend, SendOutcome, run_batch
+from ._bulk import (
+    DEFAULT_KEEP_FAILURES,
+    BulkReport,
+    BulkSend,
+    SendItem,
+    SendOutcome,
+    run_batch,
+)
 from ._config import resolve_settings
 from ._errors import (
     APIConnectionError,
@@ -476,7 +483,7 @@ class OpenTrainClient(ReadMixin):
 
     def send_many(
         self,
-        items: Iterable[Any] | AsyncIterable[Any],
+        items: Iterable[SendItem] | AsyncIterable[SendItem],
         *,
         concurrency: int | None = None,
         reconcile: bool = True,
@@ -500,17 +507,19 @@ class OpenTrainClient(ReadMixin):
 
     async def send_all(
         self,
-        items: Iterable[Any] | AsyncIterable[Any],
+        items: Iterable[SendItem] | AsyncIterable[SendItem],
         *,
         concurrency: int | None = None,
         reconcile: bool = True,
         on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+        keep_failures: int = DEFAULT_KEEP_FAILURES,
     ) -> BulkReport:
         """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
 
         ``on_outcome`` is called with every outcome as it arrives (e.g. for progress), one
         call at a time (an async one is awaited before the next starts).  If it raises,
-        the batch stops and the exception propagates.
+        the batch stops and the exception propagates.  The report keeps the first
+        ``keep_failures`` failed outcomes and counts the rest.
         """
         return await run_batch(
             self,
@@ -518,6 +527,7 @@ class OpenTrainClient(ReadMixin):
             concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
             on_outcome=on_outcome,
+            keep_failures=keep_failures,
         )
 
     async def find_own_message(
@@ -644,8 +654,7 @@ def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
         return timeout
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ConfigurationError(
-            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, "
-            f"got {timeout!r}"
+            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
         )
     # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
     return aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)

@@ -170,6 +170,11 @@ class Message(WireModel):
     reaction_count: int = 0
 
 
+def _redacted(content: object) -> str:
+    """How content shows in a ``repr``: its length, never the text."""
+    return f"<{len(content)} chars>" if isinstance(content, str) else type(content).__name__
+
+
 @attrs.frozen
 class OutgoingMessage(WireModel):
     """A message to send: where, what, and an optional ``key`` of the caller's for correlation.
@@ -178,7 +183,8 @@ class OutgoingMessage(WireModel):
     """
 
     conversation_id: str
-    content: str
+    content: str = attrs.field(repr=lambda content: _redacted(content))
+    """Kept out of ``repr`` (content is logged only when asked)."""
     key: str | None = None
 
 
