@@ -5,7 +5,7 @@ error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.t
 """
 
 from ._bulk import OUTCOME_KINDS, BulkReport, BulkSend, OutcomeKind, SendItem, SendOutcome
-from ._client import ClientStats, OpenTrainClient, send_message
+from ._client import ClientStats, OpenTrainClient, RawResponseClient, send_message
 from ._config import Settings, resolve_settings
 from ._errors import (
     APIConnectionError,
@@ -30,6 +30,7 @@ from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursor
 from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
 from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
+from ._raw import RawResponse
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -107,6 +108,8 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RawResponse",
+    "RawResponseClient",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

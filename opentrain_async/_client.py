@@ -48,13 +48,14 @@ from ._models import Message
 from ._models import structure_message_hook as _structure_message
 from ._pacing import Pacer, PacingStore
 from ._proxy import proxy_from_env
+from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
 
-__all__ = ["ClientStats", "OpenTrainClient", "send_message"]
+__all__ = ["ClientStats", "OpenTrainClient", "RawResponseClient", "send_message"]
 
 logger = logging.getLogger("opentrain_async")
 
@@ -297,6 +298,16 @@ class OpenTrainClient(ReadMixin):
             return self._headers
         return {k: v for k, v in self._headers.items() if k != "Authorization"}
 
+    @property
+    def with_raw_response(self) -> RawResponseClient:
+        """The same calls, returning a ``RawResponse``: ``.parse()`` is the usual result,
+        with ``.request_id``, ``.status_code`` and ``.headers`` of the answer::
+
+            raw = await client.with_raw_response.send_message(cid, "hi")
+            print(raw.request_id, raw.parse().id)
+        """
+        return RawResponseClient(self)
+
     def _options(
         self, timeout: float | aiohttp.ClientTimeout | None, max_retries: int | None
     ) -> OpenTrainClient:
@@ -374,10 +385,18 @@ class OpenTrainClient(ReadMixin):
             raise
         if debug:
             logger.debug(
-                "%s %s -> %d in %.1fms", method, path, status, (self._clock() - sent_at) * 1000
+                "%s %s -> %d in %.1fms request_id=%s",
+                method,
+                path,
+                status,
+                (self._clock() - sent_at) * 1000,
+                headers.get("X-Request-Id"),
             )
         if 200 <= status < 300:
             pacer.on_success(admitted)
+            raw_box = RAW_RESPONSES.get()
+            if raw_box is not None:  # inside client.with_raw_response.<method>(...)
+                raw_box.append((status, headers))
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -645,6 +664,21 @@ class OpenTrainClient(ReadMixin):
                 found.id,
             )
         return found
+
+
+class RawResponseClient:
+    """``client.with_raw_response``: each method as on the client, returning a
+    ``RawResponse`` around its usual result (see ``_raw``)."""
+
+    def __init__(self, client: OpenTrainClient) -> None:
+        self.send_message = raw_call(client.send_message)
+        self.request = raw_call(client.request)
+        self.read_messages = raw_call(client.read_messages)
+        self.list_conversations = raw_call(client.list_conversations)
+        self.get_updates = raw_call(client.get_updates)
+        self.start_proposal_conversation = raw_call(client.start_proposal_conversation)
+        self.whoami = raw_call(client.whoami)
+        self.capabilities = raw_call(client.capabilities)
 
 
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
