@@ -25,7 +25,18 @@ from opentrain_async import (
 from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import cli_env, start_cli
-from .conftest import RecordingSleep, make_client
+from .conftest import make_client
+
+
+class Waits:
+    """A sleep that records what it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
 
 # -- per-request timeout and retries ------------------------------------------------------
 
@@ -34,13 +45,13 @@ from .conftest import RecordingSleep, make_client
     "timeout", [0.2, aiohttp.ClientTimeout(sock_read=0.2)], ids=["seconds", "ClientTimeout"]
 )
 async def test_a_send_s_own_timeout_applies_to_that_call(
-    server: FakeOpenTrain, no_wait: RecordingSleep, timeout: float | aiohttp.ClientTimeout
+    server: FakeOpenTrain, timeout: float | aiohttp.ClientTimeout
 ) -> None:
     """``send_message(..., timeout=)`` (seconds or an aiohttp.ClientTimeout) bounds that
     call although the client waits 30 s; the next call is back on the client's timeout."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
-    async with make_client(server, timeout=30.0, sleep=no_wait) as client:
+    async with make_client(server, timeout=30.0, sleep=Waits()) as client:
         with pytest.raises(DeliveryUnknownError) as info:
             await client.send_message(conv, "hi", timeout=timeout)
         assert isinstance(info.value.__cause__, APITimeoutError)
@@ -68,7 +79,7 @@ async def stalling_api() -> AsyncIterator[str]:
 async def test_a_read_s_own_timeout_and_retry_budget(stalling_api: str) -> None:
     """``read_messages(..., timeout=0.1, max_retries=1)``: two attempts of 0.1 s, then
     APITimeoutError, on a client whose own budget is 30 s and five retries."""
-    waits = RecordingSleep()
+    waits = Waits()
     async with OpenTrainClient("ot_pat_x", stalling_api, sleep=waits) as client:
         with pytest.raises(APITimeoutError):
             await client.read_messages("c1", timeout=0.1, max_retries=1)

@@ -176,17 +176,17 @@ async def test_except_api_error_catches_a_network_failure() -> None:
 
 
 async def test_delivery_unknown_is_a_connection_error_with_the_cause_chained(
-    fake_opentrain: FakeOpenTrain,
+    server: FakeOpenTrain,
 ) -> None:
     """A caller catching connection errors also catches an unknown outcome; the 502 behind it
     is its __cause__ (no .cause attribute any more) and lends it status and request id."""
-    conv = fake_opentrain.add_conversation()
-    fake_opentrain.fail_next(
+    conv = server.add_conversation()
+    server.fail_next(
         1,
         status=502,
         body=json.dumps({"error": "bad gateway", "code": "INTERNAL_ERROR", "requestId": "r-9"}),
     )
-    async with OpenTrainClient(fake_opentrain.token, fake_opentrain.base_url) as client:
+    async with OpenTrainClient(server.token, server.base_url) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.send_message(conv, "hi")
     error = info.value
@@ -207,12 +207,12 @@ def test_status_errors_have_status_code_and_keep_status() -> None:
 
 
 async def test_every_error_a_caller_meets_has_the_readme_attributes(
-    fake_opentrain: FakeOpenTrain,
+    server: FakeOpenTrain,
 ) -> None:
     """The README's promise: in ``except OpenTrainError as e`` every error has .status, .code,
     .message, .reason, .request_id and .details (None or empty where they do not apply)."""
-    conv = fake_opentrain.add_conversation()
-    fake_opentrain.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
+    conv = server.add_conversation()
+    server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
     seen: list[OpenTrainError] = []
 
     async def collect(call: Callable[[], Awaitable[object]]) -> None:
@@ -221,7 +221,7 @@ async def test_every_error_a_caller_meets_has_the_readme_attributes(
         except OpenTrainError as exc:
             seen.append(exc)
 
-    async with OpenTrainClient(fake_opentrain.token, fake_opentrain.base_url, timeout=0.2) as c:
+    async with OpenTrainClient(server.token, server.base_url, timeout=0.2) as c:
         await collect(lambda: c.send_message(conv, ""))  # InvalidRequestError
         await collect(lambda: c.send_message(conv, "hi"))  # timeout -> DeliveryUnknownError
         await collect(lambda: c.read_messages("nope"))  # 404

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from opentrain_async import (
     Conversation,
@@ -17,12 +19,6 @@ from opentrain_async import (
     OpenTrainClient,
 )
 from opentrain_async.testing import FakeOpenTrain
-
-from .conftest import Canned
-
-
-async def _no_wait(_: float) -> None:
-    return None
 
 
 def _message(i: int) -> dict[str, Any]:
@@ -101,10 +97,33 @@ def test_iterators_check_their_parameters_when_called() -> None:
 # -- servers that would make a walk loop -------------------------------------------------
 
 
+class Pages:
+    """A loopback API answering GETs with queued pages (the last one repeats), recording
+    the query of every request: servers that misbehave in ways the fake one does not."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, list[dict[str, Any]]] = {}
+        self.queries: list[dict[str, str]] = []
+
+    def get(self, path: str, *, payload: dict[str, Any]) -> None:
+        self.queued.setdefault(path, []).append(payload)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.queries.append(dict(request.query))
+        queue = self.queued[request.path.removeprefix("/api/public/v1")]
+        return web.json_response(queue.pop(0) if len(queue) > 1 else queue[0])
+
+
 @pytest.fixture
-async def unit(http: tuple[Canned, str]) -> AsyncIterator[tuple[Canned, OpenTrainClient]]:
-    async with OpenTrainClient("ot_pat_unit", http[1], sleep=_no_wait) as c:
-        yield http[0], c
+async def unit() -> AsyncIterator[tuple[Pages, OpenTrainClient]]:
+    pages = Pages()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", pages.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with OpenTrainClient("ot_pat_unit", f"http://127.0.0.1:{server.port}") as client:
+        yield pages, client
+    await server.close()
 
 
 def _cycle_pages(kind: str) -> list[dict[str, Any]]:
@@ -134,7 +153,7 @@ WALKS: dict[str, Callable[[OpenTrainClient], Any]] = {
 @pytest.mark.parametrize("kind", sorted(WALKS))
 @pytest.mark.parametrize("by_page", [False, True])
 async def test_a_cursor_cycle_ends_the_walk(
-    unit: tuple[Canned, OpenTrainClient],
+    unit: tuple[Pages, OpenTrainClient],
     kind: str,
     by_page: bool,
     caplog: pytest.LogCaptureFixture,
@@ -154,13 +173,13 @@ async def test_a_cursor_cycle_ends_the_walk(
             got = [item async for item in walk]
             assert [item.id[1:] for item in got] == ["0", "1", "2"]
     assert client.stats.requests == 3
-    cursors = [query.get("cursor") for _, _, query in canned.requests]
+    cursors = [query.get("cursor") for query in canned.queries]
     assert cursors == [None, "A", "B"]
     assert "already given" in caplog.text
 
 
 async def test_an_echoed_cursor_on_an_empty_page_ends_quietly(
-    unit: tuple[Canned, OpenTrainClient], caplog: pytest.LogCaptureFixture
+    unit: tuple[Pages, OpenTrainClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The feed's "caught up" answer (an empty page echoing the cursor) ends the walk
     without a warning and without yielding an empty page."""
