@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ._errors import InvalidRequestError
 from ._listen import CursorStore, ListenStart, listen_messages
 from ._models import Message
 from ._pagination import AsyncPaginator
@@ -42,7 +41,13 @@ from ._read_models import (
     parse_proposal_conversation,
     parse_whoami,
 )
-from ._validation import validate_conversation_id
+from ._validation import (
+    validate_bool,
+    validate_choice,
+    validate_conversation_id,
+    validate_cursor,
+    validate_limit,
+)
 
 __all__ = [
     "CONVERSATION_FILTERS",
@@ -59,52 +64,6 @@ MESSAGE_DIRECTIONS: tuple[str, ...] = ("older", "newer")
 MAX_MESSAGES_LIMIT = 100
 MAX_UPDATES_LIMIT = 200
 WRITE_SCOPE = "messages:write"
-
-
-def _validate_limit(limit: object, maximum: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-        raise InvalidRequestError(
-            f"limit must be an integer from 1 to {maximum}, got {limit!r}",
-            field="limit",
-            limit=f"1-{maximum}",
-            actual=limit,
-        )
-    return limit
-
-
-def _validate_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise InvalidRequestError(
-            f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}",
-            field=field,
-            limit=" | ".join(choices),
-            actual=value,
-        )
-    return value
-
-
-def _validate_cursor(cursor: object) -> str | None:
-    if cursor is None:
-        return None
-    if not isinstance(cursor, str) or not cursor.strip():
-        raise InvalidRequestError(
-            f"cursor must be None or a non-empty string (a previous next_cursor), got {cursor!r}",
-            field="cursor",
-            limit="None or non-empty string",
-            actual=cursor,
-        )
-    return cursor
-
-
-def _validate_bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequestError(
-            f"{field} must be True or False, got {value!r}",
-            field=field,
-            limit="bool",
-            actual=value,
-        )
-    return value
 
 
 def _conversations_of(page: ConversationPage) -> tuple[Conversation, ...]:
@@ -203,12 +162,12 @@ class ReadMixin:
         cursor: object,
     ) -> dict[str, str]:
         params = {
-            "filter": _validate_choice(filter, "filter", CONVERSATION_FILTERS),
-            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
+            "filter": validate_choice(filter, "filter", CONVERSATION_FILTERS),
+            "limit": str(validate_limit(limit, MAX_MESSAGES_LIMIT)),
         }
-        if _validate_bool(unread_only, "unreadOnly"):
+        if validate_bool(unread_only, "unreadOnly"):
             params["unreadOnly"] = "true"
-        checked = _validate_cursor(cursor)
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
         return params
@@ -271,10 +230,10 @@ class ReadMixin:
     ) -> dict[str, str]:
         params = {
             "conversationId": validate_conversation_id(conversation_id),
-            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
-            "direction": _validate_choice(direction, "direction", MESSAGE_DIRECTIONS),
+            "limit": str(validate_limit(limit, MAX_MESSAGES_LIMIT)),
+            "direction": validate_choice(direction, "direction", MESSAGE_DIRECTIONS),
         }
-        checked = _validate_cursor(cursor)
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
         return params
@@ -319,8 +278,8 @@ class ReadMixin:
         ``next_cursor`` and pass it back (an empty page echoes your cursor).  Events of
         types this SDK does not know pass through as plain ``Event`` records.
         """
-        params = {"limit": str(_validate_limit(limit, MAX_UPDATES_LIMIT))}
-        checked = _validate_cursor(cursor)
+        params = {"limit": str(validate_limit(limit, MAX_UPDATES_LIMIT))}
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
         client = self._options(timeout, max_retries)
@@ -341,8 +300,8 @@ class ReadMixin:
         that echoes the cursor; page by page with ``.pages()`` (persist each page's
         ``next_cursor``).  For a never-ending bot loop use ``listen()``.
         """
-        _validate_limit(limit, MAX_UPDATES_LIMIT)
-        _validate_cursor(cursor)
+        validate_limit(limit, MAX_UPDATES_LIMIT)
+        validate_cursor(cursor)
 
         def fetch(at: str | None) -> Awaitable[EventPage]:
             return self.get_updates(
