@@ -55,6 +55,9 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         self._cursor = cursor
         self._more = more
         self._walk: AsyncGenerator[T, None] | None = None
+        self.repeated_cursor = False
+        """True once a walk ended because the server handed back a cursor it had
+        already given (so the list may go on beyond what was seen)."""
 
     def pages(self) -> AsyncGenerator[P, None]:
         """The pages, one per request, starting again from the first cursor."""
@@ -87,11 +90,13 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
             page = await self._fetch(cursor)
             next_cursor = page.next_cursor
             if next_cursor is not None and next_cursor == cursor and not self._items(page):
+                self.repeated_cursor = True
                 return  # an empty page that echoes its cursor: nothing more, now
             yield page
             if next_cursor is None or (self._more is not None and not self._more(page)):
                 return
             if next_cursor in seen:
+                self.repeated_cursor = True
                 if next_cursor != cursor:
                     logger.warning(
                         "the server answered a page with a cursor it had already given "

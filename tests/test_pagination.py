@@ -76,6 +76,7 @@ async def test_pages_walks_page_by_page_and_starts_over(
     walk = client.iter_messages(cid, limit=2, direction="newer")
     pages = [p async for p in walk.pages()]
     assert [len(p.messages) for p in pages] == [2, 2, 1]
+    assert not walk.repeated_cursor  # it ended at a null cursor
     again = [p async for p in walk.pages()]
     assert [m.id for p in again for m in p.messages] == [m.id for p in pages for m in p.messages]
     assert {m.id for p in pages for m in p.messages} == set(ids)
@@ -173,6 +174,7 @@ async def test_a_cursor_cycle_ends_the_walk(
             got = [item async for item in walk]
             assert [item.id[1:] for item in got] == ["0", "1", "2"]
     assert client.stats.requests == 3
+    assert walk.repeated_cursor
     cursors = [query.get("cursor") for query in canned.queries]
     assert cursors == [None, "A", "B"]
     assert "already given" in caplog.text
@@ -186,6 +188,8 @@ async def test_an_echoed_cursor_on_an_empty_page_ends_quietly(
     canned, client = unit
     canned.get("/updates", payload={"events": [], "nextCursor": "7", "hasMore": True})
     with caplog.at_level(logging.WARNING, logger="opentrain_async"):
-        assert [p async for p in client.iter_updates(cursor="7").pages()] == []
+        walk = client.iter_updates(cursor="7")
+        assert [p async for p in walk.pages()] == []
+    assert walk.repeated_cursor
     assert client.stats.requests == 1
     assert caplog.text == ""
