@@ -59,6 +59,12 @@ __all__ = ["ClientStats", "OpenTrainClient", "RawResponseClient", "send_message"
 
 logger = logging.getLogger("opentrain_async")
 
+DEFAULT_MAX_CONCURRENCY = 64
+"""Requests on the wire per client by default.  Measured (``python -m
+benchmarks.concurrency``, fake server with 100 ms latency): 8 caps a job at 74 msg/s,
+64 reaches 428; behind a 200/s token bucket 64 is as fast as 32 (and 2.4x 8) for 3% more
+429s, with pacing keeping losses and duplicates at zero."""
+
 _JSON_HEADERS = {
     "Content-Type": "application/json",
     "Accept": "application/json",
@@ -105,7 +111,7 @@ class OpenTrainClient(ReadMixin):
         api_token: str | None = None,
         base_url: str | None = None,
         *,
-        max_concurrency: int = 8,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_retries: int | None = None,
         max_retry_after: float | None = None,
         timeout: float | aiohttp.ClientTimeout = 30.0,
