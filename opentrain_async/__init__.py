@@ -23,6 +23,7 @@ from ._errors import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RawResponseClient",
+    "RedirectError",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

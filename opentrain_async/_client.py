@@ -31,15 +31,17 @@ from ._bulk import (
     SendOutcome,
     run_batch,
 )
-from ._config import resolve_settings
+from ._config import resolve_settings, without_userinfo
 from ._errors import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     ConfigurationError,
     DeliveryUnknownError,
     InternalServerError,
     OpenTrainError,
     RateLimitError,
+    RedirectError,
     UnexpectedResponseError,
     error_from_response,
 )
@@ -55,7 +57,13 @@ from ._retry import RetryEvent, RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
 
-__all__ = ["ClientStats", "OpenTrainClient", "RawResponseClient", "send_message"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "ClientStats",
+    "OpenTrainClient",
+    "RawResponseClient",
+    "send_message",
+]
 
 logger = logging.getLogger("opentrain_async")
 
@@ -72,6 +80,12 @@ _JSON_HEADERS = {
     # than with skip_auto_headers, spares aiohttp a header merge on every request.
     "Accept-Encoding": "identity",
 }
+
+_OWN_SESSION_OPTIONS: dict[str, Any] = {"allow_redirects": False}
+_URL_CACHE_SIZE = 64
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The largest answer body read (16 MiB): the API's biggest page is about 6 MB."""
 
 
 @attrs.define
@@ -100,6 +114,10 @@ class OpenTrainClient(ReadMixin):
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
     so that backoff and pacing are testable without waiting.
 
+    Redirects are never followed (``RedirectError``), a passed ``session``'s
+    ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
+    is not read (a typed error instead).
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -127,6 +145,7 @@ class OpenTrainClient(ReadMixin):
         log_content: bool = False,
         user_agent: str | None = None,
         trust_env: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -134,7 +153,7 @@ class OpenTrainClient(ReadMixin):
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
+            raise ConfigurationError("max_concurrency must be >= 1")
         _refuse_overridden_knobs(
             "retry_policy",
             retry_policy,
@@ -143,6 +162,11 @@ class OpenTrainClient(ReadMixin):
             on_retry=on_retry,
         )
         _refuse_overridden_knobs("pacer", pacer, rate_limit=rate_limit, pacing_store=pacing_store)
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be >= 1")
+        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+            raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+        self._max_response_bytes = max_response_bytes
         self._settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = self._settings.api_root
@@ -166,8 +190,9 @@ class OpenTrainClient(ReadMixin):
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        # What each request must carry that the session does not (see _wire_options).
-        self._request_options: dict[str, Any] = {}
+        # What each request must carry that the session does not (see _wire_options):
+        # redirects are never followed (the request would go to another origin).
+        self._request_options: dict[str, Any] = _OWN_SESSION_OPTIONS
         self._headers = {
             **_JSON_HEADERS,
             "Authorization": f"Bearer {self._settings.token}",
@@ -238,7 +263,11 @@ class OpenTrainClient(ReadMixin):
             )
         if self._parent is not None:
             return self._parent._ensure_session()
-        if self._session is None or (self._owns_session and self._session.closed):
+        if self._session is None or self._session.closed:
+            if self._session is not None and not self._owns_session:
+                raise ConfigurationError(
+                    "the aiohttp session passed as session= is closed; pass an open one"
+                )
             connector = aiohttp.TCPConnector(limit=self.max_concurrency + 4)
             # Our own session carries the headers, so requests need not merge them, and
             # no cookie jar: the API authenticates by bearer token, never by cookie.
@@ -282,11 +311,13 @@ class OpenTrainClient(ReadMixin):
         """What each request must carry that the session does not: headers and timeout on
         a caller's session, proxy credentials, a copy's own timeout."""
         root = self._parent or self
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(_OWN_SESSION_OPTIONS)
         if not root._owns_session:
-            options = {"headers": self._headers, "timeout": self._timeout}
+            # A caller's session: also our own status handling, whatever its
+            # raise_for_status says.
+            options.update(headers=self._headers, timeout=self._timeout, raise_for_status=False)
         elif root._proxy is not None:
-            options = {"headers": {"Authorization": self._headers["Authorization"]}}
+            options["headers"] = {"Authorization": self._headers["Authorization"]}
             if root._proxy.authorization is not None:
                 options["proxy_headers"] = {"Proxy-Authorization": root._proxy.authorization}
         if timeout is not None:
@@ -338,8 +369,14 @@ class OpenTrainClient(ReadMixin):
             admitted = await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = URL(self._root + path)
+            url = URL(self._root + path)
+            if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids (proposals) are unbounded
+                self._urls[path] = url
         debug = logger.isEnabledFor(logging.DEBUG)
+        # Failures are raised below, outside the ``except`` that caught aiohttp's error,
+        # so that it is not attached as ``__context__``: aiohttp's errors carry the
+        # request's headers, and with them the token.
+        failure: OpenTrainError | None = None
         try:
             session = self._ensure_session()
             # acquire/release rather than ``async with``: two fewer coroutine frames on
@@ -357,38 +394,52 @@ class OpenTrainClient(ReadMixin):
                 )
                 try:
                     status = response.status
-                    raw = await response.read()
                     headers = response.headers
+                    # The body is read with a size cap: an answer usually arrives in
+                    # one piece, and only a longer one takes the counting loop.
+                    content = response.content
+                    body = await content.readany()
+                    cap = self._max_response_bytes
+                    raw = (
+                        body
+                        if content.at_eof() and len(body) <= cap
+                        else await _read_capped(content, body, cap)
+                    )
                 finally:
                     response.release()
             except aiohttp.ConnectionTimeoutError as exc:
-                raise APITimeoutError(
+                failure = APITimeoutError(
                     f"{method} {path}: timed out connecting ({type(exc).__name__})",
                     reached_server=False,
-                ) from None
+                )
             except aiohttp.ClientHttpProxyError as exc:  # the tunnel was never opened
-                raise APIConnectionError(
+                failure = APIConnectionError(
                     f"{method} {path}: the proxy refused the connection ({exc.status})",
                     reached_server=False,
-                ) from None
+                )
             except aiohttp.ClientConnectorError as exc:
-                raise APIConnectionError(
+                failure = APIConnectionError(
                     f"{method} {path}: could not connect: {exc}", reached_server=False
-                ) from None
+                )
             except asyncio.TimeoutError:
-                raise APITimeoutError(
-                    f"{method} {path}: no answer within {self._timeout.total}s"
-                ) from None
+                timeout = self._timeout
+                failure = APITimeoutError(
+                    f"{method} {path}: no answer within "
+                    f"{timeout.total or timeout.sock_read or timeout.connect}s"
+                )
             except aiohttp.ClientError as exc:
-                raise APIConnectionError(
+                failure = APIConnectionError(
                     f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
-                ) from None
+                )
             finally:
                 self.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
             pacer.on_error(admitted)
             raise
+        if failure is not None:
+            pacer.on_error(admitted)
+            raise failure
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms request_id=%s",
@@ -398,7 +449,7 @@ class OpenTrainClient(ReadMixin):
                 (self._clock() - sent_at) * 1000,
                 headers.get("X-Request-Id"),
             )
-        if 200 <= status < 300:
+        if raw is not None and 200 <= status < 300:
             pacer.on_success(admitted)
             raw_box = RAW_RESPONSES.get()
             if raw_box is not None:  # inside client.with_raw_response.<method>(...)
@@ -406,20 +457,56 @@ class OpenTrainClient(ReadMixin):
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
-                raise UnexpectedResponseError(
-                    f"HTTP {status} with a body that is not JSON",
-                    status=status,
-                    request_id=headers.get("X-Request-Id"),
-                    method=method,
-                    path=path,
-                ) from None
-        error = error_from_response(status, raw, headers, method=method, path=path)
+                pass  # raised below, outside the handler: the decoder's error holds the body
+            raise UnexpectedResponseError(
+                f"HTTP {status} with a body that is not JSON",
+                status=status,
+                request_id=headers.get("X-Request-Id"),
+                method=method,
+                path=path,
+            )
+        error = self._error(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
-            self._pacer.on_throttle(admitted, error.retry_after)
+            pacer.on_throttle(admitted, error.retry_after)
         else:
-            self._pacer.on_error(admitted)
+            pacer.on_error(admitted)
         raise error
+
+    def _error(
+        self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
+    ) -> APIError:
+        """The typed error for an answer that is not a readable 2xx."""
+        request_id = headers.get("X-Request-Id")
+        if 300 <= status < 400:
+            location = without_userinfo(headers.get("Location", ""))[:300]
+            where = f"to {location!r}" if location else "without a Location"
+            text = (
+                f"HTTP {status} redirect {where}: redirects are never followed, so the "
+                "request was not repeated there"
+            )
+            if method == "POST" and path == "/messages":
+                text += "; the message was not delivered"
+            return RedirectError(
+                text,
+                location=location or None,
+                status=status,
+                request_id=request_id,
+                method=method,
+                path=path,
+            )
+        if raw is None:
+            limit = f"a body over {self._max_response_bytes:,} bytes (max_response_bytes), not read"
+            if 200 <= status < 300:
+                return UnexpectedResponseError(
+                    f"HTTP {status} with {limit}",
+                    status=status,
+                    request_id=request_id,
+                    method=method,
+                    path=path,
+                )
+            raw = json_dumps({"error": f"HTTP {status} with {limit}"})
+        return error_from_response(status, raw, headers, method=method, path=path)
 
     async def request(
         self,
@@ -711,6 +798,23 @@ def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None
             f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
             f"{name} itself (also given: {', '.join(given)})"
         )
+
+
+async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) -> bytes | None:
+    """The rest of a body after its first piece; None once it exceeds ``cap`` bytes.
+
+    Counts what arrives (after any decompression), so neither a false Content-Length
+    nor a compressed answer can make the client buffer more than ``cap``.
+    """
+    chunks = [first]
+    size = len(first)
+    while size <= cap:
+        chunk = await content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:

@@ -7,17 +7,24 @@ base URL: argument, env ``OT_API_BASE_URL``, env ``OPENTRAIN_API_BASE_URL``, the
 
 The base URL is an origin; ``/api/public/v1`` is appended (never twice).  Plain ``http://``
 is refused unless the host is loopback, so a bearer token never travels in clear text.
+Whatever would fail on every request fails here instead, once, as ``ConfigurationError``:
+a token with control characters, a base URL with ``user:password@`` (never echoed), a
+port out of range, a config file that is not UTF-8 JSON.  A blank token counts as none.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from yarl import URL
 
 from ._errors import ConfigurationError
 
@@ -28,7 +35,10 @@ __all__ = [
     "api_root",
     "config_file_path",
     "resolve_settings",
+    "without_userinfo",
 ]
+
+logger = logging.getLogger("opentrain_async")
 
 DEFAULT_BASE_URL = "https://app.opentrain.ai"
 API_PREFIX = "/api/public/v1"
@@ -64,16 +74,58 @@ def config_file_path(env: Mapping[str, str] | None = None) -> Path:
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text") from None
+    except (ValueError, RecursionError):
         raise ConfigurationError(f"{path} is not valid JSON") from None
     return data if isinstance(data, dict) else {}
+
+
+_warned_readable: set[Path] = set()
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    """Log once per file when the token file is readable by group or others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _warned_readable:
+        _warned_readable.add(path)
+        logger.warning(
+            "%s holds an API token and is readable by other users (mode %04o); run: chmod 600 %s",
+            path,
+            stat.S_IMODE(mode),
+            path,
+        )
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for messages."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
+
+
+def _check_token(token: str, source: str) -> str:
+    """The token if it can go in an HTTP header; never echoes it."""
+    for index, char in enumerate(token):
+        if not " " <= char <= "~":
+            raise ConfigurationError(
+                f"the API token from {source} contains a character that cannot be sent in "
+                f"an HTTP header (U+{ord(char):04X} at position {index}); tokens are "
+                "printable ASCII (check for a pasted newline)"
+            )
+    return token
 
 
 def _is_loopback(host: str) -> bool:
@@ -92,16 +144,32 @@ def api_root(base_url: str) -> str:
     ``http://`` to a host that is not loopback.
     """
     url = base_url.strip().rstrip("/")
+    shown = without_userinfo(url)
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ConfigurationError(
+            f"base URL must not carry user:password@ ({shown!r}): the API authenticates by "
+            "token, and the credentials would leak into logs and error messages"
+        )
+    if any(not char.isprintable() or char.isspace() for char in url):
+        raise ConfigurationError(
+            f"base URL {shown.encode('ascii', 'backslashreplace').decode()!r} contains "
+            "whitespace or control characters"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base URL must be an http(s) URL with a host, got {url!r}")
+        raise ConfigurationError(f"base URL must be an http(s) URL with a host, got {shown!r}")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+        URL(url + API_PREFIX)
+    except ValueError as exc:  # UnicodeError (a bad host name) included
+        raise ConfigurationError(f"base URL {shown!r} is not a valid URL: {exc}") from None
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigurationError(
             f"refusing plain http:// to {parts.hostname}: the bearer token would travel in "
             "clear text; use https:// (plain http is allowed only for loopback hosts)"
         )
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"base URL must not carry a query or fragment: {url!r}")
+        raise ConfigurationError(f"base URL must not carry a query or fragment: {shown!r}")
     if url.endswith(API_PREFIX):
         return url
     return url + API_PREFIX
@@ -126,21 +194,24 @@ def resolve_settings(
         value = file_data.get(key)
         return value if isinstance(value, str) and value.strip() else None
 
+    # A blank token (spaces, an empty variable) counts as none: the next place is tried.
     token, source = api_token, "argument"
-    if not token:
+    if not (token and token.strip()):
         for name in TOKEN_ENV_VARS:
-            if env.get(name):
+            if env.get(name, "").strip():
                 token, source = env[name], f"${name}"
                 break
-    if not token:
-        token, source = file_value("apiToken"), str(path)
+        else:
+            token, source = file_value("apiToken"), str(path)
+            if token:
+                _warn_if_readable_by_others(path)
     if not token:
         raise ConfigurationError(
             "no OpenTrain API token found: pass api_token=..., or set OT_API_TOKEN or "
             f"OPENTRAIN_API_TOKEN, or log in with the OpenTrain CLI so that {path} holds "
             '"apiToken"'
         )
-    token = token.strip()
+    token = _check_token(token.strip(), source)
 
     url = base_url
     if not url:

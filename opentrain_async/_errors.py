@@ -11,7 +11,8 @@
      │    │    ├── NotFoundError            404
      │    │    ├── ConflictError            409
      │    │    ├── RateLimitError           429  .retry_after
-     │    │    └── InternalServerError      5xx  (also non-JSON proxy pages)
+     │    │    ├── InternalServerError      5xx  (also non-JSON proxy pages)
+     │    │    └── RedirectError            3xx  .location (never followed)
      │    ├── UnexpectedResponseError              2xx whose body is not what the API documents
      │    └── APIConnectionError                   no answer: .reached_server
      │         ├── APITimeoutError
@@ -28,11 +29,12 @@ Responses are parsed once, when the exception is built, so retry code reads attr
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+
+from ._json import json_loads
 
 __all__ = [
     "APIConnectionError",
@@ -50,6 +52,7 @@ __all__ = [
     "OpenTrainError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "UnexpectedResponseError",
     "WebhookVerificationError",
     "error_from_response",
@@ -222,6 +225,18 @@ class InternalServerError(APIStatusError):
     """5xx, including HTML pages from proxies in front of the API."""
 
 
+class RedirectError(APIStatusError):
+    """3xx: the server redirected; an API client never follows (``location`` says where).
+
+    Following would re-post content to another origin, or turn a send into a GET whose
+    answer could look like success.  The request was not repeated anywhere.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any) -> None:
+        self.location = location
+        super().__init__(message, **kwargs)
+
+
 class UnexpectedResponseError(APIError):
     """A success status (in ``status``) whose body does not match what the API documents."""
 
@@ -305,7 +320,10 @@ def parse_retry_after(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits: no usable hint
+            return None
     elif isinstance(value, str):
         try:
             seconds = float(value.strip())
@@ -329,7 +347,7 @@ def error_from_response(
     """Build the typed error for a non-2xx answer, tolerating non-JSON bodies."""
     payload: Any = None
     try:
-        payload = json.loads(body) if body else None
+        payload = json_loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         payload = None
     message: str | None = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
 
 import aiohttp
 
@@ -42,6 +41,7 @@ from ._read_models import (
     parse_whoami,
 )
 from ._validation import (
+    path_segment,
     validate_bool,
     validate_choice,
     validate_conversation_id,
@@ -255,8 +255,7 @@ class ReadMixin:
         (scope, feature, claim, another account's job, or
         ``employer_first_message_required`` for the candidate), ``NotFoundError``.
         """
-        validate_conversation_id(proposal_id, field="proposalId")
-        path = f"/proposals/{quote(proposal_id, safe='')}/conversation"
+        path = f"/proposals/{path_segment(proposal_id, 'proposalId')}/conversation"
         # Idempotent on the server (get-or-create): safe to retry like a GET.
         client = self._options(timeout, max_retries)
         status, payload = await client.request("POST", path, idempotent=True)

@@ -30,7 +30,13 @@ from typing import Any
 import attrs
 import tenacity
 
-from ._errors import APIConnectionError, APITimeoutError, InternalServerError, RateLimitError
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    InternalServerError,
+    RateLimitError,
+)
 
 __all__ = ["RetryEvent", "RetryPolicy"]
 
@@ -75,9 +81,9 @@ class RetryPolicy:
 
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.max_retry_after < 0:
-            raise ValueError("max_retry_after must be >= 0")
+            raise ConfigurationError("max_retries must be >= 0")
+        if not self.max_retry_after >= 0:  # NaN too: every hint would pass the cap
+            raise ConfigurationError("max_retry_after must be >= 0")
 
     def retry_reason(self, error: BaseException | None, *, idempotent: bool) -> str | None:
         """Why ``error`` may be retried, or None when it is terminal."""

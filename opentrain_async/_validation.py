@@ -4,15 +4,20 @@ The one home of the SDK's input checks: each raises ``InvalidRequestError`` nami
 field, the rule (``limit``) and what was given (``actual``).
 
 The server validates with zod, i.e. JavaScript string lengths, which count UTF-16 code
-units: an emoji outside the Basic Multilingual Plane counts as 2.
+units: an emoji outside the Basic Multilingual Plane counts as 2.  Text must also be
+valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
+``sys.argv``) cannot be encoded for the wire, and URL quoting would silently drop it.
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from ._errors import InvalidRequestError
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "path_segment",
     "utf16_length",
     "validate_bool",
     "validate_choice",
@@ -20,9 +25,11 @@ __all__ = [
     "validate_conversation_id",
     "validate_cursor",
     "validate_limit",
+    "validate_text",
 ]
 
 MAX_CONTENT_LENGTH = 10_000
+_VALID_UNICODE = "valid Unicode text (no lone surrogates)"
 
 
 def utf16_length(text: str) -> int:
@@ -30,6 +37,27 @@ def utf16_length(text: str) -> int:
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _lone_surrogate(value: str, field: str, index: int) -> InvalidRequestError:
+    code = f"U+{ord(value[index]):04X}"
+    return InvalidRequestError(
+        f"{field} is not valid Unicode text: a lone surrogate ({code}) at index {index}, "
+        "typically from bytes that were not UTF-8",
+        field=field,
+        limit=_VALID_UNICODE,
+        actual=code,
+    )
+
+
+def validate_text(value: str, field: str) -> str:
+    """Return ``value`` if it holds no lone surrogate, else raise naming ``field``."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _lone_surrogate(value, field, exc.start) from None
+    return value
 
 
 def validate_conversation_id(conversation_id: object, field: str = "conversationId") -> str:
@@ -45,11 +73,28 @@ def validate_conversation_id(conversation_id: object, field: str = "conversation
         raise InvalidRequestError(
             f"{field} must be a non-empty string", field=field, limit="non-empty string", actual=""
         )
-    return conversation_id
+    return validate_text(conversation_id, field)
+
+
+def path_segment(value: object, field: str) -> str:
+    """An id validated and quoted as one URL path segment (``/`` included).
+
+    ``.`` and ``..`` are refused: quoting leaves dots alone, and URL normalisation
+    would turn ``/proposals/../conversation`` into another endpoint.
+    """
+    text = validate_conversation_id(value, field)
+    if text in (".", ".."):
+        raise InvalidRequestError(
+            f"{field} must not be {text!r} (a relative path segment)",
+            field=field,
+            limit="an id, not '.' or '..'",
+            actual=text,
+        )
+    return quote(text, safe="")
 
 
 def validate_content(content: object, field: str = "content") -> str:
-    """Return the content if it is 1-10,000 UTF-16 code units long, else raise."""
+    """Return the content if it is 1-10,000 UTF-16 code units of valid Unicode, else raise."""
     if not isinstance(content, str):
         raise InvalidRequestError(
             f"{field} must be a string, got {type(content).__name__}",
@@ -57,7 +102,14 @@ def validate_content(content: object, field: str = "content") -> str:
             limit=f"1-{MAX_CONTENT_LENGTH} UTF-16 code units",
             actual=type(content).__name__,
         )
-    length = utf16_length(content)
+    if content.isascii():
+        length = len(content)
+    else:
+        # Strict UTF-16 counts code units and refuses lone surrogates in one pass.
+        try:
+            length = len(content.encode("utf-16-le")) // 2
+        except UnicodeEncodeError as exc:
+            raise _lone_surrogate(content, field, exc.start) from None
     if length < 1 or length > MAX_CONTENT_LENGTH:
         raise InvalidRequestError(
             f"{field} must be 1-{MAX_CONTENT_LENGTH:,} characters (UTF-16 code units, as the "
@@ -104,7 +156,7 @@ def validate_cursor(cursor: object) -> str | None:
             limit="None or non-empty string",
             actual=cursor,
         )
-    return cursor
+    return validate_text(cursor, "cursor")
 
 
 def validate_bool(value: object, field: str) -> bool:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,7 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ._errors import UnexpectedResponseError, WebhookVerificationError
+from ._errors import ConfigurationError, UnexpectedResponseError, WebhookVerificationError
+from ._json import json_loads
 from ._read_models import Event, parse_event
 
 __all__ = [
@@ -44,6 +45,8 @@ DEFAULT_TOLERANCE = 300.0
 SIGNATURE_HEADER = "X-OpenTrain-Signature"
 DELIVERY_HEADER = "X-OpenTrain-Delivery"
 EVENT_HEADER = "X-OpenTrain-Event"
+_MAX_TIMESTAMP_DIGITS = 15
+"""Unix seconds have 10 digits until 2286; 15 still converts to a float exactly."""
 
 
 def _as_bytes(value: str | bytes, what: str) -> bytes:
@@ -70,6 +73,17 @@ def sign_webhook_payload(
     return f"t={t},v1={_digest(_as_bytes(secret, 'secret'), t, _as_bytes(raw_body, 'raw_body'))}"
 
 
+def _check_tolerance(tolerance: float) -> float:
+    """A finite, non-negative number of seconds (NaN would accept any timestamp)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise ConfigurationError(f"tolerance must be a number of seconds, got {tolerance!r}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigurationError(
+            f"tolerance must be a finite number of seconds >= 0, got {tolerance!r}"
+        )
+    return float(tolerance)
+
+
 def _parse_header(header: str) -> tuple[str, list[str]]:
     timestamp: str | None = None
     signatures: list[str] = []
@@ -82,7 +96,12 @@ def _parse_header(header: str) -> tuple[str, list[str]]:
             )
         key, value = key.strip(), value.strip()
         if key == "t":
-            if timestamp is not None or not value.isascii() or not value.isdigit():
+            if (
+                timestamp is not None
+                or not value.isascii()
+                or not value.isdigit()
+                or len(value) > _MAX_TIMESTAMP_DIGITS
+            ):
                 raise WebhookVerificationError(
                     f"malformed {SIGNATURE_HEADER}: bad or repeated timestamp", reason="malformed"
                 )
@@ -118,7 +137,8 @@ def verify_webhook_signature(
     """
     secret_bytes = _as_bytes(secret, "secret")
     if not secret_bytes:
-        raise ValueError("the webhook secret is empty")
+        raise ConfigurationError("the webhook secret is empty")
+    tolerance = _check_tolerance(tolerance)
     body = _as_bytes(raw_body, "raw_body")
     if signature_header is None or not signature_header.strip():
         raise WebhookVerificationError(f"no {SIGNATURE_HEADER} header", reason="missing")
@@ -146,7 +166,7 @@ def verify_webhook_signature(
 def parse_webhook_event(raw_body: str | bytes) -> Event:
     """Parse a verified delivery body into an ``Event`` (unknown types pass through)."""
     try:
-        payload = json.loads(_as_bytes(raw_body, "raw_body"))
+        payload = json_loads(_as_bytes(raw_body, "raw_body"))
     except (ValueError, UnicodeDecodeError):
         raise WebhookVerificationError(
             "webhook body is not JSON", reason="invalid_payload"
@@ -178,12 +198,12 @@ class WebhookHandler:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not _as_bytes(secret, "secret"):
-            raise ValueError("the webhook secret is empty")
+            raise ConfigurationError("the webhook secret is empty")
         if dedupe_size < 1:
-            raise ValueError("dedupe_size must be >= 1")
+            raise ConfigurationError("dedupe_size must be >= 1")
         self._secret = secret
         self._on_event = on_event
-        self._tolerance = tolerance
+        self._tolerance = _check_tolerance(tolerance)
         self._background = background
         self._dedupe_size = dedupe_size
         self._clock = clock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
+
+from .redis_server import RedisServer, require_redis_binary
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
 
@@ -116,3 +118,14 @@ async def http() -> AsyncIterator[tuple[Canned, str]]:
     await server.start_server()
     yield canned, f"http://127.0.0.1:{server.port}"
     await server.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own on a free loopback port (killable, restartable)."""
+    server = RedisServer(require_redis_binary(), tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -49,6 +49,7 @@ from ._job import (
 __all__ = ["main"]
 
 PROG = "opentrain-async"
+_MAX_PAGE_SIZE = 100
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +67,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _page_size(text: str) -> int:
+    """``--limit``: the API's page size, 1-100 (a usage error beyond, not a failed run)."""
+    value = _positive_int(text)
+    if value > _MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_PAGE_SIZE}, got {value}")
     return value
 
 
@@ -162,9 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conversations.add_argument("--filter", choices=["all", "job", "proposal"], default="all")
     conversations.add_argument("--unread", action="store_true", help="only those with unread")
-    conversations.add_argument(
-        "--limit", type=_positive_int, default=50, help="page size, 1-100 (50)"
-    )
+    conversations.add_argument("--limit", type=_page_size, default=50, help="page size, 1-100 (50)")
     conversations.add_argument("--max", type=_positive_int, help="stop after N conversations")
     conversations.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
 
@@ -177,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     messages.add_argument("conversation_id", metavar="CONVERSATION_ID")
     messages.add_argument("--direction", choices=["older", "newer"], default="older")
-    messages.add_argument("--limit", type=_positive_int, default=50, help="page size (50)")
+    messages.add_argument("--limit", type=_page_size, default=50, help="page size, 1-100 (50)")
     messages.add_argument("--max", type=_positive_int, help="stop after N messages")
     messages.add_argument("--follow", action="store_true", help="keep printing new messages")
     messages.add_argument(
@@ -315,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_START)
     except StartError as exc:
         return _fail(str(exc), EXIT_START)
-    except (InputError, JournalError) as exc:
+    except (InputError, JournalError, InvalidRequestError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail(

@@ -3,7 +3,8 @@
 Every input yields one ``Line``: either a valid ``OutgoingMessage`` (validated by
 ``normalize_item``, so the limits are exactly the client's) or the reason it is bad.
 Line numbers are 1-based physical lines of the file (for CSV, the line a record
-starts on; the header is line 1).
+starts on; the header is line 1).  A UTF-8 byte order mark (Excel's "CSV UTF-8") is
+skipped.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class JobSource:
         if stdin_text is None:
             path = Path(name)
             try:
-                with path.open("r", encoding="utf-8", newline="") as handle:
+                with path.open("r", encoding="utf-8-sig", newline="") as handle:
                     head = handle.read(4096)
             except FileNotFoundError:
                 raise InputError(f"{name}: no such file") from None
@@ -78,14 +79,15 @@ class JobSource:
             except OSError as exc:
                 raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
         else:
-            head = stdin_text[:4096]
+            self._text = stdin_text.removeprefix("\ufeff")
+            head = self._text[:4096]
         self.format: Format = fmt or detect_format(name if stdin_text is None else "", head)
 
     def _open(self) -> io.TextIOBase:
         if self._text is not None:
             return io.StringIO(self._text, newline="")
         try:
-            return open(self.name, encoding="utf-8", newline="")
+            return open(self.name, encoding="utf-8-sig", newline="")
         except OSError as exc:
             raise InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
 
@@ -120,7 +122,7 @@ def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
             continue
         try:
             record = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             yield Line(number, problem=f"invalid JSON ({exc})")
             continue
         if not isinstance(record, dict):
