@@ -98,6 +98,8 @@ class ClientStats:
     """429 answers received."""
     retries: int = 0
     """Waits taken before a retry."""
+    in_flight: int = 0
+    """Requests on the wire right now."""
 
 
 class OpenTrainClient(ReadMixin):
@@ -207,8 +209,6 @@ class OpenTrainClient(ReadMixin):
         self._wall_clock = wall_clock
         self._claimed = ClaimedIds()
         self.stats = ClientStats()
-        self.in_flight = 0
-        """Requests on the wire right now."""
 
     def __repr__(self) -> str:
         return (
@@ -220,6 +220,11 @@ class OpenTrainClient(ReadMixin):
     def api_root(self) -> str:
         """The API root URL requests go to (``<origin>/api/public/v1``)."""
         return self._root
+
+    @property
+    def in_flight(self) -> int:
+        """Requests on the wire right now (this client and its ``with_options`` copies)."""
+        return self.stats.in_flight
 
     @property
     def pacer(self) -> Pacer:
@@ -383,9 +388,10 @@ class OpenTrainClient(ReadMixin):
             # the hottest path, same semantics.
             semaphore = self._semaphore
             await semaphore.acquire()
-            self.in_flight += 1
+            stats = self.stats  # shared with every with_options copy
+            stats.in_flight += 1
             try:
-                self.stats.requests += 1
+                stats.requests += 1
                 sent_at = self._clock() if debug else 0.0
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
                 # level shallower; the response is released below either way.
@@ -432,7 +438,7 @@ class OpenTrainClient(ReadMixin):
                     f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
                 )
             finally:
-                self.in_flight -= 1
+                stats.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
             pacer.on_error(admitted)

@@ -301,3 +301,19 @@ async def test_cli_honours_https_proxy(proxy: ConnectProxy, tmp_path: Path) -> N
         await process.communicate()
     assert proxy.targets[0] == "CONNECT api.opentrain.test:443 HTTP/1.1"
     assert not any("ot_pat_cli" in h for h in proxy.headers)
+
+
+async def test_in_flight_counts_the_copies_requests(stalling_api: str) -> None:
+    """``client.in_flight`` (what progress displays show) includes requests a
+    ``with_options`` copy has on the wire."""
+    async with OpenTrainClient("ot_pat_x", stalling_api) as client:
+        copy = client.with_options(timeout=30)
+        task = asyncio.create_task(copy.read_messages("c1"))
+        deadline = asyncio.get_running_loop().time() + 10
+        while client.in_flight == 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0)
+        assert (client.in_flight, copy.in_flight) == (1, 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client.in_flight == 0
