@@ -18,7 +18,7 @@ K = TypeVar("K", bound=Hashable)
 
 
 class RecentSet(Generic[K]):
-    """A set that keeps the ``capacity`` most recently added keys (insertion order)."""
+    """A set that keeps the ``capacity`` most recently seen keys (least recent goes)."""
 
     __slots__ = ("_capacity", "_keys")
 
@@ -34,11 +34,21 @@ class RecentSet(Generic[K]):
         return self._capacity
 
     def add(self, key: K) -> None:
-        """Remember ``key``, forgetting the oldest key beyond capacity."""
+        """Remember ``key`` as the newest, forgetting the oldest key beyond capacity."""
         keys = self._keys
+        if key in keys:
+            keys.move_to_end(key)
+            return
         keys[key] = None
         if len(keys) > self._capacity:
             keys.popitem(last=False)
+
+    def seen(self, key: K) -> bool:
+        """Whether ``key`` was seen; if so it counts as seen again (kept longest)."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
 
     def discard(self, key: K) -> None:
         """Forget ``key`` if it is remembered."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import OrderedDict
 from typing import TextIO
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
 from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
+from opentrain_async._seen import RecentSet
 
 __all__ = ["list_conversations", "show_messages"]
 
@@ -77,7 +77,7 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
 async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print a conversation's messages; with ``--follow``, keep printing new ones."""
     shown = 0
-    seen: OrderedDict[str, None] = OrderedDict()
+    seen: RecentSet[str] = RecentSet(_SEEN_MEMORY)
 
     def emit(messages: list[Message]) -> bool:
         """Print the unseen ones oldest first; False once ``--max`` is reached."""
@@ -85,9 +85,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
         for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
             if message.id in seen:
                 continue
-            seen[message.id] = None
-            if len(seen) > _SEEN_MEMORY:
-                seen.popitem(last=False)
+            seen.add(message.id)
             if args.max is not None and shown >= args.max:
                 return False
             _print_json(message, out) if args.json else _print_message(message, out)
