@@ -58,12 +58,18 @@ async def test_a_send_s_own_timeout_applies_to_that_call(
         assert (await client.send_message(conv, "again")).content == "again"
 
 
+ARRIVED: dict[str, asyncio.Event] = {}
+
+
 @pytest.fixture
 async def stalling_api() -> AsyncIterator[str]:
-    """A loopback API whose GETs never answer (until the test ends)."""
+    """A loopback API whose GETs never answer (until the test ends); ``ARRIVED[url]`` is
+    set once a request has reached it."""
     released = asyncio.Event()
+    arrived = asyncio.Event()
 
     async def stall(request: web.Request) -> web.Response:
+        arrived.set()
         await released.wait()
         return web.json_response({"messages": [], "nextCursor": None})
 
@@ -71,7 +77,10 @@ async def stalling_api() -> AsyncIterator[str]:
     app.router.add_get("/{tail:.*}", stall)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
+    url = f"http://127.0.0.1:{server.port}"
+    ARRIVED[url] = arrived
+    yield url
+    del ARRIVED[url]
     released.set()
     await server.close()
 
@@ -309,9 +318,7 @@ async def test_in_flight_counts_the_copies_requests(stalling_api: str) -> None:
     async with OpenTrainClient("ot_pat_x", stalling_api) as client:
         copy = client.with_options(timeout=30)
         task = asyncio.create_task(copy.read_messages("c1"))
-        deadline = asyncio.get_running_loop().time() + 10
-        while client.in_flight == 0 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0)
+        await asyncio.wait_for(ARRIVED[stalling_api].wait(), timeout=30)
         assert (client.in_flight, copy.in_flight) == (1, 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
