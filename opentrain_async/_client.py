@@ -54,6 +54,7 @@ from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
 from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
+from ._time import Clock
 from ._validation import validate_content, validate_conversation_id
 from ._version import __version__
 
@@ -186,6 +187,8 @@ class OpenTrainClient(ReadMixin):
         self._proxy = proxy_from_env(self._root, self._env) if trust_env else None
         self._parent: OpenTrainClient | None = None
         """The client whose session a ``with_options`` copy shares (None: this one)."""
+        self._time = Clock(monotonic=clock, sleep=sleep, wall=wall_clock)
+        """The time seam every part of this client reads time and waits through."""
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request

@@ -40,6 +40,7 @@ from ._read_models import (
     parse_proposal_conversation,
     parse_whoami,
 )
+from ._time import Clock
 from ._validation import (
     path_segment,
     validate_bool,
@@ -86,6 +87,7 @@ class ReadMixin:
     """Reading conversations, messages and the updates feed; identity and preflight."""
 
     if TYPE_CHECKING:
+        _time: Clock
 
         def _default_cursor_path(self) -> Path: ...
 
@@ -334,6 +336,7 @@ class ReadMixin:
         says where to begin: ``"latest"`` (skip history) or ``"beginning"``.  When idle
         it waits ``idle_backoff`` seconds, growing by ``backoff_factor`` up to
         ``max_idle_backoff``; ``until_idle=True`` returns instead (for cron-style runs).
+        The waits go through the client's ``sleep`` unless ``sleep`` is given here.
         """
         if store is None:
             store = self._default_cursor_path()
@@ -346,7 +349,7 @@ class ReadMixin:
             max_idle_backoff=max_idle_backoff,
             backoff_factor=backoff_factor,
             until_idle=until_idle,
-            sleep=sleep,
+            sleep=self._time.sleep if sleep is None else sleep,
         )
 
     # -- identity and preflight ------------------------------------------------------------
