@@ -4,6 +4,7 @@ environment: what openai-python and httpx users expect to be able to write."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from opentrain_async import (
     RateLimitError,
     RetryPolicy,
 )
+from opentrain_async._proxy import proxy_from_env
 from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import cli_env, start_cli
@@ -324,3 +326,57 @@ async def test_in_flight_counts_the_copies_requests(stalling_api: str) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert client.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("root", "env", "expected"),
+    [
+        ("https://api.example.com/x", {"HTTPS_PROXY": "proxy:3128"}, "http://proxy:3128"),
+        ("https://api.example.com/x", {"ALL_PROXY": "http://p:1"}, "http://p:1"),
+        (
+            "https://api.example.com/x",
+            {"https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:1"},
+            "http://a:1",
+        ),
+        ("http://10.1.2.3:8080/x", {"HTTP_PROXY": "http://p:1", "NO_PROXY": "10.0.0.0/8"}, None),
+        (
+            "http://10.1.2.3:8080/x",
+            {"HTTP_PROXY": "http://p:1", "NO_PROXY": "192.168.0.0/16"},
+            "http://p:1",
+        ),
+        (
+            "https://api.example.com/x",
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.com:443"},
+            None,
+        ),
+        (
+            "https://api.example.com/x",
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "ample.com"},
+            "http://p:1",
+        ),
+        ("http://10.1.2.3/x", {"HTTP_PROXY": "http://p:1", "REQUEST_METHOD": "GET"}, None),
+        ("http://10.1.2.3/x", {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"}, "http://p:1"),
+        ("https://api.example.com/x", {"HTTPS_PROXY": "socks5://p:1"}, None),
+        ("https://[::1]:8443/x", {"HTTPS_PROXY": "http://p:1"}, None),
+        ("https://api.example.com/x", {}, None),
+    ],
+)
+def test_proxy_resolution_from_the_environment(
+    root: str, env: dict[str, str], expected: str | None
+) -> None:
+    """Which proxy a client uses, as curl and requests read the variables: lower case
+    first, NO_PROXY as suffixes, ports and CIDRs, no upper-case HTTP_PROXY under CGI
+    (httpoxy), only http:// proxies, loopback never."""
+    proxy = proxy_from_env(root, env)
+    assert (None if proxy is None else str(proxy.url)) == expected
+
+
+def test_proxy_credentials_are_decoded_and_never_shown() -> None:
+    """user:pass@ in the proxy URL becomes a Proxy-Authorization value (percent-decoded);
+    the repr shows neither."""
+    proxy = proxy_from_env("https://api.example.com", {"HTTPS_PROXY": "http://us%40r:p%3Aw@p:1"})
+    assert proxy is not None
+    assert proxy.authorization == "Basic " + base64.b64encode(b"us@r:p:w").decode()
+    assert "p%3Aw" not in repr(proxy)
+    assert "p:w" not in repr(proxy)
+    assert str(proxy.url) == "http://p:1"
