@@ -5,18 +5,27 @@ each pull one input, send it and put its outcome on a queue bounded to ``concurr
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
 not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
 input size) and a slow consumer slows the sending down.  ``send_all`` runs the same
-workers but has them account for each outcome in its report directly.  Nothing
-fails fast: invalid input, a 403, a 409 or an exhausted retry budget is that input's
-outcome and the rest go on.  Leaving the loop (``break``, an exception, cancellation)
-stops the workers: with ``async with`` (or ``aclose()``) no send starts after the loop
-ended.  A plain ``async for ... break`` gets the same as soon as the iterator is
-dropped, which is at once unless something else still references it.
+workers but has them account for each outcome in its report directly.
+
+Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above
+``max_retry_after`` is that input's outcome and the rest go on.  A 429 under that cap
+is never an outcome: the input waits.  A failure that dooms every send of the token
+(``stops_engine``: 401, a 403 about the account or token) stops the sending: every later
+input gets a ``NotAttemptedError`` outcome without a request.
+
+Leaving the loop early under ``async with`` (``break``, an exception) or with
+``aclose()``: no input is pulled and no send starts (the client asks ``SEND_GATE``
+before each send), sends on the wire get a grace to finish, and the outcomes the loop
+did not see are kept in ``unreported``.  Cancellation stops at once.  A plain
+``async for ... break`` cancels as soon as the iterator is dropped, which is at once
+unless something else still references it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import time
 from collections import Counter, deque
@@ -43,6 +52,7 @@ from ._errors import (
     DeliveryUnknownError,
     InternalServerError,
     InvalidRequestError,
+    NotAttemptedError,
     NotFoundError,
     OpenTrainError,
     PermissionDeniedError,
@@ -64,7 +74,30 @@ __all__ = [
     "SendOutcome",
     "normalize_item",
     "outcome_kind",
+    "stops_engine",
 ]
+
+ACCOUNT_REASONS = frozenset(
+    {
+        "insufficient_scope",
+        "missing_scope",
+        "feature_disabled",
+        "messaging_writes_disabled",
+        "account_claim_required",
+    }
+)
+"""403 reasons about the token or account, not the message: every send would get them."""
+
+
+def stops_engine(error: OpenTrainError) -> bool:
+    """True for failures every later send of this token would meet too: 401, and a 403
+    about the account or token (missing scope, feature disabled, unclaimed account)."""
+    if isinstance(error, AuthenticationError):
+        return True
+    if isinstance(error, PermissionDeniedError):
+        return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
+    return False
+
 
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
@@ -75,6 +108,7 @@ OutcomeKind = Literal[
     # failures found here
     "invalid",
     "delivery_unknown",
+    "not_attempted",
     "connection_error",
     "unexpected_response",
     "error",
@@ -85,7 +119,9 @@ OutcomeKind = Literal[
     "read_only_conversation",
     "message_blocked",
     "insufficient_scope",
+    "missing_scope",
     "feature_disabled",
+    "messaging_writes_disabled",
     "not_participant",
     "proposal_not_ready_for_messaging",
     # the server's code, when it gave no known reason
@@ -104,6 +140,7 @@ OUTCOME_KINDS: frozenset[OutcomeKind] = frozenset(get_args(OutcomeKind))
 _KIND_BY_CLASS: tuple[tuple[type[OpenTrainError], OutcomeKind], ...] = (
     (InvalidRequestError, "invalid"),
     (DeliveryUnknownError, "delivery_unknown"),
+    (NotAttemptedError, "not_attempted"),
     (APIConnectionError, "connection_error"),
     (UnexpectedResponseError, "unexpected_response"),
     (BadRequestError, "bad_request"),
@@ -199,6 +236,24 @@ def normalize_item(item: Any) -> OutgoingMessage:
 
 _END = object()
 
+LEAVE_GRACE = 5.0
+"""Seconds sends on the wire get to finish when a ``send_many`` loop is left early."""
+
+SEND_GATE: contextvars.ContextVar[_Engine | None] = contextvars.ContextVar(
+    "opentrain_send_gate", default=None
+)
+"""The bulk engine a worker task belongs to; the client refuses to start a send for an
+engine whose consumer has left (``closing``)."""
+
+
+def refuse_if_closing() -> None:
+    """Called by the client right before a non-GET request goes on the wire."""
+    engine = SEND_GATE.get()
+    if engine is not None and engine.closing:
+        raise NotAttemptedError(
+            "not sent: the loop over send_many's outcomes ended before this send started"
+        )
+
 
 DEFAULT_KEEP_FAILURES = 1000
 
@@ -260,10 +315,23 @@ class BulkSend(AsyncIterator[SendOutcome]):
         *,
         concurrency: int,
         reconcile: bool,
+        grace: float = LEAVE_GRACE,
+        before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self._engine = _Engine(client, items, concurrency, reconcile)
+        if not grace >= 0:
+            raise ValueError("grace must be >= 0 seconds")
+        self._engine = _Engine(client, items, concurrency, reconcile, before_send=before_send)
+        self.grace = grace
+
+    @property
+    def unreported(self) -> list[SendOutcome]:
+        """After the loop was left early: the outcomes it never saw, one per input that
+        was pulled and not reported (delivered during the grace, refused, never sent
+        because the loop had ended: ``NotAttemptedError``, or cut off when the grace ran
+        out: ``DeliveryUnknownError``)."""
+        return self._engine.unreported
 
     def __aiter__(self) -> BulkSend:
         return self
@@ -280,11 +348,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            await self._engine.aclose()  # cancelled: stop now
+            return
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Stop pulling input and cancel in-flight sends; wait until they have stopped."""
-        await self._engine.aclose()
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop pulling input; sends already on the wire get ``grace`` seconds (default:
+        the ``grace`` given to ``send_many``) to finish, no new send starts, then what
+        is left is cancelled.  Returns once every worker has stopped; what the loop
+        did not see is in ``unreported``."""
+        await self._engine.drain(self.grace if grace is None else grace)
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -309,6 +383,18 @@ class _Outcomes:
     def clear(self) -> None:
         """Drop every item; any worker waiting for room may go on."""
         self._items.clear()
+        while self._putters:
+            _wake(self._putters)
+
+    def take_all(self) -> list[Any]:
+        """Remove and return every item (the end marker excluded)."""
+        items = [i for i in self._items if i is not _END]
+        self._items.clear()
+        return items
+
+    def unbounded(self) -> None:
+        """Lift the bound, letting every waiting worker put."""
+        self._maxsize = 1 << 62
         while self._putters:
             _wake(self._putters)
 
@@ -376,8 +462,13 @@ class _Engine:
         concurrency: int,
         reconcile: bool,
         sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+        *,
+        before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
+        self._before_send = before_send
+        """Awaited with each valid input right before its send (a journal's durable
+        "started" record); if it raises an ``OpenTrainError`` that is the outcome."""
         self._async_items: AsyncIterator[Any] | None = None
         self._items: Iterator[Any] | None = None
         if isinstance(items, AsyncIterable):
@@ -396,6 +487,12 @@ class _Engine:
         self._sink_error: BaseException | None = None
         self._exhausted = False
         self._closed = False
+        self._halt: OpenTrainError | None = None
+        """Set by the first failure that dooms every later send (``stops_engine``)."""
+        self.closing = False
+        """The consumer left: no new send may start (checked by the client, see
+        ``SEND_GATE``); outcomes go to ``unreported``."""
+        self.unreported: list[SendOutcome] = []
 
     def start(self) -> None:
         if not self._workers:
@@ -443,6 +540,24 @@ class _Engine:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
+    async def drain(self, grace: float) -> None:
+        """Leave early: no new input, no new send; sends on the wire get ``grace``
+        seconds to finish; every outcome the consumer will not see goes to
+        ``unreported``; then the rest is cancelled."""
+        if self._closed:
+            return
+        self.closing = True
+        self._closed = True  # the stream just ends for every consumer
+        self._exhausted = True
+        self.unreported.extend(self._outcomes.take_all())
+        self._outcomes.unbounded()  # workers waiting for room hand their outcome over
+        self._outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+        pending = [t for t in self._workers if not t.done()]
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+        self.unreported.extend(o for o in self._outcomes.take_all() if o is not _END)
+        await self.aclose()
+
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop everything now; returns the workers still winding down.
 
@@ -457,6 +572,15 @@ class _Engine:
         self._outcomes.put_nowait(_END)
         return [t for t in self._workers if not t.done()]
 
+    def _not_attempted(self) -> NotAttemptedError:
+        cause = self._halt
+        assert cause is not None
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        return NotAttemptedError(
+            f"not attempted: an earlier send showed this token cannot send ({first})",
+            cause=cause,
+        )
+
     async def _next_async_item(self) -> Any:
         assert self._async_items is not None
         async with self._pull_lock:  # an async generator must not be re-entered
@@ -469,12 +593,22 @@ class _Engine:
             except Exception as exc:  # the caller's iterable failed: stop, report it last
                 self._exhausted = True
                 self._input_error = exc
+            except asyncio.CancelledError as exc:
+                if self._closed:  # the engine is stopping this worker
+                    raise
+                # The iterable itself raised CancelledError: end the stream with it
+                # rather than lose the worker (and hang the consumer).
+                self._exhausted = True
+                self._input_error = exc
         return _END
 
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
+        SEND_GATE.set(self)  # this worker's context only: the client checks it per send
         deliver = self._client._deliver
+        before_send = self._before_send
+        policy = self._client.retry_policy
         reconcile = self._reconcile
         items = self._items
         try:
@@ -507,17 +641,48 @@ class _Engine:
                         key = outgoing.key
                         conversation_id = outgoing.conversation_id
                         content = outgoing.content
-                    message, reconciled = await deliver(conversation_id, content, reconcile)
+                    if self._halt is not None:
+                        raise self._not_attempted()
+                    if before_send is not None:
+                        await before_send(item)
+                    waits = 0
+                    while True:
+                        try:
+                            message, reconciled = await deliver(conversation_id, content, reconcile)
+                            break
+                        except RateLimitError as exc:
+                            # 429 means "later", never "no": the input waits while the
+                            # hints stay under max_retry_after, however many it takes.
+                            if policy.retry_reason(exc, idempotent=False) is None:
+                                raise
+                            waits += 1
+                            await policy.sleep(policy.compute_wait(exc, waits))
+                            if self._halt is not None:
+                                raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:
+                    if self._halt is None and stops_engine(exc):
+                        self._halt = exc  # no further sends: every later input is not attempted
                     outcome = SendOutcome(index, item, None, exc, key)
                 except Exception as exc:  # a bug must not lose the input: it is its outcome
                     error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     outcome = SendOutcome(index, item, None, error, key)
+                except asyncio.CancelledError:
+                    if self.closing:  # the grace ran out with this send under way
+                        unknown = DeliveryUnknownError(
+                            "the send_many loop was left and this send did not finish within "
+                            "the grace; it may or may not have been delivered",
+                            cause=APIConnectionError("cancelled after the grace"),
+                        )
+                        self.unreported.append(SendOutcome(index, item, None, unknown, key))
+                    raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
                 if self._sink is None:
-                    await self._outcomes.put(outcome)
+                    if self.closing:
+                        self.unreported.append(outcome)
+                    else:
+                        await self._outcomes.put(outcome)
                     continue
                 try:
                     result = self._sink(outcome)
@@ -533,8 +698,8 @@ class _Engine:
                     raise
         finally:
             self._live_workers -= 1
-        if self._live_workers == 0 and self._sink is None:  # the last one closes the stream
-            await self._outcomes.put(_END)
+            if self._live_workers == 0 and self._sink is None and not self._closed:
+                self._outcomes.put_nowait(_END)  # the last one closes the stream
 
 
 def _key_of(item: Any) -> str | None:

@@ -29,6 +29,7 @@ from ._bulk import (
     BulkSend,
     SendItem,
     SendOutcome,
+    refuse_if_closing,
     run_batch,
 )
 from ._config import resolve_settings, without_userinfo
@@ -394,6 +395,8 @@ class OpenTrainClient(ReadMixin):
             stats = self.stats  # shared with every with_options copy
             stats.in_flight += 1
             try:
+                if method != "GET":  # a send_many loop that was left starts no new send
+                    refuse_if_closing()
                 stats.requests += 1
                 sent_at = self._clock() if debug else 0.0
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
@@ -608,6 +611,7 @@ class OpenTrainClient(ReadMixin):
         *,
         concurrency: int | None = None,
         reconcile: bool = True,
+        grace: float = 5.0,
     ) -> BulkSend:
         """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
 
@@ -617,13 +621,17 @@ class OpenTrainClient(ReadMixin):
         in completion order; ``outcome.index`` is the input position.  ``concurrency``
         (default: ``max_concurrency``) bounds inputs in progress; the client's
         semaphore still bounds requests on the wire and its pacer the rate.  Unknown
-        outcomes are reconciled by read-back unless ``reconcile=False``.
+        outcomes are reconciled by read-back unless ``reconcile=False``.  Leaving the
+        loop early (``break`` or an exception under ``async with``, or ``aclose()``)
+        starts no new send and gives sends on the wire ``grace`` seconds to finish; the
+        outcomes the loop did not see are then in ``.unreported``.
         """
         return BulkSend(
             self,
             items,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
+            grace=grace,
         )
 
     async def send_all(

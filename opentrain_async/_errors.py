@@ -17,6 +17,7 @@
      │    └── APIConnectionError                   no answer: .reached_server
      │         ├── APITimeoutError
      │         └── DeliveryUnknownError            a send may or may not have been delivered
+     ├── NotAttemptedError                         bulk: never sent, the job was stopped
      └── WebhookVerificationError                  a webhook signature did not verify
 
 ``except APIError`` catches every failed request, network failures included, and
@@ -48,6 +49,7 @@ __all__ = [
     "DeliveryUnknownError",
     "InternalServerError",
     "InvalidRequestError",
+    "NotAttemptedError",
     "NotFoundError",
     "OpenTrainError",
     "PermissionDeniedError",
@@ -288,6 +290,17 @@ class DeliveryUnknownError(APIConnectionError):
         self.__cause__ = cause
         self.conversation_id = conversation_id
         self.started_at = started_at
+
+
+class NotAttemptedError(OpenTrainError):
+    """Bulk: this input was never sent, because an earlier send showed that every send
+    of this token would fail (401, or a 403 about the account or token such as a
+    missing scope or an unclaimed account; ``__cause__`` is that error), or because the
+    loop over ``send_many`` was left before its send started (no ``__cause__``)."""
+
+    def __init__(self, message: str, *, cause: OpenTrainError | None = None) -> None:
+        super().__init__(message)
+        self.__cause__ = cause
 
 
 class WebhookVerificationError(OpenTrainError):

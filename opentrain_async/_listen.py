@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -43,7 +44,13 @@ logger = logging.getLogger("opentrain_async")
 ListenStart = Literal["latest", "beginning"]
 
 _LOOKUP_PAGE_SIZE = 100
-_MAX_LOOKUP_PAGES = 10
+LOOKUP_BUDGET = 60.0
+"""Seconds one conversation lookup may take before the page is retried later."""
+EVENT_SKEW = timedelta(minutes=5)
+"""How much earlier than its ``message.received`` event a message may be stamped."""
+FROM_BEGINNING = "@beginning"
+"""Saved instead of a cursor when the feed was empty at the first start: the next
+start reads from the beginning, so nothing that arrives meanwhile is skipped."""
 _SEEN_CAPACITY = 50_000
 
 
@@ -166,22 +173,40 @@ def _check_number(value: object, field: str, *, minimum: float, strict: bool = F
 
 
 async def _find_messages(
-    reader: _Reader, conversation_id: str, wanted: set[str]
-) -> dict[str, Message]:
-    """Read a conversation back from its newest message until every wanted id is found."""
+    reader: _Reader,
+    conversation_id: str,
+    wanted: set[str],
+    not_before: datetime | None,
+    *,
+    budget: float = LOOKUP_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[dict[str, Message], bool]:
+    """Read a conversation back from its newest message until every wanted id is found.
+
+    The bound is time, not pages: reading stops once the messages are older than
+    ``not_before`` (the events' time, less an allowance) or the conversation has no
+    more, so a message under any number of newer ones is found.  Returns what was
+    found and whether the search was complete (False: the server echoed its cursor or
+    ``budget`` seconds ran out, so a missing message may still be there).
+    """
     found: dict[str, Message] = {}
     cursor: str | None = None
-    for _ in range(_MAX_LOOKUP_PAGES):
+    deadline = clock() + budget
+    while True:
         page = await reader.read_messages(
             conversation_id, limit=_LOOKUP_PAGE_SIZE, cursor=cursor, direction="older"
         )
         for message in page.messages:
             if message.id in wanted:
                 found[message.id] = message
-        if len(found) == len(wanted) or page.next_cursor in (None, cursor):
-            break
+        if len(found) == len(wanted) or page.next_cursor is None:
+            return found, True
+        times = [m.created_at for m in page.messages]
+        if not_before is not None and times and min(times) < not_before:
+            return found, True
+        if page.next_cursor == cursor or clock() >= deadline:
+            return found, False
         cursor = page.next_cursor
-    return found
 
 
 async def _fast_forward(reader: _Reader, limit: int) -> str | None:
@@ -231,8 +256,11 @@ async def listen_messages(
     cursor = await cursor_store.load()
     if cursor is None and start == "latest":
         cursor = await _fast_forward(reader, limit)
-        if cursor is not None:
-            await cursor_store.save(cursor)
+        # An empty feed has no cursor to save: remember "from the beginning" instead,
+        # or a restart would fast-forward past what arrived while the bot was down.
+        await cursor_store.save(FROM_BEGINNING if cursor is None else cursor)
+    if cursor == FROM_BEGINNING:
+        cursor = None
     seen: OrderedDict[str, None] = OrderedDict()
     wait = initial
     while True:
@@ -248,18 +276,42 @@ async def listen_messages(
             if message_id not in seen:
                 wanted.append((event, conversation_id, message_id))
         by_conversation: dict[str, set[str]] = {}
-        for _, conversation_id, message_id in wanted:
+        not_before: dict[str, datetime | None] = {}
+        for event, conversation_id, message_id in wanted:
             by_conversation.setdefault(conversation_id, set()).add(message_id)
+            at = None if event.created_at is None else event.created_at - EVENT_SKEW
+            earlier = not_before.get(conversation_id, at)
+            bound = None if at is None or earlier is None else min(at, earlier)
+            not_before[conversation_id] = bound
         found: dict[str, Message] = {}
+        incomplete: set[str] = set()
         for conversation_id, ids in by_conversation.items():
-            found.update(await _find_messages(reader, conversation_id, ids))
+            messages, complete = await _find_messages(
+                reader, conversation_id, ids, not_before[conversation_id]
+            )
+            found.update(messages)
+            if not complete:
+                incomplete.add(conversation_id)
+        retry = False
         for event, conversation_id, message_id in wanted:
             if message_id in seen:
                 continue  # the same message announced twice in one page
+            message = found.get(message_id)
+            if message is None and conversation_id in incomplete:
+                # Not read back far enough to know: retry this page later rather than
+                # move the cursor past a message that may be there.
+                logger.warning(
+                    "message %s of event %s: conversation %s could not be read back far "
+                    "enough; retrying the page",
+                    message_id,
+                    event.id,
+                    conversation_id,
+                )
+                retry = True
+                break
             seen[message_id] = None
             if len(seen) > _SEEN_CAPACITY:
                 seen.popitem(last=False)
-            message = found.get(message_id)
             if message is None:
                 logger.warning(
                     "message %s of event %s not found in conversation %s; skipped",
@@ -271,6 +323,12 @@ async def listen_messages(
             if message.is_from_viewer:
                 continue
             yield message
+        if retry:
+            if until_idle:
+                return  # the cursor stays before that message: the next run retries it
+            await pause(wait)
+            wait = min(wait * factor, ceiling)
+            continue
         next_cursor = page.next_cursor or cursor
         progressed = next_cursor != cursor
         if progressed and next_cursor is not None:

@@ -4,14 +4,18 @@ POST /messages has no idempotency key, so after a timeout, a dropped connection 
 the only way to avoid both loss and duplicates is to look: read the conversation back
 (newest first) and search for our own message: from the viewer, same content, created
 after the first attempt began (less an allowance for clock skew), and not already
-claimed by another send of this client.  Found: that is the outcome.  Not found: the
-message was not delivered and may be resent.  Unreadable: the outcome stays unknown.
+claimed by another send of this client.  Found: that is the outcome.  Not found, after
+reading back to before the first attempt: the message was not delivered and may be
+resent.  Unreadable, or not read back that far: the outcome stays unknown.  The bound
+is time (the messages' own timestamps, and a budget in seconds), never a page count,
+so a busy conversation cannot make "not read" look like "not delivered".
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Container
+from collections.abc import Callable, Container
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -24,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["ClaimedIds", "find_own_message"]
 
 PAGE_LIMIT = 100
-MAX_PAGES = 10
+READ_BACK_BUDGET = 120.0
+"""Seconds one read-back may take before its outcome is reported unknown."""
 
 
 class ClaimedIds:
@@ -60,28 +65,31 @@ async def find_own_message(
     since: float,
     claimed: ClaimedIds,
     cause: DeliveryUnknownError,
+    budget: float = READ_BACK_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``.
 
     Pages back from the newest message (``read_messages``, the same reader bots use)
-    until messages are older than ``since``, for at most ``MAX_PAGES`` pages.  Raises
-    ``DeliveryUnknownError`` (chained to the send failure, else to the read error) when
-    the conversation cannot be read back, e.g. without the ``messages:read`` scope, or
-    answers malformed pages.
+    until the messages are older than ``since`` or the conversation has no more: only
+    then is "not found" an answer (None), however many newer messages there are.
+    Anything short of that is ``DeliveryUnknownError`` (chained to what went wrong),
+    never "not delivered": the conversation cannot be read (no ``messages:read``),
+    a page is malformed, the server hands back the cursor it was given, or reading
+    back takes longer than ``budget`` seconds.
     """
     since_dt = datetime.fromtimestamp(since, tz=timezone.utc)
+    deadline = clock() + budget
     cursor: str | None = None
-    for _ in range(MAX_PAGES):
+    pages = 0
+    while True:
         try:
             page = await client.read_messages(conversation_id, limit=PAGE_LIMIT, cursor=cursor)
         except OpenTrainError as exc:
-            raise DeliveryUnknownError(
-                f"sending to {conversation_id}: the outcome is unknown and the conversation "
-                f"could not be read back to check ({exc}); not resending",
-                cause=cause.__cause__,
-                conversation_id=conversation_id,
-                started_at=cause.started_at,
-            ) from (cause.__cause__ or exc)
+            raise _unknown(
+                conversation_id, cause, f"could not be read back to check ({exc})"
+            ) from exc
+        pages += 1
         for message in page.messages:  # the order inside a page is not documented
             if (
                 message.is_from_viewer
@@ -92,7 +100,30 @@ async def find_own_message(
                 claimed.add(message.id)
                 return message
         older = [m.created_at for m in page.messages]
-        if page.next_cursor in (None, cursor) or not older or min(older) < since_dt:
-            return None
+        if page.next_cursor is None or (older and min(older) < since_dt):
+            return None  # read back to before the first attempt: it is not there
+        if page.next_cursor == cursor:
+            raise _unknown(
+                conversation_id,
+                cause,
+                f"could not be read back to check (the server returned the same cursor "
+                f"again after {pages:,} pages)",
+            )
+        if clock() >= deadline:
+            raise _unknown(
+                conversation_id,
+                cause,
+                f"was not read back far enough within {budget:g} s ({pages:,} pages of "
+                "newer messages)",
+            )
         cursor = page.next_cursor
-    return None
+
+
+def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> DeliveryUnknownError:
+    return DeliveryUnknownError(
+        f"sending to {conversation_id}: the outcome is unknown and the conversation {why}; "
+        "not resending",
+        cause=cause.__cause__,
+        conversation_id=conversation_id,
+        started_at=cause.started_at,
+    )

@@ -44,7 +44,10 @@ def cli_env(server: FakeOpenTrain | None, tmp_path: Path, **extra: str) -> dict[
     return env
 
 
-async def start_cli(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+async def start_cli(
+    *args: str, env: Mapping[str, str], cwd: Path = ROOT
+) -> asyncio.subprocess.Process:
+    """Start ``python -m opentrain_async ARGS`` (from any ``cwd``: PYTHONPATH finds it)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -54,15 +57,19 @@ async def start_cli(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Pr
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=dict(env),
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
 async def run_cli(
-    *args: str, env: Mapping[str, str], stdin: str | None = None, timeout: float = 60.0
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path = ROOT,
 ) -> Result:
     """Run ``python -m opentrain_async ARGS`` to completion."""
-    proc = await start_cli(*args, env=env)
+    proc = await start_cli(*args, env=env, cwd=cwd)
     data = stdin.encode() if stdin is not None else b""
     out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert proc.returncode is not None
@@ -81,3 +88,17 @@ def assert_one_line_error(result: Result) -> None:
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1, result.err
     assert lines[0].startswith("opentrain-async: error: ")
+
+
+def journal_header(job: Path, server: FakeOpenTrain | None = None) -> str:
+    """The header line a journal for ``job`` starts with (to write journals by hand)."""
+    record = {
+        "journal": "opentrain-async",
+        "format": 2,
+        "input": {
+            "path": str(job.resolve()),
+            "apiRoot": None if server is None else server.base_url + "/api/public/v1",
+        },
+        "at": 0.0,
+    }
+    return json.dumps(record) + "\n"

@@ -55,10 +55,19 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process on loopback; can be killed and started again on its port."""
 
-    def __init__(self, binary: str, workdir: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        password: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.password = password
+        self.extra_args = extra_args
+        """More redis-server options (``--appendonly yes``: survive a kill)."""
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -85,6 +94,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603

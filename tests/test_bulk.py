@@ -82,18 +82,35 @@ async def test_every_input_gets_exactly_one_outcome(
     assert len(server.sends) == 6
 
 
-async def test_exhausted_retry_budget_is_an_outcome(
+async def test_429_is_never_final_while_hints_stay_under_the_cap(
     server: FakeOpenTrain, no_wait: RecordingSleep
 ) -> None:
-    """An input whose 429 retries run out gets a RateLimitError outcome; the rest go on."""
+    """In bulk, 429s beyond the retry budget do not end an input: it waits each hint
+    and is delivered; nothing is sent twice."""
     conv = server.add_conversation()
-    server.throttle_next(3, retry_after=0.01)
+    server.throttle_next(9, retry_after=0.02)
     async with make_client(server, sleep=no_wait, max_retries=2) as client:
+        outcomes = await collect(client, [(conv, "first"), (conv, "second")], concurrency=1)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert [m["content"] for m in server.messages(conv)] == ["first", "second"]
+    assert server.stats()["rate_limited"] == 9
+    assert len([w for w in no_wait.waits if w >= 0.02]) >= 9  # every hint was waited out
+
+
+async def test_429_hint_above_max_retry_after_is_an_outcome(
+    server: FakeOpenTrain, no_wait: RecordingSleep
+) -> None:
+    """A hint longer than max_retry_after is not waited: that input's outcome is
+    rate_limited, and the rest go on."""
+    conv = server.add_conversation()
+    server.throttle_next(1, retry_after=500)
+    async with make_client(server, sleep=no_wait, max_retry_after=60) as client:
         outcomes = await collect(client, [(conv, "first")], concurrency=1)
         outcomes += await collect(client, [(conv, "second")], concurrency=1)
     assert isinstance(outcomes[0].error, RateLimitError)
     assert outcomes[0].kind == "rate_limited"
     assert outcomes[1].ok
+    assert all(w < 60 for w in no_wait.waits)
 
 
 async def test_async_iterable_input(server: FakeOpenTrain, client: OpenTrainClient) -> None:
@@ -355,7 +372,7 @@ async def test_aclose_from_another_task_ends_the_consumer(
     # Both sends on the wire (stalled by the server); polls a counter, never waits on time.
     while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
         await asyncio.sleep(0)
-    await outcomes.aclose()
+    await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     await asyncio.wait_for(consumer, 5)
     assert seen == []
     assert client.stats.requests == 2
@@ -552,5 +569,5 @@ async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
     consumers = [asyncio.create_task(consume()) for _ in range(2)]
     while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
         await asyncio.sleep(0)
-    await outcomes.aclose()
+    await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     assert await asyncio.wait_for(asyncio.gather(*consumers), 5) == [0, 0]

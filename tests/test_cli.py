@@ -16,6 +16,7 @@ from opentrain_async.testing import FakeOpenTrain, TokenBucket
 from .cli_helpers import (
     assert_one_line_error,
     cli_env,
+    journal_header,
     run_cli,
     start_cli,
     write_jsonl,
@@ -333,10 +334,11 @@ async def test_interrupted_send_is_reconciled_not_resent(
     async with OpenTrainClient(server.token, server.base_url) as client:
         delivered = await client.send_message(conv, "msg 1")  # the crashed run's send
     digest = content_hash(conv, "msg 1")
-    ident = identity(2, None, digest)
+    ident = identity(None, digest, 1)
     journal = tmp_path / "journal.jsonl"
     journal.write_text(
-        json.dumps(
+        journal_header(job, server)
+        + json.dumps(
             {
                 "event": "started",
                 "id": ident,
@@ -359,7 +361,7 @@ async def test_interrupted_send_is_reconciled_not_resent(
     assert "ignored a partial last line" in result.err
     contents = sorted(m["content"] for m in server.messages(conv))
     assert contents == ["msg 0", "msg 1", "msg 2"]
-    ended = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    ended = [json.loads(line) for line in journal.read_text().splitlines()[2:]]
     assert {"event": "ended", "id": ident, "ok": True, "messageId": delivered.id}.items() <= next(
         r for r in ended if r.get("id") == ident and r["event"] == "ended"
     ).items()

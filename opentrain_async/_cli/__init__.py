@@ -1,7 +1,8 @@
 """The ``opentrain-async`` command line (also ``python -m opentrain_async``).
 
-Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with
-``--journal``) and ``demo`` (a bulk job against the embedded fake server).  The token
+Commands: ``send`` (one message), ``bulk`` (a JSONL/CSV job, crash-safe with its
+journal, in a file or on Redis), ``journal show|export`` (what a job's journal says) and
+``demo`` (a bulk job against the embedded fake server).  The token
 is never a flag: it comes from ``OT_API_TOKEN``/``OPENTRAIN_API_TOKEN`` or the official
 CLI's config file, exactly as the client resolves it.
 
@@ -44,6 +45,13 @@ from ._job import (
     StartError,
     dry_run,
     run_job,
+)
+from ._journal_redis import (
+    JournalLostError,
+    JournalUnavailableError,
+    RedisJournalStore,
+    RedisJournalURL,
+    is_redis_url,
 )
 
 __all__ = ["main"]
@@ -149,10 +157,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--journal",
-        type=Path,
-        metavar="PATH",
-        help="crash-safe progress file: rerun with the same PATH to resume",
+        metavar="PATH|URL",
+        help="crash-safe progress file (default: one per input file under "
+        "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
+        "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
     )
+    bulk.add_argument(
+        "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
+    )
+    bulk.add_argument(
+        "--allow-changed",
+        action="store_true",
+        help="send inputs whose key was sent before with other content (default: refuse)",
+    )
+    bulk.add_argument(
+        "--reuse-journal",
+        action="store_true",
+        help="use a journal written for another input path or API (a moved job file)",
+    )
+    bulk.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="write every input not delivered to FILE (input format, plus line and reason)",
+    )
+    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
@@ -191,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_positive_float, default=2.0, help="--follow poll interval (2 s)"
     )
     messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
+    from ._journal_cmd import add_journal_parser
+
+    add_journal_parser(commands, common)
 
     demo = commands.add_parser(
         "demo",
@@ -270,10 +303,20 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _job_options(args: argparse.Namespace) -> JobOptions:
+    redis_url = args.journal is not None and is_redis_url(args.journal)
     return JobOptions(
         concurrency=args.concurrency,
         rate=args.rate,
-        journal=args.journal,
+        journal=Path(args.journal) if args.journal is not None and not redis_url else None,
+        # --dry-run only reads the job: it takes no lease, so it works while a run goes on.
+        journal_store=RedisJournalStore(RedisJournalURL.parse(args.journal), read_only=args.dry_run)
+        if redis_url
+        else None,
+        no_journal=args.no_journal,
+        allow_changed=args.allow_changed,
+        reuse_journal=args.reuse_journal,
+        failures=args.failures,
+        grace=args.grace,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         strict=args.strict,
@@ -290,7 +333,7 @@ async def _bulk(args: argparse.Namespace) -> int:
         source = JobSource(args.file, fmt=args.format)
     options = _job_options(args)
     if options.dry_run:
-        return dry_run(source, options, sys.stdout, sys.stderr)
+        return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
     return await run_job(source, options, settings)
 
@@ -301,6 +344,10 @@ async def _main(args: argparse.Namespace) -> int:
         return await _send(args, settings)
     if args.command == "bulk":
         return await _bulk(args)
+    if args.command == "journal":
+        from ._journal_cmd import journal_command
+
+        return await journal_command(args, sys.stdout)
     if args.command in ("conversations", "messages"):
         from ._read import list_conversations, show_messages
 
@@ -322,14 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_START)
     except StartError as exc:
         return _fail(str(exc), EXIT_START)
+    except JournalUnavailableError as exc:  # Redis unreachable before any send
+        return _fail(str(exc), EXIT_START)
+    except JournalLostError as exc:  # mid-run: stopped sending, says how to resume
+        return _fail(str(exc), EXIT_FAILED)
     except (InputError, JournalError, InvalidRequestError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail(
-            "interrupted; sends in progress are recorded as started in the journal (if any): "
-            "rerun with the same --journal to resume",
-            130,
-        )
+        return _fail("interrupted", 130)
     except AuthenticationError as exc:
         return _fail(f"authentication failed: {exc}", EXIT_START)
     except APIConnectionError as exc:

@@ -46,6 +46,10 @@ class Line:
     number: int
     message: OutgoingMessage | None = None
     problem: str | None = None
+    record: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    """The fields as read (for ``--failures``), when the line parsed as a record."""
+    raw: str | None = attrs.field(default=None, eq=False, repr=False)
+    """The line's text, when it did not parse at all."""
 
 
 def detect_format(name: str, head: str) -> Format:
@@ -64,6 +68,7 @@ class JobSource:
 
     def __init__(self, name: str, *, fmt: Format | None = None, stdin_text: str | None = None):
         self.name = name
+        self.is_stdin = stdin_text is not None
         self._text = stdin_text
         if stdin_text is None:
             path = Path(name)
@@ -106,14 +111,15 @@ class JobSource:
 def _check(number: int, record: dict[str, Any]) -> Line:
     missing = [f for f in _FIELDS if record.get(f) is None]
     if missing:
-        return Line(number, problem="missing field " + ", ".join(repr(f) for f in missing))
+        problem = "missing field " + ", ".join(repr(f) for f in missing)
+        return Line(number, problem=problem, record=record)
     try:
         message = normalize_item(record)
     except InvalidRequestError as exc:
-        return Line(number, problem=str(exc))
+        return Line(number, problem=str(exc), record=record)
     if message.key is not None and not message.key.strip():
         message = attrs.evolve(message, key=None)
-    return Line(number, message=message)
+    return Line(number, message=message, record=record)
 
 
 def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
@@ -123,10 +129,11 @@ def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
         try:
             record = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            yield Line(number, problem=f"invalid JSON ({exc})")
+            yield Line(number, problem=f"invalid JSON ({exc})", raw=text.rstrip("\r\n"))
             continue
         if not isinstance(record, dict):
-            yield Line(number, problem=f"expected a JSON object, got {type(record).__name__}")
+            problem = f"expected a JSON object, got {type(record).__name__}"
+            yield Line(number, problem=problem, raw=text.rstrip("\r\n"))
             continue
         if "key" in record and record["key"] is not None and not isinstance(record["key"], str):
             record["key"] = str(record["key"])
@@ -154,14 +161,15 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Line(start, problem=f"bad CSV ({exc})")
+            yield Line(start, problem=f"bad CSV ({exc})", raw="")
             start = reader.line_num + 1
             continue
         number, start = start, reader.line_num + 1
-        if None in row:
-            yield Line(number, problem="more fields than the header names")
-            continue
         record: dict[str, Any] = {k: v for k, v in row.items() if v is not None}
+        if None in row:
+            record["extra"] = record.pop(None)  # type: ignore[call-overload]
+            yield Line(number, problem="more fields than the header names", record=record)
+            continue
         if not record.get("key"):
             record.pop("key", None)
         yield _check(number, record)

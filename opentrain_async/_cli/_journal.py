@@ -1,26 +1,33 @@
-"""The bulk journal: an append-only JSON Lines file that makes a job crash-safe.
+"""The bulk journal: what makes a job crash-safe, and where its records are stored.
 
-One line per event, written with a single ``write`` on an ``O_APPEND`` descriptor and
-made durable (fsync) before the caller goes on::
+Two layers, so that the storage can change without touching the job logic:
 
+* ``Journal`` (this module's logic): the header that marks a journal as ours, input
+  identity, the records of a run, replaying them into a ``JournalState``, and group
+  commit (one durable write covers every record queued before it).
+* ``JournalStore`` (a small Protocol): where the records live.  ``FileJournalStore``
+  is the default (JSON Lines, ``fsync``); another store (Redis, say) implements the same
+  five methods and plugs in unchanged.
+
+The records, one JSON object each::
+
+    {"journal": "opentrain-async", "format": 2, "input": {"path": "/jobs/batch7.jsonl",
+     "apiRoot": "https://app.opentrain.ai/api/public/v1"}, "version": "0.1.0", "at": …}
     {"event": "run", "at": 1760000000.1, "pid": 4242, "version": "0.1.0"}
     {"event": "started", "id": "key:invoice-7", "line": 3, "conversationId": "conv_1",
      "sha256": "…", "at": 1760000000.2}
     {"event": "ended", "id": "key:invoice-7", "ok": true, "messageId": "msg_9", "at": …}
-    {"event": "ended", "id": "line:4:…", "ok": false, "kind": "read_only_conversation",
+    {"event": "ended", "id": "c:…:1", "ok": false, "kind": "read_only_conversation",
      "code": "CONFLICT", "status": 409, "error": "…", "final": true, "at": …}
 
-An input's identity is its ``key`` when it has one, else its line number plus the
-SHA-256 of ``conversationId`` NUL ``content``.  The journal never holds the token and
-never the content (only that hash).
+The first record is the header.  A store whose first record is not a header of ours is
+never written to, truncated or "repaired": the journal refuses it.
 
-Durability uses group commit: every ``append`` waits until an fsync that began after
-its write has finished, and one fsync (in a worker thread) covers every record written
-before it, so a run pays for far fewer fsyncs than records.
-
-A process killed mid-write leaves a torn last line: ``load`` ignores it, and opening
-the journal for appending cuts it off so the next record starts on a fresh line.  A
-corrupt line anywhere else is an error (``JournalError``), never silently skipped.
+An input's identity is its ``key`` when it has one (``key:<key>``), else its content:
+``c:<sha256>:<n>``, the SHA-256 of ``conversationId`` NUL ``content`` and which
+occurrence of that pair in the file it is (1, 2, ...).  Inserting, deleting or reordering
+lines changes no identity.  The journal never holds the token and never the content
+(only that hash).
 """
 
 from __future__ import annotations
@@ -30,20 +37,27 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from opentrain_async._version import __version__
 
 __all__ = [
+    "FORMAT",
+    "FileJournalStore",
+    "InputIdentity",
     "Journal",
     "JournalError",
     "JournalState",
+    "JournalStore",
     "Progress",
+    "StoredRecords",
     "content_hash",
     "identity",
     "load_journal",
@@ -55,9 +69,14 @@ try:  # POSIX: refuse two runs on one journal at once
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+MARK = "opentrain-async"
+"""The header's ``journal`` field: this file is a journal of ours."""
+FORMAT = 2
+"""Journal format written by this version (1: line-number identities, no header)."""
+
 
 class JournalError(Exception):
-    """The journal cannot be used: corrupt in the middle, unreadable, or in use."""
+    """The journal cannot be used: not ours, corrupt, for another job, or in use."""
 
 
 def content_hash(conversation_id: str, content: str) -> str:
@@ -66,11 +85,256 @@ def content_hash(conversation_id: str, content: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def identity(line: int, key: str | None, digest: str) -> str:
-    """An input's identity: ``key:<key>``, or ``line:<n>:<sha256>`` without a key."""
+def identity(key: str | None, digest: str, occurrence: int) -> str:
+    """An input's identity: ``key:<key>``, else ``c:<sha256>:<occurrence>`` (from 1)."""
     if key:
         return f"key:{key}"
-    return f"line:{line}:{digest}"
+    return f"c:{digest}:{occurrence}"
+
+
+@attrs.frozen
+class InputIdentity:
+    """Which job a journal belongs to: the input file and the API it was sent to."""
+
+    path: str
+    """The input's absolute path, or ``<stdin>``."""
+    api_root: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"path": self.path, "apiRoot": self.api_root}
+
+
+# -- storage -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class StoredRecords:
+    """Everything a store holds: the records in order (the header first) and whether a
+    partial record at the end (a write cut short by a crash) was left out."""
+
+    records: list[dict[str, Any]]
+    torn: bool = False
+
+
+class CorruptRecordError(JournalError):
+    """A record that is not a JSON object; ``index`` counts from 0 (the header)."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"record {index + 1} is not valid ({reason})")
+        self.index = index
+        self.reason = reason
+
+
+class JournalStore(Protocol):
+    """Where a journal's records live.  One open store has one owner (one run).
+
+    The journal logic calls, in order: ``open``; ``read``; ``create`` (only when ``read``
+    found nothing) or nothing; any number of ``append``; ``close``.  ``append`` is only
+    called once the journal logic has accepted the header, so a store never writes to
+    something that is not a journal of ours.
+    """
+
+    name: str
+    """How to name this journal in messages (a path, a Redis key)."""
+
+    async def open(self) -> None:
+        """Take exclusive ownership; ``JournalError`` if another run holds it or the
+        location cannot hold a journal (not a regular file, unreadable)."""
+
+    async def read(self) -> StoredRecords:
+        """Every record, in order (empty when new).  ``CorruptRecordError`` for a record
+        that cannot be decoded, except a partial last one (``torn``)."""
+
+    async def create(self, header: Mapping[str, Any]) -> None:
+        """Write ``header`` as the first record of an empty journal, durably and
+        atomically: after a crash the journal is absent or has the whole header."""
+
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``records`` in order and return once they survive a crash.  A partial
+        record a crash left at the end is discarded first."""
+
+    async def close(self) -> None:
+        """Release ownership (after any write under way has finished)."""
+
+
+def _encode(records: Sequence[Mapping[str, Any]]) -> bytes:
+    return "".join(
+        json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records
+    ).encode("utf-8", "surrogatepass")
+
+
+class FileJournalStore:
+    """A journal in one JSON Lines file: ``O_APPEND`` writes, ``fsync``, ``flock``.
+
+    Refuses anything that is not a regular file (``/dev/zero``, a FIFO, a directory).
+    A new journal is written to a temporary file with its header, fsynced and linked
+    into place, so the path never holds a partial header.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
+        self.path = path
+        self.name = str(path)
+        self._fsync = fsync
+        self._read_only = read_only
+        """Only ``read`` (``--dry-run``): no lock, so it works while a job runs."""
+        self._fd: int | None = None
+        self._torn_checked = False
+
+    def __repr__(self) -> str:
+        return f"FileJournalStore({self.name!r})"
+
+    async def open(self) -> None:
+        flags = os.O_RDONLY if self._read_only else os.O_RDWR | os.O_APPEND
+        try:
+            fd = os.open(self.path, flags | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return  # created by ``create``
+        except IsADirectoryError:
+            raise JournalError(f"journal {self.name} is a directory, not a file") from None
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {self.name}: {exc.strerror or exc}") from None
+        self._adopt(fd)
+
+    def _adopt(self, fd: int) -> None:
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise JournalError(
+                    f"journal {self.name} is not a regular file (a device, FIFO or socket); "
+                    "refusing to use it"
+                )
+            os.set_blocking(fd, True)
+            if fcntl is not None and not self._read_only:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise JournalError(
+                        f"journal {self.name} is in use by another running job"
+                    ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    async def read(self) -> StoredRecords:
+        if self._fd is None:
+            return StoredRecords([])
+        raw = _read_all(self._fd)
+        lines = raw.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]  # after the last newline: empty or torn
+        records: list[dict[str, Any]] = []
+        for index, line in enumerate(complete):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise CorruptRecordError(len(records), f"line {index + 1}: {exc}") from None
+            if not isinstance(record, dict):
+                raise CorruptRecordError(len(records), f"line {index + 1}: not an object")
+            records.append(record)
+        return StoredRecords(records, torn=bool(tail.strip()))
+
+    async def create(self, header: Mapping[str, Any]) -> None:
+        if self._fd is not None:  # an existing empty file (``read`` found no record)
+            if os.fstat(self._fd).st_size:
+                raise _not_ours(self.name, "it holds no journal header")
+            self._torn_checked = True
+            await asyncio.to_thread(self._append, _encode([header]))
+            return
+        directory = self.path.parent
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        except OSError as exc:
+            raise JournalError(
+                f"cannot create journal {self.name}: {exc.strerror or exc}"
+            ) from None
+        try:
+            os.write(fd, _encode([header]))
+            if self._fsync:
+                os.fsync(fd)
+            os.close(fd)
+            try:
+                os.link(temp, self.path)  # atomic, and never replaces an existing file
+            except FileExistsError:
+                raise JournalError(
+                    f"journal {self.name} was created by another run at the same time"
+                ) from None
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot create journal {self.name}: {exc.strerror or exc}"
+                ) from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        if self._fsync:
+            _fsync_directory(directory)
+        await self.open()
+        self._torn_checked = True
+
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        data = _encode(records)
+        await asyncio.to_thread(self._append, data)
+
+    def _append(self, data: bytes) -> None:
+        fd = self._fd
+        if fd is None:
+            raise JournalError(f"journal {self.name} is not open")
+        if not self._torn_checked:
+            _cut_torn_tail(fd)
+            self._torn_checked = True
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if self._fsync:
+            os.fsync(fd)
+
+    async def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Drop a partial last line left by a killed process, so appends start clean."""
+    size = os.fstat(fd).st_size
+    chunk = min(size, 1 << 16)
+    offset = size
+    while offset > 0:
+        start = max(0, offset - chunk)
+        data = os.pread(fd, offset - start, start)
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            if end != size:
+                os.ftruncate(fd, end)
+            return
+        offset = start
+    # No newline at all: the header is always written whole, so this is not ours.
+    raise JournalError("refusing to truncate a journal without a complete header")
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- what the records say ----------------------------------------------------------------
 
 
 @attrs.define
@@ -86,48 +350,66 @@ class Progress:
     message_id: str | None = None
     kind: str | None = None
     """The failure kind of its last ``ended`` record, when it failed."""
+    error: str | None = None
     final: bool = True
     """False for failures that stopped the run (401, unreachable): retried automatically."""
     sha256: str | None = None
+    line: int | None = None
 
 
 @attrs.define
 class JournalState:
-    """Everything ``load_journal`` learned, by identity."""
+    """Everything the journal's records say, by identity."""
 
     inputs: dict[str, Progress] = attrs.Factory(dict)
     delivered_ids: set[str] = attrs.Factory(set)
     """Message ids already attributed to an input (never attribute one twice)."""
     torn_tail: bool = False
     runs: int = 0
+    header: dict[str, Any] | None = None
 
 
-def load_journal(path: Path) -> JournalState:
-    """Read a journal (missing file: empty state); ignores a torn final line."""
-    state = JournalState()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return state
-    except OSError as exc:
-        raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
-    lines = raw.split(b"\n")
-    # Everything after the last newline is either empty or a torn write.
-    complete, tail = lines[:-1], lines[-1]
-    if tail.strip():
-        state.torn_tail = True
-    for number, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
+def _check_header(name: str, stored: StoredRecords) -> dict[str, Any] | None:
+    """The header, None for an empty journal; ``JournalError`` if this is not ours."""
+    if not stored.records:
+        if stored.torn:
+            raise _not_ours(name, "it holds one partial line and no journal header")
+        return None
+    header = stored.records[0]
+    if header.get("journal") != MARK:
+        if "event" in header:
+            raise JournalError(
+                f"journal {name} was written by an earlier opentrain-async (format 1, "
+                "identities by line number): finish that job with the version that wrote "
+                "it, or start a new journal"
+            )
+        raise _not_ours(name, "its first line is not a journal header")
+    version = header.get("format")
+    if not isinstance(version, int) or version > FORMAT:
+        raise JournalError(
+            f"journal {name} has format {version!r}; this version reads format {FORMAT} "
+            "(upgrade opentrain-async)"
+        )
+    return header
+
+
+def _not_ours(name: str, why: str) -> JournalError:
+    return JournalError(
+        f"{name} is not a journal written by opentrain-async ({why}); refusing to use it "
+        "(nothing was changed). Pass a new path with --journal"
+    )
+
+
+def _replay(name: str, stored: StoredRecords) -> JournalState:
+    header = _check_header(name, stored)
+    state = JournalState(torn_tail=stored.torn, header=header)
+    for index, record in enumerate(stored.records[1:], 2):
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
             _apply(state, record)
         except (ValueError, KeyError, TypeError) as exc:
             raise JournalError(
-                f"journal {path} is corrupt at line {number} ({exc}); it was not written "
-                "by this tool or two runs wrote it at once"
+                f"journal {name} is corrupt at record {index} ({type(exc).__name__}: {exc}); "
+                "two runs wrote it at once, or it was edited"
             ) from None
     return state
 
@@ -148,125 +430,177 @@ def _apply(state: JournalState, record: Mapping[str, Any]) -> None:
         progress.last_started = at
         progress.open = True
         progress.sha256 = record.get("sha256", progress.sha256)
+        line = record.get("line")
+        progress.line = line if isinstance(line, int) else progress.line
         return
     progress.open = False
     if record["ok"]:
         progress.ok = True
         progress.kind = None
+        progress.error = None
         progress.message_id = str(record["messageId"])
         state.delivered_ids.add(progress.message_id)
     else:
         progress.ok = False
         progress.kind = str(record.get("kind") or "error")
+        progress.error = str(record.get("error") or "")
         progress.final = bool(record.get("final", True))
 
 
-def open_journal(path: Path, *, fsync: bool = True) -> tuple[Journal, JournalState]:
-    """Lock the journal for this run, read what it holds, and cut any torn last line."""
-    journal = Journal(path, fsync=fsync)
+async def _read(store: JournalStore) -> JournalState:
     try:
-        state = load_journal(path)
-        journal.cut_torn_tail()
+        stored = await store.read()
+    except CorruptRecordError as exc:
+        if exc.index == 0:
+            raise _not_ours(store.name, "its first line is not a journal header") from None
+        raise JournalError(
+            f"journal {store.name} is corrupt: {exc}; two runs wrote it at once, or it was "
+            "edited. Nothing was sent"
+        ) from None
+    return _replay(store.name, stored)
+
+
+async def load_journal(store: JournalStore) -> JournalState:
+    """Read a journal without taking it over (``--dry-run``); missing: an empty state."""
+    await store.open()
+    try:
+        return await _read(store)
+    finally:
+        await store.close()
+
+
+def check_input(state: JournalState, name: str, expected: InputIdentity, *, reuse: bool) -> None:
+    """Refuse a journal written for another input file or another API, unless ``reuse``."""
+    header = state.header
+    if header is None or reuse:
+        return
+    recorded = header.get("input") or {}
+    path, api = recorded.get("path"), recorded.get("apiRoot")
+    if path not in (None, expected.path):
+        raise JournalError(
+            f"journal {name} was written for the input {path}, not {expected.path}; "
+            "pass --reuse-journal if it is the same job (moved or renamed), or use "
+            "another --journal"
+        )
+    if None not in (api, expected.api_root) and api != expected.api_root:
+        raise JournalError(
+            f"journal {name} was written for a job sent to {api}, not {expected.api_root}; "
+            "pass --reuse-journal to use it anyway, or use another --journal"
+        )
+
+
+async def open_journal(
+    store: JournalStore, expected: InputIdentity, *, reuse: bool = False
+) -> tuple[Journal, JournalState]:
+    """Take the journal over for this run: check it is ours and for this job, read it,
+    and create it (header first) when it is new."""
+    await store.open()
+    try:
+        state = await _read(store)
+        check_input(state, store.name, expected, reuse=reuse)
+        if state.header is None:
+            header = {
+                "journal": MARK,
+                "format": FORMAT,
+                "input": expected.as_record(),
+                "version": __version__,
+                "at": time.time(),
+            }
+            await store.create(header)
+            state.header = header
     except BaseException:
-        journal.close_now()
+        await store.close()
         raise
-    return journal, state
+    return Journal(store), state
 
 
 class Journal:
-    """An open, locked journal for appending, with group-committed fsyncs."""
+    """An open journal for one run: typed records and group-committed durability.
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        self.path = path
-        self._fsync_enabled = fsync
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError as exc:
-            raise JournalError(f"cannot open journal {path}: {exc.strerror or exc}") from None
-        self._fd = fd
-        try:
-            self._lock()
-        except BaseException:
-            os.close(fd)
-            raise
-        self._written = 0
-        self._synced = 0
+    Records are queued and written by one store write at a time; while a write is under
+    way, every record queued meanwhile goes into the next one, so a busy run pays for
+    far fewer fsyncs than records.  ``append(durable=True)`` returns once its record is
+    durable (``started`` must be, before the send); ``durable=False`` returns at once
+    (``ended``: if it is lost in a crash, the input is read back on the next run, which
+    is correct, only slower).  A failed write is raised by the next ``append`` or by
+    ``aclose``.
+    """
+
+    def __init__(self, store: JournalStore) -> None:
+        self.store = store
+        self._pending: list[Mapping[str, Any]] = []
+        self._queued = 0
+        self._durable = 0
         self._flush: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
         self.records = 0
 
-    def _lock(self) -> None:
-        if fcntl is None:  # pragma: no cover - Windows
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise JournalError(f"journal {self.path} is in use by another running job") from None
+    @property
+    def name(self) -> str:
+        return self.store.name
 
-    def cut_torn_tail(self) -> None:
-        """Drop a partial last line left by a killed process, so appends start clean."""
-        size = os.fstat(self._fd).st_size
-        if size == 0:
-            return
-        chunk = min(size, 1 << 16)
-        offset = size
-        while offset > 0:
-            start = max(0, offset - chunk)
-            data = os.pread(self._fd, offset - start, start)
-            newline = data.rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                if end != size:
-                    os.ftruncate(self._fd, end)
-                return
-            offset = start
-        os.ftruncate(self._fd, 0)
-
-    async def append(self, record: Mapping[str, Any]) -> None:
-        """Write one record and return once it is on disk."""
-        self.write(record)
-        if self._fsync_enabled:
-            await self._durable(self._written)
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Write one record without waiting for the disk (call ``append`` to wait)."""
-        data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode(
-            "utf-8", "surrogatepass"
-        )
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._written += 1
+    async def append(self, record: Mapping[str, Any], *, durable: bool = True) -> None:
+        """Queue one record; with ``durable``, return once it is on stable storage."""
+        self._check()
+        self._pending.append(record)
+        self._queued += 1
         self.records += 1
-
-    async def _durable(self, sequence: int) -> None:
-        while self._synced < sequence:
+        sequence = self._queued
+        if self._flush is None or self._flush.done():
+            self._start_flush()
+        if not durable:
+            return
+        while self._durable < sequence:
             if self._flush is None or self._flush.done():
-                self._flush = asyncio.ensure_future(self._sync())
-            await asyncio.shield(self._flush)
+                self._check()
+                self._start_flush()
+            assert self._flush is not None
+            try:
+                await asyncio.shield(self._flush)
+            except Exception:
+                self._check()
+                raise
 
-    async def _sync(self) -> None:
-        target = self._written
-        await asyncio.to_thread(os.fsync, self._fd)
-        self._synced = max(self._synced, target)
+    def _start_flush(self) -> None:
+        flush = asyncio.ensure_future(self._write_pending())
+        # A failure is kept in ``_failed`` and raised by the next append or aclose.
+        flush.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._flush = flush
 
-    def close_now(self) -> None:
-        """Close without waiting for the disk (after an error)."""
-        os.close(self._fd)
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise JournalError(
+                f"writing journal {self.name} failed: {self._failed}"
+            ) from self._failed
+
+    async def _write_pending(self) -> None:
+        while self._pending and self._failed is None:  # what queued meanwhile goes next
+            batch, self._pending = self._pending, []
+            target = self._queued - len(self._pending)
+            try:
+                await self.store.append(batch)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            self._durable = target
 
     async def aclose(self) -> None:
-        """Finish any fsync under way and close the file (releasing the lock)."""
-        if self._flush is not None and not self._flush.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._flush)
-        if self._fsync_enabled and self._synced < self._written:
-            await asyncio.to_thread(os.fsync, self._fd)
-        os.close(self._fd)
+        """Write everything queued and release the journal; raises if a write failed."""
+        try:
+            while self._flush is not None and not self._flush.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._flush)
+            if self._pending and self._failed is None:
+                with contextlib.suppress(Exception):
+                    await self._write_pending()
+        finally:
+            await self.store.close()
+        self._check()
 
     # -- the records ------------------------------------------------------------------
 
     async def run_started(self, source: str) -> None:
-        """A header for one run (for people reading the journal)."""
+        """One record per run (for people reading the journal)."""
         await self.append(
             {
                 "event": "run",
@@ -303,7 +637,7 @@ class Journal:
         }
         if reconciled:
             record["reconciled"] = True
-        await self.append(record)
+        await self.append(record, durable=False)
 
     async def ended_failed(
         self,
@@ -329,4 +663,4 @@ class Journal:
             record["code"] = code
         if status is not None:
             record["status"] = status
-        await self.append(record)
+        await self.append(record, durable=False)

@@ -1,0 +1,681 @@
+"""The bulk journal on Redis: a job that survives its machine.
+
+``--journal redis://[[user]:password@]host[:port][/db]?job=NAME`` (``rediss://`` for TLS)
+keeps a job's records in Redis under its name, so a rerun on any machine resumes it, and
+holds a lease so that only one runner sends for a job at a time, across machines.
+
+Keys (one hash tag per job, so a cluster keeps them on one slot)::
+
+    opentrain:journal:{NAME}:records   list of JSON records (the file journal's lines)
+    opentrain:journal:{NAME}:lease     hash: owner, token, host, pid, machine, since
+    opentrain:journal:{NAME}:fence     counter: the lease's fencing token
+
+**Records** are appended with one Lua script per batch (group commit: every record
+written while a round trip is under way goes in the next one), and the script appends
+only while the lease is ours: a runner that lost its lease can record nothing.  Each
+append renews the lease and pushes the records' expiry to ``retention`` after the last
+write, so a finished or abandoned job's records go away on their own (default 7 days).
+
+**The lease** is taken with ``INCR`` of the fence (a token that only grows) and a hash
+with a TTL (``lease``, default 15 s) naming the holder; a background task renews it every
+third of the TTL.  A second run finds it held and refuses, naming the holder.  A holder
+that died on this machine (same kernel boot and PID namespace, PID gone) is taken over at
+once; elsewhere, its lease expires after at most one TTL.
+
+**Fencing.**  The runner may send only while its lease is confirmed: every send checks,
+right before the request goes on the wire, that the last successful renewal or append
+started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which keeps counting while
+a process is stopped or the machine suspended), and every record's append checks the
+owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a GC pause, a
+partition) therefore wakes up unable to send or record, while the run that took over
+reads back what it left open.  What fencing cannot stop is a request that passed the
+check and was frozen on its way to the socket (microseconds, or a new connection's
+handshake): the server has no fencing token to compare.
+
+The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
+raised here is built from that redacted form, with no exception chain from the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import aiohttp
+import attrs
+
+from opentrain_async._errors import OpenTrainError
+
+from ._journal import CorruptRecordError, JournalError, StoredRecords
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_RETENTION",
+    "JobInfo",
+    "JournalBusyError",
+    "JournalLostError",
+    "JournalUnavailableError",
+    "LeaseHolder",
+    "RedisJournalStore",
+    "RedisJournalURL",
+    "encode_record",
+    "is_redis_url",
+    "parse_duration",
+    "read_job",
+]
+
+DEFAULT_LEASE = 15.0
+"""Seconds a lease lasts unless renewed (renewed every third of it)."""
+DEFAULT_RETENTION = 7 * 86400.0
+"""Seconds a job's records are kept after its last write (7 days)."""
+MAX_BATCH = 1000
+"""Records per append script call (Lua's unpack() has a stack limit)."""
+READ_CHUNK = 10_000
+KEY_PREFIX = "opentrain:journal:"
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
+
+
+class JournalUnavailableError(JournalError, OpenTrainError):
+    """The journal's Redis cannot be reached or refused us before the run started."""
+
+
+class JournalBusyError(JournalError, OpenTrainError):
+    """Another live run holds the job's lease."""
+
+    def __init__(self, message: str, holder: LeaseHolder) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class JournalLostError(JournalError, OpenTrainError):
+    """The run lost its journal mid-run (Redis gone, or the lease taken over): it must
+    stop sending, since nothing more it does can be recorded."""
+
+
+def is_redis_url(text: str) -> bool:
+    """True for ``redis://`` and ``rediss://`` journal locations."""
+    return text.lower().startswith(("redis://", "rediss://"))
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, field: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d`` -> seconds (> 0)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise JournalError(
+            f"journal URL: {field}={text!r} is not a duration (a number of seconds, or "
+            "with a unit: 90s, 15m, 12h, 7d)"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise JournalError(f"journal URL: {field} must be greater than 0")
+    return seconds
+
+
+@attrs.frozen
+class RedisJournalURL:
+    """A parsed ``redis://`` / ``rediss://`` journal location (never shows the password)."""
+
+    host: str
+    port: int
+    db: int
+    job: str
+    tls: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    lease: float = DEFAULT_LEASE
+    retention: float = DEFAULT_RETENTION
+
+    @classmethod
+    def parse(cls, url: str) -> RedisJournalURL:
+        """Parse and check a journal URL; errors name the part at fault (no password)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 6379
+        except ValueError:
+            port = -1  # raised below, outside the handler: no exception chain to leak
+        if port < 0:
+            raise JournalError(f"journal URL {_redact(url)}: not a valid URL (bad host or port)")
+        scheme = parts.scheme.lower()
+        if scheme not in ("redis", "rediss"):
+            raise JournalError(f"journal URL {_redact(url)}: scheme must be redis or rediss")
+        if not parts.hostname:
+            raise JournalError(f"journal URL {_redact(url)}: no host")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise JournalError(
+                f"journal URL {_redact(url)}: the path is the database number (0-15 usually), "
+                f"got {path!r}"
+            )
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(query) - {"job", "lease", "retention"})
+        if unknown:
+            raise JournalError(
+                f"journal URL {_redact(url)}: unknown parameter {unknown[0]!r} "
+                "(known: job, lease, retention)"
+            )
+        job = query.get("job", "")
+        if not _JOB_NAME.fullmatch(job):
+            raise JournalError(
+                f"journal URL {_redact(url)}: job must be 1-200 characters of letters, digits "
+                f"and ._:@- (starting with a letter or digit), got {job!r}; e.g. ?job=invoices"
+            )
+        lease = parse_duration(query["lease"], "lease") if "lease" in query else DEFAULT_LEASE
+        if lease < 1:
+            raise JournalError("journal URL: lease must be at least 1 second")
+        retention = (
+            parse_duration(query["retention"], "retention")
+            if "retention" in query
+            else DEFAULT_RETENTION
+        )
+        return cls(
+            host=parts.hostname,
+            port=port,
+            db=int(path or 0),
+            job=job,
+            tls=scheme == "rediss",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            lease=lease,
+            retention=retention,
+        )
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+    def redacted(self) -> str:
+        """The URL as shown to people: the password replaced by ``***``."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = ""
+        if self.username or self.password is not None:
+            auth = quote(self.username or "", safe="")
+            if self.password is not None:
+                auth += ":***"
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{auth}{host}:{self.port}/{self.db}?job={self.job}"
+
+    @property
+    def where(self) -> str:
+        """Short form for messages: ``job NAME on host:port/db``."""
+        return f"job {self.job!r} on {self.host}:{self.port}/{self.db}"
+
+    def key(self, name: str) -> str:
+        return f"{KEY_PREFIX}{{{self.job}}}:{name}"
+
+    def connect(self, env: Mapping[str, str] | None = None) -> Redis:
+        """A redis-py asyncio client (the ``redis`` extra) for this location.  Without a
+        password in the URL, ``$REDISCLI_AUTH`` (what redis-cli reads) supplies it, so it
+        need not appear on a command line."""
+        try:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise JournalError(
+                "a redis:// journal needs the redis extra: pip install 'opentrain-async[redis]'"
+            ) from None
+        return Redis(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            username=self.username,
+            password=self.password
+            if self.password is not None
+            else (os.environ if env is None else env).get("REDISCLI_AUTH") or None,
+            ssl=self.tls,
+            socket_timeout=max(2.0, self.lease / 3),
+            socket_connect_timeout=max(2.0, self.lease / 3),
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=0,
+        )
+
+
+def _redact(url: str) -> str:
+    """Hide whatever sits between ``:`` and ``@`` in the authority of an unparsed URL."""
+    return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", url)
+
+
+def _lease_clock() -> float:
+    """Seconds on a clock that keeps counting while the process is stopped and while the
+    machine is suspended (Linux ``CLOCK_BOOTTIME``; elsewhere ``time.monotonic``)."""
+    return time.clock_gettime(_BOOTTIME)
+
+
+_BOOTTIME: int = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
+def _machine_id() -> str | None:
+    """This kernel boot and PID namespace: PIDs compare only between processes sharing it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot}:{namespace}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+@attrs.frozen
+class LeaseHolder:
+    """Who holds a job's lease: for messages, ``journal show`` and the takeover rule."""
+
+    host: str
+    pid: int
+    since: float
+    """Wall-clock time the holder took the lease."""
+    token: int
+    """Fencing token: every new lease gets a larger one."""
+    machine: str | None = None
+    expires_in: float | None = None
+    """Seconds left on the lease when it was read."""
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[Any, Any], ttl_ms: int | None) -> LeaseHolder:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return cls(
+            host=fields.get("host", "?"),
+            pid=int(fields.get("pid", "0") or 0),
+            since=float(fields.get("since", "0") or 0),
+            token=int(fields.get("token", "0") or 0),
+            machine=fields.get("machine") or None,
+            expires_in=None if ttl_ms is None or ttl_ms < 0 else ttl_ms / 1000,
+        )
+
+    def describe(self) -> str:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+        text = f"host {self.host}, pid {self.pid}, since {since} (lease #{self.token}"
+        if self.expires_in is not None:
+            text += f", expires in {self.expires_in:.0f} s unless renewed"
+        return text + ")"
+
+    def dead_here(self, machine: str | None) -> bool:
+        """True when the holder ran on this machine and its process is gone."""
+        return machine is not None and self.machine == machine and not _pid_alive(self.pid)
+
+
+# KEYS: lease, fence.  ARGV: owner, lease_ms, host, pid, machine, since, steal_owner
+_ACQUIRE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[7] then
+  return {0, redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'host', ARGV[3],
+  'pid', ARGV[4], 'machine', ARGV[5], 'since', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PERSIST', KEYS[2])
+return {1, token}
+"""
+
+# KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, first (1: only into an
+# empty list), record...  Returns the list's new length; -1 when the lease is not ours,
+# -2 when ``first`` and the list is not empty.
+_APPEND = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
+local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return n
+"""
+
+# KEYS: lease.  ARGV: owner, lease_ms.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: lease, records, fence.  ARGV: owner, retention_ms.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+async def _eval(script: str, keys: list[str], args: list[str | int], redis: Redis) -> Any:
+    return await redis.eval(script, len(keys), *keys, *args)
+
+
+async def _lrange(key: str, start: int, stop: int, redis: Redis) -> list[Any]:
+    return list(await redis.lrange(key, start, stop))
+
+
+def _describe_redis_error(exc: BaseException) -> str:
+    """A short reason from a redis-py error (its messages hold host/port, no password)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """One record as stored: the file journal's line, without the newline."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+class RedisJournalStore:
+    """A ``JournalStore`` in Redis: a job's records plus the lease of the run using it.
+
+    ``open`` takes the lease (``read_only``: connects only, for ``--dry-run`` and
+    ``journal show``), ``read``/``create``/``append`` move records, ``close`` releases.
+    One event loop; ``clock`` measures the fencing deadline (it must keep counting while
+    the process is stopped or the machine suspended).
+    """
+
+    def __init__(
+        self,
+        url: RedisJournalURL,
+        *,
+        read_only: bool = False,
+        client: Redis | None = None,
+        clock: Callable[[], float] = _lease_clock,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self.url = url
+        self.name = url.redacted()
+        self.read_only = read_only
+        self._client = client
+        self._clock = clock
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid() if pid is None else pid
+        self._machine = _machine_id()
+        self.owner = os.urandom(16).hex()
+        self.token: int | None = None
+        self._lease_ms = round(url.lease * 1000)
+        self._retention_ms = round(url.retention * 1000)
+        self._margin = min(2.0, url.lease / 5)
+        self._valid_until = float("-inf")
+        self._lost: str | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._append_script: AsyncScript | None = None
+        self.records = 0
+        """Records this run appended."""
+        self.took_over: LeaseHolder | None = None
+        """The dead holder this run took the lease from, if any."""
+        self._k_lease = url.key("lease")
+        self._k_records = url.key("records")
+        self._k_fence = url.key("fence")
+
+    def __repr__(self) -> str:
+        return f"RedisJournalStore({self.name!r}, token={self.token})"
+
+    @property
+    def _redis(self) -> Redis:
+        if self._client is None:
+            self._client = self.url.connect()
+        return self._client
+
+    # -- JournalStore ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Take the job's lease (``JournalBusyError`` naming a live holder;
+        ``JournalUnavailableError`` when Redis cannot be reached).  On failure the
+        connection is closed: the caller has nothing to clean up."""
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
+        if self.read_only:
+            await self._call_at_start(lambda r: r.ping())
+            return
+        steal = ""
+        holder: LeaseHolder | None = None
+        for _ in range(2):
+            sent = self._clock()
+            args: list[str | int] = [self.owner, self._lease_ms, self.host, self.pid]
+            args += [self._machine or "", f"{time.time():.3f}", steal]
+            reply = await self._call_at_start(
+                functools.partial(_eval, _ACQUIRE, [self._k_lease, self._k_fence], args)
+            )
+            if int(reply[0]) == 1:
+                self.token = int(reply[1])
+                self._valid_until = sent + self.url.lease - self._margin
+                self._renewer = asyncio.create_task(self._renew_forever())
+                return
+            fields = dict(zip(reply[1][::2], reply[1][1::2], strict=True))
+            holder = LeaseHolder.from_redis(fields, int(reply[2]))
+            if not steal and holder.dead_here(self._machine):
+                steal = _text(fields.get(b"owner", b""))
+                self.took_over = attrs.evolve(holder, expires_in=None)
+                continue
+            break
+        assert holder is not None
+        raise JournalBusyError(
+            f"{self.url.where} is being run by another process: {holder.describe()}; "
+            "wait for it to finish (if it died on another machine, its lease expires "
+            "within the time shown)",
+            holder,
+        )
+
+    async def read(self) -> StoredRecords:
+        """Every record of the job, oldest first (Redis never holds a torn one)."""
+        records: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            stop = start + READ_CHUNK - 1
+            chunk = await self._call_at_start(
+                functools.partial(_lrange, self._k_records, start, stop)
+            )
+            for raw in chunk:
+                try:
+                    record = json.loads(raw)
+                except ValueError as exc:
+                    raise CorruptRecordError(len(records), str(exc)) from None
+                if not isinstance(record, dict):
+                    raise CorruptRecordError(len(records), "not an object")
+                records.append(record)
+            if len(chunk) < READ_CHUNK:
+                return StoredRecords(records)
+            start += READ_CHUNK
+
+    async def create(self, header: Mapping[str, Any]) -> None:
+        """Write the header as the first record, only if the job has no records yet."""
+        await self._write([header], first=True)
+
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Append records (one round trip per ``MAX_BATCH``) while the lease is ours."""
+        for at in range(0, len(records), MAX_BATCH):
+            await self._write(records[at : at + MAX_BATCH], first=False)
+
+    async def close(self) -> None:
+        """Release the lease (records then expire after the retention) and disconnect.
+        Never raises: at worst the lease just expires."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._renewer
+            self._renewer = None
+        if self.token is not None and self._lost is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._redis.eval(
+                        _RELEASE,
+                        3,
+                        self._k_lease,
+                        self._k_records,
+                        self._k_fence,
+                        self.owner,
+                        self._retention_ms,
+                    ),
+                    timeout=max(2.0, self.url.lease / 3),
+                )
+            self._lost = "the run ended"
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    # -- writing under the lease -----------------------------------------------------
+
+    async def _write(self, records: Sequence[Mapping[str, Any]], *, first: bool) -> None:
+        if self._lost is not None:
+            raise JournalLostError(self._lost_message(self._lost))
+        encoded = [encode_record(self._stamp(r)) for r in records]
+        sent = self._clock()
+        if self._append_script is None:  # EVALSHA, falling back to EVAL when Redis lacks it
+            self._append_script = self._redis.register_script(_APPEND)
+        length: Any = None
+        try:
+            length = await self._append_script(
+                keys=[self._k_lease, self._k_records],
+                args=[self.owner, self._lease_ms, self._retention_ms, 1 if first else 0, *encoded],
+            )
+        except Exception as exc:
+            self._lose(f"Redis failed: {_describe_redis_error(exc)}")
+        if length is None:  # raised outside the handler: nothing of the client's attached
+            raise JournalLostError(self._lost_message(self._lost or ""))
+        if int(length) == -1:
+            self._lose("its lease was taken over by another run")
+            raise JournalLostError(self._lost_message(self._lost or ""))
+        if int(length) == -2:
+            raise JournalError(f"journal {self.name} was created by another run at the same time")
+        self._confirmed(sent)
+        self.records += len(encoded)
+
+    def _stamp(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Run records name the host and lease that wrote them (for ``journal show``)."""
+        if record.get("event") != "run":
+            return record
+        return {**record, "host": self.host, "lease": self.token}
+
+    async def _call_at_start(self, call: Callable[[Redis], Awaitable[Any]]) -> Any:
+        """Run one Redis call; any failure is ``JournalUnavailableError`` (no password,
+        no exception chain)."""
+        try:
+            return await call(self._redis)
+        except JournalError:
+            raise
+        except Exception as exc:
+            reason = _describe_redis_error(exc)
+        # Raised outside the handler: no __context__ pointing at the client's exception.
+        raise JournalUnavailableError(f"cannot use the journal at {self.name}: {reason}")
+
+    # -- the lease -------------------------------------------------------------------
+
+    async def _renew_forever(self) -> None:
+        interval = self.url.lease / 3
+        while self._lost is None:
+            await asyncio.sleep(interval)
+            sent = self._clock()
+            try:
+                held = await self._redis.eval(_RENEW, 1, self._k_lease, self.owner, self._lease_ms)
+            except Exception as exc:
+                # Keep trying: the deadline stops sends if Redis stays away.
+                if self._clock() > self._valid_until:
+                    self._lose(f"Redis unreachable ({_describe_redis_error(exc)})")
+                continue
+            if int(held) != 1:
+                self._lose("its lease was taken over by another run")
+                return
+            self._confirmed(sent)
+
+    def _confirmed(self, sent: float) -> None:
+        if self._lost is None:
+            self._valid_until = max(self._valid_until, sent + self.url.lease - self._margin)
+
+    def _lose(self, why: str) -> None:
+        if self._lost is None:
+            self._lost = why
+
+    @property
+    def lost(self) -> str | None:
+        """Why this run may no longer send or record (None while the lease holds)."""
+        if self._lost is None and self._clock() > self._valid_until:
+            self._lose("its lease could not be renewed in time")
+        return self._lost
+
+    def check_send(self) -> None:
+        """Raise ``JournalLostError`` unless this run may start a send now."""
+        why = self.lost
+        if why is not None:
+            raise JournalLostError(self._lost_message(why))
+
+    def _lost_message(self, why: str) -> str:
+        return (
+            f"stopped sending: the journal for {self.url.where} can no longer be written "
+            f"({why}); nothing more was sent. Rerun the same command to resume once Redis is "
+            "reachable (sends left open are checked by read-back, never resent blindly)"
+        )
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """An aiohttp hook that stops every POST before it goes on the wire once the lease
+        is lost (fencing for sends already pulled, waiting for the pacer or a slot)."""
+        config = aiohttp.TraceConfig()
+
+        async def on_request_start(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestStartParams,
+        ) -> None:
+            if params.method == "POST":
+                self.check_send()
+
+        config.on_request_start.append(on_request_start)
+        return config
+
+
+@attrs.frozen
+class JobInfo:
+    """What ``journal show`` reports about a job on Redis besides its records."""
+
+    holder: LeaseHolder | None
+    records_ttl: float | None
+    """Seconds until the records expire (None: no expiry set, or no records)."""
+
+
+async def read_job(url: RedisJournalURL) -> tuple[list[dict[str, Any]], JobInfo]:
+    """A job's records and lease, read without taking the lease (``journal show``)."""
+    store = RedisJournalStore(url, read_only=True)
+    try:
+        await store.open()
+        stored = await store.read()
+        raw, lease_ttl, records_ttl = await store._call_at_start(
+            lambda r: asyncio.gather(
+                r.hgetall(url.key("lease")), r.pttl(url.key("lease")), r.pttl(url.key("records"))
+            )
+        )
+    except CorruptRecordError as exc:
+        raise JournalError(f"journal {store.name} is corrupt: {exc}") from None
+    finally:
+        await store.close()
+    holder = LeaseHolder.from_redis(dict(raw), int(lease_ttl)) if raw else None
+    ttl = None if int(records_ttl) < 0 else int(records_ttl) / 1000
+    return stored.records, JobInfo(holder, ttl)
