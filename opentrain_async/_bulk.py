@@ -39,7 +39,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -60,15 +60,14 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
+from ._retry import RetryPolicy
 from ._validation import validate_content, validate_conversation_id
-
-if TYPE_CHECKING:
-    from ._client import OpenTrainClient
 
 __all__ = [
     "OUTCOME_KINDS",
     "BulkReport",
     "BulkSend",
+    "Deliver",
     "OutcomeKind",
     "SendItem",
     "SendOutcome",
@@ -98,6 +97,10 @@ def stops_engine(error: OpenTrainError) -> bool:
         return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
     return False
 
+
+Deliver = Callable[[str, str, bool], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile)`` returns
+the message and whether read-back found it, or raises an ``OpenTrainError``."""
 
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
@@ -310,9 +313,10 @@ class BulkSend(AsyncIterator[SendOutcome]):
 
     def __init__(
         self,
-        client: OpenTrainClient,
+        deliver: Deliver,
         items: Iterable[SendItem] | AsyncIterable[SendItem],
         *,
+        policy: RetryPolicy,
         concurrency: int,
         reconcile: bool,
         grace: float = LEAVE_GRACE,
@@ -322,7 +326,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise ValueError("concurrency must be >= 1")
         if not grace >= 0:
             raise ValueError("grace must be >= 0 seconds")
-        self._engine = _Engine(client, items, concurrency, reconcile, before_send=before_send)
+        self._engine = _Engine(
+            deliver, policy, items, concurrency, reconcile, before_send=before_send
+        )
         self.grace = grace
 
     @property
@@ -457,7 +463,8 @@ class _Engine:
 
     def __init__(
         self,
-        client: OpenTrainClient,
+        deliver: Deliver,
+        policy: RetryPolicy,
         items: Iterable[SendItem] | AsyncIterable[SendItem],
         concurrency: int,
         reconcile: bool,
@@ -465,7 +472,8 @@ class _Engine:
         *,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        self._client = client
+        self._deliver = deliver
+        self._policy = policy
         self._before_send = before_send
         """Awaited with each valid input right before its send (a journal's durable
         "started" record); if it raises an ``OpenTrainError`` that is the outcome."""
@@ -606,9 +614,9 @@ class _Engine:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
         SEND_GATE.set(self)  # this worker's context only: the client checks it per send
-        deliver = self._client._deliver
+        deliver = self._deliver
         before_send = self._before_send
-        policy = self._client.retry_policy
+        policy = self._policy
         reconcile = self._reconcile
         items = self._items
         try:
@@ -711,13 +719,15 @@ def _key_of(item: Any) -> str | None:
 
 
 async def run_batch(
-    client: OpenTrainClient,
+    deliver: Deliver,
     items: Iterable[SendItem] | AsyncIterable[SendItem],
     *,
+    policy: RetryPolicy,
     concurrency: int,
     reconcile: bool,
     on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
     keep_failures: int = DEFAULT_KEEP_FAILURES,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
@@ -745,9 +755,9 @@ async def run_batch(
                 return _await_in_turn(turn, result)
             return None
 
-    started = time.monotonic()
-    await _Engine(client, items, concurrency, reconcile, sink).run()
-    report.elapsed = time.monotonic() - started
+    started = clock()
+    await _Engine(deliver, policy, items, concurrency, reconcile, sink).run()
+    report.elapsed = clock() - started
     return report
 
 

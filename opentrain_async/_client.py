@@ -612,6 +612,7 @@ class OpenTrainClient(ReadMixin):
         concurrency: int | None = None,
         reconcile: bool = True,
         grace: float = 5.0,
+        before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> BulkSend:
         """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
 
@@ -624,14 +625,18 @@ class OpenTrainClient(ReadMixin):
         outcomes are reconciled by read-back unless ``reconcile=False``.  Leaving the
         loop early (``break`` or an exception under ``async with``, or ``aclose()``)
         starts no new send and gives sends on the wire ``grace`` seconds to finish; the
-        outcomes the loop did not see are then in ``.unreported``.
+        outcomes the loop did not see are then in ``.unreported``.  ``before_send`` is
+        awaited with each valid input right before its send (a journal's durable
+        "started" record); an ``OpenTrainError`` it raises is that input's outcome.
         """
         return BulkSend(
-            self,
+            self._deliver,
             items,
+            policy=self._retry,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
             grace=grace,
+            before_send=before_send,
         )
 
     async def send_all(
@@ -651,8 +656,10 @@ class OpenTrainClient(ReadMixin):
         ``keep_failures`` failed outcomes and counts the rest.
         """
         return await run_batch(
-            self,
+            self._deliver,
             items,
+            policy=self._retry,
+            clock=self._time.monotonic,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
             reconcile=reconcile,
             on_outcome=on_outcome,

@@ -13,31 +13,39 @@ so a busy conversation cannot make "not read" look like "not delivered".
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Container
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._errors import DeliveryUnknownError, OpenTrainError
 from ._models import Message
+from ._pagination import AsyncPaginator
+from ._read_models import MessagePage
+from ._seen import RecentSet
 
-if TYPE_CHECKING:
-    from ._client import OpenTrainClient
-
-__all__ = ["ClaimedIds", "find_own_message"]
+__all__ = ["ClaimedIds", "MessageReader", "find_own_message"]
 
 PAGE_LIMIT = 100
 READ_BACK_BUDGET = 120.0
 """Seconds one read-back may take before its outcome is reported unknown."""
 
 
+class MessageReader(Protocol):
+    """What read-back needs: a conversation's messages, newest first, page by page."""
+
+    def iter_messages(
+        self, conversation_id: str, *, limit: int = ...
+    ) -> AsyncPaginator[MessagePage, Message]: ...
+
+
 class ClaimedIds:
-    """A bounded set of message ids this client already attributed to a send."""
+    """The message ids this client already attributed to a send (the most recent
+    ``capacity`` of them), and live collections of ids claimed elsewhere."""
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
+        self._ids: RecentSet[str] = RecentSet(capacity)
         self._elsewhere: list[Container[str]] = []
 
     def include(self, ids: Container[str]) -> None:
@@ -45,11 +53,8 @@ class ClaimedIds:
         self._elsewhere.append(ids)
 
     def add(self, message_id: str) -> None:
-        """Remember ``message_id`` (evicting the oldest beyond capacity)."""
-        ids = self._ids
-        ids[message_id] = None
-        if len(ids) > self._capacity:
-            ids.popitem(last=False)
+        """Remember ``message_id`` (the least recent is forgotten beyond capacity)."""
+        self._ids.add(message_id)
 
     def __contains__(self, message_id: object) -> bool:
         if message_id in self._ids:
@@ -58,7 +63,7 @@ class ClaimedIds:
 
 
 async def find_own_message(
-    client: OpenTrainClient,
+    reader: MessageReader,
     conversation_id: str,
     content: str,
     *,
@@ -70,53 +75,56 @@ async def find_own_message(
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``.
 
-    Pages back from the newest message (``read_messages``, the same reader bots use)
+    Walks back from the newest message (``iter_messages``, the same reader bots use)
     until the messages are older than ``since`` or the conversation has no more: only
     then is "not found" an answer (None), however many newer messages there are.
     Anything short of that is ``DeliveryUnknownError`` (chained to what went wrong),
     never "not delivered": the conversation cannot be read (no ``messages:read``),
-    a page is malformed, the server hands back the cursor it was given, or reading
+    a page is malformed, the server hands back a cursor it already gave, or reading
     back takes longer than ``budget`` seconds.
     """
     since_dt = datetime.fromtimestamp(since, tz=timezone.utc)
     deadline = clock() + budget
-    cursor: str | None = None
+    walk = reader.iter_messages(conversation_id, limit=PAGE_LIMIT)
     pages = 0
-    while True:
-        try:
-            page = await client.read_messages(conversation_id, limit=PAGE_LIMIT, cursor=cursor)
-        except OpenTrainError as exc:
-            raise _unknown(
-                conversation_id, cause, f"could not be read back to check ({exc})"
-            ) from exc
-        pages += 1
-        for message in page.messages:  # the order inside a page is not documented
-            if (
-                message.is_from_viewer
-                and message.content == content
-                and message.created_at >= since_dt
-                and message.id not in claimed
-            ):
-                claimed.add(message.id)
-                return message
-        older = [m.created_at for m in page.messages]
-        if page.next_cursor is None or (older and min(older) < since_dt):
-            return None  # read back to before the first attempt: it is not there
-        if page.next_cursor == cursor:
-            raise _unknown(
-                conversation_id,
-                cause,
-                f"could not be read back to check (the server returned the same cursor "
-                f"again after {pages:,} pages)",
-            )
-        if clock() >= deadline:
-            raise _unknown(
-                conversation_id,
-                cause,
-                f"was not read back far enough within {budget:g} s ({pages:,} pages of "
-                "newer messages)",
-            )
-        cursor = page.next_cursor
+    async with contextlib.aclosing(walk.pages()) as newest_first:
+        while True:
+            try:
+                page = await anext(newest_first, None)
+            except OpenTrainError as exc:
+                raise _unknown(
+                    conversation_id, cause, f"could not be read back to check ({exc})"
+                ) from exc
+            if page is None:
+                break
+            pages += 1
+            for message in page.messages:  # the order inside a page is not documented
+                if (
+                    message.is_from_viewer
+                    and message.content == content
+                    and message.created_at >= since_dt
+                    and message.id not in claimed
+                ):
+                    claimed.add(message.id)
+                    return message
+            older = [m.created_at for m in page.messages]
+            if older and min(older) < since_dt:
+                return None  # read back to before the first attempt: it is not there
+            if clock() >= deadline:
+                raise _unknown(
+                    conversation_id,
+                    cause,
+                    f"was not read back far enough within {budget:g} s ({pages:,} pages of "
+                    "newer messages)",
+                )
+    if walk.repeated_cursor:
+        raise _unknown(
+            conversation_id,
+            cause,
+            f"could not be read back to check (the server returned the same cursor again, "
+            f"or one it had already given, after {pages:,} pages)",
+        )
+    return None  # the whole conversation was read: it is not there
 
 
 def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> DeliveryUnknownError:

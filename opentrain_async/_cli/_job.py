@@ -44,7 +44,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from opentrain_async._bulk import BulkSend, SendOutcome, stops_engine
+from opentrain_async._bulk import SendOutcome, stops_engine
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
 from opentrain_async._errors import (
@@ -703,8 +703,7 @@ class _Runner:
             stream=self.err,
             interval=options.progress_interval,
         )
-        sending = BulkSend(
-            client,
+        sending = client.send_many(
             items,
             concurrency=options.concurrency,
             reconcile=True,
