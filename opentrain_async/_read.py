@@ -350,6 +350,7 @@ class ReadMixin:
             backoff_factor=backoff_factor,
             until_idle=until_idle,
             sleep=self._time.sleep if sleep is None else sleep,
+            clock=self._time.monotonic,
         )
 
     # -- identity and preflight ------------------------------------------------------------

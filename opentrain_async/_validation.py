@@ -25,6 +25,7 @@ __all__ = [
     "validate_conversation_id",
     "validate_cursor",
     "validate_limit",
+    "validate_number",
     "validate_text",
 ]
 
@@ -169,3 +170,16 @@ def validate_bool(value: object, field: str) -> bool:
             actual=value,
         )
     return value
+
+
+def validate_number(value: object, field: str, *, minimum: float, strict: bool = False) -> float:
+    """A real number (not a bool, not NaN) >= ``minimum`` (> with ``strict``), as a float."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value > minimum if strict else value >= minimum  # type: ignore[operator]
+    if not ok:
+        rule = f"{'>' if strict else '>='} {minimum:g}"
+        raise InvalidRequestError(
+            f"{field} must be a number {rule}, got {value!r}", field=field, limit=rule, actual=value
+        )
+    return float(value)  # type: ignore[arg-type]
