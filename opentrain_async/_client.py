@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import attrs
-import cattrs
 from yarl import URL
 
 from ._bulk import (
@@ -33,13 +32,12 @@ from ._bulk import (
     run_batch,
 )
 from ._config import resolve_settings, without_userinfo
+from ._delivery import ClaimedIds, Delivery
 from ._errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     ConfigurationError,
-    DeliveryUnknownError,
-    InternalServerError,
     OpenTrainError,
     RateLimitError,
     RedirectError,
@@ -48,12 +46,10 @@ from ._errors import (
 )
 from ._json import json_dumps, json_loads
 from ._models import Message
-from ._models import structure_message_hook as _structure_message
 from ._pacing import Pacer, PacingStore
 from ._proxy import proxy_from_env
 from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
-from ._reconcile import ClaimedIds, find_own_message
 from ._retry import RetryEvent, RetryPolicy
 from ._time import Clock
 from ._validation import validate_content, validate_conversation_id
@@ -205,14 +201,12 @@ class OpenTrainClient(ReadMixin):
             "User-Agent": user_agent or f"opentrain-async/{__version__}",
         }
         self._request_options = self._wire_options(None)
-        self.log_content = log_content
         self._reconcile = reconcile
-        self.reconcile_delay = reconcile_delay
-        self.clock_skew = clock_skew
-        self._sleep = sleep
-        self._wall_clock = wall_clock
-        self._claimed = ClaimedIds()
         self.stats = ClientStats()
+        self._reconcile_delay = reconcile_delay
+        self._clock_skew = clock_skew
+        self._log_content = log_content
+        self._delivery = self._new_delivery(None)
 
     def __repr__(self) -> str:
         return (
@@ -314,6 +308,11 @@ class OpenTrainClient(ReadMixin):
         if timeout is not None:
             copy._timeout = as_client_timeout(timeout)
             copy._request_options = copy._wire_options(copy._timeout)
+        delivery = self._delivery
+        copy._reconcile_delay = delivery.reconcile_delay
+        copy._clock_skew = delivery.clock_skew
+        copy._log_content = delivery.log_content
+        copy._delivery = copy._new_delivery(delivery.claimed)  # one set of claimed ids
         return copy
 
     def _wire_options(self, timeout: aiohttp.ClientTimeout | None) -> dict[str, Any]:
@@ -600,7 +599,7 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        message, _ = await self._options(timeout, max_retries)._deliver(
+        message, _ = await self._options(timeout, max_retries)._delivery.deliver(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
         return message
@@ -630,7 +629,7 @@ class OpenTrainClient(ReadMixin):
         "started" record); an ``OpenTrainError`` it raises is that input's outcome.
         """
         return BulkSend(
-            self._deliver,
+            self._delivery.deliver,
             items,
             policy=self._retry,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
@@ -656,7 +655,7 @@ class OpenTrainClient(ReadMixin):
         ``keep_failures`` failed outcomes and counts the rest.
         """
         return await run_batch(
-            self._deliver,
+            self._delivery.deliver,
             items,
             policy=self._retry,
             clock=self._time.monotonic,
@@ -672,25 +671,13 @@ class OpenTrainClient(ReadMixin):
         """Read the conversation back for a message of ours with this content.
 
         Matches a message from the viewer with exactly ``content``, created at or after
-        ``since`` (a Unix timestamp) less ``clock_skew``, and not already attributed to
-        another send of this client.  Used to settle sends whose outcome is unknown,
-        e.g. by a journal after a crash.  Raises ``DeliveryUnknownError`` when the
-        conversation cannot be read back.
+        ``since`` (a Unix timestamp: when the send began) less ``clock_skew``, and not
+        already attributed to another send of this client.  Used to settle sends whose
+        outcome is unknown, e.g. by a journal after a crash.  Raises
+        ``DeliveryUnknownError`` when the conversation cannot be read back far enough.
         """
         validate_conversation_id(conversation_id)
-        unknown = DeliveryUnknownError(
-            f"the outcome of a send to {conversation_id} is unknown",
-            conversation_id=conversation_id,
-            started_at=since,
-        )
-        return await find_own_message(
-            self,
-            conversation_id,
-            content,
-            since=since - self.clock_skew,
-            claimed=self._claimed,
-            cause=unknown,
-        )
+        return await self._delivery.find_own_message(conversation_id, content, since=since)
 
     def _default_cursor_path(self) -> Path:
         """Where ``listen()`` keeps its cursor by default: one file per API root and
@@ -706,81 +693,48 @@ class OpenTrainClient(ReadMixin):
         message is never credited to two inputs with the same conversation and text.
         The collection is consulted live, not copied: ids added to it later count too.
         """
-        self._claimed.include(message_ids)
+        self._delivery.claimed.include(message_ids)
 
-    async def _deliver(
-        self, conversation_id: str, content: str, reconcile: bool
-    ) -> tuple[Message, bool]:
-        """POST the message; on an unknown outcome, read back before any resend.
+    @property
+    def reconcile_delay(self) -> float:
+        """Seconds a timed-out send is given to finish server-side before read-back."""
+        return self._delivery.reconcile_delay
 
-        Returns the message and whether read-back (not the POST's answer) found it.
-        """
-        started = self._wall_clock()
-        if self.log_content and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("sending to %s: %r", conversation_id, content)
-        body = json_dumps({"conversationId": conversation_id, "content": content})
-        resends = 0
-        while True:
-            try:
-                try:
-                    status, payload = await self._attempt("POST", "/messages", None, body)
-                except OpenTrainError as exc:
-                    status, payload = await self._retry_request(
-                        exc, "POST", "/messages", None, body
-                    )
-                message = _parse_message(payload, status, "POST", "/messages")
-            except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
-                # A 2xx we cannot read is an unknown outcome too: it was most likely
-                # committed, so reporting it as failed would invite a duplicate.
-                if isinstance(exc, APIConnectionError) and exc.reached_server is False:
-                    raise
-                unknown = DeliveryUnknownError(
-                    f"sending to {conversation_id} failed after the request may have reached "
-                    f"the server ({exc}); the message may or may not have been delivered",
-                    cause=exc,
-                    conversation_id=conversation_id,
-                    started_at=started,
-                )
-                if not reconcile:
-                    raise unknown from exc
-                found = await self._read_back(conversation_id, content, started, unknown)
-                if found is not None:
-                    return found, True
-                resends += 1
-                if resends > self._retry.max_retries:
-                    raise
-                logger.info(
-                    "send to %s: outcome was unknown (%s); not found by read-back, resending",
-                    conversation_id,
-                    type(exc).__name__,
-                )
-                continue
-            self._claimed.add(message.id)
-            return message, False
+    @reconcile_delay.setter
+    def reconcile_delay(self, value: float) -> None:
+        self._delivery.reconcile_delay = value
 
-    async def _read_back(
-        self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
-    ) -> Message | None:
-        """Settle an unknown outcome: our message if the server has it, else None."""
-        if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
-            # The server may still be processing the request we gave up on.
-            await self._sleep(self.reconcile_delay)
-        found = await find_own_message(
+    @property
+    def clock_skew(self) -> float:
+        """How far before a send began a message found by read-back may be stamped."""
+        return self._delivery.clock_skew
+
+    @clock_skew.setter
+    def clock_skew(self, value: float) -> None:
+        self._delivery.clock_skew = value
+
+    @property
+    def log_content(self) -> bool:
+        """Whether message content may appear in DEBUG log records."""
+        return self._delivery.log_content
+
+    @log_content.setter
+    def log_content(self, value: bool) -> None:
+        self._delivery.log_content = value
+
+    def _new_delivery(self, claimed: ClaimedIds | None) -> Delivery:
+        """This client's sending, over its own pipeline (a copy's timeout and retries)."""
+        return Delivery(
+            self._attempt,
+            self._retry_request,
             self,
-            conversation_id,
-            content,
-            since=started - self.clock_skew,
-            claimed=self._claimed,
-            cause=unknown,
+            self._retry,
+            self._time,
+            claimed=claimed,
+            reconcile_delay=self._reconcile_delay,
+            clock_skew=self._clock_skew,
+            log_content=self._log_content,
         )
-        if found is not None:
-            logger.info(
-                "send to %s: outcome was unknown (%s); read-back found message %s",
-                conversation_id,
-                type(unknown.__cause__).__name__,
-                found.id,
-            )
-        return found
 
 
 class RawResponseClient:
@@ -839,21 +793,6 @@ async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) ->
         chunks.append(chunk)
         size += len(chunk)
     return None
-
-
-def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
-    message = payload.get("message") if isinstance(payload, dict) else None
-    try:
-        parsed: Message = _structure_message(message, Message)
-        return parsed
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-        raise UnexpectedResponseError(
-            f"HTTP {status} but the body has no valid 'message' object "
-            f"({type(exc).__name__}: {exc})",
-            status=status,
-            method=method,
-            path=path,
-        ) from None
 
 
 async def send_message(

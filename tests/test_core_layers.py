@@ -10,11 +10,11 @@ import pytest
 
 from opentrain_async import DeliveryUnknownError, Message, RetryPolicy
 from opentrain_async._bulk import BulkSend, run_batch
+from opentrain_async._delivery import ClaimedIds, find_own_message
 from opentrain_async._errors import ConflictError
 from opentrain_async._listen import _find_messages
 from opentrain_async._pagination import AsyncPaginator
 from opentrain_async._read_models import MessagePage
-from opentrain_async._reconcile import ClaimedIds, find_own_message
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
