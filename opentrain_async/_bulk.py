@@ -48,6 +48,7 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     DeliveryUnknownError,
     InternalServerError,
@@ -323,9 +324,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise ConfigurationError("concurrency must be >= 1")
         if not grace >= 0:
-            raise ValueError("grace must be >= 0 seconds")
+            raise ConfigurationError("grace must be >= 0 seconds")
         self._engine = _Engine(
             deliver, policy, items, concurrency, reconcile, before_send=before_send
         )
@@ -736,9 +737,9 @@ async def run_batch(
     and the exception propagates.
     """
     if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+        raise ConfigurationError("concurrency must be >= 1")
     if keep_failures < 0:
-        raise ValueError("keep_failures must be >= 0")
+        raise ConfigurationError("keep_failures must be >= 0")
     report = BulkReport(keep_failures=keep_failures)
     add = report.add
     sink: Callable[[SendOutcome], Awaitable[None] | None]

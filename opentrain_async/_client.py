@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._bulk import (
@@ -164,6 +167,10 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs("pacer", pacer, rate_limit=rate_limit, pacing_store=pacing_store)
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be >= 1")
+        if rate_limit is not None and not rate_limit > 0:  # NaN too
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes
@@ -440,7 +447,7 @@ class OpenTrainClient(ReadMixin):
                 )
             except aiohttp.ClientError as exc:
                 failure = APIConnectionError(
-                    f"{method} {path}: connection failed: {type(exc).__name__}: {exc}"
+                    f"{method} {path}: connection failed: {_described(exc, self._settings.token)}"
                 )
             finally:
                 stats.in_flight -= 1
@@ -458,13 +465,14 @@ class OpenTrainClient(ReadMixin):
                 path,
                 status,
                 (self._clock() - sent_at) * 1000,
-                headers.get("X-Request-Id"),
+                # A server may echo the request: the token never reaches a log record.
+                _without_secret(self._settings.token, None, headers)[1].get("X-Request-Id"),
             )
         if raw is not None and 200 <= status < 300:
             pacer.on_success(admitted)
             raw_box = RAW_RESPONSES.get()
             if raw_box is not None:  # inside client.with_raw_response.<method>(...)
-                raw_box.append((status, headers))
+                raw_box.append((status, _without_secret(self._settings.token, None, headers)[1]))
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -472,7 +480,9 @@ class OpenTrainClient(ReadMixin):
             raise UnexpectedResponseError(
                 f"HTTP {status} with a body that is not JSON",
                 status=status,
-                request_id=headers.get("X-Request-Id"),
+                request_id=_without_secret(self._settings.token, None, headers)[1].get(
+                    "X-Request-Id"
+                ),
                 method=method,
                 path=path,
             )
@@ -488,6 +498,7 @@ class OpenTrainClient(ReadMixin):
         self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
     ) -> APIError:
         """The typed error for an answer that is not a readable 2xx."""
+        raw, headers = _without_secret(self._settings.token, raw, headers)
         request_id = headers.get("X-Request-Id")
         if 300 <= status < 400:
             location = without_userinfo(headers.get("Location", ""))[:300]
@@ -793,6 +804,37 @@ async def _read_capped(content: aiohttp.StreamReader, first: bytes, cap: int) ->
         chunks.append(chunk)
         size += len(chunk)
     return None
+
+
+_RAW_BYTES = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
+
+
+def _described(error: aiohttp.ClientError, secret: str) -> str:
+    """aiohttp's error as text, without the answer bytes its parser quotes (``b'...'``).
+
+    A malformed status line or header may echo the request (the token, perhaps cut
+    short), so the quoted bytes are left out and the token is masked.
+    """
+    text = _RAW_BYTES.sub("b'...'", f"{type(error).__name__}: {error}")
+    return text.replace(secret, "***")
+
+
+def _without_secret(
+    secret: str, raw: bytes | None, headers: Mapping[str, str]
+) -> tuple[bytes | None, Mapping[str, str]]:
+    """An answer's body and headers with every echo of ``secret`` replaced by ``***``.
+
+    Proxies and debug pages echo request headers back (``Authorization`` included); what
+    the server says goes into exceptions, logs and CLI output, so the token must not.
+    """
+    if raw is not None:
+        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+            raw = raw.replace(form.encode(), b"***")
+    if any(secret in value for value in headers.values()):
+        headers = CIMultiDict(
+            (name, value.replace(secret, "***")) for name, value in headers.items()
+        )
+    return raw, headers
 
 
 async def send_message(

@@ -74,13 +74,16 @@ def config_file_path(env: Mapping[str, str] | None = None) -> Path:
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would hang, /dev/zero never end
+            raise ConfigurationError(f"{path} is not a regular file")
         raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        # utf-8-sig: an editor's byte order mark (Notepad's "UTF-8 with BOM") is fine.
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigurationError(f"{path} is not UTF-8 text") from None
     except (ValueError, RecursionError):
@@ -145,7 +148,10 @@ def api_root(base_url: str) -> str:
     """
     url = base_url.strip().rstrip("/")
     shown = without_userinfo(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "https://[::1": an unclosed IPv6 bracket
+        raise ConfigurationError(f"base URL {shown!r} is not a valid URL: {exc}") from None
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ConfigurationError(
             f"base URL must not carry user:password@ ({shown!r}): the API authenticates by "
@@ -159,7 +165,8 @@ def api_root(base_url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"base URL must be an http(s) URL with a host, got {shown!r}")
     try:
-        parts.port  # noqa: B018 - raises for a port out of range or not a number
+        if parts.port == 0:  # raises for a port out of range or not a number
+            raise ValueError("port 0 cannot be connected to")
         URL(url + API_PREFIX)
     except ValueError as exc:  # UnicodeError (a bad host name) included
         raise ConfigurationError(f"base URL {shown!r} is not a valid URL: {exc}") from None
@@ -168,7 +175,7 @@ def api_root(base_url: str) -> str:
             f"refusing plain http:// to {parts.hostname}: the bearer token would travel in "
             "clear text; use https:// (plain http is allowed only for loopback hosts)"
         )
-    if parts.query or parts.fragment:
+    if "?" in url or "#" in url:  # even empty: the API path would become the query
         raise ConfigurationError(f"base URL must not carry a query or fragment: {shown!r}")
     if url.endswith(API_PREFIX):
         return url

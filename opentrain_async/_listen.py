@@ -109,9 +109,11 @@ class JSONFileCursorStore:
             return None
         except OSError as exc:
             raise ConfigurationError(f"cannot read the cursor file {self.path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"the cursor file {self.path} is not UTF-8 text") from None
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise ConfigurationError(
                 f"the cursor file {self.path} is not JSON; fix or delete it (deleting it "
                 f"makes listen() start over)"

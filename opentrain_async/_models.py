@@ -38,15 +38,17 @@ def to_camel(name: str) -> str:
 
 def parse_datetime(value: Any) -> datetime:
     """Parse the API's ISO-8601 timestamps into timezone-aware datetimes (UTC if naive)."""
+    parsed: datetime | None
     if isinstance(value, str):
         try:
             # Python 3.11+ reads the API's "...Z" form directly: the fast path.
             parsed = _fromisoformat(value)
         except ValueError:
-            text = value.strip()
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            parsed = _fromisoformat(text)
+            parsed = _parse_loose(value)
+        if parsed is None:
+            # Raised here, outside any handler, and without the text: a hostile server
+            # may put anything in a timestamp field, the request's token included.
+            raise ValueError(f"expected an ISO-8601 timestamp, got {len(value)} characters")
     elif isinstance(value, datetime):
         parsed = value
     else:
@@ -57,6 +59,17 @@ def parse_datetime(value: Any) -> datetime:
 
 
 _fromisoformat = datetime.fromisoformat
+
+
+def _parse_loose(value: str) -> datetime | None:
+    """``value`` with a ``Z`` suffix or spaces around (Python 3.10); None if not a timestamp."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return _fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:

@@ -144,6 +144,9 @@ def verify_webhook_signature(
         raise WebhookVerificationError(f"no {SIGNATURE_HEADER} header", reason="missing")
     timestamp, signatures = _parse_header(signature_header)
     current = time.time() if now is None else now
+    if isinstance(current, bool) or not isinstance(current, (int, float)) or math.isnan(current):
+        # NaN compares false with everything: any timestamp would pass as fresh.
+        raise ConfigurationError(f"now must be a number of seconds, got {current!r}")
     if abs(current - int(timestamp)) > tolerance:
         raise WebhookVerificationError(
             f"stale webhook signature: signed at t={timestamp}, "

@@ -330,8 +330,11 @@ async def test_a_failed_journal_write_is_never_silent() -> None:
     await journal.ended_ok("key:a", "m1", reconciled=False)  # not waited for
     with pytest.raises(JournalError, match="No space left"):
         await journal.started("key:b", 2, "conv", "0" * 64, 1.0)
+    await journal.aclose()  # already raised once: closing in a `finally` does not mask it
+    quiet, _ = await open_journal(FailingStore(), JOB)
+    await quiet.ended_ok("key:a", "m1", reconciled=False)  # the last record, not waited for
     with pytest.raises(JournalError, match="No space left"):
-        await journal.aclose()
+        await quiet.aclose()  # nobody was told yet: closing says it
 
 
 async def test_a_journal_in_use_can_still_be_read_for_a_dry_run(tmp_path: Path) -> None:

@@ -131,3 +131,27 @@ async def test_opentrain_log_debug_at_import_logs_requests_to_stderr() -> None:
     assert "opentrain_async DEBUG" in text
     assert token not in text
     assert "hello" not in text
+
+
+async def test_a_raw_response_never_shows_an_echoed_token() -> None:
+    """A server that echoes the Authorization header in X-Request-Id: ``raw.request_id``
+    and ``raw.headers`` show it masked, like errors and logs do."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def me(request: web.Request) -> web.Response:
+        body = {"actor": {"userId": "u1"}, "token": {"scopes": []}, "account": {}}
+        return web.json_response(body, headers={"X-Request-Id": request.headers["Authorization"]})
+
+    app = web.Application()
+    app.router.add_get("/api/public/v1/auth/me", me)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with OpenTrainClient("ot_pat_echoed", f"http://127.0.0.1:{server.port}") as client:
+            raw = await client.with_raw_response.whoami()
+    finally:
+        await server.close()
+    assert raw.request_id == "Bearer ***"
+    assert "ot_pat_echoed" not in repr(dict(raw.headers))
+    assert raw.parse().actor.user_id == "u1"

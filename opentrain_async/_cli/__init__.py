@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import sys
 from collections.abc import Sequence
@@ -53,11 +54,13 @@ from ._journal_redis import (
     RedisJournalURL,
     is_redis_url,
 )
+from ._read import print_json, terminal_safe
 
 __all__ = ["main"]
 
 PROG = "opentrain-async"
 _MAX_PAGE_SIZE = 100
+_MAX_CONCURRENCY = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +86,15 @@ def _page_size(text: str) -> int:
     value = _positive_int(text)
     if value > _MAX_PAGE_SIZE:
         raise argparse.ArgumentTypeError(f"must be at most {_MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    """``--concurrency``: 1-1,000 (each is a task and a socket; a typo of 3,000,000 would
+    exhaust memory and file descriptors before the first send)."""
+    value = _positive_int(text)
+    if value > _MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_CONCURRENCY:,}, got {value:,}")
     return value
 
 
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", metavar="FILE")
     bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
     bulk.add_argument(
-        "--concurrency", type=_positive_int, default=16, help="requests on the wire (16)"
+        "--concurrency", type=_concurrency, default=16, help="requests on the wire, 1-1000 (16)"
     )
     bulk.add_argument(
         "--rate",
@@ -239,20 +251,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    # One line whatever the server said: its text may hold newlines or escape sequences.
+    print(f"{PROG}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
     return code
+
+
+class _TerminalSafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they quote what the server said."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def _setup_logging(verbose: int) -> None:
     if not verbose:
         logging.getLogger("opentrain_async").setLevel(logging.WARNING)
-        logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-        return
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        level, fmt = logging.WARNING, f"{PROG}: %(message)s"
+    else:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalSafeFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _read_stdin() -> str:
@@ -265,8 +285,9 @@ def _read_stdin() -> str:
 def _show_message(message: Message, out: TextIO) -> None:
     preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
     created = message.to_dict()["createdAt"]
-    print(f"sent {message.id} to {message.conversation_id} at {created}", file=out)
-    print(f"  {preview}", file=out)
+    sent = f"sent {message.id} to {message.conversation_id} at {created}"
+    print(terminal_safe(sent), file=out)
+    print(f"  {terminal_safe(preview)}", file=out)
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
@@ -296,7 +317,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:
-        print(message.to_json())
+        print_json(message, sys.stdout)
     else:
         _show_message(message, sys.stdout)
     return EXIT_OK
@@ -361,6 +382,11 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text from the server may hold lone surrogates (JSON "\\ud800"), which UTF-8
+        # cannot encode: print them escaped rather than die with a traceback.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +70,9 @@ class JobSource:
 
     def __init__(self, name: str, *, fmt: Format | None = None, stdin_text: str | None = None):
         self.name = name
+        if stdin_text is None:
+            stdin_text = _read_if_not_a_file(name)
+        # stdin or a pipe: read once, and its name means nothing to the next run
         self.is_stdin = stdin_text is not None
         self._text = stdin_text
         if stdin_text is None:
@@ -106,6 +111,31 @@ class JobSource:
                     yield from _jsonl_lines(handle)
             except UnicodeDecodeError:
                 raise InputError(f"{self.name}: not UTF-8 text") from None
+
+
+def _read_if_not_a_file(name: str) -> str | None:
+    """The whole text of a pipe (``<(cmd)``, ``/dev/stdin``), which can be read only once;
+    None for a regular file (read lazily, as often as needed).
+
+    A job is read more than once (validation, then sending): a pipe reopened after the
+    first pass would yield only what that pass left unread, silently losing inputs.
+    Devices (``/dev/zero``) are refused: they never end.
+    """
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return None  # reported when it is opened
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        raise InputError(f"{name}: not a regular file or a pipe (a device?)")
+    try:
+        with open(name, "rb") as handle:
+            return handle.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
 def _check(number: int, record: dict[str, Any]) -> Line:
@@ -154,6 +184,9 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
             f"{name}: CSV header must name conversationId and content (optionally key); "
             f"missing {', '.join(absent)}"
         )
+    repeated = [f for f in (*_FIELDS, "key") if headers.count(f) > 1]
+    if repeated:  # csv.DictReader would silently keep the last column of each
+        raise InputError(f"{name}: CSV header names {', '.join(repeated)} more than once")
     start = reader.line_num + 1
     while True:
         try:

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 import aiohttp
 import attrs
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opentrain_async._bulk import SendOutcome, stops_engine
@@ -74,6 +75,7 @@ from ._journal import (
 )
 from ._journal_redis import RedisJournalStore
 from ._progress import ProgressDisplay
+from ._read import terminal_safe
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_START", "EXIT_USAGE", "JobOptions", "run_job"]
 
@@ -686,7 +688,9 @@ class _Runner:
         error = outcome.error
         assert error is not None
         stop = _stops_run(error)
-        kind = outcome.kind
+        # The summary and the journal group failures by the server's own reason, also
+        # one the SDK's closed set of kinds does not name.
+        kind = outcome.reason or outcome.kind
         if kind == "delivery_unknown":
             summary.unknown += 1
         else:
@@ -762,7 +766,8 @@ def _summary_table(summary: Summary) -> Table:
     )
     table.add_row("failed", f"{summary.failed_total:,}", "not delivered")
     for kind, count in sorted(summary.failed.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(f"  {kind}", f"{count:,}", "")
+        # The kind is the server's details.reason: text, never rich markup ("[/bold]").
+        table.add_row(f"  {escape(terminal_safe(kind))}", f"{count:,}", "")
     table.add_row("unknown", f"{summary.unknown:,}", "may or may not have been delivered")
     if summary.not_started:
         table.add_row("not started", f"{summary.not_started:,}", "the run stopped first")

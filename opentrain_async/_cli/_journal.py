@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 from opentrain_async._version import __version__
 
 __all__ = [
@@ -227,7 +228,7 @@ class FileJournalStore:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json_loads(line)
             except ValueError as exc:
                 raise CorruptRecordError(len(records), f"line {index + 1}: {exc}") from None
             if not isinstance(record, dict):
@@ -406,7 +407,7 @@ def _replay(name: str, stored: StoredRecords) -> JournalState:
     for index, record in enumerate(stored.records[1:], 2):
         try:
             _apply(state, record)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # Recursion: deep
             raise JournalError(
                 f"journal {name} is corrupt at record {index} ({type(exc).__name__}: {exc}); "
                 "two runs wrote it at once, or it was edited"
@@ -526,8 +527,9 @@ class Journal:
     far fewer fsyncs than records.  ``append(durable=True)`` returns once its record is
     durable (``started`` must be, before the send); ``durable=False`` returns at once
     (``ended``: if it is lost in a crash, the input is read back on the next run, which
-    is correct, only slower).  A failed write is raised by the next ``append`` or by
-    ``aclose``.
+    is correct, only slower).  A failed write is raised by the next ``append``, or by
+    ``aclose`` when no call has raised it yet (once: closing in a ``finally`` does not
+    mask the error being handled).
     """
 
     def __init__(self, store: JournalStore, *, wall: Callable[[], float] = time.time) -> None:
@@ -539,6 +541,7 @@ class Journal:
         self._durable = 0
         self._flush: asyncio.Future[None] | None = None
         self._failed: BaseException | None = None
+        self._failure_raised = False  # a failure is raised once; aclose does not repeat it
         self.records = 0
 
     @property
@@ -575,6 +578,10 @@ class Journal:
 
     def _check(self) -> None:
         if self._failed is not None:
+            self._failure_raised = True
+        if isinstance(self._failed, JournalError):
+            raise self._failed  # the store's own verdict (e.g. a lost lease) says it best
+        if self._failed is not None:
             raise JournalError(
                 f"writing journal {self.name} failed: {self._failed}"
             ) from self._failed
@@ -601,7 +608,8 @@ class Journal:
                     await self._write_pending()
         finally:
             await self.store.close()
-        self._check()
+        if not self._failure_raised:
+            self._check()
 
     # -- the records ------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
+
 from ._journal import JournalError, JournalState, StoredRecords, _replay
 from ._journal_redis import JobInfo, RedisJournalURL, encode_record, is_redis_url, read_job
 
@@ -93,7 +95,7 @@ def _file_records(path: Path) -> tuple[list[dict[str, Any]], bool]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json_loads(line)
             if not isinstance(record, dict):
                 raise ValueError("not an object")
         except ValueError as exc:

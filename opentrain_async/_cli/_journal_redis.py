@@ -54,6 +54,7 @@ import aiohttp
 import attrs
 
 from opentrain_async._errors import OpenTrainError
+from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 
 from ._journal import CorruptRecordError, JournalError, StoredRecords
 
@@ -497,7 +498,7 @@ class RedisJournalStore:
             )
             for raw in chunk:
                 try:
-                    record = json.loads(raw)
+                    record = json_loads(raw)
                 except ValueError as exc:
                     raise CorruptRecordError(len(records), str(exc)) from None
                 if not isinstance(record, dict):

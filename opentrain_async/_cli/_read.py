@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import re
+import unicodedata
 from typing import TextIO
 
 from opentrain_async._client import OpenTrainClient
@@ -19,13 +22,27 @@ from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
 from opentrain_async._seen import RecentSet
 
-__all__ = ["list_conversations", "show_messages"]
+__all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
 
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters and lone surrogates shown escaped (``\\x1b``).
+
+    What a server or another participant wrote must not move the cursor, retitle or
+    clear the terminal, or forge output lines when the CLI prints it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ascii(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cs") else char for char in text
+    )
 
 
 def _line(text: str, width: int = 80) -> str:
-    text = " ".join(text.split())
+    text = terminal_safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -33,8 +50,11 @@ def _timestamp(record: WireModel, key: str) -> str:
     return str(record.to_dict().get(key) or "-")
 
 
-def _print_json(obj: WireModel, out: TextIO) -> None:
-    print(obj.to_json(), file=out, flush=True)
+def print_json(obj: WireModel, out: TextIO) -> None:
+    """One JSON line (the API's shape); C1 controls and DEL escaped too (json escapes
+    only C0 ones)."""
+    text = json.dumps(obj.to_dict(), ensure_ascii=False)
+    print(_C1.sub(lambda char: f"\\u{ord(char.group()):04x}", text), file=out, flush=True)
 
 
 def _print_conversation(conv: Conversation, out: TextIO) -> None:
@@ -42,10 +62,10 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
     preview = ""
     if last is not None:
         who = "you" if last.is_from_viewer else (last.sender_user_id or "them")
-        preview = f"  {who}: {_line(last.content, 60)}"
+        preview = f"  {terminal_safe(who)}: {_line(last.content, 60)}"
     print(
-        f"{conv.id}  {conv.bucket or '-':<8} unread {conv.unread_count:<3} "
-        f"updated {_timestamp(conv, 'updatedAt')}{preview}",
+        f"{terminal_safe(conv.id)}  {terminal_safe(conv.bucket or '-'):<8} "
+        f"unread {conv.unread_count:<3} updated {_timestamp(conv, 'updatedAt')}{preview}",
         file=out,
         flush=True,
     )
@@ -54,7 +74,8 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
 def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
-        f"{_timestamp(message, 'createdAt')}  {message.id}  {who}: {_line(message.content, 200)}",
+        f"{_timestamp(message, 'createdAt')}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
+        f"{_line(message.content, 200)}",
         file=out,
         flush=True,
     )
@@ -69,7 +90,7 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
         ):
             if args.max is not None and shown >= args.max:
                 return 0
-            _print_json(conv, out) if args.json else _print_conversation(conv, out)
+            print_json(conv, out) if args.json else _print_conversation(conv, out)
             shown += 1
     return 0
 
@@ -88,7 +109,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
             seen.add(message.id)
             if args.max is not None and shown >= args.max:
                 return False
-            _print_json(message, out) if args.json else _print_message(message, out)
+            print_json(message, out) if args.json else _print_message(message, out)
             shown += 1
         return True
 
