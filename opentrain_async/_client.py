@@ -214,6 +214,7 @@ class OpenTrainClient(ReadMixin):
         self._clock_skew = clock_skew
         self._log_content = log_content
         self._delivery = self._new_delivery(None)
+        self.init_reads(self._options, self._time, self._default_cursor_path)
 
     def __repr__(self) -> str:
         return (
@@ -320,6 +321,7 @@ class OpenTrainClient(ReadMixin):
         copy._clock_skew = delivery.clock_skew
         copy._log_content = delivery.log_content
         copy._delivery = copy._new_delivery(delivery.claimed)  # one set of claimed ids
+        copy.init_reads(copy._options, copy._time, copy._default_cursor_path)
         return copy
 
     def _wire_options(self, timeout: aiohttp.ClientTimeout | None) -> dict[str, Any]:

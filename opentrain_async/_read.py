@@ -1,9 +1,10 @@
 """The read side of ``OpenTrainClient``: conversations, messages, updates, identity.
 
-``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through
-``self.request`` and so shares the client's semaphore, pacing and retry policy (GETs
-retry 502/503/504 and network failures).  Parameters are validated locally before any
-request (``InvalidRequestError`` naming the field and the rule).
+``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through the
+``Requester`` it was given (the client's pipeline) and so shares the client's semaphore,
+pacing and retry policy (GETs retry 502/503/504 and network failures).  Parameters are
+validated locally before any request (``InvalidRequestError`` naming the field and the
+rule).
 
 Every read takes ``timeout=`` and ``max_retries=`` for that call alone (see
 ``OpenTrainClient.with_options``).  ``iter_*`` return an ``AsyncPaginator``: items
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 
@@ -83,27 +84,43 @@ def _has_more(page: EventPage) -> bool:
     return page.has_more
 
 
+class Requester(Protocol):
+    """What the reads send through: the client's request pipeline."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> tuple[int, Any]: ...
+
+
 class ReadMixin:
-    """Reading conversations, messages and the updates feed; identity and preflight."""
+    """Reading conversations, messages and the updates feed; identity and preflight.
 
-    if TYPE_CHECKING:
-        _time: Clock
+    A base of ``OpenTrainClient`` whose dependencies are explicit: ``init_reads`` hands
+    it a ``requester`` (a ``Requester`` for a call's timeout and retry budget), the
+    client's time seam and where ``listen()`` keeps its cursor by default.  It knows
+    nothing else of the client.
+    """
 
-        def _default_cursor_path(self) -> Path: ...
+    _requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester]
+    _read_clock: Clock
+    _cursor_path: Callable[[], Path]
 
-        def _options(
-            self, timeout: float | aiohttp.ClientTimeout | None, max_retries: int | None
-        ) -> ReadMixin: ...
-
-        async def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, str] | None = None,
-            json_body: Any = None,
-            idempotent: bool | None = None,
-        ) -> tuple[int, Any]: ...
+    def init_reads(
+        self,
+        requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester],
+        clock: Clock,
+        cursor_path: Callable[[], Path],
+    ) -> None:
+        """Wire the reads to what they send through (called by the client)."""
+        self._requester = requester
+        self._read_clock = clock
+        self._cursor_path = cursor_path
 
     # -- conversations -----------------------------------------------------------------
 
@@ -123,7 +140,7 @@ class ReadMixin:
         ``next_cursor`` back as ``cursor`` for the next page (None: last page).
         """
         params = self._conversation_params(filter, unread_only, limit, cursor)
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("GET", "/messages", params=params)
         return parse_conversation_page(payload, status, "GET", "/messages")
 
@@ -193,7 +210,7 @@ class ReadMixin:
         The order of messages inside a page is the server's: sort if it matters.
         """
         params = self._message_params(conversation_id, limit, cursor, direction)
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("GET", "/messages", params=params)
         return parse_message_page(payload, status, "GET", "/messages")
 
@@ -259,7 +276,7 @@ class ReadMixin:
         """
         path = f"/proposals/{path_segment(proposal_id, 'proposalId')}/conversation"
         # Idempotent on the server (get-or-create): safe to retry like a GET.
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("POST", path, idempotent=True)
         return parse_proposal_conversation(payload, status, "POST", path)
 
@@ -283,7 +300,7 @@ class ReadMixin:
         checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("GET", "/updates", params=params)
         return parse_event_page(payload, status, "GET", "/updates")
 
@@ -339,7 +356,7 @@ class ReadMixin:
         The waits go through the client's ``sleep`` unless ``sleep`` is given here.
         """
         if store is None:
-            store = self._default_cursor_path()
+            store = self._cursor_path()
         return listen_messages(
             self,
             store=store,
@@ -349,8 +366,8 @@ class ReadMixin:
             max_idle_backoff=max_idle_backoff,
             backoff_factor=backoff_factor,
             until_idle=until_idle,
-            sleep=self._time.sleep if sleep is None else sleep,
-            clock=self._time.monotonic,
+            sleep=self._read_clock.sleep if sleep is None else sleep,
+            clock=self._read_clock.monotonic,
         )
 
     # -- identity and preflight ------------------------------------------------------------
@@ -362,7 +379,7 @@ class ReadMixin:
         max_retries: int | None = None,
     ) -> WhoAmI:
         """Who this token acts as, its scopes, and its account (GET /auth/me)."""
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("GET", "/auth/me")
         return parse_whoami(payload, status, "GET", "/auth/me")
 
@@ -374,7 +391,7 @@ class ReadMixin:
     ) -> Capabilities:
         """The account's feature flags (GET /job-drafts/capabilities)."""
         path = "/job-drafts/capabilities"
-        client = self._options(timeout, max_retries)
+        client = self._requester(timeout, max_retries)
         status, payload = await client.request("GET", path)
         return parse_capabilities(payload, status, "GET", path)
 

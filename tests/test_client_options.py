@@ -380,3 +380,15 @@ def test_proxy_credentials_are_decoded_and_never_shown() -> None:
     assert "p%3Aw" not in repr(proxy)
     assert "p:w" not in repr(proxy)
     assert str(proxy.url) == "http://p:1"
+
+
+async def test_a_copy_s_reads_use_the_copy_s_options(stalling_api: str) -> None:
+    """Reads on a ``with_options`` copy go through the copy's pipeline (its timeout and
+    retry budget), not the parent's 30 s and five retries."""
+    async with OpenTrainClient("ot_pat_x", stalling_api, sleep=Waits()) as client:
+        quick = client.with_options(timeout=0.1, max_retries=0)
+        with pytest.raises(APITimeoutError):
+            await quick.read_messages("c1")
+        with pytest.raises(APITimeoutError):
+            await quick.iter_conversations().__anext__()
+        assert client.stats.requests == 2
