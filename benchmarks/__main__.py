@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from ._server import fake_server
-from .runners import RUNNERS
+from .runners import RUNNERS, consumer_pausing
 
 CONCURRENCY = 64
 CONVERSATIONS = 50
@@ -42,6 +42,24 @@ class Scenario:
     """The server's limit, for the ideal time n/rate."""
     repeats: int = 1
     """Interleaved rounds (each runner once per round); the table shows the median run."""
+    rate_change: tuple[float, float] | None = None
+    """(seconds, new rate): the limit moves mid-run (the ideal time follows it)."""
+    pause: float = 0.0
+    """Seconds the consumer of outcomes blocks once (the ideal time includes it)."""
+    runners: tuple[str, ...] | None = None
+    """Only these runners (default: every runner asked for)."""
+
+    def ideal(self) -> float | None:
+        """Seconds to deliver n at exactly the limit, as it moves, plus any pause."""
+        if self.rate is None:
+            return None
+        if self.rate_change is None:
+            return self.n / self.rate + self.pause
+        at, later = self.rate_change
+        first = self.rate * at
+        if self.n <= first:
+            return self.n / self.rate + self.pause
+        return at + (self.n - first) / later + self.pause
 
 
 SCENARIOS = [
@@ -58,6 +76,71 @@ SCENARIOS = [
     Scenario("fixed window 100/1s", 500, ("--window-limit", "100", "--window", "1"), 100),
     Scenario(
         "faults after commit 25%", 1000, ("--fault", "reset_after_commit", "--fault-rate", "0.25")
+    ),
+]
+
+# The regimes users meet (issue 12), this SDK alone, twelve runs each: the spread over
+# repeated runs is part of the result.  ``python -m benchmarks --only regime``.
+_OURS = ("opentrain_async",)
+REGIMES = [
+    Scenario(
+        "regime: bucket 1000/s burst 20",
+        5000,
+        ("--rate", "1000", "--burst", "20"),
+        1000,
+        repeats=12,
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: bucket 4000/s burst 40",
+        12000,
+        ("--rate", "4000", "--burst", "40"),
+        4000,
+        repeats=12,
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: window 30/3s whole-second hints",
+        300,
+        ("--window-limit", "30", "--window", "3", "--integer-hints"),
+        10,
+        repeats=4,
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: limit drops 1000/s -> 250/s",
+        3000,
+        ("--rate", "1000", "--burst", "20", "--rate-change", "2:250"),
+        1000,
+        repeats=12,
+        rate_change=(2.0, 250.0),
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: limit rises 250/s -> 1000/s",
+        4000,
+        ("--rate", "250", "--burst", "20", "--rate-change", "2:1000"),
+        250,
+        repeats=12,
+        rate_change=(2.0, 1000.0),
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: 40 ms latency, bucket 500/s",
+        2500,
+        ("--rate", "500", "--burst", "10", "--latency", "0.04"),
+        500,
+        repeats=12,
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: consumer blocks 1 s, bucket 1000/s",
+        5000,
+        ("--rate", "1000", "--burst", "20"),
+        1000,
+        repeats=12,
+        pause=1.0,
+        runners=_OURS,
     ),
 ]
 
@@ -79,11 +162,13 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
         (f"conv_{i % CONVERSATIONS + 1:04d}", f"{scenario.name} message {i}")
         for i in range(scenario.n)
     ]
-    ideal = scenario.n / scenario.rate if scenario.rate else None
+    ideal = scenario.ideal()
     budget = max(60.0, 15 * ideal) if ideal else 120.0
     args = ("--conversations", str(CONVERSATIONS), "--seed", "7", *scenario.server_args)
     with fake_server(args) as server:
         runner = RUNNERS[runner_name]
+        if scenario.pause:
+            runner = consumer_pausing(scenario.pause, scenario.n // 3)
         started = time.perf_counter()
         cpu_started = time.process_time()  # this process only: the server is another one
         timed_out = False
@@ -117,6 +202,8 @@ def run_one(scenario: Scenario, runner_name: str) -> dict[str, Any]:
 def run_scenario(scenario: Scenario, runners: list[str]) -> list[dict[str, Any]]:
     """Every runner once per round, rounds interleaved; one row per runner (median time,
     worst 429s/lost/duplicated over the rounds)."""
+    if scenario.runners is not None:
+        runners = [name for name in runners if name in scenario.runners]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in runners}
     for round_no in range(scenario.repeats):
         for name in runners:
@@ -131,6 +218,7 @@ def run_scenario(scenario: Scenario, runners: list[str]) -> list[dict[str, Any]]
         if scenario.repeats > 1:
             row["repeats"] = scenario.repeats
             row["seconds_all"] = [r["seconds"] for r in runs[name]]
+            row["rate_limited_all"] = [r["rate_limited"] for r in runs[name]]
             row["client_cpu_us_all"] = [r["client_cpu_us_per_msg"] for r in runs[name]]
             for field in ("rate_limited", "lost", "duplicated"):
                 row[field] = max(r[field] for r in runs[name])
@@ -200,13 +288,22 @@ def main() -> None:
         "--memory", default="100000,1000000", help="n values for the memory run ('' to skip)"
     )
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument(
+        "--repeats", type=int, help="rounds per regime (default: each scenario's own)"
+    )
+    parser.add_argument(
+        "--no-regimes", action="store_true", help="skip the issue-12 regimes (about 8 minutes)"
+    )
     args = parser.parse_args()
     runners = args.runners.split(",") if args.runners else list(RUNNERS)
     print(f"machine: {machine()}")
     rows: list[dict[str, Any]] = []
-    for scenario in SCENARIOS:
+    scenarios = SCENARIOS + ([] if args.no_regimes else REGIMES)
+    for scenario in scenarios:
         if args.only and args.only not in scenario.name:
             continue
+        if args.repeats and scenario in REGIMES:
+            scenario = attrs.evolve(scenario, repeats=args.repeats)
         rows.extend(run_scenario(scenario, runners))
     add_ratios(rows)
     print()
@@ -219,6 +316,14 @@ def main() -> None:
                 f"  {row['scenario']} / {row['runner']}: median of {spread} s; "
                 f"client CPU per message {cpu} µs"
             )
+            if row["ideal_seconds"]:
+                ratios = sorted(t / row["ideal_seconds"] for t in row["seconds_all"])
+                shares = [k / row["n"] for k in row["rate_limited_all"]]
+                print(
+                    f"    ratio {ratios[0]:.2f}x-{ratios[-1]:.2f}x, slowest/median "
+                    f"{ratios[-1] / (row['seconds'] / row['ideal_seconds']):.2f}, "
+                    f"429s {min(shares):.1%}-{max(shares):.1%}"
+                )
     memory = run_memory([int(v) for v in args.memory.split(",") if v]) if args.memory else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

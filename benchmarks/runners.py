@@ -9,6 +9,7 @@ their documentation suggests, with no knowledge of the server's rate.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
@@ -30,6 +31,26 @@ async def run_opentrain_async(base_url: str, token: str, items: Items, concurren
     async with OpenTrainClient(token, base_url, max_concurrency=concurrency) as client:
         report = await client.send_all(items)
     return report.sent
+
+
+def consumer_pausing(seconds: float, at: int) -> Runner:
+    """This SDK with an ``on_outcome`` that blocks once for ``seconds`` (a slow consumer,
+    a blocking call) after ``at`` outcomes: the pacer must not forget what it learned."""
+
+    async def run(base_url: str, token: str, items: Items, concurrency: int) -> int:
+        seen = 0
+
+        def on_outcome(outcome: object) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == at:
+                time.sleep(seconds)  # blocks the whole event loop, as a slow callback does
+
+        async with OpenTrainClient(token, base_url, max_concurrency=concurrency) as client:
+            report = await client.send_all(items, on_outcome=on_outcome)
+        return report.sent
+
+    return run
 
 
 async def run_raw_aiohttp(base_url: str, token: str, items: Items, concurrency: int) -> int:

@@ -7,6 +7,7 @@ last run printed, so its table is pasted from here rather than typed by hand.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def table(data: dict[str, Any]) -> str:
     ]
     previous = None
     for row in data["rows"]:
+        if row["scenario"].startswith("regime: "):
+            continue  # in the regimes table
         ours = row["runner"] == OURS
         scenario = row["scenario"]
         label = SCENARIO_LABELS.get(scenario, scenario) if scenario != previous else ""
@@ -65,11 +68,36 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def regimes_table(data: dict[str, Any]) -> str:
+    """The markdown table of the issue-12 regimes: each over repeated runs, with spread."""
+    lines = [
+        "| regime | msgs | runs | ratio median | ratio range | slowest / median "
+        "| 429s (worst run) | lost | dup |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["rows"]:
+        if not row["scenario"].startswith("regime: ") or not row["ideal_seconds"]:
+            continue
+        runs = row.get("seconds_all", [row["seconds"]])
+        ratios = sorted(t / row["ideal_seconds"] for t in runs)
+        median = statistics.median(ratios)
+        worst = max(row.get("rate_limited_all", [row["rate_limited"]]))
+        lines.append(
+            f"| {row['scenario'].removeprefix('regime: ')} | {row['n']:,} | {len(runs)} "
+            f"| {median:.2f}x | {ratios[0]:.2f}-{ratios[-1]:.2f}x | {ratios[-1] / median:.2f} "
+            f"| {worst:,} ({worst / row['n']:.1%}) | {row['lost']:,} | {row['duplicated']:,} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "latest.json"
     data = json.loads(path.read_text())
     print(f"machine: {data['machine']}\n")
     print(table(data))
+    if any(row["scenario"].startswith("regime: ") for row in data["rows"]):
+        print()
+        print(regimes_table(data))
     for row in data["rows"]:
         if row.get("seconds_all"):
             runs = ", ".join(f"{t:.2f}" for t in row["seconds_all"])

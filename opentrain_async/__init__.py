@@ -31,7 +31,15 @@ from ._errors import (
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
 from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
-from ._pacing import InMemoryPacingStore, Pacer, PacingState, PacingStore
+from ._pacing import (
+    InMemoryPacingBackend,
+    Pacer,
+    PacingBackend,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+    Reservation,
+)
 from ._raw import RawResponse
 from ._read import ConversationFilter, Direction
 from ._read_models import (
@@ -88,7 +96,7 @@ __all__ = [
     "Direction",
     "Event",
     "EventPage",
-    "InMemoryPacingStore",
+    "InMemoryPacingBackend",
     "InternalServerError",
     "InvalidRequestError",
     "JSONFileCursorStore",
@@ -104,8 +112,10 @@ __all__ = [
     "OutcomeKind",
     "OutgoingMessage",
     "Pacer",
+    "PacingBackend",
+    "PacingFeedback",
     "PacingState",
-    "PacingStore",
+    "PacingTuning",
     "PermissionDeniedError",
     "Preflight",
     "PreflightProblem",
@@ -114,6 +124,7 @@ __all__ = [
     "RawResponse",
     "RawResponseClient",
     "RedirectError",
+    "Reservation",
     "RetryEvent",
     "RetryPolicy",
     "SendItem",

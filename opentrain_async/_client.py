@@ -49,7 +49,7 @@ from ._errors import (
 )
 from ._json import json_dumps, json_loads
 from ._models import Message
-from ._pacing import Pacer, PacingStore
+from ._pacing import Pacer, PacingBackend
 from ._proxy import proxy_from_env
 from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
@@ -140,7 +140,7 @@ class OpenTrainClient(ReadMixin):
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
-        pacing_store: PacingStore | None = None,
+        pacing_backend: PacingBackend | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
         reconcile_delay: float = 1.0,
@@ -164,7 +164,9 @@ class OpenTrainClient(ReadMixin):
             max_retry_after=max_retry_after,
             on_retry=on_retry,
         )
-        _refuse_overridden_knobs("pacer", pacer, rate_limit=rate_limit, pacing_store=pacing_store)
+        _refuse_overridden_knobs(
+            "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
+        )
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be >= 1")
         if rate_limit is not None and not rate_limit > 0:  # NaN too
@@ -186,7 +188,7 @@ class OpenTrainClient(ReadMixin):
             sleep=sleep,
         )
         self._pacer = pacer or Pacer(
-            rate_limit=rate_limit, store=pacing_store, clock=clock, sleep=sleep
+            rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep
         )
         self._proxy = proxy_from_env(self._root, self._env) if trust_env else None
         self._parent: OpenTrainClient | None = None
@@ -380,10 +382,13 @@ class OpenTrainClient(ReadMixin):
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
-        pacer = self._pacer
-        admitted = pacer.try_acquire()
-        if admitted is None:
-            admitted = await pacer.acquire()
+        # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
+        # resume's settling) would otherwise inflate the first estimate of the rate.
+        pacer = self._pacer if method != "GET" else None
+        admitted = 0.0
+        if pacer is not None:
+            fast = pacer.try_acquire()
+            admitted = fast if fast is not None else await pacer.acquire()
         url = self._urls.get(path)
         if url is None:
             url = URL(self._root + path)
@@ -455,10 +460,12 @@ class OpenTrainClient(ReadMixin):
                 stats.in_flight -= 1
                 semaphore.release()
         except BaseException:  # the pacer must hear back about every admitted request
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise
         if failure is not None:
-            pacer.on_error(admitted)
+            if pacer is not None:
+                pacer.on_error(admitted)
             raise failure
         if debug:
             logger.debug(
@@ -471,7 +478,8 @@ class OpenTrainClient(ReadMixin):
                 _without_secret(self._settings.token, None, headers)[1].get("X-Request-Id"),
             )
         if raw is not None and 200 <= status < 300:
-            pacer.on_success(admitted)
+            if pacer is not None:
+                pacer.on_success(admitted)
             raw_box = RAW_RESPONSES.get()
             if raw_box is not None:  # inside client.with_raw_response.<method>(...)
                 raw_box.append((status, _without_secret(self._settings.token, None, headers)[1]))
@@ -491,8 +499,9 @@ class OpenTrainClient(ReadMixin):
         error = self._error(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
-            pacer.on_throttle(admitted, error.retry_after)
-        else:
+            if pacer is not None:
+                await pacer.on_throttle(admitted, error.retry_after)
+        elif pacer is not None:
             pacer.on_error(admitted)
         raise error
 

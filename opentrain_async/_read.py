@@ -1,10 +1,10 @@
 """The read side of ``OpenTrainClient``: conversations, messages, updates, identity.
 
 ``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through the
-``Requester`` it was given (the client's pipeline) and so shares the client's semaphore,
-pacing and retry policy (GETs retry 502/503/504 and network failures).  Parameters are
-validated locally before any request (``InvalidRequestError`` naming the field and the
-rule).
+``Requester`` it was given (the client's pipeline) and so shares the client's semaphore
+and retry policy (GETs retry 502/503/504 and network failures); reads are not paced
+(pacing counts sends only).  Parameters are validated locally before any request
+(``InvalidRequestError`` naming the field and the rule).
 
 Every read takes ``timeout=`` and ``max_retries=`` for that call alone (see
 ``OpenTrainClient.with_options``).  ``iter_*`` return an ``AsyncPaginator``: items

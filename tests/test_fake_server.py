@@ -1062,6 +1062,7 @@ async def test_module_main_in_process_options(
     for argv, first, second in [
         (["--window-limit", "1", "--window", "60", "--integer-hints"], 201, 429),
         (["--rate", "0.001", "--retry-after-header"], 201, 429),
+        (["--rate", "0.001", "--burst", "1", "--rate-change", "0:1e6"], 201, 201),  # moved
         (["--fault", "bad_gateway_before_commit", "--fault-rate", "1.0"], 502, 502),
     ]:
         ready.clear()

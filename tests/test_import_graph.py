@@ -4,6 +4,7 @@ included: layers below the client never know the client (as in httpx)."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Container
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "opentrain_async"
@@ -16,9 +17,10 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, name: str) -> set[str]:
+def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
     """Every opentrain_async module ``path`` imports, relative or absolute, at any depth
-    of the file (functions and ``if TYPE_CHECKING:`` blocks too)."""
+    of the file (functions and ``if TYPE_CHECKING:`` blocks too).  ``from . import x``
+    of a submodule imports that submodule, not its package's ``__init__``."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -33,16 +35,16 @@ def _imports(path: Path, name: str) -> set[str]:
                 target = node.module or ""
             if not target.startswith("opentrain_async"):
                 continue
-            found.add(target)
-            for alias in node.names:  # ``from . import _x`` imports a module
-                found.add(f"{target}.{alias.name}")
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if submodule in modules else target)
     return found
 
 
 def import_graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     return {
-        name: {m for m in _imports(path, name) if m in modules and m != name}
+        name: {m for m in _imports(path, name, modules) if m in modules and m != name}
         for name, path in modules.items()
     }
 
@@ -89,6 +91,28 @@ def test_the_import_graph_has_no_cycle() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     """The check itself works: a made-up loop A -> B -> C -> A is reported."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_parser_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """Relative, absolute, submodule and TYPE_CHECKING imports all count as edges."""
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import opentrain_async._errors\n"
+        "from ._json import json_loads\n"
+        "from ._pacing import Pacer\n"
+        "from ._pacing import state\n"
+        "if TYPE_CHECKING:\n"
+        "    from ._client import OpenTrainClient\n"
+    )
+    modules = {
+        "opentrain_async._errors",
+        "opentrain_async._json",
+        "opentrain_async._pacing",
+        "opentrain_async._pacing.state",
+        "opentrain_async._client",
+    }
+    assert _imports(source, "opentrain_async.mod", modules) == modules
 
 
 def test_nothing_below_the_client_imports_it() -> None:

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from opentrain_async import InMemoryPacingStore, Pacer, PacingState
+from opentrain_async import InMemoryPacingBackend, Pacer, PacingState, PacingTuning
 
 
 class FakeTime:
@@ -25,8 +25,13 @@ class FakeTime:
         self.now += seconds
 
 
-def make(time: FakeTime, **options: object) -> Pacer:
-    return Pacer(clock=time.clock, sleep=time.sleep, **options)  # type: ignore[arg-type]
+def make(time: FakeTime, rate_limit: float | None = None, **tuning: float) -> Pacer:
+    return Pacer(
+        rate_limit,
+        tuning=PacingTuning(**tuning),  # type: ignore[arg-type]
+        clock=time.clock,
+        sleep=time.sleep,
+    )
 
 
 async def admit(pacer: Pacer, time: FakeTime, n: int) -> list[float]:
@@ -45,12 +50,12 @@ async def cut_after_search(pacer: Pacer, time: FakeTime, hint: float) -> tuple[f
     await admit(pacer, time, 20)
     first = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(first, 0.001)
+    await pacer.on_throttle(first, 0.001)
     time.now += 0.05
     await admit(pacer, time, 20)
     second = await pacer.acquire()
-    pacer.on_throttle(second, hint)
-    limit, cut = pacer.state.limit, pacer.state.cut_at
+    await pacer.on_throttle(second, hint)
+    limit, cut = pacer.state.limit, pacer.state.origin
     assert limit is not None
     assert cut is not None
     return limit, cut
@@ -97,7 +102,7 @@ async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
     time = FakeTime()
     pacer = make(time)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.75)
+    await pacer.on_throttle(admitted, 0.75)
     assert pacer.state.limit is not None
     assert pacer.state.pause_until == pytest.approx(100.75)
     await pacer.acquire()
@@ -110,7 +115,7 @@ async def test_whole_second_hint_pauses_only_briefly() -> None:
     time = FakeTime()
     pacer = make(time, max_pause=0.05)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 1)
+    await pacer.on_throttle(admitted, 1)
     assert pacer.state.pause_until == pytest.approx(100.05)
 
 
@@ -121,20 +126,32 @@ async def test_back_to_back_429s_double_the_short_pause() -> None:
     pauses = []
     for _ in range(4):
         admitted = await pacer.acquire()
-        pacer.on_throttle(admitted, 5)
+        await pacer.on_throttle(admitted, 1)
         pauses.append(round(pacer.state.pause_until - time.now, 6))
     assert pauses == [0.05, 0.1, 0.2, 0.4]
+
+
+async def test_long_whole_second_hint_pauses_everyone() -> None:
+    """A hint of 7 whole seconds (a full window) pauses every request for all of it:
+    a probe before then would only cost its request another 7 s."""
+    time = FakeTime()
+    pacer = make(time, max_pause=0.05)
+    admitted = await pacer.acquire()
+    await pacer.on_throttle(admitted, 7)
+    assert pacer.state.pause_until == pytest.approx(107.0)
+    await pacer.acquire()
+    assert time.now >= 107.0
 
 
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     """After the first 429 the rate doubles per period until the next 429, then drops to
     at most the rate the server accepted over the last window."""
     time = FakeTime()
-    pacer = make(time, doubling=0.1, window=0.25)
+    pacer = make(time, doubling=0.1)
     await admit(pacer, time, 10)
     admitted = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
+    await pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
     start_rate = pacer.current_rate()
     assert start_rate is not None
     time.now += 0.2  # two doublings later
@@ -143,7 +160,7 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     accepted = sum(1 for t in starts if t >= time.now - 0.25) / 0.25
     admitted = await pacer.acquire()
     drawing_rate = pacer.current_rate()
-    pacer.on_throttle(admitted, 0.001)
+    await pacer.on_throttle(admitted, 0.001)
     limit = pacer.state.limit
     assert limit is not None
     assert drawing_rate is not None
@@ -159,16 +176,16 @@ async def test_one_cut_per_episode() -> None:
     await admit(pacer, time, 20)
     early = await pacer.acquire()
     time.now += 0.1
-    pacer.on_throttle(early, 0.001)
+    await pacer.on_throttle(early, 0.001)
     time.now += 0.05
     await admit(pacer, time, 20)
     stale = pacer.state.cut_at
     assert stale is not None
     late = [await pacer.acquire() for _ in range(3)]
-    pacer.on_throttle(late[0], 0.001)  # cuts
+    await pacer.on_throttle(late[0], 0.001)  # cuts
     limit_after_cut = pacer.state.limit
-    pacer.on_throttle(early, 0.001)  # admitted before the cut: ignored
-    pacer.on_throttle(late[1], 0.001)  # no success since the cut: same episode
+    await pacer.on_throttle(early, 0.001)  # admitted before the cut: ignored
+    await pacer.on_throttle(late[1], 0.001)  # no success since the cut: same episode
     assert pacer.state.limit == limit_after_cut
     assert pacer.state.throttles == 4
 
@@ -203,23 +220,23 @@ async def test_stated_limit_caps_the_learned_rate() -> None:
     time = FakeTime()
     pacer = make(time, rate_limit=50)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.01)
+    await pacer.on_throttle(admitted, 0.01)
     time.now += 10
     rate = pacer.current_rate()
     assert rate is not None
     assert rate <= 50
 
 
-def test_state_lives_in_the_store() -> None:
-    """The learned state is held by the PacingStore, so a shared store sees every change."""
-    store = InMemoryPacingStore()
+async def test_state_lives_in_the_backend() -> None:
+    """The learned state is held by the backend, so pacers sharing one see every change."""
     time = FakeTime()
-    pacer = make(time, store=store)
-    pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
-    assert isinstance(store.load(), PacingState)
-    assert store.load().limit is not None
-    assert store.load().pause_until == pytest.approx(100.5)
-    other = make(time, store=store)
+    backend = InMemoryPacingBackend(clock=time.clock)
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    await pacer.on_throttle(pacer.try_acquire() or 0.0, 0.5)
+    assert isinstance(await backend.load(), PacingState)
+    assert backend.state.limit is not None
+    assert backend.state.pause_until == pytest.approx(100.5)
+    other = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
     assert other.current_rate() == pacer.current_rate()
     time.now += 0.3  # the search state is shared too: both compute the same curve later
     assert other.current_rate() == pacer.current_rate()
@@ -250,7 +267,7 @@ async def test_a_search_that_never_meets_a_429_stays_finite() -> None:
     time = FakeTime()
     pacer = make(time)
     admitted = await pacer.acquire()
-    pacer.on_throttle(admitted, 0.01)
+    await pacer.on_throttle(admitted, 0.01)
     time.now += 500
     rate = pacer.current_rate()
     assert rate is not None
@@ -287,9 +304,194 @@ async def test_slow_start_window_is_first_come_first_served() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"window": 0}]
+    "options",
+    [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"tolerance": -1}],
 )
 def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:
-    """Pacer parameters outside their range are refused at construction."""
-    with pytest.raises(ValueError, match="must be"):
-        Pacer(**options)  # type: ignore[arg-type]
+    """Tuning outside its range is refused at construction, naming the field."""
+    with pytest.raises(ValueError, match=f"{next(iter(options))} must be"):
+        PacingTuning(**options)  # type: ignore[arg-type]
+
+
+class LateTime(FakeTime):
+    """A clock whose sleeps overshoot: a busy event loop fires timers late."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)  # the waiters woken so far start now, as in a real loop
+        await super().sleep(seconds + self.late)
+
+
+async def test_every_due_slot_is_released_at_once_so_late_timers_cost_nothing() -> None:
+    """At a learned 1,000/s with timers 5 ms late, requests still start at 1,000/s: each
+    wake-up releases every slot that is due, instead of one per timer."""
+    time = LateTime(late=0.005)
+    # A learned limit whose curve stays at 1,000/s for the test's second.
+    state = PacingState(limit=1000 / 0.9, searching=False, origin=100.0, recover=1e6)
+    backend = InMemoryPacingBackend(clock=time.clock, state=state)
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(50):
+            admitted = await pacer.acquire()
+            starts.append(time.now)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    assert len(starts) == 1000
+    elapsed = max(starts) - min(starts)
+    assert elapsed == pytest.approx(1.0, rel=0.03)  # one at a time would take 6 s
+    assert len(set(starts)) < 400  # released in groups, not one per wake-up
+
+
+async def test_a_stated_limit_never_bunches_late_slots() -> None:
+    """At a stated limit a late timer catches up one slot at most: the server, whose
+    limit it is, never sees two requests closer than the interval allows in a bunch."""
+    time = LateTime(late=0.005)
+    pacer = make(time, rate_limit=1000)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(10):
+            admitted = await pacer.acquire()
+            starts.append(time.now)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    assert len(starts) == 200
+    bunches = [starts.count(t) for t in set(starts)]
+    assert max(bunches) <= 2
+    assert len(starts) / (max(starts) - min(starts)) <= 1000
+
+
+async def test_a_consumer_pause_does_not_make_the_pacer_forget() -> None:
+    """Paced at a learned rate, then idle for a second (a slow on_outcome): the pace
+    afterwards is the one it had, not a restart from scratch nor a burst."""
+    time = FakeTime()
+    pacer = make(time, doubling=0.01)
+    limit, _ = await cut_after_search(pacer, time, 0.001)
+    await admit(pacer, time, 50)
+    before = pacer.current_rate()
+    assert before is not None
+    time.now += 1.0  # nobody asks for a slot
+    starts = await admit(pacer, time, 3)
+    after = pacer.current_rate()
+    assert after is not None
+    assert after == pytest.approx(before, rel=0.15)
+    assert starts[1] - starts[0] == pytest.approx(1 / after, rel=0.15)  # no burst
+    # A 429 right after the pause cuts from the pace, not from what trickled through.
+    admitted = await pacer.acquire()
+    await pacer.on_throttle(admitted, 0.001)
+    assert pacer.state.limit is not None
+    assert pacer.state.limit >= 0.8 * limit
+
+
+async def test_pacers_sharing_a_backend_learn_from_each_other() -> None:
+    """A 429 seen by one pacer paces the other at its next check-in (every 50 ms)."""
+    time = FakeTime()
+    backend = InMemoryPacingBackend(clock=time.clock)
+    one = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    two = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    two.on_success(await two.acquire())
+    await one.on_throttle(await one.acquire(), 0.2)
+    assert two.try_acquire() is not None  # not checked in yet: still unpaced
+    time.now += 0.06
+    assert two.try_acquire() is None  # check-in due
+    await two.acquire()
+    assert time.now >= 100.2  # it waited out the shared pause
+    assert two.current_rate() == one.current_rate()
+    assert two.describe().endswith("(learned)")
+
+
+class SlowBackend(InMemoryPacingBackend):
+    """A backend whose calls take a round trip (as Redis would)."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(clock=time.clock)
+        self.time = time
+        self.reserves = 0
+
+    async def reserve(self, count: int, *, successes: int = 0, cap: float | None = None):  # type: ignore[no-untyped-def]
+        self.reserves += 1
+        await asyncio.sleep(0)
+        self.time.now += 0.0005
+        return await super().reserve(count, successes=successes, cap=cap)
+
+
+async def test_a_remote_backend_is_asked_once_per_batch_of_slots() -> None:
+    """With a backend that takes a round trip, waiting requests share reservations:
+    far fewer calls than requests, and every request still gets its own slot."""
+    time = FakeTime()
+    backend = SlowBackend(time)
+    pacer = Pacer(2000, backend=backend, clock=time.clock, sleep=time.sleep)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(20):
+            admitted = await pacer.acquire()
+            starts.append(admitted)
+            pacer.on_success(admitted)
+
+    await asyncio.gather(*(worker() for _ in range(32)))
+    assert len(starts) == 640
+    assert backend.reserves < 640 / 5
+    assert (await backend.load()).successes >= 600  # successes rode along
+
+
+async def test_a_cancelled_leader_hands_the_lead_on() -> None:
+    """The request sleeping until the queue's next slot is cancelled: the next in line
+    takes over the lead and gets the slot."""
+    now = [100.0]
+    sleeping: list[asyncio.Future[None]] = []
+
+    async def sleep(seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sleeping.append(future)
+        await future
+        now[0] += seconds
+
+    pacer = Pacer(1, clock=lambda: now[0], sleep=sleep)
+    pacer.on_success(await pacer.acquire())
+    leader = asyncio.ensure_future(pacer.acquire())
+    follower = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    assert len(sleeping) == 1  # the leader sleeps until the next slot
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    await asyncio.sleep(0)
+    assert len(sleeping) == 2  # the follower leads now
+    sleeping[1].set_result(None)
+    assert await asyncio.wait_for(follower, 1) == pytest.approx(101.0)
+
+
+async def test_the_leader_never_spins_when_time_passes_between_its_steps() -> None:
+    """Each clock read costs time (a busy machine) and slots are tighter than that: the
+    leader still releases what is due or sleeps; it never loops on reservations (with
+    the in-memory backend, a loop that never awaits would freeze the event loop)."""
+    now = [100.0]
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        if reads[0] > 200_000:
+            raise RuntimeError("the pacer is spinning")
+        now[0] += 0.00003  # 30 µs per step, slots 20 µs apart
+        return now[0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += max(seconds, 0.0) + 0.012  # and every timer fires 12 ms late
+        await asyncio.sleep(0)
+
+    pacer = Pacer(50_000, clock=clock, sleep=sleep)
+    for _ in range(3):
+        admitted = await pacer.acquire()
+        pacer.on_success(admitted)
+        now[0] += 0.05  # busy elsewhere: the schedule falls behind, not idle
+    results = await asyncio.gather(*(pacer.acquire() for _ in range(64)))
+    assert len(results) == 64
+    assert reads[0] < 20_000

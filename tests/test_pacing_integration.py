@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opentrain_async import Pacer
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .conftest import make_client
@@ -45,3 +46,60 @@ async def test_single_and_bulk_sends_share_one_pacer(server: FakeOpenTrain) -> N
         report = await client.send_all([(conv, f"bulk {i}") for i in range(5)])
     assert report.sent == 5
     assert client.pacer.describe().endswith("(learned)")
+
+
+class CountingPacer(Pacer):
+    """A pacer that counts the requests it admits and hears about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.admitted = 0
+        self.reported = 0
+
+    def try_acquire(self) -> float | None:
+        admitted = super().try_acquire()
+        self.admitted += admitted is not None
+        return admitted
+
+    async def acquire(self) -> float:
+        self.admitted += 1
+        return await super().acquire()
+
+    def on_success(self, sent_at: float) -> None:
+        self.reported += 1
+        super().on_success(sent_at)
+
+
+async def test_reads_are_not_paced_and_do_not_feed_the_first_estimate(
+    server: FakeOpenTrain,
+) -> None:
+    """Pacing counts sends only: reads (a resume's read-back and settling, listing)
+    neither wait for a slot nor count as accepted sends, so they cannot inflate the
+    first estimate of the rate and draw a burst of 429s on the sends that follow."""
+    conv = server.add_conversation()
+    pacer = CountingPacer()
+    async with make_client(server, pacer=pacer) as client:
+        for _ in range(20):
+            await client.list_conversations()
+        async for _ in client.iter_messages(conv):
+            pass
+        assert (pacer.admitted, pacer.reported) == (0, 0)
+        await client.send_message(conv, "a send")
+        report = await client.send_all([(conv, f"bulk {i}") for i in range(3)])
+    assert report.sent == 3
+    assert (pacer.admitted, pacer.reported) == (4, 4)
+
+
+async def test_a_stated_limit_does_not_slow_reads(server: FakeOpenTrain) -> None:
+    """rate_limit paces sends; reading a conversation back is never held to it."""
+    conv = server.add_conversation()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async with make_client(server, rate_limit=1, sleep=sleep) as client:
+        await client.send_message(conv, "one")
+        for _ in range(5):
+            await client.list_conversations()
+    assert slept == []

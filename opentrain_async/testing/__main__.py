@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--rate", type=float, help="token bucket: sends per second")
     limits.add_argument("--window-limit", type=int, help="fixed window: sends per window")
     parser.add_argument("--burst", type=int, default=1, help="token bucket capacity")
+    parser.add_argument(
+        "--rate-change",
+        metavar="SECONDS:RATE",
+        help="token bucket: switch to RATE sends per second SECONDS after READY",
+    )
     parser.add_argument("--window", type=float, default=1.0, help="fixed window seconds")
     parser.add_argument("--integer-hints", action="store_true", help="whole-second hints")
     parser.add_argument(
@@ -83,6 +88,19 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.fault is not None:
         server.inject_fault(Fault(args.fault), probability=args.fault_rate, delay=args.fault_delay)
 
+    async def change_rate(at: float, rate: float) -> None:
+        """The limit moves mid-run (benchmarks: a drop or a rise)."""
+        await asyncio.sleep(at)
+        server.set_rate_limit(
+            TokenBucket(
+                rate=rate,
+                burst=args.burst,
+                integer_hints=args.integer_hints,
+                retry_after_header=args.retry_after_header,
+            )
+        )
+
+    changes: set[asyncio.Task[None]] = set()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -93,8 +111,13 @@ async def _serve(args: argparse.Namespace) -> None:
         async with server:
             sys.stdout.write(f"READY {server.base_url} {server.token}\n")
             sys.stdout.flush()
+            if args.rate is not None and args.rate_change:
+                at, rate = (float(part) for part in args.rate_change.split(":", 1))
+                changes.add(asyncio.ensure_future(change_rate(at, rate)))
             await stop.wait()
     finally:
+        for task in changes:
+            task.cancel()
         for sig in signals:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)

@@ -1,0 +1,218 @@
+"""Where the learned state lives: the async, atomic backend protocol and its in-memory form.
+
+Design
+------
+A pacer (one per client, so one per process) asks its backend two things, each one
+atomic read-modify-write of the whole ``PacingState`` on the backend's own clock:
+
+* ``reserve(count, successes=, cap=)``: "reserve my start times".  Counts the
+  ``successes`` the pacer saw since its last call, then reserves up to ``count``
+  consecutive slots at the current rate (GCRA, honouring ``pause_until``; at most the
+  slots due within ``tuning.horizon``, at least one) and returns a ``Reservation``:
+  slot ``i`` starts at ``first + i * interval`` on the backend's clock, ``now`` being
+  that clock at the reservation (the pacer converts to its own clock by the difference).
+* ``report(feedback)``: "report what happened".  Counts successes and, for a 429,
+  applies the hint pause (``pause.on_hint``) and at most one cut per episode
+  (``curve.first_cut`` / ``curve.cut``), so with many processes each episode still cuts
+  once; returns the new state.
+
+Both are compositions of the pure parts, ``apply_reserve`` and ``apply_report`` below,
+which a shared backend mirrors (in Redis: one Lua script each, state in one hash, time
+from ``TIME``, tuning constants as arguments; ``accepted``/``offered`` as two lists of
+``SAMPLE_BUCKETS`` counts).  Each call is one round trip; successes ride along with the
+next call rather than costing one each.  What stays in the process: the slow-start
+window (requests in flight before the first 429) and the queue of waiting requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+
+from . import curve
+from .pause import learn_window, on_hint
+from .samples import accepted_rate, record
+from .schedule import reserve_slots, restart_if_idle
+from .state import PacingFeedback, PacingState, PacingTuning
+
+__all__ = [
+    "InMemoryPacingBackend",
+    "PacingBackend",
+    "Reservation",
+    "apply_report",
+    "apply_reserve",
+    "current_rate",
+]
+
+
+@attrs.frozen
+class Reservation:
+    """Start slots a backend reserved for one pacer (times on the backend's clock)."""
+
+    now: float
+    """The backend's clock when the slots were reserved."""
+    first: float
+    """Start time of the first slot (may be up to ``tolerance`` before ``now``: due)."""
+    interval: float
+    """Seconds between slots; 0 when unpaced (all ``count`` may start at ``first``)."""
+    count: int
+    """Slots reserved (at least one)."""
+    rate: float | None
+    """The rate they were reserved at; None when unpaced (no 429 yet, no stated limit)."""
+    cuts: int
+    """The state's cut count: slots from an earlier episode are stale."""
+    pause_until: float
+    """No request starts before this time."""
+
+
+class PacingBackend(Protocol):
+    """Holds one ``PacingState`` for every pacer sharing a token; each call is atomic."""
+
+    tuning: PacingTuning
+    """The algorithm's constants (every pacer sharing the state must use the same)."""
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """Count ``successes`` (accepted sends since this pacer's last call), then reserve
+        up to ``count`` start slots at the current rate, capped at ``cap`` requests per
+        second when the user stated a limit; see ``apply_reserve``."""
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        """Apply what happened (successes, a 429 and its hint); returns the new state.
+        See ``apply_report``."""
+
+    async def load(self) -> PacingState:
+        """The current state (for display and tests)."""
+
+
+def current_rate(
+    state: PacingState, now: float, tuning: PacingTuning, cap: float | None = None
+) -> float | None:
+    """Requests/second allowed at ``now``: the curve's rate, capped by a stated limit."""
+    rate = curve.rate(state, now, tuning)
+    if cap is None:
+        return rate
+    return cap if rate is None else min(rate, cap)
+
+
+def _count_successes(state: PacingState, now: float, successes: int) -> PacingState:
+    if successes <= 0:
+        return state
+    state = record(state, now, accepted=successes)
+    return attrs.evolve(state, successes=state.successes + successes, streak=0)
+
+
+def apply_reserve(
+    state: PacingState,
+    now: float,
+    count: int,
+    successes: int,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> tuple[PacingState, Reservation]:
+    """``reserve`` as a pure function: count successes, restart an idle schedule (the
+    curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
+    state = _count_successes(state, now, successes)
+    state = restart_if_idle(state, now, tuning)
+    rate = current_rate(state, now, tuning, cap)
+    interval = 0.0 if rate is None else 1.0 / rate
+    strict = cap is not None and rate == cap
+    state, first, n = reserve_slots(state, now, interval, count, tuning, strict)
+    return state, Reservation(now, first, interval, n, rate, state.cuts, state.pause_until)
+
+
+def _new_episode(
+    state: PacingState, now: float, feedback: PacingFeedback, tuning: PacingTuning
+) -> bool:
+    """One cut per episode: a 429 cuts only for a request admitted after the last cut,
+    with a success since it, and (while searching) not in the search's first doubling,
+    when the server may still be recovering from the burst that drew the first 429
+    (unless the hint was a window's, which everyone waited out)."""
+    sent_at = feedback.throttled_at
+    return (
+        sent_at is not None
+        and sent_at > state.cut_at
+        and state.successes > state.successes_at_cut
+        and not (state.searching and now - state.origin < tuning.doubling and not state.window_hint)
+    )
+
+
+def apply_report(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """``report`` as a pure function: successes, then for a 429 the pause and the cut."""
+    state = _count_successes(state, now, feedback.successes)
+    if not feedback.throttled:
+        return state
+    state = attrs.evolve(state, throttles=state.throttles + 1)
+    paused_before = max(state.pause_until, now)
+    state = learn_window(state, feedback.retry_after)
+    state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
+    resume = max(state.pause_until, now)
+    if state.limit is None:
+        return curve.first_cut(state, now, feedback.local_rate, resume)
+    if _new_episode(state, now, feedback, tuning):
+        drew = current_rate(state, now, tuning, cap) or state.limit
+        # The server's granularity (its hint) sets how far back to look: a longer
+        # window dilutes the burst a bucket adds to what it accepts.
+        span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
+        if curve.doubling(state, now, tuning):  # a steep climb: only the latest counts
+            span = 0.15
+        accepted, offered = accepted_rate(state, now, span)
+        paced = current_rate(state, now - span / 2, tuning, cap) or drew
+        measured = accepted if curve.trust_accepted(offered, paced) else None
+        since = resume - state.cut_at
+        if state.window_hint and since > 0:
+            # A window of seconds: what it lets through is its average from reset to
+            # reset (each pause on its hint ends just after one), however it bunched
+            # them; that is the limit when the rate that drew the 429 was a burst.
+            # Paced near that average, the 429 only says "a little slower" (what got
+            # through was what was offered): the drawing rate is the limit.
+            average = (state.successes - state.successes_at_cut) / since
+            measured = average if drew > 2 * average else None
+        return curve.cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+    # A pause without a cut freezes the curve for its duration.
+    return curve.freeze(state, paused_before, resume)
+
+
+class InMemoryPacingBackend:
+    """The default backend: the state lives in this process (one event loop, so every
+    call is atomic: none of them awaits)."""
+
+    def __init__(
+        self,
+        tuning: PacingTuning | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        state: PacingState | None = None,
+    ) -> None:
+        self.tuning = tuning or PacingTuning()
+        self._clock = clock
+        self.state = state or PacingState()
+        """The current state (replace it to seed a pacer in tests)."""
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """Count successes, then reserve up to ``count`` slots (see the protocol)."""
+        self.state, reservation = apply_reserve(
+            self.state, self._clock(), count, successes, cap, self.tuning
+        )
+        return reservation
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        """Apply what happened; returns the new state."""
+        self.state = apply_report(self.state, self._clock(), feedback, cap, self.tuning)
+        return self.state
+
+    async def load(self) -> PacingState:
+        """The current state."""
+        return self.state

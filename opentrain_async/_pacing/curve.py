@@ -1,0 +1,135 @@
+"""The rate curve: search, cut and CUBIC, as pure functions of (state, now).
+
+* **Search.**  The first 429 sets ``limit`` to what got through so far (an
+  underestimate) and the rate doubles every ``doubling`` seconds from the curve's origin
+  until the next 429 says where the limit is.
+* **Cut.**  A later 429 (once per episode) remembers the lower of the rate that drew it
+  and what the server accepted just before (CUBIC's W_max), trusting the accepted rate
+  only when the sender was offering at least half the paced rate (an idle sender
+  accepted little because it sent little).  The curve restarts at ``beta * limit``.
+* **CUBIC.**  ``rate = limit * (1 + c * (dt - recover)**3)`` with
+  ``c = (1 - beta) / recover**3``: back to ``limit`` after ``recover`` seconds, then
+  probing above it; past ``2 * recover`` with no 429 the limit has likely risen, and
+  the rate doubles every ``doubling`` seconds from there, so a raised limit is found
+  within a second.
+* **Freeze.**  Time the sender spends idle or paused without a cut does not move the
+  curve: ``origin`` moves forward by it, so a consumer pause forgets nothing.
+
+The Redis backend mirrors these functions in Lua; keep them small and branch-light.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .state import PacingState, PacingTuning
+
+__all__ = ["MIN_RATE", "cut", "doubling", "first_cut", "freeze", "rate", "trust_accepted"]
+
+MIN_RATE = 0.5
+"""No learned limit goes below this (requests/second): one request per two seconds."""
+_MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curve finite
+_MAX_DT = 60.0
+_TRUST_OFFERED = 0.5
+_MAX_CUT = 0.5  # the accepted rate counts when at least this share of the pace was offered
+
+
+def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
+    """Requests/second the curve allows at ``now``; None before the first 429."""
+    limit = state.limit
+    if limit is None:
+        return None
+    dt = now - state.origin
+    if dt < 0:
+        dt = 0.0
+    if state.searching:
+        return float(limit * 2 ** min(dt / tuning.doubling, _MAX_DOUBLINGS))
+    recover = state.recover or tuning.recover
+    cubic = (1 - tuning.beta) / recover**3
+    dt = min(dt, _MAX_DT)
+    if dt <= 2 * recover:
+        return float(limit * (1 + cubic * (dt - recover) ** 3))
+    # Past twice the recovery time without a 429 the limit has likely risen: search
+    # again, doubling from where the cubic curve is (1 + (1 - beta)) * limit.
+    over = min((dt - 2 * recover) / tuning.doubling, _MAX_DOUBLINGS)
+    return float(limit * (2 - tuning.beta) * 2**over)
+
+
+def doubling(state: PacingState, now: float, tuning: PacingTuning) -> bool:
+    """True while the rate doubles (the search, or a probe past twice the recovery)."""
+    if state.searching:
+        return True
+    return now - state.origin > 2 * (state.recover or tuning.recover)
+
+
+def first_cut(
+    state: PacingState, now: float, local_rate: float | None, resume: float
+) -> PacingState:
+    """The first 429: start searching up from ``local_rate`` (what got through so far)
+    once the pause is over (``resume``)."""
+    return attrs.evolve(
+        state,
+        limit=max(local_rate or MIN_RATE, MIN_RATE),
+        searching=True,
+        origin=resume,
+        cut_at=resume,
+        cuts=state.cuts + 1,
+        successes_at_cut=state.successes,
+    )
+
+
+def cut(
+    state: PacingState,
+    now: float,
+    drew: float,
+    accepted: float | None,
+    hint: float | None,
+    resume: float,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A new episode's 429: remember the limit, restart the cubic curve at ``resume``.
+
+    ``drew`` is the rate that drew the 429; ``accepted`` what the server accepted per
+    second just before, or None when that says nothing (see ``trust_accepted``).  A
+    probe above the limit costs its request the hint, so with long hints the curve
+    climbs back more slowly.
+    """
+    limit = drew if accepted is None else min(drew, accepted)
+    window = state.window_hint > 0
+    if not window:
+        # One episode cuts at most in half: a sender stalled for part of the measured
+        # span (a busy machine, a blocking call) accepted less than the server allowed,
+        # and a real drop is followed within a moment by the next episode.  (A window's
+        # average is measured from reset to reset, so it stands.)
+        limit = max(limit, _MAX_CUT * drew)
+    if doubling(state, now, tuning) and not window:
+        # The rate one doubling ago drew no 429: the limit is at least that, while the
+        # accepted rate averages the whole climb and so lags behind it.
+        limit = max(limit, drew / 2)
+    recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
+    return attrs.evolve(
+        state,
+        limit=max(limit, MIN_RATE),
+        searching=False,
+        origin=resume,
+        recover=recover,
+        cut_at=resume,
+        cuts=state.cuts + 1,
+        successes_at_cut=state.successes,
+    )
+
+
+def trust_accepted(offered: float, paced: float) -> bool:
+    """The accepted rate is evidence of the limit only when the sender offered at least
+    half of ``paced``, the curve's rate over the measured span (an idle or stalled
+    sender accepted little because it sent little)."""
+    return offered >= _TRUST_OFFERED * paced
+
+
+def freeze(state: PacingState, begin: float, end: float) -> PacingState:
+    """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut):
+    its origin moves forward by the part of that span after the origin."""
+    stalled = end - max(begin, state.origin)
+    if stalled <= 0 or state.limit is None:
+        return state
+    return attrs.evolve(state, origin=state.origin + stalled)

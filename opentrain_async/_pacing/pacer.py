@@ -1,0 +1,267 @@
+"""The pacer: one per client, between its requests and the pacing backend.
+
+Before each attempt the client awaits ``acquire()`` (or takes ``try_acquire()``'s fast
+path); afterwards it reports ``on_success``, ``await on_throttle`` (a 429 and its hint)
+or ``on_error``.  The pacer keeps only what is local to this process: the slow-start
+window, the queue of waiting requests, the slots reserved for them and the successes not
+yet reported.  Everything learned lives in the backend's ``PacingState``.
+
+Waiting requests queue first come, first served; the first in line leads: it reserves
+slots for the queue in one backend call, sleeps until the next slot is due and releases
+*every* waiter whose slot is due at once, so a late timer never costs a slot.  A cut or a
+longer pause drops the slots still held (they were reserved at the old rate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentrain_async._errors import ConfigurationError
+
+from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
+from .state import PacingFeedback, PacingState, PacingTuning
+from .window import SlowStartWindow
+
+__all__ = ["Pacer"]
+
+_SYNC_EVERY = 0.05  # seconds: an unpaced pacer checks in with its backend this often
+
+
+class _Waiter:
+    """One request waiting for a slot: granted a start time, or asked to lead."""
+
+    __slots__ = ("future", "slot")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.slot: float | None = None
+
+    def wake(self, slot: float | None = None) -> None:
+        if slot is not None:
+            self.slot = slot
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class Pacer:
+    """Decides when each request of one client may start; see the package docstring.
+
+    ``rate_limit``: a stated limit (requests/second) that caps every rate, so a server
+    with that limit never has to answer 429.  ``backend`` holds the learned state
+    (default: in memory, this process only); ``tuning`` its constants (only with the
+    default backend: a backend brings its own).  ``clock``/``sleep`` are injectable.
+    """
+
+    def __init__(
+        self,
+        rate_limit: float | None = None,
+        *,
+        backend: PacingBackend | None = None,
+        tuning: PacingTuning | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if rate_limit is not None and not rate_limit > 0:
+            raise ConfigurationError(
+                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+            )
+        if backend is not None and tuning is not None:
+            raise ConfigurationError(
+                "pass tuning to the backend, not to the Pacer, when giving both"
+            )
+        self.rate_limit = rate_limit
+        self.backend: PacingBackend = backend or InMemoryPacingBackend(tuning, clock=clock)
+        self.tuning = self.backend.tuning
+        self._clock = clock
+        self._sleep = sleep
+        self.window = SlowStartWindow(self.tuning.initial_window, self.tuning.slow_start_growth)
+        self._state = PacingState()  # the last state the backend returned
+        self._paced = rate_limit is not None
+        self._pause_until = float("-inf")  # local clock
+        self._offset = 0.0  # backend clock minus local clock
+        self._cuts = 0
+        self._next_sync = float("-inf")  # local clock: unpaced check-in with the backend
+        self._pending = 0  # successes not yet reported
+        self._started: float | None = None  # local clock of the first admission
+        self._local_successes = 0
+        self._queue: deque[_Waiter] = deque()
+        self._leader: _Waiter | None = None
+        self._slots: deque[float] = deque()  # reserved start times, local clock
+        self._late_ok = self.tuning.tolerance
+        if self._paced:
+            self.window.open_up()
+
+    # -- what the client and displays read ---------------------------------------------
+
+    @property
+    def state(self) -> PacingState:
+        """The learned state as last seen (exact for the in-memory backend)."""
+        if isinstance(self.backend, InMemoryPacingBackend):
+            return self.backend.state
+        return self._state
+
+    def current_rate(self, now: float | None = None) -> float | None:
+        """The rate requests may start at right now, or None when unpaced."""
+        local = self._clock() if now is None else now
+        return current_rate(self.state, local + self._offset, self.tuning, self.rate_limit)
+
+    def describe(self) -> str:
+        """A short human description of the current pace (for progress displays)."""
+        rate = self.current_rate()
+        if rate is None:
+            return "unpaced"
+        return f"{rate:,.0f}/s" + (" (learned)" if self.state.limit is not None else " (stated)")
+
+    # -- admission ------------------------------------------------------------------------
+
+    def try_acquire(self) -> float | None:
+        """Admit a request at once if nothing holds it back (no pace, pause or full
+        slow-start window, no check-in due); returns the admission time (backend
+        clock), or None to ``await acquire()``."""
+        if self._paced:
+            return None
+        now = self._clock()
+        if now < self._pause_until or now >= self._next_sync or not self.window.try_enter():
+            return None
+        if self._started is None:
+            self._started = now
+        return now + self._offset
+
+    async def acquire(self) -> float:
+        """Wait until the next request may start; returns the admission time (backend
+        clock).  Report it back as ``sent_at``: a 429 for a request admitted before the
+        last cut is a consequence of the old rate and does not cut again."""
+        while not self._paced:
+            now = self._clock()
+            if self._started is None:
+                self._started = now
+            if now >= self._next_sync:
+                self._next_sync = now + _SYNC_EVERY
+                self._absorb(await self._reserve(1), now)
+                continue
+            if now < self._pause_until:
+                await self._sleep(self._pause_until - now)
+                continue
+            if await self.window.enter():
+                return self._clock() + self._offset
+        return await self._acquire_paced()
+
+    async def _reserve(self, count: int) -> Reservation:
+        successes, self._pending = self._pending, 0
+        return await self.backend.reserve(count, successes=successes, cap=self.rate_limit)
+
+    def _absorb(self, reservation: Reservation, local_now: float) -> list[float]:
+        """Take in what a reservation says; returns its slots on the local clock."""
+        self._offset = reservation.now - local_now
+        self._pause_until = reservation.pause_until - self._offset
+        if reservation.rate is not None and not self._paced:
+            self._become_paced()
+        if reservation.cuts != self._cuts:
+            self._cuts = reservation.cuts
+            self._slots.clear()
+        # How late a held slot may still start: the tolerance, or one interval at a
+        # stated limit (the server must never see it exceeded, not even in a bunch).
+        self._late_ok = self.tuning.tolerance
+        if reservation.rate is not None and reservation.rate == self.rate_limit:
+            self._late_ok = min(self._late_ok, reservation.interval)
+        first = reservation.first - self._offset
+        return [first + i * reservation.interval for i in range(reservation.count)]
+
+    def _become_paced(self) -> None:
+        self._paced = True
+        self.window.open_up()
+
+    async def _acquire_paced(self) -> float:
+        waiter = _Waiter(asyncio.get_running_loop())
+        self._queue.append(waiter)
+        try:
+            while waiter.slot is None:
+                if self._leader is None:
+                    self._leader = waiter
+                    try:
+                        await self._lead(waiter)
+                    finally:
+                        self._leader = None
+                        if waiter.slot is None and waiter in self._queue:
+                            self._queue.remove(waiter)  # cancelled while leading
+                        if self._queue:  # the next in line leads on
+                            self._queue[0].wake()
+                else:
+                    await waiter.future
+                    if waiter.slot is None:  # asked to lead: a fresh future to wait on
+                        waiter.future = asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+            raise
+        self.window.count_in()
+        return waiter.slot + self._offset
+
+    async def _lead(self, me: _Waiter) -> None:
+        """Reserve slots for the queue, sleep until the next is due, release all due."""
+        slots = self._slots
+        queue = self._queue
+        woke = True  # slots held from before (or slept past) may be stale
+        while me.slot is None:
+            now = self._clock()
+            if woke:
+                woke = False
+                while slots and slots[0] < now - self._late_ok:
+                    slots.popleft()  # came due while nobody took it: now it is a burst
+            if not slots:
+                # Fresh slots start no earlier than the tolerance allows, so the first is
+                # due at once or worth a sleep: either way the loop moves on.
+                reservation = await self._reserve(len(queue))
+                now = self._clock()
+                slots.extend(self._absorb(reservation, now))
+                if reservation.rate is None:  # unpaced after all: the slots are not paced
+                    slots.clear()
+                    while queue:
+                        queue.popleft().wake(max(now, self._pause_until))
+                    return
+            while slots and slots[0] <= now and queue:
+                queue.popleft().wake(slots.popleft())
+            if me.slot is None and slots:  # (none left: all went to those before me)
+                await self._sleep(slots[0] - now)
+                woke = True
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def on_success(self, sent_at: float) -> None:
+        """Record an accepted send (reported with the next backend call)."""
+        self._pending += 1
+        self._local_successes += 1
+        self.window.leave(grow=True)
+
+    def on_error(self, sent_at: float) -> None:
+        """Record a request that ended neither in success nor in a 429."""
+        self.window.leave(grow=False)
+
+    async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
+        """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
+        self.window.leave(grow=False)
+        now = self._clock()
+        local_rate = None
+        if self.state.limit is None and self._started is not None:
+            local_rate = self._local_successes / max(now - self._started, 0.1)
+        successes, self._pending = self._pending, 0
+        feedback = PacingFeedback(
+            successes=successes,
+            throttled=True,
+            throttled_at=sent_at,
+            retry_after=retry_after,
+            local_rate=local_rate,
+        )
+        state = await self.backend.report(feedback, cap=self.rate_limit)
+        self._state = state
+        pause_until = state.pause_until - self._offset
+        if state.cuts != self._cuts or pause_until > self._pause_until:
+            self._slots.clear()  # reserved at the old rate, or into the pause
+            self._cuts = state.cuts
+        self._pause_until = max(self._pause_until, pause_until)
+        if state.limit is not None and not self._paced:
+            self._become_paced()

@@ -1,0 +1,63 @@
+"""The hint pause: how long a 429's hint holds every request back (pure functions).
+
+A fractional hint is taken as exact: nothing gets through before it, so everyone waits
+it out.  So is a whole-second hint of 2 s or more: a full window says when it resets,
+and probing into it before then costs each probe its request the whole hint, while
+waiting for the rounded-up part costs less than a second per episode.  A hint of one
+whole second (a fast limit that rounds its hints up, or a window that filled in its
+last second, so resets any moment) gets only a short pause, doubling while 429s come
+back to back (a 429 for a request admitted before the current pause began is part of
+the same burst and does not double it).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .state import PacingState, PacingTuning
+
+__all__ = ["WINDOW_HINT", "is_exact", "learn_window", "on_hint"]
+
+
+WINDOW_HINT = 2.0
+"""A whole-second hint this long comes from a window of seconds (or a slow limit)."""
+
+
+def learn_window(state: PacingState, retry_after: float | None) -> PacingState:
+    """Remember a window's hint (whole seconds, ``WINDOW_HINT`` or more); a fractional
+    hint says the limit is not one."""
+    if retry_after is None or retry_after <= 0:
+        return state
+    if is_exact(retry_after):
+        return attrs.evolve(state, window_hint=0.0) if state.window_hint else state
+    if retry_after >= WINDOW_HINT and retry_after > state.window_hint:
+        return attrs.evolve(state, window_hint=retry_after)
+    return state
+
+
+def is_exact(retry_after: float) -> bool:
+    """A fractional hint is exact; a whole number of seconds may have been rounded up."""
+    return retry_after != int(retry_after)
+
+
+def on_hint(
+    state: PacingState,
+    now: float,
+    sent_at: float | None,
+    retry_after: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``."""
+    if retry_after is None or retry_after <= 0:
+        return state
+    streak = state.streak
+    if sent_at is not None and sent_at >= state.pause_began:
+        streak += 1
+    if is_exact(retry_after) or retry_after >= WINDOW_HINT:
+        wait = min(retry_after, tuning.max_hint_pause)
+    else:
+        wait = min(tuning.max_pause * 2 ** max(streak - 1, 0), 1.0)
+    end = now + wait
+    if end <= state.pause_until:
+        return attrs.evolve(state, streak=streak)
+    return attrs.evolve(state, pause_until=end, pause_began=now, streak=streak)

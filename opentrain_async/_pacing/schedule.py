@@ -1,0 +1,69 @@
+"""The schedule: GCRA virtual scheduling of start slots (a pure function of state and now).
+
+``tat`` is the theoretical start of the next slot.  A reservation hands out consecutive
+slots ``interval`` apart from ``max(tat, pause_until)``: a slot missed
+by up to ``tolerance`` (a timer that fired late, a busy event loop) is still due and is
+released together with the others due, so the schedule holds at any rate the machine
+can send; a sender idle for longer restarts the schedule at now (never a burst) and the
+curve is frozen for the idle time.  One call reserves the slots due within ``horizon``
+(at least one, at most ``count``), so a shared backend is asked once per batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from .curve import freeze
+from .samples import record
+from .state import PacingState, PacingTuning
+
+__all__ = ["reserve_slots", "restart_if_idle"]
+
+
+def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
+    """Bring a lagging schedule up to ``now`` before the rate is read.
+
+    A schedule behind by up to ``tolerance`` keeps its slots (they are due).  Behind by
+    more, but less than ``idle_after``, the sender was busy and late (a slow event-loop
+    turn): the schedule catches up by ``tolerance`` at most.  Behind by ``idle_after`` or
+    more, the sender idled (a consumer pause, a slow input): the schedule restarts at
+    ``now`` (no burst) and the curve is frozen for the idle time, which was no probing.
+    """
+    lag = now - state.tat
+    if lag <= tuning.tolerance:
+        return state
+    if lag < tuning.idle_after:
+        # Busy but behind: the rate was not what held sends back, so the curve does not
+        # climb for the time lost (a sender limited by its concurrency or its CPU must
+        # not grow a rate it never uses, then burst at it).
+        state = freeze(state, state.tat, now - tuning.tolerance)
+        return attrs.evolve(state, tat=now - tuning.tolerance)
+    state = freeze(state, max(state.tat, state.pause_until), now)
+    return attrs.evolve(state, tat=now)
+
+
+def reserve_slots(
+    state: PacingState,
+    now: float,
+    interval: float,
+    count: int,
+    tuning: PacingTuning,
+    strict: bool = False,
+) -> tuple[PacingState, float, int]:
+    """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n).
+
+    ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
+    (pacing at a limit the user stated, which the server must never see exceeded):
+    late slots catch up by one interval at most, so requests never bunch."""
+    count = max(1, count)
+    if interval <= 0:
+        return state, max(now, state.pause_until), count
+    tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
+    start = max(state.tat, state.pause_until, now - tolerance)
+    n = 1
+    if start < now + tuning.horizon:
+        n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
+    state = record(state, now, offered=n)
+    return attrs.evolve(state, tat=start + n * interval), start, n

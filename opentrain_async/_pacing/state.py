@@ -1,0 +1,127 @@
+"""The values the pacing parts exchange: learned state, tuning, reservation, feedback.
+
+``PacingState`` holds *everything* the pacer learns about the server's limit, so that a
+backend shared by several processes (Redis) can keep all of it in one place and update it
+atomically.  Every field is a number (or None, or a tuple of ints): a Redis hash can hold
+it field by field.  Times are on the backend's clock (seconds, any origin).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from opentrain_async._errors import ConfigurationError
+
+__all__ = ["SAMPLE_BUCKETS", "SAMPLE_SECONDS", "PacingFeedback", "PacingState", "PacingTuning"]
+
+SAMPLE_BUCKETS = 10
+"""Accepted-rate samples are kept in this many buckets ..."""
+SAMPLE_SECONDS = 0.1
+"""... of this many seconds each (one second of history)."""
+
+_EMPTY = (0,) * SAMPLE_BUCKETS
+
+
+@attrs.frozen
+class PacingState:
+    """What the pacer has learned about the server's limit (immutable; parts return new ones)."""
+
+    limit: float | None = None
+    """The learned sustainable rate in requests/second (CUBIC's W_max, or the search's
+    base); None until the first 429: unpaced."""
+    searching: bool = True
+    """No real cut yet: the rate doubles from ``limit`` every ``doubling`` seconds."""
+    origin: float = 0.0
+    """Where the rate curve starts (search or cubic): the end of the pause after a cut,
+    moved forward by idle time and pauses that came without a cut (the curve freezes)."""
+    recover: float = 0.0
+    """Seconds the cubic curve takes to climb back to ``limit`` (0: the tuning's default)."""
+    cut_at: float = float("-inf")
+    """When the pause after the last cut ended: a 429 for a request admitted before it
+    does not cut again."""
+    cuts: int = 0
+    """Cuts made so far (first estimate included): the episode number."""
+    successes: int = 0
+    """Sends accepted, in total (as reported)."""
+    successes_at_cut: int = 0
+    """``successes`` at the last cut: a 429 with no success since the cut does not cut."""
+    throttles: int = 0
+    """429s reported."""
+    pause_until: float = 0.0
+    """No request starts before this time (an exact hint, or the sure part of a whole one)."""
+    pause_began: float = float("-inf")
+    """When the current (latest) pause was set: 429s admitted before it are its burst."""
+    streak: int = 0
+    """429s since the last success that extended the short pause (it doubles with each)."""
+    window_hint: float = 0.0
+    """The longest whole-second hint of 2 s or more seen since the last fractional one:
+    the limit is a window of seconds (every whole hint is then waited out in full, and
+    its rate measured over whole episodes); 0 when not."""
+    tat: float = float("-inf")
+    """GCRA: the theoretical start time of the next slot."""
+    sample_at: float = 0.0
+    """Start of the newest sample bucket (a multiple of ``SAMPLE_SECONDS``)."""
+    accepted: tuple[int, ...] = _EMPTY
+    """Sends accepted per sample bucket, oldest first."""
+    offered: tuple[int, ...] = _EMPTY
+    """Slots handed out (requests offered to the server) per sample bucket, oldest first."""
+
+
+@attrs.frozen
+class PacingTuning:
+    """Constants of the pacing algorithm (chosen with ``python -m benchmarks.pacing_sim``).
+
+    ``beta``: after a cut the curve restarts at ``beta`` times the learned limit.
+    ``recover``: seconds the cubic curve takes to climb back to the limit, after which
+    it probes above it.  ``doubling``: seconds per doubling while searching.
+    ``max_pause``: the short whole-client pause on a one-second (possibly rounded)
+    hint, doubling while 429s come back to back; ``max_hint_pause`` caps the pause on
+    an exact hint or a window's.  ``tolerance``: how late a slot may be taken and
+    still count as on time (GCRA's burst tolerance: slots missed by timer lateness are
+    released together instead of lost).  ``idle_after``: a schedule this far behind
+    means the sender idled: it restarts without a burst, the curve frozen meanwhile.
+    ``horizon``: a reservation covers at most the slots due within this many seconds
+    (at least one).  ``initial_window`` and ``slow_start_growth``: the in-flight
+    window before the first 429.
+    """
+
+    beta: float = 0.9
+    recover: float = 0.3
+    doubling: float = 0.1
+    max_pause: float = 0.05
+    max_hint_pause: float = 60.0
+    tolerance: float = 0.01
+    idle_after: float = 0.1
+    horizon: float = 0.02
+    initial_window: int = 4
+    slow_start_growth: float = 0.25
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse values the algorithm cannot work with, naming the field."""
+        if not 0 < self.beta < 1:
+            raise ConfigurationError(f"beta must be between 0 and 1 (exclusive), got {self.beta!r}")
+        for name in ("recover", "doubling", "max_pause", "max_hint_pause"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("tolerance", "horizon", "idle_after"):
+            if not getattr(self, name) >= 0:
+                raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.initial_window < 1:
+            raise ConfigurationError(f"initial_window must be >= 1, got {self.initial_window!r}")
+
+
+@attrs.frozen
+class PacingFeedback:
+    """What happened to requests since the last call, as a pacer reports it to its backend."""
+
+    successes: int = 0
+    """Sends accepted since the last report (counted locally, flushed with each call)."""
+    throttled_at: float | None = None
+    """A 429 came back for a request admitted at this time (backend clock); None: no 429,
+    or a request admitted before this pacer had any reservation (counts as before the cut)."""
+    retry_after: float | None = None
+    """The 429's hint in seconds (a float: fractional means exact), if it had one."""
+    local_rate: float | None = None
+    """Sends per second this pacer got through before its first 429 (the first estimate)."""
+    throttled: bool = False
+    """True when this feedback reports a 429."""

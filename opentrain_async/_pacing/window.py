@@ -1,0 +1,79 @@
+"""The slow-start window: requests in flight before the first 429 (local to one pacer).
+
+Until the server has said where its limit is, nothing is paced, but requests in flight
+ramp up as in TCP slow start (the window grows by ``growth`` per accepted request, so a
+quarter per round trip), and a server burst, say a fixed window filling up, is not met by
+a wall of concurrent requests.  Waiters are served first come, first served.  Once paced,
+the window lets everyone through: the rate decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["SlowStartWindow"]
+
+
+class SlowStartWindow:
+    """Counts requests in flight and holds back those beyond the window."""
+
+    def __init__(self, initial: int, growth: float) -> None:
+        self.size: float = initial
+        """Requests that may be in flight."""
+        self.in_flight = 0
+        self._growth = growth
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self.open = False
+        """True once paced: nobody is held back any more (the rate decides)."""
+
+    def count_in(self) -> None:
+        """Count a request the rate admitted (once paced): it will ``leave`` too."""
+        self.in_flight += 1
+
+    def try_enter(self) -> bool:
+        """Count a request in if the window has room and nobody is waiting before it."""
+        if self.in_flight < self.size and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
+    async def enter(self) -> bool:
+        """Wait in line for room; True when counted in, False when the window opened
+        meanwhile (go and be paced)."""
+        if self.open:
+            return False
+        if self.try_enter():
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.leave(grow=False)  # handed a slot we will not use: pass it on
+            raise
+
+    def leave(self, grow: bool) -> None:
+        """One request is over (``grow``: it was accepted): hand its room on."""
+        self.in_flight -= 1
+        if grow and not self.open:
+            self.size += self._growth
+        waiters = self._waiters
+        while waiters and (self.open or self.in_flight < self.size):
+            waiter = waiters.popleft()
+            if waiter.done():  # cancelled while waiting
+                continue
+            if self.open:
+                waiter.set_result(False)
+            else:
+                self.in_flight += 1  # hand the room over
+                waiter.set_result(True)
+
+    def open_up(self) -> None:
+        """Paced from now on: release every waiter to the rate."""
+        self.open = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
