@@ -295,6 +295,11 @@ def main() -> None:
         "--no-regimes", action="store_true", help="skip the issue-12 regimes (about 8 minutes)"
     )
     args = parser.parse_args()
+    if args.only == "processes":  # many processes, one token: its own module and table
+        from . import processes
+
+        processes.main([])
+        return
     runners = args.runners.split(",") if args.runners else list(RUNNERS)
     print(f"machine: {machine()}")
     rows: list[dict[str, Any]] = []

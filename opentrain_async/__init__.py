@@ -40,6 +40,7 @@ from ._pacing import (
     PacingTuning,
     Reservation,
 )
+from ._pacing.redis_backend import RedisPacingBackend, RedisPacingOptions
 from ._raw import RawResponse
 from ._read import ConversationFilter, Direction
 from ._read_models import (
@@ -124,6 +125,8 @@ __all__ = [
     "RawResponse",
     "RawResponseClient",
     "RedirectError",
+    "RedisPacingBackend",
+    "RedisPacingOptions",
     "Reservation",
     "RetryEvent",
     "RetryPolicy",

@@ -50,6 +50,7 @@ from ._errors import (
 from ._json import json_dumps, json_loads
 from ._models import Message
 from ._pacing import Pacer, PacingBackend
+from ._pacing.redis_backend import RedisPacingBackend, client_backend
 from ._proxy import proxy_from_env
 from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
@@ -101,6 +102,8 @@ class ClientStats:
     """Waits taken before a retry."""
     in_flight: int = 0
     """Requests on the wire right now."""
+    pacing_fallbacks: int = 0
+    """Times the shared pacing store (Redis) was unreachable and the client paced itself."""
 
 
 class OpenTrainClient(ReadMixin):
@@ -120,6 +123,12 @@ class OpenTrainClient(ReadMixin):
     Redirects are never followed (``RedirectError``), a passed ``session``'s
     ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
     is not read (a typed error instead).
+
+    ``pacing_url="redis://host:6379/0"`` (else ``$OT_PACING_URL``; ``""`` for none)
+    shares one learned limit with every process sending with this token, in Redis; it
+    fails open (local pacing, counted in ``stats.pacing_fallbacks``) unless
+    ``pacing_fail_closed=True``.  Holding a ``redis.asyncio.Redis`` already, pass
+    ``pacing_backend=RedisPacingBackend(redis)`` instead.
 
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
@@ -141,6 +150,8 @@ class OpenTrainClient(ReadMixin):
         on_retry: Callable[[RetryEvent], None] | None = None,
         pacer: Pacer | None = None,
         pacing_backend: PacingBackend | None = None,
+        pacing_url: str | None = None,
+        pacing_fail_closed: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
         reconcile_delay: float = 1.0,
@@ -187,6 +198,19 @@ class OpenTrainClient(ReadMixin):
             on_retry=on_retry,
             sleep=sleep,
         )
+        self.stats = ClientStats()
+        pacing_backend = client_backend(
+            pacer_given=pacer is not None,
+            backend=pacing_backend,
+            pacing_url=pacing_url,
+            fail_closed=pacing_fail_closed,
+            env=self._env,
+            api_root=self._root,
+            token=self._settings.token,
+            on_fallback=self._count_pacing_fallback,
+            clock=clock,
+            sleep=sleep,
+        )
         self._pacer = pacer or Pacer(
             rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep
         )
@@ -211,7 +235,6 @@ class OpenTrainClient(ReadMixin):
         }
         self._request_options = self._wire_options(None)
         self._reconcile = reconcile
-        self.stats = ClientStats()
         self._reconcile_delay = reconcile_delay
         self._clock_skew = clock_skew
         self._log_content = log_content
@@ -239,6 +262,9 @@ class OpenTrainClient(ReadMixin):
         """The rate control shared by every request of this client."""
         return self._pacer
 
+    def _count_pacing_fallback(self) -> None:
+        self.stats.pacing_fallbacks += 1
+
     @property
     def retry_policy(self) -> RetryPolicy:
         """The retry rules this client applies."""
@@ -265,7 +291,11 @@ class OpenTrainClient(ReadMixin):
         A ``with_options`` copy only stops itself: the session is its parent's.
         """
         self._closed = True
-        if self._parent is None and self._owns_session and self._session is not None:
+        if self._parent is not None:
+            return  # a with_options copy: the session and the pacer are its parent's
+        if isinstance(self._pacer.backend, RedisPacingBackend):
+            await self._pacer.backend.aclose()
+        if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
 

@@ -127,6 +127,15 @@ def _common(*, top: bool) -> _Parser:
     return common
 
 
+def _pacing_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pacing-url",
+        metavar="URL",
+        help="share one rate limit with every process sending with this token, in Redis "
+        "(redis://[:password@]host:6379/0; default: $OT_PACING_URL; '' for none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     common = _common(top=False)
@@ -149,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "text", metavar="TEXT", nargs="?", default="-", help="the message; - or omitted: stdin"
     )
     send.add_argument("--json", action="store_true", help="print the API's message object")
+    _pacing_url_option(send)
 
     bulk = commands.add_parser(
         "bulk",
@@ -203,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    _pacing_url_option(bulk)
 
     conversations = commands.add_parser(
         "conversations",
@@ -299,7 +310,9 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
         validate_content(text)
     except InvalidRequestError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    async with OpenTrainClient(settings.token, settings.api_root, reconcile=True) as client:
+    async with OpenTrainClient(
+        settings.token, settings.api_root, reconcile=True, pacing_url=args.pacing_url
+    ) as client:
         try:
             message = await client.send_message(args.conversation_id, text)
         except AuthenticationError:
@@ -344,6 +357,7 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         json=args.json,
         live=sys.stderr.isatty(),
         progress_interval=args.progress_interval,
+        pacing_url=args.pacing_url,
     )
 
 

@@ -131,6 +131,8 @@ class JobOptions:
     progress_interval: float = 2.0
     settle: float = 1.0
     """Seconds an interrupted send is given to finish server-side before read-back."""
+    pacing_url: str | None = None
+    """Redis URL of a limit shared with other processes (None: $OT_PACING_URL)."""
     grace: float = 10.0
     """After SIGINT/SIGTERM: seconds sends on the wire get to finish and be journaled."""
     journal_store: JournalStore | None = None
@@ -523,6 +525,7 @@ class _Runner:
             self.settings.api_root,
             max_concurrency=options.concurrency,
             rate_limit=options.rate,
+            pacing_url=options.pacing_url,
             session=session,
             clock=clock.monotonic,
             sleep=clock.sleep,

@@ -1,0 +1,796 @@
+"""Many processes, one token: the pacing state in Redis (a second ``PacingBackend``).
+
+Every process sending with one token keeps its ``Pacer`` (queue, slow-start window) and
+shares one ``PacingState``, a Redis hash, under a key named by a hash of the API root and
+the token (never the token itself) that expires when unused.  Time is Redis ``TIME``, so
+processes whose clocks disagree still agree on the schedule (a pacer only ever turns
+backend times into durations).
+
+* ``reserve`` is one Lua script, one round trip per batch: it counts the successes the
+  pacer saw since its last call and reserves the next slots at the *shared* rate (GCRA,
+  honouring the shared pause-until).  It mirrors ``backend.apply_reserve`` (the curve's
+  rate, ``schedule.restart_if_idle`` and ``reserve_slots``, ``samples.record``); a test
+  holds the two to the same answers over random states, so a change to one of those
+  functions fails it until the script follows.
+* ``report`` (a 429 and its hint) runs ``backend.apply_report`` itself, the one home of
+  the pause and cut rules, as an optimistic transaction: one script reads the state and
+  ``TIME``, another writes the new state only if nobody wrote in between (else it reads
+  again).  So an episode cuts once whichever processes see its 429s, and an exact hint's
+  pause holds every process back.  429s are rare, so the second round trip is too.
+
+Scripts are loaded once per server and called by SHA (redis-py's ``Script``: EVALSHA,
+and SCRIPT LOAD again on NOSCRIPT after a restart or flush).
+
+Fail-open: if Redis cannot be reached, errors, or answers slower than ``budget``, the
+backend falls back to an ``InMemoryPacingBackend`` (seeded with this process's recent
+share of the shared rate), logs one warning, counts the fallback, and rejoins when a
+background probe gets an answer.  ``fail_closed=True`` waits for Redis instead.  The
+URL's password never appears in a repr, log record or exception: Redis errors are
+reported by type only and never chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import attrs
+
+from opentrain_async._errors import ConfigurationError
+
+from .backend import InMemoryPacingBackend, Reservation, apply_report
+from .curve import MIN_RATE
+from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "PACING_URL_ENV",
+    "RedisPacingBackend",
+    "RedisPacingOptions",
+    "backend_from_url",
+    "client_backend",
+    "pacing_key",
+    "parse_pacing_url",
+    "redact_url",
+]
+
+logger = logging.getLogger("opentrain_async")
+
+PACING_URL_ENV = "OT_PACING_URL"
+_KEY_PREFIX = "opentrain:pacing:"
+_VERSION = "v"  # hash field bumped by every write (the optimistic transaction's check)
+_REPORT_ATTEMPTS = 20
+_FIRST_CALL_BUDGET = 2.0  # seconds: connect, handshake and script load (see _timed)
+
+_LUA_COMMON = """
+local NB = tonumber(ARGV[1])
+local S = tonumber(ARGV[2])
+local function list(v)
+  local t = {}
+  if v then for x in string.gmatch(v, '[^,]+') do t[#t + 1] = tonumber(x) end end
+  while #t < NB do t[#t + 1] = 0 end
+  return t
+end
+local function fmt(x) return string.format('%.17g', x) end
+"""
+
+# reserve: ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
+# tolerance, horizon, ttl_ms, idle_after, this process's id (KEYS[2]: the processes).
+# Returns strings {now, first, interval, n, rate ('' none),
+# cuts, pause_until}.  Mirrors backend.apply_reserve.
+_RESERVE = (
+    _LUA_COMMON
+    + """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+if KEYS[2] then  -- the processes sharing the key, by when they last reserved
+  redis.call('ZADD', KEYS[2], now, ARGV[13])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[11]))
+end
+local count = math.max(1, tonumber(ARGV[3]))
+local successes = tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+local beta, recover0, doubling = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local tolerance, horizon = tonumber(ARGV[9]), tonumber(ARGV[10])
+local idle_after = tonumber(ARGV[12])
+local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
+  'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts')
+local limit = tonumber(f[1])
+local searching = f[2] ~= '0'
+local origin = tonumber(f[3]) or 0
+local recover = tonumber(f[4]) or 0
+local tat = tonumber(f[5]) or -math.huge
+local pause_until = tonumber(f[6]) or 0
+local sample_at = tonumber(f[7]) or 0
+local accepted, offered = list(f[8]), list(f[9])
+local total = tonumber(f[10]) or 0
+local streak = tonumber(f[11]) or 0
+local cuts = tonumber(f[12]) or 0
+
+local function record(at, acc, off)
+  local bucket = math.floor(at / S) * S
+  local shift = math.floor((bucket - sample_at) / S + 0.5)
+  if shift >= NB then
+    accepted, offered = list(nil), list(nil)
+    sample_at = bucket
+  elseif shift > 0 then
+    for i = 1, NB do
+      accepted[i] = accepted[i + shift] or 0
+      offered[i] = offered[i + shift] or 0
+    end
+    sample_at = bucket
+  end
+  accepted[NB] = accepted[NB] + acc
+  offered[NB] = offered[NB] + off
+end
+
+if successes > 0 then
+  record(now, successes, 0)
+  total = total + successes
+  streak = 0
+end
+
+-- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
+-- one restarts at now, its curve frozen meanwhile (curve.freeze)
+local function freeze(b, e)
+  local stalled = e - math.max(b, origin)
+  if stalled > 0 and limit ~= nil then origin = origin + stalled end
+end
+local lag = now - tat
+if lag > tolerance then
+  if lag < idle_after then
+    freeze(tat, now - tolerance)
+    tat = now - tolerance
+  else
+    freeze(math.max(tat, pause_until), now)
+    tat = now
+  end
+end
+
+-- curve.rate
+local rate = nil
+if limit ~= nil then
+  local dt = math.max(now - origin, 0)
+  if searching then
+    rate = limit * 2 ^ math.min(dt / doubling, 30)
+  else
+    local r = recover
+    if r == 0 then r = recover0 end
+    dt = math.min(dt, 60)
+    if dt <= 2 * r then
+      rate = limit * (1 + (1 - beta) / r ^ 3 * (dt - r) ^ 3)
+    else
+      rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
+    end
+  end
+end
+if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
+
+local first, n, interval = math.max(now, pause_until), count, 0
+if rate ~= nil then
+  interval = 1 / rate
+  -- strict (a stated limit decides): late slots catch up one interval at most
+  local tol = tolerance
+  if cap ~= nil and rate == cap then tol = math.min(tolerance, interval) end
+  local start = math.max(tat, pause_until, now - tol)
+  n = 1
+  if start < now + horizon then
+    n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
+  end
+  record(now, 0, n)
+  tat = start + n * interval
+  first = start
+end
+
+redis.call('HSET', key, 'successes', total, 'streak', streak, 'sample_at', fmt(sample_at),
+  'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
+  'tat', fmt(tat), 'origin', fmt(origin))
+redis.call('HINCRBY', key, 'v', 1)
+redis.call('PEXPIRE', key, tonumber(ARGV[11]))
+local ratetext = ''
+if rate ~= nil then ratetext = fmt(rate) end
+return {fmt(now), fmt(first), fmt(interval), n, ratetext, cuts, fmt(pause_until)}
+"""
+)
+
+# load: the state, TIME and how many processes reserved within 2 s (KEYS[2], optional),
+# for the optimistic transaction.
+_LOAD = """
+local t = redis.call('TIME')
+local procs = 0
+if KEYS[2] then procs = redis.call('ZCOUNT', KEYS[2], tonumber(t[1]) - 2, '+inf') end
+return {t[1], t[2], redis.call('HGETALL', KEYS[1]), procs}
+"""
+
+# store: ARGV = expected version, ttl_ms, field, value, ...  Writes only if the version
+# is unchanged since the load; returns 1, else 0 (load again).
+_STORE = """
+local key = KEYS[1]
+if (redis.call('HGET', key, 'v') or '0') ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', key, 'v', 1)
+redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+return 1
+"""
+
+
+# -- the state as a Redis hash ---------------------------------------------------------
+
+
+def _encode_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def encode_state(state: PacingState) -> dict[str, str]:
+    """``PacingState`` as hash fields (every field a string; tuples comma-joined)."""
+    return {f.name: _encode_value(getattr(state, f.name)) for f in attrs.fields(PacingState)}
+
+
+def decode_state(fields: Mapping[str, str]) -> PacingState:
+    """The hash back as a ``PacingState``; missing fields keep their defaults."""
+    values: dict[str, Any] = {}
+    default = PacingState()
+    for f in attrs.fields(PacingState):
+        text = fields.get(f.name)
+        if text is None:
+            continue
+        kind = type(getattr(default, f.name))
+        if f.name == "limit":
+            values[f.name] = float(text) if text else None
+        elif kind is bool:
+            values[f.name] = text != "0"
+        elif kind is tuple:
+            numbers = [int(float(x)) for x in text.split(",") if x]
+            values[f.name] = tuple(numbers[-SAMPLE_BUCKETS:]) + (0,) * max(
+                0, SAMPLE_BUCKETS - len(numbers)
+            )
+        elif kind is int:
+            values[f.name] = int(float(text))
+        else:
+            values[f.name] = float(text)
+    return attrs.evolve(default, **values)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- URLs and keys ---------------------------------------------------------------------
+
+
+def pacing_key(api_root: str, token: str) -> str:
+    """The Redis key of one (API root, token) pair: a hash, never the token itself."""
+    digest = hashlib.sha256(f"{api_root}\n{token}".encode()).hexdigest()[:32]
+    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: with ":processes", one cluster slot
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (``***``) or query, for reprs and messages."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "<unparseable pacing URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        # redis://secret@host: a lone userinfo is the password.
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+        netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@attrs.frozen
+class RedisPacingOptions:
+    """How the backend treats Redis; from the pacing URL's query or given directly.
+
+    ``budget``: seconds a call may take before this process paces itself (fail-open)
+    or, with ``fail_closed``, waits and tries again.  ``retry_every``: seconds between
+    attempts to rejoin.  ``ttl``: seconds an unused key lives.
+    """
+
+    budget: float = 0.25
+    fail_closed: bool = False
+    retry_every: float = 1.0
+    ttl: float = 600.0
+
+
+_URL_OPTIONS = ("budget", "fail_closed", "retry_every")
+
+
+def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
+    """Split a pacing URL into the Redis client's URL and our options.
+
+    ``redis://``, ``rediss://`` (TLS) and ``unix://``; our options ride in the query
+    (``?budget=0.1&fail_closed=true&retry_every=2``), the rest of the query is the Redis
+    client's.  Errors name the field and never repeat the password.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # validates the port
+    except ValueError:
+        raise ConfigurationError(
+            f"pacing_url is not a valid URL: {redact_url(url)!r} "
+            "(expected redis://[:password@]host:6379/0)"
+        ) from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"pacing_url: the scheme must be redis://, rediss:// or unix://, got {parts.scheme!r}"
+        )
+    ours: dict[str, Any] = {}
+    rest = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in _URL_OPTIONS:
+            rest.append((name, value))
+        elif name == "fail_closed":
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ConfigurationError(
+                    f"pacing_url: fail_closed must be true or false, got {value!r}"
+                )
+            ours[name] = value.lower() in ("1", "true", "yes")
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not 0 < number <= 60:
+                raise ConfigurationError(
+                    f"pacing_url: {name} must be seconds in (0, 60], got {value!r}"
+                )
+            ours[name] = number
+    query = urlencode(rest, quote_via=quote)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), RedisPacingOptions(
+        **ours
+    )
+
+
+def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        raise ConfigurationError(
+            'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
+        ) from None
+    try:
+        return Redis.from_url(
+            url, socket_timeout=options.budget, socket_connect_timeout=options.budget
+        )
+    except (ValueError, TypeError) as exc:
+        # Its message may quote the URL: the kind of problem only, never the URL.
+        raise ConfigurationError(
+            f"pacing_url {redact_url(url)!r} was refused by the Redis client ({type(exc).__name__})"
+        ) from None
+
+
+# -- the backend -----------------------------------------------------------------------
+
+
+def _first_estimate(
+    state: PacingState, now: float, feedback: PacingFeedback, processes: int
+) -> PacingFeedback:
+    """The first 429 starts the search from what got through so far: with many
+    processes, what got through for *all* of them, not only for the process that
+    happened to see it first (perhaps with no success yet: the search would start at
+    the 0.5/s floor, and every process's first slot at that rate would hold all of them
+    back for seconds).  The larger of: the successes reported so far, per second since
+    the first; and this process's own rate times the processes sharing the key (each
+    reports its successes only now and then, so the first is late)."""
+    shared = (feedback.local_rate or 0.0) * processes
+    active = [i for i, n in enumerate(state.accepted) if n]
+    if active:
+        first = state.sample_at - (len(state.accepted) - 1 - active[0]) * SAMPLE_SECONDS
+        shared = max(shared, sum(state.accepted) / max(now - first, SAMPLE_SECONDS))
+    if shared <= (feedback.local_rate or 0.0):
+        return feedback
+    return attrs.evolve(feedback, local_rate=shared)
+
+
+class _Queued:
+    """A report waiting for the next transaction, and the state it produced."""
+
+    __slots__ = ("cap", "feedback", "result")
+
+    def __init__(self, feedback: PacingFeedback, cap: float | None) -> None:
+        self.feedback = feedback
+        self.cap = cap
+        self.result: PacingState | None = None
+
+
+class RedisPacingBackend:
+    """A ``PacingBackend`` in Redis, shared by every process that sends with one token.
+
+    ``redis`` is a ``redis.asyncio.Redis`` (the ``redis`` extra).  ``key`` defaults to
+    the one ``OpenTrainClient`` derives from its API root and token when given this
+    backend.  ``tuning`` must be the same in every process.  ``clock`` is the local
+    clock used while Redis is unreachable; ``sleep`` the wait between attempts with
+    ``fail_closed``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        key: str | None = None,
+        tuning: PacingTuning | None = None,
+        options: RedisPacingOptions | None = None,
+        owns_redis: bool = False,
+        display: str = "<redis client>",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self.tuning = tuning or PacingTuning()
+        self.options = options or RedisPacingOptions()
+        self.key = key
+        self._redis = redis
+        self._owns_redis = owns_redis
+        self._display = display
+        self._clock = clock
+        self._sleep = sleep
+        self._reserve_script = redis.register_script(_RESERVE)
+        self._load_script = redis.register_script(_LOAD)
+        self._store_script = redis.register_script(_STORE)
+        self.on_fallback: list[Callable[[], None]] = []
+        """Called each time Redis becomes unreachable (the client counts these)."""
+        self.fallbacks = 0
+        """Times this process lost Redis and paced itself (or, fail-closed, waited)."""
+        self._local = InMemoryPacingBackend(self.tuning, clock=clock)
+        self._down_since: float | None = None
+        self._next_probe = 0.0
+        self._probe: asyncio.Task[None] | None = None
+        self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
+        self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
+        self._report_lock = asyncio.Lock()
+        self._paced = False  # the last answer from Redis had a rate
+        self._connected = False  # a call has succeeded since the last failure
+        self._known_at: float | None = None  # Redis time of the last answer
+        self._id = secrets.token_hex(8)  # this process (backend) among those sharing the key
+        self._processes = 1  # how many reserved within 2 s, as of the last load
+        self._queued: list[_Queued] = []
+
+    def __repr__(self) -> str:
+        return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
+
+    @property
+    def shared(self) -> bool:
+        """True while Redis answers (False: pacing locally after a failure)."""
+        return self._down_since is None
+
+    # -- the protocol -------------------------------------------------------------------
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """Count ``successes``, then reserve up to ``count`` slots at the shared rate."""
+        result: Reservation | None = await self._shared(
+            lambda: self._reserve(count, successes, cap)
+        )
+        if result is None:
+            return await self._local.reserve(count, successes=successes, cap=cap)
+        now = self._clock()
+        self._known_at = result.now
+        self._paced = result.rate is not None
+        granted = self._granted
+        granted.append((now, result.count if result.rate is not None else 0))
+        while granted[0][0] < now - 1.0:
+            granted.popleft()
+        return result
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        """Apply a 429 (pause, one cut per episode) or successes to the shared state.
+
+        Before the limit is known a process admits on its own (slow start) and hears
+        from Redis only now and then: a request it admitted after another process's
+        429 had set a pause, but before it heard of it, is judged as of when it last
+        heard (part of the same burst: it does not lengthen the pause as a new one
+        would).  Paced requests were admitted on slots from Redis: judged as they are."""
+        known = self._known_at
+        if not self._paced and feedback.throttled_at is not None and known is not None:
+            feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
+        result: PacingState | None = await self._shared(lambda: self._report(feedback, cap))
+        if result is None:
+            return await self._local.report(feedback, cap=cap)
+        return result
+
+    async def load(self) -> PacingState:
+        """The shared state (the local one while Redis is unreachable)."""
+        result: tuple[PacingState, float, str] | None = await self._shared(self._load)
+        if result is None:
+            return await self._local.load()
+        return result[0]
+
+    async def aclose(self) -> None:
+        """Stop probing; close the Redis client if this backend opened it."""
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        if self._owns_redis:
+            with contextlib.suppress(*self._errors):
+                await self._redis.aclose()
+
+    # -- Redis calls --------------------------------------------------------------------
+
+    def _key(self) -> str:
+        if self.key is None:
+            raise ConfigurationError(
+                "RedisPacingBackend has no key: give key=, or pass it to OpenTrainClient "
+                "(pacing_backend=...), which names it after its API root and token"
+            )
+        return self.key
+
+    async def _reserve(self, count: int, successes: int, cap: float | None) -> Reservation:
+        t = self.tuning
+        raw = await self._timed(
+            self._reserve_script,
+            keys=self._keys(),
+            args=[
+                SAMPLE_BUCKETS,
+                SAMPLE_SECONDS,
+                count,
+                successes,
+                "" if cap is None else cap,
+                t.beta,
+                t.recover,
+                t.doubling,
+                t.tolerance,
+                t.horizon,
+                round(self.options.ttl * 1000),
+                t.idle_after,
+                self._id,
+            ],
+        )
+        rate = _text(raw[4])
+        return Reservation(
+            now=float(_text(raw[0])),
+            first=float(_text(raw[1])),
+            interval=float(_text(raw[2])),
+            count=int(raw[3]),
+            rate=float(rate) if rate else None,
+            cuts=int(raw[5]),
+            pause_until=float(_text(raw[6])),
+        )
+
+    def _keys(self) -> list[str]:
+        key = self._key()
+        return [key, key + ":processes"]
+
+    async def _timed(self, script: Any, **kwargs: Any) -> Any:
+        """One round trip, within the budget (a slower Redis counts as unreachable).
+
+        Until a call has succeeded on this connection, the budget is at least
+        ``_FIRST_CALL_BUDGET``: connecting, the client's handshake and loading the script
+        take several round trips, often while every process starts at once."""
+        budget = self.options.budget
+        if not self._connected:
+            budget = max(budget, _FIRST_CALL_BUDGET)
+        result = await asyncio.wait_for(script(**kwargs), budget)
+        self._connected = True
+        return result
+
+    async def _load(self) -> tuple[PacingState, float, str]:
+        raw = await self._timed(self._load_script, keys=self._keys(), args=[])
+        now = int(raw[0]) + int(raw[1]) / 1e6
+        flat = [_text(x) for x in raw[2]]
+        fields = dict(zip(flat[::2], flat[1::2], strict=False))
+        state = decode_state(fields)
+        self._last = (state, now, self._clock())
+        self._processes = max(int(raw[3]), 1) if len(raw) > 3 else 1
+        return state, now, fields.get(_VERSION, "0")
+
+    async def _report(self, feedback: PacingFeedback, cap: float | None) -> PacingState:
+        """Reports waiting in this process go in one transaction: a burst of 429s costs
+        one load and one store, not one contended round each."""
+        entry = _Queued(feedback, cap)
+        self._queued.append(entry)
+        async with self._report_lock:
+            if entry.result is None:
+                batch, self._queued = self._queued, []
+                try:
+                    state = await self._report_batch(batch)
+                except BaseException:
+                    self._queued[:0] = [e for e in batch if e is not entry]
+                    raise
+                for queued in batch:
+                    queued.result = state
+        assert entry.result is not None
+        return entry.result
+
+    async def _report_batch(self, batch: list[_Queued]) -> PacingState:
+        for _ in range(_REPORT_ATTEMPTS):
+            state, now, version = await self._load()
+            new = state
+            for queued in batch:
+                feedback = queued.feedback
+                if new.limit is None and feedback.throttled:
+                    feedback = _first_estimate(new, now, feedback, self._processes)
+                new = apply_report(new, now, feedback, queued.cap, self.tuning)
+            args: list[Any] = [version, round(self.options.ttl * 1000)]
+            for name, value in encode_state(new).items():
+                args += [name, value]
+            if await self._timed(self._store_script, keys=[self._key()], args=args):
+                self._last = (new, now, self._clock())
+                self._known_at = now
+                self._paced = self._paced or new.limit is not None
+                return new
+        raise TimeoutError("pacing state contended")  # handled as a slow Redis
+
+    # -- fail-open / fail-closed --------------------------------------------------------
+
+    async def _shared(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call`` on Redis within the budget; None means: use the local backend."""
+        options = self.options
+        while True:
+            if self._down_since is not None and not options.fail_closed:
+                self._maybe_probe()
+                return None
+            try:
+                result = await call()
+            except asyncio.CancelledError:
+                raise
+            except self._errors as exc:
+                self._went_down(exc)
+                if not options.fail_closed:
+                    return None
+                await self._sleep(options.retry_every)
+                continue
+            self._came_back()
+            return result
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._connected = False
+        now = self._clock()
+        self._next_probe = now + self.options.retry_every
+        if self._down_since is not None:
+            return
+        self._down_since = now
+        self.fallbacks += 1
+        for callback in self.on_fallback:
+            callback()
+        what = "waiting for it" if self.options.fail_closed else "pacing locally until it answers"
+        # The type only: a Redis error's text may quote the URL or a server reply.
+        logger.warning(
+            "shared pacing: Redis at %s unreachable (%s); %s",
+            self._display,
+            type(exc).__name__,
+            what,
+        )
+        if not self.options.fail_closed:
+            self._seed_local(now)
+
+    def _seed_local(self, now: float) -> None:
+        """Pace locally from this process's recent share of the shared rate."""
+        last = self._last[0] if self._last is not None else None
+        if not self._paced and (last is None or last.limit is None):
+            self._local.state = PacingState()  # nothing learned yet: slow start locally
+            return
+        slots = sum(n for t, n in self._granted if t >= now - 1.0)
+        share = max(float(slots), MIN_RATE)
+        self._local.state = PacingState(
+            limit=share, searching=False, origin=now, cut_at=now, recover=self.tuning.recover
+        )
+
+    async def _hand_back(self) -> None:
+        """Redis answers again.  If it lost the state (a restart), give it what this
+        process learned meanwhile, so the processes do not all start from scratch (only
+        if nobody wrote first)."""
+        _, now, version = await self._load()
+        local = self._local.state
+        if version != "0" or local.limit is None:
+            return
+        shift = now - self._clock()
+        moved = {
+            name: getattr(local, name) + shift
+            for name in ("origin", "cut_at", "pause_until", "pause_began", "tat")
+        }
+        seeded = attrs.evolve(
+            PacingState(),
+            limit=local.limit,
+            searching=local.searching,
+            recover=local.recover,
+            cuts=local.cuts,
+            **moved,
+        )
+        args: list[Any] = ["0", round(self.options.ttl * 1000)]
+        for name, value in encode_state(seeded).items():
+            args += [name, value]
+        await self._timed(self._store_script, keys=[self._key()], args=args)
+
+    def _came_back(self) -> None:
+        if self._down_since is None:
+            return
+        self._down_since = None
+        logger.info("shared pacing: Redis at %s answers again; rejoined", self._display)
+
+    def _maybe_probe(self) -> None:
+        """While pacing locally: now and then, ask Redis in the background."""
+        if self._probe is not None and not self._probe.done():
+            return
+        now = self._clock()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + self.options.retry_every
+
+        async def probe() -> None:
+            try:
+                await self._hand_back()
+            except self._errors:
+                return
+            self._came_back()
+
+        self._probe = asyncio.get_running_loop().create_task(probe())
+
+
+def backend_from_url(
+    url: str,
+    *,
+    tuning: PacingTuning | None = None,
+    fail_closed: bool | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> RedisPacingBackend:
+    """A ``RedisPacingBackend`` for a pacing URL (it owns, and closes, its Redis client)."""
+    client_url, options = parse_pacing_url(url)
+    if fail_closed is not None:
+        options = attrs.evolve(options, fail_closed=fail_closed)
+    return RedisPacingBackend(
+        _redis_from_url(client_url, options),
+        tuning=tuning,
+        options=options,
+        owns_redis=True,
+        display=redact_url(url),
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def client_backend(
+    *,
+    pacer_given: bool,
+    backend: Any,
+    pacing_url: str | None,
+    fail_closed: bool | None,
+    env: Mapping[str, str],
+    api_root: str,
+    token: str,
+    on_fallback: Callable[[], None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[Any]],
+) -> Any:
+    """The backend ``OpenTrainClient`` paces with: ``backend`` if given, else one for
+    ``pacing_url`` or ``$OT_PACING_URL`` ("" turns the variable off), else None (in
+    memory).  A Redis backend gets the key of this API root and token."""
+    if pacer_given or backend is not None:
+        if pacing_url:
+            raise ConfigurationError("pass pacing_url, or pacer/pacing_backend, not both")
+    else:
+        url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
+        if url and url.strip():
+            backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
+    if isinstance(backend, RedisPacingBackend):
+        if backend.key is None:
+            backend.key = pacing_key(api_root, token)
+        backend.on_fallback.append(on_fallback)
+    return backend

@@ -1,0 +1,369 @@
+"""The Redis pacing backend against a real redis-server: the Lua script agrees with the
+pure functions, reports are atomic across processes, keys, URLs and secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+from collections.abc import AsyncIterator
+
+import attrs
+import pytest
+import redis.asyncio as redis_asyncio
+
+from opentrain_async import ConfigurationError, OpenTrainClient
+from opentrain_async._pacing.backend import apply_reserve
+from opentrain_async._pacing.redis_backend import (
+    RedisPacingBackend,
+    RedisPacingOptions,
+    backend_from_url,
+    decode_state,
+    encode_state,
+    pacing_key,
+    parse_pacing_url,
+    redact_url,
+)
+from opentrain_async._pacing.state import SAMPLE_BUCKETS, PacingFeedback, PacingState
+
+from .redis_server import RedisServer
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
+    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def steady(redis: redis_asyncio.Redis, key: str) -> RedisPacingBackend:
+    """A backend whose budget no loaded CI machine exceeds (these tests are about the
+    shared state, not about a slow Redis)."""
+    return RedisPacingBackend(redis, key=key, options=RedisPacingOptions(budget=5))
+
+
+async def redis_now(redis: redis_asyncio.Redis) -> float:
+    sec, usec = await redis.time()
+    return float(sec) + usec / 1e6
+
+
+def random_state(rng: random.Random, now: float) -> PacingState:
+    """A state as a running pacer could leave it, times around ``now``."""
+    limit = rng.choice([None, rng.uniform(0.5, 5000)])
+    return PacingState(
+        limit=limit,
+        searching=rng.random() < 0.4,
+        origin=now + rng.uniform(-3, 0.5),
+        recover=rng.choice([0.0, rng.uniform(0.1, 3)]),
+        cut_at=rng.choice([float("-inf"), now - rng.uniform(0, 3)]),
+        cuts=rng.randint(0, 9),
+        successes=rng.randint(0, 10_000),
+        successes_at_cut=rng.randint(0, 100),
+        throttles=rng.randint(0, 50),
+        pause_until=rng.choice([0.0, now + rng.uniform(-1, 0.3)]),
+        pause_began=rng.choice([float("-inf"), now - rng.uniform(0, 2)]),
+        streak=rng.randint(0, 4),
+        window_hint=rng.choice([0.0, float(rng.randint(2, 60))]),
+        tat=rng.choice([float("-inf"), now + rng.uniform(-0.5, 0.2)]),
+        sample_at=round((now - rng.uniform(0, 1.5)) / 0.1) * 0.1,
+        accepted=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
+        offered=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
+    )
+
+
+def assert_states_equal(lua: PacingState, py: PacingState) -> None:
+    for field in attrs.fields(PacingState):
+        a, b = getattr(lua, field.name), getattr(py, field.name)
+        if isinstance(b, float) and a is not None:
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-6), field.name
+        else:
+            assert a == b, field.name
+
+
+async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Redis) -> None:
+    """The Lua reserve computes what backend.apply_reserve computes (state and slots),
+    over 200 random states, counts, successes and caps: the two cannot drift apart."""
+    backend = steady(redis, "agree")
+    rng = random.Random(13)
+    for _ in range(200):
+        now = await redis_now(redis)
+        before = random_state(rng, now)
+        await redis.delete("agree")
+        await redis.hset("agree", mapping=encode_state(before))
+        count, successes = rng.randint(0, 40), rng.choice([0, 0, rng.randint(1, 50)])
+        cap = rng.choice([None, rng.uniform(1, 3000)])
+        got = await backend.reserve(count, successes=successes, cap=cap)
+        after = decode_state(await redis.hgetall("agree"))
+        want_state, want = apply_reserve(before, got.now, count, successes, cap, backend.tuning)
+        assert_states_equal(after, want_state)
+        assert got.count == want.count
+        assert got.cuts == want.cuts
+        assert (got.rate is None) == (want.rate is None)
+        if want.rate is not None:
+            assert got.rate == pytest.approx(want.rate, rel=1e-9)
+        for name in ("first", "interval", "pause_until"):
+            assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-12, abs=1e-6)
+
+
+def test_state_survives_the_hash_round_trip() -> None:
+    """Every PacingState field (None, bools, infinities, tuples) comes back as it went in."""
+    rng = random.Random(5)
+    for _ in range(50):
+        state = random_state(rng, 1.7e9)
+        assert decode_state(encode_state(state)) == state
+
+
+async def test_one_cut_per_episode_across_processes(redis: redis_asyncio.Redis) -> None:
+    """Two processes report 429s of one episode (admitted before the cut, no success
+    since): the limit is cut once.  A 429 of a later episode cuts again."""
+    a = steady(redis, "episode")
+    b = steady(redis, "episode")
+    now = await redis_now(redis)
+    paced = PacingState(limit=100.0, searching=False, origin=now - 2, cut_at=now - 2, cuts=1)
+    await redis.hset("episode", mapping=encode_state(paced))
+    slot = await a.reserve(1, successes=20)
+    sent_at = slot.first
+    first = await a.report(PacingFeedback(throttled=True, throttled_at=sent_at))
+    assert first.cuts == 2
+    # b's 429s are the same burst: admitted before a's cut, or no success since it.
+    second = await b.report(PacingFeedback(throttled=True, throttled_at=sent_at))
+    late = await b.report(PacingFeedback(throttled=True, throttled_at=first.cut_at + 0.001))
+    assert (second.cuts, late.cuts) == (2, 2)
+    assert late.limit == first.limit
+    # A success since the cut, then a 429 for a request admitted after it: a new episode.
+    after_cut = await b.reserve(1, successes=5)
+    third = await b.report(PacingFeedback(throttled=True, throttled_at=after_cut.first + 1))
+    assert third.cuts == 3
+    assert third.throttles == 4
+
+
+async def test_concurrent_reports_from_many_processes_are_all_counted(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Eight backends (as eight processes) report 25 429s each at once: the optimistic
+    transaction loses none and cuts once for the burst."""
+    backends = [steady(redis, "burst") for _ in range(8)]
+    now = await redis_now(redis)
+    await redis.hset(
+        "burst",
+        mapping=encode_state(PacingState(limit=50.0, searching=False, origin=now, cut_at=now)),
+    )
+    feedback = PacingFeedback(throttled=True, throttled_at=now - 1)
+    await asyncio.gather(*(b.report(feedback) for b in backends for _ in range(25)))
+    state = await backends[0].load()
+    assert state.throttles == 200
+    assert state.cuts == 0  # admitted before the cut: the same episode
+    assert all(b.shared for b in backends)
+
+
+async def test_exact_hint_pause_reaches_the_other_process(redis: redis_asyncio.Redis) -> None:
+    """A 0.4 s hint reported by one process: the other's next slot starts after it."""
+    a = steady(redis, "pause")
+    b = steady(redis, "pause")
+    slot = await a.reserve(1)
+    state = await a.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.4, local_rate=50)
+    )
+    assert state.pause_until == pytest.approx(slot.now + 0.4, abs=0.05)
+    other = await b.reserve(3)
+    assert other.first >= state.pause_until
+    assert other.pause_until == state.pause_until
+
+
+async def test_script_reloads_after_the_server_forgets_it(redis: redis_asyncio.Redis) -> None:
+    """Called by SHA; after SCRIPT FLUSH (a restarted server) it is loaded again."""
+    backend = steady(redis, "flush")
+    await backend.reserve(1)
+    await redis.script_flush()
+    assert (await backend.reserve(2)).count == 2
+    assert backend.shared
+
+
+async def test_keys_are_hashed_per_token_and_expire(
+    redis_server: RedisServer, redis: redis_asyncio.Redis
+) -> None:
+    """Each (API root, token) has its own key, which names neither and expires."""
+    root = "https://app.opentrain.ai/api/public/v1"
+    keys = {pacing_key(root, "tok-a"), pacing_key(root, "tok-b"), pacing_key(root + "x", "tok-a")}
+    assert len(keys) == 3
+    assert all("tok" not in k and "opentrain.ai" not in k for k in keys)
+    clients = [
+        OpenTrainClient(token, "http://127.0.0.1:9", pacing_url=redis_server.url)
+        for token in ("tok-a", "tok-b")
+    ]
+    for client in clients:
+        await client.pacer.backend.reserve(1)
+        await client.close()
+    stored = await redis.keys("opentrain:pacing:*")
+    assert len(stored) == 4  # per token: the state, and the processes sharing it
+    assert sum(key.endswith(":processes") for key in stored) == 2
+    for key in stored:
+        assert 0 < await redis.pttl(key) <= 600_000
+
+
+def test_url_options_and_errors() -> None:
+    """Our options come out of the query, the rest stays for redis-py; bad values are
+    named; errors never repeat the password."""
+    url, options = parse_pacing_url(
+        "rediss://:pw@cache:6380/2?budget=0.1&fail_closed=true&retry_every=3&ssl_cert_reqs=none"
+    )
+    assert url == "rediss://:pw@cache:6380/2?ssl_cert_reqs=none"
+    assert (options.budget, options.fail_closed, options.retry_every) == (0.1, True, 3.0)
+    for bad, field in (
+        ("redis://:topsecret@h:6379/0?budget=0", "budget"),
+        ("redis://:topsecret@h:6379/0?fail_closed=maybe", "fail_closed"),
+        ("http://:topsecret@h:6379/0", "scheme"),
+        ("redis://:topsecret@h:notaport/0", "valid URL"),
+    ):
+        with pytest.raises(ConfigurationError, match=field) as info:
+            parse_pacing_url(bad)
+        assert "topsecret" not in str(info.value)
+        error = info.value
+        assert error.__cause__ is None
+        assert error.__context__ is None or error.__suppress_context__
+
+
+def test_redacted_urls() -> None:
+    """Passwords (with or without a user name) become *** in what is shown."""
+    assert redact_url("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
+    assert redact_url("redis://pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("redis://h:1/0?password=pw") == "redis://h:1/0"
+
+
+async def test_password_never_leaks(
+    tmp_path: object, caplog: pytest.LogCaptureFixture, redis_server: RedisServer
+) -> None:
+    """Wrong password, then the server gone: reprs, the warning and stats carry no
+    password, and nothing raised chains a Redis error."""
+    secret = "s3cr3t-redis-pw"
+    url = f"redis://:{secret}@127.0.0.1:{redis_server.port}/0"  # the server has no password
+    caplog.set_level(logging.DEBUG, logger="opentrain_async")
+    redis_server.kill()
+    backend = backend_from_url(url)
+    backend.key = "k"
+    reservation = await backend.reserve(1)  # fails open
+    assert reservation.count == 1
+    assert not backend.shared
+    text = " ".join([repr(backend), *(r.getMessage() for r in caplog.records)])
+    assert secret not in text
+    assert "redis://:***@127.0.0.1" in text
+    client = OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url=url)
+    assert secret not in repr(client) + repr(client.pacer.backend) + client.pacer.describe()
+    await client.close()
+    await backend.aclose()
+
+
+def test_client_pacing_options_conflict_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$OT_PACING_URL is used unless pacing_url says otherwise ("" turns it off); a
+    pacer or backend of one's own and a pacing_url together are refused."""
+    env = {"OT_PACING_URL": "redis://127.0.0.1:1/0"}
+    client = OpenTrainClient("tok", "http://127.0.0.1:9", env=env)
+    assert isinstance(client.pacer.backend, RedisPacingBackend)
+    assert client.pacer.backend.key == pacing_key(client.api_root, "tok")
+    off = OpenTrainClient("tok", "http://127.0.0.1:9", env=env, pacing_url="")
+    assert not isinstance(off.pacer.backend, RedisPacingBackend)
+    with pytest.raises(ConfigurationError, match="not both"):
+        OpenTrainClient(
+            "tok",
+            "http://127.0.0.1:9",
+            pacing_url="redis://127.0.0.1:1/0",
+            pacer=off.pacer,
+        )
+
+
+async def test_losing_redis_while_paced_keeps_pacing_locally(
+    redis_server: RedisServer, redis: redis_asyncio.Redis
+) -> None:
+    """Redis dies while the shared limit is known: the local fallback starts paced at
+    this process's recent share (not unpaced, which would meet the server with a
+    burst), and says so once."""
+    backend = steady(redis, "share")
+    now = await redis_now(redis)
+    await redis.hset(
+        "share",
+        mapping=encode_state(PacingState(limit=200.0, searching=False, origin=now, cut_at=now)),
+    )
+    granted = 0
+    for _ in range(10):
+        granted += (await backend.reserve(4)).count
+    redis_server.kill()
+    fallback = await backend.reserve(4)
+    assert not backend.shared
+    assert backend.fallbacks == 1
+    assert fallback.rate is not None
+    local = await backend.load()
+    assert local.limit == pytest.approx(granted)
+    # Nothing learned yet when Redis goes: the fallback starts unpaced (slow start).
+    fresh = steady(redis, "fresh")
+    assert (await fresh.reserve(1)).rate is None
+    assert (await fresh.load()).limit is None
+
+
+def test_without_the_redis_extra_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No redis package: pacing_url is a ConfigurationError naming the extra."""
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ConfigurationError, match=r"opentrain-async\[redis\]"):
+        OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url="redis://127.0.0.1:1/0")
+
+
+async def test_unpaced_requests_admitted_before_hearing_of_a_pause_are_its_burst(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Before the limit is known, a process that had not heard of another's 429 yet
+    admitted on old knowledge: its 429 does not count as a new burst (the short pause
+    does not double).  Once it has heard (or is paced), a later 429 does."""
+    a = steady(redis, "burst-rule")
+    b = steady(redis, "burst-rule")
+    heard = await b.reserve(1)  # b checks in, unpaced
+    assert heard.rate is None
+    slot = await a.reserve(1)
+    first = await a.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=1.0, local_rate=50)
+    )
+    assert first.streak == 1
+    late = first.pause_began + 0.001  # b admitted after the pause began, unaware of it
+    same = await b.report(PacingFeedback(throttled=True, throttled_at=late, retry_after=1.0))
+    assert same.streak == 1
+    # Not doubled (0.1 s from now would end at least 0.05 s later than the first).
+    assert same.pause_until - first.pause_until < 0.04
+    again = await b.reserve(1)  # now b has heard (and is paced)
+    new = await b.report(
+        PacingFeedback(throttled=True, throttled_at=again.first + 0.001, retry_after=1.0)
+    )
+    assert new.streak == 2
+
+
+async def test_first_estimate_counts_every_process_successes(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """The first 429 may reach a process with no success of its own yet: the search
+    starts from what every process got through (30 successes reported by the other),
+    not from the 0.5/s floor."""
+    a = steady(redis, "first")
+    b = steady(redis, "first")
+    await b.reserve(1, successes=30)
+    slot = await a.reserve(1)
+    state = await a.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=0.0)
+    )
+    assert state.limit is not None
+    assert 25 <= state.limit <= 300
+    # Nobody got anything through: the floor.
+    c = steady(redis, "first-empty")
+    slot = await c.reserve(1)
+    floor = await c.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=0.0)
+    )
+    assert floor.limit == 0.5
+    # Before anyone reported a success: this process's own rate times the processes
+    # that share the key (each reports its successes only now and then).
+    d, e = (steady(redis, "first-many") for _ in range(2))
+    await d.reserve(1)
+    slot = await e.reserve(1)
+    many = await e.report(
+        PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=20)
+    )
+    assert many.limit == pytest.approx(40)
