@@ -89,6 +89,15 @@ CASES = [
         '    return [("conv_1", "a"), {"conversationId": "conv_1", "content": "", "key": "row-2"}]'
         "\n",
     ),
+    Case(
+        'pacing_url="redis://:password@cache:6379/0"',
+        "needs the Redis it names: tests of the Redis pacing backend cover it",
+        prelude=(
+            "from opentrain_async import OpenTrainClient\nitems: list[tuple[str, str]] = []\n"
+        ),
+        run=False,
+    ),
+    Case("class WorkerSettings:", ""),  # defines an arq worker; running it needs arq
     Case("async def main(max_messages", "the echo bot: tests/test_echo_bot.py runs it", run=False),
     Case("async def test_my_bot", "passed test_my_bot"),
     Case('filter="proposal", unread_only=True', "conv_123 3", _read_side, OPEN_CLIENT),
