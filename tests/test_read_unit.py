@@ -225,7 +225,7 @@ async def test_iterator_stops_on_echoed_cursor_with_no_items(
     """A server that echoes the cursor on an empty page does not make iteration loop forever."""
     server.script(f"GET {MESSAGES}", json={"messages": [MESSAGE], "nextCursor": "n1"})
     server.script(f"GET {MESSAGES}", json={"messages": [], "nextCursor": "n1"})
-    pages = [page async for page in client.iter_messages("c1")]
+    pages = [page async for page in client.iter_messages("c1").pages()]
     assert [len(p.messages) for p in pages] == [1]
     assert client.stats.requests == 2
 
@@ -236,7 +236,7 @@ async def test_iterator_stops_when_cursor_repeats_with_items(
     """A page that hands back the very cursor it was given ends iteration after that page."""
     conversation = {"id": "c1"}
     server.script(f"GET {MESSAGES}", json={"conversations": [conversation], "nextCursor": "same"})
-    pages = [p async for p in client.iter_conversations(cursor="same")]
+    pages = [p async for p in client.iter_conversations(cursor="same").pages()]
     assert [[c.id for c in p.conversations] for p in pages] == [["c1"]]
     assert client.stats.requests == 1
 
