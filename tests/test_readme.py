@@ -99,7 +99,16 @@ CASES = [
     ),
     Case("class WorkerSettings:", ""),  # defines an arq worker; running it needs arq
     Case("async def main(max_messages", "the echo bot: tests/test_echo_bot.py runs it", run=False),
-    Case("async def test_my_bot", "passed test_my_bot"),
+    Case(
+        "# conftest.py",
+        "the kit's conftest: tests/test_testing_kit.py runs it in a fresh project",
+        run=False,
+    ),
+    Case(
+        "# test_announce.py",
+        "a pytest test: tests/test_testing_kit.py runs it in a fresh project",
+        run=False,
+    ),
     Case('filter="proposal", unread_only=True', "conv_123 3", _read_side, OPEN_CLIENT),
     Case(
         'start_proposal_conversation("prop_123")',
