@@ -89,5 +89,5 @@ async def test_mocked_failures_are_typed_errors() -> None:
             with pytest.raises(RateLimitError) as limited:
                 await client.send_message("conv_1", "b")
         assert len(next(iter(mocked.requests.values()))) == 2
-    assert "disconnected" in str(dropped.value.cause).lower()
+    assert "disconnected" in str(dropped.value).lower()
     assert limited.value.retry_after == 900
