@@ -630,6 +630,7 @@ class OpenTrainClient(ReadMixin):
                         exc, "POST", "/messages", None, body
                     )
                 message = _parse_message(payload, status, "POST", "/messages")
+                _check_sent(message, conversation_id, status, self._claimed)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
                 # A 2xx we cannot read is an unknown outcome too: it was most likely
                 # committed, so reporting it as failed would invite a duplicate.
@@ -745,6 +746,24 @@ def _parse_message(payload: Any, status: int, method: str, path: str) -> Message
             method=method,
             path=path,
         ) from None
+
+
+def _check_sent(message: Message, conversation_id: str, status: int, claimed: ClaimedIds) -> None:
+    """A 2xx whose message is not a new one of this conversation (another conversation's,
+    or an id already attributed to another send) proves nothing was stored for this send:
+    an unknown outcome (read back), never "delivered"."""
+    if message.conversation_id != conversation_id:
+        why = f"a message of conversation {message.conversation_id!r}"
+    elif message.id in claimed:
+        why = f"message {message.id!r}, already the outcome of another send"
+    else:
+        return
+    raise UnexpectedResponseError(
+        f"HTTP {status} for a send to {conversation_id!r} but the answer is {why}",
+        status=status,
+        method="POST",
+        path="/messages",
+    )
 
 
 async def send_message(conversation_id: str, content: str, **client_options: Any) -> Message:

@@ -303,33 +303,66 @@ def _action(item: _Input, state: JournalState, options: JobOptions) -> Action:
     return Action.SKIP_FAILED
 
 
+def _by_digest(state: JournalState) -> dict[str, list[str]]:
+    """Identities the journal has as delivered (or maybe delivered), by content hash."""
+    found: dict[str, list[str]] = {}
+    for ident, progress in state.inputs.items():
+        if progress.sha256 is not None and (
+            progress.ok or progress.open or progress.kind == "delivery_unknown"
+        ):
+            found.setdefault(progress.sha256, []).append(ident)
+    return found
+
+
 def _plan(source: JobSource, state: JournalState, options: JobOptions) -> _Plan:
     plan = _Plan()
+    by_digest = _by_digest(state)
+    seen: set[str] = set()
+    unrecorded: list[_Input] = []
     for entry in _inputs(source):
         plan.inputs += 1
         if not isinstance(entry, _Input):
             line, problem = entry
             plan.bad[line.number] = problem
             continue
-        action = _action(entry, state, options)
-        plan.actions[action] += 1
-        if action is Action.RECONCILE:
-            plan.to_settle.append(entry)
-        elif action is Action.CHANGED:
-            plan.changed.append(entry)
-        elif action is Action.SKIP_FAILED:
-            progress = state.inputs[entry.ident]
-            plan.earlier_failures.append(
-                Failure(
-                    entry.line.number,
-                    progress.kind or "error",
-                    progress.error or "",
-                    entry.message.key,
-                    entry.message.conversation_id,
-                    earlier=True,
-                )
-            )
+        if entry.ident in state.inputs:
+            seen.add(entry.ident)
+        elif entry.digest in by_digest:
+            unrecorded.append(entry)  # a key added or removed? decided once all are seen
+            continue
+        _plan_one(plan, entry, state, options)
+    for entry in unrecorded:
+        # The same message (conversation, content) recorded under an identity no line
+        # has any more: a key was added to the line, or removed from it.  It is that
+        # input, not a new one (adding keys to a half-sent job must not resend it).
+        olds = [i for i in by_digest[entry.digest] if i not in seen]
+        if olds:
+            seen.add(olds[0])
+            state.inputs[entry.ident] = state.inputs[olds[0]]
+        _plan_one(plan, entry, state, options)
     return plan
+
+
+def _plan_one(plan: _Plan, entry: _Input, state: JournalState, options: JobOptions) -> None:
+    """Decide one input's action and note it in ``plan``."""
+    action = _action(entry, state, options)
+    plan.actions[action] += 1
+    if action is Action.RECONCILE:
+        plan.to_settle.append(entry)
+    elif action is Action.CHANGED:
+        plan.changed.append(entry)
+    elif action is Action.SKIP_FAILED:
+        progress = state.inputs[entry.ident]
+        plan.earlier_failures.append(
+            Failure(
+                entry.line.number,
+                progress.kind or "error",
+                progress.error or "",
+                entry.message.key,
+                entry.message.conversation_id,
+                earlier=True,
+            )
+        )
 
 
 def _refuse_changed(plan: _Plan, journal: str) -> None:
@@ -357,6 +390,49 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
+
+
+async def _refuse_moved_job(
+    source: JobSource, options: JobOptions, api_root: str | None = None
+) -> None:
+    """A file about to get a new default journal, whose inputs another default journal
+    already delivered (the file was moved, renamed or converted to CSV): exit 2 naming
+    that journal, rather than send them all again.  An explicit ``--journal`` says
+    "this is a job of its own" and skips the check.  Journals of another API (staging
+    vs production) are not this job's, when ``api_root`` is known (``--dry-run``, which
+    needs no token, does not resolve it and so looks at every API's journals)."""
+    if options.journal is not None or options.journal_store is not None:
+        return
+    path = _journal_path(source, options)
+    if path is None or path.exists() or not path.parent.is_dir():
+        return
+    others = sorted(p for p in path.parent.glob("*.journal") if p != path)
+    if not others:
+        return
+    mine = {e.ident: e.digest for e in _inputs(source) if isinstance(e, _Input)}
+    for other in others:
+        try:
+            state = await load_journal(FileJournalStore(other, read_only=True))
+        except (JournalError, OSError):
+            continue  # not ours, or unreadable: it says nothing about this job
+        sent = sum(
+            1
+            for ident, progress in state.inputs.items()
+            if mine.get(ident) == progress.sha256
+            and (progress.ok or progress.open or progress.kind == "delivery_unknown")
+        )
+        if not sent:
+            continue
+        was = (state.header or {}).get("input") or {}
+        if api_root is not None and was.get("apiRoot") not in (None, api_root):
+            continue  # sent to another API: says nothing about this one
+        raise JournalError(
+            f"{sent:,} of these inputs were already sent (or may have been: outcome "
+            f"unknown) by the job of {was.get('path')} "
+            f"(journal {other}): was this file moved, renamed or converted? Nothing was "
+            f"sent. Resume that job with --journal {other} --reuse-journal, or pass "
+            "--journal with a new path to send everything as a new job"
+        )
 
 
 def _journal_store(source: JobSource, options: JobOptions) -> JournalStore | None:
@@ -651,9 +727,17 @@ class _Runner:
         if self.journal is not None:
             # Once journaled as started it is sent, even if a signal came meanwhile:
             # stopping here would leave it open for the next run to read back.
-            await self.journal.started(
-                ident, item.line.number, message.conversation_id, item.digest, time.time()
-            )
+            try:
+                await self.journal.started(
+                    ident, item.line.number, message.conversation_id, item.digest, time.time()
+                )
+            except JournalError as exc:
+                # The engine takes an OpenTrainError (a lost Redis lease is one) for this
+                # input's outcome, and an input never started is not reported: say why
+                # the run stops, or it ends as if it had finished.
+                if self.summary.stopped is None:
+                    self.summary.stopped = str(exc)
+                raise NotAttemptedError("not started: the journal cannot be written") from None
         self.lines[ident] = item
 
     async def _record(self, outcome: SendOutcome) -> str | None:
@@ -871,6 +955,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     if store is None and path is not None:
         store = FileJournalStore(path, read_only=True)
     state = JournalState()
+    await _refuse_moved_job(source, options)
     if store is not None:
         state = await load_journal(store)
     plan = _plan(source, state, options)
@@ -951,6 +1036,7 @@ async def execute(
             raise InputError(
                 f"{len(bad):,} bad line(s) in {source.name} and --strict: nothing was sent"
             )
+    await _refuse_moved_job(source, options, settings.api_root)
     runner = _Runner(source, options, settings, err)
     with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
         if preflight:  # before the journal: a server that is not the API is exit 3, first
