@@ -746,6 +746,11 @@ class RedisPacingBackend:
         async def probe() -> None:
             try:
                 await self._hand_back()
+                # Idle connections from before the outage are dead (a restarted Redis):
+                # drop them now, or the next call takes one and counts a second outage.
+                pool = getattr(self._redis, "connection_pool", None)
+                if pool is not None:
+                    await pool.disconnect(inuse_connections=False)
             except self._errors:
                 return
             self._came_back()
