@@ -4,12 +4,13 @@ Send with ``OpenTrainClient.send_message`` (or the one-shot ``send_message``); e
 error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.testing``.
 """
 
-from ._bulk import BulkReport, BulkSend, SendItem, SendOutcome
-from ._client import ClientStats, OpenTrainClient, send_message
+from ._bulk import OUTCOME_KINDS, BulkReport, BulkSend, OutcomeKind, SendItem, SendOutcome
+from ._client import ClientStats, OpenTrainClient, RawResponseClient, send_message
 from ._config import Settings, resolve_settings
 from ._errors import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -28,6 +29,7 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
+from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
 from ._pacing import (
     InMemoryPacingBackend,
@@ -39,6 +41,7 @@ from ._pacing import (
     Reservation,
 )
 from ._pacing.redis_backend import RedisPacingBackend, RedisPacingOptions
+from ._raw import RawResponse
 from ._read import ConversationFilter, Direction
 from ._read_models import (
     EVENT_TYPES,
@@ -71,8 +74,10 @@ from ._webhooks import (
 __all__ = [
     "EVENT_TYPES",
     "MAX_CONTENT_LENGTH",
+    "OUTCOME_KINDS",
     "APIConnectionError",
     "APIError",
+    "APIStatusError",
     "APITimeoutError",
     "Account",
     "Actor",
@@ -105,6 +110,7 @@ __all__ = [
     "NotFoundError",
     "OpenTrainClient",
     "OpenTrainError",
+    "OutcomeKind",
     "OutgoingMessage",
     "Pacer",
     "PacingBackend",
@@ -116,6 +122,8 @@ __all__ = [
     "PreflightProblem",
     "ProposalConversation",
     "RateLimitError",
+    "RawResponse",
+    "RawResponseClient",
     "RedirectError",
     "RedisPacingBackend",
     "RedisPacingOptions",
@@ -139,3 +147,5 @@ __all__ = [
     "verify_webhook_signature",
     "webhook_handler",
 ]
+
+configure_logging_from_env()

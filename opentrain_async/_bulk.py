@@ -39,31 +39,37 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, get_args
 
 import attrs
 
 from ._errors import (
     APIConnectionError,
-    APIError,
+    APIStatusError,
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
+    ConflictError,
     DeliveryUnknownError,
+    InternalServerError,
     InvalidRequestError,
     NotAttemptedError,
+    NotFoundError,
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
+from ._retry import RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 
-if TYPE_CHECKING:
-    from ._client import OpenTrainClient
-
 __all__ = [
+    "OUTCOME_KINDS",
     "BulkReport",
     "BulkSend",
+    "Deliver",
+    "OutcomeKind",
     "SendItem",
     "SendOutcome",
     "normalize_item",
@@ -93,18 +99,75 @@ def stops_engine(error: OpenTrainError) -> bool:
     return False
 
 
+Deliver = Callable[[str, str, bool], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile)`` returns
+the message and whether read-back found it, or raises an ``OpenTrainError``."""
+
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
 with ``conversationId``/``content`` (and optional ``key``), or an ``OutgoingMessage``."""
 
+OutcomeKind = Literal[
+    "sent",
+    # failures found here
+    "invalid",
+    "delivery_unknown",
+    "not_attempted",
+    "connection_error",
+    "unexpected_response",
+    "error",
+    # the server's details.reason, as documented or seen
+    "account_claim_required",
+    "message_policy_blocked",
+    "employer_first_message_required",
+    "read_only_conversation",
+    "message_blocked",
+    "insufficient_scope",
+    "missing_scope",
+    "feature_disabled",
+    "messaging_writes_disabled",
+    "not_participant",
+    "proposal_not_ready_for_messaging",
+    # the server's code, when it gave no known reason
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "internal_error",
+]
+"""Every value ``SendOutcome.kind`` takes (a closed set: ``match`` on it is exhaustive)."""
+
+OUTCOME_KINDS: frozenset[OutcomeKind] = frozenset(get_args(OutcomeKind))
+
+_KIND_BY_CLASS: tuple[tuple[type[OpenTrainError], OutcomeKind], ...] = (
+    (InvalidRequestError, "invalid"),
+    (DeliveryUnknownError, "delivery_unknown"),
+    (NotAttemptedError, "not_attempted"),
+    (APIConnectionError, "connection_error"),
+    (UnexpectedResponseError, "unexpected_response"),
+    (BadRequestError, "bad_request"),
+    (AuthenticationError, "unauthorized"),
+    (PermissionDeniedError, "forbidden"),
+    (NotFoundError, "not_found"),
+    (ConflictError, "conflict"),
+    (RateLimitError, "rate_limited"),
+    (InternalServerError, "internal_error"),
+)
+
 
 @attrs.frozen
 class SendOutcome:
-    """The one outcome of one input: ``message`` when ``ok``, ``error`` otherwise."""
+    """The one outcome of one input: ``message`` when ``ok``, ``error`` otherwise.
+
+    Its ``repr`` shows neither the content nor the input (message content is logged
+    only when asked): index, key, kind, message id.
+    """
 
     index: int
     """Position of the input in the iterable, from 0."""
-    item: Any
+    item: SendItem
     """The input exactly as given."""
     message: Message | None = None
     error: OpenTrainError | None = None
@@ -119,28 +182,35 @@ class SendOutcome:
         return self.message is not None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> OutcomeKind:
         """``sent``, or a short name for the failure (see ``outcome_kind``)."""
         return outcome_kind(self.error)
 
+    @property
+    def reason(self) -> str | None:
+        """The server's ``details.reason`` exactly as sent (also one ``kind`` does not know)."""
+        return None if self.error is None else self.error.reason
 
-def outcome_kind(error: OpenTrainError | None) -> str:
-    """Classify an outcome for reports: ``sent``, ``invalid``, ``delivery_unknown``,
-    the server's ``details.reason`` (``read_only_conversation``...), or its code."""
+    def __repr__(self) -> str:
+        what = f"message_id={self.message.id!r}" if self.message else f"error={self.kind}"
+        return (
+            f"SendOutcome(index={self.index}, key={self.key!r}, kind={self.kind!r}, {what}"
+            f"{', reconciled=True' if self.reconciled else ''})"
+        )
+
+
+def outcome_kind(error: OpenTrainError | None) -> OutcomeKind:
+    """Classify an outcome for reports: ``sent``, ``invalid``, ``delivery_unknown``, the
+    server's ``details.reason`` when it is a known one (``read_only_conversation``...),
+    else the kind of error (``forbidden``, ``rate_limited``...).  Always an ``OutcomeKind``."""
     if error is None:
         return "sent"
-    if isinstance(error, InvalidRequestError):
-        return "invalid"
-    if isinstance(error, DeliveryUnknownError):
-        return "delivery_unknown"
-    if isinstance(error, NotAttemptedError):
-        return "not_attempted"
-    if isinstance(error, APIError):
-        if error.reason:
-            return error.reason
-        return (error.code or f"http_{error.status}").lower()
-    if isinstance(error, APIConnectionError):
-        return "connection_error"
+    reason = error.reason if isinstance(error, APIStatusError) else None
+    if reason in OUTCOME_KINDS:
+        return reason
+    for cls, kind in _KIND_BY_CLASS:
+        if isinstance(error, cls):
+            return kind
     return "error"
 
 
@@ -189,19 +259,30 @@ def refuse_if_closing() -> None:
         )
 
 
+DEFAULT_KEEP_FAILURES = 1000
+
+
 @attrs.define
 class BulkReport:
-    """Totals of a whole batch (from ``OpenTrainClient.send_all``)."""
+    """Totals of a whole batch (from ``OpenTrainClient.send_all``).
+
+    ``failures`` keeps the first ``keep_failures`` failed outcomes (1,000 by default), so
+    a batch of millions with a bad day stays in bounded memory; ``failures_dropped``
+    counts the rest (``on_outcome`` sees every one).  The ``repr`` shows no content.
+    """
 
     total: int = 0
     sent: int = 0
-    counts: Counter[str] = attrs.Factory(Counter)
+    counts: Counter[OutcomeKind] = attrs.Factory(Counter)
     """Outcomes by kind (``sent``, ``invalid``, ``read_only_conversation``, ...)."""
-    failures: list[SendOutcome] = attrs.Factory(list)
-    """Every outcome that was not delivered (inputs included, for a retry later)."""
+    failures: list[SendOutcome] = attrs.field(factory=list, repr=False)
+    """The first ``keep_failures`` outcomes that were not delivered (inputs included)."""
     reconciled: int = 0
     """Deliveries confirmed by read-back after an unknown outcome."""
     elapsed: float = 0.0
+    keep_failures: int = DEFAULT_KEEP_FAILURES
+    failures_dropped: int = 0
+    """Failed outcomes beyond ``keep_failures``, counted but not kept."""
 
     @property
     def failed(self) -> int:
@@ -218,7 +299,10 @@ class BulkReport:
                 self.reconciled += 1
         else:
             self.counts[outcome.kind] += 1
-            self.failures.append(outcome)
+            if len(self.failures) < self.keep_failures:
+                self.failures.append(outcome)
+            else:
+                self.failures_dropped += 1
 
 
 class BulkSend(AsyncIterator[SendOutcome]):
@@ -230,9 +314,10 @@ class BulkSend(AsyncIterator[SendOutcome]):
 
     def __init__(
         self,
-        client: OpenTrainClient,
-        items: Iterable[Any] | AsyncIterable[Any],
+        deliver: Deliver,
+        items: Iterable[SendItem] | AsyncIterable[SendItem],
         *,
+        policy: RetryPolicy,
         concurrency: int,
         reconcile: bool,
         grace: float = LEAVE_GRACE,
@@ -242,7 +327,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise ConfigurationError("concurrency must be >= 1")
         if not grace >= 0:
             raise ConfigurationError("grace must be >= 0 seconds")
-        self._engine = _Engine(client, items, concurrency, reconcile, before_send=before_send)
+        self._engine = _Engine(
+            deliver, policy, items, concurrency, reconcile, before_send=before_send
+        )
         self.grace = grace
 
     @property
@@ -377,15 +464,17 @@ class _Engine:
 
     def __init__(
         self,
-        client: OpenTrainClient,
-        items: Iterable[Any] | AsyncIterable[Any],
+        deliver: Deliver,
+        policy: RetryPolicy,
+        items: Iterable[SendItem] | AsyncIterable[SendItem],
         concurrency: int,
         reconcile: bool,
         sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
         *,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        self._client = client
+        self._deliver = deliver
+        self._policy = policy
         self._before_send = before_send
         """Awaited with each valid input right before its send (a journal's durable
         "started" record); if it raises an ``OpenTrainError`` that is the outcome."""
@@ -526,9 +615,9 @@ class _Engine:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
         SEND_GATE.set(self)  # this worker's context only: the client checks it per send
-        deliver = self._client._deliver
+        deliver = self._deliver
         before_send = self._before_send
-        policy = self._client.retry_policy
+        policy = self._policy
         reconcile = self._reconcile
         items = self._items
         try:
@@ -578,7 +667,7 @@ class _Engine:
                             waits += 1
                             await policy.sleep(policy.compute_wait(exc, waits))
                             if self._halt is not None:
-                                raise self._not_attempted() from None
+                                raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:
                     if self._halt is None and stops_engine(exc):
                         self._halt = exc  # no further sends: every later input is not attempted
@@ -631,12 +720,15 @@ def _key_of(item: Any) -> str | None:
 
 
 async def run_batch(
-    client: OpenTrainClient,
-    items: Iterable[Any] | AsyncIterable[Any],
+    deliver: Deliver,
+    items: Iterable[SendItem] | AsyncIterable[SendItem],
     *,
+    policy: RetryPolicy,
     concurrency: int,
     reconcile: bool,
     on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
+    keep_failures: int = DEFAULT_KEEP_FAILURES,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
@@ -646,7 +738,9 @@ async def run_batch(
     """
     if concurrency < 1:
         raise ConfigurationError("concurrency must be >= 1")
-    report = BulkReport()
+    if keep_failures < 0:
+        raise ConfigurationError("keep_failures must be >= 0")
+    report = BulkReport(keep_failures=keep_failures)
     add = report.add
     sink: Callable[[SendOutcome], Awaitable[None] | None]
     if on_outcome is None:
@@ -662,9 +756,9 @@ async def run_batch(
                 return _await_in_turn(turn, result)
             return None
 
-    started = time.monotonic()
-    await _Engine(client, items, concurrency, reconcile, sink).run()
-    report.elapsed = time.monotonic() - started
+    started = clock()
+    await _Engine(deliver, policy, items, concurrency, reconcile, sink).run()
+    report.elapsed = clock() - started
     return report
 
 

@@ -1,32 +1,38 @@
 """The exception tree. Every error the SDK raises is an ``OpenTrainError``::
 
-    OpenTrainError
+    OpenTrainError          .message .status .code .reason .request_id .details (None if n/a)
      ├── InvalidRequestError (also ValueError)     bad input, caught before any request
      ├── ConfigurationError (also ValueError)      no token, plain-http base URL, ...
-     ├── APIError                                  the server answered with an error
-     │    ├── BadRequestError          400  .issues
-     │    ├── AuthenticationError      401
-     │    ├── PermissionDeniedError    403  .claim_url .policy
-     │    ├── NotFoundError            404
-     │    ├── ConflictError            409
-     │    ├── RateLimitError           429  .retry_after
-     │    ├── InternalServerError      5xx  (also non-JSON proxy pages)
-     │    ├── RedirectError            3xx  .location (never followed)
-     │    └── UnexpectedResponseError  2xx whose body is not what the API documents
-     ├── APIConnectionError                        the request got no answer
-     │    └── APITimeoutError
-     ├── DeliveryUnknownError                      a send may or may not have been delivered
+     ├── APIError                                  a request failed (as in openai-python)
+     │    ├── APIStatusError                       the server answered non-2xx: .status_code
+     │    │    ├── BadRequestError          400  .issues
+     │    │    ├── AuthenticationError      401
+     │    │    ├── PermissionDeniedError    403  .claim_url .policy
+     │    │    ├── NotFoundError            404
+     │    │    ├── ConflictError            409
+     │    │    ├── RateLimitError           429  .retry_after
+     │    │    ├── InternalServerError      5xx  (also non-JSON proxy pages)
+     │    │    └── RedirectError            3xx  .location (never followed)
+     │    ├── UnexpectedResponseError              2xx whose body is not what the API documents
+     │    └── APIConnectionError                   no answer: .reached_server
+     │         ├── APITimeoutError
+     │         └── DeliveryUnknownError            a send may or may not have been delivered
      ├── NotAttemptedError                         bulk: never sent, the job was stopped
      └── WebhookVerificationError                  a webhook signature did not verify
 
-Responses are parsed once, when the exception is built, so retry code reads
-attributes (``.retry_after``), never headers.  No exception ever carries the token.
+``except APIError`` catches every failed request, network failures included, and
+``except APIConnectionError`` also catches sends whose outcome is unknown.  Every error
+has the six attributes of the API's error envelope; they are None (``details`` empty)
+where they do not apply, so ``except OpenTrainError as e: log(e.status)`` never fails.
+Responses are parsed once, when the exception is built, so retry code reads attributes
+(``.retry_after``), never headers.  No exception ever carries the token.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ._json import json_loads
@@ -34,6 +40,7 @@ from ._json import json_loads
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
@@ -54,9 +61,26 @@ __all__ = [
     "parse_retry_after",
 ]
 
+_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+
 
 class OpenTrainError(Exception):
-    """Base class of every error raised by opentrain_async."""
+    """Base class of every error raised by opentrain_async.
+
+    ``message`` is the human-readable text; ``status``, ``code``, ``reason``,
+    ``request_id`` and ``details`` are the API envelope's fields, None (``details``
+    empty) on errors that did not come from an answer of the server.
+    """
+
+    status: int | None = None
+    code: str | None = None
+    reason: str | None = None
+    request_id: str | None = None
+    details: Mapping[str, Any] = _NO_DETAILS
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class InvalidRequestError(OpenTrainError, ValueError):
@@ -79,11 +103,52 @@ class ConfigurationError(OpenTrainError, ValueError):
 
 
 class APIError(OpenTrainError):
-    """The server answered with a non-2xx status (or an undocumented body).
+    """A request failed: the server answered with an error, or did not answer at all.
 
-    Attributes mirror the API's error envelope: ``status``, ``code``, ``message``,
-    ``request_id``, ``details`` and ``reason`` (``details.reason`` or None).
+    ``method`` and ``path`` name the request when known.  ``str(error)`` adds the status,
+    code, reason, request and request id to ``message``.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.details = details or _NO_DETAILS
+        reason = self.details.get("reason")
+        self.reason = reason if isinstance(reason, str) else None
+        self.method = method
+        self.path = path
+        self.args = (self._describe(),)
+
+    def _describe(self) -> str:
+        parts = [str(self.status)] if self.status is not None else []
+        if self.code:
+            parts.append(self.code)
+        text = " ".join(parts) + ": " + self.message if parts else self.message
+        if self.reason:
+            text += f" (reason: {self.reason})"
+        if self.method and self.path:
+            text += f" [{self.method} {self.path}]"
+        if self.request_id:
+            text += f" request_id={self.request_id}"
+        return text
+
+
+class APIStatusError(APIError):
+    """The server answered with a non-2xx status: ``status_code`` (also ``status``)."""
+
+    status: int
 
     def __init__(
         self,
@@ -96,32 +161,23 @@ class APIError(OpenTrainError):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.details: Mapping[str, Any] = details or {}
-        reason = self.details.get("reason")
-        self.reason: str | None = reason if isinstance(reason, str) else None
-        self.method = method
-        self.path = path
-        super().__init__(self._describe())
+        super().__init__(
+            message,
+            status=status,
+            code=code,
+            request_id=request_id,
+            details=details,
+            method=method,
+            path=path,
+        )
 
-    def _describe(self) -> str:
-        parts = [f"{self.status}"]
-        if self.code:
-            parts.append(self.code)
-        text = " ".join(parts) + f": {self.message}"
-        if self.reason:
-            text += f" (reason: {self.reason})"
-        if self.method and self.path:
-            text += f" [{self.method} {self.path}]"
-        if self.request_id:
-            text += f" request_id={self.request_id}"
-        return text
+    @property
+    def status_code(self) -> int:
+        """The HTTP status of the answer (openai-python's name for ``status``)."""
+        return self.status
 
 
-class BadRequestError(APIError):
+class BadRequestError(APIStatusError):
     """400: the server rejected the request's fields; ``issues`` holds its validation issues."""
 
     @property
@@ -131,11 +187,11 @@ class BadRequestError(APIError):
         return list(issues) if isinstance(issues, list) else []
 
 
-class AuthenticationError(APIError):
+class AuthenticationError(APIStatusError):
     """401: the token is missing, malformed, revoked or unknown."""
 
 
-class PermissionDeniedError(APIError):
+class PermissionDeniedError(APIStatusError):
     """403: scope, feature, account claim, participation or content policy forbids this."""
 
     @property
@@ -151,15 +207,15 @@ class PermissionDeniedError(APIError):
         return value if isinstance(value, str) else None
 
 
-class NotFoundError(APIError):
+class NotFoundError(APIStatusError):
     """404: no such conversation (or resource)."""
 
 
-class ConflictError(APIError):
+class ConflictError(APIStatusError):
     """409: the send is blocked by the conversation's state; ``reason`` says which."""
 
 
-class RateLimitError(APIError):
+class RateLimitError(APIStatusError):
     """429: the request was rejected (never committed); ``retry_after`` is the server's hint."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
@@ -167,11 +223,11 @@ class RateLimitError(APIError):
         super().__init__(message, **kwargs)
 
 
-class InternalServerError(APIError):
+class InternalServerError(APIStatusError):
     """5xx, including HTML pages from proxies in front of the API."""
 
 
-class RedirectError(APIError):
+class RedirectError(APIStatusError):
     """3xx: the server redirected; an API client never follows (``location`` says where).
 
     Following would re-post content to another origin, or turn a send into a GET whose
@@ -184,18 +240,25 @@ class RedirectError(APIError):
 
 
 class UnexpectedResponseError(APIError):
-    """A success status whose body does not match what the API documents."""
+    """A success status (in ``status``) whose body does not match what the API documents."""
 
 
-class APIConnectionError(OpenTrainError):
+class APIConnectionError(APIError):
     """No HTTP answer arrived: DNS failure, refused or dropped connection.
 
     ``reached_server`` is False when the request certainly never reached the server
     (so a retry cannot duplicate it) and None when that is unknown.
     """
 
-    def __init__(self, message: str, *, reached_server: bool | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        reached_server: bool | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
         self.reached_server = reached_server
 
 
@@ -203,24 +266,28 @@ class APITimeoutError(APIConnectionError):
     """The request timed out."""
 
 
-class DeliveryUnknownError(OpenTrainError):
+class DeliveryUnknownError(APIConnectionError):
     """A send failed in a way that leaves its outcome unknown.
 
     The request may have been committed by the server before the connection broke,
     the timeout fired, or a proxy answered 5xx.  Resending blindly could post the
-    message twice, so the SDK does not; ``cause`` is the underlying error.
+    message twice, so the SDK does not.  ``__cause__`` is the failure of the send
+    (``cause=`` sets it); its ``status`` and ``request_id`` are copied here.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        cause: OpenTrainError,
+        cause: BaseException | None = None,
         conversation_id: str | None = None,
         started_at: float | None = None,
     ) -> None:
         super().__init__(message)
-        self.cause = cause
+        if isinstance(cause, OpenTrainError):
+            self.status = cause.status
+            self.request_id = cause.request_id
+        self.__cause__ = cause
         self.conversation_id = conversation_id
         self.started_at = started_at
 
@@ -228,12 +295,12 @@ class DeliveryUnknownError(OpenTrainError):
 class NotAttemptedError(OpenTrainError):
     """Bulk: this input was never sent, because an earlier send showed that every send
     of this token would fail (401, or a 403 about the account or token such as a
-    missing scope or an unclaimed account; ``cause`` is that error), or because the
-    loop over ``send_many`` was left before its send started (``cause`` is None)."""
+    missing scope or an unclaimed account; ``__cause__`` is that error), or because the
+    loop over ``send_many`` was left before its send started (no ``__cause__``)."""
 
     def __init__(self, message: str, *, cause: OpenTrainError | None = None) -> None:
         super().__init__(message)
-        self.cause = cause
+        self.__cause__ = cause
 
 
 class WebhookVerificationError(OpenTrainError):
@@ -248,7 +315,7 @@ class WebhookVerificationError(OpenTrainError):
         self.reason = reason
 
 
-_STATUS_CLASSES: dict[int, type[APIError]] = {
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -289,7 +356,7 @@ def error_from_response(
     *,
     method: str | None = None,
     path: str | None = None,
-) -> APIError:
+) -> APIStatusError:
     """Build the typed error for a non-2xx answer, tolerating non-JSON bodies."""
     payload: Any = None
     try:
@@ -329,5 +396,5 @@ def error_from_response(
         return RateLimitError(message, retry_after=hint, **kwargs)
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
-        cls = InternalServerError if status >= 500 else APIError
+        cls = InternalServerError if status >= 500 else APIStatusError
     return cls(message, **kwargs)

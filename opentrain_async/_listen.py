@@ -21,15 +21,17 @@ import logging
 import os
 import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ._errors import ConfigurationError, InvalidRequestError
+from ._errors import ConfigurationError
 from ._models import Message
+from ._pagination import AsyncPaginator
 from ._read_models import Event, EventPage, MessagePage
+from ._seen import RecentSet
+from ._validation import validate_choice, validate_limit, validate_number
 
 __all__ = [
     "CursorStore",
@@ -142,16 +144,17 @@ class JSONFileCursorStore:
 
 
 class _Reader(Protocol):
+    """What ``listen()`` needs: the updates feed and conversations' messages, page by page."""
+
     async def get_updates(self, *, cursor: str | None = ..., limit: int = ...) -> EventPage: ...
 
-    async def read_messages(
-        self,
-        conversation_id: str,
-        *,
-        limit: int = ...,
-        cursor: str | None = ...,
-        direction: Literal["older", "newer"] = ...,
-    ) -> MessagePage: ...
+    def iter_updates(
+        self, *, cursor: str | None = ..., limit: int = ...
+    ) -> AsyncPaginator[EventPage, Event]: ...
+
+    def iter_messages(
+        self, conversation_id: str, *, limit: int = ...
+    ) -> AsyncPaginator[MessagePage, Message]: ...
 
 
 def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
@@ -160,18 +163,6 @@ def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
     if isinstance(store, (str, Path)):
         return JSONFileCursorStore(store)
     return store
-
-
-def _check_number(value: object, field: str, *, minimum: float, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = value > minimum if strict else value >= minimum  # type: ignore[operator]
-    if not ok:
-        rule = f"{'>' if strict else '>='} {minimum:g}"
-        raise InvalidRequestError(
-            f"{field} must be a number {rule}, got {value!r}", field=field, limit=rule, actual=value
-        )
-    return float(value)  # type: ignore[arg-type]
 
 
 async def _find_messages(
@@ -192,34 +183,31 @@ async def _find_messages(
     ``budget`` seconds ran out, so a missing message may still be there).
     """
     found: dict[str, Message] = {}
-    cursor: str | None = None
     deadline = clock() + budget
-    while True:
-        page = await reader.read_messages(
-            conversation_id, limit=_LOOKUP_PAGE_SIZE, cursor=cursor, direction="older"
-        )
-        for message in page.messages:
-            if message.id in wanted:
-                found[message.id] = message
-        if len(found) == len(wanted) or page.next_cursor is None:
-            return found, True
-        times = [m.created_at for m in page.messages]
-        if not_before is not None and times and min(times) < not_before:
-            return found, True
-        if page.next_cursor == cursor or clock() >= deadline:
-            return found, False
-        cursor = page.next_cursor
+    walk = reader.iter_messages(conversation_id, limit=_LOOKUP_PAGE_SIZE)
+    async with contextlib.aclosing(walk.pages()) as newest_first:
+        async for page in newest_first:
+            for message in page.messages:
+                if message.id in wanted:
+                    found[message.id] = message
+            if len(found) == len(wanted):
+                return found, True
+            times = [m.created_at for m in page.messages]
+            if not_before is not None and times and min(times) < not_before:
+                return found, True
+            if clock() >= deadline:
+                return found, False
+    # The walk ended: the conversation has no more, unless a cursor came back.
+    return found, not walk.repeated_cursor
 
 
 async def _fast_forward(reader: _Reader, limit: int) -> str | None:
     """The cursor after the newest event now in the feed (history is skipped)."""
     cursor: str | None = None
-    while True:
-        page = await reader.get_updates(cursor=cursor, limit=limit)
-        next_cursor = page.next_cursor or cursor
-        if not page.events or not page.has_more or next_cursor == cursor:
-            return next_cursor
-        cursor = next_cursor
+    async with contextlib.aclosing(reader.iter_updates(limit=limit).pages()) as pages:
+        async for page in pages:
+            cursor = page.next_cursor or cursor
+    return cursor
 
 
 async def listen_messages(
@@ -233,25 +221,15 @@ async def listen_messages(
     backoff_factor: float = 2.0,
     until_idle: bool = False,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Message]:
-    """The engine of ``OpenTrainClient.listen()`` (documented there)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
-        raise InvalidRequestError(
-            f"limit must be an integer from 1 to 200, got {limit!r}",
-            field="limit",
-            limit="1-200",
-            actual=limit,
-        )
-    if start not in ("latest", "beginning"):
-        raise InvalidRequestError(
-            f"start must be 'latest' or 'beginning', got {start!r}",
-            field="start",
-            limit="latest | beginning",
-            actual=start,
-        )
-    initial = _check_number(idle_backoff, "idle_backoff", minimum=0)
-    ceiling = _check_number(max_idle_backoff, "max_idle_backoff", minimum=initial)
-    factor = _check_number(backoff_factor, "backoff_factor", minimum=1)
+    """The engine of ``OpenTrainClient.listen()`` (documented there); ``sleep`` and
+    ``clock`` are the client's time seam."""
+    validate_limit(limit, 200)
+    validate_choice(start, "start", ("latest", "beginning"))
+    initial = validate_number(idle_backoff, "idle_backoff", minimum=0)
+    ceiling = validate_number(max_idle_backoff, "max_idle_backoff", minimum=initial)
+    factor = validate_number(backoff_factor, "backoff_factor", minimum=1)
     pause = sleep or asyncio.sleep
     cursor_store = _as_store(store)
 
@@ -263,7 +241,7 @@ async def listen_messages(
         await cursor_store.save(FROM_BEGINNING if cursor is None else cursor)
     if cursor == FROM_BEGINNING:
         cursor = None
-    seen: OrderedDict[str, None] = OrderedDict()
+    seen: RecentSet[str] = RecentSet(_SEEN_CAPACITY)
     wait = initial
     while True:
         page = await reader.get_updates(cursor=cursor, limit=limit)
@@ -289,7 +267,7 @@ async def listen_messages(
         incomplete: set[str] = set()
         for conversation_id, ids in by_conversation.items():
             messages, complete = await _find_messages(
-                reader, conversation_id, ids, not_before[conversation_id]
+                reader, conversation_id, ids, not_before[conversation_id], clock=clock
             )
             found.update(messages)
             if not complete:
@@ -311,9 +289,7 @@ async def listen_messages(
                 )
                 retry = True
                 break
-            seen[message_id] = None
-            if len(seen) > _SEEN_CAPACITY:
-                seen.popitem(last=False)
+            seen.add(message_id)
             if message is None:
                 logger.warning(
                     "message %s of event %s not found in conversation %s; skipped",

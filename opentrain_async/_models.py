@@ -7,6 +7,7 @@ fields from the server are ignored (forward compatible); optional fields default
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -15,7 +16,15 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-__all__ = ["Message", "OutgoingMessage", "converter", "parse_datetime", "structure", "to_camel"]
+__all__ = [
+    "Message",
+    "OutgoingMessage",
+    "WireModel",
+    "converter",
+    "parse_datetime",
+    "structure",
+    "to_camel",
+]
 
 T = TypeVar("T")
 
@@ -138,8 +147,23 @@ def structure(data: Any, cls: type[T]) -> T:
     return converter.structure(data, cls)
 
 
+class WireModel:
+    """Base of every model: ``to_dict()``/``to_json()`` give the API's JSON shape back."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This object as the API spells it: camelCase keys, ISO-8601 UTC timestamps."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """``to_dict()`` as a JSON string (UTF-8 text kept as is)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+
 @attrs.frozen(kw_only=True)
-class Message:
+class Message(WireModel):
     """One message, as sent or read: the API's message object in snake_case."""
 
     id: str
@@ -159,15 +183,21 @@ class Message:
     reaction_count: int = 0
 
 
+def _redacted(content: object) -> str:
+    """How content shows in a ``repr``: its length, never the text."""
+    return f"<{len(content)} chars>" if isinstance(content, str) else type(content).__name__
+
+
 @attrs.frozen
-class OutgoingMessage:
+class OutgoingMessage(WireModel):
     """A message to send: where, what, and an optional ``key`` of the caller's for correlation.
 
     ``key`` never goes to the server; bulk outcomes and the CLI journal use it.
     """
 
     conversation_id: str
-    content: str
+    content: str = attrs.field(repr=lambda content: _redacted(content))
+    """Kept out of ``repr`` (content is logged only when asked)."""
     key: str | None = None
 
 

@@ -1,28 +1,33 @@
 """The read side of ``OpenTrainClient``: conversations, messages, updates, identity.
 
-``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through
-``self.request`` and so shares the client's semaphore and retry policy (GETs retry
-502/503/504 and network failures); reads are not paced (pacing counts sends only).
-Parameters are validated locally before any request (``InvalidRequestError`` naming
-the field and the rule).
+``ReadMixin`` is one of ``OpenTrainClient``'s bases; every method goes through the
+``Requester`` it was given (the client's pipeline) and so shares the client's semaphore
+and retry policy (GETs retry 502/503/504 and network failures); reads are not paced
+(pacing counts sends only).  Parameters are validated locally before any request
+(``InvalidRequestError`` naming the field and the rule).
 
-Iterators fetch one page at a time, stop when ``next_cursor`` is None, and stop too when
-the server answers a page with no items and the cursor it was given (instead of asking
-for the same page forever).
+Every read takes ``timeout=`` and ``max_retries=`` for that call alone (see
+``OpenTrainClient.with_options``).  ``iter_*`` return an ``AsyncPaginator``: items
+across pages, or ``.pages()``; it fetches one page at a time and ends at a null cursor
+or a cursor seen before (see ``_pagination``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol
 
-from ._errors import InvalidRequestError
+import aiohttp
+
 from ._listen import CursorStore, ListenStart, listen_messages
 from ._models import Message
+from ._pagination import AsyncPaginator
 from ._read_models import (
     Capabilities,
+    Conversation,
     ConversationPage,
+    Event,
     EventPage,
     MessagePage,
     Preflight,
@@ -36,7 +41,15 @@ from ._read_models import (
     parse_proposal_conversation,
     parse_whoami,
 )
-from ._validation import path_segment, validate_conversation_id, validate_text
+from ._time import Clock
+from ._validation import (
+    path_segment,
+    validate_bool,
+    validate_choice,
+    validate_conversation_id,
+    validate_cursor,
+    validate_limit,
+)
 
 __all__ = [
     "CONVERSATION_FILTERS",
@@ -55,97 +68,59 @@ MAX_UPDATES_LIMIT = 200
 WRITE_SCOPE = "messages:write"
 
 
-def _validate_limit(limit: object, maximum: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-        raise InvalidRequestError(
-            f"limit must be an integer from 1 to {maximum}, got {limit!r}",
-            field="limit",
-            limit=f"1-{maximum}",
-            actual=limit,
-        )
-    return limit
+def _conversations_of(page: ConversationPage) -> tuple[Conversation, ...]:
+    return page.conversations
 
 
-def _validate_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise InvalidRequestError(
-            f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}",
-            field=field,
-            limit=" | ".join(choices),
-            actual=value,
-        )
-    return value
+def _messages_of(page: MessagePage) -> tuple[Message, ...]:
+    return page.messages
 
 
-def _validate_cursor(cursor: object) -> str | None:
-    if cursor is None:
-        return None
-    if not isinstance(cursor, str) or not cursor.strip():
-        raise InvalidRequestError(
-            f"cursor must be None or a non-empty string (a previous next_cursor), got {cursor!r}",
-            field="cursor",
-            limit="None or non-empty string",
-            actual=cursor,
-        )
-    return validate_text(cursor, "cursor")
+def _events_of(page: EventPage) -> tuple[Event, ...]:
+    return page.events
 
 
-def _validate_bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequestError(
-            f"{field} must be True or False, got {value!r}",
-            field=field,
-            limit="bool",
-            actual=value,
-        )
-    return value
+def _has_more(page: EventPage) -> bool:
+    return page.has_more
 
 
-def _stalled(cursor: str | None, next_cursor: str | None, items: int) -> bool:
-    """True when a page made no progress: no items and the cursor we sent came back."""
-    return items == 0 and next_cursor is not None and next_cursor == cursor
+class Requester(Protocol):
+    """What the reads send through: the client's request pipeline."""
 
-
-_Page = TypeVar("_Page", ConversationPage, MessagePage, EventPage)
-
-
-async def _pages(
-    fetch: Callable[[str | None], Awaitable[_Page]],
-    cursor: str | None,
-    size: Callable[[_Page], int],
-    more: Callable[[_Page], bool] = lambda page: True,
-) -> AsyncIterator[_Page]:
-    """Fetch pages lazily until the cursor runs out, or the server echoes it back.
-
-    A server that returns the cursor it was given makes no progress: the iterator stops
-    rather than loop forever (after yielding that page, if it had items).
-    """
-    while True:
-        page = await fetch(cursor)
-        if _stalled(cursor, page.next_cursor, size(page)):
-            return
-        yield page
-        if not more(page) or page.next_cursor is None or page.next_cursor == cursor:
-            return
-        cursor = page.next_cursor
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> tuple[int, Any]: ...
 
 
 class ReadMixin:
-    """Reading conversations, messages and the updates feed; identity and preflight."""
+    """Reading conversations, messages and the updates feed; identity and preflight.
 
-    if TYPE_CHECKING:
+    A base of ``OpenTrainClient`` whose dependencies are explicit: ``init_reads`` hands
+    it a ``requester`` (a ``Requester`` for a call's timeout and retry budget), the
+    client's time seam and where ``listen()`` keeps its cursor by default.  It knows
+    nothing else of the client.
+    """
 
-        def _default_cursor_path(self) -> Path: ...
+    _requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester]
+    _read_clock: Clock
+    _cursor_path: Callable[[], Path]
 
-        async def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, str] | None = None,
-            json_body: Any = None,
-            idempotent: bool | None = None,
-        ) -> tuple[int, Any]: ...
+    def init_reads(
+        self,
+        requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester],
+        clock: Clock,
+        cursor_path: Callable[[], Path],
+    ) -> None:
+        """Wire the reads to what they send through (called by the client)."""
+        self._requester = requester
+        self._read_clock = clock
+        self._cursor_path = cursor_path
 
     # -- conversations -----------------------------------------------------------------
 
@@ -156,6 +131,8 @@ class ReadMixin:
         unread_only: bool = False,
         limit: int = 20,
         cursor: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> ConversationPage:
         """One page of the conversations this account participates in (GET /messages).
 
@@ -163,27 +140,38 @@ class ReadMixin:
         ``next_cursor`` back as ``cursor`` for the next page (None: last page).
         """
         params = self._conversation_params(filter, unread_only, limit, cursor)
-        status, payload = await self.request("GET", "/messages", params=params)
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("GET", "/messages", params=params)
         return parse_conversation_page(payload, status, "GET", "/messages")
 
-    async def iter_conversations(
+    def iter_conversations(
         self,
         *,
         filter: ConversationFilter = "all",  # the API's own parameter name
         unread_only: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> AsyncIterator[ConversationPage]:
-        """Every page of ``list_conversations``, fetched lazily one at a time."""
-        self._conversation_params(filter, unread_only, limit, cursor)  # fail before iterating
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncPaginator[ConversationPage, Conversation]:
+        """Every conversation, across pages fetched lazily (``limit`` per page).
+
+        ``async for conversation in client.iter_conversations()``; page by page with
+        ``.pages()``.  Parameters are checked now, before anything is fetched.
+        """
+        self._conversation_params(filter, unread_only, limit, cursor)
 
         def fetch(at: str | None) -> Awaitable[ConversationPage]:
             return self.list_conversations(
-                filter=filter, unread_only=unread_only, limit=limit, cursor=at
+                filter=filter,
+                unread_only=unread_only,
+                limit=limit,
+                cursor=at,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.conversations)):
-            yield page
+        return AsyncPaginator(fetch, _conversations_of, cursor=cursor)
 
     @staticmethod
     def _conversation_params(
@@ -193,12 +181,12 @@ class ReadMixin:
         cursor: object,
     ) -> dict[str, str]:
         params = {
-            "filter": _validate_choice(filter, "filter", CONVERSATION_FILTERS),
-            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
+            "filter": validate_choice(filter, "filter", CONVERSATION_FILTERS),
+            "limit": str(validate_limit(limit, MAX_MESSAGES_LIMIT)),
         }
-        if _validate_bool(unread_only, "unreadOnly"):
+        if validate_bool(unread_only, "unreadOnly"):
             params["unreadOnly"] = "true"
-        checked = _validate_cursor(cursor)
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
         return params
@@ -212,6 +200,8 @@ class ReadMixin:
         limit: int = 20,
         cursor: str | None = None,
         direction: Direction = "older",
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
     ) -> MessagePage:
         """One page of a conversation's messages (GET /messages?conversationId=...).
 
@@ -220,25 +210,38 @@ class ReadMixin:
         The order of messages inside a page is the server's: sort if it matters.
         """
         params = self._message_params(conversation_id, limit, cursor, direction)
-        status, payload = await self.request("GET", "/messages", params=params)
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("GET", "/messages", params=params)
         return parse_message_page(payload, status, "GET", "/messages")
 
-    async def iter_messages(
+    def iter_messages(
         self,
         conversation_id: str,
         *,
         direction: Direction = "older",
         limit: int = 20,
         cursor: str | None = None,
-    ) -> AsyncIterator[MessagePage]:
-        """Every page of ``read_messages`` in ``direction``, fetched lazily one at a time."""
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncPaginator[MessagePage, Message]:
+        """Every message of a conversation in ``direction``, across pages fetched lazily.
+
+        ``async for message in client.iter_messages(cid)``; ``limit`` is the page size;
+        page by page with ``.pages()``.  The order inside a page is the server's.
+        """
         self._message_params(conversation_id, limit, cursor, direction)
 
         def fetch(at: str | None) -> Awaitable[MessagePage]:
-            return self.read_messages(conversation_id, limit=limit, cursor=at, direction=direction)
+            return self.read_messages(
+                conversation_id,
+                limit=limit,
+                cursor=at,
+                direction=direction,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.messages)):
-            yield page
+        return AsyncPaginator(fetch, _messages_of, cursor=cursor)
 
     @staticmethod
     def _message_params(
@@ -246,17 +249,23 @@ class ReadMixin:
     ) -> dict[str, str]:
         params = {
             "conversationId": validate_conversation_id(conversation_id),
-            "limit": str(_validate_limit(limit, MAX_MESSAGES_LIMIT)),
-            "direction": _validate_choice(direction, "direction", MESSAGE_DIRECTIONS),
+            "limit": str(validate_limit(limit, MAX_MESSAGES_LIMIT)),
+            "direction": validate_choice(direction, "direction", MESSAGE_DIRECTIONS),
         }
-        checked = _validate_cursor(cursor)
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
         return params
 
     # -- proposals ---------------------------------------------------------------------
 
-    async def start_proposal_conversation(self, proposal_id: str) -> ProposalConversation:
+    async def start_proposal_conversation(
+        self,
+        proposal_id: str,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> ProposalConversation:
         """Open (or get) the pre-hire conversation of a proposal you own the job of.
 
         Idempotent on the server (``created`` is True only the first time), so it is safe
@@ -267,41 +276,57 @@ class ReadMixin:
         """
         path = f"/proposals/{path_segment(proposal_id, 'proposalId')}/conversation"
         # Idempotent on the server (get-or-create): safe to retry like a GET.
-        status, payload = await self.request("POST", path, idempotent=True)
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("POST", path, idempotent=True)
         return parse_proposal_conversation(payload, status, "POST", path)
 
     # -- the updates feed ----------------------------------------------------------------
 
-    async def get_updates(self, *, cursor: str | None = None, limit: int = 100) -> EventPage:
+    async def get_updates(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> EventPage:
         """One page of the account's event feed (GET /updates), oldest first.
 
         Omit ``cursor`` to start at the beginning of the account's history; persist
         ``next_cursor`` and pass it back (an empty page echoes your cursor).  Events of
         types this SDK does not know pass through as plain ``Event`` records.
         """
-        params = {"limit": str(_validate_limit(limit, MAX_UPDATES_LIMIT))}
-        checked = _validate_cursor(cursor)
+        params = {"limit": str(validate_limit(limit, MAX_UPDATES_LIMIT))}
+        checked = validate_cursor(cursor)
         if checked is not None:
             params["cursor"] = checked
-        status, payload = await self.request("GET", "/updates", params=params)
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("GET", "/updates", params=params)
         return parse_event_page(payload, status, "GET", "/updates")
 
-    async def iter_updates(
-        self, *, cursor: str | None = None, limit: int = 100
-    ) -> AsyncIterator[EventPage]:
-        """Every page of the feed available now, lazily; ends when the feed is caught up.
+    def iter_updates(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncPaginator[EventPage, Event]:
+        """Every event of the feed available now, oldest first; ends when caught up.
 
         Stops after a page with ``has_more`` False, a null cursor, or an empty page
-        that echoes the cursor.  For a never-ending bot loop use ``listen()``.
+        that echoes the cursor; page by page with ``.pages()`` (persist each page's
+        ``next_cursor``).  For a never-ending bot loop use ``listen()``.
         """
-        _validate_limit(limit, MAX_UPDATES_LIMIT)
-        _validate_cursor(cursor)
+        validate_limit(limit, MAX_UPDATES_LIMIT)
+        validate_cursor(cursor)
 
         def fetch(at: str | None) -> Awaitable[EventPage]:
-            return self.get_updates(cursor=at, limit=limit)
+            return self.get_updates(
+                cursor=at, limit=limit, timeout=timeout, max_retries=max_retries
+            )
 
-        async for page in _pages(fetch, cursor, lambda p: len(p.events), lambda p: p.has_more):
-            yield page
+        return AsyncPaginator(fetch, _events_of, cursor=cursor, more=_has_more)
 
     def listen(
         self,
@@ -328,9 +353,10 @@ class ReadMixin:
         says where to begin: ``"latest"`` (skip history) or ``"beginning"``.  When idle
         it waits ``idle_backoff`` seconds, growing by ``backoff_factor`` up to
         ``max_idle_backoff``; ``until_idle=True`` returns instead (for cron-style runs).
+        The waits go through the client's ``sleep`` unless ``sleep`` is given here.
         """
         if store is None:
-            store = self._default_cursor_path()
+            store = self._cursor_path()
         return listen_messages(
             self,
             store=store,
@@ -340,20 +366,33 @@ class ReadMixin:
             max_idle_backoff=max_idle_backoff,
             backoff_factor=backoff_factor,
             until_idle=until_idle,
-            sleep=sleep,
+            sleep=self._read_clock.sleep if sleep is None else sleep,
+            clock=self._read_clock.monotonic,
         )
 
     # -- identity and preflight ------------------------------------------------------------
 
-    async def whoami(self) -> WhoAmI:
+    async def whoami(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> WhoAmI:
         """Who this token acts as, its scopes, and its account (GET /auth/me)."""
-        status, payload = await self.request("GET", "/auth/me")
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("GET", "/auth/me")
         return parse_whoami(payload, status, "GET", "/auth/me")
 
-    async def capabilities(self) -> Capabilities:
+    async def capabilities(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> Capabilities:
         """The account's feature flags (GET /job-drafts/capabilities)."""
         path = "/job-drafts/capabilities"
-        status, payload = await self.request("GET", path)
+        client = self._requester(timeout, max_retries)
+        status, payload = await client.request("GET", path)
         return parse_capabilities(payload, status, "GET", path)
 
     async def preflight(self) -> Preflight:

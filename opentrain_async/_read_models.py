@@ -17,7 +17,7 @@ import attrs
 import cattrs
 
 from ._errors import UnexpectedResponseError
-from ._models import Message, converter, structure
+from ._models import Message, WireModel, converter, structure
 
 __all__ = [
     "EVENT_TYPES",
@@ -74,7 +74,7 @@ _STRUCTURE_ERRORS = (cattrs.BaseValidationError, TypeError, ValueError, KeyError
 
 
 @attrs.frozen(kw_only=True)
-class LastMessage:
+class LastMessage(WireModel):
     """The preview of a conversation's latest message (list mode of GET /messages)."""
 
     id: str
@@ -85,7 +85,7 @@ class LastMessage:
 
 
 @attrs.frozen(kw_only=True)
-class Conversation:
+class Conversation(WireModel):
     """One conversation the token's account participates in."""
 
     id: str
@@ -102,7 +102,7 @@ class Conversation:
 
 
 @attrs.frozen(kw_only=True)
-class ConversationPage:
+class ConversationPage(WireModel):
     """One page of ``list_conversations``; ``next_cursor`` is None on the last page."""
 
     conversations: tuple[Conversation, ...]
@@ -110,7 +110,7 @@ class ConversationPage:
 
 
 @attrs.frozen(kw_only=True)
-class MessagePage:
+class MessagePage(WireModel):
     """One page of ``read_messages``; ``next_cursor`` is None on the last page.
 
     The order of ``messages`` inside a page is whatever the server sent (the docs do not
@@ -122,7 +122,7 @@ class MessagePage:
 
 
 @attrs.frozen(kw_only=True)
-class ProposalConversation:
+class ProposalConversation(WireModel):
     """The pre-hire thread of a proposal; ``created`` is False when it already existed."""
 
     conversation_id: str
@@ -132,7 +132,7 @@ class ProposalConversation:
 
 
 @attrs.frozen(kw_only=True)
-class Event:
+class Event(WireModel):
     """One record of the /updates feed (also the body of a webhook delivery).
 
     Unknown ``type`` values pass through unchanged; ``data`` is the raw payload.
@@ -160,7 +160,7 @@ class Event:
 
 
 @attrs.frozen(kw_only=True)
-class EventPage:
+class EventPage(WireModel):
     """One page of ``get_updates``: persist ``next_cursor`` and pass it back."""
 
     events: tuple[Event, ...]
@@ -169,7 +169,7 @@ class EventPage:
 
 
 @attrs.frozen(kw_only=True)
-class Actor:
+class Actor(WireModel):
     """The user a token acts as."""
 
     user_id: str
@@ -181,7 +181,7 @@ class Actor:
 
 
 @attrs.frozen(kw_only=True)
-class TokenInfo:
+class TokenInfo(WireModel):
     """The token itself: its id, label and scopes (never its secret)."""
 
     id: str | None = None
@@ -191,7 +191,7 @@ class TokenInfo:
 
 
 @attrs.frozen(kw_only=True)
-class Account:
+class Account(WireModel):
     """The account the token belongs to.
 
     ``claimed`` and ``claim_url`` are not in the documented shape; they are read when the
@@ -207,7 +207,7 @@ class Account:
 
 
 @attrs.frozen(kw_only=True)
-class WhoAmI:
+class WhoAmI(WireModel):
     """GET /auth/me: who the token acts as, what it may do, and for which account."""
 
     actor: Actor
@@ -225,7 +225,7 @@ class WhoAmI:
 
 
 @attrs.frozen(kw_only=True)
-class Capabilities:
+class Capabilities(WireModel):
     """GET /job-drafts/capabilities: the account's feature flags.
 
     ``messaging_writes`` is None when the server did not say; ``flags`` holds every flag
@@ -238,7 +238,7 @@ class Capabilities:
 
 
 @attrs.frozen(kw_only=True)
-class PreflightProblem:
+class PreflightProblem(WireModel):
     """One reason this token cannot send yet, and how to fix it."""
 
     code: str
@@ -252,7 +252,7 @@ class PreflightProblem:
 
 
 @attrs.frozen(kw_only=True)
-class Preflight:
+class Preflight(WireModel):
     """The answer of ``preflight()``: can this token send, and if not, why not."""
 
     can_send: bool

@@ -1,5 +1,8 @@
 """Local validation of what the server would reject, so bad input never costs a request.
 
+The one home of the SDK's input checks: each raises ``InvalidRequestError`` naming the
+field, the rule (``limit``) and what was given (``actual``).
+
 The server validates with zod, i.e. JavaScript string lengths, which count UTF-16 code
 units: an emoji outside the Basic Multilingual Plane counts as 2.  Text must also be
 valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
@@ -16,8 +19,13 @@ __all__ = [
     "MAX_CONTENT_LENGTH",
     "path_segment",
     "utf16_length",
+    "validate_bool",
+    "validate_choice",
     "validate_content",
     "validate_conversation_id",
+    "validate_cursor",
+    "validate_limit",
+    "validate_number",
     "validate_text",
 ]
 
@@ -112,3 +120,66 @@ def validate_content(content: object, field: str = "content") -> str:
             actual=length,
         )
     return content
+
+
+def validate_limit(limit: object, maximum: int) -> int:
+    """A page size: an integer from 1 to ``maximum`` (not a bool)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise InvalidRequestError(
+            f"limit must be an integer from 1 to {maximum}, got {limit!r}",
+            field="limit",
+            limit=f"1-{maximum}",
+            actual=limit,
+        )
+    return limit
+
+
+def validate_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, exactly."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidRequestError(
+            f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}",
+            field=field,
+            limit=" | ".join(choices),
+            actual=value,
+        )
+    return value
+
+
+def validate_cursor(cursor: object) -> str | None:
+    """None, or a non-blank string (a ``next_cursor`` handed back)."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.strip():
+        raise InvalidRequestError(
+            f"cursor must be None or a non-empty string (a previous next_cursor), got {cursor!r}",
+            field="cursor",
+            limit="None or non-empty string",
+            actual=cursor,
+        )
+    return validate_text(cursor, "cursor")
+
+
+def validate_bool(value: object, field: str) -> bool:
+    """True or False, not a truthy stand-in."""
+    if not isinstance(value, bool):
+        raise InvalidRequestError(
+            f"{field} must be True or False, got {value!r}",
+            field=field,
+            limit="bool",
+            actual=value,
+        )
+    return value
+
+
+def validate_number(value: object, field: str, *, minimum: float, strict: bool = False) -> float:
+    """A real number (not a bool, not NaN) >= ``minimum`` (> with ``strict``), as a float."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value > minimum if strict else value >= minimum  # type: ignore[operator]
+    if not ok:
+        rule = f"{'>' if strict else '>='} {minimum:g}"
+        raise InvalidRequestError(
+            f"{field} must be a number {rule}, got {value!r}", field=field, limit=rule, actual=value
+        )
+    return float(value)  # type: ignore[arg-type]

@@ -18,7 +18,6 @@ import hmac
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from aiohttp import web
 from ._errors import ConfigurationError, UnexpectedResponseError, WebhookVerificationError
 from ._json import json_loads
 from ._read_models import Event, parse_event
+from ._seen import RecentSet
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -208,9 +208,8 @@ class WebhookHandler:
         self._on_event = on_event
         self._tolerance = _check_tolerance(tolerance)
         self._background = background
-        self._dedupe_size = dedupe_size
         self._clock = clock
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: RecentSet[str] = RecentSet(dedupe_size)
         self._in_progress: set[str] = set()  # deliveries being handled (background=False)
         self._tasks: set[asyncio.Task[None]] = set()
         self.received = 0
@@ -247,8 +246,7 @@ class WebhookHandler:
             status = 400 if exc.reason == "invalid_payload" else 401
             return web.json_response({"ok": False, "error": exc.reason}, status=status)
         key = request.headers.get(DELIVERY_HEADER) or f"event:{event.id}"
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        if self._seen.seen(key):
             self.duplicates += 1
             return web.json_response({"ok": True, "duplicate": True})
         if key in self._in_progress:
@@ -274,9 +272,7 @@ class WebhookHandler:
         return web.json_response({"ok": True})
 
     def _remember(self, key: str) -> None:
-        self._seen[key] = None
-        while len(self._seen) > self._dedupe_size:
-            self._seen.popitem(last=False)
+        self._seen.add(key)
 
     async def _run(self, event: Event, key: str) -> None:
         try:

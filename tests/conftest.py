@@ -38,14 +38,18 @@ def no_wait() -> RecordingSleep:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the developer's real token, base URL or CLI config file."""
+    """No test sees the developer's real token, base URL, CLI config file or proxy."""
     for name in (
         "OT_API_TOKEN",
         "OPENTRAIN_API_TOKEN",
         "OT_API_BASE_URL",
         "OPENTRAIN_API_BASE_URL",
+        "OPENTRAIN_LOG",
     ):
         monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 

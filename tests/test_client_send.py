@@ -287,7 +287,7 @@ async def test_unknown_outcome_is_not_resent(
     server.inject_fault(fault, count=1)
     with pytest.raises(DeliveryUnknownError, match="may or may not have been delivered") as info:
         await client.send_message(conv, "hi")
-    assert isinstance(info.value.cause, cause)
+    assert isinstance(info.value.__cause__, cause)
     assert info.value.conversation_id == conv
     assert len(server.sends) == 1
 
@@ -300,8 +300,8 @@ async def test_html_502_from_a_proxy_is_typed(
     server.fail_next(1, status=502, body="<html>502 Bad Gateway</html>", content_type="text/html")
     with pytest.raises(DeliveryUnknownError) as info:
         await client.send_message(conv, "hi")
-    assert isinstance(info.value.cause, InternalServerError)
-    assert info.value.cause.status == 502
+    assert isinstance(info.value.__cause__, InternalServerError)
+    assert info.value.__cause__.status == 502
 
 
 async def test_timeout_after_commit_is_unknown(server: FakeOpenTrain) -> None:
@@ -311,7 +311,7 @@ async def test_timeout_after_commit_is_unknown(server: FakeOpenTrain) -> None:
     async with make_client(server, timeout=0.2) as client:
         with pytest.raises(DeliveryUnknownError) as info:
             await client.send_message(conv, "hi")
-    assert isinstance(info.value.cause, APITimeoutError)
+    assert isinstance(info.value.__cause__, APITimeoutError)
     assert len(server.sends) == 1
 
 

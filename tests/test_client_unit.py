@@ -27,8 +27,8 @@ async def test_unreadable_2xx_on_a_send_is_an_unknown_outcome(
     async with OpenTrainClient("ot_pat_unit", url) as client:
         with pytest.raises(DeliveryUnknownError) as info:
             await client.send_message("conv_1", "hi")
-    assert isinstance(info.value.cause, UnexpectedResponseError)
-    assert info.value.cause.status == 201
+    assert isinstance(info.value.__cause__, UnexpectedResponseError)
+    assert info.value.__cause__.status == 201
 
 
 async def test_idempotent_post_retries_gateway_errors(

@@ -44,7 +44,9 @@ async def test_send_all_stops_after_the_first_account_level_refusal(
     else:
         token = "ot_pat_revoked"
     async with OpenTrainClient(token, server.base_url) as client:
-        report = await client.send_all(((conv, f"m {i}") for i in range(2000)), concurrency=8)
+        report = await client.send_all(
+            ((conv, f"m {i}") for i in range(2000)), concurrency=8, keep_failures=2000
+        )
     assert report.total == 2000
     assert report.sent == 0
     assert len(server.sends) <= 8

@@ -17,7 +17,7 @@ from opentrain_async import (
     OpenTrainClient,
     SendOutcome,
 )
-from opentrain_async._reconcile import ClaimedIds, find_own_message
+from opentrain_async._delivery import ClaimedIds, find_own_message
 from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import cli_env, journal_header, run_cli, write_jsonl

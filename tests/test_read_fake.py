@@ -54,7 +54,7 @@ async def test_list_conversations_empty(client: OpenTrainClient) -> None:
     """An account with no conversations gets one empty, final page."""
     page = await client.list_conversations()
     assert (page.conversations, page.next_cursor) == ((), None)
-    assert [p async for p in client.iter_conversations()] == [page]
+    assert [p async for p in client.iter_conversations().pages()] == [page]
 
 
 async def test_iter_conversations_pages_lazily_over_everything(
@@ -63,7 +63,7 @@ async def test_iter_conversations_pages_lazily_over_everything(
     """iter_conversations fetches one page per step and ends at a null cursor."""
     ids = _conversations(server, 5)
     server.clear_requests()
-    pages = client.iter_conversations(limit=2)
+    pages = client.iter_conversations(limit=2).pages()
     first = await pages.__anext__()
     assert len(first.conversations) == 2
     assert len(server.requests) == 1  # nothing fetched ahead
@@ -130,7 +130,7 @@ async def test_iter_messages_both_directions_cover_the_thread(
     cid, ids = _thread(server, 7)
     pages = [
         p
-        async for p in client.iter_messages(cid, direction=direction, limit=3)  # type: ignore[arg-type]
+        async for p in client.iter_messages(cid, direction=direction, limit=3).pages()  # type: ignore[arg-type]
     ]
     assert [len(p.messages) for p in pages] == [3, 3, 1]
     seen = [m.id for p in pages for m in p.messages]
@@ -160,7 +160,8 @@ async def test_read_messages_empty_conversation(
     cid = server.add_conversation()
     page = await client.read_messages(cid)
     assert (page.messages, page.next_cursor) == ((), None)
-    assert [p.messages async for p in client.iter_messages(cid)] == [()]
+    assert [p.messages async for p in client.iter_messages(cid).pages()] == [()]
+    assert [m async for m in client.iter_messages(cid)] == []
 
 
 async def test_read_messages_errors_are_typed(
@@ -191,9 +192,9 @@ async def test_iterators_stop_when_the_server_echoes_its_cursor(
     for i in range(5):
         server.add_event("custom.thing", {"i": i})
     server.echo_cursor_bug = True
-    message_pages = [p async for p in client.iter_messages(cid, limit=2)]
-    conversation_pages = [p async for p in client.iter_conversations(limit=2)]
-    update_pages = [p async for p in client.iter_updates(limit=2)]
+    message_pages = [p async for p in client.iter_messages(cid, limit=2).pages()]
+    conversation_pages = [p async for p in client.iter_conversations(limit=2).pages()]
+    update_pages = [p async for p in client.iter_updates(limit=2).pages()]
     assert len(message_pages) <= 3
     assert len(conversation_pages) <= 3
     assert len(update_pages) <= 3
@@ -299,13 +300,13 @@ async def test_iter_updates_pages_oldest_first_and_stops_caught_up(
     """iter_updates walks the feed in limit-sized pages and ends when hasMore is False."""
     for i in range(5):
         server.add_event("custom.thing", {"i": i})
-    pages = [p async for p in client.iter_updates(limit=2)]
+    pages = [p async for p in client.iter_updates(limit=2).pages()]
     assert [len(p.events) for p in pages] == [2, 2, 1]
     assert [p.has_more for p in pages] == [True, True, False]
     assert [e.data["i"] for p in pages for e in p.events] == [0, 1, 2, 3, 4]
     server.add_event("custom.thing", {"i": 5})
-    resumed = [p async for p in client.iter_updates(cursor=pages[-1].next_cursor)]
-    assert [e.data["i"] for p in resumed for e in p.events] == [5]
+    resumed = [e async for e in client.iter_updates(cursor=pages[-1].next_cursor)]
+    assert [e.data["i"] for e in resumed] == [5]
 
 
 # -- identity and preflight ------------------------------------------------------------

@@ -230,7 +230,7 @@ async def test_iterator_stops_on_echoed_cursor_with_no_items(
     """A server that echoes the cursor on an empty page does not make iteration loop forever."""
     canned.get(MESSAGES, payload={"messages": [MESSAGE], "nextCursor": "n1"})
     canned.get(MESSAGES, payload={"messages": [], "nextCursor": "n1"})
-    pages = [page async for page in client.iter_messages("c1")]
+    pages = [page async for page in client.iter_messages("c1").pages()]
     assert [len(p.messages) for p in pages] == [1]
     assert client.stats.requests == 2
 
@@ -241,7 +241,7 @@ async def test_iterator_stops_when_cursor_repeats_with_items(
     """A page that hands back the very cursor it was given ends iteration after that page."""
     conversation = {"id": "c1"}
     canned.get(MESSAGES, payload={"conversations": [conversation], "nextCursor": "same"})
-    pages = [p async for p in client.iter_conversations(cursor="same")]
+    pages = [p async for p in client.iter_conversations(cursor="same").pages()]
     assert [[c.id for c in p.conversations] for p in pages] == [["c1"]]
     assert client.stats.requests == 1
 

@@ -31,7 +31,7 @@ from opentrain_async._errors import (
     InvalidRequestError,
     OpenTrainError,
 )
-from opentrain_async._models import Message, converter
+from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
 from opentrain_async._version import __version__
 
@@ -295,7 +295,7 @@ def _read_stdin() -> str:
 
 def _show_message(message: Message, out: TextIO) -> None:
     preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
-    created = converter.unstructure(message.created_at)
+    created = message.to_dict()["createdAt"]
     sent = f"sent {message.id} to {message.conversation_id} at {created}"
     print(terminal_safe(sent), file=out)
     print(f"  {terminal_safe(preview)}", file=out)
@@ -321,12 +321,12 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 f"rejected (401)",
                 EXIT_START,
             )
+        except DeliveryUnknownError as exc:  # before APIConnectionError, its parent
+            return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except APIConnectionError as exc:
             if exc.reached_server is False:
                 return _fail(f"cannot reach {settings.api_root}: {exc}", EXIT_START)
             return _fail(str(exc), EXIT_FAILED)
-        except DeliveryUnknownError as exc:
-            return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
     if args.json:

@@ -33,7 +33,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -45,7 +44,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opentrain_async._bulk import BulkSend, SendOutcome, stops_engine
+from opentrain_async._bulk import SendOutcome, stops_engine
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
 from opentrain_async._errors import (
@@ -59,6 +58,7 @@ from opentrain_async._errors import (
     UnexpectedResponseError,
 )
 from opentrain_async._models import Message, OutgoingMessage
+from opentrain_async._time import SYSTEM_CLOCK, Clock
 
 from ._input import InputError, JobSource, Line
 from ._journal import (
@@ -137,6 +137,8 @@ class JobOptions:
     """After SIGINT/SIGTERM: seconds sends on the wire get to finish and be journaled."""
     journal_store: JournalStore | None = None
     """Where the journal lives, when not in a file (``--journal``/the default path)."""
+    clock: Clock = SYSTEM_CLOCK
+    """The time seam: the client's, the journal's and the settle wait's clocks."""
 
 
 @attrs.frozen
@@ -593,6 +595,7 @@ class _Runner:
         store = None if self.journal is None else self.journal.store
         if isinstance(store, RedisJournalStore):  # fencing: no POST once the lease is lost
             session = aiohttp.ClientSession(trace_configs=[store.trace_config()])
+        clock = options.clock
         client = OpenTrainClient(
             self.settings.token,
             self.settings.api_root,
@@ -600,8 +603,11 @@ class _Runner:
             rate_limit=options.rate,
             pacing_url=options.pacing_url,
             session=session,
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+            wall_clock=clock.wall,
         )
-        started = time.monotonic()
+        started = clock.monotonic()
         try:
             async with client:
                 # Messages earlier runs delivered are never credited to another input.
@@ -616,7 +622,7 @@ class _Runner:
                 if not self._work.cancelled():
                     self._work.result()  # re-raise what went wrong
         finally:
-            summary.elapsed = time.monotonic() - started
+            summary.elapsed = clock.monotonic() - started
             summary.requests = client.stats.requests
             summary.rate_limited = client.stats.rate_limited
             summary.retries = client.stats.retries
@@ -648,9 +654,10 @@ class _Runner:
         )
         latest = max(self.state.inputs[i.ident].last_started or 0.0 for i in plan.to_settle)
         # Never more than ``settle``: a clock stepped back must not stall the run.
-        wait = min(latest + self.options.settle - time.time(), self.options.settle)
+        clock = self.options.clock
+        wait = min(latest + self.options.settle - clock.wall(), self.options.settle)
         if wait > 0:  # let a request the dead process had on the wire finish server-side
-            await asyncio.sleep(wait)
+            await clock.sleep(wait)
         limit = asyncio.Semaphore(self.options.concurrency)
 
         async def settle(item: _Input) -> None:
@@ -664,7 +671,7 @@ class _Runner:
         assert self.journal is not None
         progress = self.state.inputs[item.ident]
         # A time in the future (the clock was stepped back since): read back from now.
-        since = min(progress.first_started or 0.0, time.time())
+        since = min(progress.first_started or 0.0, self.options.clock.wall())
         try:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
@@ -729,7 +736,11 @@ class _Runner:
             # stopping here would leave it open for the next run to read back.
             try:
                 await self.journal.started(
-                    ident, item.line.number, message.conversation_id, item.digest, time.time()
+                    ident,
+                    item.line.number,
+                    message.conversation_id,
+                    item.digest,
+                    self.options.clock.wall(),
                 )
             except JournalError as exc:
                 # The engine takes an OpenTrainError (a lost Redis lease is one) for this
@@ -764,7 +775,9 @@ class _Runner:
         error = outcome.error
         assert error is not None
         stop = _stops_run(error)
-        kind = outcome.kind
+        # The summary and the journal group failures by the server's own reason, also
+        # one the SDK's closed set of kinds does not name.
+        kind = outcome.reason or outcome.kind
         if kind == "delivery_unknown":
             summary.unknown += 1
         else:
@@ -792,8 +805,7 @@ class _Runner:
             stream=self.err,
             interval=options.progress_interval,
         )
-        sending = BulkSend(
-            client,
+        sending = client.send_many(
             items,
             concurrency=options.concurrency,
             reconcile=True,
@@ -1043,7 +1055,10 @@ async def execute(
             await _preflight(settings)
         if store is not None:
             journal, state = await open_journal(
-                store, _input_identity(source, settings.api_root), reuse=options.reuse_journal
+                store,
+                _input_identity(source, settings.api_root),
+                reuse=options.reuse_journal,
+                wall=options.clock.wall,
             )
         runner.summary.journal = None if journal is None else journal.name
         try:

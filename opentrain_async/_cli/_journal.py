@@ -40,7 +40,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -491,7 +491,11 @@ def check_input(state: JournalState, name: str, expected: InputIdentity, *, reus
 
 
 async def open_journal(
-    store: JournalStore, expected: InputIdentity, *, reuse: bool = False
+    store: JournalStore,
+    expected: InputIdentity,
+    *,
+    reuse: bool = False,
+    wall: Callable[[], float] = time.time,
 ) -> tuple[Journal, JournalState]:
     """Take the journal over for this run: check it is ours and for this job, read it,
     and create it (header first) when it is new."""
@@ -505,14 +509,14 @@ async def open_journal(
                 "format": FORMAT,
                 "input": expected.as_record(),
                 "version": __version__,
-                "at": time.time(),
+                "at": wall(),
             }
             await store.create(header)
             state.header = header
     except BaseException:
         await store.close()
         raise
-    return Journal(store), state
+    return Journal(store, wall=wall), state
 
 
 class Journal:
@@ -528,8 +532,10 @@ class Journal:
     mask the error being handled).
     """
 
-    def __init__(self, store: JournalStore) -> None:
+    def __init__(self, store: JournalStore, *, wall: Callable[[], float] = time.time) -> None:
         self.store = store
+        self._wall = wall
+        """The wall clock records are stamped with (the job's time seam)."""
         self._pending: list[Mapping[str, Any]] = []
         self._queued = 0
         self._durable = 0
@@ -612,7 +618,7 @@ class Journal:
         await self.append(
             {
                 "event": "run",
-                "at": time.time(),
+                "at": self._wall(),
                 "pid": os.getpid(),
                 "input": source,
                 "version": __version__,
@@ -641,7 +647,7 @@ class Journal:
             "id": ident,
             "ok": True,
             "messageId": message_id,
-            "at": time.time(),
+            "at": self._wall(),
         }
         if reconciled:
             record["reconciled"] = True
@@ -665,7 +671,7 @@ class Journal:
             "kind": kind,
             "error": error[:300],
             "final": final,
-            "at": time.time(),
+            "at": self._wall(),
         }
         if code is not None:
             record["code"] = code

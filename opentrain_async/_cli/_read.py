@@ -14,13 +14,13 @@ import asyncio
 import json
 import re
 import unicodedata
-from collections import OrderedDict
-from typing import Any, TextIO
+from typing import TextIO
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
-from opentrain_async._models import Message, converter
+from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
+from opentrain_async._seen import RecentSet
 
 __all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
 
@@ -46,13 +46,14 @@ def _line(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _timestamp(value: Any) -> str:
-    return str(converter.unstructure(value)) if value is not None else "-"
+def _timestamp(record: WireModel, key: str) -> str:
+    return str(record.to_dict().get(key) or "-")
 
 
-def print_json(obj: Any, out: TextIO) -> None:
-    """One JSON line; C1 controls and DEL escaped too (json escapes only C0 ones)."""
-    text = json.dumps(converter.unstructure(obj), ensure_ascii=False)
+def print_json(obj: WireModel, out: TextIO) -> None:
+    """One JSON line (the API's shape); C1 controls and DEL escaped too (json escapes
+    only C0 ones)."""
+    text = json.dumps(obj.to_dict(), ensure_ascii=False)
     print(_C1.sub(lambda char: f"\\u{ord(char.group()):04x}", text), file=out, flush=True)
 
 
@@ -64,7 +65,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
         preview = f"  {terminal_safe(who)}: {_line(last.content, 60)}"
     print(
         f"{terminal_safe(conv.id)}  {terminal_safe(conv.bucket or '-'):<8} "
-        f"unread {conv.unread_count:<3} updated {_timestamp(conv.updated_at)}{preview}",
+        f"unread {conv.unread_count:<3} updated {_timestamp(conv, 'updatedAt')}{preview}",
         file=out,
         flush=True,
     )
@@ -73,7 +74,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
 def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
-        f"{_timestamp(message.created_at)}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
+        f"{_timestamp(message, 'createdAt')}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
         f"{_line(message.content, 200)}",
         file=out,
         flush=True,
@@ -84,21 +85,20 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
     """Print every conversation (up to ``--max``), most recently updated first."""
     shown = 0
     async with OpenTrainClient(settings.token, settings.api_root) as client:
-        async for page in client.iter_conversations(
+        async for conv in client.iter_conversations(
             filter=args.filter, unread_only=args.unread, limit=args.limit
         ):
-            for conv in page.conversations:
-                if args.max is not None and shown >= args.max:
-                    return 0
-                print_json(conv, out) if args.json else _print_conversation(conv, out)
-                shown += 1
+            if args.max is not None and shown >= args.max:
+                return 0
+            print_json(conv, out) if args.json else _print_conversation(conv, out)
+            shown += 1
     return 0
 
 
 async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print a conversation's messages; with ``--follow``, keep printing new ones."""
     shown = 0
-    seen: OrderedDict[str, None] = OrderedDict()
+    seen: RecentSet[str] = RecentSet(_SEEN_MEMORY)
 
     def emit(messages: list[Message]) -> bool:
         """Print the unseen ones oldest first; False once ``--max`` is reached."""
@@ -106,9 +106,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
         for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
             if message.id in seen:
                 continue
-            seen[message.id] = None
-            if len(seen) > _SEEN_MEMORY:
-                seen.popitem(last=False)
+            seen.add(message.id)
             if args.max is not None and shown >= args.max:
                 return False
             print_json(message, out) if args.json else _print_message(message, out)
@@ -119,7 +117,8 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
         if not args.follow and args.max is not None and args.direction == "older":
             # The latest N, shown in time order: collect (N at most), then print.
             latest: list[Message] = []
-            async for page in client.iter_messages(args.conversation_id, limit=args.limit):
+            pages = client.iter_messages(args.conversation_id, limit=args.limit).pages()
+            async for page in pages:
                 latest.extend(page.messages)
                 if len(latest) >= args.max:
                     break
@@ -127,14 +126,15 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
             emit(latest[-args.max :])
             return 0
         if not args.follow:
-            async for page in client.iter_messages(
+            walk = client.iter_messages(
                 args.conversation_id, direction=args.direction, limit=args.limit
-            ):
+            )
+            async for page in walk.pages():  # each page printed in time order
                 if not emit(list(page.messages)):
                     return 0
             return 0
         while True:  # tail: the newest page, again and again
-            page = await client.read_messages(args.conversation_id, limit=args.limit)
-            if not emit(list(page.messages)):
+            newest = await client.read_messages(args.conversation_id, limit=args.limit)
+            if not emit(list(newest.messages)):
                 return 0
             await asyncio.sleep(args.interval)

@@ -1,0 +1,335 @@
+"""Delivery: one message lands exactly once, or the caller is told it may have.
+
+``Delivery.deliver`` POSTs the message through the client's request pipeline (handed
+in as two callables: one attempt, and the retries after a failed first attempt).  When
+the outcome is unknown (a timeout after the request was written, a dropped connection,
+a 5xx, a 2xx that cannot be read) it never resends blindly: POST /messages has no
+idempotency key, so the only way to avoid both loss and duplicates is to look.
+
+Read-back walks the conversation from the newest message and searches for our own: from
+the viewer, same content, created after the first attempt began (less ``clock_skew``),
+and not already claimed by another send of this client.  Found: that is the outcome.
+Not found, after reading back to before the first attempt: the message was not
+delivered and may be resent.  Unreadable, or not read back that far: the outcome stays
+unknown.  The bound is time (the messages' own timestamps, and a budget in seconds),
+never a page count, so a busy conversation cannot make "not read" look like "not
+delivered".  Nothing here knows the client: the reader is any ``MessageReader``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Container, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import cattrs
+
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    DeliveryUnknownError,
+    InternalServerError,
+    OpenTrainError,
+    UnexpectedResponseError,
+)
+from ._json import json_dumps
+from ._models import Message, structure_message_hook
+from ._pagination import AsyncPaginator
+from ._read_models import MessagePage
+from ._retry import RetryPolicy
+from ._seen import RecentSet
+from ._time import Clock
+
+logger = logging.getLogger("opentrain_async")
+
+__all__ = ["ClaimedIds", "Delivery", "MessageReader", "find_own_message"]
+
+PAGE_LIMIT = 100
+READ_BACK_BUDGET = 120.0
+"""Seconds one read-back may take before its outcome is reported unknown."""
+
+
+class MessageReader(Protocol):
+    """What read-back needs: a conversation's messages, newest first, page by page."""
+
+    def iter_messages(
+        self, conversation_id: str, *, limit: int = ...
+    ) -> AsyncPaginator[MessagePage, Message]: ...
+
+
+class ClaimedIds:
+    """The message ids this client already attributed to a send (the most recent
+    ``capacity`` of them), and live collections of ids claimed elsewhere."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._ids: RecentSet[str] = RecentSet(capacity)
+        self._elsewhere: list[Container[str]] = []
+
+    def include(self, ids: Container[str]) -> None:
+        """Also treat every id in ``ids`` (a live collection, not copied) as claimed."""
+        self._elsewhere.append(ids)
+
+    def add(self, message_id: str) -> None:
+        """Remember ``message_id`` (the least recent is forgotten beyond capacity)."""
+        self._ids.add(message_id)
+
+    def __contains__(self, message_id: object) -> bool:
+        if message_id in self._ids:
+            return True
+        return isinstance(message_id, str) and any(message_id in c for c in self._elsewhere)
+
+
+async def find_own_message(
+    reader: MessageReader,
+    conversation_id: str,
+    content: str,
+    *,
+    since: float,
+    claimed: ClaimedIds,
+    cause: DeliveryUnknownError,
+    skew: float = 0.0,
+    budget: float = READ_BACK_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
+) -> Message | None:
+    """Search the conversation for our unclaimed message created at or after ``since``
+    (when the first attempt began, Unix seconds) less ``skew`` seconds.
+
+    Walks back from the newest message (``iter_messages``, the same reader bots use)
+    until the messages are older than ``since`` or the conversation has no more: only
+    then is "not found" an answer (None), however many newer messages there are.
+    Anything short of that is ``DeliveryUnknownError`` (chained to what went wrong),
+    never "not delivered": the conversation cannot be read (no ``messages:read``),
+    a page is malformed, the server hands back a cursor it already gave, or reading
+    back takes longer than ``budget`` seconds.
+    """
+    since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
+    deadline = clock() + budget
+    walk = reader.iter_messages(conversation_id, limit=PAGE_LIMIT)
+    pages = 0
+    async with contextlib.aclosing(walk.pages()) as newest_first:
+        while True:
+            try:
+                page = await anext(newest_first, None)
+            except OpenTrainError as exc:
+                raise _unknown(
+                    conversation_id, cause, f"could not be read back to check ({exc})"
+                ) from exc
+            if page is None:
+                break
+            pages += 1
+            for message in page.messages:  # the order inside a page is not documented
+                if (
+                    message.is_from_viewer
+                    and message.content == content
+                    and message.created_at >= since_dt
+                    and message.id not in claimed
+                ):
+                    claimed.add(message.id)
+                    return message
+            older = [m.created_at for m in page.messages]
+            if older and min(older) < since_dt:
+                return None  # read back to before the first attempt: it is not there
+            if clock() >= deadline:
+                raise _unknown(
+                    conversation_id,
+                    cause,
+                    f"was not read back far enough within {budget:g} s ({pages:,} pages of "
+                    "newer messages)",
+                )
+    if walk.repeated_cursor:
+        raise _unknown(
+            conversation_id,
+            cause,
+            f"could not be read back to check (the server returned the same cursor again, "
+            f"or one it had already given, after {pages:,} pages)",
+        )
+    return None  # the whole conversation was read: it is not there
+
+
+def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> DeliveryUnknownError:
+    return DeliveryUnknownError(
+        f"sending to {conversation_id}: the outcome is unknown and the conversation {why}; "
+        "not resending",
+        cause=cause.__cause__,
+        conversation_id=conversation_id,
+        started_at=cause.started_at,
+    )
+
+
+Attempt = Callable[[str, str, Mapping[str, str] | None, bytes | None], Awaitable[tuple[int, Any]]]
+"""One HTTP attempt of the pipeline: ``(method, path, params, body) -> (status, json)``."""
+RetryAfter = Callable[
+    [OpenTrainError, str, str, Mapping[str, str] | None, bytes | None],
+    Awaitable[tuple[int, Any]],
+]
+"""The pipeline's retries after a failed first attempt (raises when it may not retry)."""
+
+
+class Delivery:
+    """Send, read back, and the ids already claimed: everything "exactly once" needs.
+
+    ``attempt`` and ``retry_after`` are the request pipeline's; ``reader`` reads
+    conversations back; ``claimed`` may be shared (a client and its ``with_options``
+    copies share one).  ``policy.max_retries`` bounds resends after a read-back found
+    nothing; ``clock`` is the client's time seam.
+    """
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        retry_after: RetryAfter,
+        reader: MessageReader,
+        policy: RetryPolicy,
+        clock: Clock,
+        *,
+        claimed: ClaimedIds | None = None,
+        reconcile_delay: float = 1.0,
+        clock_skew: float = 60.0,
+        log_content: bool = False,
+    ) -> None:
+        self._attempt = attempt
+        self._retry_after = retry_after
+        self._reader = reader
+        self._policy = policy
+        self._clock = clock
+        self.claimed = ClaimedIds() if claimed is None else claimed
+        self.reconcile_delay = reconcile_delay
+        """Seconds a timed-out request is given to finish server-side before read-back."""
+        self.clock_skew = clock_skew
+        """How far before the first attempt a found message may be stamped."""
+        self.log_content = log_content
+
+    async def deliver(
+        self, conversation_id: str, content: str, reconcile: bool
+    ) -> tuple[Message, bool]:
+        """POST the message; on an unknown outcome, read back before any resend.
+
+        Returns the message and whether read-back (not the POST's answer) found it.
+        Kept in one frame with the POST: every coroutine layer is re-entered each time
+        aiohttp resumes, so the send path stays shallow.
+        """
+        started = self._clock.wall()
+        if self.log_content and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sending to %s: %r", conversation_id, content)
+        body = json_dumps({"conversationId": conversation_id, "content": content})
+        resends = 0
+        while True:
+            try:
+                try:
+                    status, payload = await self._attempt("POST", "/messages", None, body)
+                except OpenTrainError as exc:
+                    status, payload = await self._retry_after(exc, "POST", "/messages", None, body)
+                message = _parse_message(payload, status, "POST", "/messages")
+                _check_sent(message, conversation_id, status, self.claimed)
+            except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
+                # A 2xx we cannot read is an unknown outcome too: it was most likely
+                # committed, so reporting it as failed would invite a duplicate.
+                if isinstance(exc, APIConnectionError) and exc.reached_server is False:
+                    raise
+                unknown = DeliveryUnknownError(
+                    f"sending to {conversation_id} failed after the request may have reached "
+                    f"the server ({exc}); the message may or may not have been delivered",
+                    cause=exc,
+                    conversation_id=conversation_id,
+                    started_at=started,
+                )
+                if not reconcile:
+                    raise unknown from exc
+                found = await self._read_back(conversation_id, content, started, unknown)
+                if found is not None:
+                    return found, True
+                resends += 1
+                if resends > self._policy.max_retries:
+                    raise
+                logger.info(
+                    "send to %s: outcome was unknown (%s); not found by read-back, resending",
+                    conversation_id,
+                    type(exc).__name__,
+                )
+                continue
+            self.claimed.add(message.id)
+            return message, False
+
+    async def find_own_message(
+        self, conversation_id: str, content: str, *, since: float
+    ) -> Message | None:
+        """Our unclaimed message with ``content``, sent at ``since`` (Unix seconds, the
+        first attempt's start) or up to ``clock_skew`` earlier; None when the
+        conversation was read back that far without it (see ``find_own_message``)."""
+        unknown = DeliveryUnknownError(
+            f"the outcome of a send to {conversation_id} is unknown",
+            conversation_id=conversation_id,
+            started_at=since,
+        )
+        return await find_own_message(
+            self._reader,
+            conversation_id,
+            content,
+            since=since,
+            skew=self.clock_skew,
+            claimed=self.claimed,
+            cause=unknown,
+            clock=self._clock.monotonic,
+        )
+
+    async def _read_back(
+        self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
+    ) -> Message | None:
+        """Settle an unknown outcome: our message if the server has it, else None."""
+        if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
+            # The server may still be processing the request we gave up on.
+            await self._clock.sleep(self.reconcile_delay)
+        found = await find_own_message(
+            self._reader,
+            conversation_id,
+            content,
+            since=started,
+            skew=self.clock_skew,
+            claimed=self.claimed,
+            cause=unknown,
+            clock=self._clock.monotonic,
+        )
+        if found is not None:
+            logger.info(
+                "send to %s: outcome was unknown (%s); read-back found message %s",
+                conversation_id,
+                type(unknown.__cause__).__name__,
+                found.id,
+            )
+        return found
+
+
+def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
+    message = payload.get("message") if isinstance(payload, dict) else None
+    try:
+        parsed: Message = structure_message_hook(message, Message)
+        return parsed
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        raise UnexpectedResponseError(
+            f"HTTP {status} but the body has no valid 'message' object "
+            f"({type(exc).__name__}: {exc})",
+            status=status,
+            method=method,
+            path=path,
+        ) from None
+
+
+def _check_sent(message: Message, conversation_id: str, status: int, claimed: ClaimedIds) -> None:
+    """A 2xx whose message is not a new one of this conversation (another conversation's,
+    or an id already attributed to another send) proves nothing was stored for this send:
+    an unknown outcome (read back), never "delivered"."""
+    if message.conversation_id != conversation_id:
+        why = f"a message of conversation {message.conversation_id!r}"
+    elif message.id in claimed:
+        why = f"message {message.id!r}, already the outcome of another send"
+    else:
+        return
+    raise UnexpectedResponseError(
+        f"HTTP {status} for a send to {conversation_id!r} but the answer is {why}",
+        status=status,
+        method="POST",
+        path="/messages",
+    )

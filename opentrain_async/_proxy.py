@@ -1,0 +1,110 @@
+"""Which HTTP proxy the API is reached through, from the environment (as curl, requests
+and httpx read it): ``https_proxy``/``HTTPS_PROXY`` for an https API, ``http_proxy`` for
+http (the upper-case one is ignored under CGI, as urllib does), ``all_proxy`` otherwise,
+and ``no_proxy``/``NO_PROXY`` to bypass.  Loopback hosts are never proxied (as Go's
+net/http), so a local test server works whatever the shell exports.
+
+The proxy is resolved once per client, not per request: every request of a client goes
+to one host, and aiohttp's own ``trust_env`` would look it up (and read ``~/.netrc``) in
+a thread on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+from collections.abc import Mapping
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from yarl import URL
+
+__all__ = ["Proxy", "proxy_from_env"]
+
+logger = logging.getLogger("opentrain_async")
+
+
+class Proxy(NamedTuple):
+    """A proxy URL without credentials, and its ``Proxy-Authorization`` value if any."""
+
+    url: URL
+    authorization: str | None
+
+    def __repr__(self) -> str:
+        credentials = ", authorization=<redacted>" if self.authorization else ""
+        return f"Proxy({str(self.url)!r}{credentials})"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """``no_proxy`` as curl reads it: ``*``, host names matching as domain suffixes
+    (``example.com`` and ``.example.com`` both cover ``api.example.com``), IPs, CIDRs."""
+    host = host.lower().rstrip(".")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
+            host.strip("[]")
+        )
+    except ValueError:
+        address = None
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if entry == "*":
+            return True
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+            except ValueError:
+                pass
+        entry = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # drop a port
+        entry = entry.lstrip(".").rstrip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def _lookup(env: Mapping[str, str], name: str, *, upper: bool = True) -> str | None:
+    value = env.get(name) or (env.get(name.upper()) if upper else None)
+    return value.strip() if value and value.strip() else None
+
+
+def proxy_from_env(api_root: str, env: Mapping[str, str]) -> Proxy | None:
+    """The proxy (and its credentials) for requests to ``api_root``, or None for direct."""
+    parts = urlsplit(api_root)
+    host = parts.hostname or ""
+    if not host or _is_loopback(host):
+        return None
+    no_proxy = _lookup(env, "no_proxy")
+    if no_proxy and _bypassed(host, no_proxy):
+        return None
+    scheme = parts.scheme
+    # httpoxy: under CGI, HTTP_PROXY can be set by a request header; urllib ignores it too.
+    raw = _lookup(env, f"{scheme}_proxy", upper=scheme != "http" or "REQUEST_METHOD" not in env)
+    raw = raw or _lookup(env, "all_proxy")
+    if raw is None:
+        return None
+    if "://" not in raw:
+        raw = "http://" + raw
+    url = URL(raw)
+    if url.scheme != "http" or not url.host:
+        logger.warning(
+            "ignoring the %s proxy from the environment: only http:// proxies are supported",
+            url.scheme or "unnamed",
+        )
+        return None
+    authorization = None
+    if url.raw_user is not None:
+        pair = f"{unquote(url.raw_user)}:{unquote(url.raw_password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        url = url.with_user(None)
+    logger.debug("reaching %s through the proxy %s", host, url)
+    return Proxy(url, authorization)

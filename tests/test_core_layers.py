@@ -1,0 +1,103 @@
+"""The layers under the client work alone, over a callable or a small protocol: the bulk
+engine over a ``deliver`` function, read-back and listen's lookup over any reader."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from opentrain_async import DeliveryUnknownError, Message, RetryPolicy
+from opentrain_async._bulk import BulkSend, run_batch
+from opentrain_async._delivery import ClaimedIds, find_own_message
+from opentrain_async._errors import ConflictError
+from opentrain_async._listen import _find_messages
+from opentrain_async._pagination import AsyncPaginator
+from opentrain_async._read_models import MessagePage
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def _message(i: int, content: str = "other") -> Message:
+    return Message(id=f"m{i}", conversation_id="c1", created_at=NOW, content=content)
+
+
+class CyclingReader:
+    """A conversation whose cursors go None -> A -> B -> A forever, pages of newer messages."""
+
+    def __init__(self) -> None:
+        self.fetches: list[str | None] = []
+
+    def iter_messages(self, conversation_id: str, *, limit: int = 20) -> Any:
+        nxt = {None: "A", "A": "B", "B": "A"}
+
+        async def fetch(cursor: str | None) -> MessagePage:
+            self.fetches.append(cursor)
+            i = len(self.fetches)
+            return MessagePage(messages=(_message(i),), next_cursor=nxt[cursor])
+
+        return AsyncPaginator(fetch, lambda page: page.messages)
+
+
+async def test_read_back_over_a_cycling_reader_is_unknown_at_once() -> None:
+    """Read-back needs only ``iter_messages``; a cursor cycle makes the outcome unknown
+    after three pages, not after its two-minute budget, and never 'not delivered'."""
+    reader = CyclingReader()
+    with pytest.raises(DeliveryUnknownError, match="same cursor") as info:
+        await find_own_message(
+            reader,
+            "c1",
+            "ours",
+            since=NOW.timestamp() - 60,
+            claimed=ClaimedIds(),
+            cause=DeliveryUnknownError("unknown"),
+        )
+    assert reader.fetches == [None, "A", "B"]
+    assert info.value.conversation_id == "c1"
+
+
+async def test_listen_lookup_over_a_cycling_reader_is_incomplete() -> None:
+    """listen()'s lookup says 'could not look far enough' (retry the page) on a cycle."""
+    reader = CyclingReader()
+    found, complete = await _find_messages(reader, "c1", {"m99"}, None)  # type: ignore[arg-type]
+    assert (found, complete) == ({}, False)
+    assert len(reader.fetches) == 3
+
+
+async def test_the_bulk_engine_runs_over_any_deliver_callable() -> None:
+    """BulkSend and run_batch need a ``deliver`` function and a retry policy, no client:
+    every input gets one outcome, errors included."""
+    calls: list[tuple[str, str, bool]] = []
+
+    async def deliver(conversation_id: str, content: str, reconcile: bool) -> tuple[Message, bool]:
+        calls.append((conversation_id, content, reconcile))
+        if content == "blocked":
+            raise ConflictError("no", status=409, details={"reason": "read_only_conversation"})
+        return _message(len(calls), content), False
+
+    items = [("c1", "a"), ("c1", "blocked"), ("c1", ""), ("c1", "b")]
+    outcomes = [
+        o
+        async for o in BulkSend(
+            deliver, items, policy=RetryPolicy(), concurrency=2, reconcile=False
+        )
+    ]
+    assert sorted((o.index, o.kind) for o in outcomes) == [
+        (0, "sent"),
+        (1, "read_only_conversation"),
+        (2, "invalid"),
+        (3, "sent"),
+    ]
+    ticks = iter([10.0, 12.5])
+    report = await run_batch(
+        deliver,
+        items,
+        policy=RetryPolicy(),
+        concurrency=2,
+        reconcile=True,
+        on_outcome=None,
+        clock=lambda: next(ticks),
+    )
+    assert (report.sent, report.failed, report.elapsed) == (2, 2, 2.5)
+    assert all(reconcile for _, _, reconcile in calls[-3:])

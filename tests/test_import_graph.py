@@ -1,0 +1,129 @@
+"""The package's modules import each other without a cycle, TYPE_CHECKING imports
+included: layers below the client never know the client (as in httpx)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Container
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "opentrain_async"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
+    """Every opentrain_async module ``path`` imports, relative or absolute, at any depth
+    of the file (functions and ``if TYPE_CHECKING:`` blocks too).  ``from . import x``
+    of a submodule imports that submodule, not its package's ``__init__``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("opentrain_async"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if not target.startswith("opentrain_async"):
+                continue
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if submodule in modules else target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {
+        name: {m for m in _imports(path, name, modules) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected group of modules (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    """No module of opentrain_async reaches itself through its imports."""
+    graph = import_graph()
+    assert "opentrain_async._client" in graph
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    """The check itself works: a made-up loop A -> B -> C -> A is reported."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_parser_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """Relative, absolute, submodule and TYPE_CHECKING imports all count as edges."""
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import opentrain_async._errors\n"
+        "from ._json import json_loads\n"
+        "from ._pacing import Pacer\n"
+        "from ._pacing import state\n"
+        "if TYPE_CHECKING:\n"
+        "    from ._client import OpenTrainClient\n"
+    )
+    modules = {
+        "opentrain_async._errors",
+        "opentrain_async._json",
+        "opentrain_async._pacing",
+        "opentrain_async._pacing.state",
+        "opentrain_async._client",
+    }
+    assert _imports(source, "opentrain_async.mod", modules) == modules
+
+
+def test_nothing_below_the_client_imports_it() -> None:
+    """Only the facade's users (the package root, the CLI, the testing kit) import
+    _client; the layers under it get callables and protocols."""
+    graph = import_graph()
+    users = {m for m, targets in graph.items() if "opentrain_async._client" in targets}
+    above = ("opentrain_async._cli", "opentrain_async.testing")
+    below = {
+        m
+        for m in users
+        if m != "opentrain_async" and not any(m == a or m.startswith(a + ".") for a in above)
+    }
+    assert below == set()
