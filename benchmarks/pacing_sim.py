@@ -28,6 +28,13 @@ from typing import Any
 import attrs
 
 from opentrain_async import Pacer, RateLimitError, RetryPolicy
+from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
+from opentrain_async._pacing.state import (
+    SHARED_SYNC_EVERY,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+)
 from opentrain_async.testing import FixedWindow, TokenBucket
 
 __all__ = ["REGIMES", "Regime", "SimResult", "VirtualTimeLoop", "simulate"]
@@ -90,6 +97,9 @@ class Regime:
     """(at second, seconds): the whole event loop is blocked (timers and I/O late)."""
     timer_lateness: float = 0.0003
     """Mean seconds a timer fires late (exponential): an event loop busy elsewhere."""
+    processes: int = 1
+    """Pacers sharing one backend (as processes share Redis), ``PER_PROCESS`` workers
+    each; 1: one pacer with ``concurrency`` workers and its own in-memory backend."""
 
     def ideal(self) -> float:
         """Seconds to deliver ``n`` at exactly the limit's rate (plus any consumer pause
@@ -107,6 +117,39 @@ class Regime:
                 break
             left -= rate * (until - since)
         return total + extra
+
+
+PER_PROCESS = 16
+"""Workers (requests in flight) per process in the shared regimes, as in
+``benchmarks.processes``."""
+BACKEND_LATENCY = 0.0004
+"""Round trip to a shared backend (a Redis on the same host) in the shared regimes."""
+
+
+class _SharedBackend:
+    """One in-memory state reached over a round trip, as processes reach Redis: each
+    call is atomic at the far end, its answer arrives half a round trip later."""
+
+    def __init__(self, tuning: PacingTuning, clock: Callable[[], float]) -> None:
+        self.tuning = tuning
+        self._inner = InMemoryPacingBackend(tuning, clock=clock)
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        await asyncio.sleep(BACKEND_LATENCY / 2)
+        reservation = await self._inner.reserve(count, successes=successes, cap=cap)
+        await asyncio.sleep(BACKEND_LATENCY / 2)
+        return reservation
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        await asyncio.sleep(BACKEND_LATENCY / 2)
+        state = await self._inner.report(feedback, cap=cap)
+        await asyncio.sleep(BACKEND_LATENCY / 2)
+        return state
+
+    async def load(self) -> PacingState:
+        return await self._inner.load()
 
 
 def _rate(policy: Policy) -> float:
@@ -160,6 +203,16 @@ REGIMES: dict[str, Regime] = {
             ((0, _bucket(1000, 20)),),
             stalls=((1.5, 0.3), (3.0, 0.5)),
         ),
+        *(
+            Regime(
+                f"{k} processes, bucket 200/s{' integer hints' if integer else ''}",
+                300 * k if k == 4 else 200 * k,
+                ((0, _bucket(200, 10, integer)),),
+                processes=k,
+            )
+            for k in (4, 8)
+            for integer in (False, True)
+        ),
     )
 }
 
@@ -184,6 +237,7 @@ async def _run(
     cpu_cost: float,
     make_pacer: Callable[[Callable[[], float], Any], Pacer],
     seed: int,
+    shared_tuning: PacingTuning,
 ) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
@@ -214,9 +268,17 @@ async def _run(
 
         loop.call_at(start + at, stall)
 
-    pacer = make_pacer(clock, late_sleep)
+    if regime.processes > 1:
+        shared = _SharedBackend(shared_tuning, clock)
+        pacers = [
+            Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(regime.processes)
+        ]
+        semaphores = [asyncio.Semaphore(PER_PROCESS) for _ in pacers]
+        concurrency = PER_PROCESS * regime.processes
+    else:
+        pacers = [make_pacer(clock, late_sleep)]
+        semaphores = [asyncio.Semaphore(concurrency)]
     retry = RetryPolicy(max_retries=1000, sleep=asyncio.sleep, random=rng.random)
-    semaphore = asyncio.Semaphore(concurrency)
     consumer = asyncio.Lock()
     pause_at = start + regime.consumer_pause[0] if regime.consumer_pause else None
     cpu_free = start
@@ -231,8 +293,10 @@ async def _run(
         cpu_free = begin + cpu_cost
         await asyncio.sleep(cpu_free - now)
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal remaining, throttled, delivered, pause_at
+        pacer = pacers[index % len(pacers)]
+        semaphore = semaphores[index % len(pacers)]
         while remaining > 0:
             remaining -= 1
             attempt = 0
@@ -260,7 +324,7 @@ async def _run(
                     pause_at = None
                     await asyncio.sleep(regime.consumer_pause[1])
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return clock() - start, throttled, delivered
 
 
@@ -271,14 +335,18 @@ def simulate(
     seed: int = 0,
     concurrency: int = 64,
     cpu_cost: float = 0.0001,
+    shared_tuning: PacingTuning | None = None,
 ) -> SimResult:
-    """Run one regime in virtual time with one seed; report time, ideal and 429s."""
+    """Run one regime in virtual time with one seed; report time, ideal and 429s.
+    ``shared_tuning``: the shared backend's in the regimes with several processes
+    (default: the Redis backend's, checking in every ``SHARED_SYNC_EVERY``)."""
+    shared_tuning = shared_tuning or PacingTuning(sync_every=SHARED_SYNC_EVERY)
     regime = REGIMES[name]
     factory = make_pacer or (lambda clock, sleep: Pacer(clock=clock, sleep=sleep))
     loop = VirtualTimeLoop()
     try:
         seconds, throttled, delivered = loop.run_until_complete(
-            _run(regime, concurrency, cpu_cost, factory, seed)
+            _run(regime, concurrency, cpu_cost, factory, seed, shared_tuning)
         )
     finally:
         loop.close()
@@ -303,12 +371,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pacing_sim")
     parser.add_argument("--runs", type=int, default=12, help="seeds per regime")
     parser.add_argument("--only", help="regimes whose name contains this")
+    parser.add_argument(
+        "--sync-every",
+        type=float,
+        default=SHARED_SYNC_EVERY,
+        help="PacingTuning.sync_every of the shared backend (processes regimes)",
+    )
     args = parser.parse_args()
-    print(f"{args.runs} runs per regime, 64 in flight, nobody told the rate")
+    shared = PacingTuning(sync_every=args.sync_every)
+    print(
+        f"{args.runs} runs per regime, 64 in flight (processes: {PER_PROCESS} each, "
+        f"one shared backend, sync_every {args.sync_every}), nobody told the rate"
+    )
     for name in REGIMES:
         if args.only and args.only not in name:
             continue
-        print(spread(name, args.runs), flush=True)
+        print(spread(name, args.runs, shared_tuning=shared), flush=True)
 
 
 if __name__ == "__main__":

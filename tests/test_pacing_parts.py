@@ -194,10 +194,31 @@ def test_after_idling_the_schedule_restarts_now_and_the_curve_froze() -> None:
 
 
 def test_no_slot_inside_a_pause() -> None:
-    """Slots start at the end of the pause."""
+    """Slots start at the end of the pause; none is held while it is further away than
+    the horizon (ask again by then, at the rate of then)."""
     state = attrs.evolve(paced(100.0), pause_until=2.0, tat=1.0)
-    _, first, _ = reserve_slots(state, 1.0, 0.01, 4, T)
-    assert first == 2.0
+    held, first, n = reserve_slots(state, 1.0, 0.01, 4, T)
+    assert (first, n) == (2.0, 0)
+    assert held == state
+    _, first, n = reserve_slots(state, 2.0 - T.horizon, 0.01, 4, T)
+    assert (first, n) == (2.0, 1)
+
+
+def test_processes_queue_no_slots_ahead_while_the_search_doubles() -> None:
+    """Eight processes ask at once at the search's first 10/s: one gets the slot, the
+    others hold none, so half a second later the next slots come at the doubled rate
+    (slots held one interval apart each pushed the schedule 0.8 s out at 10/s while the
+    search climbed to 10,000/s untested, then everyone burst)."""
+    state = attrs.evolve(PacingState(), limit=10.0, searching=True, origin=0.0, tat=0.0)
+    counts = []
+    for _ in range(8):
+        state, reservation = apply_reserve(state, 0.0, 16, 0, None, T)
+        counts.append(reservation.count)
+    assert counts == [1, 0, 0, 0, 0, 0, 0, 0]
+    assert state.tat == pytest.approx(0.1)
+    state, reservation = apply_reserve(state, 0.1, 16, 1, None, T)
+    assert reservation.first == pytest.approx(0.1)
+    assert reservation.interval == pytest.approx(1 / 20)  # one doubling later
 
 
 # -- the backend's two operations -------------------------------------------------------

@@ -13,7 +13,7 @@ import attrs
 import pytest
 import redis.asyncio as redis_asyncio
 
-from opentrain_async import ConfigurationError, OpenTrainClient
+from opentrain_async import ConfigurationError, OpenTrainClient, Pacer, PacingTuning
 from opentrain_async._pacing.backend import apply_reserve
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
@@ -25,7 +25,12 @@ from opentrain_async._pacing.redis_backend import (
     parse_pacing_url,
     redact_url,
 )
-from opentrain_async._pacing.state import SAMPLE_BUCKETS, PacingFeedback, PacingState
+from opentrain_async._pacing.state import (
+    SAMPLE_BUCKETS,
+    SHARED_SYNC_EVERY,
+    PacingFeedback,
+    PacingState,
+)
 
 from .redis_server import RedisServer
 
@@ -367,3 +372,14 @@ async def test_first_estimate_counts_every_process_successes(
         PacingFeedback(throttled=True, throttled_at=slot.first, retry_after=0.01, local_rate=20)
     )
     assert many.limit == pytest.approx(40)
+
+
+async def test_a_shared_backend_checks_in_often_before_any_limit_is_known(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Until paced, every request another process sends into a limit it already found
+    costs a 429: the Redis backend's default tuning checks in every few milliseconds,
+    the in-memory one (nobody to hear from) every 50 ms."""
+    backend = RedisPacingBackend(redis, key="ot:test:sync")
+    assert backend.tuning.sync_every == SHARED_SYNC_EVERY < PacingTuning().sync_every
+    assert Pacer(backend=backend).tuning.sync_every == SHARED_SYNC_EVERY

@@ -8,7 +8,8 @@ atomic read-modify-write of the whole ``PacingState`` on the backend's own clock
 * ``reserve(count, successes=, cap=)``: "reserve my start times".  Counts the
   ``successes`` the pacer saw since its last call, then reserves up to ``count``
   consecutive slots at the current rate (GCRA, honouring ``pause_until``; at most the
-  slots due within ``tuning.horizon``, at least one) and returns a ``Reservation``:
+  slots due within ``tuning.horizon``, none if the next is further away) and returns
+  a ``Reservation``:
   slot ``i`` starts at ``first + i * interval`` on the backend's clock, ``now`` being
   that clock at the reservation (the pacer converts to its own clock by the difference).
 * ``report(feedback)``: "report what happened".  Counts successes and, for a 429,
@@ -59,7 +60,8 @@ class Reservation:
     interval: float
     """Seconds between slots; 0 when unpaced (all ``count`` may start at ``first``)."""
     count: int
-    """Slots reserved (at least one)."""
+    """Slots reserved: 0 when the first is more than ``tuning.horizon`` away (it is
+    not held: ask again by ``first - horizon``); at least one when unpaced."""
     rate: float | None
     """The rate they were reserved at; None when unpaced (no 429 yet, no stated limit)."""
     cuts: int

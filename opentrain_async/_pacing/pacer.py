@@ -28,7 +28,8 @@ from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
 
-_SYNC_EVERY = 0.05  # seconds: an unpaced pacer checks in with its backend this often
+
+_MIN_SLEEP = 0.0005  # seconds: the least a leader sleeps before asking again (no spin)
 
 
 class _Waiter:
@@ -140,7 +141,7 @@ class Pacer:
             if self._started is None:
                 self._started = now
             if now >= self._next_sync:
-                self._next_sync = now + _SYNC_EVERY
+                self._next_sync = now + self.tuning.sync_every
                 self._absorb(await self._reserve(1), now)
                 continue
             if now < self._pause_until:
@@ -223,6 +224,10 @@ class Pacer:
                     while queue:
                         queue.popleft().wake(max(now, self._pause_until))
                     return
+                if not reservation.count:  # the next slot is beyond the horizon: ask by then
+                    due = reservation.first - self._offset - self.tuning.horizon
+                    await self._sleep(max(due - now, _MIN_SLEEP))
+                    continue
             while slots and slots[0] <= now and queue:
                 queue.popleft().wake(slots.popleft())
             if me.slot is None and slots:  # (none left: all went to those before me)

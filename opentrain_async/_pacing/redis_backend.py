@@ -49,7 +49,14 @@ from opentrain_async._errors import ConfigurationError
 
 from .backend import InMemoryPacingBackend, Reservation, apply_report
 from .curve import MIN_RATE
-from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning
+from .state import (
+    SAMPLE_BUCKETS,
+    SAMPLE_SECONDS,
+    SHARED_SYNC_EVERY,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -186,13 +193,14 @@ if rate ~= nil then
   local tol = tolerance
   if cap ~= nil and rate == cap then tol = math.min(tolerance, interval) end
   local start = math.max(tat, pause_until, now - tol)
-  n = 1
-  if start < now + horizon then
-    n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
-  end
-  record(now, 0, n)
-  tat = start + n * interval
   first = start
+  n = 0
+  -- schedule.reserve_slots: nothing held beyond the horizon (ask again by then)
+  if start <= now + horizon then
+    n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
+    record(now, 0, n)
+    tat = start + n * interval
+  end
 end
 
 redis.call('HSET', key, 'successes', total, 'streak', streak, 'sample_at', fmt(sample_at),
@@ -421,7 +429,9 @@ class RedisPacingBackend:
 
     ``redis`` is a ``redis.asyncio.Redis`` (the ``redis`` extra).  ``key`` defaults to
     the one ``OpenTrainClient`` derives from its API root and token when given this
-    backend.  ``tuning`` must be the same in every process.  ``clock`` is the local
+    backend.  ``tuning`` must be the same in every process (its default checks in every
+    ``SHARED_SYNC_EVERY`` before any limit is known, so a 429 one process saw holds
+    the others back within milliseconds).  ``clock`` is the local
     clock used while Redis is unreachable; ``sleep`` the wait between attempts with
     ``fail_closed``.
     """
@@ -441,7 +451,7 @@ class RedisPacingBackend:
         from redis.exceptions import RedisError
 
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
-        self.tuning = tuning or PacingTuning()
+        self.tuning = tuning or PacingTuning(sync_every=SHARED_SYNC_EVERY)
         self.options = options or RedisPacingOptions()
         self.key = key
         self._redis = redis
@@ -736,6 +746,11 @@ class RedisPacingBackend:
         async def probe() -> None:
             try:
                 await self._hand_back()
+                # Idle connections from before the outage are dead (a restarted Redis):
+                # drop them now, or the next call takes one and counts a second outage.
+                pool = getattr(self._redis, "connection_pool", None)
+                if pool is not None:
+                    await pool.disconnect(inuse_connections=False)
             except self._errors:
                 return
             self._came_back()

@@ -6,7 +6,12 @@ by up to ``tolerance`` (a timer that fired late, a busy event loop) is still due
 released together with the others due, so the schedule holds at any rate the machine
 can send; a sender idle for longer restarts the schedule at now (never a burst) and the
 curve is frozen for the idle time.  One call reserves the slots due within ``horizon``
-(at least one, at most ``count``), so a shared backend is asked once per batch.
+(at most ``count``), so a shared backend is asked once per batch; when the next slot is
+further away (a pause, or other processes holding the slots before it) it reserves
+none and the caller asks again shortly before then: a slot taken far ahead at today's
+rate would hold its request back at that rate while the rate rises (several processes
+each holding one slot at a search's first 0.5-10/s held everyone back for a second
+while the search doubled untested, then burst at thousands per second).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ def reserve_slots(
     tuning: PacingTuning,
     strict: bool = False,
 ) -> tuple[PacingState, float, int]:
-    """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n).
+    """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n),
+    n 0 when the first slot is more than ``horizon`` away (ask again by then).
 
     ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
     (pacing at a limit the user stated, which the server must never see exceeded):
@@ -62,8 +68,8 @@ def reserve_slots(
         return state, max(now, state.pause_until), count
     tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
     start = max(state.tat, state.pause_until, now - tolerance)
-    n = 1
-    if start < now + tuning.horizon:
-        n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
+    if start > now + tuning.horizon:
+        return state, start, 0
+    n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
     state = record(state, now, offered=n)
     return attrs.evolve(state, tat=start + n * interval), start, n

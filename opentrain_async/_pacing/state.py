@@ -12,12 +12,23 @@ import attrs
 
 from opentrain_async._errors import ConfigurationError
 
-__all__ = ["SAMPLE_BUCKETS", "SAMPLE_SECONDS", "PacingFeedback", "PacingState", "PacingTuning"]
+__all__ = [
+    "SAMPLE_BUCKETS",
+    "SAMPLE_SECONDS",
+    "SHARED_SYNC_EVERY",
+    "PacingFeedback",
+    "PacingState",
+    "PacingTuning",
+]
 
 SAMPLE_BUCKETS = 10
 """Accepted-rate samples are kept in this many buckets ..."""
 SAMPLE_SECONDS = 0.1
 """... of this many seconds each (one second of history)."""
+
+SHARED_SYNC_EVERY = 0.005
+"""``PacingTuning.sync_every`` for a backend shared by several processes (Redis): one
+round trip per 5 ms per process until paced (``benchmarks.pacing_sim`` "processes")."""
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
@@ -81,8 +92,12 @@ class PacingTuning:
     released together instead of lost).  ``idle_after``: a schedule this far behind
     means the sender idled: it restarts without a burst, the curve frozen meanwhile.
     ``horizon``: a reservation covers at most the slots due within this many seconds
-    (at least one).  ``initial_window`` and ``slow_start_growth``: the in-flight
-    window before the first 429.
+    (none when the next is further away).  ``initial_window`` and
+    ``slow_start_growth``: the in-flight window before the first 429.
+    ``sync_every``: before any limit is known, a pacer checks in with its backend this
+    often (seconds) to learn of a 429 another process saw; short for a shared backend
+    (``SHARED_SYNC_EVERY``), where every request sent meanwhile into a limit already
+    found costs a 429.  It is local to each pacer.
     """
 
     beta: float = 0.9
@@ -95,12 +110,13 @@ class PacingTuning:
     horizon: float = 0.02
     initial_window: int = 4
     slow_start_growth: float = 0.25
+    sync_every: float = 0.05
 
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
         if not 0 < self.beta < 1:
             raise ConfigurationError(f"beta must be between 0 and 1 (exclusive), got {self.beta!r}")
-        for name in ("recover", "doubling", "max_pause", "max_hint_pause"):
+        for name in ("recover", "doubling", "max_pause", "max_hint_pause", "sync_every"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("tolerance", "horizon", "idle_after"):
