@@ -8,13 +8,13 @@ import itertools
 import pytest
 
 from opentrain_async import (
-from opentrain_async.testing import FakeTime
     ConfigurationError,
     InMemoryPacingBackend,
     Pacer,
     PacingState,
     PacingTuning,
 )
+from opentrain_async.testing import FakeTime
 
 
 def make(time: FakeTime, rate_limit: float | None = None, **tuning: float) -> Pacer:
