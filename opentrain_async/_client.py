@@ -496,7 +496,10 @@ class OpenTrainClient(ReadMixin):
         if failure is not None:
             if pacer is not None:
                 pacer.on_error(admitted)
-            raise failure
+            try:
+                raise failure
+            finally:  # Python 3.10 may attach an exception handled up the stack
+                failure.__context__ = None
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1fms request_id=%s",
@@ -594,7 +597,11 @@ class OpenTrainClient(ReadMixin):
             return await self._attempt(method, path, params, data)
         except OpenTrainError as exc:
             first_failure = exc
-        return await self._retry_request(first_failure, method, path, params, data, idempotent)
+        try:
+            return await self._retry_request(first_failure, method, path, params, data, idempotent)
+        except OpenTrainError as exc:
+            _drop_foreign_context(exc)
+            raise
 
     async def _retry_request(
         self,
@@ -907,3 +914,23 @@ async def send_message(
         session=session,
     ) as client:
         return await client.send_message(conversation_id, content)
+
+
+def _drop_foreign_context(error: BaseException) -> None:
+    """Detach every implicit ``__context__`` that is not one of ours from ``error``'s chain.
+
+    Our failures are raised outside the handler that caught aiohttp's error, whose
+    request headers hold the token.  Python 3.10 still attaches such an error as
+    ``__context__`` when a coroutine is resumed while one is being handled further up the
+    stack (its exception state is per thread); error reporters walk that chain.
+    """
+    stack: list[BaseException] = [error]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.__context__ is not None and not isinstance(node.__context__, OpenTrainError):
+            node.__context__ = None
+        stack.extend(e for e in (node.__cause__, node.__context__) if isinstance(e, OpenTrainError))

@@ -586,8 +586,13 @@ class RedisJournalStore:
             raise
         except Exception as exc:
             reason = _describe_redis_error(exc)
-        # Raised outside the handler: no __context__ pointing at the client's exception.
-        raise JournalUnavailableError(f"cannot use the journal at {self.name}: {reason}")
+        # Raised outside the handler: no __context__ pointing at the client's exception
+        # (and cleared after: Python 3.10 may attach one handled further up the stack).
+        error = JournalUnavailableError(f"cannot use the journal at {self.name}: {reason}")
+        try:
+            raise error
+        finally:
+            error.__context__ = None
 
     # -- the lease -------------------------------------------------------------------
 
