@@ -33,7 +33,8 @@ from typing import Protocol
 
 import attrs
 
-from . import curve
+from .curve import cut, doubling, first_cut, freeze, trust_accepted
+from .curve import rate as curve_rate
 from .pause import learn_window, on_hint
 from .samples import accepted_rate, record
 from .schedule import reserve_slots, restart_if_idle
@@ -95,7 +96,7 @@ def current_rate(
     state: PacingState, now: float, tuning: PacingTuning, cap: float | None = None
 ) -> float | None:
     """Requests/second allowed at ``now``: the curve's rate, capped by a stated limit."""
-    rate = curve.rate(state, now, tuning)
+    rate = curve_rate(state, now, tuning)
     if cap is None:
         return rate
     return cap if rate is None else min(rate, cap)
@@ -160,17 +161,17 @@ def apply_report(
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
-        return curve.first_cut(state, now, feedback.local_rate, resume)
+        return first_cut(state, now, feedback.local_rate, resume)
     if _new_episode(state, now, feedback, tuning):
         drew = current_rate(state, now, tuning, cap) or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
-        if curve.doubling(state, now, tuning):  # a steep climb: only the latest counts
+        if doubling(state, now, tuning):  # a steep climb: only the latest counts
             span = 0.15
         accepted, offered = accepted_rate(state, now, span)
         paced = current_rate(state, now - span / 2, tuning, cap) or drew
-        measured = accepted if curve.trust_accepted(offered, paced) else None
+        measured = accepted if trust_accepted(offered, paced) else None
         since = resume - state.cut_at
         if state.window_hint and since > 0:
             # A window of seconds: what it lets through is its average from reset to
@@ -180,9 +181,9 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        return curve.cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+        return cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
     # A pause without a cut freezes the curve for its duration.
-    return curve.freeze(state, paused_before, resume)
+    return freeze(state, paused_before, resume)
 
 
 class InMemoryPacingBackend:
