@@ -264,6 +264,12 @@ class Delivery:
             conversation_id=conversation_id,
             started_at=since,
         )
+        return await self._find(conversation_id, content, since, unknown)
+
+    async def _find(
+        self, conversation_id: str, content: str, since: float, unknown: DeliveryUnknownError
+    ) -> Message | None:
+        """``find_own_message`` with this delivery's reader, skew, claimed ids and clock."""
         return await find_own_message(
             self._reader,
             conversation_id,
@@ -282,16 +288,7 @@ class Delivery:
         if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
             # The server may still be processing the request we gave up on.
             await self._clock.sleep(self.reconcile_delay)
-        found = await find_own_message(
-            self._reader,
-            conversation_id,
-            content,
-            since=started,
-            skew=self.clock_skew,
-            claimed=self.claimed,
-            cause=unknown,
-            clock=self._clock.monotonic,
-        )
+        found = await self._find(conversation_id, content, started, unknown)
         if found is not None:
             logger.info(
                 "send to %s: outcome was unknown (%s); read-back found message %s",
