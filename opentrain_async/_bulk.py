@@ -48,7 +48,6 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     ConflictError,
     DeliveryUnknownError,
     InternalServerError,
@@ -62,7 +61,7 @@ from ._errors import (
 )
 from ._models import Message, OutgoingMessage
 from ._retry import RetryPolicy
-from ._validation import validate_content, validate_conversation_id
+from ._validation import check_option, validate_content, validate_conversation_id
 
 __all__ = [
     "OUTCOME_KINDS",
@@ -323,10 +322,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
         grace: float = LEAVE_GRACE,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ConfigurationError("concurrency must be >= 1")
-        if not grace >= 0:
-            raise ConfigurationError("grace must be >= 0 seconds")
+        check_option(concurrency, "concurrency", minimum=1, integer=True)
+        check_option(grace, "grace", minimum=0, unit=" seconds")
         self._engine = _Engine(
             deliver, policy, items, concurrency, reconcile, before_send=before_send
         )
@@ -736,10 +733,8 @@ async def run_batch(
     of ``on_outcome`` never overlap, async ones included.  If it raises, the batch stops
     and the exception propagates.
     """
-    if concurrency < 1:
-        raise ConfigurationError("concurrency must be >= 1")
-    if keep_failures < 0:
-        raise ConfigurationError("keep_failures must be >= 0")
+    check_option(concurrency, "concurrency", minimum=1, integer=True)
+    check_option(keep_failures, "keep_failures", minimum=0, integer=True)
     report = BulkReport(keep_failures=keep_failures)
     add = report.add
     sink: Callable[[SendOutcome], Awaitable[None] | None]

@@ -56,7 +56,7 @@ from ._raw import RAW_RESPONSES, raw_call
 from ._read import ReadMixin
 from ._retry import RetryEvent, RetryPolicy
 from ._time import Clock
-from ._validation import validate_content, validate_conversation_id
+from ._validation import check_option, validate_content, validate_conversation_id
 from ._version import __version__
 
 __all__ = [
@@ -166,8 +166,14 @@ class OpenTrainClient(ReadMixin):
         sleep: Callable[[float], Any] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_concurrency < 1:
-            raise ConfigurationError("max_concurrency must be >= 1")
+        check_option(max_concurrency, "max_concurrency", minimum=1, integer=True)
+        check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
+        check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
+        check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
+        if rate_limit is not None:
+            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+        if user_agent is not None and not isinstance(user_agent, str):
+            raise ConfigurationError("user_agent must be a string")
         _refuse_overridden_knobs(
             "retry_policy",
             retry_policy,
@@ -178,12 +184,6 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs(
             "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
         )
-        if max_response_bytes < 1:
-            raise ConfigurationError("max_response_bytes must be >= 1")
-        if rate_limit is not None and not rate_limit > 0:  # NaN too
-            raise ConfigurationError(
-                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
-            )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes
@@ -816,12 +816,11 @@ def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     ``aiohttp.ClientTimeout`` (to tell connecting from reading apart)."""
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError(
-            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
-        )
+    seconds = check_option(
+        timeout, "timeout", minimum=0, strict=True, unit=" s (or an aiohttp.ClientTimeout)"
+    )
     # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
-    return aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=seconds)
 
 
 def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:

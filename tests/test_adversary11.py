@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from opentrain_async import (
     OpenTrainError,
     PermissionDeniedError,
     RateLimitError,
+    RetryPolicy,
     UnexpectedResponseError,
     WebhookVerificationError,
 )
@@ -162,3 +164,79 @@ async def test_body_of_a_server_s_error_never_holds_the_token(
         await client.send_message(conv, "hi")
     assert server.token not in repr(info.value.body)
     assert info.value.body == {"error": "who is Bearer ***?"}
+
+
+# -- careless options: every mistake is a ConfigurationError naming the option ----------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_concurrency", "8"),  # from os.environ, unconverted
+        ("max_concurrency", 2.5),
+        ("max_concurrency", True),
+        ("max_retries", "3"),
+        ("max_retries", 1.5),
+        ("max_retry_after", "60"),
+        ("rate_limit", "500"),
+        ("rate_limit", float("inf")),
+        ("max_response_bytes", "1"),
+        ("reconcile_delay", "1"),
+        ("clock_skew", -5),
+        ("user_agent", 5),
+        ("timeout", float("inf")),  # raised OverflowError on the first request
+        ("timeout", 10**400),
+    ],
+)
+def test_a_wrong_client_option_is_a_configuration_error_naming_it(
+    option: str, value: object
+) -> None:
+    """``OpenTrainClient(max_concurrency=os.environ["N"])`` and friends: a ConfigurationError
+    that names the option, at construction, never a TypeError from ``"8" < 1`` or an
+    OverflowError on the first request."""
+    with pytest.raises(ConfigurationError, match=option):
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [({"max_retries": "2"}, "max_retries"), ({"timeout": float("inf")}, "timeout")],
+)
+def test_a_wrong_per_call_option_is_a_configuration_error(
+    options: dict[str, object], name: str
+) -> None:
+    client = OpenTrainClient("ot_pat_x", "http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match=name):
+        client.with_options(**options)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_retries"):
+        RetryPolicy(max_retries="3")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("send_all", {"concurrency": "4"}),
+        ("send_all", {"concurrency": 0}),
+        ("send_all", {"keep_failures": "10"}),
+        ("send_many", {"concurrency": "4"}),
+        ("send_many", {"grace": "5"}),
+    ],
+)
+async def test_a_wrong_bulk_option_is_a_configuration_error(
+    client: OpenTrainClient, method: str, options: dict[str, object]
+) -> None:
+    """``send_all``/``send_many`` options checked before any input is pulled."""
+    pulled: list[int] = []
+
+    def items() -> Iterator[tuple[str, str]]:
+        pulled.append(1)
+        yield ("conv_1", "hi")
+
+    async def call() -> object:
+        if method == "send_many":
+            return client.send_many(items(), **options)  # type: ignore[arg-type]
+        return await client.send_all(items(), **options)  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        await call()
+    assert pulled == []
