@@ -48,6 +48,7 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     DeliveryUnknownError,
     InternalServerError,
@@ -89,9 +90,10 @@ ACCOUNT_REASONS = frozenset(
 
 
 def stops_engine(error: OpenTrainError) -> bool:
-    """True for failures every later send of this token would meet too: 401, and a 403
-    about the account or token (missing scope, feature disabled, unclaimed account)."""
-    if isinstance(error, AuthenticationError):
+    """True for failures every later send of this token would meet too: 401, a 403
+    about the account or token (missing scope, feature disabled, unclaimed account), and
+    a client that cannot send at all (closed, or its session closed)."""
+    if isinstance(error, (AuthenticationError, ConfigurationError)):
         return True
     if isinstance(error, PermissionDeniedError):
         return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
@@ -583,7 +585,7 @@ class _Engine:
         assert cause is not None
         first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         return NotAttemptedError(
-            f"not attempted: an earlier send showed this token cannot send ({first})",
+            f"not attempted: an earlier send showed that no send can succeed ({first})",
             cause=cause,
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -240,3 +241,31 @@ async def test_a_wrong_bulk_option_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=next(iter(options))):
         await call()
     assert pulled == []
+
+
+# -- a closed client, a with_options copy of one --------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["client", "copy"])
+async def test_a_batch_on_a_closed_client_stops_like_a_doomed_batch(
+    server: FakeOpenTrain, via: str
+) -> None:
+    """``send_all`` on a closed client (or a ``with_options`` copy of one): every input is
+    accounted for, the first with the ConfigurationError that says why and the rest
+    ``not_attempted`` with it as the cause, instead of 500 separate "error" failures."""
+    conv = server.add_conversation()
+    client = OpenTrainClient(server.token, server.base_url)
+    copy_ = client.with_options(timeout=5)
+    await client.close()
+    sender = client if via == "client" else copy_
+    report = await sender.send_all((conv, f"m{i}") for i in range(500))
+    assert (report.total, report.sent) == (500, 0)
+    kinds = Counter(o.kind for o in report.failures)
+    assert kinds["error"] <= 4  # at most the workers already past the check
+    assert kinds["error"] + kinds["not_attempted"] == 500
+    assert isinstance(report.failures[0].error, ConfigurationError)
+    not_attempted = next(o for o in report.failures if o.kind == "not_attempted")
+    assert isinstance(not_attempted.error, NotAttemptedError)
+    assert isinstance(not_attempted.error.__cause__, ConfigurationError)
+    assert "closed" in str(not_attempted.error)
+    assert server.sends == []
