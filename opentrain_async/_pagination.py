@@ -7,7 +7,8 @@ pages, fetching the next page only when the current one is used up (as openai-py
 The walk ends at a null cursor, when the endpoint says there is no more (``has_more``),
 or when the server hands back a cursor it already gave: an echoed cursor on an empty page
 ends it quietly; a cycle (A -> B -> A) ends it with a warning, after yielding the page
-that closed the cycle.  A server stuck that way can never make a caller loop forever.
+that closed the cycle.  So does a page with exactly the items of the one before, under a
+fresh cursor.  A server stuck either way can never make a caller loop forever.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         self._walk: AsyncGenerator[T, None] | None = None
         self.repeated_cursor = False
         """True once a walk ended because the server handed back a cursor it had
-        already given (so the list may go on beyond what was seen)."""
+        already given, or the same page again (so the list may go on beyond what was
+        seen)."""
 
     def pages(self) -> AsyncGenerator[P, None]:
         """The pages, one per request, starting again from the first cursor."""
@@ -86,12 +88,24 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         seen: RecentSet[str] = RecentSet(CURSOR_MEMORY)
         if cursor is not None:
             seen.add(cursor)
+        previous: Sequence[T] = ()
         while True:
             page = await self._fetch(cursor)
             next_cursor = page.next_cursor
-            if next_cursor is not None and next_cursor == cursor and not self._items(page):
+            items = self._items(page)
+            if next_cursor is not None and next_cursor == cursor and not items:
                 self.repeated_cursor = True
                 return  # an empty page that echoes its cursor: nothing more, now
+            if items and items == previous:
+                # The same items again under a new cursor: a server stuck on one page
+                # would otherwise be walked forever, yielding them again and again.
+                self.repeated_cursor = True
+                logger.warning(
+                    "the server answered the same page again under a new cursor; stopping "
+                    "the walk instead of repeating it"
+                )
+                return
+            previous = items
             yield page
             if next_cursor is None or (self._more is not None and not self._more(page)):
                 return
