@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from opentrain_async import (
     APIConnectionError,
     APITimeoutError,
+    AuthenticationError,
     ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
@@ -37,7 +38,7 @@ from opentrain_async._errors import error_from_response
 from opentrain_async._pagination import AsyncPaginator
 from opentrain_async.testing import FakeOpenTrain, FakeTime, Fault
 
-from .cli_helpers import cli_env, run_cli
+from .cli_helpers import ROOT, cli_env, run_cli
 from .conftest import make_client
 
 # -- proxies from the environment ---------------------------------------------------------
@@ -427,3 +428,22 @@ async def test_a_batch_and_a_bot_loop_take_options_from_with_options(server: Fak
         bot = client.with_options(timeout=5).listen(store=MemoryCursorStore(), start="beginning")
         assert (await anext(bot)).content == "ping"
     assert server.stats()["duplicates"] == 0
+
+
+async def test_a_doomed_batch_s_not_attempted_outcomes_chain_the_refusal(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """What the README tells a bulk job to read: a 401 stops the batch and every later
+    outcome's ``NotAttemptedError.__cause__`` is that refusal (the README said ``.cause``,
+    which issue 11 removed: an AttributeError in the job's reporting code)."""
+    convs = [server.add_conversation() for _ in range(20)]
+    server.script("POST /messages", status=401, times=1000)
+    report = await client.send_all(((c, "hi") for c in convs), concurrency=1)
+    assert report.counts["unauthorized"] == 1
+    assert report.counts["not_attempted"] == 19
+    not_attempted = [o.error for o in report.failures if o.kind == "not_attempted"]
+    assert all(isinstance(e, NotAttemptedError) for e in not_attempted)
+    assert all(isinstance(e.__cause__, AuthenticationError) for e in not_attempted)
+    assert not hasattr(not_attempted[0], "cause")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`.cause`" not in readme
