@@ -447,3 +447,45 @@ async def test_a_doomed_batch_s_not_attempted_outcomes_chain_the_refusal(
     assert not hasattr(not_attempted[0], "cause")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`.cause`" not in readme
+
+
+# -- careless calls meet an OpenTrainError, and never break the client ----------------------
+
+
+async def test_claim_ids_of_none_is_refused_and_the_client_keeps_sending(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``claim_ids(None)`` (a journal that had nothing yet) was accepted, then every later
+    send of the client and its copies failed with ``TypeError: argument of type
+    'NoneType' is not iterable``."""
+    conv = server.add_conversation()
+    with pytest.raises(InvalidRequestError, match="message_ids"):
+        client.with_options(timeout=5).claim_ids(None)  # type: ignore[arg-type]
+    assert (await client.send_message(conv, "still fine")).content == "still fine"
+    report = await client.send_all([(conv, "and in bulk")])
+    assert report.sent == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "since", "field"),
+    [(5, 0.0, "content"), ("", 0.0, "content"), ("hi", "yesterday", "since")],
+)
+async def test_find_own_message_refuses_what_can_never_match(
+    server: FakeOpenTrain, client: OpenTrainClient, content: object, since: object, field: str
+) -> None:
+    """A settle step that passes the wrong thing gets InvalidRequestError naming it, not
+    None ("not delivered": the caller would resend) or a TypeError from the arithmetic."""
+    conv = server.add_conversation()
+    with pytest.raises(InvalidRequestError, match=field):
+        await client.find_own_message(conv, content, since=since)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("store", [123, {"cursor": "1"}])
+async def test_listen_with_a_store_that_is_not_one_is_a_configuration_error(
+    client: OpenTrainClient, store: object
+) -> None:
+    """``listen(store=...)`` with something that is neither a CursorStore nor a path: a
+    ConfigurationError saying what a store is (it was AttributeError: no 'load')."""
+    with pytest.raises(ConfigurationError, match="CursorStore"):
+        await anext(client.listen(store=store))  # type: ignore[arg-type]
