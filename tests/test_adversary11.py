@@ -23,11 +23,13 @@ from opentrain_async import (
     AuthenticationError,
     ConfigurationError,
     DeliveryUnknownError,
+    InMemoryPacingBackend,
     InvalidRequestError,
     MemoryCursorStore,
     NotAttemptedError,
     OpenTrainClient,
     OpenTrainError,
+    Pacer,
     PermissionDeniedError,
     RateLimitError,
     RetryPolicy,
@@ -489,3 +491,15 @@ async def test_listen_with_a_store_that_is_not_one_is_a_configuration_error(
     ConfigurationError saying what a store is (it was AttributeError: no 'load')."""
     with pytest.raises(ConfigurationError, match="CursorStore"):
         await anext(client.listen(store=store))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"pacer": Pacer()}, {"pacing_backend": InMemoryPacingBackend()}],
+    ids=["pacer", "pacing_backend"],
+)
+def test_pacing_fail_closed_with_a_pacer_is_refused(policy: dict[str, object]) -> None:
+    """``pacing_fail_closed=True`` next to a ``pacer=``/``pacing_backend=`` that replaces
+    it was silently ignored (the job then failed open when its operator asked it not to)."""
+    with pytest.raises(ConfigurationError, match="not both"):
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", pacing_fail_closed=True, **policy)  # type: ignore[arg-type]
