@@ -306,6 +306,13 @@ class OpenTrainClient(ReadMixin):
             )
         if self._parent is not None:
             return self._parent._ensure_session()
+        if self._session is not None and self._session._loop.is_closed():
+            # A client kept across asyncio.run() calls: its session, connections and
+            # semaphore belong to a loop that has ended (aiohttp: "Event loop is closed").
+            raise ConfigurationError(
+                "this OpenTrainClient was opened under an event loop that has ended (a "
+                "second asyncio.run()?); open one client per event loop"
+            )
         if self._session is None or self._session.closed:
             if self._session is not None and not self._owns_session:
                 raise ConfigurationError(

@@ -503,3 +503,22 @@ def test_pacing_fail_closed_with_a_pacer_is_refused(policy: dict[str, object]) -
     it was silently ignored (the job then failed open when its operator asked it not to)."""
     with pytest.raises(ConfigurationError, match="not both"):
         OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", pacing_fail_closed=True, **policy)  # type: ignore[arg-type]
+
+
+def test_a_client_kept_across_asyncio_runs_says_so() -> None:
+    """A module-level client used from two ``asyncio.run()`` calls (a sync web view or a
+    task queue calling into async code): the second gets a ConfigurationError that says
+    what happened, not aiohttp's bare ``RuntimeError: Event loop is closed``; a batch
+    stops at once."""
+    client = OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", max_retries=0)
+
+    async def read() -> None:
+        await client.read_messages("conv_1")
+
+    with pytest.raises(APIConnectionError):  # nothing listens there: the session is made
+        asyncio.run(read())
+    with pytest.raises(ConfigurationError, match="event loop"):
+        asyncio.run(read())
+    report = asyncio.run(client.send_all([("conv_1", "a"), ("conv_1", "b")]))
+    assert [o.kind for o in report.failures] == ["error", "not_attempted"]
+    asyncio.run(client.close())  # and it can still be closed
