@@ -4,7 +4,7 @@
 pages, fetching the next page only when the current one is used up (as openai-python's
 ``AsyncPaginator``); ``.pages()`` walks the same list one page at a time.
 
-The walk ends at a null cursor, when the endpoint says there is no more (``has_more``),
+The walk ends at a null (or blank) cursor, when the endpoint says there is no more (``has_more``),
 or when the server hands back a cursor it already gave: an echoed cursor on an empty page
 ends it quietly; a cycle (A -> B -> A) ends it with a warning, after yielding the page
 that closed the cycle.  So does a page with exactly the items of the one before, under a
@@ -107,7 +107,9 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
                 return
             previous = items
             yield page
-            if next_cursor is None or (self._more is not None and not self._more(page)):
+            if not (next_cursor and next_cursor.strip()):
+                return  # null, or a blank cursor that could not be passed back: the end
+            if self._more is not None and not self._more(page):
                 return
             if next_cursor in seen:
                 self.repeated_cursor = True

@@ -286,8 +286,8 @@ def _structure(data: Any, cls: type[T], what: str, where: tuple[int, str, str]) 
 
 def _cursor(payload: Mapping[str, Any], where: tuple[int, str, str]) -> str | None:
     value = payload.get("nextCursor")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None  # "" is "no more" too: passed back, it would be refused as a cursor
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _unexpected(f"nextCursor is a {type(value).__name__}, not a string", *where)
     return str(value)

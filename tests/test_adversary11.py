@@ -379,13 +379,14 @@ async def test_read_back_against_a_stuck_server_is_unknown_at_once(
 
 @pytest.mark.parametrize("blank", ["", "  "])
 async def test_a_blank_next_cursor_is_the_last_page(stuck_api: StuckAPI, blank: str) -> None:
-    """``nextCursor: ""`` (the spec says null) ends the walk; it used to be passed back
-    and refused as the caller's own bad ``cursor`` (InvalidRequestError)."""
+    """``nextCursor: ""`` (the spec says null) ends an ``iter_*`` walk; it used to be
+    passed back and refused as the caller's own bad ``cursor`` (InvalidRequestError).
+    The page still shows what the server said."""
     stuck_api.blank_cursor = blank
     async with OpenTrainClient("ot_pat_x", stuck_api.url) as client:
-        page = await client.read_messages("conv_1")
-        assert page.next_cursor is None
+        assert (await client.read_messages("conv_1")).next_cursor == blank
         assert [m.id async for m in client.iter_messages("conv_1")] == ["m1"]
+        assert [e.id async for e in client.iter_updates()] == ["1"]
 
 
 # -- per-call options where the README promises them ----------------------------------------
