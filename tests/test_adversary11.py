@@ -35,6 +35,7 @@ from opentrain_async import (
     RetryPolicy,
     UnexpectedResponseError,
     WebhookVerificationError,
+    configure_logging_from_env,
 )
 from opentrain_async._errors import error_from_response
 from opentrain_async._pagination import AsyncPaginator
@@ -523,3 +524,73 @@ def test_a_client_kept_across_asyncio_runs_says_so() -> None:
     report = asyncio.run(client.send_all([("conv_1", "a"), ("conv_1", "b")]))
     assert [o.kind for o in report.failures] == ["error", "not_attempted"]
     asyncio.run(client.close())  # and it can still be closed
+
+
+# -- request ids a hostile server chose ------------------------------------------------------
+
+HOSTILE_ID = b"\x1b]0;PWNED\x07\x1b[31mRED"
+
+
+@pytest.fixture
+async def throttling_socket() -> AsyncIterator[str]:
+    """A raw loopback server answering every request 429 (retry after 10 ms) with a
+    request id holding terminal controls (an OSC retitle, BEL, a colour)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"error":"slow","details":{"retryAfterSeconds":0.01}}'
+        writer.write(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+            b"X-Request-Id: "
+            + HOSTILE_ID
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("opentrain_log", [None, "info"])
+async def test_the_cli_never_prints_a_request_id_s_terminal_controls(
+    throttling_socket: str, tmp_path: Path, opentrain_log: str | None
+) -> None:
+    """``opentrain-async send`` retrying 429s quotes the server's request id in its
+    "retrying in ..." line (and, with OPENTRAIN_LOG=info, in the SDK's log line): escaped,
+    never raw (it printed ESC and BEL, retitling the user's terminal)."""
+    env = cli_env(None, tmp_path, OT_API_TOKEN="ot_pat_cli", OT_API_BASE_URL=throttling_socket)
+    if opentrain_log:
+        env["OPENTRAIN_LOG"] = opentrain_log
+    result = await run_cli("send", "conv_1", "hi", env=env)
+    assert result.code == 1
+    assert "retrying in" in result.err
+    assert "\x1b" not in result.err
+    assert "\x07" not in result.err
+    assert "\\x1b]0;PWNED\\x07" in result.err
+
+
+def test_opentrain_log_s_handler_escapes_what_a_server_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The stderr handler ``OPENTRAIN_LOG`` installs in an application: a request id with
+    a newline and an escape cannot forge a log line or drive the terminal."""
+    logger = logging.getLogger("opentrain_async")
+    level, handlers = logger.level, logger.handlers[:]
+    logger.handlers.clear()
+    try:
+        configure_logging_from_env({"OPENTRAIN_LOG": "info"})
+        logger.info("retrying (request_id=%s)", "a\nFAKE 2026 CRITICAL pwned\x1b[2J")
+    finally:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "\x1b" not in err
+    assert "request_id=a\\nFAKE 2026 CRITICAL pwned\\x1b[2J" in err
