@@ -573,7 +573,7 @@ async def test_the_cli_never_prints_a_request_id_s_terminal_controls(
     assert "retrying in" in result.err
     assert "\x1b" not in result.err
     assert "\x07" not in result.err
-    assert "\\x1b]0;PWNED\\x07" in result.err
+    assert "\\x1b]0;PWNED\\x07" in result.out + result.err  # shown, as text
 
 
 def test_opentrain_log_s_handler_escapes_what_a_server_said(
@@ -594,3 +594,32 @@ def test_opentrain_log_s_handler_escapes_what_a_server_said(
     assert err.count("\n") == 1
     assert "\x1b" not in err
     assert "request_id=a\\nFAKE 2026 CRITICAL pwned\\x1b[2J" in err
+
+
+@pytest.mark.parametrize("json_flag", [False, True], ids=["summary", "json"])
+async def test_bulk_s_failure_lines_never_print_the_server_s_terminal_controls(
+    server: FakeOpenTrain, tmp_path: Path, json_flag: bool
+) -> None:
+    """``opentrain-async bulk``'s "not delivered:" lines quote the server's message,
+    reason and request id: escaped (they printed ESC/BEL raw: a 409 could retitle and
+    clear the terminal of whoever ran the job)."""
+    convs = [server.add_conversation() for _ in range(3)]
+    server.script(
+        "POST /messages",
+        status=409,
+        json={
+            "error": "blocked \x1b]0;PWNED\x07\x1b[2J",
+            "code": "CONFLICT",
+            "requestId": "rid\x1b[31m",
+            "details": {"reason": "odd\x1b[5m"},
+        },
+        times=3,
+    )
+    job = tmp_path / "job.jsonl"
+    job.write_text("".join(f'{{"conversationId": "{c}", "content": "hi"}}\n' for c in convs))
+    args = ["bulk", str(job), "--no-journal", *(["--json"] if json_flag else [])]
+    result = await run_cli(*args, env=cli_env(server, tmp_path))
+    assert result.code == 1
+    for control in ("\x1b", "\x07"):
+        assert control not in result.out + result.err
+    assert "\\x1b]0;PWNED\\x07" in result.out + result.err  # shown, as text
