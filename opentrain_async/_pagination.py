@@ -13,6 +13,7 @@ fresh cursor.  A server stuck either way can never make a caller loop forever.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -39,8 +40,8 @@ T = TypeVar("T")
 class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
     """Every item of a paged list, fetched lazily; ``pages()`` for page-by-page use.
 
-    Iterating the paginator itself continues one walk; each ``pages()`` call starts a
-    new walk from the first cursor.
+    Iterating the paginator itself continues one walk, which tasks may share (each item
+    goes to one of them); each ``pages()`` call starts a new walk from the first cursor.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         self._cursor = cursor
         self._more = more
         self._walk: AsyncGenerator[T, None] | None = None
+        self._turn = asyncio.Lock()
         self.repeated_cursor = False
         """True once a walk ended because the server handed back a cursor it had
         already given, or the same page again (so the list may go on beyond what was
@@ -71,7 +73,10 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
     async def __anext__(self) -> T:
         if self._walk is None:
             self._walk = self._each_item()
-        return await self._walk.__anext__()
+        # Worker tasks may share one paginator (``async for m in walk`` in each): one
+        # at a time, or the generator raises "asynchronous generator is already running".
+        async with self._turn:
+            return await self._walk.__anext__()
 
     async def aclose(self) -> None:
         """Stop the walk (no further page is fetched)."""

@@ -623,3 +623,24 @@ async def test_bulk_s_failure_lines_never_print_the_server_s_terminal_controls(
     for control in ("\x1b", "\x07"):
         assert control not in result.out + result.err
     assert "\\x1b]0;PWNED\\x07" in result.out + result.err  # shown, as text
+
+
+async def test_worker_tasks_can_share_one_paginator(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """Three workers each running ``async for m in walk`` over one ``iter_messages``: every
+    message goes to exactly one of them (two raised "anext(): asynchronous generator is
+    already running", a RuntimeError, while the third was fetching a page)."""
+    conv = server.add_conversation()
+    for i in range(45):
+        server.add_incoming_message(conv, f"m{i}")
+    walk = client.iter_messages(conv, limit=10)
+    seen: list[str] = []
+
+    async def worker() -> None:
+        async for message in walk:
+            seen.append(message.content)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(worker(), worker(), worker())
+    assert sorted(seen) == sorted(f"m{i}" for i in range(45))
