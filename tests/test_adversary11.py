@@ -644,3 +644,17 @@ async def test_worker_tasks_can_share_one_paginator(
 
     await asyncio.gather(worker(), worker(), worker())
     assert sorted(seen) == sorted(f"m{i}" for i in range(45))
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]], ids=["plain", "-v"])
+async def test_opentrain_log_switches_the_cli_s_logging_on_once(
+    server: FakeOpenTrain, tmp_path: Path, verbose: list[str]
+) -> None:
+    """``OPENTRAIN_LOG=debug opentrain-async send ...``: each request logged once with its
+    request id (the CLI silenced it without -v, and printed every line twice with -v)."""
+    conv = server.add_conversation()
+    env = cli_env(server, tmp_path, OPENTRAIN_LOG="debug")
+    result = await run_cli("send", *verbose, conv, "hi", env=env)
+    assert result.code == 0, result.err
+    assert result.err.count("POST /messages -> 201") == 1
+    assert server.token not in result.err
