@@ -184,6 +184,13 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs(
             "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
         )
+        # The client's sleep= would silently not apply to retries (real waits in tests).
+        mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
+        if mixed and sleep is not asyncio.sleep:
+            raise ConfigurationError(
+                "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
+                "pass sleep= to the RetryPolicy too"
+            )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
         self._max_response_bytes = max_response_bytes

@@ -658,3 +658,20 @@ async def test_opentrain_log_switches_the_cli_s_logging_on_once(
     assert result.code == 0, result.err
     assert result.err.count("POST /messages -> 201") == 1
     assert server.token not in result.err
+
+
+async def test_a_retry_policy_with_the_client_s_fake_sleep_is_refused(
+    server: FakeOpenTrain,
+) -> None:
+    """``OpenTrainClient(sleep=fake_time.sleep, retry_policy=RetryPolicy(max_retries=3))``
+    (a test setup): the policy's own asyncio.sleep would wait out every retry for real,
+    silently; refused, naming the fix.  The policy's own sleep works as given."""
+    time = FakeTime()
+    with pytest.raises(ConfigurationError, match="pass sleep= to the RetryPolicy"):
+        make_client(server, sleep=time.sleep, retry_policy=RetryPolicy(max_retries=3))
+    conv = server.add_conversation()
+    server.throttle_next(1, retry_after=30)
+    policy = RetryPolicy(max_retries=3, sleep=time.sleep)
+    async with make_client(server, clock=time.clock, sleep=time.sleep, retry_policy=policy) as c:
+        assert (await c.send_message(conv, "hi")).content == "hi"
+    assert time.elapsed >= 30
