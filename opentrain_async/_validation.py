@@ -12,6 +12,7 @@ valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
 from __future__ import annotations
 
 import math
+import numbers
 from urllib.parse import quote
 
 from ._errors import ConfigurationError, InvalidRequestError
@@ -204,7 +205,9 @@ def check_option(
     kind = "an integer" if integer else "a number"
     number = math.nan
     rule = f"{kind} {'>' if strict else '>='} {minimum:g}{unit}"
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    # The numbers ABCs, not int/float: numpy's scalars (settings read with pandas) count.
+    kinds = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
     if ok:
         try:
             number = float(value)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import logging
 import pickle
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -675,3 +676,12 @@ async def test_a_retry_policy_with_the_client_s_fake_sleep_is_refused(
     async with make_client(server, clock=time.clock, sleep=time.sleep, retry_policy=policy) as c:
         assert (await c.send_message(conv, "hi")).content == "hi"
     assert time.elapsed >= 30
+
+
+def test_options_accept_any_real_number_type() -> None:
+    """Option checks follow the numbers ABCs (numpy scalars from a pandas-read config
+    register there), not just int and float: a Fraction timeout is 0.5 s."""
+    client = OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", timeout=Fraction(1, 2))
+    assert client.with_options(timeout=Fraction(3, 2)).retry_policy is client.retry_policy
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", max_concurrency=Fraction(8, 1))
