@@ -79,7 +79,8 @@ class OpenTrainError(Exception):
     details: Mapping[str, Any] = _NO_DETAILS
     body: object | None = None
     """The server's error answer (as openai-python's ``body``): its decoded JSON, or its
-    text when it is not JSON; None when no answer came with this error."""
+    text when it is not JSON (the first 8 KiB of a longer one); None when no answer came
+    with this error."""
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
@@ -426,8 +427,16 @@ def error_from_response(
     return error
 
 
+BODY_KEPT = 8192
+"""Bytes of an error answer kept as ``body``: errors are kept (a batch's failures, a
+journal, a pickled job result), and a proxy's error page may be megabytes."""
+
+
 def _body(payload: object, raw: bytes) -> object | None:
-    """``body`` of an error answer: its JSON, else its text (None when empty)."""
+    """``body`` of an error answer: its JSON, else its text (None when empty); an answer
+    over ``BODY_KEPT`` bytes is kept as the text of its start, ending in "..."."""
+    if len(raw) > BODY_KEPT:
+        return raw[:BODY_KEPT].decode("utf-8", "replace") + "..."
     if payload is not None or not raw:
         return payload
     return raw.decode("utf-8", "replace")

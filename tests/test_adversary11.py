@@ -685,3 +685,22 @@ def test_options_accept_any_real_number_type() -> None:
     assert client.with_options(timeout=Fraction(3, 2)).retry_policy is client.retry_policy
     with pytest.raises(ConfigurationError, match="max_concurrency"):
         OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", max_concurrency=Fraction(8, 1))
+
+
+async def test_an_error_keeps_at_most_8_kib_of_a_huge_error_page(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """A proxy's 2 MB error page on every send: each failure a batch keeps (up to 1,000)
+    holds 8 KiB of it as ``body``, not the whole page (a GB for a bad day)."""
+    conv = server.add_conversation()
+    page = "<html>" + "x" * 2_000_000 + "</html>"
+    server.script("POST /messages", status=403, body=page, content_type="text/html", times=2)
+    report = await client.send_all([(conv, "a"), (conv, "b")])
+    assert report.counts["forbidden"] == 2
+    for outcome in report.failures:
+        assert outcome.error is not None
+        body = outcome.error.body
+        assert isinstance(body, str)
+        assert body.startswith("<html>xxx")
+        assert body.endswith("...")
+        assert len(body) <= 8192 + 3
