@@ -325,7 +325,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         check_option(concurrency, "concurrency", minimum=1, integer=True)
-        check_option(grace, "grace", minimum=0, unit=" seconds")
+        check_option(grace, "grace", minimum=0, unit=" seconds", infinite=True)
         self._engine = _Engine(
             deliver, policy, items, concurrency, reconcile, before_send=before_send
         )

@@ -82,7 +82,9 @@ class RetryPolicy:
     def __attrs_post_init__(self) -> None:
         check_option(self.max_retries, "max_retries", minimum=0, integer=True)
         # NaN or a string would let every hint pass the cap (or fail on the first 429).
-        check_option(self.max_retry_after, "max_retry_after", minimum=0, unit=" seconds")
+        check_option(
+            self.max_retry_after, "max_retry_after", minimum=0, unit=" seconds", infinite=True
+        )
 
     def retry_reason(self, error: BaseException | None, *, idempotent: bool) -> str | None:
         """Why ``error`` may be retried, or None when it is terminal."""

@@ -196,12 +196,14 @@ def check_option(
     strict: bool = False,
     integer: bool = False,
     unit: str = "",
+    infinite: bool = False,
 ) -> float:
     """Check a client or bulk option (``max_concurrency=``, ``timeout=``...): a finite number
     (an ``int`` with ``integer``; never a bool, a string or NaN) >= ``minimum`` (> with
     ``strict``), else ``ConfigurationError`` naming it.  Settings often come from
     environment variables, i.e. strings, and Python's own ``TypeError`` for ``"8" < 1``
-    names neither the option nor the rule.  Returns it as a float."""
+    names neither the option nor the rule.  ``infinite`` also takes ``math.inf`` (for
+    "no limit": ``max_retry_after``, ``grace``).  Returns it as a float."""
     kind = "an integer" if integer else "a number"
     number = math.nan
     rule = f"{kind} {'>' if strict else '>='} {minimum:g}{unit}"
@@ -214,7 +216,8 @@ def check_option(
         except OverflowError:  # an int of hundreds of digits
             ok = False
         else:
-            ok = math.isfinite(number) and (number > minimum if strict else number >= minimum)
+            finite = math.isfinite(number) or (infinite and number == math.inf)
+            ok = finite and (number > minimum if strict else number >= minimum)
     if not ok:
         raise ConfigurationError(f"{name} must be {rule}, got {repr(value)[:40]}")
     return number

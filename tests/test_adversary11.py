@@ -8,6 +8,7 @@ import asyncio
 import copy
 import inspect
 import logging
+import math
 import pickle
 import typing
 from collections import Counter
@@ -736,3 +737,13 @@ def test_every_type_a_public_method_takes_or_returns_is_exported() -> None:
                 for cls in _classes_in(annotation):
                     assert cls.__name__ in opentrain_async.__all__, f"{owner.__name__}.{name}"
                     assert getattr(opentrain_async, cls.__name__) is cls
+
+
+async def test_no_limit_stays_expressible_as_infinity(client: OpenTrainClient) -> None:
+    """``max_retry_after=math.inf`` (wait out any hint) and ``grace=math.inf`` (never cut
+    a send on the wire) meant "no limit" before the option checks; they still do."""
+    assert RetryPolicy(max_retry_after=math.inf).max_retry_after == math.inf
+    built = OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", max_retry_after=math.inf)
+    assert built.retry_policy.max_retry_after == math.inf
+    async with client.send_many([], grace=math.inf) as outcomes:
+        assert [o async for o in outcomes] == []
