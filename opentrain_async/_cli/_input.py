@@ -92,11 +92,6 @@ class JobSource:
             raise InputError(f"{name}: not UTF-8 text") from None
         self.format: Format = fmt or detect_format("" if self.is_stdin else name, head)
 
-    @property
-    def size(self) -> int:
-        """Bytes held in memory."""
-        return len(self._data)
-
     def lines(self) -> Iterator[Line]:
         """Every input, in file order, valid or not."""
         raw = io.BytesIO(self._data)  # shares the bytes, no copy

@@ -35,6 +35,7 @@ from opentrain_async import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    BulkReport,
     BulkSend,
     DeliveryUnknownError,
     Message,
@@ -97,7 +98,8 @@ class Runner:
         self._store = store
         self.client: OpenTrainClient | None = None
         self._session: aiohttp.ClientSession | None = None
-        self.report = JobResult().report
+        self.report = BulkReport(keep_failures=0)
+        """Every outcome of this run (``failures`` keeps the failed ones with their line)."""
         self.failures: list[Failure] = []
         self.journal: Journal | None = None
         self.state = JournalState()
@@ -338,6 +340,7 @@ class Runner:
             policy=client.retry_policy,
             concurrency=self.options.concurrency,
             reconcile=False,
+            grace=0.0,  # reads only: nothing on the wire is worth waiting for
         )
         async with settling as outcomes:
             async for outcome in outcomes:
