@@ -4,10 +4,13 @@ input read once, read-back through the bulk engine) and the summary (from a
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import signal
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +45,7 @@ from opentrain_async._cli._summary import JobResult, print_summary, write_failur
 from opentrain_async._config import Settings, api_root
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import write_jsonl
+from .cli_helpers import Result, cli_env, run_cli, start_cli, write_jsonl
 from .test_cli_journal import MemoryJournalStore
 
 
@@ -328,3 +331,48 @@ async def test_a_read_back_that_breaks_leaves_the_input_unknown_never_failed(
     third = await execute(JobSource(str(job)), options, settings, err=io.StringIO())
     assert (third.reconciled, third.sent) == (1, 0)
     assert len(server.messages(conv)) == 3
+
+
+async def test_a_signal_during_read_back_stops_at_once_and_the_rerun_settles(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """SIGTERM while the engine reads back a send an earlier run left open (reads only,
+    nothing to wait for): exit 143 at once with the summary, nothing sent, the input
+    still open in the journal; the rerun finds it delivered and sends nothing twice."""
+    conv = server.add_conversation()
+    job = write_jsonl(
+        tmp_path / "job.jsonl", [{"conversationId": conv, "content": f"m{i}"} for i in range(3)]
+    )
+    journal = tmp_path / "job.journal"
+    env = cli_env(server, tmp_path)
+    args = ("bulk", str(job), "--journal", str(journal), "--json")
+    assert (await run_cli(*args, env=env)).code == 0
+    records = journal.read_text().splitlines(keepends=True)
+    last_ended = max(i for i, r in enumerate(records) if json.loads(r).get("event") == "ended")
+    left_open = json.loads(records.pop(last_ended))["id"]
+    journal.write_text("".join(records))  # as if killed before writing it
+    server.script("GET /messages", delay=60, times=None)  # read-back hangs
+    proc = await start_cli(*args, env=env)
+    assert proc.stderr is not None
+    note = await asyncio.wait_for(proc.stderr.readline(), 30)
+    assert note.startswith(b"reconciling 1 send(s)"), note
+    deadline = time.monotonic() + 30
+    while server.in_flight == 0:  # after the note, only read-back goes to the server
+        assert time.monotonic() < deadline, "the CLI never read back"
+        assert proc.returncode is None, "the CLI ended before reading back"
+        await asyncio.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    result = Result(proc.returncode or 0, out.decode(), note.decode() + err.decode())
+    assert result.code == 143, result.err
+    assert "Traceback" not in result.err
+    summary = result.json()
+    assert (summary["interrupted"], summary["sent"], summary["reconciled"]) == ("SIGTERM", 0, 0)
+    state = await load_journal(FileJournalStore(journal, read_only=True))
+    assert state.inputs[left_open].open
+    server.clear_faults()
+    final = await run_cli(*args, env=env)
+    assert final.code == 0, final.err
+    assert (final.json()["reconciled"], final.json()["sent"]) == (1, 0)
+    stats = server.stats()
+    assert (stats["committed"], stats["duplicates"]) == (3, 0)

@@ -124,18 +124,22 @@ class Runner:
             self._session = aiohttp.ClientSession(trace_configs=[self._store.trace_config()])
         options = self.options
         clock = options.clock
-        self.client = OpenTrainClient(
-            self.settings.token,
-            self.settings.api_root,
-            max_concurrency=options.concurrency,
-            rate_limit=options.rate,
-            pacing_url=options.pacing_url,
-            session=self._session,
-            clock=clock.monotonic,
-            sleep=clock.sleep,
-            wall_clock=clock.wall,
-        )
-        await self.client.__aenter__()
+        try:
+            self.client = OpenTrainClient(
+                self.settings.token,
+                self.settings.api_root,
+                max_concurrency=options.concurrency,
+                rate_limit=options.rate,
+                pacing_url=options.pacing_url,
+                session=self._session,
+                clock=clock.monotonic,
+                sleep=clock.sleep,
+                wall_clock=clock.wall,
+            )
+            await self.client.__aenter__()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
