@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from opentrain_async import (
     SendOutcome,
 )
 from opentrain_async._cli import _run
-from opentrain_async._cli._input import JobSource
+from opentrain_async._cli._input import InputError, JobSource
 from opentrain_async._cli._job import JobOptions, execute
 from opentrain_async._cli._journal import (
     FileJournalStore,
@@ -376,3 +377,58 @@ async def test_a_signal_during_read_back_stops_at_once_and_the_rerun_settles(
     assert (final.json()["reconciled"], final.json()["sent"]) == (1, 0)
     stats = server.stats()
     assert (stats["committed"], stats["duplicates"]) == (3, 0)
+
+
+def test_the_job_is_read_once_and_every_pass_sees_the_same_lines(tmp_path: Path) -> None:
+    """Iterating a job again after its file was replaced yields the lines first read."""
+    job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": "conv_1", "content": "a"}])
+    source = JobSource(str(job))
+    job.write_text(json.dumps({"conversationId": "conv_2", "content": "b"}) + "\n")
+    for _ in range(2):
+        assert [line.record for line in source.lines()] == [
+            {"conversationId": "conv_1", "content": "a"}
+        ]
+
+
+def test_a_pipe_is_read_once_and_can_be_planned_and_sent(tmp_path: Path) -> None:
+    """A named pipe (``<(cmd)``) can be read only once: its lines are kept, every pass
+    sees all of them, and it is treated like stdin (no default journal)."""
+    fifo = tmp_path / "job.fifo"
+    os.mkfifo(fifo)
+    lines = "".join(
+        json.dumps({"conversationId": "conv_1", "content": f"m{i}"}) + "\n" for i in range(3)
+    )
+
+    def write() -> None:
+        with open(fifo, "w", encoding="utf-8") as handle:
+            handle.write(lines)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    source = JobSource(str(fifo))
+    writer.join()
+    assert source.is_stdin
+    first = [line.message for line in source.lines()]
+    assert len(first) == 3
+    assert [line.message for line in source.lines()] == first
+
+
+def test_text_that_is_not_utf8_is_one_input_error_wherever_it_is(tmp_path: Path) -> None:
+    """Invalid UTF-8 in the first bytes fails when the job is opened; further in, on
+    the pass that reaches it; a character cut at the format-detection boundary is fine."""
+    head = tmp_path / "head.jsonl"
+    head.write_bytes(b"\xff\xfe{}\n")
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        JobSource(str(head))
+    tail = tmp_path / "tail.jsonl"
+    line = json.dumps({"conversationId": "conv_1", "content": "x" * 100}) + "\n"
+    tail.write_bytes(line.encode() * 400 + b'{"content": "\xff"}\n')
+    source = JobSource(str(tail))
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        list(source.lines())
+    cut = tmp_path / "cut.jsonl"
+    record = json.dumps({"conversationId": "conv_1", "content": "é" * 9000}, ensure_ascii=False)
+    cut.write_bytes(record.encode() + b"\n")
+    assert len(cut.read_bytes()) > 16384
+    [only] = JobSource(str(cut)).lines()
+    assert only.message is not None
