@@ -378,15 +378,15 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     await refuse_moved_job(source, options)
     state = JournalState() if store is None else await load_journal(store)
     plan = make_plan(source, state, options)
-    result = plan.as_json(None if store is None else store.name)
+    journal = None if store is None else store.name
     if options.json:
-        print(json.dumps(result), file=out)
+        print(json.dumps(plan.as_json(journal)), file=out)
     else:
-        print_plan(plan, result, out)
+        print_plan(plan, journal, out)
     return EXIT_USAGE if plan.bad or plan.changed else EXIT_OK
 
 
-def print_plan(plan: Plan, result: Mapping[str, object], out: TextIO) -> None:
+def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
     """The plan for a terminal: every bad line, every changed key, then one line."""
     print_bad_lines(plan.bad_lines, out, None)
     for item in plan.changed:
@@ -396,15 +396,15 @@ def print_plan(plan: Plan, result: Mapping[str, object], out: TextIO) -> None:
             file=out,
         )
     bad = len(plan.bad)
-    journal = (
+    skips = (
         f"journal: {plan.actions[Action.DONE]:,} already delivered, "
         f"{plan.actions[Action.SKIP_FAILED]:,} previously failed; "
-        if result["journal"] is not None
+        if journal is not None
         else ""
     )
     print(
         f"dry run: {plan.inputs:,} inputs, {plan.inputs - bad:,} valid, {bad:,} bad; "
         f"would send {plan.actions[Action.SEND]:,}, reconcile "
-        f"{plan.actions[Action.RECONCILE]:,}; {journal}nothing was sent",
+        f"{plan.actions[Action.RECONCILE]:,}; {skips}nothing was sent",
         file=out,
     )
