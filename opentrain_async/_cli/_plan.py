@@ -33,6 +33,7 @@ from ._journal import (
     JournalError,
     JournalState,
     JournalStore,
+    Progress,
     content_hash,
     identity,
     load_journal,
@@ -43,6 +44,7 @@ __all__ = [
     "Action",
     "JobInput",
     "Plan",
+    "decide",
     "default_journal_path",
     "dry_run",
     "entries",
@@ -101,8 +103,9 @@ def entries(source: JobSource) -> Iterator[JobInput | tuple[Line, str]]:
         yield JobInput(line, message, identity(key, digest, occurrences[digest]), digest)
 
 
-def _sent_or_maybe(progress_ok: bool, progress_open: bool, kind: str | None) -> bool:
-    return progress_ok or progress_open or kind == "delivery_unknown"
+def _sent_or_maybe(progress: Progress) -> bool:
+    """The journal has this input as delivered, or as maybe delivered."""
+    return progress.ok or progress.open or progress.kind == "delivery_unknown"
 
 
 def decide(item: JobInput, state: JournalState, options: JobOptions) -> Action:
@@ -112,7 +115,7 @@ def decide(item: JobInput, state: JournalState, options: JobOptions) -> Action:
         return Action.SEND
     if progress.sha256 is not None and progress.sha256 != item.digest:
         # A key reused with other content: never skip it silently, never resend blindly.
-        if _sent_or_maybe(progress.ok, progress.open, progress.kind):
+        if _sent_or_maybe(progress):
             return Action.SEND if options.allow_changed else Action.CHANGED
         return Action.SEND  # it failed with the old content: the new one is a new attempt
     if progress.ok:
@@ -175,9 +178,7 @@ def _by_digest(state: JournalState) -> dict[str, list[str]]:
     """Identities the journal has as delivered (or maybe delivered), by content hash."""
     found: dict[str, list[str]] = {}
     for ident, progress in state.inputs.items():
-        if progress.sha256 is not None and _sent_or_maybe(
-            progress.ok, progress.open, progress.kind
-        ):
+        if progress.sha256 is not None and _sent_or_maybe(progress):
             found.setdefault(progress.sha256, []).append(ident)
     return found
 
@@ -348,8 +349,7 @@ async def refuse_moved_job(
         sent = sum(
             1
             for ident, progress in state.inputs.items()
-            if mine.get(ident) == progress.sha256
-            and _sent_or_maybe(progress.ok, progress.open, progress.kind)
+            if mine.get(ident) == progress.sha256 and _sent_or_maybe(progress)
         )
         if not sent:
             continue
