@@ -29,7 +29,7 @@ from opentrain_async import (
     PermissionDeniedError,
     SendOutcome,
 )
-from opentrain_async._cli import _run
+from opentrain_async._cli import _input, _run
 from opentrain_async._cli._input import InputError, JobSource
 from opentrain_async._cli._job import JobOptions, execute
 from opentrain_async._cli._journal import (
@@ -388,6 +388,26 @@ def test_the_job_is_read_once_and_every_pass_sees_the_same_lines(tmp_path: Path)
         assert [line.record for line in source.lines()] == [
             {"conversationId": "conv_1", "content": "a"}
         ]
+
+
+def test_a_job_larger_than_memory_allows_is_copied_once_and_edits_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``SPILL_BYTES`` the job is a private mapped copy, not heap: the original
+    rewritten in place (same size, so a shared mapping would see it) changes no pass,
+    and two passes interleaved keep their own positions."""
+    monkeypatch.setattr(_input, "SPILL_BYTES", 64)
+    monkeypatch.setattr(_input, "_CHUNK", 16)
+    rows = [{"conversationId": f"conv_{i}", "content": f"message {i:03}"} for i in range(200)]
+    job = write_jsonl(tmp_path / "job.jsonl", rows)
+    source = JobSource(str(job))
+    assert not isinstance(source._data, bytes)  # spilled, not held in memory
+    with open(job, "r+b") as handle:  # same length, other content
+        handle.write(handle.read().replace(b"message", b"MESSAGE"))
+    first, second = source.lines(), source.lines()
+    together = [(a.record, b.record) for a, b in zip(first, second, strict=True)]
+    assert [a for a, _ in together] == rows
+    assert [b for _, b in together] == rows
 
 
 def test_a_pipe_is_read_once_and_can_be_planned_and_sent(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ import codecs
 import csv
 import io
 import json
+import mmap
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -68,7 +70,8 @@ def detect_format(name: str, head: str) -> Format:
 
 
 class JobSource:
-    """A job file, pipe or stdin, read once into memory (its size in bytes).
+    """A job file, pipe or stdin, read once (into memory, or a private temporary copy
+    when larger than ``SPILL_BYTES``).
 
     Every pass over the job (validation and the plan, the sends, ``--failures``) reads
     these same bytes: a file edited, truncated or replaced while the job runs changes
@@ -94,7 +97,12 @@ class JobSource:
 
     def lines(self) -> Iterator[Line]:
         """Every input, in file order, valid or not."""
-        raw = io.BytesIO(self._data)  # shares the bytes, no copy
+        data = self._data
+        raw: io.BytesIO | io.BufferedReader = (
+            io.BytesIO(data)  # shares the bytes, no copy
+            if isinstance(data, bytes)
+            else io.BufferedReader(_MappedReader(data), _CHUNK)
+        )
         with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
             try:
                 if self.format == "csv":
@@ -105,11 +113,11 @@ class JobSource:
                 raise InputError(f"{self.name}: not UTF-8 text") from None
 
 
-def _read_file(name: str) -> bytes:
+def _read_file(name: str) -> bytes | mmap.mmap:
     """The whole of a regular file, or ``InputError`` saying why not."""
     try:
         with open(name, "rb") as handle:
-            return handle.read()
+            return _copy_once(handle)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -136,7 +144,7 @@ def _json_problem(exc: Exception) -> str:
     return f"invalid JSON ({exc})"
 
 
-def _read_if_not_a_file(name: str) -> bytes | None:
+def _read_if_not_a_file(name: str) -> bytes | mmap.mmap | None:
     """The whole of a pipe (``<(cmd)``, ``/dev/stdin``); None for a regular file (or a
     name that does not open: reported by ``_read_file``).  Devices (``/dev/zero``) are
     refused: they never end."""
@@ -150,9 +158,54 @@ def _read_if_not_a_file(name: str) -> bytes | None:
         raise InputError(f"{name}: not a regular file or a pipe (a device?)")
     try:
         with open(name, "rb") as handle:
-            return handle.read()
+            return _copy_once(handle)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+SPILL_BYTES = 64 << 20
+"""A job larger than this is copied to a private temporary file, not kept in memory."""
+
+_CHUNK = 1 << 20
+
+
+def _copy_once(handle: io.BufferedReader) -> bytes | mmap.mmap:
+    """The job's bytes, read once: in memory up to ``SPILL_BYTES``; beyond, a private
+    temporary file mapped read-only, so a 4-million-line job costs page cache, not heap,
+    and an edit of the original still changes nothing about this run."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= SPILL_BYTES:
+        chunk = handle.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    with tempfile.TemporaryFile(prefix="opentrain-job-") as copy:  # unlinked at once
+        copy.writelines(chunks)
+        chunks.clear()
+        while chunk := handle.read(_CHUNK):
+            copy.write(chunk)
+        copy.flush()
+        return mmap.mmap(copy.fileno(), 0, access=mmap.ACCESS_READ)  # outlives the fd
+
+
+class _MappedReader(io.RawIOBase):
+    """One pass over a mapped copy, with its own position (passes may interleave)."""
+
+    def __init__(self, data: mmap.mmap) -> None:
+        self._data = data
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        start = self._position
+        chunk = self._data[start : start + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._position = start + len(chunk)
+        return len(chunk)
 
 
 def _check(number: int, record: dict[str, Any]) -> Line:
