@@ -223,6 +223,16 @@ def normalize_item(item: Any) -> OutgoingMessage:
         key = item.get("key")
         conversation_id: Any = item.get("conversationId", item.get("conversation_id"))
         content: Any = item.get("content")
+        for name, value in (("conversationId", conversation_id), ("content", content)):
+            if value is None and name not in item and not (
+                name == "conversationId" and "conversation_id" in item
+            ):  # say so: "must be a string, got NoneType" hides a misnamed column
+                raise InvalidRequestError(
+                    f"the item has no {name!r} key (it has: {', '.join(map(repr, item))[:200]})",
+                    field=name,
+                    limit=f"a mapping with {name!r}",
+                    actual=None,
+                )
         message = OutgoingMessage(conversation_id, content, None if key is None else str(key))
     elif isinstance(item, tuple) and len(item) == 2:
         message = OutgoingMessage(item[0], item[1])

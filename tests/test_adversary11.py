@@ -747,3 +747,23 @@ async def test_no_limit_stays_expressible_as_infinity(client: OpenTrainClient) -
     assert built.retry_policy.max_retry_after == math.inf
     async with client.send_many([], grace=math.inf) as outcomes:
         assert [o async for o in outcomes] == []
+
+
+async def test_a_mapping_without_the_api_s_keys_says_which_key_is_missing(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``send_all(csv.DictReader(open(path)))`` on an Excel CSV: the first column is
+    ``\\ufeffconversationId`` (a byte order mark).  Each outcome says the key is missing and
+    which keys the row has, instead of "conversationId must be a string, got NoneType"."""
+    conv = server.add_conversation()
+    rows = [{"\ufeffconversationId": conv, "content": "hi"}, {"conversationId": conv}]
+    report = await client.send_all(rows)
+    assert report.counts["invalid"] == 2
+    first, second = (o.error for o in sorted(report.failures, key=lambda o: o.index))
+    assert isinstance(first, InvalidRequestError)
+    assert first.field == "conversationId"
+    assert "no 'conversationId' key" in str(first)
+    assert "'\\ufeffconversationId'" in str(first)
+    assert isinstance(second, InvalidRequestError)
+    assert second.field == "content"
+    assert server.sends == []
