@@ -767,3 +767,22 @@ async def test_a_mapping_without_the_api_s_keys_says_which_key_is_missing(
     assert isinstance(second, InvalidRequestError)
     assert second.field == "content"
     assert server.sends == []
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"api_token": b"ot_pat_secret_from_a_file"}, "api_token"),
+        ({"api_token": 123}, "api_token"),
+        ({"api_token": "ot_pat_x", "base_url": b"https://api.example.com"}, "base_url"),
+    ],
+)
+def test_a_token_or_base_url_that_is_not_a_string_is_a_configuration_error(
+    options: dict[str, object], name: str
+) -> None:
+    """``api_token=Path("token").read_bytes()``: ConfigurationError naming the argument
+    (with the fix for bytes), never echoing it; it was ``TypeError: '<=' not supported
+    between instances of 'str' and 'int'`` (or an AttributeError for an int)."""
+    with pytest.raises(ConfigurationError, match=name) as info:
+        OpenTrainClient(**options)  # type: ignore[arg-type]
+    assert "ot_pat_secret" not in str(info.value)
