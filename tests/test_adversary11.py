@@ -207,6 +207,7 @@ async def test_body_of_a_server_s_error_never_holds_the_token(
         ("user_agent", 5),
         ("timeout", float("inf")),  # raised OverflowError on the first request
         ("timeout", 10**400),
+        ("pacing_url", 6379),  # AttributeError: 'int' object has no attribute 'strip'
     ],
 )
 def test_a_wrong_client_option_is_a_configuration_error_naming_it(
