@@ -787,3 +787,11 @@ def test_a_token_or_base_url_that_is_not_a_string_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=name) as info:
         OpenTrainClient(**options)  # type: ignore[arg-type]
     assert "ot_pat_secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("rate", ["500", float("nan"), 0])
+def test_a_pacer_s_rate_limit_is_checked_like_the_client_s(rate: object) -> None:
+    """``Pacer(rate_limit="500")`` named the option only for numbers; a string was a
+    TypeError from the comparison."""
+    with pytest.raises(ConfigurationError, match="rate_limit"):
+        Pacer(rate_limit=rate)  # type: ignore[arg-type]
