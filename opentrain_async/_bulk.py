@@ -14,18 +14,17 @@ is never an outcome: the input waits.  A failure that dooms every send of the to
 input gets a ``NotAttemptedError`` outcome without a request.
 
 Leaving the loop early under ``async with`` (``break``, an exception) or with
-``aclose()``: no input is pulled and no send starts (the client asks ``SEND_GATE``
-before each send), sends on the wire get a grace to finish, and the outcomes the loop
-did not see are kept in ``unreported``.  Cancellation stops at once.  A plain
-``async for ... break`` cancels as soon as the iterator is dropped, which is at once
-unless something else still references it.
+``aclose()``: no input is pulled and no send starts (the request pipeline asks
+``SEND_GATE`` before each send), sends on the wire get a grace to finish, and the
+outcomes the loop did not see are kept in ``unreported``.  Cancellation stops at once.
+A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
+once unless something else still references it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import inspect
 import time
 from collections import Counter, deque
@@ -61,6 +60,7 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
+from ._pipeline import SEND_GATE
 from ._retry import RetryPolicy
 from ._validation import validate_content, validate_conversation_id
 
@@ -242,22 +242,6 @@ _END = object()
 
 LEAVE_GRACE = 5.0
 """Seconds sends on the wire get to finish when a ``send_many`` loop is left early."""
-
-SEND_GATE: contextvars.ContextVar[_Engine | None] = contextvars.ContextVar(
-    "opentrain_send_gate", default=None
-)
-"""The bulk engine a worker task belongs to; the client refuses to start a send for an
-engine whose consumer has left (``closing``)."""
-
-
-def refuse_if_closing() -> None:
-    """Called by the client right before a non-GET request goes on the wire."""
-    engine = SEND_GATE.get()
-    if engine is not None and engine.closing:
-        raise NotAttemptedError(
-            "not sent: the loop over send_many's outcomes ended before this send started"
-        )
-
 
 DEFAULT_KEEP_FAILURES = 1000
 
@@ -499,8 +483,8 @@ class _Engine:
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
         self.closing = False
-        """The consumer left: no new send may start (checked by the client, see
-        ``SEND_GATE``); outcomes go to ``unreported``."""
+        """The consumer left: no new send may start (checked by the request pipeline,
+        see ``SEND_GATE``); outcomes go to ``unreported``."""
         self.unreported: list[SendOutcome] = []
 
     def start(self) -> None:
@@ -614,7 +598,7 @@ class _Engine:
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
-        SEND_GATE.set(self)  # this worker's context only: the client checks it per send
+        SEND_GATE.set(self)  # this worker's context only: the pipeline checks it
         deliver = self._deliver
         before_send = self._before_send
         policy = self._policy
