@@ -38,7 +38,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import attrs
 
@@ -311,8 +311,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise ConfigurationError("concurrency must be >= 1")
         if not grace >= 0:
             raise ConfigurationError("grace must be >= 0 seconds")
+        self._outcomes = _Outcomes(concurrency)
         self._engine = _Engine(
-            deliver, policy, items, concurrency, reconcile, before_send=before_send
+            deliver, policy, items, concurrency, reconcile, self._outcomes, before_send=before_send
         )
         self.grace = grace
 
@@ -328,7 +329,24 @@ class BulkSend(AsyncIterator[SendOutcome]):
         return self
 
     async def __anext__(self) -> SendOutcome:
-        return await self._engine.next_outcome()
+        engine = self._engine
+        if engine.stopped:
+            raise StopAsyncIteration
+        engine.start()
+        try:
+            outcome = await self._outcomes.get()
+        except BaseException:
+            engine.cancel()
+            raise
+        if outcome is _END:
+            stopped_before = engine.stopped
+            engine.stopped = True
+            self._outcomes.put_nowait(_END)  # any other consumer sees the end too
+            if not stopped_before:  # after aclose() the stream just ends
+                engine.raise_input_error()
+            raise StopAsyncIteration
+        assert isinstance(outcome, SendOutcome)
+        return outcome
 
     async def __aenter__(self) -> BulkSend:
         return self
@@ -349,7 +367,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
         the ``grace`` given to ``send_many``) to finish, no new send starts, then what
         is left is cancelled.  Returns once every worker has stopped; what the loop
         did not see is in ``unreported``."""
-        await self._engine.drain(self.grace if grace is None else grace)
+        engine = self._engine
+        if engine.stopped:
+            return
+        engine.leave()
+        outcomes = self._outcomes
+        engine.unreported.extend(outcomes.take_all())
+        outcomes.unbounded()  # workers waiting for room hand their outcome over
+        outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+        await engine.finish(self.grace if grace is None else grace)
+        engine.unreported.extend(outcomes.take_all())
+        await engine.aclose()
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -359,7 +387,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
 
 
 class _Outcomes:
-    """The bounded FIFO from the workers to the consumer.
+    """``send_many``'s sink: the bounded FIFO from the workers to the caller's loop.
 
     asyncio.Queue does task accounting (``join``) that nothing here uses, at a dozen
     calls per outcome; this keeps only the bound and the waiting.
@@ -388,6 +416,12 @@ class _Outcomes:
         self._maxsize = 1 << 62
         while self._putters:
             _wake(self._putters)
+
+    def close(self, discard: bool) -> None:
+        """End the stream (the engine's sink): after what is queued, or at once."""
+        if discard:
+            self.clear()
+        self.put_nowait(_END)
 
     def put_nowait(self, item: Any) -> None:
         """Append regardless of the bound (for the end marker) and wake a consumer."""
@@ -438,12 +472,27 @@ def _wake(waiters: deque[asyncio.Future[None]]) -> None:
             return
 
 
-class _Engine:
-    """The workers behind one ``BulkSend`` or ``send_all``.
+class Sink(Protocol):
+    """Where the engine hands every outcome, as aiometer's ``run_on_each`` sends each
+    result to a stream: ``send_many``'s bounded queue, or ``send_all``'s report."""
 
-    Each worker pulls an input, turns it into exactly one outcome and hands it on:
-    to the queue a ``BulkSend`` reads, or straight to a ``sink`` (``send_all``),
-    which spares every outcome a trip through the queue and the consumer task.
+    def put(self, outcome: SendOutcome) -> Awaitable[None] | None:
+        """Take one outcome.  An awaitable returned is awaited by the worker before it
+        pulls its next input (a full queue, an async callback's turn); if taking the
+        outcome fails, the engine stops and ``run`` raises that failure."""
+
+    def close(self, discard: bool) -> None:
+        """No more outcomes: every worker has stopped, or the engine was stopped
+        (``discard``: drop what was not taken yet)."""
+
+
+class _Engine:
+    """The workers behind one ``BulkSend`` or ``send_all``: one engine, two sinks.
+
+    Each worker pulls an input, turns it into exactly one outcome and hands it to the
+    ``sink``: the queue a ``BulkSend`` reads, or ``send_all``'s report, which spares
+    every outcome a trip through a queue and a consumer task.  Once ``leave`` was
+    called, outcomes go to ``unreported`` instead.
     """
 
     def __init__(
@@ -453,7 +502,7 @@ class _Engine:
         items: Iterable[SendItem] | AsyncIterable[SendItem],
         concurrency: int,
         reconcile: bool,
-        sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+        sink: Sink,
         *,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
@@ -472,14 +521,14 @@ class _Engine:
         self._reconcile = reconcile
         self._sink = sink
         self._pull_lock = asyncio.Lock()
-        self._outcomes = _Outcomes(concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._index = 0
         self._live_workers = 0
         self._input_error: BaseException | None = None
         self._sink_error: BaseException | None = None
         self._exhausted = False
-        self._closed = False
+        self.stopped = False
+        """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
         self.closing = False
@@ -492,38 +541,22 @@ class _Engine:
             self._live_workers = self._concurrency
             self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
-    async def next_outcome(self) -> SendOutcome:
-        if self._closed:
-            raise StopAsyncIteration
-        self.start()
-        try:
-            outcome = await self._outcomes.get()
-        except BaseException:
-            self.cancel()
-            raise
-        if outcome is _END:
-            closed_by_cancel, self._closed = self._closed, True
-            self._outcomes.put_nowait(_END)  # any other consumer sees the end too
-            if not closed_by_cancel:  # after aclose() the stream just ends
-                self._raise_input_error()
-            raise StopAsyncIteration
-        assert isinstance(outcome, SendOutcome)
-        return outcome
-
     async def run(self) -> None:
-        """Sink mode: run every input through the sink; return when all are done."""
+        """Until every input's outcome is in the sink (``send_all``); raises what the
+        sink raised, else what the caller's iterable raised."""
         self.start()
         try:
             await asyncio.gather(*self._workers, return_exceptions=True)
         except BaseException:  # cancelled: stop the workers and wait for them
             await self.aclose()
             raise
-        self._closed = True
+        self.stopped = True
         if self._sink_error is not None:
             raise self._sink_error
-        self._raise_input_error()
+        self.raise_input_error()
 
-    def _raise_input_error(self) -> None:
+    def raise_input_error(self) -> None:
+        """Raise (once) what the caller's iterable raised, if it did."""
         error, self._input_error = self._input_error, None
         if error is not None:
             raise error
@@ -533,36 +566,29 @@ class _Engine:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def drain(self, grace: float) -> None:
-        """Leave early: no new input, no new send; sends on the wire get ``grace``
-        seconds to finish; every outcome the consumer will not see goes to
-        ``unreported``; then the rest is cancelled."""
-        if self._closed:
-            return
+    def leave(self) -> None:
+        """The consumer left: no new input, no new send; outcomes go to ``unreported``."""
         self.closing = True
-        self._closed = True  # the stream just ends for every consumer
+        self.stopped = True  # the stream just ends for every consumer
         self._exhausted = True
-        self.unreported.extend(self._outcomes.take_all())
-        self._outcomes.unbounded()  # workers waiting for room hand their outcome over
-        self._outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+
+    async def finish(self, grace: float) -> None:
+        """Give the sends under way ``grace`` seconds to finish, then stop the rest."""
         pending = [t for t in self._workers if not t.done()]
         if pending and grace > 0:
             await asyncio.wait(pending, timeout=grace)
-        self.unreported.extend(o for o in self._outcomes.take_all() if o is not _END)
-        await self.aclose()
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop everything now; returns the workers still winding down.
 
-        A consumer waiting in ``next_outcome`` (say ``aclose()`` was called from another
-        task) is woken and sees the end of the stream.
+        The sink is closed, dropping what it holds: a consumer waiting on it (say
+        ``aclose()`` was called from another task) is woken and sees the end.
         """
-        self._closed = True
+        self.stopped = True
         self._exhausted = True
         for task in self._workers:
             task.cancel()
-        self._outcomes.clear()
-        self._outcomes.put_nowait(_END)
+        self._sink.close(discard=True)
         return [t for t in self._workers if not t.done()]
 
     def _not_attempted(self) -> NotAttemptedError:
@@ -587,7 +613,7 @@ class _Engine:
                 self._exhausted = True
                 self._input_error = exc
             except asyncio.CancelledError as exc:
-                if self._closed:  # the engine is stopping this worker
+                if self.stopped:  # the engine is stopping this worker
                     raise
                 # The iterable itself raised CancelledError: end the stream with it
                 # rather than lose the worker (and hang the consumer).
@@ -604,6 +630,8 @@ class _Engine:
         policy = self._policy
         reconcile = self._reconcile
         items = self._items
+        put = self._sink.put
+        unreported = self.unreported
         try:
             while not self._exhausted:
                 if items is not None:
@@ -671,18 +699,15 @@ class _Engine:
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
-                if self._sink is None:
-                    if self.closing:
-                        self.unreported.append(outcome)
-                    else:
-                        await self._outcomes.put(outcome)
+                if self.closing:
+                    unreported.append(outcome)
                     continue
                 try:
-                    result = self._sink(outcome)
-                    if result is not None and inspect.isawaitable(result):
+                    result = put(outcome)
+                    if result is not None:
                         await result
-                except BaseException as exc:  # the caller's callback failed: stop everything
-                    if self._closed:  # this worker was cancelled by the engine itself
+                except BaseException as exc:  # the sink failed (a callback): stop everything
+                    if self.stopped:  # this worker was cancelled by the engine itself
                         raise
                     self._sink_error = exc
                     self.cancel()
@@ -691,8 +716,8 @@ class _Engine:
                     raise
         finally:
             self._live_workers -= 1
-            if self._live_workers == 0 and self._sink is None and not self._closed:
-                self._outcomes.put_nowait(_END)  # the last one closes the stream
+            if self._live_workers == 0 and not self.stopped:
+                self._sink.close(discard=False)  # the last one closes the sink
 
 
 def _key_of(item: Any) -> str | None:
@@ -716,7 +741,7 @@ async def run_batch(
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
-    The workers account for each outcome themselves (no queue, no consumer task).  Calls
+    The engine's sink is the report itself (no queue, no consumer task).  Calls
     of ``on_outcome`` never overlap, async ones included.  If it raises, the batch stops
     and the exception propagates.
     """
@@ -725,25 +750,37 @@ async def run_batch(
     if keep_failures < 0:
         raise ConfigurationError("keep_failures must be >= 0")
     report = BulkReport(keep_failures=keep_failures)
-    add = report.add
-    sink: Callable[[SendOutcome], Awaitable[None] | None]
-    if on_outcome is None:
-        sink = add
-    else:
-        callback = on_outcome
-        turn = asyncio.Lock()
-
-        def sink(outcome: SendOutcome) -> Awaitable[None] | None:
-            add(outcome)
-            result = callback(outcome)
-            if result is not None and inspect.isawaitable(result):
-                return _await_in_turn(turn, result)
-            return None
-
     started = clock()
+    sink = _ReportSink(report, on_outcome)
     await _Engine(deliver, policy, items, concurrency, reconcile, sink).run()
     report.elapsed = clock() - started
     return report
+
+
+class _ReportSink:
+    """``send_all``'s sink: each outcome into the report, then to ``on_outcome``."""
+
+    def __init__(
+        self,
+        report: BulkReport,
+        on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
+    ) -> None:
+        self._add = report.add
+        self._callback = on_outcome
+        self._turn = asyncio.Lock()
+
+    def put(self, outcome: SendOutcome) -> Awaitable[None] | None:
+        self._add(outcome)
+        callback = self._callback
+        if callback is None:
+            return None
+        result = callback(outcome)
+        if result is not None and inspect.isawaitable(result):
+            return _await_in_turn(self._turn, result)
+        return None
+
+    def close(self, discard: bool) -> None:
+        """Nothing to do: the report is complete when ``run`` returns."""
 
 
 async def _await_in_turn(turn: asyncio.Lock, result: Awaitable[None]) -> None:
