@@ -63,6 +63,7 @@ from ._models import Message, OutgoingMessage
 from ._pipeline import SEND_GATE
 from ._retry import RetryPolicy
 from ._validation import validate_content, validate_conversation_id
+from ._waiters import Waiters
 
 __all__ = [
     "OUTCOME_KINDS",
@@ -396,14 +397,13 @@ class _Outcomes:
     def __init__(self, maxsize: int) -> None:
         self._items: deque[Any] = deque()
         self._maxsize = maxsize
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._getters: Waiters[None] = Waiters()
+        self._putters: Waiters[None] = Waiters()
 
     def clear(self) -> None:
         """Drop every item; any worker waiting for room may go on."""
         self._items.clear()
-        while self._putters:
-            _wake(self._putters)
+        self._putters.wake_all(None)
 
     def take_all(self) -> list[Any]:
         """Remove and return every item (the end marker excluded)."""
@@ -414,8 +414,7 @@ class _Outcomes:
     def unbounded(self) -> None:
         """Lift the bound, letting every waiting worker put."""
         self._maxsize = 1 << 62
-        while self._putters:
-            _wake(self._putters)
+        self._putters.wake_all(None)
 
     def close(self, discard: bool) -> None:
         """End the stream (the engine's sink): after what is queued, or at once."""
@@ -427,49 +426,27 @@ class _Outcomes:
         """Append regardless of the bound (for the end marker) and wake a consumer."""
         self._items.append(item)
         if self._getters:
-            _wake(self._getters)
+            self._getters.wake(None)
 
     async def put(self, item: Any) -> None:
         """Append once there is room, waking a consumer."""
         while len(self._items) >= self._maxsize:
-            await _wait(self._putters)
+            await self._putters.wait()
         self._items.append(item)
         if self._getters:
-            _wake(self._getters)
+            self._getters.wake(None)
 
     async def get(self) -> Any:
         """Take the oldest item, waiting for one; frees room for a worker."""
         items = self._items
         while not items:
-            await _wait(self._getters)
+            await self._getters.wait()
         item = items.popleft()
         if self._putters:
-            _wake(self._putters)
+            self._putters.wake(None)
         if items and self._getters:  # another consumer may take the next one
-            _wake(self._getters)
+            self._getters.wake(None)
         return item
-
-
-async def _wait(waiters: deque[asyncio.Future[None]]) -> None:
-    waiter = asyncio.get_running_loop().create_future()
-    waiters.append(waiter)
-    try:
-        await waiter
-    except BaseException:
-        if waiter.cancelled():  # cancelled in line: leave it
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
-        else:  # woken, then cancelled before it ran: pass the wake-up on
-            _wake(waiters)
-        raise
-
-
-def _wake(waiters: deque[asyncio.Future[None]]) -> None:
-    while waiters:
-        waiter = waiters.popleft()
-        if not waiter.done():
-            waiter.set_result(None)
-            return
 
 
 class Sink(Protocol):
