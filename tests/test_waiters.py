@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from opentrain_async._pacing.window import SlowStartWindow
 from opentrain_async._waiters import Waiters
 
 
@@ -95,3 +96,27 @@ async def test_wake_all_releases_every_waiter() -> None:
     waiters.wake_all(None)
     assert not waiters
     assert await asyncio.gather(*tasks) == [None] * 5
+
+
+async def test_the_slow_start_window_passes_on_room_its_cancelled_waiter_was_handed() -> None:
+    """The pacer's window over ``Waiters``: room handed to a request cancelled before it
+    ran goes to the next in line, and a request cancelled in line blocks nobody."""
+    window = SlowStartWindow(initial=1, growth=0.0)
+    assert window.try_enter()
+    second = asyncio.create_task(window.enter())
+    third = asyncio.create_task(window.enter())
+    await _until(lambda: len(window._waiters) == 2)
+    window.leave(grow=False)  # the room goes to `second`...
+    second.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert await third is True
+    assert window.in_flight == 1
+    fourth = asyncio.create_task(window.enter())
+    await _until(lambda: len(window._waiters) == 1)
+    fourth.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fourth
+    window.leave(grow=False)
+    assert window.in_flight == 0
+    assert window.try_enter()  # no dead waiter holds the line
