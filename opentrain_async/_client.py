@@ -511,6 +511,8 @@ async def send_message(
     Token and base URL resolve exactly as ``OpenTrainClient`` does; the options mean
     what they mean there.  Share one ``OpenTrainClient`` instead when sending many.
     """
+    # Checked once, here, before any client exists (bad input fails without a token);
+    # then straight to delivery, which takes input as checked.
     validate_conversation_id(conversation_id)
     validate_content(content)
     async with OpenTrainClient(
@@ -522,4 +524,5 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        return await client.send_message(conversation_id, content)
+        message, _ = await client._delivery.deliver(conversation_id, content, reconcile)
+        return message

@@ -3,11 +3,14 @@ engine over a ``deliver`` function, read-back and listen's lookup over any reade
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
+import opentrain_async
 from opentrain_async import DeliveryUnknownError, Message, RetryPolicy
 from opentrain_async._bulk import BulkSend, run_batch
 from opentrain_async._delivery import ClaimedIds, find_own_message
@@ -15,6 +18,9 @@ from opentrain_async._errors import ConflictError
 from opentrain_async._listen import _find_messages
 from opentrain_async._pagination import AsyncPaginator
 from opentrain_async._read_models import MessagePage
+from opentrain_async.testing import FakeOpenTrain
+
+from .conftest import make_client
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -101,3 +107,38 @@ async def test_the_bulk_engine_runs_over_any_deliver_callable() -> None:
     )
     assert (report.sent, report.failed, report.elapsed) == (2, 2, 2.5)
     assert all(reconcile for _, _, reconcile in calls[-3:])
+
+
+async def test_content_is_validated_once_on_the_way_down(
+    server: FakeOpenTrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each send entry checks the conversation id and content once (the client's
+    ``send_message``, the one-shot, each bulk input); the layers under it take the
+    input as checked instead of checking again."""
+    checks: Counter[str] = Counter()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("opentrain_async"):
+            continue
+        for check in ("validate_content", "validate_conversation_id"):
+            original = getattr(module, check, None)
+            if original is None:
+                continue
+
+            def counting(value: Any, *args: Any, _f: Any = original, _c: str = check) -> Any:
+                checks[_c] += 1
+                return _f(value, *args)
+
+            monkeypatch.setattr(module, check, counting)
+    conv = server.add_conversation()
+    async with make_client(server) as client:
+        await client.send_message(conv, "one")
+        assert checks == {"validate_content": 1, "validate_conversation_id": 1}
+        checks.clear()
+        report = await client.send_all([(conv, "two"), (conv, "three")])
+        assert report.sent == 2
+        assert checks == {"validate_content": 2, "validate_conversation_id": 2}
+    checks.clear()
+    await opentrain_async.send_message(
+        conv, "four", api_token=server.token, base_url=server.base_url
+    )
+    assert checks == {"validate_content": 1, "validate_conversation_id": 1}
