@@ -142,6 +142,14 @@ class OpenTrainClient(ReadMixin):
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = settings.api_root
         self.max_concurrency = max_concurrency
+        # Checked before a pacing backend (perhaps Redis) is built: nothing to close.
+        client_timeout = as_client_timeout(timeout)
+        retry = retry_policy or RetryPolicy(
+            max_retries=5 if max_retries is None else max_retries,
+            max_retry_after=120.0 if max_retry_after is None else max_retry_after,
+            on_retry=on_retry,
+            sleep=sleep,
+        )
         self.stats = ClientStats()
         pacing_backend = client_backend(
             pacer_given=pacer is not None,
@@ -161,14 +169,8 @@ class OpenTrainClient(ReadMixin):
             settings,
             pacer=pacer
             or Pacer(rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep),
-            retry=retry_policy
-            or RetryPolicy(
-                max_retries=5 if max_retries is None else max_retries,
-                max_retry_after=120.0 if max_retry_after is None else max_retry_after,
-                on_retry=on_retry,
-                sleep=sleep,
-            ),
-            timeout=as_client_timeout(timeout),
+            retry=retry,
+            timeout=client_timeout,
             max_concurrency=max_concurrency,
             stats=self.stats,
             session=session,
