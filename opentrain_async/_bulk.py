@@ -73,6 +73,7 @@ __all__ = [
     "OutcomeKind",
     "SendItem",
     "SendOutcome",
+    "Sink",
     "normalize_item",
     "outcome_kind",
     "stops_engine",

@@ -464,13 +464,7 @@ class Pipeline:
         json_body: Any = None,
         idempotent: bool | None = None,
     ) -> tuple[int, Any]:
-        """Send one API request through the pipeline with the retry policy applied.
-
-        ``path`` is relative to the API root (``/messages``).  Returns the status and
-        the decoded JSON body.  ``idempotent`` defaults to True for GET only; a
-        non-idempotent request is retried only when it certainly never reached the
-        server, or on 429.
-        """
+        """One request, retried under the policy (``OpenTrainClient.request`` says how)."""
         data = None if json_body is None else json_dumps(json_body)
         if idempotent is None:
             idempotent = method == "GET"
