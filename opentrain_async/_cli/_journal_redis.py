@@ -22,15 +22,15 @@ third of the TTL.  A second run finds it held and refuses, naming the holder.  A
 that died on this machine (same kernel boot and PID namespace, PID gone) is taken over at
 once; elsewhere, its lease expires after at most one TTL.
 
-**Fencing.**  The runner may send only while its lease is confirmed: every send checks,
-right before the request goes on the wire, that the last successful renewal or append
-started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which keeps counting while
-a process is stopped or the machine suspended), and every record's append checks the
-owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a GC pause, a
-partition) therefore wakes up unable to send or record, while the run that took over
-reads back what it left open.  What fencing cannot stop is a request that passed the
-check and was frozen on its way to the socket (microseconds, or a new connection's
-handshake): the server has no fencing token to compare.
+**Fencing.**  The runner may send only while its lease is confirmed: every POST checks,
+when it starts and again as aiohttp hands it to the socket, that the last successful
+renewal or append started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which
+keeps counting while a process is stopped or the machine suspended), and every record's
+append checks the owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a
+GC pause, a partition) therefore wakes up unable to send or record, while the run that
+took over reads back what it left open.  What fencing cannot stop is a process stopped
+between the last check and the write itself (a few bytecodes; at most one request, which
+it then reports in a warning): the server has no fencing token to compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.
@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 import socket
@@ -87,6 +88,7 @@ MAX_BATCH = 1000
 READ_CHUNK = 10_000
 KEY_PREFIX = "opentrain:journal:"
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
+logger = logging.getLogger("opentrain_async.cli")
 
 
 class JournalUnavailableError(JournalError, OpenTrainError):
@@ -429,6 +431,9 @@ class RedisJournalStore:
         """Records this run appended."""
         self.took_over: LeaseHolder | None = None
         """The dead holder this run took the lease from, if any."""
+        self.late_sends = 0
+        """POSTs this run wrote after its lease had surely run out (it was stopped
+        between the last check and the write; see ``trace_config``)."""
         self._k_lease = url.key("lease")
         self._k_records = url.key("records")
         self._k_fence = url.key("fence")
@@ -634,6 +639,28 @@ class RedisJournalStore:
         if why is not None:
             raise JournalLostError(self._lost_message(why))
 
+    def _written(self, lease_surely_held_until: float, body: bytes) -> None:
+        """Right after a POST passed the last check and was written: if the lease may
+        have run out by the time of the write (the process was stopped in between),
+        say so at once, naming the conversation to look at (never the content)."""
+        if self._clock() <= lease_surely_held_until:
+            return
+        self.late_sends += 1
+        try:
+            conversation = json_loads(body).get("conversationId")
+        except (ValueError, AttributeError):
+            conversation = None
+        where = "a conversation"
+        if isinstance(conversation, str):
+            where = f"conversation {conversation}"
+        logger.warning(
+            "a send to %s was written after this run's lease on %s may have run out (the "
+            "process was stopped between its last check and the write); if another run "
+            "took the job over, that message may be there twice",
+            where,
+            self.url.where,
+        )
+
     def _lost_message(self, why: str) -> str:
         return (
             f"stopped sending: the journal for {self.url.where} can no longer be written "
@@ -642,8 +669,19 @@ class RedisJournalStore:
         )
 
     def trace_config(self) -> aiohttp.TraceConfig:
-        """An aiohttp hook that stops every POST before it goes on the wire once the lease
-        is lost (fencing for sends already pulled, waiting for the pacer or a slot)."""
+        """aiohttp hooks that stop every POST before it goes on the wire once the lease is
+        lost: when the request starts (sends already pulled, waiting for the pacer or a
+        slot), and again when its body is handed to the socket.
+
+        The second check is the one that counts: aiohttp awaits ``on_request_chunk_sent``
+        right before it writes the buffered headers and the body to the transport in one
+        call, with nothing awaited in between.  A runner stopped anywhere earlier (getting
+        a connection, the body-writing task waiting for its turn on the loop) wakes up to
+        a failed check instead of sending.  What remains is a process stopped in the
+        few bytecodes between this check and the ``write``: at most one request, since no
+        other task runs in that stretch.  The refused request raises ``JournalLostError``
+        from inside aiohttp (as the cause of a connection error, which the pipeline
+        unwraps); nothing of it was written."""
         config = aiohttp.TraceConfig()
 
         async def on_request_start(
@@ -654,7 +692,21 @@ class RedisJournalStore:
             if params.method == "POST":
                 self.check_send()
 
+        async def on_request_chunk_sent(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestChunkSentParams,
+        ) -> None:
+            if params.method == "POST":
+                self.check_send()
+                # The lease in Redis lasts at least ``margin`` past our deadline; the
+                # write is done by the next turn of the loop.
+                asyncio.get_running_loop().call_soon(
+                    self._written, self._valid_until + self._margin, params.chunk
+                )
+
         config.on_request_start.append(on_request_start)
+        config.on_request_chunk_sent.append(on_request_chunk_sent)
         return config
 
 
