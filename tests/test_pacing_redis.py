@@ -253,6 +253,41 @@ async def test_one_cut_per_episode_across_processes(redis: redis_asyncio.Redis) 
     assert third.throttles == 4
 
 
+async def test_slots_another_process_holds_from_before_the_cut_do_not_cut_again(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Process a holds slots reserved at the old rate; b's 429 cuts.  a's 429s for its
+    held slots (admitted after the cut's 1 ms pause, before a heard of the cut) are that
+    episode's: one cut, the limit b's cut set.  A slot reserved after the cut cuts again."""
+    a = steady(redis, "held")
+    b = steady(redis, "held")
+    now = await redis_now(redis)
+    state = PacingState(
+        limit=100.0, searching=False, origin=now - 0.2, cut_at=now - 0.2, cuts=1, successes=50
+    )
+    await redis.hset("held", mapping=encode_state(state))
+    held = await a.reserve(5, successes=10)
+    assert held.count >= 2
+    last_held = held.first + (held.count - 1) * held.interval
+    mine = await b.reserve(1)
+    first = await b.report(
+        PacingFeedback(successes=5, throttled=True, throttled_at=mine.first, retry_after=0.001)
+    )
+    assert first.cuts == 2
+    assert first.cut_at >= last_held > first.pause_until
+    again = await a.report(
+        PacingFeedback(successes=5, throttled=True, throttled_at=last_held, retry_after=0.001)
+    )
+    assert (again.cuts, again.limit) == (2, first.limit)
+    fresh = await a.reserve(2, successes=5)
+    assert fresh.cuts == 2
+    assert fresh.first >= first.cut_at  # the new slots follow the held ones
+    later = await a.report(
+        PacingFeedback(throttled=True, throttled_at=fresh.first + fresh.interval, retry_after=0.001)
+    )
+    assert later.cuts == 3
+
+
 async def test_concurrent_reports_from_many_processes_are_all_counted(
     redis: redis_asyncio.Redis,
 ) -> None:
