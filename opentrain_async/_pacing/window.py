@@ -9,8 +9,7 @@ the window lets everyone through: the rate decides.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
+from opentrain_async._waiters import Waiters
 
 __all__ = ["SlowStartWindow"]
 
@@ -23,7 +22,7 @@ class SlowStartWindow:
         """Requests that may be in flight."""
         self.in_flight = 0
         self._growth = growth
-        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._waiters: Waiters[bool] = Waiters()
         self.open = False
         """True once paced: nobody is held back any more (the rate decides)."""
 
@@ -45,35 +44,27 @@ class SlowStartWindow:
             return False
         if self.try_enter():
             return True
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.result():
-                self.leave(grow=False)  # handed a slot we will not use: pass it on
-            raise
+        return await self._waiters.wait(on_abandoned=self._give_back)
+
+    def _give_back(self, counted_in: bool) -> None:
+        """A waiter cancelled after it was handed room: pass the room on."""
+        if counted_in:
+            self.leave(grow=False)
 
     def leave(self, grow: bool) -> None:
         """One request is over (``grow``: it was accepted): hand its room on."""
         self.in_flight -= 1
         if grow and not self.open:
             self.size += self._growth
-        waiters = self._waiters
-        while waiters and (self.open or self.in_flight < self.size):
-            waiter = waiters.popleft()
-            if waiter.done():  # cancelled while waiting
-                continue
-            if self.open:
-                waiter.set_result(False)
-            else:
-                self.in_flight += 1  # hand the room over
-                waiter.set_result(True)
+        if self.open:
+            self._waiters.wake_all(False)
+            return
+        while self._waiters and self.in_flight < self.size:
+            self.in_flight += 1  # hand the room over
+            if not self._waiters.wake(True):
+                self.in_flight -= 1  # nobody was left waiting after all
 
     def open_up(self) -> None:
         """Paced from now on: release every waiter to the rate."""
         self.open = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(False)
+        self._waiters.wake_all(False)
