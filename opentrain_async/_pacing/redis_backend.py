@@ -80,7 +80,7 @@ logger = logging.getLogger("opentrain_async")
 
 PACING_URL_ENV = "OT_PACING_URL"
 _KEY_PREFIX = "opentrain:pacing:"
-_VERSION = "v"  # hash field bumped by every write (the optimistic transaction's check)
+_VERSION = "v"  # hash field bumped by every write ("0": nothing written yet, see _hand_back)
 _FIRST_CALL_BUDGET = 2.0  # seconds: connect, handshake and script load (see _timed)
 
 _LUA_COMMON = """
@@ -456,7 +456,7 @@ def _text(value: Any) -> str:
 def pacing_key(api_root: str, token: str) -> str:
     """The Redis key of one (API root, token) pair: a hash, never the token itself."""
     digest = hashlib.sha256(f"{api_root}\n{token}".encode()).hexdigest()[:32]
-    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: with ":processes", one cluster slot
+    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: keys derived from it share a slot
 
 
 def redact_url(url: str) -> str:
