@@ -270,8 +270,7 @@ async def test_a_runner_stopped_mid_send_sends_nothing_after_it_wakes(
         late = [r.json for r in server.requests if r.received_at >= continued]
         assert late == []  # not a POST, not a read: the woken runner sent nothing
         assert (server.stats()["committed"], server.stats()["duplicates"]) == (n, 0)
-        assert "nothing more was sent" in woke.err
-        assert "written after" not in woke.err
+        assert "no further send was started" in woke.err
 
 
 async def test_a_runner_stopped_mid_send_after_the_last_check_sends_at_most_that_one(
@@ -283,18 +282,13 @@ async def test_a_runner_stopped_mid_send_after_the_last_check_sends_at_most_that
     found it, and sent it: one duplicate, the documented bound."""
     n = 60
     async with FakeOpenTrain(record_requests=True) as server:
-        woke, continued = await _stopped_mid_send(server, redis_server, tmp_path, "body-write", n)
+        _, continued = await _stopped_mid_send(server, redis_server, tmp_path, "body-write", n)
         late = [r for r in server.requests if r.received_at >= continued]
         assert [(r.method, r.path) for r in late] == [("POST", "/api/public/v1/messages")]
         [extra] = late
         copies = [r for r in server.sends if r.status == 201 and r.json == extra.json]
         assert len(copies) == 2  # the takeover's, then the woken runner's
         assert (server.stats()["committed"], server.stats()["duplicates"]) == (n + 1, 1)
-        # The woken runner cannot unsend it, but says so, naming where to look.
-        assert (
-            f"a send to conversation {extra.json['conversationId']} was written after this "
-            "run's lease" in woke.err
-        ), woke.err
 
 
 async def test_redis_killed_mid_run_stops_sending_and_resumes(tmp_path: Path) -> None:

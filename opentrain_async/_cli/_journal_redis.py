@@ -29,8 +29,8 @@ keeps counting while a process is stopped or the machine suspended), and every r
 append checks the owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a
 GC pause, a partition) therefore wakes up unable to send or record, while the run that
 took over reads back what it left open.  What fencing cannot stop is a process stopped
-between the last check and the write itself (a few bytecodes; at most one request, which
-it then reports in a warning): the server has no fencing token to compare.
+between the last check and the write itself (a few bytecodes; at most one request): the
+server has no fencing token to compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.
@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import logging
 import os
 import re
 import socket
@@ -88,7 +87,6 @@ MAX_BATCH = 1000
 READ_CHUNK = 10_000
 KEY_PREFIX = "opentrain:journal:"
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
-logger = logging.getLogger("opentrain_async.cli")
 
 
 class JournalUnavailableError(JournalError, OpenTrainError):
@@ -431,9 +429,6 @@ class RedisJournalStore:
         """Records this run appended."""
         self.took_over: LeaseHolder | None = None
         """The dead holder this run took the lease from, if any."""
-        self.late_sends = 0
-        """POSTs this run wrote after its lease had surely run out (it was stopped
-        between the last check and the write; see ``trace_config``)."""
         self._k_lease = url.key("lease")
         self._k_records = url.key("records")
         self._k_fence = url.key("fence")
@@ -639,33 +634,12 @@ class RedisJournalStore:
         if why is not None:
             raise JournalLostError(self._lost_message(why))
 
-    def _written(self, lease_surely_held_until: float, body: bytes) -> None:
-        """Right after a POST passed the last check and was written: if the lease may
-        have run out by the time of the write (the process was stopped in between),
-        say so at once, naming the conversation to look at (never the content)."""
-        if self._clock() <= lease_surely_held_until:
-            return
-        self.late_sends += 1
-        try:
-            conversation = json_loads(body).get("conversationId")
-        except (ValueError, AttributeError):
-            conversation = None
-        where = "a conversation"
-        if isinstance(conversation, str):
-            where = f"conversation {conversation}"
-        logger.warning(
-            "a send to %s was written after this run's lease on %s may have run out (the "
-            "process was stopped between its last check and the write); if another run "
-            "took the job over, that message may be there twice",
-            where,
-            self.url.where,
-        )
-
     def _lost_message(self, why: str) -> str:
         return (
             f"stopped sending: the journal for {self.url.where} can no longer be written "
-            f"({why}); nothing more was sent. Rerun the same command to resume once Redis is "
-            "reachable (sends left open are checked by read-back, never resent blindly)"
+            f"({why}); no further send was started. Rerun the same command to resume once "
+            "Redis is reachable (sends left open are checked by read-back, never resent "
+            "blindly)"
         )
 
     def trace_config(self) -> aiohttp.TraceConfig:
@@ -679,9 +653,10 @@ class RedisJournalStore:
         a connection, the body-writing task waiting for its turn on the loop) wakes up to
         a failed check instead of sending.  What remains is a process stopped in the
         few bytecodes between this check and the ``write``: at most one request, since no
-        other task runs in that stretch.  The refused request raises ``JournalLostError``
-        from inside aiohttp (as the cause of a connection error, which the pipeline
-        unwraps); nothing of it was written."""
+        other task runs in that stretch (the woken process cannot tell that it happened:
+        the time it could compare is taken before the write or after it, never at it).
+        The refused request raises ``JournalLostError`` from inside aiohttp (as the cause
+        of a connection error, which the pipeline unwraps); nothing of it was written."""
         config = aiohttp.TraceConfig()
 
         async def on_request_start(
@@ -699,11 +674,6 @@ class RedisJournalStore:
         ) -> None:
             if params.method == "POST":
                 self.check_send()
-                # The lease in Redis lasts at least ``margin`` past our deadline; the
-                # write is done by the next turn of the loop.
-                asyncio.get_running_loop().call_soon(
-                    self._written, self._valid_until + self._margin, params.chunk
-                )
 
         config.on_request_start.append(on_request_start)
         config.on_request_chunk_sent.append(on_request_chunk_sent)
