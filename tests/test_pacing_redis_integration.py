@@ -281,6 +281,7 @@ async def test_fail_closed_waits_for_redis(
         server.base_url,
         pacing_url=redis_server.url + "?retry_every=0.05",
         pacing_fail_closed=True,
+        clock=time.monotonic,  # the sleep really waits (if briefly): real time
         sleep=sleep,
     ) as client:
         task = asyncio.create_task(client.send_message(conv, "closed"))

@@ -1,0 +1,53 @@
+"""The client's seams attacked as users misuse them: a sleep without its clock, a pacer
+with its own clock, the paginator awaited as in openai-python, a proxy the SDK cannot
+use.  Each test is named for the promise it defends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from opentrain_async import ConfigurationError, OpenTrainClient
+from opentrain_async.testing import FakeOpenTrain, FakeTime
+
+# -- clock and sleep come together ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("given", ["sleep", "clock"])
+def test_a_sleep_without_its_clock_is_refused(given: str) -> None:
+    """A fake sleep on the real clock never lets a long wait end (the pacer would spin
+    through a 30 s hint in real time), and a fake clock with a real sleep never moves:
+    passing one without the other is refused, naming both and the testing kit."""
+    fake = FakeTime()
+    options = {"sleep": fake.sleep} if given == "sleep" else {"clock": fake.clock}
+    with pytest.raises(ConfigurationError, match=r"clock=.*sleep=") as info:
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", **options)
+    assert "FakeTime" in str(info.value)
+
+
+def test_a_real_sleep_may_come_with_the_real_clock() -> None:
+    """A sleep that really waits (a wrapper over asyncio.sleep) is fine when the real
+    clock is named with it."""
+
+    async def logged_sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    client = OpenTrainClient(
+        "ot_pat_x", "http://127.0.0.1:9", clock=time.monotonic, sleep=logged_sleep
+    )
+    assert client.pacer is not None
+
+
+async def test_a_long_hint_passes_in_fake_time_on_the_shared_fixture(
+    server: FakeOpenTrain, client: OpenTrainClient, no_wait: FakeTime
+) -> None:
+    """The repo's own ``client`` fixture: a 30 s Retry-After is waited in fake time by
+    the retry and the pacer alike, and the send then succeeds."""
+    conv = server.add_conversation()
+    server.throttle_next(1, retry_after=30)
+    message = await client.send_message(conv, "after the pause")
+    assert message.content == "after the pause"
+    assert no_wait.elapsed >= 30
+    assert any(s >= 29 for s in no_wait.sleeps)
