@@ -136,6 +136,7 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs(
             "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
         )
+        _refuse_pacer_off_the_seam(pacer, clock, sleep)
         # The client's sleep= would silently not apply to retries (real waits in tests).
         mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
         if mixed and seam.sleep is not asyncio.sleep:
@@ -506,6 +507,24 @@ def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None
         raise ConfigurationError(
             f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
             f"{name} itself (also given: {', '.join(given)})"
+        )
+
+
+def _refuse_pacer_off_the_seam(
+    pacer: Pacer | None,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], Awaitable[Any]] | None,
+) -> None:
+    """A pacer keeps the clock and sleep it was built with (its backend reads that clock
+    too), so the client's ``clock=``/``sleep=`` cannot reach it: pacing on the real clock
+    beside a fake one spins or really waits.  Refused unless both are the pacer's own,
+    rather than swapped into a pacer the caller may share with other clients."""
+    if pacer is None or clock is None or sleep is None:
+        return
+    if pacer._clock != clock or pacer._sleep != sleep:  # bound methods compare by owner
+        raise ConfigurationError(
+            "pacer= keeps its own clock and sleep, not the client's clock=/sleep=; build "
+            "it on the same ones: Pacer(clock=, sleep=) with the client's"
         )
 
 

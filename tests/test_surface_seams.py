@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from opentrain_async import ConfigurationError, OpenTrainClient
+from opentrain_async import ConfigurationError, OpenTrainClient, Pacer
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 # -- clock and sleep come together ----------------------------------------------------------
@@ -51,3 +51,47 @@ async def test_a_long_hint_passes_in_fake_time_on_the_shared_fixture(
     assert message.content == "after the pause"
     assert no_wait.elapsed >= 30
     assert any(s >= 29 for s in no_wait.sleeps)
+
+
+# -- a pacer brings its own clock ------------------------------------------------------------
+
+
+def test_a_pacer_on_another_clock_than_the_client_s_is_refused() -> None:
+    """``pacer=Pacer()`` with the client's fake ``clock=``/``sleep=`` would pace on the
+    real clock while everything else runs on the fake one: refused, naming the fix."""
+    fake = FakeTime()
+    with pytest.raises(ConfigurationError, match=r"pacer=.*Pacer\(clock=, sleep=\)"):
+        OpenTrainClient(
+            "ot_pat_x", "http://127.0.0.1:9", pacer=Pacer(), clock=fake.clock, sleep=fake.sleep
+        )
+    other = FakeTime()
+    with pytest.raises(ConfigurationError, match="pacer="):
+        OpenTrainClient(
+            "ot_pat_x",
+            "http://127.0.0.1:9",
+            pacer=Pacer(clock=other.clock, sleep=other.sleep),
+            clock=fake.clock,
+            sleep=fake.sleep,
+        )
+
+
+async def test_a_pacer_on_the_client_s_clock_paces_in_fake_time(server: FakeOpenTrain) -> None:
+    """A pacer built on the same fake time as the client is used as given, and a 30 s
+    Retry-After passes in fake time through it."""
+    fake = FakeTime()
+    pacer = Pacer(clock=fake.clock, sleep=fake.sleep)
+    async with OpenTrainClient(
+        server.token, server.base_url, pacer=pacer, clock=fake.clock, sleep=fake.sleep
+    ) as client:
+        assert client.pacer is pacer
+        conv = server.add_conversation()
+        server.throttle_next(1, retry_after=30)
+        assert (await client.send_message(conv, "paced")).content == "paced"
+    assert fake.elapsed >= 30
+
+
+def test_a_pacer_alone_keeps_its_own_clock() -> None:
+    """Without the client's clock/sleep, a given pacer is used as it was built."""
+    fake = FakeTime()
+    pacer = Pacer(clock=fake.clock, sleep=fake.sleep)
+    assert OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", pacer=pacer).pacer is pacer
