@@ -197,7 +197,7 @@ class OpenTrainClient(ReadMixin):
         self._delivery = self._new_delivery(
             None, reconcile_delay=reconcile_delay, clock_skew=clock_skew, log_content=log_content
         )
-        self.init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
+        self._init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
 
     def __repr__(self) -> str:
         return (
@@ -272,7 +272,7 @@ class OpenTrainClient(ReadMixin):
             clock_skew=delivery.clock_skew,
             log_content=delivery.log_content,
         )
-        copy.init_reads(copy._pipeline.for_call, copy._time, copy._default_cursor_path)
+        copy._init_reads(copy._pipeline.for_call, copy._time, copy._default_cursor_path)
         return copy
 
     @property

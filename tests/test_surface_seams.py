@@ -95,3 +95,15 @@ def test_a_pacer_alone_keeps_its_own_clock() -> None:
     fake = FakeTime()
     pacer = Pacer(clock=fake.clock, sleep=fake.sleep)
     assert OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", pacer=pacer).pacer is pacer
+
+
+# -- wiring is not API -------------------------------------------------------------------------
+
+
+def test_the_read_side_s_wiring_is_not_public() -> None:
+    """``init_reads`` rewired a client's reads to another pipeline: a public-looking name
+    a user could call and break the client with.  It is private; the public names of the
+    client are API only."""
+    public = {name for name in dir(OpenTrainClient) if not name.startswith("_")}
+    assert "init_reads" not in public
+    assert hasattr(OpenTrainClient, "_init_reads")
