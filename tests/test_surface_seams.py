@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from opentrain_async import ConfigurationError, OpenTrainClient, Pacer
+from opentrain_async import (
+    ConfigurationError,
+    ConversationPage,
+    EventPage,
+    MessagePage,
+    OpenTrainClient,
+    Pacer,
+)
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 # -- clock and sleep come together ----------------------------------------------------------
@@ -107,3 +114,41 @@ def test_the_read_side_s_wiring_is_not_public() -> None:
     public = {name for name in dir(OpenTrainClient) if not name.startswith("_")}
     assert "init_reads" not in public
     assert hasattr(OpenTrainClient, "_init_reads")
+
+
+# -- awaiting a paginator, as in openai-python ---------------------------------------------
+
+
+async def test_awaiting_a_paginator_returns_its_first_page(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """openai-python's habit ``page = await client.iter_messages(cid)`` gives the first
+    page, the same object the one-page call returns; awaiting does not consume the walk
+    (iterating afterwards starts at the first item), and a later await fetches again."""
+    conv = server.add_conversation()
+    for i in range(5):
+        server.add_incoming_message(conv, f"m{i}")
+    walk = client.iter_messages(conv, limit=2)
+    page = await walk
+    assert isinstance(page, MessagePage)
+    assert page == await client.read_messages(conv, limit=2)
+    assert len(page.messages) == 2
+    assert page.next_cursor is not None
+    assert len([m async for m in walk]) == 5
+    requests = len(server.requests)
+    assert (await walk) == page
+    assert len(server.requests) == requests + 1
+
+
+async def test_awaiting_the_other_paginators_gives_their_one_page_types(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``await iter_conversations()`` is a ConversationPage, ``await iter_updates()`` an
+    EventPage: exactly what ``list_conversations()``/``get_updates()`` return."""
+    server.add_conversation()
+    conversations = await client.iter_conversations(limit=1)
+    assert isinstance(conversations, ConversationPage)
+    assert conversations == await client.list_conversations(limit=1)
+    updates = await client.iter_updates()
+    assert isinstance(updates, EventPage)
+    assert updates == await client.get_updates()
