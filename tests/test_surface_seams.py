@@ -5,11 +5,13 @@ use.  Each test is named for the promise it defends."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 import pytest
 
 from opentrain_async import (
+    APIConnectionError,
     ConfigurationError,
     ConversationPage,
     EventPage,
@@ -17,6 +19,7 @@ from opentrain_async import (
     OpenTrainClient,
     Pacer,
 )
+from opentrain_async._proxy import proxy_from_env
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 # -- clock and sleep come together ----------------------------------------------------------
@@ -152,3 +155,92 @@ async def test_awaiting_the_other_paginators_gives_their_one_page_types(
     updates = await client.iter_updates()
     assert isinstance(updates, EventPage)
     assert updates == await client.get_updates()
+
+
+# -- a proxy the operator configured is never bypassed ----------------------------------------
+
+
+def test_an_https_proxy_from_the_environment_is_used_with_its_credentials() -> None:
+    """``HTTPS_PROXY=https://...`` (a TLS proxy, which aiohttp speaks) is used, not
+    ignored for a direct connection; its credentials become Proxy-Authorization."""
+    proxy = proxy_from_env(
+        "https://api.example.com", {"HTTPS_PROXY": "https://user:s3cret@proxy.corp:3129"}
+    )
+    assert proxy is not None
+    assert str(proxy.url) == "https://proxy.corp:3129"
+    assert proxy.authorization == "Basic " + base64.b64encode(b"user:s3cret").decode()
+    assert "s3cret" not in repr(proxy)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HTTPS_PROXY": "socks5://user:s3cret@proxy.corp:1080"}, "https_proxy"),
+        ({"https_proxy": "socks5h://proxy.corp:1080"}, "https_proxy"),
+        ({"ALL_PROXY": "socks4://user:s3cret@proxy.corp:1080"}, "all_proxy"),
+        ({"HTTPS_PROXY": "ftp://user:s3cret@proxy.corp:21"}, "https_proxy"),
+    ],
+)
+def test_a_proxy_the_sdk_cannot_use_is_a_configuration_error(
+    env: dict[str, str], named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy of a scheme aiohttp cannot speak (SOCKS) fails at construction naming the
+    variable, as httpx and requests fail, instead of silently going direct past the
+    proxy the operator configured; the value (and its password) is never shown."""
+    with pytest.raises(ConfigurationError, match=named.upper()) as info:
+        OpenTrainClient("ot_pat_x", "https://api.example.com", env=env)
+    assert named in str(info.value)
+    assert "trust_env=False" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    assert "proxy.corp" not in str(info.value)
+    assert "s3cret" not in caplog.text
+
+
+def test_an_unusable_proxy_is_not_consulted_when_bypassed() -> None:
+    """NO_PROXY for the API host (or trust_env=False) still goes direct without error:
+    the operator said so."""
+    env = {"HTTPS_PROXY": "socks5://proxy.corp:1080", "NO_PROXY": "api.example.com"}
+    assert proxy_from_env("https://api.example.com", env) is None
+    OpenTrainClient(
+        "ot_pat_x", "https://api.example.com", env={"HTTPS_PROXY": "socks5://p:1"}, trust_env=False
+    )
+
+
+class TlsListener:
+    """A loopback listener standing in for a TLS proxy: records the first bytes each
+    connection sends (a TLS ClientHello starts with 0x16) and hangs up."""
+
+    def __init__(self) -> None:
+        self.first_bytes: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.first_bytes.append(await reader.read(5))
+        writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+async def test_requests_go_to_an_https_proxy_over_tls(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``HTTPS_PROXY=https://...`` the request opens TLS to the proxy (the API host
+    under .test never resolves: only the proxy is reachable), and the failed handshake
+    is an APIConnectionError that certainly never reached the API."""
+    listener = TlsListener()
+    listener.server = await asyncio.start_server(listener.handle, "127.0.0.1", 0)
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{listener.port}")
+        async with OpenTrainClient("ot_pat_x", "https://api.opentrain.test", max_retries=0) as c:
+            with pytest.raises(APIConnectionError) as info:
+                await c.send_message("conv_1", "hi")
+    finally:
+        listener.server.close()
+        await listener.server.wait_closed()
+    assert info.value.reached_server is False
+    assert len(listener.first_bytes) == 1
+    assert listener.first_bytes[0][:1] == b"\x16"  # a TLS handshake record
+    assert "ignoring" not in caplog.text
