@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import shutil
+import ssl
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import aiohttp
+import aiohttp.connector
 import pytest
 
 from opentrain_async import (
@@ -21,6 +28,8 @@ from opentrain_async import (
 )
 from opentrain_async._proxy import proxy_from_env
 from opentrain_async.testing import FakeOpenTrain, FakeTime
+
+from .cli_helpers import cli_env, run_cli
 
 # -- clock and sleep come together ----------------------------------------------------------
 
@@ -244,3 +253,99 @@ async def test_requests_go_to_an_https_proxy_over_tls(
     assert len(listener.first_bytes) == 1
     assert listener.first_bytes[0][:1] == b"\x16"  # a TLS handshake record
     assert "ignoring" not in caplog.text
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for the loopback proxy and the API host behind it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:  # pragma: no cover - every CI image has it
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=opentrain test"]
+    command += ["-addext", "subjectAltName=DNS:api.opentrain.test,IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 - our own argv
+    return cert, key
+
+
+class TlsTunnelProxy:
+    """An https:// proxy on loopback: TLS to the proxy, CONNECT, then it plays the API
+    host inside the tunnel (TLS again) and pipes the plain requests to the fake server."""
+
+    def __init__(self, context: ssl.SSLContext, upstream_port: int) -> None:
+        self.context = context
+        self.upstream_port = upstream_port
+        self.heads: list[list[str]] = []
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            self.heads.append(head.split("\r\n"))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await writer.start_tls(self.context)  # TLS in TLS: the API's own handshake
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"https://user:pw@127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio does TLS in TLS from 3.11")
+async def test_a_message_is_sent_through_an_https_proxy(
+    server: FakeOpenTrain, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end through a TLS proxy named by HTTPS_PROXY=https://user:pw@...: the
+    message arrives, the proxy saw a CONNECT to the API host with its own credentials,
+    and the bearer token only inside the tunnel."""
+    cert, key = tls_files
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    # aiohttp's default verifying context, trusting the test certificate for this test.
+    monkeypatch.setattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", trusted)
+    proxy = TlsTunnelProxy(served, int(server.base_url.rsplit(":", 1)[1].rstrip("/")))
+    proxy.server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, ssl=served)
+    conv = server.add_conversation()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        async with OpenTrainClient(server.token, "https://api.opentrain.test") as client:
+            message = await client.send_message(conv, "through the proxy")
+    finally:
+        proxy.server.close()
+    assert message.content == "through the proxy"
+    assert [m["content"] for m in server.messages(conv)] == ["through the proxy"]
+    [head] = proxy.heads
+    assert head[0] == "CONNECT api.opentrain.test:443 HTTP/1.1"
+    assert "Proxy-Authorization: Basic " + base64.b64encode(b"user:pw").decode() in head
+    assert not any(server.token in line for line in head)
+
+
+async def test_the_cli_under_a_socks_proxy_says_one_line(tmp_path: Path) -> None:
+    """``opentrain-async send`` under ``HTTPS_PROXY=socks5://...``: exit 3, one line
+    naming the variable, no traceback, no password, and nothing sent direct."""
+    env = cli_env(
+        None, tmp_path, OT_API_TOKEN="ot_pat_cli", OT_API_BASE_URL="https://api.example.com"
+    )
+    env["HTTPS_PROXY"] = "socks5://user:s3cret@proxy.corp:1080"
+    result = await run_cli("send", "conv_1", "hi", env=env)
+    assert result.code == 3
+    assert "Traceback" not in result.err
+    assert "s3cret" not in result.err
+    assert "HTTPS_PROXY" in result.err
+    assert len(result.err.strip().splitlines()) == 1
