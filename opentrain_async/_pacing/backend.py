@@ -156,6 +156,7 @@ def apply_report(
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
+    tat = state.tat
     paused_before = max(state.pause_until, now)
     state = learn_window(state, feedback.retry_after)
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
@@ -181,7 +182,10 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        return cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+        state = cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+        # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
+        # other processes may still be sending on them.  Their 429s are this episode's.
+        return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
 
