@@ -371,9 +371,15 @@ class Pipeline:
                     f"{timeout.total or timeout.sock_read or timeout.connect}s"
                 )
             except aiohttp.ClientError as exc:
-                failure = APIConnectionError(
-                    f"{method} {path}: connection failed: {_described(exc, self._settings.token)}"
-                )
+                if isinstance(exc.__cause__, OpenTrainError):
+                    # A trace hook of ours refused the request as aiohttp was about to
+                    # write it (the Redis journal's fencing): that error, nothing sent.
+                    failure = exc.__cause__
+                else:
+                    failure = APIConnectionError(
+                        f"{method} {path}: connection failed: "
+                        f"{_described(exc, self._settings.token)}"
+                    )
             finally:
                 stats.in_flight -= 1
                 semaphore.release()

@@ -177,18 +177,20 @@ async def test_a_paused_runner_sends_nothing_after_it_wakes(
         paused = await _start(a_dir, a_env, "bulk", str(job), "--journal", url)
         await _until(lambda: server.stats()["committed"] >= 30, "30 deliveries")
         paused.send_signal(signal.SIGSTOP)
+        stopped_at = time.monotonic()
         try:
-            refused = 0
-            deadline = time.monotonic() + 30
+            deadline = stopped_at + 30
             while True:  # refused (exit 2) while the stopped runner's lease lasts
                 takeover = await _run(b_dir, b_env, "bulk", str(job), "--journal", url, "--json")
                 if takeover.code != 2:
                     break
                 assert "is being run by another process" in takeover.err
-                refused += 1
                 assert time.monotonic() < deadline, "the paused runner's lease never expired"
             assert takeover.code == 0, takeover.err
-            assert refused >= 1  # a stopped holder keeps the job until its lease runs out
+            # A stopped holder keeps the job until its lease runs out: 2 s after its last
+            # renewal, and it renews every third of that.  (Whether a takeover attempt
+            # was refused first depends on how fast a CLI starts on a loaded machine.)
+            assert time.monotonic() - stopped_at >= 2 * 2 / 3
             assert server.stats()["committed"] == n
         finally:
             paused.send_signal(signal.SIGCONT)
@@ -198,11 +200,95 @@ async def test_a_paused_runner_sends_nothing_after_it_wakes(
         assert "stopped sending" in woke.err
         assert "Rerun the same command" in woke.err
         stats = server.stats()
-        assert stats["committed"] == n  # nothing sent after waking
-        assert stats["duplicates"] == 0
+        # Nothing sent after waking, except in the one window fencing cannot close (see
+        # docs/cli.md): SIGSTOP landing in the few bytecodes between the last check and
+        # the socket write lets that one request out, and no other (no task runs there).
+        # test_a_runner_stopped_mid_send_* below put the stop on each side of that check.
+        assert stats["committed"] - n == stats["duplicates"] <= 1, stats
         again = await _run(b_dir, b_env, "bulk", str(job), "--journal", url, "--json")
         assert again.code == 0, again.err
         assert again.json()["skipped"]["delivered"] == n  # the journal says all delivered
+
+
+def _process_state(pid: int) -> str:
+    """The kernel's one-letter state of a process (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0]
+
+
+async def _stopped_mid_send(
+    server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path, where: str, n: int
+) -> tuple[Result, float]:
+    """A runner that stops itself (SIGSTOP) on its 20th POST at ``where`` (see
+    tests/frozen_sender.py); another run takes the job over once the lease expires and
+    finishes it; then SIGCONT.  Returns the woken runner's result and when it was
+    continued (on the server's clock, as ``received_at``)."""
+    convs = [server.add_conversation() for _ in range(3)]
+    job = _job(tmp_path / "job.jsonl", convs, n)
+    url = f"{redis_server.url}?job=frozen&lease=2"
+    a_dir, a_env = _machine(tmp_path, "node-1", server)
+    b_dir, b_env = _machine(tmp_path, "node-2", server)
+    frozen = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.frozen_sender", where, "20",
+        "bulk", str(job), "--journal", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=a_env, cwd=a_dir,
+    )  # fmt: skip
+    try:
+        await _until(lambda: _process_state(frozen.pid) == "T", "the runner to stop itself")
+        assert server.stats()["committed"] < n
+        deadline = time.monotonic() + 30
+        while True:  # refused (exit 2) while the stopped runner's lease (2 s) lasts
+            takeover = await _run(b_dir, b_env, "bulk", str(job), "--journal", url, "--json")
+            if takeover.code != 2:
+                break
+            assert time.monotonic() < deadline, "the stopped runner's lease never expired"
+        assert takeover.code == 0, takeover.err
+        assert (server.stats()["committed"], server.stats()["duplicates"]) == (n, 0)
+    finally:
+        continued = time.monotonic()  # the server's clock (FakeOpenTrain's default)
+        frozen.send_signal(signal.SIGCONT)
+    woke = await _finish(frozen)
+    _no_traceback(woke)
+    assert woke.code == 1, woke.err
+    assert "stopped sending" in woke.err
+    return woke, continued
+
+
+async def test_a_runner_stopped_mid_send_sends_nothing_after_it_wakes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Stopped after its request passed the check at the start of the request, before a
+    byte of it was written (where the check used to be the last one): on waking, the
+    check as the request is handed to the socket refuses it.  The server receives no
+    request from it after SIGCONT, and every input is committed once."""
+    n = 60
+    async with FakeOpenTrain(record_requests=True) as server:
+        woke, continued = await _stopped_mid_send(
+            server, redis_server, tmp_path, "request-start", n
+        )
+        late = [r.json for r in server.requests if r.received_at >= continued]
+        assert late == []  # not a POST, not a read: the woken runner sent nothing
+        assert (server.stats()["committed"], server.stats()["duplicates"]) == (n, 0)
+        assert "no further send was started" in woke.err
+
+
+async def test_a_runner_stopped_mid_send_after_the_last_check_sends_at_most_that_one(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The window docs/cli.md names: stopped between the last check and the socket
+    write, the runner writes that one request on waking (the API has no fencing token
+    to refuse it), and nothing else; the run that took over had read it back, not
+    found it, and sent it: one duplicate, the documented bound."""
+    n = 60
+    async with FakeOpenTrain(record_requests=True) as server:
+        _, continued = await _stopped_mid_send(server, redis_server, tmp_path, "body-write", n)
+        late = [r for r in server.requests if r.received_at >= continued]
+        assert [(r.method, r.path) for r in late] == [("POST", "/api/public/v1/messages")]
+        [extra] = late
+        copies = [r for r in server.sends if r.status == 201 and r.json == extra.json]
+        assert len(copies) == 2  # the takeover's, then the woken runner's
+        assert (server.stats()["committed"], server.stats()["duplicates"]) == (n + 1, 1)
 
 
 async def test_redis_killed_mid_run_stops_sending_and_resumes(tmp_path: Path) -> None:

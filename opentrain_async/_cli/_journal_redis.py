@@ -22,15 +22,15 @@ third of the TTL.  A second run finds it held and refuses, naming the holder.  A
 that died on this machine (same kernel boot and PID namespace, PID gone) is taken over at
 once; elsewhere, its lease expires after at most one TTL.
 
-**Fencing.**  The runner may send only while its lease is confirmed: every send checks,
-right before the request goes on the wire, that the last successful renewal or append
-started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which keeps counting while
-a process is stopped or the machine suspended), and every record's append checks the
-owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a GC pause, a
-partition) therefore wakes up unable to send or record, while the run that took over
-reads back what it left open.  What fencing cannot stop is a request that passed the
-check and was frozen on its way to the socket (microseconds, or a new connection's
-handshake): the server has no fencing token to compare.
+**Fencing.**  The runner may send only while its lease is confirmed: every POST checks,
+when it starts and again as aiohttp hands it to the socket, that the last successful
+renewal or append started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which
+keeps counting while a process is stopped or the machine suspended), and every record's
+append checks the owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a
+GC pause, a partition) therefore wakes up unable to send or record, while the run that
+took over reads back what it left open.  What fencing cannot stop is a process stopped
+between the last check and the write itself (a few bytecodes; at most one request): the
+server has no fencing token to compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.
@@ -637,13 +637,26 @@ class RedisJournalStore:
     def _lost_message(self, why: str) -> str:
         return (
             f"stopped sending: the journal for {self.url.where} can no longer be written "
-            f"({why}); nothing more was sent. Rerun the same command to resume once Redis is "
-            "reachable (sends left open are checked by read-back, never resent blindly)"
+            f"({why}); no further send was started. Rerun the same command to resume once "
+            "Redis is reachable (sends left open are checked by read-back, never resent "
+            "blindly)"
         )
 
     def trace_config(self) -> aiohttp.TraceConfig:
-        """An aiohttp hook that stops every POST before it goes on the wire once the lease
-        is lost (fencing for sends already pulled, waiting for the pacer or a slot)."""
+        """aiohttp hooks that stop every POST before it goes on the wire once the lease is
+        lost: when the request starts (sends already pulled, waiting for the pacer or a
+        slot), and again when its body is handed to the socket.
+
+        The second check is the one that counts: aiohttp awaits ``on_request_chunk_sent``
+        right before it writes the buffered headers and the body to the transport in one
+        call, with nothing awaited in between.  A runner stopped anywhere earlier (getting
+        a connection, the body-writing task waiting for its turn on the loop) wakes up to
+        a failed check instead of sending.  What remains is a process stopped in the
+        few bytecodes between this check and the ``write``: at most one request, since no
+        other task runs in that stretch (the woken process cannot tell that it happened:
+        the time it could compare is taken before the write or after it, never at it).
+        The refused request raises ``JournalLostError`` from inside aiohttp (as the cause
+        of a connection error, which the pipeline unwraps); nothing of it was written."""
         config = aiohttp.TraceConfig()
 
         async def on_request_start(
@@ -654,7 +667,16 @@ class RedisJournalStore:
             if params.method == "POST":
                 self.check_send()
 
+        async def on_request_chunk_sent(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestChunkSentParams,
+        ) -> None:
+            if params.method == "POST":
+                self.check_send()
+
         config.on_request_start.append(on_request_start)
+        config.on_request_chunk_sent.append(on_request_chunk_sent)
         return config
 
 
