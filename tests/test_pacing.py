@@ -14,6 +14,7 @@ from opentrain_async import (
     PacingState,
     PacingTuning,
 )
+from opentrain_async._pacing.window import SlowStartWindow
 from opentrain_async.testing import FakeTime
 
 
@@ -89,6 +90,45 @@ async def test_slow_start_bounds_requests_in_flight() -> None:
     assert pacer.try_acquire() is not None
 
 
+def test_a_burst_of_quick_successes_opens_the_window_only_a_little() -> None:
+    """A fixed window or a bucket's burst accepts its first hundred at once; the requests
+    in flight when it fills all come back 429, so a hundred quick successes must not have
+    opened the window much (the default grows by a twentieth per success)."""
+    now = [0.0]
+    t = PacingTuning()
+    window = SlowStartWindow(
+        t.initial_window, t.slow_start_growth, t.slow_start_doubling, lambda: now[0]
+    )
+    admitted = 0
+    for _ in range(100):  # one round trip of 0.1 ms each: time hardly moves
+        while window.try_enter():
+            admitted += 1
+        window.leave(grow=True)
+        now[0] += 0.0001
+    assert window.size <= 10
+    assert admitted >= 100
+
+
+def test_where_round_trips_are_long_time_grows_the_window() -> None:
+    """With a 100 ms round trip, successes come slowly: the window doubles per
+    ``slow_start_doubling`` of time spent full, so 64 in flight are reached in ~0.4 s."""
+    now = [0.0]
+    window = SlowStartWindow(4, 0.05, 0.1, lambda: now[0])
+    while window.try_enter():
+        pass
+    sizes = []
+    for _ in range(5):  # five round trips of 0.1 s: everything in flight comes back
+        now[0] += 0.1
+        for _ in range(window.in_flight):
+            window.leave(grow=True)
+        while window.try_enter():
+            pass
+        sizes.append(window.in_flight)
+    assert sizes[0] >= 8
+    assert sizes[3] >= 64
+    assert SlowStartWindow(4, 0.05, None, lambda: now[0]).size == 4  # no doubling: none
+
+
 async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:
     """A fractional hint pauses the whole client until it has passed; pacing begins."""
     time = FakeTime(start=100.0)
@@ -137,7 +177,8 @@ async def test_long_whole_second_hint_pauses_everyone() -> None:
 
 async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     """After the first 429 the rate doubles per period until the next 429, then drops to
-    at most the rate the server accepted over the last window."""
+    between the rate one doubling earlier (which drew no 429) and the drawing rate, no
+    lower than what the server accepted over the last window."""
     time = FakeTime(start=100.0)
     pacer = make(time, doubling=0.1)
     await admit(pacer, time, 10)
@@ -156,8 +197,8 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     limit = pacer.state.limit
     assert limit is not None
     assert drawing_rate is not None
-    assert limit <= drawing_rate
-    assert limit == pytest.approx(accepted, rel=0.2)
+    assert drawing_rate / 2 < limit < drawing_rate
+    assert limit >= 0.8 * accepted
     assert pacer.current_rate() == pytest.approx(0.9 * limit, rel=0.05)
 
 
@@ -297,7 +338,14 @@ async def test_slow_start_window_is_first_come_first_served() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"beta": 1.5}, {"beta": 0}, {"recover": 0}, {"doubling": -1}, {"tolerance": -1}],
+    [
+        {"beta": 1.5},
+        {"beta": 0},
+        {"recover": 0},
+        {"doubling": -1},
+        {"tolerance": -1},
+        {"slow_start_doubling": 0},
+    ],
 )
 def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:
     """Tuning outside its range is refused at construction, naming the field."""

@@ -75,10 +75,30 @@ def test_cut_takes_the_accepted_rate_only_as_evidence() -> None:
     assert cut(state, 0.2, 0.6, 0.0, None, 0.2, T).limit == MIN_RATE
 
 
-def test_a_searching_cut_keeps_at_least_half_the_drawing_rate() -> None:
-    """While doubling, the rate one doubling ago drew no 429: the limit is at least it."""
+def test_a_searching_cut_lands_between_the_last_two_doublings() -> None:
+    """While doubling, the rate one doubling ago drew no 429 and the drawing rate did:
+    the limit lies between, and the cut takes their geometric middle unless the server
+    accepted more (the accepted rate averages the climb, so it lags behind)."""
     state = first_cut(PacingState(), 0.0, 100.0, 0.0)
-    assert cut(state, 0.3, 800.0, 150.0, None, 0.3, T).limit == pytest.approx(400.0)
+    middle = cut(state, 0.3, 800.0, 150.0, None, 0.3, T).limit
+    assert middle is not None
+    assert 400.0 < middle < 800.0
+    assert middle == pytest.approx((400.0 * 800.0) ** 0.5, rel=0.01)
+    assert cut(state, 0.3, 800.0, 700.0, None, 0.3, T).limit == pytest.approx(700.0)
+
+
+def test_the_rate_that_drew_a_429_is_the_one_its_request_was_admitted_at() -> None:
+    """With a round trip of latency the 429 arrives while the search has doubled on: the
+    cut starts from the rate at admission, not the rate when the answer came back."""
+    state = first_cut(PacingState(successes=10), 0.0, 100.0, 0.0)
+    state = attrs.evolve(state, successes=50)  # successes since the first cut
+    feedback = PacingFeedback(throttled=True, throttled_at=0.30, retry_after=0.001)
+    late = apply_report(state, 0.40, feedback, None, T)  # answered 100 ms later
+    at_admission = rate(state, 0.30, T)
+    assert at_admission is not None
+    assert late.limit is not None
+    assert late.limit <= at_admission
+    assert late.limit < rate(state, 0.40, T) / 2**0.5  # type: ignore[operator]
 
 
 def test_long_hints_slow_the_climb_back() -> None:

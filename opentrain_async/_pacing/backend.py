@@ -163,7 +163,10 @@ def apply_report(
     if state.limit is None:
         return first_cut(state, now, feedback.local_rate, resume)
     if _new_episode(state, now, feedback, tuning):
-        drew = current_rate(state, now, tuning, cap) or state.limit
+        # The rate that drew the 429 is the one its request was admitted at (a round
+        # trip ago: while the rate doubles, the rate now is well past it).
+        admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+        drew = current_rate(state, admitted, tuning, cap) or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)

@@ -30,8 +30,9 @@ MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
 _MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curve finite
 _MAX_DT = 60.0
-_TRUST_OFFERED = 0.5
-_MAX_CUT = 0.5  # the accepted rate counts when at least this share of the pace was offered
+_TRUST_OFFERED = 0.5  # the accepted rate counts when at least this share of the pace was offered
+_MAX_CUT = 0.5  # one episode cuts to no less than this share of the drawing rate
+_SEARCH_FLOOR = 2**-0.5  # a search's cut: no lower than the last two doublings' middle
 
 
 def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
@@ -103,9 +104,10 @@ def cut(
         # average is measured from reset to reset, so it stands.)
         limit = max(limit, _MAX_CUT * drew)
     if doubling(state, now, tuning) and not window:
-        # The rate one doubling ago drew no 429: the limit is at least that, while the
-        # accepted rate averages the whole climb and so lags behind it.
-        limit = max(limit, drew / 2)
+        # The rate one doubling ago drew no 429 and this one did: the limit lies between,
+        # and their geometric middle is the best guess; the accepted rate averages the
+        # whole climb and so lags behind (it counts only when higher).
+        limit = max(limit, drew * _SEARCH_FLOOR)
     recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
     return attrs.evolve(
         state,

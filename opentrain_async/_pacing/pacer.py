@@ -79,7 +79,12 @@ class Pacer:
         self.tuning = self.backend.tuning
         self._clock = clock
         self._sleep = sleep
-        self.window = SlowStartWindow(self.tuning.initial_window, self.tuning.slow_start_growth)
+        self.window = SlowStartWindow(
+            self.tuning.initial_window,
+            self.tuning.slow_start_growth,
+            self.tuning.slow_start_doubling,
+            clock,
+        )
         self._state = PacingState()  # the last state the backend returned
         self._paced = rate_limit is not None
         self._pause_until = float("-inf")  # local clock

@@ -93,7 +93,11 @@ class PacingTuning:
     means the sender idled: it restarts without a burst, the curve frozen meanwhile.
     ``horizon``: a reservation covers at most the slots due within this many seconds
     (none when the next is further away).  ``initial_window`` and
-    ``slow_start_growth``: the in-flight window before the first 429.
+    ``slow_start_growth``: the in-flight window before the first 429, grown by a
+    twentieth per success (whatever is in flight when a fixed window or a bucket's
+    burst fills comes back 429, so quick successes open it only a little);
+    ``slow_start_doubling``: it also doubles per this many seconds spent full, so where
+    round trips are long time grows it instead (None: successes only).
     ``sync_every``: before any limit is known, a pacer checks in with its backend this
     often (seconds) to learn of a 429 another process saw; short for a shared backend
     (``SHARED_SYNC_EVERY``), where every request sent meanwhile into a limit already
@@ -109,7 +113,8 @@ class PacingTuning:
     idle_after: float = 0.1
     horizon: float = 0.02
     initial_window: int = 4
-    slow_start_growth: float = 0.25
+    slow_start_growth: float = 0.05
+    slow_start_doubling: float | None = 0.1
     sync_every: float = 0.05
 
     def __attrs_post_init__(self) -> None:
@@ -122,6 +127,10 @@ class PacingTuning:
         for name in ("tolerance", "horizon", "idle_after"):
             if not getattr(self, name) >= 0:
                 raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.slow_start_doubling is not None and not self.slow_start_doubling > 0:
+            raise ConfigurationError(
+                f"slow_start_doubling must be > 0 or None, got {self.slow_start_doubling!r}"
+            )
         if self.initial_window < 1:
             raise ConfigurationError(f"initial_window must be >= 1, got {self.initial_window!r}")
 

@@ -10,7 +10,9 @@ the window lets everyone through: the rate decides.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["SlowStartWindow"]
 
@@ -18,11 +20,22 @@ __all__ = ["SlowStartWindow"]
 class SlowStartWindow:
     """Counts requests in flight and holds back those beyond the window."""
 
-    def __init__(self, initial: int, growth: float) -> None:
+    def __init__(
+        self,
+        initial: int,
+        growth: float,
+        doubling: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.size: float = initial
-        """Requests that may be in flight."""
+        """Requests that may be in flight (the larger of the two growths)."""
         self.in_flight = 0
         self._growth = growth
+        self._initial = initial
+        self._earned: float = initial  # grown by successes
+        self._doubling = doubling
+        self._clock = clock
+        self._since: float | None = None
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self.open = False
         """True once paced: nobody is held back any more (the rate decides)."""
@@ -31,8 +44,22 @@ class SlowStartWindow:
         """Count a request the rate admitted (once paced): it will ``leave`` too."""
         self.in_flight += 1
 
+    def _grow_with_time(self) -> None:
+        """At least ``initial * 2 ** (t / doubling)`` after ``t`` seconds: where round
+        trips are long, successes come slowly and time grows the window instead."""
+        if self._doubling is None or (self.in_flight < self.size and not self._waiters):
+            return
+        now = self._clock()
+        if self._since is None:  # first full: the time floor starts here
+            self._since = now
+            return
+        floor = self._initial * 2 ** min((now - self._since) / self._doubling, 30.0)
+        if floor > self.size:
+            self.size = floor
+
     def try_enter(self) -> bool:
         """Count a request in if the window has room and nobody is waiting before it."""
+        self._grow_with_time()
         if self.in_flight < self.size and not self._waiters:
             self.in_flight += 1
             return True
@@ -58,7 +85,10 @@ class SlowStartWindow:
         """One request is over (``grow``: it was accepted): hand its room on."""
         self.in_flight -= 1
         if grow and not self.open:
-            self.size += self._growth
+            self._earned += self._growth
+            if self._earned > self.size:
+                self.size = self._earned
+        self._grow_with_time()
         waiters = self._waiters
         while waiters and (self.open or self.in_flight < self.size):
             waiter = waiters.popleft()
