@@ -6,6 +6,8 @@ pinned here on plain values.
 
 from __future__ import annotations
 
+import random
+
 import attrs
 import pytest
 
@@ -16,6 +18,7 @@ from opentrain_async._pacing.curve import MIN_RATE, cut, first_cut, freeze, rate
 from opentrain_async._pacing.pause import learn_window, on_hint
 from opentrain_async._pacing.samples import accepted_rate, record
 from opentrain_async._pacing.schedule import reserve_slots, restart_if_idle
+from opentrain_async._pacing.state import SAMPLE_BUCKETS, evolve
 
 T = Tuning()
 
@@ -250,6 +253,34 @@ def throttle(at: float, hint: float | None, successes: int = 0, **kw: object) ->
     )
 
 
+def test_an_exact_hint_many_slots_long_is_a_window() -> None:
+    """A fixed window's exact hint says when it resets, many slots away at the pace that
+    drew it; a bucket's says when its next token comes, about one slot away."""
+    assert learn_window(PacingState(), 0.7, rate=1000.0).window_hint == 0.7
+    assert learn_window(PacingState(), 0.002, rate=1000.0).window_hint == 0.0
+    assert learn_window(PacingState(), 0.7).window_hint == 0.0  # no pace known: not one
+    learned = learn_window(PacingState(), 0.9, rate=500.0)
+    assert learn_window(learned, 0.4, rate=500.0).window_hint == 0.9  # the longest seen
+    assert learn_window(learned, 0.001, rate=500.0).window_hint == 0.0  # a bucket after all
+
+
+def test_a_window_with_exact_hints_is_paced_at_its_average_not_burst_into() -> None:
+    """100 per 1 s with exact hints: the search bursts into the second window; its 429
+    cuts to the window's reset-to-reset average, so the pace no longer bursts into each
+    new window and draws a 429 from everything in flight when it fills."""
+    state = apply_report(
+        PacingState(), 0.01, throttle(0.009, 0.99, 100, local_rate=1000.0), None, T
+    )
+    assert state.window_hint == pytest.approx(0.99)
+    assert state.pause_until == pytest.approx(1.0)
+    state = apply_report(state, 1.06, throttle(1.05, 0.94, 100), None, T)
+    assert state.limit == pytest.approx(100 / (2.0 - 1.0), rel=0.01)
+    assert state.pause_until == pytest.approx(2.0)
+    rate_after = current_rate(state, 2.0, T)
+    assert rate_after is not None
+    assert rate_after <= 100
+
+
 def test_one_cut_per_episode() -> None:
     """A 429 for a request admitted before the last cut, or with no success since it,
     does not cut again; the next episode does."""
@@ -308,6 +339,58 @@ def test_reserve_counts_successes_and_reports_the_episode() -> None:
     assert reservation.interval == pytest.approx(0.01)
     assert reservation.count == 3  # slots due within the 20 ms horizon
     assert reservation.cuts == state.cuts == 1
+
+
+def _random_state(rng: random.Random) -> PacingState:
+    origin = rng.uniform(0.0, 10.0)
+    return attrs.evolve(
+        PacingState(),
+        limit=rng.choice([None, rng.uniform(0.5, 5000.0)]),
+        searching=rng.random() < 0.3,
+        origin=origin,
+        recover=rng.choice([0.0, rng.uniform(0.1, 5.0)]),
+        successes=rng.randrange(1000),
+        streak=rng.randrange(4),
+        pause_until=rng.choice([0.0, rng.uniform(5.0, 12.0)]),
+        tat=rng.choice([float("-inf"), rng.uniform(5.0, 12.0)]),
+        sample_at=round(rng.uniform(5.0, 10.0), 1),
+        accepted=tuple(rng.randrange(50) for _ in range(SAMPLE_BUCKETS)),
+        offered=tuple(rng.randrange(50) for _ in range(SAMPLE_BUCKETS)),
+    )
+
+
+def test_a_reservation_is_the_composition_of_the_parts() -> None:
+    """``apply_reserve`` copies the state once per call for speed; it must still equal
+    the parts applied one by one (count successes, restart, rate, reserve), which the
+    Redis script mirrors."""
+    rng = random.Random(12)
+    for _ in range(500):
+        state = _random_state(rng)
+        now = rng.uniform(5.0, 12.0)
+        count, successes = rng.randrange(1, 64), rng.choice([0, rng.randrange(1, 30)])
+        cap = rng.choice([None, rng.uniform(1.0, 3000.0)])
+        step = state
+        if successes:
+            step = record(step, now, accepted=successes)
+            step = attrs.evolve(step, successes=step.successes + successes, streak=0)
+        step = restart_if_idle(step, now, T)
+        rate_now = current_rate(step, now, T, cap)
+        interval = 0.0 if rate_now is None else 1.0 / rate_now
+        strict = cap is not None and rate_now == cap
+        step, first, n = reserve_slots(step, now, interval, count, T, strict)
+        got, reservation = apply_reserve(state, now, count, successes, cap, T)
+        assert got == step
+        assert (reservation.first, reservation.count, reservation.rate) == (first, n, rate_now)
+
+
+def test_the_fast_copy_is_attrs_evolve() -> None:
+    """``state.evolve`` (the hot path's copy) gives what ``attrs.evolve`` gives, and
+    refuses a field the state does not have."""
+    state = _random_state(random.Random(3))
+    assert evolve(state, tat=1.0, origin=2.0) == attrs.evolve(state, tat=1.0, origin=2.0)
+    assert hash(evolve(state, cuts=4)) == hash(attrs.evolve(state, cuts=4))
+    with pytest.raises(TypeError, match="no field 'speed'"):
+        evolve(state, speed=1.0)
 
 
 def test_unpaced_reservation_hands_out_every_slot_at_the_end_of_a_pause() -> None:

@@ -24,7 +24,16 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["MIN_RATE", "cut", "doubling", "first_cut", "freeze", "rate", "trust_accepted"]
+__all__ = [
+    "MIN_RATE",
+    "cut",
+    "doubling",
+    "first_cut",
+    "freeze",
+    "frozen_origin",
+    "rate",
+    "trust_accepted",
+]
 
 MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
@@ -128,10 +137,16 @@ def trust_accepted(offered: float, paced: float) -> bool:
     return offered >= _TRUST_OFFERED * paced
 
 
-def freeze(state: PacingState, begin: float, end: float) -> PacingState:
-    """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut):
-    its origin moves forward by the part of that span after the origin."""
+def frozen_origin(state: PacingState, begin: float, end: float) -> float:
+    """The curve's origin once frozen from ``begin`` to ``end``: moved forward by the
+    part of that span after the origin (none before the first 429)."""
     stalled = end - max(begin, state.origin)
     if stalled <= 0 or state.limit is None:
-        return state
-    return attrs.evolve(state, origin=state.origin + stalled)
+        return state.origin
+    return state.origin + stalled
+
+
+def freeze(state: PacingState, begin: float, end: float) -> PacingState:
+    """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut)."""
+    origin = frozen_origin(state, begin, end)
+    return state if origin == state.origin else attrs.evolve(state, origin=origin)

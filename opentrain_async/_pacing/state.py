@@ -8,6 +8,8 @@ it field by field.  Times are on the backend's clock (seconds, any origin).
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from opentrain_async._errors import ConfigurationError
@@ -19,6 +21,7 @@ __all__ = [
     "PacingFeedback",
     "PacingState",
     "PacingTuning",
+    "evolve",
 ]
 
 SAMPLE_BUCKETS = 10
@@ -76,6 +79,26 @@ class PacingState:
     """Sends accepted per sample bucket, oldest first."""
     offered: tuple[int, ...] = _EMPTY
     """Slots handed out (requests offered to the server) per sample bucket, oldest first."""
+
+
+_FIELDS = tuple(field.name for field in attrs.fields(PacingState))
+_FIELD_SET = frozenset(_FIELDS)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def evolve(state: PacingState, **changes: Any) -> PacingState:
+    """``attrs.evolve`` for ``PacingState``, at half the cost: a reservation (once per
+    batch of slots, so up to thousands per second) copies the state once."""
+    for name in changes:
+        if name not in _FIELD_SET:
+            raise TypeError(f"PacingState has no field {name!r}")
+    new = _new(PacingState)
+    for name in _FIELDS:
+        _set(new, name, getattr(state, name))
+    for name, value in changes.items():
+        _set(new, name, value)
+    return new
 
 
 @attrs.frozen
