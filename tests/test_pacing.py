@@ -408,6 +408,26 @@ async def test_a_stated_limit_never_bunches_late_slots() -> None:
     assert len(starts) / (max(starts) - min(starts)) <= 1000
 
 
+async def test_a_paced_slot_due_now_is_taken_without_waiting_but_never_out_of_turn() -> None:
+    """Paced, with nobody waiting and the schedule due (the sender is the bottleneck),
+    ``try_acquire`` hands out the slot at once; never faster than the rate, and never
+    while a request waits in line before it."""
+    time = FakeTime(start=100.0)
+    pacer = make(time, rate_limit=100)
+    assert pacer.try_acquire() == 100.0  # due now: no await
+    assert pacer.try_acquire() is None  # the next is 10 ms away
+    during: list[float | None] = []
+    time.on_sleep.append(lambda _: during.append(pacer.try_acquire()))
+    assert await pacer.acquire() == pytest.approx(100.01)  # waits in line for it
+    assert during == [None]  # someone in line: nobody overtakes
+    time.on_sleep.clear()
+    time.now += 0.015  # the sender fell behind: the slot at 100.02 is still due
+    assert pacer.try_acquire() == pytest.approx(100.02)
+    time.now += 1.0  # idle: the schedule restarts now, no burst of missed slots
+    assert pacer.try_acquire() == pytest.approx(101.025)
+    assert pacer.try_acquire() is None
+
+
 async def test_a_consumer_pause_does_not_make_the_pacer_forget() -> None:
     """Paced at a learned rate, then idle for a second (a slow on_outcome): the pace
     afterwards is the one it had, not a restart from scratch nor a burst."""

@@ -215,6 +215,12 @@ class InMemoryPacingBackend:
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
         """Count successes, then reserve up to ``count`` slots (see the protocol)."""
+        return self.reserve_now(count, successes=successes, cap=cap)
+
+    def reserve_now(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """``reserve`` without awaiting: the pacer's fast path when nobody waits."""
         self.state, reservation = apply_reserve(
             self.state, self._clock(), count, successes, cap, self.tuning
         )
