@@ -345,6 +345,7 @@ async def test_slow_start_window_is_first_come_first_served() -> None:
         {"doubling": -1},
         {"tolerance": -1},
         {"slow_start_doubling": 0},
+        {"recover_round_trips": -1},
     ],
 )
 def test_nonsense_tuning_is_refused(options: dict[str, float]) -> None:

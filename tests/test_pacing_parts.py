@@ -113,6 +113,20 @@ def test_long_hints_slow_the_climb_back() -> None:
     assert window.recover == pytest.approx(180.0)
 
 
+def test_long_round_trips_slow_the_climb_back() -> None:
+    """A 429 heard 40 ms after its request was admitted: every probe above the limit
+    draws 429s for a round trip before it is heard of, so the curve takes twenty round
+    trips (0.8 s) to climb back rather than 0.3 s; on loopback nothing changes."""
+    far = cut(paced(500.0), 1.0, 550.0, 500.0, 0.001, 1.0, T, delay=0.04)
+    near = cut(paced(500.0), 1.0, 550.0, 500.0, 0.001, 1.0, T, delay=0.001)
+    assert far.recover == pytest.approx(0.8)
+    assert near.recover == pytest.approx(T.recover)
+    state = attrs.evolve(paced(500.0), successes=100, tat=0.9)
+    heard_late = apply_report(state, 1.0, throttle(0.96, 0.001, 5), None, T)
+    assert heard_late.cuts == state.cuts + 1
+    assert heard_late.recover == pytest.approx(0.8)
+
+
 def test_freeze_moves_the_curve_by_the_stalled_time_only() -> None:
     """Idle or paused time after the origin does not move the curve; before it, nothing."""
     state = paced(100.0, origin=10.0)

@@ -190,7 +190,7 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        return cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+        return cut(state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted)
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
 

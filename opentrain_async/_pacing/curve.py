@@ -96,13 +96,16 @@ def cut(
     hint: float | None,
     resume: float,
     tuning: PacingTuning,
+    delay: float = 0.0,
 ) -> PacingState:
     """A new episode's 429: remember the limit, restart the cubic curve at ``resume``.
 
     ``drew`` is the rate that drew the 429; ``accepted`` what the server accepted per
     second just before, or None when that says nothing (see ``trust_accepted``).  A
     probe above the limit costs its request the hint, so with long hints the curve
-    climbs back more slowly.
+    climbs back more slowly.  So it does over long round trips (``delay``, from the
+    429's admission to its answer): each probe above the limit is heard of a round trip
+    late, and every request sent meanwhile draws a 429.
     """
     limit = drew if accepted is None else min(drew, accepted)
     window = state.window_hint > 0
@@ -117,7 +120,12 @@ def cut(
         # and their geometric middle is the best guess; the accepted rate averages the
         # whole climb and so lags behind (it counts only when higher).
         limit = max(limit, drew * _SEARCH_FLOOR)
-    recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
+    recover = max(
+        tuning.recover,
+        3.0 * state.window_hint,
+        1.5 * (hint or 0.0),
+        tuning.recover_round_trips * delay,
+    )
     return attrs.evolve(
         state,
         limit=max(limit, MIN_RATE),

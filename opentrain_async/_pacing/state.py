@@ -124,7 +124,10 @@ class PacingTuning:
     ``sync_every``: before any limit is known, a pacer checks in with its backend this
     often (seconds) to learn of a 429 another process saw; short for a shared backend
     (``SHARED_SYNC_EVERY``), where every request sent meanwhile into a limit already
-    found costs a 429.  It is local to each pacer.
+    found costs a 429.  It is local to each pacer.  ``recover_round_trips``: after a
+    cut the curve takes at least this many round trips (a 429's admission to its
+    answer) to climb back, so a sender far from the server probes less often
+    (pacing_sim, 40 ms latency: 1.10x and 4.3% 429s at 0, 1.06x and 2.6% at 20).
     """
 
     beta: float = 0.9
@@ -139,6 +142,7 @@ class PacingTuning:
     slow_start_growth: float = 0.05
     slow_start_doubling: float | None = 0.1
     sync_every: float = 0.05
+    recover_round_trips: float = 20.0
 
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
@@ -147,7 +151,7 @@ class PacingTuning:
         for name in ("recover", "doubling", "max_pause", "max_hint_pause", "sync_every"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("tolerance", "horizon", "idle_after"):
+        for name in ("tolerance", "horizon", "idle_after", "recover_round_trips"):
             if not getattr(self, name) >= 0:
                 raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.slow_start_doubling is not None and not self.slow_start_doubling > 0:
