@@ -283,6 +283,10 @@ class BulkReport:
     keep_failures: int = DEFAULT_KEEP_FAILURES
     failures_dropped: int = 0
     """Failed outcomes beyond ``keep_failures``, counted but not kept."""
+    by_reason: Counter[str] = attrs.Factory(Counter)
+    """Failed outcomes by the server's ``details.reason`` exactly as sent, else by
+    ``kind``: a reason the SDK does not know yet keeps its own name here (``counts``
+    files it under its error's kind, ``forbidden`` say)."""
 
     @property
     def failed(self) -> int:
@@ -298,7 +302,9 @@ class BulkReport:
             if outcome.reconciled:
                 self.reconciled += 1
         else:
-            self.counts[outcome.kind] += 1
+            kind = outcome.kind
+            self.counts[kind] += 1
+            self.by_reason[outcome.reason or kind] += 1
             if len(self.failures) < self.keep_failures:
                 self.failures.append(outcome)
             else:

@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,9 +129,9 @@ async def run_demo(
                 live=err.isatty(),
             )
             settings = Settings(server.token, api_root(server.base_url), "the demo server")
-            started = time.monotonic()
+            started = options.clock.monotonic()
             summary = await execute(JobSource(str(job)), options, settings, err=err)
-            wall = time.monotonic() - started
+            wall = options.clock.monotonic() - started
             stats = server.stats()
     # The bucket starts full, so the first `burst` sends pass at once.
     ideal = max(deliverable - limit.burst, 0) / server_rate

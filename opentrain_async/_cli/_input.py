@@ -9,12 +9,15 @@ skipped.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import mmap
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -67,44 +70,40 @@ def detect_format(name: str, head: str) -> Format:
 
 
 class JobSource:
-    """A job file (or stdin, read once into memory) that can be iterated more than once."""
+    """A job file, pipe or stdin, read once (into memory, or a private temporary copy
+    when larger than ``SPILL_BYTES``).
+
+    Every pass over the job (validation and the plan, the sends, ``--failures``) reads
+    these same bytes: a file edited, truncated or replaced while the job runs changes
+    nothing about this run (the next run plans from the new file), and a pipe is read
+    only once.
+    """
 
     def __init__(self, name: str, *, fmt: Format | None = None, stdin_text: str | None = None):
         self.name = name
-        if stdin_text is None:
-            stdin_text = _read_if_not_a_file(name)
-        # stdin or a pipe: read once, and its name means nothing to the next run
-        self.is_stdin = stdin_text is not None
-        self._text = stdin_text
-        if stdin_text is None:
-            path = Path(name)
-            try:
-                with path.open("r", encoding="utf-8-sig", newline="") as handle:
-                    head = handle.read(4096)
-            except FileNotFoundError:
-                raise InputError(f"{name}: no such file") from None
-            except IsADirectoryError:
-                raise InputError(f"{name}: is a directory, not a job file") from None
-            except UnicodeDecodeError:
-                raise InputError(f"{name}: not UTF-8 text") from None
-            except OSError as exc:
-                raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
-        else:
-            self._text = stdin_text.removeprefix("\ufeff")
-            head = self._text[:4096]
-        self.format: Format = fmt or detect_format(name if stdin_text is None else "", head)
-
-    def _open(self) -> io.TextIOBase:
-        if self._text is not None:
-            return io.StringIO(self._text, newline="")
-        try:
-            return open(self.name, encoding="utf-8-sig", newline="")
-        except OSError as exc:
-            raise InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+        data = _read_if_not_a_file(name) if stdin_text is None else None
+        # stdin or a pipe: its name means nothing to the next run
+        self.is_stdin = stdin_text is not None or data is not None
+        if stdin_text is not None:
+            data = stdin_text.removeprefix("\ufeff").encode("utf-8", "surrogatepass")
+        elif data is None:
+            data = _read_file(name)
+        self._data = data
+        try:  # the head decides the format; a multibyte character cut at its end is fine
+            head = codecs.getincrementaldecoder("utf-8-sig")().decode(data[:16384])
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: not UTF-8 text") from None
+        self.format: Format = fmt or detect_format("" if self.is_stdin else name, head)
 
     def lines(self) -> Iterator[Line]:
         """Every input, in file order, valid or not."""
-        with self._open() as handle:
+        data = self._data
+        raw: io.BytesIO | io.BufferedReader = (
+            io.BytesIO(data)  # shares the bytes, no copy
+            if isinstance(data, bytes)
+            else io.BufferedReader(_MappedReader(data), _CHUNK)
+        )
+        with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
             try:
                 if self.format == "csv":
                     yield from _csv_lines(handle, self.name)
@@ -112,6 +111,19 @@ class JobSource:
                     yield from _jsonl_lines(handle)
             except UnicodeDecodeError:
                 raise InputError(f"{self.name}: not UTF-8 text") from None
+
+
+def _read_file(name: str) -> bytes | mmap.mmap:
+    """The whole of a regular file, or ``InputError`` saying why not."""
+    try:
+        with open(name, "rb") as handle:
+            return _copy_once(handle)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a job file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
 def _hint(record: dict[str, Any], missing: list[str]) -> str:
@@ -132,14 +144,10 @@ def _json_problem(exc: Exception) -> str:
     return f"invalid JSON ({exc})"
 
 
-def _read_if_not_a_file(name: str) -> str | None:
-    """The whole text of a pipe (``<(cmd)``, ``/dev/stdin``), which can be read only once;
-    None for a regular file (read lazily, as often as needed).
-
-    A job is read more than once (validation, then sending): a pipe reopened after the
-    first pass would yield only what that pass left unread, silently losing inputs.
-    Devices (``/dev/zero``) are refused: they never end.
-    """
+def _read_if_not_a_file(name: str) -> bytes | mmap.mmap | None:
+    """The whole of a pipe (``<(cmd)``, ``/dev/stdin``); None for a regular file (or a
+    name that does not open: reported by ``_read_file``).  Devices (``/dev/zero``) are
+    refused: they never end."""
     try:
         mode = os.stat(name).st_mode
     except OSError:
@@ -150,11 +158,54 @@ def _read_if_not_a_file(name: str) -> str | None:
         raise InputError(f"{name}: not a regular file or a pipe (a device?)")
     try:
         with open(name, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{name}: not UTF-8 text") from None
+            return _copy_once(handle)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+SPILL_BYTES = 64 << 20
+"""A job larger than this is copied to a private temporary file, not kept in memory."""
+
+_CHUNK = 1 << 20
+
+
+def _copy_once(handle: io.BufferedReader) -> bytes | mmap.mmap:
+    """The job's bytes, read once: in memory up to ``SPILL_BYTES``; beyond, a private
+    temporary file mapped read-only, so a 4-million-line job costs page cache, not heap,
+    and an edit of the original still changes nothing about this run."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= SPILL_BYTES:
+        chunk = handle.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    with tempfile.TemporaryFile(prefix="opentrain-job-") as copy:  # unlinked at once
+        copy.writelines(chunks)
+        chunks.clear()
+        while chunk := handle.read(_CHUNK):
+            copy.write(chunk)
+        copy.flush()
+        return mmap.mmap(copy.fileno(), 0, access=mmap.ACCESS_READ)  # outlives the fd
+
+
+class _MappedReader(io.RawIOBase):
+    """One pass over a mapped copy, with its own position (passes may interleave)."""
+
+    def __init__(self, data: mmap.mmap) -> None:
+        self._data = data
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        start = self._position
+        chunk = self._data[start : start + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._position = start + len(chunk)
+        return len(chunk)
 
 
 def _check(number: int, record: dict[str, Any]) -> Line:

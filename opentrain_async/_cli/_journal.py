@@ -39,14 +39,14 @@ import json
 import os
 import stat
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
+from opentrain_async._time import SYSTEM_CLOCK, Clock
 from opentrain_async._version import __version__
 
 __all__ = [
@@ -495,7 +495,7 @@ async def open_journal(
     expected: InputIdentity,
     *,
     reuse: bool = False,
-    wall: Callable[[], float] = time.time,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Journal, JournalState]:
     """Take the journal over for this run: check it is ours and for this job, read it,
     and create it (header first) when it is new."""
@@ -509,14 +509,14 @@ async def open_journal(
                 "format": FORMAT,
                 "input": expected.as_record(),
                 "version": __version__,
-                "at": wall(),
+                "at": clock.wall(),
             }
             await store.create(header)
             state.header = header
     except BaseException:
         await store.close()
         raise
-    return Journal(store, wall=wall), state
+    return Journal(store, clock=clock), state
 
 
 class Journal:
@@ -532,9 +532,9 @@ class Journal:
     mask the error being handled).
     """
 
-    def __init__(self, store: JournalStore, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: JournalStore, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
-        self._wall = wall
+        self._wall = clock.wall
         """The wall clock records are stamped with (the job's time seam)."""
         self._pending: list[Mapping[str, Any]] = []
         self._queued = 0
