@@ -109,24 +109,48 @@ def test_a_burst_of_quick_successes_opens_the_window_only_a_little() -> None:
     assert admitted >= 100
 
 
-def test_where_round_trips_are_long_time_grows_the_window() -> None:
+async def _round_trips(window: SlowStartWindow, now: list[float], trips: list[float]) -> list[int]:
+    """200 requests queue at the window; after each of ``trips`` (seconds) every request
+    in flight comes back accepted.  Returns the requests in flight after each."""
+
+    async def request() -> None:
+        await window.enter()
+
+    tasks = [asyncio.ensure_future(request()) for _ in range(200)]
+    await asyncio.sleep(0)
+    sizes = []
+    for trip in trips:
+        flying = window.in_flight
+        now[0] += trip
+        for _ in range(flying):
+            window.leave(grow=True)
+        await asyncio.sleep(0)
+        sizes.append(window.in_flight)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return sizes
+
+
+async def test_where_round_trips_are_long_time_grows_the_window() -> None:
     """With a 100 ms round trip, successes come slowly: the window doubles per
     ``slow_start_doubling`` of time spent full, so 64 in flight are reached in ~0.4 s."""
     now = [0.0]
-    window = SlowStartWindow(4, 0.05, 0.1, lambda: now[0])
-    while window.try_enter():
-        pass
-    sizes = []
-    for _ in range(5):  # five round trips of 0.1 s: everything in flight comes back
-        now[0] += 0.1
-        for _ in range(window.in_flight):
-            window.leave(grow=True)
-        while window.try_enter():
-            pass
-        sizes.append(window.in_flight)
+    sizes = await _round_trips(SlowStartWindow(4, 0.05, 0.1, lambda: now[0]), now, [0.1] * 4)
     assert sizes[0] >= 8
     assert sizes[3] >= 64
-    assert SlowStartWindow(4, 0.05, None, lambda: now[0]).size == 4  # no doubling: none
+    now = [0.0]
+    without = await _round_trips(SlowStartWindow(4, 0.05, None, lambda: now[0]), now, [0.1] * 4)
+    assert without[3] < 8  # successes alone: a twentieth each
+
+
+async def test_a_stalled_loop_does_not_open_the_window() -> None:
+    """Half a second with the event loop blocked (a slow callback) is not half a second
+    of round trips: the window doubles once at most, so the burst that follows is small
+    (a fixed window filling then would answer 429 to everything in flight)."""
+    now = [0.0]
+    sizes = await _round_trips(SlowStartWindow(4, 0.05, 0.1, lambda: now[0]), now, [0.001, 0.5])
+    assert sizes[1] <= 2 * sizes[0] + 1
 
 
 async def test_first_429_starts_pacing_and_exact_hint_pauses_everyone() -> None:

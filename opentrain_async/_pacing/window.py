@@ -31,11 +31,11 @@ class SlowStartWindow:
         """Requests that may be in flight (the larger of the two growths)."""
         self.in_flight = 0
         self._growth = growth
-        self._initial = initial
         self._earned: float = initial  # grown by successes
         self._doubling = doubling
         self._clock = clock
-        self._since: float | None = None
+        self._timed: float = initial  # grown by time spent full
+        self._full_since: float | None = None
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self.open = False
         """True once paced: nobody is held back any more (the rate decides)."""
@@ -45,17 +45,21 @@ class SlowStartWindow:
         self.in_flight += 1
 
     def _grow_with_time(self) -> None:
-        """At least ``initial * 2 ** (t / doubling)`` after ``t`` seconds: where round
-        trips are long, successes come slowly and time grows the window instead."""
+        """Doubles per ``doubling`` seconds spent full: where round trips are long,
+        successes come slowly and time grows the window instead.  Time counts from one
+        call to the next while full, at most one doubling per call: a loop stalled for
+        half a second (a blocking call) did not learn that the server takes more."""
         if self._doubling is None or (self.in_flight < self.size and not self._waiters):
+            self._full_since = None
             return
         now = self._clock()
-        if self._since is None:  # first full: the time floor starts here
-            self._since = now
+        since = self._full_since
+        self._full_since = now
+        if since is None:
             return
-        floor = self._initial * 2 ** min((now - self._since) / self._doubling, 30.0)
-        if floor > self.size:
-            self.size = floor
+        self._timed *= 2 ** (min(now - since, self._doubling) / self._doubling)
+        if self._timed > self.size:
+            self.size = self._timed
 
     def try_enter(self) -> bool:
         """Count a request in if the window has room and nobody is waiting before it."""
