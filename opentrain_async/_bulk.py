@@ -14,18 +14,17 @@ is never an outcome: the input waits.  A failure that dooms every send of the to
 input gets a ``NotAttemptedError`` outcome without a request.
 
 Leaving the loop early under ``async with`` (``break``, an exception) or with
-``aclose()``: no input is pulled and no send starts (the client asks ``SEND_GATE``
-before each send), sends on the wire get a grace to finish, and the outcomes the loop
-did not see are kept in ``unreported``.  Cancellation stops at once.  A plain
-``async for ... break`` cancels as soon as the iterator is dropped, which is at once
-unless something else still references it.
+``aclose()``: no input is pulled and no send starts (the request pipeline asks
+``SEND_GATE`` before each send), sends on the wire get a grace to finish, and the
+outcomes the loop did not see are kept in ``unreported``.  Cancellation stops at once.
+A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
+once unless something else still references it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import inspect
 import time
 from collections import Counter, deque
@@ -39,7 +38,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import attrs
 
@@ -61,8 +60,10 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
+from ._pipeline import SEND_GATE
 from ._retry import RetryPolicy
 from ._validation import validate_content, validate_conversation_id
+from ._waiters import Waiters
 
 __all__ = [
     "OUTCOME_KINDS",
@@ -72,6 +73,7 @@ __all__ = [
     "OutcomeKind",
     "SendItem",
     "SendOutcome",
+    "Sink",
     "normalize_item",
     "outcome_kind",
     "stops_engine",
@@ -243,22 +245,6 @@ _END = object()
 LEAVE_GRACE = 5.0
 """Seconds sends on the wire get to finish when a ``send_many`` loop is left early."""
 
-SEND_GATE: contextvars.ContextVar[_Engine | None] = contextvars.ContextVar(
-    "opentrain_send_gate", default=None
-)
-"""The bulk engine a worker task belongs to; the client refuses to start a send for an
-engine whose consumer has left (``closing``)."""
-
-
-def refuse_if_closing() -> None:
-    """Called by the client right before a non-GET request goes on the wire."""
-    engine = SEND_GATE.get()
-    if engine is not None and engine.closing:
-        raise NotAttemptedError(
-            "not sent: the loop over send_many's outcomes ended before this send started"
-        )
-
-
 DEFAULT_KEEP_FAILURES = 1000
 
 
@@ -333,8 +319,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise ConfigurationError("concurrency must be >= 1")
         if not grace >= 0:
             raise ConfigurationError("grace must be >= 0 seconds")
+        self._outcomes = _Outcomes(concurrency)
         self._engine = _Engine(
-            deliver, policy, items, concurrency, reconcile, before_send=before_send
+            deliver, policy, items, concurrency, reconcile, self._outcomes, before_send=before_send
         )
         self.grace = grace
 
@@ -350,7 +337,24 @@ class BulkSend(AsyncIterator[SendOutcome]):
         return self
 
     async def __anext__(self) -> SendOutcome:
-        return await self._engine.next_outcome()
+        engine = self._engine
+        if engine.stopped:
+            raise StopAsyncIteration
+        engine.start()
+        try:
+            outcome = await self._outcomes.get()
+        except BaseException:
+            engine.cancel()
+            raise
+        if outcome is _END:
+            stopped_before = engine.stopped
+            engine.stopped = True
+            self._outcomes.put_nowait(_END)  # any other consumer sees the end too
+            if not stopped_before:  # after aclose() the stream just ends
+                engine.raise_input_error()
+            raise StopAsyncIteration
+        assert isinstance(outcome, SendOutcome)
+        return outcome
 
     async def __aenter__(self) -> BulkSend:
         return self
@@ -371,7 +375,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
         the ``grace`` given to ``send_many``) to finish, no new send starts, then what
         is left is cancelled.  Returns once every worker has stopped; what the loop
         did not see is in ``unreported``."""
-        await self._engine.drain(self.grace if grace is None else grace)
+        engine = self._engine
+        if engine.stopped:
+            return
+        engine.leave()
+        outcomes = self._outcomes
+        engine.unreported.extend(outcomes.take_all())
+        outcomes.unbounded()  # workers waiting for room hand their outcome over
+        outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+        await engine.finish(self.grace if grace is None else grace)
+        engine.unreported.extend(outcomes.take_all())
+        await engine.aclose()
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -381,7 +395,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
 
 
 class _Outcomes:
-    """The bounded FIFO from the workers to the consumer.
+    """``send_many``'s sink: the bounded FIFO from the workers to the caller's loop.
 
     asyncio.Queue does task accounting (``join``) that nothing here uses, at a dozen
     calls per outcome; this keeps only the bound and the waiting.
@@ -390,14 +404,13 @@ class _Outcomes:
     def __init__(self, maxsize: int) -> None:
         self._items: deque[Any] = deque()
         self._maxsize = maxsize
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._getters: Waiters[None] = Waiters()
+        self._putters: Waiters[None] = Waiters()
 
     def clear(self) -> None:
         """Drop every item; any worker waiting for room may go on."""
         self._items.clear()
-        while self._putters:
-            _wake(self._putters)
+        self._putters.wake_all(None)
 
     def take_all(self) -> list[Any]:
         """Remove and return every item (the end marker excluded)."""
@@ -408,64 +421,62 @@ class _Outcomes:
     def unbounded(self) -> None:
         """Lift the bound, letting every waiting worker put."""
         self._maxsize = 1 << 62
-        while self._putters:
-            _wake(self._putters)
+        self._putters.wake_all(None)
+
+    def close(self, discard: bool) -> None:
+        """End the stream (the engine's sink): after what is queued, or at once."""
+        if discard:
+            self.clear()
+        self.put_nowait(_END)
 
     def put_nowait(self, item: Any) -> None:
         """Append regardless of the bound (for the end marker) and wake a consumer."""
         self._items.append(item)
         if self._getters:
-            _wake(self._getters)
+            self._getters.wake(None)
 
     async def put(self, item: Any) -> None:
         """Append once there is room, waking a consumer."""
         while len(self._items) >= self._maxsize:
-            await _wait(self._putters)
+            await self._putters.wait()
         self._items.append(item)
         if self._getters:
-            _wake(self._getters)
+            self._getters.wake(None)
 
     async def get(self) -> Any:
         """Take the oldest item, waiting for one; frees room for a worker."""
         items = self._items
         while not items:
-            await _wait(self._getters)
+            await self._getters.wait()
         item = items.popleft()
         if self._putters:
-            _wake(self._putters)
+            self._putters.wake(None)
         if items and self._getters:  # another consumer may take the next one
-            _wake(self._getters)
+            self._getters.wake(None)
         return item
 
 
-async def _wait(waiters: deque[asyncio.Future[None]]) -> None:
-    waiter = asyncio.get_running_loop().create_future()
-    waiters.append(waiter)
-    try:
-        await waiter
-    except BaseException:
-        if waiter.cancelled():  # cancelled in line: leave it
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
-        else:  # woken, then cancelled before it ran: pass the wake-up on
-            _wake(waiters)
-        raise
+class Sink(Protocol):
+    """Where the engine hands every outcome, as aiometer's ``run_on_each`` sends each
+    result to a stream: ``send_many``'s bounded queue, or ``send_all``'s report."""
 
+    def put(self, outcome: SendOutcome) -> Awaitable[None] | None:
+        """Take one outcome.  An awaitable returned is awaited by the worker before it
+        pulls its next input (a full queue, an async callback's turn); if taking the
+        outcome fails, the engine stops and ``run`` raises that failure."""
 
-def _wake(waiters: deque[asyncio.Future[None]]) -> None:
-    while waiters:
-        waiter = waiters.popleft()
-        if not waiter.done():
-            waiter.set_result(None)
-            return
+    def close(self, discard: bool) -> None:
+        """No more outcomes: every worker has stopped, or the engine was stopped
+        (``discard``: drop what was not taken yet)."""
 
 
 class _Engine:
-    """The workers behind one ``BulkSend`` or ``send_all``.
+    """The workers behind one ``BulkSend`` or ``send_all``: one engine, two sinks.
 
-    Each worker pulls an input, turns it into exactly one outcome and hands it on:
-    to the queue a ``BulkSend`` reads, or straight to a ``sink`` (``send_all``),
-    which spares every outcome a trip through the queue and the consumer task.
+    Each worker pulls an input, turns it into exactly one outcome and hands it to the
+    ``sink``: the queue a ``BulkSend`` reads, or ``send_all``'s report, which spares
+    every outcome a trip through a queue and a consumer task.  Once ``leave`` was
+    called, outcomes go to ``unreported`` instead.
     """
 
     def __init__(
@@ -475,7 +486,7 @@ class _Engine:
         items: Iterable[SendItem] | AsyncIterable[SendItem],
         concurrency: int,
         reconcile: bool,
-        sink: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
+        sink: Sink,
         *,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
@@ -494,19 +505,19 @@ class _Engine:
         self._reconcile = reconcile
         self._sink = sink
         self._pull_lock = asyncio.Lock()
-        self._outcomes = _Outcomes(concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._index = 0
         self._live_workers = 0
         self._input_error: BaseException | None = None
         self._sink_error: BaseException | None = None
         self._exhausted = False
-        self._closed = False
+        self.stopped = False
+        """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
         self.closing = False
-        """The consumer left: no new send may start (checked by the client, see
-        ``SEND_GATE``); outcomes go to ``unreported``."""
+        """The consumer left: no new send may start (checked by the request pipeline,
+        see ``SEND_GATE``); outcomes go to ``unreported``."""
         self.unreported: list[SendOutcome] = []
 
     def start(self) -> None:
@@ -514,38 +525,22 @@ class _Engine:
             self._live_workers = self._concurrency
             self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
-    async def next_outcome(self) -> SendOutcome:
-        if self._closed:
-            raise StopAsyncIteration
-        self.start()
-        try:
-            outcome = await self._outcomes.get()
-        except BaseException:
-            self.cancel()
-            raise
-        if outcome is _END:
-            closed_by_cancel, self._closed = self._closed, True
-            self._outcomes.put_nowait(_END)  # any other consumer sees the end too
-            if not closed_by_cancel:  # after aclose() the stream just ends
-                self._raise_input_error()
-            raise StopAsyncIteration
-        assert isinstance(outcome, SendOutcome)
-        return outcome
-
     async def run(self) -> None:
-        """Sink mode: run every input through the sink; return when all are done."""
+        """Until every input's outcome is in the sink (``send_all``); raises what the
+        sink raised, else what the caller's iterable raised."""
         self.start()
         try:
             await asyncio.gather(*self._workers, return_exceptions=True)
         except BaseException:  # cancelled: stop the workers and wait for them
             await self.aclose()
             raise
-        self._closed = True
+        self.stopped = True
         if self._sink_error is not None:
             raise self._sink_error
-        self._raise_input_error()
+        self.raise_input_error()
 
-    def _raise_input_error(self) -> None:
+    def raise_input_error(self) -> None:
+        """Raise (once) what the caller's iterable raised, if it did."""
         error, self._input_error = self._input_error, None
         if error is not None:
             raise error
@@ -555,36 +550,29 @@ class _Engine:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def drain(self, grace: float) -> None:
-        """Leave early: no new input, no new send; sends on the wire get ``grace``
-        seconds to finish; every outcome the consumer will not see goes to
-        ``unreported``; then the rest is cancelled."""
-        if self._closed:
-            return
+    def leave(self) -> None:
+        """The consumer left: no new input, no new send; outcomes go to ``unreported``."""
         self.closing = True
-        self._closed = True  # the stream just ends for every consumer
+        self.stopped = True  # the stream just ends for every consumer
         self._exhausted = True
-        self.unreported.extend(self._outcomes.take_all())
-        self._outcomes.unbounded()  # workers waiting for room hand their outcome over
-        self._outcomes.put_nowait(_END)  # a consumer waiting elsewhere sees the end now
+
+    async def finish(self, grace: float) -> None:
+        """Give the sends under way ``grace`` seconds to finish, then stop the rest."""
         pending = [t for t in self._workers if not t.done()]
         if pending and grace > 0:
             await asyncio.wait(pending, timeout=grace)
-        self.unreported.extend(o for o in self._outcomes.take_all() if o is not _END)
-        await self.aclose()
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop everything now; returns the workers still winding down.
 
-        A consumer waiting in ``next_outcome`` (say ``aclose()`` was called from another
-        task) is woken and sees the end of the stream.
+        The sink is closed, dropping what it holds: a consumer waiting on it (say
+        ``aclose()`` was called from another task) is woken and sees the end.
         """
-        self._closed = True
+        self.stopped = True
         self._exhausted = True
         for task in self._workers:
             task.cancel()
-        self._outcomes.clear()
-        self._outcomes.put_nowait(_END)
+        self._sink.close(discard=True)
         return [t for t in self._workers if not t.done()]
 
     def _not_attempted(self) -> NotAttemptedError:
@@ -609,7 +597,7 @@ class _Engine:
                 self._exhausted = True
                 self._input_error = exc
             except asyncio.CancelledError as exc:
-                if self._closed:  # the engine is stopping this worker
+                if self.stopped:  # the engine is stopping this worker
                     raise
                 # The iterable itself raised CancelledError: end the stream with it
                 # rather than lose the worker (and hang the consumer).
@@ -620,12 +608,14 @@ class _Engine:
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
         re-entered through every coroutine layer each time aiohttp resumes it."""
-        SEND_GATE.set(self)  # this worker's context only: the client checks it per send
+        SEND_GATE.set(self)  # this worker's context only: the pipeline checks it
         deliver = self._deliver
         before_send = self._before_send
         policy = self._policy
         reconcile = self._reconcile
         items = self._items
+        put = self._sink.put
+        unreported = self.unreported
         try:
             while not self._exhausted:
                 if items is not None:
@@ -693,18 +683,15 @@ class _Engine:
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
-                if self._sink is None:
-                    if self.closing:
-                        self.unreported.append(outcome)
-                    else:
-                        await self._outcomes.put(outcome)
+                if self.closing:
+                    unreported.append(outcome)
                     continue
                 try:
-                    result = self._sink(outcome)
-                    if result is not None and inspect.isawaitable(result):
+                    result = put(outcome)
+                    if result is not None:
                         await result
-                except BaseException as exc:  # the caller's callback failed: stop everything
-                    if self._closed:  # this worker was cancelled by the engine itself
+                except BaseException as exc:  # the sink failed (a callback): stop everything
+                    if self.stopped:  # this worker was cancelled by the engine itself
                         raise
                     self._sink_error = exc
                     self.cancel()
@@ -713,8 +700,8 @@ class _Engine:
                     raise
         finally:
             self._live_workers -= 1
-            if self._live_workers == 0 and self._sink is None and not self._closed:
-                self._outcomes.put_nowait(_END)  # the last one closes the stream
+            if self._live_workers == 0 and not self.stopped:
+                self._sink.close(discard=False)  # the last one closes the sink
 
 
 def _key_of(item: Any) -> str | None:
@@ -738,7 +725,7 @@ async def run_batch(
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
-    The workers account for each outcome themselves (no queue, no consumer task).  Calls
+    The engine's sink is the report itself (no queue, no consumer task).  Calls
     of ``on_outcome`` never overlap, async ones included.  If it raises, the batch stops
     and the exception propagates.
     """
@@ -747,25 +734,37 @@ async def run_batch(
     if keep_failures < 0:
         raise ConfigurationError("keep_failures must be >= 0")
     report = BulkReport(keep_failures=keep_failures)
-    add = report.add
-    sink: Callable[[SendOutcome], Awaitable[None] | None]
-    if on_outcome is None:
-        sink = add
-    else:
-        callback = on_outcome
-        turn = asyncio.Lock()
-
-        def sink(outcome: SendOutcome) -> Awaitable[None] | None:
-            add(outcome)
-            result = callback(outcome)
-            if result is not None and inspect.isawaitable(result):
-                return _await_in_turn(turn, result)
-            return None
-
     started = clock()
+    sink = _ReportSink(report, on_outcome)
     await _Engine(deliver, policy, items, concurrency, reconcile, sink).run()
     report.elapsed = clock() - started
     return report
+
+
+class _ReportSink:
+    """``send_all``'s sink: each outcome into the report, then to ``on_outcome``."""
+
+    def __init__(
+        self,
+        report: BulkReport,
+        on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
+    ) -> None:
+        self._add = report.add
+        self._callback = on_outcome
+        self._turn = asyncio.Lock()
+
+    def put(self, outcome: SendOutcome) -> Awaitable[None] | None:
+        self._add(outcome)
+        callback = self._callback
+        if callback is None:
+            return None
+        result = callback(outcome)
+        if result is not None and inspect.isawaitable(result):
+            return _await_in_turn(self._turn, result)
+        return None
+
+    def close(self, discard: bool) -> None:
+        """Nothing to do: the report is complete when ``run`` returns."""
 
 
 async def _await_in_turn(turn: asyncio.Lock, result: Awaitable[None]) -> None:

@@ -85,7 +85,7 @@ def _has_more(page: EventPage) -> bool:
 
 
 class Requester(Protocol):
-    """What the reads send through: the client's request pipeline."""
+    """What the reads send through: the request pipeline (``_pipeline.Pipeline``)."""
 
     async def request(
         self,
@@ -102,9 +102,11 @@ class ReadMixin:
     """Reading conversations, messages and the updates feed; identity and preflight.
 
     A base of ``OpenTrainClient`` whose dependencies are explicit: ``init_reads`` hands
-    it a ``requester`` (a ``Requester`` for a call's timeout and retry budget), the
-    client's time seam and where ``listen()`` keeps its cursor by default.  It knows
-    nothing else of the client.
+    it a ``requester`` (a ``Requester`` for a call's timeout and retry budget: the
+    request pipeline's ``for_call``), the client's time seam and where ``listen()``
+    keeps its cursor by default.  It knows nothing else of the client.  A base rather
+    than an object the client holds: these methods are the client's public surface,
+    and forwarding each of them would write every signature and docstring twice.
     """
 
     _requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester]

@@ -128,7 +128,7 @@ async def test_with_options_shares_session_pacer_and_concurrency(server: FakeOpe
             *(c.send_message(conv, f"m{i}") for i, c in enumerate([parent, quick] * 5))
         )
         assert quick.pacer is parent.pacer
-        assert quick._ensure_session() is parent._ensure_session()
+        assert quick._pipeline.ensure_session() is parent._pipeline.ensure_session()
         assert quick.retry_policy.max_retries == 0
         assert parent.retry_policy.max_retries == 5
     assert len(server.messages(conv)) == 10

@@ -592,7 +592,7 @@ async def test_many_distinct_paths_do_not_grow_the_url_cache(arena: Arena) -> No
     async with arena.client() as client:
         for i in range(100):
             await client.start_proposal_conversation(f"prop_{i}")
-        assert len(client._urls) <= 64
+        assert len(client._pipeline._urls) <= 64
     assert len(arena.hostile.requests) == 100
 
 

@@ -20,7 +20,9 @@ def _module_name(path: Path) -> str:
 def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
     """Every opentrain_async module ``path`` imports, relative or absolute, at any depth
     of the file (functions and ``if TYPE_CHECKING:`` blocks too).  ``from . import x``
-    of a submodule imports that submodule, not its package's ``__init__``."""
+    of a submodule counts as importing both the submodule and its package's
+    ``__init__`` (stricter than grimp, which counts the submodule only): the package
+    is looked in first, so a package that imports the module back is a real loop."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -35,9 +37,11 @@ def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
                 target = node.module or ""
             if not target.startswith("opentrain_async"):
                 continue
+            found.add(target)
             for alias in node.names:
                 submodule = f"{target}.{alias.name}"
-                found.add(submodule if submodule in modules else target)
+                if submodule in modules:
+                    found.add(submodule)
     return found
 
 
@@ -115,6 +119,24 @@ def test_the_parser_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert _imports(source, "opentrain_async.mod", modules) == modules
 
 
+def test_importing_a_submodule_from_its_package_counts_the_package(tmp_path: Path) -> None:
+    """``from . import curve`` inside a package that imports this module back is a loop:
+    the package's ``__init__`` is where ``curve`` is looked up first."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    source = package / "backend.py"
+    source.write_text("from . import curve\n")
+    modules = {"opentrain_async.pkg", "opentrain_async.pkg.curve", "opentrain_async.pkg.backend"}
+    found = _imports(source, "opentrain_async.pkg.backend", modules)
+    assert found == {"opentrain_async.pkg", "opentrain_async.pkg.curve"}
+    graph = {
+        "opentrain_async.pkg": {"opentrain_async.pkg.backend"},
+        "opentrain_async.pkg.backend": found,
+        "opentrain_async.pkg.curve": set(),
+    }
+    assert _cycles(graph) == [["opentrain_async.pkg", "opentrain_async.pkg.backend"]]
+
+
 def test_nothing_below_the_client_imports_it() -> None:
     """Only the facade's users (the package root, the CLI, the testing kit) import
     _client; the layers under it get callables and protocols."""
@@ -127,3 +149,22 @@ def test_nothing_below_the_client_imports_it() -> None:
         if m != "opentrain_async" and not any(m == a or m.startswith(a + ".") for a in above)
     }
     assert below == set()
+
+
+def test_the_pipeline_knows_nothing_built_on_it() -> None:
+    """The request pipeline is the bottom of the send path: it imports neither the
+    client nor delivery, the bulk engine or the reads, which all go through it."""
+    graph = import_graph()
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            for nxt in graph[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    above = {f"opentrain_async.{m}" for m in ("_client", "_delivery", "_bulk", "_read")}
+    assert reach("opentrain_async._pipeline") & above == set()

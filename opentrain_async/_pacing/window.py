@@ -1,18 +1,18 @@
 """The slow-start window: requests in flight before the first 429 (local to one pacer).
 
 Until the server has said where its limit is, nothing is paced, but requests in flight
-ramp up as in TCP slow start (the window grows by ``growth`` per accepted request, so a
-quarter per round trip), and a server burst, say a fixed window filling up, is not met by
-a wall of concurrent requests.  Waiters are served first come, first served.  Once paced,
+ramp up as in TCP slow start (the window grows by ``growth`` per accepted request, and
+doubles per ``doubling`` seconds spent full where round trips are long), and a server
+burst, say a fixed window filling up, is not met by a wall of concurrent requests.  Waiters are served first come, first served.  Once paced,
 the window lets everyone through: the rate decides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
+
+from opentrain_async._waiters import Waiters
 
 __all__ = ["SlowStartWindow"]
 
@@ -36,7 +36,7 @@ class SlowStartWindow:
         self._clock = clock
         self._timed: float = initial  # grown by time spent full
         self._full_since: float | None = None
-        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._waiters: Waiters[bool] = Waiters()
         self.open = False
         """True once paced: nobody is held back any more (the rate decides)."""
 
@@ -76,14 +76,12 @@ class SlowStartWindow:
             return False
         if self.try_enter():
             return True
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.result():
-                self.leave(grow=False)  # handed a slot we will not use: pass it on
-            raise
+        return await self._waiters.wait(on_abandoned=self._give_back)
+
+    def _give_back(self, counted_in: bool) -> None:
+        """A waiter cancelled after it was handed room: pass the room on."""
+        if counted_in:
+            self.leave(grow=False)
 
     def leave(self, grow: bool) -> None:
         """One request is over (``grow``: it was accepted): hand its room on."""
@@ -93,21 +91,15 @@ class SlowStartWindow:
             if self._earned > self.size:
                 self.size = self._earned
         self._grow_with_time()
-        waiters = self._waiters
-        while waiters and (self.open or self.in_flight < self.size):
-            waiter = waiters.popleft()
-            if waiter.done():  # cancelled while waiting
-                continue
-            if self.open:
-                waiter.set_result(False)
-            else:
-                self.in_flight += 1  # hand the room over
-                waiter.set_result(True)
+        if self.open:
+            self._waiters.wake_all(False)
+            return
+        while self._waiters and self.in_flight < self.size:
+            self.in_flight += 1  # hand the room over
+            if not self._waiters.wake(True):
+                self.in_flight -= 1  # nobody was left waiting after all
 
     def open_up(self) -> None:
         """Paced from now on: release every waiter to the rate."""
         self.open = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(False)
+        self._waiters.wake_all(False)
