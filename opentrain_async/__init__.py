@@ -41,6 +41,7 @@ from ._pacing import (
     Reservation,
 )
 from ._pacing.redis_backend import RedisPacingBackend, RedisPacingOptions
+from ._pagination import AsyncPaginator
 from ._raw import RawResponse
 from ._read import ConversationFilter, Direction
 from ._read_models import (
@@ -81,6 +82,7 @@ __all__ = [
     "APITimeoutError",
     "Account",
     "Actor",
+    "AsyncPaginator",
     "AuthenticationError",
     "BadRequestError",
     "BulkReport",

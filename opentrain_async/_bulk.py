@@ -62,7 +62,7 @@ from ._errors import (
 from ._models import Message, OutgoingMessage
 from ._pipeline import SEND_GATE
 from ._retry import RetryPolicy
-from ._validation import validate_content, validate_conversation_id
+from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
 
 __all__ = [
@@ -92,9 +92,10 @@ ACCOUNT_REASONS = frozenset(
 
 
 def stops_engine(error: OpenTrainError) -> bool:
-    """True for failures every later send of this token would meet too: 401, and a 403
-    about the account or token (missing scope, feature disabled, unclaimed account)."""
-    if isinstance(error, AuthenticationError):
+    """True for failures every later send of this token would meet too: 401, a 403
+    about the account or token (missing scope, feature disabled, unclaimed account), and
+    a client that cannot send at all (closed, or its session closed)."""
+    if isinstance(error, (AuthenticationError, ConfigurationError)):
         return True
     if isinstance(error, PermissionDeniedError):
         return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
@@ -224,6 +225,18 @@ def normalize_item(item: Any) -> OutgoingMessage:
         key = item.get("key")
         conversation_id: Any = item.get("conversationId", item.get("conversation_id"))
         content: Any = item.get("content")
+        for name, value in (("conversationId", conversation_id), ("content", content)):
+            if (
+                value is None
+                and name not in item
+                and not (name == "conversationId" and "conversation_id" in item)
+            ):  # say so: "must be a string, got NoneType" hides a misnamed column
+                raise InvalidRequestError(
+                    f"the item has no {name!r} key (it has: {', '.join(map(repr, item))[:200]})",
+                    field=name,
+                    limit=f"a mapping with {name!r}",
+                    actual=None,
+                )
         message = OutgoingMessage(conversation_id, content, None if key is None else str(key))
     elif isinstance(item, tuple) and len(item) == 2:
         message = OutgoingMessage(item[0], item[1])
@@ -315,10 +328,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
         grace: float = LEAVE_GRACE,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ConfigurationError("concurrency must be >= 1")
-        if not grace >= 0:
-            raise ConfigurationError("grace must be >= 0 seconds")
+        check_option(concurrency, "concurrency", minimum=1, integer=True)
+        check_option(grace, "grace", minimum=0, unit=" seconds", infinite=True)
         self._outcomes = _Outcomes(concurrency)
         self._engine = _Engine(
             deliver, policy, items, concurrency, reconcile, self._outcomes, before_send=before_send
@@ -580,7 +591,7 @@ class _Engine:
         assert cause is not None
         first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         return NotAttemptedError(
-            f"not attempted: an earlier send showed this token cannot send ({first})",
+            f"not attempted: an earlier send showed that no send can succeed ({first})",
             cause=cause,
         )
 
@@ -729,10 +740,8 @@ async def run_batch(
     of ``on_outcome`` never overlap, async ones included.  If it raises, the batch stops
     and the exception propagates.
     """
-    if concurrency < 1:
-        raise ConfigurationError("concurrency must be >= 1")
-    if keep_failures < 0:
-        raise ConfigurationError("keep_failures must be >= 0")
+    check_option(concurrency, "concurrency", minimum=1, integer=True)
+    check_option(keep_failures, "keep_failures", minimum=0, integer=True)
     report = BulkReport(keep_failures=keep_failures)
     started = clock()
     sink = _ReportSink(report, on_outcome)

@@ -40,7 +40,7 @@ from ._raw import raw_call
 from ._read import ReadMixin
 from ._retry import RetryEvent, RetryPolicy
 from ._time import Clock
-from ._validation import validate_content, validate_conversation_id
+from ._validation import check_option, validate_content, validate_conversation_id
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -117,8 +117,14 @@ class OpenTrainClient(ReadMixin):
         sleep: Callable[[float], Any] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_concurrency < 1:
-            raise ConfigurationError("max_concurrency must be >= 1")
+        check_option(max_concurrency, "max_concurrency", minimum=1, integer=True)
+        check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
+        check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
+        check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
+        if rate_limit is not None:
+            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+        if user_agent is not None and not isinstance(user_agent, str):
+            raise ConfigurationError("user_agent must be a string")
         _refuse_overridden_knobs(
             "retry_policy",
             retry_policy,
@@ -129,11 +135,12 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs(
             "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
         )
-        if max_response_bytes < 1:
-            raise ConfigurationError("max_response_bytes must be >= 1")
-        if rate_limit is not None and not rate_limit > 0:  # NaN too
+        # The client's sleep= would silently not apply to retries (real waits in tests).
+        mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
+        if mixed and sleep is not asyncio.sleep:
             raise ConfigurationError(
-                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
+                "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
+                "pass sleep= to the RetryPolicy too"
             )
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")

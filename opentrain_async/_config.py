@@ -190,6 +190,13 @@ def resolve_settings(
     config_path: Path | None = None,
 ) -> Settings:
     """Resolve the token and API root the way the official CLI does."""
+    for name, value in (("api_token", api_token), ("base_url", base_url)):
+        if value is not None and not isinstance(value, str):
+            # bytes from a secrets file, say: never echoed (it may be the token).
+            hint = " (decode it: .decode())" if isinstance(value, bytes) else ""
+            raise ConfigurationError(
+                f"{name} must be a string or None, got {type(value).__name__}{hint}"
+            )
     env = os.environ if env is None else env
     path = config_path if config_path is not None else config_file_path(env)
     file_data: dict[str, Any] | None = None

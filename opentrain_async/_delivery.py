@@ -32,6 +32,7 @@ from ._errors import (
     APITimeoutError,
     DeliveryUnknownError,
     InternalServerError,
+    InvalidRequestError,
     OpenTrainError,
     UnexpectedResponseError,
 )
@@ -42,6 +43,7 @@ from ._read_models import MessagePage
 from ._retry import RetryPolicy
 from ._seen import RecentSet
 from ._time import Clock
+from ._validation import validate_content, validate_number
 
 logger = logging.getLogger("opentrain_async")
 
@@ -70,6 +72,13 @@ class ClaimedIds:
 
     def include(self, ids: Container[str]) -> None:
         """Also treat every id in ``ids`` (a live collection, not copied) as claimed."""
+        if not isinstance(ids, Container):  # e.g. None: every later send would fail
+            raise InvalidRequestError(
+                f"message_ids must be a collection of message ids, got {type(ids).__name__}",
+                field="message_ids",
+                limit="a collection (set, dict, list...)",
+                actual=type(ids).__name__,
+            )
         self._elsewhere.append(ids)
 
     def add(self, message_id: str) -> None:
@@ -259,6 +268,8 @@ class Delivery:
         """Our unclaimed message with ``content``, sent at ``since`` (Unix seconds, the
         first attempt's start) or up to ``clock_skew`` earlier; None when the
         conversation was read back that far without it (see ``find_own_message``)."""
+        validate_content(content)  # other content can never match: None would mean "resend"
+        validate_number(since, "since", minimum=0)
         unknown = DeliveryUnknownError(
             f"the outcome of a send to {conversation_id} is unknown",
             conversation_id=conversation_id,

@@ -77,10 +77,32 @@ class OpenTrainError(Exception):
     reason: str | None = None
     request_id: str | None = None
     details: Mapping[str, Any] = _NO_DETAILS
+    body: object | None = None
+    """The server's error answer (as openai-python's ``body``): its decoded JSON, or its
+    text when it is not JSON (the first 8 KiB of a longer one); None when no answer came
+    with this error."""
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat Exception's default pickling, and errors cross
+        # processes (arq, multiprocessing, celery results) and get copied: rebuild from the
+        # attributes instead of calling __init__ again.  __cause__ is not kept (as pickle
+        # never keeps it); what it told (status, request id) is copied onto the error.
+        state = dict(self.__dict__)
+        if isinstance(state.get("details"), MappingProxyType):
+            state["details"] = dict(state["details"])
+        return (_rebuild, (type(self), self.args, state))
+
+
+def _rebuild(cls: type[OpenTrainError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an ``OpenTrainError`` (see ``OpenTrainError.__reduce__``)."""
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidRequestError(OpenTrainError, ValueError):
@@ -389,12 +411,32 @@ def error_from_response(
         "method": method,
         "path": path,
     }
+    cls: type[APIStatusError] | None
     if status == 429:
         hint = parse_retry_after((details or {}).get("retryAfterSeconds"))
         if hint is None:
             hint = parse_retry_after(headers.get("Retry-After"))
-        return RateLimitError(message, retry_after=hint, **kwargs)
+        error: APIStatusError = RateLimitError(message, retry_after=hint, **kwargs)
+        error.body = _body(payload, body)
+        return error
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(message, **kwargs)
+    error = cls(message, **kwargs)
+    error.body = _body(payload, body)
+    return error
+
+
+BODY_KEPT = 8192
+"""Bytes of an error answer kept as ``body``: errors are kept (a batch's failures, a
+journal, a pickled job result), and a proxy's error page may be megabytes."""
+
+
+def _body(payload: object, raw: bytes) -> object | None:
+    """``body`` of an error answer: its JSON, else its text (None when empty); an answer
+    over ``BODY_KEPT`` bytes is kept as the text of its start, ending in "..."."""
+    if len(raw) > BODY_KEPT:
+        return raw[:BODY_KEPT].decode("utf-8", "replace") + "..."
+    if payload is not None or not raw:
+        return payload
+    return raw.decode("utf-8", "replace")

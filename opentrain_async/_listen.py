@@ -162,6 +162,11 @@ def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
         return MemoryCursorStore()
     if isinstance(store, (str, Path)):
         return JSONFileCursorStore(store)
+    if not (callable(getattr(store, "load", None)) and callable(getattr(store, "save", None))):
+        raise ConfigurationError(
+            "store must be a CursorStore (async load() and save()), a path or None, got "
+            f"{type(store).__name__}"
+        )
     return store
 
 

@@ -4,14 +4,16 @@
 pages, fetching the next page only when the current one is used up (as openai-python's
 ``AsyncPaginator``); ``.pages()`` walks the same list one page at a time.
 
-The walk ends at a null cursor, when the endpoint says there is no more (``has_more``),
+The walk ends at a null (or blank) cursor, when the endpoint says there is no more (``has_more``),
 or when the server hands back a cursor it already gave: an echoed cursor on an empty page
 ends it quietly; a cycle (A -> B -> A) ends it with a warning, after yielding the page
-that closed the cycle.  A server stuck that way can never make a caller loop forever.
+that closed the cycle.  So does a page with exactly the items of the one before, under a
+fresh cursor.  A server stuck either way can never make a caller loop forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -38,8 +40,8 @@ T = TypeVar("T")
 class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
     """Every item of a paged list, fetched lazily; ``pages()`` for page-by-page use.
 
-    Iterating the paginator itself continues one walk; each ``pages()`` call starts a
-    new walk from the first cursor.
+    Iterating the paginator itself continues one walk, which tasks may share (each item
+    goes to one of them); each ``pages()`` call starts a new walk from the first cursor.
     """
 
     def __init__(
@@ -55,9 +57,11 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         self._cursor = cursor
         self._more = more
         self._walk: AsyncGenerator[T, None] | None = None
+        self._turn = asyncio.Lock()
         self.repeated_cursor = False
         """True once a walk ended because the server handed back a cursor it had
-        already given (so the list may go on beyond what was seen)."""
+        already given, or the same page again (so the list may go on beyond what was
+        seen)."""
 
     def pages(self) -> AsyncGenerator[P, None]:
         """The pages, one per request, starting again from the first cursor."""
@@ -69,7 +73,10 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
     async def __anext__(self) -> T:
         if self._walk is None:
             self._walk = self._each_item()
-        return await self._walk.__anext__()
+        # Worker tasks may share one paginator (``async for m in walk`` in each): one
+        # at a time, or the generator raises "asynchronous generator is already running".
+        async with self._turn:
+            return await self._walk.__anext__()
 
     async def aclose(self) -> None:
         """Stop the walk (no further page is fetched)."""
@@ -86,14 +93,28 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
         seen: RecentSet[str] = RecentSet(CURSOR_MEMORY)
         if cursor is not None:
             seen.add(cursor)
+        previous: Sequence[T] = ()
         while True:
             page = await self._fetch(cursor)
             next_cursor = page.next_cursor
-            if next_cursor is not None and next_cursor == cursor and not self._items(page):
+            items = self._items(page)
+            if next_cursor is not None and next_cursor == cursor and not items:
                 self.repeated_cursor = True
                 return  # an empty page that echoes its cursor: nothing more, now
+            if items and items == previous:
+                # The same items again under a new cursor: a server stuck on one page
+                # would otherwise be walked forever, yielding them again and again.
+                self.repeated_cursor = True
+                logger.warning(
+                    "the server answered the same page again under a new cursor; stopping "
+                    "the walk instead of repeating it"
+                )
+                return
+            previous = items
             yield page
-            if next_cursor is None or (self._more is not None and not self._more(page)):
+            if not (next_cursor and next_cursor.strip()):
+                return  # null, or a blank cursor that could not be passed back: the end
+            if self._more is not None and not self._more(page):
                 return
             if next_cursor in seen:
                 self.repeated_cursor = True

@@ -47,6 +47,7 @@ from ._pacing.redis_backend import RedisPacingBackend
 from ._proxy import Proxy
 from ._raw import RAW_RESPONSES
 from ._retry import RetryPolicy
+from ._validation import check_option
 from ._version import __version__
 
 __all__ = [
@@ -111,12 +112,11 @@ def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     ``aiohttp.ClientTimeout`` (to tell connecting from reading apart)."""
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError(
-            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
-        )
+    seconds = check_option(
+        timeout, "timeout", minimum=0, strict=True, unit=" s (or an aiohttp.ClientTimeout)"
+    )
     # sock_connect, not connect: a per-request connect timer costs ~5% of throughput.
-    return aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=seconds)
 
 
 class Pipeline:
@@ -206,6 +206,13 @@ class Pipeline:
             )
         if self._parent is not None:
             return self._parent.ensure_session()
+        if self._session is not None and self._session._loop.is_closed():
+            # A client kept across asyncio.run() calls: its session, connections and
+            # semaphore belong to a loop that has ended (aiohttp: "Event loop is closed").
+            raise ConfigurationError(
+                "this OpenTrainClient was opened under an event loop that has ended (a "
+                "second asyncio.run()?); open one client per event loop"
+            )
         if self._session is None or self._session.closed:
             if self._session is not None and not self._owns_session:
                 raise ConfigurationError(

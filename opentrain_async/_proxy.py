@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 from yarl import URL
 
+from ._errors import ConfigurationError
+
 __all__ = ["Proxy", "proxy_from_env"]
 
 logger = logging.getLogger("opentrain_async")
@@ -88,14 +90,35 @@ def proxy_from_env(api_root: str, env: Mapping[str, str]) -> Proxy | None:
         return None
     scheme = parts.scheme
     # httpoxy: under CGI, HTTP_PROXY can be set by a request header; urllib ignores it too.
-    raw = _lookup(env, f"{scheme}_proxy", upper=scheme != "http" or "REQUEST_METHOD" not in env)
-    raw = raw or _lookup(env, "all_proxy")
+    name = f"{scheme}_proxy"
+    raw = _lookup(env, name, upper=scheme != "http" or "REQUEST_METHOD" not in env)
+    if raw is None:
+        name, raw = "all_proxy", _lookup(env, "all_proxy")
     if raw is None:
         return None
     if "://" not in raw:
         raw = "http://" + raw
-    url = URL(raw)
-    if url.scheme != "http" or not url.host:
+    try:
+        url = URL(raw)
+        url.port  # noqa: B018 - parsed lazily: a bad port raises here, not on the first request
+    except ValueError:
+        pass  # raised below, outside the handler: yarl's error may quote the URL
+    else:
+        if url.scheme != "http" or url.host:
+            return _proxy(url, host)
+    # What requests would send goes nowhere: refuse now, as httpx does, never naming the
+    # value (it may hold the proxy's password).
+    raise ConfigurationError(
+        f"the {name} (or {name.upper()}) environment variable is not a valid proxy URL "
+        "(expected http://[user:password@]host[:port]); fix or unset it, or pass "
+        "trust_env=False"
+    )
+
+
+def _proxy(url: URL, host: str) -> Proxy | None:
+    """The proxy a parsed URL from the environment names for ``host`` (None when its
+    scheme is not supported)."""
+    if url.scheme != "http":
         logger.warning(
             "ignoring the %s proxy from the environment: only http:// proxies are supported",
             url.scheme or "unnamed",

@@ -397,16 +397,22 @@ class ReadMixin:
         status, payload = await client.request("GET", path)
         return parse_capabilities(payload, status, "GET", path)
 
-    async def preflight(self) -> Preflight:
+    async def preflight(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> Preflight:
         """Whether this token can send, checked without a write; if not, what to fix.
 
         Reads ``whoami()`` and ``capabilities()`` and reports each missing piece: the
         ``messages:write`` scope, a claimed account (with the claim URL when the server
         gives one), the ``messagingWrites`` capability.  A flag the server does not
-        report is not counted as missing.
+        report is not counted as missing.  ``timeout`` and ``max_retries`` apply to
+        each of the two reads.
         """
-        me = await self.whoami()
-        caps = await self.capabilities()
+        me = await self.whoami(timeout=timeout, max_retries=max_retries)
+        caps = await self.capabilities(timeout=timeout, max_retries=max_retries)
         problems: list[PreflightProblem] = []
         account = me.account
         if account.claimed is False:

@@ -33,10 +33,10 @@ import tenacity
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
-    ConfigurationError,
     InternalServerError,
     RateLimitError,
 )
+from ._validation import check_option
 
 __all__ = ["RetryEvent", "RetryPolicy"]
 
@@ -80,10 +80,11 @@ class RetryPolicy:
     on_retry: Callable[[RetryEvent], None] | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ConfigurationError("max_retries must be >= 0")
-        if not self.max_retry_after >= 0:  # NaN too: every hint would pass the cap
-            raise ConfigurationError("max_retry_after must be >= 0")
+        check_option(self.max_retries, "max_retries", minimum=0, integer=True)
+        # NaN or a string would let every hint pass the cap (or fail on the first 429).
+        check_option(
+            self.max_retry_after, "max_retry_after", minimum=0, unit=" seconds", infinite=True
+        )
 
     def retry_reason(self, error: BaseException | None, *, idempotent: bool) -> str | None:
         """Why ``error`` may be retried, or None when it is terminal."""

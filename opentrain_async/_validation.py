@@ -11,12 +11,15 @@ valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
 
 from __future__ import annotations
 
+import math
+import numbers
 from urllib.parse import quote
 
-from ._errors import InvalidRequestError
+from ._errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "check_option",
     "path_segment",
     "utf16_length",
     "validate_bool",
@@ -183,3 +186,38 @@ def validate_number(value: object, field: str, *, minimum: float, strict: bool =
             f"{field} must be a number {rule}, got {value!r}", field=field, limit=rule, actual=value
         )
     return float(value)  # type: ignore[arg-type]
+
+
+def check_option(
+    value: object,
+    name: str,
+    *,
+    minimum: float,
+    strict: bool = False,
+    integer: bool = False,
+    unit: str = "",
+    infinite: bool = False,
+) -> float:
+    """Check a client or bulk option (``max_concurrency=``, ``timeout=``...): a finite number
+    (an ``int`` with ``integer``; never a bool, a string or NaN) >= ``minimum`` (> with
+    ``strict``), else ``ConfigurationError`` naming it.  Settings often come from
+    environment variables, i.e. strings, and Python's own ``TypeError`` for ``"8" < 1``
+    names neither the option nor the rule.  ``infinite`` also takes ``math.inf`` (for
+    "no limit": ``max_retry_after``, ``grace``).  Returns it as a float."""
+    kind = "an integer" if integer else "a number"
+    number = math.nan
+    rule = f"{kind} {'>' if strict else '>='} {minimum:g}{unit}"
+    # The numbers ABCs, not int/float: numpy's scalars (settings read with pandas) count.
+    kinds = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    if ok:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int of hundreds of digits
+            ok = False
+        else:
+            finite = math.isfinite(number) or (infinite and number == math.inf)
+            ok = finite and (number > minimum if strict else number >= minimum)
+    if not ok:
+        raise ConfigurationError(f"{name} must be {rule}, got {repr(value)[:40]}")
+    return number

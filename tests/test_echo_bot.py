@@ -54,3 +54,34 @@ def test_readme_shows_the_echo_bot_that_is_tested() -> None:
     readme = (ECHO_BOT.parent.parent / "README.md").read_text(encoding="utf-8")
     source = ECHO_BOT.read_text(encoding="utf-8")
     assert f"```python\n{source}```" in readme
+
+
+async def test_echo_bot_skips_a_conversation_that_refuses_replies(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """A message in a read-only conversation: the bot says it did not answer and goes on
+    to the next one.  Raised out of its loop (as the README's bot did), it stopped the
+    bot, and every restart met the same message again: the bot never answered anyone."""
+    closed = server.add_conversation(send_block="read_only_conversation")
+    server.add_incoming_message(closed, "too late")
+    server.add_incoming_message(server.add_conversation(), "hello bot")
+    env = {
+        **os.environ,
+        "OT_API_TOKEN": server.token,
+        "OT_API_BASE_URL": server.base_url,
+        "OT_CURSOR_FILE": str(tmp_path / "cursor.json"),
+        "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
+    }
+    (tmp_path / "cursor.json").write_text(json.dumps({"cursor": "0"}))  # from the start
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ECHO_BOT),
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert f"not answered in {closed}" in stderr.decode()
+    assert [r.json["content"] for r in server.sends if r.status == 201] == ["echo: hello bot"]

@@ -297,6 +297,10 @@ class _TerminalSafeFormatter(logging.Formatter):
 
 
 def _setup_logging(verbose: int) -> None:
+    sdk = logging.getLogger("opentrain_async")
+    sdk.handlers.clear()  # OPENTRAIN_LOG's stderr handler: the CLI's own prints each line
+    if not verbose:  # OPENTRAIN_LOG=info|debug (applied at import) counts as -v / -vv
+        verbose = {logging.INFO: 1, logging.DEBUG: 2}.get(sdk.level, 0)
     if not verbose:
         logging.getLogger("opentrain_async").setLevel(logging.WARNING)
         level, fmt = logging.WARNING, f"{PROG}: %(message)s"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
+from opentrain_async._logs import terminal_safe
 from opentrain_async._retry import RetryEvent
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def describe_retry(event: RetryEvent, max_attempts: int | None = None) -> str:
     """``retrying in 2.0 s (attempt 2 of 6) because the connection failed: <error>``."""
     attempt = f"attempt {event.attempt + 1}" + (f" of {max_attempts}" if max_attempts else "")
     why = _REASONS.get(event.reason, event.reason.replace("_", " "))
-    detail = str(event.error).strip()
+    detail = terminal_safe(str(event.error).strip())  # it quotes the server (request id)
     if detail:
         why = f"{why}: {detail}"
     return f"retrying in {event.wait:.1f} s ({attempt}) because {why}"

@@ -13,11 +13,11 @@ import argparse
 import asyncio
 import json
 import re
-import unicodedata
 from typing import TextIO
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
+from opentrain_async._logs import terminal_safe
 from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
 from opentrain_async._seen import RecentSet
@@ -26,19 +26,6 @@ __all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
 
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
 _C1 = re.compile("[\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` with control characters and lone surrogates shown escaped (``\\x1b``).
-
-    What a server or another participant wrote must not move the cursor, retitle or
-    clear the terminal, or forge output lines when the CLI prints it.
-    """
-    if text.isprintable():
-        return text
-    return "".join(
-        ascii(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cs") else char for char in text
-    )
 
 
 def _line(text: str, width: int = 80) -> str:

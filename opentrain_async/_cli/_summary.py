@@ -185,6 +185,7 @@ def _print_failures(result: JobResult, stream: TextIO, options: JobOptions) -> N
         conv = f" to {failure.conversation_id}" if failure.conversation_id else ""
         earlier = " (earlier run)" if failure.earlier else ""
         text = f"  line {failure.line}{key}{conv}: {failure.reason}{earlier}: {failure.error}"
+        text = terminal_safe(text)  # the reason and error quote the server
         print(clip_to_terminal(text, stream), file=stream)  # the full text: --failures/--json
     rest = len(failures) - SHOW_FAILURES
     if rest > 0:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentrain_async._errors import ConfigurationError
+from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .state import PacingFeedback, PacingState, PacingTuning
@@ -66,10 +67,8 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        if rate_limit is not None and not rate_limit > 0:
-            raise ConfigurationError(
-                f"rate_limit must be a positive number of requests per second, got {rate_limit!r}"
-            )
+        if rate_limit is not None:  # a string from the environment too: named, not TypeError
+            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
         if backend is not None and tuning is not None:
             raise ConfigurationError(
                 "pass tuning to the backend, not to the Pacer, when giving both"

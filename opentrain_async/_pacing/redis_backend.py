@@ -797,9 +797,16 @@ def client_backend(
     """The backend ``OpenTrainClient`` paces with: ``backend`` if given, else one for
     ``pacing_url`` or ``$OT_PACING_URL`` ("" turns the variable off), else None (in
     memory).  A Redis backend gets the key of this API root and token."""
+    if pacing_url is not None and not isinstance(pacing_url, str):
+        raise ConfigurationError(
+            f"pacing_url must be a redis:// URL string, got {type(pacing_url).__name__}"
+        )
     if pacer_given or backend is not None:
-        if pacing_url:
-            raise ConfigurationError("pass pacing_url, or pacer/pacing_backend, not both")
+        if pacing_url or fail_closed is not None:  # both would be silently ignored
+            raise ConfigurationError(
+                "pass pacing_url/pacing_fail_closed, or pacer/pacing_backend, not both "
+                "(a RedisPacingBackend takes options=RedisPacingOptions(fail_closed=...))"
+            )
     else:
         url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
         if url and url.strip():
