@@ -3,8 +3,9 @@
 Until the server has said where its limit is, nothing is paced, but requests in flight
 ramp up as in TCP slow start (the window grows by ``growth`` per accepted request, and
 doubles per ``doubling`` seconds spent full where round trips are long), and a server
-burst, say a fixed window filling up, is not met by a wall of concurrent requests.  Waiters are served first come, first served.  Once paced,
-the window lets everyone through: the rate decides.
+burst, say a fixed window filling up, is not met by a wall of concurrent requests.
+Waiters are served first come, first served.  Once paced, the window lets everyone
+through: the rate decides.
 """
 
 from __future__ import annotations
