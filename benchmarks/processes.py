@@ -4,14 +4,17 @@ One fake server (its own process) limits per token; K worker processes (real one
 started together) each send their share of the messages with ``send_all`` and the same
 token.  Side by side, each scenario runs with *separate* in-memory pacers (every process
 learns alone) and with *one Redis* (``pacing_url``: one shared limit).  Printed per
-scenario and mode: the median time over the rounds as a ratio to the ideal n/rate (with
-the spread), the share of requests answered 429, and lost / duplicated messages by the
-server's own records.  "redis killed" kills Redis (SIGKILL) a third into the run and
+scenario and mode: the median job time over the rounds as a ratio to the ideal n/rate
+(with the spread; the job runs from GO, sent to processes already started and connected,
+until the last ``send_all`` returned; "with exit" also counts the processes' exit), the
+worst share of requests answered 429, and lost / duplicated messages by the server's own
+records.  "redis killed" kills Redis (SIGKILL) a third into the run and
 restarts it at two thirds.  "cost" is one process, unthrottled, in-memory pacer vs Redis
 pacing: throughput ratio over interleaved rounds.
 
     python -m benchmarks --only processes          (or: python -m benchmarks.processes)
     python -m benchmarks.processes --rounds 5 --only "4 processes"
+    python -m benchmarks.processes --modes redis --trace /tmp/t   (then: python -m benchmarks.trace)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +37,7 @@ import attrs
 from ._server import fake_server
 
 CONVERSATIONS = 50
+TRACE_ENV = "OT_BENCH_TRACE"
 PER_PROCESS_CONCURRENCY = 16
 
 
@@ -81,19 +86,91 @@ async def _work(
 ) -> dict[str, Any]:
     from opentrain_async import OpenTrainClient
 
+    trace_path = os.environ.get(TRACE_ENV)
     async with OpenTrainClient(token, base_url, **options) as client:
+        events = _trace(client) if trace_path else None
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        began_at = time.time()
         started = time.perf_counter()
         report = await client.send_all(items)
         elapsed = time.perf_counter() - started
+        ended_at = time.time()
+        if trace_path and events is not None:
+            with open(trace_path, "w") as out:  # noqa: ASYNC230 (after the timed part)
+                out.write(json.dumps(events))
         return {
             "sent": report.sent,
             "seconds": elapsed,
+            "began_at": began_at,
+            "ended_at": ended_at,
             "requests": client.stats.requests,
             "rate_limited": client.stats.rate_limited,
             "fallbacks": client.stats.pacing_fallbacks,
         }
+
+
+def _trace(client: Any) -> list[list[Any]]:
+    """Record this process's pacing timeline (``--trace``): reservations, 429 reports and
+    successes, stamped with ``time.monotonic()`` (one clock for every process here)."""
+    pacer = client.pacer
+    backend = pacer.backend
+    events: list[list[Any]] = []
+    reserve, report, on_success = backend.reserve, backend.report, pacer.on_success
+
+    async def traced_reserve(count: int, **kw: Any) -> Any:
+        t0 = time.monotonic()
+        r = await reserve(count, **kw)
+        t1 = time.monotonic()
+        events.append(
+            [
+                "R",
+                t0,
+                t1,
+                count,
+                kw.get("successes", 0),
+                r.count,
+                r.rate,
+                r.cuts,
+                r.pause_until - r.now,
+                r.first - r.now,
+            ]
+        )
+        return r
+
+    async def traced_report(feedback: Any, **kw: Any) -> Any:
+        t0 = time.monotonic()
+        state = await report(feedback, **kw)
+        t1 = time.monotonic()
+        off = pacer._offset
+        sent = None if feedback.throttled_at is None else feedback.throttled_at - off
+        events.append(
+            [
+                "T",
+                t0,
+                t1,
+                sent,
+                feedback.retry_after,
+                feedback.successes,
+                state.limit,
+                state.cuts,
+                state.searching,
+                state.pause_until - off,
+                state.throttles,
+                state.cut_at - off,
+                pacer._cuts,
+            ]
+        )
+        return state
+
+    def traced_success(sent_at: float) -> None:
+        events.append(["S", time.monotonic(), sent_at - pacer._offset])
+        on_success(sent_at)
+
+    backend.reserve = traced_reserve
+    backend.report = traced_report
+    pacer.on_success = traced_success
+    return events
 
 
 def worker() -> None:
@@ -119,14 +196,20 @@ def _start_redis(workdir: Path) -> Any:
     return server
 
 
-def _spawn(server: Any, items: list[tuple[str, str]], options: dict[str, Any]) -> Any:
-    """A worker process, imported and connected, waiting for GO."""
+def _spawn(
+    server: Any, items: list[tuple[str, str]], options: dict[str, Any], trace: Path | None = None
+) -> Any:
+    """A worker process, imported and connected, waiting for GO (tracing into ``trace``)."""
+    env = dict(os.environ)
+    if trace is not None:
+        env[TRACE_ENV] = str(trace)
     spec = {"base_url": server.base_url, "token": server.token, "items": items, "options": options}
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.processes", "--worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -142,8 +225,11 @@ def _go(proc: Any) -> None:
     proc.stdin.flush()
 
 
-def run_processes(scenario: Scenario, mode: str, label: str) -> dict[str, Any]:
-    """K worker processes against one fake server; returns the row."""
+def run_processes(
+    scenario: Scenario, mode: str, label: str, trace: Path | None = None
+) -> dict[str, Any]:
+    """K worker processes against one fake server; returns the row.  With ``trace`` (a
+    directory), each process writes its pacing timeline there (``benchmarks.trace``)."""
     k = scenario.processes
     items = [
         (f"conv_{i % CONVERSATIONS + 1:04d}", f"{label} message {i}") for i in range(scenario.n)
@@ -156,8 +242,14 @@ def run_processes(scenario: Scenario, mode: str, label: str) -> dict[str, Any]:
             options: dict[str, Any] = {"max_concurrency": PER_PROCESS_CONCURRENCY}
             if redis is not None:
                 options["pacing_url"] = redis.url
-            procs = [_spawn(server, share, options) for share in shares]
+            if trace is not None:
+                trace.mkdir(parents=True, exist_ok=True)
+            procs = [
+                _spawn(server, share, options, None if trace is None else trace / f"p{i}.json")
+                for i, share in enumerate(shares)
+            ]
             started = time.perf_counter()
+            go_at = time.time()
             for proc in procs:  # go, all together
                 _go(proc)
             killer = None
@@ -173,7 +265,11 @@ def run_processes(scenario: Scenario, mode: str, label: str) -> dict[str, Any]:
                     timeout=max(120.0, 20 * scenario.n / (scenario.rate or 1000))
                 )
                 results.append(json.loads(out.strip().splitlines()[-1]))
-            elapsed = time.perf_counter() - started
+            with_exit = time.perf_counter() - started
+            # The job: GO until the last send_all returned (one machine, one wall clock);
+            # the processes' exit (interpreter teardown, 0.3-1.7 s on a loaded machine
+            # with eight exiting at once) is not sending, as their start is not.
+            elapsed = max(r["ended_at"] for r in results) - go_at
             if killer is not None:
                 killer.join()
             stats = server.stats()
@@ -188,6 +284,8 @@ def run_processes(scenario: Scenario, mode: str, label: str) -> dict[str, Any]:
         "n": scenario.n,
         "seconds": round(elapsed, 3),
         "ratio": round(elapsed / ideal, 3) if ideal else None,
+        "seconds_with_exit": round(with_exit, 3),
+        "ratio_with_exit": round(with_exit / ideal, 3) if ideal else None,
         "requests": stats["requests"],
         "rate_limited": stats["rate_limited"],
         "share_429": round(stats["rate_limited"] / max(stats["requests"], 1), 4),
@@ -240,24 +338,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
     parser.add_argument("--cost-rounds", type=int, default=5)
     parser.add_argument("--only", help="scenarios whose name contains this ('cost' for cost)")
+    parser.add_argument("--modes", help="comma-separated pacing modes (separate,redis)")
+    parser.add_argument("--trace", help="directory for per-process pacing timelines")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "processes.json"))
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     for scenario in SCENARIOS:
         if args.only and args.only not in scenario.name:
             continue
-        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in scenario.modes}
+        modes = [m for m in scenario.modes if not args.modes or m in args.modes.split(",")]
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
         for round_no in range(args.rounds):
-            for mode in scenario.modes:
-                row = run_processes(scenario, mode, f"r{round_no}")
+            for mode in modes:
+                trace = None
+                if args.trace:
+                    slug = "".join(c if c.isalnum() else "-" for c in scenario.name)
+                    trace = Path(args.trace) / f"{slug}-{mode}-r{round_no}"
+                row = run_processes(scenario, mode, f"r{round_no}", trace)
                 runs[mode].append(row)
                 print(
                     f"  {scenario.name} / {mode} (round {round_no + 1}/{args.rounds}): "
                     f"{row['seconds']:.2f}s, {row['rate_limited']} 429s, lost {row['lost']}, "
-                    f"dup {row['duplicated']}, Redis fallbacks {row['fallbacks']}",
+                    f"dup {row['duplicated']}, Redis fallbacks {row['fallbacks']} "
+                    f"({row['seconds_with_exit']:.2f}s until every process exited)",
                     file=sys.stderr,
                 )
-        for mode in scenario.modes:
+        for mode in modes:
             rows.append(_summary(runs[mode]))
     cost: list[dict[str, Any]] = []
     if not args.only or "cost" in args.only:
@@ -284,6 +390,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     row = dict(by_time[len(by_time) // 2])
     row["rounds"] = len(runs)
     row["ratio_all"] = [r["ratio"] for r in runs]
+    row["ratio_with_exit_all"] = [r["ratio_with_exit"] for r in runs]
     for field in ("share_429", "lost", "duplicated", "fallbacks"):
         row[f"{field}_max"] = max(r[field] for r in runs)
     return row
@@ -292,16 +399,18 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]], cost: list[dict[str, Any]]) -> None:
     header = (
         f"{'scenario':<46} {'pacing':<9} {'ratio':>6} {'spread':>13} {'429s':>6} "
-        f"{'lost':>5} {'dup':>4}"
+        f"{'lost':>5} {'dup':>4} {'with exit':>13}"
     )
     print()
     print(header)
     print("-" * len(header))
     for row in rows:
         spread = f"{min(row['ratio_all']):.2f}-{max(row['ratio_all']):.2f}x"
+        exits = row["ratio_with_exit_all"]
         print(
             f"{row['scenario']:<46} {row['mode']:<9} {row['ratio']:>5.2f}x {spread:>13} "
-            f"{row['share_429_max']:>6.1%} {row['lost_max']:>5} {row['duplicated_max']:>4}"
+            f"{row['share_429_max']:>6.1%} {row['lost_max']:>5} {row['duplicated_max']:>4} "
+            f"{min(exits):.2f}-{max(exits):.2f}x"
         )
     if cost:
         mem = [r["throughput"] for r in cost if r["mode"] == "in-memory"]

@@ -11,6 +11,7 @@ from opentrain_async import (
     ConfigurationError,
     InMemoryPacingBackend,
     Pacer,
+    PacingFeedback,
     PacingState,
     PacingTuning,
 )
@@ -505,6 +506,75 @@ class SlowBackend(InMemoryPacingBackend):
         await asyncio.sleep(0)
         self.time.now += 0.0005
         return await super().reserve(count, successes=successes, cap=cap)
+
+
+class GatedBackend(InMemoryPacingBackend):
+    """A backend whose calls wait until the test opens the gate (a round trip to a busy
+    Redis, made as long as the test needs)."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(clock=time.clock)
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def reserve(self, count: int, *, successes: int = 0, cap: float | None = None):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        await self.gate.wait()
+        return await super().reserve(count, successes=successes, cap=cap)
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        await self.gate.wait()
+        return await super().report(feedback, cap=cap)
+
+
+async def turns(n: int = 20) -> None:
+    """Let every ready task run (no time passes: nothing here sleeps on a clock)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_nothing_is_admitted_before_a_slow_backend_first_answers() -> None:
+    """Unpaced, a pacer still asks its backend first: while that first answer is on its
+    way (80-200 ms from eight processes starting at once), nobody is admitted, or each
+    process sends its window into a limit another process has already found."""
+    time = FakeTime(start=100.0)
+    backend = GatedBackend(time)
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    first = asyncio.ensure_future(pacer.acquire())
+    await backend.entered.wait()
+    assert pacer.try_acquire() is None
+    second = asyncio.ensure_future(pacer.acquire())
+    await turns()
+    assert not first.done()
+    assert not second.done()
+    backend.gate.set()
+    assert len(await asyncio.gather(first, second)) == 2
+    assert pacer.try_acquire() is not None  # answered: unpaced admission as usual
+
+
+async def test_nothing_is_admitted_while_a_429_is_being_reported() -> None:
+    """Before any limit is known, a 429 this pacer saw holds its admissions until the
+    backend has the report (and with it the first estimate and pause): sending meanwhile
+    only draws more 429s from the limit just found."""
+    time = FakeTime(start=100.0)
+    backend = GatedBackend(time)
+    backend.gate.set()
+    pacer = Pacer(backend=backend, clock=time.clock, sleep=time.sleep)
+    admitted = await pacer.acquire()
+    pacer.on_success(await pacer.acquire())
+    backend.gate.clear()
+    backend.entered.clear()
+    reporting = asyncio.ensure_future(pacer.on_throttle(admitted, 0.05))
+    await backend.entered.wait()
+    assert pacer.try_acquire() is None
+    waiting = asyncio.ensure_future(pacer.acquire())
+    await turns()
+    assert not waiting.done()
+    backend.gate.set()
+    await reporting
+    assert pacer.state.limit is not None  # paced now: the wait goes by the rate
+    assert await waiting >= admitted + 0.05 - 1e-9  # and after the hint's pause
 
 
 async def test_a_remote_backend_is_asked_once_per_batch_of_slots() -> None:

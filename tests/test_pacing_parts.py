@@ -311,6 +311,22 @@ def test_one_cut_per_episode() -> None:
     assert later.cuts == 3
 
 
+def test_slots_handed_out_before_a_cut_are_its_episode() -> None:
+    """Other processes hold slots reserved at the old rate (up to ``tat``) and learn of
+    the cut only at their next call: 429s for those slots, though admitted after the
+    cut's short pause, do not cut again (eight processes cut 4-5 times per episode,
+    down to 0.6x the limit, before this)."""
+    state = paced(300.0, origin=0.0, successes=500, successes_at_cut=0, tat=1.02)
+    cut_once = apply_report(state, 1.0, throttle(0.999, 0.001, 10), None, T)
+    assert cut_once.cuts == state.cuts + 1
+    assert cut_once.cut_at == 1.02  # past the pause (1.001): the last slot handed out
+    held = apply_report(cut_once, 1.015, throttle(1.01, 0.001, 10), None, T)
+    assert held.cuts == cut_once.cuts
+    assert held.limit == cut_once.limit
+    fresh = apply_report(held, 1.05, throttle(1.03, 0.001, 10), None, T)
+    assert fresh.cuts == cut_once.cuts + 1  # a slot reserved at the new rate
+
+
 def test_a_pause_without_a_cut_freezes_the_curve() -> None:
     """A stale 429's pause does not count as climbing time."""
     state = paced(100.0, origin=1.0, successes=5, successes_at_cut=5)

@@ -117,16 +117,15 @@ async def test_two_clients_learn_one_limit(
     assert server.stats()["rate_limited"] < 150
     r = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        (key,) = [k for k in await r.keys("opentrain:pacing:*") if not k.endswith(":processes")]
+        (key,) = await r.keys("opentrain:pacing:*")
         state = await r.hgetall(key)
     finally:
         await r.aclose()
     assert float(state["limit"]) > 0
-    # One state for both: their 429s are counted in it.  Not always every one: under a
-    # loaded full suite one 429 in ~90 has been missing (a report still in flight when its
-    # client closed, suspected, not yet found), so the count is bounded, not equal.
-    assert 0.9 * server.stats()["rate_limited"] <= int(state["throttles"])
-    assert int(state["throttles"]) <= server.stats()["rate_limited"]
+    # One state for both: every 429 either drew is counted in it (each report is one
+    # script; it was an optimistic transaction that, contended, could give up and
+    # count one locally: 90 of 91 seen under a loaded full suite).
+    assert int(state["throttles"]) == server.stats()["rate_limited"]
 
 
 async def test_exact_hint_pauses_the_other_client(

@@ -161,6 +161,7 @@ def apply_report(
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
+    tat = state.tat
     paused_before = max(state.pause_until, now)
     # The rate that drew the 429 is the one its request was admitted at (a round trip
     # ago: while the rate doubles, the rate now is well past it).
@@ -190,7 +191,12 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        return cut(state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted)
+        state = cut(
+            state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
+        )
+        # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
+        # other processes may still be sending on them.  Their 429s are this episode's.
+        return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
 

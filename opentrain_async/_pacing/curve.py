@@ -26,6 +26,7 @@ from .state import PacingState, PacingTuning
 
 __all__ = [
     "MIN_RATE",
+    "SEARCH_FLOOR",
     "cut",
     "doubling",
     "first_cut",
@@ -41,7 +42,9 @@ _MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curv
 _MAX_DT = 60.0
 _TRUST_OFFERED = 0.5  # the accepted rate counts when at least this share of the pace was offered
 _MAX_CUT = 0.5  # one episode cuts to no less than this share of the drawing rate
-_SEARCH_FLOOR = 2**-0.5  # a search's cut: no lower than the last two doublings' middle
+SEARCH_FLOOR = 2**-0.5
+"""A search's cut: no lower than the middle of its last two doublings (this share of the
+rate that drew the 429)."""
 
 
 def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
@@ -119,7 +122,7 @@ def cut(
         # The rate one doubling ago drew no 429 and this one did: the limit lies between,
         # and their geometric middle is the best guess; the accepted rate averages the
         # whole climb and so lags behind (it counts only when higher).
-        limit = max(limit, drew * _SEARCH_FLOOR)
+        limit = max(limit, drew * SEARCH_FLOOR)
     recover = max(
         tuning.recover,
         3.0 * state.window_hint,

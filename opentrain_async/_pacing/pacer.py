@@ -97,6 +97,13 @@ class Pacer:
         self._leader: _Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
         self._late_ok = self.tuning.tolerance
+        # Unpaced admission waits while the backend has not answered yet (its first
+        # check-in) or a 429 of this pacer is being reported: with a shared backend
+        # (Redis) those take a round trip, and a process that kept admitting meanwhile
+        # would send into a limit already found.  (In memory they never wait.)
+        self._unanswered = True
+        self._reporting = 0
+        self._released = asyncio.Event()
         if self._paced:
             self.window.open_up()
 
@@ -130,6 +137,8 @@ class Pacer:
         acquire()``."""
         if self._paced:
             return self._try_paced()
+        if self._held():
+            return None
         now = self._clock()
         if now < self._pause_until or now >= self._next_sync or not self.window.try_enter():
             return None
@@ -148,6 +157,11 @@ class Pacer:
             if now >= self._next_sync:
                 self._next_sync = now + self.tuning.sync_every
                 self._absorb(await self._reserve(1), now)
+                self._unanswered = False
+                self._release()
+                continue
+            if self._held():
+                await self._released.wait()
                 continue
             if now < self._pause_until:
                 await self._sleep(self._pause_until - now)
@@ -198,6 +212,15 @@ class Pacer:
             self._late_ok = min(self._late_ok, reservation.interval)
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
+
+    def _held(self) -> bool:
+        return self._unanswered or self._reporting > 0
+
+    def _release(self) -> None:
+        if self._held():
+            self._released.clear()
+        else:
+            self._released.set()
 
     def _become_paced(self) -> None:
         self._paced = True
@@ -288,7 +311,13 @@ class Pacer:
             retry_after=retry_after,
             local_rate=local_rate,
         )
-        state = await self.backend.report(feedback, cap=self.rate_limit)
+        self._reporting += 1
+        self._release()
+        try:
+            state = await self.backend.report(feedback, cap=self.rate_limit)
+        finally:
+            self._reporting -= 1
+            self._release()
         self._state = state
         pause_until = state.pause_until - self._offset
         if state.cuts != self._cuts or pause_until > self._pause_until:

@@ -12,11 +12,14 @@ backend times into durations).
   rate, ``schedule.restart_if_idle`` and ``reserve_slots``, ``samples.record``); a test
   holds the two to the same answers over random states, so a change to one of those
   functions fails it until the script follows.
-* ``report`` (a 429 and its hint) runs ``backend.apply_report`` itself, the one home of
-  the pause and cut rules, as an optimistic transaction: one script reads the state and
-  ``TIME``, another writes the new state only if nobody wrote in between (else it reads
-  again).  So an episode cuts once whichever processes see its 429s, and an exact hint's
-  pause holds every process back.  429s are rare, so the second round trip is too.
+* ``report`` (a 429 and its hint, successes) is one more script, one round trip: it
+  mirrors ``backend.apply_report`` (``pause.learn_window`` and ``on_hint``,
+  ``curve.first_cut``, ``cut`` and ``freeze``, ``samples.accepted_rate``), held to it by
+  the same kind of test.  So an episode cuts once whichever processes see its 429s
+  (a 429 for a slot handed out before the cut is that cut's), and an exact hint's
+  pause holds every process back.  (It was an optimistic transaction, read then write
+  if nobody wrote meanwhile: with every process reserving each few milliseconds, the
+  first 429s of eight processes took 20-190 ms to land, retrying.)
 
 Scripts are loaded once per server and called by SHA (redis-py's ``Script``: EVALSHA,
 and SCRIPT LOAD again on NOSCRIPT after a restart or flush).
@@ -36,7 +39,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -47,11 +49,13 @@ import attrs
 
 from opentrain_async._errors import ConfigurationError
 
-from .backend import InMemoryPacingBackend, Reservation, apply_report
-from .curve import MIN_RATE
+from .backend import InMemoryPacingBackend, Reservation
+from .curve import MIN_RATE, SEARCH_FLOOR
+from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .state import (
     SAMPLE_BUCKETS,
     SAMPLE_SECONDS,
+    SHARED_INITIAL_WINDOW,
     SHARED_SYNC_EVERY,
     PacingFeedback,
     PacingState,
@@ -76,8 +80,7 @@ logger = logging.getLogger("opentrain_async")
 
 PACING_URL_ENV = "OT_PACING_URL"
 _KEY_PREFIX = "opentrain:pacing:"
-_VERSION = "v"  # hash field bumped by every write (the optimistic transaction's check)
-_REPORT_ATTEMPTS = 20
+_VERSION = "v"  # hash field bumped by every write ("0": nothing written yet, see _hand_back)
 _FIRST_CALL_BUDGET = 2.0  # seconds: connect, handshake and script load (see _timed)
 
 _LUA_COMMON = """
@@ -93,20 +96,14 @@ local function fmt(x) return string.format('%.17g', x) end
 """
 
 # reserve: ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
-# tolerance, horizon, ttl_ms, idle_after, this process's id (KEYS[2]: the processes).
-# Returns strings {now, first, interval, n, rate ('' none),
-# cuts, pause_until}.  Mirrors backend.apply_reserve.
+# tolerance, horizon, ttl_ms, idle_after.  Returns strings {now, first, interval, n,
+# rate ('' none), cuts, pause_until}.  Mirrors backend.apply_reserve.
 _RESERVE = (
     _LUA_COMMON
     + """
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-if KEYS[2] then  -- the processes sharing the key, by when they last reserved
-  redis.call('ZADD', KEYS[2], now, ARGV[13])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[11]))
-end
 local count = math.max(1, tonumber(ARGV[3]))
 local successes = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
@@ -214,17 +211,195 @@ return {fmt(now), fmt(first), fmt(interval), n, ratetext, cuts, fmt(pause_until)
 """
 )
 
-# load: the state, TIME and how many processes reserved within 2 s (KEYS[2], optional),
-# for the optimistic transaction.
+# report: ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
+# WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
+# feedback (in order): successes, throttled ('1'/'0'),
+# throttled_at, retry_after, local_rate, cap ('' for none).  Returns {now, the new
+# state as HGETALL}.  Mirrors backend.apply_report (pause.learn_window and on_hint,
+# curve.first_cut, cut, freeze, samples.accepted_rate) for each feedback, after the
+# shared first estimate (see ``_report``).
+_REPORT = (
+    _LUA_COMMON
+    + """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
+local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
+local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
+local SEARCH_FLOOR = tonumber(ARGV[13])
+local cap = nil
+local NEG = -math.huge
+local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
+  'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered')
+local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
+  recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
+  successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
+  throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
+  pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
+  window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
+  sample_at = tonumber(f[15]) or 0}
+local accepted, offered = list(f[16]), list(f[17])
+
+-- the buckets shifted so the newest holds `at` (copies; samples._advance)
+local function advanced(at)
+  local bucket = math.floor(at / S) * S
+  local shift = math.floor((bucket - s.sample_at) / S + 0.5)
+  local acc, off, at_ = {}, {}, s.sample_at
+  for i = 1, NB do
+    if shift <= 0 then acc[i], off[i] = accepted[i], offered[i]
+    else acc[i], off[i] = accepted[i + shift] or 0, offered[i + shift] or 0 end
+  end
+  if shift > 0 then at_ = bucket end
+  return acc, off, at_
+end
+local function record(at, acc, off)  -- samples.record
+  accepted, offered, s.sample_at = advanced(at)
+  accepted[NB] = accepted[NB] + acc
+  offered[NB] = offered[NB] + off
+end
+local function accepted_rate(at, span)  -- samples.accepted_rate
+  local acc, off, sample_at = advanced(at)
+  local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
+  if s.origin < at then
+    local since = math.ceil(math.floor((sample_at - s.origin) / S * 1e9 + 0.5) / 1e9) + 1
+    buckets = math.max(1, math.min(buckets, since))
+  end
+  local start = math.max(sample_at - (buckets - 1) * S, math.min(s.origin, at))
+  local elapsed = math.max(at - start, S / 2)
+  local a, o = 0, 0
+  for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
+  return a / elapsed, o / elapsed
+end
+local function recover_time()
+  if s.recover == 0 then return recover0 end
+  return s.recover
+end
+local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
+  local r = nil
+  if s.limit ~= nil then
+    local dt = math.max(at - s.origin, 0)
+    local rec = recover_time()
+    if s.searching then
+      r = s.limit * 2 ^ math.min(dt / doubling, 30)
+    else
+      dt = math.min(dt, 60)
+      if dt <= 2 * rec then
+        r = s.limit * (1 + (1 - beta) / rec ^ 3 * (dt - rec) ^ 3)
+      else
+        r = s.limit * (2 - beta) * 2 ^ math.min((dt - 2 * rec) / doubling, 30)
+      end
+    end
+  end
+  if cap ~= nil and (r == nil or cap < r) then r = cap end
+  return r
+end
+local function is_doubling(at)  -- curve.doubling
+  return s.searching or at - s.origin > 2 * recover_time()
+end
+
+for g = 14, #ARGV, 6 do
+local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
+local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
+cap = tonumber(ARGV[g + 5])
+
+-- the shared first estimate: what every process got through, at least one request
+-- per doubling (see RedisPacingBackend._report)
+local estimate = math.max(local_rate or 0, 1 / doubling)
+local total, first = 0, nil
+for i = 1, NB do
+  if accepted[i] > 0 and first == nil then first = s.sample_at - (NB - i) * S end
+  total = total + accepted[i]
+end
+if first ~= nil then estimate = math.max(estimate, total / math.max(now - first, S)) end
+
+if successes > 0 then
+  record(now, successes, 0)
+  s.successes = s.successes + successes
+  s.streak = 0
+end
+if throttled then
+  s.throttles = s.throttles + 1
+  local tat = s.tat
+  local paused_before = math.max(s.pause_until, now)
+  -- the rate that drew the 429: the one its request was admitted at
+  local admitted = now
+  if sent_at ~= nil then admitted = math.min(sent_at, now) end
+  local drew_at = rate_at(admitted)
+  if ra ~= nil and ra > 0 then
+    local exact = ra ~= math.floor(ra)
+    local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
+    if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
+    elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
+    if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
+    local wait  -- pause.on_hint
+    if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
+    else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
+    if now + wait > s.pause_until then s.pause_until, s.pause_began = now + wait, now end
+  end
+  local resume = math.max(s.pause_until, now)
+  if s.limit == nil then  -- curve.first_cut
+    s.limit = math.max(estimate, MIN_RATE)
+    s.searching, s.origin, s.cut_at = true, resume, resume
+    s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+  elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
+      and not (s.searching and now - s.origin < doubling and s.window_hint == 0) then
+    local drew = drew_at or s.limit
+    local span = math.min(math.max(0.25, ra or 0), 1.0)
+    local steep = is_doubling(now)
+    if steep then span = 0.15 end
+    local acc, off = accepted_rate(now, span)
+    local paced = rate_at(now - span / 2) or drew
+    local measured = nil
+    if off >= 0.5 * paced then measured = acc end  -- curve.trust_accepted
+    local since = resume - s.cut_at
+    if s.window_hint ~= 0 and since > 0 then
+      local average = (s.successes - s.successes_at_cut) / since
+      measured = nil
+      if drew > 2 * average then measured = average end
+    end
+    local limit = drew  -- curve.cut
+    if measured ~= nil then limit = math.min(drew, measured) end
+    local window = s.window_hint > 0
+    if not window then limit = math.max(limit, 0.5 * drew) end
+    if steep and not window then limit = math.max(limit, drew * SEARCH_FLOOR) end
+    s.recover = math.max(recover0, 3.0 * s.window_hint, 1.5 * (ra or 0),
+      round_trips * (now - admitted))
+    s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
+    s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
+  else  -- curve.freeze
+    local stalled = resume - math.max(paused_before, s.origin)
+    if stalled > 0 then s.origin = s.origin + stalled end
+  end
+end
+end
+
+local limit, searching = '', '0'
+if s.limit ~= nil then limit = fmt(s.limit) end
+if s.searching then searching = '1' end
+redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.origin),
+  'recover', fmt(s.recover), 'cut_at', fmt(s.cut_at), 'cuts', s.cuts,
+  'successes', s.successes, 'successes_at_cut', s.successes_at_cut,
+  'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
+  'pause_began', fmt(s.pause_began), 'streak', s.streak,
+  'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
+  'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
+redis.call('HINCRBY', key, 'v', 1)
+redis.call('PEXPIRE', key, tonumber(ARGV[8]))
+return {fmt(now), redis.call('HGETALL', key)}
+"""
+)
+
+# load: TIME and the state.
 _LOAD = """
 local t = redis.call('TIME')
-local procs = 0
-if KEYS[2] then procs = redis.call('ZCOUNT', KEYS[2], tonumber(t[1]) - 2, '+inf') end
-return {t[1], t[2], redis.call('HGETALL', KEYS[1]), procs}
+return {t[1], t[2], redis.call('HGETALL', KEYS[1])}
 """
 
 # store: ARGV = expected version, ttl_ms, field, value, ...  Writes only if the version
-# is unchanged since the load; returns 1, else 0 (load again).
+# is unchanged since the load (hand_back: only into an empty key); returns 1, else 0.
 _STORE = """
 local key = KEYS[1]
 if (redis.call('HGET', key, 'v') or '0') ~= ARGV[1] then return 0 end
@@ -290,7 +465,7 @@ def _text(value: Any) -> str:
 def pacing_key(api_root: str, token: str) -> str:
     """The Redis key of one (API root, token) pair: a hash, never the token itself."""
     digest = hashlib.sha256(f"{api_root}\n{token}".encode()).hexdigest()[:32]
-    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: with ":processes", one cluster slot
+    return _KEY_PREFIX + "{" + digest + "}"  # a hash tag: keys derived from it share a slot
 
 
 def redact_url(url: str) -> str:
@@ -393,28 +568,8 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
-def _first_estimate(
-    state: PacingState, now: float, feedback: PacingFeedback, processes: int
-) -> PacingFeedback:
-    """The first 429 starts the search from what got through so far: with many
-    processes, what got through for *all* of them, not only for the process that
-    happened to see it first (perhaps with no success yet: the search would start at
-    the 0.5/s floor, and every process's first slot at that rate would hold all of them
-    back for seconds).  The larger of: the successes reported so far, per second since
-    the first; and this process's own rate times the processes sharing the key (each
-    reports its successes only now and then, so the first is late)."""
-    shared = (feedback.local_rate or 0.0) * processes
-    active = [i for i, n in enumerate(state.accepted) if n]
-    if active:
-        first = state.sample_at - (len(state.accepted) - 1 - active[0]) * SAMPLE_SECONDS
-        shared = max(shared, sum(state.accepted) / max(now - first, SAMPLE_SECONDS))
-    if shared <= (feedback.local_rate or 0.0):
-        return feedback
-    return attrs.evolve(feedback, local_rate=shared)
-
-
 class _Queued:
-    """A report waiting for the next transaction, and the state it produced."""
+    """A report waiting for the next call, and the state it produced."""
 
     __slots__ = ("cap", "feedback", "result")
 
@@ -431,7 +586,8 @@ class RedisPacingBackend:
     the one ``OpenTrainClient`` derives from its API root and token when given this
     backend.  ``tuning`` must be the same in every process (its default checks in every
     ``SHARED_SYNC_EVERY`` before any limit is known, so a 429 one process saw holds
-    the others back within milliseconds).  ``clock`` is the local
+    the others back within milliseconds, and starts each process with
+    ``SHARED_INITIAL_WINDOW`` request in flight).  ``clock`` is the local
     clock used while Redis is unreachable; ``sleep`` the wait between attempts with
     ``fail_closed``.
     """
@@ -451,7 +607,9 @@ class RedisPacingBackend:
         from redis.exceptions import RedisError
 
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
-        self.tuning = tuning or PacingTuning(sync_every=SHARED_SYNC_EVERY)
+        self.tuning = tuning or PacingTuning(
+            sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
+        )
         self.options = options or RedisPacingOptions()
         self.key = key
         self._redis = redis
@@ -460,6 +618,7 @@ class RedisPacingBackend:
         self._clock = clock
         self._sleep = sleep
         self._reserve_script = redis.register_script(_RESERVE)
+        self._report_script = redis.register_script(_REPORT)
         self._load_script = redis.register_script(_LOAD)
         self._store_script = redis.register_script(_STORE)
         self.on_fallback: list[Callable[[], None]] = []
@@ -472,12 +631,10 @@ class RedisPacingBackend:
         self._probe: asyncio.Task[None] | None = None
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
-        self._report_lock = asyncio.Lock()
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
-        self._id = secrets.token_hex(8)  # this process (backend) among those sharing the key
-        self._processes = 1  # how many reserved within 2 s, as of the last load
+        self._report_lock = asyncio.Lock()
         self._queued: list[_Queued] = []
 
     def __repr__(self) -> str:
@@ -555,7 +712,7 @@ class RedisPacingBackend:
         t = self.tuning
         raw = await self._timed(
             self._reserve_script,
-            keys=self._keys(),
+            keys=[self._key()],
             args=[
                 SAMPLE_BUCKETS,
                 SAMPLE_SECONDS,
@@ -569,7 +726,6 @@ class RedisPacingBackend:
                 t.horizon,
                 round(self.options.ttl * 1000),
                 t.idle_after,
-                self._id,
             ],
         )
         rate = _text(raw[4])
@@ -582,10 +738,6 @@ class RedisPacingBackend:
             cuts=int(raw[5]),
             pause_until=float(_text(raw[6])),
         )
-
-    def _keys(self) -> list[str]:
-        key = self._key()
-        return [key, key + ":processes"]
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
         """One round trip, within the budget (a slower Redis counts as unreachable).
@@ -601,18 +753,17 @@ class RedisPacingBackend:
         return result
 
     async def _load(self) -> tuple[PacingState, float, str]:
-        raw = await self._timed(self._load_script, keys=self._keys(), args=[])
+        raw = await self._timed(self._load_script, keys=[self._key()], args=[])
         now = int(raw[0]) + int(raw[1]) / 1e6
         flat = [_text(x) for x in raw[2]]
         fields = dict(zip(flat[::2], flat[1::2], strict=False))
         state = decode_state(fields)
         self._last = (state, now, self._clock())
-        self._processes = max(int(raw[3]), 1) if len(raw) > 3 else 1
         return state, now, fields.get(_VERSION, "0")
 
     async def _report(self, feedback: PacingFeedback, cap: float | None) -> PacingState:
-        """Reports waiting in this process go in one transaction: a burst of 429s costs
-        one load and one store, not one contended round each."""
+        """Reports waiting in this process go in one call: a burst of 429s costs one
+        round trip (and one connection), not one each."""
         entry = _Queued(feedback, cap)
         self._queued.append(entry)
         async with self._report_lock:
@@ -629,23 +780,52 @@ class RedisPacingBackend:
         return entry.result
 
     async def _report_batch(self, batch: list[_Queued]) -> PacingState:
-        for _ in range(_REPORT_ATTEMPTS):
-            state, now, version = await self._load()
-            new = state
-            for queued in batch:
-                feedback = queued.feedback
-                if new.limit is None and feedback.throttled:
-                    feedback = _first_estimate(new, now, feedback, self._processes)
-                new = apply_report(new, now, feedback, queued.cap, self.tuning)
-            args: list[Any] = [version, round(self.options.ttl * 1000)]
-            for name, value in encode_state(new).items():
-                args += [name, value]
-            if await self._timed(self._store_script, keys=[self._key()], args=args):
-                self._last = (new, now, self._clock())
-                self._known_at = now
-                self._paced = self._paced or new.limit is not None
-                return new
-        raise TimeoutError("pacing state contended")  # handled as a slow Redis
+        """One script, one round trip: ``apply_report`` in Redis for each feedback.
+
+        The first 429 starts the search from what got through so far: with many
+        processes, what got through for *all* of them (the successes reported in the
+        shared samples, per second since the first), not only for the process that
+        happened to see it first (perhaps with no success yet); and at least one
+        request per doubling, or every process's first slot at a crawl would hold
+        all of them back for longer than a doubling while the search climbed untested."""
+        t = self.tuning
+
+        def arg(value: float | None) -> float | str:
+            return "" if value is None else value
+
+        args: list[Any] = [
+            SAMPLE_BUCKETS,
+            SAMPLE_SECONDS,
+            t.beta,
+            t.recover,
+            t.doubling,
+            t.max_pause,
+            t.max_hint_pause,
+            round(self.options.ttl * 1000),
+            WINDOW_HINT,
+            MIN_RATE,
+            WINDOW_SLOTS,
+            t.recover_round_trips,
+            SEARCH_FLOOR,
+        ]
+        for queued in batch:
+            feedback = queued.feedback
+            args += [
+                feedback.successes,
+                "1" if feedback.throttled else "0",
+                arg(feedback.throttled_at),
+                arg(feedback.retry_after),
+                arg(feedback.local_rate),
+                arg(queued.cap),
+            ]
+        raw = await self._timed(self._report_script, keys=[self._key()], args=args)
+        now = float(_text(raw[0]))
+        flat = [_text(x) for x in raw[1]]
+        state = decode_state(dict(zip(flat[::2], flat[1::2], strict=False)))
+        self._last = (state, now, self._clock())
+        self._known_at = now
+        self._paced = self._paced or state.limit is not None
+        return state
 
     # -- fail-open / fail-closed --------------------------------------------------------
 
