@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +38,7 @@ from ._proxy import proxy_from_env
 from ._raw import raw_call
 from ._read import ReadMixin
 from ._retry import RetryEvent, RetryPolicy
-from ._time import Clock
+from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
 
 __all__ = [
@@ -69,7 +68,8 @@ class OpenTrainClient(ReadMixin):
     config file (see ``resolve_settings``).  ``max_concurrency`` bounds requests on the
     wire; ``rate_limit`` (requests per second) paces smoothly when you know the limit,
     and otherwise the client learns it from 429s.  ``clock`` and ``sleep`` are injectable
-    so that backoff and pacing are testable without waiting.
+    (together: a fake sleep on the real clock would spin through long waits) so that
+    backoff and pacing are testable without waiting.
 
     Redirects are never followed (``RedirectError``), a passed ``session``'s
     ``raise_for_status`` is overridden, and an answer body over ``max_response_bytes``
@@ -113,10 +113,11 @@ class OpenTrainClient(ReadMixin):
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Any] = asyncio.sleep,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
+        seam = clock_from_options(clock, sleep, wall_clock)  # refused before anything else
         check_option(max_concurrency, "max_concurrency", minimum=1, integer=True)
         check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
@@ -135,9 +136,10 @@ class OpenTrainClient(ReadMixin):
         _refuse_overridden_knobs(
             "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
         )
+        _refuse_pacer_off_the_seam(pacer, clock, sleep)
         # The client's sleep= would silently not apply to retries (real waits in tests).
         mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
-        if mixed and sleep is not asyncio.sleep:
+        if mixed and seam.sleep is not asyncio.sleep:
             raise ConfigurationError(
                 "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
                 "pass sleep= to the RetryPolicy too"
@@ -155,7 +157,7 @@ class OpenTrainClient(ReadMixin):
             max_retries=5 if max_retries is None else max_retries,
             max_retry_after=120.0 if max_retry_after is None else max_retry_after,
             on_retry=on_retry,
-            sleep=sleep,
+            sleep=seam.sleep,
         )
         self.stats = ClientStats()
         pacing_backend = client_backend(
@@ -167,15 +169,20 @@ class OpenTrainClient(ReadMixin):
             api_root=self._root,
             token=settings.token,
             on_fallback=self._count_pacing_fallback,
-            clock=clock,
-            sleep=sleep,
+            clock=seam.monotonic,
+            sleep=seam.sleep,
         )
-        self._time = Clock(monotonic=clock, sleep=sleep, wall=wall_clock)
+        self._time = seam
         """The time seam every part of this client reads time and waits through."""
         self._pipeline = Pipeline(
             settings,
             pacer=pacer
-            or Pacer(rate_limit=rate_limit, backend=pacing_backend, clock=clock, sleep=sleep),
+            or Pacer(
+                rate_limit=rate_limit,
+                backend=pacing_backend,
+                clock=seam.monotonic,
+                sleep=seam.sleep,
+            ),
             retry=retry,
             timeout=client_timeout,
             max_concurrency=max_concurrency,
@@ -184,13 +191,13 @@ class OpenTrainClient(ReadMixin):
             proxy=proxy_from_env(self._root, self._env) if trust_env else None,
             user_agent=user_agent,
             max_response_bytes=max_response_bytes,
-            clock=clock,
+            clock=seam.monotonic,
         )
         self._reconcile = reconcile
         self._delivery = self._new_delivery(
             None, reconcile_delay=reconcile_delay, clock_skew=clock_skew, log_content=log_content
         )
-        self.init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
+        self._init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
 
     def __repr__(self) -> str:
         return (
@@ -265,7 +272,7 @@ class OpenTrainClient(ReadMixin):
             clock_skew=delivery.clock_skew,
             log_content=delivery.log_content,
         )
-        copy.init_reads(copy._pipeline.for_call, copy._time, copy._default_cursor_path)
+        copy._init_reads(copy._pipeline.for_call, copy._time, copy._default_cursor_path)
         return copy
 
     @property
@@ -500,6 +507,24 @@ def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None
         raise ConfigurationError(
             f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
             f"{name} itself (also given: {', '.join(given)})"
+        )
+
+
+def _refuse_pacer_off_the_seam(
+    pacer: Pacer | None,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], Awaitable[Any]] | None,
+) -> None:
+    """A pacer keeps the clock and sleep it was built with (its backend reads that clock
+    too), so the client's ``clock=``/``sleep=`` cannot reach it: pacing on the real clock
+    beside a fake one spins or really waits.  Refused unless both are the pacer's own,
+    rather than swapped into a pacer the caller may share with other clients."""
+    if pacer is None or clock is None or sleep is None:
+        return
+    if pacer._clock != clock or pacer._sleep != sleep:  # bound methods compare by owner
+        raise ConfigurationError(
+            "pacer= keeps its own clock and sleep, not the client's clock=/sleep=; build "
+            "it on the same ones: Pacer(clock=, sleep=) with the client's"
         )
 
 

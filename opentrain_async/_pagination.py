@@ -2,7 +2,8 @@
 
 ``async for message in client.iter_messages(cid)`` yields every ``Message`` across
 pages, fetching the next page only when the current one is used up (as openai-python's
-``AsyncPaginator``); ``.pages()`` walks the same list one page at a time.
+``AsyncPaginator``); ``.pages()`` walks the same list one page at a time, and
+``await client.iter_messages(cid)`` is the first page alone (as in openai-python).
 
 The walk ends at a null (or blank) cursor, when the endpoint says there is no more (``has_more``),
 or when the server hands back a cursor it already gave: an echoed cursor on an empty page
@@ -15,8 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Sequence,
+)
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._seen import RecentSet
 
@@ -66,6 +74,12 @@ class AsyncPaginator(AsyncIterator[T], Generic[P, T]):
     def pages(self) -> AsyncGenerator[P, None]:
         """The pages, one per request, starting again from the first cursor."""
         return self._pages()
+
+    def __await__(self) -> Generator[Any, None, P]:
+        """``await client.iter_messages(cid)`` (openai-python's habit): the first page,
+        as the one-page call returns it.  The walk is not touched: iterating afterwards
+        starts at the first item, and each await fetches the page again."""
+        return self._fetch(self._cursor).__await__()
 
     def __aiter__(self) -> AsyncPaginator[P, T]:
         return self

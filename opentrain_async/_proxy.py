@@ -7,6 +7,9 @@ net/http), so a local test server works whatever the shell exports.
 The proxy is resolved once per client, not per request: every request of a client goes
 to one host, and aiohttp's own ``trust_env`` would look it up (and read ``~/.netrc``) in
 a thread on every request.
+
+A proxy the SDK cannot speak (``socks5://``) is a ``ConfigurationError`` naming the
+variable, never a silent direct connection past the proxy the operator configured.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from yarl import URL
 
 from ._errors import ConfigurationError
 
-__all__ = ["Proxy", "proxy_from_env"]
+__all__ = ["PROXY_SCHEMES", "Proxy", "proxy_from_env"]
+
+PROXY_SCHEMES = frozenset({"http", "https"})
+"""What aiohttp speaks to a proxy: plain HTTP, or TLS to the proxy (an https API through
+an https:// proxy is TLS in TLS, which asyncio does from Python 3.11).  SOCKS is not."""
 
 logger = logging.getLogger("opentrain_async")
 
@@ -104,7 +111,15 @@ def proxy_from_env(api_root: str, env: Mapping[str, str]) -> Proxy | None:
     except ValueError:
         pass  # raised below, outside the handler: yarl's error may quote the URL
     else:
-        if url.scheme != "http" or url.host:
+        if url.scheme not in PROXY_SCHEMES:
+            # Going direct would bypass the proxy the operator configured (httpx and
+            # requests fail too); the value is not named (it may hold a password).
+            raise ConfigurationError(
+                f"the {name} (or {name.upper()}) environment variable names a proxy this "
+                "SDK cannot use (only http:// and https:// proxies); unset it, add the API "
+                "host to NO_PROXY, or pass trust_env=False"
+            )
+        if url.host:
             return _proxy(url, host)
     # What requests would send goes nowhere: refuse now, as httpx does, never naming the
     # value (it may hold the proxy's password).
@@ -115,15 +130,9 @@ def proxy_from_env(api_root: str, env: Mapping[str, str]) -> Proxy | None:
     )
 
 
-def _proxy(url: URL, host: str) -> Proxy | None:
-    """The proxy a parsed URL from the environment names for ``host`` (None when its
-    scheme is not supported)."""
-    if url.scheme != "http":
-        logger.warning(
-            "ignoring the %s proxy from the environment: only http:// proxies are supported",
-            url.scheme or "unnamed",
-        )
-        return None
+def _proxy(url: URL, host: str) -> Proxy:
+    """The proxy a parsed http:// or https:// URL from the environment names for
+    ``host``, its credentials moved to a ``Proxy-Authorization`` value."""
     authorization = None
     if url.raw_user is not None:
         pair = f"{unquote(url.raw_user)}:{unquote(url.raw_password or '')}"

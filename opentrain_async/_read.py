@@ -101,7 +101,7 @@ class Requester(Protocol):
 class ReadMixin:
     """Reading conversations, messages and the updates feed; identity and preflight.
 
-    A base of ``OpenTrainClient`` whose dependencies are explicit: ``init_reads`` hands
+    A base of ``OpenTrainClient`` whose dependencies are explicit: ``_init_reads`` hands
     it a ``requester`` (a ``Requester`` for a call's timeout and retry budget: the
     request pipeline's ``for_call``), the client's time seam and where ``listen()``
     keeps its cursor by default.  It knows nothing else of the client.  A base rather
@@ -113,7 +113,7 @@ class ReadMixin:
     _read_clock: Clock
     _cursor_path: Callable[[], Path]
 
-    def init_reads(
+    def _init_reads(
         self,
         requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester],
         clock: Clock,

@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 
-__all__ = ["SYSTEM_CLOCK", "Clock"]
+from ._errors import ConfigurationError
+
+__all__ = ["SYSTEM_CLOCK", "Clock", "clock_from_options"]
 
 
 @attrs.frozen
@@ -34,3 +36,27 @@ class Clock:
 
 SYSTEM_CLOCK = Clock()
 """The real time: ``time.monotonic``, ``asyncio.sleep``, ``time.time``."""
+
+
+def clock_from_options(
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], Awaitable[Any]] | None,
+    wall: Callable[[], float] | None,
+) -> Clock:
+    """A client's ``Clock`` from its ``clock=``/``sleep=``/``wall_clock=`` options (None:
+    the real one).  ``clock`` and ``sleep`` come together or not at all: a fake sleep on
+    the real clock returns at once while a deadline never comes nearer (a loop waiting
+    for one spins in real time), and a real sleep never moves a fake clock."""
+    if (clock is None) != (sleep is None):
+        given, missing = ("sleep", "clock") if clock is None else ("clock", "sleep")
+        raise ConfigurationError(
+            f"{given}= was given without {missing}=: pass clock= and sleep= together "
+            "(with opentrain_async.testing.FakeTime: clock=t.clock, sleep=t.sleep, "
+            "wall_clock=t.time; with a sleep that really waits: clock=time.monotonic)"
+        )
+    real = SYSTEM_CLOCK
+    return Clock(
+        monotonic=real.monotonic if clock is None else clock,
+        sleep=real.sleep if sleep is None else sleep,
+        wall=real.wall if wall is None else wall,
+    )

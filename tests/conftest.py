@@ -49,7 +49,9 @@ async def server() -> AsyncIterator[FakeOpenTrain]:
 
 @pytest.fixture
 async def client(server: FakeOpenTrain, no_wait: FakeTime) -> AsyncIterator[OpenTrainClient]:
-    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as c:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=no_wait.clock, sleep=no_wait.sleep
+    ) as c:
         yield c
 
 

@@ -380,7 +380,7 @@ async def test_read_back_against_a_stuck_server_is_unknown_at_once(
     (never "not delivered", never a resend) after two pages, not after 120 s of reading
     the same page."""
     async with OpenTrainClient(
-        "ot_pat_x", stuck_api.url, sleep=no_wait.sleep, reconcile=True
+        "ot_pat_x", stuck_api.url, clock=no_wait.clock, sleep=no_wait.sleep, reconcile=True
     ) as client:
         with pytest.raises(DeliveryUnknownError, match="read back"):
             await client.send_message("conv_1", "hello")
@@ -677,7 +677,9 @@ async def test_a_retry_policy_with_the_client_s_fake_sleep_is_refused(
     silently; refused, naming the fix.  The policy's own sleep works as given."""
     time = FakeTime()
     with pytest.raises(ConfigurationError, match="pass sleep= to the RetryPolicy"):
-        make_client(server, sleep=time.sleep, retry_policy=RetryPolicy(max_retries=3))
+        make_client(
+            server, clock=time.clock, sleep=time.sleep, retry_policy=RetryPolicy(max_retries=3)
+        )
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=30)
     policy = RetryPolicy(max_retries=3, sleep=time.sleep)
@@ -728,11 +730,10 @@ def test_every_type_a_public_method_takes_or_returns_is_exported() -> None:
     public signature imports from ``opentrain_async`` (``AsyncPaginator`` did not)."""
     import opentrain_async
 
-    wiring = {"init_reads"}  # the client's internal wiring of its read side
     for owner in (OpenTrainClient, RawResponseClient, BulkSend, BulkReport, SendOutcome):
         for name, member in inspect.getmembers(owner):
             target = member.fget if isinstance(member, property) else member
-            if name.startswith("_") or name in wiring or not callable(target):
+            if name.startswith("_") or not callable(target):
                 continue
             for annotation in typing.get_type_hints(target).values():
                 for cls in _classes_in(annotation):

@@ -61,7 +61,7 @@ async def test_every_input_gets_exactly_one_outcome(
         (conv, "spam spam"),
         ("conv_missing", "nowhere"),
     ]
-    async with make_client(server, sleep=no_wait.sleep) as client:
+    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         outcomes = await collect(client, items)
     by_index = {o.index: o for o in outcomes}
     assert sorted(by_index) == list(range(len(items)))
@@ -89,7 +89,9 @@ async def test_429_is_never_final_while_hints_stay_under_the_cap(
     and is delivered; nothing is sent twice."""
     conv = server.add_conversation()
     server.throttle_next(9, retry_after=0.02)
-    async with make_client(server, sleep=no_wait.sleep, max_retries=2) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, max_retries=2
+    ) as client:
         outcomes = await collect(client, [(conv, "first"), (conv, "second")], concurrency=1)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     assert [m["content"] for m in server.messages(conv)] == ["first", "second"]
@@ -104,7 +106,9 @@ async def test_429_hint_above_max_retry_after_is_an_outcome(
     rate_limited, and the rest go on."""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=500)
-    async with make_client(server, sleep=no_wait.sleep, max_retry_after=60) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, max_retry_after=60
+    ) as client:
         outcomes = await collect(client, [(conv, "first")], concurrency=1)
         outcomes += await collect(client, [(conv, "second")], concurrency=1)
     assert isinstance(outcomes[0].error, RateLimitError)
@@ -210,15 +214,17 @@ async def test_failing_input_iterable_is_reported_after_its_items(
 
 
 async def test_send_all_reports_counts_and_failures(
-    server: FakeOpenTrain, client: OpenTrainClient
+    server: FakeOpenTrain, client: OpenTrainClient, no_wait: FakeTime
 ) -> None:
-    """send_all returns totals by kind and the failed inputs for a later retry."""
+    """send_all returns totals by kind and the failed inputs for a later retry, and the
+    time the batch took on the client's clock."""
     conv = server.add_conversation()
     blocked = server.add_conversation(send_block="message_blocked")
     seen: list[int] = []
 
     async def on_outcome(outcome: SendOutcome) -> None:
         seen.append(outcome.index)
+        no_wait.advance(0.25)  # each outcome takes a quarter second of the batch
 
     items = [(conv, "a"), (blocked, "b"), (conv, ""), (conv, "c")]
     report = await client.send_all(items, on_outcome=on_outcome)
@@ -226,7 +232,7 @@ async def test_send_all_reports_counts_and_failures(
     assert report.counts == {"sent": 2, "message_blocked": 1, "invalid": 1}
     assert sorted(o.index for o in report.failures) == [1, 2]
     assert sorted(seen) == [0, 1, 2, 3]
-    assert report.elapsed > 0
+    assert report.elapsed == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("fault", [Fault.RESET_AFTER_COMMIT, Fault.BAD_GATEWAY_AFTER_COMMIT])
@@ -288,7 +294,9 @@ async def test_timeout_waits_before_reading_back(server: FakeOpenTrain, no_wait:
     """After a timeout the client gives the server reconcile_delay before reading back."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
-    async with make_client(server, timeout=0.2, sleep=no_wait.sleep, reconcile_delay=2.5) as client:
+    async with make_client(
+        server, timeout=0.2, clock=no_wait.clock, sleep=no_wait.sleep, reconcile_delay=2.5
+    ) as client:
         message = await client.send_message(conv, "hello", reconcile=True)
     assert message.content == "hello"
     assert 2.5 in no_wait.sleeps

@@ -92,12 +92,16 @@ async def test_no_send_starts_after_the_loop_ended(server: FakeOpenTrain) -> Non
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=1.0)
     release = asyncio.Event()
+    slept = [0.0]
 
     async def sleep(seconds: float) -> None:
         if seconds >= 1.0:  # the 429's wait: held until the loop has been left
             await release.wait()
+        slept[0] += seconds  # the clock moves as far as the wait would have taken it
 
-    async with OpenTrainClient(server.token, server.base_url, sleep=sleep) as client:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=lambda: slept[0], sleep=sleep
+    ) as client:
         stream = client.send_many([(conv, "throttled"), (conv, "fine")], concurrency=2)
         async with stream:
             async for outcome in stream:

@@ -39,6 +39,10 @@ class Waits:
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
 
+    def clock(self) -> float:
+        """The clock that goes with this sleep: it moves only by what was waited."""
+        return sum(self.waits)
+
 
 # -- per-request timeout and retries ------------------------------------------------------
 
@@ -53,7 +57,8 @@ async def test_a_send_s_own_timeout_applies_to_that_call(
     call although the client waits 30 s; the next call is back on the client's timeout."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, count=1, delay=30)
-    async with make_client(server, timeout=30.0, sleep=Waits()) as client:
+    waits = Waits()
+    async with make_client(server, timeout=30.0, clock=waits.clock, sleep=waits) as client:
         with pytest.raises(DeliveryUnknownError) as info:
             await client.send_message(conv, "hi", timeout=timeout)
         assert isinstance(info.value.__cause__, APITimeoutError)
@@ -91,7 +96,7 @@ async def test_a_read_s_own_timeout_and_retry_budget(stalling_api: str) -> None:
     """``read_messages(..., timeout=0.1, max_retries=1)``: two attempts of 0.1 s, then
     APITimeoutError, on a client whose own budget is 30 s and five retries."""
     waits = Waits()
-    async with OpenTrainClient("ot_pat_x", stalling_api, sleep=waits) as client:
+    async with OpenTrainClient("ot_pat_x", stalling_api, clock=waits.clock, sleep=waits) as client:
         with pytest.raises(APITimeoutError):
             await client.read_messages("c1", timeout=0.1, max_retries=1)
         assert client.stats.requests == 2
@@ -356,7 +361,7 @@ async def test_in_flight_counts_the_copies_requests(stalling_api: str) -> None:
         ),
         ("http://10.1.2.3/x", {"HTTP_PROXY": "http://p:1", "REQUEST_METHOD": "GET"}, None),
         ("http://10.1.2.3/x", {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"}, "http://p:1"),
-        ("https://api.example.com/x", {"HTTPS_PROXY": "socks5://p:1"}, None),
+        ("https://api.example.com/x", {"HTTPS_PROXY": "https://p:1"}, "https://p:1"),
         ("https://[::1]:8443/x", {"HTTPS_PROXY": "http://p:1"}, None),
         ("https://api.example.com/x", {}, None),
     ],
@@ -366,7 +371,8 @@ def test_proxy_resolution_from_the_environment(
 ) -> None:
     """Which proxy a client uses, as curl and requests read the variables: lower case
     first, NO_PROXY as suffixes, ports and CIDRs, no upper-case HTTP_PROXY under CGI
-    (httpoxy), only http:// proxies, loopback never."""
+    (httpoxy), http:// and https:// proxies, loopback never (other schemes raise: see
+    test_surface_seams)."""
     proxy = proxy_from_env(root, env)
     assert (None if proxy is None else str(proxy.url)) == expected
 
@@ -385,7 +391,8 @@ def test_proxy_credentials_are_decoded_and_never_shown() -> None:
 async def test_a_copy_s_reads_use_the_copy_s_options(stalling_api: str) -> None:
     """Reads on a ``with_options`` copy go through the copy's pipeline (its timeout and
     retry budget), not the parent's 30 s and five retries."""
-    async with OpenTrainClient("ot_pat_x", stalling_api, sleep=Waits()) as client:
+    waits = Waits()
+    async with OpenTrainClient("ot_pat_x", stalling_api, clock=waits.clock, sleep=waits) as client:
         quick = client.with_options(timeout=0.1, max_retries=0)
         with pytest.raises(APITimeoutError):
             await quick.read_messages("c1")

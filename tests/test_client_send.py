@@ -83,7 +83,9 @@ async def test_server_side_400_carries_issues(
 async def test_401_unknown_token(server: FakeOpenTrain, no_wait: FakeTime) -> None:
     """An unknown token raises AuthenticationError after exactly one request."""
     conv = server.add_conversation()
-    async with make_client(server, token="ot_pat_wrong", sleep=no_wait.sleep) as client:
+    async with make_client(
+        server, token="ot_pat_wrong", clock=no_wait.clock, sleep=no_wait.sleep
+    ) as client:
         with pytest.raises(AuthenticationError) as info:
             await client.send_message(conv, "hi")
     assert info.value.status == 401
@@ -106,7 +108,9 @@ async def test_403_account_reasons(
     """Scope, feature and claim problems raise PermissionDeniedError with the reason, once."""
     server.add_token("ot_pat_limited", **account)  # type: ignore[arg-type]
     conv = server.add_conversation()
-    async with make_client(server, token="ot_pat_limited", sleep=no_wait.sleep) as client:
+    async with make_client(
+        server, token="ot_pat_limited", clock=no_wait.clock, sleep=no_wait.sleep
+    ) as client:
         with pytest.raises(PermissionDeniedError) as info:
             await client.send_message(conv, "hi")
     assert info.value.reason == reason
@@ -171,7 +175,9 @@ async def test_429_waits_the_hint_then_succeeds(
     conv = server.add_conversation()
     server.throttle_next(2, retry_after=hint, in_body=in_body, header=header)
     events: list[RetryEvent] = []
-    async with make_client(server, sleep=no_wait.sleep, on_retry=events.append) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, on_retry=events.append
+    ) as client:
         message = await client.send_message(conv, "hi")
     assert message.content == "hi"
     assert len(server.sends) == 3
@@ -188,7 +194,9 @@ async def test_429_hint_above_cap_raises_at_once(server: FakeOpenTrain, no_wait:
     """A hint longer than max_retry_after is not waited out: RateLimitError immediately."""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=600)
-    async with make_client(server, sleep=no_wait.sleep, max_retry_after=120) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, max_retry_after=120
+    ) as client:
         with pytest.raises(RateLimitError) as info:
             await client.send_message(conv, "hi")
     assert info.value.retry_after == 600
@@ -200,7 +208,9 @@ async def test_429_retry_budget_is_bounded(server: FakeOpenTrain, no_wait: FakeT
     """After max_retries the last RateLimitError is raised; max_retries+1 requests in all."""
     conv = server.add_conversation()
     server.throttle_next(10, retry_after=0.5)
-    async with make_client(server, sleep=no_wait.sleep, max_retries=3) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, max_retries=3
+    ) as client:
         with pytest.raises(RateLimitError):
             await client.send_message(conv, "hi")
     assert len(server.sends) == 4
@@ -213,7 +223,9 @@ async def test_429_without_any_hint_backs_off_exponentially(
     conv = server.add_conversation()
     server.throttle_next(3, in_body=False)
     events: list[RetryEvent] = []
-    async with make_client(server, sleep=no_wait.sleep, on_retry=events.append) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, on_retry=events.append
+    ) as client:
         await client.send_message(conv, "hi")
     waits = [e.wait for e in events]
     assert waits[0] < waits[2]
@@ -227,7 +239,9 @@ async def test_backoff_does_not_hold_the_semaphore(
     """While a 429 is waited out, no concurrency slot is held."""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=1)
-    async with make_client(server, sleep=no_wait.sleep, max_concurrency=1) as client:
+    async with make_client(
+        server, clock=no_wait.clock, sleep=no_wait.sleep, max_concurrency=1
+    ) as client:
         held: list[bool] = []
         no_wait.on_sleep.append(lambda _: held.append(client.in_flight > 0))
         await client.send_message(conv, "hi")
@@ -257,6 +271,7 @@ async def test_connection_refused_is_retried_then_raised(no_wait: FakeTime) -> N
     async with OpenTrainClient(
         "ot_pat_x",
         f"http://127.0.0.1:{closed_port()}",
+        clock=no_wait.clock,
         sleep=no_wait.sleep,
         max_retries=2,
         on_retry=events.append,
@@ -360,7 +375,7 @@ async def test_secrets_never_leak(
     server.throttle_next(1, retry_after=0.1)
     caplog.set_level(logging.DEBUG, logger="opentrain_async")
     texts: list[str] = []
-    async with make_client(server, sleep=no_wait.sleep) as client:
+    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         texts.append(repr(client))
         texts.append(repr(client._settings))
         await client.send_message(ok_conv, "secret content 42")

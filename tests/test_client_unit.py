@@ -38,7 +38,9 @@ async def test_idempotent_post_retries_gateway_errors(
     """request(..., idempotent=True) retries a 503 like a GET; a plain POST does not."""
     server.script("POST /thing", status=503, body="<html>busy</html>", content_type="text/html")
     server.script("POST /thing", status=200, json={"ok": True})
-    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as client:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=no_wait.clock, sleep=no_wait.sleep
+    ) as client:
         status, payload = await client.request("POST", "/thing", idempotent=True)
     assert (status, payload) == (200, {"ok": True})
     assert len(no_wait.sleeps) == 1

@@ -181,7 +181,7 @@ async def test_the_reads_work_over_any_requester_without_a_client() -> None:
         return _CannedRequester(calls)
 
     reads = ReadMixin()
-    reads.init_reads(requester, SYSTEM_CLOCK, lambda: Path("unused"))
+    reads._init_reads(requester, SYSTEM_CLOCK, lambda: Path("unused"))
     ids = [m.id async for m in reads.iter_messages("c1", limit=5, timeout=3.0)]
     assert ids == ["m-None", "m-p2"]
     assert [c[2].get("cursor") for c in calls] == [None, "p2"]

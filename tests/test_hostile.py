@@ -39,6 +39,7 @@ from opentrain_async import (
     parse_webhook_event,
 )
 from opentrain_async._client import MAX_RESPONSE_BYTES
+from opentrain_async.testing import FakeTime
 
 TOKEN = "ot_pat_hostile_S3CRET_9f2c41"
 PASSWORD = "pa55-S3CRET-word"
@@ -315,16 +316,12 @@ async def bad_status_line_on_a_send(arena: Arena) -> list[BaseException]:
 async def garbage_until_the_retry_budget_ends(arena: Arena) -> list[BaseException]:
     """A GET retried through the policy (tenacity) ends in a clean APIConnectionError."""
     arena.raw_answers += [b"HTTP/1.1 abc nonsense\r\n\r\n"] * 5
-    waits: list[float] = []
-
-    async def no_wait(seconds: float) -> None:
-        waits.append(seconds)
-
+    time = FakeTime()
     async with OpenTrainClient(
-        TOKEN, arena.raw_url, env={}, max_retries=2, sleep=no_wait
+        TOKEN, arena.raw_url, env={}, max_retries=2, clock=time.clock, sleep=time.sleep
     ) as client:
         error = await caught(client.whoami(), APIConnectionError)
-    assert len(waits) == 2
+    assert len(time.sleeps) == 2
     return [error]
 
 

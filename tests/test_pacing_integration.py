@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opentrain_async import Pacer
-from opentrain_async.testing import FakeOpenTrain, TokenBucket
+from opentrain_async.testing import FakeOpenTrain, FakeTime, TokenBucket
 
 from .conftest import make_client
 
@@ -93,13 +93,9 @@ async def test_reads_are_not_paced_and_do_not_feed_the_first_estimate(
 async def test_a_stated_limit_does_not_slow_reads(server: FakeOpenTrain) -> None:
     """rate_limit paces sends; reading a conversation back is never held to it."""
     conv = server.add_conversation()
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    async with make_client(server, rate_limit=1, sleep=sleep) as client:
+    time = FakeTime()
+    async with make_client(server, rate_limit=1, clock=time.clock, sleep=time.sleep) as client:
         await client.send_message(conv, "one")
         for _ in range(5):
             await client.list_conversations()
-    assert slept == []
+    assert time.sleeps == []

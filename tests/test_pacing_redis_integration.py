@@ -162,6 +162,7 @@ async def test_clock_skew_between_clients_does_not_matter(
             rate_limit=90,
             pacing_url=steady(redis_server),
             clock=lambda: time.monotonic() + offset,
+            sleep=asyncio.sleep,  # a shifted real clock: real waits go with it
         ) as client:
             return (await client.send_all(items_for(server, label, 30))).sent
 
@@ -280,6 +281,7 @@ async def test_fail_closed_waits_for_redis(
         server.base_url,
         pacing_url=redis_server.url + "?retry_every=0.05",
         pacing_fail_closed=True,
+        clock=time.monotonic,  # the sleep really waits (if briefly): real time
         sleep=sleep,
     ) as client:
         task = asyncio.create_task(client.send_message(conv, "closed"))

@@ -63,7 +63,7 @@ async def test_read_back_finds_a_send_under_1500_newer_messages(
 
     no_wait.on_sleep.append(flood_once)
     async with OpenTrainClient(
-        server.token, server.base_url, sleep=no_wait.sleep, timeout=0.5
+        server.token, server.base_url, clock=no_wait.clock, sleep=no_wait.sleep, timeout=0.5
     ) as c:
         outcome = await _send_one(c, conv, "the broadcast")
     assert flooded
@@ -83,7 +83,9 @@ async def test_not_found_only_after_reading_back_past_the_attempt(
     conv = server.add_conversation()
     _flood(server, conv)
     server.inject_fault(Fault.RESET_BEFORE_COMMIT, count=1)
-    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as client:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=no_wait.clock, sleep=no_wait.sleep
+    ) as client:
         outcome = await _send_one(client, conv, "lost then resent")
     assert outcome.ok
     assert not outcome.reconciled
@@ -100,7 +102,9 @@ async def test_a_server_that_stops_paging_makes_the_outcome_unknown(
     _flood(server, conv, 250)
     server.echo_cursor_bug = True
     server.inject_fault(Fault.RESET_BEFORE_COMMIT, count=1)
-    async with OpenTrainClient(server.token, server.base_url, sleep=no_wait.sleep) as client:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=no_wait.clock, sleep=no_wait.sleep
+    ) as client:
         outcome = await _send_one(client, conv, "maybe")
     assert outcome.kind == "delivery_unknown"
     assert "same cursor" in str(outcome.error)

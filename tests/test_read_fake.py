@@ -373,7 +373,8 @@ async def test_preflight_predicts_the_send_outcome(server: FakeOpenTrain) -> Non
     }
     for token, options in cases.items():
         server.conversation(cid).participants.add(server.add_token(token, **options).user_id)
-        async with make_client(server, token=token, sleep=FakeTime().sleep) as client:
+        t = FakeTime()
+        async with make_client(server, token=token, clock=t.clock, sleep=t.sleep) as client:
             assert not (await client.preflight()).can_send
             with pytest.raises(PermissionDeniedError):
                 await client.send_message(cid, "hi")

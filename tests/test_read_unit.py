@@ -32,7 +32,8 @@ MESSAGE: dict[str, Any] = {
 
 @pytest.fixture
 async def client(server: FakeOpenTrain) -> AsyncIterator[OpenTrainClient]:
-    async with OpenTrainClient(server.token, server.base_url, sleep=FakeTime().sleep) as c:
+    t = FakeTime()
+    async with OpenTrainClient(server.token, server.base_url, clock=t.clock, sleep=t.sleep) as c:
         yield c
 
 

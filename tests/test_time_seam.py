@@ -34,7 +34,9 @@ async def test_listen_waits_through_the_client_s_sleep(server: FakeOpenTrain) ->
         if len(waits) == 4:
             raise Stop
 
-    async with OpenTrainClient(server.token, server.base_url, sleep=sleep) as client:
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=lambda: sum(waits), sleep=sleep
+    ) as client:
         with pytest.raises(Stop):
             async for _ in client.listen(store=None, idle_backoff=1.0, backoff_factor=2.0):
                 pass  # pragma: no cover - the feed is empty
