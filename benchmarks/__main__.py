@@ -100,6 +100,22 @@ REGIMES = [
         runners=_OURS,
     ),
     Scenario(
+        "regime: fixed window 100/1s",
+        500,
+        ("--window-limit", "100", "--window", "1"),
+        100,
+        repeats=12,
+        runners=_OURS,
+    ),
+    Scenario(
+        "regime: bucket 200/s integer hints",
+        1000,
+        ("--rate", "200", "--burst", "10", "--integer-hints"),
+        200,
+        repeats=12,
+        runners=_OURS,
+    ),
+    Scenario(
         "regime: window 30/3s whole-second hints",
         300,
         ("--window-limit", "30", "--window", "3", "--integer-hints"),

@@ -169,6 +169,12 @@ REGIMES: dict[str, Regime] = {
         Regime("bucket 500/s exact hints", 1500, ((0, _bucket(500, 10)),)),
         Regime("bucket 200/s integer hints", 1000, ((0, _bucket(200, 10, True)),)),
         Regime("fixed window 100/1s", 500, ((0, FixedWindow(limit=100, window=1.0)),)),
+        Regime(
+            "fixed window 100/1s, loop stalls",
+            500,
+            ((0, FixedWindow(limit=100, window=1.0)),),
+            stalls=((0.005, 0.5), (2.5, 0.3)),
+        ),
         Regime("bucket 1000/s burst 20", 5000, ((0, _bucket(1000, 20)),)),
         Regime("bucket 4000/s burst 40", 12000, ((0, _bucket(4000, 40)),)),
         Regime(

@@ -6,6 +6,8 @@ pinned here on plain values.
 
 from __future__ import annotations
 
+import random
+
 import attrs
 import pytest
 
@@ -16,6 +18,7 @@ from opentrain_async._pacing.curve import MIN_RATE, cut, first_cut, freeze, rate
 from opentrain_async._pacing.pause import learn_window, on_hint
 from opentrain_async._pacing.samples import accepted_rate, record
 from opentrain_async._pacing.schedule import reserve_slots, restart_if_idle
+from opentrain_async._pacing.state import SAMPLE_BUCKETS, evolve
 
 T = Tuning()
 
@@ -75,10 +78,30 @@ def test_cut_takes_the_accepted_rate_only_as_evidence() -> None:
     assert cut(state, 0.2, 0.6, 0.0, None, 0.2, T).limit == MIN_RATE
 
 
-def test_a_searching_cut_keeps_at_least_half_the_drawing_rate() -> None:
-    """While doubling, the rate one doubling ago drew no 429: the limit is at least it."""
+def test_a_searching_cut_lands_between_the_last_two_doublings() -> None:
+    """While doubling, the rate one doubling ago drew no 429 and the drawing rate did:
+    the limit lies between, and the cut takes their geometric middle unless the server
+    accepted more (the accepted rate averages the climb, so it lags behind)."""
     state = first_cut(PacingState(), 0.0, 100.0, 0.0)
-    assert cut(state, 0.3, 800.0, 150.0, None, 0.3, T).limit == pytest.approx(400.0)
+    middle = cut(state, 0.3, 800.0, 150.0, None, 0.3, T).limit
+    assert middle is not None
+    assert 400.0 < middle < 800.0
+    assert middle == pytest.approx((400.0 * 800.0) ** 0.5, rel=0.01)
+    assert cut(state, 0.3, 800.0, 700.0, None, 0.3, T).limit == pytest.approx(700.0)
+
+
+def test_the_rate_that_drew_a_429_is_the_one_its_request_was_admitted_at() -> None:
+    """With a round trip of latency the 429 arrives while the search has doubled on: the
+    cut starts from the rate at admission, not the rate when the answer came back."""
+    state = first_cut(PacingState(successes=10), 0.0, 100.0, 0.0)
+    state = attrs.evolve(state, successes=50)  # successes since the first cut
+    feedback = PacingFeedback(throttled=True, throttled_at=0.30, retry_after=0.001)
+    late = apply_report(state, 0.40, feedback, None, T)  # answered 100 ms later
+    at_admission = rate(state, 0.30, T)
+    assert at_admission is not None
+    assert late.limit is not None
+    assert late.limit <= at_admission
+    assert late.limit < rate(state, 0.40, T) / 2**0.5  # type: ignore[operator]
 
 
 def test_long_hints_slow_the_climb_back() -> None:
@@ -88,6 +111,20 @@ def test_long_hints_slow_the_climb_back() -> None:
     assert one.recover == pytest.approx(1.5)
     window = cut(paced(10.0, window_hint=60.0), 0.0, 10.0, None, 1.0, 0.0, T)
     assert window.recover == pytest.approx(180.0)
+
+
+def test_long_round_trips_slow_the_climb_back() -> None:
+    """A 429 heard 40 ms after its request was admitted: every probe above the limit
+    draws 429s for a round trip before it is heard of, so the curve takes twenty round
+    trips (0.8 s) to climb back rather than 0.3 s; on loopback nothing changes."""
+    far = cut(paced(500.0), 1.0, 550.0, 500.0, 0.001, 1.0, T, delay=0.04)
+    near = cut(paced(500.0), 1.0, 550.0, 500.0, 0.001, 1.0, T, delay=0.001)
+    assert far.recover == pytest.approx(0.8)
+    assert near.recover == pytest.approx(T.recover)
+    state = attrs.evolve(paced(500.0), successes=100, tat=0.9)
+    heard_late = apply_report(state, 1.0, throttle(0.96, 0.001, 5), None, T)
+    assert heard_late.cuts == state.cuts + 1
+    assert heard_late.recover == pytest.approx(0.8)
 
 
 def test_freeze_moves_the_curve_by_the_stalled_time_only() -> None:
@@ -230,6 +267,34 @@ def throttle(at: float, hint: float | None, successes: int = 0, **kw: object) ->
     )
 
 
+def test_an_exact_hint_many_slots_long_is_a_window() -> None:
+    """A fixed window's exact hint says when it resets, many slots away at the pace that
+    drew it; a bucket's says when its next token comes, about one slot away."""
+    assert learn_window(PacingState(), 0.7, rate=1000.0).window_hint == 0.7
+    assert learn_window(PacingState(), 0.002, rate=1000.0).window_hint == 0.0
+    assert learn_window(PacingState(), 0.7).window_hint == 0.0  # no pace known: not one
+    learned = learn_window(PacingState(), 0.9, rate=500.0)
+    assert learn_window(learned, 0.4, rate=500.0).window_hint == 0.9  # the longest seen
+    assert learn_window(learned, 0.001, rate=500.0).window_hint == 0.0  # a bucket after all
+
+
+def test_a_window_with_exact_hints_is_paced_at_its_average_not_burst_into() -> None:
+    """100 per 1 s with exact hints: the search bursts into the second window; its 429
+    cuts to the window's reset-to-reset average, so the pace no longer bursts into each
+    new window and draws a 429 from everything in flight when it fills."""
+    state = apply_report(
+        PacingState(), 0.01, throttle(0.009, 0.99, 100, local_rate=1000.0), None, T
+    )
+    assert state.window_hint == pytest.approx(0.99)
+    assert state.pause_until == pytest.approx(1.0)
+    state = apply_report(state, 1.06, throttle(1.05, 0.94, 100), None, T)
+    assert state.limit == pytest.approx(100 / (2.0 - 1.0), rel=0.01)
+    assert state.pause_until == pytest.approx(2.0)
+    rate_after = current_rate(state, 2.0, T)
+    assert rate_after is not None
+    assert rate_after <= 100
+
+
 def test_one_cut_per_episode() -> None:
     """A 429 for a request admitted before the last cut, or with no success since it,
     does not cut again; the next episode does."""
@@ -304,6 +369,58 @@ def test_reserve_counts_successes_and_reports_the_episode() -> None:
     assert reservation.interval == pytest.approx(0.01)
     assert reservation.count == 3  # slots due within the 20 ms horizon
     assert reservation.cuts == state.cuts == 1
+
+
+def _random_state(rng: random.Random) -> PacingState:
+    origin = rng.uniform(0.0, 10.0)
+    return attrs.evolve(
+        PacingState(),
+        limit=rng.choice([None, rng.uniform(0.5, 5000.0)]),
+        searching=rng.random() < 0.3,
+        origin=origin,
+        recover=rng.choice([0.0, rng.uniform(0.1, 5.0)]),
+        successes=rng.randrange(1000),
+        streak=rng.randrange(4),
+        pause_until=rng.choice([0.0, rng.uniform(5.0, 12.0)]),
+        tat=rng.choice([float("-inf"), rng.uniform(5.0, 12.0)]),
+        sample_at=round(rng.uniform(5.0, 10.0), 1),
+        accepted=tuple(rng.randrange(50) for _ in range(SAMPLE_BUCKETS)),
+        offered=tuple(rng.randrange(50) for _ in range(SAMPLE_BUCKETS)),
+    )
+
+
+def test_a_reservation_is_the_composition_of_the_parts() -> None:
+    """``apply_reserve`` copies the state once per call for speed; it must still equal
+    the parts applied one by one (count successes, restart, rate, reserve), which the
+    Redis script mirrors."""
+    rng = random.Random(12)
+    for _ in range(500):
+        state = _random_state(rng)
+        now = rng.uniform(5.0, 12.0)
+        count, successes = rng.randrange(1, 64), rng.choice([0, rng.randrange(1, 30)])
+        cap = rng.choice([None, rng.uniform(1.0, 3000.0)])
+        step = state
+        if successes:
+            step = record(step, now, accepted=successes)
+            step = attrs.evolve(step, successes=step.successes + successes, streak=0)
+        step = restart_if_idle(step, now, T)
+        rate_now = current_rate(step, now, T, cap)
+        interval = 0.0 if rate_now is None else 1.0 / rate_now
+        strict = cap is not None and rate_now == cap
+        step, first, n = reserve_slots(step, now, interval, count, T, strict)
+        got, reservation = apply_reserve(state, now, count, successes, cap, T)
+        assert got == step
+        assert (reservation.first, reservation.count, reservation.rate) == (first, n, rate_now)
+
+
+def test_the_fast_copy_is_attrs_evolve() -> None:
+    """``state.evolve`` (the hot path's copy) gives what ``attrs.evolve`` gives, and
+    refuses a field the state does not have."""
+    state = _random_state(random.Random(3))
+    assert evolve(state, tat=1.0, origin=2.0) == attrs.evolve(state, tat=1.0, origin=2.0)
+    assert hash(evolve(state, cuts=4)) == hash(attrs.evolve(state, cuts=4))
+    with pytest.raises(TypeError, match="no field 'speed'"):
+        evolve(state, speed=1.0)
 
 
 def test_unpaced_reservation_hands_out_every_slot_at_the_end_of_a_pause() -> None:

@@ -37,7 +37,7 @@ from .curve import cut, doubling, first_cut, freeze, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint
 from .samples import accepted_rate, record
-from .schedule import reserve_slots, restart_if_idle
+from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
@@ -105,8 +105,7 @@ def current_rate(
 def _count_successes(state: PacingState, now: float, successes: int) -> PacingState:
     if successes <= 0:
         return state
-    state = record(state, now, accepted=successes)
-    return attrs.evolve(state, successes=state.successes + successes, streak=0)
+    return record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
 
 
 def apply_reserve(
@@ -119,12 +118,18 @@ def apply_reserve(
 ) -> tuple[PacingState, Reservation]:
     """``reserve`` as a pure function: count successes, restart an idle schedule (the
     curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
-    state = _count_successes(state, now, successes)
+    # The steps below in one copy of the state (this runs once per batch of slots):
+    # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)
     rate = current_rate(state, now, tuning, cap)
     interval = 0.0 if rate is None else 1.0 / rate
     strict = cap is not None and rate == cap
-    state, first, n = reserve_slots(state, now, interval, count, tuning, strict)
+    tat, first, n = slots(state, now, interval, count, tuning, strict)
+    offered = n if interval > 0 else 0
+    changes: dict[str, object] = {"tat": tat} if offered else {}
+    if successes > 0:
+        changes.update(successes=state.successes + successes, streak=0)
+    state = record(state, now, accepted=max(successes, 0), offered=offered, **changes)
     return state, Reservation(now, first, interval, n, rate, state.cuts, state.pause_until)
 
 
@@ -158,13 +163,17 @@ def apply_report(
     state = attrs.evolve(state, throttles=state.throttles + 1)
     tat = state.tat
     paused_before = max(state.pause_until, now)
-    state = learn_window(state, feedback.retry_after)
+    # The rate that drew the 429 is the one its request was admitted at (a round trip
+    # ago: while the rate doubles, the rate now is well past it).
+    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+    drew_at = current_rate(state, admitted, tuning, cap)
+    state = learn_window(state, feedback.retry_after, drew_at or feedback.local_rate)
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, feedback.local_rate, resume)
     if _new_episode(state, now, feedback, tuning):
-        drew = current_rate(state, now, tuning, cap) or state.limit
+        drew = drew_at or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
@@ -182,7 +191,9 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        state = cut(state, now, drew, measured, feedback.retry_after, resume, tuning)
+        state = cut(
+            state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
+        )
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
@@ -210,6 +221,12 @@ class InMemoryPacingBackend:
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
         """Count successes, then reserve up to ``count`` slots (see the protocol)."""
+        return self.reserve_now(count, successes=successes, cap=cap)
+
+    def reserve_now(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """``reserve`` without awaiting: the pacer's fast path when nobody waits."""
         self.state, reservation = apply_reserve(
             self.state, self._clock(), count, successes, cap, self.tuning
         )

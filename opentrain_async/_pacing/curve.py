@@ -24,14 +24,27 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["MIN_RATE", "cut", "doubling", "first_cut", "freeze", "rate", "trust_accepted"]
+__all__ = [
+    "MIN_RATE",
+    "SEARCH_FLOOR",
+    "cut",
+    "doubling",
+    "first_cut",
+    "freeze",
+    "frozen_origin",
+    "rate",
+    "trust_accepted",
+]
 
 MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
 _MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curve finite
 _MAX_DT = 60.0
-_TRUST_OFFERED = 0.5
-_MAX_CUT = 0.5  # the accepted rate counts when at least this share of the pace was offered
+_TRUST_OFFERED = 0.5  # the accepted rate counts when at least this share of the pace was offered
+_MAX_CUT = 0.5  # one episode cuts to no less than this share of the drawing rate
+SEARCH_FLOOR = 2**-0.5
+"""A search's cut: no lower than the middle of its last two doublings (this share of the
+rate that drew the 429)."""
 
 
 def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
@@ -86,13 +99,16 @@ def cut(
     hint: float | None,
     resume: float,
     tuning: PacingTuning,
+    delay: float = 0.0,
 ) -> PacingState:
     """A new episode's 429: remember the limit, restart the cubic curve at ``resume``.
 
     ``drew`` is the rate that drew the 429; ``accepted`` what the server accepted per
     second just before, or None when that says nothing (see ``trust_accepted``).  A
     probe above the limit costs its request the hint, so with long hints the curve
-    climbs back more slowly.
+    climbs back more slowly.  So it does over long round trips (``delay``, from the
+    429's admission to its answer): each probe above the limit is heard of a round trip
+    late, and every request sent meanwhile draws a 429.
     """
     limit = drew if accepted is None else min(drew, accepted)
     window = state.window_hint > 0
@@ -103,10 +119,16 @@ def cut(
         # average is measured from reset to reset, so it stands.)
         limit = max(limit, _MAX_CUT * drew)
     if doubling(state, now, tuning) and not window:
-        # The rate one doubling ago drew no 429: the limit is at least that, while the
-        # accepted rate averages the whole climb and so lags behind it.
-        limit = max(limit, drew / 2)
-    recover = max(tuning.recover, 3.0 * state.window_hint, 1.5 * (hint or 0.0))
+        # The rate one doubling ago drew no 429 and this one did: the limit lies between,
+        # and their geometric middle is the best guess; the accepted rate averages the
+        # whole climb and so lags behind (it counts only when higher).
+        limit = max(limit, drew * SEARCH_FLOOR)
+    recover = max(
+        tuning.recover,
+        3.0 * state.window_hint,
+        1.5 * (hint or 0.0),
+        tuning.recover_round_trips * delay,
+    )
     return attrs.evolve(
         state,
         limit=max(limit, MIN_RATE),
@@ -126,10 +148,16 @@ def trust_accepted(offered: float, paced: float) -> bool:
     return offered >= _TRUST_OFFERED * paced
 
 
-def freeze(state: PacingState, begin: float, end: float) -> PacingState:
-    """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut):
-    its origin moves forward by the part of that span after the origin."""
+def frozen_origin(state: PacingState, begin: float, end: float) -> float:
+    """The curve's origin once frozen from ``begin`` to ``end``: moved forward by the
+    part of that span after the origin (none before the first 429)."""
     stalled = end - max(begin, state.origin)
     if stalled <= 0 or state.limit is None:
-        return state
-    return attrs.evolve(state, origin=state.origin + stalled)
+        return state.origin
+    return state.origin + stalled
+
+
+def freeze(state: PacingState, begin: float, end: float) -> PacingState:
+    """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut)."""
+    origin = frozen_origin(state, begin, end)
+    return state if origin == state.origin else attrs.evolve(state, origin=origin)

@@ -78,7 +78,12 @@ class Pacer:
         self.tuning = self.backend.tuning
         self._clock = clock
         self._sleep = sleep
-        self.window = SlowStartWindow(self.tuning.initial_window, self.tuning.slow_start_growth)
+        self.window = SlowStartWindow(
+            self.tuning.initial_window,
+            self.tuning.slow_start_growth,
+            self.tuning.slow_start_doubling,
+            clock,
+        )
         self._state = PacingState()  # the last state the backend returned
         self._paced = rate_limit is not None
         self._pause_until = float("-inf")  # local clock
@@ -127,9 +132,12 @@ class Pacer:
 
     def try_acquire(self) -> float | None:
         """Admit a request at once if nothing holds it back (no pace, pause or full
-        slow-start window, no check-in due); returns the admission time (backend
-        clock), or None to ``await acquire()``."""
-        if self._paced or self._held():
+        slow-start window, no check-in due; paced, a slot due now with nobody waiting
+        before it); returns the admission time (backend clock), or None to ``await
+        acquire()``."""
+        if self._paced:
+            return self._try_paced()
+        if self._held():
             return None
         now = self._clock()
         if now < self._pause_until or now >= self._next_sync or not self.window.try_enter():
@@ -161,6 +169,28 @@ class Pacer:
             if await self.window.enter():
                 return self._clock() + self._offset
         return await self._acquire_paced()
+
+    def _try_paced(self) -> float | None:
+        """The paced fast path: nobody waiting, and a slot due now (held, or reserved
+        here from an in-process backend, whose call needs no await), so no future, no
+        leader and no event-loop turn per request at thousands per second."""
+        if self._queue or self._leader is not None:
+            return None
+        slots = self._slots
+        now = self._clock()
+        while slots and slots[0] < now - self._late_ok:
+            slots.popleft()  # came due while nobody took it: now it is a burst
+        if not slots and isinstance(self.backend, InMemoryPacingBackend):
+            successes, self._pending = self._pending, 0
+            reservation = self.backend.reserve_now(1, successes=successes, cap=self.rate_limit)
+            slots.extend(self._absorb(reservation, now))
+            if reservation.rate is None:  # not paced after all: the slots are not slots
+                slots.clear()
+                return None
+        if not slots or slots[0] > now:
+            return None  # the next slot is ahead: wait for it in line
+        self.window.count_in()
+        return slots.popleft() + self._offset
 
     async def _reserve(self, count: int) -> Reservation:
         successes, self._pending = self._pending, 0

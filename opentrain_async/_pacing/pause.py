@@ -16,21 +16,30 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["WINDOW_HINT", "is_exact", "learn_window", "on_hint"]
+__all__ = ["WINDOW_HINT", "WINDOW_SLOTS", "is_exact", "learn_window", "on_hint"]
 
 
 WINDOW_HINT = 2.0
 """A whole-second hint this long comes from a window of seconds (or a slow limit)."""
+WINDOW_SLOTS = 10.0
+"""An exact hint this many slots long at the pace that drew it comes from a full window
+(it says when the window resets); a bucket's hint is about one slot (its next token)."""
 
 
-def learn_window(state: PacingState, retry_after: float | None) -> PacingState:
-    """Remember a window's hint (whole seconds, ``WINDOW_HINT`` or more); a fractional
-    hint says the limit is not one."""
+def learn_window(
+    state: PacingState, retry_after: float | None, rate: float | None = None
+) -> PacingState:
+    """Remember a window's hint: whole seconds, ``WINDOW_HINT`` or more, or an exact hint
+    ``WINDOW_SLOTS`` slots long at ``rate`` (the pace the 429's request was sent at).
+    A shorter fractional hint says the limit is not a window."""
     if retry_after is None or retry_after <= 0:
         return state
     if is_exact(retry_after):
-        return attrs.evolve(state, window_hint=0.0) if state.window_hint else state
-    if retry_after >= WINDOW_HINT and retry_after > state.window_hint:
+        if rate is None or retry_after * rate < WINDOW_SLOTS:
+            return attrs.evolve(state, window_hint=0.0) if state.window_hint else state
+    elif retry_after < WINDOW_HINT:
+        return state
+    if retry_after > state.window_hint:
         return attrs.evolve(state, window_hint=retry_after)
     return state
 

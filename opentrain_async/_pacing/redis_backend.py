@@ -50,8 +50,8 @@ import attrs
 from opentrain_async._errors import ConfigurationError
 
 from .backend import InMemoryPacingBackend, Reservation
-from .curve import MIN_RATE
-from .pause import WINDOW_HINT
+from .curve import MIN_RATE, SEARCH_FLOOR
+from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .state import (
     SAMPLE_BUCKETS,
     SAMPLE_SECONDS,
@@ -212,7 +212,8 @@ return {fmt(now), fmt(first), fmt(interval), n, ratetext, cuts, fmt(pause_until)
 )
 
 # report: ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
-# WINDOW_HINT, MIN_RATE, then per feedback (in order): successes, throttled ('1'/'0'),
+# WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
+# feedback (in order): successes, throttled ('1'/'0'),
 # throttled_at, retry_after, local_rate, cap ('' for none).  Returns {now, the new
 # state as HGETALL}.  Mirrors backend.apply_report (pause.learn_window and on_hint,
 # curve.first_cut, cut, freeze, samples.accepted_rate) for each feedback, after the
@@ -226,6 +227,8 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
 local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
+local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
+local SEARCH_FLOOR = tonumber(ARGV[13])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -297,7 +300,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 11, #ARGV, 6 do
+for g = 14, #ARGV, 6 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -321,10 +324,15 @@ if throttled then
   s.throttles = s.throttles + 1
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
+  -- the rate that drew the 429: the one its request was admitted at
+  local admitted = now
+  if sent_at ~= nil then admitted = math.min(sent_at, now) end
+  local drew_at = rate_at(admitted)
   if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
-    if exact then s.window_hint = 0  -- pause.learn_window
-    elseif ra >= WINDOW_HINT and ra > s.window_hint then s.window_hint = ra end
+    local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
+    if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
+    elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
     if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
@@ -338,7 +346,7 @@ if throttled then
     s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < doubling and s.window_hint == 0) then
-    local drew = rate_at(now) or s.limit
+    local drew = drew_at or s.limit
     local span = math.min(math.max(0.25, ra or 0), 1.0)
     local steep = is_doubling(now)
     if steep then span = 0.15 end
@@ -356,8 +364,9 @@ if throttled then
     if measured ~= nil then limit = math.min(drew, measured) end
     local window = s.window_hint > 0
     if not window then limit = math.max(limit, 0.5 * drew) end
-    if steep and not window then limit = math.max(limit, drew / 2) end
-    s.recover = math.max(recover0, 3.0 * s.window_hint, 1.5 * (ra or 0))
+    if steep and not window then limit = math.max(limit, drew * SEARCH_FLOOR) end
+    s.recover = math.max(recover0, 3.0 * s.window_hint, 1.5 * (ra or 0),
+      round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
   else  -- curve.freeze
@@ -795,6 +804,9 @@ class RedisPacingBackend:
             round(self.options.ttl * 1000),
             WINDOW_HINT,
             MIN_RATE,
+            WINDOW_SLOTS,
+            t.recover_round_trips,
+            SEARCH_FLOOR,
         ]
         for queued in batch:
             feedback = queued.feedback

@@ -8,42 +8,46 @@ slow input) accepted little because it sent little, which says nothing about the
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import attrs
+from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, evolve
 
-from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState
+_EMPTY = (0,) * SAMPLE_BUCKETS
 
 __all__ = ["accepted_rate", "record"]
 
 
-def _advance(state: PacingState, now: float) -> PacingState:
-    """Shift the buckets so the newest one contains ``now``."""
+def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
+    """(sample_at, accepted, offered) with the buckets shifted so the newest contains ``now``."""
     bucket = math.floor(now / SAMPLE_SECONDS) * SAMPLE_SECONDS
     shift = round((bucket - state.sample_at) / SAMPLE_SECONDS)
     if shift <= 0:
-        return state
+        return state.sample_at, state.accepted, state.offered
     if shift >= SAMPLE_BUCKETS:
-        empty = (0,) * SAMPLE_BUCKETS
-        return attrs.evolve(state, sample_at=bucket, accepted=empty, offered=empty)
+        return bucket, _EMPTY, _EMPTY
     pad = (0,) * shift
-    return attrs.evolve(
-        state,
-        sample_at=bucket,
-        accepted=state.accepted[shift:] + pad,
-        offered=state.offered[shift:] + pad,
-    )
+    return bucket, state.accepted[shift:] + pad, state.offered[shift:] + pad
 
 
-def record(state: PacingState, now: float, *, accepted: int = 0, offered: int = 0) -> PacingState:
-    """Count ``accepted`` successes and ``offered`` slots in the bucket of ``now``."""
-    if not accepted and not offered:
+def _advance(state: PacingState, now: float) -> PacingState:
+    """Shift the buckets so the newest one contains ``now``."""
+    sample_at, accepted, offered = _shifted(state, now)
+    if sample_at == state.sample_at:
         return state
-    state = _advance(state, now)
-    return attrs.evolve(
-        state,
-        accepted=(*state.accepted[:-1], state.accepted[-1] + accepted),
-        offered=(*state.offered[:-1], state.offered[-1] + offered),
-    )
+    return evolve(state, sample_at=sample_at, accepted=accepted, offered=offered)
+
+
+def record(
+    state: PacingState, now: float, *, accepted: int = 0, offered: int = 0, **changes: Any
+) -> PacingState:
+    """Count ``accepted`` successes and ``offered`` slots in the bucket of ``now``, and
+    make any other ``changes`` to the state in the same step (one copy per reservation)."""
+    if accepted or offered:
+        sample_at, counts, slots = _shifted(state, now)
+        changes["sample_at"] = sample_at
+        changes["accepted"] = (*counts[:-1], counts[-1] + accepted)
+        changes["offered"] = (*slots[:-1], slots[-1] + offered)
+    return evolve(state, **changes) if changes else state
 
 
 def accepted_rate(state: PacingState, now: float, span: float) -> tuple[float, float]:

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import math
 
-import attrs
-
-from .curve import freeze
+from .curve import frozen_origin
 from .samples import record
-from .state import PacingState, PacingTuning
+from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["reserve_slots", "restart_if_idle"]
+__all__ = ["reserve_slots", "restart_if_idle", "slots"]
 
 
 def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
@@ -43,10 +41,32 @@ def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> Pac
         # Busy but behind: the rate was not what held sends back, so the curve does not
         # climb for the time lost (a sender limited by its concurrency or its CPU must
         # not grow a rate it never uses, then burst at it).
-        state = freeze(state, state.tat, now - tuning.tolerance)
-        return attrs.evolve(state, tat=now - tuning.tolerance)
-    state = freeze(state, max(state.tat, state.pause_until), now)
-    return attrs.evolve(state, tat=now)
+        tat = now - tuning.tolerance
+        origin = frozen_origin(state, state.tat, tat)
+    else:
+        tat = now
+        origin = frozen_origin(state, max(state.tat, state.pause_until), now)
+    return evolve(state, tat=tat, origin=origin)
+
+
+def slots(
+    state: PacingState,
+    now: float,
+    interval: float,
+    count: int,
+    tuning: PacingTuning,
+    strict: bool = False,
+) -> tuple[float, float, int]:
+    """The slots ``reserve_slots`` takes: (the new ``tat``, first slot, n), as numbers."""
+    count = max(1, count)
+    if interval <= 0:
+        return state.tat, max(now, state.pause_until), count
+    tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
+    start = max(state.tat, state.pause_until, now - tolerance)
+    if start > now + tuning.horizon:
+        return state.tat, start, 0
+    n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
+    return start + n * interval, start, n
 
 
 def reserve_slots(
@@ -63,13 +83,7 @@ def reserve_slots(
     ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
     (pacing at a limit the user stated, which the server must never see exceeded):
     late slots catch up by one interval at most, so requests never bunch."""
-    count = max(1, count)
-    if interval <= 0:
-        return state, max(now, state.pause_until), count
-    tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
-    start = max(state.tat, state.pause_until, now - tolerance)
-    if start > now + tuning.horizon:
-        return state, start, 0
-    n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
-    state = record(state, now, offered=n)
-    return attrs.evolve(state, tat=start + n * interval), start, n
+    tat, first, n = slots(state, now, interval, count, tuning, strict)
+    if interval <= 0 or not n:
+        return state, first, n
+    return record(state, now, offered=n, tat=tat), first, n

@@ -8,6 +8,8 @@ it field by field.  Times are on the backend's clock (seconds, any origin).
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from opentrain_async._errors import ConfigurationError
@@ -20,6 +22,7 @@ __all__ = [
     "PacingFeedback",
     "PacingState",
     "PacingTuning",
+    "evolve",
 ]
 
 SAMPLE_BUCKETS = 10
@@ -84,6 +87,26 @@ class PacingState:
     """Slots handed out (requests offered to the server) per sample bucket, oldest first."""
 
 
+_FIELDS = tuple(field.name for field in attrs.fields(PacingState))
+_FIELD_SET = frozenset(_FIELDS)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def evolve(state: PacingState, **changes: Any) -> PacingState:
+    """``attrs.evolve`` for ``PacingState``, at half the cost: a reservation (once per
+    batch of slots, so up to thousands per second) copies the state once."""
+    for name in changes:
+        if name not in _FIELD_SET:
+            raise TypeError(f"PacingState has no field {name!r}")
+    new = _new(PacingState)
+    for name in _FIELDS:
+        _set(new, name, getattr(state, name))
+    for name, value in changes.items():
+        _set(new, name, value)
+    return new
+
+
 @attrs.frozen
 class PacingTuning:
     """Constants of the pacing algorithm (chosen with ``python -m benchmarks.pacing_sim``).
@@ -99,11 +122,18 @@ class PacingTuning:
     means the sender idled: it restarts without a burst, the curve frozen meanwhile.
     ``horizon``: a reservation covers at most the slots due within this many seconds
     (none when the next is further away).  ``initial_window`` and
-    ``slow_start_growth``: the in-flight window before the first 429.
+    ``slow_start_growth``: the in-flight window before the first 429, grown by a
+    twentieth per success (whatever is in flight when a fixed window or a bucket's
+    burst fills comes back 429, so quick successes open it only a little);
+    ``slow_start_doubling``: it also doubles per this many seconds spent full, so where
+    round trips are long time grows it instead (None: successes only).
     ``sync_every``: before any limit is known, a pacer checks in with its backend this
     often (seconds) to learn of a 429 another process saw; short for a shared backend
     (``SHARED_SYNC_EVERY``), where every request sent meanwhile into a limit already
-    found costs a 429.  It is local to each pacer.
+    found costs a 429.  It is local to each pacer.  ``recover_round_trips``: after a
+    cut the curve takes at least this many round trips (a 429's admission to its
+    answer) to climb back, so a sender far from the server probes less often
+    (pacing_sim, 40 ms latency: 1.10x and 4.3% 429s at 0, 1.06x and 2.6% at 20).
     """
 
     beta: float = 0.9
@@ -115,8 +145,10 @@ class PacingTuning:
     idle_after: float = 0.1
     horizon: float = 0.02
     initial_window: int = 4
-    slow_start_growth: float = 0.25
+    slow_start_growth: float = 0.05
+    slow_start_doubling: float | None = 0.1
     sync_every: float = 0.05
+    recover_round_trips: float = 20.0
 
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
@@ -125,9 +157,13 @@ class PacingTuning:
         for name in ("recover", "doubling", "max_pause", "max_hint_pause", "sync_every"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("tolerance", "horizon", "idle_after"):
+        for name in ("tolerance", "horizon", "idle_after", "recover_round_trips"):
             if not getattr(self, name) >= 0:
                 raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.slow_start_doubling is not None and not self.slow_start_doubling > 0:
+            raise ConfigurationError(
+                f"slow_start_doubling must be > 0 or None, got {self.slow_start_doubling!r}"
+            )
         if self.initial_window < 1:
             raise ConfigurationError(f"initial_window must be >= 1, got {self.initial_window!r}")
 
