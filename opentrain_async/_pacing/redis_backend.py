@@ -409,6 +409,12 @@ redis.call('PEXPIRE', key, tonumber(ARGV[2]))
 return 1
 """
 
+# probe: a write Redis refuses when full (OOM) or a read-only replica, as it would
+# refuse the scripts above; a probe that only read would rejoin into the next refusal.
+_PROBE = """
+redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
+return 1
+"""
 
 # -- the state as a Redis hash ---------------------------------------------------------
 
@@ -621,6 +627,7 @@ class RedisPacingBackend:
         self._report_script = redis.register_script(_REPORT)
         self._load_script = redis.register_script(_LOAD)
         self._store_script = redis.register_script(_STORE)
+        self._probe_script = redis.register_script(_PROBE)
         self.on_fallback: list[Callable[[], None]] = []
         """Called each time Redis becomes unreachable (the client counts these)."""
         self.fallbacks = 0
@@ -886,6 +893,8 @@ class RedisPacingBackend:
         """Redis answers again.  If it lost the state (a restart), give it what this
         process learned meanwhile, so the processes do not all start from scratch (only
         if nobody wrote first)."""
+        key = self._key()
+        await self._timed(self._probe_script, keys=[key + ":probe"], args=[1000])
         _, now, version = await self._load()
         local = self._local.state
         if version != "0" or local.limit is None:
