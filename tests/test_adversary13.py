@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis_asyncio
 
-from opentrain_async import OpenTrainClient, RateLimitError
+from opentrain_async import OpenTrainClient, OpenTrainError, RateLimitError
 from opentrain_async._pacing import Pacer
 from opentrain_async._pacing.backend import current_rate
 from opentrain_async._pacing.redis_backend import RedisPacingBackend
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
+from .cli_helpers import cli_env, start_cli, write_jsonl
 from .redis_server import RedisServer
 
 
@@ -104,5 +107,81 @@ async def test_a_redis_that_reads_but_refuses_writes_is_one_fallback(
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == 1
         assert server.stats()["committed"] == 6
+    finally:
+        await admin.aclose()
+
+
+async def _read_until(stream: asyncio.StreamReader, text: str, timeout: float = 30) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {text!r}: {seen!r}"
+        line = await asyncio.wait_for(stream.readline(), left)
+        assert line, f"stream closed before {text!r}: {seen!r}"
+        seen += line.decode()
+    return seen
+
+
+@pytest.mark.parametrize("command", ["bulk"])
+async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
+    server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path, command: str
+) -> None:
+    """``fail_closed`` with Redis down waits; Ctrl-C then ends the CLI with one line (no
+    traceback, no password) and nothing sent."""
+    conv = server.add_conversation()
+    url = f"redis://:hunter2-pw@127.0.0.1:{redis_server.port}/0?fail_closed=true"
+    redis_server.kill()
+    if command == "send":
+        args = ["-v", "send", conv, "hello"]
+    else:
+        job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": conv, "content": "x"}])
+        args = ["-v", "bulk", str(job)]
+    proc = await start_cli(*args, "--pacing-url", url, env=cli_env(server, tmp_path))
+    assert proc.stderr is not None
+    seen = await _read_until(proc.stderr, "waiting for it")
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = seen + err.decode() + out.decode()
+    assert proc.returncode not in (0, None)
+    assert "Traceback" not in text
+    assert "hunter2-pw" not in text
+    assert server.sends == []
+
+
+async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
+    server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing the client while a 429's report waits on Redis: our own close is not a
+    Redis outage (no warning, no fallback counted), and nothing reconnects to Redis
+    afterwards (no rejoin probe on a closed client: a leaked connection)."""
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    caplog.set_level(logging.INFO, logger="opentrain_async")
+    try:
+        assert await admin.ping()
+        client = OpenTrainClient(
+            server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
+        )
+        backend = client.pacer.backend
+        assert isinstance(backend, RedisPacingBackend)
+        conv = server.add_conversation()
+        await client.send_message(conv, "warm up")
+        server.throttle_next(1, retry_after=0.3)
+        await admin.execute_command("CLIENT", "PAUSE", "600")  # the report will wait
+        sending = asyncio.create_task(client.send_message(conv, "throttled"))
+        deadline = time.monotonic() + 10
+        while not backend._report_lock.locked():
+            assert time.monotonic() < deadline, "the report never started"
+            await asyncio.sleep(0.005)
+        await client.close()
+        with pytest.raises(OpenTrainError):
+            await sending
+        assert client.stats.pacing_fallbacks == 0
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        # Once the pause ends, only the admin connection remains.
+        deadline = time.monotonic() + 5
+        while len(await admin.client_list()) != 1:
+            assert time.monotonic() < deadline, await admin.client_list()
+            await asyncio.sleep(0.02)
     finally:
         await admin.aclose()

@@ -643,6 +643,7 @@ class RedisPacingBackend:
         self._known_at: float | None = None  # Redis time of the last answer
         self._report_lock = asyncio.Lock()
         self._queued: list[_Queued] = []
+        self._closed = False  # aclose() ran: local pacing, no outage, no reconnecting
 
     def __repr__(self) -> str:
         return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
@@ -696,7 +697,9 @@ class RedisPacingBackend:
         return result[0]
 
     async def aclose(self) -> None:
-        """Stop probing; close the Redis client if this backend opened it."""
+        """Stop probing; close the Redis client if this backend opened it.  Calls still
+        in flight (or made later) pace locally: our own close is no Redis outage."""
+        self._closed = True
         if self._probe is not None and not self._probe.done():
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -840,6 +843,8 @@ class RedisPacingBackend:
         """Run ``call`` on Redis within the budget; None means: use the local backend."""
         options = self.options
         while True:
+            if self._closed:
+                return None
             if self._down_since is not None and not options.fail_closed:
                 self._maybe_probe()
                 return None
@@ -848,6 +853,8 @@ class RedisPacingBackend:
             except asyncio.CancelledError:
                 raise
             except self._errors as exc:
+                if self._closed:
+                    return None
                 self._went_down(exc)
                 if not options.fail_closed:
                     return None
