@@ -43,6 +43,7 @@ __all__ = ["RetryEvent", "RetryPolicy"]
 logger = logging.getLogger("opentrain_async")
 
 _RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
+_MIN_HINT = 0.001  # seconds: a shorter 429 hint ("0") says nothing; back off as without one
 
 
 @attrs.frozen
@@ -113,9 +114,15 @@ class RetryPolicy:
 
     def compute_wait(self, error: BaseException | None, attempt: int) -> float:
         """Seconds to wait after ``attempt`` failed with ``error``."""
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
+        if (
+            isinstance(error, RateLimitError)
+            and error.retry_after is not None
+            and error.retry_after >= _MIN_HINT
+        ):
+            # (A hint of 0 taken at its word, by a server answering 429 to everything,
+            # was a busy loop: in send_many, whose 429s wait however many it takes.)
             hint = error.retry_after
-            return hint + max(hint, 0.001) * self.jitter * self.random()
+            return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
 
     def retrying(self, method: str, path: str, *, idempotent: bool) -> tenacity.AsyncRetrying:

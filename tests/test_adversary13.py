@@ -185,3 +185,25 @@ async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
             await asyncio.sleep(0.02)
     finally:
         await admin.aclose()
+
+
+@pytest.mark.parametrize("hint", [0, 1e-300])
+async def test_429s_with_a_zero_hint_are_no_busy_loop(hint: float) -> None:
+    """A server answering 429 with ``retryAfterSeconds: 0`` again and again: send_many
+    (whose 429s wait however many it takes) backs off as without a hint instead of
+    asking again at once, forever."""
+    t = FakeTime()
+    async with FakeOpenTrain(clock=t.clock) as fake:
+        conv = fake.add_conversation()
+        fake.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details={"reason": "rate_limited", "retryAfterSeconds": hint},
+            times=30,
+        )
+        async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
+            outcomes = [o async for o in c.send_many([(conv, "one")], concurrency=1)]
+        assert [o.ok for o in outcomes] == [True]
+        assert fake.stats()["requests"] == 31
+        assert t.elapsed >= 20.0  # backing off: 0.5 s, 1 s, ... up to backoff_max
