@@ -43,7 +43,6 @@ __all__ = ["RetryEvent", "RetryPolicy"]
 logger = logging.getLogger("opentrain_async")
 
 _RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
-_MIN_HINT = 0.001  # seconds: a shorter 429 hint ("0") says nothing; back off as without one
 
 
 @attrs.frozen
@@ -114,13 +113,11 @@ class RetryPolicy:
 
     def compute_wait(self, error: BaseException | None, attempt: int) -> float:
         """Seconds to wait after ``attempt`` failed with ``error``."""
-        if (
-            isinstance(error, RateLimitError)
-            and error.retry_after is not None
-            and error.retry_after >= _MIN_HINT
-        ):
-            # (A hint of 0 taken at its word, by a server answering 429 to everything,
-            # was a busy loop: in send_many, whose 429s wait however many it takes.)
+        if isinstance(error, RateLimitError) and error.retry_after:
+            # A hint of 0 says nothing: back off as without one (taken at its word, a
+            # server answering 429 with 0 to everything made send_many, whose 429s wait
+            # however many it takes, a busy loop).  A tiny hint is a fast bucket's next
+            # token: honoured.
             hint = error.retry_after
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
