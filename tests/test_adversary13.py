@@ -221,3 +221,31 @@ async def test_429s_with_a_zero_hint_are_no_busy_loop(hint: float) -> None:
         assert [o.ok for o in outcomes] == [True]
         assert fake.stats()["requests"] == 31
         assert t.elapsed >= 20.0  # backing off: 0.5 s, 1 s, ... up to backoff_max
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"tat": "nan"}, {"cuts": "1.5e999"}, {"pause_until": "1e300"}, {"limit": "nan"}],
+    ids=["tat-nan", "cuts-overflow", "pause-forever", "limit-nan"],
+)
+async def test_a_corrupt_shared_state_fails_open_instead_of_crashing_or_hanging(
+    server: FakeOpenTrain, redis_server: RedisServer, fields: dict[str, str]
+) -> None:
+    """The shared hash holds nonsense (another tool, a corrupted write): sends neither
+    raise a non-OpenTrain error nor wait forever; the process paces locally."""
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with OpenTrainClient(
+            server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
+        ) as client:
+            backend = client.pacer.backend
+            assert isinstance(backend, RedisPacingBackend)
+            assert backend.key is not None
+            await admin.hset(backend.key, mapping={"limit": "50", "searching": "0", **fields})
+            conv = server.add_conversation()
+            server.throttle_next(1, retry_after=0.05)
+            for i in range(3):
+                await asyncio.wait_for(client.send_message(conv, f"m {i}"), 10)
+        assert server.stats()["committed"] == 3
+    finally:
+        await admin.aclose()

@@ -612,7 +612,14 @@ class RedisPacingBackend:
     ) -> None:
         from redis.exceptions import RedisError
 
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        # ValueError/ArithmeticError: an answer this process cannot use (see _checked).
+        self._errors: tuple[type[BaseException], ...] = (
+            RedisError,
+            OSError,
+            TimeoutError,
+            ValueError,
+            ArithmeticError,
+        )
         self.tuning = tuning or PacingTuning(
             sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
         )
@@ -739,7 +746,7 @@ class RedisPacingBackend:
             ],
         )
         rate = _text(raw[4])
-        return Reservation(
+        reservation = Reservation(
             now=float(_text(raw[0])),
             first=float(_text(raw[1])),
             interval=float(_text(raw[2])),
@@ -748,6 +755,28 @@ class RedisPacingBackend:
             cuts=int(raw[5]),
             pause_until=float(_text(raw[6])),
         )
+        numbers = (reservation.first, reservation.interval, reservation.rate or 1.0)
+        if not all(math.isfinite(x) for x in numbers) or reservation.interval < 0:
+            raise ValueError("the shared state gave a slot that is not a number")
+        self._check_pause(reservation.pause_until, reservation.now)
+        return reservation
+
+    def _check_pause(self, pause_until: float, now: float) -> None:
+        """No pause the tuning would never set (a corrupt hash would hold every request
+        back for good)."""
+        if not pause_until <= now + self.tuning.max_hint_pause + 1.0:
+            raise ValueError("the shared state holds a pause longer than any hint's")
+
+    def _checked(self, state: PacingState, now: float) -> PacingState:
+        """``state`` if every number in it is usable; else ValueError (so this process
+        paces locally, as when Redis is unreachable, instead of waiting on NaN)."""
+        values = [getattr(state, f.name) for f in attrs.fields(PacingState)]
+        if any(isinstance(v, float) and math.isnan(v) for v in values):
+            raise ValueError("the shared state holds a value that is not a number")
+        if state.limit is not None and not 0 < state.limit < math.inf:
+            raise ValueError("the shared state holds an unusable limit")
+        self._check_pause(state.pause_until, now)
+        return state
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
         """One round trip, within the budget (a slower Redis counts as unreachable).
@@ -767,7 +796,7 @@ class RedisPacingBackend:
         now = int(raw[0]) + int(raw[1]) / 1e6
         flat = [_text(x) for x in raw[2]]
         fields = dict(zip(flat[::2], flat[1::2], strict=False))
-        state = decode_state(fields)
+        state = self._checked(decode_state(fields), now)
         self._last = (state, now, self._clock())
         return state, now, fields.get(_VERSION, "0")
 
@@ -831,7 +860,7 @@ class RedisPacingBackend:
         raw = await self._timed(self._report_script, keys=[self._key()], args=args)
         now = float(_text(raw[0]))
         flat = [_text(x) for x in raw[1]]
-        state = decode_state(dict(zip(flat[::2], flat[1::2], strict=False)))
+        state = self._checked(decode_state(dict(zip(flat[::2], flat[1::2], strict=False))), now)
         self._last = (state, now, self._clock())
         self._known_at = now
         self._paced = self._paced or state.limit is not None
