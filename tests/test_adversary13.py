@@ -123,7 +123,7 @@ async def _read_until(stream: asyncio.StreamReader, text: str, timeout: float = 
     return seen
 
 
-@pytest.mark.parametrize("command", ["bulk"])
+@pytest.mark.parametrize("command", ["send", "bulk"])
 async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
     server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path, command: str
 ) -> None:
@@ -136,7 +136,8 @@ async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
         args = ["-v", "send", conv, "hello"]
     else:
         job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": conv, "content": "x"}])
-        args = ["-v", "bulk", str(job)]
+        # --grace: a send waiting for Redis counts as on the wire (journaled as started)
+        args = ["-v", "bulk", str(job), "--grace", "0.5"]
     proc = await start_cli(*args, "--pacing-url", url, env=cli_env(server, tmp_path))
     assert proc.stderr is not None
     seen = await _read_until(proc.stderr, "waiting for it")
