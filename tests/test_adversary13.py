@@ -158,19 +158,28 @@ async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
     afterwards (no rejoin probe on a closed client: a leaked connection)."""
     admin = redis_asyncio.Redis.from_url(redis_server.url)
     caplog.set_level(logging.INFO, logger="opentrain_async")
+    client = OpenTrainClient(
+        server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
+    )
     try:
-        assert await admin.ping()
-        client = OpenTrainClient(
-            server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
-        )
         backend = client.pacer.backend
         assert isinstance(backend, RedisPacingBackend)
         conv = server.add_conversation()
         await client.send_message(conv, "warm up")
-        server.throttle_next(1, retry_after=0.3)
-        await admin.execute_command("CLIENT", "PAUSE", "600")  # the report will wait
+        # The 429 is answered late: Redis is paused by then, so its report waits.
+        server.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details={"reason": "rate_limited", "retryAfterSeconds": 0.3},
+            delay=0.3,
+        )
         sending = asyncio.create_task(client.send_message(conv, "throttled"))
         deadline = time.monotonic() + 10
+        while server.in_flight == 0:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            await asyncio.sleep(0.005)
+        await admin.execute_command("CLIENT", "PAUSE", "1500")
         while not backend._report_lock.locked():
             assert time.monotonic() < deadline, "the report never started"
             await asyncio.sleep(0.005)
@@ -185,6 +194,7 @@ async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
             assert time.monotonic() < deadline, await admin.client_list()
             await asyncio.sleep(0.02)
     finally:
+        await client.close()
         await admin.aclose()
 
 
