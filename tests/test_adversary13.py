@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis_asyncio
 
-from opentrain_async import OpenTrainClient, OpenTrainError, RateLimitError
+from opentrain_async import ConfigurationError, OpenTrainClient, OpenTrainError, RateLimitError
 from opentrain_async._pacing import Pacer
 from opentrain_async._pacing.backend import current_rate
 from opentrain_async._pacing.redis_backend import RedisPacingBackend
@@ -260,3 +260,19 @@ async def test_a_corrupt_shared_state_fails_open_instead_of_crashing_or_hanging(
         assert server.stats()["committed"] == 3
     finally:
         await admin.aclose()
+
+
+@pytest.mark.parametrize("query", ["foo=bar", "timeout=5", "ssl_cert_reqs=none", "protocol=9"])
+def test_a_query_option_the_redis_client_does_not_take_is_refused_up_front(query: str) -> None:
+    """A typo in the pacing URL's query (``timeout=`` for ``socket_timeout=``, a TLS
+    option on ``redis://``): refused when the client is built, naming the problem and
+    not the password (was: every send raised the Redis client's TypeError)."""
+    with pytest.raises(ConfigurationError) as info:
+        OpenTrainClient(
+            "tok", "http://127.0.0.1:9", pacing_url=f"redis://:hunter2-pw@127.0.0.1:6379/0?{query}"
+        )
+    assert "pacing_url" in str(info.value)
+    error: BaseException | None = info.value
+    while error is not None:
+        assert "hunter2" not in str(error)
+        error = error.__cause__ or error.__context__

@@ -556,19 +556,26 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
 def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     try:
         from redis.asyncio import Redis
+        from redis.exceptions import RedisError
     except ImportError:
         raise ConfigurationError(
             'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
         ) from None
     try:
-        return Redis.from_url(
+        redis = Redis.from_url(
             url, socket_timeout=options.budget, socket_connect_timeout=options.budget
         )
-    except (ValueError, TypeError) as exc:
+        # A query option the client does not take fails only when a connection is made
+        # (a TypeError on every send): make one now, unconnected (no I/O).
+        pool = redis.connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, RedisError) as exc:
         # Its message may quote the URL: the kind of problem only, never the URL.
         raise ConfigurationError(
-            f"pacing_url {redact_url(url)!r} was refused by the Redis client ({type(exc).__name__})"
+            f"pacing_url {redact_url(url)!r} was refused by the Redis client "
+            f"({type(exc).__name__}: a value, or a query option it does not take)"
         ) from None
+    return redis
 
 
 # -- the backend -----------------------------------------------------------------------
