@@ -669,10 +669,12 @@ class _Engine:
                         except RateLimitError as exc:
                             # 429 means "later", never "no": the input waits while the
                             # hints stay under max_retry_after, however many it takes.
+                            # A rounded one-second hint is the pacer's to wait (its
+                            # admission), an exact one is waited out here.
                             if policy.retry_reason(exc, idempotent=False) is None:
                                 raise
                             waits += 1
-                            await policy.sleep(policy.compute_wait(exc, waits))
+                            await policy.sleep(policy.compute_wait(exc, waits, paced=True))
                             if self._halt is not None:
                                 raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:

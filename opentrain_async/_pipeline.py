@@ -517,7 +517,9 @@ class Pipeline:
                 raise failure
             return await self.attempt(method, path, params, data)
 
-        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent)
+        # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
+        paced = method != "GET" and SEND_GATE.get() is not None
+        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from opentrain_async import (
     OpenTrainClient,
     OpenTrainError,
     OutgoingMessage,
+    PacingTuning,
     PermissionDeniedError,
     RateLimitError,
     SendOutcome,
@@ -577,3 +579,63 @@ async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
         await asyncio.sleep(0)
     await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     assert await asyncio.wait_for(asyncio.gather(*consumers), 5) == [0, 0]
+
+
+PAUSE = PacingTuning().max_pause - 1e-9
+"""The pacer's first pause on a rounded hint (less a float's rounding)."""
+
+
+async def _bulk_send_times(hint: float, throttled: int = 1, **options: Any) -> list[float]:
+    """Virtual times at which the server got each attempt of one bulk input whose first
+    ``throttled`` attempts were answered 429 with ``hint`` (injected clock and sleep)."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+        server.throttle_next(throttled, retry_after=hint)
+        async with make_client(server, clock=time.clock, sleep=time.sleep, **options) as client:
+            outcomes = await collect(client, [(conv, "only")], concurrency=1)
+        assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
+        assert [m["content"] for m in server.messages(conv)] == ["only"]
+        assert server.stats()["rate_limited"] == throttled
+        return [s.received_at for s in server.sends]
+
+
+async def test_rounded_one_second_hint_is_retried_at_the_pacers_admission() -> None:
+    """A whole-second hint of 1 means "within the second": a bulk input 429'd with it is
+    retried when the pacer admits it (after its short pause), not a full second later,
+    which in a job's last second would add up to a second to the job."""
+    first, retry = await _bulk_send_times(1)
+    assert PAUSE <= retry - first < 1.0
+
+
+async def test_rounded_hints_back_to_back_stay_paced_and_never_final() -> None:
+    """Nine 1 s hints in a row against a retry budget of 2: the input still gets through
+    once, each retry after the pacer's (doubling) pause, in less than the nine seconds
+    waiting each hint in full would take."""
+    times = await _bulk_send_times(1, throttled=9, max_retries=2)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 9
+    assert all(gap >= PAUSE for gap in gaps)
+    assert gaps[1] > gaps[0]  # back-to-back 429s lengthen the pacer's pause
+    assert times[-1] - times[0] < 9.0
+
+
+@pytest.mark.parametrize("hint", [0.3, 2])
+async def test_exact_and_window_hints_are_still_waited_out_in_bulk(hint: float) -> None:
+    """An exact (fractional) hint is waited exactly, a whole hint of 2 s or more (a
+    window's, saying when it resets) in full: retrying earlier only draws another 429."""
+    first, retry = await _bulk_send_times(hint)
+    assert hint <= retry - first <= hint * 1.1 + PacingTuning().max_pause
+
+
+async def test_one_shot_send_still_waits_a_rounded_hint_in_full() -> None:
+    """Outside bulk a 429 can end the request after max_retries, so each retry keeps
+    waiting the whole hint: the retry budget spans at least that many hints."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+        server.throttle_next(1, retry_after=1)
+        async with make_client(server, clock=time.clock, sleep=time.sleep) as client:
+            await client.send_message(conv, "hi")
+        first, retry = (s.received_at for s in server.sends)
+    assert retry - first >= 1.0
