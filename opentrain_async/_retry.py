@@ -10,9 +10,10 @@ never reached the server (DNS, refused) retry      retry (exponential backoff, f
 outcome unknown (timeout, reset, 5xx)  raise       retry 502/503/504, timeouts and resets
 =====================================  ==========  ==========================================
 
-In bulk (``send_many``/``send_all``) a whole-second hint of 1 s (rounded: "within the
-second") is not slept: the retry waits for the pacer's admission, which has already
-paused for it; exact hints and hints of 2 s or more are waited out as above.
+In bulk (``send_many``/``send_all``) a request's first 429 with a whole-second hint of
+1 s (rounded: "within the second") is not slept: the retry waits for the pacer's
+admission, which has already paused for it; a second 429 in a row, exact hints and
+hints of 2 s or more are waited out as above.
 
 A 429 means the server rejected the request, so retrying it can never duplicate.  An
 unknown-outcome POST is not retried here: the caller turns it into
@@ -122,13 +123,16 @@ class RetryPolicy:
         """Seconds to wait after ``attempt`` failed with ``error``.
 
         ``paced``: the next attempt waits for the pacer's admission and a 429 cannot end
-        the request (a bulk send), so a rounded one-second hint is the pacer's to wait
-        (0 here; see ``left_to_pacer``).  Otherwise every hint is waited out in full, so
-        ``max_retries`` attempts always span at least that many hints.
+        the request (a bulk send), so a request's first 429 with a rounded one-second
+        hint is the pacer's to wait (0 here; see ``left_to_pacer``).  A second one in a
+        row says the pacer's short pause was not enough here (several processes pacing
+        alone against one limit): from then on the hint is waited out, so one request
+        draws at most one early retry's 429.  Otherwise every hint is waited out in
+        full, so ``max_retries`` attempts always span at least that many hints.
         """
         if isinstance(error, RateLimitError) and error.retry_after is not None:
             hint = error.retry_after
-            if paced and left_to_pacer(hint):
+            if paced and attempt == 1 and left_to_pacer(hint):
                 return 0.0
             return hint + max(hint, 0.001) * self.jitter * self.random()
         return self.backoff(attempt)

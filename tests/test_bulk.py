@@ -608,16 +608,25 @@ async def test_rounded_one_second_hint_is_retried_at_the_pacers_admission() -> N
     assert PAUSE <= retry - first < 1.0
 
 
-async def test_rounded_hints_back_to_back_stay_paced_and_never_final() -> None:
-    """Nine 1 s hints in a row against a retry budget of 2: the input still gets through
-    once, each retry after the pacer's (doubling) pause, in less than the nine seconds
-    waiting each hint in full would take."""
+async def test_rounded_hints_back_to_back_are_waited_out_and_never_final() -> None:
+    """Nine 1 s hints in a row against a retry budget of 2: only the first retry is the
+    pacer's; a second 429 in a row says its short pause was not enough (processes pacing
+    alone against one limit), so each later hint is waited in full, and the input still
+    gets through exactly once."""
     times = await _bulk_send_times(1, throttled=9, max_retries=2)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 9
-    assert all(gap >= PAUSE for gap in gaps)
-    assert gaps[1] > gaps[0]  # back-to-back 429s lengthen the pacer's pause
-    assert times[-1] - times[0] < 9.0
+    assert PAUSE <= gaps[0] < 1.0
+    assert all(gap >= 1.0 for gap in gaps[1:])
+
+
+async def test_without_retries_the_first_rounded_hint_is_still_the_pacers() -> None:
+    """With max_retries=0 the bulk loop makes the first retry itself: it is the
+    pacer's all the same, and the next one waits the hint."""
+    times = await _bulk_send_times(1, throttled=2, max_retries=0)
+    first, second = (b - a for a, b in itertools.pairwise(times))
+    assert PAUSE <= first < 1.0
+    assert second >= 1.0
 
 
 @pytest.mark.parametrize("hint", [0.3, 2])
@@ -639,3 +648,31 @@ async def test_one_shot_send_still_waits_a_rounded_hint_in_full() -> None:
             await client.send_message(conv, "hi")
         first, retry = (s.received_at for s in server.sends)
     assert retry - first >= 1.0
+
+
+async def test_each_input_gets_its_own_early_retry() -> None:
+    """Once the engine has waited out an input's 429, that input's later retries wait
+    every hint; the next input's first 429 is the pacer's again."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+
+        async def throttle_each(item: Any) -> None:
+            server.throttle_next(3 if item[1] == "first" else 1, retry_after=1)
+
+        async with make_client(server, clock=time.clock, sleep=time.sleep, max_retries=1) as client:
+            outcomes = await collect(
+                client,
+                [(conv, "first"), (conv, "second")],
+                concurrency=1,
+                before_send=throttle_each,
+            )
+        assert all(o.ok for o in outcomes)
+        assert [m["content"] for m in server.messages(conv)] == ["first", "second"]
+        times = [s.received_at for s in server.sends]
+    assert len(times) == 6
+    early, engine_wait, late_retry, _, second_early = (b - a for a, b in itertools.pairwise(times))
+    assert PAUSE <= early < 1.0
+    assert engine_wait >= 1.0
+    assert late_retry >= 1.0
+    assert second_early < 1.0
