@@ -324,7 +324,7 @@ async def _run(
                 throttled += 1
                 await pacer.on_throttle(sent_at, float(hint))
                 error = RateLimitError("429", status=429, retry_after=float(hint))
-                await asyncio.sleep(retry.compute_wait(error, attempt))
+                await asyncio.sleep(retry.compute_wait(error, attempt, paced=True))  # bulk
             async with consumer:  # outcomes are consumed one at a time
                 if pause_at is not None and clock() >= pause_at:
                     assert regime.consumer_pause is not None

@@ -60,7 +60,7 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
-from ._pipeline import SEND_GATE
+from ._pipeline import EARLY_RETRY, SEND_GATE
 from ._retry import RetryPolicy
 from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
@@ -627,6 +627,7 @@ class _Engine:
         items = self._items
         put = self._sink.put
         unreported = self.unreported
+        waits = 0  # the engine's own waits for the current input's 429s
         try:
             while not self._exhausted:
                 if items is not None:
@@ -661,7 +662,9 @@ class _Engine:
                         raise self._not_attempted()
                     if before_send is not None:
                         await before_send(item)
-                    waits = 0
+                    if waits:  # the last input's engine waits made its retries late
+                        EARLY_RETRY.set(True)
+                        waits = 0
                     while True:
                         try:
                             message, reconciled = await deliver(conversation_id, content, reconcile)
@@ -669,10 +672,16 @@ class _Engine:
                         except RateLimitError as exc:
                             # 429 means "later", never "no": the input waits while the
                             # hints stay under max_retry_after, however many it takes.
+                            # The attempt that failed is the retry budget's last plus
+                            # these waits (see compute_wait: only a first 429 with a
+                            # rounded one-second hint is left to the pacer).
                             if policy.retry_reason(exc, idempotent=False) is None:
                                 raise
                             waits += 1
-                            await policy.sleep(policy.compute_wait(exc, waits))
+                            attempt = policy.max_retries + waits
+                            if waits == 1:  # the next deliver's retries are no first one
+                                EARLY_RETRY.set(False)
+                            await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
                             if self._halt is not None:
                                 raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:

@@ -51,6 +51,7 @@ from ._validation import check_option
 from ._version import __version__
 
 __all__ = [
+    "EARLY_RETRY",
     "MAX_RESPONSE_BYTES",
     "SEND_GATE",
     "ClientStats",
@@ -105,6 +106,12 @@ SEND_GATE: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
 )
 """Set by a bulk engine in its worker tasks; the pipeline refuses to put a send on the
 wire for a gate that is ``closing`` (``NotAttemptedError``)."""
+
+EARLY_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "opentrain_early_retry", default=True
+)
+"""Cleared by a bulk worker once it has waited out a 429 of its current input itself:
+that input's later retries wait every hint (``RetryPolicy.compute_wait``'s ``paced``)."""
 
 
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
@@ -522,7 +529,9 @@ class Pipeline:
                 raise failure
             return await self.attempt(method, path, params, data)
 
-        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent)
+        # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
+        paced = method != "GET" and SEND_GATE.get() is not None and EARLY_RETRY.get()
+        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)
         finally:

@@ -10,6 +10,11 @@ never reached the server (DNS, refused) retry      retry (exponential backoff, f
 outcome unknown (timeout, reset, 5xx)  raise       retry 502/503/504, timeouts and resets
 =====================================  ==========  ==========================================
 
+In bulk (``send_many``/``send_all``) a request's first 429 with a whole-second hint of
+1 s (rounded: "within the second") is not slept: the retry waits for the pacer's
+admission, which has already paused for it; a second 429 in a row, exact hints and
+hints of 2 s or more are waited out as above.
+
 A 429 means the server rejected the request, so retrying it can never duplicate.  An
 unknown-outcome POST is not retried here: the caller turns it into
 ``DeliveryUnknownError`` (or reconciles by reading the conversation back).
@@ -36,6 +41,7 @@ from ._errors import (
     InternalServerError,
     RateLimitError,
 )
+from ._pacing.pause import left_to_pacer
 from ._validation import check_option
 
 __all__ = ["RetryEvent", "RetryPolicy"]
@@ -111,19 +117,35 @@ class RetryPolicy:
         ceiling = min(self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
         return float(ceiling * (0.5 + self.random() / 2))
 
-    def compute_wait(self, error: BaseException | None, attempt: int) -> float:
-        """Seconds to wait after ``attempt`` failed with ``error``."""
+    def compute_wait(
+        self, error: BaseException | None, attempt: int, *, paced: bool = False
+    ) -> float:
+        """Seconds to wait after ``attempt`` failed with ``error``.
+
+        ``paced``: the next attempt waits for the pacer's admission and a 429 cannot end
+        the request (a bulk send), so a request's first 429 with a rounded one-second
+        hint is the pacer's to wait (0 here; see ``left_to_pacer``).  A second one in a
+        row says the pacer's short pause was not enough here (several processes pacing
+        alone against one limit): from then on the hint is waited out, so one request
+        draws at most one early retry's 429.  Otherwise every hint is waited out in
+        full, so ``max_retries`` attempts always span at least that many hints.
+        """
         if isinstance(error, RateLimitError) and error.retry_after:
             # A hint of 0 says nothing: back off as without one (taken at its word, a
             # server answering 429 with 0 to everything made send_many, whose 429s wait
             # however many it takes, a busy loop).  A tiny hint is a fast bucket's next
             # token: honoured.
             hint = error.retry_after
+            if paced and attempt == 1 and left_to_pacer(hint):
+                return 0.0
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
 
-    def retrying(self, method: str, path: str, *, idempotent: bool) -> tenacity.AsyncRetrying:
-        """A tenacity controller for one request under this policy."""
+    def retrying(
+        self, method: str, path: str, *, idempotent: bool, paced: bool = False
+    ) -> tenacity.AsyncRetrying:
+        """A tenacity controller for one request under this policy (``paced``: see
+        ``compute_wait``)."""
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
             outcome = state.outcome
@@ -133,7 +155,7 @@ class RetryPolicy:
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
-            return self.compute_wait(state.outcome.exception(), state.attempt_number)
+            return self.compute_wait(state.outcome.exception(), state.attempt_number, paced=paced)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             assert state.outcome is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from opentrain_async import (
     OpenTrainClient,
     OpenTrainError,
     OutgoingMessage,
+    PacingTuning,
     PermissionDeniedError,
     RateLimitError,
     SendOutcome,
@@ -577,3 +579,100 @@ async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
         await asyncio.sleep(0)
     await outcomes.aclose(grace=0)  # the sends stall for 30 s: no grace
     assert await asyncio.wait_for(asyncio.gather(*consumers), 5) == [0, 0]
+
+
+PAUSE = PacingTuning().max_pause - 1e-9
+"""The pacer's first pause on a rounded hint (less a float's rounding)."""
+
+
+async def _bulk_send_times(hint: float, throttled: int = 1, **options: Any) -> list[float]:
+    """Virtual times at which the server got each attempt of one bulk input whose first
+    ``throttled`` attempts were answered 429 with ``hint`` (injected clock and sleep)."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+        server.throttle_next(throttled, retry_after=hint)
+        async with make_client(server, clock=time.clock, sleep=time.sleep, **options) as client:
+            outcomes = await collect(client, [(conv, "only")], concurrency=1)
+        assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
+        assert [m["content"] for m in server.messages(conv)] == ["only"]
+        assert server.stats()["rate_limited"] == throttled
+        return [s.received_at for s in server.sends]
+
+
+async def test_rounded_one_second_hint_is_retried_at_the_pacers_admission() -> None:
+    """A whole-second hint of 1 means "within the second": a bulk input 429'd with it is
+    retried when the pacer admits it (after its short pause), not a full second later,
+    which in a job's last second would add up to a second to the job."""
+    first, retry = await _bulk_send_times(1)
+    assert PAUSE <= retry - first < 1.0
+
+
+async def test_rounded_hints_back_to_back_are_waited_out_and_never_final() -> None:
+    """Nine 1 s hints in a row against a retry budget of 2: only the first retry is the
+    pacer's; a second 429 in a row says its short pause was not enough (processes pacing
+    alone against one limit), so each later hint is waited in full, and the input still
+    gets through exactly once."""
+    times = await _bulk_send_times(1, throttled=9, max_retries=2)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 9
+    assert PAUSE <= gaps[0] < 1.0
+    assert all(gap >= 1.0 for gap in gaps[1:])
+
+
+async def test_without_retries_the_first_rounded_hint_is_still_the_pacers() -> None:
+    """With max_retries=0 the bulk loop makes the first retry itself: it is the
+    pacer's all the same, and the next one waits the hint."""
+    times = await _bulk_send_times(1, throttled=2, max_retries=0)
+    first, second = (b - a for a, b in itertools.pairwise(times))
+    assert PAUSE <= first < 1.0
+    assert second >= 1.0
+
+
+@pytest.mark.parametrize("hint", [0.3, 2])
+async def test_exact_and_window_hints_are_still_waited_out_in_bulk(hint: float) -> None:
+    """An exact (fractional) hint is waited exactly, a whole hint of 2 s or more (a
+    window's, saying when it resets) in full: retrying earlier only draws another 429."""
+    first, retry = await _bulk_send_times(hint)
+    assert hint <= retry - first <= hint * 1.1 + PacingTuning().max_pause
+
+
+async def test_one_shot_send_still_waits_a_rounded_hint_in_full() -> None:
+    """Outside bulk a 429 can end the request after max_retries, so each retry keeps
+    waiting the whole hint: the retry budget spans at least that many hints."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+        server.throttle_next(1, retry_after=1)
+        async with make_client(server, clock=time.clock, sleep=time.sleep) as client:
+            await client.send_message(conv, "hi")
+        first, retry = (s.received_at for s in server.sends)
+    assert retry - first >= 1.0
+
+
+async def test_each_input_gets_its_own_early_retry() -> None:
+    """Once the engine has waited out an input's 429, that input's later retries wait
+    every hint; the next input's first 429 is the pacer's again."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock) as server:
+        conv = server.add_conversation()
+
+        async def throttle_each(item: Any) -> None:
+            server.throttle_next(3 if item[1] == "first" else 1, retry_after=1)
+
+        async with make_client(server, clock=time.clock, sleep=time.sleep, max_retries=1) as client:
+            outcomes = await collect(
+                client,
+                [(conv, "first"), (conv, "second")],
+                concurrency=1,
+                before_send=throttle_each,
+            )
+        assert all(o.ok for o in outcomes)
+        assert [m["content"] for m in server.messages(conv)] == ["first", "second"]
+        times = [s.received_at for s in server.sends]
+    assert len(times) == 6
+    early, engine_wait, late_retry, _, second_early = (b - a for a, b in itertools.pairwise(times))
+    assert PAUSE <= early < 1.0
+    assert engine_wait >= 1.0
+    assert late_retry >= 1.0
+    assert second_early < 1.0

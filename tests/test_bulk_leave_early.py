@@ -88,14 +88,16 @@ async def test_grace_running_out_reports_unknown(server: FakeOpenTrain) -> None:
 
 async def test_no_send_starts_after_the_loop_ended(server: FakeOpenTrain) -> None:
     """An input waiting out a 429 when the loop is left does not send when its wait
-    ends: it is reported not attempted, and the server sees no further send."""
+    ends: it is reported not attempted, and the server sees no further send.  (Its
+    wait is the pacer's short pause: a bulk input's first one-second hint is the
+    pacer's to wait.)"""
     conv = server.add_conversation()
     server.throttle_next(1, retry_after=1.0)
     release = asyncio.Event()
     slept = [0.0]
 
     async def sleep(seconds: float) -> None:
-        if seconds >= 1.0:  # the 429's wait: held until the loop has been left
+        if seconds > 0:  # the 429's wait: held until the loop has been left
             await release.wait()
         slept[0] += seconds  # the clock moves as far as the wait would have taken it
 

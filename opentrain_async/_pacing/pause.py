@@ -7,7 +7,9 @@ waiting for the rounded-up part costs less than a second per episode.  A hint of
 whole second (a fast limit that rounds its hints up, or a window that filled in its
 last second, so resets any moment) gets only a short pause, doubling while 429s come
 back to back (a 429 for a request admitted before the current pause began is part of
-the same burst and does not double it).
+the same burst and does not double it).  Such a hint is left to the pacer by a bulk
+send's retry too (``left_to_pacer``): the retry waits for its admission, not the
+whole rounded second.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["WINDOW_HINT", "WINDOW_SLOTS", "is_exact", "learn_window", "on_hint"]
+__all__ = ["WINDOW_HINT", "WINDOW_SLOTS", "is_exact", "learn_window", "left_to_pacer", "on_hint"]
 
 
 WINDOW_HINT = 2.0
@@ -47,6 +49,15 @@ def learn_window(
 def is_exact(retry_after: float) -> bool:
     """A fractional hint is exact; a whole number of seconds may have been rounded up."""
     return retry_after != int(retry_after)
+
+
+def left_to_pacer(retry_after: float) -> bool:
+    """A hint the pacer's short pause stands for: whole seconds, under ``WINDOW_HINT``
+    (in practice 1: "somewhere in (0, 1] s").  Waiting it out in full would let one 429
+    in a job's last second add up to a second to the job, while the pacer has already
+    paused and cut for it.  Exact hints and a window's (2 s or more, saying when it
+    resets) are waited out: retrying before them only draws another 429."""
+    return 0 < retry_after < WINDOW_HINT and not is_exact(retry_after)
 
 
 def on_hint(
