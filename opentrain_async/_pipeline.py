@@ -434,7 +434,12 @@ class Pipeline:
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
             if pacer is not None:
-                await pacer.on_throttle(admitted, error.retry_after)
+                # A hint past the caller's cap fails this request at once: nor may it
+                # hold every other request back for longer than that cap.
+                hint = error.retry_after
+                if hint is not None:
+                    hint = min(hint, self.retry_policy.max_retry_after)
+                await pacer.on_throttle(admitted, hint)
         elif pacer is not None:
             pacer.on_error(admitted)
         raise error

@@ -130,11 +130,15 @@ class RetryPolicy:
         draws at most one early retry's 429.  Otherwise every hint is waited out in
         full, so ``max_retries`` attempts always span at least that many hints.
         """
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
+        if isinstance(error, RateLimitError) and error.retry_after:
+            # A hint of 0 says nothing: back off as without one (taken at its word, a
+            # server answering 429 with 0 to everything made send_many, whose 429s wait
+            # however many it takes, a busy loop).  A tiny hint is a fast bucket's next
+            # token: honoured.
             hint = error.retry_after
             if paced and attempt == 1 and left_to_pacer(hint):
                 return 0.0
-            return hint + max(hint, 0.001) * self.jitter * self.random()
+            return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
 
     def retrying(

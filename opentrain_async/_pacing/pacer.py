@@ -304,6 +304,10 @@ class Pacer:
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
         successes, self._pending = self._pending, 0
+        if retry_after is not None:
+            # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
+            # curve's recovery for good; no pause is longer than this anyway.
+            retry_after = min(retry_after, self.tuning.max_hint_pause)
         feedback = PacingFeedback(
             successes=successes,
             throttled=True,

@@ -409,6 +409,12 @@ redis.call('PEXPIRE', key, tonumber(ARGV[2]))
 return 1
 """
 
+# probe: a write Redis refuses when full (OOM) or a read-only replica, as it would
+# refuse the scripts above; a probe that only read would rejoin into the next refusal.
+_PROBE = """
+redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
+return 1
+"""
 
 # -- the state as a Redis hash ---------------------------------------------------------
 
@@ -550,19 +556,26 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
 def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     try:
         from redis.asyncio import Redis
+        from redis.exceptions import RedisError
     except ImportError:
         raise ConfigurationError(
             'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
         ) from None
     try:
-        return Redis.from_url(
+        redis = Redis.from_url(
             url, socket_timeout=options.budget, socket_connect_timeout=options.budget
         )
-    except (ValueError, TypeError) as exc:
+        # A query option the client does not take fails only when a connection is made
+        # (a TypeError on every send): make one now, unconnected (no I/O).
+        pool = redis.connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, RedisError) as exc:
         # Its message may quote the URL: the kind of problem only, never the URL.
         raise ConfigurationError(
-            f"pacing_url {redact_url(url)!r} was refused by the Redis client ({type(exc).__name__})"
+            f"pacing_url {redact_url(url)!r} was refused by the Redis client "
+            f"({type(exc).__name__}: a value, or a query option it does not take)"
         ) from None
+    return redis
 
 
 # -- the backend -----------------------------------------------------------------------
@@ -606,7 +619,14 @@ class RedisPacingBackend:
     ) -> None:
         from redis.exceptions import RedisError
 
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        # ValueError/ArithmeticError: an answer this process cannot use (see _checked).
+        self._errors: tuple[type[BaseException], ...] = (
+            RedisError,
+            OSError,
+            TimeoutError,
+            ValueError,
+            ArithmeticError,
+        )
         self.tuning = tuning or PacingTuning(
             sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
         )
@@ -621,6 +641,7 @@ class RedisPacingBackend:
         self._report_script = redis.register_script(_REPORT)
         self._load_script = redis.register_script(_LOAD)
         self._store_script = redis.register_script(_STORE)
+        self._probe_script = redis.register_script(_PROBE)
         self.on_fallback: list[Callable[[], None]] = []
         """Called each time Redis becomes unreachable (the client counts these)."""
         self.fallbacks = 0
@@ -636,6 +657,7 @@ class RedisPacingBackend:
         self._known_at: float | None = None  # Redis time of the last answer
         self._report_lock = asyncio.Lock()
         self._queued: list[_Queued] = []
+        self._closed = False  # aclose() ran: local pacing, no outage, no reconnecting
 
     def __repr__(self) -> str:
         return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
@@ -689,7 +711,9 @@ class RedisPacingBackend:
         return result[0]
 
     async def aclose(self) -> None:
-        """Stop probing; close the Redis client if this backend opened it."""
+        """Stop probing; close the Redis client if this backend opened it.  Calls still
+        in flight (or made later) pace locally: our own close is no Redis outage."""
+        self._closed = True
         if self._probe is not None and not self._probe.done():
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -729,7 +753,7 @@ class RedisPacingBackend:
             ],
         )
         rate = _text(raw[4])
-        return Reservation(
+        reservation = Reservation(
             now=float(_text(raw[0])),
             first=float(_text(raw[1])),
             interval=float(_text(raw[2])),
@@ -738,6 +762,28 @@ class RedisPacingBackend:
             cuts=int(raw[5]),
             pause_until=float(_text(raw[6])),
         )
+        numbers = (reservation.first, reservation.interval, reservation.rate or 1.0)
+        if not all(math.isfinite(x) for x in numbers) or reservation.interval < 0:
+            raise ValueError("the shared state gave a slot that is not a number")
+        self._check_pause(reservation.pause_until, reservation.now)
+        return reservation
+
+    def _check_pause(self, pause_until: float, now: float) -> None:
+        """No pause the tuning would never set (a corrupt hash would hold every request
+        back for good)."""
+        if not pause_until <= now + self.tuning.max_hint_pause + 1.0:
+            raise ValueError("the shared state holds a pause longer than any hint's")
+
+    def _checked(self, state: PacingState, now: float) -> PacingState:
+        """``state`` if every number in it is usable; else ValueError (so this process
+        paces locally, as when Redis is unreachable, instead of waiting on NaN)."""
+        values = [getattr(state, f.name) for f in attrs.fields(PacingState)]
+        if any(isinstance(v, float) and math.isnan(v) for v in values):
+            raise ValueError("the shared state holds a value that is not a number")
+        if state.limit is not None and not 0 < state.limit < math.inf:
+            raise ValueError("the shared state holds an unusable limit")
+        self._check_pause(state.pause_until, now)
+        return state
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
         """One round trip, within the budget (a slower Redis counts as unreachable).
@@ -757,7 +803,7 @@ class RedisPacingBackend:
         now = int(raw[0]) + int(raw[1]) / 1e6
         flat = [_text(x) for x in raw[2]]
         fields = dict(zip(flat[::2], flat[1::2], strict=False))
-        state = decode_state(fields)
+        state = self._checked(decode_state(fields), now)
         self._last = (state, now, self._clock())
         return state, now, fields.get(_VERSION, "0")
 
@@ -821,7 +867,7 @@ class RedisPacingBackend:
         raw = await self._timed(self._report_script, keys=[self._key()], args=args)
         now = float(_text(raw[0]))
         flat = [_text(x) for x in raw[1]]
-        state = decode_state(dict(zip(flat[::2], flat[1::2], strict=False)))
+        state = self._checked(decode_state(dict(zip(flat[::2], flat[1::2], strict=False))), now)
         self._last = (state, now, self._clock())
         self._known_at = now
         self._paced = self._paced or state.limit is not None
@@ -833,6 +879,8 @@ class RedisPacingBackend:
         """Run ``call`` on Redis within the budget; None means: use the local backend."""
         options = self.options
         while True:
+            if self._closed:
+                return None
             if self._down_since is not None and not options.fail_closed:
                 self._maybe_probe()
                 return None
@@ -841,6 +889,8 @@ class RedisPacingBackend:
             except asyncio.CancelledError:
                 raise
             except self._errors as exc:
+                if self._closed:
+                    return None
                 self._went_down(exc)
                 if not options.fail_closed:
                     return None
@@ -886,6 +936,8 @@ class RedisPacingBackend:
         """Redis answers again.  If it lost the state (a restart), give it what this
         process learned meanwhile, so the processes do not all start from scratch (only
         if nobody wrote first)."""
+        key = self._key()
+        await self._timed(self._probe_script, keys=[key + ":probe"], args=[1000])
         _, now, version = await self._load()
         local = self._local.state
         if version != "0" or local.limit is None:

@@ -1,0 +1,278 @@
+"""Adversary for issues 12 and 13: hostile hints, a misbehaving Redis, careless operators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis_asyncio
+
+from opentrain_async import ConfigurationError, OpenTrainClient, OpenTrainError, RateLimitError
+from opentrain_async._pacing import Pacer
+from opentrain_async._pacing.backend import current_rate
+from opentrain_async._pacing.redis_backend import RedisPacingBackend
+from opentrain_async.testing import FakeOpenTrain, FakeTime
+
+from .cli_helpers import cli_env, start_cli, write_jsonl
+from .redis_server import RedisServer
+
+
+async def test_a_huge_hint_refused_by_max_retry_after_holds_nobody_back_longer(
+    server: FakeOpenTrain,
+) -> None:
+    """A 429 whose hint is past ``max_retry_after`` fails at once (the user's cap); the
+    pacer must not then hold every other request back for longer than that cap."""
+    t = FakeTime()
+    async with OpenTrainClient(
+        server.token, server.base_url, clock=t.clock, sleep=t.sleep, max_retry_after=5
+    ) as client:
+        conv = server.add_conversation()
+        await client.send_message(conv, "warm up")
+        server.throttle_next(1, retry_after=1e9)
+        with pytest.raises(RateLimitError):
+            await client.send_message(conv, "hostile hint")
+        before = t.slept
+        await client.send_message(conv, "after")
+        assert t.slept - before <= 5.0 * 1.2
+
+
+async def test_a_huge_hint_does_not_slow_the_curve_for_good() -> None:
+    """One 429 with a hint of 1e9 s (waited out only up to ``max_hint_pause``) must not
+    be learned as a window that long: the curve climbs back to the limit afterwards."""
+    t = FakeTime()
+    pacer = Pacer(clock=t.clock, sleep=t.sleep)
+    sent = await pacer.acquire()
+    pacer.on_success(sent)
+    await pacer.on_throttle(await pacer.acquire(), 0.5)  # first 429: the search starts
+    t.advance(1.0)
+    for _ in range(20):
+        pacer.on_success(await pacer.acquire())
+    await pacer.on_throttle(await pacer.acquire(), 1e9)  # a new episode: the cut
+    state = pacer.state
+    assert state.limit is not None
+    later = current_rate(state, state.origin + 60.0, pacer.tuning)
+    assert later is not None
+    assert later >= 0.95 * state.limit
+
+
+async def _probe_settled(backend: RedisPacingBackend) -> None:
+    """Wait (deadline, no fixed sleep) for a background rejoin probe to finish."""
+    deadline = time.monotonic() + 10
+    while backend._probe is not None and not backend._probe.done():
+        assert time.monotonic() < deadline, "probe did not finish"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("refusal", ["oom", "replica"])
+async def test_a_redis_that_reads_but_refuses_writes_is_one_fallback(
+    server: FakeOpenTrain,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
+) -> None:
+    """Redis full (``maxmemory`` + noeviction) or a read-only replica answers reads but
+    refuses every write: that is one outage (one warning, one fallback), not a rejoin
+    and a new outage each time a read-only probe gets an answer."""
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    if refusal == "oom":
+        await admin.config_set("maxmemory-policy", "noeviction")
+        await admin.config_set("maxmemory", 1)
+    else:
+        await admin.config_set("replica-read-only", "yes")
+        # A replica of a master nobody runs: it keeps serving reads, refuses writes.
+        await admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+    t = FakeTime()
+    caplog.set_level(logging.INFO, logger="opentrain_async")
+    try:
+        async with OpenTrainClient(
+            server.token,
+            server.base_url,
+            clock=t.clock,
+            sleep=t.sleep,
+            pacing_url=redis_server.url + "?budget=5",
+        ) as client:
+            backend = client.pacer.backend
+            assert isinstance(backend, RedisPacingBackend)
+            conv = server.add_conversation()
+            for i in range(6):
+                await client.send_message(conv, f"m {i}")
+                await _probe_settled(backend)
+                t.advance(1.5)
+            assert client.stats.pacing_fallbacks == 1
+            assert not backend.shared
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1
+        assert server.stats()["committed"] == 6
+    finally:
+        await admin.aclose()
+
+
+async def _read_until(stream: asyncio.StreamReader, text: str, timeout: float = 30) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {text!r}: {seen!r}"
+        line = await asyncio.wait_for(stream.readline(), left)
+        assert line, f"stream closed before {text!r}: {seen!r}"
+        seen += line.decode()
+    return seen
+
+
+@pytest.mark.parametrize("command", ["send", "bulk"])
+async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
+    server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path, command: str
+) -> None:
+    """``fail_closed`` with Redis down waits; Ctrl-C then ends the CLI with one line (no
+    traceback, no password) and nothing sent."""
+    conv = server.add_conversation()
+    url = f"redis://:hunter2-pw@127.0.0.1:{redis_server.port}/0?fail_closed=true"
+    redis_server.kill()
+    if command == "send":
+        args = ["-v", "send", conv, "hello"]
+    else:
+        job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": conv, "content": "x"}])
+        # --grace: a send waiting for Redis counts as on the wire (journaled as started)
+        args = ["-v", "bulk", str(job), "--grace", "0.5"]
+    proc = await start_cli(*args, "--pacing-url", url, env=cli_env(server, tmp_path))
+    assert proc.stderr is not None
+    seen = await _read_until(proc.stderr, "waiting for it")
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = seen + err.decode() + out.decode()
+    assert proc.returncode not in (0, None)
+    assert "Traceback" not in text
+    assert "hunter2-pw" not in text
+    assert server.sends == []
+
+
+async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
+    server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing the client while a 429's report waits on Redis: our own close is not a
+    Redis outage (no warning, no fallback counted), and nothing reconnects to Redis
+    afterwards (no rejoin probe on a closed client: a leaked connection)."""
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    caplog.set_level(logging.INFO, logger="opentrain_async")
+    client = OpenTrainClient(
+        server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
+    )
+    try:
+        backend = client.pacer.backend
+        assert isinstance(backend, RedisPacingBackend)
+        conv = server.add_conversation()
+        await client.send_message(conv, "warm up")
+        # The 429 is answered late: Redis is paused by then, so its report waits.
+        server.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details={"reason": "rate_limited", "retryAfterSeconds": 0.3},
+            delay=0.3,
+        )
+        sending = asyncio.create_task(client.send_message(conv, "throttled"))
+        deadline = time.monotonic() + 10
+        while server.in_flight == 0:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            await asyncio.sleep(0.005)
+        await admin.execute_command("CLIENT", "PAUSE", "1500")
+        while not backend._report_lock.locked():
+            assert time.monotonic() < deadline, "the report never started"
+            await asyncio.sleep(0.005)
+        await client.close()
+        with pytest.raises(OpenTrainError):
+            await sending
+        assert client.stats.pacing_fallbacks == 0
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        # Once the pause ends, only the admin connection remains.
+        deadline = time.monotonic() + 5
+        while len(await admin.client_list()) != 1:
+            assert time.monotonic() < deadline, await admin.client_list()
+            await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        0,
+        pytest.param(
+            1e-300,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a tiny positive hint is honoured (a 1000/s bucket's next token is "
+                "under 1 ms): telling it from a hostile one needs a floor over consecutive "
+                "429s of one input across send_many's and the pipeline's retries",
+            ),
+        ),
+    ],
+)
+async def test_429s_with_a_zero_hint_are_no_busy_loop(hint: float) -> None:
+    """A server answering 429 with ``retryAfterSeconds: 0`` again and again: send_many
+    (whose 429s wait however many it takes) backs off as without a hint instead of
+    asking again at once, forever."""
+    t = FakeTime()
+    async with FakeOpenTrain(clock=t.clock) as fake:
+        conv = fake.add_conversation()
+        fake.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details={"reason": "rate_limited", "retryAfterSeconds": hint},
+            times=30,
+        )
+        async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
+            outcomes = [o async for o in c.send_many([(conv, "one")], concurrency=1)]
+        assert [o.ok for o in outcomes] == [True]
+        assert fake.stats()["requests"] == 31
+        assert t.elapsed >= 20.0  # backing off: 0.5 s, 1 s, ... up to backoff_max
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"tat": "nan"}, {"cuts": "1.5e999"}, {"pause_until": "1e300"}, {"limit": "nan"}],
+    ids=["tat-nan", "cuts-overflow", "pause-forever", "limit-nan"],
+)
+async def test_a_corrupt_shared_state_fails_open_instead_of_crashing_or_hanging(
+    server: FakeOpenTrain, redis_server: RedisServer, fields: dict[str, str]
+) -> None:
+    """The shared hash holds nonsense (another tool, a corrupted write): sends neither
+    raise a non-OpenTrain error nor wait forever; the process paces locally."""
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with OpenTrainClient(
+            server.token, server.base_url, pacing_url=redis_server.url + "?budget=5"
+        ) as client:
+            backend = client.pacer.backend
+            assert isinstance(backend, RedisPacingBackend)
+            assert backend.key is not None
+            await admin.hset(backend.key, mapping={"limit": "50", "searching": "0", **fields})
+            conv = server.add_conversation()
+            server.throttle_next(1, retry_after=0.05)
+            for i in range(3):
+                await asyncio.wait_for(client.send_message(conv, f"m {i}"), 10)
+        assert server.stats()["committed"] == 3
+    finally:
+        await admin.aclose()
+
+
+@pytest.mark.parametrize("query", ["foo=bar", "timeout=5", "ssl_cert_reqs=none", "protocol=9"])
+def test_a_query_option_the_redis_client_does_not_take_is_refused_up_front(query: str) -> None:
+    """A typo in the pacing URL's query (``timeout=`` for ``socket_timeout=``, a TLS
+    option on ``redis://``): refused when the client is built, naming the problem and
+    not the password (was: every send raised the Redis client's TypeError)."""
+    with pytest.raises(ConfigurationError) as info:
+        OpenTrainClient(
+            "tok", "http://127.0.0.1:9", pacing_url=f"redis://:hunter2-pw@127.0.0.1:6379/0?{query}"
+        )
+    assert "pacing_url" in str(info.value)
+    error: BaseException | None = info.value
+    while error is not None:
+        assert "hunter2" not in str(error)
+        error = error.__cause__ or error.__context__
