@@ -15,18 +15,8 @@ from opentrain_async.testing import FakeOpenTrain
 ECHO_BOT = Path(__file__).resolve().parent.parent / "examples" / "echo_bot.py"
 
 
-async def test_echo_bot_answers_new_messages(
-    server: FakeOpenTrain, client: OpenTrainClient, tmp_path: Path
-) -> None:
-    """The echo bot replies to messages newer than its saved cursor, then stops after N."""
-    cid = server.add_conversation()
-    server.add_incoming_message(cid, "old news")
-    head = (await client.get_updates()).next_cursor
-    assert head is not None
-    cursor_file = tmp_path / "cursor.json"
-    cursor_file.write_text(json.dumps({"cursor": head}))  # as a previous run left it
-    server.add_incoming_message(cid, "hello bot")
-    server.add_incoming_message(server.add_conversation(), "second thread")
+async def _run_echo_bot(server: FakeOpenTrain, cursor_file: Path) -> str:
+    """Run the echo bot until it has handled two messages; its stderr (exit 0 asserted)."""
     env = {
         **os.environ,
         "OT_API_TOKEN": server.token,
@@ -45,6 +35,22 @@ async def test_echo_bot_answers_new_messages(
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
+    return stderr.decode()
+
+
+async def test_echo_bot_answers_new_messages(
+    server: FakeOpenTrain, client: OpenTrainClient, tmp_path: Path
+) -> None:
+    """The echo bot replies to messages newer than its saved cursor, then stops after N."""
+    cid = server.add_conversation()
+    server.add_incoming_message(cid, "old news")
+    head = (await client.get_updates()).next_cursor
+    assert head is not None
+    cursor_file = tmp_path / "cursor.json"
+    cursor_file.write_text(json.dumps({"cursor": head}))  # as a previous run left it
+    server.add_incoming_message(cid, "hello bot")
+    server.add_incoming_message(server.add_conversation(), "second thread")
+    await _run_echo_bot(server, cursor_file)
     replies = sorted(r.json["content"] for r in server.sends)
     assert replies == ["echo: hello bot", "echo: second thread"]
 
@@ -65,23 +71,8 @@ async def test_echo_bot_skips_a_conversation_that_refuses_replies(
     closed = server.add_conversation(send_block="read_only_conversation")
     server.add_incoming_message(closed, "too late")
     server.add_incoming_message(server.add_conversation(), "hello bot")
-    env = {
-        **os.environ,
-        "OT_API_TOKEN": server.token,
-        "OT_API_BASE_URL": server.base_url,
-        "OT_CURSOR_FILE": str(tmp_path / "cursor.json"),
-        "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
-    }
-    (tmp_path / "cursor.json").write_text(json.dumps({"cursor": "0"}))  # from the start
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ECHO_BOT),
-        "2",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()
-    assert f"not answered in {closed}" in stderr.decode()
+    cursor_file = tmp_path / "cursor.json"
+    cursor_file.write_text(json.dumps({"cursor": "0"}))  # from the start
+    stderr = await _run_echo_bot(server, cursor_file)
+    assert f"not answered in {closed}" in stderr
     assert [r.json["content"] for r in server.sends if r.status == 201] == ["echo: hello bot"]
