@@ -1,12 +1,24 @@
-"""Running the CLI as a real subprocess against a FakeOpenTrain served by the test's loop."""
+"""Running the CLI against a FakeOpenTrain served by the test's loop.
+
+``run_cli`` runs the command line in this process, in a worker thread with its own event
+loop, with the given environment, arguments, working directory and stdin, and captures its
+stdout and stderr as bytes (UTF-8, as a child process would write them). ``run_cli_process``
+and ``start_cli`` start a real ``python -m opentrain_async`` for tests where the process is
+the point: signals, kill -9, a terminal, the interpreter's own start-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +80,99 @@ async def run_cli(
     timeout: float = 60.0,
     cwd: Path = ROOT,
 ) -> Result:
-    """Run ``python -m opentrain_async ARGS`` to completion."""
+    """Run the command line with ARGS to completion, in this process (see the module doc)."""
+    run = asyncio.to_thread(_run_in_process, args, env, stdin, cwd)
+    return await asyncio.wait_for(run, timeout)
+
+
+async def run_cli_process(
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path = ROOT,
+) -> Result:
+    """Run ``python -m opentrain_async ARGS`` in a real child process to completion."""
     proc = await start_cli(*args, env=env, cwd=cwd)
     data = stdin.encode() if stdin is not None else b""
     out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+_ONE_AT_A_TIME = threading.Lock()
+"""The environment, streams and working directory are the process's: one run at a time."""
+
+
+@contextlib.contextmanager
+def _as_a_fresh_process(
+    env: Mapping[str, str], cwd: Path, stdin: str | None
+) -> Iterator[tuple[io.BytesIO, io.BytesIO]]:
+    """This process's environment, argv, cwd, std streams and logging set up as
+    ``python -m opentrain_async`` would start with them; all restored afterwards."""
+    if not _ONE_AT_A_TIME.acquire(blocking=False):
+        raise RuntimeError("one in-process CLI run at a time: use run_cli_process/start_cli")
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_argv = sys.argv
+    root, sdk = logging.getLogger(), logging.getLogger("opentrain_async")
+    saved_root = root.handlers[:], root.level
+    saved_sdk = sdk.handlers[:], sdk.level
+    out, err = io.BytesIO(), io.BytesIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+        sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
+        sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
+        sys.argv = ["opentrain-async"]
+        root.handlers, sdk.handlers = [], []
+        sdk.setLevel(logging.NOTSET)
+        from opentrain_async._logs import configure_logging_from_env
+
+        configure_logging_from_env()  # what importing the package does in a fresh process
+        yield out, err
+    finally:
+        for stream in (sys.stdin, sys.stdout, sys.stderr):
+            with contextlib.suppress(ValueError):  # detached: the buffers outlive the wrappers
+                stream.flush()
+                stream.detach()
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        sys.argv = saved_argv
+        root.handlers, root.level = saved_root
+        sdk.handlers, sdk.level = saved_sdk
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        _ONE_AT_A_TIME.release()
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)  # as the interpreter does with sys.exit("message")
+    return 1
+
+
+def _run_in_process(
+    args: tuple[str, ...], env: Mapping[str, str], stdin: str | None, cwd: Path
+) -> Result:
+    from opentrain_async.__main__ import main
+
+    with _as_a_fresh_process(env, cwd, stdin) as (out, err):
+        sys.argv = ["opentrain-async", *args]
+        try:
+            code = main()
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except BaseException:  # what the interpreter would print before exiting 1
+            traceback.print_exc(file=sys.stderr)
+            code = 1
+    return Result(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def write_jsonl(path: Path, records: Iterable[Any]) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
-from .redis_server import RedisServer, require_redis_binary
+from .redis_server import RedisServer, SharedRedis, require_redis_binary
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
 
@@ -59,12 +59,27 @@ def make_client(server: FakeOpenTrain, **options: Any) -> OpenTrainClient:
     return OpenTrainClient(options.pop("token", server.token), server.base_url, **options)
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server of this test's own on a free loopback port (killable, restartable)."""
-    server = RedisServer(require_redis_binary(), tmp_path / "redis")
-    server.start()
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "process: starts a real process because the process is the point (signals, kill -9, "
+        "a terminal, the interpreter's start-up); `make quick` leaves these out",
+    )
+
+
+@pytest.fixture(scope="session")
+def _session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRedis]:
+    shared = SharedRedis(RedisServer(require_redis_binary(), tmp_path_factory.mktemp("redis")))
     try:
-        yield server
+        yield shared
     finally:
-        server.stop()
+        shared.server.stop()
+
+
+@pytest.fixture
+def redis_server(_session_redis: SharedRedis) -> RedisServer:
+    """A real redis-server on loopback, empty at the start of the test (killable, restartable).
+
+    One server serves the session; a test that kills it, or changes its configuration, gets
+    it back as new for the next test."""
+    return _session_redis.fresh()

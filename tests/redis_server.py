@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "redis_binary", "require_redis_binary"]
+__all__ = ["RedisServer", "SharedRedis", "redis_binary", "require_redis_binary"]
 
 
 def redis_binary() -> str | None:
@@ -128,3 +128,42 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class SharedRedis:
+    """One redis-server for a whole session, handed to each test empty and as configured
+    at the start; one a test killed, reconfigured or left in another role is started anew."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self._baseline: tuple[object, ...] | None = None
+
+    def _state(self) -> tuple[object, ...]:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=self.server.port, socket_timeout=5) as r:
+            return (
+                sorted(r.config_get("*").items()),
+                sorted(r.acl_list()),
+                r.role()[0],
+            )
+
+    def fresh(self) -> RedisServer:
+        """The server, running, with no keys, no cached scripts, the session's settings."""
+        import redis
+
+        if self.server.running:
+            try:
+                same = self._state() == self._baseline
+            except redis.RedisError:  # e.g. left stopped (SIGSTOP): answers nothing
+                same = False
+            if not same:
+                self.server.kill()
+        if not self.server.running:
+            self.server.start()
+            if self._baseline is None:
+                self._baseline = self._state()
+        with redis.Redis(host="127.0.0.1", port=self.server.port, socket_timeout=5) as r:
+            r.flushall()
+            r.script_flush()
+        return self.server

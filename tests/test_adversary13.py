@@ -124,6 +124,7 @@ async def _read_until(stream: asyncio.StreamReader, text: str, timeout: float = 
 
 
 @pytest.mark.parametrize("command", ["send", "bulk"])
+@pytest.mark.process
 async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
     server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path, command: str
 ) -> None:

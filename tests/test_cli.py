@@ -9,6 +9,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from opentrain_async import OpenTrainClient
 from opentrain_async._cli._journal import content_hash, identity
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
@@ -367,6 +369,7 @@ async def test_interrupted_send_is_reconciled_not_resent(
     ).items()
 
 
+@pytest.mark.process
 async def test_kill_9_then_rerun_delivers_exactly_once(tmp_path: Path) -> None:
     """kill -9 mid-run (twice), rerun with the same --journal: every message exactly once."""
     n = 400

@@ -188,6 +188,7 @@ async def test_failures_file_fed_back_does_not_resend_an_unknown_outcome(
     assert len(server.messages(hidden)) == 1
 
 
+@pytest.mark.process
 async def test_redis_killed_mid_run_says_why_the_run_stopped(tmp_path: Path) -> None:
     """Redis killed while the journal's next write was a 'started' record (one worker,
     no rate limit): the run stopped sending, but the reason was dropped: exit 1, "not

@@ -334,6 +334,7 @@ async def test_a_read_back_that_breaks_leaves_the_input_unknown_never_failed(
     assert len(server.messages(conv)) == 3
 
 
+@pytest.mark.process
 async def test_a_signal_during_read_back_stops_at_once_and_the_rerun_settles(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli, start_cli
@@ -55,6 +57,7 @@ async def test_messages_prints_newest_first_up_to_max(
     ]
 
 
+@pytest.mark.process
 async def test_messages_follow_prints_new_messages_as_they_arrive(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

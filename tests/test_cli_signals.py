@@ -42,6 +42,7 @@ async def _finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> Resu
     [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)],
     ids=["SIGTERM --journal", "SIGINT default journal"],
 )
+@pytest.mark.process
 async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
     tmp_path: Path, signum: signal.Signals, code: int, explicit: bool
 ) -> None:
@@ -90,6 +91,7 @@ async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
         assert (stats["committed"], stats["duplicates"]) == (n, 0)
 
 
+@pytest.mark.process
 async def test_second_signal_stops_at_once(tmp_path: Path) -> None:
     """Sends stalled on the server: the first SIGTERM waits (grace), the second one
     stops at once, still with a summary and exit 143; the stalled sends stay open in
@@ -127,6 +129,7 @@ async def test_second_signal_stops_at_once(tmp_path: Path) -> None:
         assert (server.stats()["committed"], server.stats()["duplicates"]) == (10, 0)
 
 
+@pytest.mark.process
 async def test_ctrl_c_while_following_messages_mentions_no_journal(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

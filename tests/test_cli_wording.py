@@ -90,6 +90,7 @@ async def test_demo_offers_no_base_url_and_refuses_one(tmp_path: Path) -> None:
     assert unknown.code == 2
 
 
+@pytest.mark.process
 async def test_send_prompts_when_reading_the_text_from_a_terminal(tmp_path: Path) -> None:
     """`send CONV` on a terminal says what it waits for, then sends what was typed."""
     async with FakeOpenTrain() as server:

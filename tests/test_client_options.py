@@ -304,6 +304,7 @@ async def test_loopback_is_never_proxied(
     assert proxy.targets == []
 
 
+@pytest.mark.process
 async def test_cli_honours_https_proxy(proxy: ConnectProxy, tmp_path: Path) -> None:
     """``opentrain-async send`` goes through HTTPS_PROXY too (stopped once the proxy saw it:
     a refused tunnel is then retried as a connection failure)."""

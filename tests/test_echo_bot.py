@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 import opentrain_async
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
@@ -38,6 +40,7 @@ async def _run_echo_bot(server: FakeOpenTrain, cursor_file: Path) -> str:
     return stderr.decode()
 
 
+@pytest.mark.process
 async def test_echo_bot_answers_new_messages(
     server: FakeOpenTrain, client: OpenTrainClient, tmp_path: Path
 ) -> None:
@@ -62,6 +65,7 @@ def test_readme_shows_the_echo_bot_that_is_tested() -> None:
     assert f"```python\n{source}```" in readme
 
 
+@pytest.mark.process
 async def test_echo_bot_skips_a_conversation_that_refuses_replies(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

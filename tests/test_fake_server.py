@@ -1217,6 +1217,7 @@ async def _serve_module(*args: str, env: dict[str, str]) -> tuple[asyncio.subpro
         raise
 
 
+@pytest.mark.process
 async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) -> None:
     """`python -m opentrain_async.testing` prints one READY line, serves, exits on SIGTERM."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -1259,6 +1260,7 @@ async def _run_module(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.process
 async def test_out_of_process_server_has_a_second_person_and_takes_injected_messages(
     http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -1360,6 +1362,7 @@ async def test_api_sends_are_announced_to_other_account_holders(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs loop signal handlers")
+@pytest.mark.process
 async def test_module_main_in_process_options(
     monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
 ) -> None:

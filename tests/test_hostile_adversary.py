@@ -40,7 +40,7 @@ from opentrain_async._config import resolve_settings
 from opentrain_async._listen import JSONFileCursorStore
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli
+from .cli_helpers import assert_one_line_error, cli_env, run_cli, run_cli_process
 from .test_hostile import MESSAGE, SECRETS, TOKEN, Arena, arena, caught, find_secrets
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
@@ -223,13 +223,14 @@ async def test_the_cli_never_prints_terminal_controls_it_read(
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+@pytest.mark.process
 async def test_a_lone_surrogate_from_the_server_is_printed_escaped(
     arena: Arena, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
     """JSON "\\ud800" (what JavaScript writes for a lone surrogate) with the stdlib
     loader: printed as \\ud800, not a UnicodeEncodeError traceback."""
     _hostile_read_server(arena, "bad \ud800 text")
-    result = await run_cli(*args, env=_env(arena, tmp_path, stdlib_json=True))
+    result = await run_cli_process(*args, env=_env(arena, tmp_path, stdlib_json=True))
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
     assert "\\ud800" in result.out
@@ -258,6 +259,7 @@ async def test_a_server_error_is_one_line_without_the_token(
 # -- job files that are not regular files -------------------------------------------------
 
 
+@pytest.mark.process
 async def test_a_job_read_from_a_pipe_loses_no_input(server: FakeOpenTrain, tmp_path: Path) -> None:
     """``cmd | opentrain-async bulk /dev/stdin`` (or ``bulk <(cmd)``): a pipe can be read
     once only; all 500 inputs are sent (the first pass used to eat the first ~8 KiB, and
@@ -267,7 +269,7 @@ async def test_a_job_read_from_a_pipe_loses_no_input(server: FakeOpenTrain, tmp_
         json.dumps({"conversationId": conv, "content": f"message {i:05d} " + "x" * 40})
         for i in range(500)
     ]
-    result = await run_cli(
+    result = await run_cli_process(  # a real pipe on the process's stdin
         "bulk", "/dev/stdin", env=cli_env(server, tmp_path), stdin="\n".join(lines) + "\n"
     )
     assert result.code == 0, result.err

@@ -255,6 +255,7 @@ async def test_second_run_is_refused_naming_the_holder(redis_server: RedisServer
     await second.aclose()
 
 
+@pytest.mark.process
 async def test_holder_dead_on_this_machine_is_taken_over_at_once(
     redis_server: RedisServer,
 ) -> None:
@@ -393,6 +394,7 @@ def _assert_no_secret(error: BaseException, secret: str) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
+@pytest.mark.process
 async def test_redis_killed_mid_run_stops_sends_and_records(redis_server: RedisServer) -> None:
     """Redis dies: the next record fails (JournalLostError) and sends are refused."""
     url = _url(redis_server, lease="2")
@@ -437,6 +439,7 @@ async def test_send_hook_stops_posts_once_the_lease_is_lost(redis_server: RedisS
         await http.close()
 
 
+@pytest.mark.process
 async def test_redis_gone_stops_sends_within_the_lease_even_without_writes(
     redis_server: RedisServer,
 ) -> None:

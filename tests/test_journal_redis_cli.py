@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pytest
+
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .cli_helpers import (
@@ -74,6 +76,7 @@ def _no_traceback(result: Result) -> None:
     assert "Traceback" not in result.err, result.err
 
 
+@pytest.mark.process
 async def test_kill_9_then_resume_on_another_machine(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -115,6 +118,7 @@ async def test_kill_9_then_resume_on_another_machine(
         assert not list((b_dir / "state").rglob("*.journal"))
 
 
+@pytest.mark.process
 async def test_second_run_of_a_job_is_refused_while_the_first_runs(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -161,6 +165,7 @@ async def test_second_run_of_a_job_is_refused_while_the_first_runs(
     assert (stats["committed"], stats["duplicates"]) == (n, 0)
 
 
+@pytest.mark.process
 async def test_a_paused_runner_sends_nothing_after_it_wakes(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -255,6 +260,7 @@ async def _stopped_mid_send(
     return woke, continued
 
 
+@pytest.mark.process
 async def test_a_runner_stopped_mid_send_sends_nothing_after_it_wakes(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -273,6 +279,7 @@ async def test_a_runner_stopped_mid_send_sends_nothing_after_it_wakes(
         assert "no further send was started" in woke.err
 
 
+@pytest.mark.process
 async def test_a_runner_stopped_mid_send_after_the_last_check_sends_at_most_that_one(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -291,6 +298,7 @@ async def test_a_runner_stopped_mid_send_after_the_last_check_sends_at_most_that
         assert (server.stats()["committed"], server.stats()["duplicates"]) == (n + 1, 1)
 
 
+@pytest.mark.process
 async def test_redis_killed_mid_run_stops_sending_and_resumes(tmp_path: Path) -> None:
     """Redis (with an fsync'd AOF) killed mid-run: the CLI stops sending within the sends
     already journaled, exits 1 saying how to resume; once Redis is back, the rerun
@@ -388,6 +396,7 @@ async def test_bad_journal_url_is_a_usage_error(server: FakeOpenTrain, tmp_path:
     assert server.stats()["sends"] == 0
 
 
+@pytest.mark.process
 async def test_journal_show_and_export(redis_server: RedisServer, tmp_path: Path) -> None:
     """show summarises a finished job (delivered, failed by reason, nobody running, when
     it expires); export prints its records as a file journal, which show reads the same."""
@@ -483,6 +492,7 @@ async def test_journal_show_of_a_file_journal_and_of_something_else(
     assert "corrupt at line 3" in corrupt.err
 
 
+@pytest.mark.process
 async def test_sigterm_releases_the_job_for_the_next_pod(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

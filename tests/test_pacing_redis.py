@@ -380,6 +380,7 @@ def test_redacted_urls() -> None:
     assert redact_url("redis://h:1/0?password=pw") == "redis://h:1/0"
 
 
+@pytest.mark.process
 async def test_password_never_leaks(
     tmp_path: object, caplog: pytest.LogCaptureFixture, redis_server: RedisServer
 ) -> None:
@@ -421,6 +422,7 @@ def test_client_pacing_options_conflict_and_env(monkeypatch: pytest.MonkeyPatch)
         )
 
 
+@pytest.mark.process
 async def test_losing_redis_while_paced_keeps_pacing_locally(
     redis_server: RedisServer, redis: redis_asyncio.Redis
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
@@ -21,6 +22,7 @@ async def pacing_keys(server: RedisServer) -> list[str]:
         await r.aclose()
 
 
+@pytest.mark.process
 async def test_two_bulk_processes_share_the_limit(
     server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -77,6 +79,7 @@ async def test_bad_pacing_url_is_one_line_without_the_password(
     assert server.sends == []
 
 
+@pytest.mark.process
 async def test_unreachable_redis_warns_once_and_sends(
     server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -170,6 +170,7 @@ async def test_clock_skew_between_clients_does_not_matter(
     assert server.stats()["rate_limited"] == 0
 
 
+@pytest.mark.process
 async def test_redis_down_at_start_then_back(
     server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -194,6 +195,7 @@ async def test_redis_down_at_start_then_back(
     assert any("rejoined" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.process
 async def test_redis_killed_mid_run_and_back_delivers_exactly_once(
     server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -231,6 +233,7 @@ async def test_redis_killed_mid_run_and_back_delivers_exactly_once(
     assert len(warnings_of(caplog)) == 1
 
 
+@pytest.mark.process
 async def test_redis_slower_than_budget_fails_open(
     server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -263,6 +266,7 @@ async def test_redis_slower_than_budget_fails_open(
     assert "TimeoutError" in warnings_of(caplog)[0]
 
 
+@pytest.mark.process
 async def test_fail_closed_waits_for_redis(
     server: FakeOpenTrain, redis_server: RedisServer
 ) -> None:

@@ -12,9 +12,12 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-from .cli_helpers import ROOT, assert_one_line_error, cli_env, run_cli
+import pytest
+
+from .cli_helpers import ROOT, assert_one_line_error, cli_env, run_cli_process
 
 
+@pytest.mark.process
 def test_wheel_and_sdist_carry_the_license_and_metadata(tmp_path: Path) -> None:
     """Both distributions ship the Apache-2.0 LICENSE; the wheel's metadata names it, lists
     3.10-3.13 and a development status, keeps rich out of the base install and offers the
@@ -58,6 +61,7 @@ def test_wheel_and_sdist_carry_the_license_and_metadata(tmp_path: Path) -> None:
     assert meta.get_all("Project-URL")
 
 
+@pytest.mark.process
 async def test_command_line_without_the_cli_extra_says_how_to_install_it(
     tmp_path: Path,
 ) -> None:
@@ -68,7 +72,7 @@ async def test_command_line_without_the_cli_extra_says_how_to_install_it(
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'rich'\")\n")
     env = cli_env(None, tmp_path)
     env["PYTHONPATH"] = f"{shadow.parent}:{ROOT}"
-    result = await run_cli("send", "conv_1", "hi", env=env)
+    result = await run_cli_process("send", "conv_1", "hi", env=env)
     assert result.code == 3
     assert_one_line_error(result)
     assert "pip install 'opentrain-async[cli]'" in result.err
@@ -84,6 +88,7 @@ async def test_command_line_without_the_cli_extra_says_how_to_install_it(
     assert sdk.returncode == 0, err.decode()  # the SDK and the kit never need rich
 
 
+@pytest.mark.process
 async def test_the_installed_script_runs_the_command_line(tmp_path: Path) -> None:
     """The console script's entry point (opentrain_async.__main__:main) runs the CLI."""
     proc = await asyncio.create_subprocess_exec(

@@ -110,6 +110,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.process
 async def test_opentrain_log_debug_at_import_logs_requests_to_stderr() -> None:
     """``OPENTRAIN_LOG=debug`` alone (no logging code in the app) prints each request with
     its request id on stderr, and never the token or the content."""

@@ -182,6 +182,7 @@ def test_the_echo_bot_in_the_docs_is_the_tested_file() -> None:
     [b for b in BLOCKS if _case(b[1]).run],
     ids=[b[0] for b in BLOCKS if _case(b[1]).run],
 )
+@pytest.mark.process
 async def test_docs_example_runs_as_written(
     server: FakeOpenTrain, tmp_path: Path, where: str, code: str
 ) -> None:

@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from .redis_server import RedisServer
 
 
+@pytest.mark.process
 async def test_real_server_answers_and_survives_kill_and_restart(
     redis_server: RedisServer,
 ) -> None:

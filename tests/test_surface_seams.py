@@ -307,6 +307,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio does TLS in TLS from 3.11")
+@pytest.mark.process
 async def test_a_message_is_sent_through_an_https_proxy(
     server: FakeOpenTrain, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

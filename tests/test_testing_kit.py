@@ -141,6 +141,7 @@ async def _pytest_in(project: Path) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
+@pytest.mark.process
 async def test_readme_example_test_passes_in_a_fresh_project(tmp_path: Path) -> None:
     """The README's conftest and test, copied into a project with no pytest-asyncio settings,
     pass with warnings as errors."""
@@ -154,6 +155,7 @@ async def test_readme_example_test_passes_in_a_fresh_project(tmp_path: Path) -> 
     assert "1 passed" in out
 
 
+@pytest.mark.process
 async def test_a_users_explicit_strict_mode_is_respected(tmp_path: Path) -> None:
     """asyncio_mode = strict in the user's ini stays strict: unmarked async tests are not run
     by pytest-asyncio, marked ones are."""

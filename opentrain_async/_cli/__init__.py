@@ -404,7 +404,8 @@ async def _bulk(args: argparse.Namespace) -> int:
     if options.dry_run:
         return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
-    return await run_job(source, options, settings)
+    # The streams of now, not the import's defaults (a caller may have redirected them).
+    return await run_job(source, options, settings, out=sys.stdout, err=sys.stderr)
 
 
 async def _main(args: argparse.Namespace) -> int:
