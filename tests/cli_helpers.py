@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -81,7 +82,20 @@ async def run_cli(
     cwd: Path = ROOT,
 ) -> Result:
     """Run the command line with ARGS to completion, in this process (see the module doc)."""
-    run = asyncio.to_thread(_run_in_process, args, env, stdin, cwd)
+    return await run_main("opentrain_async", *args, env=env, stdin=stdin, timeout=timeout, cwd=cwd)
+
+
+async def run_main(
+    module: str,
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path = ROOT,
+) -> Result:
+    """Run ``python -m MODULE ARGS`` in this process: ``MODULE.__main__.main()`` with that
+    ``sys.argv``, in a worker thread with its own loop, as ``run_cli`` does."""
+    run = asyncio.to_thread(_run_in_process, module, args, env, stdin, cwd)
     return await asyncio.wait_for(run, timeout)
 
 
@@ -159,12 +173,12 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 def _run_in_process(
-    args: tuple[str, ...], env: Mapping[str, str], stdin: str | None, cwd: Path
+    module: str, args: tuple[str, ...], env: Mapping[str, str], stdin: str | None, cwd: Path
 ) -> Result:
-    from opentrain_async.__main__ import main
+    main = importlib.import_module(f"{module}.__main__").main
 
     with _as_a_fresh_process(env, cwd, stdin) as (out, err):
-        sys.argv = ["opentrain-async", *args]
+        sys.argv = [module, *args]
         try:
             code = main()
         except SystemExit as exc:

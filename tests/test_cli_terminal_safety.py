@@ -4,14 +4,16 @@ terminal controls or markup, never a traceback, never the token."""
 from __future__ import annotations
 
 import json
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli, run_cli_process
+from opentrain_async import _json
+
+from .cli_helpers import assert_one_line_error, cli_env, run_cli
 from .test_hostile import MESSAGE, TOKEN, Arena, arena
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
@@ -52,14 +54,20 @@ def _hostile_read_server(arena: Arena, content: str) -> None:
     arena.hostile.handler = answer
 
 
-def _env(arena: Arena, tmp_path: Path, *, stdlib_json: bool = False) -> dict[str, str]:
-    env = cli_env(None, tmp_path, OT_API_TOKEN=TOKEN, OT_API_BASE_URL=arena.hostile.url)
-    if stdlib_json:  # as installed without the [speed] extra: the stdlib json loader
-        shadow = tmp_path / "no_orjson"
-        shadow.mkdir(exist_ok=True)
-        (shadow / "orjson.py").write_text("raise ImportError('not installed')\n")
-        env["PYTHONPATH"] = f"{shadow}{os.pathsep}{env['PYTHONPATH']}"
-    return env
+def _env(arena: Arena, tmp_path: Path) -> dict[str, str]:
+    return cli_env(None, tmp_path, OT_API_TOKEN=TOKEN, OT_API_BASE_URL=arena.hostile.url)
+
+
+def _without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As installed without the [speed] extra: every module that took orjson's loader
+    (or dumper) gets the stdlib one ``opentrain_async._json`` falls back to."""
+    chosen = {_json.json_loads: _json._std_loads, _json.json_dumps: _json._std_dumps}
+    for name, module in list(sys.modules.items()):
+        if name == "opentrain_async" or name.startswith("opentrain_async."):
+            for attr in ("json_loads", "json_dumps"):
+                value = getattr(module, attr, None)
+                if value in chosen:
+                    monkeypatch.setattr(module, attr, chosen[value])
 
 
 COMMANDS = [
@@ -87,14 +95,14 @@ async def test_the_cli_never_prints_terminal_controls_it_read(
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
-@pytest.mark.process
 async def test_a_lone_surrogate_from_the_server_is_printed_escaped(
-    arena: Arena, tmp_path: Path, args: tuple[str, ...]
+    arena: Arena, tmp_path: Path, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """JSON "\\ud800" (what JavaScript writes for a lone surrogate) with the stdlib
     loader: printed as \\ud800, not a UnicodeEncodeError traceback."""
     _hostile_read_server(arena, "bad \ud800 text")
-    result = await run_cli_process(*args, env=_env(arena, tmp_path, stdlib_json=True))
+    _without_orjson(monkeypatch)
+    result = await run_cli(*args, env=_env(arena, tmp_path))
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
     assert "\\ud800" in result.out

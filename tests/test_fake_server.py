@@ -30,6 +30,8 @@ from opentrain_async.testing import (
 from opentrain_async.testing._world import FEED_RETENTION, decode_cursor
 from opentrain_async.testing._zod import enum_param, int_param, string_issues, utf16_len
 
+from .cli_helpers import run_main
+
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
 
 API = "/api/public/v1"
@@ -1247,17 +1249,10 @@ async def test_module_main_prints_ready_and_serves(http: aiohttp.ClientSession) 
 
 
 async def _run_module(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """``python -m MODULE ARGS``, run in this process (the server under test is not)."""
+    assert args[0] == "-m"
+    result = await run_main(args[1], *args[2:], env=env)
+    return result.code, result.out, result.err
 
 
 @pytest.mark.process
