@@ -4,6 +4,7 @@ included: layers below the client never know the client (as in httpx)."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Container
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
     return found
 
 
+@functools.cache  # parsed once: the tests only read it
 def import_graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     return {
