@@ -4,7 +4,6 @@ requests, every input still gets exactly one outcome, and the CLI refuses to sta
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from opentrain_async import NotAttemptedError, OpenTrainClient, SendOutcome
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli, start_cli, write_jsonl
+from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
 
 READ_ONLY = "ot_pat_read_only"
 
@@ -157,7 +156,6 @@ async def test_cli_base_url_that_is_not_the_api_exits_3(
     assert server.stats()["sends"] == 0
 
 
-@pytest.mark.process
 async def test_cli_stops_when_the_token_is_revoked_mid_run(tmp_path: Path) -> None:
     """The account becomes unclaimed mid-run: the run stops (no 1,000 failures), says
     why, and a rerun after the fix delivers the rest exactly once."""
@@ -170,16 +168,16 @@ async def test_cli_stops_when_the_token_is_revoked_mid_run(tmp_path: Path) -> No
         )
         args = ("bulk", str(job), "--concurrency", "4", "--json")
         env = cli_env(server, tmp_path)
-        proc = await start_cli(*args, env=env)
+        run = asyncio.ensure_future(run_cli(*args, env=env))
         deadline = time.monotonic() + 30
         while server.stats()["committed"] < 40:
             assert time.monotonic() < deadline
-            assert proc.returncode is None
+            assert not run.done()
             await asyncio.sleep(0.002)
         server.account(server.token).claimed = False
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 1, err.decode()
-        summary = json.loads(out)
+        first = await run
+        assert first.code == 1, first.err
+        summary = first.json()
         assert "cannot send" in summary["stopped"]
         assert summary["failedByReason"].get("account_claim_required", 0) <= 4
         assert summary["sent"] + summary["notStarted"] + summary["failed"] == n
