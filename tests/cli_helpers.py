@@ -134,13 +134,16 @@ def _as_a_fresh_process(
     saved_root = root.handlers[:], root.level
     saved_sdk = sdk.handlers[:], sdk.level
     out, err = io.BytesIO(), io.BytesIO()
+    ours = (
+        io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8"),
+        io.TextIOWrapper(out, encoding="utf-8"),
+        io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace"),
+    )
     try:
         os.environ.clear()
         os.environ.update(env)
         os.chdir(cwd)
-        sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
-        sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
-        sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
+        sys.stdin, sys.stdout, sys.stderr = ours
         sys.argv = ["opentrain-async"]
         root.handlers, sdk.handlers = [], []
         sdk.setLevel(logging.NOTSET)
@@ -149,7 +152,7 @@ def _as_a_fresh_process(
         configure_logging_from_env()  # what importing the package does in a fresh process
         yield out, err
     finally:
-        for stream in (sys.stdin, sys.stdout, sys.stderr):
+        for stream in ours:
             with contextlib.suppress(ValueError):  # detached: the buffers outlive the wrappers
                 stream.flush()
                 stream.detach()
@@ -161,6 +164,15 @@ def _as_a_fresh_process(
         os.environ.clear()
         os.environ.update(saved_env)
         _ONE_AT_A_TIME.release()
+
+
+def in_process_runs_ended(timeout: float) -> bool:
+    """Whether no in-process run is going on, waiting up to ``timeout`` seconds for one
+    (a test must not end with a run still using the process's streams and environment)."""
+    if not _ONE_AT_A_TIME.acquire(timeout=timeout):
+        return False
+    _ONE_AT_A_TIME.release()
+    return True
 
 
 def _exit_code(exc: SystemExit) -> int:

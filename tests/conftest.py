@@ -11,6 +11,7 @@ import pytest
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
+from .cli_helpers import in_process_runs_ended
 from .redis_server import RedisServer, SharedRedis, require_redis_binary
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]
@@ -23,8 +24,9 @@ def no_wait() -> FakeTime:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the developer's real token, base URL, CLI config file or proxy."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's real token, base URL, CLI config file or proxy; no
+    test ends with an in-process CLI run still going (it would outlive the test's env)."""
     for name in (
         "OT_API_TOKEN",
         "OPENTRAIN_API_TOKEN",
@@ -38,6 +40,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    yield
+    if not in_process_runs_ended(timeout=60):
+        pytest.fail("an in-process CLI run (tests/cli_helpers.run_cli) outlived its test")
 
 
 @pytest.fixture
