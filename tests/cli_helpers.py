@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import io
 import json
@@ -94,9 +95,23 @@ async def run_main(
     cwd: Path = ROOT,
 ) -> Result:
     """Run ``python -m MODULE ARGS`` in this process: ``MODULE.__main__.main()`` with that
-    ``sys.argv``, in a worker thread with its own loop, as ``run_cli`` does."""
-    run = asyncio.to_thread(_run_in_process, module, args, env, stdin, cwd)
-    return await asyncio.wait_for(run, timeout)
+    ``sys.argv``, in a worker thread with its own loop, as ``run_cli`` does.
+
+    Timed out or cancelled (the test failed), the run gets a KeyboardInterrupt, as from
+    Ctrl-C, so that it ends with its test instead of sending on into the next one."""
+    thread: list[int] = []
+    run = asyncio.ensure_future(
+        asyncio.to_thread(_run_in_process, module, args, env, stdin, cwd, thread)
+    )
+    try:
+        return await asyncio.wait_for(asyncio.shield(run), timeout)
+    except BaseException:
+        if thread and not run.done():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread[0]), ctypes.py_object(KeyboardInterrupt)
+            )
+            await asyncio.wait({run}, timeout=30)
+        raise
 
 
 async def run_cli_process(
@@ -185,9 +200,15 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 def _run_in_process(
-    module: str, args: tuple[str, ...], env: Mapping[str, str], stdin: str | None, cwd: Path
+    module: str,
+    args: tuple[str, ...],
+    env: Mapping[str, str],
+    stdin: str | None,
+    cwd: Path,
+    thread: list[int],
 ) -> Result:
     main = importlib.import_module(f"{module}.__main__").main
+    thread.append(threading.get_ident())
 
     with _as_a_fresh_process(env, cwd, stdin) as (out, err):
         sys.argv = [module, *args]
