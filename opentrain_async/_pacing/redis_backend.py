@@ -43,10 +43,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from opentrain_async import _redis
 from opentrain_async._errors import ConfigurationError
 
 from .backend import InMemoryPacingBackend, Reservation
@@ -476,17 +476,7 @@ def pacing_key(api_root: str, token: str) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` without its password (``***``) or query, for reprs and messages."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return "<unparseable pacing URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        # redis://secret@host: a lone userinfo is the password.
-        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-        netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return _redis.redact_url(url.strip(), keep_query=False)
 
 
 @attrs.frozen
@@ -515,20 +505,14 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
     client's.  Errors name the field and never repeat the password.
     """
     try:
-        parts = urlsplit(url.strip())
-        _ = parts.port  # validates the port
-    except ValueError:
+        parts = _redis.parse_redis_url(url.strip(), schemes=("redis", "rediss", "unix"))
+    except _redis.RedisURLError as exc:
         raise ConfigurationError(
-            f"pacing_url is not a valid URL: {redact_url(url)!r} "
-            "(expected redis://[:password@]host:6379/0)"
+            f"pacing_url {redact_url(url)!r}: {exc} (expected redis://[:password@]host:6379/0)"
         ) from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"pacing_url: the scheme must be redis://, rediss:// or unix://, got {parts.scheme!r}"
-        )
     ours: dict[str, Any] = {}
     rest = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parts.query:
         if name not in _URL_OPTIONS:
             rest.append((name, value))
         elif name == "fail_closed":
@@ -547,20 +531,17 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
                     f"pacing_url: {name} must be seconds in (0, 60], got {value!r}"
                 )
             ours[name] = number
-    query = urlencode(rest, quote_via=quote)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), RedisPacingOptions(
-        **ours
-    )
+    return parts.client_url(query=rest), RedisPacingOptions(**ours)
 
 
 def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     try:
-        from redis.asyncio import Redis
-        from redis.exceptions import RedisError
-    except ImportError:
-        raise ConfigurationError(
-            'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
-        ) from None
+        _redis.require_redis("pacing_url")
+    except _redis.MissingRedisExtra as exc:
+        raise ConfigurationError(str(exc)) from None
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
     try:
         redis = Redis.from_url(
             url, socket_timeout=options.budget, socket_connect_timeout=options.budget
