@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 
-from opentrain_async import _redis
+import opentrain_async._redis as _redis
 from opentrain_async._errors import OpenTrainError
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from opentrain_async import _redis
+import opentrain_async._redis as _redis
 from opentrain_async._errors import ConfigurationError
 
 from .backend import InMemoryPacingBackend, Reservation
