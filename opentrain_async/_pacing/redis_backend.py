@@ -30,6 +30,11 @@ share of the shared rate), logs one warning, counts the fallback, and rejoins wh
 background probe gets an answer.  ``fail_closed=True`` waits for Redis instead.  The
 URL's password never appears in a repr, log record or exception: Redis errors are
 reported by type only and never chained.
+
+A shared state no pacer would write (a limit under ``MIN_RATE``, a schedule or pause
+further ahead than the longest pause) is unusable (``check_shared_state``): the
+process paces locally with a warning and stops writing the key, which then expires.
+A client's ``rate_limit`` (``cap``) is its own: Redis never sees it (``_ProcessCap``).
 """
 
 from __future__ import annotations
@@ -562,6 +567,100 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
+class UnusableSharedState(ValueError):
+    """The shared hash holds what no pacer writes (corrupted by hand, or by another
+    program): this process paces locally until the key is valid again or expires."""
+
+
+def longest_ahead(tuning: PacingTuning) -> float:
+    """Seconds ahead of Redis's now that a valid schedule or pause can reach: the
+    longest hint pause, one slot at the slowest rate, and the horizon and tolerance."""
+    slowest = MIN_RATE * tuning.beta
+    return tuning.max_hint_pause + 1.0 + 1.0 / slowest + tuning.horizon + tuning.tolerance
+
+
+def check_shared_state(
+    tuning: PacingTuning,
+    now: float,
+    *,
+    limit: float | None = None,
+    rate: float | None = None,
+    ahead: tuple[float, ...] = (),
+) -> None:
+    """Raise ``UnusableSharedState`` unless the shared values are ones a pacer would
+    write: a learned ``limit`` of at least ``MIN_RATE``; an uncapped ``rate`` of at
+    least the slowest the curve gives (``MIN_RATE * beta``); and no time in ``ahead``
+    (the schedule, the pause) further from ``now`` than ``longest_ahead``.  A corrupt
+    hash (``limit 1e-06``, ``tat = now + 3600``) would otherwise hold every sender back
+    for good."""
+    if limit is not None and not MIN_RATE * (1 - 1e-9) <= limit < math.inf:
+        raise UnusableSharedState(f"a limit of {limit!r}/s (the least learned is {MIN_RATE})")
+    slowest = MIN_RATE * tuning.beta
+    if rate is not None and not slowest * (1 - 1e-9) <= rate < math.inf:
+        raise UnusableSharedState(f"a rate of {rate!r}/s (the slowest paced is {slowest:g})")
+    bound = longest_ahead(tuning)
+    for at in ahead:
+        if not at - now <= bound:
+            raise UnusableSharedState(
+                f"a schedule or pause {at - now:.6g} s ahead (at most {bound:g} s is valid)"
+            )
+
+
+class _ProcessCap:
+    """A per-process ``rate_limit`` over shared slots (GCRA on the local clock).
+
+    Redis paces everyone at the shared rate; this paces one process at its own cap on
+    top: it asks Redis only for the slots its cap allows within the horizon, and
+    spaces the slots it gets at least ``1/cap`` apart.  While its next slot is
+    beyond the horizon it answers "not yet" itself (successes carried to the next
+    call), so a capped process costs the shared schedule nothing while it waits."""
+
+    __slots__ = ("carried", "cuts", "next", "offset", "pause_until")
+
+    def __init__(self) -> None:
+        self.next = -math.inf  # local time of this process's next slot under its cap
+        self.carried = 0  # successes not yet counted in Redis
+        self.offset: float | None = None  # Redis time minus local time, last answer
+        self.cuts = 0
+        self.pause_until = 0.0
+
+    def _start(self, now: float, cap: float, tuning: PacingTuning) -> float:
+        return max(self.next, now - min(tuning.tolerance, 1.0 / cap))
+
+    def wait(self, now: float, cap: float, tuning: PacingTuning) -> Reservation | None:
+        """No slot, and when to ask again, while the next is beyond the horizon."""
+        if self.offset is None or self.next <= now + tuning.horizon:
+            return None
+        return Reservation(
+            now=now + self.offset,
+            first=self.next + self.offset,
+            interval=1.0 / cap,
+            count=0,
+            rate=cap,
+            cuts=self.cuts,
+            pause_until=self.pause_until,
+        )
+
+    def slots(self, now: float, cap: float, tuning: PacingTuning) -> int:
+        """How many slots the cap allows within the horizon (at least one)."""
+        start = self._start(now, cap, tuning)
+        return max(1, 1 + math.floor((now + tuning.horizon - start) * cap))
+
+    def take(self, got: Reservation, now: float, cap: float, tuning: PacingTuning) -> Reservation:
+        """``got`` from Redis, no faster than ``cap``."""
+        offset = got.now - now
+        interval = max(got.interval, 1.0 / cap)
+        first = max(got.first - offset, self._start(now, cap, tuning))
+        if got.count:
+            self.next = first + got.count * interval
+        rate = cap if got.rate is None else min(got.rate, cap)
+        return attrs.evolve(got, first=first + offset, interval=interval, rate=rate)
+
+    def seen(self, got: Reservation, now: float) -> None:
+        self.offset = got.now - now
+        self.cuts, self.pause_until = got.cuts, got.pause_until
+
+
 class _Queued:
     """A report waiting for the next call, and the state it produced."""
 
@@ -633,6 +732,7 @@ class RedisPacingBackend:
         self._probe: asyncio.Task[None] | None = None
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
+        self._cap = _ProcessCap()  # this process's rate_limit, kept out of Redis
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
@@ -653,15 +753,30 @@ class RedisPacingBackend:
     async def reserve(
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
-        """Count ``successes``, then reserve up to ``count`` slots at the shared rate."""
+        """Count ``successes``, then reserve up to ``count`` slots at the shared rate.
+
+        ``cap`` (the client's ``rate_limit``) limits this process only: the schedule in
+        Redis never sees it (a neighbour capped at 1/s does not slow the others), and
+        this process takes shared slots no faster than its cap (``_ProcessCap``)."""
+        own = self._cap
+        if cap is not None:
+            held = own.wait(self._clock(), cap, self.tuning)
+            if held is not None:  # not due under our own cap: Redis is not asked
+                own.carried += successes
+                return held
+            count = min(count, own.slots(self._clock(), cap, self.tuning))
+        successes, own.carried = successes + own.carried, 0
         result: Reservation | None = await self._shared(
-            lambda: self._reserve(count, successes, cap)
+            lambda: self._reserve(count, successes, None)
         )
         if result is None:
             return await self._local.reserve(count, successes=successes, cap=cap)
         now = self._clock()
         self._known_at = result.now
         self._paced = result.rate is not None
+        if cap is not None:
+            result = own.take(result, now, cap, self.tuning)
+        own.seen(result, now)
         granted = self._granted
         granted.append((now, result.count if result.rate is not None else 0))
         while granted[0][0] < now - 1.0:
@@ -679,7 +794,8 @@ class RedisPacingBackend:
         known = self._known_at
         if not self._paced and feedback.throttled_at is not None and known is not None:
             feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
-        result: PacingState | None = await self._shared(lambda: self._report(feedback, cap))
+        # The cap is this process's (see reserve): the shared cut never draws on it.
+        result: PacingState | None = await self._shared(lambda: self._report(feedback, None))
         if result is None:
             return await self._local.report(feedback, cap=cap)
         return result
@@ -746,24 +862,23 @@ class RedisPacingBackend:
         numbers = (reservation.first, reservation.interval, reservation.rate or 1.0)
         if not all(math.isfinite(x) for x in numbers) or reservation.interval < 0:
             raise ValueError("the shared state gave a slot that is not a number")
-        self._check_pause(reservation.pause_until, reservation.now)
+        check_shared_state(
+            self.tuning,
+            reservation.now,
+            rate=None if cap is not None else reservation.rate,
+            ahead=(reservation.first, reservation.pause_until),
+        )
         return reservation
-
-    def _check_pause(self, pause_until: float, now: float) -> None:
-        """No pause the tuning would never set (a corrupt hash would hold every request
-        back for good)."""
-        if not pause_until <= now + self.tuning.max_hint_pause + 1.0:
-            raise ValueError("the shared state holds a pause longer than any hint's")
 
     def _checked(self, state: PacingState, now: float) -> PacingState:
         """``state`` if every number in it is usable; else ValueError (so this process
         paces locally, as when Redis is unreachable, instead of waiting on NaN)."""
         values = [getattr(state, f.name) for f in attrs.fields(PacingState)]
         if any(isinstance(v, float) and math.isnan(v) for v in values):
-            raise ValueError("the shared state holds a value that is not a number")
-        if state.limit is not None and not 0 < state.limit < math.inf:
-            raise ValueError("the shared state holds an unusable limit")
-        self._check_pause(state.pause_until, now)
+            raise UnusableSharedState("a value that is not a number")
+        check_shared_state(
+            self.tuning, now, limit=state.limit, ahead=(state.tat, state.pause_until)
+        )
         return state
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
@@ -891,13 +1006,23 @@ class RedisPacingBackend:
         for callback in self.on_fallback:
             callback()
         what = "waiting for it" if self.options.fail_closed else "pacing locally until it answers"
-        # The type only: a Redis error's text may quote the URL or a server reply.
-        logger.warning(
-            "shared pacing: Redis at %s unreachable (%s); %s",
-            self._display,
-            type(exc).__name__,
-            what,
-        )
+        if isinstance(exc, UnusableSharedState):  # our own text: numbers, no secret
+            what = "waiting" if self.options.fail_closed else "pacing locally"
+            logger.warning(
+                "shared pacing: the state in Redis at %s is unusable (%s); %s until it is "
+                "valid again or expires (%g s after its last write)",
+                self._display,
+                exc,
+                what,
+                self.options.ttl,
+            )
+        else:  # the type only: a Redis error's text may quote the URL or a server reply
+            logger.warning(
+                "shared pacing: Redis at %s unreachable (%s); %s",
+                self._display,
+                type(exc).__name__,
+                what,
+            )
         if not self.options.fail_closed:
             self._seed_local(now)
 
