@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from opentrain_async import DeliveryUnknownError, OpenTrainClient
-answer_mismatch = None
+from opentrain_async._delivery import answer_mismatch
 from opentrain_async._models import Message, structure_message_hook
 from opentrain_async.testing import FakeOpenTrain
 
