@@ -205,3 +205,18 @@ async def test_two_clients_a_neighbour_at_1_per_s_does_not_slow_the_other(
     times = {r.json["content"]: r.received_at for r in server.sends if r.status == 201}
     assert times["a 1"] - times["a 0"] >= 0.95  # A's own cap still holds A
     assert server.stats()["duplicates"] == 0
+
+
+async def test_clients_sharing_one_backend_keep_their_own_caps(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """One backend given to two clients, at 1/s and at 1000/s: the slow one's next slot
+    (a second away) does not hold the fast one back."""
+    shared = backend(redis)
+    await learned(redis)
+    assert (await shared.reserve(1, cap=1.0)).count == 1
+    assert (await shared.reserve(1, cap=1.0)).count == 0
+    fast = await shared.reserve(1, cap=1000.0)
+    assert fast.count == 1
+    assert fast.first <= fast.now + shared.tuning.horizon + shared.tuning.tolerance
+    await shared.aclose()

@@ -732,7 +732,10 @@ class RedisPacingBackend:
         self._probe: asyncio.Task[None] | None = None
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
-        self._cap = _ProcessCap()  # this process's rate_limit, kept out of Redis
+        # This process's rate_limit, kept out of Redis: one schedule per cap (clients
+        # given one backend with different rate_limits each keep their own).
+        self._caps: dict[float, _ProcessCap] = {}
+        self._uncapped = _ProcessCap()
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
@@ -758,7 +761,7 @@ class RedisPacingBackend:
         ``cap`` (the client's ``rate_limit``) limits this process only: the schedule in
         Redis never sees it (a neighbour capped at 1/s does not slow the others), and
         this process takes shared slots no faster than its cap (``_ProcessCap``)."""
-        own = self._cap
+        own = self._caps.setdefault(cap, _ProcessCap()) if cap is not None else self._uncapped
         if cap is not None:
             held = own.wait(self._clock(), cap, self.tuning)
             if held is not None:  # not due under our own cap: Redis is not asked
