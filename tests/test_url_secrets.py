@@ -227,3 +227,24 @@ async def test_an_unencoded_password_reaches_redis(locked_redis: RedisServer) ->
         assert await journal.ping()
     finally:
         await journal.aclose()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["redis:/{auth}@h/0?job=j", "redis//{auth}@h/0?job=j", "rediss:{auth}@h", "REDIS:/{auth}@h"],
+)
+def test_a_mistyped_journal_url_is_not_printed_as_a_file_path(
+    shape: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--journal redis:/:pw@h`` (a slash short) was taken as a file path, and "cannot
+    create journal PATH" printed the password: now it is a bad journal URL, hidden."""
+    job = tmp_path / "job.jsonl"
+    job.write_text('{"conversation_id": "c", "text": "hi"}\n')
+    monkeypatch.setenv("OT_API_TOKEN", "ot_pat_test")
+    monkeypatch.setenv("OT_API_BASE_URL", "http://127.0.0.1:9")
+    for index, password in enumerate(passwords(10, seed=SEED + 2)):
+        journal = shape.format(auth=userinfo(password, index))
+        assert main(["bulk", str(job), "--journal", journal]) == 2
+        out, err = capsys.readouterr()
+        assert "journal URL" in err
+        assert_hidden(out, err)

@@ -107,8 +107,14 @@ class JournalLostError(JournalError, OpenTrainError):
 
 
 def is_redis_url(text: str) -> bool:
-    """True for ``redis://`` and ``rediss://`` journal locations."""
-    return text.lower().startswith(("redis://", "rediss://"))
+    """True for ``redis://`` and ``rediss://`` journal locations, and for mistyped ones
+    (``redis:/``, ``redis:host``, ``redis//:pw@h``): parsed as URLs, they are refused
+    with the password hidden, not taken as a file path and printed whole."""
+    return bool(_REDIS_LIKE.match(text)) or (bool(_REDIS_DIR_LIKE.match(text)) and "@" in text)
+
+
+_REDIS_LIKE = re.compile(r"(?i)rediss?:")
+_REDIS_DIR_LIKE = re.compile(r"(?i)rediss?/")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
