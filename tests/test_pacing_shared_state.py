@@ -23,9 +23,11 @@ from opentrain_async import OpenTrainClient
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
     RedisPacingOptions,
+    encode_state,
+)
+from opentrain_async._pacing.shared_bounds import (
     UnusableSharedState,
     check_shared_state,
-    encode_state,
     longest_ahead,
 )
 from opentrain_async._pacing.state import PacingFeedback, PacingState, PacingTuning

@@ -34,7 +34,7 @@ reported by type only and never chained.
 A shared state no pacer would write (a limit under ``MIN_RATE``, a schedule or pause
 further ahead than the longest pause) is unusable (``check_shared_state``): the
 process paces locally with a warning and stops writing the key, which then expires.
-A client's ``rate_limit`` (``cap``) is its own: Redis never sees it (``_ProcessCap``).
+A client's ``rate_limit`` (``cap``) is its own: Redis never sees it (``ProcessCap``).
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ from opentrain_async._errors import ConfigurationError
 from .backend import InMemoryPacingBackend, Reservation
 from .curve import MIN_RATE, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
+from .process_cap import ProcessCap
+from .shared_bounds import UnusableSharedState, check_shared_state
 from .state import (
     SAMPLE_BUCKETS,
     SAMPLE_SECONDS,
@@ -567,100 +569,6 @@ def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
 # -- the backend -----------------------------------------------------------------------
 
 
-class UnusableSharedState(ValueError):
-    """The shared hash holds what no pacer writes (corrupted by hand, or by another
-    program): this process paces locally until the key is valid again or expires."""
-
-
-def longest_ahead(tuning: PacingTuning) -> float:
-    """Seconds ahead of Redis's now that a valid schedule or pause can reach: the
-    longest hint pause, one slot at the slowest rate, and the horizon and tolerance."""
-    slowest = MIN_RATE * tuning.beta
-    return tuning.max_hint_pause + 1.0 + 1.0 / slowest + tuning.horizon + tuning.tolerance
-
-
-def check_shared_state(
-    tuning: PacingTuning,
-    now: float,
-    *,
-    limit: float | None = None,
-    rate: float | None = None,
-    ahead: tuple[float, ...] = (),
-) -> None:
-    """Raise ``UnusableSharedState`` unless the shared values are ones a pacer would
-    write: a learned ``limit`` of at least ``MIN_RATE``; an uncapped ``rate`` of at
-    least the slowest the curve gives (``MIN_RATE * beta``); and no time in ``ahead``
-    (the schedule, the pause) further from ``now`` than ``longest_ahead``.  A corrupt
-    hash (``limit 1e-06``, ``tat = now + 3600``) would otherwise hold every sender back
-    for good."""
-    if limit is not None and not MIN_RATE * (1 - 1e-9) <= limit < math.inf:
-        raise UnusableSharedState(f"a limit of {limit!r}/s (the least learned is {MIN_RATE})")
-    slowest = MIN_RATE * tuning.beta
-    if rate is not None and not slowest * (1 - 1e-9) <= rate < math.inf:
-        raise UnusableSharedState(f"a rate of {rate!r}/s (the slowest paced is {slowest:g})")
-    bound = longest_ahead(tuning)
-    for at in ahead:
-        if not at - now <= bound:
-            raise UnusableSharedState(
-                f"a schedule or pause {at - now:.6g} s ahead (at most {bound:g} s is valid)"
-            )
-
-
-class _ProcessCap:
-    """A per-process ``rate_limit`` over shared slots (GCRA on the local clock).
-
-    Redis paces everyone at the shared rate; this paces one process at its own cap on
-    top: it asks Redis only for the slots its cap allows within the horizon, and
-    spaces the slots it gets at least ``1/cap`` apart.  While its next slot is
-    beyond the horizon it answers "not yet" itself (successes carried to the next
-    call), so a capped process costs the shared schedule nothing while it waits."""
-
-    __slots__ = ("carried", "cuts", "next", "offset", "pause_until")
-
-    def __init__(self) -> None:
-        self.next = -math.inf  # local time of this process's next slot under its cap
-        self.carried = 0  # successes not yet counted in Redis
-        self.offset: float | None = None  # Redis time minus local time, last answer
-        self.cuts = 0
-        self.pause_until = 0.0
-
-    def _start(self, now: float, cap: float, tuning: PacingTuning) -> float:
-        return max(self.next, now - min(tuning.tolerance, 1.0 / cap))
-
-    def wait(self, now: float, cap: float, tuning: PacingTuning) -> Reservation | None:
-        """No slot, and when to ask again, while the next is beyond the horizon."""
-        if self.offset is None or self.next <= now + tuning.horizon:
-            return None
-        return Reservation(
-            now=now + self.offset,
-            first=self.next + self.offset,
-            interval=1.0 / cap,
-            count=0,
-            rate=cap,
-            cuts=self.cuts,
-            pause_until=self.pause_until,
-        )
-
-    def slots(self, now: float, cap: float, tuning: PacingTuning) -> int:
-        """How many slots the cap allows within the horizon (at least one)."""
-        start = self._start(now, cap, tuning)
-        return max(1, 1 + math.floor((now + tuning.horizon - start) * cap))
-
-    def take(self, got: Reservation, now: float, cap: float, tuning: PacingTuning) -> Reservation:
-        """``got`` from Redis, no faster than ``cap``."""
-        offset = got.now - now
-        interval = max(got.interval, 1.0 / cap)
-        first = max(got.first - offset, self._start(now, cap, tuning))
-        if got.count:
-            self.next = first + got.count * interval
-        rate = cap if got.rate is None else min(got.rate, cap)
-        return attrs.evolve(got, first=first + offset, interval=interval, rate=rate)
-
-    def seen(self, got: Reservation, now: float) -> None:
-        self.offset = got.now - now
-        self.cuts, self.pause_until = got.cuts, got.pause_until
-
-
 class _Queued:
     """A report waiting for the next call, and the state it produced."""
 
@@ -734,8 +642,8 @@ class RedisPacingBackend:
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         # This process's rate_limit, kept out of Redis: one schedule per cap (clients
         # given one backend with different rate_limits each keep their own).
-        self._caps: dict[float, _ProcessCap] = {}
-        self._uncapped = _ProcessCap()
+        self._caps: dict[float, ProcessCap] = {}
+        self._uncapped = ProcessCap()
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
@@ -760,8 +668,8 @@ class RedisPacingBackend:
 
         ``cap`` (the client's ``rate_limit``) limits this process only: the schedule in
         Redis never sees it (a neighbour capped at 1/s does not slow the others), and
-        this process takes shared slots no faster than its cap (``_ProcessCap``)."""
-        own = self._caps.setdefault(cap, _ProcessCap()) if cap is not None else self._uncapped
+        this process takes shared slots no faster than its cap (``ProcessCap``)."""
+        own = self._caps.setdefault(cap, ProcessCap()) if cap is not None else self._uncapped
         if cap is not None:
             held = own.wait(self._clock(), cap, self.tuning)
             if held is not None:  # not due under our own cap: Redis is not asked
