@@ -78,8 +78,13 @@ class OpenTrainClient(ReadMixin):
     ``pacing_url="redis://host:6379/0"`` (else ``$OT_PACING_URL``; ``""`` for none)
     shares one learned limit with every process sending with this token, in Redis; it
     fails open (local pacing, counted in ``stats.pacing_fallbacks``) unless
-    ``pacing_fail_closed=True``.  Holding a ``redis.asyncio.Redis`` already, pass
-    ``pacing_backend=RedisPacingBackend(redis)`` instead.
+    ``pacing_fail_closed=True``; a shared state no pacer would write (corrupt) is
+    paced around locally too, with a warning.  ``rate_limit`` stays this process's
+    own: it caps this client, never the shared schedule, so a neighbour told 1/s does
+    not slow the others (to cap a fleet, give each process its share).  Holding a
+    ``redis.asyncio.Redis`` already, pass ``pacing_backend=RedisPacingBackend(redis)``
+    instead.  A password in the URL may hold any character (all up to the last ``@``
+    is the userinfo) and is never shown.
 
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long

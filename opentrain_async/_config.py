@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from yarl import URL
 
 from ._errors import ConfigurationError
+from ._redis import has_userinfo, redact_url
 
 __all__ = [
     "API_PREFIX",
@@ -111,12 +112,9 @@ def _warn_if_readable_by_others(path: Path) -> None:
 
 
 def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@``, for messages."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, tail = rest.partition("/")
-    if not sep or "@" not in authority:
-        return url
-    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
+    """``url`` with any ``user:password@`` replaced by ``***@``, for messages (the raw
+    text up to the last ``@``: a password holding ``/`` or ``#`` is hidden whole)."""
+    return redact_url(url, keep_user=False)
 
 
 def _check_token(token: str, source: str) -> str:
@@ -148,15 +146,15 @@ def api_root(base_url: str) -> str:
     """
     url = base_url.strip().rstrip("/")
     shown = without_userinfo(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # "https://[::1": an unclosed IPv6 bracket
-        raise ConfigurationError(f"base URL {shown!r} is not a valid URL: {exc}") from None
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+    if has_userinfo(url):  # checked on the raw text, before any parser can cut it
         raise ConfigurationError(
             f"base URL must not carry user:password@ ({shown!r}): the API authenticates by "
             "token, and the credentials would leak into logs and error messages"
         )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "https://[::1": an unclosed IPv6 bracket
+        raise ConfigurationError(f"base URL {shown!r} is not a valid URL: {exc}") from None
     if any(not char.isprintable() or char.isspace() for char in url):
         raise ConfigurationError(
             f"base URL {shown.encode('ascii', 'backslashreplace').decode()!r} contains "

@@ -232,7 +232,7 @@ class Delivery:
                 except OpenTrainError as exc:
                     status, payload = await self._retry_after(exc, "POST", "/messages", None, body)
                 message = _parse_message(payload, status, "POST", "/messages")
-                _check_sent(message, conversation_id, status, self.claimed)
+                _check_sent(payload, message, conversation_id, content, status, self.claimed)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
                 # A 2xx we cannot read is an unknown outcome too: it was most likely
                 # committed, so reporting it as failed would invite a duplicate.
@@ -325,15 +325,41 @@ def _parse_message(payload: Any, status: int, method: str, path: str) -> Message
         ) from None
 
 
-def _check_sent(message: Message, conversation_id: str, status: int, claimed: ClaimedIds) -> None:
-    """A 2xx whose message is not a new one of this conversation (another conversation's,
-    or an id already attributed to another send) proves nothing was stored for this send:
-    an unknown outcome (read back), never "delivered"."""
+def answer_mismatch(
+    payload: Any, message: Message, conversation_id: str, content: str, claimed: Container[str]
+) -> str | None:
+    """Why a 2xx answer to our POST does not describe the message we sent, or None.
+
+    It must be a new message (an id no other send claimed) of our conversation, from
+    us (``isFromViewer``), with our content, in a body that does not say ``"ok": false``.
+    Anything else proves nothing was stored for this send (a lying server, a proxy
+    cache, a mixed-up answer): the outcome is unknown and read-back settles it.
+    """
+    if isinstance(payload, dict) and "ok" in payload and payload["ok"] is not True:
+        return f"a body with ok={payload['ok']!r}"
     if message.conversation_id != conversation_id:
-        why = f"a message of conversation {message.conversation_id!r}"
-    elif message.id in claimed:
-        why = f"message {message.id!r}, already the outcome of another send"
-    else:
+        return f"a message of conversation {message.conversation_id!r}"
+    if message.id in claimed:
+        return f"message {message.id!r}, already the outcome of another send"
+    if not message.is_from_viewer:
+        return f"message {message.id!r}, not from this account (isFromViewer false)"
+    if message.content != content:
+        return f"message {message.id!r}, with other content"
+    return None
+
+
+def _check_sent(
+    payload: Any,
+    message: Message,
+    conversation_id: str,
+    content: str,
+    status: int,
+    claimed: ClaimedIds,
+) -> None:
+    """Raise ``UnexpectedResponseError`` (an unknown outcome, read back, never
+    "delivered") when the answer does not describe our message (``answer_mismatch``)."""
+    why = answer_mismatch(payload, message, conversation_id, content, claimed)
+    if why is None:
         return
     raise UnexpectedResponseError(
         f"HTTP {status} for a send to {conversation_id!r} but the answer is {why}",

@@ -73,7 +73,18 @@ class Origin:
         return await self.handler(request)
 
     async def message(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(MESSAGE, status=201)
+        """The message sent (its conversation and content echoed, as a server does)."""
+        return web.json_response(await echoed(request), status=201)
+
+
+async def echoed(request: web.Request) -> dict[str, Any]:
+    """``MESSAGE`` with the POSTed conversation and content (a 2xx must describe them)."""
+    try:
+        sent = json.loads(await request.read())
+        fields = {"conversationId": sent["conversationId"], "content": sent["content"]}
+    except (ValueError, KeyError, TypeError):
+        fields = {}
+    return {**MESSAGE, "message": {**MESSAGE["message"], **fields}}
 
 
 @attrs.define

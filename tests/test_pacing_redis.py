@@ -101,7 +101,7 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
         await redis.hset("agree", mapping=encode_state(before))
         count, successes = rng.randint(0, 40), rng.choice([0, 0, rng.randint(1, 50)])
         cap = rng.choice([None, rng.uniform(1, 3000)])
-        got = await backend.reserve(count, successes=successes, cap=cap)
+        got = await backend._reserve(count, successes, cap)  # the script (the cap: reserve)
         after = decode_state(await redis.hgetall("agree"))
         want_state, want = apply_reserve(before, got.now, count, successes, cap, backend.tuning)
         assert_states_equal(after, want_state)
@@ -169,7 +169,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         cap = rng.choice([None, None, rng.uniform(1, 3000)])
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
-        got = await backend.report(feedback, cap=cap)
+        got = await backend._report(feedback, cap)  # the script (the cap: report)
         stored = decode_state(await redis.hgetall("agree-report"))
         assert stored == got
         now = backend._last[1] if backend._last is not None else now

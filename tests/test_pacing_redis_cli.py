@@ -26,8 +26,9 @@ async def pacing_keys(server: RedisServer) -> list[str]:
 async def test_two_bulk_processes_share_the_limit(
     server: FakeOpenTrain, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """Two `bulk` processes, one with --pacing-url and one with $OT_PACING_URL, stated
-    just under the server's limit: together no 429, every line delivered once."""
+    """Two `bulk` processes, one with --pacing-url and one with $OT_PACING_URL, each
+    stated (--rate, its own) at just under half the server's limit: together no 429,
+    every line delivered once, one shared state."""
     server.set_rate_limit(TokenBucket(rate=100, burst=5))
     conv = server.add_conversation()
     jobs = [
@@ -42,14 +43,14 @@ async def test_two_bulk_processes_share_the_limit(
         "bulk",
         str(jobs[0]),
         "--rate",
-        "90",
+        "45",
         "--json",
         "--pacing-url",
         redis_server.url + "?budget=5",
         env=env,
     )
     b = await start_cli(
-        "bulk", str(jobs[1]), "--rate", "90", "--json",
+        "bulk", str(jobs[1]), "--rate", "45", "--json",
         env={**env, "OT_PACING_URL": redis_server.url + "?budget=5"},
     )  # fmt: skip
     outs = [await p.communicate() for p in (a, b)]

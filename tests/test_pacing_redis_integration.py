@@ -85,17 +85,14 @@ async def send_together(server: FakeOpenTrain, n: int, **options: Any) -> list[i
     return list(await asyncio.gather(one("a"), one("b")))
 
 
-async def test_two_clients_share_a_stated_limit(
+async def test_each_clients_stated_limit_is_its_own(
     server: FakeOpenTrain, redis_server: RedisServer
 ) -> None:
-    """Told (a little under) the limit, two clients on one Redis send at it together: no 429 at all.
-    Each on its own (the control) sends at it alone, so together at twice: 429s."""
+    """A rate_limit limits its own process, not the shared schedule: two clients on one
+    Redis, each told half (a little under) the server's limit, send together with no
+    429 at all, and each at its own cap."""
     server.set_rate_limit(TokenBucket(rate=100, burst=5))
-    assert await send_together(server, 30, rate_limit=90) == [30, 30]
-    assert server.stats()["rate_limited"] > 0  # the control: separate pacers collide
-    server.set_rate_limit(TokenBucket(rate=100, burst=5))
-    server.reset_stats()
-    assert await send_together(server, 30, rate_limit=90, pacing_url=steady(redis_server)) == [
+    assert await send_together(server, 30, rate_limit=45, pacing_url=steady(redis_server)) == [
         30,
         30,
     ]
@@ -151,7 +148,7 @@ async def test_clock_skew_between_clients_does_not_matter(
     server: FakeOpenTrain, redis_server: RedisServer, offsets: tuple[float, float]
 ) -> None:
     """Two clients whose clocks disagree by hours or days share one schedule (Redis
-    TIME): together at the stated limit, no 429."""
+    TIME): each at its own stated limit (half the server's), no 429."""
     server.set_rate_limit(TokenBucket(rate=100, burst=5))
 
     async def one(label: str, offset: float) -> int:
@@ -159,7 +156,7 @@ async def test_clock_skew_between_clients_does_not_matter(
             server.token,
             server.base_url,
             max_concurrency=16,
-            rate_limit=90,
+            rate_limit=45,
             pacing_url=steady(redis_server),
             clock=lambda: time.monotonic() + offset,
             sleep=asyncio.sleep,  # a shifted real clock: real waits go with it

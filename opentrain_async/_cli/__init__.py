@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument(
         "--rate",
         type=_positive_float,
-        help="the server's known limit in messages/second (default: learned from 429s)",
+        help="the server's known limit in messages/second, for this process only (with "
+        "--pacing-url give each process its share; default: learned from 429s)",
     )
     bulk.add_argument(
         "--journal",

@@ -48,11 +48,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import aiohttp
 import attrs
 
+import opentrain_async._redis as _redis
 from opentrain_async._errors import OpenTrainError
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 
@@ -107,8 +107,14 @@ class JournalLostError(JournalError, OpenTrainError):
 
 
 def is_redis_url(text: str) -> bool:
-    """True for ``redis://`` and ``rediss://`` journal locations."""
-    return text.lower().startswith(("redis://", "rediss://"))
+    """True for ``redis://`` and ``rediss://`` journal locations, and for mistyped ones
+    (``redis:/``, ``redis:host``, ``redis//:pw@h``): parsed as URLs, they are refused
+    with the password hidden, not taken as a file path and printed whole."""
+    return bool(_REDIS_LIKE.match(text)) or (bool(_REDIS_DIR_LIKE.match(text)) and "@" in text)
+
+
+_REDIS_LIKE = re.compile(r"(?i)rediss?:")
+_REDIS_DIR_LIKE = re.compile(r"(?i)rediss?/")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -137,7 +143,7 @@ class RedisJournalURL:
     db: int
     job: str
     tls: bool = False
-    username: str | None = None
+    username: str | None = attrs.field(default=None, repr=False)  # may be half a password
     password: str | None = attrs.field(default=None, repr=False)
     lease: float = DEFAULT_LEASE
     retention: float = DEFAULT_RETENTION
@@ -146,24 +152,17 @@ class RedisJournalURL:
     def parse(cls, url: str) -> RedisJournalURL:
         """Parse and check a journal URL; errors name the part at fault (no password)."""
         try:
-            parts = urlsplit(url)
-            port = parts.port or 6379
-        except ValueError:
-            port = -1  # raised below, outside the handler: no exception chain to leak
-        if port < 0:
-            raise JournalError(f"journal URL {_redact(url)}: not a valid URL (bad host or port)")
-        scheme = parts.scheme.lower()
-        if scheme not in ("redis", "rediss"):
-            raise JournalError(f"journal URL {_redact(url)}: scheme must be redis or rediss")
-        if not parts.hostname:
-            raise JournalError(f"journal URL {_redact(url)}: no host")
+            parts = _redis.parse_redis_url(url)
+        except _redis.RedisURLError as exc:
+            raise JournalError(f"journal URL {_redact(url)}: {exc}") from None
+        port = parts.port or 6379
         path = parts.path.strip("/")
         if path and not path.isdigit():
             raise JournalError(
                 f"journal URL {_redact(url)}: the path is the database number (0-15 usually), "
                 f"got {path!r}"
             )
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query = dict(parts.query)
         unknown = sorted(set(query) - {"job", "lease", "retention"})
         if unknown:
             raise JournalError(
@@ -185,13 +184,13 @@ class RedisJournalURL:
             else DEFAULT_RETENTION
         )
         return cls(
-            host=parts.hostname,
+            host=parts.host,
             port=port,
             db=int(path or 0),
             job=job,
-            tls=scheme == "rediss",
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password is not None else None,
+            tls=parts.scheme == "rediss",
+            username=parts.username,
+            password=parts.password,
             lease=lease,
             retention=retention,
         )
@@ -202,12 +201,7 @@ class RedisJournalURL:
     def redacted(self) -> str:
         """The URL as shown to people: the password replaced by ``***``."""
         scheme = "rediss" if self.tls else "redis"
-        auth = ""
-        if self.username or self.password is not None:
-            auth = quote(self.username or "", safe="")
-            if self.password is not None:
-                auth += ":***"
-            auth += "@"
+        auth = _redis.shown_userinfo(self.username, self.password is not None)
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{auth}{host}:{self.port}/{self.db}?job={self.job}"
 
@@ -224,32 +218,30 @@ class RedisJournalURL:
         password in the URL, ``$REDISCLI_AUTH`` (what redis-cli reads) supplies it, so it
         need not appear on a command line."""
         try:
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-        except ImportError:
-            raise JournalError(
-                "a redis:// journal needs the redis extra: pip install 'opentrain-async[redis]'"
-            ) from None
-        return Redis(
-            host=self.host,
-            port=self.port,
-            db=self.db,
-            username=self.username,
-            password=self.password
-            if self.password is not None
-            else (os.environ if env is None else env).get("REDISCLI_AUTH") or None,
-            ssl=self.tls,
-            socket_timeout=max(2.0, self.lease / 3),
-            socket_connect_timeout=max(2.0, self.lease / 3),
-            retry=Retry(NoBackoff(), 1),
-            health_check_interval=0,
-        )
+            return _redis.connect(
+                _redis.RedisURL(
+                    "rediss" if self.tls else "redis",
+                    self.host,
+                    self.port,
+                    "",
+                    username=self.username,
+                    password=self.password,
+                ),
+                what="a redis:// journal",
+                password=(os.environ if env is None else env).get("REDISCLI_AUTH") or None,
+                single_try=True,
+                db=self.db,
+                socket_timeout=max(2.0, self.lease / 3),
+                socket_connect_timeout=max(2.0, self.lease / 3),
+                health_check_interval=0,
+            )
+        except _redis.MissingRedisExtra as exc:
+            raise JournalError(str(exc)) from None
 
 
 def _redact(url: str) -> str:
-    """Hide whatever sits between ``:`` and ``@`` in the authority of an unparsed URL."""
-    return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", url)
+    """The raw URL with its password as ``***`` (``_redis.redact_url``: before parsing)."""
+    return _redis.redact_url(url)
 
 
 def _lease_clock() -> float:

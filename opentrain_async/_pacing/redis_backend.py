@@ -30,6 +30,11 @@ share of the shared rate), logs one warning, counts the fallback, and rejoins wh
 background probe gets an answer.  ``fail_closed=True`` waits for Redis instead.  The
 URL's password never appears in a repr, log record or exception: Redis errors are
 reported by type only and never chained.
+
+A shared state no pacer would write (a limit under ``MIN_RATE``, a schedule or pause
+further ahead than the longest pause) is unusable (``check_shared_state``): the
+process paces locally with a warning and stops writing the key, which then expires.
+A client's ``rate_limit`` (``cap``) is its own: Redis never sees it (``ProcessCap``).
 """
 
 from __future__ import annotations
@@ -43,15 +48,17 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+import opentrain_async._redis as _redis
 from opentrain_async._errors import ConfigurationError
 
 from .backend import InMemoryPacingBackend, Reservation
 from .curve import MIN_RATE, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
+from .process_cap import ProcessCap
+from .shared_bounds import UnusableSharedState, check_shared_state
 from .state import (
     SAMPLE_BUCKETS,
     SAMPLE_SECONDS,
@@ -476,17 +483,7 @@ def pacing_key(api_root: str, token: str) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` without its password (``***``) or query, for reprs and messages."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return "<unparseable pacing URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        # redis://secret@host: a lone userinfo is the password.
-        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-        netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return _redis.redact_url(url.strip(), keep_query=False)
 
 
 @attrs.frozen
@@ -515,20 +512,14 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
     client's.  Errors name the field and never repeat the password.
     """
     try:
-        parts = urlsplit(url.strip())
-        _ = parts.port  # validates the port
-    except ValueError:
+        parts = _redis.parse_redis_url(url.strip(), schemes=("redis", "rediss", "unix"))
+    except _redis.RedisURLError as exc:
         raise ConfigurationError(
-            f"pacing_url is not a valid URL: {redact_url(url)!r} "
-            "(expected redis://[:password@]host:6379/0)"
+            f"pacing_url {redact_url(url)!r}: {exc} (expected redis://[:password@]host:6379/0)"
         ) from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"pacing_url: the scheme must be redis://, rediss:// or unix://, got {parts.scheme!r}"
-        )
     ours: dict[str, Any] = {}
     rest = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parts.query:
         if name not in _URL_OPTIONS:
             rest.append((name, value))
         elif name == "fail_closed":
@@ -547,20 +538,17 @@ def parse_pacing_url(url: str) -> tuple[str, RedisPacingOptions]:
                     f"pacing_url: {name} must be seconds in (0, 60], got {value!r}"
                 )
             ours[name] = number
-    query = urlencode(rest, quote_via=quote)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), RedisPacingOptions(
-        **ours
-    )
+    return parts.client_url(query=rest), RedisPacingOptions(**ours)
 
 
 def _redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     try:
-        from redis.asyncio import Redis
-        from redis.exceptions import RedisError
-    except ImportError:
-        raise ConfigurationError(
-            'pacing_url needs the redis extra: pip install "opentrain-async[redis]"'
-        ) from None
+        _redis.require_redis("pacing_url")
+    except _redis.MissingRedisExtra as exc:
+        raise ConfigurationError(str(exc)) from None
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
     try:
         redis = Redis.from_url(
             url, socket_timeout=options.budget, socket_connect_timeout=options.budget
@@ -652,6 +640,10 @@ class RedisPacingBackend:
         self._probe: asyncio.Task[None] | None = None
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
+        # This process's rate_limit, kept out of Redis: one schedule per cap (clients
+        # given one backend with different rate_limits each keep their own).
+        self._caps: dict[float, ProcessCap] = {}
+        self._uncapped = ProcessCap()
         self._paced = False  # the last answer from Redis had a rate
         self._connected = False  # a call has succeeded since the last failure
         self._known_at: float | None = None  # Redis time of the last answer
@@ -672,15 +664,30 @@ class RedisPacingBackend:
     async def reserve(
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
-        """Count ``successes``, then reserve up to ``count`` slots at the shared rate."""
+        """Count ``successes``, then reserve up to ``count`` slots at the shared rate.
+
+        ``cap`` (the client's ``rate_limit``) limits this process only: the schedule in
+        Redis never sees it (a neighbour capped at 1/s does not slow the others), and
+        this process takes shared slots no faster than its cap (``ProcessCap``)."""
+        own = self._caps.setdefault(cap, ProcessCap()) if cap is not None else self._uncapped
+        if cap is not None:
+            held = own.wait(self._clock(), cap, self.tuning)
+            if held is not None:  # not due under our own cap: Redis is not asked
+                own.carried += successes
+                return held
+            count = min(count, own.slots(self._clock(), cap, self.tuning))
+        successes, own.carried = successes + own.carried, 0
         result: Reservation | None = await self._shared(
-            lambda: self._reserve(count, successes, cap)
+            lambda: self._reserve(count, successes, None)
         )
         if result is None:
             return await self._local.reserve(count, successes=successes, cap=cap)
         now = self._clock()
         self._known_at = result.now
         self._paced = result.rate is not None
+        if cap is not None:
+            result = own.take(result, now, cap, self.tuning)
+        own.seen(result, now)
         granted = self._granted
         granted.append((now, result.count if result.rate is not None else 0))
         while granted[0][0] < now - 1.0:
@@ -698,7 +705,8 @@ class RedisPacingBackend:
         known = self._known_at
         if not self._paced and feedback.throttled_at is not None and known is not None:
             feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
-        result: PacingState | None = await self._shared(lambda: self._report(feedback, cap))
+        # The cap is this process's (see reserve): the shared cut never draws on it.
+        result: PacingState | None = await self._shared(lambda: self._report(feedback, None))
         if result is None:
             return await self._local.report(feedback, cap=cap)
         return result
@@ -765,24 +773,23 @@ class RedisPacingBackend:
         numbers = (reservation.first, reservation.interval, reservation.rate or 1.0)
         if not all(math.isfinite(x) for x in numbers) or reservation.interval < 0:
             raise ValueError("the shared state gave a slot that is not a number")
-        self._check_pause(reservation.pause_until, reservation.now)
+        check_shared_state(
+            self.tuning,
+            reservation.now,
+            rate=None if cap is not None else reservation.rate,
+            ahead=(reservation.first, reservation.pause_until),
+        )
         return reservation
-
-    def _check_pause(self, pause_until: float, now: float) -> None:
-        """No pause the tuning would never set (a corrupt hash would hold every request
-        back for good)."""
-        if not pause_until <= now + self.tuning.max_hint_pause + 1.0:
-            raise ValueError("the shared state holds a pause longer than any hint's")
 
     def _checked(self, state: PacingState, now: float) -> PacingState:
         """``state`` if every number in it is usable; else ValueError (so this process
         paces locally, as when Redis is unreachable, instead of waiting on NaN)."""
         values = [getattr(state, f.name) for f in attrs.fields(PacingState)]
         if any(isinstance(v, float) and math.isnan(v) for v in values):
-            raise ValueError("the shared state holds a value that is not a number")
-        if state.limit is not None and not 0 < state.limit < math.inf:
-            raise ValueError("the shared state holds an unusable limit")
-        self._check_pause(state.pause_until, now)
+            raise UnusableSharedState("a value that is not a number")
+        check_shared_state(
+            self.tuning, now, limit=state.limit, ahead=(state.tat, state.pause_until)
+        )
         return state
 
     async def _timed(self, script: Any, **kwargs: Any) -> Any:
@@ -910,13 +917,23 @@ class RedisPacingBackend:
         for callback in self.on_fallback:
             callback()
         what = "waiting for it" if self.options.fail_closed else "pacing locally until it answers"
-        # The type only: a Redis error's text may quote the URL or a server reply.
-        logger.warning(
-            "shared pacing: Redis at %s unreachable (%s); %s",
-            self._display,
-            type(exc).__name__,
-            what,
-        )
+        if isinstance(exc, UnusableSharedState):  # our own text: numbers, no secret
+            what = "waiting" if self.options.fail_closed else "pacing locally"
+            logger.warning(
+                "shared pacing: the state in Redis at %s is unusable (%s); %s until it is "
+                "valid again or expires (%g s after its last write)",
+                self._display,
+                exc,
+                what,
+                self.options.ttl,
+            )
+        else:  # the type only: a Redis error's text may quote the URL or a server reply
+            logger.warning(
+                "shared pacing: Redis at %s unreachable (%s); %s",
+                self._display,
+                type(exc).__name__,
+                what,
+            )
         if not self.options.fail_closed:
             self._seed_local(now)
 

@@ -1,0 +1,30 @@
+"""The Redis layer shared by shared pacing and the Redis journal: one URL parser, one
+redaction of URL-shaped secrets (also used for the API base URL), one connect and one
+missing-extra error.  Nothing here imports the rest of the package."""
+
+from __future__ import annotations
+
+from .connect import MissingRedisExtra, connect, missing_extra_message, require_redis
+from .url import (
+    RedisURL,
+    RedisURLError,
+    has_userinfo,
+    parse_redis_url,
+    redact_url,
+    shown_userinfo,
+    split_userinfo,
+)
+
+__all__ = [
+    "MissingRedisExtra",
+    "RedisURL",
+    "RedisURLError",
+    "connect",
+    "has_userinfo",
+    "missing_extra_message",
+    "parse_redis_url",
+    "redact_url",
+    "require_redis",
+    "shown_userinfo",
+    "split_userinfo",
+]
