@@ -28,7 +28,13 @@ from ._errors import (
     UnexpectedResponseError,
     WebhookVerificationError,
 )
-from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
+from ._listen import (
+    CursorStore,
+    JSONFileCursorStore,
+    Listener,
+    ListenStart,
+    MemoryCursorStore,
+)
 from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
 from ._pacing import (
@@ -105,6 +111,7 @@ __all__ = [
     "JSONFileCursorStore",
     "LastMessage",
     "ListenStart",
+    "Listener",
     "MemoryCursorStore",
     "Message",
     "MessagePage",

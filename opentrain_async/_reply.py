@@ -1,0 +1,91 @@
+"""``reply()``: answer an incoming message once, even when it is handled twice.
+
+A bot that dies after sending its answer but before ``listen()`` saved that the message
+was finished meets the message again on restart.  POST /messages has no idempotency key
+and no "in reply to" field, so the answer is tied to the incoming message by read-back:
+before sending, the conversation is read back to the incoming message, and a message of
+ours with exactly this content, stamped at or after the incoming one (both stamps are
+the server's), that is not already another send's or another reply's, *is* the answer.
+Found: returned, nothing sent.  Not there: sent, with read-back on an unknown outcome.
+
+Another reply with the same text in the same conversation is told apart by id: every
+reply this client sent or found is claimed (``ReplyLog``), and ``listen()`` saves the
+latest of them with its position, so this holds across restarts too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ._delivery import Delivery, MessageReader, find_own_message
+from ._errors import DeliveryUnknownError, InvalidRequestError
+from ._listen import ReplyLog
+from ._models import Message
+from ._validation import validate_content
+
+__all__ = ["REPLY_SKEW", "reply_once"]
+
+logger = logging.getLogger("opentrain_async")
+
+REPLY_SKEW = 2.0
+"""Seconds before the incoming message an answer may be stamped and still count: both
+stamps are the server's, so this only covers its own nodes' clocks disagreeing."""
+
+
+async def reply_once(
+    delivery: Delivery,
+    reader: MessageReader,
+    replies: ReplyLog,
+    incoming: Message,
+    content: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Message:
+    """Our answer to ``incoming``: found by read-back if already sent, else sent now."""
+    if not isinstance(incoming, Message):
+        raise InvalidRequestError(
+            f"reply() answers a Message (as listen() yields), got {type(incoming).__name__}",
+            field="incoming",
+            limit="a Message",
+            actual=type(incoming).__name__,
+        )
+    if incoming.is_from_viewer:
+        raise InvalidRequestError(
+            f"message {incoming.id} is the account's own: reply() answers incoming messages",
+            field="incoming",
+            limit="a message from someone else (is_from_viewer False)",
+            actual="is_from_viewer True",
+        )
+    validate_content(content)
+    conversation_id = incoming.conversation_id
+    since = incoming.created_at.timestamp()
+    unknown = DeliveryUnknownError(
+        f"could not check whether message {incoming.id} in {conversation_id} was already "
+        "answered; not sending",
+        conversation_id=conversation_id,
+        started_at=since,
+    )
+    found = await find_own_message(
+        reader,
+        conversation_id,
+        content,
+        since=since,
+        skew=REPLY_SKEW,
+        claimed=delivery.claimed,
+        cause=unknown,
+        clock=clock,
+    )
+    if found is not None:
+        logger.info(
+            "message %s in %s was already answered (message %s): not sending again",
+            incoming.id,
+            conversation_id,
+            found.id,
+        )
+        replies.add(found.id)
+        return found
+    message, _ = await delivery.deliver(conversation_id, content, True)
+    replies.add(message.id)
+    return message
