@@ -364,10 +364,8 @@ class Listener:
             await self.aclose()
             return
         self._holding = False
-        try:
+        with contextlib.suppress(StopAsyncIteration):  # the engine saves, then ends
             await self._engine.athrow(_Finished())
-        except StopAsyncIteration:
-            pass
 
     async def aclose(self) -> None:
         """Stop; the message in hand (if any) is not finished and comes back next run."""
