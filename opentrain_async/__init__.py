@@ -70,6 +70,7 @@ from ._read_models import (
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import MAX_CONTENT_LENGTH, utf16_length
 from ._version import __version__
+from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, RedisDedupeStore
 from ._webhooks import (
     WebhookHandler,
     parse_webhook_event,
@@ -101,6 +102,7 @@ __all__ = [
     "ConversationFilter",
     "ConversationPage",
     "CursorStore",
+    "DedupeStore",
     "DeliveryUnknownError",
     "Direction",
     "Event",
@@ -113,6 +115,7 @@ __all__ = [
     "ListenStart",
     "Listener",
     "MemoryCursorStore",
+    "MemoryDedupeStore",
     "Message",
     "MessagePage",
     "NotAttemptedError",
@@ -134,6 +137,7 @@ __all__ = [
     "RawResponse",
     "RawResponseClient",
     "RedirectError",
+    "RedisDedupeStore",
     "RedisPacingBackend",
     "RedisPacingOptions",
     "Reservation",
