@@ -126,7 +126,8 @@ class ReadMixin:
         self._cursor_path = cursor_path
         # Ids of this client's replies (reply()), saved with listen()'s position; a
         # with_options copy (whose __dict__ is the parent's) keeps the parent's log.
-        self._replies = self.__dict__.get("_replies") or ReplyLog()
+        replies = self.__dict__.get("_replies")
+        self._replies = ReplyLog() if replies is None else replies
 
     # -- conversations -----------------------------------------------------------------
 

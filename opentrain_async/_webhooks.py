@@ -234,7 +234,7 @@ class WebhookHandler:
         self._tolerance = _check_tolerance(tolerance)
         self._background = background
         self._clock = clock
-        self._dedupe: DedupeStore = dedupe or MemoryDedupeStore(dedupe_size)
+        self._dedupe: DedupeStore = MemoryDedupeStore(dedupe_size) if dedupe is None else dedupe
         self._ttl = float(dedupe_ttl)
         self._tasks: set[asyncio.Task[None]] = set()
         self.received = 0
