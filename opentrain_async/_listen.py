@@ -149,8 +149,8 @@ def _all_ids(value: object) -> bool:
 class CursorStore(Protocol):
     """Where ``listen()`` keeps its position between runs: one opaque string.
 
-    The string is the /updates cursor, or (mid-page) a ``ListenPosition`` that also
-    names the messages finished on that page; store it as given.  ``save`` is called
+    The string is the /updates cursor, or a ``ListenPosition`` that also names the
+    messages finished on that page and recent reply ids; store it as given.  ``save`` is called
     after every finished message, so it must be durable when it returns.
     """
 
