@@ -29,6 +29,8 @@ __all__ = ["REPLY_SKEW", "reply_once"]
 
 logger = logging.getLogger("opentrain_async")
 
+REPLY_PAGE_SIZE = 20
+"""Messages per page read back: an answer is among the few newer than the message."""
 REPLY_SKEW = 2.0
 """Seconds before the incoming message an answer may be stamped and still count: both
 stamps are the server's, so this only covers its own nodes' clocks disagreeing."""
@@ -76,6 +78,7 @@ async def reply_once(
         claimed=delivery.claimed,
         cause=unknown,
         clock=clock,
+        page_size=REPLY_PAGE_SIZE,
     )
     if found is not None:
         logger.info(
