@@ -27,7 +27,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
@@ -73,31 +74,42 @@ REPLY_LOG_CAPACITY = 256
 
 
 class ReplyLog:
-    """The ids of the latest replies sent by ``OpenTrainClient.reply``, oldest first.
+    """The latest replies sent by ``OpenTrainClient.reply``: reply id -> incoming id.
 
-    Read-back treats them as claimed (a reply to one message is never taken for the
-    answer to another with the same text), and ``listen()`` saves them with its position
-    so that this still holds after a restart.  Keeps the newest ``capacity``.
+    Read-back treats a reply as claimed when answering any *other* message (a reply to
+    one message is never taken for the answer to another with the same text), and
+    ``listen()`` saves the log with its position so that this still holds after a
+    restart.  Keeps the newest ``capacity``.
     """
 
     def __init__(self, capacity: int = REPLY_LOG_CAPACITY) -> None:
-        self._ids: RecentSet[str] = RecentSet(capacity)
+        self._answers: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
 
-    def add(self, message_id: str) -> None:
-        """Remember a reply's message id."""
-        self._ids.add(message_id)
+    def add(self, reply_id: str, incoming_id: str) -> None:
+        """Remember that ``reply_id`` answers ``incoming_id``."""
+        self._answers[reply_id] = incoming_id
+        self._answers.move_to_end(reply_id)
+        while len(self._answers) > self._capacity:
+            self._answers.popitem(last=False)
 
-    def restore(self, message_ids: Iterable[str]) -> None:
-        """Remember ids saved by an earlier run (older than any added since)."""
-        current = list(self)
-        for message_id in [*message_ids, *current]:
-            self._ids.add(message_id)
+    def restore(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember pairs saved by an earlier run (older than any added since)."""
+        current = list(self.pairs())
+        self._answers.clear()
+        for reply_id, incoming_id in [*pairs, *current]:
+            self.add(reply_id, incoming_id)
 
-    def __contains__(self, message_id: object) -> bool:
-        return message_id in self._ids
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """``(reply id, incoming id)``, oldest first."""
+        return tuple(self._answers.items())
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+    def answers_to(self, incoming_id: str) -> set[str]:
+        """The ids of the replies logged for ``incoming_id``."""
+        return {reply for reply, to in self._answers.items() if to == incoming_id}
+
+    def __contains__(self, reply_id: object) -> bool:
+        return reply_id in self._answers
 
 
 @attrs.frozen
@@ -108,13 +120,14 @@ class ListenPosition:
 
     cursor: str | None
     handled: tuple[str, ...] = ()
-    replies: tuple[str, ...] = ()
+    replies: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> str:
         """The string a ``CursorStore`` keeps: the bare cursor when that says it all."""
         if not self.handled and not self.replies:
             return FROM_BEGINNING if self.cursor is None else self.cursor
-        state = {"cursor": self.cursor, "handled": self.handled, "replies": self.replies}
+        replies = [list(pair) for pair in self.replies]
+        state = {"cursor": self.cursor, "handled": self.handled, "replies": replies}
         return POSITION_PREFIX + json.dumps(state, separators=(",", ":"))
 
     @classmethod
@@ -133,13 +146,16 @@ class ListenPosition:
         if not (
             (cursor is None or (isinstance(cursor, str) and cursor))
             and _all_ids(handled)
-            and _all_ids(replies)
+            and isinstance(replies, list)
+            and all(
+                isinstance(pair, list) and len(pair) == 2 and _all_ids(pair) for pair in replies
+            )
         ):
             raise ConfigurationError(
                 "the saved listen() position is corrupt; fix or delete it (deleting it "
                 "makes listen() start over)"
             )
-        return cls(cursor, tuple(handled), tuple(replies))
+        return cls(cursor, tuple(handled), tuple((pair[0], pair[1]) for pair in replies))
 
 
 def _all_ids(value: object) -> bool:
@@ -500,7 +516,7 @@ async def _listen(
         seen.add(message_id)
 
     async def save(at: str | None, done: list[str]) -> None:
-        await cursor_store.save(ListenPosition(at, tuple(done), tuple(replies)).encode())
+        await cursor_store.save(ListenPosition(at, tuple(done), replies.pairs()).encode())
 
     wait = initial
     while True:

@@ -9,8 +9,10 @@ the server's), that is not already another send's or another reply's, *is* the a
 Found: returned, nothing sent.  Not there: sent, with read-back on an unknown outcome.
 
 Another reply with the same text in the same conversation is told apart by id: every
-reply this client sent or found is claimed (``ReplyLog``), and ``listen()`` saves the
-latest of them with its position, so this holds across restarts too.
+message this client sent is claimed, and so is every reply in the ``ReplyLog`` (which
+``listen()`` saves with its position, so this holds across restarts) except the replies
+to this very message.  One answer per incoming message and text: asked twice, ``reply``
+returns the first.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ._delivery import Delivery, MessageReader, find_own_message
+from ._delivery import ClaimedIds, Delivery, MessageReader, find_own_message
 from ._errors import DeliveryUnknownError, InvalidRequestError
 from ._listen import ReplyLog
 from ._models import Message
@@ -75,7 +77,7 @@ async def reply_once(
         content,
         since=since,
         skew=REPLY_SKEW,
-        claimed=delivery.claimed,
+        claimed=_ClaimedExcept(delivery.claimed, replies.answers_to(incoming.id)),
         cause=unknown,
         clock=clock,
         page_size=REPLY_PAGE_SIZE,
@@ -87,8 +89,23 @@ async def reply_once(
             conversation_id,
             found.id,
         )
-        replies.add(found.id)
+        replies.add(found.id, incoming.id)
         return found
     message, _ = await delivery.deliver(conversation_id, content, True)
-    replies.add(message.id)
+    replies.add(message.id, incoming.id)
     return message
+
+
+class _ClaimedExcept(ClaimedIds):
+    """``claimed``, less the ids of this message's own replies (found ids go to it)."""
+
+    def __init__(self, claimed: ClaimedIds, ours: set[str]) -> None:
+        super().__init__(capacity=1)
+        self._claimed = claimed
+        self._ours = ours
+
+    def add(self, message_id: str) -> None:
+        self._claimed.add(message_id)
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id not in self._ours and message_id in self._claimed

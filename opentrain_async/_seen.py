@@ -9,7 +9,7 @@ for months stays in constant memory.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 __all__ = ["RecentSet"]
@@ -59,7 +59,3 @@ class RecentSet(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._keys)
-
-    def __iter__(self) -> Iterator[K]:
-        """The keys, least recently seen first."""
-        return iter(list(self._keys))

@@ -126,6 +126,7 @@ async def test_a_restart_mid_page_skips_what_was_finished_across_page_sizes(
         POSITION_PREFIX + json.dumps({"cursor": "", "handled": [], "replies": []}),
         POSITION_PREFIX + json.dumps({"cursor": "1", "handled": [1], "replies": []}),
         POSITION_PREFIX + json.dumps({"cursor": "1", "handled": []}),
+        POSITION_PREFIX + json.dumps({"cursor": "1", "handled": [], "replies": ["r1"]}),
         POSITION_PREFIX + json.dumps(["1"]),
     ],
 )
@@ -143,7 +144,7 @@ def test_position_round_trip() -> None:
         ListenPosition(None),
         ListenPosition("42"),
         ListenPosition("42", ("m1", "m2")),
-        ListenPosition(None, (), ("r1",)),
+        ListenPosition(None, (), (("r1", "m1"),)),
     ):
         assert ListenPosition.decode(position.encode()) == position
     assert ListenPosition("42").encode() == "42"

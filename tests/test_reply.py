@@ -9,6 +9,7 @@ import pytest
 from opentrain_async import (
     DeliveryUnknownError,
     InvalidRequestError,
+    MemoryCursorStore,
     Message,
     OpenTrainClient,
 )
@@ -86,3 +87,40 @@ async def test_reply_that_cannot_check_does_not_send(
     with pytest.raises(DeliveryUnknownError):
         await client.reply(incoming, "hello")
     assert server.stats()["sends"] == 0
+
+
+async def test_a_handler_retried_in_the_same_process_does_not_answer_twice(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """A bot that restarts its loop after its handler raised (same client): the message
+    comes back and its answer, sent by this very client, is found, not sent again."""
+    cid = server.add_conversation()
+    server.add_incoming_message(cid, "hi")
+    store = MemoryCursorStore()
+    failed = False
+
+    async def loop() -> None:
+        nonlocal failed
+        async with client.listen(store=store, start="beginning", until_idle=True) as messages:
+            async for message in messages:
+                await client.reply(message, "echo: hi")
+                if not failed:
+                    failed = True
+                    raise RuntimeError("the handler failed after answering")
+
+    with pytest.raises(RuntimeError):
+        await loop()
+    await loop()
+    assert server.stats()["sends"] == 1
+
+
+async def test_asking_twice_for_the_same_answer_sends_one(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """One answer per incoming message and text: the second call returns the first."""
+    cid = server.add_conversation()
+    incoming = await _incoming(client, cid, server.add_incoming_message(cid, "hi")["id"])
+    first = await client.reply(incoming, "hello")
+    assert (await client.reply(incoming, "hello")).id == first.id
+    assert (await client.reply(incoming, "and more")).id != first.id
+    assert server.stats()["sends"] == 2
