@@ -65,6 +65,9 @@ PENDING_TTL = 120.0
 handling it blocks the event's retries no longer than this."""
 _MAX_TIMESTAMP_DIGITS = 4300
 """Python's int() refuses longer digit strings (so the official verifier fails on them)."""
+_MAX_TIMESTAMP = 10**15
+"""No signature is that far from now (31 million years): such a t is refused before it
+meets a float (the official verifier rejects it as stale)."""
 
 
 def _as_bytes(value: str | bytes, what: str) -> bytes:
@@ -122,6 +125,10 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
     if timestamp is None:
         raise WebhookVerificationError(
             f"malformed {SIGNATURE_HEADER}: no t=<unix seconds>", reason="malformed"
+        )
+    if timestamp >= _MAX_TIMESTAMP:  # the last t counts, as in the official verifier
+        raise WebhookVerificationError(
+            f"malformed {SIGNATURE_HEADER}: t is not a plausible time", reason="malformed"
         )
     if not signatures:
         raise WebhookVerificationError(

@@ -99,6 +99,7 @@ def random_header(rng: random.Random, body: str) -> str:
                 str(t).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),  # Arabic-Indic
                 " " + str(t),  # a space inside the value: not digits, ignored
                 str(t) + "²",  # isdigit() but not int(): the official verifier raises
+                "9" * rng.choice((16, 400)),  # no time at all: stale there, malformed here
             ]
         )
         key = rng.choice(["t", "t", "t", "t ", "T"])
@@ -213,6 +214,7 @@ def test_the_written_rules_are_the_official_packages() -> None:
         f"nonce=1, t={NOW} ,v1={_sign(NOW, 'b')} ,",
         f"t=abc,t={NOW},v1={_sign(NOW, 'b')}",
         f"t={NOW - 999},t={NOW},v1={_sign(NOW, 'b')}",
+        f"t={'9' * 400},t={NOW},v1={_sign(NOW, 'b')}",
         f"t=000{NOW},v1={_sign(NOW, 'b')}",
         f"t={NOW},v1=,v1={_sign(NOW, 'b')}",
         f"t={NOW},v1={_sign(NOW, 'b')},v1={'0' * 64}",  # rotation: ours only
