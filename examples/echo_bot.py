@@ -1,4 +1,4 @@
-"""Echo bot: answers every new incoming message. Token and base URL come from the
+"""Echo bot: answers every new incoming message once. Token and base URL come from the
 environment (OT_API_TOKEN, OT_API_BASE_URL); stop after N messages with an argument."""
 
 import asyncio
@@ -11,18 +11,20 @@ from opentrain_async import ConflictError, OpenTrainClient, PermissionDeniedErro
 async def main(max_messages: int | None = None) -> int:
     handled = 0
     cursor_file = os.environ.get("OT_CURSOR_FILE", "echo-bot-cursor.json")
-    async with OpenTrainClient() as client:
-        async for message in client.listen(store=cursor_file):
+    async with OpenTrainClient() as client, client.listen(store=cursor_file) as messages:
+        async for message in messages:  # saved as finished when the next one is asked for
             try:
-                await client.send_message(message.conversation_id, f"echo: {message.content}")
+                # reply() first reads back: after a crash, an answer already sent is found
+                # and not sent again.
+                await client.reply(message, f"echo: {message.content}")
             except (ConflictError, PermissionDeniedError) as e:
                 # This conversation refuses replies (read-only, blocked...): skip it. Raised
-                # out of the loop, it would stop the bot, and a restart would meet the same
-                # message again (listen() saves its cursor once a page is handled).
+                # out of the loop, it would stop the bot and come back on every restart.
                 print(f"not answered in {message.conversation_id}: {e}", file=sys.stderr)
             handled += 1
+            print(f"handled {message.id}", flush=True)
             if handled == max_messages:
-                break
+                break  # leaving the `async with` normally: this message counts as finished
     return handled
 
 

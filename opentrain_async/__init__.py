@@ -28,7 +28,13 @@ from ._errors import (
     UnexpectedResponseError,
     WebhookVerificationError,
 )
-from ._listen import CursorStore, JSONFileCursorStore, ListenStart, MemoryCursorStore
+from ._listen import (
+    CursorStore,
+    JSONFileCursorStore,
+    Listener,
+    ListenStart,
+    MemoryCursorStore,
+)
 from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
 from ._pacing import (
@@ -64,6 +70,7 @@ from ._read_models import (
 from ._retry import RetryEvent, RetryPolicy
 from ._validation import MAX_CONTENT_LENGTH, utf16_length
 from ._version import __version__
+from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, RedisDedupeStore
 from ._webhooks import (
     WebhookHandler,
     parse_webhook_event,
@@ -95,6 +102,7 @@ __all__ = [
     "ConversationFilter",
     "ConversationPage",
     "CursorStore",
+    "DedupeStore",
     "DeliveryUnknownError",
     "Direction",
     "Event",
@@ -105,7 +113,9 @@ __all__ = [
     "JSONFileCursorStore",
     "LastMessage",
     "ListenStart",
+    "Listener",
     "MemoryCursorStore",
+    "MemoryDedupeStore",
     "Message",
     "MessagePage",
     "NotAttemptedError",
@@ -127,6 +137,7 @@ __all__ = [
     "RawResponse",
     "RawResponseClient",
     "RedirectError",
+    "RedisDedupeStore",
     "RedisPacingBackend",
     "RedisPacingOptions",
     "Reservation",

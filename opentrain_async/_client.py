@@ -37,6 +37,7 @@ from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_time
 from ._proxy import proxy_from_env
 from ._raw import raw_call
 from ._read import ReadMixin
+from ._reply import reply_once
 from ._retry import RetryEvent, RetryPolicy
 from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
@@ -203,6 +204,7 @@ class OpenTrainClient(ReadMixin):
             None, reconcile_delay=reconcile_delay, clock_skew=clock_skew, log_content=log_content
         )
         self._init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
+        self._delivery.claimed.include(self._replies)  # replies saved by listen() too
 
     def __repr__(self) -> str:
         return (
@@ -345,6 +347,19 @@ class OpenTrainClient(ReadMixin):
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
         return message
+
+    async def reply(self, incoming: Message, content: str) -> Message:
+        """Answer an incoming message once: the answer already sent, or a new one.
+
+        Reads the conversation back to ``incoming`` first: a message of ours with exactly
+        ``content``, stamped after it and not another send's, is the answer a crashed run
+        already sent, and nothing is sent (see ``_reply``).  Otherwise sends as
+        ``send_message`` with ``reconcile=True``.  Costs one read per reply; raises
+        ``DeliveryUnknownError`` rather than send when it cannot read back that far.
+        """
+        return await reply_once(
+            self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
+        )
 
     def send_many(
         self,

@@ -102,6 +102,7 @@ async def find_own_message(
     skew: float = 0.0,
     budget: float = READ_BACK_BUDGET,
     clock: Callable[[], float] = time.monotonic,
+    page_size: int = PAGE_LIMIT,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``
     (when the first attempt began, Unix seconds) less ``skew`` seconds.
@@ -116,7 +117,7 @@ async def find_own_message(
     """
     since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
     deadline = clock() + budget
-    walk = reader.iter_messages(conversation_id, limit=PAGE_LIMIT)
+    walk = reader.iter_messages(conversation_id, limit=page_size)
     pages = 0
     async with contextlib.aclosing(walk.pages()) as newest_first:
         while True:

@@ -1,15 +1,21 @@
-"""``listen()``: a bot's loop over new incoming messages, and where it keeps its cursor.
+"""``listen()``: a bot's loop over new incoming messages, and where it keeps its place.
 
 The /updates feed is the source of truth.  Each ``message.received`` event only says
 where to read (``conversationId``, ``messageId``), so ``listen`` reads the conversation's
 newest messages to find the message itself, skips the account's own messages
 (``isFromViewer``) and yields the others in feed order.
 
-Delivery is at-least-once: the cursor is saved only after every message of a page has
-been yielded, so a crash mid-page re-delivers that page on restart.  Within one run,
-message ids are deduped.  The cursor lives in a ``CursorStore``; the default writes a
-small JSON file atomically (temp file, fsync, ``os.replace``) so a crash while saving
-leaves the old cursor, never a torn file.
+Checkpoints are per message.  The saved position is the cursor of the page being worked
+on plus the ids of the messages on that page the consumer has finished (see ``Listener``
+for when a message counts as finished); once a whole page is finished, the next page's
+cursor alone.  A bot stopped mid-page (SIGTERM, kill -9, ``break``) resumes after the last
+message it finished: the one it was handling when it died comes back (at-least-once),
+none before it.  ``OpenTrainClient.reply`` makes that one safe to handle again: it finds
+its earlier answer by read-back instead of sending a second.
+
+The position lives in a ``CursorStore`` as one opaque string; the default writes a small
+JSON file atomically (temp file, fsync, ``os.replace``) so a crash while saving leaves
+the old position, never a torn file.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal, Protocol
+
+import attrs
 
 from ._errors import ConfigurationError
 from ._models import Message
@@ -36,8 +46,11 @@ from ._validation import validate_choice, validate_limit, validate_number
 __all__ = [
     "CursorStore",
     "JSONFileCursorStore",
+    "ListenPosition",
     "ListenStart",
+    "Listener",
     "MemoryCursorStore",
+    "ReplyLog",
     "listen_messages",
 ]
 
@@ -53,14 +66,112 @@ EVENT_SKEW = timedelta(minutes=5)
 FROM_BEGINNING = "@beginning"
 """Saved instead of a cursor when the feed was empty at the first start: the next
 start reads from the beginning, so nothing that arrives meanwhile is skipped."""
+POSITION_PREFIX = "@listen:"
+"""Starts a saved position that holds more than a cursor (finished messages, replies)."""
 _SEEN_CAPACITY = 50_000
+REPLY_LOG_CAPACITY = 256
+"""Reply ids ``listen()`` saves with its position (see ``ReplyLog``)."""
+
+
+class ReplyLog:
+    """The latest replies sent by ``OpenTrainClient.reply``: reply id -> incoming id.
+
+    Read-back treats a reply as claimed when answering any *other* message (a reply to
+    one message is never taken for the answer to another with the same text), and
+    ``listen()`` saves the log with its position so that this still holds after a
+    restart.  Keeps the newest ``capacity``.
+    """
+
+    def __init__(self, capacity: int = REPLY_LOG_CAPACITY) -> None:
+        self._answers: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, reply_id: str, incoming_id: str) -> None:
+        """Remember that ``reply_id`` answers ``incoming_id``."""
+        self._answers[reply_id] = incoming_id
+        self._answers.move_to_end(reply_id)
+        while len(self._answers) > self._capacity:
+            self._answers.popitem(last=False)
+
+    def restore(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember pairs saved by an earlier run (older than any added since)."""
+        current = list(self.pairs())
+        self._answers.clear()
+        for reply_id, incoming_id in [*pairs, *current]:
+            self.add(reply_id, incoming_id)
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """``(reply id, incoming id)``, oldest first."""
+        return tuple(self._answers.items())
+
+    def answers_to(self, incoming_id: str) -> set[str]:
+        """The ids of the replies logged for ``incoming_id``."""
+        return {reply for reply, to in self._answers.items() if to == incoming_id}
+
+    def __contains__(self, reply_id: object) -> bool:
+        return reply_id in self._answers
+
+
+@attrs.frozen
+class ListenPosition:
+    """Where ``listen()`` resumes: the page at ``cursor`` (None: the feed's beginning)
+    less the ``handled`` message ids already finished on it, and the ids of recent
+    ``replies`` (see ``ReplyLog``).  Stored as one string (``encode``/``decode``)."""
+
+    cursor: str | None
+    handled: tuple[str, ...] = ()
+    replies: tuple[tuple[str, str], ...] = ()
+
+    def encode(self) -> str:
+        """The string a ``CursorStore`` keeps: the bare cursor when that says it all."""
+        if not self.handled and not self.replies:
+            return FROM_BEGINNING if self.cursor is None else self.cursor
+        replies = [list(pair) for pair in self.replies]
+        state = {"cursor": self.cursor, "handled": self.handled, "replies": replies}
+        return POSITION_PREFIX + json.dumps(state, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, saved: str) -> ListenPosition:
+        """The position a saved string stands for (a bare cursor, as older versions
+        saved, is a page with nothing finished); ``ConfigurationError`` if corrupt."""
+        if saved == FROM_BEGINNING:
+            return cls(None)
+        if not saved.startswith(POSITION_PREFIX):
+            return cls(saved)
+        try:
+            state = json.loads(saved[len(POSITION_PREFIX) :])
+            cursor, handled, replies = state["cursor"], state["handled"], state["replies"]
+        except (ValueError, TypeError, KeyError, RecursionError):
+            state = cursor = handled = replies = None
+        if not (
+            (cursor is None or (isinstance(cursor, str) and cursor))
+            and _all_ids(handled)
+            and isinstance(replies, list)
+            and all(
+                isinstance(pair, list) and len(pair) == 2 and _all_ids(pair) for pair in replies
+            )
+        ):
+            raise ConfigurationError(
+                "the saved listen() position is corrupt; fix or delete it (deleting it "
+                "makes listen() start over)"
+            )
+        return cls(cursor, tuple(handled), tuple((pair[0], pair[1]) for pair in replies))
+
+
+def _all_ids(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
 class CursorStore(Protocol):
-    """Where ``listen()`` keeps the /updates cursor between runs."""
+    """Where ``listen()`` keeps its position between runs: one opaque string.
+
+    The string is the /updates cursor, or a ``ListenPosition`` that also names the
+    messages finished on that page and recent reply ids; store it as given.  ``save`` is called
+    after every finished message, so it must be durable when it returns.
+    """
 
     async def load(self) -> str | None:
-        """The saved cursor, or None when nothing was saved yet."""
+        """The saved position, or None when nothing was saved yet."""
 
     async def save(self, cursor: str) -> None:
         """Persist ``cursor`` durably (it replaces the previous one)."""
@@ -215,7 +326,132 @@ async def _fast_forward(reader: _Reader, limit: int) -> str | None:
     return cursor
 
 
-async def listen_messages(
+class _Finished(Exception):
+    """Thrown into the engine when the consumer leaves cleanly: the message it holds
+    counts as finished."""
+
+
+class Listener:
+    """What ``listen()`` returns: new incoming messages, checkpointed one by one.
+
+    ``async for message in listener`` yields messages; a message is *finished*, and the
+    position after it saved durably, when the consumer:
+
+    - asks for the next message (the loop body ran to its end, or ``continue``), or
+    - leaves an ``async with client.listen(...) as messages:`` block without an
+      exception (``break``, ``return``), or calls ``await messages.finish()``.
+
+    Not finished, so delivered again by the next run: the message in hand when the
+    loop body raises, when the process dies (SIGTERM without a handler, kill -9), or
+    after a bare ``break`` out of ``async for`` with no ``async with``.  ``aclose()``
+    stops without finishing it.
+    """
+
+    def __init__(self, engine: AsyncGenerator[Message, None]) -> None:
+        self._engine = engine
+        self._holding = False
+
+    def __aiter__(self) -> Listener:
+        return self
+
+    async def __anext__(self) -> Message:
+        self._holding = False
+        message = await self._engine.__anext__()
+        self._holding = True
+        return message
+
+    async def __aenter__(self) -> Listener:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.finish()
+        else:
+            await self.aclose()
+
+    async def finish(self) -> None:
+        """Count the message in hand as finished, save the position after it, and stop."""
+        if not self._holding:
+            await self.aclose()
+            return
+        self._holding = False
+        with contextlib.suppress(StopAsyncIteration):  # the engine saves, then ends
+            await self._engine.athrow(_Finished())
+
+    async def aclose(self) -> None:
+        """Stop; the message in hand (if any) is not finished and comes back next run."""
+        self._holding = False
+        await self._engine.aclose()
+
+
+async def _resolve_page(
+    reader: _Reader, page: EventPage, seen: RecentSet[str], clock: Callable[[], float]
+) -> tuple[list[Message], bool]:
+    """The page's new incoming messages in feed order (each marked seen), and whether
+    the page must be retried after them (a message that may exist was not found)."""
+    wanted: list[tuple[Event, str, str]] = []
+    for event in page.events:
+        if event.type != "message.received":
+            continue
+        conversation_id, message_id = event.conversation_id, event.message_id
+        if conversation_id is None or message_id is None:
+            logger.warning("message.received event %s without ids; skipped", event.id)
+            continue
+        if message_id not in seen:
+            wanted.append((event, conversation_id, message_id))
+    by_conversation: dict[str, set[str]] = {}
+    not_before: dict[str, datetime | None] = {}
+    for event, conversation_id, message_id in wanted:
+        by_conversation.setdefault(conversation_id, set()).add(message_id)
+        at = None if event.created_at is None else event.created_at - EVENT_SKEW
+        earlier = not_before.get(conversation_id, at)
+        bound = None if at is None or earlier is None else min(at, earlier)
+        not_before[conversation_id] = bound
+    found: dict[str, Message] = {}
+    incomplete: set[str] = set()
+    for conversation_id, ids in by_conversation.items():
+        messages, complete = await _find_messages(
+            reader, conversation_id, ids, not_before[conversation_id], clock=clock
+        )
+        found.update(messages)
+        if not complete:
+            incomplete.add(conversation_id)
+    out: list[Message] = []
+    for event, conversation_id, message_id in wanted:
+        if message_id in seen:
+            continue  # the same message announced twice in one page
+        message = found.get(message_id)
+        if message is None and conversation_id in incomplete:
+            # Not read back far enough to know: retry this page later rather than
+            # move the cursor past a message that may be there.
+            logger.warning(
+                "message %s of event %s: conversation %s could not be read back far "
+                "enough; retrying the page",
+                message_id,
+                event.id,
+                conversation_id,
+            )
+            return out, True
+        seen.add(message_id)
+        if message is None:
+            logger.warning(
+                "message %s of event %s not found in conversation %s; skipped",
+                message_id,
+                event.id,
+                conversation_id,
+            )
+            continue
+        if not message.is_from_viewer:
+            out.append(message)
+    return out, False
+
+
+def listen_messages(
     reader: _Reader,
     *,
     store: CursorStore | str | Path | None = None,
@@ -225,98 +461,92 @@ async def listen_messages(
     max_idle_backoff: float = 30.0,
     backoff_factor: float = 2.0,
     until_idle: bool = False,
+    replies: ReplyLog | None = None,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[Message]:
-    """The engine of ``OpenTrainClient.listen()`` (documented there); ``sleep`` and
-    ``clock`` are the client's time seam."""
+) -> Listener:
+    """The engine of ``OpenTrainClient.listen()`` (documented there); ``replies`` is
+    the client's ``ReplyLog``; ``sleep`` and ``clock`` are the client's time seam.
+    Nothing runs (parameters are checked) until the first message is asked for."""
+    engine = _listen(
+        reader,
+        store,
+        start=start,
+        limit=limit,
+        backoff=(idle_backoff, max_idle_backoff, backoff_factor),
+        until_idle=until_idle,
+        replies=ReplyLog() if replies is None else replies,
+        pause=sleep or asyncio.sleep,
+        clock=clock,
+    )
+    return Listener(engine)
+
+
+async def _listen(
+    reader: _Reader,
+    store: CursorStore | str | Path | None,
+    *,
+    start: ListenStart,
+    limit: int,
+    backoff: tuple[float, float, float],
+    until_idle: bool,
+    replies: ReplyLog,
+    pause: Callable[[float], Awaitable[Any]],
+    clock: Callable[[], float],
+) -> AsyncGenerator[Message, None]:
+    """Yield new incoming messages; save the position after each finished one."""
     validate_limit(limit, 200)
     validate_choice(start, "start", ("latest", "beginning"))
-    initial = validate_number(idle_backoff, "idle_backoff", minimum=0)
-    ceiling = validate_number(max_idle_backoff, "max_idle_backoff", minimum=initial)
-    factor = validate_number(backoff_factor, "backoff_factor", minimum=1)
-    pause = sleep or asyncio.sleep
+    initial = validate_number(backoff[0], "idle_backoff", minimum=0)
+    ceiling = validate_number(backoff[1], "max_idle_backoff", minimum=initial)
+    factor = validate_number(backoff[2], "backoff_factor", minimum=1)
     cursor_store = _as_store(store)
-
-    cursor = await cursor_store.load()
-    if cursor is None and start == "latest":
-        cursor = await _fast_forward(reader, limit)
+    saved = await cursor_store.load()
+    if saved is None and start == "latest":
+        head = await _fast_forward(reader, limit)
         # An empty feed has no cursor to save: remember "from the beginning" instead,
         # or a restart would fast-forward past what arrived while the bot was down.
-        await cursor_store.save(FROM_BEGINNING if cursor is None else cursor)
-    if cursor == FROM_BEGINNING:
-        cursor = None
+        saved = FROM_BEGINNING if head is None else head
+        await cursor_store.save(saved)
+    position = ListenPosition(None) if saved is None else ListenPosition.decode(saved)
+    cursor, handled = position.cursor, list(position.handled)
+    replies.restore(position.replies)
     seen: RecentSet[str] = RecentSet(_SEEN_CAPACITY)
+    for message_id in handled:
+        seen.add(message_id)
+
+    async def save(at: str | None, done: list[str]) -> None:
+        await cursor_store.save(ListenPosition(at, tuple(done), replies.pairs()).encode())
+
     wait = initial
     while True:
         page = await reader.get_updates(cursor=cursor, limit=limit)
-        wanted: list[tuple[Event, str, str]] = []
-        for event in page.events:
-            if event.type != "message.received":
-                continue
-            conversation_id, message_id = event.conversation_id, event.message_id
-            if conversation_id is None or message_id is None:
-                logger.warning("message.received event %s without ids; skipped", event.id)
-                continue
-            if message_id not in seen:
-                wanted.append((event, conversation_id, message_id))
-        by_conversation: dict[str, set[str]] = {}
-        not_before: dict[str, datetime | None] = {}
-        for event, conversation_id, message_id in wanted:
-            by_conversation.setdefault(conversation_id, set()).add(message_id)
-            at = None if event.created_at is None else event.created_at - EVENT_SKEW
-            earlier = not_before.get(conversation_id, at)
-            bound = None if at is None or earlier is None else min(at, earlier)
-            not_before[conversation_id] = bound
-        found: dict[str, Message] = {}
-        incomplete: set[str] = set()
-        for conversation_id, ids in by_conversation.items():
-            messages, complete = await _find_messages(
-                reader, conversation_id, ids, not_before[conversation_id], clock=clock
-            )
-            found.update(messages)
-            if not complete:
-                incomplete.add(conversation_id)
-        retry = False
-        for event, conversation_id, message_id in wanted:
-            if message_id in seen:
-                continue  # the same message announced twice in one page
-            message = found.get(message_id)
-            if message is None and conversation_id in incomplete:
-                # Not read back far enough to know: retry this page later rather than
-                # move the cursor past a message that may be there.
-                logger.warning(
-                    "message %s of event %s: conversation %s could not be read back far "
-                    "enough; retrying the page",
-                    message_id,
-                    event.id,
-                    conversation_id,
-                )
-                retry = True
-                break
-            seen.add(message_id)
-            if message is None:
-                logger.warning(
-                    "message %s of event %s not found in conversation %s; skipped",
-                    message_id,
-                    event.id,
-                    conversation_id,
-                )
-                continue
-            if message.is_from_viewer:
-                continue
-            yield message
+        messages, retry = await _resolve_page(reader, page, seen, clock)
+        next_cursor = page.next_cursor or cursor
+        progressed = next_cursor != cursor
+        page_done = progressed and not retry
+        for index, message in enumerate(messages):
+            try:
+                yield message
+                finished_cleanly = False
+            except _Finished:
+                finished_cleanly = True
+            # The consumer is back: this message is finished.
+            handled.append(message.id)
+            if page_done and index == len(messages) - 1:
+                cursor, handled = next_cursor, []  # the whole page is finished
+            await save(cursor, handled)
+            if finished_cleanly:
+                return
+        if page_done and cursor != next_cursor:
+            cursor, handled = next_cursor, []
+            await save(cursor, handled)  # a page with nothing for the consumer
         if retry:
             if until_idle:
-                return  # the cursor stays before that message: the next run retries it
+                return  # the position stays before that message: the next run retries it
             await pause(wait)
             wait = min(wait * factor, ceiling)
             continue
-        next_cursor = page.next_cursor or cursor
-        progressed = next_cursor != cursor
-        if progressed and next_cursor is not None:
-            await cursor_store.save(next_cursor)  # only now: every message was yielded
-            cursor = next_cursor
         if page.events and page.has_more and progressed:
             wait = initial
             continue  # more is waiting: fetch it now

@@ -14,13 +14,13 @@ or a cursor seen before (see ``_pagination``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import aiohttp
 
-from ._listen import CursorStore, ListenStart, listen_messages
+from ._listen import CursorStore, Listener, ListenStart, ReplyLog, listen_messages
 from ._models import Message
 from ._pagination import AsyncPaginator
 from ._read_models import (
@@ -112,6 +112,7 @@ class ReadMixin:
     _requester: Callable[[float | aiohttp.ClientTimeout | None, int | None], Requester]
     _read_clock: Clock
     _cursor_path: Callable[[], Path]
+    _replies: ReplyLog
 
     def _init_reads(
         self,
@@ -123,6 +124,10 @@ class ReadMixin:
         self._requester = requester
         self._read_clock = clock
         self._cursor_path = cursor_path
+        # Ids of this client's replies (reply()), saved with listen()'s position; a
+        # with_options copy (whose __dict__ is the parent's) keeps the parent's log.
+        replies = self.__dict__.get("_replies")
+        self._replies = ReplyLog() if replies is None else replies
 
     # -- conversations -----------------------------------------------------------------
 
@@ -341,21 +346,27 @@ class ReadMixin:
         backoff_factor: float = 2.0,
         until_idle: bool = False,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
-    ) -> AsyncIterator[Message]:
-        """New incoming messages, forever: a bot's main loop (see ``_listen``).
+    ) -> Listener:
+        """New incoming messages, forever: a bot's main loop (see ``_listen``)::
+
+            async with client.listen() as messages:
+                async for message in messages:
+                    await client.reply(message, "thanks!")
 
         Polls /updates, follows each ``message.received`` event to the message itself,
-        skips the account's own messages and yields the rest.  The cursor is saved in
+        skips the account's own messages and yields the rest.  The position is saved in
         ``store`` (a ``CursorStore``, a path for a JSON file, or None for the default
         JSON file ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/listen-<id>.json``,
-        one per API root and token) only after every message of a page was yielded, so
-        a restarted bot
-        neither replays history nor misses what arrived while it was down (a crash
-        mid-page re-delivers that page: at-least-once).  With no saved cursor, ``start``
-        says where to begin: ``"latest"`` (skip history) or ``"beginning"``.  When idle
-        it waits ``idle_backoff`` seconds, growing by ``backoff_factor`` up to
-        ``max_idle_backoff``; ``until_idle=True`` returns instead (for cron-style runs).
-        The waits go through the client's ``sleep`` unless ``sleep`` is given here.
+        one per API root and token) after each message the consumer finished: when it
+        asks for the next one, or leaves the ``async with`` block without an exception.
+        A restarted bot neither replays what it finished nor misses what arrived while
+        it was down; the one message it was handling when it died comes back (answer it
+        with ``reply()``, which finds an answer already sent).  See ``Listener``.  With
+        no saved position, ``start`` says where to begin: ``"latest"`` (skip history) or
+        ``"beginning"``.  When idle it waits ``idle_backoff`` seconds, growing by
+        ``backoff_factor`` up to ``max_idle_backoff``; ``until_idle=True`` returns
+        instead (for cron-style runs).  The waits go through the client's ``sleep``
+        unless ``sleep`` is given here.
         """
         if store is None:
             store = self._cursor_path()
@@ -368,6 +379,7 @@ class ReadMixin:
             max_idle_backoff=max_idle_backoff,
             backoff_factor=backoff_factor,
             until_idle=until_idle,
+            replies=self._replies,
             sleep=self._read_clock.sleep if sleep is None else sleep,
             clock=self._read_clock.monotonic,
         )

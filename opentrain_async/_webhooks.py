@@ -4,7 +4,17 @@ OpenTrain POSTs one /updates event record per delivery, signed in the header
 ``X-OpenTrain-Signature: t=<unix seconds>,v1=<hex>`` where ``v1`` is the hex
 HMAC-SHA256 of ``"<t>.<raw body>"`` under the endpoint's secret.  Verify the raw bytes
 before parsing anything, within a tolerance window (5 minutes), with a constant-time
-compare.  Retries reuse ``X-OpenTrain-Delivery``, so the handler dedupes on it.
+compare.
+
+The header is read as the official ``opentrain-ai`` verifier reads it, so that every
+header it accepts is accepted here: elements split on ``,`` and trimmed; elements that
+are empty, have no ``=``, another key, a ``t`` that is not digits or an empty ``v1`` are
+ignored (a sender may add fields); the last ``t`` counts.  One deliberate difference: any
+matching ``v1`` is accepted, not only the last (secret rotation).
+
+Retries reuse ``X-OpenTrain-Delivery``, but that header is not signed: a delivery replayed
+with another value verifies too.  So the handler dedupes on the event id in the signed
+body, through a ``DedupeStore`` (in memory, or Redis to share it between replicas).
 
 The recommended pattern is webhook as the trigger and /updates (``listen()``) as the
 source of truth: a lost or failed delivery is then never a lost message.
@@ -17,6 +27,7 @@ import hashlib
 import hmac
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,10 +37,12 @@ from aiohttp import web
 from ._errors import ConfigurationError, UnexpectedResponseError, WebhookVerificationError
 from ._json import json_loads
 from ._read_models import Event, parse_event
-from ._seen import RecentSet
+from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, _check_ttl
 
 __all__ = [
+    "DEFAULT_DEDUPE_TTL",
     "DEFAULT_TOLERANCE",
+    "PENDING_TTL",
     "WebhookHandler",
     "parse_webhook_event",
     "sign_webhook_payload",
@@ -45,8 +58,16 @@ DEFAULT_TOLERANCE = 300.0
 SIGNATURE_HEADER = "X-OpenTrain-Signature"
 DELIVERY_HEADER = "X-OpenTrain-Delivery"
 EVENT_HEADER = "X-OpenTrain-Event"
-_MAX_TIMESTAMP_DIGITS = 15
-"""Unix seconds have 10 digits until 2286; 15 still converts to a float exactly."""
+DEFAULT_DEDUPE_TTL = 86_400.0
+"""Seconds a handled event is remembered (OpenTrain's retries are over long before)."""
+PENDING_TTL = 120.0
+"""Seconds an event being handled inline stays claimed: a replica that dies while
+handling it blocks the event's retries no longer than this."""
+_MAX_TIMESTAMP_DIGITS = 4300
+"""Python's int() refuses longer digit strings (so the official verifier fails on them)."""
+_MAX_TIMESTAMP = 10**15
+"""No signature is that far from now (31 million years): such a t is refused before it
+meets a float (the official verifier rejects it as stale)."""
 
 
 def _as_bytes(value: str | bytes, what: str) -> bytes:
@@ -57,8 +78,8 @@ def _as_bytes(value: str | bytes, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes or str, got {type(value).__name__}")
 
 
-def _digest(secret: bytes, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def sign_webhook_payload(
@@ -69,7 +90,7 @@ def sign_webhook_payload(
     For tests of your own webhook endpoint (and the fake server); ``timestamp``
     defaults to now.
     """
-    t = str(int(time.time()) if timestamp is None else int(timestamp))
+    t = int(time.time()) if timestamp is None else int(timestamp)
     return f"t={t},v1={_digest(_as_bytes(secret, 'secret'), t, _as_bytes(raw_body, 'raw_body'))}"
 
 
@@ -84,34 +105,30 @@ def _check_tolerance(tolerance: float) -> float:
     return float(tolerance)
 
 
-def _parse_header(header: str) -> tuple[str, list[str]]:
-    timestamp: str | None = None
+def _parse_header(header: str) -> tuple[int, list[str]]:
+    """The timestamp (the last ``t``) and every non-empty ``v1``, read as the official
+    verifier reads them; anything else in the header is ignored."""
+    timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep:
-            raise WebhookVerificationError(
-                f"malformed {SIGNATURE_HEADER}: {part.strip()[:40]!r} is not key=value",
-                reason="malformed",
-            )
-        key, value = key.strip(), value.strip()
-        if key == "t":
-            if (
-                timestamp is not None
-                or not value.isascii()
-                or not value.isdigit()
-                or len(value) > _MAX_TIMESTAMP_DIGITS
-            ):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            # isdigit() also admits characters int() refuses (superscripts), and int()
+            # refuses very long strings: the official verifier fails there, so do we.
+            if not value.isdecimal() or len(value) > _MAX_TIMESTAMP_DIGITS:
                 raise WebhookVerificationError(
-                    f"malformed {SIGNATURE_HEADER}: bad or repeated timestamp", reason="malformed"
+                    f"malformed {SIGNATURE_HEADER}: t is not a number", reason="malformed"
                 )
-            timestamp = value
-        elif key == "v1":
-            signatures.append(value.lower())
-        # other schemes (v0, future v2) are ignored, as signature schemes usually are
+            timestamp = int(value)
+        elif key == "v1" and value:
+            signatures.append(value)
     if timestamp is None:
         raise WebhookVerificationError(
             f"malformed {SIGNATURE_HEADER}: no t=<unix seconds>", reason="malformed"
+        )
+    if timestamp >= _MAX_TIMESTAMP:  # the last t counts, as in the official verifier
+        raise WebhookVerificationError(
+            f"malformed {SIGNATURE_HEADER}: t is not a plausible time", reason="malformed"
         )
     if not signatures:
         raise WebhookVerificationError(
@@ -133,7 +150,9 @@ def verify_webhook_signature(
     ``raw_body`` must be the bytes exactly as received (``await request.read()``), not
     re-serialised JSON.  Raises ``WebhookVerificationError`` with ``reason`` ``missing``,
     ``malformed``, ``stale`` (outside ``tolerance`` seconds of ``now``, either way) or
-    ``mismatch``.  Several ``v1`` entries are accepted (secret rotation): one must match.
+    ``mismatch``.  The header is read as the official verifier reads it (see the module
+    doc: unknown and empty elements are ignored); several ``v1`` entries are accepted
+    (secret rotation): one must match.
     """
     secret_bytes = _as_bytes(secret, "secret")
     if not secret_bytes:
@@ -147,10 +166,10 @@ def verify_webhook_signature(
     if isinstance(current, bool) or not isinstance(current, (int, float)) or math.isnan(current):
         # NaN compares false with everything: any timestamp would pass as fresh.
         raise ConfigurationError(f"now must be a number of seconds, got {current!r}")
-    if abs(current - int(timestamp)) > tolerance:
+    if abs(current - timestamp) > tolerance:
         raise WebhookVerificationError(
             f"stale webhook signature: signed at t={timestamp}, "
-            f"{abs(current - int(timestamp)):.0f}s from now (tolerance {tolerance:.0f}s)",
+            f"{abs(current - timestamp):.0f}s from now (tolerance {tolerance:.0f}s)",
             reason="stale",
         )
     expected = _digest(secret_bytes, timestamp, body)
@@ -163,7 +182,7 @@ def verify_webhook_signature(
             "webhook signature does not match the body (wrong secret, or the body was altered)",
             reason="mismatch",
         )
-    return int(timestamp)
+    return timestamp
 
 
 def parse_webhook_event(raw_body: str | bytes) -> Event:
@@ -187,7 +206,10 @@ class WebhookHandler:
 
     ``handle`` is the aiohttp.web request handler; ``install(app, path)`` routes it and
     drains background handlers when the app shuts down.  ``received``, ``duplicates``
-    and ``rejected`` count deliveries.
+    and ``rejected`` count deliveries.  ``dedupe`` is where handled events are
+    remembered (default: this process, the newest ``dedupe_size``); pass a
+    ``RedisDedupeStore`` so that replicas share it.  A handled event is remembered
+    ``dedupe_ttl`` seconds.
     """
 
     def __init__(
@@ -197,20 +219,30 @@ class WebhookHandler:
         *,
         tolerance: float = DEFAULT_TOLERANCE,
         background: bool = True,
+        dedupe: DedupeStore | None = None,
         dedupe_size: int = 10_000,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not _as_bytes(secret, "secret"):
             raise ConfigurationError("the webhook secret is empty")
-        if dedupe_size < 1:
-            raise ConfigurationError("dedupe_size must be >= 1")
+        if isinstance(dedupe_size, bool) or not isinstance(dedupe_size, int) or dedupe_size < 1:
+            raise ConfigurationError("dedupe_size must be an integer >= 1")
+        _check_ttl(dedupe_ttl)
+        if dedupe is not None and not all(
+            callable(getattr(dedupe, name, None)) for name in ("claim", "settle", "release")
+        ):
+            raise ConfigurationError(
+                "dedupe must be a DedupeStore (async claim(), settle() and release()), got "
+                f"{type(dedupe).__name__}"
+            )
         self._secret = secret
         self._on_event = on_event
         self._tolerance = _check_tolerance(tolerance)
         self._background = background
         self._clock = clock
-        self._seen: RecentSet[str] = RecentSet(dedupe_size)
-        self._in_progress: set[str] = set()  # deliveries being handled (background=False)
+        self._dedupe: DedupeStore = MemoryDedupeStore(dedupe_size) if dedupe is None else dedupe
+        self._ttl = float(dedupe_ttl)
         self._tasks: set[asyncio.Task[None]] = set()
         self.received = 0
         """Deliveries handed to ``on_event``."""
@@ -245,36 +277,69 @@ class WebhookHandler:
             logger.warning("rejected webhook delivery: %s", exc)
             status = 400 if exc.reason == "invalid_payload" else 401
             return web.json_response({"ok": False, "error": exc.reason}, status=status)
-        key = request.headers.get(DELIVERY_HEADER) or f"event:{event.id}"
-        if self._seen.seen(key):
+        # The event id is signed; X-OpenTrain-Delivery is not (a replay may change it).
+        key, token = f"event:{event.id}", secrets.token_hex(8)
+        try:
+            held = await self._dedupe.claim(
+                key, token, self._ttl if self._background else PENDING_TTL
+            )
+        except Exception as exc:  # the store is down: never risk handling twice
+            logger.warning(
+                "webhook event %s: the dedupe store failed (%s); answered 503 so that "
+                "OpenTrain retries",
+                event.id,
+                type(exc).__name__,
+            )
+            return web.json_response({"ok": False, "error": "dedupe_unavailable"}, status=503)
+        if held == "done":
             self.duplicates += 1
             return web.json_response({"ok": True, "duplicate": True})
-        if key in self._in_progress:
+        if held is not None:
             # A retry while the first delivery is still being handled: not acknowledged,
             # so that OpenTrain tries again if that handling fails.
             return web.json_response({"ok": False, "error": "in_progress"}, status=409)
         self.received += 1
         if self._background:
-            self._remember(key)
-            task = asyncio.create_task(self._run(event, key))
+            await self._settle(key, token, event)
+            task = asyncio.create_task(self._run(event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return web.json_response({"ok": True}, status=202)
-        self._in_progress.add(key)
         try:
             await self._on_event(event)
-        except Exception:  # not remembered: OpenTrain's retry of this delivery gets through
+        except Exception:  # released: OpenTrain's retry of this delivery gets through
             logger.exception("webhook event handler failed for event %s", event.id)
+            await self._release(key, token, event)
             return web.json_response({"ok": False, "error": "handler_failed"}, status=500)
-        finally:
-            self._in_progress.discard(key)
-        self._remember(key)
+        except BaseException:  # cancelled (the app is stopping): let a retry through
+            await asyncio.shield(self._release(key, token, event))
+            raise
+        await self._settle(key, token, event)
         return web.json_response({"ok": True})
 
-    def _remember(self, key: str) -> None:
-        self._seen.add(key)
+    async def _settle(self, key: str, token: str, event: Event) -> None:
+        try:
+            await self._dedupe.settle(key, token, self._ttl)
+        except Exception as exc:
+            logger.warning(
+                "webhook event %s: handled, but the dedupe store failed to record it (%s)",
+                event.id,
+                type(exc).__name__,
+            )
 
-    async def _run(self, event: Event, key: str) -> None:
+    async def _release(self, key: str, token: str, event: Event) -> None:
+        try:
+            await self._dedupe.release(key, token)
+        except Exception as exc:
+            logger.warning(
+                "webhook event %s: the dedupe store failed to release it (%s); its retries "
+                "wait up to %g s",
+                event.id,
+                type(exc).__name__,
+                PENDING_TTL,
+            )
+
+    async def _run(self, event: Event) -> None:
         try:
             await self._on_event(event)
         except Exception:
@@ -297,7 +362,9 @@ def webhook_handler(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     background: bool = True,
+    dedupe: DedupeStore | None = None,
     dedupe_size: int = 10_000,
+    dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
     clock: Callable[[], float] = time.time,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp.web handler that verifies, dedupes and dispatches deliveries::
@@ -306,12 +373,15 @@ def webhook_handler(
 
     Each delivery is verified over its raw body (401 when the signature is missing,
     malformed, stale or wrong; 400 when a verified body is not an event record), deduped
-    on ``X-OpenTrain-Delivery`` (a repeat is acknowledged with 200 and not dispatched
-    again), then ``on_event(event)`` gets the typed ``Event``.  With ``background=True``
-    (the default) the handler answers 202 at once and runs ``on_event`` as a task, so
-    slow user code never makes OpenTrain time out (10 s) and retry; failures are logged.
-    With ``background=False`` it awaits ``on_event`` and answers 500 if it raises, so
-    OpenTrain retries the delivery.  The returned handler is ``WebhookHandler.handle``
+    on the signed event id (a repeat, under any ``X-OpenTrain-Delivery``, is acknowledged
+    with 200 and not dispatched again), then ``on_event(event)`` gets the typed
+    ``Event``.  ``dedupe`` shares what was handled between replicas
+    (``RedisDedupeStore``); when it fails the answer is 503, so OpenTrain retries.  With
+    ``background=True`` (the default) the handler answers 202 at once and runs
+    ``on_event`` as a task, so slow user code never makes OpenTrain time out (10 s) and
+    retry; failures are logged.  With ``background=False`` it awaits ``on_event`` and
+    answers 500 if it raises, so OpenTrain retries the delivery (a retry arriving while
+    the first is handled gets 409).  The returned handler is ``WebhookHandler.handle``
     (its ``__self__`` has the counters and ``drain()``); use ``WebhookHandler(...)
     .install(app)`` to have pending handlers drained when the app shuts down.
     """
@@ -320,6 +390,8 @@ def webhook_handler(
         on_event,
         tolerance=tolerance,
         background=background,
+        dedupe=dedupe,
         dedupe_size=dedupe_size,
+        dedupe_ttl=dedupe_ttl,
         clock=clock,
     ).handle

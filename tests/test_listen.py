@@ -141,20 +141,21 @@ async def test_listen_restart_neither_replays_nor_misses(
     assert json.loads(store.read_text())["cursor"] != saved
 
 
-async def test_listen_is_at_least_once_when_stopped_mid_page(
+async def test_listen_bare_break_redelivers_only_the_message_in_hand(
     server: FakeOpenTrain, client: OpenTrainClient
 ) -> None:
-    """The cursor is saved only after a whole page was yielded: a mid-page stop re-delivers."""
+    """Checkpoints are per message: after a bare ``break`` (no ``async with``) mid-page,
+    the message in hand comes back, the one finished before it does not."""
     store = MemoryCursorStore()
     cid = server.add_conversation()
     a = server.add_incoming_message(cid, "a")
     b = server.add_incoming_message(cid, "b")
-    first = await _take(client, 1, store=store, start="beginning")
-    assert [m.id for m in first] == [a["id"]]
-    assert store.saves == 0
+    c = server.add_incoming_message(cid, "c")
+    first = await _take(client, 2, store=store, start="beginning")
+    assert [m.id for m in first] == [a["id"], b["id"]]
+    assert store.saves == 1  # a was finished when b was asked for
     again = [m.id async for m in client.listen(store=store, start="beginning", until_idle=True)]
-    assert again == [a["id"], b["id"]]
-    assert store.saves == 1
+    assert again == [b["id"], c["id"]]
 
 
 async def test_listen_dedupes_repeated_announcements(

@@ -1,4 +1,4 @@
-"""Users' code from the README and docs/read-side.md runs as written, and type-checks.
+"""Users' code from the README and docs/ runs as written, and type-checks.
 
 Every ```python block is found here and must have a ``Case``: it is run in a fresh
 interpreter (top-level ``await`` allowed, as in an async REPL or notebook) against a
@@ -24,7 +24,7 @@ from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import ROOT
 
-DOCS = [ROOT / "README.md", ROOT / "docs" / "read-side.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "read-side.md", ROOT / "docs" / "bots-and-webhooks.md"]
 ECHO_BOT = ROOT / "examples" / "echo_bot.py"
 
 RUNNER = """

@@ -110,7 +110,7 @@ def test_missing_header(header: str | None) -> None:
         "v1=abcdef",
         f"t={NOW}",
         f"t=abc,v1={'0' * 64}",
-        f"t={NOW},t={NOW},v1={'0' * 64}",
+        f"t=\u00b2,v1={'0' * 64}",
         f"t=-5,v1={'0' * 64}",
         f"t={NOW},v0={'0' * 64}",
     ],
@@ -242,9 +242,10 @@ async def test_handler_dedupes_redelivery_on_delivery_id(make_app: AppFactory) -
     """A retried delivery (same X-OpenTrain-Delivery) is acknowledged but not dispatched again."""
     received = Received()
     client, handler = await make_app(received, background=False)
+    body = json.dumps({**EVENT, "id": "1043"}).encode()  # another event
     first = await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_9"))
     again = await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_9"))
-    other = await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, "dlv_10"))
+    other = await client.post("/hooks/opentrain", data=body, headers=_headers(body, "dlv_10"))
     assert (first.status, again.status, other.status) == (200, 200, 200)
     assert (await again.json())["duplicate"] is True
     assert len(received.events) == 2
@@ -357,8 +358,9 @@ async def test_handler_dedupe_window_is_bounded(make_app: AppFactory) -> None:
     """Old delivery ids fall out of a bounded window (memory stays bounded)."""
     received = Received()
     client, _handler = await make_app(received, background=False, dedupe_size=1)
-    for delivery in ("a", "b", "a"):
-        await client.post("/hooks/opentrain", data=BODY, headers=_headers(BODY, delivery))
+    for event_id in ("a", "b", "a"):
+        body = json.dumps({**EVENT, "id": event_id}).encode()
+        await client.post("/hooks/opentrain", data=body, headers=_headers(body, event_id))
     assert len(received.events) == 3
 
 
