@@ -14,7 +14,7 @@ from aiohttp import web
 from opentrain_async import _json
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli
-from .test_hostile import MESSAGE, TOKEN, Arena, arena
+from .test_hostile import MESSAGE, TOKEN, Arena, arena, echoed
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
 
@@ -42,8 +42,9 @@ def _hostile_read_server(arena: Arena, content: str) -> None:
 
     async def answer(request: web.Request) -> web.StreamResponse:
         # json.dumps writes a lone surrogate as the escape a JavaScript server writes.
-        if request.method == "POST":
-            body: Any = {"ok": True, "message": message}
+        if request.method == "POST":  # ours, as sent: the server's text rides in the id
+            body: Any = await echoed(request)
+            body["message"].update(id="msg " + content, senderUserId=message["senderUserId"])
         elif "conversationId" in request.query:
             body = {"messages": [message], "nextCursor": None}
         else:
