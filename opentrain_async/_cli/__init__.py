@@ -182,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", metavar="FILE")
     bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
     bulk.add_argument(
-        "--concurrency", type=_concurrency, default=16, help="requests on the wire, 1-1000 (16)"
+        "--concurrency",
+        type=_concurrency,
+        default=16,
+        help="requests on the wire, 1-1000 (16: lower than the SDK's 64, so a job run beside "
+        "a service on the same token leaves it room; the pacer, not this, follows the limit)",
     )
     bulk.add_argument(
         "--rate",
@@ -215,16 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every input not delivered to FILE (input format, plus line and reason)",
     )
-    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
+    bulk.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long sends on the wire get to finish and be journaled (10)",
+    )
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
-        help="with --journal: resend inputs that failed in an earlier run",
+        help="resend inputs the journal recorded as failed in an earlier run",
     )
     bulk.add_argument("--dry-run", action="store_true", help="validate everything, send nothing")
     bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    bulk.add_argument(
+        "--progress-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (2)",
+    )
     _pacing_url_option(bulk)
 
     conversations = commands.add_parser(
@@ -243,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "messages",
         parents=[common],
         help="print a conversation's messages (--follow to tail it)",
-        description="Print a conversation's messages, newest first by default; --follow "
-        "prints new ones as they arrive until interrupted.",
+        description="Print a conversation's latest messages, oldest first (--direction newer: "
+        "from its first message); --follow prints new ones as they arrive until interrupted.",
     )
     messages.add_argument("conversation_id", metavar="CONVERSATION_ID")
     messages.add_argument("--direction", choices=["older", "newer"], default="older")
