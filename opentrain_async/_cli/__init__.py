@@ -432,7 +432,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command == "journal":
         from ._journal_cmd import journal_command
 
-        return await journal_command(args, sys.stdout)
+        return await journal_command(args, sys.stdout, sys.stderr)
     if args.command in ("conversations", "messages"):
         from ._read import list_conversations, show_messages
 

@@ -22,6 +22,7 @@ from opentrain_async._json import json_loads  # deep nesting: ValueError, no cra
 
 from ._journal import JournalError, JournalState, StoredRecords, _replay
 from ._journal_redis import JobInfo, RedisJournalURL, encode_record, is_redis_url, read_job
+from ._plan import default_journal_for
 
 __all__ = ["add_journal_parser", "journal_command"]
 
@@ -42,14 +43,19 @@ def add_journal_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     show = actions.add_parser(
         "show", help="summary: delivered, failed by reason, open, runs, holder, expiry"
     )
-    show.add_argument("location", metavar="PATH|URL")
+    show.add_argument(
+        "location", metavar="PATH|URL", help="a journal, or a job file (its default journal)"
+    )
     show.add_argument("--json", action="store_true", help="one JSON object on stdout")
     export = actions.add_parser("export", help="every record as JSON Lines (the file format)")
-    export.add_argument("location", metavar="PATH|URL")
+    export.add_argument(
+        "location", metavar="PATH|URL", help="a journal, or a job file (its default journal)"
+    )
 
 
-async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Run ``journal show`` or ``journal export``; returns the exit code."""
+async def journal_command(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
+    """Run ``journal show`` or ``journal export``; returns the exit code.  A job file given
+    instead of a journal stands for its default journal (a note on `err` says which)."""
     location: str = args.location
     info: JobInfo | None = None
     torn = False
@@ -60,8 +66,9 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
         if not records and info.holder is None:
             raise JournalError(f"no journal for {url.where}: never run, or its records expired")
     else:
-        where = location
-        records, torn = _file_records(Path(location))
+        path = _journal_of(Path(location), err)
+        where = str(path)
+        records, torn = _file_records(path)
     state = _replay(where, StoredRecords(records, torn))  # refuses what is not ours
     if args.journal_action == "export":
         try:
@@ -78,6 +85,33 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
     else:
         _print_summary(summary, out)
     return 0
+
+
+def _journal_of(path: Path, err: TextIO | None) -> Path:
+    """`path` if it is a journal (or cannot be read: the reader says why), else the
+    default journal of the job file at `path`."""
+    try:
+        with path.open("rb") as file:
+            first = file.readline(65536)
+    except OSError:
+        return path
+    try:
+        header = json_loads(first) if first.strip() else None
+    except ValueError:
+        header = None
+    if isinstance(header, dict) and ("journal" in header or "event" in header):
+        return path  # ours, or an older format the replay explains
+    journal = default_journal_for(str(path))
+    if not journal.exists():
+        raise JournalError(
+            f"{path} is not a journal, and as a job file it has no default journal "
+            f"({journal} does not exist): it was never run from this path, or ran with "
+            "--journal PATH|URL or --no-journal. Give the journal itself: "
+            "opentrain-async journal show PATH|URL"
+        )
+    if err is not None:
+        print(f"{path} is a job file: showing its default journal {journal}", file=err)
+    return journal
 
 
 def _file_records(path: Path) -> tuple[list[dict[str, Any]], bool]:

@@ -288,8 +288,13 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     """Where ``bulk FILE`` journals without ``--journal``: one file per input path under
     ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/jobs/`` (beside ``listen()``'s
     cursors), named after the file plus a hash of its absolute path."""
+    return default_journal_for(source.name, env)
+
+
+def default_journal_for(job_file: str, env: Mapping[str, str] | None = None) -> Path:
+    """``default_journal_path`` from the job file's path alone (``journal show FILE``)."""
     environ = os.environ if env is None else env
-    absolute = str(Path(source.name).resolve())
+    absolute = str(Path(job_file).resolve())
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
