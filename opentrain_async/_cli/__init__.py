@@ -29,7 +29,9 @@ from opentrain_async._errors import (
     ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
+    NotFoundError,
     OpenTrainError,
+    UnexpectedResponseError,
 )
 from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
@@ -343,6 +345,29 @@ def _show_message(message: Message, out: TextIO) -> None:
     print(f"  {terminal_safe(preview)}", file=out)
 
 
+async def _not_found(settings: Settings, conversation_id: str, exc: NotFoundError) -> int:
+    """A 404 from ``send`` or ``messages``: a mistyped conversation id (exit 1), or a base
+    URL that is not the API (a path after the origin: exit 3), told apart by asking the
+    API who we are, as ``bulk``'s pre-send check does."""
+    try:
+        async with OpenTrainClient(settings.token, settings.api_root, max_retries=0) as client:
+            await client.whoami()
+    except (NotFoundError, UnexpectedResponseError):
+        return _fail(
+            f"{settings.api_root} does not answer like the OpenTrain public API ({exc}); "
+            "check --base-url / $OT_API_BASE_URL (an origin such as https://app.opentrain.ai, "
+            "without a path)",
+            EXIT_START,
+        )
+    except OpenTrainError:
+        pass  # cannot tell: report the 404 as the conversation's
+    return _fail(
+        f"conversation {conversation_id!r} not found (404) for this token: check the id; "
+        f"`{PROG} conversations` lists yours",
+        EXIT_FAILED,
+    )
+
+
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
     if args.text == "-" and sys.stdin.isatty():
         print("type the message, then Ctrl-D on a new line:", file=sys.stderr, flush=True)
@@ -365,6 +390,8 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
             message = await client.send_message(args.conversation_id, text)
         except AuthenticationError:
             return _fail(_auth_failed(settings), EXIT_START)
+        except NotFoundError as exc:
+            return await _not_found(settings, args.conversation_id, exc)
         except DeliveryUnknownError as exc:  # before APIConnectionError, its parent
             return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except APIConnectionError as exc:
@@ -442,6 +469,10 @@ async def _main(args: argparse.Namespace) -> int:
             return await command(args, settings, sys.stdout)
         except AuthenticationError:
             return _fail(_auth_failed(settings), EXIT_START)
+        except NotFoundError as exc:
+            if args.command == "messages":
+                return await _not_found(settings, args.conversation_id, exc)
+            raise
     from ._demo import run_demo
 
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
