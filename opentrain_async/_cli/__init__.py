@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings, api_root, resolve_settings
@@ -148,6 +149,33 @@ def _pacing_url_option(parser: argparse.ArgumentParser) -> None:
         help="share one rate limit with every process sending with this token, in Redis "
         "(redis://[:password@]host:6379/0; default: $OT_PACING_URL; '' for none)",
     )
+
+
+_PACING_URL_SHAPE = "expected redis://[:password@]host:6379/0, rediss:// for TLS, or unix://"
+
+
+def _pacing_url_problem(url: str | None) -> str | None:
+    """What is wrong with ``--pacing-url`` (never its password), or None: the SDK's own
+    check, worded for the flag, plus a host and a numeric database."""
+    if not url:
+        return None
+    from opentrain_async._pacing.redis_backend import parse_pacing_url, redact_url
+
+    try:
+        parse_pacing_url(url)
+    except ConfigurationError as exc:
+        text = str(exc).removeprefix("pacing_url: ").removeprefix("pacing_url is ")
+        text = text.replace("got ''", f"got {redact_url(url)!r}, which has none")
+        return text if "expected" in text else f"{text} ({_PACING_URL_SHAPE})"
+    parts = urlsplit(url.strip())
+    if parts.scheme == "unix":
+        return None
+    if not parts.hostname:
+        return f"no host in {redact_url(url)!r} ({_PACING_URL_SHAPE})"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"the database must be a number, got {database!r} ({_PACING_URL_SHAPE})"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -494,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_root(args.base_url)
         except ConfigurationError as exc:  # a bad flag is a usage error (2), not "could not start"
             return _fail(f"--base-url: {exc}", EXIT_USAGE)
+    problem = _pacing_url_problem(getattr(args, "pacing_url", None))
+    if problem is not None:  # a bad flag is a usage error (2), named, before any request
+        return _fail(f"--pacing-url: {problem}", EXIT_USAGE)
     _setup_logging(args.verbose)
     try:
         return asyncio.run(_main(args))

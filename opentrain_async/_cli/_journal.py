@@ -39,6 +39,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -211,6 +212,7 @@ class FileJournalStore:
                 except OSError:
                     raise JournalError(
                         f"journal {self.name} is in use by another running job"
+                        f"{_holder(fd)}; wait for it to finish, or stop it"
                     ) from None
         except BaseException:
             os.close(fd)
@@ -294,6 +296,34 @@ class FileJournalStore:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+_HOLDER_SCAN = 64 << 20
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N, started at ...)``: the last run recorded in the journal open at `fd` (the
+    one that holds its lock), read from its last 64 MiB; empty if none is found."""
+    size = os.fstat(fd).st_size
+    start = max(0, size - _HOLDER_SCAN)
+    data = os.pread(fd, size - start, start)
+    for line in reversed(data.split(b"\n")):
+        if b'"run"' not in line:
+            continue
+        try:
+            record = json_loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "run":
+            pid = record.get("pid")
+            at = record.get("at")
+            since = (
+                time.strftime(", started %Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+                if isinstance(at, int | float)
+                else ""
+            )
+            return f" (last run recorded: pid {pid}{since})" if isinstance(pid, int) else ""
+    return ""
 
 
 def _read_all(fd: int) -> bytes:
