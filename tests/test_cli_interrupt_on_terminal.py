@@ -18,13 +18,18 @@ from .cli_helpers import ROOT, cli_env, write_jsonl
 CLEAR = b"\r\x1b[K"
 
 
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
 async def _read_until(fd: int, seen: bytearray, marker: bytes | None, timeout: float) -> None:
     """Read the terminal into `seen` until `marker` shows (None: until it closes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while marker is None or marker not in seen:
         ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        loop.add_reader(fd, _wake, ready)
         try:
             await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
         finally:

@@ -138,8 +138,7 @@ async def test_bad_lines_say_one_line_number_and_hint_at_snake_case(tmp_path: Pa
         "(found 'conversation_id'; the API's name is 'conversationId')"
     )
     assert lines[1] == (
-        "line 2: invalid JSON: a string is not closed at the end of the line "
-        "(it ends at column 56)"
+        "line 2: invalid JSON: a string is not closed at the end of the line (it ends at column 56)"
     )
     assert "line 1 column" not in result.out
 
