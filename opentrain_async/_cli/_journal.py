@@ -19,6 +19,7 @@ The records, one JSON object each::
     {"event": "ended", "id": "key:invoice-7", "ok": true, "messageId": "msg_9", "at": …}
     {"event": "ended", "id": "c:…:1", "ok": false, "kind": "read_only_conversation",
      "code": "CONFLICT", "status": 409, "error": "…", "final": true, "at": …}
+    {"event": "resolved", "id": "c:…:1", "note": "sent by hand", "at": …}
 
 The first record is the header.  A store whose first record is not a header of ours is
 never written to, truncated or "repaired": the journal refuses it.
@@ -386,6 +387,9 @@ class Progress:
     """False for failures that stopped the run (401, unreachable): retried automatically."""
     sha256: str | None = None
     line: int | None = None
+    resolved: str | None = None
+    """A failure marked fixed elsewhere (``journal resolve``): its note; a run counts the
+    input as done. A later send of it (``--retry-failed``) clears it."""
 
 
 @attrs.define
@@ -450,10 +454,16 @@ def _apply(state: JournalState, record: Mapping[str, Any]) -> None:
     if event == "run":
         state.runs += 1
         return
+    if event == "resolved":
+        resolved = state.inputs.get(str(record["id"]))
+        if resolved is not None and not resolved.ok and not resolved.open:
+            resolved.resolved = str(record.get("note") or "resolved")
+        return
     if event not in ("started", "ended"):
         return  # written by a newer version: ignore what we do not know
     ident = str(record["id"])
     progress = state.inputs.setdefault(ident, Progress())
+    progress.resolved = None  # sent again: what the send says counts
     at = float(record["at"])
     if event == "started":
         if progress.first_started is None:

@@ -67,6 +67,7 @@ class Action(enum.Enum):
     SEND = "send"
     DONE = "done"
     SKIP_FAILED = "skip_failed"
+    RESOLVED = "resolved"
     RECONCILE = "reconcile"
     UNKNOWN = "unknown"
     CHANGED = "changed"
@@ -120,6 +121,8 @@ def decide(item: JobInput, state: JournalState, options: JobOptions) -> Action:
         return Action.SEND  # it failed with the old content: the new one is a new attempt
     if progress.ok:
         return Action.DONE
+    if progress.resolved is not None and not options.retry_failed:
+        return Action.RESOLVED  # failed, then marked fixed elsewhere (journal resolve)
     if progress.open or progress.kind == "delivery_unknown":
         return Action.RECONCILE
     if not progress.final or options.retry_failed:
@@ -169,6 +172,7 @@ class Plan:
             "wouldReconcile": self.actions[Action.RECONCILE],
             "alreadyDelivered": self.actions[Action.DONE],
             "previouslyFailed": self.actions[Action.SKIP_FAILED],
+            "resolved": self.actions[Action.RESOLVED],
             "changedKeys": [{"line": i.line.number, "key": i.message.key} for i in self.changed],
             "journal": journal,
         }
@@ -403,7 +407,13 @@ def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
     bad = len(plan.bad)
     skips = (
         f"journal: {plan.actions[Action.DONE]:,} already delivered, "
-        f"{plan.actions[Action.SKIP_FAILED]:,} previously failed; "
+        f"{plan.actions[Action.SKIP_FAILED]:,} previously failed"
+        + (
+            f", {plan.actions[Action.RESOLVED]:,} resolved elsewhere"
+            if plan.actions[Action.RESOLVED]
+            else ""
+        )
+        + "; "
         if journal is not None
         else ""
     )

@@ -278,6 +278,7 @@ class Runner:
             bad_lines=plan.bad_lines,
             skipped_delivered=plan.actions[Action.DONE],
             skipped_failed=plan.actions[Action.SKIP_FAILED],
+            resolved=plan.actions[Action.RESOLVED],
             failures=self.failures,
             requests=stats.requests - requests,
             rate_limited=stats.rate_limited - rate_limited,
