@@ -204,14 +204,15 @@ async def _serve(args: argparse.Namespace) -> None:
         record_requests=False,
     )
     person = server.add_token(args.person_token, user_id=OTHER_USER)
-    conversations = apply_scenario(server, args.scenario_loaded, args.conversations)
+    scenario = getattr(args, "scenario_loaded", None) or load_scenario(args)  # main checked it
+    conversations = apply_scenario(server, scenario, args.conversations)
     server.info = {
         "baseUrl": None,
         "token": args.token,
         "personToken": person.token,
         "personUserId": person.user_id,
         "conversations": conversations,
-        "scenario": args.scenario_loaded,
+        "scenario": scenario,
     }
     if args.rate is not None:
         server.set_rate_limit(
