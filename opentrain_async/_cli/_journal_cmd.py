@@ -190,7 +190,8 @@ def _journal_of(path: Path, err: TextIO | None) -> Path:
     journal = default_journal_for(str(path))
     if not journal.exists():
         raise JournalError(
-            f"{path} is not a journal, and as a job file it has no default journal "
+            f"{path} is not a journal written by opentrain-async, and as a job file it has "
+            "no default journal "
             f"({journal} does not exist): it was never run from this path, or ran with "
             "--journal PATH|URL or --no-journal. Give the journal itself: "
             "opentrain-async journal show PATH|URL"
