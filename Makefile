@@ -5,13 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test quick lint typecheck unit demo bench clean
+DOCS_STAMP := $(VENV)/.installed-docs
 
+.PHONY: test quick lint typecheck unit demo bench docs pythons clean
+
+# dev, docs and bench are PEP 735 dependency groups (never published): pip 25.1+ installs them.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e . --group dev
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $(DOCS_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check opentrain_async tests benchmarks examples
@@ -41,8 +48,18 @@ demo: $(STAMP)
 	$(BIN)/python -m opentrain_async demo
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --group bench
 	$(BIN)/python -m benchmarks
 
+# The documentation site into site/; strict: any warning (a broken link, a missing
+# anchor, a docstring mkdocstrings cannot read) fails the build.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The suite on every supported Python, with pyenv's interpreters (see noxfile.py); a
+# missing interpreter fails.
+pythons: $(STAMP)
+	$(BIN)/nox --error-on-missing-interpreters -s tests
+
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) site .nox .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -152,6 +152,7 @@ __all__ = [
     "WebhookVerificationError",
     "WhoAmI",
     "__version__",
+    "configure_logging_from_env",
     "parse_webhook_event",
     "resolve_settings",
     "send_message",

@@ -294,8 +294,15 @@ class DeliveryUnknownError(APIConnectionError):
     The request may have been committed by the server before the connection broke,
     the timeout fired, or a proxy answered 5xx.  Resending blindly could post the
     message twice, so the SDK does not.  ``__cause__`` is the failure of the send
-    (``cause=`` sets it); its ``status`` and ``request_id`` are copied here.
+    (``cause=`` sets it); its ``status`` and ``request_id`` are copied here, and its type
+    and message too (``cause_type``, ``cause_message``), so they survive pickling, which
+    drops ``__cause__``.
     """
+
+    cause_type: str | None = None
+    """The class name of the failure behind it (``"APITimeoutError"``), kept across pickling."""
+    cause_message: str | None = None
+    """That failure's message, kept across pickling (``__cause__`` is not)."""
 
     def __init__(
         self,
@@ -309,6 +316,11 @@ class DeliveryUnknownError(APIConnectionError):
         if isinstance(cause, OpenTrainError):
             self.status = cause.status
             self.request_id = cause.request_id
+        if cause is not None:
+            self.cause_type = type(cause).__name__
+            self.cause_message = (
+                cause.message if isinstance(cause, OpenTrainError) else str(cause)
+            ) or None
         self.__cause__ = cause
         self.conversation_id = conversation_id
         self.started_at = started_at

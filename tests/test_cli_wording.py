@@ -138,7 +138,9 @@ async def test_bad_lines_say_one_line_number_and_hint_at_snake_case(tmp_path: Pa
         "line 1: missing field 'conversationId' "
         "(found 'conversation_id'; the API's name is 'conversationId')"
     )
-    assert lines[1] == "line 2: invalid JSON: Invalid control character at column 57"
+    assert lines[1] == (
+        "line 2: invalid JSON: a string is not closed at the end of the line (it ends at column 56)"
+    )
     assert "line 1 column" not in result.out
 
 

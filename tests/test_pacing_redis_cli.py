@@ -75,7 +75,7 @@ async def test_bad_pacing_url_is_one_line_without_the_password(
     )  # fmt: skip
     assert result.code != 0
     assert_one_line_error(result)
-    assert "pacing_url" in result.err
+    assert "--pacing-url: " in result.err
     assert "hunter2-pw" not in result.err + result.out
     assert server.sends == []
 

@@ -107,8 +107,16 @@ async def test_the_installed_script_runs_the_command_line(tmp_path: Path) -> Non
 
 def test_readme_links_work_on_the_package_page() -> None:
     """The README is the package page: every link in it is an absolute address (a relative
-    one would point nowhere on the index)."""
+    one would point nowhere on the index); the table of contents' #fragments name headings
+    of the README itself (on a page without heading anchors they stay on the page)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     targets = re.findall(r"\]\(([^)]+)\)", readme)
     assert targets
-    assert [t for t in targets if not t.startswith(("https://", "http://"))] == []
+    slugs = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", readme, re.M)
+    }
+    fragments = [t for t in targets if t.startswith("#")]
+    assert fragments, "the README has a table of contents"
+    assert [t for t in fragments if t[1:] not in slugs] == []
+    assert [t for t in targets if not t.startswith(("https://", "http://", "#"))] == []

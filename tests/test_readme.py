@@ -1,4 +1,4 @@
-"""Users' code from the README and docs/ runs as written, and type-checks.
+"""Users' code from the README and the guides in docs/ runs as written, and type-checks.
 
 Every ```python block is found here and must have a ``Case``: it is run in a fresh
 interpreter (top-level ``await`` allowed, as in an async REPL or notebook) against a
@@ -24,7 +24,7 @@ from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import ROOT
 
-DOCS = [ROOT / "README.md", ROOT / "docs" / "read-side.md", ROOT / "docs" / "bots-and-webhooks.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ECHO_BOT = ROOT / "examples" / "echo_bot.py"
 
 RUNNER = """
@@ -141,6 +141,7 @@ CASES = [
         run=False,
     ),
     Case("result = await client.preflight()", "", prelude=OPEN_CLIENT),
+    Case("# test_mocked.py", "passed test_send_survives_a_mocked_429"),
 ]
 
 

@@ -14,7 +14,7 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .cli_helpers import ROOT
 
-README = ROOT / "README.md"
+README = ROOT / "docs" / "testing.md"  # the guide "Testing your bot"
 
 
 # ---------------------------------------------------------------- FakeTime

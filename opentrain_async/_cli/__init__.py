@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings, api_root, resolve_settings
@@ -29,7 +30,9 @@ from opentrain_async._errors import (
     ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
+    NotFoundError,
     OpenTrainError,
+    UnexpectedResponseError,
 )
 from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
@@ -148,6 +151,33 @@ def _pacing_url_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_PACING_URL_SHAPE = "expected redis://[:password@]host:6379/0, rediss:// for TLS, or unix://"
+
+
+def _pacing_url_problem(url: str | None) -> str | None:
+    """What is wrong with ``--pacing-url`` (never its password), or None: the SDK's own
+    check, worded for the flag, plus a host and a numeric database."""
+    if not url:
+        return None
+    from opentrain_async._pacing.redis_backend import parse_pacing_url, redact_url
+
+    try:
+        parse_pacing_url(url)
+    except ConfigurationError as exc:
+        text = str(exc).removeprefix("pacing_url: ").removeprefix("pacing_url is ")
+        text = text.replace("got ''", f"got {redact_url(url)!r}, which has none")
+        return text if "expected" in text else f"{text} ({_PACING_URL_SHAPE})"
+    parts = urlsplit(url.strip())
+    if parts.scheme == "unix":
+        return None
+    if not parts.hostname:
+        return f"no host in {redact_url(url)!r} ({_PACING_URL_SHAPE})"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"the database must be a number, got {database!r} ({_PACING_URL_SHAPE})"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     common = _common(top=False)
@@ -182,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", metavar="FILE")
     bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
     bulk.add_argument(
-        "--concurrency", type=_concurrency, default=16, help="requests on the wire, 1-1000 (16)"
+        "--concurrency",
+        type=_concurrency,
+        default=16,
+        help="requests on the wire, 1-1000 (16: lower than the SDK's 64, so a job run beside "
+        "a service on the same token leaves it room; the pacer, not this, follows the limit)",
     )
     bulk.add_argument(
         "--rate",
@@ -216,16 +250,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every input not delivered to FILE (input format, plus line and reason)",
     )
-    bulk.add_argument("--grace", type=float, default=10.0, help=argparse.SUPPRESS)
+    bulk.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long sends on the wire get to finish and be journaled (10)",
+    )
     bulk.add_argument(
         "--retry-failed",
         action="store_true",
-        help="with --journal: resend inputs that failed in an earlier run",
+        help="resend inputs the journal recorded as failed in an earlier run",
     )
     bulk.add_argument("--dry-run", action="store_true", help="validate everything, send nothing")
     bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    bulk.add_argument(
+        "--progress-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (2)",
+    )
     _pacing_url_option(bulk)
 
     conversations = commands.add_parser(
@@ -244,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "messages",
         parents=[common],
         help="print a conversation's messages (--follow to tail it)",
-        description="Print a conversation's messages, newest first by default; --follow "
-        "prints new ones as they arrive until interrupted.",
+        description="Print a conversation's latest messages, oldest first (--direction newer: "
+        "from its first message); --follow prints new ones as they arrive until interrupted.",
     )
     messages.add_argument("conversation_id", metavar="CONVERSATION_ID")
     messages.add_argument("--direction", choices=["older", "newer"], default="older")
@@ -328,6 +374,29 @@ def _show_message(message: Message, out: TextIO) -> None:
     print(f"  {terminal_safe(preview)}", file=out)
 
 
+async def _not_found(settings: Settings, conversation_id: str, exc: NotFoundError) -> int:
+    """A 404 from ``send`` or ``messages``: a mistyped conversation id (exit 1), or a base
+    URL that is not the API (a path after the origin: exit 3), told apart by asking the
+    API who we are, as ``bulk``'s pre-send check does."""
+    try:
+        async with OpenTrainClient(settings.token, settings.api_root, max_retries=0) as client:
+            await client.whoami()
+    except (NotFoundError, UnexpectedResponseError):
+        return _fail(
+            f"{settings.api_root} does not answer like the OpenTrain public API ({exc}); "
+            "check --base-url / $OT_API_BASE_URL (an origin such as https://app.opentrain.ai, "
+            "without a path)",
+            EXIT_START,
+        )
+    except OpenTrainError:
+        pass  # cannot tell: report the 404 as the conversation's
+    return _fail(
+        f"conversation {conversation_id!r} not found (404) for this token: check the id; "
+        f"`{PROG} conversations` lists yours",
+        EXIT_FAILED,
+    )
+
+
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
     if args.text == "-" and sys.stdin.isatty():
         print("type the message, then Ctrl-D on a new line:", file=sys.stderr, flush=True)
@@ -350,6 +419,8 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
             message = await client.send_message(args.conversation_id, text)
         except AuthenticationError:
             return _fail(_auth_failed(settings), EXIT_START)
+        except NotFoundError as exc:
+            return await _not_found(settings, args.conversation_id, exc)
         except DeliveryUnknownError as exc:  # before APIConnectionError, its parent
             return _fail(f"outcome unknown (may or may not have been sent): {exc}", EXIT_FAILED)
         except APIConnectionError as exc:
@@ -418,7 +489,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command == "journal":
         from ._journal_cmd import journal_command
 
-        return await journal_command(args, sys.stdout)
+        return await journal_command(args, sys.stdout, sys.stderr)
     if args.command in ("conversations", "messages"):
         from ._read import list_conversations, show_messages
 
@@ -428,6 +499,10 @@ async def _main(args: argparse.Namespace) -> int:
             return await command(args, settings, sys.stdout)
         except AuthenticationError:
             return _fail(_auth_failed(settings), EXIT_START)
+        except NotFoundError as exc:
+            if args.command == "messages":
+                return await _not_found(settings, args.conversation_id, exc)
+            raise
     from ._demo import run_demo
 
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
@@ -449,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_root(args.base_url)
         except ConfigurationError as exc:  # a bad flag is a usage error (2), not "could not start"
             return _fail(f"--base-url: {exc}", EXIT_USAGE)
+    problem = _pacing_url_problem(getattr(args, "pacing_url", None))
+    if problem is not None:  # a bad flag is a usage error (2), named, before any request
+        return _fail(f"--pacing-url: {problem}", EXIT_USAGE)
     _setup_logging(args.verbose)
     try:
         return asyncio.run(_main(args))

@@ -138,7 +138,13 @@ def _hint(record: dict[str, Any], missing: list[str]) -> str:
 def _json_problem(exc: Exception) -> str:
     """Why a line is not JSON; only the column, since the file's line is already given."""
     if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+        why = exc.msg.removesuffix(" at")
+        line = exc.doc.split("\n", 1)[0].rstrip("\r")
+        if exc.lineno > 1 or exc.colno > len(line.rstrip()):  # one past the last character
+            if why.startswith("Invalid control character"):  # the newline, inside a string
+                why = "a string is not closed"
+            return f"invalid JSON: {why} at the end of the line (it ends at column {len(line)})"
+        return f"invalid JSON: {why} at column {exc.colno}"
     if isinstance(exc, RecursionError):
         return "invalid JSON: nested too deeply"
     return f"invalid JSON ({exc})"

@@ -19,6 +19,7 @@ The records, one JSON object each::
     {"event": "ended", "id": "key:invoice-7", "ok": true, "messageId": "msg_9", "at": …}
     {"event": "ended", "id": "c:…:1", "ok": false, "kind": "read_only_conversation",
      "code": "CONFLICT", "status": 409, "error": "…", "final": true, "at": …}
+    {"event": "resolved", "id": "c:…:1", "note": "sent by hand", "at": …}
 
 The first record is the header.  A store whose first record is not a header of ours is
 never written to, truncated or "repaired": the journal refuses it.
@@ -39,6 +40,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -211,6 +213,7 @@ class FileJournalStore:
                 except OSError:
                     raise JournalError(
                         f"journal {self.name} is in use by another running job"
+                        f"{_holder(fd)}; wait for it to finish, or stop it"
                     ) from None
         except BaseException:
             os.close(fd)
@@ -296,6 +299,34 @@ class FileJournalStore:
             os.close(fd)
 
 
+_HOLDER_SCAN = 64 << 20
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N, started at ...)``: the last run recorded in the journal open at `fd` (the
+    one that holds its lock), read from its last 64 MiB; empty if none is found."""
+    size = os.fstat(fd).st_size
+    start = max(0, size - _HOLDER_SCAN)
+    data = os.pread(fd, size - start, start)
+    for line in reversed(data.split(b"\n")):
+        if b'"run"' not in line:
+            continue
+        try:
+            record = json_loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "run":
+            pid = record.get("pid")
+            at = record.get("at")
+            since = (
+                time.strftime(", started %Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+                if isinstance(at, int | float)
+                else ""
+            )
+            return f" (last run recorded: pid {pid}{since})" if isinstance(pid, int) else ""
+    return ""
+
+
 def _read_all(fd: int) -> bytes:
     chunks: list[bytes] = []
     offset = 0
@@ -356,6 +387,9 @@ class Progress:
     """False for failures that stopped the run (401, unreachable): retried automatically."""
     sha256: str | None = None
     line: int | None = None
+    resolved: str | None = None
+    """A failure marked fixed elsewhere (``journal resolve``): its note; a run counts the
+    input as done. A later send of it (``--retry-failed``) clears it."""
 
 
 @attrs.define
@@ -420,10 +454,16 @@ def _apply(state: JournalState, record: Mapping[str, Any]) -> None:
     if event == "run":
         state.runs += 1
         return
+    if event == "resolved":
+        resolved = state.inputs.get(str(record["id"]))
+        if resolved is not None and not resolved.ok and not resolved.open:
+            resolved.resolved = str(record.get("note") or "resolved")
+        return
     if event not in ("started", "ended"):
         return  # written by a newer version: ignore what we do not know
     ident = str(record["id"])
     progress = state.inputs.setdefault(ident, Progress())
+    progress.resolved = None  # sent again: what the send says counts
     at = float(record["at"])
     if event == "started":
         if progress.first_started is None:

@@ -1,7 +1,11 @@
-"""``opentrain-async journal show|export LOCATION``: what a bulk job did, for operators.
+"""``opentrain-async journal show|export|resolve LOCATION``: a bulk job's journal, for
+operators.
 
-LOCATION is a journal file or a ``redis://`` / ``rediss://`` journal URL.  Both commands
-only read: they take no lock and no lease, so they work while the job runs.  ``show``
+LOCATION is a journal file or a ``redis://`` / ``rediss://`` journal URL (or, for a file,
+the job file: its default journal).  ``show`` and ``export`` only read: they take no lock
+and no lease, so they work while the job runs.  ``resolve`` marks failed inputs as fixed
+elsewhere (sent by hand, or from another file), so the job's next run counts them as done
+and exits 0; it takes the journal's lock or lease like a run, so not while one runs.  ``show``
 summarises (inputs delivered, failed by reason, left open, the runs, who holds the job
 now and when its records expire); ``export`` prints every record as JSON Lines, the file
 journal's own format, so an export of a Redis journal is a file journal.
@@ -20,12 +24,29 @@ from typing import Any, TextIO
 
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 
-from ._journal import JournalError, JournalState, StoredRecords, _replay
-from ._journal_redis import JobInfo, RedisJournalURL, encode_record, is_redis_url, read_job
+from ._journal import (
+    FileJournalStore,
+    JournalError,
+    JournalState,
+    JournalStore,
+    StoredRecords,
+    _read,
+    _replay,
+)
+from ._journal_redis import (
+    JobInfo,
+    RedisJournalStore,
+    RedisJournalURL,
+    encode_record,
+    is_redis_url,
+    read_job,
+)
+from ._plan import default_journal_for
 
 __all__ = ["add_journal_parser", "journal_command"]
 
 SHOW_RUNS = 5
+PROG = "opentrain-async"
 
 
 def add_journal_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -42,15 +63,41 @@ def add_journal_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     show = actions.add_parser(
         "show", help="summary: delivered, failed by reason, open, runs, holder, expiry"
     )
-    show.add_argument("location", metavar="PATH|URL")
+    show.add_argument(
+        "location", metavar="PATH|URL", help="a journal, or a job file (its default journal)"
+    )
     show.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    resolve = actions.add_parser(
+        "resolve",
+        help="mark failed inputs as fixed elsewhere: the job's next run exits 0 for them",
+        description="Mark inputs that failed for good as fixed elsewhere (sent by hand, or "
+        "from a corrected file), so the job's next run counts them as done instead of "
+        "failed, and says so. --retry-failed still resends them. Not while the job runs.",
+    )
+    resolve.add_argument(
+        "location", metavar="PATH|URL", help="a journal, or a job file (its default journal)"
+    )
+    which = resolve.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--line", type=int, action="append", metavar="N", help="the failed input on line N"
+    )
+    which.add_argument(
+        "--key", action="append", metavar="KEY", help="the failed input with this key"
+    )
+    which.add_argument("--all-failed", action="store_true", help="every failed input")
+    resolve.add_argument("--note", default="resolved", help="why (kept in the journal)")
     export = actions.add_parser("export", help="every record as JSON Lines (the file format)")
-    export.add_argument("location", metavar="PATH|URL")
+    export.add_argument(
+        "location", metavar="PATH|URL", help="a journal, or a job file (its default journal)"
+    )
 
 
-async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Run ``journal show`` or ``journal export``; returns the exit code."""
+async def journal_command(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
+    """Run ``journal show`` or ``journal export``; returns the exit code.  A job file given
+    instead of a journal stands for its default journal (a note on `err` says which)."""
     location: str = args.location
+    if args.journal_action == "resolve":
+        return await _resolve(args, out, err)
     info: JobInfo | None = None
     torn = False
     if is_redis_url(location):
@@ -60,8 +107,9 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
         if not records and info.holder is None:
             raise JournalError(f"no journal for {url.where}: never run, or its records expired")
     else:
-        where = location
-        records, torn = _file_records(Path(location))
+        path = _journal_of(Path(location), err)
+        where = str(path)
+        records, torn = _file_records(path)
     state = _replay(where, StoredRecords(records, torn))  # refuses what is not ours
     if args.journal_action == "export":
         try:
@@ -78,6 +126,79 @@ async def journal_command(args: argparse.Namespace, out: TextIO) -> int:
     else:
         _print_summary(summary, out)
     return 0
+
+
+async def _resolve(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
+    """Append a ``resolved`` record for each chosen input that failed for good."""
+    store: JournalStore
+    if is_redis_url(args.location):
+        store = RedisJournalStore(RedisJournalURL.parse(args.location))
+    else:
+        store = FileJournalStore(_journal_of(Path(args.location), None))  # named below
+    await store.open()  # the lock or the lease: refuses while the job runs
+    try:
+        state = await _read(store)
+        failed = {
+            ident: p
+            for ident, p in state.inputs.items()
+            if not p.ok and not p.open and p.kind != "delivery_unknown" and p.resolved is None
+        }
+        labels: dict[str, str]  # identity -> how the user named it
+        if args.all_failed:
+            labels = {ident: ident for ident in failed}
+        elif args.key:
+            labels = {f"key:{key}": f"key {key!r}" for key in args.key}
+        else:
+            by_line = {p.line: ident for ident, p in state.inputs.items() if p.line is not None}
+            labels = {by_line.get(n, f"line {n}"): f"line {n}" for n in args.line}
+        chosen = list(labels)
+        not_failed = [labels[c] for c in chosen if c not in failed]
+        if not_failed:
+            raise JournalError(
+                f"{not_failed[0]} is not a failed input of journal {store.name} (delivered, "
+                "unknown, already resolved or never run); nothing was changed. "
+                f"`{PROG} journal show` lists the failures"
+            )
+        now = time.time()
+        records = [{"event": "resolved", "id": i, "note": args.note, "at": now} for i in chosen]
+        if records:
+            await store.append(records)
+    finally:
+        await store.close()
+    print(
+        f"resolved {len(chosen):,} failed input(s) in {store.name}: the job's next run "
+        "counts them as done (exit 0 if nothing else fails); --retry-failed still resends them",
+        file=out,
+    )
+    return 0
+
+
+def _journal_of(path: Path, err: TextIO | None) -> Path:
+    """`path` if it is a journal (or cannot be read: the reader says why), else the
+    default journal of the job file at `path`."""
+    try:
+        with path.open("rb") as file:
+            first = file.readline(65536)
+    except OSError:
+        return path
+    try:
+        header = json_loads(first) if first.strip() else None
+    except ValueError:
+        header = None
+    if isinstance(header, dict) and ("journal" in header or "event" in header):
+        return path  # ours, or an older format the replay explains
+    journal = default_journal_for(str(path))
+    if not journal.exists():
+        raise JournalError(
+            f"{path} is not a journal written by opentrain-async, and as a job file it has "
+            "no default journal "
+            f"({journal} does not exist): it was never run from this path, or ran with "
+            "--journal PATH|URL or --no-journal. Give the journal itself: "
+            "opentrain-async journal show PATH|URL"
+        )
+    if err is not None:
+        print(f"{path} is a job file: showing its default journal {journal}", file=err)
+    return journal
 
 
 def _file_records(path: Path) -> tuple[list[dict[str, Any]], bool]:

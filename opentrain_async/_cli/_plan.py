@@ -67,6 +67,7 @@ class Action(enum.Enum):
     SEND = "send"
     DONE = "done"
     SKIP_FAILED = "skip_failed"
+    RESOLVED = "resolved"
     RECONCILE = "reconcile"
     UNKNOWN = "unknown"
     CHANGED = "changed"
@@ -120,6 +121,8 @@ def decide(item: JobInput, state: JournalState, options: JobOptions) -> Action:
         return Action.SEND  # it failed with the old content: the new one is a new attempt
     if progress.ok:
         return Action.DONE
+    if progress.resolved is not None and not options.retry_failed:
+        return Action.RESOLVED  # failed, then marked fixed elsewhere (journal resolve)
     if progress.open or progress.kind == "delivery_unknown":
         return Action.RECONCILE
     if not progress.final or options.retry_failed:
@@ -169,6 +172,7 @@ class Plan:
             "wouldReconcile": self.actions[Action.RECONCILE],
             "alreadyDelivered": self.actions[Action.DONE],
             "previouslyFailed": self.actions[Action.SKIP_FAILED],
+            "resolved": self.actions[Action.RESOLVED],
             "changedKeys": [{"line": i.line.number, "key": i.message.key} for i in self.changed],
             "journal": journal,
         }
@@ -288,8 +292,13 @@ def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -
     """Where ``bulk FILE`` journals without ``--journal``: one file per input path under
     ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/jobs/`` (beside ``listen()``'s
     cursors), named after the file plus a hash of its absolute path."""
+    return default_journal_for(source.name, env)
+
+
+def default_journal_for(job_file: str, env: Mapping[str, str] | None = None) -> Path:
+    """``default_journal_path`` from the job file's path alone (``journal show FILE``)."""
     environ = os.environ if env is None else env
-    absolute = str(Path(source.name).resolve())
+    absolute = str(Path(job_file).resolve())
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
@@ -398,7 +407,13 @@ def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
     bad = len(plan.bad)
     skips = (
         f"journal: {plan.actions[Action.DONE]:,} already delivered, "
-        f"{plan.actions[Action.SKIP_FAILED]:,} previously failed; "
+        f"{plan.actions[Action.SKIP_FAILED]:,} previously failed"
+        + (
+            f", {plan.actions[Action.RESOLVED]:,} resolved elsewhere"
+            if plan.actions[Action.RESOLVED]
+            else ""
+        )
+        + "; "
         if journal is not None
         else ""
     )

@@ -118,6 +118,8 @@ class Runner:
         self._recorded = 0
         self._stats_before = (0, 0, 0)
         """The client's counts before the run (the pre-send check is not the run's)."""
+        self._display: ProgressDisplay | None = None
+        """The progress display while sending: notes go above its live line."""
 
     async def __aenter__(self) -> Runner:
         if isinstance(self._store, RedisJournalStore):  # fencing: no POST once the lease is lost
@@ -160,6 +162,9 @@ class Runner:
         return self.client
 
     def note(self, text: str) -> None:
+        if self._display is not None:  # on its own line, over the live line (and a ^C echo)
+            self._display.note(text)
+            return
         print(text, file=self.err, flush=True)
 
     # -- start-up -----------------------------------------------------------------------
@@ -273,6 +278,7 @@ class Runner:
             bad_lines=plan.bad_lines,
             skipped_delivered=plan.actions[Action.DONE],
             skipped_failed=plan.actions[Action.SKIP_FAILED],
+            resolved=plan.actions[Action.RESOLVED],
             failures=self.failures,
             requests=stats.requests - requests,
             rate_limited=stats.rate_limited - rate_limited,
@@ -494,10 +500,12 @@ class Runner:
         )
         try:
             async with display, sending as outcomes:
+                self._display = display
                 async for outcome in outcomes:
                     stop = await self._record(outcome)
                     display.advance(outcome.ok)
                     if stop is not None and self.stopped is None:
                         self.stopped = stop  # no new input; in-flight ones finish
         finally:
+            self._display = None
             items.close()

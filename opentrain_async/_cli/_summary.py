@@ -51,6 +51,8 @@ class JobResult:
     bad_lines: list[tuple[int, str]] = attrs.Factory(list)
     skipped_delivered: int = 0
     skipped_failed: int = 0
+    resolved: int = 0
+    """Earlier failures marked fixed elsewhere (``journal resolve``): counted as done."""
     failures: list[Failure] = attrs.Factory(list)
     """Every input not delivered: earlier runs' failures skipped by this one, then this
     run's, in the order they came."""
@@ -107,7 +109,7 @@ class JobResult:
             return 128 + self.interrupted
         if self.stopped is not None and self.report.sent == 0:
             return EXIT_START
-        if self.delivered == self.inputs and self.stopped is None:
+        if self.delivered + self.resolved == self.inputs and self.stopped is None:
             return EXIT_OK
         return EXIT_FAILED
 
@@ -119,6 +121,7 @@ class JobResult:
             "sent": self.sent,
             "reconciled": self.reconciled,
             "skipped": {"delivered": self.skipped_delivered, "failed": self.skipped_failed},
+            "resolved": self.resolved,
             "failed": self.failed_total,
             "failedByReason": {k: v for k, v in sorted(self.failed.items()) if v},
             "unknown": self.unknown,
@@ -156,6 +159,12 @@ def summary_table(result: JobResult) -> Table:
         f"{result.skipped_failed:,} failed"
         + (" (--retry-failed resends those)" if result.skipped_failed else ""),
     )
+    if result.resolved:
+        table.add_row(
+            "resolved",
+            f"{result.resolved:,}",
+            "failed earlier, marked fixed elsewhere (journal resolve): counted as done",
+        )
     failed = result.failed
     table.add_row("failed", f"{sum(failed.values()):,}", "not delivered")
     for kind, count in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])):

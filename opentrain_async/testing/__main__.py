@@ -8,6 +8,10 @@ second person in each: their token (``--person-token``, ``PERSON_TOKEN`` by defa
 sends as someone else, so a bot on the default token sees those messages as incoming.
 ``GET /__fake__/info`` lists both tokens and the conversations.
 
+Conversations a bot must cope with come from flags (``--read-only ID``, ``--policy-blocked
+TEXT``, ``--missing ID``, ``--rate-limited N``) or a JSON file (``--scenario FILE``, keys
+``readOnly``, ``policyBlocked``, ``missing``, ``rateLimited``); see docs/testing.md.
+
 ``python -m opentrain_async.testing inject BASE_URL CONVERSATION_ID TEXT`` stores an
 incoming message from that person in a running server (``POST /__fake__/inject``).
 """
@@ -69,7 +73,124 @@ def _parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=None, help="probability per send (default: always)"
     )
     parser.add_argument("--fault-delay", type=float, default=60.0, help="stall seconds")
+    scenario = parser.add_argument_group(
+        "scenario", "conversations a bot must cope with (flags add to --scenario FILE)"
+    )
+    scenario.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help='JSON: {"readOnly": [ID], "policyBlocked": [TEXT], "missing": [ID], '
+        '"rateLimited": {"next": N, "retryAfter": S}}',
+    )
+    scenario.add_argument(
+        "--read-only",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a conversation whose sends answer 409 read_only_conversation",
+    )
+    scenario.add_argument(
+        "--policy-blocked",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="content containing TEXT answers 403 message_policy_blocked",
+    )
+    scenario.add_argument(
+        "--missing",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a conversation id that answers 404 (never created, even within --conversations)",
+    )
+    scenario.add_argument(
+        "--rate-limited",
+        type=int,
+        metavar="N",
+        help="the next N sends answer 429 (hint: --rate-limited-retry-after, 1 s)",
+    )
+    scenario.add_argument("--rate-limited-retry-after", type=float, default=1.0, metavar="S")
     return parser
+
+
+SCENARIO_KEYS: Final = ("readOnly", "policyBlocked", "missing", "rateLimited")
+
+
+def load_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario of ``--scenario FILE`` plus the flags, checked; ValueError names what
+    is wrong (an unknown key, a value of the wrong type)."""
+    scenario: dict[str, Any] = {"readOnly": [], "policyBlocked": [], "missing": []}
+    if args.scenario:
+        try:
+            with open(args.scenario, encoding="utf-8") as file:
+                loaded = json.load(file)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--scenario {args.scenario}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--scenario {args.scenario}: must be a JSON object")
+        unknown = sorted(set(loaded) - set(SCENARIO_KEYS))
+        if unknown:
+            raise ValueError(
+                f"--scenario {args.scenario}: unknown key {unknown[0]!r} "
+                f"(known: {', '.join(SCENARIO_KEYS)})"
+            )
+        for key in ("readOnly", "policyBlocked", "missing"):
+            value = loaded.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"--scenario {args.scenario}: {key} must be a list of strings")
+            scenario[key] = list(value)
+        if "rateLimited" in loaded:
+            limited = loaded["rateLimited"]
+            if (
+                not isinstance(limited, dict)
+                or set(limited) - {"next", "retryAfter"}
+                or not isinstance(limited.get("next"), int)
+                or limited["next"] < 0
+                or not isinstance(limited.get("retryAfter", 1.0), int | float)
+            ):
+                raise ValueError(
+                    f"--scenario {args.scenario}: rateLimited must be "
+                    '{"next": N, "retryAfter": SECONDS}'
+                )
+            scenario["rateLimited"] = {
+                "next": limited["next"],
+                "retryAfter": float(limited.get("retryAfter", 1.0)),
+            }
+    scenario["readOnly"] += args.read_only
+    scenario["policyBlocked"] += args.policy_blocked
+    scenario["missing"] += args.missing
+    if args.rate_limited is not None:
+        if args.rate_limited < 0:
+            raise ValueError("--rate-limited must be 0 or more")
+        scenario["rateLimited"] = {
+            "next": args.rate_limited,
+            "retryAfter": args.rate_limited_retry_after,
+        }
+    return scenario
+
+
+def apply_scenario(server: FakeOpenTrain, scenario: dict[str, Any], count: int) -> list[str]:
+    """Create ``conv_0001`` .. ``conv_<count>`` (less the missing ones) and the scenario's
+    conversations on `server`; returns the ids created."""
+    missing = set(scenario["missing"])
+    created = []
+    for i in range(1, count + 1):
+        cid = f"conv_{i:04d}"
+        if cid not in missing:
+            created.append(server.add_conversation(cid))
+    for cid in scenario["readOnly"]:
+        if cid in missing:
+            raise ValueError(f"conversation {cid!r} cannot be both read-only and missing")
+        if server.world.has_conversation(cid):
+            server.conversation(cid).send_block = "read_only_conversation"
+        else:
+            created.append(server.add_conversation(cid, send_block="read_only_conversation"))
+    for text in scenario["policyBlocked"]:
+        server.block_content(text, policy="blocked_by_scenario")
+    limited = scenario.get("rateLimited")
+    if limited and limited["next"]:
+        server.throttle_next(limited["next"], retry_after=limited["retryAfter"])
+    return created
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -83,13 +204,15 @@ async def _serve(args: argparse.Namespace) -> None:
         record_requests=False,
     )
     person = server.add_token(args.person_token, user_id=OTHER_USER)
-    conversations = [server.add_conversation() for _ in range(args.conversations)]
+    scenario = getattr(args, "scenario_loaded", None) or load_scenario(args)  # main checked it
+    conversations = apply_scenario(server, scenario, args.conversations)
     server.info = {
         "baseUrl": None,
         "token": args.token,
         "personToken": person.token,
         "personUserId": person.user_id,
         "conversations": conversations,
+        "scenario": scenario,
     }
     if args.rate is not None:
         server.set_rate_limit(
@@ -200,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["inject"]:
         return inject(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.scenario_loaded = load_scenario(args)
+        if set(args.scenario_loaded["readOnly"]) & set(args.scenario_loaded["missing"]):
+            raise ValueError("a conversation cannot be both read-only and missing")
+    except ValueError as exc:
+        parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0

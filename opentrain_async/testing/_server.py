@@ -18,6 +18,7 @@ register it there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -106,8 +107,43 @@ _NO_ACCOUNT: Final = FakeAccount(token="", user_id="")
 _Handler = Callable[["FakeOpenTrain", _Call], Awaitable[web.StreamResponse]]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _world_method(
+    method: Callable[Concatenate[World, _P], _R],
+) -> Callable[Concatenate[FakeOpenTrain, _P], _R]:
+    """A ``FakeOpenTrain`` method that calls the same method of its ``world``: setting up
+    and reading the world is the world's own API, and these show in ``help()``."""
+
+    @functools.wraps(method)
+    def call(self: FakeOpenTrain, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return method(self.world, *args, **kwargs)
+
+    return call
+
+
 class FakeOpenTrain:
-    """A fake OpenTrain API server on a loopback port, with scripted failures and recording."""
+    """A fake OpenTrain API server on a loopback port, with scripted failures and recording.
+
+    Set up: ``add_conversation``, ``add_incoming_message``, ``add_token``, ``add_event``,
+    ``add_proposal``, ``block_content``, ``set_rate_limit``; script failures: ``script``,
+    ``throttle_next``, ``fail_next``, ``inject_fault``; assert: ``messages``, ``requests``,
+    ``sends``, ``stats()``, ``peak_in_flight``. Guide: docs/testing.md.
+    """
+
+    add_token = _world_method(World.add_token)
+    account = _world_method(World.account)
+    add_conversation = _world_method(World.add_conversation)
+    conversation = _world_method(World.conversation)
+    add_incoming_message = _world_method(World.add_incoming_message)
+    block_content = _world_method(World.block_content)
+    add_event = _world_method(World.add_event)
+    events = _world_method(World.events)
+    add_proposal = _world_method(World.add_proposal)
+    set_rate_limit = _world_method(World.set_rate_limit)
+    messages = _world_method(World.messages)
 
     def __init__(
         self,
@@ -140,19 +176,6 @@ class FakeOpenTrain:
         self._rid_counter = 0
         self.world = World(token, clock=clock, now=now)
         """The accounts, conversations, messages and events behind the API."""
-        # Setting up and reading the world is the world's own API (see World's docstrings).
-        world = self.world
-        self.add_token = world.add_token
-        self.account = world.account
-        self.add_conversation = world.add_conversation
-        self.conversation = world.conversation
-        self.add_incoming_message = world.add_incoming_message
-        self.block_content = world.block_content
-        self.add_event = world.add_event
-        self.events = world.events
-        self.add_proposal = world.add_proposal
-        self.set_rate_limit = world.set_rate_limit
-        self.messages = world.messages
         self._script = Script(self._random)
 
         self._requests: list[RecordedRequest] = []
