@@ -100,9 +100,16 @@ class InputIdentity:
     path: str
     """The input's absolute path, or ``<stdin>``."""
     api_root: str | None = None
+    content: str | None = None
+    """The job's content fingerprint (``job_fingerprint``): the same inputs, any path."""
+    inputs: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    """Every input's identity and content hash (a subset of a job is that job)."""
 
     def as_record(self) -> dict[str, Any]:
-        return {"path": self.path, "apiRoot": self.api_root}
+        record: dict[str, Any] = {"path": self.path, "apiRoot": self.api_root}
+        if self.content is not None:
+            record["content"] = self.content
+        return record
 
 
 # -- storage -----------------------------------------------------------------------------
@@ -368,6 +375,8 @@ class JournalState:
     torn_tail: bool = False
     runs: int = 0
     header: dict[str, Any] | None = None
+    note: str | None = None
+    """What opening it found worth saying (the input moved, or is part of the job)."""
 
 
 def _check_header(name: str, stored: StoredRecords) -> dict[str, Any] | None:
@@ -470,24 +479,55 @@ async def load_journal(store: JournalStore) -> JournalState:
         await store.close()
 
 
-def check_input(state: JournalState, name: str, expected: InputIdentity, *, reuse: bool) -> None:
-    """Refuse a journal written for another input file or another API, unless ``reuse``."""
+def check_input(
+    state: JournalState, name: str, expected: InputIdentity, *, reuse: bool
+) -> str | None:
+    """Refuse a journal written for another job or another API, unless ``reuse``.
+
+    The job is known by its content, not its path: the same content from another path
+    (a moved file, another mount, a pod's new volume) resumes, and so does a part of
+    the job (its failures file fed back, a subset), whose every input the journal has
+    recorded.  Returns what to tell the user about it (None: nothing moved)."""
     header = state.header
     if header is None or reuse:
-        return
+        return None
     recorded = header.get("input") or {}
     path, api = recorded.get("path"), recorded.get("apiRoot")
+    note = None
     if path not in (None, expected.path):
-        raise JournalError(
-            f"journal {name} was written for the input {path}, not {expected.path}; "
-            "pass --reuse-journal if it is the same job (moved or renamed), or use "
-            "another --journal"
-        )
+        if expected.content is not None and recorded.get("content") == expected.content:
+            note = (
+                f"journal {name}: the input moved from {path} to {expected.path} (same "
+                "content): resuming that job"
+            )
+        elif _part_of(state, expected.inputs):
+            note = (
+                f"journal {name}: these {len(expected.inputs):,} inputs are part of the job "
+                f"of {path} (its failures file, or a subset): resuming that job"
+            )
+        else:
+            raise JournalError(
+                f"journal {name} was written for the input {path}, not {expected.path}, "
+                "and holds other content; pass --reuse-journal if it is the same job, or "
+                "use another --journal"
+            )
     if None not in (api, expected.api_root) and api != expected.api_root:
         raise JournalError(
             f"journal {name} was written for a job sent to {api}, not {expected.api_root}; "
             "pass --reuse-journal to use it anyway, or use another --journal"
         )
+    return note
+
+
+def _part_of(state: JournalState, inputs: Mapping[str, str]) -> bool:
+    """Every input is recorded in the journal with the same content."""
+    if not inputs:
+        return False
+    for ident, digest in inputs.items():
+        progress = state.inputs.get(ident)
+        if progress is None or progress.sha256 != digest:
+            return False
+    return True
 
 
 async def open_journal(
@@ -502,7 +542,7 @@ async def open_journal(
     await store.open()
     try:
         state = await _read(store)
-        check_input(state, store.name, expected, reuse=reuse)
+        state.note = check_input(state, store.name, expected, reuse=reuse)
         if state.header is None:
             header = {
                 "journal": MARK,

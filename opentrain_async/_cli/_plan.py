@@ -17,6 +17,7 @@ import enum
 import hashlib
 import json
 import os
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -43,20 +44,25 @@ from ._options import EXIT_OK, EXIT_USAGE, Failure, JobOptions
 __all__ = [
     "Action",
     "JobInput",
+    "LedgerFind",
     "Plan",
     "decide",
     "default_journal_path",
     "dry_run",
     "entries",
     "input_identity",
+    "job_fingerprint",
+    "jobs_directory",
     "journal_path",
     "journal_store",
     "make_plan",
+    "merge_ledger",
     "print_bad_lines",
     "refuse_changed",
     "refuse_empty",
     "refuse_moved_job",
     "refuse_strict",
+    "uses_default_journal",
 ]
 
 SHOW_CHANGED = 10
@@ -82,11 +88,52 @@ class JobInput:
     digest: str
 
 
+OUTCOME = "opentrain"
+"""The ``--failures`` row's outcome object (JSONL; CSV: ``opentrain.*`` columns): the
+input's own fields stay as they were, whatever they are named."""
+
+
+def carried_identity(line: Line) -> str | None:
+    """The identity a ``--failures`` row carries from the run that wrote it (None for
+    any other line): fed back, the row is the same input, not the n-th copy of its text
+    in the smaller file."""
+    record = line.record or {}
+    outcome = record.get(OUTCOME)
+    carried = outcome.get("id") if isinstance(outcome, dict) else record.get(f"{OUTCOME}.id")
+    return carried if isinstance(carried, str) and carried else None
+
+
+def _occurrence(carried: str | None, digest: str) -> int | None:
+    """The occurrence number of a carried ``c:<digest>:<n>`` identity of this content."""
+    if carried is None:
+        return None
+    kind, _, rest = carried.partition(":")
+    found, _, number = rest.rpartition(":")
+    if kind != "c" or found != digest or not number.isdigit() or int(number) < 1:
+        return None
+    return int(number)
+
+
 def entries(source: JobSource) -> Iterator[JobInput | tuple[Line, str]]:
-    """Every line: a ``JobInput``, or the line and why it is bad."""
+    """Every line: a ``JobInput``, or the line and why it is bad.
+
+    A line's identity is its key, else its content and which occurrence of that content
+    it is; a ``--failures`` row fed back keeps the occurrence it had in the original job
+    (``carried_identity``), so every journal names it as the original's did."""
     keys: dict[str, int] = {}
     occurrences: Counter[str] = Counter()
-    for line in source.lines():
+    lines = list(source.lines()) if _has_carried(source) else None
+    used: set[str] = set()
+    if lines is not None:  # carried identities first: an uncarried line never takes one
+        for line in lines:
+            message = line.message
+            if message is not None and message.key is None:
+                digest = content_hash(message.conversation_id, message.content)
+                number = _occurrence(carried_identity(line), digest)
+                if number is not None:
+                    used.add(identity(None, digest, number))
+    taken: set[str] = set()
+    for line in source.lines() if lines is None else lines:
         message = line.message
         if message is None:
             yield line, line.problem or "invalid"
@@ -98,9 +145,43 @@ def entries(source: JobSource) -> Iterator[JobInput | tuple[Line, str]]:
                 yield line, f"duplicate key {key!r} (first used on line {first})"
                 continue
         digest = content_hash(message.conversation_id, message.content)
-        if key is None:
-            occurrences[digest] += 1
-        yield JobInput(line, message, identity(key, digest, occurrences[digest]), digest)
+        if key is not None:
+            yield JobInput(line, message, identity(key, digest, 0), digest)
+            continue
+        number = _occurrence(carried_identity(line), digest)
+        ident = None if number is None else identity(None, digest, number)
+        if ident is None or ident in taken:
+            while True:
+                occurrences[digest] += 1
+                ident = identity(None, digest, occurrences[digest])
+                if ident not in used and ident not in taken:
+                    break
+        taken.add(ident)
+        yield JobInput(line, message, ident, digest)
+
+
+_CARRIED: weakref.WeakKeyDictionary[JobSource, bool] = weakref.WeakKeyDictionary()
+
+
+def _has_carried(source: JobSource) -> bool:
+    """Whether any line carries an identity (only ``--failures`` rows do); one pass
+    per job, however often its entries are read."""
+    known = _CARRIED.get(source)
+    if known is None:
+        known = _CARRIED[source] = any(carried_identity(x) is not None for x in source.lines())
+    return known
+
+
+def job_fingerprint(source: JobSource) -> str:
+    """The job's content identity: SHA-256 over its inputs' identities and content
+    hashes, in sorted order.  The same job under another path, name or line order has
+    the same fingerprint; any other content has another."""
+    digest = hashlib.sha256()
+    for ident, content in sorted(
+        (e.ident, e.digest) for e in entries(source) if isinstance(e, JobInput)
+    ):
+        digest.update(f"{ident}\x00{content}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _sent_or_maybe(progress: Progress) -> bool:
@@ -284,15 +365,93 @@ def print_bad_lines(bad: list[tuple[int, str]], stream: TextIO, limit: int | Non
 # -- where the journal is ----------------------------------------------------------------
 
 
-def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -> Path:
-    """Where ``bulk FILE`` journals without ``--journal``: one file per input path under
-    ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/jobs/`` (beside ``listen()``'s
-    cursors), named after the file plus a hash of its absolute path."""
+def jobs_directory(env: Mapping[str, str] | None = None) -> Path:
+    """This user's ledger: ``${XDG_STATE_HOME:-~/.local/state}/opentrain_async/jobs/``,
+    where default journals live (beside ``listen()``'s cursors).  Per user and machine:
+    another HOME or container has another one."""
     environ = os.environ if env is None else env
+    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "opentrain_async" / "jobs"
+
+
+def default_journal_path(source: JobSource, env: dict[str, str] | None = None) -> Path:
+    """Where ``bulk FILE`` journals without ``--journal``: one file per input path in
+    ``jobs_directory()``, named after the file plus a hash of its absolute path."""
     absolute = str(Path(source.name).resolve())
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "opentrain_async" / "jobs" / f"{Path(absolute).name}-{digest}.journal"
+    return jobs_directory(env) / f"{Path(absolute).name}-{digest}.journal"
+
+
+def uses_default_journal(source: JobSource, options: JobOptions) -> bool:
+    """The run journals in the per-user ledger (no ``--journal``, not stdin)."""
+    return (
+        options.journal is None
+        and options.journal_store is None
+        and not options.no_journal
+        and not source.is_stdin
+    )
+
+
+@attrs.frozen
+class LedgerFind:
+    """Inputs of this job another default journal has as delivered or maybe delivered."""
+
+    count: int
+    journal: Path
+    input_path: str | None
+
+    def describe(self) -> str:
+        return (
+            f"{self.count:,} of these inputs were sent (or may have been) by the job of "
+            f"{self.input_path} (journal {self.journal}): not sent again (open ones are "
+            "read back first)"
+        )
+
+
+async def merge_ledger(
+    source: JobSource, state: JournalState, own: Path, api_root: str | None
+) -> list[LedgerFind]:
+    """What every other default journal of this user says about this job's inputs.
+
+    A journal knows what any run of the same content delivered, whichever file it came
+    from: an input this run's own journal would send (never recorded, or failed and not
+    final) that another job's journal has as delivered or open is taken as that job
+    left it: delivered (skipped) or open (read back before any send).  A failures file
+    fed back, a subset or an edited copy of a job, and the original rerun afterwards,
+    therefore never send one input twice.  Journals of another API do not count."""
+    directory = own.parent
+    mine = {e.ident: e.digest for e in entries(source) if isinstance(e, JobInput)}
+    wanted = {
+        ident for ident in mine if (p := state.inputs.get(ident)) is None or not _sent_or_maybe(p)
+    }
+    finds: list[LedgerFind] = []
+    if not wanted or not directory.is_dir():
+        return finds
+    for other in sorted(directory.glob("*.journal")):
+        if other.name == own.name:
+            continue
+        try:
+            theirs = await load_journal(FileJournalStore(other, read_only=True))
+        except (JournalError, OSError):
+            continue  # not ours, or unreadable: it says nothing about this job
+        was = (theirs.header or {}).get("input") or {}
+        if api_root is not None and was.get("apiRoot") not in (None, api_root):
+            continue
+        state.delivered_ids |= theirs.delivered_ids  # never credit their messages to us
+        adopted = 0
+        for ident in sorted(wanted):
+            progress = theirs.inputs.get(ident)
+            if progress is None or progress.sha256 != mine[ident] or not _sent_or_maybe(progress):
+                continue
+            state.inputs[ident] = attrs.evolve(progress)
+            wanted.discard(ident)
+            adopted += 1
+        if adopted:
+            path = was.get("path")
+            finds.append(LedgerFind(adopted, other, path if isinstance(path, str) else None))
+        if not wanted:
+            break
+    return finds
 
 
 def journal_path(source: JobSource, options: JobOptions) -> Path | None:
@@ -319,8 +478,10 @@ def journal_store(source: JobSource, options: JobOptions) -> JournalStore | None
 
 
 def input_identity(source: JobSource, api_root: str | None) -> InputIdentity:
+    """The job as a journal knows it: its path, its API and, above all, its content."""
     path = "<stdin>" if source.is_stdin else str(Path(source.name).resolve())
-    return InputIdentity(path, api_root)
+    inputs = {e.ident: e.digest for e in entries(source) if isinstance(e, JobInput)}
+    return InputIdentity(path, api_root, job_fingerprint(source), inputs)
 
 
 async def refuse_moved_job(
