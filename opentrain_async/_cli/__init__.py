@@ -16,9 +16,11 @@ import argparse
 import asyncio
 import io
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn, TextIO
 
 from opentrain_async._client import OpenTrainClient
@@ -41,6 +43,7 @@ from ._job import (
     EXIT_OK,
     EXIT_START,
     EXIT_USAGE,
+    Interrupted,
     JobOptions,
     JournalError,
     StartError,
@@ -431,8 +434,44 @@ async def _main(args: argparse.Namespace) -> int:
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
 
 
+class _Signalled(KeyboardInterrupt):
+    """SIGINT/SIGTERM while no run is handling signals (starting, or printing the end)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: FrameType | None) -> None:
+    raise _Signalled(signum)
+
+
+def _handle_signals_early() -> None:
+    """Until a run installs its own handling (and again after it), SIGINT and SIGTERM
+    end the command with one line and 128+N: never a traceback, never a silent -15."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, _raise_signalled)
+        except (ValueError, OSError):  # not the main thread (tests call main in one)
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    _handle_signals_early()
+    try:
+        return _main_unguarded(argv)
+    except _Signalled as exc:
+        return _fail(_interrupted(exc.signum), 128 + exc.signum)
+    except Interrupted as exc:
+        return _fail(_interrupted(exc.signum), 128 + exc.signum)
+
+
+def _interrupted(signum: int) -> str:
+    return f"interrupted by {signal.Signals(signum).name} before any send started; nothing was sent"
+
+
+def _main_unguarded(argv: Sequence[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # Text from the server may hold lone surrogates (JSON "\\ud800"), which UTF-8
         # cannot encode: print them escaped rather than die with a traceback.

@@ -36,6 +36,7 @@ from ._options import (
     EXIT_START,
     EXIT_USAGE,
     Failure,
+    Interrupted,
     JobOptions,
     StartError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "EXIT_USAGE",
     "Failure",
     "InputError",
+    "Interrupted",
     "JobOptions",
     "JobResult",
     "JournalError",
@@ -158,15 +160,17 @@ async def _locked(
     async with Runner(options, settings, store, err) as runner:
         with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
             if preflight:  # before the journal: a server that is not the API is exit 3, first
-                await runner.preflight()
+                await runner.stoppable(runner.preflight())
             journal: Journal | None = None
             state = JournalState()
             if store is not None:
-                journal, state = await open_journal(
-                    store,
-                    input_identity(source, settings.api_root),
-                    reuse=options.reuse_journal,
-                    clock=options.clock,
+                journal, state = await runner.stoppable(
+                    open_journal(
+                        store,
+                        input_identity(source, settings.api_root),
+                        reuse=options.reuse_journal,
+                        clock=options.clock,
+                    )
                 )
             try:
                 if state.note is not None:

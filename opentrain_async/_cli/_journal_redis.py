@@ -28,11 +28,12 @@ renewal or append started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``,
 keeps counting while a process is stopped or the machine suspended); before each POST
 the lease's remaining PTTL is read from Redis and must exceed the margin (Redis counts
 the lease on its own clock: a forward step of it expires the lease early, which no
-local clock sees); and every record's append checks the owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a
-GC pause, a partition) therefore wakes up unable to send or record, while the run that
-took over reads back what it left open.  What fencing cannot stop is a process stopped
-between the last check and the write itself (a few bytecodes; at most one request): the
-server has no fencing token to compare.
+local clock sees); and every record's append checks the owner in Redis atomically.  A
+runner paused past its lease (SIGSTOP, a GC pause, a partition) therefore wakes up
+unable to send or record, while the run that took over reads back what it left open.
+What fencing cannot stop is a process stopped between the last check and the write
+itself (a few bytecodes; at most one request): the server has no fencing token to
+compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Generator, Iterator
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 import attrs
@@ -52,7 +53,7 @@ from opentrain_async._bulk import stops_engine
 
 from ._journal import Journal, JournalError, JournalState, JournalStore
 from ._journal_redis import RedisJournalStore
-from ._options import Failure, JobOptions, StartError
+from ._options import Failure, Interrupted, JobOptions, StartError
 from ._plan import Action, JobInput, Plan
 from ._progress import ProgressDisplay
 from ._summary import JobResult, signal_name
@@ -60,6 +61,7 @@ from ._summary import JobResult, signal_name
 __all__ = ["Runner", "describe_error"]
 
 logger = logging.getLogger("opentrain_async.cli")
+T = TypeVar("T")
 
 
 def describe_error(error: OpenTrainError) -> str:
@@ -113,7 +115,7 @@ class Runner:
         self.interrupted: int | None = None
         self.to_send = 0
         self._sending = False
-        self._work: asyncio.Future[None] | None = None
+        self._work: asyncio.Future[Any] | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._recorded = 0
         self._stats_before = (0, 0, 0)
@@ -200,6 +202,26 @@ class Runner:
             fixes = "; ".join(f"{p.missing}: {p.fix}" for p in answer.problems)
             raise StartError(f"this token cannot send messages, nothing was sent. Fix: {fixes}")
 
+    async def stoppable(self, step: Awaitable[T]) -> T:
+        """Run a start-up step (the pre-send check, taking the journal) so that a
+        signal stops it at once: nothing of it is on the wire worth waiting for, and a
+        check retrying a slow server took 13 s to notice even a second signal.
+        ``Interrupted`` when a signal stopped it (or came before it)."""
+        if self.interrupted is not None:
+            if inspect.iscoroutine(step):
+                step.close()
+            raise Interrupted(self.interrupted)
+        task = asyncio.ensure_future(step)
+        self._work = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self.interrupted is None or not task.cancelled():
+                raise
+            raise Interrupted(self.interrupted) from None
+        finally:
+            self._work = None
+
     # -- signals ------------------------------------------------------------------------
 
     def on_signal(self, signum: int) -> None:
@@ -223,18 +245,21 @@ class Runner:
     @contextlib.contextmanager
     def signals_handled(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[tuple[int, Any]] = []
         for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
             try:
+                previous = signal.getsignal(signum)
                 loop.add_signal_handler(signum, self.on_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 continue  # not the main thread, or not POSIX: default handling
-            installed.append(signum)
+            installed.append((signum, previous))
         try:
             yield
         finally:
-            for signum in installed:
+            for signum, previous in installed:
                 loop.remove_signal_handler(signum)
+                if previous is not None:  # the CLI's own handler, not the default death
+                    signal.signal(signum, previous)
             if self._grace is not None:
                 self._grace.cancel()
 
