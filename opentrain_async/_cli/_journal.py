@@ -265,9 +265,7 @@ class FileJournalStore:
             try:
                 os.link(temp, self.path)  # atomic, and never replaces an existing file
             except FileExistsError:
-                raise JournalError(
-                    f"journal {self.name} was created by another run at the same time"
-                ) from None
+                raise _exists_error(self.path) from None
             except OSError as exc:
                 raise JournalError(
                     f"cannot create journal {self.name}: {exc.strerror or exc}"
@@ -301,6 +299,18 @@ class FileJournalStore:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def _exists_error(path: Path) -> JournalError:
+    """Why a new journal could not be linked into place: a dangling symlink, or a run
+    that created it first."""
+    if path.is_symlink() and not path.exists():
+        return JournalError(
+            f"journal {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; refusing to write a journal through it (nothing was sent). Create the "
+            "target's directory and file, or pass another --journal"
+        )
+    return JournalError(f"journal {path} was created by another run at the same time")
 
 
 def _read_all(fd: int) -> bytes:

@@ -45,6 +45,7 @@ from opentrain_async import (
     OpenTrainClient,
     OpenTrainError,
     OutgoingMessage,
+    RateLimitError,
     SendOutcome,
     Settings,
     UnexpectedResponseError,
@@ -69,8 +70,16 @@ def describe_error(error: OpenTrainError) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def _stops_run(error: OpenTrainError | None) -> str | None:
-    """Failures that will hit every later send too: stop instead of burning the input."""
+def _stops_run(error: OpenTrainError | None, max_wait: float = float("inf")) -> str | None:
+    """Failures that will hit every later send too: stop instead of burning the input.
+    A 429 whose hint is beyond what a run waits (``max_wait``, the retry policy's
+    ``max_retry_after``) says the quota is gone for longer than the job can wait:
+    every later send would meet it too (and crawl at the pacer's pause per input)."""
+    if isinstance(error, RateLimitError) and (error.retry_after or 0) > max_wait:
+        return (
+            f"the API's rate limit asks to wait {error.retry_after:,.0f} s, longer than a "
+            f"run waits ({max_wait:g} s): the quota is used up; rerun later to resume"
+        )
     if isinstance(error, AuthenticationError):
         return "the API token was rejected (401 UNAUTHORIZED)"
     if error is not None and stops_engine(error):
@@ -477,7 +486,7 @@ class Runner:
             return None
         error = outcome.error
         assert error is not None
-        stop = _stops_run(error)
+        stop = _stops_run(error, self._client().retry_policy.max_retry_after)
         # The summary and the journal group failures by the server's own reason, also
         # one the SDK's closed set of kinds does not name (as ``BulkReport.by_reason``).
         kind = outcome.reason or outcome.kind
