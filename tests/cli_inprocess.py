@@ -42,12 +42,15 @@ def _run(argv: list[str]) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-async def cli(*args: str, server: FakeOpenTrain | None = None, **env: str) -> Result:
-    """``opentrain-async ARGS`` in-process against ``server`` (its token and URL)."""
+async def cli(
+    *args: str, server: FakeOpenTrain | None = None, timeout: float = 60.0, **env: str
+) -> Result:
+    """``opentrain-async ARGS`` in-process against ``server`` (its token and URL); a
+    run longer than ``timeout`` fails the test (its thread is left to finish)."""
     extra = dict(env)
     if server is not None:
         extra.setdefault("OT_API_TOKEN", server.token)
         extra.setdefault("OT_API_BASE_URL", server.base_url)
     async with _ENV_LOCK:
         with _environment(extra):
-            return await asyncio.to_thread(_run, list(args))
+            return await asyncio.wait_for(asyncio.to_thread(_run, list(args)), timeout)

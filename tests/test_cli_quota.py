@@ -19,7 +19,9 @@ async def test_a_quota_gone_for_an_hour_stops_the_run_early(
         tmp_path / "job.jsonl", [{"conversationId": conv, "content": f"m {i}"} for i in range(50)]
     )
     server.throttle_next(10_000, retry_after=3600)
-    result = await cli("bulk", str(job), "--concurrency", "2", "--json", server=server)
+    result = await cli(
+        "bulk", str(job), "--concurrency", "2", "--grace", "0.5", "--json", server=server
+    )
     summary = result.json()
     assert result.code == 3, result.err
     assert "quota is used up" in summary["stopped"]

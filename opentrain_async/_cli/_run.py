@@ -251,6 +251,15 @@ class Runner:
         )
         self._grace = asyncio.get_running_loop().call_later(self.options.grace, work.cancel)
 
+    def _cut_after_grace(self) -> None:
+        """The quota is used up: sends already started wait in the pacer for the hint
+        (a minute each at the pause cap), so give them ``grace`` seconds, as a first
+        signal does, then stop; any left open are read back by the next run."""
+        work = self._work
+        if work is not None and not work.done() and self._grace is None:
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(self.options.grace, work.cancel)
+
     @contextlib.contextmanager
     def signals_handled(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
@@ -533,5 +542,7 @@ class Runner:
                     display.advance(outcome.ok)
                     if stop is not None and self.stopped is None:
                         self.stopped = stop  # no new input; in-flight ones finish
+                        if isinstance(outcome.error, RateLimitError):
+                            self._cut_after_grace()
         finally:
             items.close()

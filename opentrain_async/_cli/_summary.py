@@ -205,7 +205,11 @@ def _print_failures(result: JobResult, stream: TextIO, options: JobOptions) -> N
 def _how_to_resume(result: JobResult, stream: TextIO) -> None:
     if result.interrupted is None and result.stopped is None:
         if result.journal is not None:
-            print(f"journal {result.journal} (a rerun sends nothing twice)", file=stream)
+            print(
+                f"journal {result.journal}: a rerun with this journal sends nothing it "
+                "recorded as delivered",
+                file=stream,
+            )
         return
     if result.stopped:
         print(f"stopped early: {result.stopped}", file=stream)
