@@ -41,7 +41,13 @@ async def test_failures_fed_back_then_the_original_again_sends_nothing_twice(
     failures = tmp_path / "failures.jsonl"
     _stop_with_401(server, 4)
     first = await cli(
-        "bulk", str(job), "--concurrency", "4", "--failures", str(failures), "--json",
+        "bulk",
+        str(job),
+        "--concurrency",
+        "4",
+        "--failures",
+        str(failures),
+        "--json",
         server=server,
     )
     assert first.code in (1, 3), first.err
@@ -159,3 +165,32 @@ async def test_one_job_file_under_two_paths_started_together_is_sent_once(
         assert codes == [0, 2], errs  # one sent everything; the other was refused
         assert any("being sent by another run" in e or "already sent" in e for e in errs)
         assert all("Traceback" not in e for e in errs)
+
+
+async def test_dry_run_plans_what_the_ledger_says(server: FakeOpenTrain, tmp_path: Path) -> None:
+    """--dry-run of the original after its failures were fed back: would send only the
+    rest, as the real run then does."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 20))
+    failures = tmp_path / "failures.jsonl"
+    _stop_with_401(server, 2)
+    first = await cli(
+        "bulk",
+        str(job),
+        "--concurrency",
+        "2",
+        "--failures",
+        str(failures),
+        "--json",
+        server=server,
+    )
+    assert first.code in (1, 3), first.err
+    server.clear_faults()
+    assert (await cli("bulk", str(failures), server=server)).code == 0
+    planned = await cli("bulk", str(job), "--dry-run", "--json", server=server)
+    assert planned.code == 0, planned.err
+    done = 20 - planned.json()["wouldSend"]
+    real = await cli("bulk", str(job), "--json", server=server)
+    assert (real.code, real.json()["sent"]) == (0, planned.json()["wouldSend"]), real.err
+    assert real.json()["skipped"]["delivered"] == done
+    assert (server.stats()["committed"], server.stats()["duplicates"]) == (20, 0)

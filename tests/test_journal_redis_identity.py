@@ -158,3 +158,35 @@ async def test_a_redis_journal_resumes_from_another_path_by_content(
     assert refused.code == 2, refused.err
     assert "holds other content" in refused.err
     assert json.loads(resumed.out)["sent"] == 40 - first.json()["sent"]
+
+
+async def test_a_failures_file_fed_back_to_the_redis_journal_is_that_job(
+    server: FakeOpenTrain, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The failures file of a Redis-journaled job, fed back with the same URL, is
+    recorded in that job (every input of it is there); the original again sends
+    nothing twice."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 30))
+    failures = tmp_path / "failures.jsonl"
+    url = f"{redis_server.url}?job=fedback"
+    server.fail_next(3, status=401)
+    first = await cli(
+        "bulk",
+        str(job),
+        "--journal",
+        url,
+        "--concurrency",
+        "3",
+        "--failures",
+        str(failures),
+        server=server,
+    )
+    assert first.code in (1, 3), first.err
+    server.clear_faults()
+    fed = await cli("bulk", str(failures), "--journal", url, "--json", server=server)
+    assert fed.code == 0, fed.err
+    assert "part of the job of" in fed.err
+    again = await cli("bulk", str(job), "--journal", url, "--json", server=server)
+    assert again.code == 0, again.err
+    assert (server.stats()["committed"], server.stats()["duplicates"]) == (30, 0)

@@ -538,6 +538,9 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
         store = FileJournalStore(path, read_only=True)
     await refuse_moved_job(source, options)
     state = JournalState() if store is None else await load_journal(store)
+    if path is not None and uses_default_journal(source, options):
+        for find in await merge_ledger(source, state, path, None):
+            print(find.describe(), file=err)
     plan = make_plan(source, state, options)
     journal = None if store is None else store.name
     if options.json:
