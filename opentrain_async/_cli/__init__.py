@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings, api_root, resolve_settings
@@ -446,29 +446,36 @@ def _raise_signalled(signum: int, frame: FrameType | None) -> None:
     raise _Signalled(signum)
 
 
-def _handle_signals_early() -> None:
+def _handle_signals_early() -> dict[int, Any]:
     """Until a run installs its own handling (and again after it), SIGINT and SIGTERM
-    end the command with one line and 128+N: never a traceback, never a silent -15."""
+    end the command with one line and 128+N: never a traceback, never a silent -15.
+    Returns the handlers replaced (restored when ``main`` returns)."""
+    replaced: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            signal.signal(signum, _raise_signalled)
+            replaced[signum] = signal.signal(signum, _raise_signalled)
         except (ValueError, OSError):  # not the main thread (tests call main in one)
-            return
+            break
+    return replaced
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
-    _handle_signals_early()
+    replaced = _handle_signals_early()
     try:
         return _main_unguarded(argv)
-    except _Signalled as exc:
-        return _fail(_interrupted(exc.signum), 128 + exc.signum)
+    except _Signalled as exc:  # no run was sending (before it, or after its summary)
+        return _fail(f"interrupted by {signal.Signals(exc.signum).name}", 128 + exc.signum)
     except Interrupted as exc:
-        return _fail(_interrupted(exc.signum), 128 + exc.signum)
-
-
-def _interrupted(signum: int) -> str:
-    return f"interrupted by {signal.Signals(signum).name} before any send started; nothing was sent"
+        name = signal.Signals(exc.signum).name
+        return _fail(
+            f"interrupted by {name} before any send started; nothing was sent",
+            128 + exc.signum,
+        )
+    finally:
+        for signum, handler in replaced.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _main_unguarded(argv: Sequence[str] | None) -> int:
