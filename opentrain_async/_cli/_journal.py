@@ -39,7 +39,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,8 +102,11 @@ class InputIdentity:
     api_root: str | None = None
     content: str | None = None
     """The job's content fingerprint (``job_fingerprint``): the same inputs, any path."""
-    inputs: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
-    """Every input's identity and content hash (a subset of a job is that job)."""
+    inputs: Callable[[], Iterable[tuple[str, str]]] = attrs.field(
+        default=lambda: (), eq=False, repr=False
+    )
+    """Every input's identity and content hash, read on demand (a pass over the job,
+    no copy of it): a part of a job is that job."""
 
     def as_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"path": self.path, "apiRoot": self.api_root}
@@ -510,9 +513,9 @@ def check_input(
                 f"journal {name}: the input moved from {path} to {expected.path} (same "
                 "content): resuming that job"
             )
-        elif _part_of(state, expected.inputs):
+        elif (count := _part_of(state, expected.inputs())) is not None:
             note = (
-                f"journal {name}: these {len(expected.inputs):,} inputs are part of the job "
+                f"journal {name}: these {count:,} inputs are part of the job "
                 f"of {path} (its failures file, or a subset): resuming that job"
             )
         else:
@@ -529,15 +532,16 @@ def check_input(
     return note
 
 
-def _part_of(state: JournalState, inputs: Mapping[str, str]) -> bool:
-    """Every input is recorded in the journal with the same content."""
-    if not inputs:
-        return False
-    for ident, digest in inputs.items():
+def _part_of(state: JournalState, inputs: Iterable[tuple[str, str]]) -> int | None:
+    """How many inputs, when every one is recorded in the journal with the same
+    content; None otherwise (or when there are none)."""
+    count = 0
+    for ident, digest in inputs:
         progress = state.inputs.get(ident)
         if progress is None or progress.sha256 != digest:
-            return False
-    return True
+            return None
+        count += 1
+    return count or None
 
 
 async def open_journal(

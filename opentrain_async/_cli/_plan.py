@@ -172,16 +172,27 @@ def _has_carried(source: JobSource) -> bool:
     return known
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary[JobSource, str] = weakref.WeakKeyDictionary()
+
+
 def job_fingerprint(source: JobSource) -> str:
-    """The job's content identity: SHA-256 over its inputs' identities and content
-    hashes, in sorted order.  The same job under another path, name or line order has
-    the same fingerprint; any other content has another."""
-    digest = hashlib.sha256()
-    for ident, content in sorted(
-        (e.ident, e.digest) for e in entries(source) if isinstance(e, JobInput)
-    ):
-        digest.update(f"{ident}\x00{content}\n".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    """The job's content identity: the sum (mod 2**256) of the SHA-256 of each input's
+    identity and content hash, with the count.  Order-free without sorting (one pass,
+    no copy of the job): the same job under another path, name or line order has the
+    same fingerprint; any other content has another."""
+    known = _FINGERPRINTS.get(source)
+    if known is not None:
+        return known
+    total = count = 0
+    for entry in entries(source):
+        if isinstance(entry, JobInput):
+            item = f"{entry.ident}\x00{entry.digest}".encode("utf-8", "surrogatepass")
+            total += int.from_bytes(hashlib.sha256(item).digest(), "big")
+            count += 1
+    summed = (total % (1 << 256)).to_bytes(32, "big")
+    fingerprint = hashlib.sha256(summed + count.to_bytes(8, "big")).hexdigest()
+    _FINGERPRINTS[source] = fingerprint
+    return fingerprint
 
 
 def _sent_or_maybe(progress: Progress) -> bool:
@@ -420,13 +431,13 @@ async def merge_ledger(
     fed back, a subset or an edited copy of a job, and the original rerun afterwards,
     therefore never send one input twice.  Journals of another API do not count."""
     directory = own.parent
-    mine = {e.ident: e.digest for e in entries(source) if isinstance(e, JobInput)}
-    wanted = {
-        ident for ident in mine if (p := state.inputs.get(ident)) is None or not _sent_or_maybe(p)
-    }
     finds: list[LedgerFind] = []
-    if not wanted or not directory.is_dir():
+    if not directory.is_dir():
         return finds
+    # What the other journals have as sent (or maybe), first journal first: bounded by
+    # their records, never a copy of this job.
+    known: dict[str, tuple[Progress, int]] = {}
+    sources: list[tuple[Path, str | None]] = []
     for other in sorted(directory.glob("*.journal")):
         if other.name == own.name:
             continue
@@ -438,19 +449,31 @@ async def merge_ledger(
         if api_root is not None and was.get("apiRoot") not in (None, api_root):
             continue
         state.delivered_ids |= theirs.delivered_ids  # never credit their messages to us
-        adopted = 0
-        for ident in sorted(wanted):
-            progress = theirs.inputs.get(ident)
-            if progress is None or progress.sha256 != mine[ident] or not _sent_or_maybe(progress):
+        path = was.get("path")
+        sources.append((other, path if isinstance(path, str) else None))
+        for ident, progress in theirs.inputs.items():
+            if progress.sha256 is None or not _sent_or_maybe(progress):
                 continue
-            state.inputs[ident] = attrs.evolve(progress)
-            wanted.discard(ident)
-            adopted += 1
-        if adopted:
-            path = was.get("path")
-            finds.append(LedgerFind(adopted, other, path if isinstance(path, str) else None))
-        if not wanted:
-            break
+            seen = known.get(ident)
+            if seen is None or (progress.ok and not seen[0].ok):  # delivered beats open
+                known[ident] = (progress, len(sources) - 1)
+    if not known:
+        return finds
+    adopted: Counter[int] = Counter()
+    for entry in entries(source):
+        if not isinstance(entry, JobInput) or entry.ident not in known:
+            continue
+        progress, which = known[entry.ident]
+        own_progress = state.inputs.get(entry.ident)
+        if progress.sha256 != entry.digest:
+            continue
+        if own_progress is not None and _sent_or_maybe(own_progress):
+            continue
+        state.inputs[entry.ident] = attrs.evolve(progress)
+        adopted[which] += 1
+    for which, count in sorted(adopted.items()):
+        other, path = sources[which]
+        finds.append(LedgerFind(count, other, path))
     return finds
 
 
@@ -480,7 +503,10 @@ def journal_store(source: JobSource, options: JobOptions) -> JournalStore | None
 def input_identity(source: JobSource, api_root: str | None) -> InputIdentity:
     """The job as a journal knows it: its path, its API and, above all, its content."""
     path = "<stdin>" if source.is_stdin else str(Path(source.name).resolve())
-    inputs = {e.ident: e.digest for e in entries(source) if isinstance(e, JobInput)}
+
+    def inputs() -> Iterator[tuple[str, str]]:
+        return ((e.ident, e.digest) for e in entries(source) if isinstance(e, JobInput))
+
     return InputIdentity(path, api_root, job_fingerprint(source), inputs)
 
 
