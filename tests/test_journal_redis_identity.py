@@ -4,6 +4,7 @@ Redis lost is said to be lost."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -190,3 +191,32 @@ async def test_a_failures_file_fed_back_to_the_redis_journal_is_that_job(
     again = await cli("bulk", str(job), "--journal", url, "--json", server=server)
     assert again.code == 0, again.err
     assert (server.stats()["committed"], server.stats()["duplicates"]) == (30, 0)
+
+
+async def test_a_run_whose_redis_lost_everything_says_a_rerun_sends_again(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """FLUSHALL mid-run (what an empty restart looks like to the runner): the run stops
+    sending and its summary says the journal is gone, not "rerun to resume"."""
+    async with FakeOpenTrain(latency=0.01) as server:
+        conv = server.add_conversation()
+        job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 400))
+        url = f"{redis_server.url}?job=emptied&lease=3"
+        running = asyncio.ensure_future(
+            cli("bulk", str(job), "--journal", url, "--concurrency", "1", server=server)
+        )
+        deadline = time.monotonic() + 30
+        while server.stats()["committed"] < 20:
+            assert time.monotonic() < deadline
+            assert not running.done()
+            await asyncio.sleep(0.005)
+        outside = await _outside(redis_server)
+        await outside.flushall()
+        await outside.aclose()
+        result = await running
+    assert result.code == 1, result.err
+    assert "gone from Redis" in result.err
+    assert "is gone: a rerun sends every input again" in result.err
+    assert "rerun the same command to resume" not in result.err
+    assert "never resent blindly" not in result.err
+    assert server.stats()["committed"] < 400

@@ -698,6 +698,11 @@ class RedisJournalStore:
             self._lost = why
 
     @property
+    def gone(self) -> bool:
+        """Redis no longer holds this job at all (restarted empty, flushed)."""
+        return self._lost == GONE
+
+    @property
     def lost(self) -> str | None:
         """Why this run may no longer send or record (None while the lease holds)."""
         if self._lost is None:

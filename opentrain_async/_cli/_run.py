@@ -326,6 +326,7 @@ class Runner:
             not_started=max(0, self.to_send - self._recorded - len(self.lines)),
             to_send=self.to_send,
             journal=None if self.journal is None else self.journal.name,
+            journal_gone=isinstance(self._store, RedisJournalStore) and self._store.gone,
         )
 
     async def _settle_and_send(self, plan: Plan) -> None:

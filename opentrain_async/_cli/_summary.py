@@ -75,6 +75,8 @@ class JobResult:
     to_send: int = 0
     journal: str | None = None
     """Where this run's journal is (None: no journal, a rerun sends everything again)."""
+    journal_gone: bool = False
+    """The journal's store lost every record mid-run (Redis restarted empty)."""
 
     @property
     def sent(self) -> int:
@@ -218,7 +220,13 @@ def _how_to_resume(result: JobResult, stream: TextIO) -> None:
             f"interrupted by {signal_name(result.interrupted)}: no new sends were started",
             file=stream,
         )
-    if result.journal is not None:
+    if result.journal_gone:
+        print(
+            f"journal {result.journal} is gone: a rerun sends every input again, "
+            "delivered ones included",
+            file=stream,
+        )
+    elif result.journal is not None:
         print(
             f"journal {result.journal}: rerun the same command to resume; nothing "
             "delivered is sent again",
