@@ -115,3 +115,19 @@ async def test_csv_outcome_columns_are_prefixed(server: FakeOpenTrain, tmp_path:
     failures.write_text(rows)
     again = await cli("bulk", str(failures), "--json", server=server)
     assert (again.code, again.json()["sent"]) == (0, 1), again.err
+
+
+async def test_failures_naming_the_journal_is_refused_before_sending(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """--failures on the journal's own path would replace the journal with failures
+    rows (and a rerun would send everything again): refused, nothing sent."""
+    conv = server.add_conversation()
+    job = write_jsonl(tmp_path / "job.jsonl", [{"conversationId": conv, "content": "ok"}])
+    journal = tmp_path / "job.journal"
+    result = await cli(
+        "bulk", str(job), "--journal", str(journal), "--failures", str(journal), server=server
+    )
+    assert result.code == 2, result.err
+    assert "is this job's journal" in result.err
+    assert server.stats()["sends"] == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,8 @@ async def test_failures_fed_back_then_the_original_again_sends_nothing_twice(
     assert first.code in (1, 3), first.err
     server.clear_faults()
     rows = [json.loads(x) for x in failures.read_text().splitlines()]
-    assert rows and all(r["opentrain"]["reason"] == "unauthorized" for r in rows), rows
+    assert rows
+    assert all(r["opentrain"]["reason"] == "unauthorized" for r in rows), rows
     fed = await cli("bulk", str(failures), "--json", server=server)
     assert fed.code == 0, fed.err
     assert fed.json()["sent"] == len(rows)
@@ -132,10 +134,12 @@ def test_fingerprint_is_content_not_path_or_order(tmp_path: Path) -> None:
 
 
 def test_content_lock_refuses_a_second_holder(tmp_path: Path) -> None:
-    with ContentLock(tmp_path / "locks", "ab" * 32, "job.jsonl"):
-        with pytest.raises(JournalError, match="being sent by another run"):
-            with ContentLock(tmp_path / "locks", "ab" * 32, "other.jsonl"):
-                pass
+    with (
+        ContentLock(tmp_path / "locks", "ab" * 32, "job.jsonl"),
+        pytest.raises(JournalError, match="being sent by another run"),
+        ContentLock(tmp_path / "locks", "ab" * 32, "other.jsonl"),
+    ):
+        pass
     with ContentLock(tmp_path / "locks", "ab" * 32, "again"):
         pass
 
@@ -194,3 +198,36 @@ async def test_dry_run_plans_what_the_ledger_says(server: FakeOpenTrain, tmp_pat
     assert (real.code, real.json()["sent"]) == (0, planned.json()["wouldSend"]), real.err
     assert real.json()["skipped"]["delivered"] == done
     assert (server.stats()["committed"], server.stats()["duplicates"]) == (20, 0)
+
+
+async def test_a_job_sharing_inputs_with_a_running_one_is_refused(tmp_path: Path) -> None:
+    """A job with its own journal, edited to share the lines of another job, started
+    while that one runs: the running job's journal (locked by it) already shares
+    inputs with it, so it is refused before sending; afterwards it sends only what the
+    other did not."""
+    n = 200
+    async with FakeOpenTrain(latency=0.01) as server:
+        conv = server.add_conversation()
+        records = _records(conv, n)
+        extra = {"conversationId": conv, "content": "one more"}
+        state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+        copy = write_jsonl(tmp_path / "copy.jsonl", [extra])
+        assert (await cli("bulk", str(copy), server=server, **state)).code == 0
+        write_jsonl(copy, [extra, *records])  # now shares the other job's lines
+        job = write_jsonl(tmp_path / "job.jsonl", records)
+        env = cli_env(server, tmp_path, **state)
+        original = await start_cli("bulk", str(job), "--concurrency", "1", env=env)
+        deadline = time.monotonic() + 30
+        while server.stats()["committed"] < 10:
+            assert time.monotonic() < deadline
+            assert original.returncode is None
+            await asyncio.sleep(0.005)
+        refused = await cli("bulk", str(copy), server=server, **state)
+        assert refused.code == 2, refused.err
+        assert "is running now and shares inputs" in refused.err
+        await asyncio.wait_for(original.communicate(), 60)
+        assert original.returncode == 0
+        after = await cli("bulk", str(copy), "--json", server=server, **state)
+        assert (after.code, after.json()["sent"]) == (0, 0), after.err
+        assert after.json()["skipped"]["delivered"] == n + 1
+        assert (server.stats()["committed"], server.stats()["duplicates"]) == (n + 1, 0)

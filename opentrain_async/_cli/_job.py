@@ -46,6 +46,7 @@ from ._plan import (
     input_identity,
     job_fingerprint,
     jobs_directory,
+    journal_path,
     journal_store,
     make_plan,
     merge_ledger,
@@ -97,7 +98,7 @@ async def run_job(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     if options.failures is not None:
-        check_failures_path(options.failures, source)
+        check_failures_path(options.failures, source, journal_path(source, options))
     result = await execute(source, options, settings, err=err)
     print_summary(result, options, out, err)
     if options.failures is not None:

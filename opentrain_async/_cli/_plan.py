@@ -65,6 +65,11 @@ __all__ = [
     "uses_default_journal",
 ]
 
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 SHOW_CHANGED = 10
 """Changed keys named when a run refuses to start."""
 
@@ -327,6 +332,24 @@ def _plan_one(plan: Plan, entry: JobInput) -> None:
         )
 
 
+def _in_use(journal: Path) -> bool:
+    """A run holds this journal's lock right now (probed with a shared lock, at once
+    released)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 # -- refusals before anything is sent ------------------------------------------------
 
 
@@ -420,7 +443,12 @@ class LedgerFind:
 
 
 async def merge_ledger(
-    source: JobSource, state: JournalState, own: Path, api_root: str | None
+    source: JobSource,
+    state: JournalState,
+    own: Path,
+    api_root: str | None,
+    *,
+    refuse_running: bool = True,
 ) -> list[LedgerFind]:
     """What every other default journal of this user says about this job's inputs.
 
@@ -429,7 +457,10 @@ async def merge_ledger(
     final) that another job's journal has as delivered or open is taken as that job
     left it: delivered (skipped) or open (read back before any send).  A failures file
     fed back, a subset or an edited copy of a job, and the original rerun afterwards,
-    therefore never send one input twice.  Journals of another API do not count."""
+    therefore never send one input twice.  Journals of another API do not count.
+
+    Another job running right now whose journal already shares inputs with this one
+    is refused (``refuse_running``): what it has not recorded yet cannot be known."""
     directory = own.parent
     finds: list[LedgerFind] = []
     if not directory.is_dir():
@@ -438,6 +469,8 @@ async def merge_ledger(
     # their records, never a copy of this job.
     known: dict[str, tuple[Progress, int]] = {}
     sources: list[tuple[Path, str | None]] = []
+    running: dict[str, int] = {}
+    """Identities (any state) in journals of jobs running now -> which journal."""
     for other in sorted(directory.glob("*.journal")):
         if other.name == own.name:
             continue
@@ -451,17 +484,31 @@ async def merge_ledger(
         state.delivered_ids |= theirs.delivered_ids  # never credit their messages to us
         path = was.get("path")
         sources.append((other, path if isinstance(path, str) else None))
+        if refuse_running and _in_use(other):
+            for ident, progress in theirs.inputs.items():
+                if progress.sha256 is not None:
+                    running.setdefault(f"{ident}\x00{progress.sha256}", len(sources) - 1)
         for ident, progress in theirs.inputs.items():
             if progress.sha256 is None or not _sent_or_maybe(progress):
                 continue
             seen = known.get(ident)
             if seen is None or (progress.ok and not seen[0].ok):  # delivered beats open
                 known[ident] = (progress, len(sources) - 1)
-    if not known:
+    if not known and not running:
         return finds
     adopted: Counter[int] = Counter()
     for entry in entries(source):
-        if not isinstance(entry, JobInput) or entry.ident not in known:
+        if not isinstance(entry, JobInput):
+            continue
+        busy = running.get(f"{entry.ident}\x00{entry.digest}")
+        if busy is not None:
+            other, path = sources[busy]
+            raise JournalError(
+                f"the job of {path} (journal {other}) is running now and shares inputs "
+                "with this one (line "
+                f"{entry.line.number}); nothing was sent. Run this job once it has finished"
+            )
+        if entry.ident not in known:
             continue
         progress, which = known[entry.ident]
         own_progress = state.inputs.get(entry.ident)
@@ -565,7 +612,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     await refuse_moved_job(source, options)
     state = JournalState() if store is None else await load_journal(store)
     if path is not None and uses_default_journal(source, options):
-        for find in await merge_ledger(source, state, path, None):
+        for find in await merge_ledger(source, state, path, None, refuse_running=False):
             print(find.describe(), file=err)
     plan = make_plan(source, state, options)
     journal = None if store is None else store.name

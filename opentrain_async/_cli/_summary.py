@@ -256,17 +256,19 @@ columns (CSV), so the input's own columns (``line``, ``reason``, ...) stay as th
 ``id`` is the input's identity in its job: fed back, the row is that same input."""
 
 
-def check_failures_path(path: Path, source: JobSource) -> None:
-    """Before anything is sent: ``--failures`` must not be the job file itself, and must
-    be writable (else the failures of a run already sent would be lost).  Creates
-    nothing (a probe file is removed at once)."""
-    if not source.is_stdin:
-        with contextlib.suppress(OSError):
-            if path.resolve() == Path(source.name).resolve() or os.path.samefile(path, source.name):
-                raise InputError(
-                    f"--failures {path} is the job file itself: it would be overwritten. "
-                    "Nothing was sent; name another file"
-                )
+def check_failures_path(path: Path, source: JobSource, journal: Path | None = None) -> None:
+    """Before anything is sent: ``--failures`` must not be the job file itself nor the
+    journal (under any path), and must be writable (else the failures of a run already
+    sent would be lost).  Creates nothing (a probe file is removed at once)."""
+    mine = [("the job file itself", Path(source.name))] if not source.is_stdin else []
+    if journal is not None:
+        mine.append(("this job's journal", journal))
+    for what, other in mine:
+        if _same_file(path, other):
+            raise InputError(
+                f"--failures {path} is {what}: it would be overwritten. Nothing was sent; "
+                "name another file"
+            )
     if path.is_dir():
         raise InputError(f"--failures {path} is a directory; nothing was sent")
     try:
@@ -279,6 +281,13 @@ def check_failures_path(path: Path, source: JobSource) -> None:
         raise InputError(
             f"--failures {path} cannot be written ({exc.strerror or exc}); nothing was sent"
         ) from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
