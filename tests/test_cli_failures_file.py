@@ -131,3 +131,24 @@ async def test_failures_naming_the_journal_is_refused_before_sending(
     assert result.code == 2, result.err
     assert "is this job's journal" in result.err
     assert server.stats()["sends"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
+async def test_a_failures_file_in_a_read_only_directory_is_refused_before_sending(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """The file itself is writable but its directory is not (the file is replaced
+    whole): refused before sending, not after."""
+    job, _ = _job(server, tmp_path / "job.jsonl")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    failures = locked / "failures.jsonl"
+    failures.write_text("")
+    locked.chmod(0o500)
+    try:
+        result = await cli("bulk", str(job), "--failures", str(failures), server=server)
+    finally:
+        locked.chmod(0o700)
+    assert result.code == 2, result.err
+    assert "cannot be written" in result.err
+    assert server.stats()["sends"] == 0

@@ -259,7 +259,7 @@ columns (CSV), so the input's own columns (``line``, ``reason``, ...) stay as th
 def check_failures_path(path: Path, source: JobSource, journal: Path | None = None) -> None:
     """Before anything is sent: ``--failures`` must not be the job file itself nor the
     journal (under any path), and must be writable (else the failures of a run already
-    sent would be lost).  Creates nothing (a probe file is removed at once)."""
+    sent would be lost).  Creates nothing (a probe file beside it is removed at once)."""
     mine = [("the job file itself", Path(source.name))] if not source.is_stdin else []
     if journal is not None:
         mine.append(("this job's journal", journal))
@@ -271,12 +271,10 @@ def check_failures_path(path: Path, source: JobSource, journal: Path | None = No
             )
     if path.is_dir():
         raise InputError(f"--failures {path} is a directory; nothing was sent")
-    try:
-        if path.exists():
-            os.close(os.open(path, os.O_WRONLY))
-        else:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            os.unlink(path)
+    try:  # the file is written beside itself and renamed over: its directory must take it
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise InputError(
             f"--failures {path} cannot be written ({exc.strerror or exc}); nothing was sent"
