@@ -461,6 +461,8 @@ class RedisJournalStore:
         """The lease's end as Redis last told us (its own clock: a forward step there
         expires the lease early), less the margin; ``lost`` heeds the earlier of the two."""
         self._redis_seen = float("-inf")
+        self._reading: asyncio.Future[None] | None = None
+        """The PTTL reading under way, shared by the sends checking meanwhile."""
         self._lost: str | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._append_script: AsyncScript | None = None
@@ -564,6 +566,10 @@ class RedisJournalStore:
             with contextlib.suppress(BaseException):
                 await self._renewer
             self._renewer = None
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reading
         if self.token is not None and self._lost is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -679,19 +685,27 @@ class RedisJournalStore:
         that is a duplicate.  So every send needs the lease's remaining PTTL in Redis,
         read after its last check, to exceed the margin; the local checks then use the
         earlier of the two deadlines.  Redis unreachable for this one call: the local
-        deadline alone decides (the renewer stops sends when Redis stays away)."""
+        deadline alone decides (the renewer stops sends when Redis stays away).
+
+        Sends that check while a reading is under way share it (one round trip for
+        all of them, started at most one round trip before theirs)."""
         self.check_send()
+        reading = self._reading
+        if reading is None or reading.done():
+            reading = self._reading = asyncio.ensure_future(self._read_remaining())
+        await asyncio.shield(reading)
+        self.check_send()
+
+    async def _read_remaining(self) -> None:
         sent = self._clock()
         try:
             remaining = int(await self._redis.eval(_REMAINING, 1, self._k_lease, self.owner))
         except Exception:
-            remaining = None
-        if remaining is not None:
-            if remaining == -3 or remaining == -2:
-                self._lose("its lease expired in Redis (or was taken over by another run)")
-            elif remaining >= 0:
-                self._observed(sent, remaining / 1000)
-        self.check_send()
+            return
+        if remaining == -3 or remaining == -2:
+            self._lose("its lease expired in Redis (or was taken over by another run)")
+        elif remaining >= 0:
+            self._observed(sent, remaining / 1000)
 
     def _lose(self, why: str) -> None:
         if self._lost is None:
