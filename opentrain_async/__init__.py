@@ -4,6 +4,7 @@ Send with ``OpenTrainClient.send_message`` (or the one-shot ``send_message``); e
 error is an ``OpenTrainError``; the fake server for tests is ``opentrain_async.testing``.
 """
 
+from . import _early_signals  # noqa: F401  (first: the CLI's Ctrl-C while it starts)
 from ._bulk import OUTCOME_KINDS, BulkReport, BulkSend, OutcomeKind, SendItem, SendOutcome
 from ._client import ClientStats, OpenTrainClient, RawResponseClient, send_message
 from ._config import Settings, resolve_settings

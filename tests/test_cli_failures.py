@@ -56,7 +56,8 @@ async def test_failures_file_can_be_fixed_and_fed_back(
     assert result.code == 1
     assert f"4 input(s) not delivered written to {failures}" in result.err
     rows = [json.loads(line) for line in failures.read_text().splitlines()]
-    assert [(r["line"], r["reason"]) for r in rows] == [
+    # The outcome is nested (the input may have columns named line, reason, error).
+    assert [(r["opentrain"]["line"], r["opentrain"]["reason"]) for r in rows] == [
         (5, "not_found"),
         (12, "read_only_conversation"),
         (21, "invalid"),
@@ -100,9 +101,10 @@ async def test_failures_file_for_csv_is_csv(server: FakeOpenTrain, tmp_path: Pat
             "conversationId": "conv_gone",
             "content": "lost",
             "key": "b",
-            "line": "3",
-            "reason": "not_found",
-            "error": rows[0]["error"],
+            "opentrain.line": "3",
+            "opentrain.reason": "not_found",
+            "opentrain.error": rows[0]["opentrain.error"],
+            "opentrain.id": "key:b",
         }
     ]
-    assert "404" in rows[0]["error"]
+    assert "404" in rows[0]["opentrain.error"]

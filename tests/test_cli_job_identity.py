@@ -133,13 +133,14 @@ async def test_failures_file_fed_back_does_not_resend_an_unknown_outcome(
     assert first.code == 1, first.err
     assert (first.json()["unknown"], first.json()["failedByReason"]) == (1, {"not_found": 1})
     rows = [json.loads(line) for line in failed.read_text().splitlines()]
-    assert sorted(r["reason"] for r in rows) == ["delivery_unknown", "not_found"]
+    assert sorted(r["opentrain"]["reason"] for r in rows) == ["delivery_unknown", "not_found"]
     fed = await run_cli("bulk", str(failed), env=env)
     assert fed.code == 2, fed.err
     assert_one_line_error(fed)
     assert "1 of these inputs were already sent (or may have been" in fed.err
     assert len(server.messages(hidden)) == 1
-    write_jsonl(failed, [{**r, "conversationId": conv} for r in rows if r["reason"] == "not_found"])
+    fixed = [{**r, "conversationId": conv} for r in rows if r["opentrain"]["reason"] == "not_found"]
+    write_jsonl(failed, fixed)
     fixed = await run_cli("bulk", str(failed), "--json", env=env)
     assert (fixed.code, fixed.json()["sent"]) == (0, 1), fixed.err
     assert len(server.messages(hidden)) == 1

@@ -189,7 +189,10 @@ async def test_a_job_file_edited_while_it_runs_changes_nothing_about_the_run(
     [row] = [json.loads(line) for line in failures.read_text().splitlines()]
     assert row["content"] == "blocked"
     assert row["note"] == "row three"
-    assert (row["line"], row["reason"]) == (3, "read_only_conversation")
+    assert (row["opentrain"]["line"], row["opentrain"]["reason"]) == (
+        3,
+        "read_only_conversation",
+    )
 
 
 def _message(ident: str) -> Message:
@@ -356,6 +359,8 @@ async def test_a_signal_during_read_back_stops_at_once_and_the_rerun_settles(
     server.script("GET /messages", delay=60, times=None)  # read-back hangs
     proc = await start_cli(*args, env=env)
     assert proc.stderr is not None
+    note = await asyncio.wait_for(proc.stderr.readline(), 30)
+    assert note.startswith(b"journal "), note  # where it records, printed at start
     note = await asyncio.wait_for(proc.stderr.readline(), 30)
     assert note.startswith(b"reconciling 1 send(s)"), note
     deadline = time.monotonic() + 30

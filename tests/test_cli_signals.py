@@ -115,6 +115,8 @@ async def test_second_signal_stops_at_once(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.stderr is not None
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert line.startswith(b"journal "), line  # where it records, printed at start
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
         assert b"waiting up to 120 s" in line
         proc.send_signal(signal.SIGTERM)
         result = await _finish(proc, timeout=30)

@@ -16,10 +16,12 @@ import argparse
 import asyncio
 import io
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from types import FrameType
+from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from opentrain_async._client import OpenTrainClient
@@ -44,6 +46,7 @@ from ._job import (
     EXIT_OK,
     EXIT_START,
     EXIT_USAGE,
+    Interrupted,
     JobOptions,
     JournalError,
     StartError,
@@ -508,8 +511,51 @@ async def _main(args: argparse.Namespace) -> int:
     return await run_demo(messages=args.messages, server_rate=args.server_rate, as_json=args.json)
 
 
+class _Signalled(KeyboardInterrupt):
+    """SIGINT/SIGTERM while no run is handling signals (starting, or printing the end)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: FrameType | None) -> None:
+    raise _Signalled(signum)
+
+
+def _handle_signals_early() -> dict[int, Any]:
+    """Until a run installs its own handling (and again after it), SIGINT and SIGTERM
+    end the command with one line and 128+N: never a traceback, never a silent -15.
+    Returns the handlers replaced (restored when ``main`` returns)."""
+    replaced: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            replaced[signum] = signal.signal(signum, _raise_signalled)
+        except (ValueError, OSError):  # not the main thread (tests call main in one)
+            break
+    return replaced
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, map every expected failure to one line and an exit code."""
+    replaced = _handle_signals_early()
+    try:
+        return _main_unguarded(argv)
+    except _Signalled as exc:  # no run was sending (before it, or after its summary)
+        return _fail(f"interrupted by {signal.Signals(exc.signum).name}", 128 + exc.signum)
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        return _fail(
+            f"interrupted by {name} before any send started; nothing was sent",
+            128 + exc.signum,
+        )
+    finally:
+        for signum, handler in replaced.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _main_unguarded(argv: Sequence[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # Text from the server may hold lone surrogates (JSON "\\ud800"), which UTF-8
         # cannot encode: print them escaped rather than die with a traceback.

@@ -13,13 +13,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TextIO
 
 from opentrain_async import Settings
 
+from ._content_lock import ContentLock
 from ._input import InputError, JobSource
-from ._journal import Journal, JournalError, JournalState, open_journal
+from ._journal import (
+    FileJournalStore,
+    Journal,
+    JournalError,
+    JournalState,
+    JournalStore,
+    open_journal,
+)
 from ._journal_redis import RedisJournalStore
 from ._options import (
     EXIT_FAILED,
@@ -27,6 +36,7 @@ from ._options import (
     EXIT_START,
     EXIT_USAGE,
     Failure,
+    Interrupted,
     JobOptions,
     StartError,
 )
@@ -34,16 +44,21 @@ from ._plan import (
     default_journal_path,
     dry_run,
     input_identity,
+    job_fingerprint,
+    jobs_directory,
+    journal_path,
     journal_store,
     make_plan,
+    merge_ledger,
     print_bad_lines,
     refuse_changed,
     refuse_empty,
     refuse_moved_job,
     refuse_strict,
+    uses_default_journal,
 )
 from ._run import Runner
-from ._summary import JobResult, print_summary, write_failures
+from ._summary import JobResult, check_failures_path, print_summary, write_failures
 
 __all__ = [
     "EXIT_FAILED",
@@ -52,6 +67,7 @@ __all__ = [
     "EXIT_USAGE",
     "Failure",
     "InputError",
+    "Interrupted",
     "JobOptions",
     "JobResult",
     "JournalError",
@@ -73,11 +89,16 @@ async def run_job(
     options: JobOptions,
     settings: Settings,
     *,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Run a bulk job and print its summary; returns the exit code (raises
-    ``InputError``, ``JournalError``, ``StartError`` for the caller to report)."""
+    ``InputError``, ``JournalError``, ``StartError`` for the caller to report).
+    ``out``/``err``: ``sys.stdout``/``sys.stderr`` as they are when called."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    if options.failures is not None:
+        check_failures_path(options.failures, source, journal_path(source, options))
     result = await execute(source, options, settings, err=err)
     print_summary(result, options, out, err)
     if options.failures is not None:
@@ -92,10 +113,11 @@ async def execute(
     options: JobOptions,
     settings: Settings,
     *,
-    err: TextIO = sys.stderr,
+    err: TextIO | None = None,
     preflight: bool = True,
 ) -> JobResult:
     """Plan and run a bulk job (see the module docstring) and return its figures."""
+    err = sys.stderr if err is None else err
     store = journal_store(source, options)
     if store is None and source.is_stdin and not options.no_journal:
         print(
@@ -106,21 +128,60 @@ async def execute(
     refuse_empty(source)
     if options.strict:  # refuse before any request
         refuse_strict(source, err)
-    await refuse_moved_job(source, options, settings.api_root)
+    with _content_lock(source, store):
+        # Under the lock: a twin run of the same content cannot be between this check
+        # and its first send.
+        await refuse_moved_job(source, options, settings.api_root)
+        return await _locked(source, options, settings, store, err, preflight)
+
+
+def _content_lock(
+    source: JobSource, store: JournalStore | None
+) -> contextlib.AbstractContextManager[object]:
+    """A file-journaled run holds its content's lock (``_content_lock``).  A Redis
+    journal's lease is the job's lock (its name, on every machine), so it needs none."""
+    if not isinstance(store, FileJournalStore):
+        return contextlib.nullcontext()
+    return ContentLock(
+        jobs_directory() / "locks",
+        job_fingerprint(source),
+        source.name,
+        fallback=store.path.parent,
+    )
+
+
+async def _locked(
+    source: JobSource,
+    options: JobOptions,
+    settings: Settings,
+    store: JournalStore | None,
+    err: TextIO,
+    preflight: bool,
+) -> JobResult:
     async with Runner(options, settings, store, err) as runner:
         with runner.signals_handled():  # from here on, SIGINT/SIGTERM end with a summary
             if preflight:  # before the journal: a server that is not the API is exit 3, first
-                await runner.preflight()
+                await runner.stoppable(runner.preflight())
             journal: Journal | None = None
             state = JournalState()
             if store is not None:
-                journal, state = await open_journal(
-                    store,
-                    input_identity(source, settings.api_root),
-                    reuse=options.reuse_journal,
-                    clock=options.clock,
+                journal, state = await runner.stoppable(
+                    open_journal(
+                        store,
+                        input_identity(source, settings.api_root),
+                        reuse=options.reuse_journal,
+                        clock=options.clock,
+                    )
                 )
             try:
+                if state.note is not None:
+                    runner.note(state.note)
+                ledger = isinstance(store, FileJournalStore) and journal is not None
+                if ledger and uses_default_journal(source, options):
+                    assert isinstance(store, FileJournalStore)
+                    finds = await merge_ledger(source, state, store.path, settings.api_root)
+                    for find in finds:
+                        runner.note(find.describe())
                 plan = make_plan(source, state, options)
                 refuse_changed(plan, "" if journal is None else journal.name)
                 if plan.bad:
@@ -138,7 +199,18 @@ async def execute(
                     )
                 if journal is not None:
                     await journal.run_started(source.name)
+                    runner.note(_where(journal.name, uses_default_journal(source, options)))
                 return await runner.run(plan, journal)
             finally:
                 if journal is not None:
                     await journal.aclose()
+
+
+def _where(name: str, default: bool) -> str:
+    """The journal this run records in (printed at the start)."""
+    if default:
+        return (
+            f"journal {name} (the default: per user and machine; another HOME or "
+            "container does not see it, pass --journal to share one)"
+        )
+    return f"journal {name}"

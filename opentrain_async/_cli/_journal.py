@@ -41,7 +41,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,9 +102,19 @@ class InputIdentity:
     path: str
     """The input's absolute path, or ``<stdin>``."""
     api_root: str | None = None
+    content: str | None = None
+    """The job's content fingerprint (``job_fingerprint``): the same inputs, any path."""
+    inputs: Callable[[], Iterable[tuple[str, str]]] = attrs.field(
+        default=lambda: (), eq=False, repr=False
+    )
+    """Every input's identity and content hash, read on demand (a pass over the job,
+    no copy of it): a part of a job is that job."""
 
     def as_record(self) -> dict[str, Any]:
-        return {"path": self.path, "apiRoot": self.api_root}
+        record: dict[str, Any] = {"path": self.path, "apiRoot": self.api_root}
+        if self.content is not None:
+            record["content"] = self.content
+        return record
 
 
 # -- storage -----------------------------------------------------------------------------
@@ -261,9 +271,7 @@ class FileJournalStore:
             try:
                 os.link(temp, self.path)  # atomic, and never replaces an existing file
             except FileExistsError:
-                raise JournalError(
-                    f"journal {self.name} was created by another run at the same time"
-                ) from None
+                raise _exists_error(self.path) from None
             except OSError as exc:
                 raise JournalError(
                     f"cannot create journal {self.name}: {exc.strerror or exc}"
@@ -325,6 +333,18 @@ def _holder(fd: int) -> str:
             )
             return f" (last run recorded: pid {pid}{since})" if isinstance(pid, int) else ""
     return ""
+
+
+def _exists_error(path: Path) -> JournalError:
+    """Why a new journal could not be linked into place: a dangling symlink, or a run
+    that created it first."""
+    if path.is_symlink() and not path.exists():
+        return JournalError(
+            f"journal {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; refusing to write a journal through it (nothing was sent). Create the "
+            "target's directory and file, or pass another --journal"
+        )
+    return JournalError(f"journal {path} was created by another run at the same time")
 
 
 def _read_all(fd: int) -> bytes:
@@ -402,6 +422,8 @@ class JournalState:
     torn_tail: bool = False
     runs: int = 0
     header: dict[str, Any] | None = None
+    note: str | None = None
+    """What opening it found worth saying (the input moved, or is part of the job)."""
 
 
 def _check_header(name: str, stored: StoredRecords) -> dict[str, Any] | None:
@@ -510,24 +532,56 @@ async def load_journal(store: JournalStore) -> JournalState:
         await store.close()
 
 
-def check_input(state: JournalState, name: str, expected: InputIdentity, *, reuse: bool) -> None:
-    """Refuse a journal written for another input file or another API, unless ``reuse``."""
+def check_input(
+    state: JournalState, name: str, expected: InputIdentity, *, reuse: bool
+) -> str | None:
+    """Refuse a journal written for another job or another API, unless ``reuse``.
+
+    The job is known by its content, not its path: the same content from another path
+    (a moved file, another mount, a pod's new volume) resumes, and so does a part of
+    the job (its failures file fed back, a subset), whose every input the journal has
+    recorded.  Returns what to tell the user about it (None: nothing moved)."""
     header = state.header
     if header is None or reuse:
-        return
+        return None
     recorded = header.get("input") or {}
     path, api = recorded.get("path"), recorded.get("apiRoot")
+    note = None
     if path not in (None, expected.path):
-        raise JournalError(
-            f"journal {name} was written for the input {path}, not {expected.path}; "
-            "pass --reuse-journal if it is the same job (moved or renamed), or use "
-            "another --journal"
-        )
+        if expected.content is not None and recorded.get("content") == expected.content:
+            note = (
+                f"journal {name}: the input moved from {path} to {expected.path} (same "
+                "content): resuming that job"
+            )
+        elif (count := _part_of(state, expected.inputs())) is not None:
+            note = (
+                f"journal {name}: these {count:,} inputs are part of the job "
+                f"of {path} (its failures file, or a subset): resuming that job"
+            )
+        else:
+            raise JournalError(
+                f"journal {name} was written for the input {path}, not {expected.path}, "
+                "and holds other content; pass --reuse-journal if it is the same job, or "
+                "use another --journal"
+            )
     if None not in (api, expected.api_root) and api != expected.api_root:
         raise JournalError(
             f"journal {name} was written for a job sent to {api}, not {expected.api_root}; "
             "pass --reuse-journal to use it anyway, or use another --journal"
         )
+    return note
+
+
+def _part_of(state: JournalState, inputs: Iterable[tuple[str, str]]) -> int | None:
+    """How many inputs, when every one is recorded in the journal with the same
+    content; None otherwise (or when there are none)."""
+    count = 0
+    for ident, digest in inputs:
+        progress = state.inputs.get(ident)
+        if progress is None or progress.sha256 != digest:
+            return None
+        count += 1
+    return count or None
 
 
 async def open_journal(
@@ -542,7 +596,7 @@ async def open_journal(
     await store.open()
     try:
         state = await _read(store)
-        check_input(state, store.name, expected, reuse=reuse)
+        state.note = check_input(state, store.name, expected, reuse=reuse)
         if state.header is None:
             header = {
                 "journal": MARK,

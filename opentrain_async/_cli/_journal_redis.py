@@ -25,12 +25,15 @@ once; elsewhere, its lease expires after at most one TTL.
 **Fencing.**  The runner may send only while its lease is confirmed: every POST checks,
 when it starts and again as aiohttp hands it to the socket, that the last successful
 renewal or append started less than ``TTL - margin`` ago (on ``CLOCK_BOOTTIME``, which
-keeps counting while a process is stopped or the machine suspended), and every record's
-append checks the owner in Redis atomically.  A runner paused past its lease (SIGSTOP, a
-GC pause, a partition) therefore wakes up unable to send or record, while the run that
-took over reads back what it left open.  What fencing cannot stop is a process stopped
-between the last check and the write itself (a few bytecodes; at most one request): the
-server has no fencing token to compare.
+keeps counting while a process is stopped or the machine suspended); before each POST
+the lease's remaining PTTL is read from Redis and must exceed the margin (Redis counts
+the lease on its own clock: a forward step of it expires the lease early, which no
+local clock sees); and every record's append checks the owner in Redis atomically.  A
+runner paused past its lease (SIGSTOP, a GC pause, a partition) therefore wakes up
+unable to send or record, while the run that took over reads back what it left open.
+What fencing cannot stop is a process stopped between the last check and the write
+itself (a few bytecodes; at most one request): the server has no fencing token to
+compare.
 
 The password is never printed: ``RedisJournalURL`` shows it as ``***`` and every error
 raised here is built from that redacted form, with no exception chain from the client.
@@ -118,6 +121,13 @@ _REDIS_DIR_LIKE = re.compile(r"(?i)rediss?/")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MIN_RETENTION = 3600.0
+"""The shortest ``retention``: records must outlive the run (they expire ``retention``
+after the last write) and the rerun that resumes it."""
+MAX_RETENTION = 366 * 86400.0
+"""The longest ``retention`` (a year): beyond, a typo (``1e20d``), not a plan."""
+MAX_LEASE = 3600.0
+GONE = "its records and lease are gone from Redis"
 
 
 def parse_duration(text: str, field: str) -> float:
@@ -178,11 +188,18 @@ class RedisJournalURL:
         lease = parse_duration(query["lease"], "lease") if "lease" in query else DEFAULT_LEASE
         if lease < 1:
             raise JournalError("journal URL: lease must be at least 1 second")
+        if lease > MAX_LEASE:
+            raise JournalError("journal URL: lease must be at most 1h (3600 s)")
         retention = (
             parse_duration(query["retention"], "retention")
             if "retention" in query
             else DEFAULT_RETENTION
         )
+        if not MIN_RETENTION <= retention <= MAX_RETENTION:
+            raise JournalError(
+                f"journal URL: retention must be between 1h and 366d (got {retention:g} s): "
+                "the records must outlive the run and the rerun that resumes it"
+            )
         return cls(
             host=parts.host,
             port=port,
@@ -333,9 +350,15 @@ return {1, token}
 
 # KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, first (1: only into an
 # empty list), record...  Returns the list's new length; -1 when the lease is not ours,
-# -2 when ``first`` and the list is not empty.
+# -2 when ``first`` and the list is not empty; -4 when lease and records are both gone
+# (Redis restarted empty, or was flushed).
 _APPEND = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+    return -4
+  end
+  return -1
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
 local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
@@ -343,11 +366,23 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return n
 """
 
-# KEYS: lease.  ARGV: owner, lease_ms.
+# KEYS: lease, records.  ARGV: owner, lease_ms.  0: not ours; -4: both gone.
 _RENEW = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+    return -4
+  end
+  return 0
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
+"""
+
+# KEYS: lease.  ARGV: owner.  The lease's time left as Redis counts it (ms); -3 when it
+# is not ours any more (expired, or taken over).
+_REMAINING = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -3 end
+return redis.call('PTTL', KEYS[1])
 """
 
 # KEYS: lease, records, fence.  ARGV: owner, retention_ms.
@@ -414,6 +449,12 @@ class RedisJournalStore:
         self._retention_ms = round(url.retention * 1000)
         self._margin = min(2.0, url.lease / 5)
         self._valid_until = float("-inf")
+        self._redis_until = float("inf")
+        """The lease's end as Redis last told us (its own clock: a forward step there
+        expires the lease early), less the margin; ``lost`` heeds the earlier of the two."""
+        self._redis_seen = float("-inf")
+        self._reading: asyncio.Future[None] | None = None
+        """The PTTL reading under way, shared by the sends checking meanwhile."""
         self._lost: str | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._append_script: AsyncScript | None = None
@@ -517,6 +558,10 @@ class RedisJournalStore:
             with contextlib.suppress(BaseException):
                 await self._renewer
             self._renewer = None
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reading
         if self.token is not None and self._lost is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -554,6 +599,9 @@ class RedisJournalStore:
         except Exception as exc:
             self._lose(f"Redis failed: {_describe_redis_error(exc)}")
         if length is None:  # raised outside the handler: nothing of the client's attached
+            raise JournalLostError(self._lost_message(self._lost or ""))
+        if int(length) == -4:
+            self._lose(GONE)
             raise JournalLostError(self._lost_message(self._lost or ""))
         if int(length) == -1:
             self._lose("its lease was taken over by another run")
@@ -594,30 +642,81 @@ class RedisJournalStore:
             await asyncio.sleep(interval)
             sent = self._clock()
             try:
-                held = await self._redis.eval(_RENEW, 1, self._k_lease, self.owner, self._lease_ms)
+                held = await self._redis.eval(
+                    _RENEW, 2, self._k_lease, self._k_records, self.owner, self._lease_ms
+                )
             except Exception as exc:
                 # Keep trying: the deadline stops sends if Redis stays away.
                 if self._clock() > self._valid_until:
                     self._lose(f"Redis unreachable ({_describe_redis_error(exc)})")
                 continue
             if int(held) != 1:
-                self._lose("its lease was taken over by another run")
+                gone = int(held) == -4
+                self._lose(GONE if gone else "its lease was taken over by another run")
                 return
             self._confirmed(sent)
 
     def _confirmed(self, sent: float) -> None:
         if self._lost is None:
             self._valid_until = max(self._valid_until, sent + self.url.lease - self._margin)
+            self._observed(sent, self.url.lease)
+
+    def _observed(self, sent: float, remaining: float) -> None:
+        """Redis said, in a call started at ``sent``, that the lease has ``remaining``
+        seconds left: the latest such word is the one that counts."""
+        if sent >= self._redis_seen:
+            self._redis_seen = sent
+            self._redis_until = sent + remaining - self._margin
+
+    async def confirm_send(self) -> None:
+        """Before each POST: ask Redis how long the lease has left, as Redis counts it.
+
+        The local deadline (``CLOCK_BOOTTIME``) cannot see Redis's clock: a forward step
+        of the Redis host's clock expires the lease early, another run takes the job
+        over and reads back this run's open sends, and a send this run started after
+        that is a duplicate.  So every send needs the lease's remaining PTTL in Redis,
+        read after its last check, to exceed the margin; the local checks then use the
+        earlier of the two deadlines.  Redis unreachable for this one call: the local
+        deadline alone decides (the renewer stops sends when Redis stays away).
+
+        Sends that check while a reading is under way share it (one round trip for
+        all of them, started at most one round trip before theirs)."""
+        self.check_send()
+        reading = self._reading
+        if reading is None or reading.done():
+            reading = self._reading = asyncio.ensure_future(self._read_remaining())
+        await asyncio.shield(reading)
+        self.check_send()
+
+    async def _read_remaining(self) -> None:
+        sent = self._clock()
+        try:
+            remaining = int(await self._redis.eval(_REMAINING, 1, self._k_lease, self.owner))
+        except Exception:
+            return
+        if remaining == -3 or remaining == -2:
+            self._lose("its lease expired in Redis (or was taken over by another run)")
+        elif remaining >= 0:
+            self._observed(sent, remaining / 1000)
 
     def _lose(self, why: str) -> None:
         if self._lost is None:
             self._lost = why
 
     @property
+    def gone(self) -> bool:
+        """Redis no longer holds this job at all (restarted empty, flushed)."""
+        return self._lost == GONE
+
+    @property
     def lost(self) -> str | None:
         """Why this run may no longer send or record (None while the lease holds)."""
-        if self._lost is None and self._clock() > self._valid_until:
-            self._lose("its lease could not be renewed in time")
+        if self._lost is None:
+            now = self._clock()
+            if now > self._valid_until:
+                self._lose("its lease could not be renewed in time")
+            elif now > self._redis_until:
+                self._lose("its lease is about to expire as Redis counts time")
         return self._lost
 
     def check_send(self) -> None:
@@ -627,6 +726,15 @@ class RedisJournalStore:
             raise JournalLostError(self._lost_message(why))
 
     def _lost_message(self, why: str) -> str:
+        if why == GONE:
+            return (
+                f"stopped sending: the journal for {self.url.where} is gone from Redis (it "
+                "restarted empty, was flushed, or the records expired); no further send was "
+                "started. What this run delivered is no longer recorded anywhere: a rerun "
+                "starts a new journal and sends every input again, delivered ones included, "
+                "unless you remove those from the job first (the summary's failures and "
+                "--failures list what was not delivered)"
+            )
         return (
             f"stopped sending: the journal for {self.url.where} can no longer be written "
             f"({why}); no further send was started. Rerun the same command to resume once "
@@ -657,7 +765,7 @@ class RedisJournalStore:
             params: aiohttp.TraceRequestStartParams,
         ) -> None:
             if params.method == "POST":
-                self.check_send()
+                await self.confirm_send()
 
         async def on_request_chunk_sent(
             session: aiohttp.ClientSession,

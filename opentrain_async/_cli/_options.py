@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_START",
     "EXIT_USAGE",
     "Failure",
+    "Interrupted",
     "JobOptions",
     "StartError",
 ]
@@ -30,6 +31,15 @@ EXIT_START = 3
 
 class StartError(Exception):
     """The run could not start (exit 3): auth, network, a token that cannot send."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM before any send (the pre-send check, taking the journal): the run
+    stopped at once, nothing sent; exit 128+N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
 
 
 @attrs.define

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Generator, Iterator
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 import attrs
@@ -44,6 +45,7 @@ from opentrain_async import (
     OpenTrainClient,
     OpenTrainError,
     OutgoingMessage,
+    RateLimitError,
     SendOutcome,
     Settings,
     UnexpectedResponseError,
@@ -52,7 +54,7 @@ from opentrain_async._bulk import stops_engine
 
 from ._journal import Journal, JournalError, JournalState, JournalStore
 from ._journal_redis import RedisJournalStore
-from ._options import Failure, JobOptions, StartError
+from ._options import Failure, Interrupted, JobOptions, StartError
 from ._plan import Action, JobInput, Plan
 from ._progress import ProgressDisplay
 from ._summary import JobResult, signal_name
@@ -60,6 +62,7 @@ from ._summary import JobResult, signal_name
 __all__ = ["Runner", "describe_error"]
 
 logger = logging.getLogger("opentrain_async.cli")
+T = TypeVar("T")
 
 
 def describe_error(error: OpenTrainError) -> str:
@@ -67,8 +70,16 @@ def describe_error(error: OpenTrainError) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def _stops_run(error: OpenTrainError | None) -> str | None:
-    """Failures that will hit every later send too: stop instead of burning the input."""
+def _stops_run(error: OpenTrainError | None, max_wait: float = float("inf")) -> str | None:
+    """Failures that will hit every later send too: stop instead of burning the input.
+    A 429 whose hint is beyond what a run waits (``max_wait``, the retry policy's
+    ``max_retry_after``) says the quota is gone for longer than the job can wait:
+    every later send would meet it too (and crawl at the pacer's pause per input)."""
+    if isinstance(error, RateLimitError) and (error.retry_after or 0) > max_wait:
+        return (
+            f"the API's rate limit asks to wait {error.retry_after:,.0f} s, longer than a "
+            f"run waits ({max_wait:g} s): the quota is used up; rerun later to resume"
+        )
     if isinstance(error, AuthenticationError):
         return "the API token was rejected (401 UNAUTHORIZED)"
     if error is not None and stops_engine(error):
@@ -113,7 +124,7 @@ class Runner:
         self.interrupted: int | None = None
         self.to_send = 0
         self._sending = False
-        self._work: asyncio.Future[None] | None = None
+        self._work: asyncio.Future[Any] | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._recorded = 0
         self._stats_before = (0, 0, 0)
@@ -205,6 +216,26 @@ class Runner:
             fixes = "; ".join(f"{p.missing}: {p.fix}" for p in answer.problems)
             raise StartError(f"this token cannot send messages, nothing was sent. Fix: {fixes}")
 
+    async def stoppable(self, step: Awaitable[T]) -> T:
+        """Run a start-up step (the pre-send check, taking the journal) so that a
+        signal stops it at once: nothing of it is on the wire worth waiting for, and a
+        check retrying a slow server took 13 s to notice even a second signal.
+        ``Interrupted`` when a signal stopped it (or came before it)."""
+        if self.interrupted is not None:
+            if inspect.iscoroutine(step):
+                step.close()
+            raise Interrupted(self.interrupted)
+        task = asyncio.ensure_future(step)
+        self._work = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self.interrupted is None or not task.cancelled():
+                raise
+            raise Interrupted(self.interrupted) from None
+        finally:
+            self._work = None
+
     # -- signals ------------------------------------------------------------------------
 
     def on_signal(self, signum: int) -> None:
@@ -225,21 +256,33 @@ class Runner:
         )
         self._grace = asyncio.get_running_loop().call_later(self.options.grace, work.cancel)
 
+    def _cut_after_grace(self) -> None:
+        """The quota is used up: sends already started wait in the pacer for the hint
+        (a minute each at the pause cap), so give them ``grace`` seconds, as a first
+        signal does, then stop; any left open are read back by the next run."""
+        work = self._work
+        if work is not None and not work.done() and self._grace is None:
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(self.options.grace, work.cancel)
+
     @contextlib.contextmanager
     def signals_handled(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[tuple[int, Any]] = []
         for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
             try:
+                previous = signal.getsignal(signum)
                 loop.add_signal_handler(signum, self.on_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 continue  # not the main thread, or not POSIX: default handling
-            installed.append(signum)
+            installed.append((signum, previous))
         try:
             yield
         finally:
-            for signum in installed:
+            for signum, previous in installed:
                 loop.remove_signal_handler(signum)
+                if previous is not None:  # the CLI's own handler, not the default death
+                    signal.signal(signum, previous)
             if self._grace is not None:
                 self._grace.cancel()
 
@@ -289,6 +332,7 @@ class Runner:
             not_started=max(0, self.to_send - self._recorded - len(self.lines)),
             to_send=self.to_send,
             journal=None if self.journal is None else self.journal.name,
+            journal_gone=isinstance(self._store, RedisJournalStore) and self._store.gone,
         )
 
     async def _settle_and_send(self, plan: Plan) -> None:
@@ -458,7 +502,7 @@ class Runner:
             return None
         error = outcome.error
         assert error is not None
-        stop = _stops_run(error)
+        stop = _stops_run(error, self._client().retry_policy.max_retry_after)
         # The summary and the journal group failures by the server's own reason, also
         # one the SDK's closed set of kinds does not name (as ``BulkReport.by_reason``).
         kind = outcome.reason or outcome.kind
@@ -506,6 +550,8 @@ class Runner:
                     display.advance(outcome.ok)
                     if stop is not None and self.stopped is None:
                         self.stopped = stop  # no new input; in-flight ones finish
+                        if isinstance(outcome.error, RateLimitError):
+                            self._cut_after_grace()
         finally:
             self._display = None
             items.close()

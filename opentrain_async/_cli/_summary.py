@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import signal
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,12 +26,20 @@ from rich.table import Table
 
 from opentrain_async import BulkReport
 
-from ._input import JobSource
+from ._input import InputError, JobSource
 from ._options import EXIT_FAILED, EXIT_OK, EXIT_START, Failure, JobOptions
+from ._plan import OUTCOME, JobInput, entries
 from ._progress import clip_to_terminal
 from ._read import terminal_safe
 
-__all__ = ["JobResult", "print_summary", "signal_name", "write_failures"]
+__all__ = [
+    "OUTCOME_FIELDS",
+    "JobResult",
+    "check_failures_path",
+    "print_summary",
+    "signal_name",
+    "write_failures",
+]
 
 SHOW_FAILURES = 10
 """Failures listed under the summary table (``--json`` and ``--failures`` have them all)."""
@@ -68,6 +77,8 @@ class JobResult:
     to_send: int = 0
     journal: str | None = None
     """Where this run's journal is (None: no journal, a rerun sends everything again)."""
+    journal_gone: bool = False
+    """The journal's store lost every record mid-run (Redis restarted empty)."""
 
     @property
     def sent(self) -> int:
@@ -205,7 +216,11 @@ def _print_failures(result: JobResult, stream: TextIO, options: JobOptions) -> N
 def _how_to_resume(result: JobResult, stream: TextIO) -> None:
     if result.interrupted is None and result.stopped is None:
         if result.journal is not None:
-            print(f"journal {result.journal} (a rerun sends nothing twice)", file=stream)
+            print(
+                f"journal {result.journal}: a rerun with this journal sends nothing it "
+                "recorded as delivered",
+                file=stream,
+            )
         return
     if result.stopped:
         print(f"stopped early: {result.stopped}", file=stream)
@@ -214,7 +229,13 @@ def _how_to_resume(result: JobResult, stream: TextIO) -> None:
             f"interrupted by {signal_name(result.interrupted)}: no new sends were started",
             file=stream,
         )
-    if result.journal is not None:
+    if result.journal_gone:
+        print(
+            f"journal {result.journal} is gone: a rerun sends every input again, "
+            "delivered ones included",
+            file=stream,
+        )
+    elif result.journal is not None:
         print(
             f"journal {result.journal}: rerun the same command to resume; nothing "
             "delivered is sent again",
@@ -238,11 +259,50 @@ def print_summary(result: JobResult, options: JobOptions, out: TextIO, err: Text
         print(json.dumps(result.as_json()), file=out, flush=True)
 
 
+OUTCOME_FIELDS = ("line", "reason", "error", "id")
+"""A ``--failures`` row's outcome: under ``"opentrain"`` (JSONL) or ``opentrain.*``
+columns (CSV), so the input's own columns (``line``, ``reason``, ...) stay as they were.
+``id`` is the input's identity in its job: fed back, the row is that same input."""
+
+
+def check_failures_path(path: Path, source: JobSource, journal: Path | None = None) -> None:
+    """Before anything is sent: ``--failures`` must not be the job file itself nor the
+    journal (under any path), and must be writable (else the failures of a run already
+    sent would be lost).  Creates nothing (a probe file beside it is removed at once)."""
+    mine = [("the job file itself", Path(source.name))] if not source.is_stdin else []
+    if journal is not None:
+        mine.append(("this job's journal", journal))
+    for what, other in mine:
+        if _same_file(path, other):
+            raise InputError(
+                f"--failures {path} is {what}: it would be overwritten. Nothing was sent; "
+                "name another file"
+            )
+    if path.is_dir():
+        raise InputError(f"--failures {path} is a directory; nothing was sent")
+    try:  # the file is written beside itself and renamed over: its directory must take it
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(
+            f"--failures {path} cannot be written ({exc.strerror or exc}); nothing was sent"
+        ) from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
     """Write every input not delivered (bad lines included) to ``path`` in the input's
-    format, plus ``line``, ``reason`` and ``error`` columns: fix it and feed it back.
+    format, each with its outcome (``OUTCOME_FIELDS``): fix it and feed it back.
     Returns how many were written.  The rows come from the same bytes the run read, so
-    a file edited meanwhile cannot put another line's text under a failure."""
+    a file edited meanwhile cannot put another line's text under a failure.  The file
+    is written whole and renamed into place, mode 0600 (it holds message content)."""
     by_line = {f.line: f for f in result.failures}
     for number, reason in result.bad_lines:
         by_line.setdefault(number, Failure(number, "invalid", reason))
@@ -250,25 +310,44 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # an old failures file must not be taken for this run's
         return 0
+    idents = {e.line.number: e.ident for e in entries(source) if isinstance(e, JobInput)}
+    csv_format = source.format == "csv"
     rows: list[dict[str, Any]] = []
     for line in source.lines():
         failure = by_line.get(line.number)
         if failure is None:
             continue
-        record: dict[str, Any] = dict(line.record or {})
+        record: dict[str, Any] = {
+            k: v
+            for k, v in (line.record or {}).items()
+            if k != OUTCOME and not k.startswith(f"{OUTCOME}.")  # an earlier round's
+        }
         if line.raw is not None and not record:
             record["raw"] = line.raw
-        record.update({"line": line.number, "reason": failure.reason, "error": failure.error})
-        rows.append(record)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8", newline="") as handle:
-        if source.format == "csv":
-            fields = ["conversationId", "content", "key", "line", "reason", "error"]
-            extra = sorted({k for r in rows for k in r} - set(fields))
-            writer = csv.DictWriter(handle, fieldnames=fields + extra)
-            writer.writeheader()
-            writer.writerows(rows)
+        outcome = {"line": line.number, "reason": failure.reason, "error": failure.error}
+        if line.number in idents:
+            outcome["id"] = idents[line.number]
+        if csv_format:
+            record.update({f"{OUTCOME}.{k}": v for k, v in outcome.items()})
         else:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            record[OUTCOME] = outcome
+        rows.append(record)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            if csv_format:
+                fields = ["conversationId", "content", "key"]
+                fields += [f"{OUTCOME}.{k}" for k in OUTCOME_FIELDS]
+                extra = sorted({k for r in rows for k in r} - set(fields))
+                writer = csv.DictWriter(handle, fieldnames=fields + extra)
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
     return len(rows)
