@@ -20,11 +20,11 @@ from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("cache", "got 'cache', which has none"),
-        ("cache:6379", "got 'cache'"),
+        ("cache", "'cache': no scheme"),
+        ("cache:6379", "'cache:6379': no scheme"),
         ("http://cache:6379/0", "got 'http'"),
         ("redis://:pw@cache:6379/zero", "the database must be a number, got 'zero'"),
-        ("redis://:pw@/0", "no host in 'redis://:***@/0'"),
+        ("redis://:pw@/0", "'redis://:***@/0': no host"),
         ("redis://cache:port/0", "not a valid URL"),
     ],
 )

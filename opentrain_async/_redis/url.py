@@ -152,10 +152,10 @@ def parse_redis_url(url: str, *, schemes: tuple[str, ...] = ("redis", "rediss"))
     """
     head, userinfo, tail = split_userinfo(url)
     if not head:
-        raise RedisURLError("not a valid URL (expected redis://[:password@]host:6379/0)")
+        raise RedisURLError(f"no scheme: it must start with one of {', '.join(schemes)} and ://")
     scheme = head[:-3].lower()
     if scheme not in schemes:
-        raise RedisURLError(f"the scheme must be one of {', '.join(schemes)}")
+        raise RedisURLError(f"the scheme must be one of {', '.join(schemes)}, got {scheme!r}")
     username = password = None
     if userinfo is not None:
         user, colon, secret = userinfo.partition(":")
