@@ -35,6 +35,7 @@ from opentrain_async import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    BlockedByEarlierFailureError,
     BulkReport,
     BulkSend,
     DeliveryUnknownError,
@@ -116,6 +117,7 @@ class Runner:
         self._work: asyncio.Future[None] | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._recorded = 0
+        self._sending_handle: BulkSend | None = None
         self._stats_before = (0, 0, 0)
         """The client's counts before the run (the pre-send check is not the run's)."""
 
@@ -398,12 +400,19 @@ class Runner:
     def _items(self, plan: Plan) -> Generator[OutgoingMessage, None, None]:
         """The inputs still to send, in file order; no I/O (the engine pulls with a plain
         ``next``), so ``_before_send`` journals each one in the worker that sends it."""
-        for item in plan.sends(self.overrides):
+        for item in plan.sends(self.overrides, on_skip=self._skipped):
             if self._halted():
                 return  # a signal, or a failure every later send would meet too
             self.pulled[item.ident] = item
             message = item.message
             yield OutgoingMessage(message.conversation_id, message.content, key=item.ident)
+
+    def _skipped(self, item: JobInput, action: Action) -> None:
+        """In order: a line an earlier run left failed (or unknown) ends its conversation
+        for this run too, so a resume never sends a later line without it."""
+        sending = self._sending_handle
+        if sending is not None and action in (Action.SKIP_FAILED, Action.UNKNOWN):
+            sending.stop_conversation(item.message.conversation_id, key=item.message.key)
 
     async def _before_send(self, message: OutgoingMessage) -> None:
         """Right before an input's send: the durable ``started`` record.  Workers call
@@ -439,7 +448,11 @@ class Runner:
         assert ident is not None
         pulled = self.pulled.pop(ident)
         item = self.lines.pop(ident, None)
-        if item is None:  # never started (the run was stopping): the next run sends it
+        if item is None and isinstance(outcome.error, BlockedByEarlierFailureError):
+            # In order, after a line of its conversation failed for good: a failure of
+            # this run, journaled as not final (a rerun decides again, in order).
+            item = pulled
+        elif item is None:  # never started (the run was stopping): the next run sends it
             return None
         self._recorded += 1
         self.report.add(outcome)
@@ -465,7 +478,7 @@ class Runner:
                 error=describe_error(error),
                 code=getattr(error, "code", None),
                 status=getattr(error, "status", None),
-                final=stop is None and kind != "not_attempted",
+                final=stop is None and kind not in ("not_attempted", "blocked_by_earlier_failure"),
             )
         return stop
 
@@ -491,7 +504,10 @@ class Runner:
             concurrency=options.concurrency,
             reconcile=True,
             before_send=self._before_send,
+            ordered=options.ordered,
+            on_failure="continue" if options.on_failure == "continue" else "stop",
         )
+        self._sending_handle = sending
         try:
             async with display, sending as outcomes:
                 async for outcome in outcomes:
