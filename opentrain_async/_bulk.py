@@ -75,9 +75,9 @@ from ._waiters import Waiters
 
 __all__ = [
     "OUTCOME_KINDS",
+    "BeforeSend",
     "BulkReport",
     "BulkSend",
-    "BeforeSend",
     "Deliver",
     "OnFailure",
     "OutcomeKind",
@@ -749,6 +749,7 @@ class _Engine:
                 try:
                     if content.__class__ is not str:
                         raise content  # invalid: found when it was pulled
+                    assert conversation_id is not None  # valid content, valid conversation
                     if self._halt is not None:
                         raise self._not_attempted()
                     settled = None if before_send is None else await before_send(index, item)
@@ -803,16 +804,16 @@ class _Engine:
                 if chains is None or conversation_id is None:
                     await self._hand(outcome)
                     continue
-                error = outcome.error
+                failure = outcome.error
                 if self.closing:  # what waits in this chain will not be sent
                     self.unreported.append(outcome)
                     for p in chains.release(conversation_id):
                         self.unreported.append(SendOutcome(p[0], p[1], None, _left(), p[2]))
                     continue
                 if (
-                    error is None
+                    failure is None
                     or chains.on_failure == "continue"
-                    or isinstance(error, NotAttemptedError)  # halted: the rest are not attempted
+                    or isinstance(failure, NotAttemptedError)  # halted: the rest are not attempted
                 ):
                     await self._hand(outcome)
                     held = chains.next(conversation_id)
@@ -826,9 +827,9 @@ class _Engine:
                     if not rest:
                         break
                     for p in rest:
-                        blocked = blocked_error(conversation_id, index, key, error)
+                        blocked = blocked_error(conversation_id, index, key, failure)
                         await self._hand(SendOutcome(p[0], p[1], None, blocked, p[2]))
-                chains.fail(conversation_id, index, key, error)
+                chains.fail(conversation_id, index, key, failure)
         except _SinkFailed:
             return
         finally:
@@ -923,7 +924,9 @@ async def run_batch(
     started = clock()
     sink = _ReportSink(report, on_outcome)
     chains = order_chains(ordered, on_failure, concurrency)
-    engine = _Engine(deliver, policy, items, concurrency, reconcile, sink, chains=chains, hooks=hooks)
+    engine = _Engine(
+        deliver, policy, items, concurrency, reconcile, sink, chains=chains, hooks=hooks
+    )
     if hooks is None:
         await engine.run()
     else:
@@ -939,9 +942,7 @@ async def run_batch(
 def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
     """The chains that keep each conversation in order (None: ``ordered=False``)."""
     if on_failure not in ("stop", "continue"):
-        raise ConfigurationError(
-            f"on_failure must be 'stop' or 'continue', got {on_failure!r}"
-        )
+        raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
     if not isinstance(ordered, bool):
         raise ConfigurationError(f"ordered must be True or False, got {ordered!r}")
     if not ordered:

@@ -33,15 +33,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._bulk import SendOutcome, normalize_item
-from ._errors import (
-    DeliveryUnknownError,
-    JobBusyError,
-    JobJournalError,
-    NotAttemptedError,
-    OpenTrainError,
-)
-from ._models import Message
-from ._time import Clock
 
 # The journal's logic and stores (no command-line code runs from these two modules).
 from ._cli._journal import (
@@ -61,6 +52,15 @@ from ._cli._journal_redis import (
     RedisJournalURL,
     is_redis_url,
 )
+from ._errors import (
+    DeliveryUnknownError,
+    JobBusyError,
+    JobJournalError,
+    NotAttemptedError,
+    OpenTrainError,
+)
+from ._models import Message
+from ._time import Clock
 
 __all__ = [
     "FileJournalStore",
@@ -228,9 +228,7 @@ class JournaledRun:
             except JournalError as exc:
                 raise JobJournalError(str(exc)) from None
         try:
-            await journal.started(
-                ident, index + 1, conversation_id, digest, self._clock.wall()
-            )
+            await journal.started(ident, index + 1, conversation_id, digest, self._clock.wall())
         except JournalError as exc:
             raise JobJournalError(str(exc)) from None
         self._idents[index] = ident

@@ -32,7 +32,9 @@ def _items(conv: str, n: int) -> list[tuple[str, str]]:
     return [(conv, f"notice {i}") for i in range(n)]
 
 
-async def test_a_rerun_sends_nothing_twice(server: FakeOpenTrain, no_wait: FakeTime, tmp_path: Path) -> None:
+async def test_a_rerun_sends_nothing_twice(
+    server: FakeOpenTrain, no_wait: FakeTime, tmp_path: Path
+) -> None:
     """The same send_all run twice on one journal: the second sends nothing and still
     reports every input delivered, with the ids of the first run."""
     conv = server.add_conversation()
@@ -62,7 +64,8 @@ async def test_send_many_with_a_journal_adds_only_what_is_new(
     async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         assert all([o.ok async for o in client.send_many(_items(conv, 5), journal=journal)])
         outcomes = [o async for o in client.send_many(_items(conv, 8), journal=journal)]
-    assert len(outcomes) == 8 and all(o.ok for o in outcomes)
+    assert len(outcomes) == 8
+    assert all(o.ok for o in outcomes)
     assert len(server.messages(conv)) == 8
 
 
@@ -166,7 +169,9 @@ async def test_an_arq_style_task_killed_and_retried_commits_each_message_once(
     would: every message is committed exactly once."""
     conversations = [server.add_conversation() for _ in range(10)]
     items = [
-        {"conversationId": c, "content": f"part {k} of 4"} for c in conversations for k in range(1, 5)
+        {"conversationId": c, "content": f"part {k} of 4"}
+        for c in conversations
+        for k in range(1, 5)
     ]
     job = write_jsonl(tmp_path / "items.jsonl", items)
     env = cli_env(server, tmp_path, OT_JOURNAL=str(tmp_path / "journals"))
@@ -176,7 +181,7 @@ async def test_an_arq_style_task_killed_and_retried_commits_each_message_once(
         *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
-        while server.stats()["committed"] < 12:  # noqa: ASYNC110 - the server has no event
+        while server.stats()["committed"] < 12:
             await asyncio.sleep(0.01)
             assert worker.returncode is None
     finally:

@@ -13,7 +13,6 @@ import pytest
 from opentrain_async import (
     BlockedByEarlierFailureError,
     ConfigurationError,
-    ConflictError,
     NotAttemptedError,
     OpenTrainClient,
     OutgoingMessage,
@@ -47,9 +46,7 @@ async def paced() -> AsyncIterator[tuple[FakeOpenTrain, FakeTime]]:
 
 
 def client_on(server: FakeOpenTrain, time: FakeTime, **options: Any) -> OpenTrainClient:
-    return make_client(
-        server, clock=time.clock, sleep=time.sleep, wall_clock=time.time, **options
-    )
+    return make_client(server, clock=time.clock, sleep=time.sleep, wall_clock=time.time, **options)
 
 
 @pytest.mark.parametrize("api", ["send_many", "send_all"])

@@ -42,7 +42,7 @@ async def test_kill_9_mid_job_then_resume_keeps_every_conversation_in_order(
     server.script("POST /messages", delay=0.05, times=None, after_commit=True)
     process = await start_cli("bulk", str(job), "--journal", str(journal), env=env)
     try:
-        while server.stats()["committed"] < 20:  # noqa: ASYNC110 - the server has no event
+        while server.stats()["committed"] < 20:
             await asyncio.sleep(0.01)
             assert process.returncode is None
     finally:
