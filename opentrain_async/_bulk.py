@@ -19,8 +19,8 @@ good, the rest of its conversation is not sent (``BlockedByEarlierFailureError``
 ``on_failure="continue"``.  ``ordered=False`` sends every input as soon as a worker is free.
 
 Leaving the loop early under ``async with`` (``break``, an exception) or with
-``aclose()``: no input is pulled and no send starts (the request pipeline asks
-``SEND_GATE`` before each send), sends on the wire get a grace to finish, and the
+``aclose()``: no input is pulled and no send starts (the engine goes with each
+send as its ``gate``, which the request pipeline asks before the send), sends on the wire get a grace to finish, and the
 outcomes the loop did not see are kept in ``unreported``.  Cancellation stops at once.
 A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
 once unless something else still references it.
@@ -68,7 +68,7 @@ from ._errors import (
 )
 from ._models import Message, OutgoingMessage
 from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
-from ._pipeline import EARLY_RETRY, SEND_GATE
+from ._pipeline import EARLY_RETRY
 from ._retry import RetryPolicy
 from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
@@ -113,9 +113,10 @@ def stops_engine(error: OpenTrainError) -> bool:
     return False
 
 
-Deliver = Callable[[str, str, bool], Awaitable[tuple[Message, bool]]]
-"""What the engine sends through: ``deliver(conversation_id, content, reconcile)`` returns
-the message and whether read-back found it, or raises an ``OpenTrainError``."""
+Deliver = Callable[[str, str, bool, Any], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile, gate)``
+returns the message and whether read-back found it, or raises an ``OpenTrainError``.
+``gate`` is the engine: once its ``closing`` is set no new send may start."""
 
 BeforeSend = Callable[[int, Any], Awaitable["tuple[Message, bool] | None"]]
 """Awaited with each input's index and item right before its send (a journal's durable
@@ -582,8 +583,8 @@ class _Engine:
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
         self.closing = False
-        """The consumer left: no new send may start (checked by the request pipeline,
-        see ``SEND_GATE``); outcomes go to ``unreported``."""
+        """The consumer left: no new send may start (the engine is the ``gate`` passed
+        with each send; the request pipeline checks it); outcomes go to ``unreported``."""
         self.unreported: list[SendOutcome] = []
 
     @property
@@ -684,7 +685,6 @@ class _Engine:
         In order (``chains``), a worker that pulls an input of a conversation with an
         input in progress parks it and pulls again; the worker that finishes a
         conversation's input goes on with the next one of its chain (``held``)."""
-        SEND_GATE.set(self)  # this worker's context only: the pipeline checks it
         deliver = self._deliver
         before_send = self._before_send
         after = self._after
@@ -762,7 +762,7 @@ class _Engine:
                         while True:
                             try:
                                 message, reconciled = await deliver(
-                                    conversation_id, content, reconcile
+                                    conversation_id, content, reconcile, self
                                 )
                                 break
                             except RateLimitError as exc:
