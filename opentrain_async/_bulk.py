@@ -3,8 +3,9 @@
 ``BulkSend`` is the engine behind ``OpenTrainClient.send_many``.  ``concurrency`` workers
 each pull one input, send it and put its outcome on a queue bounded to ``concurrency``;
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
-not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
-input size) and a slow consumer slows the sending down.  ``send_all`` runs the same
+not yet consumed stay below ``2 * concurrency``, plus in order the inputs parked behind
+an earlier input of their conversation (at most ``DEFAULT_PARKED + 16 * concurrency``):
+memory is bounded for any input size, and a slow consumer slows the sending down.  ``send_all`` runs the same
 workers but has them account for each outcome in its report directly.
 
 Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above

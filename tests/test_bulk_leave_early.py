@@ -74,7 +74,9 @@ async def test_grace_running_out_reports_unknown(server: FakeOpenTrain) -> None:
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
     async with OpenTrainClient(server.token, server.base_url) as client:
-        outcomes = client.send_many(((conv, f"m{i}") for i in range(50)), concurrency=2)
+        outcomes = client.send_many(
+            ((conv, f"m{i}") for i in range(50)), concurrency=2, ordered=False
+        )
         consumer = asyncio.ensure_future(outcomes.__anext__())
         while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
             await asyncio.sleep(0)
