@@ -54,6 +54,7 @@ from ._cli._journal_redis import (
 )
 from ._errors import (
     DeliveryUnknownError,
+    InvalidRequestError,
     JobBusyError,
     JobJournalError,
     NotAttemptedError,
@@ -197,9 +198,12 @@ class JournaledRun:
         progress = self._state.inputs.get(ident)
         if progress is not None and progress.sha256 not in (None, digest):
             if progress.ok or progress.open or progress.kind == "delivery_unknown":
-                raise JobJournalError(
+                raise InvalidRequestError(
                     f"key {message.key!r} was sent by an earlier run with other content; "
-                    "not sent (give the new message a new key)"
+                    "not sent (give the new message a new key)",
+                    field="key",
+                    limit="the content it was first sent with",
+                    actual=None,
                 )
             progress = None  # it failed with the old content: the new one is a new attempt
         if progress is not None and progress.ok and progress.message_id is not None:

@@ -201,3 +201,21 @@ async def test_an_arq_style_task_killed_and_retried_commits_each_message_once(
         assert [m["content"] for m in server.messages(conv)] == [
             f"part {k} of 4" for k in range(1, 5)
         ]
+
+
+async def test_a_key_sent_before_with_other_content_is_refused_not_resent(
+    server: FakeOpenTrain, no_wait: FakeTime, tmp_path: Path
+) -> None:
+    """A retried task whose keyed input changed content: that input is refused (invalid,
+    field "key"), the others go on; nothing is sent twice."""
+    conv, other = server.add_conversation(), server.add_conversation()
+    journal = tmp_path / "j.journal"
+    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
+        await client.send_all([OutgoingMessage(conv, "v1", key="k")], journal=journal)
+        report = await client.send_all(
+            [OutgoingMessage(conv, "v2", key="k"), OutgoingMessage(other, "hi", key="k2")],
+            journal=journal,
+        )
+    assert (report.sent, report.counts["invalid"]) == (1, 1)
+    assert report.failures[0].error.field == "key"  # type: ignore[union-attr]
+    assert [m["content"] for m in server.messages(conv)] == ["v1"]
