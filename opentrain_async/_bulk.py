@@ -5,8 +5,9 @@ each pull one input, send it and put its outcome on a queue bounded to ``concurr
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
 not yet consumed stay below ``2 * concurrency``, plus in order the inputs parked behind
 an earlier input of their conversation (at most ``DEFAULT_PARKED + 16 * concurrency``):
-memory is bounded for any input size, and a slow consumer slows the sending down.  ``send_all`` runs the same
-workers but has them account for each outcome in its report directly.
+memory is bounded for any input size, and a slow consumer slows the sending down.
+``send_all`` runs the same workers but has them account for each outcome in its report
+directly.
 
 Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above
 ``max_retry_after`` is that input's outcome and the rest go on.  A 429 under that cap
@@ -20,10 +21,10 @@ good, the rest of its conversation is not sent (``BlockedByEarlierFailureError``
 ``on_failure="continue"``.  ``ordered=False`` sends every input as soon as a worker is free.
 
 Leaving the loop early under ``async with`` (``break``, an exception) or with
-``aclose()``: no input is pulled and no send starts (the engine goes with each
-send as its ``gate``, which the request pipeline asks before the send), sends on the wire get a grace to finish, and the
-outcomes the loop did not see are kept in ``unreported``.  Cancellation stops at once.
-A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
+``aclose()``: no input is pulled and no send starts (the engine goes with each send
+as its ``gate``, which the request pipeline asks before the send), sends on the wire get
+a grace to finish, and the outcomes the loop did not see are kept in ``unreported``.
+Cancellation stops at once.  A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
 once unless something else still references it.
 """
 

@@ -373,9 +373,7 @@ async def test_aclose_from_another_task_ends_the_consumer(
     """aclose() called elsewhere wakes a consumer waiting for the next outcome: the loop ends."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
-    outcomes = client.send_many(
-        ((conv, f"m{i}") for i in range(100)), concurrency=2, ordered=False
-    )
+    outcomes = client.send_many(((conv, f"m{i}") for i in range(100)), concurrency=2, ordered=False)
     seen: list[SendOutcome] = []
 
     async def consume() -> None:
