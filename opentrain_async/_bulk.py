@@ -24,8 +24,8 @@ Leaving the loop early under ``async with`` (``break``, an exception) or with
 ``aclose()``: no input is pulled and no send starts (the engine goes with each send
 as its ``gate``, which the request pipeline asks before the send), sends on the wire get
 a grace to finish, and the outcomes the loop did not see are kept in ``unreported``.
-Cancellation stops at once.  A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
-once unless something else still references it.
+Cancellation stops at once.  A plain ``async for ... break`` cancels as soon as the
+iterator is dropped, which is at once unless something else still references it.
 """
 
 from __future__ import annotations
