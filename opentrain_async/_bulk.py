@@ -815,7 +815,8 @@ class _Engine:
                 if (
                     failure is None
                     or chains.on_failure == "continue"
-                    or isinstance(failure, NotAttemptedError)  # halted: the rest are not attempted
+                    or self._halt is not None  # no send can succeed: the rest not attempted
+                    or isinstance(failure, NotAttemptedError)
                 ):
                     await self._hand(outcome)
                     held = chains.next(conversation_id)
