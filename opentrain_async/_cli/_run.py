@@ -349,6 +349,7 @@ class Runner:
             concurrency=self.options.concurrency,
             reconcile=False,
             grace=0.0,  # reads only: nothing on the wire is worth waiting for
+            ordered=False,  # reads only: nothing a recipient sees, no order to keep
         )
         async with settling as outcomes:
             async for outcome in outcomes:
