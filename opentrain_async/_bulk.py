@@ -742,10 +742,11 @@ class _Engine:
                             conversation_id = None if chains is None else _conversation_of(item)
                         content = exc  # its outcome, in its turn
                     if chains is not None and conversation_id is not None:
-                        blocked = chains.stopped(conversation_id)
-                        if blocked is not None:
-                            await self._hand(SendOutcome(index, item, None, blocked, key))
-                            continue
+                        if chains.failed:
+                            blocked = chains.stopped(conversation_id)
+                            if blocked is not None:
+                                await self._hand(SendOutcome(index, item, None, blocked, key))
+                                continue
                         if not chains.enter((index, item, key, conversation_id, content)):
                             continue  # parked behind an earlier input of its conversation
                 try:

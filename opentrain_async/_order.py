@@ -79,9 +79,11 @@ class Chains:
         self.parked = 0
         """Inputs waiting in a chain right now."""
         self.peak_parked = 0
-        self._busy: dict[str, deque[Parked]] = {}
+        self._busy: dict[str, deque[Parked] | None] = {}
         """Conversations with an input in progress, and what waits behind it."""
-        self._failed: dict[str, _Failed] = {}
+        self.failed: dict[str, _Failed] = {}
+        """Conversations stopped by a failure for good (empty on a good day: the
+        workers look here only when it is not)."""
         self._room = asyncio.Event()
         self._room.set()
 
@@ -99,7 +101,7 @@ class Chains:
 
     def stopped(self, conversation_id: str) -> BlockedByEarlierFailureError | None:
         """The outcome of a new input of a conversation that failed for good, else None."""
-        failed = self._failed.get(conversation_id)
+        failed = self.failed.get(conversation_id)
         if failed is None:
             return None
         return blocked_error(conversation_id, failed.index, failed.key, failed.error)
@@ -114,15 +116,19 @@ class Chains:
         """End a conversation before the run reaches it (a resumed job whose journal
         has an input of it that failed for good): its inputs get blocked outcomes."""
         failed = _Failed(index, key, error if error is not None else _earlier())
-        self._failed.setdefault(conversation_id, failed)
+        self.failed.setdefault(conversation_id, failed)
 
     def enter(self, parked: Parked) -> bool:
         """True when the input's conversation is free (the caller now holds it); else it
         is parked at the back of its chain and False."""
-        chain = self._busy.get(parked[3])
-        if chain is None:
-            self._busy[parked[3]] = deque()
+        busy = self._busy
+        conversation_id = parked[3]
+        if conversation_id not in busy:
+            busy[conversation_id] = None  # held, nothing behind it (no deque until needed)
             return True
+        chain = busy[conversation_id]
+        if chain is None:
+            chain = busy[conversation_id] = deque()
         chain.append(parked)
         self.parked += 1
         if self.parked > self.peak_parked:
@@ -134,9 +140,10 @@ class Chains:
     def next(self, conversation_id: str) -> Parked | None:
         """The held input has its outcome: the next one of its chain (the caller still
         holds the conversation), or None (the conversation is free)."""
-        chain = self._busy.get(conversation_id)
+        busy = self._busy
+        chain = busy.get(conversation_id)
         if not chain:
-            self._busy.pop(conversation_id, None)
+            busy.pop(conversation_id, None)
             return None
         self._took(1)
         return chain.popleft()
@@ -157,7 +164,7 @@ class Chains:
     ) -> None:
         """Free the conversation as failed for good at input ``index``: its later inputs
         get ``stopped``'s outcome (take what is parked first)."""
-        self._failed[conversation_id] = _Failed(index, key, error)
+        self.failed[conversation_id] = _Failed(index, key, error)
         self._busy.pop(conversation_id, None)
 
     def release(self, conversation_id: str) -> list[Parked]:
@@ -168,7 +175,9 @@ class Chains:
 
     def drain(self) -> list[Parked]:
         """Every parked input of every chain (the run was stopped), oldest first."""
-        left = sorted((p for chain in self._busy.values() for p in chain), key=lambda p: p[0])
+        left = sorted(
+            (p for chain in self._busy.values() if chain for p in chain), key=lambda p: p[0]
+        )
         self._busy.clear()
         self._took(len(left))
         return left
