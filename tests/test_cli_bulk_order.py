@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -72,8 +73,15 @@ async def test_a_failed_line_stops_its_conversation_also_on_a_rerun(
     job = write_jsonl(tmp_path / "job.jsonl", lines)
     journal = tmp_path / "job.journal"
     env = cli_env(server, tmp_path)
-    first = await run_cli("bulk", str(job), "--journal", str(journal), "--json", env=env)
+    failures = tmp_path / "failures.jsonl"
+    first = await run_cli(
+        "bulk", str(job), "--journal", str(journal), "--json", "--failures", str(failures), env=env
+    )
     assert first.code == 1
+    rows = [json.loads(line) for line in failures.read_text().splitlines()]
+    blocked = [r for r in rows if r["reason"] == "blocked_by_earlier_failure"]
+    assert len(blocked) == 2
+    assert all("line 3 of conversation" in json.dumps(r) for r in blocked), blocked
     assert _parts(server, bad) == [1, 2]
     assert _parts(server, good) == [1, 2, 3, 4, 5]
     summary = first.json()

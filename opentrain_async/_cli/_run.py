@@ -118,6 +118,8 @@ class Runner:
         self._grace: asyncio.TimerHandle | None = None
         self._recorded = 0
         self._sending_handle: BulkSend | None = None
+        self._failed_lines: dict[str, int] = {}
+        """Line numbers of this run's failed inputs, by identity (blocked lines name them)."""
         self._stats_before = (0, 0, 0)
         """The client's counts before the run (the pre-send check is not the run's)."""
 
@@ -410,12 +412,30 @@ class Runner:
             message = item.message
             yield OutgoingMessage(message.conversation_id, message.content, key=item.ident)
 
+    def _blocked_by_line(
+        self, error: BlockedByEarlierFailureError, item: JobInput
+    ) -> BlockedByEarlierFailureError:
+        """The same refusal, naming the line it waited on (the engine knows indexes)."""
+        ident = error.waited_on_key
+        line = self._failed_lines.get(ident) if ident is not None else None
+        which = f"line {line}" if line is not None else "an earlier line (in an earlier run)"
+        blocked = BlockedByEarlierFailureError(
+            f"not sent: {which} of conversation {item.message.conversation_id} failed for "
+            "good, and a conversation's lines are sent in order (--on-failure continue "
+            "sends them anyway, --unordered drops the order)",
+            waited_on=line,
+            waited_on_key=ident,
+            cause=error.__cause__ if isinstance(error.__cause__, OpenTrainError) else None,
+        )
+        return blocked
+
     def _skipped(self, item: JobInput, action: Action) -> None:
         """In order: a line an earlier run left failed (or unknown) ends its conversation
         for this run too, so a resume never sends a later line without it."""
         sending = self._sending_handle
         if sending is not None and action in (Action.SKIP_FAILED, Action.UNKNOWN):
-            sending.stop_conversation(item.message.conversation_id, key=item.message.key)
+            sending.stop_conversation(item.message.conversation_id, key=item.ident)
+            self._failed_lines[item.ident] = item.line.number
 
     async def _before_send(self, message: OutgoingMessage) -> None:
         """Right before an input's send: the durable ``started`` record.  Workers call
@@ -455,6 +475,7 @@ class Runner:
             # In order, after a line of its conversation failed for good: a failure of
             # this run, journaled as not final (a rerun decides again, in order).
             item = pulled
+            outcome = attrs.evolve(outcome, error=self._blocked_by_line(outcome.error, item))
         elif item is None:  # never started (the run was stopping): the next run sends it
             return None
         self._recorded += 1
@@ -472,6 +493,7 @@ class Runner:
         # The summary and the journal group failures by the server's own reason, also
         # one the SDK's closed set of kinds does not name (as ``BulkReport.by_reason``).
         kind = outcome.reason or outcome.kind
+        self._failed_lines[ident] = pulled.line.number
         self._failure(pulled, kind, error)
         logger.info("%s: not delivered: %s", ident, describe_error(error))
         if self.journal is not None:
