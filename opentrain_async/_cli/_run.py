@@ -419,7 +419,7 @@ class Runner:
         ident = error.waited_on_key
         line = self._failed_lines.get(ident) if ident is not None else None
         which = f"line {line}" if line is not None else "an earlier line (in an earlier run)"
-        blocked = BlockedByEarlierFailureError(
+        return BlockedByEarlierFailureError(
             f"not sent: {which} of conversation {item.message.conversation_id} failed for "
             "good, and a conversation's lines are sent in order (--on-failure continue "
             "sends them anyway, --unordered drops the order)",
@@ -427,7 +427,6 @@ class Runner:
             waited_on_key=ident,
             cause=error.__cause__ if isinstance(error.__cause__, OpenTrainError) else None,
         )
-        return blocked
 
     def _skipped(self, item: JobInput, action: Action) -> None:
         """In order: a line an earlier run left failed (or unknown) ends its conversation
