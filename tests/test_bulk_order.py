@@ -19,7 +19,7 @@ from opentrain_async import (
     SendOutcome,
 )
 from opentrain_async._order import DEFAULT_PARKED
-from opentrain_async.testing import FakeOpenTrain, FakeTime, TokenBucket
+from opentrain_async.testing import FakeOpenTrain, FakeTime, Fault, TokenBucket
 
 from .conftest import make_client
 
@@ -243,3 +243,18 @@ async def test_leaving_early_reports_parked_inputs_as_not_sent(
     assert unreported[0].ok
     assert all(isinstance(o.error, NotAttemptedError) for o in unreported[1:])
     assert parts_read(server, conv) == [1]
+
+
+async def test_read_back_of_an_unknown_outcome_keeps_the_order(
+    server: FakeOpenTrain, no_wait: FakeTime
+) -> None:
+    """Part 1 answered 502 (outcome unknown: it may have been committed): part 2 waits
+    until read-back has looked for part 1 and it was sent again; nothing twice."""
+    conversations = [server.add_conversation() for _ in range(3)]
+    server.fail_next(3, status=502)  # the first sends: part 1 of each conversation
+    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
+        report = await client.send_all(numbered(conversations))
+    assert report.sent == 15
+    assert server.stats()["duplicates"] == 0
+    for conv in conversations:
+        assert parts_read(server, conv) == [1, 2, 3, 4, 5]
