@@ -19,7 +19,7 @@ from opentrain_async import (
     SendOutcome,
 )
 from opentrain_async._order import DEFAULT_PARKED
-from opentrain_async.testing import FakeOpenTrain, FakeTime, Fault, TokenBucket
+from opentrain_async.testing import FakeOpenTrain, FakeTime, TokenBucket
 
 from .conftest import make_client
 
