@@ -3,9 +3,11 @@
 ``BulkSend`` is the engine behind ``OpenTrainClient.send_many``.  ``concurrency`` workers
 each pull one input, send it and put its outcome on a queue bounded to ``concurrency``;
 a worker pulls again only once its outcome is queued, so inputs in flight plus outcomes
-not yet consumed stay below ``2 * concurrency`` (memory is O(concurrency) for any
-input size) and a slow consumer slows the sending down.  ``send_all`` runs the same
-workers but has them account for each outcome in its report directly.
+not yet consumed stay below ``2 * concurrency``, plus in order the inputs parked behind
+an earlier input of their conversation (at most ``DEFAULT_PARKED + 16 * concurrency``):
+memory is bounded for any input size, and a slow consumer slows the sending down.
+``send_all`` runs the same workers but has them account for each outcome in its report
+directly.
 
 Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above
 ``max_retry_after`` is that input's outcome and the rest go on.  A 429 under that cap
@@ -13,12 +15,17 @@ is never an outcome: the input waits.  A failure that dooms every send of the to
 (``stops_engine``: 401, a 403 about the account or token) stops the sending: every later
 input gets a ``NotAttemptedError`` outcome without a request.
 
+In order (the default): within one conversation, input k+1 is sent only once input k
+has its outcome; conversations stay concurrent (``_order``).  When an input fails for
+good, the rest of its conversation is not sent (``BlockedByEarlierFailureError``) unless
+``on_failure="continue"``.  ``ordered=False`` sends every input as soon as a worker is free.
+
 Leaving the loop early under ``async with`` (``break``, an exception) or with
-``aclose()``: no input is pulled and no send starts (the request pipeline asks
-``SEND_GATE`` before each send), sends on the wire get a grace to finish, and the
-outcomes the loop did not see are kept in ``unreported``.  Cancellation stops at once.
-A plain ``async for ... break`` cancels as soon as the iterator is dropped, which is at
-once unless something else still references it.
+``aclose()``: no input is pulled and no send starts (the engine goes with each send
+as its ``gate``, which the request pipeline asks before the send), sends on the wire get
+a grace to finish, and the outcomes the loop did not see are kept in ``unreported``.
+Cancellation stops at once.  A plain ``async for ... break`` cancels as soon as the
+iterator is dropped, which is at once unless something else still references it.
 """
 
 from __future__ import annotations
@@ -47,11 +54,13 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    BlockedByEarlierFailureError,
     ConfigurationError,
     ConflictError,
     DeliveryUnknownError,
     InternalServerError,
     InvalidRequestError,
+    JobJournalError,
     NotAttemptedError,
     NotFoundError,
     OpenTrainError,
@@ -60,16 +69,19 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
-from ._pipeline import EARLY_RETRY, SEND_GATE
+from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
+from ._pipeline import EARLY_RETRY
 from ._retry import RetryPolicy
 from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
 
 __all__ = [
     "OUTCOME_KINDS",
+    "BeforeSend",
     "BulkReport",
     "BulkSend",
     "Deliver",
+    "OnFailure",
     "OutcomeKind",
     "SendItem",
     "SendOutcome",
@@ -93,18 +105,25 @@ ACCOUNT_REASONS = frozenset(
 
 def stops_engine(error: OpenTrainError) -> bool:
     """True for failures every later send of this token would meet too: 401, a 403
-    about the account or token (missing scope, feature disabled, unclaimed account), and
-    a client that cannot send at all (closed, or its session closed)."""
-    if isinstance(error, (AuthenticationError, ConfigurationError)):
+    about the account or token (missing scope, feature disabled, unclaimed account), a
+    client that cannot send at all (closed, or its session closed), and a journal that
+    can no longer record (``journal=``)."""
+    if isinstance(error, (AuthenticationError, ConfigurationError, JobJournalError)):
         return True
     if isinstance(error, PermissionDeniedError):
         return error.reason in ACCOUNT_REASONS or "requiredScope" in error.details
     return False
 
 
-Deliver = Callable[[str, str, bool], Awaitable[tuple[Message, bool]]]
-"""What the engine sends through: ``deliver(conversation_id, content, reconcile)`` returns
-the message and whether read-back found it, or raises an ``OpenTrainError``."""
+Deliver = Callable[[str, str, bool, Any], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile, gate)``
+returns the message and whether read-back found it, or raises an ``OpenTrainError``.
+``gate`` is the engine: once its ``closing`` is set no new send may start."""
+
+BeforeSend = Callable[[int, Any], Awaitable["tuple[Message, bool] | None"]]
+"""Awaited with each input's index and item right before its send (a journal's durable
+"started" record).  A message returned settles the input without a send (a journal that
+already has it delivered); an ``OpenTrainError`` raised is its outcome."""
 
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
@@ -115,6 +134,7 @@ OutcomeKind = Literal[
     # failures found here
     "invalid",
     "delivery_unknown",
+    "blocked_by_earlier_failure",
     "not_attempted",
     "connection_error",
     "unexpected_response",
@@ -147,6 +167,7 @@ OUTCOME_KINDS: frozenset[OutcomeKind] = frozenset(get_args(OutcomeKind))
 _KIND_BY_CLASS: tuple[tuple[type[OpenTrainError], OutcomeKind], ...] = (
     (InvalidRequestError, "invalid"),
     (DeliveryUnknownError, "delivery_unknown"),
+    (BlockedByEarlierFailureError, "blocked_by_earlier_failure"),
     (NotAttemptedError, "not_attempted"),
     (APIConnectionError, "connection_error"),
     (UnexpectedResponseError, "unexpected_response"),
@@ -327,14 +348,38 @@ class BulkSend(AsyncIterator[SendOutcome]):
         reconcile: bool,
         grace: float = LEAVE_GRACE,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
+        ordered: bool = True,
+        on_failure: OnFailure = "stop",
+        hooks: SendHooks | None = None,
     ) -> None:
         check_option(concurrency, "concurrency", minimum=1, integer=True)
         check_option(grace, "grace", minimum=0, unit=" seconds", infinite=True)
         self._outcomes = _Outcomes(concurrency)
+        if before_send is not None:
+            if hooks is not None:
+                raise ConfigurationError("pass before_send= or journal=, not both")
+            hooks = _CallerHook(before_send)
+        self._hooks = hooks
         self._engine = _Engine(
-            deliver, policy, items, concurrency, reconcile, self._outcomes, before_send=before_send
+            deliver,
+            policy,
+            items,
+            concurrency,
+            reconcile,
+            self._outcomes,
+            chains=order_chains(ordered, on_failure, concurrency),
+            hooks=hooks,
         )
         self.grace = grace
+
+    def stop_conversation(self, conversation_id: str, *, key: str | None = None) -> None:
+        """In order: end ``conversation_id`` before its inputs are reached, as if an
+        earlier input of it (``key``) had failed for good: each of its inputs gets a
+        ``BlockedByEarlierFailureError`` outcome.  For a resumed job whose journal says
+        an earlier input of the conversation failed."""
+        chains = self._engine.chains
+        if chains is not None and chains.on_failure == "stop":
+            chains.stop(conversation_id, None, key, None)
 
     @property
     def unreported(self) -> list[SendOutcome]:
@@ -351,6 +396,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
         engine = self._engine
         if engine.stopped:
             raise StopAsyncIteration
+        hooks = self._hooks
+        if hooks is not None and not engine.started:
+            await hooks.open()  # a journal taken over before the first send (or raised)
         engine.start()
         try:
             outcome = await self._outcomes.get()
@@ -361,6 +409,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
             stopped_before = engine.stopped
             engine.stopped = True
             self._outcomes.put_nowait(_END)  # any other consumer sees the end too
+            if hooks is not None and not stopped_before:
+                await hooks.close()
             if not stopped_before:  # after aclose() the stream just ends
                 engine.raise_input_error()
             raise StopAsyncIteration
@@ -378,6 +428,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
     ) -> None:
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
             await self._engine.aclose()  # cancelled: stop now
+            if self._hooks is not None and self._engine.started:
+                await self._hooks.close()
             return
         await self.aclose()
 
@@ -397,6 +449,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
         await engine.finish(self.grace if grace is None else grace)
         engine.unreported.extend(outcomes.take_all())
         await engine.aclose()
+        engine.unreported.extend(engine.drain_parked())
+        if self._hooks is not None and engine.started:
+            await self._hooks.close()
 
     def __del__(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -499,13 +554,16 @@ class _Engine:
         reconcile: bool,
         sink: Sink,
         *,
-        before_send: Callable[[Any], Awaitable[None]] | None = None,
+        chains: Chains | None = None,
+        hooks: SendHooks | None = None,
     ) -> None:
         self._deliver = deliver
         self._policy = policy
-        self._before_send = before_send
-        """Awaited with each valid input right before its send (a journal's durable
-        "started" record); if it raises an ``OpenTrainError`` that is the outcome."""
+        self._before_send = None if hooks is None else hooks.before_send
+        self._after = None if hooks is None or isinstance(hooks, _CallerHook) else hooks.after
+        self._chains = chains
+        self.chains = chains
+        """The per-conversation chains in order (None: ``ordered=False``)."""
         self._async_items: AsyncIterator[Any] | None = None
         self._items: Iterator[Any] | None = None
         if isinstance(items, AsyncIterable):
@@ -527,9 +585,13 @@ class _Engine:
         self._halt: OpenTrainError | None = None
         """Set by the first failure that dooms every later send (``stops_engine``)."""
         self.closing = False
-        """The consumer left: no new send may start (checked by the request pipeline,
-        see ``SEND_GATE``); outcomes go to ``unreported``."""
+        """The consumer left: no new send may start (the engine is the ``gate`` passed
+        with each send; the request pipeline checks it); outcomes go to ``unreported``."""
         self.unreported: list[SendOutcome] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
 
     def start(self) -> None:
         if not self._workers:
@@ -566,6 +628,8 @@ class _Engine:
         self.closing = True
         self.stopped = True  # the stream just ends for every consumer
         self._exhausted = True
+        if self._chains is not None:
+            self._chains.wake()
 
     async def finish(self, grace: float) -> None:
         """Give the sends under way ``grace`` seconds to finish, then stop the rest."""
@@ -618,72 +682,107 @@ class _Engine:
 
     async def _work(self) -> None:
         """One worker.  Kept in one frame with the outcome logic: the send path is
-        re-entered through every coroutine layer each time aiohttp resumes it."""
-        SEND_GATE.set(self)  # this worker's context only: the pipeline checks it
+        re-entered through every coroutine layer each time aiohttp resumes it.
+
+        In order (``chains``), a worker that pulls an input of a conversation with an
+        input in progress parks it and pulls again; the worker that finishes a
+        conversation's input goes on with the next one of its chain (``held``)."""
         deliver = self._deliver
         before_send = self._before_send
+        after = self._after
         policy = self._policy
         reconcile = self._reconcile
         items = self._items
-        put = self._sink.put
-        unreported = self.unreported
+        chains = self._chains
         waits = 0  # the engine's own waits for the current input's 429s
+        held: Parked | None = None  # the next input of the conversation this worker holds
+        content: Any
         try:
-            while not self._exhausted:
-                if items is not None:
-                    # A plain next() cannot be interleaved with another worker's: no lock.
-                    try:
-                        item = next(items)
-                    except StopIteration:
-                        self._exhausted = True
-                        break
-                    except Exception as exc:  # the caller's iterable failed
-                        self._exhausted = True
-                        self._input_error = exc
-                        break
+            while True:
+                if held is not None:
+                    index, item, key, conversation_id, content = held
+                    held = None
                 else:
-                    item = await self._next_async_item()
-                    if item is _END:
+                    if self._exhausted:
                         break
-                index = self._index
-                self._index += 1
-                key: str | None = None
-                try:
-                    if item.__class__ is tuple and len(item) == 2:  # the common shape
-                        conversation_id = validate_conversation_id(item[0])
-                        content = validate_content(item[1])
+                    if chains is not None and chains.full:
+                        await chains.room()  # a chain must move on before more is read
+                        continue
+                    if items is not None:
+                        # A plain next() cannot be interleaved with another worker's: no lock.
+                        try:
+                            item = next(items)
+                        except StopIteration:
+                            self._exhausted = True
+                            break
+                        except Exception as exc:  # the caller's iterable failed
+                            self._exhausted = True
+                            self._input_error = exc
+                            break
                     else:
-                        key = _key_of(item)  # kept even when the rest of the item is invalid
-                        outgoing = normalize_item(item)
-                        key = outgoing.key
-                        conversation_id = outgoing.conversation_id
-                        content = outgoing.content
+                        item = await self._next_async_item()
+                        if item is _END:
+                            break
+                    index = self._index
+                    self._index += 1
+                    key = None
+                    conversation_id = None
+                    try:
+                        if item.__class__ is tuple and len(item) == 2:  # the common shape
+                            conversation_id = validate_conversation_id(item[0])
+                            content = validate_content(item[1])
+                        else:
+                            key = _key_of(item)  # kept even when the rest of the item is invalid
+                            outgoing = normalize_item(item)
+                            key = outgoing.key
+                            conversation_id = outgoing.conversation_id
+                            content = outgoing.content
+                    except InvalidRequestError as exc:
+                        if chains is None or conversation_id is None:
+                            conversation_id = None if chains is None else _conversation_of(item)
+                        content = exc  # its outcome, in its turn
+                    if chains is not None and conversation_id is not None:
+                        if chains.failed:
+                            blocked = chains.stopped(conversation_id)
+                            if blocked is not None:
+                                await self._hand(SendOutcome(index, item, None, blocked, key))
+                                continue
+                        if not chains.enter((index, item, key, conversation_id, content)):
+                            continue  # parked behind an earlier input of its conversation
+                try:
+                    if content.__class__ is not str:
+                        raise content  # invalid: found when it was pulled
+                    assert conversation_id is not None  # valid content, valid conversation
                     if self._halt is not None:
                         raise self._not_attempted()
-                    if before_send is not None:
-                        await before_send(item)
-                    if waits:  # the last input's engine waits made its retries late
-                        EARLY_RETRY.set(True)
-                        waits = 0
-                    while True:
-                        try:
-                            message, reconciled = await deliver(conversation_id, content, reconcile)
-                            break
-                        except RateLimitError as exc:
-                            # 429 means "later", never "no": the input waits while the
-                            # hints stay under max_retry_after, however many it takes.
-                            # The attempt that failed is the retry budget's last plus
-                            # these waits (see compute_wait: only a first 429 with a
-                            # rounded one-second hint is left to the pacer).
-                            if policy.retry_reason(exc, idempotent=False) is None:
-                                raise
-                            waits += 1
-                            attempt = policy.max_retries + waits
-                            if waits == 1:  # the next deliver's retries are no first one
-                                EARLY_RETRY.set(False)
-                            await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
-                            if self._halt is not None:
-                                raise self._not_attempted() from self._halt
+                    settled = None if before_send is None else await before_send(index, item)
+                    if settled is not None:  # a journal knows its outcome: nothing to send
+                        message, reconciled = settled
+                    else:
+                        if waits:  # the last input's engine waits made its retries late
+                            EARLY_RETRY.set(True)
+                            waits = 0
+                        while True:
+                            try:
+                                message, reconciled = await deliver(
+                                    conversation_id, content, reconcile, self
+                                )
+                                break
+                            except RateLimitError as exc:
+                                # 429 means "later", never "no": the input waits while the
+                                # hints stay under max_retry_after, however many it takes.
+                                # The attempt that failed is the retry budget's last plus
+                                # these waits (see compute_wait: only a first 429 with a
+                                # rounded one-second hint is left to the pacer).
+                                if policy.retry_reason(exc, idempotent=False) is None:
+                                    raise
+                                waits += 1
+                                attempt = policy.max_retries + waits
+                                if waits == 1:  # the next deliver's retries are no first one
+                                    EARLY_RETRY.set(False)
+                                await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
+                                if self._halt is not None:
+                                    raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:
                     if self._halt is None and stops_engine(exc):
                         self._halt = exc  # no further sends: every later input is not attempted
@@ -703,25 +802,96 @@ class _Engine:
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
-                if self.closing:
-                    unreported.append(outcome)
+                if after is not None:
+                    await after(outcome)
+                if chains is None or conversation_id is None:
+                    await self._hand(outcome)
                     continue
-                try:
-                    result = put(outcome)
-                    if result is not None:
-                        await result
-                except BaseException as exc:  # the sink failed (a callback): stop everything
-                    if self.stopped:  # this worker was cancelled by the engine itself
-                        raise
-                    self._sink_error = exc
-                    self.cancel()
-                    if isinstance(exc, Exception):
-                        return
-                    raise
+                failure = outcome.error
+                if self.closing:  # what waits in this chain will not be sent
+                    self.unreported.append(outcome)
+                    for p in chains.release(conversation_id):
+                        self.unreported.append(SendOutcome(p[0], p[1], None, _left(), p[2]))
+                    continue
+                if (
+                    failure is None
+                    or chains.on_failure == "continue"
+                    or self._halt is not None  # no send can succeed: the rest not attempted
+                    or isinstance(failure, NotAttemptedError)
+                ):
+                    await self._hand(outcome)
+                    held = chains.next(conversation_id)
+                    continue
+                # Failed for good: the rest of this conversation is not sent.  It stays
+                # held until every input parked behind has its outcome, so the stream
+                # shows them in order.
+                await self._hand(outcome)
+                while True:
+                    rest = chains.take(conversation_id)
+                    if not rest:
+                        break
+                    for p in rest:
+                        blocked = blocked_error(conversation_id, index, key, failure)
+                        await self._hand(SendOutcome(p[0], p[1], None, blocked, p[2]))
+                chains.fail(conversation_id, index, key, failure)
+        except _SinkFailed:
+            return
         finally:
             self._live_workers -= 1
             if self._live_workers == 0 and not self.stopped:
                 self._sink.close(discard=False)  # the last one closes the sink
+
+    async def _hand(self, outcome: SendOutcome) -> None:
+        """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If
+        the sink fails, everything stops and ``_SinkFailed`` ends the worker."""
+        if self.closing:
+            self.unreported.append(outcome)
+            return
+        try:
+            result = self._sink.put(outcome)
+            if result is not None:
+                await result
+        except BaseException as exc:  # the sink failed (a callback): stop everything
+            if self.stopped:  # this worker was cancelled by the engine itself
+                raise
+            self._sink_error = exc
+            self.cancel()
+            if isinstance(exc, Exception):
+                raise _SinkFailed from None
+            raise
+
+    def drain_parked(self) -> list[SendOutcome]:
+        """Outcomes for inputs still parked once the workers stopped: never sent."""
+        if self._chains is None:
+            return []
+        return [SendOutcome(p[0], p[1], None, _left(), p[2]) for p in self._chains.drain()]
+
+
+class _SinkFailed(Exception):
+    """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
+
+
+def _left() -> NotAttemptedError:
+    return NotAttemptedError(
+        "not sent: the loop over send_many's outcomes ended before this input's turn "
+        "(an earlier input of its conversation was still being sent)"
+    )
+
+
+def _conversation_of(item: Any) -> str | None:
+    """The valid conversation id of an input whose content is invalid, else None."""
+    if isinstance(item, OutgoingMessage):
+        value: Any = item.conversation_id
+    elif isinstance(item, tuple) and len(item) == 2:
+        value = item[0]
+    elif isinstance(item, Mapping):
+        value = item.get("conversationId", item.get("conversation_id"))
+    else:
+        return None
+    try:
+        return validate_conversation_id(value)
+    except InvalidRequestError:
+        return None
 
 
 def _key_of(item: Any) -> str | None:
@@ -742,6 +912,9 @@ async def run_batch(
     on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None,
     keep_failures: int = DEFAULT_KEEP_FAILURES,
     clock: Callable[[], float] = time.monotonic,
+    ordered: bool = True,
+    on_failure: OnFailure = "stop",
+    hooks: SendHooks | None = None,
 ) -> BulkReport:
     """Send a whole batch into a ``BulkReport``, calling ``on_outcome`` for each outcome.
 
@@ -754,9 +927,69 @@ async def run_batch(
     report = BulkReport(keep_failures=keep_failures)
     started = clock()
     sink = _ReportSink(report, on_outcome)
-    await _Engine(deliver, policy, items, concurrency, reconcile, sink).run()
+    chains = order_chains(ordered, on_failure, concurrency)
+    engine = _Engine(
+        deliver, policy, items, concurrency, reconcile, sink, chains=chains, hooks=hooks
+    )
+    if hooks is None:
+        await engine.run()
+    else:
+        await hooks.open()
+        try:
+            await engine.run()
+        finally:
+            await hooks.close()
     report.elapsed = clock() - started
     return report
+
+
+def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
+    """The chains that keep each conversation in order (None: ``ordered=False``)."""
+    if on_failure not in ("stop", "continue"):
+        raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
+    if not isinstance(ordered, bool):
+        raise ConfigurationError(f"ordered must be True or False, got {ordered!r}")
+    if not ordered:
+        return None
+    return Chains(DEFAULT_PARKED + 16 * concurrency, on_failure)
+
+
+class SendHooks(Protocol):
+    """What a journal does around a bulk run (``journal=``): taken over before the
+    first send, consulted right before each send, told each outcome before anyone else
+    sees it, released at the end."""
+
+    async def open(self) -> None:
+        """Take the journal over; raise (an ``OpenTrainError``) to send nothing."""
+
+    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
+        """See ``BeforeSend``."""
+
+    async def after(self, outcome: SendOutcome) -> None:
+        """Record an outcome (not awaited for durability: the next run reads it back)."""
+
+    async def close(self) -> None:
+        """Release the journal (idempotent)."""
+
+
+class _CallerHook:
+    """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
+
+    def __init__(self, before_send: Callable[[Any], Awaitable[None]]) -> None:
+        self._call = before_send
+
+    async def open(self) -> None:
+        return None
+
+    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
+        await self._call(item)
+        return None
+
+    async def after(self, outcome: SendOutcome) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
 
 class _ReportSink:

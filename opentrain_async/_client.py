@@ -23,6 +23,8 @@ from ._bulk import (
     DEFAULT_KEEP_FAILURES,
     BulkReport,
     BulkSend,
+    OnFailure,
+    SendHooks,
     SendItem,
     SendOutcome,
     run_batch,
@@ -41,6 +43,10 @@ from ._reply import reply_once
 from ._retry import RetryEvent, RetryPolicy
 from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
+
+JournalSpec = Any
+"""``journal=``: a path (``str``/``os.PathLike``), a ``redis://...?job=NAME`` URL, or a
+journal store (see ``opentrain_async.journal``)."""
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -369,6 +375,9 @@ class OpenTrainClient(ReadMixin):
         reconcile: bool = True,
         grace: float = 5.0,
         before_send: Callable[[Any], Awaitable[None]] | None = None,
+        ordered: bool = True,
+        on_failure: OnFailure = "stop",
+        journal: JournalSpec | None = None,
     ) -> BulkSend:
         """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
 
@@ -384,6 +393,12 @@ class OpenTrainClient(ReadMixin):
         outcomes the loop did not see are then in ``.unreported``.  ``before_send`` is
         awaited with each valid input right before its send (a journal's durable
         "started" record); an ``OpenTrainError`` it raises is that input's outcome.
+
+        ``ordered`` (default) sends the inputs of one conversation one after the other,
+        each once the one before has its outcome; when one fails for good the rest of
+        its conversation gets ``BlockedByEarlierFailureError`` unless
+        ``on_failure="continue"``.  ``journal`` (a path, a ``redis://...?job=NAME`` URL
+        or a store) makes the run exactly-once across retries: see ``send_all``.
         """
         return BulkSend(
             self._delivery.deliver,
@@ -393,6 +408,9 @@ class OpenTrainClient(ReadMixin):
             reconcile=reconcile,
             grace=grace,
             before_send=before_send,
+            ordered=ordered,
+            on_failure=on_failure,
+            hooks=None if journal is None else self._journal(journal),
         )
 
     async def send_all(
@@ -403,13 +421,24 @@ class OpenTrainClient(ReadMixin):
         reconcile: bool = True,
         on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
         keep_failures: int = DEFAULT_KEEP_FAILURES,
+        ordered: bool = True,
+        on_failure: OnFailure = "stop",
+        journal: JournalSpec | None = None,
     ) -> BulkReport:
         """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
 
         ``on_outcome`` is called with every outcome as it arrives (e.g. for progress), one
         call at a time (an async one is awaited before the next starts).  If it raises,
         the batch stops and the exception propagates.  The report keeps the first
-        ``keep_failures`` failed outcomes and counts the rest.
+        ``keep_failures`` failed outcomes and counts the rest.  ``ordered`` and
+        ``on_failure`` are as in ``send_many``.
+
+        ``journal="jobs/batch7.journal"`` (or ``"redis://host/0?job=batch7"``, or a
+        store from ``opentrain_async.journal``) records every send durably before it
+        starts, so a task retried after a crash sends nothing twice: what the journal
+        has as delivered is reported again without a send, a send left open is read
+        back first.  A second run of the same job while one is under way raises
+        ``JobBusyError``; an unusable journal ``JobJournalError``.
         """
         return await run_batch(
             self._delivery.deliver,
@@ -420,7 +449,17 @@ class OpenTrainClient(ReadMixin):
             reconcile=reconcile,
             on_outcome=on_outcome,
             keep_failures=keep_failures,
+            ordered=ordered,
+            on_failure=on_failure,
+            hooks=None if journal is None else self._journal(journal),
         )
+
+    def _journal(self, journal: JournalSpec) -> SendHooks:
+        """The hooks that journal a bulk run (loaded on first use: the journal stores
+        live beside the command line, see ``opentrain_async.journal``)."""
+        from .journal import journaled_run
+
+        return journaled_run(self, journal, clock=self._time)
 
     async def find_own_message(
         self, conversation_id: str, content: str, *, since: float

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Container
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -169,13 +169,12 @@ def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> Del
     )
 
 
-Attempt = Callable[[str, str, Mapping[str, str] | None, bytes | None], Awaitable[tuple[int, Any]]]
-"""One HTTP attempt of the pipeline: ``(method, path, params, body) -> (status, json)``."""
-RetryAfter = Callable[
-    [OpenTrainError, str, str, Mapping[str, str] | None, bytes | None],
-    Awaitable[tuple[int, Any]],
-]
-"""The pipeline's retries after a failed first attempt (raises when it may not retry)."""
+Attempt = Callable[..., Awaitable[tuple[int, Any]]]
+"""One HTTP attempt of the pipeline: ``(method, path, params, body, gate=None) ->
+(status, json)``; ``gate`` is the bulk engine behind a send (it may refuse to start)."""
+RetryAfter = Callable[..., Awaitable[tuple[int, Any]]]
+"""The pipeline's retries after a failed first attempt (raises when it may not retry):
+``(failure, method, path, params, body, idempotent=False, gate=None)``."""
 
 
 class Delivery:
@@ -213,9 +212,10 @@ class Delivery:
         self.log_content = log_content
 
     async def deliver(
-        self, conversation_id: str, content: str, reconcile: bool
+        self, conversation_id: str, content: str, reconcile: bool, gate: Any = None
     ) -> tuple[Message, bool]:
         """POST the message; on an unknown outcome, read back before any resend.
+        ``gate``: the bulk engine sending it, asked before each attempt (``attempt``).
 
         Returns the message and whether read-back (not the POST's answer) found it.
         Kept in one frame with the POST: every coroutine layer is re-entered each time
@@ -229,9 +229,11 @@ class Delivery:
         while True:
             try:
                 try:
-                    status, payload = await self._attempt("POST", "/messages", None, body)
+                    status, payload = await self._attempt("POST", "/messages", None, body, gate)
                 except OpenTrainError as exc:
-                    status, payload = await self._retry_after(exc, "POST", "/messages", None, body)
+                    status, payload = await self._retry_after(
+                        exc, "POST", "/messages", None, body, gate=gate
+                    )
                 message = _parse_message(payload, status, "POST", "/messages")
                 _check_sent(payload, message, conversation_id, content, status, self.claimed)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:

@@ -18,6 +18,9 @@
      │         ├── APITimeoutError
      │         └── DeliveryUnknownError            a send may or may not have been delivered
      ├── NotAttemptedError                         bulk: never sent, the job was stopped
+     │    └── BlockedByEarlierFailureError         an earlier input of its conversation failed
+     ├── JobJournalError                           send_all(journal=): the journal is unusable
+     │    └── JobBusyError                         another run holds the job's journal
      └── WebhookVerificationError                  a webhook signature did not verify
 
 ``except APIError`` catches every failed request, network failures included, and
@@ -44,11 +47,14 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BlockedByEarlierFailureError",
     "ConfigurationError",
     "ConflictError",
     "DeliveryUnknownError",
     "InternalServerError",
     "InvalidRequestError",
+    "JobBusyError",
+    "JobJournalError",
     "NotAttemptedError",
     "NotFoundError",
     "OpenTrainError",
@@ -335,6 +341,36 @@ class NotAttemptedError(OpenTrainError):
     def __init__(self, message: str, *, cause: OpenTrainError | None = None) -> None:
         super().__init__(message)
         self.__cause__ = cause
+
+
+class BlockedByEarlierFailureError(NotAttemptedError):
+    """Bulk, in order (the default): never sent, because an earlier input of the same
+    conversation failed for good; sending it would let a later part overtake the one
+    that failed.  ``waited_on`` is the failed input's index (``waited_on_key`` its key),
+    ``__cause__`` its error.  ``on_failure="continue"`` sends such inputs instead."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        waited_on: int | None,
+        waited_on_key: str | None = None,
+        cause: OpenTrainError | None = None,
+    ) -> None:
+        super().__init__(message, cause=cause)
+        self.waited_on = waited_on
+        self.waited_on_key = waited_on_key
+
+
+class JobJournalError(OpenTrainError):
+    """``send_all``/``send_many`` with ``journal=``: the journal cannot be used (not a
+    journal of ours, corrupt, unreachable, lost mid-run).  Nothing was sent unless the
+    message says otherwise; rerunning resumes from what the journal holds."""
+
+
+class JobBusyError(JobJournalError):
+    """Another run holds this job's journal right now (a second concurrent run of the
+    same task): nothing was sent by this one."""
 
 
 class WebhookVerificationError(OpenTrainError):

@@ -53,7 +53,6 @@ from ._version import __version__
 __all__ = [
     "EARLY_RETRY",
     "MAX_RESPONSE_BYTES",
-    "SEND_GATE",
     "ClientStats",
     "Pipeline",
     "SendGate",
@@ -94,18 +93,12 @@ class ClientStats:
 
 
 class SendGate(Protocol):
-    """Whoever runs the current task's sends (a bulk engine): ``closing`` once its
-    consumer has left, after which no new send may start."""
+    """Whoever runs a send (a bulk engine), passed to ``attempt`` with it: ``closing``
+    once its consumer has left, after which no new send may start."""
 
     @property
     def closing(self) -> bool: ...
 
-
-SEND_GATE: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
-    "opentrain_send_gate", default=None
-)
-"""Set by a bulk engine in its worker tasks; the pipeline refuses to put a send on the
-wire for a gate that is ``closing`` (``NotAttemptedError``)."""
 
 EARLY_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "opentrain_early_retry", default=True
@@ -298,9 +291,15 @@ class Pipeline:
     # -- one request ---------------------------------------------------------------------
 
     async def attempt(
-        self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        gate: SendGate | None = None,
     ) -> tuple[int, Any]:
-        """One HTTP attempt: pace, take the semaphore, send, classify the answer.
+        """One HTTP attempt: pace, take the semaphore, send, classify the answer.  A
+        ``gate`` that is ``closing`` by then refuses the send (``NotAttemptedError``).
 
         Kept in one frame on purpose: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
@@ -331,10 +330,8 @@ class Pipeline:
             stats = self.stats  # shared with every with_options copy
             stats.in_flight += 1
             try:
-                if method != "GET":  # a send_many loop that was left starts no new send
-                    gate = SEND_GATE.get()
-                    if gate is not None and gate.closing:
-                        raise _not_started()
+                if gate is not None and gate.closing:  # a send_many loop that was left
+                    raise _not_started()
                 stats.requests += 1
                 sent_at = self._clock() if debug else 0.0
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
@@ -511,8 +508,10 @@ class Pipeline:
         params: Mapping[str, str] | None,
         data: bytes | None,
         idempotent: bool = False,
+        gate: SendGate | None = None,
     ) -> tuple[int, Any]:
         """Continue after a failed first attempt under the retry policy (tenacity).
+        ``gate``: the bulk engine behind this send (see ``attempt``), None otherwise.
 
         Most requests succeed first time, so tenacity is only set up here, once an
         attempt has failed; it replays that failure as attempt 1 so that counting,
@@ -527,10 +526,10 @@ class Pipeline:
             if pending is not None:
                 failure, pending = pending, None
                 raise failure
-            return await self.attempt(method, path, params, data)
+            return await self.attempt(method, path, params, data, gate)
 
         # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
-        paced = method != "GET" and SEND_GATE.get() is not None and EARLY_RETRY.get()
+        paced = method != "GET" and gate is not None and EARLY_RETRY.get()
         retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)

@@ -64,7 +64,8 @@ async def test_every_input_gets_exactly_one_outcome(
         ("conv_missing", "nowhere"),
     ]
     async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
-        outcomes = await collect(client, items)
+        # Unordered: in order, the first failure would stop the rest of the conversation.
+        outcomes = await collect(client, items, ordered=False)
     by_index = {o.index: o for o in outcomes}
     assert sorted(by_index) == list(range(len(items)))
     assert len(outcomes) == len(items)
@@ -134,7 +135,9 @@ async def test_async_iterable_input(server: FakeOpenTrain, client: OpenTrainClie
 
 
 async def test_input_is_pulled_lazily(server: FakeOpenTrain, client: OpenTrainClient) -> None:
-    """Inputs are pulled only as capacity frees: never more than consumed + 2 * concurrency."""
+    """Inputs are pulled only as capacity frees: never more than consumed + 2 * concurrency
+    (unordered; in order, inputs parked behind their conversation add a bounded read-ahead,
+    see test_bulk_order)."""
     conv = server.add_conversation()
     pulled = 0
 
@@ -145,7 +148,7 @@ async def test_input_is_pulled_lazily(server: FakeOpenTrain, client: OpenTrainCl
             yield conv, f"m{pulled}"
 
     consumed = 0
-    async with client.send_many(endless(), concurrency=4) as outcomes:
+    async with client.send_many(endless(), concurrency=4, ordered=False) as outcomes:
         async for outcome in outcomes:
             assert outcome.ok
             consumed += 1
@@ -229,7 +232,8 @@ async def test_send_all_reports_counts_and_failures(
         no_wait.advance(0.25)  # each outcome takes a quarter second of the batch
 
     items = [(conv, "a"), (blocked, "b"), (conv, ""), (conv, "c")]
-    report = await client.send_all(items, on_outcome=on_outcome)
+    # on_failure="continue": in order, the invalid input would stop "c" (its conversation)
+    report = await client.send_all(items, on_outcome=on_outcome, on_failure="continue")
     assert (report.total, report.sent, report.failed) == (4, 2, 2)
     assert report.counts == {"sent": 2, "message_blocked": 1, "invalid": 1}
     assert sorted(o.index for o in report.failures) == [1, 2]
@@ -369,7 +373,7 @@ async def test_aclose_from_another_task_ends_the_consumer(
     """aclose() called elsewhere wakes a consumer waiting for the next outcome: the loop ends."""
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
-    outcomes = client.send_many(((conv, f"m{i}") for i in range(100)), concurrency=2)
+    outcomes = client.send_many(((conv, f"m{i}") for i in range(100)), concurrency=2, ordered=False)
     seen: list[SendOutcome] = []
 
     async def consume() -> None:
@@ -481,7 +485,7 @@ async def test_cancelling_send_all_stops_its_workers(
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
     task = asyncio.create_task(
-        client.send_all(((conv, f"m{i}") for i in range(100)), concurrency=2)
+        client.send_all(((conv, f"m{i}") for i in range(100)), concurrency=2, ordered=False)
     )
     while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
         await asyncio.sleep(0)
@@ -537,7 +541,9 @@ async def test_async_callbacks_of_send_all_never_overlap(
         active -= 1
         calls += 1
 
-    report = await client.send_all([(conv, f"m{i}") for i in range(60)], on_outcome=on_outcome)
+    report = await client.send_all(
+        [(conv, f"m{i}") for i in range(60)], on_outcome=on_outcome, ordered=False
+    )
     assert (report.sent, calls, peak) == (60, 60, 1)
     assert server.peak_in_flight > 1
 
@@ -569,7 +575,7 @@ async def test_aclose_elsewhere_ends_all_consumers_quietly_after_an_input_error(
         yield conv, "b"
         raise RuntimeError("input broke")
 
-    outcomes = client.send_many(items(), concurrency=3)
+    outcomes = client.send_many(items(), concurrency=3, ordered=False)
 
     async def consume() -> int:
         return len([o async for o in outcomes])

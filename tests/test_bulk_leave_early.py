@@ -1,6 +1,8 @@
 """Leaving a send_many loop early (break, an exception, aclose): sends on the wire finish
 within a grace instead of being cut mid-flight, no new send starts, and every input that
-was pulled still has exactly one outcome: seen by the loop or in ``unreported``."""
+was pulled still has exactly one outcome: seen by the loop or in ``unreported``.  These
+tests send one conversation concurrently (``ordered=False``); leaving an ordered run
+early is in test_bulk_order."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ async def test_break_lets_sends_on_the_wire_finish(
         seen: list[SendOutcome] = []
         async with OpenTrainClient(server.token, server.base_url) as client:
             async with client.send_many(
-                ((conv, f"m{i}") for i in range(1000)), concurrency=4
+                ((conv, f"m{i}") for i in range(1000)), concurrency=4, ordered=False
             ) as outcomes:
                 async for outcome in outcomes:
                     seen.append(outcome)
@@ -55,7 +57,9 @@ async def test_an_exception_in_the_consumer_also_waits_for_the_wire() -> None:
     async with FakeOpenTrain(latency=0.2) as server:
         conv = server.add_conversation()
         async with OpenTrainClient(server.token, server.base_url) as client:
-            stream = client.send_many(((conv, f"m{i}") for i in range(100)), concurrency=3)
+            stream = client.send_many(
+                ((conv, f"m{i}") for i in range(100)), concurrency=3, ordered=False
+            )
 
             async def consume() -> None:
                 async with stream:
@@ -74,7 +78,9 @@ async def test_grace_running_out_reports_unknown(server: FakeOpenTrain) -> None:
     conv = server.add_conversation()
     server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=30)
     async with OpenTrainClient(server.token, server.base_url) as client:
-        outcomes = client.send_many(((conv, f"m{i}") for i in range(50)), concurrency=2)
+        outcomes = client.send_many(
+            ((conv, f"m{i}") for i in range(50)), concurrency=2, ordered=False
+        )
         consumer = asyncio.ensure_future(outcomes.__anext__())
         while client.in_flight < 2:  # noqa: ASYNC110 - the client exposes no event for this
             await asyncio.sleep(0)
@@ -104,7 +110,9 @@ async def test_no_send_starts_after_the_loop_ended(server: FakeOpenTrain) -> Non
     async with OpenTrainClient(
         server.token, server.base_url, clock=lambda: slept[0], sleep=sleep
     ) as client:
-        stream = client.send_many([(conv, "throttled"), (conv, "fine")], concurrency=2)
+        stream = client.send_many(
+            [(conv, "throttled"), (conv, "fine")], concurrency=2, ordered=False
+        )
         async with stream:
             async for outcome in stream:
                 assert outcome.item == (conv, "fine")

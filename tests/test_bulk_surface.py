@@ -33,7 +33,9 @@ async def test_kinds_are_closed_and_reasons_kept(
         ),
     )
     items: list[SendItem] = [(conv, "first"), (closed, "x"), (conv, ""), (conv, "ok")]
-    outcomes = {o.index: o async for o in client.send_many(items, concurrency=1)}
+    outcomes = {  # on_failure="continue": in order, a failure would stop its conversation
+        o.index: o async for o in client.send_many(items, concurrency=1, on_failure="continue")
+    }
     assert [outcomes[i].kind for i in range(4)] == [
         "forbidden",
         "read_only_conversation",
@@ -55,8 +57,8 @@ async def test_report_keeps_a_bounded_number_of_failures(
     conv = server.add_conversation()
     seen: list[int] = []
     items = [(conv, "")] * 30 + [(conv, "fine")]
-    report = await client.send_all(
-        items, keep_failures=5, on_outcome=lambda o: seen.append(o.index)
+    report = await client.send_all(  # "continue": else the first "" stops the conversation
+        items, keep_failures=5, on_outcome=lambda o: seen.append(o.index), on_failure="continue"
     )
     assert (report.total, report.sent, report.failed) == (31, 1, 30)
     assert report.counts["invalid"] == 30

@@ -106,7 +106,8 @@ async def test_second_signal_stops_at_once(tmp_path: Path) -> None:
         server.inject_fault(Fault.TIMEOUT_AFTER_COMMIT, delay=60)  # every send stalls
         args = ("bulk", str(job), "--journal", str(journal), "--concurrency", "2", "--json")
         env = cli_env(server, tmp_path)
-        proc = await start_cli(*args, "--grace", "120", env=env)
+        # --unordered: two sends of the one conversation on the wire at once
+        proc = await start_cli(*args, "--unordered", "--grace", "120", env=env)
         deadline = time.monotonic() + 30
         while server.in_flight < 2:  # preflight done, two sends on the wire
             assert time.monotonic() < deadline

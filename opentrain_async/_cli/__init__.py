@@ -264,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resend inputs the journal recorded as failed in an earlier run",
     )
+    bulk.add_argument(
+        "--unordered",
+        action="store_true",
+        help="send a conversation's lines concurrently (default: each after the one before)",
+    )
+    bulk.add_argument(
+        "--on-failure",
+        choices=("stop", "continue"),
+        default="stop",
+        help="when a line fails for good: stop its conversation's later lines (default) "
+        "or send them anyway",
+    )
     bulk.add_argument("--dry-run", action="store_true", help="validate everything, send nothing")
     bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -454,6 +466,8 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         failures=args.failures,
         grace=args.grace,
         retry_failed=args.retry_failed,
+        ordered=not args.unordered,
+        on_failure=args.on_failure,
         dry_run=args.dry_run,
         strict=args.strict,
         json=args.json,

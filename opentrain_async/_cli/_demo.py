@@ -127,6 +127,8 @@ async def run_demo(
                 concurrency=16,
                 journal=journal,
                 live=err.isatty(),
+                # Independent notices: a refused one does not stop its conversation.
+                on_failure="continue",
             )
             settings = Settings(server.token, api_root(server.base_url), "the demo server")
             started = options.clock.monotonic()

@@ -58,6 +58,11 @@ class JobOptions:
     """Use a journal written for another input file or API root."""
     failures: Path | None = None
     """Write every input not delivered here, in the input's format."""
+    ordered: bool = True
+    """A conversation's lines one after the other (``--unordered``: concurrently)."""
+    on_failure: str = "stop"
+    """``--on-failure``: ``stop`` a conversation at a line that failed for good, or
+    ``continue`` with its later lines."""
     dry_run: bool = False
     strict: bool = False
     json: bool = False

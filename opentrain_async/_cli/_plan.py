@@ -19,7 +19,7 @@ import json
 import os
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -246,16 +246,22 @@ class Plan:
     def bad_lines(self) -> list[tuple[int, str]]:
         return sorted(self.bad.items())
 
-    def sends(self, overrides: Mapping[str, Action]) -> Iterator[JobInput]:
+    def sends(
+        self,
+        overrides: Mapping[str, Action],
+        on_skip: Callable[[JobInput, Action], None] | None = None,
+    ) -> Iterator[JobInput]:
         """The inputs to send, in file order: the plan's ``SEND``s, plus inputs whose
-        read-back (``overrides``) found nothing.  No I/O: the bulk engine pulls it with
-        a plain ``next``."""
+        read-back (``overrides``) found nothing; ``on_skip`` hears of every other input
+        as the walk passes it.  No I/O: the bulk engine pulls it with a plain ``next``."""
         for item in entries(self.source):
             if not isinstance(item, JobInput):
                 continue
             action = overrides.get(item.ident) or decide(item, self.state, self.options)
             if action is Action.SEND:
                 yield item
+            elif on_skip is not None:
+                on_skip(item, action)
 
     def as_json(self, journal: str | None) -> dict[str, object]:
         """The ``--dry-run --json`` object."""

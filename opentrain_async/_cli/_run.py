@@ -36,6 +36,7 @@ from opentrain_async import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    BlockedByEarlierFailureError,
     BulkReport,
     BulkSend,
     DeliveryUnknownError,
@@ -127,6 +128,9 @@ class Runner:
         self._work: asyncio.Future[Any] | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._recorded = 0
+        self._sending_handle: BulkSend | None = None
+        self._failed_lines: dict[str, int] = {}
+        """Line numbers of this run's failed inputs, by identity (blocked lines name them)."""
         self._stats_before = (0, 0, 0)
         """The client's counts before the run (the pre-send check is not the run's)."""
         self._display: ProgressDisplay | None = None
@@ -374,7 +378,9 @@ class Runner:
             since[pair] = min(since.get(pair, first), first)
         client = self._client()
 
-        async def read_back(conversation_id: str, content: str, _: bool) -> tuple[Message, bool]:
+        async def read_back(
+            conversation_id: str, content: str, _: bool, __: object
+        ) -> tuple[Message, bool]:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
                 conversation_id, content, since=since[conversation_id, content]
@@ -395,6 +401,7 @@ class Runner:
             concurrency=self.options.concurrency,
             reconcile=False,
             grace=0.0,  # reads only: nothing on the wire is worth waiting for
+            ordered=False,  # reads only: nothing a recipient sees, no order to keep
         )
         async with settling as outcomes:
             async for outcome in outcomes:
@@ -448,12 +455,36 @@ class Runner:
     def _items(self, plan: Plan) -> Generator[OutgoingMessage, None, None]:
         """The inputs still to send, in file order; no I/O (the engine pulls with a plain
         ``next``), so ``_before_send`` journals each one in the worker that sends it."""
-        for item in plan.sends(self.overrides):
+        for item in plan.sends(self.overrides, on_skip=self._skipped):
             if self._halted():
                 return  # a signal, or a failure every later send would meet too
             self.pulled[item.ident] = item
             message = item.message
             yield OutgoingMessage(message.conversation_id, message.content, key=item.ident)
+
+    def _blocked_by_line(
+        self, error: BlockedByEarlierFailureError, item: JobInput
+    ) -> BlockedByEarlierFailureError:
+        """The same refusal, naming the line it waited on (the engine knows indexes)."""
+        ident = error.waited_on_key
+        line = self._failed_lines.get(ident) if ident is not None else None
+        which = f"line {line}" if line is not None else "an earlier line (in an earlier run)"
+        return BlockedByEarlierFailureError(
+            f"not sent: {which} of conversation {item.message.conversation_id} failed for "
+            "good, and a conversation's lines are sent in order (--on-failure continue "
+            "sends them anyway, --unordered drops the order)",
+            waited_on=line,
+            waited_on_key=ident,
+            cause=error.__cause__ if isinstance(error.__cause__, OpenTrainError) else None,
+        )
+
+    def _skipped(self, item: JobInput, action: Action) -> None:
+        """In order: a line an earlier run left failed (or unknown) ends its conversation
+        for this run too, so a resume never sends a later line without it."""
+        sending = self._sending_handle
+        if sending is not None and action in (Action.SKIP_FAILED, Action.UNKNOWN):
+            sending.stop_conversation(item.message.conversation_id, key=item.ident)
+            self._failed_lines[item.ident] = item.line.number
 
     async def _before_send(self, message: OutgoingMessage) -> None:
         """Right before an input's send: the durable ``started`` record.  Workers call
@@ -489,7 +520,12 @@ class Runner:
         assert ident is not None
         pulled = self.pulled.pop(ident)
         item = self.lines.pop(ident, None)
-        if item is None:  # never started (the run was stopping): the next run sends it
+        if item is None and isinstance(outcome.error, BlockedByEarlierFailureError):
+            # In order, after a line of its conversation failed for good: a failure of
+            # this run, journaled as not final (a rerun decides again, in order).
+            item = pulled
+            outcome = attrs.evolve(outcome, error=self._blocked_by_line(outcome.error, item))
+        elif item is None:  # never started (the run was stopping): the next run sends it
             return None
         self._recorded += 1
         self.report.add(outcome)
@@ -506,6 +542,7 @@ class Runner:
         # The summary and the journal group failures by the server's own reason, also
         # one the SDK's closed set of kinds does not name (as ``BulkReport.by_reason``).
         kind = outcome.reason or outcome.kind
+        self._failed_lines[ident] = pulled.line.number
         self._failure(pulled, kind, error)
         logger.info("%s: not delivered: %s", ident, describe_error(error))
         if self.journal is not None:
@@ -515,7 +552,7 @@ class Runner:
                 error=describe_error(error),
                 code=getattr(error, "code", None),
                 status=getattr(error, "status", None),
-                final=stop is None and kind != "not_attempted",
+                final=stop is None and kind not in ("not_attempted", "blocked_by_earlier_failure"),
             )
         return stop
 
@@ -541,7 +578,10 @@ class Runner:
             concurrency=options.concurrency,
             reconcile=True,
             before_send=self._before_send,
+            ordered=options.ordered,
+            on_failure="continue" if options.on_failure == "continue" else "stop",
         )
+        self._sending_handle = sending
         try:
             async with display, sending as outcomes:
                 self._display = display

@@ -1,0 +1,282 @@
+"""Exactly once for SDK users: ``send_all(..., journal=...)`` and ``send_many(..., journal=...)``.
+
+A thin public adapter over the command line's journal (the same stores, the same
+records, so ``opentrain-async journal show`` reads an SDK job's journal too)::
+
+    report = await client.send_all(items, journal="jobs/batch7.journal")
+    report = await client.send_all(items, journal="redis://redis:6379/0?job=batch7")
+
+Before each send a ``started`` record is made durable; each outcome is recorded after.
+A task retried after a crash (an arq or celery retry, a pod rescheduled) runs the same
+call again: what the journal has as delivered is reported without a send, a send the
+crash left open is read back first (found: delivered; not found: sent), the rest is
+sent.  A second run of the same job while one holds the journal raises ``JobBusyError``
+(a file journal is locked with ``flock``; a Redis journal holds a lease, see
+``RedisJournalStore``).
+
+An input's identity is its ``key`` (an ``OutgoingMessage``'s or a mapping's ``"key"``)
+when it has one, else its conversation and content and which occurrence of that pair it
+is: give keys when one job may send the same text to a conversation twice.
+
+The stores live beside the command line today (``opentrain_async._cli``); this module
+is their public face, loaded only when ``journal=`` is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Container
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._bulk import SendOutcome, normalize_item
+
+# The journal's logic and stores (no command-line code runs from these two modules).
+from ._cli._journal import (
+    FileJournalStore,
+    InputIdentity,
+    Journal,
+    JournalError,
+    JournalState,
+    JournalStore,
+    content_hash,
+    identity,
+    open_journal,
+)
+from ._cli._journal_redis import (
+    JournalBusyError,
+    RedisJournalStore,
+    RedisJournalURL,
+    is_redis_url,
+)
+from ._errors import (
+    DeliveryUnknownError,
+    InvalidRequestError,
+    JobBusyError,
+    JobJournalError,
+    NotAttemptedError,
+    OpenTrainError,
+)
+from ._models import Message
+from ._time import Clock
+
+__all__ = [
+    "FileJournalStore",
+    "JournalStore",
+    "JournaledRun",
+    "RedisJournalStore",
+    "RedisJournalURL",
+    "journaled_run",
+    "open_store",
+]
+
+SDK_INPUT = "<send_all>"
+"""What the journal's header names as the job's input (the CLI names a file)."""
+
+
+class _Client(Protocol):
+    """What a journaled run needs of the client (the client is never imported here)."""
+
+    @property
+    def api_root(self) -> str: ...
+
+    @property
+    def reconcile_delay(self) -> float: ...
+
+    def claim_ids(self, message_ids: Container[str]) -> None: ...
+
+    async def find_own_message(
+        self, conversation_id: str, content: str, *, since: float
+    ) -> Message | None: ...
+
+
+def open_store(spec: Any) -> JournalStore:
+    """A journal store from ``journal=``: a ``redis://``/``rediss://`` URL with
+    ``?job=NAME``, a path (``str`` or ``os.PathLike``), or a store already built."""
+    if isinstance(spec, str) and is_redis_url(spec):
+        try:
+            return RedisJournalStore(RedisJournalURL.parse(spec))
+        except JournalError as exc:  # the message shows the URL without its password
+            raise JobJournalError(str(exc)) from None
+    if isinstance(spec, (str, os.PathLike)):
+        if not str(spec):
+            raise JobJournalError("journal= is an empty path")
+        return _LockedFileStore(Path(spec))
+    needed = ("open", "read", "create", "append", "close", "name")
+    if all(hasattr(spec, name) for name in needed):
+        store: JournalStore = spec
+        return store
+    raise JobJournalError(
+        "journal= takes a path, a redis://host:port/db?job=NAME URL or a journal store "
+        f"(FileJournalStore, RedisJournalStore), got {type(spec).__name__}"
+    )
+
+
+class _LockedFileStore(FileJournalStore):
+    """A file journal whose "in use" refusal is a ``JobBusyError``."""
+
+    async def open(self) -> None:
+        try:
+            await super().open()
+        except JournalError as exc:
+            if "in use" in str(exc):
+                raise JobBusyError(f"{exc}: another run of this job is under way") from None
+            raise
+
+
+def journaled_run(client: _Client, spec: Any, *, clock: Clock | None = None) -> JournaledRun:
+    """The hooks ``send_all``/``send_many`` run with for ``journal=spec``."""
+    return JournaledRun(client, open_store(spec), clock=clock or Clock())
+
+
+class JournaledRun:
+    """One bulk run recorded in a journal: the engine's ``SendHooks``.
+
+    ``open`` takes the journal over (``JobBusyError`` when another run holds it),
+    ``before_send`` decides each input from what the journal says (already delivered:
+    settled without a send; left open by a crash: read back; else a durable
+    ``started`` record, then the send), ``after`` records the outcome, ``close``
+    releases the journal.
+    """
+
+    def __init__(self, client: _Client, store: JournalStore, *, clock: Clock) -> None:
+        self._client = client
+        self.store = store
+        self._clock = clock
+        self._journal: Journal | None = None
+        self._state = JournalState()
+        self._occurrences: Counter[str] = Counter()
+        self._idents: dict[int, str] = {}
+        """Inputs journaled as started and not recorded as ended yet, by index."""
+        self.settled_from_journal = 0
+        """Inputs this run reported as delivered from the journal, without a send."""
+        self.read_back = 0
+        """Inputs a crash left open that this run settled by read-back."""
+
+    def __repr__(self) -> str:
+        return f"JournaledRun({self.store.name!r})"
+
+    async def open(self) -> None:
+        if self._journal is not None:
+            return
+        try:
+            journal, state = await open_journal(
+                self.store, InputIdentity(SDK_INPUT, self._client.api_root), clock=self._clock
+            )
+            await journal.run_started(SDK_INPUT)
+        except JournalBusyError as exc:  # a Redis lease held by a live run
+            raise JobBusyError(str(exc)) from None
+        except OpenTrainError:
+            raise
+        except JournalError as exc:
+            raise JobJournalError(str(exc)) from None
+        self._journal, self._state = journal, state
+        self._client.claim_ids(state.delivered_ids)
+
+    async def close(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        try:
+            await journal.aclose()
+        except JournalError as exc:
+            raise JobJournalError(str(exc)) from None
+
+    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
+        journal = self._journal
+        if journal is None:
+            raise JobJournalError("the journal is not open (the run has ended)")
+        message = normalize_item(item)
+        conversation_id, content = message.conversation_id, message.content
+        digest = content_hash(conversation_id, content)
+        if message.key is None:
+            self._occurrences[digest] += 1
+        ident = identity(message.key, digest, self._occurrences[digest])
+        progress = self._state.inputs.get(ident)
+        if progress is not None and progress.sha256 not in (None, digest):
+            if progress.ok or progress.open or progress.kind == "delivery_unknown":
+                raise InvalidRequestError(
+                    f"key {message.key!r} was sent by an earlier run with other content; "
+                    "not sent (give the new message a new key)",
+                    field="key",
+                    limit="the content it was first sent with",
+                    actual=None,
+                )
+            progress = None  # it failed with the old content: the new one is a new attempt
+        if progress is not None and progress.ok and progress.message_id is not None:
+            self.settled_from_journal += 1
+            at = progress.last_started or 0.0
+            return (
+                Message(
+                    id=progress.message_id,
+                    conversation_id=conversation_id,
+                    created_at=datetime.fromtimestamp(at, timezone.utc),
+                    is_from_viewer=True,
+                    content=content,
+                ),
+                False,
+            )
+        if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
+            found = await self._read_back(conversation_id, content, progress.first_started)
+            if found is not None:
+                self.read_back += 1
+                self._state.delivered_ids.add(found.id)
+                await journal.ended_ok(ident, found.id, reconciled=True)
+                return found, True
+        if isinstance(self.store, RedisJournalStore):
+            try:
+                self.store.check_send()  # fencing: no send once the lease is lost
+            except JournalError as exc:
+                raise JobJournalError(str(exc)) from None
+        try:
+            await journal.started(ident, index + 1, conversation_id, digest, self._clock.wall())
+        except JournalError as exc:
+            raise JobJournalError(str(exc)) from None
+        self._idents[index] = ident
+        return None
+
+    async def _read_back(
+        self, conversation_id: str, content: str, since: float | None
+    ) -> Message | None:
+        """A send a crash left open: let a request still on the wire land, then look."""
+        clock = self._clock
+        started = since or 0.0
+        wait = min(started + self._client.reconcile_delay - clock.wall(), 30.0)
+        if wait > 0:
+            await clock.sleep(wait)
+        try:
+            return await self._client.find_own_message(
+                conversation_id, content, since=min(started, clock.wall())
+            )
+        except DeliveryUnknownError:
+            raise
+        except OpenTrainError as exc:
+            raise DeliveryUnknownError(
+                f"an earlier run left a send to {conversation_id} open and it could not "
+                f"be read back ({str(exc).splitlines()[0] if str(exc) else exc!r})",
+                cause=exc,
+                conversation_id=conversation_id,
+            ) from None
+
+    async def after(self, outcome: SendOutcome) -> None:
+        ident = self._idents.pop(outcome.index, None)
+        journal = self._journal
+        if ident is None or journal is None:
+            return  # never journaled as started: nothing to record
+        with contextlib.suppress(JournalError):  # raised again by close(): the run fails
+            if outcome.message is not None:
+                await journal.ended_ok(ident, outcome.message.id, reconciled=outcome.reconciled)
+                return
+            error = outcome.error
+            assert error is not None
+            await journal.ended_failed(
+                ident,
+                kind=outcome.reason or outcome.kind,
+                error=str(error).splitlines()[0] if str(error) else type(error).__name__,
+                code=error.code,
+                status=error.status,
+                final=not isinstance(error, NotAttemptedError),
+            )
