@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import attrs
 
+from . import _telemetry
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -648,6 +649,7 @@ class _Engine:
                 index = self._index
                 self._index += 1
                 key: str | None = None
+                span = _telemetry.message_start()  # this input's span and total time
                 try:
                     if item.__class__ is tuple and len(item) == 2:  # the common shape
                         conversation_id = validate_conversation_id(item[0])
@@ -703,6 +705,7 @@ class _Engine:
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
+                _telemetry.outcome(span, outcome)
                 if self.closing:
                     unreported.append(outcome)
                     continue

@@ -19,17 +19,19 @@ from typing import Any
 
 import aiohttp
 
+from . import _telemetry
 from ._bulk import (
     DEFAULT_KEEP_FAILURES,
     BulkReport,
     BulkSend,
     SendItem,
     SendOutcome,
+    outcome_kind,
     run_batch,
 )
 from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, OpenTrainError
 from ._models import Message
 from ._pacing import Pacer, PacingBackend
 from ._pacing.redis_backend import client_backend
@@ -222,6 +224,7 @@ class OpenTrainClient(ReadMixin):
 
     def _count_pacing_fallback(self) -> None:
         self.stats.pacing_fallbacks += 1
+        _telemetry.count("opentrain.pacing.fallbacks")
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -336,9 +339,18 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        message, _ = await self._options(timeout, max_retries)._delivery.deliver(
-            conversation_id, content, self._reconcile if reconcile is None else reconcile
-        )
+        span = _telemetry.message_start()  # the message's span and total time
+        try:
+            message, reconciled = await self._options(timeout, max_retries)._delivery.deliver(
+                conversation_id, content, self._reconcile if reconcile is None else reconcile
+            )
+        except OpenTrainError as exc:
+            _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
+            raise
+        except BaseException:  # cancelled: no outcome, but the span ends here
+            _telemetry.message_end(span, None)
+            raise
+        _telemetry.message_end(span, "sent", conversation_id=conversation_id, reconciled=reconciled)
         return message
 
     def send_many(
@@ -558,5 +570,4 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        message, _ = await client._delivery.deliver(conversation_id, content, reconcile)
-        return message
+        return await client.send_message(conversation_id, content, reconcile=reconcile)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import cattrs
 
+from . import _telemetry
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -300,6 +301,7 @@ class Delivery:
             # The server may still be processing the request we gave up on.
             await self._clock.sleep(self.reconcile_delay)
         found = await self._find(conversation_id, content, started, unknown)
+        _telemetry.read_back(found is not None)
         if found is not None:
             logger.info(
                 "send to %s: outcome was unknown (%s); read-back found message %s",

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from opentrain_async import _telemetry
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 from opentrain_async._time import SYSTEM_CLOCK, Clock
 from opentrain_async._version import __version__
@@ -595,6 +596,7 @@ class Journal:
             except BaseException as exc:
                 self._failed = exc
                 raise
+            _telemetry.journal_commit(len(batch))
             self._durable = target
 
     async def aclose(self) -> None:
