@@ -464,7 +464,8 @@ def pause(now: float, before: float, until: float, retry_after: float | None) ->
         wall = datetime.now(timezone.utc) + timedelta(seconds=seconds)
         hint = f"{retry_after:g} s" if retry_after is not None else "none"
         logger.warning(
-            "paused every send for %.0f s, until %s UTC: the server answered 429 (Retry-After %s)",
+            "paused every send for %.0f s, until %s UTC: the server answered 429 "
+            "(wait hint taken: %s)",
             seconds,
             wall.strftime("%H:%M:%S"),
             hint,

@@ -203,7 +203,9 @@ async def test_a_long_pause_is_never_silent(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     text = warnings[0].getMessage()
-    assert "429" in text and "until" in text and "UTC" in text
+    assert "429" in text
+    assert "until" in text
+    assert "UTC" in text
     assert described.startswith("paused 30s more (429)"), described
     assert paused == 1
     assert 29 <= remaining <= 30
