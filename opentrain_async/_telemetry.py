@@ -392,13 +392,13 @@ def request_end(
     if logger.isEnabledFor(logging.DEBUG):
         duration_ms = round(seconds * 1000, 1)
         logger.debug(
-            "%s %s -> %s in %.1fms request_id=%s attempt=%d",
+            "%s %s -> %s in %.1fms%s request_id=%s",
             method,
             request.path,
             status if status is not None else error_type,
             duration_ms,
+            f" (attempt {request.attempt})" if request.attempt > 1 else "",
             request_id,
-            request.attempt,
             extra={
                 "method": method,
                 "path": request.path,

@@ -31,6 +31,7 @@ from opentrain_async._errors import (
     InvalidRequestError,
     OpenTrainError,
 )
+from opentrain_async._logs import LOG_FORMATS, TEXT_FORMAT, formatter, log_format_from_env
 from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
 from opentrain_async._version import __version__
@@ -135,6 +136,13 @@ def _common(*, top: bool, base_url: bool = True) -> _Parser:
         action="count",
         default=0 if top else argparse.SUPPRESS,
         help="log to stderr (-v: info, -vv: debug)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None if top else argparse.SUPPRESS,
+        help="log lines as text or one JSON object each, with every field as a key "
+        "(default: $OPENTRAIN_LOG_FORMAT, else text)",
     )
     return common
 
@@ -289,14 +297,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-class _TerminalSafeFormatter(logging.Formatter):
-    """Log lines with control characters escaped: they quote what the server said."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return terminal_safe(super().format(record))
-
-
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, log_format: str | None = None) -> None:
     sdk = logging.getLogger("opentrain_async")
     sdk.handlers.clear()  # OPENTRAIN_LOG's stderr handler: the CLI's own prints each line
     if not verbose:  # OPENTRAIN_LOG=info|debug (applied at import) counts as -v / -vv
@@ -306,9 +307,9 @@ def _setup_logging(verbose: int) -> None:
         level, fmt = logging.WARNING, f"{PROG}: %(message)s"
     else:
         level = logging.DEBUG if verbose > 1 else logging.INFO
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        fmt = TEXT_FORMAT  # OPENTRAIN_LOG's format too
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TerminalSafeFormatter(fmt))
+    handler.setFormatter(formatter(log_format or log_format_from_env(), fmt))
     logging.basicConfig(level=level, handlers=[handler])
 
 
@@ -447,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_root(args.base_url)
         except ConfigurationError as exc:  # a bad flag is a usage error (2), not "could not start"
             return _fail(f"--base-url: {exc}", EXIT_USAGE)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, getattr(args, "log_format", None))
     try:
         return asyncio.run(_main(args))
     except ConfigurationError as exc:
