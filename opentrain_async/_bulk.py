@@ -42,7 +42,8 @@ from typing import Any, Literal, Protocol, get_args
 
 import attrs
 
-from . import _telemetry
+import opentrain_async._telemetry as _telemetry
+
 from ._errors import (
     APIConnectionError,
     APIStatusError,

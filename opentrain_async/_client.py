@@ -19,7 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from . import _telemetry
+import opentrain_async._telemetry as _telemetry
+
 from ._bulk import (
     DEFAULT_KEEP_FAILURES,
     BulkReport,

@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 import cattrs
 
-from . import _telemetry
+import opentrain_async._telemetry as _telemetry
+
 from ._errors import (
     APIConnectionError,
     APITimeoutError,

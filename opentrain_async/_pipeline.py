@@ -28,7 +28,8 @@ import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import _telemetry
+import opentrain_async._telemetry as _telemetry
+
 from ._config import Settings, without_userinfo
 from ._errors import (
     APIConnectionError,

@@ -233,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     bulk.add_argument("--progress-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    bulk.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics on this port while the job runs (needs the "
+        "prometheus extra; docs/telemetry.md)",
+    )
     _pacing_url_option(bulk)
 
     conversations = commands.add_parser(
@@ -405,7 +411,10 @@ async def _bulk(args: argparse.Namespace) -> int:
     if options.dry_run:
         return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
-    return await run_job(source, options, settings)
+    from ._metrics import serving_metrics
+
+    with serving_metrics(args.metrics_port, sys.stderr):
+        return await run_job(source, options, settings)
 
 
 async def _main(args: argparse.Namespace) -> int:

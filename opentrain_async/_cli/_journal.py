@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from opentrain_async import _telemetry
+import opentrain_async._telemetry as _telemetry
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 from opentrain_async._time import SYSTEM_CLOCK, Clock
 from opentrain_async._version import __version__
