@@ -43,6 +43,7 @@ try:  # the `otel` extra: without it every hook below is a check and a return
     from opentelemetry import context as _otel_context
     from opentelemetry import metrics as _otel_metrics
     from opentelemetry import trace as _otel_trace
+    from opentelemetry.metrics import _internal as _otel_metrics_globals
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised by the no-otel test in a subprocess
     _otel_metrics = None  # type: ignore[assignment]
@@ -238,6 +239,11 @@ _COUNTS = (
     ("opentrain.journal.records", "{record}", "Journal records made durable."),
 )
 
+# The API's getters look the environment up on every call while no provider is set (for
+# OTEL_PYTHON_*_PROVIDER); without those variables, the globals they return are read
+# directly, so that a process with no provider pays two attribute reads per hook.
+_FAST = not {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & set(os.environ)
+
 _meter_provider: object = None
 _metrics: _Metrics | None = None
 
@@ -247,7 +253,12 @@ def _current_metrics() -> _Metrics | None:
     global _meter_provider, _metrics
     if _otel_metrics is None:
         return None
-    provider = _otel_metrics.get_meter_provider()
+    if _FAST:
+        provider: Any = _otel_metrics_globals._METER_PROVIDER
+        if provider is None:
+            return None
+    else:
+        provider = _otel_metrics.get_meter_provider()
     if provider is not _meter_provider:
         _meter_provider = provider
         _metrics = _Metrics(provider) if _is_real(provider) else None
@@ -263,7 +274,12 @@ def _current_tracer() -> Any:
     global _tracer_provider, _tracer
     if _otel_trace is None:
         return None
-    provider = _otel_trace.get_tracer_provider()
+    if _FAST:
+        provider: Any = _otel_trace._TRACER_PROVIDER
+        if provider is None:
+            return None
+    else:
+        provider = _otel_trace.get_tracer_provider()
     if provider is not _tracer_provider:
         _tracer_provider = provider
         _tracer = provider.get_tracer(SCOPE, __version__) if _is_real(provider) else None
@@ -353,6 +369,26 @@ def request_start(method: str, path: str, host: str | None, port: int | None) ->
     return _Request(method, path, metrics, span)
 
 
+_attribute_sets: dict[tuple[str, str, int | None, str | None], dict[str, Any]] = {}
+
+
+def _duration_attributes(
+    key: tuple[str, str, int | None], error_type: str | None
+) -> dict[str, Any]:
+    """The duration histogram's attributes for one kind of answer, built once."""
+    method, template, status = key
+    found = _attribute_sets.get((method, template, status, error_type))
+    if found is None:
+        found = {"http.request.method": method, "url.template": template}
+        if status is not None:
+            found["http.response.status_code"] = status
+        if error_type is not None:
+            found["error.type"] = error_type
+        if len(_attribute_sets) < 1000:  # statuses and error names: a small set
+            _attribute_sets[(method, template, status, error_type)] = found
+    return found
+
+
 def request_end(
     request: _Request | None,
     status: int | None,
@@ -365,29 +401,30 @@ def request_end(
     seconds = time.perf_counter() - request.started
     method = request.method
     error_type = (
-        type(error).__name__ if error is not None else str(status) if status >= 400 else None  # type: ignore[operator]
+        type(error).__name__
+        if error is not None
+        else str(status)
+        if status is not None and status >= 400
+        else None
     )
     metrics = request.metrics
     if metrics is not None:
-        template = _template(request.path)
-        metrics.requests[(method, template, status)] += 1
+        key = (method, _template(request.path), status)
+        metrics.requests[key] += 1
         if status == 429:
             metrics.counts["opentrain.rate_limited"] += 1
-        attributes: dict[str, Any] = {"http.request.method": method, "url.template": template}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if error_type is not None:
-            attributes["error.type"] = error_type
-        metrics.request_duration.record(seconds, attributes)
+        metrics.request_duration.record(seconds, _duration_attributes(key, error_type))
     span = request.span
     if span is not None:
+        attributes: dict[str, Any] = {}
         if status is not None:
-            span.set_attribute("http.response.status_code", status)
+            attributes["http.response.status_code"] = status
         if request_id is not None:
-            span.set_attribute("http.response.header.x-request-id", (request_id,))
+            attributes["http.response.header.x-request-id"] = (request_id,)
         if error_type is not None:
-            span.set_attribute("error.type", error_type)
+            attributes["error.type"] = error_type
             span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(attributes)  # one call: each takes the span's lock
         span.end()
     if logger.isEnabledFor(logging.DEBUG):
         duration_ms = round(seconds * 1000, 1)

@@ -1,0 +1,156 @@
+"""What OpenTelemetry costs a bulk send: ``python -m benchmarks.telemetry``.
+
+The same unthrottled batch (the fake server in its own process, no latency: the client's
+CPU is the limit, the harshest case for per-request overhead) is sent with no provider
+set up, with a ``MeterProvider`` (the Prometheus exporter's reader, as ``bulk
+--metrics-port`` sets up), and with that plus a ``TracerProvider`` sampling every span
+into a ``BatchSpanProcessor`` (its exporter discards them: the export's network is the
+application's cost, not ours).  Variants run interleaved, round after round, in one
+process; each round's throughput is compared with the same round's "off" run, and the
+table shows the median ratio and its spread (min-max).
+
+The API lets a process set each provider once; like the tests, this swaps the globals
+between runs (``opentrain_async._telemetry`` follows whichever provider is current).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import _internal as metrics_internal
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from opentrain_async import OpenTrainClient
+
+from ._server import fake_server
+
+CONVERSATIONS = 50
+
+
+class _Discard(SpanExporter):
+    """An exporter that drops every batch (the SDK's work up to the export is measured)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _off() -> Callable[[], dict[str, Any]]:
+    metrics_internal._METER_PROVIDER = None
+    trace._TRACER_PROVIDER = None
+    return dict
+
+
+def _metrics() -> Callable[[], dict[str, Any]]:
+    # A fresh registry each run: the exporter's collector registers itself once per reader.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    reader = PrometheusMetricReader()
+    registry = CollectorRegistry()
+    registry.register(reader._collector)
+    provider = MeterProvider(metric_readers=[reader])
+    metrics_internal._METER_PROVIDER = provider
+    trace._TRACER_PROVIDER = None
+
+    def done() -> dict[str, Any]:
+        scraped = generate_latest(registry).decode()
+        outcomes = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("opentrain_outcomes_total{")
+        )
+        provider.shutdown()
+        return {"outcomes_scraped": outcomes}
+
+    return done
+
+
+def _metrics_and_traces() -> Callable[[], dict[str, Any]]:
+    done_metrics = _metrics()
+    exporter = _Discard()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace._TRACER_PROVIDER = provider
+
+    def done() -> dict[str, Any]:
+        provider.force_flush()
+        provider.shutdown()
+        return {**done_metrics(), "spans": exporter.spans}
+
+    return done
+
+
+VARIANTS: dict[str, Callable[[], Callable[[], dict[str, Any]]]] = {
+    "off": _off,
+    "metrics": _metrics,
+    "metrics+traces": _metrics_and_traces,
+}
+
+
+async def _send(base_url: str, token: str, n: int) -> int:
+    items = [(f"conv_{i % CONVERSATIONS + 1:04d}", f"message {i}") for i in range(n)]
+    async with OpenTrainClient(token, base_url) as client:
+        report = await client.send_all(items)
+    return report.sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the rounds here")
+    args = parser.parse_args()
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    with fake_server(("--conversations", str(CONVERSATIONS), "--seed", "7")) as server:
+        asyncio.run(_send(server.base_url, server.token, 500))  # warm up
+        for round_no in range(args.rounds):
+            # Rotate the order each round so no variant always runs first (warm caches).
+            names = list(VARIANTS)
+            names = names[round_no % len(names) :] + names[: round_no % len(names)]
+            for name in names:
+                done = VARIANTS[name]()
+                started = time.perf_counter()
+                sent = asyncio.run(_send(server.base_url, server.token, args.messages))
+                elapsed = time.perf_counter() - started
+                extra = done()
+                assert sent == args.messages, (name, sent)
+                row = {"round": round_no + 1, "seconds": elapsed, "rate": sent / elapsed, **extra}
+                rows[name].append(row)
+                print(
+                    f"  round {round_no + 1} {name}: {sent / elapsed:,.0f} msg/s {extra}",
+                    file=sys.stderr,
+                )
+    _off()
+    print(f"{'variant':<16} {'median msg/s':>12} {'vs off (median)':>16} {'spread':>14}")
+    for name, runs in rows.items():
+        ratios = [r["rate"] / off["rate"] for r, off in zip(runs, rows["off"], strict=True)]
+        print(
+            f"{name:<16} {statistics.median(r['rate'] for r in runs):>12,.0f} "
+            f"{statistics.median(ratios):>15.3f}x "
+            f"{min(ratios):>6.3f}-{max(ratios):.3f}x",
+            flush=True,
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
