@@ -18,7 +18,7 @@ What is reported (``docs/telemetry.md`` has the full table and a panel set):
   read-backs, pacing fallbacks, journal commits, pauses) kept as plain integers here and
   reported through observable instruments, so counting costs a dict increment; gauges of
   each live client's pacer (learned limit, current rate, pause) and of requests in flight
-  and queued for the pacer; histograms of pacer waits and of each message's total time.
+  and queued for the pacer; a histogram of pacer waits.
 
 Never in an attribute: the token, a password, message content.  Conversation ids only
 when ``OPENTRAIN_TELEMETRY_CONVERSATION_IDS=1`` (they identify people's conversations).
@@ -133,12 +133,6 @@ class _Metrics:
             unit="s",
             description="Time a request waited for the pacer (waits only: most requests "
             "are admitted at once and not recorded).",
-            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
-        )
-        self.message_duration = meter.create_histogram(
-            "opentrain.message.duration",
-            unit="s",
-            description="Time one message took in total: waits, attempts, read-back.",
             explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
         )
         observe = meter.create_observable_counter
@@ -550,13 +544,12 @@ def read_back(found: bool) -> None:
 
 
 class _Message:
-    __slots__ = ("metrics", "span", "started", "token")
+    __slots__ = ("metrics", "span", "token")
 
     def __init__(self, metrics: _Metrics | None, span: Any, token: object) -> None:
         self.metrics = metrics
         self.span = span
         self.token = token
-        self.started = time.perf_counter()
 
 
 def message_start() -> _Message | None:
@@ -584,8 +577,9 @@ def message_end(
         return
     metrics = message.metrics
     if metrics is not None and kind is not None:
+        # No histogram of message durations: an SDK measurement costs more than the rest
+        # of this hook together (benchmarks/telemetry.py); the message span has it.
         metrics.outcomes[kind] += 1
-        metrics.message_duration.record(time.perf_counter() - message.started)
     span = message.span
     if span is None:
         return
