@@ -2,14 +2,17 @@
 
 The same unthrottled batch (the fake server in its own process, no latency: the client's
 CPU is the limit, the harshest case for per-request overhead) is sent with no provider
-set up, with a ``MeterProvider`` (the Prometheus exporter's reader, as ``bulk
---metrics-port`` sets up), and with that plus a ``TracerProvider`` sampling every span
-into a ``BatchSpanProcessor`` (its exporter discards them: the export's network is the
-application's cost, not ours).  Variants run interleaved, round after round, in one
-process; each round's throughput is compared with the same round's "off" run, and the
-table shows the median ratio and its spread (min-max): wall-clock messages per second,
-and messages per second of this process's CPU time (the client's cost alone, which a
-busy machine does not blur: the server runs in another process).
+set up; with a ``MeterProvider`` (the Prometheus exporter's reader, as ``bulk
+--metrics-port`` sets up); with that plus a ``TracerProvider`` sampling every span into
+a ``BatchSpanProcessor`` (its exporter discards them: the export's network is the
+application's cost, not ours); and with one sampling a tenth of the messages
+(``ParentBased(TraceIdRatioBased(0.1))``, a common production setting).
+
+Variants run interleaved, round after round, in one process; each round is compared
+with the same round's "off" run, and the table shows the median ratio and its spread
+(min-max) of wall-clock messages per second, and of messages per second of this
+process's CPU time (the client's own cost, which a busy machine blurs less: the server
+runs in another process).
 
 The API lets a process set each provider once; like the tests, this swaps the globals
 between runs (``opentrain_async._telemetry`` follows whichever provider is current).
@@ -33,6 +36,7 @@ from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from opentrain_async import OpenTrainClient
 
@@ -85,10 +89,10 @@ def _metrics() -> Callable[[], dict[str, Any]]:
     return done
 
 
-def _metrics_and_traces() -> Callable[[], dict[str, Any]]:
+def _metrics_and_traces(ratio: float = 1.0) -> Callable[[], dict[str, Any]]:
     done_metrics = _metrics()
     exporter = _Discard()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace._TRACER_PROVIDER = provider
 
@@ -104,6 +108,7 @@ VARIANTS: dict[str, Callable[[], Callable[[], dict[str, Any]]]] = {
     "off": _off,
     "metrics": _metrics,
     "metrics+traces": _metrics_and_traces,
+    "+traces 10%": lambda: _metrics_and_traces(0.1),
 }
 
 

@@ -409,7 +409,7 @@ def request_end(
             metrics.counts["opentrain.rate_limited"] += 1
         metrics.request_duration.record(seconds, _duration_attributes(key, error_type))
     span = request.span
-    if span is not None:
+    if span is not None and span.is_recording():
         attributes: dict[str, Any] = {}
         if status is not None:
             attributes["http.response.status_code"] = status
@@ -419,6 +419,7 @@ def request_end(
             attributes["error.type"] = error_type
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)  # one call: each takes the span's lock
+    if span is not None:
         span.end()
     if logger.isEnabledFor(logging.DEBUG):
         duration_ms = round(seconds * 1000, 1)
@@ -582,6 +583,11 @@ def message_end(
         metrics.outcomes[kind] += 1
     span = message.span
     if span is None:
+        return
+    if not span.is_recording():  # not sampled
+        span.end()
+        with contextlib.suppress(Exception):
+            _otel_context.detach(message.token)  # type: ignore[arg-type]
         return
     if kind is None:
         span.add_event("opentrain.cancelled")
