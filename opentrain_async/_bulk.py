@@ -650,7 +650,7 @@ class _Engine:
                 index = self._index
                 self._index += 1
                 key: str | None = None
-                span = _telemetry.message_start()  # this input's span and total time
+                span = _telemetry.message_start()  # this input's span; its outcome is counted
                 try:
                     if item.__class__ is tuple and len(item) == 2:  # the common shape
                         conversation_id = validate_conversation_id(item[0])

@@ -340,7 +340,7 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        span = _telemetry.message_start()  # the message's span and total time
+        span = _telemetry.message_start()  # the message's span; its outcome is counted
         try:
             message, reconciled = await self._options(timeout, max_retries)._delivery.deliver(
                 conversation_id, content, self._reconcile if reconcile is None else reconcile

@@ -26,7 +26,7 @@ def _samples(text: str, name: str) -> float:
     """The sum of every sample of ``name`` (any labels) in a Prometheus exposition."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -99,7 +99,7 @@ async def test_metrics_port_in_use_is_one_line(server: FakeOpenTrain, tmp_path: 
 
 def test_metrics_addresses() -> None:
     """PORT listens everywhere, HOST:PORT (IPv6 in brackets) where asked; junk is named."""
-    assert parse_address("9464") == ("0.0.0.0", 9464)
+    assert parse_address("9464") == ("0.0.0.0", 9464)  # noqa: S104
     assert parse_address("127.0.0.1:9464") == ("127.0.0.1", 9464)
     assert parse_address("[::1]:9464") == ("::1", 9464)
     with pytest.raises(InputError, match="--metrics-port"):
