@@ -77,6 +77,9 @@ LONG_PAUSE = 5.0
 SCOPE = "opentrain_async"
 
 _ATTEMPT: ContextVar[int] = ContextVar("opentrain_attempt", default=1)
+_PAUSED: ContextVar[bool] = ContextVar("opentrain_paused", default=False)
+"""Set in a message's task when its 429 paused the client: its next attempt, admitted
+after the pause, marks the pause's end on the message span."""
 
 # Seconds: request latencies on a LAN to a slow API; pacer waits up to a long pause.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -357,6 +360,9 @@ def request_start(method: str, path: str, host: str | None, port: int | None) ->
         attempt = _ATTEMPT.get()
         if attempt > 1:
             attributes["http.request.resend_count"] = attempt - 1
+        if _PAUSED.get():  # this message's 429 paused the client; admitted again now
+            _PAUSED.set(False)
+            _otel_trace.get_current_span().add_event("opentrain.pause.end")
         span = tracer.start_span(
             f"{method} {template}", kind=SpanKind.CLIENT, attributes=attributes
         )
@@ -461,25 +467,16 @@ def attempt(number: int) -> Iterator[None]:
 async def acquire(pacer: Any) -> float:
     """``await pacer.acquire()``, timed and counted as queued (the pacer's slow path)."""
     metrics = _current_metrics()
-    if metrics is None and _current_tracer() is None:
+    if metrics is None:
         admitted: float = await pacer.acquire()
         return admitted
-    paused = pacer.pause_remaining() > 0
     started = time.perf_counter()
-    if metrics is not None:
-        metrics.queued += 1
+    metrics.queued += 1
     try:
         admitted = await pacer.acquire()
     finally:
-        if metrics is not None:
-            metrics.queued -= 1
-    waited = time.perf_counter() - started
-    if metrics is not None:
-        metrics.pacer_wait.record(waited)
-    if paused and _otel_trace is not None:
-        span = _otel_trace.get_current_span()
-        if span.is_recording():
-            span.add_event("opentrain.pause.end", {"opentrain.pacer.wait": waited})
+        metrics.queued -= 1
+    metrics.pacer_wait.record(time.perf_counter() - started)
     return admitted
 
 
@@ -513,6 +510,7 @@ def pause(now: float, before: float, until: float, retry_after: float | None) ->
             if retry_after is not None:
                 attributes["opentrain.retry_after"] = retry_after
             span.add_event("opentrain.pause.start", attributes)
+            _PAUSED.set(True)
 
 
 def count(name: str, amount: int = 1) -> None:
@@ -560,6 +558,7 @@ def message_start() -> _Message | None:
     tracer = _current_tracer()
     if tracer is None:
         return None if metrics is None else _Message(metrics, None, None)
+    _PAUSED.set(False)  # a pause seen by the worker's last message is not this one's
     span = tracer.start_span("opentrain.message.send", kind=SpanKind.INTERNAL)
     token = _otel_context.attach(_otel_trace.set_span_in_context(span))
     return _Message(metrics, span, token)

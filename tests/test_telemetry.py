@@ -90,6 +90,7 @@ async def test_a_bulk_job_reports_what_the_server_saw(otel: Telemetry) -> None:
     assert all(h.attributes["error.type"] == "429" for h in throttled)
     events = {e.name for m in messages for e in m.events}
     assert "opentrain.pause.start" in events
+    assert "opentrain.pause.end" in events
 
     text = "\n".join(_attribute_values(otel))
     assert SECRET not in text
