@@ -286,15 +286,19 @@ def _current_tracer() -> Any:
 # -- live clients (the gauges) -------------------------------------------------------------
 
 _live: list[tuple[weakref.ref[Any], weakref.ref[Any], str]] = []
-_registered = 0
 
 
 def watch(pacer: _PacerView, stats: _StatsView) -> None:
-    """Report this client's pacer and in-flight count in the gauges while it lives."""
-    global _registered
-    _registered += 1
+    """Report this client's pacer and in-flight count in the gauges while it lives.
+
+    Clients are numbered 1, 2, ... (``opentrain.client``), reusing the number of one
+    that is gone: a bot opening a client per message keeps one series, not thousands.
+    """
     _live[:] = [entry for entry in _live if entry[0]() is not None and entry[1]() is not None]
-    _live.append((weakref.ref(pacer), weakref.ref(stats), str(_registered)))
+    taken = {entry[2] for entry in _live}
+    number = next(str(n) for n in range(1, len(_live) + 2) if str(n) not in taken)
+    _live.append((weakref.ref(pacer), weakref.ref(stats), number))
+    _current_metrics()  # the gauges exist from the client's creation on
 
 
 def _live_pairs() -> Iterator[tuple[Any, Any, str]]:

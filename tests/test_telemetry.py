@@ -250,3 +250,25 @@ asyncio.run(main())
 def test_client_type_is_unchanged() -> None:
     """The hooks add no public attribute to the client."""
     assert not hasattr(OpenTrainClient, "telemetry")
+
+
+async def test_gauges_follow_live_clients(otel: Telemetry, server: FakeOpenTrain) -> None:
+    """Each live client has its own gauges (``opentrain.client``); a closed and dropped
+    client's number is reused, so a client per message keeps one series."""
+    import gc
+
+    gc.collect()  # clients of earlier tests
+    async with make_client(server) as first, make_client(server) as second:
+        assert first is not second
+        clients = {p.attributes["opentrain.client"] for p in otel.points("opentrain.pacer.paused")}
+        assert len(clients) == 2
+    del first, second
+    gc.collect()
+    for _ in range(3):
+        async with make_client(server):
+            pass
+        gc.collect()
+    async with make_client(server):
+        names = {p.attributes["opentrain.client"] for p in otel.points("opentrain.pacer.paused")}
+    assert names <= {"1", "2"}
+    assert len(names) == 1
