@@ -340,11 +340,15 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
+        return await self._options(timeout, max_retries)._send_checked(
+            conversation_id, content, self._reconcile if reconcile is None else reconcile
+        )
+
+    async def _send_checked(self, conversation_id: str, content: str, reconcile: bool) -> Message:
+        """Deliver one message whose input was checked, as one message span."""
         span = _telemetry.message_start()  # the message's span; its outcome is counted
         try:
-            message, reconciled = await self._options(timeout, max_retries)._delivery.deliver(
-                conversation_id, content, self._reconcile if reconcile is None else reconcile
-            )
+            message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
         except OpenTrainError as exc:
             _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
             raise
@@ -571,4 +575,4 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        return await client.send_message(conversation_id, content, reconcile=reconcile)
+        return await client._send_checked(conversation_id, content, reconcile)
