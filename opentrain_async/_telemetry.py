@@ -345,6 +345,11 @@ class _Request:
         self.started = time.perf_counter()
 
 
+def _sampled_or_root() -> bool:
+    parent = _otel_trace.get_current_span()
+    return parent.is_recording() or not parent.get_span_context().is_valid
+
+
 def request_start(method: str, path: str, host: str | None, port: int | None) -> _Request | None:
     """An HTTP attempt is about to go on the wire; None when nobody listens."""
     metrics = _current_metrics()
@@ -352,7 +357,9 @@ def request_start(method: str, path: str, host: str | None, port: int | None) ->
     if metrics is None and tracer is None and not logger.isEnabledFor(logging.DEBUG):
         return None
     span = None
-    if tracer is not None:
+    # Under a message span that was not sampled, its HTTP children would not be either
+    # (ParentBased, the SDK's default): they are not even started.
+    if tracer is not None and _sampled_or_root():
         template = _template(path)
         attributes: dict[str, Any] = {
             "http.request.method": method,

@@ -284,3 +284,34 @@ async def test_gauges_follow_live_clients(otel: Telemetry, server: FakeOpenTrain
         now = _clients(otel) - others
     assert len(now) == 1
     assert now <= ours
+
+
+async def test_unsampled_messages_cost_no_http_spans(
+    otel: Telemetry, server: FakeOpenTrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sampler that keeps no trace, nothing is exported and no HTTP span is even
+    started under the unsampled message span; the metrics still count every outcome."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(otel.exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    started: list[str] = []
+    tracer = provider.get_tracer("spy")
+    real = type(tracer).start_span
+
+    def spy(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(name)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(tracer), "start_span", spy)
+    conv = server.add_conversation()
+    async with make_client(server) as client:
+        report = await client.send_all([(conv, f"unsampled {i}") for i in range(5)])
+    assert report.sent == 5
+    assert started == ["opentrain.message.send"] * 5
+    assert otel.spans() == ()
+    assert otel.total("opentrain.outcomes") == 5
