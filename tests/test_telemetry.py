@@ -29,6 +29,7 @@ def otel() -> Iterator[Telemetry]:
 
 def _clients(telemetry: Telemetry) -> set[str]:
     """The ``opentrain.client`` numbers of the live clients."""
+    _telemetry._current_metrics()  # the gauges, even before this provider saw a request
     return {p.attributes["opentrain.client"] for p in telemetry.points("opentrain.pacer.paused")}
 
 
