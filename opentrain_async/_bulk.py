@@ -49,6 +49,8 @@ from typing import Any, Literal, Protocol, get_args
 
 import attrs
 
+import opentrain_async._telemetry as _telemetry
+
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -749,6 +751,7 @@ class _Engine:
                                 continue
                         if not chains.enter((index, item, key, conversation_id, content)):
                             continue  # parked behind an earlier input of its conversation
+                span = _telemetry.message_start()  # this input's span; its outcome is counted
                 try:
                     if content.__class__ is not str:
                         raise content  # invalid: found when it was pulled
@@ -802,6 +805,7 @@ class _Engine:
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
+                _telemetry.outcome(span, outcome)
                 if after is not None:
                     await after(outcome)
                 if chains is None or conversation_id is None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+import opentrain_async._telemetry as _telemetry
+
 from ._bulk import (
     DEFAULT_KEEP_FAILURES,
     BulkReport,
@@ -27,11 +29,12 @@ from ._bulk import (
     SendHooks,
     SendItem,
     SendOutcome,
+    outcome_kind,
     run_batch,
 )
 from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, OpenTrainError
 from ._models import Message
 from ._pacing import Pacer, PacingBackend
 from ._pacing.redis_backend import client_backend
@@ -235,6 +238,7 @@ class OpenTrainClient(ReadMixin):
 
     def _count_pacing_fallback(self) -> None:
         self.stats.pacing_fallbacks += 1
+        _telemetry.count("opentrain.pacing.fallbacks")
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -349,9 +353,22 @@ class OpenTrainClient(ReadMixin):
         """
         validate_conversation_id(conversation_id)
         validate_content(content)
-        message, _ = await self._options(timeout, max_retries)._delivery.deliver(
+        return await self._options(timeout, max_retries)._send_checked(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
+
+    async def _send_checked(self, conversation_id: str, content: str, reconcile: bool) -> Message:
+        """Deliver one message whose input was checked, as one message span."""
+        span = _telemetry.message_start()  # the message's span; its outcome is counted
+        try:
+            message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
+        except OpenTrainError as exc:
+            _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
+            raise
+        except BaseException:  # cancelled: no outcome, but the span ends here
+            _telemetry.message_end(span, None)
+            raise
+        _telemetry.message_end(span, "sent", conversation_id=conversation_id, reconciled=reconciled)
         return message
 
     async def reply(self, incoming: Message, content: str) -> Message:
@@ -617,5 +634,4 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        message, _ = await client._delivery.deliver(conversation_id, content, reconcile)
-        return message
+        return await client._send_checked(conversation_id, content, reconcile)

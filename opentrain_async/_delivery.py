@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import cattrs
 
+import opentrain_async._telemetry as _telemetry
+
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -303,6 +305,7 @@ class Delivery:
             # The server may still be processing the request we gave up on.
             await self._clock.sleep(self.reconcile_delay)
         found = await self._find(conversation_id, content, started, unknown)
+        _telemetry.read_back(found is not None)
         if found is not None:
             logger.info(
                 "send to %s: outcome was unknown (%s); read-back found message %s",

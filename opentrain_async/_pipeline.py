@@ -28,6 +28,8 @@ import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
+import opentrain_async._telemetry as _telemetry
+
 from ._config import Settings, without_userinfo
 from ._errors import (
     APIConnectionError,
@@ -158,6 +160,7 @@ class Pipeline:
         self._parent: Pipeline | None = None
         """The pipeline whose session a ``with_options`` copy shares (None: this one)."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        _telemetry.watch(pacer, stats)  # the pacer and in-flight gauges
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request
         self._session = session
         self._owns_session = session is None
@@ -310,17 +313,17 @@ class Pipeline:
         admitted = 0.0
         if pacer is not None:
             fast = pacer.try_acquire()
-            admitted = fast if fast is not None else await pacer.acquire()
+            admitted = fast if fast is not None else await _telemetry.acquire(pacer)
         url = self._urls.get(path)
         if url is None:
             url = URL(self._root + path)
             if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids (proposals) are unbounded
                 self._urls[path] = url
-        debug = logger.isEnabledFor(logging.DEBUG)
         # Failures are raised below, outside the ``except`` that caught aiohttp's error,
         # so that it is not attached as ``__context__``: aiohttp's errors carry the
         # request's headers, and with them the token.
         failure: OpenTrainError | None = None
+        telemetry = None
         try:
             session = self.ensure_session()
             # acquire/release rather than ``async with``: two fewer coroutine frames on
@@ -333,7 +336,7 @@ class Pipeline:
                 if gate is not None and gate.closing:  # a send_many loop that was left
                     raise _not_started()
                 stats.requests += 1
-                sent_at = self._clock() if debug else 0.0
+                telemetry = _telemetry.request_start(method, path, url.host, url.port)
                 # Awaiting the request (not ``async with``) keeps aiohttp's frames one
                 # level shallower; the response is released below either way.
                 response = await session.request(
@@ -387,10 +390,18 @@ class Pipeline:
             finally:
                 stats.in_flight -= 1
                 semaphore.release()
-        except BaseException:  # the pacer must hear back about every admitted request
+        except BaseException as exc:  # the pacer must hear back about every admitted request
+            _telemetry.request_end(telemetry, None, None, exc)
             if pacer is not None:
                 pacer.on_error(admitted)
             raise
+        if telemetry is not None:  # every attempt: its span, metrics and log record
+            _telemetry.request_end(
+                telemetry,
+                None if failure is not None else status,
+                None if failure is not None else self._request_id(headers),
+                failure,
+            )
         if failure is not None:
             if pacer is not None:
                 pacer.on_error(admitted)
@@ -398,16 +409,6 @@ class Pipeline:
                 raise failure
             finally:  # Python 3.10 may attach an exception handled up the stack
                 failure.__context__ = None
-        if debug:
-            logger.debug(
-                "%s %s -> %d in %.1fms request_id=%s",
-                method,
-                path,
-                status,
-                (self._clock() - sent_at) * 1000,
-                # A server may echo the request: the token never reaches a log record.
-                _without_secret(self._settings.token, None, headers)[1].get("X-Request-Id"),
-            )
         if raw is not None and 200 <= status < 300:
             if pacer is not None:
                 pacer.on_success(admitted)
@@ -440,6 +441,10 @@ class Pipeline:
         elif pacer is not None:
             pacer.on_error(admitted)
         raise error
+
+    def _request_id(self, headers: Mapping[str, str]) -> str | None:
+        # A server may echo the request: the token never reaches a log record or span.
+        return _without_secret(self._settings.token, None, headers)[1].get("X-Request-Id")
 
     def error_for(
         self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
@@ -526,7 +531,8 @@ class Pipeline:
             if pending is not None:
                 failure, pending = pending, None
                 raise failure
-            return await self.attempt(method, path, params, data, gate)
+            with _telemetry.attempt(retrying.statistics.get("attempt_number", 1)):
+                return await self.attempt(method, path, params, data, gate)
 
         # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
         paced = method != "GET" and gate is not None and EARLY_RETRY.get()

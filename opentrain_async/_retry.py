@@ -179,7 +179,17 @@ class RetryPolicy:
                 event.attempt,
                 event.reason,
                 event.request_id,
-                extra={"opentrain_retry": event},
+                extra={
+                    "opentrain_retry": event,
+                    # The same fields as every request record (see _telemetry).
+                    "method": method,
+                    "path": path,
+                    "status": getattr(error, "status", None),
+                    "request_id": event.request_id,
+                    "attempt": event.attempt,
+                    "retry_in_s": round(event.wait, 3),
+                    "reason": event.reason,
+                },
             )
             if self.on_retry is not None:
                 self.on_retry(event)

@@ -54,7 +54,7 @@ def test_the_wheel_publishes_no_development_extras(dists: list[Path]) -> None:
     metadata, and nothing they pin (opentrain-ai, mypy, mkdocs) is a requirement."""
     meta = _metadata(dists)
     extras = set(meta.get_all("Provides-Extra") or [])
-    assert extras == {"cli", "testing", "redis", "speed"}
+    assert extras == {"cli", "testing", "redis", "speed", "otel", "prometheus"}
     requires = " ".join(meta.get_all("Requires-Dist") or [])
     for pinned in ("opentrain-ai", "mypy", "mkdocs", "ruff", "nox", "twine"):
         assert pinned not in requires

@@ -129,7 +129,7 @@ async def test_opentrain_log_debug_at_import_logs_requests_to_stderr() -> None:
     text = err.decode()
     assert "POST /messages -> 201" in text
     assert f"request_id={request_id}" in text
-    assert "opentrain_async DEBUG" in text
+    assert "DEBUG opentrain_async:" in text
     assert token not in text
     assert "hello" not in text
 

@@ -36,6 +36,7 @@ from opentrain_async._errors import (
     OpenTrainError,
     UnexpectedResponseError,
 )
+from opentrain_async._logs import LOG_FORMATS, TEXT_FORMAT, formatter, log_format_from_env
 from opentrain_async._models import Message
 from opentrain_async._validation import validate_content, validate_conversation_id
 from opentrain_async._version import __version__
@@ -141,6 +142,13 @@ def _common(*, top: bool, base_url: bool = True) -> _Parser:
         action="count",
         default=0 if top else argparse.SUPPRESS,
         help="log to stderr (-v: info, -vv: debug)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None if top else argparse.SUPPRESS,
+        help="log lines as text or one JSON object each, with every field as a key "
+        "(default: $OPENTRAIN_LOG_FORMAT, else text)",
     )
     return common
 
@@ -286,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between progress lines when stderr is not a terminal (2)",
     )
+    bulk.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics on this port while the job runs (needs the "
+        "prometheus extra; docs/telemetry.md)",
+    )
     _pacing_url_option(bulk)
 
     conversations = commands.add_parser(
@@ -350,14 +364,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-class _TerminalSafeFormatter(logging.Formatter):
-    """Log lines with control characters escaped: they quote what the server said."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return terminal_safe(super().format(record))
-
-
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, log_format: str | None = None) -> None:
     sdk = logging.getLogger("opentrain_async")
     sdk.handlers.clear()  # OPENTRAIN_LOG's stderr handler: the CLI's own prints each line
     if not verbose:  # OPENTRAIN_LOG=info|debug (applied at import) counts as -v / -vv
@@ -367,9 +374,9 @@ def _setup_logging(verbose: int) -> None:
         level, fmt = logging.WARNING, f"{PROG}: %(message)s"
     else:
         level = logging.DEBUG if verbose > 1 else logging.INFO
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        fmt = TEXT_FORMAT  # OPENTRAIN_LOG's format too
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TerminalSafeFormatter(fmt))
+    handler.setFormatter(formatter(log_format or log_format_from_env(), fmt))
     logging.basicConfig(level=level, handlers=[handler])
 
 
@@ -492,8 +499,11 @@ async def _bulk(args: argparse.Namespace) -> int:
     if options.dry_run:
         return await dry_run(source, options, sys.stdout, sys.stderr)
     settings = resolve_settings(None, args.base_url)
-    # The streams of now, not the import's defaults (a caller may have redirected them).
-    return await run_job(source, options, settings, out=sys.stdout, err=sys.stderr)
+    from ._metrics import serving_metrics
+
+    with serving_metrics(args.metrics_port, sys.stderr):
+        # The streams of now, not the import's defaults (a caller may have redirected them).
+        return await run_job(source, options, settings, out=sys.stdout, err=sys.stderr)
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -586,7 +596,7 @@ def _main_unguarded(argv: Sequence[str] | None) -> int:
     problem = _pacing_url_problem(getattr(args, "pacing_url", None))
     if problem is not None:  # a bad flag is a usage error (2), named, before any request
         return _fail(f"--pacing-url: {problem}", EXIT_USAGE)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, getattr(args, "log_format", None))
     try:
         return asyncio.run(_main(args))
     except ConfigurationError as exc:

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import attrs
 
+import opentrain_async._telemetry as _telemetry
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
 from opentrain_async._time import SYSTEM_CLOCK, Clock
 from opentrain_async._version import __version__
@@ -689,6 +690,7 @@ class Journal:
             except BaseException as exc:
                 self._failed = exc
                 raise
+            _telemetry.journal_commit(len(batch))
             self._durable = target
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
@@ -121,12 +122,20 @@ class Pacer:
         local = self._clock() if now is None else now
         return current_rate(self.state, local + self._offset, self.tuning, self.rate_limit)
 
+    def pause_remaining(self) -> float:
+        """Seconds until the current pause after a 429 ends (0 or less: not paused)."""
+        return self._pause_until - self._clock()
+
     def describe(self) -> str:
         """A short human description of the current pace (for progress displays)."""
-        rate = self.current_rate()
-        if rate is None:
-            return "unpaced"
-        return f"{rate:,.0f}/s" + (" (learned)" if self.state.limit is not None else " (stated)")
+        paused = self.pause_remaining()
+        rate = self.current_rate(self._clock() + max(paused, 0.0))
+        pace = "unpaced" if rate is None else f"{rate:,.0f}/s"
+        if rate is not None:
+            pace += " (learned)" if self.state.limit is not None else " (stated)"
+        if paused >= 1:  # a long wait is never silent (a 429's hint)
+            return f"paused {paused:,.0f}s more (429), then {pace}"
+        return pace
 
     # -- admission ------------------------------------------------------------------------
 
@@ -327,6 +336,7 @@ class Pacer:
         if state.cuts != self._cuts or pause_until > self._pause_until:
             self._slots.clear()  # reserved at the old rate, or into the pause
             self._cuts = state.cuts
+        _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
         self._pause_until = max(self._pause_until, pause_until)
         if state.limit is not None and not self._paced:
             self._become_paced()
