@@ -142,6 +142,35 @@ CASES = [
     ),
     Case("result = await client.preflight()", "", prelude=OPEN_CLIENT),
     Case("# test_mocked.py", "passed test_send_survives_a_mocked_429"),
+    Case(
+        'f"part {k} of 5"',
+        "",
+        lambda s: [s.add_conversation(c) for c in ("conv_1", "conv_2")] and None,
+        OPEN_CLIENT + "conversations = ['conv_1', 'conv_2']\n",
+    ),
+    Case(
+        "isinstance(outcome.error, BlockedByEarlierFailureError)",
+        "1 waited on input 0",
+        lambda s: s.add_conversation("conv_1") and None,
+        OPEN_CLIENT + "items = [('conv_1', ''), ('conv_1', 'part 2')]\n",
+    ),
+    Case(
+        'journal="journals/batch-7.journal"',
+        "needs the Redis it names: tests/test_bulk_journal.py covers both stores",
+        prelude=(
+            "from opentrain_async import OpenTrainClient\nitems: list[tuple[str, str]] = []\n"
+            "client = OpenTrainClient()\n"
+        ),
+        run=False,
+    ),
+    Case(
+        "metrics.set_meter_provider(",
+        "needs an OTLP collector: tests/test_telemetry.py covers what the SDK reports",
+        prelude=(
+            "from opentrain_async import OpenTrainClient\nitems: list[tuple[str, str]] = []\n"
+        ),
+        run=False,
+    ),
 ]
 
 
