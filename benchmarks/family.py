@@ -28,7 +28,7 @@ import attrs
 from opentrain_async.testing import FixedWindow, LimitSchedule, SlidingWindow, TokenBucket
 from opentrain_async.testing._limits import HINT_STYLES, _ScheduleLimiter
 
-__all__ = ["KINDS", "Draw", "admission_times", "draw"]
+__all__ = ["KINDS", "Draw", "admission_times", "draw", "ideal_from_server_args", "strict_ideal"]
 
 KINDS = ("bucket", "fixed", "sliding")
 PER_PROCESS = 16
@@ -173,3 +173,32 @@ def draw(
     ceiling = int(duration * base.in_flight / latency) if latency else max_n
     n = max(2, min(n, ceiling, max_n))
     return attrs.evolve(base, n=n)
+
+
+def strict_ideal(schedule: LimitSchedule, n: int, latency: float = 0.0, in_flight: int = 64) -> float:
+    """The earliest the n-th message could be answered: its admission by the limiter
+    (``admission_times``) plus one round trip, never less than n x latency / in-flight."""
+    admitted = admission_times(schedule, n)[-1]
+    return max(admitted + latency, n * latency / in_flight)
+
+
+def ideal_from_server_args(args: tuple[str, ...], n: int, in_flight: int = 64) -> float | None:
+    """``strict_ideal`` for a fake server started with ``args`` (--rate/--burst,
+    --window-limit/--window, --rate-change S:R, --latency); None when unlimited."""
+    options: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--") and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            options[arg] = args[i + 1]
+    latency = float(options.get("--latency", 0.0))
+    burst = int(options.get("--burst", 1))
+    if "--rate" in options:
+        steps: list[tuple[float, Any]] = [(0.0, TokenBucket(float(options["--rate"]), burst))]
+        if "--rate-change" in options:
+            at, rate = (float(x) for x in options["--rate-change"].split(":"))
+            steps.append((at, TokenBucket(rate, burst)))
+    elif "--window-limit" in options:
+        window = float(options.get("--window", 1.0))
+        steps = [(0.0, FixedWindow(int(options["--window-limit"]), window))]
+    else:
+        return None
+    return strict_ideal(LimitSchedule(tuple(steps)), n, latency, in_flight)

@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", type=int, help="run this one seed")
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
+    parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
@@ -225,6 +226,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nfive worst draws, {name}:")
         for r in sorted(by_runner[name], key=lambda r: -r.ratio)[:5]:
             print(f"  {r.ratio:6.2f}x  429s {r.share:6.1%}  {r.draw.describe()}")
+    ours = by_runner.get("opentrain_async")
+    if ours and args.breakdown:
+        print("\nthis SDK by part of the family:")
+        groups: dict[str, list[Result]] = {}
+        for r in ours:
+            d = r.draw
+            lat = "0-50" if d.latency < 0.05 else "50-200"
+            for label in (
+                f"kind {d.kind}",
+                f"hints {d.hints}",
+                f"latency {lat} ms",
+                "processes 1" if d.processes == 1 else "processes 2-16",
+                "moving" if d.changes else "steady",
+            ):
+                groups.setdefault(label, []).append(r)
+        for label, rs in sorted(groups.items()):
+            print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
     if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:
         slower = [
             (o, p)
