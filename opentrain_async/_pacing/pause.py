@@ -69,7 +69,7 @@ def on_hint(
 ) -> PacingState:
     """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``."""
     if retry_after is None or retry_after <= 0:
-        return state
+        retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
