@@ -60,7 +60,7 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import Message, OutgoingMessage
-from ._pipeline import EARLY_RETRY, SEND_GATE
+from ._pipeline import SEND_GATE
 from ._retry import RetryPolicy
 from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
@@ -102,9 +102,12 @@ def stops_engine(error: OpenTrainError) -> bool:
     return False
 
 
-Deliver = Callable[[str, str, bool], Awaitable[tuple[Message, bool]]]
-"""What the engine sends through: ``deliver(conversation_id, content, reconcile)`` returns
-the message and whether read-back found it, or raises an ``OpenTrainError``."""
+Deliver = Callable[[str, str, bool, bool], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile, paced)``
+returns the message and whether read-back found it, or raises an ``OpenTrainError``.
+``paced``: the input's first 429 with a rounded one-second hint is left to the pacer
+(False once the engine has waited out a 429 of this input itself; see
+``RetryPolicy.compute_wait``)."""
 
 SendItem = tuple[str, str] | Mapping[str, Any] | OutgoingMessage
 """What ``send_many`` accepts per input: a ``(conversation_id, content)`` tuple, a mapping
@@ -627,7 +630,7 @@ class _Engine:
         items = self._items
         put = self._sink.put
         unreported = self.unreported
-        waits = 0  # the engine's own waits for the current input's 429s
+        waits = 0  # the engine's own waits for the current input's 429s (reset per input)
         try:
             while not self._exhausted:
                 if items is not None:
@@ -662,12 +665,12 @@ class _Engine:
                         raise self._not_attempted()
                     if before_send is not None:
                         await before_send(item)
-                    if waits:  # the last input's engine waits made its retries late
-                        EARLY_RETRY.set(True)
-                        waits = 0
+                    waits = 0  # this input's engine waits: after one, its retries are late
                     while True:
                         try:
-                            message, reconciled = await deliver(conversation_id, content, reconcile)
+                            message, reconciled = await deliver(
+                                conversation_id, content, reconcile, waits == 0
+                            )
                             break
                         except RateLimitError as exc:
                             # 429 means "later", never "no": the input waits while the
@@ -679,8 +682,6 @@ class _Engine:
                                 raise
                             waits += 1
                             attempt = policy.max_retries + waits
-                            if waits == 1:  # the next deliver's retries are no first one
-                                EARLY_RETRY.set(False)
                             await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
                             if self._halt is not None:
                                 raise self._not_attempted() from self._halt

@@ -171,10 +171,11 @@ def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> Del
 Attempt = Callable[[str, str, Mapping[str, str] | None, bytes | None], Awaitable[tuple[int, Any]]]
 """One HTTP attempt of the pipeline: ``(method, path, params, body) -> (status, json)``."""
 RetryAfter = Callable[
-    [OpenTrainError, str, str, Mapping[str, str] | None, bytes | None],
+    [OpenTrainError, str, str, Mapping[str, str] | None, bytes | None, bool, bool],
     Awaitable[tuple[int, Any]],
 ]
-"""The pipeline's retries after a failed first attempt (raises when it may not retry)."""
+"""The pipeline's retries after a failed first attempt (raises when it may not retry):
+``(failure, method, path, params, body, idempotent, paced)``."""
 
 
 class Delivery:
@@ -212,11 +213,13 @@ class Delivery:
         self.log_content = log_content
 
     async def deliver(
-        self, conversation_id: str, content: str, reconcile: bool
+        self, conversation_id: str, content: str, reconcile: bool, paced: bool = False
     ) -> tuple[Message, bool]:
         """POST the message; on an unknown outcome, read back before any resend.
 
         Returns the message and whether read-back (not the POST's answer) found it.
+        ``paced``: a bulk send's, whose first rounded one-second hint is the pacer's to
+        wait (``Pipeline.retry_after``).
         Kept in one frame with the POST: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
@@ -230,7 +233,9 @@ class Delivery:
                 try:
                     status, payload = await self._attempt("POST", "/messages", None, body)
                 except OpenTrainError as exc:
-                    status, payload = await self._retry_after(exc, "POST", "/messages", None, body)
+                    status, payload = await self._retry_after(
+                        exc, "POST", "/messages", None, body, False, paced
+                    )
                 message = _parse_message(payload, status, "POST", "/messages")
                 _check_sent(message, conversation_id, status, self.claimed)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:

@@ -51,7 +51,6 @@ from ._validation import check_option
 from ._version import __version__
 
 __all__ = [
-    "EARLY_RETRY",
     "MAX_RESPONSE_BYTES",
     "SEND_GATE",
     "ClientStats",
@@ -107,11 +106,6 @@ SEND_GATE: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
 """Set by a bulk engine in its worker tasks; the pipeline refuses to put a send on the
 wire for a gate that is ``closing`` (``NotAttemptedError``)."""
 
-EARLY_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "opentrain_early_retry", default=True
-)
-"""Cleared by a bulk worker once it has waited out a 429 of its current input itself:
-that input's later retries wait every hint (``RetryPolicy.compute_wait``'s ``paced``)."""
 
 
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
@@ -511,8 +505,11 @@ class Pipeline:
         params: Mapping[str, str] | None,
         data: bytes | None,
         idempotent: bool = False,
+        paced: bool = False,
     ) -> tuple[int, Any]:
         """Continue after a failed first attempt under the retry policy (tenacity).
+        ``paced``: a bulk send's POST, whose first retry after a rounded one-second hint
+        waits for the pacer (``RetryPolicy.compute_wait``), not the whole second.
 
         Most requests succeed first time, so tenacity is only set up here, once an
         attempt has failed; it replays that failure as attempt 1 so that counting,
@@ -529,8 +526,7 @@ class Pipeline:
                 raise failure
             return await self.attempt(method, path, params, data)
 
-        # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
-        paced = method != "GET" and SEND_GATE.get() is not None and EARLY_RETRY.get()
+        paced = paced and method != "GET"
         retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)

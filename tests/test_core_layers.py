@@ -80,7 +80,9 @@ async def test_the_bulk_engine_runs_over_any_deliver_callable() -> None:
     every input gets one outcome, errors included."""
     calls: list[tuple[str, str, bool]] = []
 
-    async def deliver(conversation_id: str, content: str, reconcile: bool) -> tuple[Message, bool]:
+    async def deliver(
+        conversation_id: str, content: str, reconcile: bool, paced: bool = False
+    ) -> tuple[Message, bool]:
         calls.append((conversation_id, content, reconcile))
         if content == "blocked":
             raise ConflictError("no", status=409, details={"reason": "read_only_conversation"})
@@ -211,7 +213,9 @@ async def test_the_bulk_engine_hands_every_outcome_to_its_sink_then_closes_it() 
         def close(self, discard: bool) -> None:
             closed.append(discard)
 
-    async def deliver(conversation_id: str, content: str, reconcile: bool) -> tuple[Message, bool]:
+    async def deliver(
+        conversation_id: str, content: str, reconcile: bool, paced: bool = False
+    ) -> tuple[Message, bool]:
         if content == "blocked":
             raise ConflictError("no", status=409, details={"reason": "read_only_conversation"})
         return _message(len(received), content), False

@@ -324,7 +324,9 @@ class Runner:
             since[pair] = min(since.get(pair, first), first)
         client = self._client()
 
-        async def read_back(conversation_id: str, content: str, _: bool) -> tuple[Message, bool]:
+        async def read_back(
+            conversation_id: str, content: str, _reconcile: bool, _paced: bool
+        ) -> tuple[Message, bool]:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(
                 conversation_id, content, since=since[conversation_id, content]
