@@ -167,7 +167,9 @@ def draw(
     latency = 0.0 if rng.random() < 0.1 else round(rng.uniform(0.001, 0.2), 4)
     jitter = round(rng.uniform(0, 0.5), 2) if latency else 0.0
     processes = 1 if rng.random() < 0.5 or max_processes == 1 else rng.randint(2, max_processes)
-    base = Draw(seed, kind, rate, burst, window, changes, hints, latency, jitter, processes, 1, flapping)
+    base = Draw(
+        seed, kind, rate, burst, window, changes, hints, latency, jitter, processes, 1, flapping
+    )
     # n: what the limiter admits by ``duration``, capped by the client's ceiling.
     n = len(admission_times(base.schedule(), max_n, until=duration))
     ceiling = int(duration * base.in_flight / latency) if latency else max_n
@@ -175,7 +177,9 @@ def draw(
     return attrs.evolve(base, n=n)
 
 
-def strict_ideal(schedule: LimitSchedule, n: int, latency: float = 0.0, in_flight: int = 64) -> float:
+def strict_ideal(
+    schedule: LimitSchedule, n: int, latency: float = 0.0, in_flight: int = 64
+) -> float:
     """The earliest the n-th message could be answered: its admission by the limiter
     (``admission_times``) plus one round trip, never less than n x latency / in-flight."""
     admitted = admission_times(schedule, n)[-1]

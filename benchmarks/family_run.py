@@ -143,7 +143,9 @@ def _run_processes(d: Draw, budget: float) -> dict[str, Any]:
     return _row(d, "opentrain_async", row["seconds"], stats, row["seconds"] > budget)
 
 
-def _row(d: Draw, runner: str, elapsed: float, stats: dict[str, Any], timed_out: bool) -> dict[str, Any]:
+def _row(
+    d: Draw, runner: str, elapsed: float, stats: dict[str, Any], timed_out: bool
+) -> dict[str, Any]:
     distinct = stats["distinct"]
     return {
         "seed": d.seed,
@@ -215,9 +217,13 @@ def main(argv: list[str] | None = None) -> None:
         loads.append(os.getloadavg()[0])
         print("  " + "; ".join(line), file=sys.stderr, flush=True)
     minutes = (time.perf_counter() - began) / 60
-    print(f"\n{len(draws)} draws, seeds {first}..{first + len(draws) - 1}, {minutes:.1f} min, "
-          f"load (1 min) {min(loads):.1f}-{max(loads):.1f}")
-    by: dict[str, list[dict[str, Any]]] = {name: [r for r in rows if r["runner"] == name] for name in runners}
+    print(
+        f"\n{len(draws)} draws, seeds {first}..{first + len(draws) - 1}, {minutes:.1f} min, "
+        f"load (1 min) {min(loads):.1f}-{max(loads):.1f}"
+    )
+    by: dict[str, list[dict[str, Any]]] = {
+        name: [r for r in rows if r["runner"] == name] for name in runners
+    }
     for name in runners:
         print(f"{name:<16} {summary(by[name])}")
     if "opentrain_async" in by:
@@ -225,13 +231,21 @@ def main(argv: list[str] | None = None) -> None:
         worst = sorted(by["opentrain_async"], key=lambda r: -r["ratio"])[:5]
         seeds = {d.seed: d for d in draws}
         for r in worst:
-            print(f"  {r['ratio']:6.2f}x  429s {r['rate_limited'] / r['n']:6.1%}  {seeds[r['seed']].describe()}")
+            share = r["rate_limited"] / r["n"]
+            print(f"  {r['ratio']:6.2f}x  429s {share:6.1%}  {seeds[r['seed']].describe()}")
     if "opentrain_async" in by and "aiohttp-retry" in by:
         pairs = list(zip(by["opentrain_async"], by["aiohttp-retry"], strict=True))
-        bad = [(o, p) for o, p in pairs if o["seconds"] > p["seconds"] or o["rate_limited"] >= max(p["rate_limited"], 1)]
-        print(f"\ndraws where aiohttp-retry was faster, or ours drew as many 429s: {len(bad)}/{len(pairs)}")
+        bad = [
+            (o, p)
+            for o, p in pairs
+            if o["seconds"] > p["seconds"] or o["rate_limited"] >= max(p["rate_limited"], 1)
+        ]
+        print(f"\ndraws where aiohttp-retry was faster, or ours drew as many 429s: {len(bad)}")
         for o, p in bad[:8]:
-            print(f"  seed {o['seed']}: ours {o['ratio']:.2f}x {o['rate_limited']} vs {p['ratio']:.2f}x {p['rate_limited']}")
+            print(
+                f"  seed {o['seed']}: ours {o['ratio']:.2f}x {o['rate_limited']} 429s, "
+                f"aiohttp-retry {p['ratio']:.2f}x {p['rate_limited']}"
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"seed": first, "loads": loads, "rows": rows}, indent=1))

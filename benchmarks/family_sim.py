@@ -74,7 +74,9 @@ def _hint(style: str, wait: float) -> float | None:
     return float(max(1, math.ceil(round(wait, 9))))
 
 
-async def _run(d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None) -> tuple[float, int, int]:
+async def _run(
+    d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
+) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
     rng = random.Random(d.seed * 7919 + RUNNERS.index(runner))
@@ -94,7 +96,9 @@ async def _run(d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None) ->
                 PacingTuning(sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW),
                 clock,
             )
-            pacers = [Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(processes)]
+            pacers = [
+                Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(processes)
+            ]
         else:
             factory = make_pacer or (lambda clock, sleep: Pacer(clock=clock, sleep=sleep))
             pacers = [factory(clock, late_sleep)]
@@ -113,7 +117,7 @@ async def _run(d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None) ->
         cpu_free = max(now, cpu_free) + CPU_COST
         await asyncio.sleep(cpu_free - now)
 
-    async def exchange(semaphore: asyncio.Semaphore) -> float | None | bool:
+    async def exchange(semaphore: asyncio.Semaphore) -> float | bool | None:
         """One request: True when accepted, else the hint (None: a bare 429)."""
         half = d.latency / 2 * (1 + d.jitter * rng.uniform(-1, 1))
         async with semaphore:
@@ -173,7 +177,9 @@ async def _run(d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None) ->
     return clock() - start, throttled, delivered
 
 
-def run_draw(d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None) -> Result:
+def run_draw(
+    d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None
+) -> Result:
     """One draw, one runner, in virtual time."""
     loop = VirtualTimeLoop()
     try:
@@ -249,7 +255,9 @@ def main(argv: list[str] | None = None) -> None:
             for o, p in zip(by_runner["opentrain_async"], by_runner["aiohttp-retry"], strict=True)
             if o.seconds > p.seconds or o.throttled > p.throttled
         ]
-        print(f"\ndraws where aiohttp-retry was faster or drew fewer 429s: {len(slower)}/{len(draws)}")
+        print(
+            f"\ndraws where aiohttp-retry was faster or drew fewer 429s: {len(slower)}/{len(draws)}"
+        )
         for o, p in slower[:5]:
             print(
                 f"  ours {o.ratio:.2f}x {o.share:.1%} vs {p.ratio:.2f}x {p.share:.1%}: "

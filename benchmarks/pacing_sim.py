@@ -9,7 +9,8 @@ to a consumer.  Life's noise comes from the seed: timers fire late by a random a
 whole loop for a moment (a GC pause, an in-process server) or block the consumer.
 
 Each regime runs ``--runs`` times with different seeds and prints the spread: median and
-slowest ratio to the strict ideal (``Regime.ideal``), slowest/median, and the worst 429 share.  Used to tune
+slowest ratio to the strict ideal (``Regime.ideal``), slowest/median, and the worst 429
+share.  Used to tune
 ``opentrain_async._pacing``; the real benchmark (``python -m benchmarks``) confirms.
 
     python -m benchmarks.pacing_sim [--runs 12] [--only NAME]

@@ -107,7 +107,6 @@ SEND_GATE: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
 wire for a gate that is ``closing`` (``NotAttemptedError``)."""
 
 
-
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     """``timeout=`` as aiohttp wants it: seconds for the whole request, or your own
     ``aiohttp.ClientTimeout`` (to tell connecting from reading apart)."""

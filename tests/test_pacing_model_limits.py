@@ -48,7 +48,8 @@ def test_sliding_window_counts_the_last_window_not_the_calendar() -> None:
         assert _try(world, conv) is None
     time.now = 1000.9
     refused = _try(world, conv)
-    assert refused is not None and refused.status == 429
+    assert refused is not None
+    assert refused.status == 429
     assert refused.details["retryAfterSeconds"] == pytest.approx(0.1)
     time.now = 1001.05
     assert _try(world, conv) is None
@@ -83,7 +84,8 @@ def test_schedule_hint_styles(style: str, body: float | None, header: str | None
     world, _, conv = _world(LimitSchedule(((0.0, TokenBucket(rate=4, burst=1)),), style))  # type: ignore[arg-type]
     assert _try(world, conv) is None
     refused = _try(world, conv)
-    assert refused is not None and refused.status == 429
+    assert refused is not None
+    assert refused.status == 429
     assert refused.details.get("retryAfterSeconds") == body
     assert (refused.headers or {}).get("Retry-After") == header
 
@@ -139,9 +141,7 @@ def test_strict_ideal_is_the_limiters_earliest_admission() -> None:
 
 
 def test_ideal_from_the_benchmarks_server_arguments() -> None:
-    assert ideal_from_server_args(("--rate", "500", "--burst", "10"), 1500) == pytest.approx(
-        2.98
-    )
+    assert ideal_from_server_args(("--rate", "500", "--burst", "10"), 1500) == pytest.approx(2.98)
     args = ("--window-limit", "100", "--window", "1", "--latency", "0.04")
     assert ideal_from_server_args(args, 500) == pytest.approx(4.04)
     assert ideal_from_server_args(("--fault", "x"), 10) is None
@@ -154,8 +154,10 @@ def test_draws_are_reproducible_and_cover_the_family() -> None:
     draws = [draw(seed) for seed in range(300)]
     assert {d.kind for d in draws} == {"bucket", "fixed", "sliding"}
     assert {d.hints for d in draws} == {"exact", "whole", "header", "none"}
-    assert any(d.flapping for d in draws) and any(d.changes and not d.flapping for d in draws)
-    assert max(d.latency for d in draws) <= 0.2 and min(d.latency for d in draws) == 0
+    assert any(d.flapping for d in draws)
+    assert any(d.changes and not d.flapping for d in draws)
+    assert max(d.latency for d in draws) <= 0.2
+    assert min(d.latency for d in draws) == 0
     assert {d.processes for d in draws} >= {1, 2, 16}
     for d in draws:
         assert 5 <= d.rate <= 5000 or d.kind != "bucket"

@@ -18,7 +18,14 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-__all__ = ["HINT_STYLES", "FixedWindow", "LimitSchedule", "RateLimit", "SlidingWindow", "TokenBucket"]
+__all__ = [
+    "HINT_STYLES",
+    "FixedWindow",
+    "LimitSchedule",
+    "RateLimit",
+    "SlidingWindow",
+    "TokenBucket",
+]
 
 
 def _hint(seconds: float, integer: bool) -> float | int:
@@ -269,9 +276,7 @@ class _ScheduleLimiter:
         if index != self._index:
             self._index = index
             at = self._start + self._steps[index][0]
-            self._inner = attrs.evolve(
-                self._steps[index][1], integer_hints=False
-            )._limiter(at, at)
+            self._inner = attrs.evolve(self._steps[index][1], integer_hints=False)._limiter(at, at)
         wait: float | None = self._inner.acquire(now)
         if wait is None:
             return None

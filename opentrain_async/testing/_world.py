@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
