@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             line.append(f"{name} {row['ratio']:.2f}x {row['rate_limited']} 429s")
         loads.append(os.getloadavg()[0])
         print("  " + "; ".join(line), file=sys.stderr, flush=True)
+        _save(Path(args.out), first, loads, rows)  # after every draw: a cut-short run counts
     minutes = (time.perf_counter() - began) / 60
     print(
         f"\n{len(draws)} draws, seeds {first}..{first + len(draws) - 1}, {minutes:.1f} min, "
@@ -246,10 +247,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"  seed {o['seed']}: ours {o['ratio']:.2f}x {o['rate_limited']} 429s, "
                 f"aiohttp-retry {p['ratio']:.2f}x {p['rate_limited']}"
             )
-    out = Path(args.out)
+    print(f"wrote {args.out}")
+
+
+def _save(out: Path, first: int, loads: list[float], rows: list[dict[str, Any]]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"seed": first, "loads": loads, "rows": rows}, indent=1))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
