@@ -151,12 +151,6 @@ class _SharedBackend:
         return await self._inner.load()
 
 
-def _rate(policy: Policy) -> float:
-    if isinstance(policy, TokenBucket):
-        return policy.rate
-    return policy.limit / policy.window
-
-
 def _bucket(rate: float, burst: int, integer: bool = False) -> TokenBucket:
     return TokenBucket(rate=rate, burst=burst, integer_hints=integer)
 
