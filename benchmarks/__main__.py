@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from ._server import fake_server
+from .family import ideal_from_server_args
 from .runners import RUNNERS, consumer_pausing
 
 CONCURRENCY = 64
@@ -50,16 +51,14 @@ class Scenario:
     """Only these runners (default: every runner asked for)."""
 
     def ideal(self) -> float | None:
-        """Seconds to deliver n at exactly the limit, as it moves, plus any pause."""
+        """The strict ideal: the earliest the server's limiter could admit the n-th
+        message (``benchmarks.family.strict_ideal``: a bucket's burst and a window's
+        first fill count; a moving limit integrated), plus any pause.  (Until issue
+        19 this was n/rate, which a fixed window beats by a whole window.)"""
         if self.rate is None:
             return None
-        if self.rate_change is None:
-            return self.n / self.rate + self.pause
-        at, later = self.rate_change
-        first = self.rate * at
-        if self.n <= first:
-            return self.n / self.rate + self.pause
-        return at + (self.n - first) / later + self.pause
+        ideal = ideal_from_server_args(self.server_args, self.n, CONCURRENCY)
+        return None if ideal is None else ideal + self.pause
 
 
 SCENARIOS = [
@@ -266,7 +265,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["ideal_seconds"]:
             row["ratio"] = round(row["seconds"] / row["ideal_seconds"], 3)
-            row["ratio_to"] = "ideal n/rate"
+            row["ratio_to"] = "strict ideal (the limiter's earliest admission of the n-th)"
         else:
             raw = next(
                 (

@@ -9,7 +9,8 @@ to a consumer.  Life's noise comes from the seed: timers fire late by a random a
 whole loop for a moment (a GC pause, an in-process server) or block the consumer.
 
 Each regime runs ``--runs`` times with different seeds and prints the spread: median and
-slowest ratio to the ideal time, slowest/median, and the worst 429 share.  Used to tune
+slowest ratio to the strict ideal (``Regime.ideal``), slowest/median, and the worst 429
+share.  Used to tune
 ``opentrain_async._pacing``; the real benchmark (``python -m benchmarks``) confirms.
 
     python -m benchmarks.pacing_sim [--runs 12] [--only NAME]
@@ -103,21 +104,18 @@ class Regime:
     each; 1: one pacer with ``concurrency`` workers and its own in-memory backend."""
 
     def ideal(self) -> float:
-        """Seconds to deliver ``n`` at exactly the limit's rate (plus any consumer pause
-        or stall), as ``make bench`` counts it: n/rate.  A fixed window admits its
-        first ``limit`` at once, so a little under 1.00x is possible there."""
+        """The strict ideal (``benchmarks.family.strict_ideal``: the limiter's earliest
+        admission of the n-th message plus a round trip, a moving limit integrated),
+        plus any consumer pause or stall.  (Until issue 19: n/rate.)"""
+        from opentrain_async.testing import LimitSchedule
+
+        from .family import strict_ideal
+
         extra = self.consumer_pause[1] if self.consumer_pause else 0.0
         extra += sum(s for _, s in self.stalls)
-        left = float(self.n)
-        total = 0.0
-        for i, (since, policy) in enumerate(self.limits):
-            rate = _rate(policy)
-            until = self.limits[i + 1][0] if i + 1 < len(self.limits) else None
-            if until is None or left <= rate * (until - since):
-                total = since + left / rate
-                break
-            left -= rate * (until - since)
-        return total + extra
+        in_flight = 64 if self.processes == 1 else PER_PROCESS * self.processes
+        schedule = LimitSchedule(tuple((float(at), p) for at, p in self.limits))
+        return strict_ideal(schedule, self.n, self.latency, in_flight) + extra
 
 
 PER_PROCESS = 16
@@ -151,12 +149,6 @@ class _SharedBackend:
 
     async def load(self) -> PacingState:
         return await self._inner.load()
-
-
-def _rate(policy: Policy) -> float:
-    if isinstance(policy, TokenBucket):
-        return policy.rate
-    return policy.limit / policy.window
 
 
 def _bucket(rate: float, burst: int, integer: bool = False) -> TokenBucket:

@@ -4,7 +4,8 @@ One fake server (its own process) limits per token; K worker processes (real one
 started together) each send their share of the messages with ``send_all`` and the same
 token.  Side by side, each scenario runs with *separate* in-memory pacers (every process
 learns alone) and with *one Redis* (``pacing_url``: one shared limit).  Printed per
-scenario and mode: the median job time over the rounds as a ratio to the ideal n/rate
+scenario and mode: the median job time over the rounds as a ratio to the strict ideal
+(``benchmarks.family.strict_ideal``)
 (with the spread; the job runs from GO, sent to processes already started and connected,
 until the last ``send_all`` returned; "with exit" also counts the processes' exit), the
 worst share of requests answered 429, and lost / duplicated messages by the server's own
@@ -276,7 +277,7 @@ def run_processes(
         finally:
             if redis is not None:
                 redis.stop()
-    ideal = scenario.n / scenario.rate if scenario.rate else None
+    ideal = _ideal(scenario)
     distinct = stats["distinct"]
     return {
         "scenario": scenario.name,
@@ -294,6 +295,17 @@ def run_processes(
         "reported_ok": sum(r["sent"] for r in results),
         "fallbacks": sum(r["fallbacks"] for r in results),
     }
+
+
+def _ideal(scenario: Scenario) -> float | None:
+    """The strict ideal (``benchmarks.family.strict_ideal``), or None when unlimited."""
+    from .family import ideal_from_server_args
+
+    if not scenario.rate:
+        return None
+    return ideal_from_server_args(
+        scenario.server_args, scenario.n, PER_PROCESS_CONCURRENCY * scenario.processes
+    )
 
 
 def _kill_and_restart(redis: Any, ideal: float) -> None:

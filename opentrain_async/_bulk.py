@@ -72,7 +72,6 @@ from ._errors import (
 )
 from ._models import Message, OutgoingMessage
 from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
-from ._pipeline import EARLY_RETRY
 from ._retry import RetryPolicy
 from ._validation import check_option, validate_content, validate_conversation_id
 from ._waiters import Waiters
@@ -117,10 +116,13 @@ def stops_engine(error: OpenTrainError) -> bool:
     return False
 
 
-Deliver = Callable[[str, str, bool, Any], Awaitable[tuple[Message, bool]]]
-"""What the engine sends through: ``deliver(conversation_id, content, reconcile, gate)``
-returns the message and whether read-back found it, or raises an ``OpenTrainError``.
-``gate`` is the engine: once its ``closing`` is set no new send may start."""
+Deliver = Callable[[str, str, bool, Any, bool], Awaitable[tuple[Message, bool]]]
+"""What the engine sends through: ``deliver(conversation_id, content, reconcile, gate,
+paced)`` returns the message and whether read-back found it, or raises an
+``OpenTrainError``.  ``gate`` is the engine: once its ``closing`` is set no new send may
+start.  ``paced``: the input's first 429 with a rounded one-second hint is left to the
+pacer (False once the engine has waited out a 429 of this input itself; see
+``RetryPolicy.compute_wait``)."""
 
 BeforeSend = Callable[[int, Any], Awaitable["tuple[Message, bool] | None"]]
 """Awaited with each input's index and item right before its send (a journal's durable
@@ -762,13 +764,11 @@ class _Engine:
                     if settled is not None:  # a journal knows its outcome: nothing to send
                         message, reconciled = settled
                     else:
-                        if waits:  # the last input's engine waits made its retries late
-                            EARLY_RETRY.set(True)
-                            waits = 0
+                        waits = 0  # this input's engine waits: after one, its retries are late
                         while True:
                             try:
                                 message, reconciled = await deliver(
-                                    conversation_id, content, reconcile, self
+                                    conversation_id, content, reconcile, self, waits == 0
                                 )
                                 break
                             except RateLimitError as exc:
@@ -781,8 +781,6 @@ class _Engine:
                                     raise
                                 waits += 1
                                 attempt = policy.max_retries + waits
-                                if waits == 1:  # the next deliver's retries are no first one
-                                    EARLY_RETRY.set(False)
                                 await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
                                 if self._halt is not None:
                                     raise self._not_attempted() from self._halt

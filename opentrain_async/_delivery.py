@@ -176,7 +176,7 @@ Attempt = Callable[..., Awaitable[tuple[int, Any]]]
 (status, json)``; ``gate`` is the bulk engine behind a send (it may refuse to start)."""
 RetryAfter = Callable[..., Awaitable[tuple[int, Any]]]
 """The pipeline's retries after a failed first attempt (raises when it may not retry):
-``(failure, method, path, params, body, idempotent=False, gate=None)``."""
+``(failure, method, path, params, body, idempotent=False, gate=None, paced=False)``."""
 
 
 class Delivery:
@@ -214,12 +214,19 @@ class Delivery:
         self.log_content = log_content
 
     async def deliver(
-        self, conversation_id: str, content: str, reconcile: bool, gate: Any = None
+        self,
+        conversation_id: str,
+        content: str,
+        reconcile: bool,
+        gate: Any = None,
+        paced: bool = False,
     ) -> tuple[Message, bool]:
         """POST the message; on an unknown outcome, read back before any resend.
         ``gate``: the bulk engine sending it, asked before each attempt (``attempt``).
 
         Returns the message and whether read-back (not the POST's answer) found it.
+        ``paced``: a bulk send's, whose first rounded one-second hint is the pacer's to
+        wait (``Pipeline.retry_after``).
         Kept in one frame with the POST: every coroutine layer is re-entered each time
         aiohttp resumes, so the send path stays shallow.
         """
@@ -234,7 +241,7 @@ class Delivery:
                     status, payload = await self._attempt("POST", "/messages", None, body, gate)
                 except OpenTrainError as exc:
                     status, payload = await self._retry_after(
-                        exc, "POST", "/messages", None, body, gate=gate
+                        exc, "POST", "/messages", None, body, gate=gate, paced=paced
                     )
                 message = _parse_message(payload, status, "POST", "/messages")
                 _check_sent(payload, message, conversation_id, content, status, self.claimed)

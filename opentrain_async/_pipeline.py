@@ -16,7 +16,6 @@ the same session, pacer, semaphore, stats and URL cache.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import re
@@ -53,7 +52,6 @@ from ._validation import check_option
 from ._version import __version__
 
 __all__ = [
-    "EARLY_RETRY",
     "MAX_RESPONSE_BYTES",
     "ClientStats",
     "Pipeline",
@@ -100,13 +98,6 @@ class SendGate(Protocol):
 
     @property
     def closing(self) -> bool: ...
-
-
-EARLY_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "opentrain_early_retry", default=True
-)
-"""Cleared by a bulk worker once it has waited out a 429 of its current input itself:
-that input's later retries wait every hint (``RetryPolicy.compute_wait``'s ``paced``)."""
 
 
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
@@ -514,9 +505,12 @@ class Pipeline:
         data: bytes | None,
         idempotent: bool = False,
         gate: SendGate | None = None,
+        paced: bool = False,
     ) -> tuple[int, Any]:
         """Continue after a failed first attempt under the retry policy (tenacity).
         ``gate``: the bulk engine behind this send (see ``attempt``), None otherwise.
+        ``paced``: a bulk send's POST, whose first retry after a rounded one-second hint
+        waits for the pacer (``RetryPolicy.compute_wait``), not the whole second.
 
         Most requests succeed first time, so tenacity is only set up here, once an
         attempt has failed; it replays that failure as attempt 1 so that counting,
@@ -535,7 +529,7 @@ class Pipeline:
                 return await self.attempt(method, path, params, data, gate)
 
         # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
-        paced = method != "GET" and gate is not None and EARLY_RETRY.get()
+        paced = paced and method != "GET"
         retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)

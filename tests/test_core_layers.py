@@ -81,7 +81,11 @@ async def test_the_bulk_engine_runs_over_any_deliver_callable() -> None:
     calls: list[tuple[str, str, bool]] = []
 
     async def deliver(
-        conversation_id: str, content: str, reconcile: bool, gate: object = None
+        conversation_id: str,
+        content: str,
+        reconcile: bool,
+        gate: object = None,
+        paced: bool = False,
     ) -> tuple[Message, bool]:
         calls.append((conversation_id, content, reconcile))
         if content == "blocked":
@@ -215,7 +219,11 @@ async def test_the_bulk_engine_hands_every_outcome_to_its_sink_then_closes_it() 
             closed.append(discard)
 
     async def deliver(
-        conversation_id: str, content: str, reconcile: bool, gate: object = None
+        conversation_id: str,
+        content: str,
+        reconcile: bool,
+        gate: object = None,
+        paced: bool = False,
     ) -> tuple[Message, bool]:
         if content == "blocked":
             raise ConflictError("no", status=409, details={"reason": "read_only_conversation"})

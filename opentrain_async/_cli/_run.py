@@ -379,7 +379,7 @@ class Runner:
         client = self._client()
 
         async def read_back(
-            conversation_id: str, content: str, _: bool, __: object
+            conversation_id: str, content: str, _reconcile: bool, _gate: object, _paced: bool
         ) -> tuple[Message, bool]:
             # Ids already delivered (claim_ids) and found so far are never matched again.
             found = await client.find_own_message(

@@ -7,7 +7,9 @@ waiting for the rounded-up part costs less than a second per episode.  A hint of
 whole second (a fast limit that rounds its hints up, or a window that filled in its
 last second, so resets any moment) gets only a short pause, doubling while 429s come
 back to back (a 429 for a request admitted before the current pause began is part of
-the same burst and does not double it).  Such a hint is left to the pacer by a bulk
+the same burst and does not double it).  So does a 429 with no hint at all, or a hint of
+0: it says no more than a rounded second (before, it paused nothing, and every request
+in flight met the same limit).  Such a hint is left to the pacer by a bulk
 send's retry too (``left_to_pacer``): the retry waits for its admission, not the
 whole rounded second.
 """
@@ -69,7 +71,7 @@ def on_hint(
 ) -> PacingState:
     """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``."""
     if retry_after is None or retry_after <= 0:
-        return state
+        retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1

@@ -340,6 +340,11 @@ if throttled then
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
     elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
+  end
+  do  -- pause.on_hint: no hint (or 0) is as unsure as a rounded one: the short pause
+    local ra = ra
+    if ra == nil or ra <= 0 then ra = 1 end
+    local exact = ra ~= math.floor(ra)
     if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)

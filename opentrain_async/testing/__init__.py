@@ -11,7 +11,7 @@ wait. See
 ``python -m opentrain_async.testing`` for an out-of-process server.
 """
 
-from ._limits import FixedWindow, RateLimit, TokenBucket
+from ._limits import FixedWindow, LimitSchedule, RateLimit, SlidingWindow, TokenBucket
 from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation, Fault, RecordedRequest
 from ._server import API_PREFIX, DEFAULT_TOKEN, FakeOpenTrain
 from ._time import FakeTime
@@ -29,8 +29,10 @@ __all__ = [
     "FakeTime",
     "Fault",
     "FixedWindow",
+    "LimitSchedule",
     "RateLimit",
     "RecordedRequest",
+    "SlidingWindow",
     "TokenBucket",
     "World",
 ]

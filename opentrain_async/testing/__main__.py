@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Final
 
-from ._limits import FixedWindow, TokenBucket
+from ._limits import FixedWindow, LimitSchedule, TokenBucket
 from ._models import Fault
 from ._server import DEFAULT_TOKEN, OTHER_USER, FakeOpenTrain
 
@@ -53,10 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds of simulated work per request"
     )
+    parser.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="each request's latency varies uniformly by +-SHARE of --latency",
+    )
     parser.add_argument("--conversations", type=int, default=1, metavar="N")
     limits = parser.add_mutually_exclusive_group()
     limits.add_argument("--rate", type=float, help="token bucket: sends per second")
     limits.add_argument("--window-limit", type=int, help="fixed window: sends per window")
+    limits.add_argument(
+        "--limit-json",
+        help="a LimitSchedule as JSON (LimitSchedule.to_dict): drawn limits, any hint style",
+    )
     parser.add_argument("--burst", type=int, default=1, help="token bucket capacity")
     parser.add_argument(
         "--rate-change",
@@ -203,6 +214,7 @@ async def _serve(args: argparse.Namespace) -> None:
         latency=args.latency,
         record_requests=False,
     )
+    server.latency_jitter = args.latency_jitter
     person = server.add_token(args.person_token, user_id=OTHER_USER)
     scenario = getattr(args, "scenario_loaded", None) or load_scenario(args)  # main checked it
     conversations = apply_scenario(server, scenario, args.conversations)
@@ -223,6 +235,8 @@ async def _serve(args: argparse.Namespace) -> None:
                 retry_after_header=args.retry_after_header,
             )
         )
+    elif args.limit_json is not None:
+        server.set_rate_limit(LimitSchedule.from_dict(json.loads(args.limit_json)))
     elif args.window_limit is not None:
         server.set_rate_limit(
             FixedWindow(

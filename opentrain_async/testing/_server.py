@@ -164,6 +164,8 @@ class FakeOpenTrain:
         self._record = record_requests
         self.latency = latency
         """Seconds each API request takes before it is processed (0: one event-loop turn)."""
+        self.latency_jitter = 0.0
+        """Each request's latency varies uniformly by +- this share of ``latency``."""
         self._random = random.Random(seed)
         bits = self._random.getrandbits(64)
         # uuid-shaped request ids: a seeded random prefix plus a counter (no uuid4 per request)
@@ -549,7 +551,10 @@ class FakeOpenTrain:
         try:
             # Yield at least one loop turn, like a real server doing I/O: requests that
             # arrive together are then in flight together, so peak_in_flight means something.
-            await asyncio.sleep(self.latency)
+            latency = self.latency
+            if self.latency_jitter:
+                latency *= 1 + self.latency_jitter * (2 * self._random.random() - 1)
+            await asyncio.sleep(latency)
             try:
                 body = await request.read() if request.body_exists else b""
             except web.HTTPException as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +20,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._limits import RateLimit, _BucketLimiter, _WindowLimiter
+from ._limits import RateLimit, hint_parts
 from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation
 from ._zod import issue
 
@@ -126,7 +125,7 @@ class World:
         self._seq = 0
         self._blocked: list[tuple[str, str]] = []
         self._rate_limit: RateLimit | None = None
-        self._limiters: dict[str, _BucketLimiter | _WindowLimiter] = {}
+        self._limiters: dict[str, Any] = {}
         self._events: dict[str, deque[dict[str, Any]]] = {}
         self._event_counter = 0
         self._proposals: dict[str, _FakeProposal] = {}
@@ -432,14 +431,7 @@ class World:
             wait = limiter.acquire(now)
             if wait is not None:
                 self.throttled += 1
-                raise ApiError(
-                    429,
-                    "Rate limit exceeded",
-                    {"reason": "rate_limited", "retryAfterSeconds": wait},
-                    {"Retry-After": str(max(1, math.ceil(wait)))}
-                    if limit.retry_after_header
-                    else None,
-                )
+                raise ApiError(429, "Rate limit exceeded", *hint_parts(limit, wait))
         message = self._store(conv, account.user_id, content)
         self._announce_to_accounts(conv, message)
         self.committed += 1

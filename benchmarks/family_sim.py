@@ -1,0 +1,269 @@
+"""The drawn family in virtual time: this SDK's pacer and two peers on the same draws.
+
+Each draw (``benchmarks.family``) runs on ``pacing_sim``'s virtual-time loop: workers
+(64 in flight, or 16 per process with one shared backend as processes share Redis) send
+``n`` messages through the pacer, each request crossing half the drawn latency (with its
+jitter) to the draw's limiter and half back, its 429 carrying the draw's hint style.
+Timers fire late by a random amount, as on a busy loop.  The ratio is to the strict
+ideal (``Draw.ideal``, never less than n x the simulated CPU cost per request).
+
+Printed per runner: median, p90 and worst ratio, the 429 share (median, p90), messages
+undelivered, and the five worst draws with their parameters and seed; then the draws
+on which this SDK was slower than aiohttp-retry or drew more 429s.  Tune on the
+``--tune`` seeds (0-499), report on others (``--first 10000``):
+
+    python -m benchmarks.family_sim --draws 500 --first 10000
+    python -m benchmarks.family_sim --only 10042          (one draw, any runner)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from opentrain_async import Pacer, RateLimitError, RetryPolicy
+from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVERY, PacingTuning
+from opentrain_async.testing._limits import _ScheduleLimiter
+
+from .family import Draw, draw
+from .pacing_sim import VirtualTimeLoop, _SharedBackend
+from .peers import RETRY_ATTEMPTS, BotocoreStyleLimiter, aiohttp_retry_wait, botocore_backoff
+
+__all__ = ["RUNNERS", "Result", "run_draw", "summarise"]
+
+CPU_COST = 0.0001
+"""Seconds of client CPU per request (10,000/s): the simulated machine's ceiling."""
+TIMER_LATENESS = 0.0003
+"""Mean seconds a timer fires late (exponential), as in pacing_sim."""
+RUNNERS = ("opentrain_async", "aiohttp-retry", "botocore-style")
+
+
+@attrs.frozen
+class Result:
+    runner: str
+    draw: Draw
+    seconds: float
+    ideal: float
+    throttled: int
+    delivered: int
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.ideal
+
+    @property
+    def share(self) -> float:
+        return self.throttled / self.draw.n
+
+
+def _hint(style: str, wait: float) -> float | None:
+    """The hint the client reads for an exact wait, in the draw's style."""
+    if style == "exact":
+        return wait
+    if style == "none":
+        return None
+    return float(max(1, math.ceil(round(wait, 9))))
+
+
+async def _run(
+    d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
+) -> tuple[float, int, int]:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    rng = random.Random(d.seed * 7919 + RUNNERS.index(runner))
+    clock = loop.time
+    start = clock()
+    limiter = _ScheduleLimiter(d.schedule())
+    processes = d.processes
+    per_process = d.in_flight // processes
+
+    async def late_sleep(seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0) + rng.expovariate(1 / TIMER_LATENESS))
+
+    pacers: list[Any] = []
+    if runner == "opentrain_async":
+        if processes > 1:
+            shared = _SharedBackend(
+                PacingTuning(sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW),
+                clock,
+            )
+            pacers = [
+                Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(processes)
+            ]
+        else:
+            factory = make_pacer or (lambda clock, sleep: Pacer(clock=clock, sleep=sleep))
+            pacers = [factory(clock, late_sleep)]
+    elif runner == "botocore-style":
+        pacers = [BotocoreStyleLimiter(clock, late_sleep) for _ in range(processes)]
+    semaphores = [asyncio.Semaphore(per_process) for _ in range(processes)]
+    retry = RetryPolicy(max_retries=1000, sleep=asyncio.sleep, random=rng.random)
+    cpu_free = start
+    remaining = d.n
+    throttled = 0
+    delivered = 0
+
+    async def use_cpu() -> None:
+        nonlocal cpu_free
+        now = clock()
+        cpu_free = max(now, cpu_free) + CPU_COST
+        await asyncio.sleep(cpu_free - now)
+
+    async def exchange(semaphore: asyncio.Semaphore) -> float | bool | None:
+        """One request: True when accepted, else the hint (None: a bare 429)."""
+        half = d.latency / 2 * (1 + d.jitter * rng.uniform(-1, 1))
+        async with semaphore:
+            await use_cpu()
+            await asyncio.sleep(half)
+            wait = limiter.acquire(clock())
+            await asyncio.sleep(half)
+        return True if wait is None else _hint(d.hints, wait)
+
+    async def ours(index: int) -> None:
+        nonlocal remaining, throttled, delivered
+        pacer = pacers[index % processes]
+        semaphore = semaphores[index % processes]
+        while remaining > 0:
+            remaining -= 1
+            attempt = 0
+            while True:
+                attempt += 1
+                fast = pacer.try_acquire()
+                sent_at = fast if fast is not None else await pacer.acquire()
+                answer = await exchange(semaphore)
+                if answer is True:
+                    pacer.on_success(sent_at)
+                    delivered += 1
+                    break
+                throttled += 1
+                hint = None if answer is None else float(answer)
+                await pacer.on_throttle(sent_at, hint)
+                error = RateLimitError("429", status=429, retry_after=hint)
+                await asyncio.sleep(retry.compute_wait(error, attempt, paced=True))
+
+    async def peer(index: int) -> None:
+        nonlocal remaining, throttled, delivered
+        limiter_ = pacers[index % processes] if pacers else None
+        semaphore = semaphores[index % processes]
+        while remaining > 0:
+            remaining -= 1
+            for attempt in range(1, RETRY_ATTEMPTS + 1):
+                if limiter_ is not None:
+                    await limiter_.acquire()
+                answer = await exchange(semaphore)
+                if limiter_ is not None:
+                    limiter_.on_response(answer is not True)
+                if answer is True:
+                    delivered += 1
+                    break
+                throttled += 1
+                if attempt == RETRY_ATTEMPTS:
+                    break  # given up: lost
+                if limiter_ is None:
+                    await asyncio.sleep(aiohttp_retry_wait(attempt - 1))
+                else:
+                    await asyncio.sleep(botocore_backoff(attempt, rng.random()))
+
+    work = ours if runner == "opentrain_async" else peer
+    await asyncio.gather(*(work(i) for i in range(d.in_flight)))
+    return clock() - start, throttled, delivered
+
+
+def run_draw(
+    d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None
+) -> Result:
+    """One draw, one runner, in virtual time."""
+    loop = VirtualTimeLoop()
+    try:
+        seconds, throttled, delivered = loop.run_until_complete(_run(d, runner, make_pacer))
+    finally:
+        loop.close()
+    ideal = max(d.ideal(), d.n * CPU_COST + d.latency)
+    return Result(runner, d, seconds, ideal, throttled, delivered)
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
+
+
+def summarise(results: list[Result]) -> str:
+    """One line: median, p90, worst ratio; 429 share median and p90; undelivered."""
+    ratios = [r.ratio for r in results]
+    shares = [r.share for r in results]
+    lost = sum(r.draw.n - r.delivered for r in results)
+    return (
+        f"median {statistics.median(ratios):5.2f}x  p90 {_pct(ratios, 0.9):5.2f}x  "
+        f"worst {max(ratios):6.2f}x  429s median {statistics.median(shares):6.1%} "
+        f"p90 {_pct(shares, 0.9):6.1%}  undelivered {lost}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.family_sim")
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--first", type=int, default=10_000, help="first seed (tune: 0)")
+    parser.add_argument("--only", type=int, help="run this one seed")
+    parser.add_argument("--runners", default=",".join(RUNNERS))
+    parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
+    parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
+    args = parser.parse_args(argv)
+    runners = args.runners.split(",")
+    seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
+    draws = [draw(s, seconds=(1.0, 3.0)) for s in seeds]
+    if args.kind:
+        draws = [d for d in draws if d.kind == args.kind]
+    print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
+    by_runner: dict[str, list[Result]] = {}
+    began = time.perf_counter()
+    for name in runners:
+        by_runner[name] = [run_draw(d, name) for d in draws]
+        print(f"{name:<16} {summarise(by_runner[name])}", flush=True)
+    print(f"({time.perf_counter() - began:.0f} s of wall time)", file=sys.stderr)
+    for name in runners:
+        print(f"\nfive worst draws, {name}:")
+        for r in sorted(by_runner[name], key=lambda r: -r.ratio)[:5]:
+            print(f"  {r.ratio:6.2f}x  429s {r.share:6.1%}  {r.draw.describe()}")
+    ours = by_runner.get("opentrain_async")
+    if ours and args.breakdown:
+        print("\nthis SDK by part of the family:")
+        groups: dict[str, list[Result]] = {}
+        for r in ours:
+            d = r.draw
+            lat = "0-50" if d.latency < 0.05 else "50-200"
+            for label in (
+                f"kind {d.kind}",
+                f"hints {d.hints}",
+                f"latency {lat} ms",
+                "processes 1" if d.processes == 1 else "processes 2-16",
+                "moving" if d.changes else "steady",
+            ):
+                groups.setdefault(label, []).append(r)
+        for label, rs in sorted(groups.items()):
+            print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
+    if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:
+        slower = [
+            (o, p)
+            for o, p in zip(by_runner["opentrain_async"], by_runner["aiohttp-retry"], strict=True)
+            if o.seconds > p.seconds or o.throttled > p.throttled
+        ]
+        print(
+            f"\ndraws where aiohttp-retry was faster or drew fewer 429s: {len(slower)}/{len(draws)}"
+        )
+        for o, p in slower[:5]:
+            print(
+                f"  ours {o.ratio:.2f}x {o.share:.1%} vs {p.ratio:.2f}x {p.share:.1%}: "
+                f"{o.draw.describe()}"
+            )
+
+
+if __name__ == "__main__":
+    main()
