@@ -116,6 +116,13 @@ def stops_engine(error: OpenTrainError) -> bool:
     return False
 
 
+def quota_gone(error: OpenTrainError, max_wait: float) -> bool:
+    """A 429 whose hint is beyond what a send waits (``max_retry_after``): the quota is
+    gone for longer than the job can wait, and every later send would meet it too, one
+    pacer pause each.  The rest of the job is not attempted (a rerun sends it)."""
+    return isinstance(error, RateLimitError) and (error.retry_after or 0) > max_wait
+
+
 Deliver = Callable[[str, str, bool, Any, bool], Awaitable[tuple[Message, bool]]]
 """What the engine sends through: ``deliver(conversation_id, content, reconcile, gate,
 paced)`` returns the message and whether read-back found it, or raises an
@@ -785,7 +792,9 @@ class _Engine:
                                 if self._halt is not None:
                                     raise self._not_attempted() from self._halt
                 except OpenTrainError as exc:
-                    if self._halt is None and stops_engine(exc):
+                    if self._halt is None and (
+                        stops_engine(exc) or quota_gone(exc, policy.max_retry_after)
+                    ):
                         self._halt = exc  # no further sends: every later input is not attempted
                     outcome = SendOutcome(index, item, None, exc, key)
                 except Exception as exc:  # a bug must not lose the input: it is its outcome

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import opentrain_async
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
@@ -77,6 +79,9 @@ class Bot:
     async def _stderr(self) -> str:
         assert self.process.stderr is not None
         return (await self.process.stderr.read()).decode()
+
+
+pytestmark = pytest.mark.process  # real bot processes, signals and kill -9
 
 
 async def _until(check: Callable[[], bool]) -> None:

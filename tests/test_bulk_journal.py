@@ -161,6 +161,7 @@ async def test_a_journal_that_is_not_ours_is_refused(
     assert server.stats()["sends"] == 0
 
 
+@pytest.mark.process
 async def test_an_arq_style_task_killed_and_retried_commits_each_message_once(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

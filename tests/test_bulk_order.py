@@ -97,13 +97,15 @@ async def test_conversations_stay_concurrent(server: FakeOpenTrain, no_wait: Fak
     async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         original = client._delivery.deliver
 
-        async def spy(conversation_id: str, content: str, reconcile: bool, gate: Any) -> Any:
+        async def spy(
+            conversation_id: str, content: str, reconcile: bool, gate: Any, paced: bool
+        ) -> Any:
             nonlocal peak_same, peak_all
             on_wire[conversation_id] = on_wire.get(conversation_id, 0) + 1
             peak_same = max(peak_same, on_wire[conversation_id])
             peak_all = max(peak_all, sum(on_wire.values()))
             try:
-                return await original(conversation_id, content, reconcile, gate)
+                return await original(conversation_id, content, reconcile, gate, paced)
             finally:
                 on_wire[conversation_id] -= 1
 

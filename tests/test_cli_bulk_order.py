@@ -8,6 +8,8 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .cli_helpers import cli_env, run_cli, start_cli, write_jsonl
@@ -28,6 +30,7 @@ def _parts(server: FakeOpenTrain, conv: str) -> list[int]:
     return [int(m["content"].split()[1]) for m in server.messages(conv)]
 
 
+@pytest.mark.process
 async def test_kill_9_mid_job_then_resume_keeps_every_conversation_in_order(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
@@ -79,7 +82,7 @@ async def test_a_failed_line_stops_its_conversation_also_on_a_rerun(
     )
     assert first.code == 1
     rows = [json.loads(line) for line in failures.read_text().splitlines()]
-    blocked = [r for r in rows if r["reason"] == "blocked_by_earlier_failure"]
+    blocked = [r for r in rows if r["opentrain"]["reason"] == "blocked_by_earlier_failure"]
     assert len(blocked) == 2
     assert all("line 3 of conversation" in json.dumps(r) for r in blocked), blocked
     assert _parts(server, bad) == [1, 2]

@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .cli_helpers import ROOT, cli_env, write_jsonl
@@ -44,6 +46,7 @@ async def _read_until(fd: int, seen: bytearray, marker: bytes | None, timeout: f
         seen += chunk
 
 
+@pytest.mark.process
 async def test_the_interrupt_note_clears_the_live_line(tmp_path: Path) -> None:
     """SIGINT mid-run on a terminal: the note starts with the line cleared, the run exits
     130 and says how to resume."""

@@ -144,6 +144,7 @@ def test_content_lock_refuses_a_second_holder(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.process
 async def test_one_job_file_under_two_paths_started_together_is_sent_once(
     tmp_path: Path,
 ) -> None:
@@ -200,6 +201,7 @@ async def test_dry_run_plans_what_the_ledger_says(server: FakeOpenTrain, tmp_pat
     assert (server.stats()["committed"], server.stats()["duplicates"]) == (20, 0)
 
 
+@pytest.mark.process
 async def test_a_job_sharing_inputs_with_a_running_one_is_refused(tmp_path: Path) -> None:
     """A job with its own journal, edited to share the lines of another job, started
     while that one runs: the running job's journal (locked by it) already shares

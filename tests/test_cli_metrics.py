@@ -31,6 +31,7 @@ def _samples(text: str, name: str) -> float:
     return total
 
 
+@pytest.mark.process
 async def test_metrics_are_scraped_while_the_job_runs(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

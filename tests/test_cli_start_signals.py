@@ -23,6 +23,7 @@ async def _finish(proc: asyncio.subprocess.Process, timeout: float) -> tuple[int
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.process
 async def test_a_signal_during_a_slow_pre_send_check_stops_at_once(
     tmp_path: Path, signum: signal.Signals
 ) -> None:

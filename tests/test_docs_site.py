@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import opentrain_async
 import opentrain_async.testing
 
@@ -48,6 +50,7 @@ def test_the_site_builds_strict_and_documents_every_public_name(tmp_path: Path) 
         assert missing == [], f"{page}: no reference entry for {missing}"
 
 
+@pytest.mark.process
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     """Strict really is strict: a page linking to a missing page is an error, not a warning."""
     docs = tmp_path / "docs"

@@ -124,6 +124,7 @@ def test_a_bad_scenario_names_what_is_wrong(tmp_path: Path, body: object, named:
         _scenario(tmp_path, body)
 
 
+@pytest.mark.process
 async def test_out_of_process_scenario_and_stats_endpoint(tmp_path: Path) -> None:
     """``python -m opentrain_async.testing --read-only ...`` serves the scenario, and
     ``GET /__fake__/stats`` counts what happened; a bad scenario exits 2 naming it."""

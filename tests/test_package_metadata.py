@@ -28,6 +28,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(out.iterdir())
 
 
+@pytest.mark.process
 def test_twine_check_passes(dists: list[Path]) -> None:
     """``twine check --strict`` (what the index checks: the README renders, metadata is
     complete) accepts both distributions."""

@@ -202,13 +202,13 @@ async def test_a_long_pause_is_never_silent(
     says paused, the gauges show it."""
     time = FakeTime()
     async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
-        conv = server.add_conversation()
+        convs = [server.add_conversation() for _ in range(3)]  # one burst: no order to keep
         server.throttle_next(3, retry_after=3600)
         async with make_client(
             server, clock=time.clock, sleep=time.sleep, max_retry_after=30
         ) as client:
             with caplog.at_level(logging.WARNING, logger="opentrain_async"):
-                report = await client.send_all([(conv, f"too soon {i}") for i in range(3)])
+                report = await client.send_all([(c, "too soon") for c in convs])
             described = client.pacer.describe()
             paused = otel.total("opentrain.pacer.paused")
             remaining = otel.total("opentrain.pacer.pause.remaining")
@@ -239,6 +239,7 @@ def test_nothing_is_built_without_a_provider() -> None:
     _telemetry.request_end(None, 200, None)
 
 
+@pytest.mark.process
 async def test_without_opentelemetry_installed(server: FakeOpenTrain) -> None:
     """With opentelemetry not importable at all, the SDK imports and sends as before."""
     conv = server.add_conversation()

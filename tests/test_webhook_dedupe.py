@@ -230,6 +230,7 @@ class Receiver:
         return [line.split()[1] for line in out.decode().splitlines() if line.startswith("handled")]
 
 
+@pytest.mark.process
 async def test_two_receiver_processes_sharing_redis_handle_a_delivery_once(
     redis_server: RedisServer,
 ) -> None:

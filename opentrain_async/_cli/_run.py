@@ -51,7 +51,7 @@ from opentrain_async import (
     Settings,
     UnexpectedResponseError,
 )
-from opentrain_async._bulk import stops_engine
+from opentrain_async._bulk import quota_gone, stops_engine
 
 from ._journal import Journal, JournalError, JournalState, JournalStore
 from ._journal_redis import RedisJournalStore
@@ -76,7 +76,7 @@ def _stops_run(error: OpenTrainError | None, max_wait: float = float("inf")) -> 
     A 429 whose hint is beyond what a run waits (``max_wait``, the retry policy's
     ``max_retry_after``) says the quota is gone for longer than the job can wait:
     every later send would meet it too (and crawl at the pacer's pause per input)."""
-    if isinstance(error, RateLimitError) and (error.retry_after or 0) > max_wait:
+    if isinstance(error, RateLimitError) and quota_gone(error, max_wait):
         return (
             f"the API's rate limit asks to wait {error.retry_after:,.0f} s, longer than a "
             f"run waits ({max_wait:g} s): the quota is used up; rerun later to resume"
