@@ -105,7 +105,8 @@ async def test_two_clients_learn_one_limit(
 ) -> None:
     """Not told the limit, two clients learn it together: all delivered once, few 429s,
     and the learned state is one (the same cuts in Redis for both)."""
-    server.set_rate_limit(TokenBucket(rate=300, burst=10))
+    # 100/s: well under what two clients send even on a loaded machine, so 429s come.
+    server.set_rate_limit(TokenBucket(rate=100, burst=5))
     assert await send_together(server, 150, pacing_url=steady(redis_server)) == [150, 150]
     assert_exactly_once(server, 300)
     # How few 429s is pacing quality, measured by `benchmarks.processes`, not here: a
