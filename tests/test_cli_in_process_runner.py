@@ -3,6 +3,7 @@ what a child process would print, and a run that times out ends with its test.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ async def test_a_run_that_times_out_is_interrupted_and_leaves_nothing_behind(
     and the process's environment and streams are the test's again."""
     conv = server.add_conversation()
     env_before, stdout_before = dict(os.environ), sys.stdout
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # TimeoutError itself only from 3.11
         await run_cli(
             "messages", conv, "--follow", "--interval", "0.05",
             env=cli_env(server, tmp_path, MARKER="in-run"), timeout=1.0,
