@@ -617,6 +617,7 @@ class RedisPacingBackend:
             RedisError,
             OSError,
             TimeoutError,
+            asyncio.TimeoutError,  # not TimeoutError itself before Python 3.11
             ValueError,
             ArithmeticError,
         )
