@@ -150,6 +150,9 @@ class _SharedBackend:
     async def load(self) -> PacingState:
         return await self._inner.load()
 
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
 
 def _bucket(rate: float, burst: int, integer: bool = False) -> TokenBucket:
     return TokenBucket(rate=rate, burst=burst, integer_hints=integer)

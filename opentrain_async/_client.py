@@ -40,7 +40,7 @@ from ._pacing import Pacer, PacingBackend
 from ._pacing.redis_backend import client_backend
 from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_timeout
 from ._proxy import proxy_from_env
-from ._raw import raw_call
+from ._raw import RawSink, raw_call
 from ._read import ReadMixin
 from ._reply import reply_once
 from ._retry import RetryEvent, RetryPolicy
@@ -279,9 +279,18 @@ class OpenTrainClient(ReadMixin):
         connection), so ``client.with_options(timeout=5).send_message(...)`` is fine.
         Closing the copy leaves this client open.
         """
+        return self._copy(self._pipeline.with_options(timeout=timeout, max_retries=max_retries))
+
+    def _recording(self, sink: RawSink) -> OpenTrainClient:
+        """A copy whose pipeline records each successful answer into ``sink`` (what
+        ``with_raw_response`` calls run on)."""
+        return self._copy(self._pipeline.with_options(raw_sink=sink))
+
+    def _copy(self, pipeline: Pipeline) -> OpenTrainClient:
+        """This client over another pipeline copy, sharing everything else."""
         copy = object.__new__(OpenTrainClient)
         copy.__dict__.update(self.__dict__)
-        copy._pipeline = self._pipeline.with_options(timeout=timeout, max_retries=max_retries)
+        copy._pipeline = pipeline
         delivery = self._delivery
         copy._delivery = copy._new_delivery(  # one set of claimed ids
             delivery.claimed,
@@ -563,14 +572,27 @@ class RawResponseClient:
     ``RawResponse`` around its usual result (see ``_raw``)."""
 
     def __init__(self, client: OpenTrainClient) -> None:
-        self.send_message = raw_call(client.send_message)
-        self.request = raw_call(client.request)
-        self.read_messages = raw_call(client.read_messages)
-        self.list_conversations = raw_call(client.list_conversations)
-        self.get_updates = raw_call(client.get_updates)
-        self.start_proposal_conversation = raw_call(client.start_proposal_conversation)
-        self.whoami = raw_call(client.whoami)
-        self.capabilities = raw_call(client.capabilities)
+        self.send_message = raw_call(
+            client.send_message, lambda sink: client._recording(sink).send_message
+        )
+        self.request = raw_call(client.request, lambda sink: client._recording(sink).request)
+        self.read_messages = raw_call(
+            client.read_messages, lambda sink: client._recording(sink).read_messages
+        )
+        self.list_conversations = raw_call(
+            client.list_conversations, lambda sink: client._recording(sink).list_conversations
+        )
+        self.get_updates = raw_call(
+            client.get_updates, lambda sink: client._recording(sink).get_updates
+        )
+        self.start_proposal_conversation = raw_call(
+            client.start_proposal_conversation,
+            lambda sink: client._recording(sink).start_proposal_conversation,
+        )
+        self.whoami = raw_call(client.whoami, lambda sink: client._recording(sink).whoami)
+        self.capabilities = raw_call(
+            client.capabilities, lambda sink: client._recording(sink).capabilities
+        )
 
 
 def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:

@@ -13,30 +13,33 @@ message it finished: the one it was handling when it died comes back (at-least-o
 none before it.  ``OpenTrainClient.reply`` makes that one safe to handle again: it finds
 its earlier answer by read-back instead of sending a second.
 
-The position lives in a ``CursorStore`` as one opaque string; the default writes a small
-JSON file atomically (temp file, fsync, ``os.replace``) so a crash while saving leaves
-the old position, never a torn file.
+The position lives in a ``CursorStore`` (``_listen_position``) as one opaque string;
+the default writes a small JSON file atomically (temp file, fsync, ``os.replace``) so a
+crash while saving leaves the old position, never a torn file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import tempfile
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-import attrs
-
-from ._errors import ConfigurationError
+from ._listen_position import (
+    FROM_BEGINNING,
+    CursorStore,
+    JSONFileCursorStore,
+    ListenPosition,
+    MemoryCursorStore,
+    ReplyLog,
+    _as_store,
+)
+from ._listen_position import POSITION_PREFIX as POSITION_PREFIX  # for tests
 from ._models import Message
 from ._pagination import AsyncPaginator
 from ._read_models import Event, EventPage, MessagePage
@@ -63,195 +66,7 @@ LOOKUP_BUDGET = 60.0
 """Seconds one conversation lookup may take before the page is retried later."""
 EVENT_SKEW = timedelta(minutes=5)
 """How much earlier than its ``message.received`` event a message may be stamped."""
-FROM_BEGINNING = "@beginning"
-"""Saved instead of a cursor when the feed was empty at the first start: the next
-start reads from the beginning, so nothing that arrives meanwhile is skipped."""
-POSITION_PREFIX = "@listen:"
-"""Starts a saved position that holds more than a cursor (finished messages, replies)."""
 _SEEN_CAPACITY = 50_000
-REPLY_LOG_CAPACITY = 256
-"""Reply ids ``listen()`` saves with its position (see ``ReplyLog``)."""
-
-
-class ReplyLog:
-    """The latest replies sent by ``OpenTrainClient.reply``: reply id -> incoming id.
-
-    Read-back treats a reply as claimed when answering any *other* message (a reply to
-    one message is never taken for the answer to another with the same text), and
-    ``listen()`` saves the log with its position so that this still holds after a
-    restart.  Keeps the newest ``capacity``.
-    """
-
-    def __init__(self, capacity: int = REPLY_LOG_CAPACITY) -> None:
-        self._answers: OrderedDict[str, str] = OrderedDict()
-        self._capacity = capacity
-
-    def add(self, reply_id: str, incoming_id: str) -> None:
-        """Remember that ``reply_id`` answers ``incoming_id``."""
-        self._answers[reply_id] = incoming_id
-        self._answers.move_to_end(reply_id)
-        while len(self._answers) > self._capacity:
-            self._answers.popitem(last=False)
-
-    def restore(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remember pairs saved by an earlier run (older than any added since)."""
-        current = list(self.pairs())
-        self._answers.clear()
-        for reply_id, incoming_id in [*pairs, *current]:
-            self.add(reply_id, incoming_id)
-
-    def pairs(self) -> tuple[tuple[str, str], ...]:
-        """``(reply id, incoming id)``, oldest first."""
-        return tuple(self._answers.items())
-
-    def answers_to(self, incoming_id: str) -> set[str]:
-        """The ids of the replies logged for ``incoming_id``."""
-        return {reply for reply, to in self._answers.items() if to == incoming_id}
-
-    def __contains__(self, reply_id: object) -> bool:
-        return reply_id in self._answers
-
-
-@attrs.frozen
-class ListenPosition:
-    """Where ``listen()`` resumes: the page at ``cursor`` (None: the feed's beginning)
-    less the ``handled`` message ids already finished on it, and the ids of recent
-    ``replies`` (see ``ReplyLog``).  Stored as one string (``encode``/``decode``)."""
-
-    cursor: str | None
-    handled: tuple[str, ...] = ()
-    replies: tuple[tuple[str, str], ...] = ()
-
-    def encode(self) -> str:
-        """The string a ``CursorStore`` keeps: the bare cursor when that says it all."""
-        if not self.handled and not self.replies:
-            return FROM_BEGINNING if self.cursor is None else self.cursor
-        replies = [list(pair) for pair in self.replies]
-        state = {"cursor": self.cursor, "handled": self.handled, "replies": replies}
-        return POSITION_PREFIX + json.dumps(state, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, saved: str) -> ListenPosition:
-        """The position a saved string stands for (a bare cursor, as older versions
-        saved, is a page with nothing finished); ``ConfigurationError`` if corrupt."""
-        if saved == FROM_BEGINNING:
-            return cls(None)
-        if not saved.startswith(POSITION_PREFIX):
-            return cls(saved)
-        try:
-            state = json.loads(saved[len(POSITION_PREFIX) :])
-            cursor, handled, replies = state["cursor"], state["handled"], state["replies"]
-        except (ValueError, TypeError, KeyError, RecursionError):
-            state = cursor = handled = replies = None
-        if not (
-            (cursor is None or (isinstance(cursor, str) and cursor))
-            and _all_ids(handled)
-            and isinstance(replies, list)
-            and all(
-                isinstance(pair, list) and len(pair) == 2 and _all_ids(pair) for pair in replies
-            )
-        ):
-            raise ConfigurationError(
-                "the saved listen() position is corrupt; fix or delete it (deleting it "
-                "makes listen() start over)"
-            )
-        return cls(cursor, tuple(handled), tuple((pair[0], pair[1]) for pair in replies))
-
-
-def _all_ids(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
-
-
-class CursorStore(Protocol):
-    """Where ``listen()`` keeps its position between runs: one opaque string.
-
-    The string is the /updates cursor, or a ``ListenPosition`` that also names the
-    messages finished on that page and recent reply ids; store it as given.  ``save`` is called
-    after every finished message, so it must be durable when it returns.
-    """
-
-    async def load(self) -> str | None:
-        """The saved position, or None when nothing was saved yet."""
-
-    async def save(self, cursor: str) -> None:
-        """Persist ``cursor`` durably (it replaces the previous one)."""
-
-
-class MemoryCursorStore:
-    """A cursor kept in memory: survives ``listen()`` restarts within one process only."""
-
-    def __init__(self, cursor: str | None = None) -> None:
-        self.cursor = cursor
-        self.saves = 0
-
-    async def load(self) -> str | None:
-        return self.cursor
-
-    async def save(self, cursor: str) -> None:
-        self.cursor = cursor
-        self.saves += 1
-
-
-class JSONFileCursorStore:
-    """The default store: ``{"cursor": "...", "savedAt": "..."}`` in one JSON file.
-
-    Writes go to a temp file in the same directory, are fsynced, then ``os.replace``d
-    over the target, so the file always holds either the old or the new cursor.  A
-    file that exists but cannot be read raises ``ConfigurationError`` rather than
-    silently starting over (which would replay or skip messages).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"JSONFileCursorStore({str(self.path)!r})"
-
-    async def load(self) -> str | None:
-        return await asyncio.to_thread(self._load)
-
-    async def save(self, cursor: str) -> None:
-        await asyncio.to_thread(self._save, cursor)
-
-    def _load(self) -> str | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the cursor file {self.path}: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigurationError(f"the cursor file {self.path} is not UTF-8 text") from None
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
-            raise ConfigurationError(
-                f"the cursor file {self.path} is not JSON; fix or delete it (deleting it "
-                f"makes listen() start over)"
-            ) from None
-        cursor = data.get("cursor") if isinstance(data, dict) else None
-        if cursor is not None and not (isinstance(cursor, str) and cursor):
-            raise ConfigurationError(f"the cursor file {self.path} has no valid 'cursor'")
-        return cursor
-
-    def _save(self, cursor: str) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "cursor": cursor,
-            "savedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        }
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
 
 
 class _Reader(Protocol):
@@ -266,19 +81,6 @@ class _Reader(Protocol):
     def iter_messages(
         self, conversation_id: str, *, limit: int = ...
     ) -> AsyncPaginator[MessagePage, Message]: ...
-
-
-def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
-    if store is None:
-        return MemoryCursorStore()
-    if isinstance(store, (str, Path)):
-        return JSONFileCursorStore(store)
-    if not (callable(getattr(store, "load", None)) and callable(getattr(store, "save", None))):
-        raise ConfigurationError(
-            "store must be a CursorStore (async load() and save()), a path or None, got "
-            f"{type(store).__name__}"
-        )
-    return store
 
 
 async def _find_messages(

@@ -44,9 +44,8 @@ from ._errors import (
 )
 from ._json import json_dumps, json_loads
 from ._pacing import Pacer
-from ._pacing.redis_backend import RedisPacingBackend
 from ._proxy import Proxy
-from ._raw import RAW_RESPONSES
+from ._raw import RawSink
 from ._retry import RetryPolicy
 from ._validation import check_option
 from ._version import __version__
@@ -150,6 +149,8 @@ class Pipeline:
         self._clock = clock
         self._parent: Pipeline | None = None
         """The pipeline whose session a ``with_options`` copy shares (None: this one)."""
+        self.raw_sink: RawSink | None = None
+        """Where a ``with_raw_response`` call's copy records each successful answer."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
         _telemetry.watch(pacer, stats)  # the pacer and in-flight gauges
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request
@@ -186,8 +187,7 @@ class Pipeline:
         self.closed = True
         if self._parent is not None:
             return
-        if isinstance(self._pacer.backend, RedisPacingBackend):
-            await self._pacer.backend.aclose()
+        await self._pacer.backend.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -231,9 +231,11 @@ class Pipeline:
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | None = None,
+        raw_sink: RawSink | None = None,
     ) -> Pipeline:
-        """A copy with another timeout or retry budget, over the same session, pacer,
-        semaphore and stats (cheap: no new connection); closing it stops only the copy."""
+        """A copy with another timeout or retry budget (or recording its answers into
+        ``raw_sink``), over the same session, pacer, semaphore and stats (cheap: no new
+        connection); closing it stops only the copy."""
         copy = object.__new__(Pipeline)
         copy.__dict__.update(self.__dict__)
         copy._parent = self._parent or self
@@ -244,6 +246,8 @@ class Pipeline:
         if timeout is not None:
             copy.timeout = as_client_timeout(timeout)
             copy._request_options = copy._wire_options(copy.timeout)
+        if raw_sink is not None:
+            copy.raw_sink = raw_sink
         return copy
 
     def for_call(
@@ -403,9 +407,10 @@ class Pipeline:
         if raw is not None and 200 <= status < 300:
             if pacer is not None:
                 pacer.on_success(admitted)
-            raw_box = RAW_RESPONSES.get()
-            if raw_box is not None:  # inside client.with_raw_response.<method>(...)
-                raw_box.append((status, _without_secret(self._settings.token, None, headers)[1]))
+            if self.raw_sink is not None:  # a client.with_raw_response.<method>(...) call
+                self.raw_sink.append(
+                    (status, _without_secret(self._settings.token, None, headers)[1])
+                )
             try:
                 return status, json_loads(raw)
             except (ValueError, UnicodeDecodeError):

@@ -2,28 +2,25 @@
 
 As openai-python's ``with_raw_response``: the same call, returning a ``RawResponse``
 whose ``parse()`` is the usual result, with the status, headers and request id of the
-answer it came from.  The pipeline hands each successful answer to a per-task
-``ContextVar`` box only while such a call is running, so ordinary calls pay one
-``ContextVar.get()`` and nothing else.
+answer it came from.  Each such call runs on a cheap copy of the client whose pipeline
+holds a fresh ``RawSink`` (an explicit field, no context variable): the pipeline
+appends each successful answer to it, and ordinary calls have none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from typing import Generic, ParamSpec, TypeVar
 
 import attrs
 
-__all__ = ["RAW_RESPONSES", "RawResponse", "raw_call"]
+__all__ = ["RawResponse", "RawSink", "raw_call"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
-RAW_RESPONSES: ContextVar[list[tuple[int, Mapping[str, str]]] | None] = ContextVar(
-    "opentrain_raw_responses", default=None
-)
-"""Where the request pipeline records (status, headers) of each successful answer."""
+RawSink = list[tuple[int, Mapping[str, str]]]
+"""Where a pipeline records (status, headers) of each successful answer."""
 
 
 @attrs.frozen
@@ -45,16 +42,16 @@ class RawResponse(Generic[T]):
         return self.parsed
 
 
-def raw_call(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawResponse[T]]]:
-    """Wrap a client method so it returns a ``RawResponse`` around its result."""
+def raw_call(
+    method: Callable[P, Awaitable[T]],
+    recording: Callable[[RawSink], Callable[P, Awaitable[T]]],
+) -> Callable[P, Awaitable[RawResponse[T]]]:
+    """Wrap a client method so it returns a ``RawResponse`` around its result:
+    ``recording(sink)`` is the same method on a client copy that records into ``sink``."""
 
     async def call(*args: P.args, **kwargs: P.kwargs) -> RawResponse[T]:
-        box: list[tuple[int, Mapping[str, str]]] = []
-        token = RAW_RESPONSES.set(box)
-        try:
-            result = await method(*args, **kwargs)
-        finally:
-            RAW_RESPONSES.reset(token)
+        box: RawSink = []
+        result = await recording(box)(*args, **kwargs)
         if not box:  # pragma: no cover - every wrapped method makes a request to succeed
             raise RuntimeError(f"{method.__name__} returned without an HTTP answer")
         status, headers = box[-1]

@@ -86,6 +86,19 @@ async def run_cli(
     return await run_main("opentrain_async", *args, env=env, stdin=stdin, timeout=timeout, cwd=cwd)
 
 
+async def cli(
+    *args: str, server: FakeOpenTrain | None = None, timeout: float = 60.0, **env: str
+) -> Result:
+    """``run_cli`` in this process's environment plus ``env`` and its working directory,
+    against ``server`` (its token and URL) when given: shorthand for the tests that need
+    no environment of their own."""
+    extra = dict(env)
+    if server is not None:
+        extra.setdefault("OT_API_TOKEN", server.token)
+        extra.setdefault("OT_API_BASE_URL", server.base_url)
+    return await run_cli(*args, env={**os.environ, **extra}, timeout=timeout, cwd=Path.cwd())
+
+
 async def run_main(
     module: str,
     *args: str,

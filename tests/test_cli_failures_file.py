@@ -13,8 +13,7 @@ import pytest
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import write_jsonl
-from .cli_inprocess import cli
+from .cli_helpers import cli, write_jsonl
 
 
 def _job(server: FakeOpenTrain, path: Path) -> tuple[Path, str]:

@@ -18,8 +18,7 @@ from opentrain_async._cli._journal import JournalError
 from opentrain_async._cli._plan import JobInput, entries, job_fingerprint
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, start_cli, write_jsonl
-from .cli_inprocess import cli
+from .cli_helpers import cli, cli_env, start_cli, write_jsonl
 
 
 def _records(conv: str, n: int, text: str = "notice") -> list[dict[str, str]]:

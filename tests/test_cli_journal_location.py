@@ -7,8 +7,7 @@ from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import write_jsonl
-from .cli_inprocess import cli
+from .cli_helpers import cli, write_jsonl
 
 
 async def test_a_dangling_symlink_journal_is_named_as_such(

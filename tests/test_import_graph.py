@@ -170,3 +170,19 @@ def test_the_pipeline_knows_nothing_built_on_it() -> None:
 
     above = {f"opentrain_async.{m}" for m in ("_client", "_delivery", "_bulk", "_read")}
     assert reach("opentrain_async._pipeline") & above == set()
+
+
+def test_the_bulk_engine_knows_neither_the_pipeline_nor_pacing() -> None:
+    """The bulk engine (``_bulk`` and its ``_bulk_*`` parts) gets a send callable and
+    decides per input through its parameters: it imports neither the request pipeline
+    nor the pacer, so no decision reaches them through a side channel."""
+    graph = import_graph()
+    engine = {m for m in graph if m.startswith("opentrain_async._bulk")}
+    assert "opentrain_async._bulk" in engine
+    for module in sorted(engine):
+        forbidden = {
+            m
+            for m in graph[module]
+            if m == "opentrain_async._pipeline" or m.startswith("opentrain_async._pacing")
+        }
+        assert forbidden == set(), module

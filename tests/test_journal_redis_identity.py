@@ -20,8 +20,7 @@ from opentrain_async._cli._journal_redis import (
 )
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import write_jsonl
-from .cli_inprocess import cli
+from .cli_helpers import cli, write_jsonl
 from .redis_server import RedisServer
 
 

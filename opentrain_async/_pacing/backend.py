@@ -91,6 +91,10 @@ class PacingBackend(Protocol):
     async def load(self) -> PacingState:
         """The current state (for display and tests)."""
 
+    async def aclose(self) -> None:
+        """Release what the backend opened (a connection, a background task); the
+        client calls it when it closes.  Nothing to do for a backend that opened nothing."""
+
 
 def current_rate(
     state: PacingState, now: float, tuning: PacingTuning, cap: float | None = None
@@ -240,3 +244,6 @@ class InMemoryPacingBackend:
     async def load(self) -> PacingState:
         """The current state."""
         return self.state
+
+    async def aclose(self) -> None:
+        """Nothing to release: the state is a field of this object."""

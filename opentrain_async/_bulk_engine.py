@@ -1,0 +1,479 @@
+"""The workers behind ``send_many`` and ``send_all``: one engine, two sinks.
+
+Each worker pulls an input, turns it into exactly one outcome and hands it to a
+``Sink``; in order, an input waits for the earlier inputs of its conversation
+(``_order``).  The engine gets a ``Deliver`` callable and its hooks as parameters:
+it imports neither the request pipeline nor the pacer (tests/test_import_graph.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from typing import Any, Protocol
+
+import opentrain_async._telemetry as _telemetry
+
+from ._bulk_outcome import (
+    Deliver,
+    SendItem,
+    SendOutcome,
+    normalize_item,
+    quota_gone,
+    stops_engine,
+)
+from ._errors import (
+    APIConnectionError,
+    ConfigurationError,
+    DeliveryUnknownError,
+    InvalidRequestError,
+    NotAttemptedError,
+    OpenTrainError,
+    RateLimitError,
+)
+from ._models import Message, OutgoingMessage
+from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
+from ._retry import RetryPolicy
+from ._validation import validate_content, validate_conversation_id
+
+__all__ = ["SendHooks", "Sink", "order_chains"]
+
+_END = object()
+"""The end-of-stream marker (an input source or a sink is exhausted)."""
+
+
+class Sink(Protocol):
+    """Where the engine hands every outcome, as aiometer's ``run_on_each`` sends each
+    result to a stream: ``send_many``'s bounded queue, or ``send_all``'s report."""
+
+    def put(self, outcome: SendOutcome) -> Awaitable[None] | None:
+        """Take one outcome.  An awaitable returned is awaited by the worker before it
+        pulls its next input (a full queue, an async callback's turn); if taking the
+        outcome fails, the engine stops and ``run`` raises that failure."""
+
+    def close(self, discard: bool) -> None:
+        """No more outcomes: every worker has stopped, or the engine was stopped
+        (``discard``: drop what was not taken yet)."""
+
+
+class SendHooks(Protocol):
+    """What a journal does around a bulk run (``journal=``): taken over before the
+    first send, consulted right before each send, told each outcome before anyone else
+    sees it, released at the end."""
+
+    async def open(self) -> None:
+        """Take the journal over; raise (an ``OpenTrainError``) to send nothing."""
+
+    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
+        """See ``BeforeSend``."""
+
+    async def after(self, outcome: SendOutcome) -> None:
+        """Record an outcome (not awaited for durability: the next run reads it back)."""
+
+    async def close(self) -> None:
+        """Release the journal (idempotent)."""
+
+
+class _CallerHook:
+    """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
+
+    def __init__(self, before_send: Callable[[Any], Awaitable[None]]) -> None:
+        self._call = before_send
+
+    async def open(self) -> None:
+        return None
+
+    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
+        await self._call(item)
+        return None
+
+    async def after(self, outcome: SendOutcome) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _Engine:
+    """The workers behind one ``BulkSend`` or ``send_all``: one engine, two sinks.
+
+    Each worker pulls an input, turns it into exactly one outcome and hands it to the
+    ``sink``: the queue a ``BulkSend`` reads, or ``send_all``'s report, which spares
+    every outcome a trip through a queue and a consumer task.  Once ``leave`` was
+    called, outcomes go to ``unreported`` instead.
+    """
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        policy: RetryPolicy,
+        items: Iterable[SendItem] | AsyncIterable[SendItem],
+        concurrency: int,
+        reconcile: bool,
+        sink: Sink,
+        *,
+        chains: Chains | None = None,
+        hooks: SendHooks | None = None,
+    ) -> None:
+        self._deliver = deliver
+        self._policy = policy
+        self._before_send = None if hooks is None else hooks.before_send
+        self._after = None if hooks is None or isinstance(hooks, _CallerHook) else hooks.after
+        self._chains = chains
+        self.chains = chains
+        """The per-conversation chains in order (None: ``ordered=False``)."""
+        self._async_items: AsyncIterator[Any] | None = None
+        self._items: Iterator[Any] | None = None
+        if isinstance(items, AsyncIterable):
+            self._async_items = aiter(items)
+        else:
+            self._items = iter(items)
+        self._concurrency = concurrency
+        self._reconcile = reconcile
+        self._sink = sink
+        self._pull_lock = asyncio.Lock()
+        self._workers: list[asyncio.Task[None]] = []
+        self._index = 0
+        self._live_workers = 0
+        self._input_error: BaseException | None = None
+        self._sink_error: BaseException | None = None
+        self._exhausted = False
+        self.stopped = False
+        """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
+        self._halt: OpenTrainError | None = None
+        """Set by the first failure that dooms every later send (``stops_engine``)."""
+        self.closing = False
+        """The consumer left: no new send may start (the engine is the ``gate`` passed
+        with each send; the request pipeline checks it); outcomes go to ``unreported``."""
+        self.unreported: list[SendOutcome] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
+    def start(self) -> None:
+        if not self._workers:
+            self._live_workers = self._concurrency
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+
+    async def run(self) -> None:
+        """Until every input's outcome is in the sink (``send_all``); raises what the
+        sink raised, else what the caller's iterable raised."""
+        self.start()
+        try:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        except BaseException:  # cancelled: stop the workers and wait for them
+            await self.aclose()
+            raise
+        self.stopped = True
+        if self._sink_error is not None:
+            raise self._sink_error
+        self.raise_input_error()
+
+    def raise_input_error(self) -> None:
+        """Raise (once) what the caller's iterable raised, if it did."""
+        error, self._input_error = self._input_error, None
+        if error is not None:
+            raise error
+
+    async def aclose(self) -> None:
+        pending = self.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def leave(self) -> None:
+        """The consumer left: no new input, no new send; outcomes go to ``unreported``."""
+        self.closing = True
+        self.stopped = True  # the stream just ends for every consumer
+        self._exhausted = True
+        if self._chains is not None:
+            self._chains.wake()
+
+    async def finish(self, grace: float) -> None:
+        """Give the sends under way ``grace`` seconds to finish, then stop the rest."""
+        pending = [t for t in self._workers if not t.done()]
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Stop everything now; returns the workers still winding down.
+
+        The sink is closed, dropping what it holds: a consumer waiting on it (say
+        ``aclose()`` was called from another task) is woken and sees the end.
+        """
+        self.stopped = True
+        self._exhausted = True
+        for task in self._workers:
+            task.cancel()
+        self._sink.close(discard=True)
+        return [t for t in self._workers if not t.done()]
+
+    def _not_attempted(self) -> NotAttemptedError:
+        cause = self._halt
+        assert cause is not None
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        return NotAttemptedError(
+            f"not attempted: an earlier send showed that no send can succeed ({first})",
+            cause=cause,
+        )
+
+    async def _next_async_item(self) -> Any:
+        assert self._async_items is not None
+        async with self._pull_lock:  # an async generator must not be re-entered
+            if self._exhausted:
+                return _END
+            try:
+                return await self._async_items.__anext__()
+            except StopAsyncIteration:
+                self._exhausted = True
+            except Exception as exc:  # the caller's iterable failed: stop, report it last
+                self._exhausted = True
+                self._input_error = exc
+            except asyncio.CancelledError as exc:
+                if self.stopped:  # the engine is stopping this worker
+                    raise
+                # The iterable itself raised CancelledError: end the stream with it
+                # rather than lose the worker (and hang the consumer).
+                self._exhausted = True
+                self._input_error = exc
+        return _END
+
+    async def _work(self) -> None:
+        """One worker.  Kept in one frame with the outcome logic: the send path is
+        re-entered through every coroutine layer each time aiohttp resumes it.
+
+        In order (``chains``), a worker that pulls an input of a conversation with an
+        input in progress parks it and pulls again; the worker that finishes a
+        conversation's input goes on with the next one of its chain (``held``)."""
+        deliver = self._deliver
+        before_send = self._before_send
+        after = self._after
+        policy = self._policy
+        reconcile = self._reconcile
+        items = self._items
+        chains = self._chains
+        waits = 0  # the engine's own waits for the current input's 429s
+        held: Parked | None = None  # the next input of the conversation this worker holds
+        content: Any
+        try:
+            while True:
+                if held is not None:
+                    index, item, key, conversation_id, content = held
+                    held = None
+                else:
+                    if self._exhausted:
+                        break
+                    if chains is not None and chains.full:
+                        await chains.room()  # a chain must move on before more is read
+                        continue
+                    if items is not None:
+                        # A plain next() cannot be interleaved with another worker's: no lock.
+                        try:
+                            item = next(items)
+                        except StopIteration:
+                            self._exhausted = True
+                            break
+                        except Exception as exc:  # the caller's iterable failed
+                            self._exhausted = True
+                            self._input_error = exc
+                            break
+                    else:
+                        item = await self._next_async_item()
+                        if item is _END:
+                            break
+                    index = self._index
+                    self._index += 1
+                    key = None
+                    conversation_id = None
+                    try:
+                        if item.__class__ is tuple and len(item) == 2:  # the common shape
+                            conversation_id = validate_conversation_id(item[0])
+                            content = validate_content(item[1])
+                        else:
+                            key = _key_of(item)  # kept even when the rest of the item is invalid
+                            outgoing = normalize_item(item)
+                            key = outgoing.key
+                            conversation_id = outgoing.conversation_id
+                            content = outgoing.content
+                    except InvalidRequestError as exc:
+                        if chains is None or conversation_id is None:
+                            conversation_id = None if chains is None else _conversation_of(item)
+                        content = exc  # its outcome, in its turn
+                    if chains is not None and conversation_id is not None:
+                        if chains.failed:
+                            blocked = chains.stopped(conversation_id)
+                            if blocked is not None:
+                                await self._hand(SendOutcome(index, item, None, blocked, key))
+                                continue
+                        if not chains.enter((index, item, key, conversation_id, content)):
+                            continue  # parked behind an earlier input of its conversation
+                span = _telemetry.message_start()  # this input's span; its outcome is counted
+                try:
+                    if content.__class__ is not str:
+                        raise content  # invalid: found when it was pulled
+                    assert conversation_id is not None  # valid content, valid conversation
+                    if self._halt is not None:
+                        raise self._not_attempted()
+                    settled = None if before_send is None else await before_send(index, item)
+                    if settled is not None:  # a journal knows its outcome: nothing to send
+                        message, reconciled = settled
+                    else:
+                        waits = 0  # this input's engine waits: after one, its retries are late
+                        while True:
+                            try:
+                                message, reconciled = await deliver(
+                                    conversation_id, content, reconcile, self, waits == 0
+                                )
+                                break
+                            except RateLimitError as exc:
+                                # 429 means "later", never "no": the input waits while the
+                                # hints stay under max_retry_after, however many it takes.
+                                # The attempt that failed is the retry budget's last plus
+                                # these waits (see compute_wait: only a first 429 with a
+                                # rounded one-second hint is left to the pacer).
+                                if policy.retry_reason(exc, idempotent=False) is None:
+                                    raise
+                                waits += 1
+                                attempt = policy.max_retries + waits
+                                await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
+                                if self._halt is not None:
+                                    raise self._not_attempted() from self._halt
+                except OpenTrainError as exc:
+                    if self._halt is None and (
+                        stops_engine(exc) or quota_gone(exc, policy.max_retry_after)
+                    ):
+                        self._halt = exc  # no further sends: every later input is not attempted
+                    outcome = SendOutcome(index, item, None, exc, key)
+                except Exception as exc:  # a bug must not lose the input: it is its outcome
+                    error = OpenTrainError(f"unexpected {type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    outcome = SendOutcome(index, item, None, error, key)
+                except asyncio.CancelledError:
+                    if self.closing:  # the grace ran out with this send under way
+                        unknown = DeliveryUnknownError(
+                            "the send_many loop was left and this send did not finish within "
+                            "the grace; it may or may not have been delivered",
+                            cause=APIConnectionError("cancelled after the grace"),
+                        )
+                        self.unreported.append(SendOutcome(index, item, None, unknown, key))
+                    raise
+                else:
+                    outcome = SendOutcome(index, item, message, None, key, reconciled)
+                _telemetry.outcome(span, outcome)
+                if after is not None:
+                    await after(outcome)
+                if chains is None or conversation_id is None:
+                    await self._hand(outcome)
+                    continue
+                failure = outcome.error
+                if self.closing:  # what waits in this chain will not be sent
+                    self.unreported.append(outcome)
+                    for p in chains.release(conversation_id):
+                        self.unreported.append(SendOutcome(p[0], p[1], None, _left(), p[2]))
+                    continue
+                if (
+                    failure is None
+                    or chains.on_failure == "continue"
+                    or self._halt is not None  # no send can succeed: the rest not attempted
+                    or isinstance(failure, NotAttemptedError)
+                ):
+                    await self._hand(outcome)
+                    held = chains.next(conversation_id)
+                    continue
+                # Failed for good: the rest of this conversation is not sent.  It stays
+                # held until every input parked behind has its outcome, so the stream
+                # shows them in order.
+                await self._hand(outcome)
+                while True:
+                    rest = chains.take(conversation_id)
+                    if not rest:
+                        break
+                    for p in rest:
+                        blocked = blocked_error(conversation_id, index, key, failure)
+                        await self._hand(SendOutcome(p[0], p[1], None, blocked, p[2]))
+                chains.fail(conversation_id, index, key, failure)
+        except _SinkFailed:
+            return
+        finally:
+            self._live_workers -= 1
+            if self._live_workers == 0 and not self.stopped:
+                self._sink.close(discard=False)  # the last one closes the sink
+
+    async def _hand(self, outcome: SendOutcome) -> None:
+        """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If
+        the sink fails, everything stops and ``_SinkFailed`` ends the worker."""
+        if self.closing:
+            self.unreported.append(outcome)
+            return
+        try:
+            result = self._sink.put(outcome)
+            if result is not None:
+                await result
+        except BaseException as exc:  # the sink failed (a callback): stop everything
+            if self.stopped:  # this worker was cancelled by the engine itself
+                raise
+            self._sink_error = exc
+            self.cancel()
+            if isinstance(exc, Exception):
+                raise _SinkFailed from None
+            raise
+
+    def drain_parked(self) -> list[SendOutcome]:
+        """Outcomes for inputs still parked once the workers stopped: never sent."""
+        if self._chains is None:
+            return []
+        return [SendOutcome(p[0], p[1], None, _left(), p[2]) for p in self._chains.drain()]
+
+
+class _SinkFailed(Exception):
+    """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
+
+
+def _left() -> NotAttemptedError:
+    return NotAttemptedError(
+        "not sent: the loop over send_many's outcomes ended before this input's turn "
+        "(an earlier input of its conversation was still being sent)"
+    )
+
+
+def _conversation_of(item: Any) -> str | None:
+    """The valid conversation id of an input whose content is invalid, else None."""
+    if isinstance(item, OutgoingMessage):
+        value: Any = item.conversation_id
+    elif isinstance(item, tuple) and len(item) == 2:
+        value = item[0]
+    elif isinstance(item, Mapping):
+        value = item.get("conversationId", item.get("conversation_id"))
+    else:
+        return None
+    try:
+        return validate_conversation_id(value)
+    except InvalidRequestError:
+        return None
+
+
+def _key_of(item: Any) -> str | None:
+    if isinstance(item, OutgoingMessage):
+        return item.key
+    if isinstance(item, Mapping) and item.get("key") is not None:
+        return str(item["key"])
+    return None
+
+
+def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
+    """The chains that keep each conversation in order (None: ``ordered=False``)."""
+    if on_failure not in ("stop", "continue"):
+        raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
+    if not isinstance(ordered, bool):
+        raise ConfigurationError(f"ordered must be True or False, got {ordered!r}")
+    if not ordered:
+        return None
+    return Chains(DEFAULT_PARKED + 16 * concurrency, on_failure)
