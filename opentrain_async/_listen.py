@@ -158,6 +158,25 @@ class ListenPosition:
         return cls(cursor, tuple(handled), tuple((pair[0], pair[1]) for pair in replies))
 
 
+def _loaded(saved: object, store: object) -> str | None:
+    """What a ``CursorStore.load()`` returned, as the position string (or None).
+
+    Bytes (a Redis client without ``decode_responses``) are read as UTF-8; anything
+    else that is not a non-blank string is a ``ConfigurationError`` naming the store,
+    never a ``TypeError`` from deep inside ``listen()``.
+    """
+    if isinstance(saved, (bytes, bytearray)):
+        with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: reported below
+            saved = bytes(saved).decode("utf-8")
+    if saved is None or (isinstance(saved, str) and saved.strip()):
+        return saved
+    what = repr(saved) if isinstance(saved, str) else type(saved).__name__
+    raise ConfigurationError(
+        f"{type(store).__name__}.load() returned {what}: it must return the string "
+        "save() was given, or None when nothing is saved yet"
+    )
+
+
 def _all_ids(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
@@ -501,7 +520,7 @@ async def _listen(
     ceiling = validate_number(backoff[1], "max_idle_backoff", minimum=initial)
     factor = validate_number(backoff[2], "backoff_factor", minimum=1)
     cursor_store = _as_store(store)
-    saved = await cursor_store.load()
+    saved = _loaded(await cursor_store.load(), cursor_store)
     if saved is None and start == "latest":
         head = await _fast_forward(reader, limit)
         # An empty feed has no cursor to save: remember "from the beginning" instead,
