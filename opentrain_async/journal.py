@@ -150,6 +150,8 @@ class JournaledRun:
         self._state = JournalState()
         self._occurrences: Counter[str] = Counter()
         self._idents: dict[int, str] = {}
+        self._keys: dict[str, int] = {}
+        """Keys given to this run's inputs: the input that used each first."""
         """Inputs journaled as started and not recorded as ended yet, by index."""
         self.settled_from_journal = 0
         """Inputs this run reported as delivered from the journal, without a send."""
@@ -194,6 +196,16 @@ class JournaledRun:
         digest = content_hash(conversation_id, content)
         if message.key is None:
             self._occurrences[digest] += 1
+        elif self._keys.setdefault(message.key, index) != index:
+            # One key, two inputs (keys reused per conversation, say): both would be one
+            # record, and a retry would take the one for the other.  As the CLI does.
+            raise InvalidRequestError(
+                f"duplicate key {message.key!r} (first used by input "
+                f"#{self._keys[message.key]}); a key names one input of the whole job",
+                field="key",
+                limit="unique within the job",
+                actual=message.key,
+            )
         ident = identity(message.key, digest, self._occurrences[digest])
         progress = self._state.inputs.get(ident)
         if progress is not None and progress.sha256 not in (None, digest):
