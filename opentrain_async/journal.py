@@ -115,16 +115,44 @@ def open_store(spec: Any) -> JournalStore:
     )
 
 
+_HELD_HERE: set[tuple[int, int]] = set()
+"""File journals (device, inode) this process holds: a lock held by a loop of our own
+that was never closed is not "another run"."""
+
+
 class _LockedFileStore(FileJournalStore):
     """A file journal whose "in use" refusal is a ``JobBusyError``."""
+
+    _held: tuple[int, int] | None = None
 
     async def open(self) -> None:
         try:
             await super().open()
         except JournalError as exc:
-            if "in use" in str(exc):
-                raise JobBusyError(f"{exc}: another run of this job is under way") from None
-            raise
+            if "in use" not in str(exc):
+                raise
+            try:
+                found = os.stat(self.path)
+                here = (found.st_dev, found.st_ino) in _HELD_HERE
+            except OSError:
+                here = False
+            if here:
+                raise JobBusyError(
+                    f"journal {self.name} is held by this process: a send_many(journal=...) "
+                    "of this job was left without being closed (loop over it under "
+                    "`async with`, or call aclose()), or is still running"
+                ) from None
+            raise JobBusyError(f"{exc}: another run of this job is under way") from None
+        with contextlib.suppress(OSError):
+            found = os.stat(self.path)
+            self._held = (found.st_dev, found.st_ino)
+            _HELD_HERE.add(self._held)
+
+    async def close(self) -> None:
+        if self._held is not None:
+            _HELD_HERE.discard(self._held)
+            self._held = None
+        await super().close()
 
 
 def journaled_run(client: _Client, spec: Any, *, clock: Clock | None = None) -> JournaledRun:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opentrain_async import InvalidRequestError, OutgoingMessage
+from opentrain_async import InvalidRequestError, JobBusyError, OutgoingMessage
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .conftest import make_client
@@ -66,3 +66,27 @@ async def test_a_journal_path_reused_for_the_next_days_job_sends_that_job(
         report = await client.send_all(items, journal=journal)  # day 2, same path
     assert report.sent == 3
     assert server.stats()["committed"] == 6
+
+
+async def test_a_loop_left_unclosed_is_named_not_blamed_on_another_run(
+    server: FakeOpenTrain, no_wait: FakeTime, tmp_path: Path
+) -> None:
+    """``break`` out of ``send_many(journal=...)`` without ``async with``: the journal
+    stays locked by this process.  The retry in the same worker process was told the
+    journal was "in use by another running job" (its own pid); it now says what holds
+    it and how to release it."""
+    conversation = server.add_conversation()
+    items = [(conversation, f"m{i}") for i in range(5)]
+    journal = tmp_path / "job.journal"
+    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
+        left = client.send_many(items, journal=journal)
+        async for _ in left:
+            break  # no `async with`: the journal is not released
+        with pytest.raises(JobBusyError, match="held by this process") as caught:
+            await client.send_all(items, journal=journal)
+        assert "another running job" not in str(caught.value)
+        await left.aclose()
+        report = await client.send_all(items, journal=journal)  # released: resumes
+    assert report.sent == 5
+    assert server.stats()["committed"] == 5
+    assert server.stats()["duplicates"] == 0
