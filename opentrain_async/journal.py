@@ -60,7 +60,7 @@ from ._errors import (
     NotAttemptedError,
     OpenTrainError,
 )
-from ._models import Message
+from ._models import Message, OutgoingMessage
 from ._time import Clock
 
 __all__ = [
@@ -215,26 +215,59 @@ class JournaledRun:
         except JournalError as exc:
             raise JobJournalError(str(exc)) from None
 
+    def _identity(
+        self, index: int, message: OutgoingMessage, *, claim: bool = True
+    ) -> tuple[str, str]:
+        """The input's content hash and journal identity, counting occurrences of an
+        unkeyed pair (in input order within a conversation).  A key names one input of
+        the job: the one an earlier run delivered under it, else the first of this run
+        to claim it; another input with that key is refused (as the CLI refuses it)."""
+        digest = content_hash(message.conversation_id, message.content)
+        key = message.key
+        if not key:  # as identity(): an empty key is no key
+            self._occurrences[digest] += 1
+            return digest, identity(None, digest, self._occurrences[digest])
+        ident = identity(key, digest, 0)
+        if claim:
+            earlier = self._state.inputs.get(ident)
+            if earlier is not None and earlier.ok and earlier.sha256 == digest:
+                self._keys[key] = index  # the input an earlier run delivered: its owner
+            elif self._keys.setdefault(key, index) != index:
+                raise InvalidRequestError(
+                    f"duplicate key {key!r} (also used by input #{self._keys[key]}); a "
+                    "key names one input of the whole job",
+                    field="key",
+                    limit="unique within the job",
+                    actual=key,
+                )
+        return digest, ident
+
+    def settled(self, index: int, item: Any) -> Message | None:
+        """An input about to be reported blocked (its conversation stopped): the message
+        an earlier run delivered for it, else None."""
+        try:
+            message = normalize_item(item)
+            digest, ident = self._identity(index, message, claim=False)
+        except InvalidRequestError:
+            return None
+        progress = self._state.inputs.get(ident)
+        if (
+            progress is None
+            or not progress.ok
+            or progress.message_id is None
+            or progress.sha256 not in (None, digest)
+        ):
+            return None
+        self.settled_from_journal += 1
+        return _delivered(progress.message_id, message, progress.last_started)
+
     async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
         journal = self._journal
         if journal is None:
             raise JobJournalError("the journal is not open (the run has ended)")
         message = normalize_item(item)
         conversation_id, content = message.conversation_id, message.content
-        digest = content_hash(conversation_id, content)
-        if message.key is None:
-            self._occurrences[digest] += 1
-        elif self._keys.setdefault(message.key, index) != index:
-            # One key, two inputs (keys reused per conversation, say): both would be one
-            # record, and a retry would take the one for the other.  As the CLI does.
-            raise InvalidRequestError(
-                f"duplicate key {message.key!r} (first used by input "
-                f"#{self._keys[message.key]}); a key names one input of the whole job",
-                field="key",
-                limit="unique within the job",
-                actual=message.key,
-            )
-        ident = identity(message.key, digest, self._occurrences[digest])
+        digest, ident = self._identity(index, message)
         progress = self._state.inputs.get(ident)
         if progress is not None and progress.sha256 not in (None, digest):
             if progress.ok or progress.open or progress.kind == "delivery_unknown":
@@ -248,17 +281,7 @@ class JournaledRun:
             progress = None  # it failed with the old content: the new one is a new attempt
         if progress is not None and progress.ok and progress.message_id is not None:
             self.settled_from_journal += 1
-            at = progress.last_started or 0.0
-            return (
-                Message(
-                    id=progress.message_id,
-                    conversation_id=conversation_id,
-                    created_at=datetime.fromtimestamp(at, timezone.utc),
-                    is_from_viewer=True,
-                    content=content,
-                ),
-                False,
-            )
+            return _delivered(progress.message_id, message, progress.last_started), False
         if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
             found = await self._read_back(conversation_id, content, progress.first_started)
             if found is not None:
@@ -320,3 +343,14 @@ class JournaledRun:
                 status=error.status,
                 final=not isinstance(error, NotAttemptedError),
             )
+
+
+def _delivered(message_id: str, message: OutgoingMessage, started: float | None) -> Message:
+    """The message an earlier run delivered for ``message``, as the journal has it."""
+    return Message(
+        id=message_id,
+        conversation_id=message.conversation_id,
+        created_at=datetime.fromtimestamp(started or 0.0, timezone.utc),
+        is_from_viewer=True,
+        content=message.content,
+    )
