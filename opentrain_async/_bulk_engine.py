@@ -32,6 +32,7 @@ from ._bulk_outcome import (
 )
 from ._errors import (
     APIConnectionError,
+    BlockedByEarlierFailureError,
     ConfigurationError,
     DeliveryUnknownError,
     InvalidRequestError,
@@ -127,6 +128,9 @@ class _Engine:
         self._policy = policy
         self._before_send = None if hooks is None else hooks.before_send
         self._after = None if hooks is None or isinstance(hooks, _CallerHook) else hooks.after
+        self._settled: Callable[[int, Any], Message | None] | None = getattr(hooks, "settled", None)
+        """A journal's answer for an input about to be reported blocked: delivered by an
+        earlier run (then that is its outcome, not "not sent")."""
         self._chains = chains
         self.chains = chains
         """The per-conversation chains in order (None: ``ordered=False``)."""
@@ -311,7 +315,7 @@ class _Engine:
                         if chains.failed:
                             blocked = chains.stopped(conversation_id)
                             if blocked is not None:
-                                await self._hand(SendOutcome(index, item, None, blocked, key))
+                                await self._hand(self._blocked(index, item, key, blocked))
                                 continue
                         if not chains.enter((index, item, key, conversation_id, content)):
                             continue  # parked behind an earlier input of its conversation
@@ -398,7 +402,7 @@ class _Engine:
                         break
                     for p in rest:
                         blocked = blocked_error(conversation_id, index, key, failure)
-                        await self._hand(SendOutcome(p[0], p[1], None, blocked, p[2]))
+                        await self._hand(self._blocked(p[0], p[1], p[2], blocked))
                 chains.fail(conversation_id, index, key, failure)
         except _SinkFailed:
             return
@@ -406,6 +410,17 @@ class _Engine:
             self._live_workers -= 1
             if self._live_workers == 0 and not self.stopped:
                 self._sink.close(discard=False)  # the last one closes the sink
+
+    def _blocked(
+        self, index: int, item: Any, key: str | None, error: BlockedByEarlierFailureError
+    ) -> SendOutcome:
+        """An input not sent because its conversation stopped: blocked, unless the
+        journal says an earlier run delivered it (a run with ``on_failure="continue"``
+        or ``ordered=False``); "not sent" would then invite sending it again."""
+        message = None if self._settled is None else self._settled(index, item)
+        if message is not None:
+            return SendOutcome(index, item, message, None, key)
+        return SendOutcome(index, item, None, error, key)
 
     async def _hand(self, outcome: SendOutcome) -> None:
         """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
+from ._errors import ConfigurationError
 from ._listen_position import (
     FROM_BEGINNING,
     CursorStore,
@@ -284,6 +285,25 @@ def listen_messages(
     return Listener(engine)
 
 
+def _loaded(saved: object, store: object) -> str | None:
+    """What a ``CursorStore.load()`` returned, as the position string (or None).
+
+    Bytes (a Redis client without ``decode_responses``) are read as UTF-8; anything
+    else that is not a non-blank string is a ``ConfigurationError`` naming the store,
+    never a ``TypeError`` from deep inside ``listen()``.
+    """
+    if isinstance(saved, (bytes, bytearray)):
+        with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: reported below
+            saved = bytes(saved).decode("utf-8")
+    if saved is None or (isinstance(saved, str) and saved.strip()):
+        return saved
+    what = repr(saved) if isinstance(saved, str) else type(saved).__name__
+    raise ConfigurationError(
+        f"{type(store).__name__}.load() returned {what}: it must return the string "
+        "save() was given, or None when nothing is saved yet"
+    )
+
+
 async def _listen(
     reader: _Reader,
     store: CursorStore | str | Path | None,
@@ -303,7 +323,7 @@ async def _listen(
     ceiling = validate_number(backoff[1], "max_idle_backoff", minimum=initial)
     factor = validate_number(backoff[2], "backoff_factor", minimum=1)
     cursor_store = _as_store(store)
-    saved = await cursor_store.load()
+    saved = _loaded(await cursor_store.load(), cursor_store)
     if saved is None and start == "latest":
         head = await _fast_forward(reader, limit)
         # An empty feed has no cursor to save: remember "from the beginning" instead,

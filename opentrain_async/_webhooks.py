@@ -166,10 +166,13 @@ def verify_webhook_signature(
     if isinstance(current, bool) or not isinstance(current, (int, float)) or math.isnan(current):
         # NaN compares false with everything: any timestamp would pass as fresh.
         raise ConfigurationError(f"now must be a number of seconds, got {current!r}")
-    if abs(current - timestamp) > tolerance:
+    # Whole seconds, as the official verifier counts them (int(time.time())): a
+    # delivery it accepts at the edge of the tolerance is accepted here too.
+    age = abs(math.floor(current) - timestamp) if math.isfinite(current) else math.inf
+    if age > tolerance:
         raise WebhookVerificationError(
             f"stale webhook signature: signed at t={timestamp}, "
-            f"{abs(current - timestamp):.0f}s from now (tolerance {tolerance:.0f}s)",
+            f"{age:.0f}s from now (tolerance {tolerance:.0f}s)",
             reason="stale",
         )
     expected = _digest(secret_bytes, timestamp, body)

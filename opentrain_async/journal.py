@@ -60,7 +60,7 @@ from ._errors import (
     NotAttemptedError,
     OpenTrainError,
 )
-from ._models import Message
+from ._models import Message, OutgoingMessage
 from ._time import Clock
 
 __all__ = [
@@ -115,16 +115,44 @@ def open_store(spec: Any) -> JournalStore:
     )
 
 
+_HELD_HERE: set[tuple[int, int]] = set()
+"""File journals (device, inode) this process holds: a lock held by a loop of our own
+that was never closed is not "another run"."""
+
+
 class _LockedFileStore(FileJournalStore):
     """A file journal whose "in use" refusal is a ``JobBusyError``."""
+
+    _held: tuple[int, int] | None = None
 
     async def open(self) -> None:
         try:
             await super().open()
         except JournalError as exc:
-            if "in use" in str(exc):
-                raise JobBusyError(f"{exc}: another run of this job is under way") from None
-            raise
+            if "in use" not in str(exc):
+                raise
+            try:
+                found = os.stat(self.path)
+                here = (found.st_dev, found.st_ino) in _HELD_HERE
+            except OSError:
+                here = False
+            if here:
+                raise JobBusyError(
+                    f"journal {self.name} is held by this process: a send_many(journal=...) "
+                    "of this job was left without being closed (loop over it under "
+                    "`async with`, or call aclose()), or is still running"
+                ) from None
+            raise JobBusyError(f"{exc}: another run of this job is under way") from None
+        with contextlib.suppress(OSError):
+            found = os.stat(self.path)
+            self._held = (found.st_dev, found.st_ino)
+            _HELD_HERE.add(self._held)
+
+    async def close(self) -> None:
+        if self._held is not None:
+            _HELD_HERE.discard(self._held)
+            self._held = None
+        await super().close()
 
 
 def journaled_run(client: _Client, spec: Any, *, clock: Clock | None = None) -> JournaledRun:
@@ -150,6 +178,8 @@ class JournaledRun:
         self._state = JournalState()
         self._occurrences: Counter[str] = Counter()
         self._idents: dict[int, str] = {}
+        self._keys: dict[str, int] = {}
+        """Keys given to this run's inputs: the input that used each first."""
         """Inputs journaled as started and not recorded as ended yet, by index."""
         self.settled_from_journal = 0
         """Inputs this run reported as delivered from the journal, without a send."""
@@ -185,16 +215,59 @@ class JournaledRun:
         except JournalError as exc:
             raise JobJournalError(str(exc)) from None
 
+    def _identity(
+        self, index: int, message: OutgoingMessage, *, claim: bool = True
+    ) -> tuple[str, str]:
+        """The input's content hash and journal identity, counting occurrences of an
+        unkeyed pair (in input order within a conversation).  A key names one input of
+        the job: the one an earlier run delivered under it, else the first of this run
+        to claim it; another input with that key is refused (as the CLI refuses it)."""
+        digest = content_hash(message.conversation_id, message.content)
+        key = message.key
+        if not key:  # as identity(): an empty key is no key
+            self._occurrences[digest] += 1
+            return digest, identity(None, digest, self._occurrences[digest])
+        ident = identity(key, digest, 0)
+        if claim:
+            earlier = self._state.inputs.get(ident)
+            if earlier is not None and earlier.ok and earlier.sha256 == digest:
+                self._keys[key] = index  # the input an earlier run delivered: its owner
+            elif self._keys.setdefault(key, index) != index:
+                raise InvalidRequestError(
+                    f"duplicate key {key!r} (also used by input #{self._keys[key]}); a "
+                    "key names one input of the whole job",
+                    field="key",
+                    limit="unique within the job",
+                    actual=key,
+                )
+        return digest, ident
+
+    def settled(self, index: int, item: Any) -> Message | None:
+        """An input about to be reported blocked (its conversation stopped): the message
+        an earlier run delivered for it, else None."""
+        try:
+            message = normalize_item(item)
+            digest, ident = self._identity(index, message, claim=False)
+        except InvalidRequestError:
+            return None
+        progress = self._state.inputs.get(ident)
+        if (
+            progress is None
+            or not progress.ok
+            or progress.message_id is None
+            or progress.sha256 not in (None, digest)
+        ):
+            return None
+        self.settled_from_journal += 1
+        return _delivered(progress.message_id, message, progress.last_started)
+
     async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
         journal = self._journal
         if journal is None:
             raise JobJournalError("the journal is not open (the run has ended)")
         message = normalize_item(item)
         conversation_id, content = message.conversation_id, message.content
-        digest = content_hash(conversation_id, content)
-        if message.key is None:
-            self._occurrences[digest] += 1
-        ident = identity(message.key, digest, self._occurrences[digest])
+        digest, ident = self._identity(index, message)
         progress = self._state.inputs.get(ident)
         if progress is not None and progress.sha256 not in (None, digest):
             if progress.ok or progress.open or progress.kind == "delivery_unknown":
@@ -208,17 +281,7 @@ class JournaledRun:
             progress = None  # it failed with the old content: the new one is a new attempt
         if progress is not None and progress.ok and progress.message_id is not None:
             self.settled_from_journal += 1
-            at = progress.last_started or 0.0
-            return (
-                Message(
-                    id=progress.message_id,
-                    conversation_id=conversation_id,
-                    created_at=datetime.fromtimestamp(at, timezone.utc),
-                    is_from_viewer=True,
-                    content=content,
-                ),
-                False,
-            )
+            return _delivered(progress.message_id, message, progress.last_started), False
         if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
             found = await self._read_back(conversation_id, content, progress.first_started)
             if found is not None:
@@ -280,3 +343,14 @@ class JournaledRun:
                 status=error.status,
                 final=not isinstance(error, NotAttemptedError),
             )
+
+
+def _delivered(message_id: str, message: OutgoingMessage, started: float | None) -> Message:
+    """The message an earlier run delivered for ``message``, as the journal has it."""
+    return Message(
+        id=message_id,
+        conversation_id=message.conversation_id,
+        created_at=datetime.fromtimestamp(started or 0.0, timezone.utc),
+        is_from_viewer=True,
+        content=message.content,
+    )

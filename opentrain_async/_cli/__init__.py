@@ -122,6 +122,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    """``--grace``: seconds >= 0 (``inf``: wait until the sends end).  NaN and negative
+    values were taken and printed as "waiting up to nan s"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
 def _common(*, top: bool, base_url: bool = True) -> _Parser:
     """Options accepted before and after the command (after it, they must not reset)."""
     common = _Parser(add_help=False)
@@ -262,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--grace",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="SECONDS",
         help="on SIGINT/SIGTERM, how long sends on the wire get to finish and be journaled (10)",
@@ -289,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     bulk.add_argument(
         "--progress-interval",
-        type=float,
+        type=_positive_float,
         default=2.0,
         metavar="SECONDS",
         help="seconds between progress lines when stderr is not a terminal (2)",
