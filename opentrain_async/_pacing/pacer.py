@@ -25,6 +25,7 @@ from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
+from .pause import WINDOW_HINT, is_exact
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
 
@@ -105,6 +106,18 @@ class Pacer:
         self._unanswered = True
         self._reporting = 0
         self._released = asyncio.Event()
+        # A window's allowance at each reset (``_window_mode``): the reset the current
+        # window opened at (local clock), sends admitted since then that were accepted,
+        # W (accepted in the last whole window; None: not known yet), sends still
+        # allowed in this window, whether the pause in force ends at a reset (a hint
+        # that says when the window resets), and an event for waiters held at W.
+        self._win_opened = float("-inf")
+        self._win_accepted = 0
+        self._win_size: int | None = None
+        self._win_credits = 0
+        self._win_reset_due = False
+        self._win_probing = False  # the one request in flight is a probe past W
+        self._win_changed = asyncio.Event()
         if self._paced:
             self.window.open_up()
 
@@ -144,6 +157,8 @@ class Pacer:
         slow-start window, no check-in due; paced, a slot due now with nobody waiting
         before it); returns the admission time (backend clock), or None to ``await
         acquire()``."""
+        if self._window_mode():
+            return self._window_try()
         if self._paced:
             return self._try_paced()
         if self._held():
@@ -159,6 +174,21 @@ class Pacer:
         """Wait until the next request may start; returns the admission time (backend
         clock).  Report it back as ``sent_at``: a 429 for a request admitted before the
         last cut is a consequence of the old rate and does not cut again."""
+        while self._window_mode():
+            at = self._window_try()
+            if at is not None:
+                return at
+            now = self._clock()
+            if now < self._pause_until:
+                # Wake a horizon early and look again, as a paced leader does (a 429
+                # meanwhile may have moved the pause).
+                wait = self._pause_until - now
+                await self._sleep(
+                    wait - self.tuning.horizon if wait > 2 * self.tuning.horizon else wait
+                )
+            else:
+                self._win_changed.clear()
+                await self._win_changed.wait()
         while not self._paced:
             now = self._clock()
             if self._started is None:
@@ -293,6 +323,56 @@ class Pacer:
                 await self._sleep(slots[0] - now)
                 woke = True
 
+    # -- a window's allowance at each reset ----------------------------------------------
+
+    def _window_mode(self) -> bool:
+        """The limit is a window of seconds (a hint said when it resets) and this pacer
+        alone holds the state: send each window's W at its reset, not its average
+        spread evenly (the ideal sends W at once).  Not with a stated limit (the user
+        asked for even spacing) nor a shared backend (the Redis scripts do not model
+        windows yet: several processes would each send W)."""
+        return (
+            self.rate_limit is None
+            and self.state.window_hint > 0
+            and isinstance(self.backend, InMemoryPacingBackend)
+        )
+
+    def _window_try(self) -> float | None:
+        """Admit at once while the window has allowance left; past it, one request at
+        a time (a probe: its 429 says when the window resets, its success that W grew);
+        None: wait (a pause, or a probe in flight)."""
+        now = self._clock()
+        if now < self._pause_until:
+            return None
+        if self._win_reset_due:  # the pause just over ended at a reset: a new window
+            self._win_reset_due = False
+            if self._win_accepted > 0:  # (a window that accepted nothing says nothing)
+                self._win_size = self._win_accepted
+            self._win_opened = min(self._pause_until, now)
+            self._win_accepted = 0
+            # W unknown: no allowance cap (the client's in-flight limit bounds the burst).
+            self._win_credits = self._win_size if self._win_size is not None else 1 << 30
+        if self._win_credits > 0:
+            self._win_credits -= 1
+        elif self.window.in_flight > 0:
+            return None
+        else:
+            self._win_probing = True
+        self.window.count_in()
+        return now + self._offset
+
+    def _window_feedback(self, sent_at: float, accepted: bool) -> None:
+        if accepted and sent_at - self._offset >= self._win_opened:
+            self._win_accepted += 1
+        if self._win_probing:
+            # The probe was the only request in flight.  Accepted: the window reset (a
+            # rounded hint ended the pause before then) or W grew: a new window opens
+            # now.  Refused: its pause ends at the reset.
+            self._win_probing = False
+            if accepted:
+                self._win_reset_due = True
+        self._win_changed.set()
+
     # -- feedback -------------------------------------------------------------------------
 
     def on_success(self, sent_at: float) -> None:
@@ -300,10 +380,12 @@ class Pacer:
         self._pending += 1
         self._local_successes += 1
         self.window.leave(grow=True)
+        self._window_feedback(sent_at, accepted=True)
 
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.window.leave(grow=False)
+        self._window_feedback(sent_at, accepted=False)
 
     async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
@@ -337,6 +419,13 @@ class Pacer:
             self._slots.clear()  # reserved at the old rate, or into the pause
             self._cuts = state.cuts
         _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
+        if (
+            pause_until > self._pause_until
+            and retry_after is not None
+            and (is_exact(retry_after) or retry_after >= WINDOW_HINT)
+        ):
+            self._win_reset_due = True  # this pause ends when the window resets
         self._pause_until = max(self._pause_until, pause_until)
         if state.limit is not None and not self._paced:
             self._become_paced()
+        self._window_feedback(sent_at, accepted=False)
