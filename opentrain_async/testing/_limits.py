@@ -56,6 +56,14 @@ class TokenBucket:
         return _BucketLimiter(self, now)
 
 
+def _check_window(limit: int, window: float) -> None:
+    """A window (fixed or sliding) admits at least one send in a positive span."""
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    if window <= 0:
+        raise ValueError("window must be > 0")
+
+
 @attrs.frozen
 class FixedWindow:
     """Fixed window: at most `limit` sends per `window` seconds, aligned to the clock origin."""
@@ -67,10 +75,7 @@ class FixedWindow:
 
     def __attrs_post_init__(self) -> None:
         """Reject configurations that can never admit a request."""
-        if self.limit < 1:
-            raise ValueError("limit must be >= 1")
-        if self.window <= 0:
-            raise ValueError("window must be > 0")
+        _check_window(self.limit, self.window)
 
     def _limiter(self, origin: float, now: float) -> _WindowLimiter:
         """A fresh window counter."""
@@ -88,10 +93,7 @@ class SlidingWindow:
 
     def __attrs_post_init__(self) -> None:
         """Reject configurations that can never admit a request."""
-        if self.limit < 1:
-            raise ValueError("limit must be >= 1")
-        if self.window <= 0:
-            raise ValueError("window must be > 0")
+        _check_window(self.limit, self.window)
 
     def _limiter(self, origin: float, now: float) -> _SlidingLimiter:
         """An empty log."""
