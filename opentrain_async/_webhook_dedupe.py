@@ -22,20 +22,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._errors import ConfigurationError
+from ._redis import scripts
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 __all__ = ["DedupeState", "DedupeStore", "MemoryDedupeStore", "RedisDedupeStore"]
 
 DedupeState = Literal["pending", "done"]
 _DONE = "done"
 _PENDING = "pending:"
-# Delete the key only if this claim still holds it (its token), atomically.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class DedupeStore(Protocol):
@@ -111,6 +108,7 @@ class RedisDedupeStore:
             raise ConfigurationError(f"prefix must be a string, got {type(prefix).__name__}")
         self._redis = redis
         self._prefix = prefix
+        self._release: AsyncScript | None = None  # _redis/lua/dedupe_release.lua
 
     def __repr__(self) -> str:  # never the connection (it may hold a password)
         return f"RedisDedupeStore(prefix={self._prefix!r})"
@@ -131,4 +129,6 @@ class RedisDedupeStore:
         await self._redis.set(self._prefix + key, _DONE, px=_check_ttl(ttl))
 
     async def release(self, key: str, token: str) -> None:
-        await self._redis.eval(_RELEASE, 1, self._prefix + key, _PENDING + token)
+        if self._release is None:
+            self._release = scripts.register(self._redis, "dedupe_release")
+        await self._release(keys=[self._prefix + key], args=[_PENDING + token])

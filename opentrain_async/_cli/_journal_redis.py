@@ -58,6 +58,7 @@ import attrs
 import opentrain_async._redis as _redis
 from opentrain_async._errors import OpenTrainError
 from opentrain_async._json import json_loads  # deep nesting: ValueError, no crash
+from opentrain_async._redis import scripts
 
 from ._journal import CorruptRecordError, JournalError, StoredRecords
 
@@ -333,72 +334,6 @@ class LeaseHolder:
         return machine is not None and self.machine == machine and not _pid_alive(self.pid)
 
 
-# KEYS: lease, fence.  ARGV: owner, lease_ms, host, pid, machine, since, steal_owner
-_ACQUIRE = """
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= ARGV[7] then
-  return {0, redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
-end
-local token = redis.call('INCR', KEYS[2])
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'host', ARGV[3],
-  'pid', ARGV[4], 'machine', ARGV[5], 'since', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PERSIST', KEYS[2])
-return {1, token}
-"""
-
-# KEYS: lease, records.  ARGV: owner, lease_ms, retention_ms, first (1: only into an
-# empty list), record...  Returns the list's new length; -1 when the lease is not ours,
-# -2 when ``first`` and the list is not empty; -4 when lease and records are both gone
-# (Redis restarted empty, or was flushed).
-_APPEND = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
-  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
-    return -4
-  end
-  return -1
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
-local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return n
-"""
-
-# KEYS: lease, records.  ARGV: owner, lease_ms.  0: not ours; -4: both gone.
-_RENEW = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
-  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
-    return -4
-  end
-  return 0
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-# KEYS: lease.  ARGV: owner.  The lease's time left as Redis counts it (ms); -3 when it
-# is not ours any more (expired, or taken over).
-_REMAINING = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -3 end
-return redis.call('PTTL', KEYS[1])
-"""
-
-# KEYS: lease, records, fence.  ARGV: owner, retention_ms.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return 1
-"""
-
-
-async def _eval(script: str, keys: list[str], args: list[str | int], redis: Redis) -> Any:
-    return await redis.eval(script, len(keys), *keys, *args)
-
-
 async def _lrange(key: str, start: int, stop: int, redis: Redis) -> list[Any]:
     return list(await redis.lrange(key, start, stop))
 
@@ -457,7 +392,7 @@ class RedisJournalStore:
         """The PTTL reading under way, shared by the sends checking meanwhile."""
         self._lost: str | None = None
         self._renewer: asyncio.Task[None] | None = None
-        self._append_script: AsyncScript | None = None
+        self._scripts: dict[str, AsyncScript] = {}
         self.records = 0
         """Records this run appended."""
         self.took_over: LeaseHolder | None = None
@@ -474,6 +409,17 @@ class RedisJournalStore:
         if self._client is None:
             self._client = self.url.connect()
         return self._client
+
+    async def _script_call(self, name: str, keys: list[str], args: list[Any], _: Redis) -> Any:
+        """Run ``_script(name)`` (a ``_call_at_start`` call: the client comes last)."""
+        return await self._script(name)(keys=keys, args=args)
+
+    def _script(self, name: str) -> AsyncScript:
+        """``_redis/lua/NAME.lua`` on this store's client (``scripts.register``)."""
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = scripts.register(self._redis, name)
+        return script
 
     # -- JournalStore ----------------------------------------------------------------
 
@@ -497,9 +443,10 @@ class RedisJournalStore:
             sent = self._clock()
             args: list[str | int] = [self.owner, self._lease_ms, self.host, self.pid]
             args += [self._machine or "", f"{time.time():.3f}", steal]
-            reply = await self._call_at_start(
-                functools.partial(_eval, _ACQUIRE, [self._k_lease, self._k_fence], args)
+            acquire = functools.partial(
+                self._script_call, "journal_acquire", [self._k_lease, self._k_fence], args
             )
+            reply = await self._call_at_start(acquire)
             if int(reply[0]) == 1:
                 self.token = int(reply[1])
                 self._valid_until = sent + self.url.lease - self._margin
@@ -565,14 +512,9 @@ class RedisJournalStore:
         if self.token is not None and self._lost is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    self._redis.eval(
-                        _RELEASE,
-                        3,
-                        self._k_lease,
-                        self._k_records,
-                        self._k_fence,
-                        self.owner,
-                        self._retention_ms,
+                    self._script("journal_release")(
+                        keys=[self._k_lease, self._k_records, self._k_fence],
+                        args=[self.owner, self._retention_ms],
                     ),
                     timeout=max(2.0, self.url.lease / 3),
                 )
@@ -588,11 +530,9 @@ class RedisJournalStore:
             raise JournalLostError(self._lost_message(self._lost))
         encoded = [encode_record(self._stamp(r)) for r in records]
         sent = self._clock()
-        if self._append_script is None:  # EVALSHA, falling back to EVAL when Redis lacks it
-            self._append_script = self._redis.register_script(_APPEND)
         length: Any = None
         try:
-            length = await self._append_script(
+            length = await self._script("journal_append")(
                 keys=[self._k_lease, self._k_records],
                 args=[self.owner, self._lease_ms, self._retention_ms, 1 if first else 0, *encoded],
             )
@@ -642,8 +582,8 @@ class RedisJournalStore:
             await asyncio.sleep(interval)
             sent = self._clock()
             try:
-                held = await self._redis.eval(
-                    _RENEW, 2, self._k_lease, self._k_records, self.owner, self._lease_ms
+                held = await self._script("journal_renew")(
+                    keys=[self._k_lease, self._k_records], args=[self.owner, self._lease_ms]
                 )
             except Exception as exc:
                 # Keep trying: the deadline stops sends if Redis stays away.
@@ -691,7 +631,9 @@ class RedisJournalStore:
     async def _read_remaining(self) -> None:
         sent = self._clock()
         try:
-            remaining = int(await self._redis.eval(_REMAINING, 1, self._k_lease, self.owner))
+            remaining = int(
+                await self._script("journal_remaining")(keys=[self._k_lease], args=[self.owner])
+            )
         except Exception:
             return
         if remaining == -3 or remaining == -2:

@@ -1,0 +1,10 @@
+-- Journal lease, renew.  KEYS: lease, records.  ARGV: owner, lease_ms.
+-- 1: renewed; 0: not ours; -4: lease and records both gone.
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+    return -4
+  end
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1

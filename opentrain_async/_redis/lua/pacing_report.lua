@@ -1,0 +1,182 @@
+-- Shared pacing, report (after pacing_common).  KEYS: the state hash.
+-- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
+-- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
+-- feedback (in order): successes, throttled ('1'/'0'),
+-- throttled_at, retry_after, local_rate, cap ('' for none).  Returns {now, the new
+-- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
+-- on_hint, curve.first_cut, cut, freeze, samples.accepted_rate) for each feedback, after
+-- the shared first estimate (see RedisPacingBackend._report_batch); held to it by
+-- tests/test_pacing_redis.py.
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
+local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
+local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
+local SEARCH_FLOOR = tonumber(ARGV[13])
+local cap = nil
+local NEG = -math.huge
+local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
+  'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered')
+local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
+  recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
+  successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
+  throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
+  pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
+  window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
+  sample_at = tonumber(f[15]) or 0}
+local accepted, offered = list(f[16]), list(f[17])
+
+-- the buckets shifted so the newest holds `at` (copies; samples._advance)
+local function advanced(at)
+  local bucket = math.floor(at / S) * S
+  local shift = math.floor((bucket - s.sample_at) / S + 0.5)
+  local acc, off, at_ = {}, {}, s.sample_at
+  for i = 1, NB do
+    if shift <= 0 then acc[i], off[i] = accepted[i], offered[i]
+    else acc[i], off[i] = accepted[i + shift] or 0, offered[i + shift] or 0 end
+  end
+  if shift > 0 then at_ = bucket end
+  return acc, off, at_
+end
+local function record(at, acc, off)  -- samples.record
+  accepted, offered, s.sample_at = advanced(at)
+  accepted[NB] = accepted[NB] + acc
+  offered[NB] = offered[NB] + off
+end
+local function accepted_rate(at, span)  -- samples.accepted_rate
+  local acc, off, sample_at = advanced(at)
+  local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
+  if s.origin < at then
+    local since = math.ceil(math.floor((sample_at - s.origin) / S * 1e9 + 0.5) / 1e9) + 1
+    buckets = math.max(1, math.min(buckets, since))
+  end
+  local start = math.max(sample_at - (buckets - 1) * S, math.min(s.origin, at))
+  local elapsed = math.max(at - start, S / 2)
+  local a, o = 0, 0
+  for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
+  return a / elapsed, o / elapsed
+end
+local function recover_time()
+  if s.recover == 0 then return recover0 end
+  return s.recover
+end
+local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
+  local r = nil
+  if s.limit ~= nil then
+    local dt = math.max(at - s.origin, 0)
+    local rec = recover_time()
+    if s.searching then
+      r = s.limit * 2 ^ math.min(dt / doubling, 30)
+    else
+      dt = math.min(dt, 60)
+      if dt <= 2 * rec then
+        r = s.limit * (1 + (1 - beta) / rec ^ 3 * (dt - rec) ^ 3)
+      else
+        r = s.limit * (2 - beta) * 2 ^ math.min((dt - 2 * rec) / doubling, 30)
+      end
+    end
+  end
+  if cap ~= nil and (r == nil or cap < r) then r = cap end
+  return r
+end
+local function is_doubling(at)  -- curve.doubling
+  return s.searching or at - s.origin > 2 * recover_time()
+end
+
+for g = 14, #ARGV, 6 do
+local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
+local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
+cap = tonumber(ARGV[g + 5])
+
+-- the shared first estimate: what every process got through, at least one request
+-- per doubling (see RedisPacingBackend._report)
+local estimate = math.max(local_rate or 0, 1 / doubling)
+local total, first = 0, nil
+for i = 1, NB do
+  if accepted[i] > 0 and first == nil then first = s.sample_at - (NB - i) * S end
+  total = total + accepted[i]
+end
+if first ~= nil then estimate = math.max(estimate, total / math.max(now - first, S)) end
+
+if successes > 0 then
+  record(now, successes, 0)
+  s.successes = s.successes + successes
+  s.streak = 0
+end
+if throttled then
+  s.throttles = s.throttles + 1
+  local tat = s.tat
+  local paused_before = math.max(s.pause_until, now)
+  -- the rate that drew the 429: the one its request was admitted at
+  local admitted = now
+  if sent_at ~= nil then admitted = math.min(sent_at, now) end
+  local drew_at = rate_at(admitted)
+  if ra ~= nil and ra > 0 then
+    local exact = ra ~= math.floor(ra)
+    local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
+    if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
+    elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
+  end
+  do  -- pause.on_hint: no hint (or 0) is as unsure as a rounded one: the short pause
+    local ra = ra
+    if ra == nil or ra <= 0 then ra = 1 end
+    local exact = ra ~= math.floor(ra)
+    if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
+    local wait  -- pause.on_hint
+    if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
+    else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
+    if now + wait > s.pause_until then s.pause_until, s.pause_began = now + wait, now end
+  end
+  local resume = math.max(s.pause_until, now)
+  if s.limit == nil then  -- curve.first_cut
+    s.limit = math.max(estimate, MIN_RATE)
+    s.searching, s.origin, s.cut_at = true, resume, resume
+    s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+  elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
+      and not (s.searching and now - s.origin < doubling and s.window_hint == 0) then
+    local drew = drew_at or s.limit
+    local span = math.min(math.max(0.25, ra or 0), 1.0)
+    local steep = is_doubling(now)
+    if steep then span = 0.15 end
+    local acc, off = accepted_rate(now, span)
+    local paced = rate_at(now - span / 2) or drew
+    local measured = nil
+    if off >= 0.5 * paced then measured = acc end  -- curve.trust_accepted
+    local since = resume - s.cut_at
+    if s.window_hint ~= 0 and since > 0 then
+      local average = (s.successes - s.successes_at_cut) / since
+      measured = nil
+      if drew > 2 * average then measured = average end
+    end
+    local limit = drew  -- curve.cut
+    if measured ~= nil then limit = math.min(drew, measured) end
+    local window = s.window_hint > 0
+    if not window then limit = math.max(limit, 0.5 * drew) end
+    if steep and not window then limit = math.max(limit, drew * SEARCH_FLOOR) end
+    s.recover = math.max(recover0, 3.0 * s.window_hint, 1.5 * (ra or 0),
+      round_trips * (now - admitted))
+    s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
+    s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
+  else  -- curve.freeze
+    local stalled = resume - math.max(paused_before, s.origin)
+    if stalled > 0 then s.origin = s.origin + stalled end
+  end
+end
+end
+
+local limit, searching = '', '0'
+if s.limit ~= nil then limit = fmt(s.limit) end
+if s.searching then searching = '1' end
+redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.origin),
+  'recover', fmt(s.recover), 'cut_at', fmt(s.cut_at), 'cuts', s.cuts,
+  'successes', s.successes, 'successes_at_cut', s.successes_at_cut,
+  'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
+  'pause_began', fmt(s.pause_began), 'streak', s.streak,
+  'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
+  'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
+redis.call('HINCRBY', key, 'v', 1)
+redis.call('PEXPIRE', key, tonumber(ARGV[8]))
+return {fmt(now), redis.call('HGETALL', key)}

@@ -1,0 +1,112 @@
+-- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
+-- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
+-- tolerance, horizon, ttl_ms, idle_after.  Returns strings {now, first, interval, n,
+-- rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py apply_reserve; a test
+-- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local count = math.max(1, tonumber(ARGV[3]))
+local successes = tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+local beta, recover0, doubling = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local tolerance, horizon = tonumber(ARGV[9]), tonumber(ARGV[10])
+local idle_after = tonumber(ARGV[12])
+local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
+  'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts')
+local limit = tonumber(f[1])
+local searching = f[2] ~= '0'
+local origin = tonumber(f[3]) or 0
+local recover = tonumber(f[4]) or 0
+local tat = tonumber(f[5]) or -math.huge
+local pause_until = tonumber(f[6]) or 0
+local sample_at = tonumber(f[7]) or 0
+local accepted, offered = list(f[8]), list(f[9])
+local total = tonumber(f[10]) or 0
+local streak = tonumber(f[11]) or 0
+local cuts = tonumber(f[12]) or 0
+
+local function record(at, acc, off)
+  local bucket = math.floor(at / S) * S
+  local shift = math.floor((bucket - sample_at) / S + 0.5)
+  if shift >= NB then
+    accepted, offered = list(nil), list(nil)
+    sample_at = bucket
+  elseif shift > 0 then
+    for i = 1, NB do
+      accepted[i] = accepted[i + shift] or 0
+      offered[i] = offered[i + shift] or 0
+    end
+    sample_at = bucket
+  end
+  accepted[NB] = accepted[NB] + acc
+  offered[NB] = offered[NB] + off
+end
+
+if successes > 0 then
+  record(now, successes, 0)
+  total = total + successes
+  streak = 0
+end
+
+-- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
+-- one restarts at now, its curve frozen meanwhile (curve.freeze)
+local function freeze(b, e)
+  local stalled = e - math.max(b, origin)
+  if stalled > 0 and limit ~= nil then origin = origin + stalled end
+end
+local lag = now - tat
+if lag > tolerance then
+  if lag < idle_after then
+    freeze(tat, now - tolerance)
+    tat = now - tolerance
+  else
+    freeze(math.max(tat, pause_until), now)
+    tat = now
+  end
+end
+
+-- curve.rate
+local rate = nil
+if limit ~= nil then
+  local dt = math.max(now - origin, 0)
+  if searching then
+    rate = limit * 2 ^ math.min(dt / doubling, 30)
+  else
+    local r = recover
+    if r == 0 then r = recover0 end
+    dt = math.min(dt, 60)
+    if dt <= 2 * r then
+      rate = limit * (1 + (1 - beta) / r ^ 3 * (dt - r) ^ 3)
+    else
+      rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
+    end
+  end
+end
+if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
+
+local first, n, interval = math.max(now, pause_until), count, 0
+if rate ~= nil then
+  interval = 1 / rate
+  -- strict (a stated limit decides): late slots catch up one interval at most
+  local tol = tolerance
+  if cap ~= nil and rate == cap then tol = math.min(tolerance, interval) end
+  local start = math.max(tat, pause_until, now - tol)
+  first = start
+  n = 0
+  -- schedule.reserve_slots: nothing held beyond the horizon (ask again by then)
+  if start <= now + horizon then
+    n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
+    record(now, 0, n)
+    tat = start + n * interval
+  end
+end
+
+redis.call('HSET', key, 'successes', total, 'streak', streak, 'sample_at', fmt(sample_at),
+  'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
+  'tat', fmt(tat), 'origin', fmt(origin))
+redis.call('HINCRBY', key, 'v', 1)
+redis.call('PEXPIRE', key, tonumber(ARGV[11]))
+local ratetext = ''
+if rate ~= nil then ratetext = fmt(rate) end
+return {fmt(now), fmt(first), fmt(interval), n, ratetext, cuts, fmt(pause_until)}
