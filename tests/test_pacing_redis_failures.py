@@ -23,7 +23,7 @@ from .redis_server import RedisServer
 async def _probe_settled(backend: RedisPacingBackend) -> None:
     """Wait (deadline, no fixed sleep) for a background rejoin probe to finish."""
     deadline = time.monotonic() + 10
-    while backend._probe is not None and not backend._probe.done():
+    while backend.fallback.probe is not None and not backend.fallback.probe.done():
         assert time.monotonic() < deadline, "probe did not finish"
         await asyncio.sleep(0.005)
 
