@@ -265,7 +265,7 @@ async def test_holder_dead_on_this_machine_is_taken_over_at_once(
     await child.wait()  # a PID that no longer runs on this machine
     ghost = RedisJournalStore(url, pid=child.pid)
     await ghost.open()
-    ghost._renewer.cancel()  # type: ignore[union-attr]  # it "died" holding the lease
+    ghost.lease.renewer.cancel()  # type: ignore[union-attr]  # it "died" holding the lease
     journal, _ = await open_redis_journal(url)
     try:
         assert _store(journal).took_over is not None
@@ -286,8 +286,8 @@ async def test_paused_holder_loses_its_lease_and_cannot_send_or_record(
     url = _url(redis_server, lease="1")
     paused, _ = await open_redis_journal(url)
     _store(paused).check_send()  # fine while the lease holds
-    assert _store(paused)._renewer is not None
-    _store(paused)._renewer.cancel()  # the process is frozen: nothing renews
+    assert _store(paused).lease.renewer is not None
+    _store(paused).lease.renewer.cancel()  # the process is frozen: nothing renews
     other = RedisJournalStore(url, host="node-b", pid=1)
     await _acquire_eventually(other)
     try:
@@ -310,8 +310,8 @@ async def test_fencing_is_checked_in_redis_not_only_locally(redis_server: RedisS
     frozen = [0.0]
     stale = RedisJournalStore(url, clock=lambda: frozen[0])
     await stale.open()
-    assert stale._renewer is not None
-    stale._renewer.cancel()
+    assert stale.lease.renewer is not None
+    stale.lease.renewer.cancel()
     other = RedisJournalStore(url, host="node-b", pid=1)
     await _acquire_eventually(other)
     try:
@@ -427,8 +427,8 @@ async def test_send_hook_stops_posts_once_the_lease_is_lost(redis_server: RedisS
     try:
         async with aiohttp.ClientSession(trace_configs=[_store(journal).trace_config()]) as session:
             await (await session.post(http.make_url("/"))).release()
-            assert _store(journal)._renewer is not None
-            _store(journal)._renewer.cancel()
+            assert _store(journal).lease.renewer is not None
+            _store(journal).lease.renewer.cancel()
             await _wait_for(lambda: _store(journal).lost is not None)
             with pytest.raises(JournalLostError):
                 await session.post(http.make_url("/"))

@@ -98,6 +98,21 @@ _FIRST_CALL_BUDGET = 2.0  # seconds: connect, handshake and script load (see _ti
 # -- the backend -----------------------------------------------------------------------
 
 
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What makes this process pace locally: Redis failing, or slower than the budget;
+    ValueError/ArithmeticError, an answer it cannot use (see ``_checked``)."""
+    from redis.exceptions import RedisError
+
+    return (
+        RedisError,
+        OSError,
+        TimeoutError,
+        asyncio.TimeoutError,  # not TimeoutError itself before Python 3.11
+        ValueError,
+        ArithmeticError,
+    )
+
+
 class _Queued:
     """A report waiting for the next call, and the state it produced."""
 
@@ -134,17 +149,7 @@ class RedisPacingBackend:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        from redis.exceptions import RedisError
-
-        # ValueError/ArithmeticError: an answer this process cannot use (see _checked).
-        self._errors: tuple[type[BaseException], ...] = (
-            RedisError,
-            OSError,
-            TimeoutError,
-            asyncio.TimeoutError,  # not TimeoutError itself before Python 3.11
-            ValueError,
-            ArithmeticError,
-        )
+        self._errors = _unreachable_errors()
         self.tuning = tuning or PacingTuning(
             sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
         )
