@@ -191,6 +191,8 @@ class JournalLease:
         self.k_lease = url.key("lease")
         self.k_records = url.key("records")
         self.k_fence = url.key("fence")
+        self.keys = [self.k_lease, self.k_records, self.k_fence]
+        """KEYS of the journal scripts but acquire."""
 
     async def acquire(self) -> None:
         """Take the lease, or raise ``JournalBusyError`` naming its live holder (a holder
@@ -237,11 +239,7 @@ class JournalLease:
         if self.token is not None and self._lost is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    self._run(
-                        "journal_release",
-                        [self.k_lease, self.k_records, self.k_fence],
-                        [self.owner, self._retention_ms],
-                    ),
+                    self._run("journal_release", self.keys, [self.owner, self._retention_ms]),
                     timeout=max(2.0, self.url.lease / 3),
                 )
             self.lose("the run ended")
@@ -252,9 +250,7 @@ class JournalLease:
             await asyncio.sleep(interval)
             sent = self.clock()
             try:
-                held = await self._run(
-                    "journal_renew", [self.k_lease, self.k_records], [self.owner, self.lease_ms]
-                )
+                held = await self._run("journal_renew", self.keys, [self.owner, self.lease_ms])
             except Exception as exc:
                 # Keep trying: the deadline stops sends if Redis stays away.
                 if self.clock() > self._valid_until:
@@ -302,10 +298,12 @@ class JournalLease:
     async def _read_remaining(self) -> None:
         sent = self.clock()
         try:
-            remaining = int(await self._run("journal_remaining", [self.k_lease], [self.owner]))
+            remaining = int(await self._run("journal_remaining", self.keys, [self.owner]))
         except Exception:
             return
-        if remaining == -3 or remaining == -2:
+        if remaining == -4:
+            self.lose(GONE)
+        elif remaining == -3 or remaining == -2:
             self.lose("its lease expired in Redis (or was taken over by another run)")
         elif remaining >= 0:
             self._observed(sent, remaining / 1000)

@@ -9,7 +9,9 @@ Keys (one hash tag per job, so a cluster keeps them on one slot)::
 
     opentrain:journal:{NAME}:records   list of JSON records (the file journal's lines)
     opentrain:journal:{NAME}:lease     hash: owner, token, host, pid, machine, since
-    opentrain:journal:{NAME}:fence     counter: the lease's fencing token
+    opentrain:journal:{NAME}:fence     counter: the lease's fencing token (kept while a
+                                       run holds the lease, then as long as the records:
+                                       all three missing means Redis lost the job)
 
 **Records** are appended with one Lua script per batch (group commit: every record
 written while a round trip is under way goes in the next one), and the script appends
@@ -253,7 +255,7 @@ class RedisJournalStore:
         try:
             length = await self._run_script(
                 "journal_append",
-                [lease.k_lease, lease.k_records],
+                lease.keys,
                 [lease.owner, lease.lease_ms, self._retention_ms, 1 if first else 0, *encoded],
             )
         except Exception as exc:

@@ -1,12 +1,11 @@
--- Journal, append under the lease.  KEYS: lease, records.
+-- Journal, append under the lease.  KEYS: lease, records, fence.
 -- ARGV: owner, lease_ms, retention_ms, first (1: only into an empty list), record...
 -- Returns the list's new length; -1 when the lease is not ours, -2 when ``first`` and
--- the list is not empty; -4 when lease and records are both gone (Redis restarted
--- empty, or was flushed).
+-- the list is not empty; -4 when the job is gone (Redis restarted empty, or was
+-- flushed).  Gone, in every journal script: lease, records and fence all missing (the
+-- fence lives as long as the job; a lease that merely expired leaves it).
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
-  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
-    return -4
-  end
+  if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then return -4 end
   return -1
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
