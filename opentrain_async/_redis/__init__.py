@@ -1,6 +1,7 @@
-"""The Redis layer shared by shared pacing and the Redis journal: one URL parser, one
-redaction of URL-shaped secrets (also used for the API base URL), one connect and one
-missing-extra error.  Nothing here imports the rest of the package."""
+"""The Redis layer shared by shared pacing, the Redis journal and webhook dedupe: one URL
+parser, one redaction of URL-shaped secrets (also used for the API base URL), one connect,
+one missing-extra error, and the Lua scripts (``lua/*.lua``, package data) with their one
+loader (``scripts.register``).  Nothing here imports the rest of the package."""
 
 from __future__ import annotations
 
