@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 import zipfile
 from email.message import Message
 from email.parser import Parser
@@ -84,3 +85,17 @@ def test_classifiers_list_only_the_pythons_ci_runs(dists: list[Path]) -> None:
     assert 'PYTHONS = ["3.10", "3.11", "3.12", "3.13"]' in noxfile
     assert "--error-on-missing-interpreters" in ci
     assert "for v in 3.10 3.11 3.12 3.13" in ci
+
+
+@pytest.mark.process
+def test_the_wheel_and_sdist_ship_the_scripts(dists: list[Path]) -> None:
+    """Both distributions carry every ``.lua`` file (without them no Redis call works)."""
+    lua = {p.stem for p in (ROOT / "opentrain_async" / "_redis" / "lua").glob("*.lua")}
+    assert lua
+    (wheel,) = [d for d in dists if d.suffix == ".whl"]
+    (sdist,) = [d for d in dists if d.name.endswith(".tar.gz")]
+    with zipfile.ZipFile(wheel) as whl:
+        in_wheel = {Path(n).stem for n in whl.namelist() if n.endswith(".lua")}
+    with tarfile.open(sdist) as tar:
+        in_sdist = {Path(n).stem for n in tar.getnames() if n.endswith(".lua")}
+    assert in_wheel == in_sdist == lua

@@ -1,18 +1,13 @@
 """The Lua scripts are package data (``opentrain_async/_redis/lua/*.lua``), loaded one
-way (``_redis.scripts``), shipped in the wheel and sdist, and nowhere kept as Python text."""
+way (``_redis.scripts``), and nowhere kept as Python text (the wheel and sdist ship them:
+``tests/test_package_metadata.py``)."""
 
 from __future__ import annotations
 
 import re
-import tarfile
-import zipfile
 from pathlib import Path
 
-import pytest
-
 from opentrain_async._redis import scripts
-
-from .test_package_metadata import dists  # noqa: F401 - the module-scoped build
 
 PACKAGE = Path(scripts.__file__).resolve().parents[1]
 LUA = sorted(p.stem for p in (PACKAGE / "_redis" / "lua").glob("*.lua"))
@@ -38,15 +33,3 @@ def test_no_lua_is_kept_in_python_and_every_file_is_used() -> None:
     for text in code.values():
         named.update(re.findall(r"\"((?:pacing|journal|dedupe)_[a-z]+)\"", text))
     assert set(LUA) <= named, set(LUA) - named
-
-
-@pytest.mark.process
-def test_the_wheel_and_sdist_ship_the_scripts(dists: list[Path]) -> None:  # noqa: F811
-    """Both distributions carry every ``.lua`` file (without them no Redis call works)."""
-    (wheel,) = [d for d in dists if d.suffix == ".whl"]
-    (sdist,) = [d for d in dists if d.name.endswith(".tar.gz")]
-    with zipfile.ZipFile(wheel) as whl:
-        in_wheel = {Path(n).stem for n in whl.namelist() if n.endswith(".lua")}
-    with tarfile.open(sdist) as tar:
-        in_sdist = {Path(n).stem for n in tar.getnames() if n.endswith(".lua")}
-    assert in_wheel == in_sdist == set(LUA)

@@ -53,7 +53,7 @@ __all__ = [
 
 GONE = "its records and lease are gone from Redis"
 
-RunScript = Callable[[str, "list[str]", "list[Any]"], Awaitable[Any]]
+RunScript = Callable[[str, list[str], list[Any]], Awaitable[Any]]
 """``run(name, keys, args)``: the script ``_redis/lua/NAME.lua`` on the journal's Redis."""
 
 
