@@ -19,6 +19,12 @@ What fencing cannot stop is a process stopped between the last check and the wri
 itself (a few bytecodes; at most one request): the server has no fencing token to
 compare.
 
+**Gone or expired.**  Every script that finds the lease not ours tells the two apart
+the same way: the job is gone (Redis restarted empty or was flushed: a rerun sends every
+input again) when the lease, the records and the fence are all missing.  The fence lives
+as long as the job (persisted while a run holds the lease, then the records' retention),
+so a lease that merely expired leaves it, and a rerun resumes.
+
 The scripts are ``_redis/lua/journal_*.lua``; the store (``_journal_redis``) runs them
 for this module through ``run`` and appends records under the lease.
 """
