@@ -98,24 +98,15 @@ def redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
     """A ``redis.asyncio.Redis`` for the client URL ``parse_pacing_url`` gave (no I/O);
     ``ConfigurationError`` without the extra or for an option the client refuses."""
     try:
-        _redis.require_redis("pacing_url")
+        return _redis.connect_url(
+            url,
+            what="pacing_url",
+            socket_timeout=options.budget,
+            socket_connect_timeout=options.budget,
+        )
     except _redis.MissingRedisExtra as exc:
         raise ConfigurationError(str(exc)) from None
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
-
-    try:
-        redis = Redis.from_url(
-            url, socket_timeout=options.budget, socket_connect_timeout=options.budget
-        )
-        # A query option the client does not take fails only when a connection is made
-        # (a TypeError on every send): make one now, unconnected (no I/O).
-        pool = redis.connection_pool
-        pool.connection_class(**pool.connection_kwargs)
-    except (ValueError, TypeError, RedisError) as exc:
-        # Its message may quote the URL: the kind of problem only, never the URL.
+    except _redis.RedisURLError as exc:
         raise ConfigurationError(
-            f"pacing_url {redact_url(url)!r} was refused by the Redis client "
-            f"({type(exc).__name__}: a value, or a query option it does not take)"
+            f"pacing_url {redact_url(url)!r} was refused by the Redis client ({exc})"
         ) from None
-    return redis

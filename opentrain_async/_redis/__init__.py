@@ -5,7 +5,13 @@ loader (``scripts.register``).  Nothing here imports the rest of the package."""
 
 from __future__ import annotations
 
-from .connect import MissingRedisExtra, connect, missing_extra_message, require_redis
+from .connect import (
+    MissingRedisExtra,
+    connect,
+    connect_url,
+    missing_extra_message,
+    require_redis,
+)
 from .url import (
     RedisURL,
     RedisURLError,
@@ -21,6 +27,7 @@ __all__ = [
     "RedisURL",
     "RedisURLError",
     "connect",
+    "connect_url",
     "has_userinfo",
     "missing_extra_message",
     "parse_redis_url",

@@ -1,17 +1,25 @@
-"""Connecting to Redis: the one check for the ``redis`` extra, and one way to build
-a client from a parsed ``RedisURL`` (so the password never goes through a URL parser
-that could cut it at a ``/``)."""
+"""Connecting to Redis: the one check for the ``redis`` extra, and the two ways a client
+is built: from a parsed ``RedisURL`` (``connect``: the password never goes through a URL
+parser that could cut it at a ``/``), or from a URL whose query carries the client's own
+options (``connect_url``, for the pacing URL; its userinfo already percent-encoded by
+``RedisURL.client_url``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .url import RedisURL
+from .url import RedisURL, RedisURLError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["MissingRedisExtra", "connect", "missing_extra_message", "require_redis"]
+__all__ = [
+    "MissingRedisExtra",
+    "connect",
+    "connect_url",
+    "missing_extra_message",
+    "require_redis",
+]
 
 EXTRA_HINT = 'pip install "opentrain-async[redis]"'
 
@@ -66,3 +74,27 @@ def connect(
         password=url.password if url.password is not None else password,
         **options,
     )
+
+
+def connect_url(url: str, *, what: str, **options: Any) -> Redis:
+    """A ``redis.asyncio.Redis`` for ``url``, whose query may hold the client's options
+    (``?health_check_interval=10``); nothing connects until the first call.
+
+    A value or query option the client refuses fails here, not on every later call (a
+    connection is built, unconnected), as ``RedisURLError`` naming the kind of problem
+    only: the client's own message may quote the URL.  Raises ``MissingRedisExtra``
+    without the extra.
+    """
+    require_redis(what)
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        redis = Redis.from_url(url, **options)
+        pool = redis.connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, RedisError) as exc:
+        raise RedisURLError(
+            f"{type(exc).__name__}: a value, or a query option it does not take"
+        ) from None
+    return redis
