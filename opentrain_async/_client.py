@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -36,16 +36,20 @@ from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
 from ._errors import ConfigurationError, OpenTrainError
 from ._models import Message
-from ._pacing import Pacer, PacingBackend
+from ._options import FlatOptions, PacingOptions, RetryOptions, TimeOptions, merge_options
+from ._pacing import Pacer
 from ._pacing.redis_backend import client_backend
 from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_timeout
 from ._proxy import proxy_from_env
 from ._raw import RawSink, raw_call
 from ._read import ReadMixin
 from ._reply import reply_once
-from ._retry import RetryEvent, RetryPolicy
-from ._time import clock_from_options
+from ._retry import RetryPolicy
+from ._time import Clock, clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 JournalSpec = Any
 """``journal=``: a path (``str``/``os.PathLike``), a ``redis://...?job=NAME`` URL, or a
@@ -96,6 +100,11 @@ class OpenTrainClient(ReadMixin):
     instead.  A password in the URL may hold any character (all up to the last ``@``
     is the userinfo) and is never shown.
 
+    The pacing, retry and time knobs are grouped: ``pacing=PacingOptions(...)``,
+    ``retries=RetryOptions(...)``, ``time=TimeOptions(...)``; each may also be passed flat
+    as below (``rate_limit=500`` is ``pacing=PacingOptions(rate_limit=500)``), and a flat
+    keyword contradicting its group is a ``ConfigurationError``.
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -108,97 +117,43 @@ class OpenTrainClient(ReadMixin):
         base_url: str | None = None,
         *,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        max_retries: int | None = None,
-        max_retry_after: float | None = None,
-        timeout: float | aiohttp.ClientTimeout = 30.0,
-        rate_limit: float | None = None,
-        retry_policy: RetryPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        pacer: Pacer | None = None,
-        pacing_backend: PacingBackend | None = None,
-        pacing_url: str | None = None,
-        pacing_fail_closed: bool | None = None,
+        pacing: PacingOptions | None = None,
+        retries: RetryOptions | None = None,
+        time: TimeOptions | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
-        reconcile_delay: float = 1.0,
-        clock_skew: float = 60.0,
         log_content: bool = False,
         user_agent: str | None = None,
         trust_env: bool = True,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[Any]] | None = None,
-        wall_clock: Callable[[], float] | None = None,
+        **flat: Unpack[FlatOptions],
     ) -> None:
-        seam = clock_from_options(clock, sleep, wall_clock)  # refused before anything else
+        pacing, retries, time = merge_options(pacing, retries, time, flat)
+        seam = clock_from_options(time.clock, time.sleep, time.wall_clock)  # refused first
+        reconcile_delay = 1.0 if time.reconcile_delay is None else time.reconcile_delay
+        clock_skew = 60.0 if time.clock_skew is None else time.clock_skew
         check_option(max_concurrency, "max_concurrency", minimum=1, integer=True)
         check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
         check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
-        if rate_limit is not None:
-            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
-        if user_agent is not None and not isinstance(user_agent, str):
-            raise ConfigurationError("user_agent must be a string")
-        _refuse_overridden_knobs(
-            "retry_policy",
-            retry_policy,
-            max_retries=max_retries,
-            max_retry_after=max_retry_after,
-            on_retry=on_retry,
-        )
-        _refuse_overridden_knobs(
-            "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
-        )
-        _refuse_pacer_off_the_seam(pacer, clock, sleep)
-        # The client's sleep= would silently not apply to retries (real waits in tests).
-        mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
-        if mixed and seam.sleep is not asyncio.sleep:
-            raise ConfigurationError(
-                "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
-                "pass sleep= to the RetryPolicy too"
-            )
-        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
-            raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+        _check_user_agent(user_agent)
+        _check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = settings.api_root
         self.max_concurrency = max_concurrency
         # Checked before a pacing backend (perhaps Redis) is built: nothing to close.
-        client_timeout = as_client_timeout(timeout)
-        retry = retry_policy or RetryPolicy(
-            max_retries=5 if max_retries is None else max_retries,
-            max_retry_after=120.0 if max_retry_after is None else max_retry_after,
-            on_retry=on_retry,
-            sleep=seam.sleep,
-        )
+        client_timeout = as_client_timeout(30.0 if time.timeout is None else time.timeout)
         self.stats = ClientStats()
-        pacing_backend = client_backend(
-            pacer_given=pacer is not None,
-            backend=pacing_backend,
-            pacing_url=pacing_url,
-            fail_closed=pacing_fail_closed,
-            env=self._env,
-            api_root=self._root,
-            token=settings.token,
-            on_fallback=self._count_pacing_fallback,
-            clock=seam.monotonic,
-            sleep=seam.sleep,
-        )
         self._time = seam
         """The time seam every part of this client reads time and waits through."""
         self._pipeline = Pipeline(
             settings,
-            pacer=pacer
-            or Pacer(
-                rate_limit=rate_limit,
-                backend=pacing_backend,
-                clock=seam.monotonic,
-                sleep=seam.sleep,
-            ),
-            retry=retry,
+            pacer=self._new_pacer(pacing),
+            retry=_retry_policy(retries, seam),
             timeout=client_timeout,
             max_concurrency=max_concurrency,
             stats=self.stats,
@@ -214,6 +169,27 @@ class OpenTrainClient(ReadMixin):
         )
         self._init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
         self._delivery.claimed.include(self._replies)  # replies saved by listen() too
+
+    def _new_pacer(self, pacing: PacingOptions) -> Pacer:
+        """The caller's pacer, or one over the backend ``pacing`` names (perhaps Redis)."""
+        seam = self._time
+        backend = client_backend(  # also refuses a URL beside a pacer or backend
+            pacer_given=pacing.pacer is not None,
+            backend=pacing.backend,
+            pacing_url=pacing.url,
+            fail_closed=pacing.fail_closed,
+            env=self._env,
+            api_root=self._root,
+            token=self._settings.token,
+            on_fallback=self._count_pacing_fallback,
+            clock=seam.monotonic,
+            sleep=seam.sleep,
+        )
+        if pacing.pacer is not None:
+            return pacing.pacer
+        return Pacer(
+            rate_limit=pacing.rate_limit, backend=backend, clock=seam.monotonic, sleep=seam.sleep
+        )
 
     def __repr__(self) -> str:
         return (
@@ -593,6 +569,54 @@ class RawResponseClient:
         self.capabilities = raw_call(
             client.capabilities, lambda sink: client._recording(sink).capabilities
         )
+
+
+def _check_user_agent(user_agent: str | None) -> None:
+    """A header value the server would refuse, or one that could split the request."""
+    if user_agent is None:
+        return
+    if not isinstance(user_agent, str):
+        raise ConfigurationError("user_agent must be a string")
+    if not (user_agent.isascii() and user_agent.isprintable()):
+        raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+
+
+def _check_groups(
+    pacing: PacingOptions, retries: RetryOptions, time: TimeOptions, seam: Clock
+) -> None:
+    """Knobs that contradict each other: refused rather than silently ignored."""
+    if pacing.rate_limit is not None:
+        check_option(pacing.rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+    _refuse_overridden_knobs(
+        "retry_policy",
+        retries.policy,
+        max_retries=retries.max_retries,
+        max_retry_after=retries.max_retry_after,
+        on_retry=retries.on_retry,
+    )
+    _refuse_overridden_knobs(
+        "pacer", pacing.pacer, rate_limit=pacing.rate_limit, pacing_backend=pacing.backend
+    )
+    _refuse_pacer_off_the_seam(pacing.pacer, time.clock, time.sleep)
+    # The client's sleep= would silently not apply to retries (real waits in tests).
+    mixed = retries.policy is not None and retries.policy.sleep is asyncio.sleep
+    if mixed and seam.sleep is not asyncio.sleep:
+        raise ConfigurationError(
+            "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
+            "pass sleep= to the RetryPolicy too"
+        )
+
+
+def _retry_policy(retries: RetryOptions, seam: Clock) -> RetryPolicy:
+    """The caller's policy, or one from the knobs (5 retries, hints up to 120 s)."""
+    if retries.policy is not None:
+        return retries.policy
+    return RetryPolicy(
+        max_retries=5 if retries.max_retries is None else retries.max_retries,
+        max_retry_after=120.0 if retries.max_retry_after is None else retries.max_retry_after,
+        on_retry=retries.on_retry,
+        sleep=seam.sleep,
+    )
 
 
 def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:
