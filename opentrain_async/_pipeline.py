@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import aiohttp
 import attrs
@@ -299,8 +299,8 @@ class Pipeline:
         """One HTTP attempt: pace, take the semaphore, send, classify the answer.  A
         ``gate`` that is ``closing`` by then refuses the send (``NotAttemptedError``).
 
-        Kept in one frame on purpose: every coroutine layer is re-entered each time
-        aiohttp resumes, so the send path stays shallow.
+        The exchange itself is ``_exchange``; what comes after the answer is in plain
+        functions (``_failure_for``, ``_success``, ``_refusal``).
         """
         # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
         # resume's settling) would otherwise inflate the first estimate of the rate.
@@ -311,9 +311,7 @@ class Pipeline:
             admitted = fast if fast is not None else await _telemetry.acquire(pacer)
         url = self._urls.get(path)
         if url is None:
-            url = URL(self._root + path)
-            if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids (proposals) are unbounded
-                self._urls[path] = url
+            url = self._url(path)
         # Failures are raised below, outside the ``except`` that caught aiohttp's error,
         # so that it is not attached as ``__context__``: aiohttp's errors carry the
         # request's headers, and with them the token.
@@ -332,56 +330,9 @@ class Pipeline:
                     raise _not_started()
                 stats.requests += 1
                 telemetry = _telemetry.request_start(method, path, url.host, url.port)
-                # Awaiting the request (not ``async with``) keeps aiohttp's frames one
-                # level shallower; the response is released below either way.
-                response = await session.request(
-                    method, url, params=params, data=data, **self._request_options
-                )
-                try:
-                    status = response.status
-                    headers = response.headers
-                    # The body is read with a size cap: an answer usually arrives in
-                    # one piece, and only a longer one takes the counting loop.
-                    content = response.content
-                    body = await content.readany()
-                    cap = self._max_response_bytes
-                    raw = (
-                        body
-                        if content.at_eof() and len(body) <= cap
-                        else await _read_capped(content, body, cap)
-                    )
-                finally:
-                    response.release()
-            except aiohttp.ConnectionTimeoutError as exc:
-                failure = APITimeoutError(
-                    f"{method} {path}: timed out connecting ({type(exc).__name__})",
-                    reached_server=False,
-                )
-            except aiohttp.ClientHttpProxyError as exc:  # the tunnel was never opened
-                failure = APIConnectionError(
-                    f"{method} {path}: the proxy refused the connection ({exc.status})",
-                    reached_server=False,
-                )
-            except aiohttp.ClientConnectorError as exc:
-                failure = APIConnectionError(
-                    f"{method} {path}: could not connect: {exc}", reached_server=False
-                )
-            except asyncio.TimeoutError:
-                timeout = self.timeout
-                failure = APITimeoutError(
-                    f"{method} {path}: no answer within "
-                    f"{timeout.total or timeout.sock_read or timeout.connect}s"
-                )
-            except aiohttp.ClientError as exc:
-                if isinstance(exc.__cause__, OpenTrainError):
-                    # A trace hook of ours refused the request as aiohttp was about to
-                    # write it (the Redis journal's fencing): that error, nothing sent.
-                    failure = exc.__cause__
-                else:
-                    failure = APIConnectionError(
-                        f"{method} {path}: connection failed: "
-                        f"{_described(exc, self._settings.token)}"
-                    )
+                status, headers, raw = await self._exchange(session, method, url, params, data)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                failure = self._failure_for(exc, method, path)
             finally:
                 stats.in_flight -= 1
                 semaphore.release()
@@ -390,40 +341,120 @@ class Pipeline:
             if pacer is not None:
                 pacer.on_error(admitted)
             raise
-        if telemetry is not None:  # every attempt: its span, metrics and log record
-            _telemetry.request_end(
-                telemetry,
-                None if failure is not None else status,
-                None if failure is not None else self._request_id(headers),
-                failure,
-            )
         if failure is not None:
-            if pacer is not None:
-                pacer.on_error(admitted)
-            try:
-                raise failure
-            finally:  # Python 3.10 may attach an exception handled up the stack
-                failure.__context__ = None
+            _fail(telemetry, pacer, admitted, failure)
+        if telemetry is not None:  # every attempt: its span, metrics and log record
+            _telemetry.request_end(telemetry, status, self._request_id(headers), None)
         if raw is not None and 200 <= status < 300:
-            if pacer is not None:
-                pacer.on_success(admitted)
-            if self.raw_sink is not None:  # a client.with_raw_response.<method>(...) call
-                self.raw_sink.append(
-                    (status, _without_secret(self._settings.token, None, headers)[1])
-                )
-            try:
-                return status, json_loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                pass  # raised below, outside the handler: the decoder's error holds the body
-            raise UnexpectedResponseError(
-                f"HTTP {status} with a body that is not JSON",
-                status=status,
-                request_id=_without_secret(self._settings.token, None, headers)[1].get(
-                    "X-Request-Id"
-                ),
-                method=method,
-                path=path,
+            return self._success(pacer, admitted, status, headers, raw, method, path)
+        raise await self._refusal(pacer, admitted, status, raw, headers, method, path)
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+    ) -> tuple[int, Mapping[str, str], bytes | None]:
+        """Send the request; the answer's status, headers and body (None: over
+        ``max_response_bytes``, not read)."""
+        # Awaiting the request (not ``async with``) keeps aiohttp's frames one level
+        # shallower; the response is released below either way.
+        response = await session.request(
+            method, url, params=params, data=data, **self._request_options
+        )
+        try:
+            # The body is read with a size cap: an answer usually arrives in one piece,
+            # and only a longer one takes the counting loop.
+            content = response.content
+            body = await content.readany()
+            cap = self._max_response_bytes
+            if content.at_eof() and len(body) <= cap:
+                return response.status, response.headers, body
+            return response.status, response.headers, await _read_capped(content, body, cap)
+        finally:
+            response.release()
+
+    def _url(self, path: str) -> URL:
+        """The URL of ``path``, parsed once (paths with ids, proposals, are unbounded:
+        the cache holds the first few)."""
+        url = URL(self._root + path)
+        if len(self._urls) < _URL_CACHE_SIZE:
+            self._urls[path] = url
+        return url
+
+    def _failure_for(self, exc: BaseException, method: str, path: str) -> OpenTrainError:
+        """The typed failure for aiohttp's error (or a timeout); never raised here, and
+        never with aiohttp's error attached (it carries the request's headers)."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return APITimeoutError(
+                f"{method} {path}: timed out connecting ({type(exc).__name__})",
+                reached_server=False,
             )
+        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the tunnel was never opened
+            return APIConnectionError(
+                f"{method} {path}: the proxy refused the connection ({exc.status})",
+                reached_server=False,
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return APIConnectionError(
+                f"{method} {path}: could not connect: {exc}", reached_server=False
+            )
+        if isinstance(exc, asyncio.TimeoutError):
+            timeout = self.timeout
+            return APITimeoutError(
+                f"{method} {path}: no answer within "
+                f"{timeout.total or timeout.sock_read or timeout.connect}s"
+            )
+        if isinstance(exc.__cause__, OpenTrainError):
+            # A trace hook of ours refused the request as aiohttp was about to write it
+            # (the Redis journal's fencing): that error, nothing sent.
+            return exc.__cause__
+        assert isinstance(exc, aiohttp.ClientError)
+        return APIConnectionError(
+            f"{method} {path}: connection failed: {_described(exc, self._settings.token)}"
+        )
+
+    def _success(
+        self,
+        pacer: Pacer | None,
+        admitted: float,
+        status: int,
+        headers: Mapping[str, str],
+        raw: bytes,
+        method: str,
+        path: str,
+    ) -> tuple[int, Any]:
+        """A 2xx answer read whole: the pacer hears of it, the body is decoded."""
+        if pacer is not None:
+            pacer.on_success(admitted)
+        if self.raw_sink is not None:  # a client.with_raw_response.<method>(...) call
+            self.raw_sink.append((status, _without_secret(self._settings.token, None, headers)[1]))
+        try:
+            return status, json_loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            pass  # raised below, outside the handler: the decoder's error holds the body
+        raise UnexpectedResponseError(
+            f"HTTP {status} with a body that is not JSON",
+            status=status,
+            request_id=self._request_id(headers),
+            method=method,
+            path=path,
+        )
+
+    async def _refusal(
+        self,
+        pacer: Pacer | None,
+        admitted: float,
+        status: int,
+        raw: bytes | None,
+        headers: Mapping[str, str],
+        method: str,
+        path: str,
+    ) -> APIError:
+        """The error for an answer that is not a readable 2xx, once the pacer heard of
+        it (a 429 with its hint)."""
         error = self.error_for(status, raw, headers, method, path)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
@@ -436,7 +467,7 @@ class Pipeline:
                 await pacer.on_throttle(admitted, hint)
         elif pacer is not None:
             pacer.on_error(admitted)
-        raise error
+        return error
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         # A server may echo the request: the token never reaches a log record or span.
@@ -540,6 +571,19 @@ class Pipeline:
             return await retrying(attempt)
         finally:
             self.stats.retries += retrying.statistics.get("attempt_number", 1) - 1
+
+
+def _fail(
+    telemetry: Any, pacer: Pacer | None, admitted: float, failure: OpenTrainError
+) -> NoReturn:
+    """End a request that got no answer: its telemetry, the pacer's slot, the failure."""
+    _telemetry.request_end(telemetry, None, None, failure)
+    if pacer is not None:
+        pacer.on_error(admitted)
+    try:
+        raise failure
+    finally:  # Python 3.10 may attach an exception handled up the stack
+        failure.__context__ = None
 
 
 def _not_started() -> NotAttemptedError:
