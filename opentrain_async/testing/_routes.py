@@ -13,13 +13,12 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any, Final
 
 from aiohttp import web
 
 from ._models import FakeAccount, RecordedRequest
-from ._scripting import Rule, Script
+from ._scripting import Rule, Script, _phrase
 from ._world import ApiError, World, decode_cursor
 from ._zod import (
     MAX_CONTENT_UNITS,
@@ -54,14 +53,6 @@ def _code(status: int) -> str:
 def _dumps(payload: Any) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _phrase(status: int) -> str:
-    """The reason phrase of a status ("Error" for one HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 class _Call:

@@ -22,16 +22,16 @@ import functools
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from aiohttp import web
 
-from ._models import Fault, RecordedRequest
-from ._routes import _INVALID_JSON, _SEND_PATH, API_PREFIX, _Call, _phrase, _Routes
-from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
+from ._models import RecordedRequest
+from ._routes import _INVALID_JSON, _SEND_PATH, API_PREFIX, _Call, _Routes
+from ._scripting import Script, ScriptingMixin
 from ._world import OTHER_USER, ApiError, World, _default_now
 from ._zod import (
     MAX_CONTENT_UNITS,
@@ -61,7 +61,17 @@ def _world_method(
     return call
 
 
-class FakeOpenTrain(_Routes):
+def _bearer(authorization: str | None) -> str | None:
+    """The bearer token of an ``Authorization`` header, if it holds one."""
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class FakeOpenTrain(_Routes, ScriptingMixin):
     """A fake OpenTrain API server on a loopback port, with scripted failures and recording.
 
     Set up: ``add_conversation``, ``add_incoming_message``, ``add_token``, ``add_event``,
@@ -208,109 +218,6 @@ class FakeOpenTrain(_Routes):
         """The user id behind the default token."""
         return self.world.default.user_id
 
-    # ------------------------------------------------------------------ scripting
-
-    def script(
-        self,
-        route: str,
-        *,
-        status: int | None = None,
-        json: Any = NO_JSON,
-        body: str | bytes | None = None,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        error: str | None = None,
-        details: Mapping[str, Any] | None = None,
-        drop: bool = False,
-        delay: float = 0.0,
-        times: int | None = 1,
-        probability: float | None = None,
-        after_commit: bool = False,
-    ) -> None:
-        """Answer the next `times` requests to `route` (``"GET /updates"``) this way.
-
-        The answer is `status` (200 if only a body is given) with the JSON value `json`,
-        else the raw `body`, else the error envelope (`error`, `details`); `drop` closes
-        the connection unanswered; `delay` stalls first; with neither a status nor a body
-        the real answer follows the stall.
-        `times=None` scripts every matching request (each with `probability`, if given).
-        `after_commit=True` (POST /messages only) stores the message first, as when a
-        proxy fails after the server committed. Rules apply in the order scripted, before
-        authentication, to any path under the API prefix, served or not.
-        """
-        method, path = parse_route(route)
-        raw = body.encode() if isinstance(body, str) else body
-        if status is None and (json is not NO_JSON or raw is not None):
-            status = 200
-        answer = Answer(
-            status=status,
-            json=json,
-            body=raw,
-            content_type=content_type,
-            headers=dict(headers or {}),
-            error=error,
-            details=None if details is None else dict(details),
-            drop=drop,
-            delay=delay,
-        )
-        counts_as = "rate_limited" if status == 429 else "faults"
-        self._script.add(Rule(method, path, answer, times, probability, after_commit, counts_as))
-
-    def throttle_next(
-        self,
-        n: int,
-        *,
-        retry_after: float = 1.0,
-        in_body: bool = True,
-        header: str | None = None,
-    ) -> None:
-        """The next `n` sends answer 429 (hint in body and/or a Retry-After header)."""
-        details: dict[str, Any] = {"reason": "rate_limited"}
-        if in_body:
-            details["retryAfterSeconds"] = retry_after
-        headers = {"Retry-After": header} if header is not None else {}
-        self.script(
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details=details,
-            headers=headers,
-            times=n,
-        )
-
-    def fail_next(
-        self,
-        n: int,
-        *,
-        status: int = 500,
-        body: str | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        """The next `n` sends answer `status` before committing (raw `body`, or the envelope)."""
-        self.script(
-            "POST /messages",
-            status=status,
-            body=body,
-            content_type=content_type,
-            error=_phrase(status),
-            times=n,
-        )
-
-    def inject_fault(
-        self,
-        fault: Fault,
-        count: int | None = None,
-        probability: float | None = None,
-        *,
-        delay: float = 60.0,
-    ) -> None:
-        """Inject a transport fault on sends: the next `count`, each with `probability`, or all."""
-        self._script.add(fault_rule(Fault(fault), count, probability, delay))
-
-    def clear_faults(self) -> None:
-        """Remove every scripted answer: faults, fail_next/throttle_next and script() rules."""
-        self._script.clear()
-
     # ------------------------------------------------------------------ inspection
 
     @property
@@ -385,31 +292,8 @@ class FakeOpenTrain(_Routes):
         is_send = method == "POST" and path == _SEND_PATH
         if is_send:
             self._n_sends += 1
-        headers = request.headers
-        auth = headers.get("Authorization")
-        token = None
-        if auth is not None:
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer" and value.strip():
-                token = value.strip()
-        record: RecordedRequest | None = None
-        if self._record:
-            record = RecordedRequest(
-                method=method,
-                path=path,
-                raw_path=request.raw_path.partition("?")[0],
-                query=dict(request.query),
-                headers={
-                    k: ("Bearer ***" if k.lower() == "authorization" else v)
-                    for k, v in headers.items()
-                },
-                token=token,
-                received_at=self._clock(),
-                request_id=rid,
-            )
-            self._requests.append(record)
-            if is_send:
-                self._sends.append(record)
+        token = _bearer(request.headers.get("Authorization"))
+        record = self._record_request(request, rid, token, is_send) if self._record else None
         call: _Call | None = None
         try:
             # Yield at least one loop turn, like a real server doing I/O: requests that
@@ -418,30 +302,9 @@ class FakeOpenTrain(_Routes):
             if self.latency_jitter:
                 latency *= 1 + self.latency_jitter * (2 * self._random.random() - 1)
             await asyncio.sleep(latency)
-            try:
-                body = await request.read() if request.body_exists else b""
-            except web.HTTPException as exc:
-                raise ApiError(400, f"Unreadable request body: {exc.reason}") from None
-            except ConnectionError:
-                # The client went away before its body was read: nothing to answer.
-                if record is not None:
-                    record.status = None
+            call = await self._read_call(request, rid, record)
+            if call is None:  # the client went away before its body was read
                 return web.Response(status=500)
-            parsed: Any = None
-            if body:
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = _INVALID_JSON
-            call = _Call(request, rid, body, parsed, record)
-            if record is not None:
-                record.raw_body = body
-                record.json = None if parsed is _INVALID_JSON else parsed
-                if isinstance(parsed, dict):
-                    cid = parsed.get("conversationId")
-                    record.conversation_id = cid if isinstance(cid, str) else None
-                elif "conversationId" in record.query:
-                    record.conversation_id = record.query["conversationId"]
             scripted: web.StreamResponse | None = None
             if self._script:
                 rule = self._script.take(method, path.removeprefix(API_PREFIX), after_commit=False)
@@ -455,6 +318,57 @@ class FakeOpenTrain(_Routes):
         if record is not None:
             record.status = None if call is not None and call.dropped else response.status
         return response
+
+    def _record_request(
+        self, request: web.BaseRequest, rid: str, token: str | None, is_send: bool
+    ) -> RecordedRequest:
+        """What ``requests`` (and ``sends``) show of a request; never its token."""
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            raw_path=request.raw_path.partition("?")[0],
+            query=dict(request.query),
+            headers={
+                k: ("Bearer ***" if k.lower() == "authorization" else v)
+                for k, v in request.headers.items()
+            },
+            token=token,
+            received_at=self._clock(),
+            request_id=rid,
+        )
+        self._requests.append(record)
+        if is_send:
+            self._sends.append(record)
+        return record
+
+    async def _read_call(
+        self, request: web.BaseRequest, rid: str, record: RecordedRequest | None
+    ) -> _Call | None:
+        """The request with its body read and parsed (into its record too); None when
+        the client went away before its body was read (nothing to answer)."""
+        try:
+            body = await request.read() if request.body_exists else b""
+        except web.HTTPException as exc:
+            raise ApiError(400, f"Unreadable request body: {exc.reason}") from None
+        except ConnectionError:
+            if record is not None:
+                record.status = None
+            return None
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = _INVALID_JSON
+        if record is not None:
+            record.raw_body = body
+            record.json = None if parsed is _INVALID_JSON else parsed
+            if isinstance(parsed, dict):
+                cid = parsed.get("conversationId")
+                record.conversation_id = cid if isinstance(cid, str) else None
+            elif "conversationId" in record.query:
+                record.conversation_id = record.query["conversationId"]
+        return _Call(request, rid, body, parsed, record)
 
     async def _route(
         self, method: str, path: str, token: str | None, call: _Call
