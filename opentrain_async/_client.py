@@ -9,7 +9,6 @@ engine (``_bulk``: one outcome per input, over ``Delivery.deliver``) and the rea
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
@@ -34,9 +33,18 @@ from ._bulk import (
 )
 from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
-from ._errors import ConfigurationError, OpenTrainError
+from ._errors import OpenTrainError
 from ._models import Message
-from ._options import FlatOptions, PacingOptions, RetryOptions, TimeOptions, merge_options
+from ._options import (
+    FlatOptions,
+    PacingOptions,
+    RetryOptions,
+    TimeOptions,
+    check_groups,
+    check_user_agent,
+    merge_options,
+    retry_policy_of,
+)
 from ._pacing import Pacer
 from ._pacing.redis_backend import client_backend
 from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_timeout
@@ -45,7 +53,7 @@ from ._raw import RawSink, raw_call
 from ._read import ReadMixin
 from ._reply import reply_once
 from ._retry import RetryPolicy
-from ._time import Clock, clock_from_options
+from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
 
 if TYPE_CHECKING:
@@ -138,8 +146,8 @@ class OpenTrainClient(ReadMixin):
         check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
         check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
-        _check_user_agent(user_agent)
-        _check_groups(pacing, retries, time, seam)
+        check_user_agent(user_agent)
+        check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings
         self._env: Mapping[str, str] = os.environ if env is None else env
@@ -153,7 +161,7 @@ class OpenTrainClient(ReadMixin):
         self._pipeline = Pipeline(
             settings,
             pacer=self._new_pacer(pacing),
-            retry=_retry_policy(retries, seam),
+            retry=retry_policy_of(retries, seam),
             timeout=client_timeout,
             max_concurrency=max_concurrency,
             stats=self.stats,
@@ -568,85 +576,6 @@ class RawResponseClient:
         self.whoami = raw_call(client.whoami, lambda sink: client._recording(sink).whoami)
         self.capabilities = raw_call(
             client.capabilities, lambda sink: client._recording(sink).capabilities
-        )
-
-
-def _check_user_agent(user_agent: str | None) -> None:
-    """A header value the server would refuse, or one that could split the request."""
-    if user_agent is None:
-        return
-    if not isinstance(user_agent, str):
-        raise ConfigurationError("user_agent must be a string")
-    if not (user_agent.isascii() and user_agent.isprintable()):
-        raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
-
-
-def _check_groups(
-    pacing: PacingOptions, retries: RetryOptions, time: TimeOptions, seam: Clock
-) -> None:
-    """Knobs that contradict each other: refused rather than silently ignored."""
-    if pacing.rate_limit is not None:
-        check_option(pacing.rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
-    _refuse_overridden_knobs(
-        "retry_policy",
-        retries.policy,
-        max_retries=retries.max_retries,
-        max_retry_after=retries.max_retry_after,
-        on_retry=retries.on_retry,
-    )
-    _refuse_overridden_knobs(
-        "pacer", pacing.pacer, rate_limit=pacing.rate_limit, pacing_backend=pacing.backend
-    )
-    _refuse_pacer_off_the_seam(pacing.pacer, time.clock, time.sleep)
-    # The client's sleep= would silently not apply to retries (real waits in tests).
-    mixed = retries.policy is not None and retries.policy.sleep is asyncio.sleep
-    if mixed and seam.sleep is not asyncio.sleep:
-        raise ConfigurationError(
-            "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
-            "pass sleep= to the RetryPolicy too"
-        )
-
-
-def _retry_policy(retries: RetryOptions, seam: Clock) -> RetryPolicy:
-    """The caller's policy, or one from the knobs (5 retries, hints up to 120 s)."""
-    if retries.policy is not None:
-        return retries.policy
-    return RetryPolicy(
-        max_retries=5 if retries.max_retries is None else retries.max_retries,
-        max_retry_after=120.0 if retries.max_retry_after is None else retries.max_retry_after,
-        on_retry=retries.on_retry,
-        sleep=seam.sleep,
-    )
-
-
-def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:
-    """A policy object replaces the knobs it is built from: passing both is a mistake
-    that would otherwise be silently ignored."""
-    if policy is None:
-        return
-    given = [knob for knob, value in knobs.items() if value is not None]
-    if given:
-        raise ConfigurationError(
-            f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
-            f"{name} itself (also given: {', '.join(given)})"
-        )
-
-
-def _refuse_pacer_off_the_seam(
-    pacer: Pacer | None,
-    clock: Callable[[], float] | None,
-    sleep: Callable[[float], Awaitable[Any]] | None,
-) -> None:
-    """A pacer keeps the clock and sleep it was built with (its backend reads that clock
-    too), so the client's ``clock=``/``sleep=`` cannot reach it: pacing on the real clock
-    beside a fake one spins or really waits.  Refused unless both are the pacer's own,
-    rather than swapped into a pacer the caller may share with other clients."""
-    if pacer is None or clock is None or sleep is None:
-        return
-    if pacer._clock != clock or pacer._sleep != sleep:  # bound methods compare by owner
-        raise ConfigurationError(
-            "pacer= keeps its own clock and sleep, not the client's clock=/sleep=; build "
-            "it on the same ones: Pacer(clock=, sleep=) with the client's"
         )
 
 

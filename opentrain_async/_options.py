@@ -5,11 +5,13 @@
 flat keywords are typed by ``FlatOptions`` so that a type checker still catches a typo.
 ``merge_options`` folds both into one set of groups: a flat keyword fills its group's
 field, and a field set both ways to different values is refused, naming both.  A field
-left ``None`` means the client's default.
+left ``None`` means the client's default.  ``check_groups`` refuses knobs that
+contradict each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -17,14 +19,26 @@ import attrs
 
 from ._errors import ConfigurationError
 from ._redis import redact_url
+from ._retry import RetryPolicy
+from ._time import Clock
+from ._validation import check_option
 
 if TYPE_CHECKING:
     import aiohttp
 
     from ._pacing import Pacer, PacingBackend
-    from ._retry import RetryEvent, RetryPolicy
+    from ._retry import RetryEvent
 
-__all__ = ["FlatOptions", "PacingOptions", "RetryOptions", "TimeOptions", "merge_options"]
+__all__ = [
+    "FlatOptions",
+    "PacingOptions",
+    "RetryOptions",
+    "TimeOptions",
+    "check_groups",
+    "check_user_agent",
+    "merge_options",
+    "retry_policy_of",
+]
 
 
 def _redacted_url(url: str | None) -> str:
@@ -169,3 +183,82 @@ def merge_options(
         attrs.evolve(groups["retries"], **changes["retries"]),
         attrs.evolve(groups["time"], **changes["time"]),
     )
+
+
+def check_user_agent(user_agent: str | None) -> None:
+    """A header value the server would refuse, or one that could split the request."""
+    if user_agent is None:
+        return
+    if not isinstance(user_agent, str):
+        raise ConfigurationError("user_agent must be a string")
+    if not (user_agent.isascii() and user_agent.isprintable()):
+        raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+
+
+def check_groups(
+    pacing: PacingOptions, retries: RetryOptions, time: TimeOptions, seam: Clock
+) -> None:
+    """Knobs that contradict each other: refused rather than silently ignored."""
+    if pacing.rate_limit is not None:
+        check_option(pacing.rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+    _refuse_overridden_knobs(
+        "retry_policy",
+        retries.policy,
+        max_retries=retries.max_retries,
+        max_retry_after=retries.max_retry_after,
+        on_retry=retries.on_retry,
+    )
+    _refuse_overridden_knobs(
+        "pacer", pacing.pacer, rate_limit=pacing.rate_limit, pacing_backend=pacing.backend
+    )
+    _refuse_pacer_off_the_seam(pacing.pacer, time.clock, time.sleep)
+    # The client's sleep= would silently not apply to retries (real waits in tests).
+    mixed = retries.policy is not None and retries.policy.sleep is asyncio.sleep
+    if mixed and seam.sleep is not asyncio.sleep:
+        raise ConfigurationError(
+            "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
+            "pass sleep= to the RetryPolicy too"
+        )
+
+
+def retry_policy_of(retries: RetryOptions, seam: Clock) -> RetryPolicy:
+    """The caller's policy, or one from the knobs (5 retries, hints up to 120 s)."""
+    if retries.policy is not None:
+        return retries.policy
+    return RetryPolicy(
+        max_retries=5 if retries.max_retries is None else retries.max_retries,
+        max_retry_after=120.0 if retries.max_retry_after is None else retries.max_retry_after,
+        on_retry=retries.on_retry,
+        sleep=seam.sleep,
+    )
+
+
+def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:
+    """A policy object replaces the knobs it is built from: passing both is a mistake
+    that would otherwise be silently ignored."""
+    if policy is None:
+        return
+    given = [knob for knob, value in knobs.items() if value is not None]
+    if given:
+        raise ConfigurationError(
+            f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
+            f"{name} itself (also given: {', '.join(given)})"
+        )
+
+
+def _refuse_pacer_off_the_seam(
+    pacer: Pacer | None,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], Awaitable[Any]] | None,
+) -> None:
+    """A pacer keeps the clock and sleep it was built with (its backend reads that clock
+    too), so the client's ``clock=``/``sleep=`` cannot reach it: pacing on the real clock
+    beside a fake one spins or really waits.  Refused unless both are the pacer's own,
+    rather than swapped into a pacer the caller may share with other clients."""
+    if pacer is None or clock is None or sleep is None:
+        return
+    if pacer._clock != clock or pacer._sleep != sleep:  # bound methods compare by owner
+        raise ConfigurationError(
+            "pacer= keeps its own clock and sleep, not the client's clock=/sleep=; build "
+            "it on the same ones: Pacer(clock=, sleep=) with the client's"
+        )
