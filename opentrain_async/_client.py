@@ -3,15 +3,16 @@
 The client resolves its configuration (token, base URL, pacing, proxy) and builds the
 parts it forwards to: the request pipeline (``_pipeline``: session, pacer, semaphore,
 attempt, retries), delivery (``_delivery``: send, read-back, claimed ids), the bulk
-engine (``_bulk``: one outcome per input, over ``Delivery.deliver``) and the reads
-(``_read``: a mixin over the pipeline's ``request``).  None of them imports this module.
+engine (``_bulk``: one outcome per input, over ``Delivery.deliver``; its surface is the
+mixin ``_sending``) and the reads (``_read``: a mixin over the pipeline's ``request``).
+The option groups and their checks are ``_options``.  None of them imports this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -20,17 +21,7 @@ import aiohttp
 
 import opentrain_async._telemetry as _telemetry
 
-from ._bulk import (
-    DEFAULT_KEEP_FAILURES,
-    BulkReport,
-    BulkSend,
-    OnFailure,
-    SendHooks,
-    SendItem,
-    SendOutcome,
-    outcome_kind,
-    run_batch,
-)
+from ._bulk import SendHooks, outcome_kind
 from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
 from ._errors import OpenTrainError
@@ -53,15 +44,13 @@ from ._raw import RawSink, raw_call
 from ._read import ReadMixin
 from ._reply import reply_once
 from ._retry import RetryPolicy
+from ._sending import JournalSpec, SendMixin
 from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-JournalSpec = Any
-"""``journal=``: a path (``str``/``os.PathLike``), a ``redis://...?job=NAME`` URL, or a
-journal store (see ``opentrain_async.journal``)."""
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -78,7 +67,7 @@ benchmarks.concurrency``, fake server with 100 ms latency): 8 caps a job at 74 m
 429s, with pacing keeping losses and duplicates at zero."""
 
 
-class OpenTrainClient(ReadMixin):
+class OpenTrainClient(SendMixin, ReadMixin):
     """Async client for the OpenTrain public API's messaging surface.
 
     Use it as an async context manager and share one instance across tasks::
@@ -377,93 +366,6 @@ class OpenTrainClient(ReadMixin):
             self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
         )
 
-    def send_many(
-        self,
-        items: Iterable[SendItem] | AsyncIterable[SendItem],
-        *,
-        concurrency: int | None = None,
-        reconcile: bool = True,
-        grace: float = 5.0,
-        before_send: Callable[[Any], Awaitable[None]] | None = None,
-        ordered: bool = True,
-        on_failure: OnFailure = "stop",
-        journal: JournalSpec | None = None,
-    ) -> BulkSend:
-        """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
-
-        ``items`` is any iterable or async iterable of ``(conversation_id, content)``
-        tuples, mappings with ``conversationId``/``content`` (optional ``key``), or
-        ``OutgoingMessage``s; it is pulled lazily as capacity frees up.  Outcomes arrive
-        in completion order; ``outcome.index`` is the input position.  ``concurrency``
-        (default: ``max_concurrency``) bounds inputs in progress; the client's
-        semaphore still bounds requests on the wire and its pacer the rate.  Unknown
-        outcomes are reconciled by read-back unless ``reconcile=False``.  Leaving the
-        loop early (``break`` or an exception under ``async with``, or ``aclose()``)
-        starts no new send and gives sends on the wire ``grace`` seconds to finish; the
-        outcomes the loop did not see are then in ``.unreported``.  ``before_send`` is
-        awaited with each valid input right before its send (a journal's durable
-        "started" record); an ``OpenTrainError`` it raises is that input's outcome.
-
-        ``ordered`` (default) sends the inputs of one conversation one after the other,
-        each once the one before has its outcome; when one fails for good the rest of
-        its conversation gets ``BlockedByEarlierFailureError`` unless
-        ``on_failure="continue"``.  ``journal`` (a path, a ``redis://...?job=NAME`` URL
-        or a store) makes the run exactly-once across retries: see ``send_all``.
-        """
-        return BulkSend(
-            self._delivery.deliver,
-            items,
-            policy=self._pipeline.retry_policy,
-            concurrency=self.max_concurrency if concurrency is None else concurrency,
-            reconcile=reconcile,
-            grace=grace,
-            before_send=before_send,
-            ordered=ordered,
-            on_failure=on_failure,
-            hooks=None if journal is None else self._journal(journal),
-        )
-
-    async def send_all(
-        self,
-        items: Iterable[SendItem] | AsyncIterable[SendItem],
-        *,
-        concurrency: int | None = None,
-        reconcile: bool = True,
-        on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
-        keep_failures: int = DEFAULT_KEEP_FAILURES,
-        ordered: bool = True,
-        on_failure: OnFailure = "stop",
-        journal: JournalSpec | None = None,
-    ) -> BulkReport:
-        """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
-
-        ``on_outcome`` is called with every outcome as it arrives (e.g. for progress), one
-        call at a time (an async one is awaited before the next starts).  If it raises,
-        the batch stops and the exception propagates.  The report keeps the first
-        ``keep_failures`` failed outcomes and counts the rest.  ``ordered`` and
-        ``on_failure`` are as in ``send_many``.
-
-        ``journal="jobs/batch7.journal"`` (or ``"redis://host/0?job=batch7"``, or a
-        store from ``opentrain_async.journal``) records every send durably before it
-        starts, so a task retried after a crash sends nothing twice: what the journal
-        has as delivered is reported again without a send, a send left open is read
-        back first.  A second run of the same job while one is under way raises
-        ``JobBusyError``; an unusable journal ``JobJournalError``.
-        """
-        return await run_batch(
-            self._delivery.deliver,
-            items,
-            policy=self._pipeline.retry_policy,
-            clock=self._time.monotonic,
-            concurrency=self.max_concurrency if concurrency is None else concurrency,
-            reconcile=reconcile,
-            on_outcome=on_outcome,
-            keep_failures=keep_failures,
-            ordered=ordered,
-            on_failure=on_failure,
-            hooks=None if journal is None else self._journal(journal),
-        )
-
     def _journal(self, journal: JournalSpec) -> SendHooks:
         """The hooks that journal a bulk run (loaded on first use: the journal stores
         live beside the command line, see ``opentrain_async.journal``)."""
@@ -471,62 +373,12 @@ class OpenTrainClient(ReadMixin):
 
         return journaled_run(self, journal, clock=self._time)
 
-    async def find_own_message(
-        self, conversation_id: str, content: str, *, since: float
-    ) -> Message | None:
-        """Read the conversation back for a message of ours with this content.
-
-        Matches a message from the viewer with exactly ``content``, created at or after
-        ``since`` (a Unix timestamp: when the send began) less ``clock_skew``, and not
-        already attributed to another send of this client.  Used to settle sends whose
-        outcome is unknown, e.g. by a journal after a crash.  Raises
-        ``DeliveryUnknownError`` when the conversation cannot be read back far enough.
-        """
-        validate_conversation_id(conversation_id)
-        return await self._delivery.find_own_message(conversation_id, content, since=since)
-
     def _default_cursor_path(self) -> Path:
         """Where ``listen()`` keeps its cursor by default: one file per API root and
         token, named by a hash (the token itself is never written)."""
         digest = hashlib.sha256(f"{self._root}\n{self._settings.token}".encode()).hexdigest()
         state = self._env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(state) / "opentrain_async" / f"listen-{digest[:16]}.json"
-
-    def claim_ids(self, message_ids: Container[str]) -> None:
-        """Tell read-back that these message ids already belong to other sends.
-
-        A journal of an earlier run passes the ids it recorded as delivered, so that a
-        message is never credited to two inputs with the same conversation and text.
-        The collection is consulted live, not copied: ids added to it later count too.
-        """
-        self._delivery.claimed.include(message_ids)
-
-    @property
-    def reconcile_delay(self) -> float:
-        """Seconds a timed-out send is given to finish server-side before read-back."""
-        return self._delivery.reconcile_delay
-
-    @reconcile_delay.setter
-    def reconcile_delay(self, value: float) -> None:
-        self._delivery.reconcile_delay = value
-
-    @property
-    def clock_skew(self) -> float:
-        """How far before a send began a message found by read-back may be stamped."""
-        return self._delivery.clock_skew
-
-    @clock_skew.setter
-    def clock_skew(self, value: float) -> None:
-        self._delivery.clock_skew = value
-
-    @property
-    def log_content(self) -> bool:
-        """Whether message content may appear in DEBUG log records."""
-        return self._delivery.log_content
-
-    @log_content.setter
-    def log_content(self, value: bool) -> None:
-        self._delivery.log_content = value
 
     def _new_delivery(
         self,
