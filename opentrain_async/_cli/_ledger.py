@@ -116,17 +116,56 @@ async def merge_ledger(
 
     Another job running right now whose journal already shares inputs with this one
     is refused (``refuse_running``): what it has not recorded yet cannot be known."""
-    directory = own.parent
-    finds: list[LedgerFind] = []
-    if not directory.is_dir():
-        return finds
-    # What the other journals have as sent (or maybe), first journal first: bounded by
-    # their records, never a copy of this job.
-    known: dict[str, tuple[Progress, int]] = {}
-    sources: list[tuple[Path, str | None]] = []
-    running: dict[str, int] = {}
+    if not own.parent.is_dir():
+        return []
+    others = await _other_journals(own, state, api_root, refuse_running)
+    if not others.known and not others.running:
+        return []
+    adopted: Counter[int] = Counter()
+    for entry in entries(source):
+        if not isinstance(entry, JobInput):
+            continue
+        busy = others.running.get(f"{entry.ident}\x00{entry.digest}")
+        if busy is not None:
+            other, path = others.sources[busy]
+            raise JournalError(
+                f"the job of {path} (journal {other}) is running now and shares inputs "
+                "with this one (line "
+                f"{entry.line.number}); nothing was sent. Run this job once it has finished"
+            )
+        if entry.ident not in others.known:
+            continue
+        progress, which = others.known[entry.ident]
+        own_progress = state.inputs.get(entry.ident)
+        if progress.sha256 != entry.digest:
+            continue
+        if own_progress is not None and sent_or_maybe(own_progress):
+            continue
+        state.inputs[entry.ident] = attrs.evolve(progress)
+        adopted[which] += 1
+    return [LedgerFind(count, *others.sources[which]) for which, count in sorted(adopted.items())]
+
+
+@attrs.define
+class _OtherJournals:
+    """What the user's other default journals hold, first journal first: bounded by
+    their records, never a copy of this job."""
+
+    known: dict[str, tuple[Progress, int]] = attrs.Factory(dict)
+    """Identities sent (or maybe) -> their progress and which journal (``sources``)."""
+    sources: list[tuple[Path, str | None]] = attrs.Factory(list)
+    """Each journal read, with its job's input path."""
+    running: dict[str, int] = attrs.Factory(dict)
     """Identities (any state) in journals of jobs running now -> which journal."""
-    for other in sorted(directory.glob("*.journal")):
+
+
+async def _other_journals(
+    own: Path, state: JournalState, api_root: str | None, refuse_running: bool
+) -> _OtherJournals:
+    """Read every other default journal beside ``own`` of this API (their delivered
+    message ids join ``state``'s: never credited to this job)."""
+    found = _OtherJournals()
+    for other in sorted(own.parent.glob("*.journal")):
         if other.name == own.name:
             continue
         try:
@@ -138,45 +177,19 @@ async def merge_ledger(
             continue
         state.delivered_ids |= theirs.delivered_ids  # never credit their messages to us
         path = was.get("path")
-        sources.append((other, path if isinstance(path, str) else None))
+        found.sources.append((other, path if isinstance(path, str) else None))
+        which = len(found.sources) - 1
         if refuse_running and _in_use(other):
             for ident, progress in theirs.inputs.items():
                 if progress.sha256 is not None:
-                    running.setdefault(f"{ident}\x00{progress.sha256}", len(sources) - 1)
+                    found.running.setdefault(f"{ident}\x00{progress.sha256}", which)
         for ident, progress in theirs.inputs.items():
             if progress.sha256 is None or not sent_or_maybe(progress):
                 continue
-            seen = known.get(ident)
+            seen = found.known.get(ident)
             if seen is None or (progress.ok and not seen[0].ok):  # delivered beats open
-                known[ident] = (progress, len(sources) - 1)
-    if not known and not running:
-        return finds
-    adopted: Counter[int] = Counter()
-    for entry in entries(source):
-        if not isinstance(entry, JobInput):
-            continue
-        busy = running.get(f"{entry.ident}\x00{entry.digest}")
-        if busy is not None:
-            other, path = sources[busy]
-            raise JournalError(
-                f"the job of {path} (journal {other}) is running now and shares inputs "
-                "with this one (line "
-                f"{entry.line.number}); nothing was sent. Run this job once it has finished"
-            )
-        if entry.ident not in known:
-            continue
-        progress, which = known[entry.ident]
-        own_progress = state.inputs.get(entry.ident)
-        if progress.sha256 != entry.digest:
-            continue
-        if own_progress is not None and sent_or_maybe(own_progress):
-            continue
-        state.inputs[entry.ident] = attrs.evolve(progress)
-        adopted[which] += 1
-    for which, count in sorted(adopted.items()):
-        other, path = sources[which]
-        finds.append(LedgerFind(count, other, path))
-    return finds
+                found.known[ident] = (progress, which)
+    return found
 
 
 def journal_path(source: JobSource, options: JobOptions) -> Path | None:
