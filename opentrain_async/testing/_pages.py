@@ -125,33 +125,34 @@ class Pages:
                 more = True
                 break
             rows.append((conv, unread))
-        items = []
-        for conv, unread in rows:
-            last = conv.messages[-1] if conv.messages else None
-            items.append(
-                {
-                    "id": conv.id,
-                    "type": "DIRECT_MESSAGE",
-                    "bucket": conv.bucket,
-                    "jobId": conv.job_id,
-                    "proposalId": conv.proposal_id,
-                    "channelName": None,
-                    "updatedAt": conv.updated_at,
-                    "lastMessage": None
-                    if last is None
-                    else {
-                        "id": last["id"],
-                        "content": last["content"],
-                        "senderUserId": last["senderUserId"],
-                        "isFromViewer": last["senderUserId"] == uid,
-                        "createdAt": last["createdAt"],
-                    },
-                    "unreadCount": unread,
-                    "needsReplyCount": unread,
-                }
-            )
+        items = [_conversation_row(conv, unread, uid) for conv, unread in rows]
         next_cursor = None
         if more and rows:
             tail = rows[-1][0]
             next_cursor = encode_cursor({"m": "list", "s": tail.seq, "i": tail.id})
         return {"conversations": items, "nextCursor": next_cursor}
+
+
+def _conversation_row(conv: FakeConversation, unread: int, uid: str) -> dict[str, Any]:
+    """One conversation of a list page, as ``uid`` sees it."""
+    last = conv.messages[-1] if conv.messages else None
+    return {
+        "id": conv.id,
+        "type": "DIRECT_MESSAGE",
+        "bucket": conv.bucket,
+        "jobId": conv.job_id,
+        "proposalId": conv.proposal_id,
+        "channelName": None,
+        "updatedAt": conv.updated_at,
+        "lastMessage": None
+        if last is None
+        else {
+            "id": last["id"],
+            "content": last["content"],
+            "senderUserId": last["senderUserId"],
+            "isFromViewer": last["senderUserId"] == uid,
+            "createdAt": last["createdAt"],
+        },
+        "unreadCount": unread,
+        "needsReplyCount": unread,
+    }
