@@ -213,12 +213,8 @@ class Pipeline(SessionMixin):
         data: bytes | None,
         gate: SendGate | None = None,
     ) -> tuple[int, Any]:
-        """One HTTP attempt: pace, take the semaphore, send, classify the answer.  A
-        ``gate`` that is ``closing`` by then refuses the send (``NotAttemptedError``).
-
-        The exchange itself is ``_exchange``; what comes after the answer is in plain
-        functions (``failure_for``, ``_success``, ``_refusal``).
-        """
+        """One HTTP attempt: pace, take the semaphore, send (``_exchange``), classify the
+        answer.  A ``gate`` that is ``closing`` by then refuses the send."""
         # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
         # resume's settling) would otherwise inflate the first estimate of the rate.
         pacer = self._pacer if method != "GET" else None
