@@ -16,7 +16,6 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
-    Mapping,
 )
 from typing import Any, Protocol, cast
 
@@ -24,9 +23,10 @@ import opentrain_async._telemetry as _telemetry
 
 from ._bulk_outcome import (
     Deliver,
+    Pulled,
     SendItem,
     SendOutcome,
-    normalize_item,
+    parse_input,
     quota_gone,
     stops_engine,
 )
@@ -35,20 +35,15 @@ from ._errors import (
     BlockedByEarlierFailureError,
     ConfigurationError,
     DeliveryUnknownError,
-    InvalidRequestError,
     NotAttemptedError,
     OpenTrainError,
     RateLimitError,
 )
-from ._models import Message, OutgoingMessage
+from ._models import Message
 from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
 from ._retry import RetryPolicy
-from ._validation import validate_content, validate_conversation_id
 
 __all__ = ["SendHooks", "Sink", "order_chains"]
-
-_Pulled = tuple[int, Any, "str | None", "str | None", Any]
-"""An input as pulled: ``Parked``, but with no conversation id when invalid unordered."""
 
 _END = object()
 """The end-of-stream marker (an input source or a sink is exhausted)."""
@@ -294,7 +289,7 @@ class _Engine:
             return _END
         index = self._index
         self._index += 1
-        parked = _parse(index, item, ordered=chains is not None)
+        parked = parse_input(index, item, ordered=chains is not None)
         conversation_id = parked[3]
         if chains is None or conversation_id is None:
             return parked
@@ -318,7 +313,7 @@ class _Engine:
             self._input_error = exc
         return _END
 
-    async def _settle(self, parked: _Pulled) -> SendOutcome:
+    async def _settle(self, parked: Pulled) -> SendOutcome:
         """Exactly one outcome for one input, as its message span.  A 429 means "later",
         never "no": the input waits while the hints stay under ``max_retry_after``."""
         index, item, key, conversation_id, content = parked
@@ -372,7 +367,7 @@ class _Engine:
         _telemetry.outcome(span, outcome)
         return outcome
 
-    async def _pass_on(self, parked: _Pulled, outcome: SendOutcome) -> Parked | None:
+    async def _pass_on(self, parked: Pulled, outcome: SendOutcome) -> Parked | None:
         """Record the outcome and hand it on; in order, returns the next input of its
         conversation for this worker to send (None: the conversation is free)."""
         if self._after is not None:
@@ -463,54 +458,6 @@ def _cut_short() -> DeliveryUnknownError:
         "the grace; it may or may not have been delivered",
         cause=APIConnectionError("cancelled after the grace"),
     )
-
-
-def _parse(index: int, item: Any, *, ordered: bool) -> _Pulled:
-    """One input as ``(index, item, key, conversation_id, content)``; an invalid input's
-    content is its ``InvalidRequestError``, and its conversation id, in order, is the
-    valid one it names, if any (it still waits its turn there)."""
-    key = None
-    conversation_id = None
-    content: Any
-    try:
-        if item.__class__ is tuple and len(item) == 2:  # the common shape
-            conversation_id = validate_conversation_id(item[0])
-            content = validate_content(item[1])
-        else:
-            key = _key_of(item)  # kept even when the rest of the item is invalid
-            outgoing = normalize_item(item)
-            key = outgoing.key
-            conversation_id = outgoing.conversation_id
-            content = outgoing.content
-    except InvalidRequestError as exc:
-        if not ordered or conversation_id is None:
-            conversation_id = _conversation_of(item) if ordered else None
-        content = exc  # its outcome, in its turn
-    return (index, item, key, conversation_id, content)
-
-
-def _conversation_of(item: Any) -> str | None:
-    """The valid conversation id of an input whose content is invalid, else None."""
-    if isinstance(item, OutgoingMessage):
-        value: Any = item.conversation_id
-    elif isinstance(item, tuple) and len(item) == 2:
-        value = item[0]
-    elif isinstance(item, Mapping):
-        value = item.get("conversationId", item.get("conversation_id"))
-    else:
-        return None
-    try:
-        return validate_conversation_id(value)
-    except InvalidRequestError:
-        return None
-
-
-def _key_of(item: Any) -> str | None:
-    if isinstance(item, OutgoingMessage):
-        return item.key
-    if isinstance(item, Mapping) and item.get("key") is not None:
-        return str(item["key"])
-    return None
 
 
 def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
