@@ -253,7 +253,9 @@ class _Engine:
 
         In order (``chains``), a worker that pulls an input of a conversation with an
         input in progress parks it and pulls again; the worker that finishes a
-        conversation's input goes on with the next one of its chain (``held``)."""
+        conversation's input goes on with the next one of its chain (``held``).  The
+        three steps cost ~1.3 us of CPU per input over one long frame (``python -m
+        benchmarks.hot_path_split``), ~0.4% of a message's CPU unthrottled."""
         held: Parked | None = None  # the next input of the conversation this worker holds
         try:
             while True:

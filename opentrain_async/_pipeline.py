@@ -214,7 +214,8 @@ class Pipeline(SessionMixin):
         gate: SendGate | None = None,
     ) -> tuple[int, Any]:
         """One HTTP attempt: pace, take the semaphore, send (``_exchange``), classify the
-        answer.  A ``gate`` that is ``closing`` by then refuses the send."""
+        answer.  A ``gate`` that is ``closing`` by then refuses the send.  The helpers
+        cost ~0.6 us of CPU per attempt (``benchmarks.hot_path_split``): ~0.2%."""
         # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
         # resume's settling) would otherwise inflate the first estimate of the rate.
         pacer = self._pacer if method != "GET" else None
