@@ -41,6 +41,7 @@ from ._listen import (
 )
 from ._logs import configure_logging_from_env
 from ._models import Message, OutgoingMessage
+from ._options import PacingOptions, RetryOptions, TimeOptions
 from ._pacing import (
     InMemoryPacingBackend,
     Pacer,
@@ -134,6 +135,7 @@ __all__ = [
     "Pacer",
     "PacingBackend",
     "PacingFeedback",
+    "PacingOptions",
     "PacingState",
     "PacingTuning",
     "PermissionDeniedError",
@@ -149,10 +151,12 @@ __all__ = [
     "RedisPacingOptions",
     "Reservation",
     "RetryEvent",
+    "RetryOptions",
     "RetryPolicy",
     "SendItem",
     "SendOutcome",
     "Settings",
+    "TimeOptions",
     "TokenInfo",
     "UnexpectedResponseError",
     "WebhookHandler",

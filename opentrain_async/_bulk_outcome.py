@@ -47,10 +47,12 @@ __all__ = [
     "BulkReport",
     "Deliver",
     "OutcomeKind",
+    "Pulled",
     "SendItem",
     "SendOutcome",
     "normalize_item",
     "outcome_kind",
+    "parse_input",
     "quota_gone",
     "stops_engine",
 ]
@@ -298,3 +300,55 @@ class BulkReport:
                 self.failures.append(outcome)
             else:
                 self.failures_dropped += 1
+
+
+Pulled = tuple[int, Any, "str | None", "str | None", Any]
+"""An input as pulled: ``Parked``, but with no conversation id when invalid unordered."""
+
+
+def parse_input(index: int, item: Any, *, ordered: bool) -> Pulled:
+    """One input as ``(index, item, key, conversation_id, content)``; an invalid input's
+    content is its ``InvalidRequestError``, and its conversation id, in order, is the
+    valid one it names, if any (it still waits its turn there)."""
+    key = None
+    conversation_id = None
+    content: Any
+    try:
+        if item.__class__ is tuple and len(item) == 2:  # the common shape
+            conversation_id = validate_conversation_id(item[0])
+            content = validate_content(item[1])
+        else:
+            key = _key_of(item)  # kept even when the rest of the item is invalid
+            outgoing = normalize_item(item)
+            key = outgoing.key
+            conversation_id = outgoing.conversation_id
+            content = outgoing.content
+    except InvalidRequestError as exc:
+        if not ordered or conversation_id is None:
+            conversation_id = _conversation_of(item) if ordered else None
+        content = exc  # its outcome, in its turn
+    return (index, item, key, conversation_id, content)
+
+
+def _conversation_of(item: Any) -> str | None:
+    """The valid conversation id of an input whose content is invalid, else None."""
+    if isinstance(item, OutgoingMessage):
+        value: Any = item.conversation_id
+    elif isinstance(item, tuple) and len(item) == 2:
+        value = item[0]
+    elif isinstance(item, Mapping):
+        value = item.get("conversationId", item.get("conversation_id"))
+    else:
+        return None
+    try:
+        return validate_conversation_id(value)
+    except InvalidRequestError:
+        return None
+
+
+def _key_of(item: Any) -> str | None:
+    if isinstance(item, OutgoingMessage):
+        return item.key
+    if isinstance(item, Mapping) and item.get("key") is not None:
+        return str(item["key"])
+    return None

@@ -3,53 +3,54 @@
 The client resolves its configuration (token, base URL, pacing, proxy) and builds the
 parts it forwards to: the request pipeline (``_pipeline``: session, pacer, semaphore,
 attempt, retries), delivery (``_delivery``: send, read-back, claimed ids), the bulk
-engine (``_bulk``: one outcome per input, over ``Delivery.deliver``) and the reads
-(``_read``: a mixin over the pipeline's ``request``).  None of them imports this module.
+engine (``_bulk``: one outcome per input, over ``Delivery.deliver``; its surface is the
+mixin ``_sending``) and the reads (``_read``: a mixin over the pipeline's ``request``).
+The option groups and their checks are ``_options``.  None of them imports this module.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 import opentrain_async._telemetry as _telemetry
 
-from ._bulk import (
-    DEFAULT_KEEP_FAILURES,
-    BulkReport,
-    BulkSend,
-    OnFailure,
-    SendHooks,
-    SendItem,
-    SendOutcome,
-    outcome_kind,
-    run_batch,
-)
+from ._bulk import SendHooks, outcome_kind
 from ._config import resolve_settings
 from ._delivery import ClaimedIds, Delivery
-from ._errors import ConfigurationError, OpenTrainError
+from ._errors import OpenTrainError
 from ._models import Message
-from ._pacing import Pacer, PacingBackend
+from ._options import (
+    FlatOptions,
+    PacingOptions,
+    RetryOptions,
+    TimeOptions,
+    check_groups,
+    check_user_agent,
+    merge_options,
+    retry_policy_of,
+)
+from ._pacing import Pacer
 from ._pacing.redis_backend import client_backend
 from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_timeout
 from ._proxy import proxy_from_env
 from ._raw import RawSink, raw_call
 from ._read import ReadMixin
 from ._reply import reply_once
-from ._retry import RetryEvent, RetryPolicy
+from ._retry import RetryPolicy
+from ._sending import JournalSpec, SendMixin
 from ._time import clock_from_options
 from ._validation import check_option, validate_content, validate_conversation_id
 
-JournalSpec = Any
-"""``journal=``: a path (``str``/``os.PathLike``), a ``redis://...?job=NAME`` URL, or a
-journal store (see ``opentrain_async.journal``)."""
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -66,7 +67,7 @@ benchmarks.concurrency``, fake server with 100 ms latency): 8 caps a job at 74 m
 429s, with pacing keeping losses and duplicates at zero."""
 
 
-class OpenTrainClient(ReadMixin):
+class OpenTrainClient(SendMixin, ReadMixin):
     """Async client for the OpenTrain public API's messaging surface.
 
     Use it as an async context manager and share one instance across tasks::
@@ -96,6 +97,11 @@ class OpenTrainClient(ReadMixin):
     instead.  A password in the URL may hold any character (all up to the last ``@``
     is the userinfo) and is never shown.
 
+    The pacing, retry and time knobs are grouped: ``pacing=PacingOptions(...)``,
+    ``retries=RetryOptions(...)``, ``time=TimeOptions(...)``; each may also be passed flat
+    as below (``rate_limit=500`` is ``pacing=PacingOptions(rate_limit=500)``), and a flat
+    keyword contradicting its group is a ``ConfigurationError``.
+
     ``reconcile=True`` makes single sends read the conversation back after an unknown
     outcome (bulk sends always do unless told not to); ``reconcile_delay`` is how long
     to let a timed-out request finish server-side first, ``clock_skew`` how far before
@@ -108,97 +114,43 @@ class OpenTrainClient(ReadMixin):
         base_url: str | None = None,
         *,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        max_retries: int | None = None,
-        max_retry_after: float | None = None,
-        timeout: float | aiohttp.ClientTimeout = 30.0,
-        rate_limit: float | None = None,
-        retry_policy: RetryPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        pacer: Pacer | None = None,
-        pacing_backend: PacingBackend | None = None,
-        pacing_url: str | None = None,
-        pacing_fail_closed: bool | None = None,
+        pacing: PacingOptions | None = None,
+        retries: RetryOptions | None = None,
+        time: TimeOptions | None = None,
         session: aiohttp.ClientSession | None = None,
         reconcile: bool = False,
-        reconcile_delay: float = 1.0,
-        clock_skew: float = 60.0,
         log_content: bool = False,
         user_agent: str | None = None,
         trust_env: bool = True,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         env: Mapping[str, str] | None = None,
         config_path: Path | None = None,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[Any]] | None = None,
-        wall_clock: Callable[[], float] | None = None,
+        **flat: Unpack[FlatOptions],
     ) -> None:
-        seam = clock_from_options(clock, sleep, wall_clock)  # refused before anything else
+        pacing, retries, time = merge_options(pacing, retries, time, flat)
+        seam = clock_from_options(time.clock, time.sleep, time.wall_clock)  # refused first
+        reconcile_delay = 1.0 if time.reconcile_delay is None else time.reconcile_delay
+        clock_skew = 60.0 if time.clock_skew is None else time.clock_skew
         check_option(max_concurrency, "max_concurrency", minimum=1, integer=True)
         check_option(max_response_bytes, "max_response_bytes", minimum=1, integer=True)
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
         check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
-        if rate_limit is not None:
-            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
-        if user_agent is not None and not isinstance(user_agent, str):
-            raise ConfigurationError("user_agent must be a string")
-        _refuse_overridden_knobs(
-            "retry_policy",
-            retry_policy,
-            max_retries=max_retries,
-            max_retry_after=max_retry_after,
-            on_retry=on_retry,
-        )
-        _refuse_overridden_knobs(
-            "pacer", pacer, rate_limit=rate_limit, pacing_backend=pacing_backend
-        )
-        _refuse_pacer_off_the_seam(pacer, clock, sleep)
-        # The client's sleep= would silently not apply to retries (real waits in tests).
-        mixed = retry_policy is not None and retry_policy.sleep is asyncio.sleep
-        if mixed and seam.sleep is not asyncio.sleep:
-            raise ConfigurationError(
-                "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
-                "pass sleep= to the RetryPolicy too"
-            )
-        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
-            raise ConfigurationError("user_agent must be printable ASCII (no CR, LF or NUL)")
+        check_user_agent(user_agent)
+        check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = settings.api_root
         self.max_concurrency = max_concurrency
         # Checked before a pacing backend (perhaps Redis) is built: nothing to close.
-        client_timeout = as_client_timeout(timeout)
-        retry = retry_policy or RetryPolicy(
-            max_retries=5 if max_retries is None else max_retries,
-            max_retry_after=120.0 if max_retry_after is None else max_retry_after,
-            on_retry=on_retry,
-            sleep=seam.sleep,
-        )
+        client_timeout = as_client_timeout(30.0 if time.timeout is None else time.timeout)
         self.stats = ClientStats()
-        pacing_backend = client_backend(
-            pacer_given=pacer is not None,
-            backend=pacing_backend,
-            pacing_url=pacing_url,
-            fail_closed=pacing_fail_closed,
-            env=self._env,
-            api_root=self._root,
-            token=settings.token,
-            on_fallback=self._count_pacing_fallback,
-            clock=seam.monotonic,
-            sleep=seam.sleep,
-        )
         self._time = seam
         """The time seam every part of this client reads time and waits through."""
         self._pipeline = Pipeline(
             settings,
-            pacer=pacer
-            or Pacer(
-                rate_limit=rate_limit,
-                backend=pacing_backend,
-                clock=seam.monotonic,
-                sleep=seam.sleep,
-            ),
-            retry=retry,
+            pacer=self._new_pacer(pacing),
+            retry=retry_policy_of(retries, seam),
             timeout=client_timeout,
             max_concurrency=max_concurrency,
             stats=self.stats,
@@ -214,6 +166,27 @@ class OpenTrainClient(ReadMixin):
         )
         self._init_reads(self._pipeline.for_call, self._time, self._default_cursor_path)
         self._delivery.claimed.include(self._replies)  # replies saved by listen() too
+
+    def _new_pacer(self, pacing: PacingOptions) -> Pacer:
+        """The caller's pacer, or one over the backend ``pacing`` names (perhaps Redis)."""
+        seam = self._time
+        backend = client_backend(  # also refuses a URL beside a pacer or backend
+            pacer_given=pacing.pacer is not None,
+            backend=pacing.backend,
+            pacing_url=pacing.url,
+            fail_closed=pacing.fail_closed,
+            env=self._env,
+            api_root=self._root,
+            token=self._settings.token,
+            on_fallback=self._count_pacing_fallback,
+            clock=seam.monotonic,
+            sleep=seam.sleep,
+        )
+        if pacing.pacer is not None:
+            return pacing.pacer
+        return Pacer(
+            rate_limit=pacing.rate_limit, backend=backend, clock=seam.monotonic, sleep=seam.sleep
+        )
 
     def __repr__(self) -> str:
         return (
@@ -393,93 +366,6 @@ class OpenTrainClient(ReadMixin):
             self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
         )
 
-    def send_many(
-        self,
-        items: Iterable[SendItem] | AsyncIterable[SendItem],
-        *,
-        concurrency: int | None = None,
-        reconcile: bool = True,
-        grace: float = 5.0,
-        before_send: Callable[[Any], Awaitable[None]] | None = None,
-        ordered: bool = True,
-        on_failure: OnFailure = "stop",
-        journal: JournalSpec | None = None,
-    ) -> BulkSend:
-        """Send many messages; an async iterator with exactly one ``SendOutcome`` per input.
-
-        ``items`` is any iterable or async iterable of ``(conversation_id, content)``
-        tuples, mappings with ``conversationId``/``content`` (optional ``key``), or
-        ``OutgoingMessage``s; it is pulled lazily as capacity frees up.  Outcomes arrive
-        in completion order; ``outcome.index`` is the input position.  ``concurrency``
-        (default: ``max_concurrency``) bounds inputs in progress; the client's
-        semaphore still bounds requests on the wire and its pacer the rate.  Unknown
-        outcomes are reconciled by read-back unless ``reconcile=False``.  Leaving the
-        loop early (``break`` or an exception under ``async with``, or ``aclose()``)
-        starts no new send and gives sends on the wire ``grace`` seconds to finish; the
-        outcomes the loop did not see are then in ``.unreported``.  ``before_send`` is
-        awaited with each valid input right before its send (a journal's durable
-        "started" record); an ``OpenTrainError`` it raises is that input's outcome.
-
-        ``ordered`` (default) sends the inputs of one conversation one after the other,
-        each once the one before has its outcome; when one fails for good the rest of
-        its conversation gets ``BlockedByEarlierFailureError`` unless
-        ``on_failure="continue"``.  ``journal`` (a path, a ``redis://...?job=NAME`` URL
-        or a store) makes the run exactly-once across retries: see ``send_all``.
-        """
-        return BulkSend(
-            self._delivery.deliver,
-            items,
-            policy=self._pipeline.retry_policy,
-            concurrency=self.max_concurrency if concurrency is None else concurrency,
-            reconcile=reconcile,
-            grace=grace,
-            before_send=before_send,
-            ordered=ordered,
-            on_failure=on_failure,
-            hooks=None if journal is None else self._journal(journal),
-        )
-
-    async def send_all(
-        self,
-        items: Iterable[SendItem] | AsyncIterable[SendItem],
-        *,
-        concurrency: int | None = None,
-        reconcile: bool = True,
-        on_outcome: Callable[[SendOutcome], Awaitable[None] | None] | None = None,
-        keep_failures: int = DEFAULT_KEEP_FAILURES,
-        ordered: bool = True,
-        on_failure: OnFailure = "stop",
-        journal: JournalSpec | None = None,
-    ) -> BulkReport:
-        """Send a whole batch and return a ``BulkReport`` (counts by kind, failed items).
-
-        ``on_outcome`` is called with every outcome as it arrives (e.g. for progress), one
-        call at a time (an async one is awaited before the next starts).  If it raises,
-        the batch stops and the exception propagates.  The report keeps the first
-        ``keep_failures`` failed outcomes and counts the rest.  ``ordered`` and
-        ``on_failure`` are as in ``send_many``.
-
-        ``journal="jobs/batch7.journal"`` (or ``"redis://host/0?job=batch7"``, or a
-        store from ``opentrain_async.journal``) records every send durably before it
-        starts, so a task retried after a crash sends nothing twice: what the journal
-        has as delivered is reported again without a send, a send left open is read
-        back first.  A second run of the same job while one is under way raises
-        ``JobBusyError``; an unusable journal ``JobJournalError``.
-        """
-        return await run_batch(
-            self._delivery.deliver,
-            items,
-            policy=self._pipeline.retry_policy,
-            clock=self._time.monotonic,
-            concurrency=self.max_concurrency if concurrency is None else concurrency,
-            reconcile=reconcile,
-            on_outcome=on_outcome,
-            keep_failures=keep_failures,
-            ordered=ordered,
-            on_failure=on_failure,
-            hooks=None if journal is None else self._journal(journal),
-        )
-
     def _journal(self, journal: JournalSpec) -> SendHooks:
         """The hooks that journal a bulk run (loaded on first use: the journal stores
         live beside the command line, see ``opentrain_async.journal``)."""
@@ -487,62 +373,12 @@ class OpenTrainClient(ReadMixin):
 
         return journaled_run(self, journal, clock=self._time)
 
-    async def find_own_message(
-        self, conversation_id: str, content: str, *, since: float
-    ) -> Message | None:
-        """Read the conversation back for a message of ours with this content.
-
-        Matches a message from the viewer with exactly ``content``, created at or after
-        ``since`` (a Unix timestamp: when the send began) less ``clock_skew``, and not
-        already attributed to another send of this client.  Used to settle sends whose
-        outcome is unknown, e.g. by a journal after a crash.  Raises
-        ``DeliveryUnknownError`` when the conversation cannot be read back far enough.
-        """
-        validate_conversation_id(conversation_id)
-        return await self._delivery.find_own_message(conversation_id, content, since=since)
-
     def _default_cursor_path(self) -> Path:
         """Where ``listen()`` keeps its cursor by default: one file per API root and
         token, named by a hash (the token itself is never written)."""
         digest = hashlib.sha256(f"{self._root}\n{self._settings.token}".encode()).hexdigest()
         state = self._env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(state) / "opentrain_async" / f"listen-{digest[:16]}.json"
-
-    def claim_ids(self, message_ids: Container[str]) -> None:
-        """Tell read-back that these message ids already belong to other sends.
-
-        A journal of an earlier run passes the ids it recorded as delivered, so that a
-        message is never credited to two inputs with the same conversation and text.
-        The collection is consulted live, not copied: ids added to it later count too.
-        """
-        self._delivery.claimed.include(message_ids)
-
-    @property
-    def reconcile_delay(self) -> float:
-        """Seconds a timed-out send is given to finish server-side before read-back."""
-        return self._delivery.reconcile_delay
-
-    @reconcile_delay.setter
-    def reconcile_delay(self, value: float) -> None:
-        self._delivery.reconcile_delay = value
-
-    @property
-    def clock_skew(self) -> float:
-        """How far before a send began a message found by read-back may be stamped."""
-        return self._delivery.clock_skew
-
-    @clock_skew.setter
-    def clock_skew(self, value: float) -> None:
-        self._delivery.clock_skew = value
-
-    @property
-    def log_content(self) -> bool:
-        """Whether message content may appear in DEBUG log records."""
-        return self._delivery.log_content
-
-    @log_content.setter
-    def log_content(self, value: bool) -> None:
-        self._delivery.log_content = value
 
     def _new_delivery(
         self,
@@ -592,37 +428,6 @@ class RawResponseClient:
         self.whoami = raw_call(client.whoami, lambda sink: client._recording(sink).whoami)
         self.capabilities = raw_call(
             client.capabilities, lambda sink: client._recording(sink).capabilities
-        )
-
-
-def _refuse_overridden_knobs(name: str, policy: object, **knobs: object) -> None:
-    """A policy object replaces the knobs it is built from: passing both is a mistake
-    that would otherwise be silently ignored."""
-    if policy is None:
-        return
-    given = [knob for knob, value in knobs.items() if value is not None]
-    if given:
-        raise ConfigurationError(
-            f"{name}= replaces {', '.join(f'{k}=' for k in knobs)}; pass those to the "
-            f"{name} itself (also given: {', '.join(given)})"
-        )
-
-
-def _refuse_pacer_off_the_seam(
-    pacer: Pacer | None,
-    clock: Callable[[], float] | None,
-    sleep: Callable[[float], Awaitable[Any]] | None,
-) -> None:
-    """A pacer keeps the clock and sleep it was built with (its backend reads that clock
-    too), so the client's ``clock=``/``sleep=`` cannot reach it: pacing on the real clock
-    beside a fake one spins or really waits.  Refused unless both are the pacer's own,
-    rather than swapped into a pacer the caller may share with other clients."""
-    if pacer is None or clock is None or sleep is None:
-        return
-    if pacer._clock != clock or pacer._sleep != sleep:  # bound methods compare by owner
-        raise ConfigurationError(
-            "pacer= keeps its own clock and sleep, not the client's clock=/sleep=; build "
-            "it on the same ones: Pacer(clock=, sleep=) with the client's"
         )
 
 

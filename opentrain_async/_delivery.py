@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Iterable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -132,15 +132,9 @@ async def find_own_message(
             if page is None:
                 break
             pages += 1
-            for message in page.messages:  # the order inside a page is not documented
-                if (
-                    message.is_from_viewer
-                    and message.content == content
-                    and message.created_at >= since_dt
-                    and message.id not in claimed
-                ):
-                    claimed.add(message.id)
-                    return message
+            found = _claim_ours(page.messages, content, since_dt, claimed)
+            if found is not None:
+                return found
             older = [m.created_at for m in page.messages]
             if older and min(older) < since_dt:
                 return None  # read back to before the first attempt: it is not there
@@ -159,6 +153,23 @@ async def find_own_message(
             f"or one it had already given, after {pages:,} pages)",
         )
     return None  # the whole conversation was read: it is not there
+
+
+def _claim_ours(
+    messages: Iterable[Message], content: str, since: datetime, claimed: ClaimedIds
+) -> Message | None:
+    """Our message with exactly ``content``, stamped at or after ``since`` and not
+    claimed yet, now claimed (the order inside a page is not documented)."""
+    for message in messages:
+        if (
+            message.is_from_viewer
+            and message.content == content
+            and message.created_at >= since
+            and message.id not in claimed
+        ):
+            claimed.add(message.id)
+            return message
+    return None
 
 
 def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> DeliveryUnknownError:

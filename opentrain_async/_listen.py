@@ -304,6 +304,50 @@ def _loaded(saved: object, store: object) -> str | None:
     )
 
 
+async def _starting_position(
+    reader: _Reader, cursor_store: CursorStore, start: ListenStart, limit: int
+) -> ListenPosition:
+    """The saved position; on a first run with ``start="latest"``, the feed's head,
+    saved at once."""
+    saved = _loaded(await cursor_store.load(), cursor_store)
+    if saved is None and start == "latest":
+        head = await _fast_forward(reader, limit)
+        # An empty feed has no cursor to save: remember "from the beginning" instead,
+        # or a restart would fast-forward past what arrived while the bot was down.
+        saved = FROM_BEGINNING if head is None else head
+        await cursor_store.save(saved)
+    return ListenPosition(None) if saved is None else ListenPosition.decode(saved)
+
+
+def _seen_from(handled: list[str]) -> RecentSet[str]:
+    seen: RecentSet[str] = RecentSet(_SEEN_CAPACITY)
+    for message_id in handled:
+        seen.add(message_id)
+    return seen
+
+
+class _Backoff:
+    """``listen()``'s idle wait: from ``initial``, times ``factor`` after each idle
+    poll, at most ``ceiling``; back to ``initial`` once something arrives."""
+
+    def __init__(
+        self, backoff: tuple[float, float, float], sleep: Callable[[float], Awaitable[Any]]
+    ) -> None:
+        self.initial = validate_number(backoff[0], "idle_backoff", minimum=0)
+        self.ceiling = validate_number(backoff[1], "max_idle_backoff", minimum=self.initial)
+        self.factor = validate_number(backoff[2], "backoff_factor", minimum=1)
+        self.sleep = sleep
+        self.wait = self.initial
+
+    def reset(self) -> None:
+        self.wait = self.initial
+
+    async def pause(self, *, grow: bool) -> None:
+        await self.sleep(self.wait)
+        if grow:
+            self.wait = min(self.wait * self.factor, self.ceiling)
+
+
 async def _listen(
     reader: _Reader,
     store: CursorStore | str | Path | None,
@@ -319,28 +363,16 @@ async def _listen(
     """Yield new incoming messages; save the position after each finished one."""
     validate_limit(limit, 200)
     validate_choice(start, "start", ("latest", "beginning"))
-    initial = validate_number(backoff[0], "idle_backoff", minimum=0)
-    ceiling = validate_number(backoff[1], "max_idle_backoff", minimum=initial)
-    factor = validate_number(backoff[2], "backoff_factor", minimum=1)
+    idle = _Backoff(backoff, pause)
     cursor_store = _as_store(store)
-    saved = _loaded(await cursor_store.load(), cursor_store)
-    if saved is None and start == "latest":
-        head = await _fast_forward(reader, limit)
-        # An empty feed has no cursor to save: remember "from the beginning" instead,
-        # or a restart would fast-forward past what arrived while the bot was down.
-        saved = FROM_BEGINNING if head is None else head
-        await cursor_store.save(saved)
-    position = ListenPosition(None) if saved is None else ListenPosition.decode(saved)
+    position = await _starting_position(reader, cursor_store, start, limit)
     cursor, handled = position.cursor, list(position.handled)
     replies.restore(position.replies)
-    seen: RecentSet[str] = RecentSet(_SEEN_CAPACITY)
-    for message_id in handled:
-        seen.add(message_id)
+    seen = _seen_from(handled)  # a page read again skips what was handled
 
     async def save(at: str | None, done: list[str]) -> None:
         await cursor_store.save(ListenPosition(at, tuple(done), replies.pairs()).encode())
 
-    wait = initial
     while True:
         page = await reader.get_updates(cursor=cursor, limit=limit)
         messages, retry = await _resolve_page(reader, page, seen, clock)
@@ -366,16 +398,13 @@ async def _listen(
         if retry:
             if until_idle:
                 return  # the position stays before that message: the next run retries it
-            await pause(wait)
-            wait = min(wait * factor, ceiling)
+            await idle.pause(grow=True)
             continue
-        if page.events and page.has_more and progressed:
-            wait = initial
-            continue  # more is waiting: fetch it now
+        fresh = bool(page.events) and progressed
+        if fresh:
+            idle.reset()
+            if page.has_more:
+                continue  # more is waiting: fetch it now
         if until_idle:
             return
-        if page.events and progressed:
-            wait = initial
-        await pause(wait)
-        if not (page.events and progressed):
-            wait = min(wait * factor, ceiling)
+        await idle.pause(grow=not fresh)

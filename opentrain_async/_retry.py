@@ -171,26 +171,7 @@ class RetryPolicy:
                 request_id=getattr(error, "request_id", None),
                 error=error,
             )
-            logger.info(
-                "retrying %s %s in %.3fs after attempt %d (%s, request_id=%s)",
-                method,
-                path,
-                event.wait,
-                event.attempt,
-                event.reason,
-                event.request_id,
-                extra={
-                    "opentrain_retry": event,
-                    # The same fields as every request record (see _telemetry).
-                    "method": method,
-                    "path": path,
-                    "status": getattr(error, "status", None),
-                    "request_id": event.request_id,
-                    "attempt": event.attempt,
-                    "retry_in_s": round(event.wait, 3),
-                    "reason": event.reason,
-                },
-            )
+            _log_retry(event)
             if self.on_retry is not None:
                 self.on_retry(event)
 
@@ -202,3 +183,29 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
+
+
+def _log_retry(event: RetryEvent) -> None:
+    """The INFO record of a retry, with every field as a key (as every request's)."""
+    error = event.error
+    method, path = event.method, event.path
+    logger.info(
+        "retrying %s %s in %.3fs after attempt %d (%s, request_id=%s)",
+        method,
+        path,
+        event.wait,
+        event.attempt,
+        event.reason,
+        event.request_id,
+        extra={
+            "opentrain_retry": event,
+            # The same fields as every request record (see _telemetry).
+            "method": method,
+            "path": path,
+            "status": getattr(error, "status", None),
+            "request_id": event.request_id,
+            "attempt": event.attempt,
+            "retry_in_s": round(event.wait, 3),
+            "reason": event.reason,
+        },
+    )

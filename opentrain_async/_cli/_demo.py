@@ -37,6 +37,59 @@ def _width(stream: Any) -> int:
         return 100
 
 
+def _introduce(
+    say: Callable[[str], None], base_url: str, limit: TokenBucket, lines: list[str], journal: Path
+) -> None:
+    """What the demo is about to do."""
+    say("opentrain-async demo: a bulk job against the embedded fake OpenTrain server")
+    say(
+        f"  server   {base_url} (this process, loopback); POST /messages "
+        f"limited to {limit.rate:,.0f}/s (token bucket, burst {limit.burst})"
+    )
+    say(
+        "  client   NOT told the limit: it learns it from the server's 429s "
+        "(bulk --rate would state it)"
+    )
+    say(
+        f"  job      {len(lines):,} JSONL lines to {ORDINARY} conversations, plus one "
+        "read-only (409), one we are not part of (403), texts containing "
+        f"{BLOCKED_PHRASE!r} (403 policy), and 3 invalid lines"
+    )
+    say(f"  journal  {journal} (crash-safe; deleted with the demo)")
+    say("")
+
+
+def _report(
+    say: Callable[[str], None],
+    stats: dict[str, int],
+    deliverable: int,
+    limit: TokenBucket,
+    wall: float,
+    honest: bool,
+) -> None:
+    """What the server recorded, against what the job should have done."""
+    # The bucket starts full, so the first `burst` sends pass at once.
+    ideal = max(deliverable - limit.burst, 0) / limit.rate
+    say("")
+    say("what the server recorded (its own counters, not the client's):")
+    say(
+        f"  requests {stats['requests']:,} · sends {stats['sends']:,} · "
+        f"429s answered {stats['rate_limited']:,} · committed {stats['committed']:,} "
+        f"(expected {deliverable:,}) · duplicates {stats['duplicates']:,}"
+    )
+    say(
+        f"  {deliverable:,} deliverable messages at {limit.rate:,.0f}/s (burst {limit.burst}) "
+        f"take at least {ideal:.2f} s; this run took {wall:.2f} s "
+        f"({wall / ideal if ideal else 0:.2f}x that, including start-up and refused sends)"
+    )
+    say(
+        "demo ok: every deliverable message committed exactly once; the refusals and bad "
+        "lines are the demo's on purpose (a real `bulk` run would exit 1 for them)"
+        if honest
+        else "demo FAILED: the server's records do not match the job"
+    )
+
+
 def _sayer(stream: Any) -> Callable[[str], None]:
     """Print to `stream`, wrapped to its width; continuation lines align under the text
     after a leading label (``"  server   ..."``)."""
@@ -106,23 +159,7 @@ async def run_demo(
             job = Path(tmp) / "job.jsonl"
             job.write_text("\n".join(lines) + "\n", encoding="utf-8")
             journal = Path(tmp) / "journal.jsonl"
-            say = _sayer(err if as_json else out)
-            say("opentrain-async demo: a bulk job against the embedded fake OpenTrain server")
-            say(
-                f"  server   {server.base_url} (this process, loopback); POST /messages "
-                f"limited to {server_rate:,.0f}/s (token bucket, burst {limit.burst})"
-            )
-            say(
-                "  client   NOT told the limit: it learns it from the server's 429s "
-                "(bulk --rate would state it)"
-            )
-            say(
-                f"  job      {len(lines):,} JSONL lines to {ORDINARY} conversations, plus one "
-                "read-only (409), one we are not part of (403), texts containing "
-                f"{BLOCKED_PHRASE!r} (403 policy), and 3 invalid lines"
-            )
-            say(f"  journal  {journal} (crash-safe; deleted with the demo)")
-            say("")
+            _introduce(_sayer(err if as_json else out), server.base_url, limit, lines, journal)
             options = JobOptions(
                 concurrency=16,
                 journal=journal,
@@ -149,23 +186,5 @@ async def run_demo(
         print(json.dumps(result), file=out)
         return 0 if honest else 1
     print_summary(summary, options, out, err)
-    say = _sayer(out)
-    say("")
-    say("what the server recorded (its own counters, not the client's):")
-    say(
-        f"  requests {stats['requests']:,} · sends {stats['sends']:,} · "
-        f"429s answered {stats['rate_limited']:,} · committed {stats['committed']:,} "
-        f"(expected {deliverable:,}) · duplicates {stats['duplicates']:,}"
-    )
-    say(
-        f"  {deliverable:,} deliverable messages at {server_rate:,.0f}/s (burst {limit.burst}) "
-        f"take at least {ideal:.2f} s; this run took {wall:.2f} s "
-        f"({wall / ideal if ideal else 0:.2f}x that, including start-up and refused sends)"
-    )
-    say(
-        "demo ok: every deliverable message committed exactly once; the refusals and bad "
-        "lines are the demo's on purpose (a real `bulk` run would exit 1 for them)"
-        if honest
-        else "demo FAILED: the server's records do not match the job"
-    )
+    _report(_sayer(out), stats, deliverable, limit, wall, honest)
     return 0 if honest else 1

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Final
 
-from ._limits import FixedWindow, LimitSchedule, TokenBucket
+from ._limits import FixedWindow, LimitSchedule, RateLimit, TokenBucket
 from ._models import Fault
 from ._server import DEFAULT_TOKEN, OTHER_USER, FakeOpenTrain
 
@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="each request's latency varies uniformly by +-SHARE of --latency",
     )
     parser.add_argument("--conversations", type=int, default=1, metavar="N")
+    _add_limit_options(parser)
+    _add_scenario_options(parser)
+    return parser
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """The rate limit the server enforces, and the faults it injects."""
     limits = parser.add_mutually_exclusive_group()
     limits.add_argument("--rate", type=float, help="token bucket: sends per second")
     limits.add_argument("--window-limit", type=int, help="fixed window: sends per window")
@@ -84,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=None, help="probability per send (default: always)"
     )
     parser.add_argument("--fault-delay", type=float, default=60.0, help="stall seconds")
+
+
+def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    """Conversations a bot must cope with."""
     scenario = parser.add_argument_group(
         "scenario", "conversations a bot must cope with (flags add to --scenario FILE)"
     )
@@ -121,7 +132,6 @@ def _parser() -> argparse.ArgumentParser:
         help="the next N sends answer 429 (hint: --rate-limited-retry-after, 1 s)",
     )
     scenario.add_argument("--rate-limited-retry-after", type=float, default=1.0, metavar="S")
-    return parser
 
 
 SCENARIO_KEYS: Final = ("readOnly", "policyBlocked", "missing", "rateLimited")
@@ -204,6 +214,32 @@ def apply_scenario(server: FakeOpenTrain, scenario: dict[str, Any], count: int) 
     return created
 
 
+def _bucket(args: argparse.Namespace, rate: float) -> TokenBucket:
+    """A token bucket of ``rate`` sends per second, with the flags' burst and hints."""
+    return TokenBucket(
+        rate=rate,
+        burst=args.burst,
+        integer_hints=args.integer_hints,
+        retry_after_header=args.retry_after_header,
+    )
+
+
+def _limit_of(args: argparse.Namespace) -> RateLimit | None:
+    """The rate limit the flags ask for (None: unlimited)."""
+    if args.rate is not None:
+        return _bucket(args, args.rate)
+    if args.limit_json is not None:
+        return LimitSchedule.from_dict(json.loads(args.limit_json))
+    if args.window_limit is not None:
+        return FixedWindow(
+            limit=args.window_limit,
+            window=args.window,
+            integer_hints=args.integer_hints,
+            retry_after_header=args.retry_after_header,
+        )
+    return None
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """Start the server, announce it, and wait for a termination signal."""
     server = FakeOpenTrain(
@@ -226,40 +262,16 @@ async def _serve(args: argparse.Namespace) -> None:
         "conversations": conversations,
         "scenario": scenario,
     }
-    if args.rate is not None:
-        server.set_rate_limit(
-            TokenBucket(
-                rate=args.rate,
-                burst=args.burst,
-                integer_hints=args.integer_hints,
-                retry_after_header=args.retry_after_header,
-            )
-        )
-    elif args.limit_json is not None:
-        server.set_rate_limit(LimitSchedule.from_dict(json.loads(args.limit_json)))
-    elif args.window_limit is not None:
-        server.set_rate_limit(
-            FixedWindow(
-                limit=args.window_limit,
-                window=args.window,
-                integer_hints=args.integer_hints,
-                retry_after_header=args.retry_after_header,
-            )
-        )
+    limit = _limit_of(args)
+    if limit is not None:
+        server.set_rate_limit(limit)
     if args.fault is not None:
         server.inject_fault(Fault(args.fault), probability=args.fault_rate, delay=args.fault_delay)
 
     async def change_rate(at: float, rate: float) -> None:
         """The limit moves mid-run (benchmarks: a drop or a rise)."""
         await asyncio.sleep(at)
-        server.set_rate_limit(
-            TokenBucket(
-                rate=rate,
-                burst=args.burst,
-                integer_hints=args.integer_hints,
-                retry_after_header=args.retry_after_header,
-            )
-        )
+        server.set_rate_limit(_bucket(args, rate))
 
     changes: set[asyncio.Task[None]] = set()
     stop = asyncio.Event()

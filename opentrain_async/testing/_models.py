@@ -13,6 +13,7 @@ import attrs
 
 __all__ = [
     "DEFAULT_SCOPES",
+    "ApiError",
     "FakeAccount",
     "FakeConversation",
     "Fault",
@@ -112,3 +113,20 @@ class RecordedRequest:
     """The status answered; None while in progress or when the connection was dropped."""
     conversation_id: str | None = None
     request_id: str | None = None
+
+
+class ApiError(Exception):
+    """A rule refused the request: answer this status, message and ``details``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.headers = headers

@@ -5,20 +5,31 @@ the server or not), the stage it fires at (before the request is processed, or, 
 POST /messages, after the message was committed), how often (``times``, or every time
 with a ``probability``) and the ``Answer``: a status with a JSON body, a raw body or the
 error envelope; a dropped connection; a stall. ``throttle_next``, ``fail_next`` and
-``inject_fault`` are sugar over it. Plain Python: no aiohttp here.
+``inject_fault`` are sugar over it (``ScriptingMixin``, the server's scripting methods).
+Plain Python: no aiohttp here.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, Final
 
 import attrs
 
 from ._models import Fault
 
-__all__ = ["BAD_GATEWAY_HTML", "NO_JSON", "Answer", "Rule", "Script", "fault_rule", "parse_route"]
+__all__ = [
+    "BAD_GATEWAY_HTML",
+    "NO_JSON",
+    "Answer",
+    "Rule",
+    "Script",
+    "ScriptingMixin",
+    "fault_rule",
+    "parse_route",
+]
 
 BAD_GATEWAY_HTML: Final = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
@@ -138,3 +149,118 @@ class Script:
                     self._rules.remove(rule)
             return rule
         return None
+
+
+def _phrase(status: int) -> str:
+    """The reason phrase of a status ("Error" for one HTTP does not name)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class ScriptingMixin:
+    """``FakeOpenTrain``'s scripting methods, over its ``Script``."""
+
+    _script: Script
+
+    def script(
+        self,
+        route: str,
+        *,
+        status: int | None = None,
+        json: Any = NO_JSON,
+        body: str | bytes | None = None,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        drop: bool = False,
+        delay: float = 0.0,
+        times: int | None = 1,
+        probability: float | None = None,
+        after_commit: bool = False,
+    ) -> None:
+        """Answer the next `times` requests to `route` (``"GET /updates"``) this way.
+
+        The answer is `status` (200 if only a body is given) with the JSON value `json`,
+        else the raw `body`, else the error envelope (`error`, `details`); `drop` closes
+        the connection unanswered; `delay` stalls first; with neither a status nor a body
+        the real answer follows the stall.
+        `times=None` scripts every matching request (each with `probability`, if given).
+        `after_commit=True` (POST /messages only) stores the message first, as when a
+        proxy fails after the server committed. Rules apply in the order scripted, before
+        authentication, to any path under the API prefix, served or not.
+        """
+        method, path = parse_route(route)
+        raw = body.encode() if isinstance(body, str) else body
+        if status is None and (json is not NO_JSON or raw is not None):
+            status = 200
+        answer = Answer(
+            status=status,
+            json=json,
+            body=raw,
+            content_type=content_type,
+            headers=dict(headers or {}),
+            error=error,
+            details=None if details is None else dict(details),
+            drop=drop,
+            delay=delay,
+        )
+        counts_as = "rate_limited" if status == 429 else "faults"
+        self._script.add(Rule(method, path, answer, times, probability, after_commit, counts_as))
+
+    def throttle_next(
+        self,
+        n: int,
+        *,
+        retry_after: float = 1.0,
+        in_body: bool = True,
+        header: str | None = None,
+    ) -> None:
+        """The next `n` sends answer 429 (hint in body and/or a Retry-After header)."""
+        details: dict[str, Any] = {"reason": "rate_limited"}
+        if in_body:
+            details["retryAfterSeconds"] = retry_after
+        headers = {"Retry-After": header} if header is not None else {}
+        self.script(
+            "POST /messages",
+            status=429,
+            error="Rate limit exceeded",
+            details=details,
+            headers=headers,
+            times=n,
+        )
+
+    def fail_next(
+        self,
+        n: int,
+        *,
+        status: int = 500,
+        body: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """The next `n` sends answer `status` before committing (raw `body`, or the envelope)."""
+        self.script(
+            "POST /messages",
+            status=status,
+            body=body,
+            content_type=content_type,
+            error=_phrase(status),
+            times=n,
+        )
+
+    def inject_fault(
+        self,
+        fault: Fault,
+        count: int | None = None,
+        probability: float | None = None,
+        *,
+        delay: float = 60.0,
+    ) -> None:
+        """Inject a transport fault on sends: the next `count`, each with `probability`, or all."""
+        self._script.add(fault_rule(Fault(fault), count, probability, delay))
+
+    def clear_faults(self) -> None:
+        """Remove every scripted answer: faults, fail_next/throttle_next and script() rules."""
+        self._script.clear()

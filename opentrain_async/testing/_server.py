@@ -10,9 +10,9 @@ It is the HTTP adapter over three plain-Python parts: the ``World`` (accounts,
 conversations, messages, events: ``_world``), zod-style validation (``_zod``) and the
 ``Script`` of canned answers (``_scripting``). It is deliberately independent of the
 SDK so it cannot mask client bugs, and it is cheap per request (counters, no uuid4, no
-logging) because benchmarks drive it hard. Routes live in one small table
-(``_ROUTES``); to add an endpoint, write a ``_h_<name>(self, call)`` method and
-register it there.
+logging) because benchmarks drive it hard. The endpoints and their table (``_ROUTES``)
+are in ``_routes``; to add one, write a ``_h_<name>(self, call)`` method there and
+register it in the table.
 """
 
 from __future__ import annotations
@@ -21,91 +21,28 @@ import asyncio
 import functools
 import json
 import random
-import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from aiohttp import web
 
-from ._models import FakeAccount, Fault, RecordedRequest
-from ._scripting import NO_JSON, Answer, Rule, Script, fault_rule, parse_route
-from ._world import OTHER_USER, ApiError, World, _default_now, decode_cursor
+from ._models import RecordedRequest
+from ._routes import _INVALID_JSON, _SEND_PATH, API_PREFIX, _Call, _Routes
+from ._scripting import Script, ScriptingMixin
+from ._world import OTHER_USER, ApiError, World, _default_now
 from ._zod import (
     MAX_CONTENT_UNITS,
-    enum_param,
-    int_param,
-    issue,
-    js_type,
     string_issues,
     type_issue,
 )
 
 __all__ = ["API_PREFIX", "DEFAULT_TOKEN", "OTHER_USER", "FakeOpenTrain"]
 
-API_PREFIX: Final = "/api/public/v1"
 ADMIN_PREFIX: Final = "/__fake__/"
 DEFAULT_TOKEN: Final = "ot_pat_fake_0123456789"  # noqa: S105 - a fake, public test token
-
-_CODES: Final = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    409: "CONFLICT",
-    429: "RATE_LIMITED",
-    500: "INTERNAL_ERROR",
-}
-_INVALID_JSON: Final = object()
-
-
-def _code(status: int) -> str:
-    """The envelope code for an HTTP status."""
-    return _CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
-
-
-def _dumps(payload: Any) -> bytes:
-    """Compact JSON bytes."""
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _phrase(status: int) -> str:
-    """The reason phrase of a status ("Error" for one HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-class _Call:
-    """Per-request context handed to route handlers."""
-
-    __slots__ = ("account", "body", "dropped", "json", "params", "record", "request", "rid")
-
-    def __init__(
-        self,
-        request: web.BaseRequest,
-        rid: str,
-        body: bytes,
-        parsed: Any,
-        record: RecordedRequest | None,
-    ) -> None:
-        self.request = request
-        self.rid = rid
-        self.body = body
-        self.json = parsed
-        self.record = record
-        self.account: FakeAccount = _NO_ACCOUNT
-        self.params: dict[str, str] = {}
-        self.dropped = False
-
-
-_NO_ACCOUNT: Final = FakeAccount(token="", user_id="")
-_Handler = Callable[["FakeOpenTrain", _Call], Awaitable[web.StreamResponse]]
-
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -124,7 +61,17 @@ def _world_method(
     return call
 
 
-class FakeOpenTrain:
+def _bearer(authorization: str | None) -> str | None:
+    """The bearer token of an ``Authorization`` header, if it holds one."""
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class FakeOpenTrain(_Routes, ScriptingMixin):
     """A fake OpenTrain API server on a loopback port, with scripted failures and recording.
 
     Set up: ``add_conversation``, ``add_incoming_message``, ``add_token``, ``add_event``,
@@ -271,109 +218,6 @@ class FakeOpenTrain:
         """The user id behind the default token."""
         return self.world.default.user_id
 
-    # ------------------------------------------------------------------ scripting
-
-    def script(
-        self,
-        route: str,
-        *,
-        status: int | None = None,
-        json: Any = NO_JSON,
-        body: str | bytes | None = None,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        error: str | None = None,
-        details: Mapping[str, Any] | None = None,
-        drop: bool = False,
-        delay: float = 0.0,
-        times: int | None = 1,
-        probability: float | None = None,
-        after_commit: bool = False,
-    ) -> None:
-        """Answer the next `times` requests to `route` (``"GET /updates"``) this way.
-
-        The answer is `status` (200 if only a body is given) with the JSON value `json`,
-        else the raw `body`, else the error envelope (`error`, `details`); `drop` closes
-        the connection unanswered; `delay` stalls first; with neither a status nor a body
-        the real answer follows the stall.
-        `times=None` scripts every matching request (each with `probability`, if given).
-        `after_commit=True` (POST /messages only) stores the message first, as when a
-        proxy fails after the server committed. Rules apply in the order scripted, before
-        authentication, to any path under the API prefix, served or not.
-        """
-        method, path = parse_route(route)
-        raw = body.encode() if isinstance(body, str) else body
-        if status is None and (json is not NO_JSON or raw is not None):
-            status = 200
-        answer = Answer(
-            status=status,
-            json=json,
-            body=raw,
-            content_type=content_type,
-            headers=dict(headers or {}),
-            error=error,
-            details=None if details is None else dict(details),
-            drop=drop,
-            delay=delay,
-        )
-        counts_as = "rate_limited" if status == 429 else "faults"
-        self._script.add(Rule(method, path, answer, times, probability, after_commit, counts_as))
-
-    def throttle_next(
-        self,
-        n: int,
-        *,
-        retry_after: float = 1.0,
-        in_body: bool = True,
-        header: str | None = None,
-    ) -> None:
-        """The next `n` sends answer 429 (hint in body and/or a Retry-After header)."""
-        details: dict[str, Any] = {"reason": "rate_limited"}
-        if in_body:
-            details["retryAfterSeconds"] = retry_after
-        headers = {"Retry-After": header} if header is not None else {}
-        self.script(
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details=details,
-            headers=headers,
-            times=n,
-        )
-
-    def fail_next(
-        self,
-        n: int,
-        *,
-        status: int = 500,
-        body: str | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        """The next `n` sends answer `status` before committing (raw `body`, or the envelope)."""
-        self.script(
-            "POST /messages",
-            status=status,
-            body=body,
-            content_type=content_type,
-            error=_phrase(status),
-            times=n,
-        )
-
-    def inject_fault(
-        self,
-        fault: Fault,
-        count: int | None = None,
-        probability: float | None = None,
-        *,
-        delay: float = 60.0,
-    ) -> None:
-        """Inject a transport fault on sends: the next `count`, each with `probability`, or all."""
-        self._script.add(fault_rule(Fault(fault), count, probability, delay))
-
-    def clear_faults(self) -> None:
-        """Remove every scripted answer: faults, fail_next/throttle_next and script() rules."""
-        self._script.clear()
-
     # ------------------------------------------------------------------ inspection
 
     @property
@@ -433,80 +277,6 @@ class FakeOpenTrain:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _json(
-        self, status: int, payload: Any, rid: str, headers: dict[str, str] | None = None
-    ) -> web.Response:
-        """A JSON response carrying X-Request-Id."""
-        hdrs = {"X-Request-Id": rid}
-        if headers:
-            hdrs.update(headers)
-        return web.Response(
-            body=_dumps(payload), status=status, content_type="application/json", headers=hdrs
-        )
-
-    def _error(self, exc: ApiError, rid: str) -> web.Response:
-        """The error envelope response for `exc`."""
-        payload: dict[str, Any] = {
-            "error": exc.message,
-            "code": _code(exc.status),
-            "requestId": rid,
-        }
-        if exc.details is not None:
-            payload["details"] = exc.details
-        return self._json(exc.status, payload, rid, exc.headers)
-
-    def _drop(self, call: _Call) -> web.Response:
-        """Close the connection without answering.
-
-        aiohttp then fails to write the returned response, treats that as a client
-        disconnect and stays quiet (no traceback, no access log).
-        """
-        transport = call.request.transport
-        if transport is not None:
-            transport.close()
-        call.dropped = True
-        return web.Response(status=500)
-
-    async def _answer(self, rule: Rule, call: _Call) -> web.StreamResponse | None:
-        """Carry out a scripted answer; None when the real answer should follow."""
-        if rule.counts_as == "rate_limited":
-            self._n_rate_limited += 1
-        else:
-            self._n_faults += 1
-        answer = rule.answer
-        if answer.delay > 0 and await self._stall(answer.delay):
-            return self._drop(call)
-        if answer.drop:
-            return self._drop(call)
-        if answer.status is None:
-            return None
-        headers = {"X-Request-Id": call.rid, **answer.headers}
-        if answer.has_json:
-            body = _dumps(answer.json)
-        elif answer.body is not None:
-            body = answer.body
-        else:
-            error = answer.error if answer.error is not None else _phrase(answer.status)
-            details = None if answer.details is None else dict(answer.details)
-            raise ApiError(answer.status, error, details, dict(answer.headers))
-        return web.Response(
-            body=body, status=answer.status, content_type=answer.content_type, headers=headers
-        )
-
-    async def _stall(self, delay: float) -> bool:
-        """Sleep `delay` seconds; returns True if woken early because the server is closing."""
-        stop = self._stop
-        task = asyncio.current_task()
-        if stop is None or task is None:  # pragma: no cover - always set while serving
-            await asyncio.sleep(delay)
-            return False
-        self._sleepers.add(task)
-        try:
-            await asyncio.wait((stop,), timeout=delay)
-        finally:
-            self._sleepers.discard(task)
-        return stop.done()
-
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """Entry point for every request: record, route, authenticate, answer."""
         path = request.path
@@ -522,31 +292,8 @@ class FakeOpenTrain:
         is_send = method == "POST" and path == _SEND_PATH
         if is_send:
             self._n_sends += 1
-        headers = request.headers
-        auth = headers.get("Authorization")
-        token = None
-        if auth is not None:
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer" and value.strip():
-                token = value.strip()
-        record: RecordedRequest | None = None
-        if self._record:
-            record = RecordedRequest(
-                method=method,
-                path=path,
-                raw_path=request.raw_path.partition("?")[0],
-                query=dict(request.query),
-                headers={
-                    k: ("Bearer ***" if k.lower() == "authorization" else v)
-                    for k, v in headers.items()
-                },
-                token=token,
-                received_at=self._clock(),
-                request_id=rid,
-            )
-            self._requests.append(record)
-            if is_send:
-                self._sends.append(record)
+        token = _bearer(request.headers.get("Authorization"))
+        record = self._record_request(request, rid, token, is_send) if self._record else None
         call: _Call | None = None
         try:
             # Yield at least one loop turn, like a real server doing I/O: requests that
@@ -555,30 +302,9 @@ class FakeOpenTrain:
             if self.latency_jitter:
                 latency *= 1 + self.latency_jitter * (2 * self._random.random() - 1)
             await asyncio.sleep(latency)
-            try:
-                body = await request.read() if request.body_exists else b""
-            except web.HTTPException as exc:
-                raise ApiError(400, f"Unreadable request body: {exc.reason}") from None
-            except ConnectionError:
-                # The client went away before its body was read: nothing to answer.
-                if record is not None:
-                    record.status = None
+            call = await self._read_call(request, rid, record)
+            if call is None:  # the client went away before its body was read
                 return web.Response(status=500)
-            parsed: Any = None
-            if body:
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = _INVALID_JSON
-            call = _Call(request, rid, body, parsed, record)
-            if record is not None:
-                record.raw_body = body
-                record.json = None if parsed is _INVALID_JSON else parsed
-                if isinstance(parsed, dict):
-                    cid = parsed.get("conversationId")
-                    record.conversation_id = cid if isinstance(cid, str) else None
-                elif "conversationId" in record.query:
-                    record.conversation_id = record.query["conversationId"]
             scripted: web.StreamResponse | None = None
             if self._script:
                 rule = self._script.take(method, path.removeprefix(API_PREFIX), after_commit=False)
@@ -593,6 +319,57 @@ class FakeOpenTrain:
             record.status = None if call is not None and call.dropped else response.status
         return response
 
+    def _record_request(
+        self, request: web.BaseRequest, rid: str, token: str | None, is_send: bool
+    ) -> RecordedRequest:
+        """What ``requests`` (and ``sends``) show of a request; never its token."""
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            raw_path=request.raw_path.partition("?")[0],
+            query=dict(request.query),
+            headers={
+                k: ("Bearer ***" if k.lower() == "authorization" else v)
+                for k, v in request.headers.items()
+            },
+            token=token,
+            received_at=self._clock(),
+            request_id=rid,
+        )
+        self._requests.append(record)
+        if is_send:
+            self._sends.append(record)
+        return record
+
+    async def _read_call(
+        self, request: web.BaseRequest, rid: str, record: RecordedRequest | None
+    ) -> _Call | None:
+        """The request with its body read and parsed (into its record too); None when
+        the client went away before its body was read (nothing to answer)."""
+        try:
+            body = await request.read() if request.body_exists else b""
+        except web.HTTPException as exc:
+            raise ApiError(400, f"Unreadable request body: {exc.reason}") from None
+        except ConnectionError:
+            if record is not None:
+                record.status = None
+            return None
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = _INVALID_JSON
+        if record is not None:
+            record.raw_body = body
+            record.json = None if parsed is _INVALID_JSON else parsed
+            if isinstance(parsed, dict):
+                cid = parsed.get("conversationId")
+                record.conversation_id = cid if isinstance(cid, str) else None
+            elif "conversationId" in record.query:
+                record.conversation_id = record.query["conversationId"]
+        return _Call(request, rid, body, parsed, record)
+
     async def _route(
         self, method: str, path: str, token: str | None, call: _Call
     ) -> web.StreamResponse:
@@ -605,19 +382,6 @@ class FakeOpenTrain:
             raise ApiError(401, "Missing bearer token" if token is None else "Invalid API token")
         call.account = account
         return await handler(self, call)
-
-    def _resolve(self, method: str, path: str, call: _Call) -> _Handler | None:
-        """Find the handler for (method, path); fills `call.params` for templated routes."""
-        handler = _STATIC_ROUTES.get((method, path))
-        if handler is not None:
-            return handler
-        for route_method, pattern, route_handler in _DYNAMIC_ROUTES:
-            if route_method == method:
-                match = pattern.fullmatch(path)
-                if match is not None:
-                    call.params = match.groupdict()
-                    return route_handler
-        return None
 
     async def _admin(self, request: web.BaseRequest) -> web.Response:
         """Out-of-band control for a server in another process (not recorded, no auth).
@@ -658,135 +422,3 @@ class FakeOpenTrain:
             body["conversationId"], body["content"], sender_user_id=sender
         )
         return self._json(201, {"ok": True, "message": message}, "admin")
-
-    # ------------------------------------------------------------------ handlers
-
-    async def _h_send_message(self, call: _Call) -> web.StreamResponse:
-        """POST /messages: validate, let the world decide, then any after-commit answer
-        (scripted answers before the commit fire earlier, in ``_dispatch``)."""
-        obj = self._send_body(call)
-        message = self.world.send(call.account, obj["conversationId"], obj["content"])
-        if self._script:
-            rule = self._script.take("POST", "/messages", after_commit=True)
-            if rule is not None:
-                scripted = await self._answer(rule, call)
-                if scripted is not None:
-                    return scripted
-        return self._json(201, {"ok": True, "message": message}, call.rid)
-
-    def _send_body(self, call: _Call) -> dict[str, Any]:
-        """The validated POST /messages body (raises 400 with zod-like issues)."""
-        if not call.body.strip():
-            raise ApiError(400, "Request body is required")
-        obj = call.json
-        if obj is _INVALID_JSON:
-            raise ApiError(400, "Request body is not valid JSON")
-        if not isinstance(obj, dict):
-            wrong = issue(
-                "invalid_type",
-                [],
-                f"Expected object, received {js_type(obj)}",
-                expected="object",
-                received=js_type(obj),
-            )
-            raise ApiError(400, "Invalid request body", {"issues": [wrong]})
-        issues = string_issues(obj, "conversationId", 1, None)
-        issues += string_issues(obj, "content", 1, MAX_CONTENT_UNITS)
-        if issues:
-            raise ApiError(400, "Invalid request body", {"issues": issues})
-        return obj
-
-    async def _h_get_messages(self, call: _Call) -> web.StreamResponse:
-        """GET /messages: list conversations, or page one conversation's messages."""
-        query = call.request.query
-        issues: list[dict[str, Any]] = []
-        limit = int_param(query, "limit", 20, 1, 100, issues)
-        direction = enum_param(query, "direction", ("older", "newer"), issues)
-        bucket_filter = enum_param(query, "filter", ("all", "job", "proposal"), issues)
-        unread_raw = enum_param(query, "unreadOnly", ("true", "1", "false", "0"), issues)
-        conversation_id = query.get("conversationId")
-        if conversation_id is not None and conversation_id == "":
-            issues += string_issues(query, "conversationId", 1, None)
-        cursor_raw = query.get("cursor")
-        cursor: dict[str, Any] | None = None
-        if cursor_raw is not None:
-            cursor = decode_cursor(cursor_raw)
-            expected_mode = "list" if conversation_id is None else "msg"
-            if (
-                cursor is None
-                or cursor.get("m") != expected_mode
-                or (expected_mode == "msg" and cursor.get("c") != conversation_id)
-                or (expected_mode == "msg" and cursor.get("d") != (direction or "older"))
-            ):
-                issues.append(issue("custom", ["cursor"], "Invalid cursor"))
-                cursor = None
-        if issues:
-            raise ApiError(400, "Invalid query parameters", {"issues": issues})
-        account = call.account
-        if not account.can_read_messages():
-            raise ApiError(
-                403,
-                "Token is missing the messages:read scope",
-                {"reason": "insufficient_scope", "requiredScope": "messages:read"},
-            )
-        if conversation_id is None:
-            payload = self.world.list_conversations(
-                account.user_id, limit, cursor, bucket_filter or "all", unread_raw in ("true", "1")
-            )
-        else:
-            payload = self.world.list_messages(
-                account.user_id, conversation_id, limit, cursor, direction or "older"
-            )
-        if self.echo_cursor_bug and cursor_raw is not None:
-            payload["nextCursor"] = cursor_raw
-        return self._json(200, payload, call.rid)
-
-    async def _h_get_updates(self, call: _Call) -> web.StreamResponse:
-        """GET /updates: the account's event feed, oldest first, numeric cursors."""
-        query = call.request.query
-        issues: list[dict[str, Any]] = []
-        limit = int_param(query, "limit", 50, 1, 200, issues)
-        cursor = query.get("cursor")
-        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
-            issues.append(issue("custom", ["cursor"], "Invalid cursor"))
-        if issues:
-            raise ApiError(400, "Invalid query parameters", {"issues": issues})
-        page = self.world.updates(call.account, cursor, limit)
-        if self.echo_cursor_bug and cursor is not None:
-            page["nextCursor"], page["hasMore"] = cursor, True
-        return self._json(200, page, call.rid)
-
-    async def _h_proposal_conversation(self, call: _Call) -> web.StreamResponse:
-        """POST /proposals/{proposalId}/conversation: idempotent get-or-create."""
-        created, body = self.world.proposal_conversation(call.account, call.params["proposalId"])
-        return self._json(201 if created else 200, body, call.rid)
-
-    async def _h_auth_me(self, call: _Call) -> web.StreamResponse:
-        """GET /auth/me: actor, token (with scopes) and account."""
-        return self._json(200, self.world.whoami(call.account), call.rid)
-
-    async def _h_capabilities(self, call: _Call) -> web.StreamResponse:
-        """GET /job-drafts/capabilities: the account's feature flags (any valid token)."""
-        return self._json(200, self.world.capabilities(call.account), call.rid)
-
-
-_SEND_PATH: Final = API_PREFIX + "/messages"
-
-# The route table: (method, path under API_PREFIX) -> handler. A path with ``{name}``
-# segments becomes a regex; its values land in ``call.params``.
-_ROUTES: Final[list[tuple[str, str, _Handler]]] = [
-    ("POST", "/messages", FakeOpenTrain._h_send_message),
-    ("GET", "/messages", FakeOpenTrain._h_get_messages),
-    ("GET", "/updates", FakeOpenTrain._h_get_updates),
-    ("POST", "/proposals/{proposalId}/conversation", FakeOpenTrain._h_proposal_conversation),
-    ("GET", "/auth/me", FakeOpenTrain._h_auth_me),
-    ("GET", "/job-drafts/capabilities", FakeOpenTrain._h_capabilities),
-]
-_STATIC_ROUTES: dict[tuple[str, str], _Handler] = {}
-_DYNAMIC_ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = []
-for _method, _template, _route_handler in _ROUTES:
-    if "{" in _template:
-        _regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(API_PREFIX + _template))
-        _DYNAMIC_ROUTES.append((_method, re.compile(_regex), _route_handler))
-    else:
-        _STATIC_ROUTES[(_method, API_PREFIX + _template)] = _route_handler

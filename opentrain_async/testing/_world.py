@@ -4,73 +4,42 @@ Plain Python, no HTTP: each method is one rule of the documented API (who may se
 where, what a page of messages or conversations holds, what the /updates feed shows)
 and raises ``ApiError`` with the status, message and ``details`` the real server would
 answer. ``FakeOpenTrain`` (``_server``) parses requests into these calls and renders
-their results; tests may drive a ``World`` directly.
+their results; tests may drive a ``World`` directly. The /updates feeds are ``_feed``'s
+and the pages of GET /messages ``_pages``'s (bases of ``World``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, Final
 
 import attrs
 
+from ._feed import FEED_RETENTION, Feed, _iso
 from ._limits import RateLimit, hint_parts
-from ._models import DEFAULT_SCOPES, FakeAccount, FakeConversation
-from ._zod import issue
+from ._models import DEFAULT_SCOPES, ApiError, FakeAccount, FakeConversation
+from ._pages import Pages, decode_cursor, encode_cursor
 
-__all__ = ["CLAIM_URL", "OTHER_USER", "ApiError", "World", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "CLAIM_URL",
+    "FEED_RETENTION",
+    "OTHER_USER",
+    "ApiError",
+    "World",
+    "decode_cursor",
+    "encode_cursor",
+]
 
 CLAIM_URL: Final = "https://app.opentrain.ai/claim"
 OTHER_USER: Final = "user_other"
-FEED_RETENTION: Final = 10_000
-"""Events kept per account feed (oldest dropped): a long benchmark's feeds stay bounded."""
-_FEED_SCOPES: Final = frozenset({"proposals:read", "messages:read", "payments:read"})
 
 
 def _default_now() -> datetime:
     """The current time, aware UTC."""
     return datetime.now(timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a trailing Z (naive datetimes are taken as UTC)."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt.isoformat(timespec="milliseconds") + "Z"
-
-
-def encode_cursor(payload: dict[str, Any]) -> str:
-    """An opaque cursor string."""
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, Any] | None:
-    """The cursor's payload, or None when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (ValueError, binascii.Error):
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def _event_scope(event_type: str) -> str | None:
-    """The read scope an event type needs in the feed (None: unknown type, always shown)."""
-    prefix = event_type.split(".", 1)[0]
-    if prefix == "message":
-        return "messages:read"
-    if prefix == "proposal":
-        return "proposals:read"
-    if prefix in ("contract", "milestone", "payment", "approval"):
-        return "payments:read"
-    return None
 
 
 @attrs.define
@@ -85,24 +54,7 @@ class _FakeProposal:
     conversation_id: str | None = None
 
 
-class ApiError(Exception):
-    """A rule refused the request: answer this status, message and ``details``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
-        self.headers = headers
-
-
-class World:
+class World(Feed, Pages):
     """Everything the fake server knows, and the API's rules over it."""
 
     def __init__(
@@ -272,27 +224,6 @@ class World:
 
     # ------------------------------------------------------------------ read side
 
-    def add_event(
-        self,
-        type: str,
-        data: Mapping[str, Any] | None = None,
-        *,
-        resource_id: str | None = None,
-        job_id: str | None = None,
-        token: str | None = None,
-    ) -> dict[str, Any]:
-        """Append an event (any type, known or not) to one account's /updates feed.
-
-        The feed is the default token's unless `token` names another. Returns the record.
-        """
-        account = self._lookup(token)
-        return self._append_event(account.user_id, type, dict(data or {}), resource_id, job_id)
-
-    def events(self, token: str | None = None) -> list[dict[str, Any]]:
-        """The /updates feed of `token` (default token when None), oldest first."""
-        account = self._lookup(token)
-        return list(self._events.get(account.user_id, ()))
-
     def add_proposal(
         self,
         proposal_id: str,
@@ -315,53 +246,6 @@ class World:
         self._proposals[proposal_id] = _FakeProposal(
             id=proposal_id, job_id=job_id, ready=ready, employer=employer, candidate=candidate
         )
-
-    def _append_event(
-        self,
-        user_id: str,
-        type: str,
-        data: dict[str, Any],
-        resource_id: str | None,
-        job_id: str | None,
-    ) -> dict[str, Any]:
-        self._event_counter += 1
-        event = {
-            "id": str(self._event_counter),
-            "type": type,
-            "apiVersion": "v1",
-            "createdAt": _iso(self._now()),
-            "resourceId": resource_id,
-            "jobId": job_id,
-            "data": data,
-        }
-        feed = self._events.get(user_id)
-        if feed is None:
-            feed = self._events[user_id] = deque(maxlen=FEED_RETENTION)
-        feed.append(event)
-        return event
-
-    def _announce_to_accounts(self, conv: FakeConversation, message: dict[str, Any]) -> None:
-        """message.received for the other participants that have a token (sent via the API).
-
-        Participants without an account have no feed anyone could read, so they get no
-        events: a benchmark's million sends cost no memory here.
-        """
-        holders = {account.user_id for account in self._accounts.values()}
-        self._announce_message(conv, message, holders & conv.participants)
-
-    def _announce_message(
-        self, conv: FakeConversation, message: dict[str, Any], to: Iterable[str] | None = None
-    ) -> None:
-        """message.received for the participants (or those `to`) but the sender."""
-        for user_id in conv.participants if to is None else to:
-            if user_id != message["senderUserId"]:
-                self._append_event(
-                    user_id,
-                    "message.received",
-                    {"conversationId": conv.id, "messageId": message["id"]},
-                    message["id"],
-                    conv.job_id,
-                )
 
     def check_write_access(self, account: FakeAccount) -> None:
         """The write gates shared by sends and proposal conversations."""
@@ -441,26 +325,6 @@ class World:
         if seen == 2:
             self.duplicates += 1
         return message
-
-    def updates(self, account: FakeAccount, cursor: str | None, limit: int) -> dict[str, Any]:
-        """GET /updates after validation: the account's feed from `cursor`, oldest first."""
-        readable = {s.replace(":write", ":read") for s in account.scopes}
-        if not readable & _FEED_SCOPES:
-            raise ApiError(
-                403,
-                "Token needs one of proposals:read, messages:read, payments:read",
-                {"reason": "insufficient_scope"},
-            )
-        start = 0 if cursor is None else int(cursor)
-        visible = [
-            e
-            for e in self._events.get(account.user_id, ())
-            if int(e["id"]) >= start and _event_scope(e["type"]) in readable | {None}
-        ]
-        page = visible[:limit]
-        has_more = len(visible) > limit
-        next_cursor = str(int(page[-1]["id"]) + 1) if page else cursor
-        return {"events": page, "nextCursor": next_cursor, "hasMore": has_more}
 
     def proposal_conversation(
         self, account: FakeAccount, proposal_id: str
@@ -567,123 +431,3 @@ class World:
         conv.seq = self._seq
         conv.updated_at = ts
         return message
-
-    def list_messages(
-        self,
-        uid: str,
-        conversation_id: str,
-        limit: int,
-        cursor: dict[str, Any] | None,
-        direction: str,
-    ) -> dict[str, Any]:
-        """Message mode: a page of one conversation's messages."""
-        conv = self._conversations.get(conversation_id)
-        if conv is None:
-            raise ApiError(404, "Conversation not found")
-        if uid not in conv.participants or not conv.readable:
-            raise ApiError(
-                403, "You are not a participant in this conversation", {"reason": "not_participant"}
-            )
-        messages = conv.messages
-        total = len(messages)
-        position = cursor.get("p") if cursor is not None else None
-        if position is not None and (type(position) is not int or not 0 <= position <= total):
-            raise ApiError(
-                400,
-                "Invalid query parameters",
-                {"issues": [issue("custom", ["cursor"], "Invalid cursor")]},
-            )
-        next_position: int | None
-        if direction == "older":
-            end = total if position is None else position
-            start = max(0, end - limit)
-            page = messages[start:end][::-1]
-            next_position = start if start > 0 else None
-        else:
-            start = 0 if position is None else position
-            end = min(total, start + limit)
-            page = messages[start:end]
-            next_position = end if end < total else None
-        next_cursor = (
-            None
-            if next_position is None
-            else encode_cursor(
-                {"m": "msg", "c": conversation_id, "d": direction, "p": next_position}
-            )
-        )
-        return {
-            "messages": [{**m, "isFromViewer": m["senderUserId"] == uid} for m in page],
-            "nextCursor": next_cursor,
-        }
-
-    def list_conversations(
-        self,
-        uid: str,
-        limit: int,
-        cursor: dict[str, Any] | None,
-        bucket_filter: str,
-        unread_only: bool,
-    ) -> dict[str, Any]:
-        """List mode: the caller's conversations, most recently updated first."""
-        after: tuple[int, str] | None = None
-        if cursor is not None:
-            seq, cid = cursor.get("s"), cursor.get("i")
-            if type(seq) is not int or not isinstance(cid, str):
-                raise ApiError(
-                    400,
-                    "Invalid query parameters",
-                    {"issues": [issue("custom", ["cursor"], "Invalid cursor")]},
-                )
-            after = (seq, cid)
-        rows: list[tuple[FakeConversation, int]] = []
-        candidates = sorted(
-            (
-                c
-                for c in self._conversations.values()
-                if uid in c.participants
-                and c.readable
-                and (bucket_filter == "all" or c.bucket == bucket_filter)
-                and (after is None or (c.seq, c.id) < after)
-            ),
-            key=lambda c: (c.seq, c.id),
-            reverse=True,
-        )
-        more = False
-        for conv in candidates:
-            unread = conv.unread_for(uid)
-            if unread_only and unread == 0:
-                continue
-            if len(rows) == limit:
-                more = True
-                break
-            rows.append((conv, unread))
-        items = []
-        for conv, unread in rows:
-            last = conv.messages[-1] if conv.messages else None
-            items.append(
-                {
-                    "id": conv.id,
-                    "type": "DIRECT_MESSAGE",
-                    "bucket": conv.bucket,
-                    "jobId": conv.job_id,
-                    "proposalId": conv.proposal_id,
-                    "channelName": None,
-                    "updatedAt": conv.updated_at,
-                    "lastMessage": None
-                    if last is None
-                    else {
-                        "id": last["id"],
-                        "content": last["content"],
-                        "senderUserId": last["senderUserId"],
-                        "isFromViewer": last["senderUserId"] == uid,
-                        "createdAt": last["createdAt"],
-                    },
-                    "unreadCount": unread,
-                    "needsReplyCount": unread,
-                }
-            )
-        next_cursor = None
-        if more and rows:
-            tail = rows[-1][0]
-            next_cursor = encode_cursor({"m": "list", "s": tail.seq, "i": tail.id})
-        return {"conversations": items, "nextCursor": next_cursor}

@@ -113,55 +113,52 @@ def int_param(
         value = float(raw) if raw.strip() else math.nan
     except ValueError:
         value = math.nan
-    if math.isnan(value):
-        issues.append(
-            issue(
-                "invalid_type",
-                [name],
-                "Expected number, received nan",
-                expected="number",
-                received="nan",
-            )
-        )
-        return default
-    if not value.is_integer():
-        issues.append(
-            issue(
-                "invalid_type",
-                [name],
-                "Expected integer, received float",
-                expected="integer",
-                received="float",
-            )
-        )
-        return default
-    if value < minimum:
-        issues.append(
-            issue(
-                "too_small",
-                [name],
-                f"Number must be greater than or equal to {minimum}",
-                minimum=minimum,
-                type="number",
-                inclusive=True,
-                exact=False,
-            )
-        )
-        return default
-    if value > maximum:
-        issues.append(
-            issue(
-                "too_big",
-                [name],
-                f"Number must be less than or equal to {maximum}",
-                maximum=maximum,
-                type="number",
-                inclusive=True,
-                exact=False,
-            )
-        )
+    problem = _int_problem(name, value, minimum, maximum)
+    if problem is not None:
+        issues.append(problem)
         return default
     return int(value)
+
+
+def _int_problem(name: str, value: float, minimum: int, maximum: int) -> dict[str, Any] | None:
+    """The zod issue of a coerced value that is no integer within bounds, else None."""
+    if math.isnan(value):
+        return issue(
+            "invalid_type",
+            [name],
+            "Expected number, received nan",
+            expected="number",
+            received="nan",
+        )
+    if not value.is_integer():
+        return issue(
+            "invalid_type",
+            [name],
+            "Expected integer, received float",
+            expected="integer",
+            received="float",
+        )
+    if value < minimum:
+        return issue(
+            "too_small",
+            [name],
+            f"Number must be greater than or equal to {minimum}",
+            minimum=minimum,
+            type="number",
+            inclusive=True,
+            exact=False,
+        )
+    if value > maximum:
+        return issue(
+            "too_big",
+            [name],
+            f"Number must be less than or equal to {maximum}",
+            maximum=maximum,
+            type="number",
+            inclusive=True,
+            exact=False,
+        )
+    return None
 
 
 def enum_param(

@@ -1,0 +1,335 @@
+"""The command line's argument parser: every command and option, and the checks of
+option values (``--concurrency``, ``--grace``, ``--pacing-url``) that make a bad
+value a usage error (exit 2, one line) rather than a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from opentrain_async._errors import ConfigurationError
+from opentrain_async._logs import LOG_FORMATS
+from opentrain_async._version import __version__
+
+from ._options import EXIT_USAGE
+
+__all__ = ["PROG", "build_parser"]
+
+PROG = "opentrain-async"
+_MAX_PAGE_SIZE = 100
+_MAX_CONCURRENCY = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 with one line (plus the usage line)."""
+
+    def error(self, message: str) -> NoReturn:
+        if "--token" in message or "--api-token" in message:
+            # Not echoed: what follows the flag is probably the token itself.
+            message = (
+                "there is no --token option: the token is never a flag (it would show in ps "
+                "and shell history); set OT_API_TOKEN=... in the environment"
+            )
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _page_size(text: str) -> int:
+    """``--limit``: the API's page size, 1-100 (a usage error beyond, not a failed run)."""
+    value = _positive_int(text)
+    if value > _MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    """``--concurrency``: 1-1,000 (each is a task and a socket; a typo of 3,000,000 would
+    exhaust memory and file descriptors before the first send)."""
+    value = _positive_int(text)
+    if value > _MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_CONCURRENCY:,}, got {value:,}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``--grace``: seconds >= 0 (``inf``: wait until the sends end).  NaN and negative
+    values were taken and printed as "waiting up to nan s"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
+def _common(*, top: bool, base_url: bool = True) -> _Parser:
+    """Options accepted before and after the command (after it, they must not reset)."""
+    common = _Parser(add_help=False)
+    if not base_url:  # demo serves itself: no --base-url to offer
+        common.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log to stderr"
+        )
+        return common
+    common.add_argument(
+        "--base-url",
+        default=None if top else argparse.SUPPRESS,
+        help="API origin (default: $OT_API_BASE_URL, $OPENTRAIN_API_BASE_URL, the CLI "
+        "config file, then https://app.opentrain.ai)",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="log to stderr (-v: info, -vv: debug)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None if top else argparse.SUPPRESS,
+        help="log lines as text or one JSON object each, with every field as a key "
+        "(default: $OPENTRAIN_LOG_FORMAT, else text)",
+    )
+    return common
+
+
+def _pacing_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pacing-url",
+        metavar="URL",
+        help="share one rate limit with every process sending with this token, in Redis "
+        "(redis://[:password@]host:6379/0; default: $OT_PACING_URL; '' for none)",
+    )
+
+
+_PACING_URL_SHAPE = "expected redis://[:password@]host:6379/0, rediss:// for TLS, or unix://"
+
+
+def _pacing_url_problem(url: str | None) -> str | None:
+    """What is wrong with ``--pacing-url`` (never its password), or None: the SDK's own
+    check, worded for the flag, plus a host and a numeric database."""
+    if not url:
+        return None
+    from opentrain_async._pacing.redis_backend import parse_pacing_url, redact_url
+
+    try:
+        parse_pacing_url(url)
+    except ConfigurationError as exc:
+        text = str(exc).removeprefix("pacing_url: ").removeprefix("pacing_url is ")
+        return text if "expected" in text else f"{text} ({_PACING_URL_SHAPE})"
+    parts = urlsplit(url.strip())
+    if parts.scheme == "unix":
+        return None
+    if not parts.hostname:
+        return f"no host in {redact_url(url)!r} ({_PACING_URL_SHAPE})"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"the database must be a number, got {database!r} ({_PACING_URL_SHAPE})"
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    common = _common(top=False)
+    parser = _Parser(
+        prog=PROG,
+        description="Send OpenTrain messages from the shell: one, or a whole crash-safe job. "
+        "The token comes from $OT_API_TOKEN, $OPENTRAIN_API_TOKEN or the OpenTrain CLI's "
+        "config file; it is never a flag.",
+        parents=[_common(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    _add_send(commands, common)
+    _add_bulk(commands, common)
+    _add_reads(commands, common)
+    from ._journal_cmd import add_journal_parser
+
+    add_journal_parser(commands, common)
+
+    _add_demo(commands)
+    return parser
+
+
+def _add_send(commands: Any, common: _Parser) -> None:
+    """``send CONVERSATION_ID [TEXT]``."""
+    send = commands.add_parser(
+        "send", parents=[common], help="send one message", description="Send one message."
+    )
+    send.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    send.add_argument(
+        "text", metavar="TEXT", nargs="?", default="-", help="the message; - or omitted: stdin"
+    )
+    send.add_argument("--json", action="store_true", help="print the API's message object")
+    _pacing_url_option(send)
+
+
+def _add_bulk(commands: Any, common: _Parser) -> None:
+    """``bulk FILE``: a job, its journal, its pace and what happens on failure."""
+    bulk = commands.add_parser(
+        "bulk",
+        parents=[common],
+        help="send a JSONL or CSV file of messages",
+        description="Send every message of FILE (JSON Lines with conversationId, content and "
+        "optional key; or CSV with those headers; - for stdin) at the server's pace.",
+    )
+    bulk.add_argument("file", metavar="FILE")
+    bulk.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension/content")
+    bulk.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=16,
+        help="requests on the wire, 1-1000 (16: lower than the SDK's 64, so a job run beside "
+        "a service on the same token leaves it room; the pacer, not this, follows the limit)",
+    )
+    bulk.add_argument(
+        "--rate",
+        type=_positive_float,
+        help="the server's known limit in messages/second, for this process only (with "
+        "--pacing-url give each process its share; default: learned from 429s)",
+    )
+    _add_bulk_journal(bulk)
+    bulk.add_argument(
+        "--unordered",
+        action="store_true",
+        help="send a conversation's lines concurrently (default: each after the one before)",
+    )
+    bulk.add_argument(
+        "--on-failure",
+        choices=("stop", "continue"),
+        default="stop",
+        help="when a line fails for good: stop its conversation's later lines (default) "
+        "or send them anyway",
+    )
+    bulk.add_argument("--dry-run", action="store_true", help="validate everything, send nothing")
+    bulk.add_argument("--strict", action="store_true", help="refuse to start if any line is bad")
+    bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    bulk.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (2)",
+    )
+    bulk.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics on this port while the job runs (needs the "
+        "prometheus extra; docs/telemetry.md)",
+    )
+    _pacing_url_option(bulk)
+
+
+def _add_bulk_journal(bulk: argparse.ArgumentParser) -> None:
+    """``bulk``'s options about its journal, what earlier runs did and stopping."""
+    bulk.add_argument(
+        "--journal",
+        metavar="PATH|URL",
+        help="crash-safe progress file (default: one per input file under "
+        "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
+        "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
+    )
+    bulk.add_argument(
+        "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
+    )
+    bulk.add_argument(
+        "--allow-changed",
+        action="store_true",
+        help="send inputs whose key was sent before with other content (default: refuse)",
+    )
+    bulk.add_argument(
+        "--reuse-journal",
+        action="store_true",
+        help="use a journal written for another input path or API (a moved job file)",
+    )
+    bulk.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="write every input not delivered to FILE (input format, plus line and reason)",
+    )
+    bulk.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long sends on the wire get to finish and be journaled (10)",
+    )
+    bulk.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="resend inputs the journal recorded as failed in an earlier run",
+    )
+
+
+def _add_reads(commands: Any, common: _Parser) -> None:
+    """``conversations`` and ``messages``."""
+    conversations = commands.add_parser(
+        "conversations",
+        parents=[common],
+        help="list your conversations",
+        description="List the conversations you take part in, most recently updated first.",
+    )
+    conversations.add_argument("--filter", choices=["all", "job", "proposal"], default="all")
+    conversations.add_argument("--unread", action="store_true", help="only those with unread")
+    conversations.add_argument("--limit", type=_page_size, default=50, help="page size, 1-100 (50)")
+    conversations.add_argument("--max", type=_positive_int, help="stop after N conversations")
+    conversations.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
+    messages = commands.add_parser(
+        "messages",
+        parents=[common],
+        help="print a conversation's messages (--follow to tail it)",
+        description="Print a conversation's latest messages, oldest first (--direction newer: "
+        "from its first message); --follow prints new ones as they arrive until interrupted.",
+    )
+    messages.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    messages.add_argument("--direction", choices=["older", "newer"], default="older")
+    messages.add_argument("--limit", type=_page_size, default=50, help="page size, 1-100 (50)")
+    messages.add_argument("--max", type=_positive_int, help="stop after N messages")
+    messages.add_argument("--follow", action="store_true", help="keep printing new messages")
+    messages.add_argument(
+        "--interval", type=_positive_float, default=2.0, help="--follow poll interval (2 s)"
+    )
+    messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
+
+
+def _add_demo(commands: Any) -> None:
+    """``demo``: a job against the embedded fake server."""
+    demo = commands.add_parser(
+        "demo",
+        parents=[_common(top=False, base_url=False)],
+        help="a 2,000-message job against the embedded fake server",
+        description="Start the fake OpenTrain server on loopback (rate limited, with a few "
+        "conversations that refuse messages) and run a bulk job against it.",
+    )
+    demo.add_argument("--messages", type=_positive_int, default=2000, help=argparse.SUPPRESS)
+    demo.add_argument("--server-rate", type=float, default=400.0, help=argparse.SUPPRESS)
+    demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
