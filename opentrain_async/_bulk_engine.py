@@ -367,7 +367,11 @@ class _Engine:
                             "the grace; it may or may not have been delivered",
                             cause=APIConnectionError("cancelled after the grace"),
                         )
-                        self.unreported.append(SendOutcome(index, item, None, unknown, key))
+                        cut = SendOutcome(index, item, None, unknown, key)
+                        self.unreported.append(cut)
+                        _telemetry.outcome(span, cut)
+                    else:
+                        _telemetry.message_end(span, None)  # no outcome; the span ends
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
@@ -381,7 +385,7 @@ class _Engine:
                 if self.closing:  # what waits in this chain will not be sent
                     self.unreported.append(outcome)
                     for p in chains.release(conversation_id):
-                        self.unreported.append(SendOutcome(p[0], p[1], None, _left(), p[2]))
+                        self.unreported.append(_never_sent(p))
                     continue
                 if (
                     failure is None
@@ -418,9 +422,9 @@ class _Engine:
         journal says an earlier run delivered it (a run with ``on_failure="continue"``
         or ``ordered=False``); "not sent" would then invite sending it again."""
         message = None if self._settled is None else self._settled(index, item)
-        if message is not None:
-            return SendOutcome(index, item, message, None, key)
-        return SendOutcome(index, item, None, error, key)
+        outcome = SendOutcome(index, item, message, error if message is None else None, key)
+        _telemetry.counted(outcome)
+        return outcome
 
     async def _hand(self, outcome: SendOutcome) -> None:
         """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If
@@ -445,11 +449,18 @@ class _Engine:
         """Outcomes for inputs still parked once the workers stopped: never sent."""
         if self._chains is None:
             return []
-        return [SendOutcome(p[0], p[1], None, _left(), p[2]) for p in self._chains.drain()]
+        return [_never_sent(p) for p in self._chains.drain()]
 
 
 class _SinkFailed(Exception):
     """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
+
+
+def _never_sent(parked: tuple[Any, ...]) -> SendOutcome:
+    """A parked input's outcome once the loop ended before its turn (counted)."""
+    outcome = SendOutcome(parked[0], parked[1], None, _left(), parked[2])
+    _telemetry.counted(outcome)
+    return outcome
 
 
 def _left() -> NotAttemptedError:

@@ -55,6 +55,7 @@ __all__ = [
     "acquire",
     "attempt",
     "count",
+    "counted",
     "journal_commit",
     "message_end",
     "message_start",
@@ -613,6 +614,14 @@ def message_end(
     span.end()
     with contextlib.suppress(Exception):
         _otel_context.detach(message.token)  # type: ignore[arg-type]
+
+
+def counted(result: Any) -> None:
+    """A bulk ``SendOutcome`` that had no message span (blocked, or left unsent when the
+    loop ended): counted, so the outcomes always sum to the inputs that have one."""
+    metrics = _current_metrics()
+    if metrics is not None:
+        metrics.outcomes[result.kind] += 1
 
 
 def outcome(message: _Message | None, result: Any) -> None:
