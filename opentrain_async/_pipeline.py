@@ -16,11 +16,13 @@ the same session, pacer, semaphore, stats and URL cache.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import attrs
@@ -440,7 +442,8 @@ class Pipeline:
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         # A server may echo the request: the token never reaches a log record or span.
-        return _without_secret(self._settings.token, None, headers)[1].get("X-Request-Id")
+        found = headers.get("X-Request-Id")
+        return None if found is None else _masked(found, _secret_forms(self._settings.token))
 
     def error_for(
         self, status: int, raw: bytes | None, headers: Mapping[str, str], method: str, path: str
@@ -586,14 +589,29 @@ def _without_secret(
     Proxies and debug pages echo request headers back (``Authorization`` included); what
     the server says goes into exceptions, logs and CLI output, so the token must not.
     """
+    forms = _secret_forms(secret)
     if raw is not None:
-        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+        for form in forms:
             raw = raw.replace(form.encode(), b"***")
-    if any(secret in value for value in headers.values()):
-        headers = CIMultiDict(
-            (name, value.replace(secret, "***")) for name, value in headers.items()
-        )
+    if any(form in value for value in headers.values() for form in forms):
+        headers = CIMultiDict((name, _masked(value, forms)) for name, value in headers.items())
     return raw, headers
+
+
+def _masked(value: str, forms: tuple[str, ...]) -> str:
+    for form in forms:
+        value = value.replace(form, "***")
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_forms(secret: str) -> tuple[str, ...]:
+    """The ways an echo spells ``secret``: verbatim, JSON-escaped (``\\/`` too) and
+    URL-encoded (as a proxy's debug page quotes a header); longest first."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = {secret, escaped, secret.replace("/", "\\/"), escaped.replace("/", "\\/")}
+    forms |= {quote(secret, safe=""), quote(secret)}
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 def _drop_foreign_context(error: BaseException) -> None:

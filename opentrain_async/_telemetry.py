@@ -328,10 +328,11 @@ def _in_flight(options: Any) -> Iterator[Any]:
 
 
 def _template(path: str) -> str:
-    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``)."""
+    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``),
+    a query string (``client.request("GET", "/messages?conversationId=...")``) cut off."""
     if path.startswith("/proposals/"):
         return "/proposals/{proposalId}/conversation"
-    return path
+    return path.partition("?")[0] if "?" in path else path
 
 
 class _Request:
