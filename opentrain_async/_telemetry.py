@@ -493,8 +493,11 @@ async def acquire(pacer: Any) -> float:
     return admitted
 
 
-def pause(now: float, before: float, until: float, retry_after: float | None) -> None:
-    """A 429 set the pacer's pause to end at ``until`` (was ``before``; local clock).
+def pause(
+    now: float, before: float, until: float, retry_after: float | None, shared: bool = False
+) -> None:
+    """A 429 set the pacer's pause to end at ``until`` (was ``before``; local clock);
+    ``shared``: one that another client sharing the pacing state (Redis) was answered.
 
     A pause that becomes ``LONG_PAUSE`` or longer logs one WARNING saying why and until
     when; every new or longer pause is a span event on the request's message span.
@@ -502,19 +505,19 @@ def pause(now: float, before: float, until: float, retry_after: float | None) ->
     seconds = until - now
     if seconds <= 0 or until <= before:
         return
-    if seconds >= LONG_PAUSE and before - now < LONG_PAUSE:
+    warned = seconds >= LONG_PAUSE and before - now < LONG_PAUSE  # a long one begins
+    if warned:
         wall = datetime.now(timezone.utc) + timedelta(seconds=seconds)
         hint = f"{retry_after:g} s" if retry_after is not None else "none"
         logger.warning(
-            "paused every send for %.0f s, until %s UTC: the server answered 429 "
-            "(wait hint taken: %s)",
+            "paused every send for %.0f s, until %s UTC: the server answered 429 %s",
             seconds,
             wall.strftime("%H:%M:%S"),
-            hint,
+            "to a client sharing this pacing state" if shared else f"(wait hint taken: {hint})",
             extra={"pause_seconds": round(seconds, 3), "retry_after": retry_after},
         )
     metrics = _current_metrics()
-    if metrics is not None and before <= now:
+    if metrics is not None and (before <= now or warned):  # each warning is a pause begun
         metrics.counts["opentrain.pacer.pauses"] += 1
     if _otel_trace is not None:
         span = _otel_trace.get_current_span()
