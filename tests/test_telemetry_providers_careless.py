@@ -49,13 +49,13 @@ async def test_providers_shut_down_mid_job_never_fail_a_send(
     conv = server.add_conversation()
     items = [(conv, f"m{i}") for i in range(40)]
     sent = 0
-    async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
-        async with client.send_many(items) as outcomes:
-            async for outcome in outcomes:
-                sent += outcome.ok
-                if outcome.index == 5:
-                    metrics_internal._METER_PROVIDER.shutdown()  # type: ignore[attr-defined]
-                    trace._TRACER_PROVIDER.shutdown()  # type: ignore[attr-defined]
+    client = make_client(server, clock=no_wait.clock, sleep=no_wait.sleep)
+    async with client, client.send_many(items) as outcomes:
+        async for outcome in outcomes:
+            sent += outcome.ok
+            if outcome.index == 5:
+                metrics_internal._METER_PROVIDER.shutdown()  # type: ignore[attr-defined]
+                trace._TRACER_PROVIDER.shutdown()  # type: ignore[attr-defined]
     assert sent == 40
     assert len(server.messages(conv)) == 40
 
