@@ -367,11 +367,8 @@ class _Engine:
                             "the grace; it may or may not have been delivered",
                             cause=APIConnectionError("cancelled after the grace"),
                         )
-                        cut = SendOutcome(index, item, None, unknown, key)
-                        self.unreported.append(cut)
-                        _telemetry.outcome(span, cut)
-                    else:
-                        _telemetry.message_end(span, None)  # no outcome; the span ends
+                        self.unreported.append(SendOutcome(index, item, None, unknown, key))
+                    _telemetry.message_end(span, self.unreported[-1].kind if self.closing else None)
                     raise
                 else:
                     outcome = SendOutcome(index, item, message, None, key, reconciled)
@@ -385,7 +382,7 @@ class _Engine:
                 if self.closing:  # what waits in this chain will not be sent
                     self.unreported.append(outcome)
                     for p in chains.release(conversation_id):
-                        self.unreported.append(_never_sent(p))
+                        self.unreported.append(_telemetry.counted(_left(p)))
                     continue
                 if (
                     failure is None
@@ -422,9 +419,8 @@ class _Engine:
         journal says an earlier run delivered it (a run with ``on_failure="continue"``
         or ``ordered=False``); "not sent" would then invite sending it again."""
         message = None if self._settled is None else self._settled(index, item)
-        outcome = SendOutcome(index, item, message, error if message is None else None, key)
-        _telemetry.counted(outcome)
-        return outcome
+        failure = error if message is None else None  # counted: it has no message span
+        return _telemetry.counted(SendOutcome(index, item, message, failure, key))
 
     async def _hand(self, outcome: SendOutcome) -> None:
         """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If
@@ -449,21 +445,19 @@ class _Engine:
         """Outcomes for inputs still parked once the workers stopped: never sent."""
         if self._chains is None:
             return []
-        return [_never_sent(p) for p in self._chains.drain()]
+        return [_telemetry.counted(_left(p)) for p in self._chains.drain()]
 
 
 class _SinkFailed(Exception):
     """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
 
 
-def _never_sent(parked: tuple[Any, ...]) -> SendOutcome:
-    """A parked input's outcome once the loop ended before its turn (counted)."""
-    outcome = SendOutcome(parked[0], parked[1], None, _left(), parked[2])
-    _telemetry.counted(outcome)
-    return outcome
+def _left(parked: tuple[Any, ...]) -> SendOutcome:
+    """A parked input's outcome once the loop ended before its turn."""
+    return SendOutcome(parked[0], parked[1], None, _never_sent(), parked[2])
 
 
-def _left() -> NotAttemptedError:
+def _never_sent() -> NotAttemptedError:
     return NotAttemptedError(
         "not sent: the loop over send_many's outcomes ended before this input's turn "
         "(an earlier input of its conversation was still being sent)"

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._version import __version__
 
@@ -100,6 +100,14 @@ class _PacerView(Protocol):
 
 class _StatsView(Protocol):
     in_flight: int
+
+
+class _Outcome(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Outcome)
 
 
 # -- who listens ---------------------------------------------------------------------------
@@ -620,12 +628,13 @@ def message_end(
         _otel_context.detach(message.token)  # type: ignore[arg-type]
 
 
-def counted(result: Any) -> None:
-    """A bulk ``SendOutcome`` that had no message span (blocked, or left unsent when the
-    loop ended): counted, so the outcomes always sum to the inputs that have one."""
+def counted(result: _T) -> _T:
+    """``result``, a bulk ``SendOutcome`` that had no message span (blocked, or left
+    unsent when the loop ended), counted: the outcomes sum to the inputs that have one."""
     metrics = _current_metrics()
     if metrics is not None:
         metrics.outcomes[result.kind] += 1
+    return result
 
 
 def outcome(message: _Message | None, result: Any) -> None:
