@@ -389,9 +389,20 @@ class OpenTrainClient(ReadMixin):
         ``send_message`` with ``reconcile=True``.  Costs one read per reply; raises
         ``DeliveryUnknownError`` rather than send when it cannot read back that far.
         """
-        return await reply_once(
-            self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
-        )
+        span = _telemetry.message_start()  # an answer is a message: its span and outcome
+        conversation_id = getattr(incoming, "conversation_id", None)
+        try:
+            message = await reply_once(
+                self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
+            )
+        except OpenTrainError as exc:
+            _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
+            raise
+        except BaseException:  # cancelled: no outcome, but the span ends here
+            _telemetry.message_end(span, None)
+            raise
+        _telemetry.message_end(span, "sent", conversation_id=conversation_id)
+        return message
 
     def send_many(
         self,
