@@ -7,10 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from opentrain_async import OpenTrainClient
+from opentrain_async import BadRequestError, Message, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
 from .telemetry_helpers import Telemetry, use_global_providers
+
+
+async def _incoming(client: OpenTrainClient, cid: str, message_id: str) -> Message:
+    return [m async for m in client.iter_messages(cid) if m.id == message_id].pop()
 
 
 @pytest.fixture
@@ -23,14 +27,14 @@ async def test_a_reply_is_a_message_span_and_an_outcome(
 ) -> None:
     cid = server.add_conversation()
     message_id = server.add_incoming_message(cid, "hi")["id"]
-    incoming = [m async for m in client.iter_messages(cid) if m.id == message_id][0]
+    incoming = await _incoming(client, cid, message_id)
     otel.exporter.clear()
     await client.reply(incoming, "hello")
     server.fail_next(1, status=400)
     other = server.add_incoming_message(cid, "again")["id"]
-    second = [m async for m in client.iter_messages(cid) if m.id == other][0]
+    second = await _incoming(client, cid, other)
     otel.exporter.clear()
-    with pytest.raises(Exception, match="400|Bad Request"):
+    with pytest.raises(BadRequestError):
         await client.reply(second, "refused")
     spans = otel.spans()
     (message,) = (s for s in spans if s.name == "opentrain.message.send")
