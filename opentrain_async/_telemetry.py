@@ -116,7 +116,7 @@ _T = TypeVar("_T", bound=_Outcome)
 def _is_real(provider: object) -> bool:
     """A provider an application set up (not the API's proxy or no-op default)."""
     name = type(provider).__name__
-    return not (name.startswith(("_Proxy", "Proxy", "NoOp")))
+    return provider is not None and not name.startswith(("_Proxy", "Proxy", "NoOp"))
 
 
 class _Metrics:
@@ -250,6 +250,18 @@ _COUNTS = (
 # directly, so that a process with no provider pays two attribute reads per hook.
 _FAST = not {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & set(os.environ)
 
+
+def _configured(get_provider: Callable[[], Any]) -> Any:
+    """The API's getter, which loads ``OTEL_PYTHON_*_PROVIDER`` and raises (on every
+    call, logging each time) when it names nothing installed: then, no provider."""
+    global _FAST
+    try:
+        return get_provider()
+    except Exception:  # the API logged why; from now on its globals are read directly
+        _FAST = True
+        return None
+
+
 _meter_provider: object = None
 _metrics: _Metrics | None = None
 
@@ -264,7 +276,7 @@ def _current_metrics() -> _Metrics | None:
         if provider is None:
             return None
     else:
-        provider = _otel_metrics.get_meter_provider()
+        provider = _configured(_otel_metrics.get_meter_provider)
     if provider is not _meter_provider:
         _meter_provider = provider
         _metrics = _Metrics(provider) if _is_real(provider) else None
@@ -285,7 +297,7 @@ def _current_tracer() -> Any:
         if provider is None:
             return None
     else:
-        provider = _otel_trace.get_tracer_provider()
+        provider = _configured(_otel_trace.get_tracer_provider)
     if provider is not _tracer_provider:
         _tracer_provider = provider
         _tracer = provider.get_tracer(SCOPE, __version__) if _is_real(provider) else None

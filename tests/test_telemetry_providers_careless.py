@@ -104,3 +104,29 @@ asyncio.run(main())
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     assert len(server.messages(conv)) == 2
+
+
+async def test_a_misconfigured_provider_variable_never_fails_a_send(
+    server: FakeOpenTrain, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``OTEL_PYTHON_METER_PROVIDER`` / ``..._TRACER_PROVIDER`` naming no installed
+    provider: the API raises from its getters; sends go on, unreported, and the failure is
+    logged once, not on every request."""
+    from opentelemetry import trace
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    from opentrain_async import _telemetry
+
+    monkeypatch.setenv("OTEL_PYTHON_METER_PROVIDER", "no_such_provider")
+    monkeypatch.setenv("OTEL_PYTHON_TRACER_PROVIDER", "no_such_provider")
+    monkeypatch.setattr(_telemetry, "_FAST", False)  # read at import: as if set before it
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    conv = server.add_conversation()
+    async with make_client(server) as client:
+        report = await client.send_all([(conv, f"m{i}") for i in range(5)])
+        await client.send_message(conv, "single")
+    assert report.sent == 5
+    assert len(server.messages(conv)) == 6
+    failures = [r for r in caplog.records if "Failed to load configured provider" in r.message]
+    assert len(failures) <= 2, len(failures)  # one per provider at most
