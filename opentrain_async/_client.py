@@ -360,16 +360,16 @@ class OpenTrainClient(ReadMixin):
         found means delivered, not found means it is safe to resend.  ``timeout`` and
         ``max_retries`` apply to this call alone (see ``with_options``).
         """
-        validate_conversation_id(conversation_id)
-        validate_content(content)
         return await self._options(timeout, max_retries)._send_checked(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
 
     async def _send_checked(self, conversation_id: str, content: str, reconcile: bool) -> Message:
-        """Deliver one message whose input was checked, as one message span."""
+        """Check and deliver one message, as one message span (invalid input included)."""
         span = _telemetry.message_start()  # the message's span; its outcome is counted
         try:
+            validate_conversation_id(conversation_id)
+            validate_content(content)
             message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
         except OpenTrainError as exc:
             _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)

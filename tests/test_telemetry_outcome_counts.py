@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from opentrain_async import InvalidRequestError
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .conftest import make_client
@@ -92,3 +93,21 @@ async def test_cancelling_a_job_ends_every_span_and_empties_the_gauges(
     assert names["POST /messages"] >= 4
     assert names["opentrain.message.send"] >= 4, names  # every started message span ended
     assert all(s.end_time is not None for s in otel.spans())
+
+
+async def test_an_invalid_single_send_is_an_outcome_too(
+    otel: Telemetry, server: FakeOpenTrain
+) -> None:
+    """``send_message`` with empty content raises ``InvalidRequestError`` without a
+    request: counted as ``invalid`` with a message span, as the same input in a bulk
+    job is."""
+    conv = server.add_conversation()
+    async with make_client(server) as client:
+        with pytest.raises(InvalidRequestError):
+            await client.send_message(conv, "")
+        report = await client.send_all([(conv, "")])
+    assert report.counts["invalid"] == 1
+    assert otel.total("opentrain.outcomes", **{"opentrain.outcome": "invalid"}) == 2
+    spans = [s for s in otel.spans() if s.name == "opentrain.message.send"]
+    assert [s.attributes["opentrain.outcome"] for s in spans] == ["invalid", "invalid"]
+    assert server.stats()["requests"] == 0
