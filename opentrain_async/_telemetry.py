@@ -513,6 +513,10 @@ async def acquire(pacer: Any) -> float:
     return admitted
 
 
+_announced = float("-inf")
+"""The end of the last pause a WARNING announced (its client's clock)."""
+
+
 def pause(
     now: float, before: float, until: float, retry_after: float | None, shared: bool = False
 ) -> None:
@@ -520,13 +524,17 @@ def pause(
     ``shared``: one that another client sharing the pacing state (Redis) was answered.
 
     A pause that becomes ``LONG_PAUSE`` or longer logs one WARNING saying why and until
-    when; every new or longer pause is a span event on the request's message span.
+    when, and again if it is moved that much past the end announced (never one per 429);
+    every new or longer pause is a span event on the request's message span.
     """
     seconds = until - now
     if seconds <= 0 or until <= before:
         return
-    warned = seconds >= LONG_PAUSE and before - now < LONG_PAUSE  # a long one begins
-    if warned:
+    global _announced
+    fresh = before - now < LONG_PAUSE  # no pause, or a short one: a long one begins
+    warned = seconds >= LONG_PAUSE and fresh
+    if seconds >= LONG_PAUSE and (fresh or until - _announced >= LONG_PAUSE):
+        _announced = until
         wall = datetime.now(timezone.utc) + timedelta(seconds=seconds)
         hint = f"{retry_after:g} s" if retry_after is not None else "none"
         logger.warning(

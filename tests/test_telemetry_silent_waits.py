@@ -124,3 +124,32 @@ async def test_a_single_send_told_to_wait_long_warns(
                 await client.send_message(conv, "single")
     assert time.slept >= 19
     assert len(_warnings(caplog)) == 1, _warnings(caplog)
+
+
+async def test_a_pause_extended_far_past_what_was_announced_warns_again(
+    otel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four sends in flight are answered 429 with hints of 6, 9, 12 and 15 s: the client
+    waits 15 s, so the WARNING that said "6 s, until ..." is not the last word; once the
+    pause runs 5 s or more past the end announced it is announced again, not per 429."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
+        convs = [server.add_conversation() for _ in range(4)]
+        for hint in (6, 9, 12, 15):  # 3 s more each time: a drip
+            server.script(
+                "POST /messages",
+                status=429,
+                error="Rate limit exceeded",
+                details={"reason": "rate_limited", "retryAfterSeconds": hint},
+            )
+        async with make_client(
+            server, clock=time.clock, sleep=time.sleep, max_concurrency=4, max_retry_after=60
+        ) as client:
+            with caplog.at_level(logging.WARNING, logger="opentrain_async"):
+                report = await client.send_all([(c, "burst") for c in convs])
+    assert report.sent == 4
+    assert time.elapsed >= 15
+    announced = [r.pause_seconds for r in caplog.records if hasattr(r, "pause_seconds")]
+    assert announced, "no warning at all"
+    assert announced == [6, 12]  # 12 s: 6 s past the end announced; 9 and 15 s: 3 s
+    assert otel.total("opentrain.pacer.pauses") == 1  # one pause, extended
