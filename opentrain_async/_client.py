@@ -364,12 +364,15 @@ class OpenTrainClient(ReadMixin):
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
 
-    async def _send_checked(self, conversation_id: str, content: str, reconcile: bool) -> Message:
-        """Check and deliver one message, as one message span (invalid input included)."""
+    async def _send_checked(
+        self, conversation_id: str, content: str, reconcile: bool, checked: bool = False
+    ) -> Message:
+        """Check (unless ``checked``) and deliver one message, as one message span."""
         span = _telemetry.message_start()  # the message's span; its outcome is counted
         try:
-            validate_conversation_id(conversation_id)
-            validate_content(content)
+            if not checked:  # inside the span: invalid input is an outcome too
+                validate_conversation_id(conversation_id)
+                validate_content(content)
             message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
         except OpenTrainError as exc:
             _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
@@ -667,4 +670,4 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        return await client._send_checked(conversation_id, content, reconcile)
+        return await client._send_checked(conversation_id, content, reconcile, checked=True)
