@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from opentrain_async.testing import FakeOpenTrain
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .conftest import make_client
 from .telemetry_helpers import Telemetry, use_global_providers
@@ -28,7 +28,8 @@ def otel() -> Iterator[Telemetry]:
 
 
 def _everything(otel: Telemetry, records: list[logging.LogRecord]) -> str:
-    """Every span name, attribute and event, metric attribute and log field, as text."""
+    """Every span name, attribute and event, metric and exemplar attribute and log
+    field, as text."""
     values: list[Any] = []
     for span in otel.spans():
         values += [span.name, *span.attributes.values()]
@@ -41,6 +42,8 @@ def _everything(otel: Telemetry, records: list[logging.LogRecord]) -> str:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
                     values += list(point.attributes.values())
+                    for exemplar in getattr(point, "exemplars", None) or ():
+                        values += list((exemplar.filtered_attributes or {}).values())
     for record in records:
         values += [record.getMessage(), *(getattr(record, k, None) for k in _EXTRA)]
     return "\n".join(json.dumps(v) if not isinstance(v, str) else v for v in values)
@@ -84,3 +87,31 @@ async def test_a_query_string_in_a_raw_request_path_stays_out_of_attributes(
     assert "?" not in text
     assert "GET /messages" in {s.name for s in otel.spans()}
     assert otel.total("opentrain.requests", **{"url.template": "/messages"}) == 1
+
+
+async def test_a_rough_job_leaves_no_content_and_no_conversation_id(
+    otel: Telemetry, caplog: pytest.LogCaptureFixture, no_wait: FakeTime
+) -> None:
+    """A job that meets 429s, a 500 (read-back), a 400 that blocks its conversation, and
+    a reply: no content anywhere in telemetry or the request log records, and no
+    conversation id in telemetry without the opt-in."""
+    async with FakeOpenTrain(token=SECRET) as server:
+        convs = [server.add_conversation() for _ in range(3)]
+        server.throttle_next(2, retry_after=0.2)
+        server.fail_next(1, status=500)
+        server.script("POST /messages", status=400, error="no", times=1)
+        items = [(c, f"private-{i}-{c}") for i in range(4) for c in convs]
+        with caplog.at_level(logging.DEBUG, logger="opentrain_async"):
+            async with make_client(
+                server, max_concurrency=2, clock=no_wait.clock, sleep=no_wait.sleep
+            ) as client:
+                report = await client.send_all(items)
+                incoming_id = server.add_incoming_message(convs[0], "private-hi")["id"]
+                incoming = [m async for m in client.iter_messages(convs[0])]
+                (message,) = (m for m in incoming if m.id == incoming_id)
+                await client.reply(message, "private-answer")
+    assert report.counts["blocked_by_earlier_failure"] > 0, report.counts
+    telemetry = _everything(otel, [])
+    assert "private" not in _everything(otel, caplog.records)
+    assert not any(c in telemetry for c in convs)
+    assert SECRET not in _everything(otel, caplog.records)
