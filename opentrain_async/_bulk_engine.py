@@ -347,6 +347,7 @@ class _Engine:
                                     raise
                                 waits += 1
                                 attempt = policy.max_retries + waits
+                                _telemetry.count("opentrain.retries")  # a wait before a retry
                                 await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
                                 if self._halt is not None:
                                     raise self._not_attempted() from self._halt

@@ -234,7 +234,7 @@ class _Metrics:
 
 _COUNTS = (
     ("opentrain.rate_limited", "{response}", "429 answers received."),
-    ("opentrain.retries", "{retry}", "Waits taken before a retry (the retry policy's)."),
+    ("opentrain.retries", "{retry}", "Waits before a retry (retry policy and bulk 429 waits)."),
     (
         "opentrain.pacing.fallbacks",
         "{fallback}",
