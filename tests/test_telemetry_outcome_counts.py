@@ -111,3 +111,30 @@ async def test_an_invalid_single_send_is_an_outcome_too(
     spans = [s for s in otel.spans() if s.name == "opentrain.message.send"]
     assert [s.attributes["opentrain.outcome"] for s in spans] == ["invalid", "invalid"]
     assert server.stats()["requests"] == 0
+
+
+async def test_sends_cut_off_after_the_grace_are_counted_once(
+    otel: Telemetry, server: FakeOpenTrain
+) -> None:
+    """The loop is left while sends stall on the server: after the grace they are cut
+    off as ``delivery_unknown``, the rest of their conversations not attempted; the
+    counter says exactly what ``unreported`` holds, and every message span ended."""
+    convs = [server.add_conversation() for _ in range(3)]
+    server.script("POST /messages", delay=30, times=None)
+    items = [(c, f"m{i}") for i in range(3) for c in convs]
+    async with make_client(server, max_concurrency=3) as client:
+        async with client.send_many(items, grace=0.05) as outcomes:
+            waiting = asyncio.create_task(anext(outcomes))  # the sends start when awaited
+            async with asyncio.timeout(10):
+                while server.in_flight < 1:  # noqa: ASYNC110 - the server has no event for this
+                    await asyncio.sleep(0.01)
+        with pytest.raises(StopAsyncIteration):
+            await waiting  # the loop was left: the waiting consumer sees the end
+        unreported = outcomes.unreported
+    stalled = server.stats()["sends"]
+    assert stalled >= 1
+    kinds = Counter(o.kind for o in unreported)
+    assert kinds["delivery_unknown"] == stalled, kinds
+    assert _by_kind(otel) == kinds
+    assert all(s.end_time is not None for s in otel.spans())
+    assert Counter(s.name for s in otel.spans())["opentrain.message.send"] == stalled
