@@ -35,6 +35,8 @@ async def test_engine_waits_count_as_retries(
     await _resent_three_times(otel, server, no_wait)
     assert server.stats()["rate_limited"] == 3
     assert otel.total("opentrain.retries") == 3
+    assert otel.total("opentrain.rate_limited") == 3
+    assert otel.total("http.client.request.duration") == server.stats()["requests"] == 4
 
 
 @pytest.mark.xfail(

@@ -110,6 +110,11 @@ async def test_a_rough_job_leaves_no_content_and_no_conversation_id(
                 incoming = [m async for m in client.iter_messages(convs[0])]
                 (message,) = (m for m in incoming if m.id == incoming_id)
                 await client.reply(message, "private-answer")
+        stats = server.stats()
+    # Every request the server saw, read-backs and the reply's reads included, is timed once.
+    assert otel.total("http.client.request.duration") == stats["requests"]
+    assert otel.total("opentrain.rate_limited") == stats["rate_limited"]
+    assert otel.total("opentrain.outcomes") == len(items) + 1
     assert report.counts["blocked_by_earlier_failure"] > 0, report.counts
     telemetry = _everything(otel, [])
     assert "private" not in _everything(otel, caplog.records)
