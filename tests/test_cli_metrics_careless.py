@@ -99,8 +99,9 @@ async def test_ipv6_in_brackets_is_served_and_stdout_stays_clean(
 
 async def test_json_log_lines_when_lines_fail(server: FakeOpenTrain, tmp_path: Path) -> None:
     """``-vv --log-format json`` on a job whose lines fail, with a server whose request
-    ids hold quotes, backslashes and control characters: every log record on stderr is
-    one valid JSON object (failures and retries included)."""
+    ids hold quotes and backslashes and whose error text holds control characters: every
+    log record on stderr is one valid JSON object (failures and retries included); the
+    only other lines are the progress lines and the final error line."""
     conv = server.add_conversation()
     server.script(
         "POST /messages",
@@ -109,7 +110,7 @@ async def test_json_log_lines_when_lines_fail(server: FakeOpenTrain, tmp_path: P
         headers={"X-Request-Id": 'id"\\q'},
         times=2,
     )
-    server.throttle_next(1, retry_after=0.1)
+    server.script("GET /auth/me", status=503, error="busy", headers={"Retry-After": "0.01"})
     job = write_jsonl(
         tmp_path / "job.jsonl", [{"conversationId": conv, "content": f"m{i}"} for i in range(4)]
     )
@@ -118,7 +119,10 @@ async def test_json_log_lines_when_lines_fail(server: FakeOpenTrain, tmp_path: P
         "--log-format", "json", env=cli_env(server, tmp_path),
     )  # fmt: skip
     assert result.code != 0, result.err
-    records = [line for line in result.err.splitlines() if line.startswith("{")]
+    lines = result.err.splitlines()
+    others = [line for line in lines if not line.startswith("{")]
+    assert all(line.startswith(("progress: ", "opentrain-async: ")) for line in others), others
+    records = [line for line in lines if line.startswith("{")]
     parsed = [json.loads(line) for line in records]
     assert len([r for r in parsed if "duration_ms" in r]) == server.stats()["requests"]
     assert any(r["level"] == "INFO" and r.get("reason") for r in parsed)  # the retry
