@@ -4,6 +4,7 @@ token full of URL syntax and a server that echoes it in forms other than verbati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -120,3 +121,37 @@ async def test_a_rough_job_leaves_no_content_and_no_conversation_id(
     assert "private" not in _everything(otel, caplog.records)
     assert not any(c in telemetry for c in convs)
     assert SECRET not in _everything(otel, caplog.records)
+
+
+async def test_exceptions_an_application_span_records_hold_no_content(
+    otel: Telemetry, no_wait: FakeTime
+) -> None:
+    """An application wraps each send in its own span, which records the exception
+    (message, type and stack, with its causes) when the send fails: invalid input, a
+    400, a 500 without read-back, a dropped connection.  No content, no token."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("app")
+    async with FakeOpenTrain(token=SECRET) as server:
+        conv = server.add_conversation()
+        server.script("POST /messages", status=400, error="no")
+        server.fail_next(1, status=500)
+        server.script("POST /messages", drop=True)
+        async with make_client(
+            server, max_retries=0, clock=no_wait.clock, sleep=no_wait.sleep
+        ) as client:
+            for content in ("private-400", "private-500", "private-drop", "x" * 10_001):
+                with contextlib.suppress(Exception), tracer.start_as_current_span("app.send"):
+                    await client.send_message(conv, content)
+    recorded = [
+        str(event.attributes)
+        for span in otel.spans()
+        if span.name == "app.send"
+        for event in span.events
+        if event.name == "exception"
+    ]
+    assert len(recorded) == 4
+    text = "\n".join(recorded)
+    assert "private" not in text
+    assert "x" * 100 not in text
+    assert SECRET not in text
