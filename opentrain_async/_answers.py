@@ -12,9 +12,11 @@ aiohttp's error (which holds the request's headers) as ``__context__``
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDict
@@ -36,7 +38,9 @@ __all__ = [
     "drop_foreign_context",
     "error_for",
     "failure_for",
+    "masked",
     "read_capped",
+    "secret_forms",
     "without_secret",
 ]
 
@@ -155,14 +159,30 @@ def without_secret(
     Proxies and debug pages echo request headers back (``Authorization`` included); what
     the server says goes into exceptions, logs and CLI output, so the token must not.
     """
+    forms = secret_forms(secret)
     if raw is not None:
-        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+        for form in forms:
             raw = raw.replace(form.encode(), b"***")
-    if any(secret in value for value in headers.values()):
-        headers = CIMultiDict(
-            (name, value.replace(secret, "***")) for name, value in headers.items()
-        )
+    if any(form in value for value in headers.values() for form in forms):
+        headers = CIMultiDict((name, masked(value, forms)) for name, value in headers.items())
     return raw, headers
+
+
+def masked(value: str, forms: tuple[str, ...]) -> str:
+    """``value`` with each of ``forms`` (``secret_forms``) replaced by ``***``."""
+    for form in forms:
+        value = value.replace(form, "***")
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """The ways an echo spells ``secret``: verbatim, JSON-escaped (``\\/`` too) and
+    URL-encoded (as a proxy's debug page quotes a header); longest first."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = {secret, escaped, secret.replace("/", "\\/"), escaped.replace("/", "\\/")}
+    forms |= {quote(secret, safe=""), quote(secret)}
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 def drop_foreign_context(error: BaseException) -> None:

@@ -347,6 +347,7 @@ class _Engine:
                             raise
                         waits += 1
                         attempt = policy.max_retries + waits
+                        _telemetry.count("opentrain.retries")  # a wait before a retry
                         await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
                         if self._halt is not None:
                             raise self._not_attempted() from self._halt
@@ -363,6 +364,7 @@ class _Engine:
         except asyncio.CancelledError:
             if self.closing:  # the grace ran out with this send under way
                 self.unreported.append(SendOutcome(index, item, None, _cut_short(), key))
+            _telemetry.message_end(span, self.unreported[-1].kind if self.closing else None)
             raise
         else:
             outcome = SendOutcome(index, item, message, None, key, reconciled)
@@ -383,7 +385,7 @@ class _Engine:
         if self.closing:  # what waits in this chain will not be sent
             self.unreported.append(outcome)
             for p in chains.release(conversation_id):
-                self.unreported.append(SendOutcome(p[0], p[1], None, _left(), p[2]))
+                self.unreported.append(_telemetry.counted(_left(p)))
             return None
         await self._hand(outcome)
         if (
@@ -413,9 +415,8 @@ class _Engine:
         journal says an earlier run delivered it (a run with ``on_failure="continue"``
         or ``ordered=False``); "not sent" would then invite sending it again."""
         message = None if self._settled is None else self._settled(index, item)
-        if message is not None:
-            return SendOutcome(index, item, message, None, key)
-        return SendOutcome(index, item, None, error, key)
+        failure = error if message is None else None  # counted: it has no message span
+        return _telemetry.counted(SendOutcome(index, item, message, failure, key))
 
     async def _hand(self, outcome: SendOutcome) -> None:
         """Hand one outcome to the sink (to ``unreported`` once the consumer left).  If
@@ -440,14 +441,19 @@ class _Engine:
         """Outcomes for inputs still parked once the workers stopped: never sent."""
         if self._chains is None:
             return []
-        return [SendOutcome(p[0], p[1], None, _left(), p[2]) for p in self._chains.drain()]
+        return [_telemetry.counted(_left(p)) for p in self._chains.drain()]
 
 
 class _SinkFailed(Exception):
     """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
 
 
-def _left() -> NotAttemptedError:
+def _left(parked: tuple[Any, ...]) -> SendOutcome:
+    """A parked input's outcome once the loop ended before its turn."""
+    return SendOutcome(parked[0], parked[1], None, _never_sent(), parked[2])
+
+
+def _never_sent() -> NotAttemptedError:
     return NotAttemptedError(
         "not sent: the loop over send_many's outcomes ended before this input's turn "
         "(an earlier input of its conversation was still being sent)"

@@ -333,16 +333,19 @@ class OpenTrainClient(SendMixin, ReadMixin):
         found means delivered, not found means it is safe to resend.  ``timeout`` and
         ``max_retries`` apply to this call alone (see ``with_options``).
         """
-        validate_conversation_id(conversation_id)
-        validate_content(content)
         return await self._options(timeout, max_retries)._send_checked(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )
 
-    async def _send_checked(self, conversation_id: str, content: str, reconcile: bool) -> Message:
-        """Deliver one message whose input was checked, as one message span."""
+    async def _send_checked(
+        self, conversation_id: str, content: str, reconcile: bool, checked: bool = False
+    ) -> Message:
+        """Check (unless ``checked``) and deliver one message, as one message span."""
         span = _telemetry.message_start()  # the message's span; its outcome is counted
         try:
+            if not checked:  # inside the span: invalid input is an outcome too
+                validate_conversation_id(conversation_id)
+                validate_content(content)
             message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
         except OpenTrainError as exc:
             _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
@@ -362,9 +365,20 @@ class OpenTrainClient(SendMixin, ReadMixin):
         ``send_message`` with ``reconcile=True``.  Costs one read per reply; raises
         ``DeliveryUnknownError`` rather than send when it cannot read back that far.
         """
-        return await reply_once(
-            self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
-        )
+        span = _telemetry.message_start()  # an answer is a message: its span and outcome
+        conversation_id = getattr(incoming, "conversation_id", None)
+        try:
+            message = await reply_once(
+                self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
+            )
+        except OpenTrainError as exc:
+            _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
+            raise
+        except BaseException:  # cancelled: no outcome, but the span ends here
+            _telemetry.message_end(span, None)
+            raise
+        _telemetry.message_end(span, "sent", conversation_id=conversation_id)
+        return message
 
     def _journal(self, journal: JournalSpec) -> SendHooks:
         """The hooks that journal a bulk run (loaded on first use: the journal stores
@@ -461,4 +475,4 @@ async def send_message(
         trust_env=trust_env,
         session=session,
     ) as client:
-        return await client._send_checked(conversation_id, content, reconcile)
+        return await client._send_checked(conversation_id, content, reconcile, checked=True)

@@ -30,7 +30,9 @@ from ._answers import (
     drop_foreign_context,
     error_for,
     failure_for,
+    masked,
     read_capped,
+    secret_forms,
     without_secret,
 )
 from ._config import Settings
@@ -363,7 +365,8 @@ class Pipeline(SessionMixin):
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         # A server may echo the request: the token never reaches a log record or span.
-        return without_secret(self._settings.token, None, headers)[1].get("X-Request-Id")
+        found = headers.get("X-Request-Id")
+        return None if found is None else masked(found, secret_forms(self._settings.token))
 
     async def request(
         self,

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._version import __version__
 
@@ -55,6 +55,7 @@ __all__ = [
     "acquire",
     "attempt",
     "count",
+    "counted",
     "journal_commit",
     "message_end",
     "message_start",
@@ -101,13 +102,21 @@ class _StatsView(Protocol):
     in_flight: int
 
 
+class _Outcome(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Outcome)
+
+
 # -- who listens ---------------------------------------------------------------------------
 
 
 def _is_real(provider: object) -> bool:
     """A provider an application set up (not the API's proxy or no-op default)."""
     name = type(provider).__name__
-    return not (name.startswith(("_Proxy", "Proxy", "NoOp")))
+    return provider is not None and not name.startswith(("_Proxy", "Proxy", "NoOp"))
 
 
 class _Metrics:
@@ -225,7 +234,7 @@ class _Metrics:
 
 _COUNTS = (
     ("opentrain.rate_limited", "{response}", "429 answers received."),
-    ("opentrain.retries", "{retry}", "Waits taken before a retry (the retry policy's)."),
+    ("opentrain.retries", "{retry}", "Waits before a retry (retry policy and bulk 429 waits)."),
     (
         "opentrain.pacing.fallbacks",
         "{fallback}",
@@ -241,6 +250,18 @@ _COUNTS = (
 # directly, so that a process with no provider pays two attribute reads per hook.
 _FAST = not {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & set(os.environ)
 
+
+def _configured(get_provider: Callable[[], Any]) -> Any:
+    """The API's getter, which loads ``OTEL_PYTHON_*_PROVIDER`` and raises (on every
+    call, logging each time) when it names nothing installed: then, no provider."""
+    global _FAST
+    try:
+        return get_provider()
+    except Exception:  # the API logged why; from now on its globals are read directly
+        _FAST = True
+        return None
+
+
 _meter_provider: object = None
 _metrics: _Metrics | None = None
 
@@ -255,7 +276,7 @@ def _current_metrics() -> _Metrics | None:
         if provider is None:
             return None
     else:
-        provider = _otel_metrics.get_meter_provider()
+        provider = _configured(_otel_metrics.get_meter_provider)
     if provider is not _meter_provider:
         _meter_provider = provider
         _metrics = _Metrics(provider) if _is_real(provider) else None
@@ -276,7 +297,7 @@ def _current_tracer() -> Any:
         if provider is None:
             return None
     else:
-        provider = _otel_trace.get_tracer_provider()
+        provider = _configured(_otel_trace.get_tracer_provider)
     if provider is not _tracer_provider:
         _tracer_provider = provider
         _tracer = provider.get_tracer(SCOPE, __version__) if _is_real(provider) else None
@@ -327,10 +348,11 @@ def _in_flight(options: Any) -> Iterator[Any]:
 
 
 def _template(path: str) -> str:
-    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``)."""
+    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``),
+    a query string (``client.request("GET", "/messages?conversationId=...")``) cut off."""
     if path.startswith("/proposals/"):
         return "/proposals/{proposalId}/conversation"
-    return path
+    return path.partition("?")[0] if "?" in path else path
 
 
 class _Request:
@@ -491,28 +513,39 @@ async def acquire(pacer: Any) -> float:
     return admitted
 
 
-def pause(now: float, before: float, until: float, retry_after: float | None) -> None:
-    """A 429 set the pacer's pause to end at ``until`` (was ``before``; local clock).
+_announced = float("-inf")
+"""The end of the last pause a WARNING announced (its client's clock)."""
+
+
+def pause(
+    now: float, before: float, until: float, retry_after: float | None, shared: bool = False
+) -> None:
+    """A 429 set the pacer's pause to end at ``until`` (was ``before``; local clock);
+    ``shared``: one that another client sharing the pacing state (Redis) was answered.
 
     A pause that becomes ``LONG_PAUSE`` or longer logs one WARNING saying why and until
-    when; every new or longer pause is a span event on the request's message span.
+    when, and again if it is moved that much past the end announced (never one per 429);
+    every new or longer pause is a span event on the request's message span.
     """
     seconds = until - now
     if seconds <= 0 or until <= before:
         return
-    if seconds >= LONG_PAUSE and before - now < LONG_PAUSE:
+    global _announced
+    fresh = before - now < LONG_PAUSE  # no pause, or a short one: a long one begins
+    warned = seconds >= LONG_PAUSE and fresh
+    if seconds >= LONG_PAUSE and (fresh or until - _announced >= LONG_PAUSE):
+        _announced = until
         wall = datetime.now(timezone.utc) + timedelta(seconds=seconds)
         hint = f"{retry_after:g} s" if retry_after is not None else "none"
         logger.warning(
-            "paused every send for %.0f s, until %s UTC: the server answered 429 "
-            "(wait hint taken: %s)",
+            "paused every send for %.0f s, until %s UTC: the server answered 429 %s",
             seconds,
             wall.strftime("%H:%M:%S"),
-            hint,
+            "to a client sharing this pacing state" if shared else f"(wait hint taken: {hint})",
             extra={"pause_seconds": round(seconds, 3), "retry_after": retry_after},
         )
     metrics = _current_metrics()
-    if metrics is not None and before <= now:
+    if metrics is not None and (before <= now or warned):  # each warning is a pause begun
         metrics.counts["opentrain.pacer.pauses"] += 1
     if _otel_trace is not None:
         span = _otel_trace.get_current_span()
@@ -613,6 +646,15 @@ def message_end(
     span.end()
     with contextlib.suppress(Exception):
         _otel_context.detach(message.token)  # type: ignore[arg-type]
+
+
+def counted(result: _T) -> _T:
+    """``result``, a bulk ``SendOutcome`` that had no message span (blocked, or left
+    unsent when the loop ended), counted: the outcomes sum to the inputs that have one."""
+    metrics = _current_metrics()
+    if metrics is not None:
+        metrics.outcomes[result.kind] += 1
+    return result
 
 
 def outcome(message: _Message | None, result: Any) -> None:

@@ -25,11 +25,16 @@ _EXTRA = "pip install 'opentrain-async[prometheus]'"
 def parse_address(text: str) -> tuple[str, int]:
     """``PORT`` (every interface, as Prometheus exporters do) or ``HOST:PORT``."""
     host, _, port = text.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - a metrics endpoint is scraped from outside
-    try:
-        number = int(port)
-    except ValueError:
-        raise InputError(f"--metrics-port: expected [HOST:]PORT, got {text!r}") from None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host or "[" in host:  # ``::1`` is not port 1 on host ``:``
+        raise InputError(
+            f"--metrics-port: an IPv6 host goes in brackets ([::1]:PORT), got {text!r}"
+        )
+    host = host or "0.0.0.0"  # noqa: S104 - a metrics endpoint is scraped from outside
+    if not (port.isascii() and port.isdigit()):  # not int(): it takes "9_464", "+1", " 1"
+        raise InputError(f"--metrics-port: expected [HOST:]PORT, got {text!r}")
+    number = int(port)
     if not 0 <= number <= 65535:
         raise InputError(f"--metrics-port: the port must be 0-65535, got {number}")
     return host, number

@@ -238,7 +238,10 @@ class Pacer:
     def _absorb(self, reservation: Reservation, local_now: float) -> list[float]:
         """Take in what a reservation says; returns its slots on the local clock."""
         self._offset = reservation.now - local_now
-        self._pause_until = reservation.pause_until - self._offset
+        until = reservation.pause_until - self._offset
+        if until > max(self._pause_until, local_now) + 0.5:  # another client's 429
+            _telemetry.pause(local_now, self._pause_until, until, None, shared=True)
+        self._pause_until = until
         if reservation.rate is not None and not self._paced:
             self._become_paced()
         if reservation.cuts != self._cuts:
