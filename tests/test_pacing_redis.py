@@ -114,22 +114,6 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
             assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-12, abs=1e-6)
 
 
-def shared_first_estimate(
-    state: PacingState, now: float, feedback: PacingFeedback, tuning: PacingTuning
-) -> PacingFeedback:
-    """What the report script starts a search from (before ``apply_report``): the larger
-    of this process's rate, every process's successes in the samples per second since
-    the first, and one request per doubling."""
-    if state.limit is not None or not feedback.throttled:
-        return feedback
-    estimate = max(feedback.local_rate or 0.0, 1 / tuning.doubling)
-    active = [i for i, n in enumerate(state.accepted) if n]
-    if active:
-        first = state.sample_at - (SAMPLE_BUCKETS - 1 - active[0]) * SAMPLE_SECONDS
-        estimate = max(estimate, sum(state.accepted) / max(now - first, SAMPLE_SECONDS))
-    return attrs.evolve(feedback, local_rate=estimate)
-
-
 def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
     """Successes alone, or a 429 with no, exact, one-second or window hint."""
     throttled = rng.random() < 0.85
@@ -173,13 +157,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         stored = decode_state(await redis.hgetall("agree-report"))
         assert stored == got
         now = backend._last[1] if backend._last is not None else now
-        want = apply_report(
-            before,
-            now,
-            shared_first_estimate(before, now, feedback, backend.tuning),
-            cap,
-            backend.tuning,
-        )
+        want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
@@ -215,8 +193,7 @@ async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redi
         now = backend._last[1]
         want = first
         for feedback in feedbacks[1:]:
-            estimate = shared_first_estimate(want, now, feedback, backend.tuning)
-            want = apply_report(want, now, estimate, None, backend.tuning)
+            want = apply_report(want, now, feedback, None, backend.tuning)
         assert_states_equal(c, want)
         assert c.throttles == alone.throttles + sum(f.throttled for f in feedbacks)
 

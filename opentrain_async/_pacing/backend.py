@@ -36,7 +36,7 @@ import attrs
 from .curve import cut, doubling, first_cut, freeze, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint
-from .samples import accepted_rate, record
+from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
@@ -161,6 +161,9 @@ def apply_report(
     tuning: PacingTuning,
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut."""
+    estimate = None
+    if feedback.throttled and state.limit is None:
+        estimate = first_estimate(state, now, feedback.local_rate, tuning)
     state = _count_successes(state, now, feedback.successes)
     if not feedback.throttled:
         return state
@@ -171,11 +174,11 @@ def apply_report(
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     drew_at = current_rate(state, admitted, tuning, cap)
-    state = learn_window(state, feedback.retry_after, drew_at or feedback.local_rate)
+    state = learn_window(state, feedback.retry_after, drew_at or estimate)
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
-        return first_cut(state, now, feedback.local_rate, resume)
+        return first_cut(state, now, estimate, resume)
     if _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer

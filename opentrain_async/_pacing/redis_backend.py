@@ -345,14 +345,9 @@ class RedisPacingBackend:
         return entry.result
 
     async def _report_batch(self, batch: list[_Queued]) -> PacingState:
-        """One script, one round trip: ``apply_report`` in Redis for each feedback.
-
-        The first 429 starts the search from what got through so far: with many
-        processes, what got through for *all* of them (the successes reported in the
-        shared samples, per second since the first), not only for the process that
-        happened to see it first (perhaps with no success yet); and at least one
-        request per doubling, or every process's first slot at a crawl would hold
-        all of them back for longer than a doubling while the search climbed untested."""
+        """One script, one round trip: ``apply_report`` in Redis for each feedback
+        (the first 429 starts the search from ``samples.first_estimate``: what got
+        through for every process, not only for the one that saw it)."""
         batch_args = [(queued.feedback, queued.cap) for queued in batch]
         args = redis_scripts.report_args(self.tuning, self.options.ttl, batch_args)
         raw = await self._timed(self._report_script, keys=[self._key()], args=args)

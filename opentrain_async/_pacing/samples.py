@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, evolve
+from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, evolve
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "record"]
+__all__ = ["accepted_rate", "first_estimate", "record"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -63,3 +63,21 @@ def accepted_rate(state: PacingState, now: float, span: float) -> tuple[float, f
     accepted = sum(state.accepted[-buckets:])
     offered = sum(state.offered[-buckets:])
     return accepted / elapsed, offered / elapsed
+
+
+def first_estimate(
+    state: PacingState, now: float, local_rate: float | None, tuning: PacingTuning
+) -> float:
+    """Where the first 429 starts the search: what got through for every process
+    sharing the state (the successes in the samples per second since the first of
+    them, so at most the last second: not the whole ramp), or for this process
+    (``local_rate``), and at least one request per doubling (a first slot at a crawl
+    would hold everyone back for longer than a doubling while the search climbed
+    untested).  Computed before the 429's own successes are counted."""
+    estimate = max(local_rate or 0.0, 1 / tuning.doubling)
+    for i, count in enumerate(state.accepted):
+        if count:
+            first = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
+            total = sum(state.accepted)
+            return max(estimate, total / max(now - first, SAMPLE_SECONDS))
+    return estimate

@@ -4,8 +4,8 @@
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, curve.first_cut, cut, freeze, samples.accepted_rate) for each feedback, after
--- the shared first estimate (see RedisPacingBackend._report_batch); held to it by
+-- on_hint, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
+-- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -91,8 +91,8 @@ local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 
--- the shared first estimate: what every process got through, at least one request
--- per doubling (see RedisPacingBackend._report)
+-- samples.first_estimate: what every process got through, at least one request
+-- per doubling
 local estimate = math.max(local_rate or 0, 1 / doubling)
 local total, first = 0, nil
 for i = 1, NB do
