@@ -1,9 +1,11 @@
 """Telemetry: OpenTelemetry metrics and traces, request log records, long-pause warnings.
 
 The one home of everything the SDK reports about itself.  Call sites make one-line calls
-into it; this module decides whether anyone listens.  Like an instrumentation library, it
-reports through the *global* ``MeterProvider`` and ``TracerProvider`` (the ``otel`` extra
-installs ``opentelemetry-api`` only; the application brings the SDK and exporters).
+into it; this module decides whether anyone listens (the instruments themselves, the
+provider lookup and the gauges are in ``_telemetry_instruments``).  Like an
+instrumentation library, it reports through the *global* ``MeterProvider`` and
+``TracerProvider`` (the ``otel`` extra installs ``opentelemetry-api`` only; the
+application brings the SDK and exporters).
 When no provider is set up, or ``opentelemetry-api`` is not installed at all, every hook
 returns after a check or two: no span, no attribute dict, no lock.
 
@@ -30,20 +32,22 @@ import contextlib
 import logging
 import os
 import time
-import weakref
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
-from ._version import __version__
+from ._telemetry_instruments import (
+    _current_metrics,
+    _current_tracer,
+    _Metrics,
+    watch,
+)
 
 try:  # the `otel` extra: without it every hook below is a check and a return
     from opentelemetry import context as _otel_context
-    from opentelemetry import metrics as _otel_metrics
+    from opentelemetry import metrics as _otel_metrics  # the no-otel test reads it
     from opentelemetry import trace as _otel_trace
-    from opentelemetry.metrics import _internal as _otel_metrics_globals
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised by the no-otel test in a subprocess
     _otel_metrics = None  # type: ignore[assignment]
@@ -74,253 +78,10 @@ CONVERSATION_IDS_ENV_VAR = "OPENTRAIN_TELEMETRY_CONVERSATION_IDS"
 LONG_PAUSE = 5.0
 """A pause of the whole client this long or longer is logged as a WARNING."""
 
-SCOPE = "opentrain_async"
-
 _ATTEMPT: ContextVar[int] = ContextVar("opentrain_attempt", default=1)
 _PAUSED: ContextVar[bool] = ContextVar("opentrain_paused", default=False)
 """Set in a message's task when its 429 paused the client: its next attempt, admitted
 after the pause, marks the pause's end on the message span."""
-
-# Seconds: request latencies on a LAN to a slow API; pacer waits up to a long pause.
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-
-
-class _PacerView(Protocol):
-    """What the gauges read of a pacer (``_pacing.Pacer``)."""
-
-    def current_rate(self, now: float | None = None) -> float | None: ...
-
-    def pause_remaining(self) -> float: ...
-
-    @property
-    def state(self) -> Any: ...
-
-
-class _StatsView(Protocol):
-    in_flight: int
-
-
-# -- who listens ---------------------------------------------------------------------------
-
-
-def _is_real(provider: object) -> bool:
-    """A provider an application set up (not the API's proxy or no-op default)."""
-    name = type(provider).__name__
-    return not (name.startswith(("_Proxy", "Proxy", "NoOp")))
-
-
-class _Metrics:
-    """The instruments on one (real) meter provider and the totals they report.
-
-    Counters are plain integers here, read by observable instruments at collection
-    time: a hook costs a dict increment, not an SDK measurement.  A new provider (an
-    application setting one up late, or a test) gets new instruments counting from 0.
-    """
-
-    def __init__(self, provider: Any) -> None:
-        meter = provider.get_meter(SCOPE, __version__)
-        self.outcomes: Counter[str] = Counter()
-        self.requests: Counter[tuple[str, str, int | None]] = Counter()
-        self.counts: Counter[str] = Counter()
-        self.read_backs: Counter[str] = Counter()
-        self.queued = 0
-        self.request_duration = meter.create_histogram(
-            "http.client.request.duration",
-            unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self.pacer_wait = meter.create_histogram(
-            "opentrain.pacer.wait.duration",
-            unit="s",
-            description="Time a request waited for the pacer (waits only: most requests "
-            "are admitted at once and not recorded).",
-            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
-        )
-        observe = meter.create_observable_counter
-        observe(
-            "opentrain.outcomes",
-            [self._outcomes],
-            unit="{message}",
-            description="Messages by outcome kind (sent, delivery_unknown, a failure reason).",
-        )
-        observe(
-            "opentrain.requests",
-            [self._requests],
-            unit="{request}",
-            description="HTTP attempts by method, route and status (every retry counts).",
-        )
-        for name, unit, description in _COUNTS:
-            observe(name, [self._count(name)], unit=unit, description=description)
-        observe(
-            "opentrain.read_backs",
-            [self._read_backs],
-            unit="{read_back}",
-            description="Read-backs after an unknown outcome, by result.",
-        )
-        gauge = meter.create_observable_gauge
-        gauge(
-            "opentrain.pacer.limit",
-            [_pacer_gauge(lambda p: p.state.limit)],
-            unit="{request}/s",
-            description="The rate the pacer learned the server allows (absent until a 429).",
-        )
-        gauge(
-            "opentrain.pacer.rate",
-            [_pacer_gauge(lambda p: p.current_rate())],
-            unit="{request}/s",
-            description="The rate requests may start at right now (absent while unpaced).",
-        )
-        gauge(
-            "opentrain.pacer.paused",
-            [_pacer_gauge(lambda p: 1 if p.pause_remaining() > 0 else 0)],
-            unit="1",
-            description="1 while the client holds every request back after a 429.",
-        )
-        gauge(
-            "opentrain.pacer.pause.remaining",
-            [_pacer_gauge(lambda p: max(p.pause_remaining(), 0.0))],
-            unit="s",
-            description="Seconds left in the current pause (0 when not paused).",
-        )
-        updown = meter.create_observable_up_down_counter
-        updown(
-            "http.client.active_requests",
-            [_in_flight],
-            unit="{request}",
-            description="Requests on the wire right now.",
-        )
-        updown(
-            "opentrain.pacer.queued",
-            [self._queued],
-            unit="{request}",
-            description="Requests waiting for the pacer right now.",
-        )
-
-    def _outcomes(self, options: Any) -> Iterator[Any]:
-        for kind, value in self.outcomes.copy().items():
-            yield _otel_metrics.Observation(value, {"opentrain.outcome": kind})
-
-    def _requests(self, options: Any) -> Iterator[Any]:
-        for (method, template, status), value in self.requests.copy().items():
-            attributes: dict[str, Any] = {"http.request.method": method, "url.template": template}
-            if status is not None:
-                attributes["http.response.status_code"] = status
-            yield _otel_metrics.Observation(value, attributes)
-
-    def _count(self, name: str) -> Callable[[Any], Iterator[Any]]:
-        def callback(options: Any) -> Iterator[Any]:
-            yield _otel_metrics.Observation(self.counts[name])
-
-        return callback
-
-    def _read_backs(self, options: Any) -> Iterator[Any]:
-        for result, value in self.read_backs.copy().items():
-            yield _otel_metrics.Observation(value, {"opentrain.read_back.result": result})
-
-    def _queued(self, options: Any) -> Iterator[Any]:
-        yield _otel_metrics.Observation(self.queued)
-
-
-_COUNTS = (
-    ("opentrain.rate_limited", "{response}", "429 answers received."),
-    ("opentrain.retries", "{retry}", "Waits taken before a retry (the retry policy's)."),
-    (
-        "opentrain.pacing.fallbacks",
-        "{fallback}",
-        "Times the shared pacing store (Redis) was unreachable and the client paced alone.",
-    ),
-    ("opentrain.pacer.pauses", "{pause}", "Pauses of every request after a 429's hint."),
-    ("opentrain.journal.commits", "{commit}", "Durable journal writes (group commits)."),
-    ("opentrain.journal.records", "{record}", "Journal records made durable."),
-)
-
-# The API's getters look the environment up on every call while no provider is set (for
-# OTEL_PYTHON_*_PROVIDER); without those variables, the globals they return are read
-# directly, so that a process with no provider pays two attribute reads per hook.
-_FAST = not {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & set(os.environ)
-
-_meter_provider: object = None
-_metrics: _Metrics | None = None
-
-
-def _current_metrics() -> _Metrics | None:
-    """The instruments on the global meter provider, or None when there is none."""
-    global _meter_provider, _metrics
-    if _otel_metrics is None:
-        return None
-    if _FAST:
-        provider: Any = _otel_metrics_globals._METER_PROVIDER
-        if provider is None:
-            return None
-    else:
-        provider = _otel_metrics.get_meter_provider()
-    if provider is not _meter_provider:
-        _meter_provider = provider
-        _metrics = _Metrics(provider) if _is_real(provider) else None
-    return _metrics
-
-
-_tracer_provider: object = None
-_tracer: Any = None
-
-
-def _current_tracer() -> Any:
-    """The tracer of the global tracer provider, or None when there is none."""
-    global _tracer_provider, _tracer
-    if _otel_trace is None:
-        return None
-    if _FAST:
-        provider: Any = _otel_trace._TRACER_PROVIDER
-        if provider is None:
-            return None
-    else:
-        provider = _otel_trace.get_tracer_provider()
-    if provider is not _tracer_provider:
-        _tracer_provider = provider
-        _tracer = provider.get_tracer(SCOPE, __version__) if _is_real(provider) else None
-    return _tracer
-
-
-# -- live clients (the gauges) -------------------------------------------------------------
-
-_live: list[tuple[weakref.ref[Any], weakref.ref[Any], str]] = []
-
-
-def watch(pacer: _PacerView, stats: _StatsView) -> None:
-    """Report this client's pacer and in-flight count in the gauges while it lives.
-
-    Clients are numbered 1, 2, ... (``opentrain.client``), reusing the number of one
-    that is gone: a bot opening a client per message keeps one series, not thousands.
-    """
-    _live[:] = [entry for entry in _live if entry[0]() is not None and entry[1]() is not None]
-    taken = {entry[2] for entry in _live}
-    number = next(str(n) for n in range(1, len(_live) + 2) if str(n) not in taken)
-    _live.append((weakref.ref(pacer), weakref.ref(stats), number))
-    _current_metrics()  # the gauges exist from the client's creation on
-
-
-def _live_pairs() -> Iterator[tuple[Any, Any, str]]:
-    for pacer_ref, stats_ref, name in list(_live):
-        pacer, stats = pacer_ref(), stats_ref()
-        if pacer is not None and stats is not None:
-            yield pacer, stats, name
-
-
-def _pacer_gauge(read: Callable[[_PacerView], float | None]) -> Callable[[Any], Iterator[Any]]:
-    def callback(options: Any) -> Iterator[Any]:
-        for pacer, _, name in _live_pairs():
-            value = read(pacer)
-            if value is not None:
-                yield _otel_metrics.Observation(value, {"opentrain.client": name})
-
-    return callback
-
-
-def _in_flight(options: Any) -> Iterator[Any]:
-    for _, stats, name in _live_pairs():
-        yield _otel_metrics.Observation(stats.in_flight, {"opentrain.client": name})
 
 
 # -- one HTTP attempt ----------------------------------------------------------------------
