@@ -20,7 +20,8 @@ What is reported (``docs/telemetry.md`` has the full table and a panel set):
   read-backs, pacing fallbacks, journal commits, pauses) kept as plain integers here and
   reported through observable instruments, so counting costs a dict increment; gauges of
   each live client's pacer (learned limit, current rate, pause) and of requests in flight
-  and queued for the pacer; a histogram of pacer waits.
+  and queued for the pacer; a histogram of pacer waits.  The two histograms are the
+  only SDK calls on the request path, made in runs (``_Metrics.record``).
 
 Never in an attribute: the token, a password, message content.  Conversation ids only
 when ``OPENTRAIN_TELEMETRY_CONVERSATION_IDS=1`` (they identify people's conversations).
@@ -28,11 +29,9 @@ when ``OPENTRAIN_TELEMETRY_CONVERSATION_IDS=1`` (they identify people's conversa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -41,6 +40,7 @@ from ._telemetry_instruments import (
     _current_metrics,
     _current_tracer,
     _Metrics,
+    _template,
     watch,
 )
 
@@ -87,78 +87,50 @@ after the pause, marks the pause's end on the message span."""
 # -- one HTTP attempt ----------------------------------------------------------------------
 
 
-def _template(path: str) -> str:
-    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``)."""
-    if path.startswith("/proposals/"):
-        return "/proposals/{proposalId}/conversation"
-    return path
-
-
 class _Request:
-    __slots__ = ("attempt", "method", "metrics", "path", "span", "started")
+    __slots__ = ("method", "metrics", "path", "route", "span", "started")
 
-    def __init__(self, method: str, path: str, metrics: _Metrics | None, span: Any) -> None:
+    def __init__(self, method: str, path: str, metrics: _Metrics | None) -> None:
         self.method = method
         self.path = path
         self.metrics = metrics
-        self.span = span
-        self.attempt = _ATTEMPT.get()
+        self.route = metrics.route(method, path) if metrics is not None else None
+        self.span: Any = None
         self.started = time.perf_counter()
-
-
-def _sampled_or_root() -> bool:
-    parent = _otel_trace.get_current_span()
-    return parent.is_recording() or not parent.get_span_context().is_valid
 
 
 def request_start(method: str, path: str, host: str | None, port: int | None) -> _Request | None:
     """An HTTP attempt is about to go on the wire; None when nobody listens."""
     metrics = _current_metrics()
     tracer = _current_tracer()
-    if metrics is None and tracer is None and not logger.isEnabledFor(logging.DEBUG):
-        return None
-    span = None
+    if tracer is None:
+        if metrics is None and not logger.isEnabledFor(logging.DEBUG):
+            return None
+        return _Request(method, path, metrics)
     # Under a message span that was not sampled, its HTTP children would not be either
     # (ParentBased, the SDK's default): they are not even started.
-    if tracer is not None and _sampled_or_root():
-        template = _template(path)
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.template": template,
-            "server.address": host or "",
-        }
-        if port is not None:
-            attributes["server.port"] = port
-        attempt = _ATTEMPT.get()
-        if attempt > 1:
-            attributes["http.request.resend_count"] = attempt - 1
-        if _PAUSED.get():  # this message's 429 paused the client; admitted again now
-            _PAUSED.set(False)
-            _otel_trace.get_current_span().add_event("opentrain.pause.end")
-        span = tracer.start_span(
-            f"{method} {template}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-    return _Request(method, path, metrics, span)
-
-
-_attribute_sets: dict[tuple[str, str, int | None, str | None], dict[str, Any]] = {}
-
-
-def _duration_attributes(
-    key: tuple[str, str, int | None], error_type: str | None
-) -> dict[str, Any]:
-    """The duration histogram's attributes for one kind of answer, built once."""
-    method, template, status = key
-    found = _attribute_sets.get((method, template, status, error_type))
-    if found is None:
-        found = {"http.request.method": method, "url.template": template}
-        if status is not None:
-            found["http.response.status_code"] = status
-        if error_type is not None:
-            found["error.type"] = error_type
-        if len(_attribute_sets) < 1000:  # statuses and error names: a small set
-            _attribute_sets[(method, template, status, error_type)] = found
-    return found
+    parent = _otel_trace.get_current_span()
+    request = _Request(method, path, metrics)
+    if not parent.is_recording() and parent.get_span_context().is_valid:
+        return request
+    template = _template(path)
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.template": template,
+        "server.address": host or "",
+    }
+    if port is not None:
+        attributes["server.port"] = port
+    attempt = _ATTEMPT.get()
+    if attempt > 1:
+        attributes["http.request.resend_count"] = attempt - 1
+    if _PAUSED.get():  # this message's 429 paused the client; admitted again now
+        _PAUSED.set(False)
+        parent.add_event("opentrain.pause.end")
+    request.span = tracer.start_span(
+        f"{method} {template}", kind=SpanKind.CLIENT, attributes=attributes
+    )
+    return request
 
 
 def request_end(
@@ -171,7 +143,6 @@ def request_end(
     if request is None:
         return
     seconds = time.perf_counter() - request.started
-    method = request.method
     error_type = (
         type(error).__name__
         if error is not None
@@ -179,58 +150,86 @@ def request_end(
         if status is not None and status >= 400
         else None
     )
-    metrics = request.metrics
-    if metrics is not None:
-        key = (method, _template(request.path), status)
-        metrics.requests[key] += 1
+    metrics, route = request.metrics, request.route
+    if metrics is not None and route is not None:
+        route.requests[status] += 1
         if status == 429:
             metrics.counts["opentrain.rate_limited"] += 1
-        metrics.request_duration.record(seconds, _duration_attributes(key, error_type))
+        # The one SDK call of a request, made in a run of them (most of the cost).
+        metrics.record(metrics.request_duration, seconds, route.attributes(status, error_type))
     span = request.span
-    if span is not None and span.is_recording():
-        attributes: dict[str, Any] = {}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if request_id is not None:
-            attributes["http.response.header.x-request-id"] = (request_id,)
-        if error_type is not None:
-            attributes["error.type"] = error_type
-            span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(attributes)  # one call: each takes the span's lock
     if span is not None:
+        if span.is_recording():
+            _end_http_span(span, status, request_id, error_type)
         span.end()
     if logger.isEnabledFor(logging.DEBUG):
-        duration_ms = round(seconds * 1000, 1)
-        logger.debug(
-            "%s %s -> %s in %.1fms%s request_id=%s",
-            method,
-            request.path,
-            status if status is not None else error_type,
-            duration_ms,
-            f" (attempt {request.attempt})" if request.attempt > 1 else "",
-            request_id,
-            extra={
-                "method": method,
-                "path": request.path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "request_id": request_id,
-                "attempt": request.attempt,
-            },
-        )
+        _log_request(request, status, request_id, error_type, seconds)
 
 
-@contextlib.contextmanager
-def attempt(number: int) -> Iterator[None]:
-    """The retry policy's attempt ``number`` (2 and up) runs inside this block."""
-    metrics = _current_metrics()
-    if metrics is not None and number > 1:
-        metrics.counts["opentrain.retries"] += 1
-    token = _ATTEMPT.set(number)
-    try:
-        yield
-    finally:
-        _ATTEMPT.reset(token)
+def _end_http_span(
+    span: Any, status: int | None, request_id: str | None, error_type: str | None
+) -> None:
+    attributes: dict[str, Any] = {}
+    if status is not None:
+        attributes["http.response.status_code"] = status
+    if request_id is not None:
+        attributes["http.response.header.x-request-id"] = (request_id,)
+    if error_type is not None:
+        attributes["error.type"] = error_type
+        span.set_status(Status(StatusCode.ERROR))
+    span.set_attributes(attributes)  # one call: each takes the span's lock
+
+
+def _log_request(
+    request: _Request,
+    status: int | None,
+    request_id: str | None,
+    error_type: str | None,
+    seconds: float,
+) -> None:
+    """The request's DEBUG record, its fields as record attributes."""
+    duration_ms = round(seconds * 1000, 1)
+    attempt = _ATTEMPT.get()  # the attempt's task: the same value as at its start
+    method = request.method
+    logger.debug(
+        "%s %s -> %s in %.1fms%s request_id=%s",
+        method,
+        request.path,
+        status if status is not None else error_type,
+        duration_ms,
+        f" (attempt {attempt})" if attempt > 1 else "",
+        request_id,
+        extra={
+            "method": method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+            "attempt": attempt,
+        },
+    )
+
+
+class _Attempt:
+    """The retry policy's attempt ``number`` (2 and up) runs inside this block
+    (a class, not ``contextlib.contextmanager``: no generator per attempt)."""
+
+    __slots__ = ("number", "token")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __enter__(self) -> None:
+        metrics = _current_metrics()
+        if metrics is not None and self.number > 1:
+            metrics.counts["opentrain.retries"] += 1
+        self.token = _ATTEMPT.set(self.number)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _ATTEMPT.reset(self.token)
+
+
+attempt = _Attempt
 
 
 # -- pacing --------------------------------------------------------------------------------
@@ -248,7 +247,7 @@ async def acquire(pacer: Any) -> float:
         admitted = await pacer.acquire()
     finally:
         metrics.queued -= 1
-    metrics.pacer_wait.record(time.perf_counter() - started)
+    metrics.record(metrics.pacer_wait, time.perf_counter() - started, None)
     return admitted
 
 
@@ -329,7 +328,12 @@ def message_start() -> _Message | None:
     metrics = _current_metrics()
     tracer = _current_tracer()
     if tracer is None:
-        return None if metrics is None else _Message(metrics, None, None)
+        if metrics is None:
+            return None
+        if metrics.untraced is None:  # metrics only: one shared handle, nothing per message
+            metrics.untraced = _Message(metrics, None, None)
+        untraced: _Message = metrics.untraced
+        return untraced
     _PAUSED.set(False)  # a pause seen by the worker's last message is not this one's
     span = tracer.start_span("opentrain.message.send", kind=SpanKind.INTERNAL)
     token = _otel_context.attach(_otel_trace.set_span_in_context(span))
@@ -355,30 +359,37 @@ def message_end(
     span = message.span
     if span is None:
         return
-    if not span.is_recording():  # not sampled
-        span.end()
-        with contextlib.suppress(Exception):
-            _otel_context.detach(message.token)  # type: ignore[arg-type]
-        return
+    if span.is_recording():  # sampled
+        _end_message_span(span, kind, conversation_id, reconciled)
+    span.end()
+    _otel_context.detach(message.token)  # type: ignore[arg-type]  # never raises: logs
+
+
+def _end_message_span(
+    span: Any, kind: str | None, conversation_id: str | None, reconciled: bool
+) -> None:
+    attributes: dict[str, Any] = {}
     if kind is None:
         span.add_event("opentrain.cancelled")
     else:
-        span.set_attribute("opentrain.outcome", kind)
+        attributes["opentrain.outcome"] = kind
     if reconciled:
-        span.set_attribute("opentrain.reconciled", True)
+        attributes["opentrain.reconciled"] = True
     if kind not in ("sent", None):
-        span.set_attribute("error.type", kind)
+        attributes["error.type"] = kind
         span.set_status(Status(StatusCode.ERROR))
     if conversation_id is not None and os.environ.get(CONVERSATION_IDS_ENV_VAR) == "1":
-        span.set_attribute("opentrain.conversation.id", conversation_id)
-    span.end()
-    with contextlib.suppress(Exception):
-        _otel_context.detach(message.token)  # type: ignore[arg-type]
+        attributes["opentrain.conversation.id"] = conversation_id
+    span.set_attributes(attributes)  # one call: each takes the span's lock
 
 
 def outcome(message: _Message | None, result: Any) -> None:
     """``message_end`` for a bulk ``SendOutcome``."""
     if message is None:
+        return
+    metrics = message.metrics
+    if message.span is None and metrics is not None:  # metrics only: just the count
+        metrics.outcomes[result.kind] += 1
         return
     sent = result.message
     conversation_id = getattr(sent if sent is not None else result.error, "conversation_id", None)
