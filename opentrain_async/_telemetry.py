@@ -156,7 +156,12 @@ def request_end(
         if status == 429:
             metrics.counts["opentrain.rate_limited"] += 1
         # The one SDK call of a request, made in a run of them (most of the cost).
-        metrics.record(metrics.request_duration, seconds, route.attributes(status, error_type))
+        metrics.record(
+            metrics.request_duration,
+            seconds,
+            route.attributes(status, error_type),
+            request.span is not None,  # its message span was sampled, or it is a root
+        )
     span = request.span
     if span is not None:
         if span.is_recording():
@@ -247,7 +252,8 @@ async def acquire(pacer: Any) -> float:
         admitted = await pacer.acquire()
     finally:
         metrics.queued -= 1
-    metrics.record(metrics.pacer_wait, time.perf_counter() - started, None)
+    waited = time.perf_counter() - started
+    metrics.record(metrics.pacer_wait, waited, None, _current_tracer() is not None)
     return admitted
 
 

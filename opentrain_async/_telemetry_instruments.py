@@ -145,11 +145,16 @@ class _Metrics:
             description="Requests waiting for the pacer right now.",
         )
 
-    def record(self, histogram: Any, value: float, attributes: dict[str, Any] | None) -> None:
+    def record(
+        self, histogram: Any, value: float, attributes: dict[str, Any] | None, traced: bool
+    ) -> None:
         """``histogram.record(value, attributes)``, soon: in a run of ``_RUN``, or at the
-        next collection, whichever comes first."""
+        next collection, whichever comes first.  ``traced``: a sampled span may be
+        current, so the context is kept for the exemplar (else none is possible, as
+        far as our tracer knows, and the context is not even looked up)."""
+        context = (_otel_context.get_current() or _NO_SPAN) if traced else _NO_SPAN
         pending = self.pending
-        pending.append((histogram, value, attributes, _otel_context.get_current() or _NO_SPAN))
+        pending.append((histogram, value, attributes, context))
         if len(pending) >= _RUN:
             self.flush()
 
