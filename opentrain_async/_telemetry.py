@@ -1,9 +1,11 @@
 """Telemetry: OpenTelemetry metrics and traces, request log records, long-pause warnings.
 
 The one home of everything the SDK reports about itself.  Call sites make one-line calls
-into it; this module decides whether anyone listens.  Like an instrumentation library, it
-reports through the *global* ``MeterProvider`` and ``TracerProvider`` (the ``otel`` extra
-installs ``opentelemetry-api`` only; the application brings the SDK and exporters).
+into it; this module decides whether anyone listens (the instruments themselves, the
+provider lookup and the gauges are in ``_telemetry_instruments``).  Like an
+instrumentation library, it reports through the *global* ``MeterProvider`` and
+``TracerProvider`` (the ``otel`` extra installs ``opentelemetry-api`` only; the
+application brings the SDK and exporters).
 When no provider is set up, or ``opentelemetry-api`` is not installed at all, every hook
 returns after a check or two: no span, no attribute dict, no lock.
 
@@ -18,7 +20,8 @@ What is reported (``docs/telemetry.md`` has the full table and a panel set):
   read-backs, pacing fallbacks, journal commits, pauses) kept as plain integers here and
   reported through observable instruments, so counting costs a dict increment; gauges of
   each live client's pacer (learned limit, current rate, pause) and of requests in flight
-  and queued for the pacer; a histogram of pacer waits.
+  and queued for the pacer; a histogram of pacer waits.  The two histograms are the
+  only SDK calls on the request path, made in runs (``_Metrics.record``).
 
 Never in an attribute: the token, a password, message content.  Conversation ids only
 when ``OPENTRAIN_TELEMETRY_CONVERSATION_IDS=1`` (they identify people's conversations).
@@ -26,24 +29,25 @@ when ``OPENTRAIN_TELEMETRY_CONVERSATION_IDS=1`` (they identify people's conversa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-import weakref
-from collections import Counter
-from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
-from ._version import __version__
+from ._telemetry_instruments import (
+    _current_metrics,
+    _current_tracer,
+    _Metrics,
+    _template,
+    watch,
+)
 
 try:  # the `otel` extra: without it every hook below is a check and a return
     from opentelemetry import context as _otel_context
-    from opentelemetry import metrics as _otel_metrics
+    from opentelemetry import metrics as _otel_metrics  # the no-otel test reads it
     from opentelemetry import trace as _otel_trace
-    from opentelemetry.metrics import _internal as _otel_metrics_globals
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised by the no-otel test in a subprocess
     _otel_metrics = None  # type: ignore[assignment]
@@ -75,351 +79,59 @@ CONVERSATION_IDS_ENV_VAR = "OPENTRAIN_TELEMETRY_CONVERSATION_IDS"
 LONG_PAUSE = 5.0
 """A pause of the whole client this long or longer is logged as a WARNING."""
 
-SCOPE = "opentrain_async"
-
 _ATTEMPT: ContextVar[int] = ContextVar("opentrain_attempt", default=1)
 _PAUSED: ContextVar[bool] = ContextVar("opentrain_paused", default=False)
 """Set in a message's task when its 429 paused the client: its next attempt, admitted
 after the pause, marks the pause's end on the message span."""
 
-# Seconds: request latencies on a LAN to a slow API; pacer waits up to a long pause.
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-
-
-class _PacerView(Protocol):
-    """What the gauges read of a pacer (``_pacing.Pacer``)."""
-
-    def current_rate(self, now: float | None = None) -> float | None: ...
-
-    def pause_remaining(self) -> float: ...
-
-    @property
-    def state(self) -> Any: ...
-
-
-class _StatsView(Protocol):
-    in_flight: int
-
-
-class _Outcome(Protocol):
-    @property
-    def kind(self) -> str: ...
-
-
-_T = TypeVar("_T", bound=_Outcome)
-
-
-# -- who listens ---------------------------------------------------------------------------
-
-
-def _is_real(provider: object) -> bool:
-    """A provider an application set up (not the API's proxy or no-op default)."""
-    name = type(provider).__name__
-    return provider is not None and not name.startswith(("_Proxy", "Proxy", "NoOp"))
-
-
-class _Metrics:
-    """The instruments on one (real) meter provider and the totals they report.
-
-    Counters are plain integers here, read by observable instruments at collection
-    time: a hook costs a dict increment, not an SDK measurement.  A new provider (an
-    application setting one up late, or a test) gets new instruments counting from 0.
-    """
-
-    def __init__(self, provider: Any) -> None:
-        meter = provider.get_meter(SCOPE, __version__)
-        self.outcomes: Counter[str] = Counter()
-        self.requests: Counter[tuple[str, str, int | None]] = Counter()
-        self.counts: Counter[str] = Counter()
-        self.read_backs: Counter[str] = Counter()
-        self.queued = 0
-        self.request_duration = meter.create_histogram(
-            "http.client.request.duration",
-            unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self.pacer_wait = meter.create_histogram(
-            "opentrain.pacer.wait.duration",
-            unit="s",
-            description="Time a request waited for the pacer (waits only: most requests "
-            "are admitted at once and not recorded).",
-            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
-        )
-        observe = meter.create_observable_counter
-        observe(
-            "opentrain.outcomes",
-            [self._outcomes],
-            unit="{message}",
-            description="Messages by outcome kind (sent, delivery_unknown, a failure reason).",
-        )
-        observe(
-            "opentrain.requests",
-            [self._requests],
-            unit="{request}",
-            description="HTTP attempts by method, route and status (every retry counts).",
-        )
-        for name, unit, description in _COUNTS:
-            observe(name, [self._count(name)], unit=unit, description=description)
-        observe(
-            "opentrain.read_backs",
-            [self._read_backs],
-            unit="{read_back}",
-            description="Read-backs after an unknown outcome, by result.",
-        )
-        gauge = meter.create_observable_gauge
-        gauge(
-            "opentrain.pacer.limit",
-            [_pacer_gauge(lambda p: p.state.limit)],
-            unit="{request}/s",
-            description="The rate the pacer learned the server allows (absent until a 429).",
-        )
-        gauge(
-            "opentrain.pacer.rate",
-            [_pacer_gauge(lambda p: p.current_rate())],
-            unit="{request}/s",
-            description="The rate requests may start at right now (absent while unpaced).",
-        )
-        gauge(
-            "opentrain.pacer.paused",
-            [_pacer_gauge(lambda p: 1 if p.pause_remaining() > 0 else 0)],
-            unit="1",
-            description="1 while the client holds every request back after a 429.",
-        )
-        gauge(
-            "opentrain.pacer.pause.remaining",
-            [_pacer_gauge(lambda p: max(p.pause_remaining(), 0.0))],
-            unit="s",
-            description="Seconds left in the current pause (0 when not paused).",
-        )
-        updown = meter.create_observable_up_down_counter
-        updown(
-            "http.client.active_requests",
-            [_in_flight],
-            unit="{request}",
-            description="Requests on the wire right now.",
-        )
-        updown(
-            "opentrain.pacer.queued",
-            [self._queued],
-            unit="{request}",
-            description="Requests waiting for the pacer right now.",
-        )
-
-    def _outcomes(self, options: Any) -> Iterator[Any]:
-        for kind, value in self.outcomes.copy().items():
-            yield _otel_metrics.Observation(value, {"opentrain.outcome": kind})
-
-    def _requests(self, options: Any) -> Iterator[Any]:
-        for (method, template, status), value in self.requests.copy().items():
-            attributes: dict[str, Any] = {"http.request.method": method, "url.template": template}
-            if status is not None:
-                attributes["http.response.status_code"] = status
-            yield _otel_metrics.Observation(value, attributes)
-
-    def _count(self, name: str) -> Callable[[Any], Iterator[Any]]:
-        def callback(options: Any) -> Iterator[Any]:
-            yield _otel_metrics.Observation(self.counts[name])
-
-        return callback
-
-    def _read_backs(self, options: Any) -> Iterator[Any]:
-        for result, value in self.read_backs.copy().items():
-            yield _otel_metrics.Observation(value, {"opentrain.read_back.result": result})
-
-    def _queued(self, options: Any) -> Iterator[Any]:
-        yield _otel_metrics.Observation(self.queued)
-
-
-_COUNTS = (
-    ("opentrain.rate_limited", "{response}", "429 answers received."),
-    ("opentrain.retries", "{retry}", "Waits before a retry (retry policy and bulk 429 waits)."),
-    (
-        "opentrain.pacing.fallbacks",
-        "{fallback}",
-        "Times the shared pacing store (Redis) was unreachable and the client paced alone.",
-    ),
-    ("opentrain.pacer.pauses", "{pause}", "Pauses of every request after a 429's hint."),
-    ("opentrain.journal.commits", "{commit}", "Durable journal writes (group commits)."),
-    ("opentrain.journal.records", "{record}", "Journal records made durable."),
-)
-
-# The API's getters look the environment up on every call while no provider is set (for
-# OTEL_PYTHON_*_PROVIDER); without those variables, the globals they return are read
-# directly, so that a process with no provider pays two attribute reads per hook.
-_FAST = not {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & set(os.environ)
-
-
-def _configured(get_provider: Callable[[], Any]) -> Any:
-    """The API's getter, which loads ``OTEL_PYTHON_*_PROVIDER`` and raises (on every
-    call, logging each time) when it names nothing installed: then, no provider."""
-    global _FAST
-    try:
-        return get_provider()
-    except Exception:  # the API logged why; from now on its globals are read directly
-        _FAST = True
-        return None
-
-
-_meter_provider: object = None
-_metrics: _Metrics | None = None
-
-
-def _current_metrics() -> _Metrics | None:
-    """The instruments on the global meter provider, or None when there is none."""
-    global _meter_provider, _metrics
-    if _otel_metrics is None:
-        return None
-    if _FAST:
-        provider: Any = _otel_metrics_globals._METER_PROVIDER
-        if provider is None:
-            return None
-    else:
-        provider = _configured(_otel_metrics.get_meter_provider)
-    if provider is not _meter_provider:
-        _meter_provider = provider
-        _metrics = _Metrics(provider) if _is_real(provider) else None
-    return _metrics
-
-
-_tracer_provider: object = None
-_tracer: Any = None
-
-
-def _current_tracer() -> Any:
-    """The tracer of the global tracer provider, or None when there is none."""
-    global _tracer_provider, _tracer
-    if _otel_trace is None:
-        return None
-    if _FAST:
-        provider: Any = _otel_trace._TRACER_PROVIDER
-        if provider is None:
-            return None
-    else:
-        provider = _configured(_otel_trace.get_tracer_provider)
-    if provider is not _tracer_provider:
-        _tracer_provider = provider
-        _tracer = provider.get_tracer(SCOPE, __version__) if _is_real(provider) else None
-    return _tracer
-
-
-# -- live clients (the gauges) -------------------------------------------------------------
-
-_live: list[tuple[weakref.ref[Any], weakref.ref[Any], str]] = []
-
-
-def watch(pacer: _PacerView, stats: _StatsView) -> None:
-    """Report this client's pacer and in-flight count in the gauges while it lives.
-
-    Clients are numbered 1, 2, ... (``opentrain.client``), reusing the number of one
-    that is gone: a bot opening a client per message keeps one series, not thousands.
-    """
-    _live[:] = [entry for entry in _live if entry[0]() is not None and entry[1]() is not None]
-    taken = {entry[2] for entry in _live}
-    number = next(str(n) for n in range(1, len(_live) + 2) if str(n) not in taken)
-    _live.append((weakref.ref(pacer), weakref.ref(stats), number))
-    _current_metrics()  # the gauges exist from the client's creation on
-
-
-def _live_pairs() -> Iterator[tuple[Any, Any, str]]:
-    for pacer_ref, stats_ref, name in list(_live):
-        pacer, stats = pacer_ref(), stats_ref()
-        if pacer is not None and stats is not None:
-            yield pacer, stats, name
-
-
-def _pacer_gauge(read: Callable[[_PacerView], float | None]) -> Callable[[Any], Iterator[Any]]:
-    def callback(options: Any) -> Iterator[Any]:
-        for pacer, _, name in _live_pairs():
-            value = read(pacer)
-            if value is not None:
-                yield _otel_metrics.Observation(value, {"opentrain.client": name})
-
-    return callback
-
-
-def _in_flight(options: Any) -> Iterator[Any]:
-    for _, stats, name in _live_pairs():
-        yield _otel_metrics.Observation(stats.in_flight, {"opentrain.client": name})
-
 
 # -- one HTTP attempt ----------------------------------------------------------------------
 
 
-def _template(path: str) -> str:
-    """The route of a path: ids in it replaced (``/proposals/{proposalId}/conversation``),
-    a query string (``client.request("GET", "/messages?conversationId=...")``) cut off."""
-    if path.startswith("/proposals/"):
-        return "/proposals/{proposalId}/conversation"
-    return path.partition("?")[0] if "?" in path else path
-
-
 class _Request:
-    __slots__ = ("attempt", "method", "metrics", "path", "span", "started")
+    __slots__ = ("method", "metrics", "path", "route", "span", "started")
 
-    def __init__(self, method: str, path: str, metrics: _Metrics | None, span: Any) -> None:
+    def __init__(self, method: str, path: str, metrics: _Metrics | None) -> None:
         self.method = method
         self.path = path
         self.metrics = metrics
-        self.span = span
-        self.attempt = _ATTEMPT.get()
+        self.route = metrics.route(method, path) if metrics is not None else None
+        self.span: Any = None
         self.started = time.perf_counter()
-
-
-def _sampled_or_root() -> bool:
-    parent = _otel_trace.get_current_span()
-    return parent.is_recording() or not parent.get_span_context().is_valid
 
 
 def request_start(method: str, path: str, host: str | None, port: int | None) -> _Request | None:
     """An HTTP attempt is about to go on the wire; None when nobody listens."""
     metrics = _current_metrics()
     tracer = _current_tracer()
-    if metrics is None and tracer is None and not logger.isEnabledFor(logging.DEBUG):
-        return None
-    span = None
+    if tracer is None:
+        if metrics is None and not logger.isEnabledFor(logging.DEBUG):
+            return None
+        return _Request(method, path, metrics)
     # Under a message span that was not sampled, its HTTP children would not be either
     # (ParentBased, the SDK's default): they are not even started.
-    if tracer is not None and _sampled_or_root():
-        template = _template(path)
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.template": template,
-            "server.address": host or "",
-        }
-        if port is not None:
-            attributes["server.port"] = port
-        attempt = _ATTEMPT.get()
-        if attempt > 1:
-            attributes["http.request.resend_count"] = attempt - 1
-        if _PAUSED.get():  # this message's 429 paused the client; admitted again now
-            _PAUSED.set(False)
-            _otel_trace.get_current_span().add_event("opentrain.pause.end")
-        span = tracer.start_span(
-            f"{method} {template}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-    return _Request(method, path, metrics, span)
-
-
-_attribute_sets: dict[tuple[str, str, int | None, str | None], dict[str, Any]] = {}
-
-
-def _duration_attributes(
-    key: tuple[str, str, int | None], error_type: str | None
-) -> dict[str, Any]:
-    """The duration histogram's attributes for one kind of answer, built once."""
-    method, template, status = key
-    found = _attribute_sets.get((method, template, status, error_type))
-    if found is None:
-        found = {"http.request.method": method, "url.template": template}
-        if status is not None:
-            found["http.response.status_code"] = status
-        if error_type is not None:
-            found["error.type"] = error_type
-        if len(_attribute_sets) < 1000:  # statuses and error names: a small set
-            _attribute_sets[(method, template, status, error_type)] = found
-    return found
+    parent = _otel_trace.get_current_span()
+    request = _Request(method, path, metrics)
+    if not parent.is_recording() and parent.get_span_context().is_valid:
+        return request
+    template = _template(path)
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.template": template,
+        "server.address": host or "",
+    }
+    if port is not None:
+        attributes["server.port"] = port
+    attempt = _ATTEMPT.get()
+    if attempt > 1:
+        attributes["http.request.resend_count"] = attempt - 1
+    if _PAUSED.get():  # this message's 429 paused the client; admitted again now
+        _PAUSED.set(False)
+        parent.add_event("opentrain.pause.end")
+    request.span = tracer.start_span(
+        f"{method} {template}", kind=SpanKind.CLIENT, attributes=attributes
+    )
+    return request
 
 
 def request_end(
@@ -432,7 +144,6 @@ def request_end(
     if request is None:
         return
     seconds = time.perf_counter() - request.started
-    method = request.method
     error_type = (
         type(error).__name__
         if error is not None
@@ -440,58 +151,91 @@ def request_end(
         if status is not None and status >= 400
         else None
     )
-    metrics = request.metrics
-    if metrics is not None:
-        key = (method, _template(request.path), status)
-        metrics.requests[key] += 1
+    metrics, route = request.metrics, request.route
+    if metrics is not None and route is not None:
+        route.requests[status] += 1
         if status == 429:
             metrics.counts["opentrain.rate_limited"] += 1
-        metrics.request_duration.record(seconds, _duration_attributes(key, error_type))
+        # The one SDK call of a request, made in a run of them (most of the cost).
+        metrics.record(
+            metrics.request_duration,
+            seconds,
+            route.attributes(status, error_type),
+            request.span is not None,  # its message span was sampled, or it is a root
+        )
     span = request.span
-    if span is not None and span.is_recording():
-        attributes: dict[str, Any] = {}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if request_id is not None:
-            attributes["http.response.header.x-request-id"] = (request_id,)
-        if error_type is not None:
-            attributes["error.type"] = error_type
-            span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(attributes)  # one call: each takes the span's lock
     if span is not None:
+        if span.is_recording():
+            _end_http_span(span, status, request_id, error_type)
         span.end()
     if logger.isEnabledFor(logging.DEBUG):
-        duration_ms = round(seconds * 1000, 1)
-        logger.debug(
-            "%s %s -> %s in %.1fms%s request_id=%s",
-            method,
-            request.path,
-            status if status is not None else error_type,
-            duration_ms,
-            f" (attempt {request.attempt})" if request.attempt > 1 else "",
-            request_id,
-            extra={
-                "method": method,
-                "path": request.path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "request_id": request_id,
-                "attempt": request.attempt,
-            },
-        )
+        _log_request(request, status, request_id, error_type, seconds)
 
 
-@contextlib.contextmanager
-def attempt(number: int) -> Iterator[None]:
-    """The retry policy's attempt ``number`` (2 and up) runs inside this block."""
-    metrics = _current_metrics()
-    if metrics is not None and number > 1:
-        metrics.counts["opentrain.retries"] += 1
-    token = _ATTEMPT.set(number)
-    try:
-        yield
-    finally:
-        _ATTEMPT.reset(token)
+def _end_http_span(
+    span: Any, status: int | None, request_id: str | None, error_type: str | None
+) -> None:
+    attributes: dict[str, Any] = {}
+    if status is not None:
+        attributes["http.response.status_code"] = status
+    if request_id is not None:
+        attributes["http.response.header.x-request-id"] = (request_id,)
+    if error_type is not None:
+        attributes["error.type"] = error_type
+        span.set_status(Status(StatusCode.ERROR))
+    span.set_attributes(attributes)  # one call: each takes the span's lock
+
+
+def _log_request(
+    request: _Request,
+    status: int | None,
+    request_id: str | None,
+    error_type: str | None,
+    seconds: float,
+) -> None:
+    """The request's DEBUG record, its fields as record attributes."""
+    duration_ms = round(seconds * 1000, 1)
+    attempt = _ATTEMPT.get()  # the attempt's task: the same value as at its start
+    method = request.method
+    logger.debug(
+        "%s %s -> %s in %.1fms%s request_id=%s",
+        method,
+        request.path,
+        status if status is not None else error_type,
+        duration_ms,
+        f" (attempt {attempt})" if attempt > 1 else "",
+        request_id,
+        extra={
+            "method": method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+            "attempt": attempt,
+        },
+    )
+
+
+class _Attempt:
+    """The retry policy's attempt ``number`` (2 and up) runs inside this block
+    (a class, not ``contextlib.contextmanager``: no generator per attempt)."""
+
+    __slots__ = ("number", "token")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __enter__(self) -> None:
+        metrics = _current_metrics()
+        if metrics is not None and self.number > 1:
+            metrics.counts["opentrain.retries"] += 1
+        self.token = _ATTEMPT.set(self.number)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _ATTEMPT.reset(self.token)
+
+
+attempt = _Attempt
 
 
 # -- pacing --------------------------------------------------------------------------------
@@ -509,7 +253,8 @@ async def acquire(pacer: Any) -> float:
         admitted = await pacer.acquire()
     finally:
         metrics.queued -= 1
-    metrics.pacer_wait.record(time.perf_counter() - started)
+    waited = time.perf_counter() - started
+    metrics.record(metrics.pacer_wait, waited, None, _current_tracer() is not None)
     return admitted
 
 
@@ -601,7 +346,12 @@ def message_start() -> _Message | None:
     metrics = _current_metrics()
     tracer = _current_tracer()
     if tracer is None:
-        return None if metrics is None else _Message(metrics, None, None)
+        if metrics is None:
+            return None
+        if metrics.untraced is None:  # metrics only: one shared handle, nothing per message
+            metrics.untraced = _Message(metrics, None, None)
+        untraced: _Message = metrics.untraced
+        return untraced
     _PAUSED.set(False)  # a pause seen by the worker's last message is not this one's
     span = tracer.start_span("opentrain.message.send", kind=SpanKind.INTERNAL)
     token = _otel_context.attach(_otel_trace.set_span_in_context(span))
@@ -627,25 +377,36 @@ def message_end(
     span = message.span
     if span is None:
         return
-    if not span.is_recording():  # not sampled
-        span.end()
-        with contextlib.suppress(Exception):
-            _otel_context.detach(message.token)  # type: ignore[arg-type]
-        return
+    if span.is_recording():  # sampled
+        _end_message_span(span, kind, conversation_id, reconciled)
+    span.end()
+    _otel_context.detach(message.token)  # type: ignore[arg-type]  # never raises: logs
+
+
+def _end_message_span(
+    span: Any, kind: str | None, conversation_id: str | None, reconciled: bool
+) -> None:
+    attributes: dict[str, Any] = {}
     if kind is None:
         span.add_event("opentrain.cancelled")
     else:
-        span.set_attribute("opentrain.outcome", kind)
+        attributes["opentrain.outcome"] = kind
     if reconciled:
-        span.set_attribute("opentrain.reconciled", True)
+        attributes["opentrain.reconciled"] = True
     if kind not in ("sent", None):
-        span.set_attribute("error.type", kind)
+        attributes["error.type"] = kind
         span.set_status(Status(StatusCode.ERROR))
     if conversation_id is not None and os.environ.get(CONVERSATION_IDS_ENV_VAR) == "1":
-        span.set_attribute("opentrain.conversation.id", conversation_id)
-    span.end()
-    with contextlib.suppress(Exception):
-        _otel_context.detach(message.token)  # type: ignore[arg-type]
+        attributes["opentrain.conversation.id"] = conversation_id
+    span.set_attributes(attributes)  # one call: each takes the span's lock
+
+
+class _Outcome(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Outcome)
 
 
 def counted(result: _T) -> _T:
@@ -660,6 +421,10 @@ def counted(result: _T) -> _T:
 def outcome(message: _Message | None, result: Any) -> None:
     """``message_end`` for a bulk ``SendOutcome``."""
     if message is None:
+        return
+    metrics = message.metrics
+    if message.span is None and metrics is not None:  # metrics only: just the count
+        metrics.outcomes[result.kind] += 1
         return
     sent = result.message
     conversation_id = getattr(sent if sent is not None else result.error, "conversation_id", None)

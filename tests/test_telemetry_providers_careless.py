@@ -115,11 +115,11 @@ async def test_a_misconfigured_provider_variable_never_fails_a_send(
     from opentelemetry import trace
     from opentelemetry.metrics import _internal as metrics_internal
 
-    from opentrain_async import _telemetry
+    from opentrain_async import _telemetry_instruments
 
     monkeypatch.setenv("OTEL_PYTHON_METER_PROVIDER", "no_such_provider")
     monkeypatch.setenv("OTEL_PYTHON_TRACER_PROVIDER", "no_such_provider")
-    monkeypatch.setattr(_telemetry, "_FAST", False)  # read at import: as if set before it
+    monkeypatch.setattr(_telemetry_instruments, "_FAST", False)  # read at import: as if set before it
     monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     conv = server.add_conversation()
