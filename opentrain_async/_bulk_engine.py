@@ -335,9 +335,14 @@ class _Engine:
                 waits = 0  # this input's engine waits: after one, its retries are late
                 while True:
                     try:
-                        message, reconciled = await self._deliver(
-                            conversation_id, content, self._reconcile, self, waits == 0
-                        )
+                        if waits:
+                            message, reconciled = await self._resend(
+                                conversation_id, content, waits
+                            )
+                        else:
+                            message, reconciled = await self._deliver(
+                                conversation_id, content, self._reconcile, self, True
+                            )
                         break
                     except RateLimitError as exc:
                         # The attempt that failed is the retry budget's last plus these
@@ -370,6 +375,12 @@ class _Engine:
             outcome = SendOutcome(index, item, message, None, key, reconciled)
         _telemetry.outcome(span, outcome)
         return outcome
+
+    async def _resend(self, conversation_id: str, content: str, waits: int) -> tuple[Message, bool]:
+        """The input sent again after ``waits`` engine waits, each after a spent retry
+        budget: its attempts are numbered on from those (telemetry, log records)."""
+        with _telemetry.resent(waits * (self._policy.max_retries + 1)):
+            return await self._deliver(conversation_id, content, self._reconcile, self, False)
 
     async def _pass_on(self, parked: Pulled, outcome: SendOutcome) -> Parked | None:
         """Record the outcome and hand it on; in order, returns the next input of its

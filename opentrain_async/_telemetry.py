@@ -68,6 +68,7 @@ __all__ = [
     "read_back",
     "request_end",
     "request_start",
+    "resent",
     "watch",
 ]
 
@@ -80,6 +81,8 @@ LONG_PAUSE = 5.0
 """A pause of the whole client this long or longer is logged as a WARNING."""
 
 _ATTEMPT: ContextVar[int] = ContextVar("opentrain_attempt", default=1)
+_RESENT: ContextVar[int] = ContextVar("opentrain_resent", default=0)
+"""Attempts of this input before the current retry loop (the bulk engine's resends)."""
 _PAUSED: ContextVar[bool] = ContextVar("opentrain_paused", default=False)
 """Set in a message's task when its 429 paused the client: its next attempt, admitted
 after the pause, marks the pause's end on the message span."""
@@ -122,7 +125,7 @@ def request_start(method: str, path: str, host: str | None, port: int | None) ->
     }
     if port is not None:
         attributes["server.port"] = port
-    attempt = _ATTEMPT.get()
+    attempt = _ATTEMPT.get() + _RESENT.get()
     if attempt > 1:
         attributes["http.request.resend_count"] = attempt - 1
     if _PAUSED.get():  # this message's 429 paused the client; admitted again now
@@ -195,7 +198,7 @@ def _log_request(
 ) -> None:
     """The request's DEBUG record, its fields as record attributes."""
     duration_ms = round(seconds * 1000, 1)
-    attempt = _ATTEMPT.get()  # the attempt's task: the same value as at its start
+    attempt = _ATTEMPT.get() + _RESENT.get()  # the attempt's task: as at its start
     method = request.method
     logger.debug(
         "%s %s -> %s in %.1fms%s request_id=%s",
@@ -236,6 +239,25 @@ class _Attempt:
 
 
 attempt = _Attempt
+
+
+class _Resent:
+    """The bulk engine sends an input again after ``before`` attempts (its retry budget
+    spent on 429s): the attempts inside are numbered on from those."""
+
+    __slots__ = ("before", "token")
+
+    def __init__(self, before: int) -> None:
+        self.before = before
+
+    def __enter__(self) -> None:
+        self.token = _RESENT.set(self.before)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _RESENT.reset(self.token)
+
+
+resent = _Resent
 
 
 # -- pacing --------------------------------------------------------------------------------

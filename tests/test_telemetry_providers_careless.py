@@ -119,7 +119,9 @@ async def test_a_misconfigured_provider_variable_never_fails_a_send(
 
     monkeypatch.setenv("OTEL_PYTHON_METER_PROVIDER", "no_such_provider")
     monkeypatch.setenv("OTEL_PYTHON_TRACER_PROVIDER", "no_such_provider")
-    monkeypatch.setattr(_telemetry_instruments, "_FAST", False)  # read at import: as if set before it
+    monkeypatch.setattr(
+        _telemetry_instruments, "_FAST", False
+    )  # read at import: as if set before it
     monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     conv = server.add_conversation()
