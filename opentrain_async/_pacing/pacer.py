@@ -151,7 +151,9 @@ class Pacer:
         """A short human description of the current pace (for progress displays)."""
         paused = self.pause_remaining()
         rate = self.current_rate(self._clock() + max(paused, 0.0))
-        pace = "unpaced" if rate is None else f"{rate:,.0f}/s"
+        # Two significant figures under 10/s: a window of one send per 2 s is "0.5/s",
+        # not "0/s".
+        pace = "unpaced" if rate is None else f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"
         if rate is not None:
             pace += " (learned)" if self.state.limit is not None else " (stated)"
         if paused >= 1:  # a long wait is never silent (a 429's hint)
