@@ -64,12 +64,6 @@ async def test_a_pause_another_client_learned_is_not_silent(
     assert "sharing" in warnings[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pacing (issue 19): a fresh pacer in window mode admits its first requests "
-    "without reading the shared state, so a pause another client learned from a "
-    "whole-second hint is not honoured (and so not reported either)",
-)
 async def test_a_whole_second_pause_another_client_learned_is_honoured(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -131,9 +131,17 @@ class Pacer:
         return self._state
 
     def current_rate(self, now: float | None = None) -> float | None:
-        """The rate requests may start at right now, or None when unpaced."""
+        """The rate requests may start at right now, or None when unpaced.  In a
+        window's mode the window's average (its allowance W per hint, else the learned
+        limit): the curve is set aside there and, never frozen by a reservation, read
+        raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
         local = self._clock() if now is None else now
-        return current_rate(self.state, local + self._offset, self.tuning, self.rate_limit)
+        state = self.state
+        if self._window_mode() and state.limit is not None:
+            if self._win_size is not None:
+                return self._win_size / state.window_hint
+            return state.limit
+        return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
     def pause_remaining(self) -> float:
         """Seconds until the current pause after a 429 ends (0 or less: not paused)."""
@@ -143,7 +151,9 @@ class Pacer:
         """A short human description of the current pace (for progress displays)."""
         paused = self.pause_remaining()
         rate = self.current_rate(self._clock() + max(paused, 0.0))
-        pace = "unpaced" if rate is None else f"{rate:,.0f}/s"
+        # Two significant figures under 10/s: a window of one send per 2 s is "0.5/s",
+        # not "0/s".
+        pace = "unpaced" if rate is None else f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"
         if rate is not None:
             pace += " (learned)" if self.state.limit is not None else " (stated)"
         if paused >= 1:  # a long wait is never silent (a 429's hint)
@@ -345,6 +355,7 @@ class Pacer:
         a time (a probe: its 429 says when the window resets, its success that W grew);
         None: wait (a pause, or a probe in flight)."""
         now = self._clock()
+        self._window_shared_pause(now)
         if now < self._pause_until:
             return None
         if self._win_reset_due:  # the pause just over ended at a reset: a new window
@@ -363,6 +374,19 @@ class Pacer:
             self._win_probing = True
         self.window.count_in()
         return now + self._offset
+
+    def _window_shared_pause(self, now: float) -> None:
+        """Honour a pause in the shared state before any send: window mode reserves
+        no slots, so it reads the in-memory state itself (another client sharing it may
+        have been told to wait for the window's reset)."""
+        until = self.state.pause_until - self._offset
+        if until <= self._pause_until:
+            return
+        if until > max(self._pause_until, now) + 0.5:  # another client's 429
+            _telemetry.pause(now, self._pause_until, until, None, shared=True)
+        if until - now > 1.0:  # longer than any short pause: it ends at a reset
+            self._win_reset_due = True
+        self._pause_until = until
 
     def _window_feedback(self, sent_at: float, accepted: bool) -> None:
         if accepted and sent_at - self._offset >= self._win_opened:

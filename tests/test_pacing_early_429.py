@@ -1,0 +1,123 @@
+"""A small job that meets a 429 early: the pace it shows is the one it keeps, and it
+does not slow to a crawl.
+
+In a window's mode (a hint said when the window resets) the pacer sets the rate curve
+aside and sends each window's allowance at its reset; the curve, never frozen by a
+reservation there, went on doubling, and ``describe()`` (and the
+``opentrain.pacer.rate`` gauge) read it: "565,957/s (learned)" beside a learned limit
+of 0.5/s.  Virtual time throughout (no real waiting).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from opentrain_async import OpenTrainClient
+from opentrain_async.testing import FakeOpenTrain, FakeTime, FixedWindow, TokenBucket
+
+
+def _rate_shown(description: str) -> float:
+    """The rate in a ``describe()`` text ("... 12/s (learned)")."""
+    return float(description.rsplit("/s", 1)[0].rsplit(" ", 1)[-1].replace(",", ""))
+
+
+async def test_the_rate_shown_in_a_windows_mode_is_the_windows_average() -> None:
+    """One send per 2 s window, 7 sends 8 at a time: every pace shown while the job
+    runs (at each accepted send) stays within the limits the learned state holds, near
+    the server's 0.5/s, never the free-running curve's tens of thousands per second."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
+        server.set_rate_limit(FixedWindow(limit=1, window=2.0))
+        convs = [server.add_conversation() for _ in range(7)]
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=time.clock, sleep=time.sleep, max_concurrency=8
+        ) as client:
+            pacer = client.pacer
+            shown: list[tuple[float, float, str]] = []
+            on_success = pacer.on_success
+
+            def watch(sent_at: float) -> None:
+                on_success(sent_at)
+                state = pacer.state
+                if state.limit is not None and state.window_hint:
+                    shown.append((_rate_shown(pacer.describe()), state.limit, pacer.describe()))
+
+            pacer.on_success = watch  # type: ignore[method-assign]
+            report = await client.send_all([(c, "x") for c in convs])
+    assert report.sent == 7
+    assert shown  # the window's mode was reached while sends were accepted
+    for rate, limit, description in shown:
+        assert rate <= max(4 * limit, 2.0), (description, limit)
+    assert all(rate <= 2.0 for rate, _, _ in shown[-3:]), shown  # the server allows 0.5/s
+    assert shown[-1][2] == "0.5/s (learned)"  # not "0/s": two significant figures
+
+
+async def test_four_messages_with_one_early_rounded_429_do_not_crawl() -> None:
+    """A 4-line job whose first send is answered 429 with a rounded 1 s hint: the rest
+    go at once (the server accepts them), not at one per two seconds."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
+        convs = [server.add_conversation() for _ in range(4)]
+        server.throttle_next(1, retry_after=1)
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=time.clock, sleep=time.sleep
+        ) as client:
+            start = time.clock()
+            report = await client.send_all([(c, "x") for c in convs])
+            elapsed = time.clock() - start
+            rate = client.pacer.current_rate()
+            limit = client.pacer.state.limit
+    assert report.sent == 4
+    assert elapsed < 1.5, elapsed  # at most the hint's second, not 2 s per send
+    assert limit is not None
+    assert limit >= 1
+    assert rate is not None
+    assert rate <= 1_000 * limit
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pacing: four sends into a 2/s bucket whose hints are rounded up to 1 s take "
+    "4.5 s (ideal 1.5 s, 7 429s): the first estimate starts the search at 10/s, each "
+    "cut keeps at least half the drawing rate, and a request's second 429 waits the "
+    "whole rounded second in the retry policy",
+)
+async def test_four_messages_into_a_bucket_with_rounded_hints_go_at_its_rate() -> None:
+    """A bucket of 2/s (hints rounded up to whole seconds): the four finish about when
+    the bucket allows them ((4 - 1) / 2 = 1.5 s), well before 0.5/s would (6 s)."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
+        server.set_rate_limit(TokenBucket(rate=2.0, burst=1, integer_hints=True))
+        convs = [server.add_conversation() for _ in range(4)]
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=time.clock, sleep=time.sleep
+        ) as client:
+            start = time.clock()
+            report = await client.send_all([(c, "x") for c in convs])
+            elapsed = time.clock() - start
+    assert report.sent == 4
+    assert elapsed < 3.0, elapsed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pacing: a burst taken at once is read as a rate: 8 successes in the same "
+    "tenth of a second start the search at 80/s (samples.first_estimate divides by "
+    "the 0.1 s floor), and with rounded hints no later 429 cuts it (the accepted rate "
+    "is not trusted while requests wait in the retry policy, not at the pacer)",
+)
+async def test_a_buckets_burst_is_not_learned_as_its_rate() -> None:
+    """A bucket of 2/s with a burst of 8 and rounded hints: twelve sends 32 at a time.
+    The pace learned by the end is near the 2/s the bucket refills at, not the 80/s its
+    burst went out at."""
+    time = FakeTime()
+    async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
+        server.set_rate_limit(TokenBucket(rate=2.0, burst=8, integer_hints=True))
+        convs = [server.add_conversation() for _ in range(12)]
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=time.clock, sleep=time.sleep, max_concurrency=32
+        ) as client:
+            report = await client.send_all([(c, "x") for c in convs])
+            description = client.pacer.describe()
+    assert report.sent == 12
+    assert _rate_shown(description) <= 20, description
