@@ -32,12 +32,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict opentrain_async
 
-# pytest-xdist workers (coverage measures them: subprocesses are patched) and the tests
-# marked `process` too (real signals, kill -9, a terminal). Four on two cores: most tests
-# spend most of their time waiting (a process starting, a lease expiring, a real rate),
-# and four workers fill those waits. Tests are handed out two at a time, the `process`
-# ones first (tests/conftest.py), so the long ones start early and none ends the run alone.
-PYTEST_WORKERS ?= 4
+# Two pytest-xdist workers (coverage measures them: subprocesses are patched) and the
+# tests marked `process` too (real signals, kill -9, a terminal). Four were no faster on
+# two cores (more CPU, and timing-sensitive Redis pacing tests failed). Tests are handed
+# out two at a time, the `process` ones first (tests/conftest.py), so the long ones start
+# early and none ends the run alone.
+PYTEST_WORKERS ?= 2
 PYTEST_DIST ?= --dist load --maxschedchunk 2
 
 unit: $(STAMP)
