@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
+# Some machines (this project's CI among them) set PYTHONDONTWRITEBYTECODE: then every
+# process compiles the package and pytest rewrites every test module again, ~0.3 s per CLI
+# process the tests start and ~3 s per pytest worker. __pycache__ is in .gitignore.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: test quick lint typecheck unit demo bench docs pythons clean
 
 # dev, docs and bench are PEP 735 dependency groups (never published): pip 25.1+ installs them.
@@ -27,13 +32,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict opentrain_async
 
-# Two pytest-xdist workers (coverage measures them: subprocesses are patched) and
-# the tests marked `process` too (real signals, kill -9, a terminal).
+# Two pytest-xdist workers (coverage measures them: subprocesses are patched) and the
+# tests marked `process` too (real signals, kill -9, a terminal). Four were no faster on
+# two cores (more CPU, and timing-sensitive Redis pacing tests failed). Tests are handed
+# out two at a time, the `process` ones first (tests/conftest.py), so the long ones start
+# early and none ends the run alone.
 PYTEST_WORKERS ?= 2
+PYTEST_DIST ?= --dist load --maxschedchunk 2
 
 unit: $(STAMP)
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q -n $(PYTEST_WORKERS)
+	$(BIN)/coverage run -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_DIST)
 	$(BIN)/coverage combine -q 2>/dev/null || true
 	$(BIN)/coverage report
 
@@ -42,7 +51,7 @@ test: lint typecheck unit
 # The edit-test loop: lint and every test that starts no process, no coverage.
 quick: $(STAMP)
 	$(BIN)/ruff check opentrain_async tests
-	$(BIN)/pytest -q -x -n $(PYTEST_WORKERS) -m "not process" -p no:cacheprovider
+	$(BIN)/pytest -q -x -n $(PYTEST_WORKERS) $(PYTEST_DIST) -m "not process" -p no:cacheprovider
 
 demo: $(STAMP)
 	$(BIN)/python -m opentrain_async demo

@@ -64,6 +64,14 @@ def make_client(server: FakeOpenTrain, **options: Any) -> OpenTrainClient:
     return OpenTrainClient(options.pop("token", server.token), server.base_url, **options)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start processes first (order otherwise kept): they are the longest and
+    mostly wait, so pytest-xdist's workers (handed two tests at a time, see the Makefile)
+    start them early and fill their waits with the short in-process tests, instead of
+    ending the run on one worker's long tail."""
+    items.sort(key=lambda item: item.get_closest_marker("process") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

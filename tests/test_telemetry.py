@@ -300,19 +300,24 @@ async def test_unsampled_messages_cost_no_http_spans(
 
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(otel.exporter))
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
-    started: list[str] = []
-    tracer = provider.get_tracer("spy")
-    real = type(tracer).start_span
+    # Put back by hand, not by monkeypatch: its undo runs after the `otel` fixture's and
+    # would leave that fixture's shut-down provider as the global one for later tests.
+    saved, trace._TRACER_PROVIDER = trace._TRACER_PROVIDER, provider
+    try:
+        started: list[str] = []
+        tracer = provider.get_tracer("spy")
+        real = type(tracer).start_span
 
-    def spy(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        started.append(name)
-        return real(self, name, *args, **kwargs)
+        def spy(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            started.append(name)
+            return real(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(type(tracer), "start_span", spy)
-    conv = server.add_conversation()
-    async with make_client(server) as client:
-        report = await client.send_all([(conv, f"unsampled {i}") for i in range(5)])
+        monkeypatch.setattr(type(tracer), "start_span", spy)
+        conv = server.add_conversation()
+        async with make_client(server) as client:
+            report = await client.send_all([(conv, f"unsampled {i}") for i in range(5)])
+    finally:
+        trace._TRACER_PROVIDER = saved
     assert report.sent == 5
     assert started == ["opentrain.message.send"] * 5
     assert otel.spans() == ()
