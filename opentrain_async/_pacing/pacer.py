@@ -132,14 +132,15 @@ class Pacer:
 
     def current_rate(self, now: float | None = None) -> float | None:
         """The rate requests may start at right now, or None when unpaced.  In a
-        window's mode the window's average (its allowance W per hint, else the learned
-        limit): the curve is set aside there and, never frozen by a reservation, read
+        window's mode the window's average: its allowance W per hint, at most the
+        learned limit (a hint is the time left to the reset, perhaps a fraction of the
+        window).  The curve is set aside there and, never frozen by a reservation, read
         raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
         local = self._clock() if now is None else now
         state = self.state
         if self._window_mode() and state.limit is not None:
             if self._win_size is not None:
-                return self._win_size / state.window_hint
+                return min(self._win_size / state.window_hint, state.limit)
             return state.limit
         return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
