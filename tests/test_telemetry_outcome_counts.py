@@ -125,9 +125,12 @@ async def test_sends_cut_off_after_the_grace_are_counted_once(
     async with make_client(server, max_concurrency=3) as client:
         async with client.send_many(items, grace=0.05) as outcomes:
             waiting = asyncio.create_task(anext(outcomes))  # the sends start when awaited
-            async with asyncio.timeout(10):
+
+            async def until_a_send_is_in_flight() -> None:
                 while server.in_flight < 1:  # noqa: ASYNC110 - the server has no event for this
                     await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(until_a_send_is_in_flight(), 10)  # 3.10: no asyncio.timeout
         with pytest.raises(StopAsyncIteration):
             await waiting  # the loop was left: the waiting consumer sees the end
         unreported = outcomes.unreported
