@@ -48,10 +48,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# The edit-test loop: lint and every test that starts no process, no coverage.
+# The edit-test loop: lint and every test that starts no process and waits no second
+# of real time (markers `process` and `slow`: `make test` runs them), no coverage.
 quick: $(STAMP)
 	$(BIN)/ruff check opentrain_async tests
-	$(BIN)/pytest -q -x -n $(PYTEST_WORKERS) $(PYTEST_DIST) -m "not process" -p no:cacheprovider
+	$(BIN)/pytest -q -x -n $(PYTEST_WORKERS) $(PYTEST_DIST) -m "not process and not slow" -p no:cacheprovider
 
 demo: $(STAMP)
 	$(BIN)/python -m opentrain_async demo

@@ -65,10 +65,10 @@ def make_client(server: FakeOpenTrain, **options: Any) -> OpenTrainClient:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that start processes first (order otherwise kept): they are the longest and
-    mostly wait, so pytest-xdist's workers (handed two tests at a time, see the Makefile)
-    start them early and fill their waits with the short in-process tests, instead of
-    ending the run on one worker's long tail."""
+    """The tests that start processes first (order otherwise kept): they are the longest
+    and mostly wait, so pytest-xdist's workers (handed two tests at a time, see the
+    Makefile) start them early and fill their waits with the short in-process tests,
+    instead of ending the run on one worker's long tail."""
     items.sort(key=lambda item: item.get_closest_marker("process") is None)
 
 
@@ -77,6 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "process: starts a real process because the process is the point (signals, kill -9, "
         "a terminal, the interpreter's start-up); `make quick` leaves these out",
+    )
+    config.addinivalue_line(
+        "markers",
+        "slow: in-process, but waits a second or more of real time (Redis lease and pacing "
+        "timings, a CLI run at a server's pace, the docs build); `make quick` leaves these out",
     )
 
 

@@ -8,6 +8,8 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from opentrain_async import OpenTrainClient
 from opentrain_async._cli._journal import content_hash, identity
 from opentrain_async.testing import FakeOpenTrain
@@ -71,6 +73,7 @@ async def test_deleting_and_repeating_lines_keeps_count_of_identical_messages(
     assert contents == ["other", "reminder", "reminder", "reminder"]
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_dry_run_of_a_grown_file_counts_only_new_lines(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
@@ -192,6 +195,7 @@ async def test_journal_of_another_job_is_refused(server: FakeOpenTrain, tmp_path
     assert len(server.messages(conv)) == 4
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_resume_with_a_journal_from_the_future_does_not_stall(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

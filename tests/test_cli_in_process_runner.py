@@ -15,6 +15,7 @@ from opentrain_async.testing import FakeOpenTrain
 from .cli_helpers import cli_env, in_process_runs_ended, run_cli
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_a_run_that_times_out_is_interrupted_and_leaves_nothing_behind(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:

@@ -161,6 +161,7 @@ async def test_send_says_it_is_retrying_and_why(tmp_path: Any) -> None:
     assert "(attempt 2 of 6) because the server answered 429 (rate limited)" in result.err
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_bulk_progress_counts_bad_lines_into_the_total(tmp_path: Any) -> None:
     """The plain progress line's total is every input, bad lines included, like the summary."""
     async with FakeOpenTrain(record_requests=False) as server:

@@ -34,6 +34,7 @@ def _build(site: Path) -> str:
     return done.stderr
 
 
+@pytest.mark.slow  # waits a second or more of real time
 def test_the_site_builds_strict_and_documents_every_public_name(tmp_path: Path) -> None:
     """Every name in ``opentrain_async.__all__`` and ``opentrain_async.testing.__all__`` has
     an entry (an HTML anchor) in the generated API reference."""

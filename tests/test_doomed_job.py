@@ -156,6 +156,7 @@ async def test_cli_base_url_that_is_not_the_api_exits_3(
     assert server.stats()["sends"] == 0
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_cli_stops_when_the_token_is_revoked_mid_run(tmp_path: Path) -> None:
     """The account becomes unclaimed mid-run: the run stops (no 1,000 failures), says
     why, and a rerun after the fix delivers the rest exactly once."""

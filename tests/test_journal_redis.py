@@ -278,6 +278,7 @@ async def test_holder_dead_on_this_machine_is_taken_over_at_once(
         await ghost.close()
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_paused_holder_loses_its_lease_and_cannot_send_or_record(
     redis_server: RedisServer,
 ) -> None:
@@ -304,6 +305,7 @@ async def test_paused_holder_loses_its_lease_and_cannot_send_or_record(
         await paused.aclose()
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_fencing_is_checked_in_redis_not_only_locally(redis_server: RedisServer) -> None:
     """Even with a clock that says the lease still holds, Redis refuses a stale holder."""
     url = _url(redis_server, lease="1")
@@ -336,6 +338,7 @@ async def _acquire_eventually(store: RedisJournalStore, timeout: float = 10.0) -
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_renewal_keeps_a_live_holder(redis_server: RedisServer) -> None:
     """A running holder keeps its 1 s lease for several seconds: nobody can take it."""
     url = _url(redis_server, lease="1")

@@ -77,6 +77,7 @@ async def test_an_expired_lease_with_the_journal_still_there_is_not_gone(
     assert await outside.llen(store.url.key("records")) == 1  # nothing of it was removed
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_the_renewer_seeing_the_flush_first_says_gone(
     redis_server: RedisServer, outside: redis_asyncio.Redis
 ) -> None:

@@ -112,6 +112,7 @@ async def test_fail_closed_cli_waiting_for_redis_exits_cleanly_on_ctrl_c(
     assert server.sends == []
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
     server: FakeOpenTrain, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -100,6 +100,7 @@ async def test_each_clients_stated_limit_is_its_own(
     assert_exactly_once(server, 60)
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_two_clients_learn_one_limit(
     server: FakeOpenTrain, redis_server: RedisServer
 ) -> None:

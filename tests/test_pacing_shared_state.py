@@ -119,6 +119,7 @@ async def test_a_corrupt_hash_is_paced_around_locally_with_a_warning(
     await shared.aclose()
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_a_corrupt_key_is_not_kept_alive_and_the_processes_rejoin(
     redis: redis_asyncio.Redis,
 ) -> None:
@@ -182,6 +183,7 @@ async def test_a_capped_processs_429_does_not_cut_the_shared_limit_to_its_cap(
     await a.aclose()
 
 
+@pytest.mark.slow  # waits a second or more of real time
 async def test_two_clients_a_neighbour_at_1_per_s_does_not_slow_the_other(
     server: FakeOpenTrain, redis_server: RedisServer, redis: redis_asyncio.Redis
 ) -> None:
