@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,25 @@ class Telemetry:
 
     def spans(self) -> tuple[ReadableSpan, ...]:
         return self.exporter.get_finished_spans()
+
+    def attribute_values(self) -> list[str]:
+        """Every span name, attribute and event, and every metric point's and exemplar's
+        attribute, as text: where a secret or content must never be."""
+        values: list[Any] = []
+        for span in self.spans():
+            values += [span.name, *span.attributes.values()]
+            for event in span.events:
+                values += [event.name, *event.attributes.values()]
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        values += list(point.attributes.values())
+                        for exemplar in getattr(point, "exemplars", None) or ():
+                            values += list((exemplar.filtered_attributes or {}).values())
+        return [json.dumps(v) if not isinstance(v, str) else v for v in values]
 
 
 def use_global_providers() -> Iterator[Telemetry]:

@@ -4,7 +4,6 @@ exporter installed as the global providers (as an application would set them up)
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import subprocess
 import sys
@@ -31,23 +30,6 @@ def _clients(telemetry: Telemetry) -> set[str]:
     """The ``opentrain.client`` numbers of the live clients."""
     _telemetry._current_metrics()  # the gauges, even before this provider saw a request
     return {p.attributes["opentrain.client"] for p in telemetry.points("opentrain.pacer.paused")}
-
-
-def _attribute_values(telemetry: Telemetry) -> list[str]:
-    """Every attribute value of every span, span event and metric point, as text."""
-    values: list[Any] = []
-    for span in telemetry.spans():
-        values += [span.name, *span.attributes.values()]
-        for event in span.events:
-            values += [event.name, *event.attributes.values()]
-    data = telemetry.reader.get_metrics_data()
-    assert data is not None
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    values += list(point.attributes.values())
-    return [json.dumps(v) if not isinstance(v, str) else v for v in values]
 
 
 async def test_a_bulk_job_reports_what_the_server_saw(otel: Telemetry) -> None:
@@ -106,7 +88,7 @@ async def test_a_bulk_job_reports_what_the_server_saw(otel: Telemetry) -> None:
     assert "opentrain.pause.start" in events
     assert "opentrain.pause.end" in events
 
-    text = "\n".join(_attribute_values(otel))
+    text = "\n".join(otel.attribute_values())
     assert SECRET not in text
     assert "private" not in text
     assert not any(conv in text for conv in convs)  # not without the opt-in
@@ -135,7 +117,7 @@ async def test_a_server_echoing_the_token_never_reaches_an_attribute(otel: Telem
         async with make_client(server, max_retries=0) as client:
             with pytest.raises(Exception, match="no"):
                 await client.send_message(conv, "secret content")
-    text = "\n".join(_attribute_values(otel))
+    text = "\n".join(otel.attribute_values())
     assert SECRET not in text
     assert "secret content" not in text
     (http,) = (s for s in otel.spans() if s.name == "POST /messages")

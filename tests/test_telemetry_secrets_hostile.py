@@ -31,20 +31,7 @@ def otel() -> Iterator[Telemetry]:
 def _everything(otel: Telemetry, records: list[logging.LogRecord]) -> str:
     """Every span name, attribute and event, metric and exemplar attribute and log
     field, as text."""
-    values: list[Any] = []
-    for span in otel.spans():
-        values += [span.name, *span.attributes.values()]
-        for event in span.events:
-            values += [event.name, *event.attributes.values()]
-    data = otel.reader.get_metrics_data()
-    assert data is not None
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    values += list(point.attributes.values())
-                    for exemplar in getattr(point, "exemplars", None) or ():
-                        values += list((exemplar.filtered_attributes or {}).values())
+    values: list[Any] = list(otel.attribute_values())
     for record in records:
         values += [record.getMessage(), *(getattr(record, k, None) for k in _EXTRA)]
     return "\n".join(json.dumps(v) if not isinstance(v, str) else v for v in values)
