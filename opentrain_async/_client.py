@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -341,12 +341,23 @@ class OpenTrainClient(SendMixin, ReadMixin):
         self, conversation_id: str, content: str, reconcile: bool, checked: bool = False
     ) -> Message:
         """Check (unless ``checked``) and deliver one message, as one message span."""
-        span = _telemetry.message_start()  # the message's span; its outcome is counted
-        try:
+
+        async def deliver() -> tuple[Message, bool]:
             if not checked:  # inside the span: invalid input is an outcome too
                 validate_conversation_id(conversation_id)
                 validate_content(content)
-            message, reconciled = await self._delivery.deliver(conversation_id, content, reconcile)
+            return await self._delivery.deliver(conversation_id, content, reconcile)
+
+        return await self._as_message(conversation_id, deliver())
+
+    async def _as_message(
+        self, conversation_id: str | None, send: Awaitable[tuple[Message, bool]]
+    ) -> Message:
+        """Await ``send`` (the message and whether read-back found it) as one message
+        span with its one counted outcome; cancelled, the span ends with none."""
+        span = _telemetry.message_start()
+        try:
+            message, reconciled = await send
         except OpenTrainError as exc:
             _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
             raise
@@ -365,20 +376,16 @@ class OpenTrainClient(SendMixin, ReadMixin):
         ``send_message`` with ``reconcile=True``.  Costs one read per reply; raises
         ``DeliveryUnknownError`` rather than send when it cannot read back that far.
         """
-        span = _telemetry.message_start()  # an answer is a message: its span and outcome
-        conversation_id = getattr(incoming, "conversation_id", None)
-        try:
+
+        async def answer() -> tuple[Message, bool]:
+            clock = self._time.monotonic
             message = await reply_once(
-                self._delivery, self, self._replies, incoming, content, clock=self._time.monotonic
+                self._delivery, self, self._replies, incoming, content, clock=clock
             )
-        except OpenTrainError as exc:
-            _telemetry.message_end(span, outcome_kind(exc), conversation_id=conversation_id)
-            raise
-        except BaseException:  # cancelled: no outcome, but the span ends here
-            _telemetry.message_end(span, None)
-            raise
-        _telemetry.message_end(span, "sent", conversation_id=conversation_id)
-        return message
+            return message, False
+
+        # An answer is a message: its span and counted outcome.
+        return await self._as_message(getattr(incoming, "conversation_id", None), answer())
 
     def _journal(self, journal: JournalSpec) -> SendHooks:
         """The hooks that journal a bulk run (loaded on first use: the journal stores
