@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,3 +89,11 @@ def use_global_providers() -> Iterator[Telemetry]:
         metrics_internal._METER_PROVIDER, trace._TRACER_PROVIDER = saved
         meter_provider.shutdown()
         tracer_provider.shutdown()
+
+
+async def run_python(code: str) -> None:
+    """Run ``code`` in a fresh interpreter, for what this process cannot undo (a package
+    imported already, providers the API has built); it must exit 0."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()

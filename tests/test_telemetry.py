@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ from opentrain_async import OpenTrainClient, _telemetry
 from opentrain_async.testing import FakeOpenTrain, FakeTime, TokenBucket
 
 from .conftest import make_client
-from .telemetry_helpers import Telemetry, use_global_providers
+from .telemetry_helpers import Telemetry, run_python, use_global_providers
 
 SECRET = "sk-telemetry-secret-token-0123456789"
 
@@ -236,11 +234,8 @@ async def main():
     assert report.sent == 2, report
 asyncio.run(main())
 """
-    import asyncio
 
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+    await run_python(code)
     assert len(server.messages(conv)) == 2
 
 

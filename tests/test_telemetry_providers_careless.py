@@ -4,9 +4,6 @@ may fail because of telemetry, and what is reported goes to the provider of the 
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .conftest import make_client
-from .telemetry_helpers import Telemetry, use_global_providers
+from .telemetry_helpers import Telemetry, run_python, use_global_providers
 
 
 @pytest.fixture
@@ -100,9 +97,7 @@ async def main():
     assert report.sent == 2, report
 asyncio.run(main())
 """
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+    await run_python(code)
     assert len(server.messages(conv)) == 2
 
 
