@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import random
 import statistics
@@ -208,6 +209,9 @@ def summarise(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A long pause's WARNING names a wall-clock time, meaningless in virtual time, and
+    # hundreds of draws would print thousands of them between the results.
+    logging.getLogger("opentrain_async").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.family_sim")
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--first", type=int, default=10_000, help="first seed (tune: 0)")
