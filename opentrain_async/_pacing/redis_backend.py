@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -84,7 +84,6 @@ __all__ = [
     "RedisPacingBackend",
     "RedisPacingOptions",
     "backend_from_url",
-    "client_backend",
     "decode_state",
     "encode_state",
     "pacing_key",
@@ -422,41 +421,3 @@ def backend_from_url(
         clock=clock,
         sleep=sleep,
     )
-
-
-def client_backend(
-    *,
-    pacer_given: bool,
-    backend: Any,
-    pacing_url: str | None,
-    fail_closed: bool | None,
-    env: Mapping[str, str],
-    api_root: str,
-    token: str,
-    on_fallback: Callable[[], None],
-    clock: Callable[[], float],
-    sleep: Callable[[float], Awaitable[Any]],
-) -> Any:
-    """The backend ``OpenTrainClient`` paces with: ``backend`` if given, else one for
-    ``pacing_url`` or ``$OT_PACING_URL`` ("" turns the variable off), else None (in
-    memory).  A Redis backend gets the key of this API root and token."""
-    if pacing_url is not None and not isinstance(pacing_url, str):
-        raise ConfigurationError(
-            f"pacing_url must be a redis:// URL string, got {type(pacing_url).__name__}"
-        )
-    if pacer_given or backend is not None:
-        if pacing_url or fail_closed is not None:  # both would be silently ignored
-            raise ConfigurationError(
-                "pass pacing_url/pacing_fail_closed, or pacer/pacing_backend, not both "
-                "(a RedisPacingBackend takes options=RedisPacingOptions(fail_closed=...))"
-            )
-    else:
-        url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
-        if url and url.strip():
-            backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
-    if isinstance(backend, RedisPacingBackend) and backend.key is None:
-        backend.key = pacing_key(api_root, token)
-    fallback = getattr(backend, "fallback", None)
-    if isinstance(fallback, PacingFallback):  # any backend with this policy is counted
-        fallback.on_fallback.append(on_fallback)
-    return backend
