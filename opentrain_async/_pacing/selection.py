@@ -8,8 +8,8 @@ from typing import Any
 
 from opentrain_async._errors import ConfigurationError
 
-from .fallback import PacingFallback
-from .redis_backend import PACING_URL_ENV, RedisPacingBackend, backend_from_url, pacing_key
+from .backend import PacingBackend
+from .redis_backend import PACING_URL_ENV, backend_from_url, pacing_key
 
 __all__ = ["client_backend"]
 
@@ -17,7 +17,7 @@ __all__ = ["client_backend"]
 def client_backend(
     *,
     pacer_given: bool,
-    backend: Any,
+    backend: PacingBackend | None,
     pacing_url: str | None,
     fail_closed: bool | None,
     env: Mapping[str, str],
@@ -26,10 +26,11 @@ def client_backend(
     on_fallback: Callable[[], None],
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[Any]],
-) -> Any:
+) -> PacingBackend | None:
     """The backend ``OpenTrainClient`` paces with: ``backend`` if given, else one for
     ``pacing_url`` or ``$OT_PACING_URL`` ("" turns the variable off), else None (in
-    memory).  A Redis backend gets the key of this API root and token."""
+    memory).  The backend is told the key of this API root and token (a shared one
+    names its state by it) and the client's fallback counter (``attach``)."""
     if pacing_url is not None and not isinstance(pacing_url, str):
         raise ConfigurationError(
             f"pacing_url must be a redis:// URL string, got {type(pacing_url).__name__}"
@@ -44,9 +45,6 @@ def client_backend(
         url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
         if url and url.strip():
             backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
-    if isinstance(backend, RedisPacingBackend) and backend.key is None:
-        backend.key = pacing_key(api_root, token)
-    fallback = getattr(backend, "fallback", None)
-    if isinstance(fallback, PacingFallback):  # any backend with this policy is counted
-        fallback.on_fallback.append(on_fallback)
+    if backend is not None:
+        backend.attach(pacing_key(api_root, token), on_fallback)
     return backend
