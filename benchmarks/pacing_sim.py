@@ -153,6 +153,9 @@ class _SharedBackend:
     async def aclose(self) -> None:
         await self._inner.aclose()
 
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        self._inner.attach(key, on_fallback)
+
 
 def _bucket(rate: float, burst: int, integer: bool = False) -> TokenBucket:
     return TokenBucket(rate=rate, burst=burst, integer_hints=integer)

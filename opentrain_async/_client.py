@@ -37,7 +37,7 @@ from ._options import (
     retry_policy_of,
 )
 from ._pacing import Pacer
-from ._pacing.redis_backend import client_backend
+from ._pacing.selection import client_backend
 from ._pipeline import MAX_RESPONSE_BYTES, ClientStats, Pipeline, as_client_timeout
 from ._proxy import proxy_from_env
 from ._raw import RawSink, raw_call

@@ -16,6 +16,7 @@ import opentrain_async
 import opentrain_async.testing
 
 from .cli_helpers import ROOT
+from .tool_env import tool_env
 
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
@@ -25,6 +26,7 @@ def _build(site: Path) -> str:
     done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -61,6 +63,7 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
         cwd=tmp_path,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -101,7 +101,7 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
         await redis.hset("agree", mapping=encode_state(before))
         count, successes = rng.randint(0, 40), rng.choice([0, 0, rng.randint(1, 50)])
         cap = rng.choice([None, rng.uniform(1, 3000)])
-        got = await backend._reserve(count, successes, cap)  # the script (the cap: reserve)
+        got = await backend.in_redis._reserve(count, successes, cap)  # the script, capped
         after = decode_state(await redis.hgetall("agree"))
         want_state, want = apply_reserve(before, got.now, count, successes, cap, backend.tuning)
         assert_states_equal(after, want_state)
@@ -153,10 +153,10 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         cap = rng.choice([None, None, rng.uniform(1, 3000)])
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
-        got = await backend._report(feedback, cap)  # the script (the cap: report)
+        got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
         stored = decode_state(await redis.hgetall("agree-report"))
         assert stored == got
-        now = backend._last[1] if backend._last is not None else now
+        now = backend.in_redis._last[1] if backend.in_redis._last is not None else now
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
@@ -176,21 +176,21 @@ async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redi
         await redis.hset("batch", mapping=encode_state(random_state(rng, now)))
         feedbacks = [random_feedback(rng, now) for _ in range(3)]
         calls = 0
-        script = backend._report_script
+        script = backend.in_redis._report_script
 
         async def counted(script: Any = script, **kwargs: Any) -> Any:
             nonlocal calls
             calls += 1
             return await script(**kwargs)
 
-        backend._report_script = counted  # type: ignore[assignment]
+        backend.in_redis._report_script = counted  # type: ignore[assignment]
         alone = await backend.report(feedbacks[0])
         first, b, c = await asyncio.gather(*(backend.report(f) for f in feedbacks))
-        backend._report_script = script
+        backend.in_redis._report_script = script
         assert calls == 3  # alone; then first alone, b and c together
         assert b == c
-        assert backend._last is not None
-        now = backend._last[1]
+        assert backend.in_redis._last is not None
+        now = backend.in_redis._last[1]
         want = first
         for feedback in feedbacks[1:]:
             want = apply_report(want, now, feedback, None, backend.tuning)

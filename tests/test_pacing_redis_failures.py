@@ -23,7 +23,7 @@ from .redis_server import RedisServer
 async def _probe_settled(backend: RedisPacingBackend) -> None:
     """Wait (deadline, no fixed sleep) for a background rejoin probe to finish."""
     deadline = time.monotonic() + 10
-    while backend.fallback.probe is not None and not backend.fallback.probe.done():
+    while backend.probe is not None and not backend.probe.done():
         assert time.monotonic() < deadline, "probe did not finish"
         await asyncio.sleep(0.005)
 
@@ -143,7 +143,7 @@ async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
             assert time.monotonic() < deadline, "the send never reached the server"
             await asyncio.sleep(0.005)
         await admin.execute_command("CLIENT", "PAUSE", "1500")
-        while not backend._report_lock.locked():
+        while not backend.in_redis._report_lock.locked():
             assert time.monotonic() < deadline, "the report never started"
             await asyncio.sleep(0.005)
         await client.close()

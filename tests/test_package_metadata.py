@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .cli_helpers import ROOT
+from .tool_env import tool_env
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-t", "sdist", "-d", out],
         cwd=ROOT,
+        env=tool_env(),
         check=True,
         capture_output=True,
     )
@@ -35,6 +37,7 @@ def test_twine_check_passes(dists: list[Path]) -> None:
     complete) accepts both distributions."""
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "twine", "check", "--strict", *map(str, dists)],
+        env=tool_env(),
         capture_output=True,
         text=True,
         check=False,

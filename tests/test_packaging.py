@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .cli_helpers import ROOT, assert_one_line_error, cli_env, run_cli_process
+from .tool_env import tool_env
 
 
 @pytest.mark.process
@@ -25,6 +26,7 @@ def test_wheel_and_sdist_carry_the_license_and_metadata(tmp_path: Path) -> None:
     subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-t", "sdist", "-d", tmp_path],
         cwd=ROOT,
+        env=tool_env(),
         check=True,
         capture_output=True,
     )

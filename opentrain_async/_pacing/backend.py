@@ -95,6 +95,12 @@ class PacingBackend(Protocol):
         """Release what the backend opened (a connection, a background task); the
         client calls it when it closes.  Nothing to do for a backend that opened nothing."""
 
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        """The client that paces with this backend: ``key`` names the shared state of its
+        API root and token (a backend that shares none, or was given a key, ignores
+        it); ``on_fallback`` is to be called each time the backend paces locally
+        because its shared side failed (the client counts these)."""
+
 
 def current_rate(
     state: PacingState, now: float, tuning: PacingTuning, cap: float | None = None
@@ -250,3 +256,6 @@ class InMemoryPacingBackend:
 
     async def aclose(self) -> None:
         """Nothing to release: the state is a field of this object."""
+
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        """Nothing to name or count: the state is this process's alone."""

@@ -1,14 +1,15 @@
-"""What pacing does when its shared backend fails: pace locally, say so once, count it,
+"""A pacing backend that outlives its shared side: pace locally, say so once, count it,
 try again now and then, rejoin.
 
-Generic over the shared side: a ``PacingFallback`` runs each call a shared backend makes
-(``call``); one of ``errors`` means the shared state is out of reach.  Fail-open (the
-default), the call's answer is None and the backend asks ``local`` (an
-``InMemoryPacingBackend`` seeded with this process's recent share of the shared rate)
-until a background ``rejoin`` succeeds; ``fail_closed`` waits ``retry_every`` and tries
-again instead.  Each outage logs one warning (the error's type only: its text may quote
-a URL or a server's reply) and calls every ``on_fallback`` (the client counts them in
-``stats.pacing_fallbacks``).  ``RedisPacingBackend`` is the shared backend that uses it.
+``PacingFallback`` wraps any ``PacingBackend`` (``wrapped``: the one other processes
+share) and is one itself.  Each call goes to ``wrapped``; one that raises one of
+``errors`` or takes longer than ``budget`` means the shared state is out of reach.
+Fail-open (the default), ``local`` answers (an ``InMemoryPacingBackend`` seeded with
+this process's recent share of the shared rate) until a background probe (``rejoin``;
+by default ``wrapped.load()``) succeeds; ``fail_closed`` waits ``retry_every`` and
+tries again instead.  Each outage logs one warning (the error's type only: its text may
+quote a URL or a server's reply) and calls every ``on_fallback`` (the client counts
+them in ``stats.pacing_fallbacks``).  ``RedisPacingBackend`` is this policy over Redis.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .backend import InMemoryPacingBackend
+from .backend import InMemoryPacingBackend, PacingBackend, Reservation
 from .curve import MIN_RATE
 from .shared_bounds import UnusableSharedState
-from .state import PacingState
+from .state import PacingFeedback, PacingState
 
 __all__ = ["PacingFallback"]
 
@@ -34,37 +35,44 @@ T = TypeVar("T")
 
 
 class PacingFallback:
-    """The fail-open / fail-closed policy of one shared pacing backend (module doc).
+    """``wrapped`` while it answers, else local pacing or waiting (module doc).
 
-    ``where`` names the shared side in messages (``"Redis at redis://h:6379/0"``,
-    never a password); ``state_ttl`` is how long an unused shared state lives (said
-    when it is unusable); ``learned`` tells whether the shared state had a rate when
-    last heard (else the local pacer starts slow); ``rejoin`` is the probe: it returns
-    when the shared side answers again, raising one of ``errors`` while it does not.
+    ``where`` names the shared side in messages (``"Redis at redis://h:6379/0"``, never
+    a password); ``errors`` are what mean "out of reach" (any exception by default;
+    ``budget``'s timeout always counts); ``state_ttl`` is how long an unused shared
+    state lives (said when it is unusable).  ``learned`` tells whether the shared state
+    had a rate when last heard (else the local pacer starts slow; by default: the last
+    answer had one); ``rejoin`` is the probe, given the local state: it returns when the
+    shared side answers again, raising one of ``errors`` while it does not.
     """
 
     def __init__(
         self,
-        local: InMemoryPacingBackend,
+        wrapped: PacingBackend,
         *,
         where: str,
-        errors: tuple[type[BaseException], ...],
-        fail_closed: bool,
-        retry_every: float,
-        state_ttl: float,
-        learned: Callable[[], bool],
-        rejoin: Callable[[], Awaitable[None]],
+        errors: tuple[type[BaseException], ...] = (Exception,),
+        budget: float | None = None,
+        fail_closed: bool = False,
+        retry_every: float = 1.0,
+        state_ttl: float | None = None,
+        learned: Callable[[], bool] | None = None,
+        rejoin: Callable[[PacingState], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self.local = local
+        self.wrapped = wrapped
+        self.tuning = wrapped.tuning
+        self.local = InMemoryPacingBackend(wrapped.tuning, clock=clock)
+        """Paces this process while the shared side is out of reach."""
         self.where = where
-        self.errors = errors
+        self.errors: tuple[type[BaseException], ...] = (*errors, TimeoutError, asyncio.TimeoutError)
+        self.budget = budget
         self.fail_closed = fail_closed
         self.retry_every = retry_every
         self.state_ttl = state_ttl
-        self._learned = learned
-        self._rejoin = rejoin
+        self._learned = learned or self._had_rate
+        self._rejoin = rejoin or self._load_again
         self._clock = clock
         self._sleep = sleep
         self.on_fallback: list[Callable[[], None]] = []
@@ -77,14 +85,58 @@ class PacingFallback:
         self.closed = False  # aclose() ran: local pacing, no outage, no reconnecting
         self._next_probe = 0.0
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
+        self._rate_heard = False  # the last shared answer had a rate (default ``learned``)
 
     @property
     def shared(self) -> bool:
         """True while the shared side answers (False: pacing locally after a failure)."""
         return self.down_since is None
 
+    # -- the protocol -------------------------------------------------------------------
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        """``wrapped``'s slots; ``local``'s while it is out of reach."""
+        got = await self.call(lambda: self.wrapped.reserve(count, successes=successes, cap=cap))
+        if got is None:
+            return await self.local.reserve(count, successes=successes, cap=cap)
+        self._rate_heard = got.rate is not None
+        self.granted(self._clock(), got.count if got.rate is not None else 0)
+        return got
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        """Report to ``wrapped``; to ``local`` while it is out of reach."""
+        state = await self.call(lambda: self.wrapped.report(feedback, cap=cap))
+        if state is None:
+            return await self.local.report(feedback, cap=cap)
+        self._rate_heard = state.limit is not None
+        return state
+
+    async def load(self) -> PacingState:
+        """The shared state (the local one while the shared side is out of reach)."""
+        state = await self.call(self.wrapped.load)
+        return await self.local.load() if state is None else state
+
+    async def aclose(self) -> None:
+        """Stop probing, then close ``wrapped``: calls still in flight (or made later)
+        pace locally; our own close is no outage."""
+        self.closed = True
+        if self.probe is not None and not self.probe.done():
+            self.probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.probe
+        await self.wrapped.aclose()
+
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        """Count this client's fallbacks; ``wrapped`` gets the key."""
+        self.on_fallback.append(on_fallback)
+        self.wrapped.attach(key, on_fallback)
+
+    # -- the policy ---------------------------------------------------------------------
+
     async def call(self, call: Callable[[], Awaitable[T]]) -> T | None:
-        """Run ``call`` on the shared side; None means: use ``local``."""
+        """Run ``call`` on the shared side within the budget; None means: use ``local``."""
         while True:
             if self.closed:
                 return None
@@ -92,7 +144,7 @@ class PacingFallback:
                 self._maybe_probe()
                 return None
             try:
-                result = await call()
+                result = await self._within_budget(call())
             except asyncio.CancelledError:
                 raise
             except self.errors as exc:
@@ -106,6 +158,11 @@ class PacingFallback:
             self._came_back()
             return result
 
+    async def _within_budget(self, call: Awaitable[T]) -> T:
+        if self.budget is None:
+            return await call
+        return await asyncio.wait_for(call, self.budget)
+
     def granted(self, now: float, slots: int) -> None:
         """This process took ``slots`` shared slots at ``now`` (its share, if it must
         pace alone)."""
@@ -114,14 +171,11 @@ class PacingFallback:
         while granted[0][0] < now - 1.0:
             granted.popleft()
 
-    async def aclose(self) -> None:
-        """Stop probing: calls still in flight (or made later) pace locally; our own
-        close is no outage."""
-        self.closed = True
-        if self.probe is not None and not self.probe.done():
-            self.probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.probe
+    def _had_rate(self) -> bool:
+        return self._rate_heard
+
+    async def _load_again(self, local: PacingState) -> None:
+        await self._within_budget(self.wrapped.load())
 
     def _went_down(self, exc: BaseException) -> None:
         now = self._clock()
@@ -135,13 +189,15 @@ class PacingFallback:
         what = "waiting for it" if self.fail_closed else "pacing locally until it answers"
         if isinstance(exc, UnusableSharedState):  # our own text: numbers, no secret
             what = "waiting" if self.fail_closed else "pacing locally"
+            until = "valid again"
+            if self.state_ttl is not None:
+                until += f" or expires ({self.state_ttl:g} s after its last write)"
             logger.warning(
-                "shared pacing: the state in %s is unusable (%s); %s until it is "
-                "valid again or expires (%g s after its last write)",
+                "shared pacing: the state in %s is unusable (%s); %s until it is %s",
                 self.where,
                 exc,
                 what,
-                self.state_ttl,
+                until,
             )
         else:  # the type only: an error's text may quote the URL or a server reply
             logger.warning(
@@ -185,7 +241,7 @@ class PacingFallback:
 
         async def probe() -> None:
             try:
-                await self._rejoin()
+                await self._rejoin(self.local.state)
             except self.errors:
                 return
             self._came_back()

@@ -26,11 +26,13 @@ Where the rest lives: the scripts are ``_redis/lua/pacing_*.lua`` (loaded by
 arguments and answers ``redis_scripts``, the state as a hash ``redis_state``, the URL,
 options and key ``redis_options``.
 
-Fail-open (``fallback.PacingFallback``, the policy any shared backend can use): if Redis
-cannot be reached, errors, or answers slower than ``budget``, the backend paces with an
-``InMemoryPacingBackend`` (seeded with this process's recent share of the shared rate),
-logs one warning, counts the fallback, and rejoins when a background probe gets an
-answer, handing back what it learned meanwhile if Redis lost the state.
+Two classes: ``RedisStateBackend`` is the state in Redis, each failure raised;
+``RedisPacingBackend`` is ``fallback.PacingFallback`` (the policy over any backend) over
+it.  Fail-open: if Redis cannot be reached, errors, or answers slower than ``budget``,
+the backend paces with an ``InMemoryPacingBackend`` (seeded with this process's recent
+share of the shared rate), logs one warning, counts the fallback, and rejoins when a
+background probe gets an answer, handing back what it learned meanwhile if Redis lost
+the state.
 ``fail_closed=True`` waits for Redis instead.  The URL's password never appears in a
 repr, log record or exception: Redis errors are reported by type only and never chained.
 
@@ -46,7 +48,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -55,7 +57,7 @@ from opentrain_async._errors import ConfigurationError
 from opentrain_async._redis import scripts
 
 from . import redis_scripts
-from .backend import InMemoryPacingBackend, Reservation
+from .backend import Reservation
 from .fallback import PacingFallback
 from .process_cap import ProcessCap
 from .redis_options import (
@@ -83,8 +85,8 @@ __all__ = [
     "PACING_URL_ENV",
     "RedisPacingBackend",
     "RedisPacingOptions",
+    "RedisStateBackend",
     "backend_from_url",
-    "client_backend",
     "decode_state",
     "encode_state",
     "pacing_key",
@@ -124,17 +126,14 @@ class _Queued:
         self.result: PacingState | None = None
 
 
-class RedisPacingBackend:
-    """A ``PacingBackend`` in Redis, shared by every process that sends with one token.
+class RedisStateBackend:
+    """The pacing state in Redis, as a bare ``PacingBackend``: every failure raises
+    (``errors``), a round trip slower than the budget too.  ``RedisPacingBackend`` is
+    this behind the fallback policy; use this one only to wrap it in your own.
 
-    ``redis`` is a ``redis.asyncio.Redis`` (the ``redis`` extra).  ``key`` defaults to
-    the one ``OpenTrainClient`` derives from its API root and token when given this
-    backend.  ``tuning`` must be the same in every process (its default checks in every
-    ``SHARED_SYNC_EVERY`` before any limit is known, so a 429 one process saw holds
-    the others back within milliseconds, and starts each process with
-    ``SHARED_INITIAL_WINDOW`` request in flight).  ``clock`` is the local
-    clock used while Redis is unreachable; ``sleep`` the wait between attempts with
-    ``fail_closed``.
+    ``redis`` is a ``redis.asyncio.Redis``; ``key`` defaults to the one the client
+    names (``attach``).  ``tuning`` must be the same in every process.  ``clock`` is
+    the local clock (a process's own ``rate_limit`` is paced on it).
     """
 
     def __init__(
@@ -145,11 +144,10 @@ class RedisPacingBackend:
         tuning: PacingTuning | None = None,
         options: RedisPacingOptions | None = None,
         owns_redis: bool = False,
-        display: str = "<redis client>",
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._errors = _unreachable_errors()
+        self.errors = _unreachable_errors()
+        """What means Redis is out of reach (or its answer unusable)."""
         self.tuning = tuning or PacingTuning(
             sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
         )
@@ -157,27 +155,12 @@ class RedisPacingBackend:
         self.key = key
         self._redis = redis
         self._owns_redis = owns_redis
-        self._display = display
         self._clock = clock
-        self._sleep = sleep
         self._reserve_script = scripts.register(redis, "pacing_common", "pacing_reserve")
         self._report_script = scripts.register(redis, "pacing_common", "pacing_report")
         self._load_script = scripts.register(redis, "pacing_load")
         self._store_script = scripts.register(redis, "pacing_store")
         self._probe_script = scripts.register(redis, "pacing_probe")
-        self.fallback = PacingFallback(
-            InMemoryPacingBackend(self.tuning, clock=clock),
-            where=f"Redis at {display}",
-            errors=self._errors,
-            fail_closed=self.options.fail_closed,
-            retry_every=self.options.retry_every,
-            state_ttl=self.options.ttl,
-            learned=self._learned,
-            rejoin=self._rejoin,
-            clock=clock,
-            sleep=sleep,
-        )
-        """Pacing locally while Redis is unreachable (fail-open), or waiting for it."""
         self._last: tuple[PacingState, float, float] | None = None  # state, redis now, local
         # This process's rate_limit, kept out of Redis: one schedule per cap (clients
         # given one backend with different rate_limits each keep their own).
@@ -188,24 +171,6 @@ class RedisPacingBackend:
         self._known_at: float | None = None  # Redis time of the last answer
         self._report_lock = asyncio.Lock()
         self._queued: list[_Queued] = []
-
-    def __repr__(self) -> str:
-        return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
-
-    @property
-    def shared(self) -> bool:
-        """True while Redis answers (False: pacing locally after a failure)."""
-        return self.fallback.shared
-
-    @property
-    def on_fallback(self) -> list[Callable[[], None]]:
-        """Called each time Redis becomes unreachable (the client counts these)."""
-        return self.fallback.on_fallback
-
-    @property
-    def fallbacks(self) -> int:
-        """Times this process lost Redis and paced itself (or, fail-closed, waited)."""
-        return self.fallback.fallbacks
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -225,16 +190,13 @@ class RedisPacingBackend:
                 return held
             count = min(count, own.slots(self._clock(), cap, self.tuning))
         successes, own.carried = successes + own.carried, 0
-        result = await self.fallback.call(lambda: self._reserve(count, successes, None))
-        if result is None:
-            return await self.fallback.local.reserve(count, successes=successes, cap=cap)
+        result = await self._reserve(count, successes, None)
         now = self._clock()
         self._known_at = result.now
         self._paced = result.rate is not None
         if cap is not None:
             result = own.take(result, now, cap, self.tuning)
         own.seen(result, now)
-        self.fallback.granted(now, result.count if result.rate is not None else 0)
         return result
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
@@ -249,25 +211,23 @@ class RedisPacingBackend:
         if not self._paced and feedback.throttled_at is not None and known is not None:
             feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
         # The cap is this process's (see reserve): the shared cut never draws on it.
-        result = await self.fallback.call(lambda: self._report(feedback, None))
-        if result is None:
-            return await self.fallback.local.report(feedback, cap=cap)
-        return result
+        return await self._report(feedback, None)
 
     async def load(self) -> PacingState:
-        """The shared state (the local one while Redis is unreachable)."""
-        result = await self.fallback.call(self._load)
-        if result is None:
-            return await self.fallback.local.load()
-        return result[0]
+        """The shared state."""
+        return (await self._load())[0]
 
     async def aclose(self) -> None:
-        """Stop probing; close the Redis client if this backend opened it.  Calls still
-        in flight (or made later) pace locally: our own close is no Redis outage."""
-        await self.fallback.aclose()
+        """Close the Redis client if this backend opened it."""
         if self._owns_redis:
-            with contextlib.suppress(*self._errors):
+            with contextlib.suppress(*self.errors):
                 await self._redis.aclose()
+
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        """The client's key for its API root and token, unless one was given.  (This
+        backend never falls back: its failures raise.)"""
+        if self.key is None:
+            self.key = key
 
     # -- Redis calls --------------------------------------------------------------------
 
@@ -313,7 +273,7 @@ class RedisPacingBackend:
             budget = max(budget, _FIRST_CALL_BUDGET)
         try:
             result = await asyncio.wait_for(script(**kwargs), budget)
-        except self._errors:
+        except self.errors:
             self._connected = False
             raise
         self._connected = True
@@ -360,28 +320,27 @@ class RedisPacingBackend:
 
     # -- fail-open: what PacingFallback needs ------------------------------------------
 
-    def _learned(self) -> bool:
+    def learned(self) -> bool:
         """The shared state had a rate when last heard (else: slow start locally)."""
         last = self._last[0] if self._last is not None else None
         return self._paced or (last is not None and last.limit is not None)
 
-    async def _rejoin(self) -> None:
+    async def rejoin(self, local: PacingState) -> None:
         """The probe while pacing locally: hand the state back, drop dead connections."""
-        await self._hand_back()
+        await self._hand_back(local)
         # Idle connections from before the outage are dead (a restarted Redis):
         # drop them now, or the next call takes one and counts a second outage.
         pool = getattr(self._redis, "connection_pool", None)
         if pool is not None:
             await pool.disconnect(inuse_connections=False)
 
-    async def _hand_back(self) -> None:
+    async def _hand_back(self, local: PacingState) -> None:
         """Redis answers again.  If it lost the state (a restart), give it what this
         process learned meanwhile, so the processes do not all start from scratch (only
         if nobody wrote first)."""
         key = self._key()
         await self._timed(self._probe_script, keys=[key + ":probe"], args=[1000])
         _, now, version = await self._load()
-        local = self.fallback.local.state
         if version != "0" or local.limit is None:
             return
         shift = now - self._clock()
@@ -399,6 +358,65 @@ class RedisPacingBackend:
         )
         args = redis_scripts.store_args(seeded, self.options.ttl)
         await self._timed(self._store_script, keys=[self._key()], args=args)
+
+
+class RedisPacingBackend(PacingFallback):
+    """A ``PacingBackend`` in Redis, shared by every process that sends with one token;
+    fail-open: the ``PacingFallback`` policy over a ``RedisStateBackend``.
+
+    ``redis`` is a ``redis.asyncio.Redis`` (the ``redis`` extra).  ``key`` defaults to
+    the one ``OpenTrainClient`` derives from its API root and token when given this
+    backend.  ``tuning`` must be the same in every process (its default checks in every
+    ``SHARED_SYNC_EVERY`` before any limit is known, so a 429 one process saw holds
+    the others back within milliseconds, and starts each process with
+    ``SHARED_INITIAL_WINDOW`` request in flight).  ``clock`` is the local
+    clock used while Redis is unreachable; ``sleep`` the wait between attempts with
+    ``fail_closed``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        key: str | None = None,
+        tuning: PacingTuning | None = None,
+        options: RedisPacingOptions | None = None,
+        owns_redis: bool = False,
+        display: str = "<redis client>",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        options = options or RedisPacingOptions()
+        self.in_redis = RedisStateBackend(
+            redis, key=key, tuning=tuning, options=options, owns_redis=owns_redis, clock=clock
+        )
+        """The state in Redis, without the fallback (its budget is its own: ``_timed``)."""
+        super().__init__(
+            self.in_redis,
+            where=f"Redis at {display}",
+            errors=self.in_redis.errors,
+            fail_closed=options.fail_closed,
+            retry_every=options.retry_every,
+            state_ttl=options.ttl,
+            learned=self.in_redis.learned,
+            rejoin=self.in_redis.rejoin,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.options = options
+        self._display = display
+
+    def __repr__(self) -> str:
+        return f"RedisPacingBackend(url={self._display!r}, key={self.key!r})"
+
+    @property
+    def key(self) -> str | None:
+        """The hash's key in Redis (None until given, or named by the client)."""
+        return self.in_redis.key
+
+    @key.setter
+    def key(self, key: str | None) -> None:
+        self.in_redis.key = key
 
 
 def backend_from_url(
@@ -422,41 +440,3 @@ def backend_from_url(
         clock=clock,
         sleep=sleep,
     )
-
-
-def client_backend(
-    *,
-    pacer_given: bool,
-    backend: Any,
-    pacing_url: str | None,
-    fail_closed: bool | None,
-    env: Mapping[str, str],
-    api_root: str,
-    token: str,
-    on_fallback: Callable[[], None],
-    clock: Callable[[], float],
-    sleep: Callable[[float], Awaitable[Any]],
-) -> Any:
-    """The backend ``OpenTrainClient`` paces with: ``backend`` if given, else one for
-    ``pacing_url`` or ``$OT_PACING_URL`` ("" turns the variable off), else None (in
-    memory).  A Redis backend gets the key of this API root and token."""
-    if pacing_url is not None and not isinstance(pacing_url, str):
-        raise ConfigurationError(
-            f"pacing_url must be a redis:// URL string, got {type(pacing_url).__name__}"
-        )
-    if pacer_given or backend is not None:
-        if pacing_url or fail_closed is not None:  # both would be silently ignored
-            raise ConfigurationError(
-                "pass pacing_url/pacing_fail_closed, or pacer/pacing_backend, not both "
-                "(a RedisPacingBackend takes options=RedisPacingOptions(fail_closed=...))"
-            )
-    else:
-        url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
-        if url and url.strip():
-            backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
-    if isinstance(backend, RedisPacingBackend) and backend.key is None:
-        backend.key = pacing_key(api_root, token)
-    fallback = getattr(backend, "fallback", None)
-    if isinstance(fallback, PacingFallback):  # any backend with this policy is counted
-        fallback.on_fallback.append(on_fallback)
-    return backend
