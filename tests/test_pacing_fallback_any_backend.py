@@ -246,3 +246,38 @@ async def test_the_client_names_and_counts_any_backend(
         assert client.stats.pacing_fallbacks == 1
     assert store.closed
     assert [m["content"] for m in server.messages(conv)] == ["shared", "local"]
+
+
+class _BackendWithoutAttach(InMemoryPacingBackend):
+    """A custom backend written before ``attach`` joined the protocol."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "attach":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+async def test_a_backend_written_before_attach_still_paces(
+    server: FakeOpenTrain, no_wait: FakeTime
+) -> None:
+    """A backend without ``attach`` (the protocol's newest method) is used as it is: the
+    client does not fail on it, and its 429s still teach the shared state."""
+    backend = _BackendWithoutAttach(clock=no_wait.clock)
+    assert not hasattr(backend, "attach")
+    conv = server.add_conversation()
+    server.script(
+        "POST /messages",
+        status=429,
+        error="Rate limit exceeded",
+        details={"reason": "rate_limited", "retryAfterSeconds": 0.5},
+    )
+    async with OpenTrainClient(
+        server.token,
+        server.base_url,
+        pacing_backend=backend,
+        clock=no_wait.clock,
+        sleep=no_wait.sleep,
+    ) as client:
+        await client.send_message(conv, "paced")
+    assert [m["content"] for m in server.messages(conv)] == ["paced"]
+    assert (await backend.load()).throttles == 1  # the 429 reached the backend

@@ -45,6 +45,7 @@ def client_backend(
         url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
         if url and url.strip():
             backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
-    if backend is not None:
-        backend.attach(pacing_key(api_root, token), on_fallback)
+    attach = getattr(backend, "attach", None)
+    if attach is not None:  # a backend written before attach() existed still paces
+        attach(pacing_key(api_root, token), on_fallback)
     return backend
