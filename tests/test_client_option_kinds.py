@@ -1,0 +1,88 @@
+"""An option of the wrong kind fails at construction as a ``ConfigurationError`` naming it.
+
+The README promises it for every option; these slipped through: a string where a pacer,
+backend, policy or callable goes (an ``AttributeError``/``TypeError`` at construction, or
+accepted and failing on the first retry or send), ``pacing_fail_closed="no"`` (truthy:
+fail closed), ``trust_env="no"`` (truthy: proxies used), and an ``aiohttp.ClientTimeout``
+with a negative field (aiohttp reads it as no timeout at all).  Each is tried flat and
+in its group, as a careless caller writes it (values read from the environment).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from opentrain_async import (
+    ConfigurationError,
+    OpenTrainClient,
+    PacingOptions,
+    RetryOptions,
+    TimeOptions,
+)
+from opentrain_async.testing import FakeTime
+
+_TIME = FakeTime()
+
+WRONG: list[tuple[str, dict[str, Any]]] = [
+    ("pacing_backend", {"pacing_backend": "redis://h:6379/0"}),
+    ("pacing_backend", {"pacing": PacingOptions(backend=object())}),  # type: ignore[arg-type]
+    ("pacer", {"pacer": "fast"}),
+    ("retry_policy", {"retry_policy": "exponential"}),
+    ("retry_policy", {"retries": RetryOptions(policy={"max_retries": 2})}),  # type: ignore[arg-type]
+    ("on_retry", {"on_retry": "print"}),
+    ("on_retry", {"retries": RetryOptions(on_retry=5)}),  # type: ignore[arg-type]
+    ("clock", {"clock": "monotonic", "sleep": _TIME.sleep}),
+    ("sleep", {"clock": _TIME.clock, "sleep": 0.1}),
+    ("wall_clock", {"wall_clock": "time"}),
+    ("wall_clock", {"time": TimeOptions(wall_clock=1.5)}),  # type: ignore[arg-type]
+    ("pacing_fail_closed", {"pacing_fail_closed": "no"}),
+    ("pacing_fail_closed", {"pacing": PacingOptions(fail_closed=1)}),  # type: ignore[arg-type]
+    ("reconcile", {"reconcile": "false"}),
+    ("log_content", {"log_content": "no"}),
+    ("trust_env", {"trust_env": "no"}),
+    ("session", {"session": "aiohttp"}),
+    ("config_path", {"config_path": 5}),
+    ("timeout", {"timeout": aiohttp.ClientTimeout(total=-1)}),
+    ("timeout", {"time": TimeOptions(timeout=aiohttp.ClientTimeout(sock_read=math.nan))}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), WRONG, ids=[f"{n}-{i}" for i, (n, _) in enumerate(WRONG)]
+)
+def test_a_wrong_kind_of_option_is_refused_naming_it(name: str, options: dict[str, Any]) -> None:
+    """A ConfigurationError (an OpenTrainError) naming the option, never an
+    AttributeError, a TypeError, or a client that fails later."""
+    with pytest.raises(ConfigurationError, match=name):
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", env={}, **options)
+
+
+async def test_the_right_kinds_are_still_taken(tmp_path: Path) -> None:
+    """Callables of any kind, a path as a string, booleans, a ClientTimeout with fields
+    left None or 0: all accepted."""
+
+    class Clock:
+        def __call__(self) -> float:
+            return 0.0
+
+    client = OpenTrainClient(
+        "ot_pat_x",
+        "http://127.0.0.1:9",
+        env={},
+        on_retry=print,
+        clock=Clock(),
+        sleep=_TIME.sleep,
+        wall_clock=_TIME.time,
+        pacing_fail_closed=None,
+        reconcile=True,
+        log_content=False,
+        trust_env=False,
+        config_path=str(tmp_path / "cli.json"),  # type: ignore[arg-type]
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=0, sock_read=2.5),
+    )
+    await client.close()
