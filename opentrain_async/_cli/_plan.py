@@ -25,6 +25,7 @@ from ._entries import (
     OUTCOME,
     JobInput,
     entries,
+    fed_back_unknown,
     job_fingerprint,
     sent_or_maybe,
 )
@@ -123,6 +124,8 @@ class Plan:
     to_settle: list[JobInput] = attrs.Factory(list)
     """Inputs an earlier run left open: read back before deciding to send."""
     changed: list[JobInput] = attrs.Factory(list)
+    maybe_sent: list[JobInput] = attrs.Factory(list)
+    """``--failures`` rows of unknown outcome this journal does not know (not sent)."""
     earlier_failures: list[Failure] = attrs.Factory(list)
 
     @property
@@ -211,6 +214,8 @@ def _plan_one(plan: Plan, entry: JobInput) -> None:
         plan.to_settle.append(entry)
     elif action is Action.CHANGED:
         plan.changed.append(entry)
+    elif action is Action.SEND and fed_back_unknown(entry.line):
+        plan.maybe_sent.append(entry)
     elif action is Action.SKIP_FAILED:
         progress = plan.state.inputs[entry.ident]
         plan.earlier_failures.append(
@@ -245,7 +250,9 @@ def refuse_strict(source: JobSource, err: TextIO) -> None:
 
 
 def refuse_changed(plan: Plan, journal: str) -> None:
-    """Exit 2 naming the keys delivered (or maybe delivered) with other content."""
+    """Exit 2 naming the keys delivered (or maybe delivered) with other content, and
+    the ``--failures`` rows of unknown outcome this journal does not know."""
+    _refuse_maybe_sent(plan)
     if not plan.changed:
         return
     named = ", ".join(
@@ -257,6 +264,22 @@ def refuse_changed(plan: Plan, journal: str) -> None:
         f"{named}{f' and {more:,} more' if more > 0 else ''} (journal {journal}). Nothing "
         "was sent. Restore the original content, give the new message a new key, or pass "
         "--allow-changed to send the new content as well"
+    )
+
+
+def _refuse_maybe_sent(plan: Plan) -> None:
+    """A failures file fed back under another journal (or none) than its job's: its
+    unknown rows may have been delivered, and only that journal can read them back."""
+    if not plan.maybe_sent:
+        return
+    lines = ", ".join(str(item.line.number) for item in plan.maybe_sent[:SHOW_CHANGED])
+    more = len(plan.maybe_sent) - SHOW_CHANGED
+    raise JournalError(
+        f"{len(plan.maybe_sent):,} row(s) of this failures file had an unknown outcome "
+        f"(delivery_unknown: they may have been delivered): line {lines}"
+        f"{f' and {more:,} more' if more > 0 else ''}. Nothing was sent. Run it with the "
+        "--journal of the job that wrote it (it reads them back first), or remove those "
+        "rows once you have checked their conversations"
     )
 
 
