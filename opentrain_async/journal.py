@@ -365,6 +365,7 @@ _CLI_ADVICE = (
         "pass --reuse-journal if it is the same job, or use another --journal",
         "a journal names one job: give this job another journal=",
     ),
+    ("or pass another --journal", "or give another journal="),
 )
 
 
