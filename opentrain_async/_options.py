@@ -241,12 +241,6 @@ def _check_kinds(pacing: PacingOptions, retries: RetryOptions, time: TimeOptions
     for name, value, ok, kind in kinds:
         if value is not None and not ok(value):
             raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
-    timeout = time.timeout
-    if isinstance(timeout, aiohttp.ClientTimeout):
-        for field in ("total", "connect", "sock_read", "sock_connect", "ceil_threshold"):
-            value = getattr(timeout, field, None)
-            if value is not None:  # aiohttp takes a negative or NaN field as no timeout
-                check_option(value, f"timeout (ClientTimeout.{field})", minimum=0, unit=" s")
 
 
 def check_client_flags(**flags: object) -> None:

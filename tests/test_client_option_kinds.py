@@ -24,7 +24,7 @@ from opentrain_async import (
     RetryOptions,
     TimeOptions,
 )
-from opentrain_async.testing import FakeTime
+from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 _TIME = FakeTime()
 
@@ -86,3 +86,17 @@ async def test_the_right_kinds_are_still_taken(tmp_path: Path) -> None:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=0, sock_read=2.5),
     )
     await client.close()
+
+
+async def test_a_bad_client_timeout_is_refused_per_call_and_in_a_copy(
+    server: FakeOpenTrain,
+) -> None:
+    """``with_options(timeout=...)`` and a call's own ``timeout=`` take the same check."""
+    conv = server.add_conversation()
+    bad = aiohttp.ClientTimeout(total=-1)
+    async with OpenTrainClient(server.token, server.base_url, env={}) as client:
+        with pytest.raises(ConfigurationError, match="timeout"):
+            client.with_options(timeout=bad)
+        with pytest.raises(ConfigurationError, match="timeout"):
+            await client.send_message(conv, "hi", timeout=bad)
+    assert server.stats()["sends"] == 0
