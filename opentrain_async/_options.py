@@ -12,6 +12,7 @@ contradict each other.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -35,6 +36,7 @@ __all__ = [
     "PacingOptions",
     "RetryOptions",
     "TimeOptions",
+    "UnknownOptionError",
     "check_client_flags",
     "check_groups",
     "check_user_agent",
@@ -170,7 +172,7 @@ def merge_options(
     changes: dict[str, dict[str, object]] = {name: {} for name in groups}
     for keyword, value in flat.items():
         if keyword not in FLAT_FIELDS:
-            raise TypeError(f"OpenTrainClient() got an unexpected keyword argument {keyword!r}")
+            raise UnknownOptionError(_unknown_keyword(keyword))
         group, field = FLAT_FIELDS[keyword]
         current = getattr(groups[group], field)
         if current is not None and value is not None and current != value:
@@ -185,6 +187,26 @@ def merge_options(
         attrs.evolve(groups["retries"], **changes["retries"]),
         attrs.evolve(groups["time"], **changes["time"]),
     )
+
+
+class UnknownOptionError(ConfigurationError, TypeError):
+    """A keyword the client does not take: the ``TypeError`` of any signature, and an
+    ``OpenTrainError`` like every other failure a caller meets."""
+
+
+_CLIENT_KEYWORDS = (
+    "api_token", "base_url", "max_concurrency", "pacing", "retries", "time", "session",
+    "reconcile", "log_content", "user_agent", "trust_env", "max_response_bytes", "env",
+    "config_path",
+)  # fmt: skip
+
+
+def _unknown_keyword(keyword: str) -> str:
+    """The message for an unknown keyword, naming the nearest one taken."""
+    known = [*FLAT_FIELDS, *_CLIENT_KEYWORDS]
+    near = difflib.get_close_matches(keyword, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}=?" if near else ""
+    return f"OpenTrainClient() got an unexpected keyword argument {keyword!r}{hint}"
 
 
 def check_user_agent(user_agent: str | None) -> None:

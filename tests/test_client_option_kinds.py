@@ -100,3 +100,18 @@ async def test_a_bad_client_timeout_is_refused_per_call_and_in_a_copy(
         with pytest.raises(ConfigurationError, match="timeout"):
             await client.send_message(conv, "hi", timeout=bad)
     assert server.stats()["sends"] == 0
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("max_retires", "max_retries"), ("rate_limt", "rate_limit"), ("pacingurl", "pacing_url")],
+)
+def test_a_misspelt_keyword_is_an_opentrain_error_naming_the_one_meant(
+    typo: str, meant: str
+) -> None:
+    """Every failure a caller meets is an ``OpenTrainError``: a misspelt keyword is a
+    ``ConfigurationError`` that is still the ``TypeError`` any signature raises, and
+    names the keyword the caller most likely meant."""
+    with pytest.raises(ConfigurationError, match=f"did you mean {meant}=") as caught:
+        OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", env={}, **{typo: 3})
+    assert isinstance(caught.value, TypeError)
