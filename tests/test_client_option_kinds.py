@@ -115,3 +115,17 @@ def test_a_misspelt_keyword_is_an_opentrain_error_naming_the_one_meant(
     with pytest.raises(ConfigurationError, match=f"did you mean {meant}=") as caught:
         OpenTrainClient("ot_pat_x", "http://127.0.0.1:9", env={}, **{typo: 3})
     assert isinstance(caught.value, TypeError)
+
+
+@pytest.mark.parametrize("url", [None, "", "  "], ids=["no-url", "empty", "blank"])
+def test_fail_closed_without_a_shared_state_is_refused(url: str | None) -> None:
+    """``pacing_fail_closed=True`` says "never send without the shared state"; with no
+    ``pacing_url`` and no ``$OT_PACING_URL`` (a deploy that lost its variable) it was
+    ignored and the client paced alone, the very thing it was asked never to do."""
+    with pytest.raises(ConfigurationError, match="pacing_fail_closed"):
+        OpenTrainClient(
+            "ot_pat_x", "http://127.0.0.1:9", env={}, pacing_url=url, pacing_fail_closed=True
+        )
+    OpenTrainClient(
+        "ot_pat_x", "http://127.0.0.1:9", env={}, pacing_url=url, pacing_fail_closed=False
+    )
