@@ -222,13 +222,22 @@ class JSONFileCursorStore:
 
     def _save(self, cursor: str) -> None:
         self._refuse_not_regular()
+        try:
+            self._write(cursor)
+        except OSError as exc:  # a read-only volume, a full disk: the bot's, named
+            raise ConfigurationError(
+                f"cannot save the cursor file {self.path}: {exc.strerror or exc}"
+            ) from None
+
+    def _write(self, cursor: str) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
         payload = {
             "cursor": cursor,
             "savedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        prefix = f".{self.path.name[:100]}."  # the name's limit leaves no room for more
+        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(payload, handle)

@@ -75,3 +75,31 @@ def _has_reader(fifo: Path) -> bool:
 async def test_a_directory_as_cursor_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not a regular file"):
         await JSONFileCursorStore(tmp_path).load()
+
+
+async def test_a_cursor_file_that_cannot_be_saved_is_a_configuration_error(
+    client: OpenTrainClient, tmp_path: Path
+) -> None:
+    """A read-only volume, or a path under a file: the bot learns it at start, as an
+    OpenTrainError naming the file, not as a bare OSError from its loop."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = blocker / "cursor.json"
+
+    async def first_message() -> None:
+        async with client.listen(store=store) as messages:
+            async for _ in messages:  # pragma: no cover - refused before
+                break
+
+    with pytest.raises(ConfigurationError, match="cursor file"):
+        await first_message()
+    with pytest.raises(ConfigurationError, match="cursor file"):
+        await JSONFileCursorStore(store).save("5")
+
+
+async def test_a_long_cursor_file_name_is_saved(tmp_path: Path) -> None:
+    """A name the file system takes was saved through a temporary file named after it
+    plus a prefix and suffix: too long, a bare OSError.  The temporary name is cut."""
+    store = JSONFileCursorStore(tmp_path / ("c" * 250 + ".json"))
+    await store.save("5")
+    assert await store.load() == "5"
