@@ -68,7 +68,10 @@ def default_journal_for(job_file: str, env: Mapping[str, str] | None = None) -> 
     """``default_journal_path`` from the job file's path alone (``journal show FILE``)."""
     absolute = str(Path(job_file).resolve())
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return jobs_directory(env) / f"{Path(absolute).name}-{digest}.journal"
+    name = Path(absolute).name
+    if len(f"{name}-{digest}.journal".encode("utf-8", "surrogatepass")) > 255:
+        name = name[:100]  # over the file system's limit: never a journal's name before
+    return jobs_directory(env) / f"{name}-{digest}.journal"
 
 
 def uses_default_journal(source: JobSource, options: JobOptions) -> bool:

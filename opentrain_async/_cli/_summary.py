@@ -288,7 +288,7 @@ def check_failures_path(path: Path, source: JobSource, journal: Path | None = No
                 "nothing was sent. Name a file, or leave --failures out"
             )
     try:  # the file is written beside itself and renamed over: its directory must take it
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -339,7 +339,7 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
         else:
             record[OUTCOME] = outcome
         rows.append(record)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent or Path("."))
     try:
         with open(fd, "w", encoding="utf-8", newline="") as handle:
             if csv_format:
