@@ -235,6 +235,10 @@ class WebhookHandler:
     ) -> None:
         if not _as_bytes(secret, "secret"):
             raise ConfigurationError("the webhook secret is empty")
+        if not callable(on_event):  # else every delivery fails, and is retried for ever
+            raise ConfigurationError(
+                f"on_event must be an async function, got {type(on_event).__name__}"
+            )
         if isinstance(dedupe_size, bool) or not isinstance(dedupe_size, int) or dedupe_size < 1:
             raise ConfigurationError("dedupe_size must be an integer >= 1")
         _check_ttl(dedupe_ttl)

@@ -25,3 +25,11 @@ def test_a_secret_or_body_of_the_wrong_kind_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=named) as caught:
         verify_webhook_signature(secret, body, HEADER)  # type: ignore[arg-type]
     assert isinstance(caught.value, TypeError)
+
+
+def test_an_on_event_that_is_not_callable_is_refused_at_construction() -> None:
+    """Accepted, every delivery failed in the handler and OpenTrain retried it."""
+    from opentrain_async import webhook_handler
+
+    with pytest.raises(ConfigurationError, match="on_event"):
+        webhook_handler("s3cret", "handle_event")  # type: ignore[arg-type]
