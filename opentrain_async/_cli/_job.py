@@ -145,8 +145,14 @@ def _content_lock(
     if store is None:
         return contextlib.nullcontext()
     file_store = store.path.parent if isinstance(store, FileJournalStore) else None
+    try:
+        directory = jobs_directory() / "locks"
+    except JournalError:  # no home directory: a file's lock goes beside its journal
+        if file_store is None:
+            return contextlib.nullcontext()
+        directory = file_store
     return ContentLock(
-        jobs_directory() / "locks",
+        directory,
         job_fingerprint(source),
         source.name,
         fallback=file_store,
