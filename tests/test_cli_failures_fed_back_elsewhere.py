@@ -61,6 +61,9 @@ async def test_an_unknown_row_fed_back_under_another_journal_is_refused(
             "path": ["--journal", str(tmp_path / "retry.journal")],
         }[fed_back_with]
         sends = server.stats()["sends"]
+        dry = await run_cli("bulk", str(failed), *elsewhere, "--dry-run", "--json", env=env)
+        assert dry.code == 2, dry.err
+        assert dry.json()["unknownRows"] == [1]
         fed = await run_cli("bulk", str(failed), *elsewhere, env=env)
         assert fed.code == 2, fed.err
         assert_one_line_error(fed)

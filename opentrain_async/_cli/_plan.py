@@ -163,6 +163,7 @@ class Plan:
             "previouslyFailed": self.actions[Action.SKIP_FAILED],
             "resolved": self.actions[Action.RESOLVED],
             "changedKeys": [{"line": i.line.number, "key": i.message.key} for i in self.changed],
+            "unknownRows": [i.line.number for i in self.maybe_sent],
             "journal": journal,
         }
 
@@ -315,7 +316,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
         print(json.dumps(plan.as_json(journal)), file=out)
     else:
         print_plan(plan, journal, out)
-    return EXIT_USAGE if plan.bad or plan.changed else EXIT_OK
+    return EXIT_USAGE if plan.bad or plan.changed or plan.maybe_sent else EXIT_OK
 
 
 def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
@@ -325,6 +326,13 @@ def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
         print(
             f"line {item.line.number}: key {item.message.key!r} was sent before with other "
             "content (a real run refuses to start; --allow-changed sends it)",
+            file=out,
+        )
+    for item in plan.maybe_sent:
+        print(
+            f"line {item.line.number}: a failures row whose outcome was unknown "
+            "(delivery_unknown), not in this journal (a real run refuses to start; run it "
+            "with the --journal of the job that wrote it)",
             file=out,
         )
     bad = len(plan.bad)
