@@ -22,9 +22,9 @@ import aiohttp
 import opentrain_async._telemetry as _telemetry
 
 from ._bulk import SendHooks, outcome_kind
-from ._config import home_directory, resolve_settings
+from ._config import resolve_settings, state_directory
 from ._delivery import ClaimedIds, Delivery
-from ._errors import ConfigurationError, OpenTrainError
+from ._errors import OpenTrainError
 from ._models import Message
 from ._options import (
     FlatOptions,
@@ -406,16 +406,8 @@ class OpenTrainClient(SendMixin, ReadMixin):
         """Where ``listen()`` keeps its cursor by default: one file per API root and
         token, named by a hash (the token itself is never written)."""
         digest = hashlib.sha256(f"{self._root}\n{self._settings.token}".encode()).hexdigest()
-        state = self._env.get("XDG_STATE_HOME")
-        if not state:
-            home = home_directory()
-            if home is None:
-                raise ConfigurationError(
-                    "listen() keeps its place under ~/.local/state, and there is no home "
-                    "directory here: set XDG_STATE_HOME, or pass store="
-                )
-            state = str(home / ".local" / "state")
-        return Path(state) / "opentrain_async" / f"listen-{digest[:16]}.json"
+        state = state_directory(self._env, "listen() keeps its place", "pass store=")
+        return state / "opentrain_async" / f"listen-{digest[:16]}.json"
 
     def _new_delivery(
         self,

@@ -37,6 +37,7 @@ __all__ = [
     "config_file_path",
     "home_directory",
     "resolve_settings",
+    "state_directory",
     "without_userinfo",
 ]
 
@@ -74,6 +75,21 @@ def home_directory() -> Path | None:
         return Path.home()
     except (RuntimeError, KeyError):
         return None
+
+
+def state_directory(env: Mapping[str, str], what: str, remedy: str) -> Path:
+    """``${XDG_STATE_HOME:-~/.local/state}``; ``ConfigurationError`` saying ``what``
+    lives there and ``remedy`` when there is no home directory."""
+    state = env.get("XDG_STATE_HOME")
+    if state:
+        return Path(state)
+    home = home_directory()
+    if home is None:
+        raise ConfigurationError(
+            f"{what} under ~/.local/state, and there is no home directory here: set "
+            f"XDG_STATE_HOME, or {remedy}"
+        )
+    return home / ".local" / "state"
 
 
 def config_file_path(env: Mapping[str, str] | None = None) -> Path | None:
