@@ -137,13 +137,7 @@ class OpenTrainClient(SendMixin, ReadMixin):
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
         check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
         check_user_agent(user_agent)
-        check_client_flags(
-            reconcile=reconcile,
-            log_content=log_content,
-            trust_env=trust_env,
-            session=session,
-            config_path=config_path,
-        )
+        check_client_flags(reconcile, log_content, trust_env, session, config_path)
         check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings

@@ -265,10 +265,19 @@ def _check_kinds(pacing: PacingOptions, retries: RetryOptions, time: TimeOptions
             raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
 
 
-def check_client_flags(**flags: object) -> None:
+def check_client_flags(
+    reconcile: object, log_content: object, trust_env: object, session: object, config_path: object
+) -> None:
     """The client's own switches and objects: ``reconcile``, ``log_content``,
     ``trust_env`` are bools (``trust_env="no"`` is truthy), ``session`` an
     ``aiohttp.ClientSession``, ``config_path`` a path."""
+    flags = {
+        "reconcile": reconcile,
+        "log_content": log_content,
+        "trust_env": trust_env,
+        "session": session,
+        "config_path": config_path,
+    }
     for name, value in flags.items():
         if name == "session":
             ok, kind = value is None or isinstance(value, aiohttp.ClientSession), "a ClientSession"
