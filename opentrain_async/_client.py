@@ -22,7 +22,7 @@ import aiohttp
 import opentrain_async._telemetry as _telemetry
 
 from ._bulk import SendHooks, outcome_kind
-from ._config import resolve_settings
+from ._config import resolve_settings, state_directory
 from ._delivery import ClaimedIds, Delivery
 from ._errors import OpenTrainError
 from ._models import Message
@@ -31,6 +31,7 @@ from ._options import (
     PacingOptions,
     RetryOptions,
     TimeOptions,
+    check_client_flags,
     check_groups,
     check_user_agent,
     merge_options,
@@ -136,6 +137,7 @@ class OpenTrainClient(SendMixin, ReadMixin):
         check_option(reconcile_delay, "reconcile_delay", minimum=0, unit=" seconds")
         check_option(clock_skew, "clock_skew", minimum=0, unit=" seconds")
         check_user_agent(user_agent)
+        check_client_flags(reconcile, log_content, trust_env, session, config_path)
         check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings
@@ -398,8 +400,8 @@ class OpenTrainClient(SendMixin, ReadMixin):
         """Where ``listen()`` keeps its cursor by default: one file per API root and
         token, named by a hash (the token itself is never written)."""
         digest = hashlib.sha256(f"{self._root}\n{self._settings.token}".encode()).hexdigest()
-        state = self._env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        return Path(state) / "opentrain_async" / f"listen-{digest[:16]}.json"
+        state = state_directory(self._env, "listen() keeps its place", "pass store=")
+        return state / "opentrain_async" / f"listen-{digest[:16]}.json"
 
     def _new_delivery(
         self,

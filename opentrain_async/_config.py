@@ -35,7 +35,9 @@ __all__ = [
     "Settings",
     "api_root",
     "config_file_path",
+    "home_directory",
     "resolve_settings",
+    "state_directory",
     "without_userinfo",
 ]
 
@@ -66,10 +68,40 @@ class Settings:
         return f"Settings(api_root={self.api_root!r}, token=<redacted from {self.token_source}>)"
 
 
-def config_file_path(env: Mapping[str, str] | None = None) -> Path:
-    """The official CLI's config file: ``${XDG_CONFIG_HOME:-~/.config}/opentrain/cli.json``."""
+def home_directory() -> Path | None:
+    """``Path.home()``, or None where there is none (no ``$HOME`` and a UID without a
+    passwd entry, as OpenShift and distroless images run)."""
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError):
+        return None
+
+
+def state_directory(env: Mapping[str, str], what: str, remedy: str) -> Path:
+    """``${XDG_STATE_HOME:-~/.local/state}``; ``ConfigurationError`` saying ``what``
+    lives there and ``remedy`` when there is no home directory."""
+    state = env.get("XDG_STATE_HOME")
+    if state:
+        return Path(state)
+    home = home_directory()
+    if home is None:
+        raise ConfigurationError(
+            f"{what} under ~/.local/state, and there is no home directory here: set "
+            f"XDG_STATE_HOME, or {remedy}"
+        )
+    return home / ".local" / "state"
+
+
+def config_file_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The official CLI's config file: ``${XDG_CONFIG_HOME:-~/.config}/opentrain/cli.json``
+    (None without a home directory: there is no such file)."""
     env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = env.get("XDG_CONFIG_HOME")
+    if not base:
+        home = home_directory()
+        if home is None:
+            return None
+        base = str(home / ".config")
     return Path(base) / "opentrain" / "cli.json"
 
 
@@ -202,7 +234,7 @@ def resolve_settings(
     def file_value(key: str) -> str | None:
         nonlocal file_data
         if file_data is None:
-            file_data = _read_config_file(path)
+            file_data = {} if path is None else _read_config_file(path)
         value = file_data.get(key)
         return value if isinstance(value, str) and value.strip() else None
 
@@ -215,12 +247,13 @@ def resolve_settings(
                 break
         else:
             token, source = file_value("apiToken"), str(path)
-            if token:
+            if token and path is not None:
                 _warn_if_readable_by_others(path)
     if not token:
         raise ConfigurationError(
             "no OpenTrain API token found: pass api_token=..., or set OT_API_TOKEN or "
-            f"OPENTRAIN_API_TOKEN, or log in with the OpenTrain CLI so that {path} holds "
+            "OPENTRAIN_API_TOKEN, or log in with the OpenTrain CLI so that "
+            f"{path or '~/.config/opentrain/cli.json (no home directory here)'} holds "
             '"apiToken"'
         )
     token = _check_token(token.strip(), source)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -178,7 +179,27 @@ class JSONFileCursorStore:
     async def save(self, cursor: str) -> None:
         await asyncio.to_thread(self._save, cursor)
 
+    def _refuse_not_regular(self) -> bool:
+        """True when the file exists; ``ConfigurationError`` when it is not a regular
+        file (``/dev/null``: read, then replaced by ``os.replace`` when run as root; a
+        FIFO: blocks in ``open``)."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the cursor file {self.path}: {exc}") from None
+        if not stat.S_ISREG(mode):
+            raise ConfigurationError(
+                f"the cursor file {self.path} is not a regular file (a directory, device, "
+                "FIFO or socket); give listen() a file path, or store=MemoryCursorStore() to "
+                "keep the position in memory only"
+            )
+        return True
+
     def _load(self) -> str | None:
+        if not self._refuse_not_regular():
+            return None
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -200,13 +221,23 @@ class JSONFileCursorStore:
         return cursor
 
     def _save(self, cursor: str) -> None:
+        self._refuse_not_regular()
+        try:
+            self._write(cursor)
+        except OSError as exc:  # a read-only volume, a full disk: the bot's, named
+            raise ConfigurationError(
+                f"cannot save the cursor file {self.path}: {exc.strerror or exc}"
+            ) from None
+
+    def _write(self, cursor: str) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
         payload = {
             "cursor": cursor,
             "savedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        prefix = f".{self.path.name[:100]}."  # the name's limit leaves no room for more
+        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(payload, handle)

@@ -12,21 +12,23 @@ contradict each other.
 from __future__ import annotations
 
 import asyncio
+import difflib
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+import aiohttp
 import attrs
 
 from ._errors import ConfigurationError
+from ._pacing import Pacer
 from ._redis import redact_url
 from ._retry import RetryPolicy
 from ._time import Clock
 from ._validation import check_option
 
 if TYPE_CHECKING:
-    import aiohttp
-
-    from ._pacing import Pacer, PacingBackend
+    from ._pacing import PacingBackend
     from ._retry import RetryEvent
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "PacingOptions",
     "RetryOptions",
     "TimeOptions",
+    "UnknownOptionError",
+    "check_client_flags",
     "check_groups",
     "check_user_agent",
     "merge_options",
@@ -168,7 +172,7 @@ def merge_options(
     changes: dict[str, dict[str, object]] = {name: {} for name in groups}
     for keyword, value in flat.items():
         if keyword not in FLAT_FIELDS:
-            raise TypeError(f"OpenTrainClient() got an unexpected keyword argument {keyword!r}")
+            raise UnknownOptionError(_unknown_keyword(keyword))
         group, field = FLAT_FIELDS[keyword]
         current = getattr(groups[group], field)
         if current is not None and value is not None and current != value:
@@ -185,6 +189,26 @@ def merge_options(
     )
 
 
+class UnknownOptionError(ConfigurationError, TypeError):
+    """A keyword the client does not take: the ``TypeError`` of any signature, and an
+    ``OpenTrainError`` like every other failure a caller meets."""
+
+
+_CLIENT_KEYWORDS = (
+    "api_token", "base_url", "max_concurrency", "pacing", "retries", "time", "session",
+    "reconcile", "log_content", "user_agent", "trust_env", "max_response_bytes", "env",
+    "config_path",
+)  # fmt: skip
+
+
+def _unknown_keyword(keyword: str) -> str:
+    """The message for an unknown keyword, naming the nearest one taken."""
+    known = [*FLAT_FIELDS, *_CLIENT_KEYWORDS]
+    near = difflib.get_close_matches(keyword, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}=?" if near else ""
+    return f"OpenTrainClient() got an unexpected keyword argument {keyword!r}{hint}"
+
+
 def check_user_agent(user_agent: str | None) -> None:
     """A header value the server would refuse, or one that could split the request."""
     if user_agent is None:
@@ -198,7 +222,9 @@ def check_user_agent(user_agent: str | None) -> None:
 def check_groups(
     pacing: PacingOptions, retries: RetryOptions, time: TimeOptions, seam: Clock
 ) -> None:
-    """Knobs that contradict each other: refused rather than silently ignored."""
+    """Knobs of the wrong kind, or that contradict each other: refused rather than
+    failing later or silently ignored."""
+    _check_kinds(pacing, retries, time)
     if pacing.rate_limit is not None:
         check_option(pacing.rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
     _refuse_overridden_knobs(
@@ -219,6 +245,58 @@ def check_groups(
             "retry_policy= waits with its own sleep (asyncio.sleep), not sleep=; "
             "pass sleep= to the RetryPolicy too"
         )
+
+
+def _check_kinds(pacing: PacingOptions, retries: RetryOptions, time: TimeOptions) -> None:
+    """Each grouped knob is of its kind (a string from the environment is not a pacer, a
+    callable or a bool); named by its flat keyword."""
+    kinds: list[tuple[str, object, Callable[[object], bool], str]] = [
+        ("pacer", pacing.pacer, lambda v: isinstance(v, Pacer), "a Pacer"),
+        ("pacing_backend", pacing.backend, _is_backend, "a PacingBackend"),
+        ("pacing_fail_closed", pacing.fail_closed, _is_bool, "True or False"),
+        ("retry_policy", retries.policy, lambda v: isinstance(v, RetryPolicy), "a RetryPolicy"),
+        ("on_retry", retries.on_retry, callable, "a function"),
+        ("clock", time.clock, callable, "a function"),
+        ("sleep", time.sleep, callable, "an async function"),
+        ("wall_clock", time.wall_clock, callable, "a function"),
+    ]
+    for name, value, ok, kind in kinds:
+        if value is not None and not ok(value):
+            raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
+
+
+def check_client_flags(
+    reconcile: object, log_content: object, trust_env: object, session: object, config_path: object
+) -> None:
+    """The client's own switches and objects: ``reconcile``, ``log_content``,
+    ``trust_env`` are bools (``trust_env="no"`` is truthy), ``session`` an
+    ``aiohttp.ClientSession``, ``config_path`` a path."""
+    flags = {
+        "reconcile": reconcile,
+        "log_content": log_content,
+        "trust_env": trust_env,
+        "session": session,
+        "config_path": config_path,
+    }
+    for name, value in flags.items():
+        if name == "session":
+            ok, kind = value is None or isinstance(value, aiohttp.ClientSession), "a ClientSession"
+        elif name == "config_path":
+            ok, kind = value is None or isinstance(value, (str, os.PathLike)), "a path"
+        else:
+            ok, kind = _is_bool(value), "True or False"
+        if not ok:
+            raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_backend(value: object) -> bool:
+    """Has what the pacer calls (``PacingBackend`` is a protocol: any class may be one)."""
+    methods = ("reserve", "report", "load", "aclose")
+    return hasattr(value, "tuning") and all(callable(getattr(value, m, None)) for m in methods)
 
 
 def retry_policy_of(retries: RetryOptions, seam: Clock) -> RetryPolicy:

@@ -104,6 +104,10 @@ def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     """``timeout=`` as aiohttp wants it: seconds for the whole request, or your own
     ``aiohttp.ClientTimeout`` (to tell connecting from reading apart)."""
     if isinstance(timeout, aiohttp.ClientTimeout):
+        for field in ("total", "connect", "sock_read", "sock_connect", "ceil_threshold"):
+            value = getattr(timeout, field, None)
+            if value is not None:  # aiohttp takes a negative or NaN field as no timeout
+                check_option(value, f"timeout (ClientTimeout.{field})", minimum=0, unit=" s")
         return timeout
     seconds = check_option(
         timeout, "timeout", minimum=0, strict=True, unit=" s (or an aiohttp.ClientTimeout)"

@@ -70,12 +70,18 @@ _MAX_TIMESTAMP = 10**15
 meets a float (the official verifier rejects it as stale)."""
 
 
+class _WrongKind(ConfigurationError, TypeError):
+    """A secret or body of the wrong kind (``os.environ.get`` of a missing variable, an
+    already parsed body): an ``OpenTrainError``, and still the ``TypeError`` it was."""
+
+
 def _as_bytes(value: str | bytes, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise TypeError(f"{what} must be bytes or str, got {type(value).__name__}")
+    hint = " (is its environment variable set?)" if what == "secret" and value is None else ""
+    raise _WrongKind(f"{what} must be bytes or str, got {type(value).__name__}{hint}")
 
 
 def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -229,6 +235,10 @@ class WebhookHandler:
     ) -> None:
         if not _as_bytes(secret, "secret"):
             raise ConfigurationError("the webhook secret is empty")
+        if not callable(on_event):  # else every delivery fails, and is retried for ever
+            raise ConfigurationError(
+                f"on_event must be an async function, got {type(on_event).__name__}"
+            )
         if isinstance(dedupe_size, bool) or not isinstance(dedupe_size, int) or dedupe_size < 1:
             raise ConfigurationError("dedupe_size must be an integer >= 1")
         _check_ttl(dedupe_ttl)

@@ -202,7 +202,7 @@ class JournaledRun:
         except OpenTrainError:
             raise
         except JournalError as exc:
-            raise JobJournalError(str(exc)) from None
+            raise JobJournalError(_in_sdk_words(str(exc))) from None
         self._journal, self._state = journal, state
         self._client.claim_ids(state.delivered_ids)
 
@@ -354,3 +354,24 @@ def _delivered(message_id: str, message: OutgoingMessage, started: float | None)
         is_from_viewer=True,
         content=message.content,
     )
+
+
+_CLI_ADVICE = (
+    (
+        "pass --reuse-journal to use it anyway, or use another --journal",
+        "a journal names one job: give this job another journal=",
+    ),
+    (
+        "pass --reuse-journal if it is the same job, or use another --journal",
+        "a journal names one job: give this job another journal=",
+    ),
+    ("or pass another --journal", "or give another journal="),
+)
+
+
+def _in_sdk_words(message: str) -> str:
+    """A journal error with the command line's advice (``--reuse-journal``) put as
+    what a ``send_all`` caller can do."""
+    for cli, sdk in _CLI_ADVICE:
+        message = message.replace(cli, sdk)
+    return message

@@ -32,7 +32,13 @@ class ContentLock:
     """``with ContentLock(directory, fingerprint, what):`` holds the job's content lock."""
 
     def __init__(
-        self, directory: Path, fingerprint: str, what: str, *, fallback: Path | None = None
+        self,
+        directory: Path,
+        fingerprint: str,
+        what: str,
+        *,
+        fallback: Path | None = None,
+        required: bool = True,
     ) -> None:
         self.path = directory / f"{fingerprint[:32]}.lock"
         self._fallback = None if fallback is None else fallback / f".{self.path.name}"
@@ -40,12 +46,17 @@ class ContentLock:
         --journal in a container with a read-only HOME): beside that journal."""
         self._what = what
         self._fd: int | None = None
+        self._required = required
+        """False: a lock that cannot be created is skipped (a Redis journal's lease
+        still keeps its job name to one run); one held by another run still refuses."""
 
-    def _open(self) -> int:
+    def _open(self) -> int | None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if not self._required:
+                return None
             if self._fallback is None:
                 raise JournalError(
                     f"cannot take the job's lock {self.path}: {exc.strerror or exc}"
@@ -64,6 +75,8 @@ class ContentLock:
         if fcntl is None:  # pragma: no cover
             return self
         fd = self._open()
+        if fd is None:
+            return self
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

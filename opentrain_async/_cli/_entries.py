@@ -52,6 +52,15 @@ def carried_identity(line: Line) -> str | None:
     return carried if isinstance(carried, str) and carried else None
 
 
+def fed_back_unknown(line: Line) -> bool:
+    """A ``--failures`` row whose outcome was unknown (``delivery_unknown``): it may
+    have been delivered, so only the journal that knows it may send it (read back)."""
+    record = line.record or {}
+    outcome = record.get(OUTCOME)
+    reason = outcome.get("reason") if isinstance(outcome, dict) else record.get(f"{OUTCOME}.reason")
+    return reason == "delivery_unknown"
+
+
 def _occurrence(carried: str | None, digest: str) -> int | None:
     """The occurrence number of a carried ``c:<digest>:<n>`` identity of this content."""
     if carried is None:

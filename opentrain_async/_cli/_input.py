@@ -228,17 +228,43 @@ def _check(number: int, record: dict[str, Any]) -> Line:
     return Line(number, message=message, record=record)
 
 
+_QUOTED_FIELDS = ('"conversationId"', '"content"', '"key"')
+
+
+def _loads_line(text: str) -> tuple[Any, list[str]]:
+    """One JSON line, and which of our fields (``conversationId``, ``content``, ``key``)
+    its top-level object names more than once (nested objects are the user's)."""
+    if max(map(text.count, _QUOTED_FIELDS)) < 2:
+        return json.loads(text), []  # the usual line: no hook (twice as fast)
+    repeated: dict[int, list[str]] = {}
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            names = [k for k in (*_FIELDS, "key") if sum(1 for n, _ in pairs if n == k) > 1]
+            if names:
+                repeated[id(obj)] = names
+        return obj
+
+    record = json.loads(text, object_pairs_hook=pairs_hook)
+    return record, repeated.get(id(record), [])
+
+
 def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
     for number, text in enumerate(handle, 1):
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record, repeated = _loads_line(text)
         except (ValueError, RecursionError) as exc:
             yield Line(number, problem=_json_problem(exc), raw=text.rstrip("\r\n"))
             continue
         if not isinstance(record, dict):
             problem = f"expected a JSON object, got {type(record).__name__}"
+            yield Line(number, problem=problem, raw=text.rstrip("\r\n"))
+            continue
+        if repeated:  # json.loads keeps the last silently: maybe the wrong text
+            problem = f"{repeated[0]!r} is given twice in this line; which one to send is unclear"
             yield Line(number, problem=problem, raw=text.rstrip("\r\n"))
             continue
         if "key" in record and record["key"] is not None and not isinstance(record["key"], str):

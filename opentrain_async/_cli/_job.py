@@ -138,15 +138,25 @@ async def execute(
 def _content_lock(
     source: JobSource, store: JournalStore | None
 ) -> contextlib.AbstractContextManager[object]:
-    """A file-journaled run holds its content's lock (``_content_lock``).  A Redis
-    journal's lease is the job's lock (its name, on every machine), so it needs none."""
-    if not isinstance(store, FileJournalStore):
+    """A journaled run holds its content's lock (``_content_lock``).  A Redis journal's
+    lease is the lock of its name on every machine; the content lock also keeps it from
+    running beside a file-journaled run (or one under another job name) on this machine,
+    when the per-user directory can be written (else the lease alone)."""
+    if store is None:
         return contextlib.nullcontext()
+    file_store = store.path.parent if isinstance(store, FileJournalStore) else None
+    try:
+        directory = jobs_directory() / "locks"
+    except JournalError:  # no home directory: a file's lock goes beside its journal
+        if file_store is None:
+            return contextlib.nullcontext()
+        directory = file_store
     return ContentLock(
-        jobs_directory() / "locks",
+        directory,
         job_fingerprint(source),
         source.name,
-        fallback=store.path.parent,
+        fallback=file_store,
+        required=file_store is not None,
     )
 
 

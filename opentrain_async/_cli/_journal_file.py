@@ -115,7 +115,7 @@ class FileJournalStore:
             return
         directory = self.path.parent
         try:
-            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name[:100]}.", dir=directory)
         except OSError as exc:
             raise JournalError(
                 f"cannot create journal {self.name}: {exc.strerror or exc}"

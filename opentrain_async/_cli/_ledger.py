@@ -17,6 +17,8 @@ from pathlib import Path
 
 import attrs
 
+from opentrain_async._config import home_directory
+
 from ._entries import JobInput, entries, job_fingerprint, sent_or_maybe
 from ._input import JobSource
 from ._journal import (
@@ -54,7 +56,15 @@ def jobs_directory(env: Mapping[str, str] | None = None) -> Path:
     where default journals live (beside ``listen()``'s cursors).  Per user and machine:
     another HOME or container has another one."""
     environ = os.environ if env is None else env
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    state = environ.get("XDG_STATE_HOME")
+    if not state:
+        home = home_directory()
+        if home is None:
+            raise JournalError(
+                "the default journal lives under ~/.local/state, and there is no home "
+                "directory here: set XDG_STATE_HOME, or pass --journal"
+            )
+        state = str(home / ".local" / "state")
     return Path(state) / "opentrain_async" / "jobs"
 
 
@@ -68,7 +78,10 @@ def default_journal_for(job_file: str, env: Mapping[str, str] | None = None) -> 
     """``default_journal_path`` from the job file's path alone (``journal show FILE``)."""
     absolute = str(Path(job_file).resolve())
     digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return jobs_directory(env) / f"{Path(absolute).name}-{digest}.journal"
+    name = Path(absolute).name
+    if len(f"{name}-{digest}.journal".encode("utf-8", "surrogatepass")) > 255:
+        name = name[:100]  # over the file system's limit: never a journal's name before
+    return jobs_directory(env) / f"{name}-{digest}.journal"
 
 
 def uses_default_journal(source: JobSource, options: JobOptions) -> bool:

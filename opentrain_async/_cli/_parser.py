@@ -6,13 +6,17 @@ value a usage error (exit 2, one line) rather than a failed run.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._logs import LOG_FORMATS
+from opentrain_async._redis import has_userinfo, redact_url, split_userinfo
 from opentrain_async._version import __version__
 
 from ._options import EXIT_USAGE
@@ -24,18 +28,53 @@ _MAX_PAGE_SIZE = 100
 _MAX_CONCURRENCY = 1000
 
 
+_ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
+"""The arguments being parsed, for ``_Parser.error`` to keep their secrets out."""
+_SECRET_FLAG = re.compile(r"token|passw|secret|auth|cred", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 2 with one line (plus the usage line)."""
+    """argparse, but usage errors exit 2 with one line (plus the usage line), never
+    quoting a secret the arguments hold (``_without_secrets``)."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        argv = tuple(sys.argv[1:] if args is None else args)
+        reset = _ARGV.set(tuple(a for a in argv if isinstance(a, str)))
+        try:
+            return super().parse_args(args, namespace)
+        finally:
+            _ARGV.reset(reset)
 
     def error(self, message: str) -> NoReturn:
-        if "--token" in message or "--api-token" in message:
+        argv = _ARGV.get()
+        flags = [a.partition("=")[0].lstrip("-").lower() for a in argv if a.startswith("--")]
+        if "--token" in message or any("token" in flag for flag in flags):
             # Not echoed: what follows the flag is probably the token itself.
             message = (
                 "there is no --token option: the token is never a flag (it would show in ps "
                 "and shell history); set OT_API_TOKEN=... in the environment"
             )
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {_without_secrets(message, argv)}\n")
+
+
+def _without_secrets(message: str, argv: tuple[str, ...]) -> str:
+    """``message`` with every secret ``argv`` may hold as ``***``: URLs with a userinfo
+    (redacted as everywhere), the value of a flag named like a secret (``--password
+    X``, ``--auth=X``), and the API token of the environment (pasted as an argument)."""
+    secrets = [os.environ.get(name, "") for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN")]
+    for index, arg in enumerate(argv):
+        if has_userinfo(arg) and "://" in arg:
+            message = message.replace(arg, redact_url(arg))
+            secrets.append(split_userinfo(arg)[1] or "")
+        name, eq, value = arg.partition("=")
+        if name.startswith("-") and _SECRET_FLAG.search(name):
+            secrets.append(value if eq else (argv[index + 1] if index + 1 < len(argv) else ""))
+    # Under 4 characters nothing is a real secret, and replacing it would garble the text.
+    for secret in sorted((s for s in secrets if len(s.strip()) >= 4), key=len, reverse=True):
+        for form in (secret, repr(secret)[1:-1]):
+            message = message.replace(form, "***")
+    return message
 
 
 def _positive_int(text: str) -> int:

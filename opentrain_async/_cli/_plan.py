@@ -25,6 +25,7 @@ from ._entries import (
     OUTCOME,
     JobInput,
     entries,
+    fed_back_unknown,
     job_fingerprint,
     sent_or_maybe,
 )
@@ -123,6 +124,8 @@ class Plan:
     to_settle: list[JobInput] = attrs.Factory(list)
     """Inputs an earlier run left open: read back before deciding to send."""
     changed: list[JobInput] = attrs.Factory(list)
+    maybe_sent: list[JobInput] = attrs.Factory(list)
+    """``--failures`` rows of unknown outcome this journal does not know (not sent)."""
     earlier_failures: list[Failure] = attrs.Factory(list)
 
     @property
@@ -160,6 +163,7 @@ class Plan:
             "previouslyFailed": self.actions[Action.SKIP_FAILED],
             "resolved": self.actions[Action.RESOLVED],
             "changedKeys": [{"line": i.line.number, "key": i.message.key} for i in self.changed],
+            "unknownRows": [i.line.number for i in self.maybe_sent],
             "journal": journal,
         }
 
@@ -211,6 +215,8 @@ def _plan_one(plan: Plan, entry: JobInput) -> None:
         plan.to_settle.append(entry)
     elif action is Action.CHANGED:
         plan.changed.append(entry)
+    elif action is Action.SEND and fed_back_unknown(entry.line):
+        plan.maybe_sent.append(entry)
     elif action is Action.SKIP_FAILED:
         progress = plan.state.inputs[entry.ident]
         plan.earlier_failures.append(
@@ -245,7 +251,9 @@ def refuse_strict(source: JobSource, err: TextIO) -> None:
 
 
 def refuse_changed(plan: Plan, journal: str) -> None:
-    """Exit 2 naming the keys delivered (or maybe delivered) with other content."""
+    """Exit 2 naming the keys delivered (or maybe delivered) with other content, and
+    the ``--failures`` rows of unknown outcome this journal does not know."""
+    _refuse_maybe_sent(plan)
     if not plan.changed:
         return
     named = ", ".join(
@@ -257,6 +265,22 @@ def refuse_changed(plan: Plan, journal: str) -> None:
         f"{named}{f' and {more:,} more' if more > 0 else ''} (journal {journal}). Nothing "
         "was sent. Restore the original content, give the new message a new key, or pass "
         "--allow-changed to send the new content as well"
+    )
+
+
+def _refuse_maybe_sent(plan: Plan) -> None:
+    """A failures file fed back under another journal (or none) than its job's: its
+    unknown rows may have been delivered, and only that journal can read them back."""
+    if not plan.maybe_sent:
+        return
+    lines = ", ".join(str(item.line.number) for item in plan.maybe_sent[:SHOW_CHANGED])
+    more = len(plan.maybe_sent) - SHOW_CHANGED
+    raise JournalError(
+        f"{len(plan.maybe_sent):,} row(s) of this failures file had an unknown outcome "
+        f"(delivery_unknown: they may have been delivered): line {lines}"
+        f"{f' and {more:,} more' if more > 0 else ''}. Nothing was sent. Run it with the "
+        "--journal of the job that wrote it (it reads them back first), or remove those "
+        "rows once you have checked their conversations"
     )
 
 
@@ -292,7 +316,7 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
         print(json.dumps(plan.as_json(journal)), file=out)
     else:
         print_plan(plan, journal, out)
-    return EXIT_USAGE if plan.bad or plan.changed else EXIT_OK
+    return EXIT_USAGE if plan.bad or plan.changed or plan.maybe_sent else EXIT_OK
 
 
 def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
@@ -302,6 +326,13 @@ def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
         print(
             f"line {item.line.number}: key {item.message.key!r} was sent before with other "
             "content (a real run refuses to start; --allow-changed sends it)",
+            file=out,
+        )
+    for item in plan.maybe_sent:
+        print(
+            f"line {item.line.number}: a failures row whose outcome was unknown "
+            "(delivery_unknown), not in this journal (a real run refuses to start; run it "
+            "with the --journal of the job that wrote it)",
             file=out,
         )
     bad = len(plan.bad)

@@ -13,8 +13,9 @@ import argparse
 import asyncio
 import json
 import re
-from typing import TextIO
+from typing import Any, TextIO, cast
 
+from opentrain_async._answers import masked, secret_forms
 from opentrain_async._client import OpenTrainClient
 from opentrain_async._config import Settings
 from opentrain_async._logs import terminal_safe
@@ -68,8 +69,30 @@ def _print_message(message: Message, out: TextIO) -> None:
     )
 
 
+class _WithoutToken:
+    """``out`` with every spelling of the token written as ``***``: a message's content
+    is the server's to say, and a hostile server (or a colleague pasting it into a chat)
+    may put the token there; the CLI never prints it (the SDK returns data as is)."""
+
+    def __init__(self, out: TextIO, token: str) -> None:
+        self._out = out
+        self._forms = secret_forms(token)
+
+    def write(self, text: str) -> int:
+        return self._out.write(masked(text, self._forms))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
+def without_token(out: TextIO, settings: Settings) -> TextIO:
+    """``out`` that never shows ``settings``' token (see ``_WithoutToken``)."""
+    return cast(TextIO, _WithoutToken(out, settings.token))
+
+
 async def list_conversations(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print every conversation (up to ``--max``), most recently updated first."""
+    out = without_token(out, settings)
     shown = 0
     async with OpenTrainClient(settings.token, settings.api_root) as client:
         async for conv in client.iter_conversations(
@@ -84,6 +107,7 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
 
 async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print a conversation's messages; with ``--follow``, keep printing new ones."""
+    out = without_token(out, settings)
     shown = 0
     seen: RecentSet[str] = RecentSet(_SEEN_MEMORY)
 

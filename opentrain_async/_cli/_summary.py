@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import signal
+import stat
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -280,8 +281,14 @@ def check_failures_path(path: Path, source: JobSource, journal: Path | None = No
             )
     if path.is_dir():
         raise InputError(f"--failures {path} is a directory; nothing was sent")
+    with contextlib.suppress(OSError):  # not there yet: fine (the probe below checks)
+        if not stat.S_ISREG(os.stat(path).st_mode):  # /dev/null: renamed over, or removed
+            raise InputError(
+                f"--failures {path} is not a regular file (a device, FIFO or socket); "
+                "nothing was sent. Name a file, or leave --failures out"
+            )
     try:  # the file is written beside itself and renamed over: its directory must take it
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -332,7 +339,7 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
         else:
             record[OUTCOME] = outcome
         rows.append(record)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent or Path("."))
     try:
         with open(fd, "w", encoding="utf-8", newline="") as handle:
             if csv_format:

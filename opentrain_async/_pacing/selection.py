@@ -45,6 +45,11 @@ def client_backend(
         url = pacing_url if pacing_url is not None else env.get(PACING_URL_ENV)
         if url and url.strip():
             backend = backend_from_url(url, fail_closed=fail_closed, clock=clock, sleep=sleep)
+        elif fail_closed:  # "never pace alone", with nothing shared: it would pace alone
+            raise ConfigurationError(
+                f"pacing_fail_closed=True needs a shared pacing state: pass pacing_url= or "
+                f"set ${PACING_URL_ENV} (neither is set)"
+            )
     attach = getattr(backend, "attach", None)
     if attach is not None:  # a backend written before attach() existed still paces
         attach(pacing_key(api_root, token), on_fallback)
