@@ -26,6 +26,7 @@ from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .pause import WINDOW_HINT, is_exact
+from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
 
@@ -33,11 +34,6 @@ __all__ = ["Pacer"]
 
 
 _MIN_SLEEP = 0.0005  # seconds: the least a leader sleeps before asking again (no spin)
-_RTT_WEIGHT = 1 / 16  # EWMA weight per answer: the spread follows the last ~16 round trips
-_OVERLAP = 1.0
-"""A lone 429 is the arrival spread's once sends come this many per spread or more
-(spread x rate >= 1: consecutive sends reach the server in any order).  Tuned on seeds
-0-499: 0.5 gave the same figures, 2 a worst draw of 18.55x instead of 16.06x."""
 
 
 class _Waiter:
@@ -123,11 +119,7 @@ class Pacer:
         self._win_reset_due = False
         self._win_probing = False  # the one request in flight is a probe past W
         self._win_changed = asyncio.Event()
-        # Round trips (admission to answer, EWMA mean and mean absolute deviation) and
-        # whether the last answer was accepted: the arrival spread (``_jitter``).
-        self._rtt: float | None = None
-        self._rtt_dev = 0.0
-        self._last_ok = False
+        self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         if self._paced:
             self.window.open_up()
 
@@ -413,37 +405,18 @@ class Pacer:
 
     # -- feedback -------------------------------------------------------------------------
 
-    def _answered(self, sent_at: float) -> None:
-        """Count a round trip (admission to answer) into the spread's estimate."""
-        rtt = self._clock() + self._offset - sent_at
-        mean = self._rtt
-        if mean is None:
-            self._rtt = rtt
-            return
-        self._rtt = mean + _RTT_WEIGHT * (rtt - mean)
-        self._rtt_dev += _RTT_WEIGHT * (abs(rtt - mean) - self._rtt_dev)
-
     def _jitter(self, sent_at: float) -> bool:
-        """A 429 the arrival spread explains, not a lower limit: the limit is known
-        (not searching, not a window), the answer before it was accepted, and sends
-        came closer together than the spread of their arrivals (they reached the
-        server in any order and bunched: a bucket with no burst refuses some at any
-        rate).  Two 429s in a row are the limit's."""
+        """A 429 the arrival spread explains (``ArrivalSpread.explains``), not a lower
+        limit: only once the limit is known (not searching, not a window)."""
         state = self.state
-        if state.limit is None or state.searching or state.window_hint or not self._last_ok:
+        if state.limit is None or state.searching or state.window_hint:
             return False
         rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
-        if rate is None:
-            return False
-        # Uniform one-way jitter of width w: round trips spread 2w, their mean absolute
-        # deviation is 2w / 4, so the arrival spread w is twice it.
-        spread = 2 * self._rtt_dev
-        return spread * rate >= _OVERLAP
+        return rate is not None and self.spread.explains(rate)
 
     def on_success(self, sent_at: float) -> None:
         """Record an accepted send (reported with the next backend call)."""
-        self._answered(sent_at)
-        self._last_ok = True
+        self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._local_successes += 1
         self.window.leave(grow=True)
@@ -457,9 +430,8 @@ class Pacer:
     async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
         self.window.leave(grow=False)
-        self._answered(sent_at)
         jitter = self._jitter(sent_at)
-        self._last_ok = False
+        self.spread.answered(self._clock() + self._offset - sent_at, accepted=False)
         now = self._clock()
         local_rate = None
         if self.state.limit is None and self._started is not None:
