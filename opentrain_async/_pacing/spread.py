@@ -16,7 +16,8 @@ _WEIGHT = 1 / 16  # EWMA weight per answer: the estimate follows the last ~16 ro
 OVERLAP = 1.0
 """A lone 429 is the spread's once sends come this many per spread or more (spread x
 rate >= 1: consecutive sends reach the server in any order).  Tuned on seeds 0-499 of
-``benchmarks.family_sim``: 0.5 gave the same figures, 2 a worst draw of 18.55x, not 15.90x."""
+``benchmarks.family_sim`` (with a refused-share guard since dropped as inert): 0.5 gave the
+same figures as 1, 2 a worst draw of 18.55x instead of 16.06x."""
 
 
 class ArrivalSpread:
