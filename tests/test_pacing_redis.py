@@ -123,6 +123,7 @@ def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
         throttled_at=rng.choice([None, now - rng.uniform(-0.2, 3)]) if throttled else None,
         retry_after=rng.choice([None, rng.uniform(0.0001, 2), 1.0, float(rng.randint(2, 90))]),
         local_rate=rng.choice([None, rng.uniform(0, 20), rng.uniform(0, 3000)]),
+        spread=throttled and rng.random() < 0.2,
     )
 
 

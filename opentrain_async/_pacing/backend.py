@@ -174,6 +174,8 @@ def apply_report(
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
+    if feedback.spread:  # the arrival spread's 429: counted, no pause, no cut
+        return state
     tat = state.tat
     paused_before = max(state.pause_until, now)
     # The rate that drew the 429 is the one its request was admitted at (a round trip

@@ -26,6 +26,7 @@ from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .pause import WINDOW_HINT, is_exact
+from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
 
@@ -118,6 +119,7 @@ class Pacer:
         self._win_reset_due = False
         self._win_probing = False  # the one request in flight is a probe past W
         self._win_changed = asyncio.Event()
+        self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         if self._paced:
             self.window.open_up()
 
@@ -403,8 +405,18 @@ class Pacer:
 
     # -- feedback -------------------------------------------------------------------------
 
+    def _jitter(self, sent_at: float) -> bool:
+        """A 429 the arrival spread explains (``ArrivalSpread.explains``), not a lower
+        limit: only once the limit is known (not searching, not a window)."""
+        state = self.state
+        if state.limit is None or state.searching or state.window_hint:
+            return False
+        rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
+        return rate is not None and self.spread.explains(rate)
+
     def on_success(self, sent_at: float) -> None:
         """Record an accepted send (reported with the next backend call)."""
+        self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._local_successes += 1
         self.window.leave(grow=True)
@@ -418,6 +430,8 @@ class Pacer:
     async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
         self.window.leave(grow=False)
+        jitter = self._jitter(sent_at)
+        self.spread.answered(self._clock() + self._offset - sent_at, accepted=False)
         now = self._clock()
         local_rate = None
         if self.state.limit is None and self._started is not None:
@@ -433,6 +447,7 @@ class Pacer:
             throttled_at=sent_at,
             retry_after=retry_after,
             local_rate=local_rate,
+            spread=jitter,
         )
         self._reporting += 1
         self._release()

@@ -70,7 +70,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then six per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then seven per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -95,6 +95,7 @@ def report_args(
             _arg(feedback.retry_after),
             _arg(feedback.local_rate),
             _arg(cap),
+            "1" if feedback.spread else "0",
         ]
     return args
 

@@ -183,3 +183,6 @@ class PacingFeedback:
     """Sends per second this pacer got through before its first 429 (the first estimate)."""
     throttled: bool = False
     """True when this feedback reports a 429."""
+    spread: bool = False
+    """The 429 is the arrival spread's, not a lower limit's (``Pacer._jitter``): it is
+    counted, and neither pauses nor cuts."""

@@ -2,7 +2,7 @@
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
--- throttled_at, retry_after, local_rate, cap ('' for none).  Returns {now, the new
+-- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
@@ -86,10 +86,11 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 6 do
+for g = 14, #ARGV, 7 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
+local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
 
 -- samples.first_estimate: what every process got through, at least one request
 -- per doubling
@@ -106,8 +107,8 @@ if successes > 0 then
   s.successes = s.successes + successes
   s.streak = 0
 end
-if throttled then
-  s.throttles = s.throttles + 1
+if throttled then s.throttles = s.throttles + 1 end
+if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
   -- the rate that drew the 429: the one its request was admitted at
