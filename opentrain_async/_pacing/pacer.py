@@ -73,9 +73,7 @@ class Pacer:
         if rate_limit is not None:  # a string from the environment too: named, not TypeError
             check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
         if backend is not None and tuning is not None:
-            raise ConfigurationError(
-                "pass tuning to the backend, not to the Pacer, when giving both"
-            )
+            raise ConfigurationError("pass tuning to the backend, not the Pacer, if giving both")
         self.rate_limit = rate_limit
         self.backend: PacingBackend = backend or InMemoryPacingBackend(tuning, clock=clock)
         self.tuning = self.backend.tuning
