@@ -10,7 +10,6 @@ a regular file (or a path not there yet) is a usage error, exit 2, and left as i
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,7 @@ import pytest
 from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
-
-
-def _device_twin(path: Path) -> Path:
-    """A character device like /dev/null at ``path`` (only root may make one)."""
-    try:
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except PermissionError:
-        pytest.skip("making a device node needs root")
-    return path
+from .device_nodes import device_twin
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo"])
@@ -37,7 +28,7 @@ async def test_failures_into_a_device_or_fifo_is_refused_and_left_alone(
     conv = server.add_conversation()
     target = tmp_path / "sink"
     if kind == "device":
-        _device_twin(target)
+        device_twin(target)
     else:
         os.mkfifo(target)
     before = os.stat(target).st_mode

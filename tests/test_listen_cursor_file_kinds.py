@@ -20,20 +20,13 @@ import pytest
 from opentrain_async import ConfigurationError, JSONFileCursorStore, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
-
-def _device_twin(path: Path) -> Path:
-    """A character device like /dev/null at ``path`` (only root may make one)."""
-    try:
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except PermissionError:
-        pytest.skip("making a device node needs root")
-    return path
+from .device_nodes import device_twin
 
 
 async def test_a_device_as_cursor_file_is_refused_and_left_a_device(
     server: FakeOpenTrain, client: OpenTrainClient, tmp_path: Path
 ) -> None:
-    device = _device_twin(tmp_path / "null")
+    device = device_twin(tmp_path / "null")
 
     async def first_message() -> None:
         async with client.listen(store=device) as messages:
