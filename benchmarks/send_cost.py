@@ -5,7 +5,8 @@
 The unthrottled scenario of ``python -m benchmarks`` in instructions, which the
 machine's load does not move: the fake server in its own process, the client under
 ``valgrind --tool=cachegrind --cache-sim=no`` sending 300 messages to warm up, then
-``--small`` or ``--large`` more (50 conversations, 64 in flight, order kept); the
+``--small`` or ``--large`` more (50 conversations, 64 in flight, order kept; the
+runner ``opentrain_async unordered`` without); the
 difference of the two runs over ``large - small`` is one message's cost.  ``--profile``
 instead runs the client once under cProfile (sorted by own time) to find the hot
 functions.  ``--client RUNNER N`` is the client side alone (what valgrind runs).
@@ -20,12 +21,24 @@ import subprocess
 import sys
 import tempfile
 
+from opentrain_async import OpenTrainClient
+
 from ._server import fake_server
-from .runners import RUNNERS
+from .runners import RUNNERS, Items
 
 CONVERSATIONS = 50
 CONCURRENCY = 64
 WARM_UP = 300
+
+
+async def _unordered(base_url: str, token: str, items: Items, concurrency: int) -> int:
+    """This SDK with ``ordered=False``: what keeping order costs, beside the default."""
+    async with OpenTrainClient(token, base_url, max_concurrency=concurrency) as client:
+        report = await client.send_all(items, ordered=False)
+    return report.sent
+
+
+CLIENTS = {**RUNNERS, "opentrain_async unordered": _unordered}
 
 
 def _items(n: int, offset: int) -> list[tuple[str, str]]:
@@ -37,7 +50,7 @@ def _items(n: int, offset: int) -> list[tuple[str, str]]:
 
 def client(runner: str, n: int, base_url: str, token: str) -> None:
     """Warm up, then send ``n`` messages with ``runner`` (what valgrind measures)."""
-    send = RUNNERS[runner]
+    send = CLIENTS[runner]
     asyncio.run(send(base_url, token, _items(WARM_UP, 0), CONCURRENCY))
     sent = asyncio.run(send(base_url, token, _items(n, WARM_UP), CONCURRENCY))
     if sent != n:
@@ -78,7 +91,7 @@ def _profile(runner: str, n: int) -> None:
 
     args = ("--conversations", str(CONVERSATIONS), "--seed", "7")
     with fake_server(args) as server:
-        send = RUNNERS[runner]
+        send = CLIENTS[runner]
         asyncio.run(send(server.base_url, server.token, _items(WARM_UP, 0), CONCURRENCY))
         profiler = cProfile.Profile()
         profiler.enable()
