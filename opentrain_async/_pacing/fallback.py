@@ -66,7 +66,12 @@ class PacingFallback:
         self.local = InMemoryPacingBackend(wrapped.tuning, clock=clock)
         """Paces this process while the shared side is out of reach."""
         self.where = where
-        self.errors: tuple[type[BaseException], ...] = (*errors, TimeoutError, asyncio.TimeoutError)
+        self.errors: tuple[type[BaseException], ...] = (
+            *errors,
+            TimeoutError,
+            asyncio.TimeoutError,
+            UnusableSharedState,  # an answer of the wrong kind (``_answer``)
+        )
         self.budget = budget
         self.fail_closed = fail_closed
         self.retry_every = retry_every
@@ -98,7 +103,9 @@ class PacingFallback:
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
         """``wrapped``'s slots; ``local``'s while it is out of reach."""
-        got = await self.call(lambda: self.wrapped.reserve(count, successes=successes, cap=cap))
+        got = await self.call(
+            lambda: _answer(Reservation, self.wrapped.reserve(count, successes=successes, cap=cap))
+        )
         if got is None:
             return await self.local.reserve(count, successes=successes, cap=cap)
         self._rate_heard = got.rate is not None
@@ -107,7 +114,9 @@ class PacingFallback:
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
         """Report to ``wrapped``; to ``local`` while it is out of reach."""
-        state = await self.call(lambda: self.wrapped.report(feedback, cap=cap))
+        state = await self.call(
+            lambda: _answer(PacingState, self.wrapped.report(feedback, cap=cap))
+        )
         if state is None:
             return await self.local.report(feedback, cap=cap)
         self._rate_heard = state.limit is not None
@@ -115,7 +124,7 @@ class PacingFallback:
 
     async def load(self) -> PacingState:
         """The shared state (the local one while the shared side is out of reach)."""
-        state = await self.call(self.wrapped.load)
+        state = await self.call(lambda: _answer(PacingState, self.wrapped.load()))
         return await self.local.load() if state is None else state
 
     async def aclose(self) -> None:
@@ -129,9 +138,12 @@ class PacingFallback:
         await self.wrapped.aclose()
 
     def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """Count this client's fallbacks; ``wrapped`` gets the key."""
+        """Count this client's fallbacks; ``wrapped`` gets the key (unless it was
+        written before ``attach`` existed)."""
         self.on_fallback.append(on_fallback)
-        self.wrapped.attach(key, on_fallback)
+        attach = getattr(self.wrapped, "attach", None)
+        if attach is not None:
+            attach(key, on_fallback)
 
     # -- the policy ---------------------------------------------------------------------
 
@@ -175,7 +187,7 @@ class PacingFallback:
         return self._rate_heard
 
     async def _load_again(self, local: PacingState) -> None:
-        await self._within_budget(self.wrapped.load())
+        await self._within_budget(_answer(PacingState, self.wrapped.load()))
 
     def _went_down(self, exc: BaseException) -> None:
         now = self._clock()
@@ -247,3 +259,14 @@ class PacingFallback:
             self._came_back()
 
         self.probe = asyncio.get_running_loop().create_task(probe())
+
+
+async def _answer(kind: type[T], call: Awaitable[Any]) -> T:
+    """``call``'s answer if it is a ``kind``; else ``UnusableSharedState`` (a custom
+    backend's garbage is an outage, not a crash in the pacer or a false rejoin)."""
+    answer = await call
+    if not isinstance(answer, kind):
+        raise UnusableSharedState(
+            f"an answer of type {type(answer).__name__}, not a {kind.__name__}"
+        )
+    return answer
