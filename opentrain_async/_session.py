@@ -37,7 +37,12 @@ class SessionMixin:
     max_concurrency: int
 
     def open(self) -> aiohttp.ClientSession:
-        """Reopen after ``close`` (``async with`` again) and make sure of a session."""
+        """Reopen after ``close`` (``async with`` again) and make sure of a session;
+        a backend that closed with us (``PacingFallback.reopen``) serves us again."""
+        if self.closed and self._parent is None:
+            reopen = getattr(self._pacer.backend, "reopen", None)
+            if reopen is not None:
+                reopen()
         self.closed = False
         return self.ensure_session()
 
@@ -46,10 +51,11 @@ class SessionMixin:
 
         A ``with_options`` copy only stops itself: the session is its parent's.
         """
-        self.closed = True
+        was_closed, self.closed = self.closed, True
         if self._parent is not None:
             return
-        await self._pacer.backend.aclose()
+        if not was_closed:  # once per client: a shared backend counts its users
+            await self._pacer.backend.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()

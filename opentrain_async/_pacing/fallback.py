@@ -87,7 +87,11 @@ class PacingFallback:
         self.down_since: float | None = None
         self.probe: asyncio.Task[None] | None = None
         """The rejoin probe under way, if any."""
-        self.closed = False  # aclose() ran: local pacing, no outage, no reconnecting
+        self.users = 0
+        """Clients pacing with this backend (``attach``, ``reopen``): the last one's
+        ``aclose`` closes it; an earlier one's leaves it to the others."""
+        self.closed = False  # the last user closed: local pacing, no outage, no reconnecting
+        self._closes = 0  # closes so far: a call begun before one paces locally
         self._next_probe = 0.0
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         self._rate_heard = False  # the last shared answer had a rate (default ``learned``)
@@ -128,29 +132,41 @@ class PacingFallback:
         return await self.local.load() if state is None else state
 
     async def aclose(self) -> None:
-        """Stop probing, then close ``wrapped``: calls still in flight (or made later)
-        pace locally; our own close is no outage."""
+        """The last client using it closes: stop probing, then close ``wrapped``; calls
+        in flight or made later pace locally (until ``reopen``); our own close is no
+        outage.  While another client still uses it, nothing closes."""
+        self.users = max(self.users - 1, 0)
+        if self.users > 0:
+            return
         self.closed = True
+        self._closes += 1
         if self.probe is not None and not self.probe.done():
             self.probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.probe
         await self.wrapped.aclose()
 
+    def reopen(self) -> None:
+        """A client that closed it paces with it again (``async with`` once more)."""
+        self.users += 1
+        self.closed = False
+
     def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """Count this client's fallbacks; ``wrapped`` gets the key (unless it was
+        """One more client: count its fallbacks; ``wrapped`` gets the key (unless it was
         written before ``attach`` existed)."""
-        self.on_fallback.append(on_fallback)
         attach = getattr(self.wrapped, "attach", None)
         if attach is not None:
             attach(key, on_fallback)
+        self.users += 1
+        self.on_fallback.append(on_fallback)
 
     # -- the policy ---------------------------------------------------------------------
 
     async def call(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Run ``call`` on the shared side within the budget; None means: use ``local``."""
+        closes = self._closes
         while True:
-            if self.closed:
+            if self.closed or self._closes != closes:  # closed (a fail_closed wait ends)
                 return None
             if self.down_since is not None and not self.fail_closed:
                 self._maybe_probe()
@@ -160,7 +176,7 @@ class PacingFallback:
             except asyncio.CancelledError:
                 raise
             except self.errors as exc:
-                if self.closed:
+                if self.closed or self._closes != closes:
                     return None
                 self._went_down(exc)
                 if not self.fail_closed:
