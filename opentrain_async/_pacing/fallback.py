@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import attrs
+
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation
 from .curve import MIN_RATE
 from .shared_bounds import UnusableSharedState
@@ -32,6 +34,8 @@ __all__ = ["PacingFallback"]
 logger = logging.getLogger("opentrain_async")
 
 T = TypeVar("T")
+
+_TIMES = ("origin", "cut_at", "pause_until", "pause_began", "tat", "sample_at")
 
 
 class PacingFallback:
@@ -63,8 +67,12 @@ class PacingFallback:
     ) -> None:
         self.wrapped = wrapped
         self.tuning = wrapped.tuning
-        self.local = InMemoryPacingBackend(wrapped.tuning, clock=clock)
-        """Paces this process while the shared side is out of reach."""
+        self.local = InMemoryPacingBackend(wrapped.tuning, clock=self._local_clock)
+        """Paces this process while the shared side is out of reach, on the shared
+        side's clock as last heard (``shift``): the pacer turns a backend's times into
+        durations, so the clock must not jump by the two clocks' difference (a pause
+        of 1.8e9 s, a round trip that wrecks the arrival spread)."""
+        self.shift = 0.0  # the shared side's clock minus ours, as of its last reservation
         self.where = where
         self.errors: tuple[type[BaseException], ...] = (
             *errors,
@@ -113,7 +121,9 @@ class PacingFallback:
         if got is None:
             return await self.local.reserve(count, successes=successes, cap=cap)
         self._rate_heard = got.rate is not None
-        self.granted(self._clock(), got.count if got.rate is not None else 0)
+        now = self._clock()
+        self.shift = got.now - now
+        self.granted(now, got.count if got.rate is not None else 0)
         return got
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
@@ -199,6 +209,13 @@ class PacingFallback:
         while granted[0][0] < now - 1.0:
             granted.popleft()
 
+    def _local_clock(self) -> float:
+        return self._clock() + self.shift
+
+    def _unshifted(self, state: PacingState) -> PacingState:
+        """``state`` (the local one) with its times on this process's clock."""
+        return attrs.evolve(state, **{name: getattr(state, name) - self.shift for name in _TIMES})
+
     def _had_rate(self) -> bool:
         return self._rate_heard
 
@@ -244,11 +261,12 @@ class PacingFallback:
             return
         slots = sum(n for t, n in self._granted if t >= now - 1.0)
         share = max(float(slots), MIN_RATE)
+        at = now + self.shift
         self.local.state = PacingState(
             limit=share,
             searching=False,
-            origin=now,
-            cut_at=now,
+            origin=at,
+            cut_at=at,
             recover=self.local.tuning.recover,
         )
 
@@ -269,7 +287,7 @@ class PacingFallback:
 
         async def probe() -> None:
             try:
-                await self._rejoin(self.local.state)
+                await self._rejoin(self._unshifted(self.local.state))
             except self.errors:
                 return
             self._came_back()
