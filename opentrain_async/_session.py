@@ -9,6 +9,7 @@ timeout and status handling.  ``SessionMixin`` is a base of ``Pipeline``; a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,8 @@ from ._pacing import Pacer
 from ._proxy import Proxy
 
 __all__ = ["SessionMixin"]
+
+logger = logging.getLogger("opentrain_async")
 
 _OWN_SESSION_OPTIONS: dict[str, Any] = {"allow_redirects": False}
 
@@ -54,11 +57,19 @@ class SessionMixin:
         was_closed, self.closed = self.closed, True
         if self._parent is not None:
             return
-        if not was_closed:  # once per client: a shared backend counts its users
-            await self._pacer.backend.aclose()
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        try:
+            if not was_closed:  # once per client: a shared backend counts its users
+                await self._pacer.backend.aclose()
+        except Exception as exc:  # a custom backend's: its type only (text may hold a secret)
+            logger.warning(
+                "closing the pacing backend %s failed (%s); the client closed anyway",
+                type(self._pacer.backend).__name__,
+                type(exc).__name__,
+            )
+        finally:
+            if self._owns_session and self._session is not None:
+                session, self._session = self._session, None
+                await session.close()
 
     def ensure_session(self) -> aiohttp.ClientSession:
         """The open session requests go through (ours is opened on first use)."""

@@ -123,3 +123,29 @@ async def test_garbage_from_reserve_is_paced_locally_not_a_crash(
         await client.send_message(conv, "sent")
         assert client.stats.pacing_fallbacks == 1
     assert [m["content"] for m in server.messages(conv)] == ["sent"]
+
+
+class _CloseRaises(InMemoryPacingBackend):
+    async def aclose(self) -> None:
+        raise RuntimeError(f"store://u:{SECRET}@host gone")
+
+
+async def test_a_backend_whose_aclose_raises_does_not_break_closing(
+    server: FakeOpenTrain, no_wait: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client still closes its session and raises nothing; one warning names the
+    backend and the error's type, never its text."""
+    client = OpenTrainClient(
+        server.token,
+        server.base_url,
+        pacing_backend=_CloseRaises(clock=no_wait.clock),
+        clock=no_wait.clock,
+        sleep=no_wait.sleep,
+    )
+    await client.send_message(server.add_conversation(), "sent")
+    await client.close()
+    [warning] = _warnings(caplog)
+    assert "_CloseRaises" in warning
+    assert "RuntimeError" in warning
+    assert SECRET not in caplog.text
+    assert client._pipeline._session is None
