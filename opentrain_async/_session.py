@@ -9,6 +9,7 @@ timeout and status handling.  ``SessionMixin`` is a base of ``Pipeline``; a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,8 @@ from ._pacing import Pacer
 from ._proxy import Proxy
 
 __all__ = ["SessionMixin"]
+
+logger = logging.getLogger("opentrain_async")
 
 _OWN_SESSION_OPTIONS: dict[str, Any] = {"allow_redirects": False}
 
@@ -37,7 +40,12 @@ class SessionMixin:
     max_concurrency: int
 
     def open(self) -> aiohttp.ClientSession:
-        """Reopen after ``close`` (``async with`` again) and make sure of a session."""
+        """Reopen after ``close`` (``async with`` again) and make sure of a session;
+        a backend that closed with us (``PacingFallback.reopen``) serves us again."""
+        if self.closed and self._parent is None:
+            reopen = getattr(self._pacer.backend, "reopen", None)
+            if reopen is not None:
+                reopen()
         self.closed = False
         return self.ensure_session()
 
@@ -46,13 +54,22 @@ class SessionMixin:
 
         A ``with_options`` copy only stops itself: the session is its parent's.
         """
-        self.closed = True
+        was_closed, self.closed = self.closed, True
         if self._parent is not None:
             return
-        await self._pacer.backend.aclose()
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        try:
+            if not was_closed:  # once per client: a shared backend counts its users
+                await self._pacer.backend.aclose()
+        except Exception as exc:  # a custom backend's: its type only (text may hold a secret)
+            logger.warning(
+                "closing the pacing backend %s failed (%s); the client closed anyway",
+                type(self._pacer.backend).__name__,
+                type(exc).__name__,
+            )
+        finally:
+            if self._owns_session and self._session is not None:
+                session, self._session = self._session, None
+                await session.close()
 
     def ensure_session(self) -> aiohttp.ClientSession:
         """The open session requests go through (ours is opened on first use)."""

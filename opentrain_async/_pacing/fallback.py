@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import attrs
+
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation
 from .curve import MIN_RATE
 from .shared_bounds import UnusableSharedState
@@ -32,6 +34,8 @@ __all__ = ["PacingFallback"]
 logger = logging.getLogger("opentrain_async")
 
 T = TypeVar("T")
+
+_TIMES = ("origin", "cut_at", "pause_until", "pause_began", "tat", "sample_at")
 
 
 class PacingFallback:
@@ -63,10 +67,19 @@ class PacingFallback:
     ) -> None:
         self.wrapped = wrapped
         self.tuning = wrapped.tuning
-        self.local = InMemoryPacingBackend(wrapped.tuning, clock=clock)
-        """Paces this process while the shared side is out of reach."""
+        self.local = InMemoryPacingBackend(wrapped.tuning, clock=self._local_clock)
+        """Paces this process while the shared side is out of reach, on the shared
+        side's clock as last heard (``shift``): the pacer turns a backend's times into
+        durations, so the clock must not jump by the two clocks' difference (a pause
+        of 1.8e9 s, a round trip that wrecks the arrival spread)."""
+        self.shift = 0.0  # the shared side's clock minus ours, as of its last reservation
         self.where = where
-        self.errors: tuple[type[BaseException], ...] = (*errors, TimeoutError, asyncio.TimeoutError)
+        self.errors: tuple[type[BaseException], ...] = (
+            *errors,
+            TimeoutError,
+            asyncio.TimeoutError,
+            UnusableSharedState,  # an answer of the wrong kind (``_answer``)
+        )
         self.budget = budget
         self.fail_closed = fail_closed
         self.retry_every = retry_every
@@ -82,7 +95,11 @@ class PacingFallback:
         self.down_since: float | None = None
         self.probe: asyncio.Task[None] | None = None
         """The rejoin probe under way, if any."""
-        self.closed = False  # aclose() ran: local pacing, no outage, no reconnecting
+        self.users = 0
+        """Clients pacing with this backend (``attach``, ``reopen``): the last one's
+        ``aclose`` closes it; an earlier one's leaves it to the others."""
+        self.closed = False  # the last user closed: local pacing, no outage, no reconnecting
+        self._closes = 0  # closes so far: a call begun before one paces locally
         self._next_probe = 0.0
         self._granted: deque[tuple[float, int]] = deque()  # (local time, slots) this second
         self._rate_heard = False  # the last shared answer had a rate (default ``learned``)
@@ -98,16 +115,22 @@ class PacingFallback:
         self, count: int, *, successes: int = 0, cap: float | None = None
     ) -> Reservation:
         """``wrapped``'s slots; ``local``'s while it is out of reach."""
-        got = await self.call(lambda: self.wrapped.reserve(count, successes=successes, cap=cap))
+        got = await self.call(
+            lambda: _answer(Reservation, self.wrapped.reserve(count, successes=successes, cap=cap))
+        )
         if got is None:
             return await self.local.reserve(count, successes=successes, cap=cap)
         self._rate_heard = got.rate is not None
-        self.granted(self._clock(), got.count if got.rate is not None else 0)
+        now = self._clock()
+        self.shift = got.now - now
+        self.granted(now, got.count if got.rate is not None else 0)
         return got
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
         """Report to ``wrapped``; to ``local`` while it is out of reach."""
-        state = await self.call(lambda: self.wrapped.report(feedback, cap=cap))
+        state = await self.call(
+            lambda: _answer(PacingState, self.wrapped.report(feedback, cap=cap))
+        )
         if state is None:
             return await self.local.report(feedback, cap=cap)
         self._rate_heard = state.limit is not None
@@ -115,30 +138,45 @@ class PacingFallback:
 
     async def load(self) -> PacingState:
         """The shared state (the local one while the shared side is out of reach)."""
-        state = await self.call(self.wrapped.load)
+        state = await self.call(lambda: _answer(PacingState, self.wrapped.load()))
         return await self.local.load() if state is None else state
 
     async def aclose(self) -> None:
-        """Stop probing, then close ``wrapped``: calls still in flight (or made later)
-        pace locally; our own close is no outage."""
+        """The last client using it closes: stop probing, then close ``wrapped``; calls
+        in flight or made later pace locally (until ``reopen``); our own close is no
+        outage.  While another client still uses it, nothing closes."""
+        self.users = max(self.users - 1, 0)
+        if self.users > 0:
+            return
         self.closed = True
+        self._closes += 1
         if self.probe is not None and not self.probe.done():
             self.probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.probe
         await self.wrapped.aclose()
 
+    def reopen(self) -> None:
+        """A client that closed it paces with it again (``async with`` once more)."""
+        self.users += 1
+        self.closed = False
+
     def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """Count this client's fallbacks; ``wrapped`` gets the key."""
+        """One more client: count its fallbacks; ``wrapped`` gets the key (unless it was
+        written before ``attach`` existed)."""
+        attach = getattr(self.wrapped, "attach", None)
+        if attach is not None:
+            attach(key, on_fallback)
+        self.users += 1
         self.on_fallback.append(on_fallback)
-        self.wrapped.attach(key, on_fallback)
 
     # -- the policy ---------------------------------------------------------------------
 
     async def call(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Run ``call`` on the shared side within the budget; None means: use ``local``."""
+        closes = self._closes
         while True:
-            if self.closed:
+            if self.closed or self._closes != closes:  # closed (a fail_closed wait ends)
                 return None
             if self.down_since is not None and not self.fail_closed:
                 self._maybe_probe()
@@ -148,7 +186,7 @@ class PacingFallback:
             except asyncio.CancelledError:
                 raise
             except self.errors as exc:
-                if self.closed:
+                if self.closed or self._closes != closes:
                     return None
                 self._went_down(exc)
                 if not self.fail_closed:
@@ -171,11 +209,18 @@ class PacingFallback:
         while granted[0][0] < now - 1.0:
             granted.popleft()
 
+    def _local_clock(self) -> float:
+        return self._clock() + self.shift
+
+    def _unshifted(self, state: PacingState) -> PacingState:
+        """``state`` (the local one) with its times on this process's clock."""
+        return attrs.evolve(state, **{name: getattr(state, name) - self.shift for name in _TIMES})
+
     def _had_rate(self) -> bool:
         return self._rate_heard
 
     async def _load_again(self, local: PacingState) -> None:
-        await self._within_budget(self.wrapped.load())
+        await self._within_budget(_answer(PacingState, self.wrapped.load()))
 
     def _went_down(self, exc: BaseException) -> None:
         now = self._clock()
@@ -216,11 +261,12 @@ class PacingFallback:
             return
         slots = sum(n for t, n in self._granted if t >= now - 1.0)
         share = max(float(slots), MIN_RATE)
+        at = now + self.shift
         self.local.state = PacingState(
             limit=share,
             searching=False,
-            origin=now,
-            cut_at=now,
+            origin=at,
+            cut_at=at,
             recover=self.local.tuning.recover,
         )
 
@@ -241,9 +287,20 @@ class PacingFallback:
 
         async def probe() -> None:
             try:
-                await self._rejoin(self.local.state)
+                await self._rejoin(self._unshifted(self.local.state))
             except self.errors:
                 return
             self._came_back()
 
         self.probe = asyncio.get_running_loop().create_task(probe())
+
+
+async def _answer(kind: type[T], call: Awaitable[Any]) -> T:
+    """``call``'s answer if it is a ``kind``; else ``UnusableSharedState`` (a custom
+    backend's garbage is an outage, not a crash in the pacer or a false rejoin)."""
+    answer = await call
+    if not isinstance(answer, kind):
+        raise UnusableSharedState(
+            f"an answer of type {type(answer).__name__}, not a {kind.__name__}"
+        )
+    return answer

@@ -26,6 +26,7 @@ from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .pause import WINDOW_HINT, is_exact
+from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .window import SlowStartWindow
@@ -376,11 +377,17 @@ class Pacer:
         self.window.count_in()
         return now + self._offset
 
+    def _local_pause(self, until: float, now: float) -> float:
+        """A backend's pause end on the local clock, at most as far ahead as a valid
+        one can be: a state answered on another clock than the last reservation (a
+        shared backend back after an outage from the start) would pause for decades."""
+        return min(until - self._offset, now + longest_ahead(self.tuning))
+
     def _window_shared_pause(self, now: float) -> None:
         """Honour a pause in the shared state before any send: window mode reserves
         no slots, so it reads the in-memory state itself (another client sharing it may
         have been told to wait for the window's reset)."""
-        until = self.state.pause_until - self._offset
+        until = self._local_pause(self.state.pause_until, now)
         if until <= self._pause_until:
             return
         if until > max(self._pause_until, now) + 0.5:  # another client's 429
@@ -455,7 +462,7 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
-        pause_until = state.pause_until - self._offset
+        pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:
             self._slots.clear()  # reserved at the old rate, or into the pause
             self._cuts = state.cuts

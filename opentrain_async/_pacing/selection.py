@@ -52,5 +52,11 @@ def client_backend(
             )
     attach = getattr(backend, "attach", None)
     if attach is not None:  # a backend written before attach() existed still paces
-        attach(pacing_key(api_root, token), on_fallback)
+        try:
+            attach(pacing_key(api_root, token), on_fallback)
+        except Exception as exc:  # its type only: the text may quote a URL or secret
+            raise ConfigurationError(
+                f"the pacing backend {type(backend).__name__} refused attach() "
+                f"({type(exc).__name__}): it must take the client's key and fallback counter"
+            ) from None
     return backend

@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = ["OVERLAP", "ArrivalSpread"]
 
 _WEIGHT = 1 / 16  # EWMA weight per answer: the estimate follows the last ~16 round trips
+_LONGEST = 3600.0  # seconds: a longer round trip is a clock's jump (see ``answered``)
 OVERLAP = 1.0
 """A lone 429 is the spread's once sends come this many per spread or more (spread x
 rate >= 1: consecutive sends reach the server in any order).  Tuned on seeds 0-499 of
@@ -39,14 +40,19 @@ class ArrivalSpread:
         return 2 * self._deviation
 
     def answered(self, round_trip: float, accepted: bool) -> None:
-        """Count one answer that came ``round_trip`` seconds after its admission."""
+        """Count one answer that came ``round_trip`` seconds after its admission.  One
+        over ``_LONGEST`` either way is no network's: its admission time is on the
+        clock of a backend since replaced (Redis ``TIME`` and a process's monotonic
+        clock differ by decades); it is not counted."""
+        self.last_ok = accepted
+        if abs(round_trip) > _LONGEST:
+            return
         mean = self._mean
         if mean is None:
             self._mean = round_trip
         else:
             self._mean = mean + _WEIGHT * (round_trip - mean)
             self._deviation += _WEIGHT * (abs(round_trip - mean) - self._deviation)
-        self.last_ok = accepted
 
     def explains(self, rate: float) -> bool:
         """A 429 just after an accepted answer, for a request sent at ``rate`` (per
