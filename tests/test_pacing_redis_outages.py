@@ -93,7 +93,7 @@ async def test_restarted_with_another_password_is_one_outage_without_the_passwor
     server: FakeOpenTrain, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis restarted asking for another password (every call: AuthenticationError),
-    then restarted with ours: one outage, one warning naming the error's type and the
+    then restarted with ours: one outage, one warning naming an error's type and the
     redacted URL, no form of the password in any log record; the client rejoins."""
     caplog.set_level(logging.DEBUG)
     redis_server = RedisServer(require_redis_binary(), tmp_path, password=PASSWORD)
@@ -113,7 +113,9 @@ async def test_restarted_with_another_password_is_one_outage_without_the_passwor
     warnings, text = _logged(caplog)
     assert len(warnings) == 1, warnings
     [warning] = warnings
-    assert "AuthenticationError" in warning
+    # The pooled connection the kill cut may fail first (ConnectionError), or the new
+    # one's AUTH (AuthenticationError): which one is a race, the outage is one either way.
+    assert "(AuthenticationError)" in warning or "(ConnectionError)" in warning
     assert ":***@127.0.0.1" in warning
     for form in (PASSWORD, quote(PASSWORD, safe=""), "s3cr3t"):
         assert form not in text
