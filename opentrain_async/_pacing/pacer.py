@@ -436,8 +436,8 @@ class Pacer:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
         self.window.leave(grow=False)
         jitter = self._jitter(sent_at)
-        self.spread.answered(self._clock() + self._offset - sent_at, accepted=False)
         now = self._clock()
+        self.spread.answered(now + self._offset - sent_at, accepted=False)
         local_rate = None
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
