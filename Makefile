@@ -12,7 +12,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 # process the tests start and ~3 s per pytest worker. __pycache__ is in .gitignore.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: test quick lint typecheck unit demo bench docs pythons clean
+.PHONY: test quick lint typecheck unit coverage demo bench docs pythons clean
 
 # dev, docs and bench are PEP 735 dependency groups (never published): pip 25.1+ installs them.
 $(STAMP): pyproject.toml
@@ -32,20 +32,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict opentrain_async
 
-# Three pytest-xdist workers on two cores (coverage measures them: subprocesses are
-# patched), the tests marked `process` (real signals, kill -9, a terminal) included: those
-# mostly wait for their children (220 s of test time, 63 s of CPU), so a third worker fills
-# the waits. Quiet 2-core machine, back to back: -n 2 118.6 s, -n 3 93.4/96.1/95.1 s, -n 4
-# 87.5 s (kept at 3 for headroom in the timing-sensitive Redis pacing tests). Tests are
-# handed out two at a time, the `process` ones first (tests/conftest.py), so the long ones
-# start early and none ends the run alone. `make quick` (CPU-bound) keeps two.
-PYTEST_WORKERS ?= 3
+# Four pytest-xdist workers on two cores, the tests marked `process` (real signals, kill -9,
+# a terminal) included: those mostly wait for their children, so workers beyond the cores
+# fill the waits. Quiet 2-core machine, no coverage: -n 3 81.5 s, -n 4 71.3 s (119 CPU-s).
+# Tests are handed out two at a time, the `process` ones first (tests/conftest.py), so the
+# long ones start early and none ends the run alone. `make quick` (CPU-bound) keeps two.
+PYTEST_WORKERS ?= 4
 QUICK_WORKERS ?= 2
+COVERAGE_WORKERS ?= 3
 PYTEST_DIST ?= --dist load --maxschedchunk 2
 
 unit: $(STAMP)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_DIST)
+
+# The suite again under coverage (branch, CLI subprocesses included; gate in pyproject.toml).
+# Kept out of `make test`: tracing doubles the suite's CPU (119 -> 211 CPU-s, 117 s on
+# three workers), and on two cores that is the edit-test loop's whole budget. CI runs it.
+coverage: $(STAMP)
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_DIST)
+	$(BIN)/coverage run -m pytest -q -n $(COVERAGE_WORKERS) $(PYTEST_DIST)
 	$(BIN)/coverage combine -q 2>/dev/null || true
 	$(BIN)/coverage report
 

@@ -1,8 +1,8 @@
 """Run the test suite on every supported Python: ``nox`` (or ``nox -s tests-3.12``).
 
 Each session installs the project and its ``dev`` dependency group into a fresh
-virtualenv and runs pytest; ``make test`` stays the one full gate (ruff, mypy --strict,
-coverage) on the default interpreter. Interpreters are pyenv's, found under
+virtualenv and runs pytest; ``make test`` (ruff, mypy --strict) and ``make coverage``
+stay the full gate on the default interpreter. Interpreters are pyenv's, found under
 ``$PYENV_ROOT/versions`` (``~/.pyenv`` by default) before PATH, so ``nox`` needs no
 ``PYENV_VERSION``; ``.ci/run`` passes ``--error-on-missing-interpreters``, so a missing one
 fails the run instead of being skipped.

@@ -1,6 +1,6 @@
 """The environment for a development tool run as a subprocess (mkdocs, hatchling, twine).
 
-``make test`` measures coverage in subprocesses too (``patch = ["subprocess"]`` in
+``make coverage`` measures coverage in subprocesses too (``patch = ["subprocess"]`` in
 pyproject.toml): every Python child that inherits ``COVERAGE_PROCESS_CONFIG`` traces
 itself.  A tool runs none of the package's code worth measuring, and traced it takes
 about twice the CPU (the site build: 7.3 s of CPU instead of 3.6 s), so it runs untraced.
