@@ -12,11 +12,10 @@ import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._logs import LOG_FORMATS
-from opentrain_async._redis import has_userinfo, redact_url, split_userinfo
+from opentrain_async._redis import has_userinfo, parse_redis_url, redact_url, split_userinfo
 from opentrain_async._version import __version__
 
 from ._options import EXIT_USAGE
@@ -174,18 +173,18 @@ def _pacing_url_problem(url: str | None) -> str | None:
     check, worded for the flag, plus a host and a numeric database."""
     if not url:
         return None
-    from opentrain_async._pacing.redis_backend import parse_pacing_url, redact_url
+    from opentrain_async._pacing.redis_backend import parse_pacing_url
 
     try:
         parse_pacing_url(url)
     except ConfigurationError as exc:
         text = str(exc).removeprefix("pacing_url: ").removeprefix("pacing_url is ")
         return text if "expected" in text else f"{text} ({_PACING_URL_SHAPE})"
-    parts = urlsplit(url.strip())
+    # The SDK's split (userinfo up to the last "@"): urlsplit would cut a password at a
+    # "/" and show the rest of it as the database.  The host was checked above.
+    parts = parse_redis_url(url.strip(), schemes=("redis", "rediss", "unix"))
     if parts.scheme == "unix":
         return None
-    if not parts.hostname:
-        return f"no host in {redact_url(url)!r} ({_PACING_URL_SHAPE})"
     database = parts.path.strip("/")
     if database and not database.isdigit():
         return f"the database must be a number, got {database!r} ({_PACING_URL_SHAPE})"
