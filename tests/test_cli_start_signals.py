@@ -64,6 +64,7 @@ def _catches_sigterm(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.process
 async def test_a_signal_while_the_cli_starts_is_a_clear_exit(
     tmp_path: Path, signum: signal.Signals
 ) -> None:

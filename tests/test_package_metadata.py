@@ -54,6 +54,7 @@ def _metadata(dists: list[Path]) -> Message:
         return Parser().parsestr(whl.read(name).decode())
 
 
+@pytest.mark.slow  # the dists fixture builds both with hatchling (a process)
 def test_the_wheel_publishes_no_development_extras(dists: list[Path]) -> None:
     """dev, docs and bench are dependency groups, not extras: none is in the wheel's
     metadata, and nothing they pin (opentrain-ai, mypy, mkdocs) is a requirement."""
@@ -68,6 +69,7 @@ def test_the_wheel_publishes_no_development_extras(dists: list[Path]) -> None:
     assert all(f"\n{name} = [" in groups for name in ("dev", "docs", "bench"))
 
 
+@pytest.mark.slow  # the dists fixture builds both with hatchling (a process)
 def test_the_wheel_names_docs_source_and_changelog(dists: list[Path]) -> None:
     """Project-URL entries for the documentation, the source and the changelog."""
     urls = dict(u.split(", ", 1) for u in _metadata(dists).get_all("Project-URL") or [])
@@ -75,6 +77,7 @@ def test_the_wheel_names_docs_source_and_changelog(dists: list[Path]) -> None:
     assert all(u.startswith("https://") for u in urls.values())
 
 
+@pytest.mark.slow  # the dists fixture builds both with hatchling (a process)
 def test_classifiers_list_only_the_pythons_ci_runs(dists: list[Path]) -> None:
     """The Python classifiers are exactly the versions the noxfile and .ci/run test."""
     listed = {
