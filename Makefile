@@ -60,8 +60,9 @@ coverage: $(STAMP)
 test: lint
 	$(MAKE) --no-print-directory -j2 --output-sync=target typecheck unit
 
-# The edit-test loop: lint and every test that starts no process and waits no second
-# of real time (markers `process` and `slow`: `make test` runs them), no coverage.
+# The edit-test loop: lint and every test that starts no process of its own (the shared
+# redis-server aside) and waits no second of real time (markers `process` and `slow`:
+# `make test` runs them).
 quick: $(STAMP)
 	$(BIN)/ruff check opentrain_async tests
 	$(BIN)/pytest -q -x -n $(QUICK_WORKERS) $(PYTEST_DIST) -m "not process and not slow" -p no:cacheprovider

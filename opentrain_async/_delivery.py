@@ -238,8 +238,6 @@ class Delivery:
         Returns the message and whether read-back (not the POST's answer) found it.
         ``paced``: a bulk send's, whose first rounded one-second hint is the pacer's to
         wait (``Pipeline.retry_after``).
-        Kept in one frame with the POST: every coroutine layer is re-entered each time
-        aiohttp resumes, so the send path stays shallow.
         """
         started = self._clock.wall()
         if self.log_content and logger.isEnabledFor(logging.DEBUG):
