@@ -5,6 +5,7 @@ clocks only."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -102,3 +103,47 @@ def test_the_next_wall_waits_as_long_as_the_last_held() -> None:
     assert probe.not_before == pytest.approx(19.0)
     now[0] = 12.0
     assert probe.admit(lambda: now[0]) is None  # too early for the probe
+
+
+def test_the_guess_is_the_first_pause_not_its_extensions() -> None:
+    """The 429s of requests sent before a guessed pause come back one by one, each
+    extending it a little; a request sent after the first pause's end and refused shuts
+    the limiter all the same (before, each extension moved the mark past it, and a
+    window that stayed shut drew a round trip's worth after every pause).  The arrival
+    spread's 429 (``counts=False``) is no evidence either way."""
+    probe = WallProbe(lambda: 0.0, _no_sleep)
+    probe.refused(1.00, None, 1.05, counts=True)  # the first: a guessed pause to 1.05
+    probe.refused(1.01, None, 1.06, counts=True)  # sent before it: extends it
+    probe.refused(1.02, None, 1.07, counts=False)  # the spread's
+    assert not probe.shut
+    probe.refused(1.055, None, 1.11, counts=True)  # sent after 1.05, refused
+    assert probe.shut
+
+
+async def test_the_probe_is_the_first_request_the_pace_admits() -> None:
+    """While shut, the probe is whichever waiting request gets its slot first, not the
+    first to ask: requests queued for later slots would each spend one before it."""
+    time = FakeTime(start=100.0)
+    probe = WallProbe(time.clock, time.sleep)
+    probe.shut = True
+    given_back: list[bool] = []
+
+    def slot_at(at: float) -> Callable[[], Awaitable[float]]:
+        async def acquire() -> float:
+            await time.sleep(at - time.now)
+            return time.now
+
+        return acquire
+
+    late = asyncio.ensure_future(probe.gate(slot_at(100.5), given_back.append))  # asks first
+    early = asyncio.ensure_future(probe.gate(slot_at(100.1), given_back.append))
+    await time.sleep(1.0)
+    assert early.done()  # asked second, admitted first: the probe
+    assert early.result() == pytest.approx(100.1)
+    assert not late.done()  # its slot came while the probe was out: given back, waiting
+    assert given_back == [False]
+    late.cancel()
+
+
+async def _no_sleep(seconds: float) -> None:
+    """A sleep that returns at once (nothing here waits)."""

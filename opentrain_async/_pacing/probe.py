@@ -80,18 +80,23 @@ class WallProbe:
     ) -> None:
         """A 429 for a request admitted at ``sent_at`` with ``hint``, after which every
         request is paused until ``paused_until``.  ``counts`` False: a 429 that pauses
-        nothing (the arrival spread's) or is a window's, whose pause ends at its reset."""
-        guessed = counts and (hint is None or hint <= 0 or left_to_pacer(hint))
-        if not guessed:
-            self._guess_ended = None
+        nothing (the arrival spread's) or is a window's, whose pause ends at its reset:
+        no evidence either way.  The guess is the first guessed pause since the last
+        success (the 429s of requests sent before it end, and extend it, one by one)."""
+        if not counts:
+            pass
+        elif hint is not None and hint > 0 and not left_to_pacer(hint):
+            if not self.shut:  # a hint that says when: its pause is no guess
+                self._guess_ended = None
         else:
             if self._since is None:
                 self._since = sent_at
             self._refused = max(self._refused, sent_at)
-            if self._guess_ended is not None and sent_at >= self._guess_ended and not self.shut:
+            if self._guess_ended is None:
+                self._guess_ended = paused_until
+            elif sent_at >= self._guess_ended and not self.shut:
                 self.shut = True
                 self.not_before = self._wall_opens()
-            self._guess_ended = paused_until
         self._answered(sent_at)
 
     def _wall_opens(self) -> float:
@@ -155,31 +160,25 @@ class WallProbe:
     async def gate(
         self, acquire: Callable[[], Awaitable[float]], give_back: Callable[[bool], None]
     ) -> float:
-        """``Pacer.acquire`` through the gate: while shut, only the probe's admission
-        returns.  A request admitted by ``acquire`` while the limiter shut, with another
-        as its probe, gives its slot back (``give_back(False)``: the slow-start window's
-        ``leave``) and waits for the probe's answer."""
+        """``Pacer.acquire`` through the gate: while shut, the first request the pace
+        admits (no sooner than ``not_before``) is the probe, and nobody else's admission
+        returns until its answer: they give their slot back (``give_back(False)``: the
+        slow-start window's ``leave``) and wait.  The probe is not chosen on the way in:
+        requests already queued for slots would each spend one before it got its own."""
         while True:
             while self.holding():
                 self._changed.clear()
                 await self._changed.wait()
-            claimed = self.shut
-            self.out = self.out or claimed
-            try:
-                wait = self.not_before - self._clock() if claimed else 0.0
-                if wait > 0:
-                    await self._sleep(wait)
-                at = await acquire()
-            except BaseException:
-                if claimed:
-                    self._sent(None)
-                raise
-            if not claimed and self.shut and not self.out:
-                self.out = claimed = True  # shut while it waited: it is the probe
-            if claimed:
-                self._sent(at)
-                return at
+            wait = self.not_before - self._clock() if self.shut else 0.0
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            at = await acquire()
             if not self.shut:
+                return at
+            if not self.out and self._clock() >= self.not_before:
+                self.out = True
+                self._sent(at)
                 return at
             give_back(False)
 
