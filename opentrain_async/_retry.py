@@ -127,9 +127,15 @@ class RetryPolicy:
         hint is the pacer's to wait (0 here; see ``left_to_pacer``).  A second one in a
         row says the pacer's short pause was not enough here (several processes pacing
         alone against one limit): from then on the hint is waited out, so one request
-        draws at most one early retry's 429.  Otherwise every hint is waited out in
-        full, so ``max_retries`` attempts always span at least that many hints.
+        draws at most one early retry's 429.  A 429 with no hint (or 0) is always the
+        pacer's there: it pauses and, while the limiter stays shut, lets one probe
+        through at a time (``_pacing/probe.py``), where each request's own backoff (up
+        to 30 s) left the job's last messages asleep long after the limiter reopened.
+        Otherwise every hint is waited out in full, so ``max_retries`` attempts always
+        span at least that many hints.
         """
+        if paced and isinstance(error, RateLimitError) and not error.retry_after:
+            return 0.0
         if isinstance(error, RateLimitError) and error.retry_after:
             # A hint of 0 says nothing: back off as without one (taken at its word, a
             # server answering 429 with 0 to everything made send_many, whose 429s wait

@@ -43,7 +43,7 @@ async def cut_after_search(pacer: Pacer, time: FakeTime, hint: float) -> tuple[f
     the cut's (limit, curve origin)."""
     await admit(pacer, time, 20)
     first = await pacer.acquire()
-    time.now += 0.1
+    time.now += 0.01  # a round trip of one doubling: the search keeps its pace
     await pacer.on_throttle(first, 0.001)
     time.now += 0.05
     await admit(pacer, time, 20)

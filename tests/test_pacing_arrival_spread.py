@@ -78,7 +78,7 @@ async def _paced_with_round_trips(time: FakeTime, trips: list[float]) -> Pacer:
     for _ in range(20):
         pacer.on_success(await pacer.acquire())
     first = await pacer.acquire()
-    time.now += 0.1
+    time.now += 0.01  # a round trip of one doubling: the search keeps its pace
     await pacer.on_throttle(first, 0.001)
     time.now += 0.15
     for _ in range(20):

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .curve import cut, doubling, first_cut, freeze, trust_accepted
+from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint
 from .samples import accepted_rate, first_estimate, record
@@ -155,7 +155,11 @@ def _new_episode(
         sent_at is not None
         and sent_at > state.cut_at
         and state.successes > state.successes_at_cut
-        and not (state.searching and now - state.origin < tuning.doubling and not state.window_hint)
+        and not (
+            state.searching
+            and now - state.origin < search_period(state, tuning)
+            and not state.window_hint
+        )
     )
 
 
@@ -186,7 +190,7 @@ def apply_report(
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
-        return first_cut(state, now, estimate, resume)
+        return first_cut(state, now, estimate, resume, now - admitted)
     if _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer

@@ -56,7 +56,7 @@ def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
     if dt < 0:
         dt = 0.0
     if state.searching:
-        return float(limit * 2 ** min(dt / tuning.doubling, _MAX_DOUBLINGS))
+        return float(limit * 2 ** min(dt / search_period(state, tuning), _MAX_DOUBLINGS))
     recover = state.recover or tuning.recover
     cubic = (1 - tuning.beta) / recover**3
     dt = min(dt, _MAX_DT)
@@ -68,6 +68,12 @@ def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
     return float(limit * (2 - tuning.beta) * 2**over)
 
 
+def search_period(state: PacingState, tuning: PacingTuning) -> float:
+    """Seconds per doubling while searching: at least one round trip (``recover``
+    holds it while searching), so each doubling is heard of before the next."""
+    return max(state.recover, tuning.doubling)
+
+
 def doubling(state: PacingState, now: float, tuning: PacingTuning) -> bool:
     """True while the rate doubles (the search, or a probe past twice the recovery)."""
     if state.searching:
@@ -76,7 +82,7 @@ def doubling(state: PacingState, now: float, tuning: PacingTuning) -> bool:
 
 
 def first_cut(
-    state: PacingState, now: float, local_rate: float | None, resume: float
+    state: PacingState, now: float, local_rate: float | None, resume: float, delay: float = 0.0
 ) -> PacingState:
     """The first 429: start searching up from ``local_rate`` (what got through so far)
     once the pause is over (``resume``)."""
@@ -85,6 +91,7 @@ def first_cut(
         limit=max(local_rate or MIN_RATE, MIN_RATE),
         searching=True,
         origin=resume,
+        recover=delay,
         cut_at=resume,
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,

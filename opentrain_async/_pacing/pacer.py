@@ -26,6 +26,7 @@ from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .pause import WINDOW_HINT, is_exact
+from .probe import WallProbe
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
@@ -87,6 +88,7 @@ class Pacer:
             clock,
         )
         self._state = PacingState()  # the last state the backend returned
+        self._rate: float | None = None  # the last reservation's rate
         self._paced = rate_limit is not None
         self._pause_until = float("-inf")  # local clock
         self._offset = 0.0  # backend clock minus local clock
@@ -119,6 +121,7 @@ class Pacer:
         self._win_probing = False  # the one request in flight is a probe past W
         self._win_changed = asyncio.Event()
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
+        self.probe = WallProbe(lambda: self._clock() + self._offset, sleep)
         if self._paced:
             self.window.open_up()
 
@@ -171,8 +174,13 @@ class Pacer:
         acquire()``."""
         if self._window_mode():
             return self._window_try()
+        if self.probe.shut:  # a shut limiter: only its probe goes
+            return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
         if self._paced:
             return self._try_paced()
+        return self._try_unpaced()
+
+    def _try_unpaced(self) -> float | None:  # no check-in due, no pause, room in the window
         if self._held():
             return None
         now = self._clock()
@@ -186,6 +194,9 @@ class Pacer:
         """Wait until the next request may start; returns the admission time (backend
         clock).  Report it back as ``sent_at``: a 429 for a request admitted before the
         last cut is a consequence of the old rate and does not cut again."""
+        return await self.probe.gate(self._acquire, self.window.leave)
+
+    async def _acquire(self) -> float:
         while self._window_mode():
             at = self._window_try()
             if at is not None:
@@ -254,6 +265,7 @@ class Pacer:
         if until > max(self._pause_until, local_now) + 0.5:  # another client's 429
             _telemetry.pause(local_now, self._pause_until, until, None, shared=True)
         self._pause_until = until
+        self._rate = reservation.rate
         if reservation.rate is not None and not self._paced:
             self._become_paced()
         if reservation.cuts != self._cuts:
@@ -411,12 +423,14 @@ class Pacer:
     # -- feedback -------------------------------------------------------------------------
 
     def _jitter(self, sent_at: float) -> bool:
-        """A 429 the arrival spread explains (``ArrivalSpread.explains``), not a lower
-        limit: only once the limit is known (not searching, not a window)."""
+        """A 429 the arrival spread explains (``ArrivalSpread.explains``): a limit past its
+        search (two cuts; a shared one as its reservations tell: newer), not a window's."""
         state = self.state
-        if state.limit is None or state.searching or state.window_hint:
+        rate = self._rate
+        if isinstance(self.backend, InMemoryPacingBackend):
+            rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
+        if max(self._cuts, state.cuts) < 2 or state.window_hint:
             return False
-        rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
         return rate is not None and self.spread.explains(rate)
 
     def on_success(self, sent_at: float) -> None:
@@ -424,11 +438,13 @@ class Pacer:
         self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._local_successes += 1
+        self.probe.accepted(sent_at)
         self.window.leave(grow=True)
         self._window_feedback(sent_at, accepted=True)
 
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
+        self.probe.errored(sent_at)
         self.window.leave(grow=False)
         self._window_feedback(sent_at, accepted=False)
 
@@ -458,6 +474,9 @@ class Pacer:
         self._release()
         try:
             state = await self.backend.report(feedback, cap=self.rate_limit)
+        except BaseException:
+            self.probe.errored(sent_at)  # a probe's answer all the same: nobody waits on
+            raise
         finally:
             self._reporting -= 1
             self._release()
@@ -474,6 +493,8 @@ class Pacer:
         ):
             self._win_reset_due = True  # this pause ends when the window resets
         self._pause_until = max(self._pause_until, pause_until)
+        counts = not (jitter or self._window_mode())  # (a window's mode probes its own way)
+        self.probe.refused(sent_at, retry_after, self._pause_until + self._offset, counts)
         if state.limit is not None and not self._paced:
             self._become_paced()
         self._window_feedback(sent_at, accepted=False)

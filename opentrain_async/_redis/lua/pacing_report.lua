@@ -68,8 +68,8 @@ local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
   if s.limit ~= nil then
     local dt = math.max(at - s.origin, 0)
     local rec = recover_time()
-    if s.searching then
-      r = s.limit * 2 ^ math.min(dt / doubling, 30)
+    if s.searching then  -- curve.search_period: at least one round trip per doubling
+      r = s.limit * 2 ^ math.min(dt / math.max(s.recover, doubling), 30)
     else
       dt = math.min(dt, 60)
       if dt <= 2 * rec then
@@ -135,9 +135,11 @@ if throttled and not spread then
   if s.limit == nil then  -- curve.first_cut
     s.limit = math.max(estimate, MIN_RATE)
     s.searching, s.origin, s.cut_at = true, resume, resume
+    s.recover = now - admitted  -- the round trip: the search's period (curve.search_period)
     s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
-      and not (s.searching and now - s.origin < doubling and s.window_hint == 0) then
+      and not (s.searching and now - s.origin < math.max(s.recover, doubling)
+        and s.window_hint == 0) then
     local drew = drew_at or s.limit
     local span = math.min(math.max(0.25, ra or 0), 1.0)
     local steep = is_doubling(now)

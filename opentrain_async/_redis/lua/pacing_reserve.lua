@@ -70,8 +70,8 @@ end
 local rate = nil
 if limit ~= nil then
   local dt = math.max(now - origin, 0)
-  if searching then
-    rate = limit * 2 ^ math.min(dt / doubling, 30)
+  if searching then  -- curve.search_period
+    rate = limit * 2 ^ math.min(dt / math.max(recover, doubling), 30)
   else
     local r = recover
     if r == 0 then r = recover0 end
