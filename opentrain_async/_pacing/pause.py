@@ -78,7 +78,9 @@ def on_hint(
     if is_exact(retry_after) or retry_after >= WINDOW_HINT:
         wait = min(retry_after, tuning.max_hint_pause)
     else:
-        wait = min(tuning.max_pause * 2 ** max(streak - 1, 0), 1.0)
+        # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
+        # for an hour takes the streak past that.)
+        wait = min(tuning.max_pause * 2 ** min(max(streak - 1, 0), 1000), 1.0)
     end = now + wait
     if end <= state.pause_until:
         return attrs.evolve(state, streak=streak)
