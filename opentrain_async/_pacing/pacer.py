@@ -121,7 +121,7 @@ class Pacer:
         self._win_probing = False  # the one request in flight is a probe past W
         self._win_changed = asyncio.Event()
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
-        self.probe = WallProbe(lambda: self._clock() + self._offset, sleep)
+        self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()
 

@@ -36,6 +36,7 @@ class WallProbe:
         "_guess_ended",
         "_lift",
         "_lift_refused",
+        "_longest",
         "_refused",
         "_since",
         "_sleep",
@@ -49,10 +50,17 @@ class WallProbe:
     )
 
     def __init__(
-        self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[Any]]
+        self,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+        longest: float = 60.0,
     ) -> None:
         self._clock = clock  # the backend's clock, as every time here
         self._sleep = sleep
+        self._longest = longest
+        """The most a wall's first probe is held back (``max_hint_pause``): one long
+        outage taught a wall and a period that long, and held the next wall's probe
+        back nearly as long again while the server may answer at once."""
         self.first_send: float | None = None
         """The admission of the first request answered: the limiter's first period began
         no later (an answer comes for one of the first requests sent)."""
@@ -96,7 +104,7 @@ class WallProbe:
                 self._guess_ended = paused_until
             elif sent_at >= self._guess_ended and not self.shut:
                 self.shut = True
-                self.not_before = self._wall_opens()
+                self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
 
     def _wall_opens(self) -> float:
