@@ -79,6 +79,7 @@ class Pacer:
         self.rate_limit = rate_limit
         self.backend: PacingBackend = backend or InMemoryPacingBackend(tuning, clock=clock)
         self.tuning = self.backend.tuning
+        self._local = self.backend if isinstance(self.backend, InMemoryPacingBackend) else None
         self._clock = clock
         self._sleep = sleep
         self.window = SlowStartWindow(
@@ -130,9 +131,7 @@ class Pacer:
     @property
     def state(self) -> PacingState:
         """The learned state as last seen (exact for the in-memory backend)."""
-        if isinstance(self.backend, InMemoryPacingBackend):
-            return self.backend.state
-        return self._state
+        return self._state if self._local is None else self._local.state
 
     def current_rate(self, now: float | None = None) -> float | None:
         """The rate requests may start at right now, or None when unpaced.  In a
@@ -242,9 +241,9 @@ class Pacer:
         now = self._clock()
         while slots and slots[0] < now - self._late_ok:
             slots.popleft()  # came due while nobody took it: now it is a burst
-        if not slots and isinstance(self.backend, InMemoryPacingBackend):
+        if not slots and self._local is not None:
             successes, self._pending = self._pending, 0
-            reservation = self.backend.reserve_now(1, successes=successes, cap=self.rate_limit)
+            reservation = self._local.reserve_now(1, successes=successes, cap=self.rate_limit)
             slots.extend(self._absorb(reservation, now))
             if reservation.rate is None:  # not paced after all: the slots are not slots
                 slots.clear()
@@ -358,11 +357,7 @@ class Pacer:
         spread evenly (the ideal sends W at once).  Not with a stated limit (the user
         asked for even spacing) nor a shared backend (the Redis scripts do not model
         windows yet: several processes would each send W)."""
-        return (
-            self.rate_limit is None
-            and self.state.window_hint > 0
-            and isinstance(self.backend, InMemoryPacingBackend)
-        )
+        return self.rate_limit is None and self.state.window_hint > 0 and self._local is not None
 
     def _window_try(self) -> float | None:
         """Admit at once while the window has allowance left; past it, one request at
@@ -427,7 +422,7 @@ class Pacer:
         search (two cuts; a shared one as its reservations tell: newer), not a window's."""
         state = self.state
         rate = self._rate
-        if isinstance(self.backend, InMemoryPacingBackend):
+        if self._local is not None:
             rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
         if max(self._cuts, state.cuts) < 2 or state.window_hint:
             return False
