@@ -190,7 +190,10 @@ class Pacer:
                 self._started = now
             if now >= self._next_sync:
                 self._next_sync = now + self.tuning.sync_every
-                self._absorb(await self._reserve(1), now)
+                reservation = await self._reserve(1)
+                slots = self._absorb(reservation, now)
+                if reservation.rate is not None:  # paced now: its slot is a slot
+                    self._slots.extend(slots)
                 self._unanswered = False
                 self._release()
                 continue
