@@ -15,6 +15,7 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -252,6 +253,8 @@ class Pacer:
         self._late_ok = self.tuning.tolerance
         if reservation.rate is not None and reservation.rate == self.rate_limit:
             self._late_ok = min(self._late_ok, reservation.interval)
+        if self._windowed:  # a window's sends go at once: one late is not lost
+            self._late_ok = math.inf
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
