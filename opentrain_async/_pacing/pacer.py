@@ -357,6 +357,12 @@ class Pacer:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
 
+    async def flushed(self) -> None:
+        """Wait for successes on their way to the backend (the client's close, before
+        the backend's: a report left pending would be lost with the loop)."""
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
     async def _flush_pending(self) -> None:
         while self._pending:
             successes, self._pending = self._pending, 0

@@ -63,8 +63,10 @@ def is_exact(retry_after: float) -> bool:
 
 def says_reset(retry_after: float | None) -> bool:
     """A hint that says when the limiter reopens: exact, or a window's whole seconds."""
-    return retry_after is not None and retry_after > 0 and (
-        is_exact(retry_after) or retry_after >= WINDOW_HINT
+    return (
+        retry_after is not None
+        and retry_after > 0
+        and (is_exact(retry_after) or retry_after >= WINDOW_HINT)
     )
 
 
