@@ -193,7 +193,7 @@ class Pacer:
                 self._next_sync = now + self.tuning.sync_every
                 reservation = await self._reserve(1)
                 slots = self._absorb(reservation, now)
-                if reservation.rate is not None:  # paced now: its slot is a slot
+                if self._windowed:  # a share of a window's W: not to be wasted
                     self._slots.extend(slots)
                 self._unanswered = False
                 self._release()
