@@ -175,7 +175,11 @@ async def _run(
 
     work = ours if runner == "opentrain_async" else peer
     await asyncio.gather(*(work(i) for i in range(d.in_flight)))
-    return clock() - start, throttled, delivered
+    elapsed = clock() - start
+    for pacer in pacers:  # successes still on their way to the shared state
+        if isinstance(pacer, Pacer):
+            await pacer.flushed()
+    return elapsed, throttled, delivered
 
 
 def run_draw(

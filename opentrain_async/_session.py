@@ -59,6 +59,7 @@ class SessionMixin:
             return
         try:
             if not was_closed:  # once per client: a shared backend counts its users
+                await self._pacer.flushed()
                 await self._pacer.backend.aclose()
         except Exception as exc:  # a custom backend's: its type only (text may hold a secret)
             logger.warning(

@@ -59,6 +59,28 @@ async def redis_now(redis: redis_asyncio.Redis) -> float:
 def random_state(rng: random.Random, now: float) -> PacingState:
     """A state as a running pacer could leave it, times around ``now``."""
     limit = rng.choice([None, rng.uniform(0.5, 5000)])
+    state = _random_curve(rng, now, limit)
+    return _random_window(rng, now, state)
+
+
+def _random_window(rng: random.Random, now: float, state: PacingState) -> PacingState:
+    """A window's allowance (``allowance``) as pacers sharing it could leave it: W
+    unknown or some, part of it sent or a probe past it, answers in or missing."""
+    size = rng.choice([0, rng.randint(1, 50)])
+    return attrs.evolve(
+        state,
+        win_size=size,
+        win_opened=rng.choice([float("-inf"), now - rng.uniform(0, 3)]),
+        win_base=max(state.successes - rng.randint(0, size + 2), 0),
+        win_throttles=max(state.throttles - rng.randint(0, 3), 0),
+        win_sent=rng.choice([rng.randint(0, size + 2), size]),
+        win_granted=rng.choice([float("-inf"), now - rng.uniform(0, 2)]),
+        win_probed=max(state.successes - rng.randint(0, 1), 0),
+        win_reset=rng.choice([float("-inf"), now + rng.uniform(-3, 0.05)]),
+    )
+
+
+def _random_curve(rng: random.Random, now: float, limit: float | None) -> PacingState:
     return PacingState(
         limit=limit,
         searching=rng.random() < 0.4,
@@ -94,7 +116,8 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
     over 200 random states, counts, successes and caps: the two cannot drift apart."""
     backend = steady(redis, "agree")
     rng = random.Random(13)
-    for _ in range(200):
+    windows: set[str] = set()
+    for _ in range(300):
         now = await redis_now(redis)
         before = random_state(rng, now)
         await redis.delete("agree")
@@ -112,6 +135,13 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
             assert got.rate == pytest.approx(want.rate, rel=1e-9)
         for name in ("first", "interval", "pause_until"):
             assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-12, abs=1e-6)
+        if want.rate is not None and not want.interval:  # a window's allowance
+            opened = want_state.win_opened != before.win_opened
+            probe = want_state.win_sent > want_state.win_size > 0
+            windows.add("opened" if opened else "probe" if probe and want.count else "")
+            windows.add("wait" if not want.count else "sent")
+    # Every branch of the window's allowance was taken.
+    assert {"opened", "probe", "wait", "sent"} <= windows
 
 
 def random_feedback(rng: random.Random, now: float) -> PacingFeedback:

@@ -33,9 +33,10 @@ from typing import Protocol
 
 import attrs
 
+from .allowance import in_window_mode, reserve_window, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
-from .pause import learn_window, on_hint
+from .pause import learn_window, on_hint, says_reset
 from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
@@ -128,6 +129,12 @@ def apply_reserve(
 ) -> tuple[PacingState, Reservation]:
     """``reserve`` as a pure function: count successes, restart an idle schedule (the
     curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
+    if in_window_mode(state, cap):  # W at each reset, shared (``allowance``)
+        state = _count_successes(state, now, successes)
+        state, first, n = reserve_window(state, now, count, tuning)
+        state = record(state, now, offered=n)
+        rate = state.limit
+        return state, Reservation(now, first, 0.0, n, rate, state.cuts, state.pause_until)
     # The steps below in one copy of the state (this runs once per batch of slots):
     # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)
@@ -187,7 +194,9 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     drew_at = current_rate(state, admitted, tuning, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
+    before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
+    state = window_reset(state, before, says_reset(feedback.retry_after))
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
@@ -253,6 +262,10 @@ class InMemoryPacingBackend:
 
     async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
         """Apply what happened; returns the new state."""
+        return self.report_now(feedback, cap=cap)
+
+    def report_now(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        """``report`` without awaiting (a window's successes, counted as they come)."""
         self.state = apply_report(self.state, self._clock(), feedback, cap, self.tuning)
         return self.state
 

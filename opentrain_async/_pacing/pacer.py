@@ -15,6 +15,7 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,6 @@ from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
-from .pause import WINDOW_HINT, is_exact
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
@@ -109,18 +109,9 @@ class Pacer:
         self._unanswered = True
         self._reporting = 0
         self._released = asyncio.Event()
-        # A window's allowance at each reset (``_window_mode``): the reset the current
-        # window opened at (local clock), sends admitted since then that were accepted,
-        # W (accepted in the last whole window; None: not known yet), sends still
-        # allowed in this window, whether the pause in force ends at a reset (a hint
-        # that says when the window resets), and an event for waiters held at W.
-        self._win_opened = float("-inf")
-        self._win_accepted = 0
-        self._win_size: int | None = None
-        self._win_credits = 0
-        self._win_reset_due = False
-        self._win_probing = False  # the one request in flight is a probe past W
-        self._win_changed = asyncio.Event()
+        self._answered = asyncio.Event()  # an answer came: a window's probe may be due
+        self._windowed = False  # the last reservation was a window's allowance
+        self._flushing: asyncio.Task[None] | None = None  # successes on their way
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
@@ -142,8 +133,8 @@ class Pacer:
         local = self._clock() if now is None else now
         state = self.state
         if self._window_mode() and state.limit is not None:
-            if self._win_size is not None:
-                return min(self._win_size / state.window_hint, state.limit)
+            if state.win_size:
+                return min(state.win_size / state.window_hint, state.limit)
             return state.limit
         return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
@@ -171,8 +162,6 @@ class Pacer:
         slow-start window, no check-in due; paced, a slot due now with nobody waiting
         before it); returns the admission time (backend clock), or None to ``await
         acquire()``."""
-        if self._window_mode():
-            return self._window_try()
         if self.probe.shut:  # a shut limiter: only its probe goes
             return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
         if self._paced:
@@ -196,28 +185,16 @@ class Pacer:
         return await self.probe.gate(self._acquire, self.window.leave)
 
     async def _acquire(self) -> float:
-        while self._window_mode():
-            at = self._window_try()
-            if at is not None:
-                return at
-            now = self._clock()
-            if now < self._pause_until:
-                # Wake a horizon early and look again, as a paced leader does (a 429
-                # meanwhile may have moved the pause).
-                wait = self._pause_until - now
-                await self._sleep(
-                    wait - self.tuning.horizon if wait > 2 * self.tuning.horizon else wait
-                )
-            else:
-                self._win_changed.clear()
-                await self._win_changed.wait()
         while not self._paced:
             now = self._clock()
             if self._started is None:
                 self._started = now
             if now >= self._next_sync:
                 self._next_sync = now + self.tuning.sync_every
-                self._absorb(await self._reserve(1), now)
+                reservation = await self._reserve(1)
+                slots = self._absorb(reservation, now)
+                if self._windowed:  # a share of a window's W: not to be wasted
+                    self._slots.extend(slots)
                 self._unanswered = False
                 self._release()
                 continue
@@ -265,6 +242,7 @@ class Pacer:
             _telemetry.pause(local_now, self._pause_until, until, None, shared=True)
         self._pause_until = until
         self._rate = reservation.rate
+        self._windowed = reservation.rate is not None and not reservation.interval
         if reservation.rate is not None and not self._paced:
             self._become_paced()
         if reservation.cuts != self._cuts:
@@ -275,6 +253,8 @@ class Pacer:
         self._late_ok = self.tuning.tolerance
         if reservation.rate is not None and reservation.rate == self.rate_limit:
             self._late_ok = min(self._late_ok, reservation.interval)
+        if self._windowed:  # a window's sends go at once: one late is not lost
+            self._late_ok = math.inf
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -341,7 +321,7 @@ class Pacer:
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
                     due = reservation.first - self._offset - self.tuning.horizon
-                    await self._sleep(max(due - now, _MIN_SLEEP))
+                    await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
                 queue.popleft().wake(slots.popleft())
@@ -349,71 +329,61 @@ class Pacer:
                 await self._sleep(slots[0] - now)
                 woke = True
 
+    async def _nap(self, seconds: float, window: bool) -> None:
+        """Sleep ``seconds``; a window's probe waiting for answers (``allowance``) asks
+        again as soon as one comes."""
+        if not window:
+            await self._sleep(seconds)
+            return
+        self._answered.clear()
+        answer = asyncio.ensure_future(self._answered.wait())
+        nap = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait((answer, nap), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answer.cancel()
+            nap.cancel()
+
     # -- a window's allowance at each reset ----------------------------------------------
 
-    def _window_mode(self) -> bool:
-        """The limit is a window of seconds (a hint said when it resets) and this pacer
-        alone holds the state: send each window's W at its reset, not its average
-        spread evenly (the ideal sends W at once).  Not with a stated limit (the user
-        asked for even spacing) nor a shared backend (the Redis scripts do not model
-        windows yet: several processes would each send W)."""
-        return self.rate_limit is None and self.state.window_hint > 0 and self._local is not None
+    def _flush_successes(self) -> None:
+        """Report successes at once, not with the next reservation: a window's W and
+        its probe count every pacer's answers, and a pacer with nothing left to send
+        makes no next reservation."""
+        if self._local is not None:
+            successes, self._pending = self._pending, 0
+            self._local.report_now(PacingFeedback(successes=successes))
+            return
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
 
-    def _window_try(self) -> float | None:
-        """Admit at once while the window has allowance left; past it, one request at
-        a time (a probe: its 429 says when the window resets, its success that W grew);
-        None: wait (a pause, or a probe in flight)."""
-        now = self._clock()
-        self._window_shared_pause(now)
-        if now < self._pause_until:
-            return None
-        if self._win_reset_due:  # the pause just over ended at a reset: a new window
-            self._win_reset_due = False
-            if self._win_accepted > 0:  # (a window that accepted nothing says nothing)
-                self._win_size = self._win_accepted
-            self._win_opened = min(self._pause_until, now)
-            self._win_accepted = 0
-            # W unknown: no allowance cap (the client's in-flight limit bounds the burst).
-            self._win_credits = self._win_size if self._win_size is not None else 1 << 30
-        if self._win_credits > 0:
-            self._win_credits -= 1
-        elif self.window.in_flight > 0:
-            return None
-        else:
-            self._win_probing = True
-        self.window.count_in()
-        return now + self._offset
+    async def flushed(self) -> None:
+        """Wait for successes on their way to the backend (the client's close, before
+        the backend's: a report left pending would be lost with the loop)."""
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            successes, self._pending = self._pending, 0
+            try:
+                await self.backend.report(PacingFeedback(successes=successes))
+            except Exception:  # any backend's failure: they ride with the next call
+                self._pending += successes
+                return
+
+    def _window_mode(self) -> bool:
+        """The limit is a window of seconds (a hint said when it resets) and no stated
+        limit asks for even spacing: the backend hands out each window's W at its reset
+        (``allowance``), shared by every pacer on the state; a window's 429s are not
+        the shut limiter's (``probe``)."""
+        return self.rate_limit is None and self.state.window_hint > 0
 
     def _local_pause(self, until: float, now: float) -> float:
         """A backend's pause end on the local clock, at most as far ahead as a valid
         one can be: a state answered on another clock than the last reservation (a
         shared backend back after an outage from the start) would pause for decades."""
         return min(until - self._offset, now + longest_ahead(self.tuning))
-
-    def _window_shared_pause(self, now: float) -> None:
-        """Honour a pause in the shared state before any send: window mode reserves
-        no slots, so it reads the in-memory state itself (another client sharing it may
-        have been told to wait for the window's reset)."""
-        until = self._local_pause(self.state.pause_until, now)
-        if until <= self._pause_until:
-            return
-        if until > max(self._pause_until, now) + 0.5:  # another client's 429
-            _telemetry.pause(now, self._pause_until, until, None, shared=True)
-        if until - now > 1.0:  # longer than any short pause: it ends at a reset
-            self._win_reset_due = True
-        self._pause_until = until
-
-    def _window_feedback(self, sent_at: float, accepted: bool) -> None:
-        if accepted and sent_at - self._offset >= self._win_opened:
-            self._win_accepted += 1
-        if self._win_probing:
-            # The probe was the only request in flight.  Accepted: the window reset (a
-            # rounded hint ended the pause before then) or W grew: a new window opens
-            # now.  Refused: its pause ends at the reset.
-            self._win_probing = False
-            if accepted:
-                self._win_reset_due = True
-        self._win_changed.set()
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -435,13 +405,15 @@ class Pacer:
         self._local_successes += 1
         self.probe.accepted(sent_at)
         self.window.leave(grow=True)
-        self._window_feedback(sent_at, accepted=True)
+        self._answered.set()
+        if self._windowed:
+            self._flush_successes()
 
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
         self.window.leave(grow=False)
-        self._window_feedback(sent_at, accepted=False)
+        self._answered.set()
 
     async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
@@ -481,15 +453,9 @@ class Pacer:
             self._slots.clear()  # reserved at the old rate, or into the pause
             self._cuts = state.cuts
         _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
-        if (
-            pause_until > self._pause_until
-            and retry_after is not None
-            and (is_exact(retry_after) or retry_after >= WINDOW_HINT)
-        ):
-            self._win_reset_due = True  # this pause ends when the window resets
         self._pause_until = max(self._pause_until, pause_until)
         counts = not (jitter or self._window_mode())  # (a window's mode probes its own way)
         self.probe.refused(sent_at, retry_after, self._pause_until + self._offset, counts)
         if state.limit is not None and not self._paced:
             self._become_paced()
-        self._window_feedback(sent_at, accepted=False)
+        self._answered.set()

@@ -20,7 +20,15 @@ import attrs
 
 from .state import PacingState, PacingTuning
 
-__all__ = ["WINDOW_HINT", "WINDOW_SLOTS", "is_exact", "learn_window", "left_to_pacer", "on_hint"]
+__all__ = [
+    "WINDOW_HINT",
+    "WINDOW_SLOTS",
+    "is_exact",
+    "learn_window",
+    "left_to_pacer",
+    "on_hint",
+    "says_reset",
+]
 
 
 WINDOW_HINT = 2.0
@@ -51,6 +59,15 @@ def learn_window(
 def is_exact(retry_after: float) -> bool:
     """A fractional hint is exact; a whole number of seconds may have been rounded up."""
     return retry_after != int(retry_after)
+
+
+def says_reset(retry_after: float | None) -> bool:
+    """A hint that says when the limiter reopens: exact, or a window's whole seconds."""
+    return (
+        retry_after is not None
+        and retry_after > 0
+        and (is_exact(retry_after) or retry_after >= WINDOW_HINT)
+    )
 
 
 def left_to_pacer(retry_after: float) -> bool:

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .allowance import ANSWER_WAIT
 from .backend import Reservation
 from .curve import MIN_RATE, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
@@ -46,6 +47,7 @@ def reserve_args(
         t.horizon,
         round(ttl * 1000),
         t.idle_after,
+        ANSWER_WAIT,
     ]
 
 

@@ -85,6 +85,23 @@ class PacingState:
     """Sends accepted per sample bucket, oldest first."""
     offered: tuple[int, ...] = _EMPTY
     """Slots handed out (requests offered to the server) per sample bucket, oldest first."""
+    win_size: int = 0
+    """A window's allowance W (``allowance``): sends the last whole window accepted
+    (0: not known yet)."""
+    win_opened: float = float("-inf")
+    """When the current window opened (its reset)."""
+    win_base: int = 0
+    """``successes`` when it opened: what it accepted since is the rest."""
+    win_throttles: int = 0
+    """``throttles`` when it opened (its answers: successes and 429s since)."""
+    win_sent: int = 0
+    """Sends granted in the current window, its probes included."""
+    win_granted: float = float("-inf")
+    """When the last of them was granted."""
+    win_probed: int = 0
+    """``successes`` when the window's latest probe went."""
+    win_reset: float = float("-inf")
+    """The end of the latest pause on a hint that says when the window resets."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

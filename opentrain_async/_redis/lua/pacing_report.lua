@@ -4,7 +4,7 @@
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -19,14 +19,14 @@ local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
-  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered')
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
   throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
   pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
-  sample_at = tonumber(f[15]) or 0}
+  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -129,7 +129,11 @@ if throttled and not spread then
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
-    if now + wait > s.pause_until then s.pause_until, s.pause_began = now + wait, now end
+    if now + wait > s.pause_until then
+      s.pause_until, s.pause_began = now + wait, now
+      -- allowance.window_reset: a pause on a hint that says when ends at a reset
+      if exact or ra >= WINDOW_HINT then s.win_reset = s.pause_until end
+    end
   end
   local resume = math.max(s.pause_until, now)
   if s.limit == nil then  -- curve.first_cut
@@ -179,6 +183,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
+  'win_reset', fmt(s.win_reset),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -1,7 +1,8 @@
 -- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
--- tolerance, horizon, ttl_ms, idle_after.  Returns strings {now, first, interval, n,
--- rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py apply_reserve; a test
+-- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
+-- interval, n, rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py
+-- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -13,7 +14,9 @@ local beta, recover0, doubling = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(
 local tolerance, horizon = tonumber(ARGV[9]), tonumber(ARGV[10])
 local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
-  'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts')
+  'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
+  'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
+  'win_sent', 'win_granted', 'win_probed', 'win_reset')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -25,6 +28,12 @@ local accepted, offered = list(f[8]), list(f[9])
 local total = tonumber(f[10]) or 0
 local streak = tonumber(f[11]) or 0
 local cuts = tonumber(f[12]) or 0
+local window_hint, throttles = tonumber(f[13]) or 0, tonumber(f[14]) or 0
+local NEG = -math.huge
+local w = {size = tonumber(f[15]) or 0, opened = tonumber(f[16]) or NEG,
+  base = tonumber(f[17]) or 0, throttles = tonumber(f[18]) or 0, sent = tonumber(f[19]) or 0,
+  granted = tonumber(f[20]) or NEG, probed = tonumber(f[21]) or 0,
+  reset = tonumber(f[22]) or NEG}
 
 local function record(at, acc, off)
   local bucket = math.floor(at / S) * S
@@ -47,6 +56,41 @@ if successes > 0 then
   record(now, successes, 0)
   total = total + successes
   streak = 0
+end
+
+-- allowance.reserve_window: a window's W at each reset, shared; past W one probe
+if window_hint > 0 and limit ~= nil and cap == nil then
+  local answer_wait = tonumber(ARGV[13])
+  local function open(at)  -- allowance._open
+    if total - w.base > 0 then w.size = total - w.base end
+    w.opened, w.base, w.throttles, w.sent = at, total, throttles, 0
+  end
+  local at = math.max(now, pause_until)
+  local first, n = at, 0
+  if at <= now + horizon then
+    if w.opened < w.reset and w.reset <= at then open(w.reset) end
+    if w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
+    if w.size == 0 then n = count
+    elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
+    elseif (total - w.base) + throttles - w.throttles < w.sent
+        and now < w.granted + answer_wait then
+      first = now + 2 * horizon  -- the probe waits for answers: ask again
+    else
+      w.probed, n = total, 1
+    end
+    if n > 0 then
+      w.sent, w.granted = w.sent + n, now
+      record(now, 0, n)
+    end
+  end
+  redis.call('HSET', key, 'successes', total, 'streak', streak, 'sample_at', fmt(sample_at),
+    'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
+    'win_size', w.size, 'win_opened', fmt(w.opened), 'win_base', w.base,
+    'win_throttles', w.throttles, 'win_sent', w.sent, 'win_granted', fmt(w.granted),
+    'win_probed', w.probed)
+  redis.call('HINCRBY', key, 'v', 1)
+  redis.call('PEXPIRE', key, tonumber(ARGV[11]))
+  return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}
 end
 
 -- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
