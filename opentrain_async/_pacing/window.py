@@ -9,7 +9,8 @@ through: the rate decides.
 
 Requests in flight follow Little's law: a window of ``size`` over a round trip of
 ``round_trip()`` seconds is a rate of ``size / round_trip``, and the window's sends are
-spread at that rate (``take_slot``), not sent together as answers come back.  A
+spread evenly (``take_slot``), not sent together as answers come back; the first 429
+is estimated from it too (``accepted_rate``: the successes of the last round trip).  A
 window's worth sent at once reaches the server within the latency's jitter, and a
 bucket with a small burst refused most of it at a fraction of its rate (a bucket of
 300/s with a burst of 10, 100 ms away, drew its first 429s at 200/s).
@@ -86,9 +87,9 @@ class SlowStartWindow:
         return now >= self._next_slot
 
     def take_slot(self, now: float) -> float:
-        """When a request just counted in may start: one round trip's window spread
-        evenly over it, ``round_trip / size`` after the previous send (at once before
-        any round trip is measured)."""
+        """When a request just counted in may start: ``round_trip / (_AHEAD * size)``
+        after the previous send, so a window's sends are spread evenly, not sent
+        together (at once before any round trip is measured)."""
         slot = max(now, self._next_slot)
         trip = self._round_trip()
         if trip is not None and trip > 0:
@@ -102,14 +103,22 @@ class SlowStartWindow:
         no faster, and over a shorter span (a round trip of 1 ms) a few answers that
         came together read as thousands per second (seeds 0-499: a bucket of 41.5/s
         8 ms away, 12% -> 116% 429s)."""
+        trip = self._span()
+        if trip is None:
+            return None
+        self._forget(now - trip)
+        return len(self._accepted_at) / trip
+
+    def _span(self) -> float | None:
         trip = self._round_trip()
         if trip is None or trip <= 0:
             return None
-        trip = max(trip, self._doubling or 0.0)
+        return max(trip, self._doubling or 0.0)
+
+    def _forget(self, before: float) -> None:
         answers = self._accepted_at
-        while answers and answers[0] < now - trip:
+        while answers and answers[0] < before:
             answers.popleft()
-        return len(answers) / trip
 
     def try_enter(self) -> bool:
         """Count a request in if the window has room and nobody is waiting before it."""
@@ -137,7 +146,11 @@ class SlowStartWindow:
         """One request is over (``grow``: it was accepted): hand its room on."""
         self.in_flight -= 1
         if grow and not self.open:
-            self._accepted_at.append(self._clock())
+            now = self._clock()
+            self._accepted_at.append(now)
+            span = self._span()  # (kept to the last span: a job never refused sends millions)
+            if span is not None:
+                self._forget(now - span)
             self._earned += self._growth
             if self._earned > self.size:
                 self.size = self._earned
