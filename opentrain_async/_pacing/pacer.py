@@ -184,16 +184,13 @@ class Pacer:
         if self._held():
             return None
         now = self._clock()
-        if (
-            now < self._pause_until
-            or now >= self._next_sync
-            or not self.window.due(now)
-            or not self.window.try_enter()
-        ):
+        if now < self._pause_until or now >= self._next_sync:
+            return None
+        if (slot := self.window.try_send(now)) is None:
             return None
         if self._started is None:
             self._started = now
-        return self.window.take_slot(now) + self._offset
+        return slot + self._offset
 
     async def acquire(self) -> float:
         """Wait until the next request may start; returns the admission time (backend
@@ -234,20 +231,9 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                return await self._spaced() + self._offset
+                at = await self.window.spaced(self._sleep, lambda: self._pause_until)
+                return at + self._offset
         return await self._acquire_paced()
-
-    async def _spaced(self) -> float:
-        """Wait for the slot of a request the slow-start window counted in (its sends
-        spread over a round trip) and any pause begun meanwhile; returns the local time."""
-        try:
-            slot = self.window.take_slot(self._clock())
-            while (wait := max(slot, self._pause_until) - self._clock()) > 0:
-                await self._sleep(wait)
-        except asyncio.CancelledError:
-            self.window.leave(grow=False)
-            raise
-        return self._clock()
 
     def _try_paced(self) -> float | None:
         """The paced fast path: nobody waiting, and a slot due now (held, or reserved

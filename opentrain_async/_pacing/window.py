@@ -18,9 +18,11 @@ bucket with a small burst refused most of it at a fraction of its rate (a bucket
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from opentrain_async._waiters import Waiters
 
@@ -82,9 +84,26 @@ class SlowStartWindow:
         if self._timed > self.size:
             self.size = self._timed
 
-    def due(self, now: float) -> bool:
-        """The next send's slot has come (``take_slot`` would not make it wait)."""
-        return now >= self._next_slot
+    def try_send(self, now: float) -> float | None:
+        """Count a request in if its slot has come and the window has room (``now``),
+        else None."""
+        if now < self._next_slot or not self.try_enter():
+            return None
+        return self.take_slot(now)
+
+    async def spaced(
+        self, sleep: Callable[[float], Awaitable[Any]], pause_until: Callable[[], float]
+    ) -> float:
+        """Wait for the slot of a request just counted in (``enter``), and for any pause
+        begun meanwhile; returns the clock then.  Cancelled, it leaves."""
+        try:
+            slot = self.take_slot(self._clock())
+            while (wait := max(slot, pause_until()) - self._clock()) > 0:
+                await sleep(wait)
+        except asyncio.CancelledError:
+            self.leave(grow=False)
+            raise
+        return self._clock()
 
     def take_slot(self, now: float) -> float:
         """When a request just counted in may start: ``round_trip / (_AHEAD * size)``
