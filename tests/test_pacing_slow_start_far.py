@@ -1,17 +1,20 @@
-"""Slow start far from the server: requests in flight follow Little's law.
+"""Slow start far from the server: what the first 429 teaches (still wrong, xfail).
 
 A client 200 ms from a token bucket of 300/s (burst 10) needs 60 requests in flight.
-Its slow-start window spreads each round trip's sends at the window's rate, so the
-bucket sees a rate, not bunches of a whole window (which it refused at a fraction of
-its rate), and the first 429 starts the search from what the server accepted in the
-last round trip, not the average of the ramp (the search started at 55/s).  In
-virtual time: the pacer's clock and sleeps are the loop's, nothing here waits.
+Its slow-start window sends a window's worth at once as answers come back, so the
+bucket refuses bunches at a fraction of its rate, and the first 429 starts the search
+at the ramp's average (53/s at 200 ms, 88/s at 100 ms).  A fix (slow start's sends
+spread over the round trip, the first estimate by Little's law) passed these and was
+not kept: the family's p90 got worse on report seeds (docs/pacing.md, "Little's law in
+slow start").  In virtual time: the pacer's clock and sleeps are the loop's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+
+import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
 from opentrain_async import Pacer
@@ -20,6 +23,12 @@ from opentrain_async.testing._limits import _ScheduleLimiter
 
 RATE = 300.0
 WORKERS = 64
+_NOT_YET = pytest.mark.xfail(
+    strict=True,
+    reason="pacing: slow start sends a window at once and the first 429 starts the search "
+    "at the ramp's average (53-88/s against 300/s at 100-200 ms); the fix tried on branch "
+    "littles made the family's p90 worse on report seeds (docs/pacing.md)",
+)
 
 
 async def _first_contact(latency: float) -> tuple[float | None, int, float]:
@@ -68,10 +77,11 @@ def _run(latency: float) -> tuple[float | None, int, float]:
         loop.close()
 
 
+@_NOT_YET
 def test_a_client_200_ms_away_starts_its_search_near_the_servers_rate() -> None:
     """The first 429 comes once the window's rate passes the bucket's, and the search
     starts from what the bucket accepted in the last round trip: at least 60% of its
-    rate (before: 55/s, the ramp's average), with the 60 requests in flight the rate
+    rate (today: 53/s, the ramp's average), with the 60 requests in flight the rate
     needs at 200 ms reached within the first second."""
     limit, most, heard_at = _run(0.2)
     assert limit is not None
@@ -80,6 +90,7 @@ def test_a_client_200_ms_away_starts_its_search_near_the_servers_rate() -> None:
     assert heard_at < 1.2
 
 
+@_NOT_YET
 def test_a_client_100_ms_away_is_not_refused_for_bunching() -> None:
     """At 100 ms the window's sends went out as answers came back, a whole window at
     once, and a bucket with a burst of 10 refused them at 200/s (the search started
