@@ -82,13 +82,11 @@ class Pacer:
         self._local = self.backend if isinstance(self.backend, InMemoryPacingBackend) else None
         self._clock = clock
         self._sleep = sleep
-        self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         self.window = SlowStartWindow(
             self.tuning.initial_window,
             self.tuning.slow_start_growth,
             self.tuning.slow_start_doubling,
             clock,
-            lambda: self.spread.round_trip,
         )
         self._state = PacingState()  # the last state the backend returned
         self._rate: float | None = None  # the last reservation's rate
@@ -123,6 +121,7 @@ class Pacer:
         self._win_reset_due = False
         self._win_probing = False  # the one request in flight is a probe past W
         self._win_changed = asyncio.Event()
+        self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()
@@ -184,11 +183,11 @@ class Pacer:
         if self._held():
             return None
         now = self._clock()
-        if now < self._pause_until or now >= self._next_sync:
+        if now < self._pause_until or now >= self._next_sync or not self.window.try_enter():
             return None
-        if (slot := self.window.try_send(now)) is None:
-            return None  # (no check-in yet, so no admission here, before ``_acquire``'s)
-        return slot + self._offset
+        if self._started is None:
+            self._started = now
+        return now + self._offset
 
     async def acquire(self) -> float:
         """Wait until the next request may start; returns the admission time (backend
@@ -229,9 +228,7 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                at = await self.window.spaced(self._sleep, lambda: self._pause_until)
-                if at is not None:
-                    return at + self._offset
+                return self._clock() + self._offset
         return await self._acquire_paced()
 
     def _try_paced(self) -> float | None:
@@ -455,7 +452,6 @@ class Pacer:
         local_rate = None
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
-            local_rate = max(local_rate, self.window.accepted_rate(now) or 0.0)
         successes, self._pending = self._pending, 0
         if retry_after is not None:
             # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
