@@ -14,6 +14,13 @@ on which this SDK was slower than aiohttp-retry or drew more 429s.  Tune on the
 
     python -m benchmarks.family_sim --draws 500 --first 10000
     python -m benchmarks.family_sim --only 10042          (one draw, any runner)
+
+``--untuned`` measures issue 19's untuned client instead: no options, 64 in flight,
+against a bucket of 300/s with a burst of 10, 900 messages, 100 and 200 ms round trips
+with +-10% jitter, exact and whole-second hints; median, p90 and 429 share over
+``--draws`` seeds (the seed moves the jitter and the timers) from ``--first``:
+
+    python -m benchmarks.family_sim --untuned --first 0 --draws 12     (tuning seeds)
 """
 
 from __future__ import annotations
@@ -195,6 +202,41 @@ def run_draw(
     return Result(runner, d, seconds, ideal, throttled, delivered)
 
 
+UNTUNED_LATENCIES = (0.1, 0.2)
+UNTUNED_HINTS = ("exact", "whole")
+
+
+def untuned_draw(seed: int, latency: float, hints: str) -> Draw:
+    """Issue 19's untuned client: a bucket of 300/s, burst 10, 900 messages, one
+    process at its defaults (64 in flight), ``latency`` +-10%."""
+    return Draw(seed, "bucket", 300.0, 10, 0.0, (), hints, latency, 0.1, 1, 900)
+
+
+def untuned(seeds: range, runner: str = "opentrain_async") -> dict[tuple[float, str], list[Result]]:
+    """The untuned client's results per (latency, hint style) over ``seeds``."""
+    return {
+        (latency, hints): [run_draw(untuned_draw(s, latency, hints), runner) for s in seeds]
+        for latency in UNTUNED_LATENCIES
+        for hints in UNTUNED_HINTS
+    }
+
+
+def _print_untuned(seeds: range, runners: list[str]) -> None:
+    print(f"untuned client, bucket 300/s burst 10, n 900, seeds {seeds[0]}..{seeds[-1]}")
+    for runner in runners:
+        for (latency, hints), rs in untuned(seeds, runner).items():
+            ratios = [r.ratio for r in rs]
+            shares = [r.share for r in rs]
+            lost = sum(r.draw.n - r.delivered for r in rs)
+            print(
+                f"{runner:<16} {latency * 1000:3.0f} ms {hints:<6} "
+                f"median {statistics.median(ratios):5.2f}x  p90 {_pct(ratios, 0.9):5.2f}x  "
+                f"worst {max(ratios):5.2f}x  429s median {statistics.median(shares):6.1%} "
+                f"p90 {_pct(shares, 0.9):6.1%}  undelivered {lost}",
+                flush=True,
+            )
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
@@ -223,8 +265,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
     parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
+    parser.add_argument("--untuned", action="store_true", help="issue 19's untuned client")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
+    if args.untuned:
+        first = args.only if args.only is not None else args.first
+        _print_untuned(range(first, first + (1 if args.only is not None else args.draws)), runners)
+        return
     seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
     draws = [draw(s, seconds=(1.0, 3.0)) for s in seeds]
     if args.kind:
