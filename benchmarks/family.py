@@ -131,9 +131,12 @@ def draw(
     max_window: float = 60.0,
     max_processes: int = 16,
     max_n: int = 12_000,
+    processes: int | None = None,
 ) -> Draw:
     """One draw of the family from ``seed``; the job lasts ``seconds`` at the ideal
-    (drawn in that range), windows last at most ``max_window`` seconds."""
+    (drawn in that range), windows last at most ``max_window`` seconds; ``processes``
+    sets how many share the limit (issue 19's 16-process goal) and leaves the rest of
+    the draw as the seed has it."""
     rng = random.Random(seed)
     kind = rng.choice(KINDS)
     if kind == "bucket":
@@ -157,7 +160,7 @@ def draw(
         level = _log_uniform(rng, 0.25, 4)
         period = rng.uniform(0.2, 1.0) * max(window, 0.5)
         at = period
-        steps = []
+        steps: list[tuple[float, float]] = []
         while at < 3 * duration + 3 * window and len(steps) < 60:
             steps.append((round(at, 3), level if len(steps) % 2 == 0 else 1.0))
             at += period
@@ -166,7 +169,8 @@ def draw(
     # A tenth on loopback (no added latency), the rest 0-200 ms.
     latency = 0.0 if rng.random() < 0.1 else round(rng.uniform(0.001, 0.2), 4)
     jitter = round(rng.uniform(0, 0.5), 2) if latency else 0.0
-    processes = 1 if rng.random() < 0.5 or max_processes == 1 else rng.randint(2, max_processes)
+    drawn = 1 if rng.random() < 0.5 or max_processes == 1 else rng.randint(2, max_processes)
+    processes = drawn if processes is None else processes
     base = Draw(
         seed, kind, rate, burst, window, changes, hints, latency, jitter, processes, 1, flapping
     )

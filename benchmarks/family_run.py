@@ -182,13 +182,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--max-window", type=float, default=2.0)
     parser.add_argument("--max-processes", type=int, default=16)
+    parser.add_argument("--processes", type=int, help="every draw shared by this many")
     parser.add_argument("--out", default=str(RESULTS / "family.json"))
     args = parser.parse_args(argv)
     first = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6, 10**9)
     runners = args.runners.split(",")
-    print(f"seed {first} (rerun: --seed {first} --draws {args.draws}); load {os.getloadavg()}")
+    rerun = f"--seed {first} --draws {args.draws}" + (
+        f" --processes {args.processes}" if args.processes else ""
+    )
+    print(f"seed {first} (rerun: {rerun}); load {os.getloadavg()}")
     draws = [
-        draw(first + i, max_window=args.max_window, max_processes=args.max_processes)
+        draw(
+            first + i,
+            max_window=args.max_window,
+            max_processes=args.max_processes,
+            processes=args.processes,
+        )
         for i in range(args.draws)
     ]
     rows: list[dict[str, Any]] = []

@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
     parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
     parser.add_argument("--untuned", action="store_true", help="issue 19's untuned client")
+    parser.add_argument("--processes", type=int, help="every draw shared by this many")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         _print_untuned(range(first, first + (1 if args.only is not None else args.draws)), runners)
         return
     seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
-    draws = [draw(s, seconds=(1.0, 3.0)) for s in seeds]
+    draws = [draw(s, seconds=(1.0, 3.0), processes=args.processes) for s in seeds]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
