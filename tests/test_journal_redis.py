@@ -341,8 +341,10 @@ async def _acquire_eventually(store: RedisJournalStore, timeout: float = 10.0) -
 
 @pytest.mark.slow  # waits a second or more of real time
 async def test_renewal_keeps_a_live_holder(redis_server: RedisServer) -> None:
-    """A running holder keeps its 1 s lease for several seconds: nobody can take it."""
-    url = _url(redis_server, lease="1")
+    """A running holder keeps its 2 s lease past its end: nobody can take it.  (2 s, not
+    1 s: renewed every 0.67 s, the lease survives a 0.9 s stall of this loop, which a
+    loaded machine under coverage has; 2.5 s is still past the unrenewed lease's end.)"""
+    url = _url(redis_server, lease="2")
     journal, _ = await open_redis_journal(url)
     try:
         until = time.monotonic() + 2.5
