@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
+from .children import ended_children
 from .cli_helpers import in_process_runs_ended
 from .redis_server import RedisServer, SharedRedis, require_redis_binary
 
@@ -62,6 +63,15 @@ async def client(server: FakeOpenTrain, no_wait: FakeTime) -> AsyncIterator[Open
 
 def make_client(server: FakeOpenTrain, **options: Any) -> OpenTrainClient:
     return OpenTrainClient(options.pop("token", server.token), server.base_url, **options)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Every process the test started (asyncio's create_subprocess_*) is killed and
+    reaped when it ends, passed, failed or cancelled: none runs on into the next test,
+    none stays stopped (tests/children.py)."""
+    with ended_children():
+        return (yield)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

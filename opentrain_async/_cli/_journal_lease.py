@@ -192,6 +192,8 @@ class JournalLease:
         """The PTTL reading under way, shared by the sends checking meanwhile."""
         self._lost: str | None = None
         self.renewer: asyncio.Task[None] | None = None
+        self._releasing = False
+        """Set as ``release`` stops the renewer: a cancel alone may be lost (see there)."""
         self.took_over: LeaseHolder | None = None
         """The dead holder this run took the lease from, if any."""
         self.k_lease = url.key("lease")
@@ -232,8 +234,15 @@ class JournalLease:
 
     async def release(self) -> None:
         """Stop renewing and give the lease back (records then expire after the
-        retention).  Never raises: at worst the lease just expires."""
+        retention).  Never raises: at worst the lease just expires.
+
+        The renewer is stopped by ``_releasing`` as well as by the cancel: on Python
+        3.10 and 3.11 redis-py's ``asyncio.wait_for`` (around writing a command) returns
+        the call's result instead of raising when the cancel lands as the write
+        completes, and the renewer, its cancel lost, renewed forever while this waited
+        for it (a CLI run that never ended)."""
         if self.renewer is not None:
+            self._releasing = True
             self.renewer.cancel()
             with contextlib.suppress(BaseException):
                 await self.renewer
@@ -252,7 +261,7 @@ class JournalLease:
 
     async def _renew_forever(self) -> None:
         interval = self.url.lease / 3
-        while self._lost is None:
+        while self._lost is None and not self._releasing:
             await asyncio.sleep(interval)
             sent = self.clock()
             try:
