@@ -193,6 +193,11 @@ def apply_report(
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     drew_at = current_rate(state, admitted, tuning, cap)
+    # A window's 429s (its probe's, a burst past a W that shrank) are the window's, not
+    # a lower rate: W and the pause answer them.  Cutting each window's probe shrank
+    # the limit by ``beta`` per window until the window's own hint looked short at it
+    # (fewer than ``WINDOW_SLOTS`` slots) and the mode was dropped (at half the speed).
+    windowed = in_window_mode(state, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
@@ -200,7 +205,7 @@ def apply_report(
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
-    if _new_episode(state, now, feedback, tuning):
+    if not (windowed and state.window_hint) and _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.

@@ -115,6 +115,8 @@ if throttled and not spread then
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
   local drew_at = rate_at(admitted)
+  -- allowance.in_window_mode before this 429: a window's 429s do not cut
+  local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
@@ -141,7 +143,8 @@ if throttled and not spread then
     s.searching, s.origin, s.cut_at = true, resume, resume
     s.recover = now - admitted  -- the round trip: the search's period (curve.search_period)
     s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
-  elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
+  elseif not (windowed and s.window_hint > 0)
+      and sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
     local drew = drew_at or s.limit
