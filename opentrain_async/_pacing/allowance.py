@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_reset"]
+__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_rate", "window_reset"]
 
 ANSWER_WAIT = 1.0
 """Seconds after a window's last grant that its probe goes even with answers missing:
@@ -35,6 +35,18 @@ short against a window (1-60 s); an answer is lost only to an error or a crash."
 def in_window_mode(state: PacingState, cap: float | None) -> bool:
     """A window of seconds is known and no stated limit asks for even spacing."""
     return state.window_hint > 0 and state.limit is not None and cap is None
+
+
+def window_rate(state: PacingState) -> float | None:
+    """The window's average, W per hint (a hint is the time left to the reset, perhaps
+    a fraction of the window), at most the learned limit: the pace a window's sends go
+    at.  The rate curve is set aside in the window's mode and, never frozen by a
+    reservation, read raw it climbed to absurd rates (565,957/s beside a limit of
+    0.5/s), so every short exact hint of a bucket that replaced the window looked like
+    a window's (``learn_window``) and the mode was never left."""
+    if state.limit is not None and state.win_size and state.window_hint > 0:
+        return min(state.win_size / state.window_hint, state.limit)
+    return state.limit
 
 
 def window_reset(state: PacingState, before: float, exact_or_window: bool) -> PacingState:

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, reserve_window, window_reset
+from .allowance import in_window_mode, reserve_window, window_rate, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -192,12 +192,12 @@ def apply_report(
     # The rate that drew the 429 is the one its request was admitted at (a round trip
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
-    drew_at = current_rate(state, admitted, tuning, cap)
     # A window's 429s (its probe's, a burst past a W that shrank) are the window's, not
     # a lower rate: W and the pause answer them.  Cutting each window's probe shrank
     # the limit by ``beta`` per window until the window's own hint looked short at it
     # (fewer than ``WINDOW_SLOTS`` slots) and the mode was dropped (at half the speed).
     windowed = in_window_mode(state, cap)
+    drew_at = window_rate(state) if windowed else current_rate(state, admitted, tuning, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)

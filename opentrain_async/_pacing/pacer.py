@@ -25,6 +25,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
+from .allowance import window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -125,17 +126,12 @@ class Pacer:
         return self._state if self._local is None else self._local.state
 
     def current_rate(self, now: float | None = None) -> float | None:
-        """The rate requests may start at right now, or None when unpaced.  In a
-        window's mode the window's average: its allowance W per hint, at most the
-        learned limit (a hint is the time left to the reset, perhaps a fraction of the
-        window).  The curve is set aside there and, never frozen by a reservation, read
-        raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
+        """The rate requests may start at right now, or None when unpaced; in a
+        window's mode the window's average (``allowance.window_rate``)."""
         local = self._clock() if now is None else now
         state = self.state
         if self._window_mode() and state.limit is not None:
-            if state.win_size:
-                return min(state.win_size / state.window_hint, state.limit)
-            return state.limit
+            return window_rate(state)
         return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
     def pause_remaining(self) -> float:

@@ -19,14 +19,16 @@ local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
-  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset')
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
+  'win_size')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
   throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
   pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
-  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG}
+  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
+  win_size = tonumber(f[19]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -114,9 +116,14 @@ if throttled and not spread then
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
-  local drew_at = rate_at(admitted)
-  -- allowance.in_window_mode before this 429: a window's 429s do not cut
+  -- allowance.in_window_mode before this 429: a window's 429s do not cut, and its
+  -- pace is the window's (allowance.window_rate), not the curve set aside
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
+  local drew_at = rate_at(admitted)
+  if windowed then
+    drew_at = s.limit
+    if s.win_size ~= 0 then drew_at = math.min(s.win_size / s.window_hint, s.limit) end
+  end
   if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)

@@ -1,0 +1,163 @@
+"""The shared window against a long job, a server that changes, a corrupt state, and
+users who give up: the promises of ``allowance`` that other tests take for granted.
+
+Pacers share one in-memory backend (as clients of one process do, and processes on
+Redis, whose scripts the agreement test holds to the same functions), driven on an
+injected clock against the fake server's own limiters, every answer immediate: the
+server counts what each of its windows saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+
+import attrs
+
+from opentrain_async import Pacer
+from opentrain_async._pacing.allowance import ANSWER_WAIT
+from opentrain_async._pacing.backend import InMemoryPacingBackend
+from opentrain_async._pacing.state import PacingState
+from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
+from opentrain_async.testing._limits import _hint, _ScheduleLimiter
+
+PACERS = 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+def _known_window(clock: Clock, w: int, window: float) -> PacingState:
+    """A window of ``w`` per ``window`` seconds, learned as a pacer learns it (one cut
+    a window ago), its next reset now."""
+    reset = clock.now
+    return PacingState(
+        limit=w / window,
+        searching=False,
+        origin=reset - window,
+        cut_at=reset - window,
+        cuts=2,
+        successes=w,
+        window_hint=window,
+        pause_until=reset,
+        win_reset=reset,
+    )
+
+
+@attrs.define
+class Run:
+    """What the server saw: sends and 429s per window of ``window`` seconds from the
+    first send, and when the last message was delivered."""
+
+    window: float
+    sends: Counter[int] = attrs.Factory(Counter)
+    refused: Counter[int] = attrs.Factory(Counter)
+    delivered: int = 0
+    elapsed: float = 0.0
+
+    def per_window(self) -> list[int]:
+        return [self.sends[i] for i in range(max(self.sends) + 1)]
+
+
+async def _run(
+    clock: Clock,
+    pacers: list[Pacer],
+    schedule: LimitSchedule,
+    window: float,
+    n: int,
+    whole: bool = False,
+    until: float = 120.0,
+) -> Run:
+    """Send ``n`` messages through ``pacers`` (taking turns) into the server's limiter;
+    a 429 is answered at once with the exact hint (whole seconds with ``whole``)."""
+    limiter = _ScheduleLimiter(schedule)
+    run = Run(window)
+    start = clock.now
+    while run.delivered < n and clock.now < start + until:
+        progress = False
+        for pacer in pacers:
+            at = pacer.try_acquire() if run.delivered < n else None
+            if at is None:
+                continue
+            progress = True
+            index = math.floor((clock.now - start) / window)
+            run.sends[index] += 1
+            wait = limiter.acquire(clock.now)
+            if wait is None:
+                pacer.on_success(at)
+                run.delivered += 1
+            else:
+                run.refused[index] += 1
+                await pacer.on_throttle(at, _hint(wait, whole))
+        if not progress:
+            clock.now += 0.005
+    run.elapsed = clock.now - start
+    return run
+
+
+def _pacers(clock: Clock, state: PacingState) -> tuple[InMemoryPacingBackend, list[Pacer]]:
+    backend = InMemoryPacingBackend(clock=clock, state=state)
+    pacers = [Pacer(backend=backend, clock=clock, sleep=clock.sleep) for _ in range(PACERS)]
+    for pacer in pacers:
+        pacer._become_paced()  # as its first reservation of a known window does
+    return backend, pacers
+
+
+async def test_a_long_job_keeps_sending_w_at_every_reset() -> None:
+    """Each window's probe draws one 429: expected, not a lower limit.  It used to cut
+    the learned limit by ``beta`` each time, until the exact hint (the window's 2 s)
+    looked short at the cut rate (fewer than ten slots) and the window's mode was
+    dropped for the rate schedule at half the speed (after eight windows of 20 per 2 s)."""
+    clock = Clock()
+    w, window, windows = 20, 2.0, 16
+    backend, pacers = _pacers(clock, _known_window(clock, w, window))
+    schedule = LimitSchedule(((0.0, FixedWindow(limit=w, window=window)),))
+    run = await _run(clock, pacers, schedule, window, windows * w)
+    assert run.delivered == windows * w
+    assert run.per_window() == [w + 1] * (windows - 1) + [w]  # W then the probe, each
+    assert backend.state.window_hint > 0 and backend.state.win_size == w
+    assert backend.state.limit is not None and backend.state.limit >= w / window
+
+
+async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> None:
+    """The limit flaps between 24 and 12 per 2 s every two windows: a window that grew
+    lets the probe through and opens again at once, one that shrank refuses the burst
+    past its W once; either way each window of the server sees its W and one refused
+    probe, and the job takes the windows it needs (exact hints)."""
+    clock = Clock()
+    window = 2.0
+    big, small = FixedWindow(limit=24, window=window), FixedWindow(limit=12, window=window)
+    steps = ((0.0, big), (4.0, small), (8.0, big), (12.0, small), (16.0, big))
+    _, pacers = _pacers(clock, _known_window(clock, 24, window))
+    limits = [24, 24, 12, 12, 24, 24, 12, 12, 24, 24]
+    n = sum(limits) + 8
+    run = await _run(clock, pacers, LimitSchedule(steps), window, n)
+    assert run.delivered == n
+    assert run.per_window()[:-1] == [w + 1 for w in limits]
+    assert all(run.refused[i] == 1 for i in range(len(limits)))
+    assert run.elapsed < len(limits) * window + 0.1
+
+
+async def test_a_window_replaced_by_a_bucket_leaves_the_window_mode() -> None:
+    """The server's window becomes a bucket of 10/s: its first exact hint of one slot
+    (0.1 s) ends the window's mode.  The pace that hint is judged at is the window's
+    (W per hint), not the rate curve, which the window's mode sets aside and which,
+    left to climb, made every short hint look like a window's: the pacers kept
+    bursting W into the bucket (162 429s for 200 messages)."""
+    clock = Clock()
+    window = 2.0
+    steps = ((0.0, FixedWindow(limit=20, window=window)), (4.0, TokenBucket(rate=10)))
+    backend, pacers = _pacers(clock, _known_window(clock, 20, window))
+    run = await _run(clock, pacers, LimitSchedule(steps), window, 60)
+    assert run.delivered == 60
+    assert backend.state.window_hint == 0
+    assert run.refused[2] <= 6  # the window's burst into the bucket, once
