@@ -161,3 +161,38 @@ async def test_a_window_replaced_by_a_bucket_leaves_the_window_mode() -> None:
     assert run.delivered == 60
     assert backend.state.window_hint == 0
     assert run.refused[2] <= 6  # the window's burst into the bucket, once
+
+
+async def test_a_grant_stamped_ahead_of_the_clock_holds_the_probe_at_most_answer_wait() -> None:
+    """A Redis failed over to a replica whose clock is an hour behind (or a hash edited
+    by hand) holds a window's last grant an hour "ahead": an answer missing then held
+    the probe back until that hour had passed, for every process (the reservation
+    only said "ask again within a horizon", so no bound on the state caught it)."""
+    clock = Clock()
+    w, window = 20, 2.0
+    stale = attrs.evolve(
+        _known_window(clock, w, window),
+        successes=2 * w - 1,  # the window's W granted, one answer lost
+        win_size=w,
+        win_opened=clock.now - 0.5,
+        win_base=w,
+        win_sent=w,
+        win_granted=clock.now + 3600,
+        win_reset=clock.now - 0.5,
+    )
+    _, pacers = _pacers(clock, stale)
+    clock.now += ANSWER_WAIT
+    assert _admit(pacers) == 1  # the probe, for all of them
+
+
+def _admit(pacers: list[Pacer]) -> int:
+    """How many sends the pacers admit now, taking turns."""
+    admitted = 0
+    progress = True
+    while progress and admitted < 100:
+        progress = False
+        for pacer in pacers:
+            if pacer.try_acquire() is not None:
+                admitted += 1
+                progress = True
+    return admitted

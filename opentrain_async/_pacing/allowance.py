@@ -90,7 +90,9 @@ def reserve_window(
     else:
         accepted = state.successes - state.win_base
         answered = accepted + state.throttles - state.win_throttles
-        if answered < state.win_sent and now < state.win_granted + ANSWER_WAIT:
+        # (A grant stamped ahead of now, from a clock that went back, is stale.)
+        waited = now - state.win_granted
+        if answered < state.win_sent and 0 <= waited < ANSWER_WAIT:
             return state, now + 2 * tuning.horizon, 0  # ask again within a horizon
         state = evolve(state, win_probed=state.successes)
         n = 1

@@ -73,7 +73,7 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     if w.size == 0 then n = count
     elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
     elseif (total - w.base) + throttles - w.throttles < w.sent
-        and now < w.granted + answer_wait then
+        and now - w.granted >= 0 and now - w.granted < answer_wait then
       first = now + 2 * horizon  -- the probe waits for answers: ask again
     else
       w.probed, n = total, 1
