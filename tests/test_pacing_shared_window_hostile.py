@@ -196,3 +196,46 @@ def _admit(pacers: list[Pacer]) -> int:
                 admitted += 1
                 progress = True
     return admitted
+
+
+class _FrozenReports:
+    """A shared backend whose success reports never come back (a Redis frozen with
+    ``fail_closed``, or a custom backend that hangs): reservations still answer."""
+
+    def __init__(self, inner: InMemoryPacingBackend) -> None:
+        self.inner = inner
+        self.tuning = inner.tuning
+        self.closed = False
+
+    async def reserve(self, count: int, *, successes: int = 0, cap: float | None = None):  # type: ignore[no-untyped-def]
+        return await self.inner.reserve(count, successes=successes, cap=cap)
+
+    async def report(self, feedback, *, cap=None):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()  # never
+
+    async def load(self) -> PacingState:
+        return self.inner.state
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def attach(self, key: str, on_fallback: object) -> None:
+        pass
+
+
+async def test_close_does_not_hang_on_a_success_report_that_never_lands() -> None:
+    """In a window's mode successes are reported at once, in the background, and the
+    client's close waits for them; a backend that never answers (Redis frozen, or
+    down with ``fail_closed``) made close wait for ever.  It waits ``ANSWER_WAIT`` at
+    most (on the pacer's clock), then closes the backend."""
+    from opentrain_async import OpenTrainClient
+
+    clock = Clock()
+    inner = InMemoryPacingBackend(clock=clock, state=_known_window(clock, 20, 2.0))
+    backend = _FrozenReports(inner)
+    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
+    client = OpenTrainClient("ot_test_token", "http://127.0.0.1:9", pacer=pacer)
+    sent_at = await pacer.acquire()
+    pacer.on_success(sent_at)  # its report goes in the background, and hangs
+    await asyncio.wait_for(client.close(), 10)  # a hang, not a speed: never taken
+    assert backend.closed

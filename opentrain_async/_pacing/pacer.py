@@ -25,7 +25,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
-from .allowance import window_rate
+from .allowance import ANSWER_WAIT, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -355,9 +355,21 @@ class Pacer:
 
     async def flushed(self) -> None:
         """Wait for successes on their way to the backend (the client's close, before
-        the backend's: a report left pending would be lost with the loop)."""
-        if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        the backend's: a report left pending would be lost with the loop), at most
+        ``ANSWER_WAIT``: a backend that never answers (Redis frozen, or down with
+        ``fail_closed``) made close hang.  Past it the report is dropped: the window
+        counts fewer successes, so its next W is smaller once."""
+        task = self._flushing
+        if task is None or task.done():
+            return
+        nap = asyncio.ensure_future(self._sleep(ANSWER_WAIT))
+        try:
+            await asyncio.wait((task, nap), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def _flush_pending(self) -> None:
         while self._pending:
