@@ -17,8 +17,8 @@ import attrs
 
 from opentrain_async import Pacer
 from opentrain_async._pacing.allowance import ANSWER_WAIT
-from opentrain_async._pacing.backend import InMemoryPacingBackend
-from opentrain_async._pacing.state import PacingState
+from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
+from opentrain_async._pacing.state import PacingFeedback, PacingState
 from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _hint, _ScheduleLimiter
 
@@ -124,8 +124,10 @@ async def test_a_long_job_keeps_sending_w_at_every_reset() -> None:
     run = await _run(clock, pacers, schedule, window, windows * w)
     assert run.delivered == windows * w
     assert run.per_window() == [w + 1] * (windows - 1) + [w]  # W then the probe, each
-    assert backend.state.window_hint > 0 and backend.state.win_size == w
-    assert backend.state.limit is not None and backend.state.limit >= w / window
+    assert backend.state.window_hint > 0
+    assert backend.state.win_size == w
+    assert backend.state.limit is not None
+    assert backend.state.limit >= w / window
 
 
 async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> None:
@@ -207,11 +209,14 @@ class _FrozenReports:
         self.tuning = inner.tuning
         self.closed = False
 
-    async def reserve(self, count: int, *, successes: int = 0, cap: float | None = None):  # type: ignore[no-untyped-def]
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
         return await self.inner.reserve(count, successes=successes, cap=cap)
 
-    async def report(self, feedback, *, cap=None):  # type: ignore[no-untyped-def]
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
         await asyncio.Event().wait()  # never
+        raise AssertionError("unreachable")
 
     async def load(self) -> PacingState:
         return self.inner.state
@@ -239,3 +244,75 @@ async def test_close_does_not_hang_on_a_success_report_that_never_lands() -> Non
     pacer.on_success(sent_at)  # its report goes in the background, and hangs
     await asyncio.wait_for(client.close(), 10)  # a hang, not a speed: never taken
     assert backend.closed
+
+
+class _SlowReserve:
+    """A shared backend (as Redis is: a round trip per call) whose reservations wait
+    for the test to let them through."""
+
+    def __init__(self, inner: InMemoryPacingBackend) -> None:
+        self.inner = inner
+        self.tuning = inner.tuning
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        if count > 1:  # a leader's for the queue
+            await self.gate.wait()
+        return await self.inner.reserve(count, successes=successes, cap=cap)
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        return await self.inner.report(feedback, cap=cap)
+
+    async def load(self) -> PacingState:
+        return self.inner.state
+
+    async def aclose(self) -> None:
+        pass
+
+    def attach(self, key: str, on_fallback: object) -> None:
+        pass
+
+
+async def test_slots_of_callers_who_gave_up_are_not_sent_into_a_later_window() -> None:
+    """Three sends wait in one process; its leader asks for three of the window's slots
+    and, while the answer is on its way, two callers give up (``wait_for``, a bulk send
+    left early).  The two slots it was granted are never answered: the probe goes
+    ``ANSWER_WAIT`` later, for another process, and its 429 pauses everyone to the
+    next reset.  The slots used to be kept (a window's slot is never dropped as late),
+    so the process's next send went at once, into the pause: one more 429, past W."""
+    clock = Clock()
+    w = 3
+    reset = clock.now + 0.5
+    known = attrs.evolve(_known_window(clock, w, 2.0), pause_until=reset, win_reset=reset)
+    inner = InMemoryPacingBackend(clock=clock, state=known)
+    slow = _SlowReserve(inner)
+
+    async def turn(seconds: float) -> None:  # the clock's sleep, letting others run
+        clock.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+    giving_up = Pacer(backend=slow, clock=clock, sleep=turn)
+    other = Pacer(backend=inner, clock=clock, sleep=clock.sleep)
+    giving_up._become_paced()
+    other._become_paced()
+    slow.gate.clear()
+    callers = [asyncio.ensure_future(giving_up.acquire()) for _ in range(w)]
+    for _ in range(5):  # all three queue; the leader, past the pause, asks for three
+        await asyncio.sleep(0)
+    for caller in callers[1:]:
+        caller.cancel()
+    await asyncio.gather(*callers[1:], return_exceptions=True)
+    slow.gate.set()
+    giving_up.on_success(await callers[0])
+    for _ in range(3):  # its report (in the background) lands
+        await asyncio.sleep(0)
+    assert inner.state.win_sent == w
+    assert other.try_acquire() is None  # two answers missing
+    clock.now += ANSWER_WAIT
+    probe = other.try_acquire()
+    assert probe is not None
+    await other.on_throttle(probe, 1.0 - ANSWER_WAIT + 0.5)  # exact: the next reset
+    assert giving_up.try_acquire() is None  # not into the pause

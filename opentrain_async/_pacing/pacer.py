@@ -15,7 +15,6 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -249,8 +248,12 @@ class Pacer:
         self._late_ok = self.tuning.tolerance
         if reservation.rate is not None and reservation.rate == self.rate_limit:
             self._late_ok = min(self._late_ok, reservation.interval)
-        if self._windowed:  # a window's sends go at once: one late is not lost
-            self._late_ok = math.inf
+        if self._windowed:
+            # A window's sends go at once: one late is not lost (a loaded machine), until
+            # the window counts its answer lost and lets the probe go (``ANSWER_WAIT``
+            # after the grant, at most a horizon before the slot): a slot kept past that
+            # (its caller gave up) went into the probe's pause or a later window.
+            self._late_ok = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
