@@ -316,3 +316,32 @@ async def test_slots_of_callers_who_gave_up_are_not_sent_into_a_later_window() -
     assert probe is not None
     await other.on_throttle(probe, 1.0 - ANSWER_WAIT + 0.5)  # exact: the next reset
     assert giving_up.try_acquire() is None  # not into the pause
+
+
+async def test_an_answer_later_than_answer_wait_is_not_taken_for_the_probes() -> None:
+    """One send of the window is answered slowly (a server's slow request, a process
+    stopped for a moment), so its probe goes ``ANSWER_WAIT`` after the grant.  The
+    slow success then lands while the probe is still out: it used to count as the
+    probe's ("a success since the probe went"), so a new window opened at once and
+    its W went into the full one (W more 429s).  A success counts as the probe's only
+    past the answers still missing when it went."""
+    clock = Clock()
+    w = 24
+    _, pacers = _pacers(clock, _known_window(clock, w, 2.0))
+    granted = []
+    for pacer in pacers * w:
+        at = pacer.try_acquire()
+        if at is not None:
+            granted.append((pacer, at))
+    assert len(granted) == w
+    for pacer, at in granted[1:]:
+        pacer.on_success(at)
+    clock.now += ANSWER_WAIT
+    [(prober, probe_at)] = [(p, at) for p in pacers if (at := p.try_acquire()) is not None]
+    slow, slow_at = granted[0]
+    slow.on_success(slow_at)  # the slow answer, after the probe went
+    assert _admit(pacers) == 0  # the window is full: no new W
+    await prober.on_throttle(probe_at, 0.95)  # the probe's 429: the reset in 0.95 s
+    assert _admit(pacers) == 0
+    clock.now += 0.95
+    assert _admit(pacers) == w

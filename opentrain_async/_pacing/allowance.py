@@ -15,9 +15,9 @@ process alone) draws from one W per window, not W each:
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
-  429 pauses everyone to the next reset (``on_hint``); a success reported since it
-  went (``win_probed``) means the window reset early (a rounded hint) or grew, and a
-  new window opens at once.
+  429 pauses everyone to the next reset (``on_hint``); more successes reported since
+  it went than answers were then missing (``win_probed``) mean the window reset early
+  (a rounded hint) or grew, and a new window opens at once.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ def reserve_window(
         waited = now - state.win_granted
         if answered < state.win_sent and 0 <= waited < ANSWER_WAIT:
             return state, now + 2 * tuning.horizon, 0  # ask again within a horizon
-        state = evolve(state, win_probed=state.successes)
+        # Answers still missing may yet come as successes: only more than those say
+        # the probe got through (a slow answer once opened a window into a full one).
+        missing = max(state.win_sent - answered, 0)
+        state = evolve(state, win_probed=state.successes + missing)
         n = 1
     return evolve(state, win_sent=state.win_sent + n, win_granted=now), at, n
