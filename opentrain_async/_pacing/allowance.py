@@ -94,9 +94,11 @@ def reserve_window(
         waited = now - state.win_granted
         if answered < state.win_sent and 0 <= waited < ANSWER_WAIT:
             return state, now + 2 * tuning.horizon, 0  # ask again within a horizon
-        # Answers still missing may yet come as successes: only more than those say
-        # the probe got through (a slow answer once opened a window into a full one).
-        missing = max(state.win_sent - answered, 0)
+        # Answers still missing at the first probe may yet come as successes: only more
+        # than those say it got through (a slow answer once opened a window into a full
+        # one).  At a later probe they are lost (a caller gave up, a process died):
+        # counted still, an accepted probe never reopened the window.
+        missing = max(state.win_sent - answered, 0) if state.win_sent == size else 0
         state = evolve(state, win_probed=state.successes + missing)
         n = 1
     return evolve(state, win_sent=state.win_sent + n, win_granted=now), at, n

@@ -76,7 +76,8 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       local missing = w.sent - ((total - w.base) + throttles - w.throttles)
       if missing > 0 and now - w.granted >= 0 and now - w.granted < answer_wait then
         first = now + 2 * horizon  -- the probe waits for answers: ask again
-      else  -- answers still missing may yet be successes: not the probe's
+      else  -- answers missing at the first probe may yet be successes: not its
+        if w.sent ~= w.size then missing = 0 end
         w.probed, n = total + math.max(missing, 0), 1
       end
     end
