@@ -14,7 +14,7 @@ from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingState
 
-W = 20
+W = 6
 PACERS = 3
 
 
@@ -49,7 +49,7 @@ def _shared(clock: Clock) -> tuple[InMemoryPacingBackend, list[Pacer]]:
     backend = InMemoryPacingBackend(clock=clock)
     reset = clock.now + 1.0
     backend.state = PacingState(
-        limit=W / 3.6,
+        limit=1.5,
         searching=False,
         cuts=2,
         successes=W,

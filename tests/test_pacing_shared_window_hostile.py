@@ -151,10 +151,10 @@ async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> N
 
 async def test_a_window_replaced_by_a_bucket_leaves_the_window_mode() -> None:
     """The server's window becomes a bucket of 10/s: its first exact hint of one slot
-    (0.1 s) ends the window's mode.  The pace that hint is judged at is the window's
-    (W per hint), not the rate curve, which the window's mode sets aside and which,
-    left to climb, made every short hint look like a window's: the pacers kept
-    bursting W into the bucket (162 429s for 200 messages)."""
+    (0.1 s) ends the window's mode.  The hint is judged at the curve's rate, which a
+    window's 429 restarts at the limit: with no restart the curve, set aside in the
+    window's mode, climbed without bound, every short hint looked like a window's and
+    the pacers kept bursting W into the bucket (162 429s for 200 messages)."""
     clock = Clock()
     window = 2.0
     steps = ((0.0, FixedWindow(limit=20, window=window)), (4.0, TokenBucket(rate=10)))

@@ -39,11 +39,9 @@ def in_window_mode(state: PacingState, cap: float | None) -> bool:
 
 def window_rate(state: PacingState) -> float | None:
     """The window's average, W per hint (a hint is the time left to the reset, perhaps
-    a fraction of the window), at most the learned limit: the pace a window's sends go
-    at.  The rate curve is set aside in the window's mode and, never frozen by a
-    reservation, read raw it climbed to absurd rates (565,957/s beside a limit of
-    0.5/s), so every short exact hint of a bucket that replaced the window looked like
-    a window's (``learn_window``) and the mode was never left."""
+    a fraction of the window), at most the learned limit: the rate a pacer shows.  The
+    curve is set aside in the window's mode and, never frozen by a reservation, read
+    raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
     if state.limit is not None and state.win_size and state.window_hint > 0:
         return min(state.win_size / state.window_hint, state.limit)
     return state.limit

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, reserve_window, window_rate, window_reset
+from .allowance import in_window_mode, reserve_window, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -192,12 +192,8 @@ def apply_report(
     # The rate that drew the 429 is the one its request was admitted at (a round trip
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
-    # A window's 429s (its probe's, a burst past a W that shrank) are the window's, not
-    # a lower rate: W and the pause answer them.  Cutting each window's probe shrank
-    # the limit by ``beta`` per window until the window's own hint looked short at it
-    # (fewer than ``WINDOW_SLOTS`` slots) and the mode was dropped (at half the speed).
     windowed = in_window_mode(state, cap)
-    drew_at = window_rate(state) if windowed else current_rate(state, admitted, tuning, cap)
+    drew_at = current_rate(state, admitted, tuning, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
@@ -205,7 +201,7 @@ def apply_report(
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
-    if not (windowed and state.window_hint) and _new_episode(state, now, feedback, tuning):
+    if _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
@@ -224,6 +220,14 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
+        if windowed and state.window_hint:
+            # A window's 429s (its probe's, a burst past a W that shrank) are the
+            # window's, not a lower rate: W and the pause answer them.  The curve
+            # restarts (judging the next hint at about the limit: a bucket that replaced
+            # the window has short ones), the limit stays: cut by ``beta`` per probe, it
+            # shrank until the window's own hint looked short (fewer than
+            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+            drew, measured = state.limit, None
         state = cut(
             state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
         )

@@ -19,16 +19,14 @@ local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
-  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'win_size')
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
   throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
   pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
-  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
-  win_size = tonumber(f[19]) or 0}
+  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -116,14 +114,9 @@ if throttled and not spread then
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
-  -- allowance.in_window_mode before this 429: a window's 429s do not cut, and its
-  -- pace is the window's (allowance.window_rate), not the curve set aside
+  -- allowance.in_window_mode before this 429: a window's 429s keep the limit
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
-  if windowed then
-    drew_at = s.limit
-    if s.win_size ~= 0 then drew_at = math.min(s.win_size / s.window_hint, s.limit) end
-  end
   if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
@@ -150,8 +143,7 @@ if throttled and not spread then
     s.searching, s.origin, s.cut_at = true, resume, resume
     s.recover = now - admitted  -- the round trip: the search's period (curve.search_period)
     s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
-  elseif not (windowed and s.window_hint > 0)
-      and sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
+  elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
     local drew = drew_at or s.limit
@@ -168,6 +160,7 @@ if throttled and not spread then
       measured = nil
       if drew > 2 * average then measured = average end
     end
+    if windowed and s.window_hint > 0 then drew, measured = s.limit, nil end
     local limit = drew  -- curve.cut
     if measured ~= nil then limit = math.min(drew, measured) end
     local window = s.window_hint > 0
