@@ -203,6 +203,13 @@ def apply_report(
         return first_cut(state, now, estimate, resume, now - admitted)
     if _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
+        if windowed and state.window_hint:
+            # A window's 429s (its probe's, a burst past a W that shrank) come from
+            # bursts, not from the curve it sets aside: they drew at the limit at
+            # least.  At the curve's rate each window's probe cut the limit by
+            # ``beta``, until the window's own hint looked short at it (fewer than
+            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+            drew = max(drew, state.limit)
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
@@ -220,14 +227,6 @@ def apply_report(
             # through was what was offered): the drawing rate is the limit.
             average = (state.successes - state.successes_at_cut) / since
             measured = average if drew > 2 * average else None
-        if windowed and state.window_hint:
-            # A window's 429s (its probe's, a burst past a W that shrank) are the
-            # window's, not a lower rate: W and the pause answer them.  The curve
-            # restarts (judging the next hint at about the limit: a bucket that replaced
-            # the window has short ones), the limit stays: cut by ``beta`` per probe, it
-            # shrank until the window's own hint looked short (fewer than
-            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
-            drew, measured = state.limit, None
         state = cut(
             state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
         )
