@@ -74,7 +74,7 @@ def _random_window(rng: random.Random, now: float, state: PacingState) -> Pacing
         win_base=max(state.successes - rng.randint(0, size + 2), 0),
         win_throttles=max(state.throttles - rng.randint(0, 3), 0),
         win_sent=rng.choice([rng.randint(0, size + 2), size]),
-        win_granted=rng.choice([float("-inf"), now - rng.uniform(0, 2)]),
+        win_granted=rng.choice([float("-inf"), now - rng.uniform(0, 2), now + 3600]),
         win_probed=max(state.successes - rng.randint(0, 1), 0),
         win_reset=rng.choice([float("-inf"), now + rng.uniform(-3, 0.05)]),
     )

@@ -15,16 +15,16 @@ process alone) draws from one W per window, not W each:
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
-  429 pauses everyone to the next reset (``on_hint``); a success reported since it
-  went (``win_probed``) means the window reset early (a rounded hint) or grew, and a
-  new window opens at once.
+  429 pauses everyone to the next reset (``on_hint``); more successes reported since
+  it went than answers were then missing (``win_probed``) mean the window reset early
+  (a rounded hint) or grew, and a new window opens at once.
 """
 
 from __future__ import annotations
 
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_reset"]
+__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_rate", "window_reset"]
 
 ANSWER_WAIT = 1.0
 """Seconds after a window's last grant that its probe goes even with answers missing:
@@ -35,6 +35,16 @@ short against a window (1-60 s); an answer is lost only to an error or a crash."
 def in_window_mode(state: PacingState, cap: float | None) -> bool:
     """A window of seconds is known and no stated limit asks for even spacing."""
     return state.window_hint > 0 and state.limit is not None and cap is None
+
+
+def window_rate(state: PacingState) -> float | None:
+    """The window's average, W per hint (a hint is the time left to the reset, perhaps
+    a fraction of the window), at most the learned limit: the rate a pacer shows.  The
+    curve is set aside in the window's mode and, never frozen by a reservation, read
+    raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
+    if state.limit is not None and state.win_size and state.window_hint > 0:
+        return min(state.win_size / state.window_hint, state.limit)
+    return state.limit
 
 
 def window_reset(state: PacingState, before: float, exact_or_window: bool) -> PacingState:
@@ -78,8 +88,15 @@ def reserve_window(
     else:
         accepted = state.successes - state.win_base
         answered = accepted + state.throttles - state.win_throttles
-        if answered < state.win_sent and now < state.win_granted + ANSWER_WAIT:
+        # (A grant stamped ahead of now, from a clock that went back, is stale.)
+        waited = now - state.win_granted
+        if answered < state.win_sent and 0 <= waited < ANSWER_WAIT:
             return state, now + 2 * tuning.horizon, 0  # ask again within a horizon
-        state = evolve(state, win_probed=state.successes)
+        # Answers still missing at the first probe may yet come as successes: only more
+        # than those say it got through (a slow answer once opened a window into a full
+        # one).  At a later probe they are lost (a caller gave up, a process died):
+        # counted still, an accepted probe never reopened the window.
+        missing = max(state.win_sent - answered, 0) if state.win_sent == size else 0
+        state = evolve(state, win_probed=state.successes + missing)
         n = 1
     return evolve(state, win_sent=state.win_sent + n, win_granted=now), at, n

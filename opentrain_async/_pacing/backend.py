@@ -192,6 +192,7 @@ def apply_report(
     # The rate that drew the 429 is the one its request was admitted at (a round trip
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+    windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
     before = state.pause_until
@@ -202,6 +203,13 @@ def apply_report(
         return first_cut(state, now, estimate, resume, now - admitted)
     if _new_episode(state, now, feedback, tuning):
         drew = drew_at or state.limit
+        if windowed and state.window_hint:
+            # A window's 429s (its probe's, a burst past a W that shrank) come from
+            # bursts, not from the curve it sets aside: they drew at the limit at
+            # least.  At the curve's rate each window's probe cut the limit by
+            # ``beta``, until the window's own hint looked short at it (fewer than
+            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+            drew = max(drew, state.limit)
         # The server's granularity (its hint) sets how far back to look: a longer
         # window dilutes the burst a bucket adds to what it accepts.
         span = min(max(0.25, feedback.retry_after or 0.0), 1.0)

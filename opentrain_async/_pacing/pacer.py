@@ -15,7 +15,6 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
+from .allowance import ANSWER_WAIT, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -125,17 +125,12 @@ class Pacer:
         return self._state if self._local is None else self._local.state
 
     def current_rate(self, now: float | None = None) -> float | None:
-        """The rate requests may start at right now, or None when unpaced.  In a
-        window's mode the window's average: its allowance W per hint, at most the
-        learned limit (a hint is the time left to the reset, perhaps a fraction of the
-        window).  The curve is set aside there and, never frozen by a reservation, read
-        raw it climbed to absurd rates (565,957/s beside a limit of 0.5/s)."""
+        """The rate requests may start at right now, or None when unpaced; in a
+        window's mode the window's average (``allowance.window_rate``)."""
         local = self._clock() if now is None else now
         state = self.state
         if self._window_mode() and state.limit is not None:
-            if state.win_size:
-                return min(state.win_size / state.window_hint, state.limit)
-            return state.limit
+            return window_rate(state)
         return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
     def pause_remaining(self) -> float:
@@ -253,8 +248,12 @@ class Pacer:
         self._late_ok = self.tuning.tolerance
         if reservation.rate is not None and reservation.rate == self.rate_limit:
             self._late_ok = min(self._late_ok, reservation.interval)
-        if self._windowed:  # a window's sends go at once: one late is not lost
-            self._late_ok = math.inf
+        if self._windowed:
+            # A window's sends go at once: one late is not lost (a loaded machine), until
+            # the window counts its answer lost and lets the probe go (``ANSWER_WAIT``
+            # after the grant, at most a horizon before the slot): a slot kept past that
+            # (its caller gave up) went into the probe's pause or a later window.
+            self._late_ok = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -359,9 +358,21 @@ class Pacer:
 
     async def flushed(self) -> None:
         """Wait for successes on their way to the backend (the client's close, before
-        the backend's: a report left pending would be lost with the loop)."""
-        if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        the backend's: a report left pending would be lost with the loop), at most
+        ``ANSWER_WAIT``: a backend that never answers (Redis frozen, or down with
+        ``fail_closed``) made close hang.  Past it the report is dropped: the window
+        counts fewer successes, so its next W is smaller once."""
+        task = self._flushing
+        if task is None or task.done():
+            return
+        nap = asyncio.ensure_future(self._sleep(ANSWER_WAIT))
+        try:
+            await asyncio.wait((task, nap), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def _flush_pending(self) -> None:
         while self._pending:

@@ -114,6 +114,8 @@ if throttled and not spread then
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
+  -- allowance.in_window_mode before this 429: a window's 429s drew at the limit
+  local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
   if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
@@ -145,6 +147,7 @@ if throttled and not spread then
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
     local drew = drew_at or s.limit
+    if windowed and s.window_hint > 0 then drew = math.max(drew, s.limit) end
     local span = math.min(math.max(0.25, ra or 0), 1.0)
     local steep = is_doubling(now)
     if steep then span = 0.15 end

@@ -72,11 +72,14 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     if w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
     if w.size == 0 then n = count
     elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
-    elseif (total - w.base) + throttles - w.throttles < w.sent
-        and now < w.granted + answer_wait then
-      first = now + 2 * horizon  -- the probe waits for answers: ask again
     else
-      w.probed, n = total, 1
+      local missing = w.sent - ((total - w.base) + throttles - w.throttles)
+      if missing > 0 and now - w.granted >= 0 and now - w.granted < answer_wait then
+        first = now + 2 * horizon  -- the probe waits for answers: ask again
+      else  -- answers missing at the first probe may yet be successes: not its
+        if w.sent ~= w.size then missing = 0 end
+        w.probed, n = total + math.max(missing, 0), 1
+      end
     end
     if n > 0 then
       w.sent, w.granted = w.sent + n, now
