@@ -429,6 +429,8 @@ class Pacer:
             # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
             # curve's recovery for good; no pause is longer than this anyway.
             retry_after = min(retry_after, self.tuning.max_hint_pause)
+        # Whether this 429 shuts the limiter, told to every pacer sharing the state.
+        wall = None if jitter or self._window_mode() else self.probe.shuts(sent_at, retry_after)
         feedback = PacingFeedback(
             successes=successes,
             throttled=True,
@@ -436,6 +438,7 @@ class Pacer:
             retry_after=retry_after,
             local_rate=local_rate,
             spread=jitter,
+            wall=wall,
         )
         self._reporting += 1
         self._release()
