@@ -223,12 +223,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
     parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
+    parser.add_argument("--hints", help="only draws with these hints (exact, whole, header, none)")
+    parser.add_argument("--shared", action="store_true", help="only draws of 2-16 processes")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
     draws = [draw(s, seconds=(1.0, 3.0)) for s in seeds]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
+    if args.hints:
+        draws = [d for d in draws if d.hints == args.hints]
+    if args.shared:
+        draws = [d for d in draws if d.processes > 1]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
