@@ -181,7 +181,9 @@ def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
         retry_after=rng.choice([None, rng.uniform(0.0001, 2), 1.0, float(rng.randint(2, 90))]),
         local_rate=rng.choice([None, rng.uniform(0, 20), rng.uniform(0, 3000)]),
         spread=throttled and rng.random() < 0.2,
-        wall=rng.choice([None, None, float("-inf"), now + rng.uniform(-1, 5)]) if throttled else None,
+        wall=rng.choice([None, None, float("-inf"), now + rng.uniform(-1, 5)])
+        if throttled
+        else None,
     )
 
 

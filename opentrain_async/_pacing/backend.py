@@ -141,7 +141,9 @@ def apply_reserve(
         state, probe_at, n = reserve_wall(state, now, tuning)
         if probe_at is not None:
             state = record(state, now, offered=n)
-            reservation = Reservation(now, probe_at, 0.0, n, state.limit, state.cuts, state.pause_until)
+            reservation = Reservation(
+                now, probe_at, 0.0, n, state.limit, state.cuts, state.pause_until
+            )
             return state, reservation
     # The steps below in one copy of the state (this runs once per batch of slots):
     # successes and the schedule touch different fields, so their order is free.

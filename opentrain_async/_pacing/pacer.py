@@ -248,6 +248,8 @@ class Pacer:
         if reservation.cuts != self._cuts:
             self._cuts = reservation.cuts
             self._slots.clear()
+        if reservation.interval and reservation.count:  # the schedule's: no wall (``wall``)
+            self.probe.lifted_elsewhere(reservation.first)
         # How late a held slot may still start: the tolerance, or one interval at a
         # stated limit (the server must never see it exceeded, not even in a bunch).
         self._late_ok = self.tuning.tolerance
@@ -321,7 +323,12 @@ class Pacer:
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
                     due = reservation.first - self._offset - self.tuning.horizon
-                    await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
+                    # Answers can end only a wait for them (ask again within two
+                    # horizons: ``allowance``, ``wall``), never a pause: that nap is the
+                    # plain sleep (a pause that ends as soon may wake early, harmless).
+                    answers = reservation.first < reservation.now + 3 * self.tuning.horizon
+                    window = answers and not reservation.interval
+                    await self._nap(max(due - now, _MIN_SLEEP), window=window)
                     continue
             while slots and slots[0] <= now and queue:
                 queue.popleft().wake(slots.popleft())

@@ -148,6 +148,16 @@ class WallProbe:
             self.shut = False
         self._answered(sent_at)
 
+    def lifted_elsewhere(self, at: float) -> None:
+        """The shared state lifted the wall at ``at`` (another pacer's probe got
+        through, and the schedule hands out slots again): not shut here either."""
+        if self.shut and not self.out:
+            self._lifted(at)
+            self._guess_ended = self._since = None
+            self._refused = float("-inf")
+            self.shut = False
+            self._changed.set()
+
     def errored(self, sent_at: float) -> None:
         """An answer that was neither (or a 429 whose report failed): a probe's ends it."""
         self._answered(sent_at)
