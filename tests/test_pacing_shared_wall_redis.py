@@ -76,11 +76,14 @@ async def test_one_probe_for_all_until_one_is_accepted(
     assert refused.wall_shut
     assert refused.pause_until > sent_at
     held = await asyncio.gather(*(b.reserve(10) for b in backends))
-    assert all(r.count == 0 for r in held)  # paused, then one probe again
-    await asyncio.sleep(refused.pause_until - sent_at)
-    again = await asyncio.gather(*(b.reserve(10) for b in backends))
-    assert sorted(r.count for r in again) == [0] * (PROCESSES - 1) + [1]
-    prober = next(i for i, r in enumerate(again) if r.count)
+    horizon = backends[0].tuning.horizon
+    assert sum(r.count for r in held) <= 1  # (one, if this machine stalled past the pause)
+    assert all(r.first >= refused.pause_until - horizon for r in held)  # none before its end
+    if not any(r.count for r in held):
+        await asyncio.sleep(refused.pause_until - sent_at)
+        held = await asyncio.gather(*(b.reserve(10) for b in backends))
+        assert sorted(r.count for r in held) == [0] * (PROCESSES - 1) + [1]
+    prober = next(i for i, r in enumerate(held) if r.count)
     await backends[prober].report(PacingFeedback(successes=1))
     lifted = await backends[(prober + 1) % PROCESSES].reserve(10)
     assert lifted.count >= 1
@@ -105,7 +108,7 @@ async def test_pacers_on_one_redis_probe_a_hintless_window_once_for_all(
     clients: list[redis_asyncio.Redis],
 ) -> None:
     """Pacers in three "processes" (four requests in flight each, 10 ms round trips)
-    send 60 messages through a fixed window of 20 per 0.6 s that answers 429 with no
+    send 60 messages through a fixed window of 30 per 1.2 s that answers 429 with no
     hint: every message is delivered once; the wall is probed, never by two at once
     (no probe is granted while another's answer is on its way); the 429s are the
     requests in flight when each window filled and the probes, not a probe per
@@ -118,7 +121,7 @@ async def test_pacers_on_one_redis_probe_a_hintless_window_once_for_all(
         backends.append(backend)
     pacers = [Pacer(backend=b) for b in backends]
     limiter = _ScheduleLimiter(
-        LimitSchedule(((0.0, FixedWindow(limit=20, window=0.6)),), hints="none")
+        LimitSchedule(((0.0, FixedWindow(limit=30, window=1.2)),), hints="none")
     )
     delivered: list[int] = []
     refused: list[float] = []
