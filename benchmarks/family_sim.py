@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
             ):
                 groups.setdefault(label, []).append(r)
             if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
-                groups.setdefault("hints none x 2-16 processes", []).append(r)
+                groups.setdefault("none x 2-16 proc", []).append(r)
         for label, rs in sorted(groups.items()):
             print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
     if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:

@@ -16,7 +16,6 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async import ConfigurationError, OpenTrainClient, Pacer, PacingTuning
-from opentrain_async._pacing.allowance import in_window_mode
 from opentrain_async._pacing.backend import apply_report, apply_reserve
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
@@ -61,21 +60,7 @@ def random_state(rng: random.Random, now: float) -> PacingState:
     """A state as a running pacer could leave it, times around ``now``."""
     limit = rng.choice([None, rng.uniform(0.5, 5000)])
     state = _random_curve(rng, now, limit)
-    return _random_wall(rng, now, _random_window(rng, now, state))
-
-
-def _random_wall(rng: random.Random, now: float, state: PacingState) -> PacingState:
-    """A shut limiter's probe (``wall``) as pacers sharing it could leave it: open or
-    shut, its probe out or answered, lost, or a success reported since it went."""
-    if rng.random() < 0.5:
-        return state
-    return attrs.evolve(
-        state,
-        wall_shut=rng.choice([0, 1, 1]),
-        wall_from=rng.choice([float("-inf"), now + rng.uniform(-1, 0.05)]),
-        wall_probe=rng.choice([float("-inf"), now - rng.uniform(-0.05, 2)]),
-        wall_probed=max(state.successes - rng.randint(0, 1), 0),
-    )
+    return _random_window(rng, now, state)
 
 
 def _random_window(rng: random.Random, now: float, state: PacingState) -> PacingState:
@@ -132,7 +117,6 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
     backend = steady(redis, "agree")
     rng = random.Random(13)
     windows: set[str] = set()
-    walls: set[str] = set()
     for _ in range(300):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -156,19 +140,8 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
             probe = want_state.win_sent > want_state.win_size > 0
             windows.add("opened" if opened else "probe" if probe and want.count else "")
             windows.add("wait" if not want.count else "sent")
-        if before.wall_shut and before.limit is not None and not in_window_mode(before, cap):
-            walls.add(
-                "lifted"
-                if not want_state.wall_shut
-                else "probe"
-                if want.count
-                else "answer"
-                if want.first == want.now + 2 * backend.tuning.horizon
-                else "wait"
-            )
-    # Every branch of the window's allowance was taken, and of the wall's probe.
+    # Every branch of the window's allowance was taken.
     assert {"opened", "probe", "wait", "sent"} <= windows
-    assert {"lifted", "probe", "answer", "wait"} <= walls
 
 
 def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
@@ -181,9 +154,6 @@ def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
         retry_after=rng.choice([None, rng.uniform(0.0001, 2), 1.0, float(rng.randint(2, 90))]),
         local_rate=rng.choice([None, rng.uniform(0, 20), rng.uniform(0, 3000)]),
         spread=throttled and rng.random() < 0.2,
-        wall=rng.choice([None, None, float("-inf"), now + rng.uniform(-1, 5)])
-        if throttled
-        else None,
     )
 
 
@@ -194,7 +164,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     backend = steady(redis, "agree-report")
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
-    walls: set[str] = set()
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -222,17 +191,8 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
-        walls.add(
-            "shut"
-            if want.wall_shut > before.wall_shut
-            else "answered"
-            if want.wall_probe < before.wall_probe
-            else ""
-        )
-    # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes);
-    # a wall shut by one pacer's 429, and a probe's 429.
+    # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
-    assert {"shut", "answered"} <= walls
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

@@ -40,7 +40,6 @@ from .pause import learn_window, on_hint, says_reset
 from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
-from .wall import reserve_wall, wall_refused
 
 __all__ = [
     "InMemoryPacingBackend",
@@ -136,15 +135,6 @@ def apply_reserve(
         state = record(state, now, offered=n)
         rate = state.limit
         return state, Reservation(now, first, 0.0, n, rate, state.cuts, state.pause_until)
-    if state.wall_shut:  # a shut limiter: one probe for all (``wall``)
-        state, successes = _count_successes(state, now, successes), 0
-        state, probe_at, n = reserve_wall(state, now, tuning)
-        if probe_at is not None:
-            state = record(state, now, offered=n)
-            reservation = Reservation(
-                now, probe_at, 0.0, n, state.limit, state.cuts, state.pause_until
-            )
-            return state, reservation
     # The steps below in one copy of the state (this runs once per batch of slots):
     # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)
@@ -195,7 +185,6 @@ def apply_report(
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
-    state = wall_refused(state, feedback, cap)
     if feedback.spread:  # the arrival spread's 429: counted, no pause, no cut
         return state
     tat = state.tat

@@ -248,8 +248,6 @@ class Pacer:
         if reservation.cuts != self._cuts:
             self._cuts = reservation.cuts
             self._slots.clear()
-        if reservation.interval and reservation.count:  # the schedule's: no wall (``wall``)
-            self.probe.lifted_elsewhere(reservation.first)
         # How late a held slot may still start: the tolerance, or one interval at a
         # stated limit (the server must never see it exceeded, not even in a bunch).
         self._late_ok = self.tuning.tolerance
@@ -323,12 +321,7 @@ class Pacer:
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
                     due = reservation.first - self._offset - self.tuning.horizon
-                    # Answers can end only a wait for them (ask again within two
-                    # horizons: ``allowance``, ``wall``), never a pause: that nap is the
-                    # plain sleep (a pause that ends as soon may wake early, harmless).
-                    answers = reservation.first < reservation.now + 3 * self.tuning.horizon
-                    window = answers and not reservation.interval
-                    await self._nap(max(due - now, _MIN_SLEEP), window=window)
+                    await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
                 queue.popleft().wake(slots.popleft())
@@ -436,8 +429,6 @@ class Pacer:
             # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
             # curve's recovery for good; no pause is longer than this anyway.
             retry_after = min(retry_after, self.tuning.max_hint_pause)
-        # Whether this 429 shuts the limiter, told to every pacer sharing the state.
-        wall = None if jitter or self._window_mode() else self.probe.shuts(sent_at, retry_after)
         feedback = PacingFeedback(
             successes=successes,
             throttled=True,
@@ -445,7 +436,6 @@ class Pacer:
             retry_after=retry_after,
             local_rate=local_rate,
             spread=jitter,
-            wall=wall,
         )
         self._reporting += 1
         self._release()

@@ -1,4 +1,4 @@
-"""A shut limiter: one probe at a time until it admits again (found by one pacer).
+"""A shut limiter: one probe at a time until it admits again (local to one pacer).
 
 A 429 whose hint does not say when the limiter reopens (none, 0, or a rounded second:
 ``pause.left_to_pacer``) pauses briefly (``pause.on_hint``): the pause is a guess.
@@ -107,15 +107,6 @@ class WallProbe:
                 self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
 
-    def shuts(self, sent_at: float, hint: float | None) -> float | None:
-        """Whether a counted 429 for a request admitted at ``sent_at`` with ``hint``
-        shuts the limiter (as ``refused`` will find once it is reported): its
-        ``not_before``, for every pacer sharing the state (``wall``); None: not."""
-        guessed = hint is None or hint <= 0 or left_to_pacer(hint)
-        if not guessed or self.shut or self._guess_ended is None or sent_at < self._guess_ended:
-            return None
-        return min(self._wall_opens(), sent_at + self._longest)
-
     def _wall_opens(self) -> float:
         """The earliest a new wall may lift, from the last one: its reset comes no
         sooner than the last reset plus the period (a window's), and, by the last
@@ -147,16 +138,6 @@ class WallProbe:
             self._refused = float("-inf")
             self.shut = False
         self._answered(sent_at)
-
-    def lifted_elsewhere(self, at: float) -> None:
-        """The shared state lifted the wall at ``at`` (another pacer's probe got
-        through, and the schedule hands out slots again): not shut here either."""
-        if self.shut and not self.out:
-            self._lifted(at)
-            self._guess_ended = self._since = None
-            self._refused = float("-inf")
-            self.shut = False
-            self._changed.set()
 
     def errored(self, sent_at: float) -> None:
         """An answer that was neither (or a 429 whose report failed): a probe's ends it."""

@@ -102,17 +102,6 @@ class PacingState:
     """``successes`` when the window's latest probe went."""
     win_reset: float = float("-inf")
     """The end of the latest pause on a hint that says when the window resets."""
-    wall_shut: int = 0
-    """1: a pacer found the limiter shut (``probe``): one probe for every pacer
-    sharing the state at a time (``allowance.reserve_wall``) until one is accepted."""
-    wall_from: float = float("-inf")
-    """No probe of the shut limiter goes before this (what the pacer that found it
-    learned of the last wall: ``WallProbe.not_before``)."""
-    wall_probe: float = float("-inf")
-    """When the wall's probe was granted (-inf: none out); a 429 for a request
-    admitted at or after it ends it, ``ANSWER_WAIT`` after it another may go."""
-    wall_probed: int = 0
-    """``successes`` when the probe went: a success reported since lifts the wall."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))
@@ -214,7 +203,3 @@ class PacingFeedback:
     spread: bool = False
     """The 429 is the arrival spread's, not a lower limit's (``Pacer._jitter``): it is
     counted, and neither pauses nor cuts."""
-    wall: float | None = None
-    """This 429 shut the limiter, as this pacer's ``WallProbe`` tells (a request
-    admitted after a guessed pause was refused too): every pacer sharing the state
-    then probes one at a time, none before this time (backend clock); None: not."""

@@ -2,10 +2,9 @@
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
--- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'), wall
--- ('' for none).  Returns {now, the new
+-- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset, wall.wall_refused, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -20,17 +19,14 @@ local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
-  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'wall_shut', 'wall_from', 'wall_probe', 'wall_probed')
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
   throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
   pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
-  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
-  wall_shut = tonumber(f[19]) or 0, wall_from = tonumber(f[20]) or NEG,
-  wall_probe = tonumber(f[21]) or NEG, wall_probed = tonumber(f[22]) or 0}
+  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -90,12 +86,11 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 8 do
+for g = 14, #ARGV, 7 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
-local wall = tonumber(ARGV[g + 7])  -- the 429 shut the limiter: no probe before this
 
 -- samples.first_estimate: what every process got through, at least one request
 -- per doubling
@@ -112,15 +107,7 @@ if successes > 0 then
   s.successes = s.successes + successes
   s.streak = 0
 end
-if throttled then
-  s.throttles = s.throttles + 1
-  -- wall.wall_refused: the probe's answer, and the limiter shut for everyone
-  if s.wall_probe > NEG and sent_at ~= nil and sent_at >= s.wall_probe then s.wall_probe = NEG end
-  if wall ~= nil and s.wall_shut == 0
-      and not (s.window_hint > 0 and s.limit ~= nil and cap == nil) then
-    s.wall_shut, s.wall_from, s.wall_probe, s.wall_probed = 1, wall, NEG, s.successes
-  end
-end
+if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
@@ -196,8 +183,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
-  'win_reset', fmt(s.win_reset), 'wall_shut', s.wall_shut, 'wall_from', fmt(s.wall_from),
-  'wall_probe', fmt(s.wall_probe), 'wall_probed', s.wall_probed,
+  'win_reset', fmt(s.win_reset),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -2,8 +2,7 @@
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
 -- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
 -- interval, n, rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py
--- apply_reserve (allowance.reserve_window for a window's W at each reset,
--- wall.reserve_wall for a shut limiter's one probe); a test
+-- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -17,8 +16,7 @@ local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
-  'win_sent', 'win_granted', 'win_probed', 'win_reset', 'wall_shut', 'wall_from',
-  'wall_probe', 'wall_probed')
+  'win_sent', 'win_granted', 'win_probed', 'win_reset')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -93,33 +91,6 @@ if window_hint > 0 and limit ~= nil and cap == nil then
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
   return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}
-end
-
--- wall.reserve_wall: a shut limiter, one probe for all (before the schedule, frozen)
-if (tonumber(f[23]) or 0) ~= 0 and limit ~= nil then
-  local wall_from, wall_probe = tonumber(f[24]) or NEG, tonumber(f[25]) or NEG
-  local wall_probed = tonumber(f[26]) or 0
-  local probing = wall_probe > NEG
-  local first, n = nil, 0
-  if probing and total > wall_probed then  -- accepted: the wall lifted
-    redis.call('HSET', key, 'wall_shut', 0, 'wall_from', fmt(NEG), 'wall_probe', fmt(NEG))
-  elseif probing and now < wall_probe + tonumber(ARGV[13]) then
-    first = now + 2 * horizon  -- its answer is on the way: ask again
-  else
-    first = math.max(now, pause_until, wall_from)
-    if first <= now + horizon then
-      n, wall_probe, wall_probed = 1, first, total
-      record(now, 0, 1)
-    end
-  end
-  if first ~= nil then
-    redis.call('HSET', key, 'successes', total, 'streak', streak, 'sample_at', fmt(sample_at),
-      'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
-      'wall_probe', fmt(wall_probe), 'wall_probed', wall_probed)
-    redis.call('HINCRBY', key, 'v', 1)
-    redis.call('PEXPIRE', key, tonumber(ARGV[11]))
-    return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}
-  end
 end
 
 -- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
