@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
     parser.add_argument("--untuned", action="store_true", help="issue 19's untuned client")
     parser.add_argument("--processes", type=int, help="every draw shared by this many")
+    parser.add_argument("--hints", help="only draws with these hints (exact, whole, header, none)")
+    parser.add_argument("--shared", action="store_true", help="only draws of 2-16 processes")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -277,6 +279,10 @@ def main(argv: list[str] | None = None) -> None:
     draws = [draw(s, seconds=(1.0, 3.0), processes=args.processes) for s in seeds]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
+    if args.hints:
+        draws = [d for d in draws if d.hints == args.hints]
+    if args.shared:
+        draws = [d for d in draws if d.processes > 1]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
@@ -303,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
                 "moving" if d.changes else "steady",
             ):
                 groups.setdefault(label, []).append(r)
+            if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
+                groups.setdefault("none x 2-16 proc", []).append(r)
         for label, rs in sorted(groups.items()):
             print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
     if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:
