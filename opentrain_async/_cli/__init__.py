@@ -328,6 +328,8 @@ def _main_unguarded(argv: Sequence[str] | None) -> int:
         return _fail(str(exc), EXIT_FAILED)
     except (InputError, JournalError, InvalidRequestError) as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except _Signalled:  # the start-up guard's: ``main`` names the signal (not Ctrl-C)
+        raise
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except AuthenticationError:
