@@ -14,19 +14,10 @@ from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingState
 
+from .step_clock import Clock
+
 W = 6
 PACERS = 3
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
 
 
 def _admit_all(pacers: list[Pacer]) -> list[tuple[Pacer, float]]:

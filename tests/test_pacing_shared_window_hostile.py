@@ -22,18 +22,9 @@ from opentrain_async._pacing.state import PacingFeedback, PacingState
 from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _hint, _ScheduleLimiter
 
+from .step_clock import Clock
+
 PACERS = 3
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
 
 
 def _known_window(clock: Clock, w: int, window: float) -> PacingState:

@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from opentrain_async import Pacer
 
+from .step_clock import Clock
+
 W = 5
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
 
 
 def _admit_all(pacer: Pacer) -> list[float]:
