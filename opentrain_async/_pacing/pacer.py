@@ -336,11 +336,18 @@ class Pacer:
             return
         self._answered.clear()
         answer = asyncio.ensure_future(self._answered.wait())
-        nap = asyncio.ensure_future(self._sleep(seconds))
         try:
-            await asyncio.wait((answer, nap), return_when=asyncio.FIRST_COMPLETED)
+            await self._until_done(answer, seconds)
         finally:
             answer.cancel()
+
+    async def _until_done(self, future: asyncio.Future[Any], seconds: float) -> None:
+        """Wait until ``future`` is done or ``seconds`` of the pacer's sleep have passed
+        (virtual time in tests), whichever comes first; ``future`` is left running."""
+        nap = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait((future, nap), return_when=asyncio.FIRST_COMPLETED)
+        finally:
             nap.cancel()
 
     # -- a window's allowance at each reset ----------------------------------------------
@@ -365,11 +372,7 @@ class Pacer:
         task = self._flushing
         if task is None or task.done():
             return
-        nap = asyncio.ensure_future(self._sleep(ANSWER_WAIT))
-        try:
-            await asyncio.wait((task, nap), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
+        await self._until_done(task, ANSWER_WAIT)
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -402,11 +405,11 @@ class Pacer:
         """A 429 the arrival spread explains (``ArrivalSpread.explains``): a limit past its
         search (two cuts; a shared one as its reservations tell: newer), not a window's."""
         state = self.state
+        if max(self._cuts, state.cuts) < 2 or state.window_hint:
+            return False
         rate = self._rate
         if self._local is not None:
             rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
-        if max(self._cuts, state.cuts) < 2 or state.window_hint:
-            return False
         return rate is not None and self.spread.explains(rate)
 
     def on_success(self, sent_at: float) -> None:

@@ -76,7 +76,7 @@ def left_to_pacer(retry_after: float) -> bool:
     in a job's last second add up to a second to the job, while the pacer has already
     paused and cut for it.  Exact hints and a window's (2 s or more, saying when it
     resets) are waited out: retrying before them only draws another 429."""
-    return 0 < retry_after < WINDOW_HINT and not is_exact(retry_after)
+    return retry_after > 0 and not says_reset(retry_after)
 
 
 def on_hint(
@@ -92,7 +92,7 @@ def on_hint(
     streak = state.streak
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
-    if is_exact(retry_after) or retry_after >= WINDOW_HINT:
+    if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing

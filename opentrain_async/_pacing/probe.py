@@ -1,7 +1,7 @@
 """A shut limiter: one probe at a time until it admits again (local to one pacer).
 
 A 429 whose hint does not say when the limiter reopens (none, 0, or a rounded second:
-``pause.left_to_pacer``) pauses briefly (``pause.on_hint``): the pause is a guess.
+not ``pause.says_reset``) pauses briefly (``pause.on_hint``): the pause is a guess.
 When a request admitted after such a pause is refused too, the limiter is shut (a
 window that filled, or a limit far below the pace), not a little over its rate.  Each
 pause end then lets one request through (the probe) and nothing else starts until its
@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .pause import left_to_pacer
+from .pause import says_reset
 
 __all__ = ["WallProbe"]
 
@@ -93,7 +93,7 @@ class WallProbe:
         success (the 429s of requests sent before it end, and extend it, one by one)."""
         if not counts:
             pass
-        elif hint is not None and hint > 0 and not left_to_pacer(hint):
+        elif says_reset(hint):
             if not self.shut:  # a hint that says when: its pause is no guess
                 self._guess_ended = None
         else:
