@@ -225,16 +225,7 @@ def _print_untuned(seeds: range, runners: list[str]) -> None:
     print(f"untuned client, bucket 300/s burst 10, n 900, seeds {seeds[0]}..{seeds[-1]}")
     for runner in runners:
         for (latency, hints), rs in untuned(seeds, runner).items():
-            ratios = [r.ratio for r in rs]
-            shares = [r.share for r in rs]
-            lost = sum(r.draw.n - r.delivered for r in rs)
-            print(
-                f"{runner:<16} {latency * 1000:3.0f} ms {hints:<6} "
-                f"median {statistics.median(ratios):5.2f}x  p90 {_pct(ratios, 0.9):5.2f}x  "
-                f"worst {max(ratios):5.2f}x  429s median {statistics.median(shares):6.1%} "
-                f"p90 {_pct(shares, 0.9):6.1%}  undelivered {lost}",
-                flush=True,
-            )
+            print(f"{runner:<16} {latency * 1000:3.0f} ms {hints:<6} {summarise(rs)}", flush=True)
 
 
 def _pct(values: list[float], q: float) -> float:
