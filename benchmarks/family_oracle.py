@@ -1,20 +1,20 @@
 """A client that knows the limit: the floor any pacer can be judged against (issue 19).
 
 The oracle is told the draw's true limit schedule (kind, rate and burst or W per T, the
-changes and when) and the mean latency, but not each request's own latency.  It keeps
-a mirror of the server's limiter and, for every request, reserves the next moment the
-mirror admits one no earlier than a request sent now could arrive; it sends so that the
-request would arrive then (send time + CPU cost + half the mean round trip): a bucket's
-token times, a window's reset (W at once).  A 429 is sent again at the next such moment.
-Every process shares the one mirror (perfect coordination, which no real fleet has).
+changes and when) and the mean latency, but not each request's own latency.  It keeps a
+mirror of the server's limiter in arrival time and sends each request when the mirror
+admits it at the moment the request would arrive (send time + its own CPU queue + half
+the mean round trip): a bucket's token times, a window's reset (W at once).  A 429
+gives its place back in the mirror (the server never counted it) and the request is
+sent again at the next admission.  Every process shares the one mirror (perfect
+coordination, which no real fleet has).
 
 It runs in ``family_sim._run`` beside the other runners, on the same network: per-request
-jitter, timers firing late, one CPU, the same in-flight cap.  So whatever it loses to
-the strict ideal is lost to what no client can know: when each request will arrive.
-
-Its mirror counts a refused request as admitted (the oracle cannot tell which of its
-requests were the refused ones until the answer is back), so after a 429 the server
-has a little more room than the oracle plans for; that costs time, never 429s.
+jitter, timers firing late, one CPU, the same in-flight cap.  So what it loses to the
+strict ideal is lost to what no client knows (when each request will arrive) and to the
+timers (one sleeper waits for the mirror at a time, so a bucket of one token pays a
+timer's lateness per token: on a loaded loop every timer is late together).  It is a
+floor for clients that aim, not a proof that nothing could do better.
 
 ``oracle-late`` is the same client also told the jitter's bound: it aims every arrival
 the whole spread of a one-way trip (``jitter x latency``) after the admission (all but
