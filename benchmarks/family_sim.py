@@ -15,6 +15,14 @@ on which this SDK was slower than aiohttp-retry or drew more 429s.  Tune on the
     python -m benchmarks.family_sim --draws 500 --first 10000
     python -m benchmarks.family_sim --only 10042          (one draw, any runner)
 
+``--runners opentrain_async,oracle`` adds the floor (``benchmarks.family_oracle``: a
+client told the limit, not each request's latency; ``oracle-late`` aims past the
+jitter): its own breakdown, how many draws it leaves above the goals, and ours / oracle
+per draw with the draws where the pacer, not physics, loses most.  ``--no-jitter``
+runs the same draws without their jitter, to tell what the oracle loses to it:
+
+    python -m benchmarks.family_sim --first 160000 --runners opentrain_async,oracle --breakdown
+
 ``--untuned`` measures issue 19's untuned client instead: no options, 64 in flight,
 against a bucket of 300/s with a burst of 10, 900 messages, 100 and 200 ms round trips
 with +-10% jitter, exact and whole-second hints; median, p90 and 429 share over
@@ -283,11 +291,15 @@ def _print_breakdown(name: str, results: list[Result]) -> None:
             groups.setdefault(label, []).append(r)
         if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
             groups.setdefault("none x 2-16 proc", []).append(r)
+        if d.kind == "bucket":  # a small burst cannot absorb jitter (the oracle's misses)
+            groups.setdefault(f"bucket burst {'1-3' if d.burst <= 3 else '4+'}", []).append(r)
+        if d.n <= 50:  # a few 429s are a large share of a small job
+            groups.setdefault("n <= 50", []).append(r)
     for label, rs in sorted(groups.items()):
         print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
 
 
-def _print_against_oracle(ours: list[Result], oracle: list[Result]) -> None:
+def _print_against_oracle(ours: list[Result] | None, oracle: list[Result]) -> None:
     """Where the oracle itself misses issue 19's goals, and ours / oracle per draw: the
     draws where the pacer, not what no client can know, loses."""
     name = oracle[0].runner
@@ -297,6 +309,8 @@ def _print_against_oracle(ours: list[Result], oracle: list[Result]) -> None:
         ("above 5% 429s", [r for r in oracle if r.share > 0.05]),
     )
     print(f"\n{name} itself: " + ", ".join(f"{label} {len(rs)}" for label, rs in misses))
+    if ours is None:
+        return
     pairs = sorted(zip(ours, oracle, strict=True), key=lambda p: -(p[0].seconds / p[1].seconds))
     ratios = [o.seconds / r.seconds for o, r in pairs]
     print(
@@ -327,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, help="every draw shared by this many")
     parser.add_argument("--hints", help="only draws with these hints (exact, whole, header, none)")
     parser.add_argument("--shared", action="store_true", help="only draws of 2-16 processes")
+    parser.add_argument(
+        "--no-jitter", action="store_true", help="every draw without its latency jitter"
+    )
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -341,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:
         draws = [d for d in draws if d.processes > 1]
+    if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
+        draws = [attrs.evolve(d, jitter=0.0) for d in draws]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
@@ -356,10 +375,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("opentrain_async", *ORACLES):
             if name in by_runner:
                 _print_breakdown(name, by_runner[name])
-    if "opentrain_async" in by_runner:
-        for name in ORACLES:
-            if name in by_runner:
-                _print_against_oracle(by_runner["opentrain_async"], by_runner[name])
+    for name in ORACLES:
+        if name in by_runner:
+            _print_against_oracle(by_runner.get("opentrain_async"), by_runner[name])
     if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:
         slower = [
             (o, p)
