@@ -38,9 +38,9 @@ __all__ = ["ORACLES", "OraclePlan"]
 
 ORACLES = ("oracle", "oracle-late")
 AIM_AFTER = 1e-6
-"""Seconds every arrival is aimed after the admission it is meant for: a token computed
-in floating point at exactly its time can read 0.999... of a token (the limiter's own
-floor on a wait is the same 1 us)."""
+"""Seconds added to every wait for the mirror, so a request arrives just after its
+admission: a token computed in floating point at exactly its time can read 0.999... of
+a token (the limiter's own floor on a wait is the same 1 us)."""
 
 
 class OraclePlan:
@@ -76,12 +76,12 @@ class OraclePlan:
             return at
         return max(self._last, at - self._margin)
 
-    def _take(self) -> float | None:
-        """Count a request sent now in the mirror: its arrival time, or the wait."""
+    def _take(self) -> tuple[float, float | None]:
+        """Offer a request sent now to the mirror: its arrival time, and None when the
+        mirror counted it, else the wait until it would."""
         at = self._arrival()
-        wait = self._mirror.acquire(at)
         self._last = at
-        return at if wait is None else -wait
+        return at, self._mirror.acquire(at)
 
     async def turn(self, *, again: bool = False) -> float:
         """Sleep (as late as the loop's timers) until a request sent now would arrive
@@ -90,12 +90,16 @@ class OraclePlan:
         waits for the mirror at a time (the others queue), so each admission wakes one
         sleeper, not all of them; a request sent ``again`` after a 429 first tries the
         place its refusal just gave back, which the queue's sleeper would miss."""
-        if again and (taken := self._take()) >= 0:
-            return taken
+        if again:
+            at, wait = self._take()
+            if wait is None:
+                return at
         async with self._queue:
-            while (taken := self._take()) < 0:
-                await self._sleep(-taken + AIM_AFTER)
-            return taken
+            at, wait = self._take()
+            while wait is not None:
+                await self._sleep(wait + AIM_AFTER)
+                at, wait = self._take()
+            return at
 
     def refused(self, at: float) -> None:
         """The request counted at ``at`` was refused: the server did not count it, so
