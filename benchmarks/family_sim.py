@@ -15,6 +15,14 @@ on which this SDK was slower than aiohttp-retry or drew more 429s.  Tune on the
     python -m benchmarks.family_sim --draws 500 --first 10000
     python -m benchmarks.family_sim --only 10042          (one draw, any runner)
 
+``--runners opentrain_async,oracle`` adds the floor (``benchmarks.family_oracle``: a
+client told the limit, not each request's latency; ``oracle-late`` aims past the
+jitter): its own breakdown, how many draws it leaves above the goals, and ours / oracle
+per draw with the draws where the pacer, not physics, loses most.  ``--no-jitter``
+runs the same draws without their jitter, to tell what the oracle loses to it:
+
+    python -m benchmarks.family_sim --first 160000 --runners opentrain_async,oracle --breakdown
+
 ``--untuned`` measures issue 19's untuned client instead: no options, 64 in flight,
 against a bucket of 300/s with a burst of 10, 900 messages, 100 and 200 ms round trips
 with +-10% jitter, exact and whole-second hints; median, p90 and 429 share over
@@ -43,6 +51,7 @@ from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVE
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .family import Draw, draw
+from .family_oracle import ORACLES, OraclePlan
 from .pacing_sim import VirtualTimeLoop, _SharedBackend
 from .peers import RETRY_ATTEMPTS, BotocoreStyleLimiter, aiohttp_retry_wait, botocore_backoff
 
@@ -53,6 +62,8 @@ CPU_COST = 0.0001
 TIMER_LATENESS = 0.0003
 """Mean seconds a timer fires late (exponential), as in pacing_sim."""
 RUNNERS = ("opentrain_async", "aiohttp-retry", "botocore-style")
+"""The clients compared by default; ``ORACLES`` (``benchmarks.family_oracle``), told the
+limit, are the floor and run only when named (``--runners opentrain_async,oracle``)."""
 
 
 @attrs.frozen
@@ -87,7 +98,7 @@ async def _run(
 ) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
-    rng = random.Random(d.seed * 7919 + RUNNERS.index(runner))
+    rng = random.Random(d.seed * 7919 + (RUNNERS + ORACLES).index(runner))
     clock = loop.time
     start = clock()
     limiter = _ScheduleLimiter(d.schedule())
@@ -112,6 +123,9 @@ async def _run(
             pacers = [factory(clock, late_sleep)]
     elif runner == "botocore-style":
         pacers = [BotocoreStyleLimiter(clock, late_sleep) for _ in range(processes)]
+    plan = OraclePlan(
+        d, clock, late_sleep, lambda: cpu_free, cpu_cost=CPU_COST, late=runner == "oracle-late"
+    )
     semaphores = [asyncio.Semaphore(per_process) for _ in range(processes)]
     retry = RetryPolicy(max_retries=1000, sleep=asyncio.sleep, random=rng.random)
     cpu_free = start
@@ -180,7 +194,22 @@ async def _run(
                 else:
                     await asyncio.sleep(botocore_backoff(attempt, rng.random()))
 
-    work = ours if runner == "opentrain_async" else peer
+    async def oracle(index: int) -> None:
+        nonlocal remaining, throttled, delivered
+        semaphore = semaphores[index % processes]
+        while remaining > 0:
+            remaining -= 1
+            again = False
+            while True:
+                at = await plan.turn(again=again)
+                if await exchange(semaphore) is True:
+                    delivered += 1
+                    break
+                throttled += 1
+                plan.refused(at)
+                again = True
+
+    work = ours if runner == "opentrain_async" else oracle if runner in ORACLES else peer
     await asyncio.gather(*(work(i) for i in range(d.in_flight)))
     elapsed = clock() - start
     for pacer in pacers:  # successes still on their way to the shared state
@@ -245,6 +274,56 @@ def summarise(results: list[Result]) -> str:
     )
 
 
+def _print_breakdown(name: str, results: list[Result]) -> None:
+    """One runner by part of the family: kind, hints, latency, processes, moving."""
+    print(f"\n{'this SDK' if name == 'opentrain_async' else name} by part of the family:")
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        d = r.draw
+        lat = "0-50" if d.latency < 0.05 else "50-200"
+        for label in (
+            f"kind {d.kind}",
+            f"hints {d.hints}",
+            f"latency {lat} ms",
+            "processes 1" if d.processes == 1 else "processes 2-16",
+            "moving" if d.changes else "steady",
+        ):
+            groups.setdefault(label, []).append(r)
+        if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
+            groups.setdefault("none x 2-16 proc", []).append(r)
+        if d.kind == "bucket":  # a small burst cannot absorb jitter (the oracle's misses)
+            groups.setdefault(f"bucket burst {'1-3' if d.burst <= 3 else '4+'}", []).append(r)
+        if d.n <= 50:  # a few 429s are a large share of a small job
+            groups.setdefault("n <= 50", []).append(r)
+    for label, rs in sorted(groups.items()):
+        print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
+
+
+def _print_against_oracle(ours: list[Result] | None, oracle: list[Result]) -> None:
+    """Where the oracle itself misses issue 19's goals, and ours / oracle per draw: the
+    draws where the pacer, not what no client can know, loses."""
+    name = oracle[0].runner
+    misses = (
+        ("above 1.15x", [r for r in oracle if r.ratio > 1.15]),
+        ("above 1.5x", [r for r in oracle if r.ratio > 1.5]),
+        ("above 5% 429s", [r for r in oracle if r.share > 0.05]),
+    )
+    print(f"\n{name} itself: " + ", ".join(f"{label} {len(rs)}" for label, rs in misses))
+    if ours is None:
+        return
+    pairs = sorted(zip(ours, oracle, strict=True), key=lambda p: -(p[0].seconds / p[1].seconds))
+    ratios = [o.seconds / r.seconds for o, r in pairs]
+    print(
+        f"ours / {name} per draw: median {statistics.median(ratios):.2f}x  "
+        f"p90 {_pct(ratios, 0.9):.2f}x  worst {max(ratios):.2f}x; five worst:"
+    )
+    for o, r in pairs[:5]:
+        print(
+            f"  {o.seconds / r.seconds:5.2f}x  ours {o.ratio:.2f}x {o.share:.1%}, "
+            f"{name} {r.ratio:.2f}x {r.share:.1%}: {o.draw.describe()}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     # A long pause's WARNING names a wall-clock time, meaningless in virtual time, and
     # hundreds of draws would print thousands of them between the results.
@@ -255,11 +334,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", type=int, help="run this one seed")
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--kind", help="only draws of this kind (bucket, fixed, sliding)")
-    parser.add_argument("--breakdown", action="store_true", help="this SDK by kind, hints...")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="this SDK (and oracles) by kind, hints..."
+    )
     parser.add_argument("--untuned", action="store_true", help="issue 19's untuned client")
     parser.add_argument("--processes", type=int, help="every draw shared by this many")
     parser.add_argument("--hints", help="only draws with these hints (exact, whole, header, none)")
     parser.add_argument("--shared", action="store_true", help="only draws of 2-16 processes")
+    parser.add_argument(
+        "--no-jitter", action="store_true", help="every draw without its latency jitter"
+    )
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -274,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:
         draws = [d for d in draws if d.processes > 1]
+    if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
+        draws = [attrs.evolve(d, jitter=0.0) for d in draws]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
@@ -285,25 +371,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nfive worst draws, {name}:")
         for r in sorted(by_runner[name], key=lambda r: -r.ratio)[:5]:
             print(f"  {r.ratio:6.2f}x  429s {r.share:6.1%}  {r.draw.describe()}")
-    ours = by_runner.get("opentrain_async")
-    if ours and args.breakdown:
-        print("\nthis SDK by part of the family:")
-        groups: dict[str, list[Result]] = {}
-        for r in ours:
-            d = r.draw
-            lat = "0-50" if d.latency < 0.05 else "50-200"
-            for label in (
-                f"kind {d.kind}",
-                f"hints {d.hints}",
-                f"latency {lat} ms",
-                "processes 1" if d.processes == 1 else "processes 2-16",
-                "moving" if d.changes else "steady",
-            ):
-                groups.setdefault(label, []).append(r)
-            if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
-                groups.setdefault("none x 2-16 proc", []).append(r)
-        for label, rs in sorted(groups.items()):
-            print(f"  {label:<20} {len(rs):>4}  {summarise(rs)}")
+    if args.breakdown:
+        for name in ("opentrain_async", *ORACLES):
+            if name in by_runner:
+                _print_breakdown(name, by_runner[name])
+    for name in ORACLES:
+        if name in by_runner:
+            _print_against_oracle(by_runner.get("opentrain_async"), by_runner[name])
     if "opentrain_async" in by_runner and "aiohttp-retry" in by_runner:
         slower = [
             (o, p)
