@@ -51,6 +51,7 @@ class Scenario:
     rate: float | None = None
     kill_redis: bool = False
     modes: tuple[str, ...] = ("separate", "redis")
+    conversations: int = CONVERSATIONS
 
 
 SCENARIOS = [
@@ -232,11 +233,12 @@ def run_processes(
     """K worker processes against one fake server; returns the row.  With ``trace`` (a
     directory), each process writes its pacing timeline there (``benchmarks.trace``)."""
     k = scenario.processes
+    conversations = scenario.conversations
     items = [
-        (f"conv_{i % CONVERSATIONS + 1:04d}", f"{label} message {i}") for i in range(scenario.n)
+        (f"conv_{i % conversations + 1:04d}", f"{label} message {i}") for i in range(scenario.n)
     ]
     shares = [items[i::k] for i in range(k)]
-    args = ("--conversations", str(CONVERSATIONS), "--seed", "7", *scenario.server_args)
+    args = ("--conversations", str(conversations), "--seed", "7", *scenario.server_args)
     with tempfile.TemporaryDirectory() as tmp, fake_server(args) as server:
         redis = _start_redis(Path(tmp)) if mode == "redis" else None
         try:
