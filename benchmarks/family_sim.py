@@ -46,14 +46,7 @@ from typing import Any
 import attrs
 
 from opentrain_async import Pacer, RateLimitError, RetryPolicy
-from opentrain_async._pacing.backend import Reservation
-from opentrain_async._pacing.state import (
-    SHARED_INITIAL_WINDOW,
-    SHARED_SYNC_EVERY,
-    PacingFeedback,
-    PacingState,
-    PacingTuning,
-)
+from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVERY, PacingTuning
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .family import Draw, draw
@@ -64,12 +57,6 @@ __all__ = ["RUNNERS", "Result", "run_draw", "summarise"]
 
 CPU_COST = 0.0001
 """Seconds of client CPU per request (10,000/s): the simulated machine's ceiling."""
-BACKEND_CPU = 0.00015
-"""Seconds of the simulated machine per call to the shared backend (as CPU_COST, half
-the client's own CPU on two cores): a ``reserve`` through redis-py costs the client
-268 us of CPU against a real Redis (``benchmarks.family_run`` measured it), more than a
-send's ~208 us; with 14 processes polling a shared schedule, 10,771 reservations for
-1,195 messages (87% of them granting nothing) cost more CPU than the sends."""
 TIMER_LATENESS = 0.0003
 """Mean seconds a timer fires late (exponential), as in pacing_sim."""
 RUNNERS = ("opentrain_async", "aiohttp-retry", "botocore-style")
@@ -114,28 +101,6 @@ def legs(latency: float, jitter: float, u: float) -> tuple[float, float]:
     return latency * (1 + jitter * u), 0.0
 
 
-class _MeteredBackend(_SharedBackend):
-    """The shared backend whose every call also takes ``BACKEND_CPU`` of the machine."""
-
-    def __init__(self, clock: Callable[[], float], use_cpu: Callable[[float], Any]) -> None:
-        tuning = PacingTuning(sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW)
-        super().__init__(tuning, clock)
-        self._use_cpu = use_cpu
-        self.calls = 0
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        self.calls += 1
-        await self._use_cpu(BACKEND_CPU)
-        return await super().reserve(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        self.calls += 1
-        await self._use_cpu(BACKEND_CPU)
-        return await super().report(feedback, cap=cap)
-
-
 async def _run(
     d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
 ) -> tuple[float, int, int]:
@@ -151,18 +116,13 @@ async def _run(
     async def late_sleep(seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0) + rng.expovariate(1 / TIMER_LATENESS))
 
-    cpu_free = start
-
-    async def use_cpu(cost: float = CPU_COST) -> None:
-        nonlocal cpu_free
-        now = clock()
-        cpu_free = max(now, cpu_free) + cost
-        await asyncio.sleep(cpu_free - now)
-
     pacers: list[Any] = []
     if runner == "opentrain_async":
         if processes > 1:
-            shared = _MeteredBackend(clock, use_cpu)
+            shared = _SharedBackend(
+                PacingTuning(sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW),
+                clock,
+            )
             pacers = [
                 Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(processes)
             ]
@@ -173,9 +133,16 @@ async def _run(
         pacers = [BotocoreStyleLimiter(clock, late_sleep) for _ in range(processes)]
     semaphores = [asyncio.Semaphore(per_process) for _ in range(processes)]
     retry = RetryPolicy(max_retries=1000, sleep=asyncio.sleep, random=rng.random)
+    cpu_free = start
     remaining = d.n
     throttled = 0
     delivered = 0
+
+    async def use_cpu() -> None:
+        nonlocal cpu_free
+        now = clock()
+        cpu_free = max(now, cpu_free) + CPU_COST
+        await asyncio.sleep(cpu_free - now)
 
     async def exchange(semaphore: asyncio.Semaphore) -> float | bool | None:
         """One request: True when accepted, else the hint (None: a bare 429)."""

@@ -11,14 +11,11 @@ against the client wrongly, is held here:
 * the real benchmark sent its messages over 50 conversations, and this SDK keeps order
   within a conversation: at most 50 of its sends on the wire where the ideal (and raw
   aiohttp) has 64, and m messages of a conversation no sooner than m round trips;
-* a call to Redis costs the client CPU (more than a send): the simulator's shared
-  backend charged none;
 * a saved real run's draws are rebuilt from their seeds only if they are the same draws.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 
@@ -27,9 +24,7 @@ import pytest
 
 from benchmarks.family import draw, workload
 from benchmarks.family_gap import rebuild
-from benchmarks.family_sim import BACKEND_CPU, _MeteredBackend, legs
-from benchmarks.pacing_sim import VirtualTimeLoop
-from opentrain_async._pacing.state import PacingFeedback
+from benchmarks.family_sim import legs
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 LATENCY = 0.05
@@ -92,29 +87,3 @@ def test_a_saved_draw_is_rebuilt_only_when_it_is_the_same() -> None:
         rebuild(saved, max_window=60.0)  # the simulator's default family: another draw
     with pytest.raises(ValueError, match="differ"):
         rebuild(dict(saved, n=saved["n"] + 1), max_window=2.0)
-
-
-def test_a_call_to_the_shared_backend_takes_machine_time() -> None:
-    """Each reservation through Redis costs the client more CPU than a send (268 us
-    against ~208 us): the simulator's shared backend charged none, so 14 processes
-    polling a shared schedule (87% of 10,771 reservations granting nothing, on the
-    real stack) cost nothing in it."""
-    charged: list[float] = []
-
-    async def use_cpu(cost: float) -> None:
-        charged.append(cost)
-
-    async def calls() -> None:
-        loop = asyncio.get_running_loop()
-        backend = _MeteredBackend(loop.time, use_cpu)
-        await backend.reserve(1)
-        await backend.reserve(4, successes=1)
-        await backend.report(PacingFeedback(successes=2))
-
-    loop = VirtualTimeLoop()
-    try:
-        loop.run_until_complete(calls())
-    finally:
-        loop.close()
-    assert charged == [BACKEND_CPU] * 3
-    assert BACKEND_CPU > 0
