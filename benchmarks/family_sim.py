@@ -1,8 +1,9 @@
 """The drawn family in virtual time: this SDK's pacer and two peers on the same draws.
 
 Each draw (``benchmarks.family``) runs on ``pacing_sim``'s virtual-time loop: workers
-(64 in flight, or 16 per process with one shared backend as processes share Redis) send
-``n`` messages through the pacer, each request meeting the draw's limiter after the whole
+(64 in flight, or 16 per process with one shared backend as processes share Redis, each
+process its own share of the messages as on the real stack) send ``n`` messages through
+the pacer, each request meeting the draw's limiter after the whole
 drawn latency (with its jitter) and answered at once, as the fake server does (``legs``),
 its 429 carrying the draw's hint style.
 Timers fire late by a random amount, as on a busy loop.  The ratio is to the strict
@@ -154,12 +155,16 @@ async def _run(
             await asyncio.sleep(back)
         return True if wait is None else _hint(d.hints, wait)
 
+    # Each process sends its own share, as benchmarks.processes splits the items.
+    left = [len(range(p, d.n, processes)) for p in range(processes)]
+
     async def ours(index: int) -> None:
-        nonlocal remaining, throttled, delivered
-        pacer = pacers[index % processes]
-        semaphore = semaphores[index % processes]
-        while remaining > 0:
-            remaining -= 1
+        nonlocal throttled, delivered
+        process = index % processes
+        pacer = pacers[process]
+        semaphore = semaphores[process]
+        while left[process] > 0:
+            left[process] -= 1
             attempt = 0
             while True:
                 attempt += 1
