@@ -28,7 +28,15 @@ import attrs
 from opentrain_async.testing import FixedWindow, LimitSchedule, SlidingWindow, TokenBucket
 from opentrain_async.testing._limits import HINT_STYLES, _ScheduleLimiter
 
-__all__ = ["KINDS", "Draw", "admission_times", "draw", "ideal_from_server_args", "strict_ideal"]
+__all__ = [
+    "KINDS",
+    "Draw",
+    "admission_times",
+    "draw",
+    "ideal_from_server_args",
+    "strict_ideal",
+    "workload",
+]
 
 KINDS = ("bucket", "fixed", "sliding")
 PER_PROCESS = 16
@@ -99,6 +107,20 @@ class Draw:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+def workload(d: Draw, label: str, conversations: int = 0) -> list[tuple[str, str]]:
+    """The draw's ``n`` messages as ``(conversation id, content)``, round robin over
+    ``conversations`` (the fake server's ``conv_0001``...; 0: one per message).
+
+    One per message by default: this SDK keeps order within a conversation (one send of
+    it on the wire at a time), which the ideal (64 in flight; raw aiohttp, unordered)
+    and the peers do not.  Over 50 conversations it could never have more than 50 sends
+    on the wire, nor a conversation's m messages sooner than m round trips, whatever its
+    pacing: against an unlimited server at 193 ms (seed 999255724's 904 messages) it took
+    4.2-4.5 s over 50 conversations, 3.3 s over 1,000, raw aiohttp 2.9-3.0 s."""
+    count = conversations or d.n
+    return [(f"conv_{i % count + 1:04d}", f"{label} message {i}") for i in range(d.n)]
 
 
 def admission_times(schedule: LimitSchedule, n: int, until: float | None = None) -> list[float]:

@@ -38,12 +38,15 @@ from typing import Any
 
 import aiohttp
 
+from opentrain_async import OpenTrainClient
+
 from ._server import fake_server
-from .family import Draw, draw
+from .family import Draw, draw, workload
 from .peers import RETRY_ATTEMPTS, BotocoreStyleLimiter, botocore_backoff
 from .runners import API, Items, run_aiohttp_retry, run_opentrain_async, run_raw_aiohttp
 
-CONVERSATIONS = 50
+CONVERSATIONS = 0
+"""Conversations the messages go to, round robin; 0: one per message (``workload``)."""
 RESULTS = Path(__file__).parent / "results"
 RUNNERS = ("opentrain_async", "aiohttp-retry", "botocore-style")
 RAW_CPU = 0.0003
@@ -91,8 +94,8 @@ _IN_PROCESS = {
 }
 
 
-def _server_args(d: Draw, limited: bool) -> tuple[str, ...]:
-    args = ["--conversations", str(CONVERSATIONS), "--seed", str(d.seed)]
+def _server_args(d: Draw, limited: bool, conversations: int) -> tuple[str, ...]:
+    args = ["--conversations", str(conversations or d.n), "--seed", str(d.seed)]
     if d.latency:
         args += ["--latency", str(d.latency), "--latency-jitter", str(d.jitter)]
     if limited:
@@ -100,20 +103,38 @@ def _server_args(d: Draw, limited: bool) -> tuple[str, ...]:
     return tuple(args)
 
 
-def _items(d: Draw, runner: str) -> list[tuple[str, str]]:
-    return [
-        (f"conv_{i % CONVERSATIONS + 1:04d}", f"draw {d.seed} {runner} message {i}")
-        for i in range(d.n)
-    ]
+def _traced() -> tuple[Any, list[Any]]:
+    """``run_opentrain_async`` recording its pacing timeline (``benchmarks.processes``'
+    format, read by ``benchmarks.trace``) into the list returned beside it."""
+    from .processes import _trace
+
+    async def run(base_url: str, token: str, items: Items, concurrency: int) -> int:
+        async with OpenTrainClient(token, base_url, max_concurrency=concurrency) as client:
+            events.append(_trace(client))  # written after the timed part
+            report = await client.send_all(items)
+        return report.sent
+
+    events: list[Any] = []
+    return run, events
 
 
-def run_one(d: Draw, runner: str, budget: float) -> dict[str, Any]:
-    """One runner on one draw (``raw aiohttp``: against an unlimited server)."""
+def run_one(
+    d: Draw,
+    runner: str,
+    budget: float,
+    conversations: int = CONVERSATIONS,
+    trace: Path | None = None,
+) -> dict[str, Any]:
+    """One runner on one draw (``raw aiohttp``: against an unlimited server); this SDK
+    writes its pacing timeline into ``trace`` when given."""
     if runner == "opentrain_async" and d.processes > 1:
-        return _run_processes(d, budget)
-    items = _items(d, runner)
+        return _run_processes(d, budget, conversations, trace)
+    items = workload(d, f"draw {d.seed} {runner}", conversations)
     call = run_raw_aiohttp if runner == "raw aiohttp" else _IN_PROCESS[runner]
-    with fake_server(_server_args(d, runner != "raw aiohttp")) as server:
+    events: list[Any] = []
+    if runner == "opentrain_async" and trace is not None:
+        call, events = _traced()
+    with fake_server(_server_args(d, runner != "raw aiohttp", conversations)) as server:
         started = time.perf_counter()
         timed_out = False
         try:
@@ -124,17 +145,28 @@ def run_one(d: Draw, runner: str, budget: float) -> dict[str, Any]:
             timed_out = True
         elapsed = time.perf_counter() - started
         stats = server.stats()
+    if trace is not None and events:
+        trace.mkdir(parents=True, exist_ok=True)
+        (trace / "p0.json").write_text(json.dumps(events[0]))
     return _row(d, runner, elapsed, stats, timed_out)
 
 
-def _run_processes(d: Draw, budget: float) -> dict[str, Any]:
+def _run_processes(
+    d: Draw, budget: float, conversations: int, trace: Path | None
+) -> dict[str, Any]:
     from . import processes
 
     scenario = processes.Scenario(
-        f"draw {d.seed}", d.processes, d.n, _server_args(d, True), None, modes=("redis",)
+        f"draw {d.seed}",
+        d.processes,
+        d.n,
+        _server_args(d, True, conversations),
+        None,
+        modes=("redis",),
+        conversations=conversations or d.n,
     )
     with tempfile.TemporaryDirectory():
-        row = processes.run_processes(scenario, "redis", f"draw {d.seed} opentrain_async")
+        row = processes.run_processes(scenario, "redis", f"draw {d.seed} opentrain_async", trace)
     stats = {
         "rate_limited": row["rate_limited"],
         "distinct": d.n - row["lost"],
@@ -184,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-processes", type=int, default=16)
     parser.add_argument("--processes", type=int, help="every draw shared by this many")
     parser.add_argument("--out", default=str(RESULTS / "family.json"))
+    parser.add_argument(
+        "--conversations", type=int, default=CONVERSATIONS, help="0: one per message"
+    )
+    parser.add_argument("--trace", type=Path, help="this SDK's pacing timelines: DIR/SEED/")
     args = parser.parse_args(argv)
     first = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6, 10**9)
     runners = args.runners.split(",")
@@ -211,14 +247,15 @@ def main(argv: list[str] | None = None) -> None:
         bound = max(d.n * d.latency / d.in_flight, d.n * RAW_CPU)
         raw_seconds = None
         if limit_ideal < 2 * bound:
-            raw_seconds = run_one(d, "raw aiohttp", 120.0)["seconds"]
+            raw_seconds = run_one(d, "raw aiohttp", 120.0, args.conversations)["seconds"]
         ideal = max(limit_ideal, raw_seconds or 0.0)
         # A draw's budget: 3x the ideal (botocore-style often needs 10x+: it is cut at
         # the budget and counted as timed out, its ratio then a lower bound).
         budget = max(5.0, 3 * ideal)
         line = [f"{d.describe()} | ideal {ideal:.2f}s (limit {limit_ideal:.2f}, raw {raw_seconds})"]
         for name in runners:
-            row = run_one(d, name, budget)
+            trace = args.trace / str(d.seed) if args.trace and name == "opentrain_async" else None
+            row = run_one(d, name, budget, args.conversations, trace)
             row.update(ideal=ideal, limit_ideal=limit_ideal, raw=raw_seconds, draw=d.to_dict())
             row["ratio"] = round(row["seconds"] / ideal, 3)
             rows.append(row)
