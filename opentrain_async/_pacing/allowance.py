@@ -16,15 +16,23 @@ process alone) draws from one W per window, not W each:
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
   429 pauses everyone to the next reset (``on_hint``); more successes reported since
-  it went than answers were then missing (``win_probed``) mean the window reset early
-  (a rounded hint) or grew, and a new window opens at once.
+  it went than answers were then missing (``win_probed``) mean the window has room
+  past W (it grew, or answers were lost): the allowance grows by what the window
+  accepted so far, in the same window, and the next reset's W counts it all.
 """
 
 from __future__ import annotations
 
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_rate", "window_reset"]
+__all__ = [
+    "ANSWER_WAIT",
+    "in_window_mode",
+    "not_the_probes",
+    "reserve_window",
+    "window_rate",
+    "window_reset",
+]
 
 ANSWER_WAIT = 1.0
 """Seconds after a window's last grant that its probe goes even with answers missing:
@@ -55,6 +63,17 @@ def window_reset(state: PacingState, before: float, exact_or_window: bool) -> Pa
     return state
 
 
+def not_the_probes(state: PacingState, successes: int, latest: float | None) -> PacingState:
+    """After counting ``successes``: all for sends admitted before the window's probe
+    was granted (``latest`` the last admission), they are W's answers, slow, not the
+    probe's: they do not say it got through (one landing after a second probe opened
+    a window into the full one)."""
+    probing = state.win_sent > state.win_size > 0
+    if successes > 0 and latest is not None and probing and latest < state.win_granted - 1e-6:
+        return evolve(state, win_probed=state.win_probed + successes)
+    return state
+
+
 def _open(state: PacingState, at: float) -> PacingState:
     accepted = state.successes - state.win_base
     return evolve(
@@ -79,8 +98,11 @@ def reserve_window(
         state = _open(state, state.win_reset)
     size = state.win_size
     if size and state.win_sent > size and state.successes > state.win_probed:
-        state = _open(state, at)  # the probe got through: an early reset, or W grew
-        size = state.win_size
+        # The probe got through: the window has room past W (it grew, or answers were
+        # lost).  As many again as it accepted go, in the same window, so the next W
+        # counts them all (opened anew here, W stayed the old one: two bursts a window).
+        size = state.win_sent + state.successes - state.win_base
+        state = evolve(state, win_size=size)
     if not size:
         n = max(count, 1)
     elif state.win_sent < size:

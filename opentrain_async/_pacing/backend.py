@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, reserve_window, window_reset
+from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -182,6 +182,7 @@ def apply_report(
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
     state = _count_successes(state, now, feedback.successes)
+    state = not_the_probes(state, feedback.successes, feedback.latest_accepted)
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
@@ -195,6 +196,10 @@ def apply_report(
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
     state = learn_window(state, feedback.retry_after, drew_at or estimate)
+    if windowed and not says_reset(feedback.retry_after):
+        # A window's 429 says when it resets; one that does not (a rounded second, no
+        # hint) is no window's: a bucket's, say, which the window's bursts would flood.
+        state = attrs.evolve(state, window_hint=0.0)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     state = window_reset(state, before, says_reset(feedback.retry_after))

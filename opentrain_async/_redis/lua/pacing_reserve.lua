@@ -69,7 +69,9 @@ if window_hint > 0 and limit ~= nil and cap == nil then
   local first, n = at, 0
   if at <= now + horizon then
     if w.opened < w.reset and w.reset <= at then open(w.reset) end
-    if w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
+    if w.size > 0 and w.sent > w.size and total > w.probed then  -- room past W
+      w.size = w.sent + total - w.base
+    end
     if w.size == 0 then n = count
     elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
     else
