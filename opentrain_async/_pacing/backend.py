@@ -195,7 +195,9 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    state = learn_window(state, feedback.retry_after, drew_at or estimate)
+    hint = feedback.retry_after  # (a pacer caps it: the shared bounds hold a window to it)
+    hint = None if hint is None else min(hint, tuning.max_hint_pause)
+    state = learn_window(state, hint, drew_at or estimate)
     if windowed and not says_reset(feedback.retry_after):
         # A window's 429 says when it resets; one that does not (a rounded second, no
         # hint) is no window's: a bucket's, say, which the window's bursts would flood.

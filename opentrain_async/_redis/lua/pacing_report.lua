@@ -128,6 +128,7 @@ if throttled and not spread then
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
   if ra ~= nil and ra > 0 then
+    local ra = math.min(ra, max_hint_pause)  -- as a pacer caps it
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
