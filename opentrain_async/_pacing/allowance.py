@@ -9,18 +9,20 @@ process alone) draws from one W per window, not W each:
 * **A reset** is the end of a pause on a hint that says when the window resets (an
   exact one, or a whole one of ``WINDOW_HINT`` or more: ``win_reset``).  The first
   reservation at or after it opens a new window: W is what the last one accepted
-  (the successes reported since it opened), or stays as it was if that was none.
+  (the successes reported since it opened), or its grants not refused if more, up
+  to its allowance (answers lost with a process that died or froze were most likely
+  successes), or stays as it was if that was none.
 * **W at once**: reservations hand out the window's sends all at the reset (interval
   0), up to W in total; W unknown (the first window), as many as are asked.
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
-  ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
+  ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash; still
+  missing at the next, they are written off and their share goes again, or, the
+  window older than its hint, it reset unseen and a new one opens, W as it was).  Its
   429 pauses everyone to the next reset (``on_hint``); more successes reported since
   it went than answers were then missing (``win_probed``) mean the window has room
   past W (it grew, reset unseen, or answers were lost): the allowance doubles, its
-  probes in it, in the same window, and the next reset's W counts it all: what the
-  window accepted, or its sends not refused if more (answers lost with a process
-  that died or froze were most likely successes).
+  probes in it, in the same window, and the next reset's W counts it all.
 """
 
 from __future__ import annotations
