@@ -154,6 +154,7 @@ def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
         retry_after=rng.choice([None, rng.uniform(0.0001, 2), 1.0, float(rng.randint(2, 90))]),
         local_rate=rng.choice([None, rng.uniform(0, 20), rng.uniform(0, 3000)]),
         spread=throttled and rng.random() < 0.2,
+        latest_accepted=rng.choice([None, now - rng.uniform(-0.2, 3)]),
     )
 
 
@@ -164,6 +165,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     backend = steady(redis, "agree-report")
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
+    slow = 0  # successes judged a window's slow answers, not its probe's
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -191,8 +193,10 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
+        slow += want.win_probed != before.win_probed
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
+    assert slow
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

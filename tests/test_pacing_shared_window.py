@@ -96,15 +96,16 @@ async def test_the_probe_waits_for_every_answer_of_the_window() -> None:
 
 
 async def test_a_probe_accepted_opens_the_next_window_for_everyone() -> None:
-    """The window reset early (a rounded hint) or grew: the probe's success opens a new
-    window at once, W learned again from what the last one accepted (W plus the probe)."""
+    """The window grew, or reset unseen: the probe's success doubles the allowance at
+    once, for everyone, the probe in it (W - 1 more), in the same window, so the next
+    W counts them all (``tests/test_pacing_window_changes.py``)."""
     clock = Clock()
     _, pacers = _shared(clock)
     for pacer, at in await _at_the_reset(clock, pacers):
         pacer.on_success(at)
     [(prober, at)] = _admit_all(pacers)
     prober.on_success(at)
-    assert len(_admit_all(pacers)) == W + 1
+    assert len(_admit_all(pacers)) == W - 1
 
 
 async def test_a_lost_answer_holds_the_probe_back_at_most_answer_wait() -> None:

@@ -57,8 +57,9 @@ async def test_the_whole_allowance_goes_at_the_reset_then_one_probe() -> None:
 
 
 async def test_a_probe_accepted_opens_a_window_with_what_the_last_one_took() -> None:
-    """A limit that grew: the probe past W is accepted, so a new window opens with W
-    learned again from what the last one accepted (W plus the probe)."""
+    """A limit that grew: the probe past W is accepted, so the allowance doubles at
+    once, the probe in it (W - 1 more), in the same window: the next reset's W counts
+    them all (``tests/test_pacing_window_changes.py``)."""
     clock = Clock()
     pacer = Pacer(clock=clock, sleep=clock.sleep)
     await _first_window(pacer, clock)
@@ -70,7 +71,7 @@ async def test_a_probe_accepted_opens_a_window_with_what_the_last_one_took() -> 
     probe = pacer.try_acquire()
     assert probe is not None
     pacer.on_success(probe)
-    assert len(_admit_all(pacer)) == W + 1
+    assert len(_admit_all(pacer)) == W - 1
 
 
 async def test_a_stated_limit_is_never_burst() -> None:

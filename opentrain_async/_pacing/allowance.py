@@ -9,22 +9,34 @@ process alone) draws from one W per window, not W each:
 * **A reset** is the end of a pause on a hint that says when the window resets (an
   exact one, or a whole one of ``WINDOW_HINT`` or more: ``win_reset``).  The first
   reservation at or after it opens a new window: W is what the last one accepted
-  (the successes reported since it opened), or stays as it was if that was none.
+  (the successes reported since it opened), or its grants not refused if more, up
+  to its allowance (answers lost with a process that died or froze were most likely
+  successes), or stays as it was if that was none.
 * **W at once**: reservations hand out the window's sends all at the reset (interval
   0), up to W in total; W unknown (the first window), as many as are asked.
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
-  ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
+  ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash; still
+  missing at the next, they are written off and their share goes again, or, the
+  window older than its hint, it reset unseen and a new one opens, W as it was).  Its
   429 pauses everyone to the next reset (``on_hint``); more successes reported since
-  it went than answers were then missing (``win_probed``) mean the window reset early
-  (a rounded hint) or grew, and a new window opens at once.
+  it went than answers were then missing (``win_probed``) mean the window has room
+  past W (it grew, reset unseen, or answers were lost): the allowance doubles, its
+  probes in it, in the same window, and the next reset's W counts it all.
 """
 
 from __future__ import annotations
 
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_rate", "window_reset"]
+__all__ = [
+    "ANSWER_WAIT",
+    "in_window_mode",
+    "not_the_probes",
+    "reserve_window",
+    "window_rate",
+    "window_reset",
+]
 
 ANSWER_WAIT = 1.0
 """Seconds after a window's last grant that its probe goes even with answers missing:
@@ -55,8 +67,25 @@ def window_reset(state: PacingState, before: float, exact_or_window: bool) -> Pa
     return state
 
 
+def not_the_probes(state: PacingState, successes: int, latest: float | None) -> PacingState:
+    """After counting ``successes``: all for sends admitted before the window's probe
+    was granted (``latest`` the last admission), they are W's answers, slow, not the
+    probe's: they do not say it got through (one landing after a second probe opened
+    a window into the full one)."""
+    probing = state.win_sent > state.win_size > 0
+    if successes > 0 and latest is not None and probing and latest < state.win_granted - 1e-6:
+        return evolve(state, win_probed=state.win_probed + successes)
+    return state
+
+
 def _open(state: PacingState, at: float) -> PacingState:
-    accepted = state.successes - state.win_base
+    # W: what the last window accepted, or its grants not refused if more, up to its
+    # allowance.  An answer lost with a process that died or froze holding its share
+    # was most likely a success: counted by successes alone, W shrank to the share
+    # still answering.  (A grant dropped unsent, its slot cleared by a pause, is one
+    # too: uncapped, W grew by those and the next window refused them.)
+    kept = min(state.win_sent - (state.throttles - state.win_throttles), state.win_size)
+    accepted = max(state.successes - state.win_base, kept)
     return evolve(
         state,
         win_size=accepted if accepted > 0 else state.win_size,
@@ -79,24 +108,40 @@ def reserve_window(
         state = _open(state, state.win_reset)
     size = state.win_size
     if size and state.win_sent > size and state.successes > state.win_probed:
-        state = _open(state, at)  # the probe got through: an early reset, or W grew
-        size = state.win_size
+        # The probe got through: the window has room past W (it grew, or reset unseen
+        # while the probe waited, or answers were lost).  The allowance doubles, its
+        # probes in it, in the same window, so the next W counts it all (opened anew
+        # here, W stayed the old one: two bursts a window; as many again as accepted,
+        # a window that reset unseen got the probes and a whole W more).
+        size = 2 * size
+        state = evolve(state, win_size=size)
     if not size:
         n = max(count, 1)
     elif state.win_sent < size:
         n = min(max(count, 1), size - state.win_sent)
     else:
         accepted = state.successes - state.win_base
-        answered = accepted + state.throttles - state.win_throttles
+        missing = state.win_sent - (accepted + state.throttles - state.win_throttles)
         # (A grant stamped ahead of now, from a clock that went back, is stale.)
         waited = now - state.win_granted
-        if answered < state.win_sent and 0 <= waited < ANSWER_WAIT:
+        if missing > 0 and 0 <= waited < ANSWER_WAIT:
             return state, now + 2 * tuning.horizon, 0  # ask again within a horizon
-        # Answers still missing at the first probe may yet come as successes: only more
-        # than those say it got through (a slow answer once opened a window into a full
-        # one).  At a later probe they are lost (a caller gave up, a process died):
-        # counted still, an accepted probe never reopened the window.
-        missing = max(state.win_sent - answered, 0) if state.win_sent == size else 0
-        state = evolve(state, win_probed=state.successes + missing)
-        n = 1
+        missing = max(missing, 0)
+        if state.win_sent == size:
+            # Answers still missing at the first probe may yet come as successes: only
+            # more than those say it got through (a slow answer once opened a window
+            # into a full one).
+            state = evolve(state, win_probed=state.successes + missing)
+        elif missing and now - state.win_opened >= state.window_hint:
+            # Lost (a caller gave up, a process died or froze) and the window over: it
+            # reset unseen (its probe got through), so a new one opens, W as it was.
+            state = evolve(_open(state, at), win_size=size)
+        else:
+            # Still missing ``ANSWER_WAIT`` after the first probe went, they are lost:
+            # written off, their share of W goes again.  (Counted missing at every
+            # probe, an accepted probe never reopened the window; taken as granted,
+            # each probe's success doubled the allowance into windows that had reset
+            # unseen meanwhile.)
+            state = evolve(state, win_sent=state.win_sent - missing, win_probed=state.successes)
+        n = min(max(count, 1), size - state.win_sent) if state.win_sent < size else 1
     return evolve(state, win_sent=state.win_sent + n, win_granted=now), at, n

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, reserve_window, window_reset
+from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -113,10 +113,26 @@ def current_rate(
     return cap if rate is None else min(rate, cap)
 
 
-def _count_successes(state: PacingState, now: float, successes: int) -> PacingState:
+def _count_successes(
+    state: PacingState, now: float, successes: int, latest: float | None = None
+) -> PacingState:
     if successes <= 0:
         return state
-    return record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
+    state = record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
+    return not_the_probes(state, successes, latest)
+
+
+def _learn_hint(
+    state: PacingState, hint: float | None, pace: float | None, windowed: bool, cap: float
+) -> PacingState:
+    """``learn_window`` for a 429's hint (capped at ``cap`` as a pacer caps it, so the
+    shared bounds hold the window to it); in a window's mode, a 429 whose hint says no
+    reset (a rounded second, none) is no window's: a bucket's, say, which the
+    window's bursts would flood, so the mode is left."""
+    state = learn_window(state, None if hint is None else min(hint, cap), pace)
+    if windowed and not says_reset(hint):
+        state = attrs.evolve(state, window_hint=0.0)
+    return state
 
 
 def apply_reserve(
@@ -181,7 +197,7 @@ def apply_report(
     estimate = None
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
-    state = _count_successes(state, now, feedback.successes)
+    state = _count_successes(state, now, feedback.successes, feedback.latest_accepted)
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
@@ -194,7 +210,8 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    state = learn_window(state, feedback.retry_after, drew_at or estimate)
+    hint, pace = feedback.retry_after, drew_at or estimate
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     state = window_reset(state, before, says_reset(feedback.retry_after))

@@ -96,6 +96,7 @@ class Pacer:
         self._cuts = 0
         self._next_sync = float("-inf")  # local clock: unpaced check-in with the backend
         self._pending = 0  # successes not yet reported
+        self._latest: float | None = None  # the latest admission among them
         self._started: float | None = None  # local clock of the first admission
         self._local_successes = 0
         self._queue: deque[_Waiter] = deque()
@@ -214,7 +215,7 @@ class Pacer:
         while slots and slots[0] < now - self._late_ok:
             slots.popleft()  # came due while nobody took it: now it is a burst
         if not slots and self._local is not None:
-            successes, self._pending = self._pending, 0
+            successes, _ = self._take_pending()
             reservation = self._local.reserve_now(1, successes=successes, cap=self.rate_limit)
             slots.extend(self._absorb(reservation, now))
             if reservation.rate is None:  # not paced after all: the slots are not slots
@@ -225,8 +226,14 @@ class Pacer:
         self.window.count_in()
         return slots.popleft() + self._offset
 
+    def _take_pending(self) -> tuple[int, float | None]:
+        """The successes not yet reported, and the latest admission among them."""
+        taken = self._pending, self._latest
+        self._pending, self._latest = 0, None
+        return taken
+
     async def _reserve(self, count: int) -> Reservation:
-        successes, self._pending = self._pending, 0
+        successes, _ = self._take_pending()
         return await self.backend.reserve(count, successes=successes, cap=self.rate_limit)
 
     def _absorb(self, reservation: Reservation, local_now: float) -> list[float]:
@@ -357,8 +364,8 @@ class Pacer:
         its probe count every pacer's answers, and a pacer with nothing left to send
         makes no next reservation."""
         if self._local is not None:
-            successes, self._pending = self._pending, 0
-            self._local.report_now(PacingFeedback(successes=successes))
+            successes, latest = self._take_pending()
+            self._local.report_now(PacingFeedback(successes=successes, latest_accepted=latest))
             return
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
@@ -379,9 +386,11 @@ class Pacer:
 
     async def _flush_pending(self) -> None:
         while self._pending:
-            successes, self._pending = self._pending, 0
+            successes, latest = self._take_pending()
             try:
-                await self.backend.report(PacingFeedback(successes=successes))
+                await self.backend.report(
+                    PacingFeedback(successes=successes, latest_accepted=latest)
+                )
             except Exception:  # any backend's failure: they ride with the next call
                 self._pending += successes
                 return
@@ -416,6 +425,7 @@ class Pacer:
         """Record an accepted send (reported with the next backend call)."""
         self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
+        self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
         self._local_successes += 1
         self.probe.accepted(sent_at)
         self.window.leave(grow=True)
@@ -438,7 +448,7 @@ class Pacer:
         local_rate = None
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
-        successes, self._pending = self._pending, 0
+        successes, latest = self._take_pending()
         if retry_after is not None:
             # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
             # curve's recovery for good; no pause is longer than this anyway.
@@ -450,6 +460,7 @@ class Pacer:
             retry_after=retry_after,
             local_rate=local_rate,
             spread=jitter,
+            latest_accepted=latest,
         )
         self._reporting += 1
         self._release()

@@ -258,7 +258,11 @@ class RedisStateBackend:
         if any(isinstance(v, float) and math.isnan(v) for v in values):
             raise UnusableSharedState("a value that is not a number")
         check_shared_state(
-            self.tuning, now, limit=state.limit, ahead=(state.tat, state.pause_until)
+            self.tuning,
+            now,
+            limit=state.limit,
+            ahead=(state.tat, state.pause_until),
+            window_hint=state.window_hint,
         )
         return state
 

@@ -72,7 +72,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then seven per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then eight per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -98,6 +98,7 @@ def report_args(
             _arg(feedback.local_rate),
             _arg(cap),
             "1" if feedback.spread else "0",
+            _arg(feedback.latest_accepted),
         ]
     return args
 

@@ -203,3 +203,6 @@ class PacingFeedback:
     spread: bool = False
     """The 429 is the arrival spread's, not a lower limit's (``Pacer._jitter``): it is
     counted, and neither pauses nor cuts."""
+    latest_accepted: float | None = None
+    """The latest admission time (backend clock) among ``successes``; None: not known.
+    Successes all admitted before a window's probe went are not its (``allowance``)."""

@@ -2,7 +2,8 @@
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
--- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0').  Returns {now, the new
+-- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
+-- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
@@ -19,14 +20,17 @@ local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
-  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset')
+  'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
+  'win_size', 'win_sent', 'win_granted', 'win_probed')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
   throttles = tonumber(f[9]) or 0, pause_until = tonumber(f[10]) or 0,
   pause_began = tonumber(f[11]) or NEG, streak = tonumber(f[12]) or 0,
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
-  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG}
+  sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
+  win_size = tonumber(f[19]) or 0, win_sent = tonumber(f[20]) or 0,
+  win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -86,7 +90,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 7 do
+for g = 14, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -106,6 +110,12 @@ if successes > 0 then
   record(now, successes, 0)
   s.successes = s.successes + successes
   s.streak = 0
+  -- allowance.not_the_probes: all admitted before the probe went: W's, slow
+  local latest = tonumber(ARGV[g + 7])
+  if latest ~= nil and s.win_sent > s.win_size and s.win_size > 0
+      and latest < s.win_granted - 1e-6 then
+    s.win_probed = s.win_probed + successes
+  end
 end
 if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
@@ -118,10 +128,15 @@ if throttled and not spread then
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
   if ra ~= nil and ra > 0 then
+    local ra = math.min(ra, max_hint_pause)  -- as a pacer caps it
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
     elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
+  end
+  -- a window's 429 says when it resets: one that does not is no window's
+  if windowed and not (ra ~= nil and ra > 0 and (ra ~= math.floor(ra) or ra >= WINDOW_HINT)) then
+    s.window_hint = 0
   end
   do  -- pause.on_hint: no hint (or 0) is as unsure as a rounded one: the short pause
     local ra = ra
@@ -186,7 +201,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
-  'win_reset', fmt(s.win_reset),
+  'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed,
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -62,23 +62,37 @@ end
 if window_hint > 0 and limit ~= nil and cap == nil then
   local answer_wait = tonumber(ARGV[13])
   local function open(at)  -- allowance._open
-    if total - w.base > 0 then w.size = total - w.base end
+    local kept = math.min(w.sent - (throttles - w.throttles), w.size)  -- not refused
+    local accepted = math.max(total - w.base, kept)
+    if accepted > 0 then w.size = accepted end
     w.opened, w.base, w.throttles, w.sent = at, total, throttles, 0
   end
   local at = math.max(now, pause_until)
   local first, n = at, 0
   if at <= now + horizon then
     if w.opened < w.reset and w.reset <= at then open(w.reset) end
-    if w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
+    if w.size > 0 and w.sent > w.size and total > w.probed then  -- room past W
+      w.size = 2 * w.size
+    end
     if w.size == 0 then n = count
     elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
     else
       local missing = w.sent - ((total - w.base) + throttles - w.throttles)
       if missing > 0 and now - w.granted >= 0 and now - w.granted < answer_wait then
         first = now + 2 * horizon  -- the probe waits for answers: ask again
-      else  -- answers missing at the first probe may yet be successes: not its
-        if w.sent ~= w.size then missing = 0 end
-        w.probed, n = total + math.max(missing, 0), 1
+      else
+        missing = math.max(missing, 0)
+        if w.sent == w.size then  -- missing at the first probe: may yet be successes
+          w.probed = total + missing
+        elseif missing > 0 and now - w.opened >= window_hint then  -- reset unseen
+          local size = w.size
+          open(at)
+          w.size = size
+        else  -- missing after it: lost, written off (their share goes again)
+          w.sent, w.probed = w.sent - missing, total
+        end
+        n = 1
+        if w.sent < w.size then n = math.min(count, w.size - w.sent) end
       end
     end
     if n > 0 then
