@@ -152,6 +152,11 @@ class WallProbe:
         if not self.holding():
             self._changed.set()
 
+    @property
+    def wall_since(self) -> float | None:
+        """The admission of the current wall's first refusal (None: no wall)."""
+        return self._since
+
     def holding(self) -> bool:
         """True while shut with the probe out: nobody else may start."""
         return self.shut and self.out
