@@ -83,14 +83,17 @@ def _hint(style: str, wait: float) -> float | None:
 
 
 async def _run(
-    d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
+    d: Draw,
+    runner: str,
+    make_pacer: Callable[..., Pacer] | None,
+    limiter_factory: Callable[[Any], Any] = _ScheduleLimiter,
 ) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
     rng = random.Random(d.seed * 7919 + RUNNERS.index(runner))
     clock = loop.time
     start = clock()
-    limiter = _ScheduleLimiter(d.schedule())
+    limiter = limiter_factory(d.schedule())
     processes = d.processes
     per_process = d.in_flight // processes
 
@@ -190,12 +193,19 @@ async def _run(
 
 
 def run_draw(
-    d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None
+    d: Draw,
+    runner: str = "opentrain_async",
+    make_pacer: Callable[..., Pacer] | None = None,
+    *,
+    limiter_factory: Callable[[Any], Any] = _ScheduleLimiter,
 ) -> Result:
-    """One draw, one runner, in virtual time."""
+    """One draw, one runner, in virtual time (``limiter_factory``: the server's
+    limiter from the draw's schedule, for a tool that records its answers)."""
     loop = VirtualTimeLoop()
     try:
-        seconds, throttled, delivered = loop.run_until_complete(_run(d, runner, make_pacer))
+        seconds, throttled, delivered = loop.run_until_complete(
+            _run(d, runner, make_pacer, limiter_factory)
+        )
     finally:
         loop.close()
     ideal = max(d.ideal(), d.n * CPU_COST + d.latency)

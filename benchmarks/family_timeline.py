@@ -48,9 +48,9 @@ class _Recording(_ScheduleLimiter):
         return wait
 
 
-def timeline(seed: int, step: float = 0.1, runner: str = "opentrain_async") -> tuple[
-    Result, list[Row]
-]:
+def timeline(
+    seed: int, step: float = 0.1, runner: str = "opentrain_async"
+) -> tuple[Result, list[Row]]:
     """Run draw ``seed`` with ``runner``; its result and one ``Row`` per ``step``
     seconds from the first request the limiter answered."""
     limiters: list[_Recording] = []
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     for i, row in enumerate(rows):
         if row.admitted or row.refused:
             print(
-                f"{i * args.step:7.2f} {row.admitted:8d} {row.refused:5d} "
-                f"{row.longest_wait:12.3f}"
+                f"{i * args.step:7.2f} {row.admitted:8d} {row.refused:5d} {row.longest_wait:12.3f}"
             )
 
 

@@ -184,14 +184,14 @@ class Pacer:
         """Wait until the next request may start; returns the admission time (backend
         clock).  Report it back as ``sent_at``: a 429 for a request admitted before the
         last cut is a consequence of the old rate and does not cut again."""
-        if self.replay.active:
+        return await self.probe.gate(self._acquire, self.window.leave)
+
+    async def _acquire(self) -> float:
+        if self.replay.active:  # a sliding window's self-clock (``replay``)
             at = await self.replay.admit(lambda: self._clock() + self._offset, self._sleep)
             if at is not None:
                 self.window.count_in()
                 return at
-        return await self.probe.gate(self._acquire, self.window.leave)
-
-    async def _acquire(self) -> float:
         while not self._paced:
             now = self._clock()
             if self._started is None:
@@ -429,11 +429,11 @@ class Pacer:
         self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._local_successes += 1
-        shut, since = self.probe.shut, self.probe.wall_since
+        shut, since, refused = self.probe.shut, self.probe.wall_since, self.probe.last_refused
         self.probe.accepted(sent_at)
         first = self.probe.first_send
         if shut and not self.probe.shut and since is not None and first is not None:
-            self.replay.lifted(first, since, sent_at, self.spread.seconds)
+            self.replay.lifted(first, since, refused, sent_at, self.spread.seconds)
         self.replay.accepted(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
@@ -443,6 +443,7 @@ class Pacer:
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
+        self.replay.errored(sent_at)
         self.window.leave(grow=False)
         self._answered.set()
 
