@@ -432,7 +432,10 @@ class Pacer:
         shut, since, refused = self.probe.shut, self.probe.wall_since, self.probe.last_refused
         self.probe.accepted(sent_at)
         first = self.probe.first_send
-        if shut and not self.probe.shut and since is not None and first is not None:
+        # (A pacer alone with its state only: processes sharing one would each count
+        # their own sends against the window's whole W.)
+        lifted = shut and not self.probe.shut and self._local is not None
+        if lifted and since is not None and first is not None:
             self.replay.lifted(first, since, refused, sent_at, self.spread.seconds)
         self.replay.accepted(sent_at)
         self.window.leave(grow=True)
