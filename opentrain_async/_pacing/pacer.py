@@ -27,7 +27,6 @@ from opentrain_async._validation import check_option
 from .allowance import ANSWER_WAIT, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
-from .replay import SelfClock
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
@@ -115,7 +114,6 @@ class Pacer:
         self._flushing: asyncio.Task[None] | None = None  # successes on their way
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
-        self.replay = SelfClock()  # a sliding window's sends, replayed (``replay``)
         if self._paced:
             self.window.open_up()
 
@@ -159,11 +157,6 @@ class Pacer:
         slow-start window, no check-in due; paced, a slot due now with nobody waiting
         before it); returns the admission time (backend clock), or None to ``await
         acquire()``."""
-        if self.replay.active:  # a sliding window's self-clock (``replay``)
-            at = self.replay.admit_now(self._clock() + self._offset)
-            if at is not None:
-                self.window.count_in()
-            return at
         if self.probe.shut:  # a shut limiter: only its probe goes
             return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
         if self._paced:
@@ -187,11 +180,6 @@ class Pacer:
         return await self.probe.gate(self._acquire, self.window.leave)
 
     async def _acquire(self) -> float:
-        if self.replay.active:  # a sliding window's self-clock (``replay``)
-            at = await self.replay.admit(lambda: self._clock() + self._offset, self._sleep)
-            if at is not None:
-                self.window.count_in()
-                return at
         while not self._paced:
             now = self._clock()
             if self._started is None:
@@ -429,15 +417,7 @@ class Pacer:
         self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._local_successes += 1
-        shut, since, refused = self.probe.shut, self.probe.wall_since, self.probe.last_refused
         self.probe.accepted(sent_at)
-        first = self.probe.first_send
-        # (A pacer alone with its state only: processes sharing one would each count
-        # their own sends against the window's whole W.)
-        lifted = shut and not self.probe.shut and self._local is not None
-        if lifted and since is not None and first is not None:
-            self.replay.lifted(first, since, refused, sent_at, self.spread.seconds)
-        self.replay.accepted(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
         if self._windowed:
@@ -446,14 +426,12 @@ class Pacer:
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
-        self.replay.errored(sent_at)
         self.window.leave(grow=False)
         self._answered.set()
 
     async def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
         self.window.leave(grow=False)
-        self.replay.refused(sent_at)
         jitter = self._jitter(sent_at)
         now = self._clock()
         self.spread.answered(now + self._offset - sent_at, accepted=False)

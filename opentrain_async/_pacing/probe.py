@@ -152,16 +152,6 @@ class WallProbe:
         if not self.holding():
             self._changed.set()
 
-    @property
-    def wall_since(self) -> float | None:
-        """The admission of the current wall's first refusal (None: no wall)."""
-        return self._since
-
-    @property
-    def last_refused(self) -> float:
-        """The admission of the current wall's latest refusal (-inf: none)."""
-        return self._refused
-
     def holding(self) -> bool:
         """True while shut with the probe out: nobody else may start."""
         return self.shut and self.out
