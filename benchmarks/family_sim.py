@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, help="every draw shared by this many")
     parser.add_argument("--hints", help="only draws with these hints (exact, whole, header, none)")
     parser.add_argument("--shared", action="store_true", help="only draws of 2-16 processes")
+    parser.add_argument(
+        "--as-exact", action="store_true", help="the draws chosen, with exact hints instead"
+    )
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -284,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:
         draws = [d for d in draws if d.processes > 1]
+    if args.as_exact:  # what a hint's rounding (or absence) costs on these draws
+        draws = [attrs.evolve(d, hints="exact") for d in draws]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
