@@ -14,7 +14,6 @@ import pytest
 from opentrain_async import InMemoryPacingBackend, PacingBackend, PacingFeedback, PacingState
 from opentrain_async import PacingTuning as Tuning
 from opentrain_async._pacing import apply_report, apply_reserve, current_rate
-from opentrain_async._pacing.allowance import SURE
 from opentrain_async._pacing.curve import MIN_RATE, cut, first_cut, freeze, rate
 from opentrain_async._pacing.pause import learn_window, on_hint
 from opentrain_async._pacing.samples import accepted_rate, record
@@ -358,9 +357,7 @@ def test_a_window_is_measured_from_reset_to_reset() -> None:
     # After the reset: 30 more in a burst, then the window is full again.
     state = apply_report(state, 3.1, throttle(3.09, 3.0, 30), None, tuning)
     assert state.limit == pytest.approx(30 / (6.1 - 3.01), rel=0.01)
-    # In the window's mode a whole hint is paused for its sure part; the reset stays.
-    assert state.win_reset == pytest.approx(6.1)
-    assert state.pause_until == pytest.approx(6.1 - SURE)
+    assert state.pause_until == pytest.approx(6.1)
 
 
 def test_reserve_counts_successes_and_reports_the_episode() -> None:

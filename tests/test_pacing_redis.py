@@ -16,7 +16,6 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async import ConfigurationError, OpenTrainClient, Pacer, PacingTuning
-from opentrain_async._pacing.allowance import SURE
 from opentrain_async._pacing.backend import apply_report, apply_reserve
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
@@ -77,8 +76,7 @@ def _random_window(rng: random.Random, now: float, state: PacingState) -> Pacing
         win_sent=rng.choice([rng.randint(0, size + 2), size]),
         win_granted=rng.choice([float("-inf"), now - rng.uniform(0, 2), now + 3600]),
         win_probed=max(state.successes - rng.randint(0, 1), 0),
-        # (A reset still ahead: a window's rounded hint, past its sure part.)
-        win_reset=rng.choice([float("-inf"), now + rng.uniform(-3, 0.05), now + rng.uniform(0, 1)]),
+        win_reset=rng.choice([float("-inf"), now + rng.uniform(-3, 0.05)]),
     )
 
 
@@ -108,7 +106,7 @@ def assert_states_equal(lua: PacingState, py: PacingState) -> None:
     for field in attrs.fields(PacingState):
         a, b = getattr(lua, field.name), getattr(py, field.name)
         if isinstance(b, float) and a is not None:
-            assert a == pytest.approx(b, rel=1e-15, abs=1e-6), field.name
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-6), field.name
         else:
             assert a == b, field.name
 
@@ -119,7 +117,6 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
     backend = steady(redis, "agree")
     rng = random.Random(13)
     windows: set[str] = set()
-    pending: set[str] = set()  # between a rounded hint's sure part and its reset
     for _ in range(300):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -143,12 +140,8 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
             probe = want_state.win_sent > want_state.win_size > 0
             windows.add("opened" if opened else "probe" if probe and want.count else "")
             windows.add("wait" if not want.count else "sent")
-            if before.win_opened < before.win_reset and want.first < before.win_reset:
-                early = want_state.win_reset != before.win_reset
-                pending.add("opened" if early else "probe" if want.count else "wait")
     # Every branch of the window's allowance was taken.
     assert {"opened", "probe", "wait", "sent"} <= windows
-    assert pending == {"opened", "probe", "wait"}
 
 
 def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
@@ -171,7 +164,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     backend = steady(redis, "agree-report")
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
-    sure_parts = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -199,12 +191,8 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
-        hint = feedback.retry_after
-        if hint is not None and want.pause_until == now + hint - SURE:
-            sure_parts += 1
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
-    assert sure_parts  # a window's whole hint paused for its sure part only
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

@@ -114,10 +114,7 @@ async def test_a_long_job_keeps_sending_w_at_every_reset() -> None:
     schedule = LimitSchedule(((0.0, FixedWindow(limit=w, window=window)),))
     run = await _run(clock, pacers, schedule, window, windows * w)
     assert run.delivered == windows * w
-    # W then the probe, each.  (The first window's probe goes at the reset's very
-    # instant, and its hint, exactly 2.0 s, reads as whole seconds: one more probe
-    # goes past its sure part, ``allowance.SURE`` before the reset.)
-    assert run.per_window() == [w + 2] + [w + 1] * (windows - 2) + [w]
+    assert run.per_window() == [w + 1] * (windows - 1) + [w]  # W then the probe, each
     assert backend.state.window_hint > 0
     assert backend.state.win_size == w
     assert backend.state.limit is not None
@@ -138,9 +135,8 @@ async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> N
     n = sum(limits) + 8
     run = await _run(clock, pacers, LimitSchedule(steps), window, n)
     assert run.delivered == n
-    # (The first window's probe draws a hint of exactly 2.0 s: one more probe, as above.)
-    assert run.per_window()[:-1] == [limits[0] + 2] + [w + 1 for w in limits[1:]]
-    assert [run.refused[i] for i in range(len(limits))] == [2] + [1] * (len(limits) - 1)
+    assert run.per_window()[:-1] == [w + 1 for w in limits]
+    assert all(run.refused[i] == 1 for i in range(len(limits)))
     assert run.elapsed < len(limits) * window + 0.1
 
 

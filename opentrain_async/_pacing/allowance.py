@@ -12,12 +12,6 @@ process alone) draws from one W per window, not W each:
   (the successes reported since it opened), or stays as it was if that was none.
 * **W at once**: reservations hand out the window's sends all at the reset (interval
   0), up to W in total; W unknown (the first window), as many as are asked.
-* **A whole hint's sure part** (``sure_part``): a window's hint rounded up to whole
-  seconds, h, says the reset comes in its last second; the pause ends ``SURE`` before
-  h, then one probe at a time looks for the reset (each 429 a short pause), and the
-  window opens when one gets through (``_reopened``: the probe is its first send),
-  or at h whatever they said.  Waited in full, every window lasted up to a second
-  longer than the server's (seed 240, 785 per 1.27 s answering 2 s: 1.66x).
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash).  Its
@@ -28,17 +22,9 @@ process alone) draws from one W per window, not W each:
 
 from __future__ import annotations
 
-from .pause import is_exact
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = [
-    "ANSWER_WAIT",
-    "in_window_mode",
-    "reserve_window",
-    "sure_part",
-    "window_rate",
-    "window_reset",
-]
+__all__ = ["ANSWER_WAIT", "in_window_mode", "reserve_window", "window_rate", "window_reset"]
 
 ANSWER_WAIT = 1.0
 """Seconds after a window's last grant that its probe goes even with answers missing:
@@ -81,63 +67,6 @@ def _open(state: PacingState, at: float) -> PacingState:
     )
 
 
-SURE = 0.25
-"""Seconds before a window's whole-second hint ends that its pause ends and one probe
-at a time looks for the reset (the hint says it comes in its last second).  On tuning
-seeds 0-499 of ``benchmarks.family_sim`` (family median / p90, 429s p90; main 1.156x
-/ 1.790x, 83.0%): 0.25 gave 1.156x / 1.757x, 83.0%; 0.5 1.157x / 1.756x, 83.3%; the
-whole second (probing from h - 1 s, in an earlier form of the probe) 1.159x / 1.756x,
-87.5%: a small window (5-60 per several seconds) drew a 429 per probe, a probe per
-short pause (``on_hint``), several per window."""
-
-
-def sure_part(state: PacingState, now: float, retry_after: float | None) -> PacingState:
-    """After ``window_reset``: a whole hint h that set the reset (``win_reset``) says it
-    comes in (h - 1, h] s; the pause ends at the sure part, and until the reset one
-    probe at a time finds it (``_before_reset``)."""
-    if (
-        retry_after is not None
-        and not is_exact(retry_after)
-        and state.win_reset == state.pause_until == now + retry_after
-    ):
-        return evolve(state, pause_until=now + retry_after - SURE)
-    return state
-
-
-def _probe_through(state: PacingState) -> bool:
-    """A probe went after the last pause began (the sure part's, or a 429's: a 429
-    at the probe's own instant, with no latency, answered it) and a success came
-    since: the reset came."""
-    return state.win_granted > state.pause_began and state.successes > state.win_probed
-
-
-def _reopened(state: PacingState, at: float) -> PacingState:
-    """The probe got through: the window reset, and the probe is its first send (the
-    last window's W is what it accepted before the probe went)."""
-    accepted = state.win_probed - state.win_base
-    return evolve(
-        state,
-        win_size=accepted if accepted > 0 else state.win_size,
-        win_opened=at,
-        win_base=state.win_probed,
-        win_throttles=state.throttles,
-        win_sent=1,
-        win_reset=at,
-    )
-
-
-def _before_reset(
-    state: PacingState, now: float, at: float, tuning: PacingTuning
-) -> tuple[PacingState, float, int]:
-    """Between a rounded hint's sure part and its reset: one probe at a time (its 429
-    pauses again, ``on_hint``)."""
-    waited = now - state.win_granted
-    if state.win_granted > state.pause_began and 0 <= waited < ANSWER_WAIT:
-        return state, now + 2 * tuning.horizon, 0  # the probe is out: ask again soon
-    state = evolve(state, win_probed=state.successes, win_sent=state.win_sent + 1)
-    return evolve(state, win_granted=now), at, 1
-
-
 def reserve_window(
     state: PacingState, now: float, count: int, tuning: PacingTuning
 ) -> tuple[PacingState, float, int]:
@@ -148,10 +77,6 @@ def reserve_window(
         return state, at, 0
     if state.win_opened < state.win_reset <= at:
         state = _open(state, state.win_reset)
-    elif state.win_opened < state.win_reset:  # past a rounded hint's sure part
-        if not _probe_through(state):
-            return _before_reset(state, now, at, tuning)
-        state = _reopened(state, at)
     size = state.win_size
     if size and state.win_sent > size and state.successes > state.win_probed:
         state = _open(state, at)  # the probe got through: an early reset, or W grew

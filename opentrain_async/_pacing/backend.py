@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, reserve_window, sure_part, window_reset
+from .allowance import in_window_mode, reserve_window, window_reset
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -177,21 +177,7 @@ def apply_report(
     cap: float | None,
     tuning: PacingTuning,
 ) -> PacingState:
-    """``report`` as a pure function: successes, then for a 429 the pause and the cut,
-    and last a window's whole hint's sure part (the cut measures reset to reset)."""
-    after = _report(state, now, feedback, cap, tuning)
-    if feedback.throttled and not feedback.spread and in_window_mode(state, cap):
-        return sure_part(after, now, feedback.retry_after)
-    return after
-
-
-def _report(
-    state: PacingState,
-    now: float,
-    feedback: PacingFeedback,
-    cap: float | None,
-    tuning: PacingTuning,
-) -> PacingState:
+    """``report`` as a pure function: successes, then for a 429 the pause and the cut."""
     estimate = None
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
@@ -208,10 +194,7 @@ def _report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    # (Past a whole hint's sure part, before its reset, a probe's hint only says when
-    # the reset comes: an exact fraction of a second there is no bucket's.)
-    if not state.pause_until < state.win_reset > now:
-        state = learn_window(state, feedback.retry_after, drew_at or estimate)
+    state = learn_window(state, feedback.retry_after, drew_at or estimate)
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     state = window_reset(state, before, says_reset(feedback.retry_after))

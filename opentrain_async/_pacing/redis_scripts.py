@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .allowance import ANSWER_WAIT, SURE
+from .allowance import ANSWER_WAIT
 from .backend import Reservation
 from .curve import MIN_RATE, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
@@ -88,7 +88,6 @@ def report_args(
         WINDOW_SLOTS,
         t.recover_round_trips,
         SEARCH_FLOOR,
-        SURE,
     ]
     for feedback, cap in batch:
         args += [

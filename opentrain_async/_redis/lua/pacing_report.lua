@@ -1,10 +1,10 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
--- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, SURE, then per
+-- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset and sure_part, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -14,7 +14,7 @@ local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
 local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
 local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
-local SEARCH_FLOOR, SURE = tonumber(ARGV[13]), tonumber(ARGV[14])
+local SEARCH_FLOOR = tonumber(ARGV[13])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -86,7 +86,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 15, #ARGV, 7 do
+for g = 14, #ARGV, 7 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -117,11 +117,9 @@ if throttled and not spread then
   -- allowance.in_window_mode before this 429: a window's 429s drew at the limit
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
-  -- pause.learn_window (the first estimate), unless past a whole hint's sure part
-  -- before its reset: a probe's hint there only says when the reset comes
-  if ra ~= nil and ra > 0 and not (s.pause_until < s.win_reset and s.win_reset > now) then
+  if ra ~= nil and ra > 0 then
     local exact = ra ~= math.floor(ra)
-    local pace = drew_at or estimate
+    local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
     elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
   end
@@ -175,13 +173,6 @@ if throttled and not spread then
   else  -- curve.freeze
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
-  end
-  -- allowance.sure_part, once the rest is done (the cut measures reset to reset): a
-  -- window's whole hint that set the reset says it comes in (h - 1, h]: the pause
-  -- ends SURE before it, then one probe at a time finds it
-  if windowed and ra ~= nil and ra == math.floor(ra) and s.win_reset == s.pause_until
-      and s.pause_until == now + ra then
-    s.pause_until = now + ra - SURE
   end
 end
 end

@@ -16,7 +16,7 @@ local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
-  'win_sent', 'win_granted', 'win_probed', 'win_reset', 'pause_began')
+  'win_sent', 'win_granted', 'win_probed', 'win_reset')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -34,7 +34,6 @@ local w = {size = tonumber(f[15]) or 0, opened = tonumber(f[16]) or NEG,
   base = tonumber(f[17]) or 0, throttles = tonumber(f[18]) or 0, sent = tonumber(f[19]) or 0,
   granted = tonumber(f[20]) or NEG, probed = tonumber(f[21]) or 0,
   reset = tonumber(f[22]) or NEG}
-local pause_began = tonumber(f[23]) or NEG
 
 local function record(at, acc, off)
   local bucket = math.floor(at / S) * S
@@ -69,24 +68,9 @@ if window_hint > 0 and limit ~= nil and cap == nil then
   local at = math.max(now, pause_until)
   local first, n = at, 0
   if at <= now + horizon then
-    local before_reset = false  -- allowance._before_reset: past a rounded hint's sure part
-    if w.opened < w.reset and w.reset <= at then open(w.reset)
-    elseif w.opened < w.reset then
-      if w.granted > pause_began and total > w.probed then  -- allowance._reopened
-        if w.probed - w.base > 0 then w.size = w.probed - w.base end
-        w.opened, w.base, w.throttles, w.sent, w.reset = at, w.probed, throttles, 1, at
-      else before_reset = true end
-    end
-    if before_reset then
-      local waited = now - w.granted
-      if w.granted > pause_began and waited >= 0 and waited < answer_wait then
-        first = now + 2 * horizon  -- the probe is out: ask again soon
-      else
-        w.probed, n = total, 1
-      end
-    elseif w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
-    if before_reset then
-    elseif w.size == 0 then n = count
+    if w.opened < w.reset and w.reset <= at then open(w.reset) end
+    if w.size > 0 and w.sent > w.size and total > w.probed then open(at) end
+    if w.size == 0 then n = count
     elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
     else
       local missing = w.sent - ((total - w.base) + throttles - w.throttles)
@@ -106,7 +90,7 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
     'win_size', w.size, 'win_opened', fmt(w.opened), 'win_base', w.base,
     'win_throttles', w.throttles, 'win_sent', w.sent, 'win_granted', fmt(w.granted),
-    'win_probed', w.probed, 'win_reset', fmt(w.reset))
+    'win_probed', w.probed)
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
   return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}
