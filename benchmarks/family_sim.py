@@ -114,14 +114,17 @@ def legs(latency: float, jitter: float, u: float) -> tuple[float, float]:
 
 
 async def _run(
-    d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
+    d: Draw,
+    runner: str,
+    make_pacer: Callable[..., Pacer] | None,
+    limiter_factory: Callable[[Any], Any] = _ScheduleLimiter,
 ) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
     rng = random.Random(d.seed * 7919 + (RUNNERS + ORACLES).index(runner))
     clock = loop.time
     start = clock()
-    limiter = _ScheduleLimiter(d.schedule())
+    limiter = limiter_factory(d.schedule())
     processes = d.processes
     per_process = d.in_flight // processes
 
@@ -243,12 +246,19 @@ async def _run(
 
 
 def run_draw(
-    d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None
+    d: Draw,
+    runner: str = "opentrain_async",
+    make_pacer: Callable[..., Pacer] | None = None,
+    *,
+    limiter_factory: Callable[[Any], Any] = _ScheduleLimiter,
 ) -> Result:
-    """One draw, one runner, in virtual time."""
+    """One draw, one runner, in virtual time (``limiter_factory``: the server's
+    limiter from the draw's schedule, for a tool that records its answers)."""
     loop = VirtualTimeLoop()
     try:
-        seconds, throttled, delivered = loop.run_until_complete(_run(d, runner, make_pacer))
+        seconds, throttled, delivered = loop.run_until_complete(
+            _run(d, runner, make_pacer, limiter_factory)
+        )
     finally:
         loop.close()
     ideal = max(d.ideal(), d.n * CPU_COST + d.latency)
@@ -374,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
         default=60.0,
         help="longest window, seconds (the real benchmark's family_run draws 2)",
     )
+    parser.add_argument(
+        "--as-exact", action="store_true", help="the draws chosen, with exact hints instead"
+    )
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -393,6 +406,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.processes > 1]
     if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
         draws = [attrs.evolve(d, jitter=0.0) for d in draws]
+    if args.as_exact:  # what a hint's rounding (or absence) costs on these draws
+        draws = [attrs.evolve(d, hints="exact") for d in draws]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()

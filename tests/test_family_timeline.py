@@ -1,0 +1,44 @@
+"""``benchmarks.family_timeline``: one draw of the family as its limiter saw it.
+
+The timeline is read to find where a draw's time went, so its counts must be the
+limiter's own: every message admitted once, every 429 the runner counted refused
+once, and no wait longer than the limiter can ask for.  Virtual time: nothing waits."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from benchmarks.family import draw
+from benchmarks.family_timeline import main, timeline
+
+
+@pytest.mark.parametrize("runner", ["opentrain_async", "aiohttp-retry"])
+def test_the_timeline_counts_what_the_limiter_answered(runner: str) -> None:
+    d = draw(330)  # a sliding window of 6 per 1.34 s, header hints: 18 messages
+    assert d.kind == "sliding"
+    result, rows = timeline(330, step=0.1, runner=runner)
+    assert result.delivered == d.n
+    assert sum(row.admitted for row in rows) == d.n
+    assert sum(row.refused for row in rows) == result.throttled > 0
+    assert 0 < max(row.longest_wait for row in rows) <= d.window
+    # The last request admitted falls in the step of the draw's end, less the trip back.
+    last = max(i for i, row in enumerate(rows) if row.admitted)
+    assert last * 0.1 <= result.seconds
+
+
+def test_the_command_prints_one_line_per_busy_step(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("opentrain_async")
+    level = logger.level
+    try:
+        main(["330", "--step", "0.5"])
+    finally:  # the command quiets the SDK's warnings: later tests read them
+        logger.setLevel(level)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("seed 330: sliding window 6/1.34s")
+    assert "429s" in out[1]
+    steps = [line.split() for line in out[3:]]
+    assert steps
+    assert all(int(s[1]) + int(s[2]) > 0 for s in steps)
+    assert sum(int(s[1]) for s in steps) == draw(330).n
