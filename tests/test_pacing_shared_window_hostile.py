@@ -65,11 +65,13 @@ async def _run(
     schedule: LimitSchedule,
     window: float,
     n: int,
-    whole: bool = False,
+    hints: str = "exact",
     until: float = 120.0,
+    step: float = 0.005,
 ) -> Run:
     """Send ``n`` messages through ``pacers`` (taking turns) into the server's limiter;
-    a 429 is answered at once with the exact hint (whole seconds with ``whole``)."""
+    a 429 is answered at once with the ``hints`` the server gives: "exact", "whole"
+    (rounded up) or "none"; ``step`` seconds pass whenever no pacer may send."""
     limiter = _ScheduleLimiter(schedule)
     run = Run(window)
     start = clock.now
@@ -88,9 +90,10 @@ async def _run(
                 run.delivered += 1
             else:
                 run.refused[index] += 1
-                await pacer.on_throttle(at, _hint(wait, whole))
+                hint = None if hints == "none" else _hint(wait, hints == "whole")
+                await pacer.on_throttle(at, hint)
         if not progress:
-            clock.now += 0.005
+            clock.now += step
     run.elapsed = clock.now - start
     return run
 
