@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis_asyncio
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain, FakeTime
@@ -111,3 +112,11 @@ def redis_server(_session_redis: SharedRedis) -> RedisServer:
     One server serves the session; a test that kills it, or changes its configuration, gets
     it back as new for the next test."""
     return _session_redis.fresh()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
+    """A client of ``redis_server`` (strings decoded), closed when the test ends."""
+    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()

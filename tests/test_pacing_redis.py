@@ -8,7 +8,6 @@ import logging
 import math
 import random
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -36,13 +35,6 @@ from opentrain_async._pacing.state import (
 )
 
 from .redis_server import RedisServer
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def steady(redis: redis_asyncio.Redis, key: str) -> RedisPacingBackend:

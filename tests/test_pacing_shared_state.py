@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import attrs
 import pytest
@@ -36,13 +35,6 @@ from opentrain_async.testing import FakeOpenTrain
 from .redis_server import RedisServer
 
 KEY = "opentrain:pacing:{test}"
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def backend(redis: redis_asyncio.Redis, **options: float) -> RedisPacingBackend:

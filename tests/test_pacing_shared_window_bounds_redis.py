@@ -8,7 +8,6 @@ window's limit took three such hints to climb back (``curve.cut``), for good.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis_asyncio
@@ -20,18 +19,10 @@ from opentrain_async._pacing.redis_backend import (
 )
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
-from .redis_server import RedisServer
 from .test_pacing_redis import redis_now
 
 KEY = "opentrain:pacing:{window-bound}"
 W = 30
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def test_a_window_hint_no_pacer_writes_is_paced_around(

@@ -3,10 +3,7 @@ runs agree with the pure functions where the random agreement test seldom goes."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import attrs
-import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async._pacing.allowance import ANSWER_WAIT
@@ -18,18 +15,10 @@ from opentrain_async._pacing.redis_backend import (
 )
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
-from .redis_server import RedisServer
 from .test_pacing_redis import assert_states_equal, redis_now
 
 W = 30
 WINDOW = 2.0
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def _backend(redis: redis_asyncio.Redis, key: str) -> RedisPacingBackend:
