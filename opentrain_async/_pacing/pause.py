@@ -90,19 +90,10 @@ def on_hint(
     if retry_after is None or retry_after <= 0:
         retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
-    burst = sent_at is None or sent_at < state.pause_began
-    if not burst:
+    if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
     if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
-    elif burst and not state.searching:
-        # Past the search, a 429 of a request sent before the pause began was sent at
-        # the rate just cut: the cut answers it, and its guessed pause is the one
-        # already set.  Extended to each such answer plus ``max_pause``, the pause
-        # lasted a round trip of the burst (at 150 ms, 0.2 s of a 127/s bucket with
-        # a burst of 10 left idle).  In the search, the first contact's answers keep
-        # extending it: the search's slow sends met a bucket the burst still drained.
-        return state
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
         # for an hour takes the streak past that.)

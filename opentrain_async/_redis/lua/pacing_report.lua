@@ -127,14 +127,11 @@ if throttled and not spread then
     local ra = ra
     if ra == nil or ra <= 0 then ra = 1 end
     local exact = ra ~= math.floor(ra)
-    local burst = sent_at == nil or sent_at < s.pause_began
-    if not burst then s.streak = s.streak + 1 end
+    if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
-    -- a burst's guessed pause, once past the search, is the cut's: not extended
-    local keep = burst and not s.searching and not (exact or ra >= WINDOW_HINT)
-    if not keep and now + wait > s.pause_until then
+    if now + wait > s.pause_until then
       s.pause_until, s.pause_began = now + wait, now
       -- allowance.window_reset: a pause on a hint that says when ends at a reset
       if exact or ra >= WINDOW_HINT then s.win_reset = s.pause_until end
