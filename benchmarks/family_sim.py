@@ -94,7 +94,10 @@ def _hint(style: str, wait: float) -> float | None:
 
 
 async def _run(
-    d: Draw, runner: str, make_pacer: Callable[..., Pacer] | None
+    d: Draw,
+    runner: str,
+    make_pacer: Callable[..., Pacer] | None,
+    trace: list[tuple[float, bool]] | None = None,
 ) -> tuple[float, int, int]:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
@@ -146,6 +149,8 @@ async def _run(
             await use_cpu()
             await asyncio.sleep(half)
             wait = limiter.acquire(clock())
+            if trace is not None:  # (seconds since the start, admitted) at the limiter
+                trace.append((clock() - start, wait is None))
             await asyncio.sleep(half)
         return True if wait is None else _hint(d.hints, wait)
 
@@ -219,12 +224,16 @@ async def _run(
 
 
 def run_draw(
-    d: Draw, runner: str = "opentrain_async", make_pacer: Callable[..., Pacer] | None = None
+    d: Draw,
+    runner: str = "opentrain_async",
+    make_pacer: Callable[..., Pacer] | None = None,
+    trace: list[tuple[float, bool]] | None = None,
 ) -> Result:
-    """One draw, one runner, in virtual time."""
+    """One draw, one runner, in virtual time (``trace``: each arrival at the limiter
+    appended as (seconds since the start, admitted))."""
     loop = VirtualTimeLoop()
     try:
-        seconds, throttled, delivered = loop.run_until_complete(_run(d, runner, make_pacer))
+        seconds, throttled, delivered = loop.run_until_complete(_run(d, runner, make_pacer, trace))
     finally:
         loop.close()
     ideal = max(d.ideal(), d.n * CPU_COST + d.latency)
@@ -272,6 +281,20 @@ def summarise(results: list[Result]) -> str:
         f"worst {max(ratios):6.2f}x  429s median {statistics.median(shares):6.1%} "
         f"p90 {_pct(shares, 0.9):6.1%}  undelivered {lost}"
     )
+
+
+def _print_timeline(d: Draw, runners: list[str], step: float) -> None:
+    """Per ``step`` seconds of one draw: arrivals the limiter admitted / refused, per
+    runner, to compare a pacer's first contact, cuts and pauses with the oracle's."""
+    print(f"{d.describe()}; ideal {d.ideal():.3f} s; admitted/refused per {step} s")
+    for name in runners:
+        trace: list[tuple[float, bool]] = []
+        r = run_draw(d, name, trace=trace)
+        bins: dict[int, list[int]] = {}
+        for at, admitted in trace:
+            bins.setdefault(int(at / step), [0, 0])[0 if admitted else 1] += 1
+        cells = " ".join(f"{b * step:.1f}:{ok}/{no}" for b, (ok, no) in sorted(bins.items()))
+        print(f"{name:<16} {r.seconds:.3f} s {r.ratio:.2f}x, 429s {r.throttled}\n  {cells}")
 
 
 def _print_breakdown(name: str, results: list[Result]) -> None:
@@ -344,6 +367,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-jitter", action="store_true", help="every draw without its latency jitter"
     )
+    parser.add_argument("--min-burst", type=int, help="only buckets of at least this burst")
+    parser.add_argument(
+        "--timeline", type=float, help="with --only: admitted/refused per this many seconds"
+    )
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -354,12 +381,17 @@ def main(argv: list[str] | None = None) -> None:
     draws = [draw(s, seconds=(1.0, 3.0), processes=args.processes) for s in seeds]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
+    if args.min_burst:
+        draws = [d for d in draws if d.kind == "bucket" and d.burst >= args.min_burst]
     if args.hints:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:
         draws = [d for d in draws if d.processes > 1]
     if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
         draws = [attrs.evolve(d, jitter=0.0) for d in draws]
+    if args.timeline and args.only is not None:
+        _print_timeline(draws[0], runners, args.timeline)
+        return
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()
