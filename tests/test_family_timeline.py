@@ -4,6 +4,8 @@ contact, cuts and pauses can be read beside the oracle's.  Virtual time."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from benchmarks.family import Draw
@@ -32,7 +34,12 @@ def test_tracing_does_not_change_the_draw() -> None:
 
 
 def test_the_timeline_prints_one_row_per_runner(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["--only", "2", "--runners", "opentrain_async,oracle", "--timeline", "0.1"])
+    logger = logging.getLogger("opentrain_async")
+    level = logger.level
+    try:  # main() quiets the SDK's log for hundreds of draws: not for later tests
+        main(["--only", "2", "--runners", "opentrain_async,oracle", "--timeline", "0.1"])
+    finally:
+        logger.setLevel(level)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("seed 2: ")
     assert [line.split()[0] for line in out[1::2]] == ["opentrain_async", "oracle"]
