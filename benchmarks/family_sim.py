@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--as-exact", action="store_true", help="the draws chosen, with exact hints instead"
     )
+    parser.add_argument("--min-burst", type=int, help="only buckets of at least this burst")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -400,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
+    if args.min_burst:
+        draws = [d for d in draws if d.kind == "bucket" and d.burst >= args.min_burst]
     if args.hints:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:

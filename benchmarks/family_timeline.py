@@ -8,6 +8,7 @@ exact wait, before the draw's hint style rounds or drops it).
 
     python -m benchmarks.family_timeline 19              (this SDK, 0.1 s steps)
     python -m benchmarks.family_timeline 19 --step 0.5 --runner aiohttp-retry
+    python -m benchmarks.family_timeline 19 --runner oracle     (what knowing the limit gives)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import attrs
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .family import draw
+from .family_oracle import ORACLES
 from .family_sim import RUNNERS, Result, run_draw
 
 __all__ = ["Row", "timeline"]
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.family_timeline")
     parser.add_argument("seed", type=int)
     parser.add_argument("--step", type=float, default=0.1, help="seconds per line")
-    parser.add_argument("--runner", default="opentrain_async", choices=RUNNERS)
+    parser.add_argument("--runner", default="opentrain_async", choices=RUNNERS + ORACLES)
     args = parser.parse_args(argv)
     result, rows = timeline(args.seed, args.step, args.runner)
     print(result.draw.describe())
