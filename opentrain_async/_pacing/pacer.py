@@ -24,7 +24,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_option
 
-from .allowance import ANSWER_WAIT, window_rate
+from .allowance import ANSWER_WAIT, in_window_mode, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -130,7 +130,7 @@ class Pacer:
         window's mode the window's average (``allowance.window_rate``)."""
         local = self._clock() if now is None else now
         state = self.state
-        if self._window_mode() and state.limit is not None:
+        if in_window_mode(state, self.rate_limit):
             return window_rate(state)
         return current_rate(state, local + self._offset, self.tuning, self.rate_limit)
 
