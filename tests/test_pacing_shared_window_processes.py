@@ -76,30 +76,26 @@ async def window_server() -> AsyncIterator[tuple[FakeOpenTrain, _CountedWindow]]
         yield fake, limit
 
 
-async def _seed(redis_server: RedisServer, limit: _CountedWindow, key: str) -> None:
+async def _seed(r: redis_asyncio.Redis, limit: _CountedWindow, key: str) -> None:
     """The window known in the shared state, its next reset the server's next (as
     after a first contact: these tests are about a holder, not about finding it)."""
-    r = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    try:
-        sec, usec = await r.time()
-        local = time.monotonic()
-        boundary = limit.origin[0] + (math.floor((local - limit.origin[0]) / WINDOW) + 1) * WINDOW
-        reset = float(sec) + usec / 1e6 + (boundary - local)
-        state = PacingState(
-            limit=W / WINDOW,
-            searching=False,
-            origin=reset - WINDOW,
-            cut_at=reset - WINDOW,
-            cuts=2,
-            successes=W,
-            window_hint=WINDOW,
-            pause_until=reset,
-            win_size=W,
-            win_reset=reset,
-        )
-        await r.hset(key, mapping=encode_state(state))
-    finally:
-        await r.aclose()
+    sec, usec = await r.time()
+    local = time.monotonic()
+    boundary = limit.origin[0] + (math.floor((local - limit.origin[0]) / WINDOW) + 1) * WINDOW
+    reset = float(sec) + usec / 1e6 + (boundary - local)
+    state = PacingState(
+        limit=W / WINDOW,
+        searching=False,
+        origin=reset - WINDOW,
+        cut_at=reset - WINDOW,
+        cuts=2,
+        successes=W,
+        window_hint=WINDOW,
+        pause_until=reset,
+        win_size=W,
+        win_reset=reset,
+    )
+    await r.hset(key, mapping=encode_state(state))
 
 
 async def _burst_in_flight(server: FakeOpenTrain, deadline: float) -> None:
@@ -136,6 +132,7 @@ async def _start(
 async def _holder_stops(
     window_server: tuple[FakeOpenTrain, _CountedWindow],
     redis_server: RedisServer,
+    redis: redis_asyncio.Redis,
     tmp_path: Path,
     how: signal.Signals,
 ) -> tuple[dict[int, int], dict[int, int]]:
@@ -147,7 +144,7 @@ async def _holder_stops(
     server, limit = window_server
     async with OpenTrainClient(server.token, server.base_url) as client:
         key = pacing_key(client.api_root, server.token)  # the processes' own key
-    await _seed(redis_server, limit, key)
+    await _seed(redis, limit, key)
     victim = await _start(server, redis_server, tmp_path, "victim")
     other = await _start(server, redis_server, tmp_path, "other")
     await _burst_in_flight(server, time.monotonic() + 60)
@@ -183,12 +180,13 @@ def _at_most_w_and_the_probe(seen: dict[int, int]) -> None:
 async def test_the_others_go_on_when_a_window_holder_is_killed(
     window_server: tuple[FakeOpenTrain, _CountedWindow],
     redis_server: RedisServer,
+    redis: redis_asyncio.Redis,
     tmp_path: Path,
 ) -> None:
     """SIGKILL while its share of W is in flight: its answers never come, and the
     other process finishes.  W is not learned again from the survivors' successes
     alone (the window accepted the dead one's sends too)."""
-    seen, _ = await _holder_stops(window_server, redis_server, tmp_path, signal.SIGKILL)
+    seen, _ = await _holder_stops(window_server, redis_server, redis, tmp_path, signal.SIGKILL)
     _at_most_w_and_the_probe(seen)
 
 
@@ -196,10 +194,11 @@ async def test_the_others_go_on_when_a_window_holder_is_killed(
 async def test_the_others_go_on_while_a_window_holder_is_stopped(
     window_server: tuple[FakeOpenTrain, _CountedWindow],
     redis_server: RedisServer,
+    redis: redis_asyncio.Redis,
     tmp_path: Path,
 ) -> None:
     """SIGSTOP while its share of W is in flight: the other finishes meanwhile;
     SIGCONT, and the victim finishes too, its slots held past ``ANSWER_WAIT`` not
     sent late and its late answers opening no window."""
-    seen, after = await _holder_stops(window_server, redis_server, tmp_path, signal.SIGSTOP)
+    seen, after = await _holder_stops(window_server, redis_server, redis, tmp_path, signal.SIGSTOP)
     _at_most_w_and_the_probe({**seen, **after})
