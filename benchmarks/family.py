@@ -89,6 +89,16 @@ class Draw:
         admitted = admission_times(self.schedule(), self.n)[-1]
         return max(admitted + self.latency, self.n * self.latency / self.in_flight)
 
+    def parts(self) -> list[str]:
+        """The parts of the family this draw belongs to, as the breakdowns name them."""
+        return [
+            f"kind {self.kind}",
+            f"hints {self.hints}",
+            f"latency {'0-50' if self.latency < 0.05 else '50-200'} ms",
+            "processes 1" if self.processes == 1 else "processes 2-16",
+            "moving" if self.changes else "steady",
+        ]
+
     def describe(self) -> str:
         if self.kind == "bucket":
             limit = f"bucket {self.rate:g}/s burst {self.burst}"

@@ -32,16 +32,6 @@ def rebuild(saved: dict[str, Any], max_window: float) -> Draw:
     return d
 
 
-def _parts(d: Draw) -> list[str]:
-    return [
-        f"kind {d.kind}",
-        f"hints {d.hints}",
-        "processes 1" if d.processes == 1 else "processes 2-16",
-        "latency 0-50" if d.latency < 0.05 else "latency 50-200",
-        "moving" if d.changes else "steady",
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     logging.getLogger("opentrain_async").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.family_gap")
@@ -64,14 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     groups: dict[str, list[tuple[float, float]]] = {"all": []}
     for row, sim, d in pairs:
-        for label in ["all", *_parts(d)]:
+        for label in ["all", *d.parts()]:
             groups.setdefault(label, []).append((row["ratio"], sim.ratio))
-    print(f"\n{'part':<16} {'n':>3}  real median/p90    sim median/p90")
+    print(f"\n{'part':<18} {'n':>3}  real median/p90    sim median/p90")
     for label, values in sorted(groups.items()):
         real = [v[0] for v in values]
         sim_ = [v[1] for v in values]
         print(
-            f"{label:<16} {len(values):3d}  {statistics.median(real):5.2f}x {_pct(real, 0.9):5.2f}x"
+            f"{label:<18} {len(values):3d}  {statistics.median(real):5.2f}x {_pct(real, 0.9):5.2f}x"
             f"      {statistics.median(sim_):5.2f}x {_pct(sim_, 0.9):5.2f}x"
         )
 

@@ -314,14 +314,7 @@ def _print_breakdown(name: str, results: list[Result]) -> None:
     groups: dict[str, list[Result]] = {}
     for r in results:
         d = r.draw
-        lat = "0-50" if d.latency < 0.05 else "50-200"
-        for label in (
-            f"kind {d.kind}",
-            f"hints {d.hints}",
-            f"latency {lat} ms",
-            "processes 1" if d.processes == 1 else "processes 2-16",
-            "moving" if d.changes else "steady",
-        ):
+        for label in d.parts():
             groups.setdefault(label, []).append(r)
         if d.processes > 1 and d.hints == "none":  # the shared wall's probe (issue 19)
             groups.setdefault("none x 2-16 proc", []).append(r)
