@@ -160,6 +160,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
+    tightened = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -176,6 +177,11 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
             )
         elif rng.random() < 0.3:  # no samples yet
             before = attrs.evolve(before, accepted=(0,) * SAMPLE_BUCKETS)
+        if rng.random() < 0.25:  # a pause that ends at a window's reset (``bounds_reset``)
+            reset = now + rng.uniform(0.01, 2.5)
+            before = attrs.evolve(
+                before, pause_until=reset, win_reset=reset, pause_began=now - rng.uniform(0, 1)
+            )
         feedback = random_feedback(rng, now)
         cap = rng.choice([None, None, rng.uniform(1, 3000)])
         await redis.delete("agree-report")
@@ -188,9 +194,11 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
         slow += want.win_probed != before.win_probed
+        tightened += want.win_reset < before.win_reset
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
     assert slow
+    assert tightened  # a rounded hint of the wall brought its reset forward
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

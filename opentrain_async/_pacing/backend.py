@@ -33,7 +33,14 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
+from .allowance import (
+    bounds_reset,
+    in_window_mode,
+    not_the_probes,
+    reserve_window,
+    tighten,
+    window_reset,
+)
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -123,14 +130,20 @@ def _count_successes(
 
 
 def _learn_hint(
-    state: PacingState, hint: float | None, pace: float | None, windowed: bool, cap: float
+    state: PacingState,
+    hint: float | None,
+    pace: float | None,
+    windowed: bool,
+    cap: float,
+    bound: bool = False,
 ) -> PacingState:
     """``learn_window`` for a 429's hint (capped at ``cap`` as a pacer caps it, so the
     shared bounds hold the window to it); in a window's mode, a 429 whose hint says no
     reset (a rounded second, none) is no window's: a bucket's, say, which the
-    window's bursts would flood, so the mode is left."""
+    window's bursts would flood, so the mode is left, unless it ``bound``s the reset
+    of the wall it belongs to (``allowance.bounds_reset``)."""
     state = learn_window(state, None if hint is None else min(hint, cap), pace)
-    if windowed and not says_reset(hint):
+    if windowed and not says_reset(hint) and not bound:
         state = attrs.evolve(state, window_hint=0.0)
     return state
 
@@ -211,7 +224,10 @@ def apply_report(
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
     hint, pace = feedback.retry_after, drew_at or estimate
-    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause)
+    bound = hint is not None and bounds_reset(state, now, feedback.throttled_at, hint)
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound)
+    if bound and hint is not None:
+        state = tighten(state, now, min(hint, tuning.max_hint_pause))
     before = state.pause_until
     state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
     state = window_reset(state, before, says_reset(feedback.retry_after))
