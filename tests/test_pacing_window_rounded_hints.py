@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import attrs
+
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingState
@@ -87,3 +89,32 @@ async def test_a_rounded_hint_after_the_reset_still_leaves_the_window_mode() -> 
     clock.now = start + 0.4
     await pacer.on_throttle(start + 0.35, 1.0)  # admitted after the pause began
     assert backend.state.window_hint == 0
+
+
+async def test_the_probes_rounded_second_bounds_the_next_reset() -> None:
+    """W = 10 sent at a reset of 10 per 1.2 s and accepted; the probe past W, answered
+    0.3 s later, is refused with the server's 0.9 s rounded up to 1: the next reset comes
+    within that second, so the next window opens then, in the window's mode.  The 1 s
+    was taken for a bucket's and left the mode for the curve, whose rate set aside in
+    the mode was a window's average cut per probe."""
+    clock = Clock()
+    start = clock.now
+    backend, pacer = _window_pacer(clock)
+    backend.state = PacingState(**{**attrs.asdict(backend.state, recurse=False), "win_size": W})
+    sent = [pacer.try_acquire() for _ in range(W)]
+    assert None not in sent
+    for at in sent:
+        pacer.on_success(at)  # type: ignore[arg-type]
+    await pacer.flushed()
+    clock.now = start + 0.1
+    probe = pacer.try_acquire()
+    assert probe is not None
+    assert backend.state.win_sent == W + 1  # the probe past W
+    clock.now = start + 0.4
+    await pacer.on_throttle(probe, 1.0)
+    state = backend.state
+    assert state.window_hint == 2.0  # still a window
+    assert state.pause_until == start + 1.4 == state.win_reset
+    clock.now = start + 1.4
+    assert pacer.try_acquire() is not None
+    assert backend.state.win_opened == start + 1.4

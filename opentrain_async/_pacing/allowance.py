@@ -27,6 +27,7 @@ process alone) draws from one W per window, not W each:
 
 from __future__ import annotations
 
+from .pause import left_to_pacer
 from .state import PacingState, PacingTuning, evolve
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "bounds_reset",
     "in_window_mode",
     "not_the_probes",
+    "probe_bounds_reset",
     "reserve_window",
     "window_rate",
     "window_reset",
@@ -94,6 +96,32 @@ def tighten(state: PacingState, now: float, retry_after: float) -> PacingState:
     end = now + retry_after
     if end < state.pause_until:
         return evolve(state, pause_until=end, win_reset=end)
+    return state
+
+
+def probe_bounds_reset(
+    state: PacingState, sent_at: float | None, retry_after: float | None, windowed: bool
+) -> bool:
+    """In a window's mode, its probe past W (admitted at or after the last grant)
+    refused with a rounded second: the next reset comes within that second
+    (``reset_by``), and the window's mode stays.  A window whose probe goes less than
+    a second before its reset gets one; taken for a bucket's, it left the mode for the
+    curve set aside there."""
+    return (
+        windowed
+        and retry_after is not None
+        and left_to_pacer(retry_after)
+        and sent_at is not None
+        and state.win_sent > state.win_size > 0
+        and sent_at >= state.win_granted
+    )
+
+
+def reset_by(state: PacingState, now: float, retry_after: float) -> PacingState:
+    """For a probe that ``probe_bounds_reset``: everyone pauses to the bound, a reset."""
+    end = now + retry_after
+    if end > state.pause_until:
+        return evolve(state, pause_until=end, pause_began=now, win_reset=end)
     return state
 
 

@@ -37,7 +37,9 @@ from .allowance import (
     bounds_reset,
     in_window_mode,
     not_the_probes,
+    probe_bounds_reset,
     reserve_window,
+    reset_by,
     tighten,
     window_reset,
 )
@@ -199,6 +201,30 @@ def _new_episode(
     )
 
 
+def _pause(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    pace: float | None,
+    windowed: bool,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A 429's hint: what it says of the limit (``_learn_hint``) and the pause; in a
+    window's mode a rounded hint of its wall or its probe bounds the reset."""
+    hint, sent = feedback.retry_after, feedback.throttled_at
+    bound = hint is not None and bounds_reset(state, now, sent, hint)
+    probe = probe_bounds_reset(state, sent, hint, windowed)
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe)
+    if bound and hint is not None:
+        state = tighten(state, now, min(hint, tuning.max_hint_pause))
+    before = state.pause_until
+    state = on_hint(state, now, sent, hint, tuning)
+    state = window_reset(state, before, says_reset(hint))
+    if probe and hint is not None:
+        state = reset_by(state, now, hint)
+    return state
+
+
 def apply_report(
     state: PacingState,
     now: float,
@@ -223,14 +249,7 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    hint, pace = feedback.retry_after, drew_at or estimate
-    bound = hint is not None and bounds_reset(state, now, feedback.throttled_at, hint)
-    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound)
-    if bound and hint is not None:
-        state = tighten(state, now, min(hint, tuning.max_hint_pause))
-    before = state.pause_until
-    state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
-    state = window_reset(state, before, says_reset(feedback.retry_after))
+    state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
