@@ -51,10 +51,11 @@ class _Recording(_ScheduleLimiter):
 
 
 def timeline(
-    seed: int, step: float = 0.1, runner: str = "opentrain_async"
+    seed: int, step: float = 0.1, runner: str = "opentrain_async", max_window: float = 60.0
 ) -> tuple[Result, list[Row]]:
     """Run draw ``seed`` with ``runner``; its result and one ``Row`` per ``step``
-    seconds from the first request the limiter answered."""
+    seconds from the first request the limiter answered (``max_window``: as
+    ``family_sim --max-window``, 2 for the real benchmark's family)."""
     limiters: list[_Recording] = []
 
     def factory(*args: Any) -> _Recording:
@@ -62,7 +63,7 @@ def timeline(
         limiters.append(limiter)
         return limiter
 
-    result = run_draw(draw(seed), runner, limiter_factory=factory)
+    result = run_draw(draw(seed, max_window=max_window), runner, limiter_factory=factory)
     answers = limiters[0].answers
     rows: list[Row] = []
     start = answers[0][0] if answers else 0.0
@@ -84,8 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("seed", type=int)
     parser.add_argument("--step", type=float, default=0.1, help="seconds per line")
     parser.add_argument("--runner", default="opentrain_async", choices=RUNNERS + ORACLES)
+    parser.add_argument(
+        "--max-window", type=float, default=60.0, help="longest window (family_run: 2)"
+    )
     args = parser.parse_args(argv)
-    result, rows = timeline(args.seed, args.step, args.runner)
+    result, rows = timeline(args.seed, args.step, args.runner, args.max_window)
     print(result.draw.describe())
     print(
         f"{args.runner}: {result.seconds:.2f} s, ideal {result.ideal:.2f} s, "

@@ -160,6 +160,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
+    tightened = probes = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -176,8 +177,29 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
             )
         elif rng.random() < 0.3:  # no samples yet
             before = attrs.evolve(before, accepted=(0,) * SAMPLE_BUCKETS)
+        if rng.random() < 0.25:  # a pause that ends at a window's reset (``bounds_reset``)
+            reset = now + rng.uniform(0.01, 2.5)
+            before = attrs.evolve(
+                before, pause_until=reset, win_reset=reset, pause_began=now - rng.uniform(0, 1)
+            )
         feedback = random_feedback(rng, now)
         cap = rng.choice([None, None, rng.uniform(1, 3000)])
+        if rng.random() < 0.1:  # a window's probe refused with a rounded second
+            size = rng.randint(1, 30)
+            before = attrs.evolve(
+                before,
+                limit=before.limit or 10.0,
+                window_hint=2.0,
+                win_size=size,
+                win_sent=size + 1,
+                win_granted=now - rng.uniform(0, 1),
+                pause_until=rng.choice([0.0, now + rng.uniform(-1, 1.5)]),
+            )
+            sent = rng.choice([before.win_granted + rng.uniform(0, 0.2), now - 1.5])
+            feedback = attrs.evolve(
+                feedback, throttled=True, throttled_at=sent, retry_after=1.0, spread=False
+            )
+            cap = None
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -188,9 +210,14 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
         slow += want.win_probed != before.win_probed
+        tightened += want.win_reset < before.win_reset
+        # a window's probe refused with a rounded second: the next reset by then at most
+        probes += feedback.retry_after == 1.0 and want.win_reset == want.pause_until > now
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
     assert slow
+    assert tightened  # a rounded hint of the wall brought its reset forward
+    assert probes
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

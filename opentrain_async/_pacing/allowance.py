@@ -27,12 +27,15 @@ process alone) draws from one W per window, not W each:
 
 from __future__ import annotations
 
+from .pause import left_to_pacer
 from .state import PacingState, PacingTuning, evolve
 
 __all__ = [
     "ANSWER_WAIT",
+    "bounds_reset",
     "in_window_mode",
     "not_the_probes",
+    "probe_bounds_reset",
     "reserve_window",
     "window_rate",
     "window_reset",
@@ -64,6 +67,61 @@ def window_reset(state: PacingState, before: float, exact_or_window: bool) -> Pa
     the window resets ends at a reset."""
     if exact_or_window and state.pause_until > before:
         return evolve(state, win_reset=state.pause_until)
+    return state
+
+
+def bounds_reset(
+    state: PacingState, now: float, sent_at: float | None, retry_after: float | None
+) -> bool:
+    """A 429 of the wall whose pause ends at a window's reset (its request admitted
+    before that pause began) with a hint rounded up to whole seconds: the reset comes
+    no later than ``now`` plus it, so that pause ends there if sooner (``tighten``),
+    and a rounded second says no other kind of limit.  A window of a second or two
+    refuses its wall with hints of 2 s and then 1 s as its reset comes within the
+    second: waited in full from the first 429, the 2 s opened each window up to a
+    second after its reset; taken for a bucket's at the first 1 s, they left the
+    window's mode for a curve cut to the window's average."""
+    return (
+        retry_after is not None
+        and retry_after >= 1
+        and retry_after == int(retry_after)
+        and sent_at is not None
+        and sent_at < state.pause_began
+        and state.win_reset == state.pause_until > now
+    )
+
+
+def tighten(state: PacingState, now: float, retry_after: float) -> PacingState:
+    """For a 429 that ``bounds_reset``: the pause and the reset no later than its bound."""
+    end = now + retry_after
+    if end < state.pause_until:
+        return evolve(state, pause_until=end, win_reset=end)
+    return state
+
+
+def probe_bounds_reset(
+    state: PacingState, sent_at: float | None, retry_after: float | None, windowed: bool
+) -> bool:
+    """In a window's mode, its probe past W (admitted at or after the last grant)
+    refused with a rounded second: the next reset comes within that second
+    (``reset_by``), and the window's mode stays.  A window whose probe goes less than
+    a second before its reset gets one; taken for a bucket's, it left the mode for the
+    curve set aside there."""
+    return (
+        windowed
+        and retry_after is not None
+        and left_to_pacer(retry_after)
+        and sent_at is not None
+        and state.win_sent > state.win_size > 0
+        and sent_at >= state.win_granted
+    )
+
+
+def reset_by(state: PacingState, now: float, retry_after: float) -> PacingState:
+    """For a probe that ``probe_bounds_reset``: everyone pauses to the bound, a reset."""
+    end = now + retry_after
+    if end > state.pause_until:
+        return evolve(state, pause_until=end, pause_began=now, win_reset=end)
     return state
 
 

@@ -33,7 +33,16 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
+from .allowance import (
+    bounds_reset,
+    in_window_mode,
+    not_the_probes,
+    probe_bounds_reset,
+    reserve_window,
+    reset_by,
+    tighten,
+    window_reset,
+)
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -123,14 +132,20 @@ def _count_successes(
 
 
 def _learn_hint(
-    state: PacingState, hint: float | None, pace: float | None, windowed: bool, cap: float
+    state: PacingState,
+    hint: float | None,
+    pace: float | None,
+    windowed: bool,
+    cap: float,
+    bound: bool = False,
 ) -> PacingState:
     """``learn_window`` for a 429's hint (capped at ``cap`` as a pacer caps it, so the
     shared bounds hold the window to it); in a window's mode, a 429 whose hint says no
     reset (a rounded second, none) is no window's: a bucket's, say, which the
-    window's bursts would flood, so the mode is left."""
+    window's bursts would flood, so the mode is left, unless it ``bound``s the reset
+    of the wall it belongs to (``allowance.bounds_reset``)."""
     state = learn_window(state, None if hint is None else min(hint, cap), pace)
-    if windowed and not says_reset(hint):
+    if windowed and not says_reset(hint) and not bound:
         state = attrs.evolve(state, window_hint=0.0)
     return state
 
@@ -186,6 +201,30 @@ def _new_episode(
     )
 
 
+def _pause(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    pace: float | None,
+    windowed: bool,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A 429's hint: what it says of the limit (``_learn_hint``) and the pause; in a
+    window's mode a rounded hint of its wall or its probe bounds the reset."""
+    hint, sent = feedback.retry_after, feedback.throttled_at
+    bound = hint is not None and bounds_reset(state, now, sent, hint)
+    probe = probe_bounds_reset(state, sent, hint, windowed)
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe)
+    if bound and hint is not None:
+        state = tighten(state, now, min(hint, tuning.max_hint_pause))
+    before = state.pause_until
+    state = on_hint(state, now, sent, hint, tuning)
+    state = window_reset(state, before, says_reset(hint))
+    if probe and hint is not None:
+        state = reset_by(state, now, hint)
+    return state
+
+
 def apply_report(
     state: PacingState,
     now: float,
@@ -210,11 +249,7 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    hint, pace = feedback.retry_after, drew_at or estimate
-    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause)
-    before = state.pause_until
-    state = on_hint(state, now, feedback.throttled_at, feedback.retry_after, tuning)
-    state = window_reset(state, before, says_reset(feedback.retry_after))
+    state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)

@@ -134,9 +134,21 @@ if throttled and not spread then
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
     elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
   end
+  -- allowance.bounds_reset: a rounded hint of the wall whose pause ends at a reset
+  local bound = ra ~= nil and ra >= 1 and ra == math.floor(ra) and sent_at ~= nil
+    and sent_at < s.pause_began and s.win_reset == s.pause_until and s.pause_until > now
+  -- its probe's rounded hint bounds the next reset (apply_report: probe)
+  local probe = windowed and ra ~= nil and ra >= 1 and ra < WINDOW_HINT and ra == math.floor(ra)
+    and sent_at ~= nil and s.win_sent > s.win_size and s.win_size > 0
+    and sent_at >= s.win_granted
   -- a window's 429 says when it resets: one that does not is no window's
-  if windowed and not (ra ~= nil and ra > 0 and (ra ~= math.floor(ra) or ra >= WINDOW_HINT)) then
+  if windowed and not bound and not probe
+      and not (ra ~= nil and ra > 0 and (ra ~= math.floor(ra) or ra >= WINDOW_HINT)) then
     s.window_hint = 0
+  end
+  if bound and now + math.min(ra, max_hint_pause) < s.pause_until then  -- allowance.tighten
+    s.pause_until = now + math.min(ra, max_hint_pause)
+    s.win_reset = s.pause_until
   end
   do  -- pause.on_hint: no hint (or 0) is as unsure as a rounded one: the short pause
     local ra = ra
@@ -151,6 +163,9 @@ if throttled and not spread then
       -- allowance.window_reset: a pause on a hint that says when ends at a reset
       if exact or ra >= WINDOW_HINT then s.win_reset = s.pause_until end
     end
+  end
+  if probe and now + ra > s.pause_until then
+    s.pause_until, s.pause_began, s.win_reset = now + ra, now, now + ra
   end
   local resume = math.max(s.pause_until, now)
   if s.limit == nil then  -- curve.first_cut
