@@ -33,7 +33,13 @@ from typing import Protocol
 
 import attrs
 
-from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
+from .allowance import (
+    in_window_mode,
+    not_the_probes,
+    reserve_window,
+    stale_answers,
+    window_reset,
+)
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
@@ -119,6 +125,7 @@ def _count_successes(
     if successes <= 0:
         return state
     state = record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
+    state = stale_answers(state, successes, latest)
     return not_the_probes(state, successes, latest)
 
 
