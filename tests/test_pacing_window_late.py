@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import attrs
+import pytest
 
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
@@ -97,11 +98,15 @@ def _pacer(clock: Clock, backend: InMemoryPacingBackend) -> Pacer:
     return pacer
 
 
-async def test_answers_held_past_the_reset_do_not_count_in_the_next_window() -> None:
+@pytest.mark.parametrize("wakes_after", [W, W + 1], ids=["W out", "probe refused"])
+async def test_answers_held_past_the_reset_do_not_count_in_the_next_window(
+    wakes_after: int,
+) -> None:
     """A holder takes half of a window's W, sent and accepted, then stops with the
     answers; the other pacer sends on (its probe waits ``ANSWER_WAIT`` for them).  The
-    holder wakes two windows later and reports them, while the other's W of that window
-    is out: they are the first window's successes, not this one's.  (Counted in it,
+    holder wakes in the next window and reports them, while the other's W is out, or
+    once its probe was refused (the pause to the reset): they are the first window's
+    successes, not this one's.  (Counted in it,
     the allowance doubled on them and the next W was 30: windows of 31 and 30 sends,
     W 20.)"""
     clock = Clock()
@@ -117,8 +122,9 @@ async def test_answers_held_past_the_reset_do_not_count_in_the_next_window() -> 
         held.append(at)  # accepted, the answer not read: the holder stopped
 
     def wake() -> None:
-        """The holder resumes once the other has sent the second window's W."""
-        if held and server.sends[1] >= W:
+        """The holder resumes once the other has sent the second window's W (and its
+        probe)."""
+        if held and server.sends[1] >= wakes_after:
             for at in held:
                 holder.on_success(at)
             held.clear()

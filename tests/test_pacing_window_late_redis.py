@@ -65,12 +65,14 @@ async def test_reserve_agrees_where_a_window_outlived_its_hint(
 
 async def test_report_agrees_on_an_earlier_windows_answers(redis: redis_asyncio.Redis) -> None:
     """Successes admitted before the window's reset leave its W alone, in Lua as in
-    Python; those admitted after it count."""
+    Python, during the pause to the next reset too; those admitted after it count."""
     backend = steady(redis, "late-report")
-    for admitted, stale in ((-3.0, True), (0.5, False)):
+    for admitted, stale, paused in ((-3.0, True, False), (0.5, False, False), (-3.0, True, True)):
         now = await redis_now(redis)
         before = _window(now)
-        feedback = PacingFeedback(successes=7, latest_accepted=before.win_reset + admitted)
+        if paused:  # the probe refused: the next reset told
+            before = attrs.evolve(before, pause_until=now + 1.0, win_reset=now + 1.0)
+        feedback = PacingFeedback(successes=7, latest_accepted=before.win_opened + admitted)
         await redis.delete("late-report")
         await redis.hset("late-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, None)

@@ -93,8 +93,10 @@ def stale_answers(state: PacingState, successes: int, latest: float | None) -> P
     the reset the current window opened at, they are an earlier window's, answered late
     (a process stopped holding them): not this window's W.  (Counted in it, a resumed
     process's answers opened a window past W, 49 sends in a window of 40.)"""
-    opened_at = state.win_reset
-    if successes > 0 and latest is not None and state.win_opened >= opened_at > latest + 1e-6:
+    # The reset the window opened at (opened unseen: the last a 429 told, so the sends
+    # it carried count), or its opening once a 429 told the next (a pause's answers).
+    opened_at = min(state.win_opened, state.win_reset)
+    if successes > 0 and latest is not None and opened_at > latest + 1e-6:
         return evolve(state, win_base=state.win_base + successes)
     return state
 

@@ -113,7 +113,7 @@ if successes > 0 then
   s.streak = 0
   local latest = tonumber(ARGV[g + 7])
   -- allowance.stale_answers: all admitted before the window's reset: an earlier one's
-  if latest ~= nil and s.win_opened >= s.win_reset and s.win_reset > latest + 1e-6 then
+  if latest ~= nil and math.min(s.win_opened, s.win_reset) > latest + 1e-6 then
     s.win_base = s.win_base + successes
   end
   -- allowance.not_the_probes: all admitted before the probe went: W's, slow
