@@ -17,15 +17,24 @@ process alone) draws from one W per window, not W each:
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash; still
-  missing at the next, they are written off and their share goes again, or, the
-  window older than its hint, it reset unseen and a new one opens, W as it was).  Its
+  missing at the next, they are written off and their share goes again).  Its
   429 pauses everyone to the next reset (``on_hint``); more successes reported since
   it went than answers were then missing (``win_probed``) mean the window has room
   past W (it grew, reset unseen, or answers were lost): the allowance doubles, its
   probes in it, in the same window, and the next reset's W counts it all.
+* **A window lasts its hint**: a reservation past ``win_opened + window_hint`` with no
+  429 to say when the next reset is (its W late, a probe not refused yet) finds it
+  reset unseen: a new one opens at the reset the hint implies, W as it was, the sends
+  still unanswered counted as its own (they may land in it).  A reset long past (the
+  first reservation after a pause came windows later) opens the window of now.
+* **Stale answers**: successes for sends admitted before the reset the window opened
+  at (a process stopped or slowed while holding them) are an earlier window's: they
+  count neither in this window's W nor as its probe's.
 """
 
 from __future__ import annotations
+
+import math
 
 from .pause import left_to_pacer
 from .state import PacingState, PacingTuning, evolve
@@ -37,6 +46,7 @@ __all__ = [
     "not_the_probes",
     "probe_bounds_reset",
     "reserve_window",
+    "stale_answers",
     "window_rate",
     "window_reset",
 ]
@@ -136,6 +146,26 @@ def not_the_probes(state: PacingState, successes: int, latest: float | None) -> 
     return state
 
 
+def stale_answers(state: PacingState, successes: int, latest: float | None) -> PacingState:
+    """After counting ``successes``: all for sends admitted (``latest`` the last) before
+    the reset the current window opened at, they are an earlier window's, answered late
+    (a process stopped holding them): not this window's W.  (Counted in it, a resumed
+    process's answers opened a window past W, 49 sends in a window of 40.)"""
+    # The reset the window opened at (opened unseen: the last a 429 told, so the sends
+    # it carried count), or its opening once a 429 told the next (a pause's answers).
+    opened_at = min(state.win_opened, state.win_reset)
+    if successes > 0 and latest is not None and opened_at > latest + 1e-6:
+        return evolve(state, win_base=state.win_base + successes)
+    return state
+
+
+def _last_reset(reset: float, hint: float, at: float) -> float:
+    """The latest reset at or before ``at`` of a window of ``hint`` seconds that reset
+    at ``reset`` (``at`` itself for a hint too short to count in: a corrupt state)."""
+    periods = (at - reset) / hint
+    return reset + math.floor(periods) * hint if periods < 1e15 else at
+
+
 def _open(state: PacingState, at: float) -> PacingState:
     # W: what the last window accepted, or its grants not refused if more, up to its
     # allowance.  An answer lost with a process that died or froze holding its share
@@ -154,6 +184,17 @@ def _open(state: PacingState, at: float) -> PacingState:
     )
 
 
+def _reset_unseen(state: PacingState, at: float) -> PacingState:
+    """The window outlived its hint and no 429 said when the next reset is: it reset
+    unseen at ``at``.  W as it was (what the last window accepted is not known), and
+    its sends still unanswered are the new window's (sent late in the last, they may
+    land in this one: granted again, 16-24 in a window of 40 went over it)."""
+    accepted = state.successes - state.win_base
+    missing = state.win_sent - (accepted + state.throttles - state.win_throttles)
+    size = state.win_size
+    return evolve(_open(state, at), win_size=size, win_sent=max(missing, 0))
+
+
 def reserve_window(
     state: PacingState, now: float, count: int, tuning: PacingTuning
 ) -> tuple[PacingState, float, int]:
@@ -162,8 +203,13 @@ def reserve_window(
     at = max(now, state.pause_until)
     if at > now + tuning.horizon:
         return state, at, 0
+    hint = state.window_hint
     if state.win_opened < state.win_reset <= at:
-        state = _open(state, state.win_reset)
+        # (A reset long past: the window it opened is over too, its W not all sent.)
+        reset = _last_reset(state.win_reset, hint, at)
+        state = evolve(_open(state, reset), win_reset=reset)
+    elif state.win_size and -math.inf < state.win_opened <= at - hint:
+        state = _reset_unseen(state, _last_reset(state.win_opened, hint, at))
     size = state.win_size
     if size and state.win_sent > size and state.successes > state.win_probed:
         # The probe got through: the window has room past W (it grew, or reset unseen
@@ -190,10 +236,6 @@ def reserve_window(
             # more than those say it got through (a slow answer once opened a window
             # into a full one).
             state = evolve(state, win_probed=state.successes + missing)
-        elif missing and now - state.win_opened >= state.window_hint:
-            # Lost (a caller gave up, a process died or froze) and the window over: it
-            # reset unseen (its probe got through), so a new one opens, W as it was.
-            state = evolve(_open(state, at), win_size=size)
         else:
             # Still missing ``ANSWER_WAIT`` after the first probe went, they are lost:
             # written off, their share of W goes again.  (Counted missing at every

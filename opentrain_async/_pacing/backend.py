@@ -40,6 +40,7 @@ from .allowance import (
     probe_bounds_reset,
     reserve_window,
     reset_by,
+    stale_answers,
     tighten,
     window_reset,
 )
@@ -128,6 +129,7 @@ def _count_successes(
     if successes <= 0:
         return state
     state = record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
+    state = stale_answers(state, successes, latest)
     return not_the_probes(state, successes, latest)
 
 

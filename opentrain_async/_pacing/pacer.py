@@ -215,7 +215,7 @@ class Pacer:
         while slots and slots[0] < now - self._late_ok:
             slots.popleft()  # came due while nobody took it: now it is a burst
         if not slots and self._local is not None:
-            successes, _ = self._take_pending()
+            successes = self._untimed_successes()
             reservation = self._local.reserve_now(1, successes=successes, cap=self.rate_limit)
             slots.extend(self._absorb(reservation, now))
             if reservation.rate is None:  # not paced after all: the slots are not slots
@@ -226,6 +226,15 @@ class Pacer:
         self.window.count_in()
         return slots.popleft() + self._offset
 
+    def _untimed_successes(self) -> int:
+        """Successes for a reservation, which cannot say when they were admitted: none
+        in a window's mode (a report says: ``allowance.stale_answers``)."""
+        if self._windowed:
+            if self._pending:
+                self._flush_successes()
+            return 0
+        return self._take_pending()[0]
+
     def _take_pending(self) -> tuple[int, float | None]:
         """The successes not yet reported, and the latest admission among them."""
         taken = self._pending, self._latest
@@ -233,7 +242,7 @@ class Pacer:
         return taken
 
     async def _reserve(self, count: int) -> Reservation:
-        successes, _ = self._take_pending()
+        successes = self._untimed_successes()
         return await self.backend.reserve(count, successes=successes, cap=self.rate_limit)
 
     def _absorb(self, reservation: Reservation, local_now: float) -> list[float]:
@@ -412,9 +421,10 @@ class Pacer:
 
     def _jitter(self, sent_at: float) -> bool:
         """A 429 the arrival spread explains (``ArrivalSpread.explains``): a limit past its
-        search (two cuts; a shared one as its reservations tell: newer), not a window's."""
+        search (two cuts; a shared one as its reservations tell: newer), not a window's
+        (a window's allowance last reserved: on Redis, its hint may not be seen yet)."""
         state = self.state
-        if max(self._cuts, state.cuts) < 2 or state.window_hint:
+        if max(self._cuts, state.cuts) < 2 or state.window_hint or self._windowed:
             return False
         rate = self._rate
         if self._local is not None:

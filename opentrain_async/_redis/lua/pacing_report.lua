@@ -21,7 +21,7 @@ local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'win_size', 'win_sent', 'win_granted', 'win_probed')
+  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -30,7 +30,8 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   window_hint = tonumber(f[13]) or 0, tat = tonumber(f[14]) or NEG,
   sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
   win_size = tonumber(f[19]) or 0, win_sent = tonumber(f[20]) or 0,
-  win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0}
+  win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
+  win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -110,8 +111,12 @@ if successes > 0 then
   record(now, successes, 0)
   s.successes = s.successes + successes
   s.streak = 0
-  -- allowance.not_the_probes: all admitted before the probe went: W's, slow
   local latest = tonumber(ARGV[g + 7])
+  -- allowance.stale_answers: all admitted before the window's reset: an earlier one's
+  if latest ~= nil and math.min(s.win_opened, s.win_reset) > latest + 1e-6 then
+    s.win_base = s.win_base + successes
+  end
+  -- allowance.not_the_probes: all admitted before the probe went: W's, slow
   if latest ~= nil and s.win_sent > s.win_size and s.win_size > 0
       and latest < s.win_granted - 1e-6 then
     s.win_probed = s.win_probed + successes
@@ -216,7 +221,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'throttles', s.throttles, 'pause_until', fmt(s.pause_until),
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
-  'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed,
+  'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -67,10 +67,23 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     if accepted > 0 then w.size = accepted end
     w.opened, w.base, w.throttles, w.sent = at, total, throttles, 0
   end
+  local function last_reset(reset, at)  -- allowance._last_reset
+    local periods = (at - reset) / window_hint
+    if periods < 1e15 then return reset + math.floor(periods) * window_hint end
+    return at
+  end
   local at = math.max(now, pause_until)
   local first, n = at, 0
   if at <= now + horizon then
-    if w.opened < w.reset and w.reset <= at then open(w.reset) end
+    if w.opened < w.reset and w.reset <= at then
+      w.reset = last_reset(w.reset, at)  -- a reset long past: the window of now
+      open(w.reset)
+    elseif w.size > 0 and w.opened > NEG and w.opened <= at - window_hint then  -- _reset_unseen
+      local missing = w.sent - ((total - w.base) + throttles - w.throttles)
+      local size = w.size
+      open(last_reset(w.opened, at))
+      w.size, w.sent = size, math.max(missing, 0)
+    end
     if w.size > 0 and w.sent > w.size and total > w.probed then  -- room past W
       w.size = 2 * w.size
     end
@@ -84,10 +97,6 @@ if window_hint > 0 and limit ~= nil and cap == nil then
         missing = math.max(missing, 0)
         if w.sent == w.size then  -- missing at the first probe: may yet be successes
           w.probed = total + missing
-        elseif missing > 0 and now - w.opened >= window_hint then  -- reset unseen
-          local size = w.size
-          open(at)
-          w.size = size
         else  -- missing after it: lost, written off (their share goes again)
           w.sent, w.probed = w.sent - missing, total
         end
@@ -104,7 +113,7 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
     'win_size', w.size, 'win_opened', fmt(w.opened), 'win_base', w.base,
     'win_throttles', w.throttles, 'win_sent', w.sent, 'win_granted', fmt(w.granted),
-    'win_probed', w.probed)
+    'win_probed', w.probed, 'win_reset', fmt(w.reset))
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
   return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}

@@ -1,0 +1,82 @@
+"""The Lua scripts on a real redis-server agree with ``allowance`` where a window's sends
+or answers come late (``tests/test_pacing_window_late.py`` in process): a window that
+outlived its hint, a reset long past, an earlier window's answers reported late."""
+
+from __future__ import annotations
+
+import attrs
+import redis.asyncio as redis_asyncio
+
+from opentrain_async._pacing.backend import apply_report, apply_reserve
+from opentrain_async._pacing.redis_backend import decode_state, encode_state
+from opentrain_async._pacing.state import PacingFeedback, PacingState
+
+from .test_pacing_redis import assert_states_equal, redis_now, steady
+
+W = 20
+T = 2.0
+
+
+def _window(now: float, **changes: object) -> PacingState:
+    """A window of W per T opened at its reset a second ago, W sent, all accepted."""
+    reset = now - 1.0
+    state = PacingState(
+        limit=W / T,
+        searching=False,
+        origin=reset - T,
+        cut_at=reset - T,
+        cuts=2,
+        successes=3 * W,
+        window_hint=T,
+        pause_until=reset,
+        win_size=W,
+        win_opened=reset,
+        win_base=2 * W,
+        win_sent=W,
+        win_granted=reset,
+        win_reset=reset,
+    )
+    return attrs.evolve(state, **changes)
+
+
+async def test_reserve_agrees_where_a_window_outlived_its_hint(
+    redis: redis_asyncio.Redis,
+) -> None:
+    """Past its hint with answers missing (carried into the new window), with its W
+    not all sent, and with its reset long past: Lua and Python open the same window."""
+    backend = steady(redis, "late")
+    now = await redis_now(redis)
+    cases = [
+        _window(now, win_opened=now - 2.5, win_reset=now - 2.5, successes=3 * W - 6),
+        _window(now, win_opened=now - 4.1, win_reset=now - 4.1, win_sent=W // 2),
+        _window(now, win_opened=now - 9.3, win_reset=now - 0.9 * T * 5, pause_until=now - 9),
+    ]
+    for before in cases:
+        await redis.delete("late")
+        await redis.hset("late", mapping=encode_state(before))
+        got = await backend.in_redis._reserve(5, 0, None)
+        after = decode_state(await redis.hgetall("late"))
+        want_state, want = apply_reserve(before, got.now, 5, 0, None, backend.tuning)
+        assert_states_equal(after, want_state)
+        assert (got.count, got.first) == (want.count, want.first)
+        assert want_state.win_opened > before.win_opened  # a new window opened
+    assert want_state.win_reset > before.win_reset  # the reset long past: the one of now
+
+
+async def test_report_agrees_on_an_earlier_windows_answers(redis: redis_asyncio.Redis) -> None:
+    """Successes admitted before the window's reset leave its W alone, in Lua as in
+    Python, during the pause to the next reset too; those admitted after it count."""
+    backend = steady(redis, "late-report")
+    for admitted, stale, paused in ((-3.0, True, False), (0.5, False, False), (-3.0, True, True)):
+        now = await redis_now(redis)
+        before = _window(now)
+        if paused:  # the probe refused: the next reset told
+            before = attrs.evolve(before, pause_until=now + 1.0, win_reset=now + 1.0)
+        feedback = PacingFeedback(successes=7, latest_accepted=before.win_opened + admitted)
+        await redis.delete("late-report")
+        await redis.hset("late-report", mapping=encode_state(before))
+        got = await backend.in_redis._report(feedback, None)
+        assert backend.in_redis._last is not None
+        want = apply_report(before, backend.in_redis._last[1], feedback, None, backend.tuning)
+        assert_states_equal(got, want)
+        assert (got.win_base - before.win_base == 7) is stale
