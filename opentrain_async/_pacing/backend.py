@@ -34,18 +34,10 @@ from typing import Protocol
 import attrs
 
 from .allowance import in_window_mode, not_the_probes, reserve_window, window_reset
-from .curve import (
-    cut,
-    doubling,
-    first_cut,
-    freeze,
-    search_back,
-    search_period,
-    trust_accepted,
-)
+from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
-from .samples import accepted_rate, accepted_since, first_estimate, record
+from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
@@ -258,27 +250,8 @@ def apply_report(
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
-    if _search_refused(state, now, feedback):
-        return search_back(state, resume, tat)
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
-
-
-def _search_refused(state: PacingState, now: float, feedback: PacingFeedback) -> bool:
-    """A 429 in the search's first doubling (which ``_new_episode`` does not cut for)
-    says its start is already above the limit when its request went after the search
-    began while the limiter accepted others sent after it too (answers counted a round
-    trip, ``recover``, after it began): a bucket refilling at its rate, its burst read
-    as a rate by the first estimate.  A window shut until its reset accepts none, and a
-    429 of a request sent before the search is the first burst's."""
-    sent_at = feedback.throttled_at
-    return (
-        state.searching
-        and not state.window_hint
-        and sent_at is not None
-        and sent_at > state.cut_at
-        and accepted_since(state, now, state.cut_at + state.recover) > 0
-    )
 
 
 class InMemoryPacingBackend:

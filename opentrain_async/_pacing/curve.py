@@ -26,7 +26,6 @@ from .state import PacingState, PacingTuning
 
 __all__ = [
     "MIN_RATE",
-    "SEARCH_BACK",
     "SEARCH_FLOOR",
     "cut",
     "doubling",
@@ -46,11 +45,6 @@ _MAX_CUT = 0.5  # one episode cuts to no less than this share of the drawing rat
 SEARCH_FLOOR = 2**-0.5
 """A search's cut: no lower than the middle of its last two doublings (this share of the
 rate that drew the 429)."""
-SEARCH_BACK = 0.5
-"""A search whose own start drew 429s goes back to this share of it and searches again
-(``search_back``): halving, the mirror of its doubling, so a start n times the limit
-(a bucket's burst read as rate) is below it after log2(n) round trips, and the search's
-cut then lands within a doubling of the limit, as its floor assumes."""
 
 
 def rate(state: PacingState, now: float, tuning: PacingTuning) -> float | None:
@@ -100,21 +94,6 @@ def first_cut(
         recover=delay,
         cut_at=resume,
         cuts=state.cuts + 1,
-        successes_at_cut=state.successes,
-    )
-
-
-def search_back(state: PacingState, resume: float, tat: float) -> PacingState:
-    """The search's start is above the limit: start again from ``SEARCH_BACK`` of it
-    once the pause is over (``resume``), not cut: still searching, the episode the
-    same.  Slots handed out before (up to ``tat``) were reserved at the old rate: their
-    429s do not go back again."""
-    limit = state.limit if state.limit is not None else MIN_RATE
-    return attrs.evolve(
-        state,
-        limit=max(limit * SEARCH_BACK, MIN_RATE),
-        origin=resume,
-        cut_at=max(resume, tat),
         successes_at_cut=state.successes,
     )
 

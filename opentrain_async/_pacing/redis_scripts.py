@@ -10,7 +10,7 @@ from typing import Any
 
 from .allowance import ANSWER_WAIT
 from .backend import Reservation
-from .curve import MIN_RATE, SEARCH_BACK, SEARCH_FLOOR
+from .curve import MIN_RATE, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
 from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning
@@ -88,7 +88,6 @@ def report_args(
         WINDOW_SLOTS,
         t.recover_round_trips,
         SEARCH_FLOOR,
-        SEARCH_BACK,
     ]
     for feedback, cap in batch:
         args += [

@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record"]
+__all__ = ["accepted_rate", "first_estimate", "record"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -63,17 +63,6 @@ def accepted_rate(state: PacingState, now: float, span: float) -> tuple[float, f
     accepted = sum(state.accepted[-buckets:])
     offered = sum(state.offered[-buckets:])
     return accepted / elapsed, offered / elapsed
-
-
-def accepted_since(state: PacingState, now: float, start: float) -> int:
-    """Successes counted in the sample buckets that began at or after ``start`` (whole
-    buckets only: one that began before may hold earlier answers)."""
-    state = _advance(state, now)
-    total = 0
-    for i, count in enumerate(state.accepted):
-        if state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS >= start - 1e-9:
-            total += count
-    return total
 
 
 def first_estimate(

@@ -1,12 +1,11 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
--- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, SEARCH_BACK, then per
+-- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
 -- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset, curve.first_cut, cut, search_back, freeze, samples.accepted_rate,
--- accepted_since and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -16,7 +15,7 @@ local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
 local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
 local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
-local SEARCH_FLOOR, SEARCH_BACK = tonumber(ARGV[13]), tonumber(ARGV[14])
+local SEARCH_FLOOR = tonumber(ARGV[13])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -64,14 +63,6 @@ local function accepted_rate(at, span)  -- samples.accepted_rate
   for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
   return a / elapsed, o / elapsed
 end
-local function accepted_since(at, start)  -- samples.accepted_since
-  local acc, _, sample_at = advanced(at)
-  local n = 0
-  for i = 1, NB do
-    if sample_at - (NB - i) * S >= start - 1e-9 then n = n + acc[i] end
-  end
-  return n
-end
 local function recover_time()
   if s.recover == 0 then return recover0 end
   return s.recover
@@ -99,7 +90,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 15, #ARGV, 8 do
+for g = 14, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -194,11 +185,6 @@ if throttled and not spread then
       round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
-  elseif s.searching and s.window_hint == 0 and sent_at ~= nil and sent_at > s.cut_at
-      and accepted_since(now, s.cut_at + s.recover) > 0 then
-    -- backend._search_refused: the search's start drew 429s (curve.search_back)
-    s.limit = math.max(s.limit * SEARCH_BACK, MIN_RATE)
-    s.origin, s.cut_at, s.successes_at_cut = resume, math.max(resume, tat), s.successes
   else  -- curve.freeze
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
