@@ -292,11 +292,16 @@ async def test_slots_another_process_holds_from_before_the_cut_do_not_cut_again(
     """Process a holds slots reserved at the old rate; b's 429 cuts.  a's 429s for its
     held slots (admitted after the cut's 1 ms pause, before a heard of the cut) are that
     episode's: one cut, the limit b's cut set.  A slot reserved after the cut cuts again."""
-    a = steady(redis, "held")
-    b = steady(redis, "held")
+    # Slots 0.1 s apart, reserved a second ahead: the held ones end long after b's
+    # 1 ms pause however slow a loaded machine is between these calls.
+    wide = PacingTuning(horizon=1.0)
+    a, b = (
+        RedisPacingBackend(redis, key="held", options=RedisPacingOptions(budget=5), tuning=wide)
+        for _ in range(2)
+    )
     now = await redis_now(redis)
     state = PacingState(
-        limit=100.0, searching=False, origin=now - 0.2, cut_at=now - 0.2, cuts=1, successes=50
+        limit=10.0, searching=False, origin=now - 0.2, cut_at=now - 0.2, cuts=1, successes=50
     )
     await redis.hset("held", mapping=encode_state(state))
     held = await a.reserve(5, successes=10)
