@@ -7,8 +7,9 @@ reservations find the slots before the horizon held by the others.  A process th
 got nothing used to sleep until the next slot came within the horizon, as every other
 one did: they woke together, one took the slot and the others asked again, about one
 reservation per process per slot (87% of them empty on a real draw of 14 processes).
-What must hold besides: together they never exceed the rate, and the rate is used
-(no long gap while everyone waits for everyone).
+Now such a reservation hands out a place in line (``schedule``): the process sleeps
+until it and sends.  What must hold besides: together they never exceed the rate, and
+the rate is used (no long gap while everyone waits for everyone).
 """
 
 from __future__ import annotations
@@ -90,21 +91,13 @@ async def _run(processes: int, rate: float) -> tuple[list[int], list[float]]:
     return calls, sorted(s for s in starts if s < 100.0 + SECONDS)
 
 
-_HERD = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: processes that got no slot all ask again when the next comes within "
-    "the horizon (5-13 reservations per slot); a random stagger (branch herd) fixed it "
-    "but made 16 real processes slower on 10 of 12 draws (docs/pacing.md)",
-)
-
-
 @pytest.mark.parametrize(
     ("processes", "rate"),
     [
         (8, 400.0),
-        pytest.param(8, 200.0, marks=_HERD),
-        pytest.param(16, 400.0, marks=_HERD),
-        pytest.param(16, 200.0, marks=_HERD),
+        (8, 200.0),
+        (16, 400.0),
+        (16, 200.0),
     ],
 )
 async def test_processes_sharing_a_schedule_ask_about_once_per_slot(
