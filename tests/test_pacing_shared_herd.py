@@ -24,7 +24,12 @@ import pytest
 
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
-from opentrain_async._pacing.state import PacingFeedback, PacingState
+from opentrain_async._pacing.state import (
+    SHARED_LINE_AHEAD,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+)
 from opentrain_async.testing import FakeTime
 
 ROUND_TRIP = 0.0015  # seconds: a Redis call's median measured on the real stack
@@ -77,7 +82,7 @@ async def _send(pacer: Pacer, time: FakeTime, starts: list[float]) -> None:
 async def _run(processes: int, rate: float) -> tuple[list[int], list[float]]:
     random.seed(processes)  # (the pacers' stagger draws; any seed must pass)
     time = FakeTime(start=100.0)
-    shared = InMemoryPacingBackend(clock=time.clock)
+    shared = InMemoryPacingBackend(PacingTuning(line_ahead=SHARED_LINE_AHEAD), clock=time.clock)
     calls: list[int] = []
     starts: list[float] = []
     pacers = [

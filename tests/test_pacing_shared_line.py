@@ -7,12 +7,15 @@ What must hold besides: a place is never further ahead than one doubling of the 
 place while the limit is in doubt (a pause, a 429 with no success since), since a
 place is sent without asking again; a place whose holder dies costs one slot, not the
 line; places handed out before a cut are that episode's (their 429s do not cut again);
-and the Lua script grants what the in-memory backend grants.
+and the Lua script grants what the in-memory backend grants.  Only a backend reached
+over a round trip hands out places (``SHARED_LINE_AHEAD``): in-process, asking again
+is free.
 """
 
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 import redis.asyncio as redis_asyncio
@@ -23,10 +26,15 @@ from opentrain_async._pacing.redis_backend import RedisPacingBackend
 from opentrain_async._pacing.redis_options import RedisPacingOptions
 from opentrain_async._pacing.redis_state import decode_state, encode_state
 from opentrain_async._pacing.schedule import line_ahead
-from opentrain_async._pacing.state import PacingFeedback, PacingState, PacingTuning
+from opentrain_async._pacing.state import (
+    SHARED_LINE_AHEAD,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+)
 from opentrain_async.testing import FakeTime
 
-TUNING = PacingTuning()
+TUNING = PacingTuning(line_ahead=SHARED_LINE_AHEAD)  # a shared backend's
 RATE = 100.0  # 10 ms apart: a horizon holds two or three slots, a doubling ten
 
 
@@ -56,6 +64,16 @@ def test_a_reservation_beyond_the_horizon_holds_the_next_place() -> None:
     assert after.first == pytest.approx(got.first + got.interval)  # the next asker's
 
 
+def test_in_process_nobody_holds_a_place() -> None:
+    """A pacer alone on its in-memory backend asks again a horizon before its slot, as
+    before places: asking costs nothing there, and it learns of a cut at the latest."""
+    now = 100.0
+    state = _paced(now, tat=now + 0.05)
+    _, got = apply_reserve(state, now, 1, 0, None, PacingTuning())
+    assert got.count == 0
+    assert Pacer()._ask_again(got.first, now) == pytest.approx(got.first - TUNING.horizon)
+
+
 def test_no_place_further_than_a_doubling_ahead() -> None:
     now = 100.0
     ahead = line_ahead(TUNING)
@@ -65,7 +83,7 @@ def test_no_place_further_than_a_doubling_ahead() -> None:
     assert after.tat == state.tat  # nothing held
     # The pacer asks again when the place comes within reach, not a horizon before it.
     time = FakeTime(start=now)
-    pacer = Pacer(clock=time.clock, sleep=time.sleep)
+    pacer = Pacer(tuning=TUNING, clock=time.clock, sleep=time.sleep)
     assert pacer._ask_again(got.first, now) == pytest.approx(got.first - ahead)
     assert pacer._ask_again(now + 0.03, now) == pytest.approx(now + 0.03 - TUNING.horizon)
 
@@ -116,7 +134,7 @@ class _Shared:
 
 async def test_a_place_whose_holder_dies_costs_one_slot_not_the_line() -> None:
     time = FakeTime(start=100.0)
-    shared = InMemoryPacingBackend(clock=time.clock, state=_paced(100.0, tat=100.0))
+    shared = InMemoryPacingBackend(TUNING, clock=time.clock, state=_paced(100.0, tat=100.0))
     calls: list[int] = []
     pacers = [
         Pacer(backend=_Shared(shared, time, calls), clock=time.clock, sleep=time.sleep)
@@ -131,7 +149,7 @@ async def test_a_place_whose_holder_dies_costs_one_slot_not_the_line() -> None:
     doomed.cancel()  # its holder dies before its place comes
     starts = await asyncio.gather(*(w for w in waiting if w is not doomed))
     starts = sorted(starts)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(starts)]
     # One slot unused where the dead place was; the line went on after it.
     assert max(gaps) == pytest.approx(2 / RATE, abs=1e-4)
     assert sorted(gaps)[-2] == pytest.approx(1 / RATE, abs=1e-4)
@@ -147,7 +165,7 @@ def test_places_handed_out_before_a_cut_are_its_episode() -> None:
         state, got = apply_reserve(state, now, 1, 0, None, TUNING)
         places.append(got.first)
     assert max(places) > now + TUNING.horizon  # some are places beyond the horizon
-    backend = InMemoryPacingBackend(clock=lambda: now + 0.002, state=state)
+    backend = InMemoryPacingBackend(TUNING, clock=lambda: now + 0.002, state=state)
     cut = backend.report_now(PacingFeedback(throttled=True, throttled_at=now, retry_after=0.005))
     assert cut.cuts == state.cuts + 1
     for at in places[1:]:  # each holder's 429 for its place, later
@@ -186,5 +204,6 @@ async def test_the_script_hands_out_the_places_apply_reserve_does(
         assert got.first == pytest.approx(want.first, abs=1e-6), name
         assert after.tat == pytest.approx(want_state.tat, abs=1e-6), name
         seen[name] = got.count
-    assert seen["place"] == 1 and seen["beyond"] == seen["paused"] == seen["streak"] == 0
+    assert seen["place"] == 1
+    assert seen["beyond"] == seen["paused"] == seen["streak"] == 0
     assert seen["horizon"] > 1

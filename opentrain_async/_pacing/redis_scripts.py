@@ -48,6 +48,7 @@ def reserve_args(
         round(ttl * 1000),
         t.idle_after,
         ANSWER_WAIT,
+        t.line_ahead,
     ]
 
 

@@ -6,18 +6,18 @@ by up to ``tolerance`` (a timer that fired late, a busy event loop) is still due
 released together with the others due, so the schedule holds at any rate the machine
 can send; a sender idle for longer restarts the schedule at now (never a burst) and the
 curve is frozen for the idle time.  One call reserves the slots due within ``horizon``
-(at most ``count``), so a shared backend is asked once per batch.  When the next slot is
-further away (a pause, or other processes holding the slots before it) but within
-``line_ahead`` (a doubling of the rate), it reserves that one slot: a place in line, for
-which the schedule moves on (GCRA's theoretical arrival time), so the caller sleeps
-until its place and sends, instead of asking again with every other waiting process
-(16 processes on one Redis asked about once each per slot, 87% of the answers empty).
-Further away it reserves none and the caller asks again when the place comes within
-reach: a slot taken far ahead at today's rate would hold its request back at that
-rate while the rate rises (several processes each holding one slot at a search's first
-0.5-10/s held everyone back for a second while the search doubled untested, then burst
-at thousands per second).  A place whose holder dies is one slot unused: the line goes
-on after it.
+(at most ``count``), so a shared backend is asked once per batch.  When the next slot
+is further away (a pause, or other processes holding the slots before it) but within
+``line_ahead`` (on a shared backend, a doubling of the rate), it reserves that one slot:
+a place in line, for which the schedule moves on (GCRA's theoretical arrival time), so
+the caller sleeps until its place and sends, instead of asking again with every other
+waiting process (16 processes on one Redis asked about once each per slot, 87% of the
+answers empty).  Further away it reserves none and the caller asks again when the
+place comes within reach: a slot taken far ahead at today's rate would hold its
+request back at that rate while the rate rises (several processes each holding one
+slot at a search's first 0.5-10/s held everyone back for a second while the search
+doubled untested, then burst at thousands per second).  A place whose holder dies is
+one slot unused: the line goes on after it.
 """
 
 from __future__ import annotations
@@ -56,10 +56,9 @@ def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> Pac
 
 
 def line_ahead(tuning: PacingTuning) -> float:
-    """How far ahead of now a place in line may start: one doubling of the rate (a line
-    handed out at a searching rate is at least half the rate at its end), at least the
-    horizon."""
-    return max(tuning.horizon, tuning.doubling)
+    """How far ahead of now a slot may be reserved: the tuning's ``line_ahead`` (a place
+    in line), at least the horizon (no place: in-process, asking again is free)."""
+    return max(tuning.horizon, tuning.line_ahead)
 
 
 def _calm(state: PacingState, now: float, strict: bool) -> bool:

@@ -1,6 +1,6 @@
 -- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
--- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
+-- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT, line_ahead.  Returns strings {now, first,
 -- interval, n, rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py
 -- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
@@ -161,10 +161,10 @@ if rate ~= nil then
   first = start
   n = 0
   -- schedule.reserve_slots: the slots due within the horizon; further, one place in
-  -- line within schedule.line_ahead (a doubling); none beyond (ask again by then)
+  -- line within schedule.line_ahead; none beyond (ask again by then)
   if start <= now + horizon then
     n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
-  elseif start <= now + math.max(horizon, doubling) and pause_until <= now
+  elseif start <= now + math.max(horizon, tonumber(ARGV[14])) and pause_until <= now
       and streak == 0 and (strict or not searching) then  -- schedule._calm
     n = 1  -- a place in line, spaced at the rate a horizon before it
     rate = rate_at(start - horizon)
