@@ -2,8 +2,8 @@
 next slot (the schedule moves on for it), so a process sleeps until its place and
 sends instead of asking again with every other waiting process.
 
-What must hold besides: a place is never further ahead than one doubling of the rate
-(a line handed out at a searching rate would hold back a rising one); nobody holds a
+What must hold besides: a place is never further ahead than ``line_ahead`` (a line
+handed out at today's rate would hold back a rising one); nobody holds a
 place while the limit is in doubt (a pause, a 429 with no success since), since a
 place is sent without asking again; a place whose holder dies costs one slot, not the
 line; places handed out before a cut are that episode's (their 429s do not cut again);
@@ -35,7 +35,7 @@ from opentrain_async._pacing.state import (
 from opentrain_async.testing import FakeTime
 
 TUNING = PacingTuning(line_ahead=SHARED_LINE_AHEAD)  # a shared backend's
-RATE = 100.0  # 10 ms apart: a horizon holds two or three slots, a doubling ten
+RATE = 125.0  # 8 ms apart: a horizon (20 ms) holds three slots
 
 
 def _paced(now: float, **changes: object) -> PacingState:
@@ -56,12 +56,14 @@ def _paced(now: float, **changes: object) -> PacingState:
 def test_a_reservation_beyond_the_horizon_holds_the_next_place() -> None:
     now = 100.0
     state = _paced(now, tat=now + 0.05)  # others hold the slots of the next 50 ms
-    state, got = apply_reserve(state, now, 4, 0, None, TUNING)
-    assert got.count == 1  # one place, not the four asked for: the line stays short
+    state, got = apply_reserve(state, now, 5, 0, None, TUNING)
+    # A horizon's slots from its place (what asking again then would get), not the
+    # five asked for: the line stays short.
+    assert got.count == 3
     assert got.first == pytest.approx(now + 0.05)
-    assert state.tat == pytest.approx(now + 0.05 + got.interval)  # the line moved on
+    assert state.tat == pytest.approx(now + 0.05 + 3 * got.interval)  # the line moved on
     state, after = apply_reserve(state, now, 1, 0, None, TUNING)
-    assert after.first == pytest.approx(got.first + got.interval)  # the next asker's
+    assert after.first == pytest.approx(got.first + 3 * got.interval)  # the next asker's
 
 
 def test_in_process_nobody_holds_a_place() -> None:
@@ -74,7 +76,7 @@ def test_in_process_nobody_holds_a_place() -> None:
     assert Pacer()._ask_again(got.first, now) == pytest.approx(got.first - TUNING.horizon)
 
 
-def test_no_place_further_than_a_doubling_ahead() -> None:
+def test_no_place_further_than_line_ahead() -> None:
     now = 100.0
     ahead = line_ahead(TUNING)
     state = _paced(now, tat=now + ahead + 0.001)
@@ -204,6 +206,6 @@ async def test_the_script_hands_out_the_places_apply_reserve_does(
         assert got.first == pytest.approx(want.first, abs=1e-6), name
         assert after.tat == pytest.approx(want_state.tat, abs=1e-6), name
         seen[name] = got.count
-    assert seen["place"] == 1
+    assert seen["place"] == 3
     assert seen["beyond"] == seen["paused"] == seen["streak"] == 0
     assert seen["horizon"] > 1

@@ -27,6 +27,7 @@ window (requests in flight before the first 429) and the queue of waiting reques
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -162,11 +163,13 @@ def apply_reserve(
     strict = cap is not None and rate == cap
     tat, first, n = slots(state, now, interval, count, tuning, strict)
     if interval > 0 and first > now + tuning.horizon and n:  # a place in line
-        # Spaced at the rate a reservation a horizon before it would read (as when
-        # the caller asked again then): a line handed out now follows a rising curve.
+        # The slots of a horizon from it (a batch, as a reservation then would get),
+        # spaced at the rate a reservation a horizon before it would read: a line
+        # handed out now follows a rising curve.
         rate = current_rate(state, first - tuning.horizon, tuning, cap)
         interval = 0.0 if rate is None else 1.0 / rate
-        tat = first + interval
+        n = min(max(count, 1), 1 + math.floor(tuning.horizon * rate)) if rate else 1
+        tat = first + n * interval
     offered = n if interval > 0 else 0
     changes: dict[str, object] = {"tat": tat} if offered else {}
     if successes > 0:

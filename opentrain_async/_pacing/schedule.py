@@ -8,7 +8,7 @@ can send; a sender idle for longer restarts the schedule at now (never a burst) 
 curve is frozen for the idle time.  One call reserves the slots due within ``horizon``
 (at most ``count``), so a shared backend is asked once per batch.  When the next slot
 is further away (a pause, or other processes holding the slots before it) but within
-``line_ahead`` (on a shared backend, a doubling of the rate), it reserves that one slot:
+``line_ahead`` (0.3 s on a shared backend), it reserves a horizon's slots from there:
 a place in line, for which the schedule moves on (GCRA's theoretical arrival time), so
 the caller sleeps until its place and sends, instead of asking again with every other
 waiting process (16 processes on one Redis asked about once each per slot, 87% of the

@@ -35,9 +35,9 @@ SHARED_SYNC_EVERY = 0.005
 """``PacingTuning.sync_every`` for a backend shared by several processes (Redis): one
 round trip per 5 ms per process until paced (``benchmarks.pacing_sim`` "processes")."""
 
-SHARED_LINE_AHEAD = 0.1
+SHARED_LINE_AHEAD = 0.3
 """``PacingTuning.line_ahead`` for a backend shared over a round trip (Redis): places in
-line up to one doubling (``doubling``) ahead, so a process whose slot is beyond the
+line up to 0.3 s ahead (each a horizon's slots), so a process whose slot is beyond the
 horizon sleeps until its place instead of asking again with every other process."""
 
 SHARED_INITIAL_WINDOW = 1

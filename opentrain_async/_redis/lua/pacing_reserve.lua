@@ -166,9 +166,10 @@ if rate ~= nil then
     n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
   elseif start <= now + math.max(horizon, tonumber(ARGV[14])) and pause_until <= now
       and streak == 0 and (strict or not searching) then  -- schedule._calm
-    n = 1  -- a place in line, spaced at the rate a horizon before it
+    -- a place in line: a horizon's slots, at the rate a horizon before it
     rate = rate_at(start - horizon)
     interval = 1 / rate
+    n = math.min(count, 1 + math.floor(horizon * rate))
   end
   if n > 0 then
     record(now, 0, n)
