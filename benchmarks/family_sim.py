@@ -55,12 +55,7 @@ from typing import Any
 import attrs
 
 from opentrain_async import Pacer, RateLimitError, RetryPolicy
-from opentrain_async._pacing.state import (
-    SHARED_INITIAL_WINDOW,
-    SHARED_LINE_AHEAD,
-    SHARED_SYNC_EVERY,
-    PacingTuning,
-)
+from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVERY, PacingTuning
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .family import Draw, draw
@@ -140,11 +135,7 @@ async def _run(
     if runner == "opentrain_async":
         if processes > 1:
             shared = _SharedBackend(
-                PacingTuning(
-                    sync_every=SHARED_SYNC_EVERY,
-                    initial_window=SHARED_INITIAL_WINDOW,
-                    line_ahead=SHARED_LINE_AHEAD,
-                ),
+                PacingTuning(sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW),
                 clock,
             )
             pacers = [

@@ -32,7 +32,6 @@ from opentrain_async import Pacer, RateLimitError, RetryPolicy
 from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
 from opentrain_async._pacing.state import (
     SHARED_INITIAL_WINDOW,
-    SHARED_LINE_AHEAD,
     SHARED_SYNC_EVERY,
     PacingFeedback,
     PacingState,
@@ -347,9 +346,7 @@ def simulate(
     ``shared_tuning``: the shared backend's in the regimes with several processes
     (default: the Redis backend's, checking in every ``SHARED_SYNC_EVERY``)."""
     shared_tuning = shared_tuning or PacingTuning(
-        sync_every=SHARED_SYNC_EVERY,
-        initial_window=SHARED_INITIAL_WINDOW,
-        line_ahead=SHARED_LINE_AHEAD,
+        sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
     )
     regime = REGIMES[name]
     factory = make_pacer or (lambda clock, sleep: Pacer(clock=clock, sleep=sleep))
@@ -388,11 +385,7 @@ def main() -> None:
         help="PacingTuning.sync_every of the shared backend (processes regimes)",
     )
     args = parser.parse_args()
-    shared = PacingTuning(
-        sync_every=args.sync_every,
-        initial_window=SHARED_INITIAL_WINDOW,
-        line_ahead=SHARED_LINE_AHEAD,
-    )
+    shared = PacingTuning(sync_every=args.sync_every, initial_window=SHARED_INITIAL_WINDOW)
     print(
         f"{args.runs} runs per regime, 64 in flight (processes: {PER_PROCESS} each, "
         f"one shared backend, sync_every {args.sync_every}), nobody told the rate"

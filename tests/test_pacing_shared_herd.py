@@ -7,9 +7,8 @@ reservations find the slots before the horizon held by the others.  A process th
 got nothing used to sleep until the next slot came within the horizon, as every other
 one did: they woke together, one took the slot and the others asked again, about one
 reservation per process per slot (87% of them empty on a real draw of 14 processes).
-Now such a reservation hands out a place in line (``schedule``): the process sleeps
-until it and sends.  What must hold besides: together they never exceed the rate, and
-the rate is used (no long gap while everyone waits for everyone).
+What must hold besides: together they never exceed the rate, and the rate is used
+(no long gap while everyone waits for everyone).
 """
 
 from __future__ import annotations
@@ -24,12 +23,7 @@ import pytest
 
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
-from opentrain_async._pacing.state import (
-    SHARED_LINE_AHEAD,
-    PacingFeedback,
-    PacingState,
-    PacingTuning,
-)
+from opentrain_async._pacing.state import PacingFeedback, PacingState
 from opentrain_async.testing import FakeTime
 
 ROUND_TRIP = 0.0015  # seconds: a Redis call's median measured on the real stack
@@ -82,7 +76,7 @@ async def _send(pacer: Pacer, time: FakeTime, starts: list[float]) -> None:
 async def _run(processes: int, rate: float) -> tuple[list[int], list[float]]:
     random.seed(processes)  # (the pacers' stagger draws; any seed must pass)
     time = FakeTime(start=100.0)
-    shared = InMemoryPacingBackend(PacingTuning(line_ahead=SHARED_LINE_AHEAD), clock=time.clock)
+    shared = InMemoryPacingBackend(clock=time.clock)
     calls: list[int] = []
     starts: list[float] = []
     pacers = [
@@ -96,13 +90,22 @@ async def _run(processes: int, rate: float) -> tuple[list[int], list[float]]:
     return calls, sorted(s for s in starts if s < 100.0 + SECONDS)
 
 
+_HERD = pytest.mark.xfail(
+    strict=True,
+    reason="pacing: processes that got no slot all ask again when the next comes within "
+    "the horizon (5-13 reservations per slot); a random stagger (branch herd) and places "
+    "in line (branch line) fixed it but did not make 16 real processes faster "
+    "(docs/pacing.md)",
+)
+
+
 @pytest.mark.parametrize(
     ("processes", "rate"),
     [
         (8, 400.0),
-        (8, 200.0),
-        (16, 400.0),
-        (16, 200.0),
+        pytest.param(8, 200.0, marks=_HERD),
+        pytest.param(16, 400.0, marks=_HERD),
+        pytest.param(16, 200.0, marks=_HERD),
     ],
 )
 async def test_processes_sharing_a_schedule_ask_about_once_per_slot(

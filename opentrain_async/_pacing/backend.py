@@ -27,7 +27,6 @@ window (requests in flight before the first 429) and the queue of waiting reques
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -40,7 +39,7 @@ from .curve import rate as curve_rate
 from .pause import learn_window, on_hint, says_reset
 from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
-from .state import PacingFeedback, PacingState, PacingTuning, evolve
+from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
     "InMemoryPacingBackend",
@@ -153,23 +152,12 @@ def apply_reserve(
         rate = state.limit
         return state, Reservation(now, first, 0.0, n, rate, state.cuts, state.pause_until)
     # The steps below in one copy of the state (this runs once per batch of slots):
-    # successes and the schedule touch different fields, but a success ends a 429's
-    # doubt (``streak``), which decides whether a place in line is handed out.
-    if successes > 0 and state.streak:
-        state = evolve(state, streak=0)
+    # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)
     rate = current_rate(state, now, tuning, cap)
     interval = 0.0 if rate is None else 1.0 / rate
     strict = cap is not None and rate == cap
     tat, first, n = slots(state, now, interval, count, tuning, strict)
-    if interval > 0 and first > now + tuning.horizon and n:  # a place in line
-        # The slots of a horizon from it (a batch, as a reservation then would get),
-        # spaced at the rate a reservation a horizon before it would read: a line
-        # handed out now follows a rising curve.
-        rate = current_rate(state, first - tuning.horizon, tuning, cap)
-        interval = 0.0 if rate is None else 1.0 / rate
-        n = min(max(count, 1), 1 + math.floor(tuning.horizon * rate)) if rate else 1
-        tat = first + n * interval
     offered = n if interval > 0 else 0
     changes: dict[str, object] = {"tat": tat} if offered else {}
     if successes > 0:

@@ -27,7 +27,6 @@ from opentrain_async._validation import check_option
 from .allowance import ANSWER_WAIT, in_window_mode, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
-from .schedule import line_ahead
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
@@ -326,8 +325,8 @@ class Pacer:
                     while queue:
                         queue.popleft().wake(max(now, self._pause_until))
                     return
-                if not reservation.count:  # the next slot is out of reach: ask by then
-                    due = self._ask_again(reservation.first - self._offset, now)
+                if not reservation.count:  # the next slot is beyond the horizon: ask by then
+                    due = reservation.first - self._offset - self.tuning.horizon
                     await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
@@ -335,13 +334,6 @@ class Pacer:
             if me.slot is None and slots:  # (none left: all went to those before me)
                 await self._sleep(slots[0] - now)
                 woke = True
-
-    def _ask_again(self, first: float, now: float) -> float:
-        """When to ask again for a slot at ``first`` (local clock): when a place in line
-        there may be had (``line_ahead``), or a horizon before it when it is nearer (a
-        window's "ask again", a process's own cap)."""
-        ahead = line_ahead(self.tuning)
-        return first - (ahead if first - now > ahead else self.tuning.horizon)
 
     async def _nap(self, seconds: float, window: bool) -> None:
         """Sleep ``seconds``; a window's probe waiting for answers (``allowance``) asks

@@ -72,7 +72,6 @@ from .redis_state import VERSION, decode_state, encode_state
 from .shared_bounds import UnusableSharedState, check_shared_state
 from .state import (
     SHARED_INITIAL_WINDOW,
-    SHARED_LINE_AHEAD,
     SHARED_SYNC_EVERY,
     PacingFeedback,
     PacingState,
@@ -150,9 +149,7 @@ class RedisStateBackend:
         self.errors = _unreachable_errors()
         """What means Redis is out of reach (or its answer unusable)."""
         self.tuning = tuning or PacingTuning(
-            sync_every=SHARED_SYNC_EVERY,
-            initial_window=SHARED_INITIAL_WINDOW,
-            line_ahead=SHARED_LINE_AHEAD,
+            sync_every=SHARED_SYNC_EVERY, initial_window=SHARED_INITIAL_WINDOW
         )
         self.options = options or RedisPacingOptions()
         self.key = key
@@ -376,8 +373,7 @@ class RedisPacingBackend(PacingFallback):
     backend.  ``tuning`` must be the same in every process (its default checks in every
     ``SHARED_SYNC_EVERY`` before any limit is known, so a 429 one process saw holds
     the others back within milliseconds, and starts each process with
-    ``SHARED_INITIAL_WINDOW`` request in flight, and hands out places in line up to
-    ``SHARED_LINE_AHEAD`` ahead).  ``clock`` is the local
+    ``SHARED_INITIAL_WINDOW`` request in flight).  ``clock`` is the local
     clock used while Redis is unreachable; ``sleep`` the wait between attempts with
     ``fail_closed``.
     """

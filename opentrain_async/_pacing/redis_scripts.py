@@ -48,7 +48,6 @@ def reserve_args(
         round(ttl * 1000),
         t.idle_after,
         ANSWER_WAIT,
-        t.line_ahead,
     ]
 
 

@@ -6,18 +6,12 @@ by up to ``tolerance`` (a timer that fired late, a busy event loop) is still due
 released together with the others due, so the schedule holds at any rate the machine
 can send; a sender idle for longer restarts the schedule at now (never a burst) and the
 curve is frozen for the idle time.  One call reserves the slots due within ``horizon``
-(at most ``count``), so a shared backend is asked once per batch.  When the next slot
-is further away (a pause, or other processes holding the slots before it) but within
-``line_ahead`` (0.3 s on a shared backend), it reserves a horizon's slots from there:
-a place in line, for which the schedule moves on (GCRA's theoretical arrival time), so
-the caller sleeps until its place and sends, instead of asking again with every other
-waiting process (16 processes on one Redis asked about once each per slot, 87% of the
-answers empty).  Further away it reserves none and the caller asks again when the
-place comes within reach: a slot taken far ahead at today's rate would hold its
-request back at that rate while the rate rises (several processes each holding one
-slot at a search's first 0.5-10/s held everyone back for a second while the search
-doubled untested, then burst at thousands per second).  A place whose holder dies is
-one slot unused: the line goes on after it.
+(at most ``count``), so a shared backend is asked once per batch; when the next slot is
+further away (a pause, or other processes holding the slots before it) it reserves
+none and the caller asks again shortly before then: a slot taken far ahead at today's
+rate would hold its request back at that rate while the rate rises (several processes
+each holding one slot at a search's first 0.5-10/s held everyone back for a second
+while the search doubled untested, then burst at thousands per second).
 """
 
 from __future__ import annotations
@@ -28,7 +22,7 @@ from .curve import frozen_origin
 from .samples import record
 from .state import PacingState, PacingTuning, evolve
 
-__all__ = ["line_ahead", "reserve_slots", "restart_if_idle", "slots"]
+__all__ = ["reserve_slots", "restart_if_idle", "slots"]
 
 
 def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
@@ -55,20 +49,6 @@ def restart_if_idle(state: PacingState, now: float, tuning: PacingTuning) -> Pac
     return evolve(state, tat=tat, origin=origin)
 
 
-def line_ahead(tuning: PacingTuning) -> float:
-    """How far ahead of now a slot may be reserved: the tuning's ``line_ahead`` (a place
-    in line), at least the horizon (no place: in-process, asking again is free)."""
-    return max(tuning.horizon, tuning.line_ahead)
-
-
-def _calm(state: PacingState, now: float, strict: bool) -> bool:
-    """No pause, a success since the last 429 that extended one, and no search (unless
-    a stated limit sets the pace): a place in line is sent without asking again, so
-    while the limit is in doubt (a pause, a shut limiter, a search doubling toward its
-    first real cut) nobody holds one (each would be sent into the next pause)."""
-    return state.pause_until <= now and state.streak == 0 and (strict or not state.searching)
-
-
 def slots(
     state: PacingState,
     now: float,
@@ -84,9 +64,7 @@ def slots(
     tolerance = min(tuning.tolerance, interval) if strict else tuning.tolerance
     start = max(state.tat, state.pause_until, now - tolerance)
     if start > now + tuning.horizon:
-        if start > now + line_ahead(tuning) or not _calm(state, now, strict):
-            return state.tat, start, 0
-        return start + interval, start, 1  # a place in line
+        return state.tat, start, 0
     n = min(count, 1 + math.floor((now + tuning.horizon - start) / interval))
     return start + n * interval, start, n
 
@@ -99,9 +77,8 @@ def reserve_slots(
     tuning: PacingTuning,
     strict: bool = False,
 ) -> tuple[PacingState, float, int]:
-    """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n):
-    n 1 (a place in line) when the first slot is more than ``horizon`` away, 0 when it
-    is more than ``line_ahead`` away (ask again by then).
+    """Reserve up to ``count`` slots ``interval`` apart; returns (state, first slot, n),
+    n 0 when the first slot is more than ``horizon`` away (ask again by then).
 
     ``interval`` 0 means unpaced: ``count`` slots at the end of any pause.  ``strict``
     (pacing at a limit the user stated, which the server must never see exceeded):

@@ -18,7 +18,6 @@ __all__ = [
     "SAMPLE_BUCKETS",
     "SAMPLE_SECONDS",
     "SHARED_INITIAL_WINDOW",
-    "SHARED_LINE_AHEAD",
     "SHARED_SYNC_EVERY",
     "PacingFeedback",
     "PacingState",
@@ -34,11 +33,6 @@ SAMPLE_SECONDS = 0.1
 SHARED_SYNC_EVERY = 0.005
 """``PacingTuning.sync_every`` for a backend shared by several processes (Redis): one
 round trip per 5 ms per process until paced (``benchmarks.pacing_sim`` "processes")."""
-
-SHARED_LINE_AHEAD = 0.3
-"""``PacingTuning.line_ahead`` for a backend shared over a round trip (Redis): places in
-line up to 0.3 s ahead (each a horizon's slots), so a process whose slot is beyond the
-horizon sleeps until its place instead of asking again with every other process."""
 
 SHARED_INITIAL_WINDOW = 1
 """``PacingTuning.initial_window`` for a shared backend: each process starts with one
@@ -157,10 +151,6 @@ class PacingTuning:
     cut the curve takes at least this many round trips (a 429's admission to its
     answer) to climb back, so a sender far from the server probes less often
     (pacing_sim, 40 ms latency: 1.10x and 4.3% 429s at 0, 1.06x and 2.6% at 20).
-    ``line_ahead``: a reservation whose next slot is beyond the horizon but no further
-    than this hands out that slot, a place in line (``schedule``); 0 (in-process, where
-    asking again costs nothing): none, ask again a horizon before it.  A shared backend
-    uses ``SHARED_LINE_AHEAD``.
     """
 
     beta: float = 0.9
@@ -176,7 +166,6 @@ class PacingTuning:
     slow_start_doubling: float | None = 0.1
     sync_every: float = 0.05
     recover_round_trips: float = 20.0
-    line_ahead: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         """Refuse values the algorithm cannot work with, naming the field."""
@@ -185,7 +174,7 @@ class PacingTuning:
         for name in ("recover", "doubling", "max_pause", "max_hint_pause", "sync_every"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("tolerance", "horizon", "idle_after", "recover_round_trips", "line_ahead"):
+        for name in ("tolerance", "horizon", "idle_after", "recover_round_trips"):
             if not getattr(self, name) >= 0:
                 raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.slow_start_doubling is not None and not self.slow_start_doubling > 0:

@@ -1,6 +1,6 @@
 -- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
--- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT, line_ahead.  Returns strings {now, first,
+-- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
 -- interval, n, rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py
 -- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
@@ -127,51 +127,37 @@ if lag > tolerance then
   end
 end
 
--- curve.rate, capped (backend.current_rate)
-local function rate_at(at)
-  local rate = nil
-  if limit ~= nil then
-    local dt = math.max(at - origin, 0)
-    if searching then  -- curve.search_period
-      rate = limit * 2 ^ math.min(dt / math.max(recover, doubling), 30)
+-- curve.rate
+local rate = nil
+if limit ~= nil then
+  local dt = math.max(now - origin, 0)
+  if searching then  -- curve.search_period
+    rate = limit * 2 ^ math.min(dt / math.max(recover, doubling), 30)
+  else
+    local r = recover
+    if r == 0 then r = recover0 end
+    dt = math.min(dt, 60)
+    if dt <= 2 * r then
+      rate = limit * (1 + (1 - beta) / r ^ 3 * (dt - r) ^ 3)
     else
-      local r = recover
-      if r == 0 then r = recover0 end
-      dt = math.min(dt, 60)
-      if dt <= 2 * r then
-        rate = limit * (1 + (1 - beta) / r ^ 3 * (dt - r) ^ 3)
-      else
-        rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
-      end
+      rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
     end
   end
-  if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
-  return rate
 end
-local rate = rate_at(now)
+if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
 
 local first, n, interval = math.max(now, pause_until), count, 0
 if rate ~= nil then
   interval = 1 / rate
   -- strict (a stated limit decides): late slots catch up one interval at most
   local tol = tolerance
-  local strict = cap ~= nil and rate == cap
-  if strict then tol = math.min(tolerance, interval) end
+  if cap ~= nil and rate == cap then tol = math.min(tolerance, interval) end
   local start = math.max(tat, pause_until, now - tol)
   first = start
   n = 0
-  -- schedule.reserve_slots: the slots due within the horizon; further, one place in
-  -- line within schedule.line_ahead; none beyond (ask again by then)
+  -- schedule.reserve_slots: nothing held beyond the horizon (ask again by then)
   if start <= now + horizon then
     n = math.min(count, 1 + math.floor((now + horizon - start) / interval))
-  elseif start <= now + math.max(horizon, tonumber(ARGV[14])) and pause_until <= now
-      and streak == 0 and (strict or not searching) then  -- schedule._calm
-    -- a place in line: a horizon's slots, at the rate a horizon before it
-    rate = rate_at(start - horizon)
-    interval = 1 / rate
-    n = math.min(count, 1 + math.floor(horizon * rate))
-  end
-  if n > 0 then
     record(now, 0, n)
     tat = start + n * interval
   end
