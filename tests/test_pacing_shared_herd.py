@@ -93,8 +93,9 @@ async def _run(processes: int, rate: float) -> tuple[list[int], list[float]]:
 _HERD = pytest.mark.xfail(
     strict=True,
     reason="pacing: processes that got no slot all ask again when the next comes within "
-    "the horizon (5-13 reservations per slot); a random stagger (branch herd) fixed it "
-    "but made 16 real processes slower on 10 of 12 draws (docs/pacing.md)",
+    "the horizon (5-13 reservations per slot); a random stagger (branch herd) and places "
+    "in line (branch line) fixed it but did not make 16 real processes faster "
+    "(docs/pacing.md)",
 )
 
 
