@@ -43,7 +43,6 @@ __all__ = [
     "ANSWER_WAIT",
     "bounds_reset",
     "in_window_mode",
-    "lifted",
     "not_the_probes",
     "probe_bounds_reset",
     "reserve_window",
@@ -134,35 +133,6 @@ def reset_by(state: PacingState, now: float, retry_after: float) -> PacingState:
     if end > state.pause_until:
         return evolve(state, pause_until=end, pause_began=now, win_reset=end)
     return state
-
-
-def lifted(state: PacingState, at: float, period: float, cap: float | None) -> PacingState:
-    """A limiter's first wall lifted for a probe admitted at ``at``, ``period`` after the
-    first send: it accepted a burst, refused everything for a while, and accepts again,
-    as a fixed window does at its reset, whatever its hints said (a window of a second
-    whose hints all round to 1 never said it was one, and the search's cut learned a
-    fraction of its average: seed 3012 of the 2 s family, 14/s of 61/s, 5.13x).  The
-    window's mode from that reset: W what it accepted before (the probe is the new
-    window's first send), ``period`` long (an upper bound if its first window began
-    with the first send: a later reset found unseen, not one into the full window)."""
-    # (Once only: a window's mode left since, for a bucket's hints, stays left.)
-    once = state.win_opened == -math.inf and not state.win_size
-    if state.window_hint or state.limit is None or cap is not None or period <= 0 or not once:
-        return state
-    size = state.successes - 1
-    if size <= 0:
-        return state
-    return evolve(
-        state,
-        window_hint=period,
-        win_size=size,
-        win_opened=at,
-        win_reset=at,
-        win_base=size,
-        win_throttles=state.throttles,
-        win_sent=1,
-        win_granted=at,
-    )
 
 
 def not_the_probes(state: PacingState, successes: int, latest: float | None) -> PacingState:

@@ -36,7 +36,6 @@ import attrs
 from .allowance import (
     bounds_reset,
     in_window_mode,
-    lifted,
     not_the_probes,
     probe_bounds_reset,
     reserve_window,
@@ -239,10 +238,7 @@ def apply_report(
     estimate = None
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
-    others = state.successes - feedback.quiet_since
     state = _count_successes(state, now, feedback.successes, feedback.latest_accepted)
-    if feedback.lifted_at is not None and feedback.period is not None and others <= 0:
-        state = lifted(state, feedback.lifted_at, feedback.period, cap)
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)

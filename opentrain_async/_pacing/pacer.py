@@ -254,7 +254,6 @@ class Pacer:
         self._pause_until = until
         self._rate = reservation.rate
         self._windowed = reservation.rate is not None and not reservation.interval
-        self.probe.stand_down(self._windowed)  # (a window's mode probes its own way)
         if reservation.rate is not None and not self._paced:
             self._become_paced()
         if reservation.cuts != self._cuts:
@@ -374,7 +373,8 @@ class Pacer:
         its probe count every pacer's answers, and a pacer with nothing left to send
         makes no next reservation."""
         if self._local is not None:
-            self._local.report_now(self._success_report())
+            successes, latest = self._take_pending()
+            self._local.report_now(PacingFeedback(successes=successes, latest_accepted=latest))
             return
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
@@ -395,17 +395,14 @@ class Pacer:
 
     async def _flush_pending(self) -> None:
         while self._pending:
-            feedback = self._success_report()
+            successes, latest = self._take_pending()
             try:
-                await self.backend.report(feedback)
+                await self.backend.report(
+                    PacingFeedback(successes=successes, latest_accepted=latest)
+                )
             except Exception:  # any backend's failure: they ride with the next call
-                self._pending += feedback.successes  # (a wall's lift is lost: told once)
+                self._pending += successes
                 return
-
-    def _success_report(self) -> PacingFeedback:
-        """The successes not yet reported, and a wall's lift (``WallProbe.report``)."""
-        successes, latest = self._take_pending()
-        return self.probe.report(successes, latest, told=self.rate_limit is None)
 
     def _window_mode(self) -> bool:
         """The limit is a window of seconds (a hint said when it resets) and no stated
@@ -443,7 +440,7 @@ class Pacer:
         self.probe.accepted(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
-        if self._windowed or self.probe.lifted is not None:
+        if self._windowed:
             self._flush_successes()
 
     def on_error(self, sent_at: float) -> None:
@@ -493,8 +490,7 @@ class Pacer:
         _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
         self._pause_until = max(self._pause_until, pause_until)
         counts = not (jitter or self._window_mode())  # (a window's mode probes its own way)
-        until = self._pause_until + self._offset
-        self.probe.refused(sent_at, retry_after, until, counts, state.successes)
+        self.probe.refused(sent_at, retry_after, self._pause_until + self._offset, counts)
         if state.limit is not None and not self._paced:
             self._become_paced()
         self._answered.set()

@@ -21,15 +21,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .pause import says_reset
-from .state import PacingFeedback
 
 __all__ = ["WallProbe"]
 
 _NONE = float("inf")
-WALL_HELD = 0.3
-"""Seconds a limiter refuses every request before its wall is taken for a window's: the
-guessed pauses (50 ms doubling) have sent three probes by then, and a bucket of 10/s
-or more admits one of them."""
 
 
 class WallProbe:
@@ -39,17 +34,14 @@ class WallProbe:
         "_changed",
         "_clock",
         "_guess_ended",
-        "_hint",
         "_lift",
         "_lift_refused",
         "_longest",
-        "_quiet_since",
         "_refused",
         "_since",
         "_sleep",
         "_wall",
         "first_send",
-        "lifted",
         "not_before",
         "out",
         "period",
@@ -88,31 +80,17 @@ class WallProbe:
         """The probe is claimed or in flight: nobody else starts."""
         self.probe_at = _NONE
         """When the probe was admitted (an answer for a later send ends it too)."""
-        self.lifted: tuple[float, float, int] | None = None
-        """The first wall of rounded seconds lifted after holding ``WALL_HELD`` or more:
-        (the probe's admission, the first send to it: the window's length at most, if
-        its first window began with the first send, the shared successes when the wall
-        began).  Told at once (``report``)."""
-        self._hint: float | None = None  # the hint of the latest refusal
-        self._quiet_since = 0  # the shared successes when the current wall began
         self._guess_ended: float | None = None  # a guessed pause's end, refused since
         self._changed = asyncio.Event()
 
     def refused(
-        self,
-        sent_at: float,
-        hint: float | None,
-        paused_until: float,
-        counts: bool,
-        successes: int = 0,
+        self, sent_at: float, hint: float | None, paused_until: float, counts: bool
     ) -> None:
         """A 429 for a request admitted at ``sent_at`` with ``hint``, after which every
         request is paused until ``paused_until``.  ``counts`` False: a 429 that pauses
         nothing (the arrival spread's) or is a window's, whose pause ends at its reset:
         no evidence either way.  The guess is the first guessed pause since the last
-        success (the 429s of requests sent before it end, and extend it, one by one).
-        ``successes``: the shared count as this 429's report left it (``lifted``)."""
-        self._hint = hint
+        success (the 429s of requests sent before it end, and extend it, one by one)."""
         if not counts:
             pass
         elif says_reset(hint):
@@ -120,7 +98,7 @@ class WallProbe:
                 self._guess_ended = None
         else:
             if self._since is None:
-                self._since, self._quiet_since = sent_at, successes
+                self._since = sent_at
             self._refused = max(self._refused, sent_at)
             if self._guess_ended is None:
                 self._guess_ended = paused_until
@@ -128,30 +106,6 @@ class WallProbe:
                 self.shut = True
                 self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
-
-    def report(self, successes: int, latest: float | None, told: bool) -> PacingFeedback:
-        """Successes to report, with the first wall lifted if ``told`` (not with a stated
-        limit) and not yet told: at once, its window's mode starts at this reset
-        (``allowance.lifted``)."""
-        lift, self.lifted = self.lifted, None
-        at, period, quiet = lift if lift and told else (None, None, 0)
-        return PacingFeedback(
-            successes=successes,
-            latest_accepted=latest,
-            lifted_at=at,
-            period=period,
-            quiet_since=quiet,
-        )
-
-    def stand_down(self, windowed: bool) -> None:
-        """``windowed``: a window's mode holds the sends (``allowance``), shared by every
-        pacer: no wall of this pacer's own (each process's probe, held one at a time,
-        sent 7 of a W of 21 per window, seed 180238 of the 2 s family, 9.78x)."""
-        if windowed and self.shut:
-            self.shut = self.out = False
-            self._guess_ended = self._since = None
-            self._refused, self.probe_at = float("-inf"), _NONE
-            self._changed.set()
 
     def _wall_opens(self) -> float:
         """The earliest a new wall may lift, from the last one: its reset comes no
@@ -168,10 +122,6 @@ class WallProbe:
         if self._since is None:
             return
         before = self._lift if self._lift is not None else self.first_send
-        # (A rounded second only: with no hint at all, the walls' own period serves.)
-        held = self._refused - self._since >= WALL_HELD and self._hint == 1.0
-        if self._lift is None and self.first_send is not None and held:
-            self.lifted = (sent_at, sent_at - self.first_send, self._quiet_since)
         if before is not None:
             self.period = max(self.period, self._refused - before)
         self._wall = self._refused - self._since

@@ -99,9 +99,6 @@ def report_args(
             _arg(cap),
             "1" if feedback.spread else "0",
             _arg(feedback.latest_accepted),
-            _arg(feedback.lifted_at),
-            _arg(feedback.period),
-            feedback.quiet_since,
         ]
     return args
 

@@ -206,11 +206,3 @@ class PacingFeedback:
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""
-    lifted_at: float | None = None
-    """A limiter's first wall (held ``WallProbe``'s ``WALL_HELD`` or more) lifted for a
-    probe admitted at this time: a window that reset (``allowance.lifted``)."""
-    period: float | None = None
-    """With ``lifted_at``: the first send to that probe, the window's length at most."""
-    quiet_since: int = 0
-    """With ``lifted_at``: the shared successes when the wall began (a window's wall
-    admits nobody's requests; a bucket shared by processes admits the others')."""

@@ -3,8 +3,7 @@
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
--- latest_accepted ('' unknown), lifted_at ('' none), period ('' none), quiet_since.
--- Returns {now, the new
+-- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
@@ -22,8 +21,7 @@ local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base',
-  'win_throttles')
+  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -33,8 +31,7 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
   win_size = tonumber(f[19]) or 0, win_sent = tonumber(f[20]) or 0,
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
-  win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
-  win_throttles = tonumber(f[25]) or 0}
+  win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -94,7 +91,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 11 do
+for g = 14, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -110,7 +107,6 @@ for i = 1, NB do
 end
 if first ~= nil then estimate = math.max(estimate, total / math.max(now - first, S)) end
 
-local others = s.successes - tonumber(ARGV[g + 10])  -- before this report's
 if successes > 0 then
   record(now, successes, 0)
   s.successes = s.successes + successes
@@ -125,15 +121,6 @@ if successes > 0 then
       and latest < s.win_granted - 1e-6 then
     s.win_probed = s.win_probed + successes
   end
-end
--- allowance.lifted: a limiter's first wall lifted, nobody admitted during it
-local lifted_at, period = tonumber(ARGV[g + 8]), tonumber(ARGV[g + 9])
-if lifted_at ~= nil and period ~= nil and others <= 0 and s.window_hint == 0
-    and s.limit ~= nil and cap == nil and period > 0 and s.win_opened == NEG
-    and s.win_size == 0 and s.successes - 1 > 0 then
-  local size = s.successes - 1
-  s.window_hint, s.win_size, s.win_opened, s.win_reset = period, size, lifted_at, lifted_at
-  s.win_base, s.win_throttles, s.win_sent, s.win_granted = size, s.throttles, 1, lifted_at
 end
 if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
@@ -235,9 +222,6 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
-  'win_size', s.win_size, 'win_opened', fmt(s.win_opened),
-  'win_throttles', s.win_throttles, 'win_sent', s.win_sent,
-  'win_granted', fmt(s.win_granted),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))
