@@ -8,37 +8,11 @@ seed 296: a 3,409/s bucket shared by 13 processes 162 ms away, cut to 691/s).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from opentrain_async import Pacer, PacingFeedback, PacingState, PacingTuning
-from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
+from opentrain_async import Pacer, PacingState, PacingTuning
+from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async.testing import FakeTime
 
-
-class Shared:
-    """An in-memory state reached as if over a network (not an ``InMemoryPacingBackend``:
-    the pacer sees only what reservations and its own reports return)."""
-
-    def __init__(self, inner: InMemoryPacingBackend) -> None:
-        self.inner = inner
-        self.tuning = inner.tuning
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        return await self.inner.reserve(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        return await self.inner.report(feedback, cap=cap)
-
-    async def load(self) -> PacingState:
-        return await self.inner.load()
-
-    async def aclose(self) -> None:
-        """Nothing opened."""
-
-    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """Nothing to name."""
+from .pacing_kit import Shared
 
 
 async def test_a_process_that_never_reported_knows_a_lone_429_is_the_spread() -> None:

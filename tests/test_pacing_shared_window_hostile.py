@@ -22,26 +22,10 @@ from opentrain_async._pacing.state import PacingFeedback, PacingState
 from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _hint, _ScheduleLimiter
 
+from .pacing_kit import known_window
 from .step_clock import Clock
 
 PACERS = 3
-
-
-def _known_window(clock: Clock, w: int, window: float) -> PacingState:
-    """A window of ``w`` per ``window`` seconds, learned as a pacer learns it (one cut
-    a window ago), its next reset now."""
-    reset = clock.now
-    return PacingState(
-        limit=w / window,
-        searching=False,
-        origin=reset - window,
-        cut_at=reset - window,
-        cuts=2,
-        successes=w,
-        window_hint=window,
-        pause_until=reset,
-        win_reset=reset,
-    )
 
 
 @attrs.define
@@ -113,7 +97,7 @@ async def test_a_long_job_keeps_sending_w_at_every_reset() -> None:
     dropped for the rate schedule at half the speed (after eight windows of 20 per 2 s)."""
     clock = Clock()
     w, window, windows = 20, 2.0, 16
-    backend, pacers = _pacers(clock, _known_window(clock, w, window))
+    backend, pacers = _pacers(clock, known_window(w, window, clock.now))
     schedule = LimitSchedule(((0.0, FixedWindow(limit=w, window=window)),))
     run = await _run(clock, pacers, schedule, window, windows * w)
     assert run.delivered == windows * w
@@ -133,7 +117,7 @@ async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> N
     window = 2.0
     big, small = FixedWindow(limit=24, window=window), FixedWindow(limit=12, window=window)
     steps = ((0.0, big), (4.0, small), (8.0, big), (12.0, small), (16.0, big))
-    _, pacers = _pacers(clock, _known_window(clock, 24, window))
+    _, pacers = _pacers(clock, known_window(24, window, clock.now))
     limits = [24, 24, 12, 12, 24, 24, 12, 12, 24, 24]
     n = sum(limits) + 8
     run = await _run(clock, pacers, LimitSchedule(steps), window, n)
@@ -152,7 +136,7 @@ async def test_a_window_replaced_by_a_bucket_leaves_the_window_mode() -> None:
     clock = Clock()
     window = 2.0
     steps = ((0.0, FixedWindow(limit=20, window=window)), (4.0, TokenBucket(rate=10)))
-    backend, pacers = _pacers(clock, _known_window(clock, 20, window))
+    backend, pacers = _pacers(clock, known_window(20, window, clock.now))
     run = await _run(clock, pacers, LimitSchedule(steps), window, 60)
     assert run.delivered == 60
     assert backend.state.window_hint == 0
@@ -167,7 +151,7 @@ async def test_a_grant_stamped_ahead_of_the_clock_holds_the_probe_at_most_answer
     clock = Clock()
     w, window = 20, 2.0
     stale = attrs.evolve(
-        _known_window(clock, w, window),
+        known_window(w, window, clock.now),
         successes=2 * w - 1,  # the window's W granted, one answer lost
         win_size=w,
         win_opened=clock.now - 0.5,
@@ -230,7 +214,7 @@ async def test_close_does_not_hang_on_a_success_report_that_never_lands() -> Non
     from opentrain_async import OpenTrainClient
 
     clock = Clock()
-    inner = InMemoryPacingBackend(clock=clock, state=_known_window(clock, 20, 2.0))
+    inner = InMemoryPacingBackend(clock=clock, state=known_window(20, 2.0, clock.now))
     backend = _FrozenReports(inner)
     pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
     client = OpenTrainClient("ot_test_token", "http://127.0.0.1:9", pacer=pacer)
@@ -280,7 +264,7 @@ async def test_slots_of_callers_who_gave_up_are_not_sent_into_a_later_window() -
     clock = Clock()
     w = 3
     reset = clock.now + 0.5
-    known = attrs.evolve(_known_window(clock, w, 2.0), pause_until=reset, win_reset=reset)
+    known = known_window(w, 2.0, clock.now, pause_until=reset, win_reset=reset)
     inner = InMemoryPacingBackend(clock=clock, state=known)
     slow = _SlowReserve(inner)
 
@@ -321,7 +305,7 @@ async def test_an_answer_later_than_answer_wait_is_not_taken_for_the_probes() ->
     past the answers still missing when it went."""
     clock = Clock()
     w = 24
-    _, pacers = _pacers(clock, _known_window(clock, w, 2.0))
+    _, pacers = _pacers(clock, known_window(w, 2.0, clock.now))
     granted = []
     for pacer in pacers * w:
         at = pacer.try_acquire()
@@ -349,7 +333,7 @@ async def test_answers_lost_for_good_delay_a_reopening_one_answer_wait_at_most()
     every probe, the window never reopened: one send per ``ANSWER_WAIT`` for good.)"""
     clock = Clock()
     w = 24
-    _, pacers = _pacers(clock, _known_window(clock, w, 2.0))
+    _, pacers = _pacers(clock, known_window(w, 2.0, clock.now))
     granted = [(p, at) for p in pacers * w if (at := p.try_acquire()) is not None]
     assert len(granted) == w
     dead = pacers[0]

@@ -25,10 +25,10 @@ import redis.asyncio as redis_asyncio
 
 from opentrain_async import OpenTrainClient
 from opentrain_async._pacing.redis_backend import encode_state, pacing_key
-from opentrain_async._pacing.state import PacingState
 from opentrain_async.testing import FakeOpenTrain, FixedWindow
 
 from .cli_helpers import cli_env, start_cli, write_jsonl
+from .pacing_kit import known_window
 from .redis_server import RedisServer
 
 W = 40
@@ -83,19 +83,7 @@ async def _seed(r: redis_asyncio.Redis, limit: _CountedWindow, key: str) -> None
     local = time.monotonic()
     boundary = limit.origin[0] + (math.floor((local - limit.origin[0]) / WINDOW) + 1) * WINDOW
     reset = float(sec) + usec / 1e6 + (boundary - local)
-    state = PacingState(
-        limit=W / WINDOW,
-        searching=False,
-        origin=reset - WINDOW,
-        cut_at=reset - WINDOW,
-        cuts=2,
-        successes=W,
-        window_hint=WINDOW,
-        pause_until=reset,
-        win_size=W,
-        win_reset=reset,
-    )
-    await r.hset(key, mapping=encode_state(state))
+    await r.hset(key, mapping=encode_state(known_window(W, WINDOW, reset, win_size=W)))
 
 
 async def _burst_in_flight(server: FakeOpenTrain, deadline: float) -> None:

@@ -23,10 +23,11 @@ from opentrain_async._pacing.redis_backend import (
     RedisPacingOptions,
     encode_state,
 )
-from opentrain_async._pacing.state import PacingFeedback, PacingState
+from opentrain_async._pacing.state import PacingFeedback
 from opentrain_async.testing import FixedWindow, LimitSchedule
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import known_window
 from .redis_server import RedisServer
 
 W = 20
@@ -48,18 +49,7 @@ async def _seed(redis: redis_asyncio.Redis, key: str, window: float, ahead: floa
     """A window of W per ``window`` seconds, known; its next reset ``ahead`` from now."""
     sec, usec = await redis.time()
     reset = float(sec) + usec / 1e6 + ahead
-    state = PacingState(
-        limit=W / window,
-        searching=False,
-        origin=reset - window,
-        cut_at=reset - window,
-        cuts=2,
-        successes=W,
-        window_hint=window,
-        pause_until=reset,
-        win_reset=reset,
-    )
-    await redis.hset(key, mapping=encode_state(state))
+    await redis.hset(key, mapping=encode_state(known_window(W, window, reset)))
 
 
 def _backends(clients: list[redis_asyncio.Redis], key: str) -> list[RedisPacingBackend]:

@@ -20,32 +20,16 @@ import attrs
 import pytest
 
 from opentrain_async import Pacer
-from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
-from opentrain_async._pacing.state import PacingFeedback, PacingState
+from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async.testing import FixedWindow
 from opentrain_async.testing._limits import _hint
 
+from .pacing_kit import Shared, known_window
 from .step_clock import Clock
 
 W = 20
 T = 2.0
 START = 100.0  # the clock's start, the server's origin and the known next reset
-
-
-def _known_window(cut: float = START - T) -> PacingState:
-    """W per T learned as a pacer learns it (one cut at ``cut``), its next reset at
-    ``START``."""
-    return PacingState(
-        limit=W / T,
-        searching=False,
-        origin=cut,
-        cut_at=cut,
-        cuts=2,
-        successes=W,
-        window_hint=T,
-        pause_until=START,
-        win_reset=START,
-    )
 
 
 @attrs.define
@@ -111,7 +95,7 @@ async def test_answers_held_past_the_reset_do_not_count_in_the_next_window(
     W 20.)"""
     clock = Clock()
     clock.now = START
-    backend = InMemoryPacingBackend(clock=clock, state=_known_window())
+    backend = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
     holder, other = _pacer(clock, backend), _pacer(clock, backend)
     server = Server()
     held: list[float] = []
@@ -144,7 +128,7 @@ async def test_a_window_outlives_its_hint_and_its_w_does_not_go_into_the_next() 
     accepted, a doubled allowance (30 sends in the next two windows, W 20)."""
     clock = Clock()
     clock.now = START
-    backend = InMemoryPacingBackend(clock=clock, state=_known_window())
+    backend = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
     pacer = _pacer(clock, backend)
     server = Server()
     clock.now = START + T - 0.1  # nothing to send until the window's end
@@ -164,39 +148,15 @@ async def test_a_reset_long_past_opens_the_window_of_now() -> None:
     its probe, each window)."""
     clock = Clock()
     clock.now = START + 5 * T + 0.3
-    backend = InMemoryPacingBackend(clock=clock, state=_known_window(clock.now - T))
+    cut = clock.now - T
+    state = known_window(W, T, START, origin=cut, cut_at=cut)
+    backend = InMemoryPacingBackend(clock=clock, state=state)
     pacer = _pacer(clock, backend)
     server = Server()
     assert await _send(clock, pacer, server, 3 * W) == 3 * W
     assert backend.state.win_reset == START + 7 * T  # told by the 429s, not reckoned
     seen = [server.sends[i] for i in range(5, max(server.sends) + 1)]
     assert seen == [W + 1, W + 1, W], seen
-
-
-class _Shared:
-    """The in-memory backend as a pacer sees a shared one (Redis): the state only as
-    reports return it, never read directly."""
-
-    def __init__(self, inner: InMemoryPacingBackend) -> None:
-        self.inner = inner
-        self.tuning = inner.tuning
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        return self.inner.reserve_now(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        return self.inner.report_now(feedback, cap=cap)
-
-    async def load(self) -> PacingState:
-        return self.inner.state
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
-
-    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """Nothing to name."""
 
 
 async def test_a_probes_429_pauses_a_process_that_never_saw_the_hint() -> None:
@@ -206,8 +166,8 @@ async def test_a_probes_429_pauses_a_process_that_never_saw_the_hint() -> None:
     paused nobody and a second probe went: W + 2 in a window.)"""
     clock = Clock()
     clock.now = START
-    inner = InMemoryPacingBackend(clock=clock, state=_known_window())
-    pacer = Pacer(backend=_Shared(inner), clock=clock, sleep=clock.sleep)
+    inner = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
+    pacer = Pacer(backend=Shared(inner), clock=clock, sleep=clock.sleep)
     for round_trip in (0.1, 0.3) * 8:
         pacer.spread.answered(round_trip, accepted=True)
     server = Server()

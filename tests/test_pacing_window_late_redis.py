@@ -11,6 +11,7 @@ from opentrain_async._pacing.backend import apply_report, apply_reserve
 from opentrain_async._pacing.redis_backend import decode_state, encode_state
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
+from .pacing_kit import known_window
 from .test_pacing_redis import assert_states_equal, redis_now, steady
 
 W = 20
@@ -20,23 +21,15 @@ T = 2.0
 def _window(now: float, **changes: object) -> PacingState:
     """A window of W per T opened at its reset a second ago, W sent, all accepted."""
     reset = now - 1.0
-    state = PacingState(
-        limit=W / T,
-        searching=False,
-        origin=reset - T,
-        cut_at=reset - T,
-        cuts=2,
-        successes=3 * W,
-        window_hint=T,
-        pause_until=reset,
-        win_size=W,
-        win_opened=reset,
-        win_base=2 * W,
-        win_sent=W,
-        win_granted=reset,
-        win_reset=reset,
-    )
-    return attrs.evolve(state, **changes)
+    opened = {
+        "successes": 3 * W,
+        "win_size": W,
+        "win_opened": reset,
+        "win_base": 2 * W,
+        "win_sent": W,
+        "win_granted": reset,
+    }
+    return known_window(W, T, reset, **{**opened, **changes})
 
 
 async def test_reserve_agrees_where_a_window_outlived_its_hint(
