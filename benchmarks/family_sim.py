@@ -388,10 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         _print_untuned(range(first, first + (1 if args.only is not None else args.draws)), runners)
         return
     seeds = [args.only] if args.only is not None else range(args.first, args.first + args.draws)
-    draws = [
-        draw(s, seconds=(1.0, 3.0), max_window=args.max_window, processes=args.processes)
-        for s in seeds
-    ]
+    draws = [draw(s, max_window=args.max_window, processes=args.processes) for s in seeds]
     if args.kind:
         draws = [d for d in draws if d.kind == args.kind]
     if args.min_burst:

@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-window", type=float, default=60.0, help="family_run: 2")
     args = parser.parse_args(argv)
     draws = [
-        draw(s, seconds=(1.0, 3.0), max_window=args.max_window)
-        for s in range(args.first, args.first + args.draws)
+        draw(s, max_window=args.max_window) for s in range(args.first, args.first + args.draws)
     ]
     print(
         f"{len(draws)} draws, seeds {args.first}..{args.first + args.draws - 1}, tail after "
