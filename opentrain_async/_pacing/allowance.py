@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 
-from .pause import left_to_pacer
+from .pause import is_exact, left_to_pacer
 from .state import PacingState, PacingTuning, evolve
 
 __all__ = [
@@ -94,7 +94,7 @@ def bounds_reset(
     return (
         retry_after is not None
         and retry_after >= 1
-        and retry_after == int(retry_after)
+        and not is_exact(retry_after)
         and sent_at is not None
         and sent_at < state.pause_began
         and state.win_reset == state.pause_until > now

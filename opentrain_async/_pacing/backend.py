@@ -214,7 +214,7 @@ def _pause(
     """A 429's hint: what it says of the limit (``_learn_hint``) and the pause; in a
     window's mode a rounded hint of its wall or its probe bounds the reset."""
     hint, sent = feedback.retry_after, feedback.throttled_at
-    bound = hint is not None and bounds_reset(state, now, sent, hint)
+    bound = bounds_reset(state, now, sent, hint)
     probe = probe_bounds_reset(state, sent, hint, windowed)
     state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe)
     if bound and hint is not None:
