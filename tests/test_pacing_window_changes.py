@@ -14,8 +14,9 @@ import attrs
 from opentrain_async._pacing.allowance import ANSWER_WAIT
 from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
 
+from .pacing_kit import known_window
 from .step_clock import Clock
-from .test_pacing_shared_window_hostile import Run, _admit, _known_window, _pacers, _run
+from .test_pacing_shared_window_hostile import Run, _admit, _pacers, _run
 
 
 async def test_a_window_that_grows_sends_its_new_w_at_each_reset() -> None:
@@ -27,7 +28,7 @@ async def test_a_window_that_grows_sends_its_new_w_at_each_reset() -> None:
     server; answers here are immediate, so the bursts share one instant)."""
     clock = Clock()
     window = 2.0
-    known = attrs.evolve(_known_window(clock, 12, window), win_size=12)
+    known = known_window(12, window, clock.now, win_size=12)
     backend, pacers = _pacers(clock, known)
     schedule = LimitSchedule(((0.0, FixedWindow(limit=24, window=window)),))
     n = 12 + 24 * 5
@@ -45,7 +46,7 @@ async def _bucket_run(hints: str, window_first: bool) -> tuple[Run, float]:
     clock = Clock()
     first = FixedWindow(limit=20, window=2.0) if window_first else TokenBucket(rate=10)
     steps = ((0.0, first), (4.0, TokenBucket(rate=10)))
-    known = _known_window(clock, 20, 2.0)
+    known = known_window(20, 2.0, clock.now)
     if not window_first:
         known = attrs.evolve(known, window_hint=0.0)
     backend, pacers = _pacers(clock, known)
@@ -85,7 +86,7 @@ async def test_a_success_after_the_second_probe_is_not_taken_for_the_probes() ->
     share of the answers written off as lost: the slow one and the first probe's.)"""
     clock = Clock()
     w = 24
-    _, pacers = _pacers(clock, _known_window(clock, w, 4.0))
+    _, pacers = _pacers(clock, known_window(w, 4.0, clock.now))
     granted = [(p, at) for p in pacers * w if (at := p.try_acquire()) is not None]
     assert len(granted) == w
     for pacer, at in granted[1:]:
