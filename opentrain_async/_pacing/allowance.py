@@ -184,15 +184,20 @@ def _open(state: PacingState, at: float) -> PacingState:
     )
 
 
+def _unanswered(state: PacingState) -> int:
+    """The window's sends no answer has come for yet (negative: more answers than
+    sends, a window opened while some were out)."""
+    accepted = state.successes - state.win_base
+    return state.win_sent - (accepted + state.throttles - state.win_throttles)
+
+
 def _reset_unseen(state: PacingState, at: float) -> PacingState:
     """The window outlived its hint and no 429 said when the next reset is: it reset
     unseen at ``at``.  W as it was (what the last window accepted is not known), and
     its sends still unanswered are the new window's (sent late in the last, they may
     land in this one: granted again, 16-24 in a window of 40 went over it)."""
-    accepted = state.successes - state.win_base
-    missing = state.win_sent - (accepted + state.throttles - state.win_throttles)
-    size = state.win_size
-    return evolve(_open(state, at), win_size=size, win_sent=max(missing, 0))
+    missing = _unanswered(state)
+    return evolve(_open(state, at), win_size=state.win_size, win_sent=max(missing, 0))
 
 
 def reserve_window(
@@ -224,8 +229,7 @@ def reserve_window(
     elif state.win_sent < size:
         n = min(max(count, 1), size - state.win_sent)
     else:
-        accepted = state.successes - state.win_base
-        missing = state.win_sent - (accepted + state.throttles - state.win_throttles)
+        missing = _unanswered(state)
         # (A grant stamped ahead of now, from a clock that went back, is stale.)
         waited = now - state.win_granted
         if missing > 0 and 0 <= waited < ANSWER_WAIT:
