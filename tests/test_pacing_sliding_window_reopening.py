@@ -8,6 +8,8 @@ window (``allowance.window_average``).
 
 from __future__ import annotations
 
+import pytest
+
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingState
@@ -67,3 +69,41 @@ async def test_a_reopening_sliding_window_is_cut_to_its_average_over_a_window() 
     assert state.limit is not None
     assert state.limit >= W / WINDOW
     assert state.limit <= W / state.window_hint
+
+
+async def test_a_whole_hints_probe_still_reads_the_average_from_reset_to_reset() -> None:
+    """A window of 10 per about 1.3 s learned from a whole 2 s hint: its W sent at the
+    reset and accepted, its probe refused with a rounded second, which bounds the next
+    reset 1.3 s after this one.  Those 1.3 s are a window (a whole hint of 2 s says it
+    lasts more than 1 s), so the cut reads 10 per 1.3 s, not W per hint (5/s: seed 5505
+    of the 2 s family, a fixed window, 1.52x -> 1.84x when W per hint read for it)."""
+    clock = Clock()
+    start = clock.now
+    state = PacingState(
+        limit=50.0,
+        searching=False,
+        origin=start - 10.0,
+        cut_at=start - 0.001,
+        cuts=2,
+        window_hint=2.0,
+        win_size=10,
+        pause_until=start,
+        win_reset=start,
+    )
+    backend = InMemoryPacingBackend(clock=clock, state=state)
+    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
+    pacer._become_paced()
+    sent = [pacer.try_acquire() for _ in range(10)]
+    assert None not in sent
+    for at in sent:
+        pacer.on_success(at)  # type: ignore[arg-type]
+    await pacer.flushed()
+    clock.now = start + 0.1
+    probe = pacer.try_acquire()
+    assert probe is not None
+    clock.now = start + 0.3
+    await pacer.on_throttle(probe, 1.0)
+    state = backend.state
+    assert state.window_hint == 2.0
+    assert state.pause_until == pytest.approx(start + 1.3)
+    assert state.limit == pytest.approx(10 / 1.301)

@@ -76,12 +76,14 @@ def window_rate(state: PacingState) -> float | None:
 def window_average(state: PacingState, since: float) -> float:
     """What a window let through per second over the ``since`` seconds from the last
     cut (a reset) to the end of a 429's pause: its successes over that time, or, that
-    time shorter than the window's hint, its W (or more) per hint.  A sliding window
-    reopens slot by slot, so part of W sent at its reset is refused a few milliseconds
-    after it: counted over those milliseconds, the average read as a window's limit
-    was the handful admitted so far (seed 5921, 967 per 1.39 s: 193/s, 4.40x)."""
+    time shorter than a window for sure (half its hint: an exact hint is at most the
+    window, a whole one of h s says more than h - 1), its W (or more) per hint.  A
+    sliding window reopens slot by slot, so part of W sent at its reset is refused a
+    few milliseconds after it: counted over those milliseconds, the average read as a
+    window's limit was the handful admitted so far (seed 5921, 967 per 1.39 s: 193/s,
+    4.40x)."""
     got = state.successes - state.successes_at_cut
-    if since < state.window_hint:
+    if 2 * since < state.window_hint:
         return max(got, state.win_size) / state.window_hint
     return got / since
 

@@ -193,7 +193,7 @@ if throttled and not spread then
     local since = resume - s.cut_at
     if s.window_hint ~= 0 and since > 0 then
       local average = (s.successes - s.successes_at_cut) / since
-      if since < s.window_hint then  -- allowance.window_average
+      if 2 * since < s.window_hint then  -- allowance.window_average
         average = math.max(s.successes - s.successes_at_cut, s.win_size) / s.window_hint
       end
       measured = nil
