@@ -47,6 +47,7 @@ __all__ = [
     "probe_bounds_reset",
     "reserve_window",
     "stale_answers",
+    "window_average",
     "window_rate",
     "window_reset",
 ]
@@ -70,6 +71,21 @@ def window_rate(state: PacingState) -> float | None:
     if state.limit is not None and state.win_size and state.window_hint > 0:
         return min(state.win_size / state.window_hint, state.limit)
     return state.limit
+
+
+def window_average(state: PacingState, since: float) -> float:
+    """What a window let through per second over the ``since`` seconds from the last
+    cut (a reset) to the end of a 429's pause: its successes over that time, or, that
+    time shorter than a window for sure (half its hint: an exact hint is at most the
+    window, a whole one of h s says more than h - 1), its W (or more) per hint.  A
+    sliding window reopens slot by slot, so part of W sent at its reset is refused a
+    few milliseconds after it: counted over those milliseconds, the average read as a
+    window's limit was the handful admitted so far (seed 5921, 967 per 1.39 s: 193/s,
+    4.40x)."""
+    got = state.successes - state.successes_at_cut
+    if 2 * since < state.window_hint:
+        return max(got, state.win_size) / state.window_hint
+    return got / since
 
 
 def window_reset(state: PacingState, before: float, exact_or_window: bool) -> PacingState:

@@ -42,6 +42,7 @@ from .allowance import (
     reset_by,
     stale_answers,
     tighten,
+    window_average,
     window_reset,
 )
 from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
@@ -279,7 +280,7 @@ def apply_report(
             # them; that is the limit when the rate that drew the 429 was a burst.
             # Paced near that average, the 429 only says "a little slower" (what got
             # through was what was offered): the drawing rate is the limit.
-            average = (state.successes - state.successes_at_cut) / since
+            average = window_average(state, since)
             measured = average if drew > 2 * average else None
         state = cut(
             state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted

@@ -193,6 +193,9 @@ if throttled and not spread then
     local since = resume - s.cut_at
     if s.window_hint ~= 0 and since > 0 then
       local average = (s.successes - s.successes_at_cut) / since
+      if 2 * since < s.window_hint then  -- allowance.window_average
+        average = math.max(s.successes - s.successes_at_cut, s.win_size) / s.window_hint
+      end
       measured = nil
       if drew > 2 * average then measured = average end
     end
