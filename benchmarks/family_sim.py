@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import random
@@ -381,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
         "--as-exact", action="store_true", help="the draws chosen, with exact hints instead"
     )
     parser.add_argument("--min-burst", type=int, help="only buckets of at least this burst")
+    parser.add_argument("--moving", action="store_true", help="only limits that change or flap")
+    parser.add_argument("--save", help="write this SDK's ratio and 429s per seed to this JSON")
     args = parser.parse_args(argv)
     runners = args.runners.split(",")
     if args.untuned:
@@ -397,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.hints == args.hints]
     if args.shared:
         draws = [d for d in draws if d.processes > 1]
+    if args.moving:
+        draws = [d for d in draws if d.changes]
     if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
         draws = [attrs.evolve(d, jitter=0.0) for d in draws]
     if args.as_exact:  # what a hint's rounding (or absence) costs on these draws
@@ -408,6 +413,10 @@ def main(argv: list[str] | None = None) -> None:
         by_runner[name] = [run_draw(d, name) for d in draws]
         print(f"{name:<16} {summarise(by_runner[name])}", flush=True)
     print(f"({time.perf_counter() - began:.0f} s of wall time)", file=sys.stderr)
+    if args.save and "opentrain_async" in by_runner:  # per draw, to count draws that moved
+        rows = {r.draw.seed: [r.ratio, r.share] for r in by_runner["opentrain_async"]}
+        with open(args.save, "w", encoding="utf-8") as out:
+            json.dump(rows, out)
     for name in runners:
         print(f"\nfive worst draws, {name}:")
         for r in sorted(by_runner[name], key=lambda r: -r.ratio)[:5]:
