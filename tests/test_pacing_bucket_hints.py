@@ -39,11 +39,13 @@ def test_a_volley_of_bucket_hints_ends_the_search_near_the_rate() -> None:
     now = 1.1
     state = apply_report(state, now, throttled(1.0, 0.0002), None, T)
     assert state.searching
-    assert state.limit is not None and state.limit > 210
+    assert state.limit is not None
+    assert state.limit > 210
     for i, hint in enumerate((0.003, 0.0049, 0.004)):
         state = apply_report(state, now + 0.001 * (i + 1), throttled(1.0, hint), None, T)
     assert not state.searching
-    assert state.limit is not None and 200 <= state.limit <= 1 / 0.0049 + 1e-9
+    assert state.limit is not None
+    assert 200 <= state.limit <= 1 / 0.0049 + 1e-9
     assert current_rate(state, now + 0.05, T) >= 0.99 * state.limit
 
 

@@ -295,9 +295,11 @@ def _apply_report(
     limit = state.limit
     if limit is None:  # (the first cut set it)
         return state
-    if bound is not None and state.searching:
+    searched = curve_rate(state, now, tuning)
+    if bound is not None and state.searching and searched is not None and bound < searched:
         # A bucket's exact hint names the rate: the search ends there (the rate that
-        # drew it counts only for a request sent in the search).
+        # drew it counts only for a request sent in the search); a looser bound (a
+        # token had nearly refilled) leaves the search to go on.
         drawn = drew_at if admitted > state.cut_at else None
         hint = feedback.retry_after
         state = bounded(state, now, bound, drawn, hint, resume, tuning, now - admitted)

@@ -72,7 +72,8 @@ def bucket_bound(state: PacingState, retry_after: float | None) -> float | None:
         return None
     if not is_exact(retry_after):
         return None
-    return 1.0 / max(state.hint_max, retry_after)
+    longest = state.hint_max if state.hint_max > retry_after else retry_after  # (not NaN)
+    return 1.0 / longest
 
 
 def says_reset(retry_after: float | None) -> bool:
