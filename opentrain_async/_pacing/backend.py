@@ -295,11 +295,11 @@ def _apply_report(
     limit = state.limit
     if limit is None:  # (the first cut set it)
         return state
-    searched = curve_rate(state, now, tuning)
-    if bound is not None and state.searching and searched is not None and bound < searched:
+    if bound is not None and state.searching:
         # A bucket's exact hint names the rate: the search ends there (the rate that
-        # drew it counts only for a request sent in the search); a looser bound (a
-        # token had nearly refilled) leaves the search to go on.
+        # drew it counts only for a request sent in the search); a bound above the
+        # search's rate says it is still below the rate: no cut, the search goes on
+        # (the 429 is the burst's end, or arrivals bunched).
         drawn = drew_at if admitted > state.cut_at else None
         hint = feedback.retry_after
         state = bounded(state, now, bound, drawn, hint, resume, tuning, now - admitted)

@@ -218,14 +218,16 @@ if throttled and not spread then
     done = bound == nil
   end
   if done then  -- (the first cut alone)
-  elseif bound ~= nil and s.searching and bound < curve_rate(now) then
-    -- curve.bounded: the search ends there
-    local low = bound
-    if admitted > s.cut_at and drew_at ~= nil and drew_at < low then low = drew_at end
-    s.limit, s.searching = math.max(low, MIN_RATE), false
-    s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
-    at_limit(resume, now - admitted)
-    s.cut_at = math.max(resume, tat)
+  elseif bound ~= nil and s.searching then  -- curve.bounded: the search ends there
+    if bound < curve_rate(now) then  -- (above the search's rate: no cut)
+      local low = bound
+      if admitted > s.cut_at and drew_at ~= nil and drew_at < low then low = drew_at end
+      s.limit, s.searching = math.max(low, MIN_RATE), false
+      s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+      at_limit(resume, now - admitted)
+      s.cut_at = resume
+    end
+    s.cut_at = math.max(s.cut_at, tat)
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
