@@ -210,6 +210,62 @@ def _new_episode(
     )
 
 
+def _episode_cut(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    drew: float,
+    windowed: bool,
+    resume: float,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A new episode's cut: the limit from ``drew`` (the rate that drew the 429) and
+    what the server accepted (or a window's average), the curve restarted at ``resume``."""
+    limit = state.limit if state.limit is not None else drew
+    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+    delay = now - admitted
+    if windowed and state.window_hint:
+        # A window's 429s (its probe's, a burst past a W that shrank) come from
+        # bursts, not from the curve it sets aside: they drew at the limit at
+        # least.  At the curve's rate each window's probe cut the limit by
+        # ``beta``, until the window's own hint looked short at it (fewer than
+        # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+        drew = max(drew, limit)
+    # The server's granularity (its hint) sets how far back to look: a longer
+    # window dilutes the burst a bucket adds to what it accepts.
+    span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
+    if doubling(state, now, tuning):  # a steep climb: only the latest counts
+        span = 0.15
+    accepted, offered = accepted_rate(state, now, span)
+    paced = current_rate(state, now - span / 2, tuning, cap) or drew
+    measured = accepted if trust_accepted(offered, paced) else None
+    since = resume - state.cut_at
+    if state.window_hint and since > 0:
+        # A window of seconds: what it lets through is its average from reset to
+        # reset (each pause on its hint ends just after one), however it bunched
+        # them; that is the limit when the rate that drew the 429 was a burst.
+        # Paced near that average, the 429 only says "a little slower" (what got
+        # through was what was offered): the drawing rate is the limit.
+        average = (state.successes - state.successes_at_cut) / since
+        measured = average if drew > 2 * average else None
+    return cut(state, now, drew, measured, feedback.retry_after, resume, tuning, delay)
+
+
+def _bucket_bound(
+    state: PacingState, now: float, hint: float | None, pace: float | None
+) -> float | None:
+    """``pause.bucket_bound`` unless the longest hint was a window's length at ``pace``
+    or the limiter let through more than such a bucket could over ``BOUND_SPAN``: the
+    hint is a sliding window's (the wait for its oldest slot), or a limit changed."""
+    bound = bucket_bound(state, hint)
+    if bound is not None and pace is not None and pace >= WINDOW_SLOTS * bound:
+        return None
+    if bound is not None and recent_rate(state, now, BOUND_SPAN) > bound:
+        return None
+    return bound
+
+
 def _pause(
     state: PacingState,
     now: float,
@@ -279,14 +335,7 @@ def _apply_report(
     drew_at = current_rate(state, admitted, tuning, cap)
     state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
-    bound = bucket_bound(state, feedback.retry_after)
-    pace = drew_at or estimate
-    if bound is not None and pace is not None and pace >= WINDOW_SLOTS * bound:
-        bound = None  # the longest hint was a window's length at the pace
-    if bound is not None and recent_rate(state, now, BOUND_SPAN) > bound:
-        # The limiter let through more than such a bucket could: the hint is a sliding
-        # window's (the wait for its oldest slot), or a limit that changed.
-        bound = None
+    bound = _bucket_bound(state, now, feedback.retry_after, drew_at or estimate)
     first = state.limit is None
     if first:
         state = first_cut(state, now, estimate, resume, now - admitted)
@@ -305,34 +354,7 @@ def _apply_report(
         state = bounded(state, now, bound, drawn, hint, resume, tuning, now - admitted)
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     if _new_episode(state, now, feedback, tuning):
-        drew = drew_at or limit
-        if windowed and state.window_hint:
-            # A window's 429s (its probe's, a burst past a W that shrank) come from
-            # bursts, not from the curve it sets aside: they drew at the limit at
-            # least.  At the curve's rate each window's probe cut the limit by
-            # ``beta``, until the window's own hint looked short at it (fewer than
-            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
-            drew = max(drew, limit)
-        # The server's granularity (its hint) sets how far back to look: a longer
-        # window dilutes the burst a bucket adds to what it accepts.
-        span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
-        if doubling(state, now, tuning):  # a steep climb: only the latest counts
-            span = 0.15
-        accepted, offered = accepted_rate(state, now, span)
-        paced = current_rate(state, now - span / 2, tuning, cap) or drew
-        measured = accepted if trust_accepted(offered, paced) else None
-        since = resume - state.cut_at
-        if state.window_hint and since > 0:
-            # A window of seconds: what it lets through is its average from reset to
-            # reset (each pause on its hint ends just after one), however it bunched
-            # them; that is the limit when the rate that drew the 429 was a burst.
-            # Paced near that average, the 429 only says "a little slower" (what got
-            # through was what was offered): the drawing rate is the limit.
-            average = (state.successes - state.successes_at_cut) / since
-            measured = average if drew > 2 * average else None
-        state = cut(
-            state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
-        )
+        state = _episode_cut(state, now, feedback, drew_at or limit, windowed, resume, cap, tuning)
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
         state = attrs.evolve(state, cut_at=max(state.cut_at, tat))
