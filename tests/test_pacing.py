@@ -209,7 +209,8 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     await admit(pacer, time, 10)
     admitted = await pacer.acquire()
     time.now += 0.1
-    await pacer.on_throttle(admitted, 0.001)  # first 429: ~10 accepted in 0.1 s
+    # (hints of 0.1 ms: a bucket's bound, 10,000/s, far above every rate here)
+    await pacer.on_throttle(admitted, 0.0001)  # first 429: ~10 accepted in 0.1 s
     start_rate = pacer.current_rate()
     assert start_rate is not None
     time.now += 0.2  # two doublings later
@@ -218,7 +219,9 @@ async def test_rate_searches_up_then_cuts_to_what_the_server_accepted() -> None:
     accepted = sum(1 for t in starts if t >= time.now - 0.25) / 0.25
     admitted = await pacer.acquire()
     drawing_rate = pacer.current_rate()
-    await pacer.on_throttle(admitted, 0.001)
+    # (no hint: 0.1 ms would bound a bucket at 10,000/s, above the search, which then
+    # goes on; 1 ms at 1,000/s, below it, ending the search there)
+    await pacer.on_throttle(admitted, None)
     limit = pacer.state.limit
     assert limit is not None
     assert drawing_rate is not None

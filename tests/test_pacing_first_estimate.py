@@ -21,7 +21,8 @@ from opentrain_async._pacing.samples import first_estimate, record
 T = Tuning()
 
 
-def throttled(local_rate: float | None, hint: float | None = 0.01) -> PacingFeedback:
+def throttled(local_rate: float | None, hint: float | None = 0.0001) -> PacingFeedback:
+    """A 429 whose hint bounds no rate here (a bucket's 0.1 ms: 10,000/s)."""
     return PacingFeedback(
         throttled=True, throttled_at=0.99, retry_after=hint, local_rate=local_rate
     )

@@ -89,6 +89,7 @@ def _random_curve(rng: random.Random, now: float, limit: float | None) -> Pacing
         window_hint=rng.choice([0.0, float(rng.randint(2, 60))]),
         tat=rng.choice([float("-inf"), now + rng.uniform(-0.5, 0.2)]),
         sample_at=round((now - rng.uniform(0, 1.5)) / 0.1) * 0.1,
+        hint_max=rng.choice([0.0, rng.uniform(0.0001, 0.05), rng.uniform(0.05, 2)]),
         accepted=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
         offered=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
     )
@@ -160,7 +161,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
-    tightened = probes = 0
+    tightened = probes = ended = lowered = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -200,6 +201,23 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 feedback, throttled=True, throttled_at=sent, retry_after=1.0, spread=False
             )
             cap = None
+        if rng.random() < 0.1:  # the volley of the cut that ended the search (a bucket)
+            before = attrs.evolve(
+                before,
+                limit=rng.uniform(100, 3000),
+                searching=False,
+                cuts=2,
+                window_hint=0.0,
+                accepted=(0,) * SAMPLE_BUCKETS,
+                cut_at=now + rng.uniform(0, 1),
+            )
+            feedback = attrs.evolve(
+                feedback,
+                throttled=True,
+                throttled_at=now - 0.1,
+                retry_after=rng.uniform(0.002, 0.05),
+                spread=False,
+            )
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -213,11 +231,21 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         tightened += want.win_reset < before.win_reset
         # a window's probe refused with a rounded second: the next reset by then at most
         probes += feedback.retry_after == 1.0 and want.win_reset == want.pause_until > now
+        # a bucket's exact hint ended the search at its limit, or lowered the limit
+        resume = max(want.pause_until, now)
+        ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
+        lowered += (
+            want.cuts == before.cuts
+            and before.limit is not None
+            and (want.limit is not None and want.limit < before.limit)
+        )
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
     assert slow
     assert tightened  # a rounded hint of the wall brought its reset forward
     assert probes
+    assert ended
+    assert lowered
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

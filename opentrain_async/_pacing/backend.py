@@ -45,10 +45,10 @@ from .allowance import (
     window_average,
     window_reset,
 )
-from .curve import cut, doubling, first_cut, freeze, search_period, trust_accepted
+from .curve import bounded, cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
-from .pause import learn_window, on_hint, says_reset
-from .samples import accepted_rate, first_estimate, record
+from .pause import WINDOW_SLOTS, bucket_bound, is_exact, learn_window, on_hint, says_reset
+from .samples import accepted_rate, first_estimate, recent_rate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
@@ -184,6 +184,13 @@ def apply_reserve(
     return state, Reservation(now, first, interval, n, rate, state.cuts, state.pause_until)
 
 
+BOUND_SPAN = 1.0
+"""Seconds of successes a bucket's bound is never set below."""
+SEARCH_CUTS = 2
+"""The first 429's cut and the one that ends the search: a bucket's hints bound the
+limit until then."""
+
+
 def _new_episode(
     state: PacingState, now: float, feedback: PacingFeedback, tuning: PacingTuning
 ) -> bool:
@@ -202,6 +209,62 @@ def _new_episode(
             and not state.window_hint
         )
     )
+
+
+def _episode_cut(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    drew: float,
+    windowed: bool,
+    resume: float,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A new episode's cut: the limit from ``drew`` (the rate that drew the 429) and
+    what the server accepted (or a window's average), the curve restarted at ``resume``."""
+    limit = state.limit if state.limit is not None else drew
+    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+    delay = now - admitted
+    if windowed and state.window_hint:
+        # A window's 429s (its probe's, a burst past a W that shrank) come from
+        # bursts, not from the curve it sets aside: they drew at the limit at
+        # least.  At the curve's rate each window's probe cut the limit by
+        # ``beta``, until the window's own hint looked short at it (fewer than
+        # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+        drew = max(drew, limit)
+    # The server's granularity (its hint) sets how far back to look: a longer
+    # window dilutes the burst a bucket adds to what it accepts.
+    span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
+    if doubling(state, now, tuning):  # a steep climb: only the latest counts
+        span = 0.15
+    accepted, offered = accepted_rate(state, now, span)
+    paced = current_rate(state, now - span / 2, tuning, cap) or drew
+    measured = accepted if trust_accepted(offered, paced) else None
+    since = resume - state.cut_at
+    if state.window_hint and since > 0:
+        # A window of seconds: what it lets through is its average from reset to
+        # reset (each pause on its hint ends just after one), however it bunched
+        # them; that is the limit when the rate that drew the 429 was a burst.
+        # Paced near that average, the 429 only says "a little slower" (what got
+        # through was what was offered): the drawing rate is the limit.
+        average = window_average(state, since)
+        measured = average if drew > 2 * average else None
+    return cut(state, now, drew, measured, feedback.retry_after, resume, tuning, delay)
+
+
+def _bucket_bound(
+    state: PacingState, now: float, hint: float | None, pace: float | None
+) -> float | None:
+    """``pause.bucket_bound`` unless the longest hint was a window's length at ``pace``
+    or the limiter let through more than such a bucket could over ``BOUND_SPAN``: the
+    hint is a sliding window's (the wait for its oldest slot), or a limit changed."""
+    bound = bucket_bound(state, hint)
+    if bound is not None and pace is not None and pace >= WINDOW_SLOTS * bound:
+        return None
+    if bound is not None and recent_rate(state, now, BOUND_SPAN) > bound:
+        return None
+    return bound
 
 
 def _pause(
@@ -235,6 +298,25 @@ def apply_report(
     cap: float | None,
     tuning: PacingTuning,
 ) -> PacingState:
+    """``report`` as a pure function: successes, then for a 429 the pause and the cut;
+    the longest exact hint kept (``hint_max``: it bounds the search's end only)."""
+    new = _apply_report(state, now, feedback, cap, tuning)
+    hint = feedback.retry_after
+    if not feedback.throttled or feedback.spread or hint is None or hint <= 0:
+        return new
+    if not is_exact(hint):
+        return new
+    hint = min(hint, tuning.max_hint_pause)
+    return attrs.evolve(new, hint_max=max(state.hint_max, hint))
+
+
+def _apply_report(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut."""
     estimate = None
     if feedback.throttled and state.limit is None:
@@ -254,40 +336,37 @@ def apply_report(
     drew_at = current_rate(state, admitted, tuning, cap)
     state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
-    if state.limit is None:
-        return first_cut(state, now, estimate, resume, now - admitted)
+    bound = _bucket_bound(state, now, feedback.retry_after, drew_at or estimate)
+    first = state.limit is None
+    if first:
+        state = first_cut(state, now, estimate, resume, now - admitted)
+        if bound is None:
+            return state
+    limit = state.limit
+    if limit is None:  # (the first cut set it)
+        return state
+    if bound is not None and state.searching:
+        # A bucket's exact hint names the rate: the search ends there (the rate that
+        # drew it counts only for a request sent in the search); a bound above the
+        # search's rate says it is still below the rate: no cut, the search goes on
+        # (the 429 is the burst's end, or arrivals bunched).
+        drawn = drew_at if admitted > state.cut_at else None
+        hint = feedback.retry_after
+        state = bounded(state, now, bound, drawn, hint, resume, tuning, now - admitted)
+        return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     if _new_episode(state, now, feedback, tuning):
-        drew = drew_at or state.limit
-        if windowed and state.window_hint:
-            # A window's 429s (its probe's, a burst past a W that shrank) come from
-            # bursts, not from the curve it sets aside: they drew at the limit at
-            # least.  At the curve's rate each window's probe cut the limit by
-            # ``beta``, until the window's own hint looked short at it (fewer than
-            # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
-            drew = max(drew, state.limit)
-        # The server's granularity (its hint) sets how far back to look: a longer
-        # window dilutes the burst a bucket adds to what it accepts.
-        span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
-        if doubling(state, now, tuning):  # a steep climb: only the latest counts
-            span = 0.15
-        accepted, offered = accepted_rate(state, now, span)
-        paced = current_rate(state, now - span / 2, tuning, cap) or drew
-        measured = accepted if trust_accepted(offered, paced) else None
-        since = resume - state.cut_at
-        if state.window_hint and since > 0:
-            # A window of seconds: what it lets through is its average from reset to
-            # reset (each pause on its hint ends just after one), however it bunched
-            # them; that is the limit when the rate that drew the 429 was a burst.
-            # Paced near that average, the 429 only says "a little slower" (what got
-            # through was what was offered): the drawing rate is the limit.
-            average = window_average(state, since)
-            measured = average if drew > 2 * average else None
-        state = cut(
-            state, now, drew, measured, feedback.retry_after, resume, tuning, now - admitted
-        )
+        state = _episode_cut(state, now, feedback, drew_at or limit, windowed, resume, cap, tuning)
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
-        return attrs.evolve(state, cut_at=max(state.cut_at, tat))
+        state = attrs.evolve(state, cut_at=max(state.cut_at, tat))
+        if bound is None or state.cuts > SEARCH_CUTS:
+            return state
+        return bounded(state, now, bound, None, None, resume, tuning, now - admitted)
+    if bound is not None and state.cuts <= SEARCH_CUTS:
+        # The volley of the cut that ended the search: its longest hint is nearly the
+        # rate.  (Later, what the limiter accepts measures it: a bucket that refills
+        # at once, a fresh one after a change, accepts more than one's hint says.)
+        state = bounded(state, now, bound, None, None, resume, tuning, now - admitted)
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
 

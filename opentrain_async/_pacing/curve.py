@@ -27,6 +27,7 @@ from .state import PacingState, PacingTuning
 __all__ = [
     "MIN_RATE",
     "SEARCH_FLOOR",
+    "bounded",
     "cut",
     "doubling",
     "first_cut",
@@ -146,6 +147,45 @@ def cut(
         cuts=state.cuts + 1,
         successes_at_cut=state.successes,
     )
+
+
+def bounded(
+    state: PacingState,
+    now: float,
+    bound: float,
+    drew: float | None,
+    hint: float | None,
+    resume: float,
+    tuning: PacingTuning,
+    delay: float = 0.0,
+) -> PacingState:
+    """A bucket's exact hint says the limit is at most ``bound`` now: a search ends
+    there (or at the rate that drew it, if lower: no doubling past what the limiter
+    named), and a learned limit above it comes down to it (the curve keeps its
+    origin).  Past the search a rise is still found by the curve's probes above it."""
+    if state.searching:
+        searched = rate(state, now, tuning)
+        if searched is not None and bound >= searched:
+            return state  # a loose bound (a token had nearly refilled): search on
+        low = bound if drew is None else min(drew, bound)
+        state = cut(state, now, low, None, hint, resume, tuning, delay)
+        return _at_limit(state, resume, tuning, delay)
+    if state.limit is None or bound >= state.limit:
+        return state
+    state = attrs.evolve(state, limit=max(bound, MIN_RATE))
+    return _at_limit(state, resume, tuning, delay) if state.origin >= resume else state
+
+
+NAMED_ROUND_TRIPS = 5.0
+"""A limit a bucket's hint named is climbed past in this many round trips at least."""
+
+
+def _at_limit(state: PacingState, resume: float, tuning: PacingTuning, delay: float) -> PacingState:
+    """The curve from ``resume`` at its limit, not ``beta`` below: a limit the limiter
+    named (an upper bound, and close) is not a guess to climb back to; and it probes
+    above it sooner (a limit that rose is found by probing only)."""
+    recover = max(tuning.recover, NAMED_ROUND_TRIPS * delay)
+    return attrs.evolve(state, origin=resume - recover, recover=recover)
 
 
 def trust_accepted(offered: float, paced: float) -> bool:

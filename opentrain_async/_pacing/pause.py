@@ -23,6 +23,7 @@ from .state import PacingState, PacingTuning
 __all__ = [
     "WINDOW_HINT",
     "WINDOW_SLOTS",
+    "bucket_bound",
     "is_exact",
     "learn_window",
     "left_to_pacer",
@@ -59,6 +60,20 @@ def learn_window(
 def is_exact(retry_after: float) -> bool:
     """A fractional hint is exact; a whole number of seconds may have been rounded up."""
     return retry_after != int(retry_after)
+
+
+def bucket_bound(state: PacingState, retry_after: float | None) -> float | None:
+    """The most the limit can be now, from the longest exact hint since the last cut
+    (``hint_max``, this one's counted), when this one is exact and no window's: a
+    token bucket refuses with the wait for its next token, ``(1 - tokens) / rate``, at
+    most a slot, so ``rate <= 1 / hint``, and nearly equal for a refusal just after the
+    bucket emptied.  None: the hints say nothing of it."""
+    if retry_after is None or retry_after <= 0 or state.window_hint:
+        return None
+    if not is_exact(retry_after):
+        return None
+    longest = state.hint_max if state.hint_max > retry_after else retry_after  # (not NaN)
+    return 1.0 / longest
 
 
 def says_reset(retry_after: float | None) -> bool:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .allowance import ANSWER_WAIT
-from .backend import Reservation
-from .curve import MIN_RATE, SEARCH_FLOOR
+from .backend import BOUND_SPAN, SEARCH_CUTS, Reservation
+from .curve import MIN_RATE, NAMED_ROUND_TRIPS, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
 from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning
@@ -88,6 +88,9 @@ def report_args(
         WINDOW_SLOTS,
         t.recover_round_trips,
         SEARCH_FLOOR,
+        BOUND_SPAN,
+        SEARCH_CUTS,
+        NAMED_ROUND_TRIPS,
     ]
     for feedback, cap in batch:
         args += [

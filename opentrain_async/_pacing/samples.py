@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "first_estimate", "record"]
+__all__ = ["accepted_rate", "first_estimate", "recent_rate", "record"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -81,3 +81,12 @@ def first_estimate(
             total = sum(state.accepted)
             return max(estimate, total / max(now - first, SAMPLE_SECONDS))
     return estimate
+
+
+def recent_rate(state: PacingState, now: float, span: float) -> float:
+    """Successes per second over the last ``span`` seconds (whole buckets, the current
+    one partly), pauses and cuts included: what the limiter let through lately."""
+    state = _advance(state, now)
+    buckets = max(1, min(SAMPLE_BUCKETS, math.ceil(span / SAMPLE_SECONDS - 1e-9)))
+    start = state.sample_at - (buckets - 1) * SAMPLE_SECONDS
+    return sum(state.accepted[-buckets:]) / max(now - start, SAMPLE_SECONDS / 2)

@@ -102,6 +102,9 @@ class PacingState:
     """``successes`` when the window's latest probe went."""
     win_reset: float = float("-inf")
     """The end of the latest pause on a hint that says when the window resets."""
+    hint_max: float = 0.0
+    """The longest exact hint seen: a token bucket's rate is at most its inverse
+    (``pause.bucket_bound``, until the search's end); 0: none."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

@@ -1,11 +1,13 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
--- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
+-- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, BOUND_SPAN,
+-- SEARCH_CUTS, NAMED_ROUND_TRIPS, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
 -- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, freeze, pause.bucket_bound,
+-- samples.accepted_rate, recent_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -15,13 +17,14 @@ local beta, recover0, doubling = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local max_pause, max_hint_pause = tonumber(ARGV[6]), tonumber(ARGV[7])
 local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
 local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
-local SEARCH_FLOOR = tonumber(ARGV[13])
+local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
+local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base')
+  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -31,7 +34,8 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   sample_at = tonumber(f[15]) or 0, win_reset = tonumber(f[18]) or NEG,
   win_size = tonumber(f[19]) or 0, win_sent = tonumber(f[20]) or 0,
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
-  win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0}
+  win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
+  hint_max = tonumber(f[25]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -68,7 +72,14 @@ local function recover_time()
   if s.recover == 0 then return recover0 end
   return s.recover
 end
-local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
+local function recent_rate(at, span)  -- samples.recent_rate
+  local acc, _, sample_at = advanced(at)
+  local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
+  local a = 0
+  for i = NB - buckets + 1, NB do a = a + acc[i] end
+  return a / math.max(at - (sample_at - (buckets - 1) * S), S / 2)
+end
+local function curve_rate(at)  -- curve.rate
   local r = nil
   if s.limit ~= nil then
     local dt = math.max(at - s.origin, 0)
@@ -84,14 +95,29 @@ local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
       end
     end
   end
+  return r
+end
+local function rate_at(at)  -- backend.current_rate (curve.rate, capped)
+  local r = curve_rate(at)
   if cap ~= nil and (r == nil or cap < r) then r = cap end
   return r
+end
+local function at_limit(resume, delay)  -- curve._at_limit: from its limit, not beta below
+  s.recover = math.max(recover0, NAMED_ROUND_TRIPS * delay)
+  s.origin = resume - s.recover
+end
+local function lowered(bound, resume, delay)  -- curve.bounded, past the search
+  if bound < s.limit then
+    local origin = s.origin
+    s.limit = math.max(bound, MIN_RATE)
+    if origin >= resume then at_limit(resume, delay) end
+  end
 end
 local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 8 do
+for g = 17, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -173,11 +199,35 @@ if throttled and not spread then
     s.pause_until, s.pause_began, s.win_reset = now + ra, now, now + ra
   end
   local resume = math.max(s.pause_until, now)
+  -- pause.bucket_bound: the longest exact hint bounds a bucket's rate
+  local bound = nil
+  if ra ~= nil and ra > 0 and s.window_hint == 0 and ra ~= math.floor(ra) then
+    local longest = ra
+    if s.hint_max > ra then longest = s.hint_max end
+    bound = 1 / longest
+    local pace = drew_at or estimate
+    if pace ~= nil and pace >= WINDOW_SLOTS * bound then bound = nil end
+  end
+  if bound ~= nil and recent_rate(now, BOUND_SPAN) > bound then bound = nil end
+  local done = false
   if s.limit == nil then  -- curve.first_cut
     s.limit = math.max(estimate, MIN_RATE)
     s.searching, s.origin, s.cut_at = true, resume, resume
     s.recover = now - admitted  -- the round trip: the search's period (curve.search_period)
     s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+    done = bound == nil
+  end
+  if done then  -- (the first cut alone)
+  elseif bound ~= nil and s.searching then  -- curve.bounded: the search ends there
+    if bound < curve_rate(now) then  -- (above the search's rate: no cut)
+      local low = bound
+      if admitted > s.cut_at and drew_at ~= nil and drew_at < low then low = drew_at end
+      s.limit, s.searching = math.max(low, MIN_RATE), false
+      s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+      at_limit(resume, now - admitted)
+      s.cut_at = resume
+    end
+    s.cut_at = math.max(s.cut_at, tat)
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
@@ -208,10 +258,15 @@ if throttled and not spread then
       round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
+    if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
   else  -- curve.freeze
+    if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
   end
+end
+if throttled and not spread and ra ~= nil and ra > 0 and ra ~= math.floor(ra) then
+  s.hint_max = math.max(s.hint_max, math.min(ra, max_hint_pause))  -- apply_report
 end
 end
 
@@ -225,6 +280,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
+  'hint_max', fmt(s.hint_max),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))
