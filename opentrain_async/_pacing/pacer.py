@@ -30,28 +30,13 @@ from .probe import WallProbe
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
+from .waiter import Waiter
 from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
 
 
 _MIN_SLEEP = 0.0005  # seconds: the least a leader sleeps before asking again (no spin)
-
-
-class _Waiter:
-    """One request waiting for a slot: granted a start time, or asked to lead."""
-
-    __slots__ = ("future", "slot")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.future: asyncio.Future[None] = loop.create_future()
-        self.slot: float | None = None
-
-    def wake(self, slot: float | None = None) -> None:
-        if slot is not None:
-            self.slot = slot
-        if not self.future.done():
-            self.future.set_result(None)
 
 
 class Pacer:
@@ -99,8 +84,8 @@ class Pacer:
         self._latest: float | None = None  # the latest admission among them
         self._started: float | None = None  # local clock of the first admission
         self._local_successes = 0
-        self._queue: deque[_Waiter] = deque()
-        self._leader: _Waiter | None = None
+        self._queue: deque[Waiter] = deque()
+        self._leader: Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
         self._late_ok = self.tuning.tolerance
         # Unpaced admission waits while the backend has not answered yet (its first
@@ -287,7 +272,7 @@ class Pacer:
         self.window.open_up()
 
     async def _acquire_paced(self) -> float:
-        waiter = _Waiter(asyncio.get_running_loop())
+        waiter = Waiter(asyncio.get_running_loop())
         self._queue.append(waiter)
         try:
             while waiter.slot is None:
@@ -312,7 +297,7 @@ class Pacer:
         self.window.count_in()
         return waiter.slot + self._offset
 
-    async def _lead(self, me: _Waiter) -> None:
+    async def _lead(self, me: Waiter) -> None:
         """Reserve slots for the queue, sleep until the next is due, release all due."""
         slots = self._slots
         queue = self._queue
