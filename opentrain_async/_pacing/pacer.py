@@ -15,6 +15,8 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,7 +36,6 @@ from .waiter import Waiter
 from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
-
 
 _MIN_SLEEP = 0.0005  # seconds: the least a leader sleeps before asking again (no spin)
 
@@ -88,6 +89,9 @@ class Pacer:
         self._leader: Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
         self._late_ok = self.tuning.tolerance
+        # How late a granted slot may still go (``expired``): past a loaded loop's lateness.
+        self._grant_life = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
+        self._until = math.inf
         # Unpaced admission waits while the backend has not answered yet (its first
         # check-in) or a 429 of this pacer is being reported: with a shared backend
         # (Redis) those take a round trip, and a process that kept admitting meanwhile
@@ -254,7 +258,8 @@ class Pacer:
             # the window counts its answer lost and lets the probe go (``ANSWER_WAIT``
             # after the grant, at most a horizon before the slot): a slot kept past that
             # (its caller gave up) went into the probe's pause or a later window.
-            self._late_ok = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
+            self._late_ok = self._grant_life
+        self._until = reservation.until
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -401,6 +406,20 @@ class Pacer:
         one can be: a state answered on another clock than the last reservation (a
         shared backend back after an outage from the start) would pause for decades."""
         return min(until - self._offset, now + longest_ahead(self.tuning))
+
+    def expired(self, admitted: float) -> bool:
+        """A grant (``admitted``, backend clock) held past its slot by more than a
+        window's answer wait (its probe may have gone; meanwhile another process may
+        have learned a pause) or past its window's end (``Reservation.until``): the
+        client checks it last before the write, then ``give_back``s it and asks again."""
+        return self._clock() + self._offset > min(admitted + self._grant_life, self._until)
+
+    async def give_back(self, admitted: float) -> None:
+        """An expired grant, unsent, ends as an unanswered one; a window's goes back."""
+        self.on_error(admitted)
+        if self._windowed:
+            with contextlib.suppress(Exception):  # else written off as a lost answer
+                await self.backend.report(PacingFeedback(returned=admitted))
 
     # -- feedback -------------------------------------------------------------------------
 
