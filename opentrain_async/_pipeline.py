@@ -286,7 +286,7 @@ class Pipeline(SessionMixin):
         expired (``Pacer.expired``: the process was stopped, or waited, since it)."""
         assert pacer is not None
         try:
-            await pacer.give_back(admitted)
+            pacer.give_back(admitted)
             return await self.attempt(method, path, params, data, gate)
         except BaseException as exc:
             if isinstance(exc.__context__, _GrantExpired):  # raised while it was handled

@@ -11,13 +11,10 @@ import asyncio
 import math
 from collections.abc import Callable
 
-import attrs
 import pytest
 
 from opentrain_async import OpenTrainClient, RateLimitError
-from opentrain_async._pacing.allowance import given_back
-from opentrain_async._pacing.backend import InMemoryPacingBackend, apply_report
-from opentrain_async._pacing.state import PacingFeedback, PacingState, PacingTuning
+from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async.testing import FakeOpenTrain, FakeTime, FixedWindow
 
 from .conftest import make_client
@@ -139,16 +136,3 @@ async def test_window_grants_held_past_the_next_reset_are_not_sent_into_it() -> 
     assert len(received(server, "other")) == 4
     contents = [m["content"] for m in server.messages(conv)]
     assert sorted(c for c in contents if c.startswith("held")) == [f"held {i}" for i in range(4)]
-
-
-def test_a_window_grant_given_back_is_none_of_its_sends() -> None:
-    """Given back (``PacingFeedback.returned``), a grant of the current window leaves its
-    count; one of an earlier window, not counted in this one, changes nothing."""
-    state = known_window(4, 2.0, reset=102.0, win_opened=102.0, win_size=4, win_sent=3)
-    after = apply_report(state, 102.5, PacingFeedback(returned=102.0), None, PacingTuning())
-    assert after.win_sent == 2
-    assert given_back(state, 101.0).win_sent == 3  # granted before this window opened
-    told = attrs.evolve(state, win_reset=100.0)  # opened unseen: earlier sends carried
-    assert given_back(told, 100.5).win_sent == 2
-    paced = PacingState(limit=10.0, win_sent=3)  # not a window's mode: nothing to give back
-    assert apply_report(paced, 1.0, PacingFeedback(returned=0.5), None, PacingTuning()) == paced

@@ -42,7 +42,6 @@ from .state import PacingState, PacingTuning, evolve
 __all__ = [
     "ANSWER_WAIT",
     "bounds_reset",
-    "given_back",
     "in_window_mode",
     "not_the_probes",
     "probe_bounds_reset",
@@ -167,18 +166,6 @@ def stale_answers(state: PacingState, successes: int, latest: float | None) -> P
     opened_at = min(state.win_opened, state.win_reset)
     if successes > 0 and latest is not None and opened_at > latest + 1e-6:
         return evolve(state, win_base=state.win_base + successes)
-    return state
-
-
-def given_back(state: PacingState, admitted: float) -> PacingState:
-    """A window's grant admitted at ``admitted`` and given back unsent (its process
-    stopped past its deadline): if counted in the current window's sends (admitted at
-    or after the reset it opened at, as ``stale_answers`` tells), it is not one, so its
-    share goes again (kept as unanswered, it held the probe back, then, written off
-    as a lost answer, made the probe's success look like room past W)."""
-    opened_at = min(state.win_opened, state.win_reset)
-    if state.win_sent > 0 and admitted >= opened_at - 1e-6:
-        return evolve(state, win_sent=state.win_sent - 1)
     return state
 
 

@@ -36,7 +36,6 @@ import attrs
 
 from .allowance import (
     bounds_reset,
-    given_back,
     in_window_mode,
     not_the_probes,
     probe_bounds_reset,
@@ -249,8 +248,6 @@ def apply_report(
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
     state = _count_successes(state, now, feedback.successes, feedback.latest_accepted)
-    if feedback.returned is not None and in_window_mode(state, cap):
-        state = given_back(state, feedback.returned)
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)

@@ -15,7 +15,6 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import deque
@@ -91,7 +90,7 @@ class Pacer:
         self._late_ok = self.tuning.tolerance
         # How late a granted slot may still go (``expired``): past a loaded loop's lateness.
         self._grant_life = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
-        self._until = math.inf
+        self._until, self._life, self._since = math.inf, math.inf, -math.inf
         # Unpaced admission waits while the backend has not answered yet (its first
         # check-in) or a 429 of this pacer is being reported: with a shared backend
         # (Redis) those take a round trip, and a process that kept admitting meanwhile
@@ -259,7 +258,12 @@ class Pacer:
             # after the grant, at most a horizon before the slot): a slot kept past that
             # (its caller gave up) went into the probe's pause or a later window.
             self._late_ok = self._grant_life
+        # A window's grant is good to its window's end, if no reservation saw another
+        # since; others (a first window's too: no end yet) for ``_grant_life``.
+        if reservation.until != self._until:
+            self._since = reservation.now
         self._until = reservation.until
+        self._life = self._grant_life if reservation.until == math.inf else math.inf
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -408,18 +412,14 @@ class Pacer:
         return min(until - self._offset, now + longest_ahead(self.tuning))
 
     def expired(self, admitted: float) -> bool:
-        """A grant (``admitted``, backend clock) held past its slot by more than a
-        window's answer wait (its probe may have gone; meanwhile another process may
-        have learned a pause) or past its window's end (``Reservation.until``): the
-        client checks it last before the write, then ``give_back``s it and asks again."""
-        return self._clock() + self._offset > min(admitted + self._grant_life, self._until)
+        """A grant (``admitted``, backend clock) held past its window (``until``) or else
+        its slot by a window's answer wait: checked last before the write."""
+        now = self._clock() + self._offset
+        return now > min(admitted + self._life, self._until) or admitted < self._since
 
-    async def give_back(self, admitted: float) -> None:
-        """An expired grant, unsent, ends as an unanswered one; a window's goes back."""
+    def give_back(self, admitted: float) -> None:
+        """An expired grant, unsent: an unanswered request, a window's answer lost."""
         self.on_error(admitted)
-        if self._windowed:
-            with contextlib.suppress(Exception):  # else written off as a lost answer
-                await self.backend.report(PacingFeedback(returned=admitted))
 
     # -- feedback -------------------------------------------------------------------------
 

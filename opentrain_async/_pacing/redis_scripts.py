@@ -74,7 +74,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then nine per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then eight per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -101,7 +101,6 @@ def report_args(
             _arg(cap),
             "1" if feedback.spread else "0",
             _arg(feedback.latest_accepted),
-            _arg(feedback.returned),
         ]
     return args
 

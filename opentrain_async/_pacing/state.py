@@ -206,6 +206,3 @@ class PacingFeedback:
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""
-    returned: float | None = None
-    """A grant admitted at this time (backend clock) given back unsent: it outlived its
-    deadline (``Pacer.expired``); a window counts it as none of its sends."""

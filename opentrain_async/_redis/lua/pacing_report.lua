@@ -3,7 +3,7 @@
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
--- latest_accepted ('' unknown), returned ('' none).  Returns {now, the new
+-- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, freeze, samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
@@ -91,7 +91,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 14, #ARGV, 9 do
+for g = 14, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -121,12 +121,6 @@ if successes > 0 then
       and latest < s.win_granted - 1e-6 then
     s.win_probed = s.win_probed + successes
   end
-end
--- allowance.given_back: a grant of this window returned unsent is none of its sends
-local returned = tonumber(ARGV[g + 8])
-if returned ~= nil and s.window_hint > 0 and s.limit ~= nil and cap == nil
-    and s.win_sent > 0 and returned >= math.min(s.win_opened, s.win_reset) - 1e-6 then
-  s.win_sent = s.win_sent - 1
 end
 if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
@@ -228,7 +222,6 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
-  'win_sent', s.win_sent,
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))
