@@ -222,8 +222,7 @@ class Pipeline(SessionMixin):
         """One HTTP attempt: pace, take the semaphore, send (``_exchange``), classify the
         answer.  A ``gate`` that is ``closing`` by then refuses the send.  The helpers
         cost ~0.6 us of CPU per attempt (``benchmarks.hot_path_split``): ~0.2%."""
-        # Pacing counts sends only: the limit is on sending, and reads (read-backs, a
-        # resume's settling) would otherwise inflate the first estimate of the rate.
+        # Pacing counts sends only: reads would inflate the first estimate of the rate.
         pacer = self._pacer if method != "GET" else None
         admitted = 0.0
         if pacer is not None:
@@ -232,15 +231,13 @@ class Pipeline(SessionMixin):
         url = self._urls.get(path)
         if url is None:
             url = self._url(path)
-        # Failures are raised below, outside the ``except`` that caught aiohttp's error,
-        # so that it is not attached as ``__context__``: aiohttp's errors carry the
-        # request's headers, and with them the token.
+        # Failures are raised below, outside the ``except`` that caught aiohttp's error: as
+        # its ``__context__``, the request's headers in it would carry the token.
         failure: OpenTrainError | None = None
         telemetry = None
         try:
             session = self.ensure_session()
-            # acquire/release rather than ``async with``: two fewer coroutine frames on
-            # the hottest path, same semantics.
+            # acquire/release, not ``async with``: two fewer coroutine frames, same semantics.
             semaphore = self._semaphore
             await semaphore.acquire()
             stats = self.stats  # shared with every with_options copy
@@ -248,6 +245,8 @@ class Pipeline(SessionMixin):
             try:
                 if gate is not None and gate.closing:  # a send_many loop that was left
                     raise _not_started()
+                if pacer is not None and pacer.expired(admitted):  # the last check
+                    raise _GrantExpired
                 stats.requests += 1
                 telemetry = _telemetry.request_start(method, path, url.host, url.port)
                 status, headers, raw = await self._exchange(session, method, url, params, data)
@@ -258,6 +257,8 @@ class Pipeline(SessionMixin):
             finally:
                 stats.in_flight -= 1
                 semaphore.release()
+        except _GrantExpired:  # stopped or starved since its grant: given back, paced anew
+            return await self._again(pacer, admitted, method, path, params, data, gate)
         except BaseException as exc:  # the pacer must hear back about every admitted request
             _telemetry.request_end(telemetry, None, None, exc)
             if pacer is not None:
@@ -270,6 +271,27 @@ class Pipeline(SessionMixin):
         if raw is not None and 200 <= status < 300:
             return self._success(pacer, admitted, status, headers, raw, method, path)
         raise await self._refusal(pacer, admitted, status, raw, headers, method, path)
+
+    async def _again(
+        self,
+        pacer: Pacer | None,
+        admitted: float,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        gate: SendGate | None,
+    ) -> tuple[int, Any]:
+        """The attempt again, its grant given back: checked last before the write, it
+        expired (``Pacer.expired``: the process was stopped, or waited, since it)."""
+        assert pacer is not None
+        try:
+            pacer.give_back(admitted)
+            return await self.attempt(method, path, params, data, gate)
+        except BaseException as exc:
+            if isinstance(exc.__context__, _GrantExpired):  # raised while it was handled
+                exc.__context__ = None
+            raise
 
     async def _exchange(
         self,
@@ -447,6 +469,10 @@ def _fail(
         raise failure
     finally:  # Python 3.10 may attach an exception handled up the stack
         failure.__context__ = None
+
+
+class _GrantExpired(Exception):
+    """The pacer's grant outlived its deadline before the write (``Pacer.expired``)."""
 
 
 def _not_started() -> NotAttemptedError:

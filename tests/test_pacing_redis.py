@@ -128,7 +128,7 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
         assert (got.rate is None) == (want.rate is None)
         if want.rate is not None:
             assert got.rate == pytest.approx(want.rate, rel=1e-9)
-        for name in ("first", "interval", "pause_until"):
+        for name in ("first", "interval", "pause_until", "until"):
             assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-12, abs=1e-6)
         if want.rate is not None and not want.interval:  # a window's allowance
             opened = want_state.win_opened != before.win_opened

@@ -48,6 +48,7 @@ __all__ = [
     "reserve_window",
     "stale_answers",
     "window_average",
+    "window_end",
     "window_rate",
     "window_reset",
 ]
@@ -86,6 +87,15 @@ def window_average(state: PacingState, since: float) -> float:
     if 2 * since < state.window_hint:
         return max(got, state.win_size) / state.window_hint
     return got / since
+
+
+def window_end(state: PacingState) -> float:
+    """When the current window ends (the next reset its hint implies; inf while W is
+    not known): a grant of the window not sent by then is given back
+    (``Pacer.expired``), not sent into the next window, whose W is handed out anew."""
+    if state.win_size and state.win_opened > -math.inf:
+        return state.win_opened + state.window_hint
+    return math.inf
 
 
 def window_reset(state: PacingState, before: float, exact_or_window: bool) -> PacingState:

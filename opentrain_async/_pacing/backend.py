@@ -27,6 +27,7 @@ window (requests in flight before the first 429) and the queue of waiting reques
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -43,6 +44,7 @@ from .allowance import (
     stale_answers,
     tighten,
     window_average,
+    window_end,
     window_reset,
 )
 from .curve import bounded, cut, doubling, first_cut, freeze, search_period, trust_accepted
@@ -81,6 +83,11 @@ class Reservation:
     """The state's cut count: slots from an earlier episode are stale."""
     pause_until: float
     """No request starts before this time."""
+    until: float = math.inf
+    """No slot starts after this time: in a window's mode the window's end (it opened at
+    a reset and lasts its hint: ``allowance.window_end``), a slot held past it would go
+    into the next window; inf otherwise (a pacer's own deadline, ``Pacer.expired``, still
+    holds each slot)."""
 
 
 class PacingBackend(Protocol):
@@ -167,8 +174,10 @@ def apply_reserve(
         state = _count_successes(state, now, successes)
         state, first, n = reserve_window(state, now, count, tuning)
         state = record(state, now, offered=n)
-        rate = state.limit
-        return state, Reservation(now, first, 0.0, n, rate, state.cuts, state.pause_until)
+        until = window_end(state)
+        return state, Reservation(
+            now, first, 0.0, n, state.limit, state.cuts, state.pause_until, until
+        )
     # The steps below in one copy of the state (this runs once per batch of slots):
     # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)

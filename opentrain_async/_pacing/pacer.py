@@ -15,6 +15,7 @@ longer pause drops the slots still held (they were reserved at the old rate).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,28 +31,12 @@ from .probe import WallProbe
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
+from .waiter import Waiter
 from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
 
-
 _MIN_SLEEP = 0.0005  # seconds: the least a leader sleeps before asking again (no spin)
-
-
-class _Waiter:
-    """One request waiting for a slot: granted a start time, or asked to lead."""
-
-    __slots__ = ("future", "slot")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.future: asyncio.Future[None] = loop.create_future()
-        self.slot: float | None = None
-
-    def wake(self, slot: float | None = None) -> None:
-        if slot is not None:
-            self.slot = slot
-        if not self.future.done():
-            self.future.set_result(None)
 
 
 class Pacer:
@@ -99,10 +84,13 @@ class Pacer:
         self._latest: float | None = None  # the latest admission among them
         self._started: float | None = None  # local clock of the first admission
         self._local_successes = 0
-        self._queue: deque[_Waiter] = deque()
-        self._leader: _Waiter | None = None
+        self._queue: deque[Waiter] = deque()
+        self._leader: Waiter | None = None
         self._slots: deque[float] = deque()  # reserved start times, local clock
         self._late_ok = self.tuning.tolerance
+        # How late a granted slot may still go (``expired``): past a loaded loop's lateness.
+        self._grant_life = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
+        self._until, self._life, self._since = math.inf, math.inf, -math.inf
         # Unpaced admission waits while the backend has not answered yet (its first
         # check-in) or a 429 of this pacer is being reported: with a shared backend
         # (Redis) those take a round trip, and a process that kept admitting meanwhile
@@ -269,7 +257,13 @@ class Pacer:
             # the window counts its answer lost and lets the probe go (``ANSWER_WAIT``
             # after the grant, at most a horizon before the slot): a slot kept past that
             # (its caller gave up) went into the probe's pause or a later window.
-            self._late_ok = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
+            self._late_ok = self._grant_life
+        # A window's grant is good to its window's end, if no reservation saw another
+        # since; others (a first window's too: no end yet) for ``_grant_life``.
+        if reservation.until != self._until:
+            self._since = reservation.now
+        self._until = reservation.until
+        self._life = self._grant_life if reservation.until == math.inf else math.inf
         first = reservation.first - self._offset
         return [first + i * reservation.interval for i in range(reservation.count)]
 
@@ -287,7 +281,7 @@ class Pacer:
         self.window.open_up()
 
     async def _acquire_paced(self) -> float:
-        waiter = _Waiter(asyncio.get_running_loop())
+        waiter = Waiter(asyncio.get_running_loop())
         self._queue.append(waiter)
         try:
             while waiter.slot is None:
@@ -312,7 +306,7 @@ class Pacer:
         self.window.count_in()
         return waiter.slot + self._offset
 
-    async def _lead(self, me: _Waiter) -> None:
+    async def _lead(self, me: Waiter) -> None:
         """Reserve slots for the queue, sleep until the next is due, release all due."""
         slots = self._slots
         queue = self._queue
@@ -416,6 +410,16 @@ class Pacer:
         one can be: a state answered on another clock than the last reservation (a
         shared backend back after an outage from the start) would pause for decades."""
         return min(until - self._offset, now + longest_ahead(self.tuning))
+
+    def expired(self, admitted: float) -> bool:
+        """A grant (``admitted``, backend clock) held past its window (``until``) or else
+        its slot by a window's answer wait: checked last before the write."""
+        now = self._clock() + self._offset
+        return now > min(admitted + self._life, self._until) or admitted < self._since
+
+    def give_back(self, admitted: float) -> None:
+        """An expired grant, unsent: an unanswered request, a window's answer lost."""
+        self.on_error(admitted)
 
     # -- feedback -------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ def reserve_args(
 def reservation(raw: Sequence[Any]) -> Reservation:
     """``pacing_reserve.lua``'s answer; ValueError for a slot that is not a number."""
     rate = text(raw[4])
+    until = text(raw[7]) if len(raw) > 7 else ""  # (a script loaded before it said)
     reserved = Reservation(
         now=float(text(raw[0])),
         first=float(text(raw[1])),
@@ -62,6 +63,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
         rate=float(rate) if rate else None,
         cuts=int(raw[5]),
         pause_until=float(text(raw[6])),
+        until=float(until) if until else math.inf,
     )
     numbers = (reserved.first, reserved.interval, reserved.rate or 1.0)
     if not all(math.isfinite(x) for x in numbers) or reserved.interval < 0:

@@ -1,7 +1,7 @@
 -- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
 -- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
--- interval, n, rate ('' none), cuts, pause_until}.  Mirrors _pacing/backend.py
+-- interval, n, rate ('' none), cuts, pause_until, until ('' none)}.  Mirrors _pacing/backend.py
 -- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
 local key = KEYS[1]
@@ -116,7 +116,9 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'win_probed', w.probed, 'win_reset', fmt(w.reset))
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
-  return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until)}
+  local ends = ''  -- allowance.window_end: no slot of the window goes after it
+  if w.size > 0 and w.opened > NEG then ends = fmt(w.opened + window_hint) end
+  return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until), ends}
 end
 
 -- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
