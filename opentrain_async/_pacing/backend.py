@@ -252,8 +252,15 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
+    paused_until = state.pause_until
     state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
+    if state.pause_until > paused_until and state.tat > resume:
+        # The pacer drops the slots it holds when a 429 pauses it (reserved into the
+        # pause): the schedule resumes at the pause's end, not after slots nobody sends
+        # on (each dropped batch was a gap of up to ``horizon`` with nothing sent, and
+        # the accepted rate the next cut reads fell with it).
+        state = attrs.evolve(state, tat=resume)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
     if _new_episode(state, now, feedback, tuning):

@@ -126,6 +126,7 @@ if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
+  local paused_until = s.pause_until
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
@@ -173,6 +174,11 @@ if throttled and not spread then
     s.pause_until, s.pause_began, s.win_reset = now + ra, now, now + ra
   end
   local resume = math.max(s.pause_until, now)
+  -- the pacer drops the slots it holds when a 429 pauses it: resume at the pause's end
+  if s.pause_until > paused_until and s.tat > resume then
+    s.tat = resume
+    redis.call('HSET', key, 'tat', fmt(s.tat))
+  end
   if s.limit == nil then  -- curve.first_cut
     s.limit = math.max(estimate, MIN_RATE)
     s.searching, s.origin, s.cut_at = true, resume, resume
