@@ -255,12 +255,6 @@ def apply_report(
     paused_until = state.pause_until
     state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
-    if state.pause_until > paused_until and state.tat > resume:
-        # The pacer drops the slots it holds when a 429 pauses it (reserved into the
-        # pause): the schedule resumes at the pause's end, not after slots nobody sends
-        # on (each dropped batch was a gap of up to ``horizon`` with nothing sent, and
-        # the accepted rate the next cut reads fell with it).
-        state = attrs.evolve(state, tat=resume)
     if state.limit is None:
         return first_cut(state, now, estimate, resume, now - admitted)
     if _new_episode(state, now, feedback, tuning):
@@ -295,6 +289,14 @@ def apply_report(
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
+    resume_at = max(resume, state.cut_at)
+    if state.pause_until > paused_until and state.tat > resume_at:
+        # The pacer drops the slots it holds when a 429 pauses it (reserved into the
+        # pause): the schedule resumes at the pause's end, not after slots nobody sends
+        # on (each dropped batch was a gap of up to ``horizon`` with nothing sent, and
+        # the accepted rate the next cut read fell with it); never before the last
+        # cut's ``cut_at``: slots at the old rate that other processes may still hold.
+        state = attrs.evolve(state, tat=resume_at)
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
 

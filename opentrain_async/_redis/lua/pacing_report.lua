@@ -174,11 +174,6 @@ if throttled and not spread then
     s.pause_until, s.pause_began, s.win_reset = now + ra, now, now + ra
   end
   local resume = math.max(s.pause_until, now)
-  -- the pacer drops the slots it holds when a 429 pauses it: resume at the pause's end
-  if s.pause_until > paused_until and s.tat > resume then
-    s.tat = resume
-    redis.call('HSET', key, 'tat', fmt(s.tat))
-  end
   if s.limit == nil then  -- curve.first_cut
     s.limit = math.max(estimate, MIN_RATE)
     s.searching, s.origin, s.cut_at = true, resume, resume
@@ -215,6 +210,13 @@ if throttled and not spread then
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
   else  -- curve.freeze
+    -- the pacer drops the slots it holds when a 429 pauses it: resume at the pause's
+    -- end, not before the last cut's cut_at (slots others may hold at the old rate)
+    local resume_at = math.max(resume, s.cut_at)
+    if s.pause_until > paused_until and s.tat > resume_at then
+      s.tat = resume_at
+      redis.call('HSET', key, 'tat', fmt(s.tat))
+    end
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
   end
