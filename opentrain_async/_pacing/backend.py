@@ -252,7 +252,6 @@ def apply_report(
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
     windowed = in_window_mode(state, cap)
     drew_at = current_rate(state, admitted, tuning, cap)
-    paused_until = state.pause_until
     state = _pause(state, now, feedback, drew_at or estimate, windowed, tuning)
     resume = max(state.pause_until, now)
     if state.limit is None:
@@ -289,16 +288,20 @@ def apply_report(
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
-    resume_at = max(resume, state.cut_at)
-    if state.pause_until > paused_until and state.tat > resume_at:
-        # The pacer drops the slots it holds when a 429 pauses it (reserved into the
-        # pause): the schedule resumes at the pause's end, not after slots nobody sends
-        # on (each dropped batch was a gap of up to ``horizon`` with nothing sent, and
-        # the accepted rate the next cut read fell with it); never before the last
-        # cut's ``cut_at``: slots at the old rate that other processes may still hold.
-        state = attrs.evolve(state, tat=resume_at)
     # A pause without a cut freezes the curve for its duration.
-    return freeze(state, paused_before, resume)
+    return freeze(_resume_at_pause_end(state, paused_before, resume), paused_before, resume)
+
+
+def _resume_at_pause_end(state: PacingState, paused_before: float, resume: float) -> PacingState:
+    """A 429 that paused (past ``paused_before``) without a cut: the schedule resumes at
+    the pause's end.  The pacer drops the slots it holds (reserved into the pause), so a
+    ``tat`` left after them was a gap of up to ``horizon`` with nothing sent, and the
+    accepted rate the next cut read fell with it.  Never before the last cut's
+    ``cut_at``: slots at the old rate that other processes may still hold."""
+    resume_at = max(resume, state.cut_at)
+    if state.pause_until <= paused_before or state.tat <= resume_at:
+        return state
+    return attrs.evolve(state, tat=resume_at)
 
 
 class InMemoryPacingBackend:

@@ -126,7 +126,6 @@ if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
-  local paused_until = s.pause_until
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
@@ -210,10 +209,10 @@ if throttled and not spread then
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
   else  -- curve.freeze
-    -- the pacer drops the slots it holds when a 429 pauses it: resume at the pause's
-    -- end, not before the last cut's cut_at (slots others may hold at the old rate)
+    -- backend._resume_at_pause_end: the pacer drops the slots it holds when a 429
+    -- pauses it; resume at the pause's end, not before cut_at (others' old-rate slots)
     local resume_at = math.max(resume, s.cut_at)
-    if s.pause_until > paused_until and s.tat > resume_at then
+    if s.pause_until > paused_before and s.tat > resume_at then
       s.tat = resume_at
       redis.call('HSET', key, 'tat', fmt(s.tat))
     end
