@@ -289,17 +289,22 @@ def apply_report(
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     # A pause without a cut freezes the curve for its duration.
-    return freeze(_resume_at_pause_end(state, paused_before, resume), paused_before, resume)
+    state = _resume_at_pause_end(state, feedback.retry_after, paused_before, resume)
+    return freeze(state, paused_before, resume)
 
 
-def _resume_at_pause_end(state: PacingState, paused_before: float, resume: float) -> PacingState:
-    """A 429 that paused (past ``paused_before``) without a cut: the schedule resumes at
-    the pause's end.  The pacer drops the slots it holds (reserved into the pause), so a
-    ``tat`` left after them was a gap of up to ``horizon`` with nothing sent, and the
-    accepted rate the next cut read fell with it.  Never before the last cut's
-    ``cut_at``: slots at the old rate that other processes may still hold."""
+def _resume_at_pause_end(
+    state: PacingState, hint: float | None, paused_before: float, resume: float
+) -> PacingState:
+    """A 429 whose hint says when the limiter reopens paused (past ``paused_before``)
+    without a cut: the schedule resumes at the pause's end.  The pacer drops the slots
+    it holds (reserved into the pause), so a ``tat`` left after them was a gap of up to
+    ``horizon`` with nothing sent, and the accepted rate the next cut read fell with it.
+    Never before the last cut's ``cut_at``: slots at the old rate that other processes
+    may still hold.  (A short pause on no hint or a rounded one is a guess: its gap
+    stays, as backoff.)"""
     resume_at = max(resume, state.cut_at)
-    if state.pause_until <= paused_before or state.tat <= resume_at:
+    if not says_reset(hint) or state.pause_until <= paused_before or state.tat <= resume_at:
         return state
     return attrs.evolve(state, tat=resume_at)
 
