@@ -1,11 +1,12 @@
-"""A 429's pause does not cost the slots the pacer drops: the schedule resumes at its end.
+"""A 429's exact pause does not cost the slots the pacer drops: resume at its end.
 
 The pacer holds the slots of one reservation (those due within ``horizon``) and drops
-them when a 429 pauses it (they were reserved into the pause).  The schedule must
-resume at the pause's end: had it gone on after the dropped slots, each such 429 left a
-gap of up to a horizon with nothing sent, and the accepted rate the next cut read fell
-with it (an untuned client 100 ms from a bucket of 300/s learned 237-266/s and ran there
-for the rest of the job).  In virtual time: the pacer's clock and sleeps are the loop's.
+them when a 429 pauses it (they were reserved into the pause).  When the hint says when
+the limiter reopens, the schedule must resume at the pause's end: had it gone on after
+the dropped slots, each such 429 left a gap of up to a horizon with nothing sent, and
+the accepted rate the next cut read fell with it (an untuned client 100 ms from a bucket
+of 300/s learned 237-266/s and ran there for the rest of the job).  In virtual time: the
+pacer's clock and sleeps are the loop's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
-from opentrain_async import InMemoryPacingBackend, Pacer, PacingState
+from opentrain_async import InMemoryPacingBackend, Pacer, PacingFeedback, PacingState, PacingTuning
+from opentrain_async._pacing.backend import apply_report
 
 RATE = 360.0
 HINT = 0.001
@@ -60,3 +62,15 @@ def test_the_schedule_resumes_at_the_end_of_a_short_pause() -> None:
     assert later[0] >= pause_end - 1e-9
     assert later[0] <= pause_end + 1.5 / RATE
     assert later[-1] - later[0] <= (len(later) - 1 + 0.5) / RATE
+
+
+def test_a_guessed_pause_keeps_its_gap() -> None:
+    """A rounded hint (or none) pauses on a guess, the short pause: the slots after it
+    stay where they were, as backoff (resuming at once there raised the family's 429s)."""
+    held = PacingState(limit=RATE, searching=False, origin=0.0, recover=100.0, cuts=2, tat=10.02)
+    for hint in (1.0, None, HINT):
+        feedback = PacingFeedback(throttled=True, throttled_at=10.0, retry_after=hint)
+        after = apply_report(held, 10.0, feedback, None, PacingTuning())
+        assert after.cuts == held.cuts  # a pause, no cut
+        assert after.pause_until > 10.0
+        assert after.tat == (10.0 + HINT if hint == HINT else held.tat)
