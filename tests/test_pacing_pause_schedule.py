@@ -16,8 +16,7 @@ import asyncio
 import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
-from opentrain_async import InMemoryPacingBackend, Pacer, PacingFeedback, PacingState, PacingTuning
-from opentrain_async._pacing.backend import apply_report
+from opentrain_async import InMemoryPacingBackend, Pacer, PacingState
 
 RATE = 360.0
 HINT = 0.001
@@ -64,13 +63,25 @@ def test_the_schedule_resumes_at_the_end_of_a_short_pause() -> None:
     assert later[-1] - later[0] <= (len(later) - 1 + 0.5) / RATE
 
 
-def test_a_guessed_pause_keeps_its_gap() -> None:
+def test_only_a_pause_on_a_hint_that_says_gives_slots_back_nobody_followed() -> None:
     """A rounded hint (or none) pauses on a guess, the short pause: the slots after it
-    stay where they were, as backoff (resuming at once there raised the family's 429s)."""
-    held = PacingState(limit=RATE, searching=False, origin=0.0, recover=100.0, cuts=2, tat=10.02)
-    for hint in (1.0, None, HINT):
-        feedback = PacingFeedback(throttled=True, throttled_at=10.0, retry_after=hint)
-        after = apply_report(held, 10.0, feedback, None, PacingTuning())
-        assert after.cuts == held.cuts  # a pause, no cut
-        assert after.pause_until > 10.0
-        assert after.tat == (10.0 + HINT if hint == HINT else held.tat)
+    stay where they were, as backoff.  Slots someone reserved after the dropped ones
+    (``tat`` past their end) are theirs: the schedule does not go back under them."""
+    held = PacingState(
+        limit=RATE,
+        searching=False,
+        origin=0.0,
+        recover=100.0,
+        cuts=2,
+        tat=10.02,
+        pause_until=10.0 + HINT,
+    )
+    for hint, end, tat in (
+        (HINT, 10.02, 10.0 + HINT),  # exact: back to the pause's end
+        (1.0, 10.02, 10.02),  # rounded: the gap stays
+        (None, 10.02, 10.02),  # none: the gap stays
+        (HINT, 10.01, 10.02),  # another sender's slots follow ours: theirs stay
+    ):
+        backend = InMemoryPacingBackend(state=held)
+        backend.give_back(10.0, end, hint)
+        assert backend.state.tat == pytest.approx(tat)

@@ -289,24 +289,7 @@ def apply_report(
         # other processes may still be sending on them.  Their 429s are this episode's.
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
     # A pause without a cut freezes the curve for its duration.
-    state = _resume_at_pause_end(state, feedback.retry_after, paused_before, resume)
     return freeze(state, paused_before, resume)
-
-
-def _resume_at_pause_end(
-    state: PacingState, hint: float | None, paused_before: float, resume: float
-) -> PacingState:
-    """A 429 whose hint says when the limiter reopens paused (past ``paused_before``)
-    without a cut: the schedule resumes at the pause's end.  The pacer drops the slots
-    it holds (reserved into the pause), so a ``tat`` left after them was a gap of up to
-    ``horizon`` with nothing sent, and the accepted rate the next cut read fell with it.
-    Never before the last cut's ``cut_at``: slots at the old rate that other processes
-    may still hold.  (A short pause on no hint or a rounded one is a guess: its gap
-    stays, as backoff.)"""
-    resume_at = max(resume, state.cut_at)
-    if not says_reset(hint) or state.pause_until <= paused_before or state.tat <= resume_at:
-        return state
-    return attrs.evolve(state, tat=resume_at)
 
 
 class InMemoryPacingBackend:
@@ -348,6 +331,19 @@ class InMemoryPacingBackend:
         """``report`` without awaiting (a window's successes, counted as they come)."""
         self.state = apply_report(self.state, self._clock(), feedback, cap, self.tuning)
         return self.state
+
+    def give_back(self, first: float, end: float, hint: float | None) -> None:
+        """Slots from ``first`` until ``end`` (the ``tat`` after them) that this process's
+        pacer dropped unsent when a 429 paused it: when the hint says when the limiter
+        reopens, the schedule resumes at the pause's end, not after them (each dropped
+        batch was a gap of up to ``horizon`` with nothing sent, and the accepted rate the
+        next cut read fell with it).  Only if nobody reserved after them; never before
+        the last cut's ``cut_at``.  (A pause on no hint or a rounded one is a guess: its
+        gap stays, as backoff.)"""
+        state = self.state
+        if says_reset(hint) and abs(state.tat - end) < 1e-6:
+            resume = max(first, state.pause_until, state.cut_at)
+            self.state = attrs.evolve(state, tat=min(resume, state.tat))
 
     async def load(self) -> PacingState:
         """The current state."""

@@ -209,14 +209,6 @@ if throttled and not spread then
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
   else  -- curve.freeze
-    -- backend._resume_at_pause_end: a hint that says when it reopens (pause.says_reset)
-    -- resumes the schedule at the pause's end, not before cut_at (others' old slots)
-    local resume_at = math.max(resume, s.cut_at)
-    local says = ra ~= nil and ra > 0 and (ra ~= math.floor(ra) or ra >= WINDOW_HINT)
-    if says and s.pause_until > paused_before and s.tat > resume_at then
-      s.tat = resume_at
-      redis.call('HSET', key, 'tat', fmt(s.tat))
-    end
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
   end
