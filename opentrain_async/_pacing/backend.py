@@ -338,11 +338,11 @@ class InMemoryPacingBackend:
         reopens, the schedule resumes at the pause's end, not after them (each dropped
         batch was a gap of up to ``horizon`` with nothing sent, and the accepted rate the
         next cut read fell with it).  Only if nobody reserved after them; never before
-        the last cut's ``cut_at``.  (A pause on no hint or a rounded one is a guess: its
-        gap stays, as backoff.)"""
+        now (a schedule behind looks busy, and freezes the curve) or the last cut's
+        ``cut_at``.  (A pause on no hint or a rounded one is a guess: its gap stays.)"""
         state = self.state
         if says_reset(hint) and abs(state.tat - end) < 1e-6:
-            resume = max(first, state.pause_until, state.cut_at)
+            resume = max(first, state.pause_until, state.cut_at, self._clock())
             self.state = attrs.evolve(state, tat=min(resume, state.tat))
 
     async def load(self) -> PacingState:
