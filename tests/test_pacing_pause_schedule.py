@@ -82,6 +82,6 @@ def test_only_a_pause_on_a_hint_that_says_gives_slots_back_nobody_followed() -> 
         (None, 10.02, 10.02),  # none: the gap stays
         (HINT, 10.01, 10.02),  # another sender's slots follow ours: theirs stay
     ):
-        backend = InMemoryPacingBackend(state=held)
+        backend = InMemoryPacingBackend(state=held, clock=lambda: 10.0)
         backend.give_back(10.0, end, hint)
         assert backend.state.tat == pytest.approx(tat)
