@@ -420,6 +420,19 @@ class InMemoryPacingBackend:
         self.state = apply_report(self.state, self._clock(), feedback, cap, self.tuning)
         return self.state
 
+    def give_back(self, first: float, end: float, hint: float | None) -> None:
+        """Slots from ``first`` until ``end`` (the ``tat`` after them) that this process's
+        pacer dropped unsent when a 429 paused it: when the hint says when the limiter
+        reopens, the schedule resumes at the pause's end, not after them (each dropped
+        batch was a gap of up to ``horizon`` with nothing sent, and the accepted rate the
+        next cut read fell with it).  Only if nobody reserved after them; never before
+        now (a schedule behind looks busy, and freezes the curve) or the last cut's
+        ``cut_at``.  (A pause on no hint or a rounded one is a guess: its gap stays.)"""
+        state = self.state
+        if says_reset(hint) and abs(state.tat - end) < 1e-6:
+            resume = max(first, state.pause_until, state.cut_at, self._clock())
+            self.state = attrs.evolve(state, tat=min(resume, state.tat))
+
     async def load(self) -> PacingState:
         """The current state."""
         return self.state

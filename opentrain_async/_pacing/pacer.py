@@ -489,6 +489,9 @@ class Pacer:
         self._state = state
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:
+            if self._local is not None and state.cuts == self._cuts and self._slots and self._rate:
+                end = self._slots[-1] + 1 / self._rate + self._offset  # a pause: give them back
+                self._local.give_back(self._slots[0] + self._offset, end, retry_after)
             self._slots.clear()  # reserved at the old rate, or into the pause
             self._cuts = state.cuts
         _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
