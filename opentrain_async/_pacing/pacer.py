@@ -31,7 +31,7 @@ from .probe import WallProbe
 from .shared_bounds import longest_ahead
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
-from .waiter import Waiter
+from .waiter import Waiter, until_done
 from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
@@ -347,18 +347,9 @@ class Pacer:
         self._answered.clear()
         answer = asyncio.ensure_future(self._answered.wait())
         try:
-            await self._until_done(answer, seconds)
+            await until_done(answer, self._sleep(seconds))
         finally:
             answer.cancel()
-
-    async def _until_done(self, future: asyncio.Future[Any], seconds: float) -> None:
-        """Wait until ``future`` is done or ``seconds`` of the pacer's sleep have passed
-        (virtual time in tests), whichever comes first; ``future`` is left running."""
-        nap = asyncio.ensure_future(self._sleep(seconds))
-        try:
-            await asyncio.wait((future, nap), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
 
     # -- a window's allowance at each reset ----------------------------------------------
 
@@ -382,7 +373,7 @@ class Pacer:
         task = self._flushing
         if task is None or task.done():
             return
-        await self._until_done(task, ANSWER_WAIT)
+        await until_done(task, self._sleep(ANSWER_WAIT))
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,11 +1,13 @@
 """One request waiting in a pacer's queue (``pacer.Pacer``): granted a start time, or
-asked to lead."""
+asked to lead; and the pacer's "this, or a nap, whichever ends first"."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
-__all__ = ["Waiter"]
+__all__ = ["Waiter", "until_done"]
 
 
 class Waiter:
@@ -22,3 +24,13 @@ class Waiter:
             self.slot = slot
         if not self.future.done():
             self.future.set_result(None)
+
+
+async def until_done(future: asyncio.Future[Any], nap: Awaitable[None]) -> None:
+    """Wait until ``future`` is done or ``nap`` (the pacer's sleep: virtual time in tests)
+    has ended, whichever comes first; ``future`` is left running."""
+    napping = asyncio.ensure_future(nap)
+    try:
+        await asyncio.wait((future, napping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        napping.cancel()
