@@ -69,6 +69,10 @@ async def test_a_later_429_of_the_wall_does_not_push_its_pause() -> None:
     assert pacer.try_acquire() is not None
 
 
+def _refused(hint: float) -> RateLimitError:
+    return RateLimitError("slow down", status=429, retry_after=hint)
+
+
 def test_a_bulk_retry_sleeps_to_the_resets_earliest() -> None:
     """A bulk send's 429 with a whole hint of h >= 2 s sleeps h - 1 (the reset comes
     after that) and then waits for the pacer's admission, whose pause ends at the wall's
@@ -76,10 +80,9 @@ def test_a_bulk_retry_sleeps_to_the_resets_earliest() -> None:
     place in flight (seed 5040, 150 per 1.9 s: all 64 asleep, admissions resumed at
     2.8 s).  Outside bulk the hint is still waited out in full."""
     policy = RetryPolicy(random=lambda: 1.0)
-    two, five = RateLimitError("slow", status=429, retry_after=2.0), RateLimitError("slow", status=429, retry_after=5.0)
+    two, five = _refused(2.0), _refused(5.0)
     assert policy.compute_wait(two, 1, paced=True) == 1.0
     assert policy.compute_wait(two, 3, paced=True) == 1.0
     assert policy.compute_wait(five, 1, paced=True) == 4.0
     assert policy.compute_wait(two, 1) > 2.0  # the hint and its jitter
-    exact = RateLimitError("slow", status=429, retry_after=2.5)
-    assert policy.compute_wait(exact, 1, paced=True) > 2.5  # exact: waited out
+    assert policy.compute_wait(_refused(2.5), 1, paced=True) > 2.5  # exact: waited out
