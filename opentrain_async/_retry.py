@@ -41,7 +41,7 @@ from ._errors import (
     InternalServerError,
     RateLimitError,
 )
-from ._pacing.pause import WINDOW_HINT, is_exact, left_to_pacer
+from ._pacing.pause import left_to_pacer
 from ._validation import check_option
 
 __all__ = ["RetryEvent", "RetryPolicy"]
@@ -131,11 +131,8 @@ class RetryPolicy:
         pacer's there: it pauses and, while the limiter stays shut, lets one probe
         through at a time (``_pacing/probe.py``), where each request's own backoff (up
         to 30 s) left the job's last messages asleep long after the limiter reopened.
-        A whole hint h of 2 s or more says the reset comes within (h - 1, h]: there the
-        retry sleeps h - 1 and the pacer's pause, ending at the wall's earliest bound,
-        holds it the rest (each slept its own 2 s, past the reset).  Otherwise every
-        hint is waited out in full, so ``max_retries`` attempts always span at least
-        that many hints.
+        Otherwise every hint is waited out in full, so ``max_retries`` attempts always
+        span at least that many hints.
         """
         if paced and isinstance(error, RateLimitError) and not error.retry_after:
             return 0.0
@@ -147,8 +144,6 @@ class RetryPolicy:
             hint = error.retry_after
             if paced and attempt == 1 and left_to_pacer(hint):
                 return 0.0
-            if paced and hint >= WINDOW_HINT and not is_exact(hint):
-                return hint - 1.0  # the reset's earliest; the pacer's pause holds the rest
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
 

@@ -285,10 +285,7 @@ def _pause(
     tuning: PacingTuning,
 ) -> PacingState:
     """A 429's hint: what it says of the limit (``_learn_hint``) and the pause; in a
-    window's mode a rounded hint of its wall or its probe bounds the reset.  A rounded
-    hint h says the reset comes within (h - 1, h]: the earliest of a wall binds, and
-    a later one of the same wall (``bounds_reset``) never extends its pause (each
-    pushed the pause to its own bound, seed 5996: 0.7 s past the reset per wall)."""
+    window's mode a rounded hint of its wall or its probe bounds the reset."""
     hint, sent = feedback.retry_after, feedback.throttled_at
     bound = bounds_reset(state, now, sent, hint)
     probe = probe_bounds_reset(state, sent, hint, windowed)
@@ -296,10 +293,8 @@ def _pause(
     if bound and hint is not None:
         state = tighten(state, now, min(hint, tuning.max_hint_pause))
     before = state.pause_until
-    paused = on_hint(state, now, sent, hint, tuning)
-    if bound:  # the earliest bound binds: a later 429 of the wall adds nothing
-        paused = attrs.evolve(paused, pause_until=before, pause_began=state.pause_began)
-    state = window_reset(paused, before, says_reset(hint))
+    state = on_hint(state, now, sent, hint, tuning)
+    state = window_reset(state, before, says_reset(hint))
     if probe and hint is not None:
         state = reset_by(state, now, hint)
     return state

@@ -189,8 +189,7 @@ if throttled and not spread then
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
-    -- (a later rounded hint of the wall never extends it: the earliest binds)
-    if now + wait > s.pause_until and not bound then
+    if now + wait > s.pause_until then
       s.pause_until, s.pause_began = now + wait, now
       -- allowance.window_reset: a pause on a hint that says when ends at a reset
       if exact or ra >= WINDOW_HINT then s.win_reset = s.pause_until end
