@@ -491,7 +491,7 @@ def _renewed(pacer: Pacer, admitted: float) -> float:
     fresh = pacer.try_acquire()
     if fresh is None:
         raise _GrantExpired
-    if pacer.expired(fresh):  # (cannot be: a fresh grant; never sent expired all the same)
+    if pacer.expired(fresh):  # a slot held from a window that has ended since
         pacer.give_back(fresh)
         raise _GrantExpired
     return fresh
