@@ -50,7 +50,7 @@ from .allowance import (
 from .curve import bounded, cut, doubling, first_cut, freeze, search_period, trust_accepted
 from .curve import rate as curve_rate
 from .pause import WINDOW_SLOTS, bucket_bound, is_exact, learn_window, on_hint, says_reset
-from .samples import accepted_rate, first_estimate, recent_rate, record
+from .samples import accepted_rate, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
@@ -271,7 +271,7 @@ def _bucket_bound(
     bound = bucket_bound(state, hint)
     if bound is not None and pace is not None and pace >= WINDOW_SLOTS * bound:
         return None
-    if bound is not None and recent_rate(state, now, BOUND_SPAN) > bound:
+    if bound is not None and accepted_rate(state, now, BOUND_SPAN, since_origin=False)[0] > bound:
         return None
     return bound
 

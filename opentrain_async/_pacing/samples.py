@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "first_estimate", "recent_rate", "record"]
+__all__ = ["accepted_rate", "first_estimate", "record"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -50,15 +50,20 @@ def record(
     return evolve(state, **changes) if changes else state
 
 
-def accepted_rate(state: PacingState, now: float, span: float) -> tuple[float, float]:
+def accepted_rate(
+    state: PacingState, now: float, span: float, since_origin: bool = True
+) -> tuple[float, float]:
     """(accepted, offered) per second over the last ``span`` seconds (whole buckets, the
-    current one partly), not counting time before ``state.origin`` (a pause)."""
+    current one partly); ``since_origin``: not counting time before ``state.origin`` (a
+    pause), else pauses and cuts included (what the limiter let through lately)."""
     state = _advance(state, now)
     buckets = max(1, min(SAMPLE_BUCKETS, math.ceil(span / SAMPLE_SECONDS - 1e-9)))
-    if state.origin < now:  # not before the curve's origin (the end of a pause)
-        since = math.ceil(round((state.sample_at - state.origin) / SAMPLE_SECONDS, 9)) + 1
-        buckets = max(1, min(buckets, since))
-    start = max(state.sample_at - (buckets - 1) * SAMPLE_SECONDS, min(state.origin, now))
+    start = state.sample_at - (buckets - 1) * SAMPLE_SECONDS
+    if since_origin:
+        if state.origin < now:  # not before the curve's origin (the end of a pause)
+            since = math.ceil(round((state.sample_at - state.origin) / SAMPLE_SECONDS, 9)) + 1
+            buckets = max(1, min(buckets, since))
+        start = max(state.sample_at - (buckets - 1) * SAMPLE_SECONDS, min(state.origin, now))
     elapsed = max(now - start, SAMPLE_SECONDS / 2)
     accepted = sum(state.accepted[-buckets:])
     offered = sum(state.offered[-buckets:])
@@ -81,12 +86,3 @@ def first_estimate(
             total = sum(state.accepted)
             return max(estimate, total / max(now - first, SAMPLE_SECONDS))
     return estimate
-
-
-def recent_rate(state: PacingState, now: float, span: float) -> float:
-    """Successes per second over the last ``span`` seconds (whole buckets, the current
-    one partly), pauses and cuts included: what the limiter let through lately."""
-    state = _advance(state, now)
-    buckets = max(1, min(SAMPLE_BUCKETS, math.ceil(span / SAMPLE_SECONDS - 1e-9)))
-    start = state.sample_at - (buckets - 1) * SAMPLE_SECONDS
-    return sum(state.accepted[-buckets:]) / max(now - start, SAMPLE_SECONDS / 2)

@@ -7,7 +7,7 @@
 -- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, freeze, pause.bucket_bound,
--- samples.accepted_rate, recent_rate and first_estimate) for
+-- samples.accepted_rate and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -55,14 +55,17 @@ local function record(at, acc, off)  -- samples.record
   accepted[NB] = accepted[NB] + acc
   offered[NB] = offered[NB] + off
 end
-local function accepted_rate(at, span)  -- samples.accepted_rate
+local function accepted_rate(at, span, since_origin)  -- samples.accepted_rate
   local acc, off, sample_at = advanced(at)
   local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
-  if s.origin < at then
-    local since = math.ceil(math.floor((sample_at - s.origin) / S * 1e9 + 0.5) / 1e9) + 1
-    buckets = math.max(1, math.min(buckets, since))
+  local start = sample_at - (buckets - 1) * S
+  if since_origin then
+    if s.origin < at then
+      local since = math.ceil(math.floor((sample_at - s.origin) / S * 1e9 + 0.5) / 1e9) + 1
+      buckets = math.max(1, math.min(buckets, since))
+    end
+    start = math.max(sample_at - (buckets - 1) * S, math.min(s.origin, at))
   end
-  local start = math.max(sample_at - (buckets - 1) * S, math.min(s.origin, at))
   local elapsed = math.max(at - start, S / 2)
   local a, o = 0, 0
   for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
@@ -71,13 +74,6 @@ end
 local function recover_time()
   if s.recover == 0 then return recover0 end
   return s.recover
-end
-local function recent_rate(at, span)  -- samples.recent_rate
-  local acc, _, sample_at = advanced(at)
-  local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
-  local a = 0
-  for i = NB - buckets + 1, NB do a = a + acc[i] end
-  return a / math.max(at - (sample_at - (buckets - 1) * S), S / 2)
 end
 local function curve_rate(at)  -- curve.rate
   local r = nil
@@ -208,7 +204,7 @@ if throttled and not spread then
     local pace = drew_at or estimate
     if pace ~= nil and pace >= WINDOW_SLOTS * bound then bound = nil end
   end
-  if bound ~= nil and recent_rate(now, BOUND_SPAN) > bound then bound = nil end
+  if bound ~= nil and accepted_rate(now, BOUND_SPAN, false) > bound then bound = nil end
   local done = false
   if s.limit == nil then  -- curve.first_cut
     s.limit = math.max(estimate, MIN_RATE)
@@ -236,7 +232,7 @@ if throttled and not spread then
     local span = math.min(math.max(0.25, ra or 0), 1.0)
     local steep = is_doubling(now)
     if steep then span = 0.15 end
-    local acc, off = accepted_rate(now, span)
+    local acc, off = accepted_rate(now, span, true)
     local paced = rate_at(now - span / 2) or drew
     local measured = nil
     if off >= 0.5 * paced then measured = acc end  -- curve.trust_accepted
