@@ -21,6 +21,29 @@ from .step_clock import Clock
 W, WINDOW, LATENCY = 400, 1.4, 0.025
 
 
+def _at_reset(
+    clock: Clock, limit: float, hint: float, w: int
+) -> tuple[InMemoryPacingBackend, Pacer]:
+    """A pacer in a window's mode (``w`` per ``hint`` learned, the last cut just now),
+    its reset now: its first reservation hands out the window's W."""
+    start = clock.now
+    state = PacingState(
+        limit=limit,
+        searching=False,
+        origin=start - 10.0,
+        cut_at=start - 0.001,
+        cuts=2,
+        window_hint=hint,
+        win_size=w,
+        pause_until=start,
+        win_reset=start,
+    )
+    backend = InMemoryPacingBackend(clock=clock, state=state)
+    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
+    pacer._become_paced()  # as its first reservation of a known window does
+    return backend, pacer
+
+
 async def test_a_reopening_sliding_window_is_cut_to_its_average_over_a_window() -> None:
     """400 per 1.4 s, its last window filled by a ramp (10 sends 20 ms apart, then the
     rest at once), a window's mode learned from a 0.9 s hint.  At the reset the pacer
@@ -36,20 +59,7 @@ async def test_a_reopening_sliding_window_is_cut_to_its_average_over_a_window() 
         assert server.acquire(filled + 0.02 * k) is None
     for _ in range(W - 10):
         assert server.acquire(filled + 0.5) is None
-    state = PacingState(
-        limit=1500.0,
-        searching=False,
-        origin=start - 10.0,
-        cut_at=start - 0.001,
-        cuts=2,
-        window_hint=0.9,
-        win_size=W,
-        pause_until=start,
-        win_reset=start,
-    )
-    backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()  # as its first reservation of a known window does
+    backend, pacer = _at_reset(clock, limit=1500.0, hint=0.9, w=W)
     sent = [pacer.try_acquire() for _ in range(W)]
     assert None not in sent
     clock.now = start + LATENCY
@@ -79,20 +89,7 @@ async def test_a_whole_hints_probe_still_reads_the_average_from_reset_to_reset()
     of the 2 s family, a fixed window, 1.52x -> 1.84x when W per hint read for it)."""
     clock = Clock()
     start = clock.now
-    state = PacingState(
-        limit=50.0,
-        searching=False,
-        origin=start - 10.0,
-        cut_at=start - 0.001,
-        cuts=2,
-        window_hint=2.0,
-        win_size=10,
-        pause_until=start,
-        win_reset=start,
-    )
-    backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()
+    backend, pacer = _at_reset(clock, limit=50.0, hint=2.0, w=10)
     sent = [pacer.try_acquire() for _ in range(10)]
     assert None not in sent
     for at in sent:
