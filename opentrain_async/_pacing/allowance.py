@@ -14,6 +14,12 @@ process alone) draws from one W per window, not W each:
   successes), or stays as it was if that was none.
 * **W at once**: reservations hand out the window's sends all at the reset (interval
   0), up to W in total; W unknown (the first window), as many as are asked.
+* **W spread over a reopening**: a window whose own sends drew 429s (a sliding one
+  frees each slot a window after the send that took it: W at its reset, the oldest
+  slot's, was mostly refused) hands out its next W spread over the stretch from its
+  first to its last success (``win_stretch``, at most half the hint), the k-th at the
+  reset plus k / W of it; a window that refused none of its sends (a fixed one) keeps
+  the stretch it had, none at first, so its W goes at once.
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash; still
@@ -191,7 +197,9 @@ def stretch_answers(state: PacingState, successes: int, at: float | None) -> Pac
     report's time): the window's first and last admissions of a success, a probe's and
     an earlier window's left out, so that the next W goes spread over as long."""
     opened_at = min(state.win_opened, state.win_reset)
-    probing = state.win_sent > state.win_size > 0 and at is not None and at >= state.win_granted - 1e-6
+    probing = (
+        state.win_sent > state.win_size > 0 and at is not None and at >= state.win_granted - 1e-6
+    )
     if at is None or successes <= 0 or at < opened_at - 1e-6 or probing:
         return state
     return evolve(state, win_first=min(state.win_first, at), win_last=max(state.win_last, at))
