@@ -62,14 +62,24 @@ def _random_window(rng: random.Random, now: float, state: PacingState) -> Pacing
     return attrs.evolve(
         state,
         win_size=size,
-        win_opened=rng.choice([float("-inf"), now - rng.uniform(0, 3)]),
+        win_opened=rng.choice([float("-inf"), now - rng.uniform(0, 3), now - rng.uniform(0, 0.3)]),
         win_base=max(state.successes - rng.randint(0, size + 2), 0),
         win_throttles=max(state.throttles - rng.randint(0, 3), 0),
         win_sent=rng.choice([rng.randint(0, size + 2), size]),
         win_granted=rng.choice([float("-inf"), now - rng.uniform(0, 2), now + 3600]),
         win_probed=max(state.successes - rng.randint(0, 1), 0),
         win_reset=rng.choice([float("-inf"), now + rng.uniform(-3, 0.05)]),
+        **_random_stretch(rng, now),
     )
+
+
+def _random_stretch(rng: random.Random, now: float) -> dict[str, float]:
+    """The window's first and last successes (none, or some) and the stretch its W
+    goes spread over (none, or up to more than half a window)."""
+    first = rng.choice([float("inf"), now - rng.uniform(0, 3)])
+    last = float("-inf") if first == float("inf") else first + rng.uniform(0, 2)
+    stretch = rng.choice([0.0, rng.uniform(0.001, 2)])
+    return {"win_first": first, "win_last": last, "win_stretch": stretch}
 
 
 def _random_curve(rng: random.Random, now: float, limit: float | None) -> PacingState:
@@ -106,6 +116,28 @@ def assert_states_equal(lua: PacingState, py: PacingState) -> None:
             assert a == b, field.name
 
 
+def _spreading(rng: random.Random, now: float, state: PacingState) -> PacingState:
+    """A window whose W goes spread over a stretch, part of it sent; or one whose reset
+    is due and whose W's own sends drew 429s (the next stretch is learned)."""
+    size = rng.randint(2, 50)
+    opened = now - rng.uniform(0, 0.5)
+    first = opened + rng.uniform(0, 0.2)
+    return attrs.evolve(
+        state,
+        limit=rng.uniform(1, 500),
+        window_hint=float(rng.randint(1, 4)),
+        pause_until=now - 1,
+        win_size=size,
+        win_sent=rng.randint(0, size - 1),
+        win_opened=opened,
+        win_reset=rng.choice([float("-inf"), opened, now - rng.uniform(0, 0.01)]),
+        win_throttles=max(state.throttles - rng.randint(0, 5), 0),
+        win_stretch=rng.choice([0.0, rng.uniform(0.01, 1.5)]),
+        win_first=first,
+        win_last=first + rng.uniform(0, 2.5),
+    )
+
+
 async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Redis) -> None:
     """The Lua reserve computes what backend.apply_reserve computes (state and slots),
     over 200 random states, counts, successes and caps: the two cannot drift apart."""
@@ -115,6 +147,8 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
     for _ in range(300):
         now = await redis_now(redis)
         before = random_state(rng, now)
+        if rng.random() < 0.3:
+            before = _spreading(rng, now, before)
         await redis.delete("agree")
         await redis.hset("agree", mapping=encode_state(before))
         count, successes = rng.randint(0, 40), rng.choice([0, 0, rng.randint(1, 50)])
@@ -135,8 +169,13 @@ async def test_reserve_script_agrees_with_apply_reserve(redis: redis_asyncio.Red
             probe = want_state.win_sent > want_state.win_size > 0
             windows.add("opened" if opened else "probe" if probe and want.count else "")
             windows.add("wait" if not want.count else "sent")
+            within = want_state.win_sent < want_state.win_size
+            if within and not want.count and want.first > max(got.now, want.pause_until) + 0.02:
+                windows.add("spread")  # W's next send held to its time in the stretch
+            if opened and want_state.win_stretch != before.win_stretch:
+                windows.add("stretched")  # a stretch learned as a window opened
     # Every branch of the window's allowance was taken.
-    assert {"opened", "probe", "wait", "sent"} <= windows
+    assert {"opened", "probe", "wait", "sent", "spread", "stretched"} <= windows
 
 
 def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
@@ -161,6 +200,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
+    stretched = 0
     tightened = probes = ended = lowered = 0
     for _ in range(400):
         now = await redis_now(redis)
@@ -228,6 +268,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
         slow += want.win_probed != before.win_probed
+        stretched += (want.win_first, want.win_last) != (before.win_first, before.win_last)
         tightened += want.win_reset < before.win_reset
         # a window's probe refused with a rounded second: the next reset by then at most
         probes += feedback.retry_after == 1.0 and want.win_reset == want.pause_until > now
@@ -242,6 +283,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     # Every branch was taken: first cut, a cut, and a 429 of an old episode (or successes).
     assert {(True, 1), (False, 1), (False, 0)} <= branches
     assert slow
+    assert stretched  # a success's admission widened the window's first to last
     assert tightened  # a rounded hint of the wall brought its reset forward
     assert probes
     assert ended

@@ -14,6 +14,12 @@ process alone) draws from one W per window, not W each:
   successes), or stays as it was if that was none.
 * **W at once**: reservations hand out the window's sends all at the reset (interval
   0), up to W in total; W unknown (the first window), as many as are asked.
+* **W spread over a reopening**: a window whose own sends drew 429s (a sliding one
+  frees each slot a window after the send that took it: W at its reset, the oldest
+  slot's, was mostly refused) hands out its next W spread over the stretch from its
+  first to its last success (``win_stretch``, at most half the hint), the k-th at the
+  reset plus k / W of it; a window that refused none of its sends (a fixed one) keeps
+  the stretch it had, none at first, so its W goes at once.
 * **Past W, one probe for all**: one send, and only once every send of the window is
   answered (else a probe that overtakes W's own sends says nothing), or
   ``ANSWER_WAIT`` after the last grant (an answer lost to an error or a crash; still
@@ -47,6 +53,7 @@ __all__ = [
     "probe_bounds_reset",
     "reserve_window",
     "stale_answers",
+    "stretch_answers",
     "window_average",
     "window_end",
     "window_rate",
@@ -185,6 +192,34 @@ def stale_answers(state: PacingState, successes: int, latest: float | None) -> P
     return state
 
 
+def stretch_answers(state: PacingState, successes: int, at: float | None) -> PacingState:
+    """After counting ``successes`` admitted by ``at`` (their latest admission, or the
+    report's time): the window's first and last admissions of a success, a probe's and
+    an earlier window's left out, so that the next W goes spread over as long."""
+    opened_at = min(state.win_opened, state.win_reset)
+    probing = (
+        state.win_sent > state.win_size > 0 and at is not None and at >= state.win_granted - 1e-6
+    )
+    if at is None or successes <= 0 or at < opened_at - 1e-6 or probing:
+        return state
+    return evolve(state, win_first=min(state.win_first, at), win_last=max(state.win_last, at))
+
+
+def _spread(state: PacingState, at: float, count: int, tuning: PacingTuning) -> tuple[float, int]:
+    """W's next sends spread over the last window's stretch from the reset: (when, n),
+    the k-th of W at ``win_opened + win_stretch * k / W``, none before its time; n 0:
+    the next is more than a horizon past ``at`` (ask again by then)."""
+    size, sent, stretch = state.win_size, state.win_sent, state.win_stretch
+    if not stretch > 0 or state.win_opened == -math.inf:
+        return at, min(max(count, 1), size - sent)
+    due = state.win_opened + stretch * sent / size
+    if due > at + tuning.horizon:
+        return due, 0
+    at = max(at, due)
+    last = min(size - 1, math.floor((at - state.win_opened) * size / stretch + 1e-9))
+    return at, min(max(count, 1), max(last - sent + 1, 1))
+
+
 def _last_reset(reset: float, hint: float, at: float) -> float:
     """The latest reset at or before ``at`` of a window of ``hint`` seconds that reset
     at ``reset`` (``at`` itself for a hint too short to count in: a corrupt state)."""
@@ -200,6 +235,11 @@ def _open(state: PacingState, at: float) -> PacingState:
     # too: uncapped, W grew by those and the next window refused them.)
     kept = min(state.win_sent - (state.throttles - state.win_throttles), state.win_size)
     accepted = max(state.successes - state.win_base, kept)
+    stretch = state.win_stretch
+    refused = state.throttles - state.win_throttles > max(state.win_sent - state.win_size, 0)
+    if refused and state.win_last > state.win_first and state.win_opened > -math.inf:
+        # W's own sends were refused: the window freed its slots over this stretch.
+        stretch = state.win_last - state.win_first
     return evolve(
         state,
         win_size=accepted if accepted > 0 else state.win_size,
@@ -207,6 +247,9 @@ def _open(state: PacingState, at: float) -> PacingState:
         win_base=state.successes,
         win_throttles=state.throttles,
         win_sent=0,
+        win_first=math.inf,
+        win_last=-math.inf,
+        win_stretch=min(stretch, state.window_hint / 2),
     )
 
 
@@ -253,7 +296,9 @@ def reserve_window(
     if not size:
         n = max(count, 1)
     elif state.win_sent < size:
-        n = min(max(count, 1), size - state.win_sent)
+        at, n = _spread(state, at, count, tuning)
+        if not n:
+            return state, at, 0
     else:
         missing = _unanswered(state)
         # (A grant stamped ahead of now, from a clock that went back, is stale.)

@@ -42,6 +42,7 @@ from .allowance import (
     reserve_window,
     reset_by,
     stale_answers,
+    stretch_answers,
     tighten,
     window_average,
     window_end,
@@ -138,6 +139,7 @@ def _count_successes(
         return state
     state = record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
     state = stale_answers(state, successes, latest)
+    state = stretch_answers(state, successes, latest)
     return not_the_probes(state, successes, latest)
 
 

@@ -102,6 +102,13 @@ class PacingState:
     """``successes`` when the window's latest probe went."""
     win_reset: float = float("-inf")
     """The end of the latest pause on a hint that says when the window resets."""
+    win_first: float = float("inf")
+    """The earliest admission among the current window's successes (inf: none yet)."""
+    win_last: float = float("-inf")
+    """The latest admission among them, its probes' left out (-inf: none yet)."""
+    win_stretch: float = 0.0
+    """The last whole window's ``win_last - win_first``: its W goes spread over as long
+    from the next reset (``allowance``), as a sliding window frees its slots; 0: at once."""
     hint_max: float = 0.0
     """The longest exact hint seen: a token bucket's rate is at most its inverse
     (``pause.bucket_bound``, until the search's end); 0: none."""

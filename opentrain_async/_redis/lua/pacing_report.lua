@@ -24,7 +24,8 @@ local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
-  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max')
+  'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
+  'win_first', 'win_last')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -35,7 +36,8 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   win_size = tonumber(f[19]) or 0, win_sent = tonumber(f[20]) or 0,
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
   win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
-  hint_max = tonumber(f[25]) or 0}
+  hint_max = tonumber(f[25]) or 0, win_first = tonumber(f[26]) or math.huge,
+  win_last = tonumber(f[27]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -137,6 +139,12 @@ if successes > 0 then
   -- allowance.stale_answers: all admitted before the window's reset: an earlier one's
   if latest ~= nil and math.min(s.win_opened, s.win_reset) > latest + 1e-6 then
     s.win_base = s.win_base + successes
+  end
+  -- allowance.stretch_answers: the window's first and last admissions of a success
+  if latest ~= nil and latest >= math.min(s.win_opened, s.win_reset) - 1e-6
+      and not (s.win_sent > s.win_size and s.win_size > 0 and latest >= s.win_granted - 1e-6) then
+    s.win_first = math.min(s.win_first, latest)
+    s.win_last = math.max(s.win_last, latest)
   end
   -- allowance.not_the_probes: all admitted before the probe went: W's, slow
   if latest ~= nil and s.win_sent > s.win_size and s.win_size > 0
@@ -276,7 +284,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
-  'hint_max', fmt(s.hint_max),
+  'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -16,7 +16,7 @@ local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
-  'win_sent', 'win_granted', 'win_probed', 'win_reset')
+  'win_sent', 'win_granted', 'win_probed', 'win_reset', 'win_first', 'win_last', 'win_stretch')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -33,7 +33,8 @@ local NEG = -math.huge
 local w = {size = tonumber(f[15]) or 0, opened = tonumber(f[16]) or NEG,
   base = tonumber(f[17]) or 0, throttles = tonumber(f[18]) or 0, sent = tonumber(f[19]) or 0,
   granted = tonumber(f[20]) or NEG, probed = tonumber(f[21]) or 0,
-  reset = tonumber(f[22]) or NEG}
+  reset = tonumber(f[22]) or NEG, first = tonumber(f[23]) or math.huge,
+  last = tonumber(f[24]) or NEG, stretch = tonumber(f[25]) or 0}
 
 local function record(at, acc, off)
   local bucket = math.floor(at / S) * S
@@ -62,10 +63,18 @@ end
 if window_hint > 0 and limit ~= nil and cap == nil then
   local answer_wait = tonumber(ARGV[13])
   local function open(at)  -- allowance._open
+    local old_size = w.size
     local kept = math.min(w.sent - (throttles - w.throttles), w.size)  -- not refused
     local accepted = math.max(total - w.base, kept)
     if accepted > 0 then w.size = accepted end
+    -- W's own sends refused: the window freed its slots over its first to last success
+    if throttles - w.throttles > math.max(w.sent - old_size, 0) and w.last > w.first
+        and w.opened > NEG then
+      w.stretch = w.last - w.first
+    end
+    w.stretch = math.min(w.stretch, window_hint / 2)
     w.opened, w.base, w.throttles, w.sent = at, total, throttles, 0
+    w.first, w.last = math.huge, NEG
   end
   local function last_reset(reset, at)  -- allowance._last_reset
     local periods = (at - reset) / window_hint
@@ -88,7 +97,19 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       w.size = 2 * w.size
     end
     if w.size == 0 then n = count
-    elseif w.sent < w.size then n = math.min(count, w.size - w.sent)
+    elseif w.sent < w.size then
+      n = math.min(count, w.size - w.sent)
+      if w.stretch > 0 and w.opened > NEG then  -- allowance._spread: W over the stretch
+        local due = w.opened + w.stretch * w.sent / w.size
+        if due > at + horizon then
+          first, n = due, 0
+        else
+          first = math.max(at, due)
+          local last = math.min(w.size - 1,
+            math.floor((first - w.opened) * w.size / w.stretch + 1e-9))
+          n = math.min(count, math.max(last - w.sent + 1, 1))
+        end
+      end
     else
       local missing = w.sent - ((total - w.base) + throttles - w.throttles)
       if missing > 0 and now - w.granted >= 0 and now - w.granted < answer_wait then
@@ -113,7 +134,8 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','),
     'win_size', w.size, 'win_opened', fmt(w.opened), 'win_base', w.base,
     'win_throttles', w.throttles, 'win_sent', w.sent, 'win_granted', fmt(w.granted),
-    'win_probed', w.probed, 'win_reset', fmt(w.reset))
+    'win_probed', w.probed, 'win_reset', fmt(w.reset), 'win_first', fmt(w.first),
+    'win_last', fmt(w.last), 'win_stretch', fmt(w.stretch))
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
   local ends = ''  -- allowance.window_end: no slot of the window goes after it
