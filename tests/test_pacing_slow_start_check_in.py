@@ -4,8 +4,8 @@ Before any limit is known an unpaced pacer checks in every ``sync_every`` (repor
 successes, learning another process's 429).  A request that waited in the slow-start
 window was let in by an answer and went at once, with no check-in: a process whose jobs
 all waited there (a job no larger than its concurrency) reported no success and learned
-no pause until its own 429 (``benchmarks.family_sim --processes 16``, seed 7028: the first
-429's estimate read 0 successes of 30, the search began at 1.2/s).
+no pause until its own 429 (``benchmarks.family_sim --processes 16``, seeds 7000-7199:
+429s median 50% -> 46%, p90 100% -> 93%).
 """
 
 from __future__ import annotations
@@ -47,17 +47,21 @@ async def test_a_request_let_in_by_the_window_learns_another_process_429() -> No
     assert started >= pause_until
 
 
-async def test_a_request_let_in_by_the_window_reports_the_successes_before_it() -> None:
-    """Its process's successes reach the shared state before it goes (the first 429's
-    estimate reads them), though no request of that process ever reserved again."""
+async def test_a_request_let_in_by_the_window_goes_paced_at_a_limit_found_meanwhile() -> None:
+    """Another process's 429 set the shared limit while this one waited: it goes paced,
+    and its successes ride with that reservation, as with any check-in."""
     time = FakeTime(start=100.0)
     shared = _shared(time)
-    pacer = Pacer(backend=shared, clock=time.clock, sleep=time.sleep)
-    held = await pacer.acquire()
-    second = await _waiting(pacer)
-    time.now += 0.01
-    pacer.on_success(held)
+    waiting, other = (Pacer(backend=shared, clock=time.clock, sleep=time.sleep) for _ in "ab")
+    held = await waiting.acquire()
+    second = await _waiting(waiting)
+    sent = await other.acquire()
+    await other.on_throttle(sent, None)  # no hint: a short pause, and the search begins
+    assert shared.state.limit is not None
+    time.now += 0.06  # past the pause and the next check-in
+    waiting.on_success(held)
     await second
+    assert waiting.window.open  # paced from here on, not one more unpaced send
     assert shared.state.successes == 1
 
 

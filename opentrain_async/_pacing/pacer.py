@@ -182,20 +182,21 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                # Let in past a check-in due (a full window): check in first, holding the
-                # room, or a process whose jobs all wait here reports and learns nothing.
+                # Let in past a check-in due (a full window): learn the shared state first,
+                # holding the room (its successes ride with the next check-in, as before).
                 if self._clock() >= self._next_sync:
-                    await self._check_in(self._clock())
+                    await self._check_in(self._clock(), report=False)
                 if self._paced or self._clock() < self._pause_until:
                     self.window.leave(grow=False)
                     continue
                 return self._clock() + self._offset
         return await self._acquire_paced()
 
-    async def _check_in(self, now: float) -> None:
-        """Unpaced: report successes, learn the shared state (a limit, a pause)."""
+    async def _check_in(self, now: float, report: bool = True) -> None:
+        """Unpaced: learn the shared state (a limit, a pause); report successes if ``report``."""
         self._next_sync = now + self.tuning.sync_every
-        slots = self._absorb(await self._reserve(1), now)
+        asked = self._reserve(1) if report else self.backend.reserve(1, cap=self.rate_limit)
+        slots = self._absorb(await asked, now)
         if self._windowed:  # a share of a window's W: not to be wasted
             self._slots.extend(slots)
         self._unanswered = False
