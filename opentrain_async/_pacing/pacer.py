@@ -182,14 +182,14 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                # Let in past a check-in due (a full window): learn the shared state first,
-                # holding the room (its successes ride with the next check-in, as before).
-                if self._clock() >= self._next_sync:
-                    await self._check_in(self._clock(), report=False)
-                if self._paced or self._clock() < self._pause_until:
-                    self.window.leave(grow=False)
-                    continue
-                return self._clock() + self._offset
+                now = self._clock()
+                if now < self._next_sync:
+                    return now + self._offset
+                # Let in past a check-in due (a full window): learn the shared state first.
+                await self._check_in(now, report=False)
+                if not self._paced and self._clock() >= self._pause_until:
+                    return self._clock() + self._offset
+                self.window.leave(grow=False)
         return await self._acquire_paced()
 
     async def _check_in(self, now: float, report: bool = True) -> None:
