@@ -3,9 +3,10 @@
 Before any limit is known an unpaced pacer checks in every ``sync_every`` (reporting its
 successes, learning another process's 429).  A request that waited in the slow-start
 window was let in by an answer and went at once, with no check-in: a process whose jobs
-all waited there (a job no larger than its concurrency) reported no success and learned
-no pause until its own 429 (``benchmarks.family_sim --processes 16``, seeds 7000-7199:
-429s median 50% -> 46%, p90 100% -> 93%).
+all waited there (a job no larger than its concurrency) learned no pause until its own
+429.  Now, let in once a check-in is due, it learns the shared state first (its successes
+ride with the next check-in): ``benchmarks.family_sim --processes 16``, seeds 7000-7199,
+429s median 50% -> 46%, p90 100% -> 93%.
 """
 
 from __future__ import annotations
