@@ -91,10 +91,9 @@ class Pacer:
         # How late a granted slot may still go (``expired``): past a loaded loop's lateness.
         self._grant_life = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
         self._until, self._life, self._since = math.inf, math.inf, -math.inf
-        # Unpaced admission waits while the backend has not answered yet (its first
-        # check-in) or a 429 of this pacer is being reported: with a shared backend
-        # (Redis) those take a round trip, and a process that kept admitting meanwhile
-        # would send into a limit already found.  (In memory they never wait.)
+        # Unpaced admission waits for the backend's first answer (its first check-in) and
+        # while a 429 of this pacer is being reported: on a shared backend (Redis) each is
+        # a round trip, and admitting meanwhile sends into a limit found (in memory: no wait).
         self._unanswered = True
         self._reporting = 0
         self._released = asyncio.Event()
@@ -174,13 +173,7 @@ class Pacer:
             if self._started is None:
                 self._started = now
             if now >= self._next_sync:
-                self._next_sync = now + self.tuning.sync_every
-                reservation = await self._reserve(1)
-                slots = self._absorb(reservation, now)
-                if self._windowed:  # a share of a window's W: not to be wasted
-                    self._slots.extend(slots)
-                self._unanswered = False
-                self._release()
+                await self._check_in(now)
                 continue
             if self._held():
                 await self._released.wait()
@@ -189,8 +182,25 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                return self._clock() + self._offset
+                now = self._clock()
+                if now < self._next_sync:
+                    return now + self._offset
+                # Let in past a check-in due (a full window): learn the shared state first.
+                await self._check_in(now, report=False)
+                if not self._paced and self._clock() >= self._pause_until:
+                    return self._clock() + self._offset
+                self.window.leave(grow=False)
         return await self._acquire_paced()
+
+    async def _check_in(self, now: float, report: bool = True) -> None:
+        """Unpaced: learn the shared state (a limit, a pause); report successes if ``report``."""
+        self._next_sync = now + self.tuning.sync_every
+        asked = self._reserve(1) if report else self.backend.reserve(1, cap=self.rate_limit)
+        slots = self._absorb(await asked, now)
+        if self._windowed:  # a share of a window's W: not to be wasted
+            self._slots.extend(slots)
+        self._unanswered = False
+        self._release()
 
     def _try_paced(self) -> float | None:
         """The paced fast path: nobody waiting, and a slot due now (held, or reserved
@@ -271,10 +281,7 @@ class Pacer:
         return self._unanswered or self._reporting > 0
 
     def _release(self) -> None:
-        if self._held():
-            self._released.clear()
-        else:
-            self._released.set()
+        (self._released.clear if self._held() else self._released.set)()
 
     def _become_paced(self) -> None:
         self._paced = True
@@ -390,10 +397,9 @@ class Pacer:
                 return
 
     def _window_mode(self) -> bool:
-        """The limit is a window of seconds (a hint said when it resets) and no stated
-        limit asks for even spacing: the backend hands out each window's W at its reset
-        (``allowance``), shared by every pacer on the state; a window's 429s are not
-        the shut limiter's (``probe``)."""
+        """The limit is a window of seconds (a hint said when it resets), no stated limit:
+        the backend hands out each window's W at its reset (``allowance``), shared by
+        every pacer on the state; a window's 429s are not the shut limiter's (``probe``)."""
         return self.rate_limit is None and self.state.window_hint > 0
 
     def _local_pause(self, until: float, now: float) -> float:
