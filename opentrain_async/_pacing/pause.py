@@ -113,7 +113,7 @@ def on_hint(
     if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
     elif step:
-        wait = min(step, 1.0)
+        wait = min(step, tuning.max_hint_pause)
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
         # for an hour takes the streak past that.)

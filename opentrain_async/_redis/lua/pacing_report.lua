@@ -187,7 +187,7 @@ if throttled and not spread then
     end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
-    elseif step ~= 0 then wait = math.min(step, 1.0)
+    elseif step ~= 0 then wait = math.min(step, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
     if now + wait > s.pause_until then
       s.pause_until, s.pause_began = now + wait, now
