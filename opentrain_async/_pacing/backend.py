@@ -293,7 +293,7 @@ def _pause(
     if bound and hint is not None:
         state = tighten(state, now, min(hint, tuning.max_hint_pause))
     before = state.pause_until
-    state = on_hint(state, now, sent, hint, tuning, feedback.step)
+    state = on_hint(state, now, sent, hint, tuning)
     state = window_reset(state, before, says_reset(hint))
     if probe and hint is not None:
         state = reset_by(state, now, hint)

@@ -102,12 +102,7 @@ class Pacer:
         self._windowed = False  # the last reservation was a window's allowance
         self._flushing: asyncio.Task[None] | None = None  # successes on their way
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
-        self.probe = WallProbe(
-            lambda: self._offset + clock(),
-            sleep,
-            self.tuning.max_hint_pause,
-            self.tuning.max_pause,
-        )
+        self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()
 
@@ -471,7 +466,6 @@ class Pacer:
             local_rate=local_rate,
             spread=jitter,
             latest_accepted=latest,
-            step=0.0 if jitter or self._window_mode() else self.probe.step(sent_at),
         )
         self._reporting += 1
         self._release()

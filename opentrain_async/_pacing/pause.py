@@ -100,20 +100,15 @@ def on_hint(
     sent_at: float | None,
     retry_after: float | None,
     tuning: PacingTuning,
-    step: float = 0.0,
 ) -> PacingState:
-    """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``; a
-    guessed pause of ``step`` (a shut limiter's probe past its lower bound) instead of
-    the doubling one, and the streak left as it is."""
+    """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``."""
     if retry_after is None or retry_after <= 0:
         retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
-    if sent_at is not None and sent_at >= state.pause_began and not step:
+    if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
     if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
-    elif step:
-        wait = min(step, tuning.max_hint_pause)
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
         # for an hour takes the streak past that.)

@@ -25,12 +25,6 @@ from .pause import says_reset
 __all__ = ["WallProbe"]
 
 _NONE = float("inf")
-STEPS = 4
-"""Past a wall's learned lower bound, its probes step through the span up to the
-reset's likely latest (the last lift plus the shortest time between lifts) in this
-many steps, each at least the short pause (``max_pause``; no cap of a second: a long
-window's probes a second apart drew most of its 429s).  8 found resets sooner and
-drew more 429s (the 429 share's p90 worse on tuning seeds)."""
 
 
 class WallProbe:
@@ -44,10 +38,8 @@ class WallProbe:
         "_lift_refused",
         "_longest",
         "_refused",
-        "_shortest",
         "_since",
         "_sleep",
-        "_upper",
         "_wall",
         "first_send",
         "not_before",
@@ -62,7 +54,6 @@ class WallProbe:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         longest: float = 60.0,
-        shortest: float = 0.05,
     ) -> None:
         self._clock = clock  # the backend's clock, as every time here
         self._sleep = sleep
@@ -70,7 +61,6 @@ class WallProbe:
         """The most a wall's first probe is held back (``max_hint_pause``): one long
         outage taught a wall and a period that long, and held the next wall's probe
         back nearly as long again while the server may answer at once."""
-        self._shortest = shortest  # the least step (``max_pause``)
         self.first_send: float | None = None
         """The admission of the first request answered: the limiter's first period began
         no later (an answer comes for one of the first requests sent)."""
@@ -91,7 +81,6 @@ class WallProbe:
         self.probe_at = _NONE
         """When the probe was admitted (an answer for a later send ends it too)."""
         self._guess_ended: float | None = None  # a guessed pause's end, refused since
-        self._upper = _NONE  # the shortest time from a lift (or the first send) to the next
         self._changed = asyncio.Event()
 
     def refused(
@@ -118,27 +107,6 @@ class WallProbe:
                 self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
 
-    def _stepping(self, sent_at: float) -> bool:
-        """The probe admitted at ``sent_at``, past the wall's learned lower bound."""
-        return (
-            self.shut
-            and self.out
-            and sent_at >= self.probe_at
-            and sent_at >= self.not_before > float("-inf")
-        )
-
-    def step(self, sent_at: float) -> float:
-        """The pause for a 429 of the probe admitted at ``sent_at`` past the wall's
-        learned lower bound (0: none, the doubling guess).  The doubling from there
-        found the reset up to its own length late (seed 5037 of the 2 s family: probes
-        at 2.2, 2.4, 2.8 and 3.6 s, the slot free at 2.92 s); steps of a quarter of the
-        span to the reset's likely latest find it within one, and the next wall's span
-        is about two of them."""
-        if not self._stepping(sent_at) or self._lift is None:
-            return 0.0
-        span = self._lift + self._upper - self.not_before if self._upper < _NONE else 0.0
-        return max(self._shortest, span / STEPS)
-
     def _wall_opens(self) -> float:
         """The earliest a new wall may lift, from the last one: its reset comes no
         sooner than the last reset plus the period (a window's), and, by the last
@@ -156,7 +124,6 @@ class WallProbe:
         before = self._lift if self._lift is not None else self.first_send
         if before is not None:
             self.period = max(self.period, self._refused - before)
-            self._upper = min(self._upper, sent_at - before)
         self._wall = self._refused - self._since
         self._lift, self._lift_refused = sent_at, self._refused
 

@@ -104,7 +104,6 @@ def report_args(
             _arg(cap),
             "1" if feedback.spread else "0",
             _arg(feedback.latest_accepted),
-            repr(feedback.step),
         ]
     return args
 

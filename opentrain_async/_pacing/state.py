@@ -209,6 +209,3 @@ class PacingFeedback:
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""
-    step: float = 0.0
-    """A shut limiter's probe refused past the wall's learned lower bound
-    (``WallProbe.step``): its guessed pause is this long, not the doubling one."""

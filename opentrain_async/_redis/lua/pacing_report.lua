@@ -4,7 +4,7 @@
 -- SEARCH_CUTS, NAMED_ROUND_TRIPS, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
--- latest_accepted ('' unknown), step (0: none).  Returns {now, the new
+-- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, freeze, pause.bucket_bound,
 -- samples.accepted_rate and first_estimate) for
@@ -113,12 +113,11 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 17, #ARGV, 9 do
+for g = 17, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
-local step = tonumber(ARGV[g + 8]) or 0  -- a shut limiter's probe past its lower bound
 
 -- samples.first_estimate: what every process got through, at least one request
 -- per doubling
@@ -182,12 +181,9 @@ if throttled and not spread then
     local ra = ra
     if ra == nil or ra <= 0 then ra = 1 end
     local exact = ra ~= math.floor(ra)
-    if sent_at ~= nil and sent_at >= s.pause_began and step == 0 then
-      s.streak = s.streak + 1
-    end
+    if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
-    elseif step ~= 0 then wait = math.min(step, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
     if now + wait > s.pause_until then
       s.pause_until, s.pause_began = now + wait, now
