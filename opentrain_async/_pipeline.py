@@ -246,9 +246,7 @@ class Pipeline(SessionMixin):
             try:
                 if gate is not None and gate.closing:  # a send_many loop that was left
                     raise _not_started()
-                # After the wait for a slot: a client (or a caller's session) closed
-                # meanwhile is a ConfigurationError, not aiohttp's RuntimeError.
-                session = self.ensure_session()
+                session = self.ensure_session()  # after the wait: closed meanwhile, typed
                 if pacer is not None and pacer.expired(admitted):  # the last check
                     admitted = _renewed(pacer, admitted)
                 stats.requests += 1
