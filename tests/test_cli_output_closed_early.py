@@ -22,14 +22,15 @@ SIGPIPE_EXIT = 141
 
 def first_line_then_close(args: tuple[str, ...], env: Mapping[str, str]) -> tuple[int, str]:
     """Run the CLI, read one line of its output, close the pipe: its exit code and stderr."""
-    with subprocess.Popen(
+    with subprocess.Popen(  # noqa: S603 (our own CLI, this interpreter)
         [sys.executable, "-m", "opentrain_async", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(env),
         cwd=ROOT,
     ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         assert proc.stdout.readline()
         proc.stdout.close()
         err = proc.stderr.read().decode()
