@@ -3,7 +3,9 @@
 handed the same new message.  Each ``reply()`` reads the conversation back, finds no
 answer yet (the other's is not sent), and sends one: the message is answered twice.
 Nothing stops a second ``listen()`` on a cursor file in use (the CLI's journal refuses
-a second run of a job; the cursor file has no such lock)."""
+a second run of a job; the cursor file has no such lock).  docs/bots-and-webhooks.md
+lists it as not promised ("one position belongs to one bot"); a rolling restart with
+surge (Kubernetes' default) runs the two at once all the same."""
 
 from __future__ import annotations
 
