@@ -238,7 +238,6 @@ class Pipeline(SessionMixin):
         failure: OpenTrainError | None = None
         telemetry = None
         try:
-            session = self.ensure_session()
             # acquire/release, not ``async with``: two fewer coroutine frames, same semantics.
             semaphore = self._semaphore
             await semaphore.acquire()
@@ -247,6 +246,7 @@ class Pipeline(SessionMixin):
             try:
                 if gate is not None and gate.closing:  # a send_many loop that was left
                     raise _not_started()
+                session = self.ensure_session()  # after the wait: closed meanwhile, typed
                 if pacer is not None and pacer.expired(admitted):  # the last check
                     admitted = _renewed(pacer, admitted)
                 stats.requests += 1

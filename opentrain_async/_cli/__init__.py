@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -80,6 +82,14 @@ def _fail(message: str, code: int) -> int:
     # One line whatever the server said: its text may hold newlines or escape sequences.
     print(f"{PROG}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
     return code
+
+
+def _output_closed() -> int:
+    """Quietly end as SIGPIPE ends a tool (141): what is left in stdout's buffer goes
+    nowhere, not into a "BrokenPipeError" at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE
 
 
 def _setup_logging(verbose: int, log_format: str | None = None) -> None:
@@ -338,6 +348,8 @@ def _main_unguarded(argv: Sequence[str] | None) -> int:
         return _fail(str(exc), EXIT_START if exc.reached_server is False else EXIT_FAILED)
     except OpenTrainError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except BrokenPipeError:  # output piped into a reader that stopped (`| head`)
+        return _output_closed()
     except OSError as exc:  # e.g. the journal's disk filled up: one line, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         return _fail(f"I/O error{where}: {exc.strerror or exc}", EXIT_USAGE)

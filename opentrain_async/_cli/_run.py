@@ -467,8 +467,10 @@ class Runner(StartStop):
             async with display, sending as outcomes:
                 self._display = display
                 async for outcome in outcomes:
+                    recorded = self._recorded
                     stop = await self._record(outcome)
-                    display.advance(outcome.ok)
+                    # One never started (the run was stopping) is "not started", not failed.
+                    display.advance(outcome.ok or self._recorded == recorded)
                     if stop is not None and self.stopped is None:
                         self.stopped = stop  # no new input; in-flight ones finish
                         if isinstance(outcome.error, RateLimitError):

@@ -240,6 +240,31 @@ def _limit_of(args: argparse.Namespace) -> RateLimit | None:
     return None
 
 
+def _rate_change(flag: str) -> tuple[float, float]:
+    """``--rate-change SECONDS:RATE`` read; ValueError names the flag."""
+    try:
+        at, rate = (float(part) for part in flag.split(":", 1))
+    except ValueError:
+        raise ValueError(f"--rate-change {flag}: expected SECONDS:RATE") from None
+    if not (at >= 0 and rate > 0):
+        raise ValueError(f"--rate-change {flag}: SECONDS must be >= 0 and RATE > 0")
+    return at, rate
+
+
+def _checked_limit(args: argparse.Namespace) -> RateLimit | None:
+    """``_limit_of`` before serving: a limit it cannot build is a ValueError naming its
+    flag (not a traceback out of the start-up)."""
+    if args.rate is not None and args.rate_change:
+        _rate_change(args.rate_change)
+    flag = "--rate" if args.rate is not None else "--limit-json"
+    if args.rate is None and args.limit_json is None:
+        flag = "--window-limit"
+    try:
+        return _limit_of(args)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{flag}: not a usable limit ({type(exc).__name__}: {exc})") from None
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """Start the server, announce it, and wait for a termination signal."""
     server = FakeOpenTrain(
@@ -262,7 +287,7 @@ async def _serve(args: argparse.Namespace) -> None:
         "conversations": conversations,
         "scenario": scenario,
     }
-    limit = _limit_of(args)
+    limit = args.limit_loaded if hasattr(args, "limit_loaded") else _limit_of(args)
     if limit is not None:
         server.set_rate_limit(limit)
     if args.fault is not None:
@@ -286,7 +311,7 @@ async def _serve(args: argparse.Namespace) -> None:
             sys.stdout.write(f"READY {server.base_url} {server.token}\n")
             sys.stdout.flush()
             if args.rate is not None and args.rate_change:
-                at, rate = (float(part) for part in args.rate_change.split(":", 1))
+                at, rate = _rate_change(args.rate_change)
                 changes.add(asyncio.ensure_future(change_rate(at, rate)))
             await stop.wait()
     finally:
@@ -355,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         args.scenario_loaded = load_scenario(args)
         if set(args.scenario_loaded["readOnly"]) & set(args.scenario_loaded["missing"]):
             raise ValueError("a conversation cannot be both read-only and missing")
+        args.limit_loaded = _checked_limit(args)
     except ValueError as exc:
         parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):

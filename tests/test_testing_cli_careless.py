@@ -1,0 +1,36 @@
+"""``python -m opentrain_async.testing`` given a rate limit it cannot use: one usage
+line and exit 2, as for every other bad flag, before it serves.  A malformed
+``--limit-json`` (not JSON, no ``steps``, not an object) or ``--rate-change`` raised
+out of the server's start-up with a traceback (JSONDecodeError, KeyError, TypeError,
+ValueError), some after printing READY."""
+
+from __future__ import annotations
+
+import pytest
+
+from opentrain_async.testing.__main__ import main
+
+BAD = [
+    ["--limit-json", "{bad"],
+    ["--limit-json", "{}"],
+    ["--limit-json", "[1]"],
+    ["--limit-json", "null"],
+    ["--limit-json", '{"steps": [{"at": 0, "kind": "Nope"}]}'],
+    ["--limit-json", '{"steps": [{"at": 0, "kind": "TokenBucket", "rate": -1}]}'],
+    ["--window-limit", "-3"],
+    ["--rate", "5", "--rate-change", "abc"],
+    ["--rate", "5", "--rate-change", "1:-2"],
+]
+
+
+@pytest.mark.parametrize("flags", BAD, ids=[" ".join(flags) for flags in BAD])
+def test_a_limit_it_cannot_use_is_a_usage_error(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", *flags])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert "READY" not in out
+    assert "Traceback" not in err
+    assert f"error: {flags[-2]}" in err, err
