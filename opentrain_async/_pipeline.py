@@ -306,8 +306,7 @@ class Pipeline(SessionMixin):
         params: Mapping[str, str] | None,
         data: bytes | None,
     ) -> tuple[int, Mapping[str, str], bytes | None]:
-        """Send the request; the answer's status, headers and body (None: over
-        ``max_response_bytes``, not read)."""
+        """Send it: the answer's status, headers and body (None: over the byte cap)."""
         # Awaiting the request (not ``async with``) keeps aiohttp's frames one level
         # shallower; the response is released below either way.
         response = await session.request(
@@ -482,11 +481,9 @@ class _GrantExpired(Exception):
 
 
 def _renewed(pacer: Pacer, admitted: float) -> float:
-    """A grant that expired before the write given back, and a fresh one if a slot is
-    due now (``try_acquire``), taken without giving up the connection slot; else
-    ``_GrantExpired``.  At the back of the line again, every send waiting for a slot
-    behind a slow server expired at each turn: 600 sends on one slot to a 1.5 s
-    server gave back 175,948 grants (a shared pace's slots, wasted)."""
+    """Give back a grant that expired before the write; take a fresh one if a slot is
+    due now, keeping the connection slot (at the back of the line, each send behind a
+    slow server expired at every turn); else ``_GrantExpired``."""
     pacer.give_back(admitted)
     fresh = pacer.try_acquire()
     if fresh is None:
