@@ -220,19 +220,15 @@ class Pipeline(SessionMixin):
         gate: SendGate | None = None,
         again: bool = False,
     ) -> tuple[int, Any]:
-        """One HTTP attempt: pace, take the semaphore, send (``_exchange``), classify the
-        answer.  A ``gate`` that is ``closing`` by then refuses the send.  ``again``: an
-        attempt of ``_again``'s, whose expired grant is raised to it.  The helpers
-        cost ~0.6 us of CPU per attempt (``benchmarks.hot_path_split``): ~0.2%."""
+        """One HTTP attempt: pace, take the semaphore, send, classify the answer.  A ``gate``
+        ``closing`` by then refuses the send; ``again`` (``_again``'s) raises an expired grant."""
         # Pacing counts sends only: reads would inflate the first estimate of the rate.
         pacer = self._pacer if method != "GET" else None
         admitted = 0.0
         if pacer is not None:
             fast = pacer.try_acquire()
             admitted = fast if fast is not None else await _telemetry.acquire(pacer)
-        url = self._urls.get(path)
-        if url is None:
-            url = self._url(path)
+        url = self._urls.get(path) or self._url(path)  # a URL with a host is truthy
         # Failures are raised below, outside the ``except`` that caught aiohttp's error: as
         # its ``__context__``, the request's headers in it would carry the token.
         failure: OpenTrainError | None = None
