@@ -6,7 +6,6 @@ divided by what the limiter admitted.  Virtual time: nothing waits."""
 from __future__ import annotations
 
 import logging
-import math
 
 import pytest
 
@@ -20,9 +19,9 @@ def test_each_cut_is_read_beside_the_limiter_and_the_wrap_is_undone() -> None:
     rows = readings(d)
     assert backend.accepted_rate is samples.accepted_rate
     assert rows  # its cuts read the accepted rate
-    for against_admitted, against_rate in rows:
-        assert math.isfinite(against_admitted) and against_admitted > 0
-        assert math.isfinite(against_rate) and against_rate > 0
+    for against_admitted, against_rate in rows:  # each a reading of the same limiter
+        assert 0.1 < against_admitted < 10
+        assert 0.1 < against_rate < 10
 
 
 def test_the_command_prints_both_ratios(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,26 +55,18 @@ def accepted_rate(
 ) -> tuple[float, float]:
     """(accepted, offered) per second over the last ``span`` seconds (whole buckets, the
     current one partly); ``since_origin``: not counting time before ``state.origin`` (a
-    pause), else pauses and cuts included (what the limiter let through lately).  The
-    bucket the origin falls in counts only its share after the origin: whole, it added
-    what came before the origin to a time that did not (1.2x the limiter's rate)."""
+    pause), else pauses and cuts included (what the limiter let through lately)."""
     state = _advance(state, now)
     buckets = max(1, min(SAMPLE_BUCKETS, math.ceil(span / SAMPLE_SECONDS - 1e-9)))
     start = state.sample_at - (buckets - 1) * SAMPLE_SECONDS
-    share = 1.0  # of the oldest bucket counted
     if since_origin:
         if state.origin < now:  # not before the curve's origin (the end of a pause)
             since = math.ceil(round((state.sample_at - state.origin) / SAMPLE_SECONDS, 9)) + 1
             buckets = max(1, min(buckets, since))
-            oldest = state.sample_at - (buckets - 1) * SAMPLE_SECONDS
-            end = min(oldest + SAMPLE_SECONDS, now)
-            if state.origin > oldest and end > oldest:
-                share = max(0.0, end - state.origin) / (end - oldest)
         start = max(state.sample_at - (buckets - 1) * SAMPLE_SECONDS, min(state.origin, now))
     elapsed = max(now - start, SAMPLE_SECONDS / 2)
-    first = len(state.accepted) - buckets
-    accepted = sum(state.accepted[-buckets:]) - (1 - share) * state.accepted[first]
-    offered = sum(state.offered[-buckets:]) - (1 - share) * state.offered[first]
+    accepted = sum(state.accepted[-buckets:])
+    offered = sum(state.offered[-buckets:])
     return accepted / elapsed, offered / elapsed
 
 

@@ -61,22 +61,16 @@ local function accepted_rate(at, span, since_origin)  -- samples.accepted_rate
   local acc, off, sample_at = advanced(at)
   local buckets = math.max(1, math.min(NB, math.ceil(span / S - 1e-9)))
   local start = sample_at - (buckets - 1) * S
-  local share = 1  -- of the oldest bucket: only its part after the origin
   if since_origin then
     if s.origin < at then
       local since = math.ceil(math.floor((sample_at - s.origin) / S * 1e9 + 0.5) / 1e9) + 1
       buckets = math.max(1, math.min(buckets, since))
-      local oldest = sample_at - (buckets - 1) * S
-      local e = math.min(oldest + S, at)
-      if s.origin > oldest and e > oldest then share = math.max(0, e - s.origin) / (e - oldest) end
     end
     start = math.max(sample_at - (buckets - 1) * S, math.min(s.origin, at))
   end
   local elapsed = math.max(at - start, S / 2)
-  local first = NB - buckets + 1
   local a, o = 0, 0
-  for i = first, NB do a, o = a + acc[i], o + off[i] end
-  a, o = a - (1 - share) * acc[first], o - (1 - share) * off[first]
+  for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
   return a / elapsed, o / elapsed
 end
 local function recover_time()
