@@ -101,12 +101,7 @@ class Pacer:
         self._windowed = False  # the last reservation was a window's allowance
         self._flushing: asyncio.Task[None] | None = None  # successes on their way
         self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
-        self.probe = WallProbe(
-            lambda: self._offset + clock(),
-            sleep,
-            self.tuning.max_hint_pause,
-            lambda: (self._pause_until + self._offset, self._rate, self.spread.round_trip),
-        )
+        self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()
 
@@ -191,7 +186,7 @@ class Pacer:
                 if now < self._next_sync:
                     return now + self._offset
                 # Let in past a check-in due (a full window): learn the shared state first.
-                await self._check_in(now)
+                await self._check_in(now, report=False)
                 if not self._paced and self._clock() >= self._pause_until:
                     return self._clock() + self._offset
                 self.window.leave(grow=False)
@@ -499,8 +494,7 @@ class Pacer:
         _telemetry.pause(self._clock(), self._pause_until, pause_until, retry_after)
         self._pause_until = max(self._pause_until, pause_until)
         counts = not (jitter or self._window_mode())  # (a window's mode probes its own way)
-        paused = self._pause_until + self._offset
-        self.probe.refused(sent_at, retry_after, paused, counts, state.streak)
+        self.probe.refused(sent_at, retry_after, self._pause_until + self._offset, counts)
         if state.limit is not None and not self._paced:
             self._become_paced()
         self._answered.set()

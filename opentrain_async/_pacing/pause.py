@@ -105,11 +105,8 @@ def on_hint(
     if retry_after is None or retry_after <= 0:
         retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
-    began = now
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
-    elif sent_at is not None and not says_reset(retry_after):
-        began = state.pause_began  # the same burst: its pause is extended, not new
     if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
     else:
@@ -119,4 +116,4 @@ def on_hint(
     end = now + wait
     if end <= state.pause_until:
         return attrs.evolve(state, streak=streak)
-    return attrs.evolve(state, pause_until=end, pause_began=began, streak=streak)
+    return attrs.evolve(state, pause_until=end, pause_began=now, streak=streak)

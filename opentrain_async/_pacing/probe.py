@@ -36,7 +36,6 @@ class WallProbe:
         "_guess_ended",
         "_lift",
         "_lift_refused",
-        "_peers",
         "_longest",
         "_refused",
         "_since",
@@ -55,7 +54,6 @@ class WallProbe:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         longest: float = 60.0,
-        peers: Callable[[], tuple[float, float | None, float | None]] | None = None,
     ) -> None:
         self._clock = clock  # the backend's clock, as every time here
         self._sleep = sleep
@@ -84,16 +82,9 @@ class WallProbe:
         """When the probe was admitted (an answer for a later send ends it too)."""
         self._guess_ended: float | None = None  # a guessed pause's end, refused since
         self._changed = asyncio.Event()
-        self._peers = peers
-        """(the shared pause's end, the rate, a round trip): whose slot probes for all."""
 
     def refused(
-        self,
-        sent_at: float,
-        hint: float | None,
-        paused_until: float,
-        counts: bool,
-        streak: int = 0,
+        self, sent_at: float, hint: float | None, paused_until: float, counts: bool
     ) -> None:
         """A 429 for a request admitted at ``sent_at`` with ``hint``, after which every
         request is paused until ``paused_until``.  ``counts`` False: a 429 that pauses
@@ -109,10 +100,9 @@ class WallProbe:
             if self._since is None:
                 self._since = sent_at
             self._refused = max(self._refused, sent_at)
-            after = self._guess_ended is not None and sent_at >= self._guess_ended
             if self._guess_ended is None:
                 self._guess_ended = paused_until
-            if (after or streak > 1) and not self.shut:
+            elif sent_at >= self._guess_ended and not self.shut:
                 self.shut = True
                 self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
@@ -172,23 +162,8 @@ class WallProbe:
             return None
         self.out = True
         at = try_now()
-        if at is not None and self._another(at) > 0:
-            at = None  # another pacer's request probes this wall: wait for its answer
         self._sent(at)
         return at
-
-    def _another(self, at: float) -> float:
-        """Seconds to wait when a probe admitted at ``at`` is not the first slot after
-        the shared pause's end (another pacer's request probes for all) and that
-        probe's answer is not yet due: a refusal extends the pause, and the first
-        slot after its end probes again; no extension by then, the wall lifted."""
-        if self._peers is None:
-            return 0.0
-        pause_end, rate, round_trip = self._peers()
-        if rate is None or round_trip is None:
-            return 0.0
-        due = pause_end + round_trip
-        return due - at if pause_end + 1 / rate <= at < due else 0.0
 
     async def gate(
         self, acquire: Callable[[], Awaitable[float]], give_back: Callable[[bool], None]
@@ -209,11 +184,6 @@ class WallProbe:
             at = await acquire()
             if not self.shut:
                 return at
-            wait = self._another(at) if not self.out else 0.0
-            if wait > 0:
-                give_back(False)
-                await self._sleep(wait)
-                continue
             if not self.out and self._clock() >= self.not_before:
                 self.out = True
                 self._sent(at)

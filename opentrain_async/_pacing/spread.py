@@ -33,11 +33,6 @@ class ArrivalSpread:
         self.last_ok = False
 
     @property
-    def round_trip(self) -> float | None:
-        """The mean round trip (None: no answer yet)."""
-        return self._mean
-
-    @property
     def seconds(self) -> float:
         """The estimated spread of arrivals.  A one-way latency varying uniformly over
         w spreads round trips over 2w, whose mean absolute deviation is 2w / 4: w is
