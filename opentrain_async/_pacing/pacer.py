@@ -145,7 +145,7 @@ class Pacer:
         slow-start window, no check-in due; paced, a slot due now with nobody waiting
         before it); returns the admission time (backend clock), or None to ``await
         acquire()``."""
-        if self.probe.gating:  # a shut limiter (only its probe goes) or its release
+        if self.probe.shut:  # a shut limiter: only its probe goes
             return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
         if self._paced:
             return self._try_paced()

@@ -12,13 +12,6 @@ window of 30 per 14.6 s, no hints) drew about seven 429s per pause, 3.3 per mess
 with the probe 1.3, in 1.06x the strict ideal instead of 1.58x.  Hints that say when
 the limiter reopens (exact ones, a window's) end their pause where sends are admitted,
 and a window's mode (``Pacer._window_mode``) probes its own way.
-
-A lifted wall reopens as the last window's sends took their slots (a sliding window
-frees each a period after it was taken): after a lift, the last window's successes
-(those admitted since the last pause ended) are replayed in their shape, the k-th no
-sooner than the lift plus its admission's offset from the first, and past them the
-limiter is shut again (one probe, at once).  A release's send refused ends it.
-Before, the pace resumed at once and met the window still full.
 """
 
 from __future__ import annotations
@@ -32,7 +25,6 @@ from .pause import says_reset
 __all__ = ["WallProbe"]
 
 _NONE = float("inf")
-_MOST = 100_000  # successes a release replays at most (memory bound)
 
 
 class WallProbe:
@@ -45,13 +37,9 @@ class WallProbe:
         "_lift",
         "_lift_refused",
         "_longest",
-        "_plan",
         "_refused",
-        "_replayed",
-        "_segment",
         "_since",
         "_sleep",
-        "_times",
         "_wall",
         "first_send",
         "not_before",
@@ -94,15 +82,6 @@ class WallProbe:
         """When the probe was admitted (an answer for a later send ends it too)."""
         self._guess_ended: float | None = None  # a guessed pause's end, refused since
         self._changed = asyncio.Event()
-        self._times: list[float] = []  # successes' admissions since the last pause ended
-        self._plan: list[float] | None = None  # a release: its sends' times, in order
-        self._replayed = 0  # how many of them went
-        self._segment = -_NONE  # a refusal's pause end no success was admitted after yet
-
-    @property
-    def gating(self) -> bool:
-        """True while shut or releasing a lifted wall's W: admission goes through here."""
-        return self.shut or self._plan is not None
 
     def refused(
         self, sent_at: float, hint: float | None, paused_until: float, counts: bool
@@ -112,14 +91,8 @@ class WallProbe:
         nothing (the arrival spread's) or is a window's, whose pause ends at its reset:
         no evidence either way.  The guess is the first guessed pause since the last
         success (the 429s of requests sent before it end, and extend it, one by one)."""
-        if paused_until > sent_at:  # a 429 that paused: a window's successes end
-            self._segment = max(self._segment, paused_until)
         if not counts:
             pass
-        elif not self.shut and self._plan is not None:
-            self._plan = None  # a release refused: the limiter is not the last window's
-            self.refused(sent_at, hint, paused_until, counts)
-            return
         elif says_reset(hint):
             if not self.shut:  # a hint that says when: its pause is no guess
                 self._guess_ended = None
@@ -145,38 +118,14 @@ class WallProbe:
     def _lifted(self, sent_at: float) -> None:
         """The wall lifted for a request admitted at ``sent_at``: learn its length and
         the period (the reset came after the last refusal, and the one before it no
-        later than the last lift, or the first send), and plan the release."""
-        refused = self._since is not None  # else the shut after a release found room
-        if self._since is not None:
-            before = self._lift if self._lift is not None else self.first_send
-            if before is not None:
-                self.period = max(self.period, self._refused - before)
-            self._wall = self._refused - self._since
-            self._lift_refused = self._refused
-        times = sorted(self._times)
-        self._plan = [sent_at + t - times[0] for t in times] if refused and len(times) > 1 else None
-        self._replayed = 1  # the probe
-        self._times = []
-        self._lift = sent_at
-
-    def _due(self) -> float:
-        """When the release's next send may go (``-inf``: no release)."""
-        if self._plan is None:
-            return -_NONE
-        return self._plan[self._replayed]
-
-    def _released(self, at: float) -> None:
-        """One of the release's sends was admitted at ``at``; past the last of them,
-        shut: a probe goes alone (the release's answers, admitted before it, lift
-        nothing; the last one's does)."""
-        plan = self._plan
-        if plan is None:
+        later than the last lift, or the first send)."""
+        if self._since is None:
             return
-        self._replayed += 1
-        if self._replayed < len(plan):
-            return
-        self._plan = None
-        self.shut, self.not_before, self._guess_ended = True, at, at
+        before = self._lift if self._lift is not None else self.first_send
+        if before is not None:
+            self.period = max(self.period, self._refused - before)
+        self._wall = self._refused - self._since
+        self._lift, self._lift_refused = sent_at, self._refused
 
     def accepted(self, sent_at: float) -> None:
         """A success for a request admitted at ``sent_at``: the limiter admits again
@@ -188,10 +137,6 @@ class WallProbe:
             self._guess_ended = self._since = None
             self._refused = float("-inf")
             self.shut = False
-        if sent_at >= self._segment > -_NONE:  # admitted after a pause: a new window
-            self._times, self._segment = [], -_NONE
-        if (self._lift is None or sent_at >= self._lift) and len(self._times) < _MOST:
-            self._times.append(sent_at)
         self._answered(sent_at)
 
     def errored(self, sent_at: float) -> None:
@@ -212,15 +157,7 @@ class WallProbe:
         return self.shut and self.out
 
     def admit(self, try_now: Callable[[], float | None]) -> float | None:
-        """``Pacer.try_acquire`` while ``gating``: ``try_now`` admits the probe, if none is
-        out, or the release's next send once due."""
-        if not self.shut:
-            if self._clock() < self._due():
-                return None
-            at = try_now()
-            if at is not None:
-                self._released(at)
-            return at
+        """``Pacer.try_acquire`` while shut: ``try_now`` admits the probe, if none is out."""
         if self.out or self._clock() < self.not_before:
             return None
         self.out = True
@@ -240,17 +177,13 @@ class WallProbe:
             while self.holding():
                 self._changed.clear()
                 await self._changed.wait()
-            wait = (self.not_before if self.shut else self._due()) - self._clock()
+            wait = self.not_before - self._clock() if self.shut else 0.0
             if wait > 0:
                 await self._sleep(wait)
                 continue
             at = await acquire()
-            if not self.shut and self._clock() >= self._due():
-                self._released(at)
-                return at
             if not self.shut:
-                give_back(False)
-                continue
+                return at
             if not self.out and self._clock() >= self.not_before:
                 self.out = True
                 self._sent(at)
