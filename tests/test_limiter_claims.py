@@ -1,4 +1,5 @@
-"""What a refusal's exact hint claims, bucket against fixed window (docs/pacing.md).
+"""What a refusal's exact hint claims, bucket against fixed window
+(benchmarks/pacing-experiments.md).
 
 A hint claims "nothing passes before now + hint".  The pacer cannot tell a bucket's
 exact hint from a window's by what the limiter does around the claims: both refuse

@@ -10,7 +10,7 @@ while the other process sends the window's W, those grants must not go: they exp
 The window it resumes in saw 65-72 sends of 40 before grants expired, 40-42 in 10 runs
 after; not asserted, because later windows, once the victim's unused share made W
 smaller than the server's, can still see the allowance doubled past it (47-72 in a
-window of 40, before this change too; docs/pacing.md).
+window of 40, before this change too; benchmarks/pacing-experiments.md).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ async def test_a_process_stopped_holding_grants_sends_each_message_once(
     finish with every message sent once.  (How many the windows around the resume
     see is printed, not asserted: 40-42 in the window it resumes in over 10 runs, 65-72
     before grants expired, and the next window can still see the allowance doubled past
-    W once the victim's unused share made W small: docs/pacing.md.)"""
+    W once the victim's unused share made W small: benchmarks/pacing-experiments.md.)"""
     server, limit = window_server
     async with OpenTrainClient(server.token, server.base_url) as client:
         key = pacing_key(client.api_root, server.token)

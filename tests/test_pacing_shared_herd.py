@@ -95,7 +95,7 @@ _HERD = pytest.mark.xfail(
     reason="pacing: processes that got no slot all ask again when the next comes within "
     "the horizon (5-13 reservations per slot); a random stagger (branch herd) and places "
     "in line (branch line) fixed it but did not make 16 real processes faster "
-    "(docs/pacing.md)",
+    "(benchmarks/pacing-experiments.md)",
 )
 
 

@@ -158,7 +158,7 @@ def _at_most_w_and_the_probe(seen: dict[int, int]) -> None:
     """No window saw more than W sends and the probe (before the answers of a window
     held past its reset were kept out of the next W, and a window's W out of the next
     window once its hint was over, 43-52 in a window of 40 in one run in three to
-    five; docs/pacing.md)."""
+    five; benchmarks/pacing-experiments.md)."""
     assert seen
     assert max(seen.values()) <= W + 1, sorted(seen.items())
 

@@ -5,8 +5,9 @@ Its slow-start window sends a window's worth at once as answers come back, so th
 bucket refuses bunches at a fraction of its rate, and the first 429 starts the search
 at the ramp's average (53/s at 200 ms, 88/s at 100 ms).  A fix (slow start's sends
 spread over the round trip, the first estimate by Little's law) passed these and was
-not kept: the family's p90 got worse on report seeds (docs/pacing.md, "Little's law in
-slow start").  In virtual time: the pacer's clock and sleeps are the loop's.
+not kept: the family's p90 got worse on report seeds
+(benchmarks/pacing-experiments.md, "Little's law in slow start").  In virtual time: the
+pacer's clock and sleeps are the loop's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _NOT_YET = pytest.mark.xfail(
     strict=True,
     reason="pacing: slow start sends a window at once and the first 429 starts the search "
     "at the ramp's average (53-88/s against 300/s at 100-200 ms); the fix tried on branch "
-    "littles made the family's p90 worse on report seeds (docs/pacing.md)",
+    "littles made the family's p90 worse on report seeds (benchmarks/pacing-experiments.md)",
 )
 
 
