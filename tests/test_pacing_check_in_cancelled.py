@@ -57,7 +57,8 @@ async def test_a_request_cancelled_in_its_window_check_in_hands_its_room_on() ->
     time.now += 0.01  # a check-in is due when the window lets it in
     pacer.on_success(held)
     await _turns()
-    assert not second.done() and backend.asked == 2  # in its check-in
+    assert not second.done()
+    assert backend.asked == 2
     second.cancel()
     await _turns()
     assert second.cancelled()
@@ -65,7 +66,8 @@ async def test_a_request_cancelled_in_its_window_check_in_hands_its_room_on() ->
     backend.go.set()
     third = asyncio.ensure_future(pacer.acquire())
     await _turns(10)
-    assert third.done() and third.result() >= 100.01
+    assert third.done()
+    assert third.result() >= 100.01
 
 
 async def test_a_request_cancelled_in_the_first_check_in_does_not_hold_the_others() -> None:
@@ -77,9 +79,12 @@ async def test_a_request_cancelled_in_the_first_check_in_does_not_hold_the_other
     await _turns()
     second = asyncio.ensure_future(pacer.acquire())
     await _turns()
-    assert not first.done() and not second.done() and backend.asked == 1
+    assert not first.done()
+    assert not second.done()
+    assert backend.asked == 1
     first.cancel()
     await _turns()
     backend.go.set()
     await _turns(10)
-    assert second.done() and second.result() >= 100.0
+    assert second.done()
+    assert second.result() >= 100.0
