@@ -182,8 +182,11 @@ class Pacer:
                 now = self._clock()
                 if now < self._next_sync:
                     return now + self._offset
-                # Let in past a check-in due (a full window): learn the shared state first.
-                await self._check_in(now, report=False)
+                try:  # let in past a check-in due (a full window): learn the shared state first
+                    await self._check_in(now, report=False)
+                except BaseException:  # cancelled, failed: it never went, its room goes on
+                    self.window.leave(grow=False)
+                    raise
                 if not self._paced and self._clock() >= self._pause_until:
                     return self._clock() + self._offset
                 self.window.leave(grow=False)
@@ -192,8 +195,15 @@ class Pacer:
     async def _check_in(self, now: float, report: bool = True) -> None:
         """Unpaced: learn the shared state (a limit, a pause); report successes if ``report``."""
         self._next_sync = now + self.tuning.sync_every
+        self._release()  # (those woken by a check-in that failed wait for this one)
         asked = self._reserve(1) if report else self.backend.reserve(1, cap=self.rate_limit)
-        slots = self._absorb(await asked, now)
+        try:
+            reservation = await asked
+        except BaseException:  # cancelled, failed: the next request asks again, now
+            self._next_sync = -math.inf
+            self._released.set()  # (those waiting for this answer)
+            raise
+        slots = self._absorb(reservation, now)
         if self._windowed:  # a share of a window's W: not to be wasted
             self._slots.extend(slots)
         self._unanswered = False
