@@ -212,7 +212,8 @@ def _spread(state: PacingState, at: float, count: int, tuning: PacingTuning) -> 
     size, sent = state.win_size, state.win_sent
     # At most as ``_open`` caps it: a hash no pacer wrote (inf) held W past its window.
     stretch = min(state.win_stretch, state.window_hint / 2)
-    if not stretch > 0 or state.win_opened == -math.inf:
+    # (Opened more than a horizon ahead: the clock went back. At once, as unspread.)
+    if not stretch > 0 or not -math.inf < state.win_opened <= at + tuning.horizon:
         return at, min(max(count, 1), size - sent)
     due = state.win_opened + stretch * sent / size
     if due > at + tuning.horizon:

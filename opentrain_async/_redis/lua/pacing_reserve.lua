@@ -100,7 +100,8 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     elseif w.sent < w.size then
       n = math.min(count, w.size - w.sent)
       local stretch = math.min(w.stretch, window_hint / 2)  -- as open caps it
-      if stretch > 0 and w.opened > NEG then  -- allowance._spread: W over the stretch
+      -- allowance._spread: W over the stretch (not from a window opened ahead: clock back)
+      if stretch > 0 and w.opened > NEG and w.opened <= at + horizon then
         local due = w.opened + stretch * w.sent / w.size
         if due > at + horizon then
           first, n = due, 0
