@@ -209,14 +209,19 @@ def _spread(state: PacingState, at: float, count: int, tuning: PacingTuning) -> 
     """W's next sends spread over the last window's stretch from the reset: (when, n),
     the k-th of W at ``win_opened + win_stretch * k / W``, none before its time; n 0:
     the next is more than a horizon past ``at`` (ask again by then)."""
-    size, sent, stretch = state.win_size, state.win_sent, state.win_stretch
-    if not stretch > 0 or state.win_opened == -math.inf:
+    size, sent = state.win_size, state.win_sent
+    # At most as ``_open`` caps it: a hash no pacer wrote (inf) held W past its window.
+    stretch = min(state.win_stretch, state.window_hint / 2)
+    # (Opened more than a horizon ahead: the clock went back. At once, as unspread.)
+    if not stretch > 0 or not -math.inf < state.win_opened <= at + tuning.horizon:
         return at, min(max(count, 1), size - sent)
     due = state.win_opened + stretch * sent / size
     if due > at + tuning.horizon:
         return due, 0
     at = max(at, due)
-    last = min(size - 1, math.floor((at - state.win_opened) * size / stretch + 1e-9))
+    # (At most W: a stretch of 5e-324 s made it inf, and ``floor`` raised.)
+    passed = min((at - state.win_opened) * size / stretch, size)
+    last = min(size - 1, math.floor(passed + 1e-9))
     return at, min(max(count, 1), max(last - sent + 1, 1))
 
 

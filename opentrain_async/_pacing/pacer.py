@@ -91,9 +91,8 @@ class Pacer:
         # How late a granted slot may still go (``expired``): past a loaded loop's lateness.
         self._grant_life = max(ANSWER_WAIT - self.tuning.horizon, self.tuning.tolerance)
         self._until, self._life, self._since = math.inf, math.inf, -math.inf
-        # Unpaced admission waits for the backend's first answer (its first check-in) and
-        # while a 429 of this pacer is being reported: on a shared backend (Redis) each is
-        # a round trip, and admitting meanwhile sends into a limit found (in memory: no wait).
+        # Unpaced admission waits for the first check-in's answer and a 429's report: on a
+        # shared backend, round trips; admitting meanwhile sends into a limit found.
         self._unanswered = True
         self._reporting = 0
         self._released = asyncio.Event()
@@ -141,10 +140,9 @@ class Pacer:
     # -- admission ------------------------------------------------------------------------
 
     def try_acquire(self) -> float | None:
-        """Admit a request at once if nothing holds it back (no pace, pause or full
-        slow-start window, no check-in due; paced, a slot due now with nobody waiting
-        before it); returns the admission time (backend clock), or None to ``await
-        acquire()``."""
+        """Admit a request at once if nothing holds it back (no pace, pause, full window or
+        check-in due; paced, a slot due now, nobody waiting before it): the admission
+        time (backend clock), or None to ``await acquire()``."""
         if self.probe.shut:  # a shut limiter: only its probe goes
             return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
         if self._paced:
@@ -162,9 +160,8 @@ class Pacer:
         return now + self._offset
 
     async def acquire(self) -> float:
-        """Wait until the next request may start; returns the admission time (backend
-        clock).  Report it back as ``sent_at``: a 429 for a request admitted before the
-        last cut is a consequence of the old rate and does not cut again."""
+        """Wait until the next request may start: the admission time (backend clock), to
+        report back as ``sent_at`` (a 429 admitted before the last cut does not cut again)."""
         return await self.probe.gate(self._acquire, self.window.leave)
 
     async def _acquire(self) -> float:
@@ -185,8 +182,11 @@ class Pacer:
                 now = self._clock()
                 if now < self._next_sync:
                     return now + self._offset
-                # Let in past a check-in due (a full window): learn the shared state first.
-                await self._check_in(now, report=False)
+                try:  # let in past a check-in due (a full window): learn the shared state first
+                    await self._check_in(now, report=False)
+                except BaseException:  # cancelled, failed: it never went, its room goes on
+                    self.window.leave(grow=False)
+                    raise
                 if not self._paced and self._clock() >= self._pause_until:
                     return self._clock() + self._offset
                 self.window.leave(grow=False)
@@ -195,8 +195,15 @@ class Pacer:
     async def _check_in(self, now: float, report: bool = True) -> None:
         """Unpaced: learn the shared state (a limit, a pause); report successes if ``report``."""
         self._next_sync = now + self.tuning.sync_every
+        self._release()  # (those woken by a check-in that failed wait for this one)
         asked = self._reserve(1) if report else self.backend.reserve(1, cap=self.rate_limit)
-        slots = self._absorb(await asked, now)
+        try:
+            reservation = await asked
+        except BaseException:  # cancelled, failed: the next request asks again, now
+            self._next_sync = -math.inf
+            self._released.set()  # (those waiting for this answer)
+            raise
+        slots = self._absorb(reservation, now)
         if self._windowed:  # a share of a window's W: not to be wasted
             self._slots.extend(slots)
         self._unanswered = False
@@ -257,8 +264,7 @@ class Pacer:
         if reservation.cuts != self._cuts:
             self._cuts = reservation.cuts
             self._slots.clear()
-        # How late a held slot may still start: the tolerance, or one interval at a
-        # stated limit (the server must never see it exceeded, not even in a bunch).
+        # How late a held slot may start: the tolerance, or at a stated limit one interval.
         self._late_ok = self.tuning.tolerance
         if reservation.rate is not None and reservation.rate == self.rate_limit:
             self._late_ok = min(self._late_ok, reservation.interval)
@@ -325,8 +331,7 @@ class Pacer:
                 while slots and slots[0] < now - self._late_ok:
                     slots.popleft()  # came due while nobody took it: now it is a burst
             if not slots:
-                # Fresh slots start no earlier than the tolerance allows, so the first is
-                # due at once or worth a sleep: either way the loop moves on.
+                # Fresh slots' first is due at once or worth a sleep: the loop moves on.
                 reservation = await self._reserve(len(queue))
                 now = self._clock()
                 slots.extend(self._absorb(reservation, now))
@@ -346,8 +351,7 @@ class Pacer:
                 woke = True
 
     async def _nap(self, seconds: float, window: bool) -> None:
-        """Sleep ``seconds``; a window's probe waiting for answers (``allowance``) asks
-        again as soon as one comes."""
+        """Sleep ``seconds``; a window's probe waiting for answers asks again at the first."""
         if not window:
             await self._sleep(seconds)
             return
@@ -361,9 +365,8 @@ class Pacer:
     # -- a window's allowance at each reset ----------------------------------------------
 
     def _flush_successes(self) -> None:
-        """Report successes at once, not with the next reservation: a window's W and
-        its probe count every pacer's answers, and a pacer with nothing left to send
-        makes no next reservation."""
+        """Report successes at once, not with the next reservation: a window's W and its
+        probe count every pacer's answers, and a pacer done sending makes no reservation."""
         if self._local is not None:
             successes, latest = self._take_pending()
             self._local.report_now(PacingFeedback(successes=successes, latest_accepted=latest))
@@ -372,11 +375,9 @@ class Pacer:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
 
     async def flushed(self) -> None:
-        """Wait for successes on their way to the backend (the client's close, before
-        the backend's: a report left pending would be lost with the loop), at most
-        ``ANSWER_WAIT``: a backend that never answers (Redis frozen, or down with
-        ``fail_closed``) made close hang.  Past it the report is dropped: the window
-        counts fewer successes, so its next W is smaller once."""
+        """Wait for successes on their way to the backend (the client's close, before the
+        backend's), at most ``ANSWER_WAIT``: one that never answers (Redis frozen) made
+        close hang.  Past it the report is dropped: the window's next W is smaller once."""
         task = self._flushing
         if task is None or task.done():
             return
@@ -403,14 +404,12 @@ class Pacer:
         return self.rate_limit is None and self.state.window_hint > 0
 
     def _local_pause(self, until: float, now: float) -> float:
-        """A backend's pause end on the local clock, at most as far ahead as a valid
-        one can be: a state answered on another clock than the last reservation (a
-        shared backend back after an outage from the start) would pause for decades."""
+        """A backend's pause end on the local clock, at most as far ahead as a valid one
+        can be: a state on another clock (a shared backend back from the start) paused decades."""
         return min(until - self._offset, now + longest_ahead(self.tuning))
 
     def expired(self, admitted: float) -> bool:
-        """A grant (``admitted``, backend clock) held past its window (``until``) or else
-        its slot by a window's answer wait: checked last before the write."""
+        """A grant (backend clock) held past its window or its slot, checked before the write."""
         now = self._clock() + self._offset
         return now > min(admitted + self._life, self._until) or admitted < self._since
 

@@ -99,14 +99,16 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     if w.size == 0 then n = count
     elseif w.sent < w.size then
       n = math.min(count, w.size - w.sent)
-      if w.stretch > 0 and w.opened > NEG then  -- allowance._spread: W over the stretch
-        local due = w.opened + w.stretch * w.sent / w.size
+      local stretch = math.min(w.stretch, window_hint / 2)  -- as open caps it
+      -- allowance._spread: W over the stretch (not from a window opened ahead: clock back)
+      if stretch > 0 and w.opened > NEG and w.opened <= at + horizon then
+        local due = w.opened + stretch * w.sent / w.size
         if due > at + horizon then
           first, n = due, 0
         else
           first = math.max(at, due)
           local last = math.min(w.size - 1,
-            math.floor((first - w.opened) * w.size / w.stretch + 1e-9))
+            math.floor(math.min((first - w.opened) * w.size / stretch, w.size) + 1e-9))
           n = math.min(count, math.max(last - w.sent + 1, 1))
         end
       end
