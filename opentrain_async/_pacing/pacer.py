@@ -179,26 +179,15 @@ class Pacer:
                 await self._sleep(self._pause_until - now)
                 continue
             if await self.window.enter():
-                now = self._clock()
-                if now < self._next_sync:
-                    return now + self._offset
-                try:  # let in past a check-in due (a full window): learn the shared state first
-                    await self._check_in(now, report=False)
-                except BaseException:  # cancelled, failed: it never went, its room goes on
-                    self.window.leave(grow=False)
-                    raise
-                if not self._paced and self._clock() >= self._pause_until:
-                    return self._clock() + self._offset
-                self.window.leave(grow=False)
+                return self._clock() + self._offset
         return await self._acquire_paced()
 
-    async def _check_in(self, now: float, report: bool = True) -> None:
-        """Unpaced: learn the shared state (a limit, a pause); report successes if ``report``."""
+    async def _check_in(self, now: float) -> None:
+        """Unpaced: report successes and learn the shared state (a limit, a pause)."""
         self._next_sync = now + self.tuning.sync_every
         self._release()  # (those woken by a check-in that failed wait for this one)
-        asked = self._reserve(1) if report else self.backend.reserve(1, cap=self.rate_limit)
         try:
-            reservation = await asked
+            reservation = await self._reserve(1)
         except BaseException:  # cancelled, failed: the next request asks again, now
             self._next_sync = -math.inf
             self._released.set()  # (those waiting for this answer)
