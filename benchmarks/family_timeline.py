@@ -9,6 +9,7 @@ exact wait, before the draw's hint style rounds or drops it).
     python -m benchmarks.family_timeline 19              (this SDK, 0.1 s steps)
     python -m benchmarks.family_timeline 19 --step 0.5 --runner aiohttp-retry
     python -m benchmarks.family_timeline 19 --runner oracle     (what knowing the limit gives)
+    python -m benchmarks.family_timeline 3 --untuned 0.2,exact  (issue 19's untuned client)
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import attrs
 
 from opentrain_async.testing._limits import _ScheduleLimiter
 
-from .family import draw
+from .family import Draw, draw
 from .family_oracle import ORACLES
-from .family_sim import RUNNERS, Result, run_draw
+from .family_sim import RUNNERS, Result, run_draw, untuned_draw
 
 __all__ = ["Row", "timeline"]
 
@@ -51,11 +52,15 @@ class _Recording(_ScheduleLimiter):
 
 
 def timeline(
-    seed: int, step: float = 0.1, runner: str = "opentrain_async", max_window: float = 60.0
+    seed: int,
+    step: float = 0.1,
+    runner: str = "opentrain_async",
+    max_window: float = 60.0,
+    chosen: Draw | None = None,
 ) -> tuple[Result, list[Row]]:
-    """Run draw ``seed`` with ``runner``; its result and one ``Row`` per ``step``
-    seconds from the first request the limiter answered (``max_window``: as
-    ``family_sim --max-window``, 2 for the real benchmark's family)."""
+    """Run draw ``seed`` (or ``chosen``) with ``runner``; its result and one ``Row``
+    per ``step`` seconds from the first request the limiter answered (``max_window``:
+    as ``family_sim --max-window``, 2 for the real benchmark's family)."""
     limiters: list[_Recording] = []
 
     def factory(*args: Any) -> _Recording:
@@ -63,7 +68,8 @@ def timeline(
         limiters.append(limiter)
         return limiter
 
-    result = run_draw(draw(seed, max_window=max_window), runner, limiter_factory=factory)
+    d = chosen or draw(seed, max_window=max_window)
+    result = run_draw(d, runner, limiter_factory=factory)
     answers = limiters[0].answers
     rows: list[Row] = []
     start = answers[0][0] if answers else 0.0
@@ -88,8 +94,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-window", type=float, default=60.0, help="longest window (family_run: 2)"
     )
+    parser.add_argument(
+        "--untuned", metavar="LATENCY,HINTS", help="issue 19's untuned draw, e.g. 0.2,exact"
+    )
     args = parser.parse_args(argv)
-    result, rows = timeline(args.seed, args.step, args.runner, args.max_window)
+    chosen = None
+    if args.untuned:
+        latency, hints = args.untuned.split(",")
+        chosen = untuned_draw(args.seed, float(latency), hints)
+    result, rows = timeline(args.seed, args.step, args.runner, args.max_window, chosen)
     print(result.draw.describe())
     print(
         f"{args.runner}: {result.seconds:.2f} s, ideal {result.ideal:.2f} s, "
