@@ -10,7 +10,7 @@ the store's optional ``hold()``:
   file itself is replaced by every save, so it cannot carry the lock).  The kernel drops
   it when the process dies, ``kill -9`` included.  The lock file stays: deleting it
   while another listener may be opening it would let two hold "the" lock.  No ``fcntl``
-  (Windows): no lock.
+  (Windows): no lock; a file system refusing ``flock`` (ENOLCK): a WARNING, no lock.
 - ``MemoryCursorStore``: a flag on the object (one process).
 
 A second listener waits, polling, with one WARNING naming the file and the holder, and
@@ -124,13 +124,17 @@ class FileLock:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                    self.release()
-                    raise ConfigurationError(
-                        f"cannot lock {self.path} (the cursor file {self._cursor}'s lock): "
-                        f"{exc.strerror or exc}"
-                    ) from None
-                return False
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    return False
+                # ENOLCK, EOPNOTSUPP: a file system without flock.  Refusing to run
+                # would stop a bot that worked before; say what is not promised.
+                logger.warning(
+                    "listen(): the cursor file %s cannot be locked (%s): nothing keeps a "
+                    "second bot off it, and both would answer",
+                    self._cursor,
+                    exc.strerror or exc,
+                )
+                return True
             if self._still_there():
                 self._write_holder()
                 return True

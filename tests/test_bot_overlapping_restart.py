@@ -48,7 +48,10 @@ async def test_two_bots_on_one_cursor_file_answer_a_message_once(
     old_holds = asyncio.Event()
     both_in = asyncio.Event()  # the new bot is in too: waiting (now), or holding "hi" (was)
     waiting = _Waiting()
-    logging.getLogger("opentrain_async").addHandler(waiting)
+    logger = logging.getLogger("opentrain_async")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever an earlier test configured
+    logger.addHandler(waiting)
 
     async def bot(client: OpenTrainClient, name: str, last: str) -> list[str]:
         handled = []
@@ -79,7 +82,8 @@ async def test_two_bots_on_one_cursor_file_answer_a_message_once(
         server.add_incoming_message(conv, "next")
         assert await asyncio.wait_for(new, WAIT) == ["next"]
     finally:
-        logging.getLogger("opentrain_async").removeHandler(waiting)
+        logger.removeHandler(waiting)
+        logger.setLevel(level)
     answers = [m["content"] for m in server.messages(conv) if m["isFromViewer"]]
     assert answers == ["echo: hi", "echo: next"]
     assert len(waiting.lines) == 1

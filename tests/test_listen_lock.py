@@ -67,9 +67,12 @@ class SaysWaiting(logging.Handler):
 def says_waiting() -> Iterator[SaysWaiting]:
     handler = SaysWaiting()
     logger = logging.getLogger("opentrain_async")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever an earlier test configured
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def _at_once(path: Path) -> JSONFileCursorStore:

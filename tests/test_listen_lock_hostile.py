@@ -8,7 +8,9 @@ symlinked cursor, several paths to one file, a name at the file system's limit, 
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
+import logging
 import os
 import sys
 from pathlib import Path
@@ -163,3 +165,25 @@ async def test_without_fcntl_the_file_is_not_locked_and_listen_still_works(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.fcntl is None
+
+
+async def test_a_file_system_without_flock_warns_and_listens_unlocked(
+    client: OpenTrainClient,
+    tmp_path: Path,
+    two: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ENOLCK (NFS without its lock daemon) or EOPNOTSUPP: refusing would stop a bot that
+    ran before; it runs, with a WARNING that nothing keeps a second bot off the file."""
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    caplog.set_level(logging.WARNING, "opentrain_async")
+    cursor = tmp_path / "cursor.json"
+    assert await _first_message(client, JSONFileCursorStore(cursor, lock_timeout=0)) == "one"
+    assert "cannot be locked" in caplog.text
+    assert str(cursor) in caplog.text
