@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from ._errors import ConfigurationError
+from ._listen_lock import hold_store
 from ._listen_position import (
     FROM_BEGINNING,
     CursorStore,
@@ -319,11 +320,17 @@ async def _starting_position(
     return ListenPosition(None) if saved is None else ListenPosition.decode(saved)
 
 
-def _seen_from(handled: list[str]) -> RecentSet[str]:
+async def _resume(
+    reader: _Reader, cursor_store: CursorStore, start: ListenStart, limit: int, replies: ReplyLog
+) -> tuple[str | None, list[str], RecentSet[str]]:
+    """Where to go on from: the page's cursor, the messages finished on it (also marked
+    seen, so a page read again skips them); the saved replies go back into ``replies``."""
+    position = await _starting_position(reader, cursor_store, start, limit)
+    replies.restore(position.replies)
     seen: RecentSet[str] = RecentSet(_SEEN_CAPACITY)
-    for message_id in handled:
+    for message_id in position.handled:
         seen.add(message_id)
-    return seen
+    return position.cursor, list(position.handled), seen
 
 
 class _Backoff:
@@ -365,46 +372,45 @@ async def _listen(
     validate_choice(start, "start", ("latest", "beginning"))
     idle = _Backoff(backoff, pause)
     cursor_store = _as_store(store)
-    position = await _starting_position(reader, cursor_store, start, limit)
-    cursor, handled = position.cursor, list(position.handled)
-    replies.restore(position.replies)
-    seen = _seen_from(handled)  # a page read again skips what was handled
+    async with hold_store(cursor_store):  # one listener per position (_listen_lock)
+        cursor, handled, seen = await _resume(reader, cursor_store, start, limit, replies)
 
-    async def save(at: str | None, done: list[str]) -> None:
-        await cursor_store.save(ListenPosition(at, tuple(done), replies.pairs()).encode())
+        async def save(at: str | None, done: list[str]) -> None:
+            position = ListenPosition(at, tuple(done), replies.pairs())
+            await cursor_store.save(position.encode())
 
-    while True:
-        page = await reader.get_updates(cursor=cursor, limit=limit)
-        messages, retry = await _resolve_page(reader, page, seen, clock)
-        next_cursor = page.next_cursor or cursor
-        progressed = next_cursor != cursor
-        page_done = progressed and not retry
-        for index, message in enumerate(messages):
-            try:
-                yield message
-                finished_cleanly = False
-            except _Finished:
-                finished_cleanly = True
-            # The consumer is back: this message is finished.
-            handled.append(message.id)
-            if page_done and index == len(messages) - 1:
-                cursor, handled = next_cursor, []  # the whole page is finished
-            await save(cursor, handled)
-            if finished_cleanly:
-                return
-        if page_done and cursor != next_cursor:
-            cursor, handled = next_cursor, []
-            await save(cursor, handled)  # a page with nothing for the consumer
-        if retry:
+        while True:
+            page = await reader.get_updates(cursor=cursor, limit=limit)
+            messages, retry = await _resolve_page(reader, page, seen, clock)
+            next_cursor = page.next_cursor or cursor
+            progressed = next_cursor != cursor
+            page_done = progressed and not retry
+            for index, message in enumerate(messages):
+                try:
+                    yield message
+                    finished_cleanly = False
+                except _Finished:
+                    finished_cleanly = True
+                # The consumer is back: this message is finished.
+                handled.append(message.id)
+                if page_done and index == len(messages) - 1:
+                    cursor, handled = next_cursor, []  # the whole page is finished
+                await save(cursor, handled)
+                if finished_cleanly:
+                    return
+            if page_done and cursor != next_cursor:
+                cursor, handled = next_cursor, []
+                await save(cursor, handled)  # a page with nothing for the consumer
+            if retry:
+                if until_idle:
+                    return  # the position stays before that message: the next run retries it
+                await idle.pause(grow=True)
+                continue
+            fresh = bool(page.events) and progressed
+            if fresh:
+                idle.reset()
+                if page.has_more:
+                    continue  # more is waiting: fetch it now
             if until_idle:
-                return  # the position stays before that message: the next run retries it
-            await idle.pause(grow=True)
-            continue
-        fresh = bool(page.events) and progressed
-        if fresh:
-            idle.reset()
-            if page.has_more:
-                continue  # more is waiting: fetch it now
-        if until_idle:
-            return
-        await idle.pause(grow=not fresh)
+                return
+            await idle.pause(grow=not fresh)

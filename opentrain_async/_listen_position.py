@@ -12,15 +12,20 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from ._errors import ConfigurationError
+from ._listen_lock import FileLock, FlagLock, HeldLock, lock_path
+from ._time import Clock
+from ._validation import check_option
 
 __all__ = [
     "CursorStore",
@@ -134,6 +139,11 @@ class CursorStore(Protocol):
     The string is the /updates cursor, or a ``ListenPosition`` that also names the
     messages finished on that page and recent reply ids; store it as given.  ``save`` is called
     after every finished message, so it must be durable when it returns.
+
+    Optional: ``hold()``, returning an async context manager that ``listen()`` enters
+    before its first ``load()`` and leaves when it ends; it should wait while another
+    listener holds the same position (see ``_listen_lock``).  Without it, nothing keeps
+    two listeners off one position: a store of your own brings its own exclusion.
     """
 
     async def load(self) -> str | None:
@@ -144,11 +154,19 @@ class CursorStore(Protocol):
 
 
 class MemoryCursorStore:
-    """A cursor kept in memory: survives ``listen()`` restarts within one process only."""
+    """A cursor kept in memory: survives ``listen()`` restarts within one process only.
+
+    One ``listen()`` at a time: a second one on the same object waits for the first to end.
+    """
 
     def __init__(self, cursor: str | None = None) -> None:
         self.cursor = cursor
         self.saves = 0
+        self._lock = FlagLock()
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """Held by one ``listen()`` from its first load to its end (see ``CursorStore``)."""
+        return HeldLock(self._lock, f"this {type(self).__name__}")
 
     async def load(self) -> str | None:
         return self.cursor
@@ -164,14 +182,44 @@ class JSONFileCursorStore:
     Writes go to a temp file in the same directory, are fsynced, then ``os.replace``d
     over the target, so the file always holds either the old or the new cursor.  A
     file that exists but cannot be read raises ``ConfigurationError`` rather than
-    silently starting over (which would replay or skip messages).
+    silently starting over (which would replay or skip messages).  A symlink is followed:
+    the file it points to is read, written and locked.
+
+    ``hold()`` (entered by ``listen()`` for its whole life) takes an ``flock`` on
+    ``<file>.lock`` beside it, so that one listener at a time has this position; another
+    waits for it, at most ``lock_timeout`` seconds (None: as long as it takes), polling
+    through ``sleep`` and ``clock`` (the client's time seam when ``listen()`` makes it).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lock_timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
+        if lock_timeout is not None:
+            lock_timeout = check_option(lock_timeout, "lock_timeout", minimum=0, unit=" s")
+        self.lock_timeout = lock_timeout
+        self._sleep = sleep
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"JSONFileCursorStore({str(self.path)!r})"
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """Held by one ``listen()`` from its first load to its end (see ``_listen_lock``)."""
+        target = self._target()
+        self._refuse_not_regular()  # no lock file beside /dev/null
+        return HeldLock(
+            FileLock(lock_path(target), target),
+            f"the cursor file {target}",
+            timeout=self.lock_timeout,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
 
     async def load(self) -> str | None:
         return await asyncio.to_thread(self._load)
@@ -179,12 +227,16 @@ class JSONFileCursorStore:
     async def save(self, cursor: str) -> None:
         await asyncio.to_thread(self._save, cursor)
 
+    def _target(self) -> Path:
+        """The file itself: a symlink's target (a save replaces the file, not the link)."""
+        return Path(os.path.realpath(self.path))
+
     def _refuse_not_regular(self) -> bool:
         """True when the file exists; ``ConfigurationError`` when it is not a regular
         file (``/dev/null``: read, then replaced by ``os.replace`` when run as root; a
         FIFO: blocks in ``open``)."""
         try:
-            mode = os.stat(self.path).st_mode
+            mode = os.stat(self._target()).st_mode
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -201,7 +253,7 @@ class JSONFileCursorStore:
         if not self._refuse_not_regular():
             return None
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self._target().read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -230,20 +282,21 @@ class JSONFileCursorStore:
             ) from None
 
     def _write(self, cursor: str) -> None:
-        directory = self.path.parent
+        target = self._target()
+        directory = target.parent
         directory.mkdir(parents=True, exist_ok=True)
         payload = {
             "cursor": cursor,
             "savedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
-        prefix = f".{self.path.name[:100]}."  # the name's limit leaves no room for more
+        prefix = f".{target.name[:100]}."  # the name's limit leaves no room for more
         fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(payload, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, self.path)
+            os.replace(temp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
@@ -259,5 +312,23 @@ def _as_store(store: CursorStore | str | Path | None) -> CursorStore:
         raise ConfigurationError(
             "store must be a CursorStore (async load() and save()), a path or None, got "
             f"{type(store).__name__}"
+        )
+    return store
+
+
+def opened_store(
+    store: CursorStore | str | Path, lock_timeout: float | None, clock: Clock
+) -> CursorStore:
+    """``listen()``'s ``store=``: a path becomes a ``JSONFileCursorStore`` whose lock
+    waits at most ``lock_timeout`` on the client's ``clock``; a store is used as given
+    (``lock_timeout`` is then refused: it would be ignored)."""
+    if isinstance(store, (str, Path)):
+        return JSONFileCursorStore(
+            store, lock_timeout=lock_timeout, sleep=clock.sleep, clock=clock.monotonic
+        )
+    if lock_timeout is not None:
+        raise ConfigurationError(
+            "lock_timeout= is for the cursor file listen() opens from a path; give your "
+            f"{type(store).__name__} its own (JSONFileCursorStore(path, lock_timeout=...))"
         )
     return store

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from ._listen import CursorStore, Listener, ListenStart, ReplyLog, listen_messages
+from ._listen_position import opened_store
 from ._models import Message
 from ._pagination import AsyncPaginator
 from ._read_models import (
@@ -346,6 +347,7 @@ class ReadMixin:
         backoff_factor: float = 2.0,
         until_idle: bool = False,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
+        lock_timeout: float | None = None,
     ) -> Listener:
         """New incoming messages, forever: a bot's main loop (see ``_listen``)::
 
@@ -366,13 +368,15 @@ class ReadMixin:
         ``"beginning"``.  When idle it waits ``idle_backoff`` seconds, growing by
         ``backoff_factor`` up to ``max_idle_backoff``; ``until_idle=True`` returns
         instead (for cron-style runs).  The waits go through the client's ``sleep``
-        unless ``sleep`` is given here.
+        unless ``sleep`` is given here.  One listener at a time holds a cursor file: a
+        second ``listen()`` on it (a new bot started before the old one stopped) waits
+        for the first to end, at most ``lock_timeout`` seconds (None: as long as it takes).
         """
         if store is None:
             store = self._cursor_path()
         return listen_messages(
             self,
-            store=store,
+            store=opened_store(store, lock_timeout, self._read_clock),
             start=start,
             limit=limit,
             idle_backoff=idle_backoff,

@@ -1,56 +1,100 @@
 """A rolling restart where the new bot starts before the old one has finished: two
-``listen()`` loops on one cursor file, each in its own client (its own process), both
-handed the same new message.  Each ``reply()`` reads the conversation back, finds no
-answer yet (the other's is not sent), and sends one: the message is answered twice.
-Nothing stops a second ``listen()`` on a cursor file in use (the CLI's journal refuses
-a second run of a job; the cursor file has no such lock).  docs/bots-and-webhooks.md
-lists it as not promised ("one position belongs to one bot"); a rolling restart with
-surge (Kubernetes' default) runs the two at once all the same."""
+``listen()`` loops on one cursor file, each in its own client.
+
+It was: both were handed the same new message, each ``reply()`` read the conversation
+back, found no answer yet (the other's was not sent) and sent one: the message was
+answered twice.  Now the cursor file is held by one listener at a time
+(``_listen_lock``): the new bot waits, saying so once, until the old one stops, then goes
+on from the position the old one saved and answers what comes next.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
-
-import pytest
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
 from .conftest import make_client
 
+WAIT = 30.0
+"""Seconds any one step may take before the test fails (never slept)."""
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cursor file takes no lock: a second listen() on it (a new bot started "
-    "before the old one stopped) is handed the same message, and two concurrent "
-    "reply()s each read back no answer and both send; a fix needs a lock held for "
-    "listen()'s lifetime (CursorStore has no open/close to hold it)",
-)
+
+class _Waiting(logging.Handler):
+    """Sets ``seen`` when a listener says it waits for another (no polling of logs)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = asyncio.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "in use by another listener" in record.getMessage():
+            self.lines.append(record.getMessage())
+            self.seen.set()
+
+
 async def test_two_bots_on_one_cursor_file_answer_a_message_once(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
+    """The old bot holds "hi" when the new one starts.  Was: the new bot was handed "hi"
+    too and both answered it (2 answers).  Now the new one waits, then answers "next"."""
     conv = server.add_conversation()
     cursor = tmp_path / "bot-cursor.json"
-    holding = 0
-    both = asyncio.Event()
+    holding: list[str] = []
+    old_holds = asyncio.Event()
+    both_in = asyncio.Event()  # the new bot is in too: waiting (now), or holding "hi" (was)
+    waiting = _Waiting()
+    logger = logging.getLogger("opentrain_async")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever an earlier test configured
+    logger.addHandler(waiting)
 
-    async def bot(client: OpenTrainClient) -> None:
-        nonlocal holding
+    async def bot(client: OpenTrainClient, name: str, last: str) -> list[str]:
+        handled = []
         async with (
             client,
             client.listen(store=cursor, start="beginning", idle_backoff=0.01) as messages,
         ):
             async for message in messages:
-                holding += 1
-                if holding == 2:
-                    both.set()
-                await both.wait()  # the old bot still handling it, the new one too
+                holding.append(name)
+                old_holds.set()
+                if len(holding) == 2:
+                    both_in.set()
+                await both_in.wait()  # the old bot still handling it while the new one starts
                 await client.reply(message, f"echo: {message.content}")
-                break
+                handled.append(message.content)
+                if message.content == last:
+                    break
+        return handled
 
-    bots = [asyncio.ensure_future(bot(make_client(server))) for _ in range(2)]
-    server.add_incoming_message(conv, "hi")
-    await asyncio.wait_for(asyncio.gather(*bots), 30)
-    answers = [m for m in server.messages(conv) if m["content"] == "echo: hi"]
-    assert len(answers) == 1
+    try:
+        old = asyncio.ensure_future(bot(make_client(server), "old", "hi"))
+        server.add_incoming_message(conv, "hi")
+        await asyncio.wait_for(old_holds.wait(), WAIT)
+        new = asyncio.ensure_future(bot(make_client(server), "new", "next"))
+        await asyncio.wait_for(_first(waiting.seen, both_in), WAIT)
+        both_in.set()
+        assert await asyncio.wait_for(old, WAIT) == ["hi"]
+        server.add_incoming_message(conv, "next")
+        assert await asyncio.wait_for(new, WAIT) == ["next"]
+    finally:
+        logger.removeHandler(waiting)
+        logger.setLevel(level)
+    answers = [m["content"] for m in server.messages(conv) if m["isFromViewer"]]
+    assert answers == ["echo: hi", "echo: next"]
+    assert len(waiting.lines) == 1
+    assert str(cursor.resolve()) in waiting.lines[0]
+    assert server.token not in waiting.lines[0]
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
