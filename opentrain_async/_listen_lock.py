@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -39,7 +40,7 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: the file store takes no lock
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["POLL", "FileLock", "FlagLock", "HeldLock", "hold_store", "lock_path"]
+__all__ = ["POLL", "CursorLock", "FileLock", "FlagLock", "HeldLock", "hold_store", "lock_path"]
 
 logger = logging.getLogger("opentrain_async")
 
@@ -95,6 +96,29 @@ async def wait_until_taken(
             return
 
 
+_OPEN: weakref.WeakSet[FileLock] = weakref.WeakSet()
+"""The ``FileLock``s of this process with a lock file open (see ``_forget_in_child``)."""
+
+
+def _forget_in_child() -> None:
+    """After ``fork()``: close the child's copies of the lock files, unlocked.
+
+    The child shares each open file description with its parent, and an ``flock``
+    lasts until the last copy closes: a worker forked by the bot (``multiprocessing``,
+    a ``fork()`` of its own) would hold the cursor file after the bot stopped, and the
+    next bot would wait for it forever.  Closing a copy does not unlock the parent's.
+    """
+    for lock in list(_OPEN):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 class FileLock:
     """An exclusive ``flock`` on one lock file, taken without blocking (``try_take``)."""
 
@@ -107,7 +131,9 @@ class FileLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-            return os.open(self.path, flags, 0o600)
+            fd = os.open(self.path, flags, 0o600)
+            _OPEN.add(self)
+            return fd
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot take the lock {self.path} of the cursor file {self._cursor}: "
@@ -174,6 +200,52 @@ class FileLock:
             os.close(fd)
 
 
+class CursorLock:
+    """The locks of the cursor file named ``path``: its target's (``resolve()``, found
+    again at every try) and, when ``path`` is itself a symlink, the link's own; both
+    taken or neither (no lock is held while waiting for another, so no deadlock).
+
+    The link's lock keeps a bot off while the link is pointed elsewhere: the old bot
+    holds the old target's lock but saves where the link points now, and the new bot,
+    locking only the new target, would run beside it."""
+
+    def __init__(self, path: Path, resolve: Callable[[], Path]) -> None:
+        self._path = path
+        self._resolve = resolve
+        self._locks: list[FileLock] = []
+        self._blocked: FileLock | None = None
+
+    def _wanted(self) -> list[FileLock]:
+        target = self._resolve()
+        paths = [(lock_path(target), target)]
+        if os.path.islink(self._path):  # the link itself, its directories resolved
+            link = Path(os.path.realpath(self._path.parent)) / self._path.name
+            paths.insert(0, (lock_path(link), link))
+        if [lock.path for lock in self._locks] != [path for path, _ in paths]:
+            self.release()
+            self._locks = [FileLock(path, cursor) for path, cursor in paths]
+        return self._locks
+
+    def try_take(self) -> bool:
+        """True once this object holds every lock; False (holding none) otherwise."""
+        taken: list[FileLock] = []
+        for lock in self._wanted():
+            if not lock.try_take():
+                self._blocked = lock
+                for other in taken:
+                    other.release()
+                return False
+            taken.append(lock)
+        return True
+
+    def holder(self) -> str:
+        return "" if self._blocked is None else self._blocked.holder()
+
+    def release(self) -> None:
+        for lock in self._locks:
+            lock.release()
+
+
 class FlagLock:
     """The in-process lock of a ``MemoryCursorStore``: a flag (one event loop at a time)."""
 
@@ -200,7 +272,7 @@ class HeldLock:
 
     def __init__(
         self,
-        lock: FileLock | FlagLock,
+        lock: CursorLock | FileLock | FlagLock,
         what: str,
         *,
         timeout: float | None = None,
@@ -226,7 +298,7 @@ class HeldLock:
                 clock=self._clock,
             )
         except BaseException:
-            if isinstance(lock, FileLock):  # close the file opened for the tries
+            if isinstance(lock, (CursorLock, FileLock)):  # close the files opened for the tries
                 lock.release()
             raise
         self._taken = True

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import attrs
 
 from ._errors import ConfigurationError
-from ._listen_lock import FileLock, FlagLock, HeldLock, lock_path
+from ._listen_lock import CursorLock, FlagLock, HeldLock
 from ._time import Clock
 from ._validation import check_option
 
@@ -214,7 +214,7 @@ class JSONFileCursorStore:
         target = self._target()
         self._refuse_not_regular()  # no lock file beside /dev/null
         return HeldLock(
-            FileLock(lock_path(target), target),
+            CursorLock(self.path, self._target),
             f"the cursor file {target}",
             timeout=self.lock_timeout,
             sleep=self._sleep,
