@@ -5,13 +5,13 @@ divided by what the limiter admitted.  Virtual time: nothing waits."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from benchmarks.cut_reading import main, readings
 from benchmarks.family import draw
 from opentrain_async._pacing import backend, samples
+
+from .pacing_kit import command_output
 
 
 def test_each_cut_is_read_beside_the_limiter_and_the_wrap_is_undone() -> None:
@@ -25,13 +25,7 @@ def test_each_cut_is_read_beside_the_limiter_and_the_wrap_is_undone() -> None:
 
 
 def test_the_command_prints_both_ratios(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    try:
-        main(["--draws", "1", "--first", "18"])
-    finally:  # the command quiets the SDK's warnings: later tests read them
-        logger.setLevel(level)
-    out = capsys.readouterr().out
+    out = command_output(main, ["--draws", "1", "--first", "18"], capsys)
     assert "1 steady single-process buckets" in out
     assert "reading / admitted" in out
     assert "reading / rate" in out

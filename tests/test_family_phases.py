@@ -7,13 +7,13 @@ difference of the two runs' last admissions.  Virtual time: nothing waits."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from benchmarks.family import draw
 from benchmarks.family_phases import SHARES, gaps, main
 from benchmarks.family_sim import run_draw
+
+from .pacing_kit import command_output
 
 
 def test_a_runner_beside_itself_has_no_gap() -> None:
@@ -33,13 +33,7 @@ def test_the_last_gap_is_the_difference_of_the_last_admissions() -> None:
 
 
 def test_the_command_prints_medians_by_hints(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    try:
-        main(["--draws", "2", "--first", "330"])
-    finally:  # the command quiets the SDK's warnings: later tests read them
-        logger.setLevel(level)
-    out = capsys.readouterr().out
+    out = command_output(main, ["--draws", "2", "--first", "330"], capsys)
     assert "2 draws; median (this SDK - oracle) / ideal" in out
     assert "  all" in out
     assert "  hints header" in out

@@ -7,12 +7,12 @@ ratio with the tail cut is never above the ratio.  Virtual time: nothing waits."
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from benchmarks.family import draw
 from benchmarks.family_tail import main, tail
+
+from .pacing_kit import command_output
 
 
 @pytest.mark.parametrize("runner", ["opentrain_async", "oracle"])
@@ -31,13 +31,9 @@ def test_the_split_stands_on_the_limiters_admissions(runner: str) -> None:
 def test_the_command_prints_each_runner_by_hints_and_kind(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    try:
-        main(["--draws", "2", "--first", "330", "--runners", "opentrain_async"])
-    finally:  # the command quiets the SDK's warnings: later tests read them
-        logger.setLevel(level)
-    out = capsys.readouterr().out
+    out = command_output(
+        main, ["--draws", "2", "--first", "330", "--runners", "opentrain_async"], capsys
+    )
     assert "opentrain_async: all    2  median" in out
     assert "of the gap" in out
     assert "  hints header" in out

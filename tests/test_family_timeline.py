@@ -6,12 +6,12 @@ once, and no wait longer than the limiter can ask for.  Virtual time: nothing wa
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from benchmarks.family import draw
 from benchmarks.family_timeline import main, timeline
+
+from .pacing_kit import command_output
 
 
 @pytest.mark.parametrize("runner", ["opentrain_async", "aiohttp-retry"])
@@ -29,13 +29,7 @@ def test_the_timeline_counts_what_the_limiter_answered(runner: str) -> None:
 
 
 def test_the_command_prints_one_line_per_busy_step(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    try:
-        main(["330", "--step", "0.5"])
-    finally:  # the command quiets the SDK's warnings: later tests read them
-        logger.setLevel(level)
-    out = capsys.readouterr().out.splitlines()
+    out = command_output(main, ["330", "--step", "0.5"], capsys).splitlines()
     assert out[0].startswith("seed 330: sliding window 6/1.34s")
     assert "429s" in out[1]
     steps = [line.split() for line in out[3:]]

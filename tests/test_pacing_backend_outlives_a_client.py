@@ -12,35 +12,17 @@ import time
 import pytest
 
 from opentrain_async import OpenTrainClient
-from opentrain_async._pacing import (
-    InMemoryPacingBackend,
-    PacingFeedback,
-    PacingState,
-    Reservation,
-)
+from opentrain_async._pacing import PacingState
 from opentrain_async._pacing.fallback import PacingFallback
 from opentrain_async._pacing.redis_backend import RedisPacingBackend
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
+from .pacing_kit import Switch
 from .redis_server import RedisServer
 
 
-class _Switch(InMemoryPacingBackend):
+class _Switch(Switch):
     """A shared store that fails while ``down`` (its 429s are reported to it too)."""
-
-    down = False
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        if self.down:
-            raise ConnectionError("down")
-        return await super().reserve(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        if self.down:
-            raise ConnectionError("down")
-        return await super().report(feedback, cap=cap)
 
     async def load(self) -> PacingState:
         if self.down:
@@ -69,12 +51,7 @@ async def test_closing_one_client_leaves_the_other_sharing(
     await second.send_message(conv, "second, shared")
     assert backend.shared
     store.down = True
-    server.script(  # the 429 is reported to the store, which fails
-        "POST /messages",
-        status=429,
-        error="Rate limit exceeded",
-        details={"reason": "rate_limited", "retryAfterSeconds": 0.5},
-    )
+    server.throttle_next(1, retry_after=0.5)  # the 429 is reported to the store, which fails
     await second.send_message(conv, "second, local")
     assert second.stats.pacing_fallbacks == 1
     assert len(_warnings(caplog)) == 1
@@ -135,12 +112,7 @@ async def test_a_reopened_client_shares_its_redis_again(
     async with client:
         await client.send_message(conv, "second run")
         redis_server.kill()
-        server.script(  # the 429 is reported to Redis, which is gone
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details={"reason": "rate_limited", "retryAfterSeconds": 0.05},
-        )
+        server.throttle_next(1, retry_after=0.05)  # the 429 is reported to Redis, which is gone
         await client.send_message(conv, "Redis gone")
         assert client.stats.pacing_fallbacks == 1
         assert not backend.shared

@@ -29,13 +29,7 @@ async def test_1100_429s_without_a_hint_then_the_send_goes_through() -> None:
     t = FakeTime()
     async with FakeOpenTrain(clock=t.clock) as fake:
         conv = fake.add_conversation()
-        fake.script(
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details={"reason": "rate_limited"},
-            times=1100,
-        )
+        fake.throttle_next(1100, in_body=False)
         async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
 
             async def run() -> list[bool]:

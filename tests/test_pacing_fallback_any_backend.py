@@ -236,12 +236,7 @@ async def test_the_client_names_and_counts_any_backend(
         assert store.key == pacing_key(client.api_root, server.token)
         await client.send_message(conv, "shared")
         store.failure = ConnectionError("down")
-        server.script(  # the 429 is reported to the backend, which fails
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details={"reason": "rate_limited", "retryAfterSeconds": 0.5},
-        )
+        server.throttle_next(1, retry_after=0.5)  # the 429 is reported to the backend, which fails
         await client.send_message(conv, "local")
         assert client.stats.pacing_fallbacks == 1
     assert store.closed
@@ -265,12 +260,7 @@ async def test_a_backend_written_before_attach_still_paces(
     backend = _BackendWithoutAttach(clock=no_wait.clock)
     assert not hasattr(backend, "attach")
     conv = server.add_conversation()
-    server.script(
-        "POST /messages",
-        status=429,
-        error="Rate limit exceeded",
-        details={"reason": "rate_limited", "retryAfterSeconds": 0.5},
-    )
+    server.throttle_next(1, retry_after=0.5)
     async with OpenTrainClient(
         server.token,
         server.base_url,

@@ -11,37 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opentrain_async._pacing import (
-    InMemoryPacingBackend,
-    PacingFeedback,
-    PacingState,
-    Reservation,
-)
+from opentrain_async._pacing import PacingFeedback, PacingState
 from opentrain_async._pacing.fallback import PacingFallback
 from opentrain_async.testing import FakeTime
+
+from .pacing_kit import Switch
 
 EPOCH = 1.8e9  # the shared side's clock: Redis TIME, seconds since 1970
 
 
-class _FarClock(InMemoryPacingBackend):
+class _FarClock(Switch):
     """A shared store on a clock ``EPOCH`` ahead of ours; fails while ``down``."""
-
-    down = False
 
     def __init__(self, clock: Callable[[], float]) -> None:
         super().__init__(clock=lambda: clock() + EPOCH)
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        if self.down:
-            raise ConnectionError("down")
-        return await super().reserve(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        if self.down:
-            raise ConnectionError("down")
-        return await super().report(feedback, cap=cap)
 
 
 async def test_local_pacing_continues_the_shared_clock() -> None:

@@ -70,13 +70,7 @@ async def test_429s_with_a_zero_hint_are_no_busy_loop(hint: float) -> None:
     t = FakeTime()
     async with FakeOpenTrain(clock=t.clock) as fake:
         conv = fake.add_conversation()
-        fake.script(
-            "POST /messages",
-            status=429,
-            error="Rate limit exceeded",
-            details={"reason": "rate_limited", "retryAfterSeconds": hint},
-            times=30,
-        )
+        fake.throttle_next(30, retry_after=hint)
         async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
             outcomes = [o async for o in c.send_many([(conv, "one")], concurrency=1)]
         assert [o.ok for o in outcomes] == [True]

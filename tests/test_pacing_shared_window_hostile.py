@@ -22,7 +22,7 @@ from opentrain_async._pacing.state import PacingFeedback, PacingState
 from opentrain_async.testing import FixedWindow, LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _hint, _ScheduleLimiter
 
-from .pacing_kit import known_window
+from .pacing_kit import known_window, paced
 from .step_clock import Clock
 
 PACERS = 3
@@ -84,9 +84,7 @@ async def _run(
 
 def _pacers(clock: Clock, state: PacingState) -> tuple[InMemoryPacingBackend, list[Pacer]]:
     backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacers = [Pacer(backend=backend, clock=clock, sleep=clock.sleep) for _ in range(PACERS)]
-    for pacer in pacers:
-        pacer._become_paced()  # as its first reservation of a known window does
+    pacers = [paced(clock, backend) for _ in range(PACERS)]
     return backend, pacers
 
 
@@ -273,9 +271,8 @@ async def test_slots_of_callers_who_gave_up_are_not_sent_into_a_later_window() -
         await asyncio.sleep(0)
 
     giving_up = Pacer(backend=slow, clock=clock, sleep=turn)
-    other = Pacer(backend=inner, clock=clock, sleep=clock.sleep)
     giving_up._become_paced()
-    other._become_paced()
+    other = paced(clock, inner)
     slow.gate.clear()
     callers = [asyncio.ensure_future(giving_up.acquire()) for _ in range(w)]
     for _ in range(5):  # all three queue; the leader, past the pause, asks for three

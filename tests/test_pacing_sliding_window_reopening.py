@@ -10,38 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from opentrain_async import Pacer
-from opentrain_async._pacing.backend import InMemoryPacingBackend
-from opentrain_async._pacing.state import PacingState
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import paced_at_reset, probe_after_w
 from .step_clock import Clock
 
 W, WINDOW, LATENCY = 400, 1.4, 0.025
-
-
-def _at_reset(
-    clock: Clock, limit: float, hint: float, w: int
-) -> tuple[InMemoryPacingBackend, Pacer]:
-    """A pacer in a window's mode (``w`` per ``hint`` learned, the last cut just now),
-    its reset now: its first reservation hands out the window's W."""
-    start = clock.now
-    state = PacingState(
-        limit=limit,
-        searching=False,
-        origin=start - 10.0,
-        cut_at=start - 0.001,
-        cuts=2,
-        window_hint=hint,
-        win_size=w,
-        pause_until=start,
-        win_reset=start,
-    )
-    backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()  # as its first reservation of a known window does
-    return backend, pacer
 
 
 async def test_a_reopening_sliding_window_is_cut_to_its_average_over_a_window() -> None:
@@ -59,7 +34,7 @@ async def test_a_reopening_sliding_window_is_cut_to_its_average_over_a_window() 
         assert server.acquire(filled + 0.02 * k) is None
     for _ in range(W - 10):
         assert server.acquire(filled + 0.5) is None
-    backend, pacer = _at_reset(clock, limit=1500.0, hint=0.9, w=W)
+    backend, pacer = paced_at_reset(clock, W, 0.9, limit=1500.0, cut_at=start - 0.001)
     sent = [pacer.try_acquire() for _ in range(W)]
     assert None not in sent
     clock.now = start + LATENCY
@@ -89,15 +64,8 @@ async def test_a_whole_hints_probe_still_reads_the_average_from_reset_to_reset()
     of the 2 s family, a fixed window, 1.52x -> 1.84x when W per hint read for it)."""
     clock = Clock()
     start = clock.now
-    backend, pacer = _at_reset(clock, limit=50.0, hint=2.0, w=10)
-    sent = [pacer.try_acquire() for _ in range(10)]
-    assert None not in sent
-    for at in sent:
-        pacer.on_success(at)  # type: ignore[arg-type]
-    await pacer.flushed()
-    clock.now = start + 0.1
-    probe = pacer.try_acquire()
-    assert probe is not None
+    backend, pacer = paced_at_reset(clock, 10, 2.0, limit=50.0, cut_at=start - 0.001)
+    probe = await probe_after_w(clock, pacer, 10, start + 0.1)
     clock.now = start + 0.3
     await pacer.on_throttle(probe, 1.0)
     state = backend.state

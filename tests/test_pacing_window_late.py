@@ -24,7 +24,7 @@ from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async.testing import FixedWindow
 from opentrain_async.testing._limits import _hint
 
-from .pacing_kit import Shared, known_window
+from .pacing_kit import Shared, known_window, paced
 from .step_clock import Clock
 
 W = 20
@@ -76,12 +76,6 @@ async def _send(
     return delivered
 
 
-def _pacer(clock: Clock, backend: InMemoryPacingBackend) -> Pacer:
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()  # as its first reservation of a known window does
-    return pacer
-
-
 @pytest.mark.parametrize("wakes_after", [W, W + 1], ids=["W out", "probe refused"])
 async def test_answers_held_past_the_reset_do_not_count_in_the_next_window(
     wakes_after: int,
@@ -96,7 +90,7 @@ async def test_answers_held_past_the_reset_do_not_count_in_the_next_window(
     clock = Clock()
     clock.now = START
     backend = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
-    holder, other = _pacer(clock, backend), _pacer(clock, backend)
+    holder, other = paced(clock, backend), paced(clock, backend)
     server = Server()
     held: list[float] = []
     for _ in range(W // 2):
@@ -129,7 +123,7 @@ async def test_a_window_outlives_its_hint_and_its_w_does_not_go_into_the_next() 
     clock = Clock()
     clock.now = START
     backend = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
-    pacer = _pacer(clock, backend)
+    pacer = paced(clock, backend)
     server = Server()
     clock.now = START + T - 0.1  # nothing to send until the window's end
     assert await _send(clock, pacer, server, W // 2) == W // 2
@@ -151,7 +145,7 @@ async def test_a_reset_long_past_opens_the_window_of_now() -> None:
     cut = clock.now - T
     state = known_window(W, T, START, origin=cut, cut_at=cut)
     backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = _pacer(clock, backend)
+    pacer = paced(clock, backend)
     server = Server()
     assert await _send(clock, pacer, server, 3 * W) == 3 * W
     assert backend.state.win_reset == START + 7 * T  # told by the 429s, not reckoned

@@ -7,12 +7,10 @@ from __future__ import annotations
 import attrs
 import redis.asyncio as redis_asyncio
 
-from opentrain_async._pacing.backend import apply_report, apply_reserve
-from opentrain_async._pacing.redis_backend import decode_state, encode_state
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
-from .pacing_kit import known_window
-from .test_pacing_redis import assert_states_equal, redis_now, steady
+from .pacing_kit import lua_report_agrees, lua_reserve_agrees, opened_window
+from .test_pacing_redis import redis_now
 
 W = 20
 T = 2.0
@@ -20,16 +18,7 @@ T = 2.0
 
 def _window(now: float, **changes: object) -> PacingState:
     """A window of W per T opened at its reset a second ago, W sent, all accepted."""
-    reset = now - 1.0
-    opened = {
-        "successes": 3 * W,
-        "win_size": W,
-        "win_opened": reset,
-        "win_base": 2 * W,
-        "win_sent": W,
-        "win_granted": reset,
-    }
-    return known_window(W, T, reset, **{**opened, **changes})
+    return opened_window(W, T, now - 1.0, W, **{"successes": 3 * W, "win_base": 2 * W, **changes})
 
 
 async def test_reserve_agrees_where_a_window_outlived_its_hint(
@@ -37,7 +26,6 @@ async def test_reserve_agrees_where_a_window_outlived_its_hint(
 ) -> None:
     """Past its hint with answers missing (carried into the new window), with its W
     not all sent, and with its reset long past: Lua and Python open the same window."""
-    backend = steady(redis, "late")
     now = await redis_now(redis)
     cases = [
         _window(now, win_opened=now - 2.5, win_reset=now - 2.5, successes=3 * W - 6),
@@ -45,13 +33,8 @@ async def test_reserve_agrees_where_a_window_outlived_its_hint(
         _window(now, win_opened=now - 9.3, win_reset=now - 0.9 * T * 5, pause_until=now - 9),
     ]
     for before in cases:
-        await redis.delete("late")
-        await redis.hset("late", mapping=encode_state(before))
-        got = await backend.in_redis._reserve(5, 0, None)
-        after = decode_state(await redis.hgetall("late"))
-        want_state, want = apply_reserve(before, got.now, 5, 0, None, backend.tuning)
-        assert_states_equal(after, want_state)
-        assert (got.count, got.first) == (want.count, want.first)
+        _, got, want_state, want = await lua_reserve_agrees(redis, "late", before, 5)
+        assert got.first == want.first
         assert want_state.win_opened > before.win_opened  # a new window opened
     assert want_state.win_reset > before.win_reset  # the reset long past: the one of now
 
@@ -59,17 +42,11 @@ async def test_reserve_agrees_where_a_window_outlived_its_hint(
 async def test_report_agrees_on_an_earlier_windows_answers(redis: redis_asyncio.Redis) -> None:
     """Successes admitted before the window's reset leave its W alone, in Lua as in
     Python, during the pause to the next reset too; those admitted after it count."""
-    backend = steady(redis, "late-report")
     for admitted, stale, paused in ((-3.0, True, False), (0.5, False, False), (-3.0, True, True)):
         now = await redis_now(redis)
         before = _window(now)
         if paused:  # the probe refused: the next reset told
             before = attrs.evolve(before, pause_until=now + 1.0, win_reset=now + 1.0)
         feedback = PacingFeedback(successes=7, latest_accepted=before.win_opened + admitted)
-        await redis.delete("late-report")
-        await redis.hset("late-report", mapping=encode_state(before))
-        got = await backend.in_redis._report(feedback, None)
-        assert backend.in_redis._last is not None
-        want = apply_report(before, backend.in_redis._last[1], feedback, None, backend.tuning)
-        assert_states_equal(got, want)
+        got, _ = await lua_report_agrees(redis, "late-report", before, feedback)
         assert (got.win_base - before.win_base == 7) is stale

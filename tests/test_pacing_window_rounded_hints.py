@@ -18,6 +18,7 @@ from opentrain_async._pacing.state import PacingState
 from opentrain_async.testing import FixedWindow, LimitSchedule
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import known_window, paced, probe_after_w
 from .step_clock import Clock
 
 W, WINDOW = 10, 1.5
@@ -25,20 +26,9 @@ W, WINDOW = 10, 1.5
 
 def _window_pacer(clock: Clock) -> tuple[InMemoryPacingBackend, Pacer]:
     """A window learned from a rounded hint of 2 s (W not known yet), its reset now."""
-    state = PacingState(
-        limit=W / WINDOW,
-        searching=False,
-        origin=clock.now - WINDOW,
-        cut_at=clock.now - WINDOW,
-        cuts=2,
-        window_hint=2.0,
-        pause_until=clock.now,
-        win_reset=clock.now,
-    )
+    state = known_window(W, WINDOW, clock.now, window_hint=2.0, successes=0)
     backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()  # as its first reservation of a known window does
-    return backend, pacer
+    return backend, paced(clock, backend)
 
 
 async def test_the_walls_rounded_hints_bound_its_reset() -> None:
@@ -101,14 +91,7 @@ async def test_the_probes_rounded_second_bounds_the_next_reset() -> None:
     start = clock.now
     backend, pacer = _window_pacer(clock)
     backend.state = PacingState(**{**attrs.asdict(backend.state, recurse=False), "win_size": W})
-    sent = [pacer.try_acquire() for _ in range(W)]
-    assert None not in sent
-    for at in sent:
-        pacer.on_success(at)  # type: ignore[arg-type]
-    await pacer.flushed()
-    clock.now = start + 0.1
-    probe = pacer.try_acquire()
-    assert probe is not None
+    probe = await probe_after_w(clock, pacer, W, start + 0.1)
     assert backend.state.win_sent == W + 1  # the probe past W
     clock.now = start + 0.4
     await pacer.on_throttle(probe, 1.0)

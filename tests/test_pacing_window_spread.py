@@ -13,33 +13,17 @@ import pytest
 
 from opentrain_async import Pacer
 from opentrain_async._pacing.backend import InMemoryPacingBackend
-from opentrain_async._pacing.state import PacingState
 
+from .pacing_kit import paced_at_reset
 from .step_clock import Clock
 
 W, HINT, GAP = 10, 1.0, 0.03
 
 
 def _at_reset(clock: Clock) -> tuple[InMemoryPacingBackend, Pacer]:
-    """A pacer in a window's mode, W of 10 per 1 s known, a window before this one, its
-    reset now."""
-    start = clock.now
-    state = PacingState(
-        limit=1500.0,
-        searching=False,
-        origin=start - 10.0,
-        cut_at=start - 2.0,
-        cuts=2,
-        window_hint=HINT,
-        win_size=W,
-        win_opened=start - HINT,
-        pause_until=start,
-        win_reset=start,
-    )
-    backend = InMemoryPacingBackend(clock=clock, state=state)
-    pacer = Pacer(backend=backend, clock=clock, sleep=clock.sleep)
-    pacer._become_paced()  # as its first reservation of a known window does
-    return backend, pacer
+    """W of 10 per 1 s known, a window before this one, its reset now."""
+    cut_at, opened = clock.now - 2.0, clock.now - HINT
+    return paced_at_reset(clock, W, HINT, limit=1500.0, cut_at=cut_at, win_opened=opened)
 
 
 async def _one_window(clock: Clock, pacer: Pacer, refused: int) -> float:

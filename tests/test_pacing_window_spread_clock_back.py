@@ -15,7 +15,7 @@ import pytest
 from opentrain_async._pacing.backend import apply_reserve
 from opentrain_async._pacing.state import PacingState, PacingTuning
 
-from .pacing_kit import known_window
+from .pacing_kit import opened_window
 
 W, HINT, STRETCH = 10, 1.0, 0.5
 
@@ -23,19 +23,7 @@ W, HINT, STRETCH = 10, 1.0, 0.5
 def opened_ahead(now: float, back: float, sent: int) -> PacingState:
     """A window of W per HINT that opened ``back`` seconds ahead of ``now`` (the clock
     went back that much since), ``sent`` of W gone, spread over STRETCH."""
-    opened = now + back
-    return known_window(
-        W,
-        HINT,
-        opened,
-        limit=W / HINT,
-        win_size=W,
-        win_opened=opened,
-        win_sent=sent,
-        win_granted=opened,
-        pause_until=now,
-        win_stretch=STRETCH,
-    )
+    return opened_window(W, HINT, now + back, sent, pause_until=now, win_stretch=STRETCH)
 
 
 @pytest.mark.parametrize("back", [5.0, 100.0])

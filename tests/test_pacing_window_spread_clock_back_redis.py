@@ -4,15 +4,11 @@ process): W's sends at once, not held until the old clock's time comes again."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import redis.asyncio as redis_asyncio
 
-from opentrain_async._pacing.backend import apply_reserve
-from opentrain_async._pacing.redis_backend import decode_state, encode_state
-
-from .test_pacing_redis import assert_states_equal, redis_now, steady
+from .pacing_kit import lua_reserve_agrees
+from .test_pacing_redis import redis_now
 from .test_pacing_window_spread_clock_back import opened_ahead
 
 
@@ -20,14 +16,6 @@ from .test_pacing_window_spread_clock_back import opened_ahead
 async def test_lua_sends_at_once_from_a_window_opened_ahead(
     redis: redis_asyncio.Redis, back: float
 ) -> None:
-    backend = steady(redis, "spread-back")
     now = await redis_now(redis)
-    before = opened_ahead(now, back, 3)
-    await redis.hset("spread-back", mapping=encode_state(before))
-    got = await backend.in_redis._reserve(4, 0, None)
-    after = decode_state(await redis.hgetall("spread-back"))
-    want_state, want = apply_reserve(before, got.now, 4, 0, None, backend.tuning)
-    assert_states_equal(after, want_state)
-    assert (got.count, got.interval) == (want.count, want.interval)
-    assert math.isclose(got.first, want.first, abs_tol=1e-6)
+    _, got, _, _ = await lua_reserve_agrees(redis, "spread-back", opened_ahead(now, back, 3), 4)
     assert got.count == 4

@@ -19,7 +19,7 @@ from opentrain_async._pacing.backend import InMemoryPacingBackend, apply_reserve
 from opentrain_async._pacing.state import PacingState, PacingTuning
 from opentrain_async.testing import FakeTime
 
-from .pacing_kit import known_window
+from .pacing_kit import opened_window
 
 W, HINT = 10, 1.0
 STRETCHES = [math.inf, 1e12, 50.0, 5e-324, 1e-300]
@@ -27,17 +27,7 @@ STRETCHES = [math.inf, 1e12, 50.0, 5e-324, 1e-300]
 
 def corrupt_window(now: float, stretch: float, sent: int = 1) -> PacingState:
     """A window of W per HINT opened at ``now``, ``sent`` of W gone, ``stretch`` in it."""
-    return known_window(
-        W,
-        HINT,
-        now,
-        limit=W / HINT,
-        win_size=W,
-        win_opened=now,
-        win_sent=sent,
-        win_granted=now,
-        win_stretch=stretch,
-    )
+    return opened_window(W, HINT, now, sent, win_stretch=stretch)
 
 
 @pytest.mark.parametrize("late", [0.0, 0.1])

@@ -6,15 +6,11 @@ backend refused as unusable: every process paced alone until the window reopened
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import redis.asyncio as redis_asyncio
 
-from opentrain_async._pacing.backend import apply_reserve
-from opentrain_async._pacing.redis_backend import decode_state, encode_state
-
-from .test_pacing_redis import assert_states_equal, redis_now, steady
+from .pacing_kit import lua_reserve_agrees
+from .test_pacing_redis import redis_now
 from .test_pacing_window_spread_corrupt import HINT, STRETCHES, corrupt_window
 
 
@@ -22,16 +18,8 @@ from .test_pacing_window_spread_corrupt import HINT, STRETCHES, corrupt_window
 async def test_lua_spreads_a_corrupt_stretch_as_python_does(
     redis: redis_asyncio.Redis, stretch: float
 ) -> None:
-    backend = steady(redis, "spread-corrupt")
     now = await redis_now(redis)
     for sent in (0, 1, 6):
         before = corrupt_window(now - 0.1, stretch, sent=sent)
-        await redis.delete("spread-corrupt")
-        await redis.hset("spread-corrupt", mapping=encode_state(before))
-        got = await backend.in_redis._reserve(3, 0, None)
-        after = decode_state(await redis.hgetall("spread-corrupt"))
-        want_state, want = apply_reserve(before, got.now, 3, 0, None, backend.tuning)
-        assert_states_equal(after, want_state)
-        assert (got.count, got.interval) == (want.count, want.interval)
-        assert math.isclose(got.first, want.first, abs_tol=1e-6)
+        _, got, _, _ = await lua_reserve_agrees(redis, "spread-corrupt", before, 3)
         assert got.first <= now - 0.1 + HINT / 2 + 1e-6

@@ -9,12 +9,10 @@ import math
 
 import redis.asyncio as redis_asyncio
 
-from opentrain_async._pacing.backend import apply_report, apply_reserve
-from opentrain_async._pacing.redis_backend import decode_state, encode_state
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
-from .pacing_kit import known_window
-from .test_pacing_redis import assert_states_equal, redis_now, steady
+from .pacing_kit import lua_report_agrees, lua_reserve_agrees, opened_window
+from .test_pacing_redis import redis_now
 
 W = 10
 T = 1.0
@@ -22,17 +20,8 @@ T = 1.0
 
 def _window(now: float, **changes: object) -> PacingState:
     """A window of W per T opened at its reset 0.1 s ago, W sent, 4 answers in."""
-    reset = now - 0.1
-    opened = {
-        "successes": W + 4,
-        "win_size": W,
-        "win_opened": reset,
-        "win_base": W,
-        "win_sent": W,
-        "win_granted": reset,
-        "limit": 1500.0,
-    }
-    return known_window(W, T, reset, **{**opened, **changes})
+    opened = {"successes": W + 4, "win_base": W, "limit": 1500.0}
+    return opened_window(W, T, now - 0.1, W, **{**opened, **changes})
 
 
 async def test_report_records_the_windows_first_and_last_success(
@@ -41,7 +30,6 @@ async def test_report_records_the_windows_first_and_last_success(
     """A success admitted in the window widens its first to last; one of an earlier
     window (admitted before the reset) and one of the probe (admitted at its grant, past
     W) do not: in Lua as in Python."""
-    backend = steady(redis, "spread-report")
     cases = [(0.05, {}, True), (-0.5, {}, False), (0.08, {"win_sent": W + 1}, False)]
     for admitted, changes, widened in cases:
         now = await redis_now(redis)
@@ -49,12 +37,7 @@ async def test_report_records_the_windows_first_and_last_success(
         if "win_sent" in changes:
             before = _window(now, win_granted=now - 0.02, **changes)
         feedback = PacingFeedback(successes=1, latest_accepted=now - 0.1 + admitted)
-        await redis.delete("spread-report")
-        await redis.hset("spread-report", mapping=encode_state(before))
-        got = await backend.in_redis._report(feedback, None)
-        assert backend.in_redis._last is not None
-        want = apply_report(before, backend.in_redis._last[1], feedback, None, backend.tuning)
-        assert_states_equal(got, want)
+        got, _ = await lua_report_agrees(redis, "spread-report", before, feedback)
         moved = (got.win_first, got.win_last) != (before.win_first, before.win_last)
         assert moved is widened, admitted
 
@@ -66,7 +49,6 @@ async def test_reserve_learns_the_stretch_and_holds_ws_sends_to_it(
     0.3 s: the new window learns 0.3 s and hands out its first send alone; one with a
     stretch learned, part of W sent, holds the next send to its time (none now, ask by
     then) or hands out those due: in Lua as in Python."""
-    backend = steady(redis, "spread")
     now = await redis_now(redis)
     refused = _window(
         now - 1.0,
@@ -81,14 +63,7 @@ async def test_reserve_learns_the_stretch_and_holds_ws_sends_to_it(
     due = _window(now, win_stretch=0.5, win_sent=2, win_opened=now - 0.1)
     results = []
     for before in (refused, held, due):
-        await redis.delete("spread")
-        await redis.hset("spread", mapping=encode_state(before))
-        got = await backend.in_redis._reserve(5, 0, None)
-        after = decode_state(await redis.hgetall("spread"))
-        want_state, want = apply_reserve(before, got.now, 5, 0, None, backend.tuning)
-        assert_states_equal(after, want_state)
-        assert (got.count, got.interval) == (want.count, want.interval)
-        assert math.isclose(got.first, want.first, abs_tol=1e-6)
+        after, got, _, _ = await lua_reserve_agrees(redis, "spread", before, 5)
         results.append((after, got))
     (opened, first), (_, later), (_, now_due) = results
     assert math.isclose(opened.win_stretch, 0.3, abs_tol=1e-6)
