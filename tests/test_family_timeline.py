@@ -39,13 +39,9 @@ def test_the_command_prints_one_line_per_busy_step(capsys: pytest.CaptureFixture
 
 
 def test_the_untuned_option_runs_issue_19s_untuned_draw(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    try:
-        main(["3", "--untuned", "0.2,exact", "--step", "0.5"])
-    finally:
-        logger.setLevel(level)
-    out = capsys.readouterr().out.splitlines()
+    out = command_output(
+        main, ["3", "--untuned", "0.2,exact", "--step", "0.5"], capsys
+    ).splitlines()
     assert out[0] == "seed 3: bucket 300/s burst 10; hints exact; 200 ms +-10%; 1 proc; n 900"
     steps = [line.split() for line in out[3:]]
     assert sum(int(s[1]) for s in steps) == 900
