@@ -54,3 +54,16 @@ async def test_a_trimmed_message_sent_alone_is_found_by_its_id(
     assert again.id != message.id
     assert len(trimming.messages(conv)) == 2
     assert fake_time.elapsed < 1  # no resend waited for
+
+
+async def test_a_trimmed_reply_is_sent_once(
+    trimming: FakeOpenTrain, opentrain_client: OpenTrainClient
+) -> None:
+    """A bot's answer ending in a newline: six copies and an exception before."""
+    conv = trimming.add_conversation()
+    trimming.add_incoming_message(conv, "hello bot")
+    page = await opentrain_client.read_messages(conv)
+    incoming = next(m for m in page.messages if not m.is_from_viewer)
+    answer = await opentrain_client.reply(incoming, "thanks!\n")
+    assert answer.content == "thanks!"
+    assert [m["content"] for m in trimming.messages(conv)] == ["hello bot", "thanks!"]
