@@ -36,7 +36,7 @@ async def test_a_signal_during_a_send_says_the_outcome_is_unknown(
         _, raw = await asyncio.wait_for(proc.communicate(), 20)
         err = raw.decode()
         assert proc.returncode == 128 + signum, err
-        assert "Traceback" not in err
+        assert "Traceback" not in err, err
         assert f"interrupted by {signum.name} while sending to {conv}" in err
         assert "may or may not have been delivered" in err
         assert f"messages {conv}" in err

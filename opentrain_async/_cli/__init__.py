@@ -264,7 +264,16 @@ async def _bulk(args: argparse.Namespace) -> int:
         return await run_job(source, options, settings, out=sys.stdout, err=sys.stderr)
 
 
+def _quiet_signalled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A signal raised inside one of the loop's tasks (aiohttp writing a request, say)
+    is also left on that task: ``main`` already said it in one line, so asyncio's "Task
+    exception was never retrieved" and its traceback are not printed as well."""
+    if not isinstance(context.get("exception"), _Signalled):
+        loop.default_exception_handler(context)
+
+
 async def _main(args: argparse.Namespace) -> int:
+    asyncio.get_running_loop().set_exception_handler(_quiet_signalled)
     if args.command == "send":
         settings = resolve_settings(None, args.base_url)
         return await _send(args, settings)
