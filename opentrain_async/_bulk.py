@@ -168,7 +168,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         try:
             outcome = await self._outcomes.get()
         except BaseException:
-            engine.cancel()
+            self._cut_off()
             raise
         if outcome is _END:
             stopped_before = engine.stopped
@@ -192,11 +192,24 @@ class BulkSend(AsyncIterator[SendOutcome]):
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            await self._engine.aclose()  # cancelled: stop now
-            if self._hooks is not None and self._engine.started:
+            engine = self._engine
+            self._cut_off()  # cancelled: stop now, every pulled input still accounted for
+            await engine.aclose()
+            engine.unreported.extend(engine.drain_parked())
+            if self._hooks is not None and engine.started:
                 await self._hooks.close()
             return
         await self.aclose()
+
+    def _cut_off(self) -> None:
+        """Stop at once (no grace), but as a left loop: the outcomes the loop has not
+        taken, and each send cut off on the wire (``delivery_unknown``, as the workers
+        wind down), go to ``unreported`` rather than nowhere."""
+        engine = self._engine
+        if not engine.stopped:
+            engine.leave()
+            engine.unreported.extend(self._outcomes.take_all())
+        engine.cancel()
 
     async def aclose(self, grace: float | None = None) -> None:
         """Stop pulling input; sends already on the wire get ``grace`` seconds (default:

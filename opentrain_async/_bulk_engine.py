@@ -441,6 +441,8 @@ class _Engine:
                 await result
         except BaseException as exc:  # the sink failed (a callback): stop everything
             if self.stopped:  # this worker was cancelled by the engine itself
+                if self.closing:  # while waiting for room: the loop left, keep it
+                    self.unreported.append(outcome)
                 raise
             self._sink_error = exc
             self.cancel()

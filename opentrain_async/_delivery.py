@@ -105,17 +105,17 @@ async def find_own_message(
     budget: float = READ_BACK_BUDGET,
     clock: Callable[[], float] = time.monotonic,
     page_size: int = PAGE_LIMIT,
+    answered: str | None = None,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``
-    (when the first attempt began, Unix seconds) less ``skew`` seconds.
+    (when the first attempt began, Unix seconds) less ``skew`` seconds, with our
+    ``content`` or the id ``answered`` (what a 2xx to this send named: a server that
+    trims or normalizes content answers with what it stored).
 
-    Walks back from the newest message (``iter_messages``, the same reader bots use)
-    until the messages are older than ``since`` or the conversation has no more: only
-    then is "not found" an answer (None), however many newer messages there are.
-    Anything short of that is ``DeliveryUnknownError`` (chained to what went wrong),
-    never "not delivered": the conversation cannot be read (no ``messages:read``),
-    a page is malformed, the server hands back a cursor it already gave, or reading
-    back takes longer than ``budget`` seconds.
+    Walks back from the newest message until the messages are older than ``since`` or
+    there are no more: only then is "not found" an answer (None).  Anything short of
+    it is ``DeliveryUnknownError`` (chained to the cause): the conversation cannot be
+    read, a page is malformed, a cursor repeats, or reading takes over ``budget`` s.
     """
     since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
     deadline = clock() + budget
@@ -132,7 +132,7 @@ async def find_own_message(
             if page is None:
                 break
             pages += 1
-            found = _claim_ours(page.messages, content, since_dt, claimed)
+            found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is not None:
                 return found
             older = [m.created_at for m in page.messages]
@@ -156,14 +156,19 @@ async def find_own_message(
 
 
 def _claim_ours(
-    messages: Iterable[Message], content: str, since: datetime, claimed: ClaimedIds
+    messages: Iterable[Message],
+    content: str,
+    since: datetime,
+    claimed: ClaimedIds,
+    answered: str | None = None,
 ) -> Message | None:
-    """Our message with exactly ``content``, stamped at or after ``since`` and not
-    claimed yet, now claimed (the order inside a page is not documented)."""
+    """Our message with exactly ``content`` (or the id ``answered``), stamped at or
+    after ``since`` and not claimed yet, now claimed (the order inside a page is not
+    documented)."""
     for message in messages:
         if (
             message.is_from_viewer
-            and message.content == content
+            and (message.content == content or message.id == answered)
             and message.created_at >= since
             and message.id not in claimed
         ):
@@ -245,6 +250,7 @@ class Delivery:
         body = json_dumps({"conversationId": conversation_id, "content": content})
         resends = 0
         while True:
+            answered: str | None = None  # the id a 2xx named, if it names one
             try:
                 try:
                     status, payload = await self._attempt("POST", "/messages", None, body, gate)
@@ -253,6 +259,7 @@ class Delivery:
                         exc, "POST", "/messages", None, body, gate=gate, paced=paced
                     )
                 message = _parse_message(payload, status, "POST", "/messages")
+                answered = message.id
                 _check_sent(payload, message, conversation_id, content, status, self.claimed)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
                 # A 2xx we cannot read is an unknown outcome too: it was most likely
@@ -268,7 +275,7 @@ class Delivery:
                 )
                 if not reconcile:
                     raise unknown from exc
-                found = await self._read_back(conversation_id, content, started, unknown)
+                found = await self._read_back(conversation_id, content, started, unknown, answered)
                 if found is not None:
                     return found, True
                 resends += 1
@@ -299,7 +306,12 @@ class Delivery:
         return await self._find(conversation_id, content, since, unknown)
 
     async def _find(
-        self, conversation_id: str, content: str, since: float, unknown: DeliveryUnknownError
+        self,
+        conversation_id: str,
+        content: str,
+        since: float,
+        unknown: DeliveryUnknownError,
+        answered: str | None = None,
     ) -> Message | None:
         """``find_own_message`` with this delivery's reader, skew, claimed ids and clock."""
         return await find_own_message(
@@ -311,16 +323,23 @@ class Delivery:
             claimed=self.claimed,
             cause=unknown,
             clock=self._clock.monotonic,
+            answered=answered,
         )
 
     async def _read_back(
-        self, conversation_id: str, content: str, started: float, unknown: DeliveryUnknownError
+        self,
+        conversation_id: str,
+        content: str,
+        started: float,
+        unknown: DeliveryUnknownError,
+        answered: str | None,
     ) -> Message | None:
-        """Settle an unknown outcome: our message if the server has it, else None."""
+        """Settle an unknown outcome: our message if the server has it (by content, or
+        by the id its 2xx ``answered``), else None."""
         if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
             # The server may still be processing the request we gave up on.
             await self._clock.sleep(self.reconcile_delay)
-        found = await self._find(conversation_id, content, started, unknown)
+        found = await self._find(conversation_id, content, started, unknown, answered)
         _telemetry.read_back(found is not None)
         if found is not None:
             logger.info(

@@ -146,6 +146,36 @@ async def _not_found(settings: Settings, conversation_id: str, exc: NotFoundErro
     )
 
 
+_ON_THE_WIRE: list[str] = []
+"""The conversation ``send`` may have a POST on the wire to: a signal then cannot say
+"nothing was sent" (``main`` reads it; a signal may land outside the coroutine)."""
+
+
+async def _send_noted(client: OpenTrainClient, conversation_id: str, text: str) -> Message:
+    """``send_message``, noted in ``_ON_THE_WIRE`` until it returns or fails; a signal
+    (a ``BaseException``) leaves the note for ``main``."""
+    _ON_THE_WIRE.append(conversation_id)
+    try:
+        message = await client.send_message(conversation_id, text)
+    except Exception:
+        _ON_THE_WIRE.clear()
+        raise
+    _ON_THE_WIRE.clear()
+    return message
+
+
+def _interrupted(signum: int) -> str:
+    name = signal.Signals(signum).name
+    if not _ON_THE_WIRE:
+        return f"interrupted by {name}"
+    conv = _ON_THE_WIRE[-1]
+    return (
+        f"interrupted by {name} while sending to {conv}: the message may or may not have "
+        f"been delivered; `{PROG} messages {conv}` shows whether it was before you send "
+        "it again"
+    )
+
+
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
     if args.text == "-" and sys.stdin.isatty():
         print("type the message, then Ctrl-D on a new line:", file=sys.stderr, flush=True)
@@ -165,7 +195,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
             f"{PROG}: {describe_retry(event, attempts)}", file=sys.stderr, flush=True
         )
         try:
-            message = await client.send_message(args.conversation_id, text)
+            message = await _send_noted(client, args.conversation_id, text)
         except AuthenticationError:
             return _fail(_auth_failed(settings), EXIT_START)
         except NotFoundError as exc:
@@ -234,7 +264,16 @@ async def _bulk(args: argparse.Namespace) -> int:
         return await run_job(source, options, settings, out=sys.stdout, err=sys.stderr)
 
 
+def _quiet_signalled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A signal raised inside one of the loop's tasks (aiohttp writing a request, say)
+    is also left on that task: ``main`` already said it in one line, so asyncio's "Task
+    exception was never retrieved" and its traceback are not printed as well."""
+    if not isinstance(context.get("exception"), _Signalled):
+        loop.default_exception_handler(context)
+
+
 async def _main(args: argparse.Namespace) -> int:
+    asyncio.get_running_loop().set_exception_handler(_quiet_signalled)
     if args.command == "send":
         settings = resolve_settings(None, args.base_url)
         return await _send(args, settings)
@@ -293,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main_unguarded(argv)
     except _Signalled as exc:  # no run was sending (before it, or after its summary)
-        return _fail(f"interrupted by {signal.Signals(exc.signum).name}", 128 + exc.signum)
+        return _fail(_interrupted(exc.signum), 128 + exc.signum)
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         return _fail(

@@ -287,14 +287,16 @@ def _add_bulk(commands: Any, common: _Parser) -> None:
 
 def _add_bulk_journal(bulk: argparse.ArgumentParser) -> None:
     """``bulk``'s options about its journal, what earlier runs did and stopping."""
-    bulk.add_argument(
+    # Together they ran with no journal, so a rerun of a job named --journal resent it all.
+    where = bulk.add_mutually_exclusive_group()
+    where.add_argument(
         "--journal",
         metavar="PATH|URL",
         help="crash-safe progress file (default: one per input file under "
         "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
         "redis://host:6379/0?job=NAME (rediss:// for TLS) to resume on any machine",
     )
-    bulk.add_argument(
+    where.add_argument(
         "--no-journal", action="store_true", help="no journal: a rerun sends everything again"
     )
     bulk.add_argument(
