@@ -16,9 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as redis_asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from opentrain_async import _redis
+from opentrain_async import RedisDedupeStore, _redis
 from opentrain_async._cli._journal_redis_url import RedisJournalURL
 from opentrain_async._pacing.redis_options import parse_pacing_url, redis_from_url
 
@@ -139,3 +142,27 @@ def test_the_package_clients_never_resend(kind: str) -> None:
     else:
         client = redis_from_url(*parse_pacing_url("redis://127.0.0.1:6379/0?budget=1"))
     assert _retries(client) == 0
+
+
+async def test_a_webhook_claim_resent_by_the_users_client_is_still_ours(
+    proxy: tuple[_ReplyEater, int], redis: Any
+) -> None:
+    """``RedisDedupeStore`` over the user's client, which retries: the claim's
+    ``SET NX`` ran, its reply was lost, and the re-sent one finds the key taken, by
+    this very claim.  That is our claim, not another delivery's (which would answer 409
+    and leave the event unhandled until the claim expires)."""
+    eater, port = proxy
+    client = redis_asyncio.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.3, retry=Retry(NoBackoff(), 1)
+    )
+    try:
+        store = RedisDedupeStore(client)
+        await client.ping()
+        eater.marker = b"webhook:event:e1"
+        assert await store.claim("event:e1", "t1", 60) is None
+        assert eater.marker is None, "the proxy never saw the claim"
+        assert await store.claim("event:e1", "t2", 60) == "pending"
+        await store.settle("event:e1", "t1", 60)
+        assert await redis.get("opentrain_async:webhook:event:e1") == "done"
+    finally:
+        await client.aclose()
