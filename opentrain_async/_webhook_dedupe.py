@@ -122,6 +122,8 @@ class RedisDedupeStore:
             value: Any = await self._redis.get(name)
             if value is not None:
                 text = value.decode() if isinstance(value, bytes) else str(value)
+                if text == _PENDING + token:  # our SET, re-sent by the client's retry
+                    return None
                 return "done" if text == _DONE else "pending"
         return "pending"
 

@@ -101,6 +101,7 @@ def redis_from_url(url: str, options: RedisPacingOptions) -> Redis:
         return _redis.connect_url(
             url,
             what="pacing_url",
+            single_try=True,  # a report re-sent after a lost reply would count twice
             socket_timeout=options.budget,
             socket_connect_timeout=options.budget,
         )

@@ -18,6 +18,7 @@ __all__ = [
     "connect",
     "connect_url",
     "missing_extra_message",
+    "no_retry",
     "require_redis",
 ]
 
@@ -41,6 +42,19 @@ def require_redis(what: str) -> None:
         raise MissingRedisExtra(missing_extra_message(what)) from None
 
 
+def no_retry() -> Any:
+    """A redis-py ``Retry`` that never re-sends: each command is tried once.
+
+    redis-py re-sends a command whose reply timed out or whose connection dropped, and
+    Redis may already have run it: a script that adds (a pacing report) or appends (a
+    journal record) would count twice.  The caller decides what a failure means.  (In
+    redis-py, ``Retry(backoff, 1)`` is one retry, two tries: hence 0.)"""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Retry(NoBackoff(), 0)
+
+
 def connect(
     url: RedisURL,
     *,
@@ -51,18 +65,14 @@ def connect(
 ) -> Redis:
     """A ``redis.asyncio.Redis`` for ``url`` (nothing connects until the first call).
 
-    ``password`` is used when the URL has none; ``single_try`` turns off redis-py's
-    own retries (the caller decides what a failure means).  Other keywords go to the
-    client.  Raises ``MissingRedisExtra`` without the extra.
+    ``password`` is used when the URL has none; ``single_try``: see ``no_retry``.
+    Other keywords go to the client.  Raises ``MissingRedisExtra`` without the extra.
     """
     require_redis(what)
     from redis.asyncio import Redis
 
     if single_try:
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        options["retry"] = Retry(NoBackoff(), 1)
+        options["retry"] = no_retry()
     if url.scheme == "unix":
         options["unix_socket_path"] = url.path
     else:
@@ -76,9 +86,10 @@ def connect(
     )
 
 
-def connect_url(url: str, *, what: str, **options: Any) -> Redis:
+def connect_url(url: str, *, what: str, single_try: bool = False, **options: Any) -> Redis:
     """A ``redis.asyncio.Redis`` for ``url``, whose query may hold the client's options
-    (``?health_check_interval=10``); nothing connects until the first call.
+    (``?health_check_interval=10``); nothing connects until the first call.  With
+    ``single_try``, no command is re-sent (``no_retry``), whatever the query says.
 
     A value or query option the client refuses fails here, not on every later call (a
     connection is built, unconnected), as ``RedisURLError`` naming the kind of problem
@@ -89,6 +100,8 @@ def connect_url(url: str, *, what: str, **options: Any) -> Redis:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
+    if single_try:
+        options["retry"] = no_retry()
     try:
         redis = Redis.from_url(url, **options)
         pool = redis.connection_pool
