@@ -6,8 +6,6 @@ once, and no wait longer than the limiter can ask for.  Virtual time: nothing wa
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from benchmarks.family import draw
