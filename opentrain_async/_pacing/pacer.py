@@ -411,13 +411,18 @@ class Pacer:
     def _jitter(self, sent_at: float) -> bool:
         """A 429 the arrival spread explains (``ArrivalSpread.explains``): a limit past its
         search (two cuts; a shared one as its reservations tell: newer), not a window's
-        (a window's allowance last reserved: on Redis, its hint may not be seen yet)."""
+        (a window's allowance last reserved: on Redis, its hint may not be seen yet).
+        Past the first cut after the search (the search's may overshoot a bucket's rate),
+        a 429 under the limit is evidence of one token (``ArrivalSpread.below``)."""
         state = self.state
         if max(self._cuts, state.cuts) < 2 or state.window_hint or self._windowed:
             return False
         rate = self._rate
         if self._local is not None:
             rate = current_rate(state, sent_at, self.tuning, self.rate_limit)
+        cut = state.limit is not None and state.cuts >= 3 and sent_at >= state.origin
+        if rate is not None and state.limit is not None and cut:  # (on the cut's curve)
+            self.spread.below(rate, state.limit)
         return rate is not None and self.spread.explains(rate)
 
     def on_success(self, sent_at: float) -> None:

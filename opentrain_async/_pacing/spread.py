@@ -5,32 +5,60 @@ may arrive first.  A limiter with no burst (a token bucket of one) then refuses 
 them at any rate, so such a 429 says nothing about the limit.  ``ArrivalSpread`` keeps a
 running estimate of the spread from the round trips a pacer sees (local to one pacer:
 its own network path) and tells a 429 the spread explains from one that a lower limit
-does.
+does.  Once lone 429s came for requests sent under the learned limit (a bucket with a
+burst refuses none there: ``below``), the limiter is taken for a one-token bucket, and a
+low refused share then says its limit is far above the rate, even when 429s come two in
+a row (``RUN_SHARE``).
 """
 
 from __future__ import annotations
 
-__all__ = ["OVERLAP", "ArrivalSpread"]
+__all__ = ["EVIDENCE", "OVERLAP", "RUN_SHARE", "UNDER", "ArrivalSpread"]
 
 _WEIGHT = 1 / 16  # EWMA weight per answer: the estimate follows the last ~16 round trips
+_SHARE_WEIGHT = 1 / 32  # the refused share follows the last ~32 answers (runs of 429s)
 _LONGEST = 3600.0  # seconds: a longer round trip is a clock's jump (see ``answered``)
+_LONG_RUN = 3  # this many 429s in a row are a limit's: the evidence of one token is dropped
 OVERLAP = 1.0
 """A lone 429 is the spread's once sends come this many per spread or more (spread x
 rate >= 1: consecutive sends reach the server in any order).  Tuned on seeds 0-499 of
 ``benchmarks.family_sim`` (with a refused-share guard since dropped as inert): 0.5 gave the
 same figures as 1, 2 a worst draw of 18.55x instead of 16.06x."""
+RUN_SHARE = 0.25
+"""A 429 after another one is the spread's too, for a one-token bucket (``EVIDENCE``),
+while under this share of recent answers was refused.  Arrivals that random meet a
+one-token bucket of capacity R as a loss system (M/D/1/1): at a send rate l it refuses
+the share l / (l + R), so R = l (1 - share) / share, three times the rate or more here.
+Before, every second 429 in a row cut (seed 3623 of ``benchmarks.family_sim``: a
+3,235/s bucket, 19 ms +-41%, cut every 0.1-0.2 s at 400-1,000/s).  Unguarded it held
+buckets with a burst above their limit, where they too refuse a few percent (branch
+``collapse``)."""
+UNDER = 0.97
+"""A 429 for a request sent under this share of the learned limit (past the curve's
+origin, past the first cut after the search) is evidence of a one-token bucket: a bucket
+with a burst refuses nothing below its rate.  Tuned on seeds 0-3999 (burst 1-3) and
+1000-1499 of ``benchmarks.family_sim``: 0.95 and 0.99 gave about the same."""
+EVIDENCE = 2
+"""Lone 429s under the limit (``UNDER``) before runs of 429s are read as a one-token
+bucket's.  1 moved more draws both ways, 3 fewer."""
 
 
 class ArrivalSpread:
     """Round trips (admission to answer) as an EWMA mean and mean absolute deviation,
-    and whether the last answer was accepted."""
+    whether the last answer was accepted, the share refused, and the evidence that the
+    limiter is a bucket of one token."""
 
-    __slots__ = ("_deviation", "_mean", "last_ok")
+    __slots__ = ("_deviation", "_mean", "_run", "last_ok", "refused", "under")
 
     def __init__(self) -> None:
         self._mean: float | None = None
         self._deviation = 0.0
+        self._run = 0
         self.last_ok = False
+        self.refused = 1.0
+        """The share of recent answers refused (EWMA); none yet counts as all."""
+        self.under = 0
+        """Lone 429s for requests sent under the learned limit (``below``)."""
 
     @property
     def seconds(self) -> float:
@@ -44,7 +72,11 @@ class ArrivalSpread:
         over ``_LONGEST`` either way is no network's: its admission time is on the
         clock of a backend since replaced (Redis ``TIME`` and a process's monotonic
         clock differ by decades); it is not counted."""
+        self._run = 0 if accepted else self._run + 1
+        if self._run >= _LONG_RUN:
+            self.under = 0  # a run this long is a limit's (a window's wall, a drop)
         self.last_ok = accepted
+        self.refused += _SHARE_WEIGHT * ((0.0 if accepted else 1.0) - self.refused)
         if abs(round_trip) > _LONGEST:
             return
         mean = self._mean
@@ -54,8 +86,18 @@ class ArrivalSpread:
             self._mean = mean + _WEIGHT * (round_trip - mean)
             self._deviation += _WEIGHT * (abs(round_trip - mean) - self._deviation)
 
+    def below(self, rate: float, limit: float) -> None:
+        """A 429 for a request sent at ``rate`` on the curve that learned ``limit`` (sent
+        past its origin): a lone one under ``UNDER`` of the limit is evidence of a
+        one-token bucket.  Read before ``answered``."""
+        if self.last_ok and rate < UNDER * limit:
+            self.under += 1
+
     def explains(self, rate: float) -> bool:
         """A 429 just after an accepted answer, for a request sent at ``rate`` (per
         second), is the spread's: sends came closer together than their arrivals
-        spread.  Two 429s in a row are a limit's.  Read before ``answered``."""
-        return self.last_ok and self.seconds * rate >= OVERLAP
+        spread.  Two 429s in a row are a limit's, unless the limiter looks like a
+        one-token bucket and under ``RUN_SHARE`` of recent answers were refused.  Read
+        before ``answered``."""
+        one_token = self.under >= EVIDENCE and self.refused < RUN_SHARE
+        return (self.last_ok or one_token) and self.seconds * rate >= OVERLAP
