@@ -116,10 +116,7 @@ def configure_logging_from_env(env: Mapping[str, str] | None = None) -> int | No
         return None
     level = _LEVELS.get(value)
     if level is None:
-        print(
-            f"opentrain_async: ignoring {LOG_ENV_VAR}={value!r} (use debug or info)",
-            file=sys.stderr,
-        )
+        _ignoring(LOG_ENV_VAR, value, "debug or info")
         return None
     logger = logging.getLogger("opentrain_async")
     logger.setLevel(level)
@@ -130,7 +127,16 @@ def configure_logging_from_env(env: Mapping[str, str] | None = None) -> int | No
     return level
 
 
-def log_format_from_env(env: Mapping[str, str] | None = None) -> str:
-    """``$OPENTRAIN_LOG_FORMAT``: ``json``, else ``text`` (the default)."""
+def log_format_from_env(env: Mapping[str, str] | None = None, *, report: bool = True) -> str:
+    """``$OPENTRAIN_LOG_FORMAT``: ``json``, else ``text`` (the default).  Another value
+    (``xml`` was ignored in silence) is read as ``text`` and, with ``report``, said on
+    stderr, as ``$OPENTRAIN_LOG``'s are (a caller reading it a second time passes False)."""
     value = (os.environ if env is None else env).get(LOG_FORMAT_ENV_VAR, "").strip().lower()
+    if report and value and value not in LOG_FORMATS:
+        _ignoring(LOG_FORMAT_ENV_VAR, value, " or ".join(LOG_FORMATS))
     return "json" if value == "json" else "text"
+
+
+def _ignoring(variable: str, value: str, accepted: str) -> None:
+    """Say on stderr that ``variable=value`` is ignored, and what it accepts."""
+    print(f"opentrain_async: ignoring {variable}={value!r} (use {accepted})", file=sys.stderr)

@@ -94,7 +94,10 @@ def _output_closed() -> int:
 
 def _setup_logging(verbose: int, log_format: str | None = None) -> None:
     sdk = logging.getLogger("opentrain_async")
-    sdk.handlers.clear()  # OPENTRAIN_LOG's stderr handler: the CLI's own prints each line
+    # OPENTRAIN_LOG's stderr handler (the CLI's own prints each line); installing it read
+    # $OPENTRAIN_LOG_FORMAT already, and said so if it was not a format.
+    read_format = bool(sdk.handlers)
+    sdk.handlers.clear()
     if not verbose:  # OPENTRAIN_LOG=info|debug (applied at import) counts as -v / -vv
         verbose = {logging.INFO: 1, logging.DEBUG: 2}.get(sdk.level, 0)
     if not verbose:
@@ -104,7 +107,8 @@ def _setup_logging(verbose: int, log_format: str | None = None) -> None:
         level = logging.DEBUG if verbose > 1 else logging.INFO
         fmt = TEXT_FORMAT  # OPENTRAIN_LOG's format too
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(log_format or log_format_from_env(), fmt))
+    log_format = log_format or log_format_from_env(report=not read_format)
+    handler.setFormatter(formatter(log_format, fmt))
     logging.basicConfig(level=level, handlers=[handler])
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -272,6 +272,34 @@ def _jsonl_lines(handle: io.TextIOBase) -> Iterator[Line]:
         yield _check(number, record)
 
 
+def _name_like(cell: str) -> str:
+    """A header cell as a field name, case, spaces and ``_`` aside (``conversation_id``)."""
+    return re.sub(r"[\s_]", "", cell).lower()
+
+
+_NAMES_LIKE = {_name_like(f) for f in (*_FIELDS, "key")}
+
+
+def _header_read(headers: Sequence[str]) -> str:
+    """What a header missing our fields was read as, for its error, and why it missed
+    them: separated by ``;`` (Excel in many locales) or tabs, or names with spaces
+    around them.  A first line naming none of the fields is probably a message (the
+    header forgotten): it is not shown."""
+    named = {_name_like(part) for cell in headers for part in re.split(r"[;\t]", cell)}
+    if not named & _NAMES_LIKE:
+        return "; its first line (not shown) names none of them: is the header missing?"
+    why = ""
+    for separator, called in ((";", "';'"), ("\t", "tabs")):
+        if any(separator in cell for cell in headers):
+            why = f" (it looks separated by {called}, not commas: save it as comma-separated)"
+            break
+    else:
+        if any(cell != cell.strip() and cell.strip() in _FIELDS for cell in headers):
+            why = " (the names must not have spaces around them)"
+    shown = ", ".join(repr(cell[:40]) for cell in headers[:10])
+    return f"; the header read: {shown}{', ...' if len(headers) > 10 else ''}{why}"
+
+
 def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
     reader = csv.DictReader(handle)
     try:
@@ -284,7 +312,7 @@ def _csv_lines(handle: io.TextIOBase, name: str) -> Iterator[Line]:
     if absent:
         raise InputError(
             f"{name}: CSV header must name conversationId and content (optionally key); "
-            f"missing {', '.join(absent)}"
+            f"missing {', '.join(absent)}{_header_read(headers)}"
         )
     repeated = [f for f in (*_FIELDS, "key") if headers.count(f) > 1]
     if repeated:  # csv.DictReader would silently keep the last column of each

@@ -1,6 +1,7 @@
 """The command line's argument parser: every command and option, and the checks of
-option values (``--concurrency``, ``--grace``, ``--pacing-url``) that make a bad
-value a usage error (exit 2, one line) rather than a failed run.
+option values (``--concurrency``, ``--rate`` and every other number's range, ``--grace``,
+``--pacing-url``, ``-`` where a file is written) that make a bad value a usage error
+(exit 2, one line) rather than a failed run.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +27,7 @@ __all__ = ["PROG", "build_parser"]
 PROG = "opentrain-async"
 _MAX_PAGE_SIZE = 100
 _MAX_CONCURRENCY = 1000
+_MAX_DEMO_MESSAGES = 1_000_000
 
 
 _ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
@@ -94,6 +97,14 @@ def _page_size(text: str) -> int:
     return value
 
 
+def _demo_messages(text: str) -> int:
+    """The demo's ``--messages``: 1-1,000,000 (the job is built in memory first)."""
+    value = _positive_int(text)
+    if value > _MAX_DEMO_MESSAGES:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_DEMO_MESSAGES:,}, got {value:,}")
+    return value
+
+
 def _concurrency(text: str) -> int:
     """``--concurrency``: 1-1,000 (each is a task and a socket; a typo of 3,000,000 would
     exhaust memory and file descriptors before the first send)."""
@@ -103,14 +114,32 @@ def _concurrency(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+def _between(low: float, high: float, unit: str) -> Callable[[str], float]:
+    """A type for a numeric option accepted from ``low`` to ``high`` (``unit`` names
+    what they count).  Positive was not enough: ``--rate 1e-300`` was taken and the
+    second line then waited for ever; ``inf`` and huge values never wait or never print.
+    argparse names the option ("argument --rate: ...")."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not low <= value <= high:  # NaN too
+            shown = text if text.isprintable() else repr(text)
+            raise argparse.ArgumentTypeError(
+                f"must be between {low:,g} and {high:,g} {unit}, got {shown}"
+            )
+        return value
+
+    return number
+
+
+_RATE = _between(0.001, 100_000, "messages/second")
+"""``--rate``: from one message every 1,000 s to far beyond any API's limit."""
+_PROGRESS_INTERVAL = _between(0.1, 3600, "seconds")
+_POLL_INTERVAL = _between(0.01, 3600, "seconds")
+_SERVER_RATE = _between(1, 100_000, "messages/second")
 
 
 def _seconds(text: str) -> float:
@@ -123,6 +152,28 @@ def _seconds(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
     return value
+
+
+def _failures_file(text: str) -> Path:
+    """``--failures``: a file.  ``-`` is not stdout (the summary is written there; the
+    rows would be mixed into it) and is not taken as a file named ``-`` either."""
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "'-' is not stdout here (the summary goes there): name a file, e.g. "
+            "failures.jsonl (./- for a file named -)"
+        )
+    return Path(text)
+
+
+def _journal_location(text: str) -> str:
+    """``--journal``: a file or a ``redis://`` URL, never ``-`` (no stream can be one:
+    a journal is read back and appended to on the next run)."""
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "'-' cannot be a journal (it is read back and resumed on the next run): name a "
+            "file or a redis:// URL (./- for a file named -), or pass --no-journal"
+        )
+    return text
 
 
 def _common(*, top: bool, base_url: bool = True) -> _Parser:
@@ -249,9 +300,10 @@ def _add_bulk(commands: Any, common: _Parser) -> None:
     )
     bulk.add_argument(
         "--rate",
-        type=_positive_float,
-        help="the server's known limit in messages/second, for this process only (with "
-        "--pacing-url give each process its share; default: learned from 429s)",
+        type=_RATE,
+        metavar="R",
+        help="the server's known limit in messages/second, 0.001-100000, for this process "
+        "only (with --pacing-url give each process its share; default: learned from 429s)",
     )
     _add_bulk_journal(bulk)
     bulk.add_argument(
@@ -271,10 +323,10 @@ def _add_bulk(commands: Any, common: _Parser) -> None:
     bulk.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     bulk.add_argument(
         "--progress-interval",
-        type=_positive_float,
+        type=_PROGRESS_INTERVAL,
         default=2.0,
         metavar="SECONDS",
-        help="seconds between progress lines when stderr is not a terminal (2)",
+        help="seconds between progress lines when stderr is not a terminal, 0.1-3600 (2)",
     )
     bulk.add_argument(
         "--metrics-port",
@@ -291,6 +343,7 @@ def _add_bulk_journal(bulk: argparse.ArgumentParser) -> None:
     where = bulk.add_mutually_exclusive_group()
     where.add_argument(
         "--journal",
+        type=_journal_location,
         metavar="PATH|URL",
         help="crash-safe progress file (default: one per input file under "
         "$XDG_STATE_HOME/opentrain_async/jobs; stdin: none unless given), or "
@@ -311,7 +364,7 @@ def _add_bulk_journal(bulk: argparse.ArgumentParser) -> None:
     )
     bulk.add_argument(
         "--failures",
-        type=Path,
+        type=_failures_file,
         metavar="FILE",
         help="write every input not delivered to FILE (input format, plus line and reason)",
     )
@@ -356,7 +409,11 @@ def _add_reads(commands: Any, common: _Parser) -> None:
     messages.add_argument("--max", type=_positive_int, help="stop after N messages")
     messages.add_argument("--follow", action="store_true", help="keep printing new messages")
     messages.add_argument(
-        "--interval", type=_positive_float, default=2.0, help="--follow poll interval (2 s)"
+        "--interval",
+        type=_POLL_INTERVAL,
+        default=2.0,
+        metavar="SECONDS",
+        help="--follow poll interval, 0.01-3600 s (2)",
     )
     messages.add_argument("--json", action="store_true", help="JSON Lines (API objects)")
 
@@ -370,6 +427,6 @@ def _add_demo(commands: Any) -> None:
         description="Start the fake OpenTrain server on loopback (rate limited, with a few "
         "conversations that refuse messages) and run a bulk job against it.",
     )
-    demo.add_argument("--messages", type=_positive_int, default=2000, help=argparse.SUPPRESS)
-    demo.add_argument("--server-rate", type=float, default=400.0, help=argparse.SUPPRESS)
+    demo.add_argument("--messages", type=_demo_messages, default=2000, help=argparse.SUPPRESS)
+    demo.add_argument("--server-rate", type=_SERVER_RATE, default=400.0, help=argparse.SUPPRESS)
     demo.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

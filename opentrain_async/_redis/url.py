@@ -147,7 +147,9 @@ _HOST = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]*")
 def parse_redis_url(url: str, *, schemes: tuple[str, ...] = ("redis", "rediss")) -> RedisURL:
     """Split ``url`` without ever quoting its userinfo in an error.
 
-    Raises ``RedisURLError`` whose message names what is wrong (raised with no chain);
+    A query parameter given twice (``?job=a&job=b``) is refused: every reader of the
+    query kept the last one silently.  Raises ``RedisURLError`` whose message names
+    what is wrong (raised with no chain);
     the caller prefixes the field and the redacted URL (``redact_url``).
     """
     head, userinfo, tail = split_userinfo(url)
@@ -168,6 +170,12 @@ def parse_redis_url(url: str, *, schemes: tuple[str, ...] = ("redis", "rediss"))
     if not host and scheme != "unix":
         raise RedisURLError("no host")
     pairs = tuple(parse_qsl(query, keep_blank_values=True))
+    names = [name for name, _ in pairs]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:  # a dict of them keeps the last silently: which was meant?
+        raise RedisURLError(
+            f"the parameter {repeated!r} is given {names.count(repeated)} times: give it once"
+        )
     shown = redact_url(url)
     return RedisURL(scheme, host, port, path, pairs, username, password, shown)
 

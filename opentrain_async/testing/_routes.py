@@ -50,6 +50,16 @@ def _code(status: int) -> str:
     return _CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
 
 
+def _response(body: bytes, status: int, content_type: str, headers: dict[str, str]) -> web.Response:
+    """A response whose Content-Type is ``content_type`` unless ``headers`` name one (any
+    case: scripted as a header, it is the one sent).  Always as a header: aiohttp's
+    ``content_type=`` refuses a Content-Type header beside it, and a ``charset``
+    parameter in it, with a ValueError that became a 500."""
+    if not any(name.lower() == "content-type" for name in headers):
+        headers = {**headers, "Content-Type": content_type}
+    return web.Response(body=body, status=status, headers=headers)
+
+
 def _dumps(payload: Any) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(payload, separators=(",", ":")).encode()
@@ -100,9 +110,7 @@ class _Routes:
         hdrs = {"X-Request-Id": rid}
         if headers:
             hdrs.update(headers)
-        return web.Response(
-            body=_dumps(payload), status=status, content_type="application/json", headers=hdrs
-        )
+        return _response(_dumps(payload), status, "application/json", hdrs)
 
     def _error(self, exc: ApiError, rid: str) -> web.Response:
         """The error envelope response for `exc`."""
@@ -149,9 +157,7 @@ class _Routes:
             error = answer.error if answer.error is not None else _phrase(answer.status)
             details = None if answer.details is None else dict(answer.details)
             raise ApiError(answer.status, error, details, dict(answer.headers))
-        return web.Response(
-            body=body, status=answer.status, content_type=answer.content_type, headers=headers
-        )
+        return _response(body, answer.status, answer.content_type, headers)
 
     async def _stall(self, delay: float) -> bool:
         """Sleep `delay` seconds; returns True if woken early because the server is closing."""

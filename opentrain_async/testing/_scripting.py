@@ -171,7 +171,7 @@ class ScriptingMixin:
         status: int | None = None,
         json: Any = NO_JSON,
         body: str | bytes | None = None,
-        content_type: str = "application/json",
+        content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
@@ -186,13 +186,19 @@ class ScriptingMixin:
         The answer is `status` (200 if only a body is given) with the JSON value `json`,
         else the raw `body`, else the error envelope (`error`, `details`); `drop` closes
         the connection unanswered; `delay` stalls first; with neither a status nor a body
-        the real answer follows the stall.
+        the real answer follows the stall.  `content_type` (default application/json)
+        may instead be given as a Content-Type in `headers`, not both.
         `times=None` scripts every matching request (each with `probability`, if given).
         `after_commit=True` (POST /messages only) stores the message first, as when a
         proxy fails after the server committed. Rules apply in the order scripted, before
         authentication, to any path under the API prefix, served or not.
         """
         method, path = parse_route(route)
+        named = [v for k, v in (headers or {}).items() if k.lower() == "content-type"]
+        if named and (content_type is not None or len(named) > 1):
+            raise ValueError(
+                "give the Content-Type once: content_type= or a Content-Type in headers="
+            )
         raw = body.encode() if isinstance(body, str) else body
         if status is None and (json is not NO_JSON or raw is not None):
             status = 200
@@ -200,7 +206,7 @@ class ScriptingMixin:
             status=status,
             json=json,
             body=raw,
-            content_type=content_type,
+            content_type="application/json" if content_type is None else content_type,
             headers=dict(headers or {}),
             error=error,
             details=None if details is None else dict(details),
