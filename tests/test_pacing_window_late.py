@@ -177,3 +177,29 @@ async def test_a_probes_429_pauses_a_process_that_never_saw_the_hint() -> None:
             await pacer.on_throttle(at, hint)
     assert server.sends[0] == W + 1
     assert inner.state.win_reset == START + T
+
+
+async def test_a_429_held_past_the_reset_sets_no_reset_of_its_own() -> None:
+    """A holder's probe is refused late in the first window (an exact hint of half a
+    second) and the holder stops with the answer; the other pacer sends on and ends.
+    The holder wakes windows later and reports it: the hint said when that window
+    reset, from when the server answered; from now, it set a reset mid-window and W
+    went there again, into a server's window that had had its share (on Redis, a
+    process stopped in its first window: 43-49 sends in a window of 40)."""
+    clock = Clock()
+    clock.now = START
+    backend = InMemoryPacingBackend(clock=clock, state=known_window(W, T, START))
+    holder, other = paced(clock, backend), paced(clock, backend)
+    server = Server()
+    assert await _send(clock, other, server, W) == W
+    clock.now = START + T - 0.5
+    probe = holder.try_acquire()
+    assert probe is not None
+    hint = server.judge(clock.now)
+    assert hint is not None  # refused: the holder stops with the answer
+    assert await _send(clock, other, server, 3 * W) == 3 * W
+    clock.now += 0.3
+    await holder.on_throttle(probe, hint)
+    assert await _send(clock, holder, server, 2 * W) == 2 * W
+    seen = [server.sends[i] for i in range(max(server.sends) + 1)]
+    assert max(seen) <= W + 1, seen

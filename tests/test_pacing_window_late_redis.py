@@ -50,3 +50,21 @@ async def test_report_agrees_on_an_earlier_windows_answers(redis: redis_asyncio.
         feedback = PacingFeedback(successes=7, latest_accepted=before.win_opened + admitted)
         got, _ = await lua_report_agrees(redis, "late-report", before, feedback)
         assert (got.win_base - before.win_base == 7) is stale
+
+
+async def test_report_agrees_on_an_earlier_windows_429(redis: redis_asyncio.Redis) -> None:
+    """A 429 for a send admitted before the window could judge it (before its reset;
+    opened unseen, before the window it carried sends from) is counted, as none of the
+    window's refusals, and neither pauses nor resets, in Lua as in Python; one of this
+    window's pauses to the hint."""
+    cases = ((-3.0, 0.0, True), (0.5, 0.0, False), (-1.0, -T, False), (-2.5, -T, True))
+    for admitted, reset, stale in cases:
+        now = await redis_now(redis)
+        before = _window(now)
+        before = attrs.evolve(before, win_reset=before.win_opened + reset)
+        feedback = PacingFeedback(
+            throttled=True, throttled_at=before.win_opened + admitted, retry_after=0.5
+        )
+        got, _ = await lua_report_agrees(redis, "late-429", before, feedback)
+        assert (got.pause_until == before.pause_until) is stale
+        assert got.win_throttles - before.win_throttles == int(stale)

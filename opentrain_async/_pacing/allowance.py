@@ -35,7 +35,9 @@ process alone) draws from one W per window, not W each:
   first reservation after a pause came windows later) opens the window of now.
 * **Stale answers**: successes for sends admitted before the reset the window opened
   at (a process stopped or slowed while holding them) are an earlier window's: they
-  count neither in this window's W nor as its probe's.
+  count neither in this window's W nor as its probe's.  A 429 for such a send
+  (``earlier_windows``) is counted only: its hint, from when it was answered, says
+  nothing of the reset to come.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from .state import PacingState, PacingTuning, evolve
 __all__ = [
     "ANSWER_WAIT",
     "bounds_reset",
+    "earlier_windows",
     "in_window_mode",
     "not_the_probes",
     "probe_bounds_reset",
@@ -190,6 +193,20 @@ def stale_answers(state: PacingState, successes: int, latest: float | None) -> P
     if successes > 0 and latest is not None and opened_at > latest + 1e-6:
         return evolve(state, win_base=state.win_base + successes)
     return state
+
+
+def earlier_windows(state: PacingState, sent_at: float | None, cap: float | None) -> bool:
+    """In a window's mode, a 429 for a send admitted before the current window could
+    have judged it: before the reset it opened at, or, opened unseen (no 429 told that
+    reset, ``win_reset`` older), before the window it carried sends from.  An earlier
+    window's, answered late (a process stopped holding it): its hint said when that
+    window reset, from when it was answered; taken from now, it set a reset of its own
+    mid-window, and W went there again (a process stopped 4 s with its probe's 429:
+    43-49 sends in a window of 40).  Counted as the arrival spread's are, and as none
+    of this window's refusals."""
+    hint, opened = state.window_hint, state.win_opened
+    earliest = max(min(opened, state.win_reset), opened - hint)
+    return in_window_mode(state, cap) and sent_at is not None and earliest > sent_at + 1e-6
 
 
 def stretch_answers(state: PacingState, successes: int, at: float | None) -> PacingState:

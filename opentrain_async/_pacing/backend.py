@@ -36,6 +36,7 @@ import attrs
 
 from .allowance import (
     bounds_reset,
+    earlier_windows,
     in_window_mode,
     not_the_probes,
     probe_bounds_reset,
@@ -311,6 +312,10 @@ def apply_report(
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
     the longest exact hint kept (``hint_max``: it bounds the search's end only)."""
+    if feedback.throttled and earlier_windows(state, feedback.throttled_at, cap):
+        # An earlier window's 429, answered late: counted, nothing else.
+        new = _apply_report(state, now, attrs.evolve(feedback, spread=True), cap, tuning)
+        return attrs.evolve(new, win_throttles=new.win_throttles + 1)
     new = _apply_report(state, now, feedback, cap, tuning)
     hint = feedback.retry_after
     if not feedback.throttled or feedback.spread or hint is None or hint <= 0:

@@ -25,7 +25,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'c
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
-  'win_first', 'win_last')
+  'win_first', 'win_last', 'win_throttles')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -37,7 +37,7 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
   win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
   hint_max = tonumber(f[25]) or 0, win_first = tonumber(f[26]) or math.huge,
-  win_last = tonumber(f[27]) or NEG}
+  win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -120,6 +120,15 @@ local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
+-- allowance.earlier_windows: in a window's mode, a 429 for a send admitted before the
+-- window could judge it (its reset; opened unseen, the window before) is an earlier
+-- window's, answered late: counted, nothing else (as the spread's), none of its refusals
+if throttled and s.window_hint > 0 and s.limit ~= nil and cap == nil and sent_at ~= nil
+    and math.max(math.min(s.win_opened, s.win_reset), s.win_opened - s.window_hint)
+      > sent_at + 1e-6 then
+  spread = true
+  s.win_throttles = s.win_throttles + 1
+end
 
 -- samples.first_estimate: what every process got through, at least one request
 -- per doubling
@@ -284,6 +293,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
+  'win_throttles', s.win_throttles,
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
