@@ -25,7 +25,7 @@ from ._pacing import Pacer
 from ._redis import redact_url
 from ._retry import RetryPolicy
 from ._time import Clock
-from ._validation import check_option
+from ._validation import check_rate_limit
 
 if TYPE_CHECKING:
     from ._pacing import PacingBackend
@@ -226,7 +226,7 @@ def check_groups(
     failing later or silently ignored."""
     _check_kinds(pacing, retries, time)
     if pacing.rate_limit is not None:
-        check_option(pacing.rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+        check_rate_limit(pacing.rate_limit)
     _refuse_overridden_knobs(
         "retry_policy",
         retries.policy,

@@ -188,6 +188,18 @@ def validate_number(value: object, field: str, *, minimum: float, strict: bool =
     return float(value)  # type: ignore[arg-type]
 
 
+MIN_RATE_LIMIT = 1e-6
+"""The slowest ``rate_limit=`` taken: one message per 11.6 days.  Anything slower is a
+mistake (a unit slip, ``1e-300``) that would hold every send after the first for ever,
+silently."""
+
+
+def check_rate_limit(value: object) -> float:
+    """``rate_limit=`` checked (the client's and the ``Pacer``'s): a number of messages per
+    second, at least ``MIN_RATE_LIMIT``, else ``ConfigurationError`` naming it."""
+    return check_option(value, "rate_limit", minimum=MIN_RATE_LIMIT, unit=" per second")
+
+
 def check_option(
     value: object,
     name: str,

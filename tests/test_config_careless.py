@@ -11,6 +11,7 @@ import pytest
 from opentrain_async import (
     ConfigurationError,
     OpenTrainClient,
+    Pacer,
 )
 from opentrain_async._config import resolve_settings
 
@@ -78,6 +79,20 @@ def test_a_rate_limit_that_is_not_positive_is_a_configuration_error(rate: float)
     """Was the pacer's raw ValueError (not an OpenTrainError)."""
     with pytest.raises(ConfigurationError, match="rate_limit"):
         OpenTrainClient("tok_abc", env={}, rate_limit=rate)
+
+
+@pytest.mark.parametrize("rate", [1e-300, 5e-324, 1e-7])
+def test_a_rate_limit_too_slow_to_mean_anything_is_refused(rate: float) -> None:
+    """rate_limit=1e-300 was taken: the first send went, every later one waited for ever,
+    silently.  The slowest taken is one message per 11.6 days."""
+    with pytest.raises(ConfigurationError, match=r"rate_limit.*>= 1e-06"):
+        OpenTrainClient("tok_abc", env={}, rate_limit=rate)
+    with pytest.raises(ConfigurationError, match=r"rate_limit.*>= 1e-06"):
+        Pacer(rate_limit=rate)
+
+
+def test_one_message_an_hour_is_still_a_rate_limit() -> None:
+    assert Pacer(rate_limit=1 / 3600).rate_limit == 1 / 3600
 
 
 async def test_a_bulk_concurrency_below_one_is_a_configuration_error(arena: Arena) -> None:

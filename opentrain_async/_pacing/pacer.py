@@ -23,7 +23,7 @@ from typing import Any
 
 import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
-from opentrain_async._validation import check_option
+from opentrain_async._validation import check_rate_limit
 
 from .allowance import ANSWER_WAIT, in_window_mode, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
@@ -58,7 +58,7 @@ class Pacer:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if rate_limit is not None:  # a string from the environment too: named, not TypeError
-            check_option(rate_limit, "rate_limit", minimum=0, strict=True, unit=" per second")
+            check_rate_limit(rate_limit)
         if backend is not None and tuning is not None:
             raise ConfigurationError("pass tuning to the backend, not the Pacer, if giving both")
         self.rate_limit = rate_limit
