@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -24,7 +25,24 @@ from opentrain_async.testing import FakeOpenTrain
 
 ECHO_BOT = Path(__file__).resolve().parent.parent / "examples" / "echo_bot.py"
 WAIT = 60.0
+
+
+def echo_bot_env(server: FakeOpenTrain, cursor_file: Path) -> dict[str, str]:
+    """The echo bot's environment: the fake server, the cursor file, and this checkout's
+    package (not another installed copy)."""
+    return {
+        **os.environ,
+        "OT_API_TOKEN": server.token,
+        "OT_API_BASE_URL": server.base_url,
+        "OT_CURSOR_FILE": str(cursor_file),
+        "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
+    }
+
+
 """Seconds any one step may take before the test fails (never slept)."""
+
+
+Self = TypeVar("Self", bound="Bot")
 
 
 class Bot:
@@ -34,20 +52,17 @@ class Bot:
         self.process = process
         self.handled: list[str] = []
 
+    python: tuple[str, ...] = ()
+    """Arguments to the interpreter before the bot's path (none: run it as it is)."""
+
     @classmethod
-    async def start(cls, server: FakeOpenTrain, cursor_file: Path, *args: str) -> Bot:
-        env = {
-            **os.environ,
-            "OT_API_TOKEN": server.token,
-            "OT_API_BASE_URL": server.base_url,
-            "OT_CURSOR_FILE": str(cursor_file),
-            "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
-        }
+    async def start(cls: type[Self], server: FakeOpenTrain, cursor_file: Path, *args: str) -> Self:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
+            *cls.python,
             str(ECHO_BOT),
             *args,
-            env=env,
+            env=echo_bot_env(server, cursor_file),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

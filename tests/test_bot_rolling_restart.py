@@ -12,18 +12,14 @@ the new bot answers what arrives after the old one stopped.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-import opentrain_async
 from opentrain_async.testing import FakeOpenTrain
 
 from .test_bot_answers_once import (
-    ECHO_BOT,
     WAIT,
     Bot,
     _all_of,
@@ -45,32 +41,13 @@ _LOGGED_BOT = (
 class LoggedBot(Bot):
     """The echo bot with its log on stderr, read line by line as it comes."""
 
+    python = ("-c", _LOGGED_BOT)
+
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         super().__init__(process)
         self.log: list[str] = []
         self.waits = asyncio.Event()
         self._reader = asyncio.ensure_future(self._read_log())
-
-    @classmethod
-    async def start(cls, server: FakeOpenTrain, cursor_file: Path, *args: str) -> LoggedBot:
-        env = {
-            **os.environ,
-            "OT_API_TOKEN": server.token,
-            "OT_API_BASE_URL": server.base_url,
-            "OT_CURSOR_FILE": str(cursor_file),
-            "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _LOGGED_BOT,
-            str(ECHO_BOT),
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
 
     async def _read_log(self) -> None:
         assert self.process.stderr is not None

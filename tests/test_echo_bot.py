@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-import opentrain_async
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
-ECHO_BOT = Path(__file__).resolve().parent.parent / "examples" / "echo_bot.py"
+from .test_bot_answers_once import ECHO_BOT, echo_bot_env
 
 
 async def _run_echo_bot(server: FakeOpenTrain, cursor_file: Path) -> str:
     """Run the echo bot until it has handled two messages; its stderr (exit 0 asserted)."""
-    env = {
-        **os.environ,
-        "OT_API_TOKEN": server.token,
-        "OT_API_BASE_URL": server.base_url,
-        "OT_CURSOR_FILE": str(cursor_file),
-        # the subprocess must import this checkout's package, not another installed copy
-        "PYTHONPATH": str(Path(opentrain_async.__file__).parent.parent),
-    }
+    env = echo_bot_env(server, cursor_file)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ECHO_BOT),
