@@ -14,6 +14,7 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .children import ended_children
 from .cli_helpers import in_process_runs_ended
+from .listen_kit import says_waiting as says_waiting
 from .redis_server import RedisServer, SharedRedis, require_redis_binary
 
 pytest_plugins = ["opentrain_async.testing.pytest_plugin"]

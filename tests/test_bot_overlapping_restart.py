@@ -11,34 +11,17 @@ on from the position the old one saved and answers what comes next.
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
 from .conftest import make_client
-
-WAIT = 30.0
-"""Seconds any one step may take before the test fails (never slept)."""
-
-
-class _Waiting(logging.Handler):
-    """Sets ``seen`` when a listener says it waits for another (no polling of logs)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.seen = asyncio.Event()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "in use by another listener" in record.getMessage():
-            self.lines.append(record.getMessage())
-            self.seen.set()
+from .listen_kit import WAIT, SaysWaiting
 
 
 async def test_two_bots_on_one_cursor_file_answer_a_message_once(
-    server: FakeOpenTrain, tmp_path: Path
+    server: FakeOpenTrain, tmp_path: Path, says_waiting: SaysWaiting
 ) -> None:
     """The old bot holds "hi" when the new one starts.  Was: the new bot was handed "hi"
     too and both answered it (2 answers).  Now the new one waits, then answers "next"."""
@@ -47,11 +30,6 @@ async def test_two_bots_on_one_cursor_file_answer_a_message_once(
     holding: list[str] = []
     old_holds = asyncio.Event()
     both_in = asyncio.Event()  # the new bot is in too: waiting (now), or holding "hi" (was)
-    waiting = _Waiting()
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    logger.setLevel(logging.INFO)  # whatever an earlier test configured
-    logger.addHandler(waiting)
 
     async def bot(client: OpenTrainClient, name: str, last: str) -> list[str]:
         handled = []
@@ -71,24 +49,20 @@ async def test_two_bots_on_one_cursor_file_answer_a_message_once(
                     break
         return handled
 
-    try:
-        old = asyncio.ensure_future(bot(make_client(server), "old", "hi"))
-        server.add_incoming_message(conv, "hi")
-        await asyncio.wait_for(old_holds.wait(), WAIT)
-        new = asyncio.ensure_future(bot(make_client(server), "new", "next"))
-        await asyncio.wait_for(_first(waiting.seen, both_in), WAIT)
-        both_in.set()
-        assert await asyncio.wait_for(old, WAIT) == ["hi"]
-        server.add_incoming_message(conv, "next")
-        assert await asyncio.wait_for(new, WAIT) == ["next"]
-    finally:
-        logger.removeHandler(waiting)
-        logger.setLevel(level)
+    old = asyncio.ensure_future(bot(make_client(server), "old", "hi"))
+    server.add_incoming_message(conv, "hi")
+    await asyncio.wait_for(old_holds.wait(), WAIT)
+    new = asyncio.ensure_future(bot(make_client(server), "new", "next"))
+    await asyncio.wait_for(_first(says_waiting.seen, both_in), WAIT)
+    both_in.set()
+    assert await asyncio.wait_for(old, WAIT) == ["hi"]
+    server.add_incoming_message(conv, "next")
+    assert await asyncio.wait_for(new, WAIT) == ["next"]
     answers = [m["content"] for m in server.messages(conv) if m["isFromViewer"]]
     assert answers == ["echo: hi", "echo: next"]
-    assert len(waiting.lines) == 1
-    assert str(cursor.resolve()) in waiting.lines[0]
-    assert server.token not in waiting.lines[0]
+    assert len(says_waiting.lines) == 1
+    assert str(cursor.resolve()) in says_waiting.lines[0]
+    assert server.token not in says_waiting.lines[0]
 
 
 async def _first(*events: asyncio.Event) -> None:

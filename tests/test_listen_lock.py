@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,7 @@ from opentrain_async import (
 )
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
-WAIT = 30.0
-"""Seconds any one step may take before the test fails (never slept)."""
+from .listen_kit import WAIT, SaysWaiting
 
 
 async def _first_message(client: OpenTrainClient, store: object, **options: object) -> str:
@@ -35,44 +33,6 @@ async def _first_message(client: OpenTrainClient, store: object, **options: obje
         async for message in messages:
             return message.content
     raise AssertionError("the listener ended without a message")  # pragma: no cover
-
-
-class SaysWaiting(logging.Handler):
-    """Sets ``seen`` when a listener says it waits for another: the moment to act on,
-    without polling the log or sleeping."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen = asyncio.Event()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "in use by another listener" in record.getMessage():
-            self.lines.append(record.getMessage())
-            self.seen.set()
-
-    async def first(self, other: asyncio.Future[object]) -> None:
-        """Until this was said, or ``other`` is done (was: it ran beside the first)."""
-        said = asyncio.ensure_future(self.seen.wait())
-        try:
-            await asyncio.wait_for(
-                asyncio.wait([said, other], return_when=asyncio.FIRST_COMPLETED), WAIT
-            )
-        finally:
-            said.cancel()
-        assert self.seen.is_set(), f"did not wait: {other.result()!r}"
-
-
-@pytest.fixture
-def says_waiting() -> Iterator[SaysWaiting]:
-    handler = SaysWaiting()
-    logger = logging.getLogger("opentrain_async")
-    level = logger.level
-    logger.setLevel(logging.INFO)  # whatever an earlier test configured
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _at_once(path: Path) -> JSONFileCursorStore:
