@@ -272,7 +272,7 @@ class HeldLock:
 
     def __init__(
         self,
-        lock: CursorLock | FileLock | FlagLock,
+        lock: CursorLock | FlagLock,
         what: str,
         *,
         timeout: float | None = None,
@@ -298,7 +298,7 @@ class HeldLock:
                 clock=self._clock,
             )
         except BaseException:
-            if isinstance(lock, (CursorLock, FileLock)):  # close the files opened for the tries
+            if isinstance(lock, CursorLock):  # close the files opened for the tries
                 lock.release()
             raise
         self._taken = True
