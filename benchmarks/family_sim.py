@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         help="longest window, seconds (the real benchmark's family_run draws 2)",
     )
     parser.add_argument(
-        "--as-exact", action="store_true", help="the draws chosen, with exact hints instead"
+        "--as-hints", help="the draws chosen, with these hints instead (what rounding costs)"
     )
     parser.add_argument("--min-burst", type=int, help="only buckets of at least this burst")
     parser.add_argument("--moving", action="store_true", help="only limits that change or flap")
@@ -404,8 +404,8 @@ def main(argv: list[str] | None = None) -> None:
         draws = [d for d in draws if d.changes]
     if args.no_jitter:  # what the oracle loses to jitter: the same draws without it
         draws = [attrs.evolve(d, jitter=0.0) for d in draws]
-    if args.as_exact:  # what a hint's rounding (or absence) costs on these draws
-        draws = [attrs.evolve(d, hints="exact") for d in draws]
+    if args.as_hints:  # what a hint's rounding (or absence) costs on these draws
+        draws = [attrs.evolve(d, hints=args.as_hints) for d in draws]
     print(f"{len(draws)} draws, seeds {seeds[0]}..{seeds[-1]}, virtual time")
     by_runner: dict[str, list[Result]] = {}
     began = time.perf_counter()

@@ -97,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--untuned", metavar="LATENCY,HINTS", help="issue 19's untuned draw, e.g. 0.2,exact"
     )
+    parser.add_argument("--as-hints", help="the draw with these hints instead")
     args = parser.parse_args(argv)
     chosen = None
+    if args.as_hints:
+        chosen = attrs.evolve(draw(args.seed, max_window=args.max_window), hints=args.as_hints)
     if args.untuned:
         latency, hints = args.untuned.split(",")
         chosen = untuned_draw(args.seed, float(latency), hints)
