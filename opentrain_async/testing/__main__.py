@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import urllib.error
@@ -33,6 +34,30 @@ from ._models import Fault
 from ._server import DEFAULT_TOKEN, OTHER_USER, FakeOpenTrain
 
 PERSON_TOKEN: Final = "ot_pat_fake_person_9876543210"  # noqa: S105 - a fake, public test token
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """A duration flag: finite seconds >= 0 (a negative or NaN latency was taken and
+    served as none)."""
+    value = _number(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be seconds >= 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A share or probability flag: 0 to 1."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,11 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds of simulated work per request"
+        "--latency", type=_seconds, default=0.0, help="seconds of simulated work per request"
     )
     parser.add_argument(
         "--latency-jitter",
-        type=float,
+        type=_share,
         default=0.0,
         metavar="SHARE",
         help="each request's latency varies uniformly by +-SHARE of --latency",
@@ -88,9 +113,9 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault", choices=[f.value for f in Fault], help="fault to inject")
     parser.add_argument(
-        "--fault-rate", type=float, default=None, help="probability per send (default: always)"
+        "--fault-rate", type=_share, default=None, help="probability per send (default: always)"
     )
-    parser.add_argument("--fault-delay", type=float, default=60.0, help="stall seconds")
+    parser.add_argument("--fault-delay", type=_seconds, default=60.0, help="stall seconds")
 
 
 def _add_scenario_options(parser: argparse.ArgumentParser) -> None:

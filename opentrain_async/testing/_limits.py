@@ -46,8 +46,8 @@ class TokenBucket:
 
     def __attrs_post_init__(self) -> None:
         """Reject configurations that can never admit a request."""
-        if self.rate <= 0:
-            raise ValueError("rate must be > 0")
+        if not 0 < self.rate < math.inf:  # NaN too: it compares false either way
+            raise ValueError("rate must be > 0 and finite")
         if self.burst < 1:
             raise ValueError("burst must be >= 1")
 
@@ -60,8 +60,8 @@ def _check_window(limit: int, window: float) -> None:
     """A window (fixed or sliding) admits at least one send in a positive span."""
     if limit < 1:
         raise ValueError("limit must be >= 1")
-    if window <= 0:
-        raise ValueError("window must be > 0")
+    if not 0 < window < math.inf:  # NaN too
+        raise ValueError("window must be > 0 and finite")
 
 
 @attrs.frozen
