@@ -201,7 +201,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
-    tightened = probes = ended = lowered = 0
+    tightened = probes = ended = lowered = short = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -258,6 +258,23 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 retry_after=rng.uniform(0.002, 0.05),
                 spread=False,
             )
+        if rng.random() < 0.1:  # an exact hint of many slots, shorter or longer than its trip
+            before = attrs.evolve(
+                before,
+                limit=rng.uniform(500, 3000),
+                window_hint=rng.choice([0.0, 0.005]),
+                cut_at=now - 1.0,
+                successes_at_cut=0,
+            )
+            trip = rng.uniform(0.01, 0.3)
+            feedback = attrs.evolve(
+                feedback,
+                throttled=True,
+                throttled_at=now - trip,
+                retry_after=trip * rng.choice([0.5, 0.9, 1.1, 2.0]) + 1e-7,
+                spread=False,
+            )
+            cap = None
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -273,6 +290,17 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         # a window's probe refused with a rounded second: the next reset by then at most
         probes += feedback.retry_after == 1.0 and want.win_reset == want.pause_until > now
         # a bucket's exact hint ended the search at its limit, or lowered the limit
+        # an exact hint of ten slots or more, shorter than its own round trip: no window
+        hint, sent = feedback.retry_after, feedback.throttled_at
+        short += bool(
+            feedback.throttled
+            and hint is not None
+            and sent is not None
+            and hint != int(hint)
+            and 0 < hint < now - sent
+            and want.window_hint == before.window_hint
+            and (before.limit or 0) * hint >= 10
+        )
         resume = max(want.pause_until, now)
         ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
         lowered += (
@@ -288,6 +316,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert probes
     assert ended
     assert lowered
+    assert short
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

@@ -1,6 +1,5 @@
-"""Sends a window carried from the last one and never answered in it should not be
-carried again (they are: xfail): a window that granted none of its own should open
-the next with nothing outstanding.
+"""Sends a window carried from the last one and never answered in it are not carried
+again: a window that granted none of its own opens the next with nothing outstanding.
 
 A window that resets unseen carries its unanswered sends into the next (they may land
 in it).  A 429 for a send admitted a window or more before the current one is an
@@ -15,21 +14,11 @@ for 2,000 s.  In process on an injected clock; the script on a real Redis:
 from __future__ import annotations
 
 import attrs
-import pytest
 
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingFeedback, PacingState
 
 from .step_clock import Clock
-
-_NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: a window that resets unseen carries sends it only carried: unanswered in "
-    "any later window, they hold it shut, one probe a second; the fix (branch hang151) ended "
-    "the stall, not kept: the 429 share's p90 rose on judging seeds "
-    "(benchmarks/pacing-experiments.md)",
-)
-
 
 W, HINT, TRIP = 90, 0.0197, 0.115
 
@@ -57,7 +46,6 @@ def carried(now: float) -> PacingState:
     )
 
 
-@_NOT_YET
 async def test_sends_carried_twice_do_not_hold_the_window_shut() -> None:
     """Reservations 5 ms apart for 3 s, each send accepted a round trip later (the
     limit rose, as seed 151's did): W goes again at the next reset, not one probe a

@@ -1,28 +1,17 @@
 """The reserve script on a real redis-server agrees with ``allowance`` where a window
 resets unseen with sends unanswered: carried into the next if it granted them, not if
-it only carried them (``tests/test_pacing_window_carried.py`` in process; the fix not
-kept: xfail)."""
+it only carried them (``tests/test_pacing_window_carried.py`` in process)."""
 
 from __future__ import annotations
 
 import attrs
-import pytest
 import redis.asyncio as redis_asyncio
 
 from .pacing_kit import lua_reserve_agrees
 from .test_pacing_redis import redis_now
 from .test_pacing_window_carried import HINT, W, carried
 
-_NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: a window that resets unseen carries sends it only carried: unanswered in "
-    "any later window, they hold it shut, one probe a second; the fix (branch hang151) ended "
-    "the stall, not kept: the 429 share's p90 rose on judging seeds "
-    "(benchmarks/pacing-experiments.md)",
-)
 
-
-@_NOT_YET
 async def test_reserve_agrees_on_sends_carried_twice(redis: redis_asyncio.Redis) -> None:
     """A window past its hint that granted none of its own (its W carried, none
     answered) opens the next with none outstanding: W goes; one that granted them

@@ -1,4 +1,4 @@
-"""An exact hint shorter than its own round trip should open no window (it does: xfail).
+"""An exact hint shorter than its own round trip opens no window.
 
 A sliding window refuses with the wait for its oldest slot: often a few milliseconds,
 and at a fast pace still ``WINDOW_SLOTS`` slots or more, so ``learn_window`` took it
@@ -14,22 +14,11 @@ on a real Redis: ``tests/test_pacing_window_shorter_than_trip_redis.py``.
 
 from __future__ import annotations
 
-import pytest
-
 from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.state import PacingState
 
 from .pacing_kit import paced
 from .step_clock import Clock
-
-_NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: an exact hint shorter than its own round trip (a sliding window's wait for "
-    "its oldest slot) opens a window of a few ms; the fix (branch hang151) ended "
-    "the stall, not kept: the 429 share's p90 rose on judging seeds "
-    "(benchmarks/pacing-experiments.md)",
-)
-
 
 LIMIT, HINT, TRIP = 740.0, 0.0197, 0.12
 
@@ -51,7 +40,6 @@ def _past_the_search(clock: Clock) -> InMemoryPacingBackend:
     return InMemoryPacingBackend(clock=clock, state=state)
 
 
-@_NOT_YET
 async def test_a_hint_shorter_than_its_round_trip_opens_no_window() -> None:
     """A 429 answered 120 ms after its admission with an exact hint of 19.7 ms (14
     slots at 740/s): a pause to the hint, the limit paced on its curve, no window; so

@@ -1,10 +1,9 @@
 """The report script on a real redis-server agrees with ``pause.learn_window`` where an
 exact hint is shorter than its own 429's round trip (no window) or not (a window's):
-``tests/test_pacing_window_shorter_than_trip.py`` in process (the fix not kept: xfail)."""
+``tests/test_pacing_window_shorter_than_trip.py`` in process."""
 
 from __future__ import annotations
 
-import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async._pacing.state import PacingFeedback, PacingState
@@ -12,19 +11,9 @@ from opentrain_async._pacing.state import PacingFeedback, PacingState
 from .pacing_kit import lua_report_agrees
 from .test_pacing_redis import redis_now
 
-_NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: an exact hint shorter than its own round trip (a sliding window's wait for "
-    "its oldest slot) opens a window of a few ms; the fix (branch hang151) ended "
-    "the stall, not kept: the 429 share's p90 rose on judging seeds "
-    "(benchmarks/pacing-experiments.md)",
-)
-
-
 LIMIT, HINT = 740.0, 0.0197
 
 
-@_NOT_YET
 async def test_report_agrees_on_a_hint_shorter_than_its_round_trip(
     redis: redis_asyncio.Redis,
 ) -> None:

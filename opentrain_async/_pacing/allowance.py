@@ -286,8 +286,13 @@ def _reset_unseen(state: PacingState, at: float) -> PacingState:
     """The window outlived its hint and no 429 said when the next reset is: it reset
     unseen at ``at``.  W as it was (what the last window accepted is not known), and
     its sends still unanswered are the new window's (sent late in the last, they may
-    land in this one: granted again, 16-24 in a window of 40 went over it)."""
-    missing = _unanswered(state)
+    land in this one: granted again, 16-24 in a window of 40 went over it), if it
+    granted any: those of a window that granted none were all carried into it, sent a
+    window or more before this one, and their 429s count in no later window
+    (``earlier_windows``).  Carried again, they stayed unanswered for good: every
+    window opened full and waited for them, one probe per ``ANSWER_WAIT`` (seed 151 of
+    the 2 s family, a window of 20 ms at 115 ms: one send a second for 2,000 s)."""
+    missing = 0 if state.win_granted < state.win_opened else _unanswered(state)
     return evolve(_open(state, at), win_size=state.win_size, win_sent=max(missing, 0))
 
 

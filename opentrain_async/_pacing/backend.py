@@ -151,13 +151,14 @@ def _learn_hint(
     windowed: bool,
     cap: float,
     bound: bool = False,
+    trip: float | None = None,
 ) -> PacingState:
     """``learn_window`` for a 429's hint (capped at ``cap`` as a pacer caps it, so the
     shared bounds hold the window to it); in a window's mode, a 429 whose hint says no
     reset (a rounded second, none) is no window's: a bucket's, say, which the
     window's bursts would flood, so the mode is left, unless it ``bound``s the reset
     of the wall it belongs to (``allowance.bounds_reset``)."""
-    state = learn_window(state, None if hint is None else min(hint, cap), pace)
+    state = learn_window(state, None if hint is None else min(hint, cap), pace, trip)
     if windowed and not says_reset(hint) and not bound:
         state = attrs.evolve(state, window_hint=0.0)
     return state
@@ -292,7 +293,8 @@ def _pause(
     hint, sent = feedback.retry_after, feedback.throttled_at
     bound = bounds_reset(state, now, sent, hint)
     probe = probe_bounds_reset(state, sent, hint, windowed)
-    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe)
+    trip = None if sent is None else now - sent  # the 429's round trip
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe, trip)
     if bound and hint is not None:
         state = tighten(state, now, min(hint, tuning.max_hint_pause))
     before = state.pause_until

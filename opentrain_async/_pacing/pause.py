@@ -40,16 +40,27 @@ WINDOW_SLOTS = 10.0
 
 
 def learn_window(
-    state: PacingState, retry_after: float | None, rate: float | None = None
+    state: PacingState,
+    retry_after: float | None,
+    rate: float | None = None,
+    trip: float | None = None,
 ) -> PacingState:
     """Remember a window's hint: whole seconds, ``WINDOW_HINT`` or more, or an exact hint
     ``WINDOW_SLOTS`` slots long at ``rate`` (the pace the 429's request was sent at).
-    A shorter fractional hint says the limit is not a window."""
+    A shorter fractional hint says the limit is not a window.  An exact hint shorter
+    than ``trip``, its own 429's round trip (admission to answer), neither opens a
+    window nor lengthens one: such a window would reset before any answer of its W came
+    back, so every window would open unseen and every 429 be an earlier window's
+    (``allowance.earlier_windows``), answered and counted in none; the sends carried
+    from window to window then held one probe a second for good (seed 151, a sliding
+    window's 20 ms wait for its oldest slot at 115 ms: 722x, one send a second)."""
     if retry_after is None or retry_after <= 0:
         return state
     if is_exact(retry_after):
         if rate is None or retry_after * rate < WINDOW_SLOTS:
             return attrs.evolve(state, window_hint=0.0) if state.window_hint else state
+        if trip is not None and retry_after < trip:
+            return state
     elif retry_after < WINDOW_HINT:
         return state
     if retry_after > state.window_hint:

@@ -176,6 +176,8 @@ if throttled and not spread then
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
     if exact and (pace == nil or ra * pace < WINDOW_SLOTS) then s.window_hint = 0
+    -- an exact hint shorter than its own round trip opens no window (it resets unseen)
+    elseif exact and sent_at ~= nil and ra < now - sent_at then
     elseif (exact or ra >= WINDOW_HINT) and ra > s.window_hint then s.window_hint = ra end
   end
   -- allowance.bounds_reset: a rounded hint of the wall whose pause ends at a reset

@@ -89,6 +89,7 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       open(w.reset)
     elseif w.size > 0 and w.opened > NEG and w.opened <= at - window_hint then  -- _reset_unseen
       local missing = w.sent - ((total - w.base) + throttles - w.throttles)
+      if w.granted < w.opened then missing = 0 end  -- it granted none: all carried
       local size = w.size
       open(last_reset(w.opened, at))
       w.size, w.sent = size, math.max(missing, 0)
