@@ -346,8 +346,8 @@ class _Engine:
                         break
                     except RateLimitError as exc:
                         # The attempt that failed is the retry budget's last plus these
-                        # waits (see compute_wait: only a first 429 with a rounded
-                        # one-second hint is left to the pacer).
+                        # waits (see compute_wait: a 429 with a rounded one-second
+                        # hint, or none, is left to the pacer).
                         if policy.retry_reason(exc, idempotent=False) is None:
                             raise
                         waits += 1

@@ -241,7 +241,7 @@ class Delivery:
         ``gate``: the bulk engine sending it, asked before each attempt (``attempt``).
 
         Returns the message and whether read-back (not the POST's answer) found it.
-        ``paced``: a bulk send's, whose first rounded one-second hint is the pacer's to
+        ``paced``: a bulk send's, whose rounded one-second hints are the pacer's to
         wait (``Pipeline.retry_after``).
         """
         started = self._clock.wall()

@@ -430,8 +430,8 @@ class Pipeline(SessionMixin):
     ) -> tuple[int, Any]:
         """Continue after a failed first attempt under the retry policy (tenacity).
         ``gate``: the bulk engine behind this send (see ``attempt``), None otherwise.
-        ``paced``: a bulk send's POST, whose first retry after a rounded one-second hint
-        waits for the pacer (``RetryPolicy.compute_wait``), not the whole second.
+        ``paced``: a bulk send's POST, whose retries after a rounded one-second hint
+        wait for the pacer (``RetryPolicy.compute_wait``), not the whole second.
 
         Most requests succeed first time, so tenacity is only set up here, once an
         attempt has failed; it replays that failure as attempt 1 so that counting,

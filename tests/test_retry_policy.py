@@ -95,13 +95,14 @@ def test_invalid_policy_values_are_refused() -> None:
 
 
 def test_paced_retry_leaves_only_a_rounded_one_second_hint_to_the_pacer() -> None:
-    """A bulk send's first retry (paced) skips its own wait for a whole hint of 1 s, the
-    one the pacer's short pause stands for; a second 429 in a row, exact hints and
+    """A bulk send's retries (paced) skip their own wait for a whole hint of 1 s, the
+    one the pacer's short pause stands for, however many 429s in a row; exact hints and
     window hints (2 s or more) are still waited in full; no hint at all is always the
     pacer's; nothing changes outside bulk."""
     policy = RetryPolicy(random=lambda: 0.0)
     assert policy.compute_wait(rate_limited(1), 1, paced=True) == 0.0
-    assert policy.compute_wait(rate_limited(1), 2, paced=True) == 1.0  # 429 twice in a row
+    assert policy.compute_wait(rate_limited(1), 2, paced=True) == 0.0  # 429 twice in a row
+    assert policy.compute_wait(rate_limited(1), 7, paced=True) == 0.0
     assert policy.compute_wait(rate_limited(1), 1) == 1.0
     assert policy.compute_wait(rate_limited(0.3), 1, paced=True) == 0.3
     assert policy.compute_wait(rate_limited(2), 1, paced=True) == 2.0
