@@ -201,7 +201,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
-    tightened = probes = ended = lowered = short = 0
+    tightened = probes = ended = lowered = short = again = 0
     for _ in range(400):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -275,6 +275,27 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 spread=False,
             )
             cap = None
+        if rng.random() < 0.1:  # a search started far above what the limiter admits
+            began = now - rng.uniform(0.05, 1.2)
+            before = attrs.evolve(
+                before,
+                limit=rng.uniform(50, 3000),
+                searching=True,
+                window_hint=0.0,
+                recover=rng.choice([0.0, rng.uniform(0.001, 0.3)]),
+                cut_at=began,
+                origin=now - rng.uniform(0, 0.1),
+                sample_at=math.floor(now / SAMPLE_SECONDS) * SAMPLE_SECONDS,
+                accepted=tuple(rng.randint(0, 3) for _ in range(SAMPLE_BUCKETS)),
+            )
+            feedback = attrs.evolve(
+                feedback,
+                throttled=True,
+                throttled_at=rng.choice([began - 0.01, began + rng.uniform(0, now - began)]),
+                retry_after=rng.choice([None, 1.0]),
+                spread=False,
+            )
+            cap = None
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -303,6 +324,14 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         )
         resume = max(want.pause_until, now)
         ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
+        # a search far above what the limiter admitted searched again from there
+        again += (
+            before.limit is not None
+            and before.searching
+            and want.searching
+            and want.limit is not None
+            and want.limit < before.limit
+        )
         lowered += (
             want.cuts == before.cuts
             and before.limit is not None
@@ -317,6 +346,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert ended
     assert lowered
     assert short
+    assert again
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

@@ -49,10 +49,19 @@ from .allowance import (
     window_end,
     window_reset,
 )
-from .curve import bounded, cut, doubling, first_cut, freeze, search_period, trust_accepted
+from .curve import (
+    bounded,
+    cut,
+    doubling,
+    first_cut,
+    freeze,
+    search_again,
+    search_period,
+    trust_accepted,
+)
 from .curve import rate as curve_rate
 from .pause import WINDOW_SLOTS, bucket_bound, is_exact, learn_window, on_hint, says_reset
-from .samples import accepted_rate, first_estimate, record
+from .samples import accepted_rate, accepted_since, first_estimate, record
 from .schedule import restart_if_idle, slots
 from .state import PacingFeedback, PacingState, PacingTuning
 
@@ -372,6 +381,9 @@ def _apply_report(
         hint = feedback.retry_after
         state = bounded(state, now, bound, drawn, hint, resume, tuning, now - admitted)
         return attrs.evolve(state, cut_at=max(state.cut_at, tat))
+    admits = _search_admits(state, now, feedback, tuning)
+    if admits is not None:
+        return search_again(state, admits, resume, tat)
     if _new_episode(state, now, feedback, tuning):
         state = _episode_cut(state, now, feedback, drew_at or limit, windowed, resume, cap, tuning)
         # Slots handed out before the cut (up to ``tat``) were reserved at the old rate:
@@ -387,6 +399,51 @@ def _apply_report(
         state = bounded(state, now, bound, None, None, resume, tuning, now - admitted)
     # A pause without a cut freezes the curve for its duration.
     return freeze(state, paused_before, resume)
+
+
+SEARCH_ABOVE = 0.5
+"""A search whose start is more than twice what the limiter admitted since it began
+starts again from that (``_search_admits``): within a doubling the two are the same
+reading of an unknown limit, the search's own climb; past it the start was no lower
+bound of the limit."""
+
+
+def _search_admits(
+    state: PacingState, now: float, feedback: PacingFeedback, tuning: PacingTuning
+) -> float | None:
+    """What the limiter admitted per second since the search began, when a 429 for a
+    request sent in the search says the search's start is far above it; None otherwise.
+
+    The search starts from what got through before the first 429 and doubles until the
+    next one, on the premise that it starts below the limit.  A bucket's burst gets
+    through at once and is read as a rate (``samples.first_estimate``: 19 successes in
+    one sample are 190/s), and then every 429 of the search falls in its first
+    doubling, which cuts nothing (``_new_episode``), each short pause freezing the
+    curve there, so it went on at that start for good: seed 475 of the family, a 5/s
+    bucket behind a burst of 19, drew three 429s per message.  The limiter's own
+    answers since say where it is: counted from a round trip (``recover``) after the
+    search began (answers of requests sent before it land in that round trip) over the
+    time since, pauses included (a saturated limiter admits its rate, whatever the
+    sender's pauses).  A window shut until its reset admits nothing, and then says
+    nothing: only a limiter that admits requests of the search yet refuses its pace
+    is read.  Once a window reopens, though, its wall is in the reading: a sliding
+    window of 140/s with rounded hints read 2.4/s at its first slot freed (seed 68 of
+    the 2 s family, 1.63x -> 2.25x); counted from the first admission instead, the
+    family kept fewer of the 429s (``benchmarks/pacing-experiments.md``, roundretry)."""
+    sent_at = feedback.throttled_at
+    if (
+        not state.searching
+        or state.limit is None
+        or state.window_hint
+        or sent_at is None
+        or sent_at <= state.cut_at
+    ):
+        return None
+    admitted, seconds = accepted_since(state, now, state.cut_at + state.recover)
+    if admitted <= 0 or seconds < search_period(state, tuning):
+        return None
+    admits = admitted / seconds
+    return admits if admits < SEARCH_ABOVE * state.limit else None
 
 
 class InMemoryPacingBackend:

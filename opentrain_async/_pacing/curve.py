@@ -34,6 +34,7 @@ __all__ = [
     "freeze",
     "frozen_origin",
     "rate",
+    "search_again",
     "trust_accepted",
 ]
 
@@ -95,6 +96,25 @@ def first_cut(
         recover=delay,
         cut_at=resume,
         cuts=state.cuts + 1,
+        successes_at_cut=state.successes,
+    )
+
+
+def search_again(state: PacingState, admits: float, resume: float, tat: float) -> PacingState:
+    """The search's start was far above what the limiter ``admits``: search again from
+    there once the pause is over (``resume``), still searching, the episode the same
+    (no cut counted).  Slots handed out before (up to ``tat``) went at the old start:
+    their 429s say nothing of the new one.  It doubles no faster than one request per
+    doubling at that start (``recover``, the search's period; at least a round trip
+    already): a doubling per 0.1 s from 2/s was at 64/s before its first request was
+    answered, untested."""
+    limit = max(admits, MIN_RATE)
+    return attrs.evolve(
+        state,
+        limit=limit,
+        recover=max(state.recover, 1.0 / limit),
+        origin=resume,
+        cut_at=max(resume, tat),
         successes_at_cut=state.successes,
     )
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .allowance import ANSWER_WAIT
-from .backend import BOUND_SPAN, SEARCH_CUTS, Reservation
+from .backend import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, Reservation
 from .curve import MIN_RATE, NAMED_ROUND_TRIPS, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
@@ -93,6 +93,7 @@ def report_args(
         BOUND_SPAN,
         SEARCH_CUTS,
         NAMED_ROUND_TRIPS,
+        SEARCH_ABOVE,
     ]
     for feedback, cap in batch:
         args += [

@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "first_estimate", "record"]
+__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -68,6 +68,23 @@ def accepted_rate(
     accepted = sum(state.accepted[-buckets:])
     offered = sum(state.offered[-buckets:])
     return accepted / elapsed, offered / elapsed
+
+
+def accepted_since(state: PacingState, now: float, start: float) -> tuple[int, float]:
+    """(successes, seconds) counted in the sample buckets that began at or after
+    ``start`` (whole buckets only: one that began before may hold earlier answers), and
+    the seconds from the first of those buckets to ``now``; (0, 0.0) when none began
+    yet (the samples hold the last second only)."""
+    state = _advance(state, now)
+    total = 0
+    first = None
+    for i, count in enumerate(state.accepted):
+        began = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
+        if began >= start - 1e-9:
+            total += count
+            if first is None:
+                first = began
+    return (0, 0.0) if first is None else (total, now - first)
 
 
 def first_estimate(

@@ -1,13 +1,13 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, BOUND_SPAN,
--- SEARCH_CUTS, NAMED_ROUND_TRIPS, then per
+-- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
 -- latest_accepted ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, freeze, pause.bucket_bound,
--- samples.accepted_rate and first_estimate) for
+-- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, freeze,
+-- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -19,6 +19,7 @@ local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
 local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
 local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
 local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
+local SEARCH_ABOVE = tonumber(ARGV[17])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -73,6 +74,19 @@ local function accepted_rate(at, span, since_origin)  -- samples.accepted_rate
   for i = NB - buckets + 1, NB do a, o = a + acc[i], o + off[i] end
   return a / elapsed, o / elapsed
 end
+local function accepted_since(at, start)  -- samples.accepted_since
+  local acc, _, sample_at = advanced(at)
+  local n, first = 0, nil
+  for i = 1, NB do
+    local began = sample_at - (NB - i) * S
+    if began >= start - 1e-9 then
+      n = n + acc[i]
+      if first == nil then first = began end
+    end
+  end
+  if first == nil then return 0, 0 end
+  return n, at - first
+end
 local function recover_time()
   if s.recover == 0 then return recover0 end
   return s.recover
@@ -115,7 +129,21 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
-for g = 17, #ARGV, 8 do
+-- backend._search_admits: what the limiter admitted per second since the search
+-- began, when a 429 for a request sent in it says its start is far above that
+local function search_admits(at, sent_at)
+  if not s.searching or s.limit == nil or s.window_hint ~= 0 or sent_at == nil
+      or sent_at <= s.cut_at then
+    return nil
+  end
+  local n, seconds = accepted_since(at, s.cut_at + s.recover)
+  if n <= 0 or seconds < math.max(s.recover, doubling) then return nil end
+  local admits = n / seconds
+  if admits < SEARCH_ABOVE * s.limit then return admits end
+  return nil
+end
+
+for g = 18, #ARGV, 8 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -243,6 +271,10 @@ if throttled and not spread then
       s.cut_at = resume
     end
     s.cut_at = math.max(s.cut_at, tat)
+  elseif search_admits(now, sent_at) ~= nil then  -- curve.search_again
+    local limit = math.max(search_admits(now, sent_at), MIN_RATE)
+    s.limit, s.recover = limit, math.max(s.recover, 1 / limit)
+    s.origin, s.cut_at, s.successes_at_cut = resume, math.max(resume, tat), s.successes
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
       and not (s.searching and now - s.origin < math.max(s.recover, doubling)
         and s.window_hint == 0) then
