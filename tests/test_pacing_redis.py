@@ -189,20 +189,21 @@ def random_feedback(rng: random.Random, now: float) -> PacingFeedback:
         local_rate=rng.choice([None, rng.uniform(0, 20), rng.uniform(0, 3000)]),
         spread=throttled and rng.random() < 0.2,
         latest_accepted=rng.choice([None, now - rng.uniform(-0.2, 3)]),
+        walled=throttled and rng.random() < 0.3,
     )
 
 
 async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis) -> None:
     """The Lua report computes what backend.apply_report computes (pause, window hint,
-    first cut, one cut per episode with its measured rate, freeze), over 400 random
+    first cut, one cut per episode with its measured rate, freeze), over 800 random
     states, feedbacks and caps: the two cannot drift apart."""
     backend = steady(redis, "agree-report")
     rng = random.Random(31)
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
-    tightened = probes = ended = lowered = short = again = 0
-    for _ in range(400):
+    tightened = probes = ended = lowered = short = again = walls = 0
+    for _ in range(800):
         now = await redis_now(redis)
         before = random_state(rng, now)
         if before.limit is not None and rng.random() < 0.7:  # samples near the limit
@@ -305,6 +306,9 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
+        if feedback.walled:  # a wall's cut read the window's rate (``_wall_cut``)
+            unwalled = attrs.evolve(feedback, walled=False)
+            walls += want.limit != apply_report(before, now, unwalled, cap, backend.tuning).limit
         slow += want.win_probed != before.win_probed
         stretched += (want.win_first, want.win_last) != (before.win_first, before.win_last)
         tightened += want.win_reset < before.win_reset
@@ -347,6 +351,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert lowered
     assert short
     assert again
+    assert walls
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

@@ -447,6 +447,8 @@ class Pacer:
         """React to a 429 for a request admitted at ``sent_at`` (the backend's clock)."""
         self.window.leave(grow=False)
         jitter = self._jitter(sent_at)
+        # (asked before ``probe.refused`` below: the refusal that shuts it is the wall's)
+        walled = not (jitter or self._window_mode()) and self.probe.walled(sent_at, retry_after)
         now = self._clock()
         self.spread.answered(now + self._offset - sent_at, accepted=False)
         local_rate = None
@@ -465,6 +467,7 @@ class Pacer:
             local_rate=local_rate,
             spread=jitter,
             latest_accepted=latest,
+            walled=walled,
         )
         self._reporting += 1
         self._release()

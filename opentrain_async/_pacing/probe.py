@@ -107,6 +107,16 @@ class WallProbe:
                 self.not_before = min(self._wall_opens(), sent_at + self._longest)
         self._answered(sent_at)
 
+    def walled(self, sent_at: float, hint: float | None) -> bool:
+        """A 429 for a request admitted at ``sent_at`` with ``hint`` is the wall's: the
+        limiter is shut already (its probe refused), or this refusal shuts it (see
+        ``refused``; asked before it)."""
+        if says_reset(hint):
+            return False
+        if self.shut:
+            return True
+        return self._guess_ended is not None and sent_at >= self._guess_ended
+
     def _wall_opens(self) -> float:
         """The earliest a new wall may lift, from the last one: its reset comes no
         sooner than the last reset plus the period (a window's), and, by the last

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .allowance import ANSWER_WAIT
-from .backend import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, Reservation
+from .backend import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, WALL_RESET, Reservation
 from .curve import MIN_RATE, NAMED_ROUND_TRIPS, SEARCH_FLOOR
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
@@ -74,7 +74,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then eight per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then nine per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -94,6 +94,7 @@ def report_args(
         SEARCH_CUTS,
         NAMED_ROUND_TRIPS,
         SEARCH_ABOVE,
+        WALL_RESET,
     ]
     for feedback, cap in batch:
         args += [
@@ -105,6 +106,7 @@ def report_args(
             _arg(cap),
             "1" if feedback.spread else "0",
             _arg(feedback.latest_accepted),
+            "1" if feedback.walled else "0",
         ]
     return args
 

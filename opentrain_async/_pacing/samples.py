@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record"]
+__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record", "wall_rate"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -103,3 +103,14 @@ def first_estimate(
             total = sum(state.accepted)
             return max(estimate, total / max(now - first, SAMPLE_SECONDS))
     return estimate
+
+
+def wall_rate(state: PacingState, now: float, reset: float) -> float | None:
+    """What a window carries that let the successes in the samples through (at most the
+    last second) from the first of them to ``reset``, per second; None: none there."""
+    state = _advance(state, now)
+    for i, count in enumerate(state.accepted):
+        if count:
+            first = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
+            return sum(state.accepted) / max(reset - first, SAMPLE_SECONDS)
+    return None

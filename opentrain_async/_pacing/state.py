@@ -216,3 +216,8 @@ class PacingFeedback:
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""
+    walled: bool = False
+    """The 429 is a shut limiter's (``probe.WallProbe.walled``): its request went after
+    a guessed pause and the wall still held.  A wall refuses every rate, so with a
+    rounded hint its cut reads the rate of the window it stands for, not the rate that
+    drew it (``backend._wall_cut``)."""

@@ -1,10 +1,10 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, BOUND_SPAN,
--- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, then per
+-- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, WALL_RESET, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
--- latest_accepted ('' unknown).  Returns {now, the new
+-- latest_accepted ('' unknown), walled ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, freeze,
 -- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate) for
@@ -19,7 +19,7 @@ local WINDOW_HINT, MIN_RATE = tonumber(ARGV[9]), tonumber(ARGV[10])
 local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
 local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
 local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
-local SEARCH_ABOVE = tonumber(ARGV[17])
+local SEARCH_ABOVE, WALL_RESET = tonumber(ARGV[17]), tonumber(ARGV[18])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -143,11 +143,12 @@ local function search_admits(at, sent_at)
   return nil
 end
 
-for g = 18, #ARGV, 8 do
+for g = 19, #ARGV, 9 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
+local walled = ARGV[g + 8] == '1'  -- a shut limiter's 429 (backend._wall_cut)
 -- allowance.earlier_windows: in a window's mode, a 429 for a send admitted before the
 -- window could judge it (its reset; opened unseen, the window before) is an earlier
 -- window's, answered late: counted, nothing else (as the spread's), none of its refusals
@@ -305,6 +306,19 @@ if throttled and not spread then
       round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
+    -- backend._wall_cut: a wall's rounded hint, the rate of the window it stands for
+    if walled and not windowed and ra ~= nil and ra >= 1 then
+      local acc, _, sample_at = advanced(now)
+      local total, first = 0, nil
+      for i = 1, NB do
+        if acc[i] > 0 and first == nil then first = sample_at - (NB - i) * S end
+        total = total + acc[i]
+      end
+      if first ~= nil then
+        local carried = total / math.max(now + ra - WALL_RESET - first, S)
+        if carried > s.limit then s.limit = carried end
+      end
+    end
     if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
   else  -- curve.freeze
     if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
