@@ -1,6 +1,6 @@
 """What a cut reads as the accepted rate, beside what the server's limiter admitted.
 
-At every episode's cut (``backend._episode_cut``) the pacer reads the accepted rate
+At every episode's cut (``episode.episode_cut``) the pacer reads the accepted rate
 since the curve's origin (``samples.accepted_rate``).  This runs steady single-process
 token buckets of the simulated family, records each such reading, and divides it by
 the limiter's own admissions per second over the same stretch (from the later of the
@@ -20,7 +20,7 @@ import logging
 import statistics
 from typing import Any
 
-from opentrain_async._pacing import backend
+from opentrain_async._pacing import episode
 
 from .family import Draw, draw
 from .family_sim import run_draw
@@ -33,7 +33,7 @@ def readings(d: Draw) -> list[tuple[float, float]]:
     """(reading / admitted, reading / rate) for each cut's accepted-rate reading in ``d``."""
     limiters: list[_Recording] = []
     seen: list[tuple[float, float, float, float]] = []  # (now, span, origin, reading)
-    original = backend.accepted_rate
+    original = episode.accepted_rate
 
     def factory(*args: Any) -> _Recording:
         limiters.append(_Recording(*args))
@@ -45,11 +45,11 @@ def readings(d: Draw) -> list[tuple[float, float]]:
             seen.append((now, span, state.origin, out[0]))
         return out
 
-    backend.accepted_rate = reading  # type: ignore[assignment]
+    episode.accepted_rate = reading  # type: ignore[assignment]
     try:
         run_draw(d, "opentrain_async", limiter_factory=factory)
     finally:
-        backend.accepted_rate = original
+        episode.accepted_rate = original
     admitted = sorted(at for at, wait in limiters[0].answers if wait is None)
     out = []
     for now, span, origin, value in seen:

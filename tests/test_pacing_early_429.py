@@ -94,7 +94,7 @@ async def test_a_buckets_burst_is_not_learned_as_its_rate() -> None:
     """A bucket of 2/s with a burst of 8 and rounded hints: twelve sends 32 at a time.
     The pace learned by the end is near the 2/s the bucket refills at, not the 80/s its
     burst went out at (the first estimate reads the burst as a rate; the search starts
-    again from what the bucket admitted since: ``backend._search_admits``)."""
+    again from what the bucket admitted since: ``episode.search_admits``)."""
     time = FakeTime()
     async with FakeOpenTrain(clock=time.clock, now=time.datetime) as server:
         server.set_rate_limit(TokenBucket(rate=2.0, burst=8, integer_hints=True))

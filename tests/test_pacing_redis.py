@@ -306,7 +306,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         want = apply_report(before, now, feedback, cap, backend.tuning)
         assert_states_equal(got, want)
         branches.add((before.limit is None, want.cuts - before.cuts))
-        if feedback.walled:  # a wall's cut read the window's rate (``_wall_cut``)
+        if feedback.walled:  # a wall's cut read the window's rate (``episode.wall_cut``)
             unwalled = attrs.evolve(feedback, walled=False)
             walls += want.limit != apply_report(before, now, unwalled, cap, backend.tuning).limit
         slow += want.win_probed != before.win_probed

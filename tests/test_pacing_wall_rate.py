@@ -6,7 +6,7 @@ alone).  A request sent after the guessed short pause and refused too is the wal
 (``probe.WallProbe.walled``): the rate that drew it says nothing of the limit, as the
 wall refuses any rate, and the cut read half of it (15 processes on 48 per 1.09 s
 crawled at 10-12/s for 4 s after the wall lifted).  The backend on an injected clock,
-report by report (``backend._wall_cut``).
+report by report (``episode.wall_cut``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
 * ``pause``: how long a 429's hint holds every request back.
 * ``schedule``: GCRA slots, released together when due.
 * ``window``: the slow-start window before the first 429 (local to a process).
+* ``episode``: a 429's cut: whether it opens an episode, and how far it cuts.
 * ``backend``: the async, atomic ``PacingBackend`` protocol (reserve slots, report what
   happened) and ``InMemoryPacingBackend``; a shared backend mirrors its pure functions.
 * ``pacer``: ``Pacer``, the client's side: queue, leader, fast path.

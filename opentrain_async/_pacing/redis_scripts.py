@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .allowance import ANSWER_WAIT
-from .backend import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, WALL_RESET, Reservation
+from .backend import Reservation
 from .curve import MIN_RATE, NAMED_ROUND_TRIPS, SEARCH_FLOOR
+from .episode import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, WALL_RESET
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
 from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning

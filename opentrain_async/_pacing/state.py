@@ -220,4 +220,4 @@ class PacingFeedback:
     """The 429 is a shut limiter's (``probe.WallProbe.walled``): its request went after
     a guessed pause and the wall still held.  A wall refuses every rate, so with a
     rounded hint its cut reads the rate of the window it stands for, not the rate that
-    drew it (``backend._wall_cut``)."""
+    drew it (``episode.wall_cut``)."""

@@ -129,7 +129,7 @@ local function is_doubling(at)  -- curve.doubling
   return s.searching or at - s.origin > 2 * recover_time()
 end
 
--- backend._search_admits: what the limiter admitted per second since the search
+-- episode.search_admits: what the limiter admitted per second since the search
 -- began, when a 429 for a request sent in it says its start is far above that
 local function search_admits(at, sent_at)
   if not s.searching or s.limit == nil or s.window_hint ~= 0 or sent_at == nil
@@ -148,7 +148,7 @@ local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
-local walled = ARGV[g + 8] == '1'  -- a shut limiter's 429 (backend._wall_cut)
+local walled = ARGV[g + 8] == '1'  -- a shut limiter's 429 (episode.wall_cut)
 -- allowance.earlier_windows: in a window's mode, a 429 for a send admitted before the
 -- window could judge it (its reset; opened unseen, the window before) is an earlier
 -- window's, answered late: counted, nothing else (as the spread's), none of its refusals
@@ -306,7 +306,7 @@ if throttled and not spread then
       round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
-    -- backend._wall_cut: a wall's rounded hint, the rate of the window it stands for
+    -- episode.wall_cut: a wall's rounded hint, the rate of the window it stands for
     if walled and not windowed and ra ~= nil and ra >= 1 then
       local acc, _, sample_at = advanced(now)
       local total, first = 0, nil
