@@ -70,7 +70,14 @@ async def test_cancelled_in_the_loop_body_keeps_the_delivered_outcomes() -> None
                         await asyncio.Event().wait()  # busy until cancelled
 
             task = asyncio.create_task(consume())
-            await _until(lambda: server.stats()["committed"] == 6 and bool(seen), "no sends")
+            # Every answer in (the client's, not only the server's commit: under load the
+            # cancel came while 201s were still on their way, and those sends were cut off).
+            await _until(
+                lambda: (
+                    server.stats()["committed"] == 6 and bool(seen) and client.stats.in_flight == 0
+                ),
+                "no sends",
+            )
             task.cancel()
             done, _ = await asyncio.wait([task], timeout=10)
             assert done

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.cut_reading import main, readings
 from benchmarks.family import draw
-from opentrain_async._pacing import backend, samples
+from opentrain_async._pacing import episode, samples
 
 from .pacing_kit import command_output
 
@@ -17,7 +17,7 @@ from .pacing_kit import command_output
 def test_each_cut_is_read_beside_the_limiter_and_the_wrap_is_undone() -> None:
     d = draw(18, max_window=2)  # a bucket of 11.7/s, burst 8, no hints: 25 messages
     rows = readings(d)
-    assert backend.accepted_rate is samples.accepted_rate
+    assert episode.accepted_rate is samples.accepted_rate
     assert rows  # its cuts read the accepted rate
     for against_admitted, against_rate in rows:  # each a reading of the same limiter
         assert 0.1 < against_admitted < 10
