@@ -41,7 +41,7 @@ from ._errors import (
     InternalServerError,
     RateLimitError,
 )
-from ._pacing.pause import is_exact, left_to_pacer
+from ._pacing.pause import left_to_pacer
 from ._validation import check_option
 
 __all__ = ["RetryEvent", "RetryPolicy"]
@@ -132,13 +132,8 @@ class RetryPolicy:
         shut, lets one probe through at a time (``_pacing/probe.py``), where each
         request's own backoff (up to 30 s) left the job's last messages asleep long
         after the limiter reopened.
-        So is a whole hint of 2 s or more (a window's, rounded up): an upper bound on
-        the reset, which the pacer pauses to the earliest bound of the wall's hints
-        (``allowance.bounds_reset``, ``predicted_reset``); each request waiting out its
-        own hint, with jitter, left the window opened at its bound idle up to a second
-        (2 s family, tuning seeds 0-299: 1.281x -> 1.268x median).
-        Otherwise (an exact hint, or outside a bulk send) every hint is waited out in
-        full, so ``max_retries`` attempts always span at least that many hints.
+        Otherwise every hint is waited out in full, so ``max_retries`` attempts always
+        span at least that many hints.
         """
         if paced and isinstance(error, RateLimitError) and not error.retry_after:
             return 0.0
@@ -148,7 +143,7 @@ class RetryPolicy:
             # however many it takes, a busy loop).  A tiny hint is a fast bucket's next
             # token: honoured.
             hint = error.retry_after
-            if paced and (left_to_pacer(hint) or not is_exact(hint)):
+            if paced and left_to_pacer(hint):
                 return 0.0
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)

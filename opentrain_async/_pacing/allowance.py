@@ -53,7 +53,6 @@ __all__ = [
     "earlier_windows",
     "in_window_mode",
     "not_the_probes",
-    "predicted_reset",
     "probe_bounds_reset",
     "reserve_window",
     "stale_answers",
@@ -169,54 +168,6 @@ def reset_by(state: PacingState, now: float, retry_after: float) -> PacingState:
     end = now + retry_after
     if end > state.pause_until:
         return evolve(state, pause_until=end, pause_began=now, win_reset=end)
-    return state
-
-
-def predicted_reset(
-    state: PacingState,
-    now: float,
-    sent_at: float | None,
-    retry_after: float | None,
-    windowed: bool,
-) -> PacingState:
-    """After a 429's pause (``windowed``: in a window's mode before it): with a rounded
-    hint, the window's length learned at its first wall ends the pause where the reset
-    is, not up to a second late.
-
-    A hint h rounded up says the reset is in (t + h - 1, t + h] of its answer at t, and
-    a window of a second or two refuses its probe with 2 until the reset is within the
-    second: waited to t + 2, one process behind such hints found every reset up to a
-    second late (seed 254 of the 2 s family).  The first wall of the window's mode is
-    where the hints are many (the first window's overflow), and its pause ends at the
-    earliest of their bounds (``tighten``), near the reset when they flip from 2 to 1.
-    A window that starts with its first send (a fixed window counted from it, as the
-    fake server's; a sliding window's empty log; a counter that expires) began no
-    earlier than ``began``, so that bound minus ``began`` is at least its length T
-    (``win_period``).  A later window opened at ``win_opened`` (a reset found, so no
-    earlier than the reset) resets again by ``win_opened + T``: a rounded hint's pause
-    ends there if sooner.  A window aligned elsewhere (a clock's minute) may be longer:
-    a send of the window refused after that time, or W's own sends refused (it opened
-    early), drop the length for good (0), and the hints bound the resets as before."""
-    if retry_after is None or retry_after < 1 or is_exact(retry_after) or sent_at is None:
-        return state
-    told = state.win_reset == state.pause_until > now
-    if state.win_opened == -math.inf:
-        # The first wall of the window's mode: its reset's bound, tightened 429 by 429.
-        if told and state.window_hint > 0 and state.began > -math.inf:
-            return evolve(state, win_period=state.win_reset - state.began)
-        return state
-    period = state.win_period
-    if not windowed or not period > 0 or sent_at < state.win_opened:
-        return state
-    predicted = state.win_opened + period
-    probe = state.win_sent > state.win_size and sent_at >= state.win_granted - 1e-6
-    if state.win_size > 0 and not probe:
-        return evolve(state, win_period=0.0)  # W's own sends refused: opened early
-    if sent_at > predicted:
-        return evolve(state, win_period=0.0)  # refused past the reset it predicted
-    end = max(predicted, now)
-    if told and end < state.pause_until:
-        return evolve(state, pause_until=end, win_reset=end)
     return state
 
 
