@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from opentrain_async import OpenTrainClient
-from opentrain_async.testing import FakeOpenTrain, FakeTime
+from opentrain_async.testing import FakeOpenTrain, FakeTime, LimitSchedule, TokenBucket
 
 
 class _Outage:
@@ -57,7 +57,19 @@ class _OutageLimiter:
         return p.hint
 
 
-async def _run(limit: _Outage, messages: int) -> tuple[list[float], list[Any]]:
+class _OutageNoHint(LimitSchedule):
+    """``_Outage`` whose 429s carry no hint at all (a ``LimitSchedule``'s ``none`` style:
+    the fake server writes no ``retryAfterSeconds`` and no ``Retry-After``)."""
+
+    def __init__(self, limit: int, shut: tuple[float, float]) -> None:
+        super().__init__(((0.0, TokenBucket(1.0)),), "none")
+        object.__setattr__(self, "_outage", _Outage(limit, 1, shut))
+
+    def _limiter(self, origin: float, now: float) -> _OutageLimiter:  # type: ignore[override]
+        return _OutageLimiter(self._outage)  # type: ignore[attr-defined]
+
+
+async def _run(limit: _Outage | _OutageNoHint, messages: int) -> tuple[list[float], list[Any]]:
     """Send ``messages`` with send_many (64 at once): each send's time at the server
     (seconds from the first) and its status."""
     t = FakeTime()
@@ -91,14 +103,18 @@ async def test_an_outage_with_exact_hints_draws_no_429_storm() -> None:
     assert max(per_second.values()) <= 100, sorted(per_second.items())
 
 
-async def test_after_an_outage_the_next_ordinary_wall_does_not_stall() -> None:
-    """10/s with hints rounded to 1 s, refusing everything from 5 s to 20 s, then
+@pytest.mark.parametrize("hints", ["whole", "none"])
+async def test_after_an_outage_the_next_ordinary_wall_does_not_stall(hints: str) -> None:
+    """10/s with hints rounded to 1 s (or none), refusing everything from 5 s to 20 s, then
     10/s again: once the limiter admits again, the job goes on at about its rate.  A
     gap of 3 s with nothing sent, while the limiter would admit 10 a second and every
     429 says "within a second", is a stall.  On main d5000f7: 13.1 s, the wall probe
     having learned the outage as a window's period (from the last lift before it to
-    its last refused probe) and holding the next ordinary wall's probe back as long."""
-    times, _ = await _run(_Outage(10, 1, (5.0, 20.0)), 200)
+    its last refused probe) and holding the next ordinary wall's probe back as long
+    (with no hints: the same)."""
+    shut = (5.0, 20.0)
+    limit = _Outage(10, 1, shut) if hints == "whole" else _OutageNoHint(10, shut)
+    times, _ = await _run(limit, 200)
     after = sorted(x for x in times if x >= 20.0)
     gaps = [b - a for a, b in itertools.pairwise(after)]
     assert max(gaps) < 3.0, max(gaps)
