@@ -88,10 +88,10 @@ async def _run(limit: _Outage | _OutageNoHint, messages: int) -> tuple[list[floa
 
 @pytest.mark.xfail(
     strict=True,
-    reason="an outage's exact 10 ms hints: no success, so no cut (backend._new_episode "
-    "wants a success since the last), and the curve climbs while every answer is a "
-    "429: ~2,000 sends/s at a limiter that admitted 10/s, 20x the 100/s its hints "
-    "bound (pause.bucket_bound is used only in the search's episode)",
+    reason="an outage's exact 10 ms hints: no success, so no 429 cuts "
+    "(backend._new_episode), and the curve climbs past its limit and doubles (traced: "
+    "limit 33/s, rate 33 -> 1,849/s in 8 s); exact hints never shut the wall probe "
+    "(says_reset), and pause.bucket_bound (100/s) is used only in the search's episode",
 )
 async def test_an_outage_with_exact_hints_draws_no_429_storm() -> None:
     """10/s, then 8 s refusing everything with ``retryAfterSeconds: 0.01``, then 10/s
