@@ -218,6 +218,14 @@ class _Engine:
         self._sink.close(discard=True)
         return [t for t in self._workers if not t.done()]
 
+    @property
+    def refusal(self) -> NotAttemptedError | None:
+        """``SendGate.refusal``: past ``leave`` or a halt none starts (the sends pulled
+        before a halt each drew its refusal: tests/test_bulk_quota_gone_in_flight.py)."""
+        if self.closing:
+            return NotAttemptedError("not sent: the send_many loop was left before it started")
+        return None if self._halt is None else self._not_attempted()
+
     def _not_attempted(self) -> NotAttemptedError:
         cause = self._halt
         assert cause is not None

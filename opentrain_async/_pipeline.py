@@ -38,7 +38,6 @@ from ._answers import (
 from ._config import Settings
 from ._errors import (
     APIError,
-    NotAttemptedError,
     OpenTrainError,
     RateLimitError,
     UnexpectedResponseError,
@@ -93,11 +92,12 @@ class ClientStats:
 
 
 class SendGate(Protocol):
-    """Whoever runs a send (a bulk engine), passed to ``attempt`` with it: ``closing``
-    once its consumer has left, after which no new send may start."""
+    """Whoever runs a send (a bulk engine), passed to ``attempt`` with it: ``refusal`` is
+    what a send about to start ends with once none may (its consumer left, or a failure
+    showed that no send can succeed), None until then."""
 
     @property
-    def closing(self) -> bool: ...
+    def refusal(self) -> OpenTrainError | None: ...
 
 
 def as_client_timeout(timeout: object) -> aiohttp.ClientTimeout:
@@ -240,8 +240,8 @@ class Pipeline(SessionMixin):
             stats = self.stats  # shared with every with_options copy
             stats.in_flight += 1
             try:
-                if gate is not None and gate.closing:  # a send_many loop that was left
-                    raise _not_started()
+                if gate is not None and (refusal := gate.refusal) is not None:  # left, halted
+                    raise refusal
                 session = self.ensure_session()  # after the wait: closed meanwhile, typed
                 if pacer is not None and pacer.expired(admitted):  # the last check
                     admitted = _renewed(pacer, admitted)
@@ -488,9 +488,3 @@ def _renewed(pacer: Pacer, admitted: float) -> float:
         pacer.give_back(fresh)
         raise _GrantExpired
     return fresh
-
-
-def _not_started() -> NotAttemptedError:
-    return NotAttemptedError(
-        "not sent: the loop over send_many's outcomes ended before this send started"
-    )

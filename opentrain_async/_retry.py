@@ -10,10 +10,11 @@ never reached the server (DNS, refused) retry      retry (exponential backoff, f
 outcome unknown (timeout, reset, 5xx)  raise       retry 502/503/504, timeouts and resets
 =====================================  ==========  ==========================================
 
-In bulk (``send_many``/``send_all``) a request's first 429 with a whole-second hint of
-1 s (rounded: "within the second") is not slept: the retry waits for the pacer's
-admission, which has already paused for it; a second 429 in a row, exact hints and
-hints of 2 s or more are waited out as above.
+In bulk (``send_many``/``send_all``) a 429 with a whole-second hint of 1 s (rounded:
+"within the second"), or none, is not slept, every time within the retry budget: the
+retry waits for the pacer's admission, which has already paused for it (an input past
+its budget is sent again unpaced, its hints waited out); exact hints and hints of 2 s
+or more are waited out as above.
 
 A 429 means the server rejected the request, so retrying it can never duplicate.  An
 unknown-outcome POST is not retried here: the caller turns it into

@@ -147,3 +147,29 @@ async def test_the_probe_is_the_first_request_the_pace_admits() -> None:
 
 async def _no_sleep(seconds: float) -> None:
     """A sleep that returns at once (nothing here waits)."""
+
+
+def test_a_period_longer_than_two_resets_apart_is_forgotten() -> None:
+    """Walls whose resets came a second apart, then an outage of 15 s: the period the
+    outage would teach (from the last lift before it to its last refusal) is longer
+    than two resets were apart, so it is no window's, and the next wall's first probe
+    is not held back by it (a limiter that refused everything for a while, then 10/s
+    with hints of 1 s: 13 s with nothing sent, ``tests/test_pacing_outage_hints.py``)."""
+    now = [0.0]
+    probe = WallProbe(lambda: now[0], _no_sleep)
+    probe.accepted(0.0)
+    for second in range(1, 5):  # a wall each second, lifting at its reset
+        probe.refused(second - 0.5, 1, second - 0.45, True)
+        probe.refused(second - 0.4, 1, second - 0.2, True)  # after the guess: shut
+        assert probe.shut
+        probe.accepted(second + 0.01)
+    assert 0 < probe.period < 2
+    probe.refused(5.0, 1, 5.05, True)  # the outage: refused until 19.9
+    probe.refused(19.9, 1, 20.0, True)
+    probe.accepted(20.01)
+    assert probe.period == 0.0  # 15 s: no window's, since resets came a second apart
+    now[0] = 21.0
+    probe.refused(21.0, 1, 21.05, True)
+    probe.refused(21.1, 1, 21.3, True)
+    assert probe.shut
+    assert probe.not_before <= 21.3  # the short pause's, not a learned 15 s

@@ -38,6 +38,7 @@ class WallProbe:
         "_lift_refused",
         "_longest",
         "_refused",
+        "_reset_gap",
         "_since",
         "_sleep",
         "_wall",
@@ -74,6 +75,9 @@ class WallProbe:
         self._lift: float | None = None  # when the last wall lifted (its probe's admission)
         self._lift_refused = float("-inf")  # the last refusal before that
         self._wall = 0.0  # how long the last wall held (first to last refusal)
+        self._reset_gap = float("inf")
+        """The most two walls' resets were apart (a wall's reset came after its last
+        refusal, no later than its lift): a window's period is no longer (``_lifted``)."""
         self.shut = False
         """A request admitted after a guessed pause was refused: one probe at a time."""
         self.out = False
@@ -134,6 +138,17 @@ class WallProbe:
         before = self._lift if self._lift is not None else self.first_send
         if before is not None:
             self.period = max(self.period, self._refused - before)
+        if self._lift is not None:
+            # Two resets of a window are a whole number of periods apart, so its period
+            # is no longer than from the last wall's last refusal to this lift.
+            self._reset_gap = min(self._reset_gap, sent_at - self._lift_refused)
+        if self.period > self._reset_gap:
+            # A period longer than two walls' resets were apart is no window's: the
+            # limiter changed (an outage, a limit dropped to zero for a while, then
+            # back).  Learned, it held the next ordinary wall's probe back as long as
+            # the outage (10/s, 15 s refusing all, hints of 1: 13 s with nothing sent,
+            # tests/test_pacing_outage_hints.py): forget it, as at the start.
+            self.period, self._reset_gap = 0.0, float("inf")
         self._wall = self._refused - self._since
         self._lift, self._lift_refused = sent_at, self._refused
 
