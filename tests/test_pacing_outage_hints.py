@@ -89,7 +89,7 @@ async def _run(limit: _Outage | _OutageNoHint, messages: int) -> tuple[list[floa
 @pytest.mark.xfail(
     strict=True,
     reason="an outage's exact 10 ms hints: no success, so no 429 cuts "
-    "(backend._new_episode), and the curve climbs past its limit and doubles (traced: "
+    "(episode.new_episode), and the curve climbs past its limit and doubles (traced: "
     "limit 33/s, rate 33 -> 1,849/s in 8 s); exact hints never shut the wall probe "
     "(says_reset), and pause.bucket_bound (100/s) is used only in the search's episode",
 )
