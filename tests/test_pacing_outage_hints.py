@@ -97,10 +97,12 @@ async def test_an_outage_with_exact_hints_draws_no_429_storm() -> None:
     """10/s, then 8 s refusing everything with ``retryAfterSeconds: 0.01``, then 10/s
     again.  The README: "A bucket's exact hints (its next token) bound the rate": a
     refusal with a 10 ms hint bounds it at 100/s, so no second of the outage may see
-    more sends than that (a well-behaved client does not raise its rate while refused)."""
+    more sends than that, nor more than its first (a well-behaved client does not raise
+    its rate while refused).  Python 3.11 reached 2,016 in a second, 3.12 (another order
+    of the event loop) 96, from 40 in the first."""
     times, _ = await _run(_Outage(10, 0.01, (5.0, 13.0)), 120)
     per_second = Counter(int(x) for x in times if 5.0 <= x < 13.0)
-    assert max(per_second.values()) <= 100, sorted(per_second.items())
+    assert max(per_second.values()) <= min(100, per_second[5]), sorted(per_second.items())
 
 
 @pytest.mark.parametrize("hints", ["whole", "none"])
