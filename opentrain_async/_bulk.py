@@ -10,11 +10,12 @@ memory is bounded for any input size, and a slow consumer slows the sending down
 directly.  The workers live in ``_bulk_engine``, the outcomes and the report in
 ``_bulk_outcome``; this module is the surface and re-exports their names.
 
-Nothing fails fast: invalid input, a 403 or 409 about the message, or a 429 hint above
-``max_retry_after`` is that input's outcome and the rest go on.  A 429 under that cap
-is never an outcome: the input waits.  A failure that dooms every send of the token
-(``stops_engine``: 401, a 403 about the account or token) stops the sending: every later
-input gets a ``NotAttemptedError`` outcome without a request.
+Nothing fails fast: invalid input, or a 403 or 409 about the message, is that input's
+outcome and the rest go on.  A 429 under ``max_retry_after`` is never an outcome: the
+input waits.  A failure that dooms every send of the token (``stops_engine``: 401, a 403
+about the account or token) or a 429 above that cap (``quota_gone``: every later send
+would meet it too) stops the sending: every later input, and every send still waiting
+for the pacer, gets a ``NotAttemptedError`` outcome without a request.
 
 In order (the default): within one conversation, input k+1 is sent only once input k
 has its outcome; conversations stay concurrent (``_order``).  When an input fails for

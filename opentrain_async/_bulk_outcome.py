@@ -91,8 +91,8 @@ def quota_gone(error: OpenTrainError, max_wait: float) -> bool:
 Deliver = Callable[[str, str, bool, Any, bool], Awaitable[tuple[Message, bool]]]
 """What the engine sends through: ``deliver(conversation_id, content, reconcile, gate,
 paced)`` returns the message and whether read-back found it, or raises an
-``OpenTrainError``.  ``gate`` is the engine: once its ``closing`` is set no new send may
-start.  ``paced``: the input's 429s with a rounded one-second hint are left to the
+``OpenTrainError``.  ``gate`` is the engine: once its ``refusal`` says so no new send
+may start.  ``paced``: the input's 429s with a rounded one-second hint are left to the
 pacer (False once the engine has waited out a 429 of this input itself; see
 ``RetryPolicy.compute_wait``)."""
 
