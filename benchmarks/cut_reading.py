@@ -1,6 +1,6 @@
 """What a cut reads as the accepted rate, beside what the server's limiter admitted.
 
-At every episode's cut (``episode.episode_cut``) the pacer reads the accepted rate
+At every episode's cut (``episode.cut_episode``) the pacer reads the accepted rate
 since the curve's origin (``samples.accepted_rate``).  This runs steady single-process
 token buckets of the simulated family, records each such reading, and divides it by
 the limiter's own admissions per second over the same stretch (from the later of the

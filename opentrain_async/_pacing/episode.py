@@ -1,7 +1,7 @@
 """A 429's cut (pure functions): whether it opens an episode, and how far it cuts.
 
 ``backend.apply_report`` applies a 429's pause first, then, once per episode, the cut
-here: from the rate that drew the 429 and what the server accepted (``episode_cut``),
+here: from the rate that drew the 429 and what the server accepted (``cut_episode``),
 no lower than a wall's window (``wall_cut``), within a bucket's exact hints
 (``hint_bound``), or the search started again where a burst misled it
 (``search_admits``).  The Redis report script mirrors each (``pacing_report.lua``).
@@ -74,28 +74,17 @@ def new_episode(
     )
 
 
-def episode_cut(
+def _measured_rate(
     state: PacingState,
     now: float,
     feedback: PacingFeedback,
     drew: float,
-    windowed: bool,
     resume: float,
     cap: float | None,
     tuning: PacingTuning,
-) -> PacingState:
-    """A new episode's cut: the limit from ``drew`` (the rate that drew the 429) and
-    what the server accepted (or a window's average), the curve restarted at ``resume``."""
-    limit = state.limit if state.limit is not None else drew
-    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
-    delay = now - admitted
-    if windowed and state.window_hint:
-        # A window's 429s (its probe's, a burst past a W that shrank) come from
-        # bursts, not from the curve it sets aside: they drew at the limit at
-        # least.  At the curve's rate each window's probe cut the limit by
-        # ``beta``, until the window's own hint looked short at it (fewer than
-        # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
-        drew = max(drew, limit)
+) -> float | None:
+    """What the server accepted just before a new episode's 429 (or a window's average),
+    for the cut (``cut_episode``); None when it is no reading of the limit."""
     # The server's granularity (its hint) sets how far back to look: a longer
     # window dilutes the burst a bucket adds to what it accepts.
     span = min(max(0.25, feedback.retry_after or 0.0), 1.0)
@@ -113,7 +102,7 @@ def episode_cut(
         # through was what was offered): the drawing rate is the limit.
         average = window_average(state, since)
         measured = average if drew > 2 * average else None
-    return cut(state, now, drew, measured, feedback.retry_after, resume, tuning, delay)
+    return measured
 
 
 def wall_cut(state: PacingState, now: float, hint: float | None) -> PacingState:
@@ -209,15 +198,26 @@ def cut_episode(
     bound: float | None,
     tat: float,
 ) -> PacingState:
-    """A new episode's cut (``episode_cut``, a wall's ``wall_cut``), with the slots
-    handed out before it (up to ``tat``: reserved at the old rate, other processes may
-    still be sending on them, so their 429s are this episode's), then, while the search
-    has not ended, a bucket's ``bound``."""
-    state = episode_cut(state, now, feedback, drew, windowed, resume, cap, tuning)
+    """A new episode's cut: the limit from ``drew`` (the rate that drew the 429) and
+    what the server accepted (``_measured_rate``), the curve restarted at ``resume``; no
+    lower than a wall's window (``wall_cut``); the slots handed out before it (up to
+    ``tat``: reserved at the old rate, other processes may still be sending on them, so
+    their 429s are this episode's); then, while the search has not ended, a bucket's
+    ``bound``."""
+    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
+    delay = now - admitted
+    if windowed and state.window_hint and state.limit is not None:
+        # A window's 429s (its probe's, a burst past a W that shrank) come from
+        # bursts, not from the curve it sets aside: they drew at the limit at
+        # least.  At the curve's rate each window's probe cut the limit by
+        # ``beta``, until the window's own hint looked short at it (fewer than
+        # ``WINDOW_SLOTS`` slots) and the mode was dropped, at half the speed.
+        drew = max(drew, state.limit)
+    measured = _measured_rate(state, now, feedback, drew, resume, cap, tuning)
+    state = cut(state, now, drew, measured, feedback.retry_after, resume, tuning, delay)
     if feedback.walled and not windowed:
         state = wall_cut(state, now, feedback.retry_after)
     state = attrs.evolve(state, cut_at=max(state.cut_at, tat))
     if bound is None or state.cuts > SEARCH_CUTS:
         return state
-    admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
-    return bounded(state, now, bound, None, None, resume, tuning, now - admitted)
+    return bounded(state, now, bound, None, None, resume, tuning, delay)
