@@ -23,11 +23,10 @@ from .step_clock import Clock
 LIMIT, HINT, TRIP = 740.0, 0.0197, 0.12
 
 
-def _past_the_search(clock: Clock) -> InMemoryPacingBackend:
-    """The limit known at 740/s (the search over), no window known, a success since
-    the last cut: a state like seed 151's at 1.6 s."""
-    now = clock.now
-    state = PacingState(
+def past_the_search(now: float, window_hint: float = 0.0) -> PacingState:
+    """The limit known at 740/s (the search over), a success since the last cut, the
+    window ``window_hint`` known (none): a state like seed 151's at 1.6 s."""
+    return PacingState(
         limit=LIMIT,
         searching=False,
         origin=now - 1.0,
@@ -36,8 +35,12 @@ def _past_the_search(clock: Clock) -> InMemoryPacingBackend:
         successes=500,
         successes_at_cut=400,
         pause_until=now - 0.5,
+        window_hint=window_hint,
     )
-    return InMemoryPacingBackend(clock=clock, state=state)
+
+
+def _past_the_search(clock: Clock) -> InMemoryPacingBackend:
+    return InMemoryPacingBackend(clock=clock, state=past_the_search(clock.now))
 
 
 async def test_a_hint_shorter_than_its_round_trip_opens_no_window() -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import redis.asyncio as redis_asyncio
 
-from opentrain_async._pacing.state import PacingFeedback, PacingState
+from opentrain_async._pacing.state import PacingFeedback
 
 from .pacing_kit import lua_report_agrees
 from .test_pacing_redis import redis_now
-
-LIMIT, HINT = 740.0, 0.0197
+from .test_pacing_window_shorter_than_trip import HINT, past_the_search
 
 
 async def test_report_agrees_on_a_hint_shorter_than_its_round_trip(
@@ -21,17 +20,7 @@ async def test_report_agrees_on_a_hint_shorter_than_its_round_trip(
     opens no window, nor lengthens one; answered 10 ms after, it opens one."""
     for trip, known, learned in ((0.12, 0.0, 0.0), (0.12, 0.01, 0.01), (0.01, 0.0, HINT)):
         now = await redis_now(redis)
-        before = PacingState(
-            limit=LIMIT,
-            searching=False,
-            origin=now - 1.0,
-            cut_at=now - 1.0,
-            cuts=2,
-            successes=500,
-            successes_at_cut=400,
-            pause_until=now - 0.5,
-            window_hint=known,
-        )
+        before = past_the_search(now, window_hint=known)
         feedback = PacingFeedback(throttled=True, throttled_at=now - trip, retry_after=HINT)
         got, _ = await lua_report_agrees(redis, "short-trip", before, feedback)
         assert got.window_hint == learned
