@@ -79,7 +79,7 @@ def accepted_since(state: PacingState, now: float, start: float) -> tuple[int, f
     total = 0
     first = None
     for i, count in enumerate(state.accepted):
-        began = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
+        began = _began(state, i)
         if began >= start - 1e-9:
             total += count
             if first is None:
@@ -97,20 +97,30 @@ def first_estimate(
     would hold everyone back for longer than a doubling while the search climbed
     untested).  Computed before the 429's own successes are counted."""
     estimate = max(local_rate or 0.0, 1 / tuning.doubling)
-    for i, count in enumerate(state.accepted):
-        if count:
-            first = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
-            total = sum(state.accepted)
-            return max(estimate, total / max(now - first, SAMPLE_SECONDS))
-    return estimate
+    first = _first_success(state)
+    if first is None:
+        return estimate
+    return max(estimate, sum(state.accepted) / max(now - first, SAMPLE_SECONDS))
 
 
 def wall_rate(state: PacingState, now: float, reset: float) -> float | None:
     """What a window carries that let the successes in the samples through (at most the
     last second) from the first of them to ``reset``, per second; None: none there."""
     state = _advance(state, now)
+    first = _first_success(state)
+    if first is None:
+        return None
+    return sum(state.accepted) / max(reset - first, SAMPLE_SECONDS)
+
+
+def _began(state: PacingState, i: int) -> float:
+    """When sample bucket ``i`` began (the last one at ``sample_at``)."""
+    return state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
+
+
+def _first_success(state: PacingState) -> float | None:
+    """When the first sample bucket holding a success began; None: none holds one."""
     for i, count in enumerate(state.accepted):
         if count:
-            first = state.sample_at - (SAMPLE_BUCKETS - 1 - i) * SAMPLE_SECONDS
-            return sum(state.accepted) / max(reset - first, SAMPLE_SECONDS)
+            return _began(state, i)
     return None
