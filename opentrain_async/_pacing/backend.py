@@ -310,9 +310,9 @@ def _apply_report(
     # answering exact 10 ms hints drew 2,016 sends a second from 40, the curve climbing
     # past its limit and doubling; ``tests/test_pacing_outage_hints.py``).  Only such
     # hints: a stale 429, sent before the cut, says nothing of the rate since; and a
-    # window's rounded hints or a wall with none, frozen too (branch ``storm``), left
-    # the curve at its cut through the wall, to climb back from there after the reset
-    # (the family's median worse, sliding windows' worst 3.84x -> 4.39x).
+    # window's rounded hints or a wall with none, frozen too (branch ``storm``: the
+    # family's median worse, sliding windows' worst 3.84x -> 4.39x), likely (not traced)
+    # held the curve at its cut through the wall, to climb back from there after it.
     sent = feedback.throttled_at
     if (
         bound is not None
