@@ -4,7 +4,8 @@ an injected clock, the requests counted at the server.
 
 Found by the adversary round of 2026-12-07 (branch ``pacadv``): the stall after an
 outage is fixed (``probe.WallProbe._lifted``); the storm of an outage with exact hints
-is a strict xfail (its fix changes the curve and both Lua scripts).
+too (branch ``storm2``: a bucket's exact hint with no success since the last cut
+does not climb the curve, ``backend.apply_report`` and ``pacing_report.lua``).
 """
 
 from __future__ import annotations
@@ -86,23 +87,20 @@ async def _run(limit: _Outage | _OutageNoHint, messages: int) -> tuple[list[floa
         return [r.received_at - first for r in sends], [r.status for r in sends]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an outage's exact 10 ms hints: no success, so no 429 cuts "
-    "(episode.new_episode), and the curve climbs past its limit and doubles (traced: "
-    "limit 33/s, rate 33 -> 1,849/s in 8 s); exact hints never shut the wall probe "
-    "(says_reset), and pause.bucket_bound (100/s) is used only in the search's episode",
-)
 async def test_an_outage_with_exact_hints_draws_no_429_storm() -> None:
     """10/s, then 8 s refusing everything with ``retryAfterSeconds: 0.01``, then 10/s
     again.  The README: "A bucket's exact hints (its next token) bound the rate": a
     refusal with a 10 ms hint bounds it at 100/s, so no second of the outage may see
     more sends than that, nor more than its first (a well-behaved client does not raise
-    its rate while refused).  Python 3.11 reached 2,016 in a second, 3.12 (another order
-    of the event loop) 96, from 40 in the first."""
+    its rate while refused; one send more than the first is a second's boundary: a
+    flat 31.5/s sends 31 in one second, 32 in the next).  Before branch ``storm2``
+    Python 3.11 reached 46 -> 112 or 40 -> 2,016 in a second, 3.12 and 3.13 (another
+    order of the event loop) 40 -> 96 and 38 -> 96: no success since the last cut, so
+    no 429 cut (``episode.new_episode``), and the curve climbed past its limit and
+    doubled.  Now flat in each run: 30-32 a second on 3.11, 30-38 on 3.12 and 3.13."""
     times, _ = await _run(_Outage(10, 0.01, (5.0, 13.0)), 120)
     per_second = Counter(int(x) for x in times if 5.0 <= x < 13.0)
-    assert max(per_second.values()) <= min(100, per_second[5]), sorted(per_second.items())
+    assert max(per_second.values()) <= min(100, per_second[5] + 1), sorted(per_second.items())
 
 
 @pytest.mark.parametrize("hints", ["whole", "none"])

@@ -202,7 +202,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     branches: set[tuple[bool, int]] = set()
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
-    tightened = probes = ended = lowered = short = again = walls = 0
+    tightened = probes = ended = lowered = short = again = walls = refused = left = 0
     for _ in range(800):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -297,6 +297,30 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 spread=False,
             )
             cap = None
+        if rng.random() < 0.1:  # refused since the cut, no success: an outage's 429
+            # (10 ms: a bucket's next slot, which freezes the curve; 0.5 s at up to 500/s
+            # is a window's length, and 1 s or none a rounded wall's: those do not)
+            cut_at = now - rng.uniform(0.05, 2)
+            before = attrs.evolve(
+                before,
+                limit=rng.uniform(5, 500),
+                searching=rng.random() < 0.3,
+                window_hint=0.0,
+                cut_at=cut_at,
+                origin=cut_at - rng.choice([0.0, 0.3]),
+                successes_at_cut=before.successes,
+                pause_until=rng.choice([0.0, cut_at + rng.uniform(0, now - cut_at)]),
+            )
+            feedback = attrs.evolve(
+                feedback,
+                successes=0,
+                throttled=True,
+                throttled_at=now - rng.uniform(0.001, 0.05),
+                retry_after=rng.choice([0.01, 0.5, 1.0, None]),
+                spread=False,
+                walled=False,
+            )
+            cap = None
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -336,6 +360,24 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
             and want.limit is not None
             and want.limit < before.limit
         )
+        # no success since the cut: a bucket's exact hint froze the curve for the time
+        # refused, not the pause alone; other hints froze it for the pause alone
+        paused = max(want.pause_until, now) - max(before.pause_until, now)
+        outage = (
+            feedback.throttled
+            and not feedback.spread
+            and feedback.throttled_at is not None
+            and feedback.throttled_at > before.cut_at
+            and want.cuts == before.cuts
+            and want.limit == before.limit
+            and before.successes == before.successes_at_cut
+        )
+        refused += outage and want.origin - before.origin > paused + 1e-6
+        left += (
+            outage
+            and feedback.retry_after in (1.0, None)
+            and want.origin - before.origin <= paused + 1e-6
+        )
         lowered += (
             want.cuts == before.cuts
             and before.limit is not None
@@ -352,6 +394,8 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert short
     assert again
     assert walls
+    assert refused
+    assert left
 
 
 async def test_reports_waiting_together_go_in_one_call(redis: redis_asyncio.Redis) -> None:

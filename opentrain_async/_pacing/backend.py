@@ -265,6 +265,7 @@ def _apply_report(
         return state
     tat = state.tat
     paused_before = max(state.pause_until, now)
+    refused_since = max(state.pause_until, state.cut_at)
     # The rate that drew the 429 is the one its request was admitted at (a round trip
     # ago: while the rate doubles, the rate now is well past it).
     admitted = now if feedback.throttled_at is None else min(feedback.throttled_at, now)
@@ -301,7 +302,25 @@ def _apply_report(
         # rate.  (Later, what the limiter accepts measures it: a bucket that refills
         # at once, a fresh one after a change, accepts more than one's hint says.)
         state = bounded(state, now, bound, None, None, resume, tuning, now - admitted)
-    # A pause without a cut freezes the curve for its duration.
+    # A pause without a cut freezes the curve for its duration.  A bucket's exact hint
+    # (``hint_bound``: "its next slot") for a request sent since the last cut, with no
+    # success since it (a limiter refusing everything: an outage), froze it since the
+    # last pause ended (or the cut) too: every answer then was a 429 that could not cut
+    # (``new_episode``), and a refused client does not raise its rate (an outage
+    # answering exact 10 ms hints drew 2,016 sends a second from 40, the curve climbing
+    # past its limit and doubling; ``tests/test_pacing_outage_hints.py``).  Only such
+    # hints: a stale 429, sent before the cut, says nothing of the rate since; and a
+    # window's rounded hints or a wall with none, frozen too (branch ``storm``: the
+    # family's median worse, sliding windows' worst 3.84x -> 4.39x), likely (not traced)
+    # held the curve at its cut through the wall, to climb back from there after it.
+    sent = feedback.throttled_at
+    if (
+        bound is not None
+        and sent is not None
+        and sent > state.cut_at
+        and state.successes <= state.successes_at_cut
+    ):
+        paused_before = min(paused_before, refused_since)
     return freeze(state, paused_before, resume)
 
 

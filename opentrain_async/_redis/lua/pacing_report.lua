@@ -194,6 +194,7 @@ if throttled then s.throttles = s.throttles + 1 end
 if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
+  local refused_since = math.max(s.pause_until, s.cut_at)
   -- the rate that drew the 429: the one its request was admitted at
   local admitted = now
   if sent_at ~= nil then admitted = math.min(sent_at, now) end
@@ -322,6 +323,12 @@ if throttled and not spread then
     if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
   else  -- curve.freeze
     if bound ~= nil and s.cuts <= SEARCH_CUTS then lowered(bound, resume, now - admitted) end
+    -- a bucket's exact hint, sent since the cut, no success since it: the time since
+    -- the last pause froze too
+    if bound ~= nil and sent_at ~= nil and sent_at > s.cut_at
+        and s.successes <= s.successes_at_cut then
+      paused_before = math.min(paused_before, refused_since)
+    end
     local stalled = resume - math.max(paused_before, s.origin)
     if stalled > 0 then s.origin = s.origin + stalled end
   end
