@@ -302,17 +302,31 @@ def _apply_report(
         # rate.  (Later, what the limiter accepts measures it: a bucket that refills
         # at once, a fresh one after a change, accepts more than one's hint says.)
         state = bounded(state, now, bound, None, None, resume, tuning, now - admitted)
-    # A pause without a cut freezes the curve for its duration.  A bucket's exact hint
-    # (``hint_bound``: "its next slot") for a request sent since the last cut, with no
-    # success since it (a limiter refusing everything: an outage), froze it since the
-    # last pause ended (or the cut) too: every answer then was a 429 that could not cut
-    # (``new_episode``), and a refused client does not raise its rate (an outage
-    # answering exact 10 ms hints drew 2,016 sends a second from 40, the curve climbing
-    # past its limit and doubling; ``tests/test_pacing_outage_hints.py``).  Only such
-    # hints: a stale 429, sent before the cut, says nothing of the rate since; and a
-    # window's rounded hints or a wall with none, frozen too (branch ``storm``: the
-    # family's median worse, sliding windows' worst 3.84x -> 4.39x), likely (not traced)
-    # held the curve at its cut through the wall, to climb back from there after it.
+    # A pause without a cut freezes the curve for its duration (an outage's, longer).
+    paused_before = _frozen_from(state, feedback, bound, paused_before, refused_since)
+    return freeze(state, paused_before, resume)
+
+
+def _frozen_from(
+    state: PacingState,
+    feedback: PacingFeedback,
+    bound: float | None,
+    paused_before: float,
+    refused_since: float,
+) -> float:
+    """Where a pause without a cut starts freezing the curve: at the pause, or earlier.
+
+    A bucket's exact hint (``hint_bound``: "its next slot") for a request sent since the
+    last cut, with no success since it (a limiter refusing everything: an outage), freezes
+    it since the last pause ended (or the cut) too: every answer then was a 429 that could
+    not cut (``new_episode``), and a refused client does not raise its rate (an outage
+    answering exact 10 ms hints drew 2,016 sends a second from 40, the curve climbing past
+    its limit and doubling; ``tests/test_pacing_outage_hints.py``).  Only such hints: a
+    stale 429, sent before the cut, says nothing of the rate since; and a window's rounded
+    hints or a wall with none, frozen too (branch ``storm``: the family's median worse,
+    sliding windows' worst 3.84x -> 4.39x), likely (not traced) held the curve at its cut
+    through the wall, to climb back from there after it.
+    """
     sent = feedback.throttled_at
     if (
         bound is not None
@@ -320,8 +334,8 @@ def _apply_report(
         and sent > state.cut_at
         and state.successes <= state.successes_at_cut
     ):
-        paused_before = min(paused_before, refused_since)
-    return freeze(state, paused_before, resume)
+        return min(paused_before, refused_since)
+    return paused_before
 
 
 class InMemoryPacingBackend:
