@@ -41,7 +41,7 @@ __all__ = [
 MIN_RATE = 0.5
 """No learned limit goes below this (requests/second): one request per two seconds."""
 _MAX_DOUBLINGS = 30.0  # 2**30 is far past any server's limit and keeps the curve finite
-_MAX_DT = 60.0
+_MAX_DT = 60.0  # seconds of climb counted: past it the doubling cap binds anyway
 _TRUST_OFFERED = 0.5  # the accepted rate counts when at least this share of the pace was offered
 _MAX_CUT = 0.5  # one episode cuts to no less than this share of the drawing rate
 SEARCH_FLOOR = 2**-0.5
