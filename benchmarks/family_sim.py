@@ -197,9 +197,7 @@ async def _run(
                 hint = None if answer is None else float(answer)
                 await pacer.on_throttle(sent_at, hint)
                 error = RateLimitError("429", status=429, retry_after=hint)
-                reset = hint is not None and pacer.paces_reset(hint)
-                wait = retry.compute_wait(error, attempt, paced=True, reset_paced=reset)
-                await asyncio.sleep(wait)
+                await asyncio.sleep(retry.compute_wait(error, attempt, paced=True))
 
     async def peer(index: int) -> None:
         nonlocal remaining, throttled, delivered

@@ -451,9 +451,7 @@ class Pipeline(SessionMixin):
 
         # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
         paced = paced and method != "GET"
-        retrying = self.retry_policy.retrying(
-            method, path, idempotent=idempotent, paced=paced, reset_paced=self._pacer.paces_reset
-        )
+        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
         try:
             return await retrying(attempt)
         finally:

@@ -6,7 +6,6 @@ pinned here on plain values.
 
 from __future__ import annotations
 
-import math
 import random
 
 import attrs
@@ -402,8 +401,6 @@ def test_a_reservation_is_the_composition_of_the_parts() -> None:
         count, successes = rng.randrange(1, 64), rng.choice([0, rng.randrange(1, 30)])
         cap = rng.choice([None, rng.uniform(1.0, 3000.0)])
         step = state
-        if step.began == -math.inf:  # the first reservation noted (``win_period``)
-            step = attrs.evolve(step, began=now)
         if successes:
             step = record(step, now, accepted=successes)
             step = attrs.evolve(step, successes=step.successes + successes, streak=0)

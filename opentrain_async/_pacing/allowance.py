@@ -49,13 +49,10 @@ from .state import PacingState, PacingTuning, evolve
 
 __all__ = [
     "ANSWER_WAIT",
-    "LONG_HINT",
     "bounds_reset",
     "earlier_windows",
     "in_window_mode",
     "not_the_probes",
-    "paces_reset",
-    "predicted_reset",
     "probe_bounds_reset",
     "reserve_window",
     "stale_answers",
@@ -72,42 +69,9 @@ longer than any round trip of the family (200 ms +-50%) plus a success's report 
 short against a window (1-60 s); an answer is lost only to an error or a crash."""
 
 
-LONG_HINT = 3.0
-"""A whole hint this long (seconds) is the pacer's to wait even at a window's first wall
-(``paces_reset``): the shortest above the 2 s family's (whose windows' hints are at most
-2), where a request's own jitter (10% of its hint) costs 0.3 s or more."""
-
-
 def in_window_mode(state: PacingState, cap: float | None) -> bool:
     """A window of seconds is known and no stated limit asks for even spacing."""
     return state.window_hint > 0 and state.limit is not None and cap is None
-
-
-def paces_reset(
-    state: PacingState, retry_after: float, cap: float | None, tuning: PacingTuning
-) -> bool:
-    """A bulk send's 429 with a window's rounded hint (whole seconds, 2 or more) is the
-    pacer's to wait, not the request's (``RetryPolicy.compute_wait``, ``reset_paced``):
-    the hint is an upper bound on the reset, and the pause ends at the earliest bound
-    of the wall's hints (``tighten``), or by the window's learned length
-    (``predicted_reset``).  Each refused request waiting out its own hint plus jitter
-    (up to 10% of it) found the reset up to a second late (seed 254 of the 2 s family:
-    the window opened at 1.53 s, its requests woke at 2.4-2.7 s).  Left to the pacer,
-    they go together at the pause's end, where a sliding window freeing its slots one
-    by one refuses most of them (branch ``resetpos``: seed 340179, 50% -> 89% 429s).
-    So only where that is safe:
-
-    - a hint of ``LONG_HINT`` or more, up to the longest pause a hint gets (a longer
-      one's pause is cut to it: waited out in full): 60 s family, tuning seeds 0-499,
-      1.138x -> 1.114x median, the 429 share's p90 87.1% -> 85.2%;
-    - a shorter one (2 s) once the window's mode has opened a window: W goes at each
-      reset, spread over the stretch its successes took (``_spread``).  At a short
-      window's first wall (none opened yet) the requests keep their own hints: left
-      to the pacer there, more draws' 429 shares rose than fell (2 s family, tuning
-      seeds 3000-3499: 12 / 4, median 1.314x -> 1.308x)."""
-    if LONG_HINT <= retry_after <= tuning.max_hint_pause:
-        return True
-    return in_window_mode(state, cap) and state.win_opened > -math.inf
 
 
 def window_rate(state: PacingState) -> float | None:
@@ -204,54 +168,6 @@ def reset_by(state: PacingState, now: float, retry_after: float) -> PacingState:
     end = now + retry_after
     if end > state.pause_until:
         return evolve(state, pause_until=end, pause_began=now, win_reset=end)
-    return state
-
-
-def predicted_reset(
-    state: PacingState,
-    now: float,
-    sent_at: float | None,
-    retry_after: float | None,
-    windowed: bool,
-) -> PacingState:
-    """After a 429's pause (``windowed``: in a window's mode before it): with a rounded
-    hint, the window's length learned at its first wall ends the pause where the reset
-    is, not up to a second late.
-
-    A hint h rounded up says the reset is in (t + h - 1, t + h] of its answer at t, and
-    a window of a second or two refuses its probe with 2 until the reset is within the
-    second: waited to t + 2, one process behind such hints found every reset up to a
-    second late (seed 254 of the 2 s family).  The first wall of the window's mode is
-    where the hints are many (the first window's overflow), and its pause ends at the
-    earliest of their bounds (``tighten``), near the reset when they flip from 2 to 1.
-    A window that starts with its first send (a fixed window counted from it, as the
-    fake server's; a sliding window's empty log; a counter that expires) began no
-    earlier than ``began``, so that bound minus ``began`` is at least its length T
-    (``win_period``).  A later window opened at ``win_opened`` (a reset found, so no
-    earlier than the reset) resets again by ``win_opened + T``: a rounded hint's pause
-    ends there if sooner.  A window aligned elsewhere (a clock's minute) may be longer:
-    a send of the window refused after that time, or W's own sends refused (it opened
-    early), drop the length for good (0), and the hints bound the resets as before."""
-    if retry_after is None or retry_after < 1 or is_exact(retry_after) or sent_at is None:
-        return state
-    told = state.win_reset == state.pause_until > now
-    if state.win_opened == -math.inf:
-        # The first wall of the window's mode: its reset's bound, tightened 429 by 429.
-        if told and state.window_hint > 0 and state.began > -math.inf:
-            return evolve(state, win_period=state.win_reset - state.began)
-        return state
-    period = state.win_period
-    if not windowed or not period > 0 or sent_at < state.win_opened:
-        return state
-    predicted = state.win_opened + period
-    probe = state.win_sent > state.win_size and sent_at >= state.win_granted - 1e-6
-    if state.win_size > 0 and not probe:
-        return evolve(state, win_period=0.0)  # W's own sends refused: opened early
-    if sent_at > predicted:
-        return evolve(state, win_period=0.0)  # refused past the reset it predicted
-    end = max(predicted, now)
-    if told and end < state.pause_until:
-        return evolve(state, pause_until=end, win_reset=end)
     return state
 
 

@@ -39,7 +39,6 @@ from .allowance import (
     earlier_windows,
     in_window_mode,
     not_the_probes,
-    predicted_reset,
     probe_bounds_reset,
     reserve_window,
     reset_by,
@@ -176,8 +175,6 @@ def apply_reserve(
 ) -> tuple[PacingState, Reservation]:
     """``reserve`` as a pure function: count successes, restart an idle schedule (the
     curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
-    if state.began == -math.inf:  # the first send goes no earlier (``win_period``)
-        state = attrs.evolve(state, began=now)
     if in_window_mode(state, cap):  # W at each reset, shared (``allowance``)
         state = _count_successes(state, now, successes)
         state, first, n = reserve_window(state, now, count, tuning)
@@ -223,7 +220,7 @@ def _pause(
     state = window_reset(state, before, says_reset(hint))
     if probe and hint is not None:
         state = reset_by(state, now, hint)
-    return predicted_reset(state, now, sent, hint, windowed)
+    return state
 
 
 def apply_report(

@@ -112,15 +112,6 @@ class PacingState:
     hint_max: float = 0.0
     """The longest exact hint seen: a token bucket's rate is at most its inverse
     (``pause.bucket_bound``, until the search's end); 0: none."""
-    began: float = float("-inf")
-    """The first reservation (the first send no earlier): a window that starts with its
-    first send (a fixed one counted from it, a sliding one's empty log) started no
-    earlier, so its first reset's bound minus this bounds its length (``win_period``)."""
-    win_period: float = 0.0
-    """A window's length at most, learned at its first wall in the window's mode (that
-    wall's reset bound minus ``began``); a rounded hint's pause ends no later than the
-    window's opening plus it (``allowance.predicted_reset``); 0: not known, or proven
-    wrong."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

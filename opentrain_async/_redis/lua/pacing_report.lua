@@ -26,7 +26,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'c
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
-  'win_first', 'win_last', 'win_throttles', 'began', 'win_period')
+  'win_first', 'win_last', 'win_throttles')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -38,8 +38,7 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
   win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
   hint_max = tonumber(f[25]) or 0, win_first = tonumber(f[26]) or math.huge,
-  win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0,
-  began = tonumber(f[29]) or NEG, win_period = tonumber(f[30]) or 0}
+  win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -243,25 +242,6 @@ if throttled and not spread then
   if probe and now + ra > s.pause_until then
     s.pause_until, s.pause_began, s.win_reset = now + ra, now, now + ra
   end
-  -- allowance.predicted_reset: a rounded hint's pause ends by the window's opening
-  -- plus its length, learned at its first wall (that wall's reset bound minus began)
-  if ra ~= nil and ra >= 1 and ra == math.floor(ra) and sent_at ~= nil then
-    local told = s.win_reset == s.pause_until and s.pause_until > now
-    if s.win_opened == NEG then
-      if told and s.window_hint > 0 and s.began > NEG then
-        s.win_period = s.win_reset - s.began
-      end
-    elseif windowed and s.win_period > 0 and sent_at >= s.win_opened then
-      local predicted = s.win_opened + s.win_period
-      local probing = s.win_sent > s.win_size and sent_at >= s.win_granted - 1e-6
-      if (s.win_size > 0 and not probing) or sent_at > predicted then
-        s.win_period = 0  -- W's own sends refused, or refused past the predicted reset
-      else
-        local ends = math.max(predicted, now)
-        if told and ends < s.pause_until then s.pause_until, s.win_reset = ends, ends end
-      end
-    end
-  end
   local resume = math.max(s.pause_until, now)
   -- pause.bucket_bound: the longest exact hint bounds a bucket's rate
   local bound = nil
@@ -361,7 +341,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
-  'win_throttles', s.win_throttles, 'win_period', fmt(s.win_period),
+  'win_throttles', s.win_throttles,
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)

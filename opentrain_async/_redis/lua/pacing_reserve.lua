@@ -53,10 +53,6 @@ local function record(at, acc, off)
   offered[NB] = offered[NB] + off
 end
 
--- apply_reserve: the first reservation, no later than the first send (win_period)
-local began = tonumber(redis.call('HGET', key, 'began'))
-if began == nil or began == -math.huge then redis.call('HSET', key, 'began', fmt(now)) end
-
 if successes > 0 then
   record(now, successes, 0)
   total = total + successes
