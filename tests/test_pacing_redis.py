@@ -203,6 +203,8 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
     tightened = probes = ended = lowered = short = again = walls = refused = left = 0
+    climbed = 0
+    climbing = random.Random(37)  # (its own stream: the branches above draw as before)
     for _ in range(800):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -321,6 +323,16 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 walled=False,
             )
             cap = None
+        if climbing.random() < 0.1:  # a one-token bucket's spread 429 far below its limit
+            before = attrs.evolve(
+                before,
+                limit=climbing.uniform(10, 3000),
+                searching=climbing.random() < 0.2,
+                window_hint=0.0,
+                recover=climbing.choice([0.0, 0.5, 1.5]),
+                origin=now - climbing.uniform(0, 4),
+            )
+            feedback = attrs.evolve(feedback, throttled=True, spread=True, climb=True)
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -350,6 +362,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
             and want.window_hint == before.window_hint
             and (before.limit or 0) * hint >= 10
         )
+        climbed += feedback.climb and want.origin < before.origin  # ``curve.climb``
         resume = max(want.pause_until, now)
         ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
         # a search far above what the limiter admitted searched again from there
@@ -389,6 +402,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert stretched  # a success's admission widened the window's first to last
     assert tightened  # a rounded hint of the wall brought its reset forward
     assert probes
+    assert climbed  # a one-token bucket's spread 429 climbed (``curve.climb``)
     assert ended
     assert lowered
     assert short

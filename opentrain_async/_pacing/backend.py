@@ -50,6 +50,7 @@ from .allowance import (
 )
 from .curve import (
     bounded,
+    climb,
     first_cut,
     freeze,
     search_again,
@@ -262,7 +263,7 @@ def _apply_report(
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)
     if feedback.spread:  # the arrival spread's 429: counted, no pause, no cut
-        return state
+        return climb(state, now, tuning) if feedback.climb else state
     tat = state.tat
     paused_before = max(state.pause_until, now)
     refused_since = max(state.pause_until, state.cut_at)

@@ -12,6 +12,8 @@
   probing above it; past ``2 * recover`` with no 429 the limit has likely risen, and
   the rate doubles every ``doubling`` seconds from there, so a raised limit is found
   within a second.
+* **Climb.**  A one-token bucket's spread 429s at a very low refused share say the
+  limit is far above: the curve goes into its doubling at once (``climb``).
 * **Freeze.**  Time the sender spends idle or paused without a cut does not move the
   curve: ``origin`` moves forward by it, so a consumer pause forgets nothing.
 
@@ -28,6 +30,7 @@ __all__ = [
     "MIN_RATE",
     "SEARCH_FLOOR",
     "bounded",
+    "climb",
     "cut",
     "doubling",
     "first_cut",
@@ -81,6 +84,17 @@ def doubling(state: PacingState, now: float, tuning: PacingTuning) -> bool:
     if state.searching:
         return True
     return now - state.origin > 2 * (state.recover or tuning.recover)
+
+
+def climb(state: PacingState, now: float, tuning: PacingTuning) -> PacingState:
+    """A one-token bucket's limit lies far above the rate (``ArrivalSpread.far``): a
+    curve past its search and not yet doubling goes into its doubling now (its origin
+    two recoveries back), instead of holding its plateau for those two recoveries (3 s
+    after a whole hint's cut).  The next pair of 429s over ``RUN_SHARE`` refused cuts
+    it as before."""
+    if state.limit is None or doubling(state, now, tuning):
+        return state
+    return attrs.evolve(state, origin=now - 2 * (state.recover or tuning.recover))
 
 
 def first_cut(

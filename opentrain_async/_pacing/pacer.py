@@ -466,6 +466,7 @@ class Pacer:
             retry_after=retry_after,
             local_rate=local_rate,
             spread=jitter,
+            climb=jitter and self.spread.far(),
             latest_accepted=latest,
             walled=walled,
         )

@@ -105,7 +105,7 @@ def report_args(
             _arg(feedback.retry_after),
             _arg(feedback.local_rate),
             _arg(cap),
-            "1" if feedback.spread else "0",
+            ("2" if feedback.climb else "1") if feedback.spread else "0",
             _arg(feedback.latest_accepted),
             "1" if feedback.walled else "0",
         ]

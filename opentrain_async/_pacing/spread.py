@@ -7,13 +7,22 @@ running estimate of the spread from the round trips a pacer sees (local to one p
 its own network path) and tells a 429 the spread explains from one that a lower limit
 does.  Once lone 429s came for requests sent under the learned limit (a bucket with a
 burst refuses none there: ``below``), the limiter is taken for a one-token bucket, and a
-low refused share then says its limit is far above the rate, even when 429s come two in
-a row (``RUN_SHARE``).
+low refused share then says its limit is far above the rate: 429s two in a row
+(``RUN_SHARE``) and lone ones with sends further apart than the spread
+(``ONE_TOKEN_OVERLAP``) are the spread's, and a very low share says to climb (``far``).
 """
 
 from __future__ import annotations
 
-__all__ = ["EVIDENCE", "OVERLAP", "RUN_SHARE", "UNDER", "ArrivalSpread"]
+__all__ = [
+    "CLIMB_SHARE",
+    "EVIDENCE",
+    "ONE_TOKEN_OVERLAP",
+    "OVERLAP",
+    "RUN_SHARE",
+    "UNDER",
+    "ArrivalSpread",
+]
 
 _WEIGHT = 1 / 16  # EWMA weight per answer: the estimate follows the last ~16 round trips
 _SHARE_WEIGHT = 1 / 32  # the refused share follows the last ~32 answers (runs of 429s)
@@ -24,6 +33,17 @@ OVERLAP = 1.0
 rate >= 1: consecutive sends reach the server in any order).  Tuned on seeds 0-499 of
 ``benchmarks.family_sim`` (with a refused-share guard since dropped as inert): 0.5 gave the
 same figures as 1, 2 a worst draw of 18.55x instead of 16.06x."""
+ONE_TOKEN_OVERLAP = 0.25
+"""For a one-token bucket (``ArrivalSpread.one_token``) a lone 429 is the spread's from
+this spread x rate on, not ``OVERLAP``: the spread is an estimate from round trips,
+and sends go in bunches, so such a bucket refuses lone ones below 1 too (seed 2574 of
+``benchmarks.family_sim``'s 2 s family, 1,382/s burst 1, 9 ms +-45%: at 120-140/s the
+spread x rate was 0.6, and each lone 429, one every 0.5-3 s, cut the rate to the one
+that drew it: 12.17x; 7.15x without the cut).  Not 0: where arrivals do not spread a
+one-token bucket refuses only above its rate, like any other (a window become a 10/s
+bucket, answers immediate: ``tests/test_pacing_window_changes.py``).  Tuned on the
+burst 1-3 buckets of seeds 0-3999 of the 2 s family: 0 / 0.25 / 0.5 made 40 / 37 / 32
+draws faster by 2%+, and 34 / 28 / 25 draws' 429 shares rose."""
 RUN_SHARE = 0.25
 """A 429 after another one is the spread's too, for a one-token bucket (``EVIDENCE``),
 while under this share of recent answers was refused.  Arrivals that random meet a
@@ -41,6 +61,18 @@ with a burst refuses nothing below its rate.  Tuned on seeds 0-3999 (burst 1-3) 
 EVIDENCE = 2
 """Lone 429s under the limit (``UNDER``) before runs of 429s are read as a one-token
 bucket's.  1 moved more draws both ways, 3 fewer."""
+CLIMB_SHARE = 0.05
+"""With the evidence of one token, a spread's 429 while under this share of recent
+answers was refused says the limit is far above the rate: at a refused share s a
+one-token bucket of capacity R met at a rate l refuses l / (l + R) (``RUN_SHARE``), so R
+is 19 times the rate or more here, and the curve climbs to it by doubling instead of
+holding its plateau (``curve.climb``).  Tuned on the burst 1-3 buckets of seeds 0-3999
+of ``benchmarks.family_sim``'s 2 s family, its seeds 1000-1499 and the untuned client
+(lone 429s then the spread's at any spread x rate, before ``ONE_TOKEN_OVERLAP``): 0.03
+changed nothing (the share, an EWMA from 1, is rarely that low), 0.07 gained
+more on burst 1-3 (55 draws better instead of 40) but drew more 429s from the untuned
+client (300/s, burst 10: p90 16.9% -> 18.8% at 100 ms), 0.10 made the 2 s family's p90
+worse (1.93x -> 1.96x: buckets with a burst, 1353, burst 79, 1.11x -> 1.20x)."""
 
 
 class ArrivalSpread:
@@ -93,11 +125,23 @@ class ArrivalSpread:
         if self.last_ok and rate < UNDER * limit:
             self.under += 1
 
+    def one_token(self) -> bool:
+        """The limiter looks like a one-token bucket (``EVIDENCE``) met far below its
+        limit: under ``RUN_SHARE`` of recent answers were refused."""
+        return self.under >= EVIDENCE and self.refused < RUN_SHARE
+
+    def far(self) -> bool:
+        """A one-token bucket's limit far above the rate (``CLIMB_SHARE``): climb."""
+        return self.under >= EVIDENCE and self.refused < CLIMB_SHARE
+
     def explains(self, rate: float) -> bool:
         """A 429 just after an accepted answer, for a request sent at ``rate`` (per
         second), is the spread's: sends came closer together than their arrivals
         spread.  Two 429s in a row are a limit's, unless the limiter looks like a
-        one-token bucket and under ``RUN_SHARE`` of recent answers were refused.  Read
-        before ``answered``."""
-        one_token = self.under >= EVIDENCE and self.refused < RUN_SHARE
-        return (self.last_ok or one_token) and self.seconds * rate >= OVERLAP
+        one-token bucket (``one_token``).  For such a bucket a lone 429 is the
+        spread's from ``ONE_TOKEN_OVERLAP`` on: it refuses jittered arrivals at any
+        rate.  Read before ``answered``."""
+        overlap = self.seconds * rate >= OVERLAP
+        if self.one_token():
+            return (self.last_ok and self.seconds * rate >= ONE_TOKEN_OVERLAP) or overlap
+        return self.last_ok and overlap

@@ -213,6 +213,9 @@ class PacingFeedback:
     spread: bool = False
     """The 429 is the arrival spread's, not a lower limit's (``Pacer._jitter``): it is
     counted, and neither pauses nor cuts."""
+    climb: bool = False
+    """A spread's 429 (``spread``) for a one-token bucket whose limit lies far above the
+    rate (``ArrivalSpread.far``): the curve climbs to it (``curve.climb``)."""
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""

@@ -3,10 +3,11 @@
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, BOUND_SPAN,
 -- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, WALL_RESET, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
--- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'),
+-- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'; '2': and
+-- climb),
 -- latest_accepted ('' unknown), walled ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
--- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, freeze,
+-- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, climb, freeze,
 -- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
@@ -147,7 +148,8 @@ for g = 19, #ARGV, 9 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
-local spread = ARGV[g + 6] == '1'  -- the arrival spread's 429: counted, nothing else
+local spread = ARGV[g + 6] ~= '0'  -- the arrival spread's 429: counted, nothing else
+local climb = ARGV[g + 6] == '2'  -- ... but a one-token bucket's climb (curve.climb)
 local walled = ARGV[g + 8] == '1'  -- a shut limiter's 429 (episode.wall_cut)
 -- allowance.earlier_windows: in a window's mode, a 429 for a send admitted before the
 -- window could judge it (its reset; opened unseen, the window before) is an earlier
@@ -191,6 +193,9 @@ if successes > 0 then
   end
 end
 if throttled then s.throttles = s.throttles + 1 end
+if throttled and spread and climb and s.limit ~= nil and not is_doubling(now) then
+  s.origin = now - 2 * recover_time()  -- curve.climb: into the doubling
+end
 if throttled and not spread then
   local tat = s.tat
   local paused_before = math.max(s.pause_until, now)
