@@ -118,3 +118,30 @@ async def test_cancelling_the_consumer_mid_halt_leaves_every_input_one_outcome()
         stored = {m["content"] for conv in convs for m in fake.messages(conv)}
         sent = {items[o.index][1] for o in outcomes.unreported if o.ok}  # type: ignore[attr-defined]
         assert sent <= stored
+
+
+async def test_a_quota_halt_then_a_rerun_unordered_and_with_the_parts_reshuffled(
+    tmp_path: Path,
+) -> None:
+    """A careless user: after the halt, the same journal with ``ordered=False`` and the
+    inputs in another order (keys keep them the same inputs): each message stored
+    once."""
+    t = FakeTime()
+    journal = str(tmp_path / "job.journal")
+    async with FakeOpenTrain(clock=t.clock) as fake:
+        fake.set_rate_limit(_QuotaAfter(admitted=17))  # type: ignore[arg-type]
+        convs = [fake.add_conversation() for _ in range(CONVERSATIONS)]
+        items = [
+            {"conversationId": c, "content": text, "key": f"{c}-{text}"}
+            for c, text in _items(convs)
+        ]
+        async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
+            first = await c.send_all(items, journal=journal)
+        assert first.counts["not_attempted"], first.counts
+        fake.set_rate_limit(None)
+        async with OpenTrainClient(fake.token, fake.base_url, clock=t.clock, sleep=t.sleep) as c:
+            second = await c.send_all(items[::-1], journal=journal, ordered=False)
+        assert second.counts == Counter({"sent": len(items)}), (first.counts, second.counts)
+        assert fake.stats()["duplicates"] == 0
+        stored = sorted(m["content"] for conv in convs for m in fake.messages(conv))
+        assert stored == sorted(i["content"] for i in items)
