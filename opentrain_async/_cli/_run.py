@@ -478,3 +478,22 @@ class Runner(StartStop):
         finally:
             self._display = None
             items.close()
+            self._unseen(sending.unreported)
+
+    def _unseen(self, unreported: list[SendOutcome]) -> None:
+        """Count the started inputs whose outcome the loop never saw (the run cut after
+        its grace by a quota's halt or a signal): each as the engine says (cut off:
+        unknown; never sent: not attempted), in the summary and ``--failures``; the
+        journal keeps them open, so the next run reads each back before sending.
+        Synchronous: this runs while the run is being cancelled
+        (tests/test_cli_halt_accounting.py)."""
+        for outcome in unreported:
+            ident = outcome.key
+            item = None if ident is None else self.lines.pop(ident, None)
+            if ident is None or item is None:  # never started: the next run sends it
+                continue
+            self.pulled.pop(ident, None)
+            self._recorded += 1
+            self.report.add(outcome)
+            if outcome.error is not None:
+                self._failure(item, outcome.reason or outcome.kind, outcome.error)

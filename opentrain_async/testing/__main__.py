@@ -52,6 +52,28 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    """``--port``: 0 (a free one) to 65535 (anything else ended in a bind traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A count flag: a whole number >= 0 (a negative one was served as none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _share(text: str) -> float:
     """A share or probability flag: 0 to 1."""
     value = _number(text)
@@ -67,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a fake OpenTrain public API on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port", type=_port, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bot's (default) token")
     parser.add_argument(
         "--person-token",
@@ -85,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="each request's latency varies uniformly by +-SHARE of --latency",
     )
-    parser.add_argument("--conversations", type=int, default=1, metavar="N")
+    parser.add_argument("--conversations", type=_count, default=1, metavar="N")
     _add_limit_options(parser)
     _add_scenario_options(parser)
     return parser
@@ -156,7 +178,9 @@ def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the next N sends answer 429 (hint: --rate-limited-retry-after, 1 s)",
     )
-    scenario.add_argument("--rate-limited-retry-after", type=float, default=1.0, metavar="S")
+    scenario.add_argument(
+        "--rate-limited-retry-after", type=_seconds, default=1.0, metavar="S"
+    )  # a NaN hint was served as NaN (not JSON), a negative one as such
 
 
 SCENARIO_KEYS: Final = ("readOnly", "policyBlocked", "missing", "rateLimited")
@@ -193,6 +217,7 @@ def load_scenario(args: argparse.Namespace) -> dict[str, Any]:
                 or not isinstance(limited.get("next"), int)
                 or limited["next"] < 0
                 or not isinstance(limited.get("retryAfter", 1.0), int | float)
+                or not 0 <= limited.get("retryAfter", 1.0) < math.inf  # json reads NaN
             ):
                 raise ValueError(
                     f"--scenario {args.scenario}: rateLimited must be "
@@ -271,8 +296,10 @@ def _rate_change(flag: str) -> tuple[float, float]:
         at, rate = (float(part) for part in flag.split(":", 1))
     except ValueError:
         raise ValueError(f"--rate-change {flag}: expected SECONDS:RATE") from None
-    if not (at >= 0 and rate > 0):
-        raise ValueError(f"--rate-change {flag}: SECONDS must be >= 0 and RATE > 0")
+    # Finite too: an infinite RATE was taken, then its switch failed in a background
+    # task and the old limit stayed; an infinite SECONDS never switches.
+    if not (0 <= at < math.inf and 0 < rate < math.inf):
+        raise ValueError(f"--rate-change {flag}: SECONDS must be >= 0 and RATE > 0, both finite")
     return at, rate
 
 

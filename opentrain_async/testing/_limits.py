@@ -127,6 +127,8 @@ class LimitSchedule:
         """Reject an empty or unordered schedule and unknown hint styles."""
         if not self.steps or self.steps[0][0] != 0:
             raise ValueError("steps must start at 0")
+        if not all(math.isfinite(at) for at, _ in self.steps):  # NaN passes the order check
+            raise ValueError("steps' times must be finite")
         if any(b[0] <= a[0] for a, b in zip(self.steps, self.steps[1:], strict=False)):
             raise ValueError("steps must be in increasing time order")
         if self.hints not in HINT_STYLES:
