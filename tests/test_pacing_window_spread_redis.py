@@ -67,7 +67,12 @@ async def test_reserve_learns_the_stretch_and_holds_ws_sends_to_it(
         results.append((after, got))
     (opened, first), (_, later), (_, now_due) = results
     assert math.isclose(opened.win_stretch, 0.3, abs_tol=1e-6)
-    assert first.count == 1
+    # W's first send alone: one slot per 0.03 s (0.3 s / W) from the reset, so on a
+    # loaded machine, where the script ran later than ``now``, those due by then too
+    slot = 0.3 / W
+    late = first.now - now
+    assert first.count == 1 or late > slot
+    assert first.count <= 2 + late / slot
     assert later.count == 0
     assert later.first > later.now + 0.1  # the 7th of 10 at 0.3 s into the window
     assert now_due.count == 1  # the 3rd at 0.1 s: due now, the 4th not yet
