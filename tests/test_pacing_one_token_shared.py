@@ -6,7 +6,7 @@ process's own: with N processes each lone 429 under the limit reaches one of the
 each needed two of its own, its lone 429s cutting the curve the others had learned to
 leave alone until then.  family_sim seed 1810 (2 s family, a 650/s bucket of burst 1,
 10 processes): from 9 s on three processes with one piece of evidence each cut it,
-62 -> 35/s; 11.92x its ideal.  Virtual time throughout.
+72 -> 35/s; 11.92x its ideal.  Virtual time throughout.
 """
 
 from __future__ import annotations
