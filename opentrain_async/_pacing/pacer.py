@@ -29,7 +29,7 @@ from .allowance import ANSWER_WAIT, in_window_mode, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
-from .spread import ArrivalSpread
+from .spread import EVIDENCE, SHARED_EVIDENCE, ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .waiter import Waiter, until_done
 from .window import SlowStartWindow
@@ -99,7 +99,9 @@ class Pacer:
         self._answered = asyncio.Event()  # an answer came: a window's probe may be due
         self._windowed = False  # the last reservation was a window's allowance
         self._flushing: asyncio.Task[None] | None = None  # successes on their way
-        self.spread = ArrivalSpread()  # from round trips: is a 429 the limit's?
+        # From round trips: is a 429 the limit's?  A shared curve's evidence is each
+        # process's own: it asks less of each (``SHARED_EVIDENCE``).
+        self.spread = ArrivalSpread(SHARED_EVIDENCE if self._local is None else EVIDENCE)
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()

@@ -20,6 +20,7 @@ __all__ = [
     "ONE_TOKEN_OVERLAP",
     "OVERLAP",
     "RUN_SHARE",
+    "SHARED_EVIDENCE",
     "UNDER",
     "ArrivalSpread",
 ]
@@ -61,6 +62,19 @@ with a burst refuses nothing below its rate.  Tuned on seeds 0-3999 (burst 1-3) 
 EVIDENCE = 2
 """Lone 429s under the limit (``UNDER``) before runs of 429s are read as a one-token
 bucket's.  1 moved more draws both ways, 3 fewer."""
+SHARED_EVIDENCE = 1
+"""``EVIDENCE`` for a pacer on a shared backend (Redis): the curve is shared, the
+evidence is each process's own, from its own answers, so with N processes each lone 429
+under the limit reaches one process in N, and each needs its own two; until then that
+process's lone 429s cut the shared curve the others read as a one-token bucket's.  Seed
+1810 of ``benchmarks.family_sim``'s 2 s family (650/s burst 1, header hints, 62 ms
++-23%, 10 processes, 11.92x), traced 429 by 429: from 9 s on, four processes held the
+evidence and let lone 429s be, while the ones still holding one piece (one process at
+10.1 s and 10.7 s, another at 12.5 s and 13.6 s, a third at 14.2 s) each cut it,
+72 -> 35/s.  One piece each: the burst 1-3 buckets of 2-16 processes among seeds
+0-3999 (178 draws) 24 faster by 2%+, none slower (1810: 9.25x); sharing the evidence
+outright (one count for all, simulated) made 24 / 5.  Its cost: one lone 429 may be a
+bucket with a burst's (judging seed 390321, burst 78, 16 processes: 1.32x -> 1.35x)."""
 CLIMB_SHARE = 0.05
 """With the evidence of one token, a spread's 429 while under this share of recent
 answers was refused says the limit is far above the rate: at a refused share s a
@@ -80,9 +94,10 @@ class ArrivalSpread:
     whether the last answer was accepted, the share refused, and the evidence that the
     limiter is a bucket of one token."""
 
-    __slots__ = ("_deviation", "_mean", "_run", "last_ok", "refused", "under")
+    __slots__ = ("_deviation", "_evidence", "_mean", "_run", "last_ok", "refused", "under")
 
-    def __init__(self) -> None:
+    def __init__(self, evidence: int = EVIDENCE) -> None:
+        self._evidence = evidence  # lone 429s under the limit that tell one token
         self._mean: float | None = None
         self._deviation = 0.0
         self._run = 0
@@ -128,11 +143,11 @@ class ArrivalSpread:
     def one_token(self) -> bool:
         """The limiter looks like a one-token bucket (``EVIDENCE``) met far below its
         limit: under ``RUN_SHARE`` of recent answers were refused."""
-        return self.under >= EVIDENCE and self.refused < RUN_SHARE
+        return self.under >= self._evidence and self.refused < RUN_SHARE
 
     def far(self) -> bool:
         """A one-token bucket's limit far above the rate (``CLIMB_SHARE``): climb."""
-        return self.under >= EVIDENCE and self.refused < CLIMB_SHARE
+        return self.under >= self._evidence and self.refused < CLIMB_SHARE
 
     def explains(self, rate: float) -> bool:
         """A 429 just after an accepted answer, for a request sent at ``rate`` (per
