@@ -25,7 +25,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_rate_limit
 
-from .allowance import ANSWER_WAIT, in_window_mode, window_rate
+from .allowance import ANSWER_WAIT, in_window_mode, paces_reset, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -391,6 +391,10 @@ class Pacer:
         the backend hands out each window's W at its reset (``allowance``), shared by
         every pacer on the state; a window's 429s are not the shut limiter's (``probe``)."""
         return self.rate_limit is None and self.state.window_hint > 0
+
+    def paces_reset(self, retry_after: float) -> bool:
+        """A bulk send's 429 with this whole hint is its to wait (``allowance``)."""
+        return paces_reset(self.state, retry_after, self.rate_limit, self.tuning)
 
     def _local_pause(self, until: float, now: float) -> float:
         """A backend's pause end on the local clock, at most as far ahead as a valid one
