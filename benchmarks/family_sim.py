@@ -197,7 +197,9 @@ async def _run(
                 hint = None if answer is None else float(answer)
                 await pacer.on_throttle(sent_at, hint)
                 error = RateLimitError("429", status=429, retry_after=hint)
-                await asyncio.sleep(retry.compute_wait(error, attempt, paced=True))
+                reset = hint is not None and pacer.paces_reset(hint)
+                wait = retry.compute_wait(error, attempt, paced=True, reset_paced=reset)
+                await asyncio.sleep(wait)
 
     async def peer(index: int) -> None:
         nonlocal remaining, throttled, delivered

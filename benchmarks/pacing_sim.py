@@ -322,7 +322,9 @@ async def _run(
                 throttled += 1
                 await pacer.on_throttle(sent_at, float(hint))
                 error = RateLimitError("429", status=429, retry_after=float(hint))
-                await asyncio.sleep(retry.compute_wait(error, attempt, paced=True))  # bulk
+                reset = pacer.paces_reset(float(hint))  # bulk: as the pipeline asks
+                wait = retry.compute_wait(error, attempt, paced=True, reset_paced=reset)
+                await asyncio.sleep(wait)
             async with consumer:  # outcomes are consumed one at a time
                 if pause_at is not None and clock() >= pause_at:
                     assert regime.consumer_pause is not None

@@ -451,7 +451,9 @@ class Pipeline(SessionMixin):
 
         # A bulk send's POST: its retry waits for the pacer, and a 429 never ends it.
         paced = paced and method != "GET"
-        retrying = self.retry_policy.retrying(method, path, idempotent=idempotent, paced=paced)
+        retrying = self.retry_policy.retrying(
+            method, path, idempotent=idempotent, paced=paced, reset_paced=self._pacer.paces_reset
+        )
         try:
             return await retrying(attempt)
         finally:

@@ -42,7 +42,7 @@ from ._errors import (
     InternalServerError,
     RateLimitError,
 )
-from ._pacing.pause import left_to_pacer
+from ._pacing.pause import is_exact, left_to_pacer
 from ._validation import check_option
 
 __all__ = ["RetryEvent", "RetryPolicy"]
@@ -119,7 +119,12 @@ class RetryPolicy:
         return float(ceiling * (0.5 + self.random() / 2))
 
     def compute_wait(
-        self, error: BaseException | None, attempt: int, *, paced: bool = False
+        self,
+        error: BaseException | None,
+        attempt: int,
+        *,
+        paced: bool = False,
+        reset_paced: bool = False,
     ) -> float:
         """Seconds to wait after ``attempt`` failed with ``error``.
 
@@ -133,8 +138,12 @@ class RetryPolicy:
         shut, lets one probe through at a time (``_pacing/probe.py``), where each
         request's own backoff (up to 30 s) left the job's last messages asleep long
         after the limiter reopened.
-        Otherwise every hint is waited out in full, so ``max_retries`` attempts always
-        span at least that many hints.
+        ``reset_paced``: so is a longer whole hint (a window's, rounded up) which the
+        pacer has said it waits (``Pacer.paces_reset``: an upper bound on the reset,
+        its pause ends at the earliest bound of the wall's hints); each request waiting
+        out its own hint plus jitter (10% of it) woke 0.3 s or more after the reset.
+        Otherwise (an exact hint, or outside a bulk send) every hint is waited out in
+        full, so ``max_retries`` attempts always span at least that many hints.
         """
         if paced and isinstance(error, RateLimitError) and not error.retry_after:
             return 0.0
@@ -144,16 +153,23 @@ class RetryPolicy:
             # however many it takes, a busy loop).  A tiny hint is a fast bucket's next
             # token: honoured.
             hint = error.retry_after
-            if paced and left_to_pacer(hint):
+            if paced and (left_to_pacer(hint) or (reset_paced and not is_exact(hint))):
                 return 0.0
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
 
     def retrying(
-        self, method: str, path: str, *, idempotent: bool, paced: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        paced: bool = False,
+        reset_paced: Callable[[float], bool] | None = None,
     ) -> tenacity.AsyncRetrying:
         """A tenacity controller for one request under this policy (``paced``: see
-        ``compute_wait``)."""
+        ``compute_wait``; ``reset_paced``: asked, with a 429's hint, whether the pacer
+        waits it, ``Pacer.paces_reset``)."""
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
             outcome = state.outcome
@@ -163,7 +179,10 @@ class RetryPolicy:
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
-            return self.compute_wait(state.outcome.exception(), state.attempt_number, paced=paced)
+            error = state.outcome.exception()
+            hint = error.retry_after if isinstance(error, RateLimitError) else None
+            reset = paced and bool(hint) and reset_paced is not None and reset_paced(hint or 0.0)
+            return self.compute_wait(error, state.attempt_number, paced=paced, reset_paced=reset)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             assert state.outcome is not None

@@ -25,7 +25,7 @@ import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_rate_limit
 
-from .allowance import ANSWER_WAIT, in_window_mode, window_rate
+from .allowance import ANSWER_WAIT, in_window_mode, paces_reset, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
@@ -130,8 +130,7 @@ class Pacer:
         """A short human description of the current pace (for progress displays)."""
         paused = self.pause_remaining()
         rate = self.current_rate(self._clock() + max(paused, 0.0))
-        # Two significant figures under 10/s: a window of one send per 2 s is "0.5/s",
-        # not "0/s".
+        # Two significant figures under 10/s: one send per 2 s is "0.5/s", not "0/s".
         pace = "unpaced" if rate is None else f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"
         if rate is not None:
             pace += " (learned)" if self.state.limit is not None else " (stated)"
@@ -394,9 +393,12 @@ class Pacer:
         every pacer on the state; a window's 429s are not the shut limiter's (``probe``)."""
         return self.rate_limit is None and self.state.window_hint > 0
 
+    def paces_reset(self, retry_after: float) -> bool:
+        """A bulk send's 429 with this whole hint is its to wait (``allowance``)."""
+        return paces_reset(self.state, retry_after, self.rate_limit, self.tuning)
+
     def _local_pause(self, until: float, now: float) -> float:
-        """A backend's pause end on the local clock, at most as far ahead as a valid one
-        can be: a state on another clock (a shared backend back from the start) paused decades."""
+        """A backend's pause end on the local clock, capped (another clock's paused decades)."""
         return min(until - self._offset, now + longest_ahead(self.tuning))
 
     def expired(self, admitted: float) -> bool:
@@ -458,8 +460,7 @@ class Pacer:
             local_rate = self._local_successes / max(now - self._started, 0.1)
         successes, latest = self._take_pending()
         if retry_after is not None:
-            # A hostile hint (1e9 s) would otherwise be learned as a window and slow the
-            # curve's recovery for good; no pause is longer than this anyway.
+            # (a hostile 1e9 s, learned as a window, would slow the recovery for good)
             retry_after = min(retry_after, self.tuning.max_hint_pause)
         feedback = PacingFeedback(
             successes=successes,
