@@ -30,7 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-from ._errors import ConfigurationError
+from ._bulk_outcome import stops_engine
+from ._errors import ConfigurationError, NotFoundError, PermissionDeniedError
 from ._listen_lock import hold_store
 from ._listen_position import (
     FROM_BEGINNING,
@@ -119,6 +120,37 @@ async def _find_messages(
                 return found, False
     # The walk ended: the conversation has no more, unless a cursor came back.
     return found, not walk.repeated_cursor
+
+
+async def _lookup(
+    reader: _Reader,
+    conversation_id: str,
+    wanted: set[str],
+    not_before: datetime | None,
+    clock: Callable[[], float],
+) -> tuple[dict[str, Message], bool]:
+    """``_find_messages``, except that a conversation this account cannot read (a 404,
+    or a 403 about that conversation such as ``not_participant``) has nothing to find.
+
+    Raised out of ``listen()``, such an answer would stop the bot before the position
+    moves, so every restart would meet it again and no later message, in any
+    conversation, would ever be handled.  Its messages are skipped with a warning
+    instead, like a message that is gone.  A 403 about the token or account (missing
+    scope...) is every lookup's answer, so it still raises.
+    """
+    try:
+        return await _find_messages(reader, conversation_id, wanted, not_before, clock=clock)
+    except (NotFoundError, PermissionDeniedError) as exc:
+        if stops_engine(exc):
+            raise
+        logger.warning(
+            "conversation %s cannot be read (%s %s); its %d new message(s) are skipped",
+            conversation_id,
+            exc.status,
+            exc.reason or exc.code,
+            len(wanted),
+        )
+        return {}, True
 
 
 async def _fast_forward(reader: _Reader, limit: int) -> str | None:
@@ -219,8 +251,8 @@ async def _resolve_page(
     found: dict[str, Message] = {}
     incomplete: set[str] = set()
     for conversation_id, ids in by_conversation.items():
-        messages, complete = await _find_messages(
-            reader, conversation_id, ids, not_before[conversation_id], clock=clock
+        messages, complete = await _lookup(
+            reader, conversation_id, ids, not_before[conversation_id], clock
         )
         found.update(messages)
         if not complete:
