@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -69,7 +69,14 @@ LOOKUP_BUDGET = 60.0
 """Seconds one conversation lookup may take before the page is retried later."""
 EVENT_SKEW = timedelta(minutes=5)
 """How much earlier than its ``message.received`` event a message may be stamped."""
+LIST_LAG = 10.0
+"""Seconds a message its event announced may stay missing from its conversation's list,
+while nothing newer than the event is listed there, before it is taken as gone: the
+list may lag the feed (the docs promise nothing either way); a deleted message in a
+quiet conversation holds the feed up this long once per run."""
 _SEEN_CAPACITY = 50_000
+_ALL_LISTED = datetime.max.replace(tzinfo=timezone.utc)  # a lookup with nothing to wait for
+_LAG = "lag"  # ``_resolve_page``: retry the page because the list may lag the feed
 
 
 class _Reader(Protocol):
@@ -94,16 +101,18 @@ async def _find_messages(
     *,
     budget: float = LOOKUP_BUDGET,
     clock: Callable[[], float] = time.monotonic,
-) -> tuple[dict[str, Message], bool]:
+) -> tuple[dict[str, Message], bool, datetime | None]:
     """Read a conversation back from its newest message until every wanted id is found.
 
     The bound is time, not pages: reading stops once the messages are older than
     ``not_before`` (the events' time, less an allowance) or the conversation has no
     more, so a message under any number of newer ones is found.  Returns what was
-    found and whether the search was complete (False: the server echoed its cursor or
-    ``budget`` seconds ran out, so a missing message may still be there).
+    found, whether the search was complete (False: the server echoed its cursor or
+    ``budget`` seconds ran out, so a missing message may still be there) and the newest
+    message's time (None: none listed).
     """
     found: dict[str, Message] = {}
+    newest: datetime | None = None
     deadline = clock() + budget
     walk = reader.iter_messages(conversation_id, limit=_LOOKUP_PAGE_SIZE)
     async with contextlib.aclosing(walk.pages()) as newest_first:
@@ -111,15 +120,17 @@ async def _find_messages(
             for message in page.messages:
                 if message.id in wanted:
                     found[message.id] = message
-            if len(found) == len(wanted):
-                return found, True
             times = [m.created_at for m in page.messages]
+            if times and (newest is None or max(times) > newest):
+                newest = max(times)
+            if len(found) == len(wanted):
+                return found, True, newest
             if not_before is not None and times and min(times) < not_before:
-                return found, True
+                return found, True, newest
             if clock() >= deadline:
-                return found, False
+                return found, False, newest
     # The walk ended: the conversation has no more, unless a cursor came back.
-    return found, not walk.repeated_cursor
+    return found, not walk.repeated_cursor, newest
 
 
 async def _lookup(
@@ -128,7 +139,7 @@ async def _lookup(
     wanted: set[str],
     not_before: datetime | None,
     clock: Callable[[], float],
-) -> tuple[dict[str, Message], bool]:
+) -> tuple[dict[str, Message], bool, datetime | None]:
     """``_find_messages``, except that a conversation this account cannot read (a 404,
     or a 403 about that conversation such as ``not_participant``) has nothing to find.
 
@@ -150,7 +161,7 @@ async def _lookup(
             exc.reason or exc.code,
             len(wanted),
         )
-        return {}, True
+        return {}, True, _ALL_LISTED
 
 
 async def _fast_forward(reader: _Reader, limit: int) -> str | None:
@@ -225,11 +236,11 @@ class Listener:
         await self._engine.aclose()
 
 
-async def _resolve_page(
-    reader: _Reader, page: EventPage, seen: RecentSet[str], clock: Callable[[], float]
-) -> tuple[list[Message], bool]:
-    """The page's new incoming messages in feed order (each marked seen), and whether
-    the page must be retried after them (a message that may exist was not found)."""
+def _wanted(
+    page: EventPage, seen: RecentSet[str]
+) -> tuple[list[tuple[Event, str, str]], dict[str, datetime | None]]:
+    """The page's ``message.received`` events not seen yet, as (event, conversation,
+    message), and per conversation the time its messages cannot be older than."""
     wanted: list[tuple[Event, str, str]] = []
     for event in page.events:
         if event.type != "message.received":
@@ -240,19 +251,47 @@ async def _resolve_page(
             continue
         if message_id not in seen:
             wanted.append((event, conversation_id, message_id))
-    by_conversation: dict[str, set[str]] = {}
     not_before: dict[str, datetime | None] = {}
-    for event, conversation_id, message_id in wanted:
-        by_conversation.setdefault(conversation_id, set()).add(message_id)
+    for event, conversation_id, _ in wanted:
         at = None if event.created_at is None else event.created_at - EVENT_SKEW
         earlier = not_before.get(conversation_id, at)
-        bound = None if at is None or earlier is None else min(at, earlier)
-        not_before[conversation_id] = bound
+        not_before[conversation_id] = None if at is None or earlier is None else min(at, earlier)
+    return wanted, not_before
+
+
+def _not_listed_yet(
+    event: Event, newest: datetime | None, missed: dict[str, float], message_id: str, now: float
+) -> bool:
+    """A message missing from its conversation read back to the end may not be listed
+    yet (a list that lags the feed): while nothing newer than its event is listed, for
+    ``LIST_LAG`` seconds from its first miss (``missed``, this run's)."""
+    first = missed.setdefault(message_id, now)
+    caught_up = newest is not None and event.created_at is not None and newest >= event.created_at
+    if caught_up or now - first >= LIST_LAG:
+        del missed[message_id]
+        return False
+    return True
+
+
+async def _resolve_page(
+    reader: _Reader,
+    page: EventPage,
+    seen: RecentSet[str],
+    missed: dict[str, float],
+    clock: Callable[[], float],
+) -> tuple[list[Message], str | None]:
+    """The page's new incoming messages in feed order (each marked seen), and why the
+    page must be retried after them (None: it need not): a message that may exist was
+    not found, because its conversation could not be read back far enough
+    ("incomplete") or because its list may lag the feed (``_LAG``)."""
+    wanted, not_before = _wanted(page, seen)
     found: dict[str, Message] = {}
     incomplete: set[str] = set()
-    for conversation_id, ids in by_conversation.items():
-        messages, complete = await _lookup(
-            reader, conversation_id, ids, not_before[conversation_id], clock
+    newest: dict[str, datetime | None] = {}
+    for conversation_id, bound in not_before.items():
+        ids = {m for _, c, m in wanted if c == conversation_id}
+        messages, complete, newest[conversation_id] = await _lookup(
+            reader, conversation_id, ids, bound, clock
         )
         found.update(messages)
         if not complete:
@@ -272,7 +311,13 @@ async def _resolve_page(
                 event.id,
                 conversation_id,
             )
-            return out, True
+            return out, "incomplete"
+        if message is None and _not_listed_yet(
+            event, newest[conversation_id], missed, message_id, clock()
+        ):
+            logger.info("message %s of event %s not listed yet; retrying", message_id, event.id)
+            return out, _LAG
+        missed.pop(message_id, None)
         seen.add(message_id)
         if message is None:
             logger.warning(
@@ -284,7 +329,7 @@ async def _resolve_page(
             continue
         if not message.is_from_viewer:
             out.append(message)
-    return out, False
+    return out, None
 
 
 def listen_messages(
@@ -406,6 +451,7 @@ async def _listen(
     cursor_store = _as_store(store)
     async with hold_store(cursor_store):  # one listener per position (_listen_lock)
         cursor, handled, seen = await _resume(reader, cursor_store, start, limit, replies)
+        missed: dict[str, float] = {}  # messages not listed yet: since when (``LIST_LAG``)
 
         async def save(at: str | None, done: list[str]) -> None:
             position = ListenPosition(at, tuple(done), replies.pairs())
@@ -413,7 +459,7 @@ async def _listen(
 
         while True:
             page = await reader.get_updates(cursor=cursor, limit=limit)
-            messages, retry = await _resolve_page(reader, page, seen, clock)
+            messages, retry = await _resolve_page(reader, page, seen, missed, clock)
             next_cursor = page.next_cursor or cursor
             progressed = next_cursor != cursor
             page_done = progressed and not retry
@@ -434,7 +480,7 @@ async def _listen(
                 cursor, handled = next_cursor, []
                 await save(cursor, handled)  # a page with nothing for the consumer
             if retry:
-                if until_idle:
+                if until_idle and retry != _LAG:
                     return  # the position stays before that message: the next run retries it
                 await idle.pause(grow=True)
                 continue
