@@ -29,7 +29,7 @@ from .allowance import ANSWER_WAIT, in_window_mode, paces_reset, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
-from .spread import EVIDENCE, SHARED_EVIDENCE, ArrivalSpread
+from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .waiter import Waiter, until_done
 from .window import SlowStartWindow
@@ -99,9 +99,8 @@ class Pacer:
         self._answered = asyncio.Event()  # an answer came: a window's probe may be due
         self._windowed = False  # the last reservation was a window's allowance
         self._flushing: asyncio.Task[None] | None = None  # successes on their way
-        # From round trips: is a 429 the limit's?  A shared curve's evidence is each
-        # process's own: it asks less of each (``SHARED_EVIDENCE``).
-        self.spread = ArrivalSpread(SHARED_EVIDENCE if self._local is None else EVIDENCE)
+        # From round trips: is a 429 the limit's?  (On a shared backend: ``SHARED_EVIDENCE``.)
+        self.spread = ArrivalSpread(shared=self._local is None)
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
         if self._paced:
             self.window.open_up()
@@ -484,6 +483,7 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
+        self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:
             if self._local is not None and state.cuts == self._cuts and self._slots and self._rate:
