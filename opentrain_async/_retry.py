@@ -14,7 +14,8 @@ In bulk (``send_many``/``send_all``) a 429 with a whole-second hint of 1 s (roun
 "within the second"), or none, is not slept, every time within the retry budget: the
 retry waits for the pacer's admission, which has already paused for it (an input past
 its budget is sent again unpaced, its hints waited out); exact hints and hints of 2 s
-or more are waited out as above.
+or more are waited out as above, and an input refused through two budgets or more with
+exact hints waits at least a growing backoff too (``resend_wait``: no retry storm).
 
 A 429 means the server rejected the request, so retrying it can never duplicate.  An
 unknown-outcome POST is not retried here: the caller turns it into
@@ -172,8 +173,8 @@ class RetryPolicy:
         then doubling to ``backoff_max``).  A hint is a minimum, not a schedule: a
         server refusing one conversation for ever with an exact 1 ms hint drew ~950
         requests a second on it for as long as the job ran (1 ns: as fast as the
-        client could send); now about 36 in the first 10 s and one budget (6) per
-        ``backoff_max`` after.  Whole hints and none are left as they were (the pacer's
+        client could send); now 31 in the first 5 virtual s, 55 in the first minute,
+        then one budget (6) per 15-30 s.  Whole hints and none are left as they were (the pacer's
         or waited in full)."""
         wait = self.compute_wait(error, self.max_retries + waits, paced=True)
         hint = error.retry_after if isinstance(error, RateLimitError) else None
