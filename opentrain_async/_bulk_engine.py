@@ -354,14 +354,13 @@ class _Engine:
                         break
                     except RateLimitError as exc:
                         # The attempt that failed is the retry budget's last plus these
-                        # waits (see compute_wait: a 429 with a rounded one-second
-                        # hint, or none, is left to the pacer).
+                        # waits (see resend_wait: a 429 with a rounded one-second hint,
+                        # or none, is left to the pacer; exact hints get a floor).
                         if policy.retry_reason(exc, idempotent=False) is None:
                             raise
                         waits += 1
-                        attempt = policy.max_retries + waits
                         _telemetry.count("opentrain.retries")  # a wait before a retry
-                        await policy.sleep(policy.compute_wait(exc, attempt, paced=True))
+                        await policy.sleep(policy.resend_wait(exc, waits))
                         if self._halt is not None:
                             raise self._not_attempted() from self._halt
         except OpenTrainError as exc:

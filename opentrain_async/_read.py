@@ -302,7 +302,9 @@ class ReadMixin:
 
         Omit ``cursor`` to start at the beginning of the account's history; persist
         ``next_cursor`` and pass it back (an empty page echoes your cursor).  Events of
-        types this SDK does not know pass through as plain ``Event`` records.
+        types this SDK does not know pass through as plain ``Event`` records.  One bad
+        record does not fail the page: an optional field that does not parse is None, an
+        event that cannot be read is left out, each with a WARNING naming its id.
         """
         params = {"limit": str(validate_limit(limit, MAX_UPDATES_LIMIT))}
         checked = validate_cursor(cursor)

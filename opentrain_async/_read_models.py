@@ -5,10 +5,17 @@ names are derived from the snake_case attribute names and unknown fields are ign
 Fields the docs leave open are optional, so a server that adds or omits them does not
 break a bot.  ``parse_*`` functions turn a decoded body into a model or raise
 ``UnexpectedResponseError``; no cattrs or ``KeyError`` traceback ever reaches the caller.
+
+Events are read tolerantly (the docs leave the feed's evolution *unknown*, and one bad
+record must not stall every bot): an optional field that does not parse is kept as None
+with one WARNING naming the event id, and in a /updates page an event that cannot be read
+at all (not an object, no id or type, ``data`` not an object) is skipped with a WARNING,
+so the page and its cursor, and the feed after it, still go through.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -45,6 +52,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("opentrain_async")
 
 EVENT_TYPES = frozenset(
     {
@@ -324,6 +333,19 @@ def parse_message_page(payload: Any, status: int, method: str, path: str) -> Mes
     return MessagePage(messages=messages, next_cursor=cursor)
 
 
+_EVENT_OPTIONAL: tuple[tuple[str, Any], ...] = (
+    ("apiVersion", str | None),
+    ("createdAt", datetime | None),
+    ("resourceId", str | None),
+    ("jobId", str | None),
+)
+"""An event's optional fields (wire name, type): one that does not parse becomes None."""
+
+_ID_SHOWN = 40
+"""Characters of a malformed record's id a warning shows: enough for any real id (a
+numeric string), little room for a hostile server's payload in the logs."""
+
+
 def _event_dict(item: Any, where: tuple[int, str, str]) -> Any:
     if not isinstance(item, dict):
         return item  # the converter reports the wrong shape
@@ -334,22 +356,57 @@ def _event_dict(item: Any, where: tuple[int, str, str]) -> Any:
         fixed["data"] = {}
     elif not isinstance(fixed["data"], dict):
         raise _unexpected(f"an event's data is a {type(fixed['data']).__name__}", *where)
+    dropped = []
+    for name, kind in _EVENT_OPTIONAL:
+        try:
+            converter.structure(fixed.get(name), kind)
+        except _STRUCTURE_ERRORS:
+            fixed[name] = None
+            dropped.append(name)
+    if dropped:  # names only: the values are the server's, never logged
+        logger.warning(
+            "event %s: %s did not parse; kept as None", _shown_id(item), ", ".join(dropped)
+        )
     return fixed
 
 
+def _shown_id(item: Any) -> str:
+    """A record's id for a log line: a string or number, cut short; else a placeholder."""
+    value = item.get("id") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return "<no readable id>"
+    return repr(str(value)[:_ID_SHOWN])
+
+
 def parse_event(payload: Any, status: int, method: str, path: str) -> Event:
-    """Structure one event record (an /updates entry or a webhook body)."""
+    """Structure one event record (an /updates entry or a webhook body).
+
+    Optional fields that do not parse are None (logged); a record without a string
+    ``id`` and ``type``, or whose ``data`` is not an object, raises.
+    """
     where = (status, method, path)
     return _structure(_event_dict(payload, where), Event, "the event", where)
 
 
+def _readable_events(items: list[Any], where: tuple[int, str, str]) -> tuple[Event, ...]:
+    """The page's events that can be read; each other one is skipped with a WARNING."""
+    events = []
+    for item in items:
+        try:
+            events.append(parse_event(item, *where))
+        except UnexpectedResponseError as exc:
+            reason = exc.message.removeprefix(f"HTTP {where[0]} but ")
+            logger.warning("/updates event %s skipped: %s", _shown_id(item), reason)
+    return tuple(events)
+
+
 def parse_event_page(payload: Any, status: int, method: str, path: str) -> EventPage:
-    """Structure a GET /updates body."""
+    """Structure a GET /updates body; unreadable events are skipped (see the module)."""
     where = (status, method, path)
     if not isinstance(payload, dict):
         raise _unexpected("the body is not a JSON object", *where)
     items = _items(payload, ("events",), where)
-    events = tuple(parse_event(item, status, method, path) for item in items)
+    events = _readable_events(items, where)
     has_more = payload.get("hasMore", False)
     if not isinstance(has_more, bool):
         raise _unexpected(f"hasMore is a {type(has_more).__name__}, not a boolean", *where)

@@ -14,7 +14,8 @@ In bulk (``send_many``/``send_all``) a 429 with a whole-second hint of 1 s (roun
 "within the second"), or none, is not slept, every time within the retry budget: the
 retry waits for the pacer's admission, which has already paused for it (an input past
 its budget is sent again unpaced, its hints waited out); exact hints and hints of 2 s
-or more are waited out as above.
+or more are waited out as above, and an input refused through two budgets or more with
+exact hints waits at least a growing backoff too (``resend_wait``: no retry storm).
 
 A 429 means the server rejected the request, so retrying it can never duplicate.  An
 unknown-outcome POST is not retried here: the caller turns it into
@@ -50,6 +51,12 @@ __all__ = ["RetryEvent", "RetryPolicy"]
 logger = logging.getLogger("opentrain_async")
 
 _RETRYABLE_GET_STATUSES = frozenset({502, 503, 504})
+
+RESEND_FLOOR_FROM = 2
+"""The first bulk engine wait of an input (each after a spent retry budget, 6 requests
+by default) whose exact hint gets a backoff floor (``resend_wait``): from the 12th 429
+in a row of one input, where the family simulator's bulk sends never go (its exact
+hints are buckets' and windows', which admit an input within a budget or two)."""
 
 
 @attrs.frozen
@@ -157,6 +164,23 @@ class RetryPolicy:
                 return 0.0
             return hint + hint * self.jitter * self.random()
         return self.backoff(attempt)
+
+    def resend_wait(self, error: BaseException | None, waits: int) -> float:
+        """The bulk engine's wait after an input's ``waits``-th spent retry budget (a 429
+        never ends a bulk send): ``compute_wait`` for the attempt numbered on from the
+        budgets, and from the ``RESEND_FLOOR_FROM``-th such wait on, after an exact hint,
+        at least an exponential floor (``backoff``, numbered from that wait: 0.25-0.5 s,
+        then doubling to ``backoff_max``).  A hint is a minimum, not a schedule: a
+        server refusing one conversation for ever with an exact 1 ms hint drew ~950
+        requests a second on it for as long as the job ran (1 ns: as fast as the
+        client could send); now 31 in the first 5 virtual s, 55 in the first minute,
+        then one budget (6) per 15-30 s.  Whole hints and none are left as they were (the pacer's
+        or waited in full)."""
+        wait = self.compute_wait(error, self.max_retries + waits, paced=True)
+        hint = error.retry_after if isinstance(error, RateLimitError) else None
+        if waits < RESEND_FLOOR_FROM or not hint or not is_exact(hint):
+            return wait
+        return max(wait, self.backoff(waits - RESEND_FLOOR_FROM + 1))
 
     def retrying(
         self,

@@ -184,6 +184,32 @@ async def test_listen_skips_unresolvable_events(
     assert "msg_gone" in caplog.text
 
 
+async def test_listen_goes_past_malformed_events(
+    server: FakeOpenTrain, client: OpenTrainClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One malformed event no longer stalls the bot for good: a bad optional field is
+    kept as None, an unreadable record is skipped, both logged by id, never by content;
+    the messages announced before and after are yielded, on this run and the next."""
+    cid = server.add_conversation()
+    before = server.add_incoming_message(cid, "before")
+    bad_time = server.add_event("message.received", {"conversationId": cid})
+    bad_time["createdAt"] = "not a time"
+    bad_time["jobId"] = {"secret": "payload-text"}
+    unreadable = server.add_event("message.received")
+    unreadable["data"] = ["payload-text"]
+    after = server.add_incoming_message(cid, "after")
+    store = MemoryCursorStore()
+    got = [m.id async for m in client.listen(store=store, start="beginning", until_idle=True)]
+    assert got == [before["id"], after["id"]]
+    later = server.add_incoming_message(cid, "later")
+    again = [m.id async for m in client.listen(store=store, until_idle=True)]
+    assert again == [later["id"]]
+    assert f"event '{bad_time['id']}': createdAt, jobId did not parse" in caplog.text
+    assert f"/updates event '{unreadable['id']}' skipped" in caplog.text
+    assert "payload-text" not in caplog.text
+    assert "not a time" not in caplog.text
+
+
 async def test_listen_finds_messages_beyond_the_newest_page(
     server: FakeOpenTrain, client: OpenTrainClient
 ) -> None:

@@ -294,6 +294,34 @@ async def test_unknown_event_types_pass_through(
     assert page.events[0].conversation_id is None
 
 
+async def test_get_updates_reads_around_malformed_events(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """The raw read is tolerant too: a field that does not parse is None, a record that
+    cannot be read (no id, data not an object) is left out, and the cursor still moves."""
+    good = {"id": "4", "type": "custom.thing", "data": {"i": 4}}
+    events = [
+        {
+            "id": 1,
+            "type": "custom.thing",
+            "createdAt": "not a time",
+            "apiVersion": 2,
+            "jobId": "j1",
+        },
+        {"id": "2", "type": "custom.thing", "data": [1]},
+        {"type": "custom.thing"},
+        {"id": "3", "type": {"shape": "odd"}},
+        "not an object",
+        good,
+    ]
+    server.script("GET /updates", json={"events": events, "nextCursor": "5", "hasMore": False})
+    page = await client.get_updates()
+    assert [e.id for e in page.events] == ["1", "4"]
+    first = page.events[0]
+    assert (first.created_at, first.api_version, first.job_id) == (None, None, "j1")
+    assert page.next_cursor == "5"
+
+
 async def test_iter_updates_pages_oldest_first_and_stops_caught_up(
     server: FakeOpenTrain, client: OpenTrainClient
 ) -> None:

@@ -154,8 +154,6 @@ async def test_malformed_conversation_pages(
     [
         [],
         {"events": {"id": "1"}},
-        {"events": [{"type": "message.received"}]},
-        {"events": [{"id": "1", "type": "x", "data": "text"}]},
         {"events": [], "hasMore": "no"},
         {"events": [], "nextCursor": True},
     ],
@@ -163,10 +161,23 @@ async def test_malformed_conversation_pages(
 async def test_malformed_update_pages(
     client: OpenTrainClient, server: FakeOpenTrain, body: Any
 ) -> None:
-    """A malformed /updates body is an UnexpectedResponseError."""
+    """A malformed /updates page (not its events) is an UnexpectedResponseError."""
     server.script(f"GET {UPDATES}", json=body)
     with pytest.raises(UnexpectedResponseError):
         await client.get_updates()
+
+
+@pytest.mark.parametrize(
+    "event", [{"type": "message.received"}, {"id": "1", "type": "x", "data": "text"}]
+)
+async def test_unreadable_events_are_left_out_of_the_page(
+    client: OpenTrainClient, server: FakeOpenTrain, event: Any
+) -> None:
+    """An event that cannot be read is skipped, not the page: its cursor still moves on
+    (before, every read of this page raised and the feed stalled there)."""
+    server.script(f"GET {UPDATES}", json={"events": [event], "nextCursor": "2"})
+    page = await client.get_updates()
+    assert (page.events, page.next_cursor) == ((), "2")
 
 
 async def test_numeric_event_ids_and_cursor_become_strings(
