@@ -70,7 +70,7 @@ async def test_read_back_over_a_cycling_reader_is_unknown_at_once() -> None:
 async def test_listen_lookup_over_a_cycling_reader_is_incomplete() -> None:
     """listen()'s lookup says 'could not look far enough' (retry the page) on a cycle."""
     reader = CyclingReader()
-    found, complete = await _find_messages(reader, "c1", {"m99"}, None)  # type: ignore[arg-type]
+    found, complete, _ = await _find_messages(reader, "c1", {"m99"}, None)  # type: ignore[arg-type]
     assert (found, complete) == ({}, False)
     assert len(reader.fetches) == 3
 
