@@ -66,7 +66,7 @@ async def test_a_conversation_refused_with_a_tiny_exact_hint_is_not_stormed(
 ) -> None:
     """Each spent retry budget (6 requests) from the second on waits a growing floor
     (0.25-0.5 s, doubling): at most a few dozen requests in 5 virtual seconds.  On main
-    79ff1ab: 4,271 in 5 s at 1 ms; at 1 ns the clock barely moves (113,866 requests in
+    2f9670d: 4,271 in 5 s at 1 ms; at 1 ns the clock barely moves (113,866 requests in
     the first 1.6 virtual s); here both stop at ``STORM`` requests, well before 5 s."""
     requests, elapsed = await _requests_within(hint, HORIZON)
     assert (requests <= 40, elapsed >= HORIZON) == (True, True), (requests, elapsed)
