@@ -13,8 +13,9 @@ from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, write_jsonl
+from .cli_helpers import cli_env, run_cli
 from .test_bulk_halt_resume import _QuotaAfter
+from .test_cli_halt_signal import assert_each_part_once_in_order, interleaved_job
 
 CONVERSATIONS = 8
 PARTS = 5
@@ -24,11 +25,7 @@ ADMITTED = 13
 async def test_a_quota_halt_accounts_for_the_sends_cut_at_the_pacer(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
-    convs = [server.add_conversation() for _ in range(CONVERSATIONS)]
-    job = write_jsonl(
-        tmp_path / "job.jsonl",
-        [{"conversationId": c, "content": f"{c} part {p}"} for p in range(PARTS) for c in convs],
-    )
+    convs, job = interleaved_job(server, tmp_path / "job.jsonl", CONVERSATIONS, PARTS)
     failures = tmp_path / "failures.jsonl"
     env = cli_env(server, tmp_path, HOME=str(tmp_path / "home"))
     server.set_rate_limit(_QuotaAfter(admitted=ADMITTED))  # type: ignore[arg-type]
@@ -47,6 +44,4 @@ async def test_a_quota_halt_accounts_for_the_sends_cut_at_the_pacer(
     again = await run_cli(*args, "--json", env=env)
     assert again.code == 0, again.err
     assert server.stats()["duplicates"] == 0
-    for conv in convs:
-        stored = [m["content"] for m in server.messages(conv)]
-        assert stored == [f"{conv} part {p}" for p in range(PARTS)], stored
+    assert_each_part_once_in_order(server, convs, PARTS)

@@ -21,6 +21,25 @@ CONVERSATIONS = 8
 PARTS = 5
 
 
+def interleaved_job(
+    server: FakeOpenTrain, path: Path, conversations: int = CONVERSATIONS, parts: int = PARTS
+) -> tuple[list[str], Path]:
+    """A job file of ``parts`` parts for each of ``conversations`` new conversations,
+    their parts interleaved (part 0 of each, then part 1...)."""
+    convs = [server.add_conversation() for _ in range(conversations)]
+    lines = [{"conversationId": c, "content": f"{c} part {p}"} for p in range(parts) for c in convs]
+    return convs, write_jsonl(path, lines)
+
+
+def assert_each_part_once_in_order(
+    server: FakeOpenTrain, convs: list[str], parts: int = PARTS
+) -> None:
+    """Every conversation holds its parts once each, in the order written."""
+    for conv in convs:
+        stored = [m["content"] for m in server.messages(conv)]
+        assert stored == [f"{conv} part {p}" for p in range(parts)], stored
+
+
 @pytest.mark.process
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill9"])
 @pytest.mark.parametrize("store", ["file", "redis"])
@@ -31,11 +50,7 @@ async def test_a_signal_during_a_halt_then_the_rerun_sends_each_line_once(
     store: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    convs = [server.add_conversation() for _ in range(CONVERSATIONS)]
-    job = write_jsonl(
-        tmp_path / "job.jsonl",
-        [{"conversationId": c, "content": f"{c} part {p}"} for p in range(PARTS) for c in convs],
-    )
+    convs, job = interleaved_job(server, tmp_path / "job.jsonl")
     if store == "redis":
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         journal = f"{redis_server.url}?job=adv3-{sig.name}"
@@ -57,9 +72,7 @@ async def test_a_signal_during_a_halt_then_the_rerun_sends_each_line_once(
     again = await run_cli("bulk", str(job), "--journal", journal, "--json", env=env)
     assert again.code == 0, again.err
     assert server.stats()["duplicates"] == 0
-    for conv in convs:
-        stored = [m["content"] for m in server.messages(conv)]
-        assert stored == [f"{conv} part {p}" for p in range(PARTS)], stored
+    assert_each_part_once_in_order(server, convs)
 
 
 @pytest.mark.process
@@ -70,11 +83,7 @@ async def test_the_failures_of_a_halted_run_fed_back_then_the_job_again(
     ``--failures`` file is fed back as a job of its own (default journals), then the
     original job is run again, then the failures file once more: every line delivered
     once, each conversation in order."""
-    convs = [server.add_conversation() for _ in range(CONVERSATIONS)]
-    job = write_jsonl(
-        tmp_path / "job.jsonl",
-        [{"conversationId": c, "content": f"{c} part {p}"} for p in range(PARTS) for c in convs],
-    )
+    convs, job = interleaved_job(server, tmp_path / "job.jsonl")
     failures = tmp_path / "failures.jsonl"
     env = cli_env(server, tmp_path, HOME=str(tmp_path / "home"))
     quota = _QuotaAfter(admitted=13)
@@ -101,6 +110,4 @@ async def test_the_failures_of_a_halted_run_fed_back_then_the_job_again(
     fed_again = await run_cli("bulk", str(failures), "--json", env=env)  # after the rerun
     assert fed_again.code in (0, 2), fed_again.err
     assert server.stats()["duplicates"] == 0
-    for conv in convs:
-        stored = [m["content"] for m in server.messages(conv)]
-        assert stored == [f"{conv} part {p}" for p in range(PARTS)], stored
+    assert_each_part_once_in_order(server, convs)

@@ -11,39 +11,14 @@ leave alone until then.  family_sim seed 1810 (2 s family, a 650/s bucket of bur
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from opentrain_async import Pacer, PacingFeedback, PacingState, PacingTuning
-from opentrain_async._pacing.backend import InMemoryPacingBackend, Reservation
+from opentrain_async import Pacer, PacingTuning
+from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.spread import ONE_TOKEN_OVERLAP, OVERLAP, SHARED_EVIDENCE
 from opentrain_async.testing import FakeTime
 
+from .pacing_kit import Shared
+
 TRIPS = (0.0100, 0.0105)  # round trips: arrivals spread over about 0.5 ms
-
-
-class _Shared:
-    """One process's view of a state shared with others (as on Redis), no round trip."""
-
-    def __init__(self, inner: InMemoryPacingBackend) -> None:
-        self.inner = inner
-        self.tuning = inner.tuning
-
-    async def reserve(
-        self, count: int, *, successes: int = 0, cap: float | None = None
-    ) -> Reservation:
-        return await self.inner.reserve(count, successes=successes, cap=cap)
-
-    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
-        return await self.inner.report(feedback, cap=cap)
-
-    async def load(self) -> PacingState:
-        return await self.inner.load()
-
-    async def aclose(self) -> None:
-        """Nothing opened."""
-
-    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
-        """One state whatever the key."""
 
 
 def _spread_told_once(pacer: Pacer) -> None:
@@ -64,7 +39,7 @@ async def test_a_process_on_a_shared_curve_needs_one_lone_429_under_the_limit() 
     assert SHARED_EVIDENCE == 1
     time = FakeTime(start=100.0)
     tuning = PacingTuning()
-    shared = _Shared(InMemoryPacingBackend(tuning, clock=time.clock))
+    shared = Shared(InMemoryPacingBackend(tuning, clock=time.clock))
     pacer = Pacer(backend=shared, clock=time.clock, sleep=time.sleep)
     _spread_told_once(pacer)
     assert pacer.spread.one_token()
