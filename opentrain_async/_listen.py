@@ -238,9 +238,10 @@ class Listener:
 
 def _wanted(
     page: EventPage, seen: RecentSet[str]
-) -> tuple[list[tuple[Event, str, str]], dict[str, datetime | None]]:
+) -> tuple[list[tuple[Event, str, str]], dict[str, tuple[set[str], datetime | None]]]:
     """The page's ``message.received`` events not seen yet, as (event, conversation,
-    message), and per conversation the time its messages cannot be older than."""
+    message), and per conversation its message ids and the time they cannot be older
+    than."""
     wanted: list[tuple[Event, str, str]] = []
     for event in page.events:
         if event.type != "message.received":
@@ -251,12 +252,13 @@ def _wanted(
             continue
         if message_id not in seen:
             wanted.append((event, conversation_id, message_id))
-    not_before: dict[str, datetime | None] = {}
-    for event, conversation_id, _ in wanted:
+    lookups: dict[str, tuple[set[str], datetime | None]] = {}
+    for event, conversation_id, message_id in wanted:
         at = None if event.created_at is None else event.created_at - EVENT_SKEW
-        earlier = not_before.get(conversation_id, at)
-        not_before[conversation_id] = None if at is None or earlier is None else min(at, earlier)
-    return wanted, not_before
+        ids, earlier = lookups.get(conversation_id, (set(), at))
+        ids.add(message_id)
+        lookups[conversation_id] = ids, None if at is None or earlier is None else min(at, earlier)
+    return wanted, lookups
 
 
 def _not_listed_yet(
@@ -284,12 +286,11 @@ async def _resolve_page(
     page must be retried after them (None: it need not): a message that may exist was
     not found, because its conversation could not be read back far enough
     ("incomplete") or because its list may lag the feed (``_LAG``)."""
-    wanted, not_before = _wanted(page, seen)
+    wanted, lookups = _wanted(page, seen)
     found: dict[str, Message] = {}
     incomplete: set[str] = set()
     newest: dict[str, datetime | None] = {}
-    for conversation_id, bound in not_before.items():
-        ids = {m for _, c, m in wanted if c == conversation_id}
+    for conversation_id, (ids, bound) in lookups.items():
         messages, complete, newest[conversation_id] = await _lookup(
             reader, conversation_id, ids, bound, clock
         )
