@@ -17,14 +17,15 @@ from opentrain_async._pacing.backend import InMemoryPacingBackend
 from opentrain_async._pacing.spread import RUN_SHARE, ArrivalSpread
 from opentrain_async.testing import FakeTime
 
-from .test_pacing_one_token_shared import TRIPS, _Shared
+from .pacing_kit import Shared
+from .test_pacing_one_token_shared import TRIPS
 
 LEARNED = PacingState(limit=100.0, searching=False, cuts=3, origin=0.0, successes=50)
 
 
 def _pacer(time: FakeTime, shared: bool) -> tuple[Pacer, InMemoryPacingBackend]:
     inner = InMemoryPacingBackend(PacingTuning(), clock=time.clock, state=LEARNED)
-    backend = _Shared(inner) if shared else inner
+    backend = Shared(inner) if shared else inner
     return Pacer(backend=backend, clock=time.clock, sleep=time.sleep), inner
 
 
