@@ -161,11 +161,27 @@ def without_secret(
     """
     forms = secret_forms(secret)
     if raw is not None:
+        raw = _unescaped(raw)
         for form in forms:
             raw = raw.replace(form.encode(), b"***")
     if any(form in value for value in headers.values() for form in forms):
         headers = CIMultiDict((name, masked(value, forms)) for name, value in headers.items())
     return raw, headers
+
+
+def _unescaped(raw: bytes) -> bytes:
+    """A JSON body with ``\\uXXXX`` escapes written out again, so that an echo spelled in
+    escapes (``\\u006f\\u0074...``, or ``\\u0026`` for ``&``) is masked like any other:
+    parsed, it is the token verbatim in ``.message``.  The stdlib, not ``json_dumps``:
+    a lone surrogate beside it (``\\ud800``) must not keep the body escaped.  Any other
+    body is returned as it is."""
+    if b"\\u" not in raw:
+        return raw
+    try:
+        text = json.dumps(json.loads(raw), ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+        return raw
+    return text.encode("utf-8", "surrogatepass")
 
 
 def masked(value: str, forms: tuple[str, ...]) -> str:

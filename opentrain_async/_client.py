@@ -423,6 +423,7 @@ class OpenTrainClient(SendMixin, ReadMixin):
             reconcile_delay=reconcile_delay,
             clock_skew=clock_skew,
             log_content=log_content,
+            secret=self._settings.token,
         )
 
 

@@ -158,6 +158,11 @@ def _check_token(token: str, source: str) -> str:
                 f"an HTTP header (U+{ord(char):04X} at position {index}); tokens are "
                 "printable ASCII (check for a pasted newline)"
             )
+    if token[:7].lower() == "bearer ":  # pasted from a curl line: "Bearer Bearer ..." is a 401
+        raise ConfigurationError(
+            f"the API token from {source} starts with 'Bearer ': give the token alone "
+            "(ot_pat_...); the SDK adds the scheme"
+        )
     return token
 
 

@@ -19,6 +19,7 @@ delivered".  Nothing here knows the client: the reader is any ``MessageReader``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Container, Iterable
@@ -29,6 +30,7 @@ import cattrs
 
 import opentrain_async._telemetry as _telemetry
 
+from ._answers import masked, secret_forms
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -216,8 +218,12 @@ class Delivery:
         reconcile_delay: float = 1.0,
         clock_skew: float = 60.0,
         log_content: bool = False,
+        secret: str = "",
     ) -> None:
         self._attempt = attempt
+        # The server's ids and fields reach errors and log records only masked: a
+        # hostile server may echo the Authorization header in them.
+        self._mask = functools.partial(masked, forms=secret_forms(secret)) if secret else str
         self._retry_after = retry_after
         self._reader = reader
         self._policy = policy
@@ -260,7 +266,7 @@ class Delivery:
                     )
                 message = _parse_message(payload, status, "POST", "/messages")
                 answered = message.id
-                _check_sent(payload, message, conversation_id, content, status, self.claimed)
+                _check_sent(payload, message, conversation_id, content, status, self)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
                 # A 2xx we cannot read is an unknown outcome too: it was most likely
                 # committed, so reporting it as failed would invite a duplicate.
@@ -346,7 +352,7 @@ class Delivery:
                 "send to %s: outcome was unknown (%s); read-back found message %s",
                 conversation_id,
                 type(unknown.__cause__).__name__,
-                found.id,
+                self._mask(found.id),
             )
         return found
 
@@ -395,15 +401,16 @@ def _check_sent(
     conversation_id: str,
     content: str,
     status: int,
-    claimed: ClaimedIds,
+    delivery: Delivery,
 ) -> None:
     """Raise ``UnexpectedResponseError`` (an unknown outcome, read back, never
-    "delivered") when the answer does not describe our message (``answer_mismatch``)."""
-    why = answer_mismatch(payload, message, conversation_id, content, claimed)
+    "delivered") when the answer does not describe our message (``answer_mismatch``;
+    its text quotes the server's fields, so the token is masked in it)."""
+    why = answer_mismatch(payload, message, conversation_id, content, delivery.claimed)
     if why is None:
         return
     raise UnexpectedResponseError(
-        f"HTTP {status} for a send to {conversation_id!r} but the answer is {why}",
+        f"HTTP {status} for a send to {conversation_id!r} but the answer is " + delivery._mask(why),
         status=status,
         method="POST",
         path="/messages",

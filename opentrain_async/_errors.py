@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ._http_date import http_date_hint
 from ._json import json_loads
 
 __all__ = [
@@ -398,7 +399,7 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 def parse_retry_after(value: object) -> float | None:
     """Read a retry hint given as seconds (int, float or numeric string); else None.
 
-    HTTP-date ``Retry-After`` values are not used by this API and yield None.
+    A ``Retry-After`` header's HTTP date is read by ``http_date_hint``.
     """
     if isinstance(value, bool):
         return None
@@ -464,6 +465,8 @@ def error_from_response(
         hint = parse_retry_after((details or {}).get("retryAfterSeconds"))
         if hint is None:
             hint = parse_retry_after(headers.get("Retry-After"))
+        if hint is None:
+            hint = http_date_hint(headers)  # a CDN's or proxy's date
         error: APIStatusError = RateLimitError(message, retry_after=hint, **kwargs)
         error.body = _body(payload, body)
         return error
