@@ -25,6 +25,7 @@ from ._bulk import SendHooks, outcome_kind
 from ._config import resolve_settings, state_directory
 from ._delivery import ClaimedIds, Delivery
 from ._errors import OpenTrainError
+from ._log_secrets import register_secret
 from ._models import Message
 from ._options import (
     FlatOptions,
@@ -141,6 +142,7 @@ class OpenTrainClient(SendMixin, ReadMixin):
         check_groups(pacing, retries, time, seam)
         settings = resolve_settings(api_token, base_url, env=env, config_path=config_path)
         self._settings = settings
+        register_secret(self, settings.token)  # echoed in a log record: masked
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._root = settings.api_root
         self.max_concurrency = max_concurrency

@@ -115,10 +115,10 @@ async def find_own_message(
     trims or normalizes content answers with what it stored).
 
     Walks back from the newest message until the messages are older than ``since`` or
-    there are no more: only then is "not found" an answer (None).  Anything short of
-    it is ``DeliveryUnknownError`` (chained to the cause): the conversation cannot be
-    read, a page is malformed, a cursor repeats, or reading takes over ``budget`` s.
-    """
+    there are no more: only then is "not found" an answer (None).  Anything short of it
+    is ``DeliveryUnknownError`` (chained to the cause): the conversation cannot be read,
+    a page is malformed, a cursor repeats, reading takes over ``budget`` s, or a match
+    does not say whose it is."""
     since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
     deadline = clock() + budget
     walk = reader.iter_messages(conversation_id, limit=page_size)
@@ -135,18 +135,15 @@ async def find_own_message(
                 break
             pages += 1
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
+            if found is _UNSAID:
+                raise _unknown(conversation_id, cause, _UNSAID_WHY)
             if found is not None:
                 return found
-            older = [m.created_at for m in page.messages]
-            if older and min(older) < since_dt:
+            if any(m.created_at < since_dt for m in page.messages):
                 return None  # read back to before the first attempt: it is not there
             if clock() >= deadline:
-                raise _unknown(
-                    conversation_id,
-                    cause,
-                    f"was not read back far enough within {budget:g} s ({pages:,} pages of "
-                    "newer messages)",
-                )
+                why = f"was not read back far enough within {budget:g} s ({pages:,} pages)"
+                raise _unknown(conversation_id, cause, why)
     if walk.repeated_cursor:
         raise _unknown(
             conversation_id,
@@ -166,17 +163,27 @@ def _claim_ours(
 ) -> Message | None:
     """Our message with exactly ``content`` (or the id ``answered``), stamped at or
     after ``since`` and not claimed yet, now claimed (the order inside a page is not
-    documented)."""
+    documented).  ``_UNSAID`` when such a message does not say whose it is
+    (``isFromViewer`` missing): ours or the other side's, resending could duplicate it."""
+    unsaid = False
     for message in messages:
         if (
-            message.is_from_viewer
+            message.is_from_viewer is not False
             and (message.content == content or message.id == answered)
             and message.created_at >= since
             and message.id not in claimed
         ):
+            if message.is_from_viewer is None:
+                unsaid = True
+                continue
             claimed.add(message.id)
             return message
-    return None
+    return _UNSAID if unsaid else None
+
+
+_UNSAID = Message(id="", conversation_id="", created_at=datetime.min.replace(tzinfo=timezone.utc))
+"""What ``_claim_ours`` finds when a matching message does not say whose it is."""
+_UNSAID_WHY = "holds a message with our content that does not say whose it is (no isFromViewer)"
 
 
 def _unknown(conversation_id: str, cause: DeliveryUnknownError, why: str) -> DeliveryUnknownError:
@@ -388,7 +395,7 @@ def answer_mismatch(
         return f"a message of conversation {message.conversation_id!r}"
     if message.id in claimed:
         return f"message {message.id!r}, already the outcome of another send"
-    if not message.is_from_viewer:
+    if message.is_from_viewer is False:  # None: not said, and it answers our own POST
         return f"message {message.id!r}, not from this account (isFromViewer false)"
     if message.content != content:
         return f"message {message.id!r}, with other content"

@@ -172,7 +172,7 @@ class Message(WireModel):
     updated_at: datetime | None = None
     job_id: str | None = None
     sender_user_id: str | None = None
-    is_from_viewer: bool = False
+    is_from_viewer: bool | None = None  # None: the server did not say (no isFromViewer)
     content: str = ""
     message_type: str | None = None
     system: bool = False

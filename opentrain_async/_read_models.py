@@ -89,7 +89,7 @@ class LastMessage(WireModel):
     id: str
     content: str = ""
     sender_user_id: str | None = None
-    is_from_viewer: bool = False
+    is_from_viewer: bool | None = None
     created_at: datetime | None = None
 
 

@@ -1,9 +1,8 @@
 """A server whose message objects lack ``isFromViewer`` (the API reshaped, or a proxy
-dropping fields) stores every send but never says it is ours: the 201 is taken for a
-lie (right: "from you" is not shown), and read-back, which cannot tell either, reports
-"not there" and resends, up to ``max_retries`` times: six copies of each message.
-README "What is guaranteed": when read-back cannot tell, the outcome is
-``DeliveryUnknownError``, never a guess.  Known gap, kept as a strict xfail."""
+dropping fields) stores every send but never says it is ours.  On 76ca173 the 201 was
+taken for a lie and read-back, unable to tell either, reported "not there" and resent,
+up to ``max_retries`` times: six copies of each message.  README "What is guaranteed":
+when read-back cannot tell, the outcome is ``DeliveryUnknownError``, never a guess."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -22,8 +20,11 @@ TOKEN = "ot_pat_no_viewer_field"
 
 
 @contextlib.asynccontextmanager
-async def without_viewer_field() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """Stores every POST; answers and lists messages without ``isFromViewer``."""
+async def without_viewer_field(
+    lose_first_answer: bool = False,
+) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """Stores every POST; answers and lists messages without ``isFromViewer``.  With
+    ``lose_first_answer`` the first POST is stored and then answered 502."""
     stored: list[dict[str, Any]] = []
 
     async def post(request: web.Request) -> web.Response:
@@ -36,6 +37,8 @@ async def without_viewer_field() -> AsyncIterator[tuple[str, list[dict[str, Any]
             "createdAt": "2030-01-01T00:00:00.000Z",
         }
         stored.append(message)
+        if lose_first_answer and len(stored) == 1:
+            return web.json_response({"ok": False}, status=502)
         return web.json_response({"ok": True, "message": message}, status=201)
 
     async def get(request: web.Request) -> web.Response:
@@ -52,15 +55,6 @@ async def without_viewer_field() -> AsyncIterator[tuple[str, list[dict[str, Any]
         await server.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Message.is_from_viewer defaults to False, so read-back cannot tell a field "
-        "missing from 'not ours'; telling them apart needs the model (bool | None) or "
-        "the page to say so, and taking 'not ours' as unknown would stop reply() "
-        "answering 'ok' to an incoming 'ok': a design choice left to the lead"
-    ),
-)
 async def test_a_server_hiding_whose_message_it_is_gets_each_message_once() -> None:
     async with (
         without_viewer_field() as (url, stored),
@@ -70,3 +64,14 @@ async def test_a_server_hiding_whose_message_it_is_gets_each_message_once() -> N
         report = await client.send_all([("conv_1", "hello")])
     assert report.counts["sent"] + report.counts["delivery_unknown"] == 1
     assert [m["content"] for m in stored] == ["hello"]  # on 76ca173: six copies
+
+
+async def test_read_back_that_cannot_tell_whose_message_says_unknown() -> None:
+    async with (
+        without_viewer_field(lose_first_answer=True) as (url, stored),
+        OpenTrainClient(TOKEN, url, env={}) as client,
+    ):
+        client.reconcile_delay = 0
+        report = await client.send_all([("conv_1", "hello")])
+    assert report.counts["delivery_unknown"] == 1  # our "hello" or theirs: not a guess
+    assert [m["content"] for m in stored] == ["hello"]
