@@ -20,7 +20,7 @@ reset found sends only what was not refused.
 
 Seed 7194 of ``family_sim --max-window 2`` (a sliding window of 90 per 1.23 s, header
 hints, no latency): every window opened at 0, 2 and 4 s, each wall's hint 2 waited in
-full (1.64x); sounded, at 0, 1.26 and 2.52 s (1.03x).  Only walls of short windows
+full (1.64x); sounded, at 0, 1.34 and 2.68 s (1.10x).  Only walls of short windows
 (hints of at most ``WINDOW_HINT``, where a second is half a window or more) that admit
 ``FEW`` or more, and only for a pacer on the in-process backend (one process on its
 state): processes sharing a state would each sound the same wall, and the Redis
