@@ -236,6 +236,8 @@ def apply_report(
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
     the longest exact hint kept (``hint_max``: it bounds the search's end only)."""
+    if feedback.throttled and feedback.sounding:
+        return _sounded(state, now, feedback, cap, tuning)
     if feedback.throttled and earlier_windows(state, feedback.throttled_at, cap):
         # An earlier window's 429, answered late: counted, nothing else.
         new = _apply_report(state, now, attrs.evolve(feedback, spread=True), cap, tuning)
@@ -248,6 +250,27 @@ def apply_report(
         return new
     hint = min(hint, tuning.max_hint_pause)
     return attrs.evolve(new, hint_max=max(state.hint_max, hint))
+
+
+def _sounded(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """A probe's 429 that looked for a window's reset (``sounding``): counted as the
+    spread's are and as none of the window's refusals; its rounded hint bounds the reset
+    of the pause that ends at one."""
+    quiet = attrs.evolve(feedback, spread=True, climb=False)
+    new = _apply_report(state, now, quiet, cap, tuning)
+    new = attrs.evolve(new, win_throttles=new.win_throttles + 1)
+    hint = feedback.retry_after
+    if hint is None or hint < 1 or is_exact(hint) or not in_window_mode(new, cap):
+        return new
+    if new.win_reset == new.pause_until > now:
+        new = tighten(new, now, min(hint, tuning.max_hint_pause))
+    return new
 
 
 def _apply_report(

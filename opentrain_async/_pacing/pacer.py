@@ -27,11 +27,13 @@ from opentrain_async._validation import check_rate_limit
 
 from .allowance import ANSWER_WAIT, in_window_mode, paces_reset, window_rate
 from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_rate
+from .display import describe
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
+from .sounding import ResetSounder
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
-from .waiter import Waiter, until_done
+from .waiter import Waiter, at_most, until_done
 from .window import SlowStartWindow
 
 __all__ = ["Pacer"]
@@ -102,6 +104,7 @@ class Pacer:
         # From round trips: is a 429 the limit's?  (On a shared backend: ``SHARED_EVIDENCE``.)
         self.spread = ArrivalSpread(shared=self._local is None)
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
+        self.sounder = ResetSounder(self._local is not None)  # a window's reset, probed
         if self._paced:
             self.window.open_up()
 
@@ -127,15 +130,7 @@ class Pacer:
 
     def describe(self) -> str:
         """A short human description of the current pace (for progress displays)."""
-        paused = self.pause_remaining()
-        rate = self.current_rate(self._clock() + max(paused, 0.0))
-        # Two significant figures under 10/s: one send per 2 s is "0.5/s", not "0/s".
-        pace = "unpaced" if rate is None else f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"
-        if rate is not None:
-            pace += " (learned)" if self.state.limit is not None else " (stated)"
-        if paused >= 1:  # a long wait is never silent (a 429's hint)
-            return f"paused {paused:,.0f}s more (429), then {pace}"
-        return pace
+        return describe(self, self._clock())
 
     # -- admission ------------------------------------------------------------------------
 
@@ -331,6 +326,12 @@ class Pacer:
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
                     due = reservation.first - self._offset - self.tuning.horizon
+                    at = None if reservation.interval else self.sounder.due(now + self._offset)
+                    if at is not None and at <= now + self._offset:  # a window's reset sought
+                        self.sounder.sent(now + self._offset)
+                        queue.popleft().wake(now)
+                        continue
+                    due = due if at is None else min(due, at - self._offset)
                     await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
@@ -367,21 +368,14 @@ class Pacer:
         """Wait for successes on their way to the backend (the client's close, before the
         backend's), at most ``ANSWER_WAIT``: one that never answers (Redis frozen) made
         close hang.  Past it the report is dropped: the window's next W is smaller once."""
-        task = self._flushing
-        if task is None or task.done():
-            return
-        await until_done(task, self._sleep(ANSWER_WAIT))
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await at_most(self._flushing, lambda: self._sleep(ANSWER_WAIT))
 
     async def _flush_pending(self) -> None:
         while self._pending:
             successes, latest = self._take_pending()
+            feedback = PacingFeedback(successes=successes, latest_accepted=latest)
             try:
-                await self.backend.report(
-                    PacingFeedback(successes=successes, latest_accepted=latest)
-                )
+                await self.backend.report(feedback)
             except Exception:  # any backend's failure: they ride with the next call
                 self._pending += successes
                 return
@@ -394,7 +388,8 @@ class Pacer:
 
     def paces_reset(self, retry_after: float) -> bool:
         """A bulk send's 429 with this whole hint is its to wait (``allowance``)."""
-        return paces_reset(self.state, retry_after, self.rate_limit, self.tuning)
+        paced = paces_reset(self.state, retry_after, self.rate_limit, self.tuning)
+        return paced or self.sounder.paces(self.state, self.rate_limit, retry_after)
 
     def _local_pause(self, until: float, now: float) -> float:
         """A backend's pause end on the local clock, capped (another clock's paused decades)."""
@@ -435,6 +430,7 @@ class Pacer:
         self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
         self._local_successes += 1
         self.probe.accepted(sent_at)
+        self.sounder.answered(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
         if self._windowed:
@@ -443,6 +439,7 @@ class Pacer:
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
+        self.sounder.answered(sent_at)
         self.window.leave(grow=False)
         self._answered.set()
 
@@ -471,6 +468,7 @@ class Pacer:
             climb=jitter and self.spread.far(),
             latest_accepted=latest,
             walled=walled,
+            sounding=self.sounder.answered(sent_at),
         )
         self._reporting += 1
         self._release()
@@ -483,6 +481,7 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
+        self.sounder.reported(state, self.rate_limit, sent_at, now + self._offset, retry_after)
         self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:

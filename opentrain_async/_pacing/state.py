@@ -224,3 +224,7 @@ class PacingFeedback:
     a guessed pause and the wall still held.  A wall refuses every rate, so with a
     rounded hint its cut reads the rate of the window it stands for, not the rate that
     drew it (``episode.wall_cut``)."""
+    sounding: bool = False
+    """The 429 is a probe's that looked for a window's reset (``sounding``): counted,
+    no pause, no cut, the window's mode kept, and its rounded hint's bound ends the
+    pause at a reset sooner (``allowance.tighten``)."""

@@ -4,10 +4,10 @@ asked to lead; and the pacer's "this, or a nap, whichever ends first"."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Waiter", "until_done"]
+__all__ = ["Waiter", "at_most", "until_done"]
 
 
 class Waiter:
@@ -34,3 +34,14 @@ async def until_done(future: asyncio.Future[Any], nap: Awaitable[None]) -> None:
         await asyncio.wait((future, napping), return_when=asyncio.FIRST_COMPLETED)
     finally:
         napping.cancel()
+
+
+async def at_most(task: asyncio.Task[Any] | None, nap: Callable[[], Awaitable[Any]]) -> None:
+    """Wait for ``task`` (None or done: not at all) until ``nap()`` ends; still running
+    then, it is cancelled (and its end awaited, its exception dropped)."""
+    if task is None or task.done():
+        return
+    await until_done(task, nap())
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
