@@ -364,7 +364,8 @@ class JournalLease:
         if why == GONE:
             return (
                 f"stopped sending: the journal for {self.url.where} is gone from Redis (it "
-                "restarted empty, was flushed, or the records expired); no further send was "
+                "restarted empty, was flushed, or the records expired or were evicted under "
+                "maxmemory); no further send was "
                 "started. What this run delivered is no longer recorded anywhere: a rerun "
                 "starts a new journal and sends every input again, delivered ones included, "
                 "unless you remove those from the job first (the summary's failures and "
