@@ -62,6 +62,33 @@ async def test_records_evicted_mid_run_stop_the_run_and_say_the_journal_is_gone(
         assert "format 1" not in rerun.err, rerun.err
 
 
+async def test_a_lease_evicted_mid_run_is_not_blamed_on_another_run(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The lease key alone deleted mid-run (evicted, as the records above): the run
+    stopped, safely, but said "its lease was taken over by another run" when no other
+    run existed.  Now it says the lease expired in Redis (or was taken over)."""
+    async with FakeOpenTrain(latency=0.005) as server:
+        job, env = _job(tmp_path, server, 120)
+        url = f"{redis_server.url}?job=evicted&lease=3"
+        args = ("bulk", str(job), "--journal", url, "--concurrency", "2", "--json")
+        run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
+        admin = redis_asyncio.Redis.from_url(redis_server.url)
+        try:
+            deadline = time.monotonic() + 30
+            while server.stats()["committed"] < 30:
+                assert time.monotonic() < deadline, "timed out waiting for 30 deliveries"
+                assert not run.done(), run.result().err
+                await asyncio.sleep(0.005)
+            assert await admin.delete("opentrain:journal:{evicted}:lease") == 1
+            first = await asyncio.wait_for(run, 60)
+        finally:
+            await admin.aclose()
+        assert first.code == 1, first.err
+        assert "its lease expired in Redis" in first.err
+        assert server.stats()["duplicates"] == 0
+
+
 @pytest.mark.xfail(
     strict=True,
     reason=(

@@ -49,6 +49,7 @@ from ._journal_redis_url import RedisJournalURL
 
 __all__ = [
     "GONE",
+    "NOT_OURS",
     "JournalBusyError",
     "JournalLease",
     "JournalLostError",
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 GONE = "its records and lease are gone from Redis"
+NOT_OURS = "its lease expired in Redis (or was taken over by another run)"
+"""Why a script found the lease not ours: its key expired (the run paused past it, Redis
+evicted it, its clock jumped) or another run holds it; a script cannot tell which."""
 
 RunScript = Callable[[str, list[str], list[Any]], Awaitable[Any]]
 """``run(name, keys, args)``: the script ``_redis/lua/NAME.lua`` on the journal's Redis."""
@@ -273,7 +277,7 @@ class JournalLease:
                 continue
             if int(held) != 1:
                 gone = int(held) == -4
-                self.lose(GONE if gone else "its lease was taken over by another run")
+                self.lose(GONE if gone else NOT_OURS)
                 return
             self.confirmed(sent)
 
@@ -319,7 +323,7 @@ class JournalLease:
         if remaining == -4:
             self.lose(GONE)
         elif remaining == -3 or remaining == -2:
-            self.lose("its lease expired in Redis (or was taken over by another run)")
+            self.lose(NOT_OURS)
         elif remaining >= 0:
             self._observed(sent, remaining / 1000)
 
