@@ -102,7 +102,26 @@ async def run_job(
     result = await execute(source, options, settings, err=err)
     print_summary(result, options, out, err)
     if options.failures is not None:
-        written = write_failures(options.failures, source, result)
+        try:
+            written = write_failures(options.failures, source, result)
+        except OSError as exc:
+            # After the sends (disk full, its directory removed): the summary above and
+            # the journal hold the run; name the file and where the failures are, exit
+            # 1, not a bare "I/O error" exit 2 (a usage error) naming a temporary file.
+            # An old file there would be taken for this run's failures: it goes.
+            with contextlib.suppress(OSError):
+                options.failures.unlink()
+            kept = (
+                "the summary above lists the first ones"
+                if result.journal is None or result.journal_gone
+                else f"the journal keeps them all (opentrain-async journal export {result.journal})"
+            )
+            print(
+                f"opentrain-async: error: could not write --failures {options.failures}: "
+                f"{exc.strerror or exc}; {kept}",
+                file=err,
+            )
+            return max(result.exit_code(), EXIT_FAILED)
         if written:
             print(f"{written:,} input(s) not delivered written to {options.failures}", file=err)
     return result.exit_code()

@@ -133,6 +133,8 @@ class Progress:
     final: bool = True
     """False for failures that stopped the run (401, unreachable): retried automatically."""
     sha256: str | None = None
+    conversation_id: str | None = None
+    """The conversation its last ``started`` record names (a reused key says where it went)."""
     line: int | None = None
     resolved: str | None = None
     """A failure marked fixed elsewhere (``journal resolve``): its note; a run counts the
@@ -213,6 +215,9 @@ def _apply(state: JournalState, record: Mapping[str, Any]) -> None:
         progress.last_started = at
         progress.open = True
         progress.sha256 = record.get("sha256", progress.sha256)
+        conversation = record.get("conversationId")
+        if isinstance(conversation, str):
+            progress.conversation_id = conversation
         line = record.get("line")
         progress.line = line if isinstance(line, int) else progress.line
         return

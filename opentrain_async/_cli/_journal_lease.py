@@ -49,6 +49,7 @@ from ._journal_redis_url import RedisJournalURL
 
 __all__ = [
     "GONE",
+    "NOT_OURS",
     "JournalBusyError",
     "JournalLease",
     "JournalLostError",
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 GONE = "its records and lease are gone from Redis"
+NOT_OURS = "its lease expired in Redis (or was taken over by another run)"
+"""Why a script found the lease not ours: its key expired (the run paused past it, Redis
+evicted it, its clock jumped) or another run holds it; a script cannot tell which."""
 
 RunScript = Callable[[str, list[str], list[Any]], Awaitable[Any]]
 """``run(name, keys, args)``: the script ``_redis/lua/NAME.lua`` on the journal's Redis."""
@@ -273,7 +277,7 @@ class JournalLease:
                 continue
             if int(held) != 1:
                 gone = int(held) == -4
-                self.lose(GONE if gone else "its lease was taken over by another run")
+                self.lose(GONE if gone else NOT_OURS)
                 return
             self.confirmed(sent)
 
@@ -319,7 +323,7 @@ class JournalLease:
         if remaining == -4:
             self.lose(GONE)
         elif remaining == -3 or remaining == -2:
-            self.lose("its lease expired in Redis (or was taken over by another run)")
+            self.lose(NOT_OURS)
         elif remaining >= 0:
             self._observed(sent, remaining / 1000)
 
@@ -364,7 +368,8 @@ class JournalLease:
         if why == GONE:
             return (
                 f"stopped sending: the journal for {self.url.where} is gone from Redis (it "
-                "restarted empty, was flushed, or the records expired); no further send was "
+                "restarted empty, was flushed, or the records expired or were evicted under "
+                "maxmemory); no further send was "
                 "started. What this run delivered is no longer recorded anywhere: a rerun "
                 "starts a new journal and sends every input again, delivered ones included, "
                 "unless you remove those from the job first (the summary's failures and "

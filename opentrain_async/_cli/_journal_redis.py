@@ -42,6 +42,7 @@ from opentrain_async._redis import scripts
 from ._journal import CorruptRecordError, JournalError, StoredRecords
 from ._journal_lease import (
     GONE,
+    NOT_OURS,
     JournalBusyError,
     JournalLease,
     JournalLostError,
@@ -266,7 +267,7 @@ class RedisJournalStore:
             lease.lose(GONE)
             lease.raise_lost()
         if int(length) == -1:
-            lease.lose("its lease was taken over by another run")
+            lease.lose(NOT_OURS)
             lease.raise_lost()
         if int(length) == -2:
             raise JournalError(f"journal {self.name} was created by another run at the same time")

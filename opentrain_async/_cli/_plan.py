@@ -257,14 +257,24 @@ def refuse_changed(plan: Plan, journal: str) -> None:
     if not plan.changed:
         return
     named = ", ".join(
-        f"{item.message.key!r} (line {item.line.number})" for item in plan.changed[:SHOW_CHANGED]
+        f"{item.message.key!r} (line {item.line.number}{_moved(plan, item, ', sent to ')})"
+        for item in plan.changed[:SHOW_CHANGED]
     )
     more = len(plan.changed) - SHOW_CHANGED
+    moved = sum(1 for item in plan.changed if _moved(plan, item, "x"))
+    how = (
+        "with other content"
+        if not moved
+        else "to another conversation"
+        if moved == len(plan.changed)
+        else "with other content or to another conversation"
+    )
     raise JournalError(
-        f"{len(plan.changed):,} key(s) were sent in an earlier run with other content: "
+        f"{len(plan.changed):,} key(s) were sent in an earlier run {how}: "
         f"{named}{f' and {more:,} more' if more > 0 else ''} (journal {journal}). Nothing "
-        "was sent. Restore the original content, give the new message a new key, or pass "
-        "--allow-changed to send the new content as well"
+        f"was sent. Restore the original {'line' if moved else 'content'}, give the new "
+        "message a new key, or pass --allow-changed to send the new "
+        f"{'line' if moved else 'content'} as well"
     )
 
 
@@ -319,13 +329,24 @@ async def dry_run(source: JobSource, options: JobOptions, out: TextIO, err: Text
     return EXIT_USAGE if plan.bad or plan.changed or plan.maybe_sent else EXIT_OK
 
 
+def _moved(plan: Plan, item: JobInput, prefix: str) -> str:
+    """``prefix`` + the conversation a reused key was sent to, when the line now names
+    another one (the content may be the same: "other content" would mislead); else ""."""
+    before = plan.state.inputs[item.ident].conversation_id
+    if before is None or before == item.message.conversation_id:
+        return ""
+    return f"{prefix}{before}"
+
+
 def print_plan(plan: Plan, journal: str | None, out: TextIO) -> None:
     """The plan for a terminal: every bad line, every changed key, then one line."""
     print_bad_lines(plan.bad_lines, out, None)
     for item in plan.changed:
+        moved = _moved(plan, item, "to ")
         print(
-            f"line {item.line.number}: key {item.message.key!r} was sent before with other "
-            "content (a real run refuses to start; --allow-changed sends it)",
+            f"line {item.line.number}: key {item.message.key!r} was sent before "
+            f"{moved or 'with other content'} (a real run refuses to start; "
+            "--allow-changed sends it)",
             file=out,
         )
     for item in plan.maybe_sent:
