@@ -9,7 +9,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async.testing import FakeOpenTrain
@@ -89,21 +88,12 @@ async def test_a_lease_evicted_mid_run_is_not_blamed_on_another_run(
         assert server.stats()["duplicates"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Redis evicted (or someone deleted) a finished run's records list but kept its "
-        "fence: the next run finds no records, starts a new journal and sends every "
-        "input again, delivered ones included, without a word.  Telling this from a "
-        "job whose first run stopped between taking the lease and writing its header "
-        "needs the fence to say a header was written; not done here."
-    ),
-)
 async def test_records_evicted_between_runs_are_not_taken_for_a_new_job(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """40 delivered, the records key then deleted (fence and lease state left as a
-    finished run leaves them): the rerun sent all 40 again (40 duplicates, exit 0)."""
+    finished run leaves them): on 5dc398b the rerun sent all 40 again (40 duplicates,
+    exit 0).  It now refuses to start, says the records were lost and how to go on."""
     n = 40
     async with FakeOpenTrain() as server:
         job, env = _job(tmp_path, server, n)
@@ -119,3 +109,6 @@ async def test_records_evicted_between_runs_are_not_taken_for_a_new_job(
             await admin.aclose()
         rerun = await run_cli(*args, env=env, cwd=tmp_path)
         assert server.stats()["duplicates"] == 0, rerun.err
+        assert rerun.code == 2, rerun.err
+        assert "records are gone from Redis" in rerun.err
+        assert "Traceback" not in rerun.err

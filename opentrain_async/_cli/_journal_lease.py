@@ -75,9 +75,23 @@ class JournalBusyError(JournalError, OpenTrainError):
         self.holder = holder
 
 
+class JournalRecordsLostError(JournalError, OpenTrainError):
+    """A run wrote the job's journal, and its records are gone from Redis since: a new
+    journal would resend what they said was delivered, so the run refuses to start."""
+
+
 class JournalLostError(JournalError, OpenTrainError):
     """The run lost its journal mid-run (Redis gone, or the lease taken over): it must
     stop sending, since nothing more it does can be recorded."""
+
+
+def _records_lost(where: str, written: str) -> str:
+    return (
+        f"{where}: a run wrote this job's journal, but its records are gone from Redis "
+        "(evicted under a maxmemory policy, or deleted); a new journal would send the "
+        "inputs it delivered again. Give the journal's Redis maxmemory-policy "
+        f"noeviction; to start the job over knowingly, delete the key {written}"
+    )
 
 
 def lease_clock() -> float:
@@ -203,7 +217,10 @@ class JournalLease:
         self.k_lease = url.key("lease")
         self.k_records = url.key("records")
         self.k_fence = url.key("fence")
-        self.keys = [self.k_lease, self.k_records, self.k_fence]
+        self.k_written = url.key("written")
+        """Set with the header, kept as long as the fence: records gone while it stays
+        were lost (evicted, deleted), not never written."""
+        self.keys = [self.k_lease, self.k_records, self.k_fence, self.k_written]
         """KEYS of the journal scripts but acquire."""
 
     async def acquire(self) -> None:
@@ -215,7 +232,10 @@ class JournalLease:
             sent = self.clock()
             args: list[Any] = [self.owner, self.lease_ms, self.host, self.pid]
             args += [self._machine or "", f"{time.time():.3f}", steal]
-            reply = await self._run("journal_acquire", [self.k_lease, self.k_fence], args)
+            keys = [self.k_lease, self.k_fence, self.k_records, self.k_written]
+            reply = await self._run("journal_acquire", keys, args)
+            if int(reply[0]) == -5:
+                raise JournalRecordsLostError(_records_lost(self.url.where, self.k_written))
             if int(reply[0]) == 1:
                 self.token = int(reply[1])
                 self._valid_until = sent + self.url.lease - self._margin

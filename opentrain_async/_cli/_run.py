@@ -30,8 +30,6 @@ import aiohttp
 import attrs
 
 from opentrain_async import (
-    APIConnectionError,
-    AuthenticationError,
     BlockedByEarlierFailureError,
     BulkReport,
     BulkSend,
@@ -45,38 +43,18 @@ from opentrain_async import (
     SendOutcome,
     Settings,
 )
-from opentrain_async._bulk import quota_gone, stops_engine
 
 from ._journal import Journal, JournalError, JournalState, JournalStore
 from ._journal_redis import RedisJournalStore
 from ._options import Failure, JobOptions
 from ._plan import Action, JobInput, Plan
 from ._progress import ProgressDisplay
-from ._run_start import StartStop, describe_error
+from ._run_start import StartStop, describe_error, journaled, stops_run
 from ._summary import JobResult
 
 __all__ = ["Runner", "describe_error"]
 
 logger = logging.getLogger("opentrain_async.cli")
-
-
-def _stops_run(error: OpenTrainError | None, max_wait: float = float("inf")) -> str | None:
-    """Failures that will hit every later send too: stop instead of burning the input.
-    A 429 whose hint is beyond what a run waits (``max_wait``, the retry policy's
-    ``max_retry_after``) says the quota is gone for longer than the job can wait:
-    every later send would meet it too (and crawl at the pacer's pause per input)."""
-    if isinstance(error, RateLimitError) and quota_gone(error, max_wait):
-        return (
-            f"the API's rate limit asks to wait {error.retry_after:,.0f} s, longer than a "
-            f"run waits ({max_wait:g} s): the quota is used up; rerun later to resume"
-        )
-    if isinstance(error, AuthenticationError):
-        return "the API token was rejected (401 UNAUTHORIZED)"
-    if error is not None and stops_engine(error):
-        return f"this token cannot send: {describe_error(error)}"
-    if isinstance(error, APIConnectionError) and error.reached_server is False:
-        return f"the server is unreachable ({describe_error(error)})"
-    return None
 
 
 class _NotFound(OpenTrainError):
@@ -412,22 +390,23 @@ class Runner(StartStop):
         self.report.add(outcome)
         if outcome.ok:
             assert isinstance(outcome.message, Message)
-            if self.journal is not None:
-                await self.journal.ended_ok(
-                    ident, outcome.message.id, reconciled=outcome.reconciled
-                )
-            return None
+            if self.journal is None:
+                return None
+            message_id, reconciled = outcome.message.id, outcome.reconciled
+            return await journaled(self.journal.ended_ok(ident, message_id, reconciled=reconciled))
         error = outcome.error
         assert error is not None
-        stop = _stops_run(error, self._client().retry_policy.max_retry_after)
+        stop = stops_run(error, self._client().retry_policy.max_retry_after)
         # The summary and the journal group failures by the server's own reason, also
         # one the SDK's closed set of kinds does not name (as ``BulkReport.by_reason``).
         kind = outcome.reason or outcome.kind
         self._failed_lines[ident] = pulled.line.number
         self._failure(pulled, kind, error)
         logger.info("%s: not delivered: %s", ident, describe_error(error))
-        if self.journal is not None:
-            await self.journal.ended_failed(
+        if self.journal is None:
+            return stop
+        lost = await journaled(
+            self.journal.ended_failed(
                 ident,
                 kind=kind,
                 error=describe_error(error),
@@ -435,7 +414,8 @@ class Runner(StartStop):
                 status=getattr(error, "status", None),
                 final=stop is None and kind not in ("not_attempted", "blocked_by_earlier_failure"),
             )
-        return stop
+        )
+        return stop or lost
 
     async def _send(self, plan: Plan) -> None:
         options = self.options

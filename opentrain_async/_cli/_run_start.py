@@ -22,14 +22,17 @@ from opentrain_async import (
     NotFoundError,
     OpenTrainClient,
     OpenTrainError,
+    RateLimitError,
     Settings,
     UnexpectedResponseError,
 )
+from opentrain_async._bulk import quota_gone, stops_engine
 
+from ._journal import JournalError
 from ._options import Interrupted, JobOptions, StartError
 from ._summary import signal_name
 
-__all__ = ["StartStop", "describe_error"]
+__all__ = ["StartStop", "describe_error", "journaled", "stops_run"]
 
 logger = logging.getLogger("opentrain_async.cli")
 T = TypeVar("T")
@@ -158,3 +161,32 @@ class StartStop:
                     signal.signal(signum, previous)
             if self._grace is not None:
                 self._grace.cancel()
+
+
+def stops_run(error: OpenTrainError | None, max_wait: float = float("inf")) -> str | None:
+    """Failures that will hit every later send too: stop instead of burning the input.
+    A 429 whose hint is beyond what a run waits (``max_wait``, the retry policy's
+    ``max_retry_after``) says the quota is gone for longer than the job can wait:
+    every later send would meet it too (and crawl at the pacer's pause per input)."""
+    if isinstance(error, RateLimitError) and quota_gone(error, max_wait):
+        return (
+            f"the API's rate limit asks to wait {error.retry_after:,.0f} s, longer than a "
+            f"run waits ({max_wait:g} s): the quota is used up; rerun later to resume"
+        )
+    if isinstance(error, AuthenticationError):
+        return "the API token was rejected (401 UNAUTHORIZED)"
+    if error is not None and stops_engine(error):
+        return f"this token cannot send: {describe_error(error)}"
+    if isinstance(error, APIConnectionError) and error.reached_server is False:
+        return f"the server is unreachable ({describe_error(error)})"
+    return None
+
+
+async def journaled(write: Awaitable[None]) -> str | None:
+    """Write an outcome's record: a journal that cannot be written (a lost Redis lease,
+    its records evicted) stops the run, which still prints its summary."""
+    try:
+        await write
+    except JournalError as exc:
+        return str(exc)
+    return None

@@ -1,9 +1,15 @@
--- Journal lease, acquire.  KEYS: lease, fence.
+-- Journal lease, acquire.  KEYS: lease, fence, records, written.
 -- ARGV: owner, lease_ms, host, pid, machine, since, steal_owner.
--- Returns {1, token} when taken; {0, the holder's HGETALL, its PTTL} when held.
+-- Returns {1, token} when taken; {0, the holder's HGETALL, its PTTL} when held; {-5}
+-- when a run wrote this job's header (``written``, kept as long as the fence) but its
+-- records are gone (evicted under a maxmemory policy, or deleted): a new journal would
+-- send its delivered inputs again.
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= ARGV[7] then
   return {0, redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
+if redis.call('EXISTS', KEYS[4]) == 1 and redis.call('EXISTS', KEYS[3]) == 0 then
+  return {-5}
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('DEL', KEYS[1])
@@ -11,4 +17,5 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'host', ARGV[3],
   'pid', ARGV[4], 'machine', ARGV[5], 'since', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[4])
 return {1, token}

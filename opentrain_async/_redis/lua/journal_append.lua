@@ -1,4 +1,4 @@
--- Journal, append under the lease.  KEYS: lease, records, fence.
+-- Journal, append under the lease.  KEYS: lease, records, fence, written.
 -- ARGV: owner, lease_ms, retention_ms, first (1: only into an empty list), record...
 -- Returns the list's new length; -1 when the lease is not ours, -2 when ``first`` and
 -- the list is not empty; -4 when the job is gone (Redis restarted empty, or was
@@ -14,5 +14,6 @@ if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then return -4 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
 local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
+if ARGV[4] == '1' then redis.call('SET', KEYS[4], '1') end  -- the header: see acquire
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return n

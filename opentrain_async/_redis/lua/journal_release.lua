@@ -1,7 +1,9 @@
--- Journal lease, release.  KEYS: lease, records, fence.  ARGV: owner, retention_ms.
--- 1: released (records and fence then expire after the retention); 0: not ours.
+-- Journal lease, release.  KEYS: lease, records, fence, written.  ARGV: owner,
+-- retention_ms.  1: released (records, fence and written then expire after the
+-- retention); 0: not ours.
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
 return 1
