@@ -12,7 +12,10 @@ Another reply with the same text in the same conversation is told apart by id: e
 message this client sent is claimed, and so is every reply in the ``ReplyLog`` (which
 ``listen()`` saves with its position, so this holds across restarts) except the replies
 to this very message.  One answer per incoming message and text: asked twice, ``reply``
-returns the first.
+returns the first.  Without ``listen()`` a new process has no log: an answer with the
+same text to an earlier message, stamped after this one, is taken for this one's.  No
+rule on the server's data alone avoids that without answering twice where the answer
+*was* this one's (out of order, then a crash): see tests/test_reply_without_listen.py.
 """
 
 from __future__ import annotations

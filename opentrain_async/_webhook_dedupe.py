@@ -8,7 +8,10 @@ signed body, through a ``DedupeStore``:
 - ``claim`` takes an event atomically, for ``ttl`` seconds, or says who has it: being
   handled (``"pending"``) or handled (``"done"``);
 - ``settle`` marks it handled, remembered for ``ttl`` seconds;
-- ``release`` gives it back after the handler failed, so OpenTrain's retry gets through.
+- ``release`` gives it back after the handler failed, so OpenTrain's retry gets through;
+- ``renew`` (optional in a store of your own) extends a claim still held, as a lease is
+  kept: an inline handler renews its claim while it runs, so that a claim outlives a
+  slow handler but not a dead one.
 
 ``MemoryDedupeStore`` serves one process; ``RedisDedupeStore`` shares the state between
 replicas (``SET NX PX``: one claim wins, and keys expire on their own).
@@ -28,7 +31,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["DedupeState", "DedupeStore", "MemoryDedupeStore", "RedisDedupeStore"]
+__all__ = [
+    "DedupeState",
+    "DedupeStore",
+    "MemoryDedupeStore",
+    "RedisDedupeStore",
+    "RenewableDedupeStore",
+]
 
 DedupeState = Literal["pending", "done"]
 _DONE = "done"
@@ -47,6 +56,16 @@ class DedupeStore(Protocol):
 
     async def release(self, key: str, token: str) -> None:
         """Handling failed: free ``key`` if ``token`` still holds it."""
+
+
+# Not in DedupeStore: a store written before it (claim, settle, release) stays one.  The
+# handler renews the claims of stores that have it and warns about those that do not.
+class RenewableDedupeStore(DedupeStore, Protocol):
+    """A ``DedupeStore`` whose claims an inline handler can keep while it runs."""
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Hold ``key`` ``ttl`` more seconds if ``token`` still holds it (claimed, not
+        settled, not expired): True.  Otherwise False, and nothing changes."""
 
 
 def _check_ttl(ttl: float) -> int:
@@ -84,6 +103,17 @@ class MemoryDedupeStore:
         if entry is not None and entry[0] == _PENDING + token:
             del self._entries[key]
 
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        _check_ttl(ttl)
+        now = self._clock()
+        entry = self._entries.get(key)
+        # An expired claim is not renewed, even if nobody took it since: Redis has
+        # forgotten such a key, and both stores answer alike.
+        if entry is None or entry[0] != _PENDING + token or entry[1] <= now:
+            return False
+        self._put(key, entry[0], now + ttl)
+        return True
+
     def _put(self, key: str, value: str, expires: float) -> None:
         self._entries[key] = (value, expires)
         self._entries.move_to_end(key)
@@ -109,6 +139,7 @@ class RedisDedupeStore:
         self._redis = redis
         self._prefix = prefix
         self._release: AsyncScript | None = None  # _redis/lua/dedupe_release.lua
+        self._renew: AsyncScript | None = None  # _redis/lua/dedupe_renew.lua
 
     def __repr__(self) -> str:  # never the connection (it may hold a password)
         return f"RedisDedupeStore(prefix={self._prefix!r})"
@@ -134,3 +165,10 @@ class RedisDedupeStore:
         if self._release is None:
             self._release = scripts.register(self._redis, "dedupe_release")
         await self._release(keys=[self._prefix + key], args=[_PENDING + token])
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        milliseconds = _check_ttl(ttl)
+        if self._renew is None:
+            self._renew = scripts.register(self._redis, "dedupe_renew")
+        held = await self._renew(keys=[self._prefix + key], args=[_PENDING + token, milliseconds])
+        return int(held) == 1

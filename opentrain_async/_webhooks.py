@@ -23,6 +23,7 @@ source of truth: a lost or failed delivery is then never a lost message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -37,12 +38,13 @@ from aiohttp import web
 from ._errors import ConfigurationError, UnexpectedResponseError, WebhookVerificationError
 from ._json import json_loads
 from ._read_models import Event, parse_event
-from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, _check_ttl
+from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, RenewableDedupeStore, _check_ttl
 
 __all__ = [
     "DEFAULT_DEDUPE_TTL",
     "DEFAULT_TOLERANCE",
     "PENDING_TTL",
+    "RENEW_INTERVAL",
     "WebhookHandler",
     "parse_webhook_event",
     "sign_webhook_payload",
@@ -61,8 +63,12 @@ EVENT_HEADER = "X-OpenTrain-Event"
 DEFAULT_DEDUPE_TTL = 86_400.0
 """Seconds a handled event is remembered (OpenTrain's retries are over long before)."""
 PENDING_TTL = 120.0
-"""Seconds an event being handled inline stays claimed: a replica that dies while
-handling it blocks the event's retries no longer than this."""
+"""Seconds an event being handled inline stays claimed unless renewed: a replica that
+dies while handling it blocks the event's retries no longer than this."""
+RENEW_INTERVAL = PENDING_TTL / 4
+"""Seconds between renewals of an inline handler's claim (to ``PENDING_TTL`` again): a
+quarter, so that three renewals in a row may fail (a Redis blip, a slow round trip)
+before the claim lapses, at one store call per running handler every 30 s."""
 _MAX_TIMESTAMP_DIGITS = 4300
 """Python's int() refuses longer digit strings (so the official verifier fails on them)."""
 _MAX_TIMESTAMP = 10**15
@@ -232,6 +238,7 @@ class WebhookHandler:
         dedupe_size: int = 10_000,
         dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if not _as_bytes(secret, "secret"):
             raise ConfigurationError("the webhook secret is empty")
@@ -254,9 +261,19 @@ class WebhookHandler:
         self._tolerance = _check_tolerance(tolerance)
         self._background = background
         self._clock = clock
+        self._sleep = sleep
         self._dedupe: DedupeStore = MemoryDedupeStore(dedupe_size) if dedupe is None else dedupe
         self._ttl = float(dedupe_ttl)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inline: set[str] = set()
+        """Keys of the events ``on_event`` is handling inline here, right now."""
+        if not background and not callable(getattr(self._dedupe, "renew", None)):
+            logger.warning(
+                "webhook dedupe store %s has no renew(): an inline on_event slower than "
+                "%g s may be handed a retry of its event again",
+                type(self._dedupe).__name__,
+                PENDING_TTL,
+            )
         self.received = 0
         """Deliveries handed to ``on_event``."""
         self.duplicates = 0
@@ -292,6 +309,8 @@ class WebhookHandler:
             return web.json_response({"ok": False, "error": exc.reason}, status=status)
         # The event id is signed; X-OpenTrain-Delivery is not (a replay may change it).
         key, token = f"event:{event.id}", secrets.token_hex(8)
+        if key in self._inline:  # being handled here: known without asking the store
+            return web.json_response({"ok": False, "error": "in_progress"}, status=409)
         try:
             held = await self._dedupe.claim(
                 key, token, self._ttl if self._background else PENDING_TTL
@@ -318,17 +337,74 @@ class WebhookHandler:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return web.json_response({"ok": True}, status=202)
+        return await self._handle_inline(key, token, event)
+
+    async def _handle_inline(self, key: str, token: str, event: Event) -> web.Response:
+        """``on_event`` awaited, its claim renewed meanwhile (``_keep``), then settled
+        (200) or released (500, or cancelled): OpenTrain's retry then gets through."""
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(key, token, event, stop))
+        self._inline.add(key)
         try:
             await self._on_event(event)
         except Exception:  # released: OpenTrain's retry of this delivery gets through
             logger.exception("webhook event handler failed for event %s", event.id)
+            await self._stop_keeping(keeper, stop)
             await self._release(key, token, event)
             return web.json_response({"ok": False, "error": "handler_failed"}, status=500)
         except BaseException:  # cancelled (the app is stopping): let a retry through
+            await asyncio.shield(self._stop_keeping(keeper, stop))
             await asyncio.shield(self._release(key, token, event))
             raise
+        finally:
+            self._inline.discard(key)
+        await self._stop_keeping(keeper, stop)
         await self._settle(key, token, event)
         return web.json_response({"ok": True})
+
+    async def _keep(self, key: str, token: str, event: Event, stop: asyncio.Event) -> None:
+        """Renew the claim every ``RENEW_INTERVAL`` until ``stop``, as a lease is kept.
+
+        A claim held only for ``PENDING_TTL`` lapsed under a slower ``on_event``, and
+        OpenTrain's next retry (to any replica) was handled a second time.  Renewed, it
+        lasts as long as the handler; if the process dies the renewals stop with it and
+        the claim lapses ``PENDING_TTL`` after the last one, so the retry is handled then.
+        """
+        renew = getattr(self._dedupe, "renew", None)
+        if not callable(renew):
+            return
+        store: RenewableDedupeStore = self._dedupe  # type: ignore[assignment]
+        while True:
+            await self._sleep(RENEW_INTERVAL)
+            if stop.is_set():
+                return
+            try:
+                held = await store.renew(key, token, PENDING_TTL)
+            except Exception as exc:  # keep trying: the claim holds PENDING_TTL
+                logger.warning(
+                    "webhook event %s: the dedupe store failed to renew its claim (%s)",
+                    event.id,
+                    type(exc).__name__,
+                )
+                continue
+            if not held and not stop.is_set():
+                logger.warning(
+                    "webhook event %s: its claim lapsed while on_event ran; a retry may "
+                    "be handled again elsewhere",
+                    event.id,
+                )
+                return
+
+    @staticmethod
+    async def _stop_keeping(keeper: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """Stop the renewals before the claim is settled or released.  ``stop`` as well
+        as the cancel: redis-py may swallow a cancel that lands as a command completes
+        (see ``_cli/_journal_lease.release``), and a renewal racing the settle finds the
+        claim settled and changes nothing (the stores check the token)."""
+        stop.set()
+        keeper.cancel()
+        with contextlib.suppress(BaseException):
+            await keeper
 
     async def _settle(self, key: str, token: str, event: Event) -> None:
         try:
@@ -379,6 +455,7 @@ def webhook_handler(
     dedupe_size: int = 10_000,
     dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp.web handler that verifies, dedupes and dispatches deliveries::
 
@@ -394,9 +471,11 @@ def webhook_handler(
     ``on_event`` as a task, so slow user code never makes OpenTrain time out (10 s) and
     retry; failures are logged.  With ``background=False`` it awaits ``on_event`` and
     answers 500 if it raises, so OpenTrain retries the delivery (a retry arriving while
-    the first is handled gets 409).  The returned handler is ``WebhookHandler.handle``
-    (its ``__self__`` has the counters and ``drain()``); use ``WebhookHandler(...)
-    .install(app)`` to have pending handlers drained when the app shuts down.
+    the first is handled gets 409: the claim is renewed every ``RENEW_INTERVAL`` while
+    ``on_event`` runs; ``sleep`` paces that, injectable for tests).  The returned
+    handler is ``WebhookHandler.handle`` (its ``__self__`` has the counters and
+    ``drain()``); use ``WebhookHandler(...).install(app)`` to have pending handlers
+    drained when the app shuts down.
     """
     return WebhookHandler(
         secret,
@@ -407,4 +486,5 @@ def webhook_handler(
         dedupe_size=dedupe_size,
         dedupe_ttl=dedupe_ttl,
         clock=clock,
+        sleep=sleep,
     ).handle
