@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .pacer import Pacer
+from .state import PacingState
 
 __all__ = ["describe"]
 
 
-def describe(pacer: Pacer, now: float) -> str:
+class _Shown(Protocol):
+    """What ``describe`` reads of a ``Pacer`` (a protocol: pacer.py imports this module)."""
+
+    @property
+    def state(self) -> PacingState: ...
+
+    def pause_remaining(self) -> float: ...
+
+    def current_rate(self, now: float | None = None) -> float | None: ...
+
+
+def describe(pacer: _Shown, now: float) -> str:
     """A short human description of the current pace (for progress displays), ``now`` on
     the pacer's clock."""
     paused = pacer.pause_remaining()
