@@ -116,13 +116,13 @@ async def find_own_message(
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
-    is ``DeliveryUnknownError`` (chained to the cause): the conversation cannot be read,
-    a page is malformed, a cursor repeats, reading takes over ``budget`` s, or a match
-    does not say whose it is."""
+    is ``DeliveryUnknownError`` (chained to the cause): unreadable, a malformed page, a
+    repeated cursor, over ``budget`` s, or only matches that do not say whose they are."""
     since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
     deadline = clock() + budget
     walk = reader.iter_messages(conversation_id, limit=page_size)
     pages = 0
+    unsaid = False  # a match that did not say whose it is: "not there" is no answer then
     async with contextlib.aclosing(walk.pages()) as newest_first:
         while True:
             try:
@@ -136,14 +136,16 @@ async def find_own_message(
             pages += 1
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is _UNSAID:
-                raise _unknown(conversation_id, cause, _UNSAID_WHY)
-            if found is not None:
+                unsaid = True  # read on: ours, attributed, may be older (the peer's echo)
+            elif found is not None:
                 return found
             if any(m.created_at < since_dt for m in page.messages):
-                return None  # read back to before the first attempt: it is not there
+                break  # read back to before the first attempt: it is not there
             if clock() >= deadline:
                 why = f"was not read back far enough within {budget:g} s ({pages:,} pages)"
                 raise _unknown(conversation_id, cause, why)
+    if unsaid:
+        raise _unknown(conversation_id, cause, _UNSAID_WHY)
     if walk.repeated_cursor:
         raise _unknown(
             conversation_id,

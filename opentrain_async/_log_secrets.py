@@ -19,6 +19,12 @@ from ._answers import masked, secret_forms
 __all__ = ["register_secret"]
 
 _live: dict[int, tuple[str, ...]] = {}
+_ORIGIN = frozenset(vars(logging.makeLogRecord({})))  # name, levelname, pathname...
+"""A record's own attributes, set by ``logging`` from our code, never the server's: a
+short token ("async", "WARN") masked in them broke handlers (``logging.Filter`` on the
+logger's name, level names).  ``msg`` is masked through ``getMessage``; ``exc_text``
+and ``stack_info`` may quote the server, so they are masked like ``extra=`` fields."""
+_QUOTING = frozenset({"exc_text", "stack_info"})
 _keys = itertools.count()
 
 
@@ -42,7 +48,9 @@ class _SecretFilter(logging.Filter):
         if clean != text:
             record.msg, record.args = clean, None
         for name, value in list(vars(record).items()):  # extra= fields (JSON logs)
-            if isinstance(value, str) and name != "msg" and any(f in value for f in forms):
+            if name in _ORIGIN and name not in _QUOTING:
+                continue
+            if isinstance(value, str) and any(f in value for f in forms):
                 setattr(record, name, masked(value, tuple(forms)))
         return True
 
