@@ -166,7 +166,8 @@ def _claim_ours(
     """Our message with exactly ``content`` (or the id ``answered``), stamped at or
     after ``since`` and not claimed yet, now claimed (the order inside a page is not
     documented).  ``_UNSAID`` when such a message does not say whose it is
-    (``isFromViewer`` missing): ours or the other side's, resending could duplicate it."""
+    (``isFromViewer`` missing): ours or the other side's, resending could duplicate it.
+    The one a 2xx to our POST named (``answered``) is ours though, as that 2xx was."""
     unsaid = False
     for message in messages:
         if (
@@ -175,7 +176,7 @@ def _claim_ours(
             and message.created_at >= since
             and message.id not in claimed
         ):
-            if message.is_from_viewer is None:
+            if message.is_from_viewer is None and message.id != answered:
                 unsaid = True
                 continue
             claimed.add(message.id)

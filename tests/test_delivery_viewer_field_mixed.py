@@ -93,3 +93,42 @@ async def test_with_no_attributed_match_read_back_still_refuses_to_guess() -> No
         report = await client.send_all([("conv_1", "ok")])
     assert report.counts["delivery_unknown"] == 1
     assert [m["id"] for m in stored] == ["msg_0", "msg_peer"]
+
+
+async def test_the_message_a_201_named_is_ours_without_the_field_too() -> None:
+    """A server that trims what it stores and leaves ``isFromViewer`` out: its 201 names
+    the stored message, other content, so read-back looks for it by that id.  The 201
+    answers our own POST (the rule ``answer_mismatch`` applies to a 201 without the
+    field), so the message it named is ours; on 748ad8c read-back found it by id,
+    could not tell whose it was and reported ``DeliveryUnknownError``."""
+    stored: list[dict[str, Any]] = []
+
+    async def post(request: web.Request) -> web.Response:
+        sent = json.loads(await request.read())
+        message = {
+            "id": f"msg_{len(stored)}",
+            "conversationId": sent["conversationId"],
+            "content": sent["content"].strip(),
+            "senderUserId": "user_me",
+            "createdAt": "2030-01-01T00:00:00.000Z",
+        }
+        stored.append(message)
+        return web.json_response({"ok": True, "message": message}, status=201)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response({"messages": stored[::-1], "nextCursor": None})
+
+    app = web.Application()
+    app.router.add_post("/api/public/v1/messages", post)
+    app.router.add_get("/api/public/v1/messages", get)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        async with OpenTrainClient(TOKEN, url, env={}) as client:
+            client.reconcile_delay = 0
+            report = await client.send_all([("conv_1", "  hello  ")])
+    finally:
+        await server.close()
+    assert report.counts["sent"] == 1  # on 748ad8c: delivery_unknown
+    assert [m["content"] for m in stored] == ["hello"]
