@@ -46,3 +46,32 @@ def test_a_short_token_never_mangles_a_record_s_origin(token: str) -> None:
     assert record.funcName == "test_a_short_token_never_mangles_a_record_s_origin"
     assert record.getMessage() == "answer echo ***"
     assert record.request_id == "r-***"  # type: ignore[attr-defined]
+
+
+def test_a_record_that_cannot_be_formatted_is_left_to_the_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A log call whose arguments do not fit its format (a bug in a log line, or a
+    plugin logging on the SDK's logger): logging reports it on stderr and the code that
+    logged goes on.  On 748ad8c the filter formatted the record itself and the
+    TypeError came out of ``logger.warning``, into the request path.  The arguments
+    that report prints are masked."""
+    logger = logging.getLogger("opentrain_async")
+    handler = logging.StreamHandler()
+    logger.addHandler(handler)
+    propagate, logger.propagate = (
+        logger.propagate,
+        False,
+    )  # pytest's own capture handler raises on a logging error
+    secret = "ot_pat_bad_format_S3CRET"
+    try:
+        client = OpenTrainClient(secret, "https://app.opentrain.ai", env={})
+        logger.warning("count %d of %s", secret)  # on 748ad8c: TypeError raised here
+        del client
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        gc.collect()
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err
+    assert secret not in err
