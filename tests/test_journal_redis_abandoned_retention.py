@@ -83,3 +83,17 @@ async def test_a_written_key_without_a_deadline_still_refuses_the_rerun(
     await asyncio.sleep(RETENTION + 0.2)
     with pytest.raises(JournalRecordsLostError, match="records are gone from Redis"):
         await store.open()
+
+
+async def test_a_written_key_of_another_type_refuses_and_never_errors(
+    redis_server: RedisServer, outside: redis_asyncio.Redis
+) -> None:
+    """``written`` left as a list (another tool's key, another format): the rerun is
+    refused as a loss (not known when the records were due), not a Redis error."""
+    await _abandoned(redis_server, outside, "other-type")
+    store = RedisJournalStore(_url(redis_server, "other-type"))
+    await outside.delete(store.lease.k_written)
+    await outside.rpush(store.lease.k_written, "x")
+    await asyncio.sleep(RETENTION + 0.2)
+    with pytest.raises(JournalRecordsLostError, match="records are gone from Redis"):
+        await store.open()

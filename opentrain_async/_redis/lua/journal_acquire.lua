@@ -12,7 +12,8 @@ if owner and owner ~= ARGV[7] then
   return {0, redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
 end
 if redis.call('EXISTS', KEYS[4]) == 1 and redis.call('EXISTS', KEYS[3]) == 0 then
-  local expires = tonumber(redis.call('GET', KEYS[4]))
+  local expires = nil  -- not a string (not ours to read): not known, a loss
+  if redis.call('TYPE', KEYS[4]).ok == 'string' then expires = tonumber(redis.call('GET', KEYS[4])) end
   local t = redis.call('TIME')
   if expires == nil or expires <= 1 or t[1] * 1000 + math.floor(t[2] / 1000) < expires then
     return {-5}
