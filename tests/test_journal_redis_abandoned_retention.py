@@ -97,3 +97,21 @@ async def test_a_written_key_of_another_type_refuses_and_never_errors(
     await asyncio.sleep(RETENTION + 0.2)
     with pytest.raises(JournalRecordsLostError, match="records are gone from Redis"):
         await store.open()
+
+
+async def test_records_evicted_after_a_release_pushed_their_expiry_refuse_the_rerun(
+    redis_server: RedisServer, outside: redis_asyncio.Redis
+) -> None:
+    """A release pushes the records' expiry to a retention from then: ``written`` moves
+    with it, so records evicted after the last append's deadline but before the
+    release's are still a loss."""
+    url = attrs.evolve(_url(redis_server, "released"), retention=1.0)
+    store = RedisJournalStore(url)
+    await store.open()
+    await store.create(HEADER)
+    await asyncio.sleep(0.5)
+    await store.close()  # the records now expire 1 s from here
+    await asyncio.sleep(0.7)  # past the append's deadline, not the release's
+    assert await outside.delete(store.lease.k_records) == 1  # evicted
+    with pytest.raises(JournalRecordsLostError, match="records are gone from Redis"):
+        await RedisJournalStore(url).open()
