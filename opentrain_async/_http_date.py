@@ -8,7 +8,6 @@ second instead of raised as beyond ``max_retry_after``.
 from __future__ import annotations
 
 import email.utils
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -28,7 +27,14 @@ def http_date_hint(headers: Mapping[str, str]) -> float | None:
         seconds = (retry_at - now).total_seconds()
     except (TypeError, ValueError, IndexError, OverflowError):  # unparsable, or naive
         return None
-    return seconds if seconds > 0 and math.isfinite(seconds) else None
+    return seconds if 0 < seconds <= _MAX_HINT else None
+
+
+_MAX_HINT = 366 * 86400.0
+"""Beyond a year a date's hint is a clock, not a plan: a proxy without one stamps
+``Date: Thu, 01 Jan 1970``, and the 56-year hint against a sound ``Retry-After`` raised
+at once as beyond ``max_retry_after``, which ends a whole bulk send (``quota_gone``).
+Without a hint the 429 is retried as one without a date (its backoff)."""
 
 
 _ASCTIME = re.compile(r"[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d \d{4}")

@@ -2,15 +2,22 @@
 asctime), and all three are GMT.  A proxy giving ``Date`` as IMF-fixdate and
 ``Retry-After`` in asctime lost its hint on 748ad8c:
 ``email.utils`` reads asctime as a naive time and the naive-minus-aware subtraction
-raised, so a "come back in 10 minutes" 429 was retried at once.  A date far from our
-clock stays the server's business: both times are its own (held, asserted here)."""
+raised, so a "come back in 10 minutes" 429 was retried at once.  A ``Date`` far from
+the ``Retry-After`` date is a clock, not a plan: a proxy without one stamps 1970, and
+on 748ad8c its 56-year hint raised at once, which ended a whole bulk send (every later
+input not attempted).  Beyond a year it is no hint: retried as a bare 429."""
 
 from __future__ import annotations
 
 import pytest
 
+from opentrain_async import OpenTrainClient
 from opentrain_async._errors import RateLimitError, error_from_response
 from opentrain_async._http_date import http_date_hint
+from opentrain_async.testing import FakeTime
+
+from . import test_retry_after_http_date as dated
+from .test_retry_after_http_date import TOKEN, DatedOrigin, serving
 
 DATE = "Mon, 07 Dec 2026 15:00:00 GMT"
 
@@ -36,10 +43,29 @@ def test_a_date_header_in_asctime_with_an_imf_retry_after() -> None:
 @pytest.mark.parametrize(
     ("date", "hint"),
     [
-        ("Thu, 01 Jan 1970 00:00:00 GMT", 1_796_655_600.0),  # a clockless box: raised at once
+        ("Thu, 01 Jan 1970 00:00:00 GMT", None),  # a clockless box (748ad8c: 56 years)
         ("Fri, 31 Dec 9999 23:59:59 GMT", None),  # after the date: no hint, never negative
         ("not a date", None),
     ],
 )
-def test_a_date_far_from_ours_is_taken_as_the_server_says(date: str, hint: float | None) -> None:
+def test_a_date_header_far_from_the_retry_after_date_is_no_hint(
+    date: str, hint: float | None
+) -> None:
     assert http_date_hint({"Retry-After": DATE, "Date": date}) == hint
+
+
+async def test_a_clockless_proxy_s_date_never_ends_a_bulk_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first send's 429 carries ``Date: 1970`` and a sound ``Retry-After`` date:
+    retried, and all three inputs are sent (748ad8c: one rate_limited, two not
+    attempted)."""
+    origin = DatedOrigin("Mon, 07 Dec 2026 15:00:05 GMT")
+    monkeypatch.setattr(dated, "NOW", "Thu, 01 Jan 1970 00:00:00 GMT")  # its Date
+    t = FakeTime()
+    async with (
+        serving(origin) as url,
+        OpenTrainClient(TOKEN, url, env={}, clock=t.clock, sleep=t.sleep) as client,
+    ):
+        report = await client.send_all([("conv_1", f"hi {i}") for i in range(3)])
+    assert report.counts["sent"] == 3
