@@ -94,6 +94,11 @@ class ClaimedIds:
             return True
         return isinstance(message_id, str) and any(message_id in c for c in self._elsewhere)
 
+    def known_ours(self, message_id: str) -> bool:
+        """``message_id`` is ours though not claimed (a reply's own earlier answer): ours
+        even when the server does not say so (``isFromViewer`` missing)."""
+        return False
+
 
 async def find_own_message(
     reader: MessageReader,
@@ -167,7 +172,8 @@ def _claim_ours(
     after ``since`` and not claimed yet, now claimed (the order inside a page is not
     documented).  ``_UNSAID`` when such a message does not say whose it is
     (``isFromViewer`` missing): ours or the other side's, resending could duplicate it.
-    The one a 2xx to our POST named (``answered``) is ours though, as that 2xx was."""
+    The one a 2xx to our POST named (``answered``) is ours though, as that 2xx was, and
+    so is one ``claimed`` knows as ours (``ClaimedIds.known_ours``)."""
     unsaid = False
     for message in messages:
         if (
@@ -176,7 +182,8 @@ def _claim_ours(
             and message.created_at >= since
             and message.id not in claimed
         ):
-            if message.is_from_viewer is None and message.id != answered:
+            known = message.id == answered or claimed.known_ours(message.id)
+            if message.is_from_viewer is None and not known:
                 unsaid = True
                 continue
             claimed.add(message.id)

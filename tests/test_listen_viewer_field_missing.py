@@ -80,3 +80,22 @@ async def test_an_echo_bot_never_answers_its_own_reply(
                 event = {"conversationId": cid, "messageId": reply.id}
                 fake_opentrain.add_event("message.received", event)
     assert answered == ["hi"]  # on 748ad8c: "hi", "echo: hi", "echo: echo: hi"...
+
+
+async def test_a_reply_with_the_incoming_message_s_own_text_is_sent(
+    fake_opentrain: FakeOpenTrain, stripping: str
+) -> None:
+    """ "ok" answered with "ok" behind the same proxy: reply()'s read-back met the
+    incoming message itself (our text, no ``isFromViewer``) and, on 748ad8c, refused to
+    guess whose it was (``DeliveryUnknownError``, nothing sent).  The message answered
+    is never its own answer: it is left out of the read-back.  Asked again, the earlier
+    answer (in the ``ReplyLog``, no ``isFromViewer``) is known ours: returned, not
+    refused."""
+    cid = fake_opentrain.add_conversation()
+    fake_opentrain.add_incoming_message(cid, "ok")
+    async with OpenTrainClient(fake_opentrain.token, stripping, env={}) as bot:
+        (incoming,) = (await bot.read_messages(cid)).messages
+        assert incoming.is_from_viewer is None
+        reply = await bot.reply(incoming, "ok")
+        assert await bot.reply(incoming, "ok") == reply  # asked twice: the first
+    assert [m["content"] for m in fake_opentrain.world.messages(cid)] == ["ok", "ok"]
