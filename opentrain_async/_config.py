@@ -163,6 +163,11 @@ def _check_token(token: str, source: str) -> str:
             f"the API token from {source} starts with 'Bearer ': give the token alone "
             "(ot_pat_...); the SDK adds the scheme"
         )
+    if token[:14].lower() == "authorization:":  # the whole header line, from a curl -H
+        raise ConfigurationError(
+            f"the API token from {source} starts with 'Authorization:': give the token "
+            "alone (ot_pat_...); the SDK adds the header"
+        )
     return token
 
 

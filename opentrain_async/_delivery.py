@@ -94,6 +94,11 @@ class ClaimedIds:
             return True
         return isinstance(message_id, str) and any(message_id in c for c in self._elsewhere)
 
+    def known_ours(self, message_id: str) -> bool:
+        """``message_id`` is ours though not claimed (a reply's own earlier answer): ours
+        even when the server does not say so (``isFromViewer`` missing)."""
+        return False
+
 
 async def find_own_message(
     reader: MessageReader,
@@ -116,13 +121,13 @@ async def find_own_message(
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
-    is ``DeliveryUnknownError`` (chained to the cause): the conversation cannot be read,
-    a page is malformed, a cursor repeats, reading takes over ``budget`` s, or a match
-    does not say whose it is."""
+    is ``DeliveryUnknownError`` (chained to the cause): unreadable, a malformed page, a
+    repeated cursor, over ``budget`` s, or only matches that do not say whose they are."""
     since_dt = datetime.fromtimestamp(since - skew, tz=timezone.utc)
     deadline = clock() + budget
     walk = reader.iter_messages(conversation_id, limit=page_size)
     pages = 0
+    unsaid = False  # a match that did not say whose it is: "not there" is no answer then
     async with contextlib.aclosing(walk.pages()) as newest_first:
         while True:
             try:
@@ -136,14 +141,16 @@ async def find_own_message(
             pages += 1
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is _UNSAID:
-                raise _unknown(conversation_id, cause, _UNSAID_WHY)
-            if found is not None:
+                unsaid = True  # read on: ours, attributed, may be older (the peer's echo)
+            elif found is not None:
                 return found
             if any(m.created_at < since_dt for m in page.messages):
-                return None  # read back to before the first attempt: it is not there
+                break  # read back to before the first attempt: it is not there
             if clock() >= deadline:
                 why = f"was not read back far enough within {budget:g} s ({pages:,} pages)"
                 raise _unknown(conversation_id, cause, why)
+    if unsaid:
+        raise _unknown(conversation_id, cause, _UNSAID_WHY)
     if walk.repeated_cursor:
         raise _unknown(
             conversation_id,
@@ -164,7 +171,9 @@ def _claim_ours(
     """Our message with exactly ``content`` (or the id ``answered``), stamped at or
     after ``since`` and not claimed yet, now claimed (the order inside a page is not
     documented).  ``_UNSAID`` when such a message does not say whose it is
-    (``isFromViewer`` missing): ours or the other side's, resending could duplicate it."""
+    (``isFromViewer`` missing): ours or the other side's, resending could duplicate it.
+    The one a 2xx to our POST named (``answered``) is ours though, as that 2xx was, and
+    so is one ``claimed`` knows as ours (``ClaimedIds.known_ours``)."""
     unsaid = False
     for message in messages:
         if (
@@ -173,7 +182,8 @@ def _claim_ours(
             and message.created_at >= since
             and message.id not in claimed
         ):
-            if message.is_from_viewer is None:
+            known = message.id == answered or claimed.known_ours(message.id)
+            if message.is_from_viewer is None and not known:
                 unsaid = True
                 continue
             claimed.add(message.id)

@@ -8,22 +8,47 @@ second instead of raised as beyond ``max_retry_after``.
 from __future__ import annotations
 
 import email.utils
-import math
+import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 
 __all__ = ["http_date_hint"]
 
 
 def http_date_hint(headers: Mapping[str, str]) -> float | None:
     """Seconds from the answer's ``Date`` to its ``Retry-After`` date; None when either
-    is missing or not an HTTP date with a zone, or the date is not after ``Date``.
+    is missing or not an HTTP date, or the date is not after ``Date``.
 
     Both times are the server's, so our clock's error never enters the hint.
     """
     try:
-        retry_at = email.utils.parsedate_to_datetime(headers.get("Retry-After", ""))
-        now = email.utils.parsedate_to_datetime(headers.get("Date", ""))
+        retry_at = _gmt(headers.get("Retry-After", ""))
+        now = _gmt(headers.get("Date", ""))
         seconds = (retry_at - now).total_seconds()
     except (TypeError, ValueError, IndexError, OverflowError):  # unparsable, or naive
         return None
-    return seconds if seconds > 0 and math.isfinite(seconds) else None
+    return seconds if 0 < seconds <= _MAX_HINT else None
+
+
+_MAX_HINT = 366 * 86400.0
+"""Beyond a year a date's hint is a clock, not a plan: a proxy without one stamps
+``Date: Thu, 01 Jan 1970``, and the 56-year hint against a sound ``Retry-After`` raised
+at once as beyond ``max_retry_after``, which ends a whole bulk send (``quota_gone``).
+Without a hint the 429 is retried as one without a date (its backoff)."""
+
+
+_ASCTIME = re.compile(r"[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d \d{4}")
+"""ANSI C's asctime() format, RFC 9110's third: no zone written, GMT by definition."""
+
+
+def _gmt(value: str) -> datetime:
+    """An HTTP date in any of RFC 9110's three formats, as an aware datetime.
+
+    ``email.utils`` reads asctime as a naive time, and a naive time less an aware one
+    raised: a proxy giving ``Date`` as IMF-fixdate and ``Retry-After`` in asctime lost
+    its hint.  Any other date without a zone stays naive (not an HTTP date: no hint).
+    """
+    parsed = email.utils.parsedate_to_datetime(value)
+    if parsed.tzinfo is None and _ASCTIME.fullmatch(value.strip()):
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed

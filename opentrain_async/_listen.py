@@ -3,7 +3,7 @@
 The /updates feed is the source of truth.  Each ``message.received`` event only says
 where to read (``conversationId``, ``messageId``), so ``listen`` reads the conversation's
 newest messages to find the message itself, skips the account's own messages
-(``isFromViewer``) and yields the others in feed order.
+(``isFromViewer``; without it, its own replies) and yields the others in feed order.
 
 Checkpoints are per message.  The saved position is the cursor of the page being worked
 on plus the ids of the messages on that page the consumer has finished (see ``Listener``
@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Container
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
@@ -281,11 +281,13 @@ async def _resolve_page(
     seen: RecentSet[str],
     missed: dict[str, float],
     clock: Callable[[], float],
+    replies: Container[str],
 ) -> tuple[list[Message], str | None]:
     """The page's new incoming messages in feed order (each marked seen), and why the
     page must be retried after them (None: it need not): a message that may exist was
     not found, because its conversation could not be read back far enough
-    ("incomplete") or because its list may lag the feed (``_LAG``)."""
+    ("incomplete") or because its list may lag the feed (``_LAG``).  One of our
+    ``replies`` without ``isFromViewer`` is ours (yielded, an echo bot looped)."""
     wanted, lookups = _wanted(page, seen)
     found: dict[str, Message] = {}
     incomplete: set[str] = set()
@@ -328,7 +330,9 @@ async def _resolve_page(
                 conversation_id,
             )
             continue
-        if not message.is_from_viewer:
+        if message.is_from_viewer is False or (
+            message.is_from_viewer is None and message.id not in replies
+        ):
             out.append(message)
     return out, None
 
@@ -460,7 +464,7 @@ async def _listen(
 
         while True:
             page = await reader.get_updates(cursor=cursor, limit=limit)
-            messages, retry = await _resolve_page(reader, page, seen, missed, clock)
+            messages, retry = await _resolve_page(reader, page, seen, missed, clock, replies)
             next_cursor = page.next_cursor or cursor
             progressed = next_cursor != cursor
             page_done = progressed and not retry

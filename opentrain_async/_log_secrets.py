@@ -13,12 +13,20 @@ from __future__ import annotations
 import itertools
 import logging
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
 from ._answers import masked, secret_forms
 
 __all__ = ["register_secret"]
 
 _live: dict[int, tuple[str, ...]] = {}
+_ORIGIN = frozenset(vars(logging.makeLogRecord({})))  # name, levelname, pathname...
+"""A record's own attributes, set by ``logging`` from our code, never the server's: a
+short token ("async", "WARN") masked in them broke handlers (``logging.Filter`` on the
+logger's name, level names).  ``msg`` is masked through ``getMessage``; ``exc_text``
+and ``stack_info`` may quote the server, so they are masked like ``extra=`` fields."""
+_QUOTING = frozenset({"exc_text", "stack_info"})
 _keys = itertools.count()
 
 
@@ -36,15 +44,32 @@ class _SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not _live:
             return True
-        forms = sorted({form for group in list(_live.values()) for form in group}, key=len)[::-1]
-        text = record.getMessage()
-        clean = masked(text, tuple(forms))
-        if clean != text:
-            record.msg, record.args = clean, None
+        forms = tuple(sorted({f for group in list(_live.values()) for f in group}, key=len)[::-1])
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format: left for the handler to report (handleError),
+            # as before this filter, which raised it into the code that logged; masked,
+            # for handleError prints the arguments
+            record.args = _masked_args(record.args, forms)
+        else:
+            clean = masked(text, forms)
+            if clean != text:
+                record.msg, record.args = clean, None
         for name, value in list(vars(record).items()):  # extra= fields (JSON logs)
-            if isinstance(value, str) and name != "msg" and any(f in value for f in forms):
-                setattr(record, name, masked(value, tuple(forms)))
+            if name in _ORIGIN and name not in _QUOTING:
+                continue
+            if isinstance(value, str) and any(f in value for f in forms):
+                setattr(record, name, masked(value, forms))
         return True
+
+
+def _masked_args(args: Any, forms: tuple[str, ...]) -> Any:
+    """A record's ``args`` (a tuple or a mapping) with each string masked."""
+    if isinstance(args, Mapping):
+        return {k: masked(v, forms) if isinstance(v, str) else v for k, v in args.items()}
+    if isinstance(args, tuple):
+        return tuple(masked(v, forms) if isinstance(v, str) else v for v in args)
+    return args
 
 
 _FILTER = _SecretFilter()

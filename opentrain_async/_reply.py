@@ -80,7 +80,7 @@ async def reply_once(
         content,
         since=since,
         skew=REPLY_SKEW,
-        claimed=_ClaimedExcept(delivery.claimed, replies.answers_to(incoming.id)),
+        claimed=_ClaimedExcept(delivery.claimed, replies.answers_to(incoming.id), incoming.id),
         cause=unknown,
         clock=clock,
         page_size=REPLY_PAGE_SIZE,
@@ -100,15 +100,24 @@ async def reply_once(
 
 
 class _ClaimedExcept(ClaimedIds):
-    """``claimed``, less the ids of this message's own replies (found ids go to it)."""
+    """``claimed``, less the ids of this message's own replies (found ids go to it), and
+    the message answered itself: never its own answer (our text, and no
+    ``isFromViewer``: read-back refused to guess whose it was, and nothing was sent)."""
 
-    def __init__(self, claimed: ClaimedIds, ours: set[str]) -> None:
+    def __init__(self, claimed: ClaimedIds, ours: set[str], answered: str) -> None:
         super().__init__(capacity=1)
         self._claimed = claimed
         self._ours = ours
+        self._answered = answered
 
     def add(self, message_id: str) -> None:
         self._claimed.add(message_id)
 
     def __contains__(self, message_id: object) -> bool:
+        if message_id == self._answered:
+            return True
         return message_id not in self._ours and message_id in self._claimed
+
+    def known_ours(self, message_id: str) -> bool:
+        """This message's own earlier answer (the ``ReplyLog``): ours, said or not."""
+        return message_id in self._ours

@@ -65,10 +65,12 @@ DEFAULT_DEDUPE_TTL = 86_400.0
 PENDING_TTL = 120.0
 """Seconds an event being handled inline stays claimed unless renewed: a replica that
 dies while handling it blocks the event's retries no longer than this."""
-RENEW_INTERVAL = PENDING_TTL / 4
+RENEW_INTERVAL = PENDING_TTL / 5
 """Seconds between renewals of an inline handler's claim (to ``PENDING_TTL`` again): a
-quarter, so that three renewals in a row may fail (a Redis blip, a slow round trip)
-before the claim lapses, at one store call per running handler every 30 s."""
+fifth, so that three renewals in a row may fail (a Redis blip, a slow round trip)
+before the claim lapses, at one store call per running handler every 24 s.  A quarter
+allowed two: the fourth renewal after the last good one came a whole claim later, plus
+the round trips, once the claim had lapsed (tests/test_webhook_renewals_failing.py)."""
 _MAX_TIMESTAMP_DIGITS = 4300
 """Python's int() refuses longer digit strings (so the official verifier fails on them)."""
 _MAX_TIMESTAMP = 10**15

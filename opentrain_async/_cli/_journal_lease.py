@@ -218,8 +218,9 @@ class JournalLease:
         self.k_records = url.key("records")
         self.k_fence = url.key("fence")
         self.k_written = url.key("written")
-        """Set with the header, kept as long as the fence: records gone while it stays
-        were lost (evicted, deleted), not never written."""
+        """Set by each append to when the records expire, kept as long as the fence:
+        records gone before that were lost (evicted, deleted), not never written; gone
+        after it, they expired at their retention (``journal_acquire.lua``)."""
         self.keys = [self.k_lease, self.k_records, self.k_fence, self.k_written]
         """KEYS of the journal scripts but acquire."""
 

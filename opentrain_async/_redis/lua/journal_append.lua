@@ -14,6 +14,8 @@ if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then return -4 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return -2 end
 local n = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
-if ARGV[4] == '1' then redis.call('SET', KEYS[4], '1') end  -- the header: see acquire
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+-- ``written``: when the records expire (Redis ms), see acquire.
+local t = redis.call('TIME')
+redis.call('SET', KEYS[4], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[3]))
 return n
