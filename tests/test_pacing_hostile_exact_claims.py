@@ -6,8 +6,7 @@ more refusal of the wall that set the pause" and keeps the window's mode; but th
 is false each second, and on 748ad8c the job drew 384 429s for 300 sends where 2e4d62f
 (before slidex) drew 205, as 748ad8c does with ``same_wall`` always False, finishing no
 sooner (52.9 virtual s each).  Counted per virtual second too: no storm (41 requests in
-the busiest second on both).  Not fixed in this round: a pacing rule is judged by the
-keep rule's benchmarks, which this round does not run.
+the busiest second on both).  slidex was reverted for it: the second test guards that.
 
 One pacer on the in-process backend, in virtual time; each 429 waited out by its
 request unless the pacer says it waits it (``Pacer.paces_reset``)."""
@@ -17,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-
-import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
 from opentrain_async import Pacer
@@ -76,11 +73,5 @@ def test_exact_claims_of_the_next_second_draw_no_storm() -> None:
     assert _run()[1] <= 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="allowance.same_wall keeps a window's mode on refusals claiming a reset the "
-    "last wall already proved false (384 429s vs 205 before slidex); a pacing rule "
-    "change needs the keep rule's benchmarks, not run in this adversary round",
-)
 def test_exact_claims_that_prove_false_cost_no_more_429s_than_before() -> None:
     assert _run()[0] <= 1.25 * 205

@@ -15,7 +15,6 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from opentrain_async import ConfigurationError, OpenTrainClient, Pacer, PacingTuning
-from opentrain_async._pacing.allowance import same_wall
 from opentrain_async._pacing.backend import apply_report, apply_reserve
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
@@ -206,8 +205,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     tightened = probes = ended = lowered = short = again = walls = refused = left = 0
     climbed = 0
     climbing = random.Random(37)  # (its own stream: the branches above draw as before)
-    walling = random.Random(41)  # (and its own: a wall's later exact hints)
-    kept = 0
     for _ in range(800):
         now = await redis_now(redis)
         before = random_state(rng, now)
@@ -336,26 +333,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 origin=now - climbing.uniform(0, 4),
             )
             feedback = attrs.evolve(feedback, throttled=True, spread=True, climb=True)
-        if walling.random() < 0.1:  # a wall's later 429: claims its reset (``same_wall``)
-            trip = walling.uniform(0.01, 0.3)
-            reset = now + walling.uniform(0.05, 1.5)
-            before = attrs.evolve(
-                before,
-                limit=walling.uniform(5, 500),
-                window_hint=walling.uniform(0.5, 2.0) + 1e-7,
-                pause_until=reset,
-                win_reset=reset,
-                pause_began=now - walling.uniform(0, trip),
-            )
-            feedback = attrs.evolve(
-                feedback,
-                throttled=True,
-                throttled_at=now - trip,
-                retry_after=reset - now + walling.uniform(-1.5, 1.5) * trip + 1e-7,
-                spread=False,
-                walled=False,
-            )
-            cap = None
         await redis.delete("agree-report")
         await redis.hset("agree-report", mapping=encode_state(before))
         got = await backend.in_redis._report(feedback, cap)  # the script (the cap: report)
@@ -386,10 +363,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
             and (before.limit or 0) * hint >= 10
         )
         climbed += feedback.climb and want.origin < before.origin  # ``curve.climb``
-        # a wall's later exact hint, judged short at the cut's rate, kept the window
-        kept += same_wall(before, now, feedback.throttled_at, feedback.retry_after) and bool(
-            want.window_hint
-        )
         resume = max(want.pause_until, now)
         ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
         # a search far above what the limiter admitted searched again from there
@@ -430,7 +403,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert tightened  # a rounded hint of the wall brought its reset forward
     assert probes
     assert climbed  # a one-token bucket's spread 429 climbed (``curve.climb``)
-    assert kept  # a wall's later exact hint left the window's mode on (``same_wall``)
     assert ended
     assert lowered
     assert short

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 
-import attrs
 import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
@@ -116,26 +115,3 @@ async def test_a_sounded_walls_requests_wait_for_the_pacer() -> None:
         assert pacer.state.window_hint == 2.0
         assert pacer.state.win_opened == -math.inf  # the first wall
         assert pacer.paces_reset(2.0) is paces
-
-
-def test_a_sounded_first_wall_bounds_the_next_walls_reset_by_the_period() -> None:
-    """The first window (first send at 0 s) sounded to a reset of 1.4 s at most: its
-    length is 1.4 s at most.  The next window opened at 1.4 s; its wall's 429 (2, at
-    1.5 s) puts its reset in (2.5, 3.5] s, the period at 2.8 s at most: the pause ends
-    there.  A wall whose hints cannot hold the period's point drops it."""
-    clock = Clock()
-    first = known_window(FEW, WINDOW, 5.0, window_hint=2.0)
-    first = attrs.evolve(first, pause_until=2.0, win_reset=2.0, pause_began=0.1)
-    sounder = ResetSounder()
-    sounder.reported(first, None, 0.05, 0.1, 2.0, 0.0)
-    sounder.high = 1.4  # what the probes left
-    second = attrs.evolve(first, win_opened=1.4, pause_until=3.5, win_reset=3.5)
-    local = InMemoryPacingBackend(clock=clock, state=second)
-    state = sounder.reported(second, None, 1.5, 1.5, 2.0, 0.0, local)
-    assert sounder.period == pytest.approx(1.4)
-    assert (sounder.low, sounder.high) == (pytest.approx(2.5), pytest.approx(2.8))
-    assert state.pause_until == state.win_reset == pytest.approx(2.8)
-    assert local.state is state
-    third = attrs.evolve(first, win_opened=4.3, pause_until=5.5, win_reset=5.5)
-    sounder.reported(third, None, 4.5, 4.5, 1.0, 0.0)  # reset in (4.5, 5.5]: 5.7 not in it
-    assert sounder.period == math.inf

@@ -57,7 +57,6 @@ __all__ = [
     "paces_reset",
     "probe_bounds_reset",
     "reserve_window",
-    "same_wall",
     "stale_answers",
     "stretch_answers",
     "window_average",
@@ -115,33 +114,6 @@ def window_rate(state: PacingState) -> float | None:
     if state.limit is not None and state.win_size and state.window_hint > 0:
         return min(state.win_size / state.window_hint, state.limit)
     return state.limit
-
-
-def same_wall(
-    state: PacingState, now: float, sent_at: float | None, retry_after: float | None
-) -> bool:
-    """A window's exact hint for a send admitted before the current pause began, that
-    pause ending at a reset a window's hint told (``win_reset``), whose claim, ``now``
-    plus the hint, is that reset to within its own round trip: one more refusal of the
-    wall that set the pause, answered later.  Every refusal of a wall claims the one
-    instant its oldest entry leaves (nothing is admitted meanwhile), so it says nothing
-    new; judged as a hint of its own at the rate of the cut its wall just made (ten
-    slots at that rate), it read as a bucket's and left the window's mode, the cut
-    curve holding the rest of the job under the window's rate (seed 7343, 15 per
-    1.13 s: a wall's first 429 cut to 8.3/s and entered the mode, its second, 5 ms
-    later, left it; 8.3/s for 4 s, 1.77x).  The round trip bounds how far the answer's
-    own latency moves a claim read on the client's clock."""
-    return (
-        state.window_hint > 0
-        and retry_after is not None
-        and retry_after > 0
-        and is_exact(retry_after)
-        and sent_at is not None
-        and sent_at < state.pause_began
-        and state.win_reset == state.pause_until
-        and 2 * (state.pause_until - state.pause_began) >= state.window_hint
-        and abs(now + retry_after - state.pause_until) <= max(now - sent_at, 0.0)
-    )
 
 
 def window_average(state: PacingState, since: float) -> float:

@@ -42,7 +42,6 @@ from .allowance import (
     probe_bounds_reset,
     reserve_window,
     reset_by,
-    same_wall,
     stale_answers,
     stretch_answers,
     tighten,
@@ -214,9 +213,7 @@ def _pause(
     bound = bounds_reset(state, now, sent, hint)
     probe = probe_bounds_reset(state, sent, hint, windowed)
     trip = None if sent is None else now - sent  # the 429's round trip
-    if not same_wall(state, now, sent, hint):  # (a wall's later 429 says nothing new)
-        kept = bound or probe
-        state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, kept, trip)
+    state = _learn_hint(state, hint, pace, windowed, tuning.max_hint_pause, bound or probe, trip)
     if bound and hint is not None:
         state = tighten(state, now, min(hint, tuning.max_hint_pause))
     before = state.pause_until

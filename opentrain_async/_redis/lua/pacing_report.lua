@@ -206,13 +206,7 @@ if throttled and not spread then
   -- allowance.in_window_mode before this 429: a window's 429s drew at the limit
   local windowed = s.window_hint > 0 and s.limit ~= nil and cap == nil
   local drew_at = rate_at(admitted)
-  -- allowance.same_wall: a window's exact hint for a send admitted before the pause
-  -- began, claiming that pause's end (a reset) to within its round trip: the wall's
-  local same_wall = s.window_hint > 0 and ra ~= nil and ra > 0 and ra ~= math.floor(ra)
-    and sent_at ~= nil and sent_at < s.pause_began and s.win_reset == s.pause_until
-    and 2 * (s.pause_until - s.pause_began) >= s.window_hint
-    and math.abs(now + ra - s.pause_until) <= math.max(now - sent_at, 0)
-  if ra ~= nil and ra > 0 and not same_wall then
+  if ra ~= nil and ra > 0 then
     local ra = math.min(ra, max_hint_pause)  -- as a pacer caps it
     local exact = ra ~= math.floor(ra)
     local pace = drew_at or estimate  -- pause.learn_window (the first estimate)
@@ -229,7 +223,7 @@ if throttled and not spread then
     and sent_at ~= nil and s.win_sent > s.win_size and s.win_size > 0
     and sent_at >= s.win_granted
   -- a window's 429 says when it resets: one that does not is no window's
-  if windowed and not bound and not probe and not same_wall
+  if windowed and not bound and not probe
       and not (ra ~= nil and ra > 0 and (ra ~= math.floor(ra) or ra >= WINDOW_HINT)) then
     s.window_hint = 0
   end
