@@ -6,6 +6,7 @@ wall, one narrowed, a long window's), over random states around a wall's pause."
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 
@@ -113,3 +114,39 @@ async def test_report_script_agrees_on_a_walls_429s(redis: redis_asyncio.Redis) 
         if sounding and want.pause_until < before.pause_until:
             seen.add("tightened")
     assert {"new wall", "narrowed", "long", "answered", "tightened"} <= seen
+
+
+async def test_sixteen_processes_on_redis_send_one_probe(redis: redis_asyncio.Redis) -> None:
+    """Sixteen processes' reservations at once, a probe due: one is granted it, the
+    others told to ask again at its lease's end; its 429 (``sounding``) frees the turn
+    and counts one probe, and no other is granted meanwhile."""
+    backends = [steady(redis, "sound-16") for _ in range(16)]
+    await asyncio.gather(*(b.in_redis._reserve(1, 0, None) for b in backends))  # (loaded)
+    now = await redis_now(redis)  # (the probe is due for 30 ms from here: LATE, less 20 ms)
+    reset = now + 1.5
+    point = now + 1 - 0.02  # the first probe's point: due now
+    state = attrs.evolve(
+        random_state(random.Random(5), now),
+        limit=50.0,
+        searching=False,
+        window_hint=2.0,
+        pause_until=reset,
+        win_reset=reset,
+        pause_began=now - 0.3,
+        win_size=40,
+        snd_low=(3 * point - reset) / 2,  # the first of two points up to the reset
+        snd_high=reset,
+        snd_left=2,
+        snd_probes=2,
+    )
+    await redis.delete("sound-16")
+    await redis.hset("sound-16", mapping=encode_state(state))
+    got = await asyncio.gather(*(b.in_redis._reserve(8, 0, None) for b in backends))
+    probes = [r for r in got if r.count == 1 and r.probe_at == r.first]
+    assert len(probes) == 1
+    assert sum(r.count for r in got) == 1
+    assert all(r.probe_at == pytest.approx(probes[0].now + 1.0) for r in got if not r.count)
+    sounded = PacingFeedback(throttled=True, throttled_at=probes[0].first, retry_after=1.0)
+    after = await backends[0].in_redis._report(attrs.evolve(sounded, sounding=True), None)
+    assert (after.snd_out, after.snd_left) == (-math.inf, 1)
+    assert after.pause_until < reset  # its "no": the pause ends sooner, for all

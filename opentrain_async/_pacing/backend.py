@@ -268,6 +268,8 @@ def _report(
     cap: float | None,
     tuning: PacingTuning,
 ) -> PacingState:
+    """``apply_report`` but for a wall's sounding: a probe's 429, an earlier window's,
+    or any other (successes, the pause and the cut)."""
     if feedback.throttled and feedback.sounding:
         return _sounded(state, now, feedback, cap, tuning)
     if feedback.throttled and earlier_windows(state, feedback.throttled_at, cap):

@@ -1,4 +1,5 @@
-"""A rounded hint is a threshold test: probes that find a window's reset (one pacer).
+"""A rounded hint is a threshold test: probes that find a window's reset (pure functions
+on the state, so every pacer sharing it sounds a wall once for all).
 
 A window's 429 with a hint rounded up to whole seconds, ``h``, for a request admitted
 at ``s`` and answered at ``r`` says the server's wait at the request's arrival
@@ -15,16 +16,24 @@ interval, evenly (``PROBES`` of them), and the first "no" ends it.  A probe's 42
 reported ``sounding`` (``PacingFeedback``): it neither pauses, cuts, nor leaves the
 window's mode, and its bound ends the pause sooner (``allowance.tighten``).  Where a
 wall is sounded, the wall's own refused requests wait for the pacer's pause, not each
-its own 2 s (``ResetSounder.paces``, ``Pacer.paces_reset``): else a pause ended at the
-reset found sends only what was not refused.
+its own 2 s (``paces``, ``Pacer.paces_reset``): else a pause ended at the reset found
+sends only what was not refused.
+
+The interval (``snd_low``, ``snd_high``), the probes left and the one out live in the
+``PacingState`` (branch ``flipshared``): every pacer's rounded 429 narrows the one
+interval (``note_wall``, in ``apply_report``), and a reservation made in the wall's
+pause when a probe is due is granted it (``grant_probe``, in ``apply_reserve``: one
+reservation, so one pacer of all sharing the state; the others are told when to ask
+again, ``next_probe``).  Sound with 16 processes: the grant is one atomic step (a Lua
+script on Redis), so a wall draws ``PROBES`` probes, not one per process; a probe whose
+pacer died or lost its answer holds its turn ``ANSWER_WAIT`` (its lease) and then goes
+again from another (``snd_left`` falls only at a probe's answer).
 
 Seed 7194 of ``family_sim --max-window 2`` (a sliding window of 90 per 1.23 s, header
 hints, no latency): every window opened at 0, 2 and 4 s, each wall's hint 2 waited in
 full (1.64x); sounded, at 0, 1.34 and 2.68 s (1.10x).  Only walls of short windows
 (hints of at most ``WINDOW_HINT``, where a second is half a window or more) that admit
-``FEW`` or more, and only for a pacer on the in-process backend (one process on its
-state): processes sharing a state would each sound the same wall, and the Redis
-scripts do not read the flag (branch ``flip``, benchmarks/pacing-experiments.md).
+``FEW`` or more (branches ``flip`` and ``flipshared``, benchmarks/pacing-experiments.md).
 """
 
 from __future__ import annotations
@@ -146,7 +155,7 @@ def paces(state: PacingState, cap: float | None, retry_after: float) -> bool:
 
 def bounds_the_pause(state: PacingState, cap: float | None, now: float, hint: float | None) -> bool:
     """A 429 with ``hint``, answered at ``now`` and reported (``state`` after it), is a
-    rounded one of a window whose pause ends at its reset: one ``ResetSounder.note`` takes."""
+    rounded one of a window whose pause ends at its reset: ``note_wall`` takes."""
     if hint is None or hint < 1 or is_exact(hint) or not in_window_mode(state, cap):
         return False
     return state.win_reset == state.pause_until > now
