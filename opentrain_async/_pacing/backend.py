@@ -110,6 +110,11 @@ class Reservation:
     equal to ``first`` with ``count`` 1, the slot is the probe (its 429 is reported
     ``sounding``), granted to this reservation alone of all sharing the state."""
 
+    @property
+    def is_probe(self) -> bool:
+        """The one slot is a window's probe (``probe_at``)."""
+        return self.count == 1 and self.probe_at == self.first
+
 
 class PacingBackend(Protocol):
     """Holds one ``PacingState`` for every pacer sharing a token; each call is atomic."""

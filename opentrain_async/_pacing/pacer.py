@@ -30,7 +30,7 @@ from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_
 from .display import describe
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
-from .sounding import paces
+from .sounding import ProbeOut, paces
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .waiter import Waiter, at_most, until_done
@@ -104,9 +104,7 @@ class Pacer:
         # From round trips: is a 429 the limit's?  (On a shared backend: ``SHARED_EVIDENCE``.)
         self.spread = ArrivalSpread(shared=self._local is None)
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
-        # The admission (backend clock) of this pacer's probe of a window's reset that
-        # the shared state granted it (``sounding``; None: none out).
-        self._sounding: float | None = None
+        self.sounding = ProbeOut()  # its probe of a window's reset, if out (``sounding``)
         if self._paced:
             self.window.open_up()
 
@@ -267,8 +265,7 @@ class Pacer:
         self._until = reservation.until
         self._life = self._grant_life if reservation.until == math.inf else math.inf
         first = reservation.first - self._offset
-        if reservation.count == 1 and reservation.probe_at == reservation.first:
-            self._sounding = first + self._offset  # (as its admission will read)
+        self.sounding.granted(reservation.is_probe, first + self._offset)  # (as admitted)
         return [first + i * reservation.interval for i in range(reservation.count)]
 
     def _held(self) -> bool:
@@ -329,9 +326,8 @@ class Pacer:
                         queue.popleft().wake(max(now, self._pause_until))
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
-                    due = reservation.first - self._offset - self.tuning.horizon
-                    # (a window's reset sounded: its next probe may be this pacer's)
-                    due = min(due, reservation.probe_at - self._offset)
+                    due = min(reservation.first - self.tuning.horizon, reservation.probe_at)
+                    due -= self._offset  # (``probe_at``: a window's wall sounded, its probe)
                     await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
@@ -406,14 +402,6 @@ class Pacer:
 
     # -- feedback -------------------------------------------------------------------------
 
-    def _probe_answered(self, sent_at: float) -> bool:
-        """An answer for a request admitted at ``sent_at``: True if it is this pacer's
-        probe of a window's reset (its 429 is reported ``sounding``)."""
-        if self._sounding is None or sent_at != self._sounding:
-            return False
-        self._sounding = None
-        return True
-
     def _jitter(self, sent_at: float) -> bool:
         """A 429 the arrival spread explains (``ArrivalSpread.explains``): a limit past its
         search (two cuts; a shared one as its reservations tell: newer), not a window's
@@ -438,7 +426,7 @@ class Pacer:
         self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
         self._local_successes += 1
         self.probe.accepted(sent_at)
-        self._probe_answered(sent_at)
+        self.sounding.answered(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
         if self._windowed:
@@ -447,7 +435,7 @@ class Pacer:
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
-        self._probe_answered(sent_at)
+        self.sounding.answered(sent_at)
         self.window.leave(grow=False)
         self._answered.set()
 
@@ -476,7 +464,7 @@ class Pacer:
             climb=jitter and self.spread.far(),
             latest_accepted=latest,
             walled=walled,
-            sounding=self._probe_answered(sent_at),
+            sounding=self.sounding.answered(sent_at),
         )
         self._reporting += 1
         self._release()

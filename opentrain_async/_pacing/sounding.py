@@ -48,6 +48,7 @@ __all__ = [
     "FEW",
     "LATE",
     "PROBES",
+    "ProbeOut",
     "bounds_the_pause",
     "grant_probe",
     "next_probe",
@@ -72,6 +73,31 @@ FEW = 20
 """A window that admits fewer than this is not sounded: each probe is one 429 more per
 window, a share of its sends too large (seed 3265, 6 per 1.41 s: 83% -> 96% 429s).
 20: at most a tenth more; 30 read the same in the tuning draws."""
+
+
+class ProbeOut:
+    """A pacer's probe that the state granted it (``grant_probe``), until its answer:
+    its 429 is reported ``sounding``."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        """Its admission (backend clock); None: none out."""
+
+    def granted(self, probe: bool, admission: float) -> None:
+        """A reservation taken in: a ``probe`` (``Reservation.is_probe``) goes at ``admission``."""
+        if probe:
+            self.at = admission
+
+    def answered(self, sent_at: float) -> bool:
+        """An answer for a send admitted at ``sent_at``: True if it is the probe's.  To a
+        millisecond: the clocks' offset, read again by a reservation since, may move the
+        admission by microseconds, and nothing else is admitted in the wall's pause."""
+        if self.at is None or abs(sent_at - self.at) > 1e-3:
+            return False
+        self.at = None
+        return True
 
 
 def note_wall(
