@@ -99,7 +99,9 @@ async def test_a_long_job_keeps_sending_w_at_every_reset() -> None:
     schedule = LimitSchedule(((0.0, FixedWindow(limit=w, window=window)),))
     run = await _run(clock, pacers, schedule, window, windows * w)
     assert run.delivered == windows * w
-    assert run.per_window() == [w + 1] * (windows - 1) + [w]  # W then the probe, each
+    # W then the probe, each; the first wall, refused at the reset's instant, is told
+    # exactly 2 s, which reads as a rounded hint: two probes sound it (``sounding``)
+    assert run.per_window() == [w + 3] + [w + 1] * (windows - 2) + [w]
     assert backend.state.window_hint > 0
     assert backend.state.win_size == w
     assert backend.state.limit is not None
@@ -120,8 +122,9 @@ async def test_a_window_that_grows_and_shrinks_gets_its_new_w_each_window() -> N
     n = sum(limits) + 8
     run = await _run(clock, pacers, LimitSchedule(steps), window, n)
     assert run.delivered == n
-    assert run.per_window()[:-1] == [w + 1 for w in limits]
-    assert all(run.refused[i] == 1 for i in range(len(limits)))
+    sounded = [2] + [0] * (len(limits) - 1)  # the first wall's exact 2 s, sounded (above)
+    assert run.per_window()[:-1] == [w + 1 + k for w, k in zip(limits, sounded, strict=True)]
+    assert all(run.refused[i] == 1 + sounded[i] for i in range(len(limits)))
     assert run.elapsed < len(limits) * window + 0.1
 
 

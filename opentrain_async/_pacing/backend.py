@@ -66,6 +66,7 @@ from .episode import (
 from .pause import is_exact, learn_window, on_hint, says_reset
 from .samples import first_estimate, record
 from .schedule import restart_if_idle, slots
+from .sounding import grant_probe, next_probe, note_wall, probe_answered
 from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
@@ -102,6 +103,16 @@ class Reservation:
     a reset and lasts its hint: ``allowance.window_end``), a slot held past it would go
     into the next window; inf otherwise (a pacer's own deadline, ``Pacer.expired``, still
     holds each slot)."""
+    probe_at: float = math.inf
+    """A window's wall being sounded (``sounding``): with ``count`` 0, when to ask again
+    (its next probe's time, or the lease's end of the probe out; inf: nothing to ask);
+    equal to ``first`` with ``count`` 1, the slot is the probe (its 429 is reported
+    ``sounding``), granted to this reservation alone of all sharing the state."""
+
+    @property
+    def is_probe(self) -> bool:
+        """The one slot is a window's probe (``probe_at``)."""
+        return self.count == 1 and self.probe_at == self.first
 
 
 class PacingBackend(Protocol):
@@ -178,12 +189,22 @@ def apply_reserve(
     curve frozen meanwhile), then reserve slots at the curve's rate (GCRA)."""
     if in_window_mode(state, cap):  # W at each reset, shared (``allowance``)
         state = _count_successes(state, now, successes)
+        probe_at = math.inf
+        if state.win_reset == state.pause_until > now + tuning.horizon:  # a wall's pause
+            probe = grant_probe(state, now)
+            if probe is not None:  # one send before the reset, to sound it
+                return probe, Reservation(
+                    now, now, 0.0, 1, probe.limit, probe.cuts, probe.pause_until,
+                    window_end(probe), now,
+                )  # fmt: skip
+            probe_at = next_probe(state, now)
         state, first, n = reserve_window(state, now, count, tuning)
         state = record(state, now, offered=n)
         until = window_end(state)
         return state, Reservation(
-            now, first, 0.0, n, state.limit, state.cuts, state.pause_until, until
-        )
+            now, first, 0.0, n, state.limit, state.cuts, state.pause_until, until,
+            probe_at if not n else math.inf,
+        )  # fmt: skip
     # The steps below in one copy of the state (this runs once per batch of slots):
     # successes and the schedule touch different fields, so their order is free.
     state = restart_if_idle(state, now, tuning)
@@ -232,7 +253,25 @@ def apply_report(
     tuning: PacingTuning,
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
-    the longest exact hint kept (``hint_max``: it bounds the search's end only)."""
+    the longest exact hint kept (``hint_max``: it bounds the search's end only); a
+    window's rounded 429 noted for sounding its wall (``sounding.note_wall``)."""
+    new = _report(state, now, feedback, cap, tuning)
+    if feedback.throttled:
+        if feedback.sounding:
+            new = probe_answered(new, feedback.throttled_at)
+        new = note_wall(new, cap, feedback.throttled_at, now, feedback.retry_after)
+    return new
+
+
+def _report(
+    state: PacingState,
+    now: float,
+    feedback: PacingFeedback,
+    cap: float | None,
+    tuning: PacingTuning,
+) -> PacingState:
+    """``apply_report`` but for a wall's sounding: a probe's 429, an earlier window's,
+    or any other (successes, the pause and the cut)."""
     if feedback.throttled and feedback.sounding:
         return _sounded(state, now, feedback, cap, tuning)
     if feedback.throttled and earlier_windows(state, feedback.throttled_at, cap):

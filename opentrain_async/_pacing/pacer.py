@@ -30,7 +30,7 @@ from .backend import InMemoryPacingBackend, PacingBackend, Reservation, current_
 from .display import describe
 from .probe import WallProbe
 from .shared_bounds import longest_ahead
-from .sounding import ResetSounder
+from .sounding import ProbeOut, paces
 from .spread import ArrivalSpread
 from .state import PacingFeedback, PacingState, PacingTuning
 from .waiter import Waiter, at_most, until_done
@@ -104,7 +104,7 @@ class Pacer:
         # From round trips: is a 429 the limit's?  (On a shared backend: ``SHARED_EVIDENCE``.)
         self.spread = ArrivalSpread(shared=self._local is None)
         self.probe = WallProbe(lambda: self._offset + clock(), sleep, self.tuning.max_hint_pause)
-        self.sounder = ResetSounder(self._local is not None)  # a window's reset, probed
+        self.sounding = ProbeOut()  # its probe of a window's reset, if out (``sounding``)
         if self._paced:
             self.window.open_up()
 
@@ -265,6 +265,7 @@ class Pacer:
         self._until = reservation.until
         self._life = self._grant_life if reservation.until == math.inf else math.inf
         first = reservation.first - self._offset
+        self.sounding.granted(reservation.is_probe, first + self._offset)  # (as admitted)
         return [first + i * reservation.interval for i in range(reservation.count)]
 
     def _held(self) -> bool:
@@ -325,13 +326,8 @@ class Pacer:
                         queue.popleft().wake(max(now, self._pause_until))
                     return
                 if not reservation.count:  # the next slot is beyond the horizon: ask by then
-                    due = reservation.first - self._offset - self.tuning.horizon
-                    at = None if reservation.interval else self.sounder.due(now + self._offset)
-                    if at is not None and at <= now + self._offset:  # a window's reset sought
-                        self.sounder.sent(now + self._offset)
-                        queue.popleft().wake(now)
-                        continue
-                    due = due if at is None else min(due, at - self._offset)
+                    due = min(reservation.first - self.tuning.horizon, reservation.probe_at)
+                    due -= self._offset  # (``probe_at``: a window's wall sounded, its probe)
                     await self._nap(max(due - now, _MIN_SLEEP), window=not reservation.interval)
                     continue
             while slots and slots[0] <= now and queue:
@@ -389,7 +385,7 @@ class Pacer:
     def paces_reset(self, retry_after: float) -> bool:
         """A bulk send's 429 with this whole hint is its to wait (``allowance``)."""
         paced = paces_reset(self.state, retry_after, self.rate_limit, self.tuning)
-        return paced or self.sounder.paces(self.state, self.rate_limit, retry_after)
+        return paced or paces(self.state, self.rate_limit, retry_after)
 
     def _local_pause(self, until: float, now: float) -> float:
         """A backend's pause end on the local clock, capped (another clock's paused decades)."""
@@ -430,7 +426,7 @@ class Pacer:
         self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
         self._local_successes += 1
         self.probe.accepted(sent_at)
-        self.sounder.answered(sent_at)
+        self.sounding.answered(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
         if self._windowed:
@@ -439,7 +435,7 @@ class Pacer:
     def on_error(self, sent_at: float) -> None:
         """Record a request that ended neither in success nor in a 429."""
         self.probe.errored(sent_at)
-        self.sounder.answered(sent_at)
+        self.sounding.answered(sent_at)
         self.window.leave(grow=False)
         self._answered.set()
 
@@ -468,7 +464,7 @@ class Pacer:
             climb=jitter and self.spread.far(),
             latest_accepted=latest,
             walled=walled,
-            sounding=self.sounder.answered(sent_at),
+            sounding=self.sounding.answered(sent_at),
         )
         self._reporting += 1
         self._release()
@@ -481,7 +477,6 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
-        self.sounder.reported(state, self.rate_limit, sent_at, now + self._offset, retry_after)
         self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:

@@ -14,6 +14,7 @@ from .curve import MIN_RATE, NAMED_ROUND_TRIPS, SEARCH_FLOOR
 from .episode import BOUND_SPAN, SEARCH_ABOVE, SEARCH_CUTS, WALL_RESET
 from .pause import WINDOW_HINT, WINDOW_SLOTS
 from .redis_state import decode_state, encode_state, text
+from .sounding import FEW, LATE, PROBES
 from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
@@ -49,6 +50,7 @@ def reserve_args(
         round(ttl * 1000),
         t.idle_after,
         ANSWER_WAIT,
+        LATE,
     ]
 
 
@@ -56,6 +58,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
     """``pacing_reserve.lua``'s answer; ValueError for a slot that is not a number."""
     rate = text(raw[4])
     until = text(raw[7]) if len(raw) > 7 else ""  # (a script loaded before it said)
+    probe_at = text(raw[8]) if len(raw) > 8 else ""
     reserved = Reservation(
         now=float(text(raw[0])),
         first=float(text(raw[1])),
@@ -65,6 +68,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
         cuts=int(raw[5]),
         pause_until=float(text(raw[6])),
         until=float(until) if until else math.inf,
+        probe_at=float(probe_at) if probe_at else math.inf,
     )
     numbers = (reserved.first, reserved.interval, reserved.rate or 1.0)
     if not all(math.isfinite(x) for x in numbers) or reserved.interval < 0:
@@ -75,7 +79,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then nine per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then ten per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -96,6 +100,8 @@ def report_args(
         NAMED_ROUND_TRIPS,
         SEARCH_ABOVE,
         WALL_RESET,
+        PROBES,
+        FEW,
     ]
     for feedback, cap in batch:
         args += [
@@ -108,6 +114,7 @@ def report_args(
             ("2" if feedback.climb else "1") if feedback.spread else "0",
             _arg(feedback.latest_accepted),
             "1" if feedback.walled else "0",
+            "1" if feedback.sounding else "0",
         ]
     return args
 

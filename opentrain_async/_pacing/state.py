@@ -112,6 +112,18 @@ class PacingState:
     hint_max: float = 0.0
     """The longest exact hint seen: a token bucket's rate is at most its inverse
     (``pause.bucket_bound``, until the search's end); 0: none."""
+    snd_low: float = float("-inf")
+    snd_high: float = float("-inf")
+    """The window's reset being sounded is in (``snd_low``, ``snd_high``] (``sounding``;
+    ``snd_high`` past: no wall known): the wall's rounded 429s, from every pacer on
+    the state, intersected."""
+    snd_left: int = 0
+    """Probes the sounded wall may still send (one less at each probe's answer)."""
+    snd_probes: int = 0
+    """Probes the wall was given (0: not sounded; its refused requests keep their hint)."""
+    snd_out: float = float("-inf")
+    """When the probe in flight was granted (-inf: none): no other goes until its answer,
+    or ``ANSWER_WAIT`` after (its pacer died or lost it: the probe goes again)."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

@@ -1,14 +1,15 @@
 -- Shared pacing, report (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, beta, recover, doubling, max_pause, max_hint_pause, ttl_ms,
 -- WINDOW_HINT, MIN_RATE, WINDOW_SLOTS, recover_round_trips, SEARCH_FLOOR, BOUND_SPAN,
--- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, WALL_RESET, then per
+-- SEARCH_CUTS, NAMED_ROUND_TRIPS, SEARCH_ABOVE, WALL_RESET, PROBES, FEW, then per
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'; '2': and
 -- climb),
--- latest_accepted ('' unknown), walled ('1'/'0').  Returns {now, the new
+-- latest_accepted ('' unknown), walled ('1'/'0'), sounding ('1'/'0').  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, climb, freeze,
--- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate) for
+-- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate,
+-- _sounded, sounding.probe_answered and note_wall) for
 -- each feedback; held to it by
 -- tests/test_pacing_redis.py.
 local key = KEYS[1]
@@ -21,13 +22,15 @@ local WINDOW_SLOTS, round_trips = tonumber(ARGV[11]), tonumber(ARGV[12])
 local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
 local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
 local SEARCH_ABOVE, WALL_RESET = tonumber(ARGV[17]), tonumber(ARGV[18])
+local PROBES, FEW = tonumber(ARGV[19]), tonumber(ARGV[20])
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
   'cuts', 'successes', 'successes_at_cut', 'throttles', 'pause_until', 'pause_began',
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
-  'win_first', 'win_last', 'win_throttles')
+  'win_first', 'win_last', 'win_throttles', 'snd_low', 'snd_high', 'snd_left', 'snd_probes',
+  'snd_out')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -39,7 +42,10 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   win_granted = tonumber(f[21]) or NEG, win_probed = tonumber(f[22]) or 0,
   win_opened = tonumber(f[23]) or NEG, win_base = tonumber(f[24]) or 0,
   hint_max = tonumber(f[25]) or 0, win_first = tonumber(f[26]) or math.huge,
-  win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0}
+  win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0,
+  snd_low = tonumber(f[29]) or NEG, snd_high = tonumber(f[30]) or NEG,
+  snd_left = tonumber(f[31]) or 0, snd_probes = tonumber(f[32]) or 0,
+  snd_out = tonumber(f[33]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -144,17 +150,23 @@ local function search_admits(at, sent_at)
   return nil
 end
 
-for g = 19, #ARGV, 9 do
+for g = 21, #ARGV, 10 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] ~= '0'  -- the arrival spread's 429: counted, nothing else
 local climb = ARGV[g + 6] == '2'  -- ... but a one-token bucket's climb (curve.climb)
 local walled = ARGV[g + 8] == '1'  -- a shut limiter's 429 (episode.wall_cut)
+-- backend._sounded: a probe's 429 that looked for a window's reset: counted as the
+-- spread's are and as none of the window's refusals
+local sounding = throttled and ARGV[g + 9] == '1'
+if sounding then
+  spread, climb = true, false
+  s.win_throttles = s.win_throttles + 1
 -- allowance.earlier_windows: in a window's mode, a 429 for a send admitted before the
 -- window could judge it (its reset; opened unseen, the window before) is an earlier
 -- window's, answered late: counted, nothing else (as the spread's), none of its refusals
-if throttled and s.window_hint > 0 and s.limit ~= nil and cap == nil and sent_at ~= nil
+elseif throttled and s.window_hint > 0 and s.limit ~= nil and cap == nil and sent_at ~= nil
     and math.max(math.min(s.win_opened, s.win_reset), s.win_opened - s.window_hint)
       > sent_at + 1e-6 then
   spread = true
@@ -341,6 +353,34 @@ end
 if throttled and not spread and ra ~= nil and ra > 0 and ra ~= math.floor(ra) then
   s.hint_max = math.max(s.hint_max, math.min(ra, max_hint_pause))  -- apply_report
 end
+-- the wall's rounded bound, where a pause ends at a window's reset (bounds_the_pause)
+local bounds = ra ~= nil and ra >= 1 and ra == math.floor(ra) and s.window_hint > 0
+  and s.limit ~= nil and cap == nil and s.win_reset == s.pause_until and s.pause_until > now
+if sounding and bounds and now + math.min(ra, max_hint_pause) < s.pause_until then
+  s.pause_until = now + math.min(ra, max_hint_pause)  -- _sounded: allowance.tighten
+  s.win_reset = s.pause_until
+  bounds = s.pause_until > now
+end
+if sounding then  -- sounding.probe_answered
+  s.snd_left = math.max(s.snd_left - 1, 0)
+  if sent_at ~= nil and math.abs(sent_at - s.snd_out) < 1e-6 then s.snd_out = NEG end
+end
+if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
+  if ra > WINDOW_HINT then s.snd_left, s.snd_probes = 0, 0
+  else
+    local low, high = sent_at + ra - 1, now + ra
+    if s.snd_high <= now or low >= s.snd_high or high <= s.snd_low then
+      local window = s.win_size
+      if window == 0 then window = s.successes end
+      local probes = 0
+      if window >= FEW then probes = PROBES end
+      s.snd_low, s.snd_high, s.snd_left, s.snd_probes = low, high, probes, probes
+      s.snd_out = NEG
+    else
+      s.snd_low, s.snd_high = math.max(s.snd_low, low), math.min(s.snd_high, high)
+    end
+  end
+end
 end
 
 local limit, searching = '', '0'
@@ -355,6 +395,8 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
   'win_throttles', s.win_throttles,
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
+  'snd_low', fmt(s.snd_low), 'snd_high', fmt(s.snd_high), 'snd_left', s.snd_left,
+  'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

@@ -1,8 +1,9 @@
 -- Shared pacing, reserve (after pacing_common).  KEYS: the state hash.
 -- ARGV = NB, S, count, successes, cap ('' none), beta, recover, doubling,
--- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT.  Returns strings {now, first,
--- interval, n, rate ('' none), cuts, pause_until, until ('' none)}.  Mirrors _pacing/backend.py
--- apply_reserve (and allowance.reserve_window for a window's W at each reset); a test
+-- tolerance, horizon, ttl_ms, idle_after, ANSWER_WAIT, LATE.  Returns strings {now, first,
+-- interval, n, rate ('' none), cuts, pause_until, until ('' none), probe_at ('' none)}.
+-- Mirrors _pacing/backend.py apply_reserve (and allowance.reserve_window for a window's W
+-- at each reset, sounding.grant_probe and next_probe for its wall's probes); a test
 -- (tests/test_pacing_redis.py) holds the two to the same answers over random states.
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -16,7 +17,8 @@ local idle_after = tonumber(ARGV[12])
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'tat',
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
-  'win_sent', 'win_granted', 'win_probed', 'win_reset', 'win_first', 'win_last', 'win_stretch')
+  'win_sent', 'win_granted', 'win_probed', 'win_reset', 'win_first', 'win_last', 'win_stretch',
+  'snd_low', 'snd_high', 'snd_left', 'snd_out')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -81,6 +83,36 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     if periods < 1e15 then return reset + math.floor(periods) * window_hint end
     return at
   end
+  -- sounding.grant_probe / next_probe: a wall's pause ending at a reset, sounded by
+  -- one probe at a time for every process on the state
+  local late = tonumber(ARGV[14])
+  local snd = {low = tonumber(f[26]) or NEG, high = tonumber(f[27]) or NEG,
+    left = tonumber(f[28]) or 0, out = tonumber(f[29]) or NEG}
+  local function probe_due()  -- sounding.probe_due
+    if snd.left <= 0 or snd.high <= now or now - snd.out < answer_wait then return nil end
+    local point = snd.low + (snd.high - snd.low) / (snd.left + 1)
+    local ahead = math.floor(point - now + late)
+    if ahead < 1 then return nil end
+    return point - ahead
+  end
+  local ends = ''  -- allowance.window_end: no slot of the window goes after it
+  local probe_at = ''
+  if w.reset == pause_until and pause_until > now + horizon then
+    local due = probe_due()
+    if due ~= nil and due <= now then  -- the probe, this reservation's alone
+      redis.call('HSET', key, 'successes', total, 'streak', streak,
+        'sample_at', fmt(sample_at), 'accepted', table.concat(accepted, ','),
+        'offered', table.concat(offered, ','), 'snd_out', fmt(now))
+      redis.call('HINCRBY', key, 'v', 1)
+      redis.call('PEXPIRE', key, tonumber(ARGV[11]))
+      if w.size > 0 and w.opened > NEG then ends = fmt(w.opened + window_hint) end
+      return {fmt(now), fmt(now), fmt(0), 1, fmt(limit), cuts, fmt(pause_until), ends, fmt(now)}
+    end
+    if due ~= nil then probe_at = fmt(due)
+    elseif snd.left > 0 and snd.high > now and now - snd.out < answer_wait then
+      probe_at = fmt(snd.out + answer_wait)  -- a probe out: its lease's end
+    end
+  end
   local at = math.max(now, pause_until)
   local first, n = at, 0
   if at <= now + horizon then
@@ -141,9 +173,9 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'win_last', fmt(w.last), 'win_stretch', fmt(w.stretch))
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
-  local ends = ''  -- allowance.window_end: no slot of the window goes after it
   if w.size > 0 and w.opened > NEG then ends = fmt(w.opened + window_hint) end
-  return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until), ends}
+  if n > 0 then probe_at = '' end
+  return {fmt(now), fmt(first), fmt(0), n, fmt(limit), cuts, fmt(pause_until), ends, probe_at}
 end
 
 -- schedule.restart_if_idle: a late schedule catches up by tolerance at most; an idle
