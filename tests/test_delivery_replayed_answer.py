@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from opentrain_async import DeliveryUnknownError, OpenTrainClient
+
+from .loopback import serving
 
 TOKEN = "ot_pat_replayed"
 OLD = {
@@ -36,12 +37,8 @@ async def replaying() -> AsyncIterator[tuple[str, list[bytes]]]:
 
     app = web.Application()
     app.router.add_post("/api/public/v1/messages", post)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}", posts
-    finally:
-        await server.close()
+    async with serving(app) as url:
+        yield url, posts
 
 
 @pytest.mark.xfail(

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient
+
+from .loopback import serving
 
 TOKEN = "ot_pat_no_viewer_field"
 
@@ -47,12 +48,8 @@ async def without_viewer_field(
     app = web.Application()
     app.router.add_post("/api/public/v1/messages", post)
     app.router.add_get("/api/public/v1/messages", get)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}", stored
-    finally:
-        await server.close()
+    async with serving(app) as url:
+        yield url, stored
 
 
 async def test_a_server_hiding_whose_message_it_is_gets_each_message_once() -> None:

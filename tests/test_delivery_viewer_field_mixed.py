@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient
+
+from .loopback import serving
 
 TOKEN = "ot_pat_mixed_viewer_field"
 
@@ -65,12 +66,8 @@ async def mixing_server(ours_attributed: bool) -> AsyncIterator[tuple[str, list[
     app = web.Application()
     app.router.add_post("/api/public/v1/messages", post)
     app.router.add_get("/api/public/v1/messages", get)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}", stored
-    finally:
-        await server.close()
+    async with serving(app) as url:
+        yield url, stored
 
 
 async def test_read_back_reads_past_the_peer_s_unattributed_echo_to_our_message() -> None:
@@ -121,14 +118,8 @@ async def test_the_message_a_201_named_is_ours_without_the_field_too() -> None:
     app = web.Application()
     app.router.add_post("/api/public/v1/messages", post)
     app.router.add_get("/api/public/v1/messages", get)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        url = f"http://127.0.0.1:{server.port}"
-        async with OpenTrainClient(TOKEN, url, env={}) as client:
-            client.reconcile_delay = 0
-            report = await client.send_all([("conv_1", "  hello  ")])
-    finally:
-        await server.close()
+    async with serving(app) as url, OpenTrainClient(TOKEN, url, env={}) as client:
+        client.reconcile_delay = 0
+        report = await client.send_all([("conv_1", "  hello  ")])
     assert report.counts["sent"] == 1  # on 748ad8c: delivery_unknown
     assert [m["content"] for m in stored] == ["hello"]

@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
+
+from .loopback import serving
 
 
 def _drop_viewer_field(value: Any) -> Any:
@@ -53,12 +54,10 @@ async def stripping(fake_opentrain: FakeOpenTrain) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
     try:
-        yield f"http://127.0.0.1:{server.port}"
+        async with serving(app) as url:
+            yield url
     finally:
-        await server.close()
         await session.close()
 
 

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from opentrain_async import OpenTrainClient, RateLimitError, RetryEvent
 from opentrain_async._errors import error_from_response
 from opentrain_async.testing import FakeTime
+
+from .loopback import serving as on_loopback
 
 TOKEN = "ot_pat_http_date"
 NOW = "Mon, 07 Dec 2026 15:00:00 GMT"
@@ -51,12 +52,8 @@ class DatedOrigin:
 async def serving(origin: DatedOrigin) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/api/public/v1/messages", origin.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
+    async with on_loopback(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
