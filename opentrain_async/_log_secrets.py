@@ -21,6 +21,9 @@ from ._answers import masked, secret_forms
 __all__ = ["register_secret"]
 
 _live: dict[int, tuple[str, ...]] = {}
+_forms: tuple[str, ...] = ()
+"""Every live token's forms, longest first (a token inside another's form is masked
+after it), kept current at register and collect time, not rebuilt per record."""
 _ORIGIN = frozenset(vars(logging.makeLogRecord({})))  # name, levelname, pathname...
 """A record's own attributes, set by ``logging`` from our code, never the server's: a
 short token ("async", "WARN") masked in them broke handlers (``logging.Filter`` on the
@@ -35,16 +38,28 @@ def register_secret(owner: object, secret: str) -> None:
     if secret:
         key = next(_keys)
         _live[key] = secret_forms(secret)
-        weakref.finalize(owner, _live.pop, key, None)
+        _refresh()
+        weakref.finalize(owner, _forget, key)
+
+
+def _forget(key: int) -> None:
+    """A client collected (a finalizer: any thread, so ``_forms`` is swapped whole)."""
+    _live.pop(key, None)
+    _refresh()
+
+
+def _refresh() -> None:
+    global _forms
+    _forms = tuple(sorted({f for group in list(_live.values()) for f in group}, key=len)[::-1])
 
 
 class _SecretFilter(logging.Filter):
     """Replaces every live token's forms by ``***`` in a record (never drops one)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _live:
+        forms = _forms
+        if not forms:
             return True
-        forms = tuple(sorted({f for group in list(_live.values()) for f in group}, key=len)[::-1])
         try:
             text = record.getMessage()
         except Exception:  # a bad format: left for the handler to report (handleError),

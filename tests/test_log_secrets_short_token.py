@@ -75,3 +75,23 @@ def test_a_record_that_cannot_be_formatted_is_left_to_the_handler(
     err = capsys.readouterr().err
     assert "--- Logging error ---" in err
     assert secret not in err
+
+
+def test_a_collected_client_s_token_is_no_longer_masked() -> None:
+    """The forms are kept current when a client goes (not rebuilt per record): a
+    short token must not mask a common word for the rest of the process."""
+    logger = logging.getLogger("opentrain_async")
+    handler = _Keep()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        client = OpenTrainClient("rainfall", "https://app.opentrain.ai", env={})
+        logger.warning("%s", "rainfall today")
+        del client
+        gc.collect()
+        logger.warning("%s", "rainfall today")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.getMessage() for r in handler.records] == ["*** today", "rainfall today"]
