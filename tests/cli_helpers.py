@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -233,6 +234,25 @@ def _run_in_process(
             traceback.print_exc(file=sys.stderr)
             code = 1
     return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+async def until_committed(
+    server: FakeOpenTrain,
+    n: int,
+    run: asyncio.Future[Result] | asyncio.subprocess.Process,
+    timeout: float = 30,
+) -> None:
+    """Wait until ``server`` has committed ``n`` messages while ``run`` (a CLI run in
+    this process, or a child) still runs: the moment to kill it, break Redis or edit
+    its files.  A run that ended first, or no progress within ``timeout``, fails."""
+    deadline = time.monotonic() + timeout
+    while server.stats()["committed"] < n:
+        assert time.monotonic() < deadline, f"no {n} deliveries within {timeout} s"
+        if isinstance(run, asyncio.subprocess.Process):
+            assert run.returncode is None, f"the run ended first ({run.returncode})"
+        else:
+            assert not run.done(), f"the run ended first: {run.result().err}"
+        await asyncio.sleep(0.005)
 
 
 def write_jsonl(path: Path, records: Iterable[Any]) -> Path:

@@ -23,7 +23,7 @@ from opentrain_async._cli._journal import content_hash, identity
 from opentrain_async.journal import FileJournalStore, RedisJournalStore, open_store
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
-from .cli_helpers import ROOT, cli_env, write_jsonl
+from .cli_helpers import ROOT, cli_env, until_committed, write_jsonl
 from .conftest import make_client
 from .redis_server import RedisServer
 
@@ -182,9 +182,7 @@ async def test_an_arq_style_task_killed_and_retried_commits_each_message_once(
         *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
-        while server.stats()["committed"] < 12:
-            await asyncio.sleep(0.01)
-            assert worker.returncode is None
+        await until_committed(server, 12, worker)
     finally:
         worker.send_signal(signal.SIGKILL)
         await worker.wait()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import socket
@@ -21,6 +20,7 @@ from .cli_helpers import (
     journal_header,
     run_cli,
     start_cli,
+    until_committed,
     write_jsonl,
 )
 
@@ -389,11 +389,7 @@ async def test_kill_9_then_rerun_delivers_exactly_once(tmp_path: Path) -> None:
         env = cli_env(server, tmp_path)
         for kill_at in (80, 220):
             proc = await start_cli(*args, env=env)
-            deadline = time.monotonic() + 30
-            while server.stats()["committed"] < kill_at:
-                assert time.monotonic() < deadline, "the CLI made no progress"
-                assert proc.returncode is None, "the CLI ended before it could be killed"
-                await asyncio.sleep(0.005)
+            await until_committed(server, kill_at, proc)
             proc.send_signal(signal.SIGKILL)
             await proc.communicate()
             assert proc.returncode == -signal.SIGKILL

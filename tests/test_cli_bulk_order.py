@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
-from .cli_helpers import cli_env, run_cli, start_cli, write_jsonl
+from .cli_helpers import cli_env, run_cli, start_cli, until_committed, write_jsonl
 
 
 def _job(path: Path, conversations: list[str], parts: int = 5) -> Path:
@@ -46,9 +45,7 @@ async def test_kill_9_mid_job_then_resume_keeps_every_conversation_in_order(
     server.script("POST /messages", delay=0.05, times=None, after_commit=True)
     process = await start_cli("bulk", str(job), "--journal", str(journal), env=env)
     try:
-        while server.stats()["committed"] < 20:
-            await asyncio.sleep(0.01)
-            assert process.returncode is None
+        await until_committed(server, 20, process)
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, write_jsonl
+from .cli_helpers import cli_env, run_cli, until_committed, write_jsonl
 
 
 async def test_a_failures_file_that_cannot_be_written_after_the_run_is_named(
@@ -34,11 +33,7 @@ async def test_a_failures_file_that_cannot_be_written_after_the_run_is_named(
         env = cli_env(server, tmp_path, XDG_STATE_HOME=str(tmp_path / "state"))
         args = ("bulk", str(job), "--failures", str(failures), "--concurrency", "1", "--json")
         run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
-        deadline = time.monotonic() + 30
-        while server.stats()["committed"] < 5:
-            assert time.monotonic() < deadline, "timed out waiting for 5 deliveries"
-            assert not run.done(), run.result().err
-            await asyncio.sleep(0.005)
+        await until_committed(server, 5, run)
         shutil.rmtree(out_dir)
         result = await asyncio.wait_for(run, 60)
     assert result.code == 1, result.err

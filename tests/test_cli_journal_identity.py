@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from opentrain_async._cli._journal import JournalError
 from opentrain_async._cli._plan import JobInput, entries, job_fingerprint
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli, cli_env, start_cli, write_jsonl
+from .cli_helpers import cli, cli_env, start_cli, until_committed, write_jsonl
 
 
 def _records(conv: str, n: int, text: str = "notice") -> list[dict[str, str]]:
@@ -218,11 +217,7 @@ async def test_a_job_sharing_inputs_with_a_running_one_is_refused(tmp_path: Path
         job = write_jsonl(tmp_path / "job.jsonl", records)
         env = cli_env(server, tmp_path, **state)
         original = await start_cli("bulk", str(job), "--concurrency", "1", env=env)
-        deadline = time.monotonic() + 30
-        while server.stats()["committed"] < 10:
-            assert time.monotonic() < deadline
-            assert original.returncode is None
-            await asyncio.sleep(0.005)
+        await until_committed(server, 10, original)
         refused = await cli("bulk", str(copy), server=server, **state)
         assert refused.code == 2, refused.err
         assert "is running now and shares inputs" in refused.err

@@ -18,17 +18,7 @@ from opentrain_async._cli._job import default_journal_path
 from opentrain_async._cli._journal import FileJournalStore, load_journal
 from opentrain_async.testing import FakeOpenTrain, Fault
 
-from .cli_helpers import Result, cli_env, run_cli, start_cli, write_jsonl
-
-
-async def _wait_for_commits(
-    server: FakeOpenTrain, proc: asyncio.subprocess.Process, n: int
-) -> None:
-    deadline = time.monotonic() + 30
-    while server.stats()["committed"] < n:
-        assert time.monotonic() < deadline, "the CLI made no progress"
-        assert proc.returncode is None, "the CLI ended before the signal"
-        await asyncio.sleep(0.01)
+from .cli_helpers import Result, cli_env, run_cli, start_cli, until_committed, write_jsonl
 
 
 async def _finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> Result:
@@ -66,7 +56,7 @@ async def test_signal_stops_gracefully_and_a_rerun_finishes_exactly_once(
             args = ("bulk", str(job))
         args += ("--concurrency", "8", "--json")
         proc = await start_cli(*args, env=env)
-        await _wait_for_commits(server, proc, 20)
+        await until_committed(server, 20, proc)
         proc.send_signal(signum)
         result = await _finish(proc)
         assert result.code == code, result.err

@@ -4,7 +4,6 @@ requests, every input still gets exactly one outcome, and the CLI refuses to sta
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from opentrain_async import NotAttemptedError, OpenTrainClient, SendOutcome
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import assert_one_line_error, cli_env, run_cli, write_jsonl
+from .cli_helpers import assert_one_line_error, cli_env, run_cli, until_committed, write_jsonl
 
 READ_ONLY = "ot_pat_read_only"
 
@@ -170,11 +169,7 @@ async def test_cli_stops_when_the_token_is_revoked_mid_run(tmp_path: Path) -> No
         args = ("bulk", str(job), "--concurrency", "4", "--json")
         env = cli_env(server, tmp_path)
         run = asyncio.ensure_future(run_cli(*args, env=env))
-        deadline = time.monotonic() + 30
-        while server.stats()["committed"] < 40:
-            assert time.monotonic() < deadline
-            assert not run.done()
-            await asyncio.sleep(0.002)
+        await until_committed(server, 40, run)
         server.account(server.token).claimed = False
         first = await run
         assert first.code == 1, first.err

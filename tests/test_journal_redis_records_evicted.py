@@ -6,14 +6,13 @@ happened, and the rerun must not silently send delivered inputs again."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import redis.asyncio as redis_asyncio
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, write_jsonl
+from .cli_helpers import cli_env, run_cli, until_committed, write_jsonl
 from .redis_server import RedisServer
 
 
@@ -42,11 +41,7 @@ async def test_records_evicted_mid_run_stop_the_run_and_say_the_journal_is_gone(
         run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
         admin = redis_asyncio.Redis.from_url(redis_server.url)
         try:
-            deadline = time.monotonic() + 30
-            while server.stats()["committed"] < 30:
-                assert time.monotonic() < deadline, "timed out waiting for 30 deliveries"
-                assert not run.done(), run.result().err
-                await asyncio.sleep(0.005)
+            await until_committed(server, 30, run)
             assert await admin.delete("opentrain:journal:{evicted}:records") == 1
             first = await asyncio.wait_for(run, 60)
         finally:
@@ -74,11 +69,7 @@ async def test_a_lease_evicted_mid_run_is_not_blamed_on_another_run(
         run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
         admin = redis_asyncio.Redis.from_url(redis_server.url)
         try:
-            deadline = time.monotonic() + 30
-            while server.stats()["committed"] < 30:
-                assert time.monotonic() < deadline, "timed out waiting for 30 deliveries"
-                assert not run.done(), run.result().err
-                await asyncio.sleep(0.005)
+            await until_committed(server, 30, run)
             assert await admin.delete("opentrain:journal:{evicted}:lease") == 1
             first = await asyncio.wait_for(run, 60)
         finally:
