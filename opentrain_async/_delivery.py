@@ -40,6 +40,7 @@ from ._errors import (
     OpenTrainError,
     UnexpectedResponseError,
 )
+from ._http_date import http_date
 from ._json import json_dumps
 from ._models import Message, structure_message_hook
 from ._pagination import AsyncPaginator
@@ -236,8 +237,10 @@ class Delivery:
         clock_skew: float = 60.0,
         log_content: bool = False,
         secret: str = "",
+        server_date: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._attempt = attempt
+        self._server_date = server_date
         # The server's ids and fields reach errors and log records only masked: a
         # hostile server may echo the Authorization header in them.
         self._mask = functools.partial(masked, forms=secret_forms(secret)) if secret else str
@@ -283,7 +286,7 @@ class Delivery:
                     )
                 message = _parse_message(payload, status, "POST", "/messages")
                 answered = message.id
-                _check_sent(payload, message, conversation_id, content, status, self)
+                _check_sent(payload, message, conversation_id, content, status, self, started)
             except (APIConnectionError, InternalServerError, UnexpectedResponseError) as exc:
                 # A 2xx we cannot read is an unknown outcome too: it was most likely
                 # committed, so reporting it as failed would invite a duplicate.
@@ -312,6 +315,28 @@ class Delivery:
                 continue
             self.claimed.add(message.id)
             return message, False
+
+    def stale(self, message: Message, started: float) -> str | None:
+        """Why a 2xx's message is not this send's by its age, or None: stamped more
+        than ``clock_skew`` before the first attempt (``started``) by our clock *and*
+        by the server's own, its answer's ``Date``.  An old message of ours in a
+        replayed answer (a proxy's cache, a server deduplicating without storing).
+        Our clock alone never decides: one running minutes fast would take every
+        genuine 201 for a replay, and read-back, bounded by the same clock, resend it."""
+        if message.created_at.timestamp() >= started - self.clock_skew:
+            return None  # the common case, with no date to parse
+        now = http_date(self._server_date())
+        if now is None:  # no Date, or not an HTTP date: nothing to judge by
+            return None
+        # The request's own time counts (a slow commit), and Date's whole seconds.
+        window = self.clock_skew + max(0.0, self._clock.wall() - started) + 1.0
+        age = (now - message.created_at).total_seconds()
+        if age <= window:
+            return None
+        return (
+            f"message {message.id!r}, stamped {age:,.0f} s before the server's own "
+            "answer (an old message in a replayed answer)"
+        )
 
     async def find_own_message(
         self, conversation_id: str, content: str, *, since: float
@@ -419,11 +444,14 @@ def _check_sent(
     content: str,
     status: int,
     delivery: Delivery,
+    started: float,
 ) -> None:
     """Raise ``UnexpectedResponseError`` (an unknown outcome, read back, never
-    "delivered") when the answer does not describe our message (``answer_mismatch``;
-    its text quotes the server's fields, so the token is masked in it)."""
+    "delivered") when the answer does not describe our message (``answer_mismatch``,
+    ``Delivery.stale``; its text quotes the server's fields, so the token is masked)."""
     why = answer_mismatch(payload, message, conversation_id, content, delivery.claimed)
+    if why is None:
+        why = delivery.stale(message, started)
     if why is None:
         return
     raise UnexpectedResponseError(

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-__all__ = ["http_date_hint"]
+__all__ = ["http_date", "http_date_hint"]
 
 
 def http_date_hint(headers: Mapping[str, str]) -> float | None:
@@ -28,6 +28,16 @@ def http_date_hint(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):  # unparsable, or naive
         return None
     return seconds if 0 < seconds <= _MAX_HINT else None
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date (a ``Date`` header) as an aware datetime; None when missing or not
+    an HTTP date."""
+    try:
+        parsed = _gmt(value or "")
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 _MAX_HINT = 366 * 86400.0

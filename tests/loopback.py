@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-__all__ = ["serving"]
+__all__ = ["serving", "stamp"]
+
+
+def stamp() -> str:
+    """Now, as the API writes ``createdAt``: what a server stamps a new message with (a
+    201's message stamped long before the answer's ``Date`` reads as a replayed one)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @contextlib.asynccontextmanager

@@ -41,6 +41,8 @@ from opentrain_async import (
 from opentrain_async._client import MAX_RESPONSE_BYTES
 from opentrain_async.testing import FakeTime
 
+from .loopback import stamp
+
 TOKEN = "ot_pat_hostile_S3CRET_9f2c41"
 PASSWORD = "pa55-S3CRET-word"
 SECRETS = (TOKEN, PASSWORD)
@@ -84,7 +86,7 @@ async def echoed(request: web.Request) -> dict[str, Any]:
         fields = {"conversationId": sent["conversationId"], "content": sent["content"]}
     except (ValueError, KeyError, TypeError):
         fields = {}
-    return {**MESSAGE, "message": {**MESSAGE["message"], **fields}}
+    return {**MESSAGE, "message": {**MESSAGE["message"], "createdAt": stamp(), **fields}}
 
 
 @attrs.define

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from opentrain_async import DeliveryUnknownError, UnexpectedResponseError
 
+from .loopback import stamp
 from .test_hostile import MESSAGE, Arena, arena, caught
 
 __all__ = ["arena"]  # the loopback servers fixture, shared with test_hostile
@@ -34,7 +35,7 @@ def answering(body: bytes, encoding: str, status: int) -> web.Response:
 async def test_a_compressed_answer_is_read(arena: Arena, encoding: str) -> None:
     async def answer(request: web.Request) -> web.StreamResponse:
         sent = json.loads(await request.read())
-        body = {**MESSAGE, "message": {**MESSAGE["message"], **sent}}
+        body = {**MESSAGE, "message": {**MESSAGE["message"], "createdAt": stamp(), **sent}}
         return answering(compressed(json.dumps(body).encode(), encoding), encoding, 201)
 
     arena.hostile.handler = answer

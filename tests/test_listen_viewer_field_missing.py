@@ -46,11 +46,14 @@ async def stripping(fake_opentrain: FakeOpenTrain) -> AsyncIterator[str]:
             json=None,
         ) as answer:
             body = await answer.read()
+            date = {"Date": answer.headers["Date"]}  # the server's clock, passed on
             try:
                 payload = json.loads(body)
             except ValueError:
-                return web.Response(status=answer.status, body=body)
-            return web.json_response(_drop_viewer_field(payload), status=answer.status)
+                return web.Response(status=answer.status, body=body, headers=date)
+            return web.json_response(
+                _drop_viewer_field(payload), status=answer.status, headers=date
+            )
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)

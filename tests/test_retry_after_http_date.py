@@ -17,6 +17,7 @@ from opentrain_async._errors import error_from_response
 from opentrain_async.testing import FakeTime
 
 from .loopback import serving as on_loopback
+from .loopback import stamp
 
 TOKEN = "ot_pat_http_date"
 NOW = "Mon, 07 Dec 2026 15:00:00 GMT"
@@ -42,7 +43,7 @@ class DatedOrigin:
             "conversationId": sent["conversationId"],
             "content": sent["content"],
             "senderUserId": "u_1",
-            "createdAt": "2026-12-07T15:00:00.000Z",
+            "createdAt": stamp(),
             "isFromViewer": True,
         }
         return web.json_response({"ok": True, "message": message}, status=201)

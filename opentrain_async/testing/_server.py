@@ -18,12 +18,13 @@ register it in the table.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import functools
 import json
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
@@ -123,6 +124,9 @@ class FakeOpenTrain(_Routes, ScriptingMixin):
             + f"8{bits & 0xFFF:03x}-"
         )
         self._rid_counter = 0
+        self._now = None if now is _default_now else now
+        """A ``now`` of the test's (FakeTime's): each answer's ``Date`` follows it, as a
+        real server's clock stamps both ``Date`` and ``createdAt``."""
         self.world = World(token, clock=clock, now=now)
         """The accounts, conversations, messages and events behind the API."""
         self._script = Script(self._random)
@@ -317,6 +321,9 @@ class FakeOpenTrain(_Routes, ScriptingMixin):
             self._in_flight -= 1
         if record is not None:
             record.status = None if call is not None and call.dropped else response.status
+        if self._now is not None and not response.prepared:
+            stamp = self._now().astimezone(timezone.utc)
+            response.headers["Date"] = email.utils.format_datetime(stamp, usegmt=True)
         return response
 
     def _record_request(
