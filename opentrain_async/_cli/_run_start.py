@@ -1,5 +1,7 @@
 """A run's start and stop: the pre-send check, start-up steps a signal cuts short,
-and SIGINT/SIGTERM while sending (``grace`` seconds for the sends on the wire).
+SIGINT/SIGTERM while sending (``grace`` seconds for the sends on the wire), and what
+else stops a run once sending: a failure every later send would meet (``stops_run``)
+and a journal that can no longer be written (``journaled``).
 
 ``StartStop`` is a base of ``Runner`` (``_run``), over the run's client, options and
 the futures it is working on.
