@@ -218,6 +218,10 @@ def normalize_item(item: Any) -> OutgoingMessage:
     """Turn one accepted input shape into a validated ``OutgoingMessage``."""
     if isinstance(item, OutgoingMessage):
         message = item
+        if item.key is not None and not isinstance(item.key, str):
+            # As a mapping's key is: a journal knows an input by ``key:<text>``, so an
+            # int 5 and a "5" are one key (twice: a duplicate), and a 0 is a key.
+            message = OutgoingMessage(item.conversation_id, item.content, str(item.key))
     elif isinstance(item, Mapping):
         key = item.get("key")
         conversation_id: Any = item.get("conversationId", item.get("conversation_id"))
