@@ -106,9 +106,10 @@ class SessionMixin:
 
         A client kept across ``asyncio.run()`` calls: its session, connections and
         semaphore belong to a loop that has ended (aiohttp: "Event loop is closed").  A
-        client shared with another thread's loop while its own runs: aiohttp raised a bare
-        ``RuntimeError`` (a future attached to a different loop), after the request had
-        taken the pacer's and the pool's state that thread does not own.
+        client shared with another thread's loop while its own runs (or kept from a loop
+        not closed yet): aiohttp raised a bare ``RuntimeError`` (a future attached to a
+        different loop), after the request had taken the pacer's and the pool's state
+        that loop does not own.
         """
         root = self
         while root._parent is not None:
@@ -122,8 +123,8 @@ class SessionMixin:
                 "second asyncio.run()?); open one client per event loop"
             )
         raise ConfigurationError(
-            "this OpenTrainClient is open under another event loop that is still running "
-            "(shared with another thread?); open one client per event loop"
+            "this OpenTrainClient is open under another event loop (another thread's, or "
+            "an earlier loop not closed yet); open one client per event loop"
         )
 
     def _wire_options(self, timeout: aiohttp.ClientTimeout | None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import pytest
+
 from opentrain_async import ConfigurationError, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
@@ -51,3 +53,25 @@ async def test_a_client_used_from_another_threads_loop_says_so(server: FakeOpenT
         await client.send_message(conv, "after")
     assert [m["content"] for m in server.messages(conv)] == ["first", "after"]
     assert [r.method for r in server.requests] == ["POST", "POST"]
+
+
+def test_a_client_from_a_loop_not_closed_yet_says_so() -> None:
+    """Two event loops made by hand in one thread (``new_event_loop()`` and
+    ``run_until_complete``), the first not closed: on main the second loop's send raised
+    ``RuntimeError: Timeout context manager should be used inside a task``."""
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+
+        async def send_once() -> OpenTrainClient:
+            async with FakeOpenTrain() as server:
+                client = OpenTrainClient(server.token, server.base_url, max_retries=0)
+                await client.send_message(server.add_conversation(), "one")
+                return client
+
+        client = first.run_until_complete(send_once())
+        with pytest.raises(ConfigurationError, match="another event loop"):
+            second.run_until_complete(client.send_message("conv_1", "two"))
+        first.run_until_complete(client.close())
+    finally:
+        first.close()
+        second.close()
