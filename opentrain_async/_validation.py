@@ -19,6 +19,7 @@ from ._errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "check_flag",
     "check_option",
     "path_segment",
     "utf16_length",
@@ -233,3 +234,10 @@ def check_option(
     if not ok:
         raise ConfigurationError(f"{name} must be {rule}, got {repr(value)[:40]}")
     return number
+
+
+def check_flag(value: object, name: str) -> None:
+    """A per-call switch (``reconcile=``) is a bool, as the client's own: ``"no"`` is
+    truthy, so ``reconcile="false"`` silently read back and resent."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")

@@ -78,6 +78,8 @@ def test_a_wrong_per_call_option_is_a_configuration_error(
         ("send_all", {"keep_failures": "10"}),
         ("send_many", {"concurrency": "4"}),
         ("send_many", {"grace": "5"}),
+        ("send_all", {"reconcile": "no"}),  # truthy: main reconciled (adv8)
+        ("send_many", {"reconcile": "false"}),
     ],
 )
 async def test_a_wrong_bulk_option_is_a_configuration_error(
@@ -256,3 +258,15 @@ def test_a_pacer_s_rate_limit_is_checked_like_the_client_s(rate: object) -> None
     TypeError from the comparison."""
     with pytest.raises(ConfigurationError, match="rate_limit"):
         Pacer(rate_limit=rate)  # type: ignore[arg-type]
+
+
+async def test_a_per_call_reconcile_that_is_not_a_bool_is_refused(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``send_message(..., reconcile="false")``: the client's own ``reconcile=`` was
+    checked, the per-call one taken as truthy, so a user who meant "never read back"
+    got read-backs (and resends).  Now a ConfigurationError, before any request."""
+    conv = server.add_conversation()
+    with pytest.raises(ConfigurationError, match="reconcile must be True or False"):
+        await client.send_message(conv, "hi", reconcile="false")  # type: ignore[arg-type]
+    assert server.requests == []
