@@ -68,7 +68,7 @@ from ._errors import (
 )
 from ._order import OnFailure
 from ._retry import RetryPolicy
-from ._validation import check_flag, check_option
+from ._validation import check_callback, check_flag, check_option
 from ._waiters import Waiters
 
 __all__ = [
@@ -121,6 +121,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         check_option(concurrency, "concurrency", minimum=1, integer=True)
         check_option(grace, "grace", minimum=0, unit=" seconds", infinite=True)
         check_flag(reconcile, "reconcile")
+        check_callback(before_send, "before_send")
         self._outcomes = _Outcomes(concurrency)
         if before_send is not None:
             if hooks is not None:
@@ -325,6 +326,7 @@ async def run_batch(
     check_option(concurrency, "concurrency", minimum=1, integer=True)
     check_option(keep_failures, "keep_failures", minimum=0, integer=True)
     check_flag(reconcile, "reconcile")
+    check_callback(on_outcome, "on_outcome")
     report = BulkReport(keep_failures=keep_failures)
     started = clock()
     sink = _ReportSink(report, on_outcome)

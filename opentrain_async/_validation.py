@@ -19,6 +19,7 @@ from ._errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "check_callback",
     "check_flag",
     "check_option",
     "path_segment",
@@ -241,3 +242,10 @@ def check_flag(value: object, name: str) -> None:
     truthy, so ``reconcile="false"`` silently read back and resent."""
     if not isinstance(value, bool):
         raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
+
+def check_callback(value: object, name: str) -> None:
+    """A hook (``on_outcome=``, ``before_send=``) is callable or None, checked before the
+    first input is pulled: a string there failed only at the first outcome, after a send."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be a function or None, got {type(value).__name__}")

@@ -80,6 +80,8 @@ def test_a_wrong_per_call_option_is_a_configuration_error(
         ("send_many", {"grace": "5"}),
         ("send_all", {"reconcile": "no"}),  # truthy: main reconciled (adv8)
         ("send_many", {"reconcile": "false"}),
+        ("send_all", {"on_outcome": "print"}),  # main: TypeError after the first send
+        ("send_many", {"before_send": 5}),  # main: an "error" outcome per input
     ],
 )
 async def test_a_wrong_bulk_option_is_a_configuration_error(
