@@ -7,6 +7,7 @@ Split from ``_bulk`` (the ``send_many``/``send_all`` surface) and ``_bulk_engine
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import (
     Awaitable,
@@ -50,6 +51,7 @@ __all__ = [
     "Pulled",
     "SendItem",
     "SendOutcome",
+    "awaited",
     "normalize_item",
     "outcome_kind",
     "parse_input",
@@ -212,6 +214,13 @@ def outcome_kind(error: OpenTrainError | None) -> OutcomeKind:
         if isinstance(error, cls):
             return kind
     return "error"
+
+
+async def awaited(result: object) -> None:
+    """Await ``result`` if it is awaitable: a hook (``before_send=``) given as a plain
+    function returns None, and awaiting that failed every input with TypeError."""
+    if inspect.isawaitable(result):
+        await result
 
 
 def normalize_item(item: Any) -> OutgoingMessage:

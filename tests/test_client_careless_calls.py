@@ -272,3 +272,18 @@ async def test_a_per_call_reconcile_that_is_not_a_bool_is_refused(
     with pytest.raises(ConfigurationError, match="reconcile must be True or False"):
         await client.send_message(conv, "hi", reconcile="false")  # type: ignore[arg-type]
     assert server.requests == []
+
+
+async def test_a_plain_function_before_send_runs_and_the_inputs_are_sent(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``before_send=`` given as a plain ``def`` (it records each input somewhere): on
+    main it ran, then its ``None`` was awaited, so every input failed ("error",
+    TypeError) after its record was made, and nothing was sent."""
+    conv = server.add_conversation()
+    recorded: list[object] = []
+    items = [(conv, "one"), (conv, "two")]
+    kinds = [o.kind async for o in client.send_many(items, before_send=recorded.append)]
+    assert kinds == ["sent", "sent"]
+    assert recorded == items
+    assert [m["content"] for m in server.messages(conv)] == ["one", "two"]
