@@ -11,6 +11,7 @@ valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from urllib.parse import quote
@@ -22,6 +23,7 @@ __all__ = [
     "check_callback",
     "check_flag",
     "check_option",
+    "check_sleep",
     "path_segment",
     "utf16_length",
     "validate_bool",
@@ -249,3 +251,15 @@ def check_callback(value: object, name: str) -> None:
     first input is pulled: a string there failed only at the first outcome, after a send."""
     if value is not None and not callable(value):
         raise ConfigurationError(f"{name} must be a function or None, got {type(value).__name__}")
+
+
+def check_sleep(sleep: object) -> None:
+    """``sleep=`` is awaited, so it must be async: ``time.sleep`` (a builtin, blocking)
+    froze the event loop at the first wait, then raised TypeError (``await None``)."""
+    if inspect.isbuiltin(sleep) or not callable(sleep):
+        name = getattr(sleep, "__qualname__", None) or type(sleep).__name__
+        where = getattr(sleep, "__module__", None)
+        raise ConfigurationError(
+            "sleep= must be an async function such as asyncio.sleep (or FakeTime.sleep), "
+            f"got {where + '.' if where else ''}{name}"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -287,3 +288,14 @@ async def test_a_plain_function_before_send_runs_and_the_inputs_are_sent(
     assert kinds == ["sent", "sent"]
     assert recorded == items
     assert [m["content"] for m in server.messages(conv)] == ["one", "two"]
+
+
+async def test_a_blocking_sleep_is_refused_where_it_is_given(server: FakeOpenTrain) -> None:
+    """``sleep=time.sleep`` (a real wait, as a user thinks of it): on main the client
+    accepted it, blocked the event loop at the first 429's wait, then raised TypeError
+    (``await None``); ``listen(sleep=time.sleep)`` did the same when idle."""
+    with pytest.raises(ConfigurationError, match=r"got time\.sleep"):
+        OpenTrainClient(server.token, server.base_url, clock=time.monotonic, sleep=time.sleep)
+    async with OpenTrainClient(server.token, server.base_url) as client:
+        with pytest.raises(ConfigurationError, match="async function"):
+            client.listen(store=None, sleep=time.sleep)  # type: ignore[arg-type]
