@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -299,3 +300,27 @@ async def test_a_blocking_sleep_is_refused_where_it_is_given(server: FakeOpenTra
     async with OpenTrainClient(server.token, server.base_url) as client:
         with pytest.raises(ConfigurationError, match="async function"):
             client.listen(store=None, sleep=time.sleep)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("items", "says"),
+    [
+        (None, "NoneType, not an iterable"),  # main: a bare TypeError
+        ("conv_1", "a string"),  # main: one "invalid" outcome per character
+        ({"conversationId": "conv_1", "content": "hi"}, "a mapping"),  # one per key
+        (("conv_1", "hi"), "one (conversation_id, content) pair"),  # one per string
+    ],
+)
+async def test_one_message_given_as_the_whole_job_is_refused(
+    server: FakeOpenTrain, client: OpenTrainClient, items: object, says: str
+) -> None:
+    """``send_all(("conv_1", "hi"))`` for ``send_all([("conv_1", "hi")])``: on main each
+    string (or character, or key) became an input of its own, all "invalid", and the
+    message was never sent; ``None`` raised TypeError.  Now a ConfigurationError saying
+    what was given and what to pass, before anything is pulled."""
+    with pytest.raises(ConfigurationError, match="items must be the job's messages") as refused:
+        await client.send_all(items)  # type: ignore[arg-type]
+    assert says in str(refused.value)
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        client.send_many(items)  # type: ignore[arg-type]
+    assert server.requests == []
