@@ -58,6 +58,7 @@ from ._bulk_outcome import (
     OutcomeKind,
     SendItem,
     SendOutcome,
+    check_items,
     normalize_item,
     outcome_kind,
     quota_gone,
@@ -68,7 +69,7 @@ from ._errors import (
 )
 from ._order import OnFailure
 from ._retry import RetryPolicy
-from ._validation import check_option
+from ._validation import check_callback, check_flag, check_option
 from ._waiters import Waiters
 
 __all__ = [
@@ -120,6 +121,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
     ) -> None:
         check_option(concurrency, "concurrency", minimum=1, integer=True)
         check_option(grace, "grace", minimum=0, unit=" seconds", infinite=True)
+        check_flag(reconcile, "reconcile")
+        check_callback(before_send, "before_send")
+        check_items(items)
         self._outcomes = _Outcomes(concurrency)
         if before_send is not None:
             if hooks is not None:
@@ -323,6 +327,9 @@ async def run_batch(
     """
     check_option(concurrency, "concurrency", minimum=1, integer=True)
     check_option(keep_failures, "keep_failures", minimum=0, integer=True)
+    check_flag(reconcile, "reconcile")
+    check_callback(on_outcome, "on_outcome")
+    check_items(items)
     report = BulkReport(keep_failures=keep_failures)
     started = clock()
     sink = _ReportSink(report, on_outcome)

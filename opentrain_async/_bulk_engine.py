@@ -9,14 +9,7 @@ it imports neither the request pipeline nor the pacer (tests/test_import_graph.p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol, cast
 
 import opentrain_async._telemetry as _telemetry
@@ -26,6 +19,7 @@ from ._bulk_outcome import (
     Pulled,
     SendItem,
     SendOutcome,
+    awaited,
     parse_input,
     quota_gone,
     stops_engine,
@@ -91,7 +85,7 @@ class _CallerHook:
         return None
 
     async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
-        await self._call(item)
+        await awaited(self._call(item))  # a plain function: its None was awaited, TypeError
         return None
 
     async def after(self, outcome: SendOutcome) -> None:

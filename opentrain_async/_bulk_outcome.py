@@ -7,12 +7,9 @@ Split from ``_bulk`` (the ``send_many``/``send_all`` surface) and ``_bulk_engine
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Mapping,
-)
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, get_args
 
 import attrs
@@ -50,6 +47,8 @@ __all__ = [
     "Pulled",
     "SendItem",
     "SendOutcome",
+    "awaited",
+    "check_items",
     "normalize_item",
     "outcome_kind",
     "parse_input",
@@ -214,10 +213,39 @@ def outcome_kind(error: OpenTrainError | None) -> OutcomeKind:
     return "error"
 
 
+async def awaited(result: object) -> None:
+    """Await ``result`` if it is awaitable: a hook (``before_send=``) given as a plain
+    function returns None, and awaiting that failed every input with TypeError."""
+    if inspect.isawaitable(result):
+        await result
+
+
+def check_items(items: object) -> None:
+    """Refuse, before anything is pulled, ``items`` that cannot be a job's inputs: not
+    iterable (``None`` raised a bare TypeError), or iterable into nothing but invalid
+    inputs (one message given as the job: each character or key became an "invalid"
+    outcome, and the message was not sent)."""
+    why = None
+    if isinstance(items, (str, bytes)):
+        why = "a string (each character would be an input)"
+    elif isinstance(items, Mapping):
+        why = "a mapping: pass [mapping] for one message, mapping.items() for {id: text}"
+    elif isinstance(items, tuple) and len(items) == 2 and all(isinstance(x, str) for x in items):
+        why = "one (conversation_id, content) pair: pass [(conversation_id, content)]"
+    elif not isinstance(items, (Iterable, AsyncIterable)) and not hasattr(items, "__getitem__"):
+        why = f"{type(items).__name__}, not an iterable or async iterable"
+    if why is not None:
+        raise ConfigurationError(f"items must be the job's messages, got {why}")
+
+
 def normalize_item(item: Any) -> OutgoingMessage:
     """Turn one accepted input shape into a validated ``OutgoingMessage``."""
     if isinstance(item, OutgoingMessage):
         message = item
+        if item.key is not None and not isinstance(item.key, str):
+            # As a mapping's key is: a journal knows an input by ``key:<text>``, so an
+            # int 5 and a "5" are one key (twice: a duplicate), and a 0 is a key.
+            message = OutgoingMessage(item.conversation_id, item.content, str(item.key))
     elif isinstance(item, Mapping):
         key = item.get("key")
         conversation_id: Any = item.get("conversationId", item.get("conversation_id"))

@@ -48,7 +48,7 @@ from ._reply import reply_once
 from ._retry import RetryPolicy
 from ._sending import JournalSpec, SendMixin
 from ._time import clock_from_options
-from ._validation import check_option, validate_content, validate_conversation_id
+from ._validation import check_flag, check_option, validate_content, validate_conversation_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -337,6 +337,8 @@ class OpenTrainClient(SendMixin, ReadMixin):
         found means delivered, not found means it is safe to resend.  ``timeout`` and
         ``max_retries`` apply to this call alone (see ``with_options``).
         """
+        if reconcile is not None:
+            check_flag(reconcile, "reconcile")
         return await self._options(timeout, max_retries)._send_checked(
             conversation_id, content, self._reconcile if reconcile is None else reconcile
         )

@@ -226,6 +226,7 @@ class Pipeline(SessionMixin):
     ) -> tuple[int, Any]:
         """One HTTP attempt: pace, take the semaphore, send, classify the answer.  A ``gate``
         ``closing`` by then refuses the send; ``again`` (``_again``'s) raises an expired grant."""
+        self.check_loop()  # another thread's loop: refused before the pacer is touched
         # Pacing counts sends only: reads would inflate the first estimate of the rate.
         pacer = self._pacer if method != "GET" else None
         admitted = 0.0
@@ -238,9 +239,8 @@ class Pipeline(SessionMixin):
         failure: OpenTrainError | None = None
         telemetry = None
         try:
-            # acquire/release, not ``async with``: two fewer coroutine frames, same semantics.
-            semaphore = self._semaphore
-            await semaphore.acquire()
+            semaphore = self._semaphore  # acquire/release, not ``async with``: two fewer
+            await semaphore.acquire()  # coroutine frames, same semantics
             stats = self.stats  # shared with every with_options copy
             stats.in_flight += 1
             try:

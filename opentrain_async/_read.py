@@ -44,6 +44,7 @@ from ._read_models import (
 )
 from ._time import Clock
 from ._validation import (
+    check_sleep,
     path_segment,
     validate_bool,
     validate_choice,
@@ -374,6 +375,8 @@ class ReadMixin:
         second ``listen()`` on it (a new bot started before the old one stopped) waits
         for the first to end, at most ``lock_timeout`` seconds (None: as long as it takes).
         """
+        if sleep is not None:
+            check_sleep(sleep)
         if store is None:
             store = self._cursor_path()
         return listen_messages(

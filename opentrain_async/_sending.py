@@ -68,8 +68,9 @@ class SendMixin:
         loop early (``break`` or an exception under ``async with``, or ``aclose()``)
         starts no new send and gives sends on the wire ``grace`` seconds to finish; the
         outcomes the loop did not see are then in ``.unreported``.  ``before_send`` is
-        awaited with each valid input right before its send (a journal's durable
-        "started" record); an ``OpenTrainError`` it raises is that input's outcome.
+        called (and awaited, if async) with each valid input right before its send (a
+        journal's durable "started" record); an ``OpenTrainError`` it raises is that
+        input's outcome.
 
         ``ordered`` (default) sends the inputs of one conversation one after the other,
         each once the one before has its outcome; when one fails for good the rest of

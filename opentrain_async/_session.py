@@ -9,6 +9,7 @@ timeout and status handling.  ``SessionMixin`` is a base of ``Pipeline``; a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -80,13 +81,7 @@ class SessionMixin:
             )
         if self._parent is not None:
             return self._parent.ensure_session()
-        if self._session is not None and self._session._loop.is_closed():
-            # A client kept across asyncio.run() calls: its session, connections and
-            # semaphore belong to a loop that has ended (aiohttp: "Event loop is closed").
-            raise ConfigurationError(
-                "this OpenTrainClient was opened under an event loop that has ended (a "
-                "second asyncio.run()?); open one client per event loop"
-            )
+        self.check_loop()
         if self._session is None or self._session.closed:
             if self._session is not None and not self._owns_session:
                 raise ConfigurationError(
@@ -105,6 +100,32 @@ class SessionMixin:
             self._owns_session = True
             self._request_options = self._wire_options(None)
         return self._session
+
+    def check_loop(self) -> None:
+        """Refuse a call from another event loop than the session's, before it is paced.
+
+        A client kept across ``asyncio.run()`` calls: its session, connections and
+        semaphore belong to a loop that has ended (aiohttp: "Event loop is closed").  A
+        client shared with another thread's loop while its own runs (or kept from a loop
+        not closed yet): aiohttp raised a bare ``RuntimeError`` (a future attached to a
+        different loop), after the request had taken the pacer's and the pool's state
+        that loop does not own.
+        """
+        root = self
+        while root._parent is not None:
+            root = root._parent
+        session = root._session
+        if session is None or session._loop is asyncio.get_running_loop():
+            return
+        if session._loop.is_closed():
+            raise ConfigurationError(
+                "this OpenTrainClient was opened under an event loop that has ended (a "
+                "second asyncio.run()?); open one client per event loop"
+            )
+        raise ConfigurationError(
+            "this OpenTrainClient is open under another event loop (another thread's, or "
+            "an earlier loop not closed yet); open one client per event loop"
+        )
 
     def _wire_options(self, timeout: aiohttp.ClientTimeout | None) -> dict[str, Any]:
         """What each request must carry that the session does not: headers and timeout on

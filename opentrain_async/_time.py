@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigurationError
+from ._validation import check_sleep
 
 __all__ = ["SYSTEM_CLOCK", "Clock", "clock_from_options"]
 
@@ -54,6 +55,8 @@ def clock_from_options(
             "(with opentrain_async.testing.FakeTime: clock=t.clock, sleep=t.sleep, "
             "wall_clock=t.time; with a sleep that really waits: clock=time.monotonic)"
         )
+    if sleep is not None:
+        check_sleep(sleep)
     real = SYSTEM_CLOCK
     return Clock(
         monotonic=real.monotonic if clock is None else clock,

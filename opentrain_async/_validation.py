@@ -11,6 +11,7 @@ valid Unicode: a lone surrogate (what Python makes of undecodable bytes, e.g. in
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from urllib.parse import quote
@@ -19,7 +20,10 @@ from ._errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "check_callback",
+    "check_flag",
     "check_option",
+    "check_sleep",
     "path_segment",
     "utf16_length",
     "validate_bool",
@@ -233,3 +237,29 @@ def check_option(
     if not ok:
         raise ConfigurationError(f"{name} must be {rule}, got {repr(value)[:40]}")
     return number
+
+
+def check_flag(value: object, name: str) -> None:
+    """A per-call switch (``reconcile=``) is a bool, as the client's own: ``"no"`` is
+    truthy, so ``reconcile="false"`` silently read back and resent."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
+
+def check_callback(value: object, name: str) -> None:
+    """A hook (``on_outcome=``, ``before_send=``) is callable or None, checked before the
+    first input is pulled: a string there failed only at the first outcome, after a send."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be a function or None, got {type(value).__name__}")
+
+
+def check_sleep(sleep: object) -> None:
+    """``sleep=`` is awaited, so it must be async: ``time.sleep`` (a builtin, blocking)
+    froze the event loop at the first wait, then raised TypeError (``await None``)."""
+    if inspect.isbuiltin(sleep) or not callable(sleep):
+        name = getattr(sleep, "__qualname__", None) or type(sleep).__name__
+        where = getattr(sleep, "__module__", None)
+        raise ConfigurationError(
+            "sleep= must be an async function such as asyncio.sleep (or FakeTime.sleep), "
+            f"got {where + '.' if where else ''}{name}"
+        )

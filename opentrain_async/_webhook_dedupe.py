@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._errors import ConfigurationError
 from ._redis import scripts
+from ._redis.connect import blocking_client
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -136,6 +137,8 @@ class RedisDedupeStore:
     def __init__(self, redis: Redis, *, prefix: str = "opentrain_async:webhook:") -> None:
         if not isinstance(prefix, str):
             raise ConfigurationError(f"prefix must be a string, got {type(prefix).__name__}")
+        if (why := blocking_client(redis, "RedisDedupeStore")) is not None:
+            raise ConfigurationError(why)
         self._redis = redis
         self._prefix = prefix
         self._release: AsyncScript | None = None  # _redis/lua/dedupe_release.lua

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import inspect
 import logging
 import math
 import secrets
@@ -245,9 +246,7 @@ class WebhookHandler:
         if not _as_bytes(secret, "secret"):
             raise ConfigurationError("the webhook secret is empty")
         if not callable(on_event):  # else every delivery fails, and is retried for ever
-            raise ConfigurationError(
-                f"on_event must be an async function, got {type(on_event).__name__}"
-            )
+            raise ConfigurationError(f"on_event must be a function, got {type(on_event).__name__}")
         if isinstance(dedupe_size, bool) or not isinstance(dedupe_size, int) or dedupe_size < 1:
             raise ConfigurationError("dedupe_size must be an integer >= 1")
         _check_ttl(dedupe_ttl)
@@ -348,7 +347,7 @@ class WebhookHandler:
         keeper = asyncio.create_task(self._keep(key, token, event, stop))
         self._inline.add(key)
         try:
-            await self._on_event(event)
+            await self._call(event)
         except Exception:  # released: OpenTrain's retry of this delivery gets through
             logger.exception("webhook event handler failed for event %s", event.id)
             await self._stop_keeping(keeper, stop)
@@ -430,9 +429,17 @@ class WebhookHandler:
                 PENDING_TTL,
             )
 
+    async def _call(self, event: Event) -> None:
+        """``on_event(event)``, awaited when it returns an awaitable.  A plain function
+        given as ``on_event`` (``queue.put_nowait``) ran, then ``await None`` raised: the
+        delivery was answered 500 and retried, so it ran once per retry."""
+        result = self._on_event(event)
+        if inspect.isawaitable(result):
+            await result
+
     async def _run(self, event: Event) -> None:
         try:
-            await self._on_event(event)
+            await self._call(event)
         except Exception:
             logger.exception("webhook event handler failed for event %s", event.id)
 

@@ -178,9 +178,11 @@ class JournaledRun:
         self._state = JournalState()
         self._occurrences: Counter[str] = Counter()
         self._idents: dict[int, str] = {}
+        """Inputs journaled as started and not recorded as ended yet, by index."""
         self._keys: dict[str, int] = {}
         """Keys given to this run's inputs: the input that used each first."""
-        """Inputs journaled as started and not recorded as ended yet, by index."""
+        self._delivered_keys: set[str] = set()
+        """Keys whose owner is the input an earlier run delivered under them."""
         self.settled_from_journal = 0
         """Inputs this run reported as delivered from the journal, without a send."""
         self.read_back = 0
@@ -230,8 +232,16 @@ class JournaledRun:
         ident = identity(key, digest, 0)
         if claim:
             earlier = self._state.inputs.get(ident)
-            if earlier is not None and earlier.ok and earlier.sha256 == digest:
-                self._keys[key] = index  # the input an earlier run delivered: its owner
+            if (
+                earlier is not None
+                and earlier.ok
+                and earlier.sha256 == digest
+                and key not in self._delivered_keys
+            ):
+                # The input an earlier run delivered: its owner.  The first one only: an
+                # input equal to it later in the job is the duplicate it was in that run.
+                self._delivered_keys.add(key)
+                self._keys[key] = index
             elif self._keys.setdefault(key, index) != index:
                 raise InvalidRequestError(
                     f"duplicate key {key!r} (also used by input #{self._keys[key]}); a "

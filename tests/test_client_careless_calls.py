@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -78,6 +80,10 @@ def test_a_wrong_per_call_option_is_a_configuration_error(
         ("send_all", {"keep_failures": "10"}),
         ("send_many", {"concurrency": "4"}),
         ("send_many", {"grace": "5"}),
+        ("send_all", {"reconcile": "no"}),  # truthy: main reconciled (adv8)
+        ("send_many", {"reconcile": "false"}),
+        ("send_all", {"on_outcome": "print"}),  # main: TypeError after the first send
+        ("send_many", {"before_send": 5}),  # main: an "error" outcome per input
     ],
 )
 async def test_a_wrong_bulk_option_is_a_configuration_error(
@@ -256,3 +262,65 @@ def test_a_pacer_s_rate_limit_is_checked_like_the_client_s(rate: object) -> None
     TypeError from the comparison."""
     with pytest.raises(ConfigurationError, match="rate_limit"):
         Pacer(rate_limit=rate)  # type: ignore[arg-type]
+
+
+async def test_a_per_call_reconcile_that_is_not_a_bool_is_refused(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``send_message(..., reconcile="false")``: the client's own ``reconcile=`` was
+    checked, the per-call one taken as truthy, so a user who meant "never read back"
+    got read-backs (and resends).  Now a ConfigurationError, before any request."""
+    conv = server.add_conversation()
+    with pytest.raises(ConfigurationError, match="reconcile must be True or False"):
+        await client.send_message(conv, "hi", reconcile="false")  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+async def test_a_plain_function_before_send_runs_and_the_inputs_are_sent(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    """``before_send=`` given as a plain ``def`` (it records each input somewhere): on
+    main it ran, then its ``None`` was awaited, so every input failed ("error",
+    TypeError) after its record was made, and nothing was sent."""
+    conv = server.add_conversation()
+    recorded: list[object] = []
+    items = [(conv, "one"), (conv, "two")]
+    kinds = [o.kind async for o in client.send_many(items, before_send=recorded.append)]
+    assert kinds == ["sent", "sent"]
+    assert recorded == items
+    assert [m["content"] for m in server.messages(conv)] == ["one", "two"]
+
+
+async def test_a_blocking_sleep_is_refused_where_it_is_given(server: FakeOpenTrain) -> None:
+    """``sleep=time.sleep`` (a real wait, as a user thinks of it): on main the client
+    accepted it, blocked the event loop at the first 429's wait, then raised TypeError
+    (``await None``); ``listen(sleep=time.sleep)`` did the same when idle."""
+    with pytest.raises(ConfigurationError, match=r"got time\.sleep"):
+        OpenTrainClient(server.token, server.base_url, clock=time.monotonic, sleep=time.sleep)
+    async with OpenTrainClient(server.token, server.base_url) as client:
+        with pytest.raises(ConfigurationError, match="async function"):
+            client.listen(store=None, sleep=time.sleep)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("items", "says"),
+    [
+        (None, "NoneType, not an iterable"),  # main: a bare TypeError
+        ("conv_1", "a string"),  # main: one "invalid" outcome per character
+        ({"conversationId": "conv_1", "content": "hi"}, "a mapping"),  # one per key
+        (("conv_1", "hi"), "one (conversation_id, content) pair"),  # one per string
+    ],
+)
+async def test_one_message_given_as_the_whole_job_is_refused(
+    server: FakeOpenTrain, client: OpenTrainClient, items: object, says: str
+) -> None:
+    """``send_all(("conv_1", "hi"))`` for ``send_all([("conv_1", "hi")])``: on main each
+    string (or character, or key) became an input of its own, all "invalid", and the
+    message was never sent; ``None`` raised TypeError.  Now a ConfigurationError saying
+    what was given and what to pass, before anything is pulled."""
+    with pytest.raises(ConfigurationError, match="items must be the job's messages") as refused:
+        await client.send_all(items)  # type: ignore[arg-type]
+    assert says in str(refused.value)
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        client.send_many(items)  # type: ignore[arg-type]
+    assert server.requests == []

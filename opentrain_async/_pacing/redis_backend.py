@@ -55,6 +55,7 @@ import attrs
 
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._redis import scripts
+from opentrain_async._redis.connect import blocking_client
 
 from . import redis_scripts
 from .backend import Reservation
@@ -146,6 +147,8 @@ class RedisStateBackend:
         owns_redis: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if (why := blocking_client(redis, "the Redis pacing backend")) is not None:
+            raise ConfigurationError(why)  # every send would fail: refused here
         self.errors = _unreachable_errors()
         """What means Redis is out of reach (or its answer unusable)."""
         self.tuning = tuning or PacingTuning(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MissingRedisExtra",
+    "blocking_client",
     "connect",
     "connect_url",
     "missing_extra_message",
@@ -40,6 +41,19 @@ def require_redis(what: str) -> None:
         import redis.asyncio  # noqa: F401
     except ImportError:
         raise MissingRedisExtra(missing_extra_message(what)) from None
+
+
+def blocking_client(redis: object, what: str) -> str | None:
+    """Why ``redis`` cannot serve ``what``, if it is the blocking ``redis.Redis`` (``from
+    redis import Redis``): it runs each command at once and returns the result, so the
+    ``await`` after it raised TypeError, the command done (a webhook claim taken)."""
+    try:
+        from redis import Redis as BlockingRedis
+    except ImportError:
+        return None
+    if not isinstance(redis, BlockingRedis):
+        return None
+    return f"{what} needs a redis.asyncio.Redis (from redis.asyncio import Redis), not redis.Redis"
 
 
 def no_retry() -> Any:

@@ -52,6 +52,8 @@ class _FakeProposal:
     employer: str
     candidate: str
     conversation_id: str | None = None
+    employer_wrote: bool = False
+    """The employer has sent a message in its thread: the candidate may answer."""
 
 
 class World(Feed, Pages):
@@ -237,7 +239,8 @@ class World(Feed, Pages):
 
         `owner`: the default token's user owns the job (else it is the candidate, and
         the employer is someone else). `ready=False` answers 409
-        proposal_not_ready_for_messaging.
+        proposal_not_ready_for_messaging. In the thread, the candidate's sends answer 409
+        employer_first_message_required until the employer has written.
         """
         if proposal_id in self._proposals:
             raise ValueError(f"proposal already exists: {proposal_id!r}")
@@ -298,6 +301,8 @@ class World(Feed, Pages):
             raise ApiError(
                 409, "Sending is blocked in this conversation", {"reason": conv.send_block}
             )
+        if conv.proposal_id is not None:
+            self._check_employer_first(conv, account.user_id)
         for substring, policy in self._blocked:
             if substring in content:
                 raise ApiError(
@@ -325,6 +330,21 @@ class World(Feed, Pages):
         if seen == 2:
             self.duplicates += 1
         return message
+
+    def _check_employer_first(self, conv: FakeConversation, user_id: str) -> None:
+        """A proposal's pre-hire thread: the candidate cannot send before the employer's
+        first message (409 ``employer_first_message_required``, as the spec says)."""
+        proposal = self._proposals.get(conv.proposal_id or "")
+        if proposal is None or user_id != proposal.candidate or proposal.employer_wrote:
+            return
+        if any(m["senderUserId"] == proposal.employer for m in conv.messages):
+            proposal.employer_wrote = True
+            return
+        raise ApiError(
+            409,
+            "The employer must send the first message",
+            {"reason": "employer_first_message_required"},
+        )
 
     def proposal_conversation(
         self, account: FakeAccount, proposal_id: str

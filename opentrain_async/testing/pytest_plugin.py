@@ -11,7 +11,8 @@ plain ``async def test_...`` runs as written.
 
 Fixtures (each test gets fresh ones):
 
-- ``fake_time``: a ``FakeTime``; the server's and the client's clocks and sleeps.
+- ``fake_time``: a ``FakeTime``; the server's and the client's clocks and sleeps (its
+  wall clock starts at the real time).
 - ``fake_opentrain``: a started ``FakeOpenTrain`` on a free loopback port, on fake time.
 - ``opentrain_client``: an ``OpenTrainClient`` connected to it, on the same fake time, so
   429 hints, backoffs and pacing pauses pass in no real time.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 import pytest
 import pytest_asyncio
@@ -59,8 +61,15 @@ def _set_ini(config: pytest.Config, name: str, value: str) -> None:
 
 @pytest.fixture
 def fake_time() -> FakeTime:
-    """Virtual time shared by the fake server and the client: sleeps return at once."""
-    return FakeTime()
+    """Virtual time shared by the fake server and the client: sleeps return at once.
+
+    Its wall clock starts at the real time (whole seconds), not a fixed date: code under
+    test that makes its own ``OpenTrainClient`` (on the real clock) then agrees with the
+    server's timestamps as it would with OpenTrain's.  Read-back after a lost answer
+    looks for messages stamped after the client's own "now"; 11 months apart, it missed
+    every one and sent it again.  Virtual time only moves the server's stamps later.
+    """
+    return FakeTime(wall_start=datetime.now(timezone.utc).replace(microsecond=0))
 
 
 @pytest_asyncio.fixture
