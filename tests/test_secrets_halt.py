@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opentrain_async import OpenTrainClient
+from opentrain_async import JobJournalError, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
 from .redis_server import RedisServer, require_redis_binary
@@ -45,15 +45,18 @@ async def test_a_halt_with_redis_gone_shows_no_password(
         caplog.set_level(logging.DEBUG)
         async with OpenTrainClient(server.token, server.base_url, pacing_url=url) as client:
             texts.append(repr(client))
-            async with client.send_many(
-                items, journal=f"{url}?job=adv3-secrets", grace=0.5
-            ) as outcomes:
-                async for outcome in outcomes:
-                    texts += [repr(outcome), _chain(outcome.error)]
-                    if outcome.kind == "rate_limited":  # halted: the rest wait
-                        redis.stop()
-                        texts.append(client.pacer.describe())
-                        break
+            try:
+                async with client.send_many(
+                    items, journal=f"{url}?job=adv3-secrets", grace=0.5
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        texts += [repr(outcome), _chain(outcome.error)]
+                        if outcome.kind == "rate_limited":  # halted: the rest wait
+                            redis.stop()
+                            texts.append(client.pacer.describe())
+                            break
+            except JobJournalError as exc:  # a send still on the wire when Redis went:
+                texts.append(_chain(exc))  # its record cannot be written (its text too)
             texts += [repr(o) + _chain(o.error) for o in outcomes.unreported]
             texts.append(client.pacer.describe())
         texts += [r.getMessage() + repr(r.args) + repr(r.__dict__) for r in caplog.records]
