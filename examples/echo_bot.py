@@ -5,7 +5,8 @@ import asyncio
 import os
 import sys
 
-from opentrain_async import ConflictError, OpenTrainClient, PermissionDeniedError
+import opentrain_async as ot
+from opentrain_async import OpenTrainClient
 
 
 async def main(max_messages: int | None = None) -> int:
@@ -17,9 +18,9 @@ async def main(max_messages: int | None = None) -> int:
                 # reply() first reads back: after a crash, an answer already sent is found
                 # and not sent again.
                 await client.reply(message, f"echo: {message.content}")
-            except (ConflictError, PermissionDeniedError) as e:
-                # This conversation refuses replies (read-only, blocked...): skip it. Raised
-                # out of the loop, it would stop the bot and come back on every restart.
+            except (ot.ConflictError, ot.PermissionDeniedError, ot.InvalidRequestError) as e:
+                # Refused (read-only, blocked...) or invalid (an echo too long): skip it.
+                # Raised out of the loop, it would stop the bot and return on every restart.
                 print(f"not answered in {message.conversation_id}: {e}", file=sys.stderr)
             handled += 1
             print(f"handled {message.id}", flush=True)
