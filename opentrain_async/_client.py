@@ -428,7 +428,7 @@ class OpenTrainClient(SendMixin, ReadMixin):
             clock_skew=clock_skew,
             log_content=log_content,
             secret=self._settings.token,
-            server_date=lambda: pipeline.answer_date,
+            answer_headers=lambda: pipeline.answer_headers,
         )
 
 

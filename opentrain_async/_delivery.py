@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ from ._errors import (
     OpenTrainError,
     UnexpectedResponseError,
 )
-from ._http_date import http_date
+from ._http_date import server_time
 from ._json import json_dumps
 from ._models import Message, structure_message_hook
 from ._pagination import AsyncPaginator
@@ -237,10 +237,10 @@ class Delivery:
         clock_skew: float = 60.0,
         log_content: bool = False,
         secret: str = "",
-        server_date: Callable[[], str | None] = lambda: None,
+        answer_headers: Callable[[], Mapping[str, str] | None] = lambda: None,
     ) -> None:
         self._attempt = attempt
-        self._server_date = server_date
+        self._answer_headers = answer_headers
         # The server's ids and fields reach errors and log records only masked: a
         # hostile server may echo the Authorization header in them.
         self._mask = functools.partial(masked, forms=secret_forms(secret)) if secret else str
@@ -319,13 +319,14 @@ class Delivery:
     def stale(self, message: Message, started: float) -> str | None:
         """Why a 2xx's message is not this send's by its age, or None: stamped more
         than ``clock_skew`` before the first attempt (``started``) by our clock *and*
-        by the server's own, its answer's ``Date``.  An old message of ours in a
-        replayed answer (a proxy's cache, a server deduplicating without storing).
-        Our clock alone never decides: one running minutes fast would take every
-        genuine 201 for a replay, and read-back, bounded by the same clock, resend it."""
+        by the server's own (its answer's ``Date``, plus ``Age`` from a cache).  An old
+        message of ours in a replayed answer (a proxy's cache, a server deduplicating
+        without storing).  Our clock alone never decides: one running minutes fast
+        would take every genuine 201 for a replay, and read-back, bounded by the same
+        clock, resend it."""
         if message.created_at.timestamp() >= started - self.clock_skew:
             return None  # the common case, with no date to parse
-        now = http_date(self._server_date())
+        now = server_time(self._answer_headers())
         if now is None:  # no Date, or not an HTTP date: nothing to judge by
             return None
         # The request's own time counts (a slow commit), and Date's whole seconds.

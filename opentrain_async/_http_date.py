@@ -10,9 +10,9 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-__all__ = ["http_date", "http_date_hint"]
+__all__ = ["http_date_hint", "server_time"]
 
 
 def http_date_hint(headers: Mapping[str, str]) -> float | None:
@@ -30,14 +30,22 @@ def http_date_hint(headers: Mapping[str, str]) -> float | None:
     return seconds if 0 < seconds <= _MAX_HINT else None
 
 
-def http_date(value: str | None) -> datetime | None:
-    """An HTTP date (a ``Date`` header) as an aware datetime; None when missing or not
-    an HTTP date."""
+def server_time(headers: Mapping[str, str] | None) -> datetime | None:
+    """The server's clock when it answered: ``Date``, plus ``Age`` when a cache served
+    the answer (a cache replaying a stored response keeps its original ``Date`` and
+    says how old it is).  None when there is no ``Date`` or it is not an HTTP date."""
+    if headers is None:
+        return None
     try:
-        parsed = _gmt(value or "")
+        now = _gmt(headers.get("Date", ""))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if now.tzinfo is None:
+        return None
+    age = headers.get("Age", "")
+    if age.isdigit() and len(age) <= 9:  # RFC 9111: whole seconds; over 31 years ignored
+        now += timedelta(seconds=int(age))
+    return now
 
 
 _MAX_HINT = 366 * 86400.0

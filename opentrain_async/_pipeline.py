@@ -156,10 +156,11 @@ class Pipeline(SessionMixin):
         """The pipeline whose session a ``with_options`` copy shares (None: this one)."""
         self.raw_sink: RawSink | None = None
         """Where a ``with_raw_response`` call's copy records each successful answer."""
-        self.answer_date: str | None = None
-        """The ``Date`` header of the latest 2xx answer: the server's clock, read by
-        ``Delivery`` to date a 201's message (any 2xx will do: its tolerance is a
-        minute, so answers overtaking each other change nothing)."""
+        self.answer_headers: Mapping[str, str] | None = None
+        """The headers of the latest 2xx answer: the server's clock (``Date``, ``Age``),
+        read by ``Delivery`` to date a 201's message only when it looks old (any 2xx
+        will do: its tolerance is a minute, so answers overtaking each other change
+        nothing)."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
         _telemetry.watch(pacer, stats)  # the pacer and in-flight gauges
         self._urls: dict[str, URL] = {}  # parsed once per path, not per request
@@ -345,7 +346,7 @@ class Pipeline(SessionMixin):
         """A 2xx answer read whole: the pacer hears of it, the body is decoded."""
         if pacer is not None:
             pacer.on_success(admitted)
-        self.answer_date = headers.get("Date")
+        self.answer_headers = headers
         if self.raw_sink is not None:  # a client.with_raw_response.<method>(...) call
             self.raw_sink.append((status, without_secret(self._settings.token, None, headers)[1]))
         try:

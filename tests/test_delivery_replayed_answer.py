@@ -32,9 +32,12 @@ OLD = {
 
 
 @contextlib.asynccontextmanager
-async def replaying(date: str | None = "auto") -> AsyncIterator[tuple[str, list[bytes]]]:
+async def replaying(
+    date: str | None = "auto", age: str | None = None
+) -> AsyncIterator[tuple[str, list[bytes]]]:
     """Every POST /messages answers 201 with ``OLD``; nothing is stored.  ``date``: the
-    answer's Date header ("auto": aiohttp's, the real time; None: no header)."""
+    answer's Date header ("auto": aiohttp's, the real time; None: no header); ``age``:
+    an Age header (an HTTP cache's)."""
     posts: list[bytes] = []
 
     async def post(request: web.Request) -> web.Response:
@@ -45,6 +48,8 @@ async def replaying(date: str | None = "auto") -> AsyncIterator[tuple[str, list[
             response.headers["Date"] = ""
         elif date != "auto":
             response.headers["Date"] = date
+        if age is not None:
+            response.headers["Age"] = age
         return response
 
     app = web.Application()
@@ -96,3 +101,18 @@ async def test_the_fake_server_s_date_follows_its_clock() -> None:
             message = await client.send_message(conv, "later")
         assert message.created_at == t.datetime()
         assert server.stats()["requests"] == 1
+
+
+async def test_an_http_cache_s_replay_is_dated_by_its_age() -> None:
+    """A cache replays the stored answer with its original Date (2020's, as old as the
+    message) and says how old it is in ``Age``: Date plus Age is the server's now."""
+    age = str(int(time.time() - 1577836800))  # seconds since 2020-01-01
+    date = "Wed, 01 Jan 2020 00:00:01 GMT"
+    async with replaying(date, age) as (url, posts), OpenTrainClient(TOKEN, url, env={}) as c:
+        with pytest.raises(DeliveryUnknownError) as caught:  # on a60ec89: delivered
+            await c.send_message("conv_1", "hi")
+    assert "replayed answer" in str(caught.value.__cause__)
+    assert len(posts) == 1
+    for absurd in ("9" * 40, "-5", "soon"):  # ignored: Date alone (2020), not replayed
+        async with replaying(date, absurd) as (url, _), OpenTrainClient(TOKEN, url, env={}) as c:
+            assert (await c.send_message("conv_1", "hi")).id == "msg_from_2020"
