@@ -1,20 +1,18 @@
-"""A sliding window met after slow start's ramp: its second window should go as the
-ramp's slots free, not at once into slots still held.  A strict xfail: branch
-``slide2`` built it (the mode kept on a W send's slot-wait 429, commits 9f897c6 and
-051e851) and reverted it by the keep rule (``benchmarks/pacing-experiments.md``).
+"""A sliding window met after slow start's ramp: its second window goes as the ramp's
+slots free, not at once into slots still held (``allowance.slot_wait``).
 
 A sliding window of 100 per 1.5 s with exact hints, 60 ms each way.  Slow start fills
 the first window over its ramp (0-0.4 s), so its slots free over as long from the
 first reset on, each a window after the send that took it.  The window's W sent at once
 there met a few free slots; the rest were refused with the wait for the next (a few
 milliseconds), taken for a bucket's hint: the window's mode was left and the curve cut
-to the handful admitted, and the next 100 went at that rate.  On those commits, told a
-sliding window by that 429, the pacer kept the mode, gave each refused send's share
-back to go a slot after the one its hint named, spread the rest over the ramp's
-stretch and took the window's length from the ramp's first success to the reset.  One
-pacer on the in-process backend, or two sharing a state (the simulator's shared
-backend, a round trip from each: processes on one Redis), in virtual time (clocks and
-sleeps the loop's).
+to the handful admitted, and the next 100 went at that rate.  Told a sliding window by
+that 429, the pacer keeps the mode, gives each refused send's share back to go a slot
+after the one its hint names, spreads the rest over the ramp's stretch and takes the
+window's length from the ramp's first success to the reset.  One pacer on the
+in-process backend, or two sharing a state (the simulator's shared backend, a round
+trip from each: processes on one Redis), in virtual time (clocks and sleeps the
+loop's).
 """
 
 from __future__ import annotations
@@ -25,17 +23,17 @@ import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop, _SharedBackend
 from opentrain_async import Pacer, PacingTuning
-from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVERY
+from opentrain_async._pacing.backend import apply_report
+from opentrain_async._pacing.state import (
+    SHARED_INITIAL_WINDOW,
+    SHARED_SYNC_EVERY,
+    PacingFeedback,
+    PacingState,
+)
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 W, WINDOW, N, WORKERS = 100, 1.5, 300, 64
-_NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="pacing: a sliding window's slot-wait 429 at its first reset leaves the mode and "
-    "cuts to the few admitted; branch slide2's fix passed runs 2-3 but raised run 1's 429 "
-    "share p90 (97.4% -> 100.0%, seeds 460000-460499; benchmarks/pacing-experiments.md)",
-)
 LATENCY = 0.06  # seconds each way: slow start's ramp takes a few round trips
 
 
@@ -82,14 +80,12 @@ async def _run(processes: int) -> tuple[list[float], list[float]]:
     return sorted(accepted), sorted(refused)
 
 
-@_NOT_YET
 @pytest.mark.parametrize("processes", [1, 2])
 def test_a_sliding_windows_second_window_goes_as_the_ramps_slots_free(processes: int) -> None:
     """The reset's W at once still meets the ramp's slots (52-58 refused, answered at
     1.74 s: what tells a sliding window from a fixed one, which refuses none); after
     that, the second window's 100th admitted by 2.35 s (its slots free from 1.5 s to
-    about 1.9 s) with at most 5 429s more in it, the job done by 4 s (9f897c6: 2.27 s
-    and 2.28 s, one 429 more, 3.81 s and 3.87 s).  Now (a60ec89, as before it):
+    about 1.9 s) with at most 5 429s more in it, the job done by 4 s.  Before (a60ec89):
     the mode left at the reset's first slot-wait 429, the curve cut to the few admitted,
     the 100th at 2.58 s and 35 more 429s when the curve met the window again (one
     pacer), at 3.01 s (two); the job at 4.94 s and 5.95 s."""
@@ -104,3 +100,42 @@ def test_a_sliding_windows_second_window_goes_as_the_ramps_slots_free(processes:
     assert accepted[2 * W - 1] < 2.35
     assert len([t for t in refused if 1.8 <= t < 2 * WINDOW]) <= 5
     assert accepted[-1] < 4.0
+
+
+def test_a_slot_claim_proved_false_leaves_the_mode() -> None:
+    """A W send's exact 429 naming a slot 5 ms ahead keeps the window's mode (its share
+    given back, the claim kept); a send admitted two round trips after that slot,
+    refused again with no success admitted since, proves the claim false: its 429 is
+    no slot's, judged as before this branch (a server naming slots that never free
+    would otherwise hold the mode, each share refused again)."""
+    tuning = PacingTuning()
+    opened = 10.0
+    state = PacingState(
+        limit=200.0,
+        window_hint=1.2,
+        win_size=100,
+        win_sent=100,
+        win_opened=opened,
+        win_reset=opened,
+        pause_until=opened,
+        win_granted=opened,
+        win_ramp=0.4,
+        win_span=1.5,
+        successes=100,
+        win_base=100,
+    )
+    now = opened + 0.12
+    first = PacingFeedback(throttled=True, throttled_at=opened, retry_after=0.005)
+    kept = apply_report(state, now, first, None, tuning)
+    assert kept.window_hint == 1.5  # the ramp's span: the window's length
+    assert (kept.win_sent, kept.win_stretch) == (99, 0.4)  # given back, spread
+    assert kept.win_claim == pytest.approx(now + 0.005)
+    sent = kept.win_claim + 0.3  # two round trips (0.12 s) past the slot it named
+    again = PacingFeedback(throttled=True, throttled_at=sent, retry_after=0.005)
+    judged = apply_report(kept, sent + 0.12, again, None, tuning)
+    assert judged.win_sent == kept.win_sent  # proved false: no share given back ...
+    assert judged.cuts == kept.cuts + 1  # ... and judged as any 429 (here a cut)
+    success = PacingFeedback(successes=1, latest_accepted=kept.win_claim + 0.01)
+    honoured = apply_report(kept, sent, success, None, tuning)  # a slot freed after all
+    slot = apply_report(honoured, sent + 0.12, again, None, tuning)
+    assert (slot.win_sent, slot.cuts) == (kept.win_sent - 1, kept.cuts)

@@ -42,6 +42,8 @@ from .allowance import (
     probe_bounds_reset,
     reserve_window,
     reset_by,
+    slot_wait,
+    slot_waited,
     stale_answers,
     stretch_answers,
     tighten,
@@ -147,13 +149,17 @@ class PacingBackend(Protocol):
 
 
 def _count_successes(
-    state: PacingState, now: float, successes: int, latest: float | None = None
+    state: PacingState,
+    now: float,
+    successes: int,
+    latest: float | None = None,
+    earliest: float | None = None,
 ) -> PacingState:
     if successes <= 0:
         return state
     state = record(state, now, accepted=successes, successes=state.successes + successes, streak=0)
     state = stale_answers(state, successes, latest)
-    state = stretch_answers(state, successes, latest)
+    state = stretch_answers(state, successes, latest, earliest)
     return not_the_probes(state, successes, latest)
 
 
@@ -278,8 +284,12 @@ def _report(
         # An earlier window's 429, answered late: counted, nothing else.
         new = _apply_report(state, now, attrs.evolve(feedback, spread=True), cap, tuning)
         return attrs.evolve(new, win_throttles=new.win_throttles + 1)
-    new = _apply_report(state, now, feedback, cap, tuning)
     hint = feedback.retry_after
+    if feedback.throttled and slot_wait(state, now, feedback.throttled_at, hint, cap):
+        # A sliding window's slot (``allowance.slot_wait``): counted, the mode kept.
+        new = _apply_report(state, now, attrs.evolve(feedback, spread=True), cap, tuning)
+        return slot_waited(new, now, hint or 0.0)
+    new = _apply_report(state, now, feedback, cap, tuning)
     if not feedback.throttled or feedback.spread or hint is None or hint <= 0:
         return new
     if not is_exact(hint):
@@ -320,7 +330,8 @@ def _apply_report(
     estimate = None
     if feedback.throttled and state.limit is None:
         estimate = first_estimate(state, now, feedback.local_rate, tuning)
-    state = _count_successes(state, now, feedback.successes, feedback.latest_accepted)
+    first, successes = feedback.earliest_accepted, feedback.successes
+    state = _count_successes(state, now, successes, feedback.latest_accepted, first)
     if not feedback.throttled:
         return state
     state = attrs.evolve(state, throttles=state.throttles + 1)

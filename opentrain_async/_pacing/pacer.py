@@ -84,6 +84,7 @@ class Pacer:
         self._next_sync = float("-inf")  # local clock: unpaced check-in with the backend
         self._pending = 0  # successes not yet reported
         self._latest: float | None = None  # the latest admission among them
+        self._earliest: float | None = None  # the earliest since the last timed report
         self._started: float | None = None  # local clock of the first admission
         self._local_successes = 0
         self._queue: deque[Waiter] = deque()
@@ -222,13 +223,18 @@ class Pacer:
             if self._pending:
                 self._flush_successes()
             return 0
-        return self._take_pending()[0]
+        return self._take_pending()[0]  # (``_earliest`` kept for a timed report)
 
     def _take_pending(self) -> tuple[int, float | None]:
         """The successes not yet reported, and the latest admission among them."""
         taken = self._pending, self._latest
         self._pending, self._latest = 0, None
         return taken
+
+    def _timed(self) -> PacingFeedback:
+        """The pending successes as a report, with their latest and earliest admissions."""
+        (successes, latest), earliest, self._earliest = self._take_pending(), self._earliest, None
+        return PacingFeedback(successes, latest_accepted=latest, earliest_accepted=earliest)
 
     async def _reserve(self, count: int) -> Reservation:
         successes = self._untimed_successes()
@@ -354,8 +360,7 @@ class Pacer:
         """Report successes at once, not with the next reservation: a window's W and its
         probe count every pacer's answers, and a pacer done sending makes no reservation."""
         if self._local is not None:
-            successes, latest = self._take_pending()
-            self._local.report_now(PacingFeedback(successes=successes, latest_accepted=latest))
+            self._local.report_now(self._timed())
             return
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_pending())
@@ -368,12 +373,11 @@ class Pacer:
 
     async def _flush_pending(self) -> None:
         while self._pending:
-            successes, latest = self._take_pending()
-            feedback = PacingFeedback(successes=successes, latest_accepted=latest)
+            feedback = self._timed()
             try:
                 await self.backend.report(feedback)
             except Exception:  # any backend's failure: they ride with the next call
-                self._pending += successes
+                self._pending += feedback.successes
                 return
 
     def _window_mode(self) -> bool:
@@ -424,6 +428,7 @@ class Pacer:
         self.spread.answered(self._clock() + self._offset - sent_at, accepted=True)
         self._pending += 1
         self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
+        self._earliest = sent_at if self._earliest is None else min(self._earliest, sent_at)
         self._local_successes += 1
         self.probe.accepted(sent_at)
         self.sounding.answered(sent_at)
@@ -450,7 +455,7 @@ class Pacer:
         local_rate = None
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
-        successes, latest = self._take_pending()
+        (successes, latest), earliest, self._earliest = self._take_pending(), self._earliest, None
         if retry_after is not None:
             # (a hostile 1e9 s, learned as a window, would slow the recovery for good)
             retry_after = min(retry_after, self.tuning.max_hint_pause)
@@ -463,6 +468,7 @@ class Pacer:
             spread=jitter,
             climb=jitter and self.spread.far(),
             latest_accepted=latest,
+            earliest_accepted=earliest,
             walled=walled,
             sounding=self.sounding.answered(sent_at),
         )

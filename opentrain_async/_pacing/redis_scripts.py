@@ -115,6 +115,7 @@ def report_args(
             _arg(feedback.latest_accepted),
             "1" if feedback.walled else "0",
             "1" if feedback.sounding else "0",
+            _arg(feedback.earliest_accepted),
         ]
     return args
 

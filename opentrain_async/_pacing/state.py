@@ -109,6 +109,22 @@ class PacingState:
     win_stretch: float = 0.0
     """The last whole window's ``win_last - win_first``: its W goes spread over as long
     from the next reset (``allowance``), as a sliding window frees its slots; 0: at once."""
+    win_ramp: float = 0.0
+    """The last window's shape, first to last success (slow start's ramp before the
+    first window): how a sliding window frees its next W, taken as ``win_stretch`` once
+    a W send's slot-wait 429 tells it from a fixed one (``allowance.slot_wait``)."""
+    win_span: float = 0.0
+    """The first window's reset minus the ramp's first success: how long a sliding
+    window's oldest slot was held, its length (a fixed one's is no shorter), taken as
+    ``window_hint`` once told sliding if longer; 0: not known."""
+    win_behind: float = 0.0
+    """Seconds the current window's spread runs behind its stretch: a slot-wait 429
+    names when the next slot frees, and the share it gives back goes a slot after
+    that, the rest after it (``allowance.slot_waited``)."""
+    win_claim: float = float("-inf")
+    """When the latest slot-wait 429 of the window said its next slot frees (-inf:
+    none): a send admitted after it, refused with no success admitted since, proves the
+    claim false, and its 429 is no slot's (``allowance.slot_wait``)."""
     hint_max: float = 0.0
     """The longest exact hint seen: a token bucket's rate is at most its inverse
     (``pause.bucket_bound``, until the search's end); 0: none."""
@@ -231,6 +247,10 @@ class PacingFeedback:
     latest_accepted: float | None = None
     """The latest admission time (backend clock) among ``successes``; None: not known.
     Successes all admitted before a window's probe went are not its (``allowance``)."""
+    earliest_accepted: float | None = None
+    """The earliest admission time (backend clock) among ``successes`` (and those a
+    reservation counted since the last report, untimed); None: not known.  The ramp's
+    first success: its stretch is the shape a sliding window frees its first W in."""
     walled: bool = False
     """The 429 is a shut limiter's (``probe.WallProbe.walled``): its request went after
     a guessed pause and the wall still held.  A wall refuses every rate, so with a

@@ -5,7 +5,8 @@
 -- feedback (in order): successes, throttled ('1'/'0'),
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'; '2': and
 -- climb),
--- latest_accepted ('' unknown), walled ('1'/'0'), sounding ('1'/'0').  Returns {now, the new
+-- latest_accepted ('' unknown), walled ('1'/'0'), sounding ('1'/'0'), earliest_accepted
+-- ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, climb, freeze,
 -- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate,
@@ -30,7 +31,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'c
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
   'win_first', 'win_last', 'win_throttles', 'snd_low', 'snd_high', 'snd_left', 'snd_probes',
-  'snd_out')
+  'snd_out', 'win_stretch', 'win_ramp', 'win_span', 'win_behind', 'win_claim')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -45,7 +46,9 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   win_last = tonumber(f[27]) or NEG, win_throttles = tonumber(f[28]) or 0,
   snd_low = tonumber(f[29]) or NEG, snd_high = tonumber(f[30]) or NEG,
   snd_left = tonumber(f[31]) or 0, snd_probes = tonumber(f[32]) or 0,
-  snd_out = tonumber(f[33]) or NEG}
+  snd_out = tonumber(f[33]) or NEG, win_stretch = tonumber(f[34]) or 0,
+  win_ramp = tonumber(f[35]) or 0, win_span = tonumber(f[36]) or 0,
+  win_behind = tonumber(f[37]) or 0, win_claim = tonumber(f[38]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -150,7 +153,7 @@ local function search_admits(at, sent_at)
   return nil
 end
 
-for g = 21, #ARGV, 10 do
+for g = 21, #ARGV, 11 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
@@ -171,6 +174,21 @@ elseif throttled and s.window_hint > 0 and s.limit ~= nil and cap == nil and sen
       > sent_at + 1e-6 then
   spread = true
   s.win_throttles = s.win_throttles + 1
+end
+-- allowance.slot_wait: in a window's mode, a W send's exact 429 claiming a slot inside
+-- the window (under half its hint), a shape to free it in known, the claim before it
+-- (win_claim) not proved false: a sliding window's slot; counted, the mode kept
+-- (slot_waited below)
+local slotwait = false
+if throttled and not spread and s.window_hint > 0 and s.limit ~= nil and cap == nil
+    and sent_at ~= nil and ra ~= nil and ra > 0 and ra ~= math.floor(ra)
+    and 2 * ra < s.window_hint and sent_at >= s.win_opened - 1e-6
+    and now + ra < s.win_opened + s.window_hint
+    and not (s.win_sent > s.win_size and s.win_size > 0 and sent_at >= s.win_granted - 1e-6)
+    and (s.win_ramp > 0 or s.win_stretch > 0)
+    and not (sent_at - 2 * math.max(now - sent_at, 0) >= s.win_claim
+      and s.win_last < s.win_claim) then
+  slotwait, spread = true, true
 end
 
 -- samples.first_estimate: what every process got through, at least one request
@@ -193,9 +211,12 @@ if successes > 0 then
     s.win_base = s.win_base + successes
   end
   -- allowance.stretch_answers: the window's first and last admissions of a success
-  if latest ~= nil and latest >= math.min(s.win_opened, s.win_reset) - 1e-6
+  local opened_at = math.min(s.win_opened, s.win_reset)
+  if latest ~= nil and latest >= opened_at - 1e-6
       and not (s.win_sent > s.win_size and s.win_size > 0 and latest >= s.win_granted - 1e-6) then
-    s.win_first = math.min(s.win_first, latest)
+    local first = tonumber(ARGV[g + 10])  -- the earliest among them, if in the window
+    if first == nil or first < opened_at - 1e-6 or first > latest then first = latest end
+    s.win_first = math.min(s.win_first, first)
     s.win_last = math.max(s.win_last, latest)
   end
   -- allowance.not_the_probes: all admitted before the probe went: W's, slow
@@ -350,6 +371,21 @@ if throttled and not spread then
     if stalled > 0 then s.origin = s.origin + stalled end
   end
 end
+if slotwait then  -- allowance.slot_waited: a sliding window; its share given back
+  local hint = s.window_hint
+  local stretch = s.win_stretch
+  if stretch <= 0 then stretch = s.win_ramp end
+  stretch = math.min(stretch, hint / 2)
+  local sent = math.max(s.win_sent - 1, 0)
+  if s.win_size > 0 and stretch > 0 then  -- the spread behind: a slot after the named one
+    local slot = stretch / s.win_size
+    local due = s.win_opened + s.win_behind + slot * sent
+    s.win_behind = s.win_behind + math.max(now + ra + slot - due, 0)
+  end
+  s.window_hint = math.max(hint, math.min(s.win_span, 2 * hint))
+  s.win_stretch, s.win_sent, s.win_throttles = stretch, sent, s.win_throttles + 1
+  s.win_claim = now + ra
+end
 if throttled and not spread and ra ~= nil and ra > 0 and ra ~= math.floor(ra) then
   s.hint_max = math.max(s.hint_max, math.min(ra, max_hint_pause))  -- apply_report
 end
@@ -393,7 +429,8 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'pause_began', fmt(s.pause_began), 'streak', s.streak,
   'window_hint', fmt(s.window_hint), 'sample_at', fmt(s.sample_at),
   'win_reset', fmt(s.win_reset), 'win_probed', s.win_probed, 'win_base', s.win_base,
-  'win_throttles', s.win_throttles,
+  'win_throttles', s.win_throttles, 'win_sent', s.win_sent, 'win_stretch', fmt(s.win_stretch),
+  'win_behind', fmt(s.win_behind), 'win_claim', fmt(s.win_claim),
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'snd_low', fmt(s.snd_low), 'snd_high', fmt(s.snd_high), 'snd_left', s.snd_left,
   'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out),

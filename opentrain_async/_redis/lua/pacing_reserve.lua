@@ -18,7 +18,8 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 't
   'pause_until', 'sample_at', 'accepted', 'offered', 'successes', 'streak', 'cuts',
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
   'win_sent', 'win_granted', 'win_probed', 'win_reset', 'win_first', 'win_last', 'win_stretch',
-  'snd_low', 'snd_high', 'snd_left', 'snd_out')
+  'snd_low', 'snd_high', 'snd_left', 'snd_out', 'win_ramp', 'win_span', 'win_behind',
+  'win_claim')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -36,7 +37,9 @@ local w = {size = tonumber(f[15]) or 0, opened = tonumber(f[16]) or NEG,
   base = tonumber(f[17]) or 0, throttles = tonumber(f[18]) or 0, sent = tonumber(f[19]) or 0,
   granted = tonumber(f[20]) or NEG, probed = tonumber(f[21]) or 0,
   reset = tonumber(f[22]) or NEG, first = tonumber(f[23]) or math.huge,
-  last = tonumber(f[24]) or NEG, stretch = tonumber(f[25]) or 0}
+  last = tonumber(f[24]) or NEG, stretch = tonumber(f[25]) or 0,
+  ramp = tonumber(f[30]) or 0, span = tonumber(f[31]) or 0, behind = tonumber(f[32]) or 0,
+  claim = tonumber(f[33]) or NEG}
 
 local function record(at, acc, off)
   local bucket = math.floor(at / S) * S
@@ -75,7 +78,11 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       w.stretch = w.last - w.first
     end
     w.stretch = math.min(w.stretch, window_hint / 2)
-    w.opened, w.base, w.throttles, w.sent = at, total, throttles, 0
+    if at > w.last and w.last > w.first then  -- the last window's shape (the ramp's first)
+      w.ramp = math.min(w.last - w.first, window_hint / 2)
+      if w.opened == NEG then w.span = at - w.first end  -- slow start's ramp: its span
+    end
+    w.opened, w.base, w.throttles, w.sent, w.behind, w.claim = at, total, throttles, 0, 0, NEG
     w.first, w.last = math.huge, NEG
   end
   local function last_reset(reset, at)  -- allowance._last_reset
@@ -135,13 +142,15 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       local stretch = math.min(w.stretch, window_hint / 2)  -- as open caps it
       -- allowance._spread: W over the stretch (not from a window opened ahead: clock back)
       if stretch > 0 and w.opened > NEG and w.opened <= at + horizon then
-        local due = w.opened + stretch * w.sent / w.size
+        -- a slot-wait 429's shift, at most the window (negative, corrupt: none)
+        local start = w.opened + math.min(math.max(w.behind, 0), window_hint)
+        local due = start + stretch * w.sent / w.size
         if due > at + horizon then
           first, n = due, 0
         else
           first = math.max(at, due)
           local last = math.min(w.size - 1,
-            math.floor(math.min((first - w.opened) * w.size / stretch, w.size) + 1e-9))
+            math.floor(math.min((first - start) * w.size / stretch, w.size) + 1e-9))
           n = math.min(count, math.max(last - w.sent + 1, 1))
         end
       end
@@ -170,7 +179,8 @@ if window_hint > 0 and limit ~= nil and cap == nil then
     'win_size', w.size, 'win_opened', fmt(w.opened), 'win_base', w.base,
     'win_throttles', w.throttles, 'win_sent', w.sent, 'win_granted', fmt(w.granted),
     'win_probed', w.probed, 'win_reset', fmt(w.reset), 'win_first', fmt(w.first),
-    'win_last', fmt(w.last), 'win_stretch', fmt(w.stretch))
+    'win_last', fmt(w.last), 'win_stretch', fmt(w.stretch), 'win_ramp', fmt(w.ramp),
+    'win_span', fmt(w.span), 'win_behind', fmt(w.behind), 'win_claim', fmt(w.claim))
   redis.call('HINCRBY', key, 'v', 1)
   redis.call('PEXPIRE', key, tonumber(ARGV[11]))
   if w.size > 0 and w.opened > NEG then ends = fmt(w.opened + window_hint) end
