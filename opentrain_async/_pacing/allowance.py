@@ -376,13 +376,9 @@ def _open(state: PacingState, at: float) -> PacingState:
         # W's own sends were refused: the window freed its slots over this stretch.
         stretch = state.win_last - state.win_first
     ramp, span = state.win_ramp, state.win_span
-    if at > state.win_last > state.win_first:
-        # The last window's shape, first to last success: slow start's ramp at first, then
-        # each window's (a window spread by its reservations' timing frees in that shape;
-        # the ramp's alone spread a later window's W over 10 ms, judging seed 460193).
-        ramp = min(state.win_last - state.win_first, state.window_hint / 2)
-        if state.win_opened == -math.inf:
-            span = at - state.win_first  # the ramp's: its first slot's life
+    if state.win_opened == -math.inf and at > state.win_last > state.win_first:
+        ramp = min(state.win_last - state.win_first, state.window_hint / 2)  # slow start's
+        span = at - state.win_first
     return evolve(
         state,
         win_size=accepted if accepted > 0 else state.win_size,

@@ -110,9 +110,9 @@ class PacingState:
     """The last whole window's ``win_last - win_first``: its W goes spread over as long
     from the next reset (``allowance``), as a sliding window frees its slots; 0: at once."""
     win_ramp: float = 0.0
-    """The last window's shape, first to last success (slow start's ramp before the
-    first window): how a sliding window frees its next W, taken as ``win_stretch`` once
-    a W send's slot-wait 429 tells it from a fixed one (``allowance.slot_wait``)."""
+    """The ramp's stretch (slow start's first to last success before the first window
+    opened): the shape a sliding window frees its first W in, taken as ``win_stretch``
+    once a W send's slot-wait 429 tells it from a fixed one (``allowance.slot_wait``)."""
     win_span: float = 0.0
     """The first window's reset minus the ramp's first success: how long a sliding
     window's oldest slot was held, its length (a fixed one's is no shorter), taken as

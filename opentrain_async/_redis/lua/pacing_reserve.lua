@@ -78,9 +78,8 @@ if window_hint > 0 and limit ~= nil and cap == nil then
       w.stretch = w.last - w.first
     end
     w.stretch = math.min(w.stretch, window_hint / 2)
-    if at > w.last and w.last > w.first then  -- the last window's shape (the ramp's first)
-      w.ramp = math.min(w.last - w.first, window_hint / 2)
-      if w.opened == NEG then w.span = at - w.first end  -- slow start's ramp: its span
+    if w.opened == NEG and at > w.last and w.last > w.first then  -- slow start's ramp
+      w.ramp, w.span = math.min(w.last - w.first, window_hint / 2), at - w.first
     end
     w.opened, w.base, w.throttles, w.sent, w.behind, w.claim = at, total, throttles, 0, 0, NEG
     w.first, w.last = math.huge, NEG
