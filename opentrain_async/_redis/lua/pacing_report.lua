@@ -378,6 +378,11 @@ if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
       s.snd_out = NEG
     else
       s.snd_low, s.snd_high = math.max(s.snd_low, low), math.min(s.snd_high, high)
+      local window = s.win_size
+      if window == 0 then window = s.successes end
+      if s.snd_probes == 0 and window >= FEW then  -- judged again (more reported since)
+        s.snd_left, s.snd_probes = PROBES, PROBES
+      end
     end
   end
 end
