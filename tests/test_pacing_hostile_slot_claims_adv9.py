@@ -11,26 +11,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-import math
-import random
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pytest
-import redis.asyncio as redis_asyncio
 
 from benchmarks.pacing_sim import VirtualTimeLoop
 from opentrain_async import Pacer
-from opentrain_async._pacing.allowance import slot_wait
-from opentrain_async._pacing.backend import apply_report
-from opentrain_async._pacing.redis_backend import decode_state, encode_state
-from opentrain_async._pacing.state import PacingFeedback
 from opentrain_async.testing import FixedWindow, LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
-
-from .test_pacing_redis import assert_states_equal, redis_now, steady
-from .test_pacing_redis_agreement_slot_wait import _sliding
 
 WORKERS, LATENCY = 40, 0.01
 Hint = Callable[[float, float], float]
@@ -121,48 +110,24 @@ def test_a_sliding_window_whose_length_changes_mid_job_draws_no_storm_no_stall(
     assert result["throttles"] <= 100
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="adv9: slot_waited spreads a window's W over the last window's ramp, which "
+    "claims that never freed squeezed to 1 ms; once the claims come true each freed "
+    "slot releases every share given back at once (~29 requests per slot) and the "
+    "claim guard (a success since the claim) never trips, as each claim is true.  A "
+    "guard (a slot named beyond 2x the stretch plus the round trip is no slot-wait) "
+    "fixed it but failed the keep rule on 471000 (pacing-experiments.md, adv9)",
+)
 def test_slot_claims_proved_false_then_true_draw_no_storm() -> None:
     """A sliding window of 30 per 5 s whose exact hints say a fifth of the wait for the
     first 10 s (slots claimed free that never free), then the truth.  After 12 s the
     base (8b395a5, before slide2) sends 3-44 requests a second (725 429s in all, done at
-    56.7 s); 9bcd1d0 sent ~300 in the first second of each window, 97% refused (3,654
-    429s for 300 sends, done at 47.3 s): the false claims squeezed the last window's
-    ramp to 1 ms, and each true claim freed one slot and let every share given back go
-    at once.  A slot named beyond twice the shape's stretch (plus the round trip) is no
-    slot-wait now: 775 429s, at most 68 requests a second after 12 s (a window's 30
-    and one try of each of the 40 senders), done at 59.4 s."""
+    56.7 s); 9bcd1d0 sends ~300 in the first second of each window, 97% refused (3,654
+    429s for 300 sends, done at 47.3 s)."""
     result = _run(
         _steps((0.0, SlidingWindow(30, 5.0))), 300, lambda now, wait: wait / 5 if now < 10 else wait
     )
     late = [count for second, count in result["sends"].items() if second >= 12]
-    assert max(late) <= 80  # 9bcd1d0: 312
+    assert max(late) <= 80  # 9bcd1d0: 312; a window's 30 and one try of each sender
     assert result["throttles"] <= 1.25 * 725  # 9bcd1d0: 3,654
-
-
-async def test_report_script_agrees_on_a_slot_named_beyond_the_shape(
-    redis: redis_asyncio.Redis,
-) -> None:
-    """``pacing_report.lua`` leaves a slot-wait alone as ``allowance.slot_wait`` does when
-    the slot named lies beyond twice the shape's stretch plus the round trip."""
-    backend = steady(redis, "agree-beyond")
-    rng = random.Random(97)
-    seen: set[str] = set()
-    for _ in range(300):
-        now = await redis_now(redis)
-        before = _sliding(rng, now)
-        tiny = rng.choice([0.001, 0.004, 0.02])
-        before = attrs.evolve(before, win_stretch=tiny, win_ramp=rng.choice([0.0, tiny]))
-        opened = before.win_opened if before.win_opened > -math.inf else now - 0.2
-        sent = opened + rng.uniform(0, 0.05)
-        hint = rng.choice([rng.uniform(0.0005, 0.01), rng.uniform(0.01, 0.2)]) + 1e-7
-        feedback = PacingFeedback(throttled=True, throttled_at=sent, retry_after=hint)
-        await redis.delete("agree-beyond")
-        await redis.hset("agree-beyond", mapping=encode_state(before))
-        got = await backend.in_redis._report(feedback, None)
-        assert got == decode_state(await redis.hgetall("agree-beyond"))
-        now = backend.in_redis._last[1] if backend.in_redis._last is not None else now
-        assert_states_equal(got, apply_report(before, now, feedback, None, backend.tuning))
-        wide = attrs.evolve(before, win_stretch=before.window_hint / 2)
-        if slot_wait(wide, now, sent, hint, None):
-            seen.add("slot" if slot_wait(before, now, sent, hint, None) else "beyond")
-    assert {"slot", "beyond"} <= seen
