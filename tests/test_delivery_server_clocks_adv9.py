@@ -175,3 +175,30 @@ async def test_a_genuine_201_after_a_90_s_commit_is_taken() -> None:
         for i in range(3):
             await client.send_message("conv_1", f"m{i}")
     assert len(stored) == 3
+
+
+@pytest.mark.parametrize(
+    ("date", "age"),
+    [
+        (lambda: _http(_now()), "7200"),  # a CDN stamping Age on an answer it did not cache
+        (lambda: _http(_now() + timedelta(hours=2)), None),  # one backend's Date ahead
+    ],
+    ids=["Age on an uncached 201", "Date hours ahead"],
+)
+async def test_a_fast_client_clock_and_an_odd_date_never_store_a_send_twice(
+    date: Callable[[], str], age: str | None
+) -> None:
+    """Our clock an hour fast (every 201 looks old to us, so its Date is read) and a
+    server clock that says hours later than its own ``createdAt``: each genuine 201 is
+    judged a replay.  On 9bcd1d0 read-back (bounded by our clock) found nothing and each
+    send was resent max_retries times; now each is unknown, stored once."""
+    fast = lambda: _now().timestamp() + 3600  # noqa: E731
+    async with (
+        storing(lambda: _iso(_now()), date, age) as (url, stored),
+        OpenTrainClient(TOKEN, url, env={}, reconcile=True, wall_clock=fast) as client,
+    ):
+        client.reconcile_delay = 0
+        for i in range(2):
+            with pytest.raises(DeliveryUnknownError):
+                await client.send_message("conv_1", f"m{i}")
+    assert [m["content"] for m in stored] == ["m0", "m1"]  # on 9bcd1d0: 6 of each
