@@ -230,8 +230,10 @@ def check_items(items: object) -> None:
         why = "a string (each character would be an input)"
     elif isinstance(items, Mapping):
         why = "a mapping: pass [mapping] for one message, mapping.items() for {id: text}"
-    elif isinstance(items, tuple) and len(items) == 2 and all(isinstance(x, str) for x in items):
-        why = "one (conversation_id, content) pair: pass [(conversation_id, content)]"
+    elif isinstance(items, (tuple, list)) and items and all(isinstance(x, str) for x in items):
+        # (A list too: ``[conversation_id, content]`` is the same slip, and a string is
+        # never an input, so a job of strings only can never send anything.)
+        why = "only strings (one (conversation_id, content) pair?): pass [(id, content)]"
     elif not isinstance(items, (Iterable, AsyncIterable)) and not hasattr(items, "__getitem__"):
         why = f"{type(items).__name__}, not an iterable or async iterable"
     if why is not None:

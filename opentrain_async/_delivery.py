@@ -384,12 +384,17 @@ class Delivery:
         answered: str | None,
     ) -> Message | None:
         """Settle an unknown outcome: our message if the server has it (by content, or
-        by the id its 2xx ``answered``), else None."""
+        by the id its 2xx ``answered``), else None: never after an answer judged a
+        replay (``stale``), which stays unknown.  A resend would meet the same cache or
+        deduplication, or, at a server whose createdAt runs on another clock than its
+        Date (no zone, a lagging app server), store the message again each time."""
         if isinstance(unknown.__cause__, APITimeoutError) and self.reconcile_delay > 0:
             # The server may still be processing the request we gave up on.
             await self._clock.sleep(self.reconcile_delay)
         found = await self._find(conversation_id, content, started, unknown, answered)
         _telemetry.read_back(found is not None)
+        if found is None and isinstance(unknown.__cause__, _ReplayedAnswer):
+            raise unknown
         if found is not None:
             logger.info(
                 "send to %s: outcome was unknown (%s); read-back found message %s",
@@ -438,6 +443,11 @@ def answer_mismatch(
     return None
 
 
+class _ReplayedAnswer(UnexpectedResponseError):
+    """A 2xx naming a message stamped long before the answer (``Delivery.stale``): an
+    unknown outcome read back, but never resent when read-back finds nothing."""
+
+
 def _check_sent(
     payload: Any,
     message: Message,
@@ -449,13 +459,15 @@ def _check_sent(
 ) -> None:
     """Raise ``UnexpectedResponseError`` (an unknown outcome, read back, never
     "delivered") when the answer does not describe our message (``answer_mismatch``,
-    ``Delivery.stale``; its text quotes the server's fields, so the token is masked)."""
+    ``Delivery.stale``: ``_ReplayedAnswer``; its text quotes the server's fields, so the
+    token is masked)."""
     why = answer_mismatch(payload, message, conversation_id, content, delivery.claimed)
+    error = UnexpectedResponseError
     if why is None:
-        why = delivery.stale(message, started)
+        why, error = delivery.stale(message, started), _ReplayedAnswer
     if why is None:
         return
-    raise UnexpectedResponseError(
+    raise error(
         f"HTTP {status} for a send to {conversation_id!r} but the answer is " + delivery._mask(why),
         status=status,
         method="POST",

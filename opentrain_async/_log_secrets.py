@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -31,21 +32,28 @@ logger's name, level names).  ``msg`` is masked through ``getMessage``; ``exc_te
 and ``stack_info`` may quote the server, so they are masked like ``extra=`` fields."""
 _QUOTING = frozenset({"exc_text", "stack_info"})
 _keys = itertools.count()
+_lock = threading.RLock()
+"""Held while ``_live`` changes and ``_forms`` is rebuilt from it: a client collected in
+one thread (its finalizer) while another opens one swapped in a snapshot taken before
+the other's token was added, leaving a live token unmasked (adv9).  Reentrant: a
+finalizer may run in the thread holding it, when a collection starts inside."""
 
 
 def register_secret(owner: object, secret: str) -> None:
     """Mask ``secret`` in the SDK's log records until ``owner`` is garbage collected."""
     if secret:
-        key = next(_keys)
-        _live[key] = secret_forms(secret)
-        _refresh()
+        key, forms = next(_keys), secret_forms(secret)
+        with _lock:
+            _live[key] = forms
+            _refresh()
         weakref.finalize(owner, _forget, key)
 
 
 def _forget(key: int) -> None:
     """A client collected (a finalizer: any thread, so ``_forms`` is swapped whole)."""
-    _live.pop(key, None)
-    _refresh()
+    with _lock:
+        _live.pop(key, None)
+        _refresh()
 
 
 def _refresh() -> None:

@@ -45,12 +45,19 @@ def require_redis(what: str) -> None:
 
 def blocking_client(redis: object, what: str) -> str | None:
     """Why ``redis`` cannot serve ``what``, if it is the blocking ``redis.Redis`` (``from
-    redis import Redis``): it runs each command at once and returns the result, so the
-    ``await`` after it raised TypeError, the command done (a webhook claim taken)."""
+    redis import Redis``) or ``redis.cluster.RedisCluster``: it runs each command at once
+    and returns the result, so the ``await`` after it raised TypeError, the command done
+    (a webhook claim taken)."""
     try:
         from redis import Redis as BlockingRedis
+        from redis.cluster import RedisCluster as BlockingCluster
     except ImportError:
         return None
+    if isinstance(redis, BlockingCluster):  # the same slip on a cluster (not a Redis)
+        return (
+            f"{what} needs a redis.asyncio.RedisCluster (from redis.asyncio.cluster import "
+            "RedisCluster), not redis.cluster.RedisCluster"
+        )
     if not isinstance(redis, BlockingRedis):
         return None
     return f"{what} needs a redis.asyncio.Redis (from redis.asyncio import Redis), not redis.Redis"
