@@ -8,6 +8,10 @@ import sys
 import opentrain_async as ot
 from opentrain_async import OpenTrainClient
 
+# Refusals of one reply (read-only, blocked, gone, an echo too long): that message is
+# skipped. Raised out of the loop, they would stop the bot and return on every restart.
+SKIPPED = (ot.ConflictError, ot.PermissionDeniedError, ot.NotFoundError, ot.InvalidRequestError)
+
 
 async def main(max_messages: int | None = None) -> int:
     handled = 0
@@ -18,9 +22,7 @@ async def main(max_messages: int | None = None) -> int:
                 # reply() first reads back: after a crash, an answer already sent is found
                 # and not sent again.
                 await client.reply(message, f"echo: {message.content}")
-            except (ot.ConflictError, ot.PermissionDeniedError, ot.InvalidRequestError) as e:
-                # Refused (read-only, blocked...) or invalid (an echo too long): skip it.
-                # Raised out of the loop, it would stop the bot and return on every restart.
+            except SKIPPED as e:
                 print(f"not answered in {message.conversation_id}: {e}", file=sys.stderr)
             handled += 1
             print(f"handled {message.id}", flush=True)

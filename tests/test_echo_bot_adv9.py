@@ -15,14 +15,6 @@ from .test_echo_bot import _run_echo_bot
 
 
 @pytest.mark.process
-@pytest.mark.xfail(
-    strict=True,
-    reason="adv9: the README's echo bot catches ConflictError, PermissionDeniedError and "
-    "InvalidRequestError, not NotFoundError: a conversation gone between listen()'s read "
-    "and the answer stops the bot (a restart heals: listen() then skips it; the fix is "
-    "the bot's except line, "
-    "which the README shows byte for byte; the README is the lead's to edit)",
-)
 async def test_echo_bot_goes_on_past_a_conversation_that_is_gone(
     server: FakeOpenTrain, tmp_path: Path
 ) -> None:
