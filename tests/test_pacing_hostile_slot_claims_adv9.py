@@ -110,15 +110,6 @@ def test_a_sliding_window_whose_length_changes_mid_job_draws_no_storm_no_stall(
     assert result["throttles"] <= 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adv9: slot_waited spreads a window's W over the last window's ramp, which "
-    "claims that never freed squeezed to 1 ms; once the claims come true each freed "
-    "slot releases every share given back at once (~29 requests per slot) and the "
-    "claim guard (a success since the claim) never trips, as each claim is true.  A "
-    "guard (a slot named beyond 2x the stretch plus the round trip is no slot-wait) "
-    "fixed it but failed the keep rule on 471000 (pacing-experiments.md, adv9)",
-)
 def test_slot_claims_proved_false_then_true_draw_no_storm() -> None:
     """A sliding window of 30 per 5 s whose exact hints say a fifth of the wait for the
     first 10 s (slots claimed free that never free), then the truth.  After 12 s the

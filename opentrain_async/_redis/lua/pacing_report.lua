@@ -180,14 +180,19 @@ end
 -- allowance.slot_wait: in a window's mode, a W send's exact 429 claiming a slot inside
 -- the window (under half its hint), a shape to free it in known, the claim before it
 -- (win_claim) not proved false: a sliding window's slot; counted, the mode kept
--- (slot_waited below)
+-- (slot_waited below); not a slot named beyond the shape (twice its stretch plus
+-- this 429's round trip: adv9)
 local slotwait = false
+local shape = s.win_stretch
+if shape <= 0 then shape = s.win_ramp end
+shape = math.min(shape, s.window_hint / 2)
 if throttled and not spread and s.window_hint > 0 and s.limit ~= nil and cap == nil
     and sent_at ~= nil and ra ~= nil and ra > 0 and ra ~= math.floor(ra)
     and 2 * ra < s.window_hint and sent_at >= s.win_opened - 1e-6
     and now + ra < s.win_opened + s.window_hint
     and not (s.win_sent > s.win_size and s.win_size > 0 and sent_at >= s.win_granted - 1e-6)
     and (s.win_ramp > 0 or s.win_stretch > 0)
+    and ra <= 2 * shape + math.max(now - sent_at, 0)
     and not (sent_at - 2 * math.max(now - sent_at, 0) >= s.win_claim
       and s.win_last < s.win_claim) then
   slotwait, spread = true, true
