@@ -11,8 +11,7 @@ the same burst and does not double it).  So does a 429 with no hint at all, or a
 0: it says no more than a rounded second (before, it paused nothing, and every request
 in flight met the same limit).  Such a hint is left to the pacer by a bulk
 send's retry too (``left_to_pacer``): the retry waits for its admission, not the
-whole rounded second.  The doubling holds at ``SHORT_STEP`` through a wall's first
-1.75 s, then goes on to 1 s.
+whole rounded second.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ import attrs
 from .state import PacingState, PacingTuning
 
 __all__ = [
-    "SHORT_STEP",
-    "SHORT_STEPS",
     "WINDOW_HINT",
     "WINDOW_SLOTS",
     "bucket_bound",
@@ -40,21 +37,6 @@ WINDOW_HINT = 2.0
 WINDOW_SLOTS = 10.0
 """An exact hint this many slots long at the pace that drew it comes from a full window
 (it says when the window resets); a bucket's hint is about one slot (its next token)."""
-SHORT_STEP = 0.35
-"""The longest guessed pause of a streak's first ``SHORT_STEPS`` 429s; from there it
-doubles on to 1 s.  The doubling alone (50 ms, 0.1, 0.2, 0.4, 0.8, then 1 s) overshot a
-short window's reset by up to the wall's own length: a window of 503 per 1.82 s that
-filled at 1.2 s was probed at 1.6 and 1.8 s and then only at 2.4 s (seed 5078 of
-``benchmarks.family_sim --max-window 2``, 2.12x).  Stepping at most 0.35 s through a
-wall's first 1.75 s (0.05 + 0.1 + 0.2 + 4 x 0.35: most walls of a window of 2 s or
-less), then 0.7 s, finds such a reset within a step, at up to three more refused
-probes per wall; a longer wall (a window of seconds to a minute) goes on in 1 s steps
-as before, so its probes are not multiplied.  Tuned on seeds 5000-5499 (0.25 and 0.5 s
-all through, 0.25 s for 1.85 s, and a jump to 1 s after 1.75 s: faster or as fast,
-but more 429s on the 60 s family or a later first reset; ``pacing-experiments.md``,
-"nowall")."""
-SHORT_STEPS = 7
-"""How many 429s of a streak ``SHORT_STEP`` caps (see there)."""
 
 
 def learn_window(
@@ -141,10 +123,7 @@ def on_hint(
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
         # for an hour takes the streak past that.)
-        doubled = min(max(streak - 1, 0), 1000)
-        stepped = min(max(streak - SHORT_STEPS, 0), 1000)
-        short = max(SHORT_STEP, tuning.max_pause)  # (a longer pause set stays)
-        wait = min(tuning.max_pause * 2**doubled, short * 2**stepped, 1.0)
+        wait = min(tuning.max_pause * 2 ** min(max(streak - 1, 0), 1000), 1.0)
     end = now + wait
     if end <= state.pause_until:
         return attrs.evolve(state, streak=streak)

@@ -271,10 +271,7 @@ if throttled and not spread then
     if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
-    else  -- pause.SHORT_STEP (0.35) caps a streak's first SHORT_STEPS (7) pauses
-      wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0),
-        math.max(0.35, max_pause) * 2 ^ math.max(s.streak - 7, 0), 1.0)
-    end
+    else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
     if now + wait > s.pause_until then
       s.pause_until, s.pause_began = now + wait, now
       -- allowance.window_reset: a pause on a hint that says when ends at a reset
