@@ -101,7 +101,8 @@ def _random_curve(rng: random.Random, now: float, limit: float | None) -> Pacing
         throttles=rng.randint(0, 50),
         pause_until=rng.choice([0.0, now + rng.uniform(-1, 0.3)]),
         pause_began=rng.choice([float("-inf"), now - rng.uniform(0, 2)]),
-        streak=rng.randint(0, 4),
+        # (streaks long enough to reach the 1 s cap of the guessed pause, too)
+        streak=rng.choice([rng.randint(0, 4), rng.randint(5, 12)]),
         window_hint=rng.choice([0.0, float(rng.randint(2, 60))]),
         tat=rng.choice([float("-inf"), now + rng.uniform(-0.5, 0.2)]),
         sample_at=round((now - rng.uniform(0, 1.5)) / 0.1) * 0.1,
