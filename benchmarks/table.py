@@ -15,7 +15,7 @@ from typing import Any
 from .__main__ import RESULTS
 
 SCENARIO_LABELS = {
-    "unthrottled": "unthrottled, 10,000 msgs over 50 conversations (order binds)",
+    "unthrottled": "unthrottled, 10,000 msgs over 50 conversations",
     "unthrottled, one per conversation": "unthrottled, 10,000 msgs, one per conversation",
     "bucket 500/s exact hints": "token bucket 500/s burst 10, exact hints, 1,500 msgs",
     "bucket 200/s integer hints": "token bucket 200/s burst 10, integer hints, 1,000 msgs",
