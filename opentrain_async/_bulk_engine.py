@@ -79,7 +79,7 @@ class SendHooks(Protocol):
 class _CallerHook:
     """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
 
-    def __init__(self, before_send: Callable[[Any], Awaitable[None]]) -> None:
+    def __init__(self, before_send: Callable[[Any], Awaitable[None] | None]) -> None:
         self._call = before_send
 
     async def open(self) -> None:
