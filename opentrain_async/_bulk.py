@@ -114,7 +114,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         concurrency: int,
         reconcile: bool,
         grace: float = LEAVE_GRACE,
-        before_send: Callable[[Any], Awaitable[None]] | None = None,
+        before_send: Callable[[Any], Awaitable[None] | None] | None = None,
         ordered: bool = True,
         on_failure: OnFailure = "stop",
         hooks: SendHooks | None = None,

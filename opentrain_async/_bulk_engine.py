@@ -36,6 +36,7 @@ from ._errors import (
 from ._models import Message
 from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
 from ._retry import RetryPolicy
+from ._validation import check_flag
 
 __all__ = ["SendHooks", "Sink", "order_chains"]
 
@@ -78,7 +79,7 @@ class SendHooks(Protocol):
 class _CallerHook:
     """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
 
-    def __init__(self, before_send: Callable[[Any], Awaitable[None]]) -> None:
+    def __init__(self, before_send: Callable[[Any], Awaitable[None] | None]) -> None:
         self._call = before_send
 
     async def open(self) -> None:
@@ -486,8 +487,7 @@ def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chai
     """The chains that keep each conversation in order (None: ``ordered=False``)."""
     if on_failure not in ("stop", "continue"):
         raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
-    if not isinstance(ordered, bool):
-        raise ConfigurationError(f"ordered must be True or False, got {ordered!r}")
+    check_flag(ordered, "ordered")
     if not ordered:
         return None
     return Chains(DEFAULT_PARKED + 16 * concurrency, on_failure)

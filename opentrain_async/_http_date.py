@@ -43,7 +43,9 @@ def server_time(headers: Mapping[str, str] | None) -> datetime | None:
     if now.tzinfo is None:
         return None
     age = headers.get("Age", "")
-    if age.isdigit() and len(age) <= 9:  # RFC 9111: whole seconds; over 31 years ignored
+    # RFC 9111: ASCII digits, whole seconds (str.isdigit takes "²", which int() refuses);
+    # over 31 years ignored.
+    if age.isascii() and age.isdigit() and len(age) <= 9:
         now += timedelta(seconds=int(age))
     return now
 

@@ -57,6 +57,7 @@ def _forget(key: int) -> None:
 
 
 def _refresh() -> None:
+    """Rebuild ``_forms`` from ``_live`` (under ``_lock``), swapped in whole."""
     global _forms
     _forms = tuple(sorted({f for group in list(_live.values()) for f in group}, key=len)[::-1])
 

@@ -51,7 +51,7 @@ class SendMixin:
         concurrency: int | None = None,
         reconcile: bool = True,
         grace: float = 5.0,
-        before_send: Callable[[Any], Awaitable[None]] | None = None,
+        before_send: Callable[[Any], Awaitable[None] | None] | None = None,
         ordered: bool = True,
         on_failure: OnFailure = "stop",
         journal: JournalSpec | None = None,

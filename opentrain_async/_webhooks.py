@@ -233,7 +233,7 @@ class WebhookHandler:
     def __init__(
         self,
         secret: str | bytes,
-        on_event: Callable[[Event], Awaitable[Any]],
+        on_event: Callable[[Event], Awaitable[Any] | None],
         *,
         tolerance: float = DEFAULT_TOLERANCE,
         background: bool = True,
@@ -456,7 +456,7 @@ class WebhookHandler:
 
 def webhook_handler(
     secret: str | bytes,
-    on_event: Callable[[Event], Awaitable[Any]],
+    on_event: Callable[[Event], Awaitable[Any] | None],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     background: bool = True,

@@ -1,12 +1,15 @@
 """What pacing tests build again and again: a window's state as a pacer learns it, a
 pacer paced on it, the Lua script checked against ``allowance`` on it, an in-memory
-state a pacer reaches as if over a network; and a benchmark command's output."""
+state a pacer reaches as if over a network, a job of senders driven against a limiter
+in virtual time; and a benchmark command's output."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -23,6 +26,7 @@ from opentrain_async._pacing.backend import (
 )
 from opentrain_async._pacing.redis_backend import decode_state, encode_state
 from opentrain_async._pacing.state import PacingFeedback, PacingState
+from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .step_clock import Clock
 from .test_pacing_redis import assert_states_equal, steady
@@ -185,3 +189,76 @@ class Shared:
 
     def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
         """Nothing to name."""
+
+
+@attrs.define
+class Trace:
+    """What ``drive`` saw, each time from the job's start."""
+
+    admitted: list[float] = attrs.Factory(list)
+    """Each accepted request's admission by its pacer (``sent_at``), in answer order."""
+    arrived: list[float] = attrs.Factory(list)
+    """Each accepted request's arrival at the limiter, in answer order."""
+    refused: list[float] = attrs.Factory(list)
+    """When each 429 was answered."""
+    hints: list[float] = attrs.Factory(list)
+    """Each 429's hint, as told to the pacer."""
+    sends: collections.Counter[int] = attrs.Factory(collections.Counter)
+    """Requests arriving at the limiter, per virtual second."""
+
+
+def rounded_up(now: float, wait: float) -> float:
+    """A ``drive`` hint: the wait rounded up to whole seconds (at least 1), as most
+    servers say it."""
+    return float(max(math.ceil(wait), 1))
+
+
+async def drive(
+    pacers: Sequence[Pacer],
+    limiter: _ScheduleLimiter,
+    n: int,
+    *,
+    workers: int,
+    latency: float,
+    hint: Callable[[float, float], float],
+    paced_waits: bool = True,
+) -> Trace:
+    """``n`` requests by ``workers`` senders (sender i on ``pacers[i % len(pacers)]``)
+    against ``limiter``, ``latency`` seconds each way, in the running loop (virtual
+    time: its clock and sleeps).  A refusal is told to the pacer with ``hint(arrival,
+    wait)`` and its request waits that hint, unless ``paced_waits`` and the pacer says
+    it waits it (``Pacer.paces_reset``, as a bulk send's retry asks); then every pacer
+    is flushed."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    left = n
+    trace = Trace()
+
+    async def worker(pacer: Pacer) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            while True:
+                sent_at = pacer.try_acquire()
+                if sent_at is None:
+                    sent_at = await pacer.acquire()
+                await asyncio.sleep(latency)
+                now = loop.time() - start
+                wait = limiter.acquire(now)
+                trace.sends[int(now)] += 1
+                await asyncio.sleep(latency)
+                if wait is None:
+                    pacer.on_success(sent_at)
+                    trace.admitted.append(sent_at - start)
+                    trace.arrived.append(now)
+                    break
+                trace.refused.append(loop.time() - start)
+                told = hint(now, wait)
+                trace.hints.append(told)
+                await pacer.on_throttle(sent_at, told)
+                if not (paced_waits and pacer.paces_reset(told)):
+                    await asyncio.sleep(told)
+
+    await asyncio.gather(*(worker(pacers[i % len(pacers)]) for i in range(workers)))
+    await asyncio.gather(*(pacer.flushed() for pacer in pacers))
+    return trace

@@ -113,6 +113,8 @@ async def test_an_http_cache_s_replay_is_dated_by_its_age() -> None:
             await c.send_message("conv_1", "hi")
     assert "replayed answer" in str(caught.value.__cause__)
     assert len(posts) == 1
-    for absurd in ("9" * 40, "-5", "soon"):  # ignored: Date alone (2020), not replayed
+    # Ignored: Date alone (2020), not replayed.  "²" passes str.isdigit but not int():
+    # on a9018e2 a bare ValueError out of send_message, neither delivered nor unknown.
+    for absurd in ("9" * 40, "-5", "soon", "\u00b2"):
         async with replaying(date, absurd) as (url, _), OpenTrainClient(TOKEN, url, env={}) as c:
             assert (await c.send_message("conv_1", "hi")).id == "msg_from_2020"

@@ -14,7 +14,6 @@ request unless the pacer says it waits it (``Pacer.paces_reset``)."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import math
 
 from benchmarks.pacing_sim import VirtualTimeLoop
@@ -22,42 +21,23 @@ from opentrain_async import Pacer
 from opentrain_async.testing import FixedWindow, LimitSchedule
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import drive
+
 N, WORKERS, LATENCY = 300, 40, 0.01
 
 
 async def _job() -> tuple[int, int]:
     """(429s, the busiest virtual second's requests) for N sends by WORKERS senders."""
     loop = asyncio.get_running_loop()
-    start = loop.time()
     pacer = Pacer(clock=loop.time, sleep=asyncio.sleep)
     limiter = _ScheduleLimiter(LimitSchedule(((0.0, FixedWindow(limit=30, window=5.0)),)))
-    left, throttles = N, 0
-    sends: collections.Counter[int] = collections.Counter()
+    trace = await drive([pacer], limiter, N, workers=WORKERS, latency=LATENCY, hint=_next_second)
+    return len(trace.hints), max(trace.sends.values())
 
-    async def worker() -> None:
-        nonlocal left, throttles
-        while left > 0:
-            left -= 1
-            while True:
-                sent_at = pacer.try_acquire()
-                if sent_at is None:
-                    sent_at = await pacer.acquire()
-                await asyncio.sleep(LATENCY)
-                now = loop.time() - start
-                wait = limiter.acquire(now)
-                sends[int(now)] += 1
-                await asyncio.sleep(LATENCY)
-                if wait is None:
-                    pacer.on_success(sent_at)
-                    break
-                throttles += 1
-                hint = max(math.ceil(now + 1e-9) - now, 0.001)  # "the next second": a lie
-                await pacer.on_throttle(sent_at, hint)
-                if not pacer.paces_reset(hint):
-                    await asyncio.sleep(hint)
 
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    return throttles, max(sends.values())
+def _next_second(now: float, wait: float) -> float:
+    """ "The next second": a lie."""
+    return max(math.ceil(now + 1e-9) - now, 0.001)
 
 
 def _run() -> tuple[int, int]:

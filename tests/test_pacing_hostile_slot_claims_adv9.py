@@ -1,15 +1,15 @@
 """adv9: slide2's slot-wait spread (``allowance.slot_wait``/``slot_waited``, 051e851)
 against limits that change under it and hints that lie, then tell the truth.
 
-One pacer on the in-process backend in virtual time, 40 senders, 10 ms each way (the
-harness of ``test_pacing_hostile_exact_claims.py``); each 429 waited out by its request
-unless the pacer says it waits it.  Requests are counted per virtual second: a storm is
-a second far over the limit's own rate, a stall a long gap between successes."""
+One pacer on the in-process backend in virtual time, 40 senders, 10 ms each way
+(``pacing_kit.drive``, as in ``test_pacing_hostile_exact_claims.py``); each 429 waited
+out by its request unless the pacer says it waits it.  Requests are counted per
+virtual second: a storm is a second far over the limit's own rate, a stall a long gap
+between successes."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -21,50 +21,30 @@ from opentrain_async import Pacer
 from opentrain_async.testing import FixedWindow, LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import drive
+
 WORKERS, LATENCY = 40, 0.01
 Hint = Callable[[float, float], float]
 
 
 async def _job(schedule: LimitSchedule, n: int, hint: Hint | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    start = loop.time()
     pacer = Pacer(clock=loop.time, sleep=asyncio.sleep)
     limiter = _ScheduleLimiter(schedule)
-    left, throttles = n, 0
-    sends: collections.Counter[int] = collections.Counter()
-    admitted: list[float] = []
-
-    async def worker() -> None:
-        nonlocal left, throttles
-        while left > 0:
-            left -= 1
-            while True:
-                sent_at = pacer.try_acquire()
-                if sent_at is None:
-                    sent_at = await pacer.acquire()
-                await asyncio.sleep(LATENCY)
-                now = loop.time() - start
-                wait = limiter.acquire(now)
-                sends[int(now)] += 1
-                await asyncio.sleep(LATENCY)
-                if wait is None:
-                    pacer.on_success(sent_at)
-                    admitted.append(now)
-                    break
-                throttles += 1
-                told = wait if hint is None else hint(now, wait)
-                await pacer.on_throttle(sent_at, told)
-                if not pacer.paces_reset(told):
-                    await asyncio.sleep(told)
-
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    admitted.sort()
+    told = _truth if hint is None else hint
+    trace = await drive([pacer], limiter, n, workers=WORKERS, latency=LATENCY, hint=told)
+    admitted = sorted(trace.arrived)
     return {
         "done": admitted[-1],
-        "throttles": throttles,
-        "sends": sends,
+        "throttles": len(trace.hints),
+        "sends": trace.sends,
         "gap": max(b - a for a, b in itertools.pairwise(admitted)),
     }
+
+
+def _truth(now: float, wait: float) -> float:
+    """The limiter's wait, told as it is."""
+    return wait
 
 
 def _run(schedule: LimitSchedule, n: int, hint: Hint | None = None) -> dict[str, Any]:

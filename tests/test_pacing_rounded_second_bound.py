@@ -25,6 +25,8 @@ from opentrain_async._pacing.state import PacingState
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import drive, rounded_up
+
 W, WINDOW, N, WORKERS = 30, 1.0, 90, 40
 LATENCY = 0.01  # seconds each way
 
@@ -34,36 +36,10 @@ async def _job() -> tuple[list[float], list[float]]:
     the refused ones: N requests by WORKERS senders, a 429's request waiting its hint
     unless the pacer says it waits it (``Pacer.paces_reset``, as a bulk send's retry)."""
     loop = asyncio.get_running_loop()
-    start = loop.time()
     pacer = Pacer(clock=loop.time, sleep=asyncio.sleep)
     limiter = _ScheduleLimiter(LimitSchedule(((0.0, SlidingWindow(limit=W, window=WINDOW)),)))
-    left = N
-    accepted: list[float] = []
-    hints: list[float] = []
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            while True:
-                sent_at = pacer.try_acquire()
-                if sent_at is None:
-                    sent_at = await pacer.acquire()
-                await asyncio.sleep(LATENCY)
-                wait = limiter.acquire(loop.time() - start)
-                await asyncio.sleep(LATENCY)
-                if wait is None:
-                    pacer.on_success(sent_at)
-                    accepted.append(sent_at - start)
-                    break
-                hint = float(max(math.ceil(wait), 1))  # rounded up to whole seconds
-                hints.append(hint)
-                await pacer.on_throttle(sent_at, hint)
-                if not pacer.paces_reset(hint):
-                    await asyncio.sleep(hint)
-
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    return sorted(accepted), hints
+    trace = await drive([pacer], limiter, N, workers=WORKERS, latency=LATENCY, hint=rounded_up)
+    return sorted(trace.admitted), trace.hints
 
 
 def test_a_wall_of_ones_reopens_by_the_bound_its_hints_say() -> None:

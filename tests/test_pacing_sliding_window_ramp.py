@@ -33,6 +33,8 @@ from opentrain_async._pacing.state import (
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
+from .pacing_kit import drive
+
 W, WINDOW, N, WORKERS = 100, 1.5, 300, 64
 LATENCY = 0.06  # seconds each way: slow start's ramp takes a few round trips
 
@@ -43,7 +45,6 @@ async def _run(processes: int) -> tuple[list[float], list[float]]:
     sharing a state); a 429's request waits its exact hint, as a bulk send's retry
     does."""
     loop = asyncio.get_running_loop()
-    start = loop.time()
     if processes == 1:
         pacers = [Pacer(clock=loop.time, sleep=asyncio.sleep)]
     else:
@@ -51,33 +52,15 @@ async def _run(processes: int) -> tuple[list[float], list[float]]:
         shared = _SharedBackend(tuning, loop.time)
         pacers = [Pacer(backend=shared, clock=loop.time, sleep=asyncio.sleep) for _ in range(2)]
     limiter = _ScheduleLimiter(LimitSchedule(((0.0, SlidingWindow(limit=W, window=WINDOW)),)))
-    left = N
-    accepted: list[float] = []
-    refused: list[float] = []
+    trace = await drive(
+        pacers, limiter, N, workers=WORKERS, latency=LATENCY, hint=_exact, paced_waits=False
+    )
+    return sorted(trace.admitted), sorted(trace.refused)
 
-    async def worker(pacer: Pacer) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            while True:
-                sent_at = pacer.try_acquire()
-                if sent_at is None:
-                    sent_at = await pacer.acquire()
-                await asyncio.sleep(LATENCY)
-                wait = limiter.acquire(loop.time() - start)
-                await asyncio.sleep(LATENCY)
-                if wait is None:
-                    pacer.on_success(sent_at)
-                    accepted.append(sent_at - start)
-                    break
-                refused.append(loop.time() - start)
-                hint = wait + 1e-4  # exact (fractional), as the server's wait
-                await pacer.on_throttle(sent_at, hint)
-                await asyncio.sleep(hint)
 
-    await asyncio.gather(*(worker(pacers[i % len(pacers)]) for i in range(WORKERS)))
-    await asyncio.gather(*(pacer.flushed() for pacer in pacers))
-    return sorted(accepted), sorted(refused)
+def _exact(now: float, wait: float) -> float:
+    """Exact (fractional), as the server's wait."""
+    return wait + 1e-4
 
 
 @pytest.mark.parametrize("processes", [1, 2])

@@ -34,7 +34,7 @@ from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVE
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
-from .pacing_kit import known_window, paced
+from .pacing_kit import drive, known_window, paced, rounded_up
 from .step_clock import Clock
 
 W, WINDOW, N, WORKERS = 30, 1.2, 90, 40
@@ -47,7 +47,6 @@ async def _admissions(processes: int) -> list[float]:
     one); a 429's request waits its hint unless the pacer says it waits it
     (``Pacer.paces_reset``, as a bulk send's retry asks)."""
     loop = asyncio.get_running_loop()
-    start = loop.time()
     if processes == 1:
         pacers = [Pacer(clock=loop.time, sleep=asyncio.sleep)]
     else:
@@ -57,32 +56,8 @@ async def _admissions(processes: int) -> list[float]:
             Pacer(backend=shared, clock=loop.time, sleep=asyncio.sleep) for _ in range(processes)
         ]
     limiter = _ScheduleLimiter(LimitSchedule(((0.0, SlidingWindow(limit=W, window=WINDOW)),)))
-    left = N
-    accepted: list[float] = []
-
-    async def worker(pacer: Pacer) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            while True:
-                sent_at = pacer.try_acquire()
-                if sent_at is None:
-                    sent_at = await pacer.acquire()
-                await asyncio.sleep(LATENCY)
-                wait = limiter.acquire(loop.time() - start)
-                await asyncio.sleep(LATENCY)
-                if wait is None:
-                    pacer.on_success(sent_at)
-                    accepted.append(sent_at - start)
-                    break
-                hint = float(max(math.ceil(wait), 1))  # rounded up to whole seconds
-                await pacer.on_throttle(sent_at, hint)
-                if not pacer.paces_reset(hint):
-                    await asyncio.sleep(hint)
-
-    await asyncio.gather(*(worker(pacers[i % len(pacers)]) for i in range(WORKERS)))
-    await asyncio.gather(*(pacer.flushed() for pacer in pacers))
-    return sorted(accepted)
+    trace = await drive(pacers, limiter, N, workers=WORKERS, latency=LATENCY, hint=rounded_up)
+    return sorted(trace.admitted)
 
 
 @pytest.mark.parametrize("processes", [1, 2, 8])

@@ -292,7 +292,7 @@ def slot_wait(
         return False
     if not (state.win_ramp > 0 or state.win_stretch > 0):
         return False  # no shape to free the slots in: the mode is left as before
-    stretch = min(state.win_stretch if state.win_stretch > 0 else state.win_ramp, hint / 2)
+    stretch = _slot_shape(state)
     if retry_after > 2 * stretch + max(now - sent_at, 0.0):
         # A slot named beyond the shape (twice its stretch, this 429's round trip for
         # jitter): W would free in it, and the given-back shares went all at once at
@@ -303,6 +303,13 @@ def slot_wait(
     # answer slower than this one's, is not missed; seed 5350, 17 ms: 1.09x -> 1.27x.)
     late = sent_at - 2 * max(now - sent_at, 0.0)
     return not (late >= state.win_claim and state.win_last < state.win_claim)
+
+
+def _slot_shape(state: PacingState) -> float:
+    """The stretch a sliding window frees its W in: the last whole window's, else the
+    ramp's, at most half the window (as ``_open`` caps it); 0: none known."""
+    shape = state.win_stretch if state.win_stretch > 0 else state.win_ramp
+    return min(shape, state.window_hint / 2)
 
 
 def slot_waited(state: PacingState, now: float, retry_after: float) -> PacingState:
@@ -321,7 +328,7 @@ def slot_waited(state: PacingState, now: float, retry_after: float) -> PacingSta
     each slot's exit and was refused again, hundreds a window at a 17 ms round trip
     (seed 5350 of the 2 s family: 15% -> 113% 429s)."""
     hint = state.window_hint
-    stretch = min(state.win_stretch if state.win_stretch > 0 else state.win_ramp, hint / 2)
+    stretch = _slot_shape(state)
     sent = max(state.win_sent - 1, 0)
     behind = state.win_behind
     if state.win_size > 0 and stretch > 0:

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
+
 import opentrain_async._telemetry as _telemetry
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._validation import check_rate_limit
@@ -455,20 +457,18 @@ class Pacer:
         local_rate = None
         if self.state.limit is None and self._started is not None:
             local_rate = self._local_successes / max(now - self._started, 0.1)
-        (successes, latest), earliest, self._earliest = self._take_pending(), self._earliest, None
+        timed = self._timed()  # the successes pending, with their admissions
         if retry_after is not None:
             # (a hostile 1e9 s, learned as a window, would slow the recovery for good)
             retry_after = min(retry_after, self.tuning.max_hint_pause)
-        feedback = PacingFeedback(
-            successes=successes,
+        feedback = attrs.evolve(
+            timed,
             throttled=True,
             throttled_at=sent_at,
             retry_after=retry_after,
             local_rate=local_rate,
             spread=jitter,
             climb=jitter and self.spread.far(),
-            latest_accepted=latest,
-            earliest_accepted=earliest,
             walled=walled,
             sounding=self.sounding.answered(sent_at),
         )

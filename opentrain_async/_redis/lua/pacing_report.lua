@@ -10,9 +10,9 @@
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, climb, freeze,
 -- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate,
--- _sounded, sounding.probe_answered and note_wall) for
--- each feedback; held to it by
--- tests/test_pacing_redis.py.
+-- _sounded, sounding.probe_answered and note_wall, allowance.stretch_answers, slot_wait and
+-- slot_waited) for each feedback; held to it by tests/test_pacing_redis.py (and
+-- tests/test_pacing_redis_agreement_slot_wait.py for the slot waits).
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
