@@ -67,7 +67,9 @@ def _occurrence(carried: str | None, digest: str) -> int | None:
         return None
     kind, _, rest = carried.partition(":")
     found, _, number = rest.rpartition(":")
-    if kind != "c" or found != digest or not number.isdigit() or int(number) < 1:
+    if kind != "c" or found != digest or not (number.isascii() and number.isdigit()):
+        return None  # "²" is a digit to isdigit(), not to int()
+    if int(number) < 1:
         return None
     return int(number)
 
