@@ -14,14 +14,11 @@ One pacer on the in-process backend, in virtual time (clocks and sleeps the loop
 from __future__ import annotations
 
 import asyncio
-import math
 
-import attrs
+import pytest
 
 from benchmarks.pacing_sim import VirtualTimeLoop
-from opentrain_async import Pacer, PacingTuning
-from opentrain_async._pacing.pause import on_hint
-from opentrain_async._pacing.state import PacingState
+from opentrain_async import Pacer
 from opentrain_async.testing import LimitSchedule, SlidingWindow
 from opentrain_async.testing._limits import _ScheduleLimiter
 
@@ -42,6 +39,12 @@ async def _job() -> tuple[list[float], list[float]]:
     return sorted(trace.admitted), trace.hints
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="round3's wall_bound (a rounded second bounds the guessed pause) was reverted: "
+    "on Python 3.12 it stalled 13 s after an outage of whole hints "
+    "(tests/test_pacing_outage_hints.py, CI); benchmarks/pacing-experiments.md, round3",
+)
 def test_a_wall_of_ones_reopens_by_the_bound_its_hints_say() -> None:
     """Every hint 1; the second window's first admission by the first 429s' bound
     (1.12 s; 1.72 s before branch ``round3``: the doubling guess past it), the job
@@ -57,25 +60,3 @@ def test_a_wall_of_ones_reopens_by_the_bound_its_hints_say() -> None:
     assert WINDOW <= accepted[W] < 1.3
     assert accepted[-1] < 3.1
     assert len(hints) <= 40
-
-
-def test_the_guessed_pause_stops_at_the_earliest_rounded_bound() -> None:
-    """A 1 answered at 0.1 s bounds the reopening by 1.1 s; a later 1 (at 0.8 s) does
-    not move it out, so the doubled guess (0.8 s from 0.8 s) is cut to 1.1 s.  Once
-    the bound has passed, or a success was counted since it was set, the next 1 sets
-    its own; no hint (or 0) bounds nothing."""
-    tuning = PacingTuning()
-    state = PacingState(limit=100.0, streak=4, pause_began=0.0)
-    first = on_hint(state, 0.1, 0.09, 1.0, tuning)
-    assert first.wall_bound == 1.1
-    later = on_hint(first, 0.8, 0.79, 1.0, tuning)  # its streak doubled the guess to 0.8 s
-    assert later.wall_bound == 1.1
-    assert later.pause_until == 1.1
-    passed = on_hint(later, 1.15, 1.12, 1.0, tuning)  # the probe at the bound refused
-    assert passed.wall_bound == 2.15
-    assert passed.pause_until == 2.15  # (the guess at its 1 s cap: no sooner, no later)
-    took = on_hint(attrs.evolve(first, successes=1), 0.8, 0.79, 1.0, tuning)
-    assert took.wall_bound == 1.8  # a success since took the slot the first one promised
-    none = on_hint(PacingState(limit=100.0, streak=4, pause_began=0.0), 0.8, 0.79, None, tuning)
-    assert none.wall_bound == -math.inf
-    assert none.pause_until == 0.8 + 0.8

@@ -16,8 +16,6 @@ whole rounded second.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from .state import PacingState, PacingTuning
@@ -114,43 +112,19 @@ def on_hint(
     retry_after: float | None,
     tuning: PacingTuning,
 ) -> PacingState:
-    """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``.
-
-    A rounded second is also an upper bound: the server's wait at the request's arrival
-    (no later than ``now``) was at most ``retry_after``, so the limiter admits again by
-    ``now + retry_after``.  The wall's earliest such bound still ahead
-    (``wall_bound``) caps the doubling guess: a window of about a second whose wall's
-    429s all say 1 (its reset less than a second off, so never a window's mode) had its
-    guessed pauses double past it, 50 ms to 800 ms, and its reset found up to 0.8 s
-    late (seed 7071 of the 2 s family, sliding 27 per 1.13 s: the wall's first 429s at
-    0 s put the reset by 1.0 s, its probe refused at 0.75 s paused to 1.55 s; 2.03x ->
-    1.34x).  The bound promises one admission, not a free limiter: once a success is
-    counted since it was set (``wall_successes``: a sliding window's slot freed and
-    taken) or it has passed (the probe there refused: a limit changed, an outage), the
-    next rounded 429 sets a new one (kept over a window's ramp, it sent a probe into a
-    slot already taken: seed 3157, 1.39x -> 1.57x)."""
-    hinted = retry_after is not None and retry_after >= 1
+    """Extend ``pause_until`` for a 429 with hint ``retry_after`` seen at ``now``."""
     if retry_after is None or retry_after <= 0:
         retry_after = 1  # no hint (or 0): as unsure as a rounded one, the short pause
     streak = state.streak
     if sent_at is not None and sent_at >= state.pause_began:
         streak += 1
-    changes: dict[str, Any] = {}
     if says_reset(retry_after):
         wait = min(retry_after, tuning.max_hint_pause)
-        end = now + wait
     else:
         # (The doublings bounded: 2 ** 1024 overflows a float, and a server refusing
         # for an hour takes the streak past that.)
         wait = min(tuning.max_pause * 2 ** min(max(streak - 1, 0), 1000), 1.0)
-        end = now + wait
-        if hinted:  # a rounded second (no hint, or 0, bounds nothing)
-            mine = now + retry_after
-            bound = state.wall_bound
-            kept = bound > now and state.successes == state.wall_successes
-            bound = min(bound, mine) if kept else mine
-            end = min(end, bound)
-            changes = {"wall_bound": bound, "wall_successes": state.successes}
+    end = now + wait
     if end <= state.pause_until:
-        return attrs.evolve(state, streak=streak, **changes)
-    return attrs.evolve(state, pause_until=end, pause_began=now, streak=streak, **changes)
+        return attrs.evolve(state, streak=streak)
+    return attrs.evolve(state, pause_until=end, pause_began=now, streak=streak)

@@ -140,11 +140,6 @@ class PacingState:
     snd_out: float = float("-inf")
     """When the probe in flight was granted (-inf: none): no other goes until its answer,
     or ``ANSWER_WAIT`` after (its pacer died or lost it: the probe goes again)."""
-    wall_bound: float = float("-inf")
-    """The earliest bound still ahead of a guessed pause's rounded seconds: the limiter
-    admits again by then (``pause.on_hint``; -inf: none)."""
-    wall_successes: int = 0
-    """``successes`` when ``wall_bound`` was set: a success since took the slot it promised."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

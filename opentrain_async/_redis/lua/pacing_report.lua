@@ -31,8 +31,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'c
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
   'win_first', 'win_last', 'win_throttles', 'snd_low', 'snd_high', 'snd_left', 'snd_probes',
-  'snd_out', 'win_stretch', 'win_ramp', 'win_span', 'win_behind', 'win_claim',
-  'wall_bound', 'wall_successes')
+  'snd_out', 'win_stretch', 'win_ramp', 'win_span', 'win_behind', 'win_claim')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -49,8 +48,7 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   snd_left = tonumber(f[31]) or 0, snd_probes = tonumber(f[32]) or 0,
   snd_out = tonumber(f[33]) or NEG, win_stretch = tonumber(f[34]) or 0,
   win_ramp = tonumber(f[35]) or 0, win_span = tonumber(f[36]) or 0,
-  win_behind = tonumber(f[37]) or 0, win_claim = tonumber(f[38]) or NEG,
-  wall_bound = tonumber(f[39]) or NEG, wall_successes = tonumber(f[40]) or 0}
+  win_behind = tonumber(f[37]) or 0, win_claim = tonumber(f[38]) or NEG}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -273,23 +271,14 @@ if throttled and not spread then
   end
   do  -- pause.on_hint: no hint (or 0) is as unsure as a rounded one: the short pause
     local ra = ra
-    local hinted = ra ~= nil and ra >= 1
     if ra == nil or ra <= 0 then ra = 1 end
     local exact = ra ~= math.floor(ra)
     if sent_at ~= nil and sent_at >= s.pause_began then s.streak = s.streak + 1 end
     local wait  -- pause.on_hint
     if exact or ra >= WINDOW_HINT then wait = math.min(ra, max_hint_pause)
     else wait = math.min(max_pause * 2 ^ math.max(s.streak - 1, 0), 1.0) end
-    local stop = now + wait
-    if hinted and not exact and ra < WINDOW_HINT then  -- a rounded second bounds it
-      if s.wall_bound > now and s.successes == s.wall_successes then
-        s.wall_bound = math.min(s.wall_bound, now + ra)
-      else s.wall_bound = now + ra end  -- (passed, or a success since took its slot)
-      s.wall_successes = s.successes
-      stop = math.min(stop, s.wall_bound)
-    end
-    if stop > s.pause_until then
-      s.pause_until, s.pause_began = stop, now
+    if now + wait > s.pause_until then
+      s.pause_until, s.pause_began = now + wait, now
       -- allowance.window_reset: a pause on a hint that says when ends at a reset
       if exact or ra >= WINDOW_HINT then s.win_reset = s.pause_until end
     end
@@ -454,8 +443,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'win_behind', fmt(s.win_behind), 'win_claim', fmt(s.win_claim),
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'snd_low', fmt(s.snd_low), 'snd_high', fmt(s.snd_high), 'snd_left', s.snd_left,
-  'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out), 'wall_bound', fmt(s.wall_bound),
-  'wall_successes', s.wall_successes,
+  'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out),
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))
