@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,22 @@ async def _run_echo_bot(server: FakeOpenTrain, cursor_file: Path) -> str:
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     return stderr.decode()
+
+
+async def run_echo_bot_here(
+    server: FakeOpenTrain, cursor_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's echo bot file, its ``main(2)`` run in this process and loop (for
+    what its loop does with a message; the subprocess runs above are for the file as a
+    program)."""
+    for name in ("OT_API_TOKEN", "OT_API_BASE_URL", "OT_CURSOR_FILE"):
+        monkeypatch.setenv(name, echo_bot_env(server, cursor_file)[name])
+    spec = importlib.util.spec_from_file_location("echo_bot_under_test", ECHO_BOT)
+    assert spec is not None
+    assert spec.loader is not None
+    bot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bot)
+    assert await bot.main(2) == 2
 
 
 @pytest.mark.process
@@ -73,9 +90,8 @@ async def test_echo_bot_skips_a_conversation_that_refuses_replies(
     assert [r.json["content"] for r in server.sends if r.status == 201] == ["echo: hello bot"]
 
 
-@pytest.mark.process
 async def test_echo_bot_goes_on_past_a_message_too_long_to_echo(
-    server: FakeOpenTrain, tmp_path: Path
+    server: FakeOpenTrain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other side may send 10,000 characters; echoed with a prefix, that is over
     the limit.  On a60ec89 the bot exited with InvalidRequestError and never answered
@@ -84,5 +100,5 @@ async def test_echo_bot_goes_on_past_a_message_too_long_to_echo(
     server.add_incoming_message(server.add_conversation(), "hello bot")
     cursor_file = tmp_path / "cursor.json"
     cursor_file.write_text(json.dumps({"cursor": "0"}))  # from the start
-    await _run_echo_bot(server, cursor_file)
+    await run_echo_bot_here(server, cursor_file, monkeypatch)
     assert [r.json["content"] for r in server.sends if r.status == 201] == ["echo: hello bot"]

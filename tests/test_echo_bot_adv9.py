@@ -11,12 +11,11 @@ import pytest
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .test_echo_bot import _run_echo_bot
+from .test_echo_bot import run_echo_bot_here
 
 
-@pytest.mark.process
 async def test_echo_bot_goes_on_past_a_conversation_that_is_gone(
-    server: FakeOpenTrain, tmp_path: Path
+    server: FakeOpenTrain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """listen() already skips a conversation gone before it reads it (404, logged); one
     gone between that read and the answer (here: the first answer's POST is the 404)
@@ -27,5 +26,5 @@ async def test_echo_bot_goes_on_past_a_conversation_that_is_gone(
     server.script("POST /messages", status=404, error="Conversation not found")
     cursor_file = tmp_path / "cursor.json"
     cursor_file.write_text(json.dumps({"cursor": "0"}))  # from the start
-    await _run_echo_bot(server, cursor_file)  # on 9bcd1d0: exit 1, NotFoundError
+    await run_echo_bot_here(server, cursor_file, monkeypatch)  # 9bcd1d0: NotFoundError
     assert [r.json["content"] for r in server.sends if r.status == 201] == ["echo: hello bot"]
