@@ -29,7 +29,11 @@ _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
 _C1 = re.compile("[\x7f-\x9f]")
 
 
-def _line(text: str, width: int = 80) -> str:
+def _line(text: str, out: TextIO, width: int = 80) -> str:
+    """``text`` on one line, cut to ``width``; the token masked *before* the cut (a token
+    straddling it would otherwise be printed all but its last characters)."""
+    if isinstance(out, _WithoutToken):
+        text = masked(text, out.forms)
     text = terminal_safe(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -50,7 +54,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
     preview = ""
     if last is not None:
         who = "you" if last.is_from_viewer else (last.sender_user_id or "them")
-        preview = f"  {terminal_safe(who)}: {_line(last.content, 60)}"
+        preview = f"  {terminal_safe(who)}: {_line(last.content, out, 60)}"
     print(
         f"{terminal_safe(conv.id)}  {terminal_safe(conv.bucket or '-'):<8} "
         f"unread {conv.unread_count:<3} updated {_timestamp(conv, 'updatedAt')}{preview}",
@@ -63,7 +67,7 @@ def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
         f"{_timestamp(message, 'createdAt')}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
-        f"{_line(message.content, 200)}",
+        f"{_line(message.content, out, 200)}",
         file=out,
         flush=True,
     )
@@ -76,10 +80,10 @@ class _WithoutToken:
 
     def __init__(self, out: TextIO, token: str) -> None:
         self._out = out
-        self._forms = secret_forms(token)
+        self.forms = secret_forms(token)
 
     def write(self, text: str) -> int:
-        return self._out.write(masked(text, self._forms))
+        return self._out.write(masked(text, self.forms))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._out, name)
