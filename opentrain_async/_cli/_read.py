@@ -4,7 +4,8 @@ Both print one line per item (or the API's objects as JSON Lines with ``--json``
 ``messages --max N`` shows the latest N messages in time order.
 ``messages --follow`` tails a conversation: it polls the newest page every
 ``--interval`` seconds and prints messages it has not shown yet, oldest first, until
-interrupted (or until ``--max`` messages were shown).
+interrupted (or until ``--max`` messages were shown); a poll that finds none it has
+shown pages back until it does, so a burst larger than a page is printed whole.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import json
 import re
+from datetime import datetime, timezone
 from typing import Any, TextIO, cast
 
 from opentrain_async._answers import masked, secret_forms
@@ -25,6 +27,7 @@ from opentrain_async._seen import RecentSet
 
 __all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
 _C1 = re.compile("[\x7f-\x9f]")
 
@@ -148,8 +151,24 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
                 if not emit(list(page.messages)):
                     return 0
             return 0
+        newest_at: datetime | None = None  # the newest message polled (None: first poll)
         while True:  # tail: the newest page, again and again
-            newest = await client.read_messages(args.conversation_id, limit=args.limit)
-            if not emit(list(newest.messages)):
+            page = await client.read_messages(args.conversation_id, limit=args.limit)
+            batch = list(page.messages)
+            # More new messages since the last poll than a page holds: page back until
+            # one already shown or older than the newest shown (or the start), else the
+            # older ones would never show.  Not on the first poll: that shows the latest
+            # page only, as documented.
+            while (
+                newest_at is not None
+                and page.next_cursor
+                and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
+            ):
+                page = await client.read_messages(
+                    args.conversation_id, limit=args.limit, cursor=page.next_cursor
+                )
+                batch.extend(page.messages)
+            if not emit(batch):
                 return 0
+            newest_at = max((m.created_at for m in batch), default=newest_at or _EPOCH)
             await asyncio.sleep(args.interval)

@@ -1,0 +1,45 @@
+"""``messages --follow`` polled only the newest page: more new messages between two
+polls than a page holds (``--limit``, 50 by default) and the older of them were never
+printed, with nothing said.  A tail that drops messages silently is worse than a slow
+one.  Now a poll that finds no message it has shown already pages back until it does
+(or reaches what it saw last).  (Failed on main: 15 of the 25 never appeared.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from opentrain_async.testing import FakeOpenTrain
+
+from .cli_helpers import cli_env, start_cli
+
+
+@pytest.mark.process
+async def test_follow_prints_every_message_of_a_burst_larger_than_a_page(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    conv = server.add_conversation()
+    server.add_incoming_message(conv, "before")
+    env = cli_env(server, tmp_path)
+    args = ("messages", conv, "--follow", "--interval", "0.05", "--limit", "10")
+    proc = await start_cli(*args, env=env)
+    assert proc.stdout is not None
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert first.decode().rstrip().endswith(": before")
+        for i in range(25):  # between two polls: 2.5 pages
+            server.add_incoming_message(conv, f"burst {i}")
+        shown: list[str] = []
+        for _ in range(25):
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), 2)
+            except asyncio.TimeoutError:
+                break  # main: the 15 oldest never came
+            shown.append(line.decode().rstrip().rsplit(": ", 1)[1])
+        assert shown == [f"burst {i}" for i in range(25)]
+    finally:
+        proc.terminate()
+        await proc.wait()
