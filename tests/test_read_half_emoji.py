@@ -1,0 +1,37 @@
+"""A message holding half an emoji (a lone surrogate, ``"\\ud83d"`` in the JSON, as
+JavaScript's ``JSON.stringify`` writes text that a client cut by UTF-16 units) is valid
+JSON.  With orjson installed (the ``[speed]`` extra) the SDK refused the whole page as
+"a body that is not JSON": the conversation could not be read or read back, and
+``listen()`` raised on it before moving its position, so the bot stopped there on
+every restart and handled nothing after it.  The stdlib parser (no orjson) read it.
+Now orjson's refusals are parsed again by the stdlib: the same data either way.
+(Failed on main with orjson installed: UnexpectedResponseError.)
+"""
+
+from __future__ import annotations
+
+from opentrain_async import MemoryCursorStore, OpenTrainClient
+from opentrain_async.testing import FakeOpenTrain
+
+HALF = "a cut emoji \ud83d"
+
+
+async def test_a_message_with_half_an_emoji_is_read(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    conv = server.add_conversation()
+    server.add_incoming_message(conv, HALF)
+    page = await client.read_messages(conv)
+    assert [m.content for m in page.messages] == [HALF]
+
+
+async def test_listen_goes_past_a_message_with_half_an_emoji(
+    server: FakeOpenTrain, client: OpenTrainClient
+) -> None:
+    cut = server.add_conversation()
+    server.add_incoming_message(cut, HALF)
+    later = server.add_conversation()
+    server.add_incoming_message(later, "after it")
+    store = MemoryCursorStore()
+    got = [m.content async for m in client.listen(store=store, start="beginning", until_idle=True)]
+    assert got == [HALF, "after it"]
