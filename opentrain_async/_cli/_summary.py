@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import stat
 import tempfile
@@ -323,6 +324,15 @@ _HEADER_BYTES = 1 << 20
 a few KiB) and a fingerprint, so a longer first line is no header of ours."""
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Half an emoji: a bad line's ``"\\ud83d"`` escape, parsed.  UTF-8 cannot write it
+(the file was lost with a traceback), so the row keeps it escaped, as the line had it."""
+
+
+def _escaped(char: re.Match[str]) -> str:
+    return f"\\u{ord(char.group()):04x}"
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or os.path.samefile(a, b)
@@ -377,7 +387,8 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
                 writer.writerows(rows)
             else:
                 for row in rows:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    text = json.dumps(row, ensure_ascii=False)
+                    handle.write(_LONE_SURROGATE.sub(_escaped, text) + "\n")
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
