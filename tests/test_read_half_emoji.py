@@ -4,14 +4,19 @@ JSON.  With orjson installed (the ``[speed]`` extra) the SDK refused the whole p
 "a body that is not JSON": the conversation could not be read or read back, and
 ``listen()`` raised on it before moving its position, so the bot stopped there on
 every restart and handled nothing after it.  The stdlib parser (no orjson) read it.
+A journal holding a key with half an emoji was refused as corrupt the same way.
 Now orjson's refusals are parsed again by the stdlib: the same data either way.
 (Failed on main with orjson installed: UnexpectedResponseError.)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from opentrain_async import MemoryCursorStore, OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
+
+from .cli_helpers import cli
 
 HALF = "a cut emoji \ud83d"
 
@@ -35,3 +40,19 @@ async def test_listen_goes_past_a_message_with_half_an_emoji(
     store = MemoryCursorStore()
     got = [m.content async for m in client.listen(store=store, start="beginning", until_idle=True)]
     assert got == [HALF, "after it"]
+
+
+async def test_a_journal_holding_a_key_with_half_an_emoji_resumes(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """A key with a lone surrogate (``"\\ud83d"``) is journaled as written (UTF-8 with
+    surrogates passed); with orjson the next run refused the journal as corrupt ("str
+    is not valid UTF-8"), exit 2: the job could not resume.  (Failed on main.)"""
+    conv = server.add_conversation()
+    job = tmp_path / "job.jsonl"
+    job.write_text(f'{{"conversationId": "{conv}", "content": "hi", "key": "k\\ud83d"}}\n')
+    first = await cli("bulk", str(job), server=server)
+    assert first.code == 0, first.err
+    again = await cli("bulk", str(job), server=server)
+    assert again.code == 0, again.err
+    assert server.stats()["sends"] == 1
