@@ -13,7 +13,6 @@ import contextlib
 import csv
 import json
 import os
-import re
 import signal
 import stat
 import tempfile
@@ -324,15 +323,6 @@ _HEADER_BYTES = 1 << 20
 a few KiB) and a fingerprint, so a longer first line is no header of ours."""
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-"""Half an emoji: a bad line's ``"\\ud83d"`` escape, parsed.  UTF-8 cannot write it
-(the file was lost with a traceback), so the row keeps it escaped, as the line had it."""
-
-
-def _escaped(char: re.Match[str]) -> str:
-    return f"\\u{ord(char.group()):04x}"
-
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or os.path.samefile(a, b)
@@ -377,7 +367,10 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
         rows.append(record)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent or Path("."))
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
+        # A lone surrogate (half an emoji: a bad line's "\ud83d", or in a server's error
+        # text) cannot be UTF-8: written as that escape, valid JSON for the same string;
+        # strict, it raised after the run and the whole file was lost.
+        with open(fd, "w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
             if csv_format:
                 fields = ["conversationId", "content", "key"]
                 fields += [f"{OUTCOME}.{k}" for k in OUTCOME_FIELDS]
@@ -387,8 +380,7 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
                 writer.writerows(rows)
             else:
                 for row in rows:
-                    text = json.dumps(row, ensure_ascii=False)
-                    handle.write(_LONE_SURROGATE.sub(_escaped, text) + "\n")
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
