@@ -43,3 +43,33 @@ async def test_follow_prints_every_message_of_a_burst_larger_than_a_page(
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_follow_pages_back_no_further_than_a_cursor_handed_back(
+    server: FakeOpenTrain, tmp_path: Path
+) -> None:
+    """A server that answers every page with the same cursor (and no message it
+    shows yet) must not keep the tail paging forever: it prints what it got, once.
+    (Guards this branch's paging; main never paged back.)"""
+    conv = server.add_conversation()
+    server.add_incoming_message(conv, "before")
+    page = {"messages": [], "nextCursor": "same"}
+    env = cli_env(server, tmp_path)
+    args = ("messages", conv, "--follow", "--interval", "0.05", "--limit", "1", "--max", "3")
+    proc = await start_cli(*args, env=env)
+    assert proc.stdout is not None
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert first.decode().rstrip().endswith(": before")
+        server.add_incoming_message(conv, "one")
+        server.add_incoming_message(conv, "two")
+        server.script("GET /messages", json=page, times=None)  # every page from now on
+        await asyncio.sleep(0.5)  # polls meeting the cursor handed back
+        server.clear_faults()
+        server.add_incoming_message(conv, "three")  # past --max: the command ends
+        out, _ = await asyncio.wait_for(proc.communicate(), 5)
+        assert [line.rsplit(": ", 1)[1] for line in out.decode().splitlines()] == ["one", "two"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()

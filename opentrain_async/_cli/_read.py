@@ -159,11 +159,15 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
             # one already shown or older than the newest shown (or the start), else the
             # older ones would never show.  Not on the first poll: that shows the latest
             # page only, as documented.
+            cursors: set[str] = set()  # a server handing back a cursor ends the walk
             while (
                 newest_at is not None
                 and page.next_cursor
+                and page.next_cursor not in cursors
+                and len(batch) < _SEEN_MEMORY  # what the seen set could tell apart
                 and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
             ):
+                cursors.add(page.next_cursor)
                 page = await client.read_messages(
                     args.conversation_id, limit=args.limit, cursor=page.next_cursor
                 )
