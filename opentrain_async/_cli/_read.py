@@ -119,7 +119,8 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
     seen: RecentSet[str] = RecentSet(_SEEN_MEMORY)
 
     def emit(messages: list[Message]) -> bool:
-        """Print the unseen ones oldest first; False once ``--max`` is reached."""
+        """Print the unseen ones oldest first; False once ``--max`` were shown (as the
+        last is printed: ``--follow`` must not wait for one more message to end)."""
         nonlocal shown
         for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
             if message.id in seen:
@@ -129,7 +130,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
                 return False
             print_json(message, out) if args.json else _print_message(message, out)
             shown += 1
-        return True
+        return args.max is None or shown < args.max
 
     async with OpenTrainClient(settings.token, settings.api_root) as client:
         if not args.follow and args.max is not None and args.direction == "older":
