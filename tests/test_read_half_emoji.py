@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opentrain_async import MemoryCursorStore, OpenTrainClient
+from opentrain_async import MemoryCursorStore, OpenTrainClient, parse_webhook_event
 from opentrain_async.testing import FakeOpenTrain
 
 from .cli_helpers import cli
@@ -56,3 +56,16 @@ async def test_a_journal_holding_a_key_with_half_an_emoji_resumes(
     again = await cli("bulk", str(job), server=server)
     assert again.code == 0, again.err
     assert server.stats()["sends"] == 1
+
+
+def test_a_webhook_event_with_half_an_emoji_is_parsed() -> None:
+    """A delivery whose event data quotes text cut mid-emoji was "not JSON" with orjson:
+    answered 400, retried five times by OpenTrain, then lost.  (Failed on main.)"""
+    body = (
+        b'{"id": "1042", "type": "proposal.received", "apiVersion": "v1", "createdAt":'
+        b' "2026-06-12T09:15:00.000Z", "resourceId": "p_1", "jobId": null,'
+        b' "data": {"coverLetter": "I can start \\ud83d"}}'
+    )
+    event = parse_webhook_event(body)
+    assert event.id == "1042"
+    assert event.data["coverLetter"] == "I can start \ud83d"
