@@ -25,19 +25,30 @@ from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
 from opentrain_async._seen import RecentSet
 
-__all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
+__all__ = [
+    "list_conversations",
+    "print_json",
+    "show_messages",
+    "terminal_safe",
+    "without_token",
+    "without_token_in",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
 _C1 = re.compile("[\x7f-\x9f]")
 
 
+def without_token_in(text: str, out: TextIO) -> str:
+    """``text`` with the token masked when ``out`` is a ``without_token`` stream: for
+    text cut before it is written (a token straddling the cut would otherwise be
+    printed all but its last characters)."""
+    return masked(text, out.forms) if isinstance(out, _WithoutToken) else text
+
+
 def _line(text: str, out: TextIO, width: int = 80) -> str:
-    """``text`` on one line, cut to ``width``; the token masked *before* the cut (a token
-    straddling it would otherwise be printed all but its last characters)."""
-    if isinstance(out, _WithoutToken):
-        text = masked(text, out.forms)
-    text = terminal_safe(" ".join(text.split()))
+    """``text`` on one line, cut to ``width``; the token masked *before* the cut."""
+    text = terminal_safe(" ".join(without_token_in(text, out).split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -112,6 +123,34 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
     return 0
 
 
+async def _newest(
+    client: OpenTrainClient,
+    args: argparse.Namespace,
+    seen: RecentSet[str],
+    newest_at: datetime | None,
+) -> list[Message]:
+    """``--follow``'s poll: the newest page, and when it holds no message shown yet
+    (more new ones than a page holds), older pages until one does or is older than
+    the newest shown (or the start), else the older new ones would never show.  Not
+    on the first poll (``newest_at`` None): that shows the latest page only."""
+    page = await client.read_messages(args.conversation_id, limit=args.limit)
+    batch = list(page.messages)
+    cursors: set[str] = set()  # a server handing back a cursor ends the walk
+    while (
+        newest_at is not None
+        and page.next_cursor
+        and page.next_cursor not in cursors
+        and len(batch) < _SEEN_MEMORY  # what the seen set could tell apart
+        and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
+    ):
+        cursors.add(page.next_cursor)
+        page = await client.read_messages(
+            args.conversation_id, limit=args.limit, cursor=page.next_cursor
+        )
+        batch.extend(page.messages)
+    return batch
+
+
 async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print a conversation's messages; with ``--follow``, keep printing new ones."""
     out = without_token(out, settings)
@@ -154,25 +193,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
             return 0
         newest_at: datetime | None = None  # the newest message polled (None: first poll)
         while True:  # tail: the newest page, again and again
-            page = await client.read_messages(args.conversation_id, limit=args.limit)
-            batch = list(page.messages)
-            # More new messages since the last poll than a page holds: page back until
-            # one already shown or older than the newest shown (or the start), else the
-            # older ones would never show.  Not on the first poll: that shows the latest
-            # page only, as documented.
-            cursors: set[str] = set()  # a server handing back a cursor ends the walk
-            while (
-                newest_at is not None
-                and page.next_cursor
-                and page.next_cursor not in cursors
-                and len(batch) < _SEEN_MEMORY  # what the seen set could tell apart
-                and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
-            ):
-                cursors.add(page.next_cursor)
-                page = await client.read_messages(
-                    args.conversation_id, limit=args.limit, cursor=page.next_cursor
-                )
-                batch.extend(page.messages)
+            batch = await _newest(client, args, seen, newest_at)
             if not emit(batch):
                 return 0
             newest_at = max((m.created_at for m in batch), default=newest_at or _EPOCH)
