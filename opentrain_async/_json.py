@@ -33,5 +33,18 @@ try:
 except ImportError:  # pragma: no cover - exercised where orjson is absent
     pass
 else:
-    json_loads = orjson.loads
+
+    def _orjson_loads(raw: bytes | str) -> Any:
+        """orjson, and the stdlib for what orjson refuses: a lone surrogate escape
+        (``"\\ud83d"``, half an emoji, as JavaScript's ``JSON.stringify`` writes one
+        that a client cut by UTF-16 units) is valid JSON, and one such message made
+        its whole page unreadable, stopping ``listen()`` on every restart.  Only bodies
+        orjson refused pay twice; the stdlib's answer is what every install without
+        orjson gets, so the SDK reads the same data either way."""
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _std_loads(raw)
+
+    json_loads = _orjson_loads
     json_dumps = orjson.dumps

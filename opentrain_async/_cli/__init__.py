@@ -63,7 +63,7 @@ from ._journal_redis import (
 )
 from ._parser import PROG, _pacing_url_problem, build_parser
 from ._progress import describe_retry
-from ._read import print_json, terminal_safe
+from ._read import print_json, terminal_safe, without_token, without_token_in
 
 __all__ = ["build_parser", "main"]
 
@@ -120,7 +120,8 @@ def _read_stdin() -> str:
 
 
 def _show_message(message: Message, out: TextIO) -> None:
-    preview = message.content if len(message.content) <= 200 else message.content[:199] + "…"
+    content = without_token_in(message.content, out)  # before the cut: none of it shows
+    preview = content if len(content) <= 200 else content[:199] + "…"
     created = message.to_dict()["createdAt"]
     sent = f"sent {message.id} to {message.conversation_id} at {created}"
     print(terminal_safe(sent), file=out)
@@ -212,10 +213,11 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
             return _fail(str(exc), EXIT_FAILED)
         except OpenTrainError as exc:
             return _fail(f"not sent: {exc}", EXIT_FAILED)
+    out = without_token(sys.stdout, settings)  # a message may quote the token
     if args.json:
-        print_json(message, sys.stdout)
+        print_json(message, out)
     else:
-        _show_message(message, sys.stdout)
+        _show_message(message, out)
     return EXIT_OK
 
 

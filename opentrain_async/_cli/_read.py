@@ -4,7 +4,8 @@ Both print one line per item (or the API's objects as JSON Lines with ``--json``
 ``messages --max N`` shows the latest N messages in time order.
 ``messages --follow`` tails a conversation: it polls the newest page every
 ``--interval`` seconds and prints messages it has not shown yet, oldest first, until
-interrupted (or until ``--max`` messages were shown).
+interrupted (or until ``--max`` messages were shown); a poll that finds none it has
+shown pages back until it does, so a burst larger than a page is printed whole.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import json
 import re
+from datetime import datetime, timezone
 from typing import Any, TextIO, cast
 
 from opentrain_async._answers import masked, secret_forms
@@ -23,14 +25,30 @@ from opentrain_async._models import Message, WireModel
 from opentrain_async._read_models import Conversation
 from opentrain_async._seen import RecentSet
 
-__all__ = ["list_conversations", "print_json", "show_messages", "terminal_safe"]
+__all__ = [
+    "list_conversations",
+    "print_json",
+    "show_messages",
+    "terminal_safe",
+    "without_token",
+    "without_token_in",
+]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SEEN_MEMORY = 10_000  # message ids remembered by --follow (bounded)
 _C1 = re.compile("[\x7f-\x9f]")
 
 
-def _line(text: str, width: int = 80) -> str:
-    text = terminal_safe(" ".join(text.split()))
+def without_token_in(text: str, out: TextIO) -> str:
+    """``text`` with the token masked when ``out`` is a ``without_token`` stream: for
+    text cut before it is written (a token straddling the cut would otherwise be
+    printed all but its last characters)."""
+    return masked(text, out.forms) if isinstance(out, _WithoutToken) else text
+
+
+def _line(text: str, out: TextIO, width: int = 80) -> str:
+    """``text`` on one line, cut to ``width``; the token masked *before* the cut."""
+    text = terminal_safe(" ".join(without_token_in(text, out).split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -50,7 +68,7 @@ def _print_conversation(conv: Conversation, out: TextIO) -> None:
     preview = ""
     if last is not None:
         who = "you" if last.is_from_viewer else (last.sender_user_id or "them")
-        preview = f"  {terminal_safe(who)}: {_line(last.content, 60)}"
+        preview = f"  {terminal_safe(who)}: {_line(last.content, out, 60)}"
     print(
         f"{terminal_safe(conv.id)}  {terminal_safe(conv.bucket or '-'):<8} "
         f"unread {conv.unread_count:<3} updated {_timestamp(conv, 'updatedAt')}{preview}",
@@ -63,7 +81,7 @@ def _print_message(message: Message, out: TextIO) -> None:
     who = "you" if message.is_from_viewer else (message.sender_user_id or "them")
     print(
         f"{_timestamp(message, 'createdAt')}  {terminal_safe(message.id)}  {terminal_safe(who)}: "
-        f"{_line(message.content, 200)}",
+        f"{_line(message.content, out, 200)}",
         file=out,
         flush=True,
     )
@@ -76,10 +94,10 @@ class _WithoutToken:
 
     def __init__(self, out: TextIO, token: str) -> None:
         self._out = out
-        self._forms = secret_forms(token)
+        self.forms = secret_forms(token)
 
     def write(self, text: str) -> int:
-        return self._out.write(masked(text, self._forms))
+        return self._out.write(masked(text, self.forms))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._out, name)
@@ -105,6 +123,34 @@ async def list_conversations(args: argparse.Namespace, settings: Settings, out: 
     return 0
 
 
+async def _newest(
+    client: OpenTrainClient,
+    args: argparse.Namespace,
+    seen: RecentSet[str],
+    newest_at: datetime | None,
+) -> list[Message]:
+    """``--follow``'s poll: the newest page, and when it holds no message shown yet
+    (more new ones than a page holds), older pages until one does or is older than
+    the newest shown (or the start), else the older new ones would never show.  Not
+    on the first poll (``newest_at`` None): that shows the latest page only."""
+    page = await client.read_messages(args.conversation_id, limit=args.limit)
+    batch = list(page.messages)
+    cursors: set[str] = set()  # a server handing back a cursor ends the walk
+    while (
+        newest_at is not None
+        and page.next_cursor
+        and page.next_cursor not in cursors
+        and len(batch) < _SEEN_MEMORY  # what the seen set could tell apart
+        and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
+    ):
+        cursors.add(page.next_cursor)
+        page = await client.read_messages(
+            args.conversation_id, limit=args.limit, cursor=page.next_cursor
+        )
+        batch.extend(page.messages)
+    return batch
+
+
 async def show_messages(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Print a conversation's messages; with ``--follow``, keep printing new ones."""
     out = without_token(out, settings)
@@ -112,7 +158,8 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
     seen: RecentSet[str] = RecentSet(_SEEN_MEMORY)
 
     def emit(messages: list[Message]) -> bool:
-        """Print the unseen ones oldest first; False once ``--max`` is reached."""
+        """Print the unseen ones oldest first; False once ``--max`` were shown (as the
+        last is printed: ``--follow`` must not wait for one more message to end)."""
         nonlocal shown
         for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
             if message.id in seen:
@@ -122,7 +169,7 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
                 return False
             print_json(message, out) if args.json else _print_message(message, out)
             shown += 1
-        return True
+        return args.max is None or shown < args.max
 
     async with OpenTrainClient(settings.token, settings.api_root) as client:
         if not args.follow and args.max is not None and args.direction == "older":
@@ -144,8 +191,10 @@ async def show_messages(args: argparse.Namespace, settings: Settings, out: TextI
                 if not emit(list(page.messages)):
                     return 0
             return 0
+        newest_at: datetime | None = None  # the newest message polled (None: first poll)
         while True:  # tail: the newest page, again and again
-            newest = await client.read_messages(args.conversation_id, limit=args.limit)
-            if not emit(list(newest.messages)):
+            batch = await _newest(client, args, seen, newest_at)
+            if not emit(batch):
                 return 0
+            newest_at = max((m.created_at for m in batch), default=newest_at or _EPOCH)
             await asyncio.sleep(args.interval)

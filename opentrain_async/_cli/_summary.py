@@ -28,6 +28,7 @@ from rich.table import Table
 from opentrain_async import BulkReport
 
 from ._input import InputError, JobSource
+from ._journal import MARK
 from ._options import EXIT_FAILED, EXIT_OK, EXIT_START, Failure, JobOptions
 from ._plan import OUTCOME, JobInput, entries
 from ._progress import clip_to_terminal
@@ -287,6 +288,12 @@ def check_failures_path(path: Path, source: JobSource, journal: Path | None = No
                 f"--failures {path} is not a regular file (a device, FIFO or socket); "
                 "nothing was sent. Name a file, or leave --failures out"
             )
+    if _holds_a_journal(path):
+        raise InputError(
+            f"--failures {path} is a journal of opentrain-async (another job's): it would be "
+            "overwritten or removed, and that job could not resume. Nothing was sent; name "
+            "another file"
+        )
     try:  # the file is written beside itself and renamed over: its directory must take it
         fd, probe = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent)
         os.close(fd)
@@ -295,6 +302,25 @@ def check_failures_path(path: Path, source: JobSource, journal: Path | None = No
         raise InputError(
             f"--failures {path} cannot be written ({exc.strerror or exc}); nothing was sent"
         ) from None
+
+
+def _holds_a_journal(path: Path) -> bool:
+    """Whether ``path`` starts with a journal header of ours (``_journal.MARK``): a run
+    replaces the failures file, or removes it when there are none, and either would lose
+    that job's record of what it delivered.  Only the first line is read (a header is
+    well under ``_HEADER_BYTES``); unreadable or not JSON: not a journal."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(_HEADER_BYTES)
+        header = json.loads(first)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(header, dict) and header.get("journal") == MARK
+
+
+_HEADER_BYTES = 1 << 20
+"""Bytes read for a journal's first line: its header holds the input's path (at most
+a few KiB) and a fingerprint, so a longer first line is no header of ours."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -341,7 +367,10 @@ def write_failures(path: Path, source: JobSource, result: JobResult) -> int:
         rows.append(record)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", dir=path.parent or Path("."))
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
+        # A lone surrogate (half an emoji: a bad line's "\ud83d", or in a server's error
+        # text) cannot be UTF-8: written as that escape, valid JSON for the same string;
+        # strict, it raised after the run and the whole file was lost.
+        with open(fd, "w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
             if csv_format:
                 fields = ["conversationId", "content", "key"]
                 fields += [f"{OUTCOME}.{k}" for k in OUTCOME_FIELDS]
