@@ -29,6 +29,12 @@ CASES = [
     ["bulk", "x.jsonl", "--redis", URL],
     [URL, "bulk", "x.jsonl"],
     ["send", "c", "hi", "--password", SECRET],
+    # Shortened or named otherwise (adv10): still a secret's flag.
+    ["send", "c", "hi", f"--tok=ot_pat_{SECRET}"],
+    ["send", "c", "hi", "--api-key", SECRET],
+    ["send", "c", "hi", f"--apikey={SECRET}"],
+    ["send", "c", "hi", f"--pass={SECRET}"],
+    ["send", "c", "hi", "--pwd", SECRET],
 ]
 
 

@@ -32,7 +32,10 @@ _MAX_DEMO_MESSAGES = 1_000_000
 
 _ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
 """The arguments being parsed, for ``_Parser.error`` to keep their secrets out."""
-_SECRET_FLAG = re.compile(r"token|passw|secret|auth|cred", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"tok|pass|pwd|secret|auth|cred|key", re.IGNORECASE)
+"""A flag whose value may be a secret, shortened as people type them (``--tok``,
+``--pass``) or named as elsewhere (``--api-key``): masking a harmless value costs
+nothing, quoting a secret costs a rotation."""
 
 
 class _Parser(argparse.ArgumentParser):
