@@ -246,6 +246,10 @@ def resolve_settings(
         if file_data is None:
             file_data = {} if path is None else _read_config_file(path)
         value = file_data.get(key)
+        if value is not None and not isinstance(value, str):  # never echoed: maybe the token
+            raise ConfigurationError(
+                f'"{key}" in {path} must be a string, got {type(value).__name__}'
+            )
         return value if isinstance(value, str) and value.strip() else None
 
     # A blank token (spaces, an empty variable) counts as none: the next place is tried.

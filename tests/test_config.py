@@ -82,6 +82,19 @@ def test_non_object_cli_file_is_ignored(cli_file: Path) -> None:
         resolve_settings(env={}, config_path=cli_file)
 
 
+@pytest.mark.parametrize("key", ["apiToken", "baseUrl"])
+def test_a_cli_file_value_of_the_wrong_type_is_named_not_skipped(cli_file: Path, key: str) -> None:
+    """``"apiToken": 12345678`` (a number): the error names the key and the file, not
+    "no token found" (the user sees one there), and never echoes the value."""
+    cli_file.parent.mkdir(parents=True)
+    cli_file.write_text(json.dumps({"apiToken": "ot_pat_file", key: 987654321}))
+    with pytest.raises(ConfigurationError) as info:
+        resolve_settings(env={}, config_path=cli_file)
+    text = str(info.value)
+    assert f'"{key}" in {cli_file} must be a string, got int' in text
+    assert "987654321" not in text
+
+
 def test_base_url_order(cli_file: Path) -> None:
     """Base URL: argument, OT_API_BASE_URL, OPENTRAIN_API_BASE_URL, file, default."""
     write_cli_file(cli_file, apiToken="t", baseUrl="https://file.example")
