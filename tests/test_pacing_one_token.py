@@ -99,13 +99,9 @@ async def test_pairs_of_429s_below_a_one_token_limit_do_not_ratchet_it() -> None
 
 async def test_a_pair_at_the_limit_of_a_bucket_with_a_burst_still_cuts() -> None:
     """The same pacer with no 429 under the limit after the cut (a bucket with a burst
-    refuses only above its rate): a pair at a low refused share cuts, as before.  (Its
-    recovery is the shortest, 0.3 s: this one sender idles between answers, which
-    freezes the curve, and the pair must come past the recovery, not on the cubic's
-    last 3% below the limit, where a 429 is evidence.)"""
+    refuses only above its rate): a pair at a low refused share cuts, as before."""
     time = FakeTime(start=100.0)
-    tuning = PacingTuning(doubling=0.01, recover_round_trips=5)
-    pacer = Pacer(tuning=tuning, clock=time.clock, sleep=time.sleep)
+    pacer = Pacer(tuning=PacingTuning(doubling=0.01), clock=time.clock, sleep=time.sleep)
     await _answers(pacer, time, 20)
     await pacer.on_throttle(await pacer.acquire(), 0.001)
     time.now += 0.15
