@@ -19,6 +19,9 @@ import pytest
 
 from benchmarks.family import draw
 from benchmarks.family_sim import run_draw
+from opentrain_async._pacing.probe import WallProbe
+
+from .step_clock import Clock
 
 
 @pytest.mark.parametrize(
@@ -40,3 +43,23 @@ def test_after_a_hintless_wall_lifts_processes_keep_the_windows_pace(
     result = run_draw(d)
     assert result.delivered == d.n
     assert result.ratio <= at_most < before
+
+
+def test_a_lift_reports_what_its_cycle_admitted_above_the_pace() -> None:
+    """``WallProbe.lifted``: the successes known (every pacer's) from the first send to
+    the lift, per second of that cycle, when above the pace, once; the next wall's cycle
+    runs from this lift.  Below the pace, or with no pace: nothing to report."""
+    clock = Clock()
+    probe = WallProbe(clock, clock.sleep)
+    probe.accepted(0.0, count=1, pace=10.0)  # the first send: 1 success known
+    for sent, paused in ((0.2, 0.25), (0.3, 0.4), (1.0, 1.2)):  # the wall: shut at 0.3
+        probe.refused(sent, None, paused_until=paused, counts=True)
+    assert probe.shut
+    probe.accepted(1.6, count=24, pace=10.0)  # the probe: 24 through in 1.6 s
+    assert probe.lifted == pytest.approx(24 / 1.6)
+    assert probe.take_lifted() == pytest.approx(15.0)
+    assert probe.lifted == 0.0
+    for sent, paused in ((2.0, 2.05), (2.1, 2.2), (2.9, 3.0)):
+        probe.refused(sent, None, paused_until=paused, counts=True)
+    probe.accepted(3.2, count=30, pace=10.0)  # 6 more in 1.6 s: under the pace
+    assert probe.lifted == 0.0
