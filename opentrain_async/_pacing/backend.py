@@ -55,6 +55,7 @@ from .curve import (
     climb,
     first_cut,
     freeze,
+    lift,
     search_again,
 )
 from .episode import (
@@ -266,7 +267,7 @@ def apply_report(
         if feedback.sounding:
             new = probe_answered(new, feedback.throttled_at)
         new = note_wall(new, cap, feedback.throttled_at, now, feedback.retry_after)
-    return new
+    return lift(new, now, feedback.lifted, tuning) if feedback.lifted else new
 
 
 def _report(
