@@ -24,6 +24,7 @@ local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
 local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
 local SEARCH_ABOVE, WALL_RESET = tonumber(ARGV[17]), tonumber(ARGV[18])
 local PROBES, FEW = tonumber(ARGV[19]), tonumber(ARGV[20])
+local REOPENED_GAP = 5  -- episode.REOPENED_GAP (tests/test_pacing_reopened.py)
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -149,6 +150,16 @@ local function search_admits(at, sent_at)
   local n, seconds = accepted_since(at, s.cut_at + s.recover)
   if n <= 0 or seconds < math.max(s.recover, doubling) then return nil end
   local admits = n / seconds
+  if s.win_first < at then  -- episode.reopened_rate (samples.reopened)
+    local acc, empty = advanced(at), 0
+    for i = 1, NB do
+      if acc[i] > 0 and empty >= REOPENED_GAP then
+        admits = math.max(admits, s.successes / (at - s.win_first))
+        break
+      end
+      if acc[i] > 0 then empty = 0 else empty = empty + 1 end
+    end
+  end
   if admits < SEARCH_ABOVE * s.limit then return admits end
   return nil
 end
