@@ -309,7 +309,7 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 feedback,
                 throttled=True,
                 throttled_at=rng.choice([began - 0.01, began + rng.uniform(0, now - began)]),
-                retry_after=rng.choice([None, 1.0]),
+                retry_after=rng.choice([None, 1.0, 0.37]),
                 spread=False,
             )
             cap = None
