@@ -16,8 +16,6 @@ import redis.asyncio as redis_asyncio
 
 from opentrain_async import ConfigurationError, OpenTrainClient, Pacer, PacingTuning
 from opentrain_async._pacing.backend import apply_report, apply_reserve
-from opentrain_async._pacing.curve import MIN_RATE
-from opentrain_async._pacing.episode import reopened_rate
 from opentrain_async._pacing.redis_backend import (
     RedisPacingBackend,
     RedisPacingOptions,
@@ -206,7 +204,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     slow = 0  # successes judged a window's slow answers, not its probe's
     stretched = 0
     tightened = probes = ended = lowered = short = again = walls = refused = left = 0
-    reopened = 0
     climbed = 0
     climbing = random.Random(37)  # (its own stream: the branches above draw as before)
     for _ in range(800):
@@ -295,21 +292,11 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
                 sample_at=math.floor(now / SAMPLE_SECONDS) * SAMPLE_SECONDS,
                 accepted=tuple(rng.randint(0, 3) for _ in range(SAMPLE_BUCKETS)),
             )
-            if rng.random() < 0.5:  # a wall that reopened (``episode.reopened_rate``)
-                gap = rng.randint(4, 7)
-                head = SAMPLE_BUCKETS - gap - 1
-                before = attrs.evolve(
-                    before,
-                    accepted=(0,) * gap + (rng.randint(1, 40),) * (head + 1),
-                    successes=rng.randint(0, 400),
-                    win_first=rng.choice([math.inf, now - rng.uniform(0.2, 3.0)]),
-                    cut_at=now - rng.uniform(0.6, 1.2),
-                )
             feedback = attrs.evolve(
                 feedback,
                 throttled=True,
                 throttled_at=rng.choice([began - 0.01, began + rng.uniform(0, now - began)]),
-                retry_after=rng.choice([None, 1.0, 0.37]),
+                retry_after=rng.choice([None, 1.0]),
                 spread=False,
             )
             cap = None
@@ -380,19 +367,12 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
         resume = max(want.pause_until, now)
         ended += want.cuts > before.cuts and not want.searching and want.origin < resume - 1e-6
         # a search far above what the limiter admitted searched again from there
-        restarted = (
+        again += (
             before.limit is not None
             and before.searching
             and want.searching
             and want.limit is not None
             and want.limit < before.limit
-        )
-        again += restarted
-        reopened += (
-            restarted
-            and reopened_rate(before, now) > 0
-            and want.limit is not None
-            and want.limit == max(reopened_rate(before, now), MIN_RATE)
         )
         # no success since the cut: a bucket's exact hint froze the curve for the time
         # refused, not the pause alone; other hints froze it for the pause alone
@@ -428,7 +408,6 @@ async def test_report_script_agrees_with_apply_report(redis: redis_asyncio.Redis
     assert lowered
     assert short
     assert again
-    assert reopened  # the search restarted from a reopened window's rate
     assert walls
     assert refused
     assert left

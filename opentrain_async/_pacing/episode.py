@@ -14,13 +14,12 @@ import attrs
 from .allowance import window_average
 from .curve import bounded, cut, doubling, search_period, trust_accepted
 from .curve import rate as curve_rate
-from .pause import WINDOW_SLOTS, bucket_bound, is_exact
-from .samples import accepted_rate, accepted_since, reopened, wall_rate
+from .pause import WINDOW_SLOTS, bucket_bound
+from .samples import accepted_rate, accepted_since, wall_rate
 from .state import PacingFeedback, PacingState, PacingTuning
 
 __all__ = [
     "BOUND_SPAN",
-    "REOPENED_GAP",
     "SEARCH_ABOVE",
     "SEARCH_CUTS",
     "WALL_RESET",
@@ -28,7 +27,6 @@ __all__ = [
     "cut_episode",
     "hint_bound",
     "new_episode",
-    "reopened_rate",
     "search_admits",
 ]
 
@@ -171,9 +169,7 @@ def search_admits(
     is read.  Once a window reopens, though, its wall is in the reading: a sliding
     window of 140/s with rounded hints read 2.4/s at its first slot freed (seed 68 of
     the 2 s family, 1.63x -> 2.25x); counted from the first admission instead, the
-    family kept fewer of the 429s (``benchmarks/pacing-experiments.md``, roundretry).
-    So once the samples show a wall that reopened the reading is at least the window's
-    own (``reopened_rate``, branch slideround)."""
+    family kept fewer of the 429s (``benchmarks/pacing-experiments.md``, roundretry)."""
     sent_at = feedback.throttled_at
     if (
         not state.searching
@@ -187,38 +183,7 @@ def search_admits(
     if admitted <= 0 or seconds < search_period(state, tuning):
         return None
     admits = admitted / seconds
-    if feedback.retry_after is None or not is_exact(feedback.retry_after):
-        # (An exact hint is a bucket's or names a window's reset: the reading stands.
-        # Read with it too, buckets of 6-30/s with bursts of 20-70 restarted above
-        # their rate: tuning seeds 3000-3499, 11 draws slower against 7.)
-        admits = max(admits, reopened_rate(state, now))
     return admits if admits < SEARCH_ABOVE * state.limit else None
-
-
-REOPENED_GAP = 4
-"""Sample buckets (0.1 s each) in a row with no success, then one with a success: a
-window's wall that reopened (``reopened_rate``).  0.4 s: longer than a bucket of 3/s
-or more leaves between answers, shorter than the wall of a window of a second or more
-whose W went in slow start's first 0.4-0.6 s (seed 5397 of the 2 s family, 14
-processes: 0.4 s of empty samples before the first answer after its wall; 5 missed
-it, 1.79x against 1.41x)."""
-
-
-def reopened_rate(state: PacingState, now: float) -> float:
-    """What a window that shut and reopened admits per second: every success since the
-    first one over the time since (0.0: no wall reopened in the samples, or a window's
-    mode, whose allowance paces it).  A window of W per T read from its first admission
-    has let through W by its wall and more as its slots free: at least W over the time
-    since, whatever its kind.  Read from the search's start instead (``search_admits``)
-    the wall counted and the ramp did not: a sliding window of 223 per 1.09 s with no
-    hints restarted at about 60/s after its reset (seed 5183 of the 2 s family, 1.70x;
-    1.39x with this).  A bucket's wall reads its burst over the time since as well,
-    a little above its rate, and fades as the job goes on."""
-    if not state.win_first < now or state.window_hint:
-        return 0.0
-    if not reopened(state, now, REOPENED_GAP):
-        return 0.0
-    return state.successes / (now - state.win_first)
 
 
 def cut_episode(

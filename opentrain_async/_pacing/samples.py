@@ -14,7 +14,7 @@ from .state import SAMPLE_BUCKETS, SAMPLE_SECONDS, PacingState, PacingTuning, ev
 
 _EMPTY = (0,) * SAMPLE_BUCKETS
 
-__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record", "reopened", "wall_rate"]
+__all__ = ["accepted_rate", "accepted_since", "first_estimate", "record", "wall_rate"]
 
 
 def _shifted(state: PacingState, now: float) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
@@ -85,17 +85,6 @@ def accepted_since(state: PacingState, now: float, start: float) -> tuple[int, f
             if first is None:
                 first = began
     return (0, 0.0) if first is None else (total, now - first)
-
-
-def reopened(state: PacingState, now: float, gap: int) -> bool:
-    """Whether the samples hold ``gap`` buckets in a row with no success followed by
-    one with a success: a limiter that shut, then admitted again."""
-    empty = 0
-    for count in _shifted(state, now)[1]:
-        if count and empty >= gap:
-            return True
-        empty = 0 if count else empty + 1
-    return False
 
 
 def first_estimate(

@@ -24,7 +24,6 @@ local SEARCH_FLOOR, BOUND_SPAN = tonumber(ARGV[13]), tonumber(ARGV[14])
 local SEARCH_CUTS, NAMED_ROUND_TRIPS = tonumber(ARGV[15]), tonumber(ARGV[16])
 local SEARCH_ABOVE, WALL_RESET = tonumber(ARGV[17]), tonumber(ARGV[18])
 local PROBES, FEW = tonumber(ARGV[19]), tonumber(ARGV[20])
-local REOPENED_GAP = 4  -- episode.REOPENED_GAP (tests/test_pacing_reopened.py)
 local cap = nil
 local NEG = -math.huge
 local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'cut_at',
@@ -142,7 +141,7 @@ end
 
 -- episode.search_admits: what the limiter admitted per second since the search
 -- began, when a 429 for a request sent in it says its start is far above that
-local function search_admits(at, sent_at, ra)
+local function search_admits(at, sent_at)
   if not s.searching or s.limit == nil or s.window_hint ~= 0 or sent_at == nil
       or sent_at <= s.cut_at then
     return nil
@@ -150,17 +149,6 @@ local function search_admits(at, sent_at, ra)
   local n, seconds = accepted_since(at, s.cut_at + s.recover)
   if n <= 0 or seconds < math.max(s.recover, doubling) then return nil end
   local admits = n / seconds
-  -- episode.reopened_rate (samples.reopened), not for an exact hint
-  if s.win_first < at and (ra == nil or ra == math.floor(ra)) then
-    local acc, empty = advanced(at), 0
-    for i = 1, NB do
-      if acc[i] > 0 and empty >= REOPENED_GAP then
-        admits = math.max(admits, s.successes / (at - s.win_first))
-        break
-      end
-      if acc[i] > 0 then empty = 0 else empty = empty + 1 end
-    end
-  end
   if admits < SEARCH_ABOVE * s.limit then return admits end
   return nil
 end
@@ -328,8 +316,8 @@ if throttled and not spread then
       s.cut_at = resume
     end
     s.cut_at = math.max(s.cut_at, tat)
-  elseif search_admits(now, sent_at, ra) ~= nil then  -- curve.search_again
-    local limit = math.max(search_admits(now, sent_at, ra), MIN_RATE)
+  elseif search_admits(now, sent_at) ~= nil then  -- curve.search_again
+    local limit = math.max(search_admits(now, sent_at), MIN_RATE)
     s.limit, s.recover = limit, math.max(s.recover, 1 / limit)
     s.origin, s.cut_at, s.successes_at_cut = resume, math.max(resume, tat), s.successes
   elseif sent_at ~= nil and sent_at > s.cut_at and s.successes > s.successes_at_cut
