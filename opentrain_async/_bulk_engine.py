@@ -19,7 +19,6 @@ from ._bulk_outcome import (
     Pulled,
     SendItem,
     SendOutcome,
-    awaited,
     parse_input,
     quota_gone,
     stops_engine,
@@ -33,6 +32,7 @@ from ._errors import (
     OpenTrainError,
     RateLimitError,
 )
+from ._hooks import awaited
 from ._models import Message
 from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
 from ._retry import RetryPolicy

@@ -7,7 +7,6 @@ Split from ``_bulk`` (the ``send_many``/``send_all`` surface) and ``_bulk_engine
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, get_args
@@ -47,7 +46,6 @@ __all__ = [
     "Pulled",
     "SendItem",
     "SendOutcome",
-    "awaited",
     "check_items",
     "normalize_item",
     "outcome_kind",
@@ -211,13 +209,6 @@ def outcome_kind(error: OpenTrainError | None) -> OutcomeKind:
         if isinstance(error, cls):
             return kind
     return "error"
-
-
-async def awaited(result: object) -> None:
-    """Await ``result`` if it is awaitable: a hook (``before_send=``) given as a plain
-    function returns None, and awaiting that failed every input with TypeError."""
-    if inspect.isawaitable(result):
-        await result
 
 
 def check_items(items: object) -> None:

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import inspect
 import logging
 import math
 import secrets
@@ -37,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from ._errors import ConfigurationError, UnexpectedResponseError, WebhookVerificationError
+from ._hooks import awaited
 from ._json import json_loads
 from ._read_models import Event, parse_event
 from ._webhook_dedupe import DedupeStore, MemoryDedupeStore, RenewableDedupeStore, _check_ttl
@@ -430,12 +430,9 @@ class WebhookHandler:
             )
 
     async def _call(self, event: Event) -> None:
-        """``on_event(event)``, awaited when it returns an awaitable.  A plain function
-        given as ``on_event`` (``queue.put_nowait``) ran, then ``await None`` raised: the
-        delivery was answered 500 and retried, so it ran once per retry."""
-        result = self._on_event(event)
-        if inspect.isawaitable(result):
-            await result
+        """``on_event(event)``, awaited when it returns an awaitable: a plain function
+        (``queue.put_nowait``) is fine (``_hooks.awaited``)."""
+        await awaited(self._on_event(event))
 
     async def _run(self, event: Event) -> None:
         try:
