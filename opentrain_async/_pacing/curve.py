@@ -246,7 +246,8 @@ def freeze(state: PacingState, begin: float, end: float) -> PacingState:
 
 
 def lift(state: PacingState, now: float, admitted: float, tuning: PacingTuning) -> PacingState:
-    """A wall with no hint lifted after a cycle that admitted ``admitted`` per second
+    """A wall whose hints did not say when it reopens (none, 0 or a rounded second: the
+    shut limiter of ``probe``) lifted after a cycle that admitted ``admitted`` per second
     (``PacingFeedback.lifted``): a curve below that rate resumes at it, on its cubic
     (at its plateau if above the limit), not where the wall left it.  The cut that the
     wall's first 429s drew read the rate of a burst the window refused, and the curve

@@ -427,8 +427,9 @@ if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
     end
   end
 end
--- curve.lift: a hint-less wall lifted; a curve below what its cycle admitted resumes
--- there, on its cubic (its limit kept if above), unless it doubles or is a window's
+-- curve.lift: a shut limiter's wall lifted (probe: no hint, 0 or a rounded one); a curve
+-- below what its cycle admitted resumes there, on its cubic (its limit kept if above),
+-- unless it doubles or is a window's
 local lifted = tonumber(ARGV[g + 11]) or 0
 if lifted > 0 and s.limit ~= nil and s.window_hint <= 0 and not is_doubling(now)
     and lifted > curve_rate(now) then
