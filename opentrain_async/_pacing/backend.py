@@ -261,7 +261,8 @@ def apply_report(
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
     the longest exact hint kept (``hint_max``: it bounds the search's end only); a
-    window's rounded 429 noted for sounding its wall (``sounding.note_wall``)."""
+    window's rounded 429 noted for sounding its wall (``sounding.note_wall``); last, a
+    wall's lift resumes the curve at what its cycle admitted (``curve.lift``)."""
     new = _report(state, now, feedback, cap, tuning)
     if feedback.throttled:
         if feedback.sounding:
