@@ -135,7 +135,7 @@ async def _newest(
     on the first poll (``newest_at`` None): that shows the latest page only."""
     page = await client.read_messages(args.conversation_id, limit=args.limit)
     batch = list(page.messages)
-    cursors: set[str] = set()  # a server handing back a cursor ends the walk
+    cursors: set[str] = set()  # a cursor handed back again ends the walk
     while (
         newest_at is not None
         and page.next_cursor
