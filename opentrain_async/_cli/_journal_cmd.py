@@ -33,6 +33,7 @@ from ._journal import (
     _read,
     _replay,
 )
+from ._journal_file import first_record
 from ._journal_redis import (
     JobInfo,
     RedisJournalStore,
@@ -177,14 +178,9 @@ def _journal_of(path: Path, err: TextIO | None) -> Path:
     """`path` if it is a journal (or cannot be read: the reader says why), else the
     default journal of the job file at `path`."""
     try:
-        with path.open("rb") as file:
-            first = file.readline(65536)
+        header = first_record(path)
     except OSError:
         return path
-    try:
-        header = json_loads(first) if first.strip() else None
-    except ValueError:
-        header = None
     if isinstance(header, dict) and ("journal" in header or "event" in header):
         return path  # ours, or an older format the replay explains
     journal = default_journal_for(str(path))

@@ -19,7 +19,11 @@ from opentrain_async._json import json_loads  # deep nesting: ValueError, no cra
 
 from ._journal_store import CorruptRecordError, JournalError, StoredRecords, not_ours
 
-__all__ = ["FileJournalStore"]
+__all__ = ["FileJournalStore", "first_record"]
+
+_HEADER_BYTES = 1 << 20
+"""Bytes read for a file's first line by ``first_record``: a journal's header holds the
+input's path (at most a few KiB) and a fingerprint, so a longer line is no header of ours."""
 
 try:  # POSIX: refuse two runs on one journal at once
     import fcntl
@@ -31,6 +35,18 @@ def _encode(records: Sequence[Mapping[str, Any]]) -> bytes:
     return "".join(
         json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records
     ).encode("utf-8", "surrogatepass")
+
+
+def first_record(path: Path) -> Any:
+    """The first line of the file at ``path`` as JSON, to tell a journal (its header)
+    from other files without opening it as one: None when empty, not JSON, or longer
+    than any header of ours (``_HEADER_BYTES``).  ``OSError`` when it cannot be read."""
+    with path.open("rb") as file:
+        first = file.readline(_HEADER_BYTES)
+    try:
+        return json_loads(first) if first.strip() else None
+    except ValueError:
+        return None
 
 
 class FileJournalStore:

@@ -29,6 +29,7 @@ from opentrain_async import BulkReport
 
 from ._input import InputError, JobSource
 from ._journal import MARK
+from ._journal_file import first_record
 from ._options import EXIT_FAILED, EXIT_OK, EXIT_START, Failure, JobOptions
 from ._plan import OUTCOME, JobInput, entries
 from ._progress import clip_to_terminal
@@ -308,19 +309,12 @@ def _holds_a_journal(path: Path) -> bool:
     """Whether ``path`` starts with a journal header of ours (``_journal.MARK``): a run
     replaces the failures file, or removes it when there are none, and either would lose
     that job's record of what it delivered.  Only the first line is read (a header is
-    well under ``_HEADER_BYTES``); unreadable or not JSON: not a journal."""
+    well under a MiB: ``first_record``); unreadable or not JSON: not a journal."""
     try:
-        with open(path, "rb") as handle:
-            first = handle.readline(_HEADER_BYTES)
-        header = json.loads(first)
-    except (OSError, ValueError, RecursionError):
+        header = first_record(path)
+    except OSError:
         return False
     return isinstance(header, dict) and header.get("journal") == MARK
-
-
-_HEADER_BYTES = 1 << 20
-"""Bytes read for a journal's first line: its header holds the input's path (at most
-a few KiB) and a fingerprint, so a longer first line is no header of ours."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
