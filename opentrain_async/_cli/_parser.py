@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -17,7 +16,13 @@ from typing import Any, NoReturn
 
 from opentrain_async._errors import ConfigurationError
 from opentrain_async._logs import LOG_FORMATS
-from opentrain_async._redis import has_userinfo, parse_redis_url, redact_url, split_userinfo
+from opentrain_async._redis import (
+    SECRET_NAME,
+    has_userinfo,
+    parse_redis_url,
+    redact_url,
+    split_userinfo,
+)
 from opentrain_async._version import __version__
 
 from ._options import EXIT_USAGE
@@ -32,10 +37,6 @@ _MAX_DEMO_MESSAGES = 1_000_000
 
 _ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
 """The arguments being parsed, for ``_Parser.error`` to keep their secrets out."""
-_SECRET_FLAG = re.compile(r"tok|pass|pwd|secret|auth|cred|key", re.IGNORECASE)
-"""A flag whose value may be a secret, shortened as people type them (``--tok``,
-``--pass``) or named as elsewhere (``--api-key``): masking a harmless value costs
-nothing, quoting a secret costs a rotation."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +74,7 @@ def _without_secrets(message: str, argv: tuple[str, ...]) -> str:
             message = message.replace(arg, redact_url(arg))
             secrets.append(split_userinfo(arg)[1] or "")
         name, eq, value = arg.partition("=")
-        if name.startswith("-") and _SECRET_FLAG.search(name):
+        if name.startswith("-") and SECRET_NAME.search(name):
             secrets.append(value if eq else (argv[index + 1] if index + 1 < len(argv) else ""))
     # Under 4 characters nothing is a real secret, and replacing it would garble the text.
     for secret in sorted((s for s in secrets if len(s.strip()) >= 4), key=len, reverse=True):

@@ -13,6 +13,7 @@ from .connect import (
     require_redis,
 )
 from .url import (
+    SECRET_NAME,
     RedisURL,
     RedisURLError,
     has_userinfo,
@@ -23,6 +24,7 @@ from .url import (
 )
 
 __all__ = [
+    "SECRET_NAME",
     "MissingRedisExtra",
     "RedisURL",
     "RedisURLError",

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import attrs
 
 __all__ = [
+    "SECRET_NAME",
     "RedisURL",
     "RedisURLError",
     "has_userinfo",
@@ -27,7 +28,10 @@ __all__ = [
 ]
 
 _PLAIN_USER = re.compile(r"[A-Za-z0-9._~-]{1,64}")
-_SECRET_PARAM = re.compile(r"pass|auth|secret|token|cred|key", re.IGNORECASE)
+SECRET_NAME = re.compile(r"tok|pass|pwd|secret|auth|cred|key", re.IGNORECASE)
+"""A name whose value may be a secret (a URL's query parameter, the CLI's flags),
+shortened as people type them (``tok``, ``pass``, ``pwd``) or named as elsewhere
+(``api-key``): masking a harmless value costs nothing, quoting a secret a rotation."""
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str]:
@@ -57,7 +61,7 @@ def _redact_query(query: str) -> str:
     pairs = []
     for pair in query.split("&"):
         name, sep, _value = pair.partition("=")
-        pairs.append(f"{name}=***" if sep and _SECRET_PARAM.search(name) else pair)
+        pairs.append(f"{name}=***" if sep and SECRET_NAME.search(name) else pair)
     return "&".join(pairs)
 
 
