@@ -198,6 +198,15 @@ class WallProbe:
             self.shut = False
         self._answered(sent_at)
 
+    def recount(self) -> None:
+        """The successes known are counted by another state from now on (a shared
+        backend lost, or rejoined: ``PacingFallback``): the cycle's count starts again
+        at the next success.  Counted on across the switch, a lift after a rejoin read
+        the shared count minus the local one as its cycle's successes (a window of 23
+        per 1.68 s as 150/s) and ``curve.lift`` raised the shared curve there
+        (tests/test_pacing_lift_after_rejoin.py)."""
+        self._lift_count = None
+
     def take_lifted(self) -> float:
         """``lifted``, for a report, cleared: a lift is reported once."""
         lifted, self.lifted = self.lifted, 0.0
