@@ -32,10 +32,16 @@ _MAX_DEMO_MESSAGES = 1_000_000
 
 _ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
 """The arguments being parsed, for ``_Parser.error`` to keep their secrets out."""
-_SECRET_FLAG = re.compile(r"tok|pass|pwd|secret|auth|cred|key", re.IGNORECASE)
+_SECRET_FLAG = re.compile(
+    r"tok|pass|pwd|secret|auth|cred|key|bearer|jwt|header|\bpat\b|^-[tpH]$", re.IGNORECASE
+)
 """A flag whose value may be a secret, shortened as people type them (``--tok``,
-``--pass``) or named as elsewhere (``--api-key``): masking a harmless value costs
+``--pass``, ``-t``, ``-p``) or named as elsewhere (``--api-key``, ``--bearer``,
+``--jwt``, ``--pat``, curl's ``-H``/``--header``): masking a harmless value costs
 nothing, quoting a secret costs a rotation."""
+_SECRET_VALUE = re.compile(r"\bot_pat_\S+|(?<=bearer )\S+", re.IGNORECASE)
+"""A secret by its look, wherever it is in the arguments: an OpenTrain token (another
+than the environment's: a second account's) or what follows ``Bearer``."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,12 +72,14 @@ class _Parser(argparse.ArgumentParser):
 def _without_secrets(message: str, argv: tuple[str, ...]) -> str:
     """``message`` with every secret ``argv`` may hold as ``***``: URLs with a userinfo
     (redacted as everywhere), the value of a flag named like a secret (``--password
-    X``, ``--auth=X``), and the API token of the environment (pasted as an argument)."""
+    X``, ``--auth=X``), what looks like one (``_SECRET_VALUE``), and the API token of
+    the environment (pasted as an argument)."""
     secrets = [os.environ.get(name, "") for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN")]
     for index, arg in enumerate(argv):
         if has_userinfo(arg) and "://" in arg:
             message = message.replace(arg, redact_url(arg))
             secrets.append(split_userinfo(arg)[1] or "")
+        secrets.extend(_SECRET_VALUE.findall(arg))
         name, eq, value = arg.partition("=")
         if name.startswith("-") and _SECRET_FLAG.search(name):
             secrets.append(value if eq else (argv[index + 1] if index + 1 < len(argv) else ""))
