@@ -9,7 +9,7 @@ shared count (every success of every process so far): four processes behind a fi
 window of 23 per 1.68 s (13.7/s) reported lifts of 145/s and 150/s, and the shared
 curve was raised there for everyone (its limit 38.7/s at the end, 604 429s against
 462 with no outage).  Now a pacer whose state came from the other side starts the
-cycle's count again (``WallProbe.recount``).  (Failed on main: lifts of 150/s.)
+cycle's count again (``WallProbe.counted_by``).  (Failed on main: lifts of 150/s.)
 Four pacers, each on its own ``PacingFallback`` over one shared in-memory state, in
 virtual time (the loop's clock and sleeps); the shared side is down from 20 s to 26 s.
 """

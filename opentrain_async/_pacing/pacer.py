@@ -78,7 +78,6 @@ class Pacer:
             clock,
         )
         self._state = PacingState()  # the last state the backend returned
-        self._side = True  # it came from the shared side (False: a fallback's local one)
         self._rate: float | None = None  # the last reservation's rate
         self._paced = rate_limit is not None
         self._pause_until = float("-inf")  # local clock
@@ -483,10 +482,7 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
-        side = getattr(self.backend, "shared", True)  # (``PacingFallback``: which answered)
-        if side != self._side:  # the other side's success count: no cycle spans both
-            self._side = side
-            self.probe.recount()
+        self.probe.counted_by(getattr(self.backend, "shared", True))  # (``PacingFallback``)
         self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:
