@@ -88,7 +88,10 @@ class ContentLock:
             ) from None
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}, input {self._what}\n".encode(), 0)
+            # (backslashreplace: an input named in bytes that are not UTF-8, read as lone
+            # surrogates, made this raise: a traceback before anything was sent)
+            line = f"pid {os.getpid()}, input {self._what}\n"
+            os.pwrite(fd, line.encode("utf-8", "backslashreplace"), 0)
         self._fd = fd
         return self
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -37,6 +38,9 @@ _MAX_DEMO_MESSAGES = 1_000_000
 
 _ARGV: ContextVar[tuple[str, ...]] = ContextVar("opentrain_async_argv", default=())
 """The arguments being parsed, for ``_Parser.error`` to keep their secrets out."""
+_SECRET_VALUE = re.compile(r"\bot_pat_\S+|(?<=bearer )\S+", re.IGNORECASE)
+"""A secret by its look, wherever it is in the arguments: an OpenTrain token (another
+than the environment's: a second account's) or what follows ``Bearer``."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,12 +71,14 @@ class _Parser(argparse.ArgumentParser):
 def _without_secrets(message: str, argv: tuple[str, ...]) -> str:
     """``message`` with every secret ``argv`` may hold as ``***``: URLs with a userinfo
     (redacted as everywhere), the value of a flag named like a secret (``--password
-    X``, ``--auth=X``), and the API token of the environment (pasted as an argument)."""
+    X``, ``--auth=X``), what looks like one (``_SECRET_VALUE``), and the API token of
+    the environment (pasted as an argument)."""
     secrets = [os.environ.get(name, "") for name in ("OT_API_TOKEN", "OPENTRAIN_API_TOKEN")]
     for index, arg in enumerate(argv):
         if has_userinfo(arg) and "://" in arg:
             message = message.replace(arg, redact_url(arg))
             secrets.append(split_userinfo(arg)[1] or "")
+        secrets.extend(_SECRET_VALUE.findall(arg))
         name, eq, value = arg.partition("=")
         if name.startswith("-") and SECRET_NAME.search(name):
             secrets.append(value if eq else (argv[index + 1] if index + 1 < len(argv) else ""))

@@ -131,19 +131,26 @@ async def _newest(
 ) -> list[Message]:
     """``--follow``'s poll: the newest page, and when it holds no message shown yet
     (more new ones than a page holds), older pages until one does or is older than
-    the newest shown (or the start), else the older new ones would never show.  Not
-    on the first poll (``newest_at`` None): that shows the latest page only."""
+    the newest shown (or the start, or an empty page or one walked already: a server
+    minting a cursor per page kept the walk going for good), else the older new ones
+    would never show.  Not on the first poll (``newest_at`` None): that shows the
+    latest page only."""
     page = await client.read_messages(args.conversation_id, limit=args.limit)
     batch = list(page.messages)
-    cursors: set[str] = set()  # a cursor handed back again ends the walk
+    cursors: set[str] = set()  # a server handing back a cursor ends the walk
+    walked: set[str] = set()  # the ids of the pages before: one of them again ends it
     while (
         newest_at is not None
         and page.next_cursor
         and page.next_cursor not in cursors
+        and page.messages  # an empty page (cursors minted without end) ends it too
         and len(batch) < _SEEN_MEMORY  # what the seen set could tell apart
-        and not any(m.id in seen or m.created_at < newest_at for m in page.messages)
+        and not any(
+            m.id in seen or m.id in walked or m.created_at < newest_at for m in page.messages
+        )
     ):
         cursors.add(page.next_cursor)
+        walked.update(m.id for m in page.messages)
         page = await client.read_messages(
             args.conversation_id, limit=args.limit, cursor=page.next_cursor
         )

@@ -482,6 +482,7 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
+        self.probe.counted_by(getattr(self.backend, "shared", True))  # (``PacingFallback``)
         self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:

@@ -42,6 +42,7 @@ class WallProbe:
         "_opened",
         "_refused",
         "_reset_gap",
+        "_shared",
         "_since",
         "_sleep",
         "_wall",
@@ -80,6 +81,7 @@ class WallProbe:
         self._lift_refused = float("-inf")  # the last refusal before that
         self._wall = 0.0  # how long the last wall held (first to last refusal)
         self._lift_count: int | None = None  # successes known (every pacer's) by then
+        self._shared = True  # counted by the shared state (``counted_by``)
         self.lifted = 0.0
         """The rate the last wall's cycle admitted, for the next report (0: none):
         ``_lifted``; the pacer reports it at once and clears it."""
@@ -197,6 +199,16 @@ class WallProbe:
             self._refused = float("-inf")
             self.shut = False
         self._answered(sent_at)
+
+    def counted_by(self, shared: bool) -> None:
+        """The state the successes known come from: the shared one (``shared``), or a
+        ``PacingFallback``'s local one.  Another than before (lost, or rejoined): the
+        cycle's count starts again at the next success.  Counted on across the switch,
+        a lift after a rejoin read the shared count minus the local one as its cycle's
+        successes (a window of 23 per 1.68 s as 150/s) and ``curve.lift`` raised the
+        shared curve there (tests/test_pacing_lift_after_rejoin.py)."""
+        if shared != self._shared:
+            self._shared, self._lift_count = shared, None
 
     def take_lifted(self) -> float:
         """``lifted``, for a report, cleared: a lift is reported once."""

@@ -28,10 +28,13 @@ __all__ = [
 ]
 
 _PLAIN_USER = re.compile(r"[A-Za-z0-9._~-]{1,64}")
-SECRET_NAME = re.compile(r"tok|pass|pwd|secret|auth|cred|key", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"tok|pass|pwd|secret|auth|cred|key|bearer|jwt|header|\bpat\b|^-[tpH]$", re.IGNORECASE
+)
 """A name whose value may be a secret (a URL's query parameter, the CLI's flags),
-shortened as people type them (``tok``, ``pass``, ``pwd``) or named as elsewhere
-(``api-key``): masking a harmless value costs nothing, quoting a secret a rotation."""
+shortened as people type them (``tok``, ``pass``, ``pwd``, ``-t``, ``-p``) or named as
+elsewhere (``api-key``, ``bearer``, ``jwt``, ``pat``, curl's ``-H``/``--header``):
+masking a harmless value costs nothing, quoting a secret a rotation."""
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str]:

@@ -153,8 +153,24 @@ local function search_admits(at, sent_at)
   return nil
 end
 
+-- curve.lift: a shut limiter's wall lifted (probe: no hint, 0 or a rounded one); a curve
+-- below what its cycle admitted resumes there, on its cubic (its limit kept if above),
+-- unless it doubles or is a window's
+local function lift(lifted)
+  if lifted > 0 and s.limit ~= nil and s.window_hint <= 0 and not is_doubling(now)
+      and lifted > curve_rate(now) then
+    local rec = recover_time()
+    local below = math.max(1 - lifted / s.limit, 0) / (1 - beta)
+    s.origin = now - rec * (1 - below ^ (1 / 3))
+    s.limit = math.max(s.limit, lifted)
+  end
+end
+
 for g = 21, #ARGV, 12 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
+-- a lift before the 429 that rides with it (backend.apply_report), else last
+local lifted = tonumber(ARGV[g + 11]) or 0
+if throttled then lift(lifted) end
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] ~= '0'  -- the arrival spread's 429: counted, nothing else
@@ -427,17 +443,7 @@ if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
     end
   end
 end
--- curve.lift: a shut limiter's wall lifted (probe: no hint, 0 or a rounded one); a curve
--- below what its cycle admitted resumes there, on its cubic (its limit kept if above),
--- unless it doubles or is a window's
-local lifted = tonumber(ARGV[g + 11]) or 0
-if lifted > 0 and s.limit ~= nil and s.window_hint <= 0 and not is_doubling(now)
-    and lifted > curve_rate(now) then
-  local rec = recover_time()
-  local below = math.max(1 - lifted / s.limit, 0) / (1 - beta)
-  s.origin = now - rec * (1 - below ^ (1 / 3))
-  s.limit = math.max(s.limit, lifted)
-end
+if not throttled then lift(lifted) end
 end
 
 local limit, searching = '', '0'
