@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from .family_sim import _pct, run_draw
 
 
 def rebuild(saved: dict[str, Any], max_window: float) -> Draw:
-    """The draw of ``saved`` (a row's ``draw``), from its seed; raises if they differ."""
-    d = draw(saved["seed"], max_window=max_window)
+    """The draw of ``saved`` (a row's ``draw``), from its seed; raises if they differ.
+    Its process count is the saved one: ``family_run --processes 16`` sets it for every
+    draw, as ``family_sim --processes`` does, leaving the rest as the seed has it."""
+    d = draw(saved["seed"], max_window=max_window, processes=saved["processes"])
     fields = {k: (list(map(list, v)) if k == "changes" else v) for k, v in d.to_dict().items()}
     wanted = dict(saved, changes=[list(c) for c in saved["changes"]])
     if fields != wanted:
@@ -56,13 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     for row, sim, d in pairs:
         for label in ["all", *d.parts()]:
             groups.setdefault(label, []).append((row["ratio"], sim.ratio))
-    print(f"\n{'part':<18} {'n':>3}  real median/p90    sim median/p90")
+    print(f"\n{'part':<18} {'n':>3}  real median/p90    sim median/p90   mean abs log(real/sim)")
     for label, values in sorted(groups.items()):
         real = [v[0] for v in values]
         sim_ = [v[1] for v in values]
         print(
             f"{label:<18} {len(values):3d}  {statistics.median(real):5.2f}x {_pct(real, 0.9):5.2f}x"
             f"      {statistics.median(sim_):5.2f}x {_pct(sim_, 0.9):5.2f}x"
+            f"   {statistics.mean(abs(math.log(r / s)) for r, s in values):.3f}"
         )
 
 

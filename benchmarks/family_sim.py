@@ -56,12 +56,19 @@ from typing import Any
 import attrs
 
 from opentrain_async import Pacer, RateLimitError, RetryPolicy
-from opentrain_async._pacing.state import SHARED_INITIAL_WINDOW, SHARED_SYNC_EVERY, PacingTuning
+from opentrain_async._pacing.backend import Reservation
+from opentrain_async._pacing.state import (
+    SHARED_INITIAL_WINDOW,
+    SHARED_SYNC_EVERY,
+    PacingFeedback,
+    PacingState,
+    PacingTuning,
+)
 from opentrain_async.testing._limits import _ScheduleLimiter
 
 from .family import Draw, draw
 from .family_oracle import ORACLES, OraclePlan
-from .pacing_sim import VirtualTimeLoop, _SharedBackend
+from .pacing_sim import BACKEND_LATENCY, VirtualTimeLoop, _SharedBackend
 from .peers import RETRY_ATTEMPTS, BotocoreStyleLimiter, aiohttp_retry_wait, botocore_backoff
 
 __all__ = ["RUNNERS", "Result", "run_draw", "summarise"]
@@ -114,6 +121,51 @@ def legs(latency: float, jitter: float, u: float) -> tuple[float, float]:
     return latency * (1 + jitter * u), 0.0
 
 
+class _Process:
+    """One process's view of the shared state, judging a 429 as ``RedisPacingBackend``
+    does: before the state has a rate, a request the process admitted on its own is
+    judged as of when it last heard from Redis (``report``: part of the burst another
+    process's 429 may already have paused).  So the first cut's ``recover`` (the
+    search's period: ``now`` minus the 429's admission) spans from that last answer,
+    not from the send.  The simulator's processes shared one in-memory state without
+    this: on seed 93934376 (16 processes, a fixed window of 137 per 1.59 s, no hints) the
+    real first cut read a period of 0.434 s, the simulator's 0.112 s; its search doubled
+    into the window still shut, cut again and crawled (2.72x before ``lift``, 1.27-1.80x
+    real; branch ``simgap``, benchmarks/README.md)."""
+
+    def __init__(self, shared: _SharedBackend, clock: Callable[[], float]) -> None:
+        self._shared = shared
+        self._clock = clock
+        self.tuning = shared.tuning
+        self._known_at: float | None = None  # the shared state's time of its last answer
+        self._paced = False  # its last answer had a rate
+
+    async def reserve(
+        self, count: int, *, successes: int = 0, cap: float | None = None
+    ) -> Reservation:
+        reservation = await self._shared.reserve(count, successes=successes, cap=cap)
+        self._known_at, self._paced = reservation.now, reservation.rate is not None
+        return reservation
+
+    async def report(self, feedback: PacingFeedback, *, cap: float | None = None) -> PacingState:
+        known = self._known_at
+        if not self._paced and feedback.throttled_at is not None and known is not None:
+            feedback = attrs.evolve(feedback, throttled_at=min(feedback.throttled_at, known))
+        state = await self._shared.report(feedback, cap=cap)
+        now = self._clock() - BACKEND_LATENCY / 2  # the state's time when it answered
+        self._known_at, self._paced = now, self._paced or state.limit is not None
+        return state
+
+    async def load(self) -> PacingState:
+        return await self._shared.load()
+
+    async def aclose(self) -> None:
+        await self._shared.aclose()
+
+    def attach(self, key: str, on_fallback: Callable[[], None]) -> None:
+        self._shared.attach(key, on_fallback)
+
+
 async def _run(
     d: Draw,
     runner: str,
@@ -140,7 +192,8 @@ async def _run(
                 clock,
             )
             pacers = [
-                Pacer(backend=shared, clock=clock, sleep=late_sleep) for _ in range(processes)
+                Pacer(backend=_Process(shared, clock), clock=clock, sleep=late_sleep)  # type: ignore[arg-type]
+                for _ in range(processes)
             ]
         else:
             factory = make_pacer or (lambda clock, sleep: Pacer(clock=clock, sleep=sleep))

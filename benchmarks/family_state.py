@@ -43,7 +43,9 @@ def _line(tag: str, now: float, s: PacingState, extra: str) -> str:
     )
 
 
-def trace(seed: int, max_window: float, since: float, lines: int) -> Any:
+def trace(
+    seed: int, max_window: float, since: float, lines: int, processes: int | None = None
+) -> Any:
     """Run draw ``seed`` with the state printed as it changes; returns its result."""
     report, reserve = backend.apply_report, backend.apply_reserve
     printed = 0
@@ -71,7 +73,7 @@ def trace(seed: int, max_window: float, since: float, lines: int) -> Any:
 
     backend.apply_report, backend.apply_reserve = traced_report, traced_reserve
     try:
-        return run_draw(draw(seed, max_window=max_window))
+        return run_draw(draw(seed, max_window=max_window, processes=processes))
     finally:
         backend.apply_report, backend.apply_reserve = report, reserve
 
@@ -85,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--since", type=float, default=0.0, help="print from this time on")
     parser.add_argument("--lines", type=int, default=400, help="print at most this many")
+    parser.add_argument("--processes", type=int, help="the draw shared by this many")
     args = parser.parse_args(argv)
-    result = trace(args.seed, args.max_window, args.since, args.lines)
+    result = trace(args.seed, args.max_window, args.since, args.lines, args.processes)
     print(result.draw.describe())
     print(f"{result.seconds:.2f} s, ideal {result.ideal:.2f} s, {result.ratio:.2f}x")
 

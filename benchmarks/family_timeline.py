@@ -10,6 +10,7 @@ exact wait, before the draw's hint style rounds or drops it).
     python -m benchmarks.family_timeline 19 --step 0.5 --runner aiohttp-retry
     python -m benchmarks.family_timeline 19 --runner oracle     (what knowing the limit gives)
     python -m benchmarks.family_timeline 3 --untuned 0.2,exact  (issue 19's untuned client)
+    python -m benchmarks.family_timeline 93934376 --processes 16 --max-window 2
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def timeline(
     runner: str = "opentrain_async",
     max_window: float = 60.0,
     chosen: Draw | None = None,
+    processes: int | None = None,
 ) -> tuple[Result, list[Row]]:
     """Run draw ``seed`` (or ``chosen``) with ``runner``; its result and one ``Row``
     per ``step`` seconds from the first request the limiter answered (``max_window``:
-    as ``family_sim --max-window``, 2 for the real benchmark's family)."""
+    as ``family_sim --max-window``, 2 for the real benchmark's family; ``processes``: as
+    ``family_sim --processes``, the draw shared by that many)."""
     limiters: list[_Recording] = []
 
     def factory(*args: Any) -> _Recording:
@@ -68,7 +71,7 @@ def timeline(
         limiters.append(limiter)
         return limiter
 
-    d = chosen or draw(seed, max_window=max_window)
+    d = chosen or draw(seed, max_window=max_window, processes=processes)
     result = run_draw(d, runner, limiter_factory=factory)
     answers = limiters[0].answers
     rows: list[Row] = []
@@ -98,14 +101,20 @@ def main(argv: list[str] | None = None) -> None:
         "--untuned", metavar="LATENCY,HINTS", help="issue 19's untuned draw, e.g. 0.2,exact"
     )
     parser.add_argument("--as-hints", help="the draw with these hints instead")
+    parser.add_argument("--processes", type=int, help="the draw shared by this many")
     args = parser.parse_args(argv)
     chosen = None
     if args.as_hints:
-        chosen = attrs.evolve(draw(args.seed, max_window=args.max_window), hints=args.as_hints)
+        chosen = attrs.evolve(
+            draw(args.seed, max_window=args.max_window, processes=args.processes),
+            hints=args.as_hints,
+        )
     if args.untuned:
         latency, hints = args.untuned.split(",")
         chosen = untuned_draw(args.seed, float(latency), hints)
-    result, rows = timeline(args.seed, args.step, args.runner, args.max_window, chosen)
+    result, rows = timeline(
+        args.seed, args.step, args.runner, args.max_window, chosen, args.processes
+    )
     print(result.draw.describe())
     print(
         f"{args.runner}: {result.seconds:.2f} s, ideal {result.ideal:.2f} s, "

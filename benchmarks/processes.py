@@ -179,6 +179,12 @@ def _trace(client: Any) -> list[list[Any]]:
                 state.throttles,
                 state.cut_at - off,
                 pacer._cuts,
+                # what ``new_episode`` reads (branch simgap): the curve's origin, the
+                # search's period (``recover``), successes in all and at the last cut
+                state.origin - off,
+                state.recover,
+                state.successes,
+                state.successes_at_cut,
             ]
         )
         return state
