@@ -4,10 +4,9 @@ A token bucket of 300/s with a burst of 5, 100 ms each way, no hints, 200 sender
 2,400 requests: slow start's burst is refused, the search doubles once per round trip
 and its 429 cuts to what got through, about 240/s.  The cubic curve climbs back to that
 limit over 20 round trips (4 s) and only probes above it past twice that: the job ran
-at 240-250/s from 4 s to its end (11.14 s, 149 429s).  With branch `stuck`'s
-quiet probe (past half the recovery with no cut, one request per round trip more each
-round trip; dropped, see its section in ``benchmarks/pacing-experiments.md``) it was
-back at the bucket's rate by 6.5 s: 10.39 s, 78 429s.
+at 240-250/s from 4 s to its end (11.14 s, 149 429s).  With the quiet probe
+(``curve.quiet_probe``: past half the recovery with no cut, one request per round trip
+more each round trip) it is back at the bucket's rate by 6.5 s: 10.39 s, 78 429s.
 One pacer on the in-process backend, in virtual time (clocks and sleeps the loop's).
 """
 
@@ -16,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import collections
 
-import pytest
+import attrs
 
 from benchmarks.pacing_sim import VirtualTimeLoop
 from opentrain_async import Pacer
+from opentrain_async._pacing.curve import QUIET_TRIP, quiet_probe
+from opentrain_async._pacing.state import PacingState
 from opentrain_async.testing import LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _ScheduleLimiter
 
@@ -41,13 +42,6 @@ async def _job() -> Trace:
     return await drive([pacer], limiter, N, workers=WORKERS, latency=LATENCY, hint=_no_hint)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="branch stuck's quiet probe (past half the recovery, one request per round trip "
-    "more each round trip) was dropped on its judging: the 429 share's p90 rose in both "
-    "families; gated on 50 ms round trips (branch quiet50) it was dropped again, the 429 "
-    "share's mean up (benchmarks/pacing-experiments.md, stuck and quiet50)",
-)
 def test_a_bucket_cut_below_its_rate_is_paced_at_it_again() -> None:
     """From 6 s on the pacer admits at 93% of the bucket's rate or more (was 81%: the
     cut's 240/s held for good), the job is done by 10.6 s (was 11.14 s), and the probing
@@ -63,3 +57,14 @@ def test_a_bucket_cut_below_its_rate_is_paced_at_it_again() -> None:
     assert per_second[6] >= 0.93 * RATE
     assert admitted[-1] < 10.6
     assert len(trace.refused) <= 100
+
+
+def test_the_probe_waits_for_a_long_round_trip() -> None:
+    """Only a cut whose 429 came back 50 ms or more after its admission is probed past:
+    at 0-11 ms the recovery is its 0.3 s floor and the curve's own doubling soon finds
+    the limit, while the probe drew 429s from deep bursts (benchmarks/pacing-experiments.md,
+    quiet50)."""
+    quiet = PacingState(limit=100.0, searching=False, origin=0.0, recover=1.0)
+    for trip in (0.0, 0.001, 0.011, QUIET_TRIP * 0.99):
+        assert quiet_probe(attrs.evolve(quiet, trip=trip), 0.9, 1.0) == 0.0
+    assert quiet_probe(attrs.evolve(quiet, trip=QUIET_TRIP), 0.9, 1.0) > 100.0

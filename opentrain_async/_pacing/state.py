@@ -140,6 +140,10 @@ class PacingState:
     snd_out: float = float("-inf")
     """When the probe in flight was granted (-inf: none): no other goes until its answer,
     or ``ANSWER_WAIT`` after (its pacer died or lost it: the probe goes again)."""
+    trip: float = 0.0
+    """The round trip (admission to answer) of the 429 that made the last cut: a curve
+    quiet for long climbs past its limit by one request per round trip each round trip
+    (``curve.quiet_probe``); 0: not known (no such climb)."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))
