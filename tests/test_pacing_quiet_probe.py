@@ -19,8 +19,9 @@ import attrs
 
 from benchmarks.pacing_sim import VirtualTimeLoop
 from opentrain_async import Pacer
+from opentrain_async._pacing.backend import apply_report
 from opentrain_async._pacing.curve import QUIET_TRIP, quiet_probe
-from opentrain_async._pacing.state import PacingState
+from opentrain_async._pacing.state import PacingFeedback, PacingState, PacingTuning
 from opentrain_async.testing import LimitSchedule, TokenBucket
 from opentrain_async.testing._limits import _ScheduleLimiter
 
@@ -68,3 +69,18 @@ def test_the_probe_waits_for_a_long_round_trip() -> None:
     for trip in (0.0, 0.001, 0.011, QUIET_TRIP * 0.99):
         assert quiet_probe(attrs.evolve(quiet, trip=trip), 0.9, 1.0) == 0.0
     assert quiet_probe(attrs.evolve(quiet, trip=QUIET_TRIP), 0.9, 1.0) > 100.0
+
+
+def test_the_probe_stays_off_once_a_wall_was_seen() -> None:
+    """A wall's 429 reported (``walls``: a request sent after a guessed pause refused
+    too) keeps the probe off: a window with no hints has neither ``window_hint`` nor
+    ``win_size``, and the probe ran into each of its ends (benchmarks/pacing-experiments.md,
+    quiet50 and quiet3); one reported through the in-process backend counts."""
+    quiet = PacingState(limit=100.0, searching=False, origin=0.0, recover=1.0, trip=0.1)
+    assert quiet_probe(quiet, 0.9, 1.0) > 100.0
+    assert quiet_probe(attrs.evolve(quiet, walls=1), 0.9, 1.0) == 0.0
+    tuning = PacingTuning()
+    walled = PacingFeedback(throttled=True, throttled_at=0.5, walled=True)
+    assert apply_report(quiet, 0.6, walled, None, tuning).walls == 1
+    plain = attrs.evolve(walled, walled=False)
+    assert apply_report(quiet, 0.6, plain, None, tuning).walls == 0

@@ -2,6 +2,7 @@
 a curve past its search, no window, its cut's round trip known, reserved and reported at
 every point of its recovery: before the probe, on it, past the cubic's doubling; its
 cut's round trip on both sides of the gate (``QUIET_TRIP``, 50 ms: shorter, no probe);
+a wall seen or not (``walls``: seen, no probe), and walls' 429s reported, which count;
 and a 429 that cuts it keeps that 429's round trip (``trip``) for the next probe."""
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .test_pacing_redis import assert_states_equal, random_state, redis_now, ste
 
 def _quiet(rng: random.Random, now: float) -> PacingState:
     """A curve past its search with no window, anywhere in its recovery (or past twice
-    it), its cut's round trip 1-50 ms (under the gate), 50 ms-0.3 s or unknown, no pause."""
+    it), its cut's round trip 1-50 ms (under the gate), 50 ms-0.3 s or unknown, no pause,
+    a wall seen (a third of them) or not."""
     recover = rng.choice([0.0, rng.uniform(0.3, 6)])
     return attrs.evolve(
         random_state(rng, now),
@@ -34,19 +36,22 @@ def _quiet(rng: random.Random, now: float) -> PacingState:
         recover=recover,
         origin=now - rng.uniform(0, 2.5 * (recover or 0.3)),
         trip=rng.choice([0.0, rng.uniform(0.001, QUIET_TRIP), rng.uniform(QUIET_TRIP, 0.3)]),
+        walls=rng.choice([0, 0, rng.randint(1, 5)]),
     )
 
 
 def _gated(state: PacingState, now: float, recover: float) -> bool:
-    """Past the probe's start with a known round trip under the gate: no probe."""
-    return 0 < state.trip < QUIET_TRIP and now - state.origin > QUIET_AFTER * recover
+    """Past the probe's start with a known round trip under the gate, or a wall seen:
+    no probe."""
+    gate = 0 < state.trip < QUIET_TRIP or (state.trip >= QUIET_TRIP and state.walls > 0)
+    return gate and now - state.origin > QUIET_AFTER * recover
 
 
 async def test_reserve_agrees_on_the_quiet_probe(redis: redis_asyncio.Redis) -> None:
     backend = steady(redis, "agree-quiet")
     rng = random.Random(53)
     probing = gated = 0
-    for _ in range(200):
+    for _ in range(300):
         now = await redis_now(redis)
         before = _quiet(rng, now)
         await redis.delete("agree-quiet")
@@ -70,8 +75,8 @@ async def test_reserve_agrees_on_the_quiet_probe(redis: redis_asyncio.Redis) -> 
 async def test_report_agrees_on_the_quiet_probe_and_its_cut(redis: redis_asyncio.Redis) -> None:
     backend = steady(redis, "agree-quiet-report")
     rng = random.Random(59)
-    cuts = probing = gated = 0
-    for _ in range(200):
+    cuts = probing = gated = walled = 0
+    for _ in range(300):
         now = await redis_now(redis)
         before = _quiet(rng, now)
         admitted = now - rng.uniform(0.001, 0.3)
@@ -82,6 +87,7 @@ async def test_report_agrees_on_the_quiet_probe_and_its_cut(redis: redis_asyncio
             throttled_at=admitted if throttled else None,
             retry_after=rng.choice([None, rng.uniform(0.001, 0.02), 1.0]) if throttled else None,
             latest_accepted=now - rng.uniform(0, 0.2),
+            walled=throttled and rng.random() < 0.3,
         )
         await redis.delete("agree-quiet-report")
         await redis.hset("agree-quiet-report", mapping=encode_state(before))
@@ -91,6 +97,9 @@ async def test_report_agrees_on_the_quiet_probe_and_its_cut(redis: redis_asyncio
         now = backend.in_redis._last[1]
         want = apply_report(before, now, feedback, None, backend.tuning)
         assert_states_equal(got, want)
+        if feedback.walled:
+            walled += 1
+            assert want.walls == before.walls + 1
         if want.cuts > before.cuts:
             cuts += 1
             assert want.trip == pytest.approx(now - admitted, abs=1e-6)
@@ -99,5 +108,6 @@ async def test_report_agrees_on_the_quiet_probe_and_its_cut(redis: redis_asyncio
             probing += 1
         gated += _gated(before, now, recover)
     assert cuts >= 20
+    assert walled >= 20
     assert probing >= 40
     assert gated >= 20
