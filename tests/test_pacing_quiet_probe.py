@@ -46,7 +46,8 @@ async def _job() -> Trace:
     reason="branch stuck's quiet probe (past half the recovery, one request per round trip "
     "more each round trip) was dropped on its judging: the 429 share's p90 rose in both "
     "families; gated on 50 ms round trips (branch quiet50) it was dropped again, the 429 "
-    "share's mean up (benchmarks/pacing-experiments.md, stuck and quiet50)",
+    "share's mean up; gated also off a seen wall (branch quiet3, judged on 485000-485499) "
+    "the 2 s family's 429 p90 rose (benchmarks/pacing-experiments.md, stuck, quiet50, quiet3)",
 )
 def test_a_bucket_cut_below_its_rate_is_paced_at_it_again() -> None:
     """From 6 s on the pacer admits at 93% of the bucket's rate or more (was 81%: the
