@@ -55,7 +55,6 @@ from .curve import (
     climb,
     first_cut,
     freeze,
-    lift,
     search_again,
 )
 from .episode import (
@@ -261,21 +260,13 @@ def apply_report(
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
     the longest exact hint kept (``hint_max``: it bounds the search's end only); a
-    window's rounded 429 noted for sounding its wall (``sounding.note_wall``).  A wall's
-    lift (``curve.lift``: the curve resumes at what its cycle admitted) comes last, but
-    before a 429 that rides with it: the pacer heard the lift first (a 429 answered
-    before the lift's own report went took it along), and lifted after the cut, the
-    curve resumed at the lift's rate as if that 429 had never come
-    (tests/test_pacing_lift_with_a_429.py)."""
-    lifted = feedback.lifted > 0 and feedback.throttled
-    if lifted:
-        state = lift(state, now, feedback.lifted, tuning)
+    window's rounded 429 noted for sounding its wall (``sounding.note_wall``)."""
     new = _report(state, now, feedback, cap, tuning)
     if feedback.throttled:
         if feedback.sounding:
             new = probe_answered(new, feedback.throttled_at)
         new = note_wall(new, cap, feedback.throttled_at, now, feedback.retry_after)
-    return lift(new, now, feedback.lifted, tuning) if feedback.lifted and not lifted else new
+    return new
 
 
 def _report(

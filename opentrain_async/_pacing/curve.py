@@ -36,7 +36,6 @@ __all__ = [
     "first_cut",
     "freeze",
     "frozen_origin",
-    "lift",
     "rate",
     "search_again",
     "trust_accepted",
@@ -243,26 +242,3 @@ def freeze(state: PacingState, begin: float, end: float) -> PacingState:
     """The curve does not move from ``begin`` to ``end`` (idle or paused without a cut)."""
     origin = frozen_origin(state, begin, end)
     return state if origin == state.origin else attrs.evolve(state, origin=origin)
-
-
-def lift(state: PacingState, now: float, admitted: float, tuning: PacingTuning) -> PacingState:
-    """A wall whose hints did not say when it reopens (none, 0 or a rounded second: the
-    shut limiter of ``probe``) lifted after a cycle that admitted ``admitted`` per second
-    (``PacingFeedback.lifted``): a curve below that rate resumes at it, on its cubic
-    (at its plateau if above the limit), not where the wall left it.  The cut that the
-    wall's first 429s drew read the rate of a burst the window refused, and the curve
-    then climbs back over 20 round trips, longer than the window (seed 5402: 23 per
-    1.68 s, 14 processes, the last 23 at 8/s).  Not while the rate doubles (searching,
-    or past twice the recovery: it is on its way up) nor in a window's mode (W at each
-    reset)."""
-    if state.limit is None or state.window_hint > 0 or doubling(state, now, tuning):
-        return state
-    if admitted <= (rate(state, now, tuning) or 0.0):
-        return state
-    # On the curve where it reaches ``admitted``: ``limit`` kept if above (the cut's
-    # W_max, still the next cut's origin: lowered, it cut a sliding window's pace to
-    # half, seed 6649), at its plateau if not.
-    recover = state.recover or tuning.recover
-    below = max(1 - admitted / state.limit, 0.0) / (1 - tuning.beta)
-    origin = now - recover * (1 - below ** (1 / 3))
-    return attrs.evolve(state, limit=max(state.limit, admitted), origin=origin)

@@ -143,7 +143,9 @@ class Pacer:
         time (backend clock), or None to ``await acquire()``."""
         if self.probe.shut:  # a shut limiter: only its probe goes
             return self.probe.admit(self._try_paced if self._paced else self._try_unpaced)
-        return self._try_paced() if self._paced else self._try_unpaced()
+        if self._paced:
+            return self._try_paced()
+        return self._try_unpaced()
 
     def _try_unpaced(self) -> float | None:  # no check-in due, no pause, room in the window
         if self._held():
@@ -234,8 +236,7 @@ class Pacer:
     def _timed(self) -> PacingFeedback:
         """The pending successes as a report, with their latest and earliest admissions."""
         (successes, latest), earliest, self._earliest = self._take_pending(), self._earliest, None
-        timed = PacingFeedback(successes, latest_accepted=latest, earliest_accepted=earliest)
-        return attrs.evolve(timed, lifted=self.probe.take_lifted())  # (``curve.lift``)
+        return PacingFeedback(successes, latest_accepted=latest, earliest_accepted=earliest)
 
     async def _reserve(self, count: int) -> Reservation:
         successes = self._untimed_successes()
@@ -431,11 +432,11 @@ class Pacer:
         self._latest = sent_at if self._latest is None else max(self._latest, sent_at)
         self._earliest = sent_at if self._earliest is None else min(self._earliest, sent_at)
         self._local_successes += 1
-        self.probe.accepted(sent_at, self.state.successes + self._pending, self._rate)
+        self.probe.accepted(sent_at)
         self.sounding.answered(sent_at)
         self.window.leave(grow=True)
         self._answered.set()
-        if self._windowed or self.probe.lifted:  # (a lift: at once, ``curve.lift``)
+        if self._windowed:
             self._flush_successes()
 
     def on_error(self, sent_at: float) -> None:
@@ -482,7 +483,6 @@ class Pacer:
             self._reporting -= 1
             self._release()
         self._state = state
-        self.probe.counted_by(getattr(self.backend, "shared", True))  # (``PacingFallback``)
         self.spread.shared_answers(state.successes, state.throttles)
         pause_until = self._local_pause(state.pause_until, self._clock())
         if state.cuts != self._cuts or pause_until > self._pause_until:

@@ -36,18 +36,15 @@ class WallProbe:
         "_clock",
         "_guess_ended",
         "_lift",
-        "_lift_count",
         "_lift_refused",
         "_longest",
         "_opened",
         "_refused",
         "_reset_gap",
-        "_shared",
         "_since",
         "_sleep",
         "_wall",
         "first_send",
-        "lifted",
         "not_before",
         "out",
         "period",
@@ -80,11 +77,6 @@ class WallProbe:
         self._lift: float | None = None  # when the last wall lifted (its probe's admission)
         self._lift_refused = float("-inf")  # the last refusal before that
         self._wall = 0.0  # how long the last wall held (first to last refusal)
-        self._lift_count: int | None = None  # successes known (every pacer's) by then
-        self._shared = True  # counted by the shared state (``counted_by``)
-        self.lifted = 0.0
-        """The rate the last wall's cycle admitted, for the next report (0: none):
-        ``_lifted``; the pacer reports it at once and clears it."""
         self._reset_gap = float("inf")
         """The most two walls' resets were apart (a wall's reset came after its last
         refusal, no later than its lift): a window's period is no longer (``_lifted``)."""
@@ -141,25 +133,15 @@ class WallProbe:
             return float("-inf")
         return min(self._lift_refused + self.period, self._since + self._wall)
 
-    def _lifted(self, sent_at: float, count: int, pace: float | None) -> None:
-        """The wall lifted for a request admitted at ``sent_at``, with ``count``
-        successes known (every pacer's): learn its length and the period (the reset
-        came after the last refusal, and the one before it no later than the last lift,
-        or the first send), and what the cycle admitted per second (``lifted``), if
-        above the ``pace`` (None: not paced: no curve to resume)."""
+    def _lifted(self, sent_at: float) -> None:
+        """The wall lifted for a request admitted at ``sent_at``: learn its length and
+        the period (the reset came after the last refusal, and the one before it no
+        later than the last lift, or the first send)."""
         if self._since is None:
             return
         before = self._lift if self._lift is not None else self.first_send
         if before is not None:
             self.period = max(self.period, self._refused - before)
-            if sent_at > before and self._lift_count is not None:
-                # A window admitted its W in the cycle from the last lift (or the first
-                # send) to this one: the pace the curve resumes at after a wall (a
-                # search's cut, climbing back over 20 round trips) was far below it
-                # (seed 5402: 23 per 1.68 s, 14 processes, the last 23 at 8/s).
-                admitted = (count - self._lift_count) / (sent_at - before)
-                self.lifted = admitted if pace is not None and admitted > pace else 0.0
-        self._lift_count = count
         gap = float("inf")
         if self._lift is not None:
             # Two resets of a window are a whole number of periods apart, so its period
@@ -183,37 +165,18 @@ class WallProbe:
         self._wall = self._refused - self._since
         self._lift, self._lift_refused = sent_at, self._refused
 
-    def accepted(self, sent_at: float, count: int = 0, pace: float | None = None) -> None:
-        """A success for a request admitted at ``sent_at`` (``count``: the successes
-        known, every pacer's; ``pace``: the last reservation's rate): the limiter admits
-        again once one sent after the last guessed pause (the probe, for one) gets
-        through."""
-        if self._lift_count is None:  # (not the state's from before this pacer's first)
-            self._lift_count = count - 1
+    def accepted(self, sent_at: float) -> None:
+        """A success for a request admitted at ``sent_at``: the limiter admits again
+        once one sent after the last guessed pause (the probe, for one) gets through."""
         probe = self.out and sent_at >= self.probe_at  # (whatever clock the pause was on)
         if probe or self._guess_ended is None or sent_at >= self._guess_ended:
             if self.shut:
-                self._lifted(sent_at, count, pace)
+                self._lifted(sent_at)
                 self._opened.set()
             self._guess_ended = self._since = None
             self._refused = float("-inf")
             self.shut = False
         self._answered(sent_at)
-
-    def counted_by(self, shared: bool) -> None:
-        """The state the successes known come from: the shared one (``shared``), or a
-        ``PacingFallback``'s local one.  Another than before (lost, or rejoined): the
-        cycle's count starts again at the next success.  Counted on across the switch,
-        a lift after a rejoin read the shared count minus the local one as its cycle's
-        successes (a window of 23 per 1.68 s as 150/s) and ``curve.lift`` raised the
-        shared curve there (tests/test_pacing_lift_after_rejoin.py)."""
-        if shared != self._shared:
-            self._shared, self._lift_count = shared, None
-
-    def take_lifted(self) -> float:
-        """``lifted``, for a report, cleared: a lift is reported once."""
-        lifted, self.lifted = self.lifted, 0.0
-        return lifted
 
     def errored(self, sent_at: float) -> None:
         """An answer that was neither (or a 429 whose report failed): a probe's ends it."""

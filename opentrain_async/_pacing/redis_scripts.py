@@ -79,7 +79,7 @@ def reservation(raw: Sequence[Any]) -> Reservation:
 def report_args(
     tuning: PacingTuning, ttl: float, batch: Sequence[tuple[PacingFeedback, float | None]]
 ) -> list[Any]:
-    """ARGV of ``pacing_report.lua``: the tuning, then twelve per (feedback, cap)."""
+    """ARGV of ``pacing_report.lua``: the tuning, then ten per (feedback, cap)."""
     t = tuning
     args: list[Any] = [
         SAMPLE_BUCKETS,
@@ -116,7 +116,6 @@ def report_args(
             "1" if feedback.walled else "0",
             "1" if feedback.sounding else "0",
             _arg(feedback.earliest_accepted),
-            feedback.lifted,
         ]
     return args
 

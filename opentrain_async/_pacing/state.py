@@ -260,7 +260,3 @@ class PacingFeedback:
     """The 429 is a probe's that looked for a window's reset (``sounding``): counted,
     no pause, no cut, the window's mode kept, and its rounded hint's bound ends the
     pause at a reset sooner (``allowance.tighten``)."""
-    lifted: float = 0.0
-    """A shut limiter's wall just lifted (``probe.WallProbe.lifted``): the successes
-    per second its cycle admitted (every pacer's, from the last lift or the first send
-    to this one); the curve resumes there if below it (``curve.lift``).  0: no lift."""

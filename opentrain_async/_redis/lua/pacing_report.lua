@@ -6,12 +6,12 @@
 -- throttled_at, retry_after, local_rate, cap ('' for none), spread ('1'/'0'; '2': and
 -- climb),
 -- latest_accepted ('' unknown), walled ('1'/'0'), sounding ('1'/'0'), earliest_accepted
--- ('' unknown), lifted (0: none).  Returns {now, the new
+-- ('' unknown).  Returns {now, the new
 -- state as HGETALL}.  Mirrors _pacing/backend.py apply_report (pause.learn_window and
 -- on_hint, allowance.window_reset, curve.first_cut, cut, bounded, search_again, climb, freeze,
 -- pause.bucket_bound, samples.accepted_rate, accepted_since and first_estimate,
 -- _sounded, sounding.probe_answered and note_wall, allowance.stretch_answers, slot_wait and
--- slot_waited, curve.lift) for each feedback; held to it by tests/test_pacing_redis.py (and
+-- slot_waited) for each feedback; held to it by tests/test_pacing_redis.py (and
 -- tests/test_pacing_redis_agreement_slot_wait.py for the slot waits).
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -153,24 +153,8 @@ local function search_admits(at, sent_at)
   return nil
 end
 
--- curve.lift: a shut limiter's wall lifted (probe: no hint, 0 or a rounded one); a curve
--- below what its cycle admitted resumes there, on its cubic (its limit kept if above),
--- unless it doubles or is a window's
-local function lift(lifted)
-  if lifted > 0 and s.limit ~= nil and s.window_hint <= 0 and not is_doubling(now)
-      and lifted > curve_rate(now) then
-    local rec = recover_time()
-    local below = math.max(1 - lifted / s.limit, 0) / (1 - beta)
-    s.origin = now - rec * (1 - below ^ (1 / 3))
-    s.limit = math.max(s.limit, lifted)
-  end
-end
-
-for g = 21, #ARGV, 12 do
+for g = 21, #ARGV, 11 do
 local successes, throttled = tonumber(ARGV[g]), ARGV[g + 1] == '1'
--- a lift before the 429 that rides with it (backend.apply_report), else last
-local lifted = tonumber(ARGV[g + 11]) or 0
-if throttled then lift(lifted) end
 local sent_at, ra, local_rate = tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), tonumber(ARGV[g + 4])
 cap = tonumber(ARGV[g + 5])
 local spread = ARGV[g + 6] ~= '0'  -- the arrival spread's 429: counted, nothing else
@@ -443,7 +427,6 @@ if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
     end
   end
 end
-if not throttled then lift(lifted) end
 end
 
 local limit, searching = '', '0'
