@@ -191,8 +191,11 @@ def test_a_policy_with_the_knobs_it_replaces_is_refused(
 def test_a_policy_alone_and_knobs_alone_are_fine() -> None:
     """The policy object alone is used as given; knobs alone build the policy."""
     policy = RetryPolicy(max_retries=1)
-    assert OpenTrainClient("t", "http://127.0.0.1:9", retry_policy=policy).retry_policy is policy
-    built = OpenTrainClient("t", "http://127.0.0.1:9", max_retries=2, max_retry_after=3.0)
+    assert (
+        OpenTrainClient("ot_pat_opt", "http://127.0.0.1:9", retry_policy=policy).retry_policy
+        is policy
+    )
+    built = OpenTrainClient("ot_pat_opt", "http://127.0.0.1:9", max_retries=2, max_retry_after=3.0)
     assert (built.retry_policy.max_retries, built.retry_policy.max_retry_after) == (2, 3.0)
 
 
@@ -200,7 +203,7 @@ def test_a_policy_alone_and_knobs_alone_are_fine() -> None:
 def test_a_bad_timeout_is_refused_naming_it(timeout: object) -> None:
     """``timeout`` must be seconds > 0 or an aiohttp.ClientTimeout."""
     with pytest.raises(ConfigurationError, match="timeout"):
-        OpenTrainClient("t", "http://127.0.0.1:9", timeout=timeout)  # type: ignore[arg-type]
+        OpenTrainClient("ot_pat_opt", "http://127.0.0.1:9", timeout=timeout)  # type: ignore[arg-type]
 
 
 # -- proxies from the environment ------------------------------------------------------------

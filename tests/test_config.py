@@ -157,6 +157,6 @@ def test_malformed_base_url_is_refused(base_url: str, cli_file: Path) -> None:
 def test_client_options_are_checked(cli_file: Path) -> None:
     """Nonsensical concurrency or timeout values are refused up front."""
     with pytest.raises(ValueError, match="max_concurrency"):
-        OpenTrainClient("t", env={}, config_path=cli_file, max_concurrency=0)
+        OpenTrainClient("ot_pat_opt", env={}, config_path=cli_file, max_concurrency=0)
     with pytest.raises(ValueError, match="timeout"):
-        OpenTrainClient("t", env={}, config_path=cli_file, timeout=0)
+        OpenTrainClient("ot_pat_opt", env={}, config_path=cli_file, timeout=0)

@@ -629,7 +629,7 @@ async def test_password_never_leaks(
     text = " ".join([repr(backend), *(r.getMessage() for r in caplog.records)])
     assert secret not in text
     assert "redis://:***@127.0.0.1" in text
-    client = OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url=url)
+    client = OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", pacing_url=url)
     assert secret not in repr(client) + repr(client.pacer.backend) + client.pacer.describe()
     await client.close()
     await backend.aclose()
@@ -639,10 +639,10 @@ def test_client_pacing_options_conflict_and_env(monkeypatch: pytest.MonkeyPatch)
     """$OT_PACING_URL is used unless pacing_url says otherwise ("" turns it off); a
     pacer or backend of one's own and a pacing_url together are refused."""
     env = {"OT_PACING_URL": "redis://127.0.0.1:1/0"}
-    client = OpenTrainClient("tok", "http://127.0.0.1:9", env=env)
+    client = OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", env=env)
     assert isinstance(client.pacer.backend, RedisPacingBackend)
-    assert client.pacer.backend.key == pacing_key(client.api_root, "tok")
-    off = OpenTrainClient("tok", "http://127.0.0.1:9", env=env, pacing_url="")
+    assert client.pacer.backend.key == pacing_key(client.api_root, "ot_pat_tok")
+    off = OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", env=env, pacing_url="")
     assert not isinstance(off.pacer.backend, RedisPacingBackend)
     with pytest.raises(ConfigurationError, match="not both"):
         OpenTrainClient(
@@ -688,7 +688,7 @@ def test_without_the_redis_extra_the_error_says_what_to_install(
     """No redis package: pacing_url is a ConfigurationError naming the extra."""
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ConfigurationError, match=r"opentrain-async\[redis\]"):
-        OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url="redis://127.0.0.1:1/0")
+        OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", pacing_url="redis://127.0.0.1:1/0")
 
 
 async def test_unpaced_requests_admitted_before_hearing_of_a_pause_are_its_burst(

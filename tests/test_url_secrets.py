@@ -122,17 +122,17 @@ def test_sdk_paths_never_show_the_password(
         errors: list[BaseException] = []
         for base in (f"http://{auth}@127.0.0.1:9/", f"https://{auth}@api.example"):
             with pytest.raises(ConfigurationError) as caught:
-                OpenTrainClient("tok", base, env={})
+                OpenTrainClient("ot_pat_tok", base, env={})
             errors.append(caught.value)
             with pytest.raises(ConfigurationError) as caught:
-                OpenTrainClient("tok", env={"OT_API_BASE_URL": base})
+                OpenTrainClient("ot_pat_tok", env={"OT_API_BASE_URL": base})
             errors.append(caught.value)
         bad_pacing = f"redis://{auth}@127.0.0.1:99999/0"  # refused at parse
         with pytest.raises(ConfigurationError) as caught:
-            OpenTrainClient("tok", "http://127.0.0.1:9", pacing_url=bad_pacing, env={})
+            OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", pacing_url=bad_pacing, env={})
         errors.append(caught.value)
         with pytest.raises(ConfigurationError) as caught:
-            OpenTrainClient("tok", "http://127.0.0.1:9", env={"OT_PACING_URL": bad_pacing})
+            OpenTrainClient("ot_pat_tok", "http://127.0.0.1:9", env={"OT_PACING_URL": bad_pacing})
         errors.append(caught.value)
         for bad_journal in (
             f"redis://{auth}@127.0.0.1:99999/0?job=j",
