@@ -35,6 +35,19 @@ CASES = [
     ["send", "c", "hi", f"--apikey={SECRET}"],
     ["send", "c", "hi", f"--pass={SECRET}"],
     ["send", "c", "hi", "--pwd", SECRET],
+    # Spelled as other tools do (adv11): a token's short flag, curl's header, a bearer
+    # value, and an OpenTrain token other than the environment's pasted as an argument.
+    ["send", "c", "hi", "--bearer", SECRET],
+    ["--bearer", SECRET, "send", "c", "hi"],
+    ["send", "c", "hi", "-t", SECRET],
+    ["-t", SECRET, "send", "c", "hi"],
+    ["send", "c", "hi", "-p", SECRET],
+    ["send", "c", "hi", "-H", f"Authorization: Bearer {SECRET}"],
+    ["send", "c", "hi", "--header", f"Authorization: Bearer {SECRET}"],
+    ["send", "c", "hi", "--jwt", SECRET],
+    ["send", "c", "hi", "--pat", SECRET],
+    ["send", "c", "hi", f"ot_pat_{SECRET}"],
+    ["bulk", "x.jsonl", "--concurrency", f"ot_pat_{SECRET}"],
 ]
 
 
