@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+import opentrain_async._telemetry as _telemetry
+
 from ._errors import ConfigurationError
 from ._pacing import Pacer
 from ._proxy import Proxy
@@ -37,6 +39,7 @@ class SessionMixin:
     _headers: dict[str, str]
     _request_options: dict[str, Any]
     closed: bool
+    stats: Any  # ClientStats (``_pipeline``, which imports this module)
     timeout: aiohttp.ClientTimeout
     max_concurrency: int
 
@@ -47,6 +50,7 @@ class SessionMixin:
             reopen = getattr(self._pacer.backend, "reopen", None)
             if reopen is not None:
                 reopen()
+            _telemetry.watch(self._pacer, self.stats)  # its gauges again
         self.closed = False
         return self.ensure_session()
 
@@ -69,6 +73,7 @@ class SessionMixin:
                 type(exc).__name__,
             )
         finally:
+            _telemetry.unwatch(self.stats)  # a closed client's gauges end now
             if self._owns_session and self._session is not None:
                 session, self._session = self._session, None
                 await session.close()

@@ -41,6 +41,7 @@ from ._telemetry_instruments import (
     _current_tracer,
     _Metrics,
     _template,
+    unwatch,
     watch,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "request_end",
     "request_start",
     "resent",
+    "unwatch",
     "watch",
 ]
 

@@ -353,10 +353,19 @@ def watch(pacer: _PacerView, stats: _StatsView) -> None:
     that is gone: a bot opening a client per message keeps one series, not thousands.
     """
     _live[:] = [entry for entry in _live if entry[0]() is not None and entry[1]() is not None]
+    if any(entry[1]() is stats for entry in _live):
+        return  # reopened while still watched
     taken = {entry[2] for entry in _live}
     number = next(str(n) for n in range(1, len(_live) + 2) if str(n) not in taken)
     _live.append((weakref.ref(pacer), weakref.ref(stats), number))
     _current_metrics()  # the gauges exist from the client's creation on
+
+
+def unwatch(stats: _StatsView) -> None:
+    """Stop reporting the client whose counters are ``stats`` (it closed): its gauges
+    end at ``close``, not whenever the garbage collector frees it, and its number is
+    free for the next client."""
+    _live[:] = [entry for entry in _live if entry[1]() not in (None, stats)]
 
 
 def _live_pairs() -> Iterator[tuple[Any, Any, str]]:

@@ -265,6 +265,29 @@ async def test_gauges_follow_live_clients(otel: Telemetry, server: FakeOpenTrain
     assert now <= ours
 
 
+async def test_a_closed_client_has_no_gauges_while_still_referenced(
+    otel: Telemetry, server: FakeOpenTrain
+) -> None:
+    """A client paused by a long 429 and then closed, but still referenced (a cycle, a
+    traceback, a bot's attribute), reports nothing: its gauges end at ``close``, not at
+    garbage collection, so a dashboard's "paused" is the open clients'. Entering it
+    again brings them back under one number."""
+    others = _clients(otel)
+    server.throttle_next(1, retry_after=3600)
+    client = make_client(server, max_retry_after=30)
+    async with client:
+        await client.send_all([(server.add_conversation(), "too soon")])
+        (mine,) = _clients(otel) - others
+        assert otel.total("opentrain.pacer.paused", **{"opentrain.client": mine}) == 1
+    assert _clients(otel) - others == set()
+    assert otel.total("opentrain.pacer.paused", **{"opentrain.client": mine}) == 0
+    async with client:
+        assert _clients(otel) - others == {mine}
+        async with client:  # entered twice: still one series
+            assert _clients(otel) - others == {mine}
+    assert _clients(otel) - others == set()
+
+
 async def test_unsampled_messages_cost_no_http_spans(
     otel: Telemetry, server: FakeOpenTrain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
