@@ -59,8 +59,6 @@ DEFAULT_TOLERANCE = 300.0
 """Seconds a signature's timestamp may differ from now (the docs' 5 minutes)."""
 
 SIGNATURE_HEADER = "X-OpenTrain-Signature"
-DELIVERY_HEADER = "X-OpenTrain-Delivery"
-EVENT_HEADER = "X-OpenTrain-Event"
 DEFAULT_DEDUPE_TTL = 86_400.0
 """Seconds a handled event is remembered (OpenTrain's retries are over long before)."""
 PENDING_TTL = 120.0

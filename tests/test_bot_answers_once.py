@@ -23,6 +23,8 @@ import opentrain_async
 from opentrain_async import OpenTrainClient
 from opentrain_async.testing import FakeOpenTrain
 
+from .waiting import until
+
 ECHO_BOT = Path(__file__).resolve().parent.parent / "examples" / "echo_bot.py"
 WAIT = 60.0
 
@@ -99,18 +101,6 @@ class Bot:
 pytestmark = pytest.mark.process  # real bot processes, signals and kill -9
 
 
-async def _until(check: Callable[[], bool]) -> None:
-    """Wait for the fake server (served by this test's loop) to reach a state."""
-
-    async def poll() -> None:
-        # The fake server has no commit event: poll its counter (server state, not a
-        # settle time).
-        while not check():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), WAIT)
-
-
 async def _twenty_incoming(server: FakeOpenTrain, tmp_path: Path) -> tuple[dict[str, str], Path]:
     """20 incoming messages in 4 conversations, interleaved, all after the saved cursor."""
     conversations = [server.add_conversation() for _ in range(4)]
@@ -173,7 +163,7 @@ async def test_kill9_after_sending_before_checkpoint_finds_the_reply(
     # The next reply is stored, then its answer never comes: the worst moment to die.
     server.script("POST /messages", delay=WAIT * 2, after_commit=True)
     second = await Bot.start(server, cursor_file)
-    await _until(lambda: server.stats()["committed"] == 6)
+    await until(lambda: server.stats()["committed"] == 6, "6 deliveries", WAIT)
     assert await second.stop(signal.SIGKILL) == -signal.SIGKILL
     third = await Bot.start(server, cursor_file)
     await third.until_handled(_all_of(incoming, first, second))
@@ -192,7 +182,7 @@ async def test_sigterm_while_a_reply_is_in_flight_is_not_answered_twice(
     assert await first.finish() == 0
     server.script("POST /messages", delay=WAIT * 2, after_commit=True)
     second = await Bot.start(server, cursor_file)
-    await _until(lambda: server.stats()["committed"] == 10)
+    await until(lambda: server.stats()["committed"] == 10, "10 deliveries", WAIT)
     await second.stop(signal.SIGTERM)
     third = await Bot.start(server, cursor_file)
     await third.until_handled(_all_of(incoming, first, second))

@@ -6,18 +6,12 @@ cut off on the wire as ``delivery_unknown`` (they may have landed)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from opentrain_async import OpenTrainClient, SendOutcome
 from opentrain_async.testing import FakeOpenTrain
 
-
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.005)
+from .waiting import until
 
 
 def _items(convs: list[str], pulled: list[int]) -> Iterator[tuple[str, str]]:
@@ -43,7 +37,7 @@ async def test_cancelled_while_sends_are_on_the_wire() -> None:
                         seen.append(outcome)
 
             task = asyncio.create_task(consume())
-            await _until(lambda: len(server.requests) >= 4, "four sends never got there")
+            await until(lambda: len(server.requests) >= 4, "four sends never got there")
             task.cancel()
             done, _ = await asyncio.wait([task], timeout=10)
             assert done, "a cancelled loop must stop at once, not wait for the wire"
@@ -72,7 +66,7 @@ async def test_cancelled_in_the_loop_body_keeps_the_delivered_outcomes() -> None
             task = asyncio.create_task(consume())
             # Every answer in (the client's, not only the server's commit: under load the
             # cancel came while 201s were still on their way, and those sends were cut off).
-            await _until(
+            await until(
                 lambda: (
                     server.stats()["committed"] == 6 and bool(seen) and client.stats.in_flight == 0
                 ),

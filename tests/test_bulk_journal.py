@@ -26,6 +26,7 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
 from .cli_helpers import ROOT, cli_env, until_committed, write_jsonl
 from .conftest import make_client
 from .redis_server import RedisServer
+from .waiting import until
 
 
 def _items(conv: str, n: int) -> list[tuple[str, str]]:
@@ -108,8 +109,7 @@ async def test_a_second_concurrent_run_is_refused(
     journal = str(tmp_path / "j.journal")
     async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         first = asyncio.ensure_future(client.send_all(_items(conv, 3), journal=journal))
-        while server.in_flight < 1:  # noqa: ASYNC110 - the server has no event for this
-            await asyncio.sleep(0.001)
+        await until(lambda: server.in_flight > 0, "the first run's send")
         with pytest.raises(JobBusyError) as caught:
             await client.send_all(_items(conv, 3), journal=journal)
         assert isinstance(caught.value, OpenTrainError)
@@ -127,8 +127,7 @@ async def test_a_second_run_on_a_redis_journal_is_refused(
     url = f"{redis_server.url}?job=batch7"
     async with make_client(server, clock=no_wait.clock, sleep=no_wait.sleep) as client:
         first = asyncio.ensure_future(client.send_all(_items(conv, 3), journal=url))
-        while server.in_flight < 1:  # noqa: ASYNC110 - the server has no event for this
-            await asyncio.sleep(0.001)
+        await until(lambda: server.in_flight > 0, "the first run's send")
         with pytest.raises(JobBusyError):
             await client.send_all(_items(conv, 3), journal=url)
         assert (await first).sent == 3

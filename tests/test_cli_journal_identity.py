@@ -17,16 +17,24 @@ from opentrain_async._cli._journal import JournalError
 from opentrain_async._cli._plan import JobInput, entries, job_fingerprint
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli, cli_env, start_cli, until_committed, write_jsonl
+from .cli_helpers import Result, cli, cli_env, start_cli, until_committed, write_jsonl
 
 
 def _records(conv: str, n: int, text: str = "notice") -> list[dict[str, str]]:
     return [{"conversationId": conv, "content": f"{text} {i}"} for i in range(n)]
 
 
-def _stop_with_401(server: FakeOpenTrain, n: int) -> None:
-    """The next ``n`` sends answer 401: the run stops with them failed, not final."""
+async def _stopped_by_401(
+    server: FakeOpenTrain, job: Path, failures: Path, n: int, *args: str
+) -> Result:
+    """A first run of ``job`` at ``--concurrency n`` whose ``n`` sends on the wire all
+    answer 401: it stops, writing them to ``failures`` (failed, not final)."""
     server.fail_next(n, status=401)
+    args = ("--concurrency", str(n), *args, "--failures", str(failures))
+    first = await cli("bulk", str(job), *args, server=server)
+    assert first.code in (1, 3), first.err
+    server.clear_faults()
+    return first
 
 
 async def test_failures_fed_back_then_the_original_again_sends_nothing_twice(
@@ -38,19 +46,7 @@ async def test_failures_fed_back_then_the_original_again_sends_nothing_twice(
     conv = server.add_conversation()
     job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 300))
     failures = tmp_path / "failures.jsonl"
-    _stop_with_401(server, 4)
-    first = await cli(
-        "bulk",
-        str(job),
-        "--concurrency",
-        "4",
-        "--failures",
-        str(failures),
-        "--json",
-        server=server,
-    )
-    assert first.code in (1, 3), first.err
-    server.clear_faults()
+    first = await _stopped_by_401(server, job, failures, 4, "--json")
     rows = [json.loads(x) for x in failures.read_text().splitlines()]
     assert rows
     assert all(r["opentrain"]["reason"] == "unauthorized" for r in rows), rows
@@ -78,11 +74,8 @@ async def test_failures_fed_back_into_an_explicit_journal_are_that_job(
     job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 40))
     journal = tmp_path / "job.journal"
     failures = tmp_path / "failures.jsonl"
-    _stop_with_401(server, 3)
+    await _stopped_by_401(server, job, failures, 3, "--journal", str(journal))
     args = ("--journal", str(journal), "--concurrency", "3")
-    first = await cli("bulk", str(job), *args, "--failures", str(failures), server=server)
-    assert first.code in (1, 3), first.err
-    server.clear_faults()
     fed = await cli("bulk", str(failures), *args, "--json", server=server)
     assert fed.code == 0, fed.err
     assert "part of the job of" in fed.err
@@ -176,19 +169,7 @@ async def test_dry_run_plans_what_the_ledger_says(server: FakeOpenTrain, tmp_pat
     conv = server.add_conversation()
     job = write_jsonl(tmp_path / "job.jsonl", _records(conv, 20))
     failures = tmp_path / "failures.jsonl"
-    _stop_with_401(server, 2)
-    first = await cli(
-        "bulk",
-        str(job),
-        "--concurrency",
-        "2",
-        "--failures",
-        str(failures),
-        "--json",
-        server=server,
-    )
-    assert first.code in (1, 3), first.err
-    server.clear_faults()
+    await _stopped_by_401(server, job, failures, 2, "--json")
     assert (await cli("bulk", str(failures), server=server)).code == 0
     planned = await cli("bulk", str(job), "--dry-run", "--json", server=server)
     assert planned.code == 0, planned.err

@@ -19,6 +19,7 @@ from opentrain_async._cli._journal import FileJournalStore, load_journal
 from opentrain_async.testing import FakeOpenTrain, Fault
 
 from .cli_helpers import Result, cli_env, run_cli, start_cli, until_committed, write_jsonl
+from .waiting import until
 
 
 async def _finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> Result:
@@ -131,10 +132,7 @@ async def test_ctrl_c_while_following_messages_mentions_no_journal(
     proc = await start_cli(
         "messages", conv, "--follow", "--interval", "0.05", env=cli_env(server, tmp_path)
     )
-    deadline = time.monotonic() + 30
-    while not [r for r in server.requests if r.path.endswith("/messages")]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: any(r.path.endswith("/messages") for r in server.requests), "a read")
     proc.send_signal(signal.SIGINT)
     result = await _finish(proc)
     assert result.code == 130

@@ -15,16 +15,9 @@ import aiohttp
 from opentrain_async import ConfigurationError, OpenTrainClient, OpenTrainError
 from opentrain_async.testing import FakeOpenTrain
 
+from .waiting import until
+
 WAITING = 3
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (real time, at most 10 s) until ``condition`` holds."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the condition never held")
 
 
 def in_line(client: OpenTrainClient) -> int:
@@ -42,9 +35,9 @@ async def calls_behind_a_stalled_read(
     what each of the calls (not the read) ended with."""
     server.script("GET /messages", delay=30.0, times=1)
     read = asyncio.ensure_future(client.list_conversations())
-    await until(lambda: server.in_flight == 1)
+    await until(lambda: server.in_flight == 1, "the read on the wire")
     calls = [asyncio.ensure_future(call(i)) for i in range(WAITING)]
-    await until(lambda: in_line(client) == WAITING)
+    await until(lambda: in_line(client) == WAITING, "the calls to queue")
     await close()
     results = await asyncio.gather(*calls, return_exceptions=True)
     await asyncio.gather(read, return_exceptions=True)

@@ -16,6 +16,7 @@ from opentrain_async import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     DeliveryUnknownError,
     InternalServerError,
@@ -356,14 +357,19 @@ async def test_user_session_is_left_open(server: FakeOpenTrain) -> None:
 
 
 async def test_client_works_without_context_manager(server: FakeOpenTrain) -> None:
-    """A client used without `async with` creates its session lazily; close() releases it."""
+    """A client used without `async with` creates its session lazily and sends; after
+    close() (twice is fine) it refuses to send, saying it was closed."""
     conv = server.add_conversation()
     client = make_client(server)
     try:
-        await client.send_message(conv, "hi")
+        sent = await client.send_message(conv, "hi")
     finally:
         await client.close()
     await client.close()
+    assert [m["id"] for m in server.messages(conv)] == [sent.id]
+    with pytest.raises(ConfigurationError, match="was closed"):
+        await client.send_message(conv, "again")
+    assert len(server.messages(conv)) == 1
 
 
 async def test_secrets_never_leak(

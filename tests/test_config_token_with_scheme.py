@@ -38,9 +38,14 @@ def test_from_the_environment_and_the_cli_file_too(tmp_path: Path) -> None:
     assert SECRET not in str(info.value)
 
 
-def test_a_token_merely_containing_the_word_is_kept() -> None:
-    for token in ("Bearerot_pat_x", "ot_pat_Bearer x"):
-        OpenTrainClient(token, "https://app.opentrain.ai", env={})
+@pytest.mark.parametrize("token", ["Bearerot_pat_x", "ot_pat_Bearer x"])
+async def test_a_token_merely_containing_the_word_is_kept(token: str) -> None:
+    """Accepted, and sent as given: a server that knows only that token takes the send."""
+    async with FakeOpenTrain(token=token) as server:
+        conv = server.add_conversation()
+        async with OpenTrainClient(token, server.base_url, env={}) as client:
+            await client.send_message(conv, "hi")
+        assert [m["content"] for m in server.messages(conv)] == ["hi"]
 
 
 async def test_the_cli_says_so_in_one_line_exit_3(server: FakeOpenTrain, tmp_path: Path) -> None:

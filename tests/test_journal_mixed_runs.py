@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +21,9 @@ from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .cli_helpers import Result, assert_one_line_error, cli_env, run_cli, start_cli, write_jsonl
 from .redis_server import RedisServer
+from .waiting import until
 
 pytestmark = pytest.mark.process  # two real runs: the lock is held by a process
-
-
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll a state with a deadline (never sleeping to let things settle)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +59,7 @@ async def test_a_file_and_a_redis_run_of_one_job_never_run_at_once(
             "bulk", str(job), *journal_args(first_journal), "--json", env=env, cwd=tmp_path
         )
         try:
-            await _until(lambda: server.stats()["committed"] >= 3, "the first run to send")
+            await until(lambda: server.stats()["committed"] >= 3, "the first run to send")
             first.send_signal(signal.SIGSTOP)  # alive, mid-job, while the second starts
             # (No count of sends here: a request the first run wrote before SIGSTOP may
             # reach the server meanwhile.  Any input the second run sent would show below

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from opentrain_async._cli._journal_redis import (
 )
 
 from .redis_server import RedisServer, require_redis_binary
+from .waiting import until
 
 
 def _url(server: RedisServer, job: str = "invoices", **query: str) -> RedisJournalURL:
@@ -51,14 +52,6 @@ async def open_redis_journal(url: RedisJournalURL, **options: Any) -> tuple[Jour
 def _store(journal: Journal) -> RedisJournalStore:
     assert isinstance(journal.store, RedisJournalStore)
     return journal.store
-
-
-async def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` with a deadline (waiting on a state, not sleeping to settle)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -435,7 +428,7 @@ async def test_send_hook_stops_posts_once_the_lease_is_lost(redis_server: RedisS
             await (await session.post(http.make_url("/"))).release()
             assert _store(journal).lease.renewer is not None
             _store(journal).lease.renewer.cancel()
-            await _wait_for(lambda: _store(journal).lost is not None)
+            await until(lambda: _store(journal).lost is not None, "the lease to be lost")
             with pytest.raises(JournalLostError):
                 await session.post(http.make_url("/"))
             await (await session.get(http.make_url("/"))).release()  # reads still go
@@ -459,7 +452,7 @@ async def test_redis_gone_stops_sends_within_the_lease_even_without_writes(
     # Renewed no later than now: by this time the 1 s lease has expired in Redis at the
     # latest, and sends must have stopped (a loaded machine only looks later).
     expired = lease_clock() + 1.0
-    await _wait_for(lambda: store.lost is not None or lease_clock() >= expired, timeout=5)
+    await until(lambda: store.lost is not None or lease_clock() >= expired, "the lease end")
     assert store.lost is not None
     with pytest.raises(JournalLostError, match="stopped sending"):
         store.check_send()

@@ -99,6 +99,7 @@ async def test_a_written_key_of_another_type_refuses_and_never_errors(
         await store.open()
 
 
+@pytest.mark.slow  # waits 1.2 s of real time: Redis expires keys on its own clock
 async def test_records_evicted_after_a_release_pushed_their_expiry_refuse_the_rerun(
     redis_server: RedisServer, outside: redis_asyncio.Redis
 ) -> None:

@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from .cli_helpers import (
     write_jsonl,
 )
 from .redis_server import RedisServer, require_redis_binary
+from .waiting import until
 
 
 def _job(path: Path, convs: list[str], n: int) -> Path:
@@ -64,14 +65,6 @@ async def _run(cwd: Path, env: Mapping[str, str], *args: str) -> Result:
     return await run_cli(*args, env=env, cwd=cwd)
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll a condition with a deadline (waiting on a state, never sleeping to settle)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
-
-
 def _no_traceback(result: Result) -> None:
     assert "Traceback" not in result.err, result.err
 
@@ -93,7 +86,7 @@ async def test_kill_9_then_resume_on_another_machine(
         b_dir, b_env = _machine(tmp_path, "machine-b", server)
 
         first = await _start(a_dir, a_env, *args)
-        await _until(lambda: server.stats()["committed"] >= 100, "100 deliveries")
+        await until(lambda: server.stats()["committed"] >= 100, "100 deliveries")
         assert first.returncode is None, "the CLI ended before it could be killed"
         first.send_signal(signal.SIGKILL)
         await first.communicate()
@@ -133,7 +126,7 @@ async def test_second_run_of_a_job_is_refused_while_the_first_runs(
         a_dir, a_env = _machine(tmp_path, "node-1", server)
         b_dir, b_env = _machine(tmp_path, "node-2", server)
         first = await _start(a_dir, a_env, "bulk", str(job), "--journal", url, "--json")
-        await _until(lambda: server.stats()["committed"] >= 5, "the first run to send")
+        await until(lambda: server.stats()["committed"] >= 5, "the first run to send")
         # Held still (alive, lease valid) while the other commands run, so it cannot
         # finish first on a slow machine.
         first.send_signal(signal.SIGSTOP)
@@ -180,7 +173,7 @@ async def test_a_paused_runner_sends_nothing_after_it_wakes(
         a_dir, a_env = _machine(tmp_path, "node-1", server)
         b_dir, b_env = _machine(tmp_path, "node-2", server)
         paused = await _start(a_dir, a_env, "bulk", str(job), "--journal", url)
-        await _until(lambda: server.stats()["committed"] >= 30, "30 deliveries")
+        await until(lambda: server.stats()["committed"] >= 30, "30 deliveries")
         paused.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         try:
@@ -240,7 +233,7 @@ async def _stopped_mid_send(
         env=a_env, cwd=a_dir,
     )  # fmt: skip
     try:
-        await _until(lambda: _process_state(frozen.pid) == "T", "the runner to stop itself")
+        await until(lambda: _process_state(frozen.pid) == "T", "the runner to stop itself")
         assert server.stats()["committed"] < n
         deadline = time.monotonic() + 30
         while True:  # refused (exit 2) while the stopped runner's lease (2 s) lasts
@@ -320,7 +313,7 @@ async def test_redis_killed_mid_run_stops_sending_and_resumes(tmp_path: Path) ->
             args = ("bulk", str(job), "--journal", url, "--concurrency", str(concurrency))
             home, env = _machine(tmp_path, "node", server)
             proc = await _start(home, env, *args)
-            await _until(lambda: server.stats()["committed"] >= 60, "60 deliveries")
+            await until(lambda: server.stats()["committed"] >= 60, "60 deliveries")
             redis.kill()
             at_kill = server.stats()["committed"]
             lost = await _finish(proc, timeout=30)
@@ -507,7 +500,7 @@ async def test_sigterm_releases_the_job_for_the_next_pod(
         a_dir, a_env = _machine(tmp_path, "node-1", server)
         b_dir, b_env = _machine(tmp_path, "node-2", server)
         first = await _start(a_dir, a_env, "bulk", str(job), "--journal", url)
-        await _until(lambda: server.stats()["committed"] >= 20, "20 deliveries")
+        await until(lambda: server.stats()["committed"] >= 20, "20 deliveries")
         first.send_signal(signal.SIGTERM)
         stopped = await _finish(first)
         assert stopped.code == 143, stopped.err

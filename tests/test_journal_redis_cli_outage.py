@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, start_cli, write_jsonl
+from .cli_helpers import cli_env, run_cli, start_cli, until_committed, write_jsonl
 from .redis_server import RedisServer, require_redis_binary
 
 
@@ -44,10 +43,7 @@ async def test_redis_killed_mid_run_says_why_the_run_stopped(tmp_path: Path) -> 
             url = f"{redis.url}?job=died&lease=3"
             args = ("bulk", str(job), "--journal", url, "--concurrency", "1")
             proc = await start_cli(*args, "--json", env=env)
-            deadline = time.monotonic() + 30
-            while server.stats()["committed"] < 50:
-                assert time.monotonic() < deadline, "timed out waiting for 50 deliveries"
-                await asyncio.sleep(0.005)
+            await until_committed(server, 50, proc)
             redis.kill()
             out, err = await asyncio.wait_for(proc.communicate(), 30)
             lost = err.decode()

@@ -5,8 +5,6 @@ the job: persisted while a run holds the lease, the records' retention after).""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,6 +17,7 @@ from opentrain_async._cli._journal_redis import (
 )
 
 from .redis_server import RedisServer
+from .waiting import until
 
 HEADER = {"journal": "opentrain-async", "format": 2}
 
@@ -87,10 +86,8 @@ async def test_the_renewer_seeing_the_flush_first_says_gone(
     try:
         await store.create(HEADER)
         await outside.flushall()
-        deadline = time.monotonic() + 10
-        while store.lease.renewer is not None and not store.lease.renewer.done():
-            assert time.monotonic() < deadline, "the renewer never saw the flush"
-            await asyncio.sleep(0.02)
+        ended = lambda: (r := store.lease.renewer) is None or r.done()  # noqa: E731
+        await until(ended, "the renewer to see the flush")
         assert store.gone
         assert store.lost is not None
         assert "gone from Redis" in store.lost

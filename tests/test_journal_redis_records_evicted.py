@@ -12,7 +12,7 @@ import redis.asyncio as redis_asyncio
 
 from opentrain_async.testing import FakeOpenTrain
 
-from .cli_helpers import cli_env, run_cli, until_committed, write_jsonl
+from .cli_helpers import Result, cli_env, run_cli, until_committed, write_jsonl
 from .redis_server import RedisServer
 
 
@@ -22,6 +22,25 @@ def _job(tmp_path: Path, server: FakeOpenTrain, n: int) -> tuple[Path, dict[str,
     job = write_jsonl(tmp_path / "job.jsonl", records)
     env = cli_env(server, tmp_path, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
     return job, env
+
+
+async def _key_deleted_mid_run(
+    redis_server: RedisServer, server: FakeOpenTrain, tmp_path: Path, key: str, n: int
+) -> tuple[Result, tuple[str, ...], dict[str, str]]:
+    """A run of ``n`` inputs on the Redis journal ``evicted`` whose ``key`` (``records``
+    or ``lease``) is deleted after 30 deliveries: the run's result, its arguments and
+    environment (for a rerun)."""
+    job, env = _job(tmp_path, server, n)
+    url = f"{redis_server.url}?job=evicted&lease=3"
+    args = ("bulk", str(job), "--journal", url, "--concurrency", "2", "--json")
+    run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
+    admin = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        await until_committed(server, 30, run)
+        assert await admin.delete(f"opentrain:journal:{{evicted}}:{key}") == 1
+        return await asyncio.wait_for(run, 60), args, env
+    finally:
+        await admin.aclose()
 
 
 async def test_records_evicted_mid_run_stop_the_run_and_say_the_journal_is_gone(
@@ -35,17 +54,7 @@ async def test_records_evicted_mid_run_stop_the_run_and_say_the_journal_is_gone(
     journal is gone (what it delivered is no longer recorded)."""
     n = 120
     async with FakeOpenTrain(latency=0.005) as server:
-        job, env = _job(tmp_path, server, n)
-        url = f"{redis_server.url}?job=evicted&lease=3"
-        args = ("bulk", str(job), "--journal", url, "--concurrency", "2", "--json")
-        run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
-        admin = redis_asyncio.Redis.from_url(redis_server.url)
-        try:
-            await until_committed(server, 30, run)
-            assert await admin.delete("opentrain:journal:{evicted}:records") == 1
-            first = await asyncio.wait_for(run, 60)
-        finally:
-            await admin.aclose()
+        first, args, env = await _key_deleted_mid_run(redis_server, server, tmp_path, "records", n)
         assert first.code == 1, first.err
         assert "Traceback" not in first.err
         assert "is gone from Redis" in first.json()["stopped"]
@@ -63,17 +72,7 @@ async def test_a_lease_evicted_mid_run_is_not_blamed_on_another_run(
     stopped, safely, but said "its lease was taken over by another run" when no other
     run existed.  Now it says the lease expired in Redis (or was taken over)."""
     async with FakeOpenTrain(latency=0.005) as server:
-        job, env = _job(tmp_path, server, 120)
-        url = f"{redis_server.url}?job=evicted&lease=3"
-        args = ("bulk", str(job), "--journal", url, "--concurrency", "2", "--json")
-        run = asyncio.ensure_future(run_cli(*args, env=env, cwd=tmp_path))
-        admin = redis_asyncio.Redis.from_url(redis_server.url)
-        try:
-            await until_committed(server, 30, run)
-            assert await admin.delete("opentrain:journal:{evicted}:lease") == 1
-            first = await asyncio.wait_for(run, 60)
-        finally:
-            await admin.aclose()
+        first, _, _ = await _key_deleted_mid_run(redis_server, server, tmp_path, "lease", 120)
         assert first.code == 1, first.err
         assert "its lease expired in Redis" in first.err
         assert server.stats()["duplicates"] == 0

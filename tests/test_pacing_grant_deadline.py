@@ -19,17 +19,9 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime, FixedWindow
 
 from .conftest import make_client
 from .pacing_kit import known_window
+from .waiting import until
 
 STALL = 1.0  # real seconds the read holds the connection slot (the send waits behind it)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (real time, at most 10 s) until ``condition`` holds."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the condition never held")
 
 
 def client(
@@ -46,11 +38,11 @@ async def held_sends(
     they wait for a connection slot), so that all of them go when the reads end."""
     server.script("GET /messages", delay=STALL, times=n)
     reads = asyncio.gather(*(mine.list_conversations() for _ in range(n)))
-    await until(lambda: server.in_flight == n)
+    await until(lambda: server.in_flight == n, f"{n} sends on the wire")
     sends: list[asyncio.Task[object]] = [
         asyncio.create_task(mine.send_message(conv, f"held {i}")) for i in range(n)
     ]
-    await until(granted)
+    await until(granted, "the grants")
     return reads, sends
 
 

@@ -12,6 +12,8 @@ import pytest
 from opentrain_async import OpenTrainClient, RateLimitError
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
+from .waiting import until
+
 NO_HINT = {"reason": "rate_limited"}
 
 
@@ -113,9 +115,7 @@ async def test_a_probe_cancelled_in_flight_holds_nobody_back(how: str) -> None:
                     await asyncio.wait_for(c.send_message(conv, "probe"), 0.3)
             elif how == "cancel":
                 task = asyncio.ensure_future(c.send_message(conv, "probe"))
-                while not fake.in_flight:  # until the probe is stalled at the server
-                    assert not task.done()
-                    await asyncio.sleep(0.001)
+                await until(lambda: fake.in_flight > 0 or task.done(), "the probe to stall")
                 assert not task.done()
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):

@@ -18,14 +18,12 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .cli_helpers import cli_env, start_cli, write_jsonl
 from .redis_server import RedisServer
+from .waiting import until
 
 
 async def _probe_settled(backend: RedisPacingBackend) -> None:
-    """Wait (deadline, no fixed sleep) for a background rejoin probe to finish."""
-    deadline = time.monotonic() + 10
-    while backend.probe is not None and not backend.probe.done():
-        assert time.monotonic() < deadline, "probe did not finish"
-        await asyncio.sleep(0.005)
+    """Wait for a background rejoin probe to finish."""
+    await until(lambda: (p := backend.probe) is None or p.done(), "the rejoin probe")
 
 
 @pytest.mark.parametrize("refusal", ["oom", "replica"])
@@ -138,14 +136,9 @@ async def test_closing_with_a_report_in_flight_is_no_outage_and_leaks_nothing(
             delay=0.3,
         )
         sending = asyncio.create_task(client.send_message(conv, "throttled"))
-        deadline = time.monotonic() + 10
-        while server.in_flight == 0:
-            assert time.monotonic() < deadline, "the send never reached the server"
-            await asyncio.sleep(0.005)
+        await until(lambda: server.in_flight > 0, "the send to reach the server")
         await admin.execute_command("CLIENT", "PAUSE", "1500")
-        while not backend.in_redis._report_lock.locked():
-            assert time.monotonic() < deadline, "the report never started"
-            await asyncio.sleep(0.005)
+        await until(backend.in_redis._report_lock.locked, "the report to start")
         await client.close()
         with pytest.raises(OpenTrainError):
             await sending

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from opentrain_async._pacing.redis_backend import RedisPacingBackend
 from opentrain_async.testing import FakeOpenTrain, TokenBucket
 
 from .redis_server import RedisServer
+from .waiting import until
 
 Items = list[tuple[str, str]]
 
@@ -32,15 +32,6 @@ def steady(server: RedisServer) -> str:
 def items_for(server: FakeOpenTrain, label: str, n: int) -> Items:
     convs = [server.add_conversation() for _ in range(4)]
     return [(convs[i % 4], f"{label} {i}") for i in range(n)]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until it holds (a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 def assert_exactly_once(server: FakeOpenTrain, n: int) -> None:
@@ -137,7 +128,7 @@ async def test_exact_hint_pauses_the_other_client(
     b = OpenTrainClient(server.token, server.base_url, pacing_url=steady(redis_server))
     async with a, b:
         first = asyncio.create_task(a.send_message(conv, "from a"))
-        await wait_until(lambda: a.pacer.state.throttles == 1)
+        await until(lambda: a.pacer.state.throttles == 1, "the 429 to be counted")
         await b.send_message(conv, "from b")
         await first
     throttled = next(r for r in server.sends if r.status == 429)
@@ -288,7 +279,7 @@ async def test_fail_closed_waits_for_redis(
         sleep=sleep,
     ) as client:
         task = asyncio.create_task(client.send_message(conv, "closed"))
-        await wait_until(lambda: len(waits) >= 3)
+        await until(lambda: len(waits) >= 3, "three retries while Redis is down")
         assert server.sends == []
         assert client.stats.pacing_fallbacks == 1
         redis_server.start()

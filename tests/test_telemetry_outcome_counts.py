@@ -16,6 +16,7 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 from .conftest import make_client
 from .telemetry_helpers import Telemetry, use_global_providers
+from .waiting import until
 
 
 @pytest.fixture
@@ -79,8 +80,7 @@ async def test_cancelling_a_job_ends_every_span_and_empties_the_gauges(
     server.script("POST /messages", delay=30, times=None)
     async with make_client(server, max_concurrency=4) as client:
         task = asyncio.create_task(client.send_all([(c, "stalled") for c in convs]))
-        while server.in_flight < 4:  # noqa: ASYNC110 - the server has no event for this
-            await asyncio.sleep(0.01)
+        await until(lambda: server.in_flight >= 4, "four sends on the wire")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -125,12 +125,7 @@ async def test_sends_cut_off_after_the_grace_are_counted_once(
     async with make_client(server, max_concurrency=3) as client:
         async with client.send_many(items, grace=0.05) as outcomes:
             waiting = asyncio.create_task(anext(outcomes))  # the sends start when awaited
-
-            async def until_a_send_is_in_flight() -> None:
-                while server.in_flight < 1:  # noqa: ASYNC110 - the server has no event for this
-                    await asyncio.sleep(0.01)
-
-            await asyncio.wait_for(until_a_send_is_in_flight(), 10)  # 3.10: no asyncio.timeout
+            await until(lambda: server.in_flight > 0, "a send on the wire")
         with pytest.raises(StopAsyncIteration):
             await waiting  # the loop was left: the waiting consumer sees the end
         unreported = outcomes.unreported

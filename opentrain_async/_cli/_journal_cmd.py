@@ -98,7 +98,7 @@ async def journal_command(args: argparse.Namespace, out: TextIO, err: TextIO | N
     instead of a journal stands for its default journal (a note on `err` says which)."""
     location: str = args.location
     if args.journal_action == "resolve":
-        return await _resolve(args, out, err)
+        return await _resolve(args, out)
     info: JobInfo | None = None
     torn = False
     if is_redis_url(location):
@@ -129,7 +129,7 @@ async def journal_command(args: argparse.Namespace, out: TextIO, err: TextIO | N
     return 0
 
 
-async def _resolve(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
+async def _resolve(args: argparse.Namespace, out: TextIO) -> int:
     """Append a ``resolved`` record for each chosen input that failed for good."""
     store: JournalStore
     if is_redis_url(args.location):

@@ -132,7 +132,6 @@ class ProgressDisplay:
         self._max_attempts = max_attempts
         self._started = clock()
         self._task: asyncio.Task[None] | None = None
-        self._drawn = False
         self._last_note: tuple[str, float] | None = None
 
     def _fields(self) -> dict[str, str]:
@@ -183,7 +182,6 @@ class ProgressDisplay:
         if self._live:
             self._stream.write(_CLEAR + self.live_line())
             self._stream.flush()
-            self._drawn = True
         else:
             print(self.line(), file=self._stream, flush=True)
 
@@ -213,7 +211,6 @@ class ProgressDisplay:
         if self._live:  # the note may wrap; only the live line must fit to redraw in place
             self._stream.write(_CLEAR + text + "\n")
             self._stream.write(self.live_line())
-            self._drawn = True
             self._stream.flush()
         else:
             print(text, file=self._stream, flush=True)
