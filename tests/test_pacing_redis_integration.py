@@ -237,7 +237,8 @@ async def test_redis_slower_than_budget_fails_open(
         server.token,
         server.base_url,
         rate_limit=500,  # paced: the backend is asked for every batch of slots
-        pacing_url=redis_server.url + "?budget=0.05&retry_every=0.05",
+        # the default budget: 50 ms was missed again after the rejoin on a loaded machine
+        pacing_url=redis_server.url + "?budget=0.25&retry_every=0.05",
     ) as client:
         backend = client.pacer.backend
         assert isinstance(backend, RedisPacingBackend)
