@@ -130,6 +130,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
                 raise ConfigurationError("pass before_send= or journal=, not both")
             hooks = _CallerHook(before_send)
         self._hooks = hooks
+        self._opening = asyncio.Lock()
         self._engine = _Engine(
             deliver,
             policy,
@@ -168,7 +169,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise StopAsyncIteration
         hooks = self._hooks
         if hooks is not None and not engine.started:
-            await hooks.open()  # a journal taken over before the first send (or raised)
+            async with self._opening:  # two consumers at the start: the journal opens once
+                await hooks.open()  # taken over before the first send (or raised)
         engine.start()
         try:
             outcome = await self._outcomes.get()
