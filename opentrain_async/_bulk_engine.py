@@ -165,12 +165,13 @@ class _Engine:
         sink raised, else what the caller's iterable raised."""
         self.start()
         try:
-            # Not gather: cancelled, gather would cancel the workers before ``stopped`` is
-            # set, and a worker in a hook would take that for the hook's own (``_before``).
+            # wait, not gather: a cancelled gather cancels the workers before ``stopped``
+            # is set, and a worker in a hook would take that for the hook's (``_before``).
             await asyncio.wait(self._workers)
         except BaseException:  # cancelled: stop the workers and wait for them
             await self.aclose()
             raise
+        await asyncio.gather(*self._workers, return_exceptions=True)  # all done: retrieved
         self.stopped = True
         if self._sink_error is not None:
             raise self._sink_error
@@ -383,9 +384,8 @@ class _Engine:
         self, before_send: BeforeSend, index: int, item: Any
     ) -> tuple[Message, bool] | None:
         """The hook before a send.  A ``CancelledError`` it raises while the engine runs
-        (only ``cancel`` cancels workers, and it stops the engine first) is the hook's
-        own (a future it awaited was cancelled): that input's outcome, not the end of
-        its worker (the input had no outcome and the stream ended short)."""
+        (only ``cancel`` cancels workers, stopping it first) is the hook's own (it awaited
+        a cancelled future): that input's outcome, not the end of its worker."""
         try:
             return await before_send(index, item)
         except asyncio.CancelledError as exc:
