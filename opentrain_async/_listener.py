@@ -94,8 +94,9 @@ class Listener:
 
         From another task while the loop waits for the next message (the engine is
         running: closing it raised RuntimeError and the bot went on), the wait is
-        cancelled, the engine ends with it (nothing is in hand: the last message was
-        saved as finished when the next was asked for), and the loop ends."""
+        cancelled, the engine ends with it, and the loop ends.  Nothing is in hand
+        then; a save of the last message's position cut by it leaves the one before
+        (the file is replaced whole): that message comes back once, as after SIGTERM."""
         self._holding = False
         waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
