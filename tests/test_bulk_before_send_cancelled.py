@@ -6,7 +6,7 @@ without a word, and the job went on with one worker fewer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,10 @@ def _cancelled_on(bad: str) -> Any:
     return before_send
 
 
+async def _all(stream: AsyncIterator[SendOutcome]) -> list[SendOutcome]:
+    return [outcome async for outcome in stream]
+
+
 async def test_send_many_gives_the_input_its_outcome() -> None:
     clock = FakeTime()
     async with FakeOpenTrain() as server:
@@ -35,11 +39,8 @@ async def test_send_many_gives_the_input_its_outcome() -> None:
         async with OpenTrainClient(
             server.token, server.base_url, clock=clock.clock, sleep=clock.sleep
         ) as client:
-            seen: list[SendOutcome] = []
             stream = client.send_many(items, concurrency=2, before_send=_cancelled_on("notice 1"))
-            async with asyncio.timeout(10):
-                async for outcome in stream:
-                    seen.append(outcome)
+            seen = await asyncio.wait_for(_all(stream), 10)
         assert sorted(o.index for o in seen) == list(range(6))
         (failed,) = [o for o in seen if not o.ok]
         assert failed.index == 1
@@ -58,8 +59,7 @@ async def test_the_stream_keeps_input_order_around_it() -> None:
             server.token, server.base_url, clock=clock.clock, sleep=clock.sleep
         ) as client:
             stream = client.send_many(items, concurrency=1, before_send=_cancelled_on("notice 2"))
-            async with asyncio.timeout(10):
-                kinds = [o.kind async for o in stream]
+            kinds = [o.kind for o in await asyncio.wait_for(_all(stream), 10)]
         assert kinds == ["sent", "sent", "error", "blocked_by_earlier_failure"]
 
 
