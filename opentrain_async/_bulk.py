@@ -130,6 +130,9 @@ class BulkSend(AsyncIterator[SendOutcome]):
                 raise ConfigurationError("pass before_send= or journal=, not both")
             hooks = _CallerHook(before_send)
         self._hooks = hooks
+        self._opening = asyncio.Lock()
+        self._closing: asyncio.Future[None] | None = None
+        """``aclose``'s work, once started: every later call waits for it."""
         self._engine = _Engine(
             deliver,
             policy,
@@ -168,7 +171,8 @@ class BulkSend(AsyncIterator[SendOutcome]):
             raise StopAsyncIteration
         hooks = self._hooks
         if hooks is not None and not engine.started:
-            await hooks.open()  # a journal taken over before the first send (or raised)
+            async with self._opening:  # two consumers at the start: the journal opens once
+                await hooks.open()  # taken over before the first send (or raised)
         engine.start()
         try:
             outcome = await self._outcomes.get()
@@ -220,10 +224,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
         """Stop pulling input; sends already on the wire get ``grace`` seconds (default:
         the ``grace`` given to ``send_many``) to finish, no new send starts, then what
         is left is cancelled.  Returns once every worker has stopped; what the loop
-        did not see is in ``unreported``."""
+        did not see is in ``unreported``.  Called again meanwhile (another task, the
+        ``async with`` ending), it waits for the first call's close: it returned at
+        once, with sends on the wire and ``unreported`` not complete yet."""
+        if self._closing is None:
+            if self._engine.stopped:
+                return
+            self._closing = asyncio.ensure_future(self._close(grace))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, grace: float | None) -> None:
         engine = self._engine
-        if engine.stopped:
-            return
         engine.leave()
         outcomes = self._outcomes
         engine.unreported.extend(outcomes.take_all())

@@ -15,6 +15,7 @@ from typing import Any, Protocol, cast
 import opentrain_async._telemetry as _telemetry
 
 from ._bulk_outcome import (
+    BeforeSend,
     Deliver,
     Pulled,
     SendItem,
@@ -26,7 +27,6 @@ from ._bulk_outcome import (
 from ._errors import (
     APIConnectionError,
     BlockedByEarlierFailureError,
-    ConfigurationError,
     DeliveryUnknownError,
     NotAttemptedError,
     OpenTrainError,
@@ -34,9 +34,8 @@ from ._errors import (
 )
 from ._hooks import awaited
 from ._models import Message
-from ._order import DEFAULT_PARKED, Chains, OnFailure, Parked, blocked_error
+from ._order import Chains, Parked, blocked_error, order_chains
 from ._retry import RetryPolicy
-from ._validation import check_flag
 
 __all__ = ["SendHooks", "Sink", "order_chains"]
 
@@ -166,10 +165,13 @@ class _Engine:
         sink raised, else what the caller's iterable raised."""
         self.start()
         try:
-            await asyncio.gather(*self._workers, return_exceptions=True)
+            # wait, not gather: a cancelled gather cancels the workers before ``stopped``
+            # is set, and a worker in a hook would take that for the hook's (``_before``).
+            await asyncio.wait(self._workers)
         except BaseException:  # cancelled: stop the workers and wait for them
             await self.aclose()
             raise
+        await asyncio.gather(*self._workers, return_exceptions=True)  # all done: retrieved
         self.stopped = True
         if self._sink_error is not None:
             raise self._sink_error
@@ -331,7 +333,7 @@ class _Engine:
             if self._halt is not None:
                 raise self._not_attempted()
             before_send = self._before_send
-            settled = None if before_send is None else await before_send(index, item)
+            settled = None if before_send is None else await self._before(before_send, index, item)
             if settled is not None:  # a journal knows its outcome: nothing to send
                 message, reconciled = settled
             else:
@@ -377,6 +379,21 @@ class _Engine:
             outcome = SendOutcome(index, item, message, None, key, reconciled)
         _telemetry.outcome(span, outcome)
         return outcome
+
+    async def _before(
+        self, before_send: BeforeSend, index: int, item: Any
+    ) -> tuple[Message, bool] | None:
+        """The hook before a send.  A ``CancelledError`` it raises while the engine runs
+        (only ``cancel`` cancels workers, stopping it first) is the hook's own (it awaited
+        a cancelled future): that input's outcome, not the end of its worker."""
+        try:
+            return await before_send(index, item)
+        except asyncio.CancelledError as exc:
+            if self.stopped:
+                raise
+            raise OpenTrainError(
+                "not sent: before_send raised CancelledError (not a cancel of the send)"
+            ) from exc
 
     async def _resend(self, conversation_id: str, content: str, waits: int) -> tuple[Message, bool]:
         """The input sent again after ``waits`` engine waits, each after a spent retry
@@ -481,13 +498,3 @@ def _cut_short() -> DeliveryUnknownError:
         "the grace; it may or may not have been delivered",
         cause=APIConnectionError("cancelled after the grace"),
     )
-
-
-def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
-    """The chains that keep each conversation in order (None: ``ordered=False``)."""
-    if on_failure not in ("stop", "continue"):
-        raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
-    check_flag(ordered, "ordered")
-    if not ordered:
-        return None
-    return Chains(DEFAULT_PARKED + 16 * concurrency, on_failure)

@@ -317,14 +317,15 @@ class Delivery:
             return message, False
 
     def stale(self, message: Message, started: float) -> str | None:
-        """Why a 2xx's message is not this send's by its age, or None: stamped more
-        than ``clock_skew`` before the first attempt (``started``) by our clock *and*
-        by the server's own (its answer's ``Date``, plus ``Age`` from a cache).  An old
-        message of ours in a replayed answer (a proxy's cache, a server deduplicating
-        without storing).  Our clock alone never decides: one running minutes fast
-        would take every genuine 201 for a replay, and read-back, bounded by the same
-        clock, resend it."""
-        if message.created_at.timestamp() >= started - self.clock_skew:
+        """Why a 2xx's message is not this send's by its age, or None: stamped longer
+        before the server's own clock (its answer's ``Date``, plus ``Age`` from a cache)
+        than ``clock_skew`` and the request's time allow.  An old message of ours in a
+        replayed answer (a proxy's cache, a server deduplicating without storing).  Our
+        clock alone never decides: one running minutes fast would take every genuine 201
+        for a replay, and read-back, bounded by the same clock, resend it.  It only spares
+        the common case the date: a stamp within ``clock_skew`` of the first attempt
+        (``started``) either way; not only after it, or a clock behind let replays in."""
+        if abs(message.created_at.timestamp() - started) <= self.clock_skew:
             return None  # the common case, with no date to parse
         now = server_time(self._answer_headers())
         if now is None:  # no Date, or not an HTTP date: nothing to judge by

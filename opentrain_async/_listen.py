@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Container
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from ._bulk_outcome import stops_engine
@@ -43,6 +42,7 @@ from ._listen_position import (
     _as_store,
 )
 from ._listen_position import POSITION_PREFIX as POSITION_PREFIX  # for tests
+from ._listener import Listener, _Finished
 from ._models import Message
 from ._pagination import AsyncPaginator
 from ._read_models import Event, EventPage, MessagePage
@@ -171,69 +171,6 @@ async def _fast_forward(reader: _Reader, limit: int) -> str | None:
         async for page in pages:
             cursor = page.next_cursor or cursor
     return cursor
-
-
-class _Finished(Exception):
-    """Thrown into the engine when the consumer leaves cleanly: the message it holds
-    counts as finished."""
-
-
-class Listener:
-    """What ``listen()`` returns: new incoming messages, checkpointed one by one.
-
-    ``async for message in listener`` yields messages; a message is *finished*, and the
-    position after it saved durably, when the consumer:
-
-    - asks for the next message (the loop body ran to its end, or ``continue``), or
-    - leaves an ``async with client.listen(...) as messages:`` block without an
-      exception (``break``, ``return``), or calls ``await messages.finish()``.
-
-    Not finished, so delivered again by the next run: the message in hand when the
-    loop body raises, when the process dies (SIGTERM without a handler, kill -9), or
-    after a bare ``break`` out of ``async for`` with no ``async with``.  ``aclose()``
-    stops without finishing it.
-    """
-
-    def __init__(self, engine: AsyncGenerator[Message, None]) -> None:
-        self._engine = engine
-        self._holding = False
-
-    def __aiter__(self) -> Listener:
-        return self
-
-    async def __anext__(self) -> Message:
-        self._holding = False
-        message = await self._engine.__anext__()
-        self._holding = True
-        return message
-
-    async def __aenter__(self) -> Listener:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            await self.finish()
-        else:
-            await self.aclose()
-
-    async def finish(self) -> None:
-        """Count the message in hand as finished, save the position after it, and stop."""
-        if not self._holding:
-            await self.aclose()
-            return
-        self._holding = False
-        with contextlib.suppress(StopAsyncIteration):  # the engine saves, then ends
-            await self._engine.athrow(_Finished())
-
-    async def aclose(self) -> None:
-        """Stop; the message in hand (if any) is not finished and comes back next run."""
-        self._holding = False
-        await self._engine.aclose()
 
 
 def _wanted(

@@ -14,7 +14,7 @@ import stat
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +56,24 @@ class ReplyLog:
     def __init__(self, capacity: int = REPLY_LOG_CAPACITY) -> None:
         self._answers: OrderedDict[str, str] = OrderedDict()
         self._capacity = capacity
+        self._turns: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        """``turn``'s locks in use, with how many calls hold or wait for each."""
+
+    @contextlib.asynccontextmanager
+    async def turn(self, incoming_id: str, content: str) -> AsyncIterator[None]:
+        """One ``reply`` at a time per incoming message and text (this client and its
+        copies): a second call while the first is under way waits for it, then finds
+        its answer by read-back.  Both read back before either sent, and both sent."""
+        key = (incoming_id, content)
+        lock, users = self._turns.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[key]
 
     def add(self, reply_id: str, incoming_id: str) -> None:
         """Remember that ``reply_id`` answers ``incoming_id``."""

@@ -22,9 +22,10 @@ import asyncio
 from collections import deque
 from typing import Any, Literal
 
-from ._errors import BlockedByEarlierFailureError, OpenTrainError
+from ._errors import BlockedByEarlierFailureError, ConfigurationError, OpenTrainError
+from ._validation import check_flag
 
-__all__ = ["DEFAULT_PARKED", "Chains", "OnFailure", "Parked", "blocked_error"]
+__all__ = ["DEFAULT_PARKED", "Chains", "OnFailure", "Parked", "blocked_error", "order_chains"]
 
 OnFailure = Literal["stop", "continue"]
 
@@ -190,3 +191,13 @@ class Chains:
 
 def _earlier() -> OpenTrainError:
     return OpenTrainError("it failed for good in an earlier run (see the journal)")
+
+
+def order_chains(ordered: bool, on_failure: OnFailure, concurrency: int) -> Chains | None:
+    """The chains that keep each conversation in order (None: ``ordered=False``)."""
+    if on_failure not in ("stop", "continue"):
+        raise ConfigurationError(f"on_failure must be 'stop' or 'continue', got {on_failure!r}")
+    check_flag(ordered, "ordered")
+    if not ordered:
+        return None
+    return Chains(DEFAULT_PARKED + 16 * concurrency, on_failure)

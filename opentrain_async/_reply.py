@@ -11,11 +11,12 @@ Found: returned, nothing sent.  Not there: sent, with read-back on an unknown ou
 Another reply with the same text in the same conversation is told apart by id: every
 message this client sent is claimed, and so is every reply in the ``ReplyLog`` (which
 ``listen()`` saves with its position, so this holds across restarts) except the replies
-to this very message.  One answer per incoming message and text: asked twice, ``reply``
-returns the first.  Without ``listen()`` a new process has no log: an answer with the
-same text to an earlier message, stamped after this one, is taken for this one's.  No
-rule on the server's data alone avoids that without answering twice where the answer
-*was* this one's (out of order, then a crash): see tests/test_reply_without_listen.py.
+to this very message.  One answer per incoming message and text: asked twice, even at
+once (``ReplyLog.turn``), ``reply`` returns the first.  Without ``listen()`` a new
+process has no log: an answer with the same text to an earlier message, stamped after
+this one, is taken for this one's.  No rule on the server's data alone avoids that
+without answering twice where the answer *was* this one's (out of order, then a crash):
+see tests/test_reply_without_listen.py.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ async def reply_once(
             actual="is_from_viewer True",
         )
     validate_content(content)
+    async with replies.turn(incoming.id, content):
+        return await _answer(delivery, reader, replies, incoming, content, clock=clock)
+
+
+async def _answer(
+    delivery: Delivery,
+    reader: MessageReader,
+    replies: ReplyLog,
+    incoming: Message,
+    content: str,
+    *,
+    clock: Callable[[], float],
+) -> Message:
+    """``reply_once`` in its turn: read back, then send only if nothing was found."""
     conversation_id = incoming.conversation_id
     since = incoming.created_at.timestamp()
     unknown = DeliveryUnknownError(

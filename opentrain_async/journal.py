@@ -24,6 +24,7 @@ is their public face, loaded only when ``journal=`` is used.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections import Counter
@@ -198,7 +199,11 @@ class JournaledRun:
             journal, state = await open_journal(
                 self.store, InputIdentity(SDK_INPUT, self._client.api_root), clock=self._clock
             )
-            await journal.run_started(SDK_INPUT)
+            try:
+                await journal.run_started(SDK_INPUT)
+            except BaseException:
+                await _release(journal)
+                raise
         except JournalBusyError as exc:  # a Redis lease held by a live run
             raise JobBusyError(str(exc)) from None
         except OpenTrainError:
@@ -353,6 +358,29 @@ class JournaledRun:
                 status=error.status,
                 final=not isinstance(error, NotAttemptedError),
             )
+
+
+_RELEASING: set[asyncio.Future[None]] = set()
+"""Releases under way whose caller was cancelled again (kept until they end)."""
+
+
+async def _release(journal: Journal) -> None:
+    """Release a journal whose run never started (its first record failed, or the task
+    was cancelled, by ``asyncio.timeout`` say): held on, its lock (a file's ``flock``, a
+    Redis lease renewed in the background) refused every retry of the job in this
+    process, and a Redis one in every process, until this one exited.  The record being
+    written is waited for first (its file descriptor is not closed under it)."""
+    closing = asyncio.ensure_future(journal.aclose())
+    _RELEASING.add(closing)
+    closing.add_done_callback(_released)
+    with contextlib.suppress(Exception):  # the run's own error is the one raised
+        await asyncio.shield(closing)
+
+
+def _released(closing: asyncio.Future[None]) -> None:
+    _RELEASING.discard(closing)
+    if not closing.cancelled():
+        closing.exception()  # retrieved: a failed close is not "never retrieved"
 
 
 def _delivered(message_id: str, message: OutgoingMessage, started: float | None) -> Message:
