@@ -114,11 +114,15 @@ async def find_own_message(
     clock: Callable[[], float] = time.monotonic,
     page_size: int = PAGE_LIMIT,
     answered: str | None = None,
+    server_ahead: Callable[[], float] = lambda: 0.0,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``
     (when the first attempt began, Unix seconds) less ``skew`` seconds, with our
     ``content`` or the id ``answered`` (what a 2xx to this send named: a server that
-    trims or normalizes content answers with what it stored).
+    trims or normalizes content answers with what it stored).  ``server_ahead``: how
+    far the server's clock runs ahead of ours, read after each page (from its answer's
+    ``Date``); when ours runs ahead, ``since`` moves back by as much, so a client clock
+    minutes fast still finds its own message instead of resending it.
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
@@ -140,6 +144,8 @@ async def find_own_message(
             if page is None:
                 break
             pages += 1
+            behind = min(0.0, server_ahead())  # this page's answer dated the server's clock
+            since_dt = min(since_dt, datetime.fromtimestamp(since + behind - skew, tz=timezone.utc))
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is _UNSAID:
                 unsaid = True  # read on: ours, attributed, may be older (the peer's echo)
@@ -374,7 +380,18 @@ class Delivery:
             cause=unknown,
             clock=self._clock.monotonic,
             answered=answered,
+            server_ahead=self._server_ahead,
         )
+
+    def _server_ahead(self) -> float:
+        """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours;
+        0 without a date, or for one further off than ``_CLOCKS_APART`` (a proxy
+        stamping 1970 is no clock: read-back would walk the whole conversation)."""
+        now = server_time(self._answer_headers())
+        if now is None:
+            return 0.0
+        ahead = now.timestamp() - self._clock.wall()
+        return ahead if abs(ahead) <= _CLOCKS_APART else 0.0
 
     async def _read_back(
         self,
@@ -404,6 +421,11 @@ class Delivery:
                 self._mask(found.id),
             )
         return found
+
+
+_CLOCKS_APART = 86400.0
+"""The most our clock and a server's ``Date`` are taken to differ by (a day): a client
+whose NTP failed drifts minutes to hours; a Date further off is a proxy's placeholder."""
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
