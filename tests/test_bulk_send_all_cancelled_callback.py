@@ -22,9 +22,9 @@ from opentrain_async.testing import FakeOpenTrain, FakeTime
     strict=True,
     reason=(
         "send_all cancelled drops the outcomes waiting for an async on_outcome's turn "
-        "(delivered messages the callback never hears of); whether a cancelled "
-        "send_all should still call on_outcome (or expose an unreported list) is a "
-        "design choice for the lead"
+        "(delivered messages the callback never hears of). Documented, not changed: "
+        "told during a cancel, a callback would be cancelled at its first await and "
+        "record nothing; journal= and send_many's unreported keep them"
     ),
 )
 async def test_a_cancelled_send_all_tells_on_outcome_of_every_delivered_message() -> None:
