@@ -262,6 +262,8 @@ def apply_report(
     the longest exact hint kept (``hint_max``: it bounds the search's end only); a
     window's rounded 429 noted for sounding its wall (``sounding.note_wall``)."""
     new = _report(state, now, feedback, cap, tuning)
+    if feedback.throttled and feedback.walled:  # a wall seen: no quiet probe
+        new = attrs.evolve(new, walls=new.walls + 1)
     if feedback.throttled:
         if feedback.sounding:
             new = probe_answered(new, feedback.throttled_at)
