@@ -103,7 +103,13 @@ def _random_curve(rng: random.Random, now: float, limit: float | None) -> Pacing
         hint_max=rng.choice([0.0, rng.uniform(0.0001, 0.05), rng.uniform(0.05, 2)]),
         accepted=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
         offered=tuple(rng.randint(0, 300) for _ in range(SAMPLE_BUCKETS)),
+        # (the quiet probe's round trip from a stream of its own: the draws above stay)
+        trip=_TRIPS.choice([0.0, _TRIPS.uniform(0.0005, 0.3)]),
+        walls=_TRIPS.choice([0, _TRIPS.randint(1, 3)]),
     )
+
+
+_TRIPS = random.Random(43)
 
 
 def assert_states_equal(lua: PacingState, py: PacingState) -> None:

@@ -259,9 +259,12 @@ def apply_report(
     tuning: PacingTuning,
 ) -> PacingState:
     """``report`` as a pure function: successes, then for a 429 the pause and the cut;
-    the longest exact hint kept (``hint_max``: it bounds the search's end only); a
-    window's rounded 429 noted for sounding its wall (``sounding.note_wall``)."""
+    the longest exact hint kept (``hint_max``: it bounds the search's end, and keeps the
+    quiet probe off); a wall's 429 counted (``walls``: the same); a window's rounded 429
+    noted for sounding its wall (``sounding.note_wall``)."""
     new = _report(state, now, feedback, cap, tuning)
+    if feedback.throttled and feedback.walled:  # a wall seen: no quiet probe
+        new = attrs.evolve(new, walls=new.walls + 1)
     if feedback.throttled:
         if feedback.sounding:
             new = probe_answered(new, feedback.throttled_at)

@@ -127,7 +127,8 @@ class PacingState:
     claim false, and its 429 is no slot's (``allowance.slot_wait``)."""
     hint_max: float = 0.0
     """The longest exact hint seen: a token bucket's rate is at most its inverse
-    (``pause.bucket_bound``, until the search's end); 0: none."""
+    (``pause.bucket_bound``, until the search's end); 0: none.  Any seen keeps the quiet
+    probe off (``curve.quiet_probe``)."""
     snd_low: float = float("-inf")
     snd_high: float = float("-inf")
     """The window's reset being sounded is in (``snd_low``, ``snd_high``] (``sounding``;
@@ -140,6 +141,14 @@ class PacingState:
     snd_out: float = float("-inf")
     """When the probe in flight was granted (-inf: none): no other goes until its answer,
     or ``ANSWER_WAIT`` after (its pacer died or lost it: the probe goes again)."""
+    trip: float = 0.0
+    """The round trip (admission to answer) of the 429 that made the last cut: a curve
+    quiet for long climbs past its limit by one request per round trip each round trip
+    (``curve.quiet_probe``); 0: not known (no such climb)."""
+    walls: int = 0
+    """Walls' 429s reported (``PacingFeedback.walled``: a request admitted after a
+    guessed pause and refused, the shut limiter's): a limiter seen shut is a window or
+    a limit far below the pace, which the quiet probe stays off (``curve.quiet_probe``)."""
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(PacingState))

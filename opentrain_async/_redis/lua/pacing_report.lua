@@ -31,7 +31,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 'c
   'streak', 'window_hint', 'tat', 'sample_at', 'accepted', 'offered', 'win_reset',
   'win_size', 'win_sent', 'win_granted', 'win_probed', 'win_opened', 'win_base', 'hint_max',
   'win_first', 'win_last', 'win_throttles', 'snd_low', 'snd_high', 'snd_left', 'snd_probes',
-  'snd_out', 'win_stretch', 'win_ramp', 'win_span', 'win_behind', 'win_claim')
+  'snd_out', 'win_stretch', 'win_ramp', 'win_span', 'win_behind', 'win_claim', 'trip', 'walls')
 local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[3]) or 0,
   recover = tonumber(f[4]) or 0, cut_at = tonumber(f[5]) or NEG, cuts = tonumber(f[6]) or 0,
   successes = tonumber(f[7]) or 0, successes_at_cut = tonumber(f[8]) or 0,
@@ -48,7 +48,8 @@ local s = {limit = tonumber(f[1]), searching = f[2] ~= '0', origin = tonumber(f[
   snd_left = tonumber(f[31]) or 0, snd_probes = tonumber(f[32]) or 0,
   snd_out = tonumber(f[33]) or NEG, win_stretch = tonumber(f[34]) or 0,
   win_ramp = tonumber(f[35]) or 0, win_span = tonumber(f[36]) or 0,
-  win_behind = tonumber(f[37]) or 0, win_claim = tonumber(f[38]) or NEG}
+  win_behind = tonumber(f[37]) or 0, win_claim = tonumber(f[38]) or NEG,
+  trip = tonumber(f[39]) or 0, walls = tonumber(f[40]) or 0}
 local accepted, offered = list(f[16]), list(f[17])
 
 -- the buckets shifted so the newest holds `at` (copies; samples._advance)
@@ -115,6 +116,8 @@ local function curve_rate(at)  -- curve.rate
       else
         r = s.limit * (2 - beta) * 2 ^ math.min((dt - 2 * rec) / doubling, 30)
       end
+      r = math.max(r, quiet_probe(s.limit, s.trip, s.window_hint, s.win_size, s.walls,
+        s.hint_max, s.cuts, dt, rec))
     end
   end
   return r
@@ -311,7 +314,7 @@ if throttled and not spread then
       local low = bound
       if admitted > s.cut_at and drew_at ~= nil and drew_at < low then low = drew_at end
       s.limit, s.searching = math.max(low, MIN_RATE), false
-      s.cuts, s.successes_at_cut = s.cuts + 1, s.successes
+      s.cuts, s.successes_at_cut, s.trip = s.cuts + 1, s.successes, now - admitted
       at_limit(resume, now - admitted)
       s.cut_at = resume
     end
@@ -350,6 +353,7 @@ if throttled and not spread then
       round_trips * (now - admitted))
     s.limit, s.searching, s.origin = math.max(limit, MIN_RATE), false, resume
     s.cut_at, s.cuts, s.successes_at_cut = math.max(resume, tat), s.cuts + 1, s.successes
+    s.trip = now - admitted  -- curve.cut: the quiet probe's round trip
     -- episode.wall_cut: a wall's rounded hint, the rate of the window it stands for
     if walled and not windowed and ra ~= nil and ra >= 1 then
       local acc, _, sample_at = advanced(now)
@@ -406,6 +410,7 @@ if sounding then  -- sounding.probe_answered
   s.snd_left = math.max(s.snd_left - 1, 0)
   if sent_at ~= nil and math.abs(sent_at - s.snd_out) < 1e-6 then s.snd_out = NEG end
 end
+if throttled and walled then s.walls = s.walls + 1 end  -- backend.apply_report: a wall seen
 if throttled and bounds and sent_at ~= nil then  -- sounding.note_wall
   if ra > WINDOW_HINT then s.snd_left, s.snd_probes = 0, 0
   else
@@ -443,7 +448,7 @@ redis.call('HSET', key, 'limit', limit, 'searching', searching, 'origin', fmt(s.
   'win_behind', fmt(s.win_behind), 'win_claim', fmt(s.win_claim),
   'hint_max', fmt(s.hint_max), 'win_first', fmt(s.win_first), 'win_last', fmt(s.win_last),
   'snd_low', fmt(s.snd_low), 'snd_high', fmt(s.snd_high), 'snd_left', s.snd_left,
-  'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out),
+  'snd_probes', s.snd_probes, 'snd_out', fmt(s.snd_out), 'trip', fmt(s.trip), 'walls', s.walls,
   'accepted', table.concat(accepted, ','), 'offered', table.concat(offered, ','))
 redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIRE', key, tonumber(ARGV[8]))

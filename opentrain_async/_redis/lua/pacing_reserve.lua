@@ -19,7 +19,7 @@ local f = redis.call('HMGET', key, 'limit', 'searching', 'origin', 'recover', 't
   'window_hint', 'throttles', 'win_size', 'win_opened', 'win_base', 'win_throttles',
   'win_sent', 'win_granted', 'win_probed', 'win_reset', 'win_first', 'win_last', 'win_stretch',
   'snd_low', 'snd_high', 'snd_left', 'snd_out', 'win_ramp', 'win_span', 'win_behind',
-  'win_claim')
+  'win_claim', 'trip', 'walls', 'hint_max')
 local limit = tonumber(f[1])
 local searching = f[2] ~= '0'
 local origin = tonumber(f[3]) or 0
@@ -40,6 +40,8 @@ local w = {size = tonumber(f[15]) or 0, opened = tonumber(f[16]) or NEG,
   last = tonumber(f[24]) or NEG, stretch = tonumber(f[25]) or 0,
   ramp = tonumber(f[30]) or 0, span = tonumber(f[31]) or 0, behind = tonumber(f[32]) or 0,
   claim = tonumber(f[33]) or NEG}
+local trip, walls = tonumber(f[34]) or 0, tonumber(f[35]) or 0
+local hint_max = tonumber(f[36]) or 0
 
 local function record(at, acc, off)
   local bucket = math.floor(at / S) * S
@@ -219,6 +221,8 @@ if limit ~= nil then
     else
       rate = limit * (2 - beta) * 2 ^ math.min((dt - 2 * r) / doubling, 30)
     end
+    local quiet = quiet_probe(limit, trip, window_hint, w.size, walls, hint_max, cuts, dt, r)
+    rate = math.max(rate, quiet)
   end
 end
 if cap ~= nil and (rate == nil or cap < rate) then rate = cap end
