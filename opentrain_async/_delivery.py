@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -135,12 +135,7 @@ async def find_own_message(
     unsaid = False  # a match that did not say whose it is: "not there" is no answer then
     async with contextlib.aclosing(walk.pages()) as newest_first:
         while True:
-            try:
-                page = await anext(newest_first, None)
-            except OpenTrainError as exc:
-                raise _unknown(
-                    conversation_id, cause, f"could not be read back to check ({exc})"
-                ) from exc
+            page = await _next_page(newest_first, conversation_id, cause)
             if page is None:
                 break
             pages += 1
@@ -166,6 +161,16 @@ async def find_own_message(
             f"or one it had already given, after {pages:,} pages)",
         )
     return None  # the whole conversation was read: it is not there
+
+
+async def _next_page(
+    pages: AsyncIterator[MessagePage], conversation_id: str, cause: DeliveryUnknownError
+) -> MessagePage | None:
+    """A read-back's next page (None: no more); one that cannot be read is unknown."""
+    try:
+        return await anext(pages, None)
+    except OpenTrainError as exc:
+        raise _unknown(conversation_id, cause, f"could not be read back to check ({exc})") from exc
 
 
 def _claim_ours(
@@ -384,9 +389,8 @@ class Delivery:
         )
 
     def _server_ahead(self) -> float:
-        """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours;
-        0 without a date, or for one further off than ``_CLOCKS_APART`` (a proxy
-        stamping 1970 is no clock: read-back would walk the whole conversation)."""
+        """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours; 0
+        without one or past ``_CLOCKS_APART`` (a proxy's 1970: no clock to go by)."""
         now = server_time(self._answer_headers())
         if now is None:
             return 0.0
@@ -423,9 +427,7 @@ class Delivery:
         return found
 
 
-_CLOCKS_APART = 86400.0
-"""The most our clock and a server's ``Date`` are taken to differ by (a day): a client
-whose NTP failed drifts minutes to hours; a Date further off is a proxy's placeholder."""
+_CLOCKS_APART = 86400.0  # a clock without NTP drifts minutes to hours; a day: a placeholder
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:
