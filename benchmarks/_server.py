@@ -46,3 +46,5 @@ def fake_server(args: Sequence[str]) -> Iterator[ServerProcess]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()  # the READY line's pipe (else a ResourceWarning)
