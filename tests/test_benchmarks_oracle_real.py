@@ -8,8 +8,12 @@ keeps to it.  No timing is asserted: only the server's own records and its 429 c
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.family import Draw
 from benchmarks.family_run import REAL_ORACLES, run_one
+
+pytestmark = pytest.mark.process  # the fake server runs in its own process
 
 BUDGET = 30.0
 """Seconds before a run is cut (the draw takes about 0.6 s: never reached unless hung)."""
