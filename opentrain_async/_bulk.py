@@ -168,6 +168,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
     async def __anext__(self) -> SendOutcome:
         engine = self._engine
         if engine.stopped:
+            await self._raise_fatal()
             raise StopAsyncIteration
         hooks = self._hooks
         if hooks is not None and not engine.started:
@@ -180,6 +181,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
             self._cut_off()
             raise
         if outcome is _END:
+            await self._raise_fatal()
             stopped_before = engine.stopped
             engine.stopped = True
             self._outcomes.put_nowait(_END)  # any other consumer sees the end too
@@ -209,6 +211,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
                 await self._hooks.close()
             return
         await self.aclose()
+
+    async def _raise_fatal(self) -> None:
+        """A worker ended by a ``BaseException`` (not an outcome, not a cancel): the
+        journal released, the loop gets it (once)."""
+        try:
+            self._engine.raise_fatal()
+        except BaseException:
+            if self._hooks is not None:
+                with contextlib.suppress(Exception):  # the worker's exception is raised
+                    await self._hooks.close()
+            raise
 
     def _cut_off(self) -> None:
         """Stop at once (no grace), but as a left loop: the outcomes the loop has not
@@ -354,8 +367,14 @@ async def run_batch(
         await hooks.open()
         try:
             await engine.run()
-        finally:
+        except Exception:
             await hooks.close()
+            raise
+        except BaseException:  # cancelled (or stopped): that is what the caller gets, not
+            with contextlib.suppress(Exception):  # the record it cut short, failing close
+                await hooks.close()
+            raise
+        await hooks.close()
     report.elapsed = clock() - started
     return report
 

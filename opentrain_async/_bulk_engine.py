@@ -141,6 +141,11 @@ class _Engine:
         self._live_workers = 0
         self._input_error: BaseException | None = None
         self._sink_error: BaseException | None = None
+        self._fatal: BaseException | None = None
+        """What ended a worker that is neither an ``Exception`` (an input's outcome) nor a
+        cancel: a ``BaseException`` of a hook or a send.  Everything stops and the
+        caller gets it, rather than an input without an outcome and a stream that just
+        ends one short."""
         self._exhausted = False
         self.stopped = False
         """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
@@ -173,9 +178,16 @@ class _Engine:
             raise
         await asyncio.gather(*self._workers, return_exceptions=True)  # all done: retrieved
         self.stopped = True
+        self.raise_fatal()
         if self._sink_error is not None:
             raise self._sink_error
         self.raise_input_error()
+
+    def raise_fatal(self) -> None:
+        """Raise (once) the ``BaseException`` that ended a worker, if one did."""
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            raise fatal
 
     def raise_input_error(self) -> None:
         """Raise (once) what the caller's iterable raised, if it did."""
@@ -276,6 +288,14 @@ class _Engine:
                 held = await self._pass_on(parked, outcome)
         except _SinkFailed:
             return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # not an input's outcome: stop, the caller gets it
+            if self._fatal is None and not self.stopped:
+                self._fatal = exc
+            self.cancel()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise  # asyncio stops the loop with these at once
         finally:
             self._live_workers -= 1
             if self._live_workers == 0 and not self.stopped:
