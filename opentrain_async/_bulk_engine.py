@@ -404,12 +404,14 @@ class _Engine:
         self, before_send: BeforeSend, index: int, item: Any
     ) -> tuple[Message, bool] | None:
         """The hook before a send.  A ``CancelledError`` it raises while the engine runs
-        (only ``cancel`` cancels workers, stopping it first) is the hook's own (it awaited
-        a cancelled future): that input's outcome, not the end of its worker."""
+        is the hook's own (it awaited a cancelled future): that input's outcome, not the
+        end of its worker.  Unless this worker's task was cancelled (``cancelling``,
+        Python 3.11+): ``asyncio.run`` ending cancels every task at once, this worker's
+        before the engine's ``cancel``, and the hook's outcome would be journaled."""
         try:
             return await before_send(index, item)
         except asyncio.CancelledError as exc:
-            if self.stopped:
+            if self.stopped or _cancelling():
                 raise
             raise OpenTrainError(
                 "not sent: before_send raised CancelledError (not a cancel of the send)"
@@ -498,6 +500,13 @@ class _Engine:
 
 class _SinkFailed(Exception):
     """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
+
+
+def _cancelling() -> bool:
+    """The current task has a cancel pending (always False on Python 3.10, which does
+    not count them: there only ``stopped`` tells)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is not None and cancelling() > 0
 
 
 def _left(parked: tuple[Any, ...]) -> SendOutcome:
