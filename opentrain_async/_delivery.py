@@ -22,8 +22,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import cattrs
@@ -114,15 +114,16 @@ async def find_own_message(
     clock: Callable[[], float] = time.monotonic,
     page_size: int = PAGE_LIMIT,
     answered: str | None = None,
-    server_ahead: Callable[[], float] = lambda: 0.0,
+    server_ahead: Callable[[Sequence[Message]], float] = lambda page: 0.0,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``
     (when the first attempt began, Unix seconds) less ``skew`` seconds, with our
     ``content`` or the id ``answered`` (what a 2xx to this send named: a server that
     trims or normalizes content answers with what it stored).  ``server_ahead``: how
     far the server's clock runs ahead of ours, read after each page (from its answer's
-    ``Date``); when ours runs ahead, ``since`` moves back by as much, so a client clock
-    minutes fast still finds its own message instead of resending it.
+    ``Date``, given the page's messages to check it against); when ours runs ahead,
+    ``since`` moves back by as much, so a client clock minutes fast still finds its own
+    message instead of resending it.
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
@@ -144,7 +145,7 @@ async def find_own_message(
             if page is None:
                 break
             pages += 1
-            behind = min(0.0, server_ahead())  # this page's answer dated the server's clock
+            behind = min(0.0, server_ahead(page.messages))  # this page's answer's Date
             since_dt = min(since_dt, datetime.fromtimestamp(since + behind - skew, tz=timezone.utc))
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is _UNSAID:
@@ -383,12 +384,19 @@ class Delivery:
             server_ahead=self._server_ahead,
         )
 
-    def _server_ahead(self) -> float:
+    def _server_ahead(self, page: Sequence[Message]) -> float:
         """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours;
         0 without a date, or for one further off than ``_CLOCKS_APART`` (a proxy
-        stamping 1970 is no clock: read-back would walk the whole conversation)."""
+        stamping 1970 is no clock: read-back would walk the whole conversation), or one
+        that ``page`` (the messages that answer carried) contradicts: a message stamped
+        more than ``clock_skew`` after it.  That ``Date`` is not the clock stamping the
+        messages (a proxy's own, hours behind): trusted, it moved read-back's bound back
+        hours, and an older message of ours with the same text passed for this send."""
         now = server_time(self._answer_headers())
         if now is None:
+            return 0.0
+        latest = now + timedelta(seconds=self.clock_skew)
+        if any(message.created_at > latest for message in page):
             return 0.0
         ahead = now.timestamp() - self._clock.wall()
         return ahead if abs(ahead) <= _CLOCKS_APART else 0.0
