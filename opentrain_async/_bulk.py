@@ -47,7 +47,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any
 
-from ._bulk_engine import _END, SendHooks, Sink, _CallerHook, _Engine, order_chains
+from ._bulk_engine import _END, CallerHook, SendHooks, Sink, _Engine, order_chains
 from ._bulk_outcome import (
     ACCOUNT_REASONS,
     DEFAULT_KEEP_FAILURES,
@@ -128,7 +128,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         if before_send is not None:
             if hooks is not None:
                 raise ConfigurationError("pass before_send= or journal=, not both")
-            hooks = _CallerHook(before_send)
+            hooks = CallerHook(before_send)
         self._hooks = hooks
         self._opening = asyncio.Lock()
         self._closing: asyncio.Future[None] | None = None

@@ -32,12 +32,12 @@ from ._errors import (
     OpenTrainError,
     RateLimitError,
 )
-from ._hooks import awaited
+from ._hooks import CallerHook
 from ._models import Message
 from ._order import Chains, Parked, blocked_error, order_chains
 from ._retry import RetryPolicy
 
-__all__ = ["SendHooks", "Sink", "order_chains"]
+__all__ = ["CallerHook", "SendHooks", "Sink", "order_chains"]
 
 _END = object()
 """The end-of-stream marker (an input source or a sink is exhausted)."""
@@ -75,26 +75,6 @@ class SendHooks(Protocol):
         """Release the journal (idempotent)."""
 
 
-class _CallerHook:
-    """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
-
-    def __init__(self, before_send: Callable[[Any], Awaitable[None] | None]) -> None:
-        self._call = before_send
-
-    async def open(self) -> None:
-        return None
-
-    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
-        await awaited(self._call(item))  # a plain function: its None was awaited, TypeError
-        return None
-
-    async def after(self, outcome: SendOutcome) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-
 class _Engine:
     """The workers behind one ``BulkSend`` or ``send_all``: one engine, two sinks.
 
@@ -119,7 +99,7 @@ class _Engine:
         self._deliver = deliver
         self._policy = policy
         self._before_send = None if hooks is None else hooks.before_send
-        self._after = None if hooks is None or isinstance(hooks, _CallerHook) else hooks.after
+        self._after = None if hooks is None or isinstance(hooks, CallerHook) else hooks.after
         self._settled: Callable[[int, Any], Message | None] | None = getattr(hooks, "settled", None)
         """A journal's answer for an input about to be reported blocked: delivered by an
         earlier run (then that is its outcome, not "not sent")."""
@@ -142,10 +122,8 @@ class _Engine:
         self._input_error: BaseException | None = None
         self._sink_error: BaseException | None = None
         self._fatal: BaseException | None = None
-        """What ended a worker that is neither an ``Exception`` (an input's outcome) nor a
-        cancel: a ``BaseException`` of a hook or a send.  Everything stops and the
-        caller gets it, rather than an input without an outcome and a stream that just
-        ends one short."""
+        """A ``BaseException`` (not a cancel) of a hook or a send: not an input's outcome,
+        it stops everything and reaches the caller (it was lost with its input)."""
         self._exhausted = False
         self.stopped = False
         """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
@@ -405,13 +383,13 @@ class _Engine:
     ) -> tuple[Message, bool] | None:
         """The hook before a send.  A ``CancelledError`` it raises while the engine runs
         is the hook's own (it awaited a cancelled future): that input's outcome, not the
-        end of its worker.  Unless this worker's task was cancelled (``cancelling``,
-        Python 3.11+): ``asyncio.run`` ending cancels every task at once, this worker's
-        before the engine's ``cancel``, and the hook's outcome would be journaled."""
+        end of its worker.  Unless this worker's task was cancelled (``cancelling``, 3.11+;
+        3.10 has only ``stopped``): ``asyncio.run`` ending cancels every task at once,
+        this worker's before the engine's ``cancel``, and the hook's outcome was journaled."""
         try:
             return await before_send(index, item)
         except asyncio.CancelledError as exc:
-            if self.stopped or _cancelling():
+            if self.stopped or getattr(asyncio.current_task(), "cancelling", int)():
                 raise
             raise OpenTrainError(
                 "not sent: before_send raised CancelledError (not a cancel of the send)"
@@ -500,13 +478,6 @@ class _Engine:
 
 class _SinkFailed(Exception):
     """The sink raised an ``Exception``: the worker ends (``run`` raises it)."""
-
-
-def _cancelling() -> bool:
-    """The current task has a cancel pending (always False on Python 3.10, which does
-    not count them: there only ``stopped`` tells)."""
-    cancelling = getattr(asyncio.current_task(), "cancelling", None)
-    return cancelling is not None and cancelling() > 0
 
 
 def _left(parked: tuple[Any, ...]) -> SendOutcome:

@@ -119,11 +119,10 @@ async def find_own_message(
     """Search the conversation for our unclaimed message created at or after ``since``
     (when the first attempt began, Unix seconds) less ``skew`` seconds, with our
     ``content`` or the id ``answered`` (what a 2xx to this send named: a server that
-    trims or normalizes content answers with what it stored).  ``server_ahead``: how
-    far the server's clock runs ahead of ours, read after each page (from its answer's
-    ``Date``, given the page's messages to check it against); when ours runs ahead,
-    ``since`` moves back by as much, so a client clock minutes fast still finds its own
-    message instead of resending it.
+    trims or normalizes content answers with what it stored).  ``server_ahead(page)``:
+    how far the server's clock runs ahead of ours, by the page's answer's ``Date``; when
+    ours runs ahead, ``since`` moves back by as much, so a client clock minutes fast
+    still finds its own message instead of resending it.
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
@@ -157,16 +156,16 @@ async def find_own_message(
             if clock() >= deadline:
                 why = f"was not read back far enough within {budget:g} s ({pages:,} pages)"
                 raise _unknown(conversation_id, cause, why)
-    if unsaid:
-        raise _unknown(conversation_id, cause, _UNSAID_WHY)
-    if walk.repeated_cursor:
-        raise _unknown(
-            conversation_id,
-            cause,
-            f"could not be read back to check (the server returned the same cursor again, "
-            f"or one it had already given, after {pages:,} pages)",
-        )
+    if unsaid or walk.repeated_cursor:
+        raise _unknown(conversation_id, cause, _UNSAID_WHY if unsaid else _repeated(pages))
     return None  # the whole conversation was read: it is not there
+
+
+def _repeated(pages: int) -> str:
+    return (
+        "could not be read back to check (the server returned the same cursor again, "
+        f"or one it had already given, after {pages:,} pages)"
+    )
 
 
 def _claim_ours(
@@ -385,18 +384,13 @@ class Delivery:
         )
 
     def _server_ahead(self, page: Sequence[Message]) -> float:
-        """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours;
-        0 without a date, or for one further off than ``_CLOCKS_APART`` (a proxy
-        stamping 1970 is no clock: read-back would walk the whole conversation), or one
-        that ``page`` (the messages that answer carried) contradicts: a message stamped
-        more than ``clock_skew`` after it.  That ``Date`` is not the clock stamping the
-        messages (a proxy's own, hours behind): trusted, it moved read-back's bound back
-        hours, and an older message of ours with the same text passed for this send."""
-        now = server_time(self._answer_headers())
-        if now is None:
-            return 0.0
-        latest = now + timedelta(seconds=self.clock_skew)
-        if any(message.created_at > latest for message in page):
+        """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours; 0
+        without a date, for one further off than ``_CLOCKS_APART`` (a proxy stamping 1970
+        would have read-back walk the whole conversation), or one ``page`` contradicts
+        with a message stamped over ``clock_skew`` after it: not the clock stamping
+        messages (a proxy's, hours behind), it let an older message of ours pass."""
+        now, late = server_time(self._answer_headers()), timedelta(seconds=self.clock_skew)
+        if now is None or any(message.created_at > now + late for message in page):
             return 0.0
         ahead = now.timestamp() - self._clock.wall()
         return ahead if abs(ahead) <= _CLOCKS_APART else 0.0
