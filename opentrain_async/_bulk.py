@@ -242,6 +242,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         once, with sends on the wire and ``unreported`` not complete yet."""
         if self._closing is None:
             if self._engine.stopped:
+                await self._raise_fatal()  # a loop left without seeing it: it gets it here
                 return
             self._closing = asyncio.ensure_future(self._close(grace))
         await asyncio.shield(self._closing)

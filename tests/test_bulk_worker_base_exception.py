@@ -84,3 +84,48 @@ async def test_send_all_raises_it_and_releases_the_journal(
         assert sorted(m["content"] for c in convs for m in server.messages(c)) == sorted(
             content for _, content in items
         )
+
+
+async def test_a_loop_left_before_seeing_it_gets_it_at_aclose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop body was busy when the worker died and then left (``break``): the
+    ``async with`` ending raises it, and the journal is let go."""
+    real = FileJournalStore.append
+    aborted = asyncio.Event()
+    aborting = [True]
+
+    async def append(self: Any, records: Sequence[Any]) -> None:
+        if aborting[0] and any(r.get("line") == 2 for r in records):  # input #1
+            aborted.set()
+            raise Abort
+        await real(self, records)
+
+    monkeypatch.setattr(FileJournalStore, "append", append)
+    clock = FakeTime()
+    async with FakeOpenTrain() as server:
+        conv = server.add_conversation()
+        items = [(conv, f"notice {i}") for i in range(3)]
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=clock.clock, sleep=clock.sleep
+        ) as client:
+
+            async def loop() -> None:
+                async with client.send_many(items, concurrency=1, journal=tmp_path / "j") as s:
+                    async for _ in s:
+                        await asyncio.wait_for(aborted.wait(), 5)
+                        for _ in range(5):
+                            await asyncio.sleep(0)  # the worker has stopped everything
+                        break
+
+            with pytest.raises(Abort):
+                await loop()
+        aborting[0] = False
+        async with OpenTrainClient(  # the job's next run (a new client: see
+            server.token, server.base_url, clock=clock.clock, sleep=clock.sleep
+        ) as client:  # tests/test_bulk_journal_retry_same_client.py)
+            report = await asyncio.wait_for(
+                client.send_all(items, concurrency=1, journal=tmp_path / "j"), 5
+            )
+        assert report.sent == 3
+        assert len(server.messages(conv)) == 3
