@@ -47,7 +47,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any
 
-from ._bulk_engine import _END, SendHooks, Sink, _CallerHook, _Engine, order_chains
+from ._bulk_engine import _END, CallerHook, SendHooks, Sink, _Engine, order_chains
 from ._bulk_outcome import (
     ACCOUNT_REASONS,
     DEFAULT_KEEP_FAILURES,
@@ -128,7 +128,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         if before_send is not None:
             if hooks is not None:
                 raise ConfigurationError("pass before_send= or journal=, not both")
-            hooks = _CallerHook(before_send)
+            hooks = CallerHook(before_send)
         self._hooks = hooks
         self._opening = asyncio.Lock()
         self._closing: asyncio.Future[None] | None = None
@@ -168,6 +168,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
     async def __anext__(self) -> SendOutcome:
         engine = self._engine
         if engine.stopped:
+            await self._raise_fatal()
             raise StopAsyncIteration
         hooks = self._hooks
         if hooks is not None and not engine.started:
@@ -180,6 +181,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
             self._cut_off()
             raise
         if outcome is _END:
+            await self._raise_fatal()
             stopped_before = engine.stopped
             engine.stopped = True
             self._outcomes.put_nowait(_END)  # any other consumer sees the end too
@@ -210,6 +212,17 @@ class BulkSend(AsyncIterator[SendOutcome]):
             return
         await self.aclose()
 
+    async def _raise_fatal(self) -> None:
+        """A worker ended by a ``BaseException`` (not an outcome, not a cancel): the
+        journal released, the loop gets it (once)."""
+        try:
+            self._engine.raise_fatal()
+        except BaseException:
+            if self._hooks is not None:
+                with contextlib.suppress(Exception):  # the worker's exception is raised
+                    await self._hooks.close()
+            raise
+
     def _cut_off(self) -> None:
         """Stop at once (no grace), but as a left loop: the outcomes the loop has not
         taken, and each send cut off on the wire (``delivery_unknown``, as the workers
@@ -229,6 +242,7 @@ class BulkSend(AsyncIterator[SendOutcome]):
         once, with sends on the wire and ``unreported`` not complete yet."""
         if self._closing is None:
             if self._engine.stopped:
+                await self._raise_fatal()  # a loop left without seeing it: it gets it here
                 return
             self._closing = asyncio.ensure_future(self._close(grace))
         await asyncio.shield(self._closing)
@@ -354,8 +368,14 @@ async def run_batch(
         await hooks.open()
         try:
             await engine.run()
-        finally:
+        except Exception:
             await hooks.close()
+            raise
+        except BaseException:  # cancelled (or stopped): that is what the caller gets, not
+            with contextlib.suppress(Exception):  # the record it cut short, failing close
+                await hooks.close()
+            raise
+        await hooks.close()
     report.elapsed = clock() - started
     return report
 

@@ -32,12 +32,12 @@ from ._errors import (
     OpenTrainError,
     RateLimitError,
 )
-from ._hooks import awaited
+from ._hooks import CallerHook
 from ._models import Message
 from ._order import Chains, Parked, blocked_error, order_chains
 from ._retry import RetryPolicy
 
-__all__ = ["SendHooks", "Sink", "order_chains"]
+__all__ = ["CallerHook", "SendHooks", "Sink", "order_chains"]
 
 _END = object()
 """The end-of-stream marker (an input source or a sink is exhausted)."""
@@ -75,26 +75,6 @@ class SendHooks(Protocol):
         """Release the journal (idempotent)."""
 
 
-class _CallerHook:
-    """``send_many(before_send=)``: the caller's callable, awaited with the item only."""
-
-    def __init__(self, before_send: Callable[[Any], Awaitable[None] | None]) -> None:
-        self._call = before_send
-
-    async def open(self) -> None:
-        return None
-
-    async def before_send(self, index: int, item: Any) -> tuple[Message, bool] | None:
-        await awaited(self._call(item))  # a plain function: its None was awaited, TypeError
-        return None
-
-    async def after(self, outcome: SendOutcome) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-
 class _Engine:
     """The workers behind one ``BulkSend`` or ``send_all``: one engine, two sinks.
 
@@ -119,7 +99,7 @@ class _Engine:
         self._deliver = deliver
         self._policy = policy
         self._before_send = None if hooks is None else hooks.before_send
-        self._after = None if hooks is None or isinstance(hooks, _CallerHook) else hooks.after
+        self._after = None if hooks is None or isinstance(hooks, CallerHook) else hooks.after
         self._settled: Callable[[int, Any], Message | None] | None = getattr(hooks, "settled", None)
         """A journal's answer for an input about to be reported blocked: delivered by an
         earlier run (then that is its outcome, not "not sent")."""
@@ -141,6 +121,9 @@ class _Engine:
         self._live_workers = 0
         self._input_error: BaseException | None = None
         self._sink_error: BaseException | None = None
+        self._fatal: BaseException | None = None
+        """A ``BaseException`` (not a cancel) of a hook or a send: not an input's outcome,
+        it stops everything and reaches the caller (it was lost with its input)."""
         self._exhausted = False
         self.stopped = False
         """Stopped (or ended): a consumer sees the end, no worker hands on an outcome."""
@@ -173,9 +156,16 @@ class _Engine:
             raise
         await asyncio.gather(*self._workers, return_exceptions=True)  # all done: retrieved
         self.stopped = True
+        self.raise_fatal()
         if self._sink_error is not None:
             raise self._sink_error
         self.raise_input_error()
+
+    def raise_fatal(self) -> None:
+        """Raise (once) the ``BaseException`` that ended a worker, if one did."""
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            raise fatal
 
     def raise_input_error(self) -> None:
         """Raise (once) what the caller's iterable raised, if it did."""
@@ -276,6 +266,14 @@ class _Engine:
                 held = await self._pass_on(parked, outcome)
         except _SinkFailed:
             return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # not an input's outcome: stop, the caller gets it
+            if self._fatal is None and not self.stopped:
+                self._fatal = exc
+            self.cancel()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise  # asyncio stops the loop with these at once
         finally:
             self._live_workers -= 1
             if self._live_workers == 0 and not self.stopped:
@@ -384,12 +382,14 @@ class _Engine:
         self, before_send: BeforeSend, index: int, item: Any
     ) -> tuple[Message, bool] | None:
         """The hook before a send.  A ``CancelledError`` it raises while the engine runs
-        (only ``cancel`` cancels workers, stopping it first) is the hook's own (it awaited
-        a cancelled future): that input's outcome, not the end of its worker."""
+        is the hook's own (it awaited a cancelled future): that input's outcome, not the
+        end of its worker.  Unless this worker's task was cancelled (``cancelling``, 3.11+;
+        3.10 has only ``stopped``): ``asyncio.run`` ending cancels every task at once,
+        this worker's before the engine's ``cancel``, and the hook's outcome was journaled."""
         try:
             return await before_send(index, item)
         except asyncio.CancelledError as exc:
-            if self.stopped:
+            if self.stopped or getattr(asyncio.current_task(), "cancelling", int)():
                 raise
             raise OpenTrainError(
                 "not sent: before_send raised CancelledError (not a cancel of the send)"

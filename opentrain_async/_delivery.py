@@ -22,8 +22,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import cattrs
@@ -114,15 +114,15 @@ async def find_own_message(
     clock: Callable[[], float] = time.monotonic,
     page_size: int = PAGE_LIMIT,
     answered: str | None = None,
-    server_ahead: Callable[[], float] = lambda: 0.0,
+    server_ahead: Callable[[Sequence[Message]], float] = lambda page: 0.0,
 ) -> Message | None:
     """Search the conversation for our unclaimed message created at or after ``since``
     (when the first attempt began, Unix seconds) less ``skew`` seconds, with our
     ``content`` or the id ``answered`` (what a 2xx to this send named: a server that
-    trims or normalizes content answers with what it stored).  ``server_ahead``: how
-    far the server's clock runs ahead of ours, read after each page (from its answer's
-    ``Date``); when ours runs ahead, ``since`` moves back by as much, so a client clock
-    minutes fast still finds its own message instead of resending it.
+    trims or normalizes content answers with what it stored).  ``server_ahead(page)``:
+    how far the server's clock runs ahead of ours, by the page's answer's ``Date``; when
+    ours runs ahead, ``since`` moves back by as much, so a client clock minutes fast
+    still finds its own message instead of resending it.
 
     Walks back from the newest message until the messages are older than ``since`` or
     there are no more: only then is "not found" an answer (None).  Anything short of it
@@ -135,11 +135,16 @@ async def find_own_message(
     unsaid = False  # a match that did not say whose it is: "not there" is no answer then
     async with contextlib.aclosing(walk.pages()) as newest_first:
         while True:
-            page = await _next_page(newest_first, conversation_id, cause)
+            try:
+                page = await anext(newest_first, None)
+            except OpenTrainError as exc:
+                raise _unknown(
+                    conversation_id, cause, f"could not be read back to check ({exc})"
+                ) from exc
             if page is None:
                 break
             pages += 1
-            behind = min(0.0, server_ahead())  # this page's answer dated the server's clock
+            behind = min(0.0, server_ahead(page.messages))  # this page's answer's Date
             since_dt = min(since_dt, datetime.fromtimestamp(since + behind - skew, tz=timezone.utc))
             found = _claim_ours(page.messages, content, since_dt, claimed, answered)
             if found is _UNSAID:
@@ -151,26 +156,16 @@ async def find_own_message(
             if clock() >= deadline:
                 why = f"was not read back far enough within {budget:g} s ({pages:,} pages)"
                 raise _unknown(conversation_id, cause, why)
-    if unsaid:
-        raise _unknown(conversation_id, cause, _UNSAID_WHY)
-    if walk.repeated_cursor:
-        raise _unknown(
-            conversation_id,
-            cause,
-            f"could not be read back to check (the server returned the same cursor again, "
-            f"or one it had already given, after {pages:,} pages)",
-        )
+    if unsaid or walk.repeated_cursor:
+        raise _unknown(conversation_id, cause, _UNSAID_WHY if unsaid else _repeated(pages))
     return None  # the whole conversation was read: it is not there
 
 
-async def _next_page(
-    pages: AsyncIterator[MessagePage], conversation_id: str, cause: DeliveryUnknownError
-) -> MessagePage | None:
-    """A read-back's next page (None: no more); one that cannot be read is unknown."""
-    try:
-        return await anext(pages, None)
-    except OpenTrainError as exc:
-        raise _unknown(conversation_id, cause, f"could not be read back to check ({exc})") from exc
+def _repeated(pages: int) -> str:
+    return (
+        "could not be read back to check (the server returned the same cursor again, "
+        f"or one it had already given, after {pages:,} pages)"
+    )
 
 
 def _claim_ours(
@@ -388,11 +383,14 @@ class Delivery:
             server_ahead=self._server_ahead,
         )
 
-    def _server_ahead(self) -> float:
+    def _server_ahead(self, page: Sequence[Message]) -> float:
         """Seconds the server's clock (the latest 2xx's ``Date``) runs ahead of ours; 0
-        without one or past ``_CLOCKS_APART`` (a proxy's 1970: no clock to go by)."""
-        now = server_time(self._answer_headers())
-        if now is None:
+        without a date, for one further off than ``_CLOCKS_APART`` (a proxy stamping 1970
+        would have read-back walk the whole conversation), or one ``page`` contradicts
+        with a message stamped over ``clock_skew`` after it: not the clock stamping
+        messages (a proxy's, hours behind), it let an older message of ours pass."""
+        now, late = server_time(self._answer_headers()), timedelta(seconds=self.clock_skew)
+        if now is None or any(message.created_at > now + late for message in page):
             return 0.0
         ahead = now.timestamp() - self._clock.wall()
         return ahead if abs(ahead) <= _CLOCKS_APART else 0.0
@@ -427,7 +425,9 @@ class Delivery:
         return found
 
 
-_CLOCKS_APART = 86400.0  # a clock without NTP drifts minutes to hours; a day: a placeholder
+_CLOCKS_APART = 86400.0
+"""The most our clock and a server's ``Date`` are taken to differ by (a day): a client
+whose NTP failed drifts minutes to hours; a Date further off is a proxy's placeholder."""
 
 
 def _parse_message(payload: Any, status: int, method: str, path: str) -> Message:

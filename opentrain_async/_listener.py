@@ -96,12 +96,14 @@ class Listener:
         running: closing it raised RuntimeError and the bot went on), the wait is
         cancelled, the engine ends with it, and the loop ends.  Nothing is in hand
         then; a save of the last message's position cut by it leaves the one before
-        (the file is replaced whole): that message comes back once, as after SIGTERM."""
+        (the file is replaced whole): that message comes back once, as after SIGTERM.
+        Called again meanwhile (a second handler), it waits for the same stop."""
         self._holding = False
         waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
-            self._stopping = True
-            waiter.cancel()
+            if not self._stopping:  # one cancel: a second one (``aclose`` twice, from
+                self._stopping = True  # two tasks) would not be taken back (3.11+)
+                waiter.cancel()
             await self._waited.wait()
         await self._engine.aclose()
 
