@@ -10,6 +10,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+API = "/api/public/v1"
+"""The public API's path prefix on the fake server (every runner's URLs)."""
+
 
 class ServerProcess:
     """A running ``python -m opentrain_async.testing`` on a loopback port."""

@@ -41,24 +41,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from opentrain_async import OpenTrainClient
 
-from ._server import fake_server
+from ._server import API, fake_server
 from .family import Draw, draw, workload
 from .family_oracle import ORACLES, OraclePlan
 from .peers import RETRY_ATTEMPTS, BotocoreStyleLimiter, botocore_backoff
-from .runners import (
-    API,
-    Items,
-    Runner,
-    run_aiohttp_retry,
-    run_opentrain_async,
-    run_raw_aiohttp,
-)
+
+if TYPE_CHECKING:  # runners imports every peer library (the bench group): run_one does
+    from .runners import Items, Runner
 
 CONVERSATIONS = 0
 """Conversations the messages go to, round robin; 0: one per message (``workload``)."""
@@ -189,11 +184,17 @@ def run_oracle(d: Draw, *, late: bool = False, anchored: bool = False) -> Runner
     return run
 
 
-_IN_PROCESS = {
-    "opentrain_async": run_opentrain_async,
-    "aiohttp-retry": run_aiohttp_retry,
-    "botocore-style": run_botocore_style,
-}
+def _in_process(runner: str) -> Runner:
+    """The runner of that name (imports the peers' libraries: before any timing)."""
+    from . import runners
+
+    if runner == "raw aiohttp":
+        return runners.run_raw_aiohttp
+    return {
+        "opentrain_async": runners.run_opentrain_async,
+        "aiohttp-retry": runners.run_aiohttp_retry,
+        "botocore-style": run_botocore_style,
+    }[runner]
 
 
 def _server_args(d: Draw, limited: bool, conversations: int) -> tuple[str, ...]:
@@ -235,7 +236,7 @@ def run_one(
     if runner in REAL_ORACLES:
         call = run_oracle(d, late=runner == "oracle-late", anchored=runner == "oracle-anchored")
     else:
-        call = run_raw_aiohttp if runner == "raw aiohttp" else _IN_PROCESS[runner]
+        call = _in_process(runner)
     events: list[Any] = []
     if runner == "opentrain_async" and trace is not None:
         call, events = _traced()

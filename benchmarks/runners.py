@@ -20,10 +20,10 @@ from opentrain._client import AsyncTransport
 
 from opentrain_async import OpenTrainClient
 
+from ._server import API
+
 Items = Sequence[tuple[str, str]]
 Runner = Callable[[str, str, Items, int], Awaitable[int]]
-
-API = "/api/public/v1"
 
 
 async def run_opentrain_async(base_url: str, token: str, items: Items, concurrency: int) -> int:
