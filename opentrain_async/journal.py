@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import weakref
 from collections import Counter
 from collections.abc import Container
 from datetime import datetime, timezone
@@ -221,6 +222,10 @@ class JournaledRun:
             await journal.aclose()
         except JournalError as exc:
             raise JobJournalError(str(exc)) from None
+        finally:  # deliveries whose record a failed write lost: this client's retry
+            lost = {r["id"]: r["messageId"] for r in journal.pending if r.get("ok") is True}
+            if lost:
+                _LOST.setdefault(self._client, {}).setdefault(self.store.name, {}).update(lost)
 
     def _identity(
         self, index: int, message: OutgoingMessage, *, claim: bool = True
@@ -298,6 +303,10 @@ class JournaledRun:
             self.settled_from_journal += 1
             return _delivered(progress.message_id, message, progress.last_started), False
         if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
+            lost = _LOST.get(self._client, {}).get(self.store.name, {}).pop(ident, None)
+            if lost is not None:  # we delivered it; read-back would skip our own claim
+                await journal.ended_ok(ident, lost, reconciled=True)
+                return _delivered(lost, message, progress.last_started), True
             found = await self._read_back(conversation_id, content, progress.first_started)
             if found is not None:
                 self.read_back += 1
@@ -359,6 +368,12 @@ class JournaledRun:
                 final=not isinstance(error, NotAttemptedError),
             )
 
+
+_LOST: weakref.WeakKeyDictionary[Any, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
+"""Per client, per journal: input identity -> the message id it was delivered as, whose
+``ended`` record a failed journal write lost.  The journal has the input open, so a retry
+would read it back, and read-back skips ids this client claimed (its own delivery): a
+retry on the same client (an arq worker's) settles it from here instead."""
 
 _RELEASING: set[asyncio.Future[None]] = set()
 """Releases under way whose caller was cancelled again (kept until they end)."""

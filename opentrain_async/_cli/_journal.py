@@ -355,7 +355,7 @@ class Journal:
         self.store = store
         self._wall = clock.wall
         """The wall clock records are stamped with (the job's time seam)."""
-        self._pending: list[Mapping[str, Any]] = []
+        self.pending: list[Mapping[str, Any]] = []  # not written yet (failed: never)
         self._queued = 0
         self._durable = 0
         self._flush: asyncio.Future[None] | None = None
@@ -370,7 +370,7 @@ class Journal:
     async def append(self, record: Mapping[str, Any], *, durable: bool = True) -> None:
         """Queue one record; with ``durable``, return once it is on stable storage."""
         self._check()
-        self._pending.append(record)
+        self.pending.append(record)
         self._queued += 1
         self.records += 1
         sequence = self._queued
@@ -406,13 +406,13 @@ class Journal:
             ) from self._failed
 
     async def _write_pending(self) -> None:
-        while self._pending and self._failed is None:  # what queued meanwhile goes next
-            batch, self._pending = self._pending, []
-            target = self._queued - len(self._pending)
+        while self.pending and self._failed is None:  # what queued meanwhile goes next
+            batch, self.pending = self.pending, []
+            target = self._queued - len(self.pending)
             try:
                 await self.store.append(batch)
             except BaseException as exc:
-                self._failed = exc
+                self._failed, self.pending = exc, batch + self.pending
                 raise
             _telemetry.journal_commit(len(batch))
             self._durable = target
@@ -423,7 +423,7 @@ class Journal:
             while self._flush is not None and not self._flush.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._flush)
-            if self._pending and self._failed is None:
+            if self.pending and self._failed is None:
                 with contextlib.suppress(Exception):
                     await self._write_pending()
         finally:
