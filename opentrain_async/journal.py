@@ -189,6 +189,9 @@ class JournaledRun:
         """Inputs this run reported as delivered from the journal, without a send."""
         self.read_back = 0
         """Inputs a crash left open that this run settled by read-back."""
+        self._lost: dict[str, str] = {}
+        """This journal's deliveries an earlier run on this client lost the records of
+        (taken from ``_LOST`` at open: inputs the journal has open, no others)."""
 
     def __repr__(self) -> str:
         return f"JournaledRun({self.store.name!r})"
@@ -213,6 +216,13 @@ class JournaledRun:
             raise JobJournalError(_in_sdk_words(str(exc))) from None
         self._journal, self._state = journal, state
         self._client.claim_ids(state.delivered_ids)
+        # Taken, not read: what this journal does not have open (it was removed, or the
+        # name is another job's now) is no delivery of this run's inputs.
+        lost = _LOST.get(self._client, {}).pop(self.store.name, {})
+        for ident, message_id in lost.items():
+            progress = state.inputs.get(ident)
+            if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
+                self._lost[ident] = message_id
 
     async def close(self) -> None:
         journal, self._journal = self._journal, None
@@ -223,9 +233,14 @@ class JournaledRun:
         except JournalError as exc:
             raise JobJournalError(str(exc)) from None
         finally:  # deliveries whose record a failed write lost: this client's retry
-            lost = {r["id"]: r["messageId"] for r in journal.pending if r.get("ok") is True}
+            lost = dict(self._lost)  # not settled by this run: still the next one's
+            lost.update({r["id"]: r["messageId"] for r in journal.pending if r.get("ok") is True})
             if lost:
-                _LOST.setdefault(self._client, {}).setdefault(self.store.name, {}).update(lost)
+                kept = _LOST.setdefault(self._client, {})
+                kept.pop(self.store.name, None)
+                kept[self.store.name] = lost  # the newest last
+                while len(kept) > _LOST_JOURNALS:
+                    del kept[next(iter(kept))]
 
     def _identity(
         self, index: int, message: OutgoingMessage, *, claim: bool = True
@@ -303,7 +318,7 @@ class JournaledRun:
             self.settled_from_journal += 1
             return _delivered(progress.message_id, message, progress.last_started), False
         if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
-            lost = _LOST.get(self._client, {}).get(self.store.name, {}).pop(ident, None)
+            lost = self._lost.pop(ident, None)
             if lost is not None:  # we delivered it; read-back would skip our own claim
                 await journal.ended_ok(ident, lost, reconciled=True)
                 return _delivered(lost, message, progress.last_started), True
@@ -374,6 +389,13 @@ _LOST: weakref.WeakKeyDictionary[Any, dict[str, dict[str, str]]] = weakref.WeakK
 ``ended`` record a failed journal write lost.  The journal has the input open, so a retry
 would read it back, and read-back skips ids this client claimed (its own delivery): a
 retry on the same client (an arq worker's) settles it from here instead."""
+
+_LOST_JOURNALS = 64
+"""Journals per client whose lost deliveries are kept for a retry.  A retry comes soon
+(a task queue retries a failed job after a short delay, a few other jobs between), so
+64 covers it, while a worker that never retries its failed jobs keeps no more than
+this many (each at most the records one failed write held).  A retry past that is
+left to read-back, which skips this client's own message: it may send the input again."""
 
 _RELEASING: set[asyncio.Future[None]] = set()
 """Releases under way whose caller was cancelled again (kept until they end)."""

@@ -224,7 +224,14 @@ def journal_store(source: JobSource, options: JobOptions) -> JournalStore | None
     if path is None:
         return None
     if options.journal is None:  # the default place: create its directory
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # a read-only HOME (a container): say what it was for
+            raise JournalError(
+                f"cannot create the default journal's directory {path.parent}: "
+                f"{exc.strerror or exc}; set XDG_STATE_HOME to a writable directory, "
+                "or pass --journal PATH (or --no-journal)"
+            ) from None
     return FileJournalStore(path)
 
 
