@@ -119,3 +119,31 @@ async def test_restarted_with_another_password_is_one_outage_without_the_passwor
     assert ":***@127.0.0.1" in warning
     for form in (PASSWORD, quote(PASSWORD, safe=""), "s3cr3t"):
         assert form not in text
+
+
+async def test_a_wrong_password_is_named_as_such_in_the_one_warning(
+    server: FakeOpenTrain, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator's typo in the pacing URL's password: the one warning says Redis
+    refused the password (waiting will not mend that), never the password itself,
+    and every send still goes out, paced locally."""
+    caplog.set_level(logging.DEBUG)
+    redis_server = RedisServer(require_redis_binary(), tmp_path, password=PASSWORD)
+    redis_server.start()
+    wrong = PASSWORD + "-typo"
+    try:
+        async with OpenTrainClient(
+            server.token,
+            server.base_url,
+            pacing_url=f"redis://:{quote(wrong, safe='')}@127.0.0.1:{redis_server.port}/0",
+        ) as client:
+            conv = server.add_conversation()
+            report = await client.send_all([(conv, f"m {i}") for i in range(5)])
+    finally:
+        redis_server.kill()
+    assert report.sent == 5
+    warnings, text = _logged(caplog)
+    assert len(warnings) == 1, warnings
+    assert "refused our password" in warnings[0], warnings
+    for form in (wrong, quote(wrong, safe=""), "s3cr3t"):
+        assert form not in text

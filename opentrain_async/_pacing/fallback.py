@@ -245,9 +245,11 @@ class PacingFallback:
                 until,
             )
         else:  # the type only: an error's text may quote the URL or a server reply
+            refused = "Authentication" in type(exc).__name__  # waiting will not mend it
             logger.warning(
-                "shared pacing: %s unreachable (%s); %s",
+                "shared pacing: %s %s (%s); %s",
                 self.where,
+                "refused our password (check the URL's)" if refused else "unreachable",
                 type(exc).__name__,
                 what,
             )
