@@ -189,6 +189,11 @@ class JournaledRun:
         """Inputs this run reported as delivered from the journal, without a send."""
         self.read_back = 0
         """Inputs a crash left open that this run settled by read-back."""
+        self._lost_key = (
+            os.path.realpath(store.path) if isinstance(store, FileJournalStore) else store.name
+        )
+        """The journal's key in ``_LOST``: a file's real path, so a retry naming it
+        relative, absolute or through a symlink finds what this run lost."""
         self._lost: dict[str, str] = {}
         """This journal's deliveries an earlier run on this client lost the records of
         (taken from ``_LOST`` at open: inputs the journal has open, no others)."""
@@ -218,7 +223,7 @@ class JournaledRun:
         self._client.claim_ids(state.delivered_ids)
         # Taken, not read: what this journal does not have open (it was removed, or the
         # name is another job's now) is no delivery of this run's inputs.
-        lost = _LOST.get(self._client, {}).pop(self.store.name, {})
+        lost = _LOST.get(self._client, {}).pop(self._lost_key, {})
         for ident, message_id in lost.items():
             progress = state.inputs.get(ident)
             if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
@@ -237,8 +242,8 @@ class JournaledRun:
             lost.update({r["id"]: r["messageId"] for r in journal.pending if r.get("ok") is True})
             if lost:
                 kept = _LOST.setdefault(self._client, {})
-                kept.pop(self.store.name, None)
-                kept[self.store.name] = lost  # the newest last
+                kept.pop(self._lost_key, None)
+                kept[self._lost_key] = lost  # the newest last
                 while len(kept) > _LOST_JOURNALS:
                     del kept[next(iter(kept))]
 

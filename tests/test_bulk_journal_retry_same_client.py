@@ -71,3 +71,33 @@ async def test_a_retry_after_a_failed_journal_write_sends_nothing_twice(
         assert sorted(m["content"] for m in server.messages(conv)) == [
             content for _, content in items
         ]
+
+
+async def test_a_retry_naming_the_journal_another_way_sends_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run names the journal by its absolute path, the retry by a relative
+    one (a worker's cwd): the same file, so the same lost delivery (adv14)."""
+    real = FileJournalStore.append
+    failing = [True]
+
+    async def append(self: Any, records: Sequence[Any]) -> None:
+        if failing[0] and any(r.get("line") == 2 for r in records):
+            raise OSError(28, "No space left on device")
+        await real(self, records)
+
+    monkeypatch.setattr(FileJournalStore, "append", append)
+    monkeypatch.chdir(tmp_path)
+    clock = FakeTime()
+    async with FakeOpenTrain() as server:
+        conv = server.add_conversation()
+        items = [(conv, f"notice {i}") for i in range(3)]
+        async with OpenTrainClient(
+            server.token, server.base_url, clock=clock.clock, sleep=clock.sleep
+        ) as client:
+            first = await client.send_all(items, concurrency=1, journal=tmp_path / "j")
+            assert first.counts["sent"] == 1
+            failing[0] = False
+            report = await client.send_all(items, concurrency=1, journal="j")
+        assert report.total == 3
+        assert sorted(m["content"] for m in server.messages(conv)) == [c for _, c in items]
