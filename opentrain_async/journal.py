@@ -226,7 +226,7 @@ class JournaledRun:
         lost = _LOST.get(self._client, {}).pop(self._lost_key, {})
         for ident, message_id in lost.items():
             progress = state.inputs.get(ident)
-            if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
+            if progress is not None and progress.maybe_sent:
                 self._lost[ident] = message_id
 
     async def close(self) -> None:
@@ -310,7 +310,7 @@ class JournaledRun:
         digest, ident = self._identity(index, message)
         progress = self._state.inputs.get(ident)
         if progress is not None and progress.sha256 not in (None, digest):
-            if progress.ok or progress.open or progress.kind == "delivery_unknown":
+            if progress.ok or progress.maybe_sent:
                 raise InvalidRequestError(
                     f"key {message.key!r} was sent by an earlier run with other content; "
                     "not sent (give the new message a new key)",
@@ -322,7 +322,7 @@ class JournaledRun:
         if progress is not None and progress.ok and progress.message_id is not None:
             self.settled_from_journal += 1
             return _delivered(progress.message_id, message, progress.last_started), False
-        if progress is not None and (progress.open or progress.kind == "delivery_unknown"):
+        if progress is not None and progress.maybe_sent:
             lost = self._lost.pop(ident, None)
             if lost is not None:  # we delivered it; read-back would skip our own claim
                 await journal.ended_ok(ident, lost, reconciled=True)

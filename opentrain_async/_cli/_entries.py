@@ -157,4 +157,4 @@ def job_fingerprint(source: JobSource) -> str:
 
 def sent_or_maybe(progress: Progress) -> bool:
     """The journal has this input as delivered, or as maybe delivered."""
-    return progress.ok or progress.open or progress.kind == "delivery_unknown"
+    return progress.ok or progress.maybe_sent

@@ -140,6 +140,10 @@ class Progress:
     """A failure marked fixed elsewhere (``journal resolve``): its note; a run counts the
     input as done. A later send of it (``--retry-failed``) clears it."""
 
+    @property
+    def maybe_sent(self) -> bool:  # no outcome since it started, or an unknown one
+        return self.open or self.kind == "delivery_unknown"
+
 
 @attrs.define
 class JournalState:
@@ -215,22 +219,18 @@ def _apply(state: JournalState, record: Mapping[str, Any]) -> None:
         progress.last_started = at
         progress.open = True
         progress.sha256 = record.get("sha256", progress.sha256)
-        conversation = record.get("conversationId")
-        if isinstance(conversation, str):
-            progress.conversation_id = conversation
+        conv = record.get("conversationId")
+        progress.conversation_id = conv if isinstance(conv, str) else progress.conversation_id
         line = record.get("line")
         progress.line = line if isinstance(line, int) else progress.line
         return
     progress.open = False
     if record["ok"]:
-        progress.ok = True
-        progress.kind = None
-        progress.error = None
+        progress.ok, progress.kind, progress.error = True, None, None
         progress.message_id = str(record["messageId"])
         state.delivered_ids.add(progress.message_id)
     else:
-        progress.ok = False
-        progress.kind = str(record.get("kind") or "error")
+        progress.ok, progress.kind = False, str(record.get("kind") or "error")
         progress.error = str(record.get("error") or "")
         progress.final = bool(record.get("final", True))
 

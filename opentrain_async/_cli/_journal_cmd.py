@@ -142,7 +142,7 @@ async def _resolve(args: argparse.Namespace, out: TextIO) -> int:
         failed = {
             ident: p
             for ident, p in state.inputs.items()
-            if not p.ok and not p.open and p.kind != "delivery_unknown" and p.resolved is None
+            if not p.ok and not p.maybe_sent and p.resolved is None
         }
         labels: dict[str, str]  # identity -> how the user named it
         if args.all_failed:

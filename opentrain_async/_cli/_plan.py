@@ -104,7 +104,7 @@ def decide(item: JobInput, state: JournalState, options: JobOptions) -> Action:
         return Action.DONE
     if progress.resolved is not None and not options.retry_failed:
         return Action.RESOLVED  # failed, then marked fixed elsewhere (journal resolve)
-    if progress.open or progress.kind == "delivery_unknown":
+    if progress.maybe_sent:
         return Action.RECONCILE
     if not progress.final or options.retry_failed:
         return Action.SEND
