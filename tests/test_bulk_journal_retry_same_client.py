@@ -21,6 +21,21 @@ from opentrain_async.journal import FileJournalStore, RedisJournalStore
 from opentrain_async.testing import FakeOpenTrain, FakeTime
 
 
+def _fail_the_second_start(monkeypatch: pytest.MonkeyPatch, kind: Any) -> list[bool]:
+    """``kind``'s writes fail ("disk full") while the returned flag holds, for the batch
+    holding input #1's ``started`` record, and so input #0's ``ended`` record with it."""
+    real = kind.append
+    failing = [True]
+
+    async def append(self: Any, records: Sequence[Any]) -> None:
+        if failing[0] and any(r.get("line") == 2 for r in records):
+            raise OSError(28, "No space left on device")
+        await real(self, records)
+
+    monkeypatch.setattr(kind, "append", append)
+    return failing
+
+
 @pytest.mark.parametrize("store", ["file", "redis"])
 @pytest.mark.parametrize("same_client", [True, False])
 async def test_a_retry_after_a_failed_journal_write_sends_nothing_twice(
@@ -36,15 +51,7 @@ async def test_a_retry_after_a_failed_journal_write_sends_nothing_twice(
     if store == "redis":
         kind = RedisJournalStore
         journal = f"{request.getfixturevalue('redis_server').url}?job=retry-{same_client}"
-    real = kind.append
-    failing = [True]
-
-    async def append(self: Any, records: Sequence[Any]) -> None:
-        if failing[0] and any(r.get("line") == 2 for r in records):
-            raise OSError(28, "No space left on device")  # with input #0's "ended" record
-        await real(self, records)
-
-    monkeypatch.setattr(kind, "append", append)
+    failing = _fail_the_second_start(monkeypatch, kind)
     clock = FakeTime()
     async with FakeOpenTrain() as server:
         conv = server.add_conversation()
@@ -78,15 +85,7 @@ async def test_a_retry_naming_the_journal_another_way_sends_nothing_twice(
 ) -> None:
     """The first run names the journal by its absolute path, the retry by a relative
     one (a worker's cwd): the same file, so the same lost delivery (adv14)."""
-    real = FileJournalStore.append
-    failing = [True]
-
-    async def append(self: Any, records: Sequence[Any]) -> None:
-        if failing[0] and any(r.get("line") == 2 for r in records):
-            raise OSError(28, "No space left on device")
-        await real(self, records)
-
-    monkeypatch.setattr(FileJournalStore, "append", append)
+    failing = _fail_the_second_start(monkeypatch, FileJournalStore)
     monkeypatch.chdir(tmp_path)
     clock = FakeTime()
     async with FakeOpenTrain() as server:
